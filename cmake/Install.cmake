@@ -1,0 +1,11 @@
+# Install layout (DESIGN.md "Files on a host"); packaging consumes this tree.
+install(TARGETS jitgated RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
+install(TARGETS jitgatectl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS sudo_jitgate LIBRARY DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/jitgate
+  PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+install(FILES config/jitgate.yaml DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/jitgate
+  PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+install(FILES config/jitgated.service DESTINATION lib/systemd/system)
+install(FILES config/jitgate.tmpfiles.conf DESTINATION lib/tmpfiles.d RENAME jitgate.conf)
+install(FILES config/sudo.conf.example DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR})

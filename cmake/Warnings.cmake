@@ -1,0 +1,18 @@
+# INTERFACE targets that carry compiler flags; link them, never copy the flags.
+add_library(jitgate_warnings INTERFACE)
+target_compile_options(jitgate_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion
+  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wformat=2 -Wimplicit-fallthrough
+  $<$<BOOL:${JITGATE_WERROR}>:-Werror>)
+
+# Hardening for everything we ship.
+add_library(jitgate_hardening INTERFACE)
+target_compile_options(jitgate_hardening INTERFACE
+  -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fno-strict-overflow)
+target_link_options(jitgate_hardening INTERFACE -Wl,-z,relro -Wl,-z,now)
+
+add_library(jitgate_sanitizers INTERFACE)
+if(JITGATE_SANITIZE)
+  target_compile_options(jitgate_sanitizers INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
+  target_link_options(jitgate_sanitizers INTERFACE -fsanitize=address,undefined)
+endif()

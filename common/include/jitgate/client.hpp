@@ -1,0 +1,77 @@
+// jitgate/client.hpp — the blocking socket client used by the plugins, jitgatectl and bench.
+//
+// Not thread-safe; a Connection belongs to one caller. No exceptions escape: every
+// function returns a Status. All I/O is bounded by a poll() deadline, and a wait can be
+// interrupted through a caller-owned flag set from a signal handler.
+#pragma once
+
+#include <csignal>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "jitgate/error.hpp"
+#include "jitgate/messages.hpp"
+#include "jitgate/wire.hpp"
+
+namespace jitgate::client {
+
+inline constexpr const char* k_default_socket = "/run/jitgate/jitgated.sock";
+inline constexpr const char* k_default_daemon_user = "jitgate";
+
+struct Options {
+    std::string socket_path = k_default_socket;
+    std::string daemon_user = k_default_daemon_user; // besides root, the only trusted owner
+    int connect_timeout_ms = 5000;
+    int reply_timeout_ms = 15000; // first answer after a request; waits extend it
+};
+
+class Connection {
+public:
+    Connection() = default;
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    Connection(Connection&& other) noexcept;
+    Connection& operator=(Connection&& other) noexcept;
+    ~Connection();
+
+    // Connects to the daemon. SECURITY NOTE: the socket must be a socket owned by root or by
+    // the daemon user, and the peer (SO_PEERCRED) must run as that same uid; otherwise
+    // untrusted_daemon. A missing socket or a refused connection is daemon_unreachable,
+    // with the socket path in the detail.
+    Status open(const Options& options);
+
+    Status send(const wire::Json& message);
+    // Waits at most timeout_ms (-1: no limit) for one message. If `interrupted` becomes
+    // non-zero while waiting (a signal handler sets it; poll returns EINTR) the wait ends
+    // with ErrorCode::interrupted. EOF is daemon_unreachable ("daemon closed the connection").
+    Status receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted = nullptr);
+
+    void close() noexcept;
+    bool is_open() const noexcept { return m_fd >= 0; }
+
+private:
+    int m_fd = -1;
+    wire::FrameDecoder m_decoder;
+};
+
+// What a plugin must be able to do with its user while a check runs.
+struct UserIo {
+    // Shows one line to the user (already escaped by the daemon).
+    std::function<void(const std::string&)> notice;
+    // Asks the user; returns nullopt if the user cannot be asked or gave up.
+    std::function<std::optional<std::string>(const std::string& prompt, bool echo)> prompt;
+};
+
+// Runs a whole check conversation: sends the request, shows notices, answers prompts, and
+// returns the daemon's decision. On failure (daemon down, protocol error, interrupted)
+// returns that Status and `out` is a deny. Interrupting closes the connection, which the
+// daemon treats as a cancel.
+Status run_check(const Options& options, const msg::CheckRequest& request, const UserIo& io,
+                 const volatile std::sig_atomic_t* interrupted, msg::Decision& out);
+
+// Sends one request and collects every reply until a message of type "end", "ok",
+// "decision" or "error" (inclusive). For jitgatectl and tests.
+Status request(const Options& options, const wire::Json& message, std::vector<wire::Json>& replies);
+
+} // namespace jitgate::client

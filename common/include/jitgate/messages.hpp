@@ -1,0 +1,92 @@
+// jitgate/messages.hpp — the typed messages of the local protocol (docs/wire-protocol.md).
+//
+// Plugins build a CheckRequest / FinishedReport, the daemon parses them; the daemon
+// answers with notices, prompts and one Decision. Conversions throw Error(protocol) on a
+// missing or mistyped field; they never accept a message they do not fully understand.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace jitgate::msg {
+
+using Json = nlohmann::json;
+
+// Message type names ("type" field).
+inline constexpr const char* k_check = "check";
+inline constexpr const char* k_input = "input";
+inline constexpr const char* k_finished = "finished";
+inline constexpr const char* k_notice = "notice";
+inline constexpr const char* k_prompt = "prompt";
+inline constexpr const char* k_decision = "decision";
+inline constexpr const char* k_error = "error";
+
+// Budget for argv text inside one frame: longer command lines are sent truncated with
+// argv_truncated set, and the daemon denies them (it cannot judge what it cannot see).
+inline constexpr std::size_t k_argv_budget = 48 * 1024;
+
+struct CheckRequest {
+    std::string kind = "sudo"; // "sudo" or "login"
+    std::string user;          // the invoking user's login name
+    std::int64_t uid = -1;     // the invoking user's real uid
+    std::int64_t pid = -1;     // the requesting process (sudo front end), for cross-checks
+    std::string runas_user;
+    std::int64_t runas_uid = -1;
+    std::string command;                  // resolved path of what will run
+    std::vector<std::string> run_argv;    // what will run; grants bind to this
+    std::vector<std::string> submit_argv; // what the user typed
+    bool argv_truncated = false;
+    std::int64_t argv_bytes = 0; // total bytes of run_argv before truncation
+    std::string cwd;
+    std::string tty;
+    std::string service;     // PAM service (login kind)
+    std::string remote_host; // SSH peer (login kind)
+    std::string reason;      // from JITGATE_REASON, or empty
+    std::string ticket;      // from JITGATE_TICKET, or empty
+    std::string break_glass_reason; // from JITGATE_BREAK_GLASS, or empty
+    bool interactive = false;       // the client can prompt the user
+    bool noninteractive = false;    // sudo -n: never prompt, never wait unless the rule says so
+};
+
+Json to_json(const CheckRequest& r);
+// Throws Error(protocol) with the offending field.
+CheckRequest check_from_json(const Json& j);
+
+// The sudo audit plugin's report of how a command ended.
+struct FinishedReport {
+    std::string kind = "sudo";
+    std::string user;
+    std::int64_t uid = -1;
+    std::int64_t pid = -1;
+    std::string runas_user;
+    std::string command;
+    std::vector<std::string> run_argv;
+    std::string request_id;
+    std::string grant_id;
+    std::string status_type; // "exit", "signal", "exec_error", "not_run"
+    std::int64_t exit_status = -1;
+    std::int64_t signal = 0;
+    std::int64_t exec_errno = 0;
+    std::int64_t duration_ms = -1;
+    std::string tty;
+};
+
+Json to_json(const FinishedReport& r);
+FinishedReport finished_from_json(const Json& j);
+
+struct Decision {
+    bool allow = false;
+    std::string outcome; // allowed_by_rule, grant, approved, break_glass, denied, timeout, filed, error
+    std::string message; // one line for the user, already escaped
+    std::string request_id;
+    std::string grant_id;
+    std::string rule;
+};
+
+Json to_json(const Decision& d);
+Decision decision_from_json(const Json& j);
+
+} // namespace jitgate::msg

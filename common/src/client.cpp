@@ -1,0 +1,243 @@
+#include "jitgate/client.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "jitgate/text.hpp"
+
+namespace jitgate::client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// uid of the daemon's system user, or -1 if there is no such user (then only root is trusted).
+long daemon_uid(const std::string& name) {
+    if (name.empty()) return -1;
+    struct passwd pw {};
+    struct passwd* result = nullptr;
+    char buf[4096];
+    if (getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &result) != 0 || result == nullptr) return -1;
+    return static_cast<long>(pw.pw_uid);
+}
+
+bool trusted_uid(uid_t uid, long daemon) { return uid == 0 || (daemon >= 0 && static_cast<long>(uid) == daemon); }
+
+int remaining_ms(Clock::time_point deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+}
+
+} // namespace
+
+Connection::Connection(Connection&& other) noexcept : m_fd(other.m_fd), m_decoder(std::move(other.m_decoder)) {
+    other.m_fd = -1;
+}
+
+Connection& Connection::operator=(Connection&& other) noexcept {
+    if (this != &other) {
+        close();
+        m_fd = other.m_fd;
+        m_decoder = std::move(other.m_decoder);
+        other.m_fd = -1;
+    }
+    return *this;
+}
+
+Connection::~Connection() { close(); }
+
+void Connection::close() noexcept {
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = -1;
+    m_decoder = wire::FrameDecoder{};
+}
+
+Status Connection::open(const Options& options) {
+    close();
+    const std::string& path = options.socket_path;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof addr.sun_path)
+        return Status::failure(ErrorCode::bad_input, "socket path '" + path + "' is empty or too long");
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+
+    // SECURITY NOTE: check the socket before talking to it, as SSSD's check_server_cred does:
+    // only root or the daemon user may own it, so no other user can pose as the daemon.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return Status::failure(ErrorCode::daemon_unreachable,
+                               "cannot reach jitgated at " + path + ": " + errno_text(errno) + " (is jitgated running?)");
+    const long daemon = daemon_uid(options.daemon_user);
+    if (!S_ISSOCK(st.st_mode))
+        return Status::failure(ErrorCode::untrusted_daemon, path + " is not a socket");
+    if (!trusted_uid(st.st_uid, daemon))
+        return Status::failure(ErrorCode::untrusted_daemon,
+                               path + " is owned by uid " + std::to_string(st.st_uid) + ", not root or " + options.daemon_user);
+
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return Status::failure(ErrorCode::internal, "socket(): " + errno_text(errno));
+    m_fd = fd;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+        const int err = errno;
+        if (err != EAGAIN && err != EINPROGRESS) {
+            close();
+            return Status::failure(ErrorCode::daemon_unreachable,
+                                   "cannot reach jitgated at " + path + ": " + errno_text(err) + " (is jitgated running?)");
+        }
+        pollfd p{fd, POLLOUT, 0};
+        const int r = ::poll(&p, 1, options.connect_timeout_ms);
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (r <= 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
+            close();
+            return Status::failure(ErrorCode::daemon_unreachable,
+                                   "cannot reach jitgated at " + path + ": " + (r == 0 ? "connect timed out" : errno_text(soerr ? soerr : errno)));
+        }
+    }
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != st.st_uid || !trusted_uid(cred.uid, daemon)) {
+        close();
+        return Status::failure(ErrorCode::untrusted_daemon,
+                               "the process behind " + path + " runs as uid " + std::to_string(cred.uid) +
+                                   ", not as the socket's owner (root or " + options.daemon_user + ")");
+    }
+    return Status::success();
+}
+
+Status Connection::send(const wire::Json& message) {
+    if (m_fd < 0) return Status::failure(ErrorCode::internal, "send on a closed connection");
+    std::string frame;
+    try {
+        frame = wire::encode(message);
+    } catch (const std::exception& e) {
+        return Status::failure(ErrorCode::protocol, e.what());
+    }
+    std::size_t off = 0;
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (off < frame.size()) {
+        // MSG_NOSIGNAL: a dead daemon gives EPIPE, never a SIGPIPE that kills sudo.
+        const ssize_t n = ::send(m_fd, frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pollfd p{m_fd, POLLOUT, 0};
+            if (::poll(&p, 1, remaining_ms(deadline)) <= 0) return Status::failure(ErrorCode::timeout, "sending to jitgated timed out");
+            continue;
+        }
+        const int err = errno;
+        close();
+        return Status::failure(ErrorCode::daemon_unreachable, "jitgated closed the connection: " + errno_text(err));
+    }
+    return Status::success();
+}
+
+Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted) {
+    if (m_fd < 0) return Status::failure(ErrorCode::internal, "receive on a closed connection");
+    const auto deadline = timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
+    char buf[16384];
+    for (;;) {
+        try {
+            if (auto msg = m_decoder.next()) {
+                out = std::move(*msg);
+                return Status::success();
+            }
+        } catch (const std::exception& e) {
+            close();
+            return Status::failure(ErrorCode::protocol, std::string("bad message from jitgated: ") + e.what());
+        }
+        if (interrupted != nullptr && *interrupted) return Status::failure(ErrorCode::interrupted, "interrupted");
+        pollfd p{m_fd, POLLIN, 0};
+        const int wait = timeout_ms < 0 ? -1 : remaining_ms(deadline);
+        const int r = ::poll(&p, 1, wait);
+        if (r < 0) {
+            if (errno == EINTR) continue; // the flag is checked at the top of the loop
+            return Status::failure(ErrorCode::internal, "poll(): " + errno_text(errno));
+        }
+        if (r == 0) return Status::failure(ErrorCode::timeout, "no answer from jitgated in time");
+        const ssize_t n = ::recv(m_fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            try {
+                m_decoder.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+            } catch (const std::exception& e) {
+                close();
+                return Status::failure(ErrorCode::protocol, std::string("bad message from jitgated: ") + e.what());
+            }
+            continue;
+        }
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        close();
+        return Status::failure(ErrorCode::daemon_unreachable, "jitgated closed the connection");
+    }
+}
+
+Status run_check(const Options& options, const msg::CheckRequest& request, const UserIo& io,
+                 const volatile std::sig_atomic_t* interrupted, msg::Decision& out) {
+    out = msg::Decision{};
+    out.outcome = "error";
+    Connection conn;
+    if (Status s = conn.open(options); !s.ok()) return s;
+    if (Status s = conn.send(msg::to_json(request)); !s.ok()) return s;
+    int timeout_ms = options.reply_timeout_ms;
+    for (;;) {
+        wire::Json m;
+        if (Status s = conn.receive(m, timeout_ms, interrupted); !s.ok()) {
+            conn.close(); // closing is the cancel: the daemon withdraws the request
+            return s;
+        }
+        const std::string type = m.value("type", "");
+        if (type == msg::k_notice) {
+            if (io.notice) io.notice(m.value("text", ""));
+            // A waiting request tells how long it may wait; stay with it that long (plus slack).
+            if (const auto it = m.find("wait_s"); it != m.end() && it->is_number_integer())
+                timeout_ms = static_cast<int>(std::min<std::int64_t>(it->get<std::int64_t>() + 30, 86400 * 2) * 1000);
+        } else if (type == msg::k_prompt) {
+            const std::string field = m.value("field", "");
+            std::optional<std::string> answer;
+            if (io.prompt) answer = io.prompt(m.value("text", field + ": "), m.value("echo", true));
+            if (interrupted != nullptr && *interrupted) return Status::failure(ErrorCode::interrupted, "interrupted");
+            wire::Json reply{{"type", msg::k_input}, {"field", field}, {"given", answer.has_value()},
+                             {"value", text::arg_to_json(answer.value_or(""))}};
+            if (Status s = conn.send(reply); !s.ok()) return s;
+        } else if (type == msg::k_decision) {
+            try {
+                out = msg::decision_from_json(m);
+            } catch (const std::exception& e) {
+                return Status::failure(ErrorCode::protocol, std::string("bad decision from jitgated: ") + e.what());
+            }
+            return out.allow ? Status::success() : Status::failure(ErrorCode::denied, out.message);
+        } else if (type == msg::k_error) {
+            return Status::failure(ErrorCode::protocol, "jitgated: " + m.value("message", std::string("error")));
+        } else {
+            return Status::failure(ErrorCode::protocol, "unexpected message type '" + type + "' from jitgated");
+        }
+    }
+}
+
+Status request(const Options& options, const wire::Json& message, std::vector<wire::Json>& replies) {
+    replies.clear();
+    Connection conn;
+    if (Status s = conn.open(options); !s.ok()) return s;
+    if (Status s = conn.send(message); !s.ok()) return s;
+    for (;;) {
+        wire::Json m;
+        if (Status s = conn.receive(m, options.reply_timeout_ms); !s.ok()) return s;
+        const std::string type = m.value("type", "");
+        replies.push_back(std::move(m));
+        if (type == "end" || type == "ok" || type == msg::k_decision || type == msg::k_error) return Status::success();
+    }
+}
+
+} // namespace jitgate::client

@@ -1,0 +1,143 @@
+#include "jitgate/messages.hpp"
+
+#include "jitgate/error.hpp"
+#include "jitgate/text.hpp"
+#include "jitgate/wire.hpp"
+
+namespace jitgate::msg {
+
+using namespace jitgate::wire;
+
+Json to_json(const CheckRequest& r) {
+    return Json{{"type", k_check},
+                {"v", k_protocol_version},
+                {"kind", r.kind},
+                {"user", r.user},
+                {"uid", r.uid},
+                {"pid", r.pid},
+                {"runas_user", r.runas_user},
+                {"runas_uid", r.runas_uid},
+                {"command", text::arg_to_json(r.command)},
+                {"run_argv", text::argv_to_json(r.run_argv)},
+                {"submit_argv", text::argv_to_json(r.submit_argv)},
+                {"argv_truncated", r.argv_truncated},
+                {"argv_bytes", r.argv_bytes},
+                {"cwd", text::arg_to_json(r.cwd)},
+                {"tty", r.tty},
+                {"service", r.service},
+                {"remote_host", r.remote_host},
+                {"reason", text::arg_to_json(r.reason)},
+                {"ticket", text::arg_to_json(r.ticket)},
+                {"break_glass_reason", text::arg_to_json(r.break_glass_reason)},
+                {"interactive", r.interactive},
+                {"noninteractive", r.noninteractive}};
+}
+
+namespace {
+std::string optional_arg(const Json& j, const char* field) {
+    const auto it = j.find(field);
+    if (it == j.end() || it->is_null()) return {};
+    return text::arg_from_json(*it);
+}
+std::vector<std::string> optional_argv(const Json& j, const char* field) {
+    const auto it = j.find(field);
+    if (it == j.end() || it->is_null()) return {};
+    return text::argv_from_json(*it);
+}
+void require_version(const Json& j) {
+    const auto v = optional_int(j, "v", k_protocol_version);
+    if (v != k_protocol_version)
+        throw Error(ErrorCode::protocol, "v", "protocol version " + std::to_string(v) + " is not supported (this daemon speaks 1)");
+}
+} // namespace
+
+CheckRequest check_from_json(const Json& j) {
+    require_version(j);
+    CheckRequest r;
+    r.kind = require_string(j, "kind");
+    if (r.kind != "sudo" && r.kind != "login") throw Error(ErrorCode::protocol, "kind", "must be \"sudo\" or \"login\"");
+    r.user = require_string(j, "user");
+    r.uid = require_int(j, "uid");
+    r.pid = optional_int(j, "pid", -1);
+    r.runas_user = optional_string(j, "runas_user");
+    r.runas_uid = optional_int(j, "runas_uid", -1);
+    r.command = optional_arg(j, "command");
+    r.run_argv = optional_argv(j, "run_argv");
+    r.submit_argv = optional_argv(j, "submit_argv");
+    r.argv_truncated = optional_bool(j, "argv_truncated", false);
+    r.argv_bytes = optional_int(j, "argv_bytes", 0);
+    r.cwd = optional_arg(j, "cwd");
+    r.tty = optional_string(j, "tty");
+    r.service = optional_string(j, "service");
+    r.remote_host = optional_string(j, "remote_host");
+    r.reason = optional_arg(j, "reason");
+    r.ticket = optional_arg(j, "ticket");
+    r.break_glass_reason = optional_arg(j, "break_glass_reason");
+    r.interactive = optional_bool(j, "interactive", false);
+    r.noninteractive = optional_bool(j, "noninteractive", false);
+    return r;
+}
+
+Json to_json(const FinishedReport& r) {
+    return Json{{"type", k_finished},
+                {"v", k_protocol_version},
+                {"kind", r.kind},
+                {"user", r.user},
+                {"uid", r.uid},
+                {"pid", r.pid},
+                {"runas_user", r.runas_user},
+                {"command", text::arg_to_json(r.command)},
+                {"run_argv", text::argv_to_json(r.run_argv)},
+                {"request_id", r.request_id},
+                {"grant_id", r.grant_id},
+                {"status_type", r.status_type},
+                {"exit_status", r.exit_status},
+                {"signal", r.signal},
+                {"exec_errno", r.exec_errno},
+                {"duration_ms", r.duration_ms},
+                {"tty", r.tty}};
+}
+
+FinishedReport finished_from_json(const Json& j) {
+    require_version(j);
+    FinishedReport r;
+    r.kind = require_string(j, "kind");
+    r.user = require_string(j, "user");
+    r.uid = require_int(j, "uid");
+    r.pid = optional_int(j, "pid", -1);
+    r.runas_user = optional_string(j, "runas_user");
+    r.command = optional_arg(j, "command");
+    r.run_argv = optional_argv(j, "run_argv");
+    r.request_id = optional_string(j, "request_id");
+    r.grant_id = optional_string(j, "grant_id");
+    r.status_type = require_string(j, "status_type");
+    if (r.status_type != "exit" && r.status_type != "signal" && r.status_type != "exec_error" && r.status_type != "not_run")
+        throw Error(ErrorCode::protocol, "status_type", "must be exit, signal, exec_error or not_run");
+    r.exit_status = optional_int(j, "exit_status", -1);
+    r.signal = optional_int(j, "signal", 0);
+    r.exec_errno = optional_int(j, "exec_errno", 0);
+    r.duration_ms = optional_int(j, "duration_ms", -1);
+    r.tty = optional_string(j, "tty");
+    return r;
+}
+
+Json to_json(const Decision& d) {
+    return Json{{"type", k_decision}, {"allow", d.allow},           {"outcome", d.outcome},
+                {"message", d.message}, {"request_id", d.request_id}, {"grant_id", d.grant_id},
+                {"rule", d.rule}};
+}
+
+Decision decision_from_json(const Json& j) {
+    Decision d;
+    const auto it = j.find("allow");
+    if (it == j.end() || !it->is_boolean()) throw Error(ErrorCode::protocol, "allow", "missing or not a boolean");
+    d.allow = it->get<bool>();
+    d.outcome = optional_string(j, "outcome");
+    d.message = optional_string(j, "message");
+    d.request_id = optional_string(j, "request_id");
+    d.grant_id = optional_string(j, "grant_id");
+    d.rule = optional_string(j, "rule");
+    return d;
+}
+
+} // namespace jitgate::msg

@@ -1,0 +1,180 @@
+#include "jitgate/text.hpp"
+
+#include <array>
+#include <cstdint>
+
+#include "jitgate/error.hpp"
+
+namespace jitgate::text {
+namespace {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid there.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = byte(i);
+    if (c < 0x80) return 1;
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1Fu; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0Fu; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07u; }
+    else return 0;
+    if (i + len > s.size()) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        const unsigned char cc = byte(i + k);
+        if ((cc & 0xC0u) != 0x80u) return 0;
+        cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    // Overlongs, surrogates and code points past U+10FFFF are invalid.
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+void append_hex_escape(std::string& out, unsigned char c) {
+    static constexpr char k_hex[] = "0123456789abcdef";
+    out += "\\x";
+    out += k_hex[c >> 4];
+    out += k_hex[c & 0x0F];
+}
+
+constexpr std::string_view k_b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+} // namespace
+
+bool is_valid_utf8(std::string_view s) noexcept {
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t n = utf8_sequence_length(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+std::string escape_for_log(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const std::size_t n = utf8_sequence_length(s, i);
+        if (n == 0) { // invalid byte: show it, never pass it through
+            append_hex_escape(out, c);
+            ++i;
+            continue;
+        }
+        if (n == 1) {
+            if (c == '\\') out += "\\\\";
+            else if (c == '\n') out += "\\n";
+            else if (c == '\r') out += "\\r";
+            else if (c == '\t') out += "\\t";
+            else if (c < 0x20 || c == 0x7F) append_hex_escape(out, c);
+            else out += static_cast<char>(c);
+        } else if (n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) {
+            // C1 controls (U+0080..U+009F): some terminals act on them (CSI is U+009B).
+            append_hex_escape(out, c);
+            append_hex_escape(out, static_cast<unsigned char>(s[i + 1]));
+        } else {
+            out.append(s.substr(i, n));
+        }
+        i += n;
+    }
+    return out;
+}
+
+std::string display_argv(const std::vector<std::string>& argv) {
+    std::string out;
+    for (const auto& arg : argv) {
+        if (!out.empty()) out += ' ';
+        const std::string e = escape_for_log(arg);
+        if (e.empty() || e.find_first_of(" '") != std::string::npos) {
+            out += '\'';
+            for (char ch : e) {
+                if (ch == '\'') out += "\\'";
+                else out += ch;
+            }
+            out += '\'';
+        } else {
+            out += e;
+        }
+    }
+    return out;
+}
+
+std::string base64_encode(std::string_view bytes) {
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+        const auto v = (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16) |
+                       (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8) |
+                       static_cast<unsigned char>(bytes[i + 2]);
+        out += k_b64[(v >> 18) & 63];
+        out += k_b64[(v >> 12) & 63];
+        out += k_b64[(v >> 6) & 63];
+        out += k_b64[v & 63];
+    }
+    if (i < bytes.size()) {
+        auto v = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
+        if (i + 1 < bytes.size()) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+        out += k_b64[(v >> 18) & 63];
+        out += k_b64[(v >> 12) & 63];
+        out += i + 1 < bytes.size() ? k_b64[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+std::string base64_decode(std::string_view text) {
+    if (text.size() % 4 != 0) throw Error(ErrorCode::protocol, "base64", "length is not a multiple of 4");
+    std::string out;
+    out.reserve(text.size() / 4 * 3);
+    for (std::size_t i = 0; i < text.size(); i += 4) {
+        std::uint32_t v = 0;
+        int pad = 0;
+        for (std::size_t k = 0; k < 4; ++k) {
+            const char ch = text[i + k];
+            std::uint32_t d = 0;
+            if (ch == '=' && i + 4 == text.size() && k >= 2) {
+                ++pad;
+            } else {
+                const auto pos = pad == 0 ? k_b64.find(ch) : std::string_view::npos;
+                if (pos == std::string_view::npos) throw Error(ErrorCode::protocol, "base64", "invalid character");
+                d = static_cast<std::uint32_t>(pos);
+            }
+            v = (v << 6) | d;
+        }
+        out += static_cast<char>((v >> 16) & 0xFF);
+        if (pad < 2) out += static_cast<char>((v >> 8) & 0xFF);
+        if (pad < 1) out += static_cast<char>(v & 0xFF);
+    }
+    return out;
+}
+
+nlohmann::json arg_to_json(const std::string& arg) {
+    if (is_valid_utf8(arg)) return arg;
+    return nlohmann::json{{"b64", base64_encode(arg)}};
+}
+
+std::string arg_from_json(const nlohmann::json& j) {
+    if (j.is_string()) return j.get<std::string>();
+    if (j.is_object() && j.size() == 1 && j.contains("b64") && j["b64"].is_string())
+        return base64_decode(j["b64"].get<std::string>());
+    throw Error(ErrorCode::protocol, "argv", "an argument must be a string or {\"b64\": string}");
+}
+
+nlohmann::json argv_to_json(const std::vector<std::string>& argv) {
+    auto out = nlohmann::json::array();
+    for (const auto& a : argv) out.push_back(arg_to_json(a));
+    return out;
+}
+
+std::vector<std::string> argv_from_json(const nlohmann::json& j) {
+    if (!j.is_array()) throw Error(ErrorCode::protocol, "argv", "expected an array");
+    std::vector<std::string> out;
+    out.reserve(j.size());
+    for (const auto& a : j) out.push_back(arg_from_json(a));
+    return out;
+}
+
+} // namespace jitgate::text

@@ -1,0 +1,621 @@
+#include "broker.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <sys/random.h>
+
+#include "jitgate/error.hpp"
+#include "jitgate/text.hpp"
+
+namespace jitgate::broker {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::seconds;
+
+std::int64_t now_unix() {
+    return duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+bool shares_group(const std::vector<std::string>& mine, const std::vector<std::string>& wanted) {
+    return std::any_of(wanted.begin(), wanted.end(), [&](const std::string& g) { return contains(mine, g); });
+}
+
+Json escaped_argv(const std::vector<std::string>& argv) {
+    Json out = Json::array();
+    for (const auto& a : argv) out.push_back(text::escape_for_log(a));
+    return out;
+}
+
+std::string esc(const std::string& s) { return text::escape_for_log(s); }
+
+std::string trim(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return {};
+    const auto e = s.find_last_not_of(" \t\r\n");
+    return s.substr(b, e - b + 1);
+}
+
+std::string upper(std::string s) {
+    for (auto& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    return s;
+}
+
+std::string plural(long n, const char* one, const char* many) { return std::to_string(n) + " " + (n == 1 ? one : many); }
+
+constexpr std::size_t k_max_reason = 1024;
+
+msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
+    msg::Decision d;
+    d.allow = false;
+    d.outcome = std::move(outcome);
+    d.message = std::move(message);
+    d.rule = s.rule.name;
+    d.request_id = s.request_id;
+    return d;
+}
+
+} // namespace
+
+std::string join_names(const std::vector<std::string>& names) {
+    std::string out;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i > 0) out += i + 1 == names.size() ? " and " : ", ";
+        out += names[i];
+    }
+    return out;
+}
+
+Broker::Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor)
+    : m_config(std::move(config)), m_auditor(auditor), m_started_unix(now_unix()) {}
+
+void Broker::set_config(std::shared_ptr<const config::Config> config) { m_config = std::move(config); }
+
+bool Broker::audit(Json event) {
+    try {
+        m_auditor.record(std::move(event));
+        return true;
+    } catch (const std::exception& e) {
+        ++m_audit_failures;
+        std::fprintf(stderr, "jitgated: audit journal write failed, denying: %s\n", e.what());
+        return false;
+    }
+}
+
+std::string Broker::new_id(const char* prefix) const {
+    // Crockford base32: no I, L, O or U, so ids read aloud or typed are unambiguous.
+    static constexpr char k_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    for (;;) {
+        unsigned char raw[6];
+        if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw))
+            throw Error(ErrorCode::internal, "getrandom", "no randomness for a request id");
+        std::string id = prefix;
+        for (unsigned char b : raw) id += k_alphabet[b & 31u];
+        if (!m_requests.contains(id)) return id;
+    }
+}
+
+Json Broker::event_for(const char* type, const CheckSession& s) const {
+    const auto& r = s.request;
+    Json e{{"type", type}, {"kind", r.kind}, {"user", esc(r.user)}, {"uid", r.uid}, {"peer_pid", s.peer.pid}};
+    if (r.kind == "sudo") {
+        e["command"] = esc(r.command);
+        e["argv"] = escaped_argv(r.run_argv);
+        if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) e["submit_argv"] = escaped_argv(r.submit_argv);
+        e["runas"] = esc(r.runas_user);
+        if (!r.cwd.empty()) e["cwd"] = esc(r.cwd);
+    }
+    if (r.argv_truncated) {
+        e["argv_truncated"] = true;
+        e["argv_bytes"] = r.argv_bytes;
+    }
+    if (!r.tty.empty()) e["tty"] = esc(r.tty);
+    if (!r.service.empty()) e["service"] = esc(r.service);
+    if (!r.remote_host.empty()) e["remote_host"] = esc(r.remote_host);
+    if (!r.reason.empty()) e["reason"] = esc(r.reason);
+    if (!r.ticket.empty()) e["ticket"] = esc(r.ticket);
+    if (!s.rule.name.empty()) e["rule"] = s.rule.name;
+    if (!s.request_id.empty()) e["request_id"] = s.request_id;
+    return e;
+}
+
+Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decision decision, Json event) {
+    event["outcome"] = decision.outcome;
+    event["message"] = decision.message;
+    if (!decision.grant_id.empty()) event["grant_id"] = decision.grant_id;
+    // SECURITY NOTE: the record comes first. An allow whose record cannot be made durable
+    // becomes a deny: an unrecorded privileged action is a failed control.
+    if (!audit(std::move(event)) && decision.allow) {
+        decision.allow = false;
+        decision.outcome = "error";
+        decision.message = "jitgate: denied: the audit journal cannot be written (see jitgated's log)";
+    }
+    ++m_decisions;
+    responder.decide(decision);
+    return Step::done;
+}
+
+Step Broker::begin_check(CheckSession& s, Responder& responder) {
+    const auto& cfg = *m_config;
+    auto& r = s.request;
+    s.facts = rules::Facts{r.kind, r.user, identity::groups_of(r.user), r.command, r.run_argv,
+                           r.runas_user, r.service, r.remote_host};
+
+    if (r.argv_truncated) {
+        return decide(s, responder,
+                      deny_with("denied",
+                                "jitgate: denied: the command line is " + std::to_string(r.argv_bytes) +
+                                    " bytes; jitgate judges at most " + std::to_string(msg::k_argv_budget) + " bytes",
+                                s),
+                      event_for(audit::type::denied, s));
+    }
+
+    if (!r.break_glass_reason.empty()) {
+        const auto& bg = cfg.break_glass;
+        std::string why;
+        if (bg.group.empty()) why = "break-glass is not enabled on this host";
+        else if (!contains(s.facts.user_groups, bg.group)) why = esc(r.user) + " is not in the break-glass group '" + bg.group + "'";
+        else if (trim(r.break_glass_reason).size() < bg.min_reason_length)
+            why = "a break-glass reason needs at least " + std::to_string(bg.min_reason_length) + " characters";
+        Json e = event_for(why.empty() ? audit::type::break_glass : audit::type::denied, s);
+        e["break_glass_reason"] = esc(r.break_glass_reason);
+        if (!why.empty()) return decide(s, responder, deny_with("denied", "jitgate: break-glass refused: " + why, s), e);
+        msg::Decision d;
+        d.allow = true;
+        d.outcome = "break_glass";
+        d.message = "jitgate: BREAK-GLASS access recorded and alerted to the security team: " + esc(r.break_glass_reason);
+        return decide(s, responder, d, e);
+    }
+
+    const config::Rule* rule = rules::first_match(cfg, s.facts);
+    s.rule = rule != nullptr ? *rule : rules::default_rule();
+
+    switch (s.rule.action) {
+    case config::Action::allow: {
+        msg::Decision d;
+        d.allow = true;
+        d.outcome = "allowed_by_rule";
+        d.rule = s.rule.name;
+        return decide(s, responder, d, event_for(audit::type::allowed_by_rule, s));
+    }
+    case config::Action::deny: {
+        std::string m = "jitgate: denied by rule '" + s.rule.name + "'";
+        if (!s.rule.message.empty()) m += ": " + s.rule.message;
+        return decide(s, responder, deny_with("denied", m, s), event_for(audit::type::denied, s));
+    }
+    case config::Action::require_approval:
+        break;
+    }
+
+    const grants::Action action{r.user, r.kind, s.rule.name, r.runas_user, r.command, &r.run_argv};
+    if (const grants::Grant* g = m_grants.find(action, Clock::now())) {
+        msg::Decision d;
+        d.allow = true;
+        d.outcome = "grant";
+        d.rule = s.rule.name;
+        d.grant_id = g->id;
+        d.request_id = g->request_id;
+        Json e = event_for(audit::type::allowed_by_grant, s);
+        e["request_id"] = g->request_id;
+        e["approvers"] = g->approvers;
+        e["scope"] = config::to_string(g->scope);
+        e["expires"] = g->expires_unix;
+        return decide(s, responder, d, e);
+    }
+    return evaluate(s, responder);
+}
+
+Step Broker::evaluate(CheckSession& s, Responder& responder) {
+    auto& r = s.request;
+    const bool can_prompt = r.interactive && !r.noninteractive;
+    const char* what = r.kind == "sudo" ? "command" : "login";
+    if (s.rule.reason_required && trim(r.reason).empty()) {
+        if (can_prompt) {
+            s.awaiting = "reason";
+            responder.prompt("reason", std::string("jitgate: reason for this ") + what + ": ", true);
+            return Step::awaiting_input;
+        }
+        return decide(s, responder,
+                      deny_with("denied", "jitgate: denied: rule '" + s.rule.name +
+                                              "' requires a reason; give it at the prompt or set JITGATE_REASON", s),
+                      event_for(audit::type::denied, s));
+    }
+    if (!s.rule.ticket_pattern.empty()) {
+        if (trim(r.ticket).empty()) {
+            if (can_prompt) {
+                s.awaiting = "ticket";
+                responder.prompt("ticket", "jitgate: change ticket (" + esc(s.rule.ticket_pattern) + "): ", true);
+                return Step::awaiting_input;
+            }
+            return decide(s, responder,
+                          deny_with("denied", "jitgate: denied: rule '" + s.rule.name + "' requires a ticket matching " +
+                                                  esc(s.rule.ticket_pattern) + "; set JITGATE_TICKET", s),
+                          event_for(audit::type::denied, s));
+        }
+        r.ticket = trim(r.ticket);
+        if (!s.rule.ticket_regex || !std::regex_search(r.ticket, *s.rule.ticket_regex)) {
+            return decide(s, responder,
+                          deny_with("denied", "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
+                                                  esc(s.rule.ticket_pattern), s),
+                          event_for(audit::type::denied, s));
+        }
+    }
+    return file_request(s, responder);
+}
+
+Step Broker::give_input(CheckSession& s, Responder& responder, const std::string& field, bool given,
+                        const std::string& value) {
+    if (s.awaiting.empty() || field != s.awaiting)
+        throw Error(ErrorCode::protocol, "input", "not expecting an answer for '" + esc(field) + "'");
+    s.awaiting.clear();
+    const std::string answer = trim(value);
+    if (!given || answer.empty())
+        return decide(s, responder, deny_with("denied", "jitgate: denied: no " + field + " given", s),
+                      event_for(audit::type::denied, s));
+    if (answer.size() > k_max_reason)
+        return decide(s, responder,
+                      deny_with("denied", "jitgate: denied: the " + field + " is longer than " +
+                                              std::to_string(k_max_reason) + " bytes", s),
+                      event_for(audit::type::denied, s));
+    (field == "reason" ? s.request.reason : s.request.ticket) = answer;
+    return evaluate(s, responder);
+}
+
+Step Broker::file_request(CheckSession& s, Responder& responder) {
+    const auto& cfg = *m_config;
+    const auto& r = s.request;
+    const bool detach = r.noninteractive && s.rule.noninteractive == config::NonInteractive::file;
+
+    // Automation re-running `sudo -n` before anyone approved: point at the request already filed.
+    if (detach) {
+        for (const auto& [id, q] : m_requests) {
+            const auto& o = q.session.request;
+            if (q.responder == nullptr && o.uid == r.uid && o.kind == r.kind && q.session.rule.name == s.rule.name &&
+                o.runas_user == r.runas_user && o.command == r.command && o.run_argv == r.run_argv) {
+                s.request_id = id;
+                msg::Decision d = deny_with("filed", "jitgate: request " + id +
+                                                         " is still waiting for approval; run the command again once it is approved", s);
+                ++m_decisions;
+                responder.decide(d);
+                return Step::done;
+            }
+        }
+    }
+    if (m_requests.size() >= static_cast<std::size_t>(cfg.daemon.max_pending))
+        return decide(s, responder,
+                      deny_with("error", "jitgate: denied: " + std::to_string(m_requests.size()) +
+                                             " requests are already waiting; try again later", s),
+                      event_for(audit::type::denied, s));
+
+    Request q;
+    q.id = new_id("R-");
+    s.request_id = q.id;
+    q.approvals_needed = s.rule.approvals;
+    q.approver_groups = s.rule.approver_groups.empty() ? cfg.approval.approver_groups : s.rule.approver_groups;
+    q.created_unix = now_unix();
+    q.deadline = Clock::now() + s.rule.timeout;
+    const auto timeout_s = static_cast<std::int64_t>(s.rule.timeout.count());
+
+    Json e = event_for(audit::type::requested, s);
+    e["approvals_needed"] = q.approvals_needed;
+    e["approver_groups"] = q.approver_groups;
+    e["scope"] = config::to_string(s.rule.scope);
+    e["ttl_s"] = static_cast<std::int64_t>(s.rule.ttl.count());
+    e["timeout_s"] = timeout_s;
+    e["waiting"] = !detach;
+    if (!audit(std::move(e))) {
+        s.request_id.clear();
+        return decide(s, responder,
+                      deny_with("error", "jitgate: denied: the audit journal cannot be written (see jitgated's log)", s),
+                      event_for(audit::type::error, s));
+    }
+    q.session = s;
+    responder.notice("jitgate: approval required by rule '" + s.rule.name + "': " +
+                         plural(q.approvals_needed, "approval", "approvals") + " from " + join_names(q.approver_groups) +
+                         (q.approvals_needed > 1 ? " (different people)" : "") + ".",
+                     -1);
+    m_deadlines.emplace(q.deadline, q.id);
+    const std::string id = q.id;
+    if (detach) {
+        m_requests.emplace(id, std::move(q));
+        msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; sudo -n does not wait. Run the command again once it is approved (an approver runs: jitgatectl approve " + id + ")", s);
+        ++m_decisions;
+        responder.decide(d);
+        return Step::done;
+    }
+    q.responder = &responder;
+    q.live = &s;
+    m_requests.emplace(id, std::move(q));
+    responder.notice("jitgate: request " + id + " sent; waiting up to " + config::format_duration(s.rule.timeout) +
+                         " (Ctrl-C cancels). An approver runs: jitgatectl approve " + id,
+                     timeout_s);
+    return Step::waiting;
+}
+
+void Broker::conclude(Request& q, const msg::Decision& decision) {
+    if (q.responder != nullptr) {
+        if (q.live != nullptr) q.live->request_id.clear();
+        ++m_decisions;
+        q.responder->decide(decision);
+    }
+    remove(q.id);
+}
+
+void Broker::remove(const std::string& id) {
+    const auto it = m_requests.find(id);
+    if (it == m_requests.end()) return;
+    m_deadlines.erase({it->second.deadline, id});
+    m_requests.erase(it);
+}
+
+void Broker::client_gone(CheckSession& s) {
+    if (!s.awaiting.empty()) {
+        Json e = event_for(audit::type::cancelled, s);
+        e["message"] = "the client went away while being asked for a " + s.awaiting;
+        s.awaiting.clear();
+        audit(std::move(e));
+        return;
+    }
+    if (s.request_id.empty()) return;
+    const auto it = m_requests.find(s.request_id);
+    if (it == m_requests.end() || it->second.live != &s) return;
+    Json e = event_for(audit::type::cancelled, it->second.session);
+    e["message"] = "the requester gave up while waiting (Ctrl-C, killed or disconnected)";
+    e["approvers"] = it->second.approvers;
+    audit(std::move(e));
+    remove(s.request_id);
+    s.request_id.clear();
+}
+
+void Broker::finished(const msg::FinishedReport& f, const identity::Peer& peer) {
+    Json e{{"type", audit::type::command_finished},
+           {"kind", f.kind},
+           {"user", esc(f.user)},
+           {"uid", f.uid},
+           {"peer_pid", peer.pid},
+           {"command", esc(f.command)},
+           {"argv", escaped_argv(f.run_argv)},
+           {"runas", esc(f.runas_user)},
+           {"status_type", f.status_type}};
+    if (!f.request_id.empty()) e["request_id"] = esc(f.request_id);
+    if (!f.grant_id.empty()) e["grant_id"] = esc(f.grant_id);
+    if (!f.tty.empty()) e["tty"] = esc(f.tty);
+    if (f.status_type == "exit") e["exit_status"] = f.exit_status;
+    if (f.status_type == "signal") e["signal"] = f.signal;
+    if (f.status_type == "exec_error") e["exec_errno"] = f.exec_errno;
+    if (f.duration_ms >= 0) e["duration_ms"] = f.duration_ms;
+    audit(std::move(e));
+}
+
+bool Broker::is_approver_anywhere(const Caller& c) const {
+    const auto& cfg = *m_config;
+    if (shares_group(c.groups, cfg.approval.approver_groups)) return true;
+    return std::any_of(cfg.rules.begin(), cfg.rules.end(),
+                       [&](const config::Rule& r) { return shares_group(c.groups, r.approver_groups); });
+}
+
+std::vector<Json> Broker::pending(const Caller& c) const {
+    if (c.peer.uid != 0 && !is_approver_anywhere(c))
+        throw Error(ErrorCode::denied, "pending", esc(c.name) + " is not in an approver group");
+    std::vector<const Request*> list;
+    for (const auto& [id, q] : m_requests) list.push_back(&q);
+    std::sort(list.begin(), list.end(), [](const Request* a, const Request* b) { return a->created_unix < b->created_unix; });
+    std::vector<Json> out;
+    const auto now = now_unix();
+    const auto mono = Clock::now();
+    for (const Request* q : list) {
+        const auto& r = q->session.request;
+        Json j{{"id", q->id},
+               {"host", m_config->host.name},
+               {"user", esc(r.user)},
+               {"kind", r.kind},
+               {"rule", q->session.rule.name},
+               {"approvals_needed", q->approvals_needed},
+               {"approvers", q->approvers},
+               {"approver_groups", q->approver_groups},
+               {"age_s", now - q->created_unix},
+               {"expires_in_s", duration_cast<seconds>(q->deadline - mono).count()},
+               {"waiting", q->responder != nullptr},
+               {"reason", esc(r.reason)},
+               {"ticket", esc(r.ticket)}};
+        if (r.kind == "sudo") {
+            j["command"] = esc(r.command);
+            j["argv"] = escaped_argv(r.run_argv);
+            j["display"] = text::display_argv(r.run_argv);
+            if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) j["submit_display"] = text::display_argv(r.submit_argv);
+            j["runas"] = esc(r.runas_user);
+            j["cwd"] = esc(r.cwd);
+        }
+        if (!r.tty.empty()) j["tty"] = esc(r.tty);
+        if (!r.service.empty()) j["service"] = esc(r.service);
+        if (!r.remote_host.empty()) j["remote_host"] = esc(r.remote_host);
+        out.push_back(std::move(j));
+    }
+    return out;
+}
+
+OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
+    const std::string id = upper(raw_id);
+    const auto it = m_requests.find(id);
+    if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
+    Request& q = it->second;
+    const auto& r = q.session.request;
+    Json refused = event_for(audit::type::error, q.session);
+    refused["approver"] = esc(c.name);
+    refused["approver_uid"] = c.peer.uid;
+    if (!shares_group(c.groups, q.approver_groups)) {
+        refused["message"] = "approval refused: " + esc(c.name) + " is not in " + join_names(q.approver_groups);
+        audit(refused);
+        return {false, esc(c.name) + " is not in the approver group(s) " + join_names(q.approver_groups) + " of " + id};
+    }
+    // SECURITY NOTE: identity from the kernel (peer uid), compared by uid and by name, so a
+    // second account name sharing alice's uid cannot approve alice either.
+    if (static_cast<std::int64_t>(c.peer.uid) == r.uid || c.name == r.user) {
+        refused["message"] = "approval refused: the requester cannot approve their own request";
+        audit(refused);
+        return {false, "you cannot approve your own request " + id};
+    }
+    if (contains(q.approvers, c.name) || std::find(q.approver_uids.begin(), q.approver_uids.end(), c.peer.uid) != q.approver_uids.end())
+        return {false, "you have already approved " + id + "; it needs " +
+                           plural(q.approvals_needed, "approval", "approvals") + " from different people"};
+
+    q.approvers.push_back(c.name);
+    q.approver_uids.push_back(c.peer.uid);
+    const auto have = static_cast<int>(q.approvers.size());
+    if (have < q.approvals_needed) {
+        Json e = event_for(audit::type::approval_recorded, q.session);
+        e["approvers"] = q.approvers;
+        e["approvals_needed"] = q.approvals_needed;
+        if (!audit(std::move(e))) {
+            q.approvers.pop_back();
+            q.approver_uids.pop_back();
+            return {false, "the audit journal cannot be written; approval not recorded"};
+        }
+        if (q.responder != nullptr)
+            q.responder->notice("jitgate: " + esc(c.name) + " approved (" + std::to_string(have) + " of " +
+                                    std::to_string(q.approvals_needed) + "); waiting for " +
+                                    plural(q.approvals_needed - have, "more approval", "more approvals") + ".",
+                                -1);
+        return {true, "approval recorded for " + id + " (" + std::to_string(have) + " of " +
+                          std::to_string(q.approvals_needed) + ")"};
+    }
+
+    grants::Grant g;
+    g.id = new_id("G-");
+    g.request_id = id;
+    g.user = r.user;
+    g.kind = r.kind;
+    g.scope = q.session.rule.scope;
+    g.rule = q.session.rule.name;
+    g.runas_user = r.runas_user;
+    g.command = r.command;
+    g.argv = r.run_argv;
+    g.approvers = q.approvers;
+    g.reason = r.reason;
+    g.ticket = r.ticket;
+    // The TTL counts from the approval, not from the request.
+    g.granted_unix = now_unix();
+    g.expires_unix = g.granted_unix + q.session.rule.ttl.count();
+    g.expires = Clock::now() + q.session.rule.ttl;
+
+    Json e = event_for(audit::type::approved, q.session);
+    e["approvers"] = q.approvers;
+    e["approvals_needed"] = q.approvals_needed;
+    e["grant_id"] = g.id;
+    e["scope"] = config::to_string(g.scope);
+    e["ttl_s"] = static_cast<std::int64_t>(q.session.rule.ttl.count());
+    e["expires"] = g.expires_unix;
+    if (!audit(std::move(e))) {
+        q.approvers.pop_back();
+        q.approver_uids.pop_back();
+        return {false, "the audit journal cannot be written; approval not recorded"};
+    }
+    const std::string ttl = config::format_duration(q.session.rule.ttl);
+    const std::string grant_id = g.id;
+    m_grants.add(std::move(g));
+
+    msg::Decision d;
+    d.allow = true;
+    d.outcome = "approved";
+    d.message = "jitgate: approved by " + esc(join_names(q.approvers)) + " (request " + id + "); grant " + grant_id +
+                " valid for " + ttl;
+    d.request_id = id;
+    d.grant_id = grant_id;
+    d.rule = q.session.rule.name;
+    conclude(q, d);
+    return {true, "approved " + id + "; grant " + grant_id + " valid for " + ttl};
+}
+
+OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::string& reason) {
+    const std::string id = upper(raw_id);
+    const auto it = m_requests.find(id);
+    if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
+    Request& q = it->second;
+    if (!shares_group(c.groups, q.approver_groups))
+        return {false, esc(c.name) + " is not in the approver group(s) " + join_names(q.approver_groups) + " of " + id};
+    const std::string why = trim(reason).empty() ? "no reason given" : esc(trim(reason));
+    Json e = event_for(audit::type::denied, q.session);
+    e["denied_by"] = esc(c.name);
+    e["deny_reason"] = why;
+    e["approvers"] = q.approvers;
+    e["outcome"] = "denied";
+    audit(std::move(e)); // a deny stands even if it could not be recorded
+    msg::Decision d = deny_with("denied", "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
+    d.request_id = id;
+    conclude(q, d);
+    return {true, "denied " + id};
+}
+
+std::vector<Json> Broker::list_grants(const Caller& c) {
+    const bool all = c.peer.uid == 0 || is_approver_anywhere(c);
+    std::vector<Json> out;
+    const auto now = now_unix();
+    for (const auto& g : m_grants.list(Clock::now())) {
+        if (!all && g.user != c.name) continue;
+        Json j{{"id", g.id},           {"request_id", g.request_id}, {"user", esc(g.user)},
+               {"kind", g.kind},       {"scope", config::to_string(g.scope)}, {"rule", g.rule},
+               {"approvers", g.approvers}, {"granted", g.granted_unix}, {"expires", g.expires_unix},
+               {"expires_in_s", g.expires_unix - now}};
+        if (g.scope == config::Scope::command) {
+            j["display"] = text::display_argv(g.argv);
+            j["runas"] = esc(g.runas_user);
+        }
+        out.push_back(std::move(j));
+    }
+    return out;
+}
+
+OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std::string& reason) {
+    if (c.peer.uid != 0 && !is_approver_anywhere(c)) return {false, esc(c.name) + " is not in an approver group"};
+    auto g = m_grants.revoke(upper(grant_id));
+    if (!g) return {false, "no live grant " + esc(grant_id)};
+    Json e{{"type", audit::type::grant_revoked}, {"grant_id", g->id}, {"request_id", g->request_id},
+           {"user", esc(g->user)}, {"kind", g->kind}, {"rule", g->rule}, {"revoked_by", esc(c.name)},
+           {"reason", esc(trim(reason))}};
+    audit(std::move(e));
+    return {true, "revoked " + g->id};
+}
+
+Json Broker::status() const {
+    return Json{{"host", m_config->host.name},
+                {"config", m_config->source},
+                {"backend", m_config->approval.backend},
+                {"pending", m_requests.size()},
+                {"grants", m_grants.size()},
+                {"decisions", m_decisions},
+                {"audit_seq", m_auditor.last_seq()},
+                {"audit_failures", m_audit_failures},
+                {"syslog_failures", m_auditor.syslog_failures()},
+                {"uptime_s", now_unix() - m_started_unix}};
+}
+
+std::optional<Clock::time_point> Broker::next_deadline() const {
+    if (m_deadlines.empty()) return std::nullopt;
+    return m_deadlines.begin()->first;
+}
+
+void Broker::expire(Clock::time_point now) {
+    while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
+        const std::string id = m_deadlines.begin()->second;
+        const auto it = m_requests.find(id);
+        if (it == m_requests.end()) {
+            m_deadlines.erase(m_deadlines.begin());
+            continue;
+        }
+        Request& q = it->second;
+        const std::string after = config::format_duration(q.session.rule.timeout);
+        Json e = event_for(audit::type::timeout, q.session);
+        e["approvers"] = q.approvers;
+        e["message"] = "no decision within " + after;
+        audit(std::move(e));
+        msg::Decision d = deny_with("timeout", "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
+        d.request_id = id;
+        conclude(q, d);
+    }
+}
+
+} // namespace jitgate::broker

@@ -1,0 +1,139 @@
+// daemon/broker.hpp — decisions: rules, the grant cache, waiting requests and approvals.
+//
+// The broker knows nothing of sockets. The server hands it a CheckSession and a Responder
+// (its way to talk to the waiting client) and calls back when input arrives, when the client
+// goes away, or when time passes. Every step is audited before it takes effect; if the audit
+// journal cannot be written the action is denied (fail closed).
+// Not thread-safe: the daemon's single event loop owns it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "audit.hpp"
+#include "config.hpp"
+#include "grants.hpp"
+#include "identity.hpp"
+#include "jitgate/messages.hpp"
+#include "rules.hpp"
+
+namespace jitgate::broker {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+// How the broker talks to the client of a check. Implemented by the server's connection.
+class Responder {
+public:
+    virtual ~Responder() = default;
+    // One line for the user; wait_s >= 0 tells the client how long it may now wait.
+    virtual void notice(const std::string& text, std::int64_t wait_s) = 0;
+    virtual void prompt(const std::string& field, const std::string& text, bool echo) = 0;
+    virtual void decide(const msg::Decision& decision) = 0;
+};
+
+// A check in progress; owned by the connection for as long as the conversation lasts.
+struct CheckSession {
+    msg::CheckRequest request;
+    identity::Peer peer;
+    rules::Facts facts;
+    config::Rule rule;         // snapshot: a reload does not change a request under way
+    std::string awaiting;      // the field being prompted for ("reason", "ticket"), or empty
+    std::string request_id;    // set while waiting for approvers
+};
+
+enum class Step { done, awaiting_input, waiting };
+
+// An approver or admin talking to the daemon (jitgatectl); identity from the kernel.
+struct Caller {
+    identity::Peer peer;
+    std::string name;
+    std::vector<std::string> groups;
+};
+
+struct OpResult {
+    bool ok = false;
+    std::string message;
+};
+
+class Broker {
+public:
+    Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor);
+
+    // Replaces the config; waiting requests keep the rule they matched.
+    void set_config(std::shared_ptr<const config::Config> config);
+    const config::Config& config() const noexcept { return *m_config; }
+
+    // A check from a peer the server has already authenticated (euid 0, user cross-checked).
+    Step begin_check(CheckSession& session, Responder& responder);
+    // The client's answer to a prompt.
+    Step give_input(CheckSession& session, Responder& responder, const std::string& field, bool given,
+                    const std::string& value);
+    // The client of `session` went away (Ctrl-C, kill, crash): a waiting request is cancelled.
+    void client_gone(CheckSession& session);
+    // The sudo audit plugin's report of how a command ended.
+    void finished(const msg::FinishedReport& report, const identity::Peer& peer);
+
+    // jitgatectl operations; authorisation by the caller's groups (from the kernel's uid).
+    // Throws Error(denied) if the caller may not see them.
+    std::vector<Json> pending(const Caller& caller) const;
+    std::vector<Json> list_grants(const Caller& caller);
+    OpResult approve(const Caller& caller, const std::string& request_id);
+    OpResult deny(const Caller& caller, const std::string& request_id, const std::string& reason);
+    OpResult revoke(const Caller& caller, const std::string& grant_id, const std::string& reason);
+    Json status() const;
+
+    // Earliest request deadline, for the event loop's timer; nullopt if none.
+    std::optional<Clock::time_point> next_deadline() const;
+    // Times out every request whose deadline has passed.
+    void expire(Clock::time_point now);
+
+    // Records an event; returns false (and reports on stderr) if the journal failed.
+    bool audit(Json event);
+    std::size_t pending_count() const noexcept { return m_requests.size(); }
+
+private:
+    struct Request {
+        std::string id;
+        CheckSession session;              // copy of the facts for listing and auditing
+        Responder* responder = nullptr;    // null once the client has gone or was told "filed"
+        CheckSession* live = nullptr;      // the connection's session while it waits
+        std::vector<std::string> approvers;
+        std::vector<uid_t> approver_uids;
+        int approvals_needed = 1;
+        std::vector<std::string> approver_groups;
+        std::int64_t created_unix = 0;
+        Clock::time_point deadline;
+    };
+
+    Step evaluate(CheckSession& session, Responder& responder);
+    Step file_request(CheckSession& session, Responder& responder);
+    void conclude(Request& request, const msg::Decision& decision);
+    void remove(const std::string& id);
+    Json event_for(const char* type, const CheckSession& session) const;
+    Step decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event);
+    bool is_approver_anywhere(const Caller& caller) const;
+    std::string new_id(const char* prefix) const;
+
+    std::shared_ptr<const config::Config> m_config;
+    audit::Auditor& m_auditor;
+    grants::GrantCache m_grants;
+    std::unordered_map<std::string, Request> m_requests;
+    std::set<std::pair<Clock::time_point, std::string>> m_deadlines;
+    std::uint64_t m_decisions = 0;
+    std::uint64_t m_audit_failures = 0;
+    std::int64_t m_started_unix = 0;
+};
+
+// Lists as shown to people: "a, b and c".
+std::string join_names(const std::vector<std::string>& names);
+
+} // namespace jitgate::broker

@@ -1,0 +1,1150 @@
+// daemon/config.cpp — YAML text → typed Config, and the semantic checks of a Config.
+//
+// Two passes, on purpose. The parser checks shape only (known keys, value types, the syntax
+// of each value) and records where every value came from. validate_at() checks meaning
+// (ranges, absolute paths, consistency between keys) and uses those recorded positions when it
+// has them, so a Config built in code (tests, fuzzers) gets exactly the same checks as one read
+// from a file, and every check lives in one place. Neither pass stops at the first problem: an
+// admin fixing a config should see everything that is wrong in one run.
+#include "config.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <limits>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include <yaml-cpp/yaml.h>
+
+namespace jitgate::config {
+
+namespace {
+
+constexpr Seconds k_max_duration{std::chrono::hours(24)};
+constexpr int k_min_approvals = 1;
+constexpr int k_max_approvals = 5;
+constexpr std::size_t k_max_shown_chars = 60; // longer values are cut in messages
+constexpr std::string_view k_kind_sudo = "sudo";
+constexpr std::string_view k_kind_login = "login";
+
+// ---------------------------------------------------------------------------------------------
+// Positions: where each value came from, keyed by path ("daemon.socket", "rules[2].approvals",
+// "rules[2].match.kind[1]"). Rule indexes are indexes into Config::rules.
+
+struct Position {
+    int line = 0;   // 1-based; 0: unknown
+    int column = 0; // 1-based; 0: unknown
+};
+
+using Positions = std::unordered_map<std::string, Position>;
+
+Position position_of(const YAML::Mark& mark) {
+    // yaml-cpp counts from 0 and uses -1 for "no mark"; Problem counts from 1 and uses 0.
+    if (mark.line < 0 || mark.column < 0) {
+        return {};
+    }
+    return {mark.line + 1, mark.column + 1};
+}
+
+std::string error_text(int error) {
+    // std::error_code is thread-safe where strerror() is not.
+    return std::error_code(error, std::generic_category()).message();
+}
+
+// Quotes a value for a message. Config text is admin-written, but messages reach terminals and
+// logs, so control characters are escaped and long values cut.
+std::string shown(std::string_view text) {
+    std::string out = "'";
+    std::size_t count = 0;
+    for (const char c : text) {
+        if (count++ == k_max_shown_chars) {
+            out += "...";
+            break;
+        }
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f) {
+            std::array<char, 8> escaped{};
+            std::snprintf(escaped.data(), escaped.size(), "\\x%02x", static_cast<unsigned>(byte));
+            out += escaped.data();
+        } else {
+            out += c;
+        }
+    }
+    out += '\'';
+    return out;
+}
+
+std::string describe(const YAML::Node& node) {
+    switch (node.Type()) {
+    case YAML::NodeType::Scalar: return shown(node.Scalar());
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: break;
+    }
+    return "nothing";
+}
+
+std::string join(const std::vector<std::string_view>& words, std::string_view last_separator) {
+    std::string out;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        if (i > 0) {
+            out += (i + 1 == words.size()) ? last_separator : std::string_view(", ");
+        }
+        out += words[i];
+    }
+    return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            const std::size_t substitution = diagonal + (a[i - 1] == b[j - 1] ? 0U : 1U);
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitution});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+// Strict decimal integer: yaml-cpp's own conversion would read "010" as octal and "0x10" as hex.
+std::optional<long long> parse_integer(std::string_view text) {
+    if (!text.empty() && text.front() == '+') {
+        text.remove_prefix(1);
+    }
+    long long value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || error != std::errc{} || end != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+bool is_absolute_path(const std::string& path) { return !path.empty() && path.front() == '/'; }
+
+// Checks "10.0.0.0/8" or "2001:db8::/32". rules.cpp does the matching; this only says whether a
+// pattern with a '/' could ever match, so that a typo is an error rather than a dead rule.
+std::optional<std::string> cidr_error(const std::string& pattern) {
+    const auto slash = pattern.find('/');
+    const std::string address = pattern.substr(0, slash);
+    const std::string_view prefix = std::string_view(pattern).substr(slash + 1);
+    std::array<unsigned char, 16> bytes{};
+    int max_prefix = 0;
+    if (inet_pton(AF_INET, address.c_str(), bytes.data()) == 1) {
+        max_prefix = 32;
+    } else if (inet_pton(AF_INET6, address.c_str(), bytes.data()) == 1) {
+        max_prefix = 128;
+    } else {
+        return shown(address) + " is not an IPv4 or IPv6 address";
+    }
+    const bool all_digits = !prefix.empty() && prefix.size() <= 3 &&
+                            std::all_of(prefix.begin(), prefix.end(),
+                                        [](char c) { return c >= '0' && c <= '9'; });
+    const auto length = all_digits ? parse_integer(prefix) : std::nullopt;
+    if (!length || *length > max_prefix) {
+        return "the prefix length must be 0.." + std::to_string(max_prefix);
+    }
+    return std::nullopt;
+}
+
+std::string local_host_name() {
+    std::array<char, 256> name{}; // HOST_NAME_MAX is 64 on Linux
+    if (gethostname(name.data(), name.size() - 1) != 0) {
+        return {};
+    }
+    return name.data();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parser.
+
+// Which keys a mapping may hold, and where a key that belongs elsewhere should go.
+struct SectionSpec {
+    std::vector<std::string_view> keys;
+    std::vector<std::pair<std::string_view, std::string_view>> elsewhere; // key → section
+};
+
+const SectionSpec k_top_spec{
+    {"host", "daemon", "approval", "break_glass", "audit", "rules"},
+    {{"socket", "daemon"}, {"max_clients", "daemon"}, {"max_pending", "daemon"},
+     {"backend", "approval"}, {"approver_groups", "approval"}, {"journal", "audit"},
+     {"syslog", "audit"}, {"syslog_socket", "audit"}, {"name", "host"},
+     {"environment", "host"}, {"tags", "host"}, {"group", "break_glass"},
+     {"min_reason_length", "break_glass"}}};
+const SectionSpec k_host_spec{{"name", "environment", "tags"}, {}};
+const SectionSpec k_daemon_spec{{"socket", "max_clients", "max_pending"}, {}};
+const SectionSpec k_approval_spec{{"backend", "approver_groups"}, {}};
+const SectionSpec k_break_glass_spec{{"group", "min_reason_length"}, {}};
+const SectionSpec k_audit_spec{{"journal", "syslog", "syslog_socket"}, {}};
+const SectionSpec k_rule_spec{
+    {"name", "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout",
+     "approver_groups", "noninteractive", "message", "match", "action"},
+    {{"kind", "match"}, {"users", "match"}, {"commands", "match"}, {"runas", "match"},
+     {"services", "match"}, {"remote_hosts", "match"}, {"host", "match"}}};
+const SectionSpec k_match_spec{
+    {"kind", "users", "commands", "runas", "services", "remote_hosts", "host"},
+    {{"environment", "host"}, {"tags", "host"}}};
+const SectionSpec k_match_host_spec{{"environment", "tags"}, {}};
+
+// Keys that only a require_approval rule may set.
+constexpr std::array<std::string_view, 8> k_approval_only_keys{
+    "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout", "approver_groups",
+    "noninteractive"};
+
+// Where we are, for messages and positions.
+struct Where {
+    std::string path;       // positions prefix: "daemon", "rules[2]", "rules[2].match"
+    std::string key_prefix; // how keys are named in messages: "daemon.", "match.", ""
+    std::string in;         // "at top level", "in 'daemon'", "in rule 'x'", "in 'match' of rule 'x'"
+    std::string prefix;     // starts every other message: "rule 'x': " or ""
+
+    std::string key_path(std::string_view key) const {
+        return path.empty() ? std::string(key) : path + "." + std::string(key);
+    }
+    std::string key_name(std::string_view key) const { return key_prefix + std::string(key); }
+};
+
+struct Entry {
+    std::string key;
+    YAML::Node key_node;
+    YAML::Node value;
+};
+
+using Entries = std::vector<Entry>;
+
+const Entry* find(const Entries& entries, std::string_view key) {
+    const auto it = std::find_if(entries.begin(), entries.end(),
+                                 [key](const Entry& e) { return e.key == key; });
+    return it == entries.end() ? nullptr : &*it;
+}
+
+// The mark to blame for a value: an implicit null ("key:" and nothing) has the mark of
+// whatever follows it, so blame the key instead.
+YAML::Mark value_mark(const Entry& entry) {
+    return entry.value.IsNull() ? entry.key_node.Mark() : entry.value.Mark();
+}
+
+class Parser {
+public:
+    explicit Parser(std::string source) : m_source(std::move(source)) {}
+
+    Config parse(const YAML::Node& root);
+
+    void add(const YAML::Mark& mark, std::string message) {
+        const Position position = position_of(mark);
+        m_problems.push_back({m_source, position.line, position.column, std::move(message)});
+    }
+
+    std::vector<Problem>& problems() { return m_problems; }
+    const Positions& positions() const { return m_positions; }
+
+private:
+    Entries entries(const YAML::Node& node, const Where& where, const SectionSpec& spec);
+    Entries section(const Entries& parent, std::string_view key, const Where& parent_where,
+                    const Where& where, const SectionSpec& spec);
+    void wrong_type(const Where& where, const Entry& entry, std::string_view expected);
+
+    std::optional<std::string> string_value(const Where& where, const Entry* entry);
+    std::optional<long long> integer_value(const Where& where, const Entry* entry,
+                                           std::string_view expected);
+    std::optional<bool> bool_value(const Where& where, const Entry* entry);
+    std::optional<std::vector<std::string>> list_value(const Where& where, const Entry* entry);
+    std::optional<Seconds> duration_value(const Where& where, const Entry* entry);
+    template <typename Enum>
+    std::optional<Enum> enum_value(const Where& where, const Entry* entry,
+                                   const std::vector<std::pair<std::string_view, Enum>>& names);
+
+    void parse_host(const Entries& top, Config::Host& host);
+    void parse_daemon(const Entries& top, Config::Daemon& daemon);
+    void parse_approval(const Entries& top, Config::Approval& approval);
+    void parse_break_glass(const Entries& top, Config::BreakGlass& break_glass);
+    void parse_audit(const Entries& top, Config::Audit& audit);
+    void parse_rules(const Entries& top, std::vector<Rule>& rules);
+    void parse_rule(const YAML::Node& node, std::size_t number, std::vector<Rule>& rules);
+    void parse_match(const Entries& rule_entries, const Where& rule_where, Match& match);
+
+    std::string m_source;
+    std::vector<Problem> m_problems;
+    Positions m_positions;
+};
+
+const Where k_top_where{"", "", "at top level", ""};
+
+Entries Parser::entries(const YAML::Node& node, const Where& where, const SectionSpec& spec) {
+    Entries result;
+    if (!node.IsMap()) {
+        return result; // the caller reports the wrong type, naming the key
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        const YAML::Node key_node = it->first;
+        if (!key_node.IsScalar()) {
+            add(key_node.Mark(), where.prefix + "keys must be plain strings, got " +
+                                     describe(key_node) + " " + where.in);
+            continue;
+        }
+        const std::string& key = key_node.Scalar();
+        if (const Entry* first = find(result, key)) {
+            // yaml-cpp keeps both; which one wins would be an accident, so neither does.
+            add(key_node.Mark(), "duplicate key " + shown(key) + " " + where.in +
+                                     " (first at line " +
+                                     std::to_string(position_of(first->key_node.Mark()).line) +
+                                     ")");
+            continue;
+        }
+        if (std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end()) {
+            std::string message = "unknown key " + shown(key) + " " + where.in;
+            std::string_view best;
+            std::size_t best_distance = 3; // more than two edits away is not a typo
+            for (const std::string_view candidate : spec.keys) {
+                const std::size_t distance = edit_distance(key, candidate);
+                if (distance < best_distance && distance < candidate.size()) {
+                    best = candidate;
+                    best_distance = distance;
+                }
+            }
+            const auto moved = std::find_if(spec.elsewhere.begin(), spec.elsewhere.end(),
+                                            [&key](const auto& e) { return e.first == key; });
+            if (!best.empty()) {
+                message += " (did you mean '" + std::string(best) + "'?)";
+            } else if (moved != spec.elsewhere.end()) {
+                message += " (it belongs under '" + std::string(moved->second) + "')";
+            }
+            add(key_node.Mark(), std::move(message));
+            continue;
+        }
+        Entry entry{key, key_node, it->second};
+        m_positions[where.key_path(key)] = position_of(value_mark(entry));
+        result.push_back(std::move(entry));
+    }
+    return result;
+}
+
+Entries Parser::section(const Entries& parent, std::string_view key, const Where& parent_where,
+                        const Where& where, const SectionSpec& spec) {
+    const Entry* entry = find(parent, key);
+    if (entry == nullptr || entry->value.IsNull()) {
+        return {}; // absent or "key:" with nothing: all defaults
+    }
+    if (!entry->value.IsMap()) {
+        wrong_type(parent_where, *entry, "a mapping");
+        return {};
+    }
+    return entries(entry->value, where, spec);
+}
+
+void Parser::wrong_type(const Where& where, const Entry& entry, std::string_view expected) {
+    add(value_mark(entry), where.prefix + "wrong type for '" + where.key_name(entry.key) +
+                               "': expected " + std::string(expected) + ", got " +
+                               describe(entry.value));
+}
+
+std::optional<std::string> Parser::string_value(const Where& where, const Entry* entry) {
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    if (!entry->value.IsScalar()) {
+        wrong_type(where, *entry, "a string");
+        return std::nullopt;
+    }
+    return entry->value.Scalar();
+}
+
+std::optional<long long> Parser::integer_value(const Where& where, const Entry* entry,
+                                               std::string_view expected) {
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    const auto value = entry->value.IsScalar() ? parse_integer(entry->value.Scalar())
+                                               : std::nullopt;
+    if (!value || *value < INT_MIN || *value > INT_MAX) {
+        wrong_type(where, *entry, expected);
+        return std::nullopt;
+    }
+    return value;
+}
+
+std::optional<bool> Parser::bool_value(const Where& where, const Entry* entry) {
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    bool value = false;
+    if (!entry->value.IsScalar() || !YAML::convert<bool>::decode(entry->value, value)) {
+        wrong_type(where, *entry, "true or false");
+        return std::nullopt;
+    }
+    return value;
+}
+
+// A single string where a list is expected is read as a one-element list: "kind: sudo" and
+// "kind: [sudo]" mean the same, and nobody should have to remember which keys allow which.
+std::optional<std::vector<std::string>> Parser::list_value(const Where& where,
+                                                           const Entry* entry) {
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    const std::string path = where.key_path(entry->key);
+    std::vector<std::string> values;
+    if (entry->value.IsNull()) {
+        return values;
+    }
+    if (entry->value.IsScalar()) {
+        m_positions[path + "[0]"] = position_of(entry->value.Mark());
+        values.push_back(entry->value.Scalar());
+        return values;
+    }
+    if (!entry->value.IsSequence()) {
+        wrong_type(where, *entry, "a list of strings");
+        return std::nullopt;
+    }
+    bool ok = true;
+    for (std::size_t i = 0; i < entry->value.size(); ++i) {
+        const YAML::Node item = entry->value[i];
+        if (!item.IsScalar()) {
+            add(item.IsNull() ? entry->value.Mark() : item.Mark(),
+                where.prefix + "wrong type for item " + std::to_string(i + 1) + " of '" +
+                    where.key_name(entry->key) + "': expected a string, got " + describe(item));
+            ok = false;
+            continue;
+        }
+        m_positions[path + "[" + std::to_string(i) + "]"] = position_of(item.Mark());
+        values.push_back(item.Scalar());
+    }
+    if (!ok) {
+        return std::nullopt;
+    }
+    return values;
+}
+
+std::optional<Seconds> Parser::duration_value(const Where& where, const Entry* entry) {
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    if (!entry->value.IsScalar()) {
+        wrong_type(where, *entry, "a duration such as 15m");
+        return std::nullopt;
+    }
+    auto value = parse_duration(entry->value.Scalar());
+    if (!value) {
+        add(entry->value.Mark(),
+            where.prefix + "bad duration " + shown(entry->value.Scalar()) + " for '" +
+                where.key_name(entry->key) +
+                "': expected a positive number of seconds, or a positive number followed by "
+                "s, m, h or d (e.g. 30s, 15m, 2h, 1d)");
+    }
+    return value;
+}
+
+template <typename Enum>
+std::optional<Enum> Parser::enum_value(const Where& where, const Entry* entry,
+                                       const std::vector<std::pair<std::string_view, Enum>>& names) {
+    const auto text = string_value(where, entry);
+    if (!text) {
+        return std::nullopt;
+    }
+    std::vector<std::string_view> choices;
+    for (const auto& [name, value] : names) {
+        if (name == *text) {
+            return value;
+        }
+        choices.push_back(name);
+    }
+    add(entry->value.Mark(), where.prefix + "bad value " + shown(*text) + " for '" +
+                                 where.key_name(entry->key) + "': expected " +
+                                 join(choices, " or "));
+    return std::nullopt;
+}
+
+Config Parser::parse(const YAML::Node& root) {
+    Config config;
+    config.source = m_source;
+    if (!root.IsNull()) {
+        if (!root.IsMap()) {
+            add(root.Mark(), "the top level must be a mapping of sections (host, daemon, "
+                             "approval, break_glass, audit, rules), got " +
+                                 describe(root));
+        } else {
+            const Entries top = entries(root, k_top_where, k_top_spec);
+            parse_host(top, config.host);
+            parse_daemon(top, config.daemon);
+            parse_approval(top, config.approval);
+            parse_break_glass(top, config.break_glass);
+            parse_audit(top, config.audit);
+            parse_rules(top, config.rules);
+        }
+    }
+    if (config.host.name.empty()) {
+        config.host.name = local_host_name();
+    }
+    return config;
+}
+
+void Parser::parse_host(const Entries& top, Config::Host& host) {
+    const Where where{"host", "host.", "in 'host'", ""};
+    const Entries e = section(top, "host", k_top_where, where, k_host_spec);
+    if (auto v = string_value(where, find(e, "name"))) {
+        host.name = *v;
+    }
+    if (auto v = string_value(where, find(e, "environment"))) {
+        host.environment = *v;
+    }
+    if (auto v = list_value(where, find(e, "tags"))) {
+        host.tags = *v;
+    }
+}
+
+void Parser::parse_daemon(const Entries& top, Config::Daemon& daemon) {
+    const Where where{"daemon", "daemon.", "in 'daemon'", ""};
+    const Entries e = section(top, "daemon", k_top_where, where, k_daemon_spec);
+    if (auto v = string_value(where, find(e, "socket"))) {
+        daemon.socket = *v;
+    }
+    if (auto v = integer_value(where, find(e, "max_clients"), "a positive integer")) {
+        daemon.max_clients = static_cast<int>(*v);
+    }
+    if (auto v = integer_value(where, find(e, "max_pending"), "a positive integer")) {
+        daemon.max_pending = static_cast<int>(*v);
+    }
+}
+
+void Parser::parse_approval(const Entries& top, Config::Approval& approval) {
+    const Where where{"approval", "approval.", "in 'approval'", ""};
+    const Entries e = section(top, "approval", k_top_where, where, k_approval_spec);
+    if (auto v = string_value(where, find(e, "backend"))) {
+        approval.backend = *v;
+    }
+    if (auto v = list_value(where, find(e, "approver_groups"))) {
+        approval.approver_groups = *v;
+    }
+}
+
+void Parser::parse_break_glass(const Entries& top, Config::BreakGlass& break_glass) {
+    const Where where{"break_glass", "break_glass.", "in 'break_glass'", ""};
+    const Entries e = section(top, "break_glass", k_top_where, where, k_break_glass_spec);
+    if (auto v = string_value(where, find(e, "group"))) {
+        break_glass.group = *v;
+    }
+    const Entry* length = find(e, "min_reason_length");
+    if (auto v = integer_value(where, length, "a positive integer")) {
+        if (*v < 0) {
+            wrong_type(where, *length, "a positive integer");
+        } else {
+            break_glass.min_reason_length = static_cast<std::size_t>(*v);
+        }
+    }
+}
+
+void Parser::parse_audit(const Entries& top, Config::Audit& audit) {
+    const Where where{"audit", "audit.", "in 'audit'", ""};
+    const Entries e = section(top, "audit", k_top_where, where, k_audit_spec);
+    if (auto v = string_value(where, find(e, "journal"))) {
+        audit.journal = *v;
+    }
+    if (auto v = bool_value(where, find(e, "syslog"))) {
+        audit.syslog = *v;
+    }
+    if (auto v = string_value(where, find(e, "syslog_socket"))) {
+        audit.syslog_socket = *v;
+    }
+}
+
+void Parser::parse_rules(const Entries& top, std::vector<Rule>& rules) {
+    const Entry* entry = find(top, "rules");
+    if (entry == nullptr || entry->value.IsNull()) {
+        return;
+    }
+    if (!entry->value.IsSequence()) {
+        wrong_type(k_top_where, *entry, "a list of rules");
+        return;
+    }
+    for (std::size_t i = 0; i < entry->value.size(); ++i) {
+        parse_rule(entry->value[i], i + 1, rules);
+    }
+}
+
+void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<Rule>& rules) {
+    if (!node.IsMap()) {
+        add(node.Mark(), "rule " + std::to_string(number) +
+                             ": expected a mapping (name, match, action, ...), got " +
+                             describe(node));
+        return;
+    }
+    Rule rule;
+    rule.name = "rule-" + std::to_string(number);
+    rule.line = position_of(node.Mark()).line;
+    // Read the name first so that every later message can say which rule it is about.
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar()) {
+            rule.name = it->second.Scalar();
+            break;
+        }
+    }
+    const std::string path = "rules[" + std::to_string(rules.size()) + "]";
+    m_positions[path] = position_of(node.Mark());
+    const Where where{path, "", "in rule " + shown(rule.name), "rule " + shown(rule.name) + ": "};
+    const Entries e = entries(node, where, k_rule_spec);
+
+    if (const Entry* name = find(e, "name")) {
+        string_value(where, name); // reports a non-string name; the name was taken above
+    }
+    parse_match(e, where, rule.match);
+    if (auto v = enum_value<Action>(where, find(e, "action"),
+                                    {{"allow", Action::allow},
+                                     {"deny", Action::deny},
+                                     {"require_approval", Action::require_approval}})) {
+        rule.action = *v;
+    }
+    if (rule.action != Action::require_approval) {
+        for (const std::string_view key : k_approval_only_keys) {
+            if (const Entry* extra = find(e, key)) {
+                add(extra->key_node.Mark(), where.prefix + "action " + to_string(rule.action) +
+                                                " does not take '" + std::string(key) +
+                                                "' (only require_approval does)");
+            }
+        }
+    }
+    if (auto v = integer_value(where, find(e, "approvals"), "an integer 1..5")) {
+        rule.approvals = static_cast<int>(*v);
+    }
+    if (auto v = duration_value(where, find(e, "ttl"))) {
+        rule.ttl = *v;
+    }
+    const Entry* scope = find(e, "scope");
+    if (auto v = enum_value<Scope>(where, scope,
+                                   {{"command", Scope::command},
+                                    {"session", Scope::session},
+                                    {"login", Scope::login}})) {
+        rule.scope = *v;
+    } else if (scope == nullptr && !rule.match.kinds.empty() &&
+               std::all_of(rule.match.kinds.begin(), rule.match.kinds.end(),
+                           [](const std::string& k) { return k == k_kind_login; })) {
+        // A login rule can only grant logins; making every login rule spell "scope: login"
+        // would only add a way to get it wrong.
+        rule.scope = Scope::login;
+    }
+    if (auto v = enum_value<bool>(where, find(e, "reason"),
+                                  {{"required", true}, {"optional", false}})) {
+        rule.reason_required = *v;
+    }
+    if (auto v = string_value(where, find(e, "ticket_pattern"))) {
+        rule.ticket_pattern = *v;
+        if (!rule.ticket_pattern.empty()) {
+            try {
+                rule.ticket_regex.emplace(rule.ticket_pattern, std::regex::ECMAScript);
+            } catch (const std::regex_error&) {
+                // Left unset on purpose: validate_at() reports it, with the regex error.
+            }
+        }
+    }
+    if (auto v = duration_value(where, find(e, "timeout"))) {
+        rule.timeout = *v;
+    }
+    if (auto v = list_value(where, find(e, "approver_groups"))) {
+        rule.approver_groups = *v;
+    }
+    if (auto v = enum_value<NonInteractive>(where, find(e, "noninteractive"),
+                                            {{"file", NonInteractive::file},
+                                             {"wait", NonInteractive::wait}})) {
+        rule.noninteractive = *v;
+    }
+    if (auto v = string_value(where, find(e, "message"))) {
+        rule.message = *v;
+    }
+    rules.push_back(std::move(rule));
+}
+
+void Parser::parse_match(const Entries& rule_entries, const Where& rule_where, Match& match) {
+    const Where where{rule_where.path + ".match", "match.", "in 'match' of " + rule_where.in.substr(3),
+                      rule_where.prefix};
+    const Entries e = section(rule_entries, "match", rule_where, where, k_match_spec);
+    const std::pair<std::string_view, std::vector<std::string>*> lists[] = {
+        {"kind", &match.kinds},       {"users", &match.users},     {"commands", &match.commands},
+        {"runas", &match.runas},      {"services", &match.services},
+        {"remote_hosts", &match.remote_hosts}};
+    for (const auto& [key, target] : lists) {
+        if (auto v = list_value(where, find(e, key))) {
+            *target = std::move(*v);
+        }
+    }
+    const Where host_where{where.path + ".host", "match.host.",
+                           "in 'match.host' of " + rule_where.in.substr(3), rule_where.prefix};
+    const Entries h = section(e, "host", where, host_where, k_match_host_spec);
+    if (auto v = list_value(host_where, find(h, "environment"))) {
+        match.host.environments = std::move(*v);
+    }
+    if (auto v = list_value(host_where, find(h, "tags"))) {
+        match.host.tags = std::move(*v);
+    }
+}
+
+// yaml-cpp's messages for two common slips are cryptic; say what to do instead.
+std::string syntax_hint(const std::string& text, const YAML::Mark& mark) {
+    if (mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= text.size()) {
+        return {};
+    }
+    const std::string_view rest = std::string_view(text).substr(static_cast<std::size_t>(mark.pos));
+    const auto first = rest.find_first_not_of(" \t-[,");
+    const char c = first == std::string_view::npos ? '\0' : rest[first];
+    if (c == '%') {
+        return " (quote a group entry: \"%group\")";
+    }
+    if (c == '*') {
+        return " (quote a glob that starts with '*': \"*...\")";
+    }
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semantic checks.
+
+class Checker {
+public:
+    Checker(const Config& config, const Positions* positions)
+        : m_config(config), m_positions(positions) {}
+
+    std::vector<Problem> run();
+
+private:
+    // Blames the most precise recorded position: "rules[1].match.kind[0]", then
+    // "rules[1].match.kind", "rules[1].match", "rules[1]", then `fallback_line`.
+    void add(std::string path, int fallback_line, std::string message);
+    void check_top();
+    void check_rule(std::size_t index);
+    void check_names(const std::string& path, int line, const std::string& prefix,
+                     std::string_view key, const std::vector<std::string>& names);
+
+    const Config& m_config;
+    const Positions* m_positions;
+    std::vector<Problem> m_problems;
+};
+
+void Checker::add(std::string path, int fallback_line, std::string message) {
+    Position position{fallback_line, 0};
+    while (m_positions != nullptr && !path.empty()) {
+        if (const auto it = m_positions->find(path); it != m_positions->end()) {
+            position = it->second;
+            break;
+        }
+        const auto cut = path.find_last_of(".[");
+        path.resize(cut == std::string::npos ? 0 : cut);
+    }
+    m_problems.push_back({m_config.source, position.line, position.column, std::move(message)});
+}
+
+std::vector<Problem> Checker::run() {
+    check_top();
+    for (std::size_t i = 0; i < m_config.rules.size(); ++i) {
+        check_rule(i);
+    }
+    return std::move(m_problems);
+}
+
+// Every entry of a name list must be a non-empty plain name.
+void Checker::check_names(const std::string& path, int line, const std::string& prefix,
+                          std::string_view key, const std::vector<std::string>& names) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i].empty()) {
+            add(path + "[" + std::to_string(i) + "]", line,
+                prefix + "empty entry in '" + std::string(key) + "'");
+        }
+    }
+}
+
+void Checker::check_top() {
+    const Config& c = m_config;
+    if (!is_absolute_path(c.daemon.socket)) {
+        add("daemon.socket", 0,
+            "daemon.socket must be an absolute path, got " + shown(c.daemon.socket));
+    }
+    if (c.daemon.max_clients < 1) {
+        add("daemon.max_clients", 0, "daemon.max_clients must be at least 1, got " +
+                                         std::to_string(c.daemon.max_clients));
+    }
+    if (c.daemon.max_pending < 1) {
+        add("daemon.max_pending", 0, "daemon.max_pending must be at least 1, got " +
+                                         std::to_string(c.daemon.max_pending));
+    }
+    if (c.approval.backend == "service") {
+        add("approval.backend", 0,
+            "backend 'service' is not available in this build; use backend 'local'");
+    } else if (c.approval.backend != "local") {
+        add("approval.backend", 0, "unknown approval.backend " + shown(c.approval.backend) +
+                                       " (expected 'local')");
+    }
+    if (c.approval.approver_groups.empty()) {
+        add("approval.approver_groups", 0,
+            "approval.approver_groups is empty: requests that match no rule (and rules without "
+            "their own approver_groups) could never be approved");
+    }
+    check_names("approval.approver_groups", 0, "", "approval.approver_groups",
+                c.approval.approver_groups);
+    for (std::size_t i = 0; i < c.approval.approver_groups.size(); ++i) {
+        const std::string& group = c.approval.approver_groups[i];
+        if (!group.empty() && group.front() == '%') {
+            add("approval.approver_groups[" + std::to_string(i) + "]", 0,
+                "approval.approver_groups lists group names without '%': write " +
+                    shown(group.substr(1)));
+        }
+    }
+    if (!c.break_glass.group.empty() && c.break_glass.group.front() == '%') {
+        add("break_glass.group", 0, "break_glass.group is a group name without '%': write " +
+                                        shown(c.break_glass.group.substr(1)));
+    }
+    if (c.break_glass.min_reason_length < 1) {
+        add("break_glass.min_reason_length", 0,
+            "break_glass.min_reason_length must be at least 1, got " +
+                std::to_string(c.break_glass.min_reason_length));
+    }
+    if (!is_absolute_path(c.audit.journal)) {
+        add("audit.journal", 0,
+            "audit.journal must be an absolute path, got " + shown(c.audit.journal));
+    }
+    if (c.audit.syslog && !is_absolute_path(c.audit.syslog_socket)) {
+        add("audit.syslog_socket", 0, "audit.syslog_socket must be an absolute path, got " +
+                                          shown(c.audit.syslog_socket));
+    }
+    check_names("host.tags", 0, "", "host.tags", c.host.tags);
+}
+
+void Checker::check_rule(std::size_t index) {
+    const Rule& rule = m_config.rules[index];
+    const std::string path = "rules[" + std::to_string(index) + "]";
+    const std::string prefix = "rule " + shown(rule.name) + ": ";
+    const int line = rule.line;
+    const auto at = [&path](std::string_view key) { return path + "." + std::string(key); };
+
+    if (rule.name.empty()) {
+        add(at("name"), line, "rule " + std::to_string(index + 1) + ": the name is empty");
+    }
+    for (std::size_t j = 0; j < index; ++j) {
+        const Rule& earlier = m_config.rules[j];
+        if (earlier.name == rule.name) {
+            add(at("name"), line,
+                "duplicate rule name " + shown(rule.name) +
+                    (earlier.line > 0 ? " (first at line " + std::to_string(earlier.line) + ")"
+                                      : " (first is rule " + std::to_string(j + 1) + ")"));
+            break;
+        }
+    }
+
+    const Match& m = rule.match;
+    bool kinds_valid = true;
+    for (std::size_t i = 0; i < m.kinds.size(); ++i) {
+        if (m.kinds[i] != k_kind_sudo && m.kinds[i] != k_kind_login) {
+            add(at("match.kind[" + std::to_string(i) + "]"), line,
+                prefix + "unknown kind " + shown(m.kinds[i]) + " (expected sudo or login)");
+            kinds_valid = false;
+        }
+    }
+    const auto has_kind = [&m](std::string_view kind) {
+        return m.kinds.empty() || std::find(m.kinds.begin(), m.kinds.end(), kind) != m.kinds.end();
+    };
+    const bool login_only = !m.kinds.empty() &&
+                            std::all_of(m.kinds.begin(), m.kinds.end(),
+                                        [](const std::string& k) { return k == k_kind_login; });
+
+    const std::pair<std::string_view, const std::vector<std::string>*> lists[] = {
+        {"users", &m.users},       {"commands", &m.commands},
+        {"runas", &m.runas},       {"services", &m.services},
+        {"remote_hosts", &m.remote_hosts}, {"host.environment", &m.host.environments},
+        {"host.tags", &m.host.tags}};
+    for (const auto& [key, list] : lists) {
+        check_names(at("match." + std::string(key)), line, prefix, "match." + std::string(key),
+                    *list);
+    }
+    // A criterion the request kind never has a value for would make the rule silently dead.
+    const std::tuple<std::string_view, std::string_view, const std::vector<std::string>*>
+        kind_only[] = {{"commands", k_kind_sudo, &m.commands},
+                       {"runas", k_kind_sudo, &m.runas},
+                       {"services", k_kind_login, &m.services},
+                       {"remote_hosts", k_kind_login, &m.remote_hosts}};
+    for (const auto& [key, kind, list] : kind_only) {
+        if (kinds_valid && !list->empty() && !has_kind(kind)) {
+            add(at("match." + std::string(key)), line,
+                prefix + "match." + std::string(key) + " never matches: it applies to kind " +
+                    std::string(kind) + " only");
+        }
+    }
+    for (std::size_t i = 0; i < m.users.size(); ++i) {
+        if (m.users[i] == "%") {
+            add(at("match.users[" + std::to_string(i) + "]"), line,
+                prefix + "'%' in match.users needs a group name after it");
+        }
+    }
+    for (std::size_t i = 0; i < m.remote_hosts.size(); ++i) {
+        const std::string& pattern = m.remote_hosts[i];
+        if (pattern.find('/') == std::string::npos) {
+            continue;
+        }
+        if (auto error = cidr_error(pattern)) {
+            add(at("match.remote_hosts[" + std::to_string(i) + "]"), line,
+                prefix + "bad CIDR " + shown(pattern) + " in match.remote_hosts: " + *error);
+        }
+    }
+
+    if (rule.action != Action::require_approval) {
+        return; // the approval settings below are never used
+    }
+    if (rule.approvals < k_min_approvals || rule.approvals > k_max_approvals) {
+        add(at("approvals"), line, prefix + "approvals must be 1..5, got " +
+                                       std::to_string(rule.approvals));
+    }
+    const std::pair<std::string_view, Seconds> durations[] = {{"ttl", rule.ttl},
+                                                              {"timeout", rule.timeout}};
+    for (const auto& [key, value] : durations) {
+        if (value <= Seconds::zero()) {
+            add(at(key), line, prefix + std::string(key) + " must be positive, got " +
+                                   format_duration(value));
+        } else if (value > k_max_duration) {
+            add(at(key), line, prefix + std::string(key) + " must be at most 24h, got " +
+                                   format_duration(value));
+        }
+    }
+    // With an unknown kind already reported, what the scope should be is anyone's guess.
+    if (kinds_valid && rule.scope == Scope::login && !login_only) {
+        add(at("scope"), line, prefix + "scope 'login' requires kind login (match.kind: login)");
+    } else if (kinds_valid && rule.scope != Scope::login && !has_kind(k_kind_sudo)) {
+        add(at("scope"), line, prefix + "scope '" + to_string(rule.scope) +
+                                   "' requires kind sudo; a login rule takes scope 'login'");
+    }
+    if (!rule.ticket_pattern.empty() && !rule.ticket_regex) {
+        try {
+            static_cast<void>(std::regex(rule.ticket_pattern, std::regex::ECMAScript));
+            add(at("ticket_pattern"), line,
+                prefix + "ticket_pattern is set but ticket_regex was not compiled");
+        } catch (const std::regex_error& e) {
+            add(at("ticket_pattern"), line, prefix + "bad ticket_pattern " +
+                                                shown(rule.ticket_pattern) + ": " + e.what());
+        }
+    }
+    const auto& groups =
+        rule.approver_groups.empty() ? m_config.approval.approver_groups : rule.approver_groups;
+    if (groups.empty()) {
+        add(at("approvals"), line,
+            prefix + "approvals: " + std::to_string(rule.approvals) +
+                " but approver_groups is empty here and in approval.approver_groups, so nobody "
+                "could approve");
+    }
+    check_names(at("approver_groups"), line, prefix, "approver_groups", rule.approver_groups);
+    for (std::size_t i = 0; i < rule.approver_groups.size(); ++i) {
+        const std::string& group = rule.approver_groups[i];
+        if (!group.empty() && group.front() == '%') {
+            add(at("approver_groups[" + std::to_string(i) + "]"), line,
+                prefix + "approver_groups lists group names without '%': write " +
+                    shown(group.substr(1)));
+        }
+    }
+}
+
+std::vector<Problem> validate_at(const Config& config, const Positions* positions) {
+    return Checker(config, positions).run();
+}
+
+} // namespace
+
+std::string Problem::to_string() const {
+    std::string out = file.empty() ? std::string("<config>") : file;
+    if (line > 0) {
+        out += ":" + std::to_string(line);
+        if (column > 0) {
+            out += ":" + std::to_string(column);
+        }
+    }
+    out += ": ";
+    out += message;
+    return out;
+}
+
+LoadResult load_config(const std::string& path) {
+    const auto fail = [&path](const std::string& message) {
+        LoadResult result;
+        result.problems.push_back({path, 0, 0, message});
+        return result;
+    };
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return fail("cannot open the config: " + error_text(errno));
+    }
+    std::string text;
+    std::array<char, 65536> buffer{};
+    for (;;) {
+        const ssize_t n = read(fd, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            const int error = errno;
+            close(fd);
+            return fail("cannot read the config: " + error_text(error));
+        }
+        if (n == 0) {
+            break;
+        }
+        text.append(buffer.data(), static_cast<std::size_t>(n));
+    }
+    close(fd);
+    return parse_config(text, path);
+}
+
+LoadResult parse_config(const std::string& text, const std::string& source) {
+    Parser parser(source);
+    std::optional<Config> config;
+    try {
+        const std::vector<YAML::Node> documents = YAML::LoadAll(text);
+        if (documents.size() > 1) {
+            parser.add(documents[1].Mark(),
+                       "the config must be a single YAML document; remove this '---' and "
+                       "what follows, or merge it into the first document");
+        }
+        config = parser.parse(documents.empty() ? YAML::Node() : documents.front());
+    } catch (const YAML::ParserException& e) {
+        parser.add(e.mark, "YAML syntax error: " + e.msg + syntax_hint(text, e.mark));
+    } catch (const YAML::Exception& e) {
+        parser.add(e.mark, "cannot read the YAML: " + e.msg);
+    }
+    std::vector<Problem> problems = std::move(parser.problems());
+    if (config) {
+        std::vector<Problem> more = validate_at(*config, &parser.positions());
+        problems.insert(problems.end(), std::make_move_iterator(more.begin()),
+                        std::make_move_iterator(more.end()));
+    }
+    // In file order, so the list reads top to bottom next to the file.
+    std::stable_sort(problems.begin(), problems.end(), [](const Problem& a, const Problem& b) {
+        return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    LoadResult result;
+    result.problems = std::move(problems);
+    if (result.problems.empty()) {
+        result.config = std::move(config);
+    }
+    return result;
+}
+
+std::vector<Problem> validate(const Config& config) { return validate_at(config, nullptr); }
+
+std::optional<Problem> check_file_security(const std::string& path, unsigned allowed_uid) {
+    struct stat st {};
+    // lstat, not stat: a symlink would let whoever owns its target (or its directory) swap the
+    // policy, and its own mode bits say nothing.
+    if (lstat(path.c_str(), &st) != 0) {
+        return Problem{path, 0, 0, "cannot check the config's permissions: " + error_text(errno)};
+    }
+    if (S_ISLNK(st.st_mode)) {
+        return Problem{path, 0, 0,
+                       "is a symbolic link; point jitgated at the real file (readlink -f " +
+                           path + ")"};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return Problem{path, 0, 0, "is not a regular file"};
+    }
+    std::vector<std::string> wrong;
+    if (st.st_uid != 0 && st.st_uid != allowed_uid) {
+        wrong.push_back("is owned by uid " + std::to_string(st.st_uid) + " but must be owned by " +
+                        (allowed_uid == 0 ? std::string("root")
+                                          : "root or uid " + std::to_string(allowed_uid)) +
+                        "; fix with: chown root " + path);
+    }
+    const bool group_writable = (st.st_mode & S_IWGRP) != 0;
+    const bool world_writable = (st.st_mode & S_IWOTH) != 0;
+    if (group_writable || world_writable) {
+        std::array<char, 8> mode{};
+        std::snprintf(mode.data(), mode.size(), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        const char* who = group_writable && world_writable ? "group- and world-writable"
+                          : group_writable                 ? "group-writable"
+                                                           : "world-writable";
+        wrong.push_back(std::string("is ") + who + " (mode " + mode.data() +
+                        "); fix with: chmod go-w " + path);
+    }
+    if (wrong.empty()) {
+        return std::nullopt;
+    }
+    std::string message;
+    for (const auto& w : wrong) {
+        message += (message.empty() ? "" : "; and ") + w;
+    }
+    return Problem{path, 0, 0, message};
+}
+
+std::optional<Seconds> parse_duration(const std::string& text) {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    std::string_view digits = text;
+    Seconds::rep unit = 1;
+    switch (text.back()) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: unit = 0; break;
+    }
+    if (unit != 0) {
+        digits.remove_suffix(1);
+    } else {
+        unit = 1; // a bare number of seconds
+    }
+    // Only digits: no sign, no spaces, no "1.5h" (from_chars alone would accept a leading '-').
+    if (digits.empty() ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+    }
+    Seconds::rep count = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+    if (error != std::errc{} || end != digits.data() + digits.size() || count <= 0 ||
+        count > std::numeric_limits<Seconds::rep>::max() / unit) {
+        return std::nullopt;
+    }
+    return Seconds{count * unit};
+}
+
+std::string format_duration(Seconds s) {
+    const Seconds::rep n = s.count();
+    if (n != 0 && n % 86400 == 0) {
+        return std::to_string(n / 86400) + "d";
+    }
+    if (n != 0 && n % 3600 == 0) {
+        return std::to_string(n / 3600) + "h";
+    }
+    if (n != 0 && n % 60 == 0) {
+        return std::to_string(n / 60) + "m";
+    }
+    return std::to_string(n) + "s";
+}
+
+const char* to_string(Action a) noexcept {
+    switch (a) {
+    case Action::allow: return "allow";
+    case Action::deny: return "deny";
+    case Action::require_approval: return "require_approval";
+    }
+    return "require_approval";
+}
+
+const char* to_string(Scope s) noexcept {
+    switch (s) {
+    case Scope::command: return "command";
+    case Scope::session: return "session";
+    case Scope::login: return "login";
+    }
+    return "command";
+}
+
+} // namespace jitgate::config

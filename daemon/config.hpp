@@ -1,0 +1,119 @@
+// daemon/config.hpp — the typed configuration of jitgated (docs/config.md documents every key).
+//
+// Only the daemon (and jitgatectl check-config) read YAML. load_config() parses a file into a
+// Config; validate() is pure and returns every problem with file:line:column. Defaults live
+// next to the fields, here, and nowhere else.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace jitgate::config {
+
+using Seconds = std::chrono::seconds;
+
+enum class Action { allow, deny, require_approval };
+enum class Scope { command, session, login };
+enum class NonInteractive { file, wait }; // sudo -n without a grant: file the request and deny, or wait
+
+struct Problem {
+    std::string file;
+    int line = 0;   // 1-based; 0 when unknown
+    int column = 0; // 1-based; 0 when unknown
+    std::string message;
+    std::string to_string() const; // "file:line:column: message"
+};
+
+struct HostMatch {
+    std::vector<std::string> environments; // empty: any; else the host's environment must be one
+    std::vector<std::string> tags;         // every tag listed must be one of the host's tags
+};
+
+struct Match {
+    std::vector<std::string> kinds;        // "sudo", "login"; empty: any
+    std::vector<std::string> users;        // names and "%group"; empty: any
+    std::vector<std::string> commands;     // fnmatch globs over "path arg1 arg2 ..."; empty: any
+    std::vector<std::string> runas;        // run-as user names; empty: any
+    std::vector<std::string> services;     // PAM services (login kind); empty: any
+    std::vector<std::string> remote_hosts; // hosts, globs or CIDRs (login kind); empty: any
+    HostMatch host;
+};
+
+struct Rule {
+    std::string name;      // unique; defaults to "rule-<index>"
+    int line = 0;          // where the rule starts in the file (for messages)
+    Match match;
+    Action action = Action::require_approval;
+    // require_approval only:
+    int approvals = 1;                                 // distinct approvers needed (1..5)
+    Seconds ttl{std::chrono::minutes(15)};             // grant lifetime, from the approval
+    Scope scope = Scope::command;
+    bool reason_required = false;
+    std::string ticket_pattern;                        // ECMAScript regex; empty: no ticket asked
+    std::optional<std::regex> ticket_regex;            // compiled from ticket_pattern
+    Seconds timeout{std::chrono::minutes(10)};         // how long a request may wait
+    std::vector<std::string> approver_groups;          // empty: approval.approver_groups
+    NonInteractive noninteractive = NonInteractive::file;
+    std::string message;                               // shown to the user on deny/approval prompt
+};
+
+struct Config {
+    std::string source; // the file it came from
+    struct Host {
+        std::string name;        // default: gethostname()
+        std::string environment; // e.g. "production"
+        std::vector<std::string> tags;
+    } host;
+    struct Daemon {
+        std::string socket = "/run/jitgate/jitgated.sock";
+        int max_clients = 16384;            // connections at once; more are refused
+        int max_pending = 10000;            // requests waiting at once
+    } daemon;
+    struct Approval {
+        std::string backend = "local";      // "local" (this host's approvers) only, for now
+        std::vector<std::string> approver_groups{"jitgate-approvers"};
+    } approval;
+    struct BreakGlass {
+        std::string group;                  // empty: break-glass disabled
+        std::size_t min_reason_length = 10;
+    } break_glass;
+    struct Audit {
+        std::string journal = "/var/lib/jitgate/audit.jsonl";
+        bool syslog = true;
+        std::string syslog_socket = "/dev/log";
+    } audit;
+    std::vector<Rule> rules;
+};
+
+struct LoadResult {
+    std::optional<Config> config; // set only when problems is empty
+    std::vector<Problem> problems;
+};
+
+// Reads and validates `path`. Never throws for bad content: I/O errors, YAML syntax errors,
+// unknown keys, wrong types and semantic errors all become Problems.
+LoadResult load_config(const std::string& path);
+// Same, from text (for tests and fuzzing); `source` names it in problems.
+LoadResult parse_config(const std::string& text, const std::string& source);
+
+// Semantic checks of an already-typed config (duplicate rule names, approvals range, ...).
+// Pure; returns every problem found.
+std::vector<Problem> validate(const Config& config);
+
+// SECURITY NOTE: the daemon refuses a config that someone other than root could change.
+// Returns a problem if `path` is not a regular file owned by root (or `allowed_uid`), or is
+// group/world-writable.
+std::optional<Problem> check_file_security(const std::string& path, unsigned allowed_uid = 0);
+
+// "30s", "15m", "2h", "1d" or a bare number of seconds. nullopt if malformed or <= 0.
+std::optional<Seconds> parse_duration(const std::string& text);
+std::string format_duration(Seconds s); // "15m", "90s", "2h"
+
+const char* to_string(Action a) noexcept;
+const char* to_string(Scope s) noexcept;
+
+} // namespace jitgate::config

@@ -1,0 +1,75 @@
+#include "grants.hpp"
+
+#include <algorithm>
+
+namespace jitgate::grants {
+namespace {
+// Length-prefixed fields: no two different actions can produce the same key.
+void put(std::string& key, const std::string& field) {
+    key += std::to_string(field.size());
+    key += ':';
+    key += field;
+}
+} // namespace
+
+std::string GrantCache::key_for(const Action& action, config::Scope scope) {
+    std::string key;
+    put(key, action.kind);
+    put(key, action.user);
+    put(key, action.rule);
+    put(key, config::to_string(scope));
+    if (scope == config::Scope::command) {
+        put(key, action.runas_user);
+        put(key, action.command);
+        if (action.argv != nullptr)
+            for (const auto& a : *action.argv) put(key, a);
+    }
+    return key;
+}
+
+const Grant* GrantCache::find(const Action& action, Clock::time_point now) {
+    const config::Scope scopes[] = {action.kind == "login" ? config::Scope::login : config::Scope::command,
+                                    config::Scope::session};
+    for (const auto scope : scopes) {
+        const auto it = m_by_key.find(key_for(action, scope));
+        if (it == m_by_key.end()) continue;
+        if (it->second.expires <= now) {
+            m_by_key.erase(it);
+            continue;
+        }
+        return &it->second;
+    }
+    return nullptr;
+}
+
+void GrantCache::add(Grant grant) {
+    Action a{grant.user, grant.kind, grant.rule, grant.runas_user, grant.command, &grant.argv};
+    auto key = key_for(a, grant.scope);
+    m_by_key.insert_or_assign(std::move(key), std::move(grant));
+}
+
+std::optional<Grant> GrantCache::revoke(const std::string& id) {
+    for (auto it = m_by_key.begin(); it != m_by_key.end(); ++it) {
+        if (it->second.id == id) {
+            Grant g = std::move(it->second);
+            m_by_key.erase(it);
+            return g;
+        }
+    }
+    return std::nullopt;
+}
+
+void GrantCache::expire(Clock::time_point now) {
+    std::erase_if(m_by_key, [&](const auto& kv) { return kv.second.expires <= now; });
+}
+
+std::vector<Grant> GrantCache::list(Clock::time_point now) {
+    expire(now);
+    std::vector<Grant> out;
+    out.reserve(m_by_key.size());
+    for (const auto& [k, g] : m_by_key) out.push_back(g);
+    std::sort(out.begin(), out.end(), [](const Grant& a, const Grant& b) { return a.granted_unix < b.granted_unix; });
+    return out;
+}
+
+} // namespace jitgate::grants

@@ -1,0 +1,70 @@
+// daemon/grants.hpp — the cache of live grants: the fast path.
+//
+// A grant is what an approval becomes: scope `command` covers this exact run_argv as this
+// run-as user under the same rule; scope `session` covers any sudo of that user under the
+// same rule; scope `login` covers logins. Grants live in memory only: a restarted daemon
+// starts with none (fail closed). Not thread-safe: the event loop owns it.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config.hpp"
+
+namespace jitgate::grants {
+
+using Clock = std::chrono::steady_clock;
+
+struct Grant {
+    std::string id;
+    std::string request_id;
+    std::string user;
+    std::string kind;
+    config::Scope scope = config::Scope::command;
+    std::string rule;
+    std::string runas_user;
+    std::string command;
+    std::vector<std::string> argv;
+    std::vector<std::string> approvers;
+    std::string reason;
+    std::string ticket;
+    std::int64_t granted_unix = 0;
+    std::int64_t expires_unix = 0;
+    Clock::time_point expires;
+};
+
+// What a check asks the cache about.
+struct Action {
+    std::string user;
+    std::string kind;
+    std::string rule;
+    std::string runas_user;
+    std::string command;
+    const std::vector<std::string>* argv = nullptr;
+};
+
+class GrantCache {
+public:
+    // Returns the live grant covering `action` (command scope first), or nullptr.
+    // The pointer is valid until the next non-const call.
+    const Grant* find(const Action& action, Clock::time_point now);
+    // Adds (or replaces the same-key grant with) `grant`.
+    void add(Grant grant);
+    // Removes the grant with `id`; returns it, or nullopt if unknown.
+    std::optional<Grant> revoke(const std::string& id);
+    // Live grants, oldest first.
+    std::vector<Grant> list(Clock::time_point now);
+    std::size_t size() const noexcept { return m_by_key.size(); }
+
+    static std::string key_for(const Action& action, config::Scope scope);
+
+private:
+    void expire(Clock::time_point now);
+    std::unordered_map<std::string, Grant> m_by_key;
+};
+
+} // namespace jitgate::grants

@@ -1,0 +1,67 @@
+#include "identity.hpp"
+
+#include <fstream>
+#include <grp.h>
+#include <pwd.h>
+#include <sstream>
+#include <sys/socket.h>
+
+namespace jitgate::identity {
+
+std::optional<Peer> peer_of(int fd) noexcept {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return std::nullopt;
+    return Peer{cred.pid, cred.uid, cred.gid};
+}
+
+std::optional<std::string> user_name(uid_t uid) {
+    passwd pw{};
+    passwd* result = nullptr;
+    std::vector<char> buf(16384);
+    if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &result) != 0 || result == nullptr) return std::nullopt;
+    return std::string(pw.pw_name);
+}
+
+std::optional<uid_t> user_uid(const std::string& name) {
+    passwd pw{};
+    passwd* result = nullptr;
+    std::vector<char> buf(16384);
+    if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || result == nullptr) return std::nullopt;
+    return pw.pw_uid;
+}
+
+std::vector<std::string> groups_of(const std::string& user) {
+    passwd pw{};
+    passwd* result = nullptr;
+    std::vector<char> buf(16384);
+    if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || result == nullptr) return {};
+    int n = 64;
+    std::vector<gid_t> gids(static_cast<std::size_t>(n));
+    while (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) gids.resize(static_cast<std::size_t>(n));
+    gids.resize(static_cast<std::size_t>(n));
+    std::vector<std::string> names;
+    for (gid_t g : gids) {
+        group gr{};
+        group* gres = nullptr;
+        std::vector<char> gbuf(65536);
+        if (getgrgid_r(g, &gr, gbuf.data(), gbuf.size(), &gres) == 0 && gres != nullptr) names.emplace_back(gr.gr_name);
+    }
+    return names;
+}
+
+std::optional<uid_t> real_uid_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("Uid:", 0) == 0) {
+            std::istringstream fields(line.substr(4));
+            unsigned long real = 0;
+            if (fields >> real) return static_cast<uid_t>(real);
+            return std::nullopt;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace jitgate::identity

@@ -1,0 +1,84 @@
+// jitgated — the jitgate daemon: policy, grants, approvals and audit for one host.
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unistd.h>
+
+#include "audit.hpp"
+#include "config.hpp"
+#include "jitgate/error.hpp"
+#include "server.hpp"
+
+namespace {
+
+constexpr const char* k_default_config = "/etc/jitgate/jitgate.yaml";
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: jitgated [--config FILE]      serve (default config %s)\n"
+                 "       jitgated --check-config [FILE] validate a config and exit (non-zero on any problem)\n"
+                 "       jitgated --version\n",
+                 k_default_config);
+}
+
+// Loads and validates, including the file's ownership and mode. Prints every problem.
+std::optional<jitgate::config::Config> load(const std::string& path) {
+    auto result = jitgate::config::load_config(path);
+    if (auto p = jitgate::config::check_file_security(path)) result.problems.push_back(*p);
+    for (const auto& p : result.problems) std::fprintf(stderr, "%s\n", p.to_string().c_str());
+    if (!result.problems.empty() || !result.config) return std::nullopt;
+    return std::move(result.config);
+}
+
+int serve(const std::string& path) {
+    auto cfg = load(path);
+    if (!cfg) {
+        std::fprintf(stderr, "jitgated: refusing to start: %s has problems (see above)\n", path.c_str());
+        return 1;
+    }
+    auto config = std::make_shared<const jitgate::config::Config>(std::move(*cfg));
+    jitgate::audit::Auditor auditor({config->audit.journal, config->host.name, config->audit.syslog, config->audit.syslog_socket});
+    jitgate::server::Server server(path, config, auditor);
+    auditor.record({{"type", jitgate::audit::type::daemon_started}, {"pid", ::getpid()}, {"euid", ::geteuid()},
+                    {"version", JITGATE_VERSION}, {"backend", config->approval.backend}});
+    auditor.record({{"type", jitgate::audit::type::config_loaded}, {"config", path}, {"rules", config->rules.size()}});
+    std::fprintf(stderr, "jitgated %s: ready on %s (config %s, %zu rules, journal %s)\n", JITGATE_VERSION,
+                 config->daemon.socket.c_str(), path.c_str(), config->rules.size(), config->audit.journal.c_str());
+    return server.run();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        std::string config = k_default_config;
+        for (int i = 1; i < argc; ++i) {
+            const std::string a = argv[i];
+            if (a == "--config" && i + 1 < argc) {
+                config = argv[++i];
+            } else if (a == "--check-config") {
+                const std::string path = i + 1 < argc ? argv[i + 1] : config;
+                if (!load(path)) return 1;
+                std::printf("%s: OK\n", path.c_str());
+                return 0;
+            } else if (a == "--version") {
+                std::printf("jitgated %s\n", JITGATE_VERSION);
+                return 0;
+            } else if (a == "--help" || a == "-h") {
+                usage(stdout);
+                return 0;
+            } else {
+                usage(stderr);
+                return 2;
+            }
+        }
+        return serve(config);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgated: fatal: %s\n", e.what());
+        return 1;
+    } catch (...) {
+        std::fprintf(stderr, "jitgated: fatal: unknown error\n");
+        return 1;
+    }
+}

@@ -1,0 +1,205 @@
+// daemon/rules.cpp — first-match rule evaluation (docs/config.md, "How rules match").
+//
+// Everything here is a pure function of the config and the facts: no I/O, no lookups, no
+// state, so it is thread-safe and the same request always meets the same rule.
+#include "rules.hpp"
+
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <optional>
+#include <string_view>
+
+namespace jitgate::rules {
+
+namespace {
+
+bool contains(const std::vector<std::string>& list, std::string_view value) {
+    return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+// An empty criterion means "any". A request without a value for a listed criterion (a login
+// has no run-as user) never matches it: a rule that names values asks for one of them.
+bool listed(const std::vector<std::string>& list, const std::string& value) {
+    return list.empty() || (!value.empty() && contains(list, value));
+}
+
+bool users_match(const std::vector<std::string>& users, const Facts& facts) {
+    if (users.empty()) {
+        return true;
+    }
+    if (facts.user.empty()) {
+        return false;
+    }
+    return std::any_of(users.begin(), users.end(), [&facts](const std::string& entry) {
+        if (!entry.empty() && entry.front() == '%') {
+            return entry.size() > 1 && contains(facts.user_groups, std::string_view(entry).substr(1));
+        }
+        return entry == facts.user;
+    });
+}
+
+bool glob_matches(const std::string& glob, const std::string& text) {
+    // Flags 0, deliberately: without FNM_PATHNAME a '*' also matches '/' and ' ', so
+    // "/usr/bin/systemctl restart *" covers "restart nginx.service" and "restart a b", the way
+    // sudoers wildcards do.
+    return fnmatch(glob.c_str(), text.c_str(), 0) == 0;
+}
+
+bool commands_match(const std::vector<std::string>& globs, const Facts& facts) {
+    if (globs.empty()) {
+        return true;
+    }
+    if (facts.command.empty()) {
+        return false; // logins have no command
+    }
+    const std::string line = command_line_for_match(facts);
+    const auto slash = facts.command.rfind('/');
+    const std::string base =
+        slash == std::string::npos ? facts.command : facts.command.substr(slash + 1);
+    return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
+        if (glob_matches(glob, line)) {
+            return true;
+        }
+        // A bare program name or name glob ("systemctl", "vi*": no '/', no space) is also
+        // matched against the basename of the command alone, so it names that program in any
+        // directory and with any arguments. Admins write "journalctl" far more often than
+        // "*/journalctl *". A glob with a space describes arguments too, so it is matched
+        // against the whole line only. SECURITY NOTE: this is looser than a full path; the
+        // docs tell admins to use full paths in allow rules.
+        return glob.find_first_of("/ ") == std::string::npos && glob_matches(glob, base);
+    });
+}
+
+bool host_matches(const config::HostMatch& match, const config::Config::Host& host) {
+    if (!match.environments.empty() &&
+        (host.environment.empty() || !contains(match.environments, host.environment))) {
+        return false;
+    }
+    return std::all_of(match.tags.begin(), match.tags.end(),
+                       [&host](const std::string& tag) { return contains(host.tags, tag); });
+}
+
+bool remote_hosts_match(const std::vector<std::string>& patterns, const std::string& remote) {
+    return patterns.empty() ||
+           std::any_of(patterns.begin(), patterns.end(), [&remote](const std::string& pattern) {
+               return remote_host_matches(pattern, remote);
+           });
+}
+
+bool rule_matches(const config::Rule& rule, const config::Config::Host& host,
+                  const Facts& facts) {
+    const config::Match& m = rule.match;
+    return listed(m.kinds, facts.kind) && users_match(m.users, facts) &&
+           commands_match(m.commands, facts) && listed(m.runas, facts.runas_user) &&
+           listed(m.services, facts.service) && remote_hosts_match(m.remote_hosts, facts.remote_host) &&
+           host_matches(m.host, host);
+}
+
+struct Address {
+    int family = 0; // AF_INET or AF_INET6
+    std::array<unsigned char, 16> bytes{};
+};
+
+std::optional<Address> parse_address(const std::string& text, bool unmap_v4) {
+    Address address;
+    if (inet_pton(AF_INET, text.c_str(), address.bytes.data()) == 1) {
+        address.family = AF_INET;
+        return address;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), address.bytes.data()) != 1) {
+        return std::nullopt;
+    }
+    address.family = AF_INET6;
+    // An IPv4 client reaching a dual-stack sshd shows up as ::ffff:a.b.c.d; "10.0.0.0/8" must
+    // still cover it.
+    constexpr std::array<unsigned char, 12> k_v4_mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (unmap_v4 && std::equal(k_v4_mapped.begin(), k_v4_mapped.end(), address.bytes.begin())) {
+        std::copy_n(address.bytes.begin() + 12, 4, address.bytes.begin());
+        std::fill(address.bytes.begin() + 4, address.bytes.end(), 0);
+        address.family = AF_INET;
+    }
+    return address;
+}
+
+bool cidr_matches(const std::string& pattern, const std::string& remote) {
+    const auto slash = pattern.find('/');
+    const auto network = parse_address(pattern.substr(0, slash), false);
+    const auto peer = parse_address(remote, true);
+    if (!network || !peer || network->family != peer->family) {
+        return false;
+    }
+    const std::string_view prefix_text = std::string_view(pattern).substr(slash + 1);
+    unsigned prefix = 0;
+    const auto [end, error] =
+        std::from_chars(prefix_text.data(), prefix_text.data() + prefix_text.size(), prefix);
+    const unsigned max_prefix = network->family == AF_INET ? 32U : 128U;
+    if (prefix_text.empty() || error != std::errc{} ||
+        end != prefix_text.data() + prefix_text.size() || prefix > max_prefix) {
+        return false; // validate() reports it; a broken pattern must never widen a rule
+    }
+    const unsigned whole_bytes = prefix / 8;
+    if (!std::equal(network->bytes.begin(), network->bytes.begin() + whole_bytes,
+                    peer->bytes.begin())) {
+        return false;
+    }
+    const unsigned rest_bits = prefix % 8;
+    if (rest_bits == 0) {
+        return true;
+    }
+    const auto mask = static_cast<unsigned char>(0xffU << (8 - rest_bits));
+    return (network->bytes[whole_bytes] & mask) == (peer->bytes[whole_bytes] & mask);
+}
+
+} // namespace
+
+std::string command_line_for_match(const Facts& facts) {
+    std::string line = facts.command;
+    for (std::size_t i = 1; i < facts.argv.size(); ++i) {
+        line += ' ';
+        line += facts.argv[i];
+    }
+    return line;
+}
+
+const config::Rule* first_match(const config::Config& config, const Facts& facts) {
+    for (const config::Rule& rule : config.rules) {
+        if (rule_matches(rule, config.host, facts)) {
+            return &rule;
+        }
+    }
+    return nullptr;
+}
+
+const config::Rule& default_rule() {
+    static const config::Rule rule = [] {
+        config::Rule r;
+        r.name = "default";
+        r.action = config::Action::require_approval;
+        return r;
+    }();
+    return rule;
+}
+
+bool remote_host_matches(const std::string& pattern, const std::string& remote) {
+    // A local login has no remote host; it must not fall into a rule about remote ones.
+    if (pattern.empty() || remote.empty()) {
+        return false;
+    }
+    if (pattern.find('/') != std::string::npos) {
+        return cidr_matches(pattern, remote);
+    }
+    // Host names are case-insensitive (DNS). SECURITY NOTE: a name comes from reverse DNS
+    // unless sshd runs with UseDNS no; whoever controls that zone controls the name, so the
+    // docs recommend CIDRs.
+    if (strcasecmp(pattern.c_str(), remote.c_str()) == 0) {
+        return true;
+    }
+    return fnmatch(pattern.c_str(), remote.c_str(), FNM_CASEFOLD) == 0;
+}
+
+} // namespace jitgate::rules

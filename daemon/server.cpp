@@ -1,0 +1,453 @@
+#include "server.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "identity.hpp"
+#include "jitgate/error.hpp"
+#include "jitgate/messages.hpp"
+#include "jitgate/text.hpp"
+#include "jitgate/wire.hpp"
+
+namespace jitgate::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+constexpr auto k_idle_limit = std::chrono::seconds(30);      // no request on a fresh connection
+constexpr auto k_input_limit = std::chrono::minutes(5);      // a person typing a reason
+constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;        // a client that never reads
+constexpr int k_max_events = 256;
+
+std::string errno_text() { return std::strerror(errno); }
+
+} // namespace
+
+// One client. Implements the broker's Responder by queueing frames.
+class Connection final : public broker::Responder {
+public:
+    Connection(Server& server, int fd, identity::Peer peer) : m_server(server), m_fd(fd), m_peer(peer), m_last(Clock::now()) {}
+
+    void notice(const std::string& text, std::int64_t wait_s) override {
+        Json m{{"type", msg::k_notice}, {"text", text}};
+        if (wait_s >= 0) m["wait_s"] = wait_s;
+        send(m);
+    }
+    void prompt(const std::string& field, const std::string& text, bool echo) override {
+        m_last = Clock::now();
+        send(Json{{"type", msg::k_prompt}, {"field", field}, {"text", text}, {"echo", echo}});
+    }
+    void decide(const msg::Decision& decision) override {
+        send(msg::to_json(decision));
+        m_decided = true; // the session is dropped by the server once the broker has returned
+    }
+
+    void send(const Json& m) {
+        if (m_dead) return;
+        try {
+            m_out += wire::encode(m);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgated: cannot encode a reply: %s\n", e.what());
+            mark_dead();
+            return;
+        }
+        flush();
+    }
+
+    void flush() {
+        while (!m_out.empty()) {
+            const ssize_t n = ::send(m_fd, m_out.data(), m_out.size(), MSG_NOSIGNAL);
+            if (n > 0) {
+                m_out.erase(0, static_cast<std::size_t>(n));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            mark_dead();
+            return;
+        }
+        if (m_out.size() > k_max_outbuf) {
+            mark_dead();
+            return;
+        }
+        want_write(!m_out.empty());
+    }
+
+    void want_write(bool on) {
+        if (on == m_writing) return;
+        m_writing = on;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
+        ev.data.fd = m_fd;
+        ::epoll_ctl(m_server.m_epoll, EPOLL_CTL_MOD, m_fd, &ev);
+    }
+
+    void mark_dead() {
+        if (m_dead) return;
+        m_dead = true;
+        m_server.m_dead.push_back(m_fd);
+    }
+
+    // Close after what is queued has been sent (best effort, bounded by the socket buffer).
+    void close_after_flush() {
+        flush();
+        mark_dead();
+    }
+
+    Server& m_server;
+    int m_fd;
+    identity::Peer m_peer;
+    Clock::time_point m_last;
+    wire::FrameDecoder m_decoder;
+    std::string m_out;
+    bool m_writing = false;
+    bool m_dead = false;
+    bool m_decided = false;
+    std::unique_ptr<broker::CheckSession> m_session; // a check under way
+    broker::Step m_step = broker::Step::done;
+};
+
+Server::Server(std::string config_path, std::shared_ptr<const config::Config> config, audit::Auditor& auditor)
+    : m_config_path(std::move(config_path)), m_socket_path(config->daemon.socket), m_auditor(auditor),
+      m_broker(config, auditor), m_next_sweep(Clock::now()) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) throw Error(ErrorCode::internal, "sigprocmask", errno_text());
+    std::signal(SIGPIPE, SIG_IGN);
+    m_signal = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (m_signal < 0) throw Error(ErrorCode::internal, "signalfd", errno_text());
+
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (m_socket_path.size() >= sizeof addr.sun_path) throw Error(ErrorCode::bad_input, m_socket_path, "socket path too long");
+    std::memcpy(addr.sun_path, m_socket_path.c_str(), m_socket_path.size() + 1);
+
+    // A socket file left by a crash is replaced; one that a live daemon answers on is not.
+    struct stat st {};
+    if (::lstat(m_socket_path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) throw Error(ErrorCode::bad_input, m_socket_path, "exists and is not a socket; refusing to replace it");
+        const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const bool live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+        if (probe >= 0) ::close(probe);
+        if (live) throw Error(ErrorCode::bad_input, m_socket_path, "another jitgated is already listening there");
+        ::unlink(m_socket_path.c_str());
+    }
+    m_listen = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (m_listen < 0) throw Error(ErrorCode::internal, "socket", errno_text());
+    if (::bind(m_listen, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+        throw Error(ErrorCode::internal, m_socket_path, "bind: " + errno_text());
+    // SECURITY NOTE: anyone may connect; what a peer may do is decided per request from its
+    // kernel credentials (SO_PEERCRED), never from the socket's mode.
+    if (::chmod(m_socket_path.c_str(), 0666) != 0) throw Error(ErrorCode::internal, m_socket_path, "chmod: " + errno_text());
+    if (::listen(m_listen, 4096) != 0) throw Error(ErrorCode::internal, m_socket_path, "listen: " + errno_text());
+
+    m_epoll = epoll_create1(EPOLL_CLOEXEC);
+    if (m_epoll < 0) throw Error(ErrorCode::internal, "epoll_create1", errno_text());
+    for (int fd : {m_listen, m_signal}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &ev) != 0) throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
+    }
+}
+
+Server::~Server() {
+    for (auto& [fd, c] : m_clients) ::close(fd);
+    if (m_listen >= 0) {
+        ::close(m_listen);
+        ::unlink(m_socket_path.c_str());
+    }
+    if (m_epoll >= 0) ::close(m_epoll);
+    if (m_signal >= 0) ::close(m_signal);
+}
+
+int Server::run() {
+    epoll_event events[k_max_events];
+    while (!m_stop) {
+        int timeout_ms = 1000;
+        if (const auto next = m_broker.next_deadline()) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now()).count() + 1;
+            timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 1000));
+        }
+        const int n = epoll_wait(m_epoll, events, k_max_events, timeout_ms);
+        if (n < 0 && errno != EINTR) throw Error(ErrorCode::internal, "epoll_wait", errno_text());
+        for (int i = 0; i < n; ++i) {
+            const int fd = events[i].data.fd;
+            if (fd == m_listen) accept_clients();
+            else if (fd == m_signal) on_signal();
+            else if (const auto it = m_clients.find(fd); it != m_clients.end()) handle_io(*it->second, events[i].events);
+        }
+        m_broker.expire(Clock::now());
+        sweep();
+    }
+    m_broker.audit(Json{{"type", audit::type::daemon_stopped}, {"pending_dropped", m_broker.pending_count()}});
+    return 0;
+}
+
+void Server::accept_clients() {
+    for (;;) {
+        const int fd = ::accept4(m_listen, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                std::fprintf(stderr, "jitgated: accept: %s\n", errno_text().c_str());
+            return;
+        }
+        const auto peer = identity::peer_of(fd);
+        if (!peer || m_clients.size() >= static_cast<std::size_t>(m_broker.config().daemon.max_clients)) {
+            // Fail closed: the client sees the connection close and denies.
+            std::fprintf(stderr, "jitgated: refusing a connection: %s\n", peer ? "too many clients" : "no peer credentials");
+            ::close(fd);
+            continue;
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.fd = fd;
+        if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            ::close(fd);
+            continue;
+        }
+        m_clients.emplace(fd, std::make_unique<Connection>(*this, fd, *peer));
+    }
+}
+
+void Server::on_signal() {
+    signalfd_siginfo info{};
+    while (::read(m_signal, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        if (info.ssi_signo == SIGHUP) reload();
+        else m_stop = true;
+    }
+}
+
+void Server::reload() {
+    // A bad new config keeps the old one: a typo must never open or lock every door.
+    auto result = config::load_config(m_config_path);
+    if (auto p = config::check_file_security(m_config_path); p) result.problems.push_back(*p);
+    if (!result.problems.empty() || !result.config) {
+        std::string all;
+        for (const auto& p : result.problems) all += (all.empty() ? "" : "; ") + p.to_string();
+        std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(), all.c_str());
+        m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload failed; keeping the running config"},
+                            {"config", m_config_path}, {"problems", text::escape_for_log(all)}});
+        return;
+    }
+    auto fresh = std::make_shared<const config::Config>(std::move(*result.config));
+    if (fresh->daemon.socket != m_socket_path)
+        std::fprintf(stderr, "jitgated: daemon.socket changed; the new path takes effect on restart\n");
+    m_broker.set_config(fresh);
+    m_broker.audit(Json{{"type", audit::type::config_loaded}, {"config", m_config_path}, {"rules", fresh->rules.size()},
+                        {"reload", true}});
+    std::fprintf(stderr, "jitgated: reloaded %s (%zu rules)\n", m_config_path.c_str(), fresh->rules.size());
+}
+
+void Server::handle_io(Connection& c, unsigned events) {
+    if (c.m_dead) return;
+    if (c.m_decided) { // decided from elsewhere (an approver, a timeout): the conversation is over
+        c.m_session.reset();
+        c.m_decided = false;
+    }
+    if (events & EPOLLOUT) c.flush();
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        char buf[16384];
+        for (;;) {
+            const ssize_t n = ::recv(c.m_fd, buf, sizeof buf, 0);
+            if (n > 0) {
+                try {
+                    c.m_decoder.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+                } catch (const std::exception& e) {
+                    protocol_error(c, e.what());
+                    return;
+                }
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            // EOF or error: the client is gone. Whatever it started is cancelled in sweep().
+            if (c.m_decoder.has_partial() && !c.m_session) protocol_error(c, "truncated frame: the peer closed mid-message");
+            c.mark_dead();
+            break;
+        }
+        for (;;) {
+            std::optional<Json> m;
+            try {
+                m = c.m_decoder.next();
+            } catch (const std::exception& e) {
+                protocol_error(c, e.what());
+                return;
+            }
+            if (!m) break;
+            c.m_last = Clock::now();
+            dispatch(c, *m);
+            if (c.m_decided) {
+                c.m_session.reset();
+                c.m_decided = false;
+            }
+        }
+    }
+}
+
+void Server::protocol_error(Connection& c, const std::string& detail) {
+    const std::string d = text::escape_for_log(detail);
+    std::fprintf(stderr, "jitgated: protocol error from pid %d uid %u: %s\n", static_cast<int>(c.m_peer.pid), c.m_peer.uid, d.c_str());
+    m_broker.audit(Json{{"type", audit::type::error}, {"message", "protocol error: " + d},
+                        {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+    c.send(Json{{"type", msg::k_error}, {"code", "protocol"}, {"message", d}});
+    c.close_after_flush();
+}
+
+namespace {
+
+broker::Caller caller_of(const identity::Peer& peer) {
+    broker::Caller c;
+    c.peer = peer;
+    c.name = identity::user_name(peer.uid).value_or("uid " + std::to_string(peer.uid));
+    c.groups = identity::groups_of(c.name);
+    return c;
+}
+
+// SECURITY NOTE: only root peers (sudo, sshd) may ask for decisions, and for sudo the claimed
+// user must be the one the kernel says ran it: the real uid of the connected sudo process.
+std::string refuse_reason(const identity::Peer& peer, const std::string& kind, const std::string& user, std::int64_t uid) {
+    if (peer.uid != 0) return "only root (sudo, sshd) may ask for decisions; peer uid is " + std::to_string(peer.uid);
+    const auto named = identity::user_uid(user);
+    if (!named || static_cast<std::int64_t>(*named) != uid)
+        return "claimed user '" + text::escape_for_log(user) + "' does not have uid " + std::to_string(uid);
+    if (kind == "sudo") {
+        const auto real = identity::real_uid_of(peer.pid);
+        if (!real || static_cast<std::int64_t>(*real) != uid)
+            return "claimed uid " + std::to_string(uid) + " is not the real uid of the sudo process (pid " +
+                   std::to_string(peer.pid) + ")";
+    }
+    return {};
+}
+
+} // namespace
+
+void Server::dispatch(Connection& c, const Json& m) {
+    std::string type;
+    try {
+        type = wire::require_string(m, "type");
+        if (c.m_session && type != msg::k_input)
+            throw Error(ErrorCode::protocol, "type", "'" + text::escape_for_log(type) + "' while a check is under way");
+
+        if (type == msg::k_check) {
+            auto request = msg::check_from_json(m);
+            if (const auto why = refuse_reason(c.m_peer, request.kind, request.user, request.uid); !why.empty()) {
+                m_broker.audit(Json{{"type", audit::type::error}, {"message", "check refused: " + why},
+                                    {"user", text::escape_for_log(request.user)}, {"kind", request.kind},
+                                    {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+                c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
+                c.close_after_flush();
+                return;
+            }
+            c.m_session = std::make_unique<broker::CheckSession>();
+            c.m_session->request = std::move(request);
+            c.m_session->peer = c.m_peer;
+            c.m_step = m_broker.begin_check(*c.m_session, c);
+        } else if (type == msg::k_input) {
+            if (!c.m_session || c.m_step != broker::Step::awaiting_input)
+                throw Error(ErrorCode::protocol, "input", "no question is open");
+            const auto field = wire::require_string(m, "field");
+            const bool given = wire::optional_bool(m, "given", false);
+            const auto it = m.find("value");
+            const std::string value = it == m.end() ? std::string() : text::arg_from_json(*it);
+            c.m_step = m_broker.give_input(*c.m_session, c, field, given, value);
+        } else if (type == msg::k_finished) {
+            auto report = msg::finished_from_json(m);
+            if (const auto why = refuse_reason(c.m_peer, report.kind, report.user, report.uid); !why.empty()) {
+                m_broker.audit(Json{{"type", audit::type::error}, {"message", "finished report refused: " + why},
+                                    {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+                c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
+                c.close_after_flush();
+                return;
+            }
+            m_broker.finished(report, c.m_peer);
+            c.send(Json{{"type", "ok"}});
+        } else if (type == "pending" || type == "grants") {
+            const auto caller = caller_of(c.m_peer);
+            const auto items = type == "pending" ? m_broker.pending(caller) : m_broker.list_grants(caller);
+            for (const auto& item : items) c.send(Json{{"type", "item"}, {"item", item}});
+            c.send(Json{{"type", "end"}, {"count", items.size()}});
+        } else if (type == "approve" || type == "deny" || type == "revoke") {
+            const auto caller = caller_of(c.m_peer);
+            const auto id = wire::require_string(m, "id");
+            const auto reason = wire::optional_string(m, "reason");
+            const auto r = type == "approve" ? m_broker.approve(caller, id)
+                           : type == "deny"  ? m_broker.deny(caller, id, reason)
+                                             : m_broker.revoke(caller, id, reason);
+            if (r.ok) c.send(Json{{"type", "ok"}, {"message", r.message}});
+            else c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", r.message}});
+        } else if (type == "status") {
+            Json s = m_broker.status();
+            s["clients"] = m_clients.size();
+            s["pid"] = ::getpid();
+            c.send(Json{{"type", "ok"}, {"status", s}});
+        } else if (type == "ping") {
+            c.send(Json{{"type", "ok"}});
+        } else {
+            throw Error(ErrorCode::protocol, "type", "unknown message type '" + text::escape_for_log(type) + "'");
+        }
+    } catch (const Error& e) {
+        if (e.code() == ErrorCode::protocol) {
+            protocol_error(c, e.what());
+        } else {
+            c.send(Json{{"type", msg::k_error}, {"code", to_string(e.code())}, {"message", e.what()}});
+        }
+    } catch (const std::exception& e) {
+        // A handler bug must not take the daemon down or leave the client hanging: deny it.
+        std::fprintf(stderr, "jitgated: internal error handling '%s': %s\n", text::escape_for_log(type).c_str(), e.what());
+        m_broker.audit(Json{{"type", audit::type::error}, {"message", std::string("internal error: ") + e.what()},
+                            {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+        if (c.m_session) {
+            m_broker.client_gone(*c.m_session);
+            c.m_session.reset();
+        }
+        c.send(Json{{"type", msg::k_error}, {"code", "internal"}, {"message", "internal error; denied"}});
+        c.close_after_flush();
+    }
+}
+
+void Server::sweep() {
+    const auto now = Clock::now();
+    if (now >= m_next_sweep) {
+        m_next_sweep = now + std::chrono::seconds(1);
+        for (auto& [fd, c] : m_clients) {
+            if (c->m_dead) continue;
+            if (!c->m_session && now - c->m_last > k_idle_limit) c->mark_dead();
+            else if (c->m_session && c->m_step == broker::Step::awaiting_input && now - c->m_last > k_input_limit) {
+                c->send(msg::to_json(msg::Decision{false, "timeout", "jitgate: no answer at the prompt in time", "", "", ""}));
+                c->mark_dead();
+            }
+        }
+    }
+    while (!m_dead.empty()) {
+        const int fd = m_dead.back();
+        m_dead.pop_back();
+        close_connection(fd);
+    }
+}
+
+void Server::close_connection(int fd) {
+    const auto it = m_clients.find(fd);
+    if (it == m_clients.end()) return;
+    Connection& c = *it->second;
+    if (c.m_session) m_broker.client_gone(*c.m_session);
+    ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+    m_clients.erase(it);
+}
+
+} // namespace jitgate::server

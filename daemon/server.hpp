@@ -1,0 +1,59 @@
+// daemon/server.hpp — the Unix-socket server of jitgated: one epoll loop, many clients.
+//
+// Every client is a non-blocking connection in one event loop, so thousands of requests can
+// wait for approvers while the fast path (a live grant, an allow rule) is answered at once.
+// Peers are identified by SO_PEERCRED, never by what they claim. Not thread-safe: run() owns
+// everything until SIGTERM/SIGINT; SIGHUP reloads the config.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "audit.hpp"
+#include "broker.hpp"
+#include "config.hpp"
+
+namespace jitgate::server {
+
+class Connection;
+
+class Server {
+public:
+    // Binds the socket of `config` (replacing a stale one; throws Error if another daemon
+    // answers on it or the bind fails) and blocks SIGTERM/SIGINT/SIGHUP for the signalfd.
+    Server(std::string config_path, std::shared_ptr<const config::Config> config, audit::Auditor& auditor);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Serves until SIGTERM or SIGINT. Returns the process exit code.
+    int run();
+
+private:
+    void accept_clients();
+    void on_signal();
+    void reload();
+    void handle_io(Connection& c, unsigned events);
+    void dispatch(Connection& c, const nlohmann::json& message);
+    void protocol_error(Connection& c, const std::string& detail);
+    void sweep(); // closes connections marked dead, reaps idle ones
+    void close_connection(int fd);
+
+    std::string m_config_path;
+    std::string m_socket_path;
+    audit::Auditor& m_auditor;
+    broker::Broker m_broker;
+    int m_epoll = -1;
+    int m_listen = -1;
+    int m_signal = -1;
+    bool m_stop = false;
+    std::unordered_map<int, std::unique_ptr<Connection>> m_clients;
+    std::vector<int> m_dead;
+    std::chrono::steady_clock::time_point m_next_sweep;
+
+    friend class Connection;
+};
+
+} // namespace jitgate::server

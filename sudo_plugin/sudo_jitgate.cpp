@@ -1,0 +1,384 @@
+// sudo_jitgate.so — jitgate's sudo approval plugin (jitgate_approval) and audit plugin
+// (jitgate_audit). Thin by design: each entry point reads sudo's facts, calls one function of
+// libjitgate_common, maps the result to sudo's code and returns. No policy, no network beyond
+// the local socket, no threads, and nothing thrown ever reaches sudo (abi_guard).
+//
+// sudo loads both symbols from this one file, so they share the state below: the audit
+// plugin reports the request and grant that the approval plugin's decision carried.
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <grp.h>
+#include <pwd.h>
+#include <string>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <vector>
+
+#include <sudo_plugin.h>
+
+#include "jitgate/client.hpp"
+#include "jitgate/guard.hpp"
+#include "jitgate/messages.hpp"
+#include "jitgate/plugin_options.hpp"
+#include "jitgate/text.hpp"
+
+namespace {
+
+using jitgate::ErrorCode;
+using jitgate::Status;
+
+struct State {
+    sudo_conv_t conv = nullptr;
+    sudo_printf_t print = nullptr;
+    jitgate::PluginOptions options;
+    jitgate::msg::CheckRequest base; // user facts from open()
+    std::string errstr;              // *errstr points here; valid until close()
+    // Shared with the audit plugin:
+    std::string request_id;
+    std::string grant_id;
+    bool approved = false; // our check allowed: only then is there an outcome to report
+    bool accepted = false;
+    std::string command;
+    std::vector<std::string> run_argv;
+    std::string runas_user;
+    std::chrono::steady_clock::time_point started;
+};
+
+// Constructed on first use, never at load time: no static constructor does work in sudo.
+State& state() {
+    static State s;
+    return s;
+}
+
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) { g_interrupted = 1; }
+
+void report(const char* what) noexcept {
+    if (state().print != nullptr) state().print(SUDO_CONV_ERROR_MSG, "jitgate: internal error: %s\n", what);
+}
+
+std::string user_of(uid_t uid) {
+    passwd pw{};
+    passwd* res = nullptr;
+    std::vector<char> buf(16384);
+    if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res != nullptr) return pw.pw_name;
+    return "#" + std::to_string(uid);
+}
+
+bool in_group(const std::string& user, const std::string& group_name) {
+    passwd pw{};
+    passwd* res = nullptr;
+    std::vector<char> buf(16384);
+    if (group_name.empty() || getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || res == nullptr) return false;
+    int n = 256;
+    std::vector<gid_t> gids(static_cast<std::size_t>(n));
+    if (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) return false;
+    for (int i = 0; i < n; ++i) {
+        group gr{};
+        group* gres = nullptr;
+        std::vector<char> gbuf(65536);
+        if (getgrgid_r(gids[static_cast<std::size_t>(i)], &gr, gbuf.data(), gbuf.size(), &gres) == 0 && gres != nullptr &&
+            group_name == gr.gr_name)
+            return true;
+    }
+    return false;
+}
+
+long number(const char* s, long fallback) {
+    if (s == nullptr) return fallback;
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' ? v : fallback;
+}
+
+// Restores the previous handlers on scope exit. sudo's own handlers use SA_RESTART and only
+// mark signals pending, which would not end a blocking wait: ours interrupt poll() instead.
+class InterruptScope {
+public:
+    InterruptScope() {
+        g_interrupted = 0;
+        struct sigaction sa {};
+        sa.sa_handler = on_interrupt;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; // no SA_RESTART
+        for (std::size_t i = 0; i < k_count; ++i) sigaction(k_signals[i], &sa, &m_old[i]);
+    }
+    ~InterruptScope() {
+        for (std::size_t i = 0; i < k_count; ++i) sigaction(k_signals[i], &m_old[i], nullptr);
+    }
+    InterruptScope(const InterruptScope&) = delete;
+    InterruptScope& operator=(const InterruptScope&) = delete;
+
+private:
+    static constexpr std::size_t k_count = 4;
+    static constexpr int k_signals[k_count] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
+    struct sigaction m_old[k_count] {};
+};
+
+// Puts `argv` on the request within the frame budget; longer command lines are flagged so
+// the daemon denies them knowingly rather than judging a part.
+void fill_argv(jitgate::msg::CheckRequest& r, char* const run_argv[]) {
+    std::size_t total = 0;
+    for (char* const* a = run_argv; a != nullptr && *a != nullptr; ++a) total += std::strlen(*a) + 1;
+    for (const auto& a : r.submit_argv) total += a.size() + 1;
+    r.argv_bytes = static_cast<std::int64_t>(total);
+    std::size_t used = 0;
+    for (char* const* a = run_argv; a != nullptr && *a != nullptr; ++a) {
+        const std::size_t n = std::strlen(*a) + 1;
+        if (used + n > jitgate::msg::k_argv_budget / 2) {
+            r.argv_truncated = true;
+            break;
+        }
+        used += n;
+        r.run_argv.emplace_back(*a);
+    }
+    if (r.argv_truncated || total > jitgate::msg::k_argv_budget) {
+        r.argv_truncated = true;
+        r.submit_argv.clear();
+    }
+}
+
+// The daemon is down: only break-glass passes, loudly, and only for the group in sudo.conf.
+int offline_decision(const Status& why, const char** errstr) {
+    State& s = state();
+    const std::string& reason = s.base.break_glass_reason;
+    if (!reason.empty() && in_group(s.base.user, s.options.break_glass_group)) {
+        const std::string line = "jitgate: BREAK-GLASS by " + jitgate::text::escape_for_log(s.base.user) +
+                                 " while jitgated is unreachable (" + jitgate::text::escape_for_log(why.detail) +
+                                 "): command " + jitgate::text::display_argv(s.run_argv) + " reason: " +
+                                 jitgate::text::escape_for_log(reason);
+        syslog(LOG_AUTHPRIV | LOG_ALERT, "%s", line.c_str());
+        s.print(SUDO_CONV_ERROR_MSG, "%s\njitgate: this break-glass use has been logged and alerted.\n", line.c_str());
+        s.approved = true;
+        return 1;
+    }
+    s.errstr = "jitgate: denied: " + why.detail + " (fail closed)";
+    *errstr = s.errstr.c_str();
+    return 0;
+}
+
+int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_printf_t sudo_printf, char* const settings[],
+                  char* const user_info[], int /*submit_optind*/, char* const submit_argv[], char* const submit_envp[],
+                  char* const plugin_options[], const char** /*errstr*/) {
+    State& s = state();
+    s.conv = conversation;
+    s.print = sudo_printf;
+    s.options = jitgate::parse_plugin_options(jitgate::to_vector(plugin_options));
+    auto& b = s.base;
+    b.kind = "sudo";
+    b.uid = number(jitgate::find_value(user_info, "uid"), -1);
+    const char* user = jitgate::find_value(user_info, "user");
+    b.user = user != nullptr ? user : "";
+    b.pid = static_cast<std::int64_t>(getpid());
+    const char* tty = jitgate::find_value(user_info, "tty");
+    b.tty = tty != nullptr ? tty : "";
+    const char* cwd = jitgate::find_value(user_info, "cwd");
+    b.cwd = cwd != nullptr ? cwd : "";
+    const char* nonint = jitgate::find_value(settings, "noninteractive");
+    b.noninteractive = nonint != nullptr && std::strcmp(nonint, "true") == 0;
+    b.interactive = !b.tty.empty() && !b.noninteractive;
+    b.submit_argv = jitgate::to_vector(submit_argv);
+    const auto env = [&](const char* k) {
+        const char* v = jitgate::find_value(submit_envp, k);
+        return std::string(v != nullptr ? v : "");
+    };
+    b.reason = env("JITGATE_REASON");
+    b.ticket = env("JITGATE_TICKET");
+    b.break_glass_reason = env("JITGATE_BREAK_GLASS");
+    // Never return 0 here: sudo would drop the plugin and run the command unchecked.
+    return 1;
+}
+
+int approval_check(char* const command_info[], char* const run_argv[], char* const /*run_envp*/[], const char** errstr) {
+    State& s = state();
+    if (!s.options.errors.empty() || !s.options.unknown.empty()) {
+        s.errstr = "jitgate: denied: bad option in sudo.conf: " +
+                   (s.options.errors.empty() ? "unknown '" + s.options.unknown.front() + "'" : s.options.errors.front());
+        *errstr = s.errstr.c_str();
+        return 0;
+    }
+    jitgate::msg::CheckRequest r = s.base;
+    const char* command = jitgate::find_value(command_info, "command");
+    r.command = command != nullptr ? command : "";
+    r.runas_uid = number(jitgate::find_value(command_info, "runas_euid"), number(jitgate::find_value(command_info, "runas_uid"), 0));
+    r.runas_user = user_of(static_cast<uid_t>(r.runas_uid));
+    fill_argv(r, run_argv);
+    s.run_argv = r.run_argv;
+
+    jitgate::client::UserIo io;
+    io.notice = [&](const std::string& line) { s.print(SUDO_CONV_ERROR_MSG, "%s\n", line.c_str()); };
+    io.prompt = [&](const std::string& text, bool echo) -> std::optional<std::string> {
+        sudo_conv_message m{(echo ? SUDO_CONV_PROMPT_ECHO_ON : SUDO_CONV_PROMPT_ECHO_OFF) | SUDO_CONV_PREFER_TTY, 0, text.c_str()};
+        sudo_conv_reply reply{nullptr};
+        if (s.conv == nullptr || s.conv(1, &m, &reply, nullptr) != 0 || reply.reply == nullptr) return std::nullopt;
+        std::string answer = reply.reply;
+        std::memset(reply.reply, 0, answer.size());
+        std::free(reply.reply);
+        return answer;
+    };
+
+    jitgate::msg::Decision d;
+    Status st;
+    {
+        InterruptScope scope;
+        st = jitgate::client::run_check(s.options.client, r, io, &g_interrupted, d);
+    }
+    s.request_id = d.request_id;
+    s.grant_id = d.grant_id;
+    if (st.ok() && d.allow) {
+        s.approved = true;
+        if (!d.message.empty()) s.print(SUDO_CONV_ERROR_MSG, "%s\n", d.message.c_str());
+        return 1;
+    }
+    switch (st.code) {
+    case ErrorCode::denied: s.errstr = d.message.empty() ? "jitgate: denied" : d.message; break;
+    case ErrorCode::interrupted: s.errstr = "jitgate: cancelled; the request was withdrawn"; break;
+    case ErrorCode::daemon_unreachable:
+    case ErrorCode::untrusted_daemon:
+    case ErrorCode::timeout: return offline_decision(st, errstr);
+    default: s.errstr = "jitgate: denied: " + st.detail; break;
+    }
+    *errstr = s.errstr.c_str();
+    return 0;
+}
+
+int audit_accept(const char* /*plugin_name*/, unsigned int /*plugin_type*/, char* const command_info[],
+                 char* const run_argv[], char* const /*run_envp*/[], const char** /*errstr*/) {
+    State& s = state();
+    if (s.accepted) return 1;
+    s.accepted = true;
+    s.started = std::chrono::steady_clock::now();
+    const char* command = jitgate::find_value(command_info, "command");
+    s.command = command != nullptr ? command : "";
+    s.runas_user = user_of(static_cast<uid_t>(number(jitgate::find_value(command_info, "runas_euid"),
+                                                     number(jitgate::find_value(command_info, "runas_uid"), 0))));
+    s.run_argv = jitgate::to_vector(run_argv);
+    return 1;
+}
+
+void audit_close(int status_type, int status) {
+    State& s = state();
+    if (!s.accepted || !s.approved) return;
+    jitgate::msg::FinishedReport f;
+    f.user = s.base.user;
+    f.uid = s.base.uid;
+    f.pid = getpid();
+    f.tty = s.base.tty;
+    f.command = s.command;
+    f.runas_user = s.runas_user;
+    f.request_id = s.request_id;
+    f.grant_id = s.grant_id;
+    for (const auto& a : s.run_argv) {
+        if (f.run_argv.size() * 64 + a.size() > jitgate::msg::k_argv_budget / 2) break;
+        f.run_argv.push_back(a);
+    }
+    f.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - s.started).count();
+    if (status_type == SUDO_PLUGIN_WAIT_STATUS && WIFEXITED(status)) {
+        f.status_type = "exit";
+        f.exit_status = WEXITSTATUS(status);
+    } else if (status_type == SUDO_PLUGIN_WAIT_STATUS && WIFSIGNALED(status)) {
+        f.status_type = "signal";
+        f.signal = WTERMSIG(status);
+    } else if (status_type == SUDO_PLUGIN_EXEC_ERROR) {
+        f.status_type = "exec_error";
+        f.exec_errno = status;
+    } else {
+        f.status_type = "not_run";
+    }
+    std::vector<jitgate::wire::Json> replies;
+    auto opts = s.options.client;
+    opts.reply_timeout_ms = 5000;
+    const Status st = jitgate::client::request(opts, jitgate::msg::to_json(f), replies);
+    if (!st.ok()) // keep the outcome somewhere an auditor looks, even with the daemon gone
+        syslog(LOG_AUTHPRIV | LOG_WARNING, "jitgate: could not report command.finished to jitgated (%s): user=%s command=%s status=%s/%lld",
+               jitgate::text::escape_for_log(st.detail).c_str(), jitgate::text::escape_for_log(f.user).c_str(),
+               jitgate::text::escape_for_log(f.command).c_str(), f.status_type.c_str(),
+               static_cast<long long>(f.status_type == "signal" ? f.signal : f.exit_status));
+}
+
+int audit_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_printf_t sudo_printf, char* const settings[],
+               char* const user_info[], int submit_optind, char* const submit_argv[], char* const submit_envp[],
+               char* const plugin_options[], const char** errstr) {
+    // Same facts and options as the approval plugin (the first of the two to open sets them).
+    if (state().print == nullptr)
+        approval_open(SUDO_API_VERSION, conversation, sudo_printf, settings, user_info, submit_optind, submit_argv,
+                      submit_envp, plugin_options, errstr);
+    return 1;
+}
+
+int show_version(int /*verbose*/) {
+    if (state().print != nullptr) state().print(SUDO_CONV_INFO_MSG, "jitgate plugin version %s\n", JITGATE_VERSION);
+    return 1;
+}
+
+} // namespace
+
+extern "C" {
+
+static int jg_approval_open(unsigned int version, sudo_conv_t conversation, sudo_printf_t sudo_printf,
+                            char* const settings[], char* const user_info[], int submit_optind,
+                            char* const submit_argv[], char* const submit_envp[], char* const plugin_options[],
+                            const char** errstr) {
+    // On any trouble we still return 1 and deny in check(): 0 would disable the plugin.
+    return jitgate::abi_guard(1, [&] {
+        return approval_open(version, conversation, sudo_printf, settings, user_info, submit_optind, submit_argv,
+                             submit_envp, plugin_options, errstr);
+    }, report);
+}
+
+static void jg_approval_close(void) {}
+
+static int jg_approval_check(char* const command_info[], char* const run_argv[], char* const run_envp[],
+                             const char** errstr) {
+    return jitgate::abi_guard(-1, [&] { return approval_check(command_info, run_argv, run_envp, errstr); }, report);
+}
+
+static int jg_show_version(int verbose) {
+    return jitgate::abi_guard(1, [&] { return show_version(verbose); }, report);
+}
+
+static int jg_audit_open(unsigned int version, sudo_conv_t conversation, sudo_printf_t sudo_printf,
+                         char* const settings[], char* const user_info[], int submit_optind, char* const submit_argv[],
+                         char* const submit_envp[], char* const plugin_options[], const char** errstr) {
+    return jitgate::abi_guard(1, [&] {
+        return audit_open(version, conversation, sudo_printf, settings, user_info, submit_optind, submit_argv,
+                          submit_envp, plugin_options, errstr);
+    }, report);
+}
+
+static void jg_audit_close(int status_type, int status) {
+    jitgate::abi_guard(0, [&] {
+        audit_close(status_type, status);
+        return 0;
+    }, report);
+}
+
+static int jg_audit_accept(const char* plugin_name, unsigned int plugin_type, char* const command_info[],
+                           char* const run_argv[], char* const run_envp[], const char** errstr) {
+    return jitgate::abi_guard(1, [&] { return audit_accept(plugin_name, plugin_type, command_info, run_argv, run_envp, errstr); }, report);
+}
+
+__attribute__((visibility("default"))) struct approval_plugin jitgate_approval = {
+    SUDO_APPROVAL_PLUGIN, SUDO_API_VERSION, jg_approval_open, jg_approval_close, jg_approval_check, jg_show_version,
+};
+
+__attribute__((visibility("default"))) struct audit_plugin jitgate_audit = {
+    SUDO_AUDIT_PLUGIN,
+    SUDO_API_VERSION,
+    jg_audit_open,
+    jg_audit_close,
+    jg_audit_accept,
+    nullptr, // reject: the approval plugin's deny is already audited by the daemon
+    nullptr, // error
+    jg_show_version,
+    nullptr, // register_hooks
+    nullptr, // deregister_hooks
+    nullptr, // event_alloc
+};
+
+} // extern "C"

@@ -1,0 +1,213 @@
+# tests/support/ns.sh — a private world for one test (or the demo), sourced by bash scripts
+# that already run inside `unshare -m` (a private mount namespace). Nothing here touches the
+# machine's own /etc, /dev or sudo: every change is a bind mount that dies with the namespace.
+#
+# Needs: JITGATE_BUILD (the CMake build directory). Sets: T (scratch dir), SOCK, JOURNAL,
+# SYSLOG (what the test syslog receiver got), CONFIG.
+
+set -euo pipefail
+
+: "${JITGATE_BUILD:?JITGATE_BUILD must name the build directory}"
+JITGATED="$JITGATE_BUILD/daemon/jitgated"
+JITGATECTL="$JITGATE_BUILD/daemon/jitgatectl"
+PLUGIN="$JITGATE_BUILD/sudo_plugin/sudo_jitgate.so"
+TEST_SYSLOGD="$JITGATE_BUILD/tests/support/jitgate-test-syslogd"
+TEST_CLIENT="$JITGATE_BUILD/tests/support/jitgate-test-client"
+
+ns_pids=()
+
+ns_die() { echo "FAIL: $*" >&2; exit 1; }
+
+ns_cleanup() {
+    local p
+    for p in "${ns_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+
+# Users and groups that exist only inside this namespace.
+#   alice, erin: admins who run sudo      bob, carol: approvers
+#   dave: break-glass group member        mallory: a local user with no rights
+ns_users() {
+    mkdir -p "$T/etc"
+    cp /etc/passwd /etc/group /etc/shadow "$T/etc/"
+    cat >>"$T/etc/passwd" <<'PW'
+alice:x:2001:2001:Alice Admin:/tmp:/bin/sh
+bob:x:2002:2002:Bob Approver:/tmp:/bin/sh
+carol:x:2003:2003:Carol Approver:/tmp:/bin/sh
+dave:x:2004:2004:Dave Oncall:/tmp:/bin/sh
+mallory:x:2005:2005:Mallory:/tmp:/bin/sh
+erin:x:2006:2006:Erin Admin:/tmp:/bin/sh
+PW
+    cat >>"$T/etc/group" <<'GR'
+alice:x:2001:
+bob:x:2002:
+carol:x:2003:
+dave:x:2004:
+mallory:x:2005:
+erin:x:2006:
+jitgate-approvers:x:2100:bob,carol
+jitgate-breakglass:x:2101:dave
+finance-approvers:x:2102:carol
+GR
+    for u in alice bob carol dave mallory erin; do echo "$u:*:19000:0:99999:7:::" >>"$T/etc/shadow"; done
+    local f
+    for f in passwd group shadow; do mount --bind "$T/etc/$f" "/etc/$f"; done
+}
+
+# A /dev of our own, so /dev/log can be the test's syslog receiver.
+ns_dev() {
+    mkdir -p "$T/realdev"
+    mount --rbind /dev "$T/realdev"
+    mount -t tmpfs -o mode=0755 tmpfs /dev
+    local n
+    for n in null zero full random urandom tty ptmx; do
+        touch "/dev/$n"
+        mount --bind "$T/realdev/$n" "/dev/$n"
+    done
+    mkdir -p /dev/pts /dev/shm
+    mount --rbind "$T/realdev/pts" /dev/pts
+    mount --bind "$T/realdev/shm" /dev/shm
+    ln -s /proc/self/fd /dev/fd
+    ln -s /proc/self/fd/0 /dev/stdin
+    ln -s /proc/self/fd/1 /dev/stdout
+    ln -s /proc/self/fd/2 /dev/stderr
+    SYSLOG="$T/syslog.txt"
+    : >"$SYSLOG"
+    "$TEST_SYSLOGD" /dev/log "$SYSLOG" >"$T/syslogd.out" &
+    ns_pids+=($!)
+    local i
+    for i in $(seq 1 50); do grep -q ready "$T/syslogd.out" 2>/dev/null && return 0; sleep 0.1; done
+    ns_die "test syslog receiver did not start"
+}
+
+# sudo's own files: a sudoers that lets the admins run anything without a password (the
+# gate under test is jitgate, not sudoers) and a sudo.conf that loads our plugin.
+ns_sudo() {
+    cat >"$T/sudoers" <<'SU'
+Defaults !lecture, !use_pty, !mail_badpass, env_reset
+Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+root ALL=(ALL:ALL) ALL
+alice,dave,erin,mallory ALL=(ALL:ALL) NOPASSWD: ALL
+SU
+    chmod 0440 "$T/sudoers"
+    mount --bind "$T/sudoers" /etc/sudoers
+    local opts="socket=$SOCK break_glass_group=jitgate-breakglass ${NS_PLUGIN_OPTS:-}"
+    cat >"$T/sudo.conf" <<SC
+Plugin sudoers_policy sudoers.so
+Plugin jitgate_approval $PLUGIN $opts
+Plugin jitgate_audit $PLUGIN $opts
+SC
+    mount --bind "$T/sudo.conf" /etc/sudo.conf
+}
+
+# ns_setup: build the world. The test writes its config with ns_config, then ns_start_daemon.
+ns_setup() {
+    [ "$(id -u)" = 0 ] || ns_die "integration tests run as root (inside a private mount namespace)"
+    T="$(mktemp -d /tmp/jitgate-ns.XXXXXX)"
+    chmod 0755 "$T"
+    mkdir -p "$T/run" "$T/state"
+    SOCK="$T/run/jitgated.sock"
+    JOURNAL="$T/state/audit.jsonl"
+    CONFIG="$T/jitgate.yaml"
+    trap ns_cleanup EXIT
+    ns_users
+    ns_dev
+    ns_sudo
+}
+
+# ns_config: writes $CONFIG from the rules given on stdin (a YAML list under `rules:`),
+# with this namespace's socket, journal and syslog.
+ns_config() {
+    {
+        cat <<YAML
+host:
+  name: fin-db-01
+  environment: production
+  tags: [finance]
+daemon:
+  socket: $SOCK
+approval:
+  backend: local
+  approver_groups: [jitgate-approvers]
+break_glass:
+  group: jitgate-breakglass
+audit:
+  journal: $JOURNAL
+  syslog: true
+  syslog_socket: /dev/log
+YAML
+        cat
+    } >"$CONFIG"
+    chmod 0644 "$CONFIG"
+}
+
+ns_start_daemon() {
+    "$JITGATED" --config "$CONFIG" >>"$T/daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    ns_pids+=("$DAEMON_PID")
+    local i
+    for i in $(seq 1 100); do
+        [ -S "$SOCK" ] && "$JITGATECTL" --socket "$SOCK" status >/dev/null 2>&1 && return 0
+        kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$T/daemon.log" >&2; ns_die "jitgated exited at start"; }
+        sleep 0.05
+    done
+    cat "$T/daemon.log" >&2
+    ns_die "jitgated did not come up on $SOCK"
+}
+
+ns_stop_daemon() {
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+}
+
+# as_user USER CMD...: run CMD as USER (real and effective ids, groups) with a clean environment.
+# Extra environment: put VAR=value words before CMD.
+as_user() {
+    local user="$1"; shift
+    setpriv --reuid="$user" --regid="$user" --init-groups -- \
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp USER="$user" LOGNAME="$user" "$@"
+}
+
+ctl() { local user="$1"; shift; as_user "$user" "$JITGATECTL" --socket "$SOCK" "$@"; }
+
+# wait_pending N: waits until N requests are pending; prints their ids, oldest first.
+wait_pending() {
+    local want="$1" i out
+    for i in $(seq 1 100); do
+        out="$("$JITGATECTL" --socket "$SOCK" pending --json 2>/dev/null | sed -n 's/.*"id":"\(R-[0-9A-Z]*\)".*/\1/p')"
+        if [ "$(printf '%s' "$out" | grep -c . || true)" -ge "$want" ]; then printf '%s\n' "$out"; return 0; fi
+        sleep 0.05
+    done
+    ns_die "expected $want pending request(s), have: ${out:-none}"
+}
+
+# journal_count TYPE [EXTENDED-REGEX]: number of journal events of TYPE (matching the regex).
+journal_count() {
+    local n
+    n="$(grep -F "\"type\":\"$1\"" "$JOURNAL" | grep -cE "${2:-.}" || true)"
+    echo "$n"
+}
+
+expect_journal() {
+    local n; n="$(journal_count "$@")"
+    [ "$n" -ge 1 ] || { echo "--- journal:" >&2; cat "$JOURNAL" >&2; ns_die "no '$1' event matching '${2:-.}' in the journal"; }
+}
+
+expect_no_journal() {
+    local n; n="$(journal_count "$@")"
+    [ "$n" -eq 0 ] || ns_die "unexpected '$1' event matching '${2:-.}' in the journal"
+}
+
+expect_eq() { [ "$1" = "$2" ] || ns_die "${3:-values differ}: expected '$2', got '$1'"; }
+
+expect_contains() { # FILE-OR-TEXT... PATTERN(grep -E)
+    local text="$1" pattern="$2"
+    printf '%s' "$text" | grep -qE -- "$pattern" || ns_die "expected /$pattern/ in: $text"
+}
+
+expect_not_contains() {
+    local text="$1" pattern="$2"
+    if printf '%s' "$text" | grep -qE -- "$pattern"; then ns_die "did not expect /$pattern/ in: $text"; fi
+}
+
+daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null && "$JITGATECTL" --socket "$SOCK" status >/dev/null; }
