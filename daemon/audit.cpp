@@ -550,14 +550,15 @@ std::string format_syslog_line(const Json& event, const std::string& hostname, i
     const std::string type = event.contains("type") && event["type"].is_string()
                                  ? event["type"].get<std::string>()
                                  : std::string();
-    std::string host = hostname.empty() ? std::string("-") : text::escape_for_log(hostname);
-    for (char& c : host)
-        if (c == ' ') c = '_'; // the RFC 3164 HOSTNAME field ends at the first space
-    host = truncate_text(std::move(host), 255);
-
-    const std::string header = "<" + std::to_string(k_facility_authpriv + severity_for(type)) + ">" +
-                               rfc3164_timestamp(event) + " " + host + " jitgate[" +
-                               std::to_string(pid) + "]: ";
+    std::string header = "<" + std::to_string(k_facility_authpriv + severity_for(type)) + ">" +
+                         rfc3164_timestamp(event) + " ";
+    if (!hostname.empty()) {
+        std::string host = text::escape_for_log(hostname);
+        for (char& c : host)
+            if (c == ' ') c = '_'; // the RFC 3164 HOSTNAME field ends at the first space
+        header += truncate_text(std::move(host), 255) + " ";
+    }
+    header += "jitgate[" + std::to_string(pid) + "]: ";
     // Halve the per-value cap until the structured data leaves room for some summary; with
     // a fixed set of fields, the smallest cap always fits.
     std::string sd;
@@ -707,7 +708,11 @@ Json Auditor::record(Json event) {
 void Auditor::send_syslog(const Json& event) {
     int err = 0;
     try {
-        const std::string line = format_syslog_line(event, m_options.host, static_cast<int>(::getpid()));
+        // No HOSTNAME on a local socket: journald and rsyslog's imuxsock (by default) take the
+        // first word after the timestamp as the tag, so a host there would hide "jitgate"
+        // (what glibc's syslog(3) sends has no host either). The receiver adds its own host
+        // name; the journal has ours.
+        const std::string line = format_syslog_line(event, std::string(), static_cast<int>(::getpid()));
         for (int attempt = 0; attempt < 2; ++attempt) { // a restarted syslog daemon: reconnect once
             if (m_syslog_fd < 0) {
                 m_syslog_fd = connect_syslog(m_options.syslog_socket);

@@ -55,6 +55,9 @@ inline constexpr const char* k_genesis_hash =
 //   <PRI>Mmm dd hh:mm:ss HOST jitgate[PID]: [jitgate@32473 type="..." user="..." ...] summary
 // Facility authpriv. Every value is escaped (text::escape_for_log, then RFC 5424 escapes of
 // '"', '\\' and ']'); the line has no control character.
+// An empty `hostname` leaves out "HOST ": the Auditor sends that form to the local socket,
+// where journald and rsyslog (imuxsock) read the word after the timestamp as the tag.
+// The line is at most 8000 bytes (long values and the summary are cut with a marker).
 std::string format_syslog_line(const Json& event, const std::string& hostname, int pid);
 
 struct Options {

@@ -106,9 +106,17 @@ public:
         sa.sa_handler = on_interrupt;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = 0; // no SA_RESTART
-        for (std::size_t i = 0; i < k_count; ++i) sigaction(k_signals[i], &sa, &m_old[i]);
+        sigset_t set;
+        sigemptyset(&set);
+        for (std::size_t i = 0; i < k_count; ++i) {
+            sigaction(k_signals[i], &sa, &m_old[i]);
+            sigaddset(&set, k_signals[i]);
+        }
+        // sudo keeps these blocked while plugins run; unblock them for the wait only.
+        sigprocmask(SIG_UNBLOCK, &set, &m_old_mask);
     }
     ~InterruptScope() {
+        sigprocmask(SIG_SETMASK, &m_old_mask, nullptr);
         for (std::size_t i = 0; i < k_count; ++i) sigaction(k_signals[i], &m_old[i], nullptr);
     }
     InterruptScope(const InterruptScope&) = delete;
@@ -118,6 +126,7 @@ private:
     static constexpr std::size_t k_count = 4;
     static constexpr int k_signals[k_count] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
     struct sigaction m_old[k_count] {};
+    sigset_t m_old_mask {};
 };
 
 // Puts `argv` on the request within the frame budget; longer command lines are flagged so
@@ -143,6 +152,15 @@ void fill_argv(jitgate::msg::CheckRequest& r, char* const run_argv[]) {
     }
 }
 
+// Shows the reason (sudo does not print an approval plugin's errstr itself; it hands it to
+// audit plugins) and returns sudo's "deny".
+int deny(const char** errstr) {
+    State& s = state();
+    s.print(SUDO_CONV_ERROR_MSG, "%s\n", s.errstr.c_str());
+    *errstr = s.errstr.c_str();
+    return 0;
+}
+
 // The daemon is down: only break-glass passes, loudly, and only for the group in sudo.conf.
 int offline_decision(const Status& why, const char** errstr) {
     State& s = state();
@@ -158,8 +176,7 @@ int offline_decision(const Status& why, const char** errstr) {
         return 1;
     }
     s.errstr = "jitgate: denied: " + why.detail + " (fail closed)";
-    *errstr = s.errstr.c_str();
-    return 0;
+    return deny(errstr);
 }
 
 int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_printf_t sudo_printf, char* const settings[],
@@ -199,8 +216,7 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
     if (!s.options.errors.empty() || !s.options.unknown.empty()) {
         s.errstr = "jitgate: denied: bad option in sudo.conf: " +
                    (s.options.errors.empty() ? "unknown '" + s.options.unknown.front() + "'" : s.options.errors.front());
-        *errstr = s.errstr.c_str();
-        return 0;
+        return deny(errstr);
     }
     jitgate::msg::CheckRequest r = s.base;
     const char* command = jitgate::find_value(command_info, "command");
@@ -243,8 +259,7 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
     case ErrorCode::timeout: return offline_decision(st, errstr);
     default: s.errstr = "jitgate: denied: " + st.detail; break;
     }
-    *errstr = s.errstr.c_str();
-    return 0;
+    return deny(errstr);
 }
 
 int audit_accept(const char* /*plugin_name*/, unsigned int /*plugin_type*/, char* const command_info[],

@@ -41,13 +41,12 @@ sudo_bg() {
     local user="$1"; shift
     local envs=()
     while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
-    as_user "$user" "${envs[@]}" sudo "$@" >"$T/out" 2>"$T/err" &
+    as_user_argv "$user"
+    (exec "${AS_USER[@]}" "${envs[@]}" sudo "$@") >"$T/out" 2>"$T/err" &
     SUDO_PID=$!
 }
-sudo_wait() { local rc=0; wait "$SUDO_PID" || rc=$?; echo "$rc"; }
-sudo_fg() { # same as sudo_bg but waits; prints the exit code
-    sudo_bg "$@"; sudo_wait
-}
+sudo_wait() { RC=0; wait "$SUDO_PID" || RC=$?; } # sets RC (wait must not run in a subshell)
+sudo_fg() { sudo_bg "$@"; sudo_wait; }           # same as sudo_bg, then waits; sets RC
 
 case_approve() {
     start
@@ -58,7 +57,7 @@ case_approve() {
     expect_contains "$listing" "command: /usr/bin/whoami"
     expect_contains "$listing" "reason: restart after config change"
     expect_contains "$(ctl bob approve "$id")" "approved $id; grant G-"
-    expect_eq "$(sudo_wait)" 0 "sudo exit status"
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
     expect_eq "$(cat "$T/out")" root "command output"
     expect_contains "$(cat "$T/err")" "request $id sent; waiting"
     expect_contains "$(cat "$T/err")" "approved by bob"
@@ -66,7 +65,7 @@ case_approve() {
     expect_journal access.approved "\"approvers\":\\[\"bob\"\\]"
     expect_journal command.finished '"exit_status":0'
     # the same command again within the TTL passes at once, even with sudo -n
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/whoami)" 0 "re-run within TTL"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 0 "re-run within TTL"
     expect_journal access.allowed_by_grant "\"request_id\":\"$id\""
     expect_eq "$(journal_count access.requested)" 1 "requests filed"
 }
@@ -76,7 +75,7 @@ case_deny() {
     sudo_bg alice -- /usr/bin/whoami
     local id; id="$(wait_pending 1)"
     ctl bob deny "$id" --reason "not during the close" >/dev/null
-    expect_eq "$(sudo_wait)" 1 "sudo exit status"
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
     expect_eq "$(cat "$T/out")" "" "no output: the command did not run"
     expect_contains "$(cat "$T/err")" "denied by bob: not during the close"
     expect_journal access.denied '"denied_by":"bob"'
@@ -87,7 +86,7 @@ case_timeout() {
     start
     sudo_bg alice JITGATE_REASON="check identity" -- /usr/bin/id -un
     wait_pending 1 >/dev/null
-    expect_eq "$(sudo_wait)" 1 "sudo exit status"
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
     expect_contains "$(cat "$T/err")" "timed out after 2s without approval"
     expect_journal access.timeout
     expect_eq "$("$JITGATECTL" --socket "$SOCK" pending)" "no pending requests"
@@ -96,7 +95,9 @@ case_timeout() {
 case_self_approval_refused() {
     start
     # alice is made an approver too: she still must not approve herself
-    sed -i 's/^jitgate-approvers:x:2100:bob,carol$/jitgate-approvers:x:2100:bob,carol,alice/' /etc/group
+    # (rewrite in place: /etc/group is a bind mount, which sed -i cannot rename over)
+    sed 's/^jitgate-approvers:x:2100:bob,carol$/jitgate-approvers:x:2100:bob,carol,alice/' /etc/group >"$T/group.new"
+    cat "$T/group.new" >/etc/group
     sudo_bg alice -- /usr/bin/whoami
     local id; id="$(wait_pending 1)"
     local rc=0 out; out="$(ctl alice approve "$id" 2>&1)" || rc=$?
@@ -105,7 +106,7 @@ case_self_approval_refused() {
     expect_journal error "requester cannot approve"
     wait_pending 1 >/dev/null # still waiting
     ctl bob approve "$id" >/dev/null
-    expect_eq "$(sudo_wait)" 0 "approved by bob"
+    sudo_wait; expect_eq "$RC" 0 "approved by bob"
 }
 
 case_non_approver_refused() {
@@ -118,7 +119,7 @@ case_non_approver_refused() {
     rc=0; out="$(ctl mallory pending 2>&1)" || rc=$?
     expect_eq "$rc" 1 "non-approvers may not list requests"
     ctl bob deny "$id" --reason done >/dev/null
-    sudo_wait >/dev/null
+    sudo_wait
 }
 
 case_two_approvers() {
@@ -132,7 +133,7 @@ case_two_approvers() {
     sleep 0.3
     kill -0 "$SUDO_PID" || ns_die "sudo finished after one of two approvals"
     ctl carol approve "$id" >/dev/null
-    expect_eq "$(sudo_wait)" 0 "sudo after two approvals"
+    sudo_wait; expect_eq "$RC" 0 "sudo after two approvals"
     expect_contains "$(cat "$T/err")" "bob approved \\(1 of 2\\)"
     expect_journal access.approval_recorded
     expect_journal access.approved '"approvers":\["bob","carol"\]'
@@ -144,13 +145,13 @@ case_grant_expires() {
     sudo_bg alice JITGATE_REASON="check identity" -- /usr/bin/id -un
     local id; id="$(wait_pending 1)"
     ctl bob approve "$id" >/dev/null
-    expect_eq "$(sudo_wait)" 0 "approved"
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/id -un)" 0 "within the 3s TTL"
+    sudo_wait; expect_eq "$RC" 0 "approved"
+    sudo_fg alice -- -n /usr/bin/id -un; expect_eq "$RC" 0 "within the 3s TTL"
     # a different argv is not covered by a command-scope grant
-    expect_eq "$(sudo_fg alice JITGATE_REASON=x -- -n /usr/bin/id -u)" 1 "other argv under command scope"
+    sudo_fg alice JITGATE_REASON=x -- -n /usr/bin/id -u; expect_eq "$RC" 1 "other argv under command scope"
     expect_contains "$(cat "$T/err")" "filed"
     sleep 3.2
-    expect_eq "$(sudo_fg alice JITGATE_REASON=again -- -n /usr/bin/id -un)" 1 "after the TTL"
+    sudo_fg alice JITGATE_REASON=again -- -n /usr/bin/id -un; expect_eq "$RC" 1 "after the TTL"
     expect_contains "$(cat "$T/err")" "filed; sudo -n does not wait"
 }
 
@@ -159,67 +160,67 @@ case_session_scope() {
     sudo_bg erin -- /usr/bin/whoami
     local id; id="$(wait_pending 1)"
     ctl carol approve "$id" >/dev/null
-    expect_eq "$(sudo_wait)" 0 "approved"
+    sudo_wait; expect_eq "$RC" 0 "approved"
     # any command of erin's under the same rule now passes, without asking
-    expect_eq "$(sudo_fg erin -- -n /usr/bin/id -un)" 0 "other command under session scope"
+    sudo_fg erin -- -n /usr/bin/id -un; expect_eq "$RC" 0 "other command under session scope"
     expect_eq "$(cat "$T/out")" root
     # ...but not alice's
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/whoami)" 1 "another user"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "another user"
 }
 
 case_noninteractive_filed_then_approved() {
     start
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/whoami)" 1 "sudo -n files and denies at once"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "sudo -n files and denies at once"
     local err; err="$(cat "$T/err")"
     expect_contains "$err" "request R-[0-9A-Z]{6} filed"
     local id; id="$(wait_pending 1)"
     expect_contains "$(ctl bob pending)" "filed by sudo -n"
     # running it again before approval points at the same request, files no other
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/whoami)" 1 "still pending"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "still pending"
     expect_contains "$(cat "$T/err")" "request $id is still waiting"
     ctl bob approve "$id" >/dev/null
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/whoami)" 0 "after approval"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 0 "after approval"
     expect_eq "$(cat "$T/out")" root
     expect_eq "$(journal_count access.requested)" 1 "one request"
 }
 
 case_allow_rule() {
     start
-    expect_eq "$(sudo_fg mallory -- -n /usr/bin/true)" 0 "allow rule"
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 0 "allow rule"
     expect_journal access.allowed_by_rule '"rule":"read-only"'
     expect_eq "$(journal_count access.requested)" 0 "no approval asked"
 }
 
 case_deny_rule() {
     start
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/bash -c id)" 1 "deny rule"
+    sudo_fg alice -- -n /usr/bin/bash -c id; expect_eq "$RC" 1 "deny rule"
     expect_contains "$(cat "$T/err")" "denied by rule 'no-shells': interactive root shells are not allowed"
     expect_journal access.denied '"rule":"no-shells"'
 }
 
 case_reason_required_missing() {
     start
-    expect_eq "$(sudo_fg alice JITGATE_TICKET=CHG1234567 -- /usr/bin/ls /root)" 1 "no reason"
+    sudo_fg alice JITGATE_TICKET=CHG1234567 -- /usr/bin/ls /root; expect_eq "$RC" 1 "no reason"
     expect_contains "$(cat "$T/err")" "requires a reason; give it at the prompt or set JITGATE_REASON"
     expect_journal access.denied '"rule":"ticketed"'
 }
 
 case_ticket_mismatch() {
     start
-    expect_eq "$(sudo_fg alice JITGATE_REASON=audit JITGATE_TICKET=INC42 -- /usr/bin/ls /root)" 1 "bad ticket"
+    sudo_fg alice JITGATE_REASON=audit JITGATE_TICKET=INC42 -- /usr/bin/ls /root; expect_eq "$RC" 1 "bad ticket"
     expect_contains "$(cat "$T/err")" "ticket 'INC42' does not match \\^CHG\\[0-9\\]\\{7\\}\\$"
     # a good ticket files the request
     sudo_bg alice JITGATE_REASON=audit JITGATE_TICKET=CHG1234567 -- /usr/bin/ls /root
     local id; id="$(wait_pending 1)"
     expect_contains "$(ctl bob pending)" "ticket: CHG1234567"
     ctl bob approve "$id" >/dev/null
-    expect_eq "$(sudo_wait)" 0 "good ticket, approved"
+    sudo_wait; expect_eq "$RC" 0 "good ticket, approved"
 }
 
 case_daemon_down() {
     start
     ns_stop_daemon
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/whoami)" 1 "daemon down"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "daemon down"
     expect_contains "$(cat "$T/err")" "cannot reach jitgated at $SOCK"
     expect_contains "$(cat "$T/err")" "fail closed"
     expect_eq "$(cat "$T/out")" "" "nothing ran"
@@ -227,28 +228,28 @@ case_daemon_down() {
 
 case_break_glass() {
     start
-    expect_eq "$(sudo_fg dave JITGATE_BREAK_GLASS="payments down, INC-4711" -- -n /usr/bin/whoami)" 0 "break-glass"
+    sudo_fg dave JITGATE_BREAK_GLASS="payments down, INC-4711" -- -n /usr/bin/whoami; expect_eq "$RC" 0 "break-glass"
     expect_contains "$(cat "$T/err")" "BREAK-GLASS"
     expect_journal access.break_glass '"break_glass_reason":"payments down, INC-4711"'
     grep -q '^<81>.*access.break_glass' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no authpriv.alert syslog line"; }
     # too short a reason: refused
-    expect_eq "$(sudo_fg dave JITGATE_BREAK_GLASS="x" -- -n /usr/bin/whoami)" 1 "short reason"
+    sudo_fg dave JITGATE_BREAK_GLASS="x" -- -n /usr/bin/whoami; expect_eq "$RC" 1 "short reason"
     expect_contains "$(cat "$T/err")" "break-glass refused: a break-glass reason needs at least"
     # not in the group: refused
-    expect_eq "$(sudo_fg alice JITGATE_BREAK_GLASS="I really want this now" -- -n /usr/bin/whoami)" 1 "not in group"
+    sudo_fg alice JITGATE_BREAK_GLASS="I really want this now" -- -n /usr/bin/whoami; expect_eq "$RC" 1 "not in group"
     expect_contains "$(cat "$T/err")" "alice is not in the break-glass group"
     # without a break-glass reason dave goes through normal approval (sudo -n: filed)
-    expect_eq "$(sudo_fg dave -- -n /usr/bin/whoami)" 1 "no reason: normal path"
+    sudo_fg dave -- -n /usr/bin/whoami; expect_eq "$RC" 1 "no reason: normal path"
     expect_contains "$(cat "$T/err")" "filed"
 }
 
 case_break_glass_daemon_down() {
     start
     ns_stop_daemon
-    expect_eq "$(sudo_fg dave JITGATE_BREAK_GLASS="jitgated down, INC-4712" -- -n /usr/bin/whoami)" 0 "offline break-glass"
+    sudo_fg dave JITGATE_BREAK_GLASS="jitgated down, INC-4712" -- -n /usr/bin/whoami; expect_eq "$RC" 0 "offline break-glass"
     expect_eq "$(cat "$T/out")" root
     grep -q '^<81>.*BREAK-GLASS by dave while jitgated is unreachable' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no alert"; }
-    expect_eq "$(sudo_fg alice JITGATE_BREAK_GLASS="jitgated down, INC-4712" -- -n /usr/bin/whoami)" 1 "alice is not break-glass"
+    sudo_fg alice JITGATE_BREAK_GLASS="jitgated down, INC-4712" -- -n /usr/bin/whoami; expect_eq "$RC" 1 "alice is not break-glass"
 }
 
 case_forged_check_refused() {
@@ -280,7 +281,7 @@ case_malformed_frames() {
 case_hostile_argv() {
     start
     local esc=$'\e[31mRED\e[0m' nl=$'line1\nline2' bad=$'\xff\xfe\xc3'
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/echo "$esc" "$nl" "$bad")" 0 "echo with hostile args"
+    sudo_fg alice -- -n /usr/bin/echo "$esc" "$nl" "$bad"; expect_eq "$RC" 0 "echo with hostile args"
     # the journal holds escaped text: no raw ESC, every line valid JSON
     if grep -q $'\e' "$JOURNAL"; then ns_die "raw ESC in the journal"; fi
     expect_journal access.allowed_by_rule '\\\\x1b\[31mRED'
@@ -292,7 +293,7 @@ case_hostile_argv() {
     "$JITGATECTL" audit verify "$JOURNAL" >/dev/null || ns_die "journal does not verify"
     # 1 MiB of arguments: denied knowingly, recorded, nothing crashes
     local big=() i; for i in $(seq 1 16); do big+=("$(head -c 65536 /dev/zero | tr '\0' 'A')"); done
-    expect_eq "$(sudo_fg alice -- -n /usr/bin/echo "${big[@]}")" 1 "1 MiB argv"
+    sudo_fg alice -- -n /usr/bin/echo "${big[@]}"; expect_eq "$RC" 1 "1 MiB argv"
     expect_contains "$(cat "$T/err")" "the command line is [0-9]+ bytes; jitgate judges at most 49152 bytes"
     expect_journal access.denied '"argv_truncated":true'
     daemon_alive || ns_die "daemon died"
@@ -302,15 +303,15 @@ case_hostile_argv() {
     local listing; listing="$(ctl bob pending)"
     if printf '%s' "$listing" | grep -q $'\e'; then ns_die "raw ESC shown to the approver"; fi
     expect_contains "$listing" 'reason: fix\\x1b\]0;pwned\\x07 now'
-    ctl bob deny "$id" --reason no >/dev/null; sudo_wait >/dev/null
+    ctl bob deny "$id" --reason no >/dev/null; sudo_wait
 }
 
 case_exit_status_recorded() {
     start
-    expect_eq "$(sudo_fg alice -- -n /bin/sh -c 'exit 3')" 3 "sudo passes the exit status"
+    sudo_fg alice -- -n /bin/sh -c 'exit 3'; expect_eq "$RC" 3 "sudo passes the exit status"
     expect_journal command.finished '"exit_status":3'
     expect_journal command.finished '"status_type":"exit"'
-    expect_eq "$(sudo_fg alice -- -n /bin/sh -c 'exit 0')" 0
+    sudo_fg alice -- -n /bin/sh -c 'exit 0'; expect_eq "$RC" 0
     expect_journal command.finished '"exit_status":0'
 }
 
@@ -319,8 +320,8 @@ case_ctrl_c_cancels() {
     sudo_bg alice -- /usr/bin/whoami
     local id; id="$(wait_pending 1)"
     kill -INT "$SUDO_PID"
-    local rc; rc="$(sudo_wait)"
-    [ "$rc" -ne 0 ] || ns_die "sudo succeeded after Ctrl-C"
+    sudo_wait
+    [ "$RC" -ne 0 ] || ns_die "sudo succeeded after Ctrl-C"
     expect_contains "$(cat "$T/err")" "cancelled; the request was withdrawn"
     local i; for i in $(seq 1 50); do [ "$(journal_count access.cancelled)" -ge 1 ] && break; sleep 0.05; done
     expect_journal access.cancelled "\"request_id\":\"$id\""
@@ -340,13 +341,13 @@ case_reload() {
     for i in $(seq 1 50); do grep -q "reload of" "$T/daemon.log" && break; sleep 0.05; done
     expect_contains "$(cat "$T/daemon.log")" "reload of .* failed, keeping the running config"
     expect_journal error "config reload failed"
-    expect_eq "$(sudo_fg mallory -- -n /usr/bin/true)" 0 "old rules still apply"
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 0 "old rules still apply"
 }
 
 case_audit_verify() {
     start
-    sudo_fg mallory -- -n /usr/bin/true >/dev/null
-    sudo_fg alice -- -n /usr/bin/bash >/dev/null || true
+    sudo_fg mallory -- -n /usr/bin/true
+    sudo_fg alice -- -n /usr/bin/bash
     expect_contains "$("$JITGATECTL" audit verify "$JOURNAL")" "OK: [0-9]+ events"
     cp "$JOURNAL" "$T/edited"
     sed -i '3s/"user":"mallory"/"user":"mallorx"/' "$T/edited"

@@ -162,10 +162,12 @@ ns_stop_daemon() {
 
 # as_user USER CMD...: run CMD as USER (real and effective ids, groups) with a clean environment.
 # Extra environment: put VAR=value words before CMD.
-as_user() {
-    local user="$1"; shift
-    setpriv --reuid="$user" --regid="$user" --init-groups -- \
-        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp USER="$user" LOGNAME="$user" "$@"
+as_user() { as_user_argv "$1"; shift; "${AS_USER[@]}" "$@"; }
+# as_user_argv USER: sets AS_USER to the command prefix, for callers that must `exec` it
+# (so that $! of a background job is the command itself, e.g. to send it SIGINT).
+as_user_argv() {
+    AS_USER=(setpriv --reuid="$1" --regid="$1" --init-groups --
+             env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp USER="$1" LOGNAME="$1")
 }
 
 ctl() { local user="$1"; shift; as_user "$user" "$JITGATECTL" --socket "$SOCK" "$@"; }
