@@ -9,6 +9,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -203,6 +204,25 @@ TEST(DaemonConfig, ExampleConfigLoadsWithoutProblems) {
     ASSERT_TRUE(result.config.has_value()) << all_problems(result);
     EXPECT_FALSE(result.config->rules.empty());
     EXPECT_EQ(result.config->break_glass.group, "jitgate-breakglass");
+}
+
+// docs/config.md repeats the example in full; it must not drift from the file that ships.
+TEST(DaemonConfig, DocsShowTheShippedExample) {
+    const auto read = [](const std::string& path) {
+        std::ifstream in(path);
+        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    };
+    const std::string docs = read(JITGATE_SOURCE_DIR "/docs/config.md");
+    const std::string example = read(JITGATE_SOURCE_DIR "/config/jitgate.yaml");
+    ASSERT_FALSE(example.empty());
+    const auto section = docs.find("## A complete example");
+    ASSERT_NE(section, std::string::npos);
+    const std::string fence = "```yaml\n";
+    const auto start = docs.find(fence, section);
+    ASSERT_NE(start, std::string::npos);
+    const auto end = docs.find("```", start + fence.size());
+    ASSERT_NE(end, std::string::npos);
+    EXPECT_EQ(docs.substr(start + fence.size(), end - start - fence.size()), example);
 }
 
 TEST(DaemonConfig, CollectsEveryProblemInFileOrder) {

@@ -1,0 +1,95 @@
+// Unit tests of escaping and encoding user-controlled text (common/text).
+#include <gtest/gtest.h>
+
+#include "jitgate/error.hpp"
+#include "jitgate/plugin_options.hpp"
+#include "jitgate/text.hpp"
+
+namespace {
+
+using namespace jitgate::text;
+
+TEST(Text, Utf8Validation) {
+    EXPECT_TRUE(is_valid_utf8("plain"));
+    EXPECT_TRUE(is_valid_utf8("grüße €"));
+    EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x94\x91"));
+    EXPECT_FALSE(is_valid_utf8("\xff"));
+    EXPECT_FALSE(is_valid_utf8("\xc3"));         // truncated
+    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));     // overlong '/'
+    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80")); // surrogate
+    EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80")); // past U+10FFFF
+}
+
+TEST(Text, EscapeRemovesEveryControlCharacter) {
+    EXPECT_EQ(escape_for_log("a\nb\rc\td"), "a\\nb\\rc\\td");
+    EXPECT_EQ(escape_for_log("\x1b[31mred"), "\\x1b[31mred");
+    EXPECT_EQ(escape_for_log(std::string("nul\0x", 5)), "nul\\x00x");
+    EXPECT_EQ(escape_for_log("del\x7f"), "del\\x7f");
+    EXPECT_EQ(escape_for_log("csi\xc2\x9b"), "csi\\xc2\\x9b"); // C1 control
+    EXPECT_EQ(escape_for_log("back\\slash"), "back\\\\slash");
+    EXPECT_EQ(escape_for_log("bad\xff\xfe"), "bad\\xff\\xfe");
+    EXPECT_EQ(escape_for_log("grüße"), "grüße");
+    for (int c = 0; c < 256; ++c) {
+        const std::string out = escape_for_log(std::string(1, static_cast<char>(c)));
+        EXPECT_TRUE(is_valid_utf8(out));
+        for (unsigned char ch : out) EXPECT_FALSE(ch < 0x20 || ch == 0x7f) << c;
+    }
+}
+
+TEST(Text, EscapeIsUnambiguous) {
+    // a literal backslash-x sequence must not look like an escaped byte
+    EXPECT_NE(escape_for_log("\\x1b"), escape_for_log("\x1b"));
+}
+
+TEST(Text, DisplayArgvQuotesSpacesAndEmpties) {
+    EXPECT_EQ(display_argv({"systemctl", "restart", "payments"}), "systemctl restart payments");
+    EXPECT_EQ(display_argv({"echo", "a b", ""}), "echo 'a b' ''");
+    EXPECT_EQ(display_argv({"echo", "it's"}), "echo 'it\\'s'");
+    EXPECT_EQ(display_argv({"echo", "x\ny"}), "echo x\\ny");
+}
+
+TEST(Text, Base64RoundTripAndRejectsGarbage) {
+    for (const std::string& s : {std::string(), std::string("f"), std::string("fo"), std::string("foo"),
+                                std::string("\xff\x00\x10", 3)})
+        EXPECT_EQ(base64_decode(base64_encode(s)), s);
+    EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+    EXPECT_THROW(base64_decode("abc"), jitgate::Error);
+    EXPECT_THROW(base64_decode("ab!d"), jitgate::Error);
+    EXPECT_THROW(base64_decode("a=bc"), jitgate::Error);
+}
+
+TEST(Text, ArgumentsTravelAsStringsOrBase64) {
+    EXPECT_TRUE(arg_to_json("plain").is_string());
+    const auto j = arg_to_json(std::string("\xff", 1));
+    ASSERT_TRUE(j.is_object());
+    EXPECT_EQ(arg_from_json(j), std::string("\xff", 1));
+    EXPECT_THROW(arg_from_json(nlohmann::json(5)), jitgate::Error);
+    EXPECT_THROW(arg_from_json(nlohmann::json{{"b64", 1}}), jitgate::Error);
+    EXPECT_THROW(arg_from_json(nlohmann::json{{"b64", "QQ=="}, {"x", 1}}), jitgate::Error);
+}
+
+TEST(PluginOptions, ParsesKnownAndReportsTheRest) {
+    const auto o = jitgate::parse_plugin_options(
+        {"socket=/run/x.sock", "break_glass_group=bg", "connect_timeout=250", "daemon_user=jg", "colour=blue"});
+    EXPECT_EQ(o.client.socket_path, "/run/x.sock");
+    EXPECT_EQ(o.break_glass_group, "bg");
+    EXPECT_EQ(o.client.connect_timeout_ms, 250);
+    EXPECT_EQ(o.client.daemon_user, "jg");
+    ASSERT_EQ(o.unknown.size(), 1u);
+    EXPECT_TRUE(o.errors.empty());
+    const auto bad = jitgate::parse_plugin_options({"socket=relative", "connect_timeout=fast", "connect_timeout=5"});
+    EXPECT_EQ(bad.errors.size(), 3u);
+}
+
+TEST(PluginOptions, FindValue) {
+    char a[] = "user=alice";
+    char b[] = "uid=2001";
+    char c[] = "username=x";
+    char* kv[] = {c, a, b, nullptr};
+    EXPECT_STREQ(jitgate::find_value(kv, "user"), "alice");
+    EXPECT_STREQ(jitgate::find_value(kv, "uid"), "2001");
+    EXPECT_EQ(jitgate::find_value(kv, "tty"), nullptr);
+    EXPECT_EQ(jitgate::find_value(nullptr, "tty"), nullptr);
+}
+
+} // namespace

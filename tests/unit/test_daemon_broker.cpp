@@ -1,0 +1,254 @@
+// Unit tests of the broker's decisions, without sockets: a recording Responder stands in for
+// the client connection, and a real Auditor writes to a temporary journal.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <unistd.h>
+
+#include "broker.hpp"
+#include "jitgate/error.hpp"
+
+namespace {
+
+using namespace jitgate;
+
+struct Recorder : broker::Responder {
+    std::vector<std::string> notices;
+    std::vector<std::string> prompts;
+    std::optional<msg::Decision> decision;
+    void notice(const std::string& text, std::int64_t) override { notices.push_back(text); }
+    void prompt(const std::string& field, const std::string&, bool) override { prompts.push_back(field); }
+    void decide(const msg::Decision& d) override { decision = d; }
+};
+
+class BrokerTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/jitgate-broker-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        m_dir = tmpl;
+        m_auditor = std::make_unique<audit::Auditor>(audit::Options{m_dir + "/audit.jsonl", "test-host", false, ""});
+    }
+    void TearDown() override { std::system(("rm -rf " + m_dir).c_str()); }
+
+    std::unique_ptr<broker::Broker> make(std::vector<config::Rule> rules, std::string break_glass = {}) {
+        auto cfg = std::make_shared<config::Config>();
+        cfg->host.name = "test-host";
+        cfg->approval.approver_groups = {"approvers"};
+        cfg->break_glass.group = std::move(break_glass);
+        cfg->rules = std::move(rules);
+        return std::make_unique<broker::Broker>(cfg, *m_auditor);
+    }
+
+    static config::Rule rule(const std::string& name, config::Action action, std::vector<std::string> commands = {}) {
+        config::Rule r;
+        r.name = name;
+        r.action = action;
+        r.match.commands = std::move(commands);
+        return r;
+    }
+
+    static broker::CheckSession session(std::vector<std::string> argv, std::string user = "alice", std::int64_t uid = 2001) {
+        broker::CheckSession s;
+        s.request.kind = "sudo";
+        s.request.user = std::move(user);
+        s.request.uid = uid;
+        s.request.runas_user = "root";
+        s.request.command = argv.empty() ? "" : argv[0];
+        s.request.run_argv = std::move(argv);
+        s.peer.pid = 1;
+        s.peer.uid = 0;
+        return s;
+    }
+
+    static broker::Caller approver(std::string name, uid_t uid) {
+        broker::Caller c;
+        c.name = std::move(name);
+        c.peer.uid = uid;
+        c.groups = {"approvers"};
+        return c;
+    }
+
+    std::string journal() const {
+        std::ifstream in(m_dir + "/audit.jsonl");
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+
+    std::string m_dir;
+    std::unique_ptr<audit::Auditor> m_auditor;
+};
+
+TEST_F(BrokerTest, AllowAndDenyRulesDecideAtOnce) {
+    auto b = make({rule("ok", config::Action::allow, {"/usr/bin/true"}), rule("no", config::Action::deny, {"/usr/bin/bash*"})});
+    Recorder r1, r2;
+    auto s1 = session({"/usr/bin/true"});
+    EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
+    ASSERT_TRUE(r1.decision);
+    EXPECT_TRUE(r1.decision->allow);
+    EXPECT_EQ(r1.decision->outcome, "allowed_by_rule");
+    auto s2 = session({"/usr/bin/bash"});
+    b->begin_check(s2, r2);
+    EXPECT_FALSE(r2.decision->allow);
+    EXPECT_NE(r2.decision->message.find("denied by rule 'no'"), std::string::npos);
+    EXPECT_NE(journal().find("access.allowed_by_rule"), std::string::npos);
+}
+
+TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
+    auto b = make({});
+    Recorder r;
+    auto s = session({"/usr/bin/systemctl", "restart", "payments"});
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    ASSERT_EQ(b->pending_count(), 1u);
+    const std::string id = s.request_id;
+    EXPECT_FALSE(b->approve(approver("alice", 2001), id).ok) << "self-approval";
+    broker::Caller outsider = approver("mallory", 2005);
+    outsider.groups = {"users"};
+    EXPECT_FALSE(b->approve(outsider, id).ok);
+    EXPECT_FALSE(r.decision.has_value());
+    EXPECT_TRUE(b->approve(approver("bob", 2002), id).ok);
+    ASSERT_TRUE(r.decision);
+    EXPECT_TRUE(r.decision->allow);
+    EXPECT_EQ(r.decision->outcome, "approved");
+    EXPECT_EQ(b->pending_count(), 0u);
+    Recorder again;
+    auto s2 = session({"/usr/bin/systemctl", "restart", "payments"});
+    EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
+    EXPECT_EQ(again.decision->outcome, "grant");
+    EXPECT_EQ(again.decision->grant_id, r.decision->grant_id);
+}
+
+TEST_F(BrokerTest, SelfApprovalIsRefusedByUidEvenUnderAnotherName) {
+    auto b = make({});
+    Recorder r;
+    auto s = session({"/usr/bin/id"});
+    b->begin_check(s, r);
+    EXPECT_FALSE(b->approve(approver("alias-of-alice", 2001), s.request_id).ok);
+    EXPECT_EQ(b->pending_count(), 1u);
+}
+
+TEST_F(BrokerTest, TwoApprovalsNeedTwoPeople) {
+    auto rl = rule("two", config::Action::require_approval);
+    rl.approvals = 2;
+    auto b = make({rl});
+    Recorder r;
+    auto s = session({"/usr/bin/id"});
+    b->begin_check(s, r);
+    EXPECT_TRUE(b->approve(approver("bob", 2002), s.request_id).ok);
+    EXPECT_FALSE(r.decision.has_value());
+    EXPECT_FALSE(b->approve(approver("bob", 2002), s.request_id).ok);
+    EXPECT_FALSE(b->approve(approver("bob-again", 2002), s.request_id).ok) << "same uid, other name";
+    EXPECT_TRUE(b->approve(approver("carol", 2003), s.request_id).ok);
+    ASSERT_TRUE(r.decision);
+    EXPECT_TRUE(r.decision->allow);
+}
+
+TEST_F(BrokerTest, DenyTimeoutAndCancel) {
+    auto b = make({});
+    Recorder r1, r2, r3;
+    auto s1 = session({"/usr/bin/a"});
+    auto s2 = session({"/usr/bin/b"});
+    auto s3 = session({"/usr/bin/c"});
+    b->begin_check(s1, r1);
+    b->begin_check(s2, r2);
+    b->begin_check(s3, r3);
+    EXPECT_TRUE(b->deny(approver("bob", 2002), s1.request_id, "not now").ok);
+    EXPECT_FALSE(r1.decision->allow);
+    EXPECT_NE(r1.decision->message.find("denied by bob: not now"), std::string::npos);
+    b->client_gone(s2);
+    EXPECT_FALSE(r2.decision.has_value());
+    EXPECT_EQ(b->pending_count(), 1u);
+    b->expire(broker::Clock::now() + std::chrono::hours(1));
+    EXPECT_EQ(r3.decision->outcome, "timeout");
+    EXPECT_EQ(b->pending_count(), 0u);
+    const auto j = journal();
+    EXPECT_NE(j.find("access.cancelled"), std::string::npos);
+    EXPECT_NE(j.find("access.timeout"), std::string::npos);
+}
+
+TEST_F(BrokerTest, ReasonAndTicketRules) {
+    auto rl = rule("ticketed", config::Action::require_approval);
+    rl.reason_required = true;
+    rl.ticket_pattern = "^CHG[0-9]{7}$";
+    rl.ticket_regex.emplace(rl.ticket_pattern);
+    auto b = make({rl});
+    Recorder r1, r2, r3, r4;
+    auto s1 = session({"/x"});
+    s1.request.noninteractive = true;
+    b->begin_check(s1, r1);
+    EXPECT_NE(r1.decision->message.find("requires a reason"), std::string::npos);
+    auto s2 = session({"/x"});
+    s2.request.interactive = true;
+    EXPECT_EQ(b->begin_check(s2, r2), broker::Step::awaiting_input);
+    EXPECT_EQ(r2.prompts, std::vector<std::string>{"reason"});
+    EXPECT_EQ(b->give_input(s2, r2, "reason", true, "fix it"), broker::Step::awaiting_input);
+    EXPECT_EQ(b->give_input(s2, r2, "ticket", true, "CHG1234567"), broker::Step::waiting);
+    auto s3 = session({"/x"});
+    s3.request.reason = "r";
+    s3.request.ticket = "INC1";
+    b->begin_check(s3, r3);
+    EXPECT_NE(r3.decision->message.find("does not match"), std::string::npos);
+    auto s4 = session({"/x"});
+    s4.request.interactive = true;
+    b->begin_check(s4, r4);
+    EXPECT_THROW(b->give_input(s4, r4, "ticket", true, "x"), Error) << "answer to a question not asked";
+}
+
+TEST_F(BrokerTest, NonInteractiveFilesOnceAndReturns) {
+    auto b = make({});
+    Recorder r1, r2;
+    auto s1 = session({"/usr/bin/id"});
+    s1.request.noninteractive = true;
+    EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
+    EXPECT_EQ(r1.decision->outcome, "filed");
+    auto s2 = session({"/usr/bin/id"});
+    s2.request.noninteractive = true;
+    b->begin_check(s2, r2);
+    EXPECT_NE(r2.decision->message.find("still waiting"), std::string::npos);
+    EXPECT_EQ(b->pending_count(), 1u);
+}
+
+TEST_F(BrokerTest, TruncatedArgvIsDenied) {
+    auto b = make({rule("all", config::Action::allow)});
+    Recorder r;
+    auto s = session({"/usr/bin/echo"});
+    s.request.argv_truncated = true;
+    s.request.argv_bytes = 1 << 20;
+    b->begin_check(s, r);
+    EXPECT_FALSE(r.decision->allow);
+}
+
+TEST_F(BrokerTest, BreakGlassNeedsGroupAndReason) {
+    auto b = make({}, "root"); // the test runs as a user whose groups we know: root's
+    Recorder r1, r2, r3;
+    auto s1 = session({"/usr/bin/id"}, "root", 0);
+    s1.request.break_glass_reason = "database down, INC-1";
+    b->begin_check(s1, r1);
+    EXPECT_TRUE(r1.decision->allow);
+    EXPECT_EQ(r1.decision->outcome, "break_glass");
+    auto s2 = session({"/usr/bin/id"}, "root", 0);
+    s2.request.break_glass_reason = "short";
+    b->begin_check(s2, r2);
+    EXPECT_FALSE(r2.decision->allow);
+    auto s3 = session({"/usr/bin/id"}, "nobody-such-user", 4242);
+    s3.request.break_glass_reason = "database down, INC-1";
+    b->begin_check(s3, r3);
+    EXPECT_FALSE(r3.decision->allow);
+    EXPECT_NE(journal().find("access.break_glass"), std::string::npos);
+}
+
+TEST_F(BrokerTest, MaxPendingIsEnforced) {
+    auto cfg = std::make_shared<config::Config>();
+    cfg->daemon.max_pending = 2;
+    broker::Broker b(cfg, *m_auditor);
+    Recorder r1, r2, r3;
+    auto s1 = session({"/a"}), s2 = session({"/b"}), s3 = session({"/c"});
+    b.begin_check(s1, r1);
+    b.begin_check(s2, r2);
+    b.begin_check(s3, r3);
+    ASSERT_TRUE(r3.decision);
+    EXPECT_FALSE(r3.decision->allow);
+    EXPECT_EQ(b.pending_count(), 2u);
+}
+
+} // namespace

@@ -1,0 +1,93 @@
+// Unit tests of the grant cache: scope and expiry.
+#include <gtest/gtest.h>
+
+#include "grants.hpp"
+
+namespace {
+
+using namespace jitgate;
+using grants::Clock;
+
+grants::Grant make(const std::string& id, config::Scope scope, std::vector<std::string> argv, Clock::time_point expires) {
+    grants::Grant g;
+    g.id = id;
+    g.user = "alice";
+    g.kind = "sudo";
+    g.scope = scope;
+    g.rule = "restarts";
+    g.runas_user = "root";
+    g.command = "/usr/bin/systemctl";
+    g.argv = std::move(argv);
+    g.expires = expires;
+    return g;
+}
+
+TEST(Grants, CommandScopeCoversOnlyTheExactAction) {
+    grants::GrantCache cache;
+    const auto now = Clock::now();
+    cache.add(make("G-1", config::Scope::command, {"systemctl", "restart", "payments"}, now + std::chrono::minutes(5)));
+    std::vector<std::string> same{"systemctl", "restart", "payments"};
+    std::vector<std::string> other{"systemctl", "restart", "ledger"};
+    std::vector<std::string> joined{"systemctl", "restart payments"}; // same text, other split
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &same};
+    ASSERT_NE(cache.find(a, now), nullptr);
+    EXPECT_EQ(cache.find(a, now)->id, "G-1");
+    a.argv = &other;
+    EXPECT_EQ(cache.find(a, now), nullptr);
+    a.argv = &joined;
+    EXPECT_EQ(cache.find(a, now), nullptr);
+    a.argv = &same;
+    a.runas_user = "postgres";
+    EXPECT_EQ(cache.find(a, now), nullptr);
+    a.runas_user = "root";
+    a.user = "bob";
+    EXPECT_EQ(cache.find(a, now), nullptr);
+    a.user = "alice";
+    a.rule = "other-rule";
+    EXPECT_EQ(cache.find(a, now), nullptr);
+}
+
+TEST(Grants, SessionScopeCoversAnyCommandOfThatUserAndRule) {
+    grants::GrantCache cache;
+    const auto now = Clock::now();
+    cache.add(make("G-2", config::Scope::session, {}, now + std::chrono::minutes(5)));
+    std::vector<std::string> any{"journalctl", "-u", "payments"};
+    grants::Action a{"alice", "sudo", "restarts", "postgres", "/usr/bin/journalctl", &any};
+    ASSERT_NE(cache.find(a, now), nullptr);
+    a.user = "bob";
+    EXPECT_EQ(cache.find(a, now), nullptr);
+    a.user = "alice";
+    a.kind = "login";
+    EXPECT_EQ(cache.find(a, now), nullptr) << "a sudo session grant never covers a login";
+}
+
+TEST(Grants, ExpiredGrantsAreGoneAtTheirExpiry) {
+    grants::GrantCache cache;
+    const auto now = Clock::now();
+    cache.add(make("G-3", config::Scope::command, {"x"}, now + std::chrono::seconds(10)));
+    std::vector<std::string> argv{"x"};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv};
+    EXPECT_NE(cache.find(a, now + std::chrono::seconds(9)), nullptr);
+    EXPECT_EQ(cache.find(a, now + std::chrono::seconds(10)), nullptr);
+    EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(Grants, RevokeAndList) {
+    grants::GrantCache cache;
+    const auto now = Clock::now();
+    cache.add(make("G-4", config::Scope::command, {"a"}, now + std::chrono::minutes(1)));
+    cache.add(make("G-5", config::Scope::command, {"b"}, now - std::chrono::seconds(1)));
+    EXPECT_EQ(cache.list(now).size(), 1u);
+    EXPECT_TRUE(cache.revoke("G-4").has_value());
+    EXPECT_FALSE(cache.revoke("G-4").has_value());
+    EXPECT_EQ(cache.list(now).size(), 0u);
+}
+
+TEST(Grants, KeysAreInjective) {
+    std::vector<std::string> a1{"ab", "c"}, a2{"a", "bc"};
+    grants::Action x{"u", "sudo", "r", "root", "/c", &a1};
+    grants::Action y{"u", "sudo", "r", "root", "/c", &a2};
+    EXPECT_NE(grants::GrantCache::key_for(x, config::Scope::command), grants::GrantCache::key_for(y, config::Scope::command));
+}
+
+} // namespace
