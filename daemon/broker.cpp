@@ -33,6 +33,13 @@ Json escaped_argv(const std::vector<std::string>& argv) {
 
 std::string esc(const std::string& s) { return text::escape_for_log(s); }
 
+// What will run, as an approver should read it: the resolved path, then the arguments.
+std::string display_command(const std::string& command, std::vector<std::string> argv) {
+    if (argv.empty()) argv.push_back(command);
+    else if (!command.empty()) argv[0] = command;
+    return text::display_argv(argv);
+}
+
 std::string trim(const std::string& s) {
     const auto b = s.find_first_not_of(" \t\r\n");
     if (b == std::string::npos) return {};
@@ -425,7 +432,7 @@ std::vector<Json> Broker::pending(const Caller& c) const {
         if (r.kind == "sudo") {
             j["command"] = esc(r.command);
             j["argv"] = escaped_argv(r.run_argv);
-            j["display"] = text::display_argv(r.run_argv);
+            j["display"] = display_command(r.command, r.run_argv);
             if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) j["submit_display"] = text::display_argv(r.submit_argv);
             j["runas"] = esc(r.runas_user);
             j["cwd"] = esc(r.cwd);
@@ -561,7 +568,7 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
                {"approvers", g.approvers}, {"granted", g.granted_unix}, {"expires", g.expires_unix},
                {"expires_in_s", g.expires_unix - now}};
         if (g.scope == config::Scope::command) {
-            j["display"] = text::display_argv(g.argv);
+            j["display"] = display_command(g.command, g.argv);
             j["runas"] = esc(g.runas_user);
         }
         out.push_back(std::move(j));

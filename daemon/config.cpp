@@ -20,12 +20,14 @@
 #include <climits>
 #include <cstdio>
 #include <limits>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace jitgate::config {
@@ -214,7 +216,7 @@ constexpr std::array<std::string_view, 8> k_approval_only_keys{
 struct Where {
     std::string path;       // positions prefix: "daemon", "rules[2]", "rules[2].match"
     std::string key_prefix; // how keys are named in messages: "daemon.", "match.", ""
-    std::string in;         // "at top level", "in 'daemon'", "in rule 'x'", "in 'match' of rule 'x'"
+    std::string in;         // "at top level", "in 'daemon'", "in rule 'x'", "in 'match' of ..."
     std::string prefix;     // starts every other message: "rule 'x': " or ""
 
     std::string key_path(std::string_view key) const {
@@ -454,8 +456,9 @@ std::optional<Seconds> Parser::duration_value(const Where& where, const Entry* e
 }
 
 template <typename Enum>
-std::optional<Enum> Parser::enum_value(const Where& where, const Entry* entry,
-                                       const std::vector<std::pair<std::string_view, Enum>>& names) {
+std::optional<Enum>
+Parser::enum_value(const Where& where, const Entry* entry,
+                   const std::vector<std::pair<std::string_view, Enum>>& names) {
     const auto text = string_value(where, entry);
     if (!text) {
         return std::nullopt;
@@ -647,6 +650,9 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
     if (auto v = string_value(where, find(e, "ticket_pattern"))) {
         rule.ticket_pattern = *v;
         if (!rule.ticket_pattern.empty()) {
+            // SECURITY NOTE: std::regex backtracks, so a pattern such as "(a+)+$" lets a crafted
+            // ticket burn CPU. The pattern is root's; whoever matches tickets against it should
+            // still bound the ticket's length first.
             try {
                 rule.ticket_regex.emplace(rule.ticket_pattern, std::regex::ECMAScript);
             } catch (const std::regex_error&) {
@@ -672,7 +678,9 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
 }
 
 void Parser::parse_match(const Entries& rule_entries, const Where& rule_where, Match& match) {
-    const Where where{rule_where.path + ".match", "match.", "in 'match' of " + rule_where.in.substr(3),
+    // rule_where.in is "in rule 'x'"; these say "in 'match' of rule 'x'".
+    const std::string of_rule = " of " + rule_where.in.substr(3);
+    const Where where{rule_where.path + ".match", "match.", "in 'match'" + of_rule,
                       rule_where.prefix};
     const Entries e = section(rule_entries, "match", rule_where, where, k_match_spec);
     const std::pair<std::string_view, std::vector<std::string>*> lists[] = {
@@ -684,8 +692,8 @@ void Parser::parse_match(const Entries& rule_entries, const Where& rule_where, M
             *target = std::move(*v);
         }
     }
-    const Where host_where{where.path + ".host", "match.host.",
-                           "in 'match.host' of " + rule_where.in.substr(3), rule_where.prefix};
+    const Where host_where{where.path + ".host", "match.host.", "in 'match.host'" + of_rule,
+                           rule_where.prefix};
     const Entries h = section(e, "host", where, host_where, k_match_host_spec);
     if (auto v = list_value(host_where, find(h, "environment"))) {
         match.host.environments = std::move(*v);
@@ -711,6 +719,69 @@ std::string syntax_hint(const std::string& text, const YAML::Mark& mark) {
     }
     return {};
 }
+
+// Walks the documents of a YAML stream without building them, to find what YAML::Load() alone
+// would hide: a second document, and stray tokens. yaml-cpp 0.7 reports a stray ',', ']' or '}'
+// at the start of a document as an empty document without consuming it, so Load() returns an
+// empty config and LoadAll() loops forever, allocating (fixed upstream in yaml-cpp PR #1319).
+// Such a stuck parser shows as documents that all start at the same mark.
+class DocumentProbe final : public YAML::EventHandler {
+public:
+    struct Finding {
+        YAML::Mark mark;
+        std::string message;
+        bool first_document_usable; // false: the parser is stuck, nothing it built is trustworthy
+    };
+
+    // Returns what is wrong, or nullopt when the text is one document (or none). Throws
+    // YAML::ParserException on syntax errors, like Load().
+    std::optional<Finding> check(const std::string& text) {
+        std::istringstream in(text);
+        YAML::Parser parser(in);
+        std::optional<YAML::Mark> previous_start;
+        for (int documents = 0; parser.HandleNextDocument(*this); ++documents) {
+            if (previous_start && previous_start->pos == m_start.pos) {
+                const auto pos = static_cast<std::size_t>(std::max(m_start.pos, 0));
+                const std::string token = pos < text.size() ? shown(text.substr(pos, 1)) : "";
+                return Finding{m_start, "YAML syntax error: unexpected " + token, false};
+            }
+            if (documents > 0 && m_has_content) {
+                return Finding{m_start,
+                               "the config must be a single YAML document; remove this '---' "
+                               "and what follows, or merge it into the first document",
+                               true};
+            }
+            previous_start = m_start;
+        }
+        return std::nullopt;
+    }
+
+private:
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        m_start = mark;
+        m_has_content = false;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override { m_has_content = true; }
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+        m_has_content = true;
+    }
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+        m_has_content = true;
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+        m_has_content = true;
+    }
+    void OnMapEnd() override {}
+
+    YAML::Mark m_start = YAML::Mark::null_mark();
+    bool m_has_content = false;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Semantic checks.
@@ -1008,13 +1079,13 @@ LoadResult parse_config(const std::string& text, const std::string& source) {
     Parser parser(source);
     std::optional<Config> config;
     try {
-        const std::vector<YAML::Node> documents = YAML::LoadAll(text);
-        if (documents.size() > 1) {
-            parser.add(documents[1].Mark(),
-                       "the config must be a single YAML document; remove this '---' and "
-                       "what follows, or merge it into the first document");
+        const auto finding = DocumentProbe().check(text);
+        if (finding) {
+            parser.add(finding->mark, finding->message);
         }
-        config = parser.parse(documents.empty() ? YAML::Node() : documents.front());
+        if (!finding || finding->first_document_usable) {
+            config = parser.parse(YAML::Load(text));
+        }
     } catch (const YAML::ParserException& e) {
         parser.add(e.mark, "YAML syntax error: " + e.msg + syntax_hint(text, e.mark));
     } catch (const YAML::Exception& e) {

@@ -188,7 +188,11 @@ int cmd_tail(const std::string& path, std::size_t count) {
         }
         std::string what = str(e, "type");
         std::string detail;
-        if (e.contains("argv")) detail += " " + joined(e["argv"]);
+        if (e.contains("argv") && e["argv"].is_array()) {
+            std::vector<std::string> argv;
+            for (const auto& a : e["argv"]) argv.push_back(a.is_string() ? a.get<std::string>() : a.dump());
+            detail += " " + jitgate::text::display_argv(argv);
+        }
         if (e.contains("runas")) detail += " as " + str(e, "runas");
         for (const char* k : {"rule", "request_id", "grant_id", "reason", "ticket", "approvers", "denied_by", "exit_status",
                               "signal", "duration_ms", "message"}) {

@@ -37,7 +37,8 @@ bool users_match(const std::vector<std::string>& users, const Facts& facts) {
     }
     return std::any_of(users.begin(), users.end(), [&facts](const std::string& entry) {
         if (!entry.empty() && entry.front() == '%') {
-            return entry.size() > 1 && contains(facts.user_groups, std::string_view(entry).substr(1));
+            const std::string_view group = std::string_view(entry).substr(1);
+            return !group.empty() && contains(facts.user_groups, group);
         }
         return entry == facts.user;
     });
@@ -96,8 +97,8 @@ bool rule_matches(const config::Rule& rule, const config::Config::Host& host,
     const config::Match& m = rule.match;
     return listed(m.kinds, facts.kind) && users_match(m.users, facts) &&
            commands_match(m.commands, facts) && listed(m.runas, facts.runas_user) &&
-           listed(m.services, facts.service) && remote_hosts_match(m.remote_hosts, facts.remote_host) &&
-           host_matches(m.host, host);
+           listed(m.services, facts.service) &&
+           remote_hosts_match(m.remote_hosts, facts.remote_host) && host_matches(m.host, host);
 }
 
 struct Address {

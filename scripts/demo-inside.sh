@@ -20,6 +20,9 @@ rules:
     reason: required
     timeout: 5m
 YAML
+# alice is an approver too, so the demo shows that she still cannot approve herself
+sed 's/^jitgate-approvers:x:2100:bob,carol$/jitgate-approvers:x:2100:bob,carol,alice/' /etc/group >"$T/group.new"
+cat "$T/group.new" >/etc/group
 ns_start_daemon
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -32,7 +35,7 @@ sed 's/^/   alice> /' "$T/out"
 
 say "bob runs: jitgatectl pending"
 ctl bob pending | sed 's/^/   bob> /'
-say "alice tries to approve her own request"
+say "alice (also an approver) tries to approve her own request"
 ctl alice approve "$id" 2>&1 | sed 's/^/   alice> /' || true
 say "bob runs: jitgatectl approve $id"
 ctl bob approve "$id" | sed 's/^/   bob> /'

@@ -173,6 +173,7 @@ int offline_decision(const Status& why, const char** errstr) {
         syslog(LOG_AUTHPRIV | LOG_ALERT, "%s", line.c_str());
         s.print(SUDO_CONV_ERROR_MSG, "%s\njitgate: this break-glass use has been logged and alerted.\n", line.c_str());
         s.approved = true;
+        s.started = std::chrono::steady_clock::now();
         return 1;
     }
     s.errstr = "jitgate: denied: " + why.detail + " (fail closed)";
@@ -180,7 +181,7 @@ int offline_decision(const Status& why, const char** errstr) {
 }
 
 int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_printf_t sudo_printf, char* const settings[],
-                  char* const user_info[], int /*submit_optind*/, char* const submit_argv[], char* const submit_envp[],
+                  char* const user_info[], int submit_optind, char* const submit_argv[], char* const submit_envp[],
                   char* const plugin_options[], const char** /*errstr*/) {
     State& s = state();
     s.conv = conversation;
@@ -199,7 +200,10 @@ int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_print
     const char* nonint = jitgate::find_value(settings, "noninteractive");
     b.noninteractive = nonint != nullptr && std::strcmp(nonint, "true") == 0;
     b.interactive = !b.tty.empty() && !b.noninteractive;
-    b.submit_argv = jitgate::to_vector(submit_argv);
+    // submit_argv is sudo's whole command line; the command the user typed starts at submit_optind.
+    const auto typed = jitgate::to_vector(submit_argv);
+    if (submit_optind >= 0 && static_cast<std::size_t>(submit_optind) <= typed.size())
+        b.submit_argv.assign(typed.begin() + submit_optind, typed.end());
     const auto env = [&](const char* k) {
         const char* v = jitgate::find_value(submit_envp, k);
         return std::string(v != nullptr ? v : "");
@@ -248,6 +252,7 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
     s.grant_id = d.grant_id;
     if (st.ok() && d.allow) {
         s.approved = true;
+        s.started = std::chrono::steady_clock::now(); // sudo calls accept() before check(): time the command, not the wait
         if (!d.message.empty()) s.print(SUDO_CONV_ERROR_MSG, "%s\n", d.message.c_str());
         return 1;
     }
@@ -267,7 +272,7 @@ int audit_accept(const char* /*plugin_name*/, unsigned int /*plugin_type*/, char
     State& s = state();
     if (s.accepted) return 1;
     s.accepted = true;
-    s.started = std::chrono::steady_clock::now();
+    if (!s.approved) s.started = std::chrono::steady_clock::now();
     const char* command = jitgate::find_value(command_info, "command");
     s.command = command != nullptr ? command : "";
     s.runas_user = user_of(static_cast<uid_t>(number(jitgate::find_value(command_info, "runas_euid"),

@@ -33,8 +33,9 @@ std::string all_problems(const LoadResult& result) {
 }
 
 bool has_problem(const LoadResult& result, const std::string& needle) {
-    return std::any_of(result.problems.begin(), result.problems.end(),
-                       [&](const Problem& p) { return p.message.find(needle) != std::string::npos; });
+    return std::any_of(result.problems.begin(), result.problems.end(), [&](const Problem& p) {
+        return p.message.find(needle) != std::string::npos;
+    });
 }
 
 // A private directory for files whose mode and type the tests control; removed afterwards.
