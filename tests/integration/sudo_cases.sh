@@ -356,6 +356,23 @@ case_audit_verify() {
     expect_contains "$(cat "$T/v")" "FAILED"
 }
 
+case_interactive_prompts() {
+    start
+    # at a terminal, with nothing in the environment: sudo asks for the reason and the ticket
+    as_user_argv alice
+    on_tty 'emergency config fix\nCHG7654321\n' "${AS_USER[@]}" sudo /usr/bin/ls /root >"$T/out" 2>&1 &
+    SUDO_PID=$!
+    local id; id="$(wait_pending 1)"
+    local listing; listing="$(ctl bob pending)"
+    expect_contains "$listing" "reason: emergency config fix   ticket: CHG7654321"
+    expect_contains "$listing" "tty:     /dev/pts/"
+    ctl bob approve "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo at a terminal"
+    expect_contains "$(cat "$T/out")" "jitgate: reason for this command:"
+    expect_contains "$(cat "$T/out")" "jitgate: change ticket \\(\\^CHG"
+    expect_journal access.approved '"ticket":"CHG7654321"'
+}
+
 case_status() {
     start
     local s; s="$("$JITGATECTL" --socket "$SOCK" status --json)"

@@ -60,13 +60,14 @@ ns_dev() {
     mount --rbind /dev "$T/realdev"
     mount -t tmpfs -o mode=0755 tmpfs /dev
     local n
-    for n in null zero full random urandom tty ptmx; do
+    for n in null zero full random urandom tty; do
         touch "/dev/$n"
         mount --bind "$T/realdev/$n" "/dev/$n"
     done
     mkdir -p /dev/pts /dev/shm
     mount --rbind "$T/realdev/pts" /dev/pts
     mount --bind "$T/realdev/shm" /dev/shm
+    ln -s pts/ptmx /dev/ptmx # a bound ptmx node would not find its devpts instance
     ln -s /proc/self/fd /dev/fd
     ln -s /proc/self/fd/0 /dev/stdin
     ln -s /proc/self/fd/1 /dev/stdout
@@ -168,6 +169,13 @@ as_user() { as_user_argv "$1"; shift; "${AS_USER[@]}" "$@"; }
 as_user_argv() {
     AS_USER=(setpriv --reuid="$1" --regid="$1" --init-groups --
              env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp USER="$1" LOGNAME="$1")
+}
+
+# on_tty INPUT CMD...: runs CMD (already as the right user) on a fresh pseudo-terminal, as a
+# person at a terminal would, typing INPUT. script(1) allocates the pty (as root).
+on_tty() {
+    local input="$1"; shift
+    printf '%b' "$input" | script -qec "$(printf '%q ' "$@")" /dev/null
 }
 
 ctl() { local user="$1"; shift; as_user "$user" "$JITGATECTL" --socket "$SOCK" "$@"; }
