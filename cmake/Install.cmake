@@ -9,3 +9,7 @@ install(FILES config/jitgated.service DESTINATION lib/systemd/system)
 install(FILES config/jitgate.tmpfiles.conf DESTINATION lib/tmpfiles.d RENAME jitgate.conf)
 install(FILES config/sudo.conf.example DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The distribution's PAM module directory (Debian: /lib/x86_64-linux-gnu/security; RHEL: /usr/lib64/security).
+set(JITGATE_PAMDIR "${CMAKE_INSTALL_LIBDIR}/security" CACHE PATH "Where PAM modules go")
+install(TARGETS pam_jitgate LIBRARY DESTINATION ${JITGATE_PAMDIR}
+  PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)

@@ -55,6 +55,8 @@ std::string upper(std::string s) {
 std::string plural(long n, const char* one, const char* many) { return std::to_string(n) + " " + (n == 1 ? one : many); }
 
 constexpr std::size_t k_max_reason = 1024;
+// SECURITY NOTE: std::regex backtracks; a bounded ticket keeps a hostile one cheap to match.
+constexpr std::size_t k_max_ticket = 128;
 
 msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
     msg::Decision d;
@@ -220,6 +222,12 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
     auto& r = s.request;
     const bool can_prompt = r.interactive && !r.noninteractive;
     const char* what = r.kind == "sudo" ? "command" : "login";
+    if (r.reason.size() > k_max_reason || r.ticket.size() > k_max_ticket)
+        return decide(s, responder,
+                      deny_with("denied", "jitgate: denied: a reason is at most " + std::to_string(k_max_reason) +
+                                              " bytes and a ticket at most " + std::to_string(k_max_ticket), s),
+                      event_for(audit::type::denied, s));
+    // A login's scope is always the login: a rule written for both kinds grants no sudo here.
     if (s.rule.reason_required && trim(r.reason).empty()) {
         if (can_prompt) {
             s.awaiting = "reason";
@@ -329,7 +337,11 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     const std::string id = q.id;
     if (detach) {
         m_requests.emplace(id, std::move(q));
-        msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; sudo -n does not wait. Run the command again once it is approved (an approver runs: jitgatectl approve " + id + ")", s);
+        const bool login = r.kind == "login";
+        msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; " +
+                                                 (login ? "a non-interactive login does not wait. Log in again"
+                                                        : "sudo -n does not wait. Run the command again") +
+                                                 " once it is approved (an approver runs: jitgatectl approve " + id + ")", s);
         ++m_decisions;
         responder.decide(d);
         return Step::done;
@@ -395,6 +407,21 @@ void Broker::finished(const msg::FinishedReport& f, const identity::Peer& peer) 
     if (f.status_type == "signal") e["signal"] = f.signal;
     if (f.status_type == "exec_error") e["exec_errno"] = f.exec_errno;
     if (f.duration_ms >= 0) e["duration_ms"] = f.duration_ms;
+    audit(std::move(e));
+}
+
+void Broker::session(const msg::SessionReport& r, const identity::Peer& peer) {
+    Json e{{"type", r.event == "opened" ? audit::type::session_opened : audit::type::session_closed},
+           {"kind", "login"},
+           {"user", esc(r.user)},
+           {"uid", r.uid},
+           {"peer_pid", peer.pid}};
+    if (!r.service.empty()) e["service"] = esc(r.service);
+    if (!r.remote_host.empty()) e["remote_host"] = esc(r.remote_host);
+    if (!r.tty.empty()) e["tty"] = esc(r.tty);
+    if (!r.request_id.empty()) e["request_id"] = esc(r.request_id);
+    if (!r.grant_id.empty()) e["grant_id"] = esc(r.grant_id);
+    if (r.event == "closed" && r.duration_ms >= 0) e["duration_ms"] = r.duration_ms;
     audit(std::move(e));
 }
 
@@ -496,7 +523,8 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     g.request_id = id;
     g.user = r.user;
     g.kind = r.kind;
-    g.scope = q.session.rule.scope;
+    // A login grant only ever covers logins, and a sudo grant never covers a login.
+    g.scope = r.kind == "login" ? config::Scope::login : q.session.rule.scope;
     g.rule = q.session.rule.name;
     g.runas_user = r.runas_user;
     g.command = r.command;

@@ -81,6 +81,8 @@ public:
     void client_gone(CheckSession& session);
     // The sudo audit plugin's report of how a command ended.
     void finished(const msg::FinishedReport& report, const identity::Peer& peer);
+    // The PAM module's report of a login session opening or closing.
+    void session(const msg::SessionReport& report, const identity::Peer& peer);
 
     // jitgatectl operations; authorisation by the caller's groups (from the kernel's uid).
     // Throws Error(denied) if the caller may not see them.

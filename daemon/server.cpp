@@ -376,6 +376,17 @@ void Server::dispatch(Connection& c, const Json& m) {
             }
             m_broker.finished(report, c.m_peer);
             c.send(Json{{"type", "ok"}});
+        } else if (type == msg::k_session) {
+            auto report = msg::session_from_json(m);
+            if (const auto why = refuse_reason(c.m_peer, "login", report.user, report.uid); !why.empty()) {
+                m_broker.audit(Json{{"type", audit::type::error}, {"message", "session report refused: " + why},
+                                    {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+                c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
+                c.close_after_flush();
+                return;
+            }
+            m_broker.session(report, c.m_peer);
+            c.send(Json{{"type", "ok"}});
         } else if (type == "pending" || type == "grants") {
             const auto caller = caller_of(c.m_peer);
             const auto items = type == "pending" ? m_broker.pending(caller) : m_broker.list_grants(caller);

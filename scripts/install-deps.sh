@@ -8,7 +8,9 @@ packages=(
   build-essential cmake pkg-config               # toolchain
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev  # daemon: config, JSON, SHA-256
   sudo                                           # sudo binary and sudo_plugin.h
+  libpam0g-dev                                   # PAM module
   libgtest-dev googletest                        # unit tests
+  pamtester openssh-server openssh-client        # PAM and SSH integration tests
   util-linux procps coreutils                    # unshare, setpriv, kill, mktemp
 )
 missing=()

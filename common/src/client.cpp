@@ -1,5 +1,6 @@
 #include "jitgate/client.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -199,10 +200,13 @@ Status run_check(const Options& options, const msg::CheckRequest& request, const
         }
         const std::string type = m.value("type", "");
         if (type == msg::k_notice) {
-            if (io.notice) io.notice(m.value("text", ""));
             // A waiting request tells how long it may wait; stay with it that long (plus slack).
-            if (const auto it = m.find("wait_s"); it != m.end() && it->is_number_integer())
-                timeout_ms = static_cast<int>(std::min<std::int64_t>(it->get<std::int64_t>() + 30, 86400 * 2) * 1000);
+            const auto it = m.find("wait_s");
+            const bool starts_wait = it != m.end() && it->is_number_integer();
+            if (starts_wait)
+                timeout_ms = static_cast<int>(std::clamp<std::int64_t>(it->get<std::int64_t>() + 30, 1, 86400 * 2) * 1000);
+            if (starts_wait && io.waiting) io.waiting(m.value("text", ""));
+            else if (io.notice) io.notice(m.value("text", ""));
         } else if (type == msg::k_prompt) {
             const std::string field = m.value("field", "");
             std::optional<std::string> answer;

@@ -121,6 +121,29 @@ FinishedReport finished_from_json(const Json& j) {
     return r;
 }
 
+Json to_json(const SessionReport& r) {
+    return Json{{"type", k_session},       {"v", k_protocol_version}, {"event", r.event},
+                {"user", r.user},          {"uid", r.uid},            {"service", r.service},
+                {"remote_host", r.remote_host}, {"tty", r.tty},       {"request_id", r.request_id},
+                {"grant_id", r.grant_id},  {"duration_ms", r.duration_ms}};
+}
+
+SessionReport session_from_json(const Json& j) {
+    require_version(j);
+    SessionReport r;
+    r.event = require_string(j, "event");
+    if (r.event != "opened" && r.event != "closed") throw Error(ErrorCode::protocol, "event", "must be opened or closed");
+    r.user = require_string(j, "user");
+    r.uid = require_int(j, "uid");
+    r.service = optional_string(j, "service");
+    r.remote_host = optional_string(j, "remote_host");
+    r.tty = optional_string(j, "tty");
+    r.request_id = optional_string(j, "request_id");
+    r.grant_id = optional_string(j, "grant_id");
+    r.duration_ms = optional_int(j, "duration_ms", -1);
+    return r;
+}
+
 Json to_json(const Decision& d) {
     return Json{{"type", k_decision}, {"allow", d.allow},           {"outcome", d.outcome},
                 {"message", d.message}, {"request_id", d.request_id}, {"grant_id", d.grant_id},

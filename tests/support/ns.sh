@@ -11,6 +11,7 @@ set -euo pipefail
 JITGATED="$JITGATE_BUILD/daemon/jitgated"
 JITGATECTL="$JITGATE_BUILD/daemon/jitgatectl"
 PLUGIN="$JITGATE_BUILD/sudo_plugin/sudo_jitgate.so"
+PAM_MODULE="$JITGATE_BUILD/pam_module/pam_jitgate.so"
 TEST_SYSLOGD="$JITGATE_BUILD/tests/support/jitgate-test-syslogd"
 TEST_CLIENT="$JITGATE_BUILD/tests/support/jitgate-test-client"
 
@@ -99,6 +100,17 @@ Plugin jitgate_approval $PLUGIN $opts
 Plugin jitgate_audit $PLUGIN $opts
 SC
     mount --bind "$T/sudo.conf" /etc/sudo.conf
+}
+
+# ns_pam SERVICE: /etc/pam.d of our own (a copy, bind-mounted), with SERVICE's stack read
+# from stdin. @PAM@ in the text becomes the built module's path, @SOCK@ the socket.
+ns_pam() {
+    local service="$1"
+    if [ ! -d "$T/pam.d" ]; then
+        cp -a /etc/pam.d "$T/pam.d"
+        mount --bind "$T/pam.d" /etc/pam.d
+    fi
+    sed -e "s|@PAM@|$PAM_MODULE|g" -e "s|@SOCK@|$SOCK|g" >"/etc/pam.d/$service"
 }
 
 # ns_setup: build the world. The test writes its config with ns_config, then ns_start_daemon.

@@ -59,6 +59,9 @@ private:
 struct UserIo {
     // Shows one line to the user (already escaped by the daemon).
     std::function<void(const std::string&)> notice;
+    // Optional: the notice that starts the wait for approvers (it carries the request id).
+    // Unset: it goes to `notice` like any other.
+    std::function<void(const std::string&)> waiting;
     // Asks the user; returns nullopt if the user cannot be asked or gave up.
     std::function<std::optional<std::string>(const std::string& prompt, bool echo)> prompt;
 };

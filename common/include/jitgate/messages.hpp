@@ -77,6 +77,23 @@ struct FinishedReport {
 Json to_json(const FinishedReport& r);
 FinishedReport finished_from_json(const Json& j);
 
+// The PAM module's report of a login session opening or closing.
+inline constexpr const char* k_session = "session";
+struct SessionReport {
+    std::string event; // "opened" or "closed"
+    std::string user;
+    std::int64_t uid = -1;
+    std::string service;
+    std::string remote_host;
+    std::string tty;
+    std::string request_id;
+    std::string grant_id;
+    std::int64_t duration_ms = -1; // closed only
+};
+
+Json to_json(const SessionReport& r);
+SessionReport session_from_json(const Json& j);
+
 struct Decision {
     bool allow = false;
     std::string outcome; // allowed_by_rule, grant, approved, break_glass, denied, timeout, filed, error

@@ -1,0 +1,168 @@
+#!/bin/bash
+# Integration tests of pam_jitgate.so through real Linux-PAM (pamtester), each case in its own
+# private mount namespace (ctest runs: unshare -m bash pam_cases.sh CASE).
+source "$(dirname "$0")/../support/ns.sh"
+
+RULES='rules:
+  - name: console-open
+    match: {kind: login, services: [jitgate-console]}
+    action: allow
+  - name: vpn-logins
+    match: {kind: login, remote_hosts: ["10.99.0.0/16"]}
+    action: deny
+    message: logins from the guest VPN are not allowed
+  - name: prod-logins
+    match: {kind: login}
+    reason: required
+    ttl: 15m
+    timeout: 20s'
+
+start() {
+    ns_setup
+    printf '%s\n' "${1:-$RULES}" | ns_config
+    ns_pam jitgate-test <<'PAM'
+auth     required  @PAM@ socket=@SOCK@ break_glass_group=jitgate-breakglass
+auth     required  pam_permit.so
+account  required  @PAM@ socket=@SOCK@ break_glass_group=jitgate-breakglass
+session  required  @PAM@ socket=@SOCK@
+PAM
+    # misplaced as `sufficient` before pam_deny: an ungated login must still hit pam_deny
+    ns_pam jitgate-console <<'PAM'
+auth     sufficient @PAM@ socket=@SOCK@
+auth     required   pam_deny.so
+account  required   @PAM@ socket=@SOCK@
+account  required   pam_permit.so
+PAM
+    ns_start_daemon
+}
+
+# pam_bg INPUT USER OPS... : pamtester in the background typing INPUT; output in $T/out.
+pam_bg() {
+    local input="$1" user="$2"; shift 2
+    (printf '%b' "$input" | exec pamtester -v -I rhost=192.0.2.10 jitgate-test "$user" "$@") >"$T/out" 2>&1 &
+    PAM_PID=$!
+}
+pam_wait() { RC=0; wait "$PAM_PID" || RC=$?; }
+pam_fg() { pam_bg "$@"; pam_wait; }
+
+case_approve() {
+    start
+    pam_bg 'restore payments db\n\n' alice authenticate
+    local id; id="$(wait_pending 1)"
+    local listing; listing="$(ctl bob pending)"
+    expect_contains "$listing" "$id  alice@fin-db-01  login"
+    expect_contains "$listing" "service: jitgate-test   from: 192.0.2.10"
+    expect_contains "$listing" "reason: restore payments db"
+    ctl bob approve "$id" >/dev/null
+    pam_wait; expect_eq "$RC" 0 "pamtester authenticate"
+    expect_contains "$(cat "$T/out")" "request $id sent"
+    expect_contains "$(cat "$T/out")" "Press Enter to wait"
+    expect_contains "$(cat "$T/out")" "successfully authenticated"
+    expect_journal access.approved '"kind":"login"'
+    # the login grant now lets the account hook (public-key logins) pass at once
+    pam_fg '' alice acct_mgmt; expect_eq "$RC" 0 "account check on the live grant"
+    expect_journal access.allowed_by_grant '"kind":"login"'
+    # ...but a login grant never covers sudo
+    as_user_argv alice
+    RC=0; ("${AS_USER[@]}" sudo -n /usr/bin/whoami) >"$T/sudo.out" 2>&1 || RC=$?
+    expect_eq "$RC" 1 "sudo with a login grant"
+}
+
+case_deny() {
+    start
+    pam_bg 'look around\n\n\n' alice authenticate
+    local id; id="$(wait_pending 1)"
+    ctl bob deny "$id" --reason "use the bastion" >/dev/null
+    pam_wait; expect_eq "$RC" 1 "denied login"
+    expect_contains "$(cat "$T/out")" "denied by bob: use the bastion"
+    expect_contains "$(cat "$T/out")" "Permission denied"
+}
+
+case_timeout() {
+    start "${RULES/timeout: 20s/timeout: 1s}"
+    pam_bg 'look around\n\n\n' alice authenticate
+    wait_pending 1 >/dev/null
+    pam_wait; expect_eq "$RC" 1 "timed-out login"
+    expect_contains "$(cat "$T/out")" "timed out after 1s"
+    expect_journal access.timeout '"kind":"login"'
+}
+
+case_self_approval_refused() {
+    start
+    sed 's/^jitgate-approvers:x:2100:bob,carol$/jitgate-approvers:x:2100:bob,carol,alice/' /etc/group >"$T/g"; cat "$T/g" >/etc/group
+    pam_bg 'work\n\n' alice authenticate
+    local id; id="$(wait_pending 1)"
+    local rc=0 out; out="$(ctl alice approve "$id" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "self-approval"
+    expect_contains "$out" "cannot approve your own request"
+    ctl carol approve "$id" >/dev/null
+    pam_wait; expect_eq "$RC" 0 "approved by carol"
+}
+
+case_noninteractive_needs_grant() {
+    start
+    # the account hook alone (a public-key login, scp): no grant, refused at once, never hangs
+    local t0; t0=$(date +%s)
+    pam_fg '' alice acct_mgmt; expect_eq "$RC" 1 "account check without a grant"
+    [ $(( $(date +%s) - t0 )) -lt 5 ] || ns_die "the refusal took too long"
+    expect_contains "$(cat "$T/out")" "jitgate: denied: rule 'prod-logins' requires a reason"
+    expect_contains "$(cat "$T/out")" "Permission denied"
+    # an interactive login gets the grant; from then on the account hook passes alone
+    pam_bg 'nightly batch check\n\n' alice authenticate
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    pam_wait; expect_eq "$RC" 0 "interactive login"
+    pam_fg '' alice acct_mgmt; expect_eq "$RC" 0 "account check after approval"
+}
+
+case_allow_rule_ignores() {
+    start
+    # an allow rule returns PAM_IGNORE: misplaced as `sufficient` it still cannot skip pam_deny
+    RC=0; (printf '' | pamtester -v jitgate-console alice authenticate) >"$T/out" 2>&1 || RC=$?
+    expect_eq "$RC" 1 "ungated login through a sufficient line"
+    expect_journal access.allowed_by_rule '"rule":"console-open"'
+    # ...while in a required line it lets the rest of the stack decide
+    RC=0; (printf '' | pamtester -v jitgate-console alice acct_mgmt) >"$T/out" 2>&1 || RC=$?
+    expect_eq "$RC" 0 "account: PAM_IGNORE, then pam_permit decides"
+}
+
+case_deny_rule_remote_host() {
+    start
+    RC=0; (printf 'x\n\n' | pamtester -v -I rhost=10.99.3.4 jitgate-test alice authenticate) >"$T/out" 2>&1 || RC=$?
+    expect_eq "$RC" 1 "login from the guest VPN"
+    expect_contains "$(cat "$T/out")" "logins from the guest VPN are not allowed"
+    expect_journal access.denied '"remote_host":"10.99.3.4"'
+}
+
+case_daemon_down() {
+    start
+    ns_stop_daemon
+    pam_fg 'x\n\n' alice authenticate; expect_eq "$RC" 1 "daemon down"
+    expect_contains "$(cat "$T/out")" "cannot reach jitgated at $SOCK"
+    expect_contains "$(cat "$T/out")" "Authentication service cannot retrieve authentication info" # PAM_AUTHINFO_UNAVAIL
+}
+
+case_break_glass() {
+    start
+    pam_fg 'payments outage, INC-4711\n' dave authenticate; expect_eq "$RC" 0 "break-glass login"
+    expect_journal access.break_glass '"kind":"login"'
+    grep -q '^<81>.*access.break_glass' "$SYSLOG" || ns_die "no alert in syslog"
+    # with jitgated down, only the break-glass group passes
+    ns_stop_daemon
+    pam_fg 'jitgated down, INC-4712\n' dave authenticate; expect_eq "$RC" 0 "offline break-glass"
+    grep -q 'BREAK-GLASS login by dave' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no offline alert"; }
+    pam_fg 'x\n\n' alice authenticate; expect_eq "$RC" 1 "alice is not break-glass"
+}
+
+case_session_duration() {
+    start
+    pam_bg 'maintenance\n\n' alice authenticate open_session close_session
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    pam_wait; expect_eq "$RC" 0 "login with a session"
+    expect_journal session.opened '"user":"alice"'
+    expect_journal session.closed '"duration_ms":[0-9]+'
+}
+
+"case_$1"
+echo "PASS: $1"
