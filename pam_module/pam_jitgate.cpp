@@ -243,7 +243,9 @@ __attribute__((visibility("default"))) int pam_sm_authenticate(pam_handle_t* pam
 }
 
 __attribute__((visibility("default"))) int pam_sm_setcred(pam_handle_t*, int, int, const char**) {
-    return PAM_IGNORE; // jitgate sets no credentials
+    // jitgate sets no credentials. Not PAM_IGNORE: with jitgate the only auth module (sshd's
+    // usual setup), libpam turns an all-ignored setcred into a failed login.
+    return PAM_SUCCESS;
 }
 
 __attribute__((visibility("default"))) int pam_sm_acct_mgmt(pam_handle_t* pamh, int flags, int argc, const char** argv) {

@@ -17,7 +17,13 @@ TEST_CLIENT="$JITGATE_BUILD/tests/support/jitgate-test-client"
 
 ns_pids=()
 
-ns_die() { echo "FAIL: $*" >&2; exit 1; }
+# ns_die MESSAGE: fails the test; files named in NS_SHOW_ON_FAIL are shown to help diagnose.
+ns_die() {
+    echo "FAIL: $*" >&2
+    local f
+    for f in ${NS_SHOW_ON_FAIL:-}; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 40 "$f" >&2; }; done
+    exit 1
+}
 
 ns_cleanup() {
     local p
