@@ -692,7 +692,7 @@ Json Auditor::record(Json event) {
         throw Error(ErrorCode::internal, path, "cannot stat the audit journal: " + errno_text(errno));
     std::size_t written = 0;
     int err = write_all(m_journal_fd, line, written);
-    if (err == 0 && ::fdatasync(m_journal_fd) != 0) err = errno;
+    if (err == 0 && !m_group_commit && ::fdatasync(m_journal_fd) != 0) err = errno;
     if (err != 0) {
         // Take back whatever reached the file, so the next line does not glue onto a partial
         // one and the chain does not hold an event that was never confirmed.
@@ -701,8 +701,27 @@ Json Auditor::record(Json event) {
     }
     m_seq += 1;
     m_prev_hash = std::move(hash);
-    if (m_options.syslog) send_syslog(event);
+    if (m_group_commit) {
+        m_unsynced = true;
+        if (m_options.syslog) m_syslog_queue.push_back(event);
+    } else if (m_options.syslog) {
+        send_syslog(event);
+    }
     return event;
+}
+
+void Auditor::sync() {
+    if (!m_unsynced) return;
+    if (::fdatasync(m_journal_fd) != 0) {
+        const int err = errno;
+        // The batch's lines may or may not be on disk; nothing more may be built on them.
+        m_broken = true;
+        m_syslog_queue.clear();
+        throw Error(ErrorCode::internal, m_options.journal_path, "cannot make the audit journal durable: " + errno_text(err));
+    }
+    m_unsynced = false;
+    for (const auto& e : m_syslog_queue) send_syslog(e);
+    m_syslog_queue.clear();
 }
 
 void Auditor::send_syslog(const Json& event) {

@@ -80,9 +80,20 @@ public:
     Auditor& operator=(const Auditor&) = delete;
 
     // Stamps and records `event` (which must have "type"). Returns the stamped event.
-    // The journal line is written and fdatasync'ed before this returns.
-    // Throws Error if the journal write fails: the caller must then deny (fail closed).
+    // The journal line is written and fdatasync'ed before this returns — unless group commit
+    // is on, see below. Throws Error if the journal write fails: the caller must then deny
+    // (fail closed).
     Json record(Json event);
+
+    // Group commit: with it on, record() writes the line and returns at once; the caller must
+    // call sync() before it acts on, or answers anyone about, any event recorded since. One
+    // fdatasync then covers every event of the batch (concurrent clients share it). Syslog
+    // lines of a batch are sent once it is durable.
+    void set_group_commit(bool on) noexcept { m_group_commit = on; }
+    // Makes every line written since the last sync durable. Throws Error if fdatasync fails;
+    // the journal is then marked broken and every later record() throws (fail closed).
+    void sync();
+    bool has_unsynced() const noexcept { return m_unsynced; }
 
     std::uint64_t last_seq() const noexcept { return m_seq; }
     std::uint64_t syslog_failures() const noexcept { return m_syslog_failures; }
@@ -102,6 +113,9 @@ private:
     // Set when a failed append could not be rolled back: the journal may end in a partial
     // line, so every later record() throws until a restart quarantines that tail.
     bool m_broken = false;
+    bool m_group_commit = false;
+    bool m_unsynced = false;
+    std::vector<Json> m_syslog_queue; // events of the batch not yet durable
 };
 
 struct VerifyResult {

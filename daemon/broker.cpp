@@ -235,8 +235,9 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
             return Step::awaiting_input;
         }
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: rule '" + s.rule.name +
-                                              "' requires a reason; give it at the prompt or set JITGATE_REASON", s),
+                      deny_with("denied", "jitgate: denied: rule '" + s.rule.name + "' requires a reason; " +
+                                              (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
+                                                                 : std::string("give it at the prompt or set JITGATE_REASON")), s),
                       event_for(audit::type::denied, s));
     }
     if (!s.rule.ticket_pattern.empty()) {
@@ -248,7 +249,8 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
             }
             return decide(s, responder,
                           deny_with("denied", "jitgate: denied: rule '" + s.rule.name + "' requires a ticket matching " +
-                                                  esc(s.rule.ticket_pattern) + "; set JITGATE_TICKET", s),
+                                                  esc(s.rule.ticket_pattern) +
+                                                  (r.kind == "login" ? "; log in interactively to give one" : "; set JITGATE_TICKET"), s),
                           event_for(audit::type::denied, s));
         }
         r.ticket = trim(r.ticket);
@@ -292,8 +294,9 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
             if (q.responder == nullptr && o.uid == r.uid && o.kind == r.kind && q.session.rule.name == s.rule.name &&
                 o.runas_user == r.runas_user && o.command == r.command && o.run_argv == r.run_argv) {
                 s.request_id = id;
-                msg::Decision d = deny_with("filed", "jitgate: request " + id +
-                                                         " is still waiting for approval; run the command again once it is approved", s);
+                msg::Decision d = deny_with("filed", "jitgate: request " + id + " is still waiting for approval; " +
+                                                         (r.kind == "login" ? "log in again" : "run the command again") +
+                                                         " once it is approved", s);
                 ++m_decisions;
                 responder.decide(d);
                 return Step::done;
@@ -331,7 +334,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     q.session = s;
     responder.notice("jitgate: approval required by rule '" + s.rule.name + "': " +
                          plural(q.approvals_needed, "approval", "approvals") + " from " + join_names(q.approver_groups) +
-                         (q.approvals_needed > 1 ? " (different people)" : "") + ".",
+                         (q.approvals_needed > 1 ? " (different people)" : "") + "." +
+                         (s.rule.message.empty() ? "" : " " + esc(s.rule.message)),
                      -1);
     m_deadlines.emplace(q.deadline, q.id);
     const std::string id = q.id;

@@ -1,12 +1,19 @@
 #include "identity.hpp"
 
 #include <fstream>
+#include <memory>
 #include <grp.h>
 #include <pwd.h>
 #include <sstream>
 #include <sys/socket.h>
 
 namespace jitgate::identity {
+namespace {
+// NSS needs scratch space; make_unique_for_overwrite leaves it uninitialised (zero-filling
+// 64 KiB per lookup was a quarter of the fast path's instructions).
+constexpr std::size_t k_pw_buf = 16384;
+constexpr std::size_t k_gr_buf = 65536;
+} // namespace
 
 std::optional<Peer> peer_of(int fd) noexcept {
     ucred cred{};
@@ -18,34 +25,34 @@ std::optional<Peer> peer_of(int fd) noexcept {
 std::optional<std::string> user_name(uid_t uid) {
     passwd pw{};
     passwd* result = nullptr;
-    std::vector<char> buf(16384);
-    if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &result) != 0 || result == nullptr) return std::nullopt;
+    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
+    if (getpwuid_r(uid, &pw, buf.get(), k_pw_buf, &result) != 0 || result == nullptr) return std::nullopt;
     return std::string(pw.pw_name);
 }
 
 std::optional<uid_t> user_uid(const std::string& name) {
     passwd pw{};
     passwd* result = nullptr;
-    std::vector<char> buf(16384);
-    if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || result == nullptr) return std::nullopt;
+    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
+    if (getpwnam_r(name.c_str(), &pw, buf.get(), k_pw_buf, &result) != 0 || result == nullptr) return std::nullopt;
     return pw.pw_uid;
 }
 
 std::vector<std::string> groups_of(const std::string& user) {
     passwd pw{};
     passwd* result = nullptr;
-    std::vector<char> buf(16384);
-    if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || result == nullptr) return {};
+    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
+    if (getpwnam_r(user.c_str(), &pw, buf.get(), k_pw_buf, &result) != 0 || result == nullptr) return {};
     int n = 64;
     std::vector<gid_t> gids(static_cast<std::size_t>(n));
     while (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) gids.resize(static_cast<std::size_t>(n));
     gids.resize(static_cast<std::size_t>(n));
     std::vector<std::string> names;
+    auto gbuf = std::make_unique_for_overwrite<char[]>(k_gr_buf);
     for (gid_t g : gids) {
         group gr{};
         group* gres = nullptr;
-        std::vector<char> gbuf(65536);
-        if (getgrgid_r(g, &gr, gbuf.data(), gbuf.size(), &gres) == 0 && gres != nullptr) names.emplace_back(gr.gr_name);
+        if (getgrgid_r(g, &gr, gbuf.get(), k_gr_buf, &gres) == 0 && gres != nullptr) names.emplace_back(gr.gr_name);
     }
     return names;
 }

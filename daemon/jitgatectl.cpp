@@ -90,7 +90,7 @@ int cmd_pending(const client::Options& opts, bool json) {
                     age(q.value("age_s", 0)).c_str(), age(q.value("expires_in_s", 0)).c_str(),
                     q.value("approvers", Json::array()).size(), str(q, "approvals_needed").c_str(),
                     joined(q.value("approver_groups", Json::array())).c_str(),
-                    q.value("waiting", false) ? "" : "  [filed by sudo -n]");
+                    q.value("waiting", false) ? "" : "  [filed; the requester is not waiting]");
         if (q.contains("display")) std::printf("    command: %s\n", str(q, "display").c_str());
         if (q.contains("submit_display")) std::printf("    typed:   %s\n", str(q, "submit_display").c_str());
         if (q.contains("runas")) std::printf("    run as:  %s   cwd: %s\n", str(q, "runas").c_str(), str(q, "cwd").c_str());

@@ -1,8 +1,13 @@
 // jitgated — the jitgate daemon: policy, grants, approvals and audit for one host.
+#include <cerrno>
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "audit.hpp"
@@ -20,6 +25,34 @@ void usage(std::FILE* out) {
                  "       jitgated --check-config [FILE] validate a config and exit (non-zero on any problem)\n"
                  "       jitgated --version\n",
                  k_default_config);
+}
+
+// Tells systemd (Type=notify) that the daemon is ready: sends STATE as one datagram to the
+// AF_UNIX socket named by $NOTIFY_SOCKET ('@' = abstract namespace), as sd_notify(3) does,
+// without linking libsystemd. Returns true if sent or if $NOTIFY_SOCKET is unset (not under
+// systemd); false, with a message, if it is set but unusable. Never throws.
+bool notify_systemd(const char* state) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (path == nullptr || path[0] == '\0') return true;
+    const std::size_t len = std::strlen(path);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof addr.sun_path) {
+        std::fprintf(stderr, "jitgated: NOTIFY_SOCKET is not a usable socket path; not notifying systemd\n");
+        return false;
+    }
+    std::memcpy(addr.sun_path, path, len);
+    if (path[0] == '@') addr.sun_path[0] = '\0';
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ssize_t sent = -1;
+    if (fd >= 0) {
+        const auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+        sent = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), addr_len);
+    }
+    const int saved = errno;
+    if (fd >= 0) ::close(fd);
+    if (sent < 0) std::fprintf(stderr, "jitgated: cannot notify systemd on %s: %s\n", path, std::strerror(saved));
+    return sent >= 0;
 }
 
 // Loads and validates, including the file's ownership and mode. Prints every problem.
@@ -43,8 +76,13 @@ int serve(const std::string& path) {
     auditor.record({{"type", jitgate::audit::type::daemon_started}, {"pid", ::getpid()}, {"euid", ::geteuid()},
                     {"version", JITGATE_VERSION}, {"backend", config->approval.backend}});
     auditor.record({{"type", jitgate::audit::type::config_loaded}, {"config", path}, {"rules", config->rules.size()}});
+    // From here on, one fdatasync covers each batch of events of the event loop.
+    auditor.set_group_commit(true);
     std::fprintf(stderr, "jitgated %s: ready on %s (config %s, %zu rules, journal %s)\n", JITGATE_VERSION,
                  config->daemon.socket.c_str(), path.c_str(), config->rules.size(), config->audit.journal.c_str());
+    // Ready only now: the socket is listening and the config is loaded, so a unit ordered
+    // After=jitgated.service never meets a daemon that would refuse it.
+    notify_systemd("READY=1\nSTATUS=listening on the socket");
     return server.run();
 }
 

@@ -54,14 +54,35 @@ public:
 
     void send(const Json& m) {
         if (m_dead) return;
+        std::string frame;
         try {
-            m_out += wire::encode(m);
+            frame = wire::encode(m);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "jitgated: cannot encode a reply: %s\n", e.what());
             mark_dead();
             return;
         }
+        // SECURITY NOTE: inside a batch nothing leaves before the batch's audit events are
+        // durable (Server::commit), so no one hears of a decision that could still be lost.
+        if (m_server.m_holding) {
+            if (m_held.empty()) m_server.m_held.push_back(m_fd);
+            m_held += frame;
+            return;
+        }
+        m_out += frame;
         flush();
+    }
+
+    // Moves the held frames out (the batch is durable) or drops them (it is not).
+    void release(bool durable) {
+        if (durable) {
+            m_out += m_held;
+            m_held.clear();
+            flush();
+        } else {
+            m_held.clear();
+            mark_dead();
+        }
     }
 
     void flush() {
@@ -109,7 +130,8 @@ public:
     identity::Peer m_peer;
     Clock::time_point m_last;
     wire::FrameDecoder m_decoder;
-    std::string m_out;
+    std::string m_out;  // released: may be sent
+    std::string m_held; // waiting for the batch's fdatasync
     bool m_writing = false;
     bool m_dead = false;
     bool m_decided = false;
@@ -184,6 +206,7 @@ int Server::run() {
         }
         const int n = epoll_wait(m_epoll, events, k_max_events, timeout_ms);
         if (n < 0 && errno != EINTR) throw Error(ErrorCode::internal, "epoll_wait", errno_text());
+        m_holding = true;
         for (int i = 0; i < n; ++i) {
             const int fd = events[i].data.fd;
             if (fd == m_listen) accept_clients();
@@ -191,10 +214,27 @@ int Server::run() {
             else if (const auto it = m_clients.find(fd); it != m_clients.end()) handle_io(*it->second, events[i].events);
         }
         m_broker.expire(Clock::now());
+        commit();
         sweep();
+        commit(); // what closing connections recorded (a cancelled wait) is made durable too
     }
     m_broker.audit(Json{{"type", audit::type::daemon_stopped}, {"pending_dropped", m_broker.pending_count()}});
+    m_auditor.sync();
     return 0;
+}
+
+void Server::commit() {
+    bool durable = true;
+    try {
+        m_auditor.sync();
+    } catch (const std::exception& e) {
+        durable = false;
+        std::fprintf(stderr, "jitgated: %s; dropping %zu held replies (their clients deny)\n", e.what(), m_held.size());
+    }
+    m_holding = false;
+    for (int fd : m_held)
+        if (const auto it = m_clients.find(fd); it != m_clients.end()) it->second->release(durable);
+    m_held.clear();
 }
 
 void Server::accept_clients() {

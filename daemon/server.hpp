@@ -39,6 +39,10 @@ private:
     void dispatch(Connection& c, const nlohmann::json& message);
     void protocol_error(Connection& c, const std::string& detail);
     void sweep(); // closes connections marked dead, reaps idle ones
+    // Group commit: makes the batch's audit events durable, then releases the replies held
+    // back meanwhile. If the journal cannot be synced, held replies are dropped and their
+    // connections closed: every client then denies (fail closed).
+    void commit();
     void close_connection(int fd);
 
     std::string m_config_path;
@@ -51,6 +55,8 @@ private:
     bool m_stop = false;
     std::unordered_map<int, std::unique_ptr<Connection>> m_clients;
     std::vector<int> m_dead;
+    std::vector<int> m_held;   // connections with replies waiting for the batch's fdatasync
+    bool m_holding = false;    // inside a batch: replies are held until commit()
     std::chrono::steady_clock::time_point m_next_sweep;
 
     friend class Connection;

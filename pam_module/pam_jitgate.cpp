@@ -35,6 +35,7 @@ using jitgate::Status;
 constexpr const char* k_data_started = "jitgate_session_started_ms";
 constexpr const char* k_data_request = "jitgate_request_id";
 constexpr const char* k_data_grant = "jitgate_grant_id";
+constexpr const char* k_data_break_glass = "jitgate_break_glass"; // auth passed by break-glass
 
 struct Args {
     jitgate::PluginOptions options;
@@ -145,6 +146,9 @@ int login_request(pam_handle_t* pamh, jitgate::msg::CheckRequest& r) {
 // The whole check of one login. `interactive`: the auth stack, where the user can be asked.
 int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactive) {
     if (args.bad) return PAM_SERVICE_ERR;
+    // Break-glass passed in the auth stack of this very login (recorded and alerted there);
+    // the account hook must not turn it into a refusal.
+    if (!interactive && kept(pamh, k_data_break_glass) == "1") return PAM_SUCCESS;
     jitgate::msg::CheckRequest r;
     if (const int rc = login_request(pamh, r); rc != PAM_SUCCESS) return rc;
     interactive = interactive && args.interactive && (flags & PAM_SILENT) == 0;
@@ -179,17 +183,20 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
     if (!st.ok() && st.code != ErrorCode::denied) {
         // jitgated is down: only break-glass passes, loudly (the group comes from our own arguments).
         if ((st.code == ErrorCode::daemon_unreachable || st.code == ErrorCode::untrusted_daemon || st.code == ErrorCode::timeout) &&
-            r.break_glass_reason.size() >= 10 && in_group(r.user, args.options.break_glass_group)) {
+            r.break_glass_reason.size() >= jitgate::k_offline_break_glass_min_reason &&
+            in_group(r.user, args.options.break_glass_group)) {
             pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT, "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
                        jitgate::text::escape_for_log(r.user).c_str(), jitgate::text::escape_for_log(r.remote_host).c_str(),
                        jitgate::text::escape_for_log(r.service).c_str(), jitgate::text::escape_for_log(st.detail).c_str(),
                        jitgate::text::escape_for_log(r.break_glass_reason).c_str());
             if (interactive) pam_info(pamh, "jitgate: BREAK-GLASS login recorded and alerted.");
+            keep(pamh, k_data_break_glass, "1");
             return PAM_SUCCESS;
         }
         message = "jitgate: login denied: " + st.detail + " (fail closed)";
     }
     const int rc = to_pam_status(st, d);
+    if (rc == PAM_SUCCESS && d.outcome == "break_glass") keep(pamh, k_data_break_glass, "1");
     if (args.debug) pam_syslog(pamh, LOG_DEBUG, "user %s: %s -> %s", r.user.c_str(), d.outcome.c_str(), pam_strerror(pamh, rc));
     if (rc == PAM_SUCCESS || rc == PAM_IGNORE) {
         if (interactive && !message.empty()) pam_info(pamh, "%s", (held + message).c_str());

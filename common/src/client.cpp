@@ -77,7 +77,9 @@ Status Connection::open(const Options& options) {
     if (::stat(path.c_str(), &st) != 0)
         return Status::failure(ErrorCode::daemon_unreachable,
                                "cannot reach jitgated at " + path + ": " + errno_text(errno) + " (is jitgated running?)");
-    const long daemon = daemon_uid(options.daemon_user);
+    // Look the daemon user up only for a socket root does not own: an NSS lookup can cost
+    // tens of microseconds (more for a missing user), and this is the fast path.
+    const long daemon = st.st_uid == 0 ? -1 : daemon_uid(options.daemon_user);
     if (!S_ISSOCK(st.st_mode))
         return Status::failure(ErrorCode::untrusted_daemon, path + " is not a socket");
     if (!trusted_uid(st.st_uid, daemon))

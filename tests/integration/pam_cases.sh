@@ -152,6 +152,8 @@ case_break_glass() {
     pam_fg 'jitgated down, INC-4712\n' dave authenticate; expect_eq "$RC" 0 "offline break-glass"
     grep -q 'BREAK-GLASS login by dave' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no offline alert"; }
     pam_fg 'x\n\n' alice authenticate; expect_eq "$RC" 1 "alice is not break-glass"
+    # auth then account in one login: the account hook honours the break-glass pass
+    pam_fg 'jitgated down, INC-4713\n' dave authenticate acct_mgmt; expect_eq "$RC" 0 "break-glass through auth and account"
 }
 
 case_session_duration() {

@@ -174,7 +174,7 @@ case_noninteractive_filed_then_approved() {
     local err; err="$(cat "$T/err")"
     expect_contains "$err" "request R-[0-9A-Z]{6} filed"
     local id; id="$(wait_pending 1)"
-    expect_contains "$(ctl bob pending)" "filed by sudo -n"
+    expect_contains "$(ctl bob pending)" "filed; the requester is not waiting"
     # running it again before approval points at the same request, files no other
     sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "still pending"
     expect_contains "$(cat "$T/err")" "request $id is still waiting"

@@ -3,7 +3,8 @@
 //   socket=/run/jitgate/jitgated.sock   the daemon's socket
 //   daemon_user=jitgate                 the only non-root owner the socket may have
 //   break_glass_group=GROUP             members may pass with JITGATE_BREAK_GLASS=<reason>
-//   connect_timeout=MS                  connect and first-answer timeout in milliseconds
+//   connect_timeout=MS                  connect timeout in milliseconds (the daemon's first
+//                                       answer is then awaited up to 15 s)
 #pragma once
 
 #include <string>
@@ -12,6 +13,10 @@
 #include "jitgate/client.hpp"
 
 namespace jitgate {
+
+// With jitgated unreachable, a break-glass reason must have at least this many characters
+// (the daemon's own minimum, break_glass.min_reason_length, applies when it is up).
+inline constexpr std::size_t k_offline_break_glass_min_reason = 10;
 
 struct PluginOptions {
     client::Options client;
