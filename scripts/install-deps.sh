@@ -11,7 +11,7 @@ packages=(
   libpam0g-dev                                   # PAM module
   libgtest-dev googletest                        # unit tests
   pamtester openssh-server openssh-client        # PAM and SSH integration tests
-  util-linux procps coreutils                    # unshare, setpriv, kill, mktemp
+  util-linux procps coreutils bc                 # unshare, setpriv, kill, mktemp; bc for bench
 )
 missing=()
 for p in "${packages[@]}"; do
