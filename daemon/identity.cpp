@@ -1,5 +1,7 @@
 #include "identity.hpp"
 
+#include "jitgate/plugin_options.hpp"
+
 #include <fstream>
 #include <memory>
 #include <grp.h>
@@ -38,24 +40,7 @@ std::optional<uid_t> user_uid(const std::string& name) {
     return pw.pw_uid;
 }
 
-std::vector<std::string> groups_of(const std::string& user) {
-    passwd pw{};
-    passwd* result = nullptr;
-    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
-    if (getpwnam_r(user.c_str(), &pw, buf.get(), k_pw_buf, &result) != 0 || result == nullptr) return {};
-    int n = 64;
-    std::vector<gid_t> gids(static_cast<std::size_t>(n));
-    while (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) gids.resize(static_cast<std::size_t>(n));
-    gids.resize(static_cast<std::size_t>(n));
-    std::vector<std::string> names;
-    auto gbuf = std::make_unique_for_overwrite<char[]>(k_gr_buf);
-    for (gid_t g : gids) {
-        group gr{};
-        group* gres = nullptr;
-        if (getgrgid_r(g, &gr, gbuf.get(), k_gr_buf, &gres) == 0 && gres != nullptr) names.emplace_back(gr.gr_name);
-    }
-    return names;
-}
+std::vector<std::string> groups_of(const std::string& user) { return group_names_of(user); }
 
 std::optional<uid_t> real_uid_of(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");

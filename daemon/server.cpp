@@ -376,6 +376,17 @@ std::string refuse_reason(const identity::Peer& peer, const std::string& kind, c
 
 } // namespace
 
+bool Server::refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid) {
+    const auto why = refuse_reason(c.m_peer, kind, user, uid);
+    if (why.empty()) return false;
+    m_broker.audit(Json{{"type", audit::type::error}, {"message", std::string(what) + " refused: " + why},
+                        {"user", text::escape_for_log(user)}, {"kind", kind},
+                        {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+    c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
+    c.close_after_flush();
+    return true;
+}
+
 void Server::dispatch(Connection& c, const Json& m) {
     std::string type;
     try {
@@ -385,14 +396,7 @@ void Server::dispatch(Connection& c, const Json& m) {
 
         if (type == msg::k_check) {
             auto request = msg::check_from_json(m);
-            if (const auto why = refuse_reason(c.m_peer, request.kind, request.user, request.uid); !why.empty()) {
-                m_broker.audit(Json{{"type", audit::type::error}, {"message", "check refused: " + why},
-                                    {"user", text::escape_for_log(request.user)}, {"kind", request.kind},
-                                    {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
-                c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
-                c.close_after_flush();
-                return;
-            }
+            if (refused(c, "check", request.kind, request.user, request.uid)) return;
             c.m_session = std::make_unique<broker::CheckSession>();
             c.m_session->request = std::move(request);
             c.m_session->peer = c.m_peer;
@@ -407,24 +411,12 @@ void Server::dispatch(Connection& c, const Json& m) {
             c.m_step = m_broker.give_input(*c.m_session, c, field, given, value);
         } else if (type == msg::k_finished) {
             auto report = msg::finished_from_json(m);
-            if (const auto why = refuse_reason(c.m_peer, report.kind, report.user, report.uid); !why.empty()) {
-                m_broker.audit(Json{{"type", audit::type::error}, {"message", "finished report refused: " + why},
-                                    {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
-                c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
-                c.close_after_flush();
-                return;
-            }
+            if (refused(c, "finished report", report.kind, report.user, report.uid)) return;
             m_broker.finished(report, c.m_peer);
             c.send(Json{{"type", "ok"}});
         } else if (type == msg::k_session) {
             auto report = msg::session_from_json(m);
-            if (const auto why = refuse_reason(c.m_peer, "login", report.user, report.uid); !why.empty()) {
-                m_broker.audit(Json{{"type", audit::type::error}, {"message", "session report refused: " + why},
-                                    {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
-                c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
-                c.close_after_flush();
-                return;
-            }
+            if (refused(c, "session report", "login", report.user, report.uid)) return;
             m_broker.session(report, c.m_peer);
             c.send(Json{{"type", "ok"}});
         } else if (type == "pending" || type == "grants") {

@@ -38,6 +38,10 @@ private:
     void handle_io(Connection& c, unsigned events);
     void dispatch(Connection& c, const nlohmann::json& message);
     void protocol_error(Connection& c, const std::string& detail);
+    // SECURITY NOTE: decisions and reports come only from root peers, about the user the
+    // kernel says it is (see refuse_reason). Returns true, after an audit event, an error
+    // frame and closing, if the peer is refused.
+    bool refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid);
     void sweep(); // closes connections marked dead, reaps idle ones
     // Group commit: makes the batch's audit events durable, then releases the replies held
     // back meanwhile. If the journal cannot be synced, held replies are dropped and their

@@ -94,25 +94,6 @@ std::optional<std::string> ask(pam_handle_t* pamh, const std::string& text) {
     return answer;
 }
 
-bool in_group(const std::string& user, const std::string& group_name) {
-    passwd pw{};
-    passwd* res = nullptr;
-    std::vector<char> buf(16384);
-    if (group_name.empty() || getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || res == nullptr) return false;
-    int n = 256;
-    std::vector<gid_t> gids(static_cast<std::size_t>(n));
-    if (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) return false;
-    for (int i = 0; i < n; ++i) {
-        group gr{};
-        group* gres = nullptr;
-        std::vector<char> gbuf(65536);
-        if (getgrgid_r(gids[static_cast<std::size_t>(i)], &gr, gbuf.data(), gbuf.size(), &gres) == 0 && gres != nullptr &&
-            group_name == gr.gr_name)
-            return true;
-    }
-    return false;
-}
-
 void keep(pam_handle_t* pamh, const char* name, const std::string& value) {
     char* copy = strdup(value.c_str());
     if (copy != nullptr && pam_set_data(pamh, name, copy, [](pam_handle_t*, void* p, int) { std::free(p); }) != PAM_SUCCESS)
@@ -155,7 +136,7 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
     r.interactive = interactive;
     r.noninteractive = !interactive;
 
-    if (interactive && in_group(r.user, args.options.break_glass_group)) {
+    if (interactive && jitgate::user_in_group(r.user, args.options.break_glass_group)) {
         auto answer = ask(pamh, "jitgate: break-glass reason (leave empty to request approval instead): ");
         if (answer) r.break_glass_reason = *answer;
     }
@@ -184,7 +165,7 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
         // jitgated is down: only break-glass passes, loudly (the group comes from our own arguments).
         if ((st.code == ErrorCode::daemon_unreachable || st.code == ErrorCode::untrusted_daemon || st.code == ErrorCode::timeout) &&
             r.break_glass_reason.size() >= jitgate::k_offline_break_glass_min_reason &&
-            in_group(r.user, args.options.break_glass_group)) {
+            jitgate::user_in_group(r.user, args.options.break_glass_group)) {
             pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT, "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
                        jitgate::text::escape_for_log(r.user).c_str(), jitgate::text::escape_for_log(r.remote_host).c_str(),
                        jitgate::text::escape_for_log(r.service).c_str(), jitgate::text::escape_for_log(st.detail).c_str(),

@@ -69,25 +69,6 @@ std::string user_of(uid_t uid) {
     return "#" + std::to_string(uid);
 }
 
-bool in_group(const std::string& user, const std::string& group_name) {
-    passwd pw{};
-    passwd* res = nullptr;
-    std::vector<char> buf(16384);
-    if (group_name.empty() || getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || res == nullptr) return false;
-    int n = 256;
-    std::vector<gid_t> gids(static_cast<std::size_t>(n));
-    if (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) return false;
-    for (int i = 0; i < n; ++i) {
-        group gr{};
-        group* gres = nullptr;
-        std::vector<char> gbuf(65536);
-        if (getgrgid_r(gids[static_cast<std::size_t>(i)], &gr, gbuf.data(), gbuf.size(), &gres) == 0 && gres != nullptr &&
-            group_name == gr.gr_name)
-            return true;
-    }
-    return false;
-}
-
 long number(const char* s, long fallback) {
     if (s == nullptr) return fallback;
     char* end = nullptr;
@@ -165,7 +146,7 @@ int deny(const char** errstr) {
 int offline_decision(const Status& why, const char** errstr) {
     State& s = state();
     const std::string& reason = s.base.break_glass_reason;
-    if (reason.size() >= jitgate::k_offline_break_glass_min_reason && in_group(s.base.user, s.options.break_glass_group)) {
+    if (reason.size() >= jitgate::k_offline_break_glass_min_reason && jitgate::user_in_group(s.base.user, s.options.break_glass_group)) {
         const std::string line = "jitgate: BREAK-GLASS by " + jitgate::text::escape_for_log(s.base.user) +
                                  " while jitgated is unreachable (" + jitgate::text::escape_for_log(why.detail) +
                                  "): command " + jitgate::text::display_argv(s.run_argv) + " reason: " +

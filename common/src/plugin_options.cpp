@@ -1,7 +1,11 @@
 #include "jitgate/plugin_options.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <grp.h>
+#include <memory>
+#include <pwd.h>
 
 namespace jitgate {
 
@@ -29,6 +33,34 @@ PluginOptions parse_plugin_options(const std::vector<std::string>& words) {
         }
     }
     return o;
+}
+
+std::vector<std::string> group_names_of(const std::string& user) {
+    // NSS needs scratch space; left uninitialised (zero-filling it per lookup was measurable).
+    constexpr std::size_t k_pw_buf = 16384;
+    constexpr std::size_t k_gr_buf = 65536;
+    passwd pw{};
+    passwd* res = nullptr;
+    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
+    if (getpwnam_r(user.c_str(), &pw, buf.get(), k_pw_buf, &res) != 0 || res == nullptr) return {};
+    int n = 64;
+    std::vector<gid_t> gids(static_cast<std::size_t>(n));
+    while (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) gids.resize(static_cast<std::size_t>(n));
+    gids.resize(static_cast<std::size_t>(n));
+    std::vector<std::string> names;
+    auto gbuf = std::make_unique_for_overwrite<char[]>(k_gr_buf);
+    for (gid_t g : gids) {
+        group gr{};
+        group* gres = nullptr;
+        if (getgrgid_r(g, &gr, gbuf.get(), k_gr_buf, &gres) == 0 && gres != nullptr) names.emplace_back(gr.gr_name);
+    }
+    return names;
+}
+
+bool user_in_group(const std::string& user, const std::string& group) {
+    if (group.empty()) return false;
+    const auto names = group_names_of(user);
+    return std::find(names.begin(), names.end(), group) != names.end();
 }
 
 std::vector<std::string> to_vector(char* const* words) {

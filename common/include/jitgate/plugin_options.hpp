@@ -30,6 +30,12 @@ struct PluginOptions {
 PluginOptions parse_plugin_options(const std::vector<std::string>& words);
 std::vector<std::string> to_vector(char* const* words);
 
+// Names of every group `user` belongs to (primary and supplementary), from the system's
+// group database; empty if the user is unknown. Thread-safe (reentrant NSS calls).
+std::vector<std::string> group_names_of(const std::string& user);
+// True if `user` is in `group` (false for an empty group name).
+bool user_in_group(const std::string& user, const std::string& group);
+
 // Looks up KEY=value in a NULL-terminated "KEY=value" array (sudo's settings, user_info,
 // envp). Returns nullptr when absent.
 const char* find_value(char* const* kv, const char* key) noexcept;
