@@ -47,7 +47,8 @@ bool notify_systemd(const char* state) {
     ssize_t sent = -1;
     if (fd >= 0) {
         const auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-        sent = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), addr_len);
+        const auto* to = reinterpret_cast<const sockaddr*>(&addr);
+        sent = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, to, addr_len);
     }
     const int saved = errno;
     if (fd >= 0) ::close(fd);
