@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 
 #include "jitgate/client.hpp"
 #include "jitgate/messages.hpp"
@@ -45,6 +46,13 @@ struct Row {
     std::string value;
 };
 std::vector<Row> g_table;
+
+// Rows are printed as they are measured (so a run cut short still tells what it saw) and
+// again, all together, at the end.
+void add_row(std::string what, std::string value) {
+    std::fprintf(stderr, "row: %-58s %s\n", what.c_str(), value.c_str());
+    g_table.push_back({std::move(what), std::move(value)});
+}
 
 double us_since(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
 
@@ -84,6 +92,12 @@ void write_config() {
 void start_daemon() {
     g_daemon = fork();
     if (g_daemon == 0) {
+        // The daemon's own chatter goes to a file: it must not hold the caller's pipe open.
+        const int log = ::open((g_dir + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (log >= 0) {
+            ::dup2(log, 1);
+            ::dup2(log, 2);
+        }
         execl(g_daemon_bin.c_str(), g_daemon_bin.c_str(), "--config", (g_dir + "/jitgate.yaml").c_str(), nullptr);
         _exit(127);
     }
@@ -174,9 +188,9 @@ void latency_section(const char* label, const jitgate::msg::CheckRequest& r, int
         p99.push_back(percentile(v, 0.99));
         p999.push_back(percentile(v, 0.999));
     }
-    g_table.push_back({std::string("1. fast path, ") + label + ": p50", spread(p50, "us")});
-    g_table.push_back({std::string("1. fast path, ") + label + ": p99", spread(p99, "us")});
-    g_table.push_back({std::string("1. fast path, ") + label + ": p99.9", spread(p999, "us")});
+    add_row(std::string("1. fast path, ") + label + ": p50", spread(p50, "us"));
+    add_row(std::string("1. fast path, ") + label + ": p99", spread(p99, "us"));
+    add_row(std::string("1. fast path, ") + label + ": p99.9", spread(p999, "us"));
 }
 
 void BM_FastPathAllowRule(benchmark::State& state) {
@@ -205,7 +219,7 @@ public:
         }
     }
     void publish() {
-        for (auto& [name, v] : m_rates) g_table.push_back({"2. throughput " + name, spread(v, "decisions/s", 0)});
+        for (auto& [name, v] : m_rates) add_row("2. throughput " + name, spread(v, "decisions/s", 0));
     }
 
 private:
@@ -231,8 +245,8 @@ void waiting_section(int n) {
     const long rss = rss_kib(g_daemon);
     std::vector<double> p99;
     for (int k = 0; k < 5; ++k) p99.push_back(percentile(latencies(request_for({"/usr/bin/true"}), 20000), 0.99));
-    g_table.push_back({"4. " + std::to_string(n) + " waiting: daemon RSS", std::to_string(rss / 1024) + " MiB (" + std::to_string(rss) + " KiB)"});
-    g_table.push_back({"4. " + std::to_string(n) + " waiting: fast-path p99", spread(p99, "us")});
+    add_row("4. " + std::to_string(n) + " waiting: daemon RSS", std::to_string(rss / 1024) + " MiB (" + std::to_string(rss) + " KiB)");
+    add_row("4. " + std::to_string(n) + " waiting: fast-path p99", spread(p99, "us"));
     held.clear(); // the daemon sees them go and cancels them
     for (int i = 0; i < 5000; ++i) {
         jitgate::client::request(g_opts, Json{{"type", "status"}}, st);
@@ -268,8 +282,8 @@ int main(int argc, char** argv) {
         idle.push_back(static_cast<double>(rss_kib(g_daemon)) / 1024.0);
         if (k + 1 < reps) stop_daemon();
     }
-    g_table.push_back({"5. start-up to ready", spread(startup, "ms", 2)});
-    g_table.push_back({"5. idle RSS", spread(idle, "MiB", 1)});
+    add_row("5. start-up to ready", spread(startup, "ms", 2));
+    add_row("5. idle RSS", spread(idle, "MiB", 1));
 
     // The requester is "nobody" with euid 0, as a setuid sudo of nobody's would be; the
     // approver (this process's euid, root) is then never the requester.
@@ -302,8 +316,8 @@ int main(int argc, char** argv) {
     // 6. approval to run
     std::vector<double> a2r;
     for (int i = 0; i < (quick ? 50 : 200); ++i) a2r.push_back(approve_once({"/usr/bin/id", "a2r", std::to_string(i)}) / 1000.0);
-    g_table.push_back({"6. approval to allow (local backend), median of " + std::to_string(a2r.size()), spread(a2r, "ms", 3)});
-    g_table.push_back({"6. approval to allow, p99", std::to_string(percentile(a2r, 0.99)) + " ms"});
+    add_row("6. approval to allow (local backend), median of " + std::to_string(a2r.size()), spread(a2r, "ms", 3));
+    add_row("6. approval to allow, p99", std::to_string(percentile(a2r, 0.99)) + " ms");
 
     // Floor of every audited decision: one durable journal append (write + fdatasync).
     stop_daemon();

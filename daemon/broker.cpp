@@ -57,6 +57,19 @@ std::string plural(long n, const char* one, const char* many) { return std::to_s
 constexpr std::size_t k_max_reason = 1024;
 // SECURITY NOTE: std::regex backtracks; a bounded ticket keeps a hostile one cheap to match.
 constexpr std::size_t k_max_ticket = 128;
+// SECURITY NOTE: one user cannot fill the host's pending slots for everyone else.
+constexpr std::size_t k_max_pending_per_user = 100;
+// Each listed request fits in a frame, however hostile its argv: display fields are cut.
+constexpr std::size_t k_max_display = 4096;
+
+std::string cut(std::string s) {
+    if (s.size() <= k_max_display) return s;
+    const auto n = s.size();
+    s.resize(k_max_display);
+    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0xC0u) == 0x80u) s.pop_back(); // whole characters
+    if (!s.empty() && static_cast<unsigned char>(s.back()) >= 0xC0u) s.pop_back();
+    return s + "...[" + std::to_string(n) + " bytes]";
+}
 
 msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
     msg::Decision d;
@@ -151,8 +164,14 @@ Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decisi
 Step Broker::begin_check(CheckSession& s, Responder& responder) {
     const auto& cfg = *m_config;
     auto& r = s.request;
-    s.facts = rules::Facts{r.kind, r.user, identity::groups_of(r.user), r.command, r.run_argv,
+    auto groups = identity::groups_of(r.user);
+    s.facts = rules::Facts{r.kind, r.user, groups.value_or(std::vector<std::string>{}), r.command, r.run_argv,
                            r.runas_user, r.service, r.remote_host};
+    if (!groups) // a %group rule could not be judged: deny rather than skip it
+        return decide(s, responder,
+                      deny_with("error", "jitgate: denied: cannot read the groups of " + esc(r.user) +
+                                             " from the system's user database (fail closed)", s),
+                      event_for(audit::type::denied, s));
 
     if (r.argv_truncated) {
         return decide(s, responder,
@@ -200,7 +219,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         break;
     }
 
-    const grants::Action action{r.user, r.kind, s.rule.name, r.runas_user, r.command, &r.run_argv};
+    const grants::Action action{r.user, r.kind, s.rule.name, r.runas_user, r.command, &r.run_argv, r.cwd};
     if (const grants::Grant* g = m_grants.find(action, Clock::now())) {
         msg::Decision d;
         d.allow = true;
@@ -303,6 +322,14 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
             }
         }
     }
+    const auto mine = static_cast<std::size_t>(std::count_if(m_requests.begin(), m_requests.end(), [&](const auto& kv) {
+        return kv.second.session.request.uid == r.uid;
+    }));
+    if (mine >= k_max_pending_per_user)
+        return decide(s, responder,
+                      deny_with("error", "jitgate: denied: " + esc(r.user) + " already has " + std::to_string(mine) +
+                                             " requests waiting; wait for them to be decided", s),
+                      event_for(audit::type::denied, s));
     if (m_requests.size() >= static_cast<std::size_t>(cfg.daemon.max_pending))
         return decide(s, responder,
                       deny_with("error", "jitgate: denied: " + std::to_string(m_requests.size()) +
@@ -461,10 +488,9 @@ std::vector<Json> Broker::pending(const Caller& c) const {
                {"reason", esc(r.reason)},
                {"ticket", esc(r.ticket)}};
         if (r.kind == "sudo") {
-            j["command"] = esc(r.command);
-            j["argv"] = escaped_argv(r.run_argv);
-            j["display"] = display_command(r.command, r.run_argv);
-            if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) j["submit_display"] = text::display_argv(r.submit_argv);
+            j["command"] = cut(esc(r.command));
+            j["display"] = cut(display_command(r.command, r.run_argv));
+            if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) j["submit_display"] = cut(text::display_argv(r.submit_argv));
             j["runas"] = esc(r.runas_user);
             j["cwd"] = esc(r.cwd);
         }
@@ -533,6 +559,7 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     g.runas_user = r.runas_user;
     g.command = r.command;
     g.argv = r.run_argv;
+    g.cwd = r.cwd;
     g.approvers = q.approvers;
     g.reason = r.reason;
     g.ticket = r.ticket;
@@ -600,7 +627,7 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
                {"approvers", g.approvers}, {"granted", g.granted_unix}, {"expires", g.expires_unix},
                {"expires_in_s", g.expires_unix - now}};
         if (g.scope == config::Scope::command) {
-            j["display"] = display_command(g.command, g.argv);
+            j["display"] = cut(display_command(g.command, g.argv));
             j["runas"] = esc(g.runas_user);
         }
         out.push_back(std::move(j));

@@ -21,6 +21,7 @@ std::string GrantCache::key_for(const Action& action, config::Scope scope) {
     if (scope == config::Scope::command) {
         put(key, action.runas_user);
         put(key, action.command);
+        put(key, action.cwd);
         if (action.argv != nullptr)
             for (const auto& a : *action.argv) put(key, a);
     }
@@ -43,7 +44,7 @@ const Grant* GrantCache::find(const Action& action, Clock::time_point now) {
 }
 
 void GrantCache::add(Grant grant) {
-    Action a{grant.user, grant.kind, grant.rule, grant.runas_user, grant.command, &grant.argv};
+    Action a{grant.user, grant.kind, grant.rule, grant.runas_user, grant.command, &grant.argv, grant.cwd};
     auto key = key_for(a, grant.scope);
     m_by_key.insert_or_assign(std::move(key), std::move(grant));
 }

@@ -29,6 +29,7 @@ struct Grant {
     std::string runas_user;
     std::string command;
     std::vector<std::string> argv;
+    std::string cwd; // command scope binds the working directory too: ./app.conf is not /etc/app.conf
     std::vector<std::string> approvers;
     std::string reason;
     std::string ticket;
@@ -45,6 +46,7 @@ struct Action {
     std::string runas_user;
     std::string command;
     const std::vector<std::string>* argv = nullptr;
+    std::string cwd;
 };
 
 class GrantCache {

@@ -40,7 +40,7 @@ std::optional<uid_t> user_uid(const std::string& name) {
     return pw.pw_uid;
 }
 
-std::vector<std::string> groups_of(const std::string& user) { return group_names_of(user); }
+std::optional<std::vector<std::string>> groups_of(const std::string& user) { return group_names_of(user); }
 
 std::optional<uid_t> real_uid_of(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");

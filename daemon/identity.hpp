@@ -21,8 +21,9 @@ std::optional<Peer> peer_of(int fd) noexcept;
 std::optional<std::string> user_name(uid_t uid);
 // uid of `name`; nullopt if unknown.
 std::optional<uid_t> user_uid(const std::string& name);
-// Names of all groups `user` belongs to (primary and supplementary); empty if unknown.
-std::vector<std::string> groups_of(const std::string& user);
+// Names of all groups `user` belongs to (primary and supplementary); nullopt if the user is
+// unknown or the lookup failed (callers fail closed).
+std::optional<std::vector<std::string>> groups_of(const std::string& user);
 
 // Real uid of a live process, read from /proc/<pid>/status ("Uid:" first field).
 // SECURITY NOTE: sudo is setuid root, so its real uid is the invoking user's; this is how the

@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -28,6 +29,19 @@ constexpr auto k_idle_limit = std::chrono::seconds(30);      // no request on a 
 constexpr auto k_input_limit = std::chrono::minutes(5);      // a person typing a reason
 constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;        // a client that never reads
 constexpr int k_max_events = 256;
+// SECURITY NOTE: local users must not be able to crowd out sudo and sshd. Non-root peers
+// (jitgatectl) get at most k_max_per_user connections and never the last k_root_reserve slots.
+constexpr std::size_t k_max_per_user = 16;
+constexpr std::size_t k_root_reserve = 256;
+// User-controlled text in an error record is cut to this many bytes (before escaping), and a
+// non-root peer's refusals are recorded at most once a second (the rest are counted).
+constexpr std::size_t k_max_error_detail = 256;
+constexpr auto k_refusal_interval = std::chrono::seconds(1);
+
+std::string bounded(const std::string& s) {
+    if (s.size() <= k_max_error_detail) return text::escape_for_log(s);
+    return text::escape_for_log(s.substr(0, k_max_error_detail)) + "...[" + std::to_string(s.size()) + " bytes]";
+}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -247,9 +261,15 @@ void Server::accept_clients() {
             return;
         }
         const auto peer = identity::peer_of(fd);
-        if (!peer || m_clients.size() >= static_cast<std::size_t>(m_broker.config().daemon.max_clients)) {
+        const auto max = static_cast<std::size_t>(m_broker.config().daemon.max_clients);
+        const char* why = nullptr;
+        if (!peer) why = "no peer credentials";
+        else if (m_clients.size() >= max) why = "too many clients";
+        else if (peer->uid != 0 && (m_per_uid[peer->uid] >= k_max_per_user || m_clients.size() + k_root_reserve >= max))
+            why = "too many connections from this non-root user";
+        if (why != nullptr) {
             // Fail closed: the client sees the connection close and denies.
-            std::fprintf(stderr, "jitgated: refusing a connection: %s\n", peer ? "too many clients" : "no peer credentials");
+            std::fprintf(stderr, "jitgated: refusing a connection from uid %d: %s\n", peer ? static_cast<int>(peer->uid) : -1, why);
             ::close(fd);
             continue;
         }
@@ -261,6 +281,7 @@ void Server::accept_clients() {
             continue;
         }
         m_clients.emplace(fd, std::make_unique<Connection>(*this, fd, *peer));
+        if (peer->uid != 0) ++m_per_uid[peer->uid];
     }
 }
 
@@ -301,6 +322,7 @@ void Server::handle_io(Connection& c, unsigned events) {
     }
     if (events & EPOLLOUT) c.flush();
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        bool eof = false;
         char buf[16384];
         for (;;) {
             const ssize_t n = ::recv(c.m_fd, buf, sizeof buf, 0);
@@ -315,9 +337,9 @@ void Server::handle_io(Connection& c, unsigned events) {
             }
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            // EOF or error: the client is gone. Whatever it started is cancelled in sweep().
-            if (c.m_decoder.has_partial() && !c.m_session) protocol_error(c, "truncated frame: the peer closed mid-message");
-            c.mark_dead();
+            // EOF or error: the client is gone. Whatever it started is cancelled in sweep();
+            // complete frames that arrived with the EOF are still handled below.
+            eof = true;
             break;
         }
         for (;;) {
@@ -329,23 +351,46 @@ void Server::handle_io(Connection& c, unsigned events) {
                 return;
             }
             if (!m) break;
-            c.m_last = Clock::now();
+            // A non-root peer's idle time counts from accept: pinging must not keep a slot.
+            if (c.m_peer.uid == 0) c.m_last = Clock::now();
             dispatch(c, *m);
             if (c.m_decided) {
                 c.m_session.reset();
                 c.m_decided = false;
             }
         }
+        if (eof) {
+            if (c.m_decoder.has_partial() && !c.m_session && !c.m_dead)
+                protocol_error(c, "truncated frame: the peer closed mid-message");
+            c.mark_dead();
+        }
     }
 }
 
 void Server::protocol_error(Connection& c, const std::string& detail) {
-    const std::string d = text::escape_for_log(detail);
+    const std::string d = bounded(detail);
     std::fprintf(stderr, "jitgated: protocol error from pid %d uid %u: %s\n", static_cast<int>(c.m_peer.pid), c.m_peer.uid, d.c_str());
-    m_broker.audit(Json{{"type", audit::type::error}, {"message", "protocol error: " + d},
-                        {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+    record_refusal(c, Json{{"type", audit::type::error}, {"message", "protocol error: " + d}});
     c.send(Json{{"type", msg::k_error}, {"code", "protocol"}, {"message", d}});
     c.close_after_flush();
+}
+
+void Server::record_refusal(const Connection& c, Json event) {
+    event["peer_pid"] = c.m_peer.pid;
+    event["peer_uid"] = c.m_peer.uid;
+    if (c.m_peer.uid != 0) {
+        // SECURITY NOTE: a local user must not be able to flood the hash-chained journal.
+        auto& r = m_refusals[c.m_peer.uid];
+        const auto now = Clock::now();
+        if (now - r.last < k_refusal_interval) {
+            ++r.suppressed;
+            return;
+        }
+        r.last = now;
+        if (r.suppressed > 0) event["suppressed_since_last"] = r.suppressed;
+        r.suppressed = 0;
+    }
+    m_broker.audit(std::move(event));
 }
 
 namespace {
@@ -354,7 +399,7 @@ broker::Caller caller_of(const identity::Peer& peer) {
     broker::Caller c;
     c.peer = peer;
     c.name = identity::user_name(peer.uid).value_or("uid " + std::to_string(peer.uid));
-    c.groups = identity::groups_of(c.name);
+    c.groups = identity::groups_of(c.name).value_or(std::vector<std::string>{}); // none: not an approver
     return c;
 }
 
@@ -362,6 +407,8 @@ broker::Caller caller_of(const identity::Peer& peer) {
 // user must be the one the kernel says ran it: the real uid of the connected sudo process.
 std::string refuse_reason(const identity::Peer& peer, const std::string& kind, const std::string& user, std::int64_t uid) {
     if (peer.uid != 0) return "only root (sudo, sshd) may ask for decisions; peer uid is " + std::to_string(peer.uid);
+    if (user.empty() || std::any_of(user.begin(), user.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
+        return "the claimed user name is empty or holds control characters";
     const auto named = identity::user_uid(user);
     if (!named || static_cast<std::int64_t>(*named) != uid)
         return "claimed user '" + text::escape_for_log(user) + "' does not have uid " + std::to_string(uid);
@@ -379,9 +426,8 @@ std::string refuse_reason(const identity::Peer& peer, const std::string& kind, c
 bool Server::refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid) {
     const auto why = refuse_reason(c.m_peer, kind, user, uid);
     if (why.empty()) return false;
-    m_broker.audit(Json{{"type", audit::type::error}, {"message", std::string(what) + " refused: " + why},
-                        {"user", text::escape_for_log(user)}, {"kind", kind},
-                        {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+    record_refusal(c, Json{{"type", audit::type::error}, {"message", std::string(what) + " refused: " + why},
+                           {"user", bounded(user)}, {"kind", kind}});
     c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
     c.close_after_flush();
     return true;
@@ -394,6 +440,16 @@ void Server::dispatch(Connection& c, const Json& m) {
         if (c.m_session && type != msg::k_input)
             throw Error(ErrorCode::protocol, "type", "'" + text::escape_for_log(type) + "' while a check is under way");
 
+        if ((type == msg::k_check || type == msg::k_finished || type == msg::k_session) && c.m_peer.uid != 0) {
+            // Refused before parsing: nothing a non-root peer sends reaches the journal.
+            record_refusal(c, Json{{"type", audit::type::error},
+                                   {"message", "'" + type + "' refused: only root (sudo, sshd) may ask for decisions"}});
+            c.send(Json{{"type", msg::k_error}, {"code", "denied"},
+                        {"message", "refused: only root (sudo, sshd) may ask for decisions; peer uid is " +
+                                        std::to_string(c.m_peer.uid)}});
+            c.close_after_flush();
+            return;
+        }
         if (type == msg::k_check) {
             auto request = msg::check_from_json(m);
             if (refused(c, "check", request.kind, request.user, request.uid)) return;
@@ -488,6 +544,10 @@ void Server::close_connection(int fd) {
     if (it == m_clients.end()) return;
     Connection& c = *it->second;
     if (c.m_session) m_broker.client_gone(*c.m_session);
+    if (c.m_peer.uid != 0) {
+        const auto u = m_per_uid.find(c.m_peer.uid);
+        if (u != m_per_uid.end() && --u->second == 0) m_per_uid.erase(u);
+    }
     ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, fd, nullptr);
     ::close(fd);
     m_clients.erase(it);

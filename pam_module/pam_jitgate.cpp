@@ -164,7 +164,7 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
     if (!st.ok() && st.code != ErrorCode::denied) {
         // jitgated is down: only break-glass passes, loudly (the group comes from our own arguments).
         if ((st.code == ErrorCode::daemon_unreachable || st.code == ErrorCode::untrusted_daemon || st.code == ErrorCode::timeout) &&
-            r.break_glass_reason.size() >= jitgate::k_offline_break_glass_min_reason &&
+            jitgate::offline_break_glass_reason_ok(r.break_glass_reason) &&
             jitgate::user_in_group(r.user, args.options.break_glass_group)) {
             pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT, "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
                        jitgate::text::escape_for_log(r.user).c_str(), jitgate::text::escape_for_log(r.remote_host).c_str(),

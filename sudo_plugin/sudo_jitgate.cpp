@@ -146,7 +146,7 @@ int deny(const char** errstr) {
 int offline_decision(const Status& why, const char** errstr) {
     State& s = state();
     const std::string& reason = s.base.break_glass_reason;
-    if (reason.size() >= jitgate::k_offline_break_glass_min_reason && jitgate::user_in_group(s.base.user, s.options.break_glass_group)) {
+    if (jitgate::offline_break_glass_reason_ok(reason) && jitgate::user_in_group(s.base.user, s.options.break_glass_group)) {
         const std::string line = "jitgate: BREAK-GLASS by " + jitgate::text::escape_for_log(s.base.user) +
                                  " while jitgated is unreachable (" + jitgate::text::escape_for_log(why.detail) +
                                  "): command " + jitgate::text::display_argv(s.run_argv) + " reason: " +

@@ -89,22 +89,21 @@ Status Connection::open(const Options& options) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return Status::failure(ErrorCode::internal, "socket(): " + errno_text(errno));
     m_fd = fd;
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    // A Unix socket connects at once or not at all: EAGAIN means the daemon's listen backlog
+    // is full (it is busy), so try again until the connect deadline.
+    const auto deadline = Clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
+    while (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
         const int err = errno;
-        if (err != EAGAIN && err != EINPROGRESS) {
-            close();
-            return Status::failure(ErrorCode::daemon_unreachable,
-                                   "cannot reach jitgated at " + path + ": " + errno_text(err) + " (is jitgated running?)");
+        if (err == EINTR) continue;
+        if (err == EAGAIN && Clock::now() < deadline) {
+            ::usleep(1000);
+            continue;
         }
-        pollfd p{fd, POLLOUT, 0};
-        const int r = ::poll(&p, 1, options.connect_timeout_ms);
-        int soerr = 0;
-        socklen_t len = sizeof soerr;
-        if (r <= 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
-            close();
-            return Status::failure(ErrorCode::daemon_unreachable,
-                                   "cannot reach jitgated at " + path + ": " + (r == 0 ? "connect timed out" : errno_text(soerr ? soerr : errno)));
-        }
+        close();
+        return Status::failure(ErrorCode::daemon_unreachable,
+                               "cannot reach jitgated at " + path + ": " +
+                                   (err == EAGAIN ? std::string("it is not accepting connections (backlog full)")
+                                                  : errno_text(err) + " (is jitgated running?)"));
     }
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -186,8 +185,25 @@ Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::
     }
 }
 
+namespace {
+Status run_check_unguarded(const Options& options, const msg::CheckRequest& request, const UserIo& io,
+                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out);
+} // namespace
+
 Status run_check(const Options& options, const msg::CheckRequest& request, const UserIo& io,
                  const volatile std::sig_atomic_t* interrupted, msg::Decision& out) {
+    try {
+        return run_check_unguarded(options, request, io, interrupted, out);
+    } catch (const std::exception& e) { // a mistyped field from the daemon: deny, never throw
+        out = msg::Decision{};
+        out.outcome = "error";
+        return Status::failure(ErrorCode::protocol, std::string("bad message from jitgated: ") + e.what());
+    }
+}
+
+namespace {
+Status run_check_unguarded(const Options& options, const msg::CheckRequest& request, const UserIo& io,
+                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out) {
     out = msg::Decision{};
     out.outcome = "error";
     Connection conn;
@@ -231,6 +247,7 @@ Status run_check(const Options& options, const msg::CheckRequest& request, const
         }
     }
 }
+} // namespace
 
 Status request(const Options& options, const wire::Json& message, std::vector<wire::Json>& replies) {
     replies.clear();

@@ -102,6 +102,7 @@ FinishedReport finished_from_json(const Json& j) {
     require_version(j);
     FinishedReport r;
     r.kind = require_string(j, "kind");
+    if (r.kind != "sudo") throw Error(ErrorCode::protocol, "kind", "a finished report is only for \"sudo\"");
     r.user = require_string(j, "user");
     r.uid = require_int(j, "uid");
     r.pid = optional_int(j, "pid", -1);

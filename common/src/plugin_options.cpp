@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
 #include <cstring>
 #include <grp.h>
 #include <memory>
@@ -35,32 +36,56 @@ PluginOptions parse_plugin_options(const std::vector<std::string>& words) {
     return o;
 }
 
-std::vector<std::string> group_names_of(const std::string& user) {
-    // NSS needs scratch space; left uninitialised (zero-filling it per lookup was measurable).
-    constexpr std::size_t k_pw_buf = 16384;
-    constexpr std::size_t k_gr_buf = 65536;
+namespace {
+// Calls an NSS *_r lookup with scratch space that grows on ERANGE (left uninitialised:
+// zero-filling it per lookup was measurable). Returns the lookup's result code.
+template <typename Lookup>
+int with_buffer(Lookup&& lookup) {
+    for (std::size_t size = 16384; size <= (4u << 20); size *= 4) {
+        auto buf = std::make_unique_for_overwrite<char[]>(size);
+        const int rc = lookup(buf.get(), size);
+        if (rc != ERANGE) return rc;
+    }
+    return ERANGE;
+}
+} // namespace
+
+std::optional<std::vector<std::string>> group_names_of(const std::string& user) {
     passwd pw{};
     passwd* res = nullptr;
-    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
-    if (getpwnam_r(user.c_str(), &pw, buf.get(), k_pw_buf, &res) != 0 || res == nullptr) return {};
-    int n = 64;
-    std::vector<gid_t> gids(static_cast<std::size_t>(n));
-    while (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) gids.resize(static_cast<std::size_t>(n));
-    gids.resize(static_cast<std::size_t>(n));
-    std::vector<std::string> names;
-    auto gbuf = std::make_unique_for_overwrite<char[]>(k_gr_buf);
-    for (gid_t g : gids) {
-        group gr{};
-        group* gres = nullptr;
-        if (getgrgid_r(g, &gr, gbuf.get(), k_gr_buf, &gres) == 0 && gres != nullptr) names.emplace_back(gr.gr_name);
-    }
+    std::optional<std::vector<std::string>> names;
+    with_buffer([&](char* buf, std::size_t size) {
+        const int rc = getpwnam_r(user.c_str(), &pw, buf, size, &res);
+        if (rc != 0 || res == nullptr) return rc;
+        int n = 64;
+        std::vector<gid_t> gids(static_cast<std::size_t>(n));
+        while (getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) gids.resize(static_cast<std::size_t>(n));
+        gids.resize(static_cast<std::size_t>(n));
+        std::vector<std::string> found;
+        for (gid_t g : gids) {
+            group gr{};
+            group* gres = nullptr;
+            const int grc = with_buffer([&](char* gbuf, std::size_t gsize) { return getgrgid_r(g, &gr, gbuf, gsize, &gres); });
+            if (grc != 0) return grc; // a group we cannot read: fail, do not guess
+            if (gres != nullptr) found.emplace_back(gr.gr_name);
+        }
+        names = std::move(found);
+        return 0;
+    });
     return names;
+}
+
+bool offline_break_glass_reason_ok(const std::string& reason) noexcept {
+    const auto b = reason.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return false;
+    const auto e = reason.find_last_not_of(" \t\r\n");
+    return e - b + 1 >= k_offline_break_glass_min_reason;
 }
 
 bool user_in_group(const std::string& user, const std::string& group) {
     if (group.empty()) return false;
     const auto names = group_names_of(user);
-    return std::find(names.begin(), names.end(), group) != names.end();
+    return names && std::find(names->begin(), names->end(), group) != names->end();
 }
 
 std::vector<std::string> to_vector(char* const* words) {

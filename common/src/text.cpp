@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 
 #include "jitgate/error.hpp"
 
@@ -30,6 +31,22 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
         (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return len;
+}
+
+// Code point of a valid multi-byte sequence.
+std::uint32_t code_point(std::string_view s, std::size_t i, std::size_t len) noexcept {
+    const auto b = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(s[i + k])); };
+    if (len == 2) return ((b(0) & 0x1Fu) << 6) | (b(1) & 0x3Fu);
+    if (len == 3) return ((b(0) & 0x0Fu) << 12) | ((b(1) & 0x3Fu) << 6) | (b(2) & 0x3Fu);
+    return ((b(0) & 0x07u) << 18) | ((b(1) & 0x3Fu) << 12) | ((b(2) & 0x3Fu) << 6) | (b(3) & 0x3Fu);
+}
+
+// SECURITY NOTE: characters that are invisible, look like a space, or reorder text (bidi
+// controls) would let an argv read differently to an approver than what runs.
+bool deceptive(std::uint32_t cp) noexcept {
+    return cp == 0x00A0 || cp == 0x00AD || cp == 0x034F || cp == 0x061C || cp == 0x1680 || cp == 0x180E ||
+           (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F) ||
+           cp == 0x3000 || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE007F);
 }
 
 void append_hex_escape(std::string& out, unsigned char c) {
@@ -74,6 +91,10 @@ std::string escape_for_log(std::string_view s) {
             // C1 controls (U+0080..U+009F): some terminals act on them (CSI is U+009B).
             append_hex_escape(out, c);
             append_hex_escape(out, static_cast<unsigned char>(s[i + 1]));
+        } else if (const std::uint32_t cp = code_point(s, i, n); deceptive(cp)) {
+            char buf[16];
+            std::snprintf(buf, sizeof buf, "\\u{%04x}", static_cast<unsigned>(cp));
+            out += buf;
         } else {
             out.append(s.substr(i, n));
         }

@@ -270,12 +270,22 @@ case_malformed_frames() {
     expect_contains "$(as_user mallory "$TEST_CLIENT" "$SOCK" length 70000 x)" "exceeds the limit of 65536"
     expect_contains "$(as_user mallory "$TEST_CLIENT" "$SOCK" length 9 'not json!')" "not valid JSON"
     expect_contains "$(as_user mallory "$TEST_CLIENT" "$SOCK" json '[1,2]')" "not a JSON object"
-    expect_contains "$(as_user mallory "$TEST_CLIENT" "$SOCK" json '{"type":"check","kind":7}')" "kind: must be a string"
+    expect_contains "$(as_user mallory "$TEST_CLIENT" "$SOCK" json '{"type":"check","kind":7}')" "only root"
+    expect_contains "$("$TEST_CLIENT" "$SOCK" json '{"type":"check","kind":7}')" "kind: must be a string"
     expect_contains "$(as_user mallory "$TEST_CLIENT" "$SOCK" json '{"type":"launch"}')" "unknown message type"
-    expect_contains "$(as_user mallory "$TEST_CLIENT" "$SOCK" raw '\x00\x00\x00\x10{"ty')" "closed|timeout"
+    expect_contains "$("$TEST_CLIENT" "$SOCK" raw '\x00\x00\x00\x10{"ty')" "closed|timeout"
     daemon_alive || ns_die "daemon died"
     expect_journal error "protocol error: frame: frame of 70000 bytes"
     expect_journal error "truncated frame"
+    # a burst of 40 bad frames from one user is counted, not recorded 40 times, and a flood of
+    # connections from one user cannot take the slots sudo needs
+    local before i; before="$(journal_count error '"peer_uid":2005')"
+    local burst=()
+    for i in $(seq 1 40); do as_user mallory "$TEST_CLIENT" "$SOCK" json '{"type":"check"}' >/dev/null & burst+=($!); done
+    wait "${burst[@]}"
+    [ $(( $(journal_count error '"peer_uid":2005') - before )) -le 10 ] || ns_die "a user's refusals flooded the journal"
+    daemon_alive || ns_die "daemon died"
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 0 "sudo after a connection flood"
 }
 
 case_hostile_argv() {

@@ -36,6 +36,14 @@ TEST(Text, EscapeRemovesEveryControlCharacter) {
     }
 }
 
+TEST(Text, EscapeShowsInvisibleAndReorderingCharacters) {
+    EXPECT_EQ(escape_for_log("a\u202Eb"), "a\\u{202e}b");         // right-to-left override
+    EXPECT_EQ(escape_for_log("x\u200By"), "x\\u{200b}y");         // zero-width space
+    EXPECT_EQ(escape_for_log("two\u00A0words"), "two\\u{00a0}words"); // looks like a space
+    EXPECT_EQ(escape_for_log("\uFEFF"), "\\u{feff}");
+    EXPECT_EQ(escape_for_log("grüße €"), "grüße €");
+}
+
 TEST(Text, EscapeIsUnambiguous) {
     // a literal backslash-x sequence must not look like an escaped byte
     EXPECT_NE(escape_for_log("\\x1b"), escape_for_log("\x1b"));

@@ -49,7 +49,9 @@ protected:
         return r;
     }
 
-    static broker::CheckSession session(std::vector<std::string> argv, std::string user = "alice", std::int64_t uid = 2001) {
+    // The requester must exist on the machine running the tests: an unknown user's groups
+    // cannot be read, and the broker denies such a request (see UnknownUserIsDenied).
+    static broker::CheckSession session(std::vector<std::string> argv, std::string user = "nobody", std::int64_t uid = 65534) {
         broker::CheckSession s;
         s.request.kind = "sudo";
         s.request.user = std::move(user);
@@ -101,7 +103,7 @@ TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
     ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
     ASSERT_EQ(b->pending_count(), 1u);
     const std::string id = s.request_id;
-    EXPECT_FALSE(b->approve(approver("alice", 2001), id).ok) << "self-approval";
+    EXPECT_FALSE(b->approve(approver("nobody", 65534), id).ok) << "self-approval";
     broker::Caller outsider = approver("mallory", 2005);
     outsider.groups = {"users"};
     EXPECT_FALSE(b->approve(outsider, id).ok);
@@ -123,7 +125,7 @@ TEST_F(BrokerTest, SelfApprovalIsRefusedByUidEvenUnderAnotherName) {
     Recorder r;
     auto s = session({"/usr/bin/id"});
     b->begin_check(s, r);
-    EXPECT_FALSE(b->approve(approver("alias-of-alice", 2001), s.request_id).ok);
+    EXPECT_FALSE(b->approve(approver("alias-of-nobody", 65534), s.request_id).ok);
     EXPECT_EQ(b->pending_count(), 1u);
 }
 
@@ -235,6 +237,15 @@ TEST_F(BrokerTest, BreakGlassNeedsGroupAndReason) {
     b->begin_check(s3, r3);
     EXPECT_FALSE(r3.decision->allow);
     EXPECT_NE(journal().find("access.break_glass"), std::string::npos);
+}
+
+TEST_F(BrokerTest, UnknownUserIsDenied) {
+    auto b = make({rule("all", config::Action::allow)});
+    Recorder r;
+    auto s = session({"/usr/bin/true"}, "no-such-user-jitgate", 4242);
+    b->begin_check(s, r);
+    ASSERT_TRUE(r.decision);
+    EXPECT_FALSE(r.decision->allow) << "groups unknown: a %group deny rule cannot be judged";
 }
 
 TEST_F(BrokerTest, MaxPendingIsEnforced) {

@@ -29,7 +29,7 @@ TEST(Grants, CommandScopeCoversOnlyTheExactAction) {
     std::vector<std::string> same{"systemctl", "restart", "payments"};
     std::vector<std::string> other{"systemctl", "restart", "ledger"};
     std::vector<std::string> joined{"systemctl", "restart payments"}; // same text, other split
-    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &same};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &same, ""};
     ASSERT_NE(cache.find(a, now), nullptr);
     EXPECT_EQ(cache.find(a, now)->id, "G-1");
     a.argv = &other;
@@ -47,12 +47,25 @@ TEST(Grants, CommandScopeCoversOnlyTheExactAction) {
     EXPECT_EQ(cache.find(a, now), nullptr);
 }
 
+TEST(Grants, CommandScopeBindsTheWorkingDirectory) {
+    grants::GrantCache cache;
+    const auto now = Clock::now();
+    auto g = make("G-9", config::Scope::command, {"chown", "alice", "./app.conf"}, now + std::chrono::minutes(5));
+    g.cwd = "/home/alice/tmp";
+    cache.add(g);
+    std::vector<std::string> argv{"chown", "alice", "./app.conf"};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "/home/alice/tmp"};
+    EXPECT_NE(cache.find(a, now), nullptr);
+    a.cwd = "/etc/app";
+    EXPECT_EQ(cache.find(a, now), nullptr);
+}
+
 TEST(Grants, SessionScopeCoversAnyCommandOfThatUserAndRule) {
     grants::GrantCache cache;
     const auto now = Clock::now();
     cache.add(make("G-2", config::Scope::session, {}, now + std::chrono::minutes(5)));
     std::vector<std::string> any{"journalctl", "-u", "payments"};
-    grants::Action a{"alice", "sudo", "restarts", "postgres", "/usr/bin/journalctl", &any};
+    grants::Action a{"alice", "sudo", "restarts", "postgres", "/usr/bin/journalctl", &any, ""};
     ASSERT_NE(cache.find(a, now), nullptr);
     a.user = "bob";
     EXPECT_EQ(cache.find(a, now), nullptr);
@@ -66,7 +79,7 @@ TEST(Grants, ExpiredGrantsAreGoneAtTheirExpiry) {
     const auto now = Clock::now();
     cache.add(make("G-3", config::Scope::command, {"x"}, now + std::chrono::seconds(10)));
     std::vector<std::string> argv{"x"};
-    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, ""};
     EXPECT_NE(cache.find(a, now + std::chrono::seconds(9)), nullptr);
     EXPECT_EQ(cache.find(a, now + std::chrono::seconds(10)), nullptr);
     EXPECT_EQ(cache.size(), 0u);
@@ -85,8 +98,8 @@ TEST(Grants, RevokeAndList) {
 
 TEST(Grants, KeysAreInjective) {
     std::vector<std::string> a1{"ab", "c"}, a2{"a", "bc"};
-    grants::Action x{"u", "sudo", "r", "root", "/c", &a1};
-    grants::Action y{"u", "sudo", "r", "root", "/c", &a2};
+    grants::Action x{"u", "sudo", "r", "root", "/c", &a1, ""};
+    grants::Action y{"u", "sudo", "r", "root", "/c", &a2, ""};
     EXPECT_NE(grants::GrantCache::key_for(x, config::Scope::command), grants::GrantCache::key_for(y, config::Scope::command));
 }
 
