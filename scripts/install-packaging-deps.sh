@@ -4,8 +4,7 @@
 # install-deps.sh so that a plain build never pulls in rpm and lintian.
 # Set JITGATE_SKIP_APT=1 to skip (e.g. on a prepared builder).
 set -euo pipefail
-[ "${JITGATE_SKIP_APT:-0}" = 1 ] && exit 0
-if [ "$(id -u)" != 0 ]; then echo "install-packaging-deps.sh: run as root (it uses apt-get)" >&2; exit 1; fi
+source "$(dirname "$0")/apt-lib.sh"
 packages=(
   build-essential cmake pkg-config                # toolchain
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev   # daemon build deps
@@ -14,12 +13,4 @@ packages=(
   rpm rpmlint file                                # the .rpm (Debian's rpm ships rpmbuild; brp-strip needs file)
   git util-linux procps                           # clean clone, unshare, setpriv
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-fi
+apt_install_missing install-packaging-deps.sh "${packages[@]}"
