@@ -3,19 +3,10 @@
 #include "jitgate/plugin_options.hpp"
 
 #include <fstream>
-#include <memory>
-#include <grp.h>
-#include <pwd.h>
 #include <sstream>
 #include <sys/socket.h>
 
 namespace jitgate::identity {
-namespace {
-// NSS needs scratch space; make_unique_for_overwrite leaves it uninitialised (zero-filling
-// 64 KiB per lookup was a quarter of the fast path's instructions).
-constexpr std::size_t k_pw_buf = 16384;
-constexpr std::size_t k_gr_buf = 65536;
-} // namespace
 
 std::optional<Peer> peer_of(int fd) noexcept {
     ucred cred{};
@@ -24,20 +15,11 @@ std::optional<Peer> peer_of(int fd) noexcept {
     return Peer{cred.pid, cred.uid, cred.gid};
 }
 
-std::optional<std::string> user_name(uid_t uid) {
-    passwd pw{};
-    passwd* result = nullptr;
-    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
-    if (getpwuid_r(uid, &pw, buf.get(), k_pw_buf, &result) != 0 || result == nullptr) return std::nullopt;
-    return std::string(pw.pw_name);
-}
+std::optional<std::string> user_name(uid_t uid) { return user_name_of(uid); }
 
 std::optional<uid_t> user_uid(const std::string& name) {
-    passwd pw{};
-    passwd* result = nullptr;
-    auto buf = std::make_unique_for_overwrite<char[]>(k_pw_buf);
-    if (getpwnam_r(name.c_str(), &pw, buf.get(), k_pw_buf, &result) != 0 || result == nullptr) return std::nullopt;
-    return pw.pw_uid;
+    const auto uid = uid_of(name);
+    return uid ? std::optional<uid_t>(static_cast<uid_t>(*uid)) : std::nullopt;
 }
 
 std::optional<std::vector<std::string>> groups_of(const std::string& user) { return group_names_of(user); }

@@ -110,13 +110,11 @@ std::string kept(pam_handle_t* pamh, const char* name) {
 int login_request(pam_handle_t* pamh, jitgate::msg::CheckRequest& r) {
     const char* user = nullptr;
     if (pam_get_user(pamh, &user, nullptr) != PAM_SUCCESS || user == nullptr || *user == '\0') return PAM_USER_UNKNOWN;
-    passwd pw{};
-    passwd* res = nullptr;
-    std::vector<char> buf(16384);
-    if (getpwnam_r(user, &pw, buf.data(), buf.size(), &res) != 0 || res == nullptr) return PAM_USER_UNKNOWN;
+    const auto uid = jitgate::uid_of(user);
+    if (!uid) return PAM_USER_UNKNOWN;
     r.kind = "login";
     r.user = user;
-    r.uid = pw.pw_uid;
+    r.uid = *uid;
     r.pid = getpid();
     r.service = item(pamh, PAM_SERVICE);
     r.remote_host = item(pamh, PAM_RHOST);

@@ -61,13 +61,7 @@ void report(const char* what) noexcept {
     if (state().print != nullptr) state().print(SUDO_CONV_ERROR_MSG, "jitgate: internal error: %s\n", what);
 }
 
-std::string user_of(uid_t uid) {
-    passwd pw{};
-    passwd* res = nullptr;
-    std::vector<char> buf(16384);
-    if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res != nullptr) return pw.pw_name;
-    return "#" + std::to_string(uid);
-}
+std::string user_of(uid_t uid) { return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid)); }
 
 long number(const char* s, long fallback) {
     if (s == nullptr) return fallback;

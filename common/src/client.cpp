@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "jitgate/plugin_options.hpp"
 #include "jitgate/text.hpp"
 
 namespace jitgate::client {
@@ -23,12 +24,8 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 // uid of the daemon's system user, or -1 if there is no such user (then only root is trusted).
 long daemon_uid(const std::string& name) {
-    if (name.empty()) return -1;
-    struct passwd pw {};
-    struct passwd* result = nullptr;
-    char buf[4096];
-    if (getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &result) != 0 || result == nullptr) return -1;
-    return static_cast<long>(pw.pw_uid);
+    const auto uid = name.empty() ? std::nullopt : uid_of(name);
+    return uid ? static_cast<long>(*uid) : -1;
 }
 
 bool trusted_uid(uid_t uid, long daemon) { return uid == 0 || (daemon >= 0 && static_cast<long>(uid) == daemon); }

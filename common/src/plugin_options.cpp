@@ -50,6 +50,30 @@ int with_buffer(Lookup&& lookup) {
 }
 } // namespace
 
+std::optional<std::string> user_name_of(unsigned uid) {
+    passwd pw{};
+    passwd* res = nullptr;
+    std::optional<std::string> name;
+    with_buffer([&](char* buf, std::size_t size) {
+        const int rc = getpwuid_r(static_cast<uid_t>(uid), &pw, buf, size, &res);
+        if (rc == 0 && res != nullptr) name = pw.pw_name;
+        return rc;
+    });
+    return name;
+}
+
+std::optional<unsigned> uid_of(const std::string& name) {
+    passwd pw{};
+    passwd* res = nullptr;
+    std::optional<unsigned> uid;
+    with_buffer([&](char* buf, std::size_t size) {
+        const int rc = getpwnam_r(name.c_str(), &pw, buf, size, &res);
+        if (rc == 0 && res != nullptr) uid = pw.pw_uid;
+        return rc;
+    });
+    return uid;
+}
+
 std::optional<std::vector<std::string>> group_names_of(const std::string& user) {
     passwd pw{};
     passwd* res = nullptr;

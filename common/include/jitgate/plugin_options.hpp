@@ -38,6 +38,10 @@ std::vector<std::string> to_vector(char* const* words);
 // big for 4 MiB): callers must then fail closed, never read it as "no groups" (a `%group`
 // deny rule would otherwise be skipped). Thread-safe (reentrant NSS calls).
 std::optional<std::vector<std::string>> group_names_of(const std::string& user);
+// Name of `uid` / uid of `name` from the passwd database; nullopt if unknown or the lookup
+// failed. Scratch space grows on ERANGE. Thread-safe (reentrant NSS calls).
+std::optional<std::string> user_name_of(unsigned uid);
+std::optional<unsigned> uid_of(const std::string& name);
 // True if `user` is in `group` (false for an empty group name or a failed lookup).
 bool user_in_group(const std::string& user, const std::string& group);
 
