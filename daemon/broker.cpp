@@ -95,6 +95,11 @@ std::string join_names(const std::vector<std::string>& names) {
 Broker::Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor)
     : m_config(std::move(config)), m_auditor(auditor), m_started_unix(now_unix()) {}
 
+void Broker::set_service(service::ServiceClient* client, std::shared_ptr<const grant_token::KeyRing> keys) {
+    m_service = client;
+    m_keys = std::move(keys);
+}
+
 void Broker::set_config(std::shared_ptr<const config::Config> config) { m_config = std::move(config); }
 
 bool Broker::audit(Json event) {
@@ -112,7 +117,9 @@ std::string Broker::new_id(const char* prefix) const {
     // Crockford base32: no I, L, O or U, so ids read aloud or typed are unambiguous.
     static constexpr char k_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     for (;;) {
-        unsigned char raw[6];
+        // 10 characters (50 bits): ids stay unique per host for years of requests, which the
+        // approval service relies on (docs/protocol.md §3), and are still short to type.
+        unsigned char raw[10];
         if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw))
             throw Error(ErrorCode::internal, "getrandom", "no randomness for a request id");
         std::string id = prefix;
@@ -344,6 +351,21 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     q.created_unix = now_unix();
     q.deadline = Clock::now() + s.rule.timeout;
     const auto timeout_s = static_cast<std::int64_t>(s.rule.timeout.count());
+    if (m_service != nullptr) {
+        const bool command_scope = r.kind != "login" && s.rule.scope == config::Scope::command;
+        try {
+            q.nonce = grant_token::new_nonce();
+            if (command_scope) q.cmd_sha256 = grant_token::cmd_sha256(r.runas_user, r.cwd, r.command, r.run_argv);
+        } catch (const std::exception& e) {
+            s.request_id.clear();
+            Json ev = event_for(audit::type::denied, s);
+            ev["error"] = esc(e.what());
+            return decide(s, responder,
+                          deny_with("error", std::string("jitgate: denied: this action cannot be sent for approval: ") +
+                                                 esc(e.what()), s),
+                          std::move(ev));
+        }
+    }
 
     Json e = event_for(audit::type::requested, s);
     e["approvals_needed"] = q.approvals_needed;
@@ -352,6 +374,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     e["ttl_s"] = static_cast<std::int64_t>(s.rule.ttl.count());
     e["timeout_s"] = timeout_s;
     e["waiting"] = !detach;
+    if (m_service != nullptr) e["service"] = m_service->base_url();
     if (!audit(std::move(e))) {
         s.request_id.clear();
         return decide(s, responder,
@@ -366,13 +389,16 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
                      -1);
     m_deadlines.emplace(q.deadline, q.id);
     const std::string id = q.id;
+    if (m_service != nullptr) m_service->submit(id, service_body(q));
+    const std::string how = m_service != nullptr ? "approvers decide at the approval service " + m_service->base_url()
+                                                 : "an approver runs: jitgatectl approve " + id;
     if (detach) {
         m_requests.emplace(id, std::move(q));
         const bool login = r.kind == "login";
         msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; " +
                                                  (login ? "a non-interactive login does not wait. Log in again"
                                                         : "sudo -n does not wait. Run the command again") +
-                                                 " once it is approved (an approver runs: jitgatectl approve " + id + ")", s);
+                                                 " once it is approved (" + how + ")", s);
         ++m_decisions;
         responder.decide(d);
         return Step::done;
@@ -381,7 +407,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     q.live = &s;
     m_requests.emplace(id, std::move(q));
     responder.notice("jitgate: request " + id + " sent; waiting up to " + config::format_duration(s.rule.timeout) +
-                         " (Ctrl-C cancels). An approver runs: jitgatectl approve " + id,
+                         " (Ctrl-C cancels). " + (m_service != nullptr ? "Approvers decide at the approval service."
+                                                                      : "An approver runs: jitgatectl approve " + id),
                      timeout_s);
     return Step::waiting;
 }
@@ -417,6 +444,7 @@ void Broker::client_gone(CheckSession& s) {
     e["message"] = "the requester gave up while waiting (Ctrl-C, killed or disconnected)";
     e["approvers"] = it->second.approvers;
     audit(std::move(e));
+    if (m_service != nullptr) m_service->cancel(s.request_id, "client_gone");
     remove(s.request_id);
     s.request_id.clear();
 }
@@ -504,6 +532,10 @@ std::vector<Json> Broker::pending(const Caller& c) const {
 
 OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     const std::string id = upper(raw_id);
+    // SECURITY NOTE: with the service backend the service is the only authority; a local
+    // approver group must not become a second way in.
+    if (m_service != nullptr)
+        return {false, "this host's approvals are given at the approval service " + m_service->base_url() + ", not with jitgatectl"};
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
@@ -548,6 +580,12 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
                           std::to_string(q.approvals_needed) + ")"};
     }
 
+    return grant(q, esc(join_names(q.approvers)), 0, Json::object());
+}
+
+OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t expires_unix, const Json& extra) {
+    const auto& r = q.session.request;
+    const std::string id = q.id;
     grants::Grant g;
     g.id = new_id("G-");
     g.request_id = id;
@@ -563,31 +601,36 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     g.approvers = q.approvers;
     g.reason = r.reason;
     g.ticket = r.ticket;
-    // The TTL counts from the approval, not from the request.
+    // The TTL counts from the approval, not from the request; a service grant's exp caps it.
     g.granted_unix = now_unix();
-    g.expires_unix = g.granted_unix + q.session.rule.ttl.count();
-    g.expires = Clock::now() + q.session.rule.ttl;
+    auto ttl_s = static_cast<std::int64_t>(q.session.rule.ttl.count());
+    if (expires_unix > 0) ttl_s = std::clamp<std::int64_t>(expires_unix - g.granted_unix, 0, ttl_s);
+    g.expires_unix = g.granted_unix + ttl_s;
+    g.expires = Clock::now() + seconds(ttl_s);
 
     Json e = event_for(audit::type::approved, q.session);
     e["approvers"] = q.approvers;
     e["approvals_needed"] = q.approvals_needed;
     e["grant_id"] = g.id;
     e["scope"] = config::to_string(g.scope);
-    e["ttl_s"] = static_cast<std::int64_t>(q.session.rule.ttl.count());
+    e["ttl_s"] = ttl_s;
     e["expires"] = g.expires_unix;
+    for (const auto& [key, value] : extra.items()) e[key] = value;
     if (!audit(std::move(e))) {
-        q.approvers.pop_back();
-        q.approver_uids.pop_back();
+        if (!q.approvers.empty() && m_service == nullptr) {
+            q.approvers.pop_back();
+            q.approver_uids.pop_back();
+        }
         return {false, "the audit journal cannot be written; approval not recorded"};
     }
-    const std::string ttl = config::format_duration(q.session.rule.ttl);
+    const std::string ttl = config::format_duration(seconds(ttl_s));
     const std::string grant_id = g.id;
     m_grants.add(std::move(g));
 
     msg::Decision d;
     d.allow = true;
     d.outcome = "approved";
-    d.message = "jitgate: approved by " + esc(join_names(q.approvers)) + " (request " + id + "); grant " + grant_id +
+    d.message = "jitgate: approved by " + approved_by + " (request " + id + "); grant " + grant_id +
                 " valid for " + ttl;
     d.request_id = id;
     d.grant_id = grant_id;
@@ -596,8 +639,126 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     return {true, "approved " + id + "; grant " + grant_id + " valid for " + ttl};
 }
 
+Json Broker::service_body(const Request& q) const {
+    const auto& cfg = *m_config;
+    const auto& r = q.session.request;
+    const std::string scope = r.kind == "login" ? "login" : config::to_string(q.session.rule.scope);
+    return Json{{"protocol", 1},
+                {"id", q.id},
+                {"nonce", q.nonce},
+                {"host", cfg.host.name},
+                {"host_environment", cfg.host.environment},
+                {"host_tags", cfg.host.tags},
+                {"requester", {{"user", text::is_valid_utf8(r.user) ? r.user : esc(r.user)}, {"uid", r.uid}}},
+                {"kind", r.kind},
+                {"scope", scope},
+                {"action",
+                 {{"command", esc(r.command)},
+                  {"argv", text::argv_to_json(r.run_argv)},
+                  {"display", r.kind == "login" ? std::string() : cut(display_command(r.command, r.run_argv))},
+                  {"runas", esc(r.runas_user)},
+                  {"cwd", esc(r.cwd)},
+                  {"tty", esc(r.tty)},
+                  {"service", esc(r.service)},
+                  {"remote_host", esc(r.remote_host)},
+                  {"cmd_sha256", q.cmd_sha256}}},
+                {"reason", esc(r.reason)},
+                {"ticket", esc(r.ticket)},
+                {"rule", q.session.rule.name},
+                {"approvals_needed", q.approvals_needed},
+                {"approver_groups", q.approver_groups},
+                {"ttl_s", static_cast<std::int64_t>(q.session.rule.ttl.count())},
+                {"timeout_s", static_cast<std::int64_t>(q.session.rule.timeout.count())}};
+}
+
+void Broker::service_deny(Request& q, const char* event_type, const std::string& outcome, const std::string& message,
+                          Json extra) {
+    Json e = event_for(event_type, q.session);
+    e["outcome"] = outcome;
+    e["message"] = message;
+    for (const auto& [key, value] : extra.items()) e[key] = value;
+    audit(std::move(e)); // a deny stands even if it could not be recorded
+    msg::Decision d = deny_with(outcome, "jitgate: request " + q.id + " " + message, q.session);
+    d.request_id = q.id;
+    conclude(q, d);
+}
+
+void Broker::on_service_outcome(const std::string& id, const service::Outcome& o) {
+    const auto it = m_requests.find(id);
+    if (it == m_requests.end()) return;
+    Request& q = it->second;
+    const auto& r = q.session.request;
+    using Kind = service::Outcome::Kind;
+    switch (o.kind) {
+    case Kind::pending: {
+        // Text from the service reaches a terminal: escaped and cut like any other input.
+        std::string line = "jitgate: request " + id + ":";
+        if (!o.message.empty()) line += " " + cut(esc(o.message)) + ".";
+        if (!o.approvers_notified.empty()) {
+            std::vector<std::string> names;
+            for (const auto& n : o.approvers_notified) names.push_back(esc(n.substr(0, 128)));
+            line += " Notified: " + join_names(names) + ".";
+        }
+        if (!o.approve_url.empty()) line += " Approve at " + cut(esc(o.approve_url));
+        if (q.responder != nullptr) q.responder->notice(line, -1);
+        return;
+    }
+    case Kind::approved: {
+        grant_token::Expected ex;
+        ex.request_id = id;
+        ex.nonce = q.nonce;
+        ex.host = m_config->host.name;
+        ex.user = r.user;
+        ex.kind = r.kind;
+        ex.scope = r.kind == "login" ? "login" : config::to_string(q.session.rule.scope);
+        ex.cmd_sha256 = q.cmd_sha256;
+        ex.approvals_needed = q.approvals_needed;
+        ex.issuer = m_config->approval.service.issuer;
+        ex.now_unix = now_unix();
+        ex.skew_s = static_cast<std::int64_t>(m_config->approval.service.clock_skew.count());
+        const auto v = m_keys ? grant_token::verify(o.grant, *m_keys, ex)
+                              : grant_token::Verdict{false, "grant: no public keys configured", {}};
+        if (!v.ok) {
+            ++m_grants_rejected;
+            // SECURITY NOTE: a grant that does not verify is a denial, never a retry: the
+            // service (or someone in between) said yes in a way this host cannot trust.
+            service_deny(q, audit::type::denied, "invalid_grant", "denied: the approval service's " + v.reason,
+                         Json{{"grant_rejected", v.reason}});
+            return;
+        }
+        q.approvers = v.claims.approvers;
+        std::vector<std::string> shown_names;
+        for (const auto& a : q.approvers) shown_names.push_back(esc(a));
+        const auto result = grant(q, join_names(shown_names), v.claims.exp,
+                                  Json{{"service_grant_id", esc(v.claims.jti)},
+                                       {"kid", v.claims.kid},
+                                       {"service", m_service != nullptr ? m_service->base_url() : ""}});
+        if (!result.ok) service_deny(q, audit::type::denied, "error", "denied: " + result.message, Json::object());
+        return;
+    }
+    case Kind::denied: {
+        const std::string why = trim(o.reason).empty() ? "no reason given" : cut(esc(trim(o.reason)));
+        const std::string by = o.denied_by.empty() ? "the approval service" : esc(o.denied_by.substr(0, 128));
+        service_deny(q, audit::type::denied, "denied", "denied by " + by + ": " + why,
+                     Json{{"denied_by", by}, {"deny_reason", why}});
+        return;
+    }
+    case Kind::expired:
+        service_deny(q, audit::type::timeout, "timeout", "expired at the approval service without a decision", Json::object());
+        return;
+    case Kind::cancelled:
+        service_deny(q, audit::type::cancelled, "cancelled", "was cancelled at the approval service", Json::object());
+        return;
+    case Kind::failed:
+        service_deny(q, audit::type::denied, "error", "denied: " + cut(esc(o.reason)), Json::object());
+        return;
+    }
+}
+
 OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::string& reason) {
     const std::string id = upper(raw_id);
+    if (m_service != nullptr)
+        return {false, "this host's requests are decided at the approval service " + m_service->base_url() + ", not with jitgatectl"};
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
@@ -650,6 +811,8 @@ Json Broker::status() const {
     return Json{{"host", m_config->host.name},
                 {"config", m_config->source},
                 {"backend", m_config->approval.backend},
+                {"service", m_service != nullptr ? m_service->status() : Json(nullptr)},
+                {"grants_rejected", m_grants_rejected},
                 {"pending", m_requests.size()},
                 {"grants", m_grants.size()},
                 {"decisions", m_decisions},
@@ -680,6 +843,7 @@ void Broker::expire(Clock::time_point now) {
         audit(std::move(e));
         msg::Decision d = deny_with("timeout", "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
         d.request_id = id;
+        if (m_service != nullptr) m_service->cancel(id, "timeout");
         conclude(q, d);
     }
 }

@@ -18,8 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "approval_service.hpp"
 #include "audit.hpp"
 #include "config.hpp"
+#include "grant_token.hpp"
 #include "grants.hpp"
 #include "identity.hpp"
 #include "jitgate/messages.hpp"
@@ -64,9 +66,16 @@ struct OpResult {
     std::string message;
 };
 
-class Broker {
+class Broker final : public service::Listener {
 public:
     Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor);
+
+    // Backend "service": requests go to `client` and its grants are verified against `keys`.
+    // Both outlive the broker (the server owns them). Without this call the backend is local.
+    void set_service(service::ServiceClient* client, std::shared_ptr<const grant_token::KeyRing> keys);
+    // The approval service's word about a request (pending notices, approved with a grant to
+    // verify, denied, expired, cancelled, failed).
+    void on_service_outcome(const std::string& request_id, const service::Outcome& outcome) override;
 
     // Replaces the config; waiting requests keep the rule they matched.
     void set_config(std::shared_ptr<const config::Config> config);
@@ -114,11 +123,20 @@ private:
         std::vector<std::string> approver_groups;
         std::int64_t created_unix = 0;
         Clock::time_point deadline;
+        std::string nonce;      // service backend: the grant must carry it back
+        std::string cmd_sha256; // service backend, scope command: the grant must match it
     };
 
     Step evaluate(CheckSession& session, Responder& responder);
     Step file_request(CheckSession& session, Responder& responder);
     void conclude(Request& request, const msg::Decision& decision);
+    // Turns an approved request into a grant (cached, audited) and allows its waiting client.
+    // `expires_unix` caps the rule's TTL (a service grant's exp); `extra` joins the audit event.
+    OpResult grant(Request& request, const std::string& approved_by, std::int64_t expires_unix, const Json& extra);
+    // Denies a request for a reason of the service backend (denied, expired, failed, bad grant).
+    void service_deny(Request& request, const char* event_type, const std::string& outcome,
+                      const std::string& message, Json extra);
+    Json service_body(const Request& request) const;
     void remove(const std::string& id);
     Json event_for(const char* type, const CheckSession& session) const;
     Step decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event);
@@ -127,6 +145,9 @@ private:
 
     std::shared_ptr<const config::Config> m_config;
     audit::Auditor& m_auditor;
+    service::ServiceClient* m_service = nullptr;
+    std::shared_ptr<const grant_token::KeyRing> m_keys;
+    std::uint64_t m_grants_rejected = 0;
     grants::GrantCache m_grants;
     std::unordered_map<std::string, Request> m_requests;
     std::set<std::pair<Clock::time_point, std::string>> m_deadlines;

@@ -15,11 +15,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <climits>
 #include <cstdio>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -188,15 +190,28 @@ struct SectionSpec {
 const SectionSpec k_top_spec{
     {"host", "daemon", "approval", "break_glass", "audit", "rules"},
     {{"socket", "daemon"}, {"max_clients", "daemon"}, {"max_pending", "daemon"},
-     {"backend", "approval"}, {"approver_groups", "approval"}, {"journal", "audit"},
+     {"backend", "approval"}, {"approver_groups", "approval"}, {"service", "approval"},
+     {"spool_dir", "audit"}, {"store", "audit"},
      {"syslog", "audit"}, {"syslog_socket", "audit"}, {"name", "host"},
      {"environment", "host"}, {"tags", "host"}, {"group", "break_glass"},
      {"min_reason_length", "break_glass"}}};
 const SectionSpec k_host_spec{{"name", "environment", "tags"}, {}};
 const SectionSpec k_daemon_spec{{"socket", "max_clients", "max_pending"}, {}};
-const SectionSpec k_approval_spec{{"backend", "approver_groups"}, {}};
+const SectionSpec k_approval_spec{{"backend", "approver_groups", "service"},
+                                   {{"url", "service"}, {"ca_file", "service"}, {"public_keys", "service"}}};
+const SectionSpec k_service_spec{{"url", "ca_file", "client_cert", "client_key", "proxy",
+                                  "connect_timeout", "request_timeout", "poll_wait", "retries",
+                                  "issuer", "clock_skew", "public_keys"},
+                                 {}};
+const SectionSpec k_store_spec{{"url", "format", "ca_file", "client_cert", "client_key",
+                                "token_file", "proxy", "connect_timeout", "timeout",
+                                "batch_events", "batch_size", "retry_min", "retry_max",
+                                "splunk_index", "splunk_sourcetype"},
+                               {}};
 const SectionSpec k_break_glass_spec{{"group", "min_reason_length"}, {}};
-const SectionSpec k_audit_spec{{"journal", "syslog", "syslog_socket"}, {}};
+const SectionSpec k_audit_spec{{"spool_dir", "spool_max_size", "segment_size", "when_spool_full",
+                                "syslog", "syslog_socket", "store"},
+                               {{"url", "store"}, {"format", "store"}, {"token_file", "store"}}};
 const SectionSpec k_rule_spec{
     {"name", "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout",
      "approver_groups", "noninteractive", "message", "match", "action"},
@@ -271,6 +286,11 @@ private:
     std::optional<bool> bool_value(const Where& where, const Entry* entry);
     std::optional<std::vector<std::string>> list_value(const Where& where, const Entry* entry);
     std::optional<Seconds> duration_value(const Where& where, const Entry* entry);
+    std::optional<std::uint64_t> size_value(const Where& where, const Entry* entry);
+    void parse_service(const Entries& approval_entries, const Where& approval_where,
+                       Config::Approval::Service& service);
+    void parse_store(const Entries& audit_entries, const Where& audit_where,
+                     Config::Audit::Store& store);
     template <typename Enum>
     std::optional<Enum> enum_value(const Where& where, const Entry* entry,
                                    const std::vector<std::pair<std::string_view, Enum>>& names);
@@ -455,6 +475,17 @@ std::optional<Seconds> Parser::duration_value(const Where& where, const Entry* e
     return value;
 }
 
+std::optional<std::uint64_t> Parser::size_value(const Where& where, const Entry* entry) {
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    const auto value = entry->value.IsScalar() ? parse_size(entry->value.Scalar()) : std::nullopt;
+    if (!value) {
+        wrong_type(where, *entry, "a size such as 4096, 512KiB, 8MiB or 1GiB");
+    }
+    return value;
+}
+
 template <typename Enum>
 std::optional<Enum>
 Parser::enum_value(const Where& where, const Entry* entry,
@@ -537,6 +568,52 @@ void Parser::parse_approval(const Entries& top, Config::Approval& approval) {
     if (auto v = list_value(where, find(e, "approver_groups"))) {
         approval.approver_groups = *v;
     }
+    parse_service(e, where, approval.service);
+}
+
+void Parser::parse_service(const Entries& approval_entries, const Where& approval_where,
+                           Config::Approval::Service& service) {
+    const Where where{"approval.service", "approval.service.", "in 'approval.service'", ""};
+    if (const Entry* start = find(approval_entries, "service")) {
+        service.line = position_of(start->key_node.Mark()).line;
+    }
+    const Entries e = section(approval_entries, "service", approval_where, where, k_service_spec);
+    for (const auto& [key, field] : {std::pair{"url", &service.url}, {"ca_file", &service.ca_file},
+                                     {"client_cert", &service.client_cert},
+                                     {"client_key", &service.client_key}, {"proxy", &service.proxy},
+                                     {"issuer", &service.issuer}}) {
+        if (auto v = string_value(where, find(e, key))) {
+            *field = *v;
+        }
+    }
+    for (const auto& [key, field] :
+         {std::pair{"connect_timeout", &service.connect_timeout},
+          {"request_timeout", &service.request_timeout}, {"poll_wait", &service.poll_wait},
+          {"clock_skew", &service.clock_skew}}) {
+        if (auto v = duration_value(where, find(e, key))) {
+            *field = *v;
+        }
+    }
+    if (auto v = integer_value(where, find(e, "retries"), "an integer 0..10")) {
+        service.retries = static_cast<int>(*v);
+    }
+    // public_keys: a mapping of key id to the PEM file of its Ed25519 public key.
+    if (const Entry* keys = find(e, "public_keys"); keys != nullptr && !keys->value.IsNull()) {
+        if (!keys->value.IsMap()) {
+            wrong_type(where, *keys, "a mapping of key id to public key file");
+        } else {
+            for (auto it = keys->value.begin(); it != keys->value.end(); ++it) {
+                if (!it->first.IsScalar() || !it->second.IsScalar()) {
+                    add(it->first.Mark(), "approval.service.public_keys: each entry must be "
+                                          "'<key id>: <file>', got " + describe(it->second));
+                    continue;
+                }
+                const std::string kid = it->first.Scalar();
+                m_positions["approval.service.public_keys." + kid] = position_of(it->first.Mark());
+                service.public_keys.emplace_back(kid, it->second.Scalar());
+            }
+        }
+    }
 }
 
 void Parser::parse_break_glass(const Entries& top, Config::BreakGlass& break_glass) {
@@ -558,14 +635,57 @@ void Parser::parse_break_glass(const Entries& top, Config::BreakGlass& break_gla
 void Parser::parse_audit(const Entries& top, Config::Audit& audit) {
     const Where where{"audit", "audit.", "in 'audit'", ""};
     const Entries e = section(top, "audit", k_top_where, where, k_audit_spec);
-    if (auto v = string_value(where, find(e, "journal"))) {
-        audit.journal = *v;
+    if (auto v = string_value(where, find(e, "spool_dir"))) {
+        audit.spool_dir = *v;
+    }
+    if (auto v = size_value(where, find(e, "spool_max_size"))) {
+        audit.spool_max_bytes = *v;
+    }
+    if (auto v = size_value(where, find(e, "segment_size"))) {
+        audit.segment_bytes = *v;
+    }
+    if (auto v = enum_value<bool>(where, find(e, "when_spool_full"),
+                                  {{"deny", false}, {"break_glass_only", true}})) {
+        audit.break_glass_when_full = *v;
     }
     if (auto v = bool_value(where, find(e, "syslog"))) {
         audit.syslog = *v;
     }
     if (auto v = string_value(where, find(e, "syslog_socket"))) {
         audit.syslog_socket = *v;
+    }
+    parse_store(e, where, audit.store);
+}
+
+void Parser::parse_store(const Entries& audit_entries, const Where& audit_where,
+                         Config::Audit::Store& store) {
+    const Where where{"audit.store", "audit.store.", "in 'audit.store'", ""};
+    const Entries e = section(audit_entries, "store", audit_where, where, k_store_spec);
+    for (const auto& [key, field] :
+         {std::pair{"url", &store.url}, {"ca_file", &store.ca_file},
+          {"client_cert", &store.client_cert}, {"client_key", &store.client_key},
+          {"token_file", &store.token_file}, {"proxy", &store.proxy},
+          {"splunk_index", &store.splunk_index}, {"splunk_sourcetype", &store.splunk_sourcetype}}) {
+        if (auto v = string_value(where, find(e, key))) {
+            *field = *v;
+        }
+    }
+    if (auto v = enum_value<std::string>(where, find(e, "format"),
+                                         {{"jsonl", "jsonl"}, {"splunk_hec", "splunk_hec"}})) {
+        store.format = *v;
+    }
+    for (const auto& [key, field] :
+         {std::pair{"connect_timeout", &store.connect_timeout}, {"timeout", &store.timeout},
+          {"retry_min", &store.retry_min}, {"retry_max", &store.retry_max}}) {
+        if (auto v = duration_value(where, find(e, key))) {
+            *field = *v;
+        }
+    }
+    if (auto v = integer_value(where, find(e, "batch_events"), "an integer 1..10000")) {
+        store.batch_events = static_cast<int>(*v);
+    }
+    if (auto v = size_value(where, find(e, "batch_size"))) {
+        store.batch_bytes = *v;
     }
 }
 
@@ -798,6 +918,11 @@ private:
     // "rules[1].match.kind", "rules[1].match", "rules[1]", then `fallback_line`.
     void add(std::string path, int fallback_line, std::string message);
     void check_top();
+    void check_service();
+    void check_store();
+    // Absolute path of a file the daemon reads (a key, a CA); empty allowed only if !required.
+    void check_file_key(const std::string& path, const std::string& key, const std::string& value,
+                        bool required);
     void check_rule(std::size_t index);
     void check_names(const std::string& path, int line, const std::string& prefix,
                      std::string_view key, const std::vector<std::string>& names);
@@ -854,11 +979,10 @@ void Checker::check_top() {
                                          std::to_string(c.daemon.max_pending));
     }
     if (c.approval.backend == "service") {
-        add("approval.backend", 0,
-            "backend 'service' is not available in this build; use backend 'local'");
+        check_service();
     } else if (c.approval.backend != "local") {
         add("approval.backend", 0, "unknown approval.backend " + shown(c.approval.backend) +
-                                       " (expected 'local')");
+                                       " (expected 'local' or 'service')");
     }
     if (c.approval.approver_groups.empty()) {
         add("approval.approver_groups", 0,
@@ -884,15 +1008,118 @@ void Checker::check_top() {
             "break_glass.min_reason_length must be at least 1, got " +
                 std::to_string(c.break_glass.min_reason_length));
     }
-    if (!is_absolute_path(c.audit.journal)) {
-        add("audit.journal", 0,
-            "audit.journal must be an absolute path, got " + shown(c.audit.journal));
+    if (!is_absolute_path(c.audit.spool_dir)) {
+        add("audit.spool_dir", 0,
+            "audit.spool_dir must be an absolute path, got " + shown(c.audit.spool_dir));
+    }
+    if (c.audit.segment_bytes < 4096 || c.audit.segment_bytes > c.audit.spool_max_bytes) {
+        add("audit.segment_size", 0,
+            "audit.segment_size must be at least 4KiB and at most audit.spool_max_size");
+    }
+    if (!c.audit.store.url.empty()) {
+        check_store();
     }
     if (c.audit.syslog && !is_absolute_path(c.audit.syslog_socket)) {
         add("audit.syslog_socket", 0, "audit.syslog_socket must be an absolute path, got " +
                                           shown(c.audit.syslog_socket));
     }
     check_names("host.tags", 0, "", "host.tags", c.host.tags);
+}
+
+void Checker::check_file_key(const std::string& path, const std::string& key,
+                             const std::string& value, bool required) {
+    if (value.empty()) {
+        if (required) {
+            add(path, 0, key + " is required");
+        }
+    } else if (!is_absolute_path(value)) {
+        add(path, 0, key + " must be an absolute path, got " + shown(value));
+    }
+}
+
+void Checker::check_service() {
+    const auto& s = m_config.approval.service;
+    const int line = s.line;
+    if (s.url.empty()) {
+        // One problem, not five: without a url the section is missing or unfinished.
+        add("approval.service", line,
+            "approval.backend is 'service' but approval.service.url is not set (the service "
+            "needs url, ca_file, client_cert, client_key and public_keys; see docs/config.md)");
+        return;
+    }
+    if (s.url.rfind("https://", 0) != 0 || s.url.size() <= 8) {
+        add("approval.service.url", line,
+            "approval.service.url must start with https:// (grants travel only over TLS), got " +
+                shown(s.url));
+    }
+    check_file_key("approval.service.ca_file", "approval.service.ca_file", s.ca_file, true);
+    check_file_key("approval.service.client_cert", "approval.service.client_cert", s.client_cert, true);
+    check_file_key("approval.service.client_key", "approval.service.client_key", s.client_key, true);
+    if (s.poll_wait.count() < 1 || s.poll_wait.count() > 60) {
+        add("approval.service.poll_wait", line,
+            "approval.service.poll_wait must be 1s..60s, got " + format_duration(s.poll_wait));
+    }
+    if (s.retries < 0 || s.retries > 10) {
+        add("approval.service.retries", line,
+            "approval.service.retries must be 0..10, got " + std::to_string(s.retries));
+    }
+    if (s.clock_skew.count() > 300) {
+        add("approval.service.clock_skew", line,
+            "approval.service.clock_skew must be at most 5m, got " + format_duration(s.clock_skew));
+    }
+    if (s.public_keys.empty()) {
+        add("approval.service.public_keys", line,
+            "approval.service.public_keys is empty: no grant could ever be verified; list "
+            "'<key id>: <PEM file>' for each signing key of the service");
+    }
+    std::set<std::string> seen;
+    for (const auto& [kid, file] : s.public_keys) {
+        const std::string path = "approval.service.public_keys." + kid;
+        const bool kid_ok = !kid.empty() && kid.size() <= 64 &&
+                            std::all_of(kid.begin(), kid.end(), [](char ch) {
+                                return std::isalnum(static_cast<unsigned char>(ch)) != 0 ||
+                                       ch == '.' || ch == '_' || ch == '-';
+                            });
+        if (!kid_ok) {
+            add(path, line, "bad key id " + shown(kid) + " in approval.service.public_keys: "
+                            "1 to 64 characters of A-Z a-z 0-9 . _ -");
+        }
+        if (!seen.insert(kid).second) {
+            add(path, line, "key id " + shown(kid) + " is listed twice in approval.service.public_keys");
+        }
+        check_file_key(path, "approval.service.public_keys." + kid, file, true);
+    }
+}
+
+void Checker::check_store() {
+    const auto& s = m_config.audit.store;
+    if (s.url.rfind("https://", 0) != 0 || s.url.size() <= 8) {
+        add("audit.store.url", 0,
+            "audit.store.url must start with https://, got " + shown(s.url));
+    }
+    check_file_key("audit.store.ca_file", "audit.store.ca_file", s.ca_file, true);
+    check_file_key("audit.store.client_cert", "audit.store.client_cert", s.client_cert, false);
+    check_file_key("audit.store.client_key", "audit.store.client_key", s.client_key, false);
+    check_file_key("audit.store.token_file", "audit.store.token_file", s.token_file, false);
+    if (s.client_cert.empty() != s.client_key.empty()) {
+        add(s.client_cert.empty() ? "audit.store.client_key" : "audit.store.client_cert", 0,
+            "audit.store.client_cert and audit.store.client_key go together: set both or neither");
+    }
+    if (s.client_cert.empty() && s.token_file.empty()) {
+        add("audit.store", 0,
+            "audit.store needs a way to authenticate: client_cert and client_key (mTLS), "
+            "token_file, or both");
+    }
+    if (s.batch_events < 1 || s.batch_events > 10000) {
+        add("audit.store.batch_events", 0,
+            "audit.store.batch_events must be 1..10000, got " + std::to_string(s.batch_events));
+    }
+    if (s.batch_bytes < 4096) {
+        add("audit.store.batch_size", 0, "audit.store.batch_size must be at least 4KiB");
+    }
+    if (s.retry_min > s.retry_max) {
+        add("audit.store.retry_min", 0, "audit.store.retry_min must not exceed retry_max");
+    }
 }
 
 void Checker::check_rule(std::size_t index) {
@@ -1184,6 +1411,31 @@ std::optional<Seconds> parse_duration(const std::string& text) {
         return std::nullopt;
     }
     return Seconds{count * unit};
+}
+
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+        ++digits;
+    }
+    if (digits == 0 || digits > 15) {
+        return std::nullopt;
+    }
+    const std::string_view suffix = std::string_view(text).substr(digits);
+    std::uint64_t unit = 0;
+    for (const auto& [name, value] :
+         {std::pair<std::string_view, std::uint64_t>{"", 1}, {"B", 1}, {"KiB", 1ULL << 10},
+          {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40}, {"KB", 1000},
+          {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}}) {
+        if (suffix == name) {
+            unit = value;
+        }
+    }
+    const std::uint64_t count = std::stoull(text.substr(0, digits));
+    if (unit == 0 || count == 0 || count > (std::uint64_t{1} << 50) / unit) {
+        return std::nullopt;
+    }
+    return count * unit;
 }
 
 std::string format_duration(Seconds s) {

@@ -74,17 +74,54 @@ struct Config {
         int max_pending = 10000;            // requests waiting at once
     } daemon;
     struct Approval {
-        std::string backend = "local";      // "local" (this host's approvers) only, for now
+        std::string backend = "local";      // "local" (this host's approvers) or "service"
         std::vector<std::string> approver_groups{"jitgate-approvers"};
+        // backend "service": the central approval service (docs/protocol.md).
+        struct Service {
+            std::string url;                // base URL, https:// only
+            std::string ca_file;            // pinned CA of the service (not the system store)
+            std::string client_cert;        // this host's certificate (mTLS)
+            std::string client_key;
+            std::string proxy;              // empty: no proxy (proxy environment variables ignored)
+            Seconds connect_timeout{5};
+            Seconds request_timeout{10};    // per call; a long poll gets poll_wait on top
+            Seconds poll_wait{25};          // the `wait` of each long poll (1..60)
+            int retries = 3;                // extra tries of a failed idempotent call (0..10)
+            std::string issuer;             // empty: the grant's iss is not checked
+            Seconds clock_skew{30};         // tolerance for nbf/exp
+            std::vector<std::pair<std::string, std::string>> public_keys; // kid -> PEM file
+            int line = 0;                   // where 'service' starts (for messages)
+        } service;
     } approval;
     struct BreakGlass {
         std::string group;                  // empty: break-glass disabled
         std::size_t min_reason_length = 10;
     } break_glass;
     struct Audit {
-        std::string journal = "/var/lib/jitgate/audit.jsonl";
+        std::string spool_dir = "/var/lib/jitgate/spool";  // the hash-chained segments
+        std::uint64_t spool_max_bytes = 1ULL << 30;          // full: privileged actions denied
+        std::uint64_t segment_bytes = 8ULL << 20;
+        bool break_glass_when_full = false;                  // when_spool_full: break_glass_only
         bool syslog = true;
         std::string syslog_socket = "/dev/log";
+        // The central audit store (docs/audit.md); empty url: nothing is shipped.
+        struct Store {
+            std::string url;                // https:// only
+            std::string format = "jsonl";   // "jsonl" or "splunk_hec"
+            std::string ca_file;
+            std::string client_cert;
+            std::string client_key;
+            std::string token_file;         // bearer (jsonl) / Splunk token, first line of the file
+            std::string proxy;
+            Seconds connect_timeout{5};
+            Seconds timeout{30};
+            int batch_events = 500;
+            std::uint64_t batch_bytes = 1ULL << 20;
+            Seconds retry_min{1};
+            Seconds retry_max{std::chrono::minutes(5)};
+            std::string splunk_index;
+            std::string splunk_sourcetype = "jitgate:audit";
+        } store;
     } audit;
     std::vector<Rule> rules;
 };
@@ -112,6 +149,8 @@ std::optional<Problem> check_file_security(const std::string& path, unsigned all
 // "30s", "15m", "2h", "1d" or a bare number of seconds. nullopt if malformed or <= 0.
 std::optional<Seconds> parse_duration(const std::string& text);
 std::string format_duration(Seconds s); // "15m", "90s", "2h"
+// "4096", "512KiB", "8MiB", "1GiB" (also KB/MB/GB as powers of 1000). nullopt if malformed or 0.
+std::optional<std::uint64_t> parse_size(const std::string& text);
 
 const char* to_string(Action a) noexcept;
 const char* to_string(Scope s) noexcept;

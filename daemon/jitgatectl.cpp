@@ -1,7 +1,12 @@
 // jitgatectl — the command-line client of jitgated for approvers, admins and auditors.
+#include <sys/stat.h>
+
+#include <array>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -30,8 +35,9 @@ void usage(std::FILE* out) {
                  "  grants [--json]                live grants\n"
                  "  revoke GRANT_ID [--reason T]   end a grant now\n"
                  "  status [--json]                daemon status\n"
-                 "  audit verify [FILE]            check the journal's hash chain (default: from the config)\n"
-                 "  audit tail [-n N] [FILE]       show the last N events (default 20)\n"
+                 "  audit verify [DIR|FILE]        check the spool's hash chain and seq gaps (default: the config's spool)\n"
+                 "  audit tail [-n N] [DIR|FILE]   show the last N events (default 20)\n"
+                 "  audit status [--json]          the audit pipeline: spooled, shipped, oldest unsent, last error\n"
                  "  check-config [FILE]            validate a config file\n"
                  "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 daemon unreachable.\n");
 }
@@ -150,59 +156,156 @@ int cmd_status(const client::Options& opts, bool json) {
     return 0;
 }
 
-std::string journal_from(const std::string& config_path) {
+// The audit spool directory of the config at `config_path` (audit.spool_dir), or the default
+// one if the config cannot be loaded (said on stderr).
+std::string spool_dir_from(const std::string& config_path) {
     auto r = jitgate::config::load_config(config_path);
-    if (r.config) return r.config->audit.journal;
-    return jitgate::config::Config{}.audit.journal;
+    if (r.config) return r.config->audit.spool_dir;
+    const std::string fallback = jitgate::config::Config{}.audit.spool_dir;
+    std::fprintf(stderr, "jitgatectl: cannot load %s; using the default audit spool %s\n",
+                 jitgate::text::escape_for_log(config_path).c_str(), fallback.c_str());
+    return fallback;
+}
+
+bool is_directory(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Text from the daemon or a file, for the terminal: as is when printable, else escaped.
+std::string safe(const std::string& s) {
+    bool plain = jitgate::text::is_valid_utf8(s);
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7F) plain = false;
+    }
+    return plain ? s : jitgate::text::escape_for_log(s);
+}
+
+std::string human_bytes(std::uint64_t n) {
+    static constexpr std::array<const char*, 5> k_units = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(n);
+    std::size_t u = 0;
+    while (v >= 1024.0 && u + 1 < k_units.size()) {
+        v /= 1024.0;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, k_units[u]);
+    return buf;
 }
 
 int cmd_verify(const std::string& path) {
-    const auto r = jitgate::audit::verify_journal(path);
-    for (const auto& p : r.problems) std::printf("%s: %s\n", path.c_str(), p.c_str());
+    const bool spool = is_directory(path);
+    const auto r = spool ? jitgate::audit::verify_spool(path) : jitgate::audit::verify_journal(path);
+    const std::string shown = jitgate::text::escape_for_log(path);
+    for (const auto& n : r.notes) std::printf("%s: note: %s\n", shown.c_str(), safe(n).c_str());
+    for (const auto& p : r.problems) std::printf("%s: %s\n", shown.c_str(), safe(p).c_str());
     if (!r.ok) {
-        std::printf("%s: FAILED: the journal was altered or damaged (%zu problems)\n", path.c_str(), r.problems.size());
+        std::printf("%s: FAILED: the audit trail was altered or damaged (%zu problems)\n", shown.c_str(), r.problems.size());
         return k_exit_refused;
     }
-    std::printf("%s: OK: %llu events, seq %llu..%llu, hash chain intact\n", path.c_str(),
-                static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.first_seq),
-                static_cast<unsigned long long>(r.last_seq));
+    if (r.events == 0) {
+        std::printf("%s: OK: no events%s\n", shown.c_str(),
+                    r.last_seq > 0 ? (" (everything up to seq " + std::to_string(r.last_seq) + " was shipped and deleted)").c_str() : "");
+        return 0;
+    }
+    std::printf("%s: OK: %llu events%s, seq %llu..%llu, hash chain intact, no seq gap\n", shown.c_str(),
+                static_cast<unsigned long long>(r.events),
+                spool ? (" in " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")).c_str() : "",
+                static_cast<unsigned long long>(r.first_seq), static_cast<unsigned long long>(r.last_seq));
     return 0;
 }
 
+void print_event(const std::string& line) {
+    const Json e = Json::parse(line, nullptr, false);
+    if (e.is_discarded() || !e.is_object()) {
+        std::printf("(unparseable line: %s)\n", jitgate::text::escape_for_log(line.substr(0, 200)).c_str());
+        return;
+    }
+    std::string detail;
+    if (e.contains("argv") && e["argv"].is_array()) {
+        std::vector<std::string> argv;
+        for (const auto& a : e["argv"]) argv.push_back(a.is_string() ? a.get<std::string>() : a.dump());
+        detail += " " + jitgate::text::display_argv(argv);
+    }
+    if (e.contains("runas")) detail += " as " + str(e, "runas");
+    for (const char* k : {"rule", "request_id", "grant_id", "reason", "ticket", "approvers", "denied_by", "exit_status",
+                          "signal", "duration_ms", "message"}) {
+        if (!e.contains(k)) continue;
+        const auto v = e[k].is_array() ? joined(e[k]) : str(e, k);
+        if (!v.empty()) detail += std::string("  ") + k + "=" + v;
+    }
+    std::printf("%6s %s %-25s %s%s\n", jitgate::text::escape_for_log(str(e, "seq")).c_str(),
+                jitgate::text::escape_for_log(str(e, "time")).c_str(), jitgate::text::escape_for_log(str(e, "type")).c_str(),
+                jitgate::text::escape_for_log(str(e, "user")).c_str(), jitgate::text::escape_for_log(detail).c_str());
+}
+
 int cmd_tail(const std::string& path, std::size_t count) {
-    std::ifstream in(path);
-    if (!in) {
-        std::fprintf(stderr, "jitgatectl: cannot read %s\n", path.c_str());
+    std::vector<std::string> lines;
+    if (is_directory(path)) {
+        try {
+            lines = jitgate::audit::spool::tail_lines(path, count);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgatectl: %s\n", safe(e.what()).c_str());
+            return k_exit_refused;
+        }
+    } else {
+        std::ifstream in(path);
+        if (!in) {
+            std::fprintf(stderr, "jitgatectl: cannot read %s\n", jitgate::text::escape_for_log(path).c_str());
+            return k_exit_refused;
+        }
+        std::deque<std::string> last;
+        for (std::string line; std::getline(in, line);) {
+            last.push_back(std::move(line));
+            if (last.size() > count) last.pop_front();
+        }
+        lines.assign(last.begin(), last.end());
+    }
+    for (const auto& line : lines) print_event(line);
+    return 0;
+}
+
+int cmd_audit_status(const client::Options& opts, bool json) {
+    std::vector<Json> replies;
+    if (int rc = talk(opts, {{"type", "status"}}, replies)) return rc;
+    if (int rc = finish(replies)) return rc;
+    const Json a = replies.back().value("status", Json::object()).value("audit", Json());
+    if (!a.is_object()) {
+        std::fprintf(stderr, "jitgatectl: the daemon's status has no \"audit\" part (an older jitgated?)\n");
         return k_exit_refused;
     }
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) {
-        lines.push_back(std::move(line));
-        if (lines.size() > count) lines.erase(lines.begin());
+    if (json) {
+        std::printf("%s\n", a.dump().c_str());
+        return 0;
     }
-    for (const auto& line : lines) {
-        const Json e = Json::parse(line, nullptr, false);
-        if (e.is_discarded() || !e.is_object()) {
-            std::printf("(unparseable line: %s)\n", jitgate::text::escape_for_log(line.substr(0, 200)).c_str());
-            continue;
-        }
-        std::string what = str(e, "type");
-        std::string detail;
-        if (e.contains("argv") && e["argv"].is_array()) {
-            std::vector<std::string> argv;
-            for (const auto& a : e["argv"]) argv.push_back(a.is_string() ? a.get<std::string>() : a.dump());
-            detail += " " + jitgate::text::display_argv(argv);
-        }
-        if (e.contains("runas")) detail += " as " + str(e, "runas");
-        for (const char* k : {"rule", "request_id", "grant_id", "reason", "ticket", "approvers", "denied_by", "exit_status",
-                              "signal", "duration_ms", "message"}) {
-            if (!e.contains(k)) continue;
-            const auto v = e[k].is_array() ? joined(e[k]) : str(e, k);
-            if (!v.empty()) detail += std::string("  ") + k + "=" + v;
-        }
-        std::printf("%6s %s %-25s %s%s\n", str(e, "seq").c_str(), str(e, "time").c_str(), what.c_str(),
-                    str(e, "user").c_str(), jitgate::text::escape_for_log(detail).c_str());
+    const auto num = [&](const char* k) { return a.value(k, std::uint64_t{0}); };
+    const auto text = [&](const char* k) { return safe(str(a, k)); };
+    std::printf("spool:        %s: %llu events in %llu segment(s), %s of %s%s\n", text("spool_dir").c_str(),
+                static_cast<unsigned long long>(num("spooled_events")), static_cast<unsigned long long>(num("segments")),
+                human_bytes(num("spool_bytes")).c_str(), human_bytes(num("spool_max_bytes")).c_str(),
+                a.value("spool_full", false) ? "  FULL: privileged actions are denied" : "");
+    std::printf("seq:          last %llu, durable %llu\n", static_cast<unsigned long long>(num("last_seq")),
+                static_cast<unsigned long long>(num("durable_seq")));
+    if (str(a, "store").empty()) {
+        std::printf("store:        none configured (events stay in the spool and are never deleted)\n");
+        return 0;
     }
+    std::printf("store:        %s (%s)%s\n", text("store").c_str(), text("format").c_str(),
+                a.value("running", true) ? "" : "  [shipper not running]");
+    std::printf("shipped:      up to seq %llu; this run %llu events in %llu batches; last success %s\n",
+                static_cast<unsigned long long>(num("shipped_seq")), static_cast<unsigned long long>(num("shipped_this_run")),
+                static_cast<unsigned long long>(num("batches_this_run")),
+                str(a, "last_success_time").empty() ? "never (this run)" : text("last_success_time").c_str());
+    if (num("unsent_events") == 0) std::printf("unsent:       none\n");
+    else
+        std::printf("unsent:       %llu events, oldest from %s\n", static_cast<unsigned long long>(num("unsent_events")),
+                    str(a, "oldest_unsent_time").empty() ? "?" : text("oldest_unsent_time").c_str());
+    if (str(a, "last_error").empty()) std::printf("last error:   none\n");
+    else
+        std::printf("last error:   %s (at %s; %llu failures in a row)\n", text("last_error").c_str(),
+                    text("last_error_time").c_str(), static_cast<unsigned long long>(num("consecutive_failures")));
     return 0;
 }
 
@@ -261,11 +364,29 @@ int main(int argc, char** argv) {
             return cmd_simple(opts, {{"type", "revoke"}, {"id", args[1]}, {"reason", option("--reason").value_or("")}});
         if (cmd == "check-config") return cmd_check_config(args.size() > 1 ? args[1] : config);
         if (cmd == "audit" && args.size() >= 2) {
-            const bool has_n = option("-n").has_value();
-            const std::size_t file_index = has_n ? 4 : 2;
-            const std::string file = args.size() > file_index ? args[file_index] : journal_from(config);
-            if (args[1] == "verify") return cmd_verify(args.size() > 2 ? args[2] : journal_from(config));
-            if (args[1] == "tail") return cmd_tail(file, has_n ? std::stoul(*option("-n")) : 20);
+            const std::string& sub = args[1];
+            std::vector<std::string> positional;
+            std::size_t count = 20;
+            bool json = false;
+            bool bad = false;
+            for (std::size_t i = 2; i < args.size(); ++i) {
+                if (args[i] == "-n" && i + 1 < args.size() && sub == "tail") {
+                    const std::string& v = args[++i];
+                    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9) bad = true;
+                    else count = std::stoul(v);
+                } else if (args[i] == "--json" && sub == "status") {
+                    json = true;
+                } else if (args[i].starts_with("-")) {
+                    bad = true;
+                } else {
+                    positional.push_back(args[i]);
+                }
+            }
+            if (!bad && sub == "verify" && positional.size() <= 1)
+                return cmd_verify(positional.empty() ? spool_dir_from(config) : positional[0]);
+            if (!bad && sub == "tail" && positional.size() <= 1)
+                return cmd_tail(positional.empty() ? spool_dir_from(config) : positional[0], count);
+            if (!bad && sub == "status" && positional.empty()) return cmd_audit_status(opts, json);
         }
         usage(stderr);
         return k_exit_usage;

@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "audit.hpp"
 #include "config.hpp"
 #include "jitgate/error.hpp"
@@ -72,15 +74,16 @@ int serve(const std::string& path) {
         return 1;
     }
     auto config = std::make_shared<const jitgate::config::Config>(std::move(*cfg));
-    jitgate::audit::Auditor auditor({config->audit.journal, config->host.name, config->audit.syslog, config->audit.syslog_socket});
+    jitgate::audit::Auditor auditor({config->audit.spool_dir, config->host.name, config->audit.syslog, config->audit.syslog_socket,
+                                     config->audit.segment_bytes, config->audit.spool_max_bytes});
     jitgate::server::Server server(path, config, auditor);
     auditor.record({{"type", jitgate::audit::type::daemon_started}, {"pid", ::getpid()}, {"euid", ::geteuid()},
                     {"version", JITGATE_VERSION}, {"backend", config->approval.backend}});
     auditor.record({{"type", jitgate::audit::type::config_loaded}, {"config", path}, {"rules", config->rules.size()}});
     // From here on, one fdatasync covers each batch of events of the event loop.
     auditor.set_group_commit(true);
-    std::fprintf(stderr, "jitgated %s: ready on %s (config %s, %zu rules, journal %s)\n", JITGATE_VERSION,
-                 config->daemon.socket.c_str(), path.c_str(), config->rules.size(), config->audit.journal.c_str());
+    std::fprintf(stderr, "jitgated %s: ready on %s (config %s, %zu rules, spool %s)\n", JITGATE_VERSION,
+                 config->daemon.socket.c_str(), path.c_str(), config->rules.size(), config->audit.spool_dir.c_str());
     // Ready only now: the socket is listening and the config is loaded, so a unit ordered
     // After=jitgated.service never meets a daemon that would refuse it.
     notify_systemd("READY=1\nSTATUS=listening on the socket");
@@ -91,6 +94,11 @@ int serve(const std::string& path) {
 
 int main(int argc, char** argv) {
     try {
+        // Once, before any thread: libcurl's global state (the approval service, the store).
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            std::fprintf(stderr, "jitgated: fatal: curl_global_init failed\n");
+            return 1;
+        }
         std::string config = k_default_config;
         for (int i = 1; i < argc; ++i) {
             const std::string a = argv[i];

@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include <algorithm>
+#include <tuple>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -192,7 +193,13 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
 
     m_epoll = epoll_create1(EPOLL_CLOEXEC);
     if (m_epoll < 0) throw Error(ErrorCode::internal, "epoll_create1", errno_text());
-    for (int fd : {m_listen, m_signal}) {
+    std::vector<int> watched{m_listen, m_signal};
+    if (config->approval.backend == "service") {
+        m_service = std::make_unique<service::ServiceClient>(config->approval.service, m_broker);
+        m_broker.set_service(m_service.get(), load_keys(*config));
+        watched.push_back(m_service->fd());
+    }
+    for (int fd : watched) {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = fd;
@@ -225,6 +232,7 @@ int Server::run() {
             const int fd = events[i].data.fd;
             if (fd == m_listen) accept_clients();
             else if (fd == m_signal) on_signal();
+            else if (m_service && fd == m_service->fd()) m_service->on_ready();
             else if (const auto it = m_clients.find(fd); it != m_clients.end()) handle_io(*it->second, events[i].events);
         }
         m_broker.expire(Clock::now());
@@ -306,12 +314,45 @@ void Server::reload() {
         return;
     }
     auto fresh = std::make_shared<const config::Config>(std::move(*result.config));
+    const auto& old_cfg = m_broker.config();
+    const auto& a = old_cfg.approval.service;
+    const auto& b = fresh->approval.service;
+    const bool same_backend = old_cfg.approval.backend == fresh->approval.backend &&
+                              (fresh->approval.backend != "service" ||
+                               std::tie(a.url, a.ca_file, a.client_cert, a.client_key, a.proxy, a.connect_timeout,
+                                        a.request_timeout, a.poll_wait, a.retries) ==
+                                   std::tie(b.url, b.ca_file, b.client_cert, b.client_key, b.proxy, b.connect_timeout,
+                                            b.request_timeout, b.poll_wait, b.retries));
+    if (!same_backend) {
+        const std::string why = "approval.backend or approval.service connection settings changed; restart jitgated to apply them";
+        std::fprintf(stderr, "jitgated: reload of %s refused, keeping the running config: %s\n", m_config_path.c_str(), why.c_str());
+        m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload refused; keeping the running config"},
+                            {"config", m_config_path}, {"problems", why}});
+        return;
+    }
+    if (m_service) {
+        // Key rotation: a reload re-reads approval.service.public_keys.
+        try {
+            m_broker.set_service(m_service.get(), load_keys(*fresh));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(), e.what());
+            m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload failed; keeping the running config"},
+                                {"config", m_config_path}, {"problems", text::escape_for_log(e.what())}});
+            return;
+        }
+    }
     if (fresh->daemon.socket != m_socket_path)
         std::fprintf(stderr, "jitgated: daemon.socket changed; the new path takes effect on restart\n");
     m_broker.set_config(fresh);
     m_broker.audit(Json{{"type", audit::type::config_loaded}, {"config", m_config_path}, {"rules", fresh->rules.size()},
                         {"reload", true}});
     std::fprintf(stderr, "jitgated: reloaded %s (%zu rules)\n", m_config_path.c_str(), fresh->rules.size());
+}
+
+std::shared_ptr<const grant_token::KeyRing> Server::load_keys(const config::Config& config) {
+    auto keys = std::make_shared<grant_token::KeyRing>();
+    for (const auto& [kid, file] : config.approval.service.public_keys) keys->add_file(kid, file);
+    return keys;
 }
 
 void Server::handle_io(Connection& c, unsigned events) {

@@ -11,9 +11,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "approval_service.hpp"
 #include "audit.hpp"
 #include "broker.hpp"
 #include "config.hpp"
+#include "grant_token.hpp"
 
 namespace jitgate::server {
 
@@ -23,6 +25,8 @@ class Server {
 public:
     // Binds the socket of `config` (replacing a stale one; throws Error if another daemon
     // answers on it or the bind fails) and blocks SIGTERM/SIGINT/SIGHUP for the signalfd.
+    // Backend "service": loads the grant keys and sets up the HTTPS client (throws Error if a
+    // key, the CA, the certificate or the client key cannot be read).
     Server(std::string config_path, std::shared_ptr<const config::Config> config, audit::Auditor& auditor);
     ~Server();
     Server(const Server&) = delete;
@@ -50,11 +54,14 @@ private:
     // connections closed: every client then denies (fail closed).
     void commit();
     void close_connection(int fd);
+    // Reads every configured public key; throws Error naming the file that is wrong.
+    static std::shared_ptr<const grant_token::KeyRing> load_keys(const config::Config& config);
 
     std::string m_config_path;
     std::string m_socket_path;
     audit::Auditor& m_auditor;
     broker::Broker m_broker;
+    std::unique_ptr<service::ServiceClient> m_service; // backend "service" only
     int m_epoll = -1;
     int m_listen = -1;
     int m_signal = -1;

@@ -46,11 +46,11 @@ sed 's/^/   alice> /' "$T/out"
 say "alice runs it again within the grant's TTL: no question asked"
 as_user alice sudo -n systemctl restart payments 2>&1 | sed 's/^/   alice> /'
 
-say "audit trail ($JOURNAL)"
-"$JITGATECTL" audit tail -n 50 "$JOURNAL"
+say "audit trail (the spool $SPOOL)"
+"$JITGATECTL" audit tail -n 50 "$SPOOL"
 say "jitgatectl audit verify"
-"$JITGATECTL" audit verify "$JOURNAL"
-cp "$JOURNAL" "$T/tampered.jsonl"
+"$JITGATECTL" audit verify "$SPOOL"
+journal >"$T/tampered.jsonl"
 sed -i '3s/alice/alicf/' "$T/tampered.jsonl"
 say "the same journal with one byte changed"
 "$JITGATECTL" audit verify "$T/tampered.jsonl" || true

@@ -172,6 +172,29 @@ std::string base64_decode(std::string_view text) {
     return out;
 }
 
+std::string base64url_encode(std::string_view bytes) {
+    std::string out = base64_encode(bytes);
+    while (!out.empty() && out.back() == '=') out.pop_back();
+    for (auto& ch : out) {
+        if (ch == '+') ch = '-';
+        else if (ch == '/') ch = '_';
+    }
+    return out;
+}
+
+std::string base64url_decode(std::string_view text) {
+    if (text.size() % 4 == 1) throw Error(ErrorCode::protocol, "base64url", "impossible length");
+    std::string std_form;
+    std_form.reserve(text.size() + 3);
+    for (const char ch : text) {
+        if (ch == '+' || ch == '/' || ch == '=')
+            throw Error(ErrorCode::protocol, "base64url", "invalid character");
+        std_form += ch == '-' ? '+' : ch == '_' ? '/' : ch;
+    }
+    while (std_form.size() % 4 != 0) std_form += '=';
+    return base64_decode(std_form);
+}
+
 nlohmann::json arg_to_json(const std::string& arg) {
     if (is_valid_utf8(arg)) return arg;
     return nlohmann::json{{"b64", base64_encode(arg)}};

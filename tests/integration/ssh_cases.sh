@@ -114,7 +114,7 @@ case_approved_login() {
     expect_journal access.approved '"service":"sshd"'
     local i; for i in $(seq 1 50); do [ "$(journal_count session.closed)" -ge 1 ] && break; sleep 0.1; done
     expect_journal session.opened '"user":"alice"'
-    local ms; ms="$(grep -F '"type":"session.closed"' "$JOURNAL" | sed -n 's/.*"duration_ms":\([0-9]*\).*/\1/p' | head -1)"
+    local ms; ms="$(journal | grep -F '"type":"session.closed"' | sed -n 's/.*"duration_ms":\([0-9]*\).*/\1/p' | head -1)"
     [ -n "$ms" ] && [ "$ms" -ge 1000 ] || ns_die "session.closed duration_ms '$ms' is not >= 1000"
     # within the TTL, the next login passes at once
     : >"$T/ssh/askpass.log"

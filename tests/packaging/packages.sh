@@ -32,7 +32,7 @@ if [ "${1:-}" = --inside ]; then
     JITGATED=/usr/sbin/jitgated
     JITGATECTL=/usr/bin/jitgatectl
     SOCK=/run/jitgate/jitgated.sock
-    JOURNAL=/var/lib/jitgate/audit.jsonl
+    SPOOL=/var/lib/jitgate/spool
     NS_SHOW_ON_FAIL="$T/daemon.log $T/sudo.err"
     trap ns_cleanup EXIT
     ns_users
@@ -101,8 +101,10 @@ print(s.recv(4096).decode(), flush=True)' "$notify" >"$T/notify.out" 2>&1 &
     expect_contains "$(cat "$T/sudo.err")" "approved by bob"
     expect_journal access.approved "\"request_id\":\"$id\""
     expect_journal command.finished '"exit_status":0'
-    "$JITGATECTL" audit verify "$JOURNAL" >/dev/null || ns_die "audit verify failed on $JOURNAL"
-    [ "$(stat -c %U "$JOURNAL")" = jitgate ] || ns_die "$JOURNAL is not owned by jitgate"
+    "$JITGATECTL" audit verify "$SPOOL" >/dev/null || ns_die "audit verify failed on $SPOOL"
+    for f in "$SPOOL" "$SPOOL"/seg-*.jsonl; do
+        [ "$(stat -c %U "$f")" = jitgate ] || ns_die "$f is not owned by jitgate"
+    done
     echo "approved sudo through the installed plugin: request $id"
     exit 0
 fi

@@ -126,7 +126,8 @@ ns_setup() {
     chmod 0755 "$T"
     mkdir -p "$T/run" "$T/state"
     SOCK="$T/run/jitgated.sock"
-    JOURNAL="$T/state/audit.jsonl"
+    SPOOL="$T/state/spool"
+    mkdir -p "$SPOOL"
     CONFIG="$T/jitgate.yaml"
     trap ns_cleanup EXIT
     ns_users
@@ -135,7 +136,8 @@ ns_setup() {
 }
 
 # ns_config: writes $CONFIG from the rules given on stdin (a YAML list under `rules:`),
-# with this namespace's socket, journal and syslog.
+# with this namespace's socket, spool and syslog. NS_APPROVAL replaces the approval section
+# (the local backend by default); NS_AUDIT_EXTRA is appended to the audit section (indented).
 ns_config() {
     {
         cat <<YAML
@@ -145,15 +147,16 @@ host:
   tags: [finance]
 daemon:
   socket: $SOCK
-approval:
+${NS_APPROVAL:-approval:
   backend: local
-  approver_groups: [jitgate-approvers]
+  approver_groups: [jitgate-approvers]}
 break_glass:
   group: jitgate-breakglass
 audit:
-  journal: $JOURNAL
+  spool_dir: $SPOOL
   syslog: true
   syslog_socket: /dev/log
+${NS_AUDIT_EXTRA:-}
 YAML
         cat
     } >"$CONFIG"
@@ -209,16 +212,19 @@ wait_pending() {
     ns_die "expected $want pending request(s), have: ${out:-none}"
 }
 
+# journal: every event still in the spool, oldest first (segments are named by first seq).
+journal() { cat "$SPOOL"/seg-*.jsonl 2>/dev/null || true; }
+
 # journal_count TYPE [EXTENDED-REGEX]: number of journal events of TYPE (matching the regex).
 journal_count() {
     local n
-    n="$(grep -F "\"type\":\"$1\"" "$JOURNAL" | grep -cE "${2:-.}" || true)"
+    n="$(journal | grep -F "\"type\":\"$1\"" | grep -cE "${2:-.}" || true)"
     echo "$n"
 }
 
 expect_journal() {
     local n; n="$(journal_count "$@")"
-    [ "$n" -ge 1 ] || { echo "--- journal:" >&2; cat "$JOURNAL" >&2; ns_die "no '$1' event matching '${2:-.}' in the journal"; }
+    [ "$n" -ge 1 ] || { echo "--- journal:" >&2; journal >&2; ns_die "no '$1' event matching '${2:-.}' in the journal"; }
 }
 
 expect_no_journal() {

@@ -66,6 +66,19 @@ TEST(Text, Base64RoundTripAndRejectsGarbage) {
     EXPECT_THROW(base64_decode("a=bc"), jitgate::Error);
 }
 
+TEST(Text, Base64UrlHasNoPaddingAndTheUrlAlphabet) {
+    for (const std::string& s : {std::string(), std::string("f"), std::string("fo"), std::string("foo"),
+                                std::string("\xfb\xff\xbf", 3)})
+        EXPECT_EQ(base64url_decode(base64url_encode(s)), s);
+    EXPECT_EQ(base64url_encode("\xfb\xff\xbf"), "-_-_");
+    EXPECT_EQ(base64url_encode("f"), "Zg");
+    EXPECT_EQ(base64url_decode("Zg"), "f");
+    EXPECT_THROW(base64url_decode("Zg=="), jitgate::Error);
+    EXPECT_THROW(base64url_decode("+/+/"), jitgate::Error);
+    EXPECT_THROW(base64url_decode("Zm9vY"), jitgate::Error);
+    EXPECT_THROW(base64url_decode("Zm.v"), jitgate::Error);
+}
+
 TEST(Text, ArgumentsTravelAsStringsOrBase64) {
     EXPECT_TRUE(arg_to_json("plain").is_string());
     const auto j = arg_to_json(std::string("\xff", 1));

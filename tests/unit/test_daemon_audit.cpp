@@ -1,5 +1,6 @@
-// Unit tests for daemon/audit: the hash-chained journal, its verifier and the syslog line.
-// Everything runs in a private temp directory; syslog goes to a datagram socket bound there.
+// Unit tests for daemon/audit: the hash-chained spool (segments, anchor, torn tails, the size
+// bound), its verifier and the syslog line. Everything runs in a private temp directory;
+// syslog goes to a datagram socket bound there.
 #include "audit.hpp"
 
 #include <fcntl.h>
@@ -133,16 +134,19 @@ protected:
         std::string templ = ::testing::TempDir() + "jitgate-audit-XXXXXX";
         ASSERT_NE(::mkdtemp(templ.data()), nullptr) << std::strerror(errno);
         m_dir = templ;
-        m_journal = m_dir + "/audit.jsonl";
+        m_journal = segment(1);
     }
     void TearDown() override {
         std::error_code ec;
         fs::remove_all(m_dir, ec);
     }
 
+    // The path of the segment whose first seq is `first_seq`.
+    std::string segment(std::uint64_t first_seq) const { return m_dir + "/" + spool::segment_name(first_seq); }
+
     Options options() const {
         Options o;
-        o.journal_path = m_journal;
+        o.spool_dir = m_dir;
         o.host = "testhost";
         o.syslog = false;
         return o;
@@ -162,7 +166,7 @@ protected:
     }
 
     std::string m_dir;
-    std::string m_journal;
+    std::string m_journal; // the first segment
 };
 
 const Json k_approved_event = {
@@ -208,7 +212,7 @@ TEST_F(AuditTest, RecordStampsEventAndWritesCanonicalLine) {
 
     struct stat st {};
     ASSERT_EQ(::stat(m_journal.c_str(), &st), 0);
-    EXPECT_EQ(st.st_mode & 0027, 0u) << "journal must not be group-writable or world-accessible";
+    EXPECT_EQ(st.st_mode & 0027, 0u) << "a segment must not be group-writable or world-accessible";
 }
 
 TEST_F(AuditTest, RecordWithoutTypeThrowsAndWritesNothing) {
@@ -240,14 +244,15 @@ TEST_F(AuditTest, ChainContinuesAcrossReopen) {
         EXPECT_EQ(e["seq"], 3u);
         EXPECT_EQ(e["prev_hash"], last_hash);
     }
-    const VerifyResult r = verify_journal(m_journal);
+    const VerifyResult r = verify_spool(m_dir);
     EXPECT_TRUE(r.ok) << problems_text(r);
     EXPECT_EQ(r.events, 3u);
     EXPECT_EQ(r.first_seq, 1u);
     EXPECT_EQ(r.last_seq, 3u);
+    EXPECT_EQ(r.segments, 1u);
 }
 
-TEST_F(AuditTest, SecondAuditorOnSameJournalIsRefused) {
+TEST_F(AuditTest, SecondAuditorOnSameSpoolIsRefused) {
     Auditor a(options());
     try {
         Auditor b(options());
@@ -260,10 +265,10 @@ TEST_F(AuditTest, SecondAuditorOnSameJournalIsRefused) {
 
 TEST_F(AuditTest, MissingDirectoryIsAClearError) {
     Options o = options();
-    o.journal_path = m_dir + "/missing/audit.jsonl";
+    o.spool_dir = m_dir + "/missing";
     try {
         Auditor a(o);
-        FAIL() << "the journal directory is not created";
+        FAIL() << "the spool directory is not created";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::internal);
         const std::string what = e.what();
@@ -360,7 +365,7 @@ TEST_F(AuditTest, VerifyDetectsRemovedMiddleLine) {
     write_all(m_journal, join_lines(lines));
     const VerifyResult r = verify_journal(m_journal);
     EXPECT_FALSE(r.ok);
-    EXPECT_TRUE(has_problem_containing(r, "line 2: seq 3 follows 1 (1 events missing)")) << problems_text(r);
+    EXPECT_TRUE(has_problem_containing(r, "line 2: seq 3 follows 1 (1 event missing)")) << problems_text(r);
     EXPECT_TRUE(has_problem_containing(r, "prev_hash")) << problems_text(r);
 }
 
@@ -434,18 +439,47 @@ TEST_F(AuditTest, ReopenOfJournalWithOnlyATornLineStartsAtGenesis) {
     EXPECT_TRUE(verify_journal(m_journal).ok);
 }
 
-TEST_F(AuditTest, ReopenRefusesInvalidLastLine) {
+TEST_F(AuditTest, ReopenQuarantinesInvalidLastLine) {
     write_good_journal(2);
-    const std::string before = read_all(m_journal) + "{\"type\":\"access.denied\"}\n";
+    const std::string good = read_all(m_journal);
+    const std::string bad = "{\"type\":\"access.denied\"}";
+    write_all(m_journal, good + bad + "\n");
+    Auditor a(options());
+    EXPECT_EQ(a.last_seq(), 3u);
+    const std::string content = read_all(m_journal);
+    ASSERT_EQ(content.compare(0, good.size(), good), 0);
+    const Json err = Json::parse(split_lines(content).at(2));
+    EXPECT_EQ(err["type"], type::error);
+    EXPECT_EQ(read_all(err["torn_file"].get<std::string>()), bad + "\n");
+    EXPECT_NE(err["message"].get<std::string>().find("not a valid event"), std::string::npos) << err["message"];
+    EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+}
+
+TEST_F(AuditTest, ReopenQuarantinesLastLineThatDoesNotContinueTheChain) {
+    write_good_journal(3);
+    auto lines = split_lines(read_all(m_journal));
+    lines.push_back(lines[1]); // a valid, correctly hashed event, but seq 2 again
+    write_all(m_journal, join_lines(lines));
+    Auditor a(options());
+    EXPECT_EQ(a.last_seq(), 4u);
+    EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+}
+
+TEST_F(AuditTest, ReopenRefusesInvalidMiddleLine) {
+    write_good_journal(3);
+    auto lines = split_lines(read_all(m_journal));
+    lines[1] = "{\"type\":\"access.denied\"}";
+    const std::string before = join_lines(lines);
     write_all(m_journal, before);
     try {
         Auditor a(options());
-        FAIL() << "a journal whose last line is not a stamped event must not be continued";
+        FAIL() << "a spool with an invalid line before good ones must not be continued";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::internal);
-        EXPECT_EQ(e.context(), m_journal + ":3");
+        EXPECT_EQ(e.context(), m_journal + ":2");
     }
-    EXPECT_EQ(read_all(m_journal), before);
+    EXPECT_EQ(read_all(m_journal), before) << "nothing may change";
+    EXPECT_TRUE(spool::list_torn(m_dir).empty());
 }
 
 TEST_F(AuditTest, FailedWriteThrowsAndDoesNotAdvanceTheChain) {
@@ -621,7 +655,428 @@ TEST_F(AuditTest, SyslogFailureIsCountedNeverThrown) {
     EXPECT_NO_THROW(a.record({{"type", type::config_loaded}}));
     EXPECT_EQ(a.syslog_failures(), 2u);
     EXPECT_EQ(a.last_seq(), 2u);
-    EXPECT_TRUE(verify_journal(m_journal).ok);
+    EXPECT_TRUE(verify_spool(m_dir).ok);
+}
+
+// --- The spool: segments, restarts, the anchor, the size bound ---
+
+// Records `n` events of about 450 bytes each.
+void record_events(Auditor& a, int n) {
+    for (int i = 0; i < n; ++i)
+        a.record({{"type", type::command_finished}, {"user", "alice"}, {"argv", {"/usr/bin/id", std::to_string(i)}},
+                  {"reason", "rollover test"}, {"exit_status", 0}});
+}
+
+std::vector<std::string> segment_names(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& s : spool::list_segments(dir)) out.push_back(fs::path(s.path).filename().string());
+    return out;
+}
+
+TEST(AuditSpoolNames, SegmentNamesRoundTrip) {
+    EXPECT_EQ(spool::segment_name(42), "seg-00000000000000000042.jsonl");
+    EXPECT_EQ(spool::parse_segment_name("seg-00000000000000000042.jsonl"), 42u);
+    EXPECT_EQ(spool::parse_segment_name(spool::segment_name(UINT64_MAX)), UINT64_MAX);
+    for (const char* bad : {"seg-42.jsonl", "seg-00000000000000000042.jsonl.torn-1700000000",
+                            "seg-0000000000000000004x.jsonl", "seg-99999999999999999999.jsonl", "anchor.json",
+                            "xseg-00000000000000000042.jsonl", "seg-00000000000000000042.json"})
+        EXPECT_FALSE(spool::parse_segment_name(bad).has_value()) << bad;
+}
+
+TEST_F(AuditTest, SegmentsRollOverAndTheChainRunsAcrossThem) {
+    Options o = options();
+    o.segment_bytes = 1000;
+    {
+        Auditor a(o);
+        record_events(a, 10);
+        EXPECT_EQ(a.last_seq(), 10u);
+    }
+    const auto segs = spool::list_segments(m_dir);
+    ASSERT_GE(segs.size(), 3u);
+    std::uint64_t expected_first = 1;
+    for (const auto& seg : segs) {
+        EXPECT_EQ(seg.first_seq, expected_first) << seg.path;
+        const auto lines = split_lines(read_all(seg.path));
+        if (lines.empty()) continue; // the newest, created after the last sync
+        EXPECT_EQ(Json::parse(lines.front())["seq"], seg.first_seq) << seg.path;
+        expected_first = Json::parse(lines.back())["seq"].get<std::uint64_t>() + 1;
+        if (&seg != &segs.back()) {
+            EXPECT_GE(seg.bytes, o.segment_bytes) << "a segment closes only once it is full";
+        }
+    }
+    const VerifyResult r = verify_spool(m_dir);
+    EXPECT_TRUE(r.ok) << problems_text(r);
+    EXPECT_EQ(r.events, 10u);
+    EXPECT_EQ(r.segments, segs.size());
+
+    // A restart continues seq and chain in the newest segment.
+    Auditor b(o);
+    EXPECT_EQ(b.last_seq(), 10u);
+    const Json e = b.record({{"type", type::daemon_started}});
+    EXPECT_EQ(e["seq"], 11u);
+    EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+}
+
+TEST_F(AuditTest, GroupCommitSyncsOncePublishesDurableSeqAndRollsOverOnlyAfterSync) {
+    Options o = options();
+    o.segment_bytes = 1000;
+    Auditor a(o);
+    std::vector<std::uint64_t> hook_calls;
+    a.set_durable_hook([&](std::uint64_t seq) { hook_calls.push_back(seq); });
+    a.record({{"type", type::daemon_started}});
+    EXPECT_EQ(a.durable_seq(), 1u);
+    EXPECT_EQ(hook_calls, std::vector<std::uint64_t>{1});
+
+    a.set_group_commit(true);
+    record_events(a, 6); // > segment_bytes, but a batch stays in one segment
+    EXPECT_EQ(a.durable_seq(), 1u) << "nothing of the batch is durable before sync()";
+    EXPECT_EQ(spool::list_segments(m_dir).size(), 1u);
+    EXPECT_TRUE(a.has_unsynced());
+    a.sync();
+    EXPECT_EQ(a.durable_seq(), 7u);
+    EXPECT_EQ(hook_calls, (std::vector<std::uint64_t>{1, 7}));
+    const auto segs = spool::list_segments(m_dir);
+    ASSERT_EQ(segs.size(), 2u) << "a full segment is closed after the sync";
+    EXPECT_EQ(segs[1].first_seq, 8u);
+    EXPECT_EQ(segs[1].bytes, 0u);
+    a.sync(); // nothing new: no fdatasync, no hook
+    EXPECT_EQ(hook_calls.size(), 2u);
+    EXPECT_EQ(a.record({{"type", type::config_loaded}})["seq"], 8u);
+    a.sync();
+    EXPECT_EQ(split_lines(read_all(segment(8))).size(), 1u);
+    EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+}
+
+TEST_F(AuditTest, RestartAfterACrashRightAfterRolloverReusesTheEmptySegment) {
+    Options o = options();
+    o.segment_bytes = 300; // one event a segment
+    {
+        Auditor a(o);
+        record_events(a, 3);
+    }
+    const auto before = segment_names(m_dir);
+    ASSERT_EQ(spool::list_segments(m_dir).back().bytes, 0u);
+    Auditor b(o);
+    EXPECT_EQ(b.last_seq(), 3u);
+    EXPECT_EQ(segment_names(m_dir), before);
+    EXPECT_EQ(b.record({{"type", type::daemon_started}})["seq"], 4u);
+    EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+}
+
+TEST_F(AuditTest, TornTailOfTheNewestSegmentIsQuarantinedAndEarlierSegmentsKept) {
+    Options o = options();
+    o.segment_bytes = 300; // one event a segment
+    {
+        Auditor a(o);
+        record_events(a, 3); // seg 1, 2, 3 with one event each, and an empty seg 4
+    }
+    const auto segs = spool::list_segments(m_dir);
+    ASSERT_EQ(segs.size(), 4u);
+    const std::string seg3_before = read_all(segs[2].path);
+    // A crash while writing seq 4 into the empty newest segment.
+    const std::string torn = R"({"argv":["/usr/bin/id"],"event_id":"7c1)";
+    write_all(segs[3].path, torn);
+
+    Auditor b(o);
+    EXPECT_EQ(b.last_seq(), 4u) << "the chain continues from the previous segment, then the error event";
+    EXPECT_EQ(read_all(segs[2].path), seg3_before);
+    const auto lines = split_lines(read_all(segs[3].path));
+    ASSERT_EQ(lines.size(), 1u);
+    const Json err = Json::parse(lines[0]);
+    EXPECT_EQ(err["type"], type::error);
+    EXPECT_EQ(err["seq"], 4u);
+    EXPECT_EQ(read_all(err["torn_file"].get<std::string>()), torn);
+    EXPECT_EQ(spool::list_torn(m_dir), std::vector<std::string>{err["torn_file"].get<std::string>()});
+
+    const VerifyResult r = verify_spool(m_dir);
+    EXPECT_TRUE(r.ok) << problems_text(r);
+    EXPECT_EQ(r.events, 4u);
+    ASSERT_FALSE(r.notes.empty());
+    bool noted = false;
+    for (const auto& n : r.notes) noted = noted || n.find(".torn-") != std::string::npos;
+    EXPECT_TRUE(noted) << "a quarantined tail is a note, not a failure";
+}
+
+TEST_F(AuditTest, AClosedSegmentWithoutFinalNewlineRefusesStart) {
+    Options o = options();
+    o.segment_bytes = 300; // one event a segment
+    {
+        Auditor a(o);
+        record_events(a, 3);
+    }
+    const auto segs = spool::list_segments(m_dir);
+    ASSERT_GE(segs.size(), 3u);
+    // The newest segment with lines continues from seg 2's last line, which is cut short.
+    const std::string content = read_all(segs[1].path);
+    write_all(segs[1].path, content.substr(0, content.size() - 1));
+    EXPECT_THROW(Auditor b(o), Error);
+}
+
+TEST_F(AuditTest, RestartContinuesFromTheAnchorWhenEverySegmentWasShipped) {
+    Options o = options();
+    o.segment_bytes = 300; // one event a segment
+    std::string last_hash;
+    {
+        Auditor a(o);
+        record_events(a, 4);
+        last_hash = split_lines(read_all(segment(4))).back();
+        EXPECT_EQ(a.discard_shipped(4), 4u) << "every segment but the (empty) newest";
+    }
+    const auto anchor = spool::read_anchor(m_dir);
+    ASSERT_TRUE(anchor);
+    EXPECT_EQ(anchor->seq, 4u);
+    EXPECT_EQ(anchor->hash, Json::parse(last_hash)["hash"]);
+    EXPECT_EQ(anchor->event_id, Json::parse(last_hash)["event_id"]);
+    EXPECT_EQ(segment_names(m_dir), std::vector<std::string>{spool::segment_name(5)});
+    VerifyResult r = verify_spool(m_dir);
+    EXPECT_TRUE(r.ok) << problems_text(r);
+    EXPECT_EQ(r.last_seq, 4u);
+
+    // Even with no segment at all, the chain goes on from the anchor.
+    fs::remove(segment(5));
+    {
+        Auditor b(o);
+        EXPECT_EQ(b.last_seq(), 4u);
+        const Json e = b.record({{"type", type::daemon_started}});
+        EXPECT_EQ(e["seq"], 5u);
+        EXPECT_EQ(e["prev_hash"], anchor->hash);
+    }
+    r = verify_spool(m_dir);
+    EXPECT_TRUE(r.ok) << problems_text(r);
+    EXPECT_EQ(r.first_seq, 5u);
+}
+
+TEST_F(AuditTest, DiscardShippedNeverDeletesTheNewestOrAnUnshippedSegment) {
+    Options o = options();
+    o.segment_bytes = 600; // two events a segment
+    Auditor a(o);
+    record_events(a, 7);
+    auto segs = spool::list_segments(m_dir);
+    ASSERT_EQ(segs.size(), 4u); // 1-2, 3-4, 5-6, 7
+    const auto bytes_before = a.spool_bytes();
+    EXPECT_EQ(a.discard_shipped(0), 0u);
+    EXPECT_EQ(a.discard_shipped(3), 1u) << "seg 3-4 still holds seq 4";
+    EXPECT_EQ(segment_names(m_dir).front(), spool::segment_name(3));
+    EXPECT_EQ(spool::read_anchor(m_dir)->seq, 2u);
+    EXPECT_EQ(a.spool_bytes(), bytes_before - segs[0].bytes);
+    EXPECT_EQ(a.discard_shipped(1000), 2u);
+    EXPECT_EQ(segment_names(m_dir), std::vector<std::string>{spool::segment_name(7)});
+    EXPECT_EQ(spool::read_anchor(m_dir)->seq, 6u);
+    EXPECT_EQ(a.stats()["segments"], 1u);
+    EXPECT_EQ(a.stats()["spooled_events"], 1u);
+    EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+}
+
+TEST(AuditSpoolFiles, CountDeletableIsAPrefixAndNeverTheNewest) {
+    const std::vector<spool::Segment> segs = {{"a", 1, 10}, {"b", 10, 10}, {"c", 20, 10}};
+    EXPECT_EQ(spool::count_deletable(segs, 0), 0u);
+    EXPECT_EQ(spool::count_deletable(segs, 8), 0u);
+    EXPECT_EQ(spool::count_deletable(segs, 9), 1u);
+    EXPECT_EQ(spool::count_deletable(segs, 18), 1u);
+    EXPECT_EQ(spool::count_deletable(segs, 19), 2u);
+    EXPECT_EQ(spool::count_deletable(segs, 1000), 2u);
+    EXPECT_EQ(spool::count_deletable({}, 1000), 0u);
+    EXPECT_EQ(spool::count_deletable({{"a", 1, 10}}, 1000), 0u);
+}
+
+TEST_F(AuditTest, StateFilesAreWrittenAtomically) {
+    spool::write_shipped(m_dir, {42, "2026-11-23T10:00:00.000Z"});
+    auto s = spool::read_shipped(m_dir);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->seq, 42u);
+    EXPECT_EQ(s->time, "2026-11-23T10:00:00.000Z");
+    spool::write_shipped(m_dir, {43, "t"});
+    EXPECT_EQ(spool::read_shipped(m_dir)->seq, 43u);
+    EXPECT_FALSE(fs::exists(m_dir + "/shipped.json.tmp"));
+    EXPECT_EQ(Json::parse(read_all(m_dir + "/shipped.json")), (Json{{"seq", 43}, {"time", "t"}}));
+
+    EXPECT_FALSE(spool::read_anchor(m_dir));
+    spool::write_anchor(m_dir, {7, std::string(64, 'a'), "id"});
+    EXPECT_EQ(spool::read_anchor(m_dir)->hash, std::string(64, 'a'));
+    EXPECT_FALSE(fs::exists(m_dir + "/anchor.json.tmp"));
+    struct stat st {};
+    ASSERT_EQ(::stat((m_dir + "/anchor.json").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0027, 0u);
+
+    write_all(m_dir + "/anchor.json", R"({"seq":-1,"hash":"x"})");
+    EXPECT_THROW(spool::read_anchor(m_dir), Error);
+    write_all(m_dir + "/shipped.json", "garbage");
+    EXPECT_THROW(spool::read_shipped(m_dir), Error);
+    try {
+        Auditor a(options());
+        FAIL() << "a malformed anchor leaves no way to know where the chain stands";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("anchor.json"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(AuditTest, VerifySpoolFindsAnEditAGapADeletedSegmentAndAnAnchorMismatch) {
+    Options o = options();
+    o.segment_bytes = 600; // two events a segment
+    {
+        Auditor a(o);
+        record_events(a, 7); // 1-2, 3-4, 5-6, 7
+    }
+    ASSERT_TRUE(verify_spool(m_dir).ok);
+    const std::string seg3 = segment(3), seg3_good = read_all(seg3);
+
+    // An edited byte.
+    std::string edited = seg3_good;
+    edited[edited.find("alice") + 1] = 'L';
+    write_all(seg3, edited);
+    VerifyResult r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(has_problem_containing(r, spool::segment_name(3) + ":1: hash does not match")) << problems_text(r);
+
+    // A deleted line.
+    write_all(seg3, join_lines({split_lines(seg3_good)[1]}));
+    r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(has_problem_containing(r, "seq 4 follows 2 (1 event missing)")) << problems_text(r);
+    write_all(seg3, seg3_good);
+
+    // A deleted middle segment.
+    fs::rename(seg3, m_dir + "/aside");
+    r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(has_problem_containing(r, spool::segment_name(5) + ":1: seq 5 follows 2 (2 events missing)"))
+        << problems_text(r);
+    fs::rename(m_dir + "/aside", seg3);
+    ASSERT_TRUE(verify_spool(m_dir).ok);
+
+    // The first segments deleted without an anchor.
+    fs::rename(segment(1), m_dir + "/aside");
+    r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(has_problem_containing(r, "seq 3 is the first event, but there is no anchor.json")) << problems_text(r);
+
+    // ... with an anchor naming the right event: fine; with a wrong hash or seq: not.
+    const Json last_of_first = Json::parse(split_lines(read_all(m_dir + "/aside")).back());
+    spool::write_anchor(m_dir, {2, last_of_first["hash"], last_of_first["event_id"]});
+    r = verify_spool(m_dir);
+    EXPECT_TRUE(r.ok) << problems_text(r);
+    EXPECT_EQ(r.first_seq, 3u);
+    spool::write_anchor(m_dir, {2, std::string(64, 'e'), "x"});
+    r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(has_problem_containing(r, "prev_hash is not the hash of the event in anchor.json")) << problems_text(r);
+    spool::write_anchor(m_dir, {1, last_of_first["hash"], "x"});
+    r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(has_problem_containing(r, "seq 3 follows 1 (1 event missing)")) << problems_text(r);
+
+    // Segments older than the anchor (a crash while deleting): the anchor must match one of their events.
+    fs::rename(m_dir + "/aside", segment(1));
+    spool::write_anchor(m_dir, {2, last_of_first["hash"], last_of_first["event_id"]});
+    r = verify_spool(m_dir);
+    EXPECT_TRUE(r.ok) << problems_text(r);
+    spool::write_anchor(m_dir, {2, std::string(64, 'e'), "x"});
+    EXPECT_FALSE(verify_spool(m_dir).ok);
+}
+
+TEST_F(AuditTest, VerifySpoolReportsAMisnamedSegment) {
+    {
+        Auditor a(options());
+        record_events(a, 2);
+    }
+    fs::rename(segment(1), segment(5));
+    const VerifyResult r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(has_problem_containing(r, "name says it starts at seq 5, but its first event is seq 1")) << problems_text(r);
+}
+
+TEST_F(AuditTest, TailLinesSpanSegments) {
+    Options o = options();
+    o.segment_bytes = 600; // two events a segment
+    {
+        Auditor a(o);
+        record_events(a, 7);
+    }
+    const auto lines = spool::tail_lines(m_dir, 4);
+    ASSERT_EQ(lines.size(), 4u);
+    for (std::size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(Json::parse(lines[i])["seq"], 4 + i);
+    EXPECT_EQ(spool::tail_lines(m_dir, 100).size(), 7u);
+    EXPECT_TRUE(spool::tail_lines(m_dir, 0).empty());
+}
+
+// The syslog datagrams received so far that contain `needle`.
+std::vector<std::string> received_with(DatagramReceiver& r, const std::string& needle) {
+    std::vector<std::string> out;
+    for (std::string d; !(d = r.receive()).empty();)
+        if (d.find(needle) != std::string::npos) out.push_back(d);
+    return out;
+}
+
+TEST_F(AuditTest, SpoolFullAlertsOnceAndNoticesWhenDrained) {
+    const std::string sock = m_dir + "/log.sock";
+    DatagramReceiver receiver(sock);
+    Options o = options();
+    o.syslog = true;
+    o.syslog_socket = sock;
+    o.segment_bytes = 600; // two events a segment
+    o.max_bytes = 3000;
+    Auditor a(o);
+    EXPECT_FALSE(a.spool_full());
+    while (!a.spool_full()) record_events(a, 1);
+    EXPECT_GE(a.spool_bytes(), o.max_bytes);
+    auto alerts = received_with(receiver, "audit spool full");
+    ASSERT_EQ(alerts.size(), 1u);
+    EXPECT_EQ(alerts[0].rfind("<81>", 0), 0u) << "authpriv.alert: " << alerts[0];
+    EXPECT_NE(alerts[0].find("privileged actions are denied until the audit store accepts events"), std::string::npos);
+    EXPECT_TRUE(a.stats()["spool_full"].get<bool>());
+
+    // Still recorded while full (the bound is soft), without a second alert.
+    const auto seq = a.last_seq();
+    EXPECT_EQ(a.record({{"type", type::denied}})["seq"], seq + 1);
+    EXPECT_TRUE(received_with(receiver, "audit spool full").empty());
+
+    a.discard_shipped(a.last_seq());
+    EXPECT_FALSE(a.spool_full());
+    const auto notices = received_with(receiver, "audit spool below 90");
+    ASSERT_EQ(notices.size(), 1u);
+    EXPECT_EQ(notices[0].rfind("<85>", 0), 0u) << notices[0];
+    EXPECT_FALSE(a.stats()["spool_full"].get<bool>());
+
+    // Full again: a new transition, a new alert.
+    while (!a.spool_full()) record_events(a, 1);
+    EXPECT_EQ(received_with(receiver, "audit spool full").size(), 1u);
+}
+
+TEST_F(AuditTest, StatsDescribeTheSpool) {
+    Options o = options();
+    o.segment_bytes = 600; // two events a segment
+    o.max_bytes = 1 << 20;
+    Auditor a(o);
+    record_events(a, 3);
+    const Json s = a.stats();
+    EXPECT_EQ(s["spool_dir"], m_dir);
+    EXPECT_EQ(s["segments"], 2u);
+    EXPECT_EQ(s["spooled_events"], 3u);
+    EXPECT_EQ(s["last_seq"], 3u);
+    EXPECT_EQ(s["durable_seq"], 3u);
+    EXPECT_EQ(s["spool_max_bytes"], 1u << 20);
+    EXPECT_EQ(s["spool_full"], false);
+    std::uint64_t total = 0;
+    for (const auto& seg : spool::list_segments(m_dir)) total += seg.bytes;
+    EXPECT_EQ(s["spool_bytes"], total);
+}
+
+TEST_F(AuditTest, InvalidUtf8IsStoredEscapedAndTheSpoolStaysValidUtf8) {
+    {
+        Auditor a(options());
+        const Json e = a.record({{"type", type::requested},
+                                 {"reason", "caf\xc3 \x01 ok"},
+                                 {"argv", {"/bin/echo", "\xff\xfe"}},
+                                 {"ticket", "\xe2\x82"}});
+        EXPECT_EQ(e["reason"], "caf\\xc3 \\x01 ok");
+        EXPECT_EQ(e["argv"][1], "\\xff\\xfe");
+    }
+    const std::string content = read_all(m_journal);
+    EXPECT_TRUE(jitgate::text::is_valid_utf8(content));
+    EXPECT_FALSE(has_control_byte(content.substr(0, content.size() - 1)));
+    const Json parsed = Json::parse(split_lines(content)[0]);
+    EXPECT_EQ(parsed["ticket"], "\\xe2\\x82");
+    EXPECT_TRUE(verify_spool(m_dir).ok);
 }
 
 } // namespace

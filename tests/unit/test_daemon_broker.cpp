@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <unistd.h>
 
@@ -28,7 +29,11 @@ protected:
         char tmpl[] = "/tmp/jitgate-broker-XXXXXX";
         ASSERT_NE(mkdtemp(tmpl), nullptr);
         m_dir = tmpl;
-        m_auditor = std::make_unique<audit::Auditor>(audit::Options{m_dir + "/audit.jsonl", "test-host", false, ""});
+        audit::Options o;
+        o.spool_dir = m_dir;
+        o.host = "test-host";
+        o.syslog = false;
+        m_auditor = std::make_unique<audit::Auditor>(o);
     }
     void TearDown() override { std::system(("rm -rf " + m_dir).c_str()); }
 
@@ -72,9 +77,15 @@ protected:
         return c;
     }
 
+    // Every event in the spool (one segment at these sizes).
     std::string journal() const {
-        std::ifstream in(m_dir + "/audit.jsonl");
-        return std::string(std::istreambuf_iterator<char>(in), {});
+        std::string all;
+        for (const auto& entry : std::filesystem::directory_iterator(m_dir)) {
+            if (entry.path().filename().string().rfind("seg-", 0) != 0) continue;
+            std::ifstream in(entry.path());
+            all += std::string(std::istreambuf_iterator<char>(in), {});
+        }
+        return all;
     }
 
     std::string m_dir;

@@ -106,14 +106,49 @@ TEST(DaemonConfig, GoodFullFixtureSetsEveryKey) {
     EXPECT_EQ(c.approval.approver_groups, (std::vector<std::string>{"sox-approvers", "dba-leads"}));
     EXPECT_EQ(c.break_glass.group, "jitgate-breakglass");
     EXPECT_EQ(c.break_glass.min_reason_length, 20U);
-    EXPECT_EQ(c.audit.journal, "/var/lib/jitgate/test-audit.jsonl");
+    EXPECT_EQ(c.approval.backend, "service");
+    const auto& svc = c.approval.service;
+    EXPECT_EQ(svc.url, "https://approvals.example.com/jitgate");
+    EXPECT_EQ(svc.ca_file, "/etc/jitgate/service-ca.pem");
+    EXPECT_EQ(svc.client_cert, "/etc/jitgate/host.pem");
+    EXPECT_EQ(svc.client_key, "/etc/jitgate/host.key");
+    EXPECT_EQ(svc.proxy, "http://proxy.example.com:3128");
+    EXPECT_EQ(svc.connect_timeout, std::chrono::seconds(3));
+    EXPECT_EQ(svc.request_timeout, std::chrono::seconds(20));
+    EXPECT_EQ(svc.poll_wait, std::chrono::seconds(50));
+    EXPECT_EQ(svc.retries, 5);
+    EXPECT_EQ(svc.issuer, "approvals.example.com");
+    EXPECT_EQ(svc.clock_skew, std::chrono::seconds(10));
+    EXPECT_EQ(svc.public_keys, (std::vector<std::pair<std::string, std::string>>{
+                                   {"k2026", "/etc/jitgate/keys/k2026.pub"},
+                                   {"k2027", "/etc/jitgate/keys/k2027.pub"}}));
+    EXPECT_EQ(c.audit.spool_dir, "/var/lib/jitgate/test-spool");
+    EXPECT_EQ(c.audit.spool_max_bytes, 2ULL << 30);
+    EXPECT_EQ(c.audit.segment_bytes, 16ULL << 20);
+    EXPECT_TRUE(c.audit.break_glass_when_full);
     EXPECT_FALSE(c.audit.syslog);
     EXPECT_EQ(c.audit.syslog_socket, "/run/systemd/journal/dev-log");
+    const auto& store = c.audit.store;
+    EXPECT_EQ(store.url, "https://audit.example.com/services/collector/event");
+    EXPECT_EQ(store.format, "splunk_hec");
+    EXPECT_EQ(store.ca_file, "/etc/jitgate/store-ca.pem");
+    EXPECT_EQ(store.client_cert, "/etc/jitgate/host.pem");
+    EXPECT_EQ(store.client_key, "/etc/jitgate/host.key");
+    EXPECT_EQ(store.token_file, "/etc/jitgate/store.token");
+    EXPECT_EQ(store.proxy, "http://proxy.example.com:3128");
+    EXPECT_EQ(store.connect_timeout, std::chrono::seconds(4));
+    EXPECT_EQ(store.timeout, std::chrono::seconds(60));
+    EXPECT_EQ(store.batch_events, 200);
+    EXPECT_EQ(store.batch_bytes, 512U * 1024U);
+    EXPECT_EQ(store.retry_min, std::chrono::seconds(2));
+    EXPECT_EQ(store.retry_max, std::chrono::seconds(600));
+    EXPECT_EQ(store.splunk_index, "sox");
+    EXPECT_EQ(store.splunk_sourcetype, "jitgate:audit:test");
     ASSERT_EQ(c.rules.size(), 5U);
 
     const Rule& status = c.rules[0];
     EXPECT_EQ(status.name, "status");
-    EXPECT_EQ(status.line, 26);
+    EXPECT_EQ(status.line, 60);
     EXPECT_EQ(status.action, Action::allow);
     EXPECT_EQ(status.match.kinds, std::vector<std::string>{"sudo"});
     EXPECT_EQ(status.match.users, (std::vector<std::string>{"alice", "%ops"}));
@@ -450,6 +485,16 @@ TEST(DaemonConfigFileSecurity, SymlinkDirectoryAndMissingFileAreRefused) {
     const auto missing = check_file_security((dir.path() / "none").string(), getuid());
     ASSERT_TRUE(missing.has_value());
     EXPECT_NE(missing->message.find("No such file or directory"), std::string::npos);
+}
+
+TEST(DaemonConfig, SizesTakeBinaryAndDecimalUnits) {
+    EXPECT_EQ(parse_size("4096"), 4096U);
+    EXPECT_EQ(parse_size("512KiB"), 512U * 1024U);
+    EXPECT_EQ(parse_size("8MiB"), 8ULL << 20);
+    EXPECT_EQ(parse_size("1GiB"), 1ULL << 30);
+    EXPECT_EQ(parse_size("2GB"), 2000000000ULL);
+    for (const char* bad : {"", "0", "-1", "1.5GiB", "GiB", "1 GiB", "1gib", "99999999999999999999"})
+        EXPECT_FALSE(parse_size(bad).has_value()) << bad;
 }
 
 } // namespace

@@ -29,6 +29,11 @@ std::string display_argv(const std::vector<std::string>& argv);
 std::string base64_encode(std::string_view bytes);
 // Throws jitgate::Error(protocol) on invalid base64.
 std::string base64_decode(std::string_view text);
+// RFC 4648 section 5 (URL- and file-safe alphabet, no '=' padding), as JWS uses it.
+std::string base64url_encode(std::string_view bytes);
+// Throws jitgate::Error(protocol) on a character outside the alphabet, on padding, or on a
+// length that no encoding produces (length % 4 == 1).
+std::string base64url_decode(std::string_view text);
 
 // Wire form of one argument (see the header comment) and back.
 nlohmann::json arg_to_json(const std::string& arg);

@@ -1,0 +1,483 @@
+// daemon/approval_service.cpp — protocol v1 over libcurl's multi socket interface (see header).
+#include "approval_service.hpp"
+
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <random>
+
+#include <curl/curl.h>
+
+#include "jitgate/error.hpp"
+#include "jitgate/text.hpp"
+
+#ifndef JITGATE_VERSION
+#define JITGATE_VERSION "0"
+#endif
+
+namespace jitgate::service {
+namespace {
+
+constexpr std::size_t k_max_body = 64 * 1024;   // a status is small; more is a lying service
+constexpr auto k_backoff_first = std::chrono::milliseconds(500);
+constexpr auto k_backoff_cap = std::chrono::seconds(8);
+constexpr int k_cancel_tries = 3;
+
+CURLM* multi_of(void* p) { return static_cast<CURLM*>(p); }
+
+std::string errno_text() { return std::strerror(errno); }
+
+// One line of someone else's text for a log or a user: escaped, and cut.
+std::string shown(const std::string& s, std::size_t max = 200) {
+    std::string out = text::escape_for_log(s.size() > max ? s.substr(0, max) : s);
+    if (s.size() > max) out += "...";
+    return out;
+}
+
+void require_readable(const std::string& path, const char* what) {
+    std::ifstream in(path);
+    if (!in) throw Error(ErrorCode::bad_input, path, std::string("cannot read the approval service's ") + what + ": " + errno_text());
+}
+
+std::chrono::milliseconds backoff(int failures, long retry_after_s) {
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    auto base = k_backoff_first * (1 << std::min(failures - 1, 5));
+    if (retry_after_s > 0) base = std::chrono::seconds(retry_after_s);
+    base = std::min<std::chrono::milliseconds>(base, k_backoff_cap);
+    std::uniform_real_distribution<double> jitter(0.75, 1.25); // ±25 %: hosts must not retry in step
+    return std::chrono::milliseconds(static_cast<long long>(static_cast<double>(base.count()) * jitter(rng)));
+}
+
+} // namespace
+
+// One HTTP exchange in flight.
+struct ServiceClient::Transfer {
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    std::string id;
+    bool is_cancel = false;
+    Call call = Call::create;
+    std::string method_path;     // "POST /v1/requests", for messages
+    std::string payload;         // kept alive for CURLOPT_POSTFIELDS
+    std::string response;
+    bool too_large = false;
+    char error[CURL_ERROR_SIZE] = {};
+
+    ~Transfer() {
+        if (easy != nullptr) curl_easy_cleanup(easy);
+        if (headers != nullptr) curl_slist_free_all(headers);
+    }
+};
+
+Outcome parse_status(const std::string& body, const std::string& request_id) {
+    Outcome o;
+    const Json j = Json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        o.reason = "the answer is not a JSON object";
+        return o;
+    }
+    const auto str = [&](const char* key, std::string& out, bool required) {
+        const auto it = j.find(key);
+        if (it == j.end() || it->is_null()) return !required;
+        if (!it->is_string()) return false;
+        out = it->get<std::string>();
+        return true;
+    };
+    std::string id, status;
+    if (!str("id", id, true) || id != request_id) {
+        o.reason = "the answer is about request '" + shown(id, 64) + "', not " + request_id;
+        return o;
+    }
+    if (!str("status", status, true)) {
+        o.reason = "the answer has no string 'status'";
+        return o;
+    }
+    if (!str("message", o.message, false)) {
+        o.reason = "'message' is not a string";
+        return o;
+    }
+    if (status == "pending") {
+        o.kind = Outcome::Kind::pending;
+        if (!str("approve_url", o.approve_url, false)) {
+            o.kind = Outcome::Kind::failed;
+            o.reason = "'approve_url' is not a string";
+            return o;
+        }
+        if (const auto it = j.find("approvers_notified"); it != j.end() && !it->is_null()) {
+            if (!it->is_array()) {
+                o.kind = Outcome::Kind::failed;
+                o.reason = "'approvers_notified' is not a list";
+                return o;
+            }
+            for (const auto& name : *it) {
+                if (!name.is_string()) {
+                    o.kind = Outcome::Kind::failed;
+                    o.reason = "'approvers_notified' holds a non-string";
+                    return o;
+                }
+                if (o.approvers_notified.size() < 32) o.approvers_notified.push_back(name.get<std::string>());
+            }
+        }
+    } else if (status == "approved") {
+        if (!str("grant", o.grant, true) || o.grant.empty()) {
+            o.reason = "status 'approved' without a grant";
+            return o;
+        }
+        o.kind = Outcome::Kind::approved;
+    } else if (status == "denied") {
+        if (!str("reason", o.reason, false) || !str("denied_by", o.denied_by, false)) {
+            o.reason = "'reason' or 'denied_by' is not a string";
+            return o;
+        }
+        o.kind = Outcome::Kind::denied;
+    } else if (status == "expired") {
+        o.kind = Outcome::Kind::expired;
+    } else if (status == "cancelled") {
+        o.kind = Outcome::Kind::cancelled;
+    } else {
+        o.reason = "unknown status '" + shown(status, 32) + "'";
+    }
+    return o;
+}
+
+ServiceClient::ServiceClient(const config::Config::Approval::Service& settings, Listener& listener)
+    : m_settings(settings), m_listener(listener), m_base(settings.url) {
+    while (!m_base.empty() && m_base.back() == '/') m_base.pop_back();
+    require_readable(m_settings.ca_file, "CA file");
+    require_readable(m_settings.client_cert, "client certificate");
+    require_readable(m_settings.client_key, "client key");
+    m_multi = curl_multi_init();
+    if (m_multi == nullptr) throw Error(ErrorCode::internal, "curl_multi_init", "failed");
+    m_epoll = epoll_create1(EPOLL_CLOEXEC);
+    m_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (m_epoll < 0 || m_timer < 0) throw Error(ErrorCode::internal, "approval service loop", errno_text());
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = m_timer;
+    if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_timer, &ev) != 0) throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
+    curl_multi_setopt(multi_of(m_multi), CURLMOPT_SOCKETFUNCTION, &ServiceClient::on_socket);
+    curl_multi_setopt(multi_of(m_multi), CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_of(m_multi), CURLMOPT_TIMERFUNCTION, &ServiceClient::on_timer);
+    curl_multi_setopt(multi_of(m_multi), CURLMOPT_TIMERDATA, this);
+    // Keep a few connections warm; each waiting long poll holds its own anyway.
+    curl_multi_setopt(multi_of(m_multi), CURLMOPT_MAXCONNECTS, 64L);
+}
+
+ServiceClient::~ServiceClient() {
+    for (auto* map : {&m_requests, &m_cancels})
+        for (auto& [id, r] : *map)
+            if (r.transfer != nullptr) {
+                curl_multi_remove_handle(multi_of(m_multi), r.transfer->easy);
+                delete r.transfer;
+            }
+    if (m_multi != nullptr) curl_multi_cleanup(multi_of(m_multi));
+    if (m_timer >= 0) ::close(m_timer);
+    if (m_epoll >= 0) ::close(m_epoll);
+}
+
+int ServiceClient::on_socket(void* /*easy*/, int fd, int what, void* self, void* /*socket_data*/) noexcept {
+    auto* c = static_cast<ServiceClient*>(self);
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(c->m_epoll, EPOLL_CTL_DEL, fd, nullptr);
+        return 0;
+    }
+    epoll_event ev{};
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    if (epoll_ctl(c->m_epoll, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(c->m_epoll, EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+}
+
+int ServiceClient::on_timer(void* /*multi*/, long timeout_ms, void* self) noexcept {
+    auto* c = static_cast<ServiceClient*>(self);
+    c->m_curl_timeout_ms = timeout_ms;
+    if (timeout_ms >= 0) c->m_curl_deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    c->arm_timer();
+    return 0;
+}
+
+void ServiceClient::arm_timer() {
+    std::optional<Clock::time_point> next;
+    if (m_curl_timeout_ms >= 0) next = m_curl_deadline;
+    if (!m_backoff.empty() && (!next || m_backoff.begin()->first < *next)) next = m_backoff.begin()->first;
+    itimerspec spec{};
+    if (next) {
+        const auto left = std::max<long long>(
+            1, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()).count());
+        spec.it_value.tv_sec = static_cast<time_t>(left / 1'000'000'000);
+        spec.it_value.tv_nsec = static_cast<long>(left % 1'000'000'000);
+    }
+    timerfd_settime(m_timer, 0, &spec, nullptr); // all zero disarms
+}
+
+std::string ServiceClient::url_for(const Request& r) const {
+    if (r.cancelled) return m_base + "/v1/requests/" + r.id + "/cancel";
+    if (r.call == Call::create) return m_base + "/v1/requests";
+    return m_base + "/v1/requests/" + r.id + "?wait=" + std::to_string(m_settings.poll_wait.count());
+}
+
+void ServiceClient::start(Request& r) {
+    auto t = std::make_unique<Transfer>();
+    t->easy = curl_easy_init();
+    if (t->easy == nullptr) {
+        failed_call(r, "cannot start a transfer (curl_easy_init)", 0, true);
+        return;
+    }
+    t->id = r.id;
+    t->is_cancel = r.cancelled;
+    t->call = r.call;
+    const std::string url = url_for(r);
+    CURL* e = t->easy;
+    long timeout_ms = static_cast<long>(std::chrono::milliseconds(m_settings.request_timeout).count());
+    if (r.cancelled) {
+        t->method_path = "POST /v1/requests/" + r.id + "/cancel";
+        t->payload = Json{{"protocol", 1}, {"reason", r.cancel_reason}}.dump();
+    } else if (r.call == Call::create) {
+        t->method_path = "POST /v1/requests";
+        t->payload = r.body;
+    } else {
+        t->method_path = "GET /v1/requests/" + r.id;
+        timeout_ms += static_cast<long>(std::chrono::milliseconds(m_settings.poll_wait).count());
+    }
+    if (!t->payload.empty() || r.cancelled || r.call == Call::create) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload.c_str());
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->payload.size()));
+        t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+    }
+    t->headers = curl_slist_append(t->headers, "Accept: application/json");
+    t->headers = curl_slist_append(t->headers, "Jitgate-Protocol: 1");
+    t->headers = curl_slist_append(t->headers, "Expect:");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
+    // SECURITY NOTE: https only, no redirects, the pinned CA and nothing else (CAPATH off, so the
+    // system store is never consulted), peer and host name verified, our client certificate.
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    curl_easy_setopt(e, CURLOPT_CAINFO, m_settings.ca_file.c_str());
+    curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_SSLCERT, m_settings.client_cert.c_str());
+    curl_easy_setopt(e, CURLOPT_SSLKEY, m_settings.client_key.c_str());
+    // An empty proxy means none, even if https_proxy is set in the daemon's environment.
+    curl_easy_setopt(e, CURLOPT_PROXY, m_settings.proxy.c_str());
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::chrono::milliseconds(m_settings.connect_timeout).count()));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
+                     +[](char* data, size_t size, size_t n, void* user) noexcept -> size_t {
+                         auto* tr = static_cast<Transfer*>(user);
+                         if (tr->response.size() + size * n > k_max_body) {
+                             tr->too_large = true;
+                             return 0; // aborts the transfer
+                         }
+                         try {
+                             tr->response.append(data, size * n);
+                         } catch (...) {
+                             return 0;
+                         }
+                         return size * n;
+                     });
+    if (curl_multi_add_handle(multi_of(m_multi), e) != CURLM_OK) {
+        failed_call(r, "cannot start a transfer (curl_multi_add_handle)", 0, true);
+        return;
+    }
+    ++m_calls;
+    r.transfer = t.release();
+}
+
+void ServiceClient::on_ready() {
+    epoll_event events[64];
+    int running = 0;
+    for (;;) {
+        const int n = epoll_wait(m_epoll, events, 64, 0);
+        if (n <= 0) break;
+        for (int i = 0; i < n; ++i) {
+            const int fd = events[i].data.fd;
+            if (fd == m_timer) {
+                std::uint64_t ticks = 0;
+                [[maybe_unused]] const auto got = ::read(m_timer, &ticks, sizeof ticks);
+                continue;
+            }
+            int flags = 0;
+            if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+            if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+            if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(multi_of(m_multi), fd, flags, &running);
+        }
+        if (n < 64) break;
+    }
+    if (m_curl_timeout_ms >= 0 && Clock::now() >= m_curl_deadline) {
+        m_curl_timeout_ms = -1;
+        curl_multi_socket_action(multi_of(m_multi), CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    int left = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi_of(m_multi), &left)) {
+        if (m->msg != CURLMSG_DONE) continue;
+        Transfer* t = nullptr;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &t);
+        const int code = m->data.result;
+        curl_multi_remove_handle(multi_of(m_multi), m->easy_handle);
+        finish(t, code);
+    }
+    fire_backoffs();
+    arm_timer();
+    // Outcomes go out last: the listener may submit or cancel, which changes the maps above.
+    auto outbox = std::move(m_outbox);
+    m_outbox.clear();
+    for (const auto& [id, outcome] : outbox) m_listener.on_service_outcome(id, outcome);
+}
+
+void ServiceClient::fire_backoffs() {
+    const auto now = Clock::now();
+    while (!m_backoff.empty() && m_backoff.begin()->first <= now) {
+        const auto [id, is_cancel] = m_backoff.begin()->second;
+        m_backoff.erase(m_backoff.begin());
+        auto& map = is_cancel ? m_cancels : m_requests;
+        if (const auto it = map.find(id); it != map.end() && it->second.transfer == nullptr) start(it->second);
+    }
+}
+
+void ServiceClient::finish(Transfer* raw, int curl_code) {
+    std::unique_ptr<Transfer> t(raw);
+    auto& map = t->is_cancel ? m_cancels : m_requests;
+    const auto it = map.find(t->id);
+    if (it == map.end() || it->second.transfer != raw) return; // cancelled meanwhile
+    Request& r = it->second;
+    r.transfer = nullptr;
+    long http = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
+    const std::string where = t->method_path.substr(0, t->method_path.find(' ')) + " " + url_for(r);
+
+    if (curl_code != CURLE_OK) {
+        std::string what;
+        if (t->too_large) what = "the answer to " + where + " is larger than 64 KiB";
+        else if (curl_code == CURLE_OPERATION_TIMEDOUT) what = "approval service " + m_base + " did not answer " + t->method_path + " in time (" + shown(t->error) + ")";
+        else what = "approval service " + m_base + " unreachable: " + shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)));
+        failed_call(r, what, 0, !t->too_large);
+        return;
+    }
+    if (http < 200 || http > 299) {
+        std::string detail;
+        const Json j = Json::parse(t->response, nullptr, false);
+        if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("message") &&
+            j["error"]["message"].is_string())
+            detail = ": " + shown(j["error"]["message"].get<std::string>());
+        curl_off_t retry_after = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
+        const bool retryable = http >= 500 || http == 429 || http == 408;
+        failed_call(r, "approval service answered HTTP " + std::to_string(http) + " to " + t->method_path + detail,
+                    static_cast<long>(retry_after), retryable);
+        return;
+    }
+    r.failures = 0;
+    if (r.cancelled) { // the service has the cancel; whatever it answers, we are done
+        m_cancels.erase(it);
+        return;
+    }
+    Outcome o = parse_status(t->response, r.id);
+    if (o.kind == Outcome::Kind::failed) {
+        o.reason = "approval service " + m_base + " sent an invalid answer to " + t->method_path + ": " + o.reason;
+        m_last_error = o.reason;
+        ++m_failures;
+        deliver(r.id, o);
+        return;
+    }
+    if (o.kind != Outcome::Kind::pending) {
+        deliver(r.id, o);
+        return;
+    }
+    // Pending: show what changed, then poll again at once.
+    std::string summary = o.approve_url + "\n" + o.message;
+    for (const auto& n : o.approvers_notified) summary += "\n" + n;
+    if (summary != r.last_pending) {
+        r.last_pending = summary;
+        m_outbox.emplace_back(r.id, o);
+    }
+    r.call = Call::poll;
+    start(r);
+}
+
+void ServiceClient::failed_call(Request& r, const std::string& what, long retry_after_s, bool retryable) {
+    ++m_failures;
+    m_last_error = what;
+    ++r.failures;
+    const int tries = r.cancelled ? k_cancel_tries : m_settings.retries + 1;
+    if (retryable && r.failures < tries) {
+        ++m_retries;
+        m_backoff.emplace(Clock::now() + backoff(r.failures, retry_after_s), std::pair{r.id, r.cancelled});
+        return;
+    }
+    if (r.cancelled) {
+        std::fprintf(stderr, "jitgated: could not cancel %s at the approval service: %s\n", r.id.c_str(), what.c_str());
+        m_cancels.erase(r.id);
+        return;
+    }
+    Outcome o;
+    o.kind = Outcome::Kind::failed;
+    o.reason = what + (r.failures > 1 ? " (after " + std::to_string(r.failures) + " tries)" : "");
+    deliver(r.id, o);
+}
+
+void ServiceClient::deliver(const std::string& id, const Outcome& outcome) {
+    m_outbox.emplace_back(id, outcome);
+    drop(id);
+}
+
+void ServiceClient::drop(const std::string& id) {
+    const auto it = m_requests.find(id);
+    if (it == m_requests.end()) return;
+    if (it->second.transfer != nullptr) {
+        curl_multi_remove_handle(multi_of(m_multi), it->second.transfer->easy);
+        delete it->second.transfer;
+    }
+    for (auto b = m_backoff.begin(); b != m_backoff.end();)
+        b = (b->second.first == id && !b->second.second) ? m_backoff.erase(b) : std::next(b);
+    m_requests.erase(it);
+}
+
+void ServiceClient::submit(const std::string& request_id, Json body) {
+    Request r;
+    r.id = request_id;
+    r.body = body.dump();
+    auto [it, inserted] = m_requests.emplace(request_id, std::move(r));
+    if (inserted) start(it->second);
+    arm_timer();
+}
+
+void ServiceClient::cancel(const std::string& request_id, const std::string& reason) {
+    if (!m_requests.contains(request_id)) return;
+    drop(request_id);
+    // Outcomes already queued for this request are void: the broker has moved on.
+    std::erase_if(m_outbox, [&](const auto& entry) { return entry.first == request_id; });
+    Request c;
+    c.id = request_id;
+    c.cancelled = true;
+    c.cancel_reason = reason;
+    auto [it, inserted] = m_cancels.emplace(request_id, std::move(c));
+    if (inserted) start(it->second);
+    arm_timer();
+}
+
+Json ServiceClient::status() const {
+    return Json{{"url", m_base},          {"waiting", m_requests.size()}, {"cancels_in_flight", m_cancels.size()},
+                {"calls", m_calls},       {"failures", m_failures},       {"retries", m_retries},
+                {"last_error", m_last_error}};
+}
+
+} // namespace jitgate::service

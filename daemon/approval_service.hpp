@@ -1,0 +1,129 @@
+// daemon/approval_service.hpp — the `service` approval backend: protocol v1 (docs/protocol.md)
+// over HTTPS with libcurl, inside jitgated's single event loop.
+//
+// Why libcurl's multi "socket" interface: thousands of requests may wait for approvers at
+// once, each holding one long poll open. A thread per request would cost a stack each and force
+// locks around the broker; a blocking call would stall the fast path. The multi interface runs
+// every transfer on non-blocking sockets that this class watches with its own epoll set, whose
+// fd the server adds to its loop (nested epoll), plus a timerfd for curl's timeouts and our
+// retry back-off. Everything, callbacks included, runs on the loop's thread: the broker stays
+// lock-free.
+//
+// This class speaks HTTP and parses request statuses. It does NOT decide: it hands each outcome
+// (pending update, approved with a grant, denied, expired, cancelled, failed) to its Listener,
+// and the broker verifies the grant (grant_token.hpp). Not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config.hpp"
+
+namespace jitgate::service {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// What the service said about a request (docs/protocol.md §5.1). Text fields are as received:
+// the listener must escape them before showing or logging them.
+struct Outcome {
+    enum class Kind { pending, approved, denied, expired, cancelled, failed };
+    Kind kind = Kind::failed;
+    std::string grant;                       // approved
+    std::string reason;                      // denied: the approver's reason; failed: what failed
+    std::string denied_by;                   // denied
+    std::string approve_url;                 // pending
+    std::vector<std::string> approvers_notified; // pending
+    std::string message;                     // any
+};
+
+class Listener {
+public:
+    virtual ~Listener() = default;
+    // Called from ServiceClient::on_ready() only. A final outcome (anything but pending) is
+    // delivered once; the request is then forgotten by the client. The listener may call
+    // submit()/cancel() from inside.
+    virtual void on_service_outcome(const std::string& request_id, const Outcome& outcome) = 0;
+};
+
+// Parses a request status body (§5.1). Returns Kind::failed with the reason on anything that
+// is not a valid status for `request_id` (not JSON, wrong types, unknown status, approved
+// without a grant, another id). Never throws except std::bad_alloc.
+Outcome parse_status(const std::string& body, const std::string& request_id);
+
+class ServiceClient {
+public:
+    // Reads nothing from the network yet. Throws Error(bad_input) if the CA, certificate or key
+    // file cannot be read, and Error(internal) if libcurl or epoll cannot be set up.
+    ServiceClient(const config::Config::Approval::Service& settings, Listener& listener);
+    ~ServiceClient();
+    ServiceClient(const ServiceClient&) = delete;
+    ServiceClient& operator=(const ServiceClient&) = delete;
+
+    // The fd to watch for EPOLLIN in the daemon's loop; call on_ready() when it fires.
+    int fd() const noexcept { return m_epoll; }
+    void on_ready();
+
+    // Creates the request (POST /v1/requests, retried: it is idempotent by id) and then long-
+    // polls it until a final status, a failure, or cancel(). `body` is the create body.
+    void submit(const std::string& request_id, Json body);
+    // Stops waiting for `request_id` (no outcome is delivered for it any more) and tells the
+    // service (POST …/cancel, retried a few times, never waited for). `reason`: client_gone,
+    // timeout or shutdown. Unknown ids are ignored.
+    void cancel(const std::string& request_id, const std::string& reason);
+
+    std::size_t waiting() const noexcept { return m_requests.size(); }
+    // Counters for `jitgatectl status`.
+    Json status() const;
+    const std::string& base_url() const noexcept { return m_base; }
+
+private:
+    enum class Call { create, poll, cancel };
+    struct Transfer;
+    struct Request {
+        std::string id;
+        std::string body;            // the create body, resent as-is on a retry
+        Call call = Call::create;
+        int failures = 0;            // consecutive failures of the current call
+        Transfer* transfer = nullptr;
+        bool cancelled = false;      // a cancel-only entry: no listener callbacks
+        std::string cancel_reason;
+        std::string last_pending;    // the last pending update shown, to show only changes
+    };
+
+    void start(Request& r);
+    void finish(Transfer* t, int curl_code);
+    void failed_call(Request& r, const std::string& what, long retry_after_s, bool retryable);
+    void deliver(const std::string& id, const Outcome& outcome);
+    void drop(const std::string& id);
+    void arm_timer();
+    void fire_backoffs();
+    std::string url_for(const Request& r) const;
+
+    static int on_socket(void* easy, int fd, int what, void* self, void* socket_data) noexcept;
+    static int on_timer(void* multi, long timeout_ms, void* self) noexcept;
+
+    config::Config::Approval::Service m_settings;
+    Listener& m_listener;
+    std::string m_base;              // url without a trailing '/'
+    void* m_multi = nullptr;         // CURLM*
+    int m_epoll = -1;
+    int m_timer = -1;                // timerfd: curl's timeout and the earliest back-off
+    long m_curl_timeout_ms = -1;     // what curl last asked for (-1: none)
+    Clock::time_point m_curl_deadline{};
+    std::unordered_map<std::string, Request> m_requests;              // waiting requests
+    std::unordered_map<std::string, Request> m_cancels;               // cancels being sent
+    std::multimap<Clock::time_point, std::pair<std::string, bool>> m_backoff; // (id, is_cancel)
+    std::vector<std::pair<std::string, Outcome>> m_outbox;            // delivered after a pass
+    std::uint64_t m_calls = 0, m_failures = 0, m_retries = 0;
+    std::string m_last_error;
+};
+
+} // namespace jitgate::service

@@ -1,0 +1,423 @@
+// daemon/grant_token.cpp — see grant_token.hpp and docs/protocol.md §7.
+#include "grant_token.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <limits>
+#include <new>
+#include <set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "jitgate/error.hpp"
+#include "jitgate/text.hpp"
+
+namespace jitgate::grant_token {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::size_t k_max_key_file_bytes = 64 * 1024;
+constexpr std::size_t k_max_shown_bytes = 64;
+constexpr std::size_t k_ed25519_signature_bytes = 64;
+constexpr std::size_t k_nonce_bytes = 32;
+
+// A token value made safe for a reason line: cut to 64 bytes (at a UTF-8 boundary), escaped,
+// in double quotes, with "..." after the quote when it was cut.
+std::string shown(std::string_view value) {
+    std::size_t cut = value.size();
+    if (cut > k_max_shown_bytes) {
+        cut = k_max_shown_bytes;
+        while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0u) == 0x80u) --cut;
+    }
+    std::string out = "\"" + text::escape_for_log(value.substr(0, cut)) + "\"";
+    if (cut < value.size()) out += "...";
+    return out;
+}
+
+// Thrown inside verify() only; carries the reason without the "grant: " prefix.
+struct Rejected {
+    std::string reason;
+};
+
+[[noreturn]] void reject(std::string reason) {
+    throw Rejected{std::move(reason)};
+}
+
+// a - b without overflow (the values come from the token).
+std::int64_t saturating_sub(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r = 0;
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+    return r;
+}
+
+std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r = 0;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+    return r;
+}
+
+// Decodes one JWS part. SECURITY NOTE: only the canonical encoding is accepted (re-encoding
+// gives the same text), so one signature has exactly one textual form.
+std::string decode_part(std::string_view part, const char* what) {
+    if (part.empty()) reject(std::string(what) + " part is empty");
+    std::string bytes;
+    try {
+        bytes = text::base64url_decode(part);
+    } catch (const Error&) {
+        reject(std::string(what) + " is not base64url");
+    }
+    if (text::base64url_encode(bytes) != part) reject(std::string(what) + " is not canonical base64url");
+    return bytes;
+}
+
+// Parses a JSON object. SECURITY NOTE: a duplicate member is refused (RFC 7515 §5.2 allows
+// that) rather than letting "the last one wins" differ between signer and verifier.
+Json parse_object(const std::string& bytes, const char* what) {
+    std::vector<std::set<std::string>> seen;
+    std::string duplicate;
+    const Json::parser_callback_t note_keys = [&](int, Json::parse_event_t event, Json& parsed) {
+        if (event == Json::parse_event_t::object_start) {
+            seen.emplace_back();
+        } else if (event == Json::parse_event_t::object_end) {
+            if (!seen.empty()) seen.pop_back();
+        } else if (event == Json::parse_event_t::key && !seen.empty() && parsed.is_string()) {
+            if (!seen.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+                duplicate = parsed.get<std::string>();
+        }
+        return true;
+    };
+    Json j = Json::parse(bytes, note_keys, /*allow_exceptions=*/false);
+    if (j.is_discarded()) reject(std::string(what) + " is not JSON");
+    if (!j.is_object()) reject(std::string(what) + " is not a JSON object");
+    if (!duplicate.empty()) reject(std::string(what) + " has a duplicate member " + shown(duplicate));
+    return j;
+}
+
+const Json* member(const Json& obj, const char* name) {
+    const auto it = obj.find(name);
+    return it == obj.end() ? nullptr : &*it;
+}
+
+std::string claim_string(const Json& payload, const char* name) {
+    const Json* v = member(payload, name);
+    if (v == nullptr) reject(std::string("claim \"") + name + "\" is missing");
+    if (!v->is_string()) reject(std::string("claim \"") + name + "\" is not a string");
+    return v->get<std::string>();
+}
+
+// Integers only: 5, not 5.0, 5e0 or "5". nlohmann reads a non-negative integer as unsigned.
+std::int64_t integer_value(const Json& v, const char* name) {
+    if (v.is_number_unsigned()) {
+        const auto u = v.get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+            reject(std::string("claim \"") + name + "\" is out of range");
+        return static_cast<std::int64_t>(u);
+    }
+    if (v.is_number_integer()) return v.get<std::int64_t>();
+    reject(std::string("claim \"") + name + "\" is not an integer");
+}
+
+std::int64_t claim_integer(const Json& payload, const char* name) {
+    const Json* v = member(payload, name);
+    if (v == nullptr) reject(std::string("claim \"") + name + "\" is missing");
+    return integer_value(*v, name);
+}
+
+void check_expected(const Expected& e) {
+    const std::pair<const char*, const std::string*> required[] = {{"request_id", &e.request_id},
+                                                                   {"nonce", &e.nonce},
+                                                                   {"host", &e.host},
+                                                                   {"user", &e.user},
+                                                                   {"kind", &e.kind},
+                                                                   {"scope", &e.scope}};
+    for (const auto& [name, value] : required)
+        if (value->empty()) reject(std::string("this host's expectation has no ") + name + " (internal error)");
+    if (e.scope != "command" && e.scope != "session" && e.scope != "login")
+        reject("this host asked for unknown scope " + shown(e.scope) + " (internal error)");
+    if (e.scope == "command" && e.cmd_sha256.empty())
+        reject("this host has no command hash for scope \"command\" (internal error)");
+    if (e.approvals_needed < 1 || e.approvals_needed > 5)
+        reject("this host's approvals_needed " + std::to_string(e.approvals_needed) + " is not 1-5 (internal error)");
+}
+
+// Returns the kid of a header that passes §7.1.
+std::string check_header(const Json& header, const KeyRing& keys) {
+    const Json* alg = member(header, "alg");
+    if (alg == nullptr) reject("header has no alg");
+    if (!alg->is_string()) reject("alg is not a string");
+    // SECURITY NOTE: exactly "EdDSA". Anything else — "none", HS256 keyed with the public key,
+    // RS256, a different case — is the algorithm-confusion family of attacks.
+    if (alg->get<std::string>() != "EdDSA") reject("alg " + shown(alg->get<std::string>()) + " is not EdDSA");
+    // SECURITY NOTE: keys come from the host's config, never from the token; and an extension
+    // we would not understand (crit) must not be ignored.
+    for (const char* refused : {"crit", "jku", "jwk", "x5u", "x5c"})
+        if (header.contains(refused))
+            reject(std::string("header member \"") + refused + "\" is refused (keys come from this host's config)");
+    const Json* kid = member(header, "kid");
+    if (kid == nullptr) reject("header has no kid");
+    if (!kid->is_string()) reject("kid is not a string");
+    std::string k = kid->get<std::string>();
+    if (!keys.contains(k)) reject("unknown kid " + shown(k));
+    return k;
+}
+
+void check_approvers(const Json& payload, const Expected& e, Claims& c) {
+    const Json* list = member(payload, "approvers");
+    if (list == nullptr) reject("claim \"approvers\" is missing");
+    if (!list->is_array()) reject("claim \"approvers\" is not an array");
+    std::set<std::string> distinct;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+        const Json& a = (*list)[i];
+        const std::string at = "approvers[" + std::to_string(i) + "]";
+        if (!a.is_string()) reject(at + " is not a string");
+        std::string name = a.get<std::string>();
+        if (name.empty()) reject(at + " is empty");
+        // SECURITY NOTE: "distinct names" (§7.2) is enforced by refusing the grant: a service
+        // that names one approver twice is broken, and must not look like two approvals.
+        if (!distinct.insert(name).second) reject("approver " + shown(name) + " is named twice");
+        if (name == e.user) reject("approver " + shown(name) + " is the requester");
+        c.approvers.push_back(std::move(name));
+    }
+    if (c.approvers.size() < static_cast<std::size_t>(e.approvals_needed))
+        reject(std::to_string(c.approvers.size()) + " approver(s), " + std::to_string(e.approvals_needed) + " needed");
+}
+
+void check_times(const Json& payload, const Expected& e, Claims& c) {
+    if (const Json* iat = member(payload, "iat"); iat != nullptr) c.iat = integer_value(*iat, "iat");
+    c.nbf = claim_integer(payload, "nbf");
+    c.exp = claim_integer(payload, "exp");
+    if (c.nbf > saturating_add(e.now_unix, e.skew_s))
+        reject("not valid for another " + std::to_string(saturating_sub(c.nbf, e.now_unix)) + " s");
+    if (saturating_sub(e.now_unix, e.skew_s) >= c.exp)
+        reject("expired " + std::to_string(saturating_sub(e.now_unix, c.exp)) + " s ago");
+    if (c.nbf >= c.exp) reject("nbf " + std::to_string(c.nbf) + " is not before exp " + std::to_string(c.exp));
+}
+
+// §7.2, in the order of its table. Only called once the signature has verified.
+Claims check_claims(const Json& payload, const Expected& e) {
+    Claims c;
+    if (const Json* iss = member(payload, "iss"); iss != nullptr) {
+        if (!iss->is_string()) reject("claim \"iss\" is not a string");
+        c.iss = iss->get<std::string>();
+    }
+    if (!e.issuer.empty()) {
+        if (member(payload, "iss") == nullptr) reject("claim \"iss\" is missing (an issuer is configured)");
+        if (c.iss != e.issuer) reject("issuer " + shown(c.iss) + " is not " + shown(e.issuer));
+    }
+
+    c.jti = claim_string(payload, "jti");
+    const bool printable = std::all_of(c.jti.begin(), c.jti.end(), [](char ch) { return ch >= 0x20 && ch <= 0x7E; });
+    if (c.jti.empty() || c.jti.size() > 128 || !printable)
+        reject("jti " + shown(c.jti) + " is not 1-128 printable ASCII");
+
+    c.rid = claim_string(payload, "rid");
+    if (c.rid != e.request_id) reject("rid " + shown(c.rid) + " is not this request's id");
+    c.nonce = claim_string(payload, "nonce");
+    // SECURITY NOTE: the nonce is what makes a grant for an earlier request a replay.
+    if (c.nonce != e.nonce) reject("nonce does not match this request");
+    c.host = claim_string(payload, "host");
+    if (c.host != e.host) reject("host " + shown(c.host) + " is not this host");
+    c.sub = claim_string(payload, "sub");
+    if (c.sub != e.user) reject("sub " + shown(c.sub) + " is not the requester");
+    c.kind = claim_string(payload, "kind");
+    if (c.kind != e.kind) reject("kind " + shown(c.kind) + " is not this request's kind");
+    c.scope = claim_string(payload, "scope");
+    if (c.scope != e.scope) reject("scope " + shown(c.scope) + " is not this request's scope");
+
+    const Json* hash = member(payload, "cmd_sha256");
+    if (hash != nullptr && !hash->is_string()) reject("claim \"cmd_sha256\" is not a string");
+    if (hash != nullptr) c.cmd_sha256 = hash->get<std::string>();
+    if (e.scope == "command") {
+        if (hash == nullptr) reject("claim \"cmd_sha256\" is missing (scope \"command\")");
+        if (c.cmd_sha256 != e.cmd_sha256) reject("cmd_sha256 does not match the command");
+    } else if (!c.cmd_sha256.empty()) {
+        // SECURITY NOTE: a hash in a session or login grant means signer and host disagree
+        // about what is being granted; refuse rather than guess.
+        reject("cmd_sha256 must be absent or empty for scope " + shown(e.scope));
+    }
+
+    check_approvers(payload, e, c);
+    check_times(payload, e, c);
+    return c;
+}
+
+Verdict verify_or_throw(std::string_view jws, const KeyRing& keys, const Expected& expected) {
+    check_expected(expected);
+    if (jws.size() > k_max_token_bytes)
+        reject(std::to_string(jws.size()) + " bytes, more than " + std::to_string(k_max_token_bytes));
+    const auto dots = static_cast<std::size_t>(std::count(jws.begin(), jws.end(), '.'));
+    if (dots != 2) reject(std::to_string(dots + 1) + " part(s), a compact JWS has 3");
+    const std::size_t dot1 = jws.find('.');
+    const std::size_t dot2 = jws.find('.', dot1 + 1);
+    const std::string_view header_b64 = jws.substr(0, dot1);
+    const std::string_view payload_b64 = jws.substr(dot1 + 1, dot2 - dot1 - 1);
+    const std::string_view signature_b64 = jws.substr(dot2 + 1);
+
+    const Json header = parse_object(decode_part(header_b64, "header"), "header");
+    std::string kid = check_header(header, keys);
+    const std::string payload_bytes = decode_part(payload_b64, "payload");
+    const std::string signature = decode_part(signature_b64, "signature");
+    if (signature.size() != k_ed25519_signature_bytes)
+        reject("signature is " + std::to_string(signature.size()) + " bytes, Ed25519 has 64");
+    // SECURITY NOTE: the signature covers the ASCII text of the first two parts as received;
+    // no claim is looked at before it verifies.
+    if (!keys.verify_signature(kid, jws.substr(0, dot2), signature)) reject("signature does not verify");
+
+    Verdict v;
+    v.claims = check_claims(parse_object(payload_bytes, "payload"), expected);
+    v.claims.kid = std::move(kid);
+    v.ok = true;
+    return v;
+}
+
+struct MdCtxFree {
+    void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+};
+struct BioFree {
+    void operator()(BIO* bio) const noexcept { BIO_free(bio); }
+};
+
+bool valid_kid(const std::string& kid) noexcept {
+    if (kid.empty() || kid.size() > 64) return false;
+    return std::all_of(kid.begin(), kid.end(), [](char ch) {
+        return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+               ch == '_' || ch == '-';
+    });
+}
+
+} // namespace
+
+void KeyRing::PkeyFree::operator()(EVP_PKEY* key) const noexcept {
+    EVP_PKEY_free(key);
+}
+
+KeyRing::KeyRing() = default;
+KeyRing::~KeyRing() = default;
+KeyRing::KeyRing(KeyRing&&) noexcept = default;
+KeyRing& KeyRing::operator=(KeyRing&&) noexcept = default;
+
+void KeyRing::add_pem(const std::string& kid, const std::string& pem, const std::string& source) {
+    if (!valid_kid(kid))
+        throw Error(ErrorCode::bad_input, source, "kid " + shown(kid) + " is not 1-64 characters of [A-Za-z0-9._-]");
+    if (contains(kid)) throw Error(ErrorCode::bad_input, source, "kid " + shown(kid) + " is already configured");
+    if (pem.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+        throw Error(ErrorCode::bad_input, source, "not a PEM public key (too large)");
+    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!bio) throw std::bad_alloc();
+    std::unique_ptr<EVP_PKEY, PkeyFree> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+    ERR_clear_error(); // the reason is ours to give; leave no stale error for the next caller
+    if (!key) throw Error(ErrorCode::bad_input, source, "not a PEM public key (\"-----BEGIN PUBLIC KEY-----\")");
+    if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
+        const char* type = EVP_PKEY_get0_type_name(key.get());
+        throw Error(ErrorCode::bad_input, source,
+                    std::string("key for kid \"") + kid + "\" is " + (type != nullptr ? type : "unknown") +
+                        ", not Ed25519 (grants are EdDSA only)");
+    }
+    m_keys.emplace(kid, std::move(key));
+}
+
+void KeyRing::add_file(const std::string& kid, const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(ErrorCode::bad_input, path, std::string("cannot open: ") + std::strerror(errno));
+    std::string pem;
+    std::array<char, 4096> buf{};
+    while (in.read(buf.data(), buf.size()) || in.gcount() > 0) {
+        pem.append(buf.data(), static_cast<std::size_t>(in.gcount()));
+        if (pem.size() > k_max_key_file_bytes)
+            throw Error(ErrorCode::bad_input, path, "larger than 64 KiB; not a public key file");
+    }
+    if (in.bad()) throw Error(ErrorCode::bad_input, path, "read error");
+    add_pem(kid, pem, path);
+}
+
+bool KeyRing::contains(std::string_view kid) const noexcept {
+    return m_keys.find(kid) != m_keys.end();
+}
+
+std::vector<std::string> KeyRing::kids() const {
+    std::vector<std::string> out;
+    out.reserve(m_keys.size());
+    for (const auto& entry : m_keys) out.push_back(entry.first);
+    return out;
+}
+
+bool KeyRing::verify_signature(std::string_view kid, std::string_view message,
+                               std::string_view signature) const noexcept {
+    const auto it = m_keys.find(kid);
+    if (it == m_keys.end()) return false;
+    std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+    // Ed25519 is "pure" EdDSA: no digest is named (RFC 8032; OpenSSL takes NULL).
+    const bool ok =
+        ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, it->second.get()) == 1 &&
+        EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                         reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+    if (!ok) ERR_clear_error();
+    return ok;
+}
+
+Verdict verify(std::string_view jws, const KeyRing& keys, const Expected& expected) {
+    try {
+        return verify_or_throw(jws, keys, expected);
+    } catch (const Rejected& r) {
+        return Verdict{false, "grant: " + r.reason, {}};
+    } catch (const std::bad_alloc&) {
+        throw;
+    } catch (const std::exception& e) { // fail closed on anything unforeseen
+        return Verdict{false, "grant: internal error: " + text::escape_for_log(e.what()), {}};
+    }
+}
+
+std::string cmd_sha256(const std::string& runas, const std::string& cwd, const std::string& command,
+                       const std::vector<std::string>& argv) {
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string*>{"runas", &runas}, {"cwd", &cwd}, {"command", &command}})
+        if (!text::is_valid_utf8(*value))
+            throw Error(ErrorCode::bad_input, "cmd_sha256", std::string(name) + " is not valid UTF-8");
+    // nlohmann::json objects keep their keys sorted, and argv < command < cwd < runas is
+    // exactly the order §7.3 fixes; a unit test pins the bytes.
+    const Json action = {{"argv", text::argv_to_json(argv)}, {"command", command}, {"cwd", cwd}, {"runas", runas}};
+    // Every string is valid UTF-8 (checked above; arg_to_json guarantees it for argv), so the
+    // strict handler cannot fire; if it ever did, throwing is the fail-closed outcome.
+    const std::string bytes = action.dump(-1, ' ', false, Json::error_handler_t::strict);
+
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int md_len = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), md.data(), &md_len, EVP_sha256(), nullptr) != 1) {
+        ERR_clear_error();
+        throw Error(ErrorCode::internal, "cmd_sha256", "SHA-256 failed (OpenSSL EVP_Digest)");
+    }
+    static constexpr char k_hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * md_len);
+    for (unsigned int i = 0; i < md_len; ++i) {
+        out += k_hex[md[i] >> 4];
+        out += k_hex[md[i] & 0x0F];
+    }
+    return out;
+}
+
+std::string new_nonce() {
+    std::array<unsigned char, k_nonce_bytes> bytes{};
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+        ERR_clear_error();
+        throw Error(ErrorCode::internal, "nonce", "RAND_bytes failed; no request without a fresh nonce");
+    }
+    return text::base64url_encode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+} // namespace jitgate::grant_token

@@ -1,0 +1,300 @@
+#!/bin/bash
+# Integration tests of the `service` approval backend: the real sudo, the real plugin and
+# jitgated in a private mount namespace, against the real HTTPS approval service of
+# tests/support (protocol v1, mTLS, Ed25519 grants) on 127.0.0.1 with keys made for the run.
+# Approvals are given to the service over its admin API, as a person would in its UI.
+# ctest runs: unshare -m bash service_cases.sh CASE
+source "$(dirname "$0")/../support/ns.sh"
+
+SERVICE_BIN="$JITGATE_BUILD/tests/support/jitgate-test-approval-service"
+MAKE_PKI="$(dirname "$0")/../support/make_pki.sh"
+
+RULES='rules:
+  - name: two-person
+    match: {kind: sudo, commands: ["/usr/bin/touch /tmp/ledger*"]}
+    approvals: 2
+  - name: quick
+    match: {kind: sudo, commands: ["/usr/bin/id*"]}
+    timeout: 3s
+  - name: session-scope
+    match: {kind: sudo, users: [erin]}
+    scope: session
+  - name: default-approval
+    match: {kind: sudo}
+    timeout: 60s
+    ttl: 15m'
+
+# start_service [EXTRA-ARGS...]: the approval service on an ephemeral port; sets SVC_PORT, ADMIN.
+start_service() {
+    NS_SHOW_ON_FAIL="$T/daemon.log $T/svc.log $T/svc.out $T/err"
+    mkdir -p "$T/pki"
+    [ -e "$T/pki/ca.pem" ] || bash "$MAKE_PKI" "$T/pki"
+    rm -f "$T/svc.port" "$T/svc.admin"
+    "$SERVICE_BIN" --listen 127.0.0.1 --port "${SVC_FIXED_PORT:-0}" --port-file "$T/svc.port" \
+        --admin-port-file "$T/svc.admin" --cert "$T/pki/server.pem" --key "$T/pki/server.key" \
+        --client-ca "$T/pki/ca.pem" --signing-key "$T/pki/signing.key" --kid k1 \
+        --other-key "$T/pki/signing2.key" --log "$T/svc.log" "$@" >>"$T/svc.out" 2>&1 &
+    SVC_PID=$!
+    ns_pids+=("$SVC_PID")
+    local i
+    for i in $(seq 1 100); do
+        [ -s "$T/svc.port" ] && [ -s "$T/svc.admin" ] && break
+        kill -0 "$SVC_PID" 2>/dev/null || { cat "$T/svc.out" >&2; ns_die "approval service exited at start"; }
+        sleep 0.05
+    done
+    SVC_PORT="$(cat "$T/svc.port")"
+    ADMIN="http://127.0.0.1:$(cat "$T/svc.admin")"
+}
+
+# configure [URL] [CA] [CERT] [KEY]: the service backend section (defaults: the test service).
+configure() {
+    local url="${1:-https://127.0.0.1:$SVC_PORT}"
+    NS_APPROVAL="approval:
+  backend: service
+  approver_groups: [jitgate-approvers]
+  service:
+    url: $url
+    ca_file: ${2:-$T/pki/ca.pem}
+    client_cert: ${3:-$T/pki/client.pem}
+    client_key: ${4:-$T/pki/client.key}
+    connect_timeout: 2s
+    request_timeout: 2s
+    poll_wait: 2s
+    retries: 2
+    public_keys:
+      k1: $T/pki/signing.pub"
+    printf '%s\n' "$RULES" | ns_config
+}
+
+start() { ns_setup; start_service; configure "$@"; ns_start_daemon; }
+
+sudo_bg() {
+    local user="$1"; shift
+    local envs=()
+    while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+    as_user_argv "$user"
+    (exec "${AS_USER[@]}" "${envs[@]}" sudo "$@") >"$T/out" 2>"$T/err" &
+    SUDO_PID=$!
+}
+sudo_wait() { RC=0; wait "$SUDO_PID" || RC=$?; }
+sudo_fg() { sudo_bg "$@"; sudo_wait; }
+
+admin() { curl -sS --max-time 5 -X "$1" "$ADMIN$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
+
+# svc_request_ids N: waits until the service holds N requests; prints their ids.
+svc_request_ids() {
+    local want="$1" i out
+    for i in $(seq 1 100); do
+        out="$(admin GET /admin/requests 2>/dev/null | grep -oE '"id":"R-[0-9A-Z]+"' | cut -d'"' -f4 | sort -u || true)"
+        if [ "$(printf '%s' "$out" | grep -c . || true)" -ge "$want" ]; then printf '%s\n' "$out"; return 0; fi
+        sleep 0.05
+    done
+    ns_die "expected $want request(s) at the service, have: ${out:-none}"
+}
+
+# svc_field ID JQ-LIKE-KEY: a top-level string/number field of the service's view of ID.
+svc_field() { admin GET "/admin/requests/$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p"; }
+
+# wait_svc_status ID STATUS: the service's view of request ID reaches STATUS.
+wait_svc_status() {
+    local i
+    for i in $(seq 1 100); do
+        [ "$(svc_field "$1" status)" = "$2" ] && return 0
+        sleep 0.05
+    done
+    ns_die "request $1 at the service: expected status $2, have $(admin GET "/admin/requests/$1")"
+}
+
+# all_settled: the daemon is alive and no sudo is left waiting.
+all_settled() {
+    daemon_alive || { cat "$T/daemon.log" >&2; ns_die "jitgated died"; }
+    expect_eq "$("$JITGATECTL" --socket "$SOCK" status --json | sed -n 's/.*"pending":\([0-9]*\).*/\1/p')" 0 "requests left waiting"
+}
+
+case_approved() {
+    start
+    sudo_bg alice JITGATE_REASON="restart after config change" -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    expect_contains "$(admin GET "/admin/requests/$id")" '"user":"alice"'
+    expect_contains "$(admin GET "/admin/requests/$id")" '"reason":"restart after config change"'
+    # the user sees where to approve and who was told, streamed while waiting
+    local i; for i in $(seq 1 100); do grep -q "Approve at" "$T/err" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/err")" "Approve at https://127.0.0.1:$SVC_PORT/ui/requests/$id"
+    expect_contains "$(cat "$T/err")" "Notified: group jitgate-approvers"
+    admin POST "/admin/requests/$id/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_eq "$(cat "$T/out")" root "command output"
+    expect_contains "$(cat "$T/err")" "approved by bob \\(request $id\\)"
+    expect_journal access.approved "\"kid\":\"k1\".*\"request_id\":\"$id\""
+    expect_journal access.approved '"service_grant_id":"G-'
+    expect_journal command.finished '"exit_status":0'
+    # local approvals are refused with the service backend: it is the only authority
+    expect_contains "$(ctl bob approve R-0000000000 2>&1 || true)" "approval service"
+    all_settled
+}
+
+case_denied() {
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$id/deny" '{"reason":"not during the close","by":"bob"}' >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    expect_eq "$(cat "$T/out")" "" "the command did not run"
+    expect_contains "$(cat "$T/err")" "denied by bob: not during the close"
+    expect_journal access.denied '"deny_reason":"not during the close"'
+    all_settled
+}
+
+case_timeout() {
+    start
+    sudo_bg alice -- /usr/bin/id
+    local id; id="$(svc_request_ids 1)"
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    expect_contains "$(cat "$T/err")" "timed out after 3s"
+    wait_svc_status "$id" cancelled
+    expect_eq "$(svc_field "$id" cancel_reason)" timeout "cancel reason sent"
+    expect_journal access.timeout "\"request_id\":\"$id\""
+    all_settled
+}
+
+case_cancel() {
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    sleep 0.3
+    kill -KILL "$SUDO_PID"; sudo_wait
+    wait_svc_status "$id" cancelled
+    expect_eq "$(svc_field "$id" cancel_reason)" client_gone "cancel reason sent"
+    local i; for i in $(seq 1 50); do [ "$(journal_count access.cancelled)" -ge 1 ] && break; sleep 0.1; done
+    expect_journal access.cancelled "\"request_id\":\"$id\""
+    all_settled
+}
+
+case_cached_grant() {
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$id/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "first run"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 0 "re-run within the TTL, without asking"
+    expect_journal access.allowed_by_grant "\"request_id\":\"$id\""
+    expect_eq "$(admin GET /admin/stats | grep -oE '"create":[0-9]+' | cut -d: -f2)" 1 "requests sent to the service"
+    # another command is not covered by that grant: sudo -n files a new request and denies
+    sudo_fg alice -- -n /usr/bin/hostname; expect_eq "$RC" 1 "other command"
+    expect_contains "$(cat "$T/err")" "filed"
+    svc_request_ids 2 >/dev/null
+    daemon_alive || ns_die "jitgated died"
+}
+
+# refused TAMPER PATTERN [APPROVERS-JSON] [USER] [CMD...]: the service approves with a grant
+# the host must refuse; sudo is denied with PATTERN and the journal says why.
+refused() {
+    local tamper="$1" pattern="$2" approvers="${3:-[\"bob\"]}" user="${4:-alice}"
+    shift 4 2>/dev/null || shift $#
+    start
+    sudo_bg "$user" -- "${@:-/usr/bin/whoami}"
+    local id; id="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$id/approve" "{\"approvers\":$approvers,\"tamper\":\"$tamper\"}" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status ($tamper)"
+    expect_eq "$(cat "$T/out")" "" "the command did not run"
+    expect_contains "$(cat "$T/err")" "grant: .*$pattern"
+    expect_journal access.denied "\"grant_rejected\":\"grant: .*$pattern"
+    expect_no_journal access.approved
+    all_settled
+}
+
+case_forged_signature() { refused forge_signature "signature does not verify"; }
+case_unknown_kid() { refused unknown_kid "unknown kid"; }
+case_alg_none() { refused alg_none "alg .*none.* is not EdDSA"; }
+case_alg_hs256() { refused alg_hs256 "alg .*HS256.* is not EdDSA"; }
+case_wrong_nonce() { refused wrong_nonce "nonce does not match"; }
+case_other_host() { refused other_host "host .* is not this host"; }
+case_other_user() { refused other_user "mallory"; }
+case_other_command() { refused other_cmd "cmd_sha256 does not match"; }
+case_expired() { refused expired "expired"; }
+case_not_yet_valid() { refused not_yet_valid "not valid for another"; }
+case_too_few_approvers() { refused none "1 approver.*2 needed" '["bob"]' alice /usr/bin/touch /tmp/ledger-1; }
+case_approver_is_requester() { refused none "approver .*alice.* is the requester" '["alice"]'; }
+
+case_replayed_grant() {
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    local first; first="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$first/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "first, honest approval"
+    sudo_bg alice -- /usr/bin/hostname
+    local second; second="$(svc_request_ids 2 | grep -v "$first")"
+    admin POST "/admin/requests/$second/approve" "{\"approvers\":[\"bob\"],\"replay_of\":\"$first\"}" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "a replayed grant is refused"
+    expect_contains "$(cat "$T/err")" "grant: "
+    expect_journal access.denied "\"request_id\":\"$second\".*|\"grant_rejected\":\"grant: "
+    all_settled
+}
+
+# Transport: each failure denies with a message naming what failed; nothing hangs.
+transport_denied() { # PATTERN [CMD]: sudo is denied within its timeout and says PATTERN
+    sudo_bg alice -- "${2:-/usr/bin/whoami}"
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    expect_contains "$(cat "$T/err")" "$1"
+    expect_journal access.denied '"outcome":"error"'
+    all_settled
+}
+
+case_wrong_ca() {
+    ns_setup; start_service; configure "" "$T/pki/other-ca.pem"; ns_start_daemon
+    transport_denied "approval service https://127.0.0.1:$SVC_PORT unreachable: .*(certificate|SSL)"
+}
+
+case_no_client_cert() {
+    ns_setup; start_service
+    # the service refuses a TLS client without a certificate...
+    if curl -sS --max-time 5 --cacert "$T/pki/ca.pem" -X POST "https://127.0.0.1:$SVC_PORT/v1/requests" -d '{}' \
+        >/dev/null 2>"$T/curl.err"; then
+        ns_die "the service answered a client without a certificate"
+    fi
+    # ...and a host whose certificate it does not trust is denied, naming the service
+    configure "" "" "$T/pki/other-server.pem" "$T/pki/other-server.key"; ns_start_daemon
+    transport_denied "approval service https://127.0.0.1:$SVC_PORT unreachable"
+}
+
+case_service_down() {
+    ns_setup; start_service
+    local port="$SVC_PORT"
+    kill "$SVC_PID"; wait "$SVC_PID" 2>/dev/null || true
+    configure "https://127.0.0.1:$port"; ns_start_daemon
+    transport_denied "approval service https://127.0.0.1:$port unreachable: .*(refused|connect)"
+}
+
+case_service_hanging() {
+    start
+    admin POST /admin/fault '{"mode":"hang","count":-1,"endpoints":"create"}' >/dev/null
+    transport_denied "did not answer POST /v1/requests in time"
+}
+
+case_garbage_json() {
+    start
+    admin POST /admin/fault '{"mode":"garbage","count":-1,"endpoints":"poll"}' >/dev/null
+    transport_denied "invalid answer to GET .*not a JSON object"
+}
+
+case_truncated_json() {
+    start
+    admin POST /admin/fault '{"mode":"truncated","count":-1,"endpoints":"create"}' >/dev/null
+    transport_denied "invalid answer to POST /v1/requests"
+}
+
+case_http_500_retried() {
+    start
+    # two 500s, then the service works: the create is retried and the request goes through once
+    admin POST /admin/fault '{"mode":"status","status":500,"count":2,"endpoints":"create"}' >/dev/null
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$id/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "approved after retries"
+    expect_eq "$(admin GET /admin/stats | grep -oE '"create":[0-9]+' | cut -d: -f2)" 3 "create calls (2 failed + 1)"
+    # always 500: denied after the retries, naming the status
+    admin POST /admin/fault '{"mode":"status","status":500,"count":-1,"endpoints":"create"}' >/dev/null
+    transport_denied "answered HTTP 500 to POST /v1/requests.*after 3 tries" /usr/bin/hostname
+}
+
+"case_$1"
