@@ -189,6 +189,12 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
                       event_for(audit::type::denied, s));
     }
 
+    if (const auto full = spool_full_refusal(!r.break_glass_reason.empty()); !full.empty()) {
+        Json e = event_for(audit::type::denied, s);
+        e["spool_full"] = true;
+        return decide(s, responder, deny_with("error", full, s), std::move(e));
+    }
+
     if (!r.break_glass_reason.empty()) {
         const auto& bg = cfg.break_glass;
         std::string why;
@@ -583,9 +589,35 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     return grant(q, esc(join_names(q.approvers)), 0, Json::object());
 }
 
+std::string Broker::spool_full_refusal(bool break_glass) const {
+    // SECURITY NOTE: a full spool means records are not reaching the central store. New
+    // privileged actions stop (break-glass too, unless the config keeps it) rather than pile up
+    // unshipped; denials are still recorded, the bound is soft for records.
+    if (!m_auditor.spool_full()) return {};
+    if (break_glass && m_config->audit.break_glass_when_full) return {};
+    const auto mib = [](std::uint64_t bytes) {
+        return bytes >= (1ULL << 20) ? std::to_string(bytes >> 20) + " MiB" : std::to_string(bytes >> 10) + " KiB";
+    };
+    return "jitgate: denied: the audit spool is full (" + mib(m_auditor.spool_bytes()) + " of " +
+           mib(m_config->audit.spool_max_bytes) +
+           "): audit records are not reaching the central audit store; privileged access resumes once it accepts them" +
+           (m_config->audit.break_glass_when_full ? " (break-glass still works)" : "");
+}
+
 OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t expires_unix, const Json& extra) {
     const auto& r = q.session.request;
     const std::string id = q.id;
+    if (const auto full = spool_full_refusal(false); !full.empty()) {
+        Json e = event_for(audit::type::denied, q.session);
+        e["spool_full"] = true;
+        e["outcome"] = "error";
+        e["message"] = full;
+        audit(std::move(e));
+        msg::Decision d = deny_with("error", full, q.session);
+        d.request_id = id;
+        conclude(q, d);
+        return {false, "request " + id + " denied: the audit spool is full"};
+    }
     grants::Grant g;
     g.id = new_id("G-");
     g.request_id = id;
@@ -819,6 +851,7 @@ Json Broker::status() const {
                 {"audit_seq", m_auditor.last_seq()},
                 {"audit_failures", m_audit_failures},
                 {"syslog_failures", m_auditor.syslog_failures()},
+                {"audit", m_shipper != nullptr ? m_shipper->status() : m_auditor.stats()},
                 {"uptime_s", now_unix() - m_started_unix}};
 }
 

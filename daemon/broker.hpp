@@ -26,6 +26,7 @@
 #include "identity.hpp"
 #include "jitgate/messages.hpp"
 #include "rules.hpp"
+#include "shipper.hpp"
 
 namespace jitgate::broker {
 
@@ -76,6 +77,8 @@ public:
     // The approval service's word about a request (pending notices, approved with a grant to
     // verify, denied, expired, cancelled, failed).
     void on_service_outcome(const std::string& request_id, const service::Outcome& outcome) override;
+    // The sender to the central store, for `status` (may stay null: no store configured).
+    void set_shipper(const audit::Shipper* shipper) noexcept { m_shipper = shipper; }
 
     // Replaces the config; waiting requests keep the rule they matched.
     void set_config(std::shared_ptr<const config::Config> config);
@@ -137,6 +140,8 @@ private:
     void service_deny(Request& request, const char* event_type, const std::string& outcome,
                       const std::string& message, Json extra);
     Json service_body(const Request& request) const;
+    // Non-empty (the user's message) when the spool is full and this action may not pass.
+    std::string spool_full_refusal(bool break_glass) const;
     void remove(const std::string& id);
     Json event_for(const char* type, const CheckSession& session) const;
     Step decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event);
@@ -146,6 +151,7 @@ private:
     std::shared_ptr<const config::Config> m_config;
     audit::Auditor& m_auditor;
     service::ServiceClient* m_service = nullptr;
+    const audit::Shipper* m_shipper = nullptr;
     std::shared_ptr<const grant_token::KeyRing> m_keys;
     std::uint64_t m_grants_rejected = 0;
     grants::GrantCache m_grants;

@@ -16,6 +16,7 @@
 #include "config.hpp"
 #include "jitgate/error.hpp"
 #include "server.hpp"
+#include "shipper.hpp"
 
 namespace {
 
@@ -76,7 +77,29 @@ int serve(const std::string& path) {
     auto config = std::make_shared<const jitgate::config::Config>(std::move(*cfg));
     jitgate::audit::Auditor auditor({config->audit.spool_dir, config->host.name, config->audit.syslog, config->audit.syslog_socket,
                                      config->audit.segment_bytes, config->audit.spool_max_bytes});
-    jitgate::server::Server server(path, config, auditor);
+    // The sender to the central audit store, if one is configured. Declared after the
+    // auditor: it is stopped and destroyed first.
+    std::unique_ptr<jitgate::audit::Shipper> shipper;
+    if (const auto& st = config->audit.store; !st.url.empty()) {
+        jitgate::audit::ShipperOptions o;
+        o.url = st.url;
+        o.format = jitgate::audit::parse_format(st.format).value_or(jitgate::audit::Format::jsonl);
+        o.ca_file = st.ca_file;
+        o.client_cert = st.client_cert;
+        o.client_key = st.client_key;
+        o.token_file = st.token_file;
+        o.proxy = st.proxy;
+        o.connect_timeout = st.connect_timeout;
+        o.timeout = st.timeout;
+        o.batch_events = static_cast<std::size_t>(st.batch_events);
+        o.batch_bytes = static_cast<std::size_t>(st.batch_bytes);
+        o.retry_min = st.retry_min;
+        o.retry_max = st.retry_max;
+        o.hec_index = st.splunk_index;
+        o.hec_sourcetype = st.splunk_sourcetype;
+        shipper = std::make_unique<jitgate::audit::Shipper>(std::move(o), auditor);
+    }
+    jitgate::server::Server server(path, config, auditor, shipper.get());
     auditor.record({{"type", jitgate::audit::type::daemon_started}, {"pid", ::getpid()}, {"euid", ::geteuid()},
                     {"version", JITGATE_VERSION}, {"backend", config->approval.backend}});
     auditor.record({{"type", jitgate::audit::type::config_loaded}, {"config", path}, {"rules", config->rules.size()}});
@@ -86,8 +109,11 @@ int serve(const std::string& path) {
                  config->daemon.socket.c_str(), path.c_str(), config->rules.size(), config->audit.spool_dir.c_str());
     // Ready only now: the socket is listening and the config is loaded, so a unit ordered
     // After=jitgated.service never meets a daemon that would refuse it.
+    if (shipper) shipper->start();
     notify_systemd("READY=1\nSTATUS=listening on the socket");
-    return server.run();
+    const int rc = server.run();
+    if (shipper) shipper->stop(); // unsent events stay in the spool for the next start
+    return rc;
 }
 
 } // namespace

@@ -154,9 +154,11 @@ public:
     broker::Step m_step = broker::Step::done;
 };
 
-Server::Server(std::string config_path, std::shared_ptr<const config::Config> config, audit::Auditor& auditor)
+Server::Server(std::string config_path, std::shared_ptr<const config::Config> config, audit::Auditor& auditor,
+               const audit::Shipper* shipper)
     : m_config_path(std::move(config_path)), m_socket_path(config->daemon.socket), m_auditor(auditor),
       m_broker(config, auditor), m_next_sweep(Clock::now()) {
+    m_broker.set_shipper(shipper);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -323,8 +325,17 @@ void Server::reload() {
                                         a.request_timeout, a.poll_wait, a.retries) ==
                                    std::tie(b.url, b.ca_file, b.client_cert, b.client_key, b.proxy, b.connect_timeout,
                                             b.request_timeout, b.poll_wait, b.retries));
-    if (!same_backend) {
-        const std::string why = "approval.backend or approval.service connection settings changed; restart jitgated to apply them";
+    const auto& sa = old_cfg.audit;
+    const auto& sb = fresh->audit;
+    const bool same_audit =
+        std::tie(sa.spool_dir, sa.segment_bytes, sa.syslog, sa.syslog_socket, sa.store.url, sa.store.format,
+                 sa.store.ca_file, sa.store.client_cert, sa.store.client_key, sa.store.token_file, sa.store.proxy) ==
+        std::tie(sb.spool_dir, sb.segment_bytes, sb.syslog, sb.syslog_socket, sb.store.url, sb.store.format,
+                 sb.store.ca_file, sb.store.client_cert, sb.store.client_key, sb.store.token_file, sb.store.proxy);
+    if (!same_backend || !same_audit) {
+        const std::string why = std::string(!same_backend ? "approval.backend or approval.service connection settings"
+                                                          : "the audit spool, syslog or store settings") +
+                                " changed; restart jitgated to apply them";
         std::fprintf(stderr, "jitgated: reload of %s refused, keeping the running config: %s\n", m_config_path.c_str(), why.c_str());
         m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload refused; keeping the running config"},
                             {"config", m_config_path}, {"problems", why}});

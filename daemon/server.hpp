@@ -27,7 +27,9 @@ public:
     // answers on it or the bind fails) and blocks SIGTERM/SIGINT/SIGHUP for the signalfd.
     // Backend "service": loads the grant keys and sets up the HTTPS client (throws Error if a
     // key, the CA, the certificate or the client key cannot be read).
-    Server(std::string config_path, std::shared_ptr<const config::Config> config, audit::Auditor& auditor);
+    // `shipper` (may be null: no store) outlives the server; it is shown by `status`.
+    Server(std::string config_path, std::shared_ptr<const config::Config> config, audit::Auditor& auditor,
+           const audit::Shipper* shipper = nullptr);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;

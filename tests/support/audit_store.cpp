@@ -15,11 +15,15 @@
 //                                  200 {"text":"Success","code":0}, errors {"text","code"} with
 //                                  Splunk's codes (2 token required, 4 invalid token, 5 no data,
 //                                  6 invalid data format, 8 internal error, 9 server busy).
-//   A batch is all-or-nothing: one bad line/object (not valid UTF-8, not a JSON object, no
-//   string event_id, no integer seq) rejects it with 400 and stores nothing. Otherwise the events
-//   whose event_id is new are appended to --data in arrival order, one JSON object per line, and
-//   fsync'ed before the 2xx answer. Existing lines are loaded at start-up, so deduplication
-//   survives a restart; a torn last line (no '\n': a write that was never acknowledged) is cut.
+//   With --token a missing or wrong token is a 401. /v1/events also wants Content-Type
+//   application/x-ndjson (else 415). A batch is all-or-nothing: one bad line/object (not valid
+//   UTF-8, not a JSON object, no non-empty string event_id, no integer seq; a blank line) rejects
+//   it with 400 and stores nothing. Otherwise the events whose event_id is new are appended to
+//   --data in arrival order, one `dump()`ed JSON object per line (the canonical form, so a
+//   jitgated journal line is stored byte for byte), and fsync'ed before the 2xx answer.
+//   Existing lines are loaded at start-up, so deduplication survives a restart; a torn last
+//   line (no '\n': a write that was never acknowledged) is cut.
+//   With --client-ca the TLS handshake fails without a client certificate signed by that CA.
 //
 // Plain-HTTP admin API on 127.0.0.1 (the test's side), JSON in and out:
 //   GET  /admin/events   {"events":[...every stored event, in arrival order...]}
@@ -29,6 +33,13 @@
 //                         "count":1 (-1: until reset),"delay_ms":1000} arms a fault for the next
 //                         `count` ingest calls (see `FaultMode`).
 //   POST /admin/reset    clears the fault and drops calls still hanging; keeps the data.
+// Stats count since start-up: `calls` every ingest call, `batches` those answered 2xx,
+// `rejected` the 4xx of auth and validation (not injected faults), `faults_served` the calls a
+// fault hit; a status_after_store batch counts in `accepted`/`duplicates` but not in `batches`.
+//
+// --log gets one line per HTTP request, both servers, e.g.
+//   POST /v1/events 200 events=3 accepted=2 duplicates=1 [fault=slow]
+// with "-" as the status of a dropped connection (close, hang).
 //
 // The admin port file is written before the HTTPS one (each atomically, once listening), so a
 // test that waits for --port-file may use both. Exits 0 on SIGTERM/SIGINT; start-up errors go
@@ -142,12 +153,15 @@ constexpr const char* k_usage =
 // Throws StartupError on an unknown option, a missing value or a missing required option.
 Options parse_options(int argc, char** argv) {
     Options o;
-    const std::map<std::string, std::string*> strings = {
-        {"--listen", &o.listen},       {"--port-file", &o.port_file},
-        {"--admin-port-file", &o.admin_port_file},
-        {"--cert", &o.cert},           {"--key", &o.key},
-        {"--client-ca", &o.client_ca}, {"--token", &o.token},
-        {"--data", &o.data},           {"--log", &o.log}};
+    const std::map<std::string, std::string*> strings = {{"--listen", &o.listen},
+                                                         {"--port-file", &o.port_file},
+                                                         {"--admin-port-file", &o.admin_port_file},
+                                                         {"--cert", &o.cert},
+                                                         {"--key", &o.key},
+                                                         {"--client-ca", &o.client_ca},
+                                                         {"--token", &o.token},
+                                                         {"--data", &o.data},
+                                                         {"--log", &o.log}};
     for (int i = 1; i < argc; ++i) {
         const std::string name = argv[i];
         if (i + 1 >= argc) throw StartupError("option " + name + " needs a value\n" + k_usage);
@@ -232,8 +246,7 @@ std::optional<BatchError> parse_json_lines(std::string_view body, std::vector<js
         ++number;
         const std::size_t end = body.find('\n');
         const std::string_view line = body.substr(0, end);
-        if (line.find_first_not_of(" \t\r") == std::string_view::npos)
-            return BatchError{number, "empty line"};
+        if (line.find_first_not_of(" \t\r") == std::string_view::npos) return BatchError{number, "empty line"};
         json event;
         if (auto err = parse_json(line, event)) return BatchError{number, *err};
         if (auto err = check_event(event)) return BatchError{number, *err};
@@ -258,9 +271,12 @@ std::optional<BatchError> split_objects(std::string_view body, std::vector<std::
         for (; i < body.size(); ++i) {
             const char c = body[i];
             if (in_string) {
-                if (escaped) escaped = false;
-                else if (c == '\\') escaped = true;
-                else if (c == '"') in_string = false;
+                if (escaped)
+                    escaped = false;
+                else if (c == '\\')
+                    escaped = true;
+                else if (c == '"')
+                    in_string = false;
             } else if (c == '"') {
                 in_string = true;
             } else if (c == '{' || c == '[') {
@@ -370,8 +386,8 @@ private:
         }
         const std::size_t complete = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
         if (complete != content.size()) {
-            std::fprintf(stderr, "jitgate-test-audit-store: %s: cutting a torn last line (%zu bytes)\n",
-                         m_path.c_str(), content.size() - complete);
+            std::fprintf(stderr, "jitgate-test-audit-store: %s: cutting a torn last line (%zu bytes)\n", m_path.c_str(),
+                         content.size() - complete);
             if (::ftruncate(m_fd, static_cast<off_t>(complete)) != 0 || ::fsync(m_fd) != 0)
                 throw StartupError("cannot cut the torn tail of " + m_path + ": " + errno_text(errno));
         }
@@ -407,10 +423,8 @@ enum class FaultMode {
 };
 
 constexpr std::pair<FaultMode, const char*> k_fault_names[] = {
-    {FaultMode::none, "none"},     {FaultMode::status, "status"},
-    {FaultMode::status_after_store, "status_after_store"},
-    {FaultMode::hang, "hang"},     {FaultMode::close, "close"},
-    {FaultMode::slow, "slow"}};
+    {FaultMode::none, "none"}, {FaultMode::status, "status"}, {FaultMode::status_after_store, "status_after_store"},
+    {FaultMode::hang, "hang"}, {FaultMode::close, "close"},   {FaultMode::slow, "slow"}};
 
 const char* fault_name(FaultMode mode) {
     for (const auto& [m, name] : k_fault_names)
@@ -489,15 +503,17 @@ Reply error_reply(Format format, int status, const char* code, int hec_code, con
 
 Reply invalid_batch(Format format, const BatchError& e) {
     if (format == Format::hec) {
-        return {400, {{"text", "Invalid data format: event " + std::to_string(e.number) + ": " + e.message},
-                      {"code", 6},
-                      {"invalid-event-number", e.number - 1}}};
+        return {400,
+                {{"text", "Invalid data format: event " + std::to_string(e.number) + ": " + e.message},
+                 {"code", 6},
+                 {"invalid-event-number", e.number - 1}}};
     }
     return error_reply(format, 400, "invalid_request", 0, "line " + std::to_string(e.number) + ": " + e.message);
 }
 
 Reply fault_reply(Format format, int status) {
-    return error_reply(format, status, "fault_injected", status == 503 ? 9 : 8, "injected fault: status " + std::to_string(status));
+    return error_reply(format, status, "fault_injected", status == 503 ? 9 : 8,
+                       "injected fault: status " + std::to_string(status));
 }
 
 // SECURITY NOTE: compared in constant time, as a real store must; the token is never logged.
@@ -508,7 +524,8 @@ bool token_matches(std::string_view given, const std::string& expected) {
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
     return true;
 }
 
@@ -518,7 +535,8 @@ std::optional<Reply> check_token(Format format, const httplib::Request& req, con
     if (token.empty()) return std::nullopt;
     const std::string_view scheme = format == Format::hec ? "Splunk" : "Bearer";
     if (!req.has_header("Authorization"))
-        return error_reply(format, 401, "unauthorized", 2, format == Format::hec ? "Token is required" : "missing bearer token");
+        return error_reply(format, 401, "unauthorized", 2,
+                           format == Format::hec ? "Token is required" : "missing bearer token");
     const std::string value = req.get_header_value("Authorization");
     const std::string_view v = value;
     if (v.size() > scheme.size() && iequals(v.substr(0, scheme.size()), scheme) && v[scheme.size()] == ' ' &&
@@ -581,9 +599,13 @@ public:
         server.Get("/admin/stats", [this](const httplib::Request& req, httplib::Response& res) {
             serve(req, res, [&] {
                 std::lock_guard lock(m_mutex);
-                return answer(res, {200, {{"batches", m_stats.batches}, {"accepted", m_stats.accepted},
-                                          {"duplicates", m_stats.duplicates}, {"rejected", m_stats.rejected},
-                                          {"faults_served", m_stats.faults_served}, {"calls", m_stats.calls}}});
+                return answer(res, {200,
+                                    {{"batches", m_stats.batches},
+                                     {"accepted", m_stats.accepted},
+                                     {"duplicates", m_stats.duplicates},
+                                     {"rejected", m_stats.rejected},
+                                     {"faults_served", m_stats.faults_served},
+                                     {"calls", m_stats.calls}}});
             });
         });
         server.Get("/admin/fault", [this](const httplib::Request& req, httplib::Response& res) {
@@ -709,9 +731,12 @@ private:
         }
 
         Reply reply;
-        if (fault.mode == FaultMode::status_after_store) reply = fault_reply(format, fault.status);
-        else if (format == Format::hec) reply = {200, {{"text", "Success"}, {"code", 0}}};
-        else reply = {200, {{"accepted", added.accepted}, {"duplicates", added.duplicates}}};
+        if (fault.mode == FaultMode::status_after_store)
+            reply = fault_reply(format, fault.status);
+        else if (format == Format::hec)
+            reply = {200, {{"text", "Success"}, {"code", 0}}};
+        else
+            reply = {200, {{"accepted", added.accepted}, {"duplicates", added.duplicates}}};
         if (fault.mode == FaultMode::slow) {
             std::unique_lock lock(m_mutex);
             m_cv.wait_for(lock, std::chrono::milliseconds(fault.delay_ms), [this] { return m_stopping; });
@@ -771,8 +796,8 @@ private:
 
     void log(const httplib::Request& req, const Outcome& o) {
         if (m_log_fd < 0) return;
-        std::string line = jitgate::text::escape_for_log(req.method) + " " + jitgate::text::escape_for_log(req.path) + " " +
-                           (o.status == 0 ? std::string("-") : std::to_string(o.status)) +
+        std::string line = jitgate::text::escape_for_log(req.method) + " " + jitgate::text::escape_for_log(req.path) +
+                           " " + (o.status == 0 ? std::string("-") : std::to_string(o.status)) +
                            " events=" + std::to_string(o.events) + " accepted=" + std::to_string(o.accepted) +
                            " duplicates=" + std::to_string(o.duplicates);
         if (o.fault != nullptr) line += std::string(" fault=") + o.fault;
@@ -821,7 +846,8 @@ std::unique_ptr<httplib::SSLServer> make_https_server(const Options& o) {
         }
         return error.empty();
     });
-    if (!server->is_valid()) throw StartupError(error.empty() ? "cannot create the TLS context: " + openssl_errors() : error);
+    if (!server->is_valid())
+        throw StartupError(error.empty() ? "cannot create the TLS context: " + openssl_errors() : error);
     return server;
 }
 
@@ -859,8 +885,10 @@ int run(int argc, char** argv) {
     store.add_admin_routes(admin);
 
     int port = options.port;
-    if (port == 0) port = https->bind_to_any_port(options.listen);
-    else if (!https->bind_to_port(options.listen, port)) port = -1;
+    if (port == 0)
+        port = https->bind_to_any_port(options.listen);
+    else if (!https->bind_to_port(options.listen, port))
+        port = -1;
     if (port < 0) throw StartupError("cannot listen on " + options.listen + " port " + std::to_string(options.port));
     const int admin_port = admin.bind_to_any_port("127.0.0.1");
     if (admin_port < 0) throw StartupError("cannot listen on 127.0.0.1 for the admin API");
@@ -869,7 +897,8 @@ int run(int argc, char** argv) {
     if (!options.port_file.empty()) write_port_file(options.port_file, port);
 
     const auto serve = [](httplib::Server* server, const char* name) {
-        if (!server->listen_after_bind()) std::fprintf(stderr, "jitgate-test-audit-store: the %s listener failed\n", name);
+        if (!server->listen_after_bind())
+            std::fprintf(stderr, "jitgate-test-audit-store: the %s listener failed\n", name);
         ::kill(::getpid(), SIGUSR1);
     };
     std::thread(serve, https.get(), "HTTPS").detach();
