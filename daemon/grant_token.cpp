@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -395,20 +396,7 @@ std::string cmd_sha256(const std::string& runas, const std::string& cwd, const s
     // strict handler cannot fire; if it ever did, throwing is the fail-closed outcome.
     const std::string bytes = action.dump(-1, ' ', false, Json::error_handler_t::strict);
 
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int md_len = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), md.data(), &md_len, EVP_sha256(), nullptr) != 1) {
-        ERR_clear_error();
-        throw Error(ErrorCode::internal, "cmd_sha256", "SHA-256 failed (OpenSSL EVP_Digest)");
-    }
-    static constexpr char k_hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * md_len);
-    for (unsigned int i = 0; i < md_len; ++i) {
-        out += k_hex[md[i] >> 4];
-        out += k_hex[md[i] & 0x0F];
-    }
-    return out;
+    return audit::sha256_hex(bytes); // the same digest as the audit chain's
 }
 
 std::string new_nonce() {

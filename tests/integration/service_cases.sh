@@ -29,21 +29,10 @@ start_service() {
     NS_SHOW_ON_FAIL="$T/daemon.log $T/svc.log $T/svc.out $T/err"
     mkdir -p "$T/pki"
     [ -e "$T/pki/ca.pem" ] || bash "$MAKE_PKI" "$T/pki"
-    rm -f "$T/svc.port" "$T/svc.admin"
-    "$SERVICE_BIN" --listen 127.0.0.1 --port "${SVC_FIXED_PORT:-0}" --port-file "$T/svc.port" \
-        --admin-port-file "$T/svc.admin" --cert "$T/pki/server.pem" --key "$T/pki/server.key" \
-        --client-ca "$T/pki/ca.pem" --signing-key "$T/pki/signing.key" --kid k1 \
-        --other-key "$T/pki/signing2.key" --log "$T/svc.log" "$@" >>"$T/svc.out" 2>&1 &
-    SVC_PID=$!
-    ns_pids+=("$SVC_PID")
-    local i
-    for i in $(seq 1 100); do
-        [ -s "$T/svc.port" ] && [ -s "$T/svc.admin" ] && break
-        kill -0 "$SVC_PID" 2>/dev/null || { cat "$T/svc.out" >&2; ns_die "approval service exited at start"; }
-        sleep 0.05
-    done
-    SVC_PORT="$(cat "$T/svc.port")"
-    ADMIN="http://127.0.0.1:$(cat "$T/svc.admin")"
+    ns_start_peer svc "$SERVICE_BIN" --listen 127.0.0.1 --port 0 --cert "$T/pki/server.pem" \
+        --key "$T/pki/server.key" --client-ca "$T/pki/ca.pem" --signing-key "$T/pki/signing.key" --kid k1 \
+        --other-key "$T/pki/signing2.key" --log "$T/svc.log" "$@"
+    SVC_PID="$PEER_PID" SVC_PORT="$PEER_PORT" ADMIN="$PEER_ADMIN"
 }
 
 # configure [URL] [CA] [CERT] [KEY]: the service backend section (defaults: the test service).
@@ -67,17 +56,6 @@ configure() {
 }
 
 start() { ns_setup; start_service; configure "$@"; ns_start_daemon; }
-
-sudo_bg() {
-    local user="$1"; shift
-    local envs=()
-    while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
-    as_user_argv "$user"
-    (exec "${AS_USER[@]}" "${envs[@]}" sudo "$@") >"$T/out" 2>"$T/err" &
-    SUDO_PID=$!
-}
-sudo_wait() { RC=0; wait "$SUDO_PID" || RC=$?; }
-sudo_fg() { sudo_bg "$@"; sudo_wait; }
 
 admin() { curl -sS --max-time 5 -X "$1" "$ADMIN$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
 

@@ -22,21 +22,10 @@ start_store() {
     NS_SHOW_ON_FAIL="$T/daemon.log $T/store.log $T/store.out $T/err $T/syslog.txt"
     mkdir -p "$T/pki"
     [ -e "$T/pki/ca.pem" ] || bash "$MAKE_PKI" "$T/pki"
-    rm -f "$T/store.port" "$T/store.admin"
-    "$STORE_BIN" --listen 127.0.0.1 --port "${1:-0}" --port-file "$T/store.port" \
-        --admin-port-file "$T/store.admin" --cert "$T/pki/server.pem" --key "$T/pki/server.key" \
-        --client-ca "$T/pki/ca.pem" ${STORE_TOKEN:+--token "$STORE_TOKEN"} --data "$T/store.data" \
-        --log "$T/store.log" >>"$T/store.out" 2>&1 &
-    STORE_PID=$!
-    ns_pids+=("$STORE_PID")
-    local i
-    for i in $(seq 1 100); do
-        [ -s "$T/store.port" ] && [ -s "$T/store.admin" ] && break
-        kill -0 "$STORE_PID" 2>/dev/null || { cat "$T/store.out" >&2; ns_die "audit store exited at start"; }
-        sleep 0.05
-    done
-    STORE_PORT="$(cat "$T/store.port")"
-    STORE_ADMIN="http://127.0.0.1:$(cat "$T/store.admin")"
+    ns_start_peer store "$STORE_BIN" --listen 127.0.0.1 --port "${1:-0}" --cert "$T/pki/server.pem" \
+        --key "$T/pki/server.key" --client-ca "$T/pki/ca.pem" ${STORE_TOKEN:+--token "$STORE_TOKEN"} \
+        --data "$T/store.data" --log "$T/store.log"
+    STORE_PID="$PEER_PID" STORE_PORT="$PEER_PORT" STORE_ADMIN="$PEER_ADMIN"
 }
 
 stop_store() { kill "$STORE_PID" 2>/dev/null || true; wait "$STORE_PID" 2>/dev/null || true; }

@@ -36,18 +36,6 @@ RULES_DEFAULT='rules:
 
 start() { ns_setup; printf '%s\n' "${1:-$RULES_DEFAULT}" | ns_config; ns_start_daemon; }
 
-# sudo_bg USER [VAR=value...] -- ARGS: runs sudo in the background; output in $T/out, $T/err.
-sudo_bg() {
-    local user="$1"; shift
-    local envs=()
-    while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
-    as_user_argv "$user"
-    (exec "${AS_USER[@]}" "${envs[@]}" sudo "$@") >"$T/out" 2>"$T/err" &
-    SUDO_PID=$!
-}
-sudo_wait() { RC=0; wait "$SUDO_PID" || RC=$?; } # sets RC (wait must not run in a subshell)
-sudo_fg() { sudo_bg "$@"; sudo_wait; }           # same as sudo_bg, then waits; sets RC
-
 case_approve() {
     start
     sudo_bg alice JITGATE_REASON="restart after config change" -- /usr/bin/whoami

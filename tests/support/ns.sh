@@ -201,6 +201,38 @@ on_tty() {
 
 ctl() { local user="$1"; shift; as_user "$user" "$JITGATECTL" --socket "$SOCK" "$@"; }
 
+# sudo_bg USER [VAR=value...] -- ARGS: runs sudo in the background; output in $T/out, $T/err.
+sudo_bg() {
+    local user="$1"; shift
+    local envs=()
+    while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+    as_user_argv "$user"
+    (exec "${AS_USER[@]}" "${envs[@]}" sudo "$@") >"$T/out" 2>"$T/err" &
+    SUDO_PID=$!
+}
+sudo_wait() { RC=0; wait "$SUDO_PID" || RC=$?; } # sets RC (wait must not run in a subshell)
+sudo_fg() { sudo_bg "$@"; sudo_wait; }           # same as sudo_bg, then waits; sets RC
+
+# ns_start_peer NAME BIN ARGS...: starts a loopback test peer (tests/support) that writes its
+# HTTPS port to $T/NAME.port and its admin port to $T/NAME.admin once listening. Sets
+# PEER_PID, PEER_PORT and PEER_ADMIN (http://127.0.0.1:port). Output in $T/NAME.out.
+ns_start_peer() {
+    local name="$1" bin="$2"; shift 2
+    rm -f "$T/$name.port" "$T/$name.admin"
+    "$bin" --port-file "$T/$name.port" --admin-port-file "$T/$name.admin" "$@" >>"$T/$name.out" 2>&1 &
+    PEER_PID=$!
+    ns_pids+=("$PEER_PID")
+    local i
+    for i in $(seq 1 100); do
+        [ -s "$T/$name.port" ] && [ -s "$T/$name.admin" ] && break
+        kill -0 "$PEER_PID" 2>/dev/null || { cat "$T/$name.out" >&2; ns_die "$name exited at start"; }
+        sleep 0.05
+    done
+    [ -s "$T/$name.port" ] || ns_die "$name did not start listening"
+    PEER_PORT="$(cat "$T/$name.port")"
+    PEER_ADMIN="http://127.0.0.1:$(cat "$T/$name.admin")"
+}
+
 # wait_pending N: waits until N requests are pending; prints their ids, oldest first.
 wait_pending() {
     local want="$1" i out

@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "jitgate/error.hpp"
+#include "file_helpers.hpp"
 #include "jitgate/text.hpp"
 
 namespace {
@@ -31,25 +32,9 @@ using jitgate::ErrorCode;
 using namespace jitgate::audit;
 namespace fs = std::filesystem;
 
-std::string read_all(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void write_all(const std::string& path, const std::string& content) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-}
-
-std::vector<std::string> split_lines(const std::string& content) {
-    std::vector<std::string> lines;
-    std::size_t start = 0;
-    for (std::size_t nl; (nl = content.find('\n', start)) != std::string::npos; start = nl + 1)
-        lines.push_back(content.substr(start, nl - start));
-    return lines;
-}
+using jitgate::test::read_all;
+using jitgate::test::split_lines;
+using jitgate::test::write_all;
 
 std::string join_lines(const std::vector<std::string>& lines) {
     std::string out;

@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 
 #include "jitgate/error.hpp"
+#include "file_helpers.hpp"
 #include "jitgate/text.hpp"
 
 namespace {
@@ -36,25 +37,9 @@ using namespace jitgate::audit;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string read_all(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void write_all(const std::string& path, const std::string& content) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-}
-
-std::vector<std::string> split_lines(const std::string& content) {
-    std::vector<std::string> lines;
-    std::size_t start = 0;
-    for (std::size_t nl; (nl = content.find('\n', start)) != std::string::npos; start = nl + 1)
-        lines.push_back(content.substr(start, nl - start));
-    return lines;
-}
+using jitgate::test::read_all;
+using jitgate::test::split_lines;
+using jitgate::test::write_all;
 
 std::string lower(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
