@@ -29,6 +29,7 @@ constexpr std::size_t k_max_body = 64 * 1024;   // a status is small; more is a 
 constexpr auto k_backoff_first = std::chrono::milliseconds(500);
 constexpr auto k_backoff_cap = std::chrono::seconds(8);
 constexpr int k_cancel_tries = 3;
+constexpr auto k_min_poll_interval = std::chrono::seconds(1);
 
 CURLM* multi_of(void* p) { return static_cast<CURLM*>(p); }
 
@@ -66,6 +67,7 @@ struct ServiceClient::Transfer {
     Call call = Call::create;
     std::string method_path;     // "POST /v1/requests", for messages
     std::string payload;         // kept alive for CURLOPT_POSTFIELDS
+    Clock::time_point started = Clock::now();
     std::string response;
     bool too_large = false;
     char error[CURL_ERROR_SIZE] = {};
@@ -208,6 +210,7 @@ void ServiceClient::arm_timer() {
     std::optional<Clock::time_point> next;
     if (m_curl_timeout_ms >= 0) next = m_curl_deadline;
     if (!m_backoff.empty() && (!next || m_backoff.begin()->first < *next)) next = m_backoff.begin()->first;
+    if (!m_outbox.empty()) next = Clock::now(); // outcomes queued outside on_ready() go out at once
     itimerspec spec{};
     if (next) {
         const auto left = std::max<long long>(
@@ -340,7 +343,15 @@ void ServiceClient::on_ready() {
     // Outcomes go out last: the listener may submit or cancel, which changes the maps above.
     auto outbox = std::move(m_outbox);
     m_outbox.clear();
-    for (const auto& [id, outcome] : outbox) m_listener.on_service_outcome(id, outcome);
+    for (const auto& [id, outcome] : outbox) {
+        try {
+            m_listener.on_service_outcome(id, outcome);
+        } catch (const std::exception& e) {
+            // The request is already forgotten here; the broker's own deadline denies it.
+            std::fprintf(stderr, "jitgated: handling the approval service's answer for %s failed: %s\n", id.c_str(), e.what());
+        }
+    }
+    arm_timer();
 }
 
 void ServiceClient::fire_backoffs() {
@@ -409,8 +420,11 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
         r.last_pending = summary;
         m_outbox.emplace_back(r.id, o);
     }
+    // A service that answers "pending" long before `wait` must not drive a busy loop.
+    const bool early = t->call == Call::poll && Clock::now() - t->started < k_min_poll_interval;
     r.call = Call::poll;
-    start(r);
+    if (early) m_backoff.emplace(Clock::now() + k_min_poll_interval, std::pair{r.id, false});
+    else start(r);
 }
 
 void ServiceClient::failed_call(Request& r, const std::string& what, long retry_after_s, bool retryable) {

@@ -192,6 +192,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     if (const auto full = spool_full_refusal(!r.break_glass_reason.empty()); !full.empty()) {
         Json e = event_for(audit::type::denied, s);
         e["spool_full"] = true;
+        if (!r.break_glass_reason.empty()) e["break_glass_reason"] = esc(r.break_glass_reason);
         return decide(s, responder, deny_with("error", full, s), std::move(e));
     }
 
@@ -380,7 +381,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     e["ttl_s"] = static_cast<std::int64_t>(s.rule.ttl.count());
     e["timeout_s"] = timeout_s;
     e["waiting"] = !detach;
-    if (m_service != nullptr) e["service"] = m_service->base_url();
+    if (m_service != nullptr) e["approval_service"] = m_service->base_url();
     if (!audit(std::move(e))) {
         s.request_id.clear();
         return decide(s, responder,
@@ -649,10 +650,16 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     e["expires"] = g.expires_unix;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     if (!audit(std::move(e))) {
-        if (!q.approvers.empty() && m_service == nullptr) {
-            q.approvers.pop_back();
-            q.approver_uids.pop_back();
+        if (m_service != nullptr) {
+            // No local approver can retry: the request ends here, denied (fail closed).
+            msg::Decision d = deny_with("error", "jitgate: denied: the audit journal cannot be written (see jitgated's log)",
+                                        q.session);
+            d.request_id = id;
+            conclude(q, d);
+            return {false, "the audit journal cannot be written; request " + id + " denied"};
         }
+        q.approvers.pop_back();
+        q.approver_uids.pop_back();
         return {false, "the audit journal cannot be written; approval not recorded"};
     }
     const std::string ttl = config::format_duration(seconds(ttl_s));
@@ -758,14 +765,15 @@ void Broker::on_service_outcome(const std::string& id, const service::Outcome& o
                          Json{{"grant_rejected", v.reason}});
             return;
         }
-        q.approvers = v.claims.approvers;
-        std::vector<std::string> shown_names;
-        for (const auto& a : q.approvers) shown_names.push_back(esc(a));
-        const auto result = grant(q, join_names(shown_names), v.claims.exp,
-                                  Json{{"service_grant_id", esc(v.claims.jti)},
-                                       {"kid", v.claims.kid},
-                                       {"service", m_service != nullptr ? m_service->base_url() : ""}});
-        if (!result.ok) service_deny(q, audit::type::denied, "error", "denied: " + result.message, Json::object());
+        // Names from the service reach logs and terminals: escaped like any other input.
+        q.approvers.clear();
+        for (const auto& a : v.claims.approvers) q.approvers.push_back(esc(a));
+        grant(q, join_names(q.approvers), v.claims.exp,
+              Json{{"service_grant_id", esc(v.claims.jti)},
+                   {"kid", v.claims.kid},
+                   {"approval_service", m_service != nullptr ? m_service->base_url() : ""}});
+        // grant() concluded the request either way (allowed, or denied with its reason):
+        // `q` is gone now.
         return;
     }
     case Kind::denied: {

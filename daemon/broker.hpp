@@ -135,6 +135,9 @@ private:
     void conclude(Request& request, const msg::Decision& decision);
     // Turns an approved request into a grant (cached, audited) and allows its waiting client.
     // `expires_unix` caps the rule's TTL (a service grant's exp); `extra` joins the audit event.
+    // Concludes (and frees) the request, allowed or denied (spool full; with the service
+    // backend also an audit failure) — except with the local backend when the approval could
+    // not be recorded: then it returns false and the request keeps waiting for a retry.
     OpResult grant(Request& request, const std::string& approved_by, std::int64_t expires_unix, const Json& extra);
     // Denies a request for a reason of the service backend (denied, expired, failed, bad grant).
     void service_deny(Request& request, const char* event_type, const std::string& outcome,

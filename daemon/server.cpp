@@ -361,8 +361,15 @@ void Server::reload() {
 }
 
 std::shared_ptr<const grant_token::KeyRing> Server::load_keys(const config::Config& config) {
+    // SECURITY NOTE: whoever can write a public key file can mint grants, and whoever can write
+    // the CA file can impersonate the service: both get the config file's ownership check.
     auto keys = std::make_shared<grant_token::KeyRing>();
-    for (const auto& [kid, file] : config.approval.service.public_keys) keys->add_file(kid, file);
+    for (const auto& [kid, file] : config.approval.service.public_keys) {
+        if (const auto p = config::check_file_security(file)) throw Error(ErrorCode::bad_input, file, p->message);
+        keys->add_file(kid, file);
+    }
+    if (const auto p = config::check_file_security(config.approval.service.ca_file))
+        throw Error(ErrorCode::bad_input, config.approval.service.ca_file, p->message);
     return keys;
 }
 

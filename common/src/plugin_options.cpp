@@ -87,11 +87,17 @@ std::optional<std::vector<std::string>> group_names_of(const std::string& user) 
         gids.resize(static_cast<std::size_t>(n));
         std::vector<std::string> found;
         for (gid_t g : gids) {
-            group gr{};
-            group* gres = nullptr;
-            const int grc = with_buffer([&](char* gbuf, std::size_t gsize) { return getgrgid_r(g, &gr, gbuf, gsize, &gres); });
+            // gr_name points into the buffer, which with_buffer frees on return: copy it inside.
+            std::optional<std::string> name;
+            const int grc = with_buffer([&](char* gbuf, std::size_t gsize) {
+                group gr{};
+                group* gres = nullptr;
+                const int r = getgrgid_r(g, &gr, gbuf, gsize, &gres);
+                if (r == 0 && gres != nullptr) name = gr.gr_name;
+                return r;
+            });
             if (grc != 0) return grc; // a group we cannot read: fail, do not guess
-            if (gres != nullptr) found.emplace_back(gr.gr_name);
+            if (name) found.push_back(std::move(*name));
         }
         names = std::move(found);
         return 0;

@@ -275,7 +275,7 @@ mkdir -p /run/jitgate # normally systemd-tmpfiles' (postinst) or systemd's; remo
 
 step "one approved sudo through the installed plugin (private mount namespace)"
 unshare -m --propagation private bash "$0" --inside "$T" || fail "the approved sudo through the installed packages failed"
-[ -s /var/lib/jitgate/audit.jsonl ] || fail "the daemon wrote no journal in /var/lib/jitgate"
+ls /var/lib/jitgate/spool/seg-*.jsonl >/dev/null 2>&1 || fail "the daemon wrote no spool segment in /var/lib/jitgate/spool"
 
 step "purging"
 dpkg --purge "${debs[@]}" >"$T/purge.log" 2>&1 || { cat "$T/purge.log" >&2; fail "dpkg --purge failed"; }
