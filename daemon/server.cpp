@@ -327,11 +327,16 @@ void Server::reload() {
                                             b.request_timeout, b.poll_wait, b.retries));
     const auto& sa = old_cfg.audit;
     const auto& sb = fresh->audit;
-    const bool same_audit =
-        std::tie(sa.spool_dir, sa.segment_bytes, sa.syslog, sa.syslog_socket, sa.store.url, sa.store.format,
-                 sa.store.ca_file, sa.store.client_cert, sa.store.client_key, sa.store.token_file, sa.store.proxy) ==
-        std::tie(sb.spool_dir, sb.segment_bytes, sb.syslog, sb.syslog_socket, sb.store.url, sb.store.format,
-                 sb.store.ca_file, sb.store.client_cert, sb.store.client_key, sb.store.token_file, sb.store.proxy);
+    // Everything under audit but when_spool_full is fixed at start-up (the Auditor and the
+    // Shipper own it): a reload must not pretend to apply it.
+    const auto audit_tuple = [](const config::Config::Audit& x) {
+        return std::tie(x.spool_dir, x.spool_max_bytes, x.segment_bytes, x.syslog, x.syslog_socket, x.store.url,
+                        x.store.format, x.store.ca_file, x.store.client_cert, x.store.client_key, x.store.token_file,
+                        x.store.proxy, x.store.connect_timeout, x.store.timeout, x.store.batch_events,
+                        x.store.batch_bytes, x.store.retry_min, x.store.retry_max, x.store.splunk_index,
+                        x.store.splunk_sourcetype);
+    };
+    const bool same_audit = audit_tuple(sa) == audit_tuple(sb);
     if (!same_backend || !same_audit) {
         const std::string why = std::string(!same_backend ? "approval.backend or approval.service connection settings"
                                                           : "the audit spool, syslog or store settings") +
