@@ -1,5 +1,5 @@
 // fsync_floor DIR — the floor under every audited decision on this disk: one append of a
-// typical journal line (~700 bytes) followed by fdatasync, 2,000 times; prints percentiles.
+// typical audit spool line (~700 bytes) followed by fdatasync, 2,000 times; prints percentiles.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     ::close(fd);
     ::unlink(path.c_str());
     std::sort(us.begin(), us.end());
-    std::printf("%-58s p50 %.0f us, p99 %.0f us, p99.9 %.0f us (n=2000)\n", "write + fdatasync of one journal line",
+    std::printf("%-58s p50 %.0f us, p99 %.0f us, p99.9 %.0f us (n=2000)\n", "write + fdatasync of one audit line (700 B)",
                 us[1000], us[1980], us[1998]);
     return 0;
 }
