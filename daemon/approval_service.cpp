@@ -250,7 +250,7 @@ void ServiceClient::start(Request& r) {
         t->method_path = "GET /v1/requests/" + r.id;
         timeout_ms += static_cast<long>(std::chrono::milliseconds(m_settings.poll_wait).count());
     }
-    if (!t->payload.empty() || r.cancelled || r.call == Call::create) {
+    if (!t->payload.empty()) { // create and cancel are POSTs with a body; a poll is a GET
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload.c_str());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->payload.size()));

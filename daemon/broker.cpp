@@ -71,6 +71,12 @@ std::string cut(std::string s) {
     return s + "...[" + std::to_string(n) + " bytes]";
 }
 
+// What an approval of `s` covers: a login grant only ever covers logins, and a sudo grant
+// never covers a login. Grants, the service's request and its grant's check all use this.
+config::Scope scope_of(const CheckSession& s) {
+    return s.request.kind == "login" ? config::Scope::login : s.rule.scope;
+}
+
 msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
     msg::Decision d;
     d.allow = false;
@@ -359,7 +365,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     q.deadline = Clock::now() + s.rule.timeout;
     const auto timeout_s = static_cast<std::int64_t>(s.rule.timeout.count());
     if (m_service != nullptr) {
-        const bool command_scope = r.kind != "login" && s.rule.scope == config::Scope::command;
+        const bool command_scope = scope_of(s) == config::Scope::command;
         try {
             q.nonce = grant_token::new_nonce();
             if (command_scope) q.cmd_sha256 = grant_token::cmd_sha256(r.runas_user, r.cwd, r.command, r.run_argv);
@@ -624,8 +630,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.request_id = id;
     g.user = r.user;
     g.kind = r.kind;
-    // A login grant only ever covers logins, and a sudo grant never covers a login.
-    g.scope = r.kind == "login" ? config::Scope::login : q.session.rule.scope;
+    g.scope = scope_of(q.session);
     g.rule = q.session.rule.name;
     g.runas_user = r.runas_user;
     g.command = r.command;
@@ -681,7 +686,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
 Json Broker::service_body(const Request& q) const {
     const auto& cfg = *m_config;
     const auto& r = q.session.request;
-    const std::string scope = r.kind == "login" ? "login" : config::to_string(q.session.rule.scope);
+    const std::string scope = config::to_string(scope_of(q.session));
     return Json{{"protocol", 1},
                 {"id", q.id},
                 {"nonce", q.nonce},
@@ -749,7 +754,7 @@ void Broker::on_service_outcome(const std::string& id, const service::Outcome& o
         ex.host = m_config->host.name;
         ex.user = r.user;
         ex.kind = r.kind;
-        ex.scope = r.kind == "login" ? "login" : config::to_string(q.session.rule.scope);
+        ex.scope = config::to_string(scope_of(q.session));
         ex.cmd_sha256 = q.cmd_sha256;
         ex.approvals_needed = q.approvals_needed;
         ex.issuer = m_config->approval.service.issuer;
