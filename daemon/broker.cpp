@@ -74,7 +74,7 @@ std::string cut(std::string s) {
 // What an approval of `s` covers: a login grant only ever covers logins, and a sudo grant
 // never covers a login. Grants, the service's request and its grant's check all use this.
 config::Scope scope_of(const CheckSession& s) {
-    return s.request.kind == "login" ? config::Scope::login : s.rule.scope;
+    return s.request.kind == "login" ? config::Scope::login : s.rule->scope;
 }
 
 msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
@@ -82,12 +82,17 @@ msg::Decision deny_with(std::string outcome, std::string message, const CheckSes
     d.allow = false;
     d.outcome = std::move(outcome);
     d.message = std::move(message);
-    d.rule = s.rule.name;
+    d.rule = s.rule->name;
     d.request_id = s.request_id;
     return d;
 }
 
 } // namespace
+
+const std::shared_ptr<const config::Rule>& no_rule() {
+    static const auto empty = std::make_shared<const config::Rule>();
+    return empty;
+}
 
 std::string join_names(const std::vector<std::string>& names) {
     std::string out;
@@ -153,7 +158,7 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
     if (!r.remote_host.empty()) e["remote_host"] = esc(r.remote_host);
     if (!r.reason.empty()) e["reason"] = esc(r.reason);
     if (!r.ticket.empty()) e["ticket"] = esc(r.ticket);
-    if (!s.rule.name.empty()) e["rule"] = s.rule.name;
+    if (!s.rule->name.empty()) e["rule"] = s.rule->name;
     if (!s.request_id.empty()) e["request_id"] = s.request_id;
     return e;
 }
@@ -220,31 +225,34 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     }
 
     const config::Rule* rule = rules::first_match(cfg, s.facts);
-    s.rule = rule != nullptr ? *rule : rules::default_rule();
+    // Shares the config the rule came from (a reload does not change a request under way);
+    // the default rule is a static.
+    s.rule = rule != nullptr ? std::shared_ptr<const config::Rule>(m_config, rule)
+                             : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{}, &rules::default_rule());
 
-    switch (s.rule.action) {
+    switch (s.rule->action) {
     case config::Action::allow: {
         msg::Decision d;
         d.allow = true;
         d.outcome = "allowed_by_rule";
-        d.rule = s.rule.name;
+        d.rule = s.rule->name;
         return decide(s, responder, d, event_for(audit::type::allowed_by_rule, s));
     }
     case config::Action::deny: {
-        std::string m = "jitgate: denied by rule '" + s.rule.name + "'";
-        if (!s.rule.message.empty()) m += ": " + s.rule.message;
+        std::string m = "jitgate: denied by rule '" + s.rule->name + "'";
+        if (!s.rule->message.empty()) m += ": " + s.rule->message;
         return decide(s, responder, deny_with("denied", m, s), event_for(audit::type::denied, s));
     }
     case config::Action::require_approval:
         break;
     }
 
-    const grants::Action action{r.user, r.kind, s.rule.name, r.runas_user, r.command, &r.run_argv, r.cwd};
+    const grants::Action action{r.user, r.kind, s.rule->name, r.runas_user, r.command, &r.run_argv, r.cwd};
     if (const grants::Grant* g = m_grants.find(action, Clock::now())) {
         msg::Decision d;
         d.allow = true;
         d.outcome = "grant";
-        d.rule = s.rule.name;
+        d.rule = s.rule->name;
         d.grant_id = g->id;
         d.request_id = g->request_id;
         Json e = event_for(audit::type::allowed_by_grant, s);
@@ -267,36 +275,36 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
                                               " bytes and a ticket at most " + std::to_string(k_max_ticket), s),
                       event_for(audit::type::denied, s));
     // A login's scope is always the login: a rule written for both kinds grants no sudo here.
-    if (s.rule.reason_required && trim(r.reason).empty()) {
+    if (s.rule->reason_required && trim(r.reason).empty()) {
         if (can_prompt) {
             s.awaiting = "reason";
             responder.prompt("reason", std::string("jitgate: reason for this ") + what + ": ", true);
             return Step::awaiting_input;
         }
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: rule '" + s.rule.name + "' requires a reason; " +
+                      deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
                                               (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
                                                                  : std::string("give it at the prompt or set JITGATE_REASON")), s),
                       event_for(audit::type::denied, s));
     }
-    if (!s.rule.ticket_pattern.empty()) {
+    if (!s.rule->ticket_pattern.empty()) {
         if (trim(r.ticket).empty()) {
             if (can_prompt) {
                 s.awaiting = "ticket";
-                responder.prompt("ticket", "jitgate: change ticket (" + esc(s.rule.ticket_pattern) + "): ", true);
+                responder.prompt("ticket", "jitgate: change ticket (" + esc(s.rule->ticket_pattern) + "): ", true);
                 return Step::awaiting_input;
             }
             return decide(s, responder,
-                          deny_with("denied", "jitgate: denied: rule '" + s.rule.name + "' requires a ticket matching " +
-                                                  esc(s.rule.ticket_pattern) +
+                          deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
+                                                  esc(s.rule->ticket_pattern) +
                                                   (r.kind == "login" ? "; log in interactively to give one" : "; set JITGATE_TICKET"), s),
                           event_for(audit::type::denied, s));
         }
         r.ticket = trim(r.ticket);
-        if (!s.rule.ticket_regex || !std::regex_search(r.ticket, *s.rule.ticket_regex)) {
+        if (!s.rule->ticket_regex || !std::regex_search(r.ticket, *s.rule->ticket_regex)) {
             return decide(s, responder,
                           deny_with("denied", "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
-                                                  esc(s.rule.ticket_pattern), s),
+                                                  esc(s.rule->ticket_pattern), s),
                           event_for(audit::type::denied, s));
         }
     }
@@ -324,13 +332,13 @@ Step Broker::give_input(CheckSession& s, Responder& responder, const std::string
 Step Broker::file_request(CheckSession& s, Responder& responder) {
     const auto& cfg = *m_config;
     const auto& r = s.request;
-    const bool detach = r.noninteractive && s.rule.noninteractive == config::NonInteractive::file;
+    const bool detach = r.noninteractive && s.rule->noninteractive == config::NonInteractive::file;
 
     // Automation re-running `sudo -n` before anyone approved: point at the request already filed.
     if (detach) {
         for (const auto& [id, q] : m_requests) {
             const auto& o = q.session.request;
-            if (q.responder == nullptr && o.uid == r.uid && o.kind == r.kind && q.session.rule.name == s.rule.name &&
+            if (q.responder == nullptr && o.uid == r.uid && o.kind == r.kind && q.session.rule->name == s.rule->name &&
                 o.runas_user == r.runas_user && o.command == r.command && o.run_argv == r.run_argv) {
                 s.request_id = id;
                 msg::Decision d = deny_with("filed", "jitgate: request " + id + " is still waiting for approval; " +
@@ -342,9 +350,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
             }
         }
     }
-    const auto mine = static_cast<std::size_t>(std::count_if(m_requests.begin(), m_requests.end(), [&](const auto& kv) {
-        return kv.second.session.request.uid == r.uid;
-    }));
+    const auto counted = m_pending_by_uid.find(r.uid);
+    const std::size_t mine = counted == m_pending_by_uid.end() ? 0 : counted->second;
     if (mine >= k_max_pending_per_user)
         return decide(s, responder,
                       deny_with("error", "jitgate: denied: " + esc(r.user) + " already has " + std::to_string(mine) +
@@ -359,11 +366,11 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     Request q;
     q.id = new_id("R-");
     s.request_id = q.id;
-    q.approvals_needed = s.rule.approvals;
-    q.approver_groups = s.rule.approver_groups.empty() ? cfg.approval.approver_groups : s.rule.approver_groups;
+    q.approvals_needed = s.rule->approvals;
+    q.approver_groups = s.rule->approver_groups.empty() ? cfg.approval.approver_groups : s.rule->approver_groups;
     q.created_unix = now_unix();
-    q.deadline = Clock::now() + s.rule.timeout;
-    const auto timeout_s = static_cast<std::int64_t>(s.rule.timeout.count());
+    q.deadline = Clock::now() + s.rule->timeout;
+    const auto timeout_s = static_cast<std::int64_t>(s.rule->timeout.count());
     if (m_service != nullptr) {
         const bool command_scope = scope_of(s) == config::Scope::command;
         try {
@@ -383,8 +390,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     Json e = event_for(audit::type::requested, s);
     e["approvals_needed"] = q.approvals_needed;
     e["approver_groups"] = q.approver_groups;
-    e["scope"] = config::to_string(s.rule.scope);
-    e["ttl_s"] = static_cast<std::int64_t>(s.rule.ttl.count());
+    e["scope"] = config::to_string(s.rule->scope);
+    e["ttl_s"] = static_cast<std::int64_t>(s.rule->ttl.count());
     e["timeout_s"] = timeout_s;
     e["waiting"] = !detach;
     if (m_service != nullptr) e["approval_service"] = m_service->base_url();
@@ -395,16 +402,17 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
                       event_for(audit::type::error, s));
     }
     q.session = s;
-    responder.notice("jitgate: approval required by rule '" + s.rule.name + "': " +
+    responder.notice("jitgate: approval required by rule '" + s.rule->name + "': " +
                          plural(q.approvals_needed, "approval", "approvals") + " from " + join_names(q.approver_groups) +
                          (q.approvals_needed > 1 ? " (different people)" : "") + "." +
-                         (s.rule.message.empty() ? "" : " " + esc(s.rule.message)),
+                         (s.rule->message.empty() ? "" : " " + esc(s.rule->message)),
                      -1);
     m_deadlines.emplace(q.deadline, q.id);
     const std::string id = q.id;
     if (m_service != nullptr) m_service->submit(id, service_body(q));
     const std::string how = m_service != nullptr ? "approvers decide at the approval service " + m_service->base_url()
                                                  : "an approver runs: jitgatectl approve " + id;
+    ++m_pending_by_uid[r.uid];
     if (detach) {
         m_requests.emplace(id, std::move(q));
         const bool login = r.kind == "login";
@@ -419,7 +427,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     q.responder = &responder;
     q.live = &s;
     m_requests.emplace(id, std::move(q));
-    responder.notice("jitgate: request " + id + " sent; waiting up to " + config::format_duration(s.rule.timeout) +
+    responder.notice("jitgate: request " + id + " sent; waiting up to " + config::format_duration(s.rule->timeout) +
                          " (Ctrl-C cancels). " + (m_service != nullptr ? "Approvers decide at the approval service."
                                                                       : "An approver runs: jitgatectl approve " + id),
                      timeout_s);
@@ -439,6 +447,8 @@ void Broker::remove(const std::string& id) {
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return;
     m_deadlines.erase({it->second.deadline, id});
+    const auto counted = m_pending_by_uid.find(it->second.session.request.uid);
+    if (counted != m_pending_by_uid.end() && --counted->second == 0) m_pending_by_uid.erase(counted);
     m_requests.erase(it);
 }
 
@@ -519,7 +529,7 @@ std::vector<Json> Broker::pending(const Caller& c) const {
                {"host", m_config->host.name},
                {"user", esc(r.user)},
                {"kind", r.kind},
-               {"rule", q->session.rule.name},
+               {"rule", q->session.rule->name},
                {"approvals_needed", q->approvals_needed},
                {"approvers", q->approvers},
                {"approver_groups", q->approver_groups},
@@ -631,7 +641,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.user = r.user;
     g.kind = r.kind;
     g.scope = scope_of(q.session);
-    g.rule = q.session.rule.name;
+    g.rule = q.session.rule->name;
     g.runas_user = r.runas_user;
     g.command = r.command;
     g.argv = r.run_argv;
@@ -641,7 +651,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.ticket = r.ticket;
     // The TTL counts from the approval, not from the request; a service grant's exp caps it.
     g.granted_unix = now_unix();
-    auto ttl_s = static_cast<std::int64_t>(q.session.rule.ttl.count());
+    auto ttl_s = static_cast<std::int64_t>(q.session.rule->ttl.count());
     if (expires_unix > 0) ttl_s = std::clamp<std::int64_t>(expires_unix - g.granted_unix, 0, ttl_s);
     g.expires_unix = g.granted_unix + ttl_s;
     g.expires = Clock::now() + seconds(ttl_s);
@@ -678,7 +688,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
                 " valid for " + ttl;
     d.request_id = id;
     d.grant_id = grant_id;
-    d.rule = q.session.rule.name;
+    d.rule = q.session.rule->name;
     conclude(q, d);
     return {true, "approved " + id + "; grant " + grant_id + " valid for " + ttl};
 }
@@ -708,11 +718,11 @@ Json Broker::service_body(const Request& q) const {
                   {"cmd_sha256", q.cmd_sha256}}},
                 {"reason", esc(r.reason)},
                 {"ticket", esc(r.ticket)},
-                {"rule", q.session.rule.name},
+                {"rule", q.session.rule->name},
                 {"approvals_needed", q.approvals_needed},
                 {"approver_groups", q.approver_groups},
-                {"ttl_s", static_cast<std::int64_t>(q.session.rule.ttl.count())},
-                {"timeout_s", static_cast<std::int64_t>(q.session.rule.timeout.count())}};
+                {"ttl_s", static_cast<std::int64_t>(q.session.rule->ttl.count())},
+                {"timeout_s", static_cast<std::int64_t>(q.session.rule->timeout.count())}};
 }
 
 void Broker::service_deny(Request& q, const char* event_type, const std::string& outcome, const std::string& message,
@@ -882,7 +892,7 @@ void Broker::expire(Clock::time_point now) {
             continue;
         }
         Request& q = it->second;
-        const std::string after = config::format_duration(q.session.rule.timeout);
+        const std::string after = config::format_duration(q.session.rule->timeout);
         Json e = event_for(audit::type::timeout, q.session);
         e["approvers"] = q.approvers;
         e["message"] = "no decision within " + after;

@@ -44,11 +44,16 @@ public:
 };
 
 // A check in progress; owned by the connection for as long as the conversation lasts.
+// The empty rule a session starts with (shared, never changed).
+const std::shared_ptr<const config::Rule>& no_rule();
+
 struct CheckSession {
     msg::CheckRequest request;
     identity::Peer peer;
     rules::Facts facts;
-    config::Rule rule;         // snapshot: a reload does not change a request under way
+    // The rule it is judged by, never null: until a rule matched, an empty one (no name). It
+    // holds the config it belongs to, so a reload does not change a request under way.
+    std::shared_ptr<const config::Rule> rule = no_rule();
     std::string awaiting;      // the field being prompted for ("reason", "ticket"), or empty
     std::string request_id;    // set while waiting for approvers
 };
@@ -160,6 +165,8 @@ private:
     grants::GrantCache m_grants;
     std::unordered_map<std::string, Request> m_requests;
     std::set<std::pair<Clock::time_point, std::string>> m_deadlines;
+    // Waiting requests per requesting uid: the per-user cap is checked without walking them all.
+    std::unordered_map<std::int64_t, std::size_t> m_pending_by_uid;
     std::uint64_t m_decisions = 0;
     std::uint64_t m_audit_failures = 0;
     std::int64_t m_started_unix = 0;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -271,6 +272,38 @@ TEST_F(BrokerTest, MaxPendingIsEnforced) {
     ASSERT_TRUE(r3.decision);
     EXPECT_FALSE(r3.decision->allow);
     EXPECT_EQ(b.pending_count(), 2u);
+}
+
+// Each user may have at most 100 requests waiting; the count follows requests as they are
+// filed and as they end (cancelled, decided, timed out), and other users are not affected.
+TEST_F(BrokerTest, PerUserPendingCapFollowsRequestsAsTheyEnd) {
+    auto b = make({});
+    std::deque<broker::CheckSession> sessions;
+    std::deque<Recorder> recorders;
+    const auto file = [&](const std::string& user, std::int64_t uid) -> Recorder& {
+        sessions.push_back(session({"/usr/bin/id", std::to_string(sessions.size())}, user, uid));
+        recorders.emplace_back();
+        b->begin_check(sessions.back(), recorders.back());
+        return recorders.back();
+    };
+    for (int i = 0; i < 100; ++i) ASSERT_FALSE(file("nobody", 65534).decision) << "request " << i << " should wait";
+    const auto& over = file("nobody", 65534);
+    ASSERT_TRUE(over.decision);
+    EXPECT_FALSE(over.decision->allow);
+    EXPECT_NE(over.decision->message.find("nobody already has 100 requests waiting"), std::string::npos)
+        << over.decision->message;
+    EXPECT_FALSE(file("root", 0).decision) << "another user's requests are not capped by nobody's";
+    EXPECT_EQ(b->pending_count(), 101u);
+
+    b->client_gone(sessions[0]); // cancelled: one place free
+    EXPECT_FALSE(file("nobody", 65534).decision);
+    EXPECT_TRUE(file("nobody", 65534).decision.has_value()) << "full again";
+    ASSERT_TRUE(b->deny(approver("bob", 2002), sessions[1].request_id, "no").ok); // decided: one place free
+    EXPECT_FALSE(file("nobody", 65534).decision);
+
+    b->expire(broker::Clock::now() + std::chrono::hours(2)); // every request times out
+    EXPECT_EQ(b->pending_count(), 0u);
+    for (int i = 0; i < 100; ++i) ASSERT_FALSE(file("nobody", 65534).decision) << "after the timeouts, request " << i;
 }
 
 } // namespace
