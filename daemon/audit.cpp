@@ -46,7 +46,7 @@ constexpr std::size_t k_max_syslog_line = 8000;
 constexpr int k_facility_authpriv = 10 << 3;
 constexpr const char* k_sd_id = "jitgate@32473";
 constexpr std::int64_t k_syslog_complaint_interval_ms = 10'000;
-// A stuck syslog daemon must not stall the event loop for long; the journal has the event.
+// A stuck syslog daemon must not stall the event loop for long; the spool has the event.
 constexpr long k_syslog_send_timeout_us = 250'000;
 constexpr std::size_t k_max_problems = 100;
 constexpr std::size_t k_scan_chunk = 64 * 1024;
@@ -135,7 +135,7 @@ std::string new_uuid_v4() {
 
 
 // RFC 3164 timestamp ("Nov  3 10:00:00") in local time, of the event's own time when it has
-// one, so the syslog line and the journal agree. Month names are fixed: the locale must not
+// one, so the syslog line and the spool agree. Month names are fixed: the locale must not
 // change the format the receiver parses.
 std::string rfc3164_timestamp(const Json& event) {
     std::time_t t = std::time(nullptr);
@@ -183,9 +183,9 @@ void read_exact_at(int fd, char* buf, std::size_t len, off_t offset, const std::
         const ssize_t n = ::pread(fd, buf + done, len - done, offset + static_cast<off_t>(done));
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw Error(ErrorCode::internal, path, "cannot read the journal: " + errno_text(errno));
+            throw Error(ErrorCode::internal, path, "cannot read the audit spool file: " + errno_text(errno));
         }
-        if (n == 0) throw Error(ErrorCode::internal, path, "the journal shrank while being read");
+        if (n == 0) throw Error(ErrorCode::internal, path, "the audit spool file shrank while being read");
         done += static_cast<std::size_t>(n);
     }
 }

@@ -119,7 +119,7 @@ bool Broker::audit(Json event) {
         return true;
     } catch (const std::exception& e) {
         ++m_audit_failures;
-        std::fprintf(stderr, "jitgated: audit journal write failed, denying: %s\n", e.what());
+        std::fprintf(stderr, "jitgated: audit spool write failed, denying: %s\n", e.what());
         return false;
     }
 }
@@ -172,7 +172,7 @@ Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decisi
     if (!audit(std::move(event)) && decision.allow) {
         decision.allow = false;
         decision.outcome = "error";
-        decision.message = "jitgate: denied: the audit journal cannot be written (see jitgated's log)";
+        decision.message = "jitgate: denied: the audit spool cannot be written (see jitgated's log)";
     }
     ++m_decisions;
     responder.decide(decision);
@@ -398,7 +398,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (!audit(std::move(e))) {
         s.request_id.clear();
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: the audit journal cannot be written (see jitgated's log)", s),
+                      deny_with("error", "jitgate: denied: the audit spool cannot be written (see jitgated's log)", s),
                       event_for(audit::type::error, s));
     }
     q.session = s;
@@ -592,7 +592,7 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
         if (!audit(std::move(e))) {
             q.approvers.pop_back();
             q.approver_uids.pop_back();
-            return {false, "the audit journal cannot be written; approval not recorded"};
+            return {false, "the audit spool cannot be written; approval not recorded"};
         }
         if (q.responder != nullptr)
             q.responder->notice("jitgate: " + esc(c.name) + " approved (" + std::to_string(have) + " of " +
@@ -667,15 +667,15 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     if (!audit(std::move(e))) {
         if (m_service != nullptr) {
             // No local approver can retry: the request ends here, denied (fail closed).
-            msg::Decision d = deny_with("error", "jitgate: denied: the audit journal cannot be written (see jitgated's log)",
+            msg::Decision d = deny_with("error", "jitgate: denied: the audit spool cannot be written (see jitgated's log)",
                                         q.session);
             d.request_id = id;
             conclude(q, d);
-            return {false, "the audit journal cannot be written; request " + id + " denied"};
+            return {false, "the audit spool cannot be written; request " + id + " denied"};
         }
         q.approvers.pop_back();
         q.approver_uids.pop_back();
-        return {false, "the audit journal cannot be written; approval not recorded"};
+        return {false, "the audit spool cannot be written; approval not recorded"};
     }
     const std::string ttl = config::format_duration(seconds(ttl_s));
     const std::string grant_id = g.id;

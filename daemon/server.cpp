@@ -505,7 +505,7 @@ void Server::dispatch(Connection& c, const Json& m) {
             throw Error(ErrorCode::protocol, "type", "'" + text::escape_for_log(type) + "' while a check is under way");
 
         if ((type == msg::k_check || type == msg::k_finished || type == msg::k_session) && c.m_peer.uid != 0) {
-            // Refused before parsing: nothing a non-root peer sends reaches the journal.
+            // Refused before parsing: nothing a non-root peer sends reaches the audit spool.
             record_refusal(c, Json{{"type", audit::type::error},
                                    {"message", "'" + type + "' refused: only root (sudo, sshd) may ask for decisions"}});
             c.send(Json{{"type", msg::k_error}, {"code", "denied"},
