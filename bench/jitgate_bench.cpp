@@ -97,11 +97,16 @@ double percentile(std::vector<double> v, double p) {
     return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
 // "median (min..max)" of repeated measurements.
 std::string spread(std::vector<double> v, const char* unit, int precision = 1) {
     std::sort(v.begin(), v.end());
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%.*f %s (%.*f..%.*f, n=%zu)", precision, v[v.size() / 2], unit, precision, v.front(),
+    std::snprintf(buf, sizeof buf, "%.*f %s (%.*f..%.*f, n=%zu)", precision, median(v), unit, precision, v.front(),
                   precision, v.back(), v.size());
     return buf;
 }
@@ -315,9 +320,9 @@ public:
     }
     void publish() {
         for (auto& [name, v] : m_rates) add_row("2. throughput " + name, spread(v, "decisions/s", 0));
-        for (auto& [name, median] : m_medians)
+        for (auto& [name, rate] : m_medians)
             if (m_rates.find(name) == m_rates.end())
-                add_row("2. throughput " + name, std::to_string(static_cast<long>(median)) + " decisions/s (median; spread not reported)");
+                add_row("2. throughput " + name, std::to_string(static_cast<long>(rate)) + " decisions/s (median; spread not reported)");
     }
 
 private:
@@ -448,12 +453,9 @@ void waiting_section(int n, const std::vector<double>& idle_p99, long idle_anon)
     } else {
         const long rss = rss_kib(g_daemon), anon = anon_kib(g_daemon);
         const auto p99 = fast_path_p99s();
-        std::vector<double> sorted = p99, idle = idle_p99;
-        std::sort(sorted.begin(), sorted.end());
-        std::sort(idle.begin(), idle.end());
         char ratio[96], mem[200];
-        std::snprintf(ratio, sizeof ratio, "; %.2fx the idle median (%.1f us)", sorted[sorted.size() / 2] / idle[idle.size() / 2],
-                      idle[idle.size() / 2]);
+        std::snprintf(ratio, sizeof ratio, "; %.2fx the idle median (%.1f us)", median(p99) / median(idle_p99),
+                      median(idle_p99));
         std::snprintf(mem, sizeof mem, "%.1f MiB (%ld KiB); own memory (RssAnon) %.1f MiB, %.2f KiB per waiting request",
                       static_cast<double>(rss) / 1024.0, rss, static_cast<double>(anon) / 1024.0,
                       static_cast<double>(anon - idle_anon) / n);
@@ -814,7 +816,6 @@ int main(int argc, char** argv) {
 
     // 2. throughput
     for (int threads : {1, 2, 8, 64}) {
-        if (!want("2")) break;
         benchmark::RegisterBenchmark("fast_path_allow_rule", BM_FastPathAllowRule)->Threads(threads)->UseRealTime()->MinTime(quick ? 0.5 : 2.0)->Repetitions(reps);
         if (granted)
             benchmark::RegisterBenchmark("fast_path_live_grant", BM_FastPathGrant)->Threads(threads)->UseRealTime()->MinTime(quick ? 0.5 : 2.0)->Repetitions(reps);
@@ -856,12 +857,12 @@ int main(int argc, char** argv) {
 
     // 6. approval to allow, service backend (a fresh daemon against the test service)
     // As the test service runs (cpp-httplib: Nagle on), then with TCP_NODELAY on its sockets.
-    if (!want("6")) {
-    } else if (!pki.empty()) {
+    if (want("6") && !pki.empty()) {
         service_section(pki, 200, {}, "");
         if (!g_nodelay_lib.empty()) service_section(pki, 200, {"LD_PRELOAD=" + g_nodelay_lib}, ", service with TCP_NODELAY");
+    } else if (want("6")) {
+        add_row("6. approval to allow (service backend)", "not measured (no --approval-service/--make-pki, or no PKI)");
     }
-    else add_row("6. approval to allow (service backend)", "not measured (no --approval-service/--make-pki, or no PKI)");
 
     std::printf("\n%-58s %s\n", "measure", "value: median (min..max, n)");
     std::printf("%s\n", std::string(110, '-').c_str());

@@ -59,6 +59,9 @@ constexpr std::size_t k_max_reason = 1024;
 constexpr std::size_t k_max_ticket = 128;
 // SECURITY NOTE: one user cannot fill the host's pending slots for everyone else.
 constexpr std::size_t k_max_pending_per_user = 100;
+// What the user, and the approver, are told when an event cannot be made durable.
+constexpr const char* k_spool_unwritable = "jitgate: denied: the audit spool cannot be written (see jitgated's log)";
+constexpr const char* k_approval_not_recorded = "the audit spool cannot be written; approval not recorded";
 // Each listed request fits in a frame, however hostile its argv: display fields are cut.
 constexpr std::size_t k_max_display = 4096;
 
@@ -172,7 +175,7 @@ Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decisi
     if (!audit(std::move(event)) && decision.allow) {
         decision.allow = false;
         decision.outcome = "error";
-        decision.message = "jitgate: denied: the audit spool cannot be written (see jitgated's log)";
+        decision.message = k_spool_unwritable;
     }
     ++m_decisions;
     responder.decide(decision);
@@ -398,8 +401,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (!audit(std::move(e))) {
         s.request_id.clear();
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: the audit spool cannot be written (see jitgated's log)", s),
-                      event_for(audit::type::error, s));
+                      deny_with("error", k_spool_unwritable, s), event_for(audit::type::error, s));
     }
     q.session = s;
     responder.notice("jitgate: approval required by rule '" + s.rule->name + "': " +
@@ -407,14 +409,12 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
                          (q.approvals_needed > 1 ? " (different people)" : "") + "." +
                          (s.rule->message.empty() ? "" : " " + esc(s.rule->message)),
                      -1);
-    m_deadlines.emplace(q.deadline, q.id);
     const std::string id = q.id;
     if (m_service != nullptr) m_service->submit(id, service_body(q));
     const std::string how = m_service != nullptr ? "approvers decide at the approval service " + m_service->base_url()
                                                  : "an approver runs: jitgatectl approve " + id;
-    ++m_pending_by_uid[r.uid];
     if (detach) {
-        m_requests.emplace(id, std::move(q));
+        add(std::move(q));
         const bool login = r.kind == "login";
         msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; " +
                                                  (login ? "a non-interactive login does not wait. Log in again"
@@ -426,7 +426,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     }
     q.responder = &responder;
     q.live = &s;
-    m_requests.emplace(id, std::move(q));
+    add(std::move(q));
     responder.notice("jitgate: request " + id + " sent; waiting up to " + config::format_duration(s.rule->timeout) +
                          " (Ctrl-C cancels). " + (m_service != nullptr ? "Approvers decide at the approval service."
                                                                       : "An approver runs: jitgatectl approve " + id),
@@ -441,6 +441,13 @@ void Broker::conclude(Request& q, const msg::Decision& decision) {
         q.responder->decide(decision);
     }
     remove(q.id);
+}
+
+void Broker::add(Request q) {
+    m_deadlines.emplace(q.deadline, q.id);
+    ++m_pending_by_uid[q.session.request.uid];
+    const std::string id = q.id;
+    m_requests.emplace(id, std::move(q));
 }
 
 void Broker::remove(const std::string& id) {
@@ -592,7 +599,7 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
         if (!audit(std::move(e))) {
             q.approvers.pop_back();
             q.approver_uids.pop_back();
-            return {false, "the audit spool cannot be written; approval not recorded"};
+            return {false, k_approval_not_recorded};
         }
         if (q.responder != nullptr)
             q.responder->notice("jitgate: " + esc(c.name) + " approved (" + std::to_string(have) + " of " +
@@ -667,15 +674,14 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     if (!audit(std::move(e))) {
         if (m_service != nullptr) {
             // No local approver can retry: the request ends here, denied (fail closed).
-            msg::Decision d = deny_with("error", "jitgate: denied: the audit spool cannot be written (see jitgated's log)",
-                                        q.session);
+            msg::Decision d = deny_with("error", k_spool_unwritable, q.session);
             d.request_id = id;
             conclude(q, d);
             return {false, "the audit spool cannot be written; request " + id + " denied"};
         }
         q.approvers.pop_back();
         q.approver_uids.pop_back();
-        return {false, "the audit spool cannot be written; approval not recorded"};
+        return {false, k_approval_not_recorded};
     }
     const std::string ttl = config::format_duration(seconds(ttl_s));
     const std::string grant_id = g.id;

@@ -43,10 +43,10 @@ public:
     virtual void decide(const msg::Decision& decision) = 0;
 };
 
-// A check in progress; owned by the connection for as long as the conversation lasts.
 // The empty rule a session starts with (shared, never changed).
 const std::shared_ptr<const config::Rule>& no_rule();
 
+// A check in progress; owned by the connection for as long as the conversation lasts.
 struct CheckSession {
     msg::CheckRequest request;
     identity::Peer peer;
@@ -150,6 +150,9 @@ private:
     Json service_body(const Request& request) const;
     // Non-empty (the user's message) when the spool is full and this action may not pass.
     std::string spool_full_refusal(bool break_glass) const;
+    // Files a request in m_requests, m_deadlines and m_pending_by_uid; remove() takes it out
+    // of all three.
+    void add(Request request);
     void remove(const std::string& id);
     Json event_for(const char* type, const CheckSession& session) const;
     Step decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event);
