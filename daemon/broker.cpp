@@ -80,6 +80,18 @@ config::Scope scope_of(const CheckSession& s) {
     return s.request.kind == "login" ? config::Scope::login : s.rule->scope;
 }
 
+// Who asks: the person the server found from the kernel, or (no server, or nothing found)
+// the request's user, which is who asks for sudo and for a login through sshd.
+std::int64_t requester_uid(const CheckSession& s) { return s.requester.uid >= 0 ? s.requester.uid : s.request.uid; }
+std::string requester_name(const CheckSession& s) { return s.requester.uid >= 0 ? s.requester.name : s.request.user; }
+
+// How an approver is named in records and messages: the account, and the person whose
+// session it acts in when that is someone else ("ops (login carol)").
+std::string approver_display(const Caller& c) {
+    if (c.login_uid < 0 || c.login_uid == static_cast<std::int64_t>(c.peer.uid)) return c.name;
+    return c.name + " (login " + c.login_name + ")";
+}
+
 msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
     msg::Decision d;
     d.allow = false;
@@ -145,6 +157,14 @@ std::string Broker::new_id(const char* prefix) const {
 Json Broker::event_for(const char* type, const CheckSession& s) const {
     const auto& r = s.request;
     Json e{{"type", type}, {"kind", r.kind}, {"user", esc(r.user)}, {"uid", r.uid}, {"peer_pid", s.peer.pid}};
+    // Who asks and which account they want can differ (su, login): both are recorded.
+    e["requester"] = esc(requester_name(s));
+    e["requester_uid"] = requester_uid(s);
+    if (s.requester.login_uid >= 0) {
+        e["login_uid"] = s.requester.login_uid;
+        e["login_user"] = esc(s.requester.login_name);
+    }
+    if (!r.requester.empty() && r.requester != requester_name(s)) e["requester_claim"] = esc(r.requester);
     if (r.kind == "sudo") {
         e["command"] = esc(r.command);
         e["argv"] = escaped_argv(r.run_argv);
@@ -250,7 +270,9 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         break;
     }
 
-    const grants::Action action{r.user, r.kind, s.rule->name, r.runas_user, r.command, &r.run_argv, r.cwd};
+    grants::Action action{r.user, r.kind, s.rule->name, r.runas_user, r.command, &r.run_argv, r.cwd};
+    action.requester_uid = requester_uid(s);
+    action.login_uid = s.requester.login_uid;
     if (const grants::Grant* g = m_grants.find(action, Clock::now())) {
         msg::Decision d;
         d.allow = true;
@@ -341,7 +363,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (detach) {
         for (const auto& [id, q] : m_requests) {
             const auto& o = q.session.request;
-            if (q.responder == nullptr && o.uid == r.uid && o.kind == r.kind && q.session.rule->name == s.rule->name &&
+            if (q.responder == nullptr && o.uid == r.uid && requester_uid(q.session) == requester_uid(s) &&
+                q.session.requester.login_uid == s.requester.login_uid && o.kind == r.kind && q.session.rule->name == s.rule->name &&
                 o.runas_user == r.runas_user && o.command == r.command && o.run_argv == r.run_argv) {
                 s.request_id = id;
                 msg::Decision d = deny_with("filed", "jitgate: request " + id + " is still waiting for approval; " +
@@ -353,11 +376,12 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
             }
         }
     }
-    const auto counted = m_pending_by_uid.find(r.uid);
+    // Counted per person who asks: every `su root` names root, but each caller has their own cap.
+    const auto counted = m_pending_by_uid.find(requester_uid(s));
     const std::size_t mine = counted == m_pending_by_uid.end() ? 0 : counted->second;
     if (mine >= k_max_pending_per_user)
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: " + esc(r.user) + " already has " + std::to_string(mine) +
+                      deny_with("error", "jitgate: denied: " + esc(requester_name(s)) + " already has " + std::to_string(mine) +
                                              " requests waiting; wait for them to be decided", s),
                       event_for(audit::type::denied, s));
     if (m_requests.size() >= static_cast<std::size_t>(cfg.daemon.max_pending))
@@ -445,7 +469,7 @@ void Broker::conclude(Request& q, const msg::Decision& decision) {
 
 void Broker::add(Request q) {
     m_deadlines.emplace(q.deadline, q.id);
-    ++m_pending_by_uid[q.session.request.uid];
+    ++m_pending_by_uid[requester_uid(q.session)];
     const std::string id = q.id;
     m_requests.emplace(id, std::move(q));
 }
@@ -454,7 +478,7 @@ void Broker::remove(const std::string& id) {
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return;
     m_deadlines.erase({it->second.deadline, id});
-    const auto counted = m_pending_by_uid.find(it->second.session.request.uid);
+    const auto counted = m_pending_by_uid.find(requester_uid(it->second.session));
     if (counted != m_pending_by_uid.end() && --counted->second == 0) m_pending_by_uid.erase(counted);
     m_requests.erase(it);
 }
@@ -535,6 +559,8 @@ std::vector<Json> Broker::pending(const Caller& c) const {
         Json j{{"id", q->id},
                {"host", m_config->host.name},
                {"user", esc(r.user)},
+               {"requester", esc(requester_name(q->session))},
+               {"requester_uid", requester_uid(q->session)},
                {"kind", r.kind},
                {"rule", q->session.rule->name},
                {"approvals_needed", q->approvals_needed},
@@ -555,6 +581,10 @@ std::vector<Json> Broker::pending(const Caller& c) const {
         if (!r.tty.empty()) j["tty"] = esc(r.tty);
         if (!r.service.empty()) j["service"] = esc(r.service);
         if (!r.remote_host.empty()) j["remote_host"] = esc(r.remote_host);
+        if (q->session.requester.login_uid >= 0) {
+            j["login_uid"] = q->session.requester.login_uid;
+            j["login_user"] = esc(q->session.requester.login_name);
+        }
         out.push_back(std::move(j));
     }
     return out;
@@ -569,28 +599,56 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
-    const auto& r = q.session.request;
     Json refused = event_for(audit::type::error, q.session);
     refused["approver"] = esc(c.name);
     refused["approver_uid"] = c.peer.uid;
+    if (c.login_uid >= 0) {
+        refused["approver_login_uid"] = c.login_uid;
+        refused["approver_login_user"] = esc(c.login_name);
+    }
+    // SECURITY NOTE: root is an account, not a person: an approval given as root names nobody
+    // an auditor can hold to it, and anyone who can become root on the host (including the
+    // requester, once approved) could approve. Off unless approval.allow_root says otherwise.
+    if (c.peer.uid == 0 && !m_config->approval.allow_root) {
+        refused["refused"] = "root";
+        refused["message"] = "approval refused: root may not approve (approval.allow_root is false)";
+        audit(refused);
+        return {false, "root may not approve requests on this host (approval.allow_root is false); approve as yourself"};
+    }
     if (!shares_group(c.groups, q.approver_groups)) {
+        refused["refused"] = "not_approver";
         refused["message"] = "approval refused: " + esc(c.name) + " is not in " + join_names(q.approver_groups);
         audit(refused);
         return {false, esc(c.name) + " is not in the approver group(s) " + join_names(q.approver_groups) + " of " + id};
     }
-    // SECURITY NOTE: identity from the kernel (peer uid), compared by uid and by name, so a
-    // second account name sharing alice's uid cannot approve alice either.
-    if (static_cast<std::int64_t>(c.peer.uid) == r.uid || c.name == r.user) {
-        refused["message"] = "approval refused: the requester cannot approve their own request";
+    // SECURITY NOTE: identity from the kernel, never from a claim. The approver is the
+    // requester if their uid or their session's login uid is the requester's uid or the
+    // requester's login uid, or their name is the requester's: a second account name sharing
+    // alice's uid, a shared account (ops) used from alice's session, or root in alice's session
+    // cannot approve alice either. For su the requester is the caller, not the target account.
+    const std::int64_t asker = requester_uid(q.session);
+    const std::int64_t asker_login = q.session.requester.login_uid;
+    const auto is_asker = [&](std::int64_t uid) { return uid >= 0 && (uid == asker || uid == asker_login); };
+    const bool same_uid = is_asker(static_cast<std::int64_t>(c.peer.uid)) || c.name == requester_name(q.session);
+    if (same_uid || is_asker(c.login_uid)) {
+        refused["refused"] = "self_approval";
+        refused["message"] = same_uid ? "approval refused: the requester cannot approve their own request"
+                                      : "approval refused: the approver acts in the requester's login session (login uid " +
+                                            std::to_string(c.login_uid) + ")";
         audit(refused);
-        return {false, "you cannot approve your own request " + id};
+        if (same_uid) return {false, "you cannot approve your own request " + id};
+        return {false, "you cannot approve your own request " + id + ": this session belongs to " + esc(c.login_name) +
+                           " (login uid " + std::to_string(c.login_uid) + "), who asked for it"};
     }
-    if (contains(q.approvers, c.name) || std::find(q.approver_uids.begin(), q.approver_uids.end(), c.peer.uid) != q.approver_uids.end())
+    // One person, one approval: counted by the login uid where the kernel knows it.
+    const std::int64_t person = c.login_uid >= 0 ? c.login_uid : static_cast<std::int64_t>(c.peer.uid);
+    const std::string shown = approver_display(c);
+    if (contains(q.approvers, shown) || std::find(q.approver_uids.begin(), q.approver_uids.end(), person) != q.approver_uids.end())
         return {false, "you have already approved " + id + "; it needs " +
                            plural(q.approvals_needed, "approval", "approvals") + " from different people"};
 
-    q.approvers.push_back(c.name);
-    q.approver_uids.push_back(c.peer.uid);
+    q.approvers.push_back(shown);
+    q.approver_uids.push_back(person);
     const auto have = static_cast<int>(q.approvers.size());
     if (have < q.approvals_needed) {
         Json e = event_for(audit::type::approval_recorded, q.session);
@@ -602,7 +660,7 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
             return {false, k_approval_not_recorded};
         }
         if (q.responder != nullptr)
-            q.responder->notice("jitgate: " + esc(c.name) + " approved (" + std::to_string(have) + " of " +
+            q.responder->notice("jitgate: " + esc(shown) + " approved (" + std::to_string(have) + " of " +
                                     std::to_string(q.approvals_needed) + "); waiting for " +
                                     plural(q.approvals_needed - have, "more approval", "more approvals") + ".",
                                 -1);
@@ -647,6 +705,9 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.request_id = id;
     g.user = r.user;
     g.kind = r.kind;
+    g.requester = requester_name(q.session);
+    g.requester_uid = requester_uid(q.session);
+    g.login_uid = q.session.requester.login_uid;
     g.scope = scope_of(q.session);
     g.rule = q.session.rule->name;
     g.runas_user = r.runas_user;
@@ -703,13 +764,20 @@ Json Broker::service_body(const Request& q) const {
     const auto& cfg = *m_config;
     const auto& r = q.session.request;
     const std::string scope = config::to_string(scope_of(q.session));
+    const std::string asker = requester_name(q.session);
+    Json requester{{"user", text::is_valid_utf8(asker) ? asker : esc(asker)}, {"uid", requester_uid(q.session)}};
+    if (q.session.requester.login_uid >= 0) {
+        requester["login_uid"] = q.session.requester.login_uid;
+        requester["login_user"] = esc(q.session.requester.login_name);
+    }
     return Json{{"protocol", 1},
                 {"id", q.id},
                 {"nonce", q.nonce},
                 {"host", cfg.host.name},
                 {"host_environment", cfg.host.environment},
                 {"host_tags", cfg.host.tags},
-                {"requester", {{"user", text::is_valid_utf8(r.user) ? r.user : esc(r.user)}, {"uid", r.uid}}},
+                {"requester", requester},
+                {"account", {{"user", text::is_valid_utf8(r.user) ? r.user : esc(r.user)}, {"uid", r.uid}}},
                 {"kind", r.kind},
                 {"scope", scope},
                 {"action",
@@ -768,7 +836,7 @@ void Broker::on_service_outcome(const std::string& id, const service::Outcome& o
         ex.request_id = id;
         ex.nonce = q.nonce;
         ex.host = m_config->host.name;
-        ex.user = r.user;
+        ex.user = requester_name(q.session); // the grant's sub: who asked (§7.2)
         ex.kind = r.kind;
         ex.scope = config::to_string(scope_of(q.session));
         ex.cmd_sha256 = q.cmd_sha256;
@@ -843,8 +911,9 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
     std::vector<Json> out;
     const auto now = now_unix();
     for (const auto& g : m_grants.list(Clock::now())) {
-        if (!all && g.user != c.name) continue;
+        if (!all && g.user != c.name && g.requester != c.name) continue;
         Json j{{"id", g.id},           {"request_id", g.request_id}, {"user", esc(g.user)},
+               {"requester", esc(g.requester)},
                {"kind", g.kind},       {"scope", config::to_string(g.scope)}, {"rule", g.rule},
                {"approvers", g.approvers}, {"granted", g.granted_unix}, {"expires", g.expires_unix},
                {"expires_in_s", g.expires_unix - now}};

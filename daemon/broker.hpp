@@ -56,6 +56,9 @@ struct CheckSession {
     std::shared_ptr<const config::Rule> rule = no_rule();
     std::string awaiting;      // the field being prompted for ("reason", "ticket"), or empty
     std::string request_id;    // set while waiting for approvers
+    // Who asks, from the kernel (the server fills it before begin_check). Left empty (uid -1)
+    // the requester is the request's user: how sudo checks are judged without a server.
+    identity::Requester requester;
 };
 
 enum class Step { done, awaiting_input, waiting };
@@ -65,6 +68,8 @@ struct Caller {
     identity::Peer peer;
     std::string name;
     std::vector<std::string> groups;
+    std::int64_t login_uid = -1; // audit login uid of the caller's process; -1 unset or unknown
+    std::string login_name;      // user name of login_uid, empty if unset
 };
 
 struct OpResult {
@@ -126,7 +131,9 @@ private:
         Responder* responder = nullptr;    // null once the client has gone or was told "filed"
         CheckSession* live = nullptr;      // the connection's session while it waits
         std::vector<std::string> approvers;
-        std::vector<uid_t> approver_uids;
+        // One entry per approval: the approver's person (login uid if set, else uid), so that
+        // "N approvals" means N people, whichever accounts they approved from.
+        std::vector<std::int64_t> approver_uids;
         int approvals_needed = 1;
         std::vector<std::string> approver_groups;
         std::int64_t created_unix = 0;

@@ -190,14 +190,14 @@ struct SectionSpec {
 const SectionSpec k_top_spec{
     {"host", "daemon", "approval", "break_glass", "audit", "rules"},
     {{"socket", "daemon"}, {"max_clients", "daemon"}, {"max_pending", "daemon"},
-     {"backend", "approval"}, {"approver_groups", "approval"}, {"service", "approval"},
+     {"backend", "approval"}, {"approver_groups", "approval"}, {"allow_root", "approval"}, {"service", "approval"},
      {"spool_dir", "audit"}, {"store", "audit"},
      {"syslog", "audit"}, {"syslog_socket", "audit"}, {"name", "host"},
      {"environment", "host"}, {"tags", "host"}, {"group", "break_glass"},
      {"min_reason_length", "break_glass"}}};
 const SectionSpec k_host_spec{{"name", "environment", "tags"}, {}};
 const SectionSpec k_daemon_spec{{"socket", "max_clients", "max_pending"}, {}};
-const SectionSpec k_approval_spec{{"backend", "approver_groups", "service"},
+const SectionSpec k_approval_spec{{"backend", "approver_groups", "allow_root", "service"},
                                    {{"url", "service"}, {"ca_file", "service"}, {"public_keys", "service"}}};
 const SectionSpec k_service_spec{{"url", "ca_file", "client_cert", "client_key", "proxy",
                                   "connect_timeout", "request_timeout", "poll_wait", "retries",
@@ -567,6 +567,9 @@ void Parser::parse_approval(const Entries& top, Config::Approval& approval) {
     }
     if (auto v = list_value(where, find(e, "approver_groups"))) {
         approval.approver_groups = *v;
+    }
+    if (auto v = bool_value(where, find(e, "allow_root"))) {
+        approval.allow_root = *v;
     }
     parse_service(e, where, approval.service);
 }
@@ -980,6 +983,10 @@ void Checker::check_top() {
     }
     if (c.approval.backend == "service") {
         check_service();
+        // The service decides who approves; a root switch here would suggest otherwise.
+        if (c.approval.allow_root)
+            add("approval.allow_root", 0, "approval.allow_root applies to the local backend only; with backend "
+                                          "'service' the approval service decides who may approve");
     } else if (c.approval.backend != "local") {
         add("approval.backend", 0, "unknown approval.backend " + shown(c.approval.backend) +
                                        " (expected 'local' or 'service')");

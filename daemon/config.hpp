@@ -76,6 +76,9 @@ struct Config {
     struct Approval {
         std::string backend = "local";      // "local" (this host's approvers) or "service"
         std::vector<std::string> approver_groups{"jitgate-approvers"};
+        // May a peer with uid 0 approve (local backend)? No by default: root is an account,
+        // not a person (docs/config.md, "approval.allow_root").
+        bool allow_root = false;
         // backend "service": the central approval service (docs/protocol.md).
         struct Service {
             std::string url;                // base URL, https:// only

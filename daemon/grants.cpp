@@ -16,6 +16,8 @@ std::string GrantCache::key_for(const Action& action, config::Scope scope) {
     std::string key;
     put(key, action.kind);
     put(key, action.user);
+    put(key, std::to_string(action.requester_uid));
+    put(key, std::to_string(action.login_uid));
     put(key, action.rule);
     put(key, config::to_string(scope));
     if (scope == config::Scope::command) {
@@ -45,6 +47,8 @@ const Grant* GrantCache::find(const Action& action, Clock::time_point now) {
 
 void GrantCache::add(Grant grant) {
     Action a{grant.user, grant.kind, grant.rule, grant.runas_user, grant.command, &grant.argv, grant.cwd};
+    a.requester_uid = grant.requester_uid;
+    a.login_uid = grant.login_uid;
     auto key = key_for(a, grant.scope);
     m_by_key.insert_or_assign(std::move(key), std::move(grant));
 }

@@ -2,7 +2,8 @@
 //
 // A grant is what an approval becomes: scope `command` covers this exact run_argv as this
 // run-as user under the same rule; scope `session` covers any sudo of that user under the
-// same rule; scope `login` covers logins. Grants live in memory only: a restarted daemon
+// same rule; scope `login` covers logins. Every grant covers only the person who asked for it
+// (their uid and the login uid of their session). Grants live in memory only: a restarted daemon
 // starts with none (fail closed). Not thread-safe: the event loop owns it.
 #pragma once
 
@@ -36,6 +37,10 @@ struct Grant {
     std::int64_t granted_unix = 0;
     std::int64_t expires_unix = 0;
     Clock::time_point expires;
+    // The person it was granted to (see Action): a grant covers only their own next action.
+    std::string requester;
+    std::int64_t requester_uid = -1;
+    std::int64_t login_uid = -1;
 };
 
 // What a check asks the cache about.
@@ -47,6 +52,10 @@ struct Action {
     std::string command;
     const std::vector<std::string>* argv = nullptr;
     std::string cwd;
+    // Who asks (identity::Requester): an approved `su root` of alice's is no grant for bob's
+    // `su root`, nor for anyone using the same shared account from another login session.
+    std::int64_t requester_uid = -1;
+    std::int64_t login_uid = -1; // -1: unset (the kernel knows no session owner)
 };
 
 class GrantCache {

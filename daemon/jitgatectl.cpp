@@ -91,8 +91,11 @@ int cmd_pending(const client::Options& opts, bool json) {
             std::printf("%s\n", q.dump().c_str());
             continue;
         }
-        std::printf("%s  %s@%s  %s  %s ago, expires in %s  approvals %zu/%s (%s)%s\n", str(q, "id").c_str(),
-                    str(q, "user").c_str(), str(q, "host").c_str(), str(q, "kind").c_str(),
+        // Who asks first; the account they want after the kind when it is another ("as root").
+        const std::string asker = q.contains("requester") ? str(q, "requester") : str(q, "user");
+        const std::string account = str(q, "user") != asker ? "  as " + str(q, "user") : std::string();
+        std::printf("%s  %s@%s  %s%s  %s ago, expires in %s  approvals %zu/%s (%s)%s\n", str(q, "id").c_str(),
+                    asker.c_str(), str(q, "host").c_str(), str(q, "kind").c_str(), account.c_str(),
                     age(q.value("age_s", 0)).c_str(), age(q.value("expires_in_s", 0)).c_str(),
                     q.value("approvers", Json::array()).size(), str(q, "approvals_needed").c_str(),
                     joined(q.value("approver_groups", Json::array())).c_str(),
@@ -102,6 +105,8 @@ int cmd_pending(const client::Options& opts, bool json) {
         if (q.contains("runas")) std::printf("    run as:  %s   cwd: %s\n", str(q, "runas").c_str(), str(q, "cwd").c_str());
         if (q.contains("service")) std::printf("    service: %s   from: %s\n", str(q, "service").c_str(), str(q, "remote_host").c_str());
         if (q.contains("tty")) std::printf("    tty:     %s\n", str(q, "tty").c_str());
+        if (q.contains("login_user") && str(q, "login_user") != asker)
+            std::printf("    session: of %s (login uid %s)\n", str(q, "login_user").c_str(), str(q, "login_uid").c_str());
         std::printf("    rule:    %s   reason: %s   ticket: %s\n", str(q, "rule").c_str(),
                     str(q, "reason").empty() ? "-" : str(q, "reason").c_str(),
                     str(q, "ticket").empty() ? "-" : str(q, "ticket").c_str());

@@ -464,6 +464,11 @@ broker::Caller caller_of(const identity::Peer& peer) {
     c.peer = peer;
     c.name = identity::user_name(peer.uid).value_or("uid " + std::to_string(peer.uid));
     c.groups = identity::groups_of(c.name).value_or(std::vector<std::string>{}); // none: not an approver
+    // The session the approver acts in: a shared account used from the requester's session is
+    // the requester (broker::Broker::approve). Read while the peer is connected to us.
+    c.login_uid = identity::login_uid_of(peer.pid);
+    if (c.login_uid >= 0)
+        c.login_name = identity::user_name(static_cast<uid_t>(c.login_uid)).value_or("uid " + std::to_string(c.login_uid));
     return c;
 }
 
@@ -517,9 +522,23 @@ void Server::dispatch(Connection& c, const Json& m) {
         if (type == msg::k_check) {
             auto request = msg::check_from_json(m);
             if (refused(c, "check", request.kind, request.user, request.uid)) return;
+            // SECURITY NOTE: who asks comes from the kernel (the peer's real uid and login uid),
+            // never from the request: su's PAM_RUSER is only recorded where it disagrees.
+            auto requester = identity::requester_of(c.m_peer, request.uid);
+            if (!requester) {
+                record_refusal(c, Json{{"type", audit::type::error},
+                                       {"message", "check refused: cannot read the requesting process (pid " +
+                                                       std::to_string(c.m_peer.pid) + ") from /proc"},
+                                       {"user", bounded(request.user)}, {"kind", request.kind}});
+                c.send(Json{{"type", msg::k_error}, {"code", "denied"},
+                            {"message", "refused: jitgated cannot tell who is asking (fail closed)"}});
+                c.close_after_flush();
+                return;
+            }
             c.m_session = std::make_unique<broker::CheckSession>();
             c.m_session->request = std::move(request);
             c.m_session->peer = c.m_peer;
+            c.m_session->requester = std::move(*requester);
             c.m_step = m_broker.begin_check(*c.m_session, c);
         } else if (type == msg::k_input) {
             if (!c.m_session || c.m_step != broker::Step::awaiting_input)

@@ -119,6 +119,7 @@ int login_request(pam_handle_t* pamh, jitgate::msg::CheckRequest& r) {
     r.service = item(pamh, PAM_SERVICE);
     r.remote_host = item(pamh, PAM_RHOST);
     r.tty = item(pamh, PAM_TTY);
+    r.requester = item(pamh, PAM_RUSER); // a claim; jitgated finds the requester from the kernel
     return PAM_SUCCESS;
 }
 

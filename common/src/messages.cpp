@@ -30,7 +30,8 @@ Json to_json(const CheckRequest& r) {
                 {"ticket", text::arg_to_json(r.ticket)},
                 {"break_glass_reason", text::arg_to_json(r.break_glass_reason)},
                 {"interactive", r.interactive},
-                {"noninteractive", r.noninteractive}};
+                {"noninteractive", r.noninteractive},
+                {"requester", r.requester}};
 }
 
 namespace {
@@ -75,6 +76,7 @@ CheckRequest check_from_json(const Json& j) {
     r.break_glass_reason = optional_arg(j, "break_glass_reason");
     r.interactive = optional_bool(j, "interactive", false);
     r.noninteractive = optional_bool(j, "noninteractive", false);
+    r.requester = optional_string(j, "requester");
     return r;
 }
 

@@ -308,6 +308,9 @@ void validate_create(const json& b) {
     const json& requester = object_member(b, "", "requester");
     if (string_member(requester, "requester.", "user").empty()) throw HttpError(400, "requester.user is empty");
     if (int_member(requester, "requester.", "uid") < 0) throw HttpError(400, "requester.uid is negative");
+    const json& account = object_member(b, "", "account");
+    if (string_member(account, "account.", "user").empty()) throw HttpError(400, "account.user is empty");
+    if (int_member(account, "account.", "uid") < 0) throw HttpError(400, "account.uid is negative");
 
     const std::string kind = string_member(b, "", "kind");
     if (kind != "sudo" && kind != "login") throw HttpError(400, "kind is neither sudo nor login");

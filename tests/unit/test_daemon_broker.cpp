@@ -78,6 +78,33 @@ protected:
         return c;
     }
 
+    // `asker` (uid `asker_uid`, session login uid `login_uid`) running `su root`, as the server
+    // finds the requester from the kernel.
+    static broker::CheckSession su_root(std::string asker, std::int64_t asker_uid, std::int64_t login_uid = -1) {
+        broker::CheckSession s;
+        s.request.kind = "login";
+        s.request.user = "root";
+        s.request.uid = 0;
+        s.request.service = "su";
+        s.request.reason = "rotate the payments keys";
+        s.request.interactive = true;
+        s.peer.pid = 1;
+        s.peer.uid = 0;
+        s.requester.uid = asker_uid;
+        s.requester.name = std::move(asker);
+        s.requester.login_uid = login_uid;
+        if (login_uid >= 0) s.requester.login_name = "uid " + std::to_string(login_uid);
+        return s;
+    }
+
+    // `name` working in the login session of `login_uid`.
+    static broker::Caller in_session(std::string name, uid_t uid, std::int64_t login_uid, std::string login_name) {
+        broker::Caller c = approver(std::move(name), uid);
+        c.login_uid = login_uid;
+        c.login_name = std::move(login_name);
+        return c;
+    }
+
     // Every event in the spool (one segment at these sizes).
     std::string journal() const {
         std::string all;
@@ -304,6 +331,113 @@ TEST_F(BrokerTest, PerUserPendingCapFollowsRequestsAsTheyEnd) {
     b->expire(broker::Clock::now() + std::chrono::hours(2)); // every request times out
     EXPECT_EQ(b->pending_count(), 0u);
     for (int i = 0; i < 100; ++i) ASSERT_FALSE(file("nobody", 65534).decision) << "after the timeouts, request " << i;
+}
+
+// Regression: su filed the request as the target account (root), so bob, an approver, could
+// approve his own `su root`. The requester is the caller, whatever account they ask for.
+TEST_F(BrokerTest, SuRequesterCannotApproveOwnSuRoot) {
+    auto b = make({});
+    Recorder r;
+    auto s = su_root("bob", 2002);
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    const auto refused = b->approve(approver("bob", 2002), s.request_id);
+    EXPECT_FALSE(refused.ok);
+    EXPECT_NE(refused.message.find("cannot approve your own request"), std::string::npos) << refused.message;
+    EXPECT_NE(journal().find("\"refused\":\"self_approval\""), std::string::npos);
+    const auto listed = b->pending(approver("carol", 2003));
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0]["requester"], "bob");
+    EXPECT_EQ(listed[0]["user"], "root");
+    EXPECT_TRUE(b->approve(approver("carol", 2003), s.request_id).ok);
+    ASSERT_TRUE(r.decision);
+    EXPECT_TRUE(r.decision->allow);
+    EXPECT_NE(journal().find("\"requester\":\"bob\",\"requester_uid\":2002"), std::string::npos) << journal();
+}
+
+// Regression: a login grant covered the account, so once alice's `su root` was approved anyone's
+// `su root` passed on it for its whole TTL. It covers alice, and only from her own session.
+TEST_F(BrokerTest, SuRootGrantIsBoundToItsRequester) {
+    auto b = make({});
+    Recorder r;
+    auto s = su_root("alice", 2001, 2001);
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    ASSERT_TRUE(b->approve(approver("carol", 2003), s.request_id).ok);
+    ASSERT_TRUE(r.decision && r.decision->allow);
+
+    Recorder again;
+    auto s2 = su_root("alice", 2001, 2001);
+    EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
+    EXPECT_EQ(again.decision->outcome, "grant");
+
+    Recorder other;
+    auto bob = su_root("bob", 2002, 2002);
+    EXPECT_EQ(b->begin_check(bob, other), broker::Step::waiting) << "bob's su root must not pass on alice's grant";
+    EXPECT_FALSE(other.decision.has_value());
+
+    Recorder elsewhere;
+    auto shared = su_root("alice", 2001, 2002); // alice's account used from bob's session
+    EXPECT_EQ(b->begin_check(shared, elsewhere), broker::Step::waiting);
+}
+
+// An approver in a shared account (ops) whose session belongs to the requester is the requester.
+TEST_F(BrokerTest, SharedAccountInRequestersSessionCannotApprove) {
+    auto b = make({});
+    Recorder r;
+    auto s = su_root("bob", 2002, 2002);
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    const auto refused = b->approve(in_session("ops", 3000, 2002, "bob"), s.request_id);
+    EXPECT_FALSE(refused.ok);
+    EXPECT_NE(refused.message.find("this session belongs to bob (login uid 2002)"), std::string::npos) << refused.message;
+    EXPECT_NE(journal().find("\"approver_login_uid\":2002"), std::string::npos) << journal();
+    EXPECT_EQ(b->pending_count(), 1u);
+    // The request's own login uid counts too: bob's account from a session of someone else is fine,
+    // but any account in a session whose login uid is the requester's is not.
+    auto s2 = su_root("ops", 3000, 2002);
+    Recorder r2;
+    ASSERT_EQ(b->begin_check(s2, r2), broker::Step::waiting);
+    EXPECT_FALSE(b->approve(approver("bob", 2002), s2.request_id).ok) << "bob's own session asked, as ops";
+    // ops used by carol, from her own session, is carol: she may approve, and is named so.
+    EXPECT_TRUE(b->approve(in_session("ops", 3000, 2003, "carol"), s.request_id).ok);
+    ASSERT_TRUE(r.decision && r.decision->allow);
+    EXPECT_NE(r.decision->message.find("approved by ops (login carol)"), std::string::npos) << r.decision->message;
+}
+
+// "Two approvals" means two people: one person approving from two accounts counts once.
+TEST_F(BrokerTest, TwoApprovalsFromOnePersonsTwoAccountsCountOnce) {
+    auto rl = rule("two", config::Action::require_approval);
+    rl.approvals = 2;
+    auto b = make({rl});
+    Recorder r;
+    auto s = session({"/usr/bin/id"});
+    b->begin_check(s, r);
+    EXPECT_TRUE(b->approve(in_session("bob", 2002, 2002, "bob"), s.request_id).ok);
+    EXPECT_FALSE(b->approve(in_session("ops", 3000, 2002, "bob"), s.request_id).ok);
+    EXPECT_FALSE(r.decision.has_value());
+    EXPECT_TRUE(b->approve(in_session("carol", 2003, 2003, "carol"), s.request_id).ok);
+    ASSERT_TRUE(r.decision && r.decision->allow);
+}
+
+// Root is an account, not a person: it approves only with approval.allow_root.
+TEST_F(BrokerTest, RootMayApproveOnlyWhenAllowed) {
+    auto cfg = std::make_shared<config::Config>();
+    cfg->host.name = "test-host";
+    cfg->approval.approver_groups = {"approvers"};
+    auto b = std::make_unique<broker::Broker>(cfg, *m_auditor);
+    Recorder r;
+    auto s = su_root("alice", 2001);
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    const auto refused = b->approve(approver("root", 0), s.request_id);
+    EXPECT_FALSE(refused.ok);
+    EXPECT_NE(refused.message.find("approval.allow_root"), std::string::npos) << refused.message;
+    EXPECT_NE(journal().find("\"refused\":\"root\""), std::string::npos);
+
+    auto allowed = std::make_shared<config::Config>(*cfg);
+    allowed->approval.allow_root = true;
+    b->set_config(allowed);
+    // ...and even then root in alice's own session is alice.
+    EXPECT_FALSE(b->approve(in_session("root", 0, 2001, "alice"), s.request_id).ok);
+    EXPECT_TRUE(b->approve(approver("root", 0), s.request_id).ok);
+    ASSERT_TRUE(r.decision && r.decision->allow);
 }
 
 } // namespace

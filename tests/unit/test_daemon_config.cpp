@@ -93,6 +93,20 @@ TEST(DaemonConfig, HostNameDefaultsToGethostname) {
     EXPECT_EQ(result.config->host.environment, "staging");
 }
 
+// Root is an account, not a person: it may not approve unless the config says so.
+TEST(DaemonConfig, AllowRootDefaultsToFalseAndParses) {
+    const LoadResult off = parse_config("approval:\n  backend: local\n", "t.yaml");
+    ASSERT_TRUE(off.config) << all_problems(off);
+    EXPECT_FALSE(off.config->approval.allow_root);
+    const LoadResult on = parse_config("approval:\n  allow_root: true\n", "t.yaml");
+    ASSERT_TRUE(on.config) << all_problems(on);
+    EXPECT_TRUE(on.config->approval.allow_root);
+    const LoadResult bad = parse_config("approval:\n  allow_root: sometimes\n", "t.yaml");
+    EXPECT_FALSE(bad.config);
+    const LoadResult misplaced = parse_config("allow_root: true\n", "t.yaml");
+    EXPECT_FALSE(misplaced.config);
+}
+
 TEST(DaemonConfig, GoodFullFixtureSetsEveryKey) {
     const LoadResult result = load_config((k_fixtures / "good-full.yaml").string());
     ASSERT_TRUE(result.config.has_value()) << all_problems(result);

@@ -49,6 +49,10 @@ struct CheckRequest {
     std::string break_glass_reason; // from JITGATE_BREAK_GLASS, or empty
     bool interactive = false;       // the client can prompt the user
     bool noninteractive = false;    // sudo -n: never prompt, never wait unless the rule says so
+    // Login kind: who the PAM application says is asking (PAM_RUSER; su sets it to its
+    // caller), or empty. Only a claim: the daemon finds the requester from the kernel (the
+    // peer's real uid and login uid) and records this only where it disagrees.
+    std::string requester;
 };
 
 Json to_json(const CheckRequest& r);
