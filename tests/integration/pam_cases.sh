@@ -166,5 +166,121 @@ case_session_duration() {
     expect_journal session.closed '"duration_ms":[0-9]+'
 }
 
+# --- Who asks: su files the request as its caller, not as the account it switches to ---------
+
+# su_start [RULES]: start, plus an /etc/pam.d/su (util-linux su's service) gated by pam_jitgate.
+su_start() {
+    start "$@"
+    NS_SHOW_ON_FAIL="$T/su.out $T/daemon.log"
+    ns_pam su <<'PAM'
+auth     required  @PAM@ socket=@SOCK@
+auth     required  pam_permit.so
+account  required  @PAM@ socket=@SOCK@
+account  required  pam_permit.so
+session  required  pam_permit.so
+password required  pam_deny.so
+PAM
+}
+
+# su_bg USER INPUT: USER runs the real `su root -c 'id -un'` in their own login session, typing
+# INPUT at su's prompts; output in $T/su.out. su_wait sets RC.
+su_bg() {
+    local user="$1" input="$2"
+    as_user_argv "$user"
+    (printf '%b' "$input" | exec "${AS_USER[@]}" su root -c 'id -un') >"$T/su.out" 2>&1 &
+    SU_PID=$!
+}
+su_wait() { RC=0; wait "$SU_PID" || RC=$?; }
+
+# Regression: su filed the request as root (PAM_USER), so bob, an approver, approved his own
+# `su root`. The requester is bob (su's real uid), and the approver view and audit say both.
+case_su_self_approval_refused() {
+    su_start
+    need_loginuid
+    su_bg bob 'rotate the payments keys\n\n'
+    local id; id="$(wait_pending 1)"
+    local rc=0 out; out="$(ctl bob approve "$id" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "bob approving his own su root"
+    expect_contains "$out" "cannot approve your own request $id"
+    local listing; listing="$(ctl carol pending)"
+    expect_contains "$listing" "$id  bob@fin-db-01  login  as root"
+    expect_contains "$listing" "service: su "
+    expect_journal error '"refused":"self_approval".*"requester":"bob","requester_uid":2002'
+    ctl carol approve "$id" >/dev/null
+    su_wait; expect_eq "$RC" 0 "su root approved by carol"
+    expect_contains "$(cat "$T/su.out")" "^root$"
+    expect_journal access.approved '"approvers":\["carol"\].*"login_uid":2002.*"requester":"bob","requester_uid":2002.*"user":"root"'
+}
+
+# Regression: a login grant covered the account, so once alice's `su root` was approved, bob's
+# `su root` passed on it for the grant's whole TTL.
+case_su_grant_bound_to_requester() {
+    su_start
+    need_loginuid
+    su_bg alice 'rotate the payments keys\n\n'
+    local id; id="$(wait_pending 1)"
+    ctl carol approve "$id" >/dev/null
+    su_wait; expect_eq "$RC" 0 "alice's su root"
+    # alice again, on her grant: no question asked
+    su_bg alice ''
+    su_wait; expect_eq "$RC" 0 "alice's su root on her grant"
+    expect_journal access.allowed_by_grant '"requester":"alice"'
+    # bob's su root does not pass on alice's grant: it waits for its own approval, and is denied
+    su_bg bob 'rotate the payments keys\n\n'
+    local bid; bid="$(wait_pending 1)"
+    [ "$bid" != "$id" ] || ns_die "bob's su root reused alice's request"
+    expect_contains "$(ctl carol pending)" "$bid  bob@fin-db-01  login  as root"
+    ctl carol deny "$bid" --reason "not on the rota" >/dev/null
+    su_wait; [ "$RC" -ne 0 ] || ns_die "bob's su root passed on alice's grant"
+    expect_not_contains "$(cat "$T/su.out")" "^root$"
+    expect_no_journal access.allowed_by_grant '"requester":"bob"'
+}
+
+# An approver in a shared account (ops) working in the requester's login session is the
+# requester: refused and audited. ops used from carol's own session is carol, and may approve.
+case_shared_account_refused() {
+    su_start
+    need_loginuid
+    echo 'ops:x:2010:2010:Shared operations:/tmp:/bin/sh' >>/etc/passwd
+    echo 'ops:*:19000:0:99999:7:::' >>/etc/shadow
+    sed 's/^jitgate-approvers:x:2100:bob,carol$/jitgate-approvers:x:2100:bob,carol,ops/' /etc/group >"$T/g"
+    { cat "$T/g"; echo 'ops:x:2010:'; } >/etc/group
+    su_bg bob 'rotate the payments keys\n\n'
+    local id; id="$(wait_pending 1)"
+    in_session_argv ops bob
+    local rc=0 out; out="$("${AS_USER[@]}" "$JITGATECTL" --socket "$SOCK" approve "$id" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "ops approving from bob's session"
+    expect_contains "$out" "cannot approve your own request $id: this session belongs to bob \\(login uid 2002\\)"
+    expect_journal error '"approver":"ops","approver_login_uid":2002,"approver_login_user":"bob".*"refused":"self_approval"'
+    in_session_argv ops carol
+    "${AS_USER[@]}" "$JITGATECTL" --socket "$SOCK" approve "$id" >/dev/null
+    su_wait; expect_eq "$RC" 0 "approved by ops from carol's session"
+    expect_journal access.approved '"approvers":\["ops \(login carol\)"\]'
+}
+
+# Root is an account, not a person: it cannot approve unless approval.allow_root is true.
+case_root_approval_switch() {
+    su_start
+    need_loginuid
+    # an approver-group member working as root: root is in the group
+    sed 's/^jitgate-approvers:x:2100:bob,carol$/jitgate-approvers:x:2100:bob,carol,root/' /etc/group >"$T/g"; cat "$T/g" >/etc/group
+    su_bg alice 'rotate the payments keys\n\n'
+    local id; id="$(wait_pending 1)"
+    in_session_argv root carol
+    local rc=0 out; out="$("${AS_USER[@]}" "$JITGATECTL" --socket "$SOCK" approve "$id" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "root approving by default"
+    expect_contains "$out" "root may not approve requests on this host \\(approval.allow_root is false\\)"
+    expect_journal error '"approver":"root".*"refused":"root"'
+    # the switch on (a reload keeps the waiting request): root in carol's session may approve
+    sed -i 's/^  approver_groups: \[jitgate-approvers\]$/  approver_groups: [jitgate-approvers]\n  allow_root: true/' "$CONFIG"
+    grep -q 'allow_root: true' "$CONFIG" || ns_die "config not switched"
+    kill -HUP "$DAEMON_PID"
+    local i; for i in $(seq 1 100); do [ "$(journal_count config.loaded '"reload":true')" -ge 1 ] && break; sleep 0.05; done
+    expect_journal config.loaded '"reload":true'
+    "${AS_USER[@]}" "$JITGATECTL" --socket "$SOCK" approve "$id" >/dev/null
+    su_wait; expect_eq "$RC" 0 "approved by root with allow_root"
+    expect_journal access.approved '"approvers":\["root \(login carol\)"\]'
+}
+
 "case_$1"
 echo "PASS: $1"

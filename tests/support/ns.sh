@@ -130,6 +130,7 @@ ns_setup() {
     mkdir -p "$SPOOL"
     CONFIG="$T/jitgate.yaml"
     trap ns_cleanup EXIT
+    ns_loginuid
     ns_users
     ns_dev
     ns_sudo
@@ -182,14 +183,40 @@ ns_stop_daemon() {
     wait "$DAEMON_PID" 2>/dev/null || true
 }
 
-# as_user USER CMD...: run CMD as USER (real and effective ids, groups) with a clean environment.
-# Extra environment: put VAR=value words before CMD.
+# as_user USER CMD...: run CMD as USER (real and effective ids, groups) with a clean environment,
+# in a login session of USER's own (its audit login uid is USER's, as pam_loginuid would set it
+# at login): jitgated tells people apart by it. Extra environment: VAR=value words before CMD.
 as_user() { as_user_argv "$1"; shift; "${AS_USER[@]}" "$@"; }
 # as_user_argv USER: sets AS_USER to the command prefix, for callers that must `exec` it
 # (so that $! of a background job is the command itself, e.g. to send it SIGINT).
-as_user_argv() {
-    AS_USER=(setpriv --reuid="$1" --regid="$1" --init-groups --
+as_user_argv() { in_session_argv "$1" "$1"; }
+# in_session_argv USER SESSION-USER: like as_user_argv, but the login session is SESSION-USER's
+# (a shared account used by a person, or root in someone's session). Sets AS_USER. The shell
+# writes its own loginuid (a builtin echo: the kernel lets only the process itself write it).
+in_session_argv() {
+    AS_USER=(sh -c 'if [ "$NS_LOGINUID" = 1 ]; then u=$(id -u "$0") && echo "$u" >/proc/self/loginuid || exit 125; fi; exec "$@"' "$2"
+             setpriv --reuid="$1" --regid="$1" --init-groups --
              env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp USER="$1" LOGNAME="$1")
+}
+
+# ns_loginuid: can this kernel give each test user a login session (/proc/self/loginuid,
+# written as root with CAP_AUDIT_CONTROL)? Sets NS_LOGINUID=1 if so. If not, every process
+# must share one unset login uid, or the tests' different people would all be one person.
+ns_loginuid() {
+    export NS_LOGINUID=0
+    if bash -c 'echo 65534 >/proc/self/loginuid' 2>/dev/null; then
+        NS_LOGINUID=1
+    elif [ -e /proc/self/loginuid ] && [ "$(cat /proc/self/loginuid)" != 4294967295 ]; then
+        ns_die "cannot set /proc/self/loginuid (immutable, or no CAP_AUDIT_CONTROL) and it is set: every test user would be the same person to jitgated"
+    fi
+}
+
+# need_loginuid: a case that needs login sessions of its own skips (exit 77) where the kernel
+# has none (no audit support), saying so.
+need_loginuid() {
+    [ "${NS_LOGINUID:-0}" = 1 ] && return 0
+    echo "SKIP: this kernel has no settable audit login uid (/proc/self/loginuid); case needs it" >&2
+    exit 77
 }
 
 # on_tty INPUT CMD...: runs CMD (already as the right user) on a fresh pseudo-terminal, as a
