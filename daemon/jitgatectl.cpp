@@ -130,8 +130,11 @@ int cmd_grants(const client::Options& opts, bool json) {
             std::printf("%s\n", g.dump().c_str());
             continue;
         }
+        const std::string whose = g.contains("requester") && str(g, "requester") != str(g, "user")
+                                      ? str(g, "user") + " (for " + str(g, "requester") + " only)"
+                                      : str(g, "user");
         std::printf("%s  %s  %s scope, rule %s, expires in %s, approved by %s (request %s)\n", str(g, "id").c_str(),
-                    str(g, "user").c_str(), str(g, "scope").c_str(), str(g, "rule").c_str(),
+                    whose.c_str(), str(g, "scope").c_str(), str(g, "rule").c_str(),
                     age(g.value("expires_in_s", 0)).c_str(), joined(g.value("approvers", Json::array())).c_str(),
                     str(g, "request_id").c_str());
         if (g.contains("display")) std::printf("    command: %s   run as: %s\n", str(g, "display").c_str(), str(g, "runas").c_str());
@@ -235,6 +238,9 @@ void print_event(const std::string& line) {
         detail += " " + jitgate::text::display_argv(argv);
     }
     if (e.contains("runas")) detail += " as " + str(e, "runas");
+    // su and shared accounts: who asked, when it is not the account (docs/pam.md, "Who asks")
+    if (e.contains("requester") && str(e, "requester") != str(e, "user")) detail += "  requester=" + str(e, "requester");
+    if (e.contains("login_user") && str(e, "login_user") != str(e, "requester")) detail += "  login_user=" + str(e, "login_user");
     for (const char* k : {"rule", "request_id", "grant_id", "reason", "ticket", "approvers", "denied_by", "exit_status",
                           "signal", "duration_ms", "message"}) {
         if (!e.contains(k)) continue;

@@ -225,6 +225,8 @@ case_su_grant_bound_to_requester() {
     su_bg alice ''
     su_wait; expect_eq "$RC" 0 "alice's su root on her grant"
     expect_journal access.allowed_by_grant '"requester":"alice"'
+    expect_contains "$(ctl carol grants)" "  root \\(for alice only\\)  login scope"
+    expect_contains "$("$JITGATECTL" audit tail "$SPOOL")" "access.approved +root +requester=alice"
     # bob's su root does not pass on alice's grant: it waits for its own approval, and is denied
     su_bg bob 'rotate the payments keys\n\n'
     local bid; bid="$(wait_pending 1)"
