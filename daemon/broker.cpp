@@ -837,6 +837,7 @@ void Broker::on_service_outcome(const std::string& id, const service::Outcome& o
         ex.nonce = q.nonce;
         ex.host = m_config->host.name;
         ex.user = requester_name(q.session); // the grant's sub: who asked (§7.2)
+        ex.login_user = q.session.requester.login_name;
         ex.kind = r.kind;
         ex.scope = config::to_string(scope_of(q.session));
         ex.cmd_sha256 = q.cmd_sha256;

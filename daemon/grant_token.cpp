@@ -192,6 +192,8 @@ void check_approvers(const Json& payload, const Expected& e, Claims& c) {
         // that names one approver twice is broken, and must not look like two approvals.
         if (!distinct.insert(name).second) reject("approver " + shown(name) + " is named twice");
         if (name == e.user) reject("approver " + shown(name) + " is the requester");
+        if (!e.login_user.empty() && name == e.login_user)
+            reject("approver " + shown(name) + " owns the requester's login session");
         c.approvers.push_back(std::move(name));
     }
     if (c.approvers.size() < static_cast<std::size_t>(e.approvals_needed))

@@ -79,6 +79,9 @@ struct Expected {
     std::string issuer;        // empty: `iss` is not compared (but must still be a string if present)
     std::int64_t now_unix = 0; // the host's clock, seconds since the epoch
     std::int64_t skew_s = 30;  // clock tolerance (§7.2)
+    // The name of the requester's login session owner (audit login uid), or empty: also must
+    // not be among the approvers (a shared account used from bob's session is bob).
+    std::string login_user;
 };
 
 // The claims of a verified grant (§7.2). Optional claims that are absent are empty / 0.

@@ -166,6 +166,20 @@ case_session_duration() {
     expect_journal session.closed '"duration_ms":[0-9]+'
 }
 
+# PAM_RUSER is only a claim: a root PAM application (here pamtester) naming bob as the remote
+# user does not make bob the requester of alice's login; the kernel says who asks.
+case_ruser_is_only_a_claim() {
+    start
+    RC=0
+    (printf 'restore payments db\n\n' | exec pamtester -v -I rhost=192.0.2.10 -I ruser=bob jitgate-test alice authenticate) >"$T/out" 2>&1 &
+    PAM_PID=$!
+    local id; id="$(wait_pending 1)"
+    expect_contains "$(ctl carol pending)" "$id  alice@fin-db-01  login  "
+    ctl bob approve "$id" >/dev/null # were the claim trusted, bob would be refused as the requester
+    pam_wait; expect_eq "$RC" 0 "alice's login approved by bob"
+    expect_journal access.requested '"requester":"alice","requester_claim":"bob","requester_uid":2001'
+}
+
 # --- Who asks: su files the request as its caller, not as the account it switches to ---------
 
 # su_start [RULES]: start, plus an /etc/pam.d/su (util-linux su's service) gated by pam_jitgate.

@@ -642,6 +642,14 @@ TEST_F(GrantToken, RequesterAmongApproversIsRefused) {
     expect_refused(with_claim("approvers", {"alice"}), "grant: approver \"alice\" is the requester");
 }
 
+// A shared account used from bob's login session is bob: bob cannot approve it at the service.
+TEST_F(GrantToken, RequestersLoginSessionOwnerAmongApproversIsRefused) {
+    m_expected.login_user = "bob";
+    expect_refused(with_claim("approvers", {"bob", "carol"}), "grant: approver \"bob\" owns the requester's login session");
+    m_expected.login_user = "dave";
+    expect_accepted(with_claim("approvers", {"bob", "carol"}));
+}
+
 // --- issuer ----------------------------------------------------------------------------------
 
 TEST_F(GrantToken, IssuerMismatchIsRefusedWhenConfigured) {
