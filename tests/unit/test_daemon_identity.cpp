@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <climits>
+#include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "identity.hpp"
@@ -44,6 +47,46 @@ TEST(DaemonIdentity, RequesterIsTheCallersRealUidUnlessRoot) {
     EXPECT_FALSE(r->name.empty());
     EXPECT_EQ(r->login_uid, identity::login_uid_of(::getpid()));
     EXPECT_EQ(r->login_uid < 0, r->login_name.empty());
+}
+
+// su's situation, where the test can create it (as root): a process with real uid 65534 and
+// effective uid 0, in a session whose login uid it set itself before.
+TEST(DaemonIdentity, SetuidCallerIsTheRequesterAndItsLoginUidIsRead) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a setuid-like child; RequesterIsTheCallersRealUidUnlessRoot covers non-root";
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(ready[0]);
+        char set = '0';
+        {
+            std::ofstream out("/proc/self/loginuid");
+            out << 2002;
+            out.flush();
+            if (out) set = '1';
+        }
+        if (::setresuid(65534, 0, 0) != 0) ::_exit(1);
+        if (::write(ready[1], &set, 1) != 1) ::_exit(1);
+        ::pause();
+        ::_exit(0);
+    }
+    ::close(ready[1]);
+    char set = 0;
+    ASSERT_EQ(::read(ready[0], &set, 1), 1);
+    ::close(ready[0]);
+    const auto r = identity::requester_of(identity::Peer{child, 0, 0}, 0);
+    const std::int64_t login = identity::login_uid_of(child);
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->uid, 65534) << "the caller, not the account (0) it asks for";
+    if (set == '1') {
+        EXPECT_EQ(login, 2002);
+        EXPECT_EQ(r->login_uid, 2002);
+    } else {
+        std::fprintf(stderr, "note: this kernel does not let the test set a login uid; only the real uid was checked\n");
+    }
 }
 
 TEST(DaemonIdentity, RequesterOfAGoneProcessIsRefused) {
