@@ -364,7 +364,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
         for (const auto& [id, q] : m_requests) {
             const auto& o = q.session.request;
             if (q.responder == nullptr && o.uid == r.uid && requester_uid(q.session) == requester_uid(s) &&
-                q.session.requester.login_uid == s.requester.login_uid && o.kind == r.kind && q.session.rule->name == s.rule->name &&
+                q.session.requester.login_uid == s.requester.login_uid && o.kind == r.kind &&
+                q.session.rule->name == s.rule->name &&
                 o.runas_user == r.runas_user && o.command == r.command && o.run_argv == r.run_argv) {
                 s.request_id = id;
                 msg::Decision d = deny_with("filed", "jitgate: request " + id + " is still waiting for approval; " +
@@ -381,7 +382,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     const std::size_t mine = counted == m_pending_by_uid.end() ? 0 : counted->second;
     if (mine >= k_max_pending_per_user)
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: " + esc(requester_name(s)) + " already has " + std::to_string(mine) +
+                      deny_with("error", "jitgate: denied: " + esc(requester_name(s)) + " already has " +
+                                             std::to_string(mine) +
                                              " requests waiting; wait for them to be decided", s),
                       event_for(audit::type::denied, s));
     if (m_requests.size() >= static_cast<std::size_t>(cfg.daemon.max_pending))
@@ -632,9 +634,9 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     const bool same_uid = is_asker(static_cast<std::int64_t>(c.peer.uid)) || c.name == requester_name(q.session);
     if (same_uid || is_asker(c.login_uid)) {
         refused["refused"] = "self_approval";
-        refused["message"] = same_uid ? "approval refused: the requester cannot approve their own request"
-                                      : "approval refused: the approver acts in the requester's login session (login uid " +
-                                            std::to_string(c.login_uid) + ")";
+        refused["message"] = same_uid ? std::string("approval refused: the requester cannot approve their own request")
+                                      : "approval refused: the approver acts in the requester's login session "
+                                        "(login uid " + std::to_string(c.login_uid) + ")";
         audit(refused);
         if (same_uid) return {false, "you cannot approve your own request " + id};
         return {false, "you cannot approve your own request " + id + ": this session belongs to " + esc(c.login_name) +
@@ -643,7 +645,8 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     // One person, one approval: counted by the login uid where the kernel knows it.
     const std::int64_t person = c.login_uid >= 0 ? c.login_uid : static_cast<std::int64_t>(c.peer.uid);
     const std::string shown = approver_display(c);
-    if (contains(q.approvers, shown) || std::find(q.approver_uids.begin(), q.approver_uids.end(), person) != q.approver_uids.end())
+    if (contains(q.approvers, shown) ||
+        std::find(q.approver_uids.begin(), q.approver_uids.end(), person) != q.approver_uids.end())
         return {false, "you have already approved " + id + "; it needs " +
                            plural(q.approvals_needed, "approval", "approvals") + " from different people"};
 
