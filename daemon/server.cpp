@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
 constexpr auto k_idle_limit = std::chrono::seconds(30);      // no request on a fresh connection
-constexpr auto k_input_limit = std::chrono::minutes(5);      // a person typing a reason
+constexpr std::chrono::seconds k_input_limit = std::chrono::minutes(5); // a person typing a reason
 constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;        // a client that never reads
 constexpr int k_max_events = 256;
 // SECURITY NOTE: local users must not be able to crowd out sudo and sshd. Non-root peers
@@ -591,8 +591,9 @@ void Server::sweep() {
             if (c->m_dead) continue;
             if (!c->m_session && now - c->m_last > k_idle_limit) c->mark_dead();
             else if (c->m_session && c->m_step == broker::Step::awaiting_input && now - c->m_last > k_input_limit) {
-                c->send(msg::to_json(msg::Decision{false, "timeout", "jitgate: no answer at the prompt in time", "", "", ""}));
-                c->mark_dead();
+                // A timeout, not a cancel: the broker records access.timeout and answers.
+                c->m_step = m_broker.input_timed_out(*c->m_session, *c, k_input_limit);
+                c->close_after_flush();
             }
         }
     }
