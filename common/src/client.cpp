@@ -57,8 +57,9 @@ public:
     SignalGate(const SignalGate&) = delete;
     SignalGate& operator=(const SignalGate&) = delete;
 
-    // The mask for ppoll(): the caller's, with the wake signals unblocked.
-    const sigset_t* wait_mask() const noexcept { return &m_wait; }
+    // The mask for ppoll(): the caller's, with the wake signals unblocked; null (keep the
+    // current mask) if blocking failed, so a failure never unblocks more than the caller did.
+    const sigset_t* wait_mask() const noexcept { return m_blocked ? &m_wait : nullptr; }
 
 private:
     sigset_t m_old{};

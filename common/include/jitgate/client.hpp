@@ -48,8 +48,8 @@ public:
     // With `interrupted`, asynchronous signals are blocked while the flag is checked and taken
     // only inside the wait (ppoll), so a signal arriving between the check and the wait still
     // ends it at once. `wake_signals` (may be null) are unblocked inside the wait even if the
-    // caller blocks them; the others keep the caller's mask. Not for multi-threaded callers
-    // that rely on another thread's signal mask.
+    // caller blocks them; the others keep the caller's mask. The masks are the calling
+    // thread's (the plugins and jitgatectl have no other threads).
     Status receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted = nullptr,
                    const sigset_t* wake_signals = nullptr);
 
