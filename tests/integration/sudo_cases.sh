@@ -337,10 +337,10 @@ case_emfile_does_not_spin() {
     local base; base="$(ls "/proc/$DAEMON_PID/fd" | wc -l)"
     local limit=$((base + 12))
     prlimit --pid "$DAEMON_PID" --nofile="$limit:$limit"
-    "$TEST_CLIENT" "$SOCK" hold 200 >"$T/hold.out" 2>&1 &
+    "$TEST_CLIENT" "$SOCK" hold 100 >"$T/hold.out" 2>&1 &
     local holder=$!; ns_pids+=("$holder")
     local i; for i in $(seq 1 100); do grep -q '^held' "$T/hold.out" && break; sleep 0.05; done
-    expect_contains "$(cat "$T/hold.out")" "^held 200$"
+    expect_contains "$(cat "$T/hold.out")" "^held 100$"
     local fds; for i in $(seq 1 100); do fds="$(ls "/proc/$DAEMON_PID/fd" | wc -l)"; [ "$fds" -ge "$limit" ] && break; sleep 0.05; done
     [ "$fds" -ge "$limit" ] || ns_die "the daemon holds only $fds descriptors of $limit: EMFILE was not reached"
     sleep 0.2
