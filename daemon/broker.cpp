@@ -485,6 +485,16 @@ void Broker::remove(const std::string& id) {
     m_requests.erase(it);
 }
 
+Step Broker::input_timed_out(CheckSession& s, Responder& responder, std::chrono::seconds limit) {
+    if (s.awaiting.empty()) return Step::done;
+    const std::string field = s.awaiting;
+    s.awaiting.clear(); // answered by the timeout: the closing connection is no cancel
+    const std::string after = config::format_duration(limit);
+    return decide(s, responder,
+                  deny_with("timeout", "jitgate: denied: no " + field + " given at the prompt within " + after, s),
+                  event_for(audit::type::timeout, s));
+}
+
 void Broker::client_gone(CheckSession& s) {
     if (!s.awaiting.empty()) {
         Json e = event_for(audit::type::cancelled, s);

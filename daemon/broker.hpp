@@ -101,6 +101,10 @@ public:
                     const std::string& value);
     // The client of `session` went away (Ctrl-C, kill, crash): a waiting request is cancelled.
     void client_gone(CheckSession& session);
+    // The user left the open prompt (reason, ticket) unanswered for too long: records
+    // access.timeout, tells `responder` "timeout" and returns Step::done; a later client_gone
+    // records nothing more. Does nothing and returns Step::done if no prompt is open.
+    Step input_timed_out(CheckSession& session, Responder& responder, std::chrono::seconds limit);
     // The sudo audit plugin's report of how a command ended.
     void finished(const msg::FinishedReport& report, const identity::Peer& peer);
     // The PAM module's report of a login session opening or closing.

@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
 constexpr auto k_idle_limit = std::chrono::seconds(30);      // no request on a fresh connection
-constexpr auto k_input_limit = std::chrono::minutes(5);      // a person typing a reason
+constexpr std::chrono::seconds k_input_limit = std::chrono::minutes(5); // a person typing a reason
 constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;        // a client that never reads
 constexpr int k_max_events = 256;
 // SECURITY NOTE: local users must not be able to crowd out sudo and sshd. Non-root peers
@@ -38,6 +38,10 @@ constexpr std::size_t k_root_reserve = 256;
 // non-root peer's refusals are recorded at most once a second (the rest are counted).
 constexpr std::size_t k_max_error_detail = 256;
 constexpr auto k_refusal_interval = std::chrono::seconds(1);
+// Out of descriptors: at most one record per interval; without a reserve descriptor, accepting
+// pauses this long (the listening socket would otherwise wake the loop at once, forever).
+constexpr auto k_fd_report_interval = std::chrono::seconds(10);
+constexpr auto k_accept_pause = std::chrono::milliseconds(100);
 
 std::string bounded(const std::string& s) {
     if (s.size() <= k_max_error_detail) return text::escape_for_log(s);
@@ -193,6 +197,11 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
     if (::chmod(m_socket_path.c_str(), 0666) != 0) throw Error(ErrorCode::internal, m_socket_path, "chmod: " + errno_text());
     if (::listen(m_listen, 4096) != 0) throw Error(ErrorCode::internal, m_socket_path, "listen: " + errno_text());
 
+    // Held only to be given up when accept() hits EMFILE: see shed_connection().
+    m_reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (m_reserve_fd < 0)
+        std::fprintf(stderr, "jitgated: cannot open /dev/null for a reserve descriptor: %s\n", errno_text().c_str());
+
     m_epoll = epoll_create1(EPOLL_CLOEXEC);
     if (m_epoll < 0) throw Error(ErrorCode::internal, "epoll_create1", errno_text());
     std::vector<int> watched{m_listen, m_signal};
@@ -217,6 +226,7 @@ Server::~Server() {
     }
     if (m_epoll >= 0) ::close(m_epoll);
     if (m_signal >= 0) ::close(m_signal);
+    if (m_reserve_fd >= 0) ::close(m_reserve_fd);
 }
 
 int Server::run() {
@@ -226,6 +236,10 @@ int Server::run() {
         if (const auto next = m_broker.next_deadline()) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now()).count() + 1;
             timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 1000));
+        }
+        if (m_accept_paused) {
+            if (Clock::now() >= m_accept_resume) pause_accepting(false);
+            else timeout_ms = std::min(timeout_ms, static_cast<int>(k_accept_pause.count()));
         }
         const int n = epoll_wait(m_epoll, events, k_max_events, timeout_ms);
         if (n < 0 && errno != EINTR) throw Error(ErrorCode::internal, "epoll_wait", errno_text());
@@ -266,6 +280,10 @@ void Server::accept_clients() {
         const int fd = ::accept4(m_listen, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             if (errno == EINTR) continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                if (shed_connection(errno)) continue;
+                return;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 std::fprintf(stderr, "jitgated: accept: %s\n", errno_text().c_str());
             return;
@@ -293,6 +311,59 @@ void Server::accept_clients() {
         m_clients.emplace(fd, std::make_unique<Connection>(*this, fd, *peer));
         if (peer->uid != 0) ++m_per_uid[peer->uid];
     }
+}
+
+bool Server::shed_connection(int err) {
+    m_fd_errno = err;
+    bool took = false;
+    bool backlog_empty = false;
+    if (m_reserve_fd >= 0) {
+        ::close(m_reserve_fd);
+        const int fd = ::accept4(m_listen, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        backlog_empty = fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        if (fd >= 0) {
+            // Fail closed: the client reads this error (or just the close) and denies.
+            static const std::string k_frame =
+                wire::encode(Json{{"type", msg::k_error}, {"code", "unavailable"},
+                                  {"message", "jitgated is out of file descriptors; try again shortly"}});
+            (void)::send(fd, k_frame.data(), k_frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            ::close(fd);
+            took = true;
+        }
+    }
+    if (!backlog_empty) ++m_fd_refused; // refused, or left waiting while accepting pauses
+    m_reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    report_fd_exhaustion(false);
+    if (backlog_empty) return false;
+    if (m_reserve_fd >= 0 && took) return true;
+    pause_accepting(true); // no reserve to be had, or accept fails even with one: back off
+    return false;
+}
+
+void Server::report_fd_exhaustion(bool force) {
+    const auto now = Clock::now();
+    if (m_fd_refused == 0 || (!force && now - m_fd_reported < k_fd_report_interval)) return;
+    const std::string why = std::strerror(m_fd_errno);
+    std::fprintf(stderr, "jitgated: accept: %s; turned away %llu connection(s) since the last report\n", why.c_str(),
+                 static_cast<unsigned long long>(m_fd_refused));
+    m_broker.audit(Json{{"type", audit::type::error},
+                        {"message", "out of file descriptors (" + why + "): connections turned away, so their checks are denied"},
+                        {"refused", m_fd_refused}});
+    m_fd_refused = 0;
+    m_fd_reported = now;
+}
+
+void Server::pause_accepting(bool pause) {
+    if (pause == m_accept_paused) return;
+    epoll_event ev{};
+    ev.events = pause ? 0u : static_cast<unsigned>(EPOLLIN);
+    ev.data.fd = m_listen;
+    if (::epoll_ctl(m_epoll, EPOLL_CTL_MOD, m_listen, &ev) != 0) {
+        std::fprintf(stderr, "jitgated: epoll_ctl on the listening socket: %s\n", errno_text().c_str());
+        return;
+    }
+    m_accept_paused = pause;
+    if (pause) m_accept_resume = Clock::now() + k_accept_pause;
 }
 
 void Server::on_signal() {
@@ -606,12 +677,14 @@ void Server::sweep() {
     const auto now = Clock::now();
     if (now >= m_next_sweep) {
         m_next_sweep = now + std::chrono::seconds(1);
+        if (now - m_fd_reported >= k_fd_report_interval) report_fd_exhaustion(true);
         for (auto& [fd, c] : m_clients) {
             if (c->m_dead) continue;
             if (!c->m_session && now - c->m_last > k_idle_limit) c->mark_dead();
             else if (c->m_session && c->m_step == broker::Step::awaiting_input && now - c->m_last > k_input_limit) {
-                c->send(msg::to_json(msg::Decision{false, "timeout", "jitgate: no answer at the prompt in time", "", "", ""}));
-                c->mark_dead();
+                // A timeout, not a cancel: the broker records access.timeout and answers.
+                c->m_step = m_broker.input_timed_out(*c->m_session, *c, k_input_limit);
+                c->close_after_flush();
             }
         }
     }

@@ -39,6 +39,15 @@ public:
 
 private:
     void accept_clients();
+    // Out of descriptors (EMFILE/ENFILE on accept): takes one waiting connection with the
+    // reserve descriptor and closes it (best-effort error frame), so the backlog drains
+    // instead of the listening socket waking the loop forever. Returns true if it took one;
+    // false if the backlog is empty or accepting had to pause (no reserve could be had).
+    bool shed_connection(int err);
+    // Records descriptor exhaustion at most once per interval (stderr and an audit error
+    // event), with the count of connections refused since the last record.
+    void report_fd_exhaustion(bool force);
+    void pause_accepting(bool pause);
     void on_signal();
     void reload();
     void handle_io(Connection& c, unsigned events);
@@ -79,6 +88,12 @@ private:
     };
     std::unordered_map<uid_t, Refusals> m_refusals; // rate limit of non-root peers' error records
     std::chrono::steady_clock::time_point m_next_sweep;
+    int m_reserve_fd = -1; // /dev/null, given up to refuse a connection when out of descriptors
+    bool m_accept_paused = false;
+    std::chrono::steady_clock::time_point m_accept_resume{};
+    std::uint64_t m_fd_refused = 0;   // connections refused for lack of descriptors, unreported
+    int m_fd_errno = 0;
+    std::chrono::steady_clock::time_point m_fd_reported{};
 
     friend class Connection;
 };

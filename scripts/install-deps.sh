@@ -5,11 +5,13 @@ set -euo pipefail
 source "$(dirname "$0")/apt-lib.sh"
 packages=(
   build-essential cmake pkg-config               # toolchain
+  clang                                          # clang 14: the second, warning-free build (test.sh)
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev  # daemon: config, JSON, SHA-256, Ed25519
   libcurl4-openssl-dev                           # daemon: approval service, audit store (HTTPS)
   sudo                                           # sudo binary and sudo_plugin.h
   libpam0g-dev                                   # PAM module
   libgtest-dev googletest                        # unit tests
+  libbenchmark-dev                               # bench/, built (not run) by test.sh
   pamtester openssh-server openssh-client        # PAM and SSH integration tests
   libcpp-httplib-dev openssl curl                # test HTTPS peers, their keys, their admin API
   util-linux procps coreutils bc                 # unshare, setpriv, kill, mktemp; bc for bench

@@ -81,14 +81,13 @@ public:
         sa.sa_handler = on_interrupt;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = 0; // no SA_RESTART
-        sigset_t set;
-        sigemptyset(&set);
+        sigemptyset(&m_set);
         for (std::size_t i = 0; i < k_count; ++i) {
             sigaction(k_signals[i], &sa, &m_old[i]);
-            sigaddset(&set, k_signals[i]);
+            sigaddset(&m_set, k_signals[i]);
         }
         // sudo keeps these blocked while plugins run; unblock them for the wait only.
-        sigprocmask(SIG_UNBLOCK, &set, &m_old_mask);
+        sigprocmask(SIG_UNBLOCK, &m_set, &m_old_mask);
     }
     ~InterruptScope() {
         sigprocmask(SIG_SETMASK, &m_old_mask, nullptr);
@@ -97,10 +96,15 @@ public:
     InterruptScope(const InterruptScope&) = delete;
     InterruptScope& operator=(const InterruptScope&) = delete;
 
+    // For the client's wait: it takes these signals only inside ppoll(), after checking
+    // g_interrupted, so a Ctrl-C between the check and the wait is not missed.
+    const sigset_t* signals() const noexcept { return &m_set; }
+
 private:
     static constexpr std::size_t k_count = 4;
     static constexpr int k_signals[k_count] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
     struct sigaction m_old[k_count] {};
+    sigset_t m_set {};
     sigset_t m_old_mask {};
 };
 
@@ -221,7 +225,7 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
     Status st;
     {
         InterruptScope scope;
-        st = jitgate::client::run_check(s.options.client, r, io, &g_interrupted, d);
+        st = jitgate::client::run_check(s.options.client, r, io, &g_interrupted, d, scope.signals());
     }
     s.request_id = d.request_id;
     s.grant_id = d.grant_id;

@@ -35,6 +35,57 @@ int remaining_ms(Clock::time_point deadline) {
     return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
 }
 
+// Blocks every asynchronous signal for its lifetime (the flag check and the wait), so a
+// signal can be taken only inside ppoll(): one that arrives just after the check stays
+// pending and ends the wait at once instead of being missed until the deadline. Faults
+// (SIGSEGV and the like) stay unblocked: blocking them would only hide a crash.
+class SignalGate {
+public:
+    explicit SignalGate(const sigset_t* wake) {
+        sigset_t all;
+        sigfillset(&all);
+        for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&all, sig);
+        m_blocked = ::sigprocmask(SIG_BLOCK, &all, &m_old) == 0;
+        m_wait = m_old;
+        if (wake != nullptr)
+            for (int sig = 1; sig < NSIG; ++sig)
+                if (sigismember(wake, sig) == 1) sigdelset(&m_wait, sig);
+    }
+    ~SignalGate() {
+        if (m_blocked) ::sigprocmask(SIG_SETMASK, &m_old, nullptr);
+    }
+    SignalGate(const SignalGate&) = delete;
+    SignalGate& operator=(const SignalGate&) = delete;
+
+    // The mask for ppoll(): the caller's, with the wake signals unblocked; null (keep the
+    // current mask) if blocking failed, so a failure never unblocks more than the caller did.
+    const sigset_t* wait_mask() const noexcept { return m_blocked ? &m_wait : nullptr; }
+
+private:
+    sigset_t m_old{};
+    sigset_t m_wait{};
+    bool m_blocked = false;
+};
+
+// poll() for one descriptor; with `interrupted`, the flag is checked and the wait entered
+// atomically with respect to signals (see SignalGate). Returns poll's result, or -2 if the
+// flag was already set (errno untouched).
+int wait_readable(int fd, int timeout_ms, const volatile std::sig_atomic_t* interrupted, const sigset_t* wake) {
+    pollfd p{fd, POLLIN, 0};
+    if (interrupted == nullptr) return ::poll(&p, 1, timeout_ms);
+    int r = 0;
+    int err = 0;
+    {
+        SignalGate gate(wake);
+        if (*interrupted) return -2;
+        timespec ts{timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1000000L};
+        r = ::ppoll(&p, 1, timeout_ms < 0 ? nullptr : &ts, gate.wait_mask());
+        err = errno;
+    }
+    errno = err; // restoring the mask must not hide ppoll's errno
+    return r;
+}
+
 } // namespace
 
 Connection::Connection(Connection&& other) noexcept : m_fd(other.m_fd), m_decoder(std::move(other.m_decoder)) {
@@ -143,7 +194,8 @@ Status Connection::send(const wire::Json& message) {
     return Status::success();
 }
 
-Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted) {
+Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted,
+                           const sigset_t* wake_signals) {
     if (m_fd < 0) return Status::failure(ErrorCode::internal, "receive on a closed connection");
     const auto deadline = timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
     char buf[16384];
@@ -157,12 +209,11 @@ Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::
             close();
             return Status::failure(ErrorCode::protocol, std::string("bad message from jitgated: ") + e.what());
         }
-        if (interrupted != nullptr && *interrupted) return Status::failure(ErrorCode::interrupted, "interrupted");
-        pollfd p{m_fd, POLLIN, 0};
         const int wait = timeout_ms < 0 ? -1 : remaining_ms(deadline);
-        const int r = ::poll(&p, 1, wait);
+        const int r = wait_readable(m_fd, wait, interrupted, wake_signals);
+        if (r == -2) return Status::failure(ErrorCode::interrupted, "interrupted");
         if (r < 0) {
-            if (errno == EINTR) continue; // the flag is checked at the top of the loop
+            if (errno == EINTR) continue; // the flag is checked in the next wait
             return Status::failure(ErrorCode::internal, "poll(): " + errno_text(errno));
         }
         if (r == 0) return Status::failure(ErrorCode::timeout, "no answer from jitgated in time");
@@ -184,13 +235,13 @@ Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::
 
 namespace {
 Status run_check_unguarded(const Options& options, const msg::CheckRequest& request, const UserIo& io,
-                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out);
+                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out, const sigset_t* wake_signals);
 } // namespace
 
 Status run_check(const Options& options, const msg::CheckRequest& request, const UserIo& io,
-                 const volatile std::sig_atomic_t* interrupted, msg::Decision& out) {
+                 const volatile std::sig_atomic_t* interrupted, msg::Decision& out, const sigset_t* wake_signals) {
     try {
-        return run_check_unguarded(options, request, io, interrupted, out);
+        return run_check_unguarded(options, request, io, interrupted, out, wake_signals);
     } catch (const std::exception& e) { // a mistyped field from the daemon: deny, never throw
         out = msg::Decision{};
         out.outcome = "error";
@@ -200,7 +251,7 @@ Status run_check(const Options& options, const msg::CheckRequest& request, const
 
 namespace {
 Status run_check_unguarded(const Options& options, const msg::CheckRequest& request, const UserIo& io,
-                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out) {
+                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out, const sigset_t* wake_signals) {
     out = msg::Decision{};
     out.outcome = "error";
     Connection conn;
@@ -209,7 +260,7 @@ Status run_check_unguarded(const Options& options, const msg::CheckRequest& requ
     int timeout_ms = options.reply_timeout_ms;
     for (;;) {
         wire::Json m;
-        if (Status s = conn.receive(m, timeout_ms, interrupted); !s.ok()) {
+        if (Status s = conn.receive(m, timeout_ms, interrupted, wake_signals); !s.ok()) {
             conn.close(); // closing is the cancel: the daemon withdraws the request
             return s;
         }

@@ -328,6 +328,37 @@ case_ctrl_c_cancels() {
     expect_contains "$out" "no pending request"
 }
 
+# Regression: with its descriptors used up (EMFILE), accept() failed and left the connection
+# in the backlog, so the level-triggered listening socket woke the event loop at once, forever:
+# a core at 100% and a log line per turn. The daemon must turn the surplus away (best-effort
+# error frame), record it at a bounded rate, stay idle, and serve again once descriptors free.
+case_emfile_does_not_spin() {
+    start
+    local base; base="$(ls "/proc/$DAEMON_PID/fd" | wc -l)"
+    local limit=$((base + 12))
+    prlimit --pid "$DAEMON_PID" --nofile="$limit:$limit"
+    "$TEST_CLIENT" "$SOCK" hold 100 >"$T/hold.out" 2>&1 &
+    local holder=$!; ns_pids+=("$holder")
+    local i; for i in $(seq 1 100); do grep -q '^held' "$T/hold.out" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/hold.out")" "^held 100$"
+    local fds; for i in $(seq 1 100); do fds="$(ls "/proc/$DAEMON_PID/fd" | wc -l)"; [ "$fds" -ge "$limit" ] && break; sleep 0.05; done
+    [ "$fds" -ge "$limit" ] || ns_die "the daemon holds only $fds descriptors of $limit: EMFILE was not reached"
+    sleep 0.2
+    # CPU time (user + system, in clock ticks) over one second: an idle daemon uses ~0.
+    local hz t0 t1; hz="$(getconf CLK_TCK)"
+    t0="$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")"
+    sleep 1
+    t1="$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")"
+    [ $((t1 - t0)) -le $((hz / 10)) ] || ns_die "jitgated used $((t1 - t0)) of $hz ticks in one second out of descriptors: it spins"
+    expect_contains "$(cat "$T/daemon.log")" "jitgated: accept: Too many open files; turned away [0-9]+ connection"
+    expect_journal error "out of file descriptors \\(Too many open files\\)"
+    [ "$(grep -c "Too many open files" "$T/daemon.log")" -le 2 ] || ns_die "EMFILE is logged without a bound"
+    kill "$holder"; wait "$holder" 2>/dev/null || true
+    local ok=0; for i in $(seq 1 100); do "$JITGATECTL" --socket "$SOCK" status >/dev/null 2>&1 && { ok=1; break; }; sleep 0.05; done
+    expect_eq "$ok" 1 "jitgated answers again once descriptors are free"
+    sudo_fg alice -- /usr/bin/true; expect_eq "$RC" 0 "sudo through the allow rule after EMFILE"
+}
+
 case_reload() {
     start
     kill -HUP "$DAEMON_PID"

@@ -5,6 +5,8 @@
 //   jitgate-test-client SOCKET raw   'BYTES'    raw bytes (C escapes \xNN allowed), no framing
 //   jitgate-test-client SOCKET length N 'TEXT'  a header claiming N bytes, then TEXT
 // Prints each reply payload on its own line, then "closed" or "timeout". Exit 0.
+//   jitgate-test-client SOCKET hold N           opens N connections that send nothing, prints
+//                                               "held K" (K connected) and keeps them until killed
 #include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +47,21 @@ int main(int argc, char** argv) {
     }
     std::string bytes;
     const std::string mode = argv[2];
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", argv[1]);
+    if (mode == "hold") {
+        const long n = std::strtol(argv[3], nullptr, 10);
+        long held = 0;
+        for (long i = 0; i < n; ++i) {
+            const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+            if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
+            ++held;
+        }
+        std::printf("held %ld\n", held);
+        std::fflush(stdout);
+        for (;;) pause();
+    }
     if (mode == "json") {
         bytes = header(static_cast<std::uint32_t>(std::strlen(argv[3]))) + argv[3];
     } else if (mode == "raw") {
@@ -56,9 +73,6 @@ int main(int argc, char** argv) {
         return 2;
     }
     const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", argv[1]);
     if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         std::printf("connect failed: %s\n", std::strerror(errno));
         return 0;

@@ -235,6 +235,32 @@ TEST_F(BrokerTest, ReasonAndTicketRules) {
     EXPECT_THROW(b->give_input(s4, r4, "ticket", true, "x"), Error) << "answer to a question not asked";
 }
 
+// Regression: a prompt left unanswered until the daemon's limit was recorded as
+// access.cancelled (the server closed the connection and the broker took it for a Ctrl-C).
+TEST_F(BrokerTest, PromptTimeoutIsRecordedAsTimeoutNotCancelled) {
+    auto rl = rule("reasoned", config::Action::require_approval);
+    rl.reason_required = true;
+    auto b = make({rl});
+    Recorder r;
+    auto s = session({"/x"});
+    s.request.interactive = true;
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::awaiting_input);
+    EXPECT_EQ(b->input_timed_out(s, r, std::chrono::minutes(5)), broker::Step::done);
+    ASSERT_TRUE(r.decision.has_value());
+    EXPECT_FALSE(r.decision->allow);
+    EXPECT_EQ(r.decision->outcome, "timeout");
+    EXPECT_NE(r.decision->message.find("no reason given at the prompt within 5m"), std::string::npos);
+    b->client_gone(s); // the server then closes the connection
+    const auto j = journal();
+    EXPECT_NE(j.find("\"type\":\"access.timeout\""), std::string::npos) << j;
+    EXPECT_EQ(j.find("access.cancelled"), std::string::npos) << j;
+    EXPECT_EQ(b->pending_count(), 0u);
+    // Nothing was open any more: a second timeout is a no-op.
+    Recorder again;
+    EXPECT_EQ(b->input_timed_out(s, again, std::chrono::minutes(5)), broker::Step::done);
+    EXPECT_FALSE(again.decision.has_value());
+}
+
 TEST_F(BrokerTest, NonInteractiveFilesOnceAndReturns) {
     auto b = make({});
     Recorder r1, r2;

@@ -43,9 +43,15 @@ public:
 
     Status send(const wire::Json& message);
     // Waits at most timeout_ms (-1: no limit) for one message. If `interrupted` becomes
-    // non-zero while waiting (a signal handler sets it; poll returns EINTR) the wait ends
+    // non-zero while waiting (a signal handler sets it; the wait returns EINTR) the wait ends
     // with ErrorCode::interrupted. EOF is daemon_unreachable ("daemon closed the connection").
-    Status receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted = nullptr);
+    // With `interrupted`, asynchronous signals are blocked while the flag is checked and taken
+    // only inside the wait (ppoll), so a signal arriving between the check and the wait still
+    // ends it at once. `wake_signals` (may be null) are unblocked inside the wait even if the
+    // caller blocks them; the others keep the caller's mask. The masks are the calling
+    // thread's (the plugins and jitgatectl have no other threads).
+    Status receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted = nullptr,
+                   const sigset_t* wake_signals = nullptr);
 
     void close() noexcept;
     bool is_open() const noexcept { return m_fd >= 0; }
@@ -69,9 +75,10 @@ struct UserIo {
 // Runs a whole check conversation: sends the request, shows notices, answers prompts, and
 // returns the daemon's decision. On failure (daemon down, protocol error, interrupted)
 // returns that Status and `out` is a deny. Interrupting closes the connection, which the
-// daemon treats as a cancel.
+// daemon treats as a cancel. `interrupted` and `wake_signals` are as for receive().
 Status run_check(const Options& options, const msg::CheckRequest& request, const UserIo& io,
-                 const volatile std::sig_atomic_t* interrupted, msg::Decision& out);
+                 const volatile std::sig_atomic_t* interrupted, msg::Decision& out,
+                 const sigset_t* wake_signals = nullptr);
 
 // Sends one request and collects every reply until a message of type "end", "ok",
 // "decision" or "error" (inclusive). For jitgatectl and tests.
