@@ -56,6 +56,9 @@ struct CheckSession {
     std::shared_ptr<const config::Rule> rule = no_rule();
     std::string awaiting;      // the field being prompted for ("reason", "ticket"), or empty
     std::string request_id;    // set while waiting for approvers
+    // Derived by begin_check for sudo (binding.hpp); a command grant binds them.
+    std::vector<std::string> bound_env; // the security-relevant part of run_envp, sorted
+    std::string program;                // canonical path of the command
 };
 
 enum class Step { done, awaiting_input, waiting };
