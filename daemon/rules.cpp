@@ -74,8 +74,12 @@ bool same_file_matches(const std::string& glob, const Facts& facts, const FileId
     if (!id_of || facts.command_dev < 0 || facts.command_ino < 0 || glob.empty() || glob.front() != '/') {
         return false;
     }
-    const std::string program = glob.substr(0, glob.find(' '));
-    if (program.find_first_of("*?[\\") != std::string::npos) {
+    // "/usr/bin/bash*" (the program and whatever follows) names /usr/bin/bash too.
+    std::string program = glob.substr(0, glob.find(' '));
+    while (!program.empty() && program.back() == '*') {
+        program.pop_back();
+    }
+    if (program.empty() || program.find_first_of("*?[\\") != std::string::npos) {
         return false;
     }
     const auto id = id_of(program);
