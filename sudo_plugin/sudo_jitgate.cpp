@@ -137,13 +137,16 @@ void fill_argv(jitgate::msg::CheckRequest& r, char* const run_argv[]) {
     }
 }
 
-// Puts the command's final environment on the request within its budget; a larger one is
-// flagged so the daemon denies rather than binds a part of it.
+// Puts the command's final environment (and sudo's own arguments, which name the variables set
+// on its command line) on the request within one budget; a larger one is flagged so the
+// daemon denies rather than binds a part of it.
 void fill_env(jitgate::msg::CheckRequest& r, char* const run_envp[]) {
     std::size_t total = 0;
     for (char* const* e = run_envp; e != nullptr && *e != nullptr; ++e) total += std::strlen(*e) + 1;
+    for (const auto& a : r.sudo_args) total += a.size() + 1; // sudo VAR=value words count too
     if (total > jitgate::msg::k_env_budget) {
         r.env_truncated = true;
+        r.sudo_args.clear();
         return;
     }
     r.run_env = jitgate::to_vector(run_envp);

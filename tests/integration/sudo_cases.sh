@@ -233,6 +233,16 @@ case_grant_binds_env_group_cwd_chroot() {
     expect_eq "$(journal_count access.allowed_by_grant)" 1 "only the same action used the grant"
 }
 
+# An environment jitgate cannot carry whole is denied, never bound in part.
+case_environment_too_large_denied() {
+    start; binding_sudoers
+    local big; big="$(head -c 9000 /dev/zero | tr '\0' x)"
+    sudo_fg alice -- -n "BIG=$big" /usr/bin/whoami; expect_eq "$RC" 1 "oversized environment"
+    expect_contains "$(cat "$T/err")" "the command's environment is larger than 8192 bytes"
+    expect_eq "$(cat "$T/out")" "" "the command did not run"
+    expect_journal access.denied "larger than 8192 bytes"
+}
+
 # Regression: a deny rule for /usr/bin/bash did not hold for //usr/bin/bash,
 # /usr/bin/../bin/bash, /usr/bin/./bash, or a symlink or hard link in the user's home.
 case_deny_rule_every_spelling() {
