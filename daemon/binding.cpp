@@ -13,7 +13,9 @@
 namespace jitgate::binding {
 namespace {
 
-std::string_view name_of(std::string_view entry) { return entry.substr(0, entry.find('=')); }
+std::string_view name_of(std::string_view entry) {
+    return entry.substr(0, entry.find('='));
+}
 
 bool valid_name(std::string_view name) {
     if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
@@ -22,15 +24,18 @@ bool valid_name(std::string_view name) {
     });
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool starts_with(std::string_view s, std::string_view prefix) {
+    return s.substr(0, prefix.size()) == prefix;
+}
 
 // Set by sudo itself or by the terminal and the user's locale; none of them chooses code the
 // command runs (sudo drops TERM, LANG and LC_* values holding '/' or '%').
 bool is_noise(std::string_view name) {
     static constexpr std::array<std::string_view, 20> k_names = {
-        "TERM", "COLORTERM", "COLUMNS", "LINES", "LS_COLORS", "COLORS", "DISPLAY", "XAUTHORITY",
-        "XAUTHORIZATION", "XDG_CURRENT_DESKTOP", "HOSTNAME", "LANG", "LANGUAGE", "LINGUAS",
-        "SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND", "SUDO_HOME", "SUDO_TTY"};
+        "TERM",     "COLORTERM", "COLUMNS",      "LINES",          "LS_COLORS",
+        "COLORS",   "DISPLAY",   "XAUTHORITY",   "XAUTHORIZATION", "XDG_CURRENT_DESKTOP",
+        "HOSTNAME", "LANG",      "LANGUAGE",     "LINGUAS",        "SUDO_USER",
+        "SUDO_UID", "SUDO_GID",  "SUDO_COMMAND", "SUDO_HOME",      "SUDO_TTY"};
     return std::find(k_names.begin(), k_names.end(), name) != k_names.end() || starts_with(name, "LC_");
 }
 
@@ -59,13 +64,31 @@ RunasDefaults runas_defaults(const std::string& user) {
 }
 
 bool is_code_loading_variable(std::string_view name) {
-    static constexpr std::array<std::string_view, 14> k_prefixes = {
-        "LD_", "PYTHON", "PERL5", "PERLLIB", "PERLIO", "RUBY", "GEM_", "NODE_", "BASH_FUNC_", "MALLOC_",
-        "LUA_", "GIT_", "LESS", "SYSTEMD_"};
-    static constexpr std::array<std::string_view, 22> k_names = {
-        "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH", "GLOBIGNORE", "GCONV_PATH",
-        "GETCONF_DIR", "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "GLIBC_TUNABLES", "JAVA_TOOL_OPTIONS",
-        "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "PAGER", "EDITOR", "VISUAL"};
+    static constexpr std::array<std::string_view, 14> k_prefixes = {"LD_",  "PYTHON", "PERL5", "PERLLIB",    "PERLIO",
+                                                                    "RUBY", "GEM_",   "NODE_", "BASH_FUNC_", "MALLOC_",
+                                                                    "LUA_", "GIT_",   "LESS",  "SYSTEMD_"};
+    static constexpr std::array<std::string_view, 22> k_names = {"BASH_ENV",
+                                                                 "ENV",
+                                                                 "SHELLOPTS",
+                                                                 "BASHOPTS",
+                                                                 "PS4",
+                                                                 "IFS",
+                                                                 "CDPATH",
+                                                                 "GLOBIGNORE",
+                                                                 "GCONV_PATH",
+                                                                 "GETCONF_DIR",
+                                                                 "LOCPATH",
+                                                                 "NLSPATH",
+                                                                 "HOSTALIASES",
+                                                                 "RES_OPTIONS",
+                                                                 "GLIBC_TUNABLES",
+                                                                 "JAVA_TOOL_OPTIONS",
+                                                                 "_JAVA_OPTIONS",
+                                                                 "JDK_JAVA_OPTIONS",
+                                                                 "CLASSPATH",
+                                                                 "PAGER",
+                                                                 "EDITOR",
+                                                                 "VISUAL"};
     return std::find(k_names.begin(), k_names.end(), name) != k_names.end() ||
            std::any_of(k_prefixes.begin(), k_prefixes.end(), [&](std::string_view p) { return starts_with(name, p); });
 }
@@ -97,8 +120,8 @@ std::vector<std::string> bound_env(const std::vector<std::string>& run_env, cons
     for (const auto& entry : run_env) {
         const std::string_view name = name_of(entry);
         const bool on_command_line = std::find(named.begin(), named.end(), name) != named.end();
-        const std::string_view value = entry.find('=') == std::string::npos ? std::string_view{}
-                                                                             : std::string_view(entry).substr(name.size() + 1);
+        const std::string_view value =
+            entry.find('=') == std::string::npos ? std::string_view{} : std::string_view(entry).substr(name.size() + 1);
         if (!on_command_line && (is_noise(name) || equals_default(name, value, defaults))) continue;
         out.push_back(entry);
     }
@@ -113,7 +136,9 @@ std::vector<std::string> code_loading_names(const std::vector<std::string>& env)
     return out;
 }
 
-std::string run_cwd(const msg::CheckRequest& r) { return r.run_cwd.empty() ? r.cwd : r.run_cwd; }
+std::string run_cwd(const msg::CheckRequest& r) {
+    return r.run_cwd.empty() ? r.cwd : r.run_cwd;
+}
 
 std::string lexically_normal(const std::string& path) {
     if (path.empty() || path.front() != '/') return path;

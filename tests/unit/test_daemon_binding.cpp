@@ -21,10 +21,18 @@ namespace fs = std::filesystem;
 const RunasDefaults k_root{"root", "/root", "/bin/bash"};
 
 TEST(Binding, NoiseAndDefaultsAreNotBoundEverythingElseIsSorted) {
-    const std::vector<std::string> env{"TERM=xterm",          "PATH=/usr/sbin:/usr/bin", "HOME=/root",
-                                       "SUDO_USER=alice",     "SUDO_COMMAND=/usr/bin/true", "LANG=C.UTF-8",
-                                       "LC_ALL=C",            "LOGNAME=root",           "USER=root",
-                                       "SHELL=/bin/bash",     "MAIL=/var/mail/root",    "LS_COLORS=rs=0"};
+    const std::vector<std::string> env{"TERM=xterm",
+                                       "PATH=/usr/sbin:/usr/bin",
+                                       "HOME=/root",
+                                       "SUDO_USER=alice",
+                                       "SUDO_COMMAND=/usr/bin/true",
+                                       "LANG=C.UTF-8",
+                                       "LC_ALL=C",
+                                       "LOGNAME=root",
+                                       "USER=root",
+                                       "SHELL=/bin/bash",
+                                       "MAIL=/var/mail/root",
+                                       "LS_COLORS=rs=0"};
     EXPECT_EQ(bound_env(env, {}, k_root), (std::vector<std::string>{"PATH=/usr/sbin:/usr/bin"}));
 }
 
@@ -95,10 +103,14 @@ protected:
         // The allow comes first: only what the program is may earn it, never its name.
         const std::string yaml = "rules:\n"
                                  "  - name: safe-tools\n"
-                                 "    match: {kind: sudo, commands: [\"" + (m_dir / "safe-*").string() + "\"]}\n"
+                                 "    match: {kind: sudo, commands: [\"" +
+                                 (m_dir / "safe-*").string() +
+                                 "\"]}\n"
                                  "    action: allow\n"
                                  "  - name: no-danger\n"
-                                 "    match: {kind: sudo, commands: [\"" + m_target + "*\"]}\n"
+                                 "    match: {kind: sudo, commands: [\"" +
+                                 m_target +
+                                 "*\"]}\n"
                                  "    action: deny\n";
         config::LoadResult result = config::parse_config(yaml, "test.yaml");
         ASSERT_TRUE(result.config.has_value());
@@ -143,8 +155,8 @@ protected:
 // /x/bin/../bin/danger, /x/bin/./danger, a symlink or a hard link to it.
 TEST_F(SpellingRules, DenyHoldsForEverySpelling) {
     const std::string dir = m_dir.string();
-    for (const std::string& typed :
-         {m_target, "/" + m_target, dir + "/bin/../bin/danger", dir + "/bin/./danger", dir + "/symlink", dir + "/hardlink"})
+    for (const std::string& typed : {m_target, "/" + m_target, dir + "/bin/../bin/danger", dir + "/bin/./danger",
+                                     dir + "/symlink", dir + "/hardlink"})
         EXPECT_EQ(matched(facts_for(typed)), "no-danger") << typed;
 }
 
