@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <sys/random.h>
 
+#include "binding.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -92,6 +94,38 @@ std::string approver_display(const Caller& c) {
     return c.name + " (login " + c.login_name + ")";
 }
 
+// Everything an approval of `s` in scope command is bound to; the grant cache's key and the
+// service's cmd_sha256 are both built from it, so they cannot drift apart.
+grants::Action action_of(const CheckSession& s) {
+    const auto& r = s.request;
+    grants::Action a{r.user,        r.kind,          s.rule->name, r.runas_user, r.command, &r.run_argv,
+                     binding::run_cwd(r), r.runas_group, r.chroot,     s.program,    &s.bound_env};
+    a.requester_uid = requester_uid(s);
+    a.login_uid = s.requester.login_uid;
+    return a;
+}
+
+grant_token::CommandBinding command_binding_of(const CheckSession& s) {
+    const auto& r = s.request;
+    return grant_token::CommandBinding{r.runas_user, r.runas_group, binding::run_cwd(r), r.chroot,
+                                       r.command,    s.program,     r.run_argv,          s.bound_env};
+}
+
+// The binding facts an approver and an auditor see, added to `j` (sudo only).
+void add_binding(Json& j, const CheckSession& s) {
+    const auto& r = s.request;
+    if (!r.runas_group.empty()) j["runas_group"] = esc(r.runas_group);
+    const std::string where = binding::run_cwd(r);
+    if (!where.empty()) j["run_cwd"] = esc(where);
+    if (!r.chroot.empty()) j["chroot"] = esc(r.chroot);
+    if (!s.program.empty() && s.program != r.command) j["program"] = esc(s.program);
+    if (!s.bound_env.empty()) {
+        j["env"] = escaped_argv(s.bound_env);
+        const auto loaders = binding::code_loading_names(s.bound_env);
+        if (!loaders.empty()) j["env_code_loading"] = escaped_argv(loaders);
+    }
+}
+
 msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
     msg::Decision d;
     d.allow = false;
@@ -171,6 +205,7 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
         if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) e["submit_argv"] = escaped_argv(r.submit_argv);
         e["runas"] = esc(r.runas_user);
         if (!r.cwd.empty()) e["cwd"] = esc(r.cwd);
+        add_binding(e, s);
     }
     if (r.argv_truncated) {
         e["argv_truncated"] = true;
@@ -207,7 +242,30 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     auto& r = s.request;
     auto groups = identity::groups_of(r.user);
     s.facts = rules::Facts{r.kind, r.user, groups.value_or(std::vector<std::string>{}), r.command, r.run_argv,
-                           r.runas_user, r.service, r.remote_host};
+                           r.runas_user, r.service, r.remote_host, {}, {}, -1, -1};
+    if (r.kind == "sudo") {
+        // What the grant binds and the rules judge: the program whatever it is called, and the
+        // environment it gets (docs/wire-protocol.md, "Binding").
+        std::string canonical = r.command_realpath;
+        if (canonical.empty() && r.chroot.empty()) {
+            // An older client: resolve here (ProtectHome hides users' homes from the daemon).
+            if (char* resolved = realpath(r.command.c_str(), nullptr)) {
+                canonical = resolved;
+                std::free(resolved);
+            }
+        }
+        s.program = canonical.empty() ? binding::lexically_normal(r.command) : canonical;
+        s.facts.program_paths = binding::program_spellings(r.command, canonical);
+        s.facts.typed_paths = {binding::lexically_normal(r.command)};
+        s.facts.command_dev = r.command_dev;
+        s.facts.command_ino = r.command_ino;
+        if (s.facts.command_dev < 0 && r.chroot.empty())
+            if (const auto id = binding::file_id(r.command)) {
+                s.facts.command_dev = id->dev;
+                s.facts.command_ino = id->ino;
+            }
+        s.bound_env = binding::bound_env(r.run_env, r.sudo_args, binding::runas_defaults(r.runas_user));
+    }
     if (!groups) // a %group rule could not be judged: deny rather than skip it
         return decide(s, responder,
                       deny_with("error", "jitgate: denied: cannot read the groups of " + esc(r.user) +
@@ -219,6 +277,15 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
                       deny_with("denied",
                                 "jitgate: denied: the command line is " + std::to_string(r.argv_bytes) +
                                     " bytes; jitgate judges at most " + std::to_string(msg::k_argv_budget) + " bytes",
+                                s),
+                      event_for(audit::type::denied, s));
+    }
+
+    if (r.env_truncated) {
+        return decide(s, responder,
+                      deny_with("denied",
+                                "jitgate: denied: the command's environment is larger than " +
+                                    std::to_string(msg::k_env_budget) + " bytes; jitgate cannot bind it to an approval",
                                 s),
                       event_for(audit::type::denied, s));
     }
@@ -247,7 +314,12 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         return decide(s, responder, d, e);
     }
 
-    const config::Rule* rule = rules::first_match(cfg, s.facts);
+    const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
+        const auto id = binding::file_id(path);
+        if (!id) return std::nullopt;
+        return std::pair{id->dev, id->ino};
+    };
+    const config::Rule* rule = rules::first_match(cfg, s.facts, id_of);
     // Shares the config the rule came from (a reload does not change a request under way);
     // the default rule is a static.
     s.rule = rule != nullptr ? std::shared_ptr<const config::Rule>(m_config, rule)
@@ -270,10 +342,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         break;
     }
 
-    grants::Action action{r.user, r.kind, s.rule->name, r.runas_user, r.command, &r.run_argv, r.cwd};
-    action.requester_uid = requester_uid(s);
-    action.login_uid = s.requester.login_uid;
-    if (const grants::Grant* g = m_grants.find(action, Clock::now())) {
+    if (const grants::Grant* g = m_grants.find(action_of(s), Clock::now())) {
         msg::Decision d;
         d.allow = true;
         d.outcome = "grant";
@@ -363,10 +432,9 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (detach) {
         for (const auto& [id, q] : m_requests) {
             const auto& o = q.session.request;
-            if (q.responder == nullptr && o.uid == r.uid && requester_uid(q.session) == requester_uid(s) &&
-                q.session.requester.login_uid == s.requester.login_uid && o.kind == r.kind &&
-                q.session.rule->name == s.rule->name &&
-                o.runas_user == r.runas_user && o.command == r.command && o.run_argv == r.run_argv) {
+            if (q.responder == nullptr && o.uid == r.uid &&
+                grants::GrantCache::key_for(action_of(q.session), config::Scope::command) ==
+                    grants::GrantCache::key_for(action_of(s), config::Scope::command)) {
                 s.request_id = id;
                 msg::Decision d = deny_with("filed", "jitgate: request " + id + " is still waiting for approval; " +
                                                          (r.kind == "login" ? "log in again" : "run the command again") +
@@ -404,7 +472,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
         const bool command_scope = scope_of(s) == config::Scope::command;
         try {
             q.nonce = grant_token::new_nonce();
-            if (command_scope) q.cmd_sha256 = grant_token::cmd_sha256(r.runas_user, r.cwd, r.command, r.run_argv);
+            if (command_scope) q.cmd_sha256 = grant_token::cmd_sha256(command_binding_of(s));
         } catch (const std::exception& e) {
             s.request_id.clear();
             Json ev = event_for(audit::type::denied, s);
@@ -589,6 +657,7 @@ std::vector<Json> Broker::pending(const Caller& c) const {
             if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) j["submit_display"] = cut(text::display_argv(r.submit_argv));
             j["runas"] = esc(r.runas_user);
             j["cwd"] = esc(r.cwd);
+            add_binding(j, q->session);
         }
         if (!r.tty.empty()) j["tty"] = esc(r.tty);
         if (!r.service.empty()) j["service"] = esc(r.service);
@@ -726,7 +795,11 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.runas_user = r.runas_user;
     g.command = r.command;
     g.argv = r.run_argv;
-    g.cwd = r.cwd;
+    g.cwd = binding::run_cwd(r);
+    g.runas_group = r.runas_group;
+    g.chroot = r.chroot;
+    g.program = q.session.program;
+    g.env = q.session.bound_env;
     g.approvers = q.approvers;
     g.reason = r.reason;
     g.ticket = r.ticket;
@@ -798,7 +871,12 @@ Json Broker::service_body(const Request& q) const {
                   {"argv", text::argv_to_json(r.run_argv)},
                   {"display", r.kind == "login" ? std::string() : cut(display_command(r.command, r.run_argv))},
                   {"runas", esc(r.runas_user)},
-                  {"cwd", esc(r.cwd)},
+                  {"runas_group", esc(r.runas_group)},
+                  {"cwd", esc(binding::run_cwd(r))},
+                  {"chroot", esc(r.chroot)},
+                  {"program", esc(q.session.program)},
+                  {"env", text::argv_to_json(q.session.bound_env)},
+                  {"env_code_loading", escaped_argv(binding::code_loading_names(q.session.bound_env))},
                   {"tty", esc(r.tty)},
                   {"service", esc(r.service)},
                   {"remote_host", esc(r.remote_host)},
@@ -934,6 +1012,10 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
         if (g.scope == config::Scope::command) {
             j["display"] = cut(display_command(g.command, g.argv));
             j["runas"] = esc(g.runas_user);
+            if (!g.runas_group.empty()) j["runas_group"] = esc(g.runas_group);
+            if (!g.cwd.empty()) j["run_cwd"] = esc(g.cwd);
+            if (!g.chroot.empty()) j["chroot"] = esc(g.chroot);
+            if (!g.env.empty()) j["env"] = escaped_argv(g.env);
         }
         out.push_back(std::move(j));
     }

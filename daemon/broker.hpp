@@ -59,6 +59,9 @@ struct CheckSession {
     // Who asks, from the kernel (the server fills it before begin_check). Left empty (uid -1)
     // the requester is the request's user: how sudo checks are judged without a server.
     identity::Requester requester;
+    // Derived by begin_check for sudo (binding.hpp); a command grant binds them.
+    std::vector<std::string> bound_env; // the security-relevant part of run_envp, sorted
+    std::string program;                // canonical path of the command
 };
 
 enum class Step { done, awaiting_input, waiting };

@@ -385,17 +385,23 @@ Verdict verify(std::string_view jws, const KeyRing& keys, const Expected& expect
     }
 }
 
-std::string cmd_sha256(const std::string& runas, const std::string& cwd, const std::string& command,
-                       const std::vector<std::string>& argv) {
-    for (const auto& [name, value] :
-         {std::pair<const char*, const std::string*>{"runas", &runas}, {"cwd", &cwd}, {"command", &command}})
+std::string cmd_sha256(const CommandBinding& b) {
+    for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"runas", &b.runas},
+                                      {"runas_group", &b.runas_group},
+                                      {"cwd", &b.cwd},
+                                      {"chroot", &b.chroot},
+                                      {"command", &b.command},
+                                      {"program", &b.program}})
         if (!text::is_valid_utf8(*value))
             throw Error(ErrorCode::bad_input, "cmd_sha256", std::string(name) + " is not valid UTF-8");
-    // nlohmann::json objects keep their keys sorted, and argv < command < cwd < runas is
-    // exactly the order §7.3 fixes; a unit test pins the bytes.
-    const Json action = {{"argv", text::argv_to_json(argv)}, {"command", command}, {"cwd", cwd}, {"runas", runas}};
-    // Every string is valid UTF-8 (checked above; arg_to_json guarantees it for argv), so the
-    // strict handler cannot fire; if it ever did, throwing is the fail-closed outcome.
+    // nlohmann::json objects keep their keys sorted, and argv < chroot < command < cwd < env <
+    // program < runas < runas_group is exactly the order §7.3 fixes; a unit test pins the bytes.
+    const Json action = {{"argv", text::argv_to_json(b.argv)}, {"chroot", b.chroot},
+                         {"command", b.command},                {"cwd", b.cwd},
+                         {"env", text::argv_to_json(b.env)},    {"program", b.program},
+                         {"runas", b.runas},                    {"runas_group", b.runas_group}};
+    // Every string is valid UTF-8 (checked above; arg_to_json guarantees it for argv and env),
+    // so the strict handler cannot fire; if it ever did, throwing is the fail-closed outcome.
     const std::string bytes = action.dump(-1, ' ', false, Json::error_handler_t::strict);
 
     return audit::sha256_hex(bytes); // the same digest as the audit chain's

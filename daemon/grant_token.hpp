@@ -123,13 +123,25 @@ struct Verdict {
 // Thread-safe (no shared state beyond the const `keys`).
 Verdict verify(std::string_view jws, const KeyRing& keys, const Expected& expected);
 
-// §7.3: lowercase hex SHA-256 of {"argv":[...],"command":"...","cwd":"...","runas":"..."}
-// (that key order, no whitespace, nlohmann's JSON string escaping, each argv element in the
-// wire form of text::arg_to_json). Throws Error(bad_input) if runas, cwd or command is not
+// Everything a grant of scope command binds (§7.3).
+struct CommandBinding {
+    std::string runas;       // run-as user
+    std::string runas_group; // run-as group (sudo -g, else the run-as user's)
+    std::string cwd;         // where the command starts (sudo -D), relative to chroot if set
+    std::string chroot;      // sudo -R, or empty
+    std::string command;     // the path sudo executes
+    std::string program;     // its canonical path (empty if it could not be resolved)
+    std::vector<std::string> argv;
+    std::vector<std::string> env; // binding::bound_env(): sorted "NAME=value"
+};
+
+// §7.3: lowercase hex SHA-256 of
+// {"argv":[...],"chroot":"...","command":"...","cwd":"...","env":[...],"program":"...","runas":"...","runas_group":"..."}
+// (that key order, no whitespace, nlohmann's JSON string escaping, each argv and env element
+// in the wire form of text::arg_to_json). Throws Error(bad_input) if a string member is not
 // valid UTF-8 — §7.3 gives those no byte-exact form, and a lossy one would let two different
 // actions share a hash; the caller denies. Throws Error(internal) if OpenSSL fails.
-std::string cmd_sha256(const std::string& runas, const std::string& cwd, const std::string& command,
-                       const std::vector<std::string>& argv);
+std::string cmd_sha256(const CommandBinding& b);
 
 // A fresh request nonce (§3): 32 bytes from RAND_bytes, base64url without padding (43 chars).
 // Throws Error(internal) if the RNG fails; never returns a weak nonce.

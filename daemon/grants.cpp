@@ -24,8 +24,17 @@ std::string GrantCache::key_for(const Action& action, config::Scope scope) {
         put(key, action.runas_user);
         put(key, action.command);
         put(key, action.cwd);
-        if (action.argv != nullptr)
-            for (const auto& a : *action.argv) put(key, a);
+        put(key, action.runas_group);
+        put(key, action.chroot);
+        put(key, action.program);
+        // Counted lists: argv {"a=b"} with no env never equals argv {} with env {"a=b"}.
+        const auto put_list = [&](const std::vector<std::string>* list) {
+            put(key, std::to_string(list != nullptr ? list->size() : 0));
+            if (list != nullptr)
+                for (const auto& a : *list) put(key, a);
+        };
+        put_list(action.argv);
+        put_list(action.env);
     }
     return key;
 }
@@ -46,7 +55,8 @@ const Grant* GrantCache::find(const Action& action, Clock::time_point now) {
 }
 
 void GrantCache::add(Grant grant) {
-    Action a{grant.user, grant.kind, grant.rule, grant.runas_user, grant.command, &grant.argv, grant.cwd};
+    Action a{grant.user, grant.kind, grant.rule, grant.runas_user, grant.command, &grant.argv, grant.cwd,
+             grant.runas_group, grant.chroot, grant.program, &grant.env};
     a.requester_uid = grant.requester_uid;
     a.login_uid = grant.login_uid;
     auto key = key_for(a, grant.scope);

@@ -1,7 +1,8 @@
 // daemon/grants.hpp — the cache of live grants: the fast path.
 //
-// A grant is what an approval becomes: scope `command` covers this exact run_argv as this
-// run-as user under the same rule; scope `session` covers any sudo of that user under the
+// A grant is what an approval becomes: scope `command` covers this exact run_argv of this
+// program as this run-as user and group, in this directory and chroot, with this bound
+// environment, under the same rule; scope `session` covers any sudo of that user under the
 // same rule; scope `login` covers logins. Every grant covers only the person who asked for it
 // (their uid and the login uid of their session). Grants live in memory only: a restarted daemon
 // starts with none (fail closed). Not thread-safe: the event loop owns it.
@@ -30,7 +31,7 @@ struct Grant {
     std::string runas_user;
     std::string command;
     std::vector<std::string> argv;
-    std::string cwd; // command scope binds the working directory too: ./app.conf is not /etc/app.conf
+    std::string cwd; // command scope binds where it runs (sudo -D or the user's cwd): ./app.conf is not /etc/app.conf
     std::vector<std::string> approvers;
     std::string reason;
     std::string ticket;
@@ -41,6 +42,11 @@ struct Grant {
     std::string requester;
     std::int64_t requester_uid = -1;
     std::int64_t login_uid = -1;
+    // Command scope binds these too (docs/wire-protocol.md, "Binding").
+    std::string runas_group;
+    std::string chroot;
+    std::string program;          // canonical path of `command`
+    std::vector<std::string> env; // binding::bound_env()
 };
 
 // What a check asks the cache about.
@@ -51,7 +57,11 @@ struct Action {
     std::string runas_user;
     std::string command;
     const std::vector<std::string>* argv = nullptr;
-    std::string cwd;
+    std::string cwd; // where the command runs (binding::run_cwd)
+    std::string runas_group;
+    std::string chroot;
+    std::string program;
+    const std::vector<std::string>* env = nullptr;
     // Who asks (identity::Requester): an approved `su root` of alice's is no grant for bob's
     // `su root`, nor for anyone using the same shared account from another login session.
     std::int64_t requester_uid = -1;

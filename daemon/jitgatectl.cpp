@@ -102,7 +102,18 @@ int cmd_pending(const client::Options& opts, bool json) {
                     q.value("waiting", false) ? "" : "  [filed; the requester is not waiting]");
         if (q.contains("display")) std::printf("    command: %s\n", str(q, "display").c_str());
         if (q.contains("submit_display")) std::printf("    typed:   %s\n", str(q, "submit_display").c_str());
-        if (q.contains("runas")) std::printf("    run as:  %s   cwd: %s\n", str(q, "runas").c_str(), str(q, "cwd").c_str());
+        if (q.contains("program")) std::printf("    program: %s\n", str(q, "program").c_str());
+        if (q.contains("runas")) {
+            // The group, directory and root the command gets, as sudo will use them.
+            std::string group = q.contains("runas_group") ? ":" + str(q, "runas_group") : "";
+            std::printf("    run as:  %s%s   cwd: %s%s%s\n", str(q, "runas").c_str(), group.c_str(),
+                        str(q, q.contains("run_cwd") ? "run_cwd" : "cwd").c_str(), q.contains("chroot") ? "   chroot: " : "",
+                        q.contains("chroot") ? str(q, "chroot").c_str() : "");
+        }
+        if (q.contains("env")) std::printf("    env:     %s\n", joined(q["env"]).c_str());
+        if (q.contains("env_code_loading"))
+            std::printf("    WARNING: the environment sets loader/interpreter variables: %s\n",
+                        joined(q["env_code_loading"]).c_str());
         if (q.contains("service")) std::printf("    service: %s   from: %s\n", str(q, "service").c_str(), str(q, "remote_host").c_str());
         if (q.contains("tty")) std::printf("    tty:     %s\n", str(q, "tty").c_str());
         if (q.contains("login_user") && str(q, "login_user") != asker)

@@ -1,7 +1,7 @@
 // daemon/rules.cpp — first-match rule evaluation (docs/config.md, "How rules match").
 //
-// Everything here is a pure function of the config and the facts: no I/O, no lookups, no
-// state, so it is thread-safe and the same request always meets the same rule.
+// Everything here is a pure function of the config and the facts (and of the caller's file
+// identity lookup): no I/O of its own, no state, so the same request meets the same rule.
 #include "rules.hpp"
 
 #include <arpa/inet.h>
@@ -51,28 +51,65 @@ bool glob_matches(const std::string& glob, const std::string& text) {
     return fnmatch(glob.c_str(), text.c_str(), 0) == 0;
 }
 
-bool commands_match(const std::vector<std::string>& globs, const Facts& facts) {
+bool spelling_matches(const std::string& glob, const Facts& facts, const std::string& path) {
+    Facts as = facts;
+    as.command = path;
+    if (glob_matches(glob, command_line_for_match(as))) {
+        return true;
+    }
+    // A bare program name or name glob ("systemctl", "vi*": no '/', no space) is also
+    // matched against the basename of the command alone, so it names that program in any
+    // directory and with any arguments. Admins write "journalctl" far more often than
+    // "*/journalctl *". A glob with a space describes arguments too, so it is matched
+    // against the whole line only. SECURITY NOTE: this is looser than a full path; the
+    // docs tell admins to use full paths in allow rules.
+    const auto slash = path.rfind('/');
+    const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+    return glob.find_first_of("/ ") == std::string::npos && glob_matches(glob, base);
+}
+
+// The rule's program names the very file that will run (a hard link, a symlink, an
+// alternative): the glob is judged as if the user had typed the rule's own path.
+bool same_file_matches(const std::string& glob, const Facts& facts, const FileIdOf& id_of) {
+    if (!id_of || facts.command_dev < 0 || facts.command_ino < 0 || glob.empty() || glob.front() != '/') {
+        return false;
+    }
+    // "/usr/bin/bash*" (the program and whatever follows) names /usr/bin/bash too.
+    std::string program = glob.substr(0, glob.find(' '));
+    while (!program.empty() && program.back() == '*') {
+        program.pop_back();
+    }
+    if (program.empty() || program.find_first_of("*?[\\") != std::string::npos) {
+        return false;
+    }
+    const auto id = id_of(program);
+    return id && id->first == facts.command_dev && id->second == facts.command_ino &&
+           spelling_matches(glob, facts, program);
+}
+
+bool commands_match(const std::vector<std::string>& globs, const Facts& facts, bool deny,
+                    const FileIdOf& id_of) {
     if (globs.empty()) {
         return true;
     }
     if (facts.command.empty()) {
         return false; // logins have no command
     }
-    const std::string line = command_line_for_match(facts);
-    const auto slash = facts.command.rfind('/');
-    const std::string base =
-        slash == std::string::npos ? facts.command : facts.command.substr(slash + 1);
+    // SECURITY NOTE: allow and require_approval rules judge what will run (the canonical
+    // path), never a name the user chose: a symlink ~/safe -> /usr/bin/bash must not earn
+    // the allow written for "safe". A deny rule also holds for the name typed.
+    std::vector<std::string> paths = facts.program_paths;
+    if (paths.empty()) {
+        paths.push_back(facts.command);
+    }
+    if (deny) {
+        paths.push_back(facts.command);
+        paths.insert(paths.end(), facts.typed_paths.begin(), facts.typed_paths.end());
+    }
     return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
-        if (glob_matches(glob, line)) {
-            return true;
-        }
-        // A bare program name or name glob ("systemctl", "vi*": no '/', no space) is also
-        // matched against the basename of the command alone, so it names that program in any
-        // directory and with any arguments. Admins write "journalctl" far more often than
-        // "*/journalctl *". A glob with a space describes arguments too, so it is matched
-        // against the whole line only. SECURITY NOTE: this is looser than a full path; the
-        // docs tell admins to use full paths in allow rules.
-        return glob.find_first_of("/ ") == std::string::npos && glob_matches(glob, base);
+        return std::any_of(paths.begin(), paths.end(),
+                           [&](const std::string& path) { return spelling_matches(glob, facts, path); }) ||
+               same_file_matches(glob, facts, id_of);
     });
 }
 
@@ -93,10 +130,11 @@ bool remote_hosts_match(const std::vector<std::string>& patterns, const std::str
 }
 
 bool rule_matches(const config::Rule& rule, const config::Config::Host& host,
-                  const Facts& facts) {
+                  const Facts& facts, const FileIdOf& id_of) {
     const config::Match& m = rule.match;
     return listed(m.kinds, facts.kind) && users_match(m.users, facts) &&
-           commands_match(m.commands, facts) && listed(m.runas, facts.runas_user) &&
+           commands_match(m.commands, facts, rule.action == config::Action::deny, id_of) &&
+           listed(m.runas, facts.runas_user) &&
            listed(m.services, facts.service) &&
            remote_hosts_match(m.remote_hosts, facts.remote_host) && host_matches(m.host, host);
 }
@@ -167,9 +205,10 @@ std::string command_line_for_match(const Facts& facts) {
     return line;
 }
 
-const config::Rule* first_match(const config::Config& config, const Facts& facts) {
+const config::Rule* first_match(const config::Config& config, const Facts& facts,
+                                const FileIdOf& id_of) {
     for (const config::Rule& rule : config.rules) {
-        if (rule_matches(rule, config.host, facts)) {
+        if (rule_matches(rule, config.host, facts, id_of)) {
             return &rule;
         }
     }

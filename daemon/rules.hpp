@@ -1,6 +1,9 @@
 // daemon/rules.hpp — first-match rule evaluation.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,15 +21,30 @@ struct Facts {
     std::string runas_user;
     std::string service;
     std::string remote_host;
+    // The program, spelling-proof (docs/config.md, "Paths and spellings"): its canonical
+    // path and merged-/usr twins (binding::program_spellings); empty means {command}.
+    std::vector<std::string> program_paths;
+    // What the user typed (`command`, and its lexically normal form): deny rules match these too.
+    std::vector<std::string> typed_paths;
+    std::int64_t command_dev = -1; // the program's file identity, or -1 if unknown
+    std::int64_t command_ino = -1;
 };
+
+// The file identity (st_dev, st_ino) of a path a rule names, or nullopt; lets a rule for
+// /usr/bin/x hold for a hard link or symlink to it anywhere. Called once per literal rule path.
+using FileIdOf = std::function<std::optional<std::pair<std::int64_t, std::int64_t>>(const std::string&)>;
 
 // The line a command glob is matched against: the command path, then argv[1..], joined by
 // single spaces. Example: "/usr/bin/systemctl restart payments".
 std::string command_line_for_match(const Facts& facts);
 
 // Returns the first rule of `config` that matches, or nullptr: no rule matching means
-// require_approval with the defaults (the caller uses default_rule()). Pure; thread-safe.
-const config::Rule* first_match(const config::Config& config, const Facts& facts);
+// require_approval with the defaults (the caller uses default_rule()). Pure apart from
+// `id_of` (none: no file identities compared); thread-safe if `id_of` is.
+// A command glob matches if it matches the command line of any spelling in
+// facts.program_paths, or (deny rules only) of facts.typed_paths, or if its program is a
+// literal absolute path whose file identity is the program's.
+const config::Rule* first_match(const config::Config& config, const Facts& facts, const FileIdOf& id_of = {});
 
 // The implicit rule used when nothing matches: require_approval, defaults, name "default".
 const config::Rule& default_rule();

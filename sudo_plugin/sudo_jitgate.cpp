@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -62,6 +63,15 @@ void report(const char* what) noexcept {
 }
 
 std::string user_of(uid_t uid) { return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid)); }
+
+std::string group_of(gid_t gid) {
+    struct group gr {};
+    struct group* found = nullptr;
+    std::vector<char> buf(16384);
+    if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr && found->gr_name != nullptr)
+        return found->gr_name;
+    return "#" + std::to_string(gid);
+}
 
 long number(const char* s, long fallback) {
     if (s == nullptr) return fallback;
@@ -131,6 +141,37 @@ void fill_argv(jitgate::msg::CheckRequest& r, char* const run_argv[]) {
     }
 }
 
+// Puts the command's final environment (and sudo's own arguments, which name the variables set
+// on its command line) on the request within one budget; a larger one is flagged so the
+// daemon denies rather than binds a part of it.
+void fill_env(jitgate::msg::CheckRequest& r, char* const run_envp[]) {
+    std::size_t total = 0;
+    for (char* const* e = run_envp; e != nullptr && *e != nullptr; ++e) total += std::strlen(*e) + 1;
+    for (const auto& a : r.sudo_args) total += a.size() + 1; // sudo VAR=value words count too
+    if (total > jitgate::msg::k_env_budget) {
+        r.env_truncated = true;
+        r.sudo_args.clear();
+        return;
+    }
+    r.run_env = jitgate::to_vector(run_envp);
+}
+
+// What the program is, as root sees it (the daemon cannot look into users' homes): its
+// canonical path and its file identity. Left empty if it cannot be resolved.
+void fill_program(jitgate::msg::CheckRequest& r) {
+    if (r.command.empty() || !r.chroot.empty()) return; // under sudo -R the path names a file inside the chroot
+    char* resolved = realpath(r.command.c_str(), nullptr);
+    if (resolved != nullptr) {
+        r.command_realpath = resolved;
+        std::free(resolved);
+    }
+    struct stat st {};
+    if (stat(r.command.c_str(), &st) == 0) {
+        r.command_dev = static_cast<std::int64_t>(st.st_dev);
+        r.command_ino = static_cast<std::int64_t>(st.st_ino);
+    }
+}
+
 // Shows the reason (sudo does not print an approval plugin's errstr itself; it hands it to
 // audit plugins) and returns sudo's "deny".
 int deny(const char** errstr) {
@@ -181,8 +222,10 @@ int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_print
     b.interactive = !b.tty.empty() && !b.noninteractive;
     // submit_argv is sudo's whole command line; the command the user typed starts at submit_optind.
     const auto typed = jitgate::to_vector(submit_argv);
-    if (submit_optind >= 0 && static_cast<std::size_t>(submit_optind) <= typed.size())
+    if (submit_optind >= 0 && static_cast<std::size_t>(submit_optind) <= typed.size()) {
         b.submit_argv.assign(typed.begin() + submit_optind, typed.end());
+        if (submit_optind >= 1) b.sudo_args.assign(typed.begin() + 1, typed.begin() + submit_optind);
+    }
     const auto env = [&](const char* k) {
         const char* v = jitgate::find_value(submit_envp, k);
         return std::string(v != nullptr ? v : "");
@@ -194,7 +237,7 @@ int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_print
     return 1;
 }
 
-int approval_check(char* const command_info[], char* const run_argv[], char* const /*run_envp*/[], const char** errstr) {
+int approval_check(char* const command_info[], char* const run_argv[], char* const run_envp[], const char** errstr) {
     State& s = state();
     if (!s.options.errors.empty() || !s.options.unknown.empty()) {
         s.errstr = "jitgate: denied: bad option in sudo.conf: " +
@@ -206,7 +249,15 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
     r.command = command != nullptr ? command : "";
     r.runas_uid = number(jitgate::find_value(command_info, "runas_euid"), number(jitgate::find_value(command_info, "runas_uid"), 0));
     r.runas_user = user_of(static_cast<uid_t>(r.runas_uid));
+    r.runas_gid = number(jitgate::find_value(command_info, "runas_egid"), number(jitgate::find_value(command_info, "runas_gid"), -1));
+    if (r.runas_gid >= 0) r.runas_group = group_of(static_cast<gid_t>(r.runas_gid));
+    const char* run_cwd = jitgate::find_value(command_info, "cwd");
+    r.run_cwd = run_cwd != nullptr ? run_cwd : r.cwd; // sudo stays in the user's cwd unless told otherwise
+    const char* chroot_dir = jitgate::find_value(command_info, "chroot");
+    r.chroot = chroot_dir != nullptr ? chroot_dir : "";
     fill_argv(r, run_argv);
+    fill_env(r, run_envp);
+    fill_program(r);
     s.run_argv = r.run_argv;
 
     jitgate::client::UserIo io;

@@ -31,7 +31,17 @@ Json to_json(const CheckRequest& r) {
                 {"break_glass_reason", text::arg_to_json(r.break_glass_reason)},
                 {"interactive", r.interactive},
                 {"noninteractive", r.noninteractive},
-                {"requester", r.requester}};
+                {"requester", text::arg_to_json(r.requester)},
+                {"runas_group", text::arg_to_json(r.runas_group)},
+                {"runas_gid", r.runas_gid},
+                {"run_cwd", text::arg_to_json(r.run_cwd)},
+                {"chroot", text::arg_to_json(r.chroot)},
+                {"run_env", text::argv_to_json(r.run_env)},
+                {"env_truncated", r.env_truncated},
+                {"sudo_args", text::argv_to_json(r.sudo_args)},
+                {"command_realpath", text::arg_to_json(r.command_realpath)},
+                {"command_dev", r.command_dev},
+                {"command_ino", r.command_ino}};
 }
 
 namespace {
@@ -76,7 +86,17 @@ CheckRequest check_from_json(const Json& j) {
     r.break_glass_reason = optional_arg(j, "break_glass_reason");
     r.interactive = optional_bool(j, "interactive", false);
     r.noninteractive = optional_bool(j, "noninteractive", false);
-    r.requester = optional_string(j, "requester");
+    r.requester = optional_arg(j, "requester");
+    r.runas_group = optional_arg(j, "runas_group");
+    r.runas_gid = optional_int(j, "runas_gid", -1);
+    r.run_cwd = optional_arg(j, "run_cwd");
+    r.chroot = optional_arg(j, "chroot");
+    r.run_env = optional_argv(j, "run_env");
+    r.env_truncated = optional_bool(j, "env_truncated", false);
+    r.sudo_args = optional_argv(j, "sudo_args");
+    r.command_realpath = optional_arg(j, "command_realpath");
+    r.command_dev = optional_int(j, "command_dev", -1);
+    r.command_ino = optional_int(j, "command_ino", -1);
     return r;
 }
 

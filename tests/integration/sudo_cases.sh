@@ -186,6 +186,85 @@ case_deny_rule() {
     expect_journal access.denied '"rule":"no-shells"'
 }
 
+# The test's own sudoers: lets alice choose the run cwd (-D) and chroot (-R), and set or
+# preserve variables (SETENV), so that sudo accepts the forms a grant must not cover.
+binding_sudoers() {
+    cat >"$T/sudoers" <<'SU'
+Defaults !lecture, !use_pty, !mail_badpass, env_reset, runcwd=*, runchroot=*
+Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+root ALL=(ALL:ALL) ALL
+alice,dave,erin,mallory ALL=(ALL:ALL) NOPASSWD:SETENV: ALL
+SU
+}
+
+# Regression: a grant approved for `sudo whoami` covered the same argv with another
+# environment (LD_PRELOAD, PYTHONPATH via -E), run-as group (-g), run cwd (-D) or chroot (-R).
+case_grant_binds_env_group_cwd_chroot() {
+    start; binding_sudoers
+    sudo_bg alice JITGATE_REASON="who am i" -- /usr/bin/whoami
+    local id; id="$(wait_pending 1)"
+    expect_contains "$(ctl bob pending)" "run as:  root:root   cwd: "
+    ctl bob approve "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "approved sudo whoami"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 0 "the very same action is covered"
+    # noise does not make a grant useless: another terminal type or locale is the same action
+    sudo_fg alice TERM=vt100 LANG=C -- -n /usr/bin/whoami; expect_eq "$RC" 0 "another TERM and LANG"
+    sudo_fg alice -- -n LD_PRELOAD=/nonexistent/x.so /usr/bin/whoami; expect_eq "$RC" 1 "sudo LD_PRELOAD=x"
+    expect_contains "$(cat "$T/err")" "filed"
+    sudo_fg alice -- -n PYTHONPATH=/tmp/evil /usr/bin/whoami; expect_eq "$RC" 1 "sudo PYTHONPATH=x"
+    # sudo -E keeps alice's HOME (sudoers itself drops PYTHONPATH here): another environment
+    sudo_fg alice PYTHONPATH=/tmp/evil -- -n -E /usr/bin/whoami; expect_eq "$RC" 1 "sudo -E"
+    sudo_fg alice -- -n -u root -g daemon /usr/bin/whoami; expect_eq "$RC" 1 "sudo -g daemon"
+    sudo_fg alice -- -n -D /var /usr/bin/whoami; expect_eq "$RC" 1 "sudo -D /var"
+    sudo_fg alice -- -n -R / /usr/bin/whoami; expect_eq "$RC" 1 "sudo -R /"
+    # what the approver sees for each of them
+    local listing; listing="$(ctl bob pending)"
+    expect_contains "$listing" "env:     LD_PRELOAD=/nonexistent/x.so"
+    expect_contains "$listing" "WARNING: the environment sets loader/interpreter variables: LD_PRELOAD"
+    expect_contains "$listing" "PYTHONPATH=/tmp/evil"
+    expect_contains "$listing" "env:     HOME=/tmp"
+    expect_contains "$listing" "run as:  root:daemon"
+    expect_contains "$listing" "cwd: /var"
+    expect_contains "$listing" "chroot: /"
+    expect_eq "$(journal_count access.requested)" 7 "each new effect is a new request"
+    expect_journal access.requested '"env":\["LD_PRELOAD=/nonexistent/x.so"'
+    expect_journal access.requested '"env_code_loading":\["PYTHONPATH"\]'
+    expect_journal access.requested '"runas_group":"daemon"'
+    expect_journal access.requested '"run_cwd":"/var"'
+    expect_journal access.requested '"chroot":"/"'
+    expect_eq "$(journal_count access.allowed_by_grant)" 2 "only the same action used the grant"
+}
+
+# An environment jitgate cannot carry whole is denied, never bound in part.
+case_environment_too_large_denied() {
+    start; binding_sudoers
+    local big; big="$(head -c 9000 /dev/zero | tr '\0' x)"
+    sudo_fg alice -- -n "BIG=$big" /usr/bin/whoami; expect_eq "$RC" 1 "oversized environment"
+    expect_contains "$(cat "$T/err")" "the command's environment is larger than 8192 bytes"
+    expect_eq "$(cat "$T/out")" "" "the command did not run"
+    expect_journal access.denied "larger than 8192 bytes"
+}
+
+# Regression: a deny rule for /usr/bin/bash did not hold for //usr/bin/bash,
+# /usr/bin/../bin/bash, /usr/bin/./bash, or a symlink or hard link in the user's home.
+case_deny_rule_every_spelling() {
+    start
+    local home="$T/alice-home"
+    mkdir -p "$home"
+    ln -s /usr/bin/bash "$home/innocent"
+    ln /usr/bin/bash "$home/hardlink"
+    chown -R alice: "$home"; chmod 0700 "$home"
+    local typed
+    for typed in //usr/bin/bash /usr/bin/../bin/bash /usr/bin/./bash /bin/bash "$home/innocent" "$home/hardlink"; do
+        sudo_fg alice -- -n "$typed" -c id; expect_eq "$RC" 1 "deny rule for $typed"
+        expect_contains "$(cat "$T/err")" "denied by rule 'no-shells'"
+        expect_eq "$(cat "$T/out")" "" "$typed did not run"
+    done
+    expect_eq "$(journal_count access.denied '"rule":"no-shells"')" 6 "every spelling denied by the rule"
+    # an allow rule for /bin/sh (a link to dash) still holds for what it names
+    sudo_fg mallory -- -n /bin/sh -c "exit 0"; expect_eq "$RC" 0 "allow rule through the /bin/sh link"
+}
+
 case_reason_required_missing() {
     start
     sudo_fg alice JITGATE_TICKET=CHG1234567 -- /usr/bin/ls /root; expect_eq "$RC" 1 "no reason"

@@ -333,6 +333,24 @@ void validate_create(const json& b) {
         throw HttpError(400, "action.cmd_sha256 is not 64 lowercase hex digits (scope command)");
     if (scope != "command" && !cmd.empty())
         throw HttpError(400, "action.cmd_sha256 is not empty (scope " + scope + ")");
+    if (scope == "command") {
+        // §7.3, computed here on its own: a host whose hash disagrees with the spec is refused.
+        // Members that hold a backslash arrive escaped (§4) and cannot be recomputed; skipped.
+        static constexpr const char* k_strings[] = {"chroot", "command", "cwd", "program", "runas", "runas_group"};
+        json bound = json::object();
+        bool exact = true;
+        for (const char* name : k_strings) {
+            const std::string v = string_member(action, "action.", name);
+            exact = exact && v.find('\\') == std::string::npos;
+            bound[name] = v;
+        }
+        const json& env = member(action, "action.", "env");
+        if (!env.is_array()) throw HttpError(400, "member action.env is not an array");
+        bound["argv"] = argv;
+        bound["env"] = env;
+        if (exact && sha256_hex(bound.dump()) != cmd)
+            throw HttpError(400, "action.cmd_sha256 is not the hash of the action (§7.3)");
+    }
 
     for (const char* name : {"reason", "ticket", "rule"}) string_member(b, "", name);
     const std::int64_t needed = int_member(b, "", "approvals_needed");

@@ -136,7 +136,7 @@ protected:
         m_expected.user = "alice";
         m_expected.kind = "sudo";
         m_expected.scope = "command";
-        m_expected.cmd_sha256 = gt::cmd_sha256("root", "/home/alice", "/usr/bin/systemctl", k_argv);
+        m_expected.cmd_sha256 = gt::cmd_sha256(gt::CommandBinding{"root", "root", "/home/alice", "", "/usr/bin/systemctl", "/usr/bin/systemctl", k_argv, {}});
         m_expected.approvals_needed = 2;
         m_expected.now_unix = k_now;
         m_expected.skew_s = 30;
@@ -489,7 +489,7 @@ TEST_F(GrantToken, BadJtiIsRefused) {
 
 TEST_F(GrantToken, WrongCmdSha256IsRefused) {
     const std::string other =
-        gt::cmd_sha256("root", "/home/alice", "/usr/bin/systemctl", {"/usr/bin/systemctl", "stop", "nginx"});
+        gt::cmd_sha256(gt::CommandBinding{"root", "root", "/home/alice", "", "/usr/bin/systemctl", "/usr/bin/systemctl", {"/usr/bin/systemctl", "stop", "nginx"}, {}});
     expect_refused(with_claim("cmd_sha256", other), "grant: cmd_sha256 does not match the command");
     std::string upper = m_expected.cmd_sha256;
     std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
@@ -814,52 +814,103 @@ TEST(GrantTokenKeyRing, AddFileReadsAKeyAndNamesAMissingFile) {
 
 // --- cmd_sha256 and the nonce ----------------------------------------------------------------
 
+// The binding of a plain `sudo CMD` by root:root in `cwd`, program = command, no bound env.
+gt::CommandBinding plain(const std::string& runas, const std::string& cwd, const std::string& command,
+                         const std::vector<std::string>& argv) {
+    return gt::CommandBinding{runas, "root", cwd, "", command, command, argv, {}};
+}
+
 TEST(GrantTokenCmdSha256, MatchesIndependentlyComputedVectors) {
-    // printf '%s' '{"argv":["/bin/true"],"command":"/bin/true","cwd":"/","runas":"root"}' | sha256sum
-    EXPECT_EQ(gt::cmd_sha256("root", "/", "/bin/true", {"/bin/true"}),
-              "bc7e7f2a74c1912a27833e9558f584d517501b701eb21d6f6c8798c2f4f6b439");
-    // printf '%s' '{"argv":["/usr/bin/systemctl","restart","nginx"],"command":"/usr/bin/systemctl",
-    //   "cwd":"/home/alice","runas":"root"}' | sha256sum   (one line)
-    EXPECT_EQ(gt::cmd_sha256("root", "/home/alice", "/usr/bin/systemctl", k_argv),
-              "48ebe45ff3fc59afefbe77a8c5c431fcf97c981ba03c38992aca06df83534bba");
+    // printf '%s' '{"argv":["/bin/true"],"chroot":"","command":"/bin/true","cwd":"/","env":[],
+    //   "program":"/usr/bin/true","runas":"root","runas_group":"root"}' | sha256sum   (one line)
+    EXPECT_EQ(gt::cmd_sha256({"root", "root", "/", "", "/bin/true", "/usr/bin/true", {"/bin/true"}, {}}),
+              "8c8fb21caab614428733de27bef8543b649fdf3c007c04c29a6449823b3e2c5f");
+    // printf '%s' '{"argv":["/usr/bin/systemctl","restart","nginx"],"chroot":"","command":"/usr/bin/systemctl",
+    //   "cwd":"/home/alice","env":[],"program":"/usr/bin/systemctl","runas":"root","runas_group":"root"}' | sha256sum
+    EXPECT_EQ(gt::cmd_sha256(plain("root", "/home/alice", "/usr/bin/systemctl", k_argv)),
+              "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b");
 }
 
 TEST(GrantTokenCmdSha256, EscapesAndNonUtf8ArgumentsMatchTheWireForm) {
-    // Python: json.dumps({"argv": [...], "command": ..., "cwd": ..., "runas": ...},
-    //   separators=(",", ":"), ensure_ascii=False), with b"\xff\xfe" as {"b64": "//4="}:
-    // {"argv":["/bin/echo","a\"b\\c\n\u0001<DEL>","é<U+202E>",{"b64":"//4="},""],
-    //  "command":"/bin/echo","cwd":"/tmp/café","runas":"root"}
-    EXPECT_EQ(gt::cmd_sha256("root", "/tmp/caf\xc3\xa9", "/bin/echo",
-                             {"/bin/echo", "a\"b\\c\n\x01\x7f", "\xc3\xa9\xe2\x80\xae", "\xff\xfe", ""}),
-              "f36c8e932f331d024582989d1547a581a68ebd53534b2c204a109c985febed90");
+    // Python: json.dumps({"argv": [...], "chroot": "", "command": ..., "cwd": ..., "env": [...],
+    //   "program": ..., "runas": ..., "runas_group": ...}, separators=(",", ":"), ensure_ascii=False),
+    // with b"\xff\xfe" as {"b64": "//4="} and b"X=\xff" as {"b64": "WD3/"}:
+    // {"argv":["/bin/echo","a\"b\\c\n\u0001<DEL>","é<U+202E>",{"b64":"//4="},""],"chroot":"",
+    //  "command":"/bin/echo","cwd":"/tmp/café","env":["LD_PRELOAD=/tmp/x.so",{"b64":"WD3/"}],
+    //  "program":"/bin/echo","runas":"root","runas_group":"root"}
+    auto b = plain("root", "/tmp/caf\xc3\xa9", "/bin/echo",
+                   {"/bin/echo", "a\"b\\c\n\x01\x7f", "\xc3\xa9\xe2\x80\xae", "\xff\xfe", ""});
+    b.env = {"LD_PRELOAD=/tmp/x.so", "X=\xff"};
+    EXPECT_EQ(gt::cmd_sha256(b), "694748e2213517d291bbb16ea14fc188173b9621dfbd1f487100d755705fcc05");
 }
 
 TEST(GrantTokenCmdSha256, EachPartChangesTheHash) {
-    const std::string base = gt::cmd_sha256("root", "/home/alice", "/usr/bin/systemctl", k_argv);
+    const auto base_binding = plain("root", "/home/alice", "/usr/bin/systemctl", k_argv);
+    const std::string base = gt::cmd_sha256(base_binding);
     EXPECT_EQ(base.size(), 64u);
     EXPECT_EQ(base.find_first_not_of("0123456789abcdef"), std::string::npos);
     std::set<std::string> seen{base};
-    EXPECT_TRUE(seen.insert(gt::cmd_sha256("postgres", "/home/alice", "/usr/bin/systemctl", k_argv)).second);
-    EXPECT_TRUE(seen.insert(gt::cmd_sha256("root", "/etc", "/usr/bin/systemctl", k_argv)).second);
-    EXPECT_TRUE(seen.insert(gt::cmd_sha256("root", "/home/alice", "/bin/systemctl", k_argv)).second);
-    EXPECT_TRUE(seen.insert(gt::cmd_sha256("root", "/home/alice", "/usr/bin/systemctl",
-                                           {"/usr/bin/systemctl", "stop", "nginx"}))
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(plain("postgres", "/home/alice", "/usr/bin/systemctl", k_argv))).second);
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(plain("root", "/etc", "/usr/bin/systemctl", k_argv))).second);
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(plain("root", "/home/alice", "/bin/systemctl", k_argv))).second);
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(plain("root", "/home/alice", "/usr/bin/systemctl",
+                                                 {"/usr/bin/systemctl", "stop", "nginx"})))
                     .second);
-    EXPECT_TRUE(seen.insert(gt::cmd_sha256("root", "/home/alice", "/usr/bin/systemctl",
-                                           {"/usr/bin/systemctl", "restart nginx"}))
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(plain("root", "/home/alice", "/usr/bin/systemctl",
+                                                 {"/usr/bin/systemctl", "restart nginx"})))
                     .second)
         << "the same text split differently is a different action";
-    EXPECT_TRUE(seen.insert(gt::cmd_sha256("root", "/home/alice", "/usr/bin/systemctl",
-                                           {"/usr/bin/systemctl", "restart", "nginx", ""}))
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(plain("root", "/home/alice", "/usr/bin/systemctl",
+                                                 {"/usr/bin/systemctl", "restart", "nginx", ""})))
                     .second);
     // A non-UTF-8 argument and the text of its b64 form are different actions.
-    EXPECT_NE(gt::cmd_sha256("root", "/", "/bin/x", {"\xff"}), gt::cmd_sha256("root", "/", "/bin/x", {"/w=="}));
+    EXPECT_NE(gt::cmd_sha256(plain("root", "/", "/bin/x", {"\xff"})), gt::cmd_sha256(plain("root", "/", "/bin/x", {"/w=="})));
 }
 
-TEST(GrantTokenCmdSha256, NonUtf8RunasCwdOrCommandThrows) {
-    EXPECT_THROW(gt::cmd_sha256("root", "/tmp/\xff", "/bin/true", {"/bin/true"}), Error);
-    EXPECT_THROW(gt::cmd_sha256("ro\xc0\xafot", "/", "/bin/true", {"/bin/true"}), Error);
-    EXPECT_THROW(gt::cmd_sha256("root", "/", "/bin/\xfe", {"/bin/true"}), Error);
+// Regression: a grant covers exactly what the approver saw. The run-as group (sudo -g), the
+// environment (sudo LD_PRELOAD=...), the run cwd (sudo -D), the chroot (sudo -R) and the
+// program a path resolves to each change the hash.
+TEST(GrantTokenCmdSha256, GroupEnvCwdChrootAndProgramChangeTheHash) {
+    const auto base = plain("root", "/", "/usr/bin/true", {"/usr/bin/true"});
+    std::set<std::string> seen{gt::cmd_sha256(base)};
+    auto b = base;
+    b.runas_group = "shadow";
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(b)).second) << "runas_group";
+    b = base;
+    b.env = {"LD_PRELOAD=/tmp/x.so"};
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(b)).second) << "env";
+    b.env = {"LD_PRELOAD=/tmp/y.so"};
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(b)).second) << "env value";
+    b = base;
+    b.cwd = "/tmp";
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(b)).second) << "cwd";
+    b = base;
+    b.chroot = "/srv/jail";
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(b)).second) << "chroot";
+    b = base;
+    b.program = "/usr/bin/bash";
+    EXPECT_TRUE(seen.insert(gt::cmd_sha256(b)).second) << "program";
+    // An environment entry is not an argument: moving "A=b" from argv to env changes the hash.
+    b = base;
+    b.argv.push_back("A=b");
+    auto c = base;
+    c.env = {"A=b"};
+    EXPECT_NE(gt::cmd_sha256(b), gt::cmd_sha256(c));
+}
+
+TEST(GrantTokenCmdSha256, NonUtf8StringMembersThrow) {
+    EXPECT_THROW(gt::cmd_sha256(plain("root", "/tmp/\xff", "/bin/true", {"/bin/true"})), Error);
+    EXPECT_THROW(gt::cmd_sha256(plain("ro\xc0\xafot", "/", "/bin/true", {"/bin/true"})), Error);
+    EXPECT_THROW(gt::cmd_sha256(plain("root", "/", "/bin/\xfe", {"/bin/true"})), Error);
+    auto b = plain("root", "/", "/bin/true", {"/bin/true"});
+    b.runas_group = "\xff";
+    EXPECT_THROW(gt::cmd_sha256(b), Error);
+    b = plain("root", "/", "/bin/true", {"/bin/true"});
+    b.chroot = "/\xff";
+    EXPECT_THROW(gt::cmd_sha256(b), Error);
+    b = plain("root", "/", "/bin/true", {"/bin/true"});
+    b.program = "/\xff";
+    EXPECT_THROW(gt::cmd_sha256(b), Error);
 }
 
 TEST(GrantTokenNonce, Is43Base64urlCharactersAndFresh) {

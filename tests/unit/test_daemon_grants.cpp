@@ -29,7 +29,7 @@ TEST(Grants, CommandScopeCoversOnlyTheExactAction) {
     std::vector<std::string> same{"systemctl", "restart", "payments"};
     std::vector<std::string> other{"systemctl", "restart", "ledger"};
     std::vector<std::string> joined{"systemctl", "restart payments"}; // same text, other split
-    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &same, ""};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &same, "", "", "", "", nullptr};
     ASSERT_NE(cache.find(a, now), nullptr);
     EXPECT_EQ(cache.find(a, now)->id, "G-1");
     a.argv = &other;
@@ -54,7 +54,7 @@ TEST(Grants, CommandScopeBindsTheWorkingDirectory) {
     g.cwd = "/home/alice/tmp";
     cache.add(g);
     std::vector<std::string> argv{"chown", "alice", "./app.conf"};
-    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "/home/alice/tmp"};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "/home/alice/tmp", "", "", "", nullptr};
     EXPECT_NE(cache.find(a, now), nullptr);
     a.cwd = "/etc/app";
     EXPECT_EQ(cache.find(a, now), nullptr);
@@ -65,7 +65,7 @@ TEST(Grants, SessionScopeCoversAnyCommandOfThatUserAndRule) {
     const auto now = Clock::now();
     cache.add(make("G-2", config::Scope::session, {}, now + std::chrono::minutes(5)));
     std::vector<std::string> any{"journalctl", "-u", "payments"};
-    grants::Action a{"alice", "sudo", "restarts", "postgres", "/usr/bin/journalctl", &any, ""};
+    grants::Action a{"alice", "sudo", "restarts", "postgres", "/usr/bin/journalctl", &any, "", "", "", "", nullptr};
     ASSERT_NE(cache.find(a, now), nullptr);
     a.user = "bob";
     EXPECT_EQ(cache.find(a, now), nullptr);
@@ -79,7 +79,7 @@ TEST(Grants, ExpiredGrantsAreGoneAtTheirExpiry) {
     const auto now = Clock::now();
     cache.add(make("G-3", config::Scope::command, {"x"}, now + std::chrono::seconds(10)));
     std::vector<std::string> argv{"x"};
-    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, ""};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "", "", "", "", nullptr};
     EXPECT_NE(cache.find(a, now + std::chrono::seconds(9)), nullptr);
     EXPECT_EQ(cache.find(a, now + std::chrono::seconds(10)), nullptr);
     EXPECT_EQ(cache.size(), 0u);
@@ -98,9 +98,54 @@ TEST(Grants, RevokeAndList) {
 
 TEST(Grants, KeysAreInjective) {
     std::vector<std::string> a1{"ab", "c"}, a2{"a", "bc"};
-    grants::Action x{"u", "sudo", "r", "root", "/c", &a1, ""};
-    grants::Action y{"u", "sudo", "r", "root", "/c", &a2, ""};
+    grants::Action x{"u", "sudo", "r", "root", "/c", &a1, "", "", "", "", nullptr};
+    grants::Action y{"u", "sudo", "r", "root", "/c", &a2, "", "", "", "", nullptr};
     EXPECT_NE(grants::GrantCache::key_for(x, config::Scope::command), grants::GrantCache::key_for(y, config::Scope::command));
+    // An argument is not an environment entry: argv {"/c", "A=b"} is not argv {"/c"} with env {"A=b"}.
+    std::vector<std::string> with_arg{"/c", "A=b"}, bare{"/c"}, env{"A=b"};
+    grants::Action as_arg{"u", "sudo", "r", "root", "/c", &with_arg, "", "", "", "", nullptr};
+    grants::Action as_env{"u", "sudo", "r", "root", "/c", &bare, "", "", "", "", &env};
+    EXPECT_NE(grants::GrantCache::key_for(as_arg, config::Scope::command),
+              grants::GrantCache::key_for(as_env, config::Scope::command));
+}
+
+// Regression: a grant covers exactly what the approver saw. A grant approved for `sudo true`
+// must not cover it with another run-as group (-g), environment (VAR=value, -E), run cwd (-D),
+// chroot (-R) or program behind the same path.
+TEST(Grants, CommandScopeBindsGroupEnvCwdChrootAndProgram) {
+    grants::GrantCache cache;
+    const auto now = Clock::now();
+    grants::Grant g = make("G-7", config::Scope::command, {"/usr/bin/true"}, now + std::chrono::minutes(5));
+    g.cwd = "/home/alice";
+    g.runas_group = "root";
+    g.program = "/usr/bin/true";
+    g.env = {"PATH=/usr/sbin:/usr/bin"};
+    cache.add(g);
+    std::vector<std::string> argv{"/usr/bin/true"};
+    std::vector<std::string> env{"PATH=/usr/sbin:/usr/bin"};
+    const grants::Action same{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "/home/alice",
+                              "root",  "",     "/usr/bin/true", &env};
+    ASSERT_NE(cache.find(same, now), nullptr);
+
+    auto changed = same;
+    changed.runas_group = "shadow";
+    EXPECT_EQ(cache.find(changed, now), nullptr) << "sudo -g";
+    changed = same;
+    std::vector<std::string> preload{"LD_PRELOAD=/tmp/x.so", "PATH=/usr/sbin:/usr/bin"};
+    changed.env = &preload;
+    EXPECT_EQ(cache.find(changed, now), nullptr) << "LD_PRELOAD";
+    std::vector<std::string> none;
+    changed.env = &none;
+    EXPECT_EQ(cache.find(changed, now), nullptr) << "a different (smaller) environment";
+    changed = same;
+    changed.cwd = "/tmp";
+    EXPECT_EQ(cache.find(changed, now), nullptr) << "sudo -D";
+    changed = same;
+    changed.chroot = "/srv/jail";
+    EXPECT_EQ(cache.find(changed, now), nullptr) << "sudo -R";
+    changed = same;
+    changed.program = "/usr/bin/bash";
+    EXPECT_EQ(cache.find(changed, now), nullptr) << "the path now names another program";
 }
 
 } // namespace

@@ -27,6 +27,9 @@ inline constexpr const char* k_error = "error";
 // Budget for argv text inside one frame: longer command lines are sent truncated with
 // argv_truncated set, and the daemon denies them (it cannot judge what it cannot see).
 inline constexpr std::size_t k_argv_budget = 48 * 1024;
+// Budget for the command's environment (run_env) inside one frame: a larger one is sent empty
+// with env_truncated set, and the daemon denies (a grant cannot bind what it cannot see).
+inline constexpr std::size_t k_env_budget = 8 * 1024;
 
 struct CheckRequest {
     std::string kind = "sudo"; // "sudo" or "login"
@@ -53,6 +56,18 @@ struct CheckRequest {
     // caller), or empty. Only a claim: the daemon finds the requester from the kernel (the
     // peer's real uid and login uid) and records this only where it disagrees.
     std::string requester;
+    // What sudo will actually run with (sudo only; grants of scope command bind them, see
+    // docs/wire-protocol.md "Binding"). Empty or -1 when the client did not say.
+    std::string runas_group;            // run-as group name (sudo -g, else the run-as user's), or "#gid"
+    std::int64_t runas_gid = -1;
+    std::string run_cwd;                // where the command starts: command_info cwd (sudo -D), else cwd
+    std::string chroot;                 // command_info chroot (sudo -R), or empty
+    std::vector<std::string> run_env;   // run_envp, "NAME=value" each, exactly as the command gets it
+    bool env_truncated = false;         // run_envp exceeded k_env_budget; run_env is empty
+    std::vector<std::string> sudo_args; // sudo's own arguments before the command (options, VAR=value)
+    std::string command_realpath;       // the program's canonical path as root resolved it, or empty
+    std::int64_t command_dev = -1;      // stat() of the program as root saw it, or -1
+    std::int64_t command_ino = -1;
 };
 
 Json to_json(const CheckRequest& r);
