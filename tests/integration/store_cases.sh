@@ -219,4 +219,55 @@ case_splunk_hec() {
     if grep -q test-hec-token "$T/daemon.log" "$SYSLOG" "$T/store.data"; then ns_die "the token leaked into a log"; fi
 }
 
+# Regression: any 2xx counted as stored, so a misrouted "200 OK" page drained the spool.
+case_bogus_200_keeps_events() {
+    start
+    store_admin POST /admin/fault '{"mode":"bogus_ok","count":-1}' >/dev/null
+    local i
+    for i in 1 2 3; do as_user alice sudo /usr/bin/echo "unacknowledged $i" >/dev/null; done
+    for i in $(seq 1 60); do
+        "$JITGATECTL" --socket "$SOCK" audit status | grep -q "without an acknowledgement" && break; sleep 0.1
+    done
+    expect_contains "$("$JITGATECTL" --socket "$SOCK" audit status)" "HTTP 200 from .* without an acknowledgement of the batch"
+    [ "$(store_stat faults_served)" -ge 2 ] || ns_die "the bogus 200 was not retried (stats: $(store_admin GET /admin/stats))"
+    [ ! -s "$T/store.data" ] || ns_die "the store holds events although it acknowledged none"
+    [ ! -e "$SPOOL/shipped.json" ] || ns_die "shipped.json written for an unacknowledged batch: $(cat "$SPOOL/shipped.json")"
+    expect_eq "$(journal | grep -c '"argv":\["/usr/bin/echo","unacknowledged [123]"\]')" 3 "events kept in the spool"
+    grep -qE "rejects events: HTTP 200 .*without an acknowledgement" "$SYSLOG" || ns_die "no syslog error about the bogus 200"
+    # the store answers properly again: everything arrives, once
+    store_admin POST /admin/reset >/dev/null
+    wait_shipped
+    store_chain_verifies
+}
+
+# Regression: a spool cut below what the store acknowledged went unnoticed (audit verify said
+# OK) and jitgated issued the lost seq numbers again: two different events per (host, seq).
+case_spool_cut_detected() {
+    start
+    local i
+    for i in 1 2 3 4; do as_user alice sudo /usr/bin/echo "before the cut $i" >/dev/null; done
+    wait_shipped
+    ns_stop_daemon
+    local shipped; shipped="$(grep -oE '"seq":[0-9]+' "$SPOOL/shipped.json" | cut -d: -f2)"
+    [ -n "$shipped" ] && [ "$shipped" -ge 3 ] || ns_die "nothing acknowledged before the cut: '$shipped'"
+    # cut the spool's tail below the acknowledged seq, as a restore from an old copy would
+    local newest
+    while [ "$(last_seq)" -ge "$shipped" ]; do
+        newest="$(ls "$SPOOL"/seg-*.jsonl | sort | tail -n 1)"
+        if [ "$(wc -l <"$newest")" -le 1 ]; then rm -f "$newest"; else sed -i '$d' "$newest"; fi
+    done
+    local cut_at; cut_at="$(last_seq)"
+    if "$JITGATECTL" audit verify "$SPOOL" >"$T/verify.out" 2>&1; then cat "$T/verify.out" >&2; ns_die "audit verify passed a cut spool"; fi
+    expect_contains "$(cat "$T/verify.out")" "acknowledged events up to seq $shipped, but the spool ends at seq $cut_at: .* were cut"
+    ns_start_daemon
+    expect_journal error "\"acknowledged_seq\":$shipped.*\"spool_cut\":true"
+    expect_contains "$(cat "$T/daemon.log")" "audit spool cut: it ends at seq $cut_at"
+    grep -q "audit spool cut" "$SYSLOG" || ns_die "no syslog alert about the cut"
+    for i in 1 2; do as_user alice sudo /usr/bin/echo "after the cut $i" >/dev/null; done
+    # no seq is issued twice: the store holds 1..last exactly once each
+    wait_shipped
+    expect_eq "$(grep -c '"seq":'"$((shipped + 1))"',' "$T/store.data")" 1 "events with seq $((shipped + 1)) in the store"
+    grep '"seq":'"$((shipped + 1))"',' "$T/store.data" | grep -q '"spool_cut":true' || ns_die "seq $((shipped + 1)) is not the cut's record"
+}
+
 "case_$1"
