@@ -705,13 +705,15 @@ TEST_F(ShipperTest, ReadBatchNotesTheLastEventId) {
 TEST_F(ShipperTest, RefusedCurlOptionIsAStartUpError) {
     Auditor a(auditor_options());
     ShipperOptions o = shipper_options("http://127.0.0.1:9/v1/events");
-    o.connect_timeout = -5ms; // libcurl refuses a negative timeout (CURLE_BAD_FUNCTION_ARGUMENT)
+    // libcurl refuses a string option longer than CURL_MAX_INPUT_LENGTH (8,000,000 bytes) with
+    // CURLE_BAD_FUNCTION_ARGUMENT; unchecked, the shipper would run without its proxy setting.
+    o.proxy = "http://" + std::string(8'000'001, 'p') + ":3128";
     Shipper s(o, a);
     try {
         s.start();
         ADD_FAILURE() << "start() must refuse to run with an option libcurl refused";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("CURLOPT_CONNECTTIMEOUT_MS"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("refuses the option CURLOPT_PROXY"), std::string::npos) << e.what();
     }
     EXPECT_EQ(s.status()["running"], false);
     s.stop();
