@@ -736,6 +736,19 @@ void write_shipped(const std::string& dir, const Shipped& shipped) {
     write_file_atomic(dir, k_shipped_file, j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
 }
 
+std::optional<std::uint64_t> read_sent(const std::string& dir) {
+    const auto j = read_state_file(dir, k_sent_file);
+    if (!j) return std::nullopt;
+    const auto seq = j->find("seq");
+    if (seq == j->end() || !seq->is_number_unsigned())
+        throw Error(ErrorCode::internal, join_path(dir, k_sent_file), "needs \"seq\" (unsigned)");
+    return seq->get<std::uint64_t>();
+}
+
+void write_sent(const std::string& dir, std::uint64_t seq) {
+    write_file_atomic(dir, k_sent_file, Json{{"seq", seq}}.dump() + "\n");
+}
+
 void write_file_atomic(const std::string& dir, const std::string& name, const std::string& content) {
     const std::string path = join_path(dir, name);
     const std::string tmp = path + ".tmp";
@@ -1057,19 +1070,20 @@ void Auditor::open_spool() {
     // and records the cut as its first `error` event (the chain shows the gap; `audit verify`
     // flags it). It does not refuse to start: the store already holds the lost events, and a
     // stopped daemon would deny every privileged action on the host without recording anything.
-    std::uint64_t cut_last = 0, cut_acked = 0;
+    std::uint64_t cut_last = m_seq, cut_acked = 0, cut_sent = 0;
     try {
-        if (const auto shipped = spool::read_shipped(dir); shipped && shipped->seq > m_seq) {
-            cut_last = m_seq;
-            cut_acked = shipped->seq;
-            m_seq = shipped->seq;
-        }
+        if (const auto shipped = spool::read_shipped(dir)) cut_acked = shipped->seq;
     } catch (const Error& e) {
-        // The shipper reports it and resends from the anchor; only the cut check is lost.
+        // The shipper reports it and resends from the anchor; sent.json still bounds the seq.
         std::fprintf(stderr, "jitgated: audit: %s; cannot check the spool against the store's acknowledgement\n",
                      text::escape_for_log(e.what()).c_str());
     }
-    const bool cut = cut_acked != 0;
+    // SECURITY NOTE: unreadable, sent.json would leave no bound on what the store may hold:
+    // read_sent throws and the daemon refuses to start rather than risk a reused seq.
+    if (const auto sent = spool::read_sent(dir)) cut_sent = *sent;
+    const std::uint64_t high_water = std::max(cut_acked, cut_sent);
+    const bool cut = high_water > m_seq;
+    if (cut) m_seq = high_water;
 
     // Continue in the segment whose lines start at m_seq + 1 if there is one (an empty one
     // left by a crash), else in the newest segment with lines, else in a new one.
@@ -1108,9 +1122,11 @@ void Auditor::open_spool() {
 
     if (cut) {
         const std::string message =
-            "audit spool cut: it ends at seq " + std::to_string(cut_last) + ", but the central store acknowledged events up to seq " +
-            std::to_string(cut_acked) + " (shipped.json); events " + std::to_string(cut_last + 1) + ".." +
-            std::to_string(cut_acked) + " are no longer on this host. Continuing at seq " + std::to_string(cut_acked + 1) +
+            "audit spool cut: it ends at seq " + std::to_string(cut_last) + ", but events up to seq " +
+            std::to_string(high_water) + " already went to the central store (" +
+            (cut_acked >= cut_sent ? "acknowledged, shipped.json" : "sent, sent.json") + "); events " +
+            std::to_string(cut_last + 1) + ".." + std::to_string(high_water) +
+            " are no longer on this host. Continuing at seq " + std::to_string(high_water + 1) +
             " so that no seq is issued twice; run `jitgatectl audit verify`";
         std::fprintf(stderr, "jitgated: %s (spool %s)\n", message.c_str(), text::escape_for_log(dir).c_str());
         if (m_options.syslog && !send_syslog_message(m_options.syslog_socket, k_severity_alert, message))
@@ -1119,7 +1135,8 @@ void Auditor::open_spool() {
                     {"message", message},
                     {"spool_cut", true},
                     {"spool_last_seq", cut_last},
-                    {"acknowledged_seq", cut_acked}});
+                    {"acknowledged_seq", cut_acked},
+                    {"sent_seq", cut_sent}});
     }
     if (!torn_file.empty())
         record(Json{{"type", type::error},
@@ -1511,6 +1528,12 @@ VerifyResult verify_spool(const std::string& dir) {
     } catch (const Error& e) {
         r.problems.push_back(e.what());
     }
+    std::optional<std::uint64_t> sent;
+    try {
+        sent = spool::read_sent(dir);
+    } catch (const Error& e) {
+        r.problems.push_back(e.what());
+    }
     std::vector<spool::Segment> segments;
     try {
         segments = spool::list_segments(dir);
@@ -1572,6 +1595,10 @@ VerifyResult verify_spool(const std::string& dir) {
                                       ", but the spool ends at seq " + std::to_string(r.last_seq) + ": events " +
                                       std::to_string(r.last_seq + 1) + ".." + std::to_string(shipped->seq) +
                                       " were cut from the spool (restored from an old copy, truncated or deleted)");
+    else if (sent && *sent > r.last_seq)
+        v.problem("sent.json", "events up to seq " + std::to_string(*sent) + " were sent to the audit store, but the spool ends at seq " +
+                                   std::to_string(r.last_seq) + ": events " + std::to_string(r.last_seq + 1) + ".." +
+                                   std::to_string(*sent) + " were cut from the spool (restored from an old copy, truncated or deleted)");
     v.finish();
     return r;
 }

@@ -4,7 +4,8 @@
 // past what the store has acknowledged, reads the next batch of spool lines in seq order (never
 // a line that is not yet fdatasync'ed), POSTs it (JSON lines, or Splunk HTTP Event Collector
 // events), and only after a 2xx records the progress in "<spool>/shipped.json" and lets the
-// Auditor delete fully shipped segments. A 2xx counts only with the store's acknowledgement of
+// Auditor delete fully shipped segments. Before a batch that goes past every earlier one leaves,
+// "<spool>/sent.json" records its last seq: the Auditor never issues a seq up to it again. A 2xx counts only with the store's acknowledgement of
 // that very batch in its body (see check_acknowledgement): a proxy's or a misrouted server's
 // "200 OK" page must not drain the spool. Anything else (transport error, timeout, any non-2xx,
 // a 2xx without the acknowledgement) is retried with exponential backoff and jitter, with the SAME batch: the store deduplicates
@@ -201,6 +202,7 @@ private:
     std::thread m_thread;
     std::atomic<bool> m_stop{false};
     std::atomic<std::uint64_t> m_shipped_seq{0};
+    std::uint64_t m_sent_seq = 0; // sent.json as last written (start(), then the thread only)
     bool m_started = false;
 
     mutable std::mutex m_mutex; // guards everything below

@@ -1141,4 +1141,32 @@ TEST_F(AuditTest, ShippedBehindTheSpoolIsNotACut) {
     EXPECT_EQ(b.last_seq(), 5u) << "no event recorded at start-up";
 }
 
+// ... and the same for events that were sent but whose acknowledgement was lost: the store may
+// hold them, so sent.json bounds the seqs too.
+TEST_F(AuditTest, SpoolCutBelowTheSentSeqContinuesAboveIt) {
+    {
+        Auditor a(options());
+        record_events(a, 4);
+    }
+    spool::write_shipped(m_dir, {2, ""});
+    spool::write_sent(m_dir, 6); // a batch up to 6 left, then the spool lost 5 and 6
+    VerifyResult r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(problems_text(r).find("sent.json: events up to seq 6 were sent to the audit store, but the spool ends at seq 4"),
+              std::string::npos)
+        << problems_text(r);
+    Auditor b(options());
+    EXPECT_EQ(b.last_seq(), 7u);
+    const Json cut = Json::parse(split_lines(read_all(segment(7))).at(0));
+    EXPECT_EQ(cut["spool_cut"], true);
+    EXPECT_EQ(cut["sent_seq"], 6u);
+    EXPECT_EQ(cut["acknowledged_seq"], 2u);
+}
+
+TEST_F(AuditTest, MalformedSentJsonRefusesStart) {
+    write_all(m_dir + "/sent.json", "{\"seq\":\"x\"}");
+    EXPECT_THROW(Auditor a(options()), Error);
+    EXPECT_FALSE(verify_spool(m_dir).ok);
+}
+
 } // namespace

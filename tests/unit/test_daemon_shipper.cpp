@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -716,6 +717,22 @@ TEST_F(ShipperTest, RefusedCurlOptionIsAStartUpError) {
         EXPECT_NE(std::string(e.what()).find("refuses the option CURLOPT_PROXY"), std::string::npos) << e.what();
     }
     EXPECT_EQ(s.status()["running"], false);
+    s.stop();
+}
+
+// The high-water mark is written before a batch leaves: a store that keeps a batch whose
+// acknowledgement is lost holds no seq the Auditor could issue again.
+TEST_F(ShipperTest, SentJsonIsWrittenBeforeTheBatchLeaves) {
+    FakeStore store({200}, "", /*hang=*/true);
+    Auditor a(auditor_options());
+    record(a, 3);
+    ShipperOptions o = shipper_options(store.url());
+    o.timeout = 60s;
+    Shipper s(o, a);
+    s.start();
+    ASSERT_TRUE(wait_until([&] { return !store.requests().empty(); }));
+    EXPECT_EQ(spool::read_sent(m_spool), std::optional<std::uint64_t>(3));
+    EXPECT_FALSE(spool::read_shipped(m_spool)) << "sent, not acknowledged";
     s.stop();
 }
 
