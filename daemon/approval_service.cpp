@@ -88,6 +88,21 @@ void add_header(ServiceClient::Transfer& t, const char* header) {
     t.headers = next;
 }
 
+// libcurl's write callback: C ABI, so nothing may escape it.
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
+    auto* tr = static_cast<ServiceClient::Transfer*>(user);
+    if (tr->response.size() + size * n > k_max_body) {
+        tr->too_large = true;
+        return 0; // aborts the transfer
+    }
+    try {
+        tr->response.append(data, size * n);
+    } catch (...) {
+        return 0;
+    }
+    return size * n;
+}
+
 } // namespace
 
 Outcome parse_status(const std::string& body, const std::string& request_id) {
@@ -273,27 +288,14 @@ void ServiceClient::set_options(Transfer& t, const std::string& url, long timeou
     JITGATE_SETOPT(e, CURLOPT_SSLKEY, m_settings.client_key.c_str());
     // An empty proxy means none, even if https_proxy is set in the daemon's environment.
     JITGATE_SETOPT(e, CURLOPT_PROXY, m_settings.proxy.c_str());
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::chrono::milliseconds(m_settings.connect_timeout).count()));
+    JITGATE_SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::chrono::milliseconds(m_settings.connect_timeout).count()));
     JITGATE_SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     JITGATE_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
     JITGATE_SETOPT(e, CURLOPT_ERRORBUFFER, t.error);
     JITGATE_SETOPT(e, CURLOPT_PRIVATE, &t);
     JITGATE_SETOPT(e, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
-                     +[](char* data, size_t size, size_t n, void* user) noexcept -> size_t {
-                         auto* tr = static_cast<Transfer*>(user);
-                         if (tr->response.size() + size * n > k_max_body) {
-                             tr->too_large = true;
-                             return 0; // aborts the transfer
-                         }
-                         try {
-                             tr->response.append(data, size * n);
-                         } catch (...) {
-                             return 0;
-                         }
-                         return size * n;
-                     });
+    JITGATE_SETOPT(e, CURLOPT_WRITEFUNCTION, &on_body);
 }
 
 void ServiceClient::start(Request& r) {
