@@ -1121,13 +1121,13 @@ void Auditor::open_spool() {
     m_durable_seq.store(m_seq, std::memory_order_release);
 
     if (cut) {
-        const std::string message =
-            "audit spool cut: it ends at seq " + std::to_string(cut_last) + ", but events up to seq " +
-            std::to_string(high_water) + " already went to the central store (" +
-            (cut_acked >= cut_sent ? "acknowledged, shipped.json" : "sent, sent.json") + "); events " +
-            std::to_string(cut_last + 1) + ".." + std::to_string(high_water) +
-            " are no longer on this host. Continuing at seq " + std::to_string(high_water + 1) +
-            " so that no seq is issued twice; run `jitgatectl audit verify`";
+        const std::string message = "audit spool cut: it ends at seq " + std::to_string(cut_last) +
+                                    ", but events up to seq " + std::to_string(high_water) +
+                                    " already went to the central store (" +
+                                    (cut_acked >= cut_sent ? "acknowledged, shipped.json" : "sent, sent.json") +
+                                    "); events " + std::to_string(cut_last + 1) + ".." + std::to_string(high_water) +
+                                    " are no longer on this host. Continuing at seq " + std::to_string(high_water + 1) +
+                                    " so that no seq is issued twice; run `jitgatectl audit verify`";
         std::fprintf(stderr, "jitgated: %s (spool %s)\n", message.c_str(), text::escape_for_log(dir).c_str());
         if (m_options.syslog && !send_syslog_message(m_options.syslog_socket, k_severity_alert, message))
             m_syslog_failures.fetch_add(1, std::memory_order_relaxed);
@@ -1524,7 +1524,8 @@ VerifyResult verify_spool(const std::string& dir) {
         shipped = spool::read_shipped(dir);
         if (shipped)
             r.notes.push_back("shipped.json: the audit store acknowledged every event up to seq " +
-                              std::to_string(shipped->seq) + (shipped->time.empty() ? "" : " (at " + shipped->time + ")"));
+                              std::to_string(shipped->seq) +
+                              (shipped->time.empty() ? "" : " (at " + shipped->time + ")"));
     } catch (const Error& e) {
         r.problems.push_back(e.what());
     }
@@ -1596,9 +1597,11 @@ VerifyResult verify_spool(const std::string& dir) {
                                       std::to_string(r.last_seq + 1) + ".." + std::to_string(shipped->seq) +
                                       " were cut from the spool (restored from an old copy, truncated or deleted)");
     else if (sent && *sent > r.last_seq)
-        v.problem("sent.json", "events up to seq " + std::to_string(*sent) + " were sent to the audit store, but the spool ends at seq " +
+        v.problem("sent.json", "events up to seq " + std::to_string(*sent) +
+                                   " were sent to the audit store, but the spool ends at seq " +
                                    std::to_string(r.last_seq) + ": events " + std::to_string(r.last_seq + 1) + ".." +
-                                   std::to_string(*sent) + " were cut from the spool (restored from an old copy, truncated or deleted)");
+                                   std::to_string(*sent) +
+                                   " were cut from the spool (restored from an old copy, truncated or deleted)");
     v.finish();
     return r;
 }

@@ -9,8 +9,9 @@ bool RefusalLimiter::admit(std::uint32_t uid, Clock::time_point now) {
     Window& w = it->second;
     if (!fresh && now - w.start >= m_window) {
         if (w.suppressed > 0)
-            m_ended.push_back(Summary{uid, w.suppressed,
-                                      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(m_window).count())});
+            m_ended.push_back(Summary{
+                uid, w.suppressed,
+                static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(m_window).count())});
         w = Window{now, 0, 0};
     }
     if (w.recorded < m_per_window) {
@@ -24,7 +25,8 @@ bool RefusalLimiter::admit(std::uint32_t uid, Clock::time_point now) {
 std::vector<RefusalLimiter::Summary> RefusalLimiter::take_due(Clock::time_point now) {
     std::vector<Summary> out = std::move(m_ended);
     m_ended.clear();
-    const auto window_s = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(m_window).count());
+    const auto window_s =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(m_window).count());
     for (auto it = m_uids.begin(); it != m_uids.end();) {
         if (now - it->second.start >= m_window) {
             if (it->second.suppressed > 0) out.push_back(Summary{it->first, it->second.suppressed, window_s});
@@ -39,7 +41,8 @@ std::vector<RefusalLimiter::Summary> RefusalLimiter::take_due(Clock::time_point 
 std::vector<RefusalLimiter::Summary> RefusalLimiter::take_all() {
     std::vector<Summary> out = std::move(m_ended);
     m_ended.clear();
-    const auto window_s = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(m_window).count());
+    const auto window_s =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(m_window).count());
     for (const auto& [uid, w] : m_uids)
         if (w.suppressed > 0) out.push_back(Summary{uid, w.suppressed, window_s});
     m_uids.clear();

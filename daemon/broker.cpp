@@ -122,7 +122,8 @@ bool Broker::audit(Json event) {
 
 bool Broker::record(Json event, bool charge) {
     std::optional<std::int64_t> uid;
-    if (const auto it = event.find("uid"); charge && it != event.end() && it->is_number_integer()) uid = it->get<std::int64_t>();
+    if (const auto it = event.find("uid"); charge && it != event.end() && it->is_number_integer())
+        uid = it->get<std::int64_t>();
     try {
         m_auditor.record(std::move(event));
         if (uid) m_share.charge(*uid, m_auditor.spool_bytes(), m_auditor.options().max_bytes);
@@ -141,12 +142,14 @@ bool Broker::audit_refusal(uid_t peer_uid, Json event) {
 }
 
 void Broker::report_suppressed(Clock::time_point now, bool final) {
-    const auto window = [](std::uint64_t s) { return s == 60 ? std::string("a minute") : "per " + std::to_string(s) + " s"; };
+    const auto window = [](std::uint64_t s) {
+        return s == 60 ? std::string("a minute") : "per " + std::to_string(s) + " s";
+    };
     for (const auto& r : final ? m_refusals.take_all() : m_refusals.take_due(now))
         record(Json{{"type", audit::type::error},
                     {"message", std::to_string(r.suppressed) + " more refusals caused by uid " + std::to_string(r.uid) +
-                                    " were not recorded one by one (at most " + std::to_string(m_refusals.per_window()) +
-                                    " " + window(r.window_s) + " are)"},
+                                    " were not recorded one by one (at most " +
+                                    std::to_string(m_refusals.per_window()) + " " + window(r.window_s) + " are)"},
                     {"peer_uid", r.uid},
                     {"suppressed", r.suppressed},
                     {"rate_limited", true}},
@@ -155,7 +158,8 @@ void Broker::report_suppressed(Clock::time_point now, bool final) {
         record(Json{{"type", audit::type::error},
                     {"message", std::to_string(r.suppressed) + " checks for uid " + std::to_string(r.uid) +
                                     " were denied without a record each: the audit spool is above " +
-                                    std::to_string(m_share.percent()) + " % of its limit and this uid has added its share of " +
+                                    std::to_string(m_share.percent()) +
+                                    " % of its limit and this uid has added its share of " +
                                     std::to_string(m_share.events_per_uid()) + " events since"},
                     {"uid", r.uid},
                     {"suppressed", r.suppressed},
@@ -227,11 +231,14 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     if (!m_share.may_add(r.uid, m_auditor.spool_bytes(), m_auditor.options().max_bytes)) {
         m_share_denials.admit(static_cast<std::uint32_t>(r.uid), Clock::now());
         ++m_decisions;
-        responder.decide(deny_with("error",
-                                   "jitgate: denied: the audit spool is nearly full (the central audit store is not taking "
-                                   "events) and " + esc(r.user) + " has used their share of what is left; privileged access "
-                                   "resumes once the store accepts events",
-                                   s));
+        responder.decide(
+            deny_with("error",
+                      "jitgate: denied: the audit spool is nearly full (the central audit store is not taking "
+                      "events) and " +
+                          esc(r.user) +
+                          " has used their share of what is left; privileged access "
+                          "resumes once the store accepts events",
+                      s));
         return Step::done;
     }
     auto groups = identity::groups_of(r.user);

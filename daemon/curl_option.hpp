@@ -23,8 +23,8 @@ void set(CURL* easy, CURLoption option, const char* name, T value) {
     const CURLcode rc = curl_easy_setopt(easy, option, value);
     if (rc != CURLE_OK)
         throw Error(ErrorCode::internal, "libcurl",
-                    std::string("refuses the option ") + name + ": " + curl_easy_strerror(rc) +
-                        " (libcurl " + curl_version_info(CURLVERSION_NOW)->version + ")");
+                    std::string("refuses the option ") + name + ": " + curl_easy_strerror(rc) + " (libcurl " +
+                        curl_version_info(CURLVERSION_NOW)->version + ")");
 }
 
 // The same for a multi handle.
@@ -33,8 +33,8 @@ void set_multi(CURLM* multi, CURLMoption option, const char* name, T value) {
     const CURLMcode rc = curl_multi_setopt(multi, option, value);
     if (rc != CURLM_OK)
         throw Error(ErrorCode::internal, "libcurl",
-                    std::string("refuses the option ") + name + ": " + curl_multi_strerror(rc) +
-                        " (libcurl " + curl_version_info(CURLVERSION_NOW)->version + ")");
+                    std::string("refuses the option ") + name + ": " + curl_multi_strerror(rc) + " (libcurl " +
+                        curl_version_info(CURLVERSION_NOW)->version + ")");
 }
 
 } // namespace jitgate::curl_option

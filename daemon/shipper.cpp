@@ -258,8 +258,8 @@ std::string check_acknowledgement(Format format, const Batch& batch, const std::
             return "the store says it stored " + stored->dump() + " events of a batch of " +
                    std::to_string(batch.lines.size());
         if (batch.last_event_id.empty() || last->get<std::string>() != batch.last_event_id)
-            return "the store acknowledges last_event_id " + shown(last->get<std::string>(), 80) + ", the batch ends with " +
-                   shown(batch.last_event_id, 80);
+            return "the store acknowledges last_event_id " + shown(last->get<std::string>(), 80) +
+                   ", the batch ends with " + shown(batch.last_event_id, 80);
         return {};
     } catch (const std::exception& e) {
         return std::string("cannot read the answer: ") + shown(e.what());
@@ -508,8 +508,8 @@ void Shipper::prepare_transfer() {
                                                            : "Content-Type: application/x-ndjson");
         headers.add("Expect:"); // no 100-continue round trip before each batch
         if (!m_token.empty())
-            headers.add(std::string("Authorization: ") + (m_options.format == Format::splunk_hec ? "Splunk " : "Bearer ") +
-                        m_token);
+            headers.add(std::string("Authorization: ") +
+                        (m_options.format == Format::splunk_hec ? "Splunk " : "Bearer ") + m_token);
         m_headers = headers.list;
         headers.list = nullptr;
         set_options(c, static_cast<curl_slist*>(m_headers));
@@ -601,8 +601,8 @@ Shipper::PostResult Shipper::post(const std::string& body, const Batch& batch) {
         if (why.empty()) return PostResult{true, status, {}};
         return PostResult{false, status,
                           "HTTP " + std::to_string(status) + " from " + shown(m_options.url) +
-                              " without an acknowledgement of the batch (" + why + "): " +
-                              shown(response, k_error_body_chars),
+                              " without an acknowledgement of the batch (" + why +
+                              "): " + shown(response, k_error_body_chars),
                           true};
     }
     return PostResult{false, status,
@@ -664,8 +664,9 @@ void Shipper::note_failure(const PostResult& r) {
         }
     }
     if (loud)
-        log(k_severity_err, "the audit store rejects events: " + r.error +
-                                "; they stay in the spool and are retried (check the store's url, token, format and index)");
+        log(k_severity_err,
+            "the audit store rejects events: " + r.error +
+                "; they stay in the spool and are retried (check the store's url, token, format and index)");
     else if (first)
         log(k_severity_warning, "cannot ship audit events: " + r.error + "; they stay in the spool and are retried");
     else

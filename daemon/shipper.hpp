@@ -3,13 +3,15 @@
 // A Shipper owns one background thread. It waits until the Auditor reports events durable
 // past what the store has acknowledged, reads the next batch of spool lines in seq order (never
 // a line that is not yet fdatasync'ed), POSTs it (JSON lines, or Splunk HTTP Event Collector
-// events), and only after a 2xx records the progress in "<spool>/shipped.json" and lets the
-// Auditor delete fully shipped segments. Before a batch that goes past every earlier one leaves,
-// "<spool>/sent.json" records its last seq: the Auditor never issues a seq up to it again. A 2xx counts only with the store's acknowledgement of
-// that very batch in its body (see check_acknowledgement): a proxy's or a misrouted server's
-// "200 OK" page must not drain the spool. Anything else (transport error, timeout, any non-2xx,
-// a 2xx without the acknowledgement) is retried with exponential backoff and jitter, with the SAME batch: the store deduplicates
-// by event_id, so an event may arrive twice but is never lost or reordered.
+// events), and only after the store's acknowledgement records the progress in
+// "<spool>/shipped.json" and lets the Auditor delete fully shipped segments. Before a batch that
+// goes past every earlier one leaves, "<spool>/sent.json" records its last seq: the Auditor
+// never issues a seq up to it again. A 2xx counts only with the store's acknowledgement of that
+// very batch in its body (see check_acknowledgement): a proxy's or a misrouted server's "200 OK"
+// page must not drain the spool. Anything else (transport error, timeout, any non-2xx, a 2xx
+// without the acknowledgement) is retried with exponential backoff and jitter, with the SAME
+// batch: the store deduplicates by event_id, so an event may arrive twice but is never lost or
+// reordered.
 //
 // Why a blocking libcurl easy handle in its own thread: there is exactly one sender, and
 // ordering per host by seq needs exactly one batch in flight, so a multi handle or an event
@@ -152,10 +154,10 @@ public:
     // Precondition: curl_global_init() was called once before any thread started (jitgated's
     // main does it for the approval service and the store alike).
     // Sets up the transfer first: throws Error naming the option if libcurl refuses one
-    // (nothing is started then). Reads shipped.json (a malformed one is reported on stderr and shipping restarts after the
-    // anchor: the store deduplicates), installs the Auditor's durable hook, and starts the
-    // thread. Call on the Auditor's owning thread (the event loop's, before it runs), once.
-    // Throws Error if the thread cannot be started.
+    // (nothing is started then). Reads shipped.json (a malformed one is reported on stderr and
+    // shipping restarts after the anchor: the store deduplicates), installs the Auditor's
+    // durable hook, and starts the thread. Call on the Auditor's owning thread (the event
+    // loop's, before it runs), once. Throws Error if the thread cannot be started.
     void start();
     // Wakes and joins the thread, aborting a transfer in flight within about a second, and
     // removes the durable hook. Unsent events stay in the spool for the next start.

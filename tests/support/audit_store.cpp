@@ -425,10 +425,13 @@ enum class FaultMode {
     bogus_ok,           // store nothing, answer 200 with an HTML page: a misrouted or proxy "OK"
 };
 
-constexpr std::pair<FaultMode, const char*> k_fault_names[] = {
-    {FaultMode::none, "none"}, {FaultMode::status, "status"}, {FaultMode::status_after_store, "status_after_store"},
-    {FaultMode::hang, "hang"}, {FaultMode::close, "close"},   {FaultMode::slow, "slow"},
-    {FaultMode::bogus_ok, "bogus_ok"}};
+constexpr std::pair<FaultMode, const char*> k_fault_names[] = {{FaultMode::none, "none"},
+                                                               {FaultMode::status, "status"},
+                                                               {FaultMode::status_after_store, "status_after_store"},
+                                                               {FaultMode::hang, "hang"},
+                                                               {FaultMode::close, "close"},
+                                                               {FaultMode::slow, "slow"},
+                                                               {FaultMode::bogus_ok, "bogus_ok"}};
 
 const char* fault_name(FaultMode mode) {
     for (const auto& [m, name] : k_fault_names)

@@ -15,8 +15,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -1083,9 +1083,10 @@ TEST_F(AuditTest, SpoolCutBelowTheAcknowledgedSeqIsFlaggedAndNoSeqIsReused) {
 
     VerifyResult r = verify_spool(m_dir);
     EXPECT_FALSE(r.ok);
-    EXPECT_NE(problems_text(r).find("shipped.json: the audit store acknowledged events up to seq 6, but the spool ends at "
-                                    "seq 4: events 5..6 were cut"),
-              std::string::npos)
+    EXPECT_NE(
+        problems_text(r).find("shipped.json: the audit store acknowledged events up to seq 6, but the spool ends at "
+                              "seq 4: events 5..6 were cut"),
+        std::string::npos)
         << problems_text(r);
 
     std::set<std::uint64_t> seqs;
@@ -1152,7 +1153,8 @@ TEST_F(AuditTest, SpoolCutBelowTheSentSeqContinuesAboveIt) {
     spool::write_sent(m_dir, 6); // a batch up to 6 left, then the spool lost 5 and 6
     VerifyResult r = verify_spool(m_dir);
     EXPECT_FALSE(r.ok);
-    EXPECT_NE(problems_text(r).find("sent.json: events up to seq 6 were sent to the audit store, but the spool ends at seq 4"),
+    EXPECT_NE(problems_text(r).find(
+                  "sent.json: events up to seq 6 were sent to the audit store, but the spool ends at seq 4"),
               std::string::npos)
         << problems_text(r);
     Auditor b(options());

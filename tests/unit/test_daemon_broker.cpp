@@ -335,10 +335,12 @@ TEST_F(BrokerTest, RefusedApprovalFloodIsBoundedPerUid) {
     const auto bytes_before = m_auditor->spool_bytes();
     const auto seq_before = m_auditor->last_seq();
     for (int i = 0; i < 5000; ++i) ASSERT_FALSE(b->approve(outsider, s.request_id).ok);
-    for (int i = 0; i < 5000; ++i) ASSERT_FALSE(b->approve(approver("nobody", 65534), s.request_id).ok) << "self-approval";
+    for (int i = 0; i < 5000; ++i)
+        ASSERT_FALSE(b->approve(approver("nobody", 65534), s.request_id).ok) << "self-approval";
     const std::string j = journal();
     EXPECT_EQ(count_lines_with(j, {"\"approver_uid\":2005", "approval refused"}), audit::k_refusals_per_window);
-    EXPECT_EQ(count_lines_with(j, {"\"approver_uid\":65534", "cannot approve their own"}), audit::k_refusals_per_window);
+    EXPECT_EQ(count_lines_with(j, {"\"approver_uid\":65534", "cannot approve their own"}),
+              audit::k_refusals_per_window);
     EXPECT_EQ(m_auditor->last_seq() - seq_before, 2 * audit::k_refusals_per_window) << "10,000 refusals, 20 records";
     EXPECT_LT(m_auditor->spool_bytes() - bytes_before, 2 * audit::k_refusals_per_window * 2048);
 
@@ -369,7 +371,8 @@ TEST_F(BrokerTest, OneUserCannotUseUpANearlyFullSpool) {
     while (m_auditor->spool_bytes() < o.max_bytes / 100 * 81)
         m_auditor->record({{"type", audit::type::config_loaded}, {"message", pad}}); // the daemon's own
     ASSERT_FALSE(m_auditor->spool_full());
-    auto b = make({rule("no", config::Action::deny, {"/usr/bin/bash*"}), rule("ok", config::Action::allow, {"/usr/bin/true"})});
+    auto b = make(
+        {rule("no", config::Action::deny, {"/usr/bin/bash*"}), rule("ok", config::Action::allow, {"/usr/bin/true"})});
 
     std::size_t denied = 0, unrecorded = 0;
     const auto seq_before = m_auditor->last_seq();
@@ -398,8 +401,8 @@ TEST_F(BrokerTest, OneUserCannotUseUpANearlyFullSpool) {
     EXPECT_NO_THROW(m_auditor->record({{"type", audit::type::config_loaded}}));
 
     b->report_suppressed(broker::Clock::now(), true);
-    EXPECT_EQ(count_lines_with(journal(), {"\"spool_share\":true", "\"uid\":65534",
-                                           "\"suppressed\":" + std::to_string(unrecorded)}),
+    EXPECT_EQ(count_lines_with(
+                  journal(), {"\"spool_share\":true", "\"uid\":65534", "\"suppressed\":" + std::to_string(unrecorded)}),
               1u);
 }
 
