@@ -181,9 +181,13 @@ case_spool_full() {
 }
 
 case_resend_not_duplicated() {
-    start
-    # the first batch is stored, but its acknowledgement is lost (500): it is resent
+    # the first batch is stored, but its acknowledgement is lost (500): it is resent. The fault
+    # is armed before the daemon starts, so that it always meets the first batch: armed later,
+    # it could meet the batch of the sudo run below, which wait_shipped would then find stored
+    # before its resend arrives.
+    ns_setup; start_store
     store_admin POST /admin/fault '{"mode":"status_after_store","status":500,"count":1}' >/dev/null
+    configure; ns_start_daemon
     as_user alice sudo /usr/bin/echo "once" >/dev/null
     wait_shipped
     [ "$(store_stat duplicates)" -ge 1 ] || ns_die "the resent batch was not seen as a duplicate (stats: $(store_admin GET /admin/stats))"
