@@ -1,6 +1,7 @@
 // daemon/approval_service.cpp — protocol v1 over libcurl's multi socket interface (see header).
 #include "approval_service.hpp"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "curl_option.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -77,6 +79,31 @@ struct ServiceClient::Transfer {
         if (headers != nullptr) curl_slist_free_all(headers);
     }
 };
+
+namespace {
+
+void add_header(ServiceClient::Transfer& t, const char* header) {
+    curl_slist* next = curl_slist_append(t.headers, header);
+    if (next == nullptr) throw std::bad_alloc();
+    t.headers = next;
+}
+
+// libcurl's write callback: C ABI, so nothing may escape it.
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
+    auto* tr = static_cast<ServiceClient::Transfer*>(user);
+    if (tr->response.size() + size * n > k_max_body) {
+        tr->too_large = true;
+        return 0; // aborts the transfer
+    }
+    try {
+        tr->response.append(data, size * n);
+    } catch (...) {
+        return 0;
+    }
+    return size * n;
+}
+
+} // namespace
 
 Outcome parse_status(const std::string& body, const std::string& request_id) {
     Outcome o;
@@ -164,12 +191,19 @@ ServiceClient::ServiceClient(const config::Config::Approval::Service& settings, 
     ev.events = EPOLLIN;
     ev.data.fd = m_timer;
     if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_timer, &ev) != 0) throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
-    curl_multi_setopt(multi_of(m_multi), CURLMOPT_SOCKETFUNCTION, &ServiceClient::on_socket);
-    curl_multi_setopt(multi_of(m_multi), CURLMOPT_SOCKETDATA, this);
-    curl_multi_setopt(multi_of(m_multi), CURLMOPT_TIMERFUNCTION, &ServiceClient::on_timer);
-    curl_multi_setopt(multi_of(m_multi), CURLMOPT_TIMERDATA, this);
+    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETFUNCTION, &ServiceClient::on_socket);
+    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETDATA, static_cast<void*>(this));
+    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_TIMERFUNCTION, &ServiceClient::on_timer);
+    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_TIMERDATA, static_cast<void*>(this));
     // Keep a few connections warm; each waiting long poll holds its own anyway.
-    curl_multi_setopt(multi_of(m_multi), CURLMOPT_MAXCONNECTS, 64L);
+    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_MAXCONNECTS, 64L);
+    // Every transfer gets the same options: set them once on a probe handle now, so an option
+    // this libcurl refuses stops the start-up instead of denying every request later.
+    Transfer probe;
+    probe.easy = curl_easy_init();
+    if (probe.easy == nullptr) throw Error(ErrorCode::internal, "curl_easy_init", "failed");
+    probe.payload = "{}";
+    set_options(probe, m_base + "/v1/requests", 1000);
 }
 
 ServiceClient::~ServiceClient() {
@@ -227,6 +261,43 @@ std::string ServiceClient::url_for(const Request& r) const {
     return m_base + "/v1/requests/" + r.id + "?wait=" + std::to_string(m_settings.poll_wait.count());
 }
 
+void ServiceClient::set_options(Transfer& t, const std::string& url, long timeout_ms) {
+    CURL* e = t.easy;
+    if (!t.payload.empty()) { // create and cancel are POSTs with a body; a poll is a GET
+        JITGATE_SETOPT(e, CURLOPT_POST, 1L);
+        JITGATE_SETOPT(e, CURLOPT_POSTFIELDS, t.payload.c_str());
+        JITGATE_SETOPT(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(t.payload.size()));
+        add_header(t, "Content-Type: application/json");
+    }
+    add_header(t, "Accept: application/json");
+    add_header(t, "Jitgate-Protocol: 1");
+    add_header(t, "Expect:");
+    JITGATE_SETOPT(e, CURLOPT_HTTPHEADER, t.headers);
+    JITGATE_SETOPT(e, CURLOPT_URL, url.c_str());
+    JITGATE_SETOPT(e, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
+    // SECURITY NOTE: https only, no redirects, the pinned CA and nothing else (CAPATH off, so the
+    // system store is never consulted), peer and host name verified, our client certificate.
+    JITGATE_SETOPT(e, CURLOPT_PROTOCOLS_STR, "https");
+    JITGATE_SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
+    JITGATE_SETOPT(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    JITGATE_SETOPT(e, CURLOPT_CAINFO, m_settings.ca_file.c_str());
+    JITGATE_SETOPT(e, CURLOPT_CAPATH, nullptr);
+    JITGATE_SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    JITGATE_SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    JITGATE_SETOPT(e, CURLOPT_SSLCERT, m_settings.client_cert.c_str());
+    JITGATE_SETOPT(e, CURLOPT_SSLKEY, m_settings.client_key.c_str());
+    // An empty proxy means none, even if https_proxy is set in the daemon's environment.
+    JITGATE_SETOPT(e, CURLOPT_PROXY, m_settings.proxy.c_str());
+    JITGATE_SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::chrono::milliseconds(m_settings.connect_timeout).count()));
+    JITGATE_SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    JITGATE_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+    JITGATE_SETOPT(e, CURLOPT_ERRORBUFFER, t.error);
+    JITGATE_SETOPT(e, CURLOPT_PRIVATE, &t);
+    JITGATE_SETOPT(e, CURLOPT_WRITEDATA, &t);
+    JITGATE_SETOPT(e, CURLOPT_WRITEFUNCTION, &on_body);
+}
+
 void ServiceClient::start(Request& r) {
     auto t = std::make_unique<Transfer>();
     t->easy = curl_easy_init();
@@ -250,52 +321,12 @@ void ServiceClient::start(Request& r) {
         t->method_path = "GET /v1/requests/" + r.id;
         timeout_ms += static_cast<long>(std::chrono::milliseconds(m_settings.poll_wait).count());
     }
-    if (!t->payload.empty()) { // create and cancel are POSTs with a body; a poll is a GET
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload.c_str());
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->payload.size()));
-        t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+    try {
+        set_options(*t, url, timeout_ms);
+    } catch (const std::exception& err) {
+        failed_call(r, std::string("cannot start a transfer: ") + err.what(), 0, false);
+        return;
     }
-    t->headers = curl_slist_append(t->headers, "Accept: application/json");
-    t->headers = curl_slist_append(t->headers, "Jitgate-Protocol: 1");
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
-    // SECURITY NOTE: https only, no redirects, the pinned CA and nothing else (CAPATH off, so the
-    // system store is never consulted), peer and host name verified, our client certificate.
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    curl_easy_setopt(e, CURLOPT_CAINFO, m_settings.ca_file.c_str());
-    curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_SSLCERT, m_settings.client_cert.c_str());
-    curl_easy_setopt(e, CURLOPT_SSLKEY, m_settings.client_key.c_str());
-    // An empty proxy means none, even if https_proxy is set in the daemon's environment.
-    curl_easy_setopt(e, CURLOPT_PROXY, m_settings.proxy.c_str());
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::chrono::milliseconds(m_settings.connect_timeout).count()));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
-                     +[](char* data, size_t size, size_t n, void* user) noexcept -> size_t {
-                         auto* tr = static_cast<Transfer*>(user);
-                         if (tr->response.size() + size * n > k_max_body) {
-                             tr->too_large = true;
-                             return 0; // aborts the transfer
-                         }
-                         try {
-                             tr->response.append(data, size * n);
-                         } catch (...) {
-                             return 0;
-                         }
-                         return size * n;
-                     });
     if (curl_multi_add_handle(multi_of(m_multi), e) != CURLM_OK) {
         failed_call(r, "cannot start a transfer (curl_multi_add_handle)", 0, true);
         return;
@@ -486,6 +517,27 @@ void ServiceClient::cancel(const std::string& request_id, const std::string& rea
     auto [it, inserted] = m_cancels.emplace(request_id, std::move(c));
     if (inserted) start(it->second);
     arm_timer();
+}
+
+std::size_t ServiceClient::cancel_all(const std::string& reason) {
+    std::vector<std::string> ids;
+    ids.reserve(m_requests.size());
+    for (const auto& [id, r] : m_requests) ids.push_back(id);
+    for (const auto& id : ids) cancel(id, reason);
+    return ids.size();
+}
+
+std::size_t ServiceClient::drain(std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (!m_cancels.empty()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) break;
+        pollfd p{m_epoll, POLLIN, 0};
+        const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+        if (n < 0 && errno != EINTR) break;
+        on_ready(); // also fires curl's timeouts and the back-offs that are due
+    }
+    return m_cancels.size();
 }
 
 Json ServiceClient::status() const {

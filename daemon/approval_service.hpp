@@ -61,7 +61,8 @@ Outcome parse_status(const std::string& body, const std::string& request_id);
 class ServiceClient {
 public:
     // Reads nothing from the network yet. Throws Error(bad_input) if the CA, certificate or key
-    // file cannot be read, and Error(internal) if libcurl or epoll cannot be set up.
+    // file cannot be read, and Error(internal) if libcurl or epoll cannot be set up, including
+    // an option of a transfer that this libcurl refuses (named in the message).
     ServiceClient(const config::Config::Approval::Service& settings, Listener& listener);
     ~ServiceClient();
     ServiceClient(const ServiceClient&) = delete;
@@ -79,14 +80,23 @@ public:
     // timeout or shutdown. Unknown ids are ignored.
     void cancel(const std::string& request_id, const std::string& reason);
 
+    // Shutdown: cancel(id, reason) for every waiting request. Returns how many.
+    std::size_t cancel_all(const std::string& reason);
+    // Drives the transfers until every cancel was sent and answered (or given up after its
+    // tries), or `limit` has passed, whichever comes first: a service that does not answer must
+    // not hold up the daemon's stop. Returns the number of cancels still unsent. Outcomes of
+    // requests still waiting (none after cancel_all) go to the listener as in on_ready().
+    std::size_t drain(std::chrono::milliseconds limit);
+
     std::size_t waiting() const noexcept { return m_requests.size(); }
     // Counters for `jitgatectl status`.
     Json status() const;
     const std::string& base_url() const noexcept { return m_base; }
 
+    struct Transfer; // one HTTP exchange in flight (defined in the .cpp)
+
 private:
     enum class Call { create, poll, cancel };
-    struct Transfer;
     struct Request {
         std::string id;
         std::string body;            // the create body, resent as-is on a retry
@@ -99,6 +109,9 @@ private:
     };
 
     void start(Request& r);
+    // Sets every option of `t` (whose easy handle and payload are set); throws Error naming an
+    // option libcurl refuses.
+    void set_options(Transfer& t, const std::string& url, long timeout_ms);
     void finish(Transfer* t, int curl_code);
     void failed_call(Request& r, const std::string& what, long retry_after_s, bool retryable);
     void deliver(const std::string& id, const Outcome& outcome);

@@ -736,6 +736,19 @@ void write_shipped(const std::string& dir, const Shipped& shipped) {
     write_file_atomic(dir, k_shipped_file, j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
 }
 
+std::optional<std::uint64_t> read_sent(const std::string& dir) {
+    const auto j = read_state_file(dir, k_sent_file);
+    if (!j) return std::nullopt;
+    const auto seq = j->find("seq");
+    if (seq == j->end() || !seq->is_number_unsigned())
+        throw Error(ErrorCode::internal, join_path(dir, k_sent_file), "needs \"seq\" (unsigned)");
+    return seq->get<std::uint64_t>();
+}
+
+void write_sent(const std::string& dir, std::uint64_t seq) {
+    write_file_atomic(dir, k_sent_file, Json{{"seq", seq}}.dump() + "\n");
+}
+
 void write_file_atomic(const std::string& dir, const std::string& name, const std::string& content) {
     const std::string path = join_path(dir, name);
     const std::string tmp = path + ".tmp";
@@ -1050,6 +1063,28 @@ void Auditor::open_spool() {
         }
     }
 
+    // SECURITY NOTE: a spool that ends before the seq the central store acknowledged was cut
+    // (restored from an old backup or snapshot, truncated, segments deleted by hand). Issuing
+    // those seq numbers again would hand the store two different events with one (host, seq).
+    // The daemon never reuses one: it continues after the acknowledged seq, in a new segment,
+    // and records the cut as its first `error` event (the chain shows the gap; `audit verify`
+    // flags it). It does not refuse to start: the store already holds the lost events, and a
+    // stopped daemon would deny every privileged action on the host without recording anything.
+    std::uint64_t cut_last = m_seq, cut_acked = 0, cut_sent = 0;
+    try {
+        if (const auto shipped = spool::read_shipped(dir)) cut_acked = shipped->seq;
+    } catch (const Error& e) {
+        // The shipper reports it and resends from the anchor; sent.json still bounds the seq.
+        std::fprintf(stderr, "jitgated: audit: %s; cannot check the spool against the store's acknowledgement\n",
+                     text::escape_for_log(e.what()).c_str());
+    }
+    // SECURITY NOTE: unreadable, sent.json would leave no bound on what the store may hold:
+    // read_sent throws and the daemon refuses to start rather than risk a reused seq.
+    if (const auto sent = spool::read_sent(dir)) cut_sent = *sent;
+    const std::uint64_t high_water = std::max(cut_acked, cut_sent);
+    const bool cut = high_water > m_seq;
+    if (cut) m_seq = high_water;
+
     // Continue in the segment whose lines start at m_seq + 1 if there is one (an empty one
     // left by a crash), else in the newest segment with lines, else in a new one.
     std::string current;
@@ -1057,7 +1092,7 @@ void Auditor::open_spool() {
         if (current.empty() && seg.first_seq == m_seq + 1) current = seg.path;
         else ::unlink(seg.path.c_str());
     }
-    if (current.empty() && !segments.empty()) {
+    if (current.empty() && !segments.empty() && !cut) {
         const spool::Segment& seg = segments.back();
         struct stat sst {};
         if (::stat(seg.path.c_str(), &sst) == 0 && (sst.st_size > 0 || seg.first_seq == m_seq + 1)) current = seg.path;
@@ -1085,6 +1120,24 @@ void Auditor::open_spool() {
     m_published_seq.store(m_seq);
     m_durable_seq.store(m_seq, std::memory_order_release);
 
+    if (cut) {
+        const std::string message = "audit spool cut: it ends at seq " + std::to_string(cut_last) +
+                                    ", but events up to seq " + std::to_string(high_water) +
+                                    " already went to the central store (" +
+                                    (cut_acked >= cut_sent ? "acknowledged, shipped.json" : "sent, sent.json") +
+                                    "); events " + std::to_string(cut_last + 1) + ".." + std::to_string(high_water) +
+                                    " are no longer on this host. Continuing at seq " + std::to_string(high_water + 1) +
+                                    " so that no seq is issued twice; run `jitgatectl audit verify`";
+        std::fprintf(stderr, "jitgated: %s (spool %s)\n", message.c_str(), text::escape_for_log(dir).c_str());
+        if (m_options.syslog && !send_syslog_message(m_options.syslog_socket, k_severity_alert, message))
+            m_syslog_failures.fetch_add(1, std::memory_order_relaxed);
+        record(Json{{"type", type::error},
+                    {"message", message},
+                    {"spool_cut", true},
+                    {"spool_last_seq", cut_last},
+                    {"acknowledged_seq", cut_acked},
+                    {"sent_seq", cut_sent}});
+    }
     if (!torn_file.empty())
         record(Json{{"type", type::error},
                     {"message", "the newest audit segment ended with " + torn_why + " (a crash mid-write?); " +
@@ -1465,6 +1518,23 @@ VerifyResult verify_journal(const std::string& path) {
 
 VerifyResult verify_spool(const std::string& dir) {
     VerifyResult r;
+    // Read before the segments' ends: a running daemon only ever moves shipped.json behind them.
+    std::optional<spool::Shipped> shipped;
+    try {
+        shipped = spool::read_shipped(dir);
+        if (shipped)
+            r.notes.push_back("shipped.json: the audit store acknowledged every event up to seq " +
+                              std::to_string(shipped->seq) +
+                              (shipped->time.empty() ? "" : " (at " + shipped->time + ")"));
+    } catch (const Error& e) {
+        r.problems.push_back(e.what());
+    }
+    std::optional<std::uint64_t> sent;
+    try {
+        sent = spool::read_sent(dir);
+    } catch (const Error& e) {
+        r.problems.push_back(e.what());
+    }
     std::vector<spool::Segment> segments;
     try {
         segments = spool::list_segments(dir);
@@ -1480,13 +1550,6 @@ VerifyResult verify_spool(const std::string& dir) {
     } catch (const Error& e) {
         anchor_broken = true;
         r.problems.push_back(std::string(e.what()) + " (the start of the chain cannot be checked)");
-    }
-    try {
-        if (const auto shipped = spool::read_shipped(dir))
-            r.notes.push_back("shipped.json: the audit store acknowledged every event up to seq " +
-                              std::to_string(shipped->seq) + (shipped->time.empty() ? "" : " (at " + shipped->time + ")"));
-    } catch (const Error& e) {
-        r.problems.push_back(e.what());
     }
     for (const auto& torn : spool::list_torn(dir)) {
         struct stat st {};
@@ -1528,6 +1591,17 @@ VerifyResult verify_spool(const std::string& dir) {
     if (anchor && start == ChainVerifier::Start::free && !v.anchor_seen())
         v.problem("anchor.json", "names seq " + std::to_string(anchor->seq) + ", which is not in the spool");
     if (anchor && r.events == 0) r.last_seq = anchor->seq; // everything was shipped and deleted
+    if (shipped && shipped->seq > r.last_seq)
+        v.problem("shipped.json", "the audit store acknowledged events up to seq " + std::to_string(shipped->seq) +
+                                      ", but the spool ends at seq " + std::to_string(r.last_seq) + ": events " +
+                                      std::to_string(r.last_seq + 1) + ".." + std::to_string(shipped->seq) +
+                                      " were cut from the spool (restored from an old copy, truncated or deleted)");
+    else if (sent && *sent > r.last_seq)
+        v.problem("sent.json", "events up to seq " + std::to_string(*sent) +
+                                   " were sent to the audit store, but the spool ends at seq " +
+                                   std::to_string(r.last_seq) + ": events " + std::to_string(r.last_seq + 1) + ".." +
+                                   std::to_string(*sent) +
+                                   " were cut from the spool (restored from an old copy, truncated or deleted)");
     v.finish();
     return r;
 }

@@ -89,6 +89,7 @@ namespace spool {
 
 inline constexpr const char* k_anchor_file = "anchor.json";
 inline constexpr const char* k_shipped_file = "shipped.json";
+inline constexpr const char* k_sent_file = "sent.json";
 
 // "seg-00000000000000000042.jsonl" for first_seq 42.
 std::string segment_name(std::uint64_t first_seq);
@@ -125,6 +126,13 @@ struct Shipped {
 // nullopt if there is no shipped.json; throws Error if it exists but is unreadable or malformed.
 std::optional<Shipped> read_shipped(const std::string& dir);
 void write_shipped(const std::string& dir, const Shipped& shipped);
+
+// The high-water mark of what left the host: every event up to this seq has been handed to
+// the central store (sent, acknowledged or not). The shipper writes it before it sends a batch
+// that goes further, so the store can never hold a seq above it, and the Auditor never issues a
+// seq at or below it again. nullopt if there is no sent.json; throws Error if it is malformed.
+std::optional<std::uint64_t> read_sent(const std::string& dir);
+void write_sent(const std::string& dir, std::uint64_t seq);
 
 // Replaces dir/name with `content` so that a crash leaves the old or the new file, never a
 // mix: writes dir/name.tmp (mode 0640), fsyncs it, renames it over dir/name, fsyncs dir.
@@ -199,6 +207,10 @@ public:
     // not a valid event continuing the chain: a crash mid-write) is copied to
     // "<segment>.torn-<unix time>", cut off, and reported by an `error` event; complete lines
     // before it never change. Fsyncs the newest segment, so everything on disk counts as durable.
+    // A spool that ends below what already left the host (shipped.json, sent.json: it was cut,
+    // or restored from an older copy) is continued after that seq, in a new segment, with an
+    // `error` event ("spool_cut") first: no seq is ever issued twice. A malformed sent.json is
+    // an Error too.
     // Throws Error if the directory does not exist, is locked by another process (two writers
     // would fork the chain), has a malformed anchor.json, or if a line of the newest segment
     // other than its last is not a valid event continuing the chain, or the segment before it
@@ -323,8 +335,9 @@ VerifyResult verify_journal(const std::string& path);
 // Verifies a spool directory: every segment as verify_journal does, the chain and seq across
 // segments (a deleted segment shows as a seq gap), each segment's name against its first seq,
 // and the start: the first event continues anchor.json (seq anchor.seq + 1, prev_hash
-// anchor.hash), or, without an anchor, is seq 1 with the genesis prev_hash. Quarantined torn
-// tails are listed in `notes`, not counted as problems. Never throws.
+// anchor.hash), or, without an anchor, is seq 1 with the genesis prev_hash; and the end: the
+// spool must not end below what shipped.json or sent.json say left the host (a cut spool).
+// Quarantined torn tails are listed in `notes`, not counted as problems. Never throws.
 VerifyResult verify_spool(const std::string& dir);
 
 } // namespace jitgate::audit

@@ -163,14 +163,54 @@ void Broker::set_service(service::ServiceClient* client, std::shared_ptr<const g
 void Broker::set_config(std::shared_ptr<const config::Config> config) { m_config = std::move(config); }
 
 bool Broker::audit(Json event) {
+    return record(std::move(event), true);
+}
+
+bool Broker::record(Json event, bool charge) {
+    std::optional<std::int64_t> uid;
+    if (const auto it = event.find("uid"); charge && it != event.end() && it->is_number_integer())
+        uid = it->get<std::int64_t>();
     try {
         m_auditor.record(std::move(event));
+        if (uid) m_share.charge(*uid, m_auditor.spool_bytes(), m_auditor.options().max_bytes);
         return true;
     } catch (const std::exception& e) {
         ++m_audit_failures;
         std::fprintf(stderr, "jitgated: audit spool write failed, denying: %s\n", e.what());
         return false;
     }
+}
+
+bool Broker::audit_refusal(uid_t peer_uid, Json event) {
+    if (peer_uid != 0 && !m_refusals.admit(peer_uid, Clock::now())) return true; // counted, summarised later
+    // Not charged to the requester it may name: the refusal is the peer's doing.
+    return record(std::move(event), false);
+}
+
+void Broker::report_suppressed(Clock::time_point now, bool final) {
+    const auto window = [](std::uint64_t s) {
+        return s == 60 ? std::string("a minute") : "per " + std::to_string(s) + " s";
+    };
+    for (const auto& r : final ? m_refusals.take_all() : m_refusals.take_due(now))
+        record(Json{{"type", audit::type::error},
+                    {"message", std::to_string(r.suppressed) + " more refusals caused by uid " + std::to_string(r.uid) +
+                                    " were not recorded one by one (at most " +
+                                    std::to_string(m_refusals.per_window()) + " " + window(r.window_s) + " are)"},
+                    {"peer_uid", r.uid},
+                    {"suppressed", r.suppressed},
+                    {"rate_limited", true}},
+               false);
+    for (const auto& r : final ? m_share_denials.take_all() : m_share_denials.take_due(now))
+        record(Json{{"type", audit::type::error},
+                    {"message", std::to_string(r.suppressed) + " checks for uid " + std::to_string(r.uid) +
+                                    " were denied without a record each: the audit spool is above " +
+                                    std::to_string(m_share.percent()) +
+                                    " % of its limit and this uid has added its share of " +
+                                    std::to_string(m_share.events_per_uid()) + " events since"},
+                    {"uid", r.uid},
+                    {"suppressed", r.suppressed},
+                    {"spool_share", true}},
+               false);
 }
 
 std::string Broker::new_id(const char* prefix) const {
@@ -240,6 +280,22 @@ Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decisi
 Step Broker::begin_check(CheckSession& s, Responder& responder) {
     const auto& cfg = *m_config;
     auto& r = s.request;
+    // SECURITY NOTE: near the spool's limit one user may not use up what is left (a denied run
+    // is a record too, and a full spool denies everyone): past its share this uid's checks are
+    // denied and counted into one summary a window instead of one record each.
+    if (!m_share.may_add(r.uid, m_auditor.spool_bytes(), m_auditor.options().max_bytes)) {
+        m_share_denials.admit(static_cast<std::uint32_t>(r.uid), Clock::now());
+        ++m_decisions;
+        responder.decide(
+            deny_with("error",
+                      "jitgate: denied: the audit spool is nearly full (the central audit store is not taking "
+                      "events) and " +
+                          esc(r.user) +
+                          " has used their share of what is left; privileged access "
+                          "resumes once the store accepts events",
+                      s));
+        return Step::done;
+    }
     auto groups = identity::groups_of(r.user);
     s.facts = rules::Facts{r.kind, r.user, groups.value_or(std::vector<std::string>{}), r.command, r.run_argv,
                            r.runas_user, r.service, r.remote_host, {}, {}, -1, -1};
@@ -693,13 +749,13 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     if (c.peer.uid == 0 && !m_config->approval.allow_root) {
         refused["refused"] = "root";
         refused["message"] = "approval refused: root may not approve (approval.allow_root is false)";
-        audit(refused);
+        audit_refusal(c.peer.uid, refused);
         return {false, "root may not approve requests on this host (approval.allow_root is false); approve as yourself"};
     }
     if (!shares_group(c.groups, q.approver_groups)) {
         refused["refused"] = "not_approver";
         refused["message"] = "approval refused: " + esc(c.name) + " is not in " + join_names(q.approver_groups);
-        audit(refused);
+        audit_refusal(c.peer.uid, refused);
         return {false, esc(c.name) + " is not in the approver group(s) " + join_names(q.approver_groups) + " of " + id};
     }
     // SECURITY NOTE: identity from the kernel, never from a claim. The approver is the
@@ -716,7 +772,7 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
         refused["message"] = same_uid ? std::string("approval refused: the requester cannot approve their own request")
                                       : "approval refused: the approver acts in the requester's login session "
                                         "(login uid " + std::to_string(c.login_uid) + ")";
-        audit(refused);
+        audit_refusal(c.peer.uid, refused);
         if (same_uid) return {false, "you cannot approve your own request " + id};
         return {false, "you cannot approve your own request " + id + ": this session belongs to " + esc(c.login_name) +
                            " (login uid " + std::to_string(c.login_uid) + "), who asked for it"};

@@ -20,6 +20,7 @@
 
 #include "approval_service.hpp"
 #include "audit.hpp"
+#include "audit_budget.hpp"
 #include "config.hpp"
 #include "grant_token.hpp"
 #include "grants.hpp"
@@ -127,8 +128,18 @@ public:
     // Times out every request whose deadline has passed.
     void expire(Clock::time_point now);
 
-    // Records an event; returns false (and reports on stderr) if the journal failed.
+    // Records an event; returns false (and reports on stderr) if the journal failed. An event
+    // about a requester ("uid") counts against that uid's share of a nearly full spool.
     bool audit(Json event);
+    // Records a refusal that a peer with `peer_uid` caused (refused approver operation, protocol
+    // error, a check it may not ask for). SECURITY NOTE: root's are always recorded; a non-root
+    // uid's only k_refusals_per_window a window, the rest are counted and recorded as one
+    // summary by report_suppressed(), so a local user cannot flood the spool. Returns false
+    // only if the record failed.
+    bool audit_refusal(uid_t peer_uid, Json event);
+    // Records one summary per uid for refusals and share denials counted in windows that have
+    // ended (`final`: every count, at shutdown). Call about once a second.
+    void report_suppressed(Clock::time_point now, bool final = false);
     std::size_t pending_count() const noexcept { return m_requests.size(); }
 
 private:
@@ -172,6 +183,9 @@ private:
     Step decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event);
     bool is_approver_anywhere(const Caller& caller) const;
     std::string new_id(const char* prefix) const;
+    // audit() and audit_refusal(): records `event`, counting it against its "uid"'s spool share
+    // if `charge`.
+    bool record(Json event, bool charge);
 
     std::shared_ptr<const config::Config> m_config;
     audit::Auditor& m_auditor;
@@ -184,6 +198,10 @@ private:
     std::set<std::pair<Clock::time_point, std::string>> m_deadlines;
     // Waiting requests per requesting uid: the per-user cap is checked without walking them all.
     std::unordered_map<std::int64_t, std::size_t> m_pending_by_uid;
+    // What local users can make the daemon record (audit_budget.hpp).
+    audit::RefusalLimiter m_refusals{audit::k_refusals_per_window, audit::k_refusal_window};
+    audit::RefusalLimiter m_share_denials{0, audit::k_refusal_window}; // counted only, summarised
+    audit::SpoolShare m_share{audit::k_share_percent, audit::k_share_events_per_uid};
     std::uint64_t m_decisions = 0;
     std::uint64_t m_audit_failures = 0;
     std::int64_t m_started_unix = 0;

@@ -34,14 +34,15 @@ constexpr int k_max_events = 256;
 // (jitgatectl) get at most k_max_per_user connections and never the last k_root_reserve slots.
 constexpr std::size_t k_max_per_user = 16;
 constexpr std::size_t k_root_reserve = 256;
-// User-controlled text in an error record is cut to this many bytes (before escaping), and a
-// non-root peer's refusals are recorded at most once a second (the rest are counted).
+// User-controlled text in an error record is cut to this many bytes (before escaping); how
+// many of a non-root peer's refusals are recorded is the broker's (audit_budget.hpp).
 constexpr std::size_t k_max_error_detail = 256;
-constexpr auto k_refusal_interval = std::chrono::seconds(1);
 // Out of descriptors: at most one record per interval; without a reserve descriptor, accepting
 // pauses this long (the listening socket would otherwise wake the loop at once, forever).
 constexpr auto k_fd_report_interval = std::chrono::seconds(10);
 constexpr auto k_accept_pause = std::chrono::milliseconds(100);
+// How long a stop waits for the approval service to take the cancels of waiting requests.
+constexpr auto k_shutdown_cancel_limit = std::chrono::seconds(3);
 
 std::string bounded(const std::string& s) {
     if (s.size() <= k_max_error_detail) return text::escape_for_log(s);
@@ -256,7 +257,15 @@ int Server::run() {
         sweep();
         commit(); // what closing connections recorded (a cancelled wait) is made durable too
     }
-    m_broker.audit(Json{{"type", audit::type::daemon_stopped}, {"pending_dropped", m_broker.pending_count()}});
+    m_broker.report_suppressed(Clock::now(), true);
+    Json stopped{{"type", audit::type::daemon_stopped}, {"pending_dropped", m_broker.pending_count()}};
+    if (m_service) {
+        // Requests still waiting are withdrawn at the service (reason "shutdown"), so no one
+        // approves what nobody waits for any more; bounded, so a dead service cannot hang stop.
+        stopped["cancelled_at_service"] = m_service->cancel_all("shutdown");
+        stopped["cancels_unsent"] = m_service->drain(k_shutdown_cancel_limit);
+    }
+    m_broker.audit(std::move(stopped));
     m_auditor.sync();
     return 0;
 }
@@ -513,19 +522,9 @@ void Server::protocol_error(Connection& c, const std::string& detail) {
 void Server::record_refusal(const Connection& c, Json event) {
     event["peer_pid"] = c.m_peer.pid;
     event["peer_uid"] = c.m_peer.uid;
-    if (c.m_peer.uid != 0) {
-        // SECURITY NOTE: a local user must not be able to flood the hash-chained journal.
-        auto& r = m_refusals[c.m_peer.uid];
-        const auto now = Clock::now();
-        if (now - r.last < k_refusal_interval) {
-            ++r.suppressed;
-            return;
-        }
-        r.last = now;
-        if (r.suppressed > 0) event["suppressed_since_last"] = r.suppressed;
-        r.suppressed = 0;
-    }
-    m_broker.audit(std::move(event));
+    // SECURITY NOTE: a local user must not be able to flood the hash-chained spool: the broker
+    // records a non-root peer's refusals only up to a bound per uid and summarises the rest.
+    m_broker.audit_refusal(c.m_peer.uid, std::move(event));
 }
 
 namespace {
@@ -678,6 +677,7 @@ void Server::sweep() {
     if (now >= m_next_sweep) {
         m_next_sweep = now + std::chrono::seconds(1);
         if (now - m_fd_reported >= k_fd_report_interval) report_fd_exhaustion(true);
+        m_broker.report_suppressed(now);
         for (auto& [fd, c] : m_clients) {
             if (c->m_dead) continue;
             if (!c->m_session && now - c->m_last > k_idle_limit) c->mark_dead();

@@ -57,7 +57,7 @@ private:
     // kernel says it is (see refuse_reason). Returns true, after an audit event, an error
     // frame and closing, if the peer is refused.
     bool refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid);
-    // Records a refusal or protocol error; a non-root peer's at most once a second.
+    // Records a refusal or protocol error; a non-root peer's within its bound (Broker::audit_refusal).
     void record_refusal(const Connection& c, nlohmann::json event);
     void sweep(); // closes connections marked dead, reaps idle ones
     // Group commit: makes the batch's audit events durable, then releases the replies held
@@ -82,11 +82,6 @@ private:
     std::vector<int> m_held;   // connections with replies waiting for the batch's fdatasync
     bool m_holding = false;    // inside a batch: replies are held until commit()
     std::unordered_map<uid_t, std::size_t> m_per_uid; // open connections of non-root peers
-    struct Refusals {
-        std::chrono::steady_clock::time_point last{};
-        std::uint64_t suppressed = 0;
-    };
-    std::unordered_map<uid_t, Refusals> m_refusals; // rate limit of non-root peers' error records
     std::chrono::steady_clock::time_point m_next_sweep;
     int m_reserve_fd = -1; // /dev/null, given up to refuse a connection when out of descriptors
     bool m_accept_paused = false;

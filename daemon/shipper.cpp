@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "curl_option.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -70,16 +71,6 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noex
     const auto* stop = static_cast<const std::atomic<bool>*>(user);
     return stop != nullptr && stop->load() ? 1 : 0; // non-zero aborts the transfer
 }
-
-struct CurlEasy {
-    CURL* h = curl_easy_init();
-    ~CurlEasy() {
-        if (h != nullptr) curl_easy_cleanup(h);
-    }
-    CurlEasy() = default;
-    CurlEasy(const CurlEasy&) = delete;
-    CurlEasy& operator=(const CurlEasy&) = delete;
-};
 
 struct CurlHeaders {
     curl_slist* list = nullptr;
@@ -190,6 +181,8 @@ Batch read_batch(const std::string& dir, std::uint64_t after_seq, std::uint64_t 
                 b.first_seq = seq;
                 if (const auto t = e.find("time"); t != e.end() && t->is_string()) b.first_time = t->get<std::string>();
             }
+            const auto id = e.find("event_id");
+            b.last_event_id = id != e.end() && id->is_string() ? id->get<std::string>() : std::string();
             b.lines.push_back(std::move(line.text));
             b.last_seq = seq;
             b.bytes += size;
@@ -245,6 +238,34 @@ std::string format_body(Format format, const Batch& batch, const HecFields& fiel
     return body;
 }
 
+std::string check_acknowledgement(Format format, const Batch& batch, const std::string& response) {
+    try {
+        const Json j = Json::parse(response, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) return "the answer is not a JSON object";
+        if (format == Format::splunk_hec) {
+            const auto code = j.find("code");
+            const auto text = j.find("text");
+            if (code == j.end() || !code->is_number_integer() || code->get<std::int64_t>() != 0 || text == j.end() ||
+                *text != "Success")
+                return "the answer is not HEC's {\"text\":\"Success\",\"code\":0}";
+            return {};
+        }
+        const auto stored = j.find("stored");
+        const auto last = j.find("last_event_id");
+        if (stored == j.end() || !stored->is_number_unsigned() || last == j.end() || !last->is_string())
+            return "the answer has no \"stored\" count and \"last_event_id\"";
+        if (stored->get<std::uint64_t>() != batch.lines.size())
+            return "the store says it stored " + stored->dump() + " events of a batch of " +
+                   std::to_string(batch.lines.size());
+        if (batch.last_event_id.empty() || last->get<std::string>() != batch.last_event_id)
+            return "the store acknowledges last_event_id " + shown(last->get<std::string>(), 80) +
+                   ", the batch ends with " + shown(batch.last_event_id, 80);
+        return {};
+    } catch (const std::exception& e) {
+        return std::string("cannot read the answer: ") + shown(e.what());
+    }
+}
+
 std::chrono::milliseconds backoff_delay(std::chrono::milliseconds retry_min, std::chrono::milliseconds retry_max,
                                         std::uint64_t failures, double unit) noexcept {
     const double cap = static_cast<double>(std::max<std::int64_t>(retry_max.count(), 0));
@@ -273,10 +294,12 @@ Shipper::Shipper(ShipperOptions options, Auditor& auditor) : m_options(std::move
 
 Shipper::~Shipper() {
     stop();
+    release_transfer();
 }
 
 void Shipper::start() {
     if (m_started) return;
+    if (m_curl == nullptr) prepare_transfer(); // a refused option stops the start-up here
     const std::string& dir = m_auditor.spool_dir();
     std::uint64_t from = 0;
     try {
@@ -302,6 +325,11 @@ void Shipper::start() {
         from = anchor_seq;
     }
     m_shipped_seq.store(from, std::memory_order_release);
+    try {
+        m_sent_seq = spool::read_sent(dir).value_or(0);
+    } catch (const std::exception&) {
+        m_sent_seq = 0; // rewritten before the next batch leaves
+    }
     m_stop.store(false);
     m_auditor.set_durable_hook([this](std::uint64_t durable) { notify(durable); });
     try {
@@ -387,16 +415,6 @@ void Shipper::run() noexcept {
 }
 
 void Shipper::ship_loop() {
-    CurlEasy curl;
-    if (curl.h == nullptr) throw Error(ErrorCode::internal, "libcurl", "curl_easy_init failed");
-    CurlHeaders headers;
-    headers.add(m_options.format == Format::splunk_hec ? "Content-Type: application/json"
-                                                       : "Content-Type: application/x-ndjson");
-    headers.add("Expect:"); // no 100-continue round trip before each batch
-    if (!m_token.empty())
-        headers.add(std::string("Authorization: ") + (m_options.format == Format::splunk_hec ? "Splunk " : "Bearer ") + m_token);
-    configure(curl.h, headers.list);
-
     const std::string& dir = m_auditor.spool_dir();
     const BatchLimits limits{m_options.batch_events, m_options.batch_bytes};
     const HecFields hec{m_options.hec_source, m_options.hec_sourcetype, m_options.hec_index};
@@ -453,7 +471,20 @@ void Shipper::ship_loop() {
                 continue;
             }
         }
-        const PostResult r = post(curl.h, body);
+        if (batch->last_seq > m_sent_seq) {
+            // SECURITY NOTE: recorded before the events leave the host: the store may keep a
+            // batch whose acknowledgement is lost, and after a cut of the spool the Auditor must
+            // not issue those seqs again. No record, no sending.
+            try {
+                spool::write_sent(dir, batch->last_seq);
+                m_sent_seq = batch->last_seq;
+            } catch (const std::exception& e) {
+                note_failure(PostResult{false, 0, shown(e.what(), 1000)});
+                if (!back_off()) break;
+                continue;
+            }
+        }
+        const PostResult r = post(body, *batch);
         if (r.ok) {
             note_success(*batch);
             cursor = batch->next;
@@ -467,64 +498,113 @@ void Shipper::ship_loop() {
     }
 }
 
-void Shipper::configure(void* handle, void* header_list) {
+void Shipper::prepare_transfer() {
+    CURL* c = curl_easy_init();
+    if (c == nullptr) throw Error(ErrorCode::internal, "libcurl", "curl_easy_init failed");
+    m_curl = c;
+    CurlHeaders headers;
+    try {
+        headers.add(m_options.format == Format::splunk_hec ? "Content-Type: application/json"
+                                                           : "Content-Type: application/x-ndjson");
+        headers.add("Expect:"); // no 100-continue round trip before each batch
+        if (!m_token.empty())
+            headers.add(std::string("Authorization: ") +
+                        (m_options.format == Format::splunk_hec ? "Splunk " : "Bearer ") + m_token);
+        m_headers = headers.list;
+        headers.list = nullptr;
+        set_options(c, static_cast<curl_slist*>(m_headers));
+    } catch (...) {
+        release_transfer();
+        throw;
+    }
+}
+
+void Shipper::release_transfer() noexcept {
+    if (m_curl != nullptr) curl_easy_cleanup(static_cast<CURL*>(m_curl));
+    curl_slist_free_all(static_cast<curl_slist*>(m_headers));
+    m_curl = nullptr;
+    m_headers = nullptr;
+}
+
+void Shipper::set_options(void* handle, void* header_list) {
     CURL* c = static_cast<CURL*>(handle);
-    curl_easy_setopt(c, CURLOPT_URL, m_options.url.c_str());
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(header_list));
+    JITGATE_SETOPT(c, CURLOPT_URL, m_options.url.c_str());
+    JITGATE_SETOPT(c, CURLOPT_POST, 1L);
+    JITGATE_SETOPT(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(header_list));
     // SECURITY NOTE: https only (plain http only for a test's loopback peer), no redirects,
     // certificate and host name verified, TLS 1.2 at least; with a ca_file, that bundle and
     // nothing else (CAPATH off, so the system store is not consulted).
     const char* protocols = m_options.allow_plain_http ? "http,https" : "https";
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    JITGATE_SETOPT(c, CURLOPT_PROTOCOLS_STR, protocols);
+    JITGATE_SETOPT(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
+    JITGATE_SETOPT(c, CURLOPT_FOLLOWLOCATION, 0L);
+    JITGATE_SETOPT(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    JITGATE_SETOPT(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    JITGATE_SETOPT(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
     if (!m_options.ca_file.empty()) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, m_options.ca_file.c_str());
-        curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+        JITGATE_SETOPT(c, CURLOPT_CAINFO, m_options.ca_file.c_str());
+        JITGATE_SETOPT(c, CURLOPT_CAPATH, nullptr);
     }
     if (!m_options.client_cert.empty()) {
-        curl_easy_setopt(c, CURLOPT_SSLCERT, m_options.client_cert.c_str());
-        curl_easy_setopt(c, CURLOPT_SSLKEY, m_options.client_key.c_str());
+        JITGATE_SETOPT(c, CURLOPT_SSLCERT, m_options.client_cert.c_str());
+        JITGATE_SETOPT(c, CURLOPT_SSLKEY, m_options.client_key.c_str());
     }
     // "" disables proxies, including the http(s)_proxy environment variables.
-    curl_easy_setopt(c, CURLOPT_PROXY, m_options.proxy.c_str());
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_options.connect_timeout.count()));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(m_options.timeout.count()));
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, static_cast<void*>(&m_stop));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    JITGATE_SETOPT(c, CURLOPT_PROXY, m_options.proxy.c_str());
+    JITGATE_SETOPT(c, CURLOPT_NOSIGNAL, 1L);
+    JITGATE_SETOPT(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_options.connect_timeout.count()));
+    JITGATE_SETOPT(c, CURLOPT_TIMEOUT_MS, static_cast<long>(m_options.timeout.count()));
+    JITGATE_SETOPT(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    JITGATE_SETOPT(c, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
+    JITGATE_SETOPT(c, CURLOPT_NOPROGRESS, 0L);
+    JITGATE_SETOPT(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    JITGATE_SETOPT(c, CURLOPT_XFERINFODATA, static_cast<void*>(&m_stop));
+    JITGATE_SETOPT(c, CURLOPT_WRITEFUNCTION, on_body);
 }
 
-Shipper::PostResult Shipper::post(void* handle, const std::string& body) {
-    CURL* c = static_cast<CURL*>(handle);
+Shipper::PostResult Shipper::post(const std::string& body, const Batch& batch) {
+    CURL* c = static_cast<CURL*>(m_curl);
     std::string response;
     std::array<char, CURL_ERROR_SIZE> errbuf{};
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, static_cast<void*>(&response));
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf.data());
-    const CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = CURLE_OK;
     long status = 0;
-    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    // Nothing may point at this frame's locals after it returns.
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, nullptr);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, nullptr);
+    try {
+        JITGATE_SETOPT(c, CURLOPT_POSTFIELDS, body.data());
+        JITGATE_SETOPT(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+        JITGATE_SETOPT(c, CURLOPT_WRITEDATA, static_cast<void*>(&response));
+        JITGATE_SETOPT(c, CURLOPT_ERRORBUFFER, errbuf.data());
+        rc = curl_easy_perform(c);
+        if (rc == CURLE_OK && curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) status = 0;
+    } catch (const std::exception& e) {
+        rc = CURLE_BAD_FUNCTION_ARGUMENT;
+        std::snprintf(errbuf.data(), errbuf.size(), "%s", e.what());
+    }
+    // Nothing may point at this frame's locals after it returns. Unsetting a pointer option
+    // cannot be refused; if it were, the handle must not be used again.
+    if (curl_easy_setopt(c, CURLOPT_WRITEDATA, nullptr) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, nullptr) != CURLE_OK) {
+        release_transfer();
+        throw Error(ErrorCode::internal, "libcurl", "refuses to unset the options of the last transfer");
+    }
 
     if (rc != CURLE_OK) {
         if (rc == CURLE_ABORTED_BY_CALLBACK && m_stop.load()) return PostResult{false, 0, "stopped"};
         const std::string detail = errbuf[0] != '\0' ? std::string(errbuf.data()) : curl_easy_strerror(rc);
         return PostResult{false, 0, "cannot reach " + shown(m_options.url) + ": " + shown(detail)};
     }
-    if (status >= 200 && status < 300) return PostResult{true, status, {}};
+    if (status >= 200 && status < 300) {
+        // SECURITY NOTE: a 2xx alone is not an acknowledgement: a captive portal, a proxy's
+        // error page or a misrouted URL answers 200 too, and trusting it would drain the
+        // spool into nothing. Only the store's own acknowledgement of this batch counts.
+        const std::string why = check_acknowledgement(m_options.format, batch, response);
+        if (why.empty()) return PostResult{true, status, {}};
+        return PostResult{false, status,
+                          "HTTP " + std::to_string(status) + " from " + shown(m_options.url) +
+                              " without an acknowledgement of the batch (" + why +
+                              "): " + shown(response, k_error_body_chars),
+                          true};
+    }
     return PostResult{false, status,
                       "HTTP " + std::to_string(status) + " from " + shown(m_options.url) + ": " +
                           shown(response, k_error_body_chars)};
@@ -576,15 +656,17 @@ void Shipper::note_failure(const PostResult& r) {
         m_last_error_time = now;
         // A 4xx other than 408/429 will not fix itself: the store rejects what we send
         // (token, format, index). It is still retried, never dropped, but said loudly.
-        if (r.http_status >= 400 && r.http_status < 500 && r.http_status != 408 && r.http_status != 429 &&
+        if (((r.http_status >= 400 && r.http_status < 500 && r.http_status != 408 && r.http_status != 429) ||
+             r.unacknowledged) &&
             r.error != m_last_loud_error) {
             m_last_loud_error = r.error;
             loud = true;
         }
     }
     if (loud)
-        log(k_severity_err, "the audit store rejects events: " + r.error +
-                                "; they stay in the spool and are retried (check the store's token, format and index)");
+        log(k_severity_err,
+            "the audit store rejects events: " + r.error +
+                "; they stay in the spool and are retried (check the store's url, token, format and index)");
     else if (first)
         log(k_severity_warning, "cannot ship audit events: " + r.error + "; they stay in the spool and are retried");
     else

@@ -3,10 +3,15 @@
 // A Shipper owns one background thread. It waits until the Auditor reports events durable
 // past what the store has acknowledged, reads the next batch of spool lines in seq order (never
 // a line that is not yet fdatasync'ed), POSTs it (JSON lines, or Splunk HTTP Event Collector
-// events), and only after a 2xx records the progress in "<spool>/shipped.json" and lets the
-// Auditor delete fully shipped segments. Anything else (transport error, timeout, any non-2xx)
-// is retried with exponential backoff and jitter, with the SAME batch: the store deduplicates
-// by event_id, so an event may arrive twice but is never lost or reordered.
+// events), and only after the store's acknowledgement records the progress in
+// "<spool>/shipped.json" and lets the Auditor delete fully shipped segments. Before a batch that
+// goes past every earlier one leaves, "<spool>/sent.json" records its last seq: the Auditor
+// never issues a seq up to it again. A 2xx counts only with the store's acknowledgement of that
+// very batch in its body (see check_acknowledgement): a proxy's or a misrouted server's "200 OK"
+// page must not drain the spool. Anything else (transport error, timeout, any non-2xx, a 2xx
+// without the acknowledgement) is retried with exponential backoff and jitter, with the SAME
+// batch: the store deduplicates by event_id, so an event may arrive twice but is never lost or
+// reordered.
 //
 // Why a blocking libcurl easy handle in its own thread: there is exactly one sender, and
 // ordering per host by seq needs exactly one batch in flight, so a multi handle or an event
@@ -61,6 +66,7 @@ struct Batch {
     std::uint64_t last_seq = 0;
     std::uint64_t bytes = 0;        // sum of the lines plus their newlines
     std::string first_time;         // "time" of the first event (the oldest unsent one)
+    std::string last_event_id;      // "event_id" of the last event ("" if it has none)
     Cursor next;                    // where the batch after this one starts
     std::vector<std::string> gaps;  // "seq 7 follows 5 (1 event missing)": shipped over, reported
     bool empty() const noexcept { return lines.empty(); }
@@ -92,6 +98,13 @@ std::string hec_event(const std::string& line, const HecFields& fields);
 
 // The request body for a batch: JSON lines (each line + '\n'), or one HEC event per line.
 std::string format_body(Format format, const Batch& batch, const HecFields& fields);
+
+// Whether `response`, the body of a 2xx answer to `batch`, acknowledges that batch. Empty if
+// it does, else why not (escaped, for a log line). JSON lines: a JSON object whose "stored" is
+// the number of events of the batch the store now holds (new ones and duplicates) and whose
+// "last_event_id" is the event_id of the batch's last event. Splunk HEC: HEC's own
+// {"text":"Success","code":0}. Never throws.
+std::string check_acknowledgement(Format format, const Batch& batch, const std::string& response);
 
 // The backoff before retry number `failures` (1 = after the first failure):
 // retry_min * 2^(failures-1), capped at retry_max, times (0.75 + 0.5 * unit) with unit in
@@ -140,10 +153,11 @@ public:
 
     // Precondition: curl_global_init() was called once before any thread started (jitgated's
     // main does it for the approval service and the store alike).
-    // Reads shipped.json (a malformed one is reported on stderr and shipping restarts after the
-    // anchor: the store deduplicates), installs the Auditor's durable hook, and starts the
-    // thread. Call on the Auditor's owning thread (the event loop's, before it runs), once.
-    // Throws Error if the thread cannot be started.
+    // Sets up the transfer first: throws Error naming the option if libcurl refuses one
+    // (nothing is started then). Reads shipped.json (a malformed one is reported on stderr and
+    // shipping restarts after the anchor: the store deduplicates), installs the Auditor's
+    // durable hook, and starts the thread. Call on the Auditor's owning thread (the event
+    // loop's, before it runs), once. Throws Error if the thread cannot be started.
     void start();
     // Wakes and joins the thread, aborting a transfer in flight within about a second, and
     // removes the durable hook. Unsent events stay in the spool for the next start.
@@ -166,12 +180,16 @@ private:
         bool ok = false;
         long http_status = 0; // 0: no HTTP answer
         std::string error;    // escaped, no secret
+        bool unacknowledged = false; // a 2xx without the acknowledgement: said loudly
     };
 
     void run() noexcept;
     void ship_loop();
-    PostResult post(void* curl, const std::string& body);
-    void configure(void* curl, void* headers);
+    PostResult post(const std::string& body, const Batch& batch);
+    // Creates m_curl and m_headers and sets every option; throws Error if libcurl refuses one.
+    void prepare_transfer();
+    void release_transfer() noexcept;
+    void set_options(void* curl, void* headers);
     void note_failure(const PostResult& r);
     void note_success(const Batch& batch);
     // Sleeps up to `d`, or until stop(). Returns false if stopping.
@@ -181,9 +199,12 @@ private:
     ShipperOptions m_options;
     Auditor& m_auditor;
     std::string m_token; // SECURITY NOTE: never logged, never in status()
+    void* m_curl = nullptr;    // CURL*, set up by start(), used by the thread only
+    void* m_headers = nullptr; // curl_slist*, owned with m_curl
     std::thread m_thread;
     std::atomic<bool> m_stop{false};
     std::atomic<std::uint64_t> m_shipped_seq{0};
+    std::uint64_t m_sent_seq = 0; // sent.json as last written (start(), then the thread only)
     bool m_started = false;
 
     mutable std::mutex m_mutex; // guards everything below

@@ -148,6 +148,37 @@ case_cancel() {
     all_settled
 }
 
+# Regression: a request still waiting when jitgated stopped stayed open at the service, where an
+# approver could still approve it for nobody.
+case_shutdown_cancels_pending() {
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    wait_pending 1 >/dev/null
+    ns_stop_daemon
+    sudo_wait; expect_eq "$RC" 1 "sudo is denied when the daemon stops"
+    wait_svc_status "$id" cancelled
+    expect_eq "$(svc_field "$id" cancel_reason)" shutdown "cancel reason sent"
+    expect_journal daemon.stopped '"cancelled_at_service":1,"cancels_unsent":0'
+}
+
+# ... and the stop stays bounded when the service never answers the cancel.
+case_shutdown_cancel_bounded() {
+    start
+    admin POST /admin/fault '{"mode":"hang","count":-1,"endpoints":"cancel"}' >/dev/null
+    sudo_bg alice -- /usr/bin/whoami
+    svc_request_ids 1 >/dev/null
+    wait_pending 1 >/dev/null
+    local t0 t1; t0="$(date +%s%N)"
+    ns_stop_daemon
+    t1="$(date +%s%N)"
+    sudo_wait
+    local ms=$(( (t1 - t0) / 1000000 ))
+    [ "$ms" -lt 6000 ] || ns_die "stopping took ${ms} ms with a hanging service (bound: about 3 s)"
+    expect_journal daemon.stopped '"cancelled_at_service":1,"cancels_unsent":1'
+    expect_contains "$(admin GET /admin/stats)" '"cancel":[1-9]'
+}
+
 case_cached_grant() {
     start
     sudo_bg alice -- /usr/bin/whoami

@@ -97,6 +97,32 @@ case_self_approval_refused() {
     sudo_wait; expect_eq "$RC" 0 "approved by bob"
 }
 
+# Regression: refused approver operations were recorded without limit: any local user could
+# send approve frames for a request they may not act on as fast as the socket allows, each an
+# fsync'ed record, until the spool was full and everyone was denied.
+case_refused_approval_flood_bounded() {
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(wait_pending 1)"
+    local before bytes_before; before="$(journal_count error '"approver_uid":2005')"
+    bytes_before="$(journal | wc -c)"
+    local out; out="$(as_user mallory "$TEST_CLIENT" "$SOCK" repeat 5000 "{\"type\":\"approve\",\"id\":\"$id\"}")"
+    expect_contains "$out" "replies 5000"
+    expect_contains "$out" "mallory is not in the approver group"
+    local recorded=$(( $(journal_count error '"approver_uid":2005') - before ))
+    local growth=$(( $(journal | wc -c) - bytes_before ))
+    echo "5000 refused approve frames: $recorded records, spool +$growth bytes" >&2
+    [ "$recorded" -le 10 ] || ns_die "$recorded refusals of one user recorded (bound: 10 a minute)"
+    [ "$growth" -le 20480 ] || ns_die "the spool grew by $growth bytes under the flood"
+    daemon_alive || ns_die "daemon died"
+    wait_pending 1 >/dev/null # still waiting, and a real approver still gets through
+    ctl bob approve "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "approved by bob after the flood"
+    # when the daemon stops, the count of the rest is recorded in one summary
+    ns_stop_daemon
+    expect_journal error '"peer_uid":2005,.*"rate_limited":true,.*"suppressed":4990'
+}
+
 case_non_approver_refused() {
     start
     sudo_bg alice -- /usr/bin/whoami

@@ -8,7 +8,9 @@
 //
 // HTTPS ingest (the daemon's side):
 //   POST /v1/events                JSON Lines (application/x-ndjson), `Authorization: Bearer T`;
-//                                  200 {"accepted":N,"duplicates":M}, errors
+//                                  200 {"accepted":N,"duplicates":M,"stored":N+M,
+//                                  "last_event_id":"<event_id of the batch's last line>"} (the
+//                                  acknowledgement jitgated requires), errors
 //                                  {"error":{"code":"...","message":"..."}}.
 //   POST /services/collector/event Splunk HEC: concatenated {"time","host","source",
 //                                  "sourcetype","event":{...}} objects, `Authorization: Splunk T`;
@@ -29,7 +31,7 @@
 //   GET  /admin/events   {"events":[...every stored event, in arrival order...]}
 //   GET  /admin/stats    {"batches","accepted","duplicates","rejected","faults_served","calls"}
 //   GET  /admin/fault    the fault armed now
-//   POST /admin/fault    {"mode":"none|status|status_after_store|hang|close|slow","status":500,
+//   POST /admin/fault    {"mode":"none|status|status_after_store|hang|close|slow|bogus_ok","status":500,
 //                         "count":1 (-1: until reset),"delay_ms":1000} arms a fault for the next
 //                         `count` ingest calls (see `FaultMode`).
 //   POST /admin/reset    clears the fault and drops calls still hanging; keeps the data.
@@ -420,11 +422,16 @@ enum class FaultMode {
     hang,               // never answer; dropped on reset or a new fault, at exit, or when the client leaves
     close,              // drop the connection without an answer, store nothing
     slow,               // store normally, answer after `delay_ms`
+    bogus_ok,           // store nothing, answer 200 with an HTML page: a misrouted or proxy "OK"
 };
 
-constexpr std::pair<FaultMode, const char*> k_fault_names[] = {
-    {FaultMode::none, "none"}, {FaultMode::status, "status"}, {FaultMode::status_after_store, "status_after_store"},
-    {FaultMode::hang, "hang"}, {FaultMode::close, "close"},   {FaultMode::slow, "slow"}};
+constexpr std::pair<FaultMode, const char*> k_fault_names[] = {{FaultMode::none, "none"},
+                                                               {FaultMode::status, "status"},
+                                                               {FaultMode::status_after_store, "status_after_store"},
+                                                               {FaultMode::hang, "hang"},
+                                                               {FaultMode::close, "close"},
+                                                               {FaultMode::slow, "slow"},
+                                                               {FaultMode::bogus_ok, "bogus_ok"}};
 
 const char* fault_name(FaultMode mode) {
     for (const auto& [m, name] : k_fault_names)
@@ -689,6 +696,11 @@ private:
         case FaultMode::close:
             drop_connection(req);
             break;
+        case FaultMode::bogus_ok:
+            res.status = 200;
+            res.set_content("<html><body>OK</body></html>\n", "text/html");
+            outcome.status = 200;
+            break;
         case FaultMode::hang:
             hang(req);
             drop_connection(req);
@@ -736,7 +748,11 @@ private:
         else if (format == Format::hec)
             reply = {200, {{"text", "Success"}, {"code", 0}}};
         else
-            reply = {200, {{"accepted", added.accepted}, {"duplicates", added.duplicates}}};
+            reply = {200,
+                     {{"accepted", added.accepted},
+                      {"duplicates", added.duplicates},
+                      {"stored", events.size()},
+                      {"last_event_id", events.back().at("event_id")}}};
         if (fault.mode == FaultMode::slow) {
             std::unique_lock lock(m_mutex);
             m_cv.wait_for(lock, std::chrono::milliseconds(fault.delay_ms), [this] { return m_stopping; });

@@ -4,9 +4,12 @@
 //   jitgate-test-client SOCKET json  'JSON'     one well-formed frame carrying JSON text
 //   jitgate-test-client SOCKET raw   'BYTES'    raw bytes (C escapes \xNN allowed), no framing
 //   jitgate-test-client SOCKET length N 'TEXT'  a header claiming N bytes, then TEXT
-// Prints each reply payload on its own line, then "closed" or "timeout". Exit 0.
 //   jitgate-test-client SOCKET hold N           opens N connections that send nothing, prints
 //                                               "held K" (K connected) and keeps them until killed
+//   jitgate-test-client SOCKET repeat N 'JSON'  N frames carrying JSON on one connection, each
+//                                               sent once the previous one is answered (a flood)
+// Prints each reply payload on its own line, then "closed" or "timeout". Exit 0. With repeat,
+// prints only "replies K" (how many frames came back) and the last reply.
 #include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
@@ -62,10 +65,14 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         for (;;) pause();
     }
+    unsigned long repeat = 0;
     if (mode == "json") {
         bytes = header(static_cast<std::uint32_t>(std::strlen(argv[3]))) + argv[3];
     } else if (mode == "raw") {
         bytes = unescape(argv[3]);
+    } else if (mode == "repeat" && argc >= 5) {
+        repeat = std::strtoul(argv[3], nullptr, 10);
+        bytes = header(static_cast<std::uint32_t>(std::strlen(argv[4]))) + argv[4];
     } else if (mode == "length" && argc >= 5) {
         bytes = header(static_cast<std::uint32_t>(std::strtoul(argv[3], nullptr, 10))) + unescape(argv[4]);
     } else {
@@ -78,16 +85,22 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0) std::printf("send failed: %s\n", std::strerror(errno));
-    std::string buf;
+    std::string buf, last;
+    unsigned long replies = 0;
+    const auto summary = [&] {
+        if (repeat > 0) std::printf("replies %lu\n%s\n", replies, last.c_str());
+    };
     for (;;) {
         pollfd p{fd, POLLIN, 0};
         if (poll(&p, 1, 3000) <= 0) {
+            summary();
             std::printf("timeout\n");
             return 0;
         }
         char chunk[65536];
         const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
         if (n <= 0) {
+            summary();
             std::printf("closed\n");
             return 0;
         }
@@ -97,8 +110,21 @@ int main(int argc, char** argv) {
             std::memcpy(&be, buf.data(), 4);
             const std::uint32_t len = ntohl(be);
             if (buf.size() < 4 + len) break;
-            std::printf("%s\n", buf.substr(4, len).c_str());
-            std::fflush(stdout);
+            if (repeat == 0) {
+                std::printf("%s\n", buf.substr(4, len).c_str());
+                std::fflush(stdout);
+            } else {
+                last = buf.substr(4, len);
+                if (++replies == repeat) {
+                    summary();
+                    return 0;
+                }
+                if (send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0) {
+                    summary();
+                    std::printf("send failed: %s\n", std::strerror(errno));
+                    return 0;
+                }
+            }
             buf.erase(0, 4 + len);
         }
     }

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -1062,6 +1063,112 @@ TEST_F(AuditTest, InvalidUtf8IsStoredEscapedAndTheSpoolStaysValidUtf8) {
     const Json parsed = Json::parse(split_lines(content)[0]);
     EXPECT_EQ(parsed["ticket"], "\\xe2\\x82");
     EXPECT_TRUE(verify_spool(m_dir).ok);
+}
+
+// Regression: a spool cut below what the store acknowledged went unnoticed (verify said OK)
+// and jitgated issued the lost seq numbers again, so the store got two events per (host, seq).
+TEST_F(AuditTest, SpoolCutBelowTheAcknowledgedSeqIsFlaggedAndNoSeqIsReused) {
+    Options o = options();
+    o.segment_bytes = 300; // one event a segment
+    {
+        Auditor a(o);
+        record_events(a, 6);
+    }
+    spool::write_shipped(m_dir, {6, "2026-11-23T10:00:00.000Z"});
+    ASSERT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+    // Restored from an older copy: the last two events (and the empty newest segment) are gone.
+    fs::remove(segment(5));
+    fs::remove(segment(6));
+    fs::remove(segment(7));
+
+    VerifyResult r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(
+        problems_text(r).find("shipped.json: the audit store acknowledged events up to seq 6, but the spool ends at "
+                              "seq 4: events 5..6 were cut"),
+        std::string::npos)
+        << problems_text(r);
+
+    std::set<std::uint64_t> seqs;
+    {
+        Auditor b(o);
+        EXPECT_EQ(b.last_seq(), 7u) << "continues above the acknowledged seq, with the cut recorded first";
+        const Json e = b.record({{"type", type::daemon_started}});
+        EXPECT_EQ(e["seq"], 8u);
+    }
+    const auto lines = spool::tail_lines(m_dir, 100);
+    Json cut;
+    for (const auto& line : lines) {
+        const Json e = Json::parse(line);
+        EXPECT_TRUE(seqs.insert(e["seq"].get<std::uint64_t>()).second) << "seq " << e["seq"] << " issued twice";
+        if (e.value("spool_cut", false)) cut = e;
+    }
+    ASSERT_TRUE(cut.is_object()) << "the cut is recorded";
+    EXPECT_EQ(cut["type"], type::error);
+    EXPECT_EQ(cut["seq"], 7u);
+    EXPECT_EQ(cut["spool_last_seq"], 4u);
+    EXPECT_EQ(cut["acknowledged_seq"], 6u);
+    EXPECT_NE(cut["message"].get<std::string>().find("events 5..6 are no longer on this host"), std::string::npos);
+    EXPECT_TRUE(fs::exists(segment(7))) << "a new segment named for its first seq";
+    EXPECT_FALSE(verify_spool(m_dir).ok) << "the gap stays visible";
+}
+
+TEST_F(AuditTest, SpoolTruncatedInsideTheNewestSegmentContinuesAboveTheAcknowledgedSeq) {
+    {
+        Auditor a(options());
+        record_events(a, 5);
+    }
+    spool::write_shipped(m_dir, {5, ""});
+    // Cut to its first three lines.
+    const auto lines = split_lines(read_all(m_journal));
+    ASSERT_EQ(lines.size(), 5u);
+    write_all(m_journal, lines[0] + "\n" + lines[1] + "\n" + lines[2] + "\n");
+    EXPECT_FALSE(verify_spool(m_dir).ok);
+    Auditor b(options());
+    EXPECT_EQ(b.last_seq(), 6u);
+    EXPECT_EQ(Json::parse(split_lines(read_all(segment(6))).at(0))["spool_cut"], true);
+    EXPECT_EQ(b.record({{"type", type::daemon_started}})["seq"], 7u);
+    EXPECT_EQ(split_lines(read_all(m_journal)).size(), 3u) << "the old segment is kept as it is, as evidence";
+}
+
+TEST_F(AuditTest, ShippedBehindTheSpoolIsNotACut) {
+    {
+        Auditor a(options());
+        record_events(a, 5);
+    }
+    spool::write_shipped(m_dir, {3, ""});
+    EXPECT_TRUE(verify_spool(m_dir).ok);
+    Auditor b(options());
+    EXPECT_EQ(b.last_seq(), 5u) << "no event recorded at start-up";
+}
+
+// ... and the same for events that were sent but whose acknowledgement was lost: the store may
+// hold them, so sent.json bounds the seqs too.
+TEST_F(AuditTest, SpoolCutBelowTheSentSeqContinuesAboveIt) {
+    {
+        Auditor a(options());
+        record_events(a, 4);
+    }
+    spool::write_shipped(m_dir, {2, ""});
+    spool::write_sent(m_dir, 6); // a batch up to 6 left, then the spool lost 5 and 6
+    VerifyResult r = verify_spool(m_dir);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(problems_text(r).find(
+                  "sent.json: events up to seq 6 were sent to the audit store, but the spool ends at seq 4"),
+              std::string::npos)
+        << problems_text(r);
+    Auditor b(options());
+    EXPECT_EQ(b.last_seq(), 7u);
+    const Json cut = Json::parse(split_lines(read_all(segment(7))).at(0));
+    EXPECT_EQ(cut["spool_cut"], true);
+    EXPECT_EQ(cut["sent_seq"], 6u);
+    EXPECT_EQ(cut["acknowledged_seq"], 2u);
+}
+
+TEST_F(AuditTest, MalformedSentJsonRefusesStart) {
+    write_all(m_dir + "/sent.json", "{\"seq\":\"x\"}");
+    EXPECT_THROW(Auditor a(options()), Error);
+    EXPECT_FALSE(verify_spool(m_dir).ok);
 }
 
 } // namespace

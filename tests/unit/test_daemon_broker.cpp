@@ -6,6 +6,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <unistd.h>
 
 #include "broker.hpp"
@@ -464,6 +465,105 @@ TEST_F(BrokerTest, RootMayApproveOnlyWhenAllowed) {
     EXPECT_FALSE(b->approve(in_session("root", 0, 2001, "alice"), s.request_id).ok);
     EXPECT_TRUE(b->approve(approver("root", 0), s.request_id).ok);
     ASSERT_TRUE(r.decision && r.decision->allow);
+}
+
+// Counts the journal's lines that hold every one of `needles`.
+static std::size_t count_lines_with(const std::string& journal, std::initializer_list<std::string> needles) {
+    std::size_t n = 0, start = 0;
+    while (start < journal.size()) {
+        std::size_t end = journal.find('\n', start);
+        if (end == std::string::npos) end = journal.size();
+        const std::string line = journal.substr(start, end - start);
+        bool all = true;
+        for (const auto& needle : needles) all = all && line.find(needle) != std::string::npos;
+        n += all ? 1 : 0;
+        start = end + 1;
+    }
+    return n;
+}
+
+// Regression: refused approver operations were recorded without limit: any local user could
+// send approve frames for a request they may not act on as fast as the socket allows, each an
+// fsync'ed record, until the spool was full and everyone was denied.
+TEST_F(BrokerTest, RefusedApprovalFloodIsBoundedPerUid) {
+    auto b = make({});
+    Recorder r;
+    auto s = session({"/usr/bin/systemctl", "restart", "payments"});
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    broker::Caller outsider = approver("mallory", 2005);
+    outsider.groups = {"users"};
+    const auto bytes_before = m_auditor->spool_bytes();
+    const auto seq_before = m_auditor->last_seq();
+    for (int i = 0; i < 5000; ++i) ASSERT_FALSE(b->approve(outsider, s.request_id).ok);
+    for (int i = 0; i < 5000; ++i)
+        ASSERT_FALSE(b->approve(approver("nobody", 65534), s.request_id).ok) << "self-approval";
+    const std::string j = journal();
+    EXPECT_EQ(count_lines_with(j, {"\"approver_uid\":2005", "approval refused"}), audit::k_refusals_per_window);
+    EXPECT_EQ(count_lines_with(j, {"\"approver_uid\":65534", "cannot approve their own"}),
+              audit::k_refusals_per_window);
+    EXPECT_EQ(m_auditor->last_seq() - seq_before, 2 * audit::k_refusals_per_window) << "10,000 refusals, 20 records";
+    EXPECT_LT(m_auditor->spool_bytes() - bytes_before, 2 * audit::k_refusals_per_window * 2048);
+
+    // When the window ends, one summary per uid carries the count of the rest.
+    b->report_suppressed(broker::Clock::now() + audit::k_refusal_window);
+    const std::string after = journal();
+    EXPECT_EQ(count_lines_with(after, {"\"peer_uid\":2005", "\"suppressed\":4990", "\"rate_limited\":true"}), 1u);
+    EXPECT_EQ(count_lines_with(after, {"\"peer_uid\":65534", "\"suppressed\":4990", "\"rate_limited\":true"}), 1u);
+    EXPECT_EQ(m_auditor->last_seq() - seq_before, 2 * audit::k_refusals_per_window + 2);
+
+    // The request is untouched and a real approver still gets through.
+    EXPECT_FALSE(r.decision.has_value());
+    EXPECT_TRUE(b->approve(approver("bob", 2002), s.request_id).ok);
+    EXPECT_TRUE(r.decision && r.decision->allow);
+}
+
+// Regression: with the store down, one user's denied runs could fill the spool and lock every
+// other user out. Above 80 % of the limit each uid may add only its share.
+TEST_F(BrokerTest, OneUserCannotUseUpANearlyFullSpool) {
+    m_auditor.reset();
+    audit::Options o;
+    o.spool_dir = m_dir;
+    o.host = "test-host";
+    o.syslog = false;
+    o.max_bytes = 1 << 20;
+    m_auditor = std::make_unique<audit::Auditor>(o);
+    const std::string pad(4000, 'x');
+    while (m_auditor->spool_bytes() < o.max_bytes / 100 * 81)
+        m_auditor->record({{"type", audit::type::config_loaded}, {"message", pad}}); // the daemon's own
+    ASSERT_FALSE(m_auditor->spool_full());
+    auto b = make(
+        {rule("no", config::Action::deny, {"/usr/bin/bash*"}), rule("ok", config::Action::allow, {"/usr/bin/true"})});
+
+    std::size_t denied = 0, unrecorded = 0;
+    const auto seq_before = m_auditor->last_seq();
+    for (int i = 0; i < 500; ++i) {
+        Recorder r;
+        auto s = session({"/usr/bin/bash", "-c", std::to_string(i)});
+        b->begin_check(s, r);
+        ASSERT_TRUE(r.decision);
+        ASSERT_FALSE(r.decision->allow);
+        ++denied;
+        if (r.decision->message.find("used their share") != std::string::npos) ++unrecorded;
+    }
+    const auto added = m_auditor->last_seq() - seq_before;
+    EXPECT_EQ(added, audit::k_share_events_per_uid) << "nobody's 500 denied runs added only its share";
+    EXPECT_EQ(unrecorded, denied - audit::k_share_events_per_uid);
+    EXPECT_FALSE(m_auditor->spool_full());
+
+    // Another user still gets through, and recorded.
+    Recorder other;
+    auto s = session({"/usr/bin/true"}, "root", 0);
+    b->begin_check(s, other);
+    ASSERT_TRUE(other.decision);
+    EXPECT_TRUE(other.decision->allow) << other.decision->message;
+    EXPECT_EQ(m_auditor->last_seq(), seq_before + added + 1);
+    // And the daemon's own events still fit.
+    EXPECT_NO_THROW(m_auditor->record({{"type", audit::type::config_loaded}}));
+
+    b->report_suppressed(broker::Clock::now(), true);
+    EXPECT_EQ(count_lines_with(
+                  journal(), {"\"spool_share\":true", "\"uid\":65534", "\"suppressed\":" + std::to_string(unrecorded)}),
+              1u);
 }
 
 } // namespace

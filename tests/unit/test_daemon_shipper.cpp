@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -69,9 +70,12 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit = 10s) {
 }
 
 // A plain-HTTP peer on 127.0.0.1 standing in for the store: answers each request with the
-// next status of its script (the last one repeats), or never answers (hang).
+// next status of its script (the last one repeats), or never answers (hang). A 2xx carries the
+// store's acknowledgement of the batch; k_bogus_200 answers 200 with an HTML page instead.
 class FakeStore {
 public:
+    static constexpr int k_bogus_200 = -200;
+
     struct Request {
         std::string head; // request line and headers, lower-cased
         std::string body;
@@ -152,10 +156,24 @@ private:
             }
             return;
         }
-        const std::string body = status / 100 == 2 ? std::string("{\"ok\":true}") : m_error_body;
+        std::string body = m_error_body;
+        if (status == k_bogus_200) {
+            status = 200;
+            body = "<html><body>OK</body></html>";
+        } else if (status / 100 == 2) {
+            body = acknowledgement(lower(data.substr(0, head_end)), data.substr(head_end + 4, content_length));
+        }
         const std::string reply = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
                                   std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
         (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    }
+
+    // What a real store answers: HEC's Success, or the count and last event_id of a JSON-lines batch.
+    static std::string acknowledgement(const std::string& head, const std::string& body) {
+        if (head.find("content-type: application/json") != std::string::npos) return R"({"text":"Success","code":0})";
+        const auto lines = split_lines(body);
+        const std::string last = lines.empty() ? std::string() : Json::parse(lines.back()).value("event_id", "");
+        return Json{{"stored", lines.size()}, {"last_event_id", last}}.dump();
     }
 
     std::vector<int> m_script;
@@ -604,6 +622,118 @@ TEST_F(ShipperTest, InvalidUtf8ArrivesEscapedAndValid) {
     const Json e = Json::parse(split_lines(body).at(0));
     EXPECT_EQ(e["reason"], "bad\\xff\\xfe\\x01");
     EXPECT_EQ(e["argv"][1], "\\xc3(");
+}
+
+} // namespace
+
+namespace {
+
+// --- Regression: a misrouted or proxy "200 OK" drained the spool (any 2xx counted as stored) ---
+
+TEST_F(ShipperTest, Bogus200WithoutAcknowledgementKeepsTheBatch) {
+    FakeStore store({FakeStore::k_bogus_200, FakeStore::k_bogus_200, 200});
+    Auditor a(auditor_options(600));
+    record(a, 4);
+    Shipper s(shipper_options(store.url()), a);
+    s.start();
+    ASSERT_TRUE(wait_until([&] { return s.shipped_seq() == 4; })) << s.status().dump();
+    const auto reqs = store.requests();
+    ASSERT_EQ(reqs.size(), 3u) << "each unacknowledged 200 is retried with the same batch";
+    EXPECT_EQ(reqs[0].body, reqs[1].body);
+    EXPECT_EQ(reqs[1].body, reqs[2].body);
+    EXPECT_EQ(split_lines(reqs[2].body).size(), 4u);
+    const std::string err = s.status()["last_error"];
+    EXPECT_NE(err.find("HTTP 200 from " + store.url() + " without an acknowledgement of the batch"), std::string::npos)
+        << err;
+    EXPECT_TRUE(verify_spool(m_spool).ok);
+}
+
+TEST_F(ShipperTest, Bogus200NeverRecordsProgressOrDeletesSegments) {
+    FakeStore store({FakeStore::k_bogus_200});
+    Auditor a(auditor_options(300));
+    record(a, 5);
+    const auto segments = spool::list_segments(m_spool).size();
+    ASSERT_GT(segments, 1u);
+    Shipper s(shipper_options(store.url()), a);
+    s.start();
+    ASSERT_TRUE(wait_until([&] { return s.status()["consecutive_failures"].get<std::uint64_t>() >= 3; }));
+    s.stop();
+    EXPECT_EQ(s.shipped_seq(), 0u);
+    EXPECT_FALSE(spool::read_shipped(m_spool)) << "no acknowledgement, no progress";
+    EXPECT_EQ(spool::list_segments(m_spool).size(), segments) << "nothing deleted";
+    EXPECT_FALSE(spool::read_anchor(m_spool));
+}
+
+TEST(ShipperAcknowledgement, JsonLinesNeedsTheCountAndTheLastEventId) {
+    Batch b;
+    b.lines = {R"({"event_id":"a","seq":1})", R"({"event_id":"b","seq":2})"};
+    b.last_event_id = "b";
+    EXPECT_EQ(check_acknowledgement(Format::jsonl, b, R"({"stored":2,"last_event_id":"b","accepted":1})"), "");
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, R"({"ok":true})"), "");
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, R"({"accepted":2,"duplicates":0})"), "");
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, R"({"stored":1,"last_event_id":"b"})"), "") << "a short count";
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, R"({"stored":2,"last_event_id":"a"})"), "") << "another batch";
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, R"({"stored":-2,"last_event_id":"b"})"), "");
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, "<html>OK</html>"), "");
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, ""), "");
+    EXPECT_NE(check_acknowledgement(Format::jsonl, b, R"({"text":"Success","code":0})"), "");
+    Batch unnamed = b;
+    unnamed.last_event_id.clear();
+    EXPECT_NE(check_acknowledgement(Format::jsonl, unnamed, R"({"stored":2,"last_event_id":""})"), "");
+}
+
+TEST(ShipperAcknowledgement, SplunkHecNeedsItsSuccess) {
+    Batch b;
+    b.lines = {R"({"event_id":"a","seq":1})"};
+    b.last_event_id = "a";
+    EXPECT_EQ(check_acknowledgement(Format::splunk_hec, b, R"({"text":"Success","code":0})"), "");
+    EXPECT_EQ(check_acknowledgement(Format::splunk_hec, b, R"({"text":"Success","code":0,"ackId":7})"), "");
+    EXPECT_NE(check_acknowledgement(Format::splunk_hec, b, R"({"text":"Success","code":1})"), "");
+    EXPECT_NE(check_acknowledgement(Format::splunk_hec, b, R"({"text":"Success"})"), "");
+    EXPECT_NE(check_acknowledgement(Format::splunk_hec, b, R"({"stored":1,"last_event_id":"a"})"), "");
+    EXPECT_NE(check_acknowledgement(Format::splunk_hec, b, "OK"), "");
+}
+
+TEST_F(ShipperTest, ReadBatchNotesTheLastEventId) {
+    Auditor a(auditor_options());
+    record(a, 3);
+    const Batch b = read_batch(m_spool, 0, 3, BatchLimits{});
+    EXPECT_EQ(b.last_event_id, Json::parse(b.lines.back())["event_id"]);
+}
+
+// --- Regression: curl_easy_setopt's return code was ignored (a refused option left its default) ---
+
+TEST_F(ShipperTest, RefusedCurlOptionIsAStartUpError) {
+    Auditor a(auditor_options());
+    ShipperOptions o = shipper_options("http://127.0.0.1:9/v1/events");
+    // libcurl refuses a string option longer than CURL_MAX_INPUT_LENGTH (8,000,000 bytes) with
+    // CURLE_BAD_FUNCTION_ARGUMENT; unchecked, the shipper would run without its proxy setting.
+    o.proxy = "http://" + std::string(8'000'001, 'p') + ":3128";
+    Shipper s(o, a);
+    try {
+        s.start();
+        ADD_FAILURE() << "start() must refuse to run with an option libcurl refused";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("refuses the option CURLOPT_PROXY"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(s.status()["running"], false);
+    s.stop();
+}
+
+// The high-water mark is written before a batch leaves: a store that keeps a batch whose
+// acknowledgement is lost holds no seq the Auditor could issue again.
+TEST_F(ShipperTest, SentJsonIsWrittenBeforeTheBatchLeaves) {
+    FakeStore store({200}, "", /*hang=*/true);
+    Auditor a(auditor_options());
+    record(a, 3);
+    ShipperOptions o = shipper_options(store.url());
+    o.timeout = 60s;
+    Shipper s(o, a);
+    s.start();
+    ASSERT_TRUE(wait_until([&] { return !store.requests().empty(); }));
+    EXPECT_EQ(spool::read_sent(m_spool), std::optional<std::uint64_t>(3));
+    EXPECT_FALSE(spool::read_shipped(m_spool)) << "sent, not acknowledged";
+    s.stop();
 }
 
 } // namespace
