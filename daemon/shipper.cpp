@@ -245,6 +245,12 @@ std::string format_body(Format format, const Batch& batch, const HecFields& fiel
     return body;
 }
 
+StoreAnswer judge_store_answer(long http_status, const std::string& body, const std::string& url) {
+    if (http_status >= 200 && http_status < 300) return StoreAnswer{true, {}};
+    return StoreAnswer{false, "HTTP " + std::to_string(http_status) + " from " + shown(url) + ": " +
+                                  shown(body, k_error_body_chars)};
+}
+
 std::chrono::milliseconds backoff_delay(std::chrono::milliseconds retry_min, std::chrono::milliseconds retry_max,
                                         std::uint64_t failures, double unit) noexcept {
     const double cap = static_cast<double>(std::max<std::int64_t>(retry_max.count(), 0));
@@ -524,10 +530,8 @@ Shipper::PostResult Shipper::post(void* handle, const std::string& body) {
         const std::string detail = errbuf[0] != '\0' ? std::string(errbuf.data()) : curl_easy_strerror(rc);
         return PostResult{false, 0, "cannot reach " + shown(m_options.url) + ": " + shown(detail)};
     }
-    if (status >= 200 && status < 300) return PostResult{true, status, {}};
-    return PostResult{false, status,
-                      "HTTP " + std::to_string(status) + " from " + shown(m_options.url) + ": " +
-                          shown(response, k_error_body_chars)};
+    StoreAnswer answer = judge_store_answer(status, response, m_options.url);
+    return PostResult{answer.ok, status, std::move(answer.error)};
 }
 
 void Shipper::note_success(const Batch& batch) {

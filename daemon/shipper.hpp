@@ -99,6 +99,15 @@ std::string format_body(Format format, const Batch& batch, const HecFields& fiel
 std::chrono::milliseconds backoff_delay(std::chrono::milliseconds retry_min, std::chrono::milliseconds retry_max,
                                         std::uint64_t failures, double unit) noexcept;
 
+// What the store's answer to a batch means (docs/audit.md): a 2xx acknowledges the batch;
+// anything else is a failure whose `error` names the status, `url` and the first 200 bytes of
+// `body`, escaped (one printable line). Pure; never throws except std::bad_alloc.
+struct StoreAnswer {
+    bool ok = false;
+    std::string error; // empty when ok
+};
+StoreAnswer judge_store_answer(long http_status, const std::string& body, const std::string& url);
+
 // --- The shipper ---
 
 struct ShipperOptions {
