@@ -32,6 +32,8 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "jitgate/text.hpp"
+
 namespace jitgate::config {
 
 namespace {
@@ -67,27 +69,37 @@ std::string error_text(int error) {
     return std::error_code(error, std::generic_category()).message();
 }
 
-// Quotes a value for a message. Config text is admin-written, but messages reach terminals and
-// logs, so control characters are escaped and long values cut.
-std::string shown(std::string_view text) {
-    std::string out = "'";
-    std::size_t count = 0;
-    for (const char c : text) {
-        if (count++ == k_max_shown_chars) {
-            out += "...";
-            break;
+// Config text (and yaml-cpp's messages, which quote it) made safe for a message: messages reach
+// terminals and logs. ASCII control characters become \xNN; a run of non-ASCII bytes goes
+// through text::escape_for_log, so invalid UTF-8, C1 controls and bidi or invisible characters
+// are escaped too. Backslashes stay as they are (patterns are easier to read that way).
+std::string escaped(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size();) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte >= 0x80) {
+            std::size_t end = i;
+            while (end < text.size() && static_cast<unsigned char>(text[end]) >= 0x80) ++end;
+            out += text::escape_for_log(text.substr(i, end - i));
+            i = end;
+            continue;
         }
-        const auto byte = static_cast<unsigned char>(c);
         if (byte < 0x20 || byte == 0x7f) {
-            std::array<char, 8> escaped{};
-            std::snprintf(escaped.data(), escaped.size(), "\\x%02x", static_cast<unsigned>(byte));
-            out += escaped.data();
+            std::array<char, 8> buf{};
+            std::snprintf(buf.data(), buf.size(), "\\x%02x", static_cast<unsigned>(byte));
+            out += buf.data();
         } else {
-            out += c;
+            out += static_cast<char>(byte);
         }
+        ++i;
     }
-    out += '\'';
     return out;
+}
+
+// Quotes a value for a message, escaped, and cut after k_max_shown_chars bytes.
+std::string shown(std::string_view text) {
+    const bool cut = text.size() > k_max_shown_chars;
+    return "'" + escaped(text.substr(0, k_max_shown_chars)) + (cut ? "..." : "") + "'";
 }
 
 std::string describe(const YAML::Node& node) {
@@ -1321,9 +1333,9 @@ LoadResult parse_config(const std::string& text, const std::string& source) {
             config = parser.parse(YAML::Load(text));
         }
     } catch (const YAML::ParserException& e) {
-        parser.add(e.mark, "YAML syntax error: " + e.msg + syntax_hint(text, e.mark));
+        parser.add(e.mark, "YAML syntax error: " + escaped(e.msg) + syntax_hint(text, e.mark));
     } catch (const YAML::Exception& e) {
-        parser.add(e.mark, "cannot read the YAML: " + e.msg);
+        parser.add(e.mark, "cannot read the YAML: " + escaped(e.msg));
     }
     std::vector<Problem> problems = std::move(parser.problems());
     if (config) {

@@ -266,6 +266,24 @@ std::string check_acknowledgement(Format format, const Batch& batch, const std::
     }
 }
 
+StoreAnswer judge_store_answer(Format format, const Batch& batch, long http_status, const std::string& body,
+                               const std::string& url) {
+    if (http_status >= 200 && http_status < 300) {
+        // SECURITY NOTE: a 2xx alone is not an acknowledgement: a captive portal, a proxy's
+        // error page or a misrouted URL answers 200 too, and trusting it would drain the
+        // spool into nothing. Only the store's own acknowledgement of this batch counts.
+        const std::string why = check_acknowledgement(format, batch, body);
+        if (why.empty()) return StoreAnswer{true, {}, false};
+        return StoreAnswer{false,
+                           "HTTP " + std::to_string(http_status) + " from " + shown(url) +
+                               " without an acknowledgement of the batch (" + why + "): " + shown(body, k_error_body_chars),
+                           true};
+    }
+    return StoreAnswer{false, "HTTP " + std::to_string(http_status) + " from " + shown(url) + ": " +
+                                  shown(body, k_error_body_chars),
+                       false};
+}
+
 std::chrono::milliseconds backoff_delay(std::chrono::milliseconds retry_min, std::chrono::milliseconds retry_max,
                                         std::uint64_t failures, double unit) noexcept {
     const double cap = static_cast<double>(std::max<std::int64_t>(retry_max.count(), 0));
@@ -593,21 +611,8 @@ Shipper::PostResult Shipper::post(const std::string& body, const Batch& batch) {
         const std::string detail = errbuf[0] != '\0' ? std::string(errbuf.data()) : curl_easy_strerror(rc);
         return PostResult{false, 0, "cannot reach " + shown(m_options.url) + ": " + shown(detail)};
     }
-    if (status >= 200 && status < 300) {
-        // SECURITY NOTE: a 2xx alone is not an acknowledgement: a captive portal, a proxy's
-        // error page or a misrouted URL answers 200 too, and trusting it would drain the
-        // spool into nothing. Only the store's own acknowledgement of this batch counts.
-        const std::string why = check_acknowledgement(m_options.format, batch, response);
-        if (why.empty()) return PostResult{true, status, {}};
-        return PostResult{false, status,
-                          "HTTP " + std::to_string(status) + " from " + shown(m_options.url) +
-                              " without an acknowledgement of the batch (" + why +
-                              "): " + shown(response, k_error_body_chars),
-                          true};
-    }
-    return PostResult{false, status,
-                      "HTTP " + std::to_string(status) + " from " + shown(m_options.url) + ": " +
-                          shown(response, k_error_body_chars)};
+    StoreAnswer answer = judge_store_answer(m_options.format, batch, status, response, m_options.url);
+    return PostResult{answer.ok, status, std::move(answer.error), answer.unacknowledged};
 }
 
 void Shipper::note_success(const Batch& batch) {

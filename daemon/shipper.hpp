@@ -112,6 +112,19 @@ std::string check_acknowledgement(Format format, const Batch& batch, const std::
 std::chrono::milliseconds backoff_delay(std::chrono::milliseconds retry_min, std::chrono::milliseconds retry_max,
                                         std::uint64_t failures, double unit) noexcept;
 
+// What the store's answer to `batch` means (docs/audit.md): a 2xx whose body acknowledges the
+// batch (check_acknowledgement) stores it; a 2xx without that acknowledgement is a failure
+// marked `unacknowledged` (said loudly: something other than the store answered); anything
+// else is a failure. `error` names the status, `url` and the first 200 bytes of `body`,
+// escaped (one printable line). Pure; never throws except std::bad_alloc.
+struct StoreAnswer {
+    bool ok = false;
+    std::string error;           // empty when ok
+    bool unacknowledged = false; // a 2xx without the acknowledgement
+};
+StoreAnswer judge_store_answer(Format format, const Batch& batch, long http_status, const std::string& body,
+                               const std::string& url);
+
 // --- The shipper ---
 
 struct ShipperOptions {

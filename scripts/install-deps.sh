@@ -15,5 +15,6 @@ packages=(
   pamtester openssh-server openssh-client        # PAM and SSH integration tests
   libcpp-httplib-dev openssl curl                # test HTTPS peers, their keys, their admin API
   util-linux procps coreutils bc                 # unshare, setpriv, kill, mktemp; bc for bench
+  clang libclang-rt-14-dev                       # fuzz targets (libFuzzer, ASan, UBSan)
 )
 apt_install_missing install-deps.sh "${packages[@]}"

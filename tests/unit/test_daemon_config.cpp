@@ -501,6 +501,37 @@ TEST(DaemonConfigFileSecurity, SymlinkDirectoryAndMissingFileAreRefused) {
     EXPECT_NE(missing->message.find("No such file or directory"), std::string::npos);
 }
 
+// Found by tests/fuzz/fuzz_config: yaml-cpp quotes the offending character in its message, and
+// that message went into the problem unescaped (a NUL, an escape sequence or a bidi control
+// could reach the terminal of `jitgatectl check-config` and the journal).
+bool every_problem_printable(const LoadResult& result) {
+    return std::all_of(result.problems.begin(), result.problems.end(), [](const Problem& p) {
+        const std::string s = p.to_string();
+        const bool controls = std::any_of(s.begin(), s.end(), [](char ch) {
+            const auto c = static_cast<unsigned char>(ch);
+            return c < 0x20 || c == 0x7f;
+        });
+        return !controls && s.find("\xe2\x80\xae") == std::string::npos && s.find('\xff') == std::string::npos;
+    });
+}
+
+TEST(DaemonConfig, YamlSyntaxErrorWithControlCharacterIsEscaped) {
+    const LoadResult result = parse_config(std::string("a: \"x\\\0\"\n", 9), "nul.yaml");
+    ASSERT_FALSE(result.problems.empty());
+    const std::string text = all_problems(result);
+    EXPECT_NE(text.find("YAML syntax error"), std::string::npos) << text;
+    EXPECT_TRUE(every_problem_printable(result)) << text;
+    EXPECT_NE(text.find("\\x00"), std::string::npos) << text;
+}
+
+TEST(DaemonConfig, ShownValuesEscapeInvalidUtf8AndBidiControls) {
+    const LoadResult result = parse_config("host:\n  name: ok\nsurprise\xe2\x80\xae\xff: 1\n", "bidi.yaml");
+    ASSERT_FALSE(result.problems.empty());
+    const std::string text = all_problems(result);
+    EXPECT_TRUE(every_problem_printable(result)) << text;
+    EXPECT_NE(text.find("surprise\\u{202e}\\xff"), std::string::npos) << text;
+}
+
 TEST(DaemonConfig, SizesTakeBinaryAndDecimalUnits) {
     EXPECT_EQ(parse_size("4096"), 4096U);
     EXPECT_EQ(parse_size("512KiB"), 512U * 1024U);
