@@ -182,31 +182,39 @@ ServiceClient::ServiceClient(const config::Config::Approval::Service& settings, 
     require_readable(m_settings.ca_file, "CA file");
     require_readable(m_settings.client_cert, "client certificate");
     require_readable(m_settings.client_key, "client key");
-    m_multi = curl_multi_init();
-    if (m_multi == nullptr) throw Error(ErrorCode::internal, "curl_multi_init", "failed");
-    m_epoll = epoll_create1(EPOLL_CLOEXEC);
-    m_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (m_epoll < 0 || m_timer < 0) throw Error(ErrorCode::internal, "approval service loop", errno_text());
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = m_timer;
-    if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_timer, &ev) != 0) throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
-    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETFUNCTION, &ServiceClient::on_socket);
-    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETDATA, static_cast<void*>(this));
-    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_TIMERFUNCTION, &ServiceClient::on_timer);
-    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_TIMERDATA, static_cast<void*>(this));
-    // Keep a few connections warm; each waiting long poll holds its own anyway.
-    JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_MAXCONNECTS, 64L);
-    // Every transfer gets the same options: set them once on a probe handle now, so an option
-    // this libcurl refuses stops the start-up instead of denying every request later.
-    Transfer probe;
-    probe.easy = curl_easy_init();
-    if (probe.easy == nullptr) throw Error(ErrorCode::internal, "curl_easy_init", "failed");
-    probe.payload = "{}";
-    set_options(probe, m_base + "/v1/requests", 1000);
+    // A constructor that throws gets no destructor call: what it made so far is let go here.
+    try {
+        m_multi = curl_multi_init();
+        if (m_multi == nullptr) throw Error(ErrorCode::internal, "curl_multi_init", "failed");
+        m_epoll = epoll_create1(EPOLL_CLOEXEC);
+        m_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (m_epoll < 0 || m_timer < 0) throw Error(ErrorCode::internal, "approval service loop", errno_text());
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = m_timer;
+        if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_timer, &ev) != 0) throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
+        JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETFUNCTION, &ServiceClient::on_socket);
+        JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETDATA, static_cast<void*>(this));
+        JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_TIMERFUNCTION, &ServiceClient::on_timer);
+        JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_TIMERDATA, static_cast<void*>(this));
+        // Keep a few connections warm; each waiting long poll holds its own anyway.
+        JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_MAXCONNECTS, 64L);
+        // Every transfer gets the same options: set them once on a probe handle now, so an option
+        // this libcurl refuses stops the start-up instead of denying every request later.
+        Transfer probe;
+        probe.easy = curl_easy_init();
+        if (probe.easy == nullptr) throw Error(ErrorCode::internal, "curl_easy_init", "failed");
+        probe.payload = "{}";
+        set_options(probe, m_base + "/v1/requests", 1000);
+    } catch (...) {
+        release();
+        throw;
+    }
 }
 
-ServiceClient::~ServiceClient() {
+ServiceClient::~ServiceClient() { release(); }
+
+void ServiceClient::release() noexcept {
     for (auto* map : {&m_requests, &m_cancels})
         for (auto& [id, r] : *map)
             if (r.transfer != nullptr) {
@@ -216,6 +224,8 @@ ServiceClient::~ServiceClient() {
     if (m_multi != nullptr) curl_multi_cleanup(multi_of(m_multi));
     if (m_timer >= 0) ::close(m_timer);
     if (m_epoll >= 0) ::close(m_epoll);
+    m_multi = nullptr;
+    m_timer = m_epoll = -1;
 }
 
 int ServiceClient::on_socket(void* /*easy*/, int fd, int what, void* self, void* /*socket_data*/) noexcept {

@@ -108,6 +108,9 @@ private:
         std::string last_pending;    // the last pending update shown, to show only changes
     };
 
+    // Frees the transfers, the multi handle and the descriptors (the destructor, and a
+    // constructor that throws).
+    void release() noexcept;
     void start(Request& r);
     // Sets every option of `t` (whose easy handle and payload are set); throws Error naming an
     // option libcurl refuses.
