@@ -122,7 +122,9 @@ ns_pam() {
 # ns_setup: build the world. The test writes its config with ns_config, then ns_start_daemon.
 ns_setup() {
     [ "$(id -u)" = 0 ] || ns_die "integration tests run as root (inside a private mount namespace)"
-    T="$(mktemp -d /tmp/jitgate-ns.XXXXXX)"
+    # Under ctest the directory comes from run_ns_case.sh, which removes it from outside the
+    # namespace; the demo, bench and soak make their own (kept, for the evidence).
+    T="${JITGATE_NS_DIR:-$(mktemp -d /tmp/jitgate-ns.XXXXXX)}"
     chmod 0755 "$T"
     mkdir -p "$T/run" "$T/state"
     SOCK="$T/run/jitgated.sock"
