@@ -104,7 +104,7 @@ case_store_down_then_back() {
     for i in 1 2 3 4 5 6; do as_user alice sudo /usr/bin/echo "offline $i" >/dev/null; done
     # decisions do not wait for the store; the events wait in the spool
     for i in $(seq 1 50); do
-        "$JITGATECTL" --socket "$SOCK" audit status | grep -qiE "last error: .*(connect|refused)" && break; sleep 0.1
+        "$JITGATECTL" --socket "$SOCK" audit status | has -iE "last error: .*(connect|refused)" && break; sleep 0.1
     done
     expect_contains "$("$JITGATECTL" --socket "$SOCK" audit status)" "last error: .*(connect|refused)"
     start_store "$port"
@@ -134,7 +134,7 @@ case_kill9_mid_burst() {
     while read -r n rc; do
         [ "$rc" = 0 ] || continue
         allowed=$((allowed + 1))
-        grep -F "\"argv\":[\"/usr/bin/echo\",\"burst $n\"]" "$T/store.data" | grep -qF '"type":"access.allowed_by_rule"' ||
+        grep -F "\"argv\":[\"/usr/bin/echo\",\"burst $n\"]" "$T/store.data" | has -F '"type":"access.allowed_by_rule"' ||
             ns_die "sudo run 'burst $n' was allowed but its record is not in the store"
     done <"$T/results"
     [ "$allowed" -ge 1 ] || ns_die "no run was allowed before the kill; the case proves nothing"
@@ -231,7 +231,7 @@ case_bogus_200_keeps_events() {
     local i
     for i in 1 2 3; do as_user alice sudo /usr/bin/echo "unacknowledged $i" >/dev/null; done
     for i in $(seq 1 60); do
-        "$JITGATECTL" --socket "$SOCK" audit status | grep -q "without an acknowledgement" && break; sleep 0.1
+        "$JITGATECTL" --socket "$SOCK" audit status | has "without an acknowledgement" && break; sleep 0.1
     done
     expect_contains "$("$JITGATECTL" --socket "$SOCK" audit status)" "HTTP 200 from .* without an acknowledgement of the batch"
     for i in $(seq 1 50); do [ "$(store_stat faults_served)" -ge 2 ] && break; sleep 0.1; done
@@ -286,14 +286,14 @@ case_spool_cut_detected() {
     # before the restarted daemon sends more).
     local last; last="$(last_seq)"
     for i in $(seq 1 200); do
-        store_seqs | grep -qx "$last" && break
+        store_seqs | has -x "$last" && break
         sleep 0.1
     done
     expect_eq "$(store_seqs | sort -n | uniq -d | head -1)" "" "an event stored twice"
     expect_eq "$(store_seqs | sort -n | tr '\n' ' ')" "$({ echo "$stored_before"; seq $((sent + 1)) "$last"; } | sort -n | tr '\n' ' ')" \
         "seqs in the store (those stored before the cut, then $((sent + 1))..$last)"
     expect_eq "$(grep -c '"seq":'"$((sent + 1))"',' "$T/store.data")" 1 "events with seq $((sent + 1)) in the store"
-    grep '"seq":'"$((sent + 1))"',' "$T/store.data" | grep -q '"spool_cut":true' || ns_die "seq $((sent + 1)) is not the cut's record"
+    grep '"seq":'"$((sent + 1))"',' "$T/store.data" | has '"spool_cut":true' || ns_die "seq $((sent + 1)) is not the cut's record"
 }
 
 "case_$1"

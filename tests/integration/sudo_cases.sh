@@ -386,7 +386,7 @@ case_hostile_argv() {
     local esc=$'\e[31mRED\e[0m' nl=$'line1\nline2' bad=$'\xff\xfe\xc3'
     sudo_fg alice -- -n /usr/bin/echo "$esc" "$nl" "$bad"; expect_eq "$RC" 0 "echo with hostile args"
     # the journal holds escaped text: no raw ESC, every line valid JSON
-    if journal | grep -q $'\e'; then ns_die "raw ESC in the journal"; fi
+    if journal | has $'\e'; then ns_die "raw ESC in the journal"; fi
     expect_journal access.allowed_by_rule '\\\\x1b\[31mRED'
     expect_journal access.allowed_by_rule 'line1\\\\nline2'
     expect_journal access.allowed_by_rule '\\\\xff\\\\xfe\\\\xc3'
@@ -404,7 +404,7 @@ case_hostile_argv() {
     sudo_bg alice JITGATE_REASON=$'fix\e]0;pwned\a now' -- /usr/bin/whoami
     local id; id="$(wait_pending 1)"
     local listing; listing="$(ctl bob pending)"
-    if printf '%s' "$listing" | grep -q $'\e'; then ns_die "raw ESC shown to the approver"; fi
+    if printf '%s' "$listing" | has $'\e'; then ns_die "raw ESC shown to the approver"; fi
     expect_contains "$listing" 'reason: fix\\x1b\]0;pwned\\x07 now'
     ctl bob deny "$id" --reason no >/dev/null; sudo_wait
 }

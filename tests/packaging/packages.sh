@@ -16,6 +16,8 @@
 # packaging/build-packages.sh), for quicker runs while working on the test itself.
 # The packages are purged on every exit path, also on failure.
 set -euo pipefail
+# grep for pipelines under pipefail: `cmd | grep -q` can fail on a match (SIGPIPE to cmd).
+has() { grep "$@" >/dev/null; }
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -115,7 +117,7 @@ command -v dpkg >/dev/null && command -v apt-get >/dev/null || { echo "SKIP: not
 
 debs=(jitgate sudo-jitgate libpam-jitgate)
 for p in "${debs[@]}"; do
-    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed\|config-files'; then
+    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | has 'ok installed\|config-files'; then
         fail "$p is already installed on this machine; this test would replace and purge it"
     fi
 done
@@ -205,8 +207,8 @@ expect_file "$L" /lib/systemd/system/jitgated.service -rw-r--r-- root/root
 expect_file "$L" /usr/lib/tmpfiles.d/jitgate.conf -rw-r--r-- root/root
 for m in $(man_pages jitgate); do expect_file "$L" "/usr/share/man/$m.gz" -rw-r--r-- root/root; done
 no_writable "$L" jitgate.deb
-dpkg-deb -f "$(deb_file jitgate)" Depends | grep -q adduser || fail "jitgate.deb does not depend on adduser"
-dpkg-deb --ctrl-tarfile "$(deb_file jitgate)" | tar -xOf - ./conffiles | grep -qx /etc/jitgate/jitgate.yaml ||
+dpkg-deb -f "$(deb_file jitgate)" Depends | has adduser || fail "jitgate.deb does not depend on adduser"
+dpkg-deb --ctrl-tarfile "$(deb_file jitgate)" | tar -xOf - ./conffiles | has -x /etc/jitgate/jitgate.yaml ||
     fail "jitgate.yaml is not a conffile"
 L="$(deb_listing "$(deb_file sudo-jitgate)")"
 expect_file "$L" /usr/libexec/jitgate/sudo_jitgate.so -rw-r--r-- root/root
@@ -230,8 +232,8 @@ expect_file "$R" /usr/lib/tmpfiles.d/jitgate.conf -rw-r--r-- root/root
 expect_file "$R" /var/lib/jitgate drwxr-x--- jitgate/jitgate
 for m in $(man_pages jitgate); do expect_file "$R" "/usr/share/man/$m.gz" -rw-r--r-- root/root; done
 no_writable "$R" jitgate.rpm
-rpm -qp --configfiles "$(rpm_file jitgate)" | grep -qx /etc/jitgate/jitgate.yaml || fail "jitgate.yaml is not %config in the RPM"
-rpm -qp --scripts "$(rpm_file jitgate)" | grep -q 'systemctl --no-reload preset jitgated.service\|systemd-update-helper install-system-units jitgated.service' ||
+rpm -qp --configfiles "$(rpm_file jitgate)" | has -x /etc/jitgate/jitgate.yaml || fail "jitgate.yaml is not %config in the RPM"
+rpm -qp --scripts "$(rpm_file jitgate)" | has 'systemctl --no-reload preset jitgated.service\|systemd-update-helper install-system-units jitgated.service' ||
     fail "the RPM's %post does not preset jitgated.service"
 R="$(rpm_listing "$(rpm_file jitgate-sudo)")"
 expect_file "$R" /usr/libexec/jitgate/sudo_jitgate.so -rw-r--r-- root/root
@@ -255,7 +257,7 @@ dpkg -i "$(deb_file jitgate)" "$(deb_file sudo-jitgate)" "$(deb_file libpam-jitg
     { cat "$T/install.log" >&2; fail "dpkg -i failed"; }
 uid="$(id -u jitgate)" || fail "postinst did not create the jitgate user"
 [ "$uid" -lt 1000 ] || fail "jitgate is not a system user (uid $uid)"
-getent passwd jitgate | grep -q ':/usr/sbin/nologin$' || fail "jitgate has a login shell"
+getent passwd jitgate | has ':/usr/sbin/nologin$' || fail "jitgate has a login shell"
 [ "$(stat -c '%a %U:%G' /var/lib/jitgate)" = "750 jitgate:jitgate" ] ||
     fail "/var/lib/jitgate: $(stat -c '%a %U:%G' /var/lib/jitgate), expected 750 jitgate:jitgate"
 for f in /usr/libexec/jitgate/sudo_jitgate.so "/lib/$multiarch/security/pam_jitgate.so" /etc/jitgate/jitgate.yaml; do

@@ -122,7 +122,7 @@ all_shipped
 missing=0
 while read -r id rc; do
   [ "$rc" = 0 ] || continue
-  grep -F "\"argv\":[\"/usr/bin/echo\",\"soak $id\"]" "$T/store.data" | grep -qF '"type":"access.allowed_by_rule"' ||
+  grep -F "\"argv\":[\"/usr/bin/echo\",\"soak $id\"]" "$T/store.data" | has -F '"type":"access.allowed_by_rule"' ||
     { echo "run 'soak $id' ran but has no access.allowed_by_rule event" >&2; missing=$((missing + 1)); }
 done <"$T/results"
 finished=$(grep -F '"type":"command.finished"' "$T/store.data" | grep -cF '"soak ' || true)

@@ -295,14 +295,20 @@ expect_no_journal() {
 
 expect_eq() { [ "$1" = "$2" ] || ns_die "${3:-values differ}: expected '$2', got '$1'"; }
 
+# has GREP-ARGS...: grep for pipelines under `set -o pipefail`. `cmd | grep -q` can fail on a
+# match: grep -q exits at the first match, the writer then dies of SIGPIPE, and pipefail
+# reports that. `has` reads all its input, so only grep's own verdict counts.
+has() { grep "$@" >/dev/null; }
+
+# expect_contains TEXT PATTERN: here-strings, not pipes, for the same reason as has().
 expect_contains() { # FILE-OR-TEXT... PATTERN(grep -E)
     local text="$1" pattern="$2"
-    printf '%s' "$text" | grep -qE -- "$pattern" || ns_die "expected /$pattern/ in: $text"
+    grep -E -- "$pattern" <<<"$text" >/dev/null || ns_die "expected /$pattern/ in: $text"
 }
 
 expect_not_contains() {
     local text="$1" pattern="$2"
-    if printf '%s' "$text" | grep -qE -- "$pattern"; then ns_die "did not expect /$pattern/ in: $text"; fi
+    if grep -E -- "$pattern" <<<"$text" >/dev/null; then ns_die "did not expect /$pattern/ in: $text"; fi
 }
 
 daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null && "$JITGATECTL" --socket "$SOCK" status >/dev/null; }
