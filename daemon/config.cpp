@@ -280,7 +280,10 @@ public:
 
     void add(const YAML::Mark& mark, std::string message) {
         const Position position = position_of(mark);
-        m_problems.push_back({m_source, position.line, position.column, std::move(message)});
+        // Every message is escaped here, at the one sink, as well as where values are quoted:
+        // a message can name a key taken from the file (a key id, a rule's field) and must not
+        // carry its raw bytes to a terminal. escaped() leaves escaped text as it is.
+        m_problems.push_back({m_source, position.line, position.column, escaped(message)});
     }
 
     std::vector<Problem>& problems() { return m_problems; }
@@ -957,7 +960,7 @@ void Checker::add(std::string path, int fallback_line, std::string message) {
         const auto cut = path.find_last_of(".[");
         path.resize(cut == std::string::npos ? 0 : cut);
     }
-    m_problems.push_back({m_config.source, position.line, position.column, std::move(message)});
+    m_problems.push_back({m_config.source, position.line, position.column, escaped(message)}); // see Parser::add
 }
 
 std::vector<Problem> Checker::run() {

@@ -532,6 +532,18 @@ TEST(DaemonConfig, ShownValuesEscapeInvalidUtf8AndBidiControls) {
     EXPECT_NE(text.find("surprise\\u{202e}\\xff"), std::string::npos) << text;
 }
 
+// Regression (found by fuzz_config): a key id from approval.service.public_keys was named raw
+// in "... must be an absolute path", so invalid UTF-8 from the file reached the terminal.
+TEST(DaemonConfig, KeyIdInProblemIsEscaped) {
+    const LoadResult result = parse_config("host:\n  name: ok\napproval:\n  backend: service\n  service:\n"
+                                           "    url: https://a.example\n    public_keys:\n      k\xbe: ./rel.pem\n",
+                                           "kid.yaml");
+    ASSERT_FALSE(result.problems.empty());
+    const std::string text = all_problems(result);
+    EXPECT_TRUE(every_problem_printable(result)) << text;
+    EXPECT_NE(text.find("public_keys.k\\xbe"), std::string::npos) << text;
+}
+
 TEST(DaemonConfig, SizesTakeBinaryAndDecimalUnits) {
     EXPECT_EQ(parse_size("4096"), 4096U);
     EXPECT_EQ(parse_size("512KiB"), 512U * 1024U);
