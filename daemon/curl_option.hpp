@@ -16,25 +16,25 @@
 
 namespace jitgate::curl_option {
 
-// Sets `option` (called `name` in the message) on `easy`. Throws Error(internal) with context
-// "libcurl" and a message naming the option and libcurl's reason if libcurl refuses it.
+// Throws Error(internal) with context "libcurl": libcurl refuses option `name` for `why`.
+[[noreturn]] inline void refused(const char* name, const char* why) {
+    throw Error(ErrorCode::internal, "libcurl",
+                std::string("refuses the option ") + name + ": " + why + " (libcurl " +
+                    curl_version_info(CURLVERSION_NOW)->version + ")");
+}
+
+// Sets `option` (called `name` in the message) on `easy`; throws as refused() if libcurl
+// refuses it.
 template <typename T>
 void set(CURL* easy, CURLoption option, const char* name, T value) {
-    const CURLcode rc = curl_easy_setopt(easy, option, value);
-    if (rc != CURLE_OK)
-        throw Error(ErrorCode::internal, "libcurl",
-                    std::string("refuses the option ") + name + ": " + curl_easy_strerror(rc) + " (libcurl " +
-                        curl_version_info(CURLVERSION_NOW)->version + ")");
+    if (const CURLcode rc = curl_easy_setopt(easy, option, value); rc != CURLE_OK) refused(name, curl_easy_strerror(rc));
 }
 
 // The same for a multi handle.
 template <typename T>
 void set_multi(CURLM* multi, CURLMoption option, const char* name, T value) {
-    const CURLMcode rc = curl_multi_setopt(multi, option, value);
-    if (rc != CURLM_OK)
-        throw Error(ErrorCode::internal, "libcurl",
-                    std::string("refuses the option ") + name + ": " + curl_multi_strerror(rc) + " (libcurl " +
-                        curl_version_info(CURLVERSION_NOW)->version + ")");
+    if (const CURLMcode rc = curl_multi_setopt(multi, option, value); rc != CURLM_OK)
+        refused(name, curl_multi_strerror(rc));
 }
 
 } // namespace jitgate::curl_option
