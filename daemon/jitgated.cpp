@@ -12,11 +12,11 @@
 
 #include <curl/curl.h>
 
-#include "audit.hpp"
-#include "config.hpp"
+#include "daemon/audit/audit.hpp"
+#include "daemon/config/config.hpp"
 #include "jitgate/error.hpp"
-#include "server.hpp"
-#include "shipper.hpp"
+#include "daemon/server/server.hpp"
+#include "daemon/audit/shipper.hpp"
 
 namespace {
 

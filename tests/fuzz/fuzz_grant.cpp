@@ -22,7 +22,7 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "grant_token.hpp"
+#include "lib/grant_token.hpp"
 #include "jitgate/text.hpp"
 
 namespace {

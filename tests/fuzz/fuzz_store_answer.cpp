@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_util.hpp"
-#include "shipper.hpp"
+#include "daemon/audit/shipper.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using jitgate::fuzz::require;

@@ -9,7 +9,7 @@ set -euo pipefail
 
 : "${JITGATE_BUILD:?JITGATE_BUILD must name the build directory}"
 JITGATED="$JITGATE_BUILD/daemon/jitgated"
-JITGATECTL="$JITGATE_BUILD/daemon/jitgatectl"
+JITGATECTL="$JITGATE_BUILD/cli/jitgatectl"
 PLUGIN="$JITGATE_BUILD/sudo_plugin/sudo_jitgate.so"
 PAM_MODULE="$JITGATE_BUILD/pam_module/pam_jitgate.so"
 TEST_SYSLOGD="$JITGATE_BUILD/tests/support/jitgate-test-syslogd"

@@ -1,6 +1,6 @@
 // tests/unit/test_daemon_approval_service.cpp — the approval service client's set-up, without
 // a network: what it refuses before it ever sends a request.
-#include "approval_service.hpp"
+#include "daemon/approval/service_client.hpp"
 
 #include <curl/curl.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // Unit tests for daemon/audit: the hash-chained spool (segments, anchor, torn tails, the size
 // bound), its verifier and the syslog line. Everything runs in a private temp directory;
 // syslog goes to a datagram socket bound there.
-#include "audit.hpp"
+#include "daemon/audit/audit.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>

@@ -1,6 +1,6 @@
 // tests/unit/test_daemon_audit_budget.cpp — the per-uid bounds on what local users can make
 // the daemon record (daemon/audit_budget.hpp).
-#include "audit_budget.hpp"
+#include "daemon/audit/budget.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Unit tests of daemon/binding.cpp and of the rules' spelling-proof program matching: what a
 // grant binds beyond argv, and that a rule holds for every spelling of the same program.
-#include "binding.hpp"
-#include "rules.hpp"
+#include "daemon/policy/binding.hpp"
+#include "daemon/policy/rules.hpp"
 
 #include <unistd.h>
 

@@ -9,7 +9,7 @@
 #include <initializer_list>
 #include <unistd.h>
 
-#include "broker.hpp"
+#include "daemon/policy/broker.hpp"
 #include "jitgate/error.hpp"
 
 namespace {

@@ -1,6 +1,6 @@
 // Unit tests of daemon/config.cpp: the YAML schema, every validation error (one
 // tests/fixtures/config/bad-*.yaml per error), durations and the config file permission check.
-#include "config.hpp"
+#include "daemon/config/config.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

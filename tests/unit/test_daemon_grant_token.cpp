@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "grant_token.hpp"
+#include "lib/grant_token.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 

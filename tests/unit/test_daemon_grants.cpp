@@ -1,7 +1,7 @@
 // Unit tests of the grant cache: scope and expiry.
 #include <gtest/gtest.h>
 
-#include "grants.hpp"
+#include "daemon/policy/grants.hpp"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "identity.hpp"
+#include "daemon/policy/identity.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // Unit tests of daemon/rules.cpp: first-match evaluation over configs written as YAML, the way
 // admins write them.
-#include "rules.hpp"
+#include "daemon/policy/rules.hpp"
 
 #include <string>
 #include <vector>

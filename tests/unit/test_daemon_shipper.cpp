@@ -1,7 +1,7 @@
 // Unit tests for daemon/shipper: the batch reader, the JSON lines and Splunk HEC bodies, the
 // backoff, and the sender's loop against a plain-HTTP peer on loopback (the real HTTPS store,
 // with its pinned CA and mTLS, is the integration tests' job).
-#include "shipper.hpp"
+#include "daemon/audit/shipper.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

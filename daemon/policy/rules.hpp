@@ -1,4 +1,4 @@
-// daemon/rules.hpp — first-match rule evaluation.
+// daemon/policy/rules.hpp — first-match rule evaluation.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
+#include "daemon/config/config.hpp"
 
 namespace jitgate::rules {
 

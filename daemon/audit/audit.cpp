@@ -1,11 +1,11 @@
-// daemon/audit.cpp — the hash-chained spool, its verifier, and the syslog client.
+// daemon/audit/audit.cpp — the hash-chained spool, its verifier, and the syslog client.
 //
 // The spool is the durable record: a line is written and fdatasync'ed before record()
 // returns (or before sync() returns, with group commit), so a decision is never handed out
 // for an event that is not on disk. Syslog is a best-effort copy for operators and SIEMs; its
 // failures are counted, never fatal. The Shipper (shipper.cpp) takes durable lines to the
 // central store. docs/audit.md describes the event schema, the chain and the syslog line.
-#include "audit.hpp"
+#include "daemon/audit/audit.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -891,24 +891,6 @@ int severity_for(const std::string& event_type) noexcept {
     return k_info;
 }
 
-std::string canonical_bytes(const Json& event_without_hash) {
-    return event_without_hash.dump(-1, ' ', false, Json::error_handler_t::strict);
-}
-
-std::string sha256_hex(const std::string& bytes) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int md_len = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), md.data(), &md_len, EVP_sha256(), nullptr) != 1)
-        throw Error(ErrorCode::internal, "audit", "SHA-256 failed (OpenSSL EVP_Digest)");
-    static constexpr char k_hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * md_len);
-    for (unsigned int i = 0; i < md_len; ++i) {
-        out += k_hex[md[i] >> 4];
-        out += k_hex[md[i] & 0x0F];
-    }
-    return out;
-}
 
 std::string format_syslog_line(const Json& event, const std::string& hostname, int pid) {
     const std::string type = event.contains("type") && event["type"].is_string()

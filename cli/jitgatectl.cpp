@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "audit.hpp"
-#include "config.hpp"
+#include "daemon/audit/audit.hpp"
+#include "daemon/config/config.hpp"
 #include "jitgate/client.hpp"
 #include "jitgate/text.hpp"
 

@@ -1,11 +1,11 @@
-#include "broker.hpp"
+#include "daemon/policy/broker.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sys/random.h>
 
-#include "binding.hpp"
+#include "daemon/policy/binding.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 

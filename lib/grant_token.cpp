@@ -1,5 +1,5 @@
-// daemon/grant_token.cpp — see grant_token.hpp and docs/protocol.md §7.
-#include "grant_token.hpp"
+// lib/grant_token.cpp — see grant_token.hpp and docs/protocol.md §7.
+#include "lib/grant_token.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "audit.hpp"
+#include "lib/audit_event.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 

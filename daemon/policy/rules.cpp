@@ -1,8 +1,8 @@
-// daemon/rules.cpp — first-match rule evaluation (docs/config.md, "How rules match").
+// daemon/policy/rules.cpp — first-match rule evaluation (docs/config.md, "How rules match").
 //
 // Everything here is a pure function of the config and the facts (and of the caller's file
 // identity lookup): no I/O of its own, no state, so the same request meets the same rule.
-#include "rules.hpp"
+#include "daemon/policy/rules.hpp"
 
 #include <arpa/inet.h>
 #include <fnmatch.h>

@@ -1,4 +1,4 @@
-// daemon/identity.hpp — who is on the other end of the socket, from the kernel, never from a claim.
+// daemon/policy/identity.hpp — who is on the other end of the socket, from the kernel, never from a claim.
 #pragma once
 
 #include <cstdint>

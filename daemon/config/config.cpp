@@ -1,4 +1,4 @@
-// daemon/config.cpp — YAML text → typed Config, and the semantic checks of a Config.
+// daemon/config/config.cpp — YAML text → typed Config, and the semantic checks of a Config.
 //
 // Two passes, on purpose. The parser checks shape only (known keys, value types, the syntax
 // of each value) and records where every value came from. validate_at() checks meaning
@@ -6,7 +6,7 @@
 // has them, so a Config built in code (tests, fuzzers) gets exactly the same checks as one read
 // from a file, and every check lives in one place. Neither pass stops at the first problem: an
 // admin fixing a config should see everything that is wrong in one run.
-#include "config.hpp"
+#include "daemon/config/config.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "server.hpp"
+#include "daemon/server/server.hpp"
 
 #include <algorithm>
 #include <tuple>
@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "identity.hpp"
+#include "daemon/policy/identity.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/messages.hpp"
 #include "jitgate/text.hpp"

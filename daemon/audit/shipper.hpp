@@ -1,4 +1,4 @@
-// daemon/shipper.hpp — ships the audit spool to the central audit store over HTTPS.
+// daemon/audit/shipper.hpp — ships the audit spool to the central audit store over HTTPS.
 //
 // A Shipper owns one background thread. It waits until the Auditor reports events durable
 // past what the store has acknowledged, reads the next batch of spool lines in seq order (never
@@ -35,7 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "audit.hpp"
+#include "daemon/audit/audit.hpp"
 
 namespace jitgate::audit {
 

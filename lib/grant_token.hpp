@@ -1,4 +1,4 @@
-// daemon/grant_token.hpp — the grant verifier: docs/protocol.md §7.
+// lib/grant_token.hpp — the grant verifier: docs/protocol.md §7.
 //
 // A grant is a compact JWS (EdDSA, Ed25519) that the approval service signs. The host trusts
 // nothing in it until the signature verifies with a key from its own config (KeyRing), and

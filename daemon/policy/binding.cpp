@@ -1,5 +1,5 @@
-// daemon/binding.cpp — the environment, cwd and program a grant binds (binding.hpp).
-#include "binding.hpp"
+// daemon/policy/binding.cpp — the environment, cwd and program a grant binds (binding.hpp).
+#include "daemon/policy/binding.hpp"
 
 #include <pwd.h>
 #include <sys/stat.h>

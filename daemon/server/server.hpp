@@ -1,4 +1,4 @@
-// daemon/server.hpp — the Unix-socket server of jitgated: one epoll loop, many clients.
+// daemon/server/server.hpp — the Unix-socket server of jitgated: one epoll loop, many clients.
 //
 // Every client is a non-blocking connection in one event loop, so thousands of requests can
 // wait for approvers while the fast path (a live grant, an allow rule) is answered at once.
@@ -11,11 +11,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "approval_service.hpp"
-#include "audit.hpp"
-#include "broker.hpp"
-#include "config.hpp"
-#include "grant_token.hpp"
+#include "daemon/approval/service_client.hpp"
+#include "daemon/audit/audit.hpp"
+#include "daemon/policy/broker.hpp"
+#include "daemon/config/config.hpp"
+#include "lib/grant_token.hpp"
 
 namespace jitgate::server {
 

@@ -1,4 +1,4 @@
-// daemon/broker.hpp — decisions: rules, the grant cache, waiting requests and approvals.
+// daemon/policy/broker.hpp — decisions: rules, the grant cache, waiting requests and approvals.
 //
 // The broker knows nothing of sockets. The server hands it a CheckSession and a Responder
 // (its way to talk to the waiting client) and calls back when input arrives, when the client
@@ -18,16 +18,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "approval_service.hpp"
-#include "audit.hpp"
-#include "audit_budget.hpp"
-#include "config.hpp"
-#include "grant_token.hpp"
-#include "grants.hpp"
-#include "identity.hpp"
+#include "daemon/approval/service_client.hpp"
+#include "daemon/audit/audit.hpp"
+#include "daemon/audit/budget.hpp"
+#include "daemon/config/config.hpp"
+#include "lib/grant_token.hpp"
+#include "daemon/policy/grants.hpp"
+#include "daemon/policy/identity.hpp"
 #include "jitgate/messages.hpp"
-#include "rules.hpp"
-#include "shipper.hpp"
+#include "daemon/policy/rules.hpp"
+#include "daemon/audit/shipper.hpp"
 
 namespace jitgate::broker {
 

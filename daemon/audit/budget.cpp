@@ -1,6 +1,6 @@
-// daemon/audit_budget.cpp — per-uid bounds on what local users can make the daemon record
+// daemon/audit/budget.cpp — per-uid bounds on what local users can make the daemon record
 // (see audit_budget.hpp).
-#include "audit_budget.hpp"
+#include "daemon/audit/budget.hpp"
 
 namespace jitgate::audit {
 

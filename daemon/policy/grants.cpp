@@ -1,4 +1,4 @@
-#include "grants.hpp"
+#include "daemon/policy/grants.hpp"
 
 #include <algorithm>
 

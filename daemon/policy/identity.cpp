@@ -1,4 +1,4 @@
-#include "identity.hpp"
+#include "daemon/policy/identity.hpp"
 
 #include "jitgate/plugin_options.hpp"
 

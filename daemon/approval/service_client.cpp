@@ -1,5 +1,5 @@
-// daemon/approval_service.cpp — protocol v1 over libcurl's multi socket interface (see header).
-#include "approval_service.hpp"
+// daemon/approval/service_client.cpp — protocol v1 over libcurl's multi socket interface (see header).
+#include "daemon/approval/service_client.hpp"
 
 #include <poll.h>
 #include <sys/epoll.h>
@@ -16,7 +16,7 @@
 
 #include <curl/curl.h>
 
-#include "curl_option.hpp"
+#include "lib/curl_option.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 

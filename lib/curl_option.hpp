@@ -1,4 +1,4 @@
-// daemon/curl_option.hpp — libcurl options set with their return code checked.
+// lib/curl_option.hpp — libcurl options set with their return code checked.
 //
 // SECURITY NOTE: an option libcurl refuses (an older libcurl without CURLOPT_PROTOCOLS_STR, a
 // build without a TLS feature, a value out of range) would otherwise leave its default in

@@ -1,4 +1,4 @@
-// daemon/approval_service.hpp — the `service` approval backend: protocol v1 (docs/protocol.md)
+// daemon/approval/service_client.hpp — the `service` approval backend: protocol v1 (docs/protocol.md)
 // over HTTPS with libcurl, inside jitgated's single event loop.
 //
 // Why libcurl's multi "socket" interface: thousands of requests may wait for approvers at
@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "config.hpp"
+#include "daemon/config/config.hpp"
 
 namespace jitgate::service {
 

@@ -1,4 +1,4 @@
-// daemon/audit_budget.hpp — how much of the audit spool one local user can fill.
+// daemon/audit/budget.hpp — how much of the audit spool one local user can fill.
 //
 // Every record is fsync'ed, hash-chained and kept until the central store has it, and a full
 // spool denies every privileged action on the host. So what a local user can make the daemon

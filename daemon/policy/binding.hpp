@@ -1,4 +1,4 @@
-// daemon/binding.hpp — what a sudo approval binds beyond argv: the environment the command
+// daemon/policy/binding.hpp — what a sudo approval binds beyond argv: the environment the command
 // gets, where it runs and which program a path names (docs/wire-protocol.md, "Binding").
 //
 // Pure functions of their arguments, except where a contract says it reads the passwd

@@ -1,4 +1,4 @@
-// daemon/grants.hpp — the cache of live grants: the fast path.
+// daemon/policy/grants.hpp — the cache of live grants: the fast path.
 //
 // A grant is what an approval becomes: scope `command` covers this exact run_argv of this
 // program as this run-as user and group, in this directory and chroot, with this bound
@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "config.hpp"
+#include "daemon/config/config.hpp"
 
 namespace jitgate::grants {
 

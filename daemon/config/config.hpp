@@ -1,4 +1,4 @@
-// daemon/config.hpp — the typed configuration of jitgated (docs/config.md documents every key).
+// daemon/config/config.hpp — the typed configuration of jitgated (docs/config.md documents every key).
 //
 // Only the daemon (and jitgatectl check-config) read YAML. load_config() parses a file into a
 // Config; validate() is pure and returns every problem with file:line:column. Defaults live

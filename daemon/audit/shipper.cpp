@@ -1,5 +1,5 @@
-// daemon/shipper.cpp — the background sender of the audit spool (see shipper.hpp).
-#include "shipper.hpp"
+// daemon/audit/shipper.cpp — the background sender of the audit spool (see shipper.hpp).
+#include "daemon/audit/shipper.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,7 +13,7 @@
 
 #include <curl/curl.h>
 
-#include "curl_option.hpp"
+#include "lib/curl_option.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
