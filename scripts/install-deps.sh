@@ -16,5 +16,6 @@ packages=(
   libcpp-httplib-dev openssl curl                # test HTTPS peers, their keys, their admin API
   util-linux procps coreutils bc                 # unshare, setpriv, kill, mktemp; bc for bench
   clang libclang-rt-14-dev                       # fuzz targets (libFuzzer, ASan, UBSan)
+  clang-format-14                                # scripts/check-format.sh (test.sh)
 )
 apt_install_missing install-deps.sh "${packages[@]}"

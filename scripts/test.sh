@@ -11,10 +11,15 @@
 #   ./build-fuzz  clang 14, the libFuzzer targets of tests/fuzz only
 # The suite runs under the sanitizers first (the packaging test is not repeated there), then
 # each fuzz target briefly (its seeds, then 5 s), then in ./build last, so that ctest's closing
-# line counts the whole suite. JITGATE_SKIP_SANITIZE=1 / JITGATE_SKIP_FUZZ=1 skip a part.
+# line counts the whole suite. Before any build, scripts/check-format.sh checks the sources
+# against .clang-format. JITGATE_SKIP_FORMAT=1 / JITGATE_SKIP_SANITIZE=1 / JITGATE_SKIP_FUZZ=1
+# skip a part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+if [ "${JITGATE_SKIP_FORMAT:-0}" != 1 ]; then
+    ./scripts/check-format.sh
+fi
 build="${JITGATE_BUILD:-$PWD/build}"
 # The two clang trees: -O1 with line tables only (stack traces keep file:line) compiles in
 # about two thirds of the time of -O2 -g.

@@ -543,7 +543,11 @@ TEST(AuditSyslog, LineFormat) {
     const std::string months = "JanFebMarAprMayJunJulAugSepOctNovDec";
     ASSERT_GT(line.size(), 40u);
     EXPECT_EQ(line.substr(0, 4), "<85>");
-    EXPECT_EQ(months.find(line.substr(4, 3)) % 3, 0u) << line;
+    // find() returns npos for a month name that is not there, and npos % 3 == 0: check both.
+    const std::size_t month = months.find(line.substr(4, 3));
+    ASSERT_NE(month, std::string::npos) << line;
+    EXPECT_EQ(month % 3, 0u) << line;
+    EXPECT_EQ(line.substr(4, 3), "Nov") << "10:00Z on 23 November is in November in every time zone: " << line;
     const std::string shape = " _d dd:dd:dd web1 jitgate[4242]: ";
     EXPECT_TRUE(matches_shape(line.substr(7, shape.size()), shape)) << line;
     EXPECT_NE(line.find(R"(: [jitgate@32473 type="access.approved" seq="12" event_id="0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b" user="alice" kind="sudo" argv="/usr/bin/systemctl restart payments" request_id="R-7F3KQ2" approvers="bob"] )"),

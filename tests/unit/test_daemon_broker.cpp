@@ -2,6 +2,7 @@
 // the client connection, and a real Auditor writes to a temporary journal.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon/policy/broker.hpp"
+#include "daemon/policy/identity.hpp"
 #include "jitgate/error.hpp"
 
 namespace {
@@ -121,6 +123,21 @@ protected:
     std::unique_ptr<audit::Auditor> m_auditor;
 };
 
+// Counts the journal's lines that hold every one of `needles`.
+static std::size_t count_lines_with(const std::string& journal, std::initializer_list<std::string> needles) {
+    std::size_t n = 0, start = 0;
+    while (start < journal.size()) {
+        std::size_t end = journal.find('\n', start);
+        if (end == std::string::npos) end = journal.size();
+        const std::string line = journal.substr(start, end - start);
+        bool all = true;
+        for (const auto& needle : needles) all = all && line.find(needle) != std::string::npos;
+        n += all ? 1 : 0;
+        start = end + 1;
+    }
+    return n;
+}
+
 TEST_F(BrokerTest, AllowAndDenyRulesDecideAtOnce) {
     auto b = make({rule("ok", config::Action::allow, {"/usr/bin/true"}), rule("no", config::Action::deny, {"/usr/bin/bash*"})});
     Recorder r1, r2;
@@ -131,6 +148,7 @@ TEST_F(BrokerTest, AllowAndDenyRulesDecideAtOnce) {
     EXPECT_EQ(r1.decision->outcome, "allowed_by_rule");
     auto s2 = session({"/usr/bin/bash"});
     b->begin_check(s2, r2);
+    ASSERT_TRUE(r2.decision);
     EXPECT_FALSE(r2.decision->allow);
     EXPECT_NE(r2.decision->message.find("denied by rule 'no'"), std::string::npos);
     EXPECT_NE(journal().find("access.allowed_by_rule"), std::string::npos);
@@ -156,6 +174,7 @@ TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
     Recorder again;
     auto s2 = session({"/usr/bin/systemctl", "restart", "payments"});
     EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
+    ASSERT_TRUE(again.decision);
     EXPECT_EQ(again.decision->outcome, "grant");
     EXPECT_EQ(again.decision->grant_id, r.decision->grant_id);
 }
@@ -195,12 +214,14 @@ TEST_F(BrokerTest, DenyTimeoutAndCancel) {
     b->begin_check(s2, r2);
     b->begin_check(s3, r3);
     EXPECT_TRUE(b->deny(approver("bob", 2002), s1.request_id, "not now").ok);
+    ASSERT_TRUE(r1.decision);
     EXPECT_FALSE(r1.decision->allow);
     EXPECT_NE(r1.decision->message.find("denied by bob: not now"), std::string::npos);
     b->client_gone(s2);
     EXPECT_FALSE(r2.decision.has_value());
     EXPECT_EQ(b->pending_count(), 1u);
     b->expire(broker::Clock::now() + std::chrono::hours(1));
+    ASSERT_TRUE(r3.decision);
     EXPECT_EQ(r3.decision->outcome, "timeout");
     EXPECT_EQ(b->pending_count(), 0u);
     const auto j = journal();
@@ -218,6 +239,7 @@ TEST_F(BrokerTest, ReasonAndTicketRules) {
     auto s1 = session({"/x"});
     s1.request.noninteractive = true;
     b->begin_check(s1, r1);
+    ASSERT_TRUE(r1.decision);
     EXPECT_NE(r1.decision->message.find("requires a reason"), std::string::npos);
     auto s2 = session({"/x"});
     s2.request.interactive = true;
@@ -229,6 +251,7 @@ TEST_F(BrokerTest, ReasonAndTicketRules) {
     s3.request.reason = "r";
     s3.request.ticket = "INC1";
     b->begin_check(s3, r3);
+    ASSERT_TRUE(r3.decision);
     EXPECT_NE(r3.decision->message.find("does not match"), std::string::npos);
     auto s4 = session({"/x"});
     s4.request.interactive = true;
@@ -268,10 +291,12 @@ TEST_F(BrokerTest, NonInteractiveFilesOnceAndReturns) {
     auto s1 = session({"/usr/bin/id"});
     s1.request.noninteractive = true;
     EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
+    ASSERT_TRUE(r1.decision);
     EXPECT_EQ(r1.decision->outcome, "filed");
     auto s2 = session({"/usr/bin/id"});
     s2.request.noninteractive = true;
     b->begin_check(s2, r2);
+    ASSERT_TRUE(r2.decision);
     EXPECT_NE(r2.decision->message.find("still waiting"), std::string::npos);
     EXPECT_EQ(b->pending_count(), 1u);
 }
@@ -282,27 +307,49 @@ TEST_F(BrokerTest, TruncatedArgvIsDenied) {
     auto s = session({"/usr/bin/echo"});
     s.request.argv_truncated = true;
     s.request.argv_bytes = 1 << 20;
-    b->begin_check(s, r);
+    EXPECT_EQ(b->begin_check(s, r), broker::Step::done);
+    // The allow-all rule would let the command through: only the truncation denies it, so the
+    // denial must carry the truncation's reason, not just any "no".
+    ASSERT_TRUE(r.decision);
     EXPECT_FALSE(r.decision->allow);
+    EXPECT_EQ(r.decision->outcome, "denied");
+    EXPECT_EQ(r.decision->message, "jitgate: denied: the command line is 1048576 bytes; jitgate judges at most " +
+                                       std::to_string(msg::k_argv_budget) + " bytes");
+    EXPECT_EQ(count_lines_with(journal(), {"\"type\":\"access.denied\"", "\"argv_truncated\":true",
+                                           "\"argv_bytes\":1048576", "\"outcome\":\"denied\""}),
+              1u)
+        << journal();
 }
 
 TEST_F(BrokerTest, BreakGlassNeedsGroupAndReason) {
-    auto b = make({}, "root"); // the test runs as a user whose groups we know: root's
+    // Accounts and groups every Debian machine has: root is in group root, nobody (nogroup)
+    // is not. A user who does not exist would be denied earlier, for unknown groups.
+    const auto nobody_groups = identity::groups_of("nobody");
+    ASSERT_TRUE(nobody_groups) << "the test needs the account nobody";
+    ASSERT_EQ(std::count(nobody_groups->begin(), nobody_groups->end(), "root"), 0) << "nobody is in group root";
+    auto b = make({}, "root");
     Recorder r1, r2, r3;
     auto s1 = session({"/usr/bin/id"}, "root", 0);
     s1.request.break_glass_reason = "database down, INC-1";
     b->begin_check(s1, r1);
+    ASSERT_TRUE(r1.decision);
     EXPECT_TRUE(r1.decision->allow);
     EXPECT_EQ(r1.decision->outcome, "break_glass");
     auto s2 = session({"/usr/bin/id"}, "root", 0);
     s2.request.break_glass_reason = "short";
     b->begin_check(s2, r2);
+    ASSERT_TRUE(r2.decision);
     EXPECT_FALSE(r2.decision->allow);
-    auto s3 = session({"/usr/bin/id"}, "nobody-such-user", 4242);
+    EXPECT_NE(r2.decision->message.find("break-glass refused: a break-glass reason needs at least"), std::string::npos)
+        << r2.decision->message;
+    auto s3 = session({"/usr/bin/id"}, "nobody", 65534);
     s3.request.break_glass_reason = "database down, INC-1";
     b->begin_check(s3, r3);
+    ASSERT_TRUE(r3.decision);
     EXPECT_FALSE(r3.decision->allow);
-    EXPECT_NE(journal().find("access.break_glass"), std::string::npos);
+    EXPECT_EQ(r3.decision->outcome, "denied");
+    EXPECT_EQ(r3.decision->message, "jitgate: break-glass refused: nobody is not in the break-glass group 'root'");
+    EXPECT_EQ(count_lines_with(journal(), {"\"type\":\"access.break_glass\""}), 1u) << journal();
 }
 
 TEST_F(BrokerTest, UnknownUserIsDenied) {
@@ -394,6 +441,7 @@ TEST_F(BrokerTest, SuRootGrantIsBoundToItsRequester) {
     Recorder again;
     auto s2 = su_root("alice", 2001, 2001);
     EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
+    ASSERT_TRUE(again.decision);
     EXPECT_EQ(again.decision->outcome, "grant");
 
     Recorder other;
@@ -465,21 +513,6 @@ TEST_F(BrokerTest, RootMayApproveOnlyWhenAllowed) {
     EXPECT_FALSE(b->approve(in_session("root", 0, 2001, "alice"), s.request_id).ok);
     EXPECT_TRUE(b->approve(approver("root", 0), s.request_id).ok);
     ASSERT_TRUE(r.decision && r.decision->allow);
-}
-
-// Counts the journal's lines that hold every one of `needles`.
-static std::size_t count_lines_with(const std::string& journal, std::initializer_list<std::string> needles) {
-    std::size_t n = 0, start = 0;
-    while (start < journal.size()) {
-        std::size_t end = journal.find('\n', start);
-        if (end == std::string::npos) end = journal.size();
-        const std::string line = journal.substr(start, end - start);
-        bool all = true;
-        for (const auto& needle : needles) all = all && line.find(needle) != std::string::npos;
-        n += all ? 1 : 0;
-        start = end + 1;
-    }
-    return n;
 }
 
 // Regression: refused approver operations were recorded without limit: any local user could
