@@ -11,11 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/approval/service_client.hpp"
 #include "daemon/audit/audit.hpp"
-#include "daemon/policy/broker.hpp"
 #include "daemon/config/config.hpp"
-#include "lib/grant_token.hpp"
+#include "daemon/policy/broker.hpp"
 
 namespace jitgate::server {
 
@@ -65,14 +63,11 @@ private:
     // connections closed: every client then denies (fail closed).
     void commit();
     void close_connection(int fd);
-    // Reads every configured public key; throws Error naming the file that is wrong.
-    static std::shared_ptr<const grant_token::KeyRing> load_keys(const config::Config& config);
 
     std::string m_config_path;
     std::string m_socket_path;
     audit::Auditor& m_auditor;
     broker::Broker m_broker;
-    std::unique_ptr<service::ServiceClient> m_service; // backend "service" only
     int m_epoll = -1;
     int m_listen = -1;
     int m_signal = -1;
