@@ -370,11 +370,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
                       event_for(audit::type::denied, s));
     // A login's scope is always the login: a rule written for both kinds grants no sudo here.
     if (s.rule->reason_required && trim(r.reason).empty()) {
-        if (can_prompt) {
-            s.awaiting = "reason";
-            responder.prompt("reason", std::string("jitgate: reason for this ") + what + ": ", true);
-            return Step::awaiting_input;
-        }
+        if (can_prompt) return ask(s, responder, "reason", std::string("jitgate: reason for this ") + what + ": ");
         return decide(s, responder,
                       deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
                                               (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
@@ -383,11 +379,8 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
     }
     if (!s.rule->ticket_pattern.empty()) {
         if (trim(r.ticket).empty()) {
-            if (can_prompt) {
-                s.awaiting = "ticket";
-                responder.prompt("ticket", "jitgate: change ticket (" + esc(s.rule->ticket_pattern) + "): ", true);
-                return Step::awaiting_input;
-            }
+            if (can_prompt)
+                return ask(s, responder, "ticket", "jitgate: change ticket (" + esc(s.rule->ticket_pattern) + "): ");
             return decide(s, responder,
                           deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
                                                   esc(s.rule->ticket_pattern) +
@@ -409,6 +402,7 @@ Step Broker::give_input(CheckSession& s, Responder& responder, const std::string
                         const std::string& value) {
     if (s.awaiting.empty() || field != s.awaiting)
         throw Error(ErrorCode::protocol, "input", "not expecting an answer for '" + esc(field) + "'");
+    close_prompt(s);
     s.awaiting.clear();
     const std::string answer = trim(value);
     if (!given || answer.empty())
@@ -533,6 +527,7 @@ void Broker::conclude(Request& q, const msg::Decision& decision) {
 Step Broker::input_timed_out(CheckSession& s, Responder& responder, std::chrono::seconds limit) {
     if (s.awaiting.empty()) return Step::done;
     const std::string field = s.awaiting;
+    close_prompt(s);
     s.awaiting.clear(); // answered by the timeout: the closing connection is no cancel
     const std::string after = config::format_duration(limit);
     return decide(s, responder,
@@ -544,6 +539,7 @@ void Broker::client_gone(CheckSession& s) {
     if (!s.awaiting.empty()) {
         Json e = event_for(audit::type::cancelled, s);
         e["message"] = "the client went away while being asked for a " + s.awaiting;
+        close_prompt(s);
         s.awaiting.clear();
         audit(std::move(e));
         return;
@@ -922,9 +918,41 @@ Json Broker::status() const {
     return s;
 }
 
-std::optional<Clock::time_point> Broker::next_deadline() const { return m_requests.next_deadline(); }
+Step Broker::ask(CheckSession& s, Responder& responder, const char* field, const std::string& text) {
+    close_prompt(s);
+    s.awaiting = field;
+    // The deadline counts from this prompt: an answer that asks the next question restarts it.
+    const auto deadline = Clock::now() + k_prompt_limit;
+    m_prompts[&s] = OpenPrompt{deadline, &responder};
+    m_prompt_deadlines.emplace(deadline, &s);
+    responder.prompt(field, text, true);
+    return Step::awaiting_input;
+}
+
+void Broker::close_prompt(CheckSession& s) {
+    const auto it = m_prompts.find(&s);
+    if (it == m_prompts.end()) return;
+    m_prompt_deadlines.erase({it->second.deadline, &s});
+    m_prompts.erase(it);
+}
+
+std::optional<Clock::time_point> Broker::next_deadline() const {
+    auto next = m_requests.next_deadline();
+    if (!m_prompt_deadlines.empty() && (!next || m_prompt_deadlines.begin()->first < *next))
+        next = m_prompt_deadlines.begin()->first;
+    return next;
+}
 
 void Broker::expire(Clock::time_point now) {
+    // A prompt left unanswered is a timeout, not a cancel: recorded as access.timeout, and the
+    // conversation ends (the client is not kept waiting on a connection nobody answers).
+    while (!m_prompt_deadlines.empty() && m_prompt_deadlines.begin()->first <= now) {
+        CheckSession& s = *m_prompt_deadlines.begin()->second;
+        Responder& responder = *m_prompts.at(&s).responder;
+        close_prompt(s); // first: the loop ends whatever input_timed_out finds
+        input_timed_out(s, responder, k_prompt_limit);
+        responder.hang_up();
+    }
     for (const auto& id : m_requests.expired(now)) {
         const auto it = m_requests.find(id);
         if (it == m_requests.end()) continue;

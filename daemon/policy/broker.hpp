@@ -46,6 +46,9 @@ struct OpResult {
     std::string message;
 };
 
+// How long a person may take to type a reason or a ticket at a prompt.
+inline constexpr std::chrono::seconds k_prompt_limit = std::chrono::minutes(5);
+
 class Broker final : public approval::Outcomes {
 public:
     // Starts with the local approval backend (approval::LocalBackend); set_backend() replaces it.
@@ -77,6 +80,7 @@ public:
     // The user left the open prompt (reason, ticket) unanswered for too long: records
     // access.timeout, tells `responder` "timeout" and returns Step::done; a later client_gone
     // records nothing more. Does nothing and returns Step::done if no prompt is open.
+    // expire() calls it for every prompt open longer than k_prompt_limit (then hang_up()).
     Step input_timed_out(CheckSession& session, Responder& responder, std::chrono::seconds limit);
     // The sudo audit plugin's report of how a command ended.
     void finished(const msg::FinishedReport& report, const identity::Peer& peer);
@@ -92,9 +96,11 @@ public:
     OpResult revoke(const Caller& caller, const std::string& grant_id, const std::string& reason);
     Json status() const;
 
-    // Earliest request deadline, for the event loop's timer; nullopt if none.
+    // Earliest deadline (a waiting request's, or an open prompt's), for the event loop's
+    // timer; nullopt if none.
     std::optional<Clock::time_point> next_deadline() const;
-    // Times out every request whose deadline has passed.
+    // Times out every request and every open prompt whose deadline has passed: each is
+    // recorded, then its waiting client told (Responder contract: held until durable).
     void expire(Clock::time_point now);
 
     // Records an event; returns false (and reports on stderr) if the journal failed. An event
@@ -112,6 +118,17 @@ public:
     std::size_t pending_count() const noexcept { return m_requests.size(); }
 
 private:
+    // A prompt waiting for the user's answer: the session is the connection's, valid until
+    // give_input, input_timed_out or client_gone closes the prompt.
+    struct OpenPrompt {
+        Clock::time_point deadline;
+        Responder* responder = nullptr;
+    };
+
+    // Asks the client of `session` for `field` and keeps the prompt's deadline.
+    Step ask(CheckSession& session, Responder& responder, const char* field, const std::string& text);
+    // Forgets the open prompt of `session` (none: nothing).
+    void close_prompt(CheckSession& session);
     Step evaluate(CheckSession& session, Responder& responder);
     Step file_request(CheckSession& session, Responder& responder);
     void conclude(Request& request, const msg::Decision& decision);
@@ -144,6 +161,8 @@ private:
     const audit::Shipper* m_shipper = nullptr;
     grants::GrantCache m_grants;
     Requests m_requests;
+    std::unordered_map<CheckSession*, OpenPrompt> m_prompts;
+    std::set<std::pair<Clock::time_point, CheckSession*>> m_prompt_deadlines;
     // What local users can make the daemon record (audit_budget.hpp).
     audit::RefusalLimiter m_refusals{audit::k_refusals_per_window, audit::k_refusal_window};
     audit::RefusalLimiter m_share_denials{0, audit::k_refusal_window}; // counted only, summarised

@@ -28,7 +28,6 @@ using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
 constexpr auto k_idle_limit = std::chrono::seconds(30);      // no request on a fresh connection
-constexpr std::chrono::seconds k_input_limit = std::chrono::minutes(5); // a person typing a reason
 constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;        // a client that never reads
 constexpr int k_max_events = 256;
 // SECURITY NOTE: local users must not be able to crowd out sudo and sshd. Non-root peers
@@ -72,6 +71,9 @@ public:
         send(msg::to_json(decision));
         m_decided = true; // the session is dropped by the server once the broker has returned
     }
+    // The broker ended the conversation (a prompt timed out): the decision goes out with the
+    // batch's commit, then the connection closes.
+    void hang_up() override { close_after_flush(); }
 
     void send(const Json& m) {
         if (m_dead) return;
@@ -83,15 +85,11 @@ public:
             mark_dead();
             return;
         }
-        // SECURITY NOTE: inside a batch nothing leaves before the batch's audit events are
-        // durable (Server::commit), so no one hears of a decision that could still be lost.
-        if (m_server.m_holding) {
-            if (m_held.empty()) m_server.m_held.push_back(m_fd);
-            m_held += frame;
-            return;
-        }
-        m_out += frame;
-        flush();
+        // SECURITY NOTE: the broker's Responder contract (session.hpp): nothing leaves before
+        // the audit events recorded so far are durable. Every frame waits for the batch's
+        // commit (Server::commit), so no one hears of a decision that could still be lost.
+        if (m_held.empty()) m_server.m_held.push_back(m_fd);
+        m_held += frame;
     }
 
     // Moves the held frames out (the batch is durable) or drops them (it is not).
@@ -242,7 +240,6 @@ int Server::run() {
         }
         const int n = epoll_wait(m_epoll, events, k_max_events, timeout_ms);
         if (n < 0 && errno != EINTR) throw Error(ErrorCode::internal, "epoll_wait", errno_text());
-        m_holding = true;
         for (int i = 0; i < n; ++i) {
             const int fd = events[i].data.fd;
             if (fd == m_listen) accept_clients();
@@ -274,7 +271,6 @@ void Server::commit() {
         durable = false;
         std::fprintf(stderr, "jitgated: %s; dropping %zu held replies (their clients deny)\n", e.what(), m_held.size());
     }
-    m_holding = false;
     for (int fd : m_held)
         if (const auto it = m_clients.find(fd); it != m_clients.end()) it->second->release(durable);
     m_held.clear();
@@ -635,12 +631,8 @@ void Server::sweep() {
         m_broker.report_suppressed(now);
         for (auto& [fd, c] : m_clients) {
             if (c->m_dead) continue;
+            // A prompt left unanswered is the broker's to time out (Broker::expire).
             if (!c->m_session && now - c->m_last > k_idle_limit) c->mark_dead();
-            else if (c->m_session && c->m_step == broker::Step::awaiting_input && now - c->m_last > k_input_limit) {
-                // A timeout, not a cancel: the broker records access.timeout and answers.
-                c->m_step = m_broker.input_timed_out(*c->m_session, *c, k_input_limit);
-                c->close_after_flush();
-            }
         }
     }
     while (!m_dead.empty()) {

@@ -74,8 +74,9 @@ private:
     bool m_stop = false;
     std::unordered_map<int, std::unique_ptr<Connection>> m_clients;
     std::vector<int> m_dead;
-    std::vector<int> m_held;   // connections with replies waiting for the batch's fdatasync
-    bool m_holding = false;    // inside a batch: replies are held until commit()
+    // Connections with replies waiting for the batch's fdatasync: every reply is held until
+    // commit() (the broker's Responder contract, daemon/policy/session.hpp).
+    std::vector<int> m_held;
     std::unordered_map<uid_t, std::size_t> m_per_uid; // open connections of non-root peers
     std::chrono::steady_clock::time_point m_next_sweep;
     int m_reserve_fd = -1; // /dev/null, given up to refuse a connection when out of descriptors
