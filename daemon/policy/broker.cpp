@@ -904,16 +904,16 @@ OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std:
 
 Json Broker::status() const {
     Json s{{"host", m_config->host.name},
-                {"config", m_config->source},
-                {"backend", m_config->approval.backend},
-                {"pending", m_requests.size()},
-                {"grants", m_grants.size()},
-                {"decisions", m_decisions},
-                {"audit_seq", m_auditor.last_seq()},
-                {"audit_failures", m_audit_failures},
-                {"syslog_failures", m_auditor.syslog_failures()},
-                {"audit", m_shipper != nullptr ? m_shipper->status() : m_auditor.stats()},
-                {"uptime_s", now_unix() - m_started_unix}};
+           {"config", m_config->source},
+           {"backend", m_config->approval.backend},
+           {"pending", m_requests.size()},
+           {"grants", m_grants.size()},
+           {"decisions", m_decisions},
+           {"audit_seq", m_auditor.last_seq()},
+           {"audit_failures", m_audit_failures},
+           {"syslog_failures", m_auditor.syslog_failures()},
+           {"audit", m_shipper != nullptr ? m_shipper->status() : m_auditor.stats()},
+           {"uptime_s", now_unix() - m_started_unix}};
     m_backend->add_status(s); // "service", "grants_rejected"
     return s;
 }

@@ -1,8 +1,11 @@
 // daemon/policy/broker.hpp — decisions: rules, the grant cache, waiting requests and approvals.
 //
 // The broker knows nothing of sockets. The server hands it a CheckSession and a Responder
-// (its way to talk to the waiting client) and calls back when input arrives, when the client
-// goes away, or when time passes. Every step is audited before it takes effect; if the audit
+// (its way to talk to the waiting client, session.hpp, whose contract keeps replies behind
+// their durable audit records) and calls back when input arrives, when the client goes away,
+// or when time passes (next_deadline/expire: waiting requests and open prompts). Requests
+// waiting for approvers sit in a Requests registry and are decided through exactly one
+// approval backend (approval/backend.hpp). Every step is audited before it takes effect; if the audit
 // journal cannot be written the action is denied (fail closed).
 // Not thread-safe: the daemon's single event loop owns it.
 #pragma once
@@ -134,9 +137,10 @@ private:
     void conclude(Request& request, const msg::Decision& decision);
     // Turns an approved request into a grant (cached, audited) and allows its waiting client.
     // `expires_unix` caps the rule's TTL (a service grant's exp); `extra` joins the audit event.
-    // Concludes (and frees) the request, allowed or denied (spool full; with the service
-    // backend also an audit failure) — except with the local backend when the approval could
-    // not be recorded: then it returns false and the request keeps waiting for a retry.
+    // Concludes (and frees) the request, allowed or denied (spool full; with a backend that
+    // allows no local decisions also an audit failure) — except, when local approvers decide,
+    // if the approval could not be recorded: then it returns false and the request keeps
+    // waiting for a retry.
     OpResult grant(Request& request, const std::string& approved_by, std::int64_t expires_unix, const Json& extra);
     // approval::Outcomes: what an asynchronous backend says about a waiting request.
     Request* waiting(const std::string& id) override;
