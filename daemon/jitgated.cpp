@@ -60,11 +60,8 @@ bool notify_systemd(const char* state) {
     return sent >= 0;
 }
 
-// Loads and validates, including the file's ownership and mode. Prints every problem.
-std::optional<jitgate::config::Config> load(const std::string& path) { return jitgate::config::load_and_report(path, stderr); }
-
 int serve(const std::string& path) {
-    auto cfg = load(path);
+    auto cfg = jitgate::config::load_and_report(path, stderr); // prints every problem
     if (!cfg) {
         std::fprintf(stderr, "jitgated: refusing to start: %s has problems (see above)\n", path.c_str());
         return 1;
@@ -109,7 +106,7 @@ int main(int argc, char** argv) {
                 config = argv[++i];
             } else if (a == "--check-config") {
                 const std::string path = i + 1 < argc ? argv[i + 1] : config;
-                if (!load(path)) return 1;
+                if (!jitgate::config::load_and_report(path, stderr)) return 1;
                 std::printf("%s: OK\n", path.c_str());
                 return 0;
             } else if (a == "--version") {
