@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "daemon/audit/audit.hpp"
-#include "daemon/config/config.hpp"
+#include "daemon/config/load.hpp"
 #include "jitgate/client.hpp"
 #include "jitgate/text.hpp"
 
@@ -332,11 +332,9 @@ int cmd_audit_status(const client::Options& opts, bool json) {
 }
 
 int cmd_check_config(const std::string& path) {
-    auto r = jitgate::config::load_config(path);
-    if (auto p = jitgate::config::check_file_security(path)) r.problems.push_back(*p);
-    for (const auto& p : r.problems) std::fprintf(stderr, "%s\n", p.to_string().c_str());
-    if (!r.problems.empty()) return k_exit_refused;
-    std::printf("%s: OK (%zu rules)\n", path.c_str(), r.config->rules.size());
+    const auto config = jitgate::config::load_and_report(path, stderr);
+    if (!config) return k_exit_refused;
+    std::printf("%s: OK (%zu rules)\n", path.c_str(), config->rules.size());
     return 0;
 }
 

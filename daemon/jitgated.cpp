@@ -1,4 +1,4 @@
-// jitgated — the jitgate daemon: policy, grants, approvals and audit for one host.
+// daemon/jitgated.cpp — jitgated, the jitgate daemon: policy, grants, approvals and audit for one host.
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -13,10 +13,11 @@
 #include <curl/curl.h>
 
 #include "daemon/audit/audit.hpp"
-#include "daemon/config/config.hpp"
+#include "daemon/config/load.hpp"
 #include "jitgate/error.hpp"
 #include "daemon/server/server.hpp"
 #include "daemon/audit/shipper.hpp"
+#include "daemon/setup.hpp"
 
 namespace {
 
@@ -59,46 +60,19 @@ bool notify_systemd(const char* state) {
     return sent >= 0;
 }
 
-// Loads and validates, including the file's ownership and mode. Prints every problem.
-std::optional<jitgate::config::Config> load(const std::string& path) {
-    auto result = jitgate::config::load_config(path);
-    if (auto p = jitgate::config::check_file_security(path)) result.problems.push_back(*p);
-    for (const auto& p : result.problems) std::fprintf(stderr, "%s\n", p.to_string().c_str());
-    if (!result.problems.empty() || !result.config) return std::nullopt;
-    return std::move(result.config);
-}
-
 int serve(const std::string& path) {
-    auto cfg = load(path);
+    auto cfg = jitgate::config::load_and_report(path, stderr); // prints every problem
     if (!cfg) {
         std::fprintf(stderr, "jitgated: refusing to start: %s has problems (see above)\n", path.c_str());
         return 1;
     }
     auto config = std::make_shared<const jitgate::config::Config>(std::move(*cfg));
-    jitgate::audit::Auditor auditor({config->audit.spool_dir, config->host.name, config->audit.syslog, config->audit.syslog_socket,
-                                     config->audit.segment_bytes, config->audit.spool_max_bytes});
+    jitgate::audit::Auditor auditor(jitgate::setup::auditor_options(*config));
     // The sender to the central audit store, if one is configured. Declared after the
     // auditor: it is stopped and destroyed first.
     std::unique_ptr<jitgate::audit::Shipper> shipper;
-    if (const auto& st = config->audit.store; !st.url.empty()) {
-        jitgate::audit::ShipperOptions o;
-        o.url = st.url;
-        o.format = jitgate::audit::parse_format(st.format).value_or(jitgate::audit::Format::jsonl);
-        o.ca_file = st.ca_file;
-        o.client_cert = st.client_cert;
-        o.client_key = st.client_key;
-        o.token_file = st.token_file;
-        o.proxy = st.proxy;
-        o.connect_timeout = st.connect_timeout;
-        o.timeout = st.timeout;
-        o.batch_events = static_cast<std::size_t>(st.batch_events);
-        o.batch_bytes = static_cast<std::size_t>(st.batch_bytes);
-        o.retry_min = st.retry_min;
-        o.retry_max = st.retry_max;
-        o.hec_index = st.splunk_index;
-        o.hec_sourcetype = st.splunk_sourcetype;
-        shipper = std::make_unique<jitgate::audit::Shipper>(std::move(o), auditor);
-    }
+    if (auto o = jitgate::setup::shipper_options(*config))
+        shipper = std::make_unique<jitgate::audit::Shipper>(std::move(*o), auditor);
     jitgate::server::Server server(path, config, auditor, shipper.get());
     auditor.record({{"type", jitgate::audit::type::daemon_started}, {"pid", ::getpid()}, {"euid", ::geteuid()},
                     {"version", JITGATE_VERSION}, {"backend", config->approval.backend}});
@@ -132,7 +106,7 @@ int main(int argc, char** argv) {
                 config = argv[++i];
             } else if (a == "--check-config") {
                 const std::string path = i + 1 < argc ? argv[i + 1] : config;
-                if (!load(path)) return 1;
+                if (!jitgate::config::load_and_report(path, stderr)) return 1;
                 std::printf("%s: OK\n", path.c_str());
                 return 0;
             } else if (a == "--version") {

@@ -11,7 +11,7 @@
 //
 // This class speaks HTTP and parses request statuses. It does NOT decide: it hands each outcome
 // (pending update, approved with a grant, denied, expired, cancelled, failed) to its Listener,
-// and the broker verifies the grant (grant_token.hpp). Not thread-safe.
+// and the service backend (service.hpp) verifies the grant (grant_token.hpp). Not thread-safe.
 #pragma once
 
 #include <chrono>

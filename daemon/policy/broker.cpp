@@ -1,3 +1,4 @@
+// daemon/policy/broker.cpp — the decision pipeline: rules, grants, prompts, requests and their outcomes.
 #include "daemon/policy/broker.hpp"
 
 #include <algorithm>
@@ -5,6 +6,7 @@
 #include <cstdlib>
 #include <sys/random.h>
 
+#include "daemon/approval/local.hpp"
 #include "daemon/policy/binding.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
@@ -27,28 +29,6 @@ bool shares_group(const std::vector<std::string>& mine, const std::vector<std::s
     return std::any_of(wanted.begin(), wanted.end(), [&](const std::string& g) { return contains(mine, g); });
 }
 
-Json escaped_argv(const std::vector<std::string>& argv) {
-    Json out = Json::array();
-    for (const auto& a : argv) out.push_back(text::escape_for_log(a));
-    return out;
-}
-
-std::string esc(const std::string& s) { return text::escape_for_log(s); }
-
-// What will run, as an approver should read it: the resolved path, then the arguments.
-std::string display_command(const std::string& command, std::vector<std::string> argv) {
-    if (argv.empty()) argv.push_back(command);
-    else if (!command.empty()) argv[0] = command;
-    return text::display_argv(argv);
-}
-
-std::string trim(const std::string& s) {
-    const auto b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string::npos) return {};
-    const auto e = s.find_last_not_of(" \t\r\n");
-    return s.substr(b, e - b + 1);
-}
-
 std::string upper(std::string s) {
     for (auto& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
     return s;
@@ -64,28 +44,6 @@ constexpr std::size_t k_max_pending_per_user = 100;
 // What the user, and the approver, are told when an event cannot be made durable.
 constexpr const char* k_spool_unwritable = "jitgate: denied: the audit spool cannot be written (see jitgated's log)";
 constexpr const char* k_approval_not_recorded = "the audit spool cannot be written; approval not recorded";
-// Each listed request fits in a frame, however hostile its argv: display fields are cut.
-constexpr std::size_t k_max_display = 4096;
-
-std::string cut(std::string s) {
-    if (s.size() <= k_max_display) return s;
-    const auto n = s.size();
-    s.resize(k_max_display);
-    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0xC0u) == 0x80u) s.pop_back(); // whole characters
-    if (!s.empty() && static_cast<unsigned char>(s.back()) >= 0xC0u) s.pop_back();
-    return s + "...[" + std::to_string(n) + " bytes]";
-}
-
-// What an approval of `s` covers: a login grant only ever covers logins, and a sudo grant
-// never covers a login. Grants, the service's request and its grant's check all use this.
-config::Scope scope_of(const CheckSession& s) {
-    return s.request.kind == "login" ? config::Scope::login : s.rule->scope;
-}
-
-// Who asks: the person the server found from the kernel, or (no server, or nothing found)
-// the request's user, which is who asks for sudo and for a login through sshd.
-std::int64_t requester_uid(const CheckSession& s) { return s.requester.uid >= 0 ? s.requester.uid : s.request.uid; }
-std::string requester_name(const CheckSession& s) { return s.requester.uid >= 0 ? s.requester.name : s.request.user; }
 
 // How an approver is named in records and messages: the account, and the person whose
 // session it acts in when that is someone else ("ops (login carol)").
@@ -103,12 +61,6 @@ grants::Action action_of(const CheckSession& s) {
     a.requester_uid = requester_uid(s);
     a.login_uid = s.requester.login_uid;
     return a;
-}
-
-grant_token::CommandBinding command_binding_of(const CheckSession& s) {
-    const auto& r = s.request;
-    return grant_token::CommandBinding{r.runas_user, r.runas_group, binding::run_cwd(r), r.chroot,
-                                       r.command,    s.program,     r.run_argv,          s.bound_env};
 }
 
 // The binding facts an approver and an auditor see, added to `j` (sudo only).
@@ -138,29 +90,21 @@ msg::Decision deny_with(std::string outcome, std::string message, const CheckSes
 
 } // namespace
 
-const std::shared_ptr<const config::Rule>& no_rule() {
-    static const auto empty = std::make_shared<const config::Rule>();
-    return empty;
-}
-
-std::string join_names(const std::vector<std::string>& names) {
-    std::string out;
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        if (i > 0) out += i + 1 == names.size() ? " and " : ", ";
-        out += names[i];
-    }
-    return out;
-}
-
 Broker::Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor)
-    : m_config(std::move(config)), m_auditor(auditor), m_started_unix(now_unix()) {}
+    : m_config(std::move(config)), m_auditor(auditor), m_backend(std::make_unique<approval::LocalBackend>()),
+      m_started_unix(now_unix()) {}
 
-void Broker::set_service(service::ServiceClient* client, std::shared_ptr<const grant_token::KeyRing> keys) {
-    m_service = client;
-    m_keys = std::move(keys);
+Broker::~Broker() = default;
+
+void Broker::set_backend(std::unique_ptr<approval::ApprovalBackend> backend) {
+    if (!backend) throw Error(ErrorCode::internal, "approval backend", "none given");
+    m_backend = std::move(backend);
 }
 
-void Broker::set_config(std::shared_ptr<const config::Config> config) { m_config = std::move(config); }
+void Broker::set_config(std::shared_ptr<const config::Config> config) {
+    m_backend->reload(config); // throws before anything changes
+    m_config = std::move(config);
+}
 
 bool Broker::audit(Json event) {
     return record(std::move(event), true);
@@ -426,11 +370,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
                       event_for(audit::type::denied, s));
     // A login's scope is always the login: a rule written for both kinds grants no sudo here.
     if (s.rule->reason_required && trim(r.reason).empty()) {
-        if (can_prompt) {
-            s.awaiting = "reason";
-            responder.prompt("reason", std::string("jitgate: reason for this ") + what + ": ", true);
-            return Step::awaiting_input;
-        }
+        if (can_prompt) return ask(s, responder, "reason", std::string("jitgate: reason for this ") + what + ": ");
         return decide(s, responder,
                       deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
                                               (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
@@ -439,11 +379,8 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
     }
     if (!s.rule->ticket_pattern.empty()) {
         if (trim(r.ticket).empty()) {
-            if (can_prompt) {
-                s.awaiting = "ticket";
-                responder.prompt("ticket", "jitgate: change ticket (" + esc(s.rule->ticket_pattern) + "): ", true);
-                return Step::awaiting_input;
-            }
+            if (can_prompt)
+                return ask(s, responder, "ticket", "jitgate: change ticket (" + esc(s.rule->ticket_pattern) + "): ");
             return decide(s, responder,
                           deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
                                                   esc(s.rule->ticket_pattern) +
@@ -465,6 +402,7 @@ Step Broker::give_input(CheckSession& s, Responder& responder, const std::string
                         const std::string& value) {
     if (s.awaiting.empty() || field != s.awaiting)
         throw Error(ErrorCode::protocol, "input", "not expecting an answer for '" + esc(field) + "'");
+    close_prompt(s);
     s.awaiting.clear();
     const std::string answer = trim(value);
     if (!given || answer.empty())
@@ -502,8 +440,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
         }
     }
     // Counted per person who asks: every `su root` names root, but each caller has their own cap.
-    const auto counted = m_pending_by_uid.find(requester_uid(s));
-    const std::size_t mine = counted == m_pending_by_uid.end() ? 0 : counted->second;
+    const std::size_t mine = m_requests.count_for(requester_uid(s));
     if (mine >= k_max_pending_per_user)
         return decide(s, responder,
                       deny_with("error", "jitgate: denied: " + esc(requester_name(s)) + " already has " +
@@ -524,20 +461,17 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     q.created_unix = now_unix();
     q.deadline = Clock::now() + s.rule->timeout;
     const auto timeout_s = static_cast<std::int64_t>(s.rule->timeout.count());
-    if (m_service != nullptr) {
-        const bool command_scope = scope_of(s) == config::Scope::command;
-        try {
-            q.nonce = grant_token::new_nonce();
-            if (command_scope) q.cmd_sha256 = grant_token::cmd_sha256(command_binding_of(s));
-        } catch (const std::exception& e) {
-            s.request_id.clear();
-            Json ev = event_for(audit::type::denied, s);
-            ev["error"] = esc(e.what());
-            return decide(s, responder,
-                          deny_with("error", std::string("jitgate: denied: this action cannot be sent for approval: ") +
-                                                 esc(e.what()), s),
-                          std::move(ev));
-        }
+    q.session = s;
+    try {
+        m_backend->prepare(q);
+    } catch (const std::exception& e) {
+        s.request_id.clear();
+        Json ev = event_for(audit::type::denied, s);
+        ev["error"] = esc(e.what());
+        return decide(s, responder,
+                      deny_with("error", std::string("jitgate: denied: this action cannot be sent for approval: ") +
+                                             esc(e.what()), s),
+                      std::move(ev));
     }
 
     Json e = event_for(audit::type::requested, s);
@@ -547,24 +481,22 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     e["ttl_s"] = static_cast<std::int64_t>(s.rule->ttl.count());
     e["timeout_s"] = timeout_s;
     e["waiting"] = !detach;
-    if (m_service != nullptr) e["approval_service"] = m_service->base_url();
+    m_backend->describe(e);
     if (!audit(std::move(e))) {
         s.request_id.clear();
         return decide(s, responder,
                       deny_with("error", k_spool_unwritable, s), event_for(audit::type::error, s));
     }
-    q.session = s;
     responder.notice("jitgate: approval required by rule '" + s.rule->name + "': " +
                          plural(q.approvals_needed, "approval", "approvals") + " from " + join_names(q.approver_groups) +
                          (q.approvals_needed > 1 ? " (different people)" : "") + "." +
                          (s.rule->message.empty() ? "" : " " + esc(s.rule->message)),
                      -1);
     const std::string id = q.id;
-    if (m_service != nullptr) m_service->submit(id, service_body(q));
-    const std::string how = m_service != nullptr ? "approvers decide at the approval service " + m_service->base_url()
-                                                 : "an approver runs: jitgatectl approve " + id;
+    m_backend->submit(q);
+    const std::string how = m_backend->how_to_approve(id);
     if (detach) {
-        add(std::move(q));
+        m_requests.add(std::move(q));
         const bool login = r.kind == "login";
         msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; " +
                                                  (login ? "a non-interactive login does not wait. Log in again"
@@ -576,10 +508,9 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     }
     q.responder = &responder;
     q.live = &s;
-    add(std::move(q));
+    m_requests.add(std::move(q));
     responder.notice("jitgate: request " + id + " sent; waiting up to " + config::format_duration(s.rule->timeout) +
-                         " (Ctrl-C cancels). " + (m_service != nullptr ? "Approvers decide at the approval service."
-                                                                      : "An approver runs: jitgatectl approve " + id),
+                         " (Ctrl-C cancels). " + m_backend->waiting_hint(id),
                      timeout_s);
     return Step::waiting;
 }
@@ -590,28 +521,13 @@ void Broker::conclude(Request& q, const msg::Decision& decision) {
         ++m_decisions;
         q.responder->decide(decision);
     }
-    remove(q.id);
-}
-
-void Broker::add(Request q) {
-    m_deadlines.emplace(q.deadline, q.id);
-    ++m_pending_by_uid[requester_uid(q.session)];
-    const std::string id = q.id;
-    m_requests.emplace(id, std::move(q));
-}
-
-void Broker::remove(const std::string& id) {
-    const auto it = m_requests.find(id);
-    if (it == m_requests.end()) return;
-    m_deadlines.erase({it->second.deadline, id});
-    const auto counted = m_pending_by_uid.find(requester_uid(it->second.session));
-    if (counted != m_pending_by_uid.end() && --counted->second == 0) m_pending_by_uid.erase(counted);
-    m_requests.erase(it);
+    m_requests.remove(q.id);
 }
 
 Step Broker::input_timed_out(CheckSession& s, Responder& responder, std::chrono::seconds limit) {
     if (s.awaiting.empty()) return Step::done;
     const std::string field = s.awaiting;
+    close_prompt(s);
     s.awaiting.clear(); // answered by the timeout: the closing connection is no cancel
     const std::string after = config::format_duration(limit);
     return decide(s, responder,
@@ -623,6 +539,7 @@ void Broker::client_gone(CheckSession& s) {
     if (!s.awaiting.empty()) {
         Json e = event_for(audit::type::cancelled, s);
         e["message"] = "the client went away while being asked for a " + s.awaiting;
+        close_prompt(s);
         s.awaiting.clear();
         audit(std::move(e));
         return;
@@ -634,8 +551,8 @@ void Broker::client_gone(CheckSession& s) {
     e["message"] = "the requester gave up while waiting (Ctrl-C, killed or disconnected)";
     e["approvers"] = it->second.approvers;
     audit(std::move(e));
-    if (m_service != nullptr) m_service->cancel(s.request_id, "client_gone");
-    remove(s.request_id);
+    m_backend->cancel(s.request_id, "client_gone");
+    m_requests.remove(s.request_id);
     s.request_id.clear();
 }
 
@@ -731,8 +648,8 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     const std::string id = upper(raw_id);
     // SECURITY NOTE: with the service backend the service is the only authority; a local
     // approver group must not become a second way in.
-    if (m_service != nullptr)
-        return {false, "this host's approvals are given at the approval service " + m_service->base_url() + ", not with jitgatectl"};
+    if (!m_backend->allows_local_decisions())
+        return {false, "this host's approvals are given at the approval service " + m_backend->location() + ", not with jitgatectl"};
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
@@ -875,7 +792,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     e["expires"] = g.expires_unix;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     if (!audit(std::move(e))) {
-        if (m_service != nullptr) {
+        if (!m_backend->allows_local_decisions()) {
             // No local approver can retry: the request ends here, denied (fail closed).
             msg::Decision d = deny_with("error", k_spool_unwritable, q.session);
             d.request_id = id;
@@ -902,52 +819,22 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     return {true, "approved " + id + "; grant " + grant_id + " valid for " + ttl};
 }
 
-Json Broker::service_body(const Request& q) const {
-    const auto& cfg = *m_config;
-    const auto& r = q.session.request;
-    const std::string scope = config::to_string(scope_of(q.session));
-    const std::string asker = requester_name(q.session);
-    Json requester{{"user", text::is_valid_utf8(asker) ? asker : esc(asker)}, {"uid", requester_uid(q.session)}};
-    if (q.session.requester.login_uid >= 0) {
-        requester["login_uid"] = q.session.requester.login_uid;
-        requester["login_user"] = esc(q.session.requester.login_name);
-    }
-    return Json{{"protocol", 1},
-                {"id", q.id},
-                {"nonce", q.nonce},
-                {"host", cfg.host.name},
-                {"host_environment", cfg.host.environment},
-                {"host_tags", cfg.host.tags},
-                {"requester", requester},
-                {"account", {{"user", text::is_valid_utf8(r.user) ? r.user : esc(r.user)}, {"uid", r.uid}}},
-                {"kind", r.kind},
-                {"scope", scope},
-                {"action",
-                 {{"command", esc(r.command)},
-                  {"argv", text::argv_to_json(r.run_argv)},
-                  {"display", r.kind == "login" ? std::string() : cut(display_command(r.command, r.run_argv))},
-                  {"runas", esc(r.runas_user)},
-                  {"runas_group", esc(r.runas_group)},
-                  {"cwd", esc(binding::run_cwd(r))},
-                  {"chroot", esc(r.chroot)},
-                  {"program", esc(q.session.program)},
-                  {"env", text::argv_to_json(q.session.bound_env)},
-                  {"env_code_loading", escaped_argv(binding::code_loading_names(q.session.bound_env))},
-                  {"tty", esc(r.tty)},
-                  {"service", esc(r.service)},
-                  {"remote_host", esc(r.remote_host)},
-                  {"cmd_sha256", q.cmd_sha256}}},
-                {"reason", esc(r.reason)},
-                {"ticket", esc(r.ticket)},
-                {"rule", q.session.rule->name},
-                {"approvals_needed", q.approvals_needed},
-                {"approver_groups", q.approver_groups},
-                {"ttl_s", static_cast<std::int64_t>(q.session.rule->ttl.count())},
-                {"timeout_s", static_cast<std::int64_t>(q.session.rule->timeout.count())}};
+Request* Broker::waiting(const std::string& id) {
+    const auto it = m_requests.find(id);
+    return it == m_requests.end() ? nullptr : &it->second;
 }
 
-void Broker::service_deny(Request& q, const char* event_type, const std::string& outcome, const std::string& message,
-                          Json extra) {
+void Broker::tell(Request& q, const std::string& line) {
+    if (q.responder != nullptr) q.responder->notice(line, -1);
+}
+
+void Broker::approved(Request& q, std::vector<std::string> approvers, std::int64_t expires_unix, const Json& extra) {
+    q.approvers = std::move(approvers);
+    grant(q, join_names(q.approvers), expires_unix, extra);
+}
+
+void Broker::denied(Request& q, const char* event_type, const std::string& outcome, const std::string& message,
+                    Json extra) {
     Json e = event_for(event_type, q.session);
     e["outcome"] = outcome;
     e["message"] = message;
@@ -958,84 +845,10 @@ void Broker::service_deny(Request& q, const char* event_type, const std::string&
     conclude(q, d);
 }
 
-void Broker::on_service_outcome(const std::string& id, const service::Outcome& o) {
-    const auto it = m_requests.find(id);
-    if (it == m_requests.end()) return;
-    Request& q = it->second;
-    const auto& r = q.session.request;
-    using Kind = service::Outcome::Kind;
-    switch (o.kind) {
-    case Kind::pending: {
-        // Text from the service reaches a terminal: escaped and cut like any other input.
-        std::string line = "jitgate: request " + id + ":";
-        if (!o.message.empty()) line += " " + cut(esc(o.message)) + ".";
-        if (!o.approvers_notified.empty()) {
-            std::vector<std::string> names;
-            for (const auto& n : o.approvers_notified) names.push_back(esc(n.substr(0, 128)));
-            line += " Notified: " + join_names(names) + ".";
-        }
-        if (!o.approve_url.empty()) line += " Approve at " + cut(esc(o.approve_url));
-        if (q.responder != nullptr) q.responder->notice(line, -1);
-        return;
-    }
-    case Kind::approved: {
-        grant_token::Expected ex;
-        ex.request_id = id;
-        ex.nonce = q.nonce;
-        ex.host = m_config->host.name;
-        ex.user = requester_name(q.session); // the grant's sub: who asked (§7.2)
-        ex.login_user = q.session.requester.login_name;
-        ex.kind = r.kind;
-        ex.scope = config::to_string(scope_of(q.session));
-        ex.cmd_sha256 = q.cmd_sha256;
-        ex.approvals_needed = q.approvals_needed;
-        ex.issuer = m_config->approval.service.issuer;
-        ex.now_unix = now_unix();
-        ex.skew_s = static_cast<std::int64_t>(m_config->approval.service.clock_skew.count());
-        const auto v = m_keys ? grant_token::verify(o.grant, *m_keys, ex)
-                              : grant_token::Verdict{false, "grant: no public keys configured", {}};
-        if (!v.ok) {
-            ++m_grants_rejected;
-            // SECURITY NOTE: a grant that does not verify is a denial, never a retry: the
-            // service (or someone in between) said yes in a way this host cannot trust.
-            service_deny(q, audit::type::denied, "invalid_grant", "denied: the approval service's " + v.reason,
-                         Json{{"grant_rejected", v.reason}});
-            return;
-        }
-        // Names from the service reach logs and terminals: escaped like any other input.
-        q.approvers.clear();
-        for (const auto& a : v.claims.approvers) q.approvers.push_back(esc(a));
-        grant(q, join_names(q.approvers), v.claims.exp,
-              Json{{"service_grant_id", esc(v.claims.jti)},
-                   {"kid", v.claims.kid},
-                   {"approval_service", m_service != nullptr ? m_service->base_url() : ""}});
-        // grant() concluded the request either way (allowed, or denied with its reason):
-        // `q` is gone now.
-        return;
-    }
-    case Kind::denied: {
-        const std::string why = trim(o.reason).empty() ? "no reason given" : cut(esc(trim(o.reason)));
-        const std::string by = o.denied_by.empty() ? "the approval service" : esc(o.denied_by.substr(0, 128));
-        service_deny(q, audit::type::denied, "denied", "denied by " + by + ": " + why,
-                     Json{{"denied_by", by}, {"deny_reason", why}});
-        return;
-    }
-    case Kind::expired:
-        service_deny(q, audit::type::timeout, "timeout", "expired at the approval service without a decision", Json::object());
-        return;
-    case Kind::cancelled:
-        service_deny(q, audit::type::cancelled, "cancelled", "was cancelled at the approval service", Json::object());
-        return;
-    case Kind::failed:
-        service_deny(q, audit::type::denied, "error", "denied: " + cut(esc(o.reason)), Json::object());
-        return;
-    }
-}
-
 OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::string& reason) {
     const std::string id = upper(raw_id);
-    if (m_service != nullptr)
-        return {false, "this host's requests are decided at the approval service " + m_service->base_url() + ", not with jitgatectl"};
+    if (!m_backend->allows_local_decisions())
+        return {false, "this host's requests are decided at the approval service " + m_backend->location() + ", not with jitgatectl"};
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
@@ -1090,34 +903,59 @@ OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std:
 }
 
 Json Broker::status() const {
-    return Json{{"host", m_config->host.name},
-                {"config", m_config->source},
-                {"backend", m_config->approval.backend},
-                {"service", m_service != nullptr ? m_service->status() : Json(nullptr)},
-                {"grants_rejected", m_grants_rejected},
-                {"pending", m_requests.size()},
-                {"grants", m_grants.size()},
-                {"decisions", m_decisions},
-                {"audit_seq", m_auditor.last_seq()},
-                {"audit_failures", m_audit_failures},
-                {"syslog_failures", m_auditor.syslog_failures()},
-                {"audit", m_shipper != nullptr ? m_shipper->status() : m_auditor.stats()},
-                {"uptime_s", now_unix() - m_started_unix}};
+    Json s{{"host", m_config->host.name},
+           {"config", m_config->source},
+           {"backend", m_config->approval.backend},
+           {"pending", m_requests.size()},
+           {"grants", m_grants.size()},
+           {"decisions", m_decisions},
+           {"audit_seq", m_auditor.last_seq()},
+           {"audit_failures", m_audit_failures},
+           {"syslog_failures", m_auditor.syslog_failures()},
+           {"audit", m_shipper != nullptr ? m_shipper->status() : m_auditor.stats()},
+           {"uptime_s", now_unix() - m_started_unix}};
+    m_backend->add_status(s); // "service", "grants_rejected"
+    return s;
+}
+
+Step Broker::ask(CheckSession& s, Responder& responder, const char* field, const std::string& text) {
+    close_prompt(s);
+    s.awaiting = field;
+    // The deadline counts from this prompt: an answer that asks the next question restarts it.
+    const auto deadline = Clock::now() + k_prompt_limit;
+    m_prompts[&s] = OpenPrompt{deadline, &responder};
+    m_prompt_deadlines.emplace(deadline, &s);
+    responder.prompt(field, text, true);
+    return Step::awaiting_input;
+}
+
+void Broker::close_prompt(CheckSession& s) {
+    const auto it = m_prompts.find(&s);
+    if (it == m_prompts.end()) return;
+    m_prompt_deadlines.erase({it->second.deadline, &s});
+    m_prompts.erase(it);
 }
 
 std::optional<Clock::time_point> Broker::next_deadline() const {
-    if (m_deadlines.empty()) return std::nullopt;
-    return m_deadlines.begin()->first;
+    auto next = m_requests.next_deadline();
+    if (!m_prompt_deadlines.empty() && (!next || m_prompt_deadlines.begin()->first < *next))
+        next = m_prompt_deadlines.begin()->first;
+    return next;
 }
 
 void Broker::expire(Clock::time_point now) {
-    while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
-        const std::string id = m_deadlines.begin()->second;
+    // A prompt left unanswered is a timeout, not a cancel: recorded as access.timeout, and the
+    // conversation ends (the client is not kept waiting on a connection nobody answers).
+    while (!m_prompt_deadlines.empty() && m_prompt_deadlines.begin()->first <= now) {
+        CheckSession& s = *m_prompt_deadlines.begin()->second;
+        Responder& responder = *m_prompts.at(&s).responder;
+        close_prompt(s); // first: the loop ends whatever input_timed_out finds
+        input_timed_out(s, responder, k_prompt_limit);
+        responder.hang_up();
+    }
+    for (const auto& id : m_requests.expired(now)) {
         const auto it = m_requests.find(id);
-        if (it == m_requests.end()) {
-            m_deadlines.erase(m_deadlines.begin());
-            continue;
-        }
+        if (it == m_requests.end()) continue;
         Request& q = it->second;
         const std::string after = config::format_duration(q.session.rule->timeout);
         Json e = event_for(audit::type::timeout, q.session);
@@ -1126,7 +964,7 @@ void Broker::expire(Clock::time_point now) {
         audit(std::move(e));
         msg::Decision d = deny_with("timeout", "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
         d.request_id = id;
-        if (m_service != nullptr) m_service->cancel(id, "timeout");
+        m_backend->cancel(id, "timeout");
         conclude(q, d);
     }
 }

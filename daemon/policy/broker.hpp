@@ -1,8 +1,11 @@
 // daemon/policy/broker.hpp — decisions: rules, the grant cache, waiting requests and approvals.
 //
 // The broker knows nothing of sockets. The server hands it a CheckSession and a Responder
-// (its way to talk to the waiting client) and calls back when input arrives, when the client
-// goes away, or when time passes. Every step is audited before it takes effect; if the audit
+// (its way to talk to the waiting client, session.hpp, whose contract keeps replies behind
+// their durable audit records) and calls back when input arrives, when the client goes away,
+// or when time passes (next_deadline/expire: waiting requests and open prompts). Requests
+// waiting for approvers sit in a Requests registry and are decided through exactly one
+// approval backend (approval/backend.hpp). Every step is audited before it takes effect; if the audit
 // journal cannot be written the action is denied (fail closed).
 // Not thread-safe: the daemon's single event loop owns it.
 #pragma once
@@ -18,54 +21,19 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/approval/service_client.hpp"
+#include "daemon/approval/backend.hpp"
 #include "daemon/audit/audit.hpp"
 #include "daemon/audit/budget.hpp"
+#include "daemon/audit/shipper.hpp"
 #include "daemon/config/config.hpp"
-#include "lib/grant_token.hpp"
 #include "daemon/policy/grants.hpp"
 #include "daemon/policy/identity.hpp"
-#include "jitgate/messages.hpp"
+#include "daemon/policy/requests.hpp"
 #include "daemon/policy/rules.hpp"
-#include "daemon/audit/shipper.hpp"
+#include "daemon/policy/session.hpp"
+#include "jitgate/messages.hpp"
 
 namespace jitgate::broker {
-
-using Clock = std::chrono::steady_clock;
-using Json = nlohmann::json;
-
-// How the broker talks to the client of a check. Implemented by the server's connection.
-class Responder {
-public:
-    virtual ~Responder() = default;
-    // One line for the user; wait_s >= 0 tells the client how long it may now wait.
-    virtual void notice(const std::string& text, std::int64_t wait_s) = 0;
-    virtual void prompt(const std::string& field, const std::string& text, bool echo) = 0;
-    virtual void decide(const msg::Decision& decision) = 0;
-};
-
-// The empty rule a session starts with (shared, never changed).
-const std::shared_ptr<const config::Rule>& no_rule();
-
-// A check in progress; owned by the connection for as long as the conversation lasts.
-struct CheckSession {
-    msg::CheckRequest request;
-    identity::Peer peer;
-    rules::Facts facts;
-    // The rule it is judged by, never null: until a rule matched, an empty one (no name). It
-    // holds the config it belongs to, so a reload does not change a request under way.
-    std::shared_ptr<const config::Rule> rule = no_rule();
-    std::string awaiting;      // the field being prompted for ("reason", "ticket"), or empty
-    std::string request_id;    // set while waiting for approvers
-    // Who asks, from the kernel (the server fills it before begin_check). Left empty (uid -1)
-    // the requester is the request's user: how sudo checks are judged without a server.
-    identity::Requester requester;
-    // Derived by begin_check for sudo (binding.hpp); a command grant binds them.
-    std::vector<std::string> bound_env; // the security-relevant part of run_envp, sorted
-    std::string program;                // canonical path of the command
-};
-
-enum class Step { done, awaiting_input, waiting };
 
 // An approver or admin talking to the daemon (jitgatectl); identity from the kernel.
 struct Caller {
@@ -81,20 +49,27 @@ struct OpResult {
     std::string message;
 };
 
-class Broker final : public service::Listener {
-public:
-    Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor);
+// How long a person may take to type a reason or a ticket at a prompt.
+inline constexpr std::chrono::seconds k_prompt_limit = std::chrono::minutes(5);
 
-    // Backend "service": requests go to `client` and its grants are verified against `keys`.
-    // Both outlive the broker (the server owns them). Without this call the backend is local.
-    void set_service(service::ServiceClient* client, std::shared_ptr<const grant_token::KeyRing> keys);
-    // The approval service's word about a request (pending notices, approved with a grant to
-    // verify, denied, expired, cancelled, failed).
-    void on_service_outcome(const std::string& request_id, const service::Outcome& outcome) override;
+class Broker final : public approval::Outcomes {
+public:
+    // Starts with the local approval backend (approval::LocalBackend); set_backend() replaces it.
+    Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor);
+    ~Broker() override;
+    Broker(const Broker&) = delete;
+    Broker& operator=(const Broker&) = delete;
+
+    // The approval backend for requests filed from now on (setup::make_backend builds the one
+    // the config names; it may hold this broker as its Outcomes). Throws Error(internal) if
+    // `backend` is null: the broker always has exactly one.
+    void set_backend(std::unique_ptr<approval::ApprovalBackend> backend);
+    approval::ApprovalBackend& backend() noexcept { return *m_backend; }
     // The sender to the central store, for `status` (may stay null: no store configured).
     void set_shipper(const audit::Shipper* shipper) noexcept { m_shipper = shipper; }
 
-    // Replaces the config; waiting requests keep the rule they matched.
+    // Replaces the config; waiting requests keep the rule they matched. Throws Error, and
+    // changes nothing, if the backend cannot take it (ApprovalBackend::reload).
     void set_config(std::shared_ptr<const config::Config> config);
     const config::Config& config() const noexcept { return *m_config; }
 
@@ -108,6 +83,7 @@ public:
     // The user left the open prompt (reason, ticket) unanswered for too long: records
     // access.timeout, tells `responder` "timeout" and returns Step::done; a later client_gone
     // records nothing more. Does nothing and returns Step::done if no prompt is open.
+    // expire() calls it for every prompt open longer than k_prompt_limit (then hang_up()).
     Step input_timed_out(CheckSession& session, Responder& responder, std::chrono::seconds limit);
     // The sudo audit plugin's report of how a command ended.
     void finished(const msg::FinishedReport& report, const identity::Peer& peer);
@@ -123,9 +99,11 @@ public:
     OpResult revoke(const Caller& caller, const std::string& grant_id, const std::string& reason);
     Json status() const;
 
-    // Earliest request deadline, for the event loop's timer; nullopt if none.
+    // Earliest deadline (a waiting request's, or an open prompt's), for the event loop's
+    // timer; nullopt if none.
     std::optional<Clock::time_point> next_deadline() const;
-    // Times out every request whose deadline has passed.
+    // Times out every request and every open prompt whose deadline has passed: each is
+    // recorded, then its waiting client told (Responder contract: held until durable).
     void expire(Clock::time_point now);
 
     // Records an event; returns false (and reports on stderr) if the journal failed. An event
@@ -143,42 +121,36 @@ public:
     std::size_t pending_count() const noexcept { return m_requests.size(); }
 
 private:
-    struct Request {
-        std::string id;
-        CheckSession session;              // copy of the facts for listing and auditing
-        Responder* responder = nullptr;    // null once the client has gone or was told "filed"
-        CheckSession* live = nullptr;      // the connection's session while it waits
-        std::vector<std::string> approvers;
-        // One entry per approval: the approver's person (login uid if set, else uid), so that
-        // "N approvals" means N people, whichever accounts they approved from.
-        std::vector<std::int64_t> approver_uids;
-        int approvals_needed = 1;
-        std::vector<std::string> approver_groups;
-        std::int64_t created_unix = 0;
+    // A prompt waiting for the user's answer: the session is the connection's, valid until
+    // give_input, input_timed_out or client_gone closes the prompt.
+    struct OpenPrompt {
         Clock::time_point deadline;
-        std::string nonce;      // service backend: the grant must carry it back
-        std::string cmd_sha256; // service backend, scope command: the grant must match it
+        Responder* responder = nullptr;
     };
 
+    // Asks the client of `session` for `field` and keeps the prompt's deadline.
+    Step ask(CheckSession& session, Responder& responder, const char* field, const std::string& text);
+    // Forgets the open prompt of `session` (none: nothing).
+    void close_prompt(CheckSession& session);
     Step evaluate(CheckSession& session, Responder& responder);
     Step file_request(CheckSession& session, Responder& responder);
     void conclude(Request& request, const msg::Decision& decision);
     // Turns an approved request into a grant (cached, audited) and allows its waiting client.
     // `expires_unix` caps the rule's TTL (a service grant's exp); `extra` joins the audit event.
-    // Concludes (and frees) the request, allowed or denied (spool full; with the service
-    // backend also an audit failure) — except with the local backend when the approval could
-    // not be recorded: then it returns false and the request keeps waiting for a retry.
+    // Concludes (and frees) the request, allowed or denied (spool full; with a backend that
+    // allows no local decisions also an audit failure) — except, when local approvers decide,
+    // if the approval could not be recorded: then it returns false and the request keeps
+    // waiting for a retry.
     OpResult grant(Request& request, const std::string& approved_by, std::int64_t expires_unix, const Json& extra);
-    // Denies a request for a reason of the service backend (denied, expired, failed, bad grant).
-    void service_deny(Request& request, const char* event_type, const std::string& outcome,
-                      const std::string& message, Json extra);
-    Json service_body(const Request& request) const;
+    // approval::Outcomes: what an asynchronous backend says about a waiting request.
+    Request* waiting(const std::string& id) override;
+    void tell(Request& request, const std::string& line) override;
+    void approved(Request& request, std::vector<std::string> approvers, std::int64_t expires_unix,
+                  const Json& extra) override;
+    void denied(Request& request, const char* event_type, const std::string& outcome, const std::string& message,
+                Json extra) override;
     // Non-empty (the user's message) when the spool is full and this action may not pass.
     std::string spool_full_refusal(bool break_glass) const;
-    // Files a request in m_requests, m_deadlines and m_pending_by_uid; remove() takes it out
-    // of all three.
-    void add(Request request);
-    void remove(const std::string& id);
     Json event_for(const char* type, const CheckSession& session) const;
     Step decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event);
     bool is_approver_anywhere(const Caller& caller) const;
@@ -189,15 +161,12 @@ private:
 
     std::shared_ptr<const config::Config> m_config;
     audit::Auditor& m_auditor;
-    service::ServiceClient* m_service = nullptr;
+    std::unique_ptr<approval::ApprovalBackend> m_backend; // never null
     const audit::Shipper* m_shipper = nullptr;
-    std::shared_ptr<const grant_token::KeyRing> m_keys;
-    std::uint64_t m_grants_rejected = 0;
     grants::GrantCache m_grants;
-    std::unordered_map<std::string, Request> m_requests;
-    std::set<std::pair<Clock::time_point, std::string>> m_deadlines;
-    // Waiting requests per requesting uid: the per-user cap is checked without walking them all.
-    std::unordered_map<std::int64_t, std::size_t> m_pending_by_uid;
+    Requests m_requests;
+    std::unordered_map<CheckSession*, OpenPrompt> m_prompts;
+    std::set<std::pair<Clock::time_point, CheckSession*>> m_prompt_deadlines;
     // What local users can make the daemon record (audit_budget.hpp).
     audit::RefusalLimiter m_refusals{audit::k_refusals_per_window, audit::k_refusal_window};
     audit::RefusalLimiter m_share_denials{0, audit::k_refusal_window}; // counted only, summarised
@@ -206,8 +175,5 @@ private:
     std::uint64_t m_audit_failures = 0;
     std::int64_t m_started_unix = 0;
 };
-
-// Lists as shown to people: "a, b and c".
-std::string join_names(const std::vector<std::string>& names);
 
 } // namespace jitgate::broker

@@ -1,7 +1,6 @@
 #include "daemon/server/server.hpp"
 
 #include <algorithm>
-#include <tuple>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -14,7 +13,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon/config/load.hpp"
 #include "daemon/policy/identity.hpp"
+#include "daemon/setup.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/messages.hpp"
 #include "jitgate/text.hpp"
@@ -27,7 +28,6 @@ using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
 constexpr auto k_idle_limit = std::chrono::seconds(30);      // no request on a fresh connection
-constexpr std::chrono::seconds k_input_limit = std::chrono::minutes(5); // a person typing a reason
 constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;        // a client that never reads
 constexpr int k_max_events = 256;
 // SECURITY NOTE: local users must not be able to crowd out sudo and sshd. Non-root peers
@@ -71,6 +71,9 @@ public:
         send(msg::to_json(decision));
         m_decided = true; // the session is dropped by the server once the broker has returned
     }
+    // The broker ended the conversation (a prompt timed out): the decision goes out with the
+    // batch's commit, then the connection closes.
+    void hang_up() override { close_after_flush(); }
 
     void send(const Json& m) {
         if (m_dead) return;
@@ -82,15 +85,11 @@ public:
             mark_dead();
             return;
         }
-        // SECURITY NOTE: inside a batch nothing leaves before the batch's audit events are
-        // durable (Server::commit), so no one hears of a decision that could still be lost.
-        if (m_server.m_holding) {
-            if (m_held.empty()) m_server.m_held.push_back(m_fd);
-            m_held += frame;
-            return;
-        }
-        m_out += frame;
-        flush();
+        // SECURITY NOTE: the broker's Responder contract (session.hpp): nothing leaves before
+        // the audit events recorded so far are durable. Every frame waits for the batch's
+        // commit (Server::commit), so no one hears of a decision that could still be lost.
+        if (m_held.empty()) m_server.m_held.push_back(m_fd);
+        m_held += frame;
     }
 
     // Moves the held frames out (the batch is durable) or drops them (it is not).
@@ -206,11 +205,8 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
     m_epoll = epoll_create1(EPOLL_CLOEXEC);
     if (m_epoll < 0) throw Error(ErrorCode::internal, "epoll_create1", errno_text());
     std::vector<int> watched{m_listen, m_signal};
-    if (config->approval.backend == "service") {
-        m_service = std::make_unique<service::ServiceClient>(config->approval.service, m_broker);
-        m_broker.set_service(m_service.get(), load_keys(*config));
-        watched.push_back(m_service->fd());
-    }
+    m_broker.set_backend(setup::make_backend(config, m_broker));
+    if (m_broker.backend().fd() >= 0) watched.push_back(m_broker.backend().fd());
     for (int fd : watched) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -244,12 +240,11 @@ int Server::run() {
         }
         const int n = epoll_wait(m_epoll, events, k_max_events, timeout_ms);
         if (n < 0 && errno != EINTR) throw Error(ErrorCode::internal, "epoll_wait", errno_text());
-        m_holding = true;
         for (int i = 0; i < n; ++i) {
             const int fd = events[i].data.fd;
             if (fd == m_listen) accept_clients();
             else if (fd == m_signal) on_signal();
-            else if (m_service && fd == m_service->fd()) m_service->on_ready();
+            else if (fd == m_broker.backend().fd()) m_broker.backend().on_ready();
             else if (const auto it = m_clients.find(fd); it != m_clients.end()) handle_io(*it->second, events[i].events);
         }
         m_broker.expire(Clock::now());
@@ -259,12 +254,10 @@ int Server::run() {
     }
     m_broker.report_suppressed(Clock::now(), true);
     Json stopped{{"type", audit::type::daemon_stopped}, {"pending_dropped", m_broker.pending_count()}};
-    if (m_service) {
-        // Requests still waiting are withdrawn at the service (reason "shutdown"), so no one
-        // approves what nobody waits for any more; bounded, so a dead service cannot hang stop.
-        stopped["cancelled_at_service"] = m_service->cancel_all("shutdown");
-        stopped["cancels_unsent"] = m_service->drain(k_shutdown_cancel_limit);
-    }
+    // Whatever still waits is withdrawn from the backend, bounded so a dead service cannot
+    // hang the stop.
+    const Json withdrawn = m_broker.backend().shutdown(k_shutdown_cancel_limit);
+    for (const auto& [key, value] : withdrawn.items()) stopped[key] = value;
     m_broker.audit(std::move(stopped));
     m_auditor.sync();
     return 0;
@@ -278,7 +271,6 @@ void Server::commit() {
         durable = false;
         std::fprintf(stderr, "jitgated: %s; dropping %zu held replies (their clients deny)\n", e.what(), m_held.size());
     }
-    m_holding = false;
     for (int fd : m_held)
         if (const auto it = m_clients.find(fd); it != m_clients.end()) it->second->release(durable);
     m_held.clear();
@@ -385,8 +377,7 @@ void Server::on_signal() {
 
 void Server::reload() {
     // A bad new config keeps the old one: a typo must never open or lock every door.
-    auto result = config::load_config(m_config_path);
-    if (auto p = config::check_file_security(m_config_path); p) result.problems.push_back(*p);
+    auto result = config::load_checked(m_config_path);
     if (!result.problems.empty() || !result.config) {
         std::string all;
         for (const auto& p : result.problems) all += (all.empty() ? "" : "; ") + p.to_string();
@@ -396,66 +387,26 @@ void Server::reload() {
         return;
     }
     auto fresh = std::make_shared<const config::Config>(std::move(*result.config));
-    const auto& old_cfg = m_broker.config();
-    const auto& a = old_cfg.approval.service;
-    const auto& b = fresh->approval.service;
-    const bool same_backend = old_cfg.approval.backend == fresh->approval.backend &&
-                              (fresh->approval.backend != "service" ||
-                               std::tie(a.url, a.ca_file, a.client_cert, a.client_key, a.proxy, a.connect_timeout,
-                                        a.request_timeout, a.poll_wait, a.retries) ==
-                                   std::tie(b.url, b.ca_file, b.client_cert, b.client_key, b.proxy, b.connect_timeout,
-                                            b.request_timeout, b.poll_wait, b.retries));
-    const auto& sa = old_cfg.audit;
-    const auto& sb = fresh->audit;
-    // Everything under audit but when_spool_full is fixed at start-up (the Auditor and the
-    // Shipper own it): a reload must not pretend to apply it.
-    const auto audit_tuple = [](const config::Config::Audit& x) {
-        return std::tie(x.spool_dir, x.spool_max_bytes, x.segment_bytes, x.syslog, x.syslog_socket, x.store.url,
-                        x.store.format, x.store.ca_file, x.store.client_cert, x.store.client_key, x.store.token_file,
-                        x.store.proxy, x.store.connect_timeout, x.store.timeout, x.store.batch_events,
-                        x.store.batch_bytes, x.store.retry_min, x.store.retry_max, x.store.splunk_index,
-                        x.store.splunk_sourcetype);
-    };
-    const bool same_audit = audit_tuple(sa) == audit_tuple(sb);
-    if (!same_backend || !same_audit) {
-        const std::string why = std::string(!same_backend ? "approval.backend or approval.service connection settings"
-                                                          : "the audit spool, syslog or store settings") +
-                                " changed; restart jitgated to apply them";
+    if (const std::string why = setup::reload_refusal(m_broker.config(), *fresh); !why.empty()) {
         std::fprintf(stderr, "jitgated: reload of %s refused, keeping the running config: %s\n", m_config_path.c_str(), why.c_str());
         m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload refused; keeping the running config"},
                             {"config", m_config_path}, {"problems", why}});
         return;
     }
-    if (m_service) {
-        // Key rotation: a reload re-reads approval.service.public_keys.
-        try {
-            m_broker.set_service(m_service.get(), load_keys(*fresh));
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(), e.what());
-            m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload failed; keeping the running config"},
-                                {"config", m_config_path}, {"problems", text::escape_for_log(e.what())}});
-            return;
-        }
+    // Key rotation: the service backend re-reads approval.service.public_keys.
+    try {
+        m_broker.set_config(fresh);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(), e.what());
+        m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload failed; keeping the running config"},
+                            {"config", m_config_path}, {"problems", text::escape_for_log(e.what())}});
+        return;
     }
     if (fresh->daemon.socket != m_socket_path)
         std::fprintf(stderr, "jitgated: daemon.socket changed; the new path takes effect on restart\n");
-    m_broker.set_config(fresh);
     m_broker.audit(Json{{"type", audit::type::config_loaded}, {"config", m_config_path}, {"rules", fresh->rules.size()},
                         {"reload", true}});
     std::fprintf(stderr, "jitgated: reloaded %s (%zu rules)\n", m_config_path.c_str(), fresh->rules.size());
-}
-
-std::shared_ptr<const grant_token::KeyRing> Server::load_keys(const config::Config& config) {
-    // SECURITY NOTE: whoever can write a public key file can mint grants, and whoever can write
-    // the CA file can impersonate the service: both get the config file's ownership check.
-    auto keys = std::make_shared<grant_token::KeyRing>();
-    for (const auto& [kid, file] : config.approval.service.public_keys) {
-        if (const auto p = config::check_file_security(file)) throw Error(ErrorCode::bad_input, file, p->message);
-        keys->add_file(kid, file);
-    }
-    if (const auto p = config::check_file_security(config.approval.service.ca_file))
-        throw Error(ErrorCode::bad_input, config.approval.service.ca_file, p->message);
-    return keys;
 }
 
 void Server::handle_io(Connection& c, unsigned events) {
@@ -680,12 +631,8 @@ void Server::sweep() {
         m_broker.report_suppressed(now);
         for (auto& [fd, c] : m_clients) {
             if (c->m_dead) continue;
+            // A prompt left unanswered is the broker's to time out (Broker::expire).
             if (!c->m_session && now - c->m_last > k_idle_limit) c->mark_dead();
-            else if (c->m_session && c->m_step == broker::Step::awaiting_input && now - c->m_last > k_input_limit) {
-                // A timeout, not a cancel: the broker records access.timeout and answers.
-                c->m_step = m_broker.input_timed_out(*c->m_session, *c, k_input_limit);
-                c->close_after_flush();
-            }
         }
     }
     while (!m_dead.empty()) {

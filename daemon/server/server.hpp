@@ -11,11 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/approval/service_client.hpp"
 #include "daemon/audit/audit.hpp"
-#include "daemon/policy/broker.hpp"
 #include "daemon/config/config.hpp"
-#include "lib/grant_token.hpp"
+#include "daemon/policy/broker.hpp"
 
 namespace jitgate::server {
 
@@ -65,22 +63,20 @@ private:
     // connections closed: every client then denies (fail closed).
     void commit();
     void close_connection(int fd);
-    // Reads every configured public key; throws Error naming the file that is wrong.
-    static std::shared_ptr<const grant_token::KeyRing> load_keys(const config::Config& config);
 
     std::string m_config_path;
     std::string m_socket_path;
     audit::Auditor& m_auditor;
     broker::Broker m_broker;
-    std::unique_ptr<service::ServiceClient> m_service; // backend "service" only
     int m_epoll = -1;
     int m_listen = -1;
     int m_signal = -1;
     bool m_stop = false;
     std::unordered_map<int, std::unique_ptr<Connection>> m_clients;
     std::vector<int> m_dead;
-    std::vector<int> m_held;   // connections with replies waiting for the batch's fdatasync
-    bool m_holding = false;    // inside a batch: replies are held until commit()
+    // Connections with replies waiting for the batch's fdatasync: every reply is held until
+    // commit() (the broker's Responder contract, daemon/policy/session.hpp).
+    std::vector<int> m_held;
     std::unordered_map<uid_t, std::size_t> m_per_uid; // open connections of non-root peers
     std::chrono::steady_clock::time_point m_next_sweep;
     int m_reserve_fd = -1; // /dev/null, given up to refuse a connection when out of descriptors

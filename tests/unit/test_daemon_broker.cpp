@@ -285,6 +285,49 @@ TEST_F(BrokerTest, PromptTimeoutIsRecordedAsTimeoutNotCancelled) {
     EXPECT_FALSE(again.decision.has_value());
 }
 
+// The prompt's deadline is the broker's: expire() times out a prompt left open longer than
+// k_prompt_limit, records access.timeout and hangs up; an answer in time closes the deadline.
+TEST_F(BrokerTest, ExpireTimesOutAnUnansweredPrompt) {
+    struct HangUpRecorder : Recorder {
+        int hang_ups = 0;
+        void hang_up() override { ++hang_ups; }
+    };
+    auto rl = rule("reasoned", config::Action::require_approval);
+    rl.reason_required = true;
+    auto b = make({rl});
+    HangUpRecorder r;
+    auto s = session({"/x"});
+    s.request.interactive = true;
+    const auto before = broker::Clock::now();
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::awaiting_input);
+    ASSERT_TRUE(b->next_deadline().has_value());
+    EXPECT_GE(*b->next_deadline(), before + broker::k_prompt_limit);
+    b->expire(broker::Clock::now() + broker::k_prompt_limit - std::chrono::seconds(10));
+    EXPECT_FALSE(r.decision.has_value()) << "not yet";
+    b->expire(broker::Clock::now() + broker::k_prompt_limit + std::chrono::seconds(1));
+    ASSERT_TRUE(r.decision.has_value());
+    EXPECT_EQ(r.decision->outcome, "timeout");
+    EXPECT_NE(r.decision->message.find("no reason given at the prompt within 5m"), std::string::npos);
+    EXPECT_EQ(r.hang_ups, 1);
+    EXPECT_FALSE(b->next_deadline().has_value());
+    b->client_gone(s);
+    const auto j = journal();
+    EXPECT_NE(j.find("\"type\":\"access.timeout\""), std::string::npos) << j;
+    EXPECT_EQ(j.find("access.cancelled"), std::string::npos) << j;
+
+    // Answered in time: no prompt deadline is left behind.
+    HangUpRecorder r2;
+    auto s2 = session({"/x"});
+    s2.request.interactive = true;
+    ASSERT_EQ(b->begin_check(s2, r2), broker::Step::awaiting_input);
+    ASSERT_EQ(b->give_input(s2, r2, "reason", true, "fix it"), broker::Step::waiting);
+    const auto request_deadline = b->next_deadline();
+    ASSERT_TRUE(request_deadline.has_value());
+    b->client_gone(s2);
+    EXPECT_FALSE(b->next_deadline().has_value());
+    EXPECT_EQ(r2.hang_ups, 0);
+}
+
 TEST_F(BrokerTest, NonInteractiveFilesOnceAndReturns) {
     auto b = make({});
     Recorder r1, r2;

@@ -1,0 +1,207 @@
+// daemon/approval/service.cpp — the `service` approval backend: the create body, the outcomes
+// of the approval service, and the verification of its grants.
+#include "daemon/approval/service.hpp"
+
+#include <chrono>
+
+#include "daemon/audit/audit.hpp"
+#include "daemon/policy/binding.hpp"
+#include "jitgate/error.hpp"
+#include "jitgate/text.hpp"
+
+namespace jitgate::approval {
+namespace {
+
+using broker::CheckSession;
+using broker::cut;
+using broker::esc;
+
+std::int64_t now_unix() {
+    using namespace std::chrono;
+    return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+grant_token::CommandBinding command_binding_of(const CheckSession& s) {
+    const auto& r = s.request;
+    return grant_token::CommandBinding{r.runas_user, r.runas_group, binding::run_cwd(r), r.chroot,
+                                       r.command,    s.program,     r.run_argv,          s.bound_env};
+}
+
+} // namespace
+
+ServiceBackend::ServiceBackend(std::shared_ptr<const config::Config> config, Outcomes& outcomes)
+    : m_config(std::move(config)), m_outcomes(outcomes), m_keys(load_keys(*m_config)),
+      m_client(std::make_unique<service::ServiceClient>(m_config->approval.service, static_cast<service::Listener&>(*this))) {}
+
+ServiceBackend::~ServiceBackend() = default;
+
+std::shared_ptr<const grant_token::KeyRing> ServiceBackend::load_keys(const config::Config& config) {
+    // SECURITY NOTE: whoever can write a public key file can mint grants, and whoever can write
+    // the CA file can impersonate the service: both get the config file's ownership check.
+    auto keys = std::make_shared<grant_token::KeyRing>();
+    for (const auto& [kid, file] : config.approval.service.public_keys) {
+        if (const auto p = config::check_file_security(file)) throw Error(ErrorCode::bad_input, file, p->message);
+        keys->add_file(kid, file);
+    }
+    if (const auto p = config::check_file_security(config.approval.service.ca_file))
+        throw Error(ErrorCode::bad_input, config.approval.service.ca_file, p->message);
+    return keys;
+}
+
+void ServiceBackend::reload(std::shared_ptr<const config::Config> config) {
+    auto keys = load_keys(*config); // throws before anything changes
+    m_keys = std::move(keys);
+    m_config = std::move(config);
+}
+
+void ServiceBackend::prepare(Request& q) {
+    q.nonce = grant_token::new_nonce();
+    if (broker::scope_of(q.session) == config::Scope::command) q.cmd_sha256 = grant_token::cmd_sha256(command_binding_of(q.session));
+}
+
+void ServiceBackend::describe(Json& event) const { event["approval_service"] = m_client->base_url(); }
+
+void ServiceBackend::submit(const Request& q) { m_client->submit(q.id, body_of(q)); }
+
+void ServiceBackend::cancel(const std::string& id, const std::string& reason) { m_client->cancel(id, reason); }
+
+std::string ServiceBackend::how_to_approve(const std::string&) const {
+    return "approvers decide at the approval service " + m_client->base_url();
+}
+
+std::string ServiceBackend::waiting_hint(const std::string&) const { return "Approvers decide at the approval service."; }
+
+Json ServiceBackend::shutdown(std::chrono::milliseconds limit) {
+    // Requests still waiting are withdrawn at the service (reason "shutdown"), so no one
+    // approves what nobody waits for any more; bounded, so a dead service cannot hang stop.
+    Json out = Json::object();
+    out["cancelled_at_service"] = m_client->cancel_all("shutdown");
+    out["cancels_unsent"] = m_client->drain(limit);
+    return out;
+}
+
+void ServiceBackend::add_status(Json& status) const {
+    status["service"] = m_client->status();
+    status["grants_rejected"] = m_grants_rejected;
+}
+
+Json ServiceBackend::body_of(const Request& q) const {
+    const auto& cfg = *m_config;
+    const auto& r = q.session.request;
+    const std::string scope = config::to_string(broker::scope_of(q.session));
+    const std::string asker = broker::requester_name(q.session);
+    Json requester{{"user", text::is_valid_utf8(asker) ? asker : esc(asker)}, {"uid", broker::requester_uid(q.session)}};
+    if (q.session.requester.login_uid >= 0) {
+        requester["login_uid"] = q.session.requester.login_uid;
+        requester["login_user"] = esc(q.session.requester.login_name);
+    }
+    return Json{{"protocol", 1},
+                {"id", q.id},
+                {"nonce", q.nonce},
+                {"host", cfg.host.name},
+                {"host_environment", cfg.host.environment},
+                {"host_tags", cfg.host.tags},
+                {"requester", requester},
+                {"account", {{"user", text::is_valid_utf8(r.user) ? r.user : esc(r.user)}, {"uid", r.uid}}},
+                {"kind", r.kind},
+                {"scope", scope},
+                {"action",
+                 {{"command", esc(r.command)},
+                  {"argv", text::argv_to_json(r.run_argv)},
+                  {"display", r.kind == "login" ? std::string() : cut(broker::display_command(r.command, r.run_argv))},
+                  {"runas", esc(r.runas_user)},
+                  {"runas_group", esc(r.runas_group)},
+                  {"cwd", esc(binding::run_cwd(r))},
+                  {"chroot", esc(r.chroot)},
+                  {"program", esc(q.session.program)},
+                  {"env", text::argv_to_json(q.session.bound_env)},
+                  {"env_code_loading", broker::escaped_argv(binding::code_loading_names(q.session.bound_env))},
+                  {"tty", esc(r.tty)},
+                  {"service", esc(r.service)},
+                  {"remote_host", esc(r.remote_host)},
+                  {"cmd_sha256", q.cmd_sha256}}},
+                {"reason", esc(r.reason)},
+                {"ticket", esc(r.ticket)},
+                {"rule", q.session.rule->name},
+                {"approvals_needed", q.approvals_needed},
+                {"approver_groups", q.approver_groups},
+                {"ttl_s", static_cast<std::int64_t>(q.session.rule->ttl.count())},
+                {"timeout_s", static_cast<std::int64_t>(q.session.rule->timeout.count())}};
+}
+
+void ServiceBackend::on_service_outcome(const std::string& id, const service::Outcome& o) {
+    Request* found = m_outcomes.waiting(id);
+    if (found == nullptr) return;
+    Request& q = *found;
+    const auto& r = q.session.request;
+    using Kind = service::Outcome::Kind;
+    switch (o.kind) {
+    case Kind::pending: {
+        // Text from the service reaches a terminal: escaped and cut like any other input.
+        std::string line = "jitgate: request " + id + ":";
+        if (!o.message.empty()) line += " " + cut(esc(o.message)) + ".";
+        if (!o.approvers_notified.empty()) {
+            std::vector<std::string> names;
+            for (const auto& n : o.approvers_notified) names.push_back(esc(n.substr(0, 128)));
+            line += " Notified: " + broker::join_names(names) + ".";
+        }
+        if (!o.approve_url.empty()) line += " Approve at " + cut(esc(o.approve_url));
+        m_outcomes.tell(q, line);
+        return;
+    }
+    case Kind::approved: {
+        grant_token::Expected ex;
+        ex.request_id = id;
+        ex.nonce = q.nonce;
+        ex.host = m_config->host.name;
+        ex.user = broker::requester_name(q.session); // the grant's sub: who asked (§7.2)
+        ex.login_user = q.session.requester.login_name;
+        ex.kind = r.kind;
+        ex.scope = config::to_string(broker::scope_of(q.session));
+        ex.cmd_sha256 = q.cmd_sha256;
+        ex.approvals_needed = q.approvals_needed;
+        ex.issuer = m_config->approval.service.issuer;
+        ex.now_unix = now_unix();
+        ex.skew_s = static_cast<std::int64_t>(m_config->approval.service.clock_skew.count());
+        const auto v = m_keys ? grant_token::verify(o.grant, *m_keys, ex)
+                              : grant_token::Verdict{false, "grant: no public keys configured", {}};
+        if (!v.ok) {
+            ++m_grants_rejected;
+            // SECURITY NOTE: a grant that does not verify is a denial, never a retry: the
+            // service (or someone in between) said yes in a way this host cannot trust.
+            m_outcomes.denied(q, audit::type::denied, "invalid_grant", "denied: the approval service's " + v.reason,
+                              Json{{"grant_rejected", v.reason}});
+            return;
+        }
+        // Names from the service reach logs and terminals: escaped like any other input.
+        std::vector<std::string> approvers;
+        for (const auto& a : v.claims.approvers) approvers.push_back(esc(a));
+        m_outcomes.approved(q, std::move(approvers), v.claims.exp,
+                            Json{{"service_grant_id", esc(v.claims.jti)},
+                                 {"kid", v.claims.kid},
+                                 {"approval_service", m_client->base_url()}});
+        // The request is concluded either way (allowed, or denied with its reason): `q` is
+        // gone now.
+        return;
+    }
+    case Kind::denied: {
+        const std::string why = broker::trim(o.reason).empty() ? "no reason given" : cut(esc(broker::trim(o.reason)));
+        const std::string by = o.denied_by.empty() ? "the approval service" : esc(o.denied_by.substr(0, 128));
+        m_outcomes.denied(q, audit::type::denied, "denied", "denied by " + by + ": " + why,
+                          Json{{"denied_by", by}, {"deny_reason", why}});
+        return;
+    }
+    case Kind::expired:
+        m_outcomes.denied(q, audit::type::timeout, "timeout", "expired at the approval service without a decision",
+                          Json::object());
+        return;
+    case Kind::cancelled:
+        m_outcomes.denied(q, audit::type::cancelled, "cancelled", "was cancelled at the approval service", Json::object());
+        return;
+    case Kind::failed:
+        m_outcomes.denied(q, audit::type::denied, "error", "denied: " + cut(esc(o.reason)), Json::object());
+        return;
+    }
+}
+
+} // namespace jitgate::approval
