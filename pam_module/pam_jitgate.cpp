@@ -11,8 +11,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <grp.h>
-#include <pwd.h>
 #include <string>
 #include <syslog.h>
 #include <unistd.h>
@@ -24,6 +22,8 @@
 #include "jitgate/client.hpp"
 #include "jitgate/guard.hpp"
 #include "jitgate/messages.hpp"
+#include "jitgate/offline.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/plugin_options.hpp"
 #include "jitgate/text.hpp"
 
@@ -162,9 +162,7 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
     std::string message = d.message;
     if (!st.ok() && st.code != ErrorCode::denied) {
         // jitgated is down: only break-glass passes, loudly (the group comes from our own arguments).
-        if ((st.code == ErrorCode::daemon_unreachable || st.code == ErrorCode::untrusted_daemon || st.code == ErrorCode::timeout) &&
-            jitgate::offline_break_glass_reason_ok(r.break_glass_reason) &&
-            jitgate::user_in_group(r.user, args.options.break_glass_group)) {
+        if (jitgate::offline_break_glass_allowed(st, r.user, r.break_glass_reason, args.options.break_glass_group)) {
             pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT, "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
                        jitgate::text::escape_for_log(r.user).c_str(), jitgate::text::escape_for_log(r.remote_host).c_str(),
                        jitgate::text::escape_for_log(r.service).c_str(), jitgate::text::escape_for_log(st.detail).c_str(),

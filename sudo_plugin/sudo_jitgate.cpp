@@ -10,8 +10,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <grp.h>
-#include <pwd.h>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +22,8 @@
 #include "jitgate/client.hpp"
 #include "jitgate/guard.hpp"
 #include "jitgate/messages.hpp"
+#include "jitgate/offline.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/plugin_options.hpp"
 #include "jitgate/text.hpp"
 
@@ -64,14 +64,7 @@ void report(const char* what) noexcept {
 
 std::string user_of(uid_t uid) { return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid)); }
 
-std::string group_of(gid_t gid) {
-    struct group gr {};
-    struct group* found = nullptr;
-    std::vector<char> buf(16384);
-    if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr && found->gr_name != nullptr)
-        return found->gr_name;
-    return "#" + std::to_string(gid);
-}
+std::string group_of(gid_t gid) { return jitgate::group_name_of(gid).value_or("#" + std::to_string(gid)); }
 
 long number(const char* s, long fallback) {
     if (s == nullptr) return fallback;
@@ -185,7 +178,7 @@ int deny(const char** errstr) {
 int offline_decision(const Status& why, const char** errstr) {
     State& s = state();
     const std::string& reason = s.base.break_glass_reason;
-    if (jitgate::offline_break_glass_reason_ok(reason) && jitgate::user_in_group(s.base.user, s.options.break_glass_group)) {
+    if (jitgate::offline_break_glass_allowed(why, s.base.user, reason, s.options.break_glass_group)) {
         const std::string line = "jitgate: BREAK-GLASS by " + jitgate::text::escape_for_log(s.base.user) +
                                  " while jitgated is unreachable (" + jitgate::text::escape_for_log(why.detail) +
                                  "): command " + jitgate::text::display_argv(s.run_argv) + " reason: " +
@@ -289,10 +282,10 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
     switch (st.code) {
     case ErrorCode::denied: s.errstr = d.message.empty() ? "jitgate: denied" : d.message; break;
     case ErrorCode::interrupted: s.errstr = "jitgate: cancelled; the request was withdrawn"; break;
-    case ErrorCode::daemon_unreachable:
-    case ErrorCode::untrusted_daemon:
-    case ErrorCode::timeout: return offline_decision(st, errstr);
-    default: s.errstr = "jitgate: denied: " + st.detail; break;
+    default:
+        if (jitgate::is_offline(st.code)) return offline_decision(st, errstr);
+        s.errstr = "jitgate: denied: " + st.detail;
+        break;
     }
     return deny(errstr);
 }

@@ -1,3 +1,4 @@
+// common/src/client.cpp — the blocking socket client (see jitgate/client.hpp).
 #include "jitgate/client.hpp"
 
 #include <algorithm>
@@ -6,13 +7,12 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "jitgate/plugin_options.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/text.hpp"
 
 namespace jitgate::client {

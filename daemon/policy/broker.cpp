@@ -7,6 +7,7 @@
 
 #include "daemon/policy/binding.hpp"
 #include "jitgate/error.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/text.hpp"
 
 namespace jitgate::broker {
@@ -296,7 +297,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
                       s));
         return Step::done;
     }
-    auto groups = identity::groups_of(r.user);
+    auto groups = group_names_of(r.user);
     s.facts = rules::Facts{r.kind, r.user, groups.value_or(std::vector<std::string>{}), r.command, r.run_argv,
                            r.runas_user, r.service, r.remote_host, {}, {}, -1, -1};
     if (r.kind == "sudo") {
