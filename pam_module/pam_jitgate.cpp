@@ -69,7 +69,7 @@ int to_pam_status(const Status& st, const jitgate::msg::Decision& d) {
     if (st.ok() && d.allow)
         // Not gated by a rule: PAM_IGNORE, never PAM_SUCCESS, so that a line misplaced as
         // `sufficient` can never skip the password.
-        return d.outcome == "allowed_by_rule" ? PAM_IGNORE : PAM_SUCCESS;
+        return d.outcome == jitgate::msg::Outcome::allowed_by_rule ? PAM_IGNORE : PAM_SUCCESS;
     switch (st.code) {
     case ErrorCode::daemon_unreachable:
     case ErrorCode::untrusted_daemon:
@@ -174,8 +174,8 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
         message = "jitgate: login denied: " + st.detail + " (fail closed)";
     }
     const int rc = to_pam_status(st, d);
-    if (rc == PAM_SUCCESS && d.outcome == "break_glass") keep(pamh, k_data_break_glass, "1");
-    if (args.debug) pam_syslog(pamh, LOG_DEBUG, "user %s: %s -> %s", r.user.c_str(), d.outcome.c_str(), pam_strerror(pamh, rc));
+    if (rc == PAM_SUCCESS && d.outcome == jitgate::msg::Outcome::break_glass) keep(pamh, k_data_break_glass, "1");
+    if (args.debug) pam_syslog(pamh, LOG_DEBUG, "user %s: %s -> %s", r.user.c_str(), jitgate::msg::to_string(d.outcome), pam_strerror(pamh, rc));
     if (rc == PAM_SUCCESS || rc == PAM_IGNORE) {
         if (interactive && !message.empty()) pam_info(pamh, "%s", (held + message).c_str());
         return rc;

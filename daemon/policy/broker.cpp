@@ -127,10 +127,10 @@ void add_binding(Json& j, const CheckSession& s) {
     }
 }
 
-msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
+msg::Decision deny_with(msg::Outcome outcome, std::string message, const CheckSession& s) {
     msg::Decision d;
     d.allow = false;
-    d.outcome = std::move(outcome);
+    d.outcome = outcome;
     d.message = std::move(message);
     d.rule = s.rule->name;
     d.request_id = s.request_id;
@@ -263,14 +263,14 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
 }
 
 Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decision decision, Json event) {
-    event["outcome"] = decision.outcome;
+    event["outcome"] = msg::to_string(decision.outcome);
     event["message"] = decision.message;
     if (!decision.grant_id.empty()) event["grant_id"] = decision.grant_id;
     // SECURITY NOTE: the record comes first. An allow whose record cannot be made durable
     // becomes a deny: an unrecorded privileged action is a failed control.
     if (!audit(std::move(event)) && decision.allow) {
         decision.allow = false;
-        decision.outcome = "error";
+        decision.outcome = msg::Outcome::error;
         decision.message = k_spool_unwritable;
     }
     ++m_decisions;
@@ -288,7 +288,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         m_share_denials.admit(static_cast<std::uint32_t>(r.uid), Clock::now());
         ++m_decisions;
         responder.decide(
-            deny_with("error",
+            deny_with(msg::Outcome::error,
                       "jitgate: denied: the audit spool is nearly full (the central audit store is not taking "
                       "events) and " +
                           esc(r.user) +
@@ -325,13 +325,13 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     }
     if (!groups) // a %group rule could not be judged: deny rather than skip it
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: cannot read the groups of " + esc(r.user) +
+                      deny_with(msg::Outcome::error, "jitgate: denied: cannot read the groups of " + esc(r.user) +
                                              " from the system's user database (fail closed)", s),
                       event_for(audit::type::denied, s));
 
     if (r.argv_truncated) {
         return decide(s, responder,
-                      deny_with("denied",
+                      deny_with(msg::Outcome::denied,
                                 "jitgate: denied: the command line is " + std::to_string(r.argv_bytes) +
                                     " bytes; jitgate judges at most " + std::to_string(msg::k_argv_budget) + " bytes",
                                 s),
@@ -340,7 +340,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
 
     if (r.env_truncated) {
         return decide(s, responder,
-                      deny_with("denied",
+                      deny_with(msg::Outcome::denied,
                                 "jitgate: denied: the command's environment is larger than " +
                                     std::to_string(msg::k_env_budget) + " bytes; jitgate cannot bind it to an approval",
                                 s),
@@ -351,7 +351,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         Json e = event_for(audit::type::denied, s);
         e["spool_full"] = true;
         if (!r.break_glass_reason.empty()) e["break_glass_reason"] = esc(r.break_glass_reason);
-        return decide(s, responder, deny_with("error", full, s), std::move(e));
+        return decide(s, responder, deny_with(msg::Outcome::error, full, s), std::move(e));
     }
 
     if (!r.break_glass_reason.empty()) {
@@ -363,10 +363,10 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
             why = "a break-glass reason needs at least " + std::to_string(bg.min_reason_length) + " characters";
         Json e = event_for(why.empty() ? audit::type::break_glass : audit::type::denied, s);
         e["break_glass_reason"] = esc(r.break_glass_reason);
-        if (!why.empty()) return decide(s, responder, deny_with("denied", "jitgate: break-glass refused: " + why, s), e);
+        if (!why.empty()) return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: break-glass refused: " + why, s), e);
         msg::Decision d;
         d.allow = true;
-        d.outcome = "break_glass";
+        d.outcome = msg::Outcome::break_glass;
         d.message = "jitgate: BREAK-GLASS access recorded and alerted to the security team: " + esc(r.break_glass_reason);
         return decide(s, responder, d, e);
     }
@@ -386,14 +386,14 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     case config::Action::allow: {
         msg::Decision d;
         d.allow = true;
-        d.outcome = "allowed_by_rule";
+        d.outcome = msg::Outcome::allowed_by_rule;
         d.rule = s.rule->name;
         return decide(s, responder, d, event_for(audit::type::allowed_by_rule, s));
     }
     case config::Action::deny: {
         std::string m = "jitgate: denied by rule '" + s.rule->name + "'";
         if (!s.rule->message.empty()) m += ": " + s.rule->message;
-        return decide(s, responder, deny_with("denied", m, s), event_for(audit::type::denied, s));
+        return decide(s, responder, deny_with(msg::Outcome::denied, m, s), event_for(audit::type::denied, s));
     }
     case config::Action::require_approval:
         break;
@@ -402,7 +402,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     if (const grants::Grant* g = m_grants.find(action_of(s), Clock::now())) {
         msg::Decision d;
         d.allow = true;
-        d.outcome = "grant";
+        d.outcome = msg::Outcome::grant;
         d.rule = s.rule->name;
         d.grant_id = g->id;
         d.request_id = g->request_id;
@@ -422,7 +422,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
     const char* what = r.kind == "sudo" ? "command" : "login";
     if (r.reason.size() > k_max_reason || r.ticket.size() > k_max_ticket)
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: a reason is at most " + std::to_string(k_max_reason) +
+                      deny_with(msg::Outcome::denied, "jitgate: denied: a reason is at most " + std::to_string(k_max_reason) +
                                               " bytes and a ticket at most " + std::to_string(k_max_ticket), s),
                       event_for(audit::type::denied, s));
     // A login's scope is always the login: a rule written for both kinds grants no sudo here.
@@ -433,7 +433,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
             return Step::awaiting_input;
         }
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
+                      deny_with(msg::Outcome::denied, "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
                                               (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
                                                                  : std::string("give it at the prompt or set JITGATE_REASON")), s),
                       event_for(audit::type::denied, s));
@@ -446,7 +446,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
                 return Step::awaiting_input;
             }
             return decide(s, responder,
-                          deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
+                          deny_with(msg::Outcome::denied, "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
                                                   esc(s.rule->ticket_pattern) +
                                                   (r.kind == "login" ? "; log in interactively to give one" : "; set JITGATE_TICKET"), s),
                           event_for(audit::type::denied, s));
@@ -454,7 +454,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
         r.ticket = trim(r.ticket);
         if (!s.rule->ticket_regex || !std::regex_search(r.ticket, *s.rule->ticket_regex)) {
             return decide(s, responder,
-                          deny_with("denied", "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
+                          deny_with(msg::Outcome::denied, "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
                                                   esc(s.rule->ticket_pattern), s),
                           event_for(audit::type::denied, s));
         }
@@ -469,11 +469,11 @@ Step Broker::give_input(CheckSession& s, Responder& responder, const std::string
     s.awaiting.clear();
     const std::string answer = trim(value);
     if (!given || answer.empty())
-        return decide(s, responder, deny_with("denied", "jitgate: denied: no " + field + " given", s),
+        return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: denied: no " + field + " given", s),
                       event_for(audit::type::denied, s));
     if (answer.size() > k_max_reason)
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: the " + field + " is longer than " +
+                      deny_with(msg::Outcome::denied, "jitgate: denied: the " + field + " is longer than " +
                                               std::to_string(k_max_reason) + " bytes", s),
                       event_for(audit::type::denied, s));
     (field == "reason" ? s.request.reason : s.request.ticket) = answer;
@@ -493,7 +493,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
                 grants::GrantCache::key_for(action_of(q.session), config::Scope::command) ==
                     grants::GrantCache::key_for(action_of(s), config::Scope::command)) {
                 s.request_id = id;
-                msg::Decision d = deny_with("filed", "jitgate: request " + id + " is still waiting for approval; " +
+                msg::Decision d = deny_with(msg::Outcome::filed, "jitgate: request " + id + " is still waiting for approval; " +
                                                          (r.kind == "login" ? "log in again" : "run the command again") +
                                                          " once it is approved", s);
                 ++m_decisions;
@@ -507,13 +507,13 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     const std::size_t mine = counted == m_pending_by_uid.end() ? 0 : counted->second;
     if (mine >= k_max_pending_per_user)
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: " + esc(requester_name(s)) + " already has " +
+                      deny_with(msg::Outcome::error, "jitgate: denied: " + esc(requester_name(s)) + " already has " +
                                              std::to_string(mine) +
                                              " requests waiting; wait for them to be decided", s),
                       event_for(audit::type::denied, s));
     if (m_requests.size() >= static_cast<std::size_t>(cfg.daemon.max_pending))
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: " + std::to_string(m_requests.size()) +
+                      deny_with(msg::Outcome::error, "jitgate: denied: " + std::to_string(m_requests.size()) +
                                              " requests are already waiting; try again later", s),
                       event_for(audit::type::denied, s));
 
@@ -535,7 +535,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
             Json ev = event_for(audit::type::denied, s);
             ev["error"] = esc(e.what());
             return decide(s, responder,
-                          deny_with("error", std::string("jitgate: denied: this action cannot be sent for approval: ") +
+                          deny_with(msg::Outcome::error, std::string("jitgate: denied: this action cannot be sent for approval: ") +
                                                  esc(e.what()), s),
                           std::move(ev));
         }
@@ -552,7 +552,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (!audit(std::move(e))) {
         s.request_id.clear();
         return decide(s, responder,
-                      deny_with("error", k_spool_unwritable, s), event_for(audit::type::error, s));
+                      deny_with(msg::Outcome::error, k_spool_unwritable, s), event_for(audit::type::error, s));
     }
     q.session = s;
     responder.notice("jitgate: approval required by rule '" + s.rule->name + "': " +
@@ -567,7 +567,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (detach) {
         add(std::move(q));
         const bool login = r.kind == "login";
-        msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; " +
+        msg::Decision d = deny_with(msg::Outcome::filed, "jitgate: request " + id + " filed; " +
                                                  (login ? "a non-interactive login does not wait. Log in again"
                                                         : "sudo -n does not wait. Run the command again") +
                                                  " once it is approved (" + how + ")", s);
@@ -616,7 +616,7 @@ Step Broker::input_timed_out(CheckSession& s, Responder& responder, std::chrono:
     s.awaiting.clear(); // answered by the timeout: the closing connection is no cancel
     const std::string after = config::format_duration(limit);
     return decide(s, responder,
-                  deny_with("timeout", "jitgate: denied: no " + field + " given at the prompt within " + after, s),
+                  deny_with(msg::Outcome::timeout, "jitgate: denied: no " + field + " given at the prompt within " + after, s),
                   event_for(audit::type::timeout, s));
 }
 
@@ -834,7 +834,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
         e["outcome"] = "error";
         e["message"] = full;
         audit(std::move(e));
-        msg::Decision d = deny_with("error", full, q.session);
+        msg::Decision d = deny_with(msg::Outcome::error, full, q.session);
         d.request_id = id;
         conclude(q, d);
         return {false, "request " + id + " denied: the audit spool is full"};
@@ -878,7 +878,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     if (!audit(std::move(e))) {
         if (m_service != nullptr) {
             // No local approver can retry: the request ends here, denied (fail closed).
-            msg::Decision d = deny_with("error", k_spool_unwritable, q.session);
+            msg::Decision d = deny_with(msg::Outcome::error, k_spool_unwritable, q.session);
             d.request_id = id;
             conclude(q, d);
             return {false, "the audit spool cannot be written; request " + id + " denied"};
@@ -893,7 +893,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
 
     msg::Decision d;
     d.allow = true;
-    d.outcome = "approved";
+    d.outcome = msg::Outcome::approved;
     d.message = "jitgate: approved by " + approved_by + " (request " + id + "); grant " + grant_id +
                 " valid for " + ttl;
     d.request_id = id;
@@ -947,10 +947,10 @@ Json Broker::service_body(const Request& q) const {
                 {"timeout_s", static_cast<std::int64_t>(q.session.rule->timeout.count())}};
 }
 
-void Broker::service_deny(Request& q, const char* event_type, const std::string& outcome, const std::string& message,
+void Broker::service_deny(Request& q, const char* event_type, msg::Outcome outcome, const std::string& message,
                           Json extra) {
     Json e = event_for(event_type, q.session);
-    e["outcome"] = outcome;
+    e["outcome"] = msg::to_string(outcome);
     e["message"] = message;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     audit(std::move(e)); // a deny stands even if it could not be recorded
@@ -999,7 +999,7 @@ void Broker::on_service_outcome(const std::string& id, const service::Outcome& o
             ++m_grants_rejected;
             // SECURITY NOTE: a grant that does not verify is a denial, never a retry: the
             // service (or someone in between) said yes in a way this host cannot trust.
-            service_deny(q, audit::type::denied, "invalid_grant", "denied: the approval service's " + v.reason,
+            service_deny(q, audit::type::denied, msg::Outcome::invalid_grant, "denied: the approval service's " + v.reason,
                          Json{{"grant_rejected", v.reason}});
             return;
         }
@@ -1017,18 +1017,18 @@ void Broker::on_service_outcome(const std::string& id, const service::Outcome& o
     case Kind::denied: {
         const std::string why = trim(o.reason).empty() ? "no reason given" : cut(esc(trim(o.reason)));
         const std::string by = o.denied_by.empty() ? "the approval service" : esc(o.denied_by.substr(0, 128));
-        service_deny(q, audit::type::denied, "denied", "denied by " + by + ": " + why,
+        service_deny(q, audit::type::denied, msg::Outcome::denied, "denied by " + by + ": " + why,
                      Json{{"denied_by", by}, {"deny_reason", why}});
         return;
     }
     case Kind::expired:
-        service_deny(q, audit::type::timeout, "timeout", "expired at the approval service without a decision", Json::object());
+        service_deny(q, audit::type::timeout, msg::Outcome::timeout, "expired at the approval service without a decision", Json::object());
         return;
     case Kind::cancelled:
-        service_deny(q, audit::type::cancelled, "cancelled", "was cancelled at the approval service", Json::object());
+        service_deny(q, audit::type::cancelled, msg::Outcome::cancelled, "was cancelled at the approval service", Json::object());
         return;
     case Kind::failed:
-        service_deny(q, audit::type::denied, "error", "denied: " + cut(esc(o.reason)), Json::object());
+        service_deny(q, audit::type::denied, msg::Outcome::error, "denied: " + cut(esc(o.reason)), Json::object());
         return;
     }
 }
@@ -1049,7 +1049,7 @@ OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::str
     e["approvers"] = q.approvers;
     e["outcome"] = "denied";
     audit(std::move(e)); // a deny stands even if it could not be recorded
-    msg::Decision d = deny_with("denied", "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
+    msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
     d.request_id = id;
     conclude(q, d);
     return {true, "denied " + id};
@@ -1125,7 +1125,7 @@ void Broker::expire(Clock::time_point now) {
         e["approvers"] = q.approvers;
         e["message"] = "no decision within " + after;
         audit(std::move(e));
-        msg::Decision d = deny_with("timeout", "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
+        msg::Decision d = deny_with(msg::Outcome::timeout, "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
         d.request_id = id;
         if (m_service != nullptr) m_service->cancel(id, "timeout");
         conclude(q, d);

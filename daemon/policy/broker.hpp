@@ -170,7 +170,7 @@ private:
     // not be recorded: then it returns false and the request keeps waiting for a retry.
     OpResult grant(Request& request, const std::string& approved_by, std::int64_t expires_unix, const Json& extra);
     // Denies a request for a reason of the service backend (denied, expired, failed, bad grant).
-    void service_deny(Request& request, const char* event_type, const std::string& outcome,
+    void service_deny(Request& request, const char* event_type, msg::Outcome outcome,
                       const std::string& message, Json extra);
     Json service_body(const Request& request) const;
     // Non-empty (the user's message) when the spool is full and this action may not pass.

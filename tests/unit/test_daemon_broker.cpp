@@ -128,7 +128,7 @@ TEST_F(BrokerTest, AllowAndDenyRulesDecideAtOnce) {
     EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
     ASSERT_TRUE(r1.decision);
     EXPECT_TRUE(r1.decision->allow);
-    EXPECT_EQ(r1.decision->outcome, "allowed_by_rule");
+    EXPECT_EQ(r1.decision->outcome, jitgate::msg::Outcome::allowed_by_rule);
     auto s2 = session({"/usr/bin/bash"});
     b->begin_check(s2, r2);
     EXPECT_FALSE(r2.decision->allow);
@@ -151,12 +151,12 @@ TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
     EXPECT_TRUE(b->approve(approver("bob", 2002), id).ok);
     ASSERT_TRUE(r.decision);
     EXPECT_TRUE(r.decision->allow);
-    EXPECT_EQ(r.decision->outcome, "approved");
+    EXPECT_EQ(r.decision->outcome, jitgate::msg::Outcome::approved);
     EXPECT_EQ(b->pending_count(), 0u);
     Recorder again;
     auto s2 = session({"/usr/bin/systemctl", "restart", "payments"});
     EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
-    EXPECT_EQ(again.decision->outcome, "grant");
+    EXPECT_EQ(again.decision->outcome, jitgate::msg::Outcome::grant);
     EXPECT_EQ(again.decision->grant_id, r.decision->grant_id);
 }
 
@@ -201,7 +201,7 @@ TEST_F(BrokerTest, DenyTimeoutAndCancel) {
     EXPECT_FALSE(r2.decision.has_value());
     EXPECT_EQ(b->pending_count(), 1u);
     b->expire(broker::Clock::now() + std::chrono::hours(1));
-    EXPECT_EQ(r3.decision->outcome, "timeout");
+    EXPECT_EQ(r3.decision->outcome, jitgate::msg::Outcome::timeout);
     EXPECT_EQ(b->pending_count(), 0u);
     const auto j = journal();
     EXPECT_NE(j.find("access.cancelled"), std::string::npos);
@@ -249,7 +249,7 @@ TEST_F(BrokerTest, PromptTimeoutIsRecordedAsTimeoutNotCancelled) {
     EXPECT_EQ(b->input_timed_out(s, r, std::chrono::minutes(5)), broker::Step::done);
     ASSERT_TRUE(r.decision.has_value());
     EXPECT_FALSE(r.decision->allow);
-    EXPECT_EQ(r.decision->outcome, "timeout");
+    EXPECT_EQ(r.decision->outcome, jitgate::msg::Outcome::timeout);
     EXPECT_NE(r.decision->message.find("no reason given at the prompt within 5m"), std::string::npos);
     b->client_gone(s); // the server then closes the connection
     const auto j = journal();
@@ -268,7 +268,7 @@ TEST_F(BrokerTest, NonInteractiveFilesOnceAndReturns) {
     auto s1 = session({"/usr/bin/id"});
     s1.request.noninteractive = true;
     EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
-    EXPECT_EQ(r1.decision->outcome, "filed");
+    EXPECT_EQ(r1.decision->outcome, jitgate::msg::Outcome::filed);
     auto s2 = session({"/usr/bin/id"});
     s2.request.noninteractive = true;
     b->begin_check(s2, r2);
@@ -293,7 +293,7 @@ TEST_F(BrokerTest, BreakGlassNeedsGroupAndReason) {
     s1.request.break_glass_reason = "database down, INC-1";
     b->begin_check(s1, r1);
     EXPECT_TRUE(r1.decision->allow);
-    EXPECT_EQ(r1.decision->outcome, "break_glass");
+    EXPECT_EQ(r1.decision->outcome, jitgate::msg::Outcome::break_glass);
     auto s2 = session({"/usr/bin/id"}, "root", 0);
     s2.request.break_glass_reason = "short";
     b->begin_check(s2, r2);
@@ -394,7 +394,7 @@ TEST_F(BrokerTest, SuRootGrantIsBoundToItsRequester) {
     Recorder again;
     auto s2 = su_root("alice", 2001, 2001);
     EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
-    EXPECT_EQ(again.decision->outcome, "grant");
+    EXPECT_EQ(again.decision->outcome, jitgate::msg::Outcome::grant);
 
     Recorder other;
     auto bob = su_root("bob", 2002, 2002);
