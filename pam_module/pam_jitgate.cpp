@@ -1,6 +1,6 @@
 // pam_jitgate.so — jitgate's PAM module: logins (sshd, login, su, ...) held for just-in-time
 // approval. Thin by design: each pam_sm_* reads PAM's items, calls libjitgate_common, maps the
-// result with to_pam_status() and returns. No policy, no threads, no signal handlers, and
+// verdict with to_pam_status() and returns. No policy, no threads, no signal handlers, and
 // nothing thrown ever reaches libpam (abi_guard).
 //
 //   auth     pam_sm_authenticate  interactive: prompts for reason/ticket, shows the request id,
@@ -11,8 +11,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <grp.h>
-#include <pwd.h>
 #include <string>
 #include <syslog.h>
 #include <unistd.h>
@@ -21,9 +19,11 @@
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 
+#include "jitgate/check.hpp"
 #include "jitgate/client.hpp"
 #include "jitgate/guard.hpp"
 #include "jitgate/messages.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/plugin_options.hpp"
 #include "jitgate/text.hpp"
 
@@ -31,6 +31,7 @@ namespace {
 
 using jitgate::ErrorCode;
 using jitgate::Status;
+using jitgate::Verdict;
 
 constexpr const char* k_data_started = "jitgate_session_started_ms";
 constexpr const char* k_data_request = "jitgate_request_id";
@@ -64,19 +65,22 @@ Args parse_args(pam_handle_t* pamh, int argc, const char** argv) {
     return a;
 }
 
-// The one mapping from jitgate's result to PAM's codes (Linux-PAM documents each).
-int to_pam_status(const Status& st, const jitgate::msg::Decision& d) {
-    if (st.ok() && d.allow)
-        // Not gated by a rule: PAM_IGNORE, never PAM_SUCCESS, so that a line misplaced as
-        // `sufficient` can never skip the password.
-        return d.outcome == "allowed_by_rule" ? PAM_IGNORE : PAM_SUCCESS;
-    switch (st.code) {
-    case ErrorCode::daemon_unreachable:
-    case ErrorCode::untrusted_daemon:
-    case ErrorCode::timeout: return PAM_AUTHINFO_UNAVAIL;
-    case ErrorCode::bad_input: return PAM_SERVICE_ERR;
-    default: return PAM_PERM_DENIED;
+// The one mapping from a check's verdict to PAM's codes (Linux-PAM documents each).
+int to_pam_status(Verdict v) noexcept {
+    switch (v) {
+    case Verdict::allowed:
+    case Verdict::offline_break_glass: return PAM_SUCCESS;
+    // Not gated by a rule: PAM_IGNORE, never PAM_SUCCESS, so that a line misplaced as
+    // `sufficient` can never skip the password.
+    case Verdict::not_gated: return PAM_IGNORE;
+    case Verdict::unavailable: return PAM_AUTHINFO_UNAVAIL;
+    case Verdict::bad_input: return PAM_SERVICE_ERR;
+    case Verdict::unknown_user: return PAM_USER_UNKNOWN;
+    case Verdict::denied:
+    case Verdict::cancelled:
+    case Verdict::internal_error: return PAM_PERM_DENIED;
     }
+    return PAM_PERM_DENIED;
 }
 
 std::string item(pam_handle_t* pamh, int type) {
@@ -105,13 +109,12 @@ std::string kept(pam_handle_t* pamh, const char* name) {
     return pam_get_data(pamh, name, &p) == PAM_SUCCESS && p != nullptr ? static_cast<const char*>(p) : "";
 }
 
-// Fills the facts of this login from PAM's items. Returns a PAM code other than PAM_SUCCESS
-// if there is no user to speak of.
-int login_request(pam_handle_t* pamh, jitgate::msg::CheckRequest& r) {
+// Fills the facts of this login from PAM's items. Returns false if there is no user to speak of.
+bool login_request(pam_handle_t* pamh, jitgate::msg::CheckRequest& r) {
     const char* user = nullptr;
-    if (pam_get_user(pamh, &user, nullptr) != PAM_SUCCESS || user == nullptr || *user == '\0') return PAM_USER_UNKNOWN;
+    if (pam_get_user(pamh, &user, nullptr) != PAM_SUCCESS || user == nullptr || *user == '\0') return false;
     const auto uid = jitgate::uid_of(user);
-    if (!uid) return PAM_USER_UNKNOWN;
+    if (!uid) return false;
     r.kind = "login";
     r.user = user;
     r.uid = *uid;
@@ -120,77 +123,90 @@ int login_request(pam_handle_t* pamh, jitgate::msg::CheckRequest& r) {
     r.remote_host = item(pamh, PAM_RHOST);
     r.tty = item(pamh, PAM_TTY);
     r.requester = item(pamh, PAM_RUSER); // a claim; jitgated finds the requester from the kernel
-    return PAM_SUCCESS;
+    return true;
+}
+
+// The user's side of a check. OpenSSH shows PAM_TEXT_INFO only with the next prompt, so
+// notices are held and ride on the next prompt (or on the final message).
+class LoginConversation {
+public:
+    LoginConversation(pam_handle_t* pamh, bool interactive) : m_pamh(pamh), m_interactive(interactive) {}
+    jitgate::client::UserIo io() {
+        jitgate::client::UserIo io;
+        io.notice = [this](const std::string& line) { m_held += line + "\n"; };
+        io.waiting = [this](const std::string& line) {
+            if (m_interactive) ask(m_pamh, m_held + line + "\nPress Enter to wait for the decision: ");
+            m_held.clear();
+        };
+        io.prompt = [this](const std::string& text, bool) -> std::optional<std::string> {
+            auto answer = m_interactive ? ask(m_pamh, m_held + text) : std::nullopt;
+            m_held.clear();
+            return answer;
+        };
+        return io;
+    }
+    // Shows the check's last word: the daemon's message on a pass, the reason on a refusal
+    // (also to syslog). A refusal is a prompt when interactive, so that sshd shows it.
+    void finish(const jitgate::CheckResult& res, bool passed) {
+        std::string message = res.decision.message;
+        if (!res.status.ok() && res.status.code != ErrorCode::denied)
+            message = "jitgate: login denied: " + res.status.detail + " (fail closed)";
+        if (passed) {
+            if (m_interactive && !message.empty()) pam_info(m_pamh, "%s", (m_held + message).c_str());
+            return;
+        }
+        pam_syslog(m_pamh, LOG_NOTICE, "%s", jitgate::text::escape_for_log(message).c_str());
+        if (m_interactive) ask(m_pamh, m_held + message + "\nPress Enter to close: ");
+        else pam_error(m_pamh, "%s", message.c_str());
+    }
+
+private:
+    pam_handle_t* m_pamh;
+    bool m_interactive;
+    std::string m_held;
+};
+
+// jitgated is down and break-glass passed: loudly, to authpriv at alert.
+void alert_offline_break_glass(pam_handle_t* pamh, const jitgate::msg::CheckRequest& r, const Status& why) {
+    pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT, "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
+               jitgate::text::escape_for_log(r.user).c_str(), jitgate::text::escape_for_log(r.remote_host).c_str(),
+               jitgate::text::escape_for_log(r.service).c_str(), jitgate::text::escape_for_log(why.detail).c_str(),
+               jitgate::text::escape_for_log(r.break_glass_reason).c_str());
+    if (r.interactive) pam_info(pamh, "jitgate: BREAK-GLASS login recorded and alerted.");
 }
 
 // The whole check of one login. `interactive`: the auth stack, where the user can be asked.
 int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactive) {
-    if (args.bad) return PAM_SERVICE_ERR;
+    if (args.bad) return to_pam_status(Verdict::bad_input);
     // Break-glass passed in the auth stack of this very login (recorded and alerted there);
     // the account hook must not turn it into a refusal.
-    if (!interactive && kept(pamh, k_data_break_glass) == "1") return PAM_SUCCESS;
+    if (!interactive && kept(pamh, k_data_break_glass) == "1") return to_pam_status(Verdict::allowed);
     jitgate::msg::CheckRequest r;
-    if (const int rc = login_request(pamh, r); rc != PAM_SUCCESS) return rc;
-    interactive = interactive && args.interactive && (flags & PAM_SILENT) == 0;
-    r.interactive = interactive;
-    r.noninteractive = !interactive;
-
-    if (interactive && jitgate::user_in_group(r.user, args.options.break_glass_group)) {
-        auto answer = ask(pamh, "jitgate: break-glass reason (leave empty to request approval instead): ");
-        if (answer) r.break_glass_reason = *answer;
+    if (!login_request(pamh, r)) return to_pam_status(Verdict::unknown_user);
+    r.interactive = interactive && args.interactive && (flags & PAM_SILENT) == 0;
+    r.noninteractive = !r.interactive;
+    LoginConversation conversation(pamh, r.interactive);
+    jitgate::CheckSettings settings;
+    settings.ask_break_glass_reason = true;
+    const jitgate::CheckResult res = jitgate::check(args.options, r, conversation.io(), settings);
+    keep(pamh, k_data_request, res.decision.request_id);
+    keep(pamh, k_data_grant, res.decision.grant_id);
+    const int rc = to_pam_status(res.verdict);
+    if (res.verdict == Verdict::offline_break_glass) {
+        alert_offline_break_glass(pamh, r, res.status);
+    } else {
+        if (args.debug)
+            pam_syslog(pamh, LOG_DEBUG, "user %s: %s -> %s", r.user.c_str(), jitgate::msg::to_string(res.decision.outcome), pam_strerror(pamh, rc));
+        conversation.finish(res, rc == PAM_SUCCESS || rc == PAM_IGNORE);
     }
-
-    // OpenSSH shows PAM_TEXT_INFO only with the next prompt, so notices ride on prompts.
-    std::string held;
-    jitgate::client::UserIo io;
-    io.notice = [&](const std::string& line) { held += line + "\n"; };
-    io.waiting = [&](const std::string& line) {
-        if (interactive) ask(pamh, held + line + "\nPress Enter to wait for the decision: ");
-        held.clear();
-    };
-    io.prompt = [&](const std::string& text, bool) -> std::optional<std::string> {
-        auto answer = interactive ? ask(pamh, held + text) : std::nullopt;
-        held.clear();
-        return answer;
-    };
-
-    jitgate::msg::Decision d;
-    Status st = jitgate::client::run_check(args.options.client, r, io, nullptr, d);
-    keep(pamh, k_data_request, d.request_id);
-    keep(pamh, k_data_grant, d.grant_id);
-
-    std::string message = d.message;
-    if (!st.ok() && st.code != ErrorCode::denied) {
-        // jitgated is down: only break-glass passes, loudly (the group comes from our own arguments).
-        if ((st.code == ErrorCode::daemon_unreachable || st.code == ErrorCode::untrusted_daemon || st.code == ErrorCode::timeout) &&
-            jitgate::offline_break_glass_reason_ok(r.break_glass_reason) &&
-            jitgate::user_in_group(r.user, args.options.break_glass_group)) {
-            pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT, "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
-                       jitgate::text::escape_for_log(r.user).c_str(), jitgate::text::escape_for_log(r.remote_host).c_str(),
-                       jitgate::text::escape_for_log(r.service).c_str(), jitgate::text::escape_for_log(st.detail).c_str(),
-                       jitgate::text::escape_for_log(r.break_glass_reason).c_str());
-            if (interactive) pam_info(pamh, "jitgate: BREAK-GLASS login recorded and alerted.");
-            keep(pamh, k_data_break_glass, "1");
-            return PAM_SUCCESS;
-        }
-        message = "jitgate: login denied: " + st.detail + " (fail closed)";
-    }
-    const int rc = to_pam_status(st, d);
-    if (rc == PAM_SUCCESS && d.outcome == "break_glass") keep(pamh, k_data_break_glass, "1");
-    if (args.debug) pam_syslog(pamh, LOG_DEBUG, "user %s: %s -> %s", r.user.c_str(), d.outcome.c_str(), pam_strerror(pamh, rc));
-    if (rc == PAM_SUCCESS || rc == PAM_IGNORE) {
-        if (interactive && !message.empty()) pam_info(pamh, "%s", (held + message).c_str());
-        return rc;
-    }
-    pam_syslog(pamh, LOG_NOTICE, "%s", jitgate::text::escape_for_log(message).c_str());
-    if (interactive) ask(pamh, held + message + "\nPress Enter to close: "); // a prompt, so sshd shows it
-    else pam_error(pamh, "%s", message.c_str());
+    if (res.verdict == Verdict::offline_break_glass || (rc == PAM_SUCCESS && res.decision.outcome == jitgate::msg::Outcome::break_glass))
+        keep(pamh, k_data_break_glass, "1");
     return rc;
 }
 
 int report_session(pam_handle_t* pamh, const Args& args, const char* event) {
     jitgate::msg::CheckRequest r;
-    if (login_request(pamh, r) != PAM_SUCCESS) return PAM_SESSION_ERR;
+    if (!login_request(pamh, r)) return PAM_SESSION_ERR;
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now().time_since_epoch()).count();
     jitgate::msg::SessionReport s;
@@ -226,7 +242,7 @@ void report(const char* what) noexcept { syslog(LOG_AUTHPRIV | LOG_ERR, "pam_jit
 extern "C" {
 
 __attribute__((visibility("default"))) int pam_sm_authenticate(pam_handle_t* pamh, int flags, int argc, const char** argv) {
-    return jitgate::abi_guard(PAM_PERM_DENIED, [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), true); }, report);
+    return jitgate::abi_guard(to_pam_status(Verdict::internal_error), [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), true); }, report);
 }
 
 __attribute__((visibility("default"))) int pam_sm_setcred(pam_handle_t*, int, int, const char**) {
@@ -236,7 +252,7 @@ __attribute__((visibility("default"))) int pam_sm_setcred(pam_handle_t*, int, in
 }
 
 __attribute__((visibility("default"))) int pam_sm_acct_mgmt(pam_handle_t* pamh, int flags, int argc, const char** argv) {
-    return jitgate::abi_guard(PAM_PERM_DENIED, [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), false); }, report);
+    return jitgate::abi_guard(to_pam_status(Verdict::internal_error), [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), false); }, report);
 }
 
 __attribute__((visibility("default"))) int pam_sm_open_session(pam_handle_t* pamh, int, int argc, const char** argv) {

@@ -10,8 +10,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <grp.h>
-#include <pwd.h>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,9 +19,11 @@
 
 #include <sudo_plugin.h>
 
+#include "jitgate/check.hpp"
 #include "jitgate/client.hpp"
 #include "jitgate/guard.hpp"
 #include "jitgate/messages.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/plugin_options.hpp"
 #include "jitgate/text.hpp"
 
@@ -31,6 +31,7 @@ namespace {
 
 using jitgate::ErrorCode;
 using jitgate::Status;
+using jitgate::Verdict;
 
 struct State {
     sudo_conv_t conv = nullptr;
@@ -64,14 +65,7 @@ void report(const char* what) noexcept {
 
 std::string user_of(uid_t uid) { return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid)); }
 
-std::string group_of(gid_t gid) {
-    struct group gr {};
-    struct group* found = nullptr;
-    std::vector<char> buf(16384);
-    if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr && found->gr_name != nullptr)
-        return found->gr_name;
-    return "#" + std::to_string(gid);
-}
+std::string group_of(gid_t gid) { return jitgate::group_name_of(gid).value_or("#" + std::to_string(gid)); }
 
 long number(const char* s, long fallback) {
     if (s == nullptr) return fallback;
@@ -172,32 +166,95 @@ void fill_program(jitgate::msg::CheckRequest& r) {
     }
 }
 
-// Shows the reason (sudo does not print an approval plugin's errstr itself; it hands it to
-// audit plugins) and returns sudo's "deny".
-int deny(const char** errstr) {
-    State& s = state();
-    s.print(SUDO_CONV_ERROR_MSG, "%s\n", s.errstr.c_str());
-    *errstr = s.errstr.c_str();
+// The one mapping from a check's verdict to sudo's codes: 1 allow, 0 deny, -1 error.
+int to_sudo_status(Verdict v) noexcept {
+    switch (v) {
+    case Verdict::allowed:
+    case Verdict::not_gated:
+    case Verdict::offline_break_glass: return 1;
+    case Verdict::internal_error: return -1;
+    case Verdict::denied:
+    case Verdict::cancelled:
+    case Verdict::unavailable:
+    case Verdict::bad_input:
+    case Verdict::unknown_user: return 0;
+    }
     return 0;
 }
 
-// The daemon is down: only break-glass passes, loudly, and only for the group in sudo.conf.
-int offline_decision(const Status& why, const char** errstr) {
-    State& s = state();
-    const std::string& reason = s.base.break_glass_reason;
-    if (jitgate::offline_break_glass_reason_ok(reason) && jitgate::user_in_group(s.base.user, s.options.break_glass_group)) {
+// The first bad option of sudo.conf's Plugin line, or "" (a bad line denies everything).
+std::string bad_option(const jitgate::PluginOptions& o) {
+    if (!o.errors.empty()) return o.errors.front();
+    return o.unknown.empty() ? std::string() : "unknown '" + o.unknown.front() + "'";
+}
+
+// The request for one command: the user facts from open() and the command from sudo.
+jitgate::msg::CheckRequest command_request(const jitgate::msg::CheckRequest& base, char* const command_info[],
+                                           char* const run_argv[], char* const run_envp[]) {
+    jitgate::msg::CheckRequest r = base;
+    const char* command = jitgate::find_value(command_info, "command");
+    r.command = command != nullptr ? command : "";
+    r.runas_uid = number(jitgate::find_value(command_info, "runas_euid"), number(jitgate::find_value(command_info, "runas_uid"), 0));
+    r.runas_user = user_of(static_cast<uid_t>(r.runas_uid));
+    r.runas_gid = number(jitgate::find_value(command_info, "runas_egid"), number(jitgate::find_value(command_info, "runas_gid"), -1));
+    if (r.runas_gid >= 0) r.runas_group = group_of(static_cast<gid_t>(r.runas_gid));
+    const char* run_cwd = jitgate::find_value(command_info, "cwd");
+    r.run_cwd = run_cwd != nullptr ? run_cwd : r.cwd; // sudo stays in the user's cwd unless told otherwise
+    const char* chroot_dir = jitgate::find_value(command_info, "chroot");
+    r.chroot = chroot_dir != nullptr ? chroot_dir : "";
+    fill_argv(r, run_argv);
+    fill_env(r, run_envp);
+    fill_program(r);
+    return r;
+}
+
+// The user's side of a check: notices and prompts through sudo's conversation function.
+jitgate::client::UserIo sudo_io(const State& s) {
+    jitgate::client::UserIo io;
+    io.notice = [&s](const std::string& line) { s.print(SUDO_CONV_ERROR_MSG, "%s\n", line.c_str()); };
+    io.prompt = [&s](const std::string& text, bool echo) -> std::optional<std::string> {
+        sudo_conv_message m{(echo ? SUDO_CONV_PROMPT_ECHO_ON : SUDO_CONV_PROMPT_ECHO_OFF) | SUDO_CONV_PREFER_TTY, 0, text.c_str()};
+        sudo_conv_reply reply{nullptr};
+        if (s.conv == nullptr || s.conv(1, &m, &reply, nullptr) != 0 || reply.reply == nullptr) return std::nullopt;
+        std::string answer = reply.reply;
+        std::memset(reply.reply, 0, answer.size());
+        std::free(reply.reply);
+        return answer;
+    };
+    return io;
+}
+
+// Tells the user how the check ended. On a deny, *errstr is the reason (sudo does not print
+// an approval plugin's errstr itself; it hands it to audit plugins), valid until close().
+// An offline break-glass pass is alerted: nothing else records it.
+void tell_user(State& s, const jitgate::CheckResult& res, const char** errstr) {
+    const Status& st = res.status;
+    switch (res.verdict) {
+    case Verdict::allowed:
+    case Verdict::not_gated:
+        if (!res.decision.message.empty()) s.print(SUDO_CONV_ERROR_MSG, "%s\n", res.decision.message.c_str());
+        return;
+    case Verdict::offline_break_glass: {
         const std::string line = "jitgate: BREAK-GLASS by " + jitgate::text::escape_for_log(s.base.user) +
-                                 " while jitgated is unreachable (" + jitgate::text::escape_for_log(why.detail) +
+                                 " while jitgated is unreachable (" + jitgate::text::escape_for_log(st.detail) +
                                  "): command " + jitgate::text::display_argv(s.run_argv) + " reason: " +
-                                 jitgate::text::escape_for_log(reason);
+                                 jitgate::text::escape_for_log(s.base.break_glass_reason);
         syslog(LOG_AUTHPRIV | LOG_ALERT, "%s", line.c_str());
         s.print(SUDO_CONV_ERROR_MSG, "%s\njitgate: this break-glass use has been logged and alerted.\n", line.c_str());
-        s.approved = true;
-        s.started = std::chrono::steady_clock::now();
-        return 1;
+        return;
     }
-    s.errstr = "jitgate: denied: " + why.detail + " (fail closed)";
-    return deny(errstr);
+    case Verdict::denied:
+        if (st.code == ErrorCode::denied) s.errstr = res.decision.message.empty() ? "jitgate: denied" : res.decision.message;
+        else s.errstr = "jitgate: denied: " + st.detail;
+        break;
+    case Verdict::cancelled: s.errstr = "jitgate: cancelled; the request was withdrawn"; break;
+    case Verdict::unavailable: s.errstr = "jitgate: denied: " + st.detail + " (fail closed)"; break;
+    case Verdict::bad_input:
+    case Verdict::unknown_user:
+    case Verdict::internal_error: s.errstr = "jitgate: denied: " + st.detail; break;
+    }
+    s.print(SUDO_CONV_ERROR_MSG, "%s\n", s.errstr.c_str());
+    *errstr = s.errstr.c_str();
 }
 
 int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_printf_t sudo_printf, char* const settings[],
@@ -239,62 +296,28 @@ int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_print
 
 int approval_check(char* const command_info[], char* const run_argv[], char* const run_envp[], const char** errstr) {
     State& s = state();
-    if (!s.options.errors.empty() || !s.options.unknown.empty()) {
-        s.errstr = "jitgate: denied: bad option in sudo.conf: " +
-                   (s.options.errors.empty() ? "unknown '" + s.options.unknown.front() + "'" : s.options.errors.front());
-        return deny(errstr);
+    jitgate::CheckResult res;
+    if (const std::string bad = bad_option(s.options); !bad.empty()) {
+        res.verdict = Verdict::bad_input;
+        res.status = Status::failure(ErrorCode::bad_input, "bad option in sudo.conf: " + bad);
+    } else {
+        jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp);
+        s.run_argv = r.run_argv;
+        InterruptScope scope; // a Ctrl-C ends the wait and withdraws the request
+        jitgate::CheckSettings settings;
+        settings.interrupted = &g_interrupted;
+        settings.wake_signals = scope.signals();
+        res = jitgate::check(s.options, r, sudo_io(s), settings);
     }
-    jitgate::msg::CheckRequest r = s.base;
-    const char* command = jitgate::find_value(command_info, "command");
-    r.command = command != nullptr ? command : "";
-    r.runas_uid = number(jitgate::find_value(command_info, "runas_euid"), number(jitgate::find_value(command_info, "runas_uid"), 0));
-    r.runas_user = user_of(static_cast<uid_t>(r.runas_uid));
-    r.runas_gid = number(jitgate::find_value(command_info, "runas_egid"), number(jitgate::find_value(command_info, "runas_gid"), -1));
-    if (r.runas_gid >= 0) r.runas_group = group_of(static_cast<gid_t>(r.runas_gid));
-    const char* run_cwd = jitgate::find_value(command_info, "cwd");
-    r.run_cwd = run_cwd != nullptr ? run_cwd : r.cwd; // sudo stays in the user's cwd unless told otherwise
-    const char* chroot_dir = jitgate::find_value(command_info, "chroot");
-    r.chroot = chroot_dir != nullptr ? chroot_dir : "";
-    fill_argv(r, run_argv);
-    fill_env(r, run_envp);
-    fill_program(r);
-    s.run_argv = r.run_argv;
-
-    jitgate::client::UserIo io;
-    io.notice = [&](const std::string& line) { s.print(SUDO_CONV_ERROR_MSG, "%s\n", line.c_str()); };
-    io.prompt = [&](const std::string& text, bool echo) -> std::optional<std::string> {
-        sudo_conv_message m{(echo ? SUDO_CONV_PROMPT_ECHO_ON : SUDO_CONV_PROMPT_ECHO_OFF) | SUDO_CONV_PREFER_TTY, 0, text.c_str()};
-        sudo_conv_reply reply{nullptr};
-        if (s.conv == nullptr || s.conv(1, &m, &reply, nullptr) != 0 || reply.reply == nullptr) return std::nullopt;
-        std::string answer = reply.reply;
-        std::memset(reply.reply, 0, answer.size());
-        std::free(reply.reply);
-        return answer;
-    };
-
-    jitgate::msg::Decision d;
-    Status st;
-    {
-        InterruptScope scope;
-        st = jitgate::client::run_check(s.options.client, r, io, &g_interrupted, d, scope.signals());
-    }
-    s.request_id = d.request_id;
-    s.grant_id = d.grant_id;
-    if (st.ok() && d.allow) {
+    s.request_id = res.decision.request_id;
+    s.grant_id = res.decision.grant_id;
+    const int rc = to_sudo_status(res.verdict);
+    if (rc == 1) {
         s.approved = true;
         s.started = std::chrono::steady_clock::now(); // sudo calls accept() before check(): time the command, not the wait
-        if (!d.message.empty()) s.print(SUDO_CONV_ERROR_MSG, "%s\n", d.message.c_str());
-        return 1;
     }
-    switch (st.code) {
-    case ErrorCode::denied: s.errstr = d.message.empty() ? "jitgate: denied" : d.message; break;
-    case ErrorCode::interrupted: s.errstr = "jitgate: cancelled; the request was withdrawn"; break;
-    case ErrorCode::daemon_unreachable:
-    case ErrorCode::untrusted_daemon:
-    case ErrorCode::timeout: return offline_decision(st, errstr);
-    default: s.errstr = "jitgate: denied: " + st.detail; break;
-    }
-    return deny(errstr);
+    tell_user(s, res, errstr);
+    return rc;
 }
 
 int audit_accept(const char* /*plugin_name*/, unsigned int /*plugin_type*/, char* const command_info[],
@@ -385,7 +408,7 @@ static void jg_approval_close(void) {}
 
 static int jg_approval_check(char* const command_info[], char* const run_argv[], char* const run_envp[],
                              const char** errstr) {
-    return jitgate::abi_guard(-1, [&] { return approval_check(command_info, run_argv, run_envp, errstr); }, report);
+    return jitgate::abi_guard(to_sudo_status(Verdict::internal_error), [&] { return approval_check(command_info, run_argv, run_envp, errstr); }, report);
 }
 
 static int jg_show_version(int verbose) {

@@ -1,3 +1,4 @@
+// common/src/client.cpp — the blocking socket client (see jitgate/client.hpp).
 #include "jitgate/client.hpp"
 
 #include <algorithm>
@@ -6,13 +7,12 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "jitgate/plugin_options.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/text.hpp"
 
 namespace jitgate::client {
@@ -244,7 +244,7 @@ Status run_check(const Options& options, const msg::CheckRequest& request, const
         return run_check_unguarded(options, request, io, interrupted, out, wake_signals);
     } catch (const std::exception& e) { // a mistyped field from the daemon: deny, never throw
         out = msg::Decision{};
-        out.outcome = "error";
+        out.outcome = msg::Outcome::error;
         return Status::failure(ErrorCode::protocol, std::string("bad message from jitgated: ") + e.what());
     }
 }
@@ -253,7 +253,7 @@ namespace {
 Status run_check_unguarded(const Options& options, const msg::CheckRequest& request, const UserIo& io,
                            const volatile std::sig_atomic_t* interrupted, msg::Decision& out, const sigset_t* wake_signals) {
     out = msg::Decision{};
-    out.outcome = "error";
+    out.outcome = msg::Outcome::error;
     Connection conn;
     if (Status s = conn.open(options); !s.ok()) return s;
     if (Status s = conn.send(msg::to_json(request)); !s.ok()) return s;

@@ -167,8 +167,34 @@ SessionReport session_from_json(const Json& j) {
     return r;
 }
 
+namespace {
+struct OutcomeName {
+    Outcome outcome;
+    const char* name;
+};
+constexpr OutcomeName k_outcome_names[] = {
+    {Outcome::allowed_by_rule, "allowed_by_rule"}, {Outcome::grant, "grant"},
+    {Outcome::approved, "approved"},               {Outcome::break_glass, "break_glass"},
+    {Outcome::denied, "denied"},                   {Outcome::timeout, "timeout"},
+    {Outcome::filed, "filed"},                     {Outcome::cancelled, "cancelled"},
+    {Outcome::invalid_grant, "invalid_grant"},     {Outcome::error, "error"},
+};
+} // namespace
+
+const char* to_string(Outcome o) noexcept {
+    for (const auto& n : k_outcome_names)
+        if (n.outcome == o) return n.name;
+    return "error"; // unreachable: every enumerator is in the table (test_common_messages)
+}
+
+Outcome outcome_from_string(std::string_view name) {
+    for (const auto& n : k_outcome_names)
+        if (name == n.name) return n.outcome;
+    throw Error(ErrorCode::protocol, "outcome", "'" + text::escape_for_log(name) + "' is not a known outcome");
+}
+
 Json to_json(const Decision& d) {
-    return Json{{"type", k_decision}, {"allow", d.allow},           {"outcome", d.outcome},
+    return Json{{"type", k_decision}, {"allow", d.allow},           {"outcome", to_string(d.outcome)},
                 {"message", d.message}, {"request_id", d.request_id}, {"grant_id", d.grant_id},
                 {"rule", d.rule}};
 }
@@ -178,7 +204,7 @@ Decision decision_from_json(const Json& j) {
     const auto it = j.find("allow");
     if (it == j.end() || !it->is_boolean()) throw Error(ErrorCode::protocol, "allow", "missing or not a boolean");
     d.allow = it->get<bool>();
-    d.outcome = optional_string(j, "outcome");
+    if (const std::string outcome = optional_string(j, "outcome"); !outcome.empty()) d.outcome = outcome_from_string(outcome);
     d.message = optional_string(j, "message");
     d.request_id = optional_string(j, "request_id");
     d.grant_id = optional_string(j, "grant_id");

@@ -169,7 +169,7 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
             ++m_grants_rejected;
             // SECURITY NOTE: a grant that does not verify is a denial, never a retry: the
             // service (or someone in between) said yes in a way this host cannot trust.
-            m_outcomes.denied(q, audit::type::denied, "invalid_grant", "denied: the approval service's " + v.reason,
+            m_outcomes.denied(q, audit::type::denied, msg::Outcome::invalid_grant, "denied: the approval service's " + v.reason,
                               Json{{"grant_rejected", v.reason}});
             return;
         }
@@ -187,19 +187,19 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
     case Kind::denied: {
         const std::string why = broker::trim(o.reason).empty() ? "no reason given" : cut(esc(broker::trim(o.reason)));
         const std::string by = o.denied_by.empty() ? "the approval service" : esc(o.denied_by.substr(0, 128));
-        m_outcomes.denied(q, audit::type::denied, "denied", "denied by " + by + ": " + why,
+        m_outcomes.denied(q, audit::type::denied, msg::Outcome::denied, "denied by " + by + ": " + why,
                           Json{{"denied_by", by}, {"deny_reason", why}});
         return;
     }
     case Kind::expired:
-        m_outcomes.denied(q, audit::type::timeout, "timeout", "expired at the approval service without a decision",
+        m_outcomes.denied(q, audit::type::timeout, msg::Outcome::timeout, "expired at the approval service without a decision",
                           Json::object());
         return;
     case Kind::cancelled:
-        m_outcomes.denied(q, audit::type::cancelled, "cancelled", "was cancelled at the approval service", Json::object());
+        m_outcomes.denied(q, audit::type::cancelled, msg::Outcome::cancelled, "was cancelled at the approval service", Json::object());
         return;
     case Kind::failed:
-        m_outcomes.denied(q, audit::type::denied, "error", "denied: " + cut(esc(o.reason)), Json::object());
+        m_outcomes.denied(q, audit::type::denied, msg::Outcome::error, "denied: " + cut(esc(o.reason)), Json::object());
         return;
     }
 }

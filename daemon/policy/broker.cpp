@@ -9,6 +9,7 @@
 #include "daemon/approval/local.hpp"
 #include "daemon/policy/binding.hpp"
 #include "jitgate/error.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/text.hpp"
 
 namespace jitgate::broker {
@@ -78,10 +79,10 @@ void add_binding(Json& j, const CheckSession& s) {
     }
 }
 
-msg::Decision deny_with(std::string outcome, std::string message, const CheckSession& s) {
+msg::Decision deny_with(msg::Outcome outcome, std::string message, const CheckSession& s) {
     msg::Decision d;
     d.allow = false;
-    d.outcome = std::move(outcome);
+    d.outcome = outcome;
     d.message = std::move(message);
     d.rule = s.rule->name;
     d.request_id = s.request_id;
@@ -206,14 +207,14 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
 }
 
 Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decision decision, Json event) {
-    event["outcome"] = decision.outcome;
+    event["outcome"] = msg::to_string(decision.outcome);
     event["message"] = decision.message;
     if (!decision.grant_id.empty()) event["grant_id"] = decision.grant_id;
     // SECURITY NOTE: the record comes first. An allow whose record cannot be made durable
     // becomes a deny: an unrecorded privileged action is a failed control.
     if (!audit(std::move(event)) && decision.allow) {
         decision.allow = false;
-        decision.outcome = "error";
+        decision.outcome = msg::Outcome::error;
         decision.message = k_spool_unwritable;
     }
     ++m_decisions;
@@ -231,7 +232,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         m_share_denials.admit(static_cast<std::uint32_t>(r.uid), Clock::now());
         ++m_decisions;
         responder.decide(
-            deny_with("error",
+            deny_with(msg::Outcome::error,
                       "jitgate: denied: the audit spool is nearly full (the central audit store is not taking "
                       "events) and " +
                           esc(r.user) +
@@ -240,7 +241,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
                       s));
         return Step::done;
     }
-    auto groups = identity::groups_of(r.user);
+    auto groups = group_names_of(r.user);
     s.facts = rules::Facts{r.kind, r.user, groups.value_or(std::vector<std::string>{}), r.command, r.run_argv,
                            r.runas_user, r.service, r.remote_host, {}, {}, -1, -1};
     if (r.kind == "sudo") {
@@ -268,13 +269,13 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     }
     if (!groups) // a %group rule could not be judged: deny rather than skip it
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: cannot read the groups of " + esc(r.user) +
+                      deny_with(msg::Outcome::error, "jitgate: denied: cannot read the groups of " + esc(r.user) +
                                              " from the system's user database (fail closed)", s),
                       event_for(audit::type::denied, s));
 
     if (r.argv_truncated) {
         return decide(s, responder,
-                      deny_with("denied",
+                      deny_with(msg::Outcome::denied,
                                 "jitgate: denied: the command line is " + std::to_string(r.argv_bytes) +
                                     " bytes; jitgate judges at most " + std::to_string(msg::k_argv_budget) + " bytes",
                                 s),
@@ -283,7 +284,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
 
     if (r.env_truncated) {
         return decide(s, responder,
-                      deny_with("denied",
+                      deny_with(msg::Outcome::denied,
                                 "jitgate: denied: the command's environment is larger than " +
                                     std::to_string(msg::k_env_budget) + " bytes; jitgate cannot bind it to an approval",
                                 s),
@@ -294,7 +295,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         Json e = event_for(audit::type::denied, s);
         e["spool_full"] = true;
         if (!r.break_glass_reason.empty()) e["break_glass_reason"] = esc(r.break_glass_reason);
-        return decide(s, responder, deny_with("error", full, s), std::move(e));
+        return decide(s, responder, deny_with(msg::Outcome::error, full, s), std::move(e));
     }
 
     if (!r.break_glass_reason.empty()) {
@@ -306,10 +307,10 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
             why = "a break-glass reason needs at least " + std::to_string(bg.min_reason_length) + " characters";
         Json e = event_for(why.empty() ? audit::type::break_glass : audit::type::denied, s);
         e["break_glass_reason"] = esc(r.break_glass_reason);
-        if (!why.empty()) return decide(s, responder, deny_with("denied", "jitgate: break-glass refused: " + why, s), e);
+        if (!why.empty()) return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: break-glass refused: " + why, s), e);
         msg::Decision d;
         d.allow = true;
-        d.outcome = "break_glass";
+        d.outcome = msg::Outcome::break_glass;
         d.message = "jitgate: BREAK-GLASS access recorded and alerted to the security team: " + esc(r.break_glass_reason);
         return decide(s, responder, d, e);
     }
@@ -329,14 +330,14 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     case config::Action::allow: {
         msg::Decision d;
         d.allow = true;
-        d.outcome = "allowed_by_rule";
+        d.outcome = msg::Outcome::allowed_by_rule;
         d.rule = s.rule->name;
         return decide(s, responder, d, event_for(audit::type::allowed_by_rule, s));
     }
     case config::Action::deny: {
         std::string m = "jitgate: denied by rule '" + s.rule->name + "'";
         if (!s.rule->message.empty()) m += ": " + s.rule->message;
-        return decide(s, responder, deny_with("denied", m, s), event_for(audit::type::denied, s));
+        return decide(s, responder, deny_with(msg::Outcome::denied, m, s), event_for(audit::type::denied, s));
     }
     case config::Action::require_approval:
         break;
@@ -345,7 +346,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     if (const grants::Grant* g = m_grants.find(action_of(s), Clock::now())) {
         msg::Decision d;
         d.allow = true;
-        d.outcome = "grant";
+        d.outcome = msg::Outcome::grant;
         d.rule = s.rule->name;
         d.grant_id = g->id;
         d.request_id = g->request_id;
@@ -365,14 +366,14 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
     const char* what = r.kind == "sudo" ? "command" : "login";
     if (r.reason.size() > k_max_reason || r.ticket.size() > k_max_ticket)
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: a reason is at most " + std::to_string(k_max_reason) +
+                      deny_with(msg::Outcome::denied, "jitgate: denied: a reason is at most " + std::to_string(k_max_reason) +
                                               " bytes and a ticket at most " + std::to_string(k_max_ticket), s),
                       event_for(audit::type::denied, s));
     // A login's scope is always the login: a rule written for both kinds grants no sudo here.
     if (s.rule->reason_required && trim(r.reason).empty()) {
         if (can_prompt) return ask(s, responder, "reason", std::string("jitgate: reason for this ") + what + ": ");
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
+                      deny_with(msg::Outcome::denied, "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
                                               (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
                                                                  : std::string("give it at the prompt or set JITGATE_REASON")), s),
                       event_for(audit::type::denied, s));
@@ -382,7 +383,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
             if (can_prompt)
                 return ask(s, responder, "ticket", "jitgate: change ticket (" + esc(s.rule->ticket_pattern) + "): ");
             return decide(s, responder,
-                          deny_with("denied", "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
+                          deny_with(msg::Outcome::denied, "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
                                                   esc(s.rule->ticket_pattern) +
                                                   (r.kind == "login" ? "; log in interactively to give one" : "; set JITGATE_TICKET"), s),
                           event_for(audit::type::denied, s));
@@ -390,7 +391,7 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
         r.ticket = trim(r.ticket);
         if (!s.rule->ticket_regex || !std::regex_search(r.ticket, *s.rule->ticket_regex)) {
             return decide(s, responder,
-                          deny_with("denied", "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
+                          deny_with(msg::Outcome::denied, "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
                                                   esc(s.rule->ticket_pattern), s),
                           event_for(audit::type::denied, s));
         }
@@ -406,11 +407,11 @@ Step Broker::give_input(CheckSession& s, Responder& responder, const std::string
     s.awaiting.clear();
     const std::string answer = trim(value);
     if (!given || answer.empty())
-        return decide(s, responder, deny_with("denied", "jitgate: denied: no " + field + " given", s),
+        return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: denied: no " + field + " given", s),
                       event_for(audit::type::denied, s));
     if (answer.size() > k_max_reason)
         return decide(s, responder,
-                      deny_with("denied", "jitgate: denied: the " + field + " is longer than " +
+                      deny_with(msg::Outcome::denied, "jitgate: denied: the " + field + " is longer than " +
                                               std::to_string(k_max_reason) + " bytes", s),
                       event_for(audit::type::denied, s));
     (field == "reason" ? s.request.reason : s.request.ticket) = answer;
@@ -430,7 +431,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
                 grants::GrantCache::key_for(action_of(q.session), config::Scope::command) ==
                     grants::GrantCache::key_for(action_of(s), config::Scope::command)) {
                 s.request_id = id;
-                msg::Decision d = deny_with("filed", "jitgate: request " + id + " is still waiting for approval; " +
+                msg::Decision d = deny_with(msg::Outcome::filed, "jitgate: request " + id + " is still waiting for approval; " +
                                                          (r.kind == "login" ? "log in again" : "run the command again") +
                                                          " once it is approved", s);
                 ++m_decisions;
@@ -443,13 +444,13 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     const std::size_t mine = m_requests.count_for(requester_uid(s));
     if (mine >= k_max_pending_per_user)
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: " + esc(requester_name(s)) + " already has " +
+                      deny_with(msg::Outcome::error, "jitgate: denied: " + esc(requester_name(s)) + " already has " +
                                              std::to_string(mine) +
                                              " requests waiting; wait for them to be decided", s),
                       event_for(audit::type::denied, s));
     if (m_requests.size() >= static_cast<std::size_t>(cfg.daemon.max_pending))
         return decide(s, responder,
-                      deny_with("error", "jitgate: denied: " + std::to_string(m_requests.size()) +
+                      deny_with(msg::Outcome::error, "jitgate: denied: " + std::to_string(m_requests.size()) +
                                              " requests are already waiting; try again later", s),
                       event_for(audit::type::denied, s));
 
@@ -469,7 +470,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
         Json ev = event_for(audit::type::denied, s);
         ev["error"] = esc(e.what());
         return decide(s, responder,
-                      deny_with("error", std::string("jitgate: denied: this action cannot be sent for approval: ") +
+                      deny_with(msg::Outcome::error, std::string("jitgate: denied: this action cannot be sent for approval: ") +
                                              esc(e.what()), s),
                       std::move(ev));
     }
@@ -485,7 +486,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (!audit(std::move(e))) {
         s.request_id.clear();
         return decide(s, responder,
-                      deny_with("error", k_spool_unwritable, s), event_for(audit::type::error, s));
+                      deny_with(msg::Outcome::error, k_spool_unwritable, s), event_for(audit::type::error, s));
     }
     responder.notice("jitgate: approval required by rule '" + s.rule->name + "': " +
                          plural(q.approvals_needed, "approval", "approvals") + " from " + join_names(q.approver_groups) +
@@ -498,7 +499,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (detach) {
         m_requests.add(std::move(q));
         const bool login = r.kind == "login";
-        msg::Decision d = deny_with("filed", "jitgate: request " + id + " filed; " +
+        msg::Decision d = deny_with(msg::Outcome::filed, "jitgate: request " + id + " filed; " +
                                                  (login ? "a non-interactive login does not wait. Log in again"
                                                         : "sudo -n does not wait. Run the command again") +
                                                  " once it is approved (" + how + ")", s);
@@ -531,7 +532,7 @@ Step Broker::input_timed_out(CheckSession& s, Responder& responder, std::chrono:
     s.awaiting.clear(); // answered by the timeout: the closing connection is no cancel
     const std::string after = config::format_duration(limit);
     return decide(s, responder,
-                  deny_with("timeout", "jitgate: denied: no " + field + " given at the prompt within " + after, s),
+                  deny_with(msg::Outcome::timeout, "jitgate: denied: no " + field + " given at the prompt within " + after, s),
                   event_for(audit::type::timeout, s));
 }
 
@@ -750,7 +751,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
         e["outcome"] = "error";
         e["message"] = full;
         audit(std::move(e));
-        msg::Decision d = deny_with("error", full, q.session);
+        msg::Decision d = deny_with(msg::Outcome::error, full, q.session);
         d.request_id = id;
         conclude(q, d);
         return {false, "request " + id + " denied: the audit spool is full"};
@@ -794,7 +795,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     if (!audit(std::move(e))) {
         if (!m_backend->allows_local_decisions()) {
             // No local approver can retry: the request ends here, denied (fail closed).
-            msg::Decision d = deny_with("error", k_spool_unwritable, q.session);
+            msg::Decision d = deny_with(msg::Outcome::error, k_spool_unwritable, q.session);
             d.request_id = id;
             conclude(q, d);
             return {false, "the audit spool cannot be written; request " + id + " denied"};
@@ -809,7 +810,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
 
     msg::Decision d;
     d.allow = true;
-    d.outcome = "approved";
+    d.outcome = msg::Outcome::approved;
     d.message = "jitgate: approved by " + approved_by + " (request " + id + "); grant " + grant_id +
                 " valid for " + ttl;
     d.request_id = id;
@@ -833,10 +834,10 @@ void Broker::approved(Request& q, std::vector<std::string> approvers, std::int64
     grant(q, join_names(q.approvers), expires_unix, extra);
 }
 
-void Broker::denied(Request& q, const char* event_type, const std::string& outcome, const std::string& message,
+void Broker::denied(Request& q, const char* event_type, msg::Outcome outcome, const std::string& message,
                     Json extra) {
     Json e = event_for(event_type, q.session);
-    e["outcome"] = outcome;
+    e["outcome"] = msg::to_string(outcome);
     e["message"] = message;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     audit(std::move(e)); // a deny stands even if it could not be recorded
@@ -861,7 +862,7 @@ OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::str
     e["approvers"] = q.approvers;
     e["outcome"] = "denied";
     audit(std::move(e)); // a deny stands even if it could not be recorded
-    msg::Decision d = deny_with("denied", "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
+    msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
     d.request_id = id;
     conclude(q, d);
     return {true, "denied " + id};
@@ -962,7 +963,7 @@ void Broker::expire(Clock::time_point now) {
         e["approvers"] = q.approvers;
         e["message"] = "no decision within " + after;
         audit(std::move(e));
-        msg::Decision d = deny_with("timeout", "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
+        msg::Decision d = deny_with(msg::Outcome::timeout, "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
         d.request_id = id;
         m_backend->cancel(id, "timeout");
         conclude(q, d);

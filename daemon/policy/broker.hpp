@@ -147,7 +147,7 @@ private:
     void tell(Request& request, const std::string& line) override;
     void approved(Request& request, std::vector<std::string> approvers, std::int64_t expires_unix,
                   const Json& extra) override;
-    void denied(Request& request, const char* event_type, const std::string& outcome, const std::string& message,
+    void denied(Request& request, const char* event_type, msg::Outcome outcome, const std::string& message,
                 Json extra) override;
     // Non-empty (the user's message) when the spool is full and this action may not pass.
     std::string spool_full_refusal(bool break_glass) const;

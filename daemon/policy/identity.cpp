@@ -1,6 +1,7 @@
+// daemon/policy/identity.cpp — peer credentials and /proc facts about the requesting process.
 #include "daemon/policy/identity.hpp"
 
-#include "jitgate/plugin_options.hpp"
+#include "jitgate/passwd.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -14,15 +15,6 @@ std::optional<Peer> peer_of(int fd) noexcept {
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return std::nullopt;
     return Peer{cred.pid, cred.uid, cred.gid};
 }
-
-std::optional<std::string> user_name(uid_t uid) { return user_name_of(uid); }
-
-std::optional<uid_t> user_uid(const std::string& name) {
-    const auto uid = uid_of(name);
-    return uid ? std::optional<uid_t>(static_cast<uid_t>(*uid)) : std::nullopt;
-}
-
-std::optional<std::vector<std::string>> groups_of(const std::string& user) { return group_names_of(user); }
 
 std::optional<uid_t> real_uid_of(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -53,10 +45,10 @@ std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid
     if (!real) return std::nullopt;
     Requester r;
     r.uid = *real != 0 ? static_cast<std::int64_t>(*real) : account_uid;
-    r.name = r.uid >= 0 ? user_name(static_cast<uid_t>(r.uid)).value_or("uid " + std::to_string(r.uid)) : std::string();
+    r.name = r.uid >= 0 ? user_name_of(static_cast<unsigned>(r.uid)).value_or("uid " + std::to_string(r.uid)) : std::string();
     r.login_uid = login_uid_of(peer.pid);
     if (r.login_uid >= 0)
-        r.login_name = user_name(static_cast<uid_t>(r.login_uid)).value_or("uid " + std::to_string(r.login_uid));
+        r.login_name = user_name_of(static_cast<unsigned>(r.login_uid)).value_or("uid " + std::to_string(r.login_uid));
     return r;
 }
 

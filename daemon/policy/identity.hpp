@@ -1,11 +1,11 @@
 // daemon/policy/identity.hpp — who is on the other end of the socket, from the kernel, never from a claim.
+// Name and group lookups are jitgate/passwd.hpp (common/), which the plugins share.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <sys/types.h>
-#include <vector>
 
 namespace jitgate::identity {
 
@@ -17,14 +17,6 @@ struct Peer {
 
 // SO_PEERCRED of a connected Unix socket; nullopt if the kernel does not say.
 std::optional<Peer> peer_of(int fd) noexcept;
-
-// Name of `uid` from the passwd database; nullopt if unknown.
-std::optional<std::string> user_name(uid_t uid);
-// uid of `name`; nullopt if unknown.
-std::optional<uid_t> user_uid(const std::string& name);
-// Names of all groups `user` belongs to (primary and supplementary); nullopt if the user is
-// unknown or the lookup failed (callers fail closed).
-std::optional<std::vector<std::string>> groups_of(const std::string& user);
 
 // Real uid of a live process, read from /proc/<pid>/status ("Uid:" first field).
 // SECURITY NOTE: sudo is setuid root, so its real uid is the invoking user's; this is how the

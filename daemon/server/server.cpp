@@ -18,6 +18,7 @@
 #include "daemon/setup.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/messages.hpp"
+#include "jitgate/passwd.hpp"
 #include "jitgate/text.hpp"
 #include "jitgate/wire.hpp"
 
@@ -483,13 +484,13 @@ namespace {
 broker::Caller caller_of(const identity::Peer& peer) {
     broker::Caller c;
     c.peer = peer;
-    c.name = identity::user_name(peer.uid).value_or("uid " + std::to_string(peer.uid));
-    c.groups = identity::groups_of(c.name).value_or(std::vector<std::string>{}); // none: not an approver
+    c.name = user_name_of(peer.uid).value_or("uid " + std::to_string(peer.uid));
+    c.groups = group_names_of(c.name).value_or(std::vector<std::string>{}); // none: not an approver
     // The session the approver acts in: a shared account used from the requester's session is
     // the requester (broker::Broker::approve). Read while the peer is connected to us.
     c.login_uid = identity::login_uid_of(peer.pid);
     if (c.login_uid >= 0)
-        c.login_name = identity::user_name(static_cast<uid_t>(c.login_uid)).value_or("uid " + std::to_string(c.login_uid));
+        c.login_name = user_name_of(static_cast<unsigned>(c.login_uid)).value_or("uid " + std::to_string(c.login_uid));
     return c;
 }
 
@@ -499,7 +500,7 @@ std::string refuse_reason(const identity::Peer& peer, const std::string& kind, c
     if (peer.uid != 0) return "only root (sudo, sshd) may ask for decisions; peer uid is " + std::to_string(peer.uid);
     if (user.empty() || std::any_of(user.begin(), user.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
         return "the claimed user name is empty or holds control characters";
-    const auto named = identity::user_uid(user);
+    const auto named = uid_of(user);
     if (!named || static_cast<std::int64_t>(*named) != uid)
         return "claimed user '" + text::escape_for_log(user) + "' does not have uid " + std::to_string(uid);
     if (kind == "sudo") {

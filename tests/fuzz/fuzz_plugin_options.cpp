@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fuzz_util.hpp"
+#include "jitgate/offline.hpp"
 #include "jitgate/plugin_options.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

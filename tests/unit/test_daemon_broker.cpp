@@ -13,6 +13,7 @@
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/identity.hpp"
 #include "jitgate/error.hpp"
+#include "jitgate/passwd.hpp"
 
 namespace {
 
@@ -145,7 +146,7 @@ TEST_F(BrokerTest, AllowAndDenyRulesDecideAtOnce) {
     EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
     ASSERT_TRUE(r1.decision);
     EXPECT_TRUE(r1.decision->allow);
-    EXPECT_EQ(r1.decision->outcome, "allowed_by_rule");
+    EXPECT_EQ(r1.decision->outcome, jitgate::msg::Outcome::allowed_by_rule);
     auto s2 = session({"/usr/bin/bash"});
     b->begin_check(s2, r2);
     ASSERT_TRUE(r2.decision);
@@ -169,13 +170,13 @@ TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
     EXPECT_TRUE(b->approve(approver("bob", 2002), id).ok);
     ASSERT_TRUE(r.decision);
     EXPECT_TRUE(r.decision->allow);
-    EXPECT_EQ(r.decision->outcome, "approved");
+    EXPECT_EQ(r.decision->outcome, jitgate::msg::Outcome::approved);
     EXPECT_EQ(b->pending_count(), 0u);
     Recorder again;
     auto s2 = session({"/usr/bin/systemctl", "restart", "payments"});
     EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
     ASSERT_TRUE(again.decision);
-    EXPECT_EQ(again.decision->outcome, "grant");
+    EXPECT_EQ(again.decision->outcome, jitgate::msg::Outcome::grant);
     EXPECT_EQ(again.decision->grant_id, r.decision->grant_id);
 }
 
@@ -222,7 +223,7 @@ TEST_F(BrokerTest, DenyTimeoutAndCancel) {
     EXPECT_EQ(b->pending_count(), 1u);
     b->expire(broker::Clock::now() + std::chrono::hours(1));
     ASSERT_TRUE(r3.decision);
-    EXPECT_EQ(r3.decision->outcome, "timeout");
+    EXPECT_EQ(r3.decision->outcome, jitgate::msg::Outcome::timeout);
     EXPECT_EQ(b->pending_count(), 0u);
     const auto j = journal();
     EXPECT_NE(j.find("access.cancelled"), std::string::npos);
@@ -272,7 +273,7 @@ TEST_F(BrokerTest, PromptTimeoutIsRecordedAsTimeoutNotCancelled) {
     EXPECT_EQ(b->input_timed_out(s, r, std::chrono::minutes(5)), broker::Step::done);
     ASSERT_TRUE(r.decision.has_value());
     EXPECT_FALSE(r.decision->allow);
-    EXPECT_EQ(r.decision->outcome, "timeout");
+    EXPECT_EQ(r.decision->outcome, jitgate::msg::Outcome::timeout);
     EXPECT_NE(r.decision->message.find("no reason given at the prompt within 5m"), std::string::npos);
     b->client_gone(s); // the server then closes the connection
     const auto j = journal();
@@ -306,7 +307,7 @@ TEST_F(BrokerTest, ExpireTimesOutAnUnansweredPrompt) {
     EXPECT_FALSE(r.decision.has_value()) << "not yet";
     b->expire(broker::Clock::now() + broker::k_prompt_limit + std::chrono::seconds(1));
     ASSERT_TRUE(r.decision.has_value());
-    EXPECT_EQ(r.decision->outcome, "timeout");
+    EXPECT_EQ(r.decision->outcome, jitgate::msg::Outcome::timeout);
     EXPECT_NE(r.decision->message.find("no reason given at the prompt within 5m"), std::string::npos);
     EXPECT_EQ(r.hang_ups, 1);
     EXPECT_FALSE(b->next_deadline().has_value());
@@ -335,7 +336,7 @@ TEST_F(BrokerTest, NonInteractiveFilesOnceAndReturns) {
     s1.request.noninteractive = true;
     EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
     ASSERT_TRUE(r1.decision);
-    EXPECT_EQ(r1.decision->outcome, "filed");
+    EXPECT_EQ(r1.decision->outcome, jitgate::msg::Outcome::filed);
     auto s2 = session({"/usr/bin/id"});
     s2.request.noninteractive = true;
     b->begin_check(s2, r2);
@@ -355,7 +356,7 @@ TEST_F(BrokerTest, TruncatedArgvIsDenied) {
     // denial must carry the truncation's reason, not just any "no".
     ASSERT_TRUE(r.decision);
     EXPECT_FALSE(r.decision->allow);
-    EXPECT_EQ(r.decision->outcome, "denied");
+    EXPECT_EQ(r.decision->outcome, jitgate::msg::Outcome::denied);
     EXPECT_EQ(r.decision->message, "jitgate: denied: the command line is 1048576 bytes; jitgate judges at most " +
                                        std::to_string(msg::k_argv_budget) + " bytes");
     EXPECT_EQ(count_lines_with(journal(), {"\"type\":\"access.denied\"", "\"argv_truncated\":true",
@@ -367,7 +368,7 @@ TEST_F(BrokerTest, TruncatedArgvIsDenied) {
 TEST_F(BrokerTest, BreakGlassNeedsGroupAndReason) {
     // Accounts and groups every Debian machine has: root is in group root, nobody (nogroup)
     // is not. A user who does not exist would be denied earlier, for unknown groups.
-    const auto nobody_groups = identity::groups_of("nobody");
+    const auto nobody_groups = jitgate::group_names_of("nobody");
     ASSERT_TRUE(nobody_groups) << "the test needs the account nobody";
     ASSERT_EQ(std::count(nobody_groups->begin(), nobody_groups->end(), "root"), 0) << "nobody is in group root";
     auto b = make({}, "root");
@@ -377,7 +378,7 @@ TEST_F(BrokerTest, BreakGlassNeedsGroupAndReason) {
     b->begin_check(s1, r1);
     ASSERT_TRUE(r1.decision);
     EXPECT_TRUE(r1.decision->allow);
-    EXPECT_EQ(r1.decision->outcome, "break_glass");
+    EXPECT_EQ(r1.decision->outcome, jitgate::msg::Outcome::break_glass);
     auto s2 = session({"/usr/bin/id"}, "root", 0);
     s2.request.break_glass_reason = "short";
     b->begin_check(s2, r2);
@@ -390,7 +391,7 @@ TEST_F(BrokerTest, BreakGlassNeedsGroupAndReason) {
     b->begin_check(s3, r3);
     ASSERT_TRUE(r3.decision);
     EXPECT_FALSE(r3.decision->allow);
-    EXPECT_EQ(r3.decision->outcome, "denied");
+    EXPECT_EQ(r3.decision->outcome, jitgate::msg::Outcome::denied);
     EXPECT_EQ(r3.decision->message, "jitgate: break-glass refused: nobody is not in the break-glass group 'root'");
     EXPECT_EQ(count_lines_with(journal(), {"\"type\":\"access.break_glass\""}), 1u) << journal();
 }
@@ -485,7 +486,7 @@ TEST_F(BrokerTest, SuRootGrantIsBoundToItsRequester) {
     auto s2 = su_root("alice", 2001, 2001);
     EXPECT_EQ(b->begin_check(s2, again), broker::Step::done);
     ASSERT_TRUE(again.decision);
-    EXPECT_EQ(again.decision->outcome, "grant");
+    EXPECT_EQ(again.decision->outcome, jitgate::msg::Outcome::grant);
 
     Recorder other;
     auto bob = su_root("bob", 2002, 2002);

@@ -20,7 +20,7 @@ struct NoOutcomes : approval::Outcomes {
     broker::Request* waiting(const std::string&) override { return nullptr; }
     void tell(broker::Request&, const std::string&) override {}
     void approved(broker::Request&, std::vector<std::string>, std::int64_t, const approval::Json&) override {}
-    void denied(broker::Request&, const char*, const std::string&, const std::string&, approval::Json) override {}
+    void denied(broker::Request&, const char*, msg::Outcome, const std::string&, approval::Json) override {}
 };
 
 TEST(Setup, ReloadAppliesRulesButRefusesStartUpSettings) {

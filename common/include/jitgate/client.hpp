@@ -9,22 +9,14 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "jitgate/client_options.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/messages.hpp"
 #include "jitgate/wire.hpp"
 
 namespace jitgate::client {
-
-inline constexpr const char* k_default_socket = "/run/jitgate/jitgated.sock";
-inline constexpr const char* k_default_daemon_user = "jitgate";
-
-struct Options {
-    std::string socket_path = k_default_socket;
-    std::string daemon_user = k_default_daemon_user; // besides root, the only trusted owner
-    int connect_timeout_ms = 5000;
-    int reply_timeout_ms = 15000; // first answer after a request; waits extend it
-};
 
 class Connection {
 public:

@@ -1,7 +1,8 @@
 // jitgate/error.hpp — the one error vocabulary shared by plugins, daemon and CLI.
 //
-// Failures carry a code and a human-readable detail. Each front end maps the code to
-// its host's status in exactly one function (to_sudo_status, to_pam_status).
+// Failures carry a code and a human-readable detail. The plugins' check (jitgate/check.hpp)
+// turns a code into a Verdict, which each plugin maps to its host's status in exactly one
+// function (to_sudo_status, to_pam_status).
 #pragma once
 
 #include <stdexcept>

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -113,9 +114,30 @@ struct SessionReport {
 Json to_json(const SessionReport& r);
 SessionReport session_from_json(const Json& j);
 
+// Why a decision went the way it did (docs/wire-protocol.md, `decision`). Only allowed_by_rule,
+// grant, approved and break_glass come with allow: true; a client still trusts `allow` alone.
+enum class Outcome {
+    allowed_by_rule, // the first matching rule allows: not gated
+    grant,           // a live grant covers the action
+    approved,        // the request waited on this connection and was approved
+    break_glass,     // break-glass accepted by the daemon
+    denied,          // a deny rule, a bad reason or ticket, an approver's deny, a refused break-glass
+    timeout,         // nobody decided (or answered a prompt) in time
+    filed,           // sudo -n with noninteractive: file; the request stays pending
+    cancelled,       // the request was cancelled at the approval service
+    invalid_grant,   // the approval service's grant did not verify
+    error,           // the daemon could not do its job (also: no decision was received)
+};
+
+// The wire name ("allowed_by_rule", ...). Never throws.
+const char* to_string(Outcome o) noexcept;
+// The outcome named `name`. Throws Error(protocol, "outcome") for a name that is no outcome:
+// a decision we do not fully understand is refused, never guessed at.
+Outcome outcome_from_string(std::string_view name);
+
 struct Decision {
     bool allow = false;
-    std::string outcome; // allowed_by_rule, grant, approved, break_glass, denied, timeout, filed, error
+    Outcome outcome = Outcome::error; // on the wire as its name; absent on the wire reads as error
     std::string message; // one line for the user, already escaped
     std::string request_id;
     std::string grant_id;
@@ -123,6 +145,7 @@ struct Decision {
 };
 
 Json to_json(const Decision& d);
+// Throws Error(protocol) without a boolean `allow`, or with an `outcome` that names no Outcome.
 Decision decision_from_json(const Json& j);
 
 } // namespace jitgate::msg
