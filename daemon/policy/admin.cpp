@@ -6,6 +6,12 @@
 // before any of them runs. What is left here is what depends on the request at hand: the
 // approver is in this request's approver groups, is not the requester, and each approval is
 // another person's.
+//
+// These stay Broker members rather than a class of their own: approve and deny change the
+// request registry and conclude a waiting client through the same grant()/conclude() path as
+// the service backend's outcomes, under the broker's single-threaded invariants. A separate
+// class would need the broker's private state (friendship) or a wider public interface, and
+// would be a second owner of that state.
 #include <algorithm>
 
 #include "daemon/policy/broker.hpp"

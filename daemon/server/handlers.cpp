@@ -21,7 +21,7 @@ const std::array<Handler, 11> HandlerTable::k_entries = {{
     {msg::k_input, Privilege::anyone, "", &Server::handle_input},
     {msg::k_finished, Privilege::root, "", &Server::handle_finished},
     {msg::k_session, Privilege::root, "", &Server::handle_session},
-    {msg::k_pending, Privilege::approver, "pending", &Server::handle_pending},
+    {msg::k_pending, Privilege::approver, msg::k_pending, &Server::handle_pending},
     {msg::k_grants, Privilege::local_user, "", &Server::handle_grants},
     {msg::k_approve, Privilege::local_user, "", &Server::handle_approve},
     {msg::k_deny, Privilege::local_user, "", &Server::handle_deny},
