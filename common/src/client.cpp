@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "jitgate/admin.hpp"
 #include "jitgate/passwd.hpp"
 #include "jitgate/text.hpp"
 
@@ -307,7 +308,7 @@ Status request(const Options& options, const wire::Json& message, std::vector<wi
         if (Status s = conn.receive(m, options.reply_timeout_ms); !s.ok()) return s;
         const std::string type = m.value("type", "");
         replies.push_back(std::move(m));
-        if (type == "end" || type == "ok" || type == msg::k_decision || type == msg::k_error) return Status::success();
+        if (type == msg::k_end || type == msg::k_ok || type == msg::k_decision || type == msg::k_error) return Status::success();
     }
 }
 

@@ -90,13 +90,21 @@ public:
     // The PAM module's report of a login session opening or closing.
     void session(const msg::SessionReport& report, const identity::Peer& peer);
 
-    // jitgatectl operations; authorisation by the caller's groups (from the kernel's uid).
-    // Throws Error(denied) if the caller may not see them.
+    // jitgatectl operations (admin.cpp). SECURITY NOTE: who may use pending and revoke at all
+    // (root, or a member of any approver group) is checked by the server's handler table
+    // (daemon/server/handlers.hpp) before these run; they check only what depends on the
+    // request: approve and deny refuse (ok false, a message for the caller) anyone outside the
+    // request's approver groups, approve also the requester and a second approval by the same
+    // person. Views are escaped for terminals; list_grants shows a caller who is neither root
+    // nor an approver only their own grants.
     std::vector<Json> pending(const Caller& caller) const;
     std::vector<Json> list_grants(const Caller& caller);
     OpResult approve(const Caller& caller, const std::string& request_id);
     OpResult deny(const Caller& caller, const std::string& request_id, const std::string& reason);
     OpResult revoke(const Caller& caller, const std::string& grant_id, const std::string& reason);
+    // Whether `caller` is in the global approver groups or any rule's (by the kernel's uid's
+    // groups, never a claim).
+    bool is_approver_anywhere(const Caller& caller) const;
     Json status() const;
 
     // Earliest deadline (a waiting request's, or an open prompt's), for the event loop's
@@ -153,7 +161,6 @@ private:
     std::string spool_full_refusal(bool break_glass) const;
     Json event_for(const char* type, const CheckSession& session) const;
     Step decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event);
-    bool is_approver_anywhere(const Caller& caller) const;
     std::string new_id(const char* prefix) const;
     // audit() and audit_refusal(): records `event`, counting it against its "uid"'s spool share
     // if `charge`.

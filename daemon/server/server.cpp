@@ -15,7 +15,9 @@
 
 #include "daemon/config/load.hpp"
 #include "daemon/policy/identity.hpp"
+#include "daemon/server/handlers.hpp"
 #include "daemon/setup.hpp"
+#include "jitgate/admin.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/messages.hpp"
 #include "jitgate/passwd.hpp"
@@ -467,7 +469,7 @@ void Server::protocol_error(Connection& c, const std::string& detail) {
     const std::string d = bounded(detail);
     std::fprintf(stderr, "jitgated: protocol error from pid %d uid %u: %s\n", static_cast<int>(c.m_peer.pid), c.m_peer.uid, d.c_str());
     record_refusal(c, Json{{"type", audit::type::error}, {"message", "protocol error: " + d}});
-    c.send(Json{{"type", msg::k_error}, {"code", "protocol"}, {"message", d}});
+    c.send(msg::to_json(msg::ErrorReply{"protocol", d}));
     c.close_after_flush();
 }
 
@@ -494,10 +496,9 @@ broker::Caller caller_of(const identity::Peer& peer) {
     return c;
 }
 
-// SECURITY NOTE: only root peers (sudo, sshd) may ask for decisions, and for sudo the claimed
-// user must be the one the kernel says ran it: the real uid of the connected sudo process.
+// SECURITY NOTE: for sudo the claimed user must be the one the kernel says ran it: the real
+// uid of the connected sudo process. That the peer is root was checked by the handler table.
 std::string refuse_reason(const identity::Peer& peer, const std::string& kind, const std::string& user, std::int64_t uid) {
-    if (peer.uid != 0) return "only root (sudo, sshd) may ask for decisions; peer uid is " + std::to_string(peer.uid);
     if (user.empty() || std::any_of(user.begin(), user.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
         return "the claimed user name is empty or holds control characters";
     const auto named = uid_of(user);
@@ -514,12 +515,18 @@ std::string refuse_reason(const identity::Peer& peer, const std::string& kind, c
 
 } // namespace
 
+void Server::refuse(Connection& c, const Refusal& r) {
+    if (!r.audit_message.empty()) record_refusal(c, Json{{"type", audit::type::error}, {"message", r.audit_message}});
+    c.send(msg::to_json(msg::ErrorReply{"denied", r.message}));
+    if (r.close) c.close_after_flush();
+}
+
 bool Server::refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid) {
     const auto why = refuse_reason(c.m_peer, kind, user, uid);
     if (why.empty()) return false;
     record_refusal(c, Json{{"type", audit::type::error}, {"message", std::string(what) + " refused: " + why},
                            {"user", bounded(user)}, {"kind", kind}});
-    c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", "refused: " + why}});
+    c.send(msg::to_json(msg::ErrorReply{"denied", "refused: " + why}));
     c.close_after_flush();
     return true;
 }
@@ -530,85 +537,21 @@ void Server::dispatch(Connection& c, const Json& m) {
         type = wire::require_string(m, "type");
         if (c.m_session && type != msg::k_input)
             throw Error(ErrorCode::protocol, "type", "'" + text::escape_for_log(type) + "' while a check is under way");
-
-        if ((type == msg::k_check || type == msg::k_finished || type == msg::k_session) && c.m_peer.uid != 0) {
-            // Refused before parsing: nothing a non-root peer sends reaches the audit spool.
-            record_refusal(c, Json{{"type", audit::type::error},
-                                   {"message", "'" + type + "' refused: only root (sudo, sshd) may ask for decisions"}});
-            c.send(Json{{"type", msg::k_error}, {"code", "denied"},
-                        {"message", "refused: only root (sudo, sshd) may ask for decisions; peer uid is " +
-                                        std::to_string(c.m_peer.uid)}});
-            c.close_after_flush();
+        const Handler* h = find_handler(type);
+        if (h == nullptr) throw Error(ErrorCode::protocol, "type", "unknown message type '" + text::escape_for_log(type) + "'");
+        // SECURITY NOTE: the one authorisation point (handlers.hpp), before the message is parsed.
+        const broker::Caller caller = needs_caller(h->privilege) ? caller_of(c.m_peer) : broker::Caller{};
+        const bool approver = h->privilege == Privilege::approver && m_broker.is_approver_anywhere(caller);
+        if (const auto refusal = authorise(*h, c.m_peer, caller, approver)) {
+            refuse(c, *refusal);
             return;
         }
-        if (type == msg::k_check) {
-            auto request = msg::check_from_json(m);
-            if (refused(c, "check", request.kind, request.user, request.uid)) return;
-            // SECURITY NOTE: who asks comes from the kernel (the peer's real uid and login uid),
-            // never from the request: su's PAM_RUSER is only recorded where it disagrees.
-            auto requester = identity::requester_of(c.m_peer, request.uid);
-            if (!requester) {
-                record_refusal(c, Json{{"type", audit::type::error},
-                                       {"message", "check refused: cannot read the requesting process (pid " +
-                                                       std::to_string(c.m_peer.pid) + ") from /proc"},
-                                       {"user", bounded(request.user)}, {"kind", request.kind}});
-                c.send(Json{{"type", msg::k_error}, {"code", "denied"},
-                            {"message", "refused: jitgated cannot tell who is asking (fail closed)"}});
-                c.close_after_flush();
-                return;
-            }
-            c.m_session = std::make_unique<broker::CheckSession>();
-            c.m_session->request = std::move(request);
-            c.m_session->peer = c.m_peer;
-            c.m_session->requester = std::move(*requester);
-            c.m_step = m_broker.begin_check(*c.m_session, c);
-        } else if (type == msg::k_input) {
-            if (!c.m_session || c.m_step != broker::Step::awaiting_input)
-                throw Error(ErrorCode::protocol, "input", "no question is open");
-            const auto field = wire::require_string(m, "field");
-            const bool given = wire::optional_bool(m, "given", false);
-            const auto it = m.find("value");
-            const std::string value = it == m.end() ? std::string() : text::arg_from_json(*it);
-            c.m_step = m_broker.give_input(*c.m_session, c, field, given, value);
-        } else if (type == msg::k_finished) {
-            auto report = msg::finished_from_json(m);
-            if (refused(c, "finished report", report.kind, report.user, report.uid)) return;
-            m_broker.finished(report, c.m_peer);
-            c.send(Json{{"type", "ok"}});
-        } else if (type == msg::k_session) {
-            auto report = msg::session_from_json(m);
-            if (refused(c, "session report", "login", report.user, report.uid)) return;
-            m_broker.session(report, c.m_peer);
-            c.send(Json{{"type", "ok"}});
-        } else if (type == "pending" || type == "grants") {
-            const auto caller = caller_of(c.m_peer);
-            const auto items = type == "pending" ? m_broker.pending(caller) : m_broker.list_grants(caller);
-            for (const auto& item : items) c.send(Json{{"type", "item"}, {"item", item}});
-            c.send(Json{{"type", "end"}, {"count", items.size()}});
-        } else if (type == "approve" || type == "deny" || type == "revoke") {
-            const auto caller = caller_of(c.m_peer);
-            const auto id = wire::require_string(m, "id");
-            const auto reason = wire::optional_string(m, "reason");
-            const auto r = type == "approve" ? m_broker.approve(caller, id)
-                           : type == "deny"  ? m_broker.deny(caller, id, reason)
-                                             : m_broker.revoke(caller, id, reason);
-            if (r.ok) c.send(Json{{"type", "ok"}, {"message", r.message}});
-            else c.send(Json{{"type", msg::k_error}, {"code", "denied"}, {"message", r.message}});
-        } else if (type == "status") {
-            Json s = m_broker.status();
-            s["clients"] = m_clients.size();
-            s["pid"] = ::getpid();
-            c.send(Json{{"type", "ok"}, {"status", s}});
-        } else if (type == "ping") {
-            c.send(Json{{"type", "ok"}});
-        } else {
-            throw Error(ErrorCode::protocol, "type", "unknown message type '" + text::escape_for_log(type) + "'");
-        }
+        (this->*(h->handle))(c, m, caller);
     } catch (const Error& e) {
         if (e.code() == ErrorCode::protocol) {
             protocol_error(c, e.what());
         } else {
-            c.send(Json{{"type", msg::k_error}, {"code", to_string(e.code())}, {"message", e.what()}});
+            c.send(msg::to_json(msg::ErrorReply{to_string(e.code()), e.what()}));
         }
     } catch (const std::exception& e) {
         // A handler bug must not take the daemon down or leave the client hanging: deny it.
@@ -619,9 +562,101 @@ void Server::dispatch(Connection& c, const Json& m) {
             m_broker.client_gone(*c.m_session);
             c.m_session.reset();
         }
-        c.send(Json{{"type", msg::k_error}, {"code", "internal"}, {"message", "internal error; denied"}});
+        c.send(msg::to_json(msg::ErrorReply{"internal", "internal error; denied"}));
         c.close_after_flush();
     }
+}
+
+void Server::handle_check(Connection& c, const Json& m, const broker::Caller&) {
+    auto request = msg::check_from_json(m);
+    if (refused(c, "check", request.kind, request.user, request.uid)) return;
+    // SECURITY NOTE: who asks comes from the kernel (the peer's real uid and login uid),
+    // never from the request: su's PAM_RUSER is only recorded where it disagrees.
+    auto requester = identity::requester_of(c.m_peer, request.uid);
+    if (!requester) {
+        record_refusal(c, Json{{"type", audit::type::error},
+                               {"message", "check refused: cannot read the requesting process (pid " +
+                                               std::to_string(c.m_peer.pid) + ") from /proc"},
+                               {"user", bounded(request.user)}, {"kind", request.kind}});
+        c.send(msg::to_json(msg::ErrorReply{"denied", "refused: jitgated cannot tell who is asking (fail closed)"}));
+        c.close_after_flush();
+        return;
+    }
+    c.m_session = std::make_unique<broker::CheckSession>();
+    c.m_session->request = std::move(request);
+    c.m_session->peer = c.m_peer;
+    c.m_session->requester = std::move(*requester);
+    c.m_step = m_broker.begin_check(*c.m_session, c);
+}
+
+void Server::handle_input(Connection& c, const Json& m, const broker::Caller&) {
+    if (!c.m_session || c.m_step != broker::Step::awaiting_input) throw Error(ErrorCode::protocol, "input", "no question is open");
+    const auto field = wire::require_string(m, "field");
+    const bool given = wire::optional_bool(m, "given", false);
+    const auto it = m.find("value");
+    const std::string value = it == m.end() ? std::string() : text::arg_from_json(*it);
+    c.m_step = m_broker.give_input(*c.m_session, c, field, given, value);
+}
+
+void Server::handle_finished(Connection& c, const Json& m, const broker::Caller&) {
+    auto report = msg::finished_from_json(m);
+    if (refused(c, "finished report", report.kind, report.user, report.uid)) return;
+    m_broker.finished(report, c.m_peer);
+    c.send(msg::to_json(msg::OkReply{}));
+}
+
+void Server::handle_session(Connection& c, const Json& m, const broker::Caller&) {
+    auto report = msg::session_from_json(m);
+    if (refused(c, "session report", "login", report.user, report.uid)) return;
+    m_broker.session(report, c.m_peer);
+    c.send(msg::to_json(msg::OkReply{}));
+}
+
+void Server::send_items(Connection& c, const std::vector<Json>& items) {
+    for (const auto& item : items) c.send(msg::to_json(msg::ItemReply{item}));
+    c.send(msg::to_json(msg::EndReply{static_cast<std::int64_t>(items.size())}));
+}
+
+void Server::send_result(Connection& c, const broker::OpResult& r) {
+    if (r.ok) c.send(msg::to_json(msg::OkReply{r.message, std::nullopt}));
+    else c.send(msg::to_json(msg::ErrorReply{"denied", r.message}));
+}
+
+void Server::handle_pending(Connection& c, const Json& m, const broker::Caller& caller) {
+    msg::pending_from_json(m);
+    send_items(c, m_broker.pending(caller));
+}
+
+void Server::handle_grants(Connection& c, const Json& m, const broker::Caller& caller) {
+    msg::grants_from_json(m);
+    send_items(c, m_broker.list_grants(caller));
+}
+
+void Server::handle_approve(Connection& c, const Json& m, const broker::Caller& caller) {
+    send_result(c, m_broker.approve(caller, msg::approve_from_json(m).id));
+}
+
+void Server::handle_deny(Connection& c, const Json& m, const broker::Caller& caller) {
+    const auto q = msg::deny_from_json(m);
+    send_result(c, m_broker.deny(caller, q.id, q.reason));
+}
+
+void Server::handle_revoke(Connection& c, const Json& m, const broker::Caller& caller) {
+    const auto q = msg::revoke_from_json(m);
+    send_result(c, m_broker.revoke(caller, q.id, q.reason));
+}
+
+void Server::handle_status(Connection& c, const Json& m, const broker::Caller&) {
+    msg::status_from_json(m);
+    Json s = m_broker.status();
+    s["clients"] = m_clients.size();
+    s["pid"] = ::getpid();
+    c.send(msg::to_json(msg::OkReply{std::nullopt, s}));
+}
+
+void Server::handle_ping(Connection& c, const Json& m, const broker::Caller&) {
+    msg::ping_from_json(m);
+    c.send(msg::to_json(msg::OkReply{}));
 }
 
 void Server::sweep() {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "daemon/audit/audit.hpp"
+#include "daemon/server/handlers.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/policy/broker.hpp"
 
@@ -49,12 +50,36 @@ private:
     void on_signal();
     void reload();
     void handle_io(Connection& c, unsigned events);
+    // Finds the message's entry in the handler table (handlers.hpp), authorises the peer for
+    // it, and runs its handler; a protocol error closes the connection, any other failure is
+    // answered (and an unexpected one denies and closes).
     void dispatch(Connection& c, const nlohmann::json& message);
     void protocol_error(Connection& c, const std::string& detail);
-    // SECURITY NOTE: decisions and reports come only from root peers, about the user the
-    // kernel says it is (see refuse_reason). Returns true, after an audit event, an error
-    // frame and closing, if the peer is refused.
+    // Answers a message the handler table refused (authorise), records it if the refusal says
+    // so, and closes if it says so.
+    void refuse(Connection& c, const Refusal& refusal);
+    // SECURITY NOTE: decisions and reports are about the user the kernel says it is (see
+    // refuse_reason): the handlers of check, finished and session call this once they have
+    // parsed the claimed user. Returns true, after an audit event, an error frame and closing,
+    // if the claim is refused.
     bool refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid);
+    // The handlers of the table, one per message type; each runs only once authorise() let the
+    // peer send it. `caller` is the peer as a user for local_user and approver entries.
+    void handle_check(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_input(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_finished(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_session(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_pending(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_grants(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_approve(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_deny(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_revoke(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_status(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_ping(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    // A listing: one item frame each, then end.
+    void send_items(Connection& c, const std::vector<nlohmann::json>& items);
+    // An operation's result: ok with its message, or an error with code denied.
+    void send_result(Connection& c, const broker::OpResult& r);
     // Records a refusal or protocol error; a non-root peer's within its bound (Broker::audit_refusal).
     void record_refusal(const Connection& c, nlohmann::json event);
     void sweep(); // closes connections marked dead, reaps idle ones
@@ -87,6 +112,7 @@ private:
     std::chrono::steady_clock::time_point m_fd_reported{};
 
     friend class Connection;
+    friend struct HandlerTable; // names the handlers (handlers.cpp)
 };
 
 } // namespace jitgate::server
