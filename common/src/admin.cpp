@@ -36,7 +36,11 @@ GrantsRequest grants_from_json(const Json& j) {
 Json to_json(const ApproveRequest& r) { return Json{{"type", k_approve}, {"id", r.id}}; }
 ApproveRequest approve_from_json(const Json& j) {
     require_type(j, k_approve);
-    return {wire::require_string(j, "id")};
+    ApproveRequest r{wire::require_string(j, "id")};
+    // An approve carries no reason; one that is there anyway must still be a string, as for
+    // deny and revoke (a mistyped field is a protocol error, never silently ignored).
+    wire::optional_string(j, "reason");
+    return r;
 }
 
 Json to_json(const DenyRequest& r) { return Json{{"type", k_deny}, {"id", r.id}, {"reason", r.reason}}; }

@@ -97,6 +97,7 @@ TEST(CommonAdmin, MissingOrMistypedFieldsAreRefused) {
     expect_refused(approve, R"({"type":"approve"})", "id");
     expect_refused(approve, R"({"type":"approve","id":7})", "id");
     expect_refused(approve, R"({"type":"approve","id":null})", "id");
+    expect_refused(approve, R"({"type":"approve","id":"R-1","reason":7})", "reason");
     expect_refused(deny, R"({"type":"deny","reason":"x"})", "id");
     expect_refused(deny, R"({"type":"deny","id":["R-1"]})", "id");
     expect_refused(deny, R"({"type":"deny","id":"R-1","reason":1})", "reason");
