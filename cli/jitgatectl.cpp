@@ -11,10 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/spool.hpp"
 #include "daemon/config/config.hpp"
 #include "jitgate/client.hpp"
 #include "jitgate/text.hpp"
+#include "lib/audit_chain.hpp"
 
 namespace {
 

@@ -146,8 +146,8 @@ Batch read_batch(const std::string& dir, std::uint64_t after_seq, std::uint64_t 
     for (std::size_t i = first; i < segments.size(); ++i, offset = 0) {
         const spool::Segment& seg = segments[i];
         const bool newest = i + 1 == segments.size();
-        spool::LineReader reader(seg.path, offset);
-        spool::LineReader::Line line;
+        LineReader reader(seg.path, offset);
+        LineReader::Line line;
         while (reader.next(line)) {
             if (!line.complete) {
                 // In the newest segment: a line being written (never a durable one).

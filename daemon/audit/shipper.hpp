@@ -19,7 +19,7 @@
 // the spool files and a few atomics with it). stop() aborts a transfer within about a second
 // through the progress callback.
 //
-// Depends on audit.hpp, libcurl and common/. docs/audit.md describes the store protocol.
+// Depends on auditor.hpp, libcurl and common/. docs/audit.md describes the store protocol.
 #pragma once
 
 #include <atomic>
@@ -35,7 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 
 namespace jitgate::audit {
 

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/approval/service_client.hpp"
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 #include "daemon/audit/budget.hpp"
 #include "daemon/config/config.hpp"
 #include "lib/grant_token.hpp"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "daemon/approval/service_client.hpp"
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 #include "daemon/policy/broker.hpp"
 #include "daemon/config/config.hpp"
 #include "lib/grant_token.hpp"
