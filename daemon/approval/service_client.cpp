@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "lib/curl_option.hpp"
+#include "lib/https.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -285,23 +286,16 @@ void ServiceClient::set_options(Transfer& t, const std::string& url, long timeou
     JITGATE_SETOPT(e, CURLOPT_HTTPHEADER, t.headers);
     JITGATE_SETOPT(e, CURLOPT_URL, url.c_str());
     JITGATE_SETOPT(e, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
-    // SECURITY NOTE: https only, no redirects, the pinned CA and nothing else (CAPATH off, so the
-    // system store is never consulted), peer and host name verified, our client certificate.
-    JITGATE_SETOPT(e, CURLOPT_PROTOCOLS_STR, "https");
-    JITGATE_SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
-    JITGATE_SETOPT(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    JITGATE_SETOPT(e, CURLOPT_CAINFO, m_settings.ca_file.c_str());
-    JITGATE_SETOPT(e, CURLOPT_CAPATH, nullptr);
-    JITGATE_SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    JITGATE_SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    JITGATE_SETOPT(e, CURLOPT_SSLCERT, m_settings.client_cert.c_str());
-    JITGATE_SETOPT(e, CURLOPT_SSLKEY, m_settings.client_key.c_str());
-    // An empty proxy means none, even if https_proxy is set in the daemon's environment.
-    JITGATE_SETOPT(e, CURLOPT_PROXY, m_settings.proxy.c_str());
-    JITGATE_SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::chrono::milliseconds(m_settings.connect_timeout).count()));
-    JITGATE_SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    JITGATE_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+    // SECURITY NOTE: https only, no redirects, the pinned CA and nothing else, peer and host name
+    // verified, our client certificate: the one policy of lib/https.hpp.
+    https::Policy policy;
+    policy.ca_file = m_settings.ca_file;
+    policy.client_cert = m_settings.client_cert;
+    policy.client_key = m_settings.client_key;
+    policy.proxy = m_settings.proxy; // empty: none, even if https_proxy is set in the environment
+    policy.connect_timeout = std::chrono::milliseconds(m_settings.connect_timeout);
+    policy.timeout = std::chrono::milliseconds(timeout_ms);
+    https::apply_policy(e, policy);
     JITGATE_SETOPT(e, CURLOPT_ERRORBUFFER, t.error);
     JITGATE_SETOPT(e, CURLOPT_PRIVATE, &t);
     JITGATE_SETOPT(e, CURLOPT_WRITEDATA, &t);

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "lib/curl_option.hpp"
+#include "lib/https.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -550,28 +551,17 @@ void Shipper::set_options(void* handle, void* header_list) {
     JITGATE_SETOPT(c, CURLOPT_POST, 1L);
     JITGATE_SETOPT(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(header_list));
     // SECURITY NOTE: https only (plain http only for a test's loopback peer), no redirects,
-    // certificate and host name verified, TLS 1.2 at least; with a ca_file, that bundle and
-    // nothing else (CAPATH off, so the system store is not consulted).
-    const char* protocols = m_options.allow_plain_http ? "http,https" : "https";
-    JITGATE_SETOPT(c, CURLOPT_PROTOCOLS_STR, protocols);
-    JITGATE_SETOPT(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    JITGATE_SETOPT(c, CURLOPT_FOLLOWLOCATION, 0L);
-    JITGATE_SETOPT(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    JITGATE_SETOPT(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    JITGATE_SETOPT(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    if (!m_options.ca_file.empty()) {
-        JITGATE_SETOPT(c, CURLOPT_CAINFO, m_options.ca_file.c_str());
-        JITGATE_SETOPT(c, CURLOPT_CAPATH, nullptr);
-    }
-    if (!m_options.client_cert.empty()) {
-        JITGATE_SETOPT(c, CURLOPT_SSLCERT, m_options.client_cert.c_str());
-        JITGATE_SETOPT(c, CURLOPT_SSLKEY, m_options.client_key.c_str());
-    }
-    // "" disables proxies, including the http(s)_proxy environment variables.
-    JITGATE_SETOPT(c, CURLOPT_PROXY, m_options.proxy.c_str());
-    JITGATE_SETOPT(c, CURLOPT_NOSIGNAL, 1L);
-    JITGATE_SETOPT(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_options.connect_timeout.count()));
-    JITGATE_SETOPT(c, CURLOPT_TIMEOUT_MS, static_cast<long>(m_options.timeout.count()));
+    // certificate and host name verified against the pinned ca_file alone, TLS 1.2 at least:
+    // the one policy of lib/https.hpp.
+    https::Policy policy;
+    policy.ca_file = m_options.ca_file;
+    policy.client_cert = m_options.client_cert;
+    policy.client_key = m_options.client_key;
+    policy.proxy = m_options.proxy; // "" disables proxies, including the http(s)_proxy environment variables
+    policy.connect_timeout = m_options.connect_timeout;
+    policy.timeout = m_options.timeout;
+    policy.allow_plain_http = m_options.allow_plain_http;
+    https::apply_policy(c, policy);
     JITGATE_SETOPT(c, CURLOPT_TCP_KEEPALIVE, 1L);
     JITGATE_SETOPT(c, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
     JITGATE_SETOPT(c, CURLOPT_NOPROGRESS, 0L);
