@@ -21,10 +21,6 @@ std::string errno_text(int err) {
     return std::system_category().message(err);
 }
 
-std::string plural(std::uint64_t n, const char* one, const char* many) {
-    return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
 } // namespace
 
 bool is_hash_hex(const Json& j) {
@@ -165,7 +161,7 @@ std::optional<std::uint64_t> ChainVerifier::line(const std::string& where, const
     if (first && m_start == Start::genesis) {
         if (seq != 1)
             problem(where, "seq " + std::to_string(seq) + " is the first event, but there is no anchor.json (" +
-                               plural(seq - 1, "event", "events") + " missing before it, or segments were deleted by hand)");
+                               text::plural(seq - 1, "event", "events") + " missing before it, or segments were deleted by hand)");
         if (prev != k_genesis_hash)
             problem(where, "the first event's prev_hash is not the genesis hash, but there is no anchor.json");
     } else if (first && m_start == Start::free) {
@@ -175,7 +171,7 @@ std::optional<std::uint64_t> ChainVerifier::line(const std::string& where, const
         if (seq != m_prev_seq + 1) {
             if (seq > m_prev_seq)
                 problem(where, "seq " + std::to_string(seq) + " follows " + std::to_string(m_prev_seq) + " (" +
-                                   plural(seq - m_prev_seq - 1, "event", "events") + " missing)");
+                                   text::plural(seq - m_prev_seq - 1, "event", "events") + " missing)");
             else
                 problem(where, "seq " + std::to_string(seq) + " follows " + std::to_string(m_prev_seq) +
                                    " (out of order or repeated)");
@@ -212,7 +208,7 @@ std::optional<std::uint64_t> verify_file(ChainVerifier& v, const std::string& pa
             ++line_no;
             const std::string where = label + std::to_string(line_no);
             if (!line.complete) {
-                v.problem(where, "torn last line (" + plural(line.text.size(), "byte", "bytes") +
+                v.problem(where, "torn last line (" + text::plural(line.text.size(), "byte", "bytes") +
                                      " without a newline, a crash mid-write?" + torn_hint + ")");
                 break;
             }

@@ -39,11 +39,8 @@ CURLM* multi_of(void* p) { return static_cast<CURLM*>(p); }
 std::string errno_text() { return std::strerror(errno); }
 
 // One line of someone else's text for a log or a user: escaped, and cut.
-std::string shown(const std::string& s, std::size_t max = 200) {
-    std::string out = text::escape_for_log(s.size() > max ? s.substr(0, max) : s);
-    if (s.size() > max) out += "...";
-    return out;
-}
+// Default length of someone else's text in a message (text::shown cuts it there).
+constexpr std::size_t k_shown_bytes = 200;
 
 void require_readable(const std::string& path, const char* what) {
     std::ifstream in(path);
@@ -122,7 +119,7 @@ Outcome parse_status(const std::string& body, const std::string& request_id) {
     };
     std::string id, status;
     if (!str("id", id, true) || id != request_id) {
-        o.reason = "the answer is about request '" + shown(id, 64) + "', not " + request_id;
+        o.reason = "the answer is about request '" + text::shown(id, 64) + "', not " + request_id;
         return o;
     }
     if (!str("status", status, true)) {
@@ -172,7 +169,7 @@ Outcome parse_status(const std::string& body, const std::string& request_id) {
     } else if (status == "cancelled") {
         o.kind = Outcome::Kind::cancelled;
     } else {
-        o.reason = "unknown status '" + shown(status, 32) + "'";
+        o.reason = "unknown status '" + text::shown(status, 32) + "'";
     }
     return o;
 }
@@ -413,8 +410,8 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
     if (curl_code != CURLE_OK) {
         std::string what;
         if (t->too_large) what = "the answer to " + where + " is larger than 64 KiB";
-        else if (curl_code == CURLE_OPERATION_TIMEDOUT) what = "approval service " + m_base + " did not answer " + t->method_path + " in time (" + shown(t->error) + ")";
-        else what = "approval service " + m_base + " unreachable: " + shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)));
+        else if (curl_code == CURLE_OPERATION_TIMEDOUT) what = "approval service " + m_base + " did not answer " + t->method_path + " in time (" + text::shown(t->error, k_shown_bytes) + ")";
+        else what = "approval service " + m_base + " unreachable: " + text::shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)), k_shown_bytes);
         failed_call(r, what, 0, !t->too_large);
         return;
     }
@@ -423,7 +420,7 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
         const Json j = Json::parse(t->response, nullptr, false);
         if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("message") &&
             j["error"]["message"].is_string())
-            detail = ": " + shown(j["error"]["message"].get<std::string>());
+            detail = ": " + text::shown(j["error"]["message"].get<std::string>(), k_shown_bytes);
         curl_off_t retry_after = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
         const bool retryable = http >= 500 || http == 429 || http == 408;

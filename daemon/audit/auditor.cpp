@@ -136,10 +136,6 @@ std::uint64_t count_lines(const std::string& path) {
     }
 }
 
-std::string plural(std::uint64_t n, const char* one, const char* many) {
-    return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
 // Copies the bytes [from, size) of `path` to "<path>.torn-<unix time>" (".N" added if that
 // exists) and makes the copy durable before the segment is cut, so no byte is ever lost.
 std::string quarantine_tail(const std::string& path, std::uint64_t from, std::uint64_t size) {
@@ -260,7 +256,7 @@ void Auditor::open_spool() {
             if (!line.complete) {
                 if (!torn_from) {
                     torn_from = line.offset;
-                    torn_why = "a torn line (" + plural(line.text.size(), "byte", "bytes") + " without a newline)";
+                    torn_why = "a torn line (" + text::plural(line.text.size(), "byte", "bytes") + " without a newline)";
                 }
                 break;
             }
@@ -374,7 +370,7 @@ void Auditor::open_spool() {
     if (!torn_file.empty())
         record(Json{{"type", type::error},
                     {"message", "the newest audit segment ended with " + torn_why + " (a crash mid-write?); " +
-                                    plural(torn_bytes, "byte", "bytes") + " moved to " + torn_file +
+                                    text::plural(torn_bytes, "byte", "bytes") + " moved to " + torn_file +
                                     " and cut from the segment"},
                     {"torn_file", torn_file},
                     {"torn_bytes", torn_bytes}});

@@ -31,10 +31,6 @@ std::string base_name(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::string plural(std::uint64_t n, const char* one, const char* many) {
-    return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
 } // namespace
 
 namespace spool {
@@ -394,7 +390,7 @@ VerifyResult verify_spool(const std::string& dir) {
     for (const auto& torn : spool::list_torn(dir)) {
         struct stat st {};
         const auto size = ::stat(torn.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-        r.notes.push_back(base_name(torn) + ": a torn tail moved aside at start-up (" + plural(size, "byte", "bytes") +
+        r.notes.push_back(base_name(torn) + ": a torn tail moved aside at start-up (" + text::plural(size, "byte", "bytes") +
                           "; not part of the chain, never shipped)");
     }
 

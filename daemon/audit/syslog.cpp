@@ -217,17 +217,6 @@ std::string summary_of(const Json& event) {
     return subject.empty() ? phrase : subject + ": " + phrase;
 }
 
-// `s` as is when it is already printable (valid UTF-8, no control character), else escaped as
-// a whole. For messages built from pieces that were escaped already.
-std::string printable(std::string_view s) {
-    bool plain = text::is_valid_utf8(s);
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F) plain = false;
-    }
-    return plain ? std::string(s) : text::escape_for_log(s);
-}
-
 } // namespace
 
 std::string rfc3339_now() {
@@ -246,7 +235,7 @@ bool send_syslog_message(const std::string& socket_path, int severity, const std
     try {
         const std::string line = "<" + std::to_string(k_facility_authpriv + severity) + ">" +
                                  rfc3164_timestamp(Json::object()) + " jitgate[" + std::to_string(::getpid()) +
-                                 "]: " + truncate_text(printable(message), k_max_syslog_line - 64);
+                                 "]: " + truncate_text(text::printable(message), k_max_syslog_line - 64);
         const int fd = connect_syslog(socket_path);
         if (fd < 0) return false;
         const bool ok = send_syslog_datagram(fd, line);
