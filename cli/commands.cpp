@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cli/output.hpp"
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/spool.hpp"
 #include "jitgate/admin.hpp"
 #include "jitgate/text.hpp"
 
@@ -167,7 +167,7 @@ int cmd_audit_status(const client::Options& opts, bool json) {
         return k_exit_ok;
     }
     const auto num = [&](const char* k) { return a.value(k, std::uint64_t{0}); };
-    const auto shown = [&](const char* k) { return safe(str(a, k)); };
+    const auto shown = [&](const char* k) { return text::printable(str(a, k)); };
     std::printf("spool:        %s: %llu events in %llu segment(s), %s of %s%s\n", shown("spool_dir").c_str(),
                 static_cast<unsigned long long>(num("spooled_events")), static_cast<unsigned long long>(num("segments")),
                 human_bytes(num("spool_bytes")).c_str(), human_bytes(num("spool_max_bytes")).c_str(),
@@ -199,8 +199,8 @@ int cmd_verify(const std::string& path) {
     const bool spool = is_directory(path);
     const auto r = spool ? audit::verify_spool(path) : audit::verify_journal(path);
     const std::string shown = text::escape_for_log(path);
-    for (const auto& n : r.notes) std::printf("%s: note: %s\n", shown.c_str(), safe(n).c_str());
-    for (const auto& p : r.problems) std::printf("%s: %s\n", shown.c_str(), safe(p).c_str());
+    for (const auto& n : r.notes) std::printf("%s: note: %s\n", shown.c_str(), text::printable(n).c_str());
+    for (const auto& p : r.problems) std::printf("%s: %s\n", shown.c_str(), text::printable(p).c_str());
     if (!r.ok) {
         std::printf("%s: FAILED: the audit trail was altered or damaged (%zu problems)\n", shown.c_str(), r.problems.size());
         return k_exit_refused;
@@ -223,7 +223,7 @@ int cmd_tail(const std::string& path, std::size_t count) {
         try {
             lines = audit::spool::tail_lines(path, count);
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "jitgatectl: %s\n", safe(e.what()).c_str());
+            std::fprintf(stderr, "jitgatectl: %s\n", text::printable(e.what()).c_str());
             return k_exit_refused;
         }
     } else {

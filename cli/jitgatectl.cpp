@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "jitgatectl: %s\n", safe(e.what()).c_str());
+        std::fprintf(stderr, "jitgatectl: %s\n", jitgate::text::printable(e.what()).c_str());
         return k_exit_refused;
     } catch (...) {
         std::fprintf(stderr, "jitgatectl: unexpected error (an exception of unknown type)\n");

@@ -29,15 +29,6 @@ std::string joined(const Json& arr) {
     return out;
 }
 
-std::string safe(const std::string& s) {
-    bool plain = text::is_valid_utf8(s);
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F) plain = false;
-    }
-    return plain ? s : text::escape_for_log(s);
-}
-
 std::string human_bytes(std::uint64_t n) {
     static constexpr std::array<const char*, 5> k_units = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = static_cast<double>(n);

@@ -1,7 +1,7 @@
 // cli/output.hpp — how jitgatectl shows things on a terminal: ages, sizes, lists, audit events.
 //
 // Pure formatting, no I/O except print_event (stdout). Text that came from the daemon or a
-// file goes through safe() or text::escape_for_log before it reaches the terminal.
+// file goes through text::printable or text::escape_for_log before it reaches the terminal.
 // Not thread-safe only in that print_event writes to stdout unsynchronised.
 #pragma once
 
@@ -20,8 +20,6 @@ std::string age(std::int64_t seconds);
 std::string str(const Json& j, const char* key);
 // The elements of an array, ", "-separated; "" if `arr` is not an array.
 std::string joined(const Json& arr);
-// Text from the daemon or a file, for the terminal: as is when printable, else escaped.
-std::string safe(const std::string& s);
 // 1536 → "1.5 KiB".
 std::string human_bytes(std::uint64_t n);
 // One audit event (a line of the spool) as one line on stdout; an unparseable line is shown

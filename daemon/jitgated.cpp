@@ -12,7 +12,7 @@
 
 #include <curl/curl.h>
 
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 #include "daemon/config/load.hpp"
 #include "jitgate/error.hpp"
 #include "daemon/server/server.hpp"

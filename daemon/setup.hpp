@@ -9,7 +9,7 @@
 #include <string>
 
 #include "daemon/approval/backend.hpp"
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 #include "daemon/audit/shipper.hpp"
 #include "daemon/config/config.hpp"
 

@@ -38,13 +38,9 @@ constexpr std::size_t k_nonce_bytes = 32;
 // A token value made safe for a reason line: cut to 64 bytes (at a UTF-8 boundary), escaped,
 // in double quotes, with "..." after the quote when it was cut.
 std::string shown(std::string_view value) {
-    std::size_t cut = value.size();
-    if (cut > k_max_shown_bytes) {
-        cut = k_max_shown_bytes;
-        while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0u) == 0x80u) --cut;
-    }
-    std::string out = "\"" + text::escape_for_log(value.substr(0, cut)) + "\"";
-    if (cut < value.size()) out += "...";
+    const std::string_view kept = text::utf8_prefix(value, k_max_shown_bytes);
+    std::string out = "\"" + text::escape_for_log(kept) + "\"";
+    if (kept.size() < value.size()) out += text::k_cut_marker;
     return out;
 }
 

@@ -221,4 +221,34 @@ std::vector<std::string> argv_from_json(const nlohmann::json& j) {
     return out;
 }
 
+std::string printable(std::string_view s) {
+    bool plain = is_valid_utf8(s);
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7F) plain = false;
+    }
+    return plain ? std::string(s) : escape_for_log(s);
+}
+
+std::string_view utf8_prefix(std::string_view s, std::size_t max) noexcept {
+    if (s.size() <= max) return s;
+    std::size_t cut = max;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0u) == 0x80u) --cut;
+    return s.substr(0, cut);
+}
+
+std::string shown(std::string_view s, std::size_t max) {
+    const std::string_view kept = utf8_prefix(s, max);
+    std::string out = escape_for_log(kept);
+    if (kept.size() < s.size()) out += k_cut_marker;
+    return out;
+}
+
+std::string plural(std::uint64_t n, std::string_view one, std::string_view many) {
+    std::string out = std::to_string(n);
+    out += ' ';
+    out += n == 1 ? one : many;
+    return out;
+}
+
 } // namespace jitgate::text

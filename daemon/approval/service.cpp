@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 #include "daemon/policy/binding.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "lib/curl_option.hpp"
+#include "lib/https.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -38,11 +39,8 @@ CURLM* multi_of(void* p) { return static_cast<CURLM*>(p); }
 std::string errno_text() { return std::strerror(errno); }
 
 // One line of someone else's text for a log or a user: escaped, and cut.
-std::string shown(const std::string& s, std::size_t max = 200) {
-    std::string out = text::escape_for_log(s.size() > max ? s.substr(0, max) : s);
-    if (s.size() > max) out += "...";
-    return out;
-}
+// Default length of someone else's text in a message (text::shown cuts it there).
+constexpr std::size_t k_shown_bytes = 200;
 
 void require_readable(const std::string& path, const char* what) {
     std::ifstream in(path);
@@ -121,7 +119,7 @@ Outcome parse_status(const std::string& body, const std::string& request_id) {
     };
     std::string id, status;
     if (!str("id", id, true) || id != request_id) {
-        o.reason = "the answer is about request '" + shown(id, 64) + "', not " + request_id;
+        o.reason = "the answer is about request '" + text::shown(id, 64) + "', not " + request_id;
         return o;
     }
     if (!str("status", status, true)) {
@@ -171,7 +169,7 @@ Outcome parse_status(const std::string& body, const std::string& request_id) {
     } else if (status == "cancelled") {
         o.kind = Outcome::Kind::cancelled;
     } else {
-        o.reason = "unknown status '" + shown(status, 32) + "'";
+        o.reason = "unknown status '" + text::shown(status, 32) + "'";
     }
     return o;
 }
@@ -285,23 +283,16 @@ void ServiceClient::set_options(Transfer& t, const std::string& url, long timeou
     JITGATE_SETOPT(e, CURLOPT_HTTPHEADER, t.headers);
     JITGATE_SETOPT(e, CURLOPT_URL, url.c_str());
     JITGATE_SETOPT(e, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
-    // SECURITY NOTE: https only, no redirects, the pinned CA and nothing else (CAPATH off, so the
-    // system store is never consulted), peer and host name verified, our client certificate.
-    JITGATE_SETOPT(e, CURLOPT_PROTOCOLS_STR, "https");
-    JITGATE_SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
-    JITGATE_SETOPT(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    JITGATE_SETOPT(e, CURLOPT_CAINFO, m_settings.ca_file.c_str());
-    JITGATE_SETOPT(e, CURLOPT_CAPATH, nullptr);
-    JITGATE_SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    JITGATE_SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    JITGATE_SETOPT(e, CURLOPT_SSLCERT, m_settings.client_cert.c_str());
-    JITGATE_SETOPT(e, CURLOPT_SSLKEY, m_settings.client_key.c_str());
-    // An empty proxy means none, even if https_proxy is set in the daemon's environment.
-    JITGATE_SETOPT(e, CURLOPT_PROXY, m_settings.proxy.c_str());
-    JITGATE_SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::chrono::milliseconds(m_settings.connect_timeout).count()));
-    JITGATE_SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    JITGATE_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+    // SECURITY NOTE: https only, no redirects, the pinned CA and nothing else, peer and host name
+    // verified, our client certificate: the one policy of lib/https.hpp.
+    https::Policy policy;
+    policy.ca_file = m_settings.ca_file;
+    policy.client_cert = m_settings.client_cert;
+    policy.client_key = m_settings.client_key;
+    policy.proxy = m_settings.proxy; // empty: none, even if https_proxy is set in the environment
+    policy.connect_timeout = std::chrono::milliseconds(m_settings.connect_timeout);
+    policy.timeout = std::chrono::milliseconds(timeout_ms);
+    https::apply_policy(e, policy);
     JITGATE_SETOPT(e, CURLOPT_ERRORBUFFER, t.error);
     JITGATE_SETOPT(e, CURLOPT_PRIVATE, &t);
     JITGATE_SETOPT(e, CURLOPT_WRITEDATA, &t);
@@ -419,8 +410,8 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
     if (curl_code != CURLE_OK) {
         std::string what;
         if (t->too_large) what = "the answer to " + where + " is larger than 64 KiB";
-        else if (curl_code == CURLE_OPERATION_TIMEDOUT) what = "approval service " + m_base + " did not answer " + t->method_path + " in time (" + shown(t->error) + ")";
-        else what = "approval service " + m_base + " unreachable: " + shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)));
+        else if (curl_code == CURLE_OPERATION_TIMEDOUT) what = "approval service " + m_base + " did not answer " + t->method_path + " in time (" + text::shown(t->error, k_shown_bytes) + ")";
+        else what = "approval service " + m_base + " unreachable: " + text::shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)), k_shown_bytes);
         failed_call(r, what, 0, !t->too_large);
         return;
     }
@@ -429,7 +420,7 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
         const Json j = Json::parse(t->response, nullptr, false);
         if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("message") &&
             j["error"]["message"].is_string())
-            detail = ": " + shown(j["error"]["message"].get<std::string>());
+            detail = ": " + text::shown(j["error"]["message"].get<std::string>(), k_shown_bytes);
         curl_off_t retry_after = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
         const bool retryable = http >= 500 || http == 429 || http == 408;

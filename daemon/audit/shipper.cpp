@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "lib/curl_option.hpp"
+#include "lib/https.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
@@ -31,28 +32,11 @@ constexpr std::size_t k_error_body_chars = 200;
 constexpr auto k_idle_check = std::chrono::seconds(1); // fallback when no wake-up comes
 
 // Someone else's text for a log line or status: cut, then escaped.
-std::string shown(const std::string& s, std::size_t max = 300) {
-    std::string out = text::escape_for_log(s.size() > max ? s.substr(0, max) : s);
-    if (s.size() > max) out += "...";
-    return out;
-}
-
-// `s` as is when it is already printable, else escaped as a whole (see send_syslog_message).
-std::string printable(const std::string& s) {
-    bool plain = text::is_valid_utf8(s);
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F) plain = false;
-    }
-    return plain ? s : text::escape_for_log(s);
-}
+// Default length of someone else's text in a message (text::shown cuts it there).
+constexpr std::size_t k_shown_bytes = 300;
 
 std::string json_string(const std::string& s) {
     return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-std::string plural(std::uint64_t n, const char* one, const char* many) {
-    return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
 // libcurl callbacks: C ABI, so nothing may escape them.
@@ -146,13 +130,13 @@ Batch read_batch(const std::string& dir, std::uint64_t after_seq, std::uint64_t 
     for (std::size_t i = first; i < segments.size(); ++i, offset = 0) {
         const spool::Segment& seg = segments[i];
         const bool newest = i + 1 == segments.size();
-        spool::LineReader reader(seg.path, offset);
-        spool::LineReader::Line line;
+        LineReader reader(seg.path, offset);
+        LineReader::Line line;
         while (reader.next(line)) {
             if (!line.complete) {
                 // In the newest segment: a line being written (never a durable one).
                 if (newest) return b;
-                b.gaps.push_back(seg.path + " ends with " + plural(line.text.size(), "byte", "bytes") +
+                b.gaps.push_back(seg.path + " ends with " + text::plural(line.text.size(), "byte", "bytes") +
                                  " without a newline (skipped)");
                 break;
             }
@@ -176,7 +160,7 @@ Batch read_batch(const std::string& dir, std::uint64_t after_seq, std::uint64_t 
             if (!b.empty() && (b.lines.size() >= max_events || b.bytes + size > limits.max_bytes)) return b;
             if (seq != expected)
                 b.gaps.push_back("seq " + std::to_string(seq) + " follows " + std::to_string(expected - 1) + " (" +
-                                 plural(seq - expected, "event", "events") + " missing)");
+                                 text::plural(seq - expected, "event", "events") + " missing)");
             if (b.empty()) {
                 b.first_seq = seq;
                 if (const auto t = e.find("time"); t != e.end() && t->is_string()) b.first_time = t->get<std::string>();
@@ -258,11 +242,11 @@ std::string check_acknowledgement(Format format, const Batch& batch, const std::
             return "the store says it stored " + stored->dump() + " events of a batch of " +
                    std::to_string(batch.lines.size());
         if (batch.last_event_id.empty() || last->get<std::string>() != batch.last_event_id)
-            return "the store acknowledges last_event_id " + shown(last->get<std::string>(), 80) +
-                   ", the batch ends with " + shown(batch.last_event_id, 80);
+            return "the store acknowledges last_event_id " + text::shown(last->get<std::string>(), 80) +
+                   ", the batch ends with " + text::shown(batch.last_event_id, 80);
         return {};
     } catch (const std::exception& e) {
-        return std::string("cannot read the answer: ") + shown(e.what());
+        return std::string("cannot read the answer: ") + text::shown(e.what(), k_shown_bytes);
     }
 }
 
@@ -275,12 +259,12 @@ StoreAnswer judge_store_answer(Format format, const Batch& batch, long http_stat
         const std::string why = check_acknowledgement(format, batch, body);
         if (why.empty()) return StoreAnswer{true, {}, false};
         return StoreAnswer{false,
-                           "HTTP " + std::to_string(http_status) + " from " + shown(url) +
-                               " without an acknowledgement of the batch (" + why + "): " + shown(body, k_error_body_chars),
+                           "HTTP " + std::to_string(http_status) + " from " + text::shown(url, k_shown_bytes) +
+                               " without an acknowledgement of the batch (" + why + "): " + text::shown(body, k_error_body_chars),
                            true};
     }
-    return StoreAnswer{false, "HTTP " + std::to_string(http_status) + " from " + shown(url) + ": " +
-                                  shown(body, k_error_body_chars),
+    return StoreAnswer{false, "HTTP " + std::to_string(http_status) + " from " + text::shown(url, k_shown_bytes) + ": " +
+                                  text::shown(body, k_error_body_chars),
                        false};
 }
 
@@ -300,7 +284,7 @@ Shipper::Shipper(ShipperOptions options, Auditor& auditor) : m_options(std::move
     const std::string& url = m_options.url;
     const bool https = url.starts_with("https://");
     if (!https && !(m_options.allow_plain_http && url.starts_with("http://")))
-        throw Error(ErrorCode::bad_input, "audit.store.url", "must start with https:// (got " + shown(url) + ")");
+        throw Error(ErrorCode::bad_input, "audit.store.url", "must start with https:// (got " + text::shown(url, k_shown_bytes) + ")");
     if (m_options.client_cert.empty() != m_options.client_key.empty())
         throw Error(ErrorCode::bad_input, "audit.store", "client_cert and client_key go together");
     if (m_options.batch_events == 0 || m_options.batch_bytes == 0)
@@ -323,7 +307,7 @@ void Shipper::start() {
     try {
         if (const auto a = spool::read_anchor(dir)) from = a->seq;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "jitgated: audit: %s\n", shown(e.what(), 1000).c_str());
+        std::fprintf(stderr, "jitgated: audit: %s\n", text::shown(e.what(), 1000).c_str());
     }
     const std::uint64_t anchor_seq = from;
     try {
@@ -332,7 +316,7 @@ void Shipper::start() {
         // Starting over after the anchor resends events the store already has; it
         // deduplicates them by event_id. Nothing is skipped.
         std::fprintf(stderr, "jitgated: audit: %s; shipping resumes after seq %llu (the store deduplicates)\n",
-                     shown(e.what(), 1000).c_str(), static_cast<unsigned long long>(from));
+                     text::shown(e.what(), 1000).c_str(), static_cast<unsigned long long>(from));
     }
     if (from > m_auditor.last_seq()) {
         std::fprintf(stderr,
@@ -421,7 +405,7 @@ void Shipper::run() noexcept {
                 ship_loop();
             } catch (const std::exception& e) {
                 // Not expected (ship_loop handles what it meets); never give up shipping.
-                note_failure(PostResult{false, 0, std::string("the audit shipper failed: ") + shown(e.what(), 1000)});
+                note_failure(PostResult{false, 0, std::string("the audit shipper failed: ") + text::shown(e.what(), 1000)});
                 if (!sleep_for(backoff_delay(m_options.retry_min, m_options.retry_max, ++crashes, 0.5))) break;
             }
         }
@@ -446,7 +430,7 @@ void Shipper::ship_loop() {
     try {
         m_auditor.discard_shipped(shipped_seq());
     } catch (const std::exception& e) {
-        log(k_severity_err, shown(e.what(), 1000));
+        log(k_severity_err, text::shown(e.what(), 1000));
     }
 
     const auto back_off = [&] {
@@ -477,14 +461,14 @@ void Shipper::ship_loop() {
                                 "no event after seq " + std::to_string(shipped) + " in the audit spool, although seq " +
                                     std::to_string(durable) + " is durable (run `jitgatectl audit verify`)");
                 for (const auto& gap : next.gaps)
-                    log(k_severity_err, "audit spool " + shown(dir) + ": " + shown(gap) + "; shipping on (the store will miss them)");
+                    log(k_severity_err, "audit spool " + text::shown(dir, k_shown_bytes) + ": " + text::shown(gap, k_shown_bytes) + "; shipping on (the store will miss them)");
                 body = format_body(m_options.format, next, hec);
                 batch = std::move(next);
                 std::lock_guard<std::mutex> lock(m_mutex);
                 m_oldest_unsent_time = batch->first_time;
             } catch (const std::exception& e) {
                 cursor.reset();
-                note_failure(PostResult{false, 0, shown(e.what(), 1000)});
+                note_failure(PostResult{false, 0, text::shown(e.what(), 1000)});
                 if (!back_off()) break;
                 continue;
             }
@@ -497,7 +481,7 @@ void Shipper::ship_loop() {
                 spool::write_sent(dir, batch->last_seq);
                 m_sent_seq = batch->last_seq;
             } catch (const std::exception& e) {
-                note_failure(PostResult{false, 0, shown(e.what(), 1000)});
+                note_failure(PostResult{false, 0, text::shown(e.what(), 1000)});
                 if (!back_off()) break;
                 continue;
             }
@@ -550,28 +534,17 @@ void Shipper::set_options(void* handle, void* header_list) {
     JITGATE_SETOPT(c, CURLOPT_POST, 1L);
     JITGATE_SETOPT(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(header_list));
     // SECURITY NOTE: https only (plain http only for a test's loopback peer), no redirects,
-    // certificate and host name verified, TLS 1.2 at least; with a ca_file, that bundle and
-    // nothing else (CAPATH off, so the system store is not consulted).
-    const char* protocols = m_options.allow_plain_http ? "http,https" : "https";
-    JITGATE_SETOPT(c, CURLOPT_PROTOCOLS_STR, protocols);
-    JITGATE_SETOPT(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    JITGATE_SETOPT(c, CURLOPT_FOLLOWLOCATION, 0L);
-    JITGATE_SETOPT(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    JITGATE_SETOPT(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    JITGATE_SETOPT(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    if (!m_options.ca_file.empty()) {
-        JITGATE_SETOPT(c, CURLOPT_CAINFO, m_options.ca_file.c_str());
-        JITGATE_SETOPT(c, CURLOPT_CAPATH, nullptr);
-    }
-    if (!m_options.client_cert.empty()) {
-        JITGATE_SETOPT(c, CURLOPT_SSLCERT, m_options.client_cert.c_str());
-        JITGATE_SETOPT(c, CURLOPT_SSLKEY, m_options.client_key.c_str());
-    }
-    // "" disables proxies, including the http(s)_proxy environment variables.
-    JITGATE_SETOPT(c, CURLOPT_PROXY, m_options.proxy.c_str());
-    JITGATE_SETOPT(c, CURLOPT_NOSIGNAL, 1L);
-    JITGATE_SETOPT(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_options.connect_timeout.count()));
-    JITGATE_SETOPT(c, CURLOPT_TIMEOUT_MS, static_cast<long>(m_options.timeout.count()));
+    // certificate and host name verified against the pinned ca_file alone, TLS 1.2 at least:
+    // the one policy of lib/https.hpp.
+    https::Policy policy;
+    policy.ca_file = m_options.ca_file;
+    policy.client_cert = m_options.client_cert;
+    policy.client_key = m_options.client_key;
+    policy.proxy = m_options.proxy; // "" disables proxies, including the http(s)_proxy environment variables
+    policy.connect_timeout = m_options.connect_timeout;
+    policy.timeout = m_options.timeout;
+    policy.allow_plain_http = m_options.allow_plain_http;
+    https::apply_policy(c, policy);
     JITGATE_SETOPT(c, CURLOPT_TCP_KEEPALIVE, 1L);
     JITGATE_SETOPT(c, CURLOPT_USERAGENT, "jitgated/" JITGATE_VERSION);
     JITGATE_SETOPT(c, CURLOPT_NOPROGRESS, 0L);
@@ -609,7 +582,7 @@ Shipper::PostResult Shipper::post(const std::string& body, const Batch& batch) {
     if (rc != CURLE_OK) {
         if (rc == CURLE_ABORTED_BY_CALLBACK && m_stop.load()) return PostResult{false, 0, "stopped"};
         const std::string detail = errbuf[0] != '\0' ? std::string(errbuf.data()) : curl_easy_strerror(rc);
-        return PostResult{false, 0, "cannot reach " + shown(m_options.url) + ": " + shown(detail)};
+        return PostResult{false, 0, "cannot reach " + text::shown(m_options.url, k_shown_bytes) + ": " + text::shown(detail, k_shown_bytes)};
     }
     StoreAnswer answer = judge_store_answer(m_options.format, batch, status, response, m_options.url);
     return PostResult{answer.ok, status, std::move(answer.error), answer.unacknowledged};
@@ -623,7 +596,7 @@ void Shipper::note_success(const Batch& batch) {
     } catch (const std::exception& e) {
         // Progress lives on in memory; after a restart the batch is sent again and the store
         // drops the duplicates by event_id.
-        log(k_severity_err, shown(e.what(), 1000));
+        log(k_severity_err, text::shown(e.what(), 1000));
     }
     m_shipped_seq.store(batch.last_seq, std::memory_order_release);
     std::uint64_t failures = 0;
@@ -638,13 +611,13 @@ void Shipper::note_success(const Batch& batch) {
         m_last_loud_error.clear();
     }
     if (failures > 0)
-        log(k_severity_notice, "the audit store " + shown(m_options.url) + " accepts events again (after " +
-                                   plural(failures, "failure", "failures") + "; shipped up to seq " +
+        log(k_severity_notice, "the audit store " + text::shown(m_options.url, k_shown_bytes) + " accepts events again (after " +
+                                   text::plural(failures, "failure", "failures") + "; shipped up to seq " +
                                    std::to_string(batch.last_seq) + ")");
     try {
         m_auditor.discard_shipped(batch.last_seq);
     } catch (const std::exception& e) {
-        log(k_severity_err, shown(e.what(), 1000));
+        log(k_severity_err, text::shown(e.what(), 1000));
     }
 }
 
@@ -676,7 +649,7 @@ void Shipper::note_failure(const PostResult& r) {
         log(k_severity_warning, "cannot ship audit events: " + r.error + "; they stay in the spool and are retried");
     else
         std::fprintf(stderr, "jitgated: audit: shipping failed (%llu in a row): %s\n",
-                     static_cast<unsigned long long>(failures), printable(r.error).c_str());
+                     static_cast<unsigned long long>(failures), text::printable(r.error).c_str());
 }
 
 bool Shipper::sleep_for(std::chrono::milliseconds d) {
@@ -686,7 +659,7 @@ bool Shipper::sleep_for(std::chrono::milliseconds d) {
 
 void Shipper::log(int severity, const std::string& message) noexcept {
     try {
-        std::fprintf(stderr, "jitgated: audit: %s\n", printable(message).c_str());
+        std::fprintf(stderr, "jitgated: audit: %s\n", text::printable(message).c_str());
         const Options& o = m_auditor.options();
         if (o.syslog) send_syslog_message(o.syslog_socket, severity, message);
     } catch (...) {

@@ -19,7 +19,7 @@
 // the spool files and a few atomics with it). stop() aborts a transfer within about a second
 // through the progress callback.
 //
-// Depends on audit.hpp, libcurl and common/. docs/audit.md describes the store protocol.
+// Depends on auditor.hpp, libcurl and common/. docs/audit.md describes the store protocol.
 #pragma once
 
 #include <atomic>
@@ -35,7 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 
 namespace jitgate::audit {
 
@@ -130,8 +130,8 @@ StoreAnswer judge_store_answer(Format format, const Batch& batch, long http_stat
 struct ShipperOptions {
     std::string url; // https:// only (see allow_plain_http)
     Format format = Format::jsonl;
-    // SECURITY NOTE: with ca_file set, only that CA bundle is trusted (the system store is not
-    // consulted); empty means the system store.
+    // SECURITY NOTE: only this CA bundle is trusted (the system store is never consulted).
+    // Required for https: start() throws Error(bad_input) without it (lib/https.hpp).
     std::string ca_file;
     std::string client_cert; // mTLS, with client_key; both or neither
     std::string client_key;

@@ -96,10 +96,11 @@ std::string escaped(std::string_view text) {
     return out;
 }
 
-// Quotes a value for a message, escaped, and cut after k_max_shown_chars bytes.
+// Quotes a value for a message, escaped (config's own way, see escaped()), and cut after
+// k_max_shown_chars bytes at a character boundary, with text's one cut marker.
 std::string shown(std::string_view text) {
-    const bool cut = text.size() > k_max_shown_chars;
-    return "'" + escaped(text.substr(0, k_max_shown_chars)) + (cut ? "..." : "") + "'";
+    const std::string_view kept = text::utf8_prefix(text, k_max_shown_chars);
+    return "'" + escaped(kept) + (kept.size() < text.size() ? std::string(text::k_cut_marker) : "") + "'";
 }
 
 std::string describe(const YAML::Node& node) {

@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/approval/backend.hpp"
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 #include "daemon/audit/budget.hpp"
 #include "daemon/audit/shipper.hpp"
 #include "daemon/config/config.hpp"

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/audit/audit.hpp"
+#include "daemon/audit/auditor.hpp"
 #include "daemon/server/handlers.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/policy/broker.hpp"

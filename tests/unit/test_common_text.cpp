@@ -92,6 +92,29 @@ TEST(Text, ArgumentsTravelAsStringsOrBase64) {
     EXPECT_THROW(arg_from_json(nlohmann::json{{"b64", "QQ=="}, {"x", 1}}), jitgate::Error);
 }
 
+TEST(Text, PrintableKeepsCleanTextAndEscapesTheRestAsAWhole) {
+    EXPECT_EQ(printable("approved by bob \u00e9"), "approved by bob \u00e9");
+    EXPECT_EQ(printable("a\\b"), "a\\b"); // clean text is not escaped twice
+    EXPECT_EQ(printable("a\\b\n"), escape_for_log("a\\b\n"));
+    EXPECT_EQ(printable("x\xff"), escape_for_log("x\xff"));
+}
+
+TEST(Text, ShownCutsAtACharacterBoundaryWithTheOneMarker) {
+    EXPECT_EQ(k_cut_marker, "...");
+    EXPECT_EQ(shown("short", 10), "short");
+    EXPECT_EQ(shown("abcdef", 3), "abc...");
+    EXPECT_EQ(shown("ab\u00e9", 3), "ab..."); // never half of the two-byte \u00e9
+    EXPECT_EQ(shown("a\nb", 10), "a\\nb");
+    EXPECT_EQ(utf8_prefix("ab\u00e9", 3), "ab");
+    EXPECT_EQ(utf8_prefix("ab\u00e9", 4), "ab\u00e9");
+}
+
+TEST(Text, Plural) {
+    EXPECT_EQ(plural(0, "event", "events"), "0 events");
+    EXPECT_EQ(plural(1, "event", "events"), "1 event");
+    EXPECT_EQ(plural(2, "byte", "bytes"), "2 bytes");
+}
+
 TEST(PluginOptions, ParsesKnownAndReportsTheRest) {
     const auto o = jitgate::parse_plugin_options(
         {"socket=/run/x.sock", "break_glass_group=bg", "connect_timeout=250", "daemon_user=jg", "colour=blue"});

@@ -6,6 +6,8 @@
 // Before any such text reaches a log line or a terminal it goes through escape_for_log().
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +23,26 @@ bool is_valid_utf8(std::string_view s) noexcept;
 // \xNN (or \n, \r, \t), a backslash becomes "\\". The result is valid UTF-8, has no
 // control character, and is reversible. Never throws except std::bad_alloc.
 std::string escape_for_log(std::string_view s);
+
+// `s` as is when it is already printable (valid UTF-8, no C0 control or DEL), else
+// escape_for_log(s) as a whole. For messages built from pieces that were escaped already, so
+// they are not escaped twice. Thread-safe; never throws except std::bad_alloc.
+std::string printable(std::string_view s);
+
+// The one marker for text cut short in a message.
+inline constexpr std::string_view k_cut_marker = "...";
+
+// The longest prefix of `s` of at most `max` bytes that does not end inside a UTF-8 sequence
+// (a cut never makes a valid character look like invalid bytes). A view into `s`.
+std::string_view utf8_prefix(std::string_view s, std::size_t max) noexcept;
+
+// Someone else's text (a URL, a peer's error, a path) for one line of a log or message:
+// escape_for_log of utf8_prefix(s, max), then k_cut_marker if anything was cut. Callers that
+// quote the value put the quotes around it themselves. Never throws except std::bad_alloc.
+std::string shown(std::string_view s, std::size_t max);
+
+// "1 event", "2 events", "0 events": the count and the right word.
+std::string plural(std::uint64_t n, std::string_view one, std::string_view many);
 
 // Joins argv into one escaped display line: each argument escaped, separated by spaces,
 // and an argument that is empty or contains a space is shown in single quotes.
