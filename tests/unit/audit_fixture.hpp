@@ -1,5 +1,5 @@
-// tests/unit/audit_fixture.hpp — what the audit unit tests share (test_daemon_auditor,
-// test_daemon_spool, test_daemon_syslog, test_lib_audit_chain): a fixture with a private spool
+// tests/unit/audit_fixture.hpp — what the audit unit tests share (test_audit_auditor,
+// test_audit_spool, test_audit_syslog, test_lib_audit_chain): a fixture with a private spool
 // directory, a datagram socket standing in for /dev/log, and small checks on verify results.
 #pragma once
 

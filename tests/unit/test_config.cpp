@@ -1,4 +1,4 @@
-// Unit tests of daemon/config.cpp: the YAML schema, every validation error (one
+// Unit tests of daemon/config/config.cpp: the YAML schema, every validation error (one
 // tests/fixtures/config/bad-*.yaml per error), durations and the config file permission check.
 #include "daemon/config/config.hpp"
 

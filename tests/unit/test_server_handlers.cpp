@@ -1,4 +1,4 @@
-// tests/unit/test_daemon_handlers.cpp — the server's command table (daemon/server/handlers.hpp):
+// tests/unit/test_server_handlers.cpp — the server's command table (daemon/server/handlers.hpp):
 // which privilege each message type needs, and the one authorisation check with the exact
 // refusals the protocol documents (docs/wire-protocol.md, "Authorisation").
 #include <gtest/gtest.h>

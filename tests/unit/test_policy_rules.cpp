@@ -1,4 +1,4 @@
-// Unit tests of daemon/rules.cpp: first-match evaluation over configs written as YAML, the way
+// Unit tests of daemon/policy/rules.cpp: first-match evaluation over configs written as YAML, the way
 // admins write them.
 #include "daemon/policy/rules.hpp"
 

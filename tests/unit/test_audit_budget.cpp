@@ -1,4 +1,4 @@
-// tests/unit/test_daemon_audit_budget.cpp — the per-uid bounds on what local users can make
+// tests/unit/test_audit_budget.cpp — the per-uid bounds on what local users can make
 // the daemon record (daemon/audit_budget.hpp).
 #include "daemon/audit/budget.hpp"
 

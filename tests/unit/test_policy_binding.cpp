@@ -1,4 +1,4 @@
-// Unit tests of daemon/binding.cpp and of the rules' spelling-proof program matching: what a
+// Unit tests of daemon/policy/binding.cpp and of the rules' spelling-proof program matching: what a
 // grant binds beyond argv, and that a rule holds for every spelling of the same program.
 #include "daemon/policy/binding.hpp"
 #include "daemon/policy/rules.hpp"

@@ -1,4 +1,4 @@
-// tests/unit/test_daemon_approval_service.cpp — the approval service client's set-up, without
+// tests/unit/test_approval_service_client.cpp — the approval service client's set-up, without
 // a network: what it refuses before it ever sends a request.
 #include "daemon/approval/service_client.hpp"
 

@@ -1,4 +1,4 @@
-// Unit tests for daemon/shipper: the batch reader, the JSON lines and Splunk HEC bodies, the
+// Unit tests for daemon/audit/shipper: the batch reader, the JSON lines and Splunk HEC bodies, the
 // backoff, and the sender's loop against a plain-HTTP peer on loopback (the real HTTPS store,
 // with its pinned CA and mTLS, is the integration tests' job).
 #include "daemon/audit/shipper.hpp"
