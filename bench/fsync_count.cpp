@@ -44,5 +44,9 @@ int counted(int fd, const char* name, int slot) {
 
 } // namespace
 
-extern "C" int fdatasync(int fd) { return counted(fd, "fdatasync", 0); }
-extern "C" int fsync(int fd) { return counted(fd, "fsync", 1); }
+extern "C" int fdatasync(int fd) {
+    return counted(fd, "fdatasync", 0);
+}
+extern "C" int fsync(int fd) {
+    return counted(fd, "fsync", 1);
+}

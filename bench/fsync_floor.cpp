@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     ::close(fd);
     ::unlink(path.c_str());
     std::sort(us.begin(), us.end());
-    std::printf("%-58s p50 %.0f us, p99 %.0f us, p99.9 %.0f us (n=2000)\n", "write + fdatasync of one audit line (700 B)",
-                us[1000], us[1980], us[1998]);
+    std::printf("%-58s p50 %.0f us, p99 %.0f us, p99.9 %.0f us (n=2000)\n",
+                "write + fdatasync of one audit line (700 B)", us[1000], us[1980], us[1998]);
     return 0;
 }

@@ -40,16 +40,16 @@
 
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
-#include <condition_variable>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <fcntl.h>
 #include <mutex>
+#include <netinet/in.h>
 #include <optional>
 #include <pthread.h>
-#include <netinet/in.h>
-#include <regex>
 #include <pwd.h>
+#include <regex>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -89,7 +89,9 @@ void add_row(std::string what, std::string value) {
     g_table.push_back({std::move(what), std::move(value)});
 }
 
-double us_since(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
+double us_since(Clock::time_point t) {
+    return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+}
 
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) return 0;
@@ -120,8 +122,12 @@ long status_kib(pid_t pid, const std::string& field) {
         if (line.rfind(key, 0) == 0) return std::atol(line.c_str() + key.size());
     return -1;
 }
-long rss_kib(pid_t pid) { return status_kib(pid, "VmRSS"); }
-long anon_kib(pid_t pid) { return status_kib(pid, "RssAnon"); }
+long rss_kib(pid_t pid) {
+    return status_kib(pid, "VmRSS");
+}
+long anon_kib(pid_t pid) {
+    return status_kib(pid, "RssAnon");
+}
 
 // Writes a daemon config at `path` with its own spool directory (created here). `approval` is
 // the approval section (YAML, at column 0).
@@ -313,7 +319,8 @@ public:
                 if (run.repetitions <= 1) shown.push_back(run);
             } else {
                 shown.push_back(run);
-                if (run.aggregate_name == "median" && it != run.counters.end()) m_medians[run.run_name.str()] = it->second.value;
+                if (run.aggregate_name == "median" && it != run.counters.end())
+                    m_medians[run.run_name.str()] = it->second.value;
             }
         }
         if (!shown.empty()) ConsoleReporter::ReportRuns(shown);
@@ -322,7 +329,8 @@ public:
         for (auto& [name, v] : m_rates) add_row("2. throughput " + name, spread(v, "decisions/s", 0));
         for (auto& [name, rate] : m_medians)
             if (m_rates.find(name) == m_rates.end())
-                add_row("2. throughput " + name, std::to_string(static_cast<long>(rate)) + " decisions/s (median; spread not reported)");
+                add_row("2. throughput " + name,
+                        std::to_string(static_cast<long>(rate)) + " decisions/s (median; spread not reported)");
     }
 
 private:
@@ -332,7 +340,7 @@ private:
 
 // --- 4. many requests waiting ---
 
-constexpr int k_pending_per_user = 100;  // the daemon's cap on one user's waiting requests
+constexpr int k_pending_per_user = 100; // the daemon's cap on one user's waiting requests
 constexpr uid_t k_first_bench_uid = 4000000;
 int g_bench_users = 0; // users made by add_bench_users()
 
@@ -398,7 +406,8 @@ void waiting_section(int n, const std::vector<double>& idle_p99, long idle_anon)
     const std::string what = "4. " + std::to_string(n) + " waiting";
     const int users = (n + k_pending_per_user - 1) / k_pending_per_user;
     if (users > g_bench_users) {
-        add_row(what, "not measured: needs " + std::to_string(users) + " bench users, has " + std::to_string(g_bench_users));
+        add_row(what,
+                "not measured: needs " + std::to_string(users) + " bench users, has " + std::to_string(g_bench_users));
         return;
     }
     int ready[2], release[2];
@@ -429,7 +438,8 @@ void waiting_section(int n, const std::vector<double>& idle_p99, long idle_anon)
             }
             (void)!::write(ready[1], &ok, 1);
             char c;
-            while (::read(release[0], &c, 1) < 0 && errno == EINTR) {} // EOF: the parent lets go
+            while (::read(release[0], &c, 1) < 0 && errno == EINTR) {
+            } // EOF: the parent lets go
             _exit(0);
         }
         holders.push_back(pid);
@@ -456,7 +466,8 @@ void waiting_section(int n, const std::vector<double>& idle_p99, long idle_anon)
         char ratio[96], mem[200];
         std::snprintf(ratio, sizeof ratio, "; %.2fx the idle median (%.1f us)", median(p99) / median(idle_p99),
                       median(idle_p99));
-        std::snprintf(mem, sizeof mem, "%.1f MiB (%ld KiB); own memory (RssAnon) %.1f MiB, %.2f KiB per waiting request",
+        std::snprintf(mem, sizeof mem,
+                      "%.1f MiB (%ld KiB); own memory (RssAnon) %.1f MiB, %.2f KiB per waiting request",
                       static_cast<double>(rss) / 1024.0, rss, static_cast<double>(anon) / 1024.0,
                       static_cast<double>(anon - idle_anon) / n);
         add_row(what + ": daemon RSS", mem);
@@ -580,7 +591,8 @@ int http_call(int port, const std::string& method, const std::string& path, cons
         return 0;
     }
     std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-    if (method != "GET") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    if (method != "GET")
+        req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
     req += "\r\n" + body;
     for (std::size_t off = 0; off < req.size();) {
         const ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
@@ -658,7 +670,8 @@ double approve_once_service(int admin_port, const std::vector<std::string>& argv
         std::exit(1);
     }
     const auto t0 = Clock::now();
-    const int code = http_call(admin_port, "POST", "/admin/requests/" + rid + "/approve", R"({"approvers":["bob"]})", body);
+    const int code =
+        http_call(admin_port, "POST", "/admin/requests/" + rid + "/approve", R"({"approvers":["bob"]})", body);
     waiter.join();
     if (code != 200 || !allowed) {
         std::fprintf(stderr, "service approval of %s: HTTP %d, %s\n%s\n", rid.c_str(), code,
@@ -682,15 +695,17 @@ std::string make_pki() {
 
 // `svc_env`: extra environment of the service (the TCP_NODELAY shim); `variant`: how the row
 // names this run.
-void service_section(const std::string& pki, int n, const std::vector<std::string>& svc_env, const std::string& variant) {
+void service_section(const std::string& pki, int n, const std::vector<std::string>& svc_env,
+                     const std::string& variant) {
     const std::string port_file = g_dir + "/svc.port", admin_file = g_dir + "/svc.admin";
     ::unlink(port_file.c_str());
     ::unlink(admin_file.c_str());
     const std::string what = "6. approval to allow (service backend" + variant + ")";
-    const pid_t svc = g_service = spawn({g_service_bin, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file,
-                             "--admin-port-file", admin_file, "--cert", pki + "/server.pem", "--key", pki + "/server.key",
-                             "--client-ca", pki + "/ca.pem", "--signing-key", pki + "/signing.key", "--kid", "k1"},
-                            g_dir + "/svc.out", svc_env);
+    const pid_t svc = g_service =
+        spawn({g_service_bin, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file, "--admin-port-file",
+               admin_file, "--cert", pki + "/server.pem", "--key", pki + "/server.key", "--client-ca", pki + "/ca.pem",
+               "--signing-key", pki + "/signing.key", "--kid", "k1"},
+              g_dir + "/svc.out", svc_env);
     int port = 0, admin = 0;
     for (int i = 0; i < 200 && (port == 0 || admin == 0); ++i) {
         usleep(25000);
@@ -708,21 +723,32 @@ void service_section(const std::string& pki, int n, const std::vector<std::strin
     // As tests/integration/service_cases.sh configures it, with the default (realistic) timeouts:
     // a 25 s long poll that the service answers as soon as it decides.
     const std::string approval = "approval:\n  backend: service\n  approver_groups: [root]\n  service:\n"
-                                 "    url: https://127.0.0.1:" + std::to_string(port) + "\n"
-                                 "    ca_file: " + pki + "/ca.pem\n"
-                                 "    client_cert: " + pki + "/client.pem\n"
-                                 "    client_key: " + pki + "/client.key\n"
+                                 "    url: https://127.0.0.1:" +
+                                 std::to_string(port) +
+                                 "\n"
+                                 "    ca_file: " +
+                                 pki +
+                                 "/ca.pem\n"
+                                 "    client_cert: " +
+                                 pki +
+                                 "/client.pem\n"
+                                 "    client_key: " +
+                                 pki +
+                                 "/client.key\n"
                                  "    poll_wait: 25s\n"
-                                 "    public_keys:\n      k1: " + pki + "/signing.pub\n";
+                                 "    public_keys:\n      k1: " +
+                                 pki + "/signing.pub\n";
     g_config = g_dir + "/jitgate-service.yaml";
     static int runs = 0;
     write_config(g_config, g_dir + "/spool-service-" + std::to_string(++runs), approval);
     start_daemon();
     approve_once_service(admin, {"/usr/bin/id", "svc-warm-up"}); // TLS session and curl connection set up
     std::vector<double> a2r;
-    for (int i = 0; i < n; ++i) a2r.push_back(approve_once_service(admin, {"/usr/bin/id", "svc", std::to_string(i)}) / 1000.0);
+    for (int i = 0; i < n; ++i)
+        a2r.push_back(approve_once_service(admin, {"/usr/bin/id", "svc", std::to_string(i)}) / 1000.0);
     char p50_p99[96];
-    std::snprintf(p50_p99, sizeof p50_p99, "p50 %.3f ms, p99 %.3f ms (n=%zu)", percentile(a2r, 0.50), percentile(a2r, 0.99), a2r.size());
+    std::snprintf(p50_p99, sizeof p50_p99, "p50 %.3f ms, p99 %.3f ms (n=%zu)", percentile(a2r, 0.50),
+                  percentile(a2r, 0.99), a2r.size());
     add_row(what + ", median of " + std::to_string(a2r.size()), spread(a2r, "ms", 3));
     add_row(what + ", p50 / p99", p50_p99);
     stop_daemon();
@@ -752,15 +778,24 @@ int main(int argc, char** argv) {
             const std::string prefix = std::string(name) + "=";
             return a.rfind(prefix, 0) == 0 ? argv[i] + prefix.size() : nullptr;
         };
-        if (a == "--quick") quick = true;
-        else if (const char* v = value("--fsync-count")) g_fsync_count_lib = v;
-        else if (const char* v2 = value("--approval-service")) g_service_bin = v2;
-        else if (const char* v3 = value("--make-pki")) g_make_pki = v3;
-        else if (const char* v4 = value("--tcp-nodelay")) g_nodelay_lib = v4;
-        else if (const char* v5 = value("--sections")) sections = v5;
-        else bargv.push_back(argv[i]), ++bargc;
+        if (a == "--quick")
+            quick = true;
+        else if (const char* v = value("--fsync-count"))
+            g_fsync_count_lib = v;
+        else if (const char* v2 = value("--approval-service"))
+            g_service_bin = v2;
+        else if (const char* v3 = value("--make-pki"))
+            g_make_pki = v3;
+        else if (const char* v4 = value("--tcp-nodelay"))
+            g_nodelay_lib = v4;
+        else if (const char* v5 = value("--sections"))
+            sections = v5;
+        else
+            bargv.push_back(argv[i]), ++bargc;
     }
-    const auto want = [&](const char* section) { return ("," + sections + ",").find(std::string(",") + section + ",") != std::string::npos; };
+    const auto want = [&](const char* section) {
+        return ("," + sections + ",").find(std::string(",") + section + ",") != std::string::npos;
+    };
     const int n_latency = quick ? 20000 : 100000;
     const int reps = quick ? 3 : 5;
     char tmpl[] = "/tmp/jitgate-bench-XXXXXX";
@@ -810,15 +845,25 @@ int main(int argc, char** argv) {
 
     if (want("1")) {
         latency_section("allow rule", request_for({"/usr/bin/true"}), n_latency, reps);
-        if (granted) latency_section("live grant", request_for({"/usr/bin/id", "granted"}), n_latency, reps);
-        else add_row("1. fast path, live grant", "not measured: " + no_grant);
+        if (granted)
+            latency_section("live grant", request_for({"/usr/bin/id", "granted"}), n_latency, reps);
+        else
+            add_row("1. fast path, live grant", "not measured: " + no_grant);
     }
 
     // 2. throughput
     for (int threads : {1, 2, 8, 64}) {
-        benchmark::RegisterBenchmark("fast_path_allow_rule", BM_FastPathAllowRule)->Threads(threads)->UseRealTime()->MinTime(quick ? 0.5 : 2.0)->Repetitions(reps);
+        benchmark::RegisterBenchmark("fast_path_allow_rule", BM_FastPathAllowRule)
+            ->Threads(threads)
+            ->UseRealTime()
+            ->MinTime(quick ? 0.5 : 2.0)
+            ->Repetitions(reps);
         if (granted)
-            benchmark::RegisterBenchmark("fast_path_live_grant", BM_FastPathGrant)->Threads(threads)->UseRealTime()->MinTime(quick ? 0.5 : 2.0)->Repetitions(reps);
+            benchmark::RegisterBenchmark("fast_path_live_grant", BM_FastPathGrant)
+                ->Threads(threads)
+                ->UseRealTime()
+                ->MinTime(quick ? 0.5 : 2.0)
+                ->Repetitions(reps);
     }
     benchmark::Initialize(&bargc, bargv.data());
     TableReporter reporter;
@@ -859,7 +904,8 @@ int main(int argc, char** argv) {
     // As the test service runs (cpp-httplib: Nagle on), then with TCP_NODELAY on its sockets.
     if (want("6") && !pki.empty()) {
         service_section(pki, 200, {}, "");
-        if (!g_nodelay_lib.empty()) service_section(pki, 200, {"LD_PRELOAD=" + g_nodelay_lib}, ", service with TCP_NODELAY");
+        if (!g_nodelay_lib.empty())
+            service_section(pki, 200, {"LD_PRELOAD=" + g_nodelay_lib}, ", service with TCP_NODELAY");
     } else if (want("6")) {
         add_row("6. approval to allow (service backend)", "not measured (no --approval-service/--make-pki, or no PKI)");
     }
@@ -868,7 +914,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", std::string(110, '-').c_str());
     for (const auto& row : g_table) std::printf("%-58s %s\n", row.what.c_str(), row.value.c_str());
     if (setresuid(0, 0, 0) != 0) std::perror("setresuid"); // back to root to clean up
-    if (std::getenv("JITGATE_BENCH_KEEP") != nullptr) { // for a look at the daemons' logs and spools
+    if (std::getenv("JITGATE_BENCH_KEEP") != nullptr) {    // for a look at the daemons' logs and spools
         std::fprintf(stderr, "kept %s\n", g_dir.c_str());
         return 0;
     }

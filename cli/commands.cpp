@@ -70,14 +70,15 @@ void print_pending(const Json& q) {
         // The group, directory and root the command gets, as sudo will use them.
         std::string group = q.contains("runas_group") ? ":" + str(q, "runas_group") : "";
         std::printf("    run as:  %s%s   cwd: %s%s%s\n", str(q, "runas").c_str(), group.c_str(),
-                    str(q, q.contains("run_cwd") ? "run_cwd" : "cwd").c_str(), q.contains("chroot") ? "   chroot: " : "",
-                    q.contains("chroot") ? str(q, "chroot").c_str() : "");
+                    str(q, q.contains("run_cwd") ? "run_cwd" : "cwd").c_str(),
+                    q.contains("chroot") ? "   chroot: " : "", q.contains("chroot") ? str(q, "chroot").c_str() : "");
     }
     if (q.contains("env")) std::printf("    env:     %s\n", joined(q["env"]).c_str());
     if (q.contains("env_code_loading"))
         std::printf("    WARNING: the environment sets loader/interpreter variables: %s\n",
                     joined(q["env_code_loading"]).c_str());
-    if (q.contains("service")) std::printf("    service: %s   from: %s\n", str(q, "service").c_str(), str(q, "remote_host").c_str());
+    if (q.contains("service"))
+        std::printf("    service: %s   from: %s\n", str(q, "service").c_str(), str(q, "remote_host").c_str());
     if (q.contains("tty")) std::printf("    tty:     %s\n", str(q, "tty").c_str());
     if (q.contains("login_user") && str(q, "login_user") != asker)
         std::printf("    session: of %s (login uid %s)\n", str(q, "login_user").c_str(), str(q, "login_uid").c_str());
@@ -93,10 +94,10 @@ void print_grant(const Json& g) {
                                   ? str(g, "user") + " (for " + str(g, "requester") + " only)"
                                   : str(g, "user");
     std::printf("%s  %s  %s scope, rule %s, expires in %s, approved by %s (request %s)\n", str(g, "id").c_str(),
-                whose.c_str(), str(g, "scope").c_str(), str(g, "rule").c_str(),
-                age(g.value("expires_in_s", 0)).c_str(), joined(g.value("approvers", Json::array())).c_str(),
-                str(g, "request_id").c_str());
-    if (g.contains("display")) std::printf("    command: %s   run as: %s\n", str(g, "display").c_str(), str(g, "runas").c_str());
+                whose.c_str(), str(g, "scope").c_str(), str(g, "rule").c_str(), age(g.value("expires_in_s", 0)).c_str(),
+                joined(g.value("approvers", Json::array())).c_str(), str(g, "request_id").c_str());
+    if (g.contains("display"))
+        std::printf("    command: %s   run as: %s\n", str(g, "display").c_str(), str(g, "runas").c_str());
 }
 
 bool is_directory(const std::string& path) {
@@ -111,8 +112,10 @@ int cmd_pending(const client::Options& opts, bool json) {
     if (int rc = talk(opts, msg::to_json(msg::PendingRequest{}), replies)) return rc;
     const auto items = items_of(replies);
     for (const auto& q : items) {
-        if (json) std::printf("%s\n", q.dump().c_str());
-        else print_pending(q);
+        if (json)
+            std::printf("%s\n", q.dump().c_str());
+        else
+            print_pending(q);
     }
     if (!json && items.empty()) std::printf("no pending requests\n");
     return k_exit_ok;
@@ -123,8 +126,10 @@ int cmd_grants(const client::Options& opts, bool json) {
     if (int rc = talk(opts, msg::to_json(msg::GrantsRequest{}), replies)) return rc;
     const auto items = items_of(replies);
     for (const auto& g : items) {
-        if (json) std::printf("%s\n", g.dump().c_str());
-        else print_grant(g);
+        if (json)
+            std::printf("%s\n", g.dump().c_str());
+        else
+            print_grant(g);
     }
     if (!json && items.empty()) std::printf("no live grants\n");
     return k_exit_ok;
@@ -150,7 +155,8 @@ int cmd_status(const client::Options& opts, bool json) {
         std::printf("%s\n", s.dump().c_str());
         return k_exit_ok;
     }
-    for (const auto& [k, v] : s.items()) std::printf("%-16s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+    for (const auto& [k, v] : s.items())
+        std::printf("%-16s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
     return k_exit_ok;
 }
 
@@ -169,8 +175,9 @@ int cmd_audit_status(const client::Options& opts, bool json) {
     const auto num = [&](const char* k) { return a.value(k, std::uint64_t{0}); };
     const auto shown = [&](const char* k) { return text::printable(str(a, k)); };
     std::printf("spool:        %s: %llu events in %llu segment(s), %s of %s%s\n", shown("spool_dir").c_str(),
-                static_cast<unsigned long long>(num("spooled_events")), static_cast<unsigned long long>(num("segments")),
-                human_bytes(num("spool_bytes")).c_str(), human_bytes(num("spool_max_bytes")).c_str(),
+                static_cast<unsigned long long>(num("spooled_events")),
+                static_cast<unsigned long long>(num("segments")), human_bytes(num("spool_bytes")).c_str(),
+                human_bytes(num("spool_max_bytes")).c_str(),
                 a.value("spool_full", false) ? "  FULL: privileged actions are denied" : "");
     std::printf("seq:          last %llu, durable %llu\n", static_cast<unsigned long long>(num("last_seq")),
                 static_cast<unsigned long long>(num("durable_seq")));
@@ -181,14 +188,18 @@ int cmd_audit_status(const client::Options& opts, bool json) {
     std::printf("store:        %s (%s)%s\n", shown("store").c_str(), shown("format").c_str(),
                 a.value("running", true) ? "" : "  [shipper not running]");
     std::printf("shipped:      up to seq %llu; this run %llu events in %llu batches; last success %s\n",
-                static_cast<unsigned long long>(num("shipped_seq")), static_cast<unsigned long long>(num("shipped_this_run")),
+                static_cast<unsigned long long>(num("shipped_seq")),
+                static_cast<unsigned long long>(num("shipped_this_run")),
                 static_cast<unsigned long long>(num("batches_this_run")),
                 str(a, "last_success_time").empty() ? "never (this run)" : shown("last_success_time").c_str());
-    if (num("unsent_events") == 0) std::printf("unsent:       none\n");
+    if (num("unsent_events") == 0)
+        std::printf("unsent:       none\n");
     else
-        std::printf("unsent:       %llu events, oldest from %s\n", static_cast<unsigned long long>(num("unsent_events")),
+        std::printf("unsent:       %llu events, oldest from %s\n",
+                    static_cast<unsigned long long>(num("unsent_events")),
                     str(a, "oldest_unsent_time").empty() ? "?" : shown("oldest_unsent_time").c_str());
-    if (str(a, "last_error").empty()) std::printf("last error:   none\n");
+    if (str(a, "last_error").empty())
+        std::printf("last error:   none\n");
     else
         std::printf("last error:   %s (at %s; %llu failures in a row)\n", shown("last_error").c_str(),
                     shown("last_error_time").c_str(), static_cast<unsigned long long>(num("consecutive_failures")));
@@ -202,17 +213,21 @@ int cmd_verify(const std::string& path) {
     for (const auto& n : r.notes) std::printf("%s: note: %s\n", shown.c_str(), text::printable(n).c_str());
     for (const auto& p : r.problems) std::printf("%s: %s\n", shown.c_str(), text::printable(p).c_str());
     if (!r.ok) {
-        std::printf("%s: FAILED: the audit trail was altered or damaged (%zu problems)\n", shown.c_str(), r.problems.size());
+        std::printf("%s: FAILED: the audit trail was altered or damaged (%zu problems)\n", shown.c_str(),
+                    r.problems.size());
         return k_exit_refused;
     }
     if (r.events == 0) {
         std::printf("%s: OK: no events%s\n", shown.c_str(),
-                    r.last_seq > 0 ? (" (everything up to seq " + std::to_string(r.last_seq) + " was shipped and deleted)").c_str() : "");
+                    r.last_seq > 0
+                        ? (" (everything up to seq " + std::to_string(r.last_seq) + " was shipped and deleted)").c_str()
+                        : "");
         return k_exit_ok;
     }
     std::printf("%s: OK: %llu events%s, seq %llu..%llu, hash chain intact, no seq gap\n", shown.c_str(),
                 static_cast<unsigned long long>(r.events),
-                spool ? (" in " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")).c_str() : "",
+                spool ? (" in " + std::to_string(r.segments) + (r.segments == 1 ? " segment" : " segments")).c_str()
+                      : "",
                 static_cast<unsigned long long>(r.first_seq), static_cast<unsigned long long>(r.last_seq));
     return k_exit_ok;
 }

@@ -22,19 +22,20 @@ namespace {
 constexpr const char* k_default_config = "/etc/jitgate/jitgate.yaml";
 
 void usage(std::FILE* out) {
-    std::fprintf(out,
-                 "usage: jitgatectl [--socket PATH] [--config FILE] COMMAND\n"
-                 "  pending [--json]               requests waiting for approval\n"
-                 "  approve ID                     approve a request (you must be an approver, not the requester)\n"
-                 "  deny ID --reason TEXT          deny a request; the requester sees the reason\n"
-                 "  grants [--json]                live grants\n"
-                 "  revoke GRANT_ID [--reason T]   end a grant now\n"
-                 "  status [--json]                daemon status\n"
-                 "  audit verify [DIR|FILE]        check the spool's hash chain and seq gaps (default: the config's spool)\n"
-                 "  audit tail [-n N] [DIR|FILE]   show the last N events (default 20)\n"
-                 "  audit status [--json]          the audit pipeline: spooled, shipped, oldest unsent, last error\n"
-                 "  check-config [FILE]            validate a config file\n"
-                 "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 daemon unreachable.\n");
+    std::fprintf(
+        out,
+        "usage: jitgatectl [--socket PATH] [--config FILE] COMMAND\n"
+        "  pending [--json]               requests waiting for approval\n"
+        "  approve ID                     approve a request (you must be an approver, not the requester)\n"
+        "  deny ID --reason TEXT          deny a request; the requester sees the reason\n"
+        "  grants [--json]                live grants\n"
+        "  revoke GRANT_ID [--reason T]   end a grant now\n"
+        "  status [--json]                daemon status\n"
+        "  audit verify [DIR|FILE]        check the spool's hash chain and seq gaps (default: the config's spool)\n"
+        "  audit tail [-n N] [DIR|FILE]   show the last N events (default 20)\n"
+        "  audit status [--json]          the audit pipeline: spooled, shipped, oldest unsent, last error\n"
+        "  check-config [FILE]            validate a config file\n"
+        "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 daemon unreachable.\n");
 }
 
 // The audit spool directory of the config at `config_path` (audit.spool_dir), or the default
@@ -63,12 +64,15 @@ int run(int argc, char** argv) {
     std::vector<std::string> args;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--socket" && i + 1 < argc) opts.socket_path = argv[++i];
-        else if (a == "--config" && i + 1 < argc) config = argv[++i];
+        if (a == "--socket" && i + 1 < argc)
+            opts.socket_path = argv[++i];
+        else if (a == "--config" && i + 1 < argc)
+            config = argv[++i];
         else if (a == "--help" || a == "-h") {
             usage(stdout);
             return 0;
-        } else args.push_back(a);
+        } else
+            args.push_back(a);
     }
     if (args.empty()) {
         usage(stderr);
@@ -76,11 +80,13 @@ int run(int argc, char** argv) {
     }
     const std::string cmd = args[0];
     const auto flag = [&](const char* name) {
-        for (const auto& a : args) if (a == name) return true;
+        for (const auto& a : args)
+            if (a == name) return true;
         return false;
     };
     const auto option = [&](const char* name) -> std::optional<std::string> {
-        for (std::size_t i = 0; i + 1 < args.size(); ++i) if (args[i] == name) return args[i + 1];
+        for (std::size_t i = 0; i + 1 < args.size(); ++i)
+            if (args[i] == name) return args[i + 1];
         return std::nullopt;
     };
     if (cmd == "pending") return cmd_pending(opts, flag("--json"));
@@ -95,8 +101,7 @@ int run(int argc, char** argv) {
         }
         return cmd_deny(opts, args[1], *reason);
     }
-    if (cmd == "revoke" && args.size() >= 2)
-        return cmd_revoke(opts, args[1], option("--reason").value_or(""));
+    if (cmd == "revoke" && args.size() >= 2) return cmd_revoke(opts, args[1], option("--reason").value_or(""));
     if (cmd == "check-config") return cmd_check_config(args.size() > 1 ? args[1] : config);
     if (cmd == "audit" && args.size() >= 2) {
         const std::string& sub = args[1];
@@ -107,8 +112,10 @@ int run(int argc, char** argv) {
         for (std::size_t i = 2; i < args.size(); ++i) {
             if (args[i] == "-n" && i + 1 < args.size() && sub == "tail") {
                 const std::string& v = args[++i];
-                if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9) bad = true;
-                else count = std::stoul(v);
+                if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9)
+                    bad = true;
+                else
+                    count = std::stoul(v);
             } else if (args[i] == "--json" && sub == "status") {
                 json = true;
             } else if (args[i].starts_with("-")) {

@@ -56,8 +56,10 @@ void print_event(const std::string& line) {
     }
     if (e.contains("runas")) detail += " as " + str(e, "runas");
     // su and shared accounts: who asked, when it is not the account (docs/pam.md, "Who asks")
-    if (e.contains("requester") && str(e, "requester") != str(e, "user")) detail += "  requester=" + str(e, "requester");
-    if (e.contains("login_user") && str(e, "login_user") != str(e, "requester")) detail += "  login_user=" + str(e, "login_user");
+    if (e.contains("requester") && str(e, "requester") != str(e, "user"))
+        detail += "  requester=" + str(e, "requester");
+    if (e.contains("login_user") && str(e, "login_user") != str(e, "requester"))
+        detail += "  login_user=" + str(e, "login_user");
     for (const char* k : {"rule", "request_id", "grant_id", "reason", "ticket", "approvers", "denied_by", "exit_status",
                           "signal", "duration_ms", "message"}) {
         if (!e.contains(k)) continue;

@@ -13,11 +13,11 @@
 #include <curl/curl.h>
 
 #include "daemon/audit/auditor.hpp"
-#include "daemon/config/load.hpp"
-#include "jitgate/error.hpp"
-#include "daemon/server/server.hpp"
 #include "daemon/audit/shipper.hpp"
+#include "daemon/config/load.hpp"
+#include "daemon/server/server.hpp"
 #include "daemon/setup.hpp"
+#include "jitgate/error.hpp"
 
 namespace {
 
@@ -74,8 +74,11 @@ int serve(const std::string& path) {
     if (auto o = jitgate::setup::shipper_options(*config))
         shipper = std::make_unique<jitgate::audit::Shipper>(std::move(*o), auditor);
     jitgate::server::Server server(path, config, auditor, shipper.get());
-    auditor.record({{"type", jitgate::audit::type::daemon_started}, {"pid", ::getpid()}, {"euid", ::geteuid()},
-                    {"version", JITGATE_VERSION}, {"backend", config->approval.backend}});
+    auditor.record({{"type", jitgate::audit::type::daemon_started},
+                    {"pid", ::getpid()},
+                    {"euid", ::geteuid()},
+                    {"version", JITGATE_VERSION},
+                    {"backend", config->approval.backend}});
     auditor.record({{"type", jitgate::audit::type::config_loaded}, {"config", path}, {"rules", config->rules.size()}});
     // From here on, one fdatasync covers each batch of events of the event loop.
     auditor.set_group_commit(true);

@@ -14,9 +14,8 @@ namespace {
 auto fixed_audit_settings(const config::Config::Audit& x) {
     return std::tie(x.spool_dir, x.spool_max_bytes, x.segment_bytes, x.syslog, x.syslog_socket, x.store.url,
                     x.store.format, x.store.ca_file, x.store.client_cert, x.store.client_key, x.store.token_file,
-                    x.store.proxy, x.store.connect_timeout, x.store.timeout, x.store.batch_events,
-                    x.store.batch_bytes, x.store.retry_min, x.store.retry_max, x.store.splunk_index,
-                    x.store.splunk_sourcetype);
+                    x.store.proxy, x.store.connect_timeout, x.store.timeout, x.store.batch_events, x.store.batch_bytes,
+                    x.store.retry_min, x.store.retry_max, x.store.splunk_index, x.store.splunk_sourcetype);
 }
 
 // The settings the ServiceClient is built from; public_keys, issuer and clock_skew are not
@@ -57,14 +56,16 @@ std::optional<audit::ShipperOptions> shipper_options(const config::Config& confi
 
 std::unique_ptr<approval::ApprovalBackend> make_backend(std::shared_ptr<const config::Config> config,
                                                         approval::Outcomes& outcomes) {
-    if (config->approval.backend == "service") return std::make_unique<approval::ServiceBackend>(std::move(config), outcomes);
+    if (config->approval.backend == "service")
+        return std::make_unique<approval::ServiceBackend>(std::move(config), outcomes);
     return std::make_unique<approval::LocalBackend>();
 }
 
 std::string reload_refusal(const config::Config& running, const config::Config& fresh) {
-    const bool same_backend = running.approval.backend == fresh.approval.backend &&
-                              (fresh.approval.backend != "service" ||
-                               fixed_service_settings(running.approval.service) == fixed_service_settings(fresh.approval.service));
+    const bool same_backend =
+        running.approval.backend == fresh.approval.backend &&
+        (fresh.approval.backend != "service" ||
+         fixed_service_settings(running.approval.service) == fixed_service_settings(fresh.approval.service));
     const bool same_audit = fixed_audit_settings(running.audit) == fixed_audit_settings(fresh.audit);
     if (same_backend && same_audit) return {};
     return std::string(!same_backend ? "approval.backend or approval.service connection settings"

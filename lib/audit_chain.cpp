@@ -46,14 +46,14 @@ LineCheck check_line(const std::string& line) {
     }
     const Json& e = r.event;
     const auto has_string = [&](const char* key) { return e.contains(key) && e[key].is_string(); };
-    r.stamped = e.contains("seq") && e["seq"].is_number_unsigned() && e.contains("hash") &&
-                is_hash_hex(e["hash"]) && e.contains("prev_hash") && is_hash_hex(e["prev_hash"]);
+    r.stamped = e.contains("seq") && e["seq"].is_number_unsigned() && e.contains("hash") && is_hash_hex(e["hash"]) &&
+                e.contains("prev_hash") && is_hash_hex(e["prev_hash"]);
     if (!r.stamped) {
         r.problem = "missing or malformed seq, prev_hash or hash";
         return r;
     }
-    if (!has_string("type") || e["type"].get_ref<const std::string&>().empty() ||
-        !has_string("event_id") || !has_string("time") || !has_string("host")) {
+    if (!has_string("type") || e["type"].get_ref<const std::string&>().empty() || !has_string("event_id") ||
+        !has_string("time") || !has_string("host")) {
         r.problem = "missing or malformed type, event_id, time or host";
         return r;
     }
@@ -76,7 +76,6 @@ std::string link_problem(const LineCheck& c, std::uint64_t prev_seq, const std::
         return "prev_hash is not the hash of event " + std::to_string(prev_seq);
     return {};
 }
-
 
 LineReader::LineReader(const std::string& path, std::uint64_t offset) : m_path(path), m_buf_offset(offset) {
     m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -135,8 +134,10 @@ void ChainVerifier::set_anchor(std::uint64_t seq, const std::string& hash) {
 }
 
 void ChainVerifier::problem(const std::string& where, const std::string& what) {
-    if (m_r.problems.size() < k_max_problems) m_r.problems.push_back(where + ": " + what);
-    else ++m_dropped;
+    if (m_r.problems.size() < k_max_problems)
+        m_r.problems.push_back(where + ": " + what);
+    else
+        ++m_dropped;
 }
 
 std::optional<std::uint64_t> ChainVerifier::line(const std::string& where, const std::string& text) {
@@ -161,7 +162,8 @@ std::optional<std::uint64_t> ChainVerifier::line(const std::string& where, const
     if (first && m_start == Start::genesis) {
         if (seq != 1)
             problem(where, "seq " + std::to_string(seq) + " is the first event, but there is no anchor.json (" +
-                               text::plural(seq - 1, "event", "events") + " missing before it, or segments were deleted by hand)");
+                               text::plural(seq - 1, "event", "events") +
+                               " missing before it, or segments were deleted by hand)");
         if (prev != k_genesis_hash)
             problem(where, "the first event's prev_hash is not the genesis hash, but there is no anchor.json");
     } else if (first && m_start == Start::free) {
@@ -177,7 +179,8 @@ std::optional<std::uint64_t> ChainVerifier::line(const std::string& where, const
                                    " (out of order or repeated)");
         }
         if (prev != m_prev_hash)
-            problem(where, "prev_hash is not the hash of " + m_prev_where + " (an event was removed, inserted or moved)");
+            problem(where,
+                    "prev_hash is not the hash of " + m_prev_where + " (an event was removed, inserted or moved)");
     }
     if (m_anchor && seq == m_anchor->seq) {
         m_anchor_seen = true;

@@ -52,8 +52,8 @@ public:
 private:
     std::string m_path;
     int m_fd = -1;
-    std::string m_buf;            // bytes of the file from m_buf_offset
-    std::size_t m_pos = 0;        // next unread byte in m_buf
+    std::string m_buf;     // bytes of the file from m_buf_offset
+    std::size_t m_pos = 0; // next unread byte in m_buf
     std::uint64_t m_buf_offset = 0;
     bool m_eof = false;
 };

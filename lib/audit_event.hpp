@@ -36,7 +36,6 @@ inline constexpr const char* error = "error";
 // no whitespace). hash = lowercase hex SHA-256 of those bytes.
 std::string canonical_bytes(const Json& event_without_hash);
 std::string sha256_hex(const std::string& bytes);
-inline constexpr const char* k_genesis_hash =
-    "0000000000000000000000000000000000000000000000000000000000000000";
+inline constexpr const char* k_genesis_hash = "0000000000000000000000000000000000000000000000000000000000000000";
 
 } // namespace jitgate::audit

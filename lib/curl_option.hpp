@@ -27,7 +27,8 @@ namespace jitgate::curl_option {
 // refuses it.
 template <typename T>
 void set(CURL* easy, CURLoption option, const char* name, T value) {
-    if (const CURLcode rc = curl_easy_setopt(easy, option, value); rc != CURLE_OK) refused(name, curl_easy_strerror(rc));
+    if (const CURLcode rc = curl_easy_setopt(easy, option, value); rc != CURLE_OK)
+        refused(name, curl_easy_strerror(rc));
 }
 
 // The same for a multi handle.

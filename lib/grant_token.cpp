@@ -21,9 +21,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lib/audit_event.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
+#include "lib/audit_event.hpp"
 
 namespace jitgate::grant_token {
 namespace {
@@ -392,10 +392,14 @@ std::string cmd_sha256(const CommandBinding& b) {
             throw Error(ErrorCode::bad_input, "cmd_sha256", std::string(name) + " is not valid UTF-8");
     // nlohmann::json objects keep their keys sorted, and argv < chroot < command < cwd < env <
     // program < runas < runas_group is exactly the order §7.3 fixes; a unit test pins the bytes.
-    const Json action = {{"argv", text::argv_to_json(b.argv)}, {"chroot", b.chroot},
-                         {"command", b.command},                {"cwd", b.cwd},
-                         {"env", text::argv_to_json(b.env)},    {"program", b.program},
-                         {"runas", b.runas},                    {"runas_group", b.runas_group}};
+    const Json action = {{"argv", text::argv_to_json(b.argv)},
+                         {"chroot", b.chroot},
+                         {"command", b.command},
+                         {"cwd", b.cwd},
+                         {"env", text::argv_to_json(b.env)},
+                         {"program", b.program},
+                         {"runas", b.runas},
+                         {"runas_group", b.runas_group}};
     // Every string is valid UTF-8 (checked above; arg_to_json guarantees it for argv and env),
     // so the strict handler cannot fire; if it ever did, throwing is the fail-closed outcome.
     const std::string bytes = action.dump(-1, ' ', false, Json::error_handler_t::strict);

@@ -52,11 +52,16 @@ Args parse_args(pam_handle_t* pamh, int argc, const char** argv) {
     Args a;
     for (int i = 0; i < argc; ++i) {
         const std::string w = argv[i];
-        if (w == "debug") a.debug = true;
-        else if (w == "mode=interactive") a.interactive = true;
-        else if (w == "mode=noninteractive") a.interactive = false;
-        else if (w.rfind("timeout=", 0) == 0) words.push_back("connect_timeout=" + w.substr(8));
-        else words.push_back(w);
+        if (w == "debug")
+            a.debug = true;
+        else if (w == "mode=interactive")
+            a.interactive = true;
+        else if (w == "mode=noninteractive")
+            a.interactive = false;
+        else if (w.rfind("timeout=", 0) == 0)
+            words.push_back("connect_timeout=" + w.substr(8));
+        else
+            words.push_back(w);
     }
     a.options = jitgate::parse_plugin_options(words);
     for (const auto& u : a.options.unknown) pam_syslog(pamh, LOG_WARNING, "ignoring unknown argument '%s'", u.c_str());
@@ -69,16 +74,22 @@ Args parse_args(pam_handle_t* pamh, int argc, const char** argv) {
 int to_pam_status(Verdict v) noexcept {
     switch (v) {
     case Verdict::allowed:
-    case Verdict::offline_break_glass: return PAM_SUCCESS;
+    case Verdict::offline_break_glass:
+        return PAM_SUCCESS;
     // Not gated by a rule: PAM_IGNORE, never PAM_SUCCESS, so that a line misplaced as
     // `sufficient` can never skip the password.
-    case Verdict::not_gated: return PAM_IGNORE;
-    case Verdict::unavailable: return PAM_AUTHINFO_UNAVAIL;
-    case Verdict::bad_input: return PAM_SERVICE_ERR;
-    case Verdict::unknown_user: return PAM_USER_UNKNOWN;
+    case Verdict::not_gated:
+        return PAM_IGNORE;
+    case Verdict::unavailable:
+        return PAM_AUTHINFO_UNAVAIL;
+    case Verdict::bad_input:
+        return PAM_SERVICE_ERR;
+    case Verdict::unknown_user:
+        return PAM_USER_UNKNOWN;
     case Verdict::denied:
     case Verdict::cancelled:
-    case Verdict::internal_error: return PAM_PERM_DENIED;
+    case Verdict::internal_error:
+        return PAM_PERM_DENIED;
     }
     return PAM_PERM_DENIED;
 }
@@ -91,7 +102,8 @@ std::string item(pam_handle_t* pamh, int type) {
 
 std::optional<std::string> ask(pam_handle_t* pamh, const std::string& text) {
     char* resp = nullptr;
-    if (pam_prompt(pamh, PAM_PROMPT_ECHO_ON, &resp, "%s", text.c_str()) != PAM_SUCCESS || resp == nullptr) return std::nullopt;
+    if (pam_prompt(pamh, PAM_PROMPT_ECHO_ON, &resp, "%s", text.c_str()) != PAM_SUCCESS || resp == nullptr)
+        return std::nullopt;
     std::string answer = resp;
     std::memset(resp, 0, answer.size());
     std::free(resp);
@@ -100,7 +112,8 @@ std::optional<std::string> ask(pam_handle_t* pamh, const std::string& text) {
 
 void keep(pam_handle_t* pamh, const char* name, const std::string& value) {
     char* copy = strdup(value.c_str());
-    if (copy != nullptr && pam_set_data(pamh, name, copy, [](pam_handle_t*, void* p, int) { std::free(p); }) != PAM_SUCCESS)
+    if (copy != nullptr &&
+        pam_set_data(pamh, name, copy, [](pam_handle_t*, void* p, int) { std::free(p); }) != PAM_SUCCESS)
         std::free(copy);
 }
 
@@ -156,8 +169,10 @@ public:
             return;
         }
         pam_syslog(m_pamh, LOG_NOTICE, "%s", jitgate::text::escape_for_log(message).c_str());
-        if (m_interactive) ask(m_pamh, m_held + message + "\nPress Enter to close: ");
-        else pam_error(m_pamh, "%s", message.c_str());
+        if (m_interactive)
+            ask(m_pamh, m_held + message + "\nPress Enter to close: ");
+        else
+            pam_error(m_pamh, "%s", message.c_str());
     }
 
 private:
@@ -168,7 +183,8 @@ private:
 
 // jitgated is down and break-glass passed: loudly, to authpriv at alert.
 void alert_offline_break_glass(pam_handle_t* pamh, const jitgate::msg::CheckRequest& r, const Status& why) {
-    pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT, "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
+    pam_syslog(pamh, LOG_AUTHPRIV | LOG_ALERT,
+               "jitgate: BREAK-GLASS login by %s from %s (service %s) while jitgated is unreachable (%s): %s",
                jitgate::text::escape_for_log(r.user).c_str(), jitgate::text::escape_for_log(r.remote_host).c_str(),
                jitgate::text::escape_for_log(r.service).c_str(), jitgate::text::escape_for_log(why.detail).c_str(),
                jitgate::text::escape_for_log(r.break_glass_reason).c_str());
@@ -196,10 +212,12 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
         alert_offline_break_glass(pamh, r, res.status);
     } else {
         if (args.debug)
-            pam_syslog(pamh, LOG_DEBUG, "user %s: %s -> %s", r.user.c_str(), jitgate::msg::to_string(res.decision.outcome), pam_strerror(pamh, rc));
+            pam_syslog(pamh, LOG_DEBUG, "user %s: %s -> %s", r.user.c_str(),
+                       jitgate::msg::to_string(res.decision.outcome), pam_strerror(pamh, rc));
         conversation.finish(res, rc == PAM_SUCCESS || rc == PAM_IGNORE);
     }
-    if (res.verdict == Verdict::offline_break_glass || (rc == PAM_SUCCESS && res.decision.outcome == jitgate::msg::Outcome::break_glass))
+    if (res.verdict == Verdict::offline_break_glass ||
+        (rc == PAM_SUCCESS && res.decision.outcome == jitgate::msg::Outcome::break_glass))
         keep(pamh, k_data_break_glass, "1");
     return rc;
 }
@@ -207,8 +225,9 @@ int check_login(pam_handle_t* pamh, int flags, const Args& args, bool interactiv
 int report_session(pam_handle_t* pamh, const Args& args, const char* event) {
     jitgate::msg::CheckRequest r;
     if (!login_request(pamh, r)) return PAM_SESSION_ERR;
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch()).count();
+    const auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
     jitgate::msg::SessionReport s;
     s.event = event;
     s.user = r.user;
@@ -228,21 +247,27 @@ int report_session(pam_handle_t* pamh, const Args& args, const char* event) {
     opts.reply_timeout_ms = 5000;
     const Status st = jitgate::client::request(opts, jitgate::msg::to_json(s), replies);
     if (!st.ok()) // the gate was at auth/account; here we keep the record somewhere an auditor looks
-        pam_syslog(pamh, LOG_AUTHPRIV | LOG_WARNING, "jitgate: session %s of %s (service %s, from %s, %lld ms) not recorded by jitgated: %s",
-                   event, jitgate::text::escape_for_log(s.user).c_str(), jitgate::text::escape_for_log(s.service).c_str(),
+        pam_syslog(pamh, LOG_AUTHPRIV | LOG_WARNING,
+                   "jitgate: session %s of %s (service %s, from %s, %lld ms) not recorded by jitgated: %s", event,
+                   jitgate::text::escape_for_log(s.user).c_str(), jitgate::text::escape_for_log(s.service).c_str(),
                    jitgate::text::escape_for_log(s.remote_host).c_str(), static_cast<long long>(s.duration_ms),
                    jitgate::text::escape_for_log(st.detail).c_str());
     return PAM_SUCCESS;
 }
 
-void report(const char* what) noexcept { syslog(LOG_AUTHPRIV | LOG_ERR, "pam_jitgate: internal error: %s", what); }
+void report(const char* what) noexcept {
+    syslog(LOG_AUTHPRIV | LOG_ERR, "pam_jitgate: internal error: %s", what);
+}
 
 } // namespace
 
 extern "C" {
 
-__attribute__((visibility("default"))) int pam_sm_authenticate(pam_handle_t* pamh, int flags, int argc, const char** argv) {
-    return jitgate::abi_guard(to_pam_status(Verdict::internal_error), [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), true); }, report);
+__attribute__((visibility("default"))) int pam_sm_authenticate(pam_handle_t* pamh, int flags, int argc,
+                                                               const char** argv) {
+    return jitgate::abi_guard(
+        to_pam_status(Verdict::internal_error),
+        [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), true); }, report);
 }
 
 __attribute__((visibility("default"))) int pam_sm_setcred(pam_handle_t*, int, int, const char**) {
@@ -251,16 +276,21 @@ __attribute__((visibility("default"))) int pam_sm_setcred(pam_handle_t*, int, in
     return PAM_SUCCESS;
 }
 
-__attribute__((visibility("default"))) int pam_sm_acct_mgmt(pam_handle_t* pamh, int flags, int argc, const char** argv) {
-    return jitgate::abi_guard(to_pam_status(Verdict::internal_error), [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), false); }, report);
+__attribute__((visibility("default"))) int pam_sm_acct_mgmt(pam_handle_t* pamh, int flags, int argc,
+                                                            const char** argv) {
+    return jitgate::abi_guard(
+        to_pam_status(Verdict::internal_error),
+        [&] { return check_login(pamh, flags, parse_args(pamh, argc, argv), false); }, report);
 }
 
 __attribute__((visibility("default"))) int pam_sm_open_session(pam_handle_t* pamh, int, int argc, const char** argv) {
-    return jitgate::abi_guard(PAM_SESSION_ERR, [&] { return report_session(pamh, parse_args(pamh, argc, argv), "opened"); }, report);
+    return jitgate::abi_guard(
+        PAM_SESSION_ERR, [&] { return report_session(pamh, parse_args(pamh, argc, argv), "opened"); }, report);
 }
 
 __attribute__((visibility("default"))) int pam_sm_close_session(pam_handle_t* pamh, int, int argc, const char** argv) {
-    return jitgate::abi_guard(PAM_SESSION_ERR, [&] { return report_session(pamh, parse_args(pamh, argc, argv), "closed"); }, report);
+    return jitgate::abi_guard(
+        PAM_SESSION_ERR, [&] { return report_session(pamh, parse_args(pamh, argc, argv), "closed"); }, report);
 }
 
 } // extern "C"

@@ -57,15 +57,21 @@ State& state() {
 }
 
 volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_interrupt(int) { g_interrupted = 1; }
+extern "C" void on_interrupt(int) {
+    g_interrupted = 1;
+}
 
 void report(const char* what) noexcept {
     if (state().print != nullptr) state().print(SUDO_CONV_ERROR_MSG, "jitgate: internal error: %s\n", what);
 }
 
-std::string user_of(uid_t uid) { return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid)); }
+std::string user_of(uid_t uid) {
+    return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid));
+}
 
-std::string group_of(gid_t gid) { return jitgate::group_name_of(gid).value_or("#" + std::to_string(gid)); }
+std::string group_of(gid_t gid) {
+    return jitgate::group_name_of(gid).value_or("#" + std::to_string(gid));
+}
 
 long number(const char* s, long fallback) {
     if (s == nullptr) return fallback;
@@ -108,8 +114,8 @@ private:
     static constexpr std::size_t k_count = 4;
     static constexpr int k_signals[k_count] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
     struct sigaction m_old[k_count] {};
-    sigset_t m_set {};
-    sigset_t m_old_mask {};
+    sigset_t m_set{};
+    sigset_t m_old_mask{};
 };
 
 // Puts `argv` on the request within the frame budget; longer command lines are flagged so
@@ -171,13 +177,16 @@ int to_sudo_status(Verdict v) noexcept {
     switch (v) {
     case Verdict::allowed:
     case Verdict::not_gated:
-    case Verdict::offline_break_glass: return 1;
-    case Verdict::internal_error: return -1;
+    case Verdict::offline_break_glass:
+        return 1;
+    case Verdict::internal_error:
+        return -1;
     case Verdict::denied:
     case Verdict::cancelled:
     case Verdict::unavailable:
     case Verdict::bad_input:
-    case Verdict::unknown_user: return 0;
+    case Verdict::unknown_user:
+        return 0;
     }
     return 0;
 }
@@ -194,9 +203,11 @@ jitgate::msg::CheckRequest command_request(const jitgate::msg::CheckRequest& bas
     jitgate::msg::CheckRequest r = base;
     const char* command = jitgate::find_value(command_info, "command");
     r.command = command != nullptr ? command : "";
-    r.runas_uid = number(jitgate::find_value(command_info, "runas_euid"), number(jitgate::find_value(command_info, "runas_uid"), 0));
+    r.runas_uid = number(jitgate::find_value(command_info, "runas_euid"),
+                         number(jitgate::find_value(command_info, "runas_uid"), 0));
     r.runas_user = user_of(static_cast<uid_t>(r.runas_uid));
-    r.runas_gid = number(jitgate::find_value(command_info, "runas_egid"), number(jitgate::find_value(command_info, "runas_gid"), -1));
+    r.runas_gid = number(jitgate::find_value(command_info, "runas_egid"),
+                         number(jitgate::find_value(command_info, "runas_gid"), -1));
     if (r.runas_gid >= 0) r.runas_group = group_of(static_cast<gid_t>(r.runas_gid));
     const char* run_cwd = jitgate::find_value(command_info, "cwd");
     r.run_cwd = run_cwd != nullptr ? run_cwd : r.cwd; // sudo stays in the user's cwd unless told otherwise
@@ -213,7 +224,8 @@ jitgate::client::UserIo sudo_io(const State& s) {
     jitgate::client::UserIo io;
     io.notice = [&s](const std::string& line) { s.print(SUDO_CONV_ERROR_MSG, "%s\n", line.c_str()); };
     io.prompt = [&s](const std::string& text, bool echo) -> std::optional<std::string> {
-        sudo_conv_message m{(echo ? SUDO_CONV_PROMPT_ECHO_ON : SUDO_CONV_PROMPT_ECHO_OFF) | SUDO_CONV_PREFER_TTY, 0, text.c_str()};
+        sudo_conv_message m{(echo ? SUDO_CONV_PROMPT_ECHO_ON : SUDO_CONV_PROMPT_ECHO_OFF) | SUDO_CONV_PREFER_TTY, 0,
+                            text.c_str()};
         sudo_conv_reply reply{nullptr};
         if (s.conv == nullptr || s.conv(1, &m, &reply, nullptr) != 0 || reply.reply == nullptr) return std::nullopt;
         std::string answer = reply.reply;
@@ -237,21 +249,29 @@ void tell_user(State& s, const jitgate::CheckResult& res, const char** errstr) {
     case Verdict::offline_break_glass: {
         const std::string line = "jitgate: BREAK-GLASS by " + jitgate::text::escape_for_log(s.base.user) +
                                  " while jitgated is unreachable (" + jitgate::text::escape_for_log(st.detail) +
-                                 "): command " + jitgate::text::display_argv(s.run_argv) + " reason: " +
-                                 jitgate::text::escape_for_log(s.base.break_glass_reason);
+                                 "): command " + jitgate::text::display_argv(s.run_argv) +
+                                 " reason: " + jitgate::text::escape_for_log(s.base.break_glass_reason);
         syslog(LOG_AUTHPRIV | LOG_ALERT, "%s", line.c_str());
         s.print(SUDO_CONV_ERROR_MSG, "%s\njitgate: this break-glass use has been logged and alerted.\n", line.c_str());
         return;
     }
     case Verdict::denied:
-        if (st.code == ErrorCode::denied) s.errstr = res.decision.message.empty() ? "jitgate: denied" : res.decision.message;
-        else s.errstr = "jitgate: denied: " + st.detail;
+        if (st.code == ErrorCode::denied)
+            s.errstr = res.decision.message.empty() ? "jitgate: denied" : res.decision.message;
+        else
+            s.errstr = "jitgate: denied: " + st.detail;
         break;
-    case Verdict::cancelled: s.errstr = "jitgate: cancelled; the request was withdrawn"; break;
-    case Verdict::unavailable: s.errstr = "jitgate: denied: " + st.detail + " (fail closed)"; break;
+    case Verdict::cancelled:
+        s.errstr = "jitgate: cancelled; the request was withdrawn";
+        break;
+    case Verdict::unavailable:
+        s.errstr = "jitgate: denied: " + st.detail + " (fail closed)";
+        break;
     case Verdict::bad_input:
     case Verdict::unknown_user:
-    case Verdict::internal_error: s.errstr = "jitgate: denied: " + st.detail; break;
+    case Verdict::internal_error:
+        s.errstr = "jitgate: denied: " + st.detail;
+        break;
     }
     s.print(SUDO_CONV_ERROR_MSG, "%s\n", s.errstr.c_str());
     *errstr = s.errstr.c_str();
@@ -314,7 +334,8 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
     const int rc = to_sudo_status(res.verdict);
     if (rc == 1) {
         s.approved = true;
-        s.started = std::chrono::steady_clock::now(); // sudo calls accept() before check(): time the command, not the wait
+        s.started =
+            std::chrono::steady_clock::now(); // sudo calls accept() before check(): time the command, not the wait
     }
     tell_user(s, res, errstr);
     return rc;
@@ -350,7 +371,8 @@ void audit_close(int status_type, int status) {
         if (f.run_argv.size() * 64 + a.size() > jitgate::msg::k_argv_budget / 2) break;
         f.run_argv.push_back(a);
     }
-    f.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - s.started).count();
+    f.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - s.started).count();
     if (status_type == SUDO_PLUGIN_WAIT_STATUS && WIFEXITED(status)) {
         f.status_type = "exit";
         f.exit_status = WEXITSTATUS(status);
@@ -368,7 +390,8 @@ void audit_close(int status_type, int status) {
     opts.reply_timeout_ms = 5000;
     const Status st = jitgate::client::request(opts, jitgate::msg::to_json(f), replies);
     if (!st.ok()) // keep the outcome somewhere an auditor looks, even with the daemon gone
-        syslog(LOG_AUTHPRIV | LOG_WARNING, "jitgate: could not report command.finished to jitgated (%s): user=%s command=%s status=%s/%lld",
+        syslog(LOG_AUTHPRIV | LOG_WARNING,
+               "jitgate: could not report command.finished to jitgated (%s): user=%s command=%s status=%s/%lld",
                jitgate::text::escape_for_log(st.detail).c_str(), jitgate::text::escape_for_log(f.user).c_str(),
                jitgate::text::escape_for_log(f.command).c_str(), f.status_type.c_str(),
                static_cast<long long>(f.status_type == "signal" ? f.signal : f.exit_status));
@@ -398,42 +421,55 @@ static int jg_approval_open(unsigned int version, sudo_conv_t conversation, sudo
                             char* const submit_argv[], char* const submit_envp[], char* const plugin_options[],
                             const char** errstr) {
     // On any trouble we still return 1 and deny in check(): 0 would disable the plugin.
-    return jitgate::abi_guard(1, [&] {
-        return approval_open(version, conversation, sudo_printf, settings, user_info, submit_optind, submit_argv,
-                             submit_envp, plugin_options, errstr);
-    }, report);
+    return jitgate::abi_guard(
+        1,
+        [&] {
+            return approval_open(version, conversation, sudo_printf, settings, user_info, submit_optind, submit_argv,
+                                 submit_envp, plugin_options, errstr);
+        },
+        report);
 }
 
 static void jg_approval_close(void) {}
 
 static int jg_approval_check(char* const command_info[], char* const run_argv[], char* const run_envp[],
                              const char** errstr) {
-    return jitgate::abi_guard(to_sudo_status(Verdict::internal_error), [&] { return approval_check(command_info, run_argv, run_envp, errstr); }, report);
+    return jitgate::abi_guard(
+        to_sudo_status(Verdict::internal_error),
+        [&] { return approval_check(command_info, run_argv, run_envp, errstr); }, report);
 }
 
 static int jg_show_version(int verbose) {
-    return jitgate::abi_guard(1, [&] { return show_version(verbose); }, report);
+    return jitgate::abi_guard(
+        1, [&] { return show_version(verbose); }, report);
 }
 
 static int jg_audit_open(unsigned int version, sudo_conv_t conversation, sudo_printf_t sudo_printf,
                          char* const settings[], char* const user_info[], int submit_optind, char* const submit_argv[],
                          char* const submit_envp[], char* const plugin_options[], const char** errstr) {
-    return jitgate::abi_guard(1, [&] {
-        return audit_open(version, conversation, sudo_printf, settings, user_info, submit_optind, submit_argv,
-                          submit_envp, plugin_options, errstr);
-    }, report);
+    return jitgate::abi_guard(
+        1,
+        [&] {
+            return audit_open(version, conversation, sudo_printf, settings, user_info, submit_optind, submit_argv,
+                              submit_envp, plugin_options, errstr);
+        },
+        report);
 }
 
 static void jg_audit_close(int status_type, int status) {
-    jitgate::abi_guard(0, [&] {
-        audit_close(status_type, status);
-        return 0;
-    }, report);
+    jitgate::abi_guard(
+        0,
+        [&] {
+            audit_close(status_type, status);
+            return 0;
+        },
+        report);
 }
 
 static int jg_audit_accept(const char* plugin_name, unsigned int plugin_type, char* const command_info[],
                            char* const run_argv[], char* const run_envp[], const char** errstr) {
-    return jitgate::abi_guard(1, [&] { return audit_accept(plugin_name, plugin_type, command_info, run_argv, run_envp, errstr); }, report);
+    return jitgate::abi_guard(
+        1, [&] { return audit_accept(plugin_name, plugin_type, command_info, run_argv, run_envp, errstr); }, report);
 }
 
 __attribute__((visibility("default"))) struct approval_plugin jitgate_approval = {
@@ -441,11 +477,7 @@ __attribute__((visibility("default"))) struct approval_plugin jitgate_approval =
 };
 
 __attribute__((visibility("default"))) struct audit_plugin jitgate_audit = {
-    SUDO_AUDIT_PLUGIN,
-    SUDO_API_VERSION,
-    jg_audit_open,
-    jg_audit_close,
-    jg_audit_accept,
+    SUDO_AUDIT_PLUGIN, SUDO_API_VERSION, jg_audit_open, jg_audit_close, jg_audit_accept,
     nullptr, // reject: the approval plugin's deny is already audited by the daemon
     nullptr, // error
     jg_show_version,

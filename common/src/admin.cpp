@@ -21,19 +21,25 @@ std::string type_of(const Json& j) {
     return wire::require_string(j, "type");
 }
 
-Json to_json(const PendingRequest&) { return Json{{"type", k_pending}}; }
+Json to_json(const PendingRequest&) {
+    return Json{{"type", k_pending}};
+}
 PendingRequest pending_from_json(const Json& j) {
     require_type(j, k_pending);
     return {};
 }
 
-Json to_json(const GrantsRequest&) { return Json{{"type", k_grants}}; }
+Json to_json(const GrantsRequest&) {
+    return Json{{"type", k_grants}};
+}
 GrantsRequest grants_from_json(const Json& j) {
     require_type(j, k_grants);
     return {};
 }
 
-Json to_json(const ApproveRequest& r) { return Json{{"type", k_approve}, {"id", r.id}}; }
+Json to_json(const ApproveRequest& r) {
+    return Json{{"type", k_approve}, {"id", r.id}};
+}
 ApproveRequest approve_from_json(const Json& j) {
     require_type(j, k_approve);
     ApproveRequest r{wire::require_string(j, "id")};
@@ -43,7 +49,9 @@ ApproveRequest approve_from_json(const Json& j) {
     return r;
 }
 
-Json to_json(const DenyRequest& r) { return Json{{"type", k_deny}, {"id", r.id}, {"reason", r.reason}}; }
+Json to_json(const DenyRequest& r) {
+    return Json{{"type", k_deny}, {"id", r.id}, {"reason", r.reason}};
+}
 DenyRequest deny_from_json(const Json& j) {
     require_type(j, k_deny);
     DenyRequest r;
@@ -52,7 +60,9 @@ DenyRequest deny_from_json(const Json& j) {
     return r;
 }
 
-Json to_json(const RevokeRequest& r) { return Json{{"type", k_revoke}, {"id", r.id}, {"reason", r.reason}}; }
+Json to_json(const RevokeRequest& r) {
+    return Json{{"type", k_revoke}, {"id", r.id}, {"reason", r.reason}};
+}
 RevokeRequest revoke_from_json(const Json& j) {
     require_type(j, k_revoke);
     RevokeRequest r;
@@ -61,19 +71,25 @@ RevokeRequest revoke_from_json(const Json& j) {
     return r;
 }
 
-Json to_json(const StatusRequest&) { return Json{{"type", k_status}}; }
+Json to_json(const StatusRequest&) {
+    return Json{{"type", k_status}};
+}
 StatusRequest status_from_json(const Json& j) {
     require_type(j, k_status);
     return {};
 }
 
-Json to_json(const PingRequest&) { return Json{{"type", k_ping}}; }
+Json to_json(const PingRequest&) {
+    return Json{{"type", k_ping}};
+}
 PingRequest ping_from_json(const Json& j) {
     require_type(j, k_ping);
     return {};
 }
 
-Json to_json(const ItemReply& r) { return Json{{"type", k_item}, {"item", r.item}}; }
+Json to_json(const ItemReply& r) {
+    return Json{{"type", k_item}, {"item", r.item}};
+}
 ItemReply item_from_json(const Json& j) {
     require_type(j, k_item);
     const auto it = j.find("item");
@@ -82,7 +98,9 @@ ItemReply item_from_json(const Json& j) {
     return {*it};
 }
 
-Json to_json(const EndReply& r) { return Json{{"type", k_end}, {"count", r.count}}; }
+Json to_json(const EndReply& r) {
+    return Json{{"type", k_end}, {"count", r.count}};
+}
 EndReply end_from_json(const Json& j) {
     require_type(j, k_end);
     return {wire::require_int(j, "count")};
@@ -97,7 +115,8 @@ Json to_json(const OkReply& r) {
 OkReply ok_from_json(const Json& j) {
     require_type(j, k_ok);
     OkReply r;
-    if (const auto it = j.find("message"); it != j.end() && !it->is_null()) r.message = wire::require_string(j, "message");
+    if (const auto it = j.find("message"); it != j.end() && !it->is_null())
+        r.message = wire::require_string(j, "message");
     if (const auto it = j.find("status"); it != j.end() && !it->is_null()) {
         if (!it->is_object()) throw Error(ErrorCode::protocol, "status", "must be an object");
         r.status = *it;
@@ -105,7 +124,9 @@ OkReply ok_from_json(const Json& j) {
     return r;
 }
 
-Json to_json(const ErrorReply& r) { return Json{{"type", k_error}, {"code", r.code}, {"message", r.message}}; }
+Json to_json(const ErrorReply& r) {
+    return Json{{"type", k_error}, {"code", r.code}, {"message", r.message}};
+}
 ErrorReply error_from_json(const Json& j) {
     require_type(j, k_error);
     ErrorReply r;

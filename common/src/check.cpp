@@ -13,7 +13,8 @@ CheckResult check(const PluginOptions& options, msg::CheckRequest& request, cons
         if (auto answer = io.prompt(k_break_glass_prompt, true)) request.break_glass_reason = std::move(*answer);
     }
     CheckResult res;
-    res.status = client::run_check(options.client, request, io, settings.interrupted, res.decision, settings.wake_signals);
+    res.status =
+        client::run_check(options.client, request, io, settings.interrupted, res.decision, settings.wake_signals);
     if (res.status.ok() && res.decision.allow) {
         // Not gated by a rule is told apart: PAM must answer it with PAM_IGNORE, never success.
         res.verdict = res.decision.outcome == msg::Outcome::allowed_by_rule ? Verdict::not_gated : Verdict::allowed;
@@ -23,10 +24,10 @@ CheckResult check(const PluginOptions& options, msg::CheckRequest& request, cons
         res.verdict = Verdict::cancelled;
     } else if (is_offline(res.status.code)) {
         // SECURITY NOTE: nothing records this pass but the caller's alert; see jitgate/offline.hpp.
-        res.verdict = offline_break_glass_allowed(res.status, request.user, request.break_glass_reason,
-                                                  options.break_glass_group)
-                          ? Verdict::offline_break_glass
-                          : Verdict::unavailable;
+        res.verdict =
+            offline_break_glass_allowed(res.status, request.user, request.break_glass_reason, options.break_glass_group)
+                ? Verdict::offline_break_glass
+                : Verdict::unavailable;
     } else if (res.status.code == ErrorCode::bad_input) {
         res.verdict = Verdict::bad_input;
     } else {

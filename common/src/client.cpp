@@ -21,7 +21,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 
 // uid of the daemon's system user, or -1 if there is no such user (then only root is trusted).
 long daemon_uid(const std::string& name) {
@@ -29,7 +31,9 @@ long daemon_uid(const std::string& name) {
     return uid ? static_cast<long>(*uid) : -1;
 }
 
-bool trusted_uid(uid_t uid, long daemon) { return uid == 0 || (daemon >= 0 && static_cast<long>(uid) == daemon); }
+bool trusted_uid(uid_t uid, long daemon) {
+    return uid == 0 || (daemon >= 0 && static_cast<long>(uid) == daemon);
+}
 
 int remaining_ms(Clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -103,7 +107,9 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     return *this;
 }
 
-Connection::~Connection() { close(); }
+Connection::~Connection() {
+    close();
+}
 
 void Connection::close() noexcept {
     if (m_fd >= 0) ::close(m_fd);
@@ -124,16 +130,15 @@ Status Connection::open(const Options& options) {
     // only root or the daemon user may own it, so no other user can pose as the daemon.
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
-        return Status::failure(ErrorCode::daemon_unreachable,
-                               "cannot reach jitgated at " + path + ": " + errno_text(errno) + " (is jitgated running?)");
+        return Status::failure(ErrorCode::daemon_unreachable, "cannot reach jitgated at " + path + ": " +
+                                                                  errno_text(errno) + " (is jitgated running?)");
     // Look the daemon user up only for a socket root does not own: an NSS lookup can cost
     // tens of microseconds (more for a missing user), and this is the fast path.
     const long daemon = st.st_uid == 0 ? -1 : daemon_uid(options.daemon_user);
-    if (!S_ISSOCK(st.st_mode))
-        return Status::failure(ErrorCode::untrusted_daemon, path + " is not a socket");
+    if (!S_ISSOCK(st.st_mode)) return Status::failure(ErrorCode::untrusted_daemon, path + " is not a socket");
     if (!trusted_uid(st.st_uid, daemon))
-        return Status::failure(ErrorCode::untrusted_daemon,
-                               path + " is owned by uid " + std::to_string(st.st_uid) + ", not root or " + options.daemon_user);
+        return Status::failure(ErrorCode::untrusted_daemon, path + " is owned by uid " + std::to_string(st.st_uid) +
+                                                                ", not root or " + options.daemon_user);
 
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return Status::failure(ErrorCode::internal, "socket(): " + errno_text(errno));
@@ -156,7 +161,8 @@ Status Connection::open(const Options& options) {
     }
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != st.st_uid || !trusted_uid(cred.uid, daemon)) {
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != st.st_uid ||
+        !trusted_uid(cred.uid, daemon)) {
         close();
         return Status::failure(ErrorCode::untrusted_daemon,
                                "the process behind " + path + " runs as uid " + std::to_string(cred.uid) +
@@ -185,7 +191,8 @@ Status Connection::send(const wire::Json& message) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             pollfd p{m_fd, POLLOUT, 0};
-            if (::poll(&p, 1, remaining_ms(deadline)) <= 0) return Status::failure(ErrorCode::timeout, "sending to jitgated timed out");
+            if (::poll(&p, 1, remaining_ms(deadline)) <= 0)
+                return Status::failure(ErrorCode::timeout, "sending to jitgated timed out");
             continue;
         }
         const int err = errno;
@@ -198,7 +205,8 @@ Status Connection::send(const wire::Json& message) {
 Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::sig_atomic_t* interrupted,
                            const sigset_t* wake_signals) {
     if (m_fd < 0) return Status::failure(ErrorCode::internal, "receive on a closed connection");
-    const auto deadline = timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto deadline =
+        timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
     char buf[16384];
     for (;;) {
         try {
@@ -236,7 +244,8 @@ Status Connection::receive(wire::Json& out, int timeout_ms, const volatile std::
 
 namespace {
 Status run_check_unguarded(const Options& options, const msg::CheckRequest& request, const UserIo& io,
-                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out, const sigset_t* wake_signals);
+                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out,
+                           const sigset_t* wake_signals);
 } // namespace
 
 Status run_check(const Options& options, const msg::CheckRequest& request, const UserIo& io,
@@ -252,7 +261,8 @@ Status run_check(const Options& options, const msg::CheckRequest& request, const
 
 namespace {
 Status run_check_unguarded(const Options& options, const msg::CheckRequest& request, const UserIo& io,
-                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out, const sigset_t* wake_signals) {
+                           const volatile std::sig_atomic_t* interrupted, msg::Decision& out,
+                           const sigset_t* wake_signals) {
     out = msg::Decision{};
     out.outcome = msg::Outcome::error;
     Connection conn;
@@ -271,15 +281,20 @@ Status run_check_unguarded(const Options& options, const msg::CheckRequest& requ
             const auto it = m.find("wait_s");
             const bool starts_wait = it != m.end() && it->is_number_integer();
             if (starts_wait)
-                timeout_ms = static_cast<int>(std::clamp<std::int64_t>(it->get<std::int64_t>() + 30, 1, 86400 * 2) * 1000);
-            if (starts_wait && io.waiting) io.waiting(m.value("text", ""));
-            else if (io.notice) io.notice(m.value("text", ""));
+                timeout_ms =
+                    static_cast<int>(std::clamp<std::int64_t>(it->get<std::int64_t>() + 30, 1, 86400 * 2) * 1000);
+            if (starts_wait && io.waiting)
+                io.waiting(m.value("text", ""));
+            else if (io.notice)
+                io.notice(m.value("text", ""));
         } else if (type == msg::k_prompt) {
             const std::string field = m.value("field", "");
             std::optional<std::string> answer;
             if (io.prompt) answer = io.prompt(m.value("text", field + ": "), m.value("echo", true));
             if (interrupted != nullptr && *interrupted) return Status::failure(ErrorCode::interrupted, "interrupted");
-            wire::Json reply{{"type", msg::k_input}, {"field", field}, {"given", answer.has_value()},
+            wire::Json reply{{"type", msg::k_input},
+                             {"field", field},
+                             {"given", answer.has_value()},
                              {"value", text::arg_to_json(answer.value_or(""))}};
             if (Status s = conn.send(reply); !s.ok()) return s;
         } else if (type == msg::k_decision) {
@@ -308,7 +323,8 @@ Status request(const Options& options, const wire::Json& message, std::vector<wi
         if (Status s = conn.receive(m, options.reply_timeout_ms); !s.ok()) return s;
         const std::string type = m.value("type", "");
         replies.push_back(std::move(m));
-        if (type == msg::k_end || type == msg::k_ok || type == msg::k_decision || type == msg::k_error) return Status::success();
+        if (type == msg::k_end || type == msg::k_ok || type == msg::k_decision || type == msg::k_error)
+            return Status::success();
     }
 }
 

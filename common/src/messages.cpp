@@ -58,7 +58,8 @@ std::vector<std::string> optional_argv(const Json& j, const char* field) {
 void require_version(const Json& j) {
     const auto v = optional_int(j, "v", k_protocol_version);
     if (v != k_protocol_version)
-        throw Error(ErrorCode::protocol, "v", "protocol version " + std::to_string(v) + " is not supported (this daemon speaks 1)");
+        throw Error(ErrorCode::protocol, "v",
+                    "protocol version " + std::to_string(v) + " is not supported (this daemon speaks 1)");
 }
 } // namespace
 
@@ -66,7 +67,8 @@ CheckRequest check_from_json(const Json& j) {
     require_version(j);
     CheckRequest r;
     r.kind = require_string(j, "kind");
-    if (r.kind != "sudo" && r.kind != "login") throw Error(ErrorCode::protocol, "kind", "must be \"sudo\" or \"login\"");
+    if (r.kind != "sudo" && r.kind != "login")
+        throw Error(ErrorCode::protocol, "kind", "must be \"sudo\" or \"login\"");
     r.user = require_string(j, "user");
     r.uid = require_int(j, "uid");
     r.pid = optional_int(j, "pid", -1);
@@ -134,7 +136,8 @@ FinishedReport finished_from_json(const Json& j) {
     r.request_id = optional_string(j, "request_id");
     r.grant_id = optional_string(j, "grant_id");
     r.status_type = require_string(j, "status_type");
-    if (r.status_type != "exit" && r.status_type != "signal" && r.status_type != "exec_error" && r.status_type != "not_run")
+    if (r.status_type != "exit" && r.status_type != "signal" && r.status_type != "exec_error" &&
+        r.status_type != "not_run")
         throw Error(ErrorCode::protocol, "status_type", "must be exit, signal, exec_error or not_run");
     r.exit_status = optional_int(j, "exit_status", -1);
     r.signal = optional_int(j, "signal", 0);
@@ -145,17 +148,25 @@ FinishedReport finished_from_json(const Json& j) {
 }
 
 Json to_json(const SessionReport& r) {
-    return Json{{"type", k_session},       {"v", k_protocol_version}, {"event", r.event},
-                {"user", r.user},          {"uid", r.uid},            {"service", r.service},
-                {"remote_host", r.remote_host}, {"tty", r.tty},       {"request_id", r.request_id},
-                {"grant_id", r.grant_id},  {"duration_ms", r.duration_ms}};
+    return Json{{"type", k_session},
+                {"v", k_protocol_version},
+                {"event", r.event},
+                {"user", r.user},
+                {"uid", r.uid},
+                {"service", r.service},
+                {"remote_host", r.remote_host},
+                {"tty", r.tty},
+                {"request_id", r.request_id},
+                {"grant_id", r.grant_id},
+                {"duration_ms", r.duration_ms}};
 }
 
 SessionReport session_from_json(const Json& j) {
     require_version(j);
     SessionReport r;
     r.event = require_string(j, "event");
-    if (r.event != "opened" && r.event != "closed") throw Error(ErrorCode::protocol, "event", "must be opened or closed");
+    if (r.event != "opened" && r.event != "closed")
+        throw Error(ErrorCode::protocol, "event", "must be opened or closed");
     r.user = require_string(j, "user");
     r.uid = require_int(j, "uid");
     r.service = optional_string(j, "service");
@@ -173,11 +184,16 @@ struct OutcomeName {
     const char* name;
 };
 constexpr OutcomeName k_outcome_names[] = {
-    {Outcome::allowed_by_rule, "allowed_by_rule"}, {Outcome::grant, "grant"},
-    {Outcome::approved, "approved"},               {Outcome::break_glass, "break_glass"},
-    {Outcome::denied, "denied"},                   {Outcome::timeout, "timeout"},
-    {Outcome::filed, "filed"},                     {Outcome::cancelled, "cancelled"},
-    {Outcome::invalid_grant, "invalid_grant"},     {Outcome::error, "error"},
+    {Outcome::allowed_by_rule, "allowed_by_rule"},
+    {Outcome::grant, "grant"},
+    {Outcome::approved, "approved"},
+    {Outcome::break_glass, "break_glass"},
+    {Outcome::denied, "denied"},
+    {Outcome::timeout, "timeout"},
+    {Outcome::filed, "filed"},
+    {Outcome::cancelled, "cancelled"},
+    {Outcome::invalid_grant, "invalid_grant"},
+    {Outcome::error, "error"},
 };
 } // namespace
 
@@ -194,7 +210,7 @@ Outcome outcome_from_string(std::string_view name) {
 }
 
 Json to_json(const Decision& d) {
-    return Json{{"type", k_decision}, {"allow", d.allow},           {"outcome", to_string(d.outcome)},
+    return Json{{"type", k_decision},   {"allow", d.allow},           {"outcome", to_string(d.outcome)},
                 {"message", d.message}, {"request_id", d.request_id}, {"grant_id", d.grant_id},
                 {"rule", d.rule}};
 }
@@ -204,7 +220,8 @@ Decision decision_from_json(const Json& j) {
     const auto it = j.find("allow");
     if (it == j.end() || !it->is_boolean()) throw Error(ErrorCode::protocol, "allow", "missing or not a boolean");
     d.allow = it->get<bool>();
-    if (const std::string outcome = optional_string(j, "outcome"); !outcome.empty()) d.outcome = outcome_from_string(outcome);
+    if (const std::string outcome = optional_string(j, "outcome"); !outcome.empty())
+        d.outcome = outcome_from_string(outcome);
     d.message = optional_string(j, "message");
     d.request_id = optional_string(j, "request_id");
     d.grant_id = optional_string(j, "grant_id");

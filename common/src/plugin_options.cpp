@@ -13,8 +13,10 @@ PluginOptions parse_plugin_options(const std::vector<std::string>& words) {
         const std::string key = w.substr(0, eq);
         const std::string value = eq == std::string::npos ? std::string() : w.substr(eq + 1);
         if (key == "socket") {
-            if (value.empty() || value.front() != '/') o.errors.push_back("socket must be an absolute path, got '" + value + "'");
-            else o.client.socket_path = value;
+            if (value.empty() || value.front() != '/')
+                o.errors.push_back("socket must be an absolute path, got '" + value + "'");
+            else
+                o.client.socket_path = value;
         } else if (key == "daemon_user") {
             o.client.daemon_user = value;
         } else if (key == "break_glass_group") {
@@ -24,7 +26,8 @@ PluginOptions parse_plugin_options(const std::vector<std::string>& words) {
             const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
             if (ec != std::errc{} || p != value.data() + value.size() || ms < 10 || ms > 600000)
                 o.errors.push_back("connect_timeout must be milliseconds between 10 and 600000, got '" + value + "'");
-            else o.client.connect_timeout_ms = ms;
+            else
+                o.client.connect_timeout_ms = ms;
         } else {
             o.unknown.push_back(w);
         }

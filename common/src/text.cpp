@@ -16,10 +16,17 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
     if (c < 0x80) return 1;
     std::size_t len = 0;
     std::uint32_t cp = 0;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1Fu; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0Fu; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07u; }
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07u;
+    } else
+        return 0;
     if (i + len > s.size()) return 0;
     for (std::size_t k = 1; k < len; ++k) {
         const unsigned char cc = byte(i + k);
@@ -27,8 +34,7 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
         cp = (cp << 6) | (cc & 0x3Fu);
     }
     // Overlongs, surrogates and code points past U+10FFFF are invalid.
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return len;
 }
@@ -81,12 +87,18 @@ std::string escape_for_log(std::string_view s) {
             continue;
         }
         if (n == 1) {
-            if (c == '\\') out += "\\\\";
-            else if (c == '\n') out += "\\n";
-            else if (c == '\r') out += "\\r";
-            else if (c == '\t') out += "\\t";
-            else if (c < 0x20 || c == 0x7F) append_hex_escape(out, c);
-            else out += static_cast<char>(c);
+            if (c == '\\')
+                out += "\\\\";
+            else if (c == '\n')
+                out += "\\n";
+            else if (c == '\r')
+                out += "\\r";
+            else if (c == '\t')
+                out += "\\t";
+            else if (c < 0x20 || c == 0x7F)
+                append_hex_escape(out, c);
+            else
+                out += static_cast<char>(c);
         } else if (n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) {
             // C1 controls (U+0080..U+009F): some terminals act on them (CSI is U+009B).
             append_hex_escape(out, c);
@@ -111,8 +123,10 @@ std::string display_argv(const std::vector<std::string>& argv) {
         if (e.empty() || e.find_first_of(" '") != std::string::npos) {
             out += '\'';
             for (char ch : e) {
-                if (ch == '\'') out += "\\'";
-                else out += ch;
+                if (ch == '\'')
+                    out += "\\'";
+                else
+                    out += ch;
             }
             out += '\'';
         } else {
@@ -176,8 +190,10 @@ std::string base64url_encode(std::string_view bytes) {
     std::string out = base64_encode(bytes);
     while (!out.empty() && out.back() == '=') out.pop_back();
     for (auto& ch : out) {
-        if (ch == '+') ch = '-';
-        else if (ch == '/') ch = '_';
+        if (ch == '+')
+            ch = '-';
+        else if (ch == '/')
+            ch = '_';
     }
     return out;
 }
@@ -187,8 +203,7 @@ std::string base64url_decode(std::string_view text) {
     std::string std_form;
     std_form.reserve(text.size() + 3);
     for (const char ch : text) {
-        if (ch == '+' || ch == '/' || ch == '=')
-            throw Error(ErrorCode::protocol, "base64url", "invalid character");
+        if (ch == '+' || ch == '/' || ch == '=') throw Error(ErrorCode::protocol, "base64url", "invalid character");
         std_form += ch == '-' ? '+' : ch == '_' ? '/' : ch;
     }
     while (std_form.size() % 4 != 0) std_form += '=';

@@ -39,7 +39,9 @@ void FrameDecoder::feed(std::string_view bytes) {
 
 std::optional<Json> FrameDecoder::next() {
     if (m_buf.size() - m_pos < k_header_size) return std::nullopt;
-    const auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(m_buf[m_pos + i])); };
+    const auto b = [&](std::size_t i) {
+        return static_cast<std::uint32_t>(static_cast<unsigned char>(m_buf[m_pos + i]));
+    };
     const std::uint32_t n = (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
     if (n == 0) throw Error(ErrorCode::protocol, "frame", "empty frame");
     if (n > k_max_frame)

@@ -42,8 +42,8 @@ public:
                           const Json& extra) = 0;
     // Denied: records `event_type` with `outcome`, `message` and `extra`, then tells the
     // client "jitgate: request <id> <message>". The deny stands even if the record fails.
-    virtual void denied(Request& request, const char* event_type, msg::Outcome outcome,
-                        const std::string& message, Json extra) = 0;
+    virtual void denied(Request& request, const char* event_type, msg::Outcome outcome, const std::string& message,
+                        Json extra) = 0;
 };
 
 class ApprovalBackend {

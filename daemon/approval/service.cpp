@@ -31,7 +31,8 @@ grant_token::CommandBinding command_binding_of(const CheckSession& s) {
 
 ServiceBackend::ServiceBackend(std::shared_ptr<const config::Config> config, Outcomes& outcomes)
     : m_config(std::move(config)), m_outcomes(outcomes), m_keys(load_keys(*m_config)),
-      m_client(std::make_unique<service::ServiceClient>(m_config->approval.service, static_cast<service::Listener&>(*this))) {}
+      m_client(std::make_unique<service::ServiceClient>(m_config->approval.service,
+                                                        static_cast<service::Listener&>(*this))) {}
 
 ServiceBackend::~ServiceBackend() = default;
 
@@ -56,20 +57,29 @@ void ServiceBackend::reload(std::shared_ptr<const config::Config> config) {
 
 void ServiceBackend::prepare(Request& q) {
     q.nonce = grant_token::new_nonce();
-    if (broker::scope_of(q.session) == config::Scope::command) q.cmd_sha256 = grant_token::cmd_sha256(command_binding_of(q.session));
+    if (broker::scope_of(q.session) == config::Scope::command)
+        q.cmd_sha256 = grant_token::cmd_sha256(command_binding_of(q.session));
 }
 
-void ServiceBackend::describe(Json& event) const { event["approval_service"] = m_client->base_url(); }
+void ServiceBackend::describe(Json& event) const {
+    event["approval_service"] = m_client->base_url();
+}
 
-void ServiceBackend::submit(const Request& q) { m_client->submit(q.id, body_of(q)); }
+void ServiceBackend::submit(const Request& q) {
+    m_client->submit(q.id, body_of(q));
+}
 
-void ServiceBackend::cancel(const std::string& id, const std::string& reason) { m_client->cancel(id, reason); }
+void ServiceBackend::cancel(const std::string& id, const std::string& reason) {
+    m_client->cancel(id, reason);
+}
 
 std::string ServiceBackend::how_to_approve(const std::string&) const {
     return "approvers decide at the approval service " + m_client->base_url();
 }
 
-std::string ServiceBackend::waiting_hint(const std::string&) const { return "Approvers decide at the approval service."; }
+std::string ServiceBackend::waiting_hint(const std::string&) const {
+    return "Approvers decide at the approval service.";
+}
 
 Json ServiceBackend::shutdown(std::chrono::milliseconds limit) {
     // Requests still waiting are withdrawn at the service (reason "shutdown"), so no one
@@ -90,7 +100,8 @@ Json ServiceBackend::body_of(const Request& q) const {
     const auto& r = q.session.request;
     const std::string scope = config::to_string(broker::scope_of(q.session));
     const std::string asker = broker::requester_name(q.session);
-    Json requester{{"user", text::is_valid_utf8(asker) ? asker : esc(asker)}, {"uid", broker::requester_uid(q.session)}};
+    Json requester{{"user", text::is_valid_utf8(asker) ? asker : esc(asker)},
+                   {"uid", broker::requester_uid(q.session)}};
     if (q.session.requester.login_uid >= 0) {
         requester["login_uid"] = q.session.requester.login_uid;
         requester["login_user"] = esc(q.session.requester.login_name);
@@ -169,8 +180,8 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
             ++m_grants_rejected;
             // SECURITY NOTE: a grant that does not verify is a denial, never a retry: the
             // service (or someone in between) said yes in a way this host cannot trust.
-            m_outcomes.denied(q, audit::type::denied, msg::Outcome::invalid_grant, "denied: the approval service's " + v.reason,
-                              Json{{"grant_rejected", v.reason}});
+            m_outcomes.denied(q, audit::type::denied, msg::Outcome::invalid_grant,
+                              "denied: the approval service's " + v.reason, Json{{"grant_rejected", v.reason}});
             return;
         }
         // Names from the service reach logs and terminals: escaped like any other input.
@@ -192,11 +203,12 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
         return;
     }
     case Kind::expired:
-        m_outcomes.denied(q, audit::type::timeout, msg::Outcome::timeout, "expired at the approval service without a decision",
-                          Json::object());
+        m_outcomes.denied(q, audit::type::timeout, msg::Outcome::timeout,
+                          "expired at the approval service without a decision", Json::object());
         return;
     case Kind::cancelled:
-        m_outcomes.denied(q, audit::type::cancelled, msg::Outcome::cancelled, "was cancelled at the approval service", Json::object());
+        m_outcomes.denied(q, audit::type::cancelled, msg::Outcome::cancelled, "was cancelled at the approval service",
+                          Json::object());
         return;
     case Kind::failed:
         m_outcomes.denied(q, audit::type::denied, msg::Outcome::error, "denied: " + cut(esc(o.reason)), Json::object());

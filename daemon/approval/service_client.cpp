@@ -16,10 +16,10 @@
 
 #include <curl/curl.h>
 
-#include "lib/curl_option.hpp"
-#include "lib/https.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
+#include "lib/curl_option.hpp"
+#include "lib/https.hpp"
 
 #ifndef JITGATE_VERSION
 #define JITGATE_VERSION "0"
@@ -28,15 +28,19 @@
 namespace jitgate::service {
 namespace {
 
-constexpr std::size_t k_max_body = 64 * 1024;   // a status is small; more is a lying service
+constexpr std::size_t k_max_body = 64 * 1024; // a status is small; more is a lying service
 constexpr auto k_backoff_first = std::chrono::milliseconds(500);
 constexpr auto k_backoff_cap = std::chrono::seconds(8);
 constexpr int k_cancel_tries = 3;
 constexpr auto k_min_poll_interval = std::chrono::seconds(1);
 
-CURLM* multi_of(void* p) { return static_cast<CURLM*>(p); }
+CURLM* multi_of(void* p) {
+    return static_cast<CURLM*>(p);
+}
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+    return std::strerror(errno);
+}
 
 // One line of someone else's text for a log or a user: escaped, and cut.
 // Default length of someone else's text in a message (text::shown cuts it there).
@@ -44,7 +48,9 @@ constexpr std::size_t k_shown_bytes = 200;
 
 void require_readable(const std::string& path, const char* what) {
     std::ifstream in(path);
-    if (!in) throw Error(ErrorCode::bad_input, path, std::string("cannot read the approval service's ") + what + ": " + errno_text());
+    if (!in)
+        throw Error(ErrorCode::bad_input, path,
+                    std::string("cannot read the approval service's ") + what + ": " + errno_text());
 }
 
 std::chrono::milliseconds backoff(int failures, long retry_after_s) {
@@ -65,8 +71,8 @@ struct ServiceClient::Transfer {
     std::string id;
     bool is_cancel = false;
     Call call = Call::create;
-    std::string method_path;     // "POST /v1/requests", for messages
-    std::string payload;         // kept alive for CURLOPT_POSTFIELDS
+    std::string method_path; // "POST /v1/requests", for messages
+    std::string payload;     // kept alive for CURLOPT_POSTFIELDS
     Clock::time_point started = Clock::now();
     std::string response;
     bool too_large = false;
@@ -190,7 +196,8 @@ ServiceClient::ServiceClient(const config::Config::Approval::Service& settings, 
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = m_timer;
-        if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_timer, &ev) != 0) throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
+        if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_timer, &ev) != 0)
+            throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
         JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETFUNCTION, &ServiceClient::on_socket);
         JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_SOCKETDATA, static_cast<void*>(this));
         JITGATE_MULTI_SETOPT(multi_of(m_multi), CURLMOPT_TIMERFUNCTION, &ServiceClient::on_timer);
@@ -210,7 +217,9 @@ ServiceClient::ServiceClient(const config::Config::Approval::Service& settings, 
     }
 }
 
-ServiceClient::~ServiceClient() { release(); }
+ServiceClient::~ServiceClient() {
+    release();
+}
 
 void ServiceClient::release() noexcept {
     for (auto* map : {&m_requests, &m_cancels})
@@ -255,8 +264,8 @@ void ServiceClient::arm_timer() {
     if (!m_outbox.empty()) next = Clock::now(); // outcomes queued outside on_ready() go out at once
     itimerspec spec{};
     if (next) {
-        const auto left = std::max<long long>(
-            1, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()).count());
+        const auto left =
+            std::max<long long>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()).count());
         spec.it_value.tv_sec = static_cast<time_t>(left / 1'000'000'000);
         spec.it_value.tv_nsec = static_cast<long>(left % 1'000'000'000);
     }
@@ -380,7 +389,8 @@ void ServiceClient::on_ready() {
             m_listener.on_service_outcome(id, outcome);
         } catch (const std::exception& e) {
             // The request is already forgotten here; the broker's own deadline denies it.
-            std::fprintf(stderr, "jitgated: handling the approval service's answer for %s failed: %s\n", id.c_str(), e.what());
+            std::fprintf(stderr, "jitgated: handling the approval service's answer for %s failed: %s\n", id.c_str(),
+                         e.what());
         }
     }
     arm_timer();
@@ -409,9 +419,15 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
 
     if (curl_code != CURLE_OK) {
         std::string what;
-        if (t->too_large) what = "the answer to " + where + " is larger than 64 KiB";
-        else if (curl_code == CURLE_OPERATION_TIMEDOUT) what = "approval service " + m_base + " did not answer " + t->method_path + " in time (" + text::shown(t->error, k_shown_bytes) + ")";
-        else what = "approval service " + m_base + " unreachable: " + text::shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)), k_shown_bytes);
+        if (t->too_large)
+            what = "the answer to " + where + " is larger than 64 KiB";
+        else if (curl_code == CURLE_OPERATION_TIMEDOUT)
+            what = "approval service " + m_base + " did not answer " + t->method_path + " in time (" +
+                   text::shown(t->error, k_shown_bytes) + ")";
+        else
+            what = "approval service " + m_base + " unreachable: " +
+                   text::shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)),
+                               k_shown_bytes);
         failed_call(r, what, 0, !t->too_large);
         return;
     }
@@ -455,8 +471,10 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
     // A service that answers "pending" long before `wait` must not drive a busy loop.
     const bool early = t->call == Call::poll && Clock::now() - t->started < k_min_poll_interval;
     r.call = Call::poll;
-    if (early) m_backoff.emplace(Clock::now() + k_min_poll_interval, std::pair{r.id, false});
-    else start(r);
+    if (early)
+        m_backoff.emplace(Clock::now() + k_min_poll_interval, std::pair{r.id, false});
+    else
+        start(r);
 }
 
 void ServiceClient::failed_call(Request& r, const std::string& what, long retry_after_s, bool retryable) {
@@ -542,8 +560,12 @@ std::size_t ServiceClient::drain(std::chrono::milliseconds limit) {
 }
 
 Json ServiceClient::status() const {
-    return Json{{"url", m_base},          {"waiting", m_requests.size()}, {"cancels_in_flight", m_cancels.size()},
-                {"calls", m_calls},       {"failures", m_failures},       {"retries", m_retries},
+    return Json{{"url", m_base},
+                {"waiting", m_requests.size()},
+                {"cancels_in_flight", m_cancels.size()},
+                {"calls", m_calls},
+                {"failures", m_failures},
+                {"retries", m_retries},
                 {"last_error", m_last_error}};
 }
 

@@ -36,12 +36,12 @@ using Clock = std::chrono::steady_clock;
 struct Outcome {
     enum class Kind { pending, approved, denied, expired, cancelled, failed };
     Kind kind = Kind::failed;
-    std::string grant;                       // approved
-    std::string reason;                      // denied: the approver's reason; failed: what failed
-    std::string denied_by;                   // denied
-    std::string approve_url;                 // pending
+    std::string grant;                           // approved
+    std::string reason;                          // denied: the approver's reason; failed: what failed
+    std::string denied_by;                       // denied
+    std::string approve_url;                     // pending
     std::vector<std::string> approvers_notified; // pending
-    std::string message;                     // any
+    std::string message;                         // any
 };
 
 class Listener {
@@ -99,13 +99,13 @@ private:
     enum class Call { create, poll, cancel };
     struct Request {
         std::string id;
-        std::string body;            // the create body, resent as-is on a retry
+        std::string body; // the create body, resent as-is on a retry
         Call call = Call::create;
-        int failures = 0;            // consecutive failures of the current call
+        int failures = 0; // consecutive failures of the current call
         Transfer* transfer = nullptr;
-        bool cancelled = false;      // a cancel-only entry: no listener callbacks
+        bool cancelled = false; // a cancel-only entry: no listener callbacks
         std::string cancel_reason;
-        std::string last_pending;    // the last pending update shown, to show only changes
+        std::string last_pending; // the last pending update shown, to show only changes
     };
 
     // Frees the transfers, the multi handle and the descriptors (the destructor, and a
@@ -128,16 +128,16 @@ private:
 
     config::Config::Approval::Service m_settings;
     Listener& m_listener;
-    std::string m_base;              // url without a trailing '/'
-    void* m_multi = nullptr;         // CURLM*
+    std::string m_base;      // url without a trailing '/'
+    void* m_multi = nullptr; // CURLM*
     int m_epoll = -1;
-    int m_timer = -1;                // timerfd: curl's timeout and the earliest back-off
-    long m_curl_timeout_ms = -1;     // what curl last asked for (-1: none)
+    int m_timer = -1;            // timerfd: curl's timeout and the earliest back-off
+    long m_curl_timeout_ms = -1; // what curl last asked for (-1: none)
     Clock::time_point m_curl_deadline{};
-    std::unordered_map<std::string, Request> m_requests;              // waiting requests
-    std::unordered_map<std::string, Request> m_cancels;               // cancels being sent
+    std::unordered_map<std::string, Request> m_requests;                      // waiting requests
+    std::unordered_map<std::string, Request> m_cancels;                       // cancels being sent
     std::multimap<Clock::time_point, std::pair<std::string, bool>> m_backoff; // (id, is_cancel)
-    std::vector<std::pair<std::string, Outcome>> m_outbox;            // delivered after a pass
+    std::vector<std::pair<std::string, Outcome>> m_outbox;                    // delivered after a pass
     std::uint64_t m_calls = 0, m_failures = 0, m_retries = 0;
     std::string m_last_error;
 };

@@ -108,8 +108,7 @@ std::string new_uuid_v4() {
 }
 
 std::int64_t steady_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
 }
 
@@ -152,7 +151,8 @@ std::string quarantine_tail(const std::string& path, std::uint64_t from, std::ui
         qfd = ::open(qpath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (qfd >= 0) break;
         if (errno != EEXIST || n > 100)
-            throw Error(ErrorCode::internal, qpath, "cannot create the quarantine file for a torn tail: " + errno_text(errno));
+            throw Error(ErrorCode::internal, qpath,
+                        "cannot create the quarantine file for a torn tail: " + errno_text(errno));
         qpath = base + "." + std::to_string(n);
     }
     std::size_t written = 0;
@@ -205,7 +205,8 @@ void Auditor::open_spool() {
     }
     if (!S_ISDIR(st.st_mode)) throw Error(ErrorCode::internal, dir, "the audit spool is not a directory");
     m_dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (m_dir_fd < 0) throw Error(ErrorCode::internal, dir, "cannot open the audit spool directory: " + errno_text(errno));
+    if (m_dir_fd < 0)
+        throw Error(ErrorCode::internal, dir, "cannot open the audit spool directory: " + errno_text(errno));
     // SECURITY NOTE: two writers would fork the chain; the second one refuses to start.
     if (::flock(m_dir_fd, LOCK_EX | LOCK_NB) != 0)
         throw Error(ErrorCode::internal, dir,
@@ -256,7 +257,8 @@ void Auditor::open_spool() {
             if (!line.complete) {
                 if (!torn_from) {
                     torn_from = line.offset;
-                    torn_why = "a torn line (" + text::plural(line.text.size(), "byte", "bytes") + " without a newline)";
+                    torn_why =
+                        "a torn line (" + text::plural(line.text.size(), "byte", "bytes") + " without a newline)";
                 }
                 break;
             }
@@ -264,7 +266,9 @@ void Auditor::open_spool() {
                 throw Error(ErrorCode::internal, seg.path + ":" + std::to_string(bad_line),
                             "this line is not a valid event continuing the chain (" + torn_why +
                                 "), but more lines follow it; refusing to start rather than fork the chain. Run "
-                                "`jitgatectl audit verify " + dir + "`, then move the spool aside (keep it: it is "
+                                "`jitgatectl audit verify " +
+                                dir +
+                                "`, then move the spool aside (keep it: it is "
                                 "evidence) to start a new chain");
             const LineCheck c = check_line(line.text);
             std::string problem = link_problem(c, m_seq, m_prev_hash);
@@ -283,12 +287,14 @@ void Auditor::open_spool() {
         if (bad_line != 0) torn_why = "a last line that is not a valid event continuing the chain (" + torn_why + ")";
         if (torn_from) {
             FdCloser wfd(::open(seg.path.c_str(), O_WRONLY | O_CLOEXEC));
-            if (wfd.fd < 0) throw Error(ErrorCode::internal, seg.path, "cannot open the audit segment: " + errno_text(errno));
+            if (wfd.fd < 0)
+                throw Error(ErrorCode::internal, seg.path, "cannot open the audit segment: " + errno_text(errno));
             const std::uint64_t size = file_size(wfd.fd, seg.path);
             torn_bytes = size - *torn_from;
             torn_file = quarantine_tail(seg.path, *torn_from, size);
             if (::ftruncate(wfd.fd, static_cast<off_t>(*torn_from)) != 0 || ::fsync(wfd.fd) != 0)
-                throw Error(ErrorCode::internal, seg.path, "cannot cut the torn tail off the audit segment: " + errno_text(errno));
+                throw Error(ErrorCode::internal, seg.path,
+                            "cannot cut the torn tail off the audit segment: " + errno_text(errno));
         }
     }
 
@@ -318,19 +324,24 @@ void Auditor::open_spool() {
     // left by a crash), else in the newest segment with lines, else in a new one.
     std::string current;
     for (const auto& seg : empty_tail) {
-        if (current.empty() && seg.first_seq == m_seq + 1) current = seg.path;
-        else ::unlink(seg.path.c_str());
+        if (current.empty() && seg.first_seq == m_seq + 1)
+            current = seg.path;
+        else
+            ::unlink(seg.path.c_str());
     }
     if (current.empty() && !segments.empty() && !cut) {
         const spool::Segment& seg = segments.back();
         struct stat sst {};
-        if (::stat(seg.path.c_str(), &sst) == 0 && (sst.st_size > 0 || seg.first_seq == m_seq + 1)) current = seg.path;
-        else ::unlink(seg.path.c_str()); // emptied by the quarantine and named for another seq
+        if (::stat(seg.path.c_str(), &sst) == 0 && (sst.st_size > 0 || seg.first_seq == m_seq + 1))
+            current = seg.path;
+        else
+            ::unlink(seg.path.c_str()); // emptied by the quarantine and named for another seq
     }
     const bool fresh = current.empty();
     if (fresh) current = join_path(dir, spool::segment_name(m_seq + 1));
     m_segment_fd = ::open(current.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | (fresh ? O_CREAT | O_EXCL : 0), 0640);
-    if (m_segment_fd < 0) throw Error(ErrorCode::internal, current, "cannot open the audit segment: " + errno_text(errno));
+    if (m_segment_fd < 0)
+        throw Error(ErrorCode::internal, current, "cannot open the audit segment: " + errno_text(errno));
     struct stat sst {};
     if (::fstat(m_segment_fd, &sst) != 0 || !S_ISREG(sst.st_mode))
         throw Error(ErrorCode::internal, current, "the audit segment is not a regular file");
@@ -439,7 +450,8 @@ void Auditor::sync() {
         // The batch's lines may or may not be on disk; nothing more may be built on them.
         m_broken = true;
         m_syslog_queue.clear();
-        throw Error(ErrorCode::internal, m_options.spool_dir, "cannot make the audit spool durable: " + errno_text(err));
+        throw Error(ErrorCode::internal, m_options.spool_dir,
+                    "cannot make the audit spool durable: " + errno_text(err));
     }
     m_unsynced = false;
     for (const auto& e : m_syslog_queue) send_syslog(e);
@@ -474,9 +486,11 @@ void Auditor::maybe_roll_over() {
     if (err != 0) {
         // Not fatal: the current segment just grows on; the next sync tries again.
         const std::int64_t now = steady_ms();
-        if (m_last_rollover_complaint_ms < 0 || now - m_last_rollover_complaint_ms >= k_rollover_complaint_interval_ms) {
+        if (m_last_rollover_complaint_ms < 0 ||
+            now - m_last_rollover_complaint_ms >= k_rollover_complaint_interval_ms) {
             m_last_rollover_complaint_ms = now;
-            std::fprintf(stderr, "jitgated: audit: cannot start a new spool segment %s: %s (writing on in the current one)\n",
+            std::fprintf(stderr,
+                         "jitgated: audit: cannot start a new spool segment %s: %s (writing on in the current one)\n",
                          text::escape_for_log(path).c_str(), errno_text(err).c_str());
         }
         return;
@@ -511,7 +525,8 @@ void Auditor::check_spool_full() {
         }
     }
     if (message.empty()) return;
-    std::fprintf(stderr, "jitgated: %s (spool %s)\n", message.c_str(), text::escape_for_log(m_options.spool_dir).c_str());
+    std::fprintf(stderr, "jitgated: %s (spool %s)\n", message.c_str(),
+                 text::escape_for_log(m_options.spool_dir).c_str());
     if (m_options.syslog && !send_syslog_message(m_options.syslog_socket, severity, message))
         m_syslog_failures.fetch_add(1, std::memory_order_relaxed);
 }

@@ -20,8 +20,8 @@
 namespace jitgate::audit {
 
 struct Options {
-    std::string spool_dir;    // must exist; the Auditor never creates it (tmpfiles.d does)
-    std::string host;         // empty: gethostname()
+    std::string spool_dir; // must exist; the Auditor never creates it (tmpfiles.d does)
+    std::string host;      // empty: gethostname()
     bool syslog = true;
     std::string syslog_socket = "/dev/log";
     // After a sync, a segment of at least this size is closed and the next line starts a new one.
@@ -93,9 +93,7 @@ public:
     // actions (SECURITY NOTE: fail closed when the audit trail cannot leave the host), while
     // record() keeps writing. On entering this state an `alert` goes to syslog (repeated at
     // most every 5 minutes while it stays full), and a `notice` when it drains below 90 %.
-    bool spool_full() const noexcept {
-        return m_spool_bytes.load(std::memory_order_relaxed) >= m_options.max_bytes;
-    }
+    bool spool_full() const noexcept { return m_spool_bytes.load(std::memory_order_relaxed) >= m_options.max_bytes; }
     std::uint64_t spool_bytes() const noexcept { return m_spool_bytes.load(std::memory_order_relaxed); }
     std::uint64_t syslog_failures() const noexcept { return m_syslog_failures.load(std::memory_order_relaxed); }
     const std::string& spool_dir() const noexcept { return m_options.spool_dir; }
@@ -140,9 +138,9 @@ private:
     std::atomic<std::uint64_t> m_published_seq{0}; // m_seq, for other threads
     std::atomic<std::uint64_t> m_spool_bytes{0};
     std::atomic<std::uint64_t> m_syslog_failures{0};
-    mutable std::mutex m_segments_mutex; // guards m_segments
+    mutable std::mutex m_segments_mutex;    // guards m_segments
     std::vector<spool::Segment> m_segments; // oldest first; back() is being written
-    std::mutex m_full_mutex;                 // guards the alert state below
+    std::mutex m_full_mutex;                // guards the alert state below
     bool m_full_alerted = false;
     std::int64_t m_last_full_alert_ms = 0;
     std::mutex m_discard_mutex; // one deletion at a time

@@ -13,10 +13,10 @@
 
 #include <curl/curl.h>
 
-#include "lib/curl_option.hpp"
-#include "lib/https.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
+#include "lib/curl_option.hpp"
+#include "lib/https.hpp"
 
 #ifndef JITGATE_VERSION
 #define JITGATE_VERSION "0"
@@ -27,7 +27,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr std::size_t k_max_response = 4096;  // of a store's answer; only an error message needs it
+constexpr std::size_t k_max_response = 4096; // of a store's answer; only an error message needs it
 constexpr std::size_t k_error_body_chars = 200;
 constexpr auto k_idle_check = std::chrono::seconds(1); // fallback when no wake-up comes
 
@@ -44,7 +44,8 @@ std::size_t on_body(char* data, std::size_t size, std::size_t nmemb, void* user)
     const std::size_t n = size * nmemb;
     try {
         auto* out = static_cast<std::string*>(user);
-        if (out != nullptr && out->size() < k_max_response) out->append(data, std::min(n, k_max_response - out->size()));
+        if (out != nullptr && out->size() < k_max_response)
+            out->append(data, std::min(n, k_max_response - out->size()));
     } catch (...) {
         // Only the error text is lost; the status code still decides.
     }
@@ -204,7 +205,8 @@ std::string hec_event(const std::string& line, const HecFields& fields) {
     std::string out = "{";
     if (const auto t = e.find("time"); t != e.end() && t->is_string())
         if (const auto when = hec_time(t->get<std::string>())) out += "\"time\":" + *when + ",";
-    if (const auto h = e.find("host"); h != e.end() && h->is_string()) out += "\"host\":" + json_string(h->get<std::string>()) + ",";
+    if (const auto h = e.find("host"); h != e.end() && h->is_string())
+        out += "\"host\":" + json_string(h->get<std::string>()) + ",";
     out += "\"source\":" + json_string(fields.source) + ",\"sourcetype\":" + json_string(fields.sourcetype) + ",";
     if (!fields.index.empty()) out += "\"index\":" + json_string(fields.index) + ",";
     // The event is the spool line byte for byte, so its hash can still be checked.
@@ -260,11 +262,13 @@ StoreAnswer judge_store_answer(Format format, const Batch& batch, long http_stat
         if (why.empty()) return StoreAnswer{true, {}, false};
         return StoreAnswer{false,
                            "HTTP " + std::to_string(http_status) + " from " + text::shown(url, k_shown_bytes) +
-                               " without an acknowledgement of the batch (" + why + "): " + text::shown(body, k_error_body_chars),
+                               " without an acknowledgement of the batch (" + why +
+                               "): " + text::shown(body, k_error_body_chars),
                            true};
     }
-    return StoreAnswer{false, "HTTP " + std::to_string(http_status) + " from " + text::shown(url, k_shown_bytes) + ": " +
-                                  text::shown(body, k_error_body_chars),
+    return StoreAnswer{false,
+                       "HTTP " + std::to_string(http_status) + " from " + text::shown(url, k_shown_bytes) + ": " +
+                           text::shown(body, k_error_body_chars),
                        false};
 }
 
@@ -284,7 +288,8 @@ Shipper::Shipper(ShipperOptions options, Auditor& auditor) : m_options(std::move
     const std::string& url = m_options.url;
     const bool https = url.starts_with("https://");
     if (!https && !(m_options.allow_plain_http && url.starts_with("http://")))
-        throw Error(ErrorCode::bad_input, "audit.store.url", "must start with https:// (got " + text::shown(url, k_shown_bytes) + ")");
+        throw Error(ErrorCode::bad_input, "audit.store.url",
+                    "must start with https:// (got " + text::shown(url, k_shown_bytes) + ")");
     if (m_options.client_cert.empty() != m_options.client_key.empty())
         throw Error(ErrorCode::bad_input, "audit.store", "client_cert and client_key go together");
     if (m_options.batch_events == 0 || m_options.batch_bytes == 0)
@@ -405,7 +410,8 @@ void Shipper::run() noexcept {
                 ship_loop();
             } catch (const std::exception& e) {
                 // Not expected (ship_loop handles what it meets); never give up shipping.
-                note_failure(PostResult{false, 0, std::string("the audit shipper failed: ") + text::shown(e.what(), 1000)});
+                note_failure(
+                    PostResult{false, 0, std::string("the audit shipper failed: ") + text::shown(e.what(), 1000)});
                 if (!sleep_for(backoff_delay(m_options.retry_min, m_options.retry_max, ++crashes, 0.5))) break;
             }
         }
@@ -461,7 +467,9 @@ void Shipper::ship_loop() {
                                 "no event after seq " + std::to_string(shipped) + " in the audit spool, although seq " +
                                     std::to_string(durable) + " is durable (run `jitgatectl audit verify`)");
                 for (const auto& gap : next.gaps)
-                    log(k_severity_err, "audit spool " + text::shown(dir, k_shown_bytes) + ": " + text::shown(gap, k_shown_bytes) + "; shipping on (the store will miss them)");
+                    log(k_severity_err, "audit spool " + text::shown(dir, k_shown_bytes) + ": " +
+                                            text::shown(gap, k_shown_bytes) +
+                                            "; shipping on (the store will miss them)");
                 body = format_body(m_options.format, next, hec);
                 batch = std::move(next);
                 std::lock_guard<std::mutex> lock(m_mutex);
@@ -582,7 +590,9 @@ Shipper::PostResult Shipper::post(const std::string& body, const Batch& batch) {
     if (rc != CURLE_OK) {
         if (rc == CURLE_ABORTED_BY_CALLBACK && m_stop.load()) return PostResult{false, 0, "stopped"};
         const std::string detail = errbuf[0] != '\0' ? std::string(errbuf.data()) : curl_easy_strerror(rc);
-        return PostResult{false, 0, "cannot reach " + text::shown(m_options.url, k_shown_bytes) + ": " + text::shown(detail, k_shown_bytes)};
+        return PostResult{false, 0,
+                          "cannot reach " + text::shown(m_options.url, k_shown_bytes) + ": " +
+                              text::shown(detail, k_shown_bytes)};
     }
     StoreAnswer answer = judge_store_answer(m_options.format, batch, status, response, m_options.url);
     return PostResult{answer.ok, status, std::move(answer.error), answer.unacknowledged};
@@ -611,9 +621,9 @@ void Shipper::note_success(const Batch& batch) {
         m_last_loud_error.clear();
     }
     if (failures > 0)
-        log(k_severity_notice, "the audit store " + text::shown(m_options.url, k_shown_bytes) + " accepts events again (after " +
-                                   text::plural(failures, "failure", "failures") + "; shipped up to seq " +
-                                   std::to_string(batch.last_seq) + ")");
+        log(k_severity_notice, "the audit store " + text::shown(m_options.url, k_shown_bytes) +
+                                   " accepts events again (after " + text::plural(failures, "failure", "failures") +
+                                   "; shipped up to seq " + std::to_string(batch.last_seq) + ")");
     try {
         m_auditor.discard_shipped(batch.last_seq);
     } catch (const std::exception& e) {

@@ -64,11 +64,11 @@ struct Batch {
     std::vector<std::string> lines; // spool lines in seq order, as written, without '\n'
     std::uint64_t first_seq = 0;
     std::uint64_t last_seq = 0;
-    std::uint64_t bytes = 0;        // sum of the lines plus their newlines
-    std::string first_time;         // "time" of the first event (the oldest unsent one)
-    std::string last_event_id;      // "event_id" of the last event ("" if it has none)
-    Cursor next;                    // where the batch after this one starts
-    std::vector<std::string> gaps;  // "seq 7 follows 5 (1 event missing)": shipped over, reported
+    std::uint64_t bytes = 0;       // sum of the lines plus their newlines
+    std::string first_time;        // "time" of the first event (the oldest unsent one)
+    std::string last_event_id;     // "event_id" of the last event ("" if it has none)
+    Cursor next;                   // where the batch after this one starts
+    std::vector<std::string> gaps; // "seq 7 follows 5 (1 event missing)": shipped over, reported
     bool empty() const noexcept { return lines.empty(); }
 };
 
@@ -78,8 +78,8 @@ struct Batch {
 // `audit verify` show it, and stopping would not bring it back. Throws Error (naming the
 // file and offset) for a line that is not a JSON object with an unsigned "seq" or that goes
 // backwards: the shipper cannot order past it and retries until an operator repairs it.
-Batch read_batch(const std::string& dir, std::uint64_t after_seq, std::uint64_t durable_seq,
-                 const BatchLimits& limits, const Cursor* hint = nullptr);
+Batch read_batch(const std::string& dir, std::uint64_t after_seq, std::uint64_t durable_seq, const BatchLimits& limits,
+                 const Cursor* hint = nullptr);
 
 struct HecFields {
     std::string source = "jitgated";
@@ -191,8 +191,8 @@ public:
 private:
     struct PostResult {
         bool ok = false;
-        long http_status = 0; // 0: no HTTP answer
-        std::string error;    // escaped, no secret
+        long http_status = 0;        // 0: no HTTP answer
+        std::string error;           // escaped, no secret
         bool unacknowledged = false; // a 2xx without the acknowledgement: said loudly
     };
 
@@ -211,7 +211,7 @@ private:
 
     ShipperOptions m_options;
     Auditor& m_auditor;
-    std::string m_token; // SECURITY NOTE: never logged, never in status()
+    std::string m_token;       // SECURITY NOTE: never logged, never in status()
     void* m_curl = nullptr;    // CURL*, set up by start(), used by the thread only
     void* m_headers = nullptr; // curl_slist*, owned with m_curl
     std::thread m_thread;

@@ -140,7 +140,6 @@ std::optional<std::string> last_line_of(const std::string& path) {
     return line;
 }
 
-
 std::string segment_name(std::uint64_t first_seq) {
     std::array<char, 40> buf{};
     std::snprintf(buf.data(), buf.size(), "seg-%020llu.jsonl", static_cast<unsigned long long>(first_seq));
@@ -169,7 +168,8 @@ namespace {
 template <typename Fn>
 void for_each_entry(const std::string& dir, Fn fn) {
     DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) throw Error(ErrorCode::internal, dir, "cannot read the audit spool directory: " + errno_text(errno));
+    if (d == nullptr)
+        throw Error(ErrorCode::internal, dir, "cannot read the audit spool directory: " + errno_text(errno));
     try {
         errno = 0;
         while (const dirent* ent = ::readdir(d)) {
@@ -177,7 +177,8 @@ void for_each_entry(const std::string& dir, Fn fn) {
             if (name != "." && name != "..") fn(name);
             errno = 0;
         }
-        if (errno != 0) throw Error(ErrorCode::internal, dir, "cannot read the audit spool directory: " + errno_text(errno));
+        if (errno != 0)
+            throw Error(ErrorCode::internal, dir, "cannot read the audit spool directory: " + errno_text(errno));
     } catch (...) {
         ::closedir(d);
         throw;
@@ -225,7 +226,8 @@ std::optional<Anchor> read_anchor(const std::string& dir) {
     const auto seq = j->find("seq");
     const auto hash = j->find("hash");
     if (seq == j->end() || !seq->is_number_unsigned() || hash == j->end() || !is_hash_hex(*hash))
-        throw Error(ErrorCode::internal, join_path(dir, k_anchor_file), "needs \"seq\" (unsigned) and \"hash\" (64 hex digits)");
+        throw Error(ErrorCode::internal, join_path(dir, k_anchor_file),
+                    "needs \"seq\" (unsigned) and \"hash\" (64 hex digits)");
     Anchor a;
     a.seq = seq->get<std::uint64_t>();
     a.hash = hash->get<std::string>();
@@ -329,7 +331,6 @@ DeleteResult delete_shipped(const std::string& dir, const std::vector<Segment>& 
     return r;
 }
 
-
 std::vector<std::string> tail_lines(const std::string& dir, std::size_t n) {
     std::vector<std::string> out;
     if (n == 0) return out;
@@ -390,15 +391,16 @@ VerifyResult verify_spool(const std::string& dir) {
     for (const auto& torn : spool::list_torn(dir)) {
         struct stat st {};
         const auto size = ::stat(torn.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-        r.notes.push_back(base_name(torn) + ": a torn tail moved aside at start-up (" + text::plural(size, "byte", "bytes") +
-                          "; not part of the chain, never shipped)");
+        r.notes.push_back(base_name(torn) + ": a torn tail moved aside at start-up (" +
+                          text::plural(size, "byte", "bytes") + "; not part of the chain, never shipped)");
     }
 
     // Where the chain must start: after the anchor, or at genesis. If segments older than
     // the anchor are still there (a crash while deleting shipped ones), the chain runs
     // through them and the anchor must name one of their events.
     ChainVerifier::Start start = ChainVerifier::Start::genesis;
-    if (anchor_broken) start = ChainVerifier::Start::free;
+    if (anchor_broken)
+        start = ChainVerifier::Start::free;
     else if (anchor && !segments.empty() && segments.front().first_seq <= anchor->seq) {
         start = ChainVerifier::Start::free;
         r.notes.push_back("anchor.json: segments up to seq " + std::to_string(anchor->seq) +
@@ -414,14 +416,13 @@ VerifyResult verify_spool(const std::string& dir) {
         const spool::Segment& seg = segments[i];
         const std::string name = base_name(seg.path);
         const bool newest = i + 1 == segments.size();
-        const auto lines = verify_file(v, seg.path, name + ":",
-                                       newest ? "; jitgated moves it aside at its next start" : "",
-                                       [&](std::uint64_t line_no, std::uint64_t seq) {
-                                           if (line_no == 1 && seq != seg.first_seq)
-                                               v.problem(name + ":1", "the segment's name says it starts at seq " +
-                                                                          std::to_string(seg.first_seq) + ", but its first event is seq " +
-                                                                          std::to_string(seq));
-                                       });
+        const auto lines = verify_file(
+            v, seg.path, name + ":", newest ? "; jitgated moves it aside at its next start" : "",
+            [&](std::uint64_t line_no, std::uint64_t seq) {
+                if (line_no == 1 && seq != seg.first_seq)
+                    v.problem(name + ":1", "the segment's name says it starts at seq " + std::to_string(seg.first_seq) +
+                                               ", but its first event is seq " + std::to_string(seq));
+            });
         if (lines && *lines == 0 && !newest) r.notes.push_back(name + ": empty segment");
     }
     if (anchor && start == ChainVerifier::Start::free && !v.anchor_seen())

@@ -30,12 +30,36 @@ constexpr long k_syslog_send_timeout_us = 250'000;
 
 // Scalar fields shown in the syslog structured data, in this order.
 constexpr std::array k_sd_fields = {
-    "type",        "seq",       "event_id",    "user",        "uid",              "kind",
-    "service",     "command",   "argv",        "runas",       "tty",              "remote_host",
-    "reason",      "break_glass_reason",       "ticket",      "request_id",       "grant_id",
-    "approvers",   "approvals_needed",         "approver",    "denied_by",        "deny_reason",
-    "rule",        "scope",     "expires",     "exit_status", "signal",           "duration_ms",
-    "outcome",     "message",
+    "type",
+    "seq",
+    "event_id",
+    "user",
+    "uid",
+    "kind",
+    "service",
+    "command",
+    "argv",
+    "runas",
+    "tty",
+    "remote_host",
+    "reason",
+    "break_glass_reason",
+    "ticket",
+    "request_id",
+    "grant_id",
+    "approvers",
+    "approvals_needed",
+    "approver",
+    "denied_by",
+    "deny_reason",
+    "rule",
+    "scope",
+    "expires",
+    "exit_status",
+    "signal",
+    "duration_ms",
+    "outcome",
+    "message",
 };
 
 // RFC 3164 timestamp ("Nov  3 10:00:00") in local time, of the event's own time when it has
@@ -50,12 +74,11 @@ std::string rfc3164_timestamp(const Json& event) {
     }
     std::tm tm{};
     ::localtime_r(&t, &tm);
-    static constexpr std::array<const char*, 12> k_months = {
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static constexpr std::array<const char*, 12> k_months = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     std::array<char, 32> buf{};
-    std::snprintf(buf.data(), buf.size(), "%s %2d %02d:%02d:%02d",
-                  k_months[static_cast<std::size_t>(tm.tm_mon) % 12], tm.tm_mday, tm.tm_hour,
-                  tm.tm_min, tm.tm_sec);
+    std::snprintf(buf.data(), buf.size(), "%s %2d %02d:%02d:%02d", k_months[static_cast<std::size_t>(tm.tm_mon) % 12],
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     return buf.data();
 }
 
@@ -192,8 +215,9 @@ std::string summary_of(const Json& event) {
         if (!f("revoked_by").empty()) phrase += " by " + f("revoked_by");
         if (!f("reason").empty()) phrase += ": " + f("reason");
     } else if (type == type::command_finished) {
-        phrase = !f("signal").empty() ? "killed by signal " + f("signal")
-                                      : "finished with exit status " + (f("exit_status").empty() ? "?" : f("exit_status"));
+        phrase = !f("signal").empty()
+                     ? "killed by signal " + f("signal")
+                     : "finished with exit status " + (f("exit_status").empty() ? "?" : f("exit_status"));
         if (!f("duration_ms").empty()) phrase += " after " + f("duration_ms") + " ms";
     } else if (type == type::session_opened) {
         phrase = "session opened" + (f("remote_host").empty() ? "" : " from " + f("remote_host"));
@@ -250,8 +274,7 @@ int severity_for(const std::string& event_type) noexcept {
     constexpr int k_info = 6;
     const std::string_view t = event_type;
     if (t == type::break_glass) return k_severity_alert;
-    if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error ||
-        t == type::grant_revoked)
+    if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error || t == type::grant_revoked)
         return k_severity_warning;
     if (t == type::approved || t == type::approval_recorded || t == type::allowed_by_rule ||
         t == type::allowed_by_grant || t == type::command_finished || t.starts_with("session."))
@@ -259,13 +282,11 @@ int severity_for(const std::string& event_type) noexcept {
     return k_info;
 }
 
-
 std::string format_syslog_line(const Json& event, const std::string& hostname, int pid) {
-    const std::string type = event.contains("type") && event["type"].is_string()
-                                 ? event["type"].get<std::string>()
-                                 : std::string();
-    std::string header = "<" + std::to_string(k_facility_authpriv + severity_for(type)) + ">" +
-                         rfc3164_timestamp(event) + " ";
+    const std::string type =
+        event.contains("type") && event["type"].is_string() ? event["type"].get<std::string>() : std::string();
+    std::string header =
+        "<" + std::to_string(k_facility_authpriv + severity_for(type)) + ">" + rfc3164_timestamp(event) + " ";
     if (!hostname.empty()) {
         std::string host = text::escape_for_log(hostname);
         for (char& c : host)

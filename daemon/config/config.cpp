@@ -105,11 +105,15 @@ std::string shown(std::string_view text) {
 
 std::string describe(const YAML::Node& node) {
     switch (node.Type()) {
-    case YAML::NodeType::Scalar: return shown(node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Scalar:
+        return shown(node.Scalar());
+    case YAML::NodeType::Sequence:
+        return "a list";
+    case YAML::NodeType::Map:
+        return "a mapping";
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: break;
+    case YAML::NodeType::Undefined:
+        break;
     }
     return "nothing";
 }
@@ -156,7 +160,9 @@ std::optional<long long> parse_integer(std::string_view text) {
     return value;
 }
 
-bool is_absolute_path(const std::string& path) { return !path.empty() && path.front() == '/'; }
+bool is_absolute_path(const std::string& path) {
+    return !path.empty() && path.front() == '/';
+}
 
 // Checks "10.0.0.0/8" or "2001:db8::/32". rules.cpp does the matching; this only says whether a
 // pattern with a '/' could ever match, so that a typo is an error rather than a dead rule.
@@ -174,8 +180,7 @@ std::optional<std::string> cidr_error(const std::string& pattern) {
         return shown(address) + " is not an IPv4 or IPv6 address";
     }
     const bool all_digits = !prefix.empty() && prefix.size() <= 3 &&
-                            std::all_of(prefix.begin(), prefix.end(),
-                                        [](char c) { return c >= '0' && c <= '9'; });
+                            std::all_of(prefix.begin(), prefix.end(), [](char c) { return c >= '0' && c <= '9'; });
     const auto length = all_digits ? parse_integer(prefix) : std::nullopt;
     if (!length || *length > max_prefix) {
         return "the prefix length must be 0.." + std::to_string(max_prefix);
@@ -200,45 +205,54 @@ struct SectionSpec {
     std::vector<std::pair<std::string_view, std::string_view>> elsewhere; // key → section
 };
 
-const SectionSpec k_top_spec{
-    {"host", "daemon", "approval", "break_glass", "audit", "rules"},
-    {{"socket", "daemon"}, {"max_clients", "daemon"}, {"max_pending", "daemon"},
-     {"backend", "approval"}, {"approver_groups", "approval"}, {"allow_root", "approval"}, {"service", "approval"},
-     {"spool_dir", "audit"}, {"store", "audit"},
-     {"syslog", "audit"}, {"syslog_socket", "audit"}, {"name", "host"},
-     {"environment", "host"}, {"tags", "host"}, {"group", "break_glass"},
-     {"min_reason_length", "break_glass"}}};
+const SectionSpec k_top_spec{{"host", "daemon", "approval", "break_glass", "audit", "rules"},
+                             {{"socket", "daemon"},
+                              {"max_clients", "daemon"},
+                              {"max_pending", "daemon"},
+                              {"backend", "approval"},
+                              {"approver_groups", "approval"},
+                              {"allow_root", "approval"},
+                              {"service", "approval"},
+                              {"spool_dir", "audit"},
+                              {"store", "audit"},
+                              {"syslog", "audit"},
+                              {"syslog_socket", "audit"},
+                              {"name", "host"},
+                              {"environment", "host"},
+                              {"tags", "host"},
+                              {"group", "break_glass"},
+                              {"min_reason_length", "break_glass"}}};
 const SectionSpec k_host_spec{{"name", "environment", "tags"}, {}};
 const SectionSpec k_daemon_spec{{"socket", "max_clients", "max_pending"}, {}};
 const SectionSpec k_approval_spec{{"backend", "approver_groups", "allow_root", "service"},
-                                   {{"url", "service"}, {"ca_file", "service"}, {"public_keys", "service"}}};
-const SectionSpec k_service_spec{{"url", "ca_file", "client_cert", "client_key", "proxy",
-                                  "connect_timeout", "request_timeout", "poll_wait", "retries",
-                                  "issuer", "clock_skew", "public_keys"},
+                                  {{"url", "service"}, {"ca_file", "service"}, {"public_keys", "service"}}};
+const SectionSpec k_service_spec{{"url", "ca_file", "client_cert", "client_key", "proxy", "connect_timeout",
+                                  "request_timeout", "poll_wait", "retries", "issuer", "clock_skew", "public_keys"},
                                  {}};
-const SectionSpec k_store_spec{{"url", "format", "ca_file", "client_cert", "client_key",
-                                "token_file", "proxy", "connect_timeout", "timeout",
-                                "batch_events", "batch_size", "retry_min", "retry_max",
+const SectionSpec k_store_spec{{"url", "format", "ca_file", "client_cert", "client_key", "token_file", "proxy",
+                                "connect_timeout", "timeout", "batch_events", "batch_size", "retry_min", "retry_max",
                                 "splunk_index", "splunk_sourcetype"},
                                {}};
 const SectionSpec k_break_glass_spec{{"group", "min_reason_length"}, {}};
-const SectionSpec k_audit_spec{{"spool_dir", "spool_max_size", "segment_size", "when_spool_full",
-                                "syslog", "syslog_socket", "store"},
-                               {{"url", "store"}, {"format", "store"}, {"token_file", "store"}}};
-const SectionSpec k_rule_spec{
-    {"name", "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout",
-     "approver_groups", "noninteractive", "message", "match", "action"},
-    {{"kind", "match"}, {"users", "match"}, {"commands", "match"}, {"runas", "match"},
-     {"services", "match"}, {"remote_hosts", "match"}, {"host", "match"}}};
-const SectionSpec k_match_spec{
-    {"kind", "users", "commands", "runas", "services", "remote_hosts", "host"},
-    {{"environment", "host"}, {"tags", "host"}}};
+const SectionSpec k_audit_spec{
+    {"spool_dir", "spool_max_size", "segment_size", "when_spool_full", "syslog", "syslog_socket", "store"},
+    {{"url", "store"}, {"format", "store"}, {"token_file", "store"}}};
+const SectionSpec k_rule_spec{{"name", "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout",
+                               "approver_groups", "noninteractive", "message", "match", "action"},
+                              {{"kind", "match"},
+                               {"users", "match"},
+                               {"commands", "match"},
+                               {"runas", "match"},
+                               {"services", "match"},
+                               {"remote_hosts", "match"},
+                               {"host", "match"}}};
+const SectionSpec k_match_spec{{"kind", "users", "commands", "runas", "services", "remote_hosts", "host"},
+                               {{"environment", "host"}, {"tags", "host"}}};
 const SectionSpec k_match_host_spec{{"environment", "tags"}, {}};
 
 // Keys that only a require_approval rule may set.
 constexpr std::array<std::string_view, 8> k_approval_only_keys{
-    "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout", "approver_groups",
-    "noninteractive"};
+    "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout", "approver_groups", "noninteractive"};
 
 // Where we are, for messages and positions.
 struct Where {
@@ -262,8 +276,7 @@ struct Entry {
 using Entries = std::vector<Entry>;
 
 const Entry* find(const Entries& entries, std::string_view key) {
-    const auto it = std::find_if(entries.begin(), entries.end(),
-                                 [key](const Entry& e) { return e.key == key; });
+    const auto it = std::find_if(entries.begin(), entries.end(), [key](const Entry& e) { return e.key == key; });
     return it == entries.end() ? nullptr : &*it;
 }
 
@@ -292,21 +305,19 @@ public:
 
 private:
     Entries entries(const YAML::Node& node, const Where& where, const SectionSpec& spec);
-    Entries section(const Entries& parent, std::string_view key, const Where& parent_where,
-                    const Where& where, const SectionSpec& spec);
+    Entries section(const Entries& parent, std::string_view key, const Where& parent_where, const Where& where,
+                    const SectionSpec& spec);
     void wrong_type(const Where& where, const Entry& entry, std::string_view expected);
 
     std::optional<std::string> string_value(const Where& where, const Entry* entry);
-    std::optional<long long> integer_value(const Where& where, const Entry* entry,
-                                           std::string_view expected);
+    std::optional<long long> integer_value(const Where& where, const Entry* entry, std::string_view expected);
     std::optional<bool> bool_value(const Where& where, const Entry* entry);
     std::optional<std::vector<std::string>> list_value(const Where& where, const Entry* entry);
     std::optional<Seconds> duration_value(const Where& where, const Entry* entry);
     std::optional<std::uint64_t> size_value(const Where& where, const Entry* entry);
     void parse_service(const Entries& approval_entries, const Where& approval_where,
                        Config::Approval::Service& service);
-    void parse_store(const Entries& audit_entries, const Where& audit_where,
-                     Config::Audit::Store& store);
+    void parse_store(const Entries& audit_entries, const Where& audit_where, Config::Audit::Store& store);
     template <typename Enum>
     std::optional<Enum> enum_value(const Where& where, const Entry* entry,
                                    const std::vector<std::pair<std::string_view, Enum>>& names);
@@ -335,17 +346,15 @@ Entries Parser::entries(const YAML::Node& node, const Where& where, const Sectio
     for (auto it = node.begin(); it != node.end(); ++it) {
         const YAML::Node key_node = it->first;
         if (!key_node.IsScalar()) {
-            add(key_node.Mark(), where.prefix + "keys must be plain strings, got " +
-                                     describe(key_node) + " " + where.in);
+            add(key_node.Mark(),
+                where.prefix + "keys must be plain strings, got " + describe(key_node) + " " + where.in);
             continue;
         }
         const std::string& key = key_node.Scalar();
         if (const Entry* first = find(result, key)) {
             // yaml-cpp keeps both; which one wins would be an accident, so neither does.
-            add(key_node.Mark(), "duplicate key " + shown(key) + " " + where.in +
-                                     " (first at line " +
-                                     std::to_string(position_of(first->key_node.Mark()).line) +
-                                     ")");
+            add(key_node.Mark(), "duplicate key " + shown(key) + " " + where.in + " (first at line " +
+                                     std::to_string(position_of(first->key_node.Mark()).line) + ")");
             continue;
         }
         if (std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end()) {
@@ -376,8 +385,8 @@ Entries Parser::entries(const YAML::Node& node, const Where& where, const Sectio
     return result;
 }
 
-Entries Parser::section(const Entries& parent, std::string_view key, const Where& parent_where,
-                        const Where& where, const SectionSpec& spec) {
+Entries Parser::section(const Entries& parent, std::string_view key, const Where& parent_where, const Where& where,
+                        const SectionSpec& spec) {
     const Entry* entry = find(parent, key);
     if (entry == nullptr || entry->value.IsNull()) {
         return {}; // absent or "key:" with nothing: all defaults
@@ -390,9 +399,8 @@ Entries Parser::section(const Entries& parent, std::string_view key, const Where
 }
 
 void Parser::wrong_type(const Where& where, const Entry& entry, std::string_view expected) {
-    add(value_mark(entry), where.prefix + "wrong type for '" + where.key_name(entry.key) +
-                               "': expected " + std::string(expected) + ", got " +
-                               describe(entry.value));
+    add(value_mark(entry), where.prefix + "wrong type for '" + where.key_name(entry.key) + "': expected " +
+                               std::string(expected) + ", got " + describe(entry.value));
 }
 
 std::optional<std::string> Parser::string_value(const Where& where, const Entry* entry) {
@@ -406,13 +414,11 @@ std::optional<std::string> Parser::string_value(const Where& where, const Entry*
     return entry->value.Scalar();
 }
 
-std::optional<long long> Parser::integer_value(const Where& where, const Entry* entry,
-                                               std::string_view expected) {
+std::optional<long long> Parser::integer_value(const Where& where, const Entry* entry, std::string_view expected) {
     if (entry == nullptr) {
         return std::nullopt;
     }
-    const auto value = entry->value.IsScalar() ? parse_integer(entry->value.Scalar())
-                                               : std::nullopt;
+    const auto value = entry->value.IsScalar() ? parse_integer(entry->value.Scalar()) : std::nullopt;
     if (!value || *value < INT_MIN || *value > INT_MAX) {
         wrong_type(where, *entry, expected);
         return std::nullopt;
@@ -434,8 +440,7 @@ std::optional<bool> Parser::bool_value(const Where& where, const Entry* entry) {
 
 // A single string where a list is expected is read as a one-element list: "kind: sudo" and
 // "kind: [sudo]" mean the same, and nobody should have to remember which keys allow which.
-std::optional<std::vector<std::string>> Parser::list_value(const Where& where,
-                                                           const Entry* entry) {
+std::optional<std::vector<std::string>> Parser::list_value(const Where& where, const Entry* entry) {
     if (entry == nullptr) {
         return std::nullopt;
     }
@@ -458,8 +463,8 @@ std::optional<std::vector<std::string>> Parser::list_value(const Where& where,
         const YAML::Node item = entry->value[i];
         if (!item.IsScalar()) {
             add(item.IsNull() ? entry->value.Mark() : item.Mark(),
-                where.prefix + "wrong type for item " + std::to_string(i + 1) + " of '" +
-                    where.key_name(entry->key) + "': expected a string, got " + describe(item));
+                where.prefix + "wrong type for item " + std::to_string(i + 1) + " of '" + where.key_name(entry->key) +
+                    "': expected a string, got " + describe(item));
             ok = false;
             continue;
         }
@@ -482,11 +487,10 @@ std::optional<Seconds> Parser::duration_value(const Where& where, const Entry* e
     }
     auto value = parse_duration(entry->value.Scalar());
     if (!value) {
-        add(entry->value.Mark(),
-            where.prefix + "bad duration " + shown(entry->value.Scalar()) + " for '" +
-                where.key_name(entry->key) +
-                "': expected a positive number of seconds, or a positive number followed by "
-                "s, m, h or d (e.g. 30s, 15m, 2h, 1d)");
+        add(entry->value.Mark(), where.prefix + "bad duration " + shown(entry->value.Scalar()) + " for '" +
+                                     where.key_name(entry->key) +
+                                     "': expected a positive number of seconds, or a positive number followed by "
+                                     "s, m, h or d (e.g. 30s, 15m, 2h, 1d)");
     }
     return value;
 }
@@ -503,9 +507,8 @@ std::optional<std::uint64_t> Parser::size_value(const Where& where, const Entry*
 }
 
 template <typename Enum>
-std::optional<Enum>
-Parser::enum_value(const Where& where, const Entry* entry,
-                   const std::vector<std::pair<std::string_view, Enum>>& names) {
+std::optional<Enum> Parser::enum_value(const Where& where, const Entry* entry,
+                                       const std::vector<std::pair<std::string_view, Enum>>& names) {
     const auto text = string_value(where, entry);
     if (!text) {
         return std::nullopt;
@@ -517,9 +520,8 @@ Parser::enum_value(const Where& where, const Entry* entry,
         }
         choices.push_back(name);
     }
-    add(entry->value.Mark(), where.prefix + "bad value " + shown(*text) + " for '" +
-                                 where.key_name(entry->key) + "': expected " +
-                                 join(choices, " or "));
+    add(entry->value.Mark(), where.prefix + "bad value " + shown(*text) + " for '" + where.key_name(entry->key) +
+                                 "': expected " + join(choices, " or "));
     return std::nullopt;
 }
 
@@ -597,18 +599,20 @@ void Parser::parse_service(const Entries& approval_entries, const Where& approva
         service.line = position_of(start->key_node.Mark()).line;
     }
     const Entries e = section(approval_entries, "service", approval_where, where, k_service_spec);
-    for (const auto& [key, field] : {std::pair{"url", &service.url}, {"ca_file", &service.ca_file},
+    for (const auto& [key, field] : {std::pair{"url", &service.url},
+                                     {"ca_file", &service.ca_file},
                                      {"client_cert", &service.client_cert},
-                                     {"client_key", &service.client_key}, {"proxy", &service.proxy},
+                                     {"client_key", &service.client_key},
+                                     {"proxy", &service.proxy},
                                      {"issuer", &service.issuer}}) {
         if (auto v = string_value(where, find(e, key))) {
             *field = *v;
         }
     }
-    for (const auto& [key, field] :
-         {std::pair{"connect_timeout", &service.connect_timeout},
-          {"request_timeout", &service.request_timeout}, {"poll_wait", &service.poll_wait},
-          {"clock_skew", &service.clock_skew}}) {
+    for (const auto& [key, field] : {std::pair{"connect_timeout", &service.connect_timeout},
+                                     {"request_timeout", &service.request_timeout},
+                                     {"poll_wait", &service.poll_wait},
+                                     {"clock_skew", &service.clock_skew}}) {
         if (auto v = duration_value(where, find(e, key))) {
             *field = *v;
         }
@@ -624,7 +628,8 @@ void Parser::parse_service(const Entries& approval_entries, const Where& approva
             for (auto it = keys->value.begin(); it != keys->value.end(); ++it) {
                 if (!it->first.IsScalar() || !it->second.IsScalar()) {
                     add(it->first.Mark(), "approval.service.public_keys: each entry must be "
-                                          "'<key id>: <file>', got " + describe(it->second));
+                                          "'<key id>: <file>', got " +
+                                              describe(it->second));
                     continue;
                 }
                 const std::string kid = it->first.Scalar();
@@ -663,8 +668,7 @@ void Parser::parse_audit(const Entries& top, Config::Audit& audit) {
     if (auto v = size_value(where, find(e, "segment_size"))) {
         audit.segment_bytes = *v;
     }
-    if (auto v = enum_value<bool>(where, find(e, "when_spool_full"),
-                                  {{"deny", false}, {"break_glass_only", true}})) {
+    if (auto v = enum_value<bool>(where, find(e, "when_spool_full"), {{"deny", false}, {"break_glass_only", true}})) {
         audit.break_glass_when_full = *v;
     }
     if (auto v = bool_value(where, find(e, "syslog"))) {
@@ -676,26 +680,29 @@ void Parser::parse_audit(const Entries& top, Config::Audit& audit) {
     parse_store(e, where, audit.store);
 }
 
-void Parser::parse_store(const Entries& audit_entries, const Where& audit_where,
-                         Config::Audit::Store& store) {
+void Parser::parse_store(const Entries& audit_entries, const Where& audit_where, Config::Audit::Store& store) {
     const Where where{"audit.store", "audit.store.", "in 'audit.store'", ""};
     const Entries e = section(audit_entries, "store", audit_where, where, k_store_spec);
-    for (const auto& [key, field] :
-         {std::pair{"url", &store.url}, {"ca_file", &store.ca_file},
-          {"client_cert", &store.client_cert}, {"client_key", &store.client_key},
-          {"token_file", &store.token_file}, {"proxy", &store.proxy},
-          {"splunk_index", &store.splunk_index}, {"splunk_sourcetype", &store.splunk_sourcetype}}) {
+    for (const auto& [key, field] : {std::pair{"url", &store.url},
+                                     {"ca_file", &store.ca_file},
+                                     {"client_cert", &store.client_cert},
+                                     {"client_key", &store.client_key},
+                                     {"token_file", &store.token_file},
+                                     {"proxy", &store.proxy},
+                                     {"splunk_index", &store.splunk_index},
+                                     {"splunk_sourcetype", &store.splunk_sourcetype}}) {
         if (auto v = string_value(where, find(e, key))) {
             *field = *v;
         }
     }
-    if (auto v = enum_value<std::string>(where, find(e, "format"),
-                                         {{"jsonl", "jsonl"}, {"splunk_hec", "splunk_hec"}})) {
+    if (auto v =
+            enum_value<std::string>(where, find(e, "format"), {{"jsonl", "jsonl"}, {"splunk_hec", "splunk_hec"}})) {
         store.format = *v;
     }
-    for (const auto& [key, field] :
-         {std::pair{"connect_timeout", &store.connect_timeout}, {"timeout", &store.timeout},
-          {"retry_min", &store.retry_min}, {"retry_max", &store.retry_max}}) {
+    for (const auto& [key, field] : {std::pair{"connect_timeout", &store.connect_timeout},
+                                     {"timeout", &store.timeout},
+                                     {"retry_min", &store.retry_min},
+                                     {"retry_max", &store.retry_max}}) {
         if (auto v = duration_value(where, find(e, key))) {
             *field = *v;
         }
@@ -724,8 +731,7 @@ void Parser::parse_rules(const Entries& top, std::vector<Rule>& rules) {
 
 void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<Rule>& rules) {
     if (!node.IsMap()) {
-        add(node.Mark(), "rule " + std::to_string(number) +
-                             ": expected a mapping (name, match, action, ...), got " +
+        add(node.Mark(), "rule " + std::to_string(number) + ": expected a mapping (name, match, action, ...), got " +
                              describe(node));
         return;
     }
@@ -748,18 +754,16 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
         string_value(where, name); // reports a non-string name; the name was taken above
     }
     parse_match(e, where, rule.match);
-    if (auto v = enum_value<Action>(where, find(e, "action"),
-                                    {{"allow", Action::allow},
-                                     {"deny", Action::deny},
-                                     {"require_approval", Action::require_approval}})) {
+    if (auto v = enum_value<Action>(
+            where, find(e, "action"),
+            {{"allow", Action::allow}, {"deny", Action::deny}, {"require_approval", Action::require_approval}})) {
         rule.action = *v;
     }
     if (rule.action != Action::require_approval) {
         for (const std::string_view key : k_approval_only_keys) {
             if (const Entry* extra = find(e, key)) {
-                add(extra->key_node.Mark(), where.prefix + "action " + to_string(rule.action) +
-                                                " does not take '" + std::string(key) +
-                                                "' (only require_approval does)");
+                add(extra->key_node.Mark(), where.prefix + "action " + to_string(rule.action) + " does not take '" +
+                                                std::string(key) + "' (only require_approval does)");
             }
         }
     }
@@ -770,10 +774,8 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
         rule.ttl = *v;
     }
     const Entry* scope = find(e, "scope");
-    if (auto v = enum_value<Scope>(where, scope,
-                                   {{"command", Scope::command},
-                                    {"session", Scope::session},
-                                    {"login", Scope::login}})) {
+    if (auto v = enum_value<Scope>(
+            where, scope, {{"command", Scope::command}, {"session", Scope::session}, {"login", Scope::login}})) {
         rule.scope = *v;
     } else if (scope == nullptr && !rule.match.kinds.empty() &&
                std::all_of(rule.match.kinds.begin(), rule.match.kinds.end(),
@@ -782,8 +784,7 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
         // would only add a way to get it wrong.
         rule.scope = Scope::login;
     }
-    if (auto v = enum_value<bool>(where, find(e, "reason"),
-                                  {{"required", true}, {"optional", false}})) {
+    if (auto v = enum_value<bool>(where, find(e, "reason"), {{"required", true}, {"optional", false}})) {
         rule.reason_required = *v;
     }
     if (auto v = string_value(where, find(e, "ticket_pattern"))) {
@@ -806,8 +807,7 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
         rule.approver_groups = *v;
     }
     if (auto v = enum_value<NonInteractive>(where, find(e, "noninteractive"),
-                                            {{"file", NonInteractive::file},
-                                             {"wait", NonInteractive::wait}})) {
+                                            {{"file", NonInteractive::file}, {"wait", NonInteractive::wait}})) {
         rule.noninteractive = *v;
     }
     if (auto v = string_value(where, find(e, "message"))) {
@@ -819,20 +819,17 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
 void Parser::parse_match(const Entries& rule_entries, const Where& rule_where, Match& match) {
     // rule_where.in is "in rule 'x'"; these say "in 'match' of rule 'x'".
     const std::string of_rule = " of " + rule_where.in.substr(3);
-    const Where where{rule_where.path + ".match", "match.", "in 'match'" + of_rule,
-                      rule_where.prefix};
+    const Where where{rule_where.path + ".match", "match.", "in 'match'" + of_rule, rule_where.prefix};
     const Entries e = section(rule_entries, "match", rule_where, where, k_match_spec);
     const std::pair<std::string_view, std::vector<std::string>*> lists[] = {
-        {"kind", &match.kinds},       {"users", &match.users},     {"commands", &match.commands},
-        {"runas", &match.runas},      {"services", &match.services},
-        {"remote_hosts", &match.remote_hosts}};
+        {"kind", &match.kinds},  {"users", &match.users},       {"commands", &match.commands},
+        {"runas", &match.runas}, {"services", &match.services}, {"remote_hosts", &match.remote_hosts}};
     for (const auto& [key, target] : lists) {
         if (auto v = list_value(where, find(e, key))) {
             *target = std::move(*v);
         }
     }
-    const Where host_where{where.path + ".host", "match.host.", "in 'match.host'" + of_rule,
-                           rule_where.prefix};
+    const Where host_where{where.path + ".host", "match.host.", "in 'match.host'" + of_rule, rule_where.prefix};
     const Entries h = section(e, "host", where, host_where, k_match_host_spec);
     if (auto v = list_value(host_where, find(h, "environment"))) {
         match.host.environments = std::move(*v);
@@ -903,17 +900,14 @@ private:
     void OnDocumentEnd() override {}
     void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
     void OnAlias(const YAML::Mark&, YAML::anchor_t) override { m_has_content = true; }
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  const std::string&) override {
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {
         m_has_content = true;
     }
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
         m_has_content = true;
     }
     void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
         m_has_content = true;
     }
     void OnMapEnd() override {}
@@ -927,8 +921,7 @@ private:
 
 class Checker {
 public:
-    Checker(const Config& config, const Positions* positions)
-        : m_config(config), m_positions(positions) {}
+    Checker(const Config& config, const Positions* positions) : m_config(config), m_positions(positions) {}
 
     std::vector<Problem> run();
 
@@ -940,11 +933,10 @@ private:
     void check_service();
     void check_store();
     // Absolute path of a file the daemon reads (a key, a CA); empty allowed only if !required.
-    void check_file_key(const std::string& path, const std::string& key, const std::string& value,
-                        bool required);
+    void check_file_key(const std::string& path, const std::string& key, const std::string& value, bool required);
     void check_rule(std::size_t index);
-    void check_names(const std::string& path, int line, const std::string& prefix,
-                     std::string_view key, const std::vector<std::string>& names);
+    void check_names(const std::string& path, int line, const std::string& prefix, std::string_view key,
+                     const std::vector<std::string>& names);
 
     const Config& m_config;
     const Positions* m_positions;
@@ -973,12 +965,11 @@ std::vector<Problem> Checker::run() {
 }
 
 // Every entry of a name list must be a non-empty plain name.
-void Checker::check_names(const std::string& path, int line, const std::string& prefix,
-                          std::string_view key, const std::vector<std::string>& names) {
+void Checker::check_names(const std::string& path, int line, const std::string& prefix, std::string_view key,
+                          const std::vector<std::string>& names) {
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (names[i].empty()) {
-            add(path + "[" + std::to_string(i) + "]", line,
-                prefix + "empty entry in '" + std::string(key) + "'");
+            add(path + "[" + std::to_string(i) + "]", line, prefix + "empty entry in '" + std::string(key) + "'");
         }
     }
 }
@@ -986,71 +977,65 @@ void Checker::check_names(const std::string& path, int line, const std::string& 
 void Checker::check_top() {
     const Config& c = m_config;
     if (!is_absolute_path(c.daemon.socket)) {
-        add("daemon.socket", 0,
-            "daemon.socket must be an absolute path, got " + shown(c.daemon.socket));
+        add("daemon.socket", 0, "daemon.socket must be an absolute path, got " + shown(c.daemon.socket));
     }
     if (c.daemon.max_clients < 1) {
-        add("daemon.max_clients", 0, "daemon.max_clients must be at least 1, got " +
-                                         std::to_string(c.daemon.max_clients));
+        add("daemon.max_clients", 0,
+            "daemon.max_clients must be at least 1, got " + std::to_string(c.daemon.max_clients));
     }
     if (c.daemon.max_pending < 1) {
-        add("daemon.max_pending", 0, "daemon.max_pending must be at least 1, got " +
-                                         std::to_string(c.daemon.max_pending));
+        add("daemon.max_pending", 0,
+            "daemon.max_pending must be at least 1, got " + std::to_string(c.daemon.max_pending));
     }
     if (c.approval.backend == "service") {
         check_service();
         // The service decides who approves; a root switch here would suggest otherwise.
         if (c.approval.allow_root)
-            add("approval.allow_root", 0, "approval.allow_root applies to the local backend only; with backend "
-                                          "'service' the approval service decides who may approve");
+            add("approval.allow_root", 0,
+                "approval.allow_root applies to the local backend only; with backend "
+                "'service' the approval service decides who may approve");
     } else if (c.approval.backend != "local") {
-        add("approval.backend", 0, "unknown approval.backend " + shown(c.approval.backend) +
-                                       " (expected 'local' or 'service')");
+        add("approval.backend", 0,
+            "unknown approval.backend " + shown(c.approval.backend) + " (expected 'local' or 'service')");
     }
     if (c.approval.approver_groups.empty()) {
         add("approval.approver_groups", 0,
             "approval.approver_groups is empty: requests that match no rule (and rules without "
             "their own approver_groups) could never be approved");
     }
-    check_names("approval.approver_groups", 0, "", "approval.approver_groups",
-                c.approval.approver_groups);
+    check_names("approval.approver_groups", 0, "", "approval.approver_groups", c.approval.approver_groups);
     for (std::size_t i = 0; i < c.approval.approver_groups.size(); ++i) {
         const std::string& group = c.approval.approver_groups[i];
         if (!group.empty() && group.front() == '%') {
             add("approval.approver_groups[" + std::to_string(i) + "]", 0,
-                "approval.approver_groups lists group names without '%': write " +
-                    shown(group.substr(1)));
+                "approval.approver_groups lists group names without '%': write " + shown(group.substr(1)));
         }
     }
     if (!c.break_glass.group.empty() && c.break_glass.group.front() == '%') {
-        add("break_glass.group", 0, "break_glass.group is a group name without '%': write " +
-                                        shown(c.break_glass.group.substr(1)));
+        add("break_glass.group", 0,
+            "break_glass.group is a group name without '%': write " + shown(c.break_glass.group.substr(1)));
     }
     if (c.break_glass.min_reason_length < 1) {
         add("break_glass.min_reason_length", 0,
-            "break_glass.min_reason_length must be at least 1, got " +
-                std::to_string(c.break_glass.min_reason_length));
+            "break_glass.min_reason_length must be at least 1, got " + std::to_string(c.break_glass.min_reason_length));
     }
     if (!is_absolute_path(c.audit.spool_dir)) {
-        add("audit.spool_dir", 0,
-            "audit.spool_dir must be an absolute path, got " + shown(c.audit.spool_dir));
+        add("audit.spool_dir", 0, "audit.spool_dir must be an absolute path, got " + shown(c.audit.spool_dir));
     }
     if (c.audit.segment_bytes < 4096 || c.audit.segment_bytes > c.audit.spool_max_bytes) {
-        add("audit.segment_size", 0,
-            "audit.segment_size must be at least 4KiB and at most audit.spool_max_size");
+        add("audit.segment_size", 0, "audit.segment_size must be at least 4KiB and at most audit.spool_max_size");
     }
     if (!c.audit.store.url.empty()) {
         check_store();
     }
     if (c.audit.syslog && !is_absolute_path(c.audit.syslog_socket)) {
-        add("audit.syslog_socket", 0, "audit.syslog_socket must be an absolute path, got " +
-                                          shown(c.audit.syslog_socket));
+        add("audit.syslog_socket", 0,
+            "audit.syslog_socket must be an absolute path, got " + shown(c.audit.syslog_socket));
     }
     check_names("host.tags", 0, "", "host.tags", c.host.tags);
 }
 
-void Checker::check_file_key(const std::string& path, const std::string& key,
-                             const std::string& value, bool required) {
+void Checker::check_file_key(const std::string& path, const std::string& key, const std::string& value, bool required) {
     if (value.empty()) {
         if (required) {
             add(path, 0, key + " is required");
@@ -1072,8 +1057,7 @@ void Checker::check_service() {
     }
     if (s.url.rfind("https://", 0) != 0 || s.url.size() <= 8) {
         add("approval.service.url", line,
-            "approval.service.url must start with https:// (grants travel only over TLS), got " +
-                shown(s.url));
+            "approval.service.url must start with https:// (grants travel only over TLS), got " + shown(s.url));
     }
     check_file_key("approval.service.ca_file", "approval.service.ca_file", s.ca_file, true);
     check_file_key("approval.service.client_cert", "approval.service.client_cert", s.client_cert, true);
@@ -1098,14 +1082,14 @@ void Checker::check_service() {
     std::set<std::string> seen;
     for (const auto& [kid, file] : s.public_keys) {
         const std::string path = "approval.service.public_keys." + kid;
-        const bool kid_ok = !kid.empty() && kid.size() <= 64 &&
-                            std::all_of(kid.begin(), kid.end(), [](char ch) {
-                                return std::isalnum(static_cast<unsigned char>(ch)) != 0 ||
-                                       ch == '.' || ch == '_' || ch == '-';
-                            });
+        const bool kid_ok = !kid.empty() && kid.size() <= 64 && std::all_of(kid.begin(), kid.end(), [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '_' || ch == '-';
+        });
         if (!kid_ok) {
-            add(path, line, "bad key id " + shown(kid) + " in approval.service.public_keys: "
-                            "1 to 64 characters of A-Z a-z 0-9 . _ -");
+            add(path, line,
+                "bad key id " + shown(kid) +
+                    " in approval.service.public_keys: "
+                    "1 to 64 characters of A-Z a-z 0-9 . _ -");
         }
         if (!seen.insert(kid).second) {
             add(path, line, "key id " + shown(kid) + " is listed twice in approval.service.public_keys");
@@ -1117,8 +1101,7 @@ void Checker::check_service() {
 void Checker::check_store() {
     const auto& s = m_config.audit.store;
     if (s.url.rfind("https://", 0) != 0 || s.url.size() <= 8) {
-        add("audit.store.url", 0,
-            "audit.store.url must start with https://, got " + shown(s.url));
+        add("audit.store.url", 0, "audit.store.url must start with https://, got " + shown(s.url));
     }
     check_file_key("audit.store.ca_file", "audit.store.ca_file", s.ca_file, true);
     check_file_key("audit.store.client_cert", "audit.store.client_cert", s.client_cert, false);
@@ -1178,30 +1161,27 @@ void Checker::check_rule(std::size_t index) {
     const auto has_kind = [&m](std::string_view kind) {
         return m.kinds.empty() || std::find(m.kinds.begin(), m.kinds.end(), kind) != m.kinds.end();
     };
-    const bool login_only = !m.kinds.empty() &&
-                            std::all_of(m.kinds.begin(), m.kinds.end(),
-                                        [](const std::string& k) { return k == k_kind_login; });
+    const bool login_only = !m.kinds.empty() && std::all_of(m.kinds.begin(), m.kinds.end(),
+                                                            [](const std::string& k) { return k == k_kind_login; });
 
     const std::pair<std::string_view, const std::vector<std::string>*> lists[] = {
-        {"users", &m.users},       {"commands", &m.commands},
-        {"runas", &m.runas},       {"services", &m.services},
-        {"remote_hosts", &m.remote_hosts}, {"host.environment", &m.host.environments},
+        {"users", &m.users},        {"commands", &m.commands},         {"runas", &m.runas},
+        {"services", &m.services},  {"remote_hosts", &m.remote_hosts}, {"host.environment", &m.host.environments},
         {"host.tags", &m.host.tags}};
     for (const auto& [key, list] : lists) {
-        check_names(at("match." + std::string(key)), line, prefix, "match." + std::string(key),
-                    *list);
+        check_names(at("match." + std::string(key)), line, prefix, "match." + std::string(key), *list);
     }
     // A criterion the request kind never has a value for would make the rule silently dead.
-    const std::tuple<std::string_view, std::string_view, const std::vector<std::string>*>
-        kind_only[] = {{"commands", k_kind_sudo, &m.commands},
-                       {"runas", k_kind_sudo, &m.runas},
-                       {"services", k_kind_login, &m.services},
-                       {"remote_hosts", k_kind_login, &m.remote_hosts}};
+    const std::tuple<std::string_view, std::string_view, const std::vector<std::string>*> kind_only[] = {
+        {"commands", k_kind_sudo, &m.commands},
+        {"runas", k_kind_sudo, &m.runas},
+        {"services", k_kind_login, &m.services},
+        {"remote_hosts", k_kind_login, &m.remote_hosts}};
     for (const auto& [key, kind, list] : kind_only) {
         if (kinds_valid && !list->empty() && !has_kind(kind)) {
             add(at("match." + std::string(key)), line,
-                prefix + "match." + std::string(key) + " never matches: it applies to kind " +
-                    std::string(kind) + " only");
+                prefix + "match." + std::string(key) + " never matches: it applies to kind " + std::string(kind) +
+                    " only");
         }
     }
     for (std::size_t i = 0; i < m.users.size(); ++i) {
@@ -1225,39 +1205,33 @@ void Checker::check_rule(std::size_t index) {
         return; // the approval settings below are never used
     }
     if (rule.approvals < k_min_approvals || rule.approvals > k_max_approvals) {
-        add(at("approvals"), line, prefix + "approvals must be 1..5, got " +
-                                       std::to_string(rule.approvals));
+        add(at("approvals"), line, prefix + "approvals must be 1..5, got " + std::to_string(rule.approvals));
     }
-    const std::pair<std::string_view, Seconds> durations[] = {{"ttl", rule.ttl},
-                                                              {"timeout", rule.timeout}};
+    const std::pair<std::string_view, Seconds> durations[] = {{"ttl", rule.ttl}, {"timeout", rule.timeout}};
     for (const auto& [key, value] : durations) {
         if (value <= Seconds::zero()) {
-            add(at(key), line, prefix + std::string(key) + " must be positive, got " +
-                                   format_duration(value));
+            add(at(key), line, prefix + std::string(key) + " must be positive, got " + format_duration(value));
         } else if (value > k_max_duration) {
-            add(at(key), line, prefix + std::string(key) + " must be at most 24h, got " +
-                                   format_duration(value));
+            add(at(key), line, prefix + std::string(key) + " must be at most 24h, got " + format_duration(value));
         }
     }
     // With an unknown kind already reported, what the scope should be is anyone's guess.
     if (kinds_valid && rule.scope == Scope::login && !login_only) {
         add(at("scope"), line, prefix + "scope 'login' requires kind login (match.kind: login)");
     } else if (kinds_valid && rule.scope != Scope::login && !has_kind(k_kind_sudo)) {
-        add(at("scope"), line, prefix + "scope '" + to_string(rule.scope) +
-                                   "' requires kind sudo; a login rule takes scope 'login'");
+        add(at("scope"), line,
+            prefix + "scope '" + to_string(rule.scope) + "' requires kind sudo; a login rule takes scope 'login'");
     }
     if (!rule.ticket_pattern.empty() && !rule.ticket_regex) {
         try {
             static_cast<void>(std::regex(rule.ticket_pattern, std::regex::ECMAScript));
-            add(at("ticket_pattern"), line,
-                prefix + "ticket_pattern is set but ticket_regex was not compiled");
+            add(at("ticket_pattern"), line, prefix + "ticket_pattern is set but ticket_regex was not compiled");
         } catch (const std::regex_error& e) {
-            add(at("ticket_pattern"), line, prefix + "bad ticket_pattern " +
-                                                shown(rule.ticket_pattern) + ": " + e.what());
+            add(at("ticket_pattern"), line,
+                prefix + "bad ticket_pattern " + shown(rule.ticket_pattern) + ": " + e.what());
         }
     }
-    const auto& groups =
-        rule.approver_groups.empty() ? m_config.approval.approver_groups : rule.approver_groups;
+    const auto& groups = rule.approver_groups.empty() ? m_config.approval.approver_groups : rule.approver_groups;
     if (groups.empty()) {
         add(at("approvals"), line,
             prefix + "approvals: " + std::to_string(rule.approvals) +
@@ -1269,8 +1243,7 @@ void Checker::check_rule(std::size_t index) {
         const std::string& group = rule.approver_groups[i];
         if (!group.empty() && group.front() == '%') {
             add(at("approver_groups[" + std::to_string(i) + "]"), line,
-                prefix + "approver_groups lists group names without '%': write " +
-                    shown(group.substr(1)));
+                prefix + "approver_groups lists group names without '%': write " + shown(group.substr(1)));
         }
     }
 }
@@ -1344,8 +1317,7 @@ LoadResult parse_config(const std::string& text, const std::string& source) {
     std::vector<Problem> problems = std::move(parser.problems());
     if (config) {
         std::vector<Problem> more = validate_at(*config, &parser.positions());
-        problems.insert(problems.end(), std::make_move_iterator(more.begin()),
-                        std::make_move_iterator(more.end()));
+        problems.insert(problems.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
     }
     // In file order, so the list reads top to bottom next to the file.
     std::stable_sort(problems.begin(), problems.end(), [](const Problem& a, const Problem& b) {
@@ -1359,7 +1331,9 @@ LoadResult parse_config(const std::string& text, const std::string& source) {
     return result;
 }
 
-std::vector<Problem> validate(const Config& config) { return validate_at(config, nullptr); }
+std::vector<Problem> validate(const Config& config) {
+    return validate_at(config, nullptr);
+}
 
 std::optional<Problem> check_file_security(const std::string& path, unsigned allowed_uid) {
     struct stat st {};
@@ -1369,9 +1343,7 @@ std::optional<Problem> check_file_security(const std::string& path, unsigned all
         return Problem{path, 0, 0, "cannot check the config's permissions: " + error_text(errno)};
     }
     if (S_ISLNK(st.st_mode)) {
-        return Problem{path, 0, 0,
-                       "is a symbolic link; point jitgated at the real file (readlink -f " +
-                           path + ")"};
+        return Problem{path, 0, 0, "is a symbolic link; point jitgated at the real file (readlink -f " + path + ")"};
     }
     if (!S_ISREG(st.st_mode)) {
         return Problem{path, 0, 0, "is not a regular file"};
@@ -1379,8 +1351,7 @@ std::optional<Problem> check_file_security(const std::string& path, unsigned all
     std::vector<std::string> wrong;
     if (st.st_uid != 0 && st.st_uid != allowed_uid) {
         wrong.push_back("is owned by uid " + std::to_string(st.st_uid) + " but must be owned by " +
-                        (allowed_uid == 0 ? std::string("root")
-                                          : "root or uid " + std::to_string(allowed_uid)) +
+                        (allowed_uid == 0 ? std::string("root") : "root or uid " + std::to_string(allowed_uid)) +
                         "; fix with: chown root " + path);
     }
     const bool group_writable = (st.st_mode & S_IWGRP) != 0;
@@ -1391,8 +1362,7 @@ std::optional<Problem> check_file_security(const std::string& path, unsigned all
         const char* who = group_writable && world_writable ? "group- and world-writable"
                           : group_writable                 ? "group-writable"
                                                            : "world-writable";
-        wrong.push_back(std::string("is ") + who + " (mode " + mode.data() +
-                        "); fix with: chmod go-w " + path);
+        wrong.push_back(std::string("is ") + who + " (mode " + mode.data() + "); fix with: chmod go-w " + path);
     }
     if (wrong.empty()) {
         return std::nullopt;
@@ -1411,11 +1381,21 @@ std::optional<Seconds> parse_duration(const std::string& text) {
     std::string_view digits = text;
     Seconds::rep unit = 1;
     switch (text.back()) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    default: unit = 0; break;
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        unit = 0;
+        break;
     }
     if (unit != 0) {
         digits.remove_suffix(1);
@@ -1423,8 +1403,7 @@ std::optional<Seconds> parse_duration(const std::string& text) {
         unit = 1; // a bare number of seconds
     }
     // Only digits: no sign, no spaces, no "1.5h" (from_chars alone would accept a leading '-').
-    if (digits.empty() ||
-        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         return std::nullopt;
     }
     Seconds::rep count = 0;
@@ -1446,10 +1425,15 @@ std::optional<std::uint64_t> parse_size(const std::string& text) {
     }
     const std::string_view suffix = std::string_view(text).substr(digits);
     std::uint64_t unit = 0;
-    for (const auto& [name, value] :
-         {std::pair<std::string_view, std::uint64_t>{"", 1}, {"B", 1}, {"KiB", 1ULL << 10},
-          {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40}, {"KB", 1000},
-          {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}}) {
+    for (const auto& [name, value] : {std::pair<std::string_view, std::uint64_t>{"", 1},
+                                      {"B", 1},
+                                      {"KiB", 1ULL << 10},
+                                      {"MiB", 1ULL << 20},
+                                      {"GiB", 1ULL << 30},
+                                      {"TiB", 1ULL << 40},
+                                      {"KB", 1000},
+                                      {"MB", 1000 * 1000},
+                                      {"GB", 1000 * 1000 * 1000}}) {
         if (suffix == name) {
             unit = value;
         }
@@ -1477,18 +1461,24 @@ std::string format_duration(Seconds s) {
 
 const char* to_string(Action a) noexcept {
     switch (a) {
-    case Action::allow: return "allow";
-    case Action::deny: return "deny";
-    case Action::require_approval: return "require_approval";
+    case Action::allow:
+        return "allow";
+    case Action::deny:
+        return "deny";
+    case Action::require_approval:
+        return "require_approval";
     }
     return "require_approval";
 }
 
 const char* to_string(Scope s) noexcept {
     switch (s) {
-    case Scope::command: return "command";
-    case Scope::session: return "session";
-    case Scope::login: return "login";
+    case Scope::command:
+        return "command";
+    case Scope::session:
+        return "session";
+    case Scope::login:
+        return "login";
     }
     return "command";
 }

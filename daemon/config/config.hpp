@@ -44,21 +44,21 @@ struct Match {
 };
 
 struct Rule {
-    std::string name;      // unique; defaults to "rule-<index>"
-    int line = 0;          // where the rule starts in the file (for messages)
+    std::string name; // unique; defaults to "rule-<index>"
+    int line = 0;     // where the rule starts in the file (for messages)
     Match match;
     Action action = Action::require_approval;
     // require_approval only:
-    int approvals = 1;                                 // distinct approvers needed (1..5)
-    Seconds ttl{std::chrono::minutes(15)};             // grant lifetime, from the approval
+    int approvals = 1;                     // distinct approvers needed (1..5)
+    Seconds ttl{std::chrono::minutes(15)}; // grant lifetime, from the approval
     Scope scope = Scope::command;
     bool reason_required = false;
-    std::string ticket_pattern;                        // ECMAScript regex; empty: no ticket asked
-    std::optional<std::regex> ticket_regex;            // compiled from ticket_pattern
-    Seconds timeout{std::chrono::minutes(10)};         // how long a request may wait
-    std::vector<std::string> approver_groups;          // empty: approval.approver_groups
+    std::string ticket_pattern;                // ECMAScript regex; empty: no ticket asked
+    std::optional<std::regex> ticket_regex;    // compiled from ticket_pattern
+    Seconds timeout{std::chrono::minutes(10)}; // how long a request may wait
+    std::vector<std::string> approver_groups;  // empty: approval.approver_groups
     NonInteractive noninteractive = NonInteractive::file;
-    std::string message;                               // shown to the user on deny/approval prompt
+    std::string message; // shown to the user on deny/approval prompt
 };
 
 struct Config {
@@ -70,51 +70,51 @@ struct Config {
     } host;
     struct Daemon {
         std::string socket = "/run/jitgate/jitgated.sock";
-        int max_clients = 16384;            // connections at once; more are refused
-        int max_pending = 10000;            // requests waiting at once
+        int max_clients = 16384; // connections at once; more are refused
+        int max_pending = 10000; // requests waiting at once
     } daemon;
     struct Approval {
-        std::string backend = "local";      // "local" (this host's approvers) or "service"
+        std::string backend = "local"; // "local" (this host's approvers) or "service"
         std::vector<std::string> approver_groups{"jitgate-approvers"};
         // May a peer with uid 0 approve (local backend)? No by default: root is an account,
         // not a person (docs/config.md, "approval.allow_root").
         bool allow_root = false;
         // backend "service": the central approval service (docs/protocol.md).
         struct Service {
-            std::string url;                // base URL, https:// only
-            std::string ca_file;            // pinned CA of the service (not the system store)
-            std::string client_cert;        // this host's certificate (mTLS)
+            std::string url;         // base URL, https:// only
+            std::string ca_file;     // pinned CA of the service (not the system store)
+            std::string client_cert; // this host's certificate (mTLS)
             std::string client_key;
-            std::string proxy;              // empty: no proxy (proxy environment variables ignored)
+            std::string proxy; // empty: no proxy (proxy environment variables ignored)
             Seconds connect_timeout{5};
-            Seconds request_timeout{10};    // per call; a long poll gets poll_wait on top
-            Seconds poll_wait{25};          // the `wait` of each long poll (1..60)
-            int retries = 3;                // extra tries of a failed idempotent call (0..10)
-            std::string issuer;             // empty: the grant's iss is not checked
-            Seconds clock_skew{30};         // tolerance for nbf/exp
+            Seconds request_timeout{10}; // per call; a long poll gets poll_wait on top
+            Seconds poll_wait{25};       // the `wait` of each long poll (1..60)
+            int retries = 3;             // extra tries of a failed idempotent call (0..10)
+            std::string issuer;          // empty: the grant's iss is not checked
+            Seconds clock_skew{30};      // tolerance for nbf/exp
             std::vector<std::pair<std::string, std::string>> public_keys; // kid -> PEM file
-            int line = 0;                   // where 'service' starts (for messages)
+            int line = 0;                                                 // where 'service' starts (for messages)
         } service;
     } approval;
     struct BreakGlass {
-        std::string group;                  // empty: break-glass disabled
+        std::string group; // empty: break-glass disabled
         std::size_t min_reason_length = 10;
     } break_glass;
     struct Audit {
-        std::string spool_dir = "/var/lib/jitgate/spool";  // the hash-chained segments
-        std::uint64_t spool_max_bytes = 1ULL << 30;          // full: privileged actions denied
+        std::string spool_dir = "/var/lib/jitgate/spool"; // the hash-chained segments
+        std::uint64_t spool_max_bytes = 1ULL << 30;       // full: privileged actions denied
         std::uint64_t segment_bytes = 8ULL << 20;
-        bool break_glass_when_full = false;                  // when_spool_full: break_glass_only
+        bool break_glass_when_full = false; // when_spool_full: break_glass_only
         bool syslog = true;
         std::string syslog_socket = "/dev/log";
         // The central audit store (docs/audit.md); empty url: nothing is shipped.
         struct Store {
-            std::string url;                // https:// only
-            std::string format = "jsonl";   // "jsonl" or "splunk_hec"
+            std::string url;              // https:// only
+            std::string format = "jsonl"; // "jsonl" or "splunk_hec"
             std::string ca_file;
             std::string client_cert;
             std::string client_key;
-            std::string token_file;         // bearer (jsonl) / Splunk token, first line of the file
+            std::string token_file; // bearer (jsonl) / Splunk token, first line of the file
             std::string proxy;
             Seconds connect_timeout{5};
             Seconds timeout{30};

@@ -55,7 +55,8 @@ bool Broker::is_approver_anywhere(const Caller& c) const {
 std::vector<Json> Broker::pending(const Caller& /*caller*/) const {
     std::vector<const Request*> list;
     for (const auto& [id, q] : m_requests) list.push_back(&q);
-    std::sort(list.begin(), list.end(), [](const Request* a, const Request* b) { return a->created_unix < b->created_unix; });
+    std::sort(list.begin(), list.end(),
+              [](const Request* a, const Request* b) { return a->created_unix < b->created_unix; });
     std::vector<Json> out;
     const auto now = now_unix();
     const auto mono = Clock::now();
@@ -79,7 +80,8 @@ std::vector<Json> Broker::pending(const Caller& /*caller*/) const {
         if (r.kind == "sudo") {
             j["command"] = cut(esc(r.command));
             j["display"] = cut(display_command(r.command, r.run_argv));
-            if (r.submit_argv != r.run_argv && !r.submit_argv.empty()) j["submit_display"] = cut(text::display_argv(r.submit_argv));
+            if (r.submit_argv != r.run_argv && !r.submit_argv.empty())
+                j["submit_display"] = cut(text::display_argv(r.submit_argv));
             j["runas"] = esc(r.runas_user);
             j["cwd"] = esc(r.cwd);
             add_binding(j, q->session);
@@ -101,9 +103,11 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     // SECURITY NOTE: with the service backend the service is the only authority; a local
     // approver group must not become a second way in.
     if (!m_backend->allows_local_decisions())
-        return {false, "this host's approvals are given at the approval service " + m_backend->location() + ", not with jitgatectl"};
+        return {false, "this host's approvals are given at the approval service " + m_backend->location() +
+                           ", not with jitgatectl"};
     const auto it = m_requests.find(id);
-    if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
+    if (it == m_requests.end())
+        return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
     Json refused = event_for(audit::type::error, q.session);
     refused["approver"] = esc(c.name);
@@ -119,7 +123,8 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
         refused["refused"] = "root";
         refused["message"] = "approval refused: root may not approve (approval.allow_root is false)";
         audit_refusal(c.peer.uid, refused);
-        return {false, "root may not approve requests on this host (approval.allow_root is false); approve as yourself"};
+        return {false,
+                "root may not approve requests on this host (approval.allow_root is false); approve as yourself"};
     }
     if (!shares_group(c.groups, q.approver_groups)) {
         refused["refused"] = "not_approver";
@@ -140,7 +145,8 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
         refused["refused"] = "self_approval";
         refused["message"] = same_uid ? std::string("approval refused: the requester cannot approve their own request")
                                       : "approval refused: the approver acts in the requester's login session "
-                                        "(login uid " + std::to_string(c.login_uid) + ")";
+                                        "(login uid " +
+                                            std::to_string(c.login_uid) + ")";
         audit_refusal(c.peer.uid, refused);
         if (same_uid) return {false, "you cannot approve your own request " + id};
         return {false, "you cannot approve your own request " + id + ": this session belongs to " + esc(c.login_name) +
@@ -181,9 +187,11 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
 OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::string& reason) {
     const std::string id = upper(raw_id);
     if (!m_backend->allows_local_decisions())
-        return {false, "this host's requests are decided at the approval service " + m_backend->location() + ", not with jitgatectl"};
+        return {false, "this host's requests are decided at the approval service " + m_backend->location() +
+                           ", not with jitgatectl"};
     const auto it = m_requests.find(id);
-    if (it == m_requests.end()) return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
+    if (it == m_requests.end())
+        return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
     if (!shares_group(c.groups, q.approver_groups))
         return {false, esc(c.name) + " is not in the approver group(s) " + join_names(q.approver_groups) + " of " + id};
@@ -194,7 +202,8 @@ OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::str
     e["approvers"] = q.approvers;
     e["outcome"] = "denied";
     audit(std::move(e)); // a deny stands even if it could not be recorded
-    msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
+    msg::Decision d =
+        deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
     d.request_id = id;
     conclude(q, d);
     return {true, "denied " + id};
@@ -206,10 +215,16 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
     const auto now = now_unix();
     for (const auto& g : m_grants.list(Clock::now())) {
         if (!all && g.user != c.name && g.requester != c.name) continue;
-        Json j{{"id", g.id},           {"request_id", g.request_id}, {"user", esc(g.user)},
+        Json j{{"id", g.id},
+               {"request_id", g.request_id},
+               {"user", esc(g.user)},
                {"requester", esc(g.requester)},
-               {"kind", g.kind},       {"scope", config::to_string(g.scope)}, {"rule", g.rule},
-               {"approvers", g.approvers}, {"granted", g.granted_unix}, {"expires", g.expires_unix},
+               {"kind", g.kind},
+               {"scope", config::to_string(g.scope)},
+               {"rule", g.rule},
+               {"approvers", g.approvers},
+               {"granted", g.granted_unix},
+               {"expires", g.expires_unix},
                {"expires_in_s", g.expires_unix - now}};
         if (g.scope == config::Scope::command) {
             j["display"] = cut(display_command(g.command, g.argv));
@@ -227,8 +242,13 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
 OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std::string& reason) {
     auto g = m_grants.revoke(upper(grant_id));
     if (!g) return {false, "no live grant " + esc(grant_id)};
-    Json e{{"type", audit::type::grant_revoked}, {"grant_id", g->id}, {"request_id", g->request_id},
-           {"user", esc(g->user)}, {"kind", g->kind}, {"rule", g->rule}, {"revoked_by", esc(c.name)},
+    Json e{{"type", audit::type::grant_revoked},
+           {"grant_id", g->id},
+           {"request_id", g->request_id},
+           {"user", esc(g->user)},
+           {"kind", g->kind},
+           {"rule", g->rule},
+           {"revoked_by", esc(c.name)},
            {"reason", esc(trim(reason))}};
     audit(std::move(e));
     return {true, "revoked " + g->id};

@@ -28,7 +28,9 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::string plural(long n, const char* one, const char* many) { return std::to_string(n) + " " + (n == 1 ? one : many); }
+std::string plural(long n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+}
 
 void add_binding(Json& j, const CheckSession& s) {
     const auto& r = s.request;
@@ -63,7 +65,6 @@ using namespace detail;
 using std::chrono::duration_cast;
 using std::chrono::seconds;
 
-
 constexpr std::size_t k_max_reason = 1024;
 // SECURITY NOTE: std::regex backtracks; a bounded ticket keeps a hostile one cheap to match.
 constexpr std::size_t k_max_ticket = 128;
@@ -76,8 +77,8 @@ constexpr const char* k_spool_unwritable = "jitgate: denied: the audit spool can
 // service's cmd_sha256 are both built from it, so they cannot drift apart.
 grants::Action action_of(const CheckSession& s) {
     const auto& r = s.request;
-    grants::Action a{r.user,        r.kind,          s.rule->name, r.runas_user, r.command, &r.run_argv,
-                     binding::run_cwd(r), r.runas_group, r.chroot,     s.program,    &s.bound_env};
+    grants::Action a{r.user,        r.kind,   s.rule->name, r.runas_user, r.command, &r.run_argv, binding::run_cwd(r),
+                     r.runas_group, r.chroot, s.program,    &s.bound_env};
     a.requester_uid = requester_uid(s);
     a.login_uid = s.requester.login_uid;
     return a;
@@ -236,8 +237,18 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         return Step::done;
     }
     auto groups = group_names_of(r.user);
-    s.facts = rules::Facts{r.kind, r.user, groups.value_or(std::vector<std::string>{}), r.command, r.run_argv,
-                           r.runas_user, r.service, r.remote_host, {}, {}, -1, -1};
+    s.facts = rules::Facts{r.kind,
+                           r.user,
+                           groups.value_or(std::vector<std::string>{}),
+                           r.command,
+                           r.run_argv,
+                           r.runas_user,
+                           r.service,
+                           r.remote_host,
+                           {},
+                           {},
+                           -1,
+                           -1};
     if (r.kind == "sudo") {
         // What the grant binds and the rules judge: the program whatever it is called, and the
         // environment it gets (docs/wire-protocol.md, "Binding").
@@ -263,8 +274,10 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     }
     if (!groups) // a %group rule could not be judged: deny rather than skip it
         return decide(s, responder,
-                      deny_with(msg::Outcome::error, "jitgate: denied: cannot read the groups of " + esc(r.user) +
-                                             " from the system's user database (fail closed)", s),
+                      deny_with(msg::Outcome::error,
+                                "jitgate: denied: cannot read the groups of " + esc(r.user) +
+                                    " from the system's user database (fail closed)",
+                                s),
                       event_for(audit::type::denied, s));
 
     if (r.argv_truncated) {
@@ -295,17 +308,21 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     if (!r.break_glass_reason.empty()) {
         const auto& bg = cfg.break_glass;
         std::string why;
-        if (bg.group.empty()) why = "break-glass is not enabled on this host";
-        else if (!contains(s.facts.user_groups, bg.group)) why = esc(r.user) + " is not in the break-glass group '" + bg.group + "'";
+        if (bg.group.empty())
+            why = "break-glass is not enabled on this host";
+        else if (!contains(s.facts.user_groups, bg.group))
+            why = esc(r.user) + " is not in the break-glass group '" + bg.group + "'";
         else if (trim(r.break_glass_reason).size() < bg.min_reason_length)
             why = "a break-glass reason needs at least " + std::to_string(bg.min_reason_length) + " characters";
         Json e = event_for(why.empty() ? audit::type::break_glass : audit::type::denied, s);
         e["break_glass_reason"] = esc(r.break_glass_reason);
-        if (!why.empty()) return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: break-glass refused: " + why, s), e);
+        if (!why.empty())
+            return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: break-glass refused: " + why, s), e);
         msg::Decision d;
         d.allow = true;
         d.outcome = msg::Outcome::break_glass;
-        d.message = "jitgate: BREAK-GLASS access recorded and alerted to the security team: " + esc(r.break_glass_reason);
+        d.message =
+            "jitgate: BREAK-GLASS access recorded and alerted to the security team: " + esc(r.break_glass_reason);
         return decide(s, responder, d, e);
     }
 
@@ -317,8 +334,9 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     const config::Rule* rule = rules::first_match(cfg, s.facts, id_of);
     // Shares the config the rule came from (a reload does not change a request under way);
     // the default rule is a static.
-    s.rule = rule != nullptr ? std::shared_ptr<const config::Rule>(m_config, rule)
-                             : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{}, &rules::default_rule());
+    s.rule = rule != nullptr
+                 ? std::shared_ptr<const config::Rule>(m_config, rule)
+                 : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{}, &rules::default_rule());
 
     switch (s.rule->action) {
     case config::Action::allow: {
@@ -360,33 +378,43 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
     const char* what = r.kind == "sudo" ? "command" : "login";
     if (r.reason.size() > k_max_reason || r.ticket.size() > k_max_ticket)
         return decide(s, responder,
-                      deny_with(msg::Outcome::denied, "jitgate: denied: a reason is at most " + std::to_string(k_max_reason) +
-                                              " bytes and a ticket at most " + std::to_string(k_max_ticket), s),
+                      deny_with(msg::Outcome::denied,
+                                "jitgate: denied: a reason is at most " + std::to_string(k_max_reason) +
+                                    " bytes and a ticket at most " + std::to_string(k_max_ticket),
+                                s),
                       event_for(audit::type::denied, s));
     // A login's scope is always the login: a rule written for both kinds grants no sudo here.
     if (s.rule->reason_required && trim(r.reason).empty()) {
         if (can_prompt) return ask(s, responder, "reason", std::string("jitgate: reason for this ") + what + ": ");
-        return decide(s, responder,
-                      deny_with(msg::Outcome::denied, "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
-                                              (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
-                                                                 : std::string("give it at the prompt or set JITGATE_REASON")), s),
-                      event_for(audit::type::denied, s));
+        return decide(
+            s, responder,
+            deny_with(msg::Outcome::denied,
+                      "jitgate: denied: rule '" + s.rule->name + "' requires a reason; " +
+                          (r.kind == "login" ? std::string("log in interactively (keyboard-interactive) to give one")
+                                             : std::string("give it at the prompt or set JITGATE_REASON")),
+                      s),
+            event_for(audit::type::denied, s));
     }
     if (!s.rule->ticket_pattern.empty()) {
         if (trim(r.ticket).empty()) {
             if (can_prompt)
                 return ask(s, responder, "ticket", "jitgate: change ticket (" + esc(s.rule->ticket_pattern) + "): ");
-            return decide(s, responder,
-                          deny_with(msg::Outcome::denied, "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
-                                                  esc(s.rule->ticket_pattern) +
-                                                  (r.kind == "login" ? "; log in interactively to give one" : "; set JITGATE_TICKET"), s),
-                          event_for(audit::type::denied, s));
+            return decide(
+                s, responder,
+                deny_with(msg::Outcome::denied,
+                          "jitgate: denied: rule '" + s.rule->name + "' requires a ticket matching " +
+                              esc(s.rule->ticket_pattern) +
+                              (r.kind == "login" ? "; log in interactively to give one" : "; set JITGATE_TICKET"),
+                          s),
+                event_for(audit::type::denied, s));
         }
         r.ticket = trim(r.ticket);
         if (!s.rule->ticket_regex || !std::regex_search(r.ticket, *s.rule->ticket_regex)) {
             return decide(s, responder,
-                          deny_with(msg::Outcome::denied, "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
-                                                  esc(s.rule->ticket_pattern), s),
+                          deny_with(msg::Outcome::denied,
+                                    "jitgate: denied: ticket '" + esc(r.ticket) + "' does not match " +
+                                        esc(s.rule->ticket_pattern),
+                                    s),
                           event_for(audit::type::denied, s));
         }
     }
@@ -404,10 +432,12 @@ Step Broker::give_input(CheckSession& s, Responder& responder, const std::string
         return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: denied: no " + field + " given", s),
                       event_for(audit::type::denied, s));
     if (answer.size() > k_max_reason)
-        return decide(s, responder,
-                      deny_with(msg::Outcome::denied, "jitgate: denied: the " + field + " is longer than " +
-                                              std::to_string(k_max_reason) + " bytes", s),
-                      event_for(audit::type::denied, s));
+        return decide(
+            s, responder,
+            deny_with(msg::Outcome::denied,
+                      "jitgate: denied: the " + field + " is longer than " + std::to_string(k_max_reason) + " bytes",
+                      s),
+            event_for(audit::type::denied, s));
     (field == "reason" ? s.request.reason : s.request.ticket) = answer;
     return evaluate(s, responder);
 }
@@ -425,9 +455,11 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
                 grants::GrantCache::key_for(action_of(q.session), config::Scope::command) ==
                     grants::GrantCache::key_for(action_of(s), config::Scope::command)) {
                 s.request_id = id;
-                msg::Decision d = deny_with(msg::Outcome::filed, "jitgate: request " + id + " is still waiting for approval; " +
-                                                         (r.kind == "login" ? "log in again" : "run the command again") +
-                                                         " once it is approved", s);
+                msg::Decision d = deny_with(msg::Outcome::filed,
+                                            "jitgate: request " + id + " is still waiting for approval; " +
+                                                (r.kind == "login" ? "log in again" : "run the command again") +
+                                                " once it is approved",
+                                            s);
                 ++m_decisions;
                 responder.decide(d);
                 return Step::done;
@@ -438,14 +470,17 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     const std::size_t mine = m_requests.count_for(requester_uid(s));
     if (mine >= k_max_pending_per_user)
         return decide(s, responder,
-                      deny_with(msg::Outcome::error, "jitgate: denied: " + esc(requester_name(s)) + " already has " +
-                                             std::to_string(mine) +
-                                             " requests waiting; wait for them to be decided", s),
+                      deny_with(msg::Outcome::error,
+                                "jitgate: denied: " + esc(requester_name(s)) + " already has " + std::to_string(mine) +
+                                    " requests waiting; wait for them to be decided",
+                                s),
                       event_for(audit::type::denied, s));
     if (m_requests.size() >= static_cast<std::size_t>(cfg.daemon.max_pending))
         return decide(s, responder,
-                      deny_with(msg::Outcome::error, "jitgate: denied: " + std::to_string(m_requests.size()) +
-                                             " requests are already waiting; try again later", s),
+                      deny_with(msg::Outcome::error,
+                                "jitgate: denied: " + std::to_string(m_requests.size()) +
+                                    " requests are already waiting; try again later",
+                                s),
                       event_for(audit::type::denied, s));
 
     Request q;
@@ -463,10 +498,11 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
         s.request_id.clear();
         Json ev = event_for(audit::type::denied, s);
         ev["error"] = esc(e.what());
-        return decide(s, responder,
-                      deny_with(msg::Outcome::error, std::string("jitgate: denied: this action cannot be sent for approval: ") +
-                                             esc(e.what()), s),
-                      std::move(ev));
+        return decide(
+            s, responder,
+            deny_with(msg::Outcome::error,
+                      std::string("jitgate: denied: this action cannot be sent for approval: ") + esc(e.what()), s),
+            std::move(ev));
     }
 
     Json e = event_for(audit::type::requested, s);
@@ -479,12 +515,12 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     m_backend->describe(e);
     if (!audit(std::move(e))) {
         s.request_id.clear();
-        return decide(s, responder,
-                      deny_with(msg::Outcome::error, k_spool_unwritable, s), event_for(audit::type::error, s));
+        return decide(s, responder, deny_with(msg::Outcome::error, k_spool_unwritable, s),
+                      event_for(audit::type::error, s));
     }
-    responder.notice("jitgate: approval required by rule '" + s.rule->name + "': " +
-                         plural(q.approvals_needed, "approval", "approvals") + " from " + join_names(q.approver_groups) +
-                         (q.approvals_needed > 1 ? " (different people)" : "") + "." +
+    responder.notice("jitgate: approval required by rule '" + s.rule->name +
+                         "': " + plural(q.approvals_needed, "approval", "approvals") + " from " +
+                         join_names(q.approver_groups) + (q.approvals_needed > 1 ? " (different people)" : "") + "." +
                          (s.rule->message.empty() ? "" : " " + esc(s.rule->message)),
                      -1);
     const std::string id = q.id;
@@ -493,10 +529,12 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     if (detach) {
         m_requests.add(std::move(q));
         const bool login = r.kind == "login";
-        msg::Decision d = deny_with(msg::Outcome::filed, "jitgate: request " + id + " filed; " +
-                                                 (login ? "a non-interactive login does not wait. Log in again"
-                                                        : "sudo -n does not wait. Run the command again") +
-                                                 " once it is approved (" + how + ")", s);
+        msg::Decision d = deny_with(msg::Outcome::filed,
+                                    "jitgate: request " + id + " filed; " +
+                                        (login ? "a non-interactive login does not wait. Log in again"
+                                               : "sudo -n does not wait. Run the command again") +
+                                        " once it is approved (" + how + ")",
+                                    s);
         ++m_decisions;
         responder.decide(d);
         return Step::done;
@@ -525,9 +563,10 @@ Step Broker::input_timed_out(CheckSession& s, Responder& responder, std::chrono:
     close_prompt(s);
     s.awaiting.clear(); // answered by the timeout: the closing connection is no cancel
     const std::string after = config::format_duration(limit);
-    return decide(s, responder,
-                  deny_with(msg::Outcome::timeout, "jitgate: denied: no " + field + " given at the prompt within " + after, s),
-                  event_for(audit::type::timeout, s));
+    return decide(
+        s, responder,
+        deny_with(msg::Outcome::timeout, "jitgate: denied: no " + field + " given at the prompt within " + after, s),
+        event_for(audit::type::timeout, s));
 }
 
 void Broker::client_gone(CheckSession& s) {
@@ -670,8 +709,8 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     msg::Decision d;
     d.allow = true;
     d.outcome = msg::Outcome::approved;
-    d.message = "jitgate: approved by " + approved_by + " (request " + id + "); grant " + grant_id +
-                " valid for " + ttl;
+    d.message =
+        "jitgate: approved by " + approved_by + " (request " + id + "); grant " + grant_id + " valid for " + ttl;
     d.request_id = id;
     d.grant_id = grant_id;
     d.rule = q.session.rule->name;
@@ -693,8 +732,7 @@ void Broker::approved(Request& q, std::vector<std::string> approvers, std::int64
     grant(q, join_names(q.approvers), expires_unix, extra);
 }
 
-void Broker::denied(Request& q, const char* event_type, msg::Outcome outcome, const std::string& message,
-                    Json extra) {
+void Broker::denied(Request& q, const char* event_type, msg::Outcome outcome, const std::string& message, Json extra) {
     Json e = event_for(event_type, q.session);
     e["outcome"] = msg::to_string(outcome);
     e["message"] = message;
@@ -765,7 +803,9 @@ void Broker::expire(Clock::time_point now) {
         e["approvers"] = q.approvers;
         e["message"] = "no decision within " + after;
         audit(std::move(e));
-        msg::Decision d = deny_with(msg::Outcome::timeout, "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
+        msg::Decision d =
+            deny_with(msg::Outcome::timeout,
+                      "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
         d.request_id = id;
         m_backend->cancel(id, "timeout");
         conclude(q, d);

@@ -55,8 +55,8 @@ const Grant* GrantCache::find(const Action& action, Clock::time_point now) {
 }
 
 void GrantCache::add(Grant grant) {
-    Action a{grant.user, grant.kind, grant.rule, grant.runas_user, grant.command, &grant.argv, grant.cwd,
-             grant.runas_group, grant.chroot, grant.program, &grant.env};
+    Action a{grant.user, grant.kind,        grant.rule,   grant.runas_user, grant.command, &grant.argv,
+             grant.cwd,  grant.runas_group, grant.chroot, grant.program,    &grant.env};
     a.requester_uid = grant.requester_uid;
     a.login_uid = grant.login_uid;
     auto key = key_for(a, grant.scope);

@@ -33,8 +33,7 @@ std::optional<uid_t> real_uid_of(pid_t pid) {
 std::int64_t login_uid_of(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/loginuid");
     std::string text;
-    if (!(in >> text) || text.empty() || text.size() > 10 ||
-        text.find_first_not_of("0123456789") != std::string::npos)
+    if (!(in >> text) || text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos)
         return -1;
     const auto value = std::stoll(text);
     return value >= k_login_uid_unset ? -1 : value;
@@ -45,7 +44,8 @@ std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid
     if (!real) return std::nullopt;
     Requester r;
     r.uid = *real != 0 ? static_cast<std::int64_t>(*real) : account_uid;
-    r.name = r.uid >= 0 ? user_name_of(static_cast<unsigned>(r.uid)).value_or("uid " + std::to_string(r.uid)) : std::string();
+    r.name = r.uid >= 0 ? user_name_of(static_cast<unsigned>(r.uid)).value_or("uid " + std::to_string(r.uid))
+                        : std::string();
     r.login_uid = login_uid_of(peer.pid);
     if (r.login_uid >= 0)
         r.login_name = user_name_of(static_cast<unsigned>(r.login_uid)).value_or("uid " + std::to_string(r.login_uid));

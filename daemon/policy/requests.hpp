@@ -22,9 +22,9 @@ using Clock = std::chrono::steady_clock;
 
 struct Request {
     std::string id;
-    CheckSession session;              // copy of the facts for listing and auditing
-    Responder* responder = nullptr;    // null once the client has gone or was told "filed"
-    CheckSession* live = nullptr;      // the connection's session while it waits
+    CheckSession session;           // copy of the facts for listing and auditing
+    Responder* responder = nullptr; // null once the client has gone or was told "filed"
+    CheckSession* live = nullptr;   // the connection's session while it waits
     std::vector<std::string> approvers;
     // One entry per approval: the approver's person (login uid if set, else uid), so that
     // "N approvals" means N people, whichever accounts they approved from.

@@ -87,8 +87,7 @@ bool same_file_matches(const std::string& glob, const Facts& facts, const FileId
            spelling_matches(glob, facts, program);
 }
 
-bool commands_match(const std::vector<std::string>& globs, const Facts& facts, bool deny,
-                    const FileIdOf& id_of) {
+bool commands_match(const std::vector<std::string>& globs, const Facts& facts, bool deny, const FileIdOf& id_of) {
     if (globs.empty()) {
         return true;
     }
@@ -114,8 +113,7 @@ bool commands_match(const std::vector<std::string>& globs, const Facts& facts, b
 }
 
 bool host_matches(const config::HostMatch& match, const config::Config::Host& host) {
-    if (!match.environments.empty() &&
-        (host.environment.empty() || !contains(match.environments, host.environment))) {
+    if (!match.environments.empty() && (host.environment.empty() || !contains(match.environments, host.environment))) {
         return false;
     }
     return std::all_of(match.tags.begin(), match.tags.end(),
@@ -123,19 +121,17 @@ bool host_matches(const config::HostMatch& match, const config::Config::Host& ho
 }
 
 bool remote_hosts_match(const std::vector<std::string>& patterns, const std::string& remote) {
-    return patterns.empty() ||
-           std::any_of(patterns.begin(), patterns.end(), [&remote](const std::string& pattern) {
+    return patterns.empty() || std::any_of(patterns.begin(), patterns.end(), [&remote](const std::string& pattern) {
                return remote_host_matches(pattern, remote);
            });
 }
 
-bool rule_matches(const config::Rule& rule, const config::Config::Host& host,
-                  const Facts& facts, const FileIdOf& id_of) {
+bool rule_matches(const config::Rule& rule, const config::Config::Host& host, const Facts& facts,
+                  const FileIdOf& id_of) {
     const config::Match& m = rule.match;
     return listed(m.kinds, facts.kind) && users_match(m.users, facts) &&
            commands_match(m.commands, facts, rule.action == config::Action::deny, id_of) &&
-           listed(m.runas, facts.runas_user) &&
-           listed(m.services, facts.service) &&
+           listed(m.runas, facts.runas_user) && listed(m.services, facts.service) &&
            remote_hosts_match(m.remote_hosts, facts.remote_host) && host_matches(m.host, host);
 }
 
@@ -174,16 +170,14 @@ bool cidr_matches(const std::string& pattern, const std::string& remote) {
     }
     const std::string_view prefix_text = std::string_view(pattern).substr(slash + 1);
     unsigned prefix = 0;
-    const auto [end, error] =
-        std::from_chars(prefix_text.data(), prefix_text.data() + prefix_text.size(), prefix);
+    const auto [end, error] = std::from_chars(prefix_text.data(), prefix_text.data() + prefix_text.size(), prefix);
     const unsigned max_prefix = network->family == AF_INET ? 32U : 128U;
-    if (prefix_text.empty() || error != std::errc{} ||
-        end != prefix_text.data() + prefix_text.size() || prefix > max_prefix) {
+    if (prefix_text.empty() || error != std::errc{} || end != prefix_text.data() + prefix_text.size() ||
+        prefix > max_prefix) {
         return false; // validate() reports it; a broken pattern must never widen a rule
     }
     const unsigned whole_bytes = prefix / 8;
-    if (!std::equal(network->bytes.begin(), network->bytes.begin() + whole_bytes,
-                    peer->bytes.begin())) {
+    if (!std::equal(network->bytes.begin(), network->bytes.begin() + whole_bytes, peer->bytes.begin())) {
         return false;
     }
     const unsigned rest_bits = prefix % 8;
@@ -205,8 +199,7 @@ std::string command_line_for_match(const Facts& facts) {
     return line;
 }
 
-const config::Rule* first_match(const config::Config& config, const Facts& facts,
-                                const FileIdOf& id_of) {
+const config::Rule* first_match(const config::Config& config, const Facts& facts, const FileIdOf& id_of) {
     for (const config::Rule& rule : config.rules) {
         if (rule_matches(rule, config.host, facts, id_of)) {
             return &rule;

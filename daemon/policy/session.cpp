@@ -16,14 +16,20 @@ const std::shared_ptr<const config::Rule>& no_rule() {
     return empty;
 }
 
-std::int64_t requester_uid(const CheckSession& s) { return s.requester.uid >= 0 ? s.requester.uid : s.request.uid; }
-std::string requester_name(const CheckSession& s) { return s.requester.uid >= 0 ? s.requester.name : s.request.user; }
+std::int64_t requester_uid(const CheckSession& s) {
+    return s.requester.uid >= 0 ? s.requester.uid : s.request.uid;
+}
+std::string requester_name(const CheckSession& s) {
+    return s.requester.uid >= 0 ? s.requester.name : s.request.user;
+}
 
 config::Scope scope_of(const CheckSession& s) {
     return s.request.kind == "login" ? config::Scope::login : s.rule->scope;
 }
 
-std::string esc(const std::string& s) { return text::escape_for_log(s); }
+std::string esc(const std::string& s) {
+    return text::escape_for_log(s);
+}
 
 Json escaped_argv(const std::vector<std::string>& argv) {
     Json out = Json::array();
@@ -41,8 +47,10 @@ std::string cut(std::string s) {
 }
 
 std::string display_command(const std::string& command, std::vector<std::string> argv) {
-    if (argv.empty()) argv.push_back(command);
-    else if (!command.empty()) argv[0] = command;
+    if (argv.empty())
+        argv.push_back(command);
+    else if (!command.empty())
+        argv[0] = command;
     return text::display_argv(argv);
 }
 

@@ -51,8 +51,8 @@ struct CheckSession {
     // The rule it is judged by, never null: until a rule matched, an empty one (no name). It
     // holds the config it belongs to, so a reload does not change a request under way.
     std::shared_ptr<const config::Rule> rule = no_rule();
-    std::string awaiting;      // the field being prompted for ("reason", "ticket"), or empty
-    std::string request_id;    // set while waiting for approvers
+    std::string awaiting;   // the field being prompted for ("reason", "ticket"), or empty
+    std::string request_id; // set while waiting for approvers
     // Who asks, from the kernel (the server fills it before begin_check). Left empty (uid -1)
     // the requester is the request's user: how sudo checks are judged without a server.
     identity::Requester requester;
@@ -73,8 +73,8 @@ config::Scope scope_of(const CheckSession& s);
 
 // Text as shown to people and approvers. Every function escapes or cuts what it is given as
 // it says; none throws except std::bad_alloc.
-std::string esc(const std::string& s);                     // text::escape_for_log
-Json escaped_argv(const std::vector<std::string>& argv);   // each element escaped
+std::string esc(const std::string& s);                   // text::escape_for_log
+Json escaped_argv(const std::vector<std::string>& argv); // each element escaped
 // Cut to a bounded size (whole UTF-8 characters, with the original size appended), so each
 // listed request fits in a frame however hostile its argv.
 std::string cut(std::string s);

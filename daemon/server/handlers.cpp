@@ -32,10 +32,14 @@ const std::array<Handler, 11> HandlerTable::k_entries = {{
 
 const char* to_string(Privilege p) noexcept {
     switch (p) {
-    case Privilege::anyone: return "anyone";
-    case Privilege::local_user: return "local_user";
-    case Privilege::approver: return "approver";
-    case Privilege::root: return "root";
+    case Privilege::anyone:
+        return "anyone";
+    case Privilege::local_user:
+        return "local_user";
+    case Privilege::approver:
+        return "approver";
+    case Privilege::root:
+        return "root";
     }
     return "root";
 }
@@ -46,9 +50,12 @@ const Handler* find_handler(std::string_view type) noexcept {
     return nullptr;
 }
 
-std::span<const Handler> handlers() noexcept { return HandlerTable::k_entries; }
+std::span<const Handler> handlers() noexcept {
+    return HandlerTable::k_entries;
+}
 
-std::optional<Refusal> authorise(const Handler& h, const identity::Peer& peer, const broker::Caller& caller, bool approver) {
+std::optional<Refusal> authorise(const Handler& h, const identity::Peer& peer, const broker::Caller& caller,
+                                 bool approver) {
     switch (h.privilege) {
     case Privilege::anyone:
     case Privilege::local_user:

@@ -41,7 +41,9 @@ const char* to_string(Privilege p) noexcept;
 
 // True if the handler of this privilege acts as a user: the server then looks the peer's uid
 // up (name, groups, login uid) before authorising, and hands the result to the handler.
-constexpr bool needs_caller(Privilege p) noexcept { return p == Privilege::local_user || p == Privilege::approver; }
+constexpr bool needs_caller(Privilege p) noexcept {
+    return p == Privilege::local_user || p == Privilege::approver;
+}
 
 struct Handler {
     const char* type;    // the message's "type" (jitgate/messages.hpp, jitgate/admin.hpp)
@@ -72,6 +74,7 @@ struct Refusal {
 // the message is parsed. `caller` is the peer as a user (needed for Privilege::approver, for
 // the name in the refusal) and `approver` whether it is a member of any approver group (the
 // server asks the broker, whose config says which groups approve). Returns nullopt if allowed.
-std::optional<Refusal> authorise(const Handler& h, const identity::Peer& peer, const broker::Caller& caller, bool approver);
+std::optional<Refusal> authorise(const Handler& h, const identity::Peer& peer, const broker::Caller& caller,
+                                 bool approver);
 
 } // namespace jitgate::server

@@ -30,8 +30,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
-constexpr auto k_idle_limit = std::chrono::seconds(30);      // no request on a fresh connection
-constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;        // a client that never reads
+constexpr auto k_idle_limit = std::chrono::seconds(30); // no request on a fresh connection
+constexpr std::size_t k_max_outbuf = 4 * 1024 * 1024;   // a client that never reads
 constexpr int k_max_events = 256;
 // SECURITY NOTE: local users must not be able to crowd out sudo and sshd. Non-root peers
 // (jitgatectl) get at most k_max_per_user connections and never the last k_root_reserve slots.
@@ -52,14 +52,17 @@ std::string bounded(const std::string& s) {
     return text::escape_for_log(s.substr(0, k_max_error_detail)) + "...[" + std::to_string(s.size()) + " bytes]";
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+    return std::strerror(errno);
+}
 
 } // namespace
 
 // One client. Implements the broker's Responder by queueing frames.
 class Connection final : public broker::Responder {
 public:
-    Connection(Server& server, int fd, identity::Peer peer) : m_server(server), m_fd(fd), m_peer(peer), m_last(Clock::now()) {}
+    Connection(Server& server, int fd, identity::Peer peer)
+        : m_server(server), m_fd(fd), m_peer(peer), m_last(Clock::now()) {}
 
     void notice(const std::string& text, std::int64_t wait_s) override {
         Json m{{"type", msg::k_notice}, {"text", text}};
@@ -178,13 +181,15 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
 
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (m_socket_path.size() >= sizeof addr.sun_path) throw Error(ErrorCode::bad_input, m_socket_path, "socket path too long");
+    if (m_socket_path.size() >= sizeof addr.sun_path)
+        throw Error(ErrorCode::bad_input, m_socket_path, "socket path too long");
     std::memcpy(addr.sun_path, m_socket_path.c_str(), m_socket_path.size() + 1);
 
     // A socket file left by a crash is replaced; one that a live daemon answers on is not.
     struct stat st {};
     if (::lstat(m_socket_path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) throw Error(ErrorCode::bad_input, m_socket_path, "exists and is not a socket; refusing to replace it");
+        if (!S_ISSOCK(st.st_mode))
+            throw Error(ErrorCode::bad_input, m_socket_path, "exists and is not a socket; refusing to replace it");
         const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         const bool live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
         if (probe >= 0) ::close(probe);
@@ -197,7 +202,8 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
         throw Error(ErrorCode::internal, m_socket_path, "bind: " + errno_text());
     // SECURITY NOTE: anyone may connect; what a peer may do is decided per request from its
     // kernel credentials (SO_PEERCRED), never from the socket's mode.
-    if (::chmod(m_socket_path.c_str(), 0666) != 0) throw Error(ErrorCode::internal, m_socket_path, "chmod: " + errno_text());
+    if (::chmod(m_socket_path.c_str(), 0666) != 0)
+        throw Error(ErrorCode::internal, m_socket_path, "chmod: " + errno_text());
     if (::listen(m_listen, 4096) != 0) throw Error(ErrorCode::internal, m_socket_path, "listen: " + errno_text());
 
     // Held only to be given up when accept() hits EMFILE: see shed_connection().
@@ -214,7 +220,8 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = fd;
-        if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &ev) != 0) throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
+        if (epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &ev) != 0)
+            throw Error(ErrorCode::internal, "epoll_ctl", errno_text());
     }
 }
 
@@ -238,17 +245,23 @@ int Server::run() {
             timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 1000));
         }
         if (m_accept_paused) {
-            if (Clock::now() >= m_accept_resume) pause_accepting(false);
-            else timeout_ms = std::min(timeout_ms, static_cast<int>(k_accept_pause.count()));
+            if (Clock::now() >= m_accept_resume)
+                pause_accepting(false);
+            else
+                timeout_ms = std::min(timeout_ms, static_cast<int>(k_accept_pause.count()));
         }
         const int n = epoll_wait(m_epoll, events, k_max_events, timeout_ms);
         if (n < 0 && errno != EINTR) throw Error(ErrorCode::internal, "epoll_wait", errno_text());
         for (int i = 0; i < n; ++i) {
             const int fd = events[i].data.fd;
-            if (fd == m_listen) accept_clients();
-            else if (fd == m_signal) on_signal();
-            else if (fd == m_broker.backend().fd()) m_broker.backend().on_ready();
-            else if (const auto it = m_clients.find(fd); it != m_clients.end()) handle_io(*it->second, events[i].events);
+            if (fd == m_listen)
+                accept_clients();
+            else if (fd == m_signal)
+                on_signal();
+            else if (fd == m_broker.backend().fd())
+                m_broker.backend().on_ready();
+            else if (const auto it = m_clients.find(fd); it != m_clients.end())
+                handle_io(*it->second, events[i].events);
         }
         m_broker.expire(Clock::now());
         commit();
@@ -295,13 +308,16 @@ void Server::accept_clients() {
         const auto peer = identity::peer_of(fd);
         const auto max = static_cast<std::size_t>(m_broker.config().daemon.max_clients);
         const char* why = nullptr;
-        if (!peer) why = "no peer credentials";
-        else if (m_clients.size() >= max) why = "too many clients";
+        if (!peer)
+            why = "no peer credentials";
+        else if (m_clients.size() >= max)
+            why = "too many clients";
         else if (peer->uid != 0 && (m_per_uid[peer->uid] >= k_max_per_user || m_clients.size() + k_root_reserve >= max))
             why = "too many connections from this non-root user";
         if (why != nullptr) {
             // Fail closed: the client sees the connection close and denies.
-            std::fprintf(stderr, "jitgated: refusing a connection from uid %d: %s\n", peer ? static_cast<int>(peer->uid) : -1, why);
+            std::fprintf(stderr, "jitgated: refusing a connection from uid %d: %s\n",
+                         peer ? static_cast<int>(peer->uid) : -1, why);
             ::close(fd);
             continue;
         }
@@ -328,7 +344,8 @@ bool Server::shed_connection(int err) {
         if (fd >= 0) {
             // Fail closed: the client reads this error (or just the close) and denies.
             static const std::string k_frame =
-                wire::encode(Json{{"type", msg::k_error}, {"code", "unavailable"},
+                wire::encode(Json{{"type", msg::k_error},
+                                  {"code", "unavailable"},
                                   {"message", "jitgated is out of file descriptors; try again shortly"}});
             (void)::send(fd, k_frame.data(), k_frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             ::close(fd);
@@ -350,9 +367,10 @@ void Server::report_fd_exhaustion(bool force) {
     const std::string why = std::strerror(m_fd_errno);
     std::fprintf(stderr, "jitgated: accept: %s; turned away %llu connection(s) since the last report\n", why.c_str(),
                  static_cast<unsigned long long>(m_fd_refused));
-    m_broker.audit(Json{{"type", audit::type::error},
-                        {"message", "out of file descriptors (" + why + "): connections turned away, so their checks are denied"},
-                        {"refused", m_fd_refused}});
+    m_broker.audit(
+        Json{{"type", audit::type::error},
+             {"message", "out of file descriptors (" + why + "): connections turned away, so their checks are denied"},
+             {"refused", m_fd_refused}});
     m_fd_refused = 0;
     m_fd_reported = now;
 }
@@ -373,8 +391,10 @@ void Server::pause_accepting(bool pause) {
 void Server::on_signal() {
     signalfd_siginfo info{};
     while (::read(m_signal, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-        if (info.ssi_signo == SIGHUP) reload();
-        else m_stop = true;
+        if (info.ssi_signo == SIGHUP)
+            reload();
+        else
+            m_stop = true;
     }
 }
 
@@ -384,30 +404,41 @@ void Server::reload() {
     if (!result.problems.empty() || !result.config) {
         std::string all;
         for (const auto& p : result.problems) all += (all.empty() ? "" : "; ") + p.to_string();
-        std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(), all.c_str());
-        m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload failed; keeping the running config"},
-                            {"config", m_config_path}, {"problems", text::escape_for_log(all)}});
+        std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(),
+                     all.c_str());
+        m_broker.audit(Json{{"type", audit::type::error},
+                            {"message", "config reload failed; keeping the running config"},
+                            {"config", m_config_path},
+                            {"problems", text::escape_for_log(all)}});
         return;
     }
     auto fresh = std::make_shared<const config::Config>(std::move(*result.config));
     if (const std::string why = setup::reload_refusal(m_broker.config(), *fresh); !why.empty()) {
-        std::fprintf(stderr, "jitgated: reload of %s refused, keeping the running config: %s\n", m_config_path.c_str(), why.c_str());
-        m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload refused; keeping the running config"},
-                            {"config", m_config_path}, {"problems", why}});
+        std::fprintf(stderr, "jitgated: reload of %s refused, keeping the running config: %s\n", m_config_path.c_str(),
+                     why.c_str());
+        m_broker.audit(Json{{"type", audit::type::error},
+                            {"message", "config reload refused; keeping the running config"},
+                            {"config", m_config_path},
+                            {"problems", why}});
         return;
     }
     // Key rotation: the service backend re-reads approval.service.public_keys.
     try {
         m_broker.set_config(fresh);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(), e.what());
-        m_broker.audit(Json{{"type", audit::type::error}, {"message", "config reload failed; keeping the running config"},
-                            {"config", m_config_path}, {"problems", text::escape_for_log(e.what())}});
+        std::fprintf(stderr, "jitgated: reload of %s failed, keeping the running config: %s\n", m_config_path.c_str(),
+                     e.what());
+        m_broker.audit(Json{{"type", audit::type::error},
+                            {"message", "config reload failed; keeping the running config"},
+                            {"config", m_config_path},
+                            {"problems", text::escape_for_log(e.what())}});
         return;
     }
     if (fresh->daemon.socket != m_socket_path)
         std::fprintf(stderr, "jitgated: daemon.socket changed; the new path takes effect on restart\n");
-    m_broker.audit(Json{{"type", audit::type::config_loaded}, {"config", m_config_path}, {"rules", fresh->rules.size()},
+    m_broker.audit(Json{{"type", audit::type::config_loaded},
+                        {"config", m_config_path},
+                        {"rules", fresh->rules.size()},
                         {"reload", true}});
     std::fprintf(stderr, "jitgated: reloaded %s (%zu rules)\n", m_config_path.c_str(), fresh->rules.size());
 }
@@ -467,7 +498,8 @@ void Server::handle_io(Connection& c, unsigned events) {
 
 void Server::protocol_error(Connection& c, const std::string& detail) {
     const std::string d = bounded(detail);
-    std::fprintf(stderr, "jitgated: protocol error from pid %d uid %u: %s\n", static_cast<int>(c.m_peer.pid), c.m_peer.uid, d.c_str());
+    std::fprintf(stderr, "jitgated: protocol error from pid %d uid %u: %s\n", static_cast<int>(c.m_peer.pid),
+                 c.m_peer.uid, d.c_str());
     record_refusal(c, Json{{"type", audit::type::error}, {"message", "protocol error: " + d}});
     c.send(msg::to_json(msg::ErrorReply{"protocol", d}));
     c.close_after_flush();
@@ -498,8 +530,10 @@ broker::Caller caller_of(const identity::Peer& peer) {
 
 // SECURITY NOTE: for sudo the claimed user must be the one the kernel says ran it: the real
 // uid of the connected sudo process. That the peer is root was checked by the handler table.
-std::string refuse_reason(const identity::Peer& peer, const std::string& kind, const std::string& user, std::int64_t uid) {
-    if (user.empty() || std::any_of(user.begin(), user.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
+std::string refuse_reason(const identity::Peer& peer, const std::string& kind, const std::string& user,
+                          std::int64_t uid) {
+    if (user.empty() ||
+        std::any_of(user.begin(), user.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
         return "the claimed user name is empty or holds control characters";
     const auto named = uid_of(user);
     if (!named || static_cast<std::int64_t>(*named) != uid)
@@ -521,11 +555,14 @@ void Server::refuse(Connection& c, const Refusal& r) {
     if (r.close) c.close_after_flush();
 }
 
-bool Server::refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid) {
+bool Server::refused(Connection& c, const char* what, const std::string& kind, const std::string& user,
+                     std::int64_t uid) {
     const auto why = refuse_reason(c.m_peer, kind, user, uid);
     if (why.empty()) return false;
-    record_refusal(c, Json{{"type", audit::type::error}, {"message", std::string(what) + " refused: " + why},
-                           {"user", bounded(user)}, {"kind", kind}});
+    record_refusal(c, Json{{"type", audit::type::error},
+                           {"message", std::string(what) + " refused: " + why},
+                           {"user", bounded(user)},
+                           {"kind", kind}});
     c.send(msg::to_json(msg::ErrorReply{"denied", "refused: " + why}));
     c.close_after_flush();
     return true;
@@ -538,7 +575,8 @@ void Server::dispatch(Connection& c, const Json& m) {
         if (c.m_session && type != msg::k_input)
             throw Error(ErrorCode::protocol, "type", "'" + text::escape_for_log(type) + "' while a check is under way");
         const Handler* h = find_handler(type);
-        if (h == nullptr) throw Error(ErrorCode::protocol, "type", "unknown message type '" + text::escape_for_log(type) + "'");
+        if (h == nullptr)
+            throw Error(ErrorCode::protocol, "type", "unknown message type '" + text::escape_for_log(type) + "'");
         // SECURITY NOTE: the one authorisation point (handlers.hpp), before the message is parsed.
         const broker::Caller caller = needs_caller(h->privilege) ? caller_of(c.m_peer) : broker::Caller{};
         const bool approver = h->privilege == Privilege::approver && m_broker.is_approver_anywhere(caller);
@@ -555,9 +593,12 @@ void Server::dispatch(Connection& c, const Json& m) {
         }
     } catch (const std::exception& e) {
         // A handler bug must not take the daemon down or leave the client hanging: deny it.
-        std::fprintf(stderr, "jitgated: internal error handling '%s': %s\n", text::escape_for_log(type).c_str(), e.what());
-        m_broker.audit(Json{{"type", audit::type::error}, {"message", std::string("internal error: ") + e.what()},
-                            {"peer_pid", c.m_peer.pid}, {"peer_uid", c.m_peer.uid}});
+        std::fprintf(stderr, "jitgated: internal error handling '%s': %s\n", text::escape_for_log(type).c_str(),
+                     e.what());
+        m_broker.audit(Json{{"type", audit::type::error},
+                            {"message", std::string("internal error: ") + e.what()},
+                            {"peer_pid", c.m_peer.pid},
+                            {"peer_uid", c.m_peer.uid}});
         if (c.m_session) {
             m_broker.client_gone(*c.m_session);
             c.m_session.reset();
@@ -577,7 +618,8 @@ void Server::handle_check(Connection& c, const Json& m, const broker::Caller&) {
         record_refusal(c, Json{{"type", audit::type::error},
                                {"message", "check refused: cannot read the requesting process (pid " +
                                                std::to_string(c.m_peer.pid) + ") from /proc"},
-                               {"user", bounded(request.user)}, {"kind", request.kind}});
+                               {"user", bounded(request.user)},
+                               {"kind", request.kind}});
         c.send(msg::to_json(msg::ErrorReply{"denied", "refused: jitgated cannot tell who is asking (fail closed)"}));
         c.close_after_flush();
         return;
@@ -590,7 +632,8 @@ void Server::handle_check(Connection& c, const Json& m, const broker::Caller&) {
 }
 
 void Server::handle_input(Connection& c, const Json& m, const broker::Caller&) {
-    if (!c.m_session || c.m_step != broker::Step::awaiting_input) throw Error(ErrorCode::protocol, "input", "no question is open");
+    if (!c.m_session || c.m_step != broker::Step::awaiting_input)
+        throw Error(ErrorCode::protocol, "input", "no question is open");
     const auto field = wire::require_string(m, "field");
     const bool given = wire::optional_bool(m, "given", false);
     const auto it = m.find("value");
@@ -618,8 +661,10 @@ void Server::send_items(Connection& c, const std::vector<Json>& items) {
 }
 
 void Server::send_result(Connection& c, const broker::OpResult& r) {
-    if (r.ok) c.send(msg::to_json(msg::OkReply{r.message, std::nullopt}));
-    else c.send(msg::to_json(msg::ErrorReply{"denied", r.message}));
+    if (r.ok)
+        c.send(msg::to_json(msg::OkReply{r.message, std::nullopt}));
+    else
+        c.send(msg::to_json(msg::ErrorReply{"denied", r.message}));
 }
 
 void Server::handle_pending(Connection& c, const Json& m, const broker::Caller& caller) {

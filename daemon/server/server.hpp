@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "daemon/audit/auditor.hpp"
-#include "daemon/server/handlers.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/policy/broker.hpp"
+#include "daemon/server/handlers.hpp"
 
 namespace jitgate::server {
 
@@ -107,7 +107,7 @@ private:
     int m_reserve_fd = -1; // /dev/null, given up to refuse a connection when out of descriptors
     bool m_accept_paused = false;
     std::chrono::steady_clock::time_point m_accept_resume{};
-    std::uint64_t m_fd_refused = 0;   // connections refused for lack of descriptors, unreported
+    std::uint64_t m_fd_refused = 0; // connections refused for lack of descriptors, unreported
     int m_fd_errno = 0;
     std::chrono::steady_clock::time_point m_fd_reported{};
 

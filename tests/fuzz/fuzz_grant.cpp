@@ -22,17 +22,16 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "lib/grant_token.hpp"
 #include "jitgate/text.hpp"
+#include "lib/grant_token.hpp"
 
 namespace {
 
 namespace gt = jitgate::grant_token;
 using jitgate::fuzz::require;
 
-constexpr unsigned char k_seed[32] = {'j', 'i', 't', 'g', 'a', 't', 'e', '-', 'f', 'u', 'z', 'z', '-',
-                                      'g', 'r', 'a', 'n', 't', '-', 'k', 'e', 'y', '-', 's', 'e', 'e',
-                                      'd', '-', '0', '0', '0', '1'};
+constexpr unsigned char k_seed[32] = {'j', 'i', 't', 'g', 'a', 't', 'e', '-', 'f', 'u', 'z', 'z', '-', 'g', 'r', 'a',
+                                      'n', 't', '-', 'k', 'e', 'y', '-', 's', 'e', 'e', 'd', '-', '0', '0', '0', '1'};
 
 struct Fixture {
     EVP_PKEY* key = nullptr; // process lifetime
@@ -60,7 +59,8 @@ struct Fixture {
     }
 
     std::string sign(const std::string& header, const std::string& payload) const {
-        const std::string input = jitgate::text::base64url_encode(header) + "." + jitgate::text::base64url_encode(payload);
+        const std::string input =
+            jitgate::text::base64url_encode(header) + "." + jitgate::text::base64url_encode(payload);
         std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
         std::string sig(64, '\0');
         std::size_t len = sig.size();

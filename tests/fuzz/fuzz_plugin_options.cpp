@@ -17,8 +17,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     using jitgate::fuzz::require;
     std::vector<std::string> words(1);
     for (std::size_t i = 0; i < size; ++i) {
-        if (data[i] == 0) words.emplace_back();
-        else words.back() += static_cast<char>(data[i]);
+        if (data[i] == 0)
+            words.emplace_back();
+        else
+            words.back() += static_cast<char>(data[i]);
     }
     const auto options = jitgate::parse_plugin_options(words);
     require(options.unknown.size() + options.errors.size() <= words.size(), "more problems than words");

@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fuzz_util.hpp"
 #include "daemon/audit/shipper.hpp"
+#include "fuzz_util.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using jitgate::fuzz::require;

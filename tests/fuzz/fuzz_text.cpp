@@ -90,8 +90,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Split at NUL bytes into an argv (an argument never holds a NUL, as in execve).
     std::vector<std::string> argv(1);
     for (char c : input) {
-        if (c == '\0') argv.emplace_back();
-        else argv.back() += c;
+        if (c == '\0')
+            argv.emplace_back();
+        else
+            argv.back() += c;
     }
     const std::string line = text::display_argv(argv);
     require_printable(line, "display_argv");

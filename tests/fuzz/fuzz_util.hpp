@@ -30,10 +30,14 @@ inline const char* not_printable(std::string_view s) {
         std::size_t len = 1;
         std::uint32_t cp = c;
         if (c >= 0x80) {
-            if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-            else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-            else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-            else return "invalid UTF-8 lead byte";
+            if ((c & 0xE0) == 0xC0)
+                len = 2, cp = c & 0x1F;
+            else if ((c & 0xF0) == 0xE0)
+                len = 3, cp = c & 0x0F;
+            else if ((c & 0xF8) == 0xF0)
+                len = 4, cp = c & 0x07;
+            else
+                return "invalid UTF-8 lead byte";
             if (i + len > s.size()) return "truncated UTF-8 sequence";
             for (std::size_t k = 1; k < len; ++k) {
                 const auto cc = static_cast<unsigned char>(s[i + k]);

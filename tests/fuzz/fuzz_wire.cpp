@@ -26,7 +26,8 @@ void round_trip(const Json& j, Parse parse, const char* what) {
     try {
         const auto typed = parse(j);
         const Json again = jitgate::msg::to_json(typed);
-        require(jitgate::msg::to_json(parse(again)) == again, what, j.dump(-1, ' ', false, Json::error_handler_t::replace));
+        require(jitgate::msg::to_json(parse(again)) == again, what,
+                j.dump(-1, ' ', false, Json::error_handler_t::replace));
     } catch (const jitgate::Error&) {
     }
 }

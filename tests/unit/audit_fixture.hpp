@@ -144,20 +144,19 @@ protected:
 };
 
 inline const Json k_approved_event = {
-    {"type", type::approved},
-    {"user", "alice"},
-    {"kind", "sudo"},
-    {"argv", {"/usr/bin/systemctl", "restart", "payments"}},
-    {"approvers", {"bob"}},
-    {"request_id", "R-7F3KQ2"},
+    {"type", type::approved}, {"user", "alice"},
+    {"kind", "sudo"},         {"argv", {"/usr/bin/systemctl", "restart", "payments"}},
+    {"approvers", {"bob"}},   {"request_id", "R-7F3KQ2"},
 };
-
 
 // Records `n` events of about 450 bytes each.
 inline void record_events(Auditor& a, int n) {
     for (int i = 0; i < n; ++i)
-        a.record({{"type", type::command_finished}, {"user", "alice"}, {"argv", {"/usr/bin/id", std::to_string(i)}},
-                  {"reason", "rollover test"}, {"exit_status", 0}});
+        a.record({{"type", type::command_finished},
+                  {"user", "alice"},
+                  {"argv", {"/usr/bin/id", std::to_string(i)}},
+                  {"reason", "rollover test"},
+                  {"exit_status", 0}});
 }
 
 inline std::vector<std::string> segment_names(const std::string& dir) {

@@ -35,9 +35,12 @@ std::string check_symbol(void* handle, const std::string& arg) {
     if (address == nullptr) return "dlsym(" + name + ") is null";
     if (kind.empty()) return {};
     unsigned int expected_type = 0;
-    if (kind == "approval") expected_type = SUDO_APPROVAL_PLUGIN;
-    else if (kind == "audit") expected_type = SUDO_AUDIT_PLUGIN;
-    else return "unknown plugin kind '" + kind + "' for " + name + " (approval or audit)";
+    if (kind == "approval")
+        expected_type = SUDO_APPROVAL_PLUGIN;
+    else if (kind == "audit")
+        expected_type = SUDO_AUDIT_PLUGIN;
+    else
+        return "unknown plugin kind '" + kind + "' for " + name + " (approval or audit)";
     PluginHead head{};
     std::memcpy(&head, address, sizeof head);
     if (head.type != expected_type)

@@ -31,7 +31,8 @@ protected:
         std::string templ = ::testing::TempDir() + "jitgate-service-XXXXXX";
         ASSERT_NE(::mkdtemp(templ.data()), nullptr);
         m_dir = templ;
-        for (const char* f : {"/ca.pem", "/client.pem", "/client.key"}) write_all(m_dir + f, "not parsed before a transfer\n");
+        for (const char* f : {"/ca.pem", "/client.pem", "/client.key"})
+            write_all(m_dir + f, "not parsed before a transfer\n");
         m_settings.url = "https://approvals.example:8443";
         m_settings.ca_file = m_dir + "/ca.pem";
         m_settings.client_cert = m_dir + "/client.pem";

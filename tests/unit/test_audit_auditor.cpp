@@ -22,9 +22,9 @@
 
 #include <gtest/gtest.h>
 
-#include "jitgate/error.hpp"
 #include "audit_fixture.hpp"
 #include "file_helpers.hpp"
+#include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
 namespace {
@@ -257,7 +257,8 @@ TEST_F(AuditTest, HostileUserTextIsEscapedEverywhere) {
     EXPECT_NE(line.find(R"(user="eve\\x1b[31m\\nroot")"), std::string::npos) << line;
     EXPECT_NE(line.find(R"(argv="/bin/echo \\x1b\]0;pwned\\x07 bad\\\\xff\\\\xfe")"), std::string::npos) << line;
     // In the summary: escape_for_log only.
-    EXPECT_NE(line.find(R"(] eve\x1b[31m\nroot sudo /bin/echo \x1b]0;pwned\x07 bad\\xff\\xfe: approval requested)"), std::string::npos)
+    EXPECT_NE(line.find(R"(] eve\x1b[31m\nroot sudo /bin/echo \x1b]0;pwned\x07 bad\\xff\\xfe: approval requested)"),
+              std::string::npos)
         << line;
 }
 

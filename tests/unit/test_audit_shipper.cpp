@@ -26,8 +26,8 @@
 
 #include <gtest/gtest.h>
 
-#include "jitgate/error.hpp"
 #include "file_helpers.hpp"
+#include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
 namespace {
@@ -163,8 +163,9 @@ private:
         } else if (status / 100 == 2) {
             body = acknowledgement(lower(data.substr(0, head_end)), data.substr(head_end + 4, content_length));
         }
-        const std::string reply = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
-                                  std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        const std::string reply = "HTTP/1.1 " + std::to_string(status) +
+                                  " X\r\nContent-Length: " + std::to_string(body.size()) +
+                                  "\r\nConnection: close\r\n\r\n" + body;
         (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
     }
 
@@ -227,7 +228,9 @@ protected:
 
     static void record(Auditor& a, int n) {
         for (int i = 0; i < n; ++i)
-            a.record({{"type", type::command_finished}, {"user", "alice"}, {"argv", {"/usr/bin/id", std::to_string(i)}},
+            a.record({{"type", type::command_finished},
+                      {"user", "alice"},
+                      {"argv", {"/usr/bin/id", std::to_string(i)}},
                       {"exit_status", 0}});
     }
 
@@ -324,8 +327,9 @@ TEST_F(ShipperTest, ReadBatchStopsBeforeATornLineAndRejectsGarbage) {
         read_batch(m_spool, 0, 100, {});
         FAIL() << "a line without a seq cannot be ordered";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(spool::segment_name(1) + " at offset " + std::to_string(lines[0].size() + 1)),
-                  std::string::npos)
+        EXPECT_NE(
+            std::string(e.what()).find(spool::segment_name(1) + " at offset " + std::to_string(lines[0].size() + 1)),
+            std::string::npos)
             << e.what();
     }
 }
@@ -351,7 +355,8 @@ TEST(ShipperFormat, HecTime) {
     EXPECT_EQ(hec_time("1970-01-01T00:00:01.5Z"), "1.500");
     EXPECT_EQ(hec_time("1970-01-01T00:00:00Z"), "0.000");
     EXPECT_EQ(hec_time("1970-01-01T00:00:00.123456Z"), "0.123");
-    for (const char* bad : {"", "2026-11-23", "2026-11-23T10:00:00.123", "2026-11-23T10:00:00.Z", "2026-11-23T10:00:00+01:00"})
+    for (const char* bad :
+         {"", "2026-11-23", "2026-11-23T10:00:00.123", "2026-11-23T10:00:00.Z", "2026-11-23T10:00:00+01:00"})
         EXPECT_FALSE(hec_time(bad).has_value()) << bad;
 }
 
@@ -359,8 +364,9 @@ TEST(ShipperFormat, HecEventWrapsTheLineByteForByte) {
     const std::string line =
         R"({"event_id":"e1","hash":"h","host":"web1","prev_hash":"p","seq":7,"time":"2026-11-23T10:00:00.123Z","type":"access.denied","user":"al\"ice"})";
     HecFields f;
-    EXPECT_EQ(hec_event(line, f), R"({"time":1795428000.123,"host":"web1","source":"jitgated","sourcetype":"jitgate:audit","event":)" +
-                                      line + "}");
+    EXPECT_EQ(hec_event(line, f),
+              R"({"time":1795428000.123,"host":"web1","source":"jitgated","sourcetype":"jitgate:audit","event":)" +
+                  line + "}");
     f.index = "sox";
     f.source = "src";
     f.sourcetype = "st";
@@ -432,7 +438,8 @@ TEST_F(ShipperTest, OptionsAreChecked) {
     ShipperOptions t = o;
     t.token_file = m_dir + "/missing";
     fails(t, "a missing token file");
-    write_all(m_dir + "/bad-token", "abc\x01" "def\n");
+    write_all(m_dir + "/bad-token", "abc\x01"
+                                    "def\n");
     t.token_file = m_dir + "/bad-token";
     fails(t, "a control character in the token");
     write_all(m_dir + "/empty-token", "\n");
@@ -546,7 +553,8 @@ TEST_F(ShipperTest, UnreachableStoreIsRetriedAndCounted) {
     s.start();
     ASSERT_TRUE(wait_until([&] { return s.status()["consecutive_failures"].get<std::uint64_t>() >= 3; }));
     const Json st = s.status();
-    EXPECT_NE(st["last_error"].get<std::string>().find("cannot reach http://127.0.0.1:"), std::string::npos) << st.dump();
+    EXPECT_NE(st["last_error"].get<std::string>().find("cannot reach http://127.0.0.1:"), std::string::npos)
+        << st.dump();
     EXPECT_EQ(st["unsent_events"], 1u);
     EXPECT_TRUE(st["oldest_unsent_time"].is_string());
     EXPECT_EQ(s.shipped_seq(), 0u);

@@ -21,9 +21,9 @@
 
 #include <gtest/gtest.h>
 
-#include "jitgate/error.hpp"
 #include "audit_fixture.hpp"
 #include "file_helpers.hpp"
+#include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
 namespace {
@@ -163,7 +163,8 @@ TEST_F(AuditTest, VerifySpoolReportsAMisnamedSegment) {
     fs::rename(segment(1), segment(5));
     const VerifyResult r = verify_spool(m_dir);
     EXPECT_FALSE(r.ok);
-    EXPECT_TRUE(has_problem_containing(r, "name says it starts at seq 5, but its first event is seq 1")) << problems_text(r);
+    EXPECT_TRUE(has_problem_containing(r, "name says it starts at seq 5, but its first event is seq 1"))
+        << problems_text(r);
 }
 
 TEST_F(AuditTest, TailLinesSpanSegments) {

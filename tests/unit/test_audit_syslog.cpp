@@ -22,9 +22,9 @@
 
 #include <gtest/gtest.h>
 
-#include "jitgate/error.hpp"
 #include "audit_fixture.hpp"
 #include "file_helpers.hpp"
+#include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
 namespace {
@@ -43,9 +43,8 @@ TEST(AuditSeverity, MapsEventTypes) {
     EXPECT_EQ(severity_for(type::break_glass), 1);
     for (const char* t : {type::denied, type::timeout, type::cancelled, type::error, type::grant_revoked})
         EXPECT_EQ(severity_for(t), 4) << t;
-    for (const char* t : {type::approved, type::approval_recorded, type::allowed_by_rule,
-                          type::allowed_by_grant, type::command_finished, type::session_opened,
-                          type::session_closed})
+    for (const char* t : {type::approved, type::approval_recorded, type::allowed_by_rule, type::allowed_by_grant,
+                          type::command_finished, type::session_opened, type::session_closed})
         EXPECT_EQ(severity_for(t), 5) << t;
     for (const char* t : {type::requested, type::daemon_started, type::daemon_stopped, type::config_loaded, ""})
         EXPECT_EQ(severity_for(t), 6) << t;
@@ -67,8 +66,10 @@ TEST(AuditSyslog, LineFormat) {
     EXPECT_EQ(line.substr(4, 3), "Nov") << "10:00Z on 23 November is in November in every time zone: " << line;
     const std::string shape = " _d dd:dd:dd web1 jitgate[4242]: ";
     EXPECT_TRUE(matches_shape(line.substr(7, shape.size()), shape)) << line;
-    EXPECT_NE(line.find(R"(: [jitgate@32473 type="access.approved" seq="12" event_id="0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b" user="alice" kind="sudo" argv="/usr/bin/systemctl restart payments" request_id="R-7F3KQ2" approvers="bob"] )"),
-              std::string::npos)
+    EXPECT_NE(
+        line.find(
+            R"(: [jitgate@32473 type="access.approved" seq="12" event_id="0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b" user="alice" kind="sudo" argv="/usr/bin/systemctl restart payments" request_id="R-7F3KQ2" approvers="bob"] )"),
+        std::string::npos)
         << line;
     EXPECT_TRUE(line.ends_with("] alice sudo /usr/bin/systemctl restart payments: approved by bob (request R-7F3KQ2)"))
         << line;
@@ -77,8 +78,9 @@ TEST(AuditSyslog, LineFormat) {
     const std::string bl = format_syslog_line(b, "db01", 1);
     EXPECT_EQ(bl.rfind("<81>", 0), 0u);
     EXPECT_TRUE(bl.ends_with("] carol: BREAK-GLASS access without approval, reason: db down")) << bl;
-    Json d = {{"type", type::denied}, {"user", "alice"}, {"kind", "sudo"}, {"argv", {"/sbin/reboot"}},
-              {"denied_by", "carol"}, {"deny_reason", "change freeze"}, {"request_id", "R-1"}};
+    Json d = {{"type", type::denied},     {"user", "alice"},      {"kind", "sudo"},
+              {"argv", {"/sbin/reboot"}}, {"denied_by", "carol"}, {"deny_reason", "change freeze"},
+              {"request_id", "R-1"}};
     const std::string dl = format_syslog_line(d, "db01", 1);
     EXPECT_EQ(dl.rfind("<84>", 0), 0u);
     EXPECT_TRUE(dl.ends_with("] alice sudo /sbin/reboot: denied by carol: change freeze (request R-1)")) << dl;
@@ -95,8 +97,8 @@ TEST(AuditSyslog, StructuredDataEscapesQuoteBracketBackslash) {
 
 TEST(AuditSyslog, LongValuesAreTruncatedUnder8KiB) {
     Json e = {{"type", type::requested}};
-    for (const char* key : {"user", "kind", "command", "runas", "tty", "remote_host", "reason", "ticket",
-                            "request_id", "grant_id", "rule", "scope", "message", "outcome", "service"})
+    for (const char* key : {"user", "kind", "command", "runas", "tty", "remote_host", "reason", "ticket", "request_id",
+                            "grant_id", "rule", "scope", "message", "outcome", "service"})
         e[key] = std::string(5000, 'x') + "\xc3\xa9\x1b";
     e["argv"] = Json::array({std::string(20000, 'A'), "\xe2\x82\xac" + std::string(3000, '"')});
     e["approvers"] = Json::array({std::string(9000, 'b'), "c"});

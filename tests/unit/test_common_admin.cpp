@@ -38,16 +38,21 @@ TEST(CommonAdmin, RequestsAreTheDocumentedBytes) {
     EXPECT_EQ(msg::to_json(msg::ApproveRequest{"R-E8A4M1"}).dump(), R"({"id":"R-E8A4M1","type":"approve"})");
     EXPECT_EQ(msg::to_json(msg::DenyRequest{"R-E8A4M1", "not now"}).dump(),
               R"({"id":"R-E8A4M1","reason":"not now","type":"deny"})");
-    EXPECT_EQ(msg::to_json(msg::RevokeRequest{"G-6PRGNJ", ""}).dump(), R"({"id":"G-6PRGNJ","reason":"","type":"revoke"})");
+    EXPECT_EQ(msg::to_json(msg::RevokeRequest{"G-6PRGNJ", ""}).dump(),
+              R"({"id":"G-6PRGNJ","reason":"","type":"revoke"})");
     // The frame of the example in docs/wire-protocol.md: 15 bytes after the length.
-    EXPECT_EQ(jitgate::wire::encode(msg::to_json(msg::PingRequest{})), std::string("\0\0\0\x0f", 4) + R"({"type":"ping"})");
+    EXPECT_EQ(jitgate::wire::encode(msg::to_json(msg::PingRequest{})),
+              std::string("\0\0\0\x0f", 4) + R"({"type":"ping"})");
 }
 
 TEST(CommonAdmin, RepliesAreTheDocumentedBytes) {
     EXPECT_EQ(msg::to_json(msg::OkReply{}).dump(), R"({"type":"ok"})");
-    EXPECT_EQ(msg::to_json(msg::OkReply{"revoked G-6PRGNJ", std::nullopt}).dump(), R"({"message":"revoked G-6PRGNJ","type":"ok"})");
-    EXPECT_EQ(msg::to_json(msg::OkReply{std::nullopt, Json{{"pending", 0}}}).dump(), R"({"status":{"pending":0},"type":"ok"})");
-    EXPECT_EQ(msg::to_json(msg::ItemReply{Json{{"id", "R-E8A4M1"}}}).dump(), R"({"item":{"id":"R-E8A4M1"},"type":"item"})");
+    EXPECT_EQ(msg::to_json(msg::OkReply{"revoked G-6PRGNJ", std::nullopt}).dump(),
+              R"({"message":"revoked G-6PRGNJ","type":"ok"})");
+    EXPECT_EQ(msg::to_json(msg::OkReply{std::nullopt, Json{{"pending", 0}}}).dump(),
+              R"({"status":{"pending":0},"type":"ok"})");
+    EXPECT_EQ(msg::to_json(msg::ItemReply{Json{{"id", "R-E8A4M1"}}}).dump(),
+              R"({"item":{"id":"R-E8A4M1"},"type":"item"})");
     EXPECT_EQ(msg::to_json(msg::EndReply{3}).dump(), R"({"count":3,"type":"end"})");
     EXPECT_EQ(msg::to_json(msg::ErrorReply{"denied", "no pending request R-X"}).dump(),
               R"({"code":"denied","message":"no pending request R-X","type":"error"})");

@@ -20,7 +20,9 @@ using namespace jitgate;
 using Clock = std::chrono::steady_clock;
 
 volatile std::sig_atomic_t g_flag = 0;
-extern "C" void set_flag(int) { g_flag = 1; }
+extern "C" void set_flag(int) {
+    g_flag = 1;
+}
 
 class ClientWaitTest : public ::testing::Test {
 protected:

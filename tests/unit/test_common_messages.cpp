@@ -15,11 +15,16 @@ namespace {
 // Every enumerator with its name in docs/wire-protocol.md (and the two the broker adds for the
 // approval service: cancelled, invalid_grant).
 const std::pair<Outcome, const char*> k_all[] = {
-    {Outcome::allowed_by_rule, "allowed_by_rule"}, {Outcome::grant, "grant"},
-    {Outcome::approved, "approved"},               {Outcome::break_glass, "break_glass"},
-    {Outcome::denied, "denied"},                   {Outcome::timeout, "timeout"},
-    {Outcome::filed, "filed"},                     {Outcome::cancelled, "cancelled"},
-    {Outcome::invalid_grant, "invalid_grant"},     {Outcome::error, "error"},
+    {Outcome::allowed_by_rule, "allowed_by_rule"},
+    {Outcome::grant, "grant"},
+    {Outcome::approved, "approved"},
+    {Outcome::break_glass, "break_glass"},
+    {Outcome::denied, "denied"},
+    {Outcome::timeout, "timeout"},
+    {Outcome::filed, "filed"},
+    {Outcome::cancelled, "cancelled"},
+    {Outcome::invalid_grant, "invalid_grant"},
+    {Outcome::error, "error"},
 };
 } // namespace
 

@@ -10,7 +10,9 @@ using jitgate::Status;
 
 namespace {
 constexpr const char* k_reason = "disk full on db1, paging"; // >= 10 characters
-Status failure(ErrorCode c) { return Status::failure(c, "detail"); }
+Status failure(ErrorCode c) {
+    return Status::failure(c, "detail");
+}
 } // namespace
 
 TEST(Offline, OnlyUnreachableUntrustedAndTimeoutCountAsOffline) {
@@ -44,12 +46,12 @@ TEST(Offline, BreakGlassDecisionTable) {
         {ErrorCode::daemon_unreachable, "root", "root", k_reason, true},
         {ErrorCode::untrusted_daemon, "root", "root", k_reason, true},
         {ErrorCode::timeout, "root", "root", k_reason, true},
-        {ErrorCode::daemon_unreachable, "root", "root", "short", false},      // reason too short
-        {ErrorCode::daemon_unreachable, "root", "root", "", false},           // no reason
-        {ErrorCode::daemon_unreachable, "root", "", k_reason, false},         // break-glass disabled
-        {ErrorCode::daemon_unreachable, "nobody", "root", k_reason, false},   // not in the group
+        {ErrorCode::daemon_unreachable, "root", "root", "short", false},                     // reason too short
+        {ErrorCode::daemon_unreachable, "root", "root", "", false},                          // no reason
+        {ErrorCode::daemon_unreachable, "root", "", k_reason, false},                        // break-glass disabled
+        {ErrorCode::daemon_unreachable, "nobody", "root", k_reason, false},                  // not in the group
         {ErrorCode::daemon_unreachable, "jitgate-no-such-user-x9", "root", k_reason, false}, // lookup fails
-        {ErrorCode::denied, "root", "root", k_reason, false},                 // the daemon said no
+        {ErrorCode::denied, "root", "root", k_reason, false},                                // the daemon said no
         {ErrorCode::protocol, "root", "root", k_reason, false},
         {ErrorCode::interrupted, "root", "root", k_reason, false},
         {ErrorCode::internal, "root", "root", k_reason, false},
@@ -58,5 +60,6 @@ TEST(Offline, BreakGlassDecisionTable) {
     };
     for (const auto& row : rows)
         EXPECT_EQ(jitgate::offline_break_glass_allowed(failure(row.why), row.user, row.reason, row.group), row.pass)
-            << jitgate::to_string(row.why) << " user=" << row.user << " group=" << row.group << " reason='" << row.reason << "'";
+            << jitgate::to_string(row.why) << " user=" << row.user << " group=" << row.group << " reason='"
+            << row.reason << "'";
 }

@@ -15,9 +15,9 @@ TEST(Text, Utf8Validation) {
     EXPECT_TRUE(is_valid_utf8("grüße €"));
     EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x94\x91"));
     EXPECT_FALSE(is_valid_utf8("\xff"));
-    EXPECT_FALSE(is_valid_utf8("\xc3"));         // truncated
-    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));     // overlong '/'
-    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80")); // surrogate
+    EXPECT_FALSE(is_valid_utf8("\xc3"));             // truncated
+    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));         // overlong '/'
+    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));     // surrogate
     EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80")); // past U+10FFFF
 }
 
@@ -38,8 +38,8 @@ TEST(Text, EscapeRemovesEveryControlCharacter) {
 }
 
 TEST(Text, EscapeShowsInvisibleAndReorderingCharacters) {
-    EXPECT_EQ(escape_for_log("a\u202Eb"), "a\\u{202e}b");         // right-to-left override
-    EXPECT_EQ(escape_for_log("x\u200By"), "x\\u{200b}y");         // zero-width space
+    EXPECT_EQ(escape_for_log("a\u202Eb"), "a\\u{202e}b");             // right-to-left override
+    EXPECT_EQ(escape_for_log("x\u200By"), "x\\u{200b}y");             // zero-width space
     EXPECT_EQ(escape_for_log("two\u00A0words"), "two\\u{00a0}words"); // looks like a space
     EXPECT_EQ(escape_for_log("\uFEFF"), "\\u{feff}");
     EXPECT_EQ(escape_for_log("grüße €"), "grüße €");
@@ -58,8 +58,8 @@ TEST(Text, DisplayArgvQuotesSpacesAndEmpties) {
 }
 
 TEST(Text, Base64RoundTripAndRejectsGarbage) {
-    for (const std::string& s : {std::string(), std::string("f"), std::string("fo"), std::string("foo"),
-                                std::string("\xff\x00\x10", 3)})
+    for (const std::string& s :
+         {std::string(), std::string("f"), std::string("fo"), std::string("foo"), std::string("\xff\x00\x10", 3)})
         EXPECT_EQ(base64_decode(base64_encode(s)), s);
     EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
     EXPECT_THROW(base64_decode("abc"), jitgate::Error);
@@ -68,8 +68,8 @@ TEST(Text, Base64RoundTripAndRejectsGarbage) {
 }
 
 TEST(Text, Base64UrlHasNoPaddingAndTheUrlAlphabet) {
-    for (const std::string& s : {std::string(), std::string("f"), std::string("fo"), std::string("foo"),
-                                std::string("\xfb\xff\xbf", 3)})
+    for (const std::string& s :
+         {std::string(), std::string("f"), std::string("fo"), std::string("foo"), std::string("\xfb\xff\xbf", 3)})
         EXPECT_EQ(base64url_decode(base64url_encode(s)), s);
     EXPECT_EQ(base64url_encode("\xfb\xff\xbf"), "-_-_");
     EXPECT_EQ(base64url_encode("f"), "Zg");

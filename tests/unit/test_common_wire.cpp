@@ -75,8 +75,8 @@ TEST(Wire, EncodeRefusesOversizedMessage) {
 }
 
 TEST(Wire, ZeroLengthNonJsonAndNonObjectAreProtocolErrors) {
-    for (const std::string& payload : {std::string(), std::string("not json"), std::string("[1,2]"), std::string("\"s\""),
-                                      std::string("{\"a\":1} trailing")}) {
+    for (const std::string& payload : {std::string(), std::string("not json"), std::string("[1,2]"),
+                                       std::string("\"s\""), std::string("{\"a\":1} trailing")}) {
         FrameDecoder d;
         d.feed(header(static_cast<std::uint32_t>(payload.size())) + payload);
         try {

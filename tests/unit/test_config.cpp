@@ -33,9 +33,8 @@ std::string all_problems(const LoadResult& result) {
 }
 
 bool has_problem(const LoadResult& result, const std::string& needle) {
-    return std::any_of(result.problems.begin(), result.problems.end(), [&](const Problem& p) {
-        return p.message.find(needle) != std::string::npos;
-    });
+    return std::any_of(result.problems.begin(), result.problems.end(),
+                       [&](const Problem& p) { return p.message.find(needle) != std::string::npos; });
 }
 
 // A private directory for files whose mode and type the tests control; removed afterwards.
@@ -133,9 +132,9 @@ TEST(DaemonConfig, GoodFullFixtureSetsEveryKey) {
     EXPECT_EQ(svc.retries, 5);
     EXPECT_EQ(svc.issuer, "approvals.example.com");
     EXPECT_EQ(svc.clock_skew, std::chrono::seconds(10));
-    EXPECT_EQ(svc.public_keys, (std::vector<std::pair<std::string, std::string>>{
-                                   {"k2026", "/etc/jitgate/keys/k2026.pub"},
-                                   {"k2027", "/etc/jitgate/keys/k2027.pub"}}));
+    EXPECT_EQ(svc.public_keys,
+              (std::vector<std::pair<std::string, std::string>>{{"k2026", "/etc/jitgate/keys/k2026.pub"},
+                                                                {"k2027", "/etc/jitgate/keys/k2027.pub"}}));
     EXPECT_EQ(c.audit.spool_dir, "/var/lib/jitgate/test-spool");
     EXPECT_EQ(c.audit.spool_max_bytes, 2ULL << 30);
     EXPECT_EQ(c.audit.segment_bytes, 16ULL << 20);
@@ -186,8 +185,7 @@ TEST(DaemonConfig, GoodFullFixtureSetsEveryKey) {
     EXPECT_EQ(finance.approver_groups, std::vector<std::string>{"sox-approvers"});
     EXPECT_EQ(finance.noninteractive, NonInteractive::wait);
     EXPECT_EQ(finance.match.runas, (std::vector<std::string>{"root", "postgres"}));
-    EXPECT_EQ(finance.match.host.environments,
-              (std::vector<std::string>{"production", "staging"}));
+    EXPECT_EQ(finance.match.host.environments, (std::vector<std::string>{"production", "staging"}));
     EXPECT_EQ(finance.match.host.tags, std::vector<std::string>{"finance"});
 
     const Rule& ssh = c.rules[3];
@@ -236,11 +234,8 @@ TEST(DaemonConfig, EveryBadFixtureFailsWithItsMessageAndALine) {
         const LoadResult result = load_config(file.string());
         EXPECT_FALSE(result.config.has_value());
         const auto it = std::find_if(result.problems.begin(), result.problems.end(),
-                                     [&](const Problem& p) {
-                                         return p.message.find(expected) != std::string::npos;
-                                     });
-        ASSERT_NE(it, result.problems.end()) << "expected '" << expected << "' in:\n"
-                                             << all_problems(result);
+                                     [&](const Problem& p) { return p.message.find(expected) != std::string::npos; });
+        ASSERT_NE(it, result.problems.end()) << "expected '" << expected << "' in:\n" << all_problems(result);
         EXPECT_GT(it->line, 0) << it->to_string();
         EXPECT_GT(it->column, 0) << it->to_string();
         EXPECT_EQ(it->file, file.string());
@@ -292,10 +287,8 @@ TEST(DaemonConfig, CollectsEveryProblemInFileOrder) {
     EXPECT_EQ(result.problems[1].to_string(),
               "multi.yaml:5:5: unknown key 'aproval' in rule 'a' (did you mean 'approvals'?)");
     EXPECT_EQ(result.problems[2].line, 6);
-    EXPECT_EQ(result.problems[3].to_string(),
-              "multi.yaml:7:11: duplicate rule name 'a' (first at line 4)");
-    EXPECT_EQ(result.problems[4].to_string(),
-              "multi.yaml:8:16: rule 'a': approvals must be 1..5, got 9");
+    EXPECT_EQ(result.problems[3].to_string(), "multi.yaml:7:11: duplicate rule name 'a' (first at line 4)");
+    EXPECT_EQ(result.problems[4].to_string(), "multi.yaml:8:16: rule 'a': approvals must be 1..5, got 9");
 }
 
 TEST(DaemonConfig, RuleNameDefaultsToItsPositionAndLineIsRecorded) {
@@ -309,23 +302,19 @@ TEST(DaemonConfig, RuleNameDefaultsToItsPositionAndLineIsRecorded) {
 }
 
 TEST(DaemonConfig, LoginOnlyRuleDefaultsToLoginScope) {
-    const LoadResult result =
-        parse_config("rules:\n  - match: {kind: login}\n  - match: {kind: [sudo, login]}\n", "r");
+    const LoadResult result = parse_config("rules:\n  - match: {kind: login}\n  - match: {kind: [sudo, login]}\n", "r");
     ASSERT_TRUE(result.config) << all_problems(result);
     EXPECT_EQ(result.config->rules[0].scope, Scope::login);
     EXPECT_EQ(result.config->rules[1].scope, Scope::command);
 }
 
 TEST(DaemonConfig, RuleApproverGroupsFallBackOnlyWhenBothAreEmpty) {
-    const LoadResult ok = parse_config(
-        "approval: {approver_groups: []}\nrules:\n  - approver_groups: [sox]\n", "r");
+    const LoadResult ok = parse_config("approval: {approver_groups: []}\nrules:\n  - approver_groups: [sox]\n", "r");
     EXPECT_TRUE(has_problem(ok, "approval.approver_groups is empty"));
     EXPECT_FALSE(has_problem(ok, "nobody could approve")) << all_problems(ok);
 
-    const LoadResult bad =
-        parse_config("approval: {approver_groups: []}\nrules:\n  - name: x\n", "r");
-    EXPECT_TRUE(has_problem(bad, "rule 'x': approvals: 1 but approver_groups is empty"))
-        << all_problems(bad);
+    const LoadResult bad = parse_config("approval: {approver_groups: []}\nrules:\n  - name: x\n", "r");
+    EXPECT_TRUE(has_problem(bad, "rule 'x': approvals: 1 but approver_groups is empty")) << all_problems(bad);
 }
 
 TEST(DaemonConfig, MissingFileIsAProblemWithTheSystemError) {
@@ -361,8 +350,7 @@ TEST(DaemonConfig, ValidateChecksAConfigBuiltInCode) {
     for (const auto& p : problems) {
         text += p.to_string() + "\n";
     }
-    EXPECT_NE(text.find("built-in: daemon.socket must be an absolute path"), std::string::npos)
-        << text;
+    EXPECT_NE(text.find("built-in: daemon.socket must be an absolute path"), std::string::npos) << text;
     EXPECT_NE(text.find("duplicate rule name 'same' (first at line 4)"), std::string::npos);
     EXPECT_NE(text.find("rule 'same': approvals must be 1..5, got 0"), std::string::npos);
     EXPECT_NE(text.find("rule 'same': ttl must be at most 24h, got 25h"), std::string::npos);
@@ -393,8 +381,7 @@ TEST(DaemonConfig, ProblemToStringOmitsUnknownPositions) {
 TEST(DaemonConfig, MessagesEscapeControlCharacters) {
     const LoadResult result = parse_config("rules:\n  - action: \"al\\x1b[2Jlow\"\n", "r");
     ASSERT_EQ(result.problems.size(), 1U);
-    EXPECT_NE(result.problems[0].message.find("'al\\x1b[2Jlow'"), std::string::npos)
-        << result.problems[0].message;
+    EXPECT_NE(result.problems[0].message.find("'al\\x1b[2Jlow'"), std::string::npos) << result.problems[0].message;
 }
 
 TEST(DaemonConfig, IntegersAreDecimalOnly) {
@@ -413,8 +400,8 @@ TEST(DaemonConfig, ParseDuration) {
     EXPECT_EQ(parse_duration("2h"), hours(2));
     EXPECT_EQ(parse_duration("1d"), hours(24));
     EXPECT_EQ(parse_duration("900"), minutes(15));
-    for (const char* bad : {"", "0", "0s", "-5s", "+5s", "5 m", " 5m", "5m ", "1.5h", "m", "5w",
-                            "5M", "1h30m", "99999999999999999999", "9999999999999999d"}) {
+    for (const char* bad : {"", "0", "0s", "-5s", "+5s", "5 m", " 5m", "5m ", "1.5h", "m", "5w", "5M", "1h30m",
+                            "99999999999999999999", "9999999999999999d"}) {
         EXPECT_FALSE(parse_duration(bad).has_value()) << bad;
     }
 }
@@ -450,8 +437,7 @@ TEST(DaemonConfigFileSecurity, WorldWritableFileIsRefusedWithTheFix) {
     const fs::path file = dir.write("open.yaml", "{}\n", 0666);
     const auto problem = check_file_security(file.string(), getuid());
     ASSERT_TRUE(problem.has_value());
-    EXPECT_NE(problem->message.find("group- and world-writable (mode 0666)"), std::string::npos)
-        << problem->message;
+    EXPECT_NE(problem->message.find("group- and world-writable (mode 0666)"), std::string::npos) << problem->message;
     EXPECT_NE(problem->message.find("chmod go-w " + file.string()), std::string::npos);
 }
 
@@ -460,8 +446,7 @@ TEST(DaemonConfigFileSecurity, GroupWritableFileIsRefused) {
     const fs::path file = dir.write("group.yaml", "{}\n", 0664);
     const auto problem = check_file_security(file.string(), getuid());
     ASSERT_TRUE(problem.has_value());
-    EXPECT_NE(problem->message.find("is group-writable (mode 0664)"), std::string::npos)
-        << problem->message;
+    EXPECT_NE(problem->message.find("is group-writable (mode 0664)"), std::string::npos) << problem->message;
 }
 
 TEST(DaemonConfigFileSecurity, FileOwnedBySomeoneElseIsRefused) {
@@ -476,8 +461,7 @@ TEST(DaemonConfigFileSecurity, FileOwnedBySomeoneElseIsRefused) {
     const auto problem = check_file_security(file.string(), 0);
     ASSERT_TRUE(problem.has_value());
     EXPECT_NE(problem->message.find("is owned by uid " + std::to_string(owner) +
-                                    " but must be owned by root; fix with: chown root " +
-                                    file.string()),
+                                    " but must be owned by root; fix with: chown root " + file.string()),
               std::string::npos)
         << problem->message;
     EXPECT_FALSE(check_file_security(file.string(), owner).has_value());

@@ -22,9 +22,9 @@
 
 #include <gtest/gtest.h>
 
-#include "jitgate/error.hpp"
 #include "audit_fixture.hpp"
 #include "file_helpers.hpp"
+#include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 
 namespace {
@@ -121,7 +121,8 @@ TEST_F(AuditTest, VerifyDetectsEveryChangedByteOfALine) {
         bad[i] = static_cast<char>(bad[i] ^ 0x01);
         write_all(m_journal, bad);
         const VerifyResult r = verify_journal(m_journal);
-        EXPECT_FALSE(r.ok) << "byte " << (i - begin) << " of line 2 changed unnoticed: " << bad.substr(begin, end - begin);
+        EXPECT_FALSE(r.ok) << "byte " << (i - begin)
+                           << " of line 2 changed unnoticed: " << bad.substr(begin, end - begin);
     }
 }
 

@@ -20,9 +20,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lib/grant_token.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
+#include "lib/grant_token.hpp"
 
 namespace {
 
@@ -136,7 +136,8 @@ protected:
         m_expected.user = "alice";
         m_expected.kind = "sudo";
         m_expected.scope = "command";
-        m_expected.cmd_sha256 = gt::cmd_sha256(gt::CommandBinding{"root", "root", "/home/alice", "", "/usr/bin/systemctl", "/usr/bin/systemctl", k_argv, {}});
+        m_expected.cmd_sha256 = gt::cmd_sha256(gt::CommandBinding{
+            "root", "root", "/home/alice", "", "/usr/bin/systemctl", "/usr/bin/systemctl", k_argv, {}});
         m_expected.approvals_needed = 2;
         m_expected.now_unix = k_now;
         m_expected.skew_s = 30;
@@ -488,8 +489,14 @@ TEST_F(GrantToken, BadJtiIsRefused) {
 }
 
 TEST_F(GrantToken, WrongCmdSha256IsRefused) {
-    const std::string other =
-        gt::cmd_sha256(gt::CommandBinding{"root", "root", "/home/alice", "", "/usr/bin/systemctl", "/usr/bin/systemctl", {"/usr/bin/systemctl", "stop", "nginx"}, {}});
+    const std::string other = gt::cmd_sha256(gt::CommandBinding{"root",
+                                                                "root",
+                                                                "/home/alice",
+                                                                "",
+                                                                "/usr/bin/systemctl",
+                                                                "/usr/bin/systemctl",
+                                                                {"/usr/bin/systemctl", "stop", "nginx"},
+                                                                {}});
     expect_refused(with_claim("cmd_sha256", other), "grant: cmd_sha256 does not match the command");
     std::string upper = m_expected.cmd_sha256;
     std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
@@ -645,7 +652,8 @@ TEST_F(GrantToken, RequesterAmongApproversIsRefused) {
 // A shared account used from bob's login session is bob: bob cannot approve it at the service.
 TEST_F(GrantToken, RequestersLoginSessionOwnerAmongApproversIsRefused) {
     m_expected.login_user = "bob";
-    expect_refused(with_claim("approvers", {"bob", "carol"}), "grant: approver \"bob\" owns the requester's login session");
+    expect_refused(with_claim("approvers", {"bob", "carol"}),
+                   "grant: approver \"bob\" owns the requester's login session");
     m_expected.login_user = "dave";
     expect_accepted(with_claim("approvers", {"bob", "carol"}));
 }
@@ -864,7 +872,8 @@ TEST(GrantTokenCmdSha256, EachPartChangesTheHash) {
                                                  {"/usr/bin/systemctl", "restart", "nginx", ""})))
                     .second);
     // A non-UTF-8 argument and the text of its b64 form are different actions.
-    EXPECT_NE(gt::cmd_sha256(plain("root", "/", "/bin/x", {"\xff"})), gt::cmd_sha256(plain("root", "/", "/bin/x", {"/w=="})));
+    EXPECT_NE(gt::cmd_sha256(plain("root", "/", "/bin/x", {"\xff"})),
+              gt::cmd_sha256(plain("root", "/", "/bin/x", {"/w=="})));
 }
 
 // Regression: a grant covers exactly what the approver saw. The run-as group (sudo -g), the

@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -36,8 +36,8 @@ public:
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         socklen_t len = sizeof(addr);
-        if (m_fd < 0 || ::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-            ::listen(m_fd, 8) != 0 || ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        if (m_fd < 0 || ::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(m_fd, 8) != 0 ||
+            ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
             throw std::runtime_error(std::string("cannot listen on 127.0.0.1: ") + std::strerror(errno));
         m_port = ntohs(addr.sin_port);
         if (answers > 0)
@@ -105,7 +105,8 @@ TEST(HttpsPolicy, PlainHttpIsRefusedBeforeAnyConnection) {
 TEST(HttpsPolicy, OtherSchemesAreRefusedEvenWhenPlainHttpIsAllowed) {
     Policy p = test_policy();
     p.allow_plain_http = true;
-    for (const char* url : {"ftp://127.0.0.1:1/x", "file:///dev/null", "gopher://127.0.0.1:1/x", "dict://127.0.0.1:1/x"}) {
+    for (const char* url :
+         {"ftp://127.0.0.1:1/x", "file:///dev/null", "gopher://127.0.0.1:1/x", "dict://127.0.0.1:1/x"}) {
         Easy e;
         apply_policy(e.h, p);
         EXPECT_EQ(perform(e.h, url), CURLE_UNSUPPORTED_PROTOCOL) << url;

@@ -61,7 +61,8 @@ protected:
 
     // The requester must exist on the machine running the tests: an unknown user's groups
     // cannot be read, and the broker denies such a request (see UnknownUserIsDenied).
-    static broker::CheckSession session(std::vector<std::string> argv, std::string user = "nobody", std::int64_t uid = 65534) {
+    static broker::CheckSession session(std::vector<std::string> argv, std::string user = "nobody",
+                                        std::int64_t uid = 65534) {
         broker::CheckSession s;
         s.request.kind = "sudo";
         s.request.user = std::move(user);
@@ -140,7 +141,8 @@ static std::size_t count_lines_with(const std::string& journal, std::initializer
 }
 
 TEST_F(BrokerTest, AllowAndDenyRulesDecideAtOnce) {
-    auto b = make({rule("ok", config::Action::allow, {"/usr/bin/true"}), rule("no", config::Action::deny, {"/usr/bin/bash*"})});
+    auto b = make(
+        {rule("ok", config::Action::allow, {"/usr/bin/true"}), rule("no", config::Action::deny, {"/usr/bin/bash*"})});
     Recorder r1, r2;
     auto s1 = session({"/usr/bin/true"});
     EXPECT_EQ(b->begin_check(s1, r1), broker::Step::done);
@@ -506,7 +508,8 @@ TEST_F(BrokerTest, SharedAccountInRequestersSessionCannotApprove) {
     ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
     const auto refused = b->approve(in_session("ops", 3000, 2002, "bob"), s.request_id);
     EXPECT_FALSE(refused.ok);
-    EXPECT_NE(refused.message.find("this session belongs to bob (login uid 2002)"), std::string::npos) << refused.message;
+    EXPECT_NE(refused.message.find("this session belongs to bob (login uid 2002)"), std::string::npos)
+        << refused.message;
     EXPECT_NE(journal().find("\"approver_login_uid\":2002"), std::string::npos) << journal();
     EXPECT_EQ(b->pending_count(), 1u);
     // The request's own login uid counts too: bob's account from a session of someone else is fine,

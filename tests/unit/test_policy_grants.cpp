@@ -8,7 +8,8 @@ namespace {
 using namespace jitgate;
 using grants::Clock;
 
-grants::Grant make(const std::string& id, config::Scope scope, std::vector<std::string> argv, Clock::time_point expires) {
+grants::Grant make(const std::string& id, config::Scope scope, std::vector<std::string> argv,
+                   Clock::time_point expires) {
     grants::Grant g;
     g.id = id;
     g.user = "alice";
@@ -54,7 +55,8 @@ TEST(Grants, CommandScopeBindsTheWorkingDirectory) {
     g.cwd = "/home/alice/tmp";
     cache.add(g);
     std::vector<std::string> argv{"chown", "alice", "./app.conf"};
-    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "/home/alice/tmp", "", "", "", nullptr};
+    grants::Action a{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "/home/alice/tmp",
+                     "",      "",     "",         nullptr};
     EXPECT_NE(cache.find(a, now), nullptr);
     a.cwd = "/etc/app";
     EXPECT_EQ(cache.find(a, now), nullptr);
@@ -100,7 +102,8 @@ TEST(Grants, KeysAreInjective) {
     std::vector<std::string> a1{"ab", "c"}, a2{"a", "bc"};
     grants::Action x{"u", "sudo", "r", "root", "/c", &a1, "", "", "", "", nullptr};
     grants::Action y{"u", "sudo", "r", "root", "/c", &a2, "", "", "", "", nullptr};
-    EXPECT_NE(grants::GrantCache::key_for(x, config::Scope::command), grants::GrantCache::key_for(y, config::Scope::command));
+    EXPECT_NE(grants::GrantCache::key_for(x, config::Scope::command),
+              grants::GrantCache::key_for(y, config::Scope::command));
     // An argument is not an environment entry: argv {"/c", "A=b"} is not argv {"/c"} with env {"A=b"}.
     std::vector<std::string> with_arg{"/c", "A=b"}, bare{"/c"}, env{"A=b"};
     grants::Action as_arg{"u", "sudo", "r", "root", "/c", &with_arg, "", "", "", "", nullptr};
@@ -123,7 +126,7 @@ TEST(Grants, CommandScopeBindsGroupEnvCwdChrootAndProgram) {
     cache.add(g);
     std::vector<std::string> argv{"/usr/bin/true"};
     std::vector<std::string> env{"PATH=/usr/sbin:/usr/bin"};
-    const grants::Action same{"alice", "sudo", "restarts", "root", "/usr/bin/systemctl", &argv, "/home/alice",
+    const grants::Action same{"alice", "sudo", "restarts",      "root", "/usr/bin/systemctl", &argv, "/home/alice",
                               "root",  "",     "/usr/bin/true", &env};
     ASSERT_NE(cache.find(same, now), nullptr);
 

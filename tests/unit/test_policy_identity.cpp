@@ -27,8 +27,10 @@ std::optional<long long> raw_loginuid() {
 TEST(DaemonIdentity, LoginUidOfThisProcessMatchesTheKernel) {
     const auto raw = raw_loginuid();
     const std::int64_t got = identity::login_uid_of(::getpid());
-    if (!raw || *raw == identity::k_login_uid_unset) EXPECT_EQ(got, -1) << "unset or unknown reads as -1";
-    else EXPECT_EQ(got, *raw);
+    if (!raw || *raw == identity::k_login_uid_unset)
+        EXPECT_EQ(got, -1) << "unset or unknown reads as -1";
+    else
+        EXPECT_EQ(got, *raw);
 }
 
 TEST(DaemonIdentity, LoginUidOfAGoneProcessIsUnknown) {
@@ -42,8 +44,10 @@ TEST(DaemonIdentity, RequesterIsTheCallersRealUidUnlessRoot) {
     identity::Peer peer{::getpid(), 0, 0};
     const auto r = identity::requester_of(peer, 4242);
     ASSERT_TRUE(r.has_value());
-    if (::getuid() == 0) EXPECT_EQ(r->uid, 4242);
-    else EXPECT_EQ(r->uid, static_cast<std::int64_t>(::getuid()));
+    if (::getuid() == 0)
+        EXPECT_EQ(r->uid, 4242);
+    else
+        EXPECT_EQ(r->uid, static_cast<std::int64_t>(::getuid()));
     EXPECT_FALSE(r->name.empty());
     EXPECT_EQ(r->login_uid, identity::login_uid_of(::getpid()));
     EXPECT_EQ(r->login_uid < 0, r->login_name.empty());
@@ -52,7 +56,9 @@ TEST(DaemonIdentity, RequesterIsTheCallersRealUidUnlessRoot) {
 // su's situation, where the test can create it (as root): a process with real uid 65534 and
 // effective uid 0, in a session whose login uid it set itself before.
 TEST(DaemonIdentity, SetuidCallerIsTheRequesterAndItsLoginUidIsRead) {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a setuid-like child; RequesterIsTheCallersRealUidUnlessRoot covers non-root";
+    if (::geteuid() != 0)
+        GTEST_SKIP()
+            << "needs root to make a setuid-like child; RequesterIsTheCallersRealUidUnlessRoot covers non-root";
     int ready[2];
     ASSERT_EQ(::pipe(ready), 0);
     const pid_t child = ::fork();
@@ -85,7 +91,8 @@ TEST(DaemonIdentity, SetuidCallerIsTheRequesterAndItsLoginUidIsRead) {
         EXPECT_EQ(login, 2002);
         EXPECT_EQ(r->login_uid, 2002);
     } else {
-        std::fprintf(stderr, "note: this kernel does not let the test set a login uid; only the real uid was checked\n");
+        std::fprintf(stderr,
+                     "note: this kernel does not let the test set a login uid; only the real uid was checked\n");
     }
 }
 

@@ -72,8 +72,7 @@ rules:
     action: deny
 )");
     EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"status", "nginx"})), "status");
-    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"restart", "nginx"})),
-              "any-systemctl");
+    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"restart", "nginx"})), "any-systemctl");
 }
 
 TEST(DaemonRules, NothingMatchingMeansTheDefaultRule) {
@@ -145,14 +144,11 @@ rules:
     match: {commands: [/usr/bin/systemctl daemon-reload]}
 )");
     EXPECT_EQ(matched(config, sudo_facts("/usr/bin/less", {"/var/log/nginx/error.log"})), "logs");
-    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"restart", "a", "b"})),
-              "restart");
+    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"restart", "a", "b"})), "restart");
     EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"restart"})), "default");
     EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"daemon-reload"})), "exact");
-    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"daemon-reload", "x"})),
-              "default");
-    EXPECT_EQ(matched(config, sudo_facts("/usr/local/bin/systemctl", {"restart", "a"})),
-              "default");
+    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"daemon-reload", "x"})), "default");
+    EXPECT_EQ(matched(config, sudo_facts("/usr/local/bin/systemctl", {"restart", "a"})), "default");
 }
 
 TEST(DaemonRules, BareNameMatchesTheProgramInAnyDirectoryWithAnyArguments) {
@@ -222,8 +218,7 @@ rules:
     match: {host: {environment: [staging, dev]}}
 )";
     const auto host = [&rules](const std::string& environment, const std::string& tags) {
-        return load("host: {name: h, environment: " + environment + ", tags: " + tags + "}\n" +
-                    rules);
+        return load("host: {name: h, environment: " + environment + ", tags: " + tags + "}\n" + rules);
     };
     const Facts facts = sudo_facts("/usr/bin/id");
     EXPECT_EQ(matched(host("production", "[finance, sox, pci]"), facts), "finance-prod");
@@ -275,8 +270,7 @@ TEST(DaemonRules, ExampleConfigRoutesTypicalRequests) {
     config::LoadResult result = config::load_config(JITGATE_SOURCE_DIR "/config/jitgate.yaml");
     ASSERT_TRUE(result.config.has_value());
     const config::Config& config = *result.config;
-    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"status", "nginx"})),
-              "systemctl-status");
+    EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"status", "nginx"})), "systemctl-status");
     EXPECT_EQ(matched(config, sudo_facts("/usr/sbin/mkfs.ext4", {"/dev/sda1"})), "no-disk-wipes");
     // The example host is tagged finance, so the finance rule wins over the restart rule.
     EXPECT_EQ(matched(config, sudo_facts("/usr/bin/systemctl", {"restart", "nginx"})), "finance");

@@ -70,7 +70,8 @@ TEST(DaemonHandlers, ANonRootPeerCannotSendARootOnlyMessage) {
         const auto r = server::authorise(entry(type), peer(2005), caller("mallory", 2005), true);
         ASSERT_TRUE(r.has_value()) << type;
         EXPECT_EQ(r->message, "refused: only root (sudo, sshd) may ask for decisions; peer uid is 2005");
-        EXPECT_EQ(r->audit_message, std::string("'") + type + "' refused: only root (sudo, sshd) may ask for decisions");
+        EXPECT_EQ(r->audit_message,
+                  std::string("'") + type + "' refused: only root (sudo, sshd) may ask for decisions");
         EXPECT_TRUE(r->close) << type;
         EXPECT_FALSE(server::authorise(entry(type), peer(0), caller("root", 0), false).has_value()) << type;
     }
@@ -88,7 +89,8 @@ TEST(DaemonHandlers, PendingAndRevokeNeedRootOrAnApprover) {
     EXPECT_FALSE(revoke->close);
     for (const char* type : {msg::k_pending, msg::k_revoke}) {
         EXPECT_FALSE(server::authorise(entry(type), peer(2002), caller("bob", 2002), true).has_value()) << type;
-        EXPECT_FALSE(server::authorise(entry(type), peer(0), caller("root", 0), false).has_value()) << type << " as root";
+        EXPECT_FALSE(server::authorise(entry(type), peer(0), caller("root", 0), false).has_value())
+            << type << " as root";
     }
 }
 

@@ -41,8 +41,8 @@ struct Status {
 class Error : public std::runtime_error {
 public:
     Error(ErrorCode code, std::string context, const std::string& detail)
-        : std::runtime_error(context.empty() ? detail : context + ": " + detail),
-          m_code(code), m_context(std::move(context)) {}
+        : std::runtime_error(context.empty() ? detail : context + ": " + detail), m_code(code),
+          m_context(std::move(context)) {}
     ErrorCode code() const noexcept { return m_code; }
     const std::string& context() const noexcept { return m_context; }
 

@@ -46,10 +46,10 @@ struct CheckRequest {
     std::int64_t argv_bytes = 0; // total bytes of run_argv before truncation
     std::string cwd;
     std::string tty;
-    std::string service;     // PAM service (login kind)
-    std::string remote_host; // SSH peer (login kind)
-    std::string reason;      // from JITGATE_REASON, or empty
-    std::string ticket;      // from JITGATE_TICKET, or empty
+    std::string service;            // PAM service (login kind)
+    std::string remote_host;        // SSH peer (login kind)
+    std::string reason;             // from JITGATE_REASON, or empty
+    std::string ticket;             // from JITGATE_TICKET, or empty
     std::string break_glass_reason; // from JITGATE_BREAK_GLASS, or empty
     bool interactive = false;       // the client can prompt the user
     bool noninteractive = false;    // sudo -n: never prompt, never wait unless the rule says so
@@ -59,7 +59,7 @@ struct CheckRequest {
     std::string requester;
     // What sudo will actually run with (sudo only; grants of scope command bind them, see
     // docs/wire-protocol.md "Binding"). Empty or -1 when the client did not say.
-    std::string runas_group;            // run-as group name (sudo -g, else the run-as user's), or "#gid"
+    std::string runas_group; // run-as group name (sudo -g, else the run-as user's), or "#gid"
     std::int64_t runas_gid = -1;
     std::string run_cwd;                // where the command starts: command_info cwd (sudo -D), else cwd
     std::string chroot;                 // command_info chroot (sudo -R), or empty
@@ -138,7 +138,7 @@ Outcome outcome_from_string(std::string_view name);
 struct Decision {
     bool allow = false;
     Outcome outcome = Outcome::error; // on the wire as its name; absent on the wire reads as error
-    std::string message; // one line for the user, already escaped
+    std::string message;              // one line for the user, already escaped
     std::string request_id;
     std::string grant_id;
     std::string rule;

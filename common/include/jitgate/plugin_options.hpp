@@ -16,7 +16,7 @@ namespace jitgate {
 
 struct PluginOptions {
     client::Options client;
-    std::string break_glass_group; // empty: break-glass disabled
+    std::string break_glass_group;    // empty: break-glass disabled
     std::vector<std::string> unknown; // options we did not understand, for the caller to report
     std::vector<std::string> errors;  // options we understood but whose value is bad
 };
