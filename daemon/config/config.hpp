@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "lib/config_file.hpp"
+
 namespace jitgate::config {
 
 using Seconds = std::chrono::seconds;
@@ -19,14 +21,6 @@ using Seconds = std::chrono::seconds;
 enum class Action { allow, deny, require_approval };
 enum class Scope { command, session, login };
 enum class NonInteractive { file, wait }; // sudo -n without a grant: file the request and deny, or wait
-
-struct Problem {
-    std::string file;
-    int line = 0;   // 1-based; 0 when unknown
-    int column = 0; // 1-based; 0 when unknown
-    std::string message;
-    std::string to_string() const; // "file:line:column: message"
-};
 
 struct HostMatch {
     std::vector<std::string> environments; // empty: any; else the host's environment must be one
@@ -143,11 +137,6 @@ LoadResult parse_config(const std::string& text, const std::string& source);
 // Semantic checks of an already-typed config (duplicate rule names, approvals range, ...).
 // Pure; returns every problem found.
 std::vector<Problem> validate(const Config& config);
-
-// SECURITY NOTE: the daemon refuses a config that someone other than root could change.
-// Returns a problem if `path` is not a regular file owned by root (or `allowed_uid`), or is
-// group/world-writable.
-std::optional<Problem> check_file_security(const std::string& path, unsigned allowed_uid = 0);
 
 // "30s", "15m", "2h", "1d" or a bare number of seconds. nullopt if malformed or <= 0.
 std::optional<Seconds> parse_duration(const std::string& text);

@@ -1,0 +1,27 @@
+// lib/config_file.hpp — what every jitgate program that reads a configuration or key file shares:
+// a problem found in a file (file:line:column: message) and the check that refuses a file that
+// someone other than root could change. jitgated's config, its grant keys and CA, and the coming
+// jitgate-server's config and signing keys all go through check_file_security.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace jitgate::config {
+
+// One problem found in a file. Plain data: thread-safe to copy.
+struct Problem {
+    std::string file;
+    int line = 0;   // 1-based; 0 when unknown
+    int column = 0; // 1-based; 0 when unknown
+    std::string message;
+    std::string to_string() const; // "file:line:column: message"
+};
+
+// SECURITY NOTE: jitgate refuses a config or key file that someone other than root could
+// change. Returns a problem if `path` is not a regular file owned by root (or `allowed_uid`),
+// is a symbolic link, or is group/world-writable; nullopt if it is safe to trust. Never throws
+// except std::bad_alloc. Thread-safe.
+std::optional<Problem> check_file_security(const std::string& path, unsigned allowed_uid = 0);
+
+} // namespace jitgate::config
