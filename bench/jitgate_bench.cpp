@@ -145,7 +145,8 @@ void write_config(const std::string& path, const std::string& spool, const std::
       << "  - name: gated\n    match: {kind: sudo}\n    ttl: 1h\n    timeout: 1h\n";
 }
 
-const char* const k_local_approval = "approval: {backend: local, approver_groups: [root]}\n";
+// The bench approves as root (it runs as root); a real host approves as a person (allow_root).
+const char* const k_local_approval = "approval: {backend: local, approver_groups: [root], allow_root: true}\n";
 
 // fork + exec as a plain root process. The bench itself may run as "nobody" with euid 0 by
 // then: the child takes back uid 0 so that the exec is not a secure (AT_SECURE) one, which
