@@ -20,3 +20,11 @@ if(JITGATE_SANITIZE)
     -fno-omit-frame-pointer $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized>)
   target_link_options(jitgate_sanitizers INTERFACE -fsanitize=address,undefined)
 endif()
+
+# Precompiled headers: the standard library and nlohmann-json headers that nearly every source
+# of the daemon, lib/ and the tests includes. They are parsed once per target instead of once per
+# file, which is most of the compile time of a small source (the test command builds the tree
+# five times: g++, clang + sanitizers, the fuzzers, the .deb and the .rpm). A source still
+# includes what it uses; the list below only makes that cheaper.
+set(JITGATE_PCH_HEADERS <algorithm> <chrono> <cstdint> <functional> <map> <memory> <optional>
+  <string> <string_view> <unordered_map> <vector> <nlohmann/json.hpp>)
