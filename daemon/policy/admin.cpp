@@ -158,7 +158,8 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     if (contains(q.approvers, shown) ||
         std::find(q.approver_uids.begin(), q.approver_uids.end(), person) != q.approver_uids.end())
         return {false, "you have already approved " + id + "; it needs " +
-                           plural(q.approvals_needed, "approval", "approvals") + " from different people"};
+                           text::plural(static_cast<std::uint64_t>(q.approvals_needed), "approval", "approvals") +
+                           " from different people"};
 
     q.approvers.push_back(shown);
     q.approver_uids.push_back(person);
@@ -175,7 +176,9 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
         if (q.responder != nullptr)
             q.responder->notice("jitgate: " + esc(shown) + " approved (" + std::to_string(have) + " of " +
                                     std::to_string(q.approvals_needed) + "); waiting for " +
-                                    plural(q.approvals_needed - have, "more approval", "more approvals") + ".",
+                                    text::plural(static_cast<std::uint64_t>(q.approvals_needed - have), "more approval",
+                                                 "more approvals") +
+                                    ".",
                                 -1);
         return {true, "approval recorded for " + id + " (" + std::to_string(have) + " of " +
                           std::to_string(q.approvals_needed) + ")"};

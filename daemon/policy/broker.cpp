@@ -28,10 +28,6 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::string plural(long n, const char* one, const char* many) {
-    return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
 void add_binding(Json& j, const CheckSession& s) {
     const auto& r = s.request;
     if (!r.runas_group.empty()) j["runas_group"] = esc(r.runas_group);
@@ -519,8 +515,9 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
                       event_for(audit::type::error, s));
     }
     responder.notice("jitgate: approval required by rule '" + s.rule->name +
-                         "': " + plural(q.approvals_needed, "approval", "approvals") + " from " +
-                         join_names(q.approver_groups) + (q.approvals_needed > 1 ? " (different people)" : "") + "." +
+                         "': " + text::plural(static_cast<std::uint64_t>(q.approvals_needed), "approval", "approvals") +
+                         " from " + join_names(q.approver_groups) +
+                         (q.approvals_needed > 1 ? " (different people)" : "") + "." +
                          (s.rule->message.empty() ? "" : " " + esc(s.rule->message)),
                      -1);
     const std::string id = q.id;

@@ -23,8 +23,6 @@ inline constexpr const char* k_approval_not_recorded = "the audit spool cannot b
 // Seconds since the epoch (system clock).
 std::int64_t now_unix();
 bool contains(const std::vector<std::string>& v, const std::string& s);
-// "1 approval", "2 approvals".
-std::string plural(long n, const char* one, const char* many);
 // The binding facts an approver and an auditor see, added to `j` (sudo only).
 void add_binding(Json& j, const CheckSession& s);
 // A denial of `s` with `outcome` and the user's `message`.

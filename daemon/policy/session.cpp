@@ -39,11 +39,8 @@ Json escaped_argv(const std::vector<std::string>& argv) {
 
 std::string cut(std::string s) {
     if (s.size() <= k_max_display) return s;
-    const auto n = s.size();
-    s.resize(k_max_display);
-    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0xC0u) == 0x80u) s.pop_back(); // whole characters
-    if (!s.empty() && static_cast<unsigned char>(s.back()) >= 0xC0u) s.pop_back();
-    return s + "...[" + std::to_string(n) + " bytes]";
+    // Whole characters only (text::utf8_prefix), then how long the field was.
+    return std::string(text::utf8_prefix(s, k_max_display)) + "...[" + std::to_string(s.size()) + " bytes]";
 }
 
 std::string display_command(const std::string& command, std::vector<std::string> argv) {
