@@ -8,6 +8,9 @@ packages=(
   clang                                          # clang 14: the second, warning-free build (test.sh)
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev  # daemon: config, JSON, SHA-256, Ed25519
   libcurl4-openssl-dev                           # daemon: approval service, audit store (HTTPS)
+  libevent-dev                                   # jitgate-server: HTTP(S) event loop (long polls without threads)
+  libsqlite3-dev libpq-dev                       # jitgate-server: SQLite (default) and PostgreSQL databases
+  postgresql                                     # jitgate-server tests: a real PostgreSQL 15 in a scratch dir
   sudo                                           # sudo binary and sudo_plugin.h
   libpam0g-dev                                   # PAM module
   libgtest-dev googletest                        # unit tests

@@ -1,0 +1,162 @@
+// server/http/http.hpp — the HTTP(S) layer of jitgate-server, on libevent (evhttp over OpenSSL
+// bufferevents): one event loop thread holds every connection, so a long poll costs a parked
+// reply and a timer, never a thread. Listeners speak TLS 1.2+ only; a listener for hosts asks
+// for and verifies a client certificate (mutual TLS, docs/protocol.md §2), a listener for
+// browsers does not.
+//
+// Threading: everything here runs on the loop thread, except EventLoop::post() and
+// EventLoop::stop(), which any thread may call. Handlers are called on the loop thread and
+// must not block for long (the database calls of a request are the accepted exception).
+// Depends on libevent, OpenSSL and common/; knows nothing of the protocol.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+struct event_base;
+
+namespace jitgate::server::http {
+
+// The verified client certificate of a mutual-TLS connection. Empty `names` means no
+// certificate (a browser listener) — a host listener never calls a handler without one.
+struct ClientIdentity {
+    std::vector<std::string> names; // the subject CN, then every DNS subject alternative name
+    std::string fingerprint;        // SHA-256 of the DER certificate, lowercase hex
+    std::string subject;            // the subject as one line (for logs), escaped
+    bool may_act_for(std::string_view host) const; // host equals one of `names`, byte for byte
+};
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+    std::string method; // "GET", "POST", ...
+    std::string path;   // the decoded path, without the query; never contains "?"
+    Fields query;       // decoded name/value pairs, in order; a name may repeat
+    Fields headers;     // names in lower case, in order
+    std::string body;   // at most Limits::max_body bytes (else the layer answered 413 itself)
+    std::string peer_address; // the TCP peer, e.g. "127.0.0.1" or "::1"
+    ClientIdentity client;
+
+    const std::string* header(std::string_view lower_case_name) const;     // first one, or null
+    std::optional<std::string> query_value(std::string_view name) const;   // first one
+};
+
+struct Response {
+    int status = 200;
+    Fields headers;   // Content-Type among them; Content-Length is set by the layer
+    std::string body;
+};
+
+// The right to answer one request, exactly once. Move-only. A Reply destroyed without send()
+// answers 500 (a bug must not leave a client hanging). If the client went away, send() is a
+// no-op; gone() says so, and on_gone() (if set) is called once, on the loop thread, when the
+// connection closes before the answer.
+class Reply {
+public:
+    Reply() = default;
+    ~Reply();
+    Reply(Reply&&) noexcept;
+    Reply& operator=(Reply&&) noexcept;
+    Reply(const Reply&) = delete;
+    Reply& operator=(const Reply&) = delete;
+
+    void send(Response response);
+    bool gone() const noexcept;
+    bool answered() const noexcept;
+    void on_gone(std::function<void()> callback);
+
+    struct State; // the layer's; opaque here
+    explicit Reply(std::shared_ptr<State> state);
+
+private:
+    std::shared_ptr<State> m_state;
+};
+
+using Handler = std::function<void(Request&&, Reply&&)>;
+
+// A one-shot timer on the loop. Destroying or cancel()ing it before it fires means it never
+// fires. Move-only.
+class Timer {
+public:
+    Timer() = default;
+    ~Timer();
+    Timer(Timer&&) noexcept;
+    Timer& operator=(Timer&&) noexcept;
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+    void cancel() noexcept;
+    bool armed() const noexcept;
+
+    struct State;
+    explicit Timer(std::shared_ptr<State> state);
+
+private:
+    std::shared_ptr<State> m_state;
+};
+
+class EventLoop {
+public:
+    EventLoop();
+    ~EventLoop();
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    // Runs until stop(). Exceptions thrown by callbacks are caught, logged and do not stop it.
+    void run();
+    void stop() noexcept;                        // any thread
+    void post(std::function<void()> work);       // any thread; runs `work` on the loop thread
+    Timer after(std::chrono::milliseconds delay, std::function<void()> callback);
+    // Calls `callback` on the loop thread whenever `fd` is readable, until the returned
+    // handle is destroyed (used for PostgreSQL's LISTEN socket).
+    std::shared_ptr<void> watch_readable(int fd, std::function<void()> callback);
+    event_base* native() noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+struct TlsSettings {
+    std::string cert_file;      // PEM chain, the server's certificate first
+    std::string key_file;       // PEM private key (checked like a config file: root-owned, not group/world-readable)
+    std::string client_ca_file; // PEM CAs for client certificates; empty: no client certificate asked
+};
+
+struct Limits {
+    std::size_t max_body = 64 * 1024;
+    std::size_t max_headers = 16 * 1024;
+    std::chrono::seconds read_timeout{30};     // a client that sends nothing for this long is cut
+    std::chrono::seconds write_timeout{30};
+    std::size_t max_connections = 20000;
+};
+
+// A listening HTTPS server. Answers 413/431/400 for oversized or malformed requests itself,
+// and refuses a TLS handshake without a valid client certificate when client_ca_file is set.
+// Throws Error(bad_input) naming the file for an unreadable or invalid certificate or key, and
+// Error(io) when it cannot bind.
+class Listener {
+public:
+    Listener(EventLoop& loop, const std::string& address, std::uint16_t port, const TlsSettings& tls,
+             const Limits& limits, Handler handler);
+    ~Listener();
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+    std::uint16_t port() const noexcept; // the bound port (useful with port 0)
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+// Helpers for handlers.
+Response json_response(int status, std::string body);
+Response text_response(int status, std::string content_type, std::string body);
+
+} // namespace jitgate::server::http

@@ -1,0 +1,204 @@
+// server/store/store.hpp — jitgate-server's database: SQLite (one node, the default) or
+// PostgreSQL (replicas behind a load balancer). Everything the server remembers is here, so a
+// replica holds no state another replica needs: requests and their approvals, the server's own
+// audit events, web sign-in sessions, pending OpenID Connect logins and the webhook outbox.
+//
+// Every call is synchronous and durable on return (SQLite: WAL, synchronous=FULL; PostgreSQL:
+// a committed transaction). Every state change that must not happen twice (approve, finish) is
+// one transaction with a condition on the current state, so two replicas racing on the same
+// request cannot approve it twice or approve a denied one.
+//
+// Threading: a Store is one database connection; use it from one thread at a time. Each thread
+// that needs the database (the loop thread, the notifier) opens its own.
+// Errors: throws Error(io) with the database's message when the database fails or is
+// unreachable, Error(bad_input) for a schema newer or older than this program knows. Never
+// returns half-applied changes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace jitgate::server::store {
+
+// The schema version this program reads and writes. `jitgate-server migrate` brings a
+// database to it; open_* refuses any other version with a message that says what to run.
+inline constexpr int k_schema_version = 1;
+
+enum class Status { pending, approved, denied, expired, cancelled };
+std::string_view to_string(Status status) noexcept;
+std::optional<Status> status_from_string(std::string_view text) noexcept;
+
+// One person's approval of one request.
+struct Approval {
+    std::string approver;       // the approver's Unix user name, as it goes into the grant's `approvers`
+    std::string identity;       // who signed in: the IdP's issuer and subject ("https://idp/ sub"), or the CLI identity
+    std::string comment;        // free text from the approver (hostile: escape when shown)
+    std::string source_address; // where the approver acted from
+    std::string via;            // "web", "cli"
+    std::int64_t at = 0;        // Unix seconds
+};
+
+// One request, as filed by a host (docs/protocol.md §4) and as the server decided it.
+struct Request {
+    std::string host;            // the host the client certificate identified (never the body's word alone)
+    std::string id;              // the host's request id
+    std::string body;            // the POST body as a canonical JSON text (nlohmann dump of the parsed value)
+    std::string requester;       // requester.user, copied out of the body for queries
+    std::string requester_login; // requester.login_user, or empty
+    std::string rule;            // the host's rule name
+    Status status = Status::pending;
+    int approvals_needed = 1;                 // effective: the host's, raised (never lowered) by server policy
+    std::vector<std::string> approver_groups; // the server's groups that may approve, after policy
+    std::int64_t created_at = 0;
+    std::int64_t expires_at = 0;
+    std::int64_t decided_at = 0;              // 0 while pending
+    std::string grant;           // approved: the JWS
+    std::string grant_id;        // approved: its jti
+    std::string decided_by;      // denied: the approver (Unix name); cancelled: "host"; expired: "server"
+    std::string decision_reason; // denied: the comment; cancelled: the host's reason
+    std::string ticket_check;    // the ticket check's recorded answer as JSON text, empty if none
+    std::vector<Approval> approvals; // oldest first
+};
+
+struct CreateResult {
+    bool created = false; // false: (host, id) existed; `request` is the stored one
+    Request request;
+};
+
+enum class ApproveOutcome {
+    added,            // the approval was recorded; more are needed
+    approved,         // the approval was recorded and completed the request: grant stored, status approved
+    not_pending,      // the request is final (or expired at `now`): nothing changed
+    already_approved, // this approver (by Unix name) already approved it: nothing changed
+};
+
+struct ApproveResult {
+    ApproveOutcome outcome = ApproveOutcome::not_pending;
+    Request request; // as stored after the call
+};
+
+// The grant a store asks its caller to sign when an approval completes a request.
+struct SignedGrant {
+    std::string token; // the compact JWS
+    std::string id;    // its jti
+};
+using Signer = std::function<SignedGrant(const Request& completed)>;
+
+// One entry of the server's own audit trail (also sent to syslog by the caller).
+struct Event {
+    std::int64_t at = 0;
+    std::string type;           // e.g. "request.filed", "request.approved", "signin.succeeded", "grant.signed"
+    std::string host;           // empty when not about a request
+    std::string request_id;
+    std::string actor;          // a Unix name, "host:<name>" or "server"
+    std::string identity;       // the IdP identity, if any
+    std::string source_address;
+    std::string detail;         // a JSON object as text
+};
+
+// A signed-in approver's web session. The browser holds a random token; only its SHA-256 is stored.
+struct Session {
+    std::string token_sha256;
+    std::string identity;            // issuer + subject
+    std::string unix_user;           // the mapped Unix name
+    std::string display_name;
+    std::vector<std::string> groups; // approver groups after the claim mapping
+    std::string csrf_token;
+    std::int64_t created_at = 0;
+    std::int64_t expires_at = 0;
+};
+
+// An OpenID Connect sign-in in progress (between the redirect to the IdP and the callback).
+struct LoginState {
+    std::string state;          // the `state` parameter (random)
+    std::string nonce;          // the ID token's expected nonce
+    std::string code_verifier;  // PKCE
+    std::string return_to;      // a local path to go back to
+    std::int64_t expires_at = 0;
+};
+
+// A notice waiting to be delivered (webhook outbox).
+struct Notice {
+    std::int64_t id = 0;
+    std::string target;         // the configured webhook's name
+    std::string body;           // what to send
+    int attempts = 0;
+    std::int64_t next_attempt_at = 0;
+    std::string last_error;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    // --- requests (docs/protocol.md) ---
+    // Inserts `request` unless (host, id) exists; returns the stored request either way. The
+    // caller compares bodies for the 200/409 answer. Records `filed` in the same transaction.
+    virtual CreateResult create(const Request& request, const Event& filed) = 0;
+    virtual std::optional<Request> find(std::string_view host, std::string_view id) = 0;
+    virtual std::vector<Request> pending(std::size_t limit) = 0;                          // oldest first
+    virtual std::vector<Request> history(std::int64_t before, std::size_t limit) = 0;     // final ones, newest decision first
+    // Records `approval` if the request is pending and not expired at `now`, and this approver
+    // has not approved it. If the approvals then reach approvals_needed, calls `sign` inside the
+    // transaction and stores the grant with status approved. `event` is recorded in the same
+    // transaction when something changed.
+    virtual ApproveResult approve(std::string_view host, std::string_view id, const Approval& approval,
+                                  std::int64_t now, const Signer& sign, const Event& event) = 0;
+    // Moves a pending request to `to` (denied, expired or cancelled) with who and why. Returns
+    // the request after the change, or nullopt if it was not pending (nothing changed).
+    virtual std::optional<Request> finish(std::string_view host, std::string_view id, Status to,
+                                          const std::string& decided_by, const std::string& reason,
+                                          std::int64_t now, const Event& event) = 0;
+    // Pending requests whose expires_at <= now, as (host, id).
+    virtual std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) = 0;
+    virtual void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) = 0;
+    // Deletes final requests decided before `before` (the protocol asks for at least 24 h).
+    virtual std::size_t purge(std::int64_t before) = 0;
+
+    // --- the server's own audit ---
+    virtual void record(const Event& event) = 0;
+    virtual std::vector<Event> events(std::string_view host, std::string_view request_id) = 0;
+
+    // --- web sessions and sign-ins ---
+    virtual void put_session(const Session& session) = 0;
+    virtual std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) = 0;
+    virtual void delete_session(std::string_view token_sha256) = 0;
+    virtual void put_login(const LoginState& login) = 0;
+    // Returns and deletes the login (one use only); nullopt if unknown or expired at `now`.
+    virtual std::optional<LoginState> take_login(std::string_view state, std::int64_t now) = 0;
+
+    // --- webhook outbox ---
+    virtual void enqueue(const std::string& target, const std::string& body, std::int64_t now) = 0;
+    // Claims up to `limit` notices due at `now` for `lease_s` seconds (another replica's
+    // notifier does not see them meanwhile: SKIP LOCKED on PostgreSQL).
+    virtual std::vector<Notice> claim_notices(std::int64_t now, std::size_t limit, int lease_s) = 0;
+    virtual void notice_delivered(std::int64_t id) = 0;
+    virtual void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) = 0;
+    virtual void notice_dropped(std::int64_t id, const std::string& error) = 0; // gave up: kept, marked, audited
+
+    // --- wake-ups across replicas ---
+    // A descriptor that becomes readable when another connection changed a request
+    // (PostgreSQL LISTEN jitgate_requests); -1 when the store has no other writers (SQLite).
+    virtual int wake_fd() = 0;
+    // The (host, id) pairs changed by others since the last call; never blocks.
+    virtual std::vector<std::pair<std::string, std::string>> take_wakeups() = 0;
+};
+
+// Opens an existing database at the current schema version. Throws Error(bad_input) with
+// "run `jitgate-server migrate`" when the schema is missing or older, or newer than this program.
+std::unique_ptr<Store> open_sqlite(const std::string& path);
+std::unique_ptr<Store> open_postgres(const std::string& conninfo);
+
+// Creates or upgrades the schema to k_schema_version, each step in its own transaction, and
+// returns the version found before. Safe to run on a live database and from several
+// replicas at once (an advisory lock on PostgreSQL, BEGIN EXCLUSIVE on SQLite).
+int migrate_sqlite(const std::string& path);
+int migrate_postgres(const std::string& conninfo);
+
+} // namespace jitgate::server::store
