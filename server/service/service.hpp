@@ -1,0 +1,126 @@
+// server/service/service.hpp — the approval service's core: protocol v1 for hosts
+// (docs/protocol.md), the request state machine, the server's approver policy, and the grants
+// it signs. The host API's HTTP handler, the web UI and the approver CLI all act through it.
+//
+// Who may do what (SECURITY NOTE):
+//  - a host is who its client certificate names; it files, polls and cancels only its own
+//    requests (another host's request is 404, exactly like an unknown one);
+//  - an approver is a signed-in person (OpenID Connect) mapped to one Unix name; they may act
+//    on a request only if one of their approver groups is among the request's (server policy),
+//    never on their own request (the requester or the requester's login user), and each person
+//    counts once: N approvals are N different Unix names;
+//  - nothing is approved twice: the store completes a request in one conditional transaction.
+//
+// Threading: the loop thread only (Store and Reply are single-threaded). Errors: host and
+// approver mistakes are answers (4xx, ActionResult), never exceptions; a database failure is
+// an Error(io) from the store, answered 503 to hosts and shown as a failure to approvers.
+#pragma once
+
+#include "server/config/config.hpp"
+#include "server/http/http.hpp"
+#include "server/store/store.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace jitgate::grant_token {
+class SigningKey;
+}
+
+namespace jitgate::server::service {
+
+// A signed-in person acting on requests.
+struct Approver {
+    std::string identity;            // the IdP's issuer + subject
+    std::string unix_user;           // the mapped Unix name: what goes into a grant's `approvers`
+    std::string display_name;
+    std::vector<std::string> groups; // approver groups after the claim mapping
+};
+
+enum class ActionStatus {
+    done,          // the approval or denial was recorded
+    approved,      // the approval completed the request: the grant was signed
+    not_found,     // no such request
+    not_pending,   // already final or expired
+    forbidden,     // not in an approver group of this request, or not allowed by the ticket check
+    own_request,   // the approver is the requester (or the requester's login user)
+    already_voted, // this person already approved
+    invalid,       // e.g. a comment too long or a denial without a comment
+};
+
+struct ActionResult {
+    ActionStatus status = ActionStatus::not_found;
+    std::string message; // one line for the approver
+};
+
+// What an approver may see and do with one request (for the web UI).
+struct Decidability {
+    bool may_decide = false;
+    std::string why_not; // empty when may_decide
+};
+
+// Sources of time and randomness, so tests can drive them.
+struct Clock {
+    std::function<std::int64_t()> now = nullptr; // Unix seconds; null: the system clock
+};
+
+class Service {
+public:
+    Service(const config::Config& config, store::Store& store, const grant_token::SigningKey& signing_key,
+            http::EventLoop& loop, Clock clock = {});
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    // Starts the periodic work on the loop: expiry of due requests (every second) and, with a
+    // store that has other writers, wake-ups from other replicas.
+    void start();
+
+    // The host API: POST /v1/requests, GET /v1/requests/{id}?wait=N, POST /v1/requests/{id}/cancel.
+    void handle_host(http::Request&& request, http::Reply&& reply);
+
+    // Approver actions. `source_address` and `via` ("web", "cli") go to the audit trail.
+    ActionResult approve(const Approver& approver, const std::string& host, const std::string& id,
+                         const std::string& comment, const std::string& source_address, const std::string& via);
+    ActionResult deny(const Approver& approver, const std::string& host, const std::string& id,
+                      const std::string& comment, const std::string& source_address, const std::string& via);
+    Decidability decidability(const Approver& approver, const store::Request& request) const;
+
+    // Called when a notice (webhook) should be sent: the web layer's URL scheme and the
+    // notifier live elsewhere; the service only enqueues. Set by main; may be empty.
+    std::function<void()> on_notice_enqueued;
+
+    std::int64_t now() const;
+    const config::Config& config() const noexcept { return m_config; }
+    store::Store& store() noexcept { return m_store; }
+
+    // The page where approvers act on a request: public_url + "/r/" + host + "/" + id.
+    std::string request_url(const std::string& host, const std::string& id) const;
+
+private:
+    struct Waiter;
+    void file(http::Request&& request, http::Reply&& reply);
+    void poll(const std::string& id, http::Request&& request, http::Reply&& reply);
+    void cancel(const std::string& id, http::Request&& request, http::Reply&& reply);
+    void wake(const std::string& host, const std::string& id);
+    void expire_due();
+    void take_wakeups();
+    void notify(const std::string& type, const store::Request& request);
+    std::optional<store::Request> find_for(const http::ClientIdentity& client, const std::string& id);
+
+    const config::Config& m_config;
+    store::Store& m_store;
+    const grant_token::SigningKey& m_signing_key;
+    http::EventLoop& m_loop;
+    Clock m_clock;
+    std::map<std::pair<std::string, std::string>, std::vector<std::shared_ptr<Waiter>>> m_waiters;
+    http::Timer m_expiry_timer;
+    std::shared_ptr<void> m_wake_watch;
+};
+
+} // namespace jitgate::server::service
