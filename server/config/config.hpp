@@ -26,10 +26,10 @@ struct Listen {
 // rule names are glob patterns (fnmatch, no FNM_PERIOD).
 struct PolicyEntry {
     std::string name;
-    std::vector<std::string> hosts;          // globs on the host name (from the certificate)
-    std::vector<std::string> environments;   // exact host_environment values
-    std::vector<std::string> tags;           // the host must carry every tag listed
-    std::vector<std::string> rules;          // globs on the host's rule name
+    std::vector<std::string> hosts;           // globs on the host name (from the certificate)
+    std::vector<std::string> environments;    // exact host_environment values
+    std::vector<std::string> tags;            // the host must carry every tag listed
+    std::vector<std::string> rules;           // globs on the host's rule name
     std::vector<std::string> approver_groups; // the server's groups that may approve; required
     int min_approvals = 1;                    // raises the host's approvals_needed, never lowers it (1-5)
     bool ticket_check = false;                // the ticket check must pass before approval
@@ -37,10 +37,10 @@ struct PolicyEntry {
 
 struct Webhook {
     std::string name;
-    std::string url;                 // https:// only
-    std::string format = "json";     // "json" (HMAC-SHA256 signed) or "slack"
-    std::string secret_file;         // json: the HMAC key file (checked like a key file)
-    std::string ca_file;             // empty: the system's trust store
+    std::string url;             // https:// only
+    std::string format = "json"; // "json" (HMAC-SHA256 signed) or "slack"
+    std::string secret_file;     // json: the HMAC key file (checked like a key file)
+    std::string ca_file;         // empty: the system's trust store
     std::vector<std::string> events = {"request.filed", "request.approved", "request.denied", "request.expired"};
 };
 
@@ -54,9 +54,9 @@ struct Config {
 
     struct Hosts {
         Listen listen{"0.0.0.0", 8443};
-        std::string cert;       // the server's certificate for hosts
+        std::string cert; // the server's certificate for hosts
         std::string key;
-        std::string client_ca;  // the CA that issues host certificates (required)
+        std::string client_ca;                      // the CA that issues host certificates (required)
         Seconds max_timeout{std::chrono::hours(1)}; // requests expire after min(timeout_s, this)
         Seconds max_ttl{std::chrono::hours(8)};     // grants last at most min(ttl_s, this)
     } hosts;
@@ -69,21 +69,21 @@ struct Config {
     } web;
 
     struct Oidc {
-        std::string issuer;             // https://idp.example.com/realms/corp
+        std::string issuer; // https://idp.example.com/realms/corp
         std::string client_id;
-        std::string client_secret_file; // checked like a key file
-        std::string ca_file;            // empty: the system's trust store
+        std::string client_secret_file;                    // checked like a key file
+        std::string ca_file;                               // empty: the system's trust store
         std::string username_claim = "preferred_username"; // the claim that names the Unix user
         std::string groups_claim = "groups";
-        std::map<std::string, std::string> users;   // IdP username -> Unix name, where they differ
-        std::map<std::string, std::string> groups;  // IdP group -> approver group; unmapped groups are ignored
+        std::map<std::string, std::string> users;  // IdP username -> Unix name, where they differ
+        std::map<std::string, std::string> groups; // IdP group -> approver group; unmapped groups are ignored
         std::vector<std::string> scopes = {"openid", "profile", "email"};
     } oidc;
 
     struct Database {
         std::string sqlite = "/var/lib/jitgate-server/jitgate-server.db"; // used when `postgres` is empty
-        std::string postgres;          // a libpq conninfo without a password
-        std::string password_file;     // optional, checked like a key file
+        std::string postgres;                                             // a libpq conninfo without a password
+        std::string password_file;                                        // optional, checked like a key file
     } database;
 
     struct Signing {
@@ -91,18 +91,18 @@ struct Config {
             std::string kid;
             std::string private_key; // PEM PKCS#8 Ed25519, root-owned, mode 0600 or 0400
         };
-        std::vector<Key> keys;  // every key the server holds
-        std::string active;     // the kid that signs new grants (default: the first key)
+        std::vector<Key> keys; // every key the server holds
+        std::string active;    // the kid that signs new grants (default: the first key)
     } signing;
 
     std::vector<PolicyEntry> policy;
     std::vector<Webhook> webhooks;
 
     struct TicketCheck {
-        std::string url;            // empty: no ticket check; "{ticket}" is replaced (URL-encoded)
-        std::string token_file;     // sent as a Bearer token
+        std::string url;        // empty: no ticket check; "{ticket}" is replaced (URL-encoded)
+        std::string token_file; // sent as a Bearer token
         std::string ca_file;
-        std::string approved_field = "result.0.approval";    // JSON pointer-ish path that must equal approved_value
+        std::string approved_field = "result.0.approval"; // JSON pointer-ish path that must equal approved_value
         std::string approved_value = "approved";
         std::string window_start_field = "result.0.start_date";
         std::string window_end_field = "result.0.end_date";

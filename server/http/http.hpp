@@ -27,30 +27,30 @@ namespace jitgate::server::http {
 // The verified client certificate of a mutual-TLS connection. Empty `names` means no
 // certificate (a browser listener) — a host listener never calls a handler without one.
 struct ClientIdentity {
-    std::vector<std::string> names; // the subject CN, then every DNS subject alternative name
-    std::string fingerprint;        // SHA-256 of the DER certificate, lowercase hex
-    std::string subject;            // the subject as one line (for logs), escaped
+    std::vector<std::string> names;                // the subject CN, then every DNS subject alternative name
+    std::string fingerprint;                       // SHA-256 of the DER certificate, lowercase hex
+    std::string subject;                           // the subject as one line (for logs), escaped
     bool may_act_for(std::string_view host) const; // host equals one of `names`, byte for byte
 };
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 struct Request {
-    std::string method; // "GET", "POST", ...
-    std::string path;   // the decoded path, without the query; never contains "?"
-    Fields query;       // decoded name/value pairs, in order; a name may repeat
-    Fields headers;     // names in lower case, in order
-    std::string body;   // at most Limits::max_body bytes (else the layer answered 413 itself)
+    std::string method;       // "GET", "POST", ...
+    std::string path;         // the decoded path, without the query; never contains "?"
+    Fields query;             // decoded name/value pairs, in order; a name may repeat
+    Fields headers;           // names in lower case, in order
+    std::string body;         // at most Limits::max_body bytes (else the layer answered 413 itself)
     std::string peer_address; // the TCP peer, e.g. "127.0.0.1" or "::1"
     ClientIdentity client;
 
-    const std::string* header(std::string_view lower_case_name) const;     // first one, or null
-    std::optional<std::string> query_value(std::string_view name) const;   // first one
+    const std::string* header(std::string_view lower_case_name) const;   // first one, or null
+    std::optional<std::string> query_value(std::string_view name) const; // first one
 };
 
 struct Response {
     int status = 200;
-    Fields headers;   // Content-Type among them; Content-Length is set by the layer
+    Fields headers; // Content-Type among them; Content-Length is set by the layer
     std::string body;
 };
 
@@ -110,8 +110,8 @@ public:
 
     // Runs until stop(). Exceptions thrown by callbacks are caught, logged and do not stop it.
     void run();
-    void stop() noexcept;                        // any thread
-    void post(std::function<void()> work);       // any thread; runs `work` on the loop thread
+    void stop() noexcept;                  // any thread
+    void post(std::function<void()> work); // any thread; runs `work` on the loop thread
     Timer after(std::chrono::milliseconds delay, std::function<void()> callback);
     // Calls `callback` on the loop thread whenever `fd` is readable, until the returned
     // handle is destroyed (used for PostgreSQL's LISTEN socket).
@@ -132,7 +132,7 @@ struct TlsSettings {
 struct Limits {
     std::size_t max_body = 64 * 1024;
     std::size_t max_headers = 16 * 1024;
-    std::chrono::seconds read_timeout{30};     // a client that sends nothing for this long is cut
+    std::chrono::seconds read_timeout{30}; // a client that sends nothing for this long is cut
     std::chrono::seconds write_timeout{30};
     std::size_t max_connections = 20000;
 };

@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,8 +37,8 @@ namespace jitgate::server::service {
 
 // A signed-in person acting on requests.
 struct Approver {
-    std::string identity;            // the IdP's issuer + subject
-    std::string unix_user;           // the mapped Unix name: what goes into a grant's `approvers`
+    std::string identity;  // the IdP's issuer + subject
+    std::string unix_user; // the mapped Unix name: what goes into a grant's `approvers`
     std::string display_name;
     std::vector<std::string> groups; // approver groups after the claim mapping
 };
@@ -91,9 +92,15 @@ public:
                       const std::string& comment, const std::string& source_address, const std::string& via);
     Decidability decidability(const Approver& approver, const store::Request& request) const;
 
-    // Called when a notice (webhook) should be sent: the web layer's URL scheme and the
-    // notifier live elsewhere; the service only enqueues. Set by main; may be empty.
-    std::function<void()> on_notice_enqueued;
+    // Called after each change of a request ("request.filed", "request.approval_added",
+    // "request.approved", "request.denied", "request.expired", "request.cancelled"), on the loop
+    // thread, after the change is durable: main enqueues the webhook notices here. Its
+    // failures are logged and never undo or block a decision. May be empty.
+    std::function<void(const std::string& type, const store::Request& request)> on_event;
+    // Called after a request that needs the ticket check was filed: main starts the check and
+    // records its answer (store::Store::set_ticket_check). May be empty.
+    std::function<void(const std::string& host, const std::string& id, const std::string& ticket)>
+        on_ticket_check_needed;
 
     std::int64_t now() const;
     const config::Config& config() const noexcept { return m_config; }
@@ -108,6 +115,9 @@ private:
     void poll(const std::string& id, http::Request&& request, http::Reply&& reply);
     void cancel(const std::string& id, http::Request&& request, http::Reply&& reply);
     void wake(const std::string& host, const std::string& id);
+    void forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter);
+    void expire(const std::string& host, const std::string& id);
+    void start_expiry();
     void expire_due();
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);

@@ -57,12 +57,12 @@ struct Request {
     std::vector<std::string> approver_groups; // the server's groups that may approve, after policy
     std::int64_t created_at = 0;
     std::int64_t expires_at = 0;
-    std::int64_t decided_at = 0;              // 0 while pending
-    std::string grant;           // approved: the JWS
-    std::string grant_id;        // approved: its jti
-    std::string decided_by;      // denied: the approver (Unix name); cancelled: "host"; expired: "server"
-    std::string decision_reason; // denied: the comment; cancelled: the host's reason
-    std::string ticket_check;    // the ticket check's recorded answer as JSON text, empty if none
+    std::int64_t decided_at = 0;     // 0 while pending
+    std::string grant;               // approved: the JWS
+    std::string grant_id;            // approved: its jti
+    std::string decided_by;          // denied: the approver (Unix name); cancelled: "host"; expired: "server"
+    std::string decision_reason;     // denied: the comment; cancelled: the host's reason
+    std::string ticket_check;        // the ticket check's recorded answer as JSON text, empty if none
     std::vector<Approval> approvals; // oldest first
 };
 
@@ -93,20 +93,20 @@ using Signer = std::function<SignedGrant(const Request& completed)>;
 // One entry of the server's own audit trail (also sent to syslog by the caller).
 struct Event {
     std::int64_t at = 0;
-    std::string type;           // e.g. "request.filed", "request.approved", "signin.succeeded", "grant.signed"
-    std::string host;           // empty when not about a request
+    std::string type; // e.g. "request.filed", "request.approved", "signin.succeeded", "grant.signed"
+    std::string host; // empty when not about a request
     std::string request_id;
-    std::string actor;          // a Unix name, "host:<name>" or "server"
-    std::string identity;       // the IdP identity, if any
+    std::string actor;    // a Unix name, "host:<name>" or "server"
+    std::string identity; // the IdP identity, if any
     std::string source_address;
-    std::string detail;         // a JSON object as text
+    std::string detail; // a JSON object as text
 };
 
 // A signed-in approver's web session. The browser holds a random token; only its SHA-256 is stored.
 struct Session {
     std::string token_sha256;
-    std::string identity;            // issuer + subject
-    std::string unix_user;           // the mapped Unix name
+    std::string identity;  // issuer + subject
+    std::string unix_user; // the mapped Unix name
     std::string display_name;
     std::vector<std::string> groups; // approver groups after the claim mapping
     std::string csrf_token;
@@ -116,18 +116,18 @@ struct Session {
 
 // An OpenID Connect sign-in in progress (between the redirect to the IdP and the callback).
 struct LoginState {
-    std::string state;          // the `state` parameter (random)
-    std::string nonce;          // the ID token's expected nonce
-    std::string code_verifier;  // PKCE
-    std::string return_to;      // a local path to go back to
+    std::string state;         // the `state` parameter (random)
+    std::string nonce;         // the ID token's expected nonce
+    std::string code_verifier; // PKCE
+    std::string return_to;     // a local path to go back to
     std::int64_t expires_at = 0;
 };
 
 // A notice waiting to be delivered (webhook outbox).
 struct Notice {
     std::int64_t id = 0;
-    std::string target;         // the configured webhook's name
-    std::string body;           // what to send
+    std::string target; // the configured webhook's name
+    std::string body;   // what to send
     int attempts = 0;
     std::int64_t next_attempt_at = 0;
     std::string last_error;
@@ -142,8 +142,9 @@ public:
     // caller compares bodies for the 200/409 answer. Records `filed` in the same transaction.
     virtual CreateResult create(const Request& request, const Event& filed) = 0;
     virtual std::optional<Request> find(std::string_view host, std::string_view id) = 0;
-    virtual std::vector<Request> pending(std::size_t limit) = 0;                          // oldest first
-    virtual std::vector<Request> history(std::int64_t before, std::size_t limit) = 0;     // final ones, newest decision first
+    virtual std::vector<Request> pending(std::size_t limit) = 0; // oldest first
+    virtual std::vector<Request> history(std::int64_t before,
+                                         std::size_t limit) = 0; // final ones, newest decision first
     // Records `approval` if the request is pending and not expired at `now`, and this approver
     // has not approved it. If the approvals then reach approvals_needed, calls `sign` inside the
     // transaction and stores the grant with status approved. `event` is recorded in the same
@@ -153,8 +154,8 @@ public:
     // Moves a pending request to `to` (denied, expired or cancelled) with who and why. Returns
     // the request after the change, or nullopt if it was not pending (nothing changed).
     virtual std::optional<Request> finish(std::string_view host, std::string_view id, Status to,
-                                          const std::string& decided_by, const std::string& reason,
-                                          std::int64_t now, const Event& event) = 0;
+                                          const std::string& decided_by, const std::string& reason, std::int64_t now,
+                                          const Event& event) = 0;
     // Pending requests whose expires_at <= now, as (host, id).
     virtual std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) = 0;
     virtual void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) = 0;

@@ -1,0 +1,62 @@
+// lib/strict_json.cpp — see strict_json.hpp.
+#include "lib/strict_json.hpp"
+
+#include "jitgate/text.hpp"
+
+#include <set>
+#include <vector>
+
+namespace jitgate::strict_json {
+
+Parsed parse(std::string_view text) {
+    using Json = nlohmann::json;
+    std::vector<std::set<std::string>> seen; // the keys of each open object
+    std::size_t depth = 0;
+    std::string problem;
+    const Json::parser_callback_t check = [&](int, Json::parse_event_t event, Json& parsed) {
+        switch (event) {
+        case Json::parse_event_t::object_start:
+            seen.emplace_back();
+            [[fallthrough]];
+        case Json::parse_event_t::array_start:
+            if (++depth > k_max_depth && problem.empty())
+                problem = "nests deeper than " + std::to_string(k_max_depth) + " levels";
+            break;
+        case Json::parse_event_t::object_end:
+            if (!seen.empty()) seen.pop_back();
+            [[fallthrough]];
+        case Json::parse_event_t::array_end:
+            if (depth > 0) --depth;
+            break;
+        case Json::parse_event_t::key:
+            if (!seen.empty() && parsed.is_string() && !seen.back().insert(parsed.get<std::string>()).second &&
+                problem.empty())
+                problem = "has a duplicate member \"" +
+                          text::escape_for_log(text::utf8_prefix(parsed.get<std::string>(), 64)) + "\"";
+            break;
+        case Json::parse_event_t::value:
+            break;
+        }
+        return true;
+    };
+    Parsed out;
+    out.value = Json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/false);
+    if (out.value.is_discarded()) {
+        out.error = "is not JSON";
+    } else if (!problem.empty()) {
+        out.error = problem;
+        out.value = Json(Json::value_t::discarded);
+    }
+    return out;
+}
+
+Parsed parse_object(std::string_view text) {
+    Parsed out = parse(text);
+    if (out.error.empty() && !out.value.is_object()) {
+        out.error = "is not a JSON object";
+        out.value = nlohmann::json(nlohmann::json::value_t::discarded);
+    }
+    return out;
+}
+
+} // namespace jitgate::strict_json
