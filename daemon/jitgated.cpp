@@ -18,6 +18,7 @@
 #include "daemon/server/server.hpp"
 #include "daemon/setup.hpp"
 #include "jitgate/error.hpp"
+#include "lib/sd_notify.hpp"
 
 namespace {
 
@@ -29,35 +30,6 @@ void usage(std::FILE* out) {
                  "       jitgated --check-config [FILE] validate a config and exit (non-zero on any problem)\n"
                  "       jitgated --version\n",
                  k_default_config);
-}
-
-// Tells systemd (Type=notify) that the daemon is ready: sends STATE as one datagram to the
-// AF_UNIX socket named by $NOTIFY_SOCKET ('@' = abstract namespace), as sd_notify(3) does,
-// without linking libsystemd. Returns true if sent or if $NOTIFY_SOCKET is unset (not under
-// systemd); false, with a message, if it is set but unusable. Never throws.
-bool notify_systemd(const char* state) {
-    const char* path = std::getenv("NOTIFY_SOCKET");
-    if (path == nullptr || path[0] == '\0') return true;
-    const std::size_t len = std::strlen(path);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if ((path[0] != '/' && path[0] != '@') || len >= sizeof addr.sun_path) {
-        std::fprintf(stderr, "jitgated: NOTIFY_SOCKET is not a usable socket path; not notifying systemd\n");
-        return false;
-    }
-    std::memcpy(addr.sun_path, path, len);
-    if (path[0] == '@') addr.sun_path[0] = '\0';
-    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ssize_t sent = -1;
-    if (fd >= 0) {
-        const auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-        const auto* to = reinterpret_cast<const sockaddr*>(&addr);
-        sent = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, to, addr_len);
-    }
-    const int saved = errno;
-    if (fd >= 0) ::close(fd);
-    if (sent < 0) std::fprintf(stderr, "jitgated: cannot notify systemd on %s: %s\n", path, std::strerror(saved));
-    return sent >= 0;
 }
 
 int serve(const std::string& path) {
@@ -87,7 +59,7 @@ int serve(const std::string& path) {
     // Ready only now: the socket is listening and the config is loaded, so a unit ordered
     // After=jitgated.service never meets a daemon that would refuse it.
     if (shipper) shipper->start();
-    notify_systemd("READY=1\nSTATUS=listening on the socket");
+    jitgate::notify_systemd("READY=1\nSTATUS=listening on the socket");
     const int rc = server.run();
     if (shipper) shipper->stop(); // unsent events stay in the spool for the next start
     return rc;
