@@ -83,6 +83,15 @@ std::vector<std::string> name_list(const Json& object, const char* name, const s
     return out;
 }
 
+// Standard base64 with padding that decodes and encodes back to the same text.
+bool is_canonical_base64(const std::string& encoded) {
+    try {
+        return text::base64_encode(text::base64_decode(encoded)) == encoded;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
 // argv and env elements: a string, or {"b64": "..."} for bytes that are not UTF-8 (§4).
 void check_wire_args(const Json& object, const char* name, const std::string& where) {
     const Json& value = member(object, name, where);
@@ -90,8 +99,7 @@ void check_wire_args(const Json& object, const char* name, const std::string& wh
     for (const Json& element : value) {
         if (element.is_string()) continue;
         if (element.is_object() && element.size() == 1 && element.contains("b64") && element["b64"].is_string()) {
-            const std::string encoded = element["b64"].get<std::string>();
-            if (text::base64_encode(text::base64_decode(encoded)) != encoded)
+            if (!is_canonical_base64(element["b64"].get<std::string>()))
                 invalid("member \"" + where + name + "\" holds invalid base64");
             continue;
         }
@@ -108,7 +116,12 @@ bool is_nonce(std::string_view s) {
     const bool alphabet = std::all_of(s.begin(), s.end(), [](char c) {
         return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
     });
-    return alphabet && text::base64url_encode(text::base64url_decode(s)) == s;
+    if (!alphabet) return false;
+    try {
+        return text::base64url_encode(text::base64url_decode(s)) == s;
+    } catch (const std::exception&) {
+        return false;
+    }
 }
 
 Filed check(const Json& body) {
@@ -192,7 +205,7 @@ FileCheck check_filed(std::string_view body) {
         out.filed = std::move(filed);
     } catch (const Invalid& e) {
         out.error = e.message;
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const std::exception& e) {
         out.error = std::string("the body does not have the form of protocol v1: ") + e.what();
     }
     return out;

@@ -16,6 +16,7 @@ TEST_SYSLOGD="$JITGATE_BUILD/tests/support/jitgate-test-syslogd"
 TEST_CLIENT="$JITGATE_BUILD/tests/support/jitgate-test-client"
 
 ns_pids=()
+ns_cleanup_hooks=() # commands run at cleanup, after the pids are killed (e.g. stopping a peer's own daemon)
 
 # ns_die MESSAGE: fails the test; files named in NS_SHOW_ON_FAIL are shown to help diagnose.
 ns_die() {
@@ -29,6 +30,7 @@ ns_cleanup() {
     local p
     for p in "${ns_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    for p in "${ns_cleanup_hooks[@]:-}"; do [ -n "$p" ] && eval "$p" >/dev/null 2>&1 || true; done
 }
 
 # Users and groups that exist only inside this namespace.

@@ -1,0 +1,209 @@
+// Unit tests of server/service/protocol and policy: the checks a host's request body must
+// pass at the server (docs/protocol.md §4), wait (§5), cancel (§6), the status body (§5.1),
+// and the approver policy (raise, never lower).
+#include "server/service/policy.hpp"
+#include "server/service/protocol.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using jitgate::server::protocol::check_cancel;
+using jitgate::server::protocol::check_filed;
+using jitgate::server::protocol::parse_wait;
+using Json = nlohmann::json;
+
+// The example request of docs/protocol.md §4.
+Json example() {
+    return Json::parse(R"({
+  "protocol": 1, "id": "R-7F3K9Q", "nonce": "q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o",
+  "host": "pay-db-01", "host_environment": "production", "host_tags": ["finance"],
+  "requester": {"user": "alice", "uid": 2001, "login_uid": 2001, "login_user": "alice"},
+  "account": {"user": "alice", "uid": 2001}, "kind": "sudo", "scope": "command",
+  "action": {"command": "/usr/bin/systemctl", "argv": ["/usr/bin/systemctl", "restart", "nginx"],
+    "display": "/usr/bin/systemctl restart nginx", "runas": "root", "runas_group": "root",
+    "cwd": "/home/alice", "chroot": "", "program": "/usr/bin/systemctl", "env": [], "env_code_loading": [],
+    "tty": "/dev/pts/3", "service": "", "remote_host": "",
+    "cmd_sha256": "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b"},
+  "reason": "restart after config change", "ticket": "CHG0001234", "rule": "finance",
+  "approvals_needed": 2, "approver_groups": ["sox-approvers"], "ttl_s": 900, "timeout_s": 1800})");
+}
+
+std::string error_of(const Json& body) {
+    const auto check = check_filed(body.dump());
+    EXPECT_FALSE(check.filed.has_value()) << body.dump();
+    return check.error;
+}
+
+TEST(ServerProtocol, TheDocumentedExampleIsValid) {
+    const auto check = check_filed(example().dump());
+    ASSERT_TRUE(check.filed.has_value()) << check.error;
+    EXPECT_EQ(check.filed->host, "pay-db-01");
+    EXPECT_EQ(check.filed->requester, "alice");
+    EXPECT_EQ(check.filed->requester_login, "alice");
+    EXPECT_EQ(check.filed->approvals_needed, 2);
+    EXPECT_EQ(check.filed->tags, std::vector<std::string>{"finance"});
+}
+
+TEST(ServerProtocol, CanonicalTextIgnoresMemberOrderAndSpaces) {
+    const std::string a = check_filed(example().dump()).filed->canonical;
+    const std::string b = check_filed(example().dump(4)).filed->canonical;
+    EXPECT_EQ(a, b);
+    Json other = example();
+    other["reason"] = "another reason";
+    EXPECT_NE(a, check_filed(other.dump()).filed->canonical);
+}
+
+TEST(ServerProtocol, DuplicateMembersAreRefused) {
+    std::string text = example().dump();
+    text.insert(1, R"("host":"other-host",)");
+    EXPECT_NE(check_filed(text).error.find("duplicate member"), std::string::npos);
+}
+
+TEST(ServerProtocol, EveryMemberIsRequired) {
+    for (const char* name :
+         {"protocol", "id", "nonce", "host", "host_environment", "host_tags", "requester", "account", "kind", "scope",
+          "action", "reason", "ticket", "rule", "approvals_needed", "approver_groups", "ttl_s", "timeout_s"}) {
+        Json body = example();
+        body.erase(name);
+        EXPECT_NE(error_of(body).find(std::string("\"") + name + "\" is missing"), std::string::npos) << name;
+    }
+    Json body = example();
+    body["action"].erase("cmd_sha256");
+    EXPECT_NE(error_of(body).find("action.cmd_sha256"), std::string::npos);
+}
+
+TEST(ServerProtocol, TypesAndFormsAreStrict) {
+    const std::vector<std::pair<std::string, Json>> bad = {
+        {"/protocol", 2},
+        {"/protocol", "1"},
+        {"/id", "R-7f3k9q"},
+        {"/id", "R-123"},
+        {"/id", "X-7F3K9Q"},
+        {"/nonce", "short"},
+        {"/nonce", "q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o="},
+        {"/host", ""},
+        {"/host", "pay\ndb"},
+        {"/host", 5},
+        {"/kind", "su"},
+        {"/scope", "login"},
+        {"/approvals_needed", 0},
+        {"/approvals_needed", 6},
+        {"/approvals_needed", 2.0},
+        {"/ttl_s", 0},
+        {"/ttl_s", "900"},
+        {"/requester/user", ""},
+        {"/requester/uid", -1},
+        {"/action/argv", Json::array({1})},
+        {"/action/argv", Json::array({Json{{"b64", "not base64!"}}})},
+        {"/action/cmd_sha256", "7B9C9C6941391DA209129E4C89D8A4BB2665A33870A965FAFA307678DB3D732B"},
+        {"/action/cmd_sha256", ""},
+        {"/host_tags", Json::array({""})},
+        {"/approver_groups", "sox-approvers"},
+        {"/reason", std::string("a\0b", 3)},
+    };
+    for (const auto& [pointer, value] : bad) {
+        Json body = example();
+        body[Json::json_pointer(pointer)] = value;
+        EXPECT_FALSE(error_of(body).empty()) << pointer << " = " << value.dump();
+    }
+}
+
+TEST(ServerProtocol, OnlyTheThreeKindScopePairs) {
+    Json body = example();
+    body["scope"] = "session";
+    body["action"]["cmd_sha256"] = "";
+    EXPECT_TRUE(check_filed(body.dump()).filed.has_value());
+    body["scope"] = "session";
+    body["action"]["cmd_sha256"] = example()["action"]["cmd_sha256"];
+    EXPECT_NE(error_of(body).find("must be empty for scope session"), std::string::npos);
+    body = example();
+    body["kind"] = "login";
+    body["scope"] = "command";
+    EXPECT_NE(error_of(body).find("is not one of"), std::string::npos);
+}
+
+TEST(ServerProtocol, NotJsonOrNotAnObject) {
+    EXPECT_EQ(check_filed("{").error, "the body is not JSON");
+    EXPECT_EQ(check_filed("[1]").error, "the body is not a JSON object");
+    EXPECT_EQ(check_filed(std::string(40, '[') + std::string(40, ']')).error.find("nests deeper"),
+              std::string("the body ").size());
+}
+
+TEST(ServerProtocol, Wait) {
+    EXPECT_EQ(parse_wait(std::nullopt), 0);
+    EXPECT_EQ(parse_wait("25"), 25);
+    EXPECT_EQ(parse_wait("600"), 60);
+    EXPECT_EQ(parse_wait("-3"), 0);
+    for (const char* bad : {"", "25.0", "25s", " 25", "0x10", "99999999999999999999999"})
+        EXPECT_FALSE(parse_wait(std::string(bad)).has_value()) << bad;
+}
+
+TEST(ServerProtocol, Cancel) {
+    EXPECT_EQ(check_cancel(R"({"protocol":1,"reason":"timeout"})"), "timeout");
+    EXPECT_EQ(check_cancel(R"({"protocol":1,"reason":"shutdown","extra":true})"), "shutdown");
+    EXPECT_EQ(check_cancel(R"({"protocol":1,"reason":"odd"})")->rfind("client_gone", 0), 0u);
+    EXPECT_FALSE(check_cancel(R"({"protocol":2,"reason":"timeout"})"));
+    EXPECT_FALSE(check_cancel(R"({"protocol":1})"));
+    EXPECT_FALSE(check_cancel(R"({"protocol":1,"reason":5})"));
+    EXPECT_FALSE(check_cancel("nope"));
+}
+
+TEST(ServerProtocol, StatusBodies) {
+    jitgate::server::store::Request r;
+    r.id = "R-7F3K9Q";
+    r.approvals_needed = 2;
+    r.approver_groups = {"sox-approvers"};
+    r.expires_at = 1795516200;
+    Json j = Json::parse(jitgate::server::protocol::status_json(r, "https://a.example/r/h/R-7F3K9Q"));
+    EXPECT_EQ(j["protocol"], 1);
+    EXPECT_EQ(j["status"], "pending");
+    EXPECT_EQ(j["approve_url"], "https://a.example/r/h/R-7F3K9Q");
+    EXPECT_EQ(j["message"], "Waiting for 2 approvals");
+    EXPECT_EQ(j["expires_at"], "2026-11-24T10:30:00Z");
+    r.status = jitgate::server::store::Status::approved;
+    r.grant = "a.b.c";
+    r.approvals = {{"bob", "", "", "", "web", 0}, {"carol", "", "", "", "web", 0}};
+    j = Json::parse(jitgate::server::protocol::status_json(r, "x"));
+    EXPECT_EQ(j["grant"], "a.b.c");
+    EXPECT_EQ(j["approvers"], Json::array({"bob", "carol"}));
+    EXPECT_FALSE(j.contains("approve_url"));
+    r.status = jitgate::server::store::Status::denied;
+    r.decided_by = "bob";
+    r.decision_reason = "not now";
+    j = Json::parse(jitgate::server::protocol::status_json(r, "x"));
+    EXPECT_EQ(j["denied_by"], "bob");
+    EXPECT_EQ(j["reason"], "not now");
+    EXPECT_FALSE(j.contains("grant"));
+}
+
+TEST(ServerPolicy, RaisesNeverLowersAndUnionsGroups) {
+    using jitgate::server::service::apply_policy;
+    jitgate::server::config::PolicyEntry finance;
+    finance.name = "finance";
+    finance.hosts = {"pay-*"};
+    finance.tags = {"finance"};
+    finance.approver_groups = {"sox-approvers"};
+    finance.min_approvals = 2;
+    jitgate::server::config::PolicyEntry prod;
+    prod.name = "prod";
+    prod.environments = {"production"};
+    prod.approver_groups = {"sre"};
+    prod.min_approvals = 1;
+    const std::vector<jitgate::server::config::PolicyEntry> policy = {finance, prod};
+
+    auto d = apply_policy(policy, {"pay-db-01", "production", {"finance", "pci"}, "r", 1});
+    EXPECT_TRUE(d.covered);
+    EXPECT_EQ(d.approvals_needed, 2);
+    EXPECT_EQ(d.approver_groups, (std::vector<std::string>{"sox-approvers", "sre"}));
+    d = apply_policy(policy, {"pay-db-01", "production", {"finance"}, "r", 3});
+    EXPECT_EQ(d.approvals_needed, 3) << "the host's 3 is never lowered";
+    d = apply_policy(policy, {"pay-db-01", "staging", {"pci"}, "r", 1});
+    EXPECT_FALSE(d.covered) << "finance needs the tag, prod the environment";
+    d = apply_policy(policy, {"web-01", "production", {}, "r", 1});
+    EXPECT_EQ(d.approver_groups, std::vector<std::string>{"sre"});
+}
+
+} // namespace
