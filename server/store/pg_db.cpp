@@ -115,7 +115,7 @@ Result Connection::exec(const char* sql, const std::vector<std::string>& params)
     throw Error(ErrorCode::io, m_where, message);
 }
 
-Transaction::Transaction(Connection& connection) : m_connection(connection) { connection.exec("BEGIN"); }
+Transaction::Transaction(Connection& connection, const char* begin) : m_connection(connection) { connection.exec(begin); }
 
 Transaction::~Transaction() {
     if (!m_open || m_connection.broken()) return;

@@ -81,7 +81,9 @@ private:
 // ConnectionLost, so the call is not retried.
 class Transaction {
 public:
-    explicit Transaction(Connection& connection);
+    // `begin`: "BEGIN" (read committed, for writes that lock what they check) or a BEGIN with
+    // another isolation level (e.g. a read-only snapshot for multi-statement reads).
+    explicit Transaction(Connection& connection, const char* begin = "BEGIN");
     ~Transaction();
     Transaction(const Transaction&) = delete;
     Transaction& operator=(const Transaction&) = delete;
