@@ -213,7 +213,8 @@ std::string newer_message(int found) {
 void require_current_schema(int found, const std::string& where) {
     if (found == k_schema_version) return;
     if (found == 0)
-        throw Error(ErrorCode::bad_input, where, "the database has no jitgate-server schema; run `jitgate-server migrate`");
+        throw Error(ErrorCode::bad_input, where,
+                    "the database has no jitgate-server schema; run `jitgate-server migrate`");
     if (found < k_schema_version)
         throw Error(ErrorCode::bad_input, where,
                     "the database schema is version " + std::to_string(found) + ", older than this program's (" +

@@ -31,7 +31,8 @@ std::string describe(const std::string& conninfo) {
     std::string out = "postgres";
     for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
         const std::string_view key = o->keyword;
-        if (o->val == nullptr || (key != "host" && key != "hostaddr" && key != "port" && key != "dbname" && key != "user"))
+        if (o->val == nullptr ||
+            (key != "host" && key != "hostaddr" && key != "port" && key != "dbname" && key != "user"))
             continue;
         out += ' ';
         out += key;
@@ -42,9 +43,13 @@ std::string describe(const std::string& conninfo) {
     return out;
 }
 
-Result::~Result() { PQclear(m_result); }
+Result::~Result() {
+    PQclear(m_result);
+}
 
-int Result::rows() const noexcept { return PQntuples(m_result); }
+int Result::rows() const noexcept {
+    return PQntuples(m_result);
+}
 
 std::int64_t Result::affected() const {
     const char* text = PQcmdTuples(m_result);
@@ -71,7 +76,9 @@ Connection::Connection(std::string conninfo) : m_conninfo(std::move(conninfo)), 
     reconnect();
 }
 
-Connection::~Connection() { PQfinish(m_conn); }
+Connection::~Connection() {
+    PQfinish(m_conn);
+}
 
 void Connection::reconnect() {
     PQfinish(m_conn);
@@ -90,9 +97,13 @@ void Connection::reconnect() {
     }
 }
 
-bool Connection::broken() const noexcept { return m_conn == nullptr || PQstatus(m_conn) != CONNECTION_OK; }
+bool Connection::broken() const noexcept {
+    return m_conn == nullptr || PQstatus(m_conn) != CONNECTION_OK;
+}
 
-int Connection::backend_pid() const noexcept { return m_conn != nullptr ? PQbackendPID(m_conn) : 0; }
+int Connection::backend_pid() const noexcept {
+    return m_conn != nullptr ? PQbackendPID(m_conn) : 0;
+}
 
 Result Connection::exec(const char* sql, const std::vector<std::string>& params) {
     if (m_conn == nullptr) throw ConnectionLost(m_where, "not connected");
@@ -106,7 +117,8 @@ Result Connection::exec(const char* sql, const std::vector<std::string>& params)
             throw Error(ErrorCode::bad_input, "store", "a text value holds NUL or invalid UTF-8");
         values.push_back(p.c_str());
     }
-    PGresult* raw = PQexecParams(m_conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
+    PGresult* raw =
+        PQexecParams(m_conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
     const ExecStatusType status = PQresultStatus(raw);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Result(raw);
     const std::string message = one_line(raw != nullptr ? PQresultErrorMessage(raw) : PQerrorMessage(m_conn));
@@ -115,7 +127,9 @@ Result Connection::exec(const char* sql, const std::vector<std::string>& params)
     throw Error(ErrorCode::io, m_where, message);
 }
 
-Transaction::Transaction(Connection& connection, const char* begin) : m_connection(connection) { connection.exec(begin); }
+Transaction::Transaction(Connection& connection, const char* begin) : m_connection(connection) {
+    connection.exec(begin);
+}
 
 Transaction::~Transaction() {
     if (!m_open || m_connection.broken()) return;
@@ -133,7 +147,8 @@ void Transaction::commit() {
         m_connection.exec("COMMIT");
     } catch (const ConnectionLost& lost) {
         throw Error(ErrorCode::io, m_connection.where(),
-                    std::string("the connection broke during COMMIT; the change may or may not be stored: ") + lost.what());
+                    std::string("the connection broke during COMMIT; the change may or may not be stored: ") +
+                        lost.what());
     }
 }
 

@@ -32,8 +32,12 @@ using Params = std::vector<std::string>;
 
 constexpr const char* k_read_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
-std::string str(std::string_view text) { return std::string(text); }
-std::string num(std::int64_t value) { return std::to_string(value); }
+std::string str(std::string_view text) {
+    return std::string(text);
+}
+std::string num(std::int64_t value) {
+    return std::to_string(value);
+}
 std::string limit_value(std::size_t limit) {
     return num(static_cast<std::int64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
 }
@@ -70,14 +74,15 @@ public:
         check_new_request(request);
         return call([&] {
             pg::Transaction tx(m_db);
-            const Result inserted = m_db.exec(
-                "INSERT INTO requests (" JITGATE_REQUEST_COLUMNS ") VALUES "
-                "($1, $2, $3, $4, $5, $6, $7, $8::integer, $9, $10::bigint, $11::bigint, $12::bigint, $13, $14, $15, $16, $17) "
-                "ON CONFLICT (host, id) DO NOTHING RETURNING host",
-                {request.host, request.id, request.body, request.requester, request.requester_login, request.rule,
-                 str(to_string(Status::pending)), num(request.approvals_needed), list_to_json(request.approver_groups),
-                 num(request.created_at), num(request.expires_at), "0", "", "", request.decided_by,
-                 request.decision_reason, request.ticket_check});
+            const Result inserted =
+                m_db.exec("INSERT INTO requests (" JITGATE_REQUEST_COLUMNS ") VALUES "
+                          "($1, $2, $3, $4, $5, $6, $7, $8::integer, $9, $10::bigint, $11::bigint, $12::bigint, $13, "
+                          "$14, $15, $16, $17) "
+                          "ON CONFLICT (host, id) DO NOTHING RETURNING host",
+                          {request.host, request.id, request.body, request.requester, request.requester_login,
+                           request.rule, str(to_string(Status::pending)), num(request.approvals_needed),
+                           list_to_json(request.approver_groups), num(request.created_at), num(request.expires_at), "0",
+                           "", "", request.decided_by, request.decision_reason, request.ticket_check});
             const bool created = inserted.rows() == 1;
             if (created) {
                 insert_event(filed);
@@ -156,11 +161,12 @@ public:
                     throw Error(ErrorCode::internal, "store", "the grant signer returned an empty grant");
                 current->grant = grant.token;
                 current->grant_id = grant.id;
-                const Result updated =
-                    m_db.exec("UPDATE requests SET status = 'approved', \"grant\" = $3, grant_id = $4, decided_at = $5::bigint "
-                              "WHERE host = $1 AND id = $2 AND status = 'pending' RETURNING host",
-                              {str(host), str(id), grant.token, grant.id, num(now)});
-                if (updated.rows() != 1) throw Error(ErrorCode::internal, "store", "the request changed during approve()");
+                const Result updated = m_db.exec(
+                    "UPDATE requests SET status = 'approved', \"grant\" = $3, grant_id = $4, decided_at = $5::bigint "
+                    "WHERE host = $1 AND id = $2 AND status = 'pending' RETURNING host",
+                    {str(host), str(id), grant.token, grant.id, num(now)});
+                if (updated.rows() != 1)
+                    throw Error(ErrorCode::internal, "store", "the request changed during approve()");
                 result.outcome = ApproveOutcome::approved;
             } else {
                 result.outcome = ApproveOutcome::added;
@@ -193,9 +199,10 @@ public:
 
     std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) override {
         return call([&] {
-            const Result rows = m_db.exec("SELECT host, id FROM requests WHERE status = 'pending' AND expires_at <= $1::bigint "
-                                          "ORDER BY expires_at, host, id LIMIT $2::bigint",
-                                          {num(now), limit_value(limit)});
+            const Result rows =
+                m_db.exec("SELECT host, id FROM requests WHERE status = 'pending' AND expires_at <= $1::bigint "
+                          "ORDER BY expires_at, host, id LIMIT $2::bigint",
+                          {num(now), limit_value(limit)});
             std::vector<std::pair<std::string, std::string>> out;
             for (int i = 0; i < rows.rows(); ++i) out.emplace_back(rows.text(i, 0), rows.text(i, 1));
             return out;
@@ -205,8 +212,9 @@ public:
     void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) override {
         call([&] {
             pg::Transaction tx(m_db);
-            const Result updated = m_db.exec("UPDATE requests SET ticket_check = $3 WHERE host = $1 AND id = $2 RETURNING host",
-                                             {str(host), str(id), answer_json});
+            const Result updated =
+                m_db.exec("UPDATE requests SET ticket_check = $3 WHERE host = $1 AND id = $2 RETURNING host",
+                          {str(host), str(id), answer_json});
             if (updated.rows() == 1) notify(host, id);
             tx.commit();
         });
@@ -238,32 +246,34 @@ public:
                           {str(host), str(request_id)});
             std::vector<Event> out;
             for (int i = 0; i < rows.rows(); ++i)
-                out.push_back(Event{rows.integer(i, 0), rows.text(i, 1), rows.text(i, 2), rows.text(i, 3), rows.text(i, 4),
-                                    rows.text(i, 5), rows.text(i, 6), rows.text(i, 7)});
+                out.push_back(Event{rows.integer(i, 0), rows.text(i, 1), rows.text(i, 2), rows.text(i, 3),
+                                    rows.text(i, 4), rows.text(i, 5), rows.text(i, 6), rows.text(i, 7)});
             return out;
         });
     }
 
     void put_session(const Session& s) override {
         call([&] {
-            m_db.exec("INSERT INTO sessions (token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
-                      "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint) "
-                      "ON CONFLICT (token_sha256) DO UPDATE SET identity = excluded.identity, "
-                      "unix_user = excluded.unix_user, display_name = excluded.display_name, "
-                      "approver_groups = excluded.approver_groups, csrf_token = excluded.csrf_token, "
-                      "created_at = excluded.created_at, expires_at = excluded.expires_at",
-                      {s.token_sha256, s.identity, s.unix_user, s.display_name, list_to_json(s.groups), s.csrf_token,
-                       num(s.created_at), num(s.expires_at)});
+            m_db.exec(
+                "INSERT INTO sessions (token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
+                "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint) "
+                "ON CONFLICT (token_sha256) DO UPDATE SET identity = excluded.identity, "
+                "unix_user = excluded.unix_user, display_name = excluded.display_name, "
+                "approver_groups = excluded.approver_groups, csrf_token = excluded.csrf_token, "
+                "created_at = excluded.created_at, expires_at = excluded.expires_at",
+                {s.token_sha256, s.identity, s.unix_user, s.display_name, list_to_json(s.groups), s.csrf_token,
+                 num(s.created_at), num(s.expires_at)});
         });
     }
 
     std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) override {
         return call([&]() -> std::optional<Session> {
-            const Result r = m_db.exec("SELECT token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
-                                       "created_at, expires_at FROM sessions WHERE token_sha256 = $1 AND expires_at > $2::bigint",
-                                       {str(token_sha256), num(now)});
+            const Result r =
+                m_db.exec("SELECT token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
+                          "created_at, expires_at FROM sessions WHERE token_sha256 = $1 AND expires_at > $2::bigint",
+                          {str(token_sha256), num(now)});
             if (r.rows() != 1) return std::nullopt;
-            return Session{r.text(0, 0), r.text(0, 1), r.text(0, 2), r.text(0, 3), list_from_json(r.text(0, 4)),
+            return Session{r.text(0, 0), r.text(0, 1),    r.text(0, 2),   r.text(0, 3), list_from_json(r.text(0, 4)),
                            r.text(0, 5), r.integer(0, 6), r.integer(0, 7)};
         });
     }
@@ -322,8 +332,9 @@ public:
 
     void notice_delivered(std::int64_t id) override {
         call([&] {
-            m_db.exec("UPDATE notices SET state = 'delivered', claimed_until = 0 WHERE id = $1::bigint AND state = 'pending'",
-                      {num(id)});
+            m_db.exec(
+                "UPDATE notices SET state = 'delivered', claimed_until = 0 WHERE id = $1::bigint AND state = 'pending'",
+                {num(id)});
         });
     }
 
@@ -379,7 +390,8 @@ public:
 
 private:
     // Runs `body`, reconnecting once if the connection is found broken or breaks before COMMIT.
-    template <class F> auto call(F&& body) -> decltype(body()) {
+    template <class F>
+    auto call(F&& body) -> decltype(body()) {
         bool reconnected = false;
         if (m_db.broken()) {
             m_db.reconnect();
@@ -407,9 +419,10 @@ private:
     }
 
     std::optional<Request> load(std::string_view host, std::string_view id, bool lock) {
-        const Result r = m_db.exec(lock ? "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2 FOR UPDATE"
-                                        : "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2",
-                                   {str(host), str(id)});
+        const Result r =
+            m_db.exec(lock ? "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2 FOR UPDATE"
+                           : "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2",
+                      {str(host), str(id)});
         if (r.rows() != 1) return std::nullopt;
         Request request = read_request(r, 0);
         request.approvals = load_approvals(host, id);
@@ -430,11 +443,13 @@ private:
     }
 
     std::vector<Approval> load_approvals(std::string_view host, std::string_view id) {
-        const Result r = m_db.exec("SELECT " JITGATE_APPROVAL_COLUMNS " FROM approvals WHERE host = $1 AND id = $2 ORDER BY seq",
-                                   {str(host), str(id)});
+        const Result r =
+            m_db.exec("SELECT " JITGATE_APPROVAL_COLUMNS " FROM approvals WHERE host = $1 AND id = $2 ORDER BY seq",
+                      {str(host), str(id)});
         std::vector<Approval> out;
         for (int i = 0; i < r.rows(); ++i)
-            out.push_back(Approval{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.integer(i, 5)});
+            out.push_back(
+                Approval{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.integer(i, 5)});
         return out;
     }
 
@@ -452,6 +467,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<Store> open_postgres(const std::string& conninfo) { return std::make_unique<PostgresStore>(conninfo); }
+std::unique_ptr<Store> open_postgres(const std::string& conninfo) {
+    return std::make_unique<PostgresStore>(conninfo);
+}
 
 } // namespace jitgate::server::store

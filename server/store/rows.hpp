@@ -12,14 +12,29 @@
 namespace jitgate::server::store {
 
 // The columns of `requests` in the order read_request_row-style readers expect them.
-#define JITGATE_REQUEST_COLUMNS                                                                                         \
-    "host, id, body, requester, requester_login, rule, status, approvals_needed, approver_groups, created_at, "         \
+#define JITGATE_REQUEST_COLUMNS                                                                                        \
+    "host, id, body, requester, requester_login, rule, status, approvals_needed, approver_groups, created_at, "        \
     "expires_at, decided_at, \"grant\", grant_id, decided_by, decision_reason, ticket_check"
 
 // Indexes of those columns.
 enum RequestColumn : int {
-    c_host, c_id, c_body, c_requester, c_requester_login, c_rule, c_status, c_approvals_needed, c_approver_groups,
-    c_created_at, c_expires_at, c_decided_at, c_grant, c_grant_id, c_decided_by, c_decision_reason, c_ticket_check,
+    c_host,
+    c_id,
+    c_body,
+    c_requester,
+    c_requester_login,
+    c_rule,
+    c_status,
+    c_approvals_needed,
+    c_approver_groups,
+    c_created_at,
+    c_expires_at,
+    c_decided_at,
+    c_grant,
+    c_grant_id,
+    c_decided_by,
+    c_decision_reason,
+    c_ticket_check,
 };
 
 #define JITGATE_APPROVAL_COLUMNS "approver, identity, comment, source_address, via, at"

@@ -27,7 +27,8 @@ void create_private_file(const std::string& path) {
         return;
     }
     if (errno != EEXIST)
-        throw Error(ErrorCode::io, "sqlite " + path, std::string("cannot create the database file: ") + std::strerror(errno));
+        throw Error(ErrorCode::io, "sqlite " + path,
+                    std::string("cannot create the database file: ") + std::strerror(errno));
 }
 
 } // namespace
@@ -76,7 +77,9 @@ void Db::exec(const char* sql) {
     query.run();
 }
 
-std::int64_t Db::changes() const noexcept { return sqlite3_changes64(m_db); }
+std::int64_t Db::changes() const noexcept {
+    return sqlite3_changes64(m_db);
+}
 
 void Db::fail(std::string_view what) const {
     throw Error(ErrorCode::io, "sqlite " + m_path, std::string(what) + ": " + sqlite3_errmsg(m_db));
@@ -129,16 +132,25 @@ void Query::run() {
 std::string Query::text(int column) const {
     const auto* data = sqlite3_column_text(m_stmt, column);
     const int size = sqlite3_column_bytes(m_stmt, column);
-    return data != nullptr ? std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size)) : std::string();
+    return data != nullptr ? std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size))
+                           : std::string();
 }
 
-std::int64_t Query::integer(int column) const { return sqlite3_column_int64(m_stmt, column); }
+std::int64_t Query::integer(int column) const {
+    return sqlite3_column_int64(m_stmt, column);
+}
 
 Transaction::Transaction(Db& db, Kind kind) : m_db(db) {
     switch (kind) {
-    case Kind::read: db.exec("BEGIN"); break;
-    case Kind::write: db.exec("BEGIN IMMEDIATE"); break;
-    case Kind::exclusive: db.exec("BEGIN EXCLUSIVE"); break;
+    case Kind::read:
+        db.exec("BEGIN");
+        break;
+    case Kind::write:
+        db.exec("BEGIN IMMEDIATE");
+        break;
+    case Kind::exclusive:
+        db.exec("BEGIN EXCLUSIVE");
+        break;
     }
 }
 

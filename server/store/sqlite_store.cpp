@@ -112,8 +112,9 @@ public:
         Transaction tx(m_db, Transaction::Kind::read);
         std::vector<Request> out;
         {
-            Query q(m_db, "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status <> 'pending' AND decided_at < ?1 "
-                          "ORDER BY decided_at DESC, host, id LIMIT ?2");
+            Query q(m_db,
+                    "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status <> 'pending' AND decided_at < ?1 "
+                    "ORDER BY decided_at DESC, host, id LIMIT ?2");
             q.integer(1, before).integer(2, limit_value(limit));
             while (q.step()) out.push_back(read_request(q));
         }
@@ -138,7 +139,8 @@ public:
         Approval stored = approval;
         if (stored.at == 0) stored.at = now;
         {
-            Query q(m_db, "INSERT INTO approvals (host, id, " JITGATE_APPROVAL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+            Query q(m_db, "INSERT INTO approvals (host, id, " JITGATE_APPROVAL_COLUMNS
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
             q.text(1, host)
                 .text(2, id)
                 .text(3, stored.approver)
@@ -239,17 +241,19 @@ public:
         q.text(1, host).text(2, request_id);
         std::vector<Event> out;
         while (q.step())
-            out.push_back(Event{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7)});
+            out.push_back(
+                Event{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7)});
         return out;
     }
 
     void put_session(const Session& s) override {
-        Query q(m_db, "INSERT INTO sessions (token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
-                      "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                      "ON CONFLICT (token_sha256) DO UPDATE SET identity = excluded.identity, "
-                      "unix_user = excluded.unix_user, display_name = excluded.display_name, "
-                      "approver_groups = excluded.approver_groups, csrf_token = excluded.csrf_token, "
-                      "created_at = excluded.created_at, expires_at = excluded.expires_at");
+        Query q(m_db,
+                "INSERT INTO sessions (token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
+                "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                "ON CONFLICT (token_sha256) DO UPDATE SET identity = excluded.identity, "
+                "unix_user = excluded.unix_user, display_name = excluded.display_name, "
+                "approver_groups = excluded.approver_groups, csrf_token = excluded.csrf_token, "
+                "created_at = excluded.created_at, expires_at = excluded.expires_at");
         q.text(1, s.token_sha256)
             .text(2, s.identity)
             .text(3, s.unix_user)
@@ -262,11 +266,12 @@ public:
     }
 
     std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) override {
-        Query q(m_db, "SELECT token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, created_at, "
-                      "expires_at FROM sessions WHERE token_sha256 = ?1 AND expires_at > ?2");
+        Query q(m_db,
+                "SELECT token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, created_at, "
+                "expires_at FROM sessions WHERE token_sha256 = ?1 AND expires_at > ?2");
         q.text(1, token_sha256).integer(2, now);
         if (!q.step()) return std::nullopt;
-        return Session{q.text(0), q.text(1), q.text(2), q.text(3), list_from_json(q.text(4)),
+        return Session{q.text(0), q.text(1),    q.text(2),   q.text(3), list_from_json(q.text(4)),
                        q.text(5), q.integer(6), q.integer(7)};
     }
 
@@ -276,7 +281,8 @@ public:
     }
 
     void put_login(const LoginState& login) override {
-        Query q(m_db, "INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+        Query q(m_db,
+                "INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)");
         q.text(1, login.state)
             .text(2, login.nonce)
             .text(3, login.code_verifier)
@@ -287,7 +293,8 @@ public:
 
     std::optional<LoginState> take_login(std::string_view state, std::int64_t now) override {
         // One statement: the row is gone for every other caller the moment it is read.
-        Query q(m_db, "DELETE FROM logins WHERE state = ?1 RETURNING state, nonce, code_verifier, return_to, expires_at");
+        Query q(m_db,
+                "DELETE FROM logins WHERE state = ?1 RETURNING state, nonce, code_verifier, return_to, expires_at");
         q.text(1, state);
         if (!q.step()) return std::nullopt;
         LoginState login{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
@@ -306,13 +313,15 @@ public:
         Transaction tx(m_db, Transaction::Kind::write);
         std::vector<Notice> out;
         {
-            Query q(m_db, "UPDATE notices SET claimed_until = ?2, attempts = attempts + 1 WHERE id IN "
-                          "(SELECT id FROM notices WHERE state = 'pending' AND next_attempt_at <= ?1 AND claimed_until <= ?1 "
-                          "ORDER BY next_attempt_at, id LIMIT ?3) "
-                          "RETURNING id, target, body, attempts, next_attempt_at, last_error");
+            Query q(m_db,
+                    "UPDATE notices SET claimed_until = ?2, attempts = attempts + 1 WHERE id IN "
+                    "(SELECT id FROM notices WHERE state = 'pending' AND next_attempt_at <= ?1 AND claimed_until <= ?1 "
+                    "ORDER BY next_attempt_at, id LIMIT ?3) "
+                    "RETURNING id, target, body, attempts, next_attempt_at, last_error");
             q.integer(1, now).integer(2, now + lease_s).integer(3, limit_value(limit));
             while (q.step())
-                out.push_back(Notice{q.integer(0), q.text(1), q.text(2), static_cast<int>(q.integer(3)), q.integer(4), q.text(5)});
+                out.push_back(Notice{q.integer(0), q.text(1), q.text(2), static_cast<int>(q.integer(3)), q.integer(4),
+                                     q.text(5)});
         }
         tx.commit();
         std::sort(out.begin(), out.end(), [](const Notice& a, const Notice& b) {
@@ -387,6 +396,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<Store> open_sqlite(const std::string& path) { return std::make_unique<SqliteStore>(path); }
+std::unique_ptr<Store> open_sqlite(const std::string& path) {
+    return std::make_unique<SqliteStore>(path);
+}
 
 } // namespace jitgate::server::store
