@@ -5,16 +5,11 @@ namespace jitgate::server::store {
 
 std::string_view to_string(Status status) noexcept {
     switch (status) {
-    case Status::pending:
-        return "pending";
-    case Status::approved:
-        return "approved";
-    case Status::denied:
-        return "denied";
-    case Status::expired:
-        return "expired";
-    case Status::cancelled:
-        return "cancelled";
+    case Status::pending: return "pending";
+    case Status::approved: return "approved";
+    case Status::denied: return "denied";
+    case Status::expired: return "expired";
+    case Status::cancelled: return "cancelled";
     }
     return "pending";
 }
