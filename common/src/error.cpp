@@ -22,6 +22,8 @@ const char* to_string(ErrorCode code) noexcept {
         return "bad_input";
     case ErrorCode::internal:
         return "internal";
+    case ErrorCode::io:
+        return "io";
     }
     return "internal";
 }

@@ -21,6 +21,7 @@ enum class ErrorCode {
     interrupted,        // the user pressed Ctrl-C (or a terminating signal arrived)
     bad_input,          // bad plugin option, bad argument, bad config
     internal,           // anything else; always fails closed
+    io,                 // a database or file could not be read or written (jitgate-server's store)
 };
 
 // Returns a stable lower-case name ("daemon_unreachable"), used in logs and on the wire.

@@ -1,0 +1,277 @@
+// server/store/migrations.cpp — the versioned schema of jitgate-server's database, for SQLite
+// and PostgreSQL, and `jitgate-server migrate` (migrate_sqlite, migrate_postgres).
+//
+// Each step takes the database from version N-1 to N in one transaction that also records N
+// in schema_version, so a crash leaves the database at N-1 or N, never in between. Several
+// migrators (replicas starting together) are serialised: BEGIN EXCLUSIVE on SQLite,
+// pg_advisory_xact_lock on PostgreSQL; the second one finds the step done and skips it.
+// To change the schema, append a step (never edit a released one) and raise k_schema_version.
+#include "server/store/schema.hpp"
+#include "server/store/store.hpp"
+
+#include <jitgate/error.hpp>
+
+#include <ctime>
+#include <initializer_list>
+
+namespace jitgate::server::store {
+
+namespace {
+
+struct Step {
+    int version;
+    std::initializer_list<const char*> sqlite;
+    std::initializer_list<const char*> postgres;
+};
+
+// Times are Unix seconds. Text columns are NOT NULL with '' for "none", as the structs in
+// store.hpp have them. `grant` is quoted: it is an SQL keyword.
+const Step k_steps[] = {
+    {1,
+     {
+         R"(CREATE TABLE requests (
+              host TEXT NOT NULL,
+              id TEXT NOT NULL,
+              body TEXT NOT NULL,
+              requester TEXT NOT NULL,
+              requester_login TEXT NOT NULL DEFAULT '',
+              rule TEXT NOT NULL DEFAULT '',
+              status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'cancelled')),
+              approvals_needed INTEGER NOT NULL CHECK (approvals_needed >= 1),
+              approver_groups TEXT NOT NULL DEFAULT '[]',
+              created_at INTEGER NOT NULL,
+              expires_at INTEGER NOT NULL,
+              decided_at INTEGER NOT NULL DEFAULT 0,
+              "grant" TEXT NOT NULL DEFAULT '',
+              grant_id TEXT NOT NULL DEFAULT '',
+              decided_by TEXT NOT NULL DEFAULT '',
+              decision_reason TEXT NOT NULL DEFAULT '',
+              ticket_check TEXT NOT NULL DEFAULT '',
+              PRIMARY KEY (host, id),
+              CHECK (status <> 'approved' OR "grant" <> '')
+            ) STRICT)",
+         "CREATE INDEX requests_pending ON requests (status, created_at)",
+         "CREATE INDEX requests_due ON requests (status, expires_at)",
+         "CREATE INDEX requests_history ON requests (decided_at)",
+         R"(CREATE TABLE approvals (
+              seq INTEGER PRIMARY KEY,
+              host TEXT NOT NULL,
+              id TEXT NOT NULL,
+              approver TEXT NOT NULL,
+              identity TEXT NOT NULL DEFAULT '',
+              comment TEXT NOT NULL DEFAULT '',
+              source_address TEXT NOT NULL DEFAULT '',
+              via TEXT NOT NULL DEFAULT '',
+              at INTEGER NOT NULL,
+              UNIQUE (host, id, approver),
+              FOREIGN KEY (host, id) REFERENCES requests (host, id) ON DELETE CASCADE
+            ) STRICT)",
+         R"(CREATE TABLE events (
+              id INTEGER PRIMARY KEY,
+              at INTEGER NOT NULL,
+              type TEXT NOT NULL,
+              host TEXT NOT NULL DEFAULT '',
+              request_id TEXT NOT NULL DEFAULT '',
+              actor TEXT NOT NULL DEFAULT '',
+              identity TEXT NOT NULL DEFAULT '',
+              source_address TEXT NOT NULL DEFAULT '',
+              detail TEXT NOT NULL DEFAULT '{}'
+            ) STRICT)",
+         "CREATE INDEX events_request ON events (host, request_id, id)",
+         R"(CREATE TABLE sessions (
+              token_sha256 TEXT PRIMARY KEY,
+              identity TEXT NOT NULL,
+              unix_user TEXT NOT NULL,
+              display_name TEXT NOT NULL DEFAULT '',
+              approver_groups TEXT NOT NULL DEFAULT '[]',
+              csrf_token TEXT NOT NULL,
+              created_at INTEGER NOT NULL,
+              expires_at INTEGER NOT NULL
+            ) STRICT)",
+         "CREATE INDEX sessions_expiry ON sessions (expires_at)",
+         R"(CREATE TABLE logins (
+              state TEXT PRIMARY KEY,
+              nonce TEXT NOT NULL,
+              code_verifier TEXT NOT NULL,
+              return_to TEXT NOT NULL DEFAULT '',
+              expires_at INTEGER NOT NULL
+            ) STRICT)",
+         "CREATE INDEX logins_expiry ON logins (expires_at)",
+         R"(CREATE TABLE notices (
+              id INTEGER PRIMARY KEY,
+              target TEXT NOT NULL,
+              body TEXT NOT NULL,
+              attempts INTEGER NOT NULL DEFAULT 0,
+              next_attempt_at INTEGER NOT NULL,
+              claimed_until INTEGER NOT NULL DEFAULT 0,
+              last_error TEXT NOT NULL DEFAULT '',
+              state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dropped'))
+            ) STRICT)",
+         "CREATE INDEX notices_due ON notices (state, next_attempt_at)",
+     },
+     {
+         R"(CREATE TABLE requests (
+              host TEXT NOT NULL,
+              id TEXT NOT NULL,
+              body TEXT NOT NULL,
+              requester TEXT NOT NULL,
+              requester_login TEXT NOT NULL DEFAULT '',
+              rule TEXT NOT NULL DEFAULT '',
+              status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'cancelled')),
+              approvals_needed INTEGER NOT NULL CHECK (approvals_needed >= 1),
+              approver_groups TEXT NOT NULL DEFAULT '[]',
+              created_at BIGINT NOT NULL,
+              expires_at BIGINT NOT NULL,
+              decided_at BIGINT NOT NULL DEFAULT 0,
+              "grant" TEXT NOT NULL DEFAULT '',
+              grant_id TEXT NOT NULL DEFAULT '',
+              decided_by TEXT NOT NULL DEFAULT '',
+              decision_reason TEXT NOT NULL DEFAULT '',
+              ticket_check TEXT NOT NULL DEFAULT '',
+              PRIMARY KEY (host, id),
+              CHECK (status <> 'approved' OR "grant" <> '')
+            ))",
+         "CREATE INDEX requests_pending ON requests (status, created_at)",
+         "CREATE INDEX requests_due ON requests (status, expires_at)",
+         "CREATE INDEX requests_history ON requests (decided_at)",
+         R"(CREATE TABLE approvals (
+              seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              host TEXT NOT NULL,
+              id TEXT NOT NULL,
+              approver TEXT NOT NULL,
+              identity TEXT NOT NULL DEFAULT '',
+              comment TEXT NOT NULL DEFAULT '',
+              source_address TEXT NOT NULL DEFAULT '',
+              via TEXT NOT NULL DEFAULT '',
+              at BIGINT NOT NULL,
+              UNIQUE (host, id, approver),
+              FOREIGN KEY (host, id) REFERENCES requests (host, id) ON DELETE CASCADE
+            ))",
+         R"(CREATE TABLE events (
+              id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              at BIGINT NOT NULL,
+              type TEXT NOT NULL,
+              host TEXT NOT NULL DEFAULT '',
+              request_id TEXT NOT NULL DEFAULT '',
+              actor TEXT NOT NULL DEFAULT '',
+              identity TEXT NOT NULL DEFAULT '',
+              source_address TEXT NOT NULL DEFAULT '',
+              detail TEXT NOT NULL DEFAULT '{}'
+            ))",
+         "CREATE INDEX events_request ON events (host, request_id, id)",
+         R"(CREATE TABLE sessions (
+              token_sha256 TEXT PRIMARY KEY,
+              identity TEXT NOT NULL,
+              unix_user TEXT NOT NULL,
+              display_name TEXT NOT NULL DEFAULT '',
+              approver_groups TEXT NOT NULL DEFAULT '[]',
+              csrf_token TEXT NOT NULL,
+              created_at BIGINT NOT NULL,
+              expires_at BIGINT NOT NULL
+            ))",
+         "CREATE INDEX sessions_expiry ON sessions (expires_at)",
+         R"(CREATE TABLE logins (
+              state TEXT PRIMARY KEY,
+              nonce TEXT NOT NULL,
+              code_verifier TEXT NOT NULL,
+              return_to TEXT NOT NULL DEFAULT '',
+              expires_at BIGINT NOT NULL
+            ))",
+         "CREATE INDEX logins_expiry ON logins (expires_at)",
+         R"(CREATE TABLE notices (
+              id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              target TEXT NOT NULL,
+              body TEXT NOT NULL,
+              attempts INTEGER NOT NULL DEFAULT 0,
+              next_attempt_at BIGINT NOT NULL,
+              claimed_until BIGINT NOT NULL DEFAULT 0,
+              last_error TEXT NOT NULL DEFAULT '',
+              state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dropped'))
+            ))",
+         "CREATE INDEX notices_due ON notices (state, next_attempt_at)",
+     }},
+};
+
+static_assert(std::size(k_steps) == static_cast<std::size_t>(k_schema_version), "one step per schema version");
+
+// Serialises migrators on one PostgreSQL database ("jitgate" in ASCII).
+constexpr const char* k_migrate_lock = "29952296202892389";
+
+constexpr const char* k_sqlite_version_table =
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT";
+constexpr const char* k_postgres_version_table =
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
+
+std::string newer_message(int found) {
+    return "the database schema is version " + std::to_string(found) + ", newer than this program's (" +
+           std::to_string(k_schema_version) +
+           "): upgrade jitgate-server to a release that knows it (`jitgate-server migrate` never downgrades)";
+}
+
+} // namespace
+
+void require_current_schema(int found, const std::string& where) {
+    if (found == k_schema_version) return;
+    if (found == 0)
+        throw Error(ErrorCode::bad_input, where,
+                    "the database has no jitgate-server schema; run `jitgate-server migrate`");
+    if (found < k_schema_version)
+        throw Error(ErrorCode::bad_input, where,
+                    "the database schema is version " + std::to_string(found) + ", older than this program's (" +
+                        std::to_string(k_schema_version) + "); run `jitgate-server migrate`");
+    throw Error(ErrorCode::bad_input, where, newer_message(found));
+}
+
+int schema_version(sqlite::Db& db) {
+    sqlite::Query table(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'");
+    if (!table.step() || table.integer(0) == 0) return 0;
+    sqlite::Query version(db, "SELECT coalesce(max(version), 0) FROM schema_version");
+    return version.step() ? static_cast<int>(version.integer(0)) : 0;
+}
+
+int schema_version(pg::Connection& connection) {
+    const pg::Result table = connection.exec("SELECT to_regclass('schema_version') IS NOT NULL");
+    if (table.rows() != 1 || table.text(0, 0) != "t") return 0;
+    const pg::Result version = connection.exec("SELECT coalesce(max(version), 0) FROM schema_version");
+    return static_cast<int>(version.integer(0, 0));
+}
+
+int migrate_sqlite(const std::string& path) {
+    sqlite::Db db(path, true);
+    const std::string where = "sqlite " + path;
+    int before = -1;
+    for (const Step& step : k_steps) {
+        sqlite::Transaction tx(db, sqlite::Transaction::Kind::exclusive);
+        db.exec(k_sqlite_version_table);
+        const int found = schema_version(db);
+        if (before < 0) before = found;
+        if (found > k_schema_version) throw Error(ErrorCode::bad_input, where, newer_message(found));
+        if (found >= step.version) continue; // done earlier, or by a migrator that ran meanwhile
+        for (const char* sql : step.sqlite) db.exec(sql);
+        sqlite::Query record(db, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)");
+        record.integer(1, step.version).integer(2, static_cast<std::int64_t>(std::time(nullptr))).run();
+        tx.commit();
+    }
+    return before;
+}
+
+int migrate_postgres(const std::string& conninfo) {
+    pg::Connection connection(conninfo);
+    int before = -1;
+    for (const Step& step : k_steps) {
+        pg::Transaction tx(connection);
+        connection.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_migrate_lock});
+        connection.exec(k_postgres_version_table);
+        const int found = schema_version(connection);
+        if (before < 0) before = found;
+        if (found > k_schema_version) throw Error(ErrorCode::bad_input, connection.where(), newer_message(found));
+        if (found >= step.version) continue;
+        for (const char* sql : step.postgres) connection.exec(sql);
+        connection.exec("INSERT INTO schema_version (version, applied_at) VALUES ($1::integer, $2::bigint)",
+                        {std::to_string(step.version), std::to_string(std::time(nullptr))});
+        tx.commit();
+    }
+    return before;
+}
+
+} // namespace jitgate::server::store

@@ -1,0 +1,474 @@
+// server/store/postgres_store.cpp — the Store on PostgreSQL: replicas that share nothing else.
+//
+// Races between replicas: approve() locks the request row (SELECT ... FOR UPDATE) before it
+// checks anything, so a second approver waits and then sees the first one's result; finish()
+// is one conditional UPDATE ... WHERE status = 'pending' (read committed re-checks the
+// condition on the row version the first writer left). claim_notices() skips rows another
+// notifier holds (FOR UPDATE SKIP LOCKED).
+// Wake-ups: every change to a request sends pg_notify('jitgate_requests', '<host> <id>') in
+// its own transaction, so listeners hear of it only once it is committed. A second
+// connection, opened by the first wake_fd() call, LISTENs; it never runs anything else, so
+// its socket is readable exactly when a notification (or a broken connection) is waiting.
+// Reconnects: a call that finds its connection broken, or loses it before COMMIT, reconnects
+// once and runs again; a second failure, or one during COMMIT (outcome unknown), is an Error(io).
+#include "server/store/pg_db.hpp"
+#include "server/store/rows.hpp"
+#include "server/store/schema.hpp"
+#include "server/store/store.hpp"
+
+#include <jitgate/error.hpp>
+
+#include <algorithm>
+#include <libpq-fe.h>
+#include <limits>
+#include <set>
+
+namespace jitgate::server::store {
+
+namespace {
+
+using pg::Result;
+using Params = std::vector<std::string>;
+
+constexpr const char* k_read_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+std::string str(std::string_view text) {
+    return std::string(text);
+}
+std::string num(std::int64_t value) {
+    return std::to_string(value);
+}
+std::string limit_value(std::size_t limit) {
+    return num(static_cast<std::int64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+}
+
+Request read_request(const Result& r, int row) {
+    Request q;
+    q.host = r.text(row, c_host);
+    q.id = r.text(row, c_id);
+    q.body = r.text(row, c_body);
+    q.requester = r.text(row, c_requester);
+    q.requester_login = r.text(row, c_requester_login);
+    q.rule = r.text(row, c_rule);
+    q.status = status_from_column(r.text(row, c_status));
+    q.approvals_needed = static_cast<int>(r.integer(row, c_approvals_needed));
+    q.approver_groups = list_from_json(r.text(row, c_approver_groups));
+    q.created_at = r.integer(row, c_created_at);
+    q.expires_at = r.integer(row, c_expires_at);
+    q.decided_at = r.integer(row, c_decided_at);
+    q.grant = r.text(row, c_grant);
+    q.grant_id = r.text(row, c_grant_id);
+    q.decided_by = r.text(row, c_decided_by);
+    q.decision_reason = r.text(row, c_decision_reason);
+    q.ticket_check = r.text(row, c_ticket_check);
+    return q;
+}
+
+class PostgresStore final : public Store {
+public:
+    explicit PostgresStore(const std::string& conninfo) : m_conninfo(conninfo), m_db(conninfo) {
+        require_current_schema(schema_version(m_db), m_db.where());
+    }
+
+    CreateResult create(const Request& request, const Event& filed) override {
+        check_new_request(request);
+        return call([&] {
+            pg::Transaction tx(m_db);
+            const Result inserted =
+                m_db.exec("INSERT INTO requests (" JITGATE_REQUEST_COLUMNS ") VALUES "
+                          "($1, $2, $3, $4, $5, $6, $7, $8::integer, $9, $10::bigint, $11::bigint, $12::bigint, $13, "
+                          "$14, $15, $16, $17) "
+                          "ON CONFLICT (host, id) DO NOTHING RETURNING host",
+                          {request.host, request.id, request.body, request.requester, request.requester_login,
+                           request.rule, str(to_string(Status::pending)), num(request.approvals_needed),
+                           list_to_json(request.approver_groups), num(request.created_at), num(request.expires_at), "0",
+                           "", "", request.decided_by, request.decision_reason, request.ticket_check});
+            const bool created = inserted.rows() == 1;
+            if (created) {
+                insert_event(filed);
+                notify(request.host, request.id);
+            }
+            CreateResult result{created, load_or_fail(request.host, request.id)};
+            tx.commit();
+            return result;
+        });
+    }
+
+    std::optional<Request> find(std::string_view host, std::string_view id) override {
+        return call([&] {
+            pg::Transaction tx(m_db, k_read_snapshot);
+            auto request = load(host, id, false);
+            tx.commit();
+            return request;
+        });
+    }
+
+    std::vector<Request> pending(std::size_t limit) override {
+        return call([&] {
+            pg::Transaction tx(m_db, k_read_snapshot);
+            const Result rows = m_db.exec("SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status = 'pending' "
+                                          "ORDER BY created_at, host, id LIMIT $1::bigint",
+                                          {limit_value(limit)});
+            auto out = read_with_approvals(rows);
+            tx.commit();
+            return out;
+        });
+    }
+
+    std::vector<Request> history(std::int64_t before, std::size_t limit) override {
+        return call([&] {
+            pg::Transaction tx(m_db, k_read_snapshot);
+            const Result rows = m_db.exec("SELECT " JITGATE_REQUEST_COLUMNS " FROM requests "
+                                          "WHERE status <> 'pending' AND decided_at < $1::bigint "
+                                          "ORDER BY decided_at DESC, host, id LIMIT $2::bigint",
+                                          {num(before), limit_value(limit)});
+            auto out = read_with_approvals(rows);
+            tx.commit();
+            return out;
+        });
+    }
+
+    ApproveResult approve(std::string_view host, std::string_view id, const Approval& approval, std::int64_t now,
+                          const Signer& sign, const Event& event) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            ApproveResult result;
+            // FOR UPDATE: a second approve() (or finish()) of this request, on any replica,
+            // waits here until this transaction ends, then reads what it left.
+            auto current = load(host, id, true);
+            if (!current) return result; // unknown: not_pending, empty request
+            result.request = *current;
+            if (current->status != Status::pending || current->expires_at <= now) return result;
+            for (const Approval& a : current->approvals)
+                if (a.approver == approval.approver) {
+                    result.outcome = ApproveOutcome::already_approved;
+                    return result;
+                }
+            Approval stored = approval;
+            if (stored.at == 0) stored.at = now;
+            m_db.exec("INSERT INTO approvals (host, id, " JITGATE_APPROVAL_COLUMNS ") "
+                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::bigint)",
+                      {str(host), str(id), stored.approver, stored.identity, stored.comment, stored.source_address,
+                       stored.via, num(stored.at)});
+            current->approvals.push_back(stored);
+            if (static_cast<int>(current->approvals.size()) >= current->approvals_needed) {
+                current->status = Status::approved;
+                current->decided_at = now;
+                // A throw from the signer leaves before commit(): the transaction rolls back,
+                // the approval above included.
+                const SignedGrant grant = sign(*current);
+                if (grant.token.empty() || grant.id.empty())
+                    throw Error(ErrorCode::internal, "store", "the grant signer returned an empty grant");
+                current->grant = grant.token;
+                current->grant_id = grant.id;
+                const Result updated = m_db.exec(
+                    "UPDATE requests SET status = 'approved', \"grant\" = $3, grant_id = $4, decided_at = $5::bigint "
+                    "WHERE host = $1 AND id = $2 AND status = 'pending' RETURNING host",
+                    {str(host), str(id), grant.token, grant.id, num(now)});
+                if (updated.rows() != 1)
+                    throw Error(ErrorCode::internal, "store", "the request changed during approve()");
+                result.outcome = ApproveOutcome::approved;
+            } else {
+                result.outcome = ApproveOutcome::added;
+            }
+            result.request = *current;
+            insert_event(event);
+            notify(host, id);
+            tx.commit();
+            return result;
+        });
+    }
+
+    std::optional<Request> finish(std::string_view host, std::string_view id, Status to, const std::string& decided_by,
+                                  const std::string& reason, std::int64_t now, const Event& event) override {
+        check_final_status(to);
+        return call([&]() -> std::optional<Request> {
+            pg::Transaction tx(m_db);
+            const Result updated = m_db.exec(
+                "UPDATE requests SET status = $3, decided_at = $4::bigint, decided_by = $5, decision_reason = $6 "
+                "WHERE host = $1 AND id = $2 AND status = 'pending' RETURNING host",
+                {str(host), str(id), str(to_string(to)), num(now), decided_by, reason});
+            if (updated.rows() != 1) return std::nullopt;
+            insert_event(event);
+            notify(host, id);
+            auto request = load_or_fail(host, id);
+            tx.commit();
+            return request;
+        });
+    }
+
+    std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) override {
+        return call([&] {
+            const Result rows =
+                m_db.exec("SELECT host, id FROM requests WHERE status = 'pending' AND expires_at <= $1::bigint "
+                          "ORDER BY expires_at, host, id LIMIT $2::bigint",
+                          {num(now), limit_value(limit)});
+            std::vector<std::pair<std::string, std::string>> out;
+            for (int i = 0; i < rows.rows(); ++i) out.emplace_back(rows.text(i, 0), rows.text(i, 1));
+            return out;
+        });
+    }
+
+    void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) override {
+        call([&] {
+            pg::Transaction tx(m_db);
+            const Result updated =
+                m_db.exec("UPDATE requests SET ticket_check = $3 WHERE host = $1 AND id = $2 RETURNING host",
+                          {str(host), str(id), answer_json});
+            if (updated.rows() == 1) notify(host, id);
+            tx.commit();
+        });
+    }
+
+    std::size_t purge(std::int64_t before) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            const Params at{num(before)};
+            const Result purged =
+                m_db.exec("DELETE FROM requests WHERE status <> 'pending' AND decided_at < $1::bigint", at);
+            m_db.exec("DELETE FROM sessions WHERE expires_at < $1::bigint", at);
+            m_db.exec("DELETE FROM logins WHERE expires_at < $1::bigint", at);
+            m_db.exec("DELETE FROM notices WHERE state = 'delivered' AND next_attempt_at < $1::bigint", at);
+            tx.commit();
+            return static_cast<std::size_t>(purged.affected());
+        });
+    }
+
+    void record(const Event& event) override {
+        call([&] { insert_event(event); });
+    }
+
+    std::vector<Event> events(std::string_view host, std::string_view request_id) override {
+        return call([&] {
+            const Result rows =
+                m_db.exec("SELECT at, type, host, request_id, actor, identity, source_address, detail FROM events "
+                          "WHERE host = $1 AND request_id = $2 ORDER BY id",
+                          {str(host), str(request_id)});
+            std::vector<Event> out;
+            for (int i = 0; i < rows.rows(); ++i)
+                out.push_back(Event{rows.integer(i, 0), rows.text(i, 1), rows.text(i, 2), rows.text(i, 3),
+                                    rows.text(i, 4), rows.text(i, 5), rows.text(i, 6), rows.text(i, 7)});
+            return out;
+        });
+    }
+
+    void put_session(const Session& s) override {
+        call([&] {
+            m_db.exec(
+                "INSERT INTO sessions (token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
+                "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint) "
+                "ON CONFLICT (token_sha256) DO UPDATE SET identity = excluded.identity, "
+                "unix_user = excluded.unix_user, display_name = excluded.display_name, "
+                "approver_groups = excluded.approver_groups, csrf_token = excluded.csrf_token, "
+                "created_at = excluded.created_at, expires_at = excluded.expires_at",
+                {s.token_sha256, s.identity, s.unix_user, s.display_name, list_to_json(s.groups), s.csrf_token,
+                 num(s.created_at), num(s.expires_at)});
+        });
+    }
+
+    std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) override {
+        return call([&]() -> std::optional<Session> {
+            const Result r =
+                m_db.exec("SELECT token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
+                          "created_at, expires_at FROM sessions WHERE token_sha256 = $1 AND expires_at > $2::bigint",
+                          {str(token_sha256), num(now)});
+            if (r.rows() != 1) return std::nullopt;
+            return Session{r.text(0, 0), r.text(0, 1),    r.text(0, 2),   r.text(0, 3), list_from_json(r.text(0, 4)),
+                           r.text(0, 5), r.integer(0, 6), r.integer(0, 7)};
+        });
+    }
+
+    void delete_session(std::string_view token_sha256) override {
+        call([&] { m_db.exec("DELETE FROM sessions WHERE token_sha256 = $1", {str(token_sha256)}); });
+    }
+
+    void put_login(const LoginState& login) override {
+        call([&] {
+            m_db.exec("INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) "
+                      "VALUES ($1, $2, $3, $4, $5::bigint)",
+                      {login.state, login.nonce, login.code_verifier, login.return_to, num(login.expires_at)});
+        });
+    }
+
+    std::optional<LoginState> take_login(std::string_view state, std::int64_t now) override {
+        return call([&]() -> std::optional<LoginState> {
+            // One statement: the row is gone for every other caller the moment it is read.
+            const Result r = m_db.exec(
+                "DELETE FROM logins WHERE state = $1 RETURNING state, nonce, code_verifier, return_to, expires_at",
+                {str(state)});
+            if (r.rows() != 1) return std::nullopt;
+            LoginState login{r.text(0, 0), r.text(0, 1), r.text(0, 2), r.text(0, 3), r.integer(0, 4)};
+            if (login.expires_at <= now) return std::nullopt;
+            return login;
+        });
+    }
+
+    void enqueue(const std::string& target, const std::string& body, std::int64_t now) override {
+        call([&] {
+            m_db.exec("INSERT INTO notices (target, body, next_attempt_at) VALUES ($1, $2, $3::bigint)",
+                      {target, body, num(now)});
+        });
+    }
+
+    std::vector<Notice> claim_notices(std::int64_t now, std::size_t limit, int lease_s) override {
+        if (lease_s <= 0) throw Error(ErrorCode::bad_input, "store", "a notice lease must be positive");
+        return call([&] {
+            const Result r = m_db.exec(
+                "UPDATE notices SET claimed_until = $2::bigint, attempts = attempts + 1 WHERE id IN "
+                "(SELECT id FROM notices WHERE state = 'pending' AND next_attempt_at <= $1::bigint "
+                "AND claimed_until <= $1::bigint ORDER BY next_attempt_at, id LIMIT $3::bigint FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, target, body, attempts, next_attempt_at, last_error",
+                {num(now), num(now + lease_s), limit_value(limit)});
+            std::vector<Notice> out;
+            for (int i = 0; i < r.rows(); ++i)
+                out.push_back(Notice{r.integer(i, 0), r.text(i, 1), r.text(i, 2), static_cast<int>(r.integer(i, 3)),
+                                     r.integer(i, 4), r.text(i, 5)});
+            std::sort(out.begin(), out.end(), [](const Notice& a, const Notice& b) {
+                return std::pair(a.next_attempt_at, a.id) < std::pair(b.next_attempt_at, b.id);
+            });
+            return out;
+        });
+    }
+
+    void notice_delivered(std::int64_t id) override {
+        call([&] {
+            m_db.exec(
+                "UPDATE notices SET state = 'delivered', claimed_until = 0 WHERE id = $1::bigint AND state = 'pending'",
+                {num(id)});
+        });
+    }
+
+    void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) override {
+        call([&] {
+            m_db.exec("UPDATE notices SET next_attempt_at = $2::bigint, last_error = $3, claimed_until = 0 "
+                      "WHERE id = $1::bigint AND state = 'pending'",
+                      {num(id), num(next_attempt_at), error});
+        });
+    }
+
+    void notice_dropped(std::int64_t id, const std::string& error) override {
+        call([&] {
+            m_db.exec("UPDATE notices SET state = 'dropped', last_error = $2, claimed_until = 0 "
+                      "WHERE id = $1::bigint AND state = 'pending'",
+                      {num(id), error});
+        });
+    }
+
+    int wake_fd() override {
+        if (!m_listen) m_listen = listen();
+        return PQsocket(m_listen->handle());
+    }
+
+    std::vector<std::pair<std::string, std::string>> take_wakeups() override {
+        std::vector<std::pair<std::string, std::string>> out;
+        if (!m_listen) return out;
+        if (PQconsumeInput(m_listen->handle()) == 0 || m_listen->broken()) {
+            // Notifications sent while the connection was down are lost: report the loss as
+            // ("", "") so the caller re-checks everything it waits for, and listen again on a
+            // new connection (wake_fd() changes).
+            m_listen = listen();
+            out.emplace_back();
+            return out;
+        }
+        // Our own changes come back to us too; the caller already knows them.
+        const int own_pid = m_db.backend_pid();
+        std::set<std::pair<std::string, std::string>> seen;
+        while (PGnotify* n = PQnotifies(m_listen->handle())) {
+            const std::string payload = n->extra != nullptr ? n->extra : "";
+            const int from = n->be_pid;
+            PQfreemem(n);
+            if (from == own_pid) continue;
+            // '<host> <id>': a request id never holds a space (protocol §3), so the last
+            // space separates them even if a host name held one.
+            const auto space = payload.rfind(' ');
+            if (space == std::string::npos) continue;
+            std::pair<std::string, std::string> key{payload.substr(0, space), payload.substr(space + 1)};
+            if (seen.insert(key).second) out.push_back(std::move(key));
+        }
+        return out;
+    }
+
+private:
+    // Runs `body`, reconnecting once if the connection is found broken or breaks before COMMIT.
+    template <class F>
+    auto call(F&& body) -> decltype(body()) {
+        bool reconnected = false;
+        if (m_db.broken()) {
+            m_db.reconnect();
+            reconnected = true;
+        }
+        for (;;) {
+            try {
+                return body();
+            } catch (const pg::ConnectionLost&) {
+                if (reconnected) throw;
+            }
+            m_db.reconnect();
+            reconnected = true;
+        }
+    }
+
+    std::unique_ptr<pg::Connection> listen() {
+        auto connection = std::make_unique<pg::Connection>(m_conninfo);
+        connection->exec("LISTEN jitgate_requests");
+        return connection;
+    }
+
+    void notify(std::string_view host, std::string_view id) {
+        m_db.exec("SELECT pg_notify('jitgate_requests', $1)", {str(host) + ' ' + str(id)});
+    }
+
+    std::optional<Request> load(std::string_view host, std::string_view id, bool lock) {
+        const Result r =
+            m_db.exec(lock ? "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2 FOR UPDATE"
+                           : "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2",
+                      {str(host), str(id)});
+        if (r.rows() != 1) return std::nullopt;
+        Request request = read_request(r, 0);
+        request.approvals = load_approvals(host, id);
+        return request;
+    }
+
+    Request load_or_fail(std::string_view host, std::string_view id) {
+        auto request = load(host, id, false);
+        if (!request) throw Error(ErrorCode::internal, "store", "a request vanished inside its transaction");
+        return std::move(*request);
+    }
+
+    std::vector<Request> read_with_approvals(const Result& rows) {
+        std::vector<Request> out;
+        for (int i = 0; i < rows.rows(); ++i) out.push_back(read_request(rows, i));
+        for (Request& r : out) r.approvals = load_approvals(r.host, r.id);
+        return out;
+    }
+
+    std::vector<Approval> load_approvals(std::string_view host, std::string_view id) {
+        const Result r =
+            m_db.exec("SELECT " JITGATE_APPROVAL_COLUMNS " FROM approvals WHERE host = $1 AND id = $2 ORDER BY seq",
+                      {str(host), str(id)});
+        std::vector<Approval> out;
+        for (int i = 0; i < r.rows(); ++i)
+            out.push_back(
+                Approval{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.integer(i, 5)});
+        return out;
+    }
+
+    void insert_event(const Event& e) {
+        m_db.exec("INSERT INTO events (at, type, host, request_id, actor, identity, source_address, detail) "
+                  "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8)",
+                  {num(e.at), e.type, e.host, e.request_id, e.actor, e.identity, e.source_address,
+                   e.detail.empty() ? std::string("{}") : e.detail});
+    }
+
+    std::string m_conninfo;
+    pg::Connection m_db;
+    std::unique_ptr<pg::Connection> m_listen; // LISTEN jitgate_requests; opened by the first wake_fd()
+};
+
+} // namespace
+
+std::unique_ptr<Store> open_postgres(const std::string& conninfo) {
+    return std::make_unique<PostgresStore>(conninfo);
+}
+
+} // namespace jitgate::server::store

@@ -1,0 +1,51 @@
+// server/store/rows.hpp — private to server/store: what both database back ends share beyond
+// SQL: the column list of a request row, JSON text for string lists, and the checks on what a
+// caller asks to store. Errors: Error(bad_input) for a request the store must not accept,
+// Error(io) for a row the store cannot read back (a corrupt or foreign database).
+#pragma once
+
+#include "server/store/store.hpp"
+
+#include <string>
+#include <vector>
+
+namespace jitgate::server::store {
+
+// The columns of `requests` in the order read_request_row-style readers expect them.
+#define JITGATE_REQUEST_COLUMNS                                                                                        \
+    "host, id, body, requester, requester_login, rule, status, approvals_needed, approver_groups, created_at, "        \
+    "expires_at, decided_at, \"grant\", grant_id, decided_by, decision_reason, ticket_check"
+
+// Indexes of those columns.
+enum RequestColumn : int {
+    c_host,
+    c_id,
+    c_body,
+    c_requester,
+    c_requester_login,
+    c_rule,
+    c_status,
+    c_approvals_needed,
+    c_approver_groups,
+    c_created_at,
+    c_expires_at,
+    c_decided_at,
+    c_grant,
+    c_grant_id,
+    c_decided_by,
+    c_decision_reason,
+    c_ticket_check,
+};
+
+#define JITGATE_APPROVAL_COLUMNS "approver, identity, comment, source_address, via, at"
+
+std::string list_to_json(const std::vector<std::string>& list);
+std::vector<std::string> list_from_json(const std::string& text);
+Status status_from_column(const std::string& text);
+
+// create(): a new request must be pending, undecided, without approvals, and need at least one.
+void check_new_request(const Request& request);
+// finish(): only denied, expired or cancelled.
+void check_final_status(Status to);
+
+} // namespace jitgate::server::store

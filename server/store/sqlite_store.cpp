@@ -1,0 +1,403 @@
+// server/store/sqlite_store.cpp — the Store on SQLite: one file, one node (the default).
+//
+// Every write runs in BEGIN IMMEDIATE, so the write lock is taken before the first read of a
+// read-check-write sequence (approve, finish, claim_notices): two connections (the loop thread
+// and the notifier thread, or another process) are serialised by SQLite and a check can never
+// go stale before its write. The busy timeout (sqlite_db.cpp) makes the second one wait.
+#include "server/store/rows.hpp"
+#include "server/store/schema.hpp"
+#include "server/store/sqlite_db.hpp"
+#include "server/store/store.hpp"
+
+#include <jitgate/error.hpp>
+
+#include <algorithm>
+#include <limits>
+
+namespace jitgate::server::store {
+
+namespace {
+
+using sqlite::Query;
+using sqlite::Transaction;
+
+std::int64_t limit_value(std::size_t limit) {
+    return static_cast<std::int64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
+}
+
+Request read_request(const Query& q) {
+    Request r;
+    r.host = q.text(c_host);
+    r.id = q.text(c_id);
+    r.body = q.text(c_body);
+    r.requester = q.text(c_requester);
+    r.requester_login = q.text(c_requester_login);
+    r.rule = q.text(c_rule);
+    r.status = status_from_column(q.text(c_status));
+    r.approvals_needed = static_cast<int>(q.integer(c_approvals_needed));
+    r.approver_groups = list_from_json(q.text(c_approver_groups));
+    r.created_at = q.integer(c_created_at);
+    r.expires_at = q.integer(c_expires_at);
+    r.decided_at = q.integer(c_decided_at);
+    r.grant = q.text(c_grant);
+    r.grant_id = q.text(c_grant_id);
+    r.decided_by = q.text(c_decided_by);
+    r.decision_reason = q.text(c_decision_reason);
+    r.ticket_check = q.text(c_ticket_check);
+    return r;
+}
+
+class SqliteStore final : public Store {
+public:
+    explicit SqliteStore(const std::string& path) : m_db(path, false) {
+        require_current_schema(schema_version(m_db), "sqlite " + path);
+    }
+
+    CreateResult create(const Request& request, const Event& filed) override {
+        check_new_request(request);
+        Transaction tx(m_db, Transaction::Kind::write);
+        bool created = false;
+        {
+            Query q(m_db, "INSERT INTO requests (" JITGATE_REQUEST_COLUMNS ") VALUES "
+                          "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
+                          "ON CONFLICT (host, id) DO NOTHING RETURNING host");
+            q.text(1 + c_host, request.host)
+                .text(1 + c_id, request.id)
+                .text(1 + c_body, request.body)
+                .text(1 + c_requester, request.requester)
+                .text(1 + c_requester_login, request.requester_login)
+                .text(1 + c_rule, request.rule)
+                .text(1 + c_status, to_string(Status::pending))
+                .integer(1 + c_approvals_needed, request.approvals_needed)
+                .text(1 + c_approver_groups, list_to_json(request.approver_groups))
+                .integer(1 + c_created_at, request.created_at)
+                .integer(1 + c_expires_at, request.expires_at)
+                .integer(1 + c_decided_at, 0)
+                .text(1 + c_grant, "")
+                .text(1 + c_grant_id, "")
+                .text(1 + c_decided_by, request.decided_by)
+                .text(1 + c_decision_reason, request.decision_reason)
+                .text(1 + c_ticket_check, request.ticket_check);
+            created = q.step();
+            q.run();
+        }
+        if (created) insert_event(filed);
+        CreateResult result{created, load_or_fail(request.host, request.id)};
+        tx.commit();
+        return result;
+    }
+
+    std::optional<Request> find(std::string_view host, std::string_view id) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        auto request = load(host, id);
+        tx.commit();
+        return request;
+    }
+
+    std::vector<Request> pending(std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<Request> out;
+        {
+            Query q(m_db, "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status = 'pending' "
+                          "ORDER BY created_at, host, id LIMIT ?1");
+            q.integer(1, limit_value(limit));
+            while (q.step()) out.push_back(read_request(q));
+        }
+        for (Request& r : out) r.approvals = load_approvals(r.host, r.id);
+        tx.commit();
+        return out;
+    }
+
+    std::vector<Request> history(std::int64_t before, std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<Request> out;
+        {
+            Query q(m_db,
+                    "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status <> 'pending' AND decided_at < ?1 "
+                    "ORDER BY decided_at DESC, host, id LIMIT ?2");
+            q.integer(1, before).integer(2, limit_value(limit));
+            while (q.step()) out.push_back(read_request(q));
+        }
+        for (Request& r : out) r.approvals = load_approvals(r.host, r.id);
+        tx.commit();
+        return out;
+    }
+
+    ApproveResult approve(std::string_view host, std::string_view id, const Approval& approval, std::int64_t now,
+                          const Signer& sign, const Event& event) override {
+        Transaction tx(m_db, Transaction::Kind::write);
+        ApproveResult result;
+        auto current = load(host, id);
+        if (!current) return result; // unknown: not_pending, empty request
+        result.request = *current;
+        if (current->status != Status::pending || current->expires_at <= now) return result;
+        for (const Approval& a : current->approvals)
+            if (a.approver == approval.approver) {
+                result.outcome = ApproveOutcome::already_approved;
+                return result;
+            }
+        Approval stored = approval;
+        if (stored.at == 0) stored.at = now;
+        {
+            Query q(m_db, "INSERT INTO approvals (host, id, " JITGATE_APPROVAL_COLUMNS
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+            q.text(1, host)
+                .text(2, id)
+                .text(3, stored.approver)
+                .text(4, stored.identity)
+                .text(5, stored.comment)
+                .text(6, stored.source_address)
+                .text(7, stored.via)
+                .integer(8, stored.at)
+                .run();
+        }
+        current->approvals.push_back(stored);
+        if (static_cast<int>(current->approvals.size()) >= current->approvals_needed) {
+            current->status = Status::approved;
+            current->decided_at = now;
+            // A throw from the signer leaves this function before commit(): the transaction
+            // rolls back and the approval above is not stored either.
+            const SignedGrant grant = sign(*current);
+            if (grant.token.empty() || grant.id.empty())
+                throw Error(ErrorCode::internal, "store", "the grant signer returned an empty grant");
+            current->grant = grant.token;
+            current->grant_id = grant.id;
+            Query q(m_db, "UPDATE requests SET status = 'approved', \"grant\" = ?3, grant_id = ?4, decided_at = ?5 "
+                          "WHERE host = ?1 AND id = ?2 AND status = 'pending' RETURNING host");
+            q.text(1, host).text(2, id).text(3, grant.token).text(4, grant.id).integer(5, now);
+            if (!q.step()) throw Error(ErrorCode::internal, "store", "the request changed during approve()");
+            q.run();
+            result.outcome = ApproveOutcome::approved;
+        } else {
+            result.outcome = ApproveOutcome::added;
+        }
+        result.request = *current;
+        insert_event(event);
+        tx.commit();
+        return result;
+    }
+
+    std::optional<Request> finish(std::string_view host, std::string_view id, Status to, const std::string& decided_by,
+                                  const std::string& reason, std::int64_t now, const Event& event) override {
+        check_final_status(to);
+        Transaction tx(m_db, Transaction::Kind::write);
+        bool changed = false;
+        {
+            Query q(m_db, "UPDATE requests SET status = ?3, decided_at = ?4, decided_by = ?5, decision_reason = ?6 "
+                          "WHERE host = ?1 AND id = ?2 AND status = 'pending' RETURNING host");
+            q.text(1, host).text(2, id).text(3, to_string(to)).integer(4, now).text(5, decided_by).text(6, reason);
+            changed = q.step();
+            q.run();
+        }
+        if (!changed) return std::nullopt;
+        insert_event(event);
+        auto request = load_or_fail(host, id);
+        tx.commit();
+        return request;
+    }
+
+    std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) override {
+        Query q(m_db, "SELECT host, id FROM requests WHERE status = 'pending' AND expires_at <= ?1 "
+                      "ORDER BY expires_at, host, id LIMIT ?2");
+        q.integer(1, now).integer(2, limit_value(limit));
+        std::vector<std::pair<std::string, std::string>> out;
+        while (q.step()) out.emplace_back(q.text(0), q.text(1));
+        return out;
+    }
+
+    void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) override {
+        Query q(m_db, "UPDATE requests SET ticket_check = ?3 WHERE host = ?1 AND id = ?2");
+        q.text(1, host).text(2, id).text(3, answer_json).run();
+    }
+
+    std::size_t purge(std::int64_t before) override {
+        Transaction tx(m_db, Transaction::Kind::write);
+        {
+            Query q(m_db, "DELETE FROM requests WHERE status <> 'pending' AND decided_at < ?1");
+            q.integer(1, before).run();
+        }
+        const auto purged = static_cast<std::size_t>(m_db.changes());
+        {
+            Query q(m_db, "DELETE FROM sessions WHERE expires_at < ?1");
+            q.integer(1, before).run();
+        }
+        {
+            Query q(m_db, "DELETE FROM logins WHERE expires_at < ?1");
+            q.integer(1, before).run();
+        }
+        {
+            Query q(m_db, "DELETE FROM notices WHERE state = 'delivered' AND next_attempt_at < ?1");
+            q.integer(1, before).run();
+        }
+        tx.commit();
+        return purged;
+    }
+
+    void record(const Event& event) override { insert_event(event); }
+
+    std::vector<Event> events(std::string_view host, std::string_view request_id) override {
+        Query q(m_db, "SELECT at, type, host, request_id, actor, identity, source_address, detail FROM events "
+                      "WHERE host = ?1 AND request_id = ?2 ORDER BY id");
+        q.text(1, host).text(2, request_id);
+        std::vector<Event> out;
+        while (q.step())
+            out.push_back(
+                Event{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7)});
+        return out;
+    }
+
+    void put_session(const Session& s) override {
+        Query q(m_db,
+                "INSERT INTO sessions (token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
+                "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                "ON CONFLICT (token_sha256) DO UPDATE SET identity = excluded.identity, "
+                "unix_user = excluded.unix_user, display_name = excluded.display_name, "
+                "approver_groups = excluded.approver_groups, csrf_token = excluded.csrf_token, "
+                "created_at = excluded.created_at, expires_at = excluded.expires_at");
+        q.text(1, s.token_sha256)
+            .text(2, s.identity)
+            .text(3, s.unix_user)
+            .text(4, s.display_name)
+            .text(5, list_to_json(s.groups))
+            .text(6, s.csrf_token)
+            .integer(7, s.created_at)
+            .integer(8, s.expires_at)
+            .run();
+    }
+
+    std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) override {
+        Query q(m_db,
+                "SELECT token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, created_at, "
+                "expires_at FROM sessions WHERE token_sha256 = ?1 AND expires_at > ?2");
+        q.text(1, token_sha256).integer(2, now);
+        if (!q.step()) return std::nullopt;
+        return Session{q.text(0), q.text(1),    q.text(2),   q.text(3), list_from_json(q.text(4)),
+                       q.text(5), q.integer(6), q.integer(7)};
+    }
+
+    void delete_session(std::string_view token_sha256) override {
+        Query q(m_db, "DELETE FROM sessions WHERE token_sha256 = ?1");
+        q.text(1, token_sha256).run();
+    }
+
+    void put_login(const LoginState& login) override {
+        Query q(m_db,
+                "INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+        q.text(1, login.state)
+            .text(2, login.nonce)
+            .text(3, login.code_verifier)
+            .text(4, login.return_to)
+            .integer(5, login.expires_at)
+            .run();
+    }
+
+    std::optional<LoginState> take_login(std::string_view state, std::int64_t now) override {
+        // One statement: the row is gone for every other caller the moment it is read.
+        Query q(m_db,
+                "DELETE FROM logins WHERE state = ?1 RETURNING state, nonce, code_verifier, return_to, expires_at");
+        q.text(1, state);
+        if (!q.step()) return std::nullopt;
+        LoginState login{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
+        q.run();
+        if (login.expires_at <= now) return std::nullopt;
+        return login;
+    }
+
+    void enqueue(const std::string& target, const std::string& body, std::int64_t now) override {
+        Query q(m_db, "INSERT INTO notices (target, body, next_attempt_at) VALUES (?1, ?2, ?3)");
+        q.text(1, target).text(2, body).integer(3, now).run();
+    }
+
+    std::vector<Notice> claim_notices(std::int64_t now, std::size_t limit, int lease_s) override {
+        if (lease_s <= 0) throw Error(ErrorCode::bad_input, "store", "a notice lease must be positive");
+        Transaction tx(m_db, Transaction::Kind::write);
+        std::vector<Notice> out;
+        {
+            Query q(m_db,
+                    "UPDATE notices SET claimed_until = ?2, attempts = attempts + 1 WHERE id IN "
+                    "(SELECT id FROM notices WHERE state = 'pending' AND next_attempt_at <= ?1 AND claimed_until <= ?1 "
+                    "ORDER BY next_attempt_at, id LIMIT ?3) "
+                    "RETURNING id, target, body, attempts, next_attempt_at, last_error");
+            q.integer(1, now).integer(2, now + lease_s).integer(3, limit_value(limit));
+            while (q.step())
+                out.push_back(Notice{q.integer(0), q.text(1), q.text(2), static_cast<int>(q.integer(3)), q.integer(4),
+                                     q.text(5)});
+        }
+        tx.commit();
+        std::sort(out.begin(), out.end(), [](const Notice& a, const Notice& b) {
+            return std::pair(a.next_attempt_at, a.id) < std::pair(b.next_attempt_at, b.id);
+        });
+        return out;
+    }
+
+    void notice_delivered(std::int64_t id) override {
+        Query q(m_db, "UPDATE notices SET state = 'delivered', claimed_until = 0 WHERE id = ?1 AND state = 'pending'");
+        q.integer(1, id).run();
+    }
+
+    void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) override {
+        Query q(m_db, "UPDATE notices SET next_attempt_at = ?2, last_error = ?3, claimed_until = 0 "
+                      "WHERE id = ?1 AND state = 'pending'");
+        q.integer(1, id).integer(2, next_attempt_at).text(3, error).run();
+    }
+
+    void notice_dropped(std::int64_t id, const std::string& error) override {
+        Query q(m_db, "UPDATE notices SET state = 'dropped', last_error = ?2, claimed_until = 0 "
+                      "WHERE id = ?1 AND state = 'pending'");
+        q.integer(1, id).text(2, error).run();
+    }
+
+    int wake_fd() override { return -1; }
+    std::vector<std::pair<std::string, std::string>> take_wakeups() override { return {}; }
+
+private:
+    std::optional<Request> load(std::string_view host, std::string_view id) {
+        std::optional<Request> request;
+        {
+            Query q(m_db, "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = ?1 AND id = ?2");
+            q.text(1, host).text(2, id);
+            if (!q.step()) return std::nullopt;
+            request = read_request(q);
+        }
+        request->approvals = load_approvals(host, id);
+        return request;
+    }
+
+    Request load_or_fail(std::string_view host, std::string_view id) {
+        auto request = load(host, id);
+        if (!request) throw Error(ErrorCode::internal, "store", "a request vanished inside its transaction");
+        return std::move(*request);
+    }
+
+    std::vector<Approval> load_approvals(std::string_view host, std::string_view id) {
+        Query q(m_db, "SELECT " JITGATE_APPROVAL_COLUMNS " FROM approvals WHERE host = ?1 AND id = ?2 ORDER BY seq");
+        q.text(1, host).text(2, id);
+        std::vector<Approval> out;
+        while (q.step()) out.push_back(Approval{q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.integer(5)});
+        return out;
+    }
+
+    void insert_event(const Event& e) {
+        Query q(m_db, "INSERT INTO events (at, type, host, request_id, actor, identity, source_address, detail) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        q.integer(1, e.at)
+            .text(2, e.type)
+            .text(3, e.host)
+            .text(4, e.request_id)
+            .text(5, e.actor)
+            .text(6, e.identity)
+            .text(7, e.source_address)
+            .text(8, e.detail.empty() ? std::string("{}") : e.detail)
+            .run();
+    }
+
+    sqlite::Db m_db;
+};
+
+} // namespace
+
+std::unique_ptr<Store> open_sqlite(const std::string& path) {
+    return std::make_unique<SqliteStore>(path);
+}
+
+} // namespace jitgate::server::store

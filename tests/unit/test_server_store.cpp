@@ -1,0 +1,785 @@
+// Tests for server/store: every case runs on SQLite (a file in a temporary directory) and on a
+// real PostgreSQL 15 (the pg_scratch ctest fixture, tests/support/pg_scratch.sh, started for
+// the run; its conninfo comes through the file named by JITGATE_TEST_PG_CONNINFO_FILE). Each
+// PostgreSQL case gets its own schema, so the cases run in parallel. A missing PostgreSQL
+// fails the PostgreSQL cases; it never skips them.
+#include "server/store/store.hpp"
+
+#include <jitgate/error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <thread>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using namespace jitgate::server::store;
+using jitgate::Error;
+using jitgate::ErrorCode;
+
+namespace {
+
+enum class Backend { sqlite, postgres };
+
+std::string pg_base_conninfo() {
+    const char* file = std::getenv("JITGATE_TEST_PG_CONNINFO_FILE");
+    if (file == nullptr || *file == '\0')
+        throw std::runtime_error("JITGATE_TEST_PG_CONNINFO_FILE is not set: run this test through ctest, which starts "
+                                 "PostgreSQL (the pg_scratch fixture)");
+    std::ifstream in(file);
+    std::string conninfo;
+    if (!std::getline(in, conninfo) || conninfo.empty())
+        throw std::runtime_error(std::string("no PostgreSQL conninfo in ") + file + " (did pg_scratch.start fail?)");
+    return conninfo;
+}
+
+// A libpq connection for the test's own administration (schemas, tampering).
+class PgAdmin {
+public:
+    explicit PgAdmin(const std::string& conninfo) : m_conn(PQconnectdb(conninfo.c_str())) {
+        if (PQstatus(m_conn) != CONNECTION_OK)
+            throw std::runtime_error(std::string("cannot connect to the test PostgreSQL: ") + PQerrorMessage(m_conn));
+    }
+    ~PgAdmin() { PQfinish(m_conn); }
+    PgAdmin(const PgAdmin&) = delete;
+    PgAdmin& operator=(const PgAdmin&) = delete;
+    // Test-made SQL only (schema names from the pid and a counter, no outside data).
+    std::string run(const std::string& sql) {
+        PGresult* r = PQexec(m_conn, sql.c_str());
+        const auto status = PQresultStatus(r);
+        std::string value = (status == PGRES_TUPLES_OK && PQntuples(r) > 0) ? PQgetvalue(r, 0, 0) : "";
+        const std::string error = PQresultErrorMessage(r);
+        PQclear(r);
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw std::runtime_error(sql + ": " + error);
+        return value;
+    }
+
+private:
+    PGconn* m_conn;
+};
+
+// One fresh database per test: a SQLite file in its own directory, or a PostgreSQL schema.
+class Database {
+public:
+    explicit Database(Backend backend) : m_backend(backend) {
+        static std::atomic<int> counter{0};
+        const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(counter++);
+        if (backend == Backend::sqlite) {
+            m_dir = fs::temp_directory_path() / ("jitgate-store-" + tag);
+            fs::remove_all(m_dir);
+            fs::create_directories(m_dir);
+            m_path = (m_dir / "store.db").string();
+        } else {
+            m_base = pg_base_conninfo();
+            m_schema = "t_" + tag;
+            m_application = "jitgate_test_" + tag;
+            PgAdmin admin(m_base);
+            admin.run("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE");
+            admin.run("CREATE SCHEMA " + m_schema);
+            m_path = m_base + " options='-c search_path=" + m_schema + "' application_name=" + m_application;
+        }
+    }
+    ~Database() {
+        try {
+            if (m_backend == Backend::sqlite) {
+                fs::remove_all(m_dir);
+            } else {
+                PgAdmin admin(m_base);
+                admin.run("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE");
+            }
+        } catch (...) {
+        }
+    }
+    Database(const Database&) = delete;
+    Database& operator=(const Database&) = delete;
+
+    int migrate() { return m_backend == Backend::sqlite ? migrate_sqlite(m_path) : migrate_postgres(m_path); }
+    std::unique_ptr<Store> open() { return m_backend == Backend::sqlite ? open_sqlite(m_path) : open_postgres(m_path); }
+
+    // Records a schema version this program does not know, as a newer release would.
+    void pretend_newer_schema() {
+        if (m_backend == Backend::sqlite) {
+            sqlite3* db = nullptr;
+            ASSERT_EQ(sqlite3_open(m_path.c_str(), &db), SQLITE_OK);
+            EXPECT_EQ(sqlite3_exec(db, "INSERT INTO schema_version (version, applied_at) VALUES (2, 0)", nullptr,
+                                   nullptr, nullptr),
+                      SQLITE_OK);
+            sqlite3_close(db);
+        } else {
+            PgAdmin admin(m_base);
+            admin.run("INSERT INTO " + m_schema + ".schema_version (version, applied_at) VALUES (2, 0)");
+        }
+    }
+
+    // Ends the store's PostgreSQL sessions from outside (a server restart, a failover).
+    int terminate_connections() {
+        PgAdmin admin(m_base);
+        return std::stoi(
+            admin.run("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+                      m_application + "'"));
+    }
+
+    const std::string& path() const { return m_path; }
+
+private:
+    Backend m_backend;
+    fs::path m_dir;
+    std::string m_path; // SQLite file, or the store's conninfo
+    std::string m_base;
+    std::string m_schema;
+    std::string m_application;
+};
+
+Request make_request(const std::string& host, const std::string& id, std::int64_t created_at = 1000,
+                     std::int64_t expires_at = 2000, int approvals_needed = 1) {
+    Request r;
+    r.host = host;
+    r.id = id;
+    r.body = R"({"id":")" + id + R"(","requester":{"user":"alice"}})";
+    r.requester = "alice";
+    r.requester_login = "alice";
+    r.rule = "prod-sudo";
+    r.approvals_needed = approvals_needed;
+    r.approver_groups = {"sox-approvers", "ops"};
+    r.created_at = created_at;
+    r.expires_at = expires_at;
+    return r;
+}
+
+Event event(const std::string& type, const std::string& host = "", const std::string& id = "", std::int64_t at = 1000) {
+    return Event{at, type, host, id, "server", "", "127.0.0.1", R"({"k":1})"};
+}
+
+Approval approval(const std::string& approver, std::int64_t at = 1100) {
+    return Approval{approver, "https://idp/ " + approver, "ok by " + approver, "10.0.0.9", "web", at};
+}
+
+// A signer that records what it was shown.
+struct RecordingSigner {
+    int calls = 0;
+    std::vector<std::string> approvers_seen;
+    Status status_seen = Status::pending;
+    Signer signer() {
+        return [this](const Request& r) {
+            ++calls;
+            approvers_seen.clear();
+            for (const auto& a : r.approvals) approvers_seen.push_back(a.approver);
+            status_seen = r.status;
+            return SignedGrant{"jws." + r.id + "." + std::to_string(calls), "jti-" + r.id};
+        };
+    }
+};
+
+Signer no_signer() {
+    return [](const Request&) -> SignedGrant { throw std::logic_error("the signer must not be called here"); };
+}
+
+std::string backend_name(const testing::TestParamInfo<Backend>& info) {
+    return info.param == Backend::sqlite ? "sqlite" : "postgres";
+}
+
+class StoreTest : public testing::TestWithParam<Backend> {
+protected:
+    void SetUp() override {
+        m_database = std::make_unique<Database>(GetParam());
+        EXPECT_EQ(m_database->migrate(), 0);
+        store = m_database->open();
+    }
+    void TearDown() override {
+        store.reset();
+        m_database.reset();
+    }
+    Database& database() { return *m_database; }
+    Request create(const std::string& id, std::int64_t created_at = 1000, std::int64_t expires_at = 2000,
+                   int needed = 1) {
+        auto result =
+            store->create(make_request("web1", id, created_at, expires_at, needed), event("request.filed", "web1", id));
+        EXPECT_TRUE(result.created);
+        return result.request;
+    }
+
+    std::unique_ptr<Database> m_database;
+    std::unique_ptr<Store> store;
+};
+
+TEST_P(StoreTest, create_stores_every_field_and_records_the_event) {
+    const Request filed = make_request("web1", "R-AAAA1", 1000, 2000, 2);
+    const CreateResult result = store->create(filed, event("request.filed", "web1", "R-AAAA1"));
+    EXPECT_TRUE(result.created);
+    const auto found = store->find("web1", "R-AAAA1");
+    ASSERT_TRUE(found);
+    for (const Request* r : {&result.request, &*found}) {
+        EXPECT_EQ(r->host, "web1");
+        EXPECT_EQ(r->id, "R-AAAA1");
+        EXPECT_EQ(r->body, filed.body);
+        EXPECT_EQ(r->requester, "alice");
+        EXPECT_EQ(r->requester_login, "alice");
+        EXPECT_EQ(r->rule, "prod-sudo");
+        EXPECT_EQ(r->status, Status::pending);
+        EXPECT_EQ(r->approvals_needed, 2);
+        EXPECT_EQ(r->approver_groups, (std::vector<std::string>{"sox-approvers", "ops"}));
+        EXPECT_EQ(r->created_at, 1000);
+        EXPECT_EQ(r->expires_at, 2000);
+        EXPECT_EQ(r->decided_at, 0);
+        EXPECT_TRUE(r->grant.empty());
+        EXPECT_TRUE(r->approvals.empty());
+    }
+    const auto events = store->events("web1", "R-AAAA1");
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].type, "request.filed");
+    EXPECT_EQ(events[0].detail, R"({"k":1})");
+    EXPECT_EQ(events[0].source_address, "127.0.0.1");
+}
+
+TEST_P(StoreTest, duplicate_create_returns_the_existing_request_unchanged) {
+    create("R-DUP1");
+    Request again = make_request("web1", "R-DUP1");
+    again.body = R"({"other":true})";
+    const CreateResult result = store->create(again, event("request.filed", "web1", "R-DUP1"));
+    EXPECT_FALSE(result.created);
+    EXPECT_EQ(result.request.body, make_request("web1", "R-DUP1").body);
+    EXPECT_EQ(store->events("web1", "R-DUP1").size(), 1u); // no second `filed`
+    // The same id from another host is another request.
+    EXPECT_TRUE(store->create(make_request("web2", "R-DUP1"), event("request.filed", "web2", "R-DUP1")).created);
+}
+
+TEST_P(StoreTest, create_refuses_a_request_that_is_not_new) {
+    Request r = make_request("web1", "R-BAD1");
+    r.status = Status::approved;
+    try {
+        store->create(r, event("request.filed"));
+        FAIL() << "expected Error(bad_input)";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::bad_input);
+    }
+    EXPECT_FALSE(store->find("web1", "R-BAD1"));
+}
+
+TEST_P(StoreTest, find_unknown_returns_nullopt) {
+    EXPECT_FALSE(store->find("web1", "R-NONE"));
+    create("R-ONE1");
+    EXPECT_FALSE(store->find("web2", "R-ONE1"));
+}
+
+TEST_P(StoreTest, pending_lists_oldest_first_and_only_pending) {
+    create("R-C30", 30);
+    create("R-C10", 10);
+    create("R-C20", 20);
+    create("R-C05", 5);
+    ASSERT_TRUE(store->finish("web1", "R-C05", Status::denied, "bob", "no", 40, event("request.denied")));
+    const auto all = store->pending(10);
+    ASSERT_EQ(all.size(), 3u);
+    EXPECT_EQ(all[0].id, "R-C10");
+    EXPECT_EQ(all[1].id, "R-C20");
+    EXPECT_EQ(all[2].id, "R-C30");
+    const auto two = store->pending(2);
+    ASSERT_EQ(two.size(), 2u);
+    EXPECT_EQ(two[1].id, "R-C20");
+}
+
+TEST_P(StoreTest, approve_one_of_two_is_added) {
+    create("R-TWO1", 1000, 2000, 2);
+    RecordingSigner signer;
+    const auto result =
+        store->approve("web1", "R-TWO1", approval("bob"), 1100, signer.signer(), event("request.approval"));
+    EXPECT_EQ(result.outcome, ApproveOutcome::added);
+    EXPECT_EQ(signer.calls, 0);
+    EXPECT_EQ(result.request.status, Status::pending);
+    ASSERT_EQ(result.request.approvals.size(), 1u);
+    const auto found = store->find("web1", "R-TWO1");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->status, Status::pending);
+    ASSERT_EQ(found->approvals.size(), 1u);
+    const Approval& a = found->approvals[0];
+    EXPECT_EQ(a.approver, "bob");
+    EXPECT_EQ(a.identity, "https://idp/ bob");
+    EXPECT_EQ(a.comment, "ok by bob");
+    EXPECT_EQ(a.source_address, "10.0.0.9");
+    EXPECT_EQ(a.via, "web");
+    EXPECT_EQ(a.at, 1100);
+    EXPECT_EQ(store->events("web1", "R-TWO1").size(),
+              1u); // `filed` recorded with host and id; the test's approval event has none
+}
+
+TEST_P(StoreTest, the_same_approver_twice_is_already_approved) {
+    create("R-TWICE", 1000, 2000, 2);
+    RecordingSigner signer;
+    EXPECT_EQ(store->approve("web1", "R-TWICE", approval("bob"), 1100, signer.signer(), event("a", "web1", "R-TWICE"))
+                  .outcome,
+              ApproveOutcome::added);
+    const auto again =
+        store->approve("web1", "R-TWICE", approval("bob", 1200), 1200, signer.signer(), event("a", "web1", "R-TWICE"));
+    EXPECT_EQ(again.outcome, ApproveOutcome::already_approved);
+    EXPECT_EQ(signer.calls, 0);
+    EXPECT_EQ(again.request.approvals.size(), 1u);
+    EXPECT_EQ(store->find("web1", "R-TWICE")->approvals.size(), 1u);
+    EXPECT_EQ(store->events("web1", "R-TWICE").size(), 2u); // filed + the first approval only
+}
+
+TEST_P(StoreTest, the_second_approver_completes_with_a_grant_the_signer_saw_both) {
+    create("R-DONE", 1000, 2000, 2);
+    RecordingSigner signer;
+    store->approve("web1", "R-DONE", approval("bob"), 1100, signer.signer(), event("a"));
+    const auto result = store->approve("web1", "R-DONE", approval("carol", 1150), 1150, signer.signer(), event("a"));
+    EXPECT_EQ(result.outcome, ApproveOutcome::approved);
+    EXPECT_EQ(signer.calls, 1);
+    EXPECT_EQ(signer.approvers_seen, (std::vector<std::string>{"bob", "carol"}));
+    EXPECT_EQ(signer.status_seen, Status::approved);
+    EXPECT_EQ(result.request.grant, "jws.R-DONE.1");
+    const auto found = store->find("web1", "R-DONE");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->status, Status::approved);
+    EXPECT_EQ(found->grant, "jws.R-DONE.1");
+    EXPECT_EQ(found->grant_id, "jti-R-DONE");
+    EXPECT_EQ(found->decided_at, 1150);
+    ASSERT_EQ(found->approvals.size(), 2u);
+    EXPECT_EQ(found->approvals[0].approver, "bob");
+    EXPECT_EQ(found->approvals[1].approver, "carol");
+    EXPECT_TRUE(store->pending(10).empty());
+    // Complete: a third approver changes nothing.
+    EXPECT_EQ(store->approve("web1", "R-DONE", approval("dave"), 1160, no_signer(), event("a")).outcome,
+              ApproveOutcome::not_pending);
+}
+
+TEST_P(StoreTest, approve_after_finish_is_not_pending) {
+    create("R-FIN1");
+    ASSERT_TRUE(
+        store->finish("web1", "R-FIN1", Status::cancelled, "host", "user gave up", 1050, event("request.cancelled")));
+    const auto result =
+        store->approve("web1", "R-FIN1", approval("bob"), 1100, no_signer(), event("a", "web1", "R-FIN1"));
+    EXPECT_EQ(result.outcome, ApproveOutcome::not_pending);
+    EXPECT_EQ(result.request.status, Status::cancelled);
+    EXPECT_TRUE(store->find("web1", "R-FIN1")->approvals.empty());
+    EXPECT_EQ(store->events("web1", "R-FIN1").size(), 1u);
+}
+
+TEST_P(StoreTest, approve_an_expired_request_is_not_pending) {
+    create("R-EXP1", 1000, 2000);
+    for (const std::int64_t now : {2000, 2500}) { // expires_at itself is already too late
+        const auto result = store->approve("web1", "R-EXP1", approval("bob"), now, no_signer(), event("a"));
+        EXPECT_EQ(result.outcome, ApproveOutcome::not_pending);
+    }
+    const auto found = store->find("web1", "R-EXP1");
+    EXPECT_EQ(found->status, Status::pending);
+    EXPECT_TRUE(found->approvals.empty());
+}
+
+TEST_P(StoreTest, approve_unknown_is_not_pending_with_an_empty_request) {
+    const auto result = store->approve("web1", "R-NONE", approval("bob"), 1100, no_signer(), event("a"));
+    EXPECT_EQ(result.outcome, ApproveOutcome::not_pending);
+    EXPECT_TRUE(result.request.id.empty());
+}
+
+TEST_P(StoreTest, a_throwing_signer_changes_nothing) {
+    create("R-SIGN", 1000, 2000, 1);
+    const Signer failing = [](const Request&) -> SignedGrant { throw std::runtime_error("HSM unavailable"); };
+    EXPECT_THROW(store->approve("web1", "R-SIGN", approval("bob"), 1100, failing, event("a", "web1", "R-SIGN")),
+                 std::runtime_error);
+    auto found = store->find("web1", "R-SIGN");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->status, Status::pending);
+    EXPECT_TRUE(found->approvals.empty());
+    EXPECT_TRUE(found->grant.empty());
+    EXPECT_EQ(store->events("web1", "R-SIGN").size(), 1u);
+    // Nothing is left locked: the same approval goes through once the signer works.
+    RecordingSigner signer;
+    EXPECT_EQ(store->approve("web1", "R-SIGN", approval("bob"), 1100, signer.signer(), event("a")).outcome,
+              ApproveOutcome::approved);
+}
+
+TEST_P(StoreTest, finish_twice_the_second_is_nullopt) {
+    create("R-DENY");
+    const auto first = store->finish("web1", "R-DENY", Status::denied, "bob", "not now", 1200,
+                                     event("request.denied", "web1", "R-DENY"));
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->status, Status::denied);
+    EXPECT_EQ(first->decided_by, "bob");
+    EXPECT_EQ(first->decision_reason, "not now");
+    EXPECT_EQ(first->decided_at, 1200);
+    EXPECT_FALSE(store->finish("web1", "R-DENY", Status::expired, "server", "", 1300, event("x", "web1", "R-DENY")));
+    const auto found = store->find("web1", "R-DENY");
+    EXPECT_EQ(found->status, Status::denied);
+    EXPECT_EQ(found->decided_at, 1200);
+    EXPECT_EQ(store->events("web1", "R-DENY").size(), 2u);
+    EXPECT_FALSE(store->finish("web1", "R-NONE", Status::denied, "bob", "", 1200, event("x")));
+}
+
+TEST_P(StoreTest, finish_refuses_a_non_final_status) {
+    create("R-NF01");
+    for (const Status to : {Status::pending, Status::approved}) {
+        try {
+            store->finish("web1", "R-NF01", to, "bob", "", 1200, event("x"));
+            FAIL() << "expected Error(bad_input)";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::bad_input);
+        }
+    }
+    EXPECT_EQ(store->find("web1", "R-NF01")->status, Status::pending);
+}
+
+TEST_P(StoreTest, due_lists_pending_requests_past_their_expiry) {
+    create("R-D100", 10, 100);
+    create("R-D300", 10, 300);
+    create("R-D200", 10, 200);
+    create("R-D050", 10, 50);
+    ASSERT_TRUE(store->finish("web1", "R-D050", Status::denied, "bob", "", 60, event("x")));
+    const auto due = store->due(200, 10);
+    ASSERT_EQ(due.size(), 2u);
+    EXPECT_EQ(due[0], (std::pair<std::string, std::string>{"web1", "R-D100"}));
+    EXPECT_EQ(due[1], (std::pair<std::string, std::string>{"web1", "R-D200"}));
+    EXPECT_EQ(store->due(200, 1).size(), 1u);
+    EXPECT_TRUE(store->due(99, 10).empty());
+}
+
+TEST_P(StoreTest, history_is_newest_decision_first_and_strictly_before) {
+    create("R-H10");
+    create("R-H30");
+    create("R-H20");
+    create("R-HPEND");
+    ASSERT_TRUE(store->finish("web1", "R-H10", Status::denied, "bob", "", 1010, event("x")));
+    ASSERT_TRUE(store->finish("web1", "R-H30", Status::expired, "server", "", 1030, event("x")));
+    RecordingSigner signer;
+    ASSERT_EQ(store->approve("web1", "R-H20", approval("bob"), 1020, signer.signer(), event("x")).outcome,
+              ApproveOutcome::approved);
+    const auto all = store->history(5000, 10);
+    ASSERT_EQ(all.size(), 3u);
+    EXPECT_EQ(all[0].id, "R-H30");
+    EXPECT_EQ(all[1].id, "R-H20");
+    EXPECT_EQ(all[1].approvals.size(), 1u);
+    EXPECT_EQ(all[2].id, "R-H10");
+    const auto page = store->history(1030, 1);
+    ASSERT_EQ(page.size(), 1u);
+    EXPECT_EQ(page[0].id, "R-H20");
+}
+
+TEST_P(StoreTest, purge_deletes_old_final_requests_with_their_approvals) {
+    create("R-OLD", 10, 2000, 2);
+    create("R-NEW");
+    create("R-PEND");
+    RecordingSigner signer;
+    store->approve("web1", "R-OLD", approval("bob"), 20, signer.signer(), event("x"));
+    ASSERT_TRUE(store->finish("web1", "R-OLD", Status::denied, "carol", "", 30, event("x")));
+    ASSERT_TRUE(store->finish("web1", "R-NEW", Status::denied, "carol", "", 500, event("x")));
+    store->put_session(Session{"tok-old", "i", "bob", "Bob", {}, "csrf", 0, 50});
+    store->put_session(Session{"tok-new", "i", "bob", "Bob", {}, "csrf", 0, 5000});
+    store->put_login(LoginState{"state-old", "n", "v", "/", 50});
+    EXPECT_EQ(store->purge(100), 1u);
+    EXPECT_FALSE(store->find("web1", "R-OLD"));
+    EXPECT_TRUE(store->find("web1", "R-NEW"));
+    EXPECT_TRUE(store->find("web1", "R-PEND"));
+    EXPECT_FALSE(store->find_session("tok-old", 0)); // expired sessions and sign-ins go too
+    EXPECT_TRUE(store->find_session("tok-new", 0));
+    EXPECT_FALSE(store->take_login("state-old", 0));
+    // Its approvals went with it: the id is free again and starts with none.
+    const Request again = create("R-OLD", 600, 2000, 2);
+    EXPECT_TRUE(again.approvals.empty());
+    EXPECT_EQ(store->purge(100), 0u);
+}
+
+TEST_P(StoreTest, sessions_put_find_expire_delete) {
+    const Session s{"ab12", "https://idp/ sub-1", "bob", "Bob B.", {"sox-approvers", "ops"}, "csrf-1", 100, 200};
+    store->put_session(s);
+    const auto found = store->find_session("ab12", 150);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->identity, s.identity);
+    EXPECT_EQ(found->unix_user, "bob");
+    EXPECT_EQ(found->display_name, "Bob B.");
+    EXPECT_EQ(found->groups, s.groups);
+    EXPECT_EQ(found->csrf_token, "csrf-1");
+    EXPECT_EQ(found->created_at, 100);
+    EXPECT_EQ(found->expires_at, 200);
+    EXPECT_FALSE(store->find_session("ab12", 200));
+    EXPECT_FALSE(store->find_session("other", 150));
+    Session renewed = s;
+    renewed.csrf_token = "csrf-2";
+    renewed.expires_at = 400;
+    store->put_session(renewed);
+    EXPECT_EQ(store->find_session("ab12", 300)->csrf_token, "csrf-2");
+    store->delete_session("ab12");
+    EXPECT_FALSE(store->find_session("ab12", 150));
+}
+
+TEST_P(StoreTest, take_login_is_one_use_and_expired_is_nullopt) {
+    store->put_login(LoginState{"st-1", "nonce-1", "verifier-1", "/requests/web1/R-1", 500});
+    const auto taken = store->take_login("st-1", 400);
+    ASSERT_TRUE(taken);
+    EXPECT_EQ(taken->nonce, "nonce-1");
+    EXPECT_EQ(taken->code_verifier, "verifier-1");
+    EXPECT_EQ(taken->return_to, "/requests/web1/R-1");
+    EXPECT_EQ(taken->expires_at, 500);
+    EXPECT_FALSE(store->take_login("st-1", 400));
+    store->put_login(LoginState{"st-2", "n", "v", "/", 500});
+    EXPECT_FALSE(store->take_login("st-2", 500));
+    EXPECT_FALSE(store->take_login("st-2", 100)); // an expired one is gone, not kept for later
+    EXPECT_FALSE(store->take_login("unknown", 100));
+}
+
+TEST_P(StoreTest, outbox_claim_lease_delivered_failed_dropped) {
+    store->enqueue("slack", "first", 100);
+    store->enqueue("hook", "second", 100);
+    store->enqueue("hook", "later", 900);
+    EXPECT_TRUE(store->claim_notices(99, 10, 30).empty());
+    auto claimed = store->claim_notices(100, 10, 30);
+    ASSERT_EQ(claimed.size(), 2u);
+    EXPECT_EQ(claimed[0].target, "slack");
+    EXPECT_EQ(claimed[0].body, "first");
+    EXPECT_EQ(claimed[0].attempts, 1);
+    EXPECT_EQ(claimed[1].body, "second");
+    EXPECT_TRUE(store->claim_notices(129, 10, 30).empty()); // leased
+    claimed = store->claim_notices(130, 1, 30);             // the lease ran out (a notifier died)
+    ASSERT_EQ(claimed.size(), 1u);
+    EXPECT_EQ(claimed[0].body, "first");
+    EXPECT_EQ(claimed[0].attempts, 2);
+    const std::int64_t first = claimed[0].id;
+    claimed = store->claim_notices(130, 10, 30);
+    ASSERT_EQ(claimed.size(), 1u);
+    const std::int64_t second = claimed[0].id;
+    store->notice_delivered(first);
+    store->notice_failed(second, 500, "HTTP 503");
+    EXPECT_TRUE(store->claim_notices(499, 10, 30).empty());
+    claimed = store->claim_notices(500, 10, 30);
+    ASSERT_EQ(claimed.size(), 1u);
+    EXPECT_EQ(claimed[0].id, second);
+    EXPECT_EQ(claimed[0].last_error, "HTTP 503");
+    EXPECT_EQ(claimed[0].attempts, 3);
+    store->notice_dropped(second, "gave up after 3 attempts");
+    claimed = store->claim_notices(100000, 10, 30);
+    ASSERT_EQ(claimed.size(), 1u); // only "later": delivered and dropped are never claimed again
+    EXPECT_EQ(claimed[0].body, "later");
+    EXPECT_THROW(store->claim_notices(100000, 10, 0), Error);
+}
+
+TEST_P(StoreTest, text_with_nul_or_invalid_utf8_is_bad_input) {
+    create("R-TXT1", 1000, 2000, 2);
+    Approval bad = approval("bob");
+    bad.comment = std::string("a\0b", 3);
+    for (const std::string& comment : {std::string("a\0b", 3), std::string("\xff\xfe")}) {
+        bad.comment = comment;
+        try {
+            store->approve("web1", "R-TXT1", bad, 1100, no_signer(), event("x"));
+            FAIL() << "expected Error(bad_input)";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::bad_input);
+        }
+    }
+    EXPECT_TRUE(store->find("web1", "R-TXT1")->approvals.empty());
+}
+
+TEST_P(StoreTest, set_ticket_check_is_stored) {
+    create("R-TIX1");
+    store->set_ticket_check("web1", "R-TIX1", R"({"ok":true})");
+    EXPECT_EQ(store->find("web1", "R-TIX1")->ticket_check, R"({"ok":true})");
+}
+
+TEST_P(StoreTest, migrate_again_is_a_no_op_returning_the_current_version) {
+    EXPECT_EQ(database().migrate(), k_schema_version);
+    EXPECT_TRUE(database().open());
+}
+
+TEST_P(StoreTest, a_newer_schema_is_refused_by_open_and_migrate) {
+    store.reset();
+    database().pretend_newer_schema();
+    for (int i = 0; i < 2; ++i) {
+        try {
+            if (i == 0)
+                database().open();
+            else
+                database().migrate();
+            FAIL() << "expected Error(bad_input)";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::bad_input);
+            EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("jitgate-server migrate"), std::string::npos) << e.what();
+        }
+    }
+}
+
+// Two connections (two replicas, or the loop and notifier threads) approve the same request,
+// which needs one approval, at the same moment: exactly one completes it.
+TEST_P(StoreTest, racing_approvers_complete_a_request_exactly_once) {
+    auto other = database().open();
+    constexpr int k_rounds = 200;
+    std::atomic<int> grants{0};
+    const Signer signer = [&](const Request& r) {
+        grants++;
+        return SignedGrant{"jws." + r.id + "." + r.approvals.back().approver, "jti-" + r.id};
+    };
+    for (int round = 0; round < k_rounds; ++round) {
+        const std::string id = "R-RACE" + std::to_string(round);
+        create(id, 1000, 2000, 1);
+        std::atomic<int> ready{0};
+        ApproveResult results[2];
+        auto run = [&](int side, Store& s, const char* who) {
+            ready++;
+            while (ready.load() < 2) std::this_thread::yield();
+            results[side] = s.approve("web1", id, approval(who), 1100, signer, event("request.approval", "web1", id));
+        };
+        std::thread a(run, 0, std::ref(*store), "bob");
+        std::thread b(run, 1, std::ref(*other), "carol");
+        a.join();
+        b.join();
+        const int approved =
+            (results[0].outcome == ApproveOutcome::approved) + (results[1].outcome == ApproveOutcome::approved);
+        ASSERT_EQ(approved, 1) << id;
+        const int loser = results[0].outcome == ApproveOutcome::approved ? 1 : 0;
+        EXPECT_EQ(results[loser].outcome, ApproveOutcome::not_pending) << id;
+        const auto found = store->find("web1", id);
+        ASSERT_EQ(found->approvals.size(), 1u) << id;
+        EXPECT_EQ(found->grant, results[1 - loser].request.grant) << id;
+    }
+    EXPECT_EQ(grants.load(), k_rounds); // never two grants for one request
+}
+
+TEST_P(StoreTest, concurrent_migrations_on_a_fresh_database_both_succeed) {
+    Database fresh(GetParam());
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i)
+        threads.emplace_back([&] {
+            try {
+                const int before = fresh.migrate();
+                if (before == 0 || before == k_schema_version) ok++;
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << e.what();
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok.load(), 3);
+    EXPECT_TRUE(fresh.open());
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, StoreTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
+// --- schema refusal before migrate ---
+
+TEST(StoreSchema, sqlite_open_without_a_database_names_migrate) {
+    Database db(Backend::sqlite);
+    for (int round = 0; round < 2; ++round) {
+        // Round 0: no file; round 1: an empty file (another program's, or a failed start).
+        if (round == 1) std::ofstream{db.path()}.close();
+        try {
+            open_sqlite(db.path());
+            FAIL() << "expected Error(bad_input)";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::bad_input);
+            EXPECT_NE(std::string(e.what()).find("jitgate-server migrate"), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST(StoreSchema, postgres_open_before_migrate_names_migrate) {
+    Database db(Backend::postgres);
+    try {
+        open_postgres(db.path());
+        FAIL() << "expected Error(bad_input)";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::bad_input);
+        EXPECT_NE(std::string(e.what()).find("jitgate-server migrate"), std::string::npos) << e.what();
+    }
+}
+
+TEST(StoreSchema, sqlite_file_is_private_and_has_no_wake_fd) {
+    Database db(Backend::sqlite);
+    db.migrate();
+    EXPECT_EQ(fs::status(db.path()).permissions() & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+    auto store = db.open();
+    EXPECT_EQ(store->wake_fd(), -1);
+    EXPECT_TRUE(store->take_wakeups().empty());
+}
+
+// --- PostgreSQL only ---
+
+TEST(StorePostgres, an_unreachable_server_is_io_and_never_shows_the_password) {
+    const std::string conninfo =
+        "host=127.0.0.1 port=1 dbname=nowhere user=jitgate password=S3cretPassw0rd connect_timeout=5";
+    for (int i = 0; i < 2; ++i) {
+        try {
+            if (i == 0)
+                open_postgres(conninfo);
+            else
+                migrate_postgres(conninfo);
+            FAIL() << "expected Error(io)";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::io);
+            EXPECT_EQ(std::string(e.what()).find("S3cretPassw0rd"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("port=1"), std::string::npos) << e.what();
+        }
+    }
+}
+
+// Waits (poll, generous limit) until `store`'s wake_fd reports (host, id); fails if it never does.
+void expect_wakeup(Store& store, const std::string& host, const std::string& id,
+                   std::vector<std::pair<std::string, std::string>>* seen) {
+    for (int round = 0; round < 100; ++round) {
+        pollfd p{store.wake_fd(), POLLIN, 0};
+        const int ready = ::poll(&p, 1, 10000);
+        ASSERT_GT(ready, 0) << "no wake-up for " << host << " " << id << " within the poll timeout";
+        for (auto& w : store.take_wakeups()) {
+            if (seen != nullptr) seen->push_back(w);
+            if (w.first == host && w.second == id) return;
+        }
+    }
+    FAIL() << "wake-ups came, but never for " << host << " " << id;
+}
+
+TEST(StorePostgres, a_change_on_one_connection_wakes_the_other) {
+    Database db(Backend::postgres);
+    db.migrate();
+    auto a = db.open();
+    auto b = db.open();
+    ASSERT_GE(b->wake_fd(), 0);
+    ASSERT_GE(a->wake_fd(), 0);
+    // Each test has its own schema but shares the database (and the channel) with the cases
+    // running in parallel, so hosts are unique to this test.
+    const std::string host = "wake-" + std::to_string(::getpid());
+    a->create(make_request(host, "R-WAKE1"), event("request.filed"));
+    std::vector<std::pair<std::string, std::string>> seen_by_b;
+    expect_wakeup(*b, host, "R-WAKE1", &seen_by_b);
+    RecordingSigner signer;
+    a->approve(host, "R-WAKE1", approval("bob"), 1100, signer.signer(), event("a"));
+    expect_wakeup(*b, host, "R-WAKE1", &seen_by_b);
+    // b's own change reaches a, but not b itself.
+    b->create(make_request(host, "R-WAKE2"), event("request.filed"));
+    std::vector<std::pair<std::string, std::string>> seen_by_a;
+    expect_wakeup(*a, host, "R-WAKE2", &seen_by_a);
+    for (const auto& w : seen_by_a)
+        EXPECT_FALSE(w.first == host && w.second == "R-WAKE1") << "a was woken by its own change";
+    a->create(make_request(host, "R-WAKE3"), event("request.filed")); // a marker after b's own change
+    expect_wakeup(*b, host, "R-WAKE3", &seen_by_b);
+    for (const auto& w : seen_by_b) EXPECT_NE(w.second, "R-WAKE2") << "b was woken by its own change";
+}
+
+TEST(StorePostgres, a_dropped_connection_is_reconnected_once) {
+    Database db(Backend::postgres);
+    db.migrate();
+    auto store = db.open();
+    store->create(make_request("web1", "R-RECON"), event("request.filed"));
+    const int fd_before = store->wake_fd();
+    ASSERT_GE(fd_before, 0);
+    ASSERT_GE(db.terminate_connections(), 2); // the store's and its listener's
+    // The next call finds its connection gone, reconnects, and answers.
+    const auto found = store->find("web1", "R-RECON");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->id, "R-RECON");
+    // The listener reports the loss as ("", "") and listens again on a new connection.
+    bool lost_reported = false;
+    for (int round = 0; round < 50 && !lost_reported; ++round) {
+        pollfd p{store->wake_fd(), POLLIN, 0};
+        ASSERT_GT(::poll(&p, 1, 10000), 0) << "the broken listener never became readable";
+        for (const auto& w : store->take_wakeups())
+            if (w.first.empty() && w.second.empty()) lost_reported = true;
+    }
+    EXPECT_TRUE(lost_reported);
+    auto other = db.open();
+    other->finish("web1", "R-RECON", Status::denied, "bob", "", 1200, event("x"));
+    expect_wakeup(*store, "web1", "R-RECON", nullptr);
+}
+
+} // namespace
