@@ -52,6 +52,8 @@ public:
     Query(const Query&) = delete;
     Query& operator=(const Query&) = delete;
 
+    // Error(bad_input) for text holding NUL or invalid UTF-8 (the PostgreSQL store cannot hold
+    // them, so neither does this one).
     Query& text(int index, std::string_view value);
     Query& integer(int index, std::int64_t value);
     // true: a row is ready to read; false: done.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 namespace jitgate::server::store {
 
@@ -206,8 +207,10 @@ public:
     }
 
     void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) override {
-        Query q(m_db, "UPDATE requests SET ticket_check = ?3 WHERE host = ?1 AND id = ?2");
-        q.text(1, host).text(2, id).text(3, answer_json).run();
+        write([&] {
+            Query q(m_db, "UPDATE requests SET ticket_check = ?3 WHERE host = ?1 AND id = ?2");
+            q.text(1, host).text(2, id).text(3, answer_json).run();
+        });
     }
 
     std::size_t purge(std::int64_t before) override {
@@ -233,7 +236,9 @@ public:
         return purged;
     }
 
-    void record(const Event& event) override { insert_event(event); }
+    void record(const Event& event) override {
+        write([&] { insert_event(event); });
+    }
 
     std::vector<Event> events(std::string_view host, std::string_view request_id) override {
         Query q(m_db, "SELECT at, type, host, request_id, actor, identity, source_address, detail FROM events "
@@ -247,22 +252,25 @@ public:
     }
 
     void put_session(const Session& s) override {
-        Query q(m_db,
+        write([&] {
+            Query q(
+                m_db,
                 "INSERT INTO sessions (token_sha256, identity, unix_user, display_name, approver_groups, csrf_token, "
                 "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
                 "ON CONFLICT (token_sha256) DO UPDATE SET identity = excluded.identity, "
                 "unix_user = excluded.unix_user, display_name = excluded.display_name, "
                 "approver_groups = excluded.approver_groups, csrf_token = excluded.csrf_token, "
                 "created_at = excluded.created_at, expires_at = excluded.expires_at");
-        q.text(1, s.token_sha256)
-            .text(2, s.identity)
-            .text(3, s.unix_user)
-            .text(4, s.display_name)
-            .text(5, list_to_json(s.groups))
-            .text(6, s.csrf_token)
-            .integer(7, s.created_at)
-            .integer(8, s.expires_at)
-            .run();
+            q.text(1, s.token_sha256)
+                .text(2, s.identity)
+                .text(3, s.unix_user)
+                .text(4, s.display_name)
+                .text(5, list_to_json(s.groups))
+                .text(6, s.csrf_token)
+                .integer(7, s.created_at)
+                .integer(8, s.expires_at)
+                .run();
+        });
     }
 
     std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) override {
@@ -276,36 +284,45 @@ public:
     }
 
     void delete_session(std::string_view token_sha256) override {
-        Query q(m_db, "DELETE FROM sessions WHERE token_sha256 = ?1");
-        q.text(1, token_sha256).run();
+        write([&] {
+            Query q(m_db, "DELETE FROM sessions WHERE token_sha256 = ?1");
+            q.text(1, token_sha256).run();
+        });
     }
 
     void put_login(const LoginState& login) override {
-        Query q(m_db,
+        write([&] {
+            Query q(
+                m_db,
                 "INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)");
-        q.text(1, login.state)
-            .text(2, login.nonce)
-            .text(3, login.code_verifier)
-            .text(4, login.return_to)
-            .integer(5, login.expires_at)
-            .run();
+            q.text(1, login.state)
+                .text(2, login.nonce)
+                .text(3, login.code_verifier)
+                .text(4, login.return_to)
+                .integer(5, login.expires_at)
+                .run();
+        });
     }
 
     std::optional<LoginState> take_login(std::string_view state, std::int64_t now) override {
-        // One statement: the row is gone for every other caller the moment it is read.
-        Query q(m_db,
-                "DELETE FROM logins WHERE state = ?1 RETURNING state, nonce, code_verifier, return_to, expires_at");
-        q.text(1, state);
-        if (!q.step()) return std::nullopt;
-        LoginState login{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
-        q.run();
-        if (login.expires_at <= now) return std::nullopt;
-        return login;
+        return write([&]() -> std::optional<LoginState> {
+            // One statement: the row is gone for every other caller the moment it is read.
+            Query q(m_db,
+                    "DELETE FROM logins WHERE state = ?1 RETURNING state, nonce, code_verifier, return_to, expires_at");
+            q.text(1, state);
+            if (!q.step()) return std::nullopt;
+            LoginState login{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
+            q.run();
+            if (login.expires_at <= now) return std::nullopt;
+            return login;
+        });
     }
 
     void enqueue(const std::string& target, const std::string& body, std::int64_t now) override {
-        Query q(m_db, "INSERT INTO notices (target, body, next_attempt_at) VALUES (?1, ?2, ?3)");
-        q.text(1, target).text(2, body).integer(3, now).run();
+        write([&] {
+            Query q(m_db, "INSERT INTO notices (target, body, next_attempt_at) VALUES (?1, ?2, ?3)");
+            q.text(1, target).text(2, body).integer(3, now).run();
+        });
     }
 
     std::vector<Notice> claim_notices(std::int64_t now, std::size_t limit, int lease_s) override {
@@ -331,26 +348,48 @@ public:
     }
 
     void notice_delivered(std::int64_t id) override {
-        Query q(m_db, "UPDATE notices SET state = 'delivered', claimed_until = 0 WHERE id = ?1 AND state = 'pending'");
-        q.integer(1, id).run();
+        write([&] {
+            Query q(m_db,
+                    "UPDATE notices SET state = 'delivered', claimed_until = 0 WHERE id = ?1 AND state = 'pending'");
+            q.integer(1, id).run();
+        });
     }
 
     void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) override {
-        Query q(m_db, "UPDATE notices SET next_attempt_at = ?2, last_error = ?3, claimed_until = 0 "
-                      "WHERE id = ?1 AND state = 'pending'");
-        q.integer(1, id).integer(2, next_attempt_at).text(3, error).run();
+        write([&] {
+            Query q(m_db, "UPDATE notices SET next_attempt_at = ?2, last_error = ?3, claimed_until = 0 "
+                          "WHERE id = ?1 AND state = 'pending'");
+            q.integer(1, id).integer(2, next_attempt_at).text(3, error).run();
+        });
     }
 
     void notice_dropped(std::int64_t id, const std::string& error) override {
-        Query q(m_db, "UPDATE notices SET state = 'dropped', last_error = ?2, claimed_until = 0 "
-                      "WHERE id = ?1 AND state = 'pending'");
-        q.integer(1, id).text(2, error).run();
+        write([&] {
+            Query q(m_db, "UPDATE notices SET state = 'dropped', last_error = ?2, claimed_until = 0 "
+                          "WHERE id = ?1 AND state = 'pending'");
+            q.integer(1, id).text(2, error).run();
+        });
     }
 
     int wake_fd() override { return -1; }
     std::vector<std::pair<std::string, std::string>> take_wakeups() override { return {}; }
 
 private:
+    // Runs `body` in BEGIN IMMEDIATE ... COMMIT (every write, even a single statement, so no
+    // write ever has to upgrade a read lock).
+    template <class F>
+    auto write(F&& body) -> decltype(body()) {
+        Transaction tx(m_db, Transaction::Kind::write);
+        if constexpr (std::is_void_v<decltype(body())>) {
+            body();
+            tx.commit();
+        } else {
+            auto result = body();
+            tx.commit();
+            return result;
+        }
+    }
+
     std::optional<Request> load(std::string_view host, std::string_view id) {
         std::optional<Request> request;
         {

@@ -11,8 +11,12 @@
 // Threading: a Store is one database connection; use it from one thread at a time. Each thread
 // that needs the database (the loop thread, the notifier) opens its own.
 // Errors: throws Error(io) with the database's message when the database fails or is
-// unreachable, Error(bad_input) for a schema newer or older than this program knows. Never
-// returns half-applied changes.
+// unreachable, Error(bad_input) for a schema newer or older than this program knows, and
+// Error(bad_input) for a text value holding NUL or invalid UTF-8 (PostgreSQL cannot store
+// either; SQLite refuses them the same way). Never returns half-applied changes. PostgreSQL: a
+// call that finds its connection broken, or loses it before COMMIT, reconnects once and runs
+// again (so a Signer may be called a second time; the first grant was never stored); a second
+// failure, or one during COMMIT (outcome unknown), is an Error(io).
 #pragma once
 
 #include <cstdint>
@@ -41,7 +45,7 @@ struct Approval {
     std::string comment;        // free text from the approver (hostile: escape when shown)
     std::string source_address; // where the approver acted from
     std::string via;            // "web", "cli"
-    std::int64_t at = 0;        // Unix seconds
+    std::int64_t at = 0;        // Unix seconds; approve() stores `now` when 0
 };
 
 // One request, as filed by a host (docs/protocol.md §4) and as the server decided it.
@@ -99,7 +103,7 @@ struct Event {
     std::string actor;    // a Unix name, "host:<name>" or "server"
     std::string identity; // the IdP identity, if any
     std::string source_address;
-    std::string detail; // a JSON object as text
+    std::string detail; // a JSON object as text; stored as "{}" when empty
 };
 
 // A signed-in approver's web session. The browser holds a random token; only its SHA-256 is stored.
@@ -128,7 +132,8 @@ struct Notice {
     std::int64_t id = 0;
     std::string target; // the configured webhook's name
     std::string body;   // what to send
-    int attempts = 0;
+    int attempts = 0;   // deliveries started, counted at claim time (this one included),
+                        // so a notice that kills its notifier still runs out of attempts
     std::int64_t next_attempt_at = 0;
     std::string last_error;
 };
@@ -140,26 +145,37 @@ public:
     // --- requests (docs/protocol.md) ---
     // Inserts `request` unless (host, id) exists; returns the stored request either way. The
     // caller compares bodies for the 200/409 answer. Records `filed` in the same transaction.
+    // Error(bad_input) unless `request` is new: pending, decided_at 0, no grant, no approvals,
+    // approvals_needed >= 1, host and id not empty.
     virtual CreateResult create(const Request& request, const Event& filed) = 0;
     virtual std::optional<Request> find(std::string_view host, std::string_view id) = 0;
     virtual std::vector<Request> pending(std::size_t limit) = 0; // oldest first
-    virtual std::vector<Request> history(std::int64_t before,
-                                         std::size_t limit) = 0; // final ones, newest decision first
+    virtual std::vector<Request>
+    history(std::int64_t before,
+            std::size_t limit) = 0; // final ones decided strictly before `before`, newest decision first
     // Records `approval` if the request is pending and not expired at `now`, and this approver
     // has not approved it. If the approvals then reach approvals_needed, calls `sign` inside the
     // transaction and stores the grant with status approved. `event` is recorded in the same
-    // transaction when something changed.
+    // transaction when something changed. `sign` sees the request as it will be stored:
+    // every approval (this one last), status approved, decided_at = now, grant empty. If `sign`
+    // throws, nothing is stored (not even the approval) and the exception propagates; an empty
+    // token or id is Error(internal). An unknown (host, id) is not_pending with an empty request.
     virtual ApproveResult approve(std::string_view host, std::string_view id, const Approval& approval,
                                   std::int64_t now, const Signer& sign, const Event& event) = 0;
     // Moves a pending request to `to` (denied, expired or cancelled) with who and why. Returns
-    // the request after the change, or nullopt if it was not pending (nothing changed).
+    // the request after the change, or nullopt if it was not pending or is unknown (nothing
+    // changed). Error(bad_input) if `to` is pending or approved.
     virtual std::optional<Request> finish(std::string_view host, std::string_view id, Status to,
                                           const std::string& decided_by, const std::string& reason, std::int64_t now,
                                           const Event& event) = 0;
     // Pending requests whose expires_at <= now, as (host, id).
     virtual std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) = 0;
-    virtual void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) = 0;
-    // Deletes final requests decided before `before` (the protocol asks for at least 24 h).
+    virtual void set_ticket_check(std::string_view host, std::string_view id,
+                                  const std::string& answer_json) = 0; // unknown: no-op
+    // Deletes final requests decided before `before` (the protocol asks for at least 24 h), with
+    // their approvals, and returns how many requests went. Also deletes sessions and sign-ins
+    // that expired before `before` and delivered notices due before it (dropped ones stay).
+    // The server's events are never deleted.
     virtual std::size_t purge(std::int64_t before) = 0;
 
     // --- the server's own audit ---
@@ -177,28 +193,39 @@ public:
     // --- webhook outbox ---
     virtual void enqueue(const std::string& target, const std::string& body, std::int64_t now) = 0;
     // Claims up to `limit` notices due at `now` for `lease_s` seconds (another replica's
-    // notifier does not see them meanwhile: SKIP LOCKED on PostgreSQL).
+    // notifier does not see them meanwhile: SKIP LOCKED on PostgreSQL), oldest due first.
+    // A claim whose lease ran out (its notifier died) is claimed again. lease_s <= 0: bad_input.
     virtual std::vector<Notice> claim_notices(std::int64_t now, std::size_t limit, int lease_s) = 0;
     virtual void notice_delivered(std::int64_t id) = 0;
     virtual void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) = 0;
-    virtual void notice_dropped(std::int64_t id, const std::string& error) = 0; // gave up: kept, marked, audited
+    // Gave up: the notice is kept and marked dropped with `error`; the caller audits it (record()).
+    virtual void notice_dropped(std::int64_t id, const std::string& error) = 0;
 
     // --- wake-ups across replicas ---
     // A descriptor that becomes readable when another connection changed a request
     // (PostgreSQL LISTEN jitgate_requests); -1 when the store has no other writers (SQLite).
+    // PostgreSQL: a second connection, opened (and LISTENing) on the first call; only
+    // take_wakeups() reads it. Notifications sent before the first call are not seen.
     virtual int wake_fd() = 0;
-    // The (host, id) pairs changed by others since the last call; never blocks.
+    // The (host, id) pairs changed by others since the last call; never blocks on a healthy
+    // connection. Changes made through this Store are not reported (the caller knows them:
+    // notifications from this Store's own backend are skipped). A pair ("", "") means the
+    // listening connection broke and was replaced, so notifications may have been lost: re-check
+    // everything waited for, and call wake_fd() again (the descriptor changed). Throws Error(io)
+    // if it cannot reconnect; the old descriptor then stays readable, so the caller must pace retries.
     virtual std::vector<std::pair<std::string, std::string>> take_wakeups() = 0;
 };
 
 // Opens an existing database at the current schema version. Throws Error(bad_input) with
-// "run `jitgate-server migrate`" when the schema is missing or older, or newer than this program.
+// "run `jitgate-server migrate`" when the database or schema is missing or older, or newer than
+// this program. open_sqlite never creates the file.
 std::unique_ptr<Store> open_sqlite(const std::string& path);
 std::unique_ptr<Store> open_postgres(const std::string& conninfo);
 
 // Creates or upgrades the schema to k_schema_version, each step in its own transaction, and
-// returns the version found before. Safe to run on a live database and from several
-// replicas at once (an advisory lock on PostgreSQL, BEGIN EXCLUSIVE on SQLite).
+// returns the version found before (0: a new database). Safe to run on a live database and from
+// several replicas at once (an advisory lock on PostgreSQL, BEGIN EXCLUSIVE on SQLite).
+// migrate_sqlite creates a missing file with mode 0600. A newer schema: Error(bad_input).
 int migrate_sqlite(const std::string& path);
 int migrate_postgres(const std::string& conninfo);
 
