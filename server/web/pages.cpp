@@ -518,7 +518,9 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
         c += decision_forms(*frame.viewer, request);
     else
         c += "<p class=\"why-not\">You cannot decide this request: " +
-             (decidability.why_not.empty() ? std::string("you are not signed in") : exact_text(decidability.why_not)) +
+             (decidability.why_not.empty()
+                  ? std::string(frame.viewer == nullptr ? "you are not signed in" : "not allowed")
+                  : exact_text(decidability.why_not)) +
              "</p>\n";
 
     return document(frame, "Request " + text::escape_for_log(request.id), c);

@@ -61,8 +61,12 @@ public:
     // What complete() answers for the code "good": who signs in next.
     web::Identity next{"https://idp.example.test/", "sub-bob", "bob", "Bob Builder", {"sox-approvers"}};
 
+    bool unreachable = false; // begin() fails as when the IdP's discovery document cannot be fetched
+
     std::pair<std::string, store::LoginState> begin(const std::string& return_to) override {
         ++begun;
+        if (unreachable)
+            throw jitgate::Error(jitgate::ErrorCode::timeout, "oidc", "cannot fetch the discovery document");
         last_return_to = return_to;
         store::LoginState login;
         login.state = browser::random_token();
@@ -75,8 +79,7 @@ public:
 
     web::Identity complete(const std::string& code, const store::LoginState& login) override {
         if (code != "good")
-            throw jitgate::Error(jitgate::ErrorCode::denied, "oidc",
-                                 "the token endpoint refused the code <" + code + ">");
+            throw jitgate::Error(jitgate::ErrorCode::denied, "oidc", "the token endpoint refused the code " + code);
         if (login.nonce.empty()) throw jitgate::Error(jitgate::ErrorCode::internal, "oidc", "no nonce");
         return next;
     }
@@ -302,6 +305,15 @@ TEST_F(WebUiTest, LoginBindsTheStateToThisBrowserAndKeepsOnlyLocalReturnPaths) {
     EXPECT_EQ(m_idp.last_return_to, "/r/pay-db-01/R-7F3K9Q");
 }
 
+TEST_F(WebUiTest, AnUnreachableIdpIsAFailedStartNotADatabaseError) {
+    m_idp.unreachable = true;
+    Browser b;
+    const auto login = send(b, "GET", "/login", {{"return_to", "/"}});
+    EXPECT_EQ(login.status, 502);
+    EXPECT_NE(login.body.find("cannot fetch the discovery document"), std::string::npos);
+    EXPECT_TRUE(b.cookies.empty());
+}
+
 TEST_F(WebUiTest, CallbackMakesASessionStoredOnlyAsItsHash) {
     Browser b;
     const auto done = sign_in(b, "/r/pay-db-01/R-7F3K9Q");
@@ -487,6 +499,15 @@ TEST_F(WebUiTest, NobodyApprovesTheirOwnRequest) {
     const auto refused = send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf_of(b));
     EXPECT_EQ(refused.status, 403);
     EXPECT_EQ(stored().status, store::Status::pending);
+}
+
+TEST_F(WebUiTest, HistoryTakesOnlyAWholeNumberBefore) {
+    Browser b;
+    sign_in(b);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", "1700000000"}}).status, 200);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", "-1"}}).status, 400);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", "12abc"}}).status, 400);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", ""}}).status, 400);
 }
 
 TEST_F(WebUiTest, AnUnknownRequestIs404) {
