@@ -479,6 +479,7 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
     c += row("Kind", exact_member(body, {"kind"}));
     c += row("Scope", exact_member(body, {"scope"}));
     c += row("Command", "<code class=\"command\">" + host_member(body, {"action", "display"}) + "</code>");
+    c += row("Command path", host_member(body, {"action", "command"}));
     c += row("Program", host_member(body, {"action", "program"}));
     c += row("Run as user", host_member(body, {"action", "runas"}));
     c += row("Run as group", host_member(body, {"action", "runas_group"}));

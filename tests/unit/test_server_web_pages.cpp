@@ -156,11 +156,26 @@ TEST(WebPages, NormalRequestShowsEveryFact) {
     const std::string page = detail(r);
     only_our_markup(page);
     nothing_invisible(page);
-    for (const char* expected :
-         {"pay-db-01", "production", "finance", "alice (uid 2001)", "/usr/bin/systemctl restart nginx",
-          "<td>0</td><td><code>/usr/bin/systemctl</code>", "<td>2</td><td><code>nginx</code>", "/home/alice",
-          "/dev/pts/3", "restart after config change", "CHG0001234", "&quot;approved&quot;: true", "carol", "ok by me",
-          "1 of 2 needed", "28 min 20 s", "sox-approvers", "2023-11-14 22:14:10 UTC", "pending"})
+    for (const char* expected : {"pay-db-01",
+                                 "production",
+                                 "finance",
+                                 "alice (uid 2001)",
+                                 "/usr/bin/systemctl restart nginx",
+                                 "<td>0</td><td><code>/usr/bin/systemctl</code>",
+                                 "<td>2</td><td><code>nginx</code>",
+                                 "/home/alice",
+                                 "/dev/pts/3",
+                                 "<th scope=\"row\">Command path</th><td>/usr/bin/systemctl</td>",
+                                 "restart after config change",
+                                 "CHG0001234",
+                                 "&quot;approved&quot;: true",
+                                 "carol",
+                                 "ok by me",
+                                 "1 of 2 needed",
+                                 "28 min 20 s",
+                                 "sox-approvers",
+                                 "2023-11-14 22:14:10 UTC",
+                                 "pending"})
         EXPECT_NE(page.find(expected), std::string::npos) << expected;
     EXPECT_EQ(page.find("role=\"alert\""), std::string::npos) << "no warning for an ordinary request";
 }
