@@ -1,0 +1,444 @@
+// server/web/web_ui.cpp — the approvers' web UI: routing, sessions, CSRF, sign-in and actions.
+#include "server/web/web_ui.hpp"
+
+#include "server/web/browser.hpp"
+
+#include <jitgate/error.hpp>
+#include <jitgate/text.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+namespace jitgate::server::web {
+namespace {
+
+constexpr std::string_view k_html = "text/html; charset=utf-8";
+
+// The login cookie lives as long as the login state, within these bounds.
+constexpr std::int64_t k_login_cookie_min_s = 60;
+constexpr std::int64_t k_login_cookie_max_s = 3600;
+
+std::vector<std::string> split_path(std::string_view path) {
+    std::vector<std::string> parts;
+    if (path.empty() || path.front() != '/') return parts;
+    path.remove_prefix(1);
+    while (true) {
+        const auto slash = path.find('/');
+        parts.emplace_back(path.substr(0, slash));
+        if (slash == std::string_view::npos) break;
+        path.remove_prefix(slash + 1);
+    }
+    return parts;
+}
+
+http::Response redirect(const std::string& location) {
+    http::Response response;
+    response.status = 303;
+    response.headers.emplace_back("Location", location);
+    response.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+    response.body = "See " + location + "\n";
+    return response;
+}
+
+http::Response method_not_allowed(std::string_view allow) {
+    http::Response response;
+    response.status = 405;
+    response.headers.emplace_back("Allow", std::string(allow));
+    response.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+    response.body = "method not allowed\n";
+    return response;
+}
+
+http::Response plain(int status, std::string_view content_type, std::string body) {
+    http::Response response;
+    response.status = status;
+    response.headers.emplace_back("Content-Type", std::string(content_type));
+    response.body = std::move(body);
+    return response;
+}
+
+// A header value we are about to send must not split the header (a URL from the IdP client).
+bool header_safe(std::string_view value) noexcept {
+    return !value.empty() && std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+}
+
+std::string login_path(std::string_view return_to) {
+    return "/login?return_to=" + browser::url_encode(browser::is_local_path(return_to) ? return_to : "/");
+}
+
+// A strictly decimal, non-negative Unix time, or nullopt.
+std::optional<std::int64_t> parse_unix_time(std::string_view text) noexcept {
+    if (text.empty() || text.size() > 15) return std::nullopt;
+    std::int64_t value = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + (c - '0');
+    }
+    return value;
+}
+
+int status_of(service::ActionStatus status) {
+    switch (status) {
+    case service::ActionStatus::done:
+    case service::ActionStatus::approved:
+        return 200;
+    case service::ActionStatus::not_found:
+        return 404;
+    case service::ActionStatus::not_pending:
+    case service::ActionStatus::already_voted:
+        return 409;
+    case service::ActionStatus::forbidden:
+    case service::ActionStatus::own_request:
+        return 403;
+    case service::ActionStatus::invalid:
+        return 400;
+    }
+    return 500;
+}
+
+// Said when the service gave no message of its own.
+std::string default_message(service::ActionStatus status, bool approve) {
+    switch (status) {
+    case service::ActionStatus::done:
+        return approve ? "Your approval was recorded." : "The request was denied.";
+    case service::ActionStatus::approved:
+        return "Your approval completed the request: it is approved.";
+    case service::ActionStatus::not_found:
+        return "There is no such request.";
+    case service::ActionStatus::not_pending:
+        return "This request is no longer pending.";
+    case service::ActionStatus::forbidden:
+        return "You may not decide this request.";
+    case service::ActionStatus::own_request:
+        return "You may not decide your own request.";
+    case service::ActionStatus::already_voted:
+        return "You have already approved this request.";
+    case service::ActionStatus::invalid:
+        return approve ? "The approval was refused." : "A denial needs a comment.";
+    }
+    return "Unknown result.";
+}
+
+std::string identity_of(const Identity& identity) {
+    return identity.issuer + " " + identity.subject;
+}
+
+void log_line(std::string_view what) {
+    std::fprintf(stderr, "jitgate-server: web: %s\n", text::shown(what, 1000).c_str());
+}
+
+} // namespace
+
+bool is_host_name(std::string_view host) noexcept {
+    return !host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+               c == '_';
+    });
+}
+
+bool is_request_id(std::string_view id) noexcept {
+    if (id.size() < 6 || id.size() > 34 || id.substr(0, 2) != "R-") return false;
+    return std::all_of(id.begin() + 2, id.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
+}
+
+WebUi::WebUi(const config::Config& config, service::Service& service, store::Store& store, SignIn& sign_in)
+    : m_config(config), m_service(service), m_store(store), m_sign_in(sign_in),
+      m_origin(browser::origin_of(config.server.public_url)) {}
+
+void WebUi::handle(http::Request&& request, http::Reply&& reply) {
+    reply.send(respond(request));
+}
+
+http::Response WebUi::respond(const http::Request& request) {
+    http::Response response;
+    try {
+        response = route(request);
+    } catch (const Error& e) {
+        log_line(std::string(request.method) + " " + request.path + ": " + e.what());
+        // ErrorCode::io (the store's failures) arrives with the store's branch; its name is
+        // compared so this compiles before and after that merge.
+        response = std::string_view(to_string(e.code())) == "io"
+                       ? error(503, "The database is not available; nothing was changed. Try again shortly.", nullptr)
+                       : error(500, "Something went wrong on the server; nothing was changed.", nullptr);
+    } catch (const std::exception& e) {
+        log_line(std::string(request.method) + " " + request.path + ": " + e.what());
+        response = error(500, "Something went wrong on the server; nothing was changed.", nullptr);
+    }
+    browser::add_security_headers(response);
+    return response;
+}
+
+http::Response WebUi::route(const http::Request& request) {
+    const std::string& method = request.method;
+    const std::string& path = request.path;
+
+    // Routes without a session.
+    if (path == "/healthz")
+        return method == "GET" ? plain(200, "text/plain; charset=utf-8", "ok") : method_not_allowed("GET");
+    if (path == "/style.css")
+        return method == "GET" ? plain(200, "text/css; charset=utf-8", std::string(pages::stylesheet()))
+                               : method_not_allowed("GET");
+
+    const std::int64_t now = m_service.now();
+    if (path == "/login") return method == "GET" ? begin_sign_in(request, now) : method_not_allowed("GET");
+    if (path == "/oidc/callback") return method == "GET" ? finish_sign_in(request, now) : method_not_allowed("GET");
+
+    // Everything else needs a session; first find which route it is (an unknown path is 404
+    // whoever asks, and no redirect is made to a path we do not serve).
+    enum class Route { pending, history, logout, view, approve, deny } which{};
+    std::string host;
+    std::string id;
+    const std::vector<std::string> parts = split_path(path);
+    if (path == "/") {
+        which = Route::pending;
+    } else if (path == "/history") {
+        which = Route::history;
+    } else if (path == "/logout") {
+        which = Route::logout;
+    } else if ((parts.size() == 3 || parts.size() == 4) && parts[0] == "r" && is_host_name(parts[1]) &&
+               is_request_id(parts[2])) {
+        host = parts[1];
+        id = parts[2];
+        if (parts.size() == 3)
+            which = Route::view;
+        else if (parts[3] == "approve")
+            which = Route::approve;
+        else if (parts[3] == "deny")
+            which = Route::deny;
+        else
+            return error(404, "There is no such page.", nullptr);
+    } else {
+        return error(404, "There is no such page.", nullptr);
+    }
+
+    const bool is_post = which == Route::logout || which == Route::approve || which == Route::deny;
+    if (method != (is_post ? "POST" : "GET")) return method_not_allowed(is_post ? "POST" : "GET");
+
+    const std::optional<SignedIn> who = signed_in(request, now);
+    if (!is_post) {
+        if (!who) return redirect(login_path(path));
+        if (which == Route::pending) return pending_page(*who, now);
+        if (which == Route::history) return history_page(request, *who, now);
+        return request_page(*who, host, id, now);
+    }
+
+    // A POST changes something: the Origin check, a session and its CSRF token, or 403.
+    if (!browser::same_origin_request(request.headers, m_origin))
+        return error(403, "This form was not sent from this site; nothing was changed.", nullptr);
+    if (!who) {
+        if (which == Route::logout) return sign_out(request);
+        return page(403, pages::sign_in(frame(nullptr),
+                                        "Your session has ended; nothing was changed. Sign in and try again.",
+                                        host.empty() ? std::string("/") : pages::request_path(host, id)));
+    }
+    if (!browser::is_form_content_type(request.headers))
+        return error(415, "Expected a form (application/x-www-form-urlencoded); nothing was changed.", &who->viewer);
+    const std::optional<http::Fields> form = browser::parse_form(request.body);
+    if (!form) return error(400, "The form could not be read; nothing was changed.", &who->viewer);
+    const std::optional<std::string> csrf = browser::field(*form, "csrf");
+    if (!csrf || !browser::same_secret(*csrf, who->session.csrf_token))
+        return error(403,
+                     "This form is out of date or was not sent from this site; nothing was changed. Reload the "
+                     "page and try again.",
+                     &who->viewer);
+
+    if (which == Route::logout) return sign_out(request);
+    return decide(request, *who, host, id, browser::field(*form, "comment").value_or(""), which == Route::approve);
+}
+
+std::optional<WebUi::SignedIn> WebUi::signed_in(const http::Request& request, std::int64_t now) {
+    const std::optional<std::string> token = browser::cookie(request.headers, browser::k_session_cookie);
+    if (!token || !browser::is_token(*token)) return std::nullopt;
+    std::optional<store::Session> session = m_store.find_session(browser::sha256_hex(*token), now);
+    // The store answers only live sessions; the checks below keep a bad row from counting.
+    if (!session || session->expires_at <= now || session->unix_user.empty() || session->csrf_token.empty())
+        return std::nullopt;
+    SignedIn who;
+    who.viewer = {session->unix_user, session->display_name, session->csrf_token};
+    who.approver = {session->identity, session->unix_user, session->display_name, session->groups};
+    who.session = std::move(*session);
+    return who;
+}
+
+http::Response WebUi::pending_page(const SignedIn& who, std::int64_t now) {
+    std::vector<store::Request> requests = m_store.pending(k_page_size + 1);
+    const bool more = requests.size() > k_page_size;
+    if (more) requests.resize(k_page_size);
+    std::vector<pages::PendingRow> rows;
+    rows.reserve(requests.size());
+    for (auto& request : requests) {
+        service::Decidability decidability = m_service.decidability(who.approver, request);
+        rows.push_back({std::move(request), std::move(decidability)});
+    }
+    return page(200, pages::pending(frame(&who.viewer), rows, now, more));
+}
+
+http::Response WebUi::request_page(const SignedIn& who, const std::string& host, const std::string& id,
+                                   std::int64_t now) {
+    const std::optional<store::Request> request = m_store.find(host, id);
+    if (!request) return error(404, "There is no such request.", &who.viewer);
+    const service::Decidability decidability = m_service.decidability(who.approver, *request);
+    return page(200, pages::request_detail(frame(&who.viewer), *request, decidability, now));
+}
+
+http::Response WebUi::decide(const http::Request& request, const SignedIn& who, const std::string& host,
+                             const std::string& id, const std::string& comment, bool approve) {
+    const service::ActionResult result =
+        approve ? m_service.approve(who.approver, host, id, comment, request.peer_address, "web")
+                : m_service.deny(who.approver, host, id, comment, request.peer_address, "web");
+    const bool succeeded =
+        result.status == service::ActionStatus::done || result.status == service::ActionStatus::approved;
+    const std::string message = result.message.empty() ? default_message(result.status, approve) : result.message;
+    return page(status_of(result.status), pages::action_result(frame(&who.viewer), host, id, succeeded, message));
+}
+
+http::Response WebUi::history_page(const http::Request& request, const SignedIn& who, std::int64_t now) {
+    std::int64_t before = now + 1;
+    if (const auto given = browser::field(request.query, "before")) {
+        const auto parsed = parse_unix_time(*given);
+        if (!parsed) return error(400, "`before` must be a Unix time in seconds.", &who.viewer);
+        before = *parsed;
+    }
+    const std::vector<store::Request> requests = m_store.history(before, k_page_size);
+    std::optional<std::int64_t> older;
+    // A full page may have more behind it. Requests decided in the same second as the last one
+    // shown are on the next page only if the store counts `before` as exclusive; the page says
+    // so by showing the time.
+    if (requests.size() == k_page_size) older = requests.back().decided_at;
+    return page(200, pages::history(frame(&who.viewer), requests, older));
+}
+
+http::Response WebUi::begin_sign_in(const http::Request& request, std::int64_t now) {
+    std::string return_to = browser::field(request.query, "return_to").value_or("/");
+    if (!browser::is_local_path(return_to)) return_to = "/";
+    std::pair<std::string, store::LoginState> started;
+    try {
+        started = m_sign_in.begin(return_to);
+    } catch (const Error& e) {
+        // The IdP or its discovery document is unreachable or wrong: say so, not "database".
+        log_line(std::string("sign-in could not start: ") + e.what());
+        return page(502,
+                    pages::sign_in(frame(nullptr), std::string("The sign-in could not start: ") + e.what(), return_to));
+    }
+    auto& [url, login] = started;
+    login.return_to = return_to;
+    if (!header_safe(url) || !browser::is_cookie_value(login.state))
+        throw Error(ErrorCode::internal, "sign-in", "the sign-in client returned an unusable URL or state");
+    m_store.put_login(login);
+    http::Response response = redirect(url);
+    const std::int64_t max_age = std::clamp(login.expires_at - now, k_login_cookie_min_s, k_login_cookie_max_s);
+    response.headers.emplace_back("Set-Cookie", browser::set_cookie(browser::k_login_cookie, login.state, max_age));
+    return response;
+}
+
+http::Response WebUi::finish_sign_in(const http::Request& request, std::int64_t now) {
+    const std::optional<std::string> state = browser::field(request.query, "state");
+    if (!state || !browser::is_cookie_value(*state))
+        return sign_in_failed(request, 400, "The sign-in answer has no valid state; sign in again.", nullptr, now);
+    // SECURITY NOTE: the state must be the one this browser was given (the login cookie):
+    // checked before the state is used up, so a stranger's link cannot spend a real sign-in.
+    const std::optional<std::string> bound = browser::cookie(request.headers, browser::k_login_cookie);
+    if (!bound || !browser::same_secret(*bound, *state))
+        return sign_in_failed(request, 400,
+                              "This sign-in was not started in this browser, or it took too long; sign in again.",
+                              nullptr, now);
+    const std::optional<store::LoginState> login = m_store.take_login(*state, now);
+    if (!login)
+        return sign_in_failed(request, 400, "This sign-in has expired or was used already; sign in again.", nullptr,
+                              now);
+    if (const auto idp_error = browser::field(request.query, "error")) {
+        const std::string description = browser::field(request.query, "error_description").value_or("");
+        return sign_in_failed(request, 401,
+                              "The identity provider refused the sign-in: " + text::shown(*idp_error, 100) +
+                                  (description.empty() ? "" : " (" + text::shown(description, 300) + ")"),
+                              nullptr, now);
+    }
+    const std::optional<std::string> code = browser::field(request.query, "code");
+    if (!code || code->empty())
+        return sign_in_failed(request, 400, "The sign-in answer has no code; sign in again.", nullptr, now);
+
+    Identity identity;
+    try {
+        identity = m_sign_in.complete(*code, *login);
+    } catch (const Error& e) {
+        return sign_in_failed(request, 401, std::string("Sign-in failed: ") + e.what(), nullptr, now);
+    }
+    if (identity.issuer.empty() || identity.subject.empty() || identity.username.empty())
+        return sign_in_failed(request, 401, "Sign-in failed: the identity provider did not name the user.", &identity,
+                              now);
+
+    // A new token for every sign-in (no session fixation); the browser's old one, if any, ends.
+    if (const auto old = browser::cookie(request.headers, browser::k_session_cookie); old && browser::is_token(*old))
+        m_store.delete_session(browser::sha256_hex(*old));
+    const std::string token = browser::random_token();
+    store::Session session;
+    session.token_sha256 = browser::sha256_hex(token);
+    session.identity = identity_of(identity);
+    session.unix_user = identity.username;
+    session.display_name = identity.display_name;
+    session.groups = identity.groups;
+    session.csrf_token = browser::random_token();
+    session.created_at = now;
+    const std::int64_t ttl = m_config.web.session_ttl.count();
+    session.expires_at = now + ttl;
+    m_store.put_session(session);
+
+    store::Event event;
+    event.at = now;
+    event.type = "signin.succeeded";
+    event.actor = identity.username;
+    event.identity = session.identity;
+    event.source_address = request.peer_address;
+    event.detail = nlohmann::json{{"display_name", identity.display_name}, {"groups", identity.groups}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+    m_store.record(event);
+
+    http::Response response = redirect(browser::is_local_path(login->return_to) ? login->return_to : "/");
+    response.headers.emplace_back("Set-Cookie", browser::set_cookie(browser::k_session_cookie, token, ttl));
+    response.headers.emplace_back("Set-Cookie", browser::clear_cookie(browser::k_login_cookie));
+    return response;
+}
+
+http::Response WebUi::sign_in_failed(const http::Request& request, int status, const std::string& message,
+                                     const Identity* identity, std::int64_t now) {
+    store::Event event;
+    event.at = now;
+    event.type = "signin.failed";
+    if (identity != nullptr) {
+        event.actor = identity->username;
+        event.identity = identity_of(*identity);
+    }
+    event.source_address = request.peer_address;
+    event.detail = nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    m_store.record(event);
+    http::Response response = page(status, pages::sign_in(frame(nullptr), message, "/"));
+    response.headers.emplace_back("Set-Cookie", browser::clear_cookie(browser::k_login_cookie));
+    return response;
+}
+
+http::Response WebUi::sign_out(const http::Request& request) {
+    if (const auto token = browser::cookie(request.headers, browser::k_session_cookie);
+        token && browser::is_token(*token))
+        m_store.delete_session(browser::sha256_hex(*token));
+    http::Response response = page(200, pages::sign_in(frame(nullptr), "You are signed out.", "/"));
+    response.headers.emplace_back("Set-Cookie", browser::clear_cookie(browser::k_session_cookie));
+    return response;
+}
+
+http::Response WebUi::page(int status, std::string html) const {
+    return plain(status, k_html, std::move(html));
+}
+
+http::Response WebUi::error(int status, const std::string& message, const pages::Viewer* viewer) const {
+    return page(status, pages::error_page(frame(viewer), status, message));
+}
+
+pages::Frame WebUi::frame(const pages::Viewer* viewer) const {
+    return {m_config.server.name, viewer};
+}
+
+} // namespace jitgate::server::web

@@ -1,0 +1,101 @@
+// server/web/web_ui.hpp — the approvers' web UI, served by the server's browser listener:
+// routing, sign-in sessions, CSRF, and the approve/deny actions (which go through the
+// Service, the one place that decides who may do what).
+//
+// Routes (anything else is 404; a known path with another method is 405):
+//   GET  /                          pending requests            (signed in)
+//   GET  /r/{host}/{id}             one request, with the forms (signed in)
+//   POST /r/{host}/{id}/approve     form: comment, csrf         (signed in)
+//   POST /r/{host}/{id}/deny        form: comment, csrf         (signed in)
+//   GET  /history[?before=N]        decided requests            (signed in)
+//   GET  /login?return_to=/path     starts an OpenID Connect sign-in
+//   GET  /oidc/callback?code&state  finishes it (or ?error=...)
+//   POST /logout                    form: csrf                  (signed in)
+//   GET  /style.css, GET /healthz   no session
+// A signed-in page without a valid session redirects (303) to /login?return_to=<that page>.
+//
+// SECURITY NOTE: sessions are a random 32-byte token in the cookie __Host-jitgate_session
+// (Secure; HttpOnly; SameSite=Lax — browser.cpp says why Lax); the store keeps only its
+// SHA-256, and a sign-in always makes a new token (no session fixation). Every POST needs a
+// same-origin Origin (when the browser sends one) and the session's CSRF token (compared in
+// constant time); without them it is 403 and nothing changes. `return_to` is kept only when it
+// is a local path, so the sign-in is no open redirect. The sign-in's `state` is also held in a
+// cookie of the browser that started it, so a callback link made for someone else's account
+// fails (login CSRF). Every answer carries the security headers (browser::add_security_headers).
+//
+// Threading: the loop thread only, like the Service and the Store it uses. Errors: respond()
+// and handle() never throw; a database failure (Error(io)) is a 503 page, anything else a 500
+// page, each logged as one escaped line on stderr.
+// Must not depend on the HTTP layer's implementation beyond its structs (respond() is tested
+// without a network), nor on the OpenID Connect client (it sees only SignIn).
+#pragma once
+
+#include "server/config/config.hpp"
+#include "server/http/http.hpp"
+#include "server/service/service.hpp"
+#include "server/store/store.hpp"
+#include "server/web/pages.hpp"
+#include "server/web/sign_in.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace jitgate::server::web {
+
+class WebUi {
+public:
+    // Keeps references to all four; they must outlive the WebUi.
+    WebUi(const config::Config& config, service::Service& service, store::Store& store, SignIn& sign_in);
+    WebUi(const WebUi&) = delete;
+    WebUi& operator=(const WebUi&) = delete;
+
+    // The browser listener's handler: answers with respond(request).
+    void handle(http::Request&& request, http::Reply&& reply);
+
+    // The whole decision for one request, without the network: the response handle() sends.
+    // Never throws.
+    http::Response respond(const http::Request& request);
+
+    // How many requests one page lists.
+    static constexpr std::size_t k_page_size = 200;
+
+private:
+    struct SignedIn {
+        store::Session session;
+        pages::Viewer viewer;
+        service::Approver approver;
+    };
+
+    http::Response route(const http::Request& request);
+    std::optional<SignedIn> signed_in(const http::Request& request, std::int64_t now);
+    http::Response pending_page(const SignedIn& who, std::int64_t now);
+    http::Response request_page(const SignedIn& who, const std::string& host, const std::string& id, std::int64_t now);
+    http::Response decide(const http::Request& request, const SignedIn& who, const std::string& host,
+                          const std::string& id, const std::string& comment, bool approve);
+    http::Response history_page(const http::Request& request, const SignedIn& who, std::int64_t now);
+    http::Response begin_sign_in(const http::Request& request, std::int64_t now);
+    http::Response finish_sign_in(const http::Request& request, std::int64_t now);
+    http::Response sign_in_failed(const http::Request& request, int status, const std::string& message,
+                                  const Identity* identity, std::int64_t now);
+    http::Response sign_out(const http::Request& request);
+    http::Response page(int status, std::string html) const;
+    http::Response error(int status, const std::string& message, const pages::Viewer* viewer) const;
+    pages::Frame frame(const pages::Viewer* viewer) const;
+
+    const config::Config& m_config;
+    service::Service& m_service;
+    store::Store& m_store;
+    SignIn& m_sign_in;
+    std::string m_origin; // the public URL's origin, what a browser sends as Origin
+};
+
+// --- the pieces of routing, exposed for tests ---
+
+// True for a host name as a certificate names it: 1-253 characters of [A-Za-z0-9._-].
+bool is_host_name(std::string_view host) noexcept;
+// True for a request id (docs/protocol.md §3): "R-" then 4 to 32 of [0-9A-Z].
+bool is_request_id(std::string_view id) noexcept;
+
+} // namespace jitgate::server::web

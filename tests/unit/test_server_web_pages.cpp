@@ -1,0 +1,421 @@
+// tests/unit/test_server_web_pages.cpp — the approvers' HTML pages (server/web/pages.hpp): every
+// piece of hostile text (argv, env, reason, ticket, comments, names) comes out escaped, in text
+// and in attributes; control and bidi characters are visible; a broken request body shows
+// "(missing)" instead of crashing; the forms carry the CSRF token and a denial needs a comment.
+//
+// The structural check (only_our_markup) parses every tag of a page and accepts only the tags
+// and attributes the pages themselves write, with quoted values: hostile text that became
+// markup anywhere fails it, wherever it lands.
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "server/web/pages.hpp"
+
+#include <jitgate/text.hpp>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace pages = jitgate::server::web::pages;
+namespace store = jitgate::server::store;
+using jitgate::server::service::Decidability;
+using nlohmann::json;
+
+const std::string k_rlo = "\xe2\x80\xae";  // U+202E RIGHT-TO-LEFT OVERRIDE
+const std::string k_zwsp = "\xe2\x80\x8b"; // U+200B ZERO WIDTH SPACE
+
+// Fails the test for any tag or attribute the pages do not write themselves.
+void only_our_markup(const std::string& page) {
+    static const std::set<std::string> k_tags = {
+        "!DOCTYPE", "html", "head",    "meta",    "title", "link",  "body",     "header", "nav",
+        "ul",       "li",   "a",       "p",       "span",  "form",  "input",    "button", "main",
+        "h1",       "h2",   "table",   "caption", "thead", "tbody", "tr",       "th",     "td",
+        "code",     "pre",  "section", "div",     "label", "br",    "textarea", "strong", "time"};
+    static const std::set<std::string> k_attributes = {
+        "lang",  "charset",  "name",   "content", "rel",   "href", "class", "aria-label", "aria-labelledby",
+        "id",    "method",   "action", "type",    "value", "for",  "rows",  "cols",       "required",
+        "scope", "datetime", "role",   "html"};
+    static const std::regex k_attribute(R"(^\s+([a-zA-Z-]+)(="[^"<>]*")?)");
+    std::size_t pos = 0;
+    int tags = 0;
+    while ((pos = page.find('<', pos)) != std::string::npos) {
+        const auto end = page.find('>', pos);
+        ASSERT_NE(end, std::string::npos) << "an unclosed tag at " << pos;
+        std::string tag = page.substr(pos + 1, end - pos - 1);
+        pos = end + 1;
+        if (!tag.empty() && tag.front() == '/') tag.erase(0, 1);
+        const auto name_end = tag.find_first_of(" \t\n");
+        const std::string name = tag.substr(0, name_end);
+        EXPECT_TRUE(k_tags.count(name) == 1) << "unexpected tag <" << name << "> in: <" << tag << ">";
+        std::string rest = name_end == std::string::npos ? std::string() : tag.substr(name_end);
+        std::smatch m;
+        while (std::regex_search(rest, m, k_attribute)) {
+            EXPECT_TRUE(k_attributes.count(m[1].str()) == 1)
+                << "unexpected attribute " << m[1] << " in <" << tag << ">";
+            rest = m.suffix();
+        }
+        EXPECT_TRUE(rest.find_first_not_of(" \t\n") == std::string::npos) << "unparsed tag text: <" << tag << ">";
+        ++tags;
+    }
+    EXPECT_GT(tags, 10);
+    EXPECT_EQ(page.find("style="), std::string::npos);
+    EXPECT_EQ(page.find("<script"), std::string::npos);
+}
+
+// No raw control, bidi or zero-width character reaches a page.
+void nothing_invisible(const std::string& page) {
+    for (const char c : page) {
+        const auto u = static_cast<unsigned char>(c);
+        EXPECT_FALSE(u < 0x20 && c != '\n') << "control byte " << static_cast<int>(u);
+        EXPECT_NE(u, 0x7F);
+    }
+    EXPECT_TRUE(jitgate::text::is_valid_utf8(page));
+    EXPECT_EQ(page.find(k_rlo), std::string::npos);
+    EXPECT_EQ(page.find(k_zwsp), std::string::npos);
+}
+
+json normal_body() {
+    return json::parse(R"({
+      "protocol": 1, "id": "R-7F3K9Q", "nonce": "q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o",
+      "host": "pay-db-01", "host_environment": "production", "host_tags": ["finance"],
+      "requester": {"user": "alice", "uid": 2001, "login_uid": 2001, "login_user": "alice"},
+      "account": {"user": "alice", "uid": 2001},
+      "kind": "sudo", "scope": "command",
+      "action": {"command": "/usr/bin/systemctl", "argv": ["/usr/bin/systemctl", "restart", "nginx"],
+                 "display": "/usr/bin/systemctl restart nginx", "runas": "root", "runas_group": "root",
+                 "cwd": "/home/alice", "chroot": "", "program": "/usr/bin/systemctl", "env": [],
+                 "env_code_loading": [], "tty": "/dev/pts/3", "service": "", "remote_host": "",
+                 "cmd_sha256": "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b"},
+      "reason": "restart after config change", "ticket": "CHG0001234", "rule": "finance",
+      "approvals_needed": 2, "approver_groups": ["sox-approvers"], "ttl_s": 900, "timeout_s": 1800})");
+}
+
+store::Request request_with(const json& body) {
+    store::Request r;
+    r.host = "pay-db-01";
+    r.id = "R-7F3K9Q";
+    r.body = body.dump();
+    r.requester = "alice";
+    r.rule = "finance";
+    r.approvals_needed = 2;
+    r.approver_groups = {"sox-approvers"};
+    r.created_at = 1'700'000'000;
+    r.expires_at = 1'700'001'800;
+    return r;
+}
+
+const std::int64_t k_now = 1'700'000'100;
+
+pages::Viewer viewer(const std::string& csrf = "csrf-token-value") {
+    return {"bob", "Bob Builder", csrf};
+}
+
+std::string detail(const store::Request& r, bool may_decide = true, const std::string& why_not = "") {
+    const pages::Viewer v = viewer();
+    return pages::request_detail({"Example", &v}, r, Decidability{may_decide, why_not}, k_now);
+}
+
+TEST(WebPages, HtmlEscapeCoversTheFiveCharacters) {
+    EXPECT_EQ(pages::html_escape(R"(<a href="x" title='y'>&</a>)"),
+              "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;");
+    EXPECT_EQ(pages::html_escape("plain text"), "plain text");
+}
+
+TEST(WebPages, ExactTextMakesControlBidiAndBadBytesVisible) {
+    EXPECT_EQ(pages::exact_text("\x1b[31mred"), "\\x1b[31mred");
+    EXPECT_EQ(pages::exact_text("evil" + k_rlo + "txt.sh"), "evil\\u{202e}txt.sh");
+    EXPECT_EQ(pages::exact_text("a" + k_zwsp + "b"), "a\\u{200b}b");
+    EXPECT_EQ(pages::exact_text("\xff<"), "\\xff&lt;");
+    EXPECT_EQ(pages::exact_text("line\nnext"), "line\\nnext");
+    EXPECT_EQ(pages::exact_text("back\\slash"), "back\\\\slash");
+    EXPECT_EQ(pages::exact_text("caf\xc3\xa9"), "caf\xc3\xa9"); // ordinary UTF-8 stays readable
+}
+
+TEST(WebPages, HostTextKeepsTheHostsEscapesButEscapesWhatItMissed) {
+    EXPECT_EQ(pages::host_text("echo \\x1b[31m \\\\ done"), "echo \\x1b[31m \\\\ done");
+    EXPECT_EQ(pages::host_text("raw" + k_rlo + "\\x07\x07"), "raw\\u{202e}\\x07\\x07");
+    EXPECT_EQ(pages::host_text("<i>'"), "&lt;i&gt;&#39;");
+    EXPECT_EQ(pages::host_text("trailing\\"), "trailing\\");
+}
+
+TEST(WebPages, NormalRequestShowsEveryFact) {
+    store::Request r = request_with(normal_body());
+    store::Approval a;
+    a.approver = "carol";
+    a.identity = "https://idp.example.com/ 1234";
+    a.comment = "ok by me";
+    a.via = "web";
+    a.source_address = "192.0.2.7";
+    a.at = 1'700'000'050;
+    r.approvals.push_back(a);
+    r.ticket_check = R"({"approved": true, "window": "2023-11-14"})";
+    const std::string page = detail(r);
+    only_our_markup(page);
+    nothing_invisible(page);
+    for (const char* expected : {"pay-db-01",
+                                 "production",
+                                 "finance",
+                                 "alice (uid 2001)",
+                                 "/usr/bin/systemctl restart nginx",
+                                 "<td>0</td><td><code>/usr/bin/systemctl</code>",
+                                 "<td>2</td><td><code>nginx</code>",
+                                 "/home/alice",
+                                 "/dev/pts/3",
+                                 "<th scope=\"row\">Command path</th><td>/usr/bin/systemctl</td>",
+                                 "restart after config change",
+                                 "CHG0001234",
+                                 "&quot;approved&quot;: true",
+                                 "carol",
+                                 "ok by me",
+                                 "1 of 2 needed",
+                                 "28 min 20 s",
+                                 "sox-approvers",
+                                 "2023-11-14 22:14:10 UTC",
+                                 "pending"})
+        EXPECT_NE(page.find(expected), std::string::npos) << expected;
+    EXPECT_EQ(page.find("role=\"alert\""), std::string::npos) << "no warning for an ordinary request";
+}
+
+TEST(WebPages, HostileTextIsEscapedEverywhere) {
+    json body = normal_body();
+    body["action"]["argv"] =
+        json::array({"/bin/sh", "<script>alert(1)</script>", "\"'><img src=x onerror=alert(1)>",
+                     "evil" + k_rlo + "hs.txt", json{{"b64", jitgate::text::base64_encode("\xff\xfe<b>")}}});
+    body["action"]["display"] = "<script>alert('display')</script>";
+    body["action"]["cwd"] = "/tmp/\"><script>";
+    body["reason"] = "<script>alert('reason')</script>" + k_rlo;
+    body["ticket"] = "CHG\" onmouseover=\"alert(1)";
+    body["host_tags"] = json::array({"<b>tag</b>"});
+    body["host_environment"] = "prod'\"><svg onload=alert(1)>";
+    body["requester"]["user"] = "mallory" + k_zwsp;
+    body["action"]["env"] = json::array({"LD_PRELOAD=/tmp/<evil>.so", "NOTE=a" + k_rlo + "b"});
+    body["action"]["env_code_loading"] = json::array({"LD_PRELOAD"});
+    store::Request r = request_with(body);
+    r.rule = "<rule>";
+    r.approver_groups = {"<grp>"};
+    store::Approval a;
+    a.approver = "carol<";
+    a.identity = "https://idp/ \"sub\"";
+    a.comment = "</td></tr></table><script>alert('comment')</script>";
+    r.approvals.push_back(a);
+    r.ticket_check = R"({"note": "<script>x</script>)" + k_rlo + R"("})";
+    const std::string page = detail(r);
+    only_our_markup(page);
+    nothing_invisible(page);
+    EXPECT_NE(page.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+    EXPECT_NE(page.find("&quot;&#39;&gt;&lt;img src=x onerror=alert(1)&gt;"), std::string::npos);
+    EXPECT_NE(page.find("evil\\u{202e}hs.txt"), std::string::npos);
+    EXPECT_NE(page.find("\\xff\\xfe&lt;b&gt;"), std::string::npos);
+    EXPECT_NE(page.find("not UTF-8: decoded from base64"), std::string::npos);
+    EXPECT_NE(page.find("CHG&quot; onmouseover=&quot;alert(1)"), std::string::npos);
+    EXPECT_NE(page.find("mallory\\u{200b}"), std::string::npos);
+    EXPECT_NE(page.find("&lt;/td&gt;&lt;/tr&gt;&lt;/table&gt;&lt;script&gt;"), std::string::npos);
+}
+
+TEST(WebPages, CodeLoadingEnvironmentIsAWarning) {
+    json body = normal_body();
+    body["action"]["env"] =
+        json::array({"LD_PRELOAD=/tmp/x.so", "LANG=C", json{{"b64", jitgate::text::base64_encode("X=\xff")}}});
+    body["action"]["env_code_loading"] = json::array({"LD_PRELOAD"});
+    const std::string page = detail(request_with(body));
+    only_our_markup(page);
+    EXPECT_NE(page.find("<div class=\"warning\" role=\"alert\">"), std::string::npos);
+    EXPECT_NE(page.find("load or run other code: <code>LD_PRELOAD</code>"), std::string::npos);
+    EXPECT_NE(page.find("<tr class=\"warning\"><td><code>LD_PRELOAD</code></td><td><code>/tmp/x.so</code>"),
+              std::string::npos);
+    EXPECT_NE(page.find("<tr><td><code>LANG</code></td><td><code>C</code></td><td></td></tr>"), std::string::npos);
+    EXPECT_NE(page.find("<td><code>X</code></td><td><code>\\xff</code></td><td>not UTF-8: decoded from base64, bytes "
+                        "shown as \\xNN</td>"),
+              std::string::npos);
+}
+
+TEST(WebPages, MissingAndMistypedMembersShowMissing) {
+    for (const std::string& text :
+         {std::string("{}"), std::string("[]"), std::string("not json at all"), std::string(""),
+          std::string(R"({"action": 5, "requester": "x", "host_tags": "a", "reason": 7, "ticket": null})"),
+          std::string(R"({"action": {"argv": [5, {"b64": "!!"}, {"b64": 1}, {"x": "y"}], "env": ["NOEQUALS", 3]}})")}) {
+        store::Request r = request_with(normal_body());
+        r.body = text;
+        const std::string page = detail(r);
+        SCOPED_TRACE(text);
+        only_our_markup(page);
+        nothing_invisible(page);
+        EXPECT_NE(page.find("(missing)"), std::string::npos);
+        // The store's own facts still show.
+        EXPECT_NE(page.find("pay-db-01"), std::string::npos);
+        EXPECT_NE(page.find("R-7F3K9Q"), std::string::npos);
+    }
+    store::Request bad = request_with(normal_body());
+    bad.body = "not json";
+    EXPECT_NE(detail(bad).find("not a JSON object"), std::string::npos);
+    store::Request other = request_with(normal_body());
+    other.body = R"({"action": {"argv": [5, {"b64": "!!"}]}})";
+    EXPECT_NE(detail(other).find("invalid base64"), std::string::npos);
+}
+
+TEST(WebPages, BodyNamingAnotherHostIsAWarning) {
+    json body = normal_body();
+    body["host"] = "other-host";
+    const std::string page = detail(request_with(body));
+    EXPECT_NE(page.find("role=\"alert\""), std::string::npos);
+    EXPECT_NE(page.find("names the host other-host"), std::string::npos);
+}
+
+TEST(WebPages, FormsCarryTheCsrfTokenAndDenyNeedsAComment) {
+    const std::string page = detail(request_with(normal_body()));
+    only_our_markup(page);
+    EXPECT_NE(page.find("<form method=\"post\" action=\"/r/pay-db-01/R-7F3K9Q/approve\""), std::string::npos);
+    EXPECT_NE(page.find("<form method=\"post\" action=\"/r/pay-db-01/R-7F3K9Q/deny\""), std::string::npos);
+    std::size_t csrf_fields = 0;
+    for (std::size_t p = 0;
+         (p = page.find("<input type=\"hidden\" name=\"csrf\" value=\"csrf-token-value\">", p)) != std::string::npos;
+         ++p)
+        ++csrf_fields;
+    EXPECT_EQ(csrf_fields, 3u) << "approve, deny and sign-out";
+    EXPECT_NE(page.find("<textarea id=\"deny-comment\" name=\"comment\" rows=\"3\" cols=\"60\" required>"),
+              std::string::npos);
+    EXPECT_NE(page.find("<textarea id=\"approve-comment\" name=\"comment\" rows=\"3\" cols=\"60\"></textarea>"),
+              std::string::npos)
+        << "an approval's comment is optional";
+    EXPECT_NE(page.find("<label for=\"deny-comment\">"), std::string::npos);
+    EXPECT_NE(page.find("<label for=\"approve-comment\">"), std::string::npos);
+}
+
+TEST(WebPages, CsrfTokenIsEscapedInItsAttribute) {
+    const pages::Viewer v = viewer("\"><script>alert(1)</script>");
+    const std::string page =
+        pages::request_detail({"Example", &v}, request_with(normal_body()), Decidability{true, ""}, k_now);
+    only_our_markup(page);
+    EXPECT_NE(page.find("value=\"&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\""), std::string::npos);
+}
+
+TEST(WebPages, NoFormsWhenTheViewerMayNotDecide) {
+    const std::string page = detail(request_with(normal_body()), false, "this is your own request <b>");
+    only_our_markup(page);
+    EXPECT_EQ(page.find("/approve\""), std::string::npos);
+    EXPECT_EQ(page.find("/deny\""), std::string::npos);
+    EXPECT_NE(page.find("You cannot decide this request: this is your own request &lt;b&gt;"), std::string::npos);
+
+    store::Request final_request = request_with(normal_body());
+    final_request.status = store::Status::denied;
+    final_request.decided_by = "carol";
+    final_request.decision_reason = "not in the window";
+    final_request.decided_at = 1'700'000'090;
+    const std::string final_page = detail(final_request, true);
+    EXPECT_EQ(final_page.find("/approve\""), std::string::npos);
+    EXPECT_NE(final_page.find("This request is final (denied)"), std::string::npos);
+    EXPECT_NE(final_page.find("carol: not in the window"), std::string::npos);
+}
+
+TEST(WebPages, PendingListShowsEachRequestAndWhoMayDecide) {
+    json login = normal_body();
+    login["kind"] = "login";
+    login["scope"] = "login";
+    login["account"]["user"] = "root";
+    login["action"]["service"] = "sshd";
+    login["action"]["remote_host"] = "198.51.100.4";
+    store::Request second = request_with(login);
+    second.host = "web<01>";
+    second.id = "R-AAAA";
+    const std::vector<pages::PendingRow> rows = {{request_with(normal_body()), {true, ""}},
+                                                 {second, {false, "not in an approver group of this request"}}};
+    const pages::Viewer v = viewer();
+    const std::string page = pages::pending({"Example", &v}, rows, k_now, true);
+    only_our_markup(page);
+    nothing_invisible(page);
+    EXPECT_NE(page.find("<a href=\"/r/pay-db-01/R-7F3K9Q\">R-7F3K9Q</a>"), std::string::npos);
+    EXPECT_NE(page.find("<a href=\"/r/web%3C01%3E/R-AAAA\">R-AAAA</a>"), std::string::npos);
+    EXPECT_NE(page.find("web&lt;01&gt;"), std::string::npos);
+    EXPECT_NE(page.find("log in as root via sshd from 198.51.100.4"), std::string::npos);
+    EXPECT_NE(page.find("<code>/usr/bin/systemctl restart nginx</code>"), std::string::npos);
+    EXPECT_NE(page.find("0 of 2"), std::string::npos);
+    EXPECT_NE(page.find("28 min 20 s"), std::string::npos);
+    EXPECT_NE(page.find("you may decide"), std::string::npos);
+    EXPECT_NE(page.find("not in an approver group of this request"), std::string::npos);
+    EXPECT_NE(page.find("2 requests waiting"), std::string::npos);
+    EXPECT_NE(page.find("More requests are waiting"), std::string::npos);
+    EXPECT_NE(page.find("<th scope=\"col\">Host</th>"), std::string::npos);
+
+    const std::string empty = pages::pending({"Example", &v}, {}, k_now, false);
+    only_our_markup(empty);
+    EXPECT_NE(empty.find("Nothing is waiting"), std::string::npos);
+}
+
+TEST(WebPages, HistoryKeepsTheOrderAndNamesWhoDecided) {
+    store::Request approved = request_with(normal_body());
+    approved.id = "R-NEWER";
+    approved.status = store::Status::approved;
+    approved.decided_at = 1'700'000'500;
+    store::Approval a1, a2;
+    a1.approver = "carol";
+    a2.approver = "dave";
+    approved.approvals = {a1, a2};
+    store::Request denied = request_with(normal_body());
+    denied.id = "R-OLDER";
+    denied.status = store::Status::denied;
+    denied.decided_at = 1'700'000'400;
+    denied.decided_by = "erin";
+    denied.decision_reason = "<no>";
+    const pages::Viewer v = viewer();
+    const std::string page = pages::history({"Example", &v}, {approved, denied}, 1'700'000'400);
+    only_our_markup(page);
+    const auto newer = page.find("R-NEWER");
+    const auto older = page.find("R-OLDER");
+    ASSERT_NE(newer, std::string::npos);
+    ASSERT_NE(older, std::string::npos);
+    EXPECT_LT(newer, older);
+    EXPECT_NE(page.find("carol, dave"), std::string::npos);
+    EXPECT_NE(page.find("erin: &lt;no&gt;"), std::string::npos);
+    EXPECT_NE(page.find("href=\"/history?before=1700000400\""), std::string::npos);
+}
+
+TEST(WebPages, SignInLinkKeepsOnlyALocalReturnPath) {
+    const std::string page = pages::sign_in({"Example", nullptr}, "Your session ended <again>.", "/r/h/R-1234");
+    only_our_markup(page);
+    EXPECT_NE(page.find("href=\"/login?return_to=%2Fr%2Fh%2FR-1234\""), std::string::npos);
+    EXPECT_NE(page.find("Your session ended &lt;again&gt;."), std::string::npos);
+    EXPECT_EQ(page.find("Sign out"), std::string::npos) << "nobody is signed in";
+    const std::string evil = pages::sign_in({"Example", nullptr}, "", "//evil.example.com/");
+    EXPECT_NE(evil.find("href=\"/login?return_to=%2F\""), std::string::npos);
+    EXPECT_EQ(evil.find("evil.example.com"), std::string::npos);
+}
+
+TEST(WebPages, ErrorAndResultPagesEscapeTheirMessage) {
+    const std::string error = pages::error_page({"Ex<ample>", nullptr}, 403, "no <b>way</b>" + k_rlo);
+    only_our_markup(error);
+    nothing_invisible(error);
+    EXPECT_NE(error.find("Error 403"), std::string::npos);
+    EXPECT_NE(error.find("no &lt;b&gt;way&lt;/b&gt;\\u{202e}"), std::string::npos);
+    EXPECT_NE(error.find("Ex&lt;ample&gt;"), std::string::npos);
+
+    const pages::Viewer v = viewer();
+    const std::string result = pages::action_result({"Example", &v}, "h", "R-1234", false, "already \"voted\"");
+    only_our_markup(result);
+    EXPECT_NE(result.find("Not done"), std::string::npos);
+    EXPECT_NE(result.find("already &quot;voted&quot;"), std::string::npos);
+    EXPECT_NE(result.find("href=\"/r/h/R-1234\""), std::string::npos);
+}
+
+TEST(WebPages, TimesAndDurations) {
+    EXPECT_EQ(pages::format_time(1'700'000'000), "2023-11-14 22:13:20 UTC");
+    EXPECT_EQ(pages::format_time(0), "-");
+    EXPECT_EQ(pages::format_time_left(0), "expired");
+    EXPECT_EQ(pages::format_time_left(-5), "expired");
+    EXPECT_EQ(pages::format_time_left(45), "45 s");
+    EXPECT_EQ(pages::format_time_left(250), "4 min 10 s");
+    EXPECT_EQ(pages::format_time_left(3900), "1 h 5 min");
+}
+
+TEST(WebPages, StylesheetIsPlainCss) {
+    const std::string css(pages::stylesheet());
+    EXPECT_NE(css.find("body {"), std::string::npos);
+    EXPECT_EQ(css.find("url("), std::string::npos); // nothing fetched from elsewhere (CSP: default-src 'none')
+    EXPECT_EQ(css.find("@import"), std::string::npos);
+    EXPECT_EQ(css.find('<'), std::string::npos);
+}
+
+} // namespace

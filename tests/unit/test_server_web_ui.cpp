@@ -1,0 +1,543 @@
+// tests/unit/test_server_web_ui.cpp — the approvers' web UI (server/web/web_ui.hpp) end to end
+// without a network: WebUi::respond() over the real Service and the real SQLite store (a
+// scratch database per test), with the IdP replaced by a double of the SignIn interface (the
+// real OpenID Connect client is tested against a real IdP elsewhere; here the point is what the
+// web UI does with its answers and its failures).
+//
+// It covers: routing (404/405), the redirect to sign-in, the sign-in (state bound to the
+// browser, one use, IdP refusals, a new session token each time, only the token's SHA-256
+// stored, the events recorded), CSRF and Origin on every POST (403 and nothing changed),
+// approve and deny through the Service (a denial needs a comment, no self-approval), session
+// expiry, sign-out, and the security headers on every answer.
+//
+// Needs the store (SQLite), the Service and the HTTP layer's implementations, and one
+// function the lead supplies at the merge: signing_key_for_the_run() below.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lib/grant_token.hpp"
+#include "server/config/config.hpp"
+#include "server/http/http.hpp"
+#include "server/service/service.hpp"
+#include "server/store/store.hpp"
+#include "server/web/browser.hpp"
+#include "server/web/sign_in.hpp"
+#include "server/web/web_ui.hpp"
+
+#include <jitgate/error.hpp>
+#include <nlohmann/json.hpp>
+
+// The grant signing key for this test run (a fresh Ed25519 key made with lib/grant_token's
+// signer). Defined where the signer lives in the tests once it is merged.
+const jitgate::grant_token::SigningKey& signing_key_for_the_run();
+
+namespace {
+
+namespace web = jitgate::server::web;
+namespace browser = jitgate::server::web::browser;
+namespace store = jitgate::server::store;
+namespace service = jitgate::server::service;
+namespace http = jitgate::server::http;
+namespace config = jitgate::server::config;
+using nlohmann::json;
+
+constexpr std::int64_t k_start = 1'700'000'000;
+const std::string k_origin = "https://approvals.example.test";
+
+// The IdP's side of a sign-in, as the web UI sees it through SignIn.
+class FakeIdp : public web::SignIn {
+public:
+    std::int64_t* now = nullptr;
+    std::string last_return_to;
+    int begun = 0;
+    // What complete() answers for the code "good": who signs in next.
+    web::Identity next{"https://idp.example.test/", "sub-bob", "bob", "Bob Builder", {"sox-approvers"}};
+
+    bool unreachable = false; // begin() fails as when the IdP's discovery document cannot be fetched
+
+    std::pair<std::string, store::LoginState> begin(const std::string& return_to) override {
+        ++begun;
+        if (unreachable)
+            throw jitgate::Error(jitgate::ErrorCode::timeout, "oidc", "cannot fetch the discovery document");
+        last_return_to = return_to;
+        store::LoginState login;
+        login.state = browser::random_token();
+        login.nonce = browser::random_token();
+        login.code_verifier = browser::random_token();
+        login.return_to = return_to;
+        login.expires_at = *now + 600;
+        return {"https://idp.example.test/authorize?client_id=jitgate&state=" + login.state, login};
+    }
+
+    web::Identity complete(const std::string& code, const store::LoginState& login) override {
+        if (code != "good")
+            throw jitgate::Error(jitgate::ErrorCode::denied, "oidc", "the token endpoint refused the code " + code);
+        if (login.nonce.empty()) throw jitgate::Error(jitgate::ErrorCode::internal, "oidc", "no nonce");
+        return next;
+    }
+};
+
+// One browser: its cookies, sent with every request.
+struct Browser {
+    std::map<std::string, std::string> cookies;
+
+    void take_cookies(const http::Response& response) {
+        for (const auto& [name, value] : response.headers) {
+            if (name != "Set-Cookie") continue;
+            const auto eq = value.find('=');
+            const auto semi = value.find(';');
+            const std::string cookie_name = value.substr(0, eq);
+            const std::string cookie_value = value.substr(eq + 1, semi - eq - 1);
+            if (value.find("Max-Age=0") != std::string::npos)
+                cookies.erase(cookie_name);
+            else
+                cookies[cookie_name] = cookie_value;
+        }
+    }
+    std::string cookie_header() const {
+        std::string out;
+        for (const auto& [name, value] : cookies) out += (out.empty() ? "" : "; ") + name + "=" + value;
+        return out;
+    }
+};
+
+std::string header_of(const http::Response& response, const std::string& name) {
+    for (const auto& [n, v] : response.headers)
+        if (n == name) return v;
+    return {};
+}
+
+std::vector<std::string> set_cookies(const http::Response& response) {
+    std::vector<std::string> out;
+    for (const auto& [n, v] : response.headers)
+        if (n == "Set-Cookie") out.push_back(v);
+    return out;
+}
+
+json request_body(const std::string& requester) {
+    return json::parse(R"({
+      "protocol": 1, "id": "R-7F3K9Q", "nonce": "q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o",
+      "host": "pay-db-01", "host_environment": "production", "host_tags": ["finance"],
+      "requester": {"user": ")" +
+                       requester + R"(", "uid": 2001},
+      "account": {"user": ")" +
+                       requester + R"(", "uid": 2001},
+      "kind": "sudo", "scope": "command",
+      "action": {"command": "/usr/bin/systemctl", "argv": ["/usr/bin/systemctl", "restart", "nginx"],
+                 "display": "/usr/bin/systemctl restart nginx", "runas": "root", "runas_group": "root",
+                 "cwd": "/", "chroot": "", "program": "/usr/bin/systemctl", "env": [], "env_code_loading": [],
+                 "tty": "", "service": "", "remote_host": "",
+                 "cmd_sha256": "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b"},
+      "reason": "restart", "ticket": "", "rule": "finance", "approvals_needed": 1,
+      "approver_groups": ["sox-approvers"], "ttl_s": 900, "timeout_s": 1800})");
+}
+
+class WebUiTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/jitgate-web-ui-XXXXXX";
+        ASSERT_NE(mkdtemp(pattern), nullptr);
+        m_dir = pattern;
+        const std::string db = m_dir + "/server.db";
+        store::migrate_sqlite(db);
+        m_store = store::open_sqlite(db);
+
+        m_config.server.name = "Example";
+        m_config.server.public_url = k_origin;
+        m_config.web.session_ttl = std::chrono::hours(8);
+        config::PolicyEntry everyone;
+        everyone.name = "all";
+        everyone.approver_groups = {"sox-approvers"};
+        m_config.policy = {everyone};
+
+        m_idp.now = &m_now;
+        m_service = std::make_unique<service::Service>(m_config, *m_store, signing_key_for_the_run(), m_loop,
+                                                       service::Clock{[this] { return m_now; }});
+        m_ui = std::make_unique<web::WebUi>(m_config, *m_service, *m_store, m_idp);
+    }
+
+    void TearDown() override {
+        m_ui.reset();
+        m_service.reset();
+        m_store.reset();
+        std::filesystem::remove_all(m_dir);
+    }
+
+    // A pending request from `requester` on pay-db-01, as the host API would have stored it.
+    void file_request(const std::string& requester = "alice") {
+        store::Request r;
+        r.host = "pay-db-01";
+        r.id = "R-7F3K9Q";
+        r.body = request_body(requester).dump();
+        r.requester = requester;
+        r.rule = "finance";
+        r.approvals_needed = 1;
+        r.approver_groups = {"sox-approvers"};
+        r.created_at = m_now;
+        r.expires_at = m_now + 1800;
+        store::Event filed;
+        filed.at = m_now;
+        filed.type = "request.filed";
+        filed.host = r.host;
+        filed.request_id = r.id;
+        filed.actor = "host:pay-db-01";
+        ASSERT_TRUE(m_store->create(r, filed).created);
+    }
+
+    http::Response send(Browser& b, const std::string& method, const std::string& path, const http::Fields& query = {},
+                        const std::string& body = "", http::Fields extra_headers = {}) {
+        http::Request request;
+        request.method = method;
+        request.path = path;
+        request.query = query;
+        request.peer_address = "192.0.2.10";
+        if (!b.cookies.empty()) request.headers.emplace_back("cookie", b.cookie_header());
+        if (method == "POST") request.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
+        for (auto& h : extra_headers) request.headers.push_back(std::move(h));
+        request.body = body;
+        http::Response response = m_ui->respond(request);
+        check_security_headers(response);
+        b.take_cookies(response);
+        return response;
+    }
+
+    static void check_security_headers(const http::Response& response) {
+        EXPECT_EQ(header_of(response, "Content-Security-Policy"), browser::k_content_security_policy);
+        EXPECT_EQ(header_of(response, "X-Frame-Options"), "DENY");
+        EXPECT_EQ(header_of(response, "Referrer-Policy"), "no-referrer");
+        EXPECT_EQ(header_of(response, "Cache-Control"), "no-store");
+        EXPECT_FALSE(header_of(response, "Strict-Transport-Security").empty());
+    }
+
+    // Signs `b` in as m_idp.next, coming back to `return_to`; returns the callback's answer.
+    http::Response sign_in(Browser& b, const std::string& return_to = "/") {
+        const http::Response login = send(b, "GET", "/login", {{"return_to", return_to}});
+        EXPECT_EQ(login.status, 303);
+        const std::string state = b.cookies[std::string(browser::k_login_cookie)];
+        EXPECT_TRUE(browser::is_cookie_value(state));
+        return send(b, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}});
+    }
+
+    std::string csrf_of(Browser& b) {
+        const http::Response page = send(b, "GET", "/");
+        std::smatch m;
+        EXPECT_TRUE(std::regex_search(page.body, m, std::regex("name=\"csrf\" value=\"([^\"]+)\"")));
+        return m.size() > 1 ? m[1].str() : std::string();
+    }
+
+    store::Request stored() {
+        const auto r = m_store->find("pay-db-01", "R-7F3K9Q");
+        EXPECT_TRUE(r.has_value());
+        return r.value_or(store::Request{});
+    }
+
+    std::vector<store::Event> sign_in_events(const std::string& type) {
+        std::vector<store::Event> out;
+        for (auto& e : m_store->events("", ""))
+            if (e.type == type) out.push_back(e);
+        return out;
+    }
+
+    std::string m_dir;
+    std::int64_t m_now = k_start;
+    config::Config m_config;
+    std::unique_ptr<store::Store> m_store;
+    http::EventLoop m_loop;
+    FakeIdp m_idp;
+    std::unique_ptr<service::Service> m_service;
+    std::unique_ptr<web::WebUi> m_ui;
+};
+
+TEST_F(WebUiTest, HealthAndStylesheetNeedNoSession) {
+    Browser b;
+    const auto health = send(b, "GET", "/healthz");
+    EXPECT_EQ(health.status, 200);
+    EXPECT_EQ(health.body, "ok");
+    const auto css = send(b, "GET", "/style.css");
+    EXPECT_EQ(css.status, 200);
+    EXPECT_EQ(header_of(css, "Content-Type"), "text/css; charset=utf-8");
+    EXPECT_NE(css.body.find("body {"), std::string::npos);
+}
+
+TEST_F(WebUiTest, UnknownPathsAndWrongMethods) {
+    Browser b;
+    EXPECT_EQ(send(b, "GET", "/nope").status, 404);
+    EXPECT_EQ(send(b, "GET", "/r/pay-db-01/not-an-id").status, 404);
+    EXPECT_EQ(send(b, "GET", "/r/pay db/R-7F3K9Q").status, 404);
+    EXPECT_EQ(send(b, "GET", "/r/pay-db-01/R-7F3K9Q/other").status, 404);
+    EXPECT_EQ(send(b, "DELETE", "/").status, 405);
+    EXPECT_EQ(send(b, "GET", "/r/pay-db-01/R-7F3K9Q/approve").status, 405);
+    EXPECT_EQ(send(b, "POST", "/history").status, 405);
+    EXPECT_EQ(send(b, "POST", "/healthz").status, 405);
+}
+
+TEST_F(WebUiTest, PagesRedirectToSignInWithoutASession) {
+    Browser b;
+    const auto home = send(b, "GET", "/");
+    EXPECT_EQ(home.status, 303);
+    EXPECT_EQ(header_of(home, "Location"), "/login?return_to=%2F");
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(header_of(detail, "Location"), "/login?return_to=%2Fr%2Fpay-db-01%2FR-7F3K9Q");
+    Browser forged;
+    forged.cookies[std::string(browser::k_session_cookie)] = browser::random_token();
+    EXPECT_EQ(send(forged, "GET", "/history").status, 303);
+}
+
+TEST_F(WebUiTest, LoginBindsTheStateToThisBrowserAndKeepsOnlyLocalReturnPaths) {
+    Browser b;
+    const auto login = send(b, "GET", "/login", {{"return_to", "//evil.example.com/"}});
+    EXPECT_EQ(login.status, 303);
+    EXPECT_EQ(m_idp.last_return_to, "/");
+    const std::string state = b.cookies[std::string(browser::k_login_cookie)];
+    EXPECT_EQ(header_of(login, "Location"), "https://idp.example.test/authorize?client_id=jitgate&state=" + state);
+    ASSERT_EQ(set_cookies(login).size(), 1u);
+    EXPECT_EQ(set_cookies(login)[0],
+              "__Host-jitgate_login=" + state + "; Secure; HttpOnly; SameSite=Lax; Path=/; Max-Age=600");
+    send(b, "GET", "/login", {{"return_to", "/r/pay-db-01/R-7F3K9Q"}});
+    EXPECT_EQ(m_idp.last_return_to, "/r/pay-db-01/R-7F3K9Q");
+}
+
+TEST_F(WebUiTest, AnUnreachableIdpIsAFailedStartNotADatabaseError) {
+    m_idp.unreachable = true;
+    Browser b;
+    const auto login = send(b, "GET", "/login", {{"return_to", "/"}});
+    EXPECT_EQ(login.status, 502);
+    EXPECT_NE(login.body.find("cannot fetch the discovery document"), std::string::npos);
+    EXPECT_TRUE(b.cookies.empty());
+}
+
+TEST_F(WebUiTest, CallbackMakesASessionStoredOnlyAsItsHash) {
+    Browser b;
+    const auto done = sign_in(b, "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(done.status, 303);
+    EXPECT_EQ(header_of(done, "Location"), "/r/pay-db-01/R-7F3K9Q");
+    const std::string token = b.cookies[std::string(browser::k_session_cookie)];
+    ASSERT_TRUE(browser::is_token(token));
+    EXPECT_EQ(b.cookies.count(std::string(browser::k_login_cookie)), 0u) << "the login cookie is cleared";
+    bool attributes = false;
+    for (const auto& c : set_cookies(done))
+        if (c == "__Host-jitgate_session=" + token + "; Secure; HttpOnly; SameSite=Lax; Path=/; Max-Age=28800")
+            attributes = true;
+    EXPECT_TRUE(attributes);
+
+    const auto session = m_store->find_session(browser::sha256_hex(token), m_now);
+    ASSERT_TRUE(session.has_value());
+    EXPECT_EQ(session->unix_user, "bob");
+    EXPECT_EQ(session->identity, "https://idp.example.test/ sub-bob");
+    EXPECT_EQ(session->expires_at, m_now + 8 * 3600);
+    EXPECT_FALSE(m_store->find_session(token, m_now).has_value()) << "the raw token is never a key";
+
+    const auto events = sign_in_events("signin.succeeded");
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].actor, "bob");
+    EXPECT_EQ(events[0].source_address, "192.0.2.10");
+
+    const auto home = send(b, "GET", "/");
+    EXPECT_EQ(home.status, 200);
+    EXPECT_NE(home.body.find("Bob Builder"), std::string::npos);
+}
+
+TEST_F(WebUiTest, CallbackIsOneUse) {
+    Browser b;
+    send(b, "GET", "/login", {{"return_to", "/"}});
+    const std::string state = b.cookies[std::string(browser::k_login_cookie)];
+    Browser replay = b;
+    EXPECT_EQ(send(b, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}}).status, 303);
+    const auto again = send(replay, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}});
+    EXPECT_EQ(again.status, 400);
+    EXPECT_EQ(replay.cookies.count(std::string(browser::k_session_cookie)), 0u);
+    EXPECT_EQ(sign_in_events("signin.failed").size(), 1u);
+}
+
+TEST_F(WebUiTest, CallbackFromAnotherBrowserFailsAndLeavesTheStateUsable) {
+    Browser victim_of_login_csrf;
+    Browser starter;
+    send(starter, "GET", "/login", {{"return_to", "/"}});
+    const std::string state = starter.cookies[std::string(browser::k_login_cookie)];
+    const auto foreign = send(victim_of_login_csrf, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}});
+    EXPECT_EQ(foreign.status, 400);
+    EXPECT_EQ(victim_of_login_csrf.cookies.count(std::string(browser::k_session_cookie)), 0u);
+    EXPECT_EQ(sign_in_events("signin.failed").size(), 1u);
+    EXPECT_EQ(send(starter, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}}).status, 303);
+}
+
+TEST_F(WebUiTest, IdpRefusalsAreFailedSignIns) {
+    Browser b;
+    send(b, "GET", "/login", {{"return_to", "/"}});
+    std::string state = b.cookies[std::string(browser::k_login_cookie)];
+    const auto refused = send(b, "GET", "/oidc/callback",
+                              {{"error", "access_denied"}, {"error_description", "<b>no</b>"}, {"state", state}});
+    EXPECT_EQ(refused.status, 401);
+    EXPECT_NE(refused.body.find("access_denied"), std::string::npos);
+    EXPECT_NE(refused.body.find("&lt;b&gt;no&lt;/b&gt;"), std::string::npos);
+
+    send(b, "GET", "/login", {{"return_to", "/"}});
+    state = b.cookies[std::string(browser::k_login_cookie)];
+    const auto bad_code = send(b, "GET", "/oidc/callback", {{"code", "<bad>"}, {"state", state}});
+    EXPECT_EQ(bad_code.status, 401);
+    EXPECT_NE(bad_code.body.find("refused the code &lt;bad&gt;"), std::string::npos);
+    EXPECT_EQ(b.cookies.count(std::string(browser::k_session_cookie)), 0u);
+
+    m_idp.next.username = "";
+    send(b, "GET", "/login", {{"return_to", "/"}});
+    state = b.cookies[std::string(browser::k_login_cookie)];
+    EXPECT_EQ(send(b, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}}).status, 401);
+    EXPECT_EQ(b.cookies.count(std::string(browser::k_session_cookie)), 0u);
+    EXPECT_EQ(sign_in_events("signin.failed").size(), 3u);
+    EXPECT_EQ(sign_in_events("signin.succeeded").size(), 0u);
+}
+
+TEST_F(WebUiTest, EverySignInMakesANewToken) {
+    Browser b;
+    sign_in(b);
+    const std::string first = b.cookies[std::string(browser::k_session_cookie)];
+    sign_in(b);
+    const std::string second = b.cookies[std::string(browser::k_session_cookie)];
+    EXPECT_NE(first, second);
+    EXPECT_FALSE(m_store->find_session(browser::sha256_hex(first), m_now).has_value()) << "the old session ended";
+    EXPECT_TRUE(m_store->find_session(browser::sha256_hex(second), m_now).has_value());
+}
+
+TEST_F(WebUiTest, ApproveWithTheCsrfTokenGoesThroughTheService) {
+    file_request("alice");
+    Browser b;
+    sign_in(b);
+    const std::string csrf = csrf_of(b);
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(detail.status, 200);
+    EXPECT_NE(detail.body.find("value=\"" + csrf + "\""), std::string::npos);
+    EXPECT_NE(detail.body.find("/r/pay-db-01/R-7F3K9Q/approve"), std::string::npos);
+
+    const auto approved = send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=fine+by+me&csrf=" + csrf,
+                               {{"origin", k_origin}, {"sec-fetch-site", "same-origin"}});
+    EXPECT_EQ(approved.status, 200);
+    const store::Request r = stored();
+    EXPECT_EQ(r.status, store::Status::approved);
+    ASSERT_EQ(r.approvals.size(), 1u);
+    EXPECT_EQ(r.approvals[0].approver, "bob");
+    EXPECT_EQ(r.approvals[0].comment, "fine by me");
+    EXPECT_EQ(r.approvals[0].via, "web");
+    EXPECT_EQ(r.approvals[0].source_address, "192.0.2.10");
+}
+
+TEST_F(WebUiTest, PostWithoutAValidCsrfTokenIs403AndChangesNothing) {
+    file_request("alice");
+    Browser b;
+    sign_in(b);
+    Browser other;
+    sign_in(other);
+    const std::string others_csrf = csrf_of(other);
+    for (const std::string& body : {std::string("comment=x"), std::string("comment=x&csrf="),
+                                    std::string("comment=x&csrf=wrong"), "comment=x&csrf=" + others_csrf}) {
+        SCOPED_TRACE(body);
+        EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, body).status, 403);
+        EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, body).status, 403);
+        EXPECT_EQ(send(b, "POST", "/logout", {}, body).status, 403);
+    }
+    const store::Request r = stored();
+    EXPECT_EQ(r.status, store::Status::pending);
+    EXPECT_TRUE(r.approvals.empty());
+    EXPECT_EQ(send(b, "GET", "/").status, 200) << "still signed in";
+}
+
+TEST_F(WebUiTest, PostFromAnotherOriginIs403AndChangesNothing) {
+    file_request("alice");
+    Browser b;
+    sign_in(b);
+    const std::string body = "comment=x&csrf=" + csrf_of(b);
+    EXPECT_EQ(
+        send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, body, {{"origin", "https://evil.example.com"}}).status,
+        403);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, body, {{"origin", "null"}}).status, 403);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, body, {{"sec-fetch-site", "cross-site"}}).status,
+              403);
+    EXPECT_EQ(stored().status, store::Status::pending);
+    EXPECT_TRUE(stored().approvals.empty());
+}
+
+TEST_F(WebUiTest, PostWithoutASessionIs403AndChangesNothing) {
+    file_request("alice");
+    Browser b;
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=x&csrf=x").status, 403);
+    EXPECT_EQ(stored().status, store::Status::pending);
+}
+
+TEST_F(WebUiTest, ADenialNeedsAComment) {
+    file_request("alice");
+    Browser b;
+    sign_in(b);
+    const std::string csrf = csrf_of(b);
+    const auto empty = send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=&csrf=" + csrf);
+    EXPECT_EQ(empty.status, 400);
+    EXPECT_EQ(stored().status, store::Status::pending);
+    const auto denied = send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=not+now&csrf=" + csrf);
+    EXPECT_EQ(denied.status, 200);
+    const store::Request r = stored();
+    EXPECT_EQ(r.status, store::Status::denied);
+    EXPECT_EQ(r.decided_by, "bob");
+    EXPECT_EQ(r.decision_reason, "not now");
+    const auto history = send(b, "GET", "/history");
+    EXPECT_EQ(history.status, 200);
+    EXPECT_NE(history.body.find("R-7F3K9Q"), std::string::npos);
+}
+
+TEST_F(WebUiTest, NobodyApprovesTheirOwnRequest) {
+    file_request("bob");
+    Browser b;
+    sign_in(b); // as bob
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(detail.body.find("/approve\""), std::string::npos);
+    EXPECT_NE(detail.body.find("You cannot decide this request"), std::string::npos);
+    const auto refused = send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf_of(b));
+    EXPECT_EQ(refused.status, 403);
+    EXPECT_EQ(stored().status, store::Status::pending);
+}
+
+TEST_F(WebUiTest, HistoryTakesOnlyAWholeNumberBefore) {
+    Browser b;
+    sign_in(b);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", "1700000000"}}).status, 200);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", "-1"}}).status, 400);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", "12abc"}}).status, 400);
+    EXPECT_EQ(send(b, "GET", "/history", {{"before", ""}}).status, 400);
+}
+
+TEST_F(WebUiTest, AnUnknownRequestIs404) {
+    Browser b;
+    sign_in(b);
+    EXPECT_EQ(send(b, "GET", "/r/pay-db-01/R-NOPE1").status, 404);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-NOPE1/approve", {}, "comment=&csrf=" + csrf_of(b)).status, 404);
+}
+
+TEST_F(WebUiTest, AnExpiredSessionSendsBackToSignIn) {
+    Browser b;
+    sign_in(b);
+    EXPECT_EQ(send(b, "GET", "/").status, 200);
+    m_now += 8 * 3600;
+    const auto expired = send(b, "GET", "/");
+    EXPECT_EQ(expired.status, 303);
+    EXPECT_EQ(header_of(expired, "Location"), "/login?return_to=%2F");
+}
+
+TEST_F(WebUiTest, SignOutEndsTheSession) {
+    Browser b;
+    sign_in(b);
+    const std::string token = b.cookies[std::string(browser::k_session_cookie)];
+    const auto out = send(b, "POST", "/logout", {}, "csrf=" + csrf_of(b));
+    EXPECT_EQ(out.status, 200);
+    EXPECT_EQ(b.cookies.count(std::string(browser::k_session_cookie)), 0u);
+    EXPECT_FALSE(m_store->find_session(browser::sha256_hex(token), m_now).has_value());
+    Browser stolen;
+    stolen.cookies[std::string(browser::k_session_cookie)] = token;
+    EXPECT_EQ(send(stolen, "GET", "/").status, 303);
+}
+
+} // namespace
