@@ -159,9 +159,7 @@ http::Response WebUi::respond(const http::Request& request) {
         response = route(request);
     } catch (const Error& e) {
         log_line(std::string(request.method) + " " + request.path + ": " + e.what());
-        // ErrorCode::io (the store's failures) arrives with the store's branch; its name is
-        // compared so this compiles before and after that merge.
-        response = std::string_view(to_string(e.code())) == "io"
+        response = e.code() == ErrorCode::io
                        ? error(503, "The database is not available; nothing was changed. Try again shortly.", nullptr)
                        : error(500, "Something went wrong on the server; nothing was changed.", nullptr);
     } catch (const std::exception& e) {
