@@ -160,16 +160,19 @@ seed_database() {
     } | sqlite3 -bail "$dir/glewlwyd.db" >/dev/null || die "seeding the database failed"
 }
 
-# The webapp served at the IdP's own origin: the package's files, and a config.json that
-# points at this instance (GlewlwydUrl "./" is relative, so the package's works as is).
+# The webapp served at the IdP's own origin: a copy of the package's files (2.6 MB; glewlwyd's
+# static file server refuses symlinks that leave static_files_path, and the package links
+# jQuery, Bootstrap and the fonts from other packages) and a config.json that
+# points at this instance (its GlewlwydUrl "./" is relative, so the package's works as is).
 make_webapp() {
     local dir=$1 f
     mkdir -p "$dir/webapp"
     for f in /usr/share/glewlwyd/webapp/*; do
         [ "$(basename "$f")" = config.json ] && continue
-        ln -s "$f" "$dir/webapp/$(basename "$f")"
+        cp -RL "$f" "$dir/webapp/"
     done
     webapp_config >"$dir/webapp/config.json"
+    chmod -R go+rX "$dir/webapp"
 }
 
 # api METHOD PATH [JSON] — an admin REST call with the admin session in $dir/admin.cookies.
