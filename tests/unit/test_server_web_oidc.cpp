@@ -30,6 +30,7 @@ using Json = nlohmann::json;
 struct Idp {
     std::string issuer, base_url, ca_file, client_id, client_secret, redirect_uri;
     Json users;
+    Json issuers; // alg -> the issuer of the same IdP that signs with it
 };
 
 std::int64_t now_unix() {
@@ -91,6 +92,7 @@ protected:
         idp.client_secret = j.at("client_secret");
         idp.redirect_uri = j.at("redirect_uris").at(0);
         idp.users = j.at("users");
+        idp.issuers = j.at("issuers");
     }
 
     oidc::Settings settings() const {
@@ -191,6 +193,31 @@ TEST_F(OidcTest, FullCodeFlowWithPkceSignsBobIn) {
     EXPECT_EQ(id.username, "bob");
     EXPECT_EQ(id.groups, std::vector<std::string>{"sox-approvers"});
     EXPECT_EQ(id.display_name, "Bob Brown");
+}
+
+TEST_F(OidcTest, EveryAllowedAlgorithmVerifies) {
+    // The same IdP has one issuer per signing algorithm: RS256, ES256 (P-256) and EdDSA (Ed25519).
+    for (const char* alg : {"RS256", "ES256", "EdDSA"}) {
+        SCOPED_TRACE(alg);
+        oidc::Settings s = settings();
+        s.issuer = idp.issuers.at(alg);
+        oidc::Client client(s);
+        const auto [token, nonce] = id_token_for(client, "carol");
+        const oidc::VerifiedToken v = client.verify_id_token(token, nonce, now_unix());
+        EXPECT_EQ(v.alg, alg);
+        EXPECT_EQ(v.claims.at("iss"), s.issuer);
+        EXPECT_EQ(client.identity_from_claims(v.claims).username, "carol");
+        // A signature bit flipped is refused for this algorithm too.
+        const auto dot2 = token.rfind('.');
+        std::string sig = jitgate::text::base64url_decode(token.substr(dot2 + 1));
+        sig[0] = static_cast<char>(sig[0] ^ 0x01);
+        const std::string bad = token.substr(0, dot2 + 1) + jitgate::text::base64url_encode(sig);
+        expect_error([&] { client.verify_id_token(bad, nonce, now_unix()); }, ErrorCode::denied, "signature");
+        // And a token of this issuer is not one of the RS256 issuer's.
+        oidc::Client rs256(settings());
+        if (std::string(alg) != "RS256")
+            expect_error([&] { rs256.verify_id_token(token, nonce, now_unix()); }, ErrorCode::denied, "");
+    }
 }
 
 TEST_F(OidcTest, ClientSecretPostWorksToo) {

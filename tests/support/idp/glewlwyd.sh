@@ -7,7 +7,7 @@
 #   glewlwyd.sh self-test                   start one in a scratch dir, sign in with curl, stop it
 #
 # After `start`, DIR holds (README.md beside this file has the details):
-#   idp.json      {"issuer","base_url","ca_file","client_id","client_secret","redirect_uris",
+#   idp.json      {"issuer","issuers":{ALG:ISSUER},"base_url","ca_file","client_id","client_secret","redirect_uris",
 #                  "admin":{"username","password"},"users":{NAME:{"password","groups"}},"pid","port"}
 #   issuer        the issuer URL alone (https://127.0.0.1:PORT/api/oidc)
 #   ca.pem        the CA of the IdP's TLS certificate (pin it)
@@ -113,11 +113,11 @@ CONF
 # The database: the package's schema, then the OIDC plugin instance, the scopes the server asks
 # for, the `groups` user property, and each user's consent for the client (so that sign-in is
 # one login step, as with a corporate IdP whose apps are pre-approved).
-seed_database() {
-    local dir=$1 issuer=$2 plugin_json user_module_json u
-    plugin_json=$(jq -n -c --arg iss "$issuer" --rawfile key "$dir/signing-rsa.key" --rawfile cert "$dir/signing-rsa.pub" '{
+# plugin_params ISSUER JWT_TYPE KEY_FILE PUB_FILE — the OIDC plugin's parameters (JSON).
+plugin_params() {
+    jq -n -c --arg iss "$1" --arg type "$2" --rawfile key "$3" --rawfile cert "$4" '{
         iss: $iss, "subject-type": "public",
-        "jwt-type": "rsa", "jwt-key-size": "256", key: $key, cert: $cert,
+        "jwt-type": $type, "jwt-key-size": "256", key: $key, cert: $cert,
         "access-token-duration": 3600, "refresh-token-duration": 1209600, "code-duration": 600,
         "refresh-token-rolling": false, "allow-non-oidc": false,
         "auth-type-code-enabled": true, "auth-type-code-revoke-replayed": true,
@@ -136,7 +136,16 @@ seed_database() {
         "request-parameter-allow": false, "jwks-show": true,
         "introspection-revocation-allowed": false, "register-client-allowed": false,
         "session-management-allowed": false
-    }')
+    }'
+}
+
+# The OIDC plugin instances: NAME JWT_TYPE KEY_BASENAME ALG. `oidc` (RS256) is the main one;
+# the two others are the same provider signing with ES256 and EdDSA, each its own issuer
+# ({base}/api/NAME), so that every algorithm the server accepts is tested against a real IdP.
+plugins=("oidc rsa signing-rsa RS256" "oidc-es256 ecdsa signing-es256 ES256" "oidc-eddsa eddsa signing-eddsa EdDSA")
+
+seed_database() {
+    local dir=$1 plugin_json user_module_json u p name type key alg
     # pbkdf2-iterations: 1000 instead of the default, so that creating five users takes
     # milliseconds, not two seconds (a throw-away IdP; the hashes never leave DIR).
     user_module_json='{"use-glewlwyd-connection":true,"pbkdf2-iterations":1000,"data-format":{"groups":{"multiple":true,"read":true,"write":true,"profile-read":true,"profile-write":false}}}'
@@ -148,7 +157,13 @@ seed_database() {
         echo "UPDATE g_scope SET gs_password_required=1 WHERE gs_name='openid';"
         echo "INSERT INTO g_scope (gs_name, gs_display_name, gs_description, gs_password_required, gs_password_max_age) VALUES ('profile', 'Profile', 'Name and user name', 1, 0);"
         echo "INSERT INTO g_scope (gs_name, gs_display_name, gs_description, gs_password_required, gs_password_max_age) VALUES ('email', 'E-mail', 'E-mail address', 1, 0);"
-        echo "INSERT INTO g_plugin_module_instance (gpmi_module, gpmi_name, gpmi_display_name, gpmi_parameters) VALUES ('oidc', 'oidc', 'OpenID Connect', '$plugin_json');"
+        for p in "${plugins[@]}"; do
+            read -r name type key alg <<<"$p"
+            # The issuer names the port, known only once glewlwyd is bound: a placeholder here,
+            # the real one is set through the admin API after start.
+            plugin_json=$(plugin_params "https://127.0.0.1:0/api/$name" "$type" "$dir/$key.key" "$dir/$key.pub")
+            echo "INSERT INTO g_plugin_module_instance (gpmi_module, gpmi_name, gpmi_display_name, gpmi_parameters) VALUES ('oidc', '$name', 'OpenID Connect $alg', '$plugin_json');"
+        done
         for u in "${users[@]}"; do
             for s in openid profile email; do
                 echo "INSERT INTO g_client_user_scope (gs_id, gcus_username, gcus_client_id) VALUES ((SELECT gs_id FROM g_scope WHERE gs_name='$s'), '$u', '$client_id');"
@@ -241,14 +256,17 @@ cmd_start() {
     chmod 0644 "$dir/ca.pem"
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/signing-rsa.key" 2>/dev/null ||
         die "openssl could not make the RSA signing key"
-    openssl pkey -in "$dir/signing-rsa.key" -pubout -out "$dir/signing-rsa.pub" 2>/dev/null ||
-        die "openssl could not write the RSA public key"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/signing-es256.key" 2>/dev/null ||
+        die "openssl could not make the P-256 signing key"
+    openssl genpkey -algorithm ED25519 -out "$dir/signing-eddsa.key" 2>/dev/null ||
+        die "openssl could not make the Ed25519 signing key"
+    for f in signing-rsa signing-es256 signing-eddsa; do
+        openssl pkey -in "$dir/$f.key" -pubout -out "$dir/$f.pub" 2>/dev/null || die "openssl could not write $f.pub"
+    done
     make_webapp "$dir"
 
-    # The issuer names the port, known only once glewlwyd is bound: the plugin is seeded with
-    # a placeholder issuer and set to the real one through the admin API below.
     local port
-    seed_database "$dir" "https://127.0.0.1:0/api/oidc"
+    seed_database "$dir"
     port=$(launch "$dir")
     base="https://127.0.0.1:$port/api"
     issuer="$base/oidc"
@@ -261,11 +279,15 @@ cmd_start() {
         die "admin login: curl failed"
     [ "$code" = 200 ] || die "admin login answered $code"
 
-    local plugin
-    plugin=$(curl -sfS --cacert "$dir/ca.pem" -b "$dir/admin.cookies" "$base/mod/plugin/oidc") || die "reading the oidc plugin failed"
-    plugin=$(jq -c --arg iss "$issuer" '{module: .module, name: .name, display_name: .display_name, enabled: true, parameters: (.parameters | .iss = $iss)}' <<<"$plugin")
-    api PUT /mod/plugin/oidc "$plugin"
-    api PUT /mod/plugin/oidc/reset
+    local plugin p name type key alg issuers_json='{}'
+    for p in "${plugins[@]}"; do
+        read -r name type key alg <<<"$p"
+        plugin=$(curl -sfS --cacert "$dir/ca.pem" -b "$dir/admin.cookies" "$base/mod/plugin/$name") || die "reading the plugin $name failed"
+        plugin=$(jq -c --arg iss "$base/$name" '{module: .module, name: .name, display_name: .display_name, enabled: true, parameters: (.parameters | .iss = $iss)}' <<<"$plugin")
+        api PUT "/mod/plugin/$name" "$plugin"
+        api PUT "/mod/plugin/$name/reset"
+        issuers_json=$(jq -c --arg alg "$alg" --arg iss "$base/$name" '.[$alg] = $iss' <<<"$issuers_json")
+    done
 
     client_secret=$(rand)
     api POST /client/ "$(jq -n -c --arg id "$client_id" --arg secret "$client_secret" --args '{
@@ -294,8 +316,8 @@ cmd_start() {
 
     jq -n --arg issuer "$issuer" --arg base "https://127.0.0.1:$port" --arg ca "$dir/ca.pem" \
         --arg cid "$client_id" --arg secret "$client_secret" --arg ap "$admin_password" \
-        --argjson users "$users_json" --argjson pid "$(cat "$dir/glewlwyd.pid")" --argjson port "$port" \
-        '{issuer: $issuer, base_url: $base, ca_file: $ca, client_id: $cid, client_secret: $secret,
+        --argjson users "$users_json" --argjson issuers "$issuers_json" --argjson pid "$(cat "$dir/glewlwyd.pid")" --argjson port "$port" \
+        '{issuer: $issuer, issuers: $issuers, base_url: $base, ca_file: $ca, client_id: $cid, client_secret: $secret,
           redirect_uris: $ARGS.positional, admin: {username: "admin", password: $ap},
           users: $users, pid: $pid, port: $port}' --args "${redirect_uris[@]}" >"$dir/idp.json"
     echo "$issuer" >"$dir/issuer"
@@ -358,6 +380,15 @@ cmd_self_test() {
     curl -sfS --cacert "$ca" "$jwks_uri" | jq -e '.keys[0].kty == "RSA" and (.keys[0].kid | length > 0)' >/dev/null ||
         die "self-test: JWKS has no RSA key with a kid"
     echo "jwks ok"
+    local alg other
+    for alg in ES256 EdDSA; do
+        other=$(jq -r ".issuers.$alg" "$cfg")
+        [ "$(curl -sfS --cacert "$ca" "$other/.well-known/openid-configuration" | jq -r .issuer)" = "$other" ] ||
+            die "self-test: discovery of the $alg issuer $other failed"
+        curl -sfS --cacert "$ca" "$other/jwks" | jq -e --arg alg "$alg" '.keys[0].alg == $alg' >/dev/null ||
+            die "self-test: the $alg issuer's JWKS has no $alg key"
+    done
+    echo "ES256 and EdDSA issuers ok"
 
     # 2. Sign in as bob with the password scheme: POST /api/auth/ sets the session cookie.
     local jar="$tmp/bob.cookies" password code
