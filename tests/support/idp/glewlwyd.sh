@@ -159,8 +159,7 @@ seed_database() {
         echo "INSERT INTO g_scope (gs_name, gs_display_name, gs_description, gs_password_required, gs_password_max_age) VALUES ('email', 'E-mail', 'E-mail address', 1, 0);"
         for p in "${plugins[@]}"; do
             read -r name type key alg <<<"$p"
-            # The issuer names the port, known only once glewlwyd is bound: a placeholder here,
-            # the real one is set through the admin API after start.
+            # The issuer names the port: a placeholder here, set by launch() for each port tried.
             plugin_json=$(plugin_params "https://127.0.0.1:0/api/$name" "$type" "$dir/$key.key" "$dir/$key.pub")
             echo "INSERT INTO g_plugin_module_instance (gpmi_module, gpmi_name, gpmi_display_name, gpmi_parameters) VALUES ('oidc', '$name', 'OpenID Connect $alg', '$plugin_json');"
         done
@@ -211,6 +210,9 @@ launch() {
     for try in 1 2 3 4 5 6 7 8; do
         port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
         write_config "$dir" "$port"
+        # Each plugin's issuer for this port (glewlwyd reads the plugins when it starts).
+        sqlite3 -bail "$dir/glewlwyd.db" "UPDATE g_plugin_module_instance SET gpmi_parameters = json_set(gpmi_parameters, '\$.iss', 'https://127.0.0.1:$port/api/' || gpmi_name);" ||
+            die "setting the issuers failed"
         : >"$dir/glewlwyd.log"
         setsid glewlwyd --config-file="$dir/glewlwyd.conf" >"$dir/glewlwyd.out" 2>&1 </dev/null &
         pid=$!
@@ -271,21 +273,17 @@ cmd_start() {
     base="https://127.0.0.1:$port/api"
     issuer="$base/oidc"
 
-    # Admin session with the package's default admin (admin/password), used to set the real
-    # issuer, create the client and the users, then to replace the admin's password.
+    # Admin session with the package's default admin (admin/password), used to create the
+    # client and the users, then to replace the admin's password.
     local admin_password client_secret code
     code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$dir/ca.pem" -c "$dir/admin.cookies" \
         -H 'Content-Type: application/json' --data-binary '{"username":"admin","password":"password"}' "$base/auth/") ||
         die "admin login: curl failed"
     [ "$code" = 200 ] || die "admin login answered $code"
 
-    local plugin p name type key alg issuers_json='{}'
+    local p name type key alg issuers_json='{}'
     for p in "${plugins[@]}"; do
         read -r name type key alg <<<"$p"
-        plugin=$(curl -sfS --cacert "$dir/ca.pem" -b "$dir/admin.cookies" "$base/mod/plugin/$name") || die "reading the plugin $name failed"
-        plugin=$(jq -c --arg iss "$base/$name" '{module: .module, name: .name, display_name: .display_name, enabled: true, parameters: (.parameters | .iss = $iss)}' <<<"$plugin")
-        api PUT "/mod/plugin/$name" "$plugin"
-        api PUT "/mod/plugin/$name/reset"
         issuers_json=$(jq -c --arg alg "$alg" --arg iss "$base/$name" '.[$alg] = $iss' <<<"$issuers_json")
     done
 
