@@ -603,8 +603,7 @@ std::size_t Client::refresh_keys() {
     return keys->by_kid.size();
 }
 
-std::shared_ptr<const Client::Keys> Client::keys_for(std::string_view kid, bool& refetched) {
-    refetched = false;
+std::shared_ptr<const Client::Keys> Client::keys_for(std::string_view kid) {
     const ProviderMetadata m = metadata();
     {
         std::lock_guard lock(m_mutex);
@@ -617,7 +616,6 @@ std::shared_ptr<const Client::Keys> Client::keys_for(std::string_view kid, bool&
     std::shared_ptr<const Keys> keys = fetch_keys(m.jwks_uri);
     std::lock_guard lock(m_mutex);
     m_keys = keys;
-    refetched = true;
     return keys;
 }
 
@@ -711,8 +709,7 @@ VerifiedToken Client::verify_id_token(std::string_view jwt, std::string_view exp
         fail(ErrorCode::denied, "the ID token header has no kid");
     const std::string kid_s = kid->get<std::string>();
 
-    bool refetched = false;
-    const std::shared_ptr<const Keys> keys = keys_for(kid_s, refetched);
+    const std::shared_ptr<const Keys> keys = keys_for(kid_s);
     const auto it = keys ? keys->by_kid.find(kid_s) : decltype(keys->by_kid.end()){};
     if (!keys || it == keys->by_kid.end())
         fail(ErrorCode::denied, "the ID token's kid " + q(kid_s) + " is not in the IdP's JWKS");
@@ -768,7 +765,6 @@ VerifiedToken Client::verify_id_token(std::string_view jwt, std::string_view exp
     // from another sign-in (replayed or injected) carries another nonce.
     if (nonce == nullptr || !nonce->is_string() || !equal_ct(nonce->get_ref<const std::string&>(), expected_nonce))
         fail(ErrorCode::denied, "the ID token's nonce is not the one of this sign-in");
-    (void)refetched;
     return VerifiedToken{kid_s, alg_s, claims};
 }
 

@@ -196,7 +196,8 @@ public:
     struct Keys; // the parsed JWKS (defined in oidc.cpp)
 
 private:
-    std::shared_ptr<const Keys> keys_for(std::string_view kid, bool& refetched);
+    // The keys, refetched first (rate-limited) when `kid` is not among them.
+    std::shared_ptr<const Keys> keys_for(std::string_view kid);
     std::shared_ptr<const Keys> fetch_keys(const std::string& jwks_uri);
 
     const Settings m_settings;

@@ -202,7 +202,9 @@ TEST_F(OidcTest, EveryAllowedAlgorithmVerifies) {
         oidc::Settings s = settings();
         s.issuer = idp.issuers.at(alg);
         oidc::Client client(s);
-        const auto [token, nonce] = id_token_for(client, "carol");
+        const auto token_nonce = id_token_for(client, "carol");
+        const std::string& token = token_nonce.first;
+        const std::string& nonce = token_nonce.second;
         const oidc::VerifiedToken v = client.verify_id_token(token, nonce, now_unix());
         EXPECT_EQ(v.alg, alg);
         EXPECT_EQ(v.claims.at("iss"), s.issuer);
@@ -271,18 +273,26 @@ TEST_F(OidcTest, NameThatIsNotAUnixNameIsRefused) {
 
 TEST_F(OidcTest, WrongNonceIsRefused) {
     oidc::Client client(settings());
-    const auto [token, nonce] = id_token_for(client, "bob");
+    const auto token_nonce = id_token_for(client, "bob");
+    const std::string& token = token_nonce.first;
+    const std::string& nonce = token_nonce.second;
     EXPECT_NO_THROW(client.verify_id_token(token, nonce, now_unix())); // the real one passes
     expect_error([&] { client.verify_id_token(token, nonce + "x", now_unix()); }, ErrorCode::denied, "nonce");
     expect_error([&] { client.verify_id_token(token, "", now_unix()); }, ErrorCode::denied, "nonce");
     // Another sign-in's token, presented to this one (its pending nonce differs).
-    const auto [token2, nonce2] = id_token_for(client, "bob");
+    const auto token2_nonce2 = id_token_for(client, "bob");
+    const std::string& token2 = token2_nonce2.first;
+    const std::string& nonce2 = token2_nonce2.second;
+    EXPECT_NE(nonce2, nonce);
+    EXPECT_NO_THROW(client.verify_id_token(token2, nonce2, now_unix()));
     expect_error([&] { client.verify_id_token(token2, nonce, now_unix()); }, ErrorCode::denied, "nonce");
 }
 
 TEST_F(OidcTest, TamperedIdTokenIsRefused) {
     oidc::Client client(settings());
-    const auto [token, nonce] = id_token_for(client, "alice");
+    const auto token_nonce = id_token_for(client, "alice");
+    const std::string& token = token_nonce.first;
+    const std::string& nonce = token_nonce.second;
     const auto dot1 = token.find('.');
     const auto dot2 = token.find('.', dot1 + 1);
     const std::string header_b64 = token.substr(0, dot1);
@@ -334,7 +344,9 @@ TEST_F(OidcTest, TamperedIdTokenIsRefused) {
 
 TEST_F(OidcTest, WrongAudienceIsRefused) {
     oidc::Client client(settings());
-    const auto [token, nonce] = id_token_for(client, "bob");
+    const auto token_nonce = id_token_for(client, "bob");
+    const std::string& token = token_nonce.first;
+    const std::string& nonce = token_nonce.second;
     // Another relying party of the same IdP must not accept a token issued to jitgate-server.
     oidc::Settings other = settings();
     other.client_id = "another-client";
@@ -352,7 +364,9 @@ TEST_F(OidcTest, WrongIssuerIsRefused) {
 
 TEST_F(OidcTest, ExpiredOrFutureTokenIsRefused) {
     oidc::Client client(settings());
-    const auto [token, nonce] = id_token_for(client, "bob");
+    const auto token_nonce = id_token_for(client, "bob");
+    const std::string& token = token_nonce.first;
+    const std::string& nonce = token_nonce.second;
     const std::int64_t now = now_unix();
     EXPECT_NO_THROW(client.verify_id_token(token, nonce, now));
     expect_error([&] { client.verify_id_token(token, nonce, now + 24 * 3600); }, ErrorCode::denied, "expired");
