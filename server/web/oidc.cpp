@@ -65,7 +65,8 @@ std::string percent_encode(std::string_view s) {
     out.reserve(s.size() * 3);
     for (const char ch : s) {
         const auto c = static_cast<unsigned char>(ch);
-        if (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+        const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (alnum || c == '-' || c == '.' || c == '_' || c == '~') {
             out += ch;
         } else {
             out += '%';
@@ -676,7 +677,7 @@ TokenResponse Client::exchange_code(const std::string& code, const std::string& 
     const std::string type = string_member(doc, "token_type", "the token response", ErrorCode::protocol);
     std::string lower = type;
     std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
     if (lower != "bearer") fail(ErrorCode::protocol, "the token response's token_type is " + q(type) + ", not Bearer");
     if (const Json* at = member(doc, "access_token"); at != nullptr && at->is_string())
         out.access_token = at->get<std::string>();
