@@ -475,6 +475,32 @@ TEST_F(OidcTest, SettingsAreCheckedAtConstruction) {
                  ErrorCode::bad_input, "CA file");
 }
 
+TEST(OidcSettings, FromConfig) {
+    jitgate::server::config::Config::Oidc c;
+    c.issuer = "https://idp.example.com/realms/corp";
+    c.client_id = "jitgate-server";
+    c.ca_file = "/etc/jitgate-server/idp-ca.pem";
+    c.users = {{"Bob.Brown", "bob"}};
+    c.groups = {{"SOX Approvers", "sox-approvers"}};
+    c.token_endpoint_auth = "client_secret_post";
+    const oidc::Settings s = oidc::settings_from_config(c, "s3cret", "https://approvals.example.com/oidc/callback");
+    EXPECT_EQ(s.issuer, c.issuer);
+    EXPECT_EQ(s.client_id, c.client_id);
+    EXPECT_EQ(s.client_secret, "s3cret");
+    EXPECT_EQ(s.redirect_uri, "https://approvals.example.com/oidc/callback");
+    EXPECT_EQ(s.ca_file, c.ca_file);
+    EXPECT_EQ(s.username_claim, "preferred_username");
+    EXPECT_EQ(s.groups_claim, "groups");
+    EXPECT_EQ(s.users, c.users);
+    EXPECT_EQ(s.groups, c.groups);
+    EXPECT_EQ(s.scopes, (std::vector<std::string>{"openid", "profile", "email"}));
+    EXPECT_EQ(s.token_auth, oidc::TokenAuth::client_secret_post);
+    EXPECT_FALSE(s.allow_http_loopback); // off unless the config sets it
+    c.token_endpoint_auth = "private_key_jwt";
+    expect_error([&] { oidc::settings_from_config(c, "s3cret", "https://a.example.com/cb"); }, ErrorCode::bad_input,
+                 "token_endpoint_auth");
+}
+
 TEST(OidcNames, UnixUserNames) {
     for (const char* ok : {"bob", "_svc", "a", "dave-ops", "erin_e2", "abcdefghijklmnopqrstuvwxyz012345"})
         EXPECT_TRUE(oidc::is_unix_user_name(ok)) << ok;
