@@ -590,6 +590,7 @@ ProviderMetadata Client::metadata() {
 }
 
 std::shared_ptr<const Client::Keys> Client::fetch_keys(const std::string& jwks_uri) {
+    ++m_jwks_fetches;
     const HttpResult r = http_call(m_settings, jwks_uri, nullptr, "", "JWKS");
     if (r.status != 200) fail(ErrorCode::protocol, "JWKS: the IdP answered HTTP " + std::to_string(r.status));
     return parse_jwks(r.body);

@@ -25,6 +25,7 @@
 // server/config's Config::Oidc; never on the HTTP layer or the store.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -193,6 +194,10 @@ public:
     // other types are skipped; a JWKS with no usable key is Error(protocol).
     std::size_t refresh_keys();
 
+    // How many times the JWKS was fetched (discovery, refresh_keys, refetches on an unknown
+    // kid) — for metrics and for the rate limit's test.
+    std::size_t jwks_fetches() const noexcept { return m_jwks_fetches.load(); }
+
     struct Keys; // the parsed JWKS (defined in oidc.cpp)
 
 private:
@@ -206,6 +211,7 @@ private:
     ProviderMetadata m_metadata;
     std::shared_ptr<const Keys> m_keys;
     std::chrono::steady_clock::time_point m_last_jwks_fetch{};
+    std::atomic<std::size_t> m_jwks_fetches{0};
 };
 
 // A Unix user name as jitgate accepts one: 1 to 32 characters, [a-z_][a-z0-9_-]* with an

@@ -342,6 +342,36 @@ TEST_F(OidcTest, TamperedIdTokenIsRefused) {
     EXPECT_NO_THROW(client.verify_id_token(token, nonce, now_unix()));
 }
 
+TEST_F(OidcTest, UnknownKidRefetchesTheJwksAtMostOncePerInterval) {
+    oidc::Client client(settings()); // jwks_refetch_interval: 60 s
+    const auto token_nonce = id_token_for(client, "bob");
+    const std::string& token = token_nonce.first;
+    const std::string& nonce = token_nonce.second;
+    EXPECT_EQ(client.jwks_fetches(), 1u); // at discovery
+    const auto dot1 = token.find('.');
+    Json header = Json::parse(jitgate::text::base64url_decode(token.substr(0, dot1)));
+    header["kid"] = "rotated-in-maybe";
+    const std::string other_kid = jitgate::text::base64url_encode(header.dump()) + token.substr(dot1);
+    // Right after discovery: refused without asking the IdP again.
+    expect_error([&] { client.verify_id_token(other_kid, nonce, now_unix()); }, ErrorCode::denied,
+                 "not in the IdP's JWKS");
+    expect_error([&] { client.verify_id_token(other_kid, nonce, now_unix()); }, ErrorCode::denied,
+                 "not in the IdP's JWKS");
+    EXPECT_EQ(client.jwks_fetches(), 1u);
+
+    // With no interval, each unknown kid refetches once; a known kid never does.
+    oidc::Settings s = settings();
+    s.jwks_refetch_interval = std::chrono::seconds(0);
+    oidc::Client eager(s);
+    eager.discover();
+    EXPECT_EQ(eager.jwks_fetches(), 1u);
+    expect_error([&] { eager.verify_id_token(other_kid, nonce, now_unix()); }, ErrorCode::denied,
+                 "not in the IdP's JWKS");
+    EXPECT_EQ(eager.jwks_fetches(), 2u);
+    EXPECT_NO_THROW(eager.verify_id_token(token, nonce, now_unix()));
+    EXPECT_EQ(eager.jwks_fetches(), 2u);
+}
+
 TEST_F(OidcTest, WrongAudienceIsRefused) {
     oidc::Client client(settings());
     const auto token_nonce = id_token_for(client, "bob");
