@@ -2,7 +2,7 @@
 # tests/support/idp/glewlwyd.sh — a real OpenID Connect provider for the tests: glewlwyd (the
 # Debian package), on 127.0.0.1 with TLS, its own SQLite database and keys made for the run.
 #
-#   glewlwyd.sh start DIR REDIRECT_URI...   start it (DIR is created; it must not hold a running one)
+#   glewlwyd.sh start DIR REDIRECT_URI...   start it (DIR is created; one left running in DIR is stopped first)
 #   glewlwyd.sh stop DIR                    stop it (SIGTERM, then SIGKILL after 5 s); idempotent
 #   glewlwyd.sh self-test                   start one in a scratch dir, sign in with curl, stop it
 #
@@ -248,9 +248,9 @@ cmd_start() {
     done
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    if [ -f "$dir/glewlwyd.pid" ] && kill -0 "$(cat "$dir/glewlwyd.pid")" 2>/dev/null; then
-        die "$dir already has a running glewlwyd (pid $(cat "$dir/glewlwyd.pid")); stop it first"
-    fi
+    # A glewlwyd left running in DIR by an interrupted run is stopped first (only if it is
+    # ours: cmd_stop checks that its command line names DIR's config).
+    cmd_stop "$dir"
     rm -rf "$dir/pki" "$dir/webapp" "$dir/glewlwyd.db" "$dir/admin.cookies" "$dir/idp.json" "$dir/issuer"
     umask 077
     bash "$make_pki" "$dir/pki"
