@@ -40,10 +40,8 @@ rand() { openssl rand -base64 24 | tr '+/' '-_' | tr -d '=\n'; }
 # The package's SQLite schema with its default rows (the user 'admin' with password 'password',
 # the scopes g_admin, g_profile and openid, the database user and client backends).
 schema_file() {
-    local f
-    for f in /usr/share/dbconfig-common/data/glewlwyd/install/sqlite3; do
-        [ -r "$f" ] && { cat "$f"; return; }
-    done
+    local f=/usr/share/dbconfig-common/data/glewlwyd/install/sqlite3
+    [ -r "$f" ] && { cat "$f"; return; }
     f=/usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz
     [ -r "$f" ] && { zcat "$f"; return; }
     die "glewlwyd's SQLite schema is not installed (dbconfig-common data or $f)"
@@ -206,8 +204,8 @@ api() {
 
 # Starts glewlwyd on a free port: a random port in 20000-59999, another one if bind fails.
 launch() {
-    local dir=$1 try port pid i
-    for try in 1 2 3 4 5 6 7 8; do
+    local dir=$1 port pid
+    for _ in 1 2 3 4 5 6 7 8; do
         port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
         write_config "$dir" "$port"
         # Each plugin's issuer for this port (glewlwyd reads the plugins when it starts).
@@ -217,7 +215,7 @@ launch() {
         setsid glewlwyd --config-file="$dir/glewlwyd.conf" >"$dir/glewlwyd.out" 2>&1 </dev/null &
         pid=$!
         echo "$pid" >"$dir/glewlwyd.pid"
-        for i in $(seq 1 200); do
+        for _ in $(seq 1 200); do
             if ! kill -0 "$pid" 2>/dev/null; then break; fi
             if curl -sf -o /dev/null --cacert "$dir/ca.pem" "https://127.0.0.1:$port/api/oidc/.well-known/openid-configuration"; then
                 echo "$port"
@@ -325,17 +323,17 @@ cmd_start() {
 
 cmd_stop() {
     [ $# -eq 1 ] || die "usage: glewlwyd.sh stop DIR"
-    local dir=$1 pid i
+    local dir=$1 pid
     [ -f "$dir/glewlwyd.pid" ] || return 0
     pid=$(cat "$dir/glewlwyd.pid")
     # Only our process: the pid file's pid, and only if it is glewlwyd with this DIR's config.
     if kill -0 "$pid" 2>/dev/null && grep -qa "$dir/glewlwyd.conf" "/proc/$pid/cmdline" 2>/dev/null; then
         kill "$pid" 2>/dev/null || true
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.05
         done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$dir/glewlwyd.pid"
 }
