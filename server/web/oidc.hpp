@@ -214,9 +214,9 @@ private:
     std::atomic<std::size_t> m_jwks_fetches{0};
 };
 
-// A Unix user name as jitgate accepts one: 1 to 32 characters, [a-z_][a-z0-9_-]* with an
-// optional trailing '$' not allowed (machine accounts never approve). Matches Debian's
-// default NAME_REGEX without the '$' and the upper bound of useradd.
+// A Unix user name as jitgate accepts one: 1 to 32 characters of [a-z_][a-z0-9_-]*. That is
+// Debian's default NAME_REGEX (adduser) without its optional trailing '$' (machine accounts
+// never approve), cut at useradd's 32. common/ has no such check yet; this is the only one.
 bool is_unix_user_name(std::string_view name) noexcept;
 
 // PKCE S256 (RFC 7636 §4.2): base64url(SHA-256(verifier)) without padding. Throws
