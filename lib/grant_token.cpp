@@ -302,7 +302,7 @@ struct EvpPkeyFree {
     void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
 };
 
-bool valid_kid(const std::string& kid) noexcept {
+bool valid_kid(std::string_view kid) noexcept {
     if (kid.empty() || kid.size() > 64) return false;
     return std::all_of(kid.begin(), kid.end(), [](char ch) {
         return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
@@ -639,6 +639,10 @@ Json grant_claims(const Claims& c) {
 
 std::string sign(const SigningKey& key, const Claims& c) {
     return sign(key, grant_claims(c));
+}
+
+bool is_valid_kid(std::string_view kid) noexcept {
+    return valid_kid(kid);
 }
 
 std::string cmd_sha256(const CommandBinding& b) {

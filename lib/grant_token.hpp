@@ -128,6 +128,9 @@ struct Verdict {
 // Thread-safe (no shared state beyond the const `keys`).
 Verdict verify(std::string_view jws, const KeyRing& keys, const Expected& expected);
 
+// A key id as §7.1 allows it: 1 to 64 characters of [A-Za-z0-9._-]. Thread-safe.
+bool is_valid_kid(std::string_view kid) noexcept;
+
 // ---------------------------------------------------------------------------------------------
 // Signing (the approval service's side).
 

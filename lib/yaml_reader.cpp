@@ -382,6 +382,45 @@ std::optional<std::vector<std::string>> Reader::list_value(const Where& where, c
     return values;
 }
 
+std::optional<std::vector<std::pair<std::string, std::string>>>
+Reader::string_map_value(const Where& where, const Entry* entry, std::string_view expected) {
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    std::vector<std::pair<std::string, std::string>> values;
+    if (entry->value.IsNull()) {
+        return values;
+    }
+    if (!entry->value.IsMap()) {
+        wrong_type(where, *entry, expected);
+        return std::nullopt;
+    }
+    const std::string path = where.key_path(entry->key);
+    bool ok = true;
+    for (auto it = entry->value.begin(); it != entry->value.end(); ++it) {
+        if (!it->first.IsScalar() || !it->second.IsScalar()) {
+            add(it->first.Mark(), where.prefix + "'" + where.key_name(entry->key) + "': each entry must be " +
+                                      "'<string>: <string>', got " + describe(it->second));
+            ok = false;
+            continue;
+        }
+        const std::string& key = it->first.Scalar();
+        const auto first = std::find_if(values.begin(), values.end(), [&key](const auto& v) { return v.first == key; });
+        if (first != values.end()) {
+            add(it->first.Mark(),
+                where.prefix + "duplicate key " + shown(key) + " in '" + where.key_name(entry->key) + "'");
+            ok = false;
+            continue;
+        }
+        record(path + "." + key, it->second.Mark());
+        values.emplace_back(key, it->second.Scalar());
+    }
+    if (!ok) {
+        return std::nullopt;
+    }
+    return values;
+}
+
 std::optional<Seconds> Reader::duration_value(const Where& where, const Entry* entry) {
     if (entry == nullptr) {
         return std::nullopt;

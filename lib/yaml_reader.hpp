@@ -133,6 +133,11 @@ public:
     // A list of strings; a single string is a one-element list, null an empty one. Records
     // the position of each item as "<path>[i]".
     std::optional<std::vector<std::string>> list_value(const Where& where, const Entry* entry);
+    // A mapping of strings to strings, in file order; null is an empty one. A non-string key or
+    // value and a duplicate key are reported (and the whole value refused). Records each
+    // value's position as "<path>.<key>". `expected` names it ("a mapping of IdP name to Unix name").
+    std::optional<std::vector<std::pair<std::string, std::string>>>
+    string_map_value(const Where& where, const Entry* entry, std::string_view expected);
     // parse_duration() of the value ("30s", "15m", "2h", "1d", seconds).
     std::optional<Seconds> duration_value(const Where& where, const Entry* entry);
     // parse_size() of the value ("4096", "512KiB", "8MiB", "1GiB").
