@@ -1,11 +1,16 @@
-// lib/config_file.cpp — problems in files and the ownership and mode check of trusted files.
+// lib/config_file.cpp — problems in files, the ownership and mode check of trusted files, and
+// the text forms of durations and sizes.
 #include "lib/config_file.hpp"
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
+#include <limits>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -69,6 +74,91 @@ std::optional<Problem> check_file_security(const std::string& path, unsigned all
         message += (message.empty() ? "" : "; and ") + w;
     }
     return Problem{path, 0, 0, message};
+}
+
+std::optional<Seconds> parse_duration(const std::string& text) {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    std::string_view digits = text;
+    Seconds::rep unit = 1;
+    switch (text.back()) {
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        unit = 0;
+        break;
+    }
+    if (unit != 0) {
+        digits.remove_suffix(1);
+    } else {
+        unit = 1; // a bare number of seconds
+    }
+    // Only digits: no sign, no spaces, no "1.5h" (from_chars alone would accept a leading '-').
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+    }
+    Seconds::rep count = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+    if (error != std::errc{} || end != digits.data() + digits.size() || count <= 0 ||
+        count > std::numeric_limits<Seconds::rep>::max() / unit) {
+        return std::nullopt;
+    }
+    return Seconds{count * unit};
+}
+
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+        ++digits;
+    }
+    if (digits == 0 || digits > 15) {
+        return std::nullopt;
+    }
+    const std::string_view suffix = std::string_view(text).substr(digits);
+    std::uint64_t unit = 0;
+    for (const auto& [name, value] : {std::pair<std::string_view, std::uint64_t>{"", 1},
+                                      {"B", 1},
+                                      {"KiB", 1ULL << 10},
+                                      {"MiB", 1ULL << 20},
+                                      {"GiB", 1ULL << 30},
+                                      {"TiB", 1ULL << 40},
+                                      {"KB", 1000},
+                                      {"MB", 1000 * 1000},
+                                      {"GB", 1000 * 1000 * 1000}}) {
+        if (suffix == name) {
+            unit = value;
+        }
+    }
+    const std::uint64_t count = std::stoull(text.substr(0, digits));
+    if (unit == 0 || count == 0 || count > (std::uint64_t{1} << 50) / unit) {
+        return std::nullopt;
+    }
+    return count * unit;
+}
+
+std::string format_duration(Seconds s) {
+    const Seconds::rep n = s.count();
+    if (n != 0 && n % 86400 == 0) {
+        return std::to_string(n / 86400) + "d";
+    }
+    if (n != 0 && n % 3600 == 0) {
+        return std::to_string(n / 3600) + "h";
+    }
+    if (n != 0 && n % 60 == 0) {
+        return std::to_string(n / 60) + "m";
+    }
+    return std::to_string(n) + "s";
 }
 
 } // namespace jitgate::config

@@ -1,13 +1,18 @@
 // lib/config_file.hpp — what every jitgate program that reads a configuration or key file shares:
 // a problem found in a file (file:line:column: message) and the check that refuses a file that
 // someone other than root could change. jitgated's config, its grant keys and CA, and the coming
-// jitgate-server's config and signing keys all go through check_file_security.
+// jitgate-server's config and signing keys all go through check_file_security. Also the text
+// forms of durations and sizes that both configs use. No YAML here (see lib/yaml_reader.hpp).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
 namespace jitgate::config {
+
+using Seconds = std::chrono::seconds;
 
 // One problem found in a file. Plain data: thread-safe to copy.
 struct Problem {
@@ -23,5 +28,12 @@ struct Problem {
 // is a symbolic link, or is group/world-writable; nullopt if it is safe to trust. Never throws
 // except std::bad_alloc. Thread-safe.
 std::optional<Problem> check_file_security(const std::string& path, unsigned allowed_uid = 0);
+
+// "30s", "15m", "2h", "1d" or a bare number of seconds. nullopt if malformed or <= 0.
+// Thread-safe; never throws except std::bad_alloc.
+std::optional<Seconds> parse_duration(const std::string& text);
+std::string format_duration(Seconds s); // "15m", "90s", "2h"
+// "4096", "512KiB", "8MiB", "1GiB" (also KB/MB/GB as powers of 1000). nullopt if malformed or 0.
+std::optional<std::uint64_t> parse_size(const std::string& text);
 
 } // namespace jitgate::config

@@ -2,14 +2,20 @@
 #include "lib/grant_token.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
@@ -17,6 +23,7 @@
 #include <limits>
 #include <new>
 #include <set>
+#include <system_error>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +31,7 @@
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 #include "lib/audit_event.hpp"
+#include "lib/config_file.hpp"
 
 namespace jitgate::grant_token {
 namespace {
@@ -290,13 +298,101 @@ struct MdCtxFree {
 struct BioFree {
     void operator()(BIO* bio) const noexcept { BIO_free(bio); }
 };
+struct EvpPkeyFree {
+    void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+};
 
-bool valid_kid(const std::string& kid) noexcept {
+bool valid_kid(std::string_view kid) noexcept {
     if (kid.empty() || kid.size() > 64) return false;
     return std::all_of(kid.begin(), kid.end(), [](char ch) {
         return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
                ch == '_' || ch == '-';
     });
+}
+
+void check_kid(const std::string& kid, const std::string& source) {
+    if (!valid_kid(kid))
+        throw Error(ErrorCode::bad_input, source, "kid " + shown(kid) + " is not 1-64 characters of [A-Za-z0-9._-]");
+}
+
+// Secret text that is wiped before its memory is freed (the PEM of a private key).
+class SecretText {
+public:
+    SecretText() = default;
+    SecretText(const SecretText&) = delete;
+    SecretText& operator=(const SecretText&) = delete;
+    ~SecretText() { wipe(); }
+    std::string& str() noexcept { return m_text; }
+    void wipe() noexcept {
+        if (!m_text.empty()) OPENSSL_cleanse(m_text.data(), m_text.size());
+        m_text.clear();
+    }
+
+private:
+    std::string m_text;
+};
+
+struct FdClose {
+    int fd = -1;
+    ~FdClose() {
+        if (fd >= 0) close(fd);
+    }
+};
+
+// std::error_code is thread-safe where strerror() is not.
+std::string errno_text() {
+    return std::error_code(errno, std::generic_category()).message();
+}
+
+std::string mode_text(mode_t mode) {
+    std::array<char, 8> buf{};
+    std::snprintf(buf.data(), buf.size(), "%04o", static_cast<unsigned>(mode & 07777));
+    return buf.data();
+}
+
+// The PEM of `key` written by `write` (PEM_write_bio_PUBKEY or a PKCS#8 writer).
+template <typename Write>
+std::string pem_of(Write write, const char* what) {
+    std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+    if (!bio) throw std::bad_alloc();
+    if (write(bio.get()) != 1) {
+        ERR_clear_error();
+        throw Error(ErrorCode::internal, "signing key", std::string("cannot write the ") + what);
+    }
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio.get(), &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    if (n > 0) OPENSSL_cleanse(data, static_cast<std::size_t>(n));
+    return out;
+}
+
+// No passphrase: an encrypted key makes the read fail (a service cannot type one at start-up).
+int no_passphrase(char*, int, int, void*) {
+    return -1;
+}
+
+// The checks that come after the signature is known good are the verifier's; these are the
+// ones every host applies whatever it asked for (§7.2), so a signer's bug fails at the signer.
+void check_grant_claims(const Claims& c) {
+    const auto bad = [](const std::string& what) { throw Error(ErrorCode::bad_input, "grant claims", what); };
+    const bool printable = std::all_of(c.jti.begin(), c.jti.end(), [](char ch) { return ch >= 0x20 && ch <= 0x7E; });
+    if (c.jti.empty() || c.jti.size() > 128 || !printable) bad("jti " + shown(c.jti) + " is not 1-128 printable ASCII");
+    const std::pair<const char*, const std::string*> required[] = {{"rid", &c.rid},   {"nonce", &c.nonce},
+                                                                   {"host", &c.host}, {"sub", &c.sub},
+                                                                   {"kind", &c.kind}, {"scope", &c.scope}};
+    for (const auto& [name, value] : required)
+        if (value->empty()) bad(std::string("claim \"") + name + "\" is empty");
+    if (c.scope != "command" && c.scope != "session" && c.scope != "login") bad("unknown scope " + shown(c.scope));
+    if (c.scope == "command" && c.cmd_sha256.empty()) bad("scope \"command\" needs cmd_sha256");
+    if (c.scope != "command" && !c.cmd_sha256.empty()) bad("cmd_sha256 is only for scope \"command\"");
+    if (c.approvers.empty()) bad("no approvers");
+    std::set<std::string> distinct;
+    for (const auto& a : c.approvers) {
+        if (a.empty()) bad("an approver's name is empty");
+        if (!distinct.insert(a).second) bad("approver " + shown(a) + " is named twice");
+        if (a == c.sub) bad("approver " + shown(a) + " is the requester");
+    }
+    if (c.nbf >= c.exp) bad("nbf " + std::to_string(c.nbf) + " is not before exp " + std::to_string(c.exp));
 }
 
 } // namespace
@@ -379,6 +475,174 @@ Verdict verify(std::string_view jws, const KeyRing& keys, const Expected& expect
     } catch (const std::exception& e) { // fail closed on anything unforeseen
         return Verdict{false, "grant: internal error: " + text::escape_for_log(e.what()), {}};
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing.
+
+SigningKey::SigningKey(std::string kid, EVP_PKEY* key) noexcept : m_kid(std::move(kid)), m_key(key) {}
+
+SigningKey::SigningKey(SigningKey&& other) noexcept
+    : m_kid(std::move(other.m_kid)), m_key(std::exchange(other.m_key, nullptr)) {}
+
+SigningKey& SigningKey::operator=(SigningKey&& other) noexcept {
+    if (this != &other) {
+        EVP_PKEY_free(m_key);
+        m_kid = std::move(other.m_kid);
+        m_key = std::exchange(other.m_key, nullptr);
+    }
+    return *this;
+}
+
+SigningKey::~SigningKey() {
+    EVP_PKEY_free(m_key);
+}
+
+SigningKey SigningKey::from_pem(const std::string& kid, const std::string& pem, const std::string& source) {
+    check_kid(kid, source);
+    if (pem.size() > k_max_key_file_bytes)
+        throw Error(ErrorCode::bad_input, source, "larger than 64 KiB; not a private key");
+    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!bio) throw std::bad_alloc();
+    std::unique_ptr<EVP_PKEY, EvpPkeyFree> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+    ERR_clear_error();
+    if (!key) {
+        const bool encrypted = pem.find("ENCRYPTED") != std::string::npos;
+        throw Error(ErrorCode::bad_input, source,
+                    encrypted ? "the private key is encrypted; jitgate-server needs it unencrypted (mode 0600, root)"
+                              : "not a PEM private key (\"-----BEGIN PRIVATE KEY-----\", PKCS#8)");
+    }
+    if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
+        const char* type = EVP_PKEY_get0_type_name(key.get());
+        throw Error(ErrorCode::bad_input, source,
+                    std::string("key for kid \"") + kid + "\" is " + (type != nullptr ? type : "unknown") +
+                        ", not Ed25519 (grants are EdDSA only)");
+    }
+    return SigningKey(kid, key.release());
+}
+
+SigningKey SigningKey::load(const std::string& kid, const std::string& path, unsigned allowed_uid) {
+    check_kid(kid, path);
+    if (auto problem = config::check_file_security(path, allowed_uid))
+        throw Error(ErrorCode::bad_input, path, problem->message);
+    // O_NOFOLLOW and fstat: the checks hold for the file actually read, not just the path.
+    FdClose fd{open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)};
+    if (fd.fd < 0) throw Error(ErrorCode::bad_input, path, std::string("cannot open: ") + errno_text());
+    struct stat st {};
+    if (fstat(fd.fd, &st) != 0) throw Error(ErrorCode::bad_input, path, std::string("cannot stat: ") + errno_text());
+    if (!S_ISREG(st.st_mode)) throw Error(ErrorCode::bad_input, path, "is not a regular file");
+    if (st.st_uid != 0 && st.st_uid != allowed_uid)
+        throw Error(ErrorCode::bad_input, path,
+                    "is owned by uid " + std::to_string(st.st_uid) + "; a signing key must be owned by root");
+    const mode_t mode = st.st_mode & 07777;
+    if (mode != 0600 && mode != 0400)
+        throw Error(ErrorCode::bad_input, path,
+                    "mode " + mode_text(mode) +
+                        " lets others read or run the signing key; it must be 0600 or 0400 (fix with: chmod 0600 " +
+                        path + ")");
+    SecretText pem;
+    std::array<char, 4096> buf{};
+    for (;;) {
+        const ssize_t n = read(fd.fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const std::string error = errno_text();
+            OPENSSL_cleanse(buf.data(), buf.size());
+            throw Error(ErrorCode::bad_input, path, "read error: " + error);
+        }
+        if (n == 0) break;
+        pem.str().append(buf.data(), static_cast<std::size_t>(n));
+        if (pem.str().size() > k_max_key_file_bytes) {
+            OPENSSL_cleanse(buf.data(), buf.size());
+            throw Error(ErrorCode::bad_input, path, "larger than 64 KiB; not a private key file");
+        }
+    }
+    OPENSSL_cleanse(buf.data(), buf.size());
+    return from_pem(kid, pem.str(), path);
+}
+
+SigningKey SigningKey::from_seed(const std::string& kid, std::string_view seed) {
+    check_kid(kid, "signing key");
+    if (seed.size() != 32) throw Error(ErrorCode::bad_input, "signing key", "an Ed25519 seed is 32 bytes");
+    EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
+                                                 reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
+    if (key == nullptr) {
+        ERR_clear_error();
+        throw Error(ErrorCode::internal, "signing key", "cannot make an Ed25519 key from the seed");
+    }
+    return SigningKey(kid, key);
+}
+
+SigningKey SigningKey::generate(const std::string& kid) {
+    check_kid(kid, "signing key");
+    EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+    if (key == nullptr) {
+        ERR_clear_error();
+        throw Error(ErrorCode::internal, "signing key", "cannot generate an Ed25519 key");
+    }
+    return SigningKey(kid, key);
+}
+
+std::string SigningKey::public_key_pem() const {
+    return pem_of([this](BIO* bio) { return PEM_write_bio_PUBKEY(bio, m_key); }, "public key");
+}
+
+std::string SigningKey::private_key_pem() const {
+    // PEM_write_bio_PrivateKey writes PKCS#8 ("PRIVATE KEY"), unencrypted.
+    return pem_of(
+        [this](BIO* bio) { return PEM_write_bio_PrivateKey(bio, m_key, nullptr, nullptr, 0, nullptr, nullptr); },
+        "private key");
+}
+
+std::string SigningKey::sign_bytes(std::string_view message) const {
+    std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+    std::string sig(k_ed25519_signature_bytes, '\0');
+    std::size_t size = sig.size();
+    // Ed25519 is "pure" EdDSA: no digest, one-shot EVP_DigestSign only (RFC 8032).
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, m_key) != 1 ||
+        EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &size,
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1 ||
+        size != k_ed25519_signature_bytes) {
+        ERR_clear_error();
+        throw Error(ErrorCode::internal, "signing key " + m_kid, "Ed25519 signing failed");
+    }
+    return sig;
+}
+
+std::string sign(const SigningKey& key, const Json& claims) {
+    if (!claims.is_object()) throw Error(ErrorCode::bad_input, "grant", "the claims are not a JSON object");
+    const Json header = {{"alg", "EdDSA"}, {"kid", key.kid()}, {"typ", "JWT"}};
+    std::string payload;
+    try {
+        // strict: a string that is not valid UTF-8 is an error, never silently replaced.
+        payload = claims.dump(-1, ' ', false, Json::error_handler_t::strict);
+    } catch (const Json::exception&) {
+        throw Error(ErrorCode::bad_input, "grant", "a claim is not valid UTF-8");
+    }
+    const std::string input = text::base64url_encode(header.dump()) + "." + text::base64url_encode(payload);
+    // The signature adds 86 characters and a dot; a longer token would be refused by every host.
+    if (input.size() + 1 + 86 > k_max_token_bytes)
+        throw Error(ErrorCode::bad_input, "grant",
+                    "the token would be larger than " + std::to_string(k_max_token_bytes) + " bytes");
+    return input + "." + text::base64url_encode(key.sign_bytes(input));
+}
+
+Json grant_claims(const Claims& c) {
+    check_grant_claims(c);
+    Json j = {{"jti", c.jti},   {"rid", c.rid},     {"nonce", c.nonce},         {"host", c.host}, {"sub", c.sub},
+              {"kind", c.kind}, {"scope", c.scope}, {"approvers", c.approvers}, {"nbf", c.nbf},   {"exp", c.exp}};
+    if (!c.iss.empty()) j["iss"] = c.iss;
+    if (!c.cmd_sha256.empty()) j["cmd_sha256"] = c.cmd_sha256;
+    if (c.iat != 0) j["iat"] = c.iat;
+    return j;
+}
+
+std::string sign(const SigningKey& key, const Claims& c) {
+    return sign(key, grant_claims(c));
+}
+
+bool is_valid_kid(std::string_view kid) noexcept {
+    return valid_kid(kid);
 }
 
 std::string cmd_sha256(const CommandBinding& b) {

@@ -5,7 +5,11 @@
 // then nothing that differs from what it asked for (Expected). Every failure is a denial with
 // a precise, one-line reason for the audit trail. Also here: the command hash of §7.3 and the
 // request nonce, the two values the host puts in a request so that a grant can be bound to it.
-// Depends on common/ (text, error), OpenSSL and nlohmann::json; knows nothing of HTTP or config.
+// And the signing side, for jitgate-server (and the test peers): SigningKey and sign(), one
+// piece of code with the verifier (the same base64url, the same header, the same limits), so
+// the server cannot produce a grant the hosts read differently.
+// Depends on common/ (text, error), lib/config_file (the key file check), OpenSSL and
+// nlohmann::json; knows nothing of HTTP or config.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include <openssl/types.h>
 
 namespace jitgate::grant_token {
@@ -122,6 +127,78 @@ struct Verdict {
 // Never throws except std::bad_alloc; an unexpected exception becomes a refusal.
 // Thread-safe (no shared state beyond the const `keys`).
 Verdict verify(std::string_view jws, const KeyRing& keys, const Expected& expected);
+
+// A key id as §7.1 allows it: 1 to 64 characters of [A-Za-z0-9._-]. Thread-safe.
+bool is_valid_kid(std::string_view kid) noexcept;
+
+// ---------------------------------------------------------------------------------------------
+// Signing (the approval service's side).
+
+// An Ed25519 private key that signs grants, under its kid. Owns its key. Move-only.
+// Thread-safety: the const members may be called concurrently.
+class SigningKey {
+public:
+    // Loads the unencrypted PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----") Ed25519 key at `path`.
+    // SECURITY NOTE: whoever can read this file can approve anything on every host that trusts
+    // the kid, so the file must pass config::check_file_security(path, allowed_uid) (a regular
+    // file, not a symlink, owned by root or `allowed_uid`, not group/world-writable) AND have
+    // mode exactly 0600 or 0400 (nobody else may even read it). The open file is checked again
+    // with fstat, so a file swapped after the path check is caught.
+    // Throws Error(bad_input) with context `path` naming what is wrong and how to fix it
+    // (ownership, mode, not a key, encrypted, not Ed25519, larger than 64 KiB, kid not 1-64
+    // characters of [A-Za-z0-9._-]). Never leaves the key's text in freed memory.
+    static SigningKey load(const std::string& kid, const std::string& path, unsigned allowed_uid = 0);
+    // From PEM text (no file checks: a key made in memory); `source` names it in errors.
+    // Throws Error(bad_input) as load() does for the content.
+    static SigningKey from_pem(const std::string& kid, const std::string& pem, const std::string& source);
+    // From the 32-byte RFC 8032 private key (the seed): deterministic keys for test vectors and
+    // the fuzzers. Throws Error(bad_input) if `seed` is not 32 bytes or `kid` is bad.
+    static SigningKey from_seed(const std::string& kid, std::string_view seed);
+    // A fresh key from OpenSSL's RNG. Throws Error(bad_input) for a bad kid, Error(internal) if
+    // OpenSSL fails.
+    static SigningKey generate(const std::string& kid);
+
+    SigningKey(SigningKey&&) noexcept;
+    SigningKey& operator=(SigningKey&&) noexcept;
+    SigningKey(const SigningKey&) = delete;
+    SigningKey& operator=(const SigningKey&) = delete;
+    ~SigningKey();
+
+    const std::string& kid() const noexcept { return m_kid; }
+    // The SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----"): what hosts list under
+    // approval.service.public_keys, and what KeyRing::add_pem reads. Throws Error(internal).
+    std::string public_key_pem() const;
+    // The PKCS#8 PEM of the private key (keygen writes it). Secret: never log it; the caller
+    // should OPENSSL_cleanse it when done. Throws Error(internal).
+    std::string private_key_pem() const;
+    // The 64-byte Ed25519 signature of `message`. Throws Error(internal) if OpenSSL fails.
+    // For sign() and for test peers that must build malformed tokens; a service signs grants
+    // with sign().
+    std::string sign_bytes(std::string_view message) const;
+
+private:
+    SigningKey(std::string kid, EVP_PKEY* key) noexcept;
+    std::string m_kid;
+    EVP_PKEY* m_key = nullptr; // owned
+};
+
+// The compact JWS of §7.1 over `claims`: header {"alg":"EdDSA","kid":<key.kid()>,"typ":"JWT"},
+// both parts as compact JSON (sorted keys) in the verifier's base64url, the Ed25519 signature.
+// `claims` is signed as given (see grant_claims() for a checked set). Throws Error(bad_input)
+// if `claims` is not a JSON object, holds a string that is not valid UTF-8, or the token would
+// exceed k_max_token_bytes (the hosts would refuse it); Error(internal) if OpenSSL fails.
+// Thread-safe.
+std::string sign(const SigningKey& key, const nlohmann::json& claims);
+
+// The claims object of §7.2 from `c` (c.kid is ignored: it is the signing key's). `iss` and
+// `cmd_sha256` are left out when empty; `iat` when 0. Checks what every host would check
+// regardless of its request, so a signer's bug fails here rather than on the host: jti 1-128
+// printable ASCII; rid, nonce, host, sub, kind, scope non-empty; scope command|session|login;
+// cmd_sha256 set exactly for scope command; approvers non-empty, distinct, no empty name and
+// not the requester (`sub`); nbf < exp. Throws Error(bad_input) naming the first bad claim.
+nlohmann::json grant_claims(const Claims& c);
+// sign(key, grant_claims(c)).
+std::string sign(const SigningKey& key, const Claims& c);
 
 // Everything a grant of scope command binds (§7.3).
 struct CommandBinding {

@@ -5,34 +5,26 @@
 // (ranges, absolute paths, consistency between keys) and uses those recorded positions when it
 // has them, so a Config built in code (tests, fuzzers) gets exactly the same checks as one read
 // from a file, and every check lives in one place. Neither pass stops at the first problem: an
-// admin fixing a config should see everything that is wrong in one run.
+// admin fixing a config should see everything that is wrong in one run. The YAML mechanics
+// (typed readers, positions, unknown keys, syntax errors) are lib/yaml_reader.hpp's, shared with
+// jitgate-server; this file holds jitgated's schema and its checks.
 #include "daemon/config/config.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cerrno>
-#include <charconv>
-#include <climits>
-#include <cstdio>
-#include <limits>
+#include <iterator>
 #include <set>
-#include <sstream>
 #include <string_view>
-#include <system_error>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
-#include "jitgate/text.hpp"
+#include "lib/yaml_reader.hpp"
 
 namespace jitgate::config {
 
@@ -41,128 +33,8 @@ namespace {
 constexpr Seconds k_max_duration{std::chrono::hours(24)};
 constexpr int k_min_approvals = 1;
 constexpr int k_max_approvals = 5;
-constexpr std::size_t k_max_shown_chars = 60; // longer values are cut in messages
 constexpr std::string_view k_kind_sudo = "sudo";
 constexpr std::string_view k_kind_login = "login";
-
-// ---------------------------------------------------------------------------------------------
-// Positions: where each value came from, keyed by path ("daemon.socket", "rules[2].approvals",
-// "rules[2].match.kind[1]"). Rule indexes are indexes into Config::rules.
-
-struct Position {
-    int line = 0;   // 1-based; 0: unknown
-    int column = 0; // 1-based; 0: unknown
-};
-
-using Positions = std::unordered_map<std::string, Position>;
-
-Position position_of(const YAML::Mark& mark) {
-    // yaml-cpp counts from 0 and uses -1 for "no mark"; Problem counts from 1 and uses 0.
-    if (mark.line < 0 || mark.column < 0) {
-        return {};
-    }
-    return {mark.line + 1, mark.column + 1};
-}
-
-std::string error_text(int error) {
-    // std::error_code is thread-safe where strerror() is not.
-    return std::error_code(error, std::generic_category()).message();
-}
-
-// Config text (and yaml-cpp's messages, which quote it) made safe for a message: messages reach
-// terminals and logs. ASCII control characters become \xNN; a run of non-ASCII bytes goes
-// through text::escape_for_log, so invalid UTF-8, C1 controls and bidi or invisible characters
-// are escaped too. Backslashes stay as they are (patterns are easier to read that way).
-std::string escaped(std::string_view text) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size();) {
-        const auto byte = static_cast<unsigned char>(text[i]);
-        if (byte >= 0x80) {
-            std::size_t end = i;
-            while (end < text.size() && static_cast<unsigned char>(text[end]) >= 0x80) ++end;
-            out += text::escape_for_log(text.substr(i, end - i));
-            i = end;
-            continue;
-        }
-        if (byte < 0x20 || byte == 0x7f) {
-            std::array<char, 8> buf{};
-            std::snprintf(buf.data(), buf.size(), "\\x%02x", static_cast<unsigned>(byte));
-            out += buf.data();
-        } else {
-            out += static_cast<char>(byte);
-        }
-        ++i;
-    }
-    return out;
-}
-
-// Quotes a value for a message, escaped (config's own way, see escaped()), and cut after
-// k_max_shown_chars bytes at a character boundary, with text's one cut marker.
-std::string shown(std::string_view text) {
-    const std::string_view kept = text::utf8_prefix(text, k_max_shown_chars);
-    return "'" + escaped(kept) + (kept.size() < text.size() ? std::string(text::k_cut_marker) : "") + "'";
-}
-
-std::string describe(const YAML::Node& node) {
-    switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-        return shown(node.Scalar());
-    case YAML::NodeType::Sequence:
-        return "a list";
-    case YAML::NodeType::Map:
-        return "a mapping";
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-        break;
-    }
-    return "nothing";
-}
-
-std::string join(const std::vector<std::string_view>& words, std::string_view last_separator) {
-    std::string out;
-    for (std::size_t i = 0; i < words.size(); ++i) {
-        if (i > 0) {
-            out += (i + 1 == words.size()) ? last_separator : std::string_view(", ");
-        }
-        out += words[i];
-    }
-    return out;
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) {
-        row[j] = j;
-    }
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t above = row[j];
-            const std::size_t substitution = diagonal + (a[i - 1] == b[j - 1] ? 0U : 1U);
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitution});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
-// Strict decimal integer: yaml-cpp's own conversion would read "010" as octal and "0x10" as hex.
-std::optional<long long> parse_integer(std::string_view text) {
-    if (!text.empty() && text.front() == '+') {
-        text.remove_prefix(1);
-    }
-    long long value = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || error != std::errc{} || end != text.data() + text.size()) {
-        return std::nullopt;
-    }
-    return value;
-}
-
-bool is_absolute_path(const std::string& path) {
-    return !path.empty() && path.front() == '/';
-}
 
 // Checks "10.0.0.0/8" or "2001:db8::/32". rules.cpp does the matching; this only says whether a
 // pattern with a '/' could ever match, so that a typo is an error rather than a dead rule.
@@ -198,12 +70,6 @@ std::string local_host_name() {
 
 // ---------------------------------------------------------------------------------------------
 // The parser.
-
-// Which keys a mapping may hold, and where a key that belongs elsewhere should go.
-struct SectionSpec {
-    std::vector<std::string_view> keys;
-    std::vector<std::pair<std::string_view, std::string_view>> elsewhere; // key → section
-};
 
 const SectionSpec k_top_spec{{"host", "daemon", "approval", "break_glass", "audit", "rules"},
                              {{"socket", "daemon"},
@@ -254,74 +120,17 @@ const SectionSpec k_match_host_spec{{"environment", "tags"}, {}};
 constexpr std::array<std::string_view, 8> k_approval_only_keys{
     "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout", "approver_groups", "noninteractive"};
 
-// Where we are, for messages and positions.
-struct Where {
-    std::string path;       // positions prefix: "daemon", "rules[2]", "rules[2].match"
-    std::string key_prefix; // how keys are named in messages: "daemon.", "match.", ""
-    std::string in;         // "at top level", "in 'daemon'", "in rule 'x'", "in 'match' of ..."
-    std::string prefix;     // starts every other message: "rule 'x': " or ""
-
-    std::string key_path(std::string_view key) const {
-        return path.empty() ? std::string(key) : path + "." + std::string(key);
-    }
-    std::string key_name(std::string_view key) const { return key_prefix + std::string(key); }
-};
-
-struct Entry {
-    std::string key;
-    YAML::Node key_node;
-    YAML::Node value;
-};
-
-using Entries = std::vector<Entry>;
-
-const Entry* find(const Entries& entries, std::string_view key) {
-    const auto it = std::find_if(entries.begin(), entries.end(), [key](const Entry& e) { return e.key == key; });
-    return it == entries.end() ? nullptr : &*it;
-}
-
-// The mark to blame for a value: an implicit null ("key:" and nothing) has the mark of
-// whatever follows it, so blame the key instead.
-YAML::Mark value_mark(const Entry& entry) {
-    return entry.value.IsNull() ? entry.key_node.Mark() : entry.value.Mark();
-}
-
-class Parser {
+// The schema of jitgated's config, read with the shared typed readers of lib/yaml_reader.hpp.
+class Parser : public Reader {
 public:
-    explicit Parser(std::string source) : m_source(std::move(source)) {}
+    explicit Parser(std::string source) : Reader(std::move(source)) {}
 
     Config parse(const YAML::Node& root);
 
-    void add(const YAML::Mark& mark, std::string message) {
-        const Position position = position_of(mark);
-        // Every message is escaped here, at the one sink, as well as where values are quoted:
-        // a message can name a key taken from the file (a key id, a rule's field) and must not
-        // carry its raw bytes to a terminal. escaped() leaves escaped text as it is.
-        m_problems.push_back({m_source, position.line, position.column, escaped(message)});
-    }
-
-    std::vector<Problem>& problems() { return m_problems; }
-    const Positions& positions() const { return m_positions; }
-
 private:
-    Entries entries(const YAML::Node& node, const Where& where, const SectionSpec& spec);
-    Entries section(const Entries& parent, std::string_view key, const Where& parent_where, const Where& where,
-                    const SectionSpec& spec);
-    void wrong_type(const Where& where, const Entry& entry, std::string_view expected);
-
-    std::optional<std::string> string_value(const Where& where, const Entry* entry);
-    std::optional<long long> integer_value(const Where& where, const Entry* entry, std::string_view expected);
-    std::optional<bool> bool_value(const Where& where, const Entry* entry);
-    std::optional<std::vector<std::string>> list_value(const Where& where, const Entry* entry);
-    std::optional<Seconds> duration_value(const Where& where, const Entry* entry);
-    std::optional<std::uint64_t> size_value(const Where& where, const Entry* entry);
     void parse_service(const Entries& approval_entries, const Where& approval_where,
                        Config::Approval::Service& service);
     void parse_store(const Entries& audit_entries, const Where& audit_where, Config::Audit::Store& store);
-    template <typename Enum>
-    std::optional<Enum> enum_value(const Where& where, const Entry* entry,
-                                   const std::vector<std::pair<std::string_view, Enum>>& names);
-
     void parse_host(const Entries& top, Config::Host& host);
     void parse_daemon(const Entries& top, Config::Daemon& daemon);
     void parse_approval(const Entries& top, Config::Approval& approval);
@@ -330,204 +139,13 @@ private:
     void parse_rules(const Entries& top, std::vector<Rule>& rules);
     void parse_rule(const YAML::Node& node, std::size_t number, std::vector<Rule>& rules);
     void parse_match(const Entries& rule_entries, const Where& rule_where, Match& match);
-
-    std::string m_source;
-    std::vector<Problem> m_problems;
-    Positions m_positions;
 };
 
 const Where k_top_where{"", "", "at top level", ""};
 
-Entries Parser::entries(const YAML::Node& node, const Where& where, const SectionSpec& spec) {
-    Entries result;
-    if (!node.IsMap()) {
-        return result; // the caller reports the wrong type, naming the key
-    }
-    for (auto it = node.begin(); it != node.end(); ++it) {
-        const YAML::Node key_node = it->first;
-        if (!key_node.IsScalar()) {
-            add(key_node.Mark(),
-                where.prefix + "keys must be plain strings, got " + describe(key_node) + " " + where.in);
-            continue;
-        }
-        const std::string& key = key_node.Scalar();
-        if (const Entry* first = find(result, key)) {
-            // yaml-cpp keeps both; which one wins would be an accident, so neither does.
-            add(key_node.Mark(), "duplicate key " + shown(key) + " " + where.in + " (first at line " +
-                                     std::to_string(position_of(first->key_node.Mark()).line) + ")");
-            continue;
-        }
-        if (std::find(spec.keys.begin(), spec.keys.end(), key) == spec.keys.end()) {
-            std::string message = "unknown key " + shown(key) + " " + where.in;
-            std::string_view best;
-            std::size_t best_distance = 3; // more than two edits away is not a typo
-            for (const std::string_view candidate : spec.keys) {
-                const std::size_t distance = edit_distance(key, candidate);
-                if (distance < best_distance && distance < candidate.size()) {
-                    best = candidate;
-                    best_distance = distance;
-                }
-            }
-            const auto moved = std::find_if(spec.elsewhere.begin(), spec.elsewhere.end(),
-                                            [&key](const auto& e) { return e.first == key; });
-            if (!best.empty()) {
-                message += " (did you mean '" + std::string(best) + "'?)";
-            } else if (moved != spec.elsewhere.end()) {
-                message += " (it belongs under '" + std::string(moved->second) + "')";
-            }
-            add(key_node.Mark(), std::move(message));
-            continue;
-        }
-        Entry entry{key, key_node, it->second};
-        m_positions[where.key_path(key)] = position_of(value_mark(entry));
-        result.push_back(std::move(entry));
-    }
-    return result;
-}
-
-Entries Parser::section(const Entries& parent, std::string_view key, const Where& parent_where, const Where& where,
-                        const SectionSpec& spec) {
-    const Entry* entry = find(parent, key);
-    if (entry == nullptr || entry->value.IsNull()) {
-        return {}; // absent or "key:" with nothing: all defaults
-    }
-    if (!entry->value.IsMap()) {
-        wrong_type(parent_where, *entry, "a mapping");
-        return {};
-    }
-    return entries(entry->value, where, spec);
-}
-
-void Parser::wrong_type(const Where& where, const Entry& entry, std::string_view expected) {
-    add(value_mark(entry), where.prefix + "wrong type for '" + where.key_name(entry.key) + "': expected " +
-                               std::string(expected) + ", got " + describe(entry.value));
-}
-
-std::optional<std::string> Parser::string_value(const Where& where, const Entry* entry) {
-    if (entry == nullptr) {
-        return std::nullopt;
-    }
-    if (!entry->value.IsScalar()) {
-        wrong_type(where, *entry, "a string");
-        return std::nullopt;
-    }
-    return entry->value.Scalar();
-}
-
-std::optional<long long> Parser::integer_value(const Where& where, const Entry* entry, std::string_view expected) {
-    if (entry == nullptr) {
-        return std::nullopt;
-    }
-    const auto value = entry->value.IsScalar() ? parse_integer(entry->value.Scalar()) : std::nullopt;
-    if (!value || *value < INT_MIN || *value > INT_MAX) {
-        wrong_type(where, *entry, expected);
-        return std::nullopt;
-    }
-    return value;
-}
-
-std::optional<bool> Parser::bool_value(const Where& where, const Entry* entry) {
-    if (entry == nullptr) {
-        return std::nullopt;
-    }
-    bool value = false;
-    if (!entry->value.IsScalar() || !YAML::convert<bool>::decode(entry->value, value)) {
-        wrong_type(where, *entry, "true or false");
-        return std::nullopt;
-    }
-    return value;
-}
-
-// A single string where a list is expected is read as a one-element list: "kind: sudo" and
-// "kind: [sudo]" mean the same, and nobody should have to remember which keys allow which.
-std::optional<std::vector<std::string>> Parser::list_value(const Where& where, const Entry* entry) {
-    if (entry == nullptr) {
-        return std::nullopt;
-    }
-    const std::string path = where.key_path(entry->key);
-    std::vector<std::string> values;
-    if (entry->value.IsNull()) {
-        return values;
-    }
-    if (entry->value.IsScalar()) {
-        m_positions[path + "[0]"] = position_of(entry->value.Mark());
-        values.push_back(entry->value.Scalar());
-        return values;
-    }
-    if (!entry->value.IsSequence()) {
-        wrong_type(where, *entry, "a list of strings");
-        return std::nullopt;
-    }
-    bool ok = true;
-    for (std::size_t i = 0; i < entry->value.size(); ++i) {
-        const YAML::Node item = entry->value[i];
-        if (!item.IsScalar()) {
-            add(item.IsNull() ? entry->value.Mark() : item.Mark(),
-                where.prefix + "wrong type for item " + std::to_string(i + 1) + " of '" + where.key_name(entry->key) +
-                    "': expected a string, got " + describe(item));
-            ok = false;
-            continue;
-        }
-        m_positions[path + "[" + std::to_string(i) + "]"] = position_of(item.Mark());
-        values.push_back(item.Scalar());
-    }
-    if (!ok) {
-        return std::nullopt;
-    }
-    return values;
-}
-
-std::optional<Seconds> Parser::duration_value(const Where& where, const Entry* entry) {
-    if (entry == nullptr) {
-        return std::nullopt;
-    }
-    if (!entry->value.IsScalar()) {
-        wrong_type(where, *entry, "a duration such as 15m");
-        return std::nullopt;
-    }
-    auto value = parse_duration(entry->value.Scalar());
-    if (!value) {
-        add(entry->value.Mark(), where.prefix + "bad duration " + shown(entry->value.Scalar()) + " for '" +
-                                     where.key_name(entry->key) +
-                                     "': expected a positive number of seconds, or a positive number followed by "
-                                     "s, m, h or d (e.g. 30s, 15m, 2h, 1d)");
-    }
-    return value;
-}
-
-std::optional<std::uint64_t> Parser::size_value(const Where& where, const Entry* entry) {
-    if (entry == nullptr) {
-        return std::nullopt;
-    }
-    const auto value = entry->value.IsScalar() ? parse_size(entry->value.Scalar()) : std::nullopt;
-    if (!value) {
-        wrong_type(where, *entry, "a size such as 4096, 512KiB, 8MiB or 1GiB");
-    }
-    return value;
-}
-
-template <typename Enum>
-std::optional<Enum> Parser::enum_value(const Where& where, const Entry* entry,
-                                       const std::vector<std::pair<std::string_view, Enum>>& names) {
-    const auto text = string_value(where, entry);
-    if (!text) {
-        return std::nullopt;
-    }
-    std::vector<std::string_view> choices;
-    for (const auto& [name, value] : names) {
-        if (name == *text) {
-            return value;
-        }
-        choices.push_back(name);
-    }
-    add(entry->value.Mark(), where.prefix + "bad value " + shown(*text) + " for '" + where.key_name(entry->key) +
-                                 "': expected " + join(choices, " or "));
-    return std::nullopt;
-}
-
 Config Parser::parse(const YAML::Node& root) {
     Config config;
-    config.source = m_source;
+    config.source = source();
     if (!root.IsNull()) {
         if (!root.IsMap()) {
             add(root.Mark(), "the top level must be a mapping of sections (host, daemon, "
@@ -633,7 +251,7 @@ void Parser::parse_service(const Entries& approval_entries, const Where& approva
                     continue;
                 }
                 const std::string kid = it->first.Scalar();
-                m_positions["approval.service.public_keys." + kid] = position_of(it->first.Mark());
+                record("approval.service.public_keys." + kid, it->first.Mark());
                 service.public_keys.emplace_back(kid, it->second.Scalar());
             }
         }
@@ -746,7 +364,7 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
         }
     }
     const std::string path = "rules[" + std::to_string(rules.size()) + "]";
-    m_positions[path] = position_of(node.Mark());
+    record(path, node.Mark());
     const Where where{path, "", "in rule " + shown(rule.name), "rule " + shown(rule.name) + ": "};
     const Entries e = entries(node, where, k_rule_spec);
 
@@ -839,83 +457,6 @@ void Parser::parse_match(const Entries& rule_entries, const Where& rule_where, M
     }
 }
 
-// yaml-cpp's messages for two common slips are cryptic; say what to do instead.
-std::string syntax_hint(const std::string& text, const YAML::Mark& mark) {
-    if (mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= text.size()) {
-        return {};
-    }
-    const std::string_view rest = std::string_view(text).substr(static_cast<std::size_t>(mark.pos));
-    const auto first = rest.find_first_not_of(" \t-[,");
-    const char c = first == std::string_view::npos ? '\0' : rest[first];
-    if (c == '%') {
-        return " (quote a group entry: \"%group\")";
-    }
-    if (c == '*') {
-        return " (quote a glob that starts with '*': \"*...\")";
-    }
-    return {};
-}
-
-// Walks the documents of a YAML stream without building them, to find what YAML::Load() alone
-// would hide: a second document, and stray tokens. yaml-cpp 0.7 reports a stray ',', ']' or '}'
-// at the start of a document as an empty document without consuming it, so Load() returns an
-// empty config and LoadAll() loops forever, allocating (fixed upstream in yaml-cpp PR #1319).
-// Such a stuck parser shows as documents that all start at the same mark.
-class DocumentProbe final : public YAML::EventHandler {
-public:
-    struct Finding {
-        YAML::Mark mark;
-        std::string message;
-        bool first_document_usable; // false: the parser is stuck, nothing it built is trustworthy
-    };
-
-    // Returns what is wrong, or nullopt when the text is one document (or none). Throws
-    // YAML::ParserException on syntax errors, like Load().
-    std::optional<Finding> check(const std::string& text) {
-        std::istringstream in(text);
-        YAML::Parser parser(in);
-        std::optional<YAML::Mark> previous_start;
-        for (int documents = 0; parser.HandleNextDocument(*this); ++documents) {
-            if (previous_start && previous_start->pos == m_start.pos) {
-                const auto pos = static_cast<std::size_t>(std::max(m_start.pos, 0));
-                const std::string token = pos < text.size() ? shown(text.substr(pos, 1)) : "";
-                return Finding{m_start, "YAML syntax error: unexpected " + token, false};
-            }
-            if (documents > 0 && m_has_content) {
-                return Finding{m_start,
-                               "the config must be a single YAML document; remove this '---' "
-                               "and what follows, or merge it into the first document",
-                               true};
-            }
-            previous_start = m_start;
-        }
-        return std::nullopt;
-    }
-
-private:
-    void OnDocumentStart(const YAML::Mark& mark) override {
-        m_start = mark;
-        m_has_content = false;
-    }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override { m_has_content = true; }
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {
-        m_has_content = true;
-    }
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
-        m_has_content = true;
-    }
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
-        m_has_content = true;
-    }
-    void OnMapEnd() override {}
-
-    YAML::Mark m_start = YAML::Mark::null_mark();
-    bool m_has_content = false;
-};
-
 // ---------------------------------------------------------------------------------------------
 // Semantic checks.
 
@@ -944,16 +485,8 @@ private:
 };
 
 void Checker::add(std::string path, int fallback_line, std::string message) {
-    Position position{fallback_line, 0};
-    while (m_positions != nullptr && !path.empty()) {
-        if (const auto it = m_positions->find(path); it != m_positions->end()) {
-            position = it->second;
-            break;
-        }
-        const auto cut = path.find_last_of(".[");
-        path.resize(cut == std::string::npos ? 0 : cut);
-    }
-    m_problems.push_back({m_config.source, position.line, position.column, escaped(message)}); // see Parser::add
+    const Position position = locate(m_positions, std::move(path), fallback_line);
+    m_problems.push_back({m_config.source, position.line, position.column, escaped(message)}); // see Reader::add
 }
 
 std::vector<Problem> Checker::run() {
@@ -1255,61 +788,25 @@ std::vector<Problem> validate_at(const Config& config, const Positions* position
 } // namespace
 
 LoadResult load_config(const std::string& path) {
-    const auto fail = [&path](const std::string& message) {
-        LoadResult result;
-        result.problems.push_back({path, 0, 0, message});
-        return result;
-    };
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return fail("cannot open the config: " + error_text(errno));
-    }
     std::string text;
-    std::array<char, 65536> buffer{};
-    for (;;) {
-        const ssize_t n = read(fd, buffer.data(), buffer.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            const int error = errno;
-            close(fd);
-            return fail("cannot read the config: " + error_text(error));
-        }
-        if (n == 0) {
-            break;
-        }
-        text.append(buffer.data(), static_cast<std::size_t>(n));
+    if (auto problem = read_text_file(path, "the config", text)) {
+        LoadResult result;
+        result.problems.push_back(std::move(*problem));
+        return result;
     }
-    close(fd);
     return parse_config(text, path);
 }
 
 LoadResult parse_config(const std::string& text, const std::string& source) {
     Parser parser(source);
     std::optional<Config> config;
-    try {
-        const auto finding = DocumentProbe().check(text);
-        if (finding) {
-            parser.add(finding->mark, finding->message);
-        }
-        if (!finding || finding->first_document_usable) {
-            config = parser.parse(YAML::Load(text));
-        }
-    } catch (const YAML::ParserException& e) {
-        parser.add(e.mark, "YAML syntax error: " + escaped(e.msg) + syntax_hint(text, e.mark));
-    } catch (const YAML::Exception& e) {
-        parser.add(e.mark, "cannot read the YAML: " + escaped(e.msg));
-    }
+    read_document(text, parser, [&](const YAML::Node& root) { config = parser.parse(root); });
     std::vector<Problem> problems = std::move(parser.problems());
     if (config) {
         std::vector<Problem> more = validate_at(*config, &parser.positions());
         problems.insert(problems.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
     }
-    // In file order, so the list reads top to bottom next to the file.
-    std::stable_sort(problems.begin(), problems.end(), [](const Problem& a, const Problem& b) {
-        return std::pair(a.line, a.column) < std::pair(b.line, b.column);
-    });
+    sort_in_file_order(problems);
     LoadResult result;
     result.problems = std::move(problems);
     if (result.problems.empty()) {
@@ -1320,91 +817,6 @@ LoadResult parse_config(const std::string& text, const std::string& source) {
 
 std::vector<Problem> validate(const Config& config) {
     return validate_at(config, nullptr);
-}
-
-std::optional<Seconds> parse_duration(const std::string& text) {
-    if (text.empty()) {
-        return std::nullopt;
-    }
-    std::string_view digits = text;
-    Seconds::rep unit = 1;
-    switch (text.back()) {
-    case 's':
-        unit = 1;
-        break;
-    case 'm':
-        unit = 60;
-        break;
-    case 'h':
-        unit = 3600;
-        break;
-    case 'd':
-        unit = 86400;
-        break;
-    default:
-        unit = 0;
-        break;
-    }
-    if (unit != 0) {
-        digits.remove_suffix(1);
-    } else {
-        unit = 1; // a bare number of seconds
-    }
-    // Only digits: no sign, no spaces, no "1.5h" (from_chars alone would accept a leading '-').
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return std::nullopt;
-    }
-    Seconds::rep count = 0;
-    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
-    if (error != std::errc{} || end != digits.data() + digits.size() || count <= 0 ||
-        count > std::numeric_limits<Seconds::rep>::max() / unit) {
-        return std::nullopt;
-    }
-    return Seconds{count * unit};
-}
-
-std::optional<std::uint64_t> parse_size(const std::string& text) {
-    std::size_t digits = 0;
-    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
-        ++digits;
-    }
-    if (digits == 0 || digits > 15) {
-        return std::nullopt;
-    }
-    const std::string_view suffix = std::string_view(text).substr(digits);
-    std::uint64_t unit = 0;
-    for (const auto& [name, value] : {std::pair<std::string_view, std::uint64_t>{"", 1},
-                                      {"B", 1},
-                                      {"KiB", 1ULL << 10},
-                                      {"MiB", 1ULL << 20},
-                                      {"GiB", 1ULL << 30},
-                                      {"TiB", 1ULL << 40},
-                                      {"KB", 1000},
-                                      {"MB", 1000 * 1000},
-                                      {"GB", 1000 * 1000 * 1000}}) {
-        if (suffix == name) {
-            unit = value;
-        }
-    }
-    const std::uint64_t count = std::stoull(text.substr(0, digits));
-    if (unit == 0 || count == 0 || count > (std::uint64_t{1} << 50) / unit) {
-        return std::nullopt;
-    }
-    return count * unit;
-}
-
-std::string format_duration(Seconds s) {
-    const Seconds::rep n = s.count();
-    if (n != 0 && n % 86400 == 0) {
-        return std::to_string(n / 86400) + "d";
-    }
-    if (n != 0 && n % 3600 == 0) {
-        return std::to_string(n / 3600) + "h";
-    }
-    if (n != 0 && n % 60 == 0) {
-        return std::to_string(n / 60) + "m";
-    }
-    return std::to_string(n) + "s";
 }
 
 const char* to_string(Action a) noexcept {

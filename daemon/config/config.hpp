@@ -16,7 +16,7 @@
 
 namespace jitgate::config {
 
-using Seconds = std::chrono::seconds;
+// Seconds: lib/config_file.hpp.
 
 enum class Action { allow, deny, require_approval };
 enum class Scope { command, session, login };
@@ -138,11 +138,7 @@ LoadResult parse_config(const std::string& text, const std::string& source);
 // Pure; returns every problem found.
 std::vector<Problem> validate(const Config& config);
 
-// "30s", "15m", "2h", "1d" or a bare number of seconds. nullopt if malformed or <= 0.
-std::optional<Seconds> parse_duration(const std::string& text);
-std::string format_duration(Seconds s); // "15m", "90s", "2h"
-// "4096", "512KiB", "8MiB", "1GiB" (also KB/MB/GB as powers of 1000). nullopt if malformed or 0.
-std::optional<std::uint64_t> parse_size(const std::string& text);
+// parse_duration, format_duration and parse_size: lib/config_file.hpp.
 
 const char* to_string(Action a) noexcept;
 const char* to_string(Scope s) noexcept;

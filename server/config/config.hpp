@@ -1,7 +1,10 @@
 // server/config/config.hpp — jitgate-server's typed configuration (/etc/jitgate-server/server.yaml).
-// Read like jitgated's: every problem with file:line:column, unknown keys are errors, the file
-// must be root-owned and not group/world-writable. Defaults sit next to the members.
-// Plain data: thread-safe to copy and read.
+// Read like jitgated's, with the same reader (lib/yaml_reader.hpp): every problem with
+// file:line:column, unknown keys are errors, the file must be owned by root (or the server's
+// user) and not group/world-writable; every key and secret file it names likewise, and not
+// readable by anyone else either (mode 0600 or 0400). config/jitgate-server.yaml shows every key.
+// Defaults sit next to the members. Plain data: thread-safe to copy and read.
+// Depends on lib/ only.
 #pragma once
 
 #include "lib/config_file.hpp"
@@ -10,12 +13,15 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace jitgate::server::config {
 
 using Seconds = std::chrono::seconds;
 
+// In YAML: "address:port" ("0.0.0.0:8443", "[::]:8443", "127.0.0.1:0"); the address is a
+// numeric IPv4 or IPv6 address. Port 0 (an ephemeral port, for tests) is allowed.
 struct Listen {
     std::string address = "0.0.0.0";
     std::uint16_t port = 0;
@@ -25,7 +31,7 @@ struct Listen {
 // an entry when every selector the entry sets matches (empty selector: any). Host names and
 // rule names are glob patterns (fnmatch, no FNM_PERIOD).
 struct PolicyEntry {
-    std::string name;
+    std::string name;                         // default "policy-<n>" (1-based); unique
     std::vector<std::string> hosts;           // globs on the host name (from the certificate)
     std::vector<std::string> environments;    // exact host_environment values
     std::vector<std::string> tags;            // the host must carry every tag listed
@@ -36,11 +42,13 @@ struct PolicyEntry {
 };
 
 struct Webhook {
-    std::string name;
+    std::string name;            // default "webhook-<n>" (1-based); unique
     std::string url;             // https:// only
     std::string format = "json"; // "json" (HMAC-SHA256 signed) or "slack"
     std::string secret_file;     // json: the HMAC key file (checked like a key file)
     std::string ca_file;         // empty: the system's trust store
+    // Known: request.filed, request.approved, request.approval_added, request.denied,
+    // request.cancelled, request.expired, grant.signed (k_webhook_events).
     std::vector<std::string> events = {"request.filed", "request.approved", "request.denied", "request.expired"};
 };
 
@@ -63,11 +71,13 @@ struct Config {
 
     struct Web {
         Listen listen{"0.0.0.0", 8444};
-        std::string cert;
+        std::string cert; // both empty in the file: the hosts' cert and key (filled in by parse)
         std::string key;
         Seconds session_ttl{std::chrono::hours(8)};
     } web;
 
+    // Optional as a whole (empty issuer: no sign-in); with an issuer, client_id and
+    // client_secret_file are required.
     struct Oidc {
         std::string issuer; // https://idp.example.com/realms/corp
         std::string client_id;
@@ -77,7 +87,7 @@ struct Config {
         std::string groups_claim = "groups";
         std::map<std::string, std::string> users;  // IdP username -> Unix name, where they differ
         std::map<std::string, std::string> groups; // IdP group -> approver group; unmapped groups are ignored
-        std::vector<std::string> scopes = {"openid", "profile", "email"};
+        std::vector<std::string> scopes = {"openid", "profile", "email"}; // must include openid
         std::string token_endpoint_auth = "client_secret_basic"; // or "client_secret_post"
         // Tests only: also accept an http:// issuer and endpoints on 127.0.0.1, ::1 or localhost
         // (a loopback test IdP). Default off; https is required otherwise.
@@ -86,8 +96,8 @@ struct Config {
 
     struct Database {
         std::string sqlite = "/var/lib/jitgate-server/jitgate-server.db"; // used when `postgres` is empty
-        std::string postgres;                                             // a libpq conninfo without a password
-        std::string password_file;                                        // optional, checked like a key file
+        std::string postgres;      // a libpq conninfo without a password (no password=)
+        std::string password_file; // optional, checked like a key file
     } database;
 
     struct Signing {
@@ -96,36 +106,50 @@ struct Config {
             std::string private_key; // PEM PKCS#8 Ed25519, root-owned, mode 0600 or 0400
         };
         std::vector<Key> keys; // every key the server holds
-        std::string active;    // the kid that signs new grants (default: the first key)
+        std::string active;    // the kid that signs new grants (default: the first key; set by parse)
     } signing;
 
     std::vector<PolicyEntry> policy;
     std::vector<Webhook> webhooks;
 
     struct TicketCheck {
-        std::string url;        // empty: no ticket check; "{ticket}" is replaced (URL-encoded)
+        std::string url;        // empty: no ticket check; https:// only; "{ticket}" is replaced (URL-encoded)
         std::string token_file; // sent as a Bearer token
         std::string ca_file;
         std::string approved_field = "result.0.approval"; // JSON pointer-ish path that must equal approved_value
         std::string approved_value = "approved";
         std::string window_start_field = "result.0.start_date";
         std::string window_end_field = "result.0.end_date";
-        Seconds timeout{std::chrono::seconds(10)};
+        Seconds timeout{std::chrono::seconds(10)}; // 1s..60s
     } ticket_check;
 
     struct Audit {
-        std::string syslog_facility = "authpriv";
+        std::string syslog_facility = "authpriv"; // auth, authpriv, daemon, user, local0..local7
     } audit;
 };
 
+inline constexpr std::string_view k_webhook_events[] = {"request.filed",  "request.approved",  "request.approval_added",
+                                                        "request.denied", "request.cancelled", "request.expired",
+                                                        "grant.signed"};
+
 struct LoadResult {
-    Config config;
+    Config config;                                  // what could be read; use it only if problems is empty
     std::vector<jitgate::config::Problem> problems; // empty: valid
 };
 
-// Reads and validates `path` (including its ownership and mode). Never throws for bad
-// content: every problem is returned with file:line:column.
-LoadResult load(const std::string& path);
+// Reads and validates `path`: its content (as parse), the file's own ownership and mode, and
+// every file it names: each must pass config::check_file_security(file, allowed_uid) (owned
+// by root or `allowed_uid`, not a symlink, not group/world-writable); the private keys (hosts,
+// web, signing) and secret files (OIDC client secret, database password, webhook secrets,
+// ticket token) must also have mode 0600 or 0400. A problem about a named file is placed at
+// the key that names it. Pass the server's own uid as `allowed_uid` when it runs as its own
+// user. Never throws for bad content (only std::bad_alloc). Thread-safe.
+LoadResult load(const std::string& path, unsigned allowed_uid = 0);
+// The content only (no file is looked at): for tests and fuzzing; `source` names it in
+// problems. Never throws for bad content (only std::bad_alloc). Thread-safe.
 LoadResult parse(const std::string& text, const std::string& source);
+// The checks of meaning of parse() for a Config built in code (no positions: problems carry
+// the file name only). Pure.
+std::vector<jitgate::config::Problem> validate(const Config& config);
 
 } // namespace jitgate::server::config

@@ -8,10 +8,6 @@
 // names no unforeseen exception; an accepted grant matches every expectation (rid, nonce,
 // host, sub, kind, scope, cmd_sha256, enough distinct approvers without the requester, the
 // time window with its skew).
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -34,18 +30,14 @@ constexpr unsigned char k_seed[32] = {'j', 'i', 't', 'g', 'a', 't', 'e', '-', 'f
                                       'n', 't', '-', 'k', 'e', 'y', '-', 's', 'e', 'e', 'd', '-', '0', '0', '0', '1'};
 
 struct Fixture {
-    EVP_PKEY* key = nullptr; // process lifetime
+    // The server's own signer (lib/grant_token), from a fixed seed.
+    gt::SigningKey key =
+        gt::SigningKey::from_seed("fuzz-1", std::string_view(reinterpret_cast<const char*>(k_seed), sizeof k_seed));
     gt::KeyRing ring;
     gt::Expected expected;
 
     Fixture() {
-        key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, k_seed, sizeof k_seed);
-        require(key != nullptr, "cannot make the Ed25519 key");
-        std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
-        require(bio && PEM_write_bio_PUBKEY(bio.get(), key) == 1, "cannot write the public key");
-        char* pem = nullptr;
-        const long n = BIO_get_mem_data(bio.get(), &pem);
-        ring.add_pem("fuzz-1", std::string(pem, static_cast<std::size_t>(n)), "fuzz");
+        ring.add_pem("fuzz-1", key.public_key_pem(), "fuzz");
         expected.request_id = "R-7F3K2Q";
         expected.nonce = "bm9uY2Utb2YtdGhlLWZ1enotaGFybmVzcy0wMDAwMDE";
         expected.host = "web-01";
@@ -58,17 +50,11 @@ struct Fixture {
         expected.skew_s = 30;
     }
 
+    // Any header and payload bytes (not only what gt::sign would make), signed with the key.
     std::string sign(const std::string& header, const std::string& payload) const {
         const std::string input =
             jitgate::text::base64url_encode(header) + "." + jitgate::text::base64url_encode(payload);
-        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-        std::string sig(64, '\0');
-        std::size_t len = sig.size();
-        require(ctx && EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key) == 1 &&
-                    EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                                   reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1,
-                "cannot sign");
-        return input + "." + jitgate::text::base64url_encode(sig);
+        return input + "." + jitgate::text::base64url_encode(key.sign_bytes(input));
     }
 };
 

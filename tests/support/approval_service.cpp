@@ -23,6 +23,7 @@
 // SECURITY NOTE: this is a test peer. The host of a request is taken from its body (the TLS
 // layer already enforced a client certificate of the test CA); there is no 403 check of the
 // certificate's subject against `host`, and the admin API has no authentication (loopback only).
+#include "lib/grant_token.hpp"
 #include <jitgate/text.hpp>
 
 #include <openssl/err.h>
@@ -63,6 +64,7 @@
 namespace {
 
 using json = nlohmann::json;
+namespace gt = jitgate::grant_token;
 using httplib::Request;
 using httplib::Response;
 
@@ -97,18 +99,6 @@ public:
 // ---------------------------------------------------------------------------------------------
 // OpenSSL helpers. Each throws std::runtime_error carrying OpenSSL's error queue on failure.
 
-struct PkeyFree {
-    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
-};
-struct BioFree {
-    void operator()(BIO* p) const noexcept { BIO_free(p); }
-};
-struct MdCtxFree {
-    void operator()(EVP_MD_CTX* p) const noexcept { EVP_MD_CTX_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using Bio = std::unique_ptr<BIO, BioFree>;
-
 const unsigned char* bytes(std::string_view s) {
     return reinterpret_cast<const unsigned char*>(s.data());
 }
@@ -123,42 +113,6 @@ std::string openssl_errors() {
         out += buf;
     }
     return out.empty() ? "unknown OpenSSL error" : out;
-}
-
-// Loads a PEM private key that must be Ed25519. Never prompts for a pass phrase.
-Pkey load_ed25519_key(const std::string& path) {
-    Bio bio(BIO_new_file(path.c_str(), "r"));
-    if (!bio) throw std::runtime_error(path + ": cannot open: " + openssl_errors());
-    auto no_password = [](char*, int, int, void*) -> int { return 0; };
-    Pkey key(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr));
-    if (!key) throw std::runtime_error(path + ": not a PEM private key: " + openssl_errors());
-    if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) throw std::runtime_error(path + ": not an Ed25519 key");
-    return key;
-}
-
-// The SubjectPublicKeyInfo PEM of `key`, byte for byte what `openssl pkey -pubout` writes.
-std::string public_key_pem(EVP_PKEY* key) {
-    Bio bio(BIO_new(BIO_s_mem()));
-    if (!bio || PEM_write_bio_PUBKEY(bio.get(), key) != 1)
-        throw std::runtime_error("PEM_write_bio_PUBKEY: " + openssl_errors());
-    char* data = nullptr;
-    const long size = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<std::size_t>(size));
-}
-
-std::string ed25519_sign(EVP_PKEY* key, std::string_view data) {
-    std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-    // Ed25519 hashes internally: no digest, and one-shot EVP_DigestSign only.
-    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1)
-        throw std::runtime_error("EVP_DigestSignInit: " + openssl_errors());
-    std::size_t size = 0;
-    if (EVP_DigestSign(ctx.get(), nullptr, &size, bytes(data), data.size()) != 1)
-        throw std::runtime_error("EVP_DigestSign: " + openssl_errors());
-    std::string sig(size, '\0');
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &size, bytes(data), data.size()) != 1)
-        throw std::runtime_error("EVP_DigestSign: " + openssl_errors());
-    sig.resize(size);
-    return sig;
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {
@@ -447,9 +401,9 @@ thread_local std::string t_fault_served;
 // answer; guarded() turns that into the error body. The constructor throws on an unusable key.
 class Service {
 public:
-    Service(const Options& opt, Pkey signing, Pkey other)
+    Service(const Options& opt, gt::SigningKey signing, std::optional<gt::SigningKey> other)
         : m_opt(opt), m_signing(std::move(signing)), m_other(std::move(other)),
-          m_public_pem(public_key_pem(m_signing.get())) {}
+          m_public_pem(m_signing.public_key_pem()) {}
 
     void set_port(int port) {
         std::lock_guard lock(m_mutex);
@@ -490,8 +444,10 @@ private:
     void finish(Entry& e, const std::string& status);
 
     const Options& m_opt;
-    const Pkey m_signing;
-    const Pkey m_other; // may be null: no --other-key
+    // Grants are signed with the server's own signer (lib/grant_token), so the tests exercise
+    // the same bytes jitgate-server produces; only the tampered forms are built here.
+    const gt::SigningKey m_signing;
+    const std::optional<gt::SigningKey> m_other; // kid "k-unknown"; empty: no --other-key
     const std::string m_public_pem;
 
     std::mutex m_mutex;
@@ -713,7 +669,7 @@ std::string Service::make_grant(const Entry& e, const json& approvers, const std
     const std::string cmd = b["action"]["cmd_sha256"].get<std::string>();
     if (!cmd.empty()) claims["cmd_sha256"] = cmd;
     json header = {{"alg", "EdDSA"}, {"kid", m_opt.kid}, {"typ", "JWT"}};
-    EVP_PKEY* key = m_signing.get();
+    const gt::SigningKey* key = &m_signing;
 
     if (tamper == "wrong_nonce") {
         claims["nonce"] = jitgate::text::base64url_encode(random_bytes(32));
@@ -732,23 +688,26 @@ std::string Service::make_grant(const Entry& e, const json& approvers, const std
         claims["exp"] = now + 7200;
     } else if (tamper == "unknown_kid") {
         if (!m_other) throw HttpError(400, "tamper unknown_kid needs --other-key");
-        key = m_other.get();
-        header["kid"] = "k-unknown";
-    } else if (tamper == "alg_none") {
+        key = &*m_other;
+    }
+    // Everything but a broken header or signature: the shared signer, as jitgate-server signs.
+    if (tamper != "alg_none" && tamper != "alg_hs256" && tamper != "forge_signature" && tamper != "no_signature")
+        return gt::sign(*key, claims);
+
+    if (tamper == "alg_none") {
         header["alg"] = "none";
     } else if (tamper == "alg_hs256") {
         header["alg"] = "HS256";
     }
-
     const std::string signing_input =
         jitgate::text::base64url_encode(header.dump()) + "." + jitgate::text::base64url_encode(claims.dump());
     std::string sig;
     if (tamper == "alg_hs256") {
         // The classic key-confusion attack: HMAC keyed with the text of the public key.
         sig = hmac_sha256(m_public_pem, signing_input);
-    } else if (tamper != "alg_none" && tamper != "no_signature") {
-        sig = ed25519_sign(key, signing_input);
-        if (tamper == "forge_signature") sig[sig.size() / 2] = static_cast<char>(sig[sig.size() / 2] ^ 0x01);
+    } else if (tamper == "forge_signature") {
+        sig = key->sign_bytes(signing_input);
+        sig[sig.size() / 2] = static_cast<char>(sig[sig.size() / 2] ^ 0x01);
     }
     return signing_input + "." + jitgate::text::base64url_encode(sig);
 }
@@ -1040,8 +999,10 @@ int run(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
-    Pkey signing = load_ed25519_key(opt.signing_key);
-    Pkey other = opt.other_key.empty() ? Pkey() : load_ed25519_key(opt.other_key);
+    // The key files of make_pki.sh: 0600, owned by whoever runs the tests.
+    gt::SigningKey signing = gt::SigningKey::load(opt.kid, opt.signing_key, getuid());
+    std::optional<gt::SigningKey> other;
+    if (!opt.other_key.empty()) other = gt::SigningKey::load("k-unknown", opt.other_key, getuid());
     RequestLog log(opt.log);
     Service service(opt, std::move(signing), std::move(other));
 

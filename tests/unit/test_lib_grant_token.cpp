@@ -1,6 +1,7 @@
 // Unit tests of the grant verifier (docs/protocol.md §7): every refusal has its own test that
 // checks both the denial and its reason. Keys are generated here; a small test-only signer
-// makes the tokens, including the malformed and malicious ones.
+// makes the tokens, including the malformed and malicious ones. At the end: the shared signer
+// (SigningKey, sign, grant_claims), checked against the verifier, RFC 8032 and its key files.
 #include <gtest/gtest.h>
 
 #include <openssl/bio.h>
@@ -12,9 +13,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -932,6 +935,286 @@ TEST(GrantTokenNonce, Is43Base64urlCharactersAndFresh) {
         EXPECT_EQ(text::base64url_decode(n).size(), 32u);
         EXPECT_TRUE(seen.insert(n).second);
     }
+}
+
+// --- the shared signer -----------------------------------------------------------------------
+
+// A private directory removed afterwards.
+class KeyDir {
+public:
+    KeyDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "jitgate-signer-XXXXXX").string();
+        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        m_path = pattern;
+    }
+    ~KeyDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(m_path, ignored);
+    }
+    KeyDir(const KeyDir&) = delete;
+    KeyDir& operator=(const KeyDir&) = delete;
+    std::string write(const std::string& name, const std::string& text, mode_t mode) const {
+        const std::string file = (m_path / name).string();
+        { std::ofstream(file, std::ios::binary | std::ios::trunc) << text; }
+        if (chmod(file.c_str(), mode) != 0) throw std::runtime_error("chmod failed");
+        return file;
+    }
+    const std::filesystem::path& path() const { return m_path; }
+
+private:
+    std::filesystem::path m_path;
+};
+
+// The message of the Error that load() throws ("" if it loads).
+std::string load_error(const std::string& kid, const std::string& path, unsigned allowed_uid) {
+    try {
+        gt::SigningKey::load(kid, path, allowed_uid);
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::bad_input);
+        EXPECT_EQ(e.context(), path);
+        return e.what();
+    }
+    return "";
+}
+
+gt::Claims good_claims(const gt::Expected& e) {
+    gt::Claims c;
+    c.iss = "approvals.example.com";
+    c.jti = "G-7Q2M4X";
+    c.rid = e.request_id;
+    c.nonce = e.nonce;
+    c.host = e.host;
+    c.sub = e.user;
+    c.kind = e.kind;
+    c.scope = e.scope;
+    c.cmd_sha256 = e.cmd_sha256;
+    c.approvers = {"bob", "carol"};
+    c.iat = k_now - 5;
+    c.nbf = k_now - 5;
+    c.exp = k_now + 900;
+    return c;
+}
+
+TEST_F(GrantToken, SharedSignerRoundTripsThroughTheVerifier) {
+    const gt::SigningKey key = gt::SigningKey::generate("k-new");
+    m_keys.add_pem("k-new", key.public_key_pem(), "test:k-new");
+    const gt::Claims sent = good_claims(m_expected);
+    const std::string jws = gt::sign(key, sent);
+    const gt::Verdict v = check(jws);
+    ASSERT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.claims.kid, "k-new");
+    EXPECT_EQ(v.claims.iss, sent.iss);
+    EXPECT_EQ(v.claims.jti, sent.jti);
+    EXPECT_EQ(v.claims.rid, sent.rid);
+    EXPECT_EQ(v.claims.nonce, sent.nonce);
+    EXPECT_EQ(v.claims.host, sent.host);
+    EXPECT_EQ(v.claims.sub, sent.sub);
+    EXPECT_EQ(v.claims.kind, sent.kind);
+    EXPECT_EQ(v.claims.scope, sent.scope);
+    EXPECT_EQ(v.claims.cmd_sha256, sent.cmd_sha256);
+    EXPECT_EQ(v.claims.approvers, sent.approvers);
+    EXPECT_EQ(v.claims.iat, sent.iat);
+    EXPECT_EQ(v.claims.nbf, sent.nbf);
+    EXPECT_EQ(v.claims.exp, sent.exp);
+}
+
+TEST_F(GrantToken, SharedSignerHeaderIsExactlyEdDSAKidTyp) {
+    const gt::SigningKey key = gt::SigningKey::generate("k-new");
+    const auto parts = split(gt::sign(key, good_claims(m_expected)));
+    ASSERT_EQ(parts.size(), 3u);
+    EXPECT_EQ(text::base64url_decode(parts[0]), R"({"alg":"EdDSA","kid":"k-new","typ":"JWT"})");
+    EXPECT_EQ(text::base64url_decode(parts[2]).size(), 64u);
+    // Session scope: no cmd_sha256 member at all.
+    gt::Claims session = good_claims(m_expected);
+    session.scope = "session";
+    session.cmd_sha256.clear();
+    const Json payload = Json::parse(text::base64url_decode(split(gt::sign(key, session))[1]));
+    EXPECT_FALSE(payload.contains("cmd_sha256"));
+    EXPECT_EQ(payload["scope"], "session");
+}
+
+TEST_F(GrantToken, SharedSignerTamperedTokensAreRefused) {
+    const gt::SigningKey key = gt::SigningKey::generate("k-new");
+    m_keys.add_pem("k-new", key.public_key_pem(), "test:k-new");
+    const std::string jws = gt::sign(key, good_claims(m_expected));
+    ASSERT_TRUE(check(jws).ok);
+    // Another approver list in the payload, the signature kept.
+    auto parts = split(jws);
+    Json payload = Json::parse(text::base64url_decode(parts[1]));
+    payload["approvers"] = {"bob", "dave"};
+    expect_refused(parts[0] + "." + b64(payload.dump()) + "." + parts[2], "signature does not verify");
+    // One bit of the signature flipped.
+    std::string sig = text::base64url_decode(parts[2]);
+    sig[10] = static_cast<char>(sig[10] ^ 0x01);
+    expect_refused(parts[0] + "." + parts[1] + "." + b64(sig), "signature does not verify");
+    // Another key signing under the same kid.
+    const gt::SigningKey impostor = gt::SigningKey::generate("k-new");
+    expect_refused(gt::sign(impostor, good_claims(m_expected)), "signature does not verify");
+    // A kid the host does not know.
+    expect_refused(gt::sign(gt::SigningKey::generate("k-other"), good_claims(m_expected)), "unknown kid");
+}
+
+// RFC 8032 §7.1, TEST 1: the signer is plain Ed25519, byte for byte.
+TEST(GrantTokenSigner, Rfc8032TestVector1) {
+    const std::string seed = text::base64url_decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A");
+    ASSERT_EQ(seed.size(), 32u);
+    const gt::SigningKey key = gt::SigningKey::from_seed("rfc8032", seed);
+    const std::string sig = key.sign_bytes("");
+    std::string hex;
+    for (const unsigned char b : sig) {
+        static const char* digits = "0123456789abcdef";
+        hex += digits[b >> 4];
+        hex += digits[b & 15];
+    }
+    EXPECT_EQ(hex, "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+                   "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b");
+    // The public key of that vector, in the SubjectPublicKeyInfo PEM hosts configure.
+    EXPECT_EQ(key.public_key_pem(), "-----BEGIN PUBLIC KEY-----\n"
+                                    "MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"
+                                    "-----END PUBLIC KEY-----\n");
+    EXPECT_THROW(gt::SigningKey::from_seed("rfc8032", seed.substr(1)), Error);
+}
+
+TEST(GrantTokenSigner, GrantClaimsRefusesWhatEveryHostWouldRefuse) {
+    gt::Expected e;
+    e.request_id = "R-1";
+    e.nonce = "n";
+    e.host = "h";
+    e.user = "alice";
+    e.kind = "sudo";
+    e.scope = "command";
+    e.cmd_sha256 = std::string(64, 'a');
+    const auto refused = [&](const std::function<void(gt::Claims&)>& change, const std::string& reason) {
+        gt::Claims c = good_claims(e);
+        change(c);
+        try {
+            gt::grant_claims(c);
+            ADD_FAILURE() << "no throw; expected: " << reason;
+        } catch (const Error& error) {
+            EXPECT_EQ(error.code(), ErrorCode::bad_input);
+            EXPECT_NE(std::string(error.what()).find(reason), std::string::npos) << error.what();
+        }
+    };
+    EXPECT_NO_THROW(gt::grant_claims(good_claims(e)));
+    refused([](gt::Claims& c) { c.approvers = {"bob", "alice"}; }, "approver \"alice\" is the requester");
+    refused([](gt::Claims& c) { c.approvers = {"bob", "bob"}; }, "approver \"bob\" is named twice");
+    refused([](gt::Claims& c) { c.approvers = {"bob", ""}; }, "an approver's name is empty");
+    refused([](gt::Claims& c) { c.approvers.clear(); }, "no approvers");
+    refused([](gt::Claims& c) { c.cmd_sha256.clear(); }, "scope \"command\" needs cmd_sha256");
+    refused([](gt::Claims& c) { c.scope = "session"; }, "cmd_sha256 is only for scope \"command\"");
+    refused([](gt::Claims& c) { c.scope = "root"; }, "unknown scope \"root\"");
+    refused([](gt::Claims& c) { c.exp = c.nbf; }, "is not before exp");
+    refused([](gt::Claims& c) { c.jti = "G 1\n"; }, "is not 1-128 printable ASCII");
+    refused([](gt::Claims& c) { c.nonce.clear(); }, "claim \"nonce\" is empty");
+    refused([](gt::Claims& c) { c.host.clear(); }, "claim \"host\" is empty");
+}
+
+TEST(GrantTokenSigner, SignRefusesNonObjectsBadUtf8AndOversizeTokens) {
+    const gt::SigningKey key = gt::SigningKey::generate("k1");
+    EXPECT_THROW(gt::sign(key, Json::array({1, 2})), Error);
+    EXPECT_THROW(gt::sign(key, Json{{"sub", "\xff"}}), Error);
+    EXPECT_THROW(gt::sign(key, Json{{"pad", std::string(gt::k_max_token_bytes, 'x')}}), Error);
+    // The largest payload that signs (binary search) gives a token the verifier's size check
+    // still allows, within one base64 step of the limit.
+    std::size_t low = 1000;   // signs
+    std::size_t high = 16384; // does not
+    std::string jws;
+    while (high - low > 1) {
+        const std::size_t mid = (low + high) / 2;
+        try {
+            gt::sign(key, Json{{"pad", std::string(mid, 'x')}});
+            low = mid;
+        } catch (const Error&) {
+            high = mid;
+        }
+    }
+    jws = gt::sign(key, Json{{"pad", std::string(low, 'x')}});
+    EXPECT_LE(jws.size(), gt::k_max_token_bytes);
+    EXPECT_GT(jws.size(), gt::k_max_token_bytes - 4);
+}
+
+TEST(GrantTokenSigner, KeyFileRoundTripsAndModes0600And0400Load) {
+    KeyDir dir;
+    const gt::SigningKey made = gt::SigningKey::generate("k1");
+    const std::string pem = made.private_key_pem();
+    EXPECT_EQ(pem.rfind("-----BEGIN PRIVATE KEY-----\n", 0), 0u) << "PKCS#8";
+    for (const mode_t mode : {mode_t{0600}, mode_t{0400}}) {
+        const std::string path = dir.write("k1-" + std::to_string(mode) + ".key", pem, mode);
+        const gt::SigningKey loaded = gt::SigningKey::load("k1", path, getuid());
+        EXPECT_EQ(loaded.kid(), "k1");
+        EXPECT_EQ(loaded.public_key_pem(), made.public_key_pem());
+        gt::KeyRing ring;
+        ring.add_pem("k1", made.public_key_pem(), "test");
+        const std::string jws = gt::sign(loaded, Json{{"x", 1}});
+        const std::size_t dot = jws.rfind('.');
+        EXPECT_TRUE(ring.verify_signature("k1", jws.substr(0, dot), text::base64url_decode(jws.substr(dot + 1))));
+    }
+}
+
+TEST(GrantTokenSigner, KeyFileReadableByOthersIsRefusedWithTheFix) {
+    KeyDir dir;
+    const std::string pem = gt::SigningKey::generate("k1").private_key_pem();
+    for (const mode_t mode : {mode_t{0644}, mode_t{0640}, mode_t{0604}, mode_t{0700}, mode_t{0440}}) {
+        const std::string path = dir.write("k1.key", pem, mode);
+        char octal[8];
+        std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+        EXPECT_EQ(load_error("k1", path, getuid()),
+                  path + ": mode " + octal +
+                      " lets others read or run the signing key; it must be 0600 or 0400 (fix with: chmod 0600 " +
+                      path + ")");
+    }
+    // Group-writable: check_file_security's own message.
+    const std::string path = dir.write("k1.key", pem, 0620);
+    EXPECT_NE(load_error("k1", path, getuid()).find("is group-writable (mode 0620); fix with: chmod go-w"),
+              std::string::npos);
+}
+
+TEST(GrantTokenSigner, KeyFileOwnedBySomeoneElseIsRefused) {
+    KeyDir dir;
+    const std::string path = dir.write("k1.key", gt::SigningKey::generate("k1").private_key_pem(), 0600);
+    unsigned owner = getuid();
+    if (getuid() == 0) {
+        // As root: give the file to another uid; only root (0) is allowed.
+        owner = 4242;
+        ASSERT_EQ(chown(path.c_str(), owner, static_cast<gid_t>(-1)), 0);
+    }
+    // Not root: the file is ours, and only root (allowed_uid 0) is allowed.
+    EXPECT_EQ(load_error("k1", path, 0), path + ": is owned by uid " + std::to_string(owner) +
+                                             " but must be owned by root; fix with: chown root " + path);
+}
+
+TEST(GrantTokenSigner, KeyFileThatIsNoEd25519PrivateKeyIsRefused) {
+    KeyDir dir;
+    const auto error_for = [&](const std::string& text) {
+        return load_error("k1", dir.write("k1.key", text, 0600), getuid());
+    };
+    EXPECT_NE(error_for("not a key").find("not a PEM private key"), std::string::npos);
+    EXPECT_NE(error_for(public_pem(keygen("ED25519").get())).find("not a PEM private key"), std::string::npos);
+    Pkey ec(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    ASSERT_TRUE(ec);
+    EXPECT_NE(error_for(private_pem(ec.get())).find("is EC, not Ed25519"), std::string::npos);
+    // An encrypted key: a service cannot type a passphrase at start-up.
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+    Pkey ed(keygen("ED25519"));
+    ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(bio.get(), ed.get(), EVP_aes_256_cbc(), nullptr, 0, nullptr,
+                                            const_cast<char*>("secret")),
+              1);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio.get(), &data);
+    EXPECT_NE(error_for(std::string(data, static_cast<std::size_t>(n))).find("is encrypted"), std::string::npos);
+    EXPECT_NE(error_for(std::string(70 * 1024, 'x')).find("larger than 64 KiB"), std::string::npos);
+    EXPECT_NE(load_error("k 1", dir.write("k1.key", "x", 0600), getuid()).find("is not 1-64 characters"),
+              std::string::npos);
+}
+
+TEST(GrantTokenSigner, KeyFileSymlinkAndMissingFileAreRefused) {
+    KeyDir dir;
+    const std::string real = dir.write("real.key", gt::SigningKey::generate("k1").private_key_pem(), 0600);
+    const std::string link = (dir.path() / "link.key").string();
+    ASSERT_EQ(symlink(real.c_str(), link.c_str()), 0);
+    EXPECT_NE(load_error("k1", link, getuid()).find("is a symbolic link"), std::string::npos);
+    EXPECT_NE(load_error("k1", (dir.path() / "missing.key").string(), getuid()).find("No such file"),
+              std::string::npos);
 }
 
 } // namespace

@@ -1,0 +1,98 @@
+// server/commands.cpp — see commands.hpp.
+#include "server/commands.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <exception>
+#include <map>
+#include <optional>
+
+#include "jitgate/error.hpp"
+#include "jitgate/text.hpp"
+#include "server/config/config.hpp"
+#include "server/service/keys.hpp"
+
+namespace jitgate::server {
+namespace {
+
+// "--name value" pairs; nullopt (after printing why) on anything else.
+std::optional<std::map<std::string, std::string>> options(const char* command, const std::vector<std::string>& args,
+                                                          const std::vector<std::string>& known, std::FILE* err) {
+    std::map<std::string, std::string> out;
+    for (std::size_t i = 0; i < args.size(); i += 2) {
+        const std::string& name = args[i];
+        if (std::find(known.begin(), known.end(), name) == known.end()) {
+            std::fprintf(err, "jitgate-server %s: unknown argument '%s'\n", command,
+                         text::escape_for_log(name).c_str());
+            return std::nullopt;
+        }
+        if (i + 1 >= args.size()) {
+            std::fprintf(err, "jitgate-server %s: %s needs a value\n", command, name.c_str());
+            return std::nullopt;
+        }
+        if (!out.emplace(name, args[i + 1]).second) {
+            std::fprintf(err, "jitgate-server %s: %s is given twice\n", command, name.c_str());
+            return std::nullopt;
+        }
+    }
+    return out;
+}
+
+template <typename Body>
+int guarded(const char* command, std::FILE* err, Body body) noexcept {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        std::fprintf(err, "jitgate-server %s: %s\n", command, text::escape_for_log(e.what()).c_str());
+    } catch (...) {
+        std::fprintf(err, "jitgate-server %s: unknown error\n", command);
+    }
+    return 1;
+}
+
+} // namespace
+
+int keygen_command(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
+    return guarded("keygen", err, [&] {
+        const auto opts = options("keygen", args, {"--kid", "--dir"}, err);
+        if (!opts) return 2;
+        const auto kid = opts->find("--kid");
+        if (kid == opts->end()) {
+            std::fputs("usage: jitgate-server keygen --kid KID [--dir DIR]\n", err);
+            return 2;
+        }
+        const auto dir = opts->find("--dir");
+        const service::KeygenResult r =
+            service::keygen(dir == opts->end() ? k_default_key_dir : dir->second, kid->second);
+        std::fprintf(out,
+                     "wrote %s (the private key, mode 0600; keep it on the server)\n"
+                     "wrote %s (the public key; list it on every host under approval.service.public_keys as %s)\n%s",
+                     r.private_key.c_str(), r.public_key.c_str(), kid->second.c_str(), r.public_pem.c_str());
+        return 0;
+    });
+}
+
+int check_config_command(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
+    return guarded("check-config", err, [&] {
+        const auto opts = options("check-config", args, {"--config"}, err);
+        if (!opts) return 2;
+        const auto it = opts->find("--config");
+        const std::string path = it == opts->end() ? k_default_config : it->second;
+        const unsigned uid = geteuid();
+        const config::LoadResult result = config::load(path, uid);
+        for (const auto& p : result.problems) std::fprintf(out, "%s\n", p.to_string().c_str());
+        if (!result.problems.empty()) return 1;
+        // The files are safe; now their content: each private key must be an Ed25519 key.
+        try {
+            service::KeySet::load(result.config.signing, uid);
+        } catch (const Error& e) {
+            std::fprintf(out, "%s: %s\n", path.c_str(), text::escape_for_log(e.what()).c_str());
+            return 1;
+        }
+        std::fputs("config OK\n", out);
+        return 0;
+    });
+}
+
+} // namespace jitgate::server
