@@ -93,8 +93,7 @@ bool iequals(std::string_view a, std::string_view b) {
 // The headers the layer owns: set on every response, never taken from a handler.
 bool layer_header(std::string_view name) {
     return iequals(name, "Content-Length") || iequals(name, "Cache-Control") ||
-           iequals(name, "X-Content-Type-Options") || iequals(name, "Transfer-Encoding") ||
-           iequals(name, "Connection");
+           iequals(name, "X-Content-Type-Options") || iequals(name, "Transfer-Encoding") || iequals(name, "Connection");
 }
 
 // Writes `response` on `req` (which evhttp then owns and frees). A response the layer cannot
@@ -148,8 +147,8 @@ const char* method_name(evhttp_cmd_type type) {
 // One parked request. Owned by its Reply; registered as the connection's close callback
 // argument while unanswered (every path that ends the State clears that registration first).
 struct Reply::State : std::enable_shared_from_this<Reply::State> {
-    evhttp_request* req = nullptr;       // null once answered or gone
-    evhttp_connection* conn = nullptr;   // idem
+    evhttp_request* req = nullptr;     // null once answered or gone
+    evhttp_connection* conn = nullptr; // idem
     timeval read_timeout{};
     timeval write_timeout{};
     std::function<void()> on_gone;
@@ -160,7 +159,8 @@ struct Reply::State : std::enable_shared_from_this<Reply::State> {
         if (req != nullptr && !answered && !gone) {
             detail::log("a request was dropped unanswered; sent 500");
             answered = true;
-            detail::guarded("reply", [&] { deliver(text_response(500, "text/plain; charset=utf-8", "internal error\n")); });
+            detail::guarded("reply",
+                            [&] { deliver(text_response(500, "text/plain; charset=utf-8", "internal error\n")); });
         }
     }
 
@@ -218,8 +218,12 @@ void Reply::send(Response response) {
     m_state->deliver(std::move(response));
 }
 
-bool Reply::gone() const noexcept { return m_state && m_state->gone; }
-bool Reply::answered() const noexcept { return m_state && m_state->answered; }
+bool Reply::gone() const noexcept {
+    return m_state && m_state->gone;
+}
+bool Reply::answered() const noexcept {
+    return m_state && m_state->answered;
+}
 
 void Reply::on_gone(std::function<void()> callback) {
     if (!m_state || m_state->answered) return;
@@ -271,8 +275,8 @@ struct Listener::Impl {
             }
             ++self->count->open;
             // Frees the SSL (and so counts down) on failure and when the connection ends.
-            bufferevent* bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                              BEV_OPT_CLOSE_ON_FREE);
+            bufferevent* bev =
+                bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
             return bev != nullptr ? bev : refusal(base);
         } catch (...) {
             return refusal(base);
@@ -424,6 +428,8 @@ Listener::~Listener() {
     if (m_impl->http != nullptr) evhttp_free(m_impl->http);
 }
 
-std::uint16_t Listener::port() const noexcept { return m_impl->port; }
+std::uint16_t Listener::port() const noexcept {
+    return m_impl->port;
+}
 
 } // namespace jitgate::server::http

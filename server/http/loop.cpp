@@ -7,6 +7,7 @@
 #include <event2/thread.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -44,6 +45,9 @@ void init_libevent_once() {
         // Without it, event_active() and event_base_loopbreak() from another thread race.
         if (evthread_use_pthreads() != 0) throw Error(ErrorCode::internal, "libevent", "cannot enable threads");
         event_set_log_callback(libevent_log);
+        // SECURITY NOTE: OpenSSL writes to sockets with send() without MSG_NOSIGNAL, so a client
+        // that closes while its answer is written would kill the whole server with SIGPIPE.
+        std::signal(SIGPIPE, SIG_IGN);
     });
 }
 
@@ -127,7 +131,9 @@ struct Timer::State final : detail::EventHolder {
 };
 
 Timer::Timer(std::shared_ptr<State> state) : m_state(std::move(state)) {}
-Timer::~Timer() { cancel(); }
+Timer::~Timer() {
+    cancel();
+}
 Timer::Timer(Timer&&) noexcept = default;
 Timer& Timer::operator=(Timer&& other) noexcept {
     if (this != &other) {
@@ -145,7 +151,9 @@ void Timer::cancel() noexcept {
     m_state.reset();
 }
 
-bool Timer::armed() const noexcept { return m_state && m_state->armed; }
+bool Timer::armed() const noexcept {
+    return m_state && m_state->armed && m_state->ev != nullptr;
+}
 
 EventLoop::EventLoop() : m_impl(std::make_unique<Impl>()) {
     detail::init_libevent_once();
@@ -212,6 +220,8 @@ std::shared_ptr<void> EventLoop::watch_readable(int fd, std::function<void()> ca
     return watch;
 }
 
-event_base* EventLoop::native() noexcept { return m_impl->base; }
+event_base* EventLoop::native() noexcept {
+    return m_impl->base;
+}
 
 } // namespace jitgate::server::http
