@@ -158,11 +158,14 @@ struct Limits {
     std::size_t max_connections = 20000;
 };
 
-// A listening HTTPS server. Answers itself, without calling the handler: 413 for a body or
-// headers over the limit (evhttp 2.1 has no 431), 400 for a malformed request or a path with
-// "..", NUL, a control character, '?' or an invalid %-escape (or a bad query), 501 for a method
-// other than GET, POST, HEAD. Refuses a TLS handshake without a valid client certificate when
-// client_ca_file is set. `address` is an IPv4 or IPv6 literal.
+// A listening HTTPS server. Answers these itself, without calling the handler:
+//  - 400 for a path with "..", NUL, a control character, '?' or an invalid %-escape, or a bad
+//    query (with the layer's headers);
+//  - from libevent, without the layer's headers: 413 for a body over the limit, 400 for headers
+//    over the limit or a malformed request (evhttp 2.1 has no 431), 501 for a method other
+//    than GET, POST, HEAD.
+// Refuses a TLS handshake without a valid client certificate when client_ca_file is set.
+// `address` is an IPv4 or IPv6 literal.
 // Throws Error(bad_input) naming the file for an unreadable, unsafe or invalid certificate or
 // key (or for an address that is not an IP literal), and Error(internal) when it cannot bind
 // (ErrorCode has no io). Destroy it on the loop thread or while the loop is not running: its

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -116,8 +117,8 @@ http::TlsSettings browser_tls() {
 // A server on a loop thread
 
 // Waits (up to a generous deadline, never a timing assertion) until `done` holds.
-bool eventually(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
+bool eventually(const std::function<bool()>& done, std::chrono::seconds limit = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done()) {
         if (std::chrono::steady_clock::now() > deadline) return false;
         std::this_thread::sleep_for(5ms);
@@ -704,8 +705,7 @@ TEST(ServerHttpListener, HeadersOverTheLimitAreRefused) {
     FetchOptions o;
     o.headers = {"X-Big: " + std::string(4096, 'b')};
     const auto r = fetch(server.url("/"), o);
-    // evhttp 2.1 answers 413 (it has no 431), or closes.
-    EXPECT_NE(r.status, 200);
+    EXPECT_EQ(r.status, 400) << r.error; // evhttp 2.1 answers 400 (it has no 431)
     EXPECT_EQ(calls, 0);
 }
 
@@ -722,10 +722,8 @@ TEST(ServerHttpListener, BadPathsAndQueriesGet400AndOtherMethodsAreRefused) {
         const auto r = fetch(server.url(path), o);
         ASSERT_EQ(r.code, CURLE_OK) << path << ": " << r.error;
         EXPECT_EQ(r.status, 400) << path;
-        if (r.status == 400 && std::string(path) != "/a%zz") {
-            EXPECT_TRUE(r.has_header("Cache-Control: no-store")) << path;
-            EXPECT_TRUE(r.has_header("X-Content-Type-Options: nosniff")) << path;
-        }
+        EXPECT_TRUE(r.has_header("Cache-Control: no-store")) << path; // answered by the layer
+        EXPECT_TRUE(r.has_header("X-Content-Type-Options: nosniff")) << path;
     }
     for (const char* method : {"PUT", "DELETE", "OPTIONS", "TRACE"}) {
         FetchOptions m;
@@ -918,7 +916,7 @@ TEST(ServerHttpReply, AThousandParkedRequestsAnsweredByPostFromAnotherThread) {
             easy[i] = curl_easy_init();
             prepare(easy[i], "https://127.0.0.1:" + std::to_string(port) + "/park/" + std::to_string(i), {}, out[i],
                     errors[i].data());
-            curl_easy_setopt(easy[i], CURLOPT_TIMEOUT, 300L);
+            curl_easy_setopt(easy[i], CURLOPT_TIMEOUT, 900L);
             curl_multi_add_handle(multi, easy[i]);
         }
         int running = 1;
@@ -962,7 +960,12 @@ TEST(ServerHttpReply, AThousandParkedRequestsAnsweredByPostFromAnotherThread) {
     const std::uint16_t port = server.port();
     ASSERT_EQ(::write(port_pipe[1], &port, sizeof(port)), static_cast<ssize_t>(sizeof(port)));
     ::close(port_pipe[1]);
-    const bool all_parked = eventually([&] { return parked == k_clients; });
+    // 2,000 TLS handshakes on a loaded machine can take minutes: a bound, not a timing test.
+    const bool all_parked = eventually([&] { return parked == k_clients; }, 600s);
+    if (!all_parked) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, nullptr, 0);
+    }
     const long rss_parked = read_rss_kib();
     // What the server holds, without what malloc keeps from the 1,000 handshakes at once.
     server.on_loop([] { ::malloc_trim(0); });
@@ -975,7 +978,7 @@ TEST(ServerHttpReply, AThousandParkedRequestsAnsweredByPostFromAnotherThread) {
     RecordProperty("rss_kib_before", static_cast<int>(rss_before));
     RecordProperty("rss_kib_parked", static_cast<int>(rss_parked));
     RecordProperty("rss_kib_parked_trimmed", static_cast<int>(rss_trimmed));
-    EXPECT_TRUE(all_parked) << parked << " parked";
+    ASSERT_TRUE(all_parked) << parked << " parked";
 
     std::thread answerer([&] {
         for (int i = 0; i < k_clients; ++i)
