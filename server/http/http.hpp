@@ -7,7 +7,11 @@
 // Threading: everything here runs on the loop thread, except EventLoop::post() and
 // EventLoop::stop(), which any thread may call. Handlers are called on the loop thread and
 // must not block for long (the database calls of a request are the accepted exception).
-// Depends on libevent, OpenSSL and common/; knows nothing of the protocol.
+// Reply, Timer and the watch handle are used on the loop thread only (from another thread:
+// post() a function that uses them). Declare the EventLoop first: a Listener must go before its
+// loop (Replies and Timers may outlive both; they are then inert).
+// Depends on libevent, OpenSSL, lib/ (check_file_security) and common/; knows nothing of the
+// protocol.
 #pragma once
 
 #include <chrono>
@@ -25,9 +29,12 @@ struct event_base;
 namespace jitgate::server::http {
 
 // The verified client certificate of a mutual-TLS connection. Empty `names` means no
-// certificate (a browser listener) — a host listener never calls a handler without one.
+// certificate (a browser listener) — a host listener never calls a handler without one (a
+// verified certificate without a usable name is answered 403 by the layer).
 struct ClientIdentity {
-    std::vector<std::string> names;                // the subject CN, then every DNS subject alternative name
+    // The subject CN (only when there is exactly one), then every DNS subject alternative name;
+    // a name that is not printable ASCII (NUL, control, non-ASCII) is left out, duplicates too.
+    std::vector<std::string> names;
     std::string fingerprint;                       // SHA-256 of the DER certificate, lowercase hex
     std::string subject;                           // the subject as one line (for logs), escaped
     bool may_act_for(std::string_view host) const; // host equals one of `names`, byte for byte
@@ -48,16 +55,22 @@ struct Request {
     std::optional<std::string> query_value(std::string_view name) const; // first one
 };
 
+// The layer sets Content-Length, `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`
+// on every response and ignores those (and Transfer-Encoding, Connection) in `headers`. A status
+// outside 100..599 or a header name/value that is not valid HTTP (CR, LF, NUL) sends a 500.
 struct Response {
     int status = 200;
-    Fields headers; // Content-Type among them; Content-Length is set by the layer
+    Fields headers; // Content-Type among them
     std::string body;
 };
 
 // The right to answer one request, exactly once. Move-only. A Reply destroyed without send()
-// answers 500 (a bug must not leave a client hanging). If the client went away, send() is a
-// no-op; gone() says so, and on_gone() (if set) is called once, on the loop thread, when the
-// connection closes before the answer.
+// answers 500 (a bug must not leave a client hanging); a second send() is ignored (logged). If
+// the client went away, send() is a no-op; gone() says so, and on_gone() (if set) is called
+// once, on the loop thread, when the connection closes before the answer (at once if it had
+// closed already; never after send()). The close is seen while the request is parked, unless
+// the client sent more data first (a pipelined request): then it is seen at send().
+// Loop thread only.
 class Reply {
 public:
     Reply() = default;
@@ -101,6 +114,8 @@ private:
     std::shared_ptr<State> m_state;
 };
 
+// The constructor sets SIGPIPE to ignored for the process: a client that closes while its
+// answer is written must not kill the server (OpenSSL writes without MSG_NOSIGNAL).
 class EventLoop {
 public:
     EventLoop();
@@ -110,8 +125,10 @@ public:
 
     // Runs until stop(). Exceptions thrown by callbacks are caught, logged and do not stop it.
     void run();
-    void stop() noexcept;                  // any thread
-    void post(std::function<void()> work); // any thread; runs `work` on the loop thread
+    void stop() noexcept; // any thread; a stop() before run() is kept
+    // Any thread; runs `work` on the loop thread, in order. Work still queued when the loop is
+    // destroyed is destroyed without running.
+    void post(std::function<void()> work);
     Timer after(std::chrono::milliseconds delay, std::function<void()> callback);
     // Calls `callback` on the loop thread whenever `fd` is readable, until the returned
     // handle is destroyed (used for PostgreSQL's LISTEN socket).
@@ -132,15 +149,27 @@ struct TlsSettings {
 struct Limits {
     std::size_t max_body = 64 * 1024;
     std::size_t max_headers = 16 * 1024;
-    std::chrono::seconds read_timeout{30}; // a client that sends nothing for this long is cut
+    // A client that sends nothing for this long is cut: TLS handshake, request, idle keep-alive
+    // (until its first request is read, it applies to writes too: evhttp 2.1 has one value).
+    // A parked request has no read timeout: the handler's own timer bounds a long poll.
+    std::chrono::seconds read_timeout{30};
     std::chrono::seconds write_timeout{30};
+    // Open TLS connections of this listener; one more is closed right after accept().
     std::size_t max_connections = 20000;
 };
 
-// A listening HTTPS server. Answers 413/431/400 for oversized or malformed requests itself,
-// and refuses a TLS handshake without a valid client certificate when client_ca_file is set.
-// Throws Error(bad_input) naming the file for an unreadable or invalid certificate or key, and
-// Error(io) when it cannot bind.
+// A listening HTTPS server. Answers these itself, without calling the handler:
+//  - 400 for a path with "..", NUL, a control character, '?' or an invalid %-escape, or a bad
+//    query (with the layer's headers);
+//  - from libevent, without the layer's headers: 413 for a body over the limit, 400 for headers
+//    over the limit or a malformed request (evhttp 2.1 has no 431), 501 for a method other
+//    than GET, POST, HEAD.
+// Refuses a TLS handshake without a valid client certificate when client_ca_file is set.
+// `address` is an IPv4 or IPv6 literal.
+// Throws Error(bad_input) naming the file for an unreadable, unsafe or invalid certificate or
+// key (or for an address that is not an IP literal), and Error(internal) when it cannot bind
+// (ErrorCode has no io). Destroy it on the loop thread or while the loop is not running: its
+// connections close and parked Replies become gone().
 class Listener {
 public:
     Listener(EventLoop& loop, const std::string& address, std::uint16_t port, const TlsSettings& tls,

@@ -7,6 +7,7 @@
 #   client.key client.pem         the host's client certificate, CN "testhost", clientAuth
 #   other-ca.key other-ca.pem     an unrelated CA, for "wrong CA" tests
 #   other-server.key other-server.pem   a server certificate signed by that unrelated CA
+#   other-client.key other-client.pem   a client certificate (CN "testhost") signed by that unrelated CA
 #   signing.key signing.pub       the grant signing key pair (Ed25519; PKCS#8 / SubjectPublicKeyInfo PEM)
 #   signing2.key signing2.pub     a second Ed25519 pair, for key rotation and unknown-kid tests
 # Private keys are mode 0600. Silent on success; on failure prints what openssl said and exits 1.
@@ -85,6 +86,7 @@ make_leaf server 127.0.0.1 ca server_ext
 make_leaf client testhost ca client_ext
 make_ca other-ca "jitgate other CA"
 make_leaf other-server 127.0.0.1 other-ca server_ext
+make_leaf other-client testhost other-ca client_ext
 make_signing signing
 make_signing signing2
 

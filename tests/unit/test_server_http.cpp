@@ -1,0 +1,998 @@
+// tests/unit/test_server_http.cpp — server/http: the event loop, and the TLS listeners over real
+// TLS on 127.0.0.1 with a PKI made for the run (tests/support/make_pki.sh): mutual TLS and the
+// client identity, browser listeners, limits, deferred replies, clients that go away while
+// their request is parked (run this file under AddressSanitizer too), and 1,000 parked
+// requests answered from another thread (it prints the server process's resident memory).
+// Clients are libcurl, or raw OpenSSL where a test must control the socket itself.
+#include <curl/curl.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "jitgate/error.hpp"
+#include "server/http/http.hpp"
+#include "server/http/internal.hpp"
+
+namespace {
+
+namespace http = jitgate::server::http;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------------------------
+// The PKI of the run
+
+fs::path g_pki;
+
+std::string pki(const std::string& name) {
+    return (g_pki / name).string();
+}
+
+// Runs a shell command; its output goes to a log whose text is returned on failure.
+::testing::AssertionResult shell(const std::string& command) {
+    const std::string log = (g_pki.empty() ? fs::temp_directory_path() : g_pki).string() + "/shell.log";
+    const int rc = std::system(("(" + command + ") >'" + log + "' 2>&1").c_str());
+    if (rc == 0) return ::testing::AssertionSuccess();
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ::testing::AssertionFailure() << command << " failed (" << rc << "): " << ss.str();
+}
+
+class HttpEnvironment : public ::testing::Environment {
+public:
+    void SetUp() override {
+        char tmpl[] = "/tmp/jitgate-http-test.XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        g_pki = tmpl;
+        ASSERT_TRUE(shell("bash '" JITGATE_SOURCE_DIR "/tests/support/make_pki.sh' '" + g_pki.string() + "'"));
+        // A client certificate with DNS names, and one whose CN is not ASCII (left out).
+        const std::string d = "'" + g_pki.string() + "'";
+        ASSERT_TRUE(shell("cd " + d +
+                          " && umask 077 && "
+                          "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out san.key && "
+                          "openssl req -new -key san.key -subj /CN=sanhost -out san.csr && "
+                          "printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
+                          "extendedKeyUsage=clientAuth\\nsubjectAltName=DNS:sanhost.example,IP:10.0.0.1,"
+                          "DNS:alias.example\\n' > client.ext && "
+                          "openssl x509 -req -in san.csr -CA ca.pem -CAkey ca.key -set_serial 0x5a1 -days 30 "
+                          "-extfile client.ext -out san.pem && "
+                          "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out utf8.key && "
+                          "openssl req -new -utf8 -key utf8.key -subj '/CN=h\xc3\xb4st' -out utf8.csr && "
+                          "printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
+                          "extendedKeyUsage=clientAuth\\nsubjectAltName=DNS:good.example\\n' > utf8.ext && "
+                          "openssl x509 -req -in utf8.csr -CA ca.pem -CAkey ca.key -set_serial 0x5a2 -days 30 "
+                          "-extfile utf8.ext -out utf8.pem"));
+        ASSERT_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+        // 1,000 connections on each side of the loopback need more than the usual 1,024 fds.
+        rlimit rl{};
+        ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+        rl.rlim_cur = rl.rlim_max;
+        ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
+        ASSERT_GE(rl.rlim_cur, 2200u) << "the 1,000-connection test needs more file descriptors";
+    }
+    void TearDown() override {
+        curl_global_cleanup();
+        std::error_code ec;
+        if (!g_pki.empty()) fs::remove_all(g_pki, ec);
+    }
+};
+
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new HttpEnvironment);
+
+http::TlsSettings host_tls() {
+    return {pki("server.pem"), pki("server.key"), pki("ca.pem")};
+}
+http::TlsSettings browser_tls() {
+    return {pki("server.pem"), pki("server.key"), ""};
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server on a loop thread
+
+// Waits (up to a generous deadline, never a timing assertion) until `done` holds.
+bool eventually(const std::function<bool()>& done, std::chrono::seconds limit = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
+}
+
+class Server {
+public:
+    Server(const http::TlsSettings& tls, const http::Limits& limits, http::Handler handler)
+        : m_listener(std::make_unique<http::Listener>(loop, "127.0.0.1", 0, tls, limits, std::move(handler))) {
+        m_port = m_listener->port();
+        m_thread = std::thread([this] { loop.run(); });
+    }
+    ~Server() { stop(); }
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Stops the loop and frees the listener (and so every connection) off the loop thread.
+    void stop() {
+        if (m_thread.joinable()) {
+            loop.stop();
+            m_thread.join();
+        }
+        m_listener.reset();
+    }
+    // Runs `work` on the loop thread and waits for it.
+    void on_loop(std::function<void()> work) {
+        std::promise<void> done;
+        loop.post([&] {
+            work();
+            done.set_value();
+        });
+        done.get_future().wait();
+    }
+    std::uint16_t port() const { return m_port; }
+    std::string url(const std::string& path) const { return "https://127.0.0.1:" + std::to_string(port()) + path; }
+
+    http::EventLoop loop;
+
+private:
+    std::unique_ptr<http::Listener> m_listener;
+    std::uint16_t m_port = 0;
+    std::thread m_thread;
+};
+
+// ---------------------------------------------------------------------------------------------
+// libcurl client
+
+struct Fetched {
+    CURLcode code = CURLE_OK;
+    long status = 0;
+    std::string body;
+    std::vector<std::string> headers; // "name: value" lines as received
+    std::string error;
+
+    bool has_header(const std::string& line) const {
+        for (const auto& h : headers)
+            if (h == line) return true;
+        return false;
+    }
+};
+
+struct FetchOptions {
+    std::string method = "GET";
+    std::string body;
+    std::string cert = "client.pem"; // "" for none
+    std::string key = "client.key";
+    std::vector<std::string> headers;
+    bool path_as_is = false;
+};
+
+std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
+    static_cast<std::string*>(out)->append(data, size * n);
+    return size * n;
+}
+
+std::size_t collect_header(char* data, std::size_t size, std::size_t n, void* out) {
+    std::string line(data, size * n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (!line.empty()) static_cast<std::vector<std::string>*>(out)->push_back(line);
+    return size * n;
+}
+
+// Sets up `h` for one transfer to the test server, writing into `out`.
+curl_slist* prepare(CURL* h, const std::string& url, const FetchOptions& o, Fetched& out, char* errbuf) {
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_CAINFO, pki("ca.pem").c_str());
+    if (!o.cert.empty()) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, pki(o.cert).c_str());
+        curl_easy_setopt(h, CURLOPT_SSLKEY, pki(o.key).c_str());
+    }
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out.body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &collect_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &out.headers);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    if (o.path_as_is) curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    if (o.method == "POST") {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, o.body.data());
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(o.body.size()));
+    } else if (o.method == "HEAD") {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (o.method != "GET") {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, o.method.c_str());
+    }
+    curl_slist* list = nullptr;
+    for (const auto& hdr : o.headers) list = curl_slist_append(list, hdr.c_str());
+    if (list != nullptr) curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    return list;
+}
+
+Fetched fetch(const std::string& url, const FetchOptions& o = {}) {
+    Fetched out;
+    CURL* h = curl_easy_init();
+    char errbuf[CURL_ERROR_SIZE] = {};
+    curl_slist* list = prepare(h, url, o, out, errbuf);
+    out.code = curl_easy_perform(h);
+    out.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(out.code);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out.status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(h);
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw OpenSSL client, for tests that must close the socket themselves
+
+class TlsClient {
+public:
+    // Connects and completes the TLS handshake; ok() says whether it worked.
+    TlsClient(std::uint16_t port, const std::string& cert, const std::string& key) {
+        m_ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_load_verify_locations(m_ctx, pki("ca.pem").c_str(), nullptr);
+        SSL_CTX_set_verify(m_ctx, SSL_VERIFY_PEER, nullptr);
+        if (!cert.empty()) {
+            SSL_CTX_use_certificate_chain_file(m_ctx, pki(cert).c_str());
+            SSL_CTX_use_PrivateKey_file(m_ctx, pki(key).c_str(), SSL_FILETYPE_PEM);
+        }
+        m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(port);
+        if (::connect(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return;
+        m_ssl = SSL_new(m_ctx);
+        SSL_set_fd(m_ssl, m_fd);
+        m_ok = SSL_connect(m_ssl) == 1;
+        ERR_clear_error();
+    }
+    ~TlsClient() {
+        if (m_ssl != nullptr) SSL_free(m_ssl);
+        if (m_fd >= 0) ::close(m_fd);
+        SSL_CTX_free(m_ctx);
+    }
+    TlsClient(const TlsClient&) = delete;
+    TlsClient& operator=(const TlsClient&) = delete;
+
+    bool ok() const { return m_ok; }
+    bool write(const std::string& data) {
+        return m_ok && SSL_write(m_ssl, data.data(), static_cast<int>(data.size())) == static_cast<int>(data.size());
+    }
+    // Reads until `marker` has been seen `count` times, or the connection ends.
+    std::string read_until(const std::string& marker, int count = 1) {
+        std::string got;
+        char buf[4096];
+        for (;;) {
+            int seen = 0;
+            for (std::size_t p = got.find(marker); p != std::string::npos; p = got.find(marker, p + 1)) ++seen;
+            if (seen >= count) return got;
+            const int n = SSL_read(m_ssl, buf, sizeof(buf));
+            if (n <= 0) return got;
+            got.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    // A read that tells whether the server ended the connection (handshake refused late).
+    bool server_closed() {
+        char c;
+        return SSL_read(m_ssl, &c, 1) <= 0;
+    }
+    // Goes away: with close_notify (graceful) or by closing the socket (abrupt).
+    void close(bool graceful) {
+        if (graceful && m_ok) SSL_shutdown(m_ssl);
+        ::close(m_fd);
+        m_fd = -1;
+    }
+
+private:
+    SSL_CTX* m_ctx = nullptr;
+    SSL* m_ssl = nullptr;
+    int m_fd = -1;
+    bool m_ok = false;
+};
+
+std::string get_request(const std::string& path) {
+    return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+// Answers with what it saw: method, path, query, a header, the body, the peer, the names.
+void echo(http::Request&& req, http::Reply&& reply) {
+    std::string out = req.method + " " + req.path + "\n";
+    for (const auto& [n, v] : req.query) out += "q " + n + "=" + v + "\n";
+    if (const auto* h = req.header("x-test")) out += "h " + *h + "\n";
+    out += "body " + req.body + "\n";
+    out += "peer " + req.peer_address + "\n";
+    for (const auto& n : req.client.names) out += "name " + n + "\n";
+    out += "fingerprint " + req.client.fingerprint + "\n";
+    out += "acts-for-testhost " + std::string(req.client.may_act_for("testhost") ? "yes" : "no") + "\n";
+    auto r = http::text_response(200, "text/plain; charset=utf-8", out);
+    r.headers.emplace_back("X-Handler", "echo");
+    reply.send(std::move(r));
+}
+
+// Replies parked by a handler, shared with the test thread.
+struct Parked {
+    std::mutex mutex;
+    std::vector<std::shared_ptr<http::Reply>> replies;
+    std::atomic<int> count{0};
+    std::atomic<int> gone_calls{0};
+
+    http::Handler handler() {
+        return [this](http::Request&&, http::Reply&& reply) {
+            auto r = std::make_shared<http::Reply>(std::move(reply));
+            r->on_gone([this] { ++gone_calls; });
+            std::lock_guard<std::mutex> lock(mutex);
+            replies.push_back(std::move(r));
+            ++count;
+        };
+    }
+};
+
+std::string sha256_fingerprint_of(const std::string& pem) {
+    const std::string out = (g_pki / "fingerprint.txt").string();
+    EXPECT_TRUE(shell("openssl x509 -in '" + pki(pem) + "' -noout -fingerprint -sha256 > '" + out + "'"));
+    std::ifstream in(out);
+    std::string line;
+    std::getline(in, line);
+    std::string hex;
+    for (auto c : line.substr(line.find('=') + 1))
+        if (c != ':') hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return hex;
+}
+
+// =============================================================================================
+// EventLoop
+
+TEST(ServerHttpLoop, PostFromAnotherThreadRunsOnTheLoopThread) {
+    http::EventLoop loop;
+    std::thread::id loop_id;
+    std::atomic<bool> ran{false};
+    std::thread runner([&] {
+        loop_id = std::this_thread::get_id();
+        loop.run();
+    });
+    std::thread::id work_id;
+    std::thread poster([&] {
+        loop.post([&] { throw std::runtime_error("a bad callback"); }); // logged, loop goes on
+        loop.post([&] {
+            work_id = std::this_thread::get_id();
+            ran = true;
+            loop.stop();
+        });
+    });
+    poster.join();
+    runner.join();
+    EXPECT_TRUE(ran);
+    EXPECT_EQ(work_id, loop_id);
+}
+
+TEST(ServerHttpLoop, StopBeforeRunIsNotLost) {
+    http::EventLoop loop;
+    loop.stop();
+    loop.run(); // returns: the test would hang otherwise
+    SUCCEED();
+}
+
+TEST(ServerHttpLoop, ACancelledOrDestroyedTimerNeverFires) {
+    http::EventLoop loop;
+    std::vector<std::string> fired;
+    auto cancelled = loop.after(1ms, [&] { fired.push_back("cancelled"); });
+    auto destroyed = std::make_unique<http::Timer>(loop.after(1ms, [&] { fired.push_back("destroyed"); }));
+    auto kept = loop.after(5ms, [&] { fired.push_back("kept"); });
+    auto last = loop.after(50ms, [&] {
+        fired.push_back("last");
+        loop.stop();
+    });
+    EXPECT_TRUE(cancelled.armed());
+    cancelled.cancel();
+    destroyed.reset();
+    EXPECT_FALSE(cancelled.armed());
+    loop.run();
+    EXPECT_EQ(fired, (std::vector<std::string>{"kept", "last"}));
+    EXPECT_FALSE(kept.armed());
+}
+
+TEST(ServerHttpLoop, ATimerMayOutliveItsLoop) {
+    http::Timer timer;
+    {
+        http::EventLoop loop;
+        timer = loop.after(1h, [] {});
+        EXPECT_TRUE(timer.armed());
+    }
+    EXPECT_FALSE(timer.armed());
+    timer.cancel(); // no use of the freed loop (AddressSanitizer run)
+}
+
+TEST(ServerHttpLoop, WatchReadableCallsUntilTheHandleIsDropped) {
+    http::EventLoop loop;
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    int calls = 0;
+    std::shared_ptr<void> watch;
+    std::optional<http::Timer> stopper;
+    watch = loop.watch_readable(fds[0], [&] {
+        char c;
+        ASSERT_EQ(::read(fds[0], &c, 1), 1);
+        if (++calls == 2) {
+            watch.reset(); // dropped from its own callback
+            stopper = loop.after(20ms, [&] { loop.stop(); });
+            ASSERT_EQ(::write(fds[1], "z", 1), 1); // not seen: the watch is gone
+        }
+    });
+    ASSERT_EQ(::write(fds[1], "xy", 2), 2);
+    loop.run();
+    EXPECT_EQ(calls, 2);
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
+// =============================================================================================
+// Decoders
+
+TEST(ServerHttpDecode, PathsAreDecodedStrictly) {
+    using http::detail::decode_path;
+    EXPECT_EQ(decode_path("/v1/requests/R-7F3K"), "/v1/requests/R-7F3K");
+    EXPECT_EQ(decode_path("/a%20b/%41+"), "/a b/A+");
+    for (const char* bad : {"", "v1", "/a/../b", "/..", "/a%2e%2e/b", "/a%2E%2E", "/a%zz", "/a%4", "/a%", "/a%00b",
+                            "/a%0ab", "/a%3Fb", "/a%7f"})
+        EXPECT_FALSE(decode_path(bad).has_value()) << bad;
+}
+
+TEST(ServerHttpDecode, QueriesAreDecodedInOrder) {
+    using http::detail::decode_query;
+    const auto q = decode_query("wait=25&a=x+y%21&&flag&wait=3&e=");
+    ASSERT_TRUE(q.has_value());
+    EXPECT_EQ(*q, (http::Fields{{"wait", "25"}, {"a", "x y!"}, {"flag", ""}, {"wait", "3"}, {"e", ""}}));
+    EXPECT_TRUE(decode_query("")->empty());
+    EXPECT_FALSE(decode_query("a=%zz").has_value());
+    EXPECT_FALSE(decode_query("a=%00").has_value());
+    EXPECT_FALSE(decode_query("a%=1").has_value());
+}
+
+TEST(ServerHttpDecode, RequestAndIdentityHelpers) {
+    http::Request r;
+    r.headers = {{"x-a", "1"}, {"x-a", "2"}};
+    r.query = {{"wait", "25"}, {"wait", "3"}};
+    ASSERT_NE(r.header("x-a"), nullptr);
+    EXPECT_EQ(*r.header("x-a"), "1");
+    EXPECT_EQ(r.header("x-b"), nullptr);
+    EXPECT_EQ(r.query_value("wait"), "25");
+    EXPECT_FALSE(r.query_value("nope").has_value());
+    http::ClientIdentity id;
+    id.names = {"host1", "host1.example"};
+    EXPECT_TRUE(id.may_act_for("host1.example"));
+    EXPECT_FALSE(id.may_act_for("HOST1"));
+    EXPECT_FALSE(id.may_act_for("host1."));
+    EXPECT_FALSE(id.may_act_for(""));
+    EXPECT_FALSE(http::ClientIdentity{}.may_act_for(""));
+    const auto j = http::json_response(201, "{}");
+    EXPECT_EQ(j.status, 201);
+    EXPECT_EQ(j.headers, (http::Fields{{"Content-Type", "application/json"}}));
+}
+
+// =============================================================================================
+// Listener set-up errors
+
+TEST(ServerHttpListener, BadFilesAreRefusedNamingTheFile) {
+    http::EventLoop loop;
+    auto expect_bad = [&](const http::TlsSettings& tls, const std::string& file) {
+        try {
+            http::Listener l(loop, "127.0.0.1", 0, tls, {}, echo);
+            ADD_FAILURE() << "accepted " << file;
+        } catch (const jitgate::Error& e) {
+            EXPECT_EQ(e.code(), jitgate::ErrorCode::bad_input) << e.what();
+            EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+        }
+    };
+    expect_bad({pki("missing.pem"), pki("server.key"), ""}, pki("missing.pem"));
+    expect_bad({pki("server.pem"), pki("other-server.key"), ""}, pki("other-server.key")); // not its key
+    expect_bad({pki("server.pem"), pki("server.key"), pki("missing-ca.pem")}, pki("missing-ca.pem"));
+    const std::string readable = pki("readable.key");
+    fs::copy_file(pki("server.key"), readable, fs::copy_options::overwrite_existing);
+    ASSERT_EQ(::chmod(readable.c_str(), 0640), 0);
+    expect_bad({pki("server.pem"), readable, ""}, readable); // group-readable key
+    ASSERT_EQ(::chmod(readable.c_str(), 0602), 0);
+    expect_bad({pki("server.pem"), readable, ""}, readable); // world-writable key
+    try {
+        http::Listener l(loop, "not-an-address", 0, browser_tls(), {}, echo);
+        ADD_FAILURE() << "accepted a host name as listen address";
+    } catch (const jitgate::Error& e) {
+        EXPECT_EQ(e.code(), jitgate::ErrorCode::bad_input);
+    }
+}
+
+TEST(ServerHttpListener, APortInUseIsAnError) {
+    http::EventLoop loop;
+    http::Listener first(loop, "127.0.0.1", 0, browser_tls(), {}, echo);
+    ASSERT_NE(first.port(), 0);
+    try {
+        http::Listener second(loop, "127.0.0.1", first.port(), browser_tls(), {}, echo);
+        ADD_FAILURE() << "bound a port twice";
+    } catch (const jitgate::Error& e) {
+        EXPECT_EQ(e.code(), jitgate::ErrorCode::internal) << e.what();
+        EXPECT_NE(std::string(e.what()).find(std::to_string(first.port())), std::string::npos) << e.what();
+    }
+}
+
+// =============================================================================================
+// Requests over mutual TLS
+
+TEST(ServerHttpListener, GetAndPostRoundTripWithQueryHeadersBodyAndIdentity) {
+    Server server(host_tls(), {}, echo);
+    const auto fp = sha256_fingerprint_of("client.pem");
+    ASSERT_EQ(fp.size(), 64u);
+
+    FetchOptions get;
+    get.headers = {"X-Test: hello"};
+    const auto g = fetch(server.url("/v1/requests/R-1?wait=25&a=x+y%21&wait=3"), get);
+    ASSERT_EQ(g.code, CURLE_OK) << g.error;
+    EXPECT_EQ(g.status, 200);
+    EXPECT_EQ(g.body, "GET /v1/requests/R-1\nq wait=25\nq a=x y!\nq wait=3\nh hello\nbody \npeer 127.0.0.1\n"
+                      "name testhost\nfingerprint " +
+                          fp + "\nacts-for-testhost yes\n");
+    EXPECT_TRUE(g.has_header("Cache-Control: no-store"));
+    EXPECT_TRUE(g.has_header("X-Content-Type-Options: nosniff"));
+    EXPECT_TRUE(g.has_header("Content-Length: " + std::to_string(g.body.size())));
+    EXPECT_TRUE(g.has_header("Content-Type: text/plain; charset=utf-8"));
+    EXPECT_TRUE(g.has_header("X-Handler: echo"));
+
+    FetchOptions post;
+    post.method = "POST";
+    post.body = std::string("{\"id\":\"R-2\"}\0tail", 17);
+    post.headers = {"Content-Type: application/json"};
+    const auto p = fetch(server.url("/v1/requests"), post);
+    ASSERT_EQ(p.code, CURLE_OK) << p.error;
+    EXPECT_EQ(p.status, 200);
+    EXPECT_NE(p.body.find("POST /v1/requests\n"), std::string::npos) << p.body;
+    EXPECT_NE(p.body.find("body " + post.body + "\n"), std::string::npos) << p.body;
+
+    FetchOptions head;
+    head.method = "HEAD";
+    const auto h = fetch(server.url("/v1/x"), head);
+    ASSERT_EQ(h.code, CURLE_OK) << h.error;
+    EXPECT_EQ(h.status, 200);
+    EXPECT_TRUE(h.body.empty());
+    EXPECT_TRUE(h.has_header("Cache-Control: no-store"));
+}
+
+TEST(ServerHttpListener, TheHandlerSeesTheCertificatesNames) {
+    Server server(host_tls(), {}, echo);
+    FetchOptions o;
+    o.cert = "san.pem";
+    o.key = "san.key";
+    const auto r = fetch(server.url("/"), o);
+    ASSERT_EQ(r.code, CURLE_OK) << r.error;
+    EXPECT_NE(r.body.find("name sanhost\nname sanhost.example\nname alias.example\nfingerprint " +
+                          sha256_fingerprint_of("san.pem") + "\nacts-for-testhost no\n"),
+              std::string::npos)
+        << r.body;
+    // A CN that is not printable ASCII is left out; the DNS name stays.
+    o.cert = "utf8.pem";
+    o.key = "utf8.key";
+    const auto u = fetch(server.url("/"), o);
+    ASSERT_EQ(u.code, CURLE_OK) << u.error;
+    EXPECT_NE(u.body.find("peer 127.0.0.1\nname good.example\nfingerprint "), std::string::npos) << u.body;
+}
+
+TEST(ServerHttpListener, NoClientCertificateFailsTheHandshake) {
+    std::atomic<int> calls{0};
+    Server server(host_tls(), {}, [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    });
+    FetchOptions o;
+    o.cert = "";
+    const auto r = fetch(server.url("/"), o);
+    EXPECT_NE(r.code, CURLE_OK);
+    EXPECT_EQ(r.status, 0) << r.body;
+    // The same with raw OpenSSL: under TLS 1.3 the refusal arrives after the client's handshake.
+    TlsClient raw(server.port(), "", "");
+    if (raw.ok()) {
+        raw.write(get_request("/"));
+        EXPECT_EQ(raw.read_until("\r\n\r\n"), "");
+    }
+    EXPECT_EQ(calls, 0);
+}
+
+TEST(ServerHttpListener, ACertificateFromAnotherCaFailsTheHandshake) {
+    std::atomic<int> calls{0};
+    Server server(host_tls(), {}, [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    });
+    FetchOptions o;
+    o.cert = "other-client.pem";
+    o.key = "other-client.key";
+    const auto r = fetch(server.url("/"), o);
+    EXPECT_NE(r.code, CURLE_OK);
+    EXPECT_EQ(r.status, 0) << r.body;
+    // A server certificate of our own CA is not a client certificate (no clientAuth).
+    o.cert = "server.pem";
+    o.key = "server.key";
+    const auto s = fetch(server.url("/"), o);
+    EXPECT_NE(s.code, CURLE_OK);
+    EXPECT_EQ(calls, 0);
+}
+
+TEST(ServerHttpListener, ABrowserListenerWorksWithoutACertificate) {
+    Server server(browser_tls(), {}, echo);
+    FetchOptions o;
+    o.cert = "";
+    const auto r = fetch(server.url("/login?next=%2Fpending"), o);
+    ASSERT_EQ(r.code, CURLE_OK) << r.error;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "GET /login\nq next=/pending\nbody \npeer 127.0.0.1\nfingerprint \nacts-for-testhost no\n");
+}
+
+TEST(ServerHttpListener, PlainHttpOnATlsPortIsNeverServed) {
+    std::atomic<int> calls{0};
+    Server server(browser_tls(), {}, [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    });
+    FetchOptions o;
+    o.cert = "";
+    const auto r = fetch("http://127.0.0.1:" + std::to_string(server.port()) + "/", o);
+    EXPECT_NE(r.status, 200) << r.body;
+    EXPECT_EQ(calls, 0);
+}
+
+// =============================================================================================
+// Limits and refusals by the layer
+
+TEST(ServerHttpListener, ABodyOverTheLimitGets413) {
+    std::atomic<int> calls{0};
+    http::Limits limits;
+    limits.max_body = 1024;
+    Server server(host_tls(), limits, [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    });
+    FetchOptions o;
+    o.method = "POST";
+    o.body = std::string(1024, 'a');
+    const auto ok = fetch(server.url("/upload"), o);
+    ASSERT_EQ(ok.code, CURLE_OK) << ok.error;
+    EXPECT_EQ(ok.status, 200);
+    o.body = std::string(4096, 'a');
+    o.headers = {"Expect:"}; // the body is on its way when the server decides
+    const auto big = fetch(server.url("/upload"), o);
+    ASSERT_EQ(big.code, CURLE_OK) << big.error;
+    EXPECT_EQ(big.status, 413);
+    o.headers = {"Expect: 100-continue"};
+    const auto expect = fetch(server.url("/upload"), o);
+    ASSERT_EQ(expect.code, CURLE_OK) << expect.error;
+    EXPECT_EQ(expect.status, 413);
+    EXPECT_EQ(calls, 1);
+}
+
+TEST(ServerHttpListener, HeadersOverTheLimitAreRefused) {
+    std::atomic<int> calls{0};
+    http::Limits limits;
+    limits.max_headers = 2048;
+    Server server(host_tls(), limits, [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    });
+    FetchOptions o;
+    o.headers = {"X-Big: " + std::string(4096, 'b')};
+    const auto r = fetch(server.url("/"), o);
+    EXPECT_EQ(r.status, 400) << r.error; // evhttp 2.1 answers 400 (it has no 431)
+    EXPECT_EQ(calls, 0);
+}
+
+TEST(ServerHttpListener, BadPathsAndQueriesGet400AndOtherMethodsAreRefused) {
+    std::atomic<int> calls{0};
+    Server server(host_tls(), {}, [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    });
+    FetchOptions o;
+    o.path_as_is = true;
+    for (const char* path :
+         {"/a/../b", "/v1/%2e%2e/x", "/a%zz", "/a%00b", "/a%0d%0aX:%20y", "/a%3Fb", "/x?a=%zz", "/x?a=%00"}) {
+        const auto r = fetch(server.url(path), o);
+        ASSERT_EQ(r.code, CURLE_OK) << path << ": " << r.error;
+        EXPECT_EQ(r.status, 400) << path;
+        EXPECT_TRUE(r.has_header("Cache-Control: no-store")) << path; // answered by the layer
+        EXPECT_TRUE(r.has_header("X-Content-Type-Options: nosniff")) << path;
+    }
+    for (const char* method : {"PUT", "DELETE", "OPTIONS", "TRACE"}) {
+        FetchOptions m;
+        m.method = method;
+        const auto r = fetch(server.url("/"), m);
+        ASSERT_EQ(r.code, CURLE_OK) << method << ": " << r.error;
+        EXPECT_GE(r.status, 400) << method;
+    }
+    EXPECT_EQ(calls, 0);
+}
+
+TEST(ServerHttpListener, ConnectionsBeyondTheLimitAreClosed) {
+    Parked parked;
+    http::Limits limits;
+    limits.max_connections = 1;
+    Server server(host_tls(), limits, parked.handler());
+    auto first = std::make_unique<TlsClient>(server.port(), "client.pem", "client.key");
+    ASSERT_TRUE(first->ok());
+    ASSERT_TRUE(first->write(get_request("/park")));
+    ASSERT_TRUE(eventually([&] { return parked.count == 1; }));
+    {
+        TlsClient second(server.port(), "client.pem", "client.key");
+        EXPECT_FALSE(second.ok()) << "a second connection was accepted beyond max_connections = 1";
+    }
+    first->close(false);
+    ASSERT_TRUE(eventually([&] { return parked.gone_calls == 1; }));
+    // The slot is free again once the server has let go of the first connection.
+    std::unique_ptr<TlsClient> third;
+    ASSERT_TRUE(eventually([&] {
+        third = std::make_unique<TlsClient>(server.port(), "client.pem", "client.key");
+        return third->ok();
+    }));
+    ASSERT_TRUE(third->write(get_request("/y")));
+    ASSERT_TRUE(eventually([&] { return parked.count == 2; }));
+    server.on_loop([&] {
+        std::lock_guard<std::mutex> lock(parked.mutex);
+        parked.replies.clear(); // the parked /y answers 500
+    });
+    EXPECT_NE(third->read_until("\r\n\r\n").find("HTTP/1.1 500"), std::string::npos);
+}
+
+// =============================================================================================
+// Replies
+
+TEST(ServerHttpReply, ADeferredReplyIsSentLaterFromATimer) {
+    std::vector<http::Timer> timers; // loop thread only
+    Server* srv = nullptr;
+    Server server(host_tls(), {}, [&](http::Request&& req, http::Reply&& reply) {
+        auto r = std::make_shared<http::Reply>(std::move(reply));
+        const std::string path = req.path;
+        timers.push_back(srv->loop.after(30ms, [r, path] {
+            EXPECT_FALSE(r->answered());
+            r->send(http::json_response(200, "{\"later\":\"" + path + "\"}"));
+            EXPECT_TRUE(r->answered());
+            EXPECT_FALSE(r->gone());
+        }));
+    });
+    srv = &server;
+    const auto r = fetch(server.url("/v1/requests/R-9"));
+    ASSERT_EQ(r.code, CURLE_OK) << r.error;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "{\"later\":\"/v1/requests/R-9\"}");
+    EXPECT_TRUE(r.has_header("Content-Type: application/json"));
+    EXPECT_TRUE(r.has_header("Cache-Control: no-store"));
+    server.stop();
+}
+
+TEST(ServerHttpReply, AnUnansweredOrThrowingHandlerGets500) {
+    Server server(host_tls(), {}, [](http::Request&& req, http::Reply&& reply) {
+        if (req.path == "/throw") throw std::runtime_error("handler bug");
+        if (req.path == "/bad-header") {
+            http::Response r = http::text_response(200, "text/plain", "x");
+            r.headers.emplace_back("X-Evil", "a\r\nSet-Cookie: x=y");
+            reply.send(std::move(r));
+            return;
+        }
+        if (req.path == "/bad-status") return reply.send(http::text_response(1000, "text/plain", "x"));
+        if (req.path == "/twice") {
+            reply.send(http::text_response(201, "text/plain", "first"));
+            reply.send(http::text_response(202, "text/plain", "second"));
+            return;
+        }
+        // "/drop": the Reply is neither sent nor kept
+    });
+    for (const char* path : {"/drop", "/throw", "/bad-header", "/bad-status"}) {
+        const auto r = fetch(server.url(path));
+        ASSERT_EQ(r.code, CURLE_OK) << path << ": " << r.error;
+        EXPECT_EQ(r.status, 500) << path;
+        EXPECT_EQ(r.body, "internal error\n") << path;
+        EXPECT_FALSE(r.has_header("Set-Cookie: x=y")) << path;
+        EXPECT_TRUE(r.has_header("Cache-Control: no-store")) << path;
+    }
+    const auto t = fetch(server.url("/twice"));
+    EXPECT_EQ(t.status, 201);
+    EXPECT_EQ(t.body, "first");
+}
+
+// The classic evhttp use-after-free: the client goes away while its request is parked; the
+// reply is sent afterwards. Run under AddressSanitizer (build-asan) as well.
+TEST(ServerHttpReply, AClientThatGoesAwayIsSeenAndALateReplyIsHarmless) {
+    for (const bool graceful : {false, true}) {
+        Parked parked;
+        Server server(host_tls(), {}, parked.handler());
+        TlsClient client(server.port(), "client.pem", "client.key");
+        ASSERT_TRUE(client.ok());
+        ASSERT_TRUE(client.write(get_request("/v1/requests/R-1?wait=25")));
+        ASSERT_TRUE(eventually([&] { return parked.count == 1; }));
+        client.close(graceful);
+        ASSERT_TRUE(eventually([&] { return parked.gone_calls == 1; })) << "graceful=" << graceful;
+        server.on_loop([&] {
+            std::lock_guard<std::mutex> lock(parked.mutex);
+            auto& reply = *parked.replies.front();
+            EXPECT_TRUE(reply.gone());
+            EXPECT_FALSE(reply.answered());
+            reply.send(http::json_response(200, "{}")); // no-op
+            EXPECT_TRUE(reply.answered());
+            int late = 0;
+            reply.on_gone([&] { ++late; }); // answered: not called
+            EXPECT_EQ(late, 0);
+            parked.replies.clear();
+        });
+        EXPECT_EQ(parked.gone_calls, 1);
+    }
+}
+
+TEST(ServerHttpReply, ARequestPipelinedBehindAParkedOneIsServedAfterIt) {
+    Parked parked;
+    Server server(host_tls(), {}, parked.handler());
+    TlsClient client(server.port(), "client.pem", "client.key");
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(client.write(get_request("/first")));
+    ASSERT_TRUE(eventually([&] { return parked.count == 1; }));
+    ASSERT_TRUE(client.write(get_request("/second"))); // arrives while /first is parked
+    std::this_thread::sleep_for(50ms);                 // let it reach the server (not asserted on)
+    server.loop.post([&] {
+        std::lock_guard<std::mutex> lock(parked.mutex);
+        parked.replies[0]->send(http::text_response(200, "text/plain", "one"));
+    });
+    ASSERT_TRUE(eventually([&] { return parked.count == 2; }));
+    server.loop.post([&] {
+        std::lock_guard<std::mutex> lock(parked.mutex);
+        parked.replies[1]->send(http::text_response(200, "text/plain", "two"));
+    });
+    const auto got = client.read_until("two");
+    const auto one = got.find("\r\n\r\none");
+    const auto two = got.find("\r\n\r\ntwo");
+    ASSERT_NE(one, std::string::npos) << got;
+    ASSERT_NE(two, std::string::npos) << got;
+    EXPECT_LT(one, two);
+    EXPECT_EQ(parked.gone_calls, 0);
+    server.on_loop([&] {
+        std::lock_guard<std::mutex> lock(parked.mutex);
+        parked.replies.clear();
+    });
+}
+
+TEST(ServerHttpReply, ParkedRepliesBecomeGoneWhenTheListenerGoes) {
+    Parked parked;
+    auto server = std::make_unique<Server>(host_tls(), http::Limits{}, parked.handler());
+    TlsClient client(server->port(), "client.pem", "client.key");
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(client.write(get_request("/park")));
+    ASSERT_TRUE(eventually([&] { return parked.count == 1; }));
+    server->stop(); // frees the listener and its connections
+    EXPECT_EQ(parked.gone_calls, 1);
+    ASSERT_EQ(parked.replies.size(), 1u);
+    EXPECT_TRUE(parked.replies[0]->gone());
+    parked.replies[0]->send(http::json_response(200, "{}")); // no-op, no use of freed memory
+    parked.replies.clear();
+    server.reset();
+}
+
+// 1,000 requests parked at once (clients in a child process, so that the resident memory read
+// here is the server's), then answered by post() from this thread, not the loop thread.
+TEST(ServerHttpReply, AThousandParkedRequestsAnsweredByPostFromAnotherThread) {
+    constexpr int k_clients = 1000;
+    int port_pipe[2];
+    ASSERT_EQ(::pipe(port_pipe), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(port_pipe[1]);
+        std::uint16_t port = 0;
+        if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) ::_exit(3);
+        CURLM* multi = curl_multi_init();
+        std::vector<CURL*> easy(k_clients);
+        std::vector<Fetched> out(k_clients);
+        std::vector<std::array<char, CURL_ERROR_SIZE>> errors(k_clients);
+        for (int i = 0; i < k_clients; ++i) {
+            easy[i] = curl_easy_init();
+            prepare(easy[i], "https://127.0.0.1:" + std::to_string(port) + "/park/" + std::to_string(i), {}, out[i],
+                    errors[i].data());
+            curl_easy_setopt(easy[i], CURLOPT_TIMEOUT, 900L);
+            curl_multi_add_handle(multi, easy[i]);
+        }
+        int running = 1;
+        while (running > 0) {
+            curl_multi_perform(multi, &running);
+            curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+        }
+        int bad = 0;
+        while (CURLMsg* m = curl_multi_info_read(multi, &running)) {
+            if (m->msg != CURLMSG_DONE) continue;
+            long status = 0;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+            if (m->data.result != CURLE_OK || status != 200) ++bad;
+        }
+        for (int i = 0; i < k_clients; ++i)
+            if (out[i].body != "answer " + std::to_string(i)) {
+                if (++bad < 5)
+                    std::fprintf(stderr, "client %d got '%s' (%s)\n", i, out[i].body.c_str(), errors[i].data());
+            }
+        ::_exit(bad == 0 ? 0 : 1);
+    }
+    ::close(port_pipe[0]);
+
+    auto read_rss_kib = [] {
+        std::ifstream in("/proc/self/status");
+        std::string line;
+        while (std::getline(in, line))
+            if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+        return -1L;
+    };
+    std::vector<std::shared_ptr<http::Reply>> slots(k_clients);
+    std::atomic<int> parked{0};
+    std::atomic<int> gone{0};
+    Server server(host_tls(), {}, [&](http::Request&& req, http::Reply&& reply) {
+        const int i = std::stoi(req.path.substr(std::string("/park/").size()));
+        slots.at(static_cast<std::size_t>(i)) = std::make_shared<http::Reply>(std::move(reply));
+        slots[static_cast<std::size_t>(i)]->on_gone([&] { ++gone; });
+        ++parked;
+    });
+    const long rss_before = read_rss_kib();
+    const std::uint16_t port = server.port();
+    ASSERT_EQ(::write(port_pipe[1], &port, sizeof(port)), static_cast<ssize_t>(sizeof(port)));
+    ::close(port_pipe[1]);
+    // 2,000 TLS handshakes on a loaded machine can take minutes: a bound, not a timing test.
+    const bool all_parked = eventually([&] { return parked == k_clients; }, 600s);
+    if (!all_parked) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, nullptr, 0);
+    }
+    const long rss_parked = read_rss_kib();
+    // What the server holds, without what malloc keeps from the 1,000 handshakes at once.
+    server.on_loop([] { ::malloc_trim(0); });
+    ::malloc_trim(0);
+    const long rss_trimmed = read_rss_kib();
+    std::cout << "[ RSS      ] server process: " << rss_before << " KiB before, " << rss_parked << " KiB with "
+              << parked << " parked TLS connections (" << (rss_parked - rss_before) * 1024 / std::max(1, parked.load())
+              << " bytes each); " << rss_trimmed << " KiB after malloc_trim ("
+              << (rss_trimmed - rss_before) * 1024 / std::max(1, parked.load()) << " bytes each)\n";
+    RecordProperty("rss_kib_before", static_cast<int>(rss_before));
+    RecordProperty("rss_kib_parked", static_cast<int>(rss_parked));
+    RecordProperty("rss_kib_parked_trimmed", static_cast<int>(rss_trimmed));
+    ASSERT_TRUE(all_parked) << parked << " parked";
+
+    std::thread answerer([&] {
+        for (int i = 0; i < k_clients; ++i)
+            server.loop.post([&, i] {
+                auto& r = slots[static_cast<std::size_t>(i)];
+                if (r) r->send(http::text_response(200, "text/plain", "answer " + std::to_string(i)));
+            });
+    });
+    answerer.join();
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "clients failed: status " << status;
+    EXPECT_EQ(gone, 0);
+    server.on_loop([&] { slots.clear(); });
+}
+
+} // namespace
