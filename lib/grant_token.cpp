@@ -523,6 +523,9 @@ SigningKey SigningKey::from_pem(const std::string& kid, const std::string& pem, 
 
 SigningKey SigningKey::load(const std::string& kid, const std::string& path, unsigned allowed_uid) {
     check_kid(kid, path);
+    struct stat path_st {};
+    if (lstat(path.c_str(), &path_st) != 0)
+        throw Error(ErrorCode::bad_input, path, "cannot read the signing key: " + errno_text());
     if (auto problem = config::check_file_security(path, allowed_uid))
         throw Error(ErrorCode::bad_input, path, problem->message);
     // O_NOFOLLOW and fstat: the checks hold for the file actually read, not just the path.

@@ -87,6 +87,14 @@ const SectionSpec k_audit_spec{{"syslog_facility"}, {}};
 
 const Where k_top_where{"", "", "at top level", ""};
 
+// The `name` of a list item read first, so every later message can say which item it is about.
+// Iterates: operator[] on a const node would throw for an absent key.
+std::string name_of(const YAML::Node& node, std::string fallback) {
+    for (auto it = node.begin(); it != node.end(); ++it)
+        if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar()) return it->second.Scalar();
+    return fallback;
+}
+
 Where section_where(const std::string& name) {
     return Where{name, name + ".", "in '" + name + "'", ""};
 }
@@ -319,8 +327,7 @@ void Parser::parse_policy(const Entries& top, std::vector<PolicyEntry>& policy) 
             return;
         }
         PolicyEntry entry;
-        entry.name = "policy-" + std::to_string(i + 1);
-        if (node["name"].IsScalar()) entry.name = node["name"].Scalar();
+        entry.name = name_of(node, "policy-" + std::to_string(i + 1));
         const std::string path = "policy[" + std::to_string(policy.size()) + "]";
         record(path, node.Mark());
         const Where where{path, "", "in policy " + shown(entry.name), "policy " + shown(entry.name) + ": "};
@@ -347,8 +354,7 @@ void Parser::parse_webhooks(const Entries& top, std::vector<Webhook>& webhooks) 
             return;
         }
         Webhook hook;
-        hook.name = "webhook-" + std::to_string(i + 1);
-        if (node["name"].IsScalar()) hook.name = node["name"].Scalar();
+        hook.name = name_of(node, "webhook-" + std::to_string(i + 1));
         const std::string path = "webhooks[" + std::to_string(webhooks.size()) + "]";
         record(path, node.Mark());
         const Where where{path, "", "in webhook " + shown(hook.name), "webhook " + shown(hook.name) + ": "};

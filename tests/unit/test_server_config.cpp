@@ -112,6 +112,17 @@ TEST(ServerConfig, ListenTakesIpv4AndBracketedIpv6) {
     EXPECT_NE(result.problems[0].message.find("did you mean 'hosts'"), std::string::npos);
 }
 
+TEST(ServerConfig, UnnamedListItemsGetNumberedNames) {
+    const LoadResult result = parse(k_minimal + "policy:\n  - approver_groups: [a]\n  - hosts: [\"*\"]\n"
+                                                "webhooks:\n  - url: https://hooks.example.com/x\n    format: slack\n",
+                                    "t.yaml");
+    ASSERT_EQ(result.problems.size(), 1u) << all_problems(result);
+    EXPECT_EQ(result.problems[0].to_string(), "t.yaml:14:5: policy 'policy-2': approver_groups is required (who may "
+                                              "approve the requests this entry covers)");
+    EXPECT_EQ(result.config.policy.at(0).name, "policy-1");
+    EXPECT_EQ(result.config.webhooks.at(0).name, "webhook-1");
+}
+
 // Each bad-*.yaml holds one error; its first line is "# expect: <line>:<column>: <message>".
 TEST(ServerConfig, EveryBadFixtureFailsWithItsExactPositionAndMessage) {
     std::vector<fs::path> files;
