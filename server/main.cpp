@@ -1,8 +1,233 @@
-// server/main.cpp — jitgate-server: the command line (serve, migrate, keygen, check-config).
-// Being built (issue 13); the sub-commands are wired here as their parts land.
-#include <cstdio>
+// server/main.cpp — jitgate-server's command line:
+//   jitgate-server [--config FILE] serve [--ports-file FILE]
+//   jitgate-server [--config FILE] migrate
+//   jitgate-server [--config FILE] check-config
+//   jitgate-server keygen --dir DIR --kid KID
+//   jitgate-server --version
+// Every command catches everything: an exception never leaves main (exit 1 with a message).
+#include "lib/sd_notify.hpp"
+#include "server/commands.hpp"
+#include "server/config/config.hpp"
+#include "server/http/http.hpp"
+#include "server/service/audit_log.hpp"
+#include "server/service/keys.hpp"
+#include "server/service/service.hpp"
+#include "server/store/store.hpp"
+#include "server/web/oidc_sign_in.hpp"
+#include "server/web/web_ui.hpp"
 
-int main(int /*argc*/, char** /*argv*/) {
-    std::fputs("usage: jitgate-server serve|migrate|keygen|check-config [--config FILE]\n", stderr);
-    return 2;
+#include <jitgate/error.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using jitgate::server::k_default_config;
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: jitgate-server [--config FILE] serve [--ports-file FILE]\n"
+                 "       jitgate-server [--config FILE] migrate\n"
+                 "       jitgate-server [--config FILE] check-config\n"
+                 "       jitgate-server keygen --dir DIR --kid KID\n"
+                 "       jitgate-server --version\n"
+                 "The default config is %s.\n",
+                 k_default_config);
+}
+
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_signal(int) {
+    const int saved = errno;
+    const char byte = 1;
+    [[maybe_unused]] const ssize_t n = ::write(g_signal_pipe[1], &byte, 1);
+    errno = saved;
+}
+
+std::optional<jitgate::server::config::Config> load_config(const std::string& path) {
+    jitgate::server::config::LoadResult loaded = jitgate::server::config::load(path, ::geteuid());
+    for (const auto& problem : loaded.problems) std::fprintf(stderr, "%s\n", problem.to_string().c_str());
+    if (!loaded.problems.empty()) {
+        std::fprintf(stderr, "jitgate-server: %s has problems (see above)\n", path.c_str());
+        return std::nullopt;
+    }
+    return std::move(loaded.config);
+}
+
+// Reads a small secret file (already checked by the config's load: owner and mode) without
+// its trailing newline.
+std::string read_secret(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) throw jitgate::Error(jitgate::ErrorCode::bad_input, path, "cannot read it");
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+    return secret;
+}
+
+// The libpq conninfo of the config, with the password from database.password_file (quoted as
+// libpq's conninfo syntax wants). Never printed.
+std::string postgres_conninfo(const jitgate::server::config::Config& config) {
+    std::string conninfo = config.database.postgres;
+    if (!config.database.password_file.empty()) {
+        std::string quoted = "'";
+        for (const char c : read_secret(config.database.password_file)) {
+            if (c == '\'' || c == '\\') quoted += '\\';
+            quoted += c;
+        }
+        conninfo += " password=" + quoted + "'";
+    }
+    return conninfo;
+}
+
+std::unique_ptr<jitgate::server::store::Store> open_store(const jitgate::server::config::Config& config) {
+    namespace store = jitgate::server::store;
+    if (!config.database.postgres.empty()) return store::open_postgres(postgres_conninfo(config));
+    return store::open_sqlite(config.database.sqlite);
+}
+
+int migrate(const std::string& path) {
+    const auto config = load_config(path);
+    if (!config) return 1;
+    namespace store = jitgate::server::store;
+    const int before = config->database.postgres.empty() ? store::migrate_sqlite(config->database.sqlite)
+                                                         : store::migrate_postgres(postgres_conninfo(*config));
+    if (before == store::k_schema_version)
+        std::printf("jitgate-server: the database is at schema version %d; nothing to do\n", before);
+    else
+        std::printf("jitgate-server: the database went from schema version %d to %d\n", before,
+                    store::k_schema_version);
+    return 0;
+}
+
+// Writes {"hosts": PORT, "web": PORT} to `path` atomically (tests listen on port 0).
+void write_ports(const std::string& path, std::uint16_t hosts, std::uint16_t web) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << "{\"hosts\": " << hosts << ", \"web\": " << web << "}\n";
+        if (!out.flush()) throw jitgate::Error(jitgate::ErrorCode::internal, path, "cannot write the ports file");
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        throw jitgate::Error(jitgate::ErrorCode::internal, path, std::strerror(errno));
+}
+
+int serve(const std::string& path, const std::string& ports_file) {
+    namespace server = jitgate::server;
+    const auto config = load_config(path);
+    if (!config) return 1;
+    if (!server::service::open_audit_log(config->audit.syslog_facility)) {
+        std::fprintf(stderr, "jitgate-server: unknown syslog facility\n");
+        return 1;
+    }
+    const server::service::KeySet keys = server::service::KeySet::load(config->signing);
+    std::unique_ptr<server::store::Store> store = open_store(*config);
+
+    if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        throw jitgate::Error(jitgate::ErrorCode::internal, "signals", std::strerror(errno));
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    ::sigemptyset(&action.sa_mask);
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGINT, &action, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    server::http::EventLoop loop;
+    auto stop_watch = loop.watch_readable(g_signal_pipe[0], [&loop]() { loop.stop(); });
+
+    server::service::Service service(*config, *store, keys.active(), loop);
+
+    std::string public_url = config->server.public_url;
+    while (!public_url.empty() && public_url.back() == '/') public_url.pop_back();
+    server::web::OidcSignIn sign_in(server::web::oidc::settings_from_config(
+        config->oidc, read_secret(config->oidc.client_secret_file), public_url + "/oidc/callback"));
+    server::web::WebUi web(*config, service, *store, sign_in);
+
+    server::http::Listener hosts(loop, config->hosts.listen.address, config->hosts.listen.port,
+                                 {config->hosts.cert, config->hosts.key, config->hosts.client_ca}, {},
+                                 [&service](server::http::Request&& r, server::http::Reply&& reply) {
+                                     service.handle_host(std::move(r), std::move(reply));
+                                 });
+    server::http::Listener browsers(
+        loop, config->web.listen.address, config->web.listen.port, {config->web.cert, config->web.key, ""}, {},
+        [&web](server::http::Request&& r, server::http::Reply&& reply) { web.handle(std::move(r), std::move(reply)); });
+    if (!ports_file.empty()) write_ports(ports_file, hosts.port(), browsers.port());
+
+    service.start();
+    server::store::Event started;
+    started.at = service.now();
+    started.type = "server.started";
+    started.actor = "server";
+    started.detail = "{\"version\":\"" JITGATE_VERSION "\",\"signing_kid\":\"" + keys.active().kid() + "\"}";
+    store->record(started);
+    server::service::log_event(started);
+    std::fprintf(stderr, "jitgate-server %s: hosts on %s:%u, approvers on %s:%u, signing with %s\n", JITGATE_VERSION,
+                 config->hosts.listen.address.c_str(), hosts.port(), config->web.listen.address.c_str(),
+                 browsers.port(), keys.active().kid().c_str());
+    jitgate::notify_systemd("READY=1");
+    loop.run();
+    jitgate::notify_systemd("STOPPING=1");
+    std::fprintf(stderr, "jitgate-server: stopped\n");
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        std::vector<std::string> args(argv + 1, argv + argc);
+        std::string config = k_default_config;
+        std::size_t i = 0;
+        if (i < args.size() && args[i] == "--version") {
+            std::printf("jitgate-server %s\n", JITGATE_VERSION);
+            return 0;
+        }
+        if (i < args.size() && (args[i] == "--help" || args[i] == "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 < args.size() && args[i] == "--config") {
+            config = args[i + 1];
+            i += 2;
+        }
+        if (i >= args.size()) {
+            usage(stderr);
+            return 2;
+        }
+        const std::string command = args[i++];
+        const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+        if (command == "serve") {
+            std::string ports_file;
+            if (rest.size() == 2 && rest[0] == "--ports-file")
+                ports_file = rest[1];
+            else if (!rest.empty()) {
+                usage(stderr);
+                return 2;
+            }
+            return serve(config, ports_file);
+        }
+        if (command == "migrate" && rest.empty()) return migrate(config);
+        if (command == "check-config" && rest.empty())
+            return jitgate::server::check_config_command({"--config", config});
+        if (command == "keygen") return jitgate::server::keygen_command(rest);
+        usage(stderr);
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: %s\n", e.what());
+        return 1;
+    } catch (...) {
+        std::fprintf(stderr, "jitgate-server: unexpected error\n");
+        return 1;
+    }
 }

@@ -88,7 +88,7 @@ struct Config {
         std::map<std::string, std::string> users;  // IdP username -> Unix name, where they differ
         std::map<std::string, std::string> groups; // IdP group -> approver group; unmapped groups are ignored
         std::vector<std::string> scopes = {"openid", "profile", "email"}; // must include openid
-        std::string token_endpoint_auth = "client_secret_basic"; // or "client_secret_post"
+        std::string token_endpoint_auth = "client_secret_basic";          // or "client_secret_post"
         // Tests only: also accept an http:// issuer and endpoints on 127.0.0.1, ::1 or localhost
         // (a loopback test IdP). Default off; https is required otherwise.
         bool allow_http_loopback = false;

@@ -9,9 +9,6 @@
 // stored, the events recorded), CSRF and Origin on every POST (403 and nothing changed),
 // approve and deny through the Service (a denial needs a comment, no self-approval), session
 // expiry, sign-out, and the security headers on every answer.
-//
-// Needs the store (SQLite), the Service and the HTTP layer's implementations, and one
-// function the lead supplies at the merge: signing_key_for_the_run() below.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -35,9 +32,11 @@
 #include <jitgate/error.hpp>
 #include <nlohmann/json.hpp>
 
-// The grant signing key for this test run (a fresh Ed25519 key made with lib/grant_token's
-// signer). Defined where the signer lives in the tests once it is merged.
-const jitgate::grant_token::SigningKey& signing_key_for_the_run();
+// The grant signing key for this test run: a fresh Ed25519 key from lib/grant_token's signer.
+const jitgate::grant_token::SigningKey& signing_key_for_the_run() {
+    static const jitgate::grant_token::SigningKey key = jitgate::grant_token::SigningKey::generate("k-test");
+    return key;
+}
 
 namespace {
 

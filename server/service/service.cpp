@@ -1,0 +1,584 @@
+// server/service/service.cpp — see service.hpp. Section numbers are docs/protocol.md's.
+#include "server/service/service.hpp"
+
+#include "lib/grant_token.hpp"
+#include "server/service/audit_log.hpp"
+#include "server/service/policy.hpp"
+#include "server/service/protocol.hpp"
+
+#include <jitgate/error.hpp>
+#include <jitgate/text.hpp>
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+namespace jitgate::server::service {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::size_t k_max_comment_bytes = 2048;
+constexpr std::size_t k_expiry_batch = 200;
+
+http::Response answer(int status, std::string body) {
+    return http::json_response(status, std::move(body));
+}
+
+http::Response error(int status, std::string_view code, std::string_view message) {
+    return answer(status, protocol::error_json(code, message));
+}
+
+std::string random_hex(std::size_t bytes) {
+    std::string raw(bytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size())) != 1)
+        throw Error(ErrorCode::internal, "grant id", "the random number generator failed");
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char c : raw) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
+// Percent-encodes everything but the unreserved characters (RFC 3986 §2.3).
+std::string url_encode(std::string_view s) {
+    static const char* digits = "0123456789ABCDEF";
+    std::string out;
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~') {
+            out += ch;
+        } else {
+            out += '%';
+            out += digits[c >> 4];
+            out += digits[c & 15];
+        }
+    }
+    return out;
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& value) {
+    return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+store::Event event(std::int64_t at, std::string type, const std::string& host, const std::string& id, std::string actor,
+                   std::string identity, std::string source, Json detail = Json::object()) {
+    store::Event e;
+    e.at = at;
+    e.type = std::move(type);
+    e.host = host;
+    e.request_id = id;
+    e.actor = std::move(actor);
+    e.identity = std::move(identity);
+    e.source_address = std::move(source);
+    e.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
+    return e;
+}
+
+// The ticket check's recorded state, or null when none applies.
+Json ticket_state(const store::Request& request) {
+    if (request.ticket_check.empty()) return nullptr;
+    Json j = Json::parse(request.ticket_check, nullptr, /*allow_exceptions=*/false);
+    return j.is_object() ? j
+                         : Json{{"required", true}, {"ok", false}, {"why", "the recorded ticket check is unreadable"}};
+}
+
+} // namespace
+
+struct Service::Waiter {
+    http::Reply reply;
+    http::Timer timer;
+};
+
+Service::Service(const config::Config& config, store::Store& store, const grant_token::SigningKey& signing_key,
+                 http::EventLoop& loop, Clock clock)
+    : m_config(config), m_store(store), m_signing_key(signing_key), m_loop(loop), m_clock(std::move(clock)) {}
+
+Service::~Service() {
+    // Parked polls are answered 500 by their Reply's destructor only if the loop still runs;
+    // on shutdown the listeners are gone first and the replies are dropped quietly.
+    m_waiters.clear();
+}
+
+std::int64_t Service::now() const {
+    if (m_clock.now) return m_clock.now();
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string Service::request_url(const std::string& host, const std::string& id) const {
+    std::string base = m_config.server.public_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    return base + "/r/" + url_encode(host) + "/" + url_encode(id);
+}
+
+void Service::start() {
+    start_expiry();
+    const int fd = m_store.wake_fd();
+    if (fd >= 0) m_wake_watch = m_loop.watch_readable(fd, [this]() { take_wakeups(); });
+}
+
+void Service::start_expiry() {
+    try {
+        expire_due();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: expiring requests failed: %s\n", e.what());
+    }
+    m_expiry_timer = m_loop.after(std::chrono::seconds(1), [this]() { start_expiry(); });
+}
+
+// ---- the host API ----------------------------------------------------------------------------
+
+void Service::handle_host(http::Request&& request, http::Reply&& reply) {
+    try {
+        if (request.client.names.empty()) {
+            reply.send(error(401, "unauthorized", "a client certificate is required"));
+            return;
+        }
+        const std::string prefix = "/v1/requests";
+        if (request.path == prefix) {
+            if (request.method != "POST") {
+                reply.send(error(404, "not_found", "no such path"));
+                return;
+            }
+            file(std::move(request), std::move(reply));
+            return;
+        }
+        if (request.path.rfind(prefix + "/", 0) == 0) {
+            std::string rest = request.path.substr(prefix.size() + 1);
+            const std::string cancel_suffix = "/cancel";
+            if (rest.size() > cancel_suffix.size() &&
+                rest.compare(rest.size() - cancel_suffix.size(), cancel_suffix.size(), cancel_suffix) == 0) {
+                rest.resize(rest.size() - cancel_suffix.size());
+                if (request.method == "POST" && protocol::is_request_id(rest)) {
+                    cancel(rest, std::move(request), std::move(reply));
+                    return;
+                }
+            } else if (request.method == "GET" && protocol::is_request_id(rest)) {
+                poll(rest, std::move(request), std::move(reply));
+                return;
+            }
+            // An id of the wrong form names no request (§5: 404, as an unknown one).
+            reply.send(error(404, "not_found", "no such request"));
+            return;
+        }
+        reply.send(error(404, "not_found", "no such path"));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: host request failed: %s\n", e.what());
+        if (!reply.answered()) reply.send(error(503, "unavailable", "the approval service cannot reach its database"));
+    }
+}
+
+std::optional<store::Request> Service::find_for(const http::ClientIdentity& client, const std::string& id) {
+    // A certificate may name several hosts (CN and DNS SANs); a request belongs to the one it
+    // was filed for. Another host's request is never found (§2: 404, not 403).
+    for (const std::string& name : client.names)
+        if (auto found = m_store.find(name, id)) return found;
+    return std::nullopt;
+}
+
+void Service::file(http::Request&& request, http::Reply&& reply) {
+    protocol::FileCheck check = protocol::check_filed(request.body);
+    if (!check.filed) {
+        reply.send(error(400, "invalid_request", check.error));
+        return;
+    }
+    protocol::Filed& f = *check.filed;
+    if (!request.client.may_act_for(f.host)) {
+        reply.send(error(403, "forbidden",
+                         "the client certificate (" + request.client.subject + ") may not act for host \"" +
+                             text::shown(f.host, 128) + "\""));
+        return;
+    }
+    const PolicyDecision policy =
+        apply_policy(m_config.policy, {f.host, f.environment, f.tags, f.rule, f.approvals_needed});
+    if (!policy.covered) {
+        reply.send(error(403, "forbidden",
+                         "no approver policy of this service covers host \"" + text::shown(f.host, 128) +
+                             "\" and rule \"" + text::shown(f.rule, 128) + "\""));
+        return;
+    }
+    if (auto existing = m_store.find(f.host, f.id)) {
+        // §4 idempotency: the same value is a retry (200, whatever the status is by now).
+        if (existing->body == f.canonical)
+            reply.send(answer(200, protocol::status_json(*existing, request_url(f.host, f.id))));
+        else
+            reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
+        return;
+    }
+
+    const std::int64_t t = now();
+    store::Request r;
+    r.host = f.host;
+    r.id = f.id;
+    r.body = f.canonical;
+    r.requester = f.requester;
+    r.requester_login = f.requester_login;
+    r.rule = f.rule;
+    r.status = store::Status::pending;
+    r.approvals_needed = policy.approvals_needed;
+    r.approver_groups = policy.approver_groups;
+    r.created_at = t;
+    r.expires_at = t + std::min<std::int64_t>(f.timeout_s, m_config.hosts.max_timeout.count());
+    if (policy.ticket_check)
+        r.ticket_check =
+            Json{{"required", true}, {"ok", false}, {"why", "the ticket check has not answered yet"}}.dump();
+    const store::Event filed =
+        event(t, "request.filed", f.host, f.id, "host:" + f.host, request.client.subject, request.peer_address,
+              {{"requester", f.requester},
+               {"kind", f.kind},
+               {"scope", f.scope},
+               {"rule", f.rule},
+               {"policy", policy.entries},
+               {"approvals_needed", policy.approvals_needed},
+               {"approver_groups", policy.approver_groups}});
+    const store::CreateResult created = m_store.create(r, filed);
+    if (!created.created) {
+        // Another replica filed the same (host, id) between our find and create.
+        if (created.request.body == f.canonical)
+            reply.send(answer(200, protocol::status_json(created.request, request_url(f.host, f.id))));
+        else
+            reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
+        return;
+    }
+    log_event(filed);
+    reply.send(answer(201, protocol::status_json(created.request, request_url(f.host, f.id))));
+    notify("request.filed", created.request);
+    if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
+}
+
+void Service::poll(const std::string& id, http::Request&& request, http::Reply&& reply) {
+    const std::optional<int> wait = protocol::parse_wait(request.query_value("wait"));
+    if (!wait) {
+        reply.send(error(400, "invalid_request", "wait must be a whole number of seconds"));
+        return;
+    }
+    std::optional<store::Request> found = find_for(request.client, id);
+    if (!found) {
+        reply.send(error(404, "not_found", "no such request"));
+        return;
+    }
+    if (found->status == store::Status::pending && found->expires_at <= now()) {
+        expire(found->host, found->id);
+        found = m_store.find(found->host, found->id);
+        if (!found) {
+            reply.send(error(404, "not_found", "no such request"));
+            return;
+        }
+    }
+    if (found->status != store::Status::pending || *wait == 0) {
+        reply.send(answer(200, protocol::status_json(*found, request_url(found->host, id))));
+        return;
+    }
+    // Park the poll: no thread, a reply handle and a timer (§5).
+    const auto key = std::make_pair(found->host, id);
+    auto waiter = std::make_shared<Waiter>();
+    waiter->reply = std::move(reply);
+    const std::weak_ptr<Waiter> weak = waiter;
+    waiter->reply.on_gone([this, key, weak]() { forget(key, weak); });
+    waiter->timer = m_loop.after(std::chrono::seconds(*wait), [this, key, weak]() {
+        const std::shared_ptr<Waiter> w = weak.lock();
+        if (!w) return;
+        forget(key, weak);
+        try {
+            const std::optional<store::Request> current = m_store.find(key.first, key.second);
+            if (current)
+                w->reply.send(answer(200, protocol::status_json(*current, request_url(key.first, key.second))));
+            else
+                w->reply.send(error(404, "not_found", "no such request"));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgate-server: answering a poll failed: %s\n", e.what());
+            if (!w->reply.answered()) w->reply.send(error(503, "unavailable", "the database is unavailable"));
+        }
+    });
+    m_waiters[key].push_back(std::move(waiter));
+}
+
+void Service::forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter) {
+    const auto it = m_waiters.find(key);
+    if (it == m_waiters.end()) return;
+    const std::shared_ptr<Waiter> w = waiter.lock();
+    auto& list = it->second;
+    list.erase(std::remove_if(list.begin(), list.end(), [&](const std::shared_ptr<Waiter>& x) { return !w || x == w; }),
+               list.end());
+    if (list.empty()) m_waiters.erase(it);
+}
+
+void Service::cancel(const std::string& id, http::Request&& request, http::Reply&& reply) {
+    const std::optional<std::string> reason = protocol::check_cancel(request.body);
+    if (!reason) {
+        reply.send(error(400, "invalid_request", "the body must be {\"protocol\": 1, \"reason\": \"...\"}"));
+        return;
+    }
+    std::optional<store::Request> found = find_for(request.client, id);
+    if (!found) {
+        reply.send(error(404, "not_found", "no such request"));
+        return;
+    }
+    if (found->status == store::Status::pending) {
+        const std::int64_t t = now();
+        const store::Event cancelled = event(t, "request.cancelled", found->host, id, "host:" + found->host,
+                                             request.client.subject, request.peer_address, {{"reason", *reason}});
+        if (std::optional<store::Request> after =
+                m_store.finish(found->host, id, store::Status::cancelled, "host", *reason, t, cancelled)) {
+            log_event(cancelled);
+            found = std::move(after);
+            wake(found->host, id);
+            notify("request.cancelled", *found);
+        } else {
+            found = m_store.find(found->host, id); // decided meanwhile: answer what it is (§6)
+            if (!found) {
+                reply.send(error(404, "not_found", "no such request"));
+                return;
+            }
+        }
+    }
+    reply.send(answer(200, protocol::status_json(*found, request_url(found->host, id))));
+}
+
+void Service::wake(const std::string& host, const std::string& id) {
+    const auto it = m_waiters.find({host, id});
+    if (it == m_waiters.end()) return;
+    const std::optional<store::Request> current = m_store.find(host, id);
+    if (current && current->status == store::Status::pending) return; // nothing final yet: keep waiting
+    std::vector<std::shared_ptr<Waiter>> waiters = std::move(it->second);
+    m_waiters.erase(it);
+    for (const std::shared_ptr<Waiter>& w : waiters) {
+        w->timer.cancel();
+        if (current)
+            w->reply.send(answer(200, protocol::status_json(*current, request_url(host, id))));
+        else
+            w->reply.send(error(404, "not_found", "no such request"));
+    }
+}
+
+void Service::expire(const std::string& host, const std::string& id) {
+    const std::int64_t t = now();
+    const store::Event expired =
+        event(t, "request.expired", host, id, "server", "", "", {{"why", "no decision before the request's timeout"}});
+    if (std::optional<store::Request> after =
+            m_store.finish(host, id, store::Status::expired, "server", "no decision in time", t, expired)) {
+        log_event(expired);
+        wake(host, id);
+        notify("request.expired", *after);
+    }
+}
+
+void Service::expire_due() {
+    for (const auto& [host, id] : m_store.due(now(), k_expiry_batch)) expire(host, id);
+}
+
+void Service::take_wakeups() {
+    try {
+        for (const auto& [host, id] : m_store.take_wakeups()) {
+            if (!host.empty() || !id.empty()) {
+                wake(host, id);
+                continue;
+            }
+            // The store's listening connection broke and was replaced: wake-ups may have been
+            // missed, so look at every held poll again, and watch the new descriptor.
+            std::vector<std::pair<std::string, std::string>> keys;
+            for (const auto& entry : m_waiters) keys.push_back(entry.first);
+            for (const auto& key : keys) wake(key.first, key.second);
+            const int fd = m_store.wake_fd();
+            m_wake_watch = fd >= 0 ? m_loop.watch_readable(fd, [this]() { take_wakeups(); }) : nullptr;
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: reading wake-ups failed: %s\n", e.what());
+    }
+}
+
+void Service::notify(const std::string& type, const store::Request& request) {
+    try {
+        if (on_event) on_event(type, request);
+    } catch (const std::exception& e) {
+        // A notice must never block or undo a decision.
+        std::fprintf(stderr, "jitgate-server: queueing the %s notice failed: %s\n", type.c_str(), e.what());
+    }
+}
+
+// ---- approvers --------------------------------------------------------------------------------
+
+Decidability Service::decidability(const Approver& approver, const store::Request& request) const {
+    Decidability d;
+    if (request.status != store::Status::pending) {
+        d.why_not = "this request is " + std::string(store::to_string(request.status));
+        return d;
+    }
+    if (request.expires_at <= now()) {
+        d.why_not = "this request has expired";
+        return d;
+    }
+    if (approver.unix_user.empty()) {
+        d.why_not = "your sign-in maps to no user name of the hosts";
+        return d;
+    }
+    // SECURITY NOTE: one person is one Unix name across the IdP and the hosts (the mapping of
+    // config oidc.username_claim / oidc.users). The requester, and the person whose login
+    // session the request came from, may not decide it.
+    if (approver.unix_user == request.requester ||
+        (!request.requester_login.empty() && approver.unix_user == request.requester_login)) {
+        d.why_not = "you cannot decide your own request";
+        return d;
+    }
+    const bool in_group = std::any_of(approver.groups.begin(), approver.groups.end(),
+                                      [&](const std::string& g) { return contains(request.approver_groups, g); });
+    if (!in_group) {
+        d.why_not = "none of your approver groups may decide this request";
+        return d;
+    }
+    if (std::any_of(request.approvals.begin(), request.approvals.end(),
+                    [&](const store::Approval& a) { return a.approver == approver.unix_user; })) {
+        d.why_not = "you have already approved this request";
+        return d;
+    }
+    const Json ticket = ticket_state(request);
+    if (ticket.is_object() && ticket.value("required", false) && !ticket.value("ok", false)) {
+        d.why_not = "the ticket check has not passed: " + ticket.value("why", std::string("no answer"));
+        return d;
+    }
+    d.may_decide = true;
+    return d;
+}
+
+namespace {
+
+ActionStatus refusal_status(const Decidability& d, const store::Request& request, std::int64_t now) {
+    if (request.status != store::Status::pending || request.expires_at <= now) return ActionStatus::not_pending;
+    if (d.why_not == "you cannot decide your own request") return ActionStatus::own_request;
+    if (d.why_not == "you have already approved this request") return ActionStatus::already_voted;
+    return ActionStatus::forbidden;
+}
+
+std::optional<std::string> comment_problem(const std::string& comment) {
+    if (comment.size() > k_max_comment_bytes)
+        return "a comment may hold at most " + std::to_string(k_max_comment_bytes) + " bytes";
+    if (comment.find('\0') != std::string::npos || !text::is_valid_utf8(comment))
+        return "a comment must be text (UTF-8, no NUL)";
+    return std::nullopt;
+}
+
+} // namespace
+
+ActionResult Service::approve(const Approver& approver, const std::string& host, const std::string& id,
+                              const std::string& comment, const std::string& source_address, const std::string& via) {
+    if (const auto problem = comment_problem(comment)) return {ActionStatus::invalid, *problem};
+    std::optional<store::Request> found = m_store.find(host, id);
+    if (!found) return {ActionStatus::not_found, "no such request"};
+    const std::int64_t t = now();
+    const Decidability d = decidability(approver, *found);
+    if (!d.may_decide) {
+        const store::Event refused = event(t, "approval.refused", host, id, approver.unix_user, approver.identity,
+                                           source_address, {{"why", d.why_not}, {"via", via}});
+        m_store.record(refused);
+        log_event(refused);
+        return {refusal_status(d, *found, t), d.why_not};
+    }
+
+    store::Approval approval;
+    approval.approver = approver.unix_user;
+    approval.identity = approver.identity;
+    approval.comment = comment;
+    approval.source_address = source_address;
+    approval.via = via;
+    approval.at = t;
+    const store::Event added = event(t, "request.approval_added", host, id, approver.unix_user, approver.identity,
+                                     source_address, {{"comment", comment}, {"via", via}});
+
+    // Called by the store inside its transaction when this approval completes the request.
+    const store::Signer sign = [&](const store::Request& done) {
+        std::vector<std::string> names;
+        for (const store::Approval& a : done.approvals) names.push_back(a.approver);
+        const Json body = Json::parse(done.body);
+        const std::int64_t ttl =
+            std::min<std::int64_t>(body.at("ttl_s").get<std::int64_t>(), m_config.hosts.max_ttl.count());
+        store::SignedGrant grant;
+        grant.id = "G-" + random_hex(12);
+        Json claims = {{"iss", m_config.server.name},
+                       {"jti", grant.id},
+                       {"rid", done.id},
+                       {"nonce", body.at("nonce")},
+                       {"host", done.host},
+                       {"sub", done.requester},
+                       {"kind", body.at("kind")},
+                       {"scope", body.at("scope")},
+                       {"approvers", names},
+                       {"iat", t},
+                       {"nbf", t},
+                       {"exp", t + ttl}};
+        if (body.at("scope") == "command") claims["cmd_sha256"] = body.at("action").at("cmd_sha256");
+        grant.token = grant_token::sign(m_signing_key, claims);
+        return grant;
+    };
+    const store::ApproveResult result = m_store.approve(host, id, approval, t, sign, added);
+    switch (result.outcome) {
+    case store::ApproveOutcome::not_pending:
+        return {ActionStatus::not_pending, "this request is no longer pending"};
+    case store::ApproveOutcome::already_approved:
+        return {ActionStatus::already_voted, "you have already approved this request"};
+    case store::ApproveOutcome::added: {
+        log_event(added);
+        notify("request.approval_added", result.request);
+        const int left = result.request.approvals_needed - static_cast<int>(result.request.approvals.size());
+        return {ActionStatus::done,
+                "approval recorded; " +
+                    text::plural(static_cast<std::uint64_t>(std::max(left, 0)), "more approval", "more approvals") +
+                    " needed"};
+    }
+    case store::ApproveOutcome::approved: {
+        log_event(added);
+        const store::Event signed_event = event(
+            t, "grant.signed", host, id, "server", "", "",
+            {{"grant_id", result.request.grant_id}, {"kid", m_signing_key.kid()}, {"approvers", [&] {
+                                                                                       Json names = Json::array();
+                                                                                       for (const store::Approval& a :
+                                                                                            result.request.approvals)
+                                                                                           names.push_back(a.approver);
+                                                                                       return names;
+                                                                                   }()}});
+        m_store.record(signed_event);
+        log_event(signed_event);
+        wake(host, id);
+        notify("request.approved", result.request);
+        return {ActionStatus::approved, "approved: the grant is on its way to " + host};
+    }
+    }
+    return {ActionStatus::not_pending, "this request is no longer pending"};
+}
+
+ActionResult Service::deny(const Approver& approver, const std::string& host, const std::string& id,
+                           const std::string& comment, const std::string& source_address, const std::string& via) {
+    if (const auto problem = comment_problem(comment)) return {ActionStatus::invalid, *problem};
+    if (comment.empty()) return {ActionStatus::invalid, "a denial needs a comment for the requester"};
+    std::optional<store::Request> found = m_store.find(host, id);
+    if (!found) return {ActionStatus::not_found, "no such request"};
+    const std::int64_t t = now();
+    Decidability d = decidability(approver, *found);
+    // Having approved earlier does not stop a person from denying later (they changed their mind).
+    if (!d.may_decide && d.why_not == "you have already approved this request") d = {true, ""};
+    if (!d.may_decide) {
+        const store::Event refused = event(t, "denial.refused", host, id, approver.unix_user, approver.identity,
+                                           source_address, {{"why", d.why_not}, {"via", via}});
+        m_store.record(refused);
+        log_event(refused);
+        return {refusal_status(d, *found, t), d.why_not};
+    }
+    const store::Event denied = event(t, "request.denied", host, id, approver.unix_user, approver.identity,
+                                      source_address, {{"comment", comment}, {"via", via}});
+    std::optional<store::Request> after =
+        m_store.finish(host, id, store::Status::denied, approver.unix_user, comment, t, denied);
+    if (!after) return {ActionStatus::not_pending, "this request is no longer pending"};
+    log_event(denied);
+    wake(host, id);
+    notify("request.denied", *after);
+    return {ActionStatus::done, "denied"};
+}
+
+} // namespace jitgate::server::service

@@ -1,0 +1,231 @@
+#!/bin/bash
+# Integration tests of jitgate-server, the central approval service, with the real things:
+# the real sudo and plugin and jitgated (service backend) in a private mount namespace, the
+# real jitgate-server on 127.0.0.1 (mutual TLS for the host, HTTPS for approvers), its real
+# SQLite (or PostgreSQL) database, and a real OpenID Connect provider (Debian's glewlwyd)
+# through which the approvers sign in, as their browser would. Keys are made for the run.
+# ctest runs: unshare -m bash server_cases.sh CASE
+source "$(dirname "$0")/../support/ns.sh"
+source "$(dirname "$0")/../support/server.sh"
+
+RULES='rules:
+  - name: two-person
+    match: {kind: sudo, commands: ["/usr/bin/touch /tmp/ledger*"]}
+    approvals: 2
+  - name: quick
+    match: {kind: sudo, commands: ["/usr/bin/id*"]}
+    timeout: 4s
+  - name: default-approval
+    match: {kind: sudo}
+    timeout: 60s
+    ttl: 15m'
+
+# start [DB]: namespace, IdP, server, host daemon pointing at it.
+start() {
+    ns_setup
+    server_start srv "${1:-$T/srv.db}"
+    server_configure_host
+    printf '%s\n' "$RULES" | ns_config
+    ns_start_daemon
+}
+
+all_settled() {
+    daemon_alive || { cat "$T/daemon.log" >&2; ns_die "jitgated died"; }
+    expect_eq "$("$JITGATECTL" --socket "$SOCK" status --json | sed -n 's/.*"pending":\([0-9]*\).*/\1/p')" 0 "requests left waiting"
+    kill -0 "$SRV_PID" 2>/dev/null || ns_die "jitgate-server died"
+}
+
+case_approved() {
+    start
+    approver_sign_in bob
+    sudo_bg alice JITGATE_REASON="restart after config change" -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    # the approver sees exactly what will run, who asks and why
+    local page; page="$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")"
+    expect_contains "$page" "/usr/bin/whoami"
+    expect_contains "$page" "alice"
+    expect_contains "$page" "restart after config change"
+    # the waiting user was told where to approve
+    local i; for i in $(seq 1 100); do grep -q "Approve at" "$T/err" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/err")" "Approve at https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id"
+    approver_act bob approve fin-db-01 "$id" "looks right" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_eq "$(cat "$T/out")" root "command output"
+    expect_contains "$(cat "$T/err")" "approved by bob"
+    expect_journal access.approved "\"kid\":\"k1\".*\"request_id\":\"$id\""
+    all_settled
+}
+
+case_denied() {
+    start
+    approver_sign_in bob
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    approver_act bob deny fin-db-01 "$id" "not during the close" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    expect_eq "$(cat "$T/out")" "" "the command did not run"
+    expect_contains "$(cat "$T/err")" "not during the close"
+    expect_journal access.denied "\"request_id\":\"$id\""
+    all_settled
+}
+
+case_self_approval_refused() {
+    # dave is in the IdP group ops, which this policy lets approve: he still cannot approve
+    # his own request, through the same identity he signs in with.
+    SERVER_POLICY_EXTRA='  - name: ops-too
+    hosts: ["fin-*"]
+    approver_groups: [ops]'
+    start
+    approver_sign_in dave
+    approver_sign_in bob
+    sudo_bg dave -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1 bob)"
+    expect_contains "$(approver_act dave approve fin-db-01 "$id")" "cannot decide your own request"
+    # still waiting: nothing was approved
+    sleep 0.5
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "sudo finished after a self-approval"
+    expect_contains "$(web dave "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")" "own request"
+    approver_act bob deny fin-db-01 "$id" "no" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    all_settled
+}
+
+case_non_approver_refused() {
+    start
+    approver_sign_in dave # ops, not sox-approvers
+    approver_sign_in bob
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1 bob)"
+    expect_contains "$(approver_act dave approve fin-db-01 "$id")" "none of your approver groups"
+    approver_act bob deny fin-db-01 "$id" "no" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+}
+
+case_two_approvers() {
+    start
+    approver_sign_in bob
+    approver_sign_in carol
+    sudo_bg alice -- /usr/bin/touch /tmp/ledger-7
+    local id; id="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$id" >/dev/null
+    # bob a second time counts once
+    expect_contains "$(approver_act bob approve fin-db-01 "$id")" "already approved"
+    sleep 0.5
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "one person's two approvals passed a two-person rule"
+    approver_act carol approve fin-db-01 "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_journal access.approved "\"request_id\":\"$id\""
+    all_settled
+}
+
+case_csrf_refused() {
+    start
+    approver_sign_in bob
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    local code
+    code="$(web bob -o /dev/null -w '%{http_code}' --data-urlencode "comment=x" \
+        "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id/approve")"
+    expect_eq "$code" 403 "an approval without a CSRF token"
+    code="$(web bob -o /dev/null -w '%{http_code}' --data-urlencode "comment=x" --data-urlencode "csrf=forged" \
+        "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id/approve")"
+    expect_eq "$code" 403 "an approval with a wrong CSRF token"
+    # no session at all: sent to sign in, nothing approved
+    code="$(curl -sS --cacert "$T/pki/ca.pem" -o /dev/null -w '%{http_code}' --data-urlencode "comment=x" \
+        "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id/approve")"
+    case "$code" in 302 | 303 | 401 | 403) ;; *) ns_die "an approval without a session answered $code" ;; esac
+    sleep 0.3
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "sudo finished after forged approvals"
+    approver_act bob deny fin-db-01 "$id" "no" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+}
+
+case_timeout_expires() {
+    start
+    approver_sign_in bob
+    sudo_bg alice -- /usr/bin/id
+    local id; id="$(server_request_ids 1)"
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    expect_journal access.timeout "\"request_id\":\"$id\""
+    # the host cancelled it (timeout) or the server expired it: either way it is final there
+    local page; page="$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")"
+    expect_contains "$page" "cancelled|expired"
+    expect_contains "$(approver_act bob approve fin-db-01 "$id")" "no longer pending|is cancelled|is expired"
+    all_settled
+}
+
+case_ctrl_c_cancels() {
+    start
+    approver_sign_in bob
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    kill -INT "$SUDO_PID" 2>/dev/null || true
+    sudo_wait
+    local i page
+    for i in $(seq 1 100); do
+        page="$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")"
+        printf '%s' "$page" | grep -q cancelled && break
+        sleep 0.05
+    done
+    expect_contains "$page" "cancelled"
+    all_settled
+}
+
+case_other_host_cannot_see() {
+    start
+    approver_sign_in bob
+    host_cert other-host
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    local code
+    code="$(curl -sS -o "$T/other.json" -w '%{http_code}' --cacert "$T/pki/ca.pem" \
+        --cert "$T/pki/host-other-host.pem" --key "$T/pki/host-other-host.key" \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/$id?wait=0")"
+    expect_eq "$code" 404 "another host polling this host's request"
+    code="$(curl -sS -o "$T/other.json" -w '%{http_code}' --cacert "$T/pki/ca.pem" \
+        --cert "$T/pki/host-other-host.pem" --key "$T/pki/host-other-host.key" \
+        -H 'Content-Type: application/json' -d '{"protocol":1,"reason":"client_gone"}' \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/$id/cancel")"
+    expect_eq "$code" 404 "another host cancelling this host's request"
+    # a request body naming fin-db-01, sent with other-host's certificate: 403
+    code="$(curl -sS -o "$T/other.json" -w '%{http_code}' --cacert "$T/pki/ca.pem" \
+        --cert "$T/pki/host-other-host.pem" --key "$T/pki/host-other-host.key" \
+        -H 'Content-Type: application/json' --data-binary @- \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests" <<'JSON'
+{"protocol":1,"id":"R-ZZZZ99","nonce":"q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o","host":"fin-db-01",
+ "host_environment":"production","host_tags":["finance"],
+ "requester":{"user":"mallory","uid":2005},"account":{"user":"mallory","uid":2005},
+ "kind":"sudo","scope":"session","action":{"command":"","argv":[],"display":"","runas":"root","runas_group":"root",
+ "cwd":"/","chroot":"","program":"","env":[],"env_code_loading":[],"tty":"","service":"","remote_host":"","cmd_sha256":""},
+ "reason":"","ticket":"","rule":"x","approvals_needed":1,"approver_groups":[],"ttl_s":60,"timeout_s":60}
+JSON
+)"
+    expect_eq "$code" 403 "a certificate for other-host filing for fin-db-01"
+    expect_contains "$(cat "$T/other.json")" "may not act for host"
+    # no client certificate: the TLS handshake fails
+    if curl -sS -o /dev/null --cacert "$T/pki/ca.pem" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/$id" 2>/dev/null; then
+        ns_die "the host API answered a client without a certificate"
+    fi
+    kill -INT "$SUDO_PID" 2>/dev/null || true
+    sudo_wait
+}
+
+case_server_restart_keeps_requests() {
+    start
+    approver_sign_in bob
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    # the server dies mid-poll and comes back on the same database and ports
+    kill -KILL "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true
+    local port="$SRV_HOSTS_PORT"
+    sed -i "s/^  listen: 127.0.0.1:0$/  listen: 127.0.0.1:$port/" "$T/srv.yaml"
+    "$SERVER_BIN" --config "$T/srv.yaml" serve --ports-file "$T/srv.ports2" >>"$T/srv.log" 2>&1 &
+    SRV_PID=$!; ns_pids+=("$SRV_PID")
+    local i; for i in $(seq 1 100); do [ -s "$T/srv.ports2" ] && break; sleep 0.05; done
+    [ -s "$T/srv.ports2" ] || ns_die "jitgate-server did not come back"
+    approver_act bob approve fin-db-01 "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status after the server restarted"
+    all_settled
+}
+
+"case_$1"
