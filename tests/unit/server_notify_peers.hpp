@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -55,14 +57,16 @@ private:
 // other-ca.pem, other-server.pem/.key signed by that unrelated CA). Throws if it fails: a
 // missing openssl is a loud failure, never a skip.
 inline void make_pki(const std::string& dir) {
-    const std::string command = std::string("bash '") + JITGATE_SOURCE_DIR + "/tests/support/make_pki.sh' '" + dir + "'";
+    const std::string command =
+        std::string("bash '") + JITGATE_SOURCE_DIR + "/tests/support/make_pki.sh' '" + dir + "'";
     if (std::system(command.c_str()) != 0) throw std::runtime_error("make_pki.sh failed: " + command);
 }
 
 // One request as the peer received it.
 struct Received {
     std::string method;
-    std::string path; // without the query
+    std::string path;                               // without the query
+    std::multimap<std::string, std::string> params; // the query, decoded
     std::multimap<std::string, std::string> headers;
     std::string body;
 
@@ -76,10 +80,17 @@ struct Received {
 
 // What the peer answers to one request.
 struct Answer {
+    Answer() = default;
+    Answer(int status_, std::string body_ = "", std::string content_type_ = "text/plain",
+           std::map<std::string, std::string> headers_ = {}, std::chrono::milliseconds delay_ = {})
+        : status(status_), body(std::move(body_)), content_type(std::move(content_type_)), headers(std::move(headers_)),
+          delay(delay_) {}
+
     int status = 200;
     std::string body = "ok";
     std::string content_type = "text/plain";
     std::map<std::string, std::string> headers;
+    std::chrono::milliseconds delay{0}; // waited before answering (a slow receiver)
 };
 
 // An HTTPS server on 127.0.0.1 (ephemeral port) that records every request and answers with
@@ -95,6 +106,7 @@ public:
                 Received r;
                 r.method = req.method;
                 r.path = req.path;
+                for (const auto& [k, v] : req.params) r.params.emplace(k, v);
                 for (const auto& [k, v] : req.headers) r.headers.emplace(k, v);
                 r.body = req.body;
                 m_received.push_back(std::move(r));
@@ -105,6 +117,7 @@ public:
                     answer = m_default;
                 }
             }
+            if (answer.delay.count() > 0) std::this_thread::sleep_for(answer.delay);
             res.status = answer.status;
             for (const auto& [k, v] : answer.headers) res.set_header(k.c_str(), v);
             res.set_content(answer.body, answer.content_type.c_str());
@@ -113,8 +126,17 @@ public:
         m_server.Post(R"(/.*)", handler);
         m_port = m_server.bind_to_any_port("127.0.0.1");
         if (m_port <= 0) throw std::runtime_error("cannot listen on 127.0.0.1");
-        // Connections made before listen_after_bind() runs wait in the listen backlog.
         m_thread = std::thread([this] { m_server.listen_after_bind(); });
+        // stop() does nothing to a server that is not running yet: wait for it, so that the
+        // destructor of a peer nobody called cannot hang in join().
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (!m_server.is_running()) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                std::fprintf(stderr, "the HTTPS peer did not start listening within 30 s\n");
+                std::abort(); // its thread still uses the server: no way to unwind safely
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
     }
     ~HttpsPeer() {
         m_server.stop();

@@ -3,7 +3,9 @@
 // memory, for the notifier's tests until the real SQLite store lands (the lead switches those
 // tests to store::open_sqlite at merge). Every other Store method throws: a test that reaches
 // one is testing something this double does not model.
-// Thread-safe (one mutex), so a test can inspect it while the notifier thread uses it.
+// Thread-safe (one mutex), so a test can inspect it while the notifier thread uses it. Copies
+// share one outbox, as two connections to one database do: the notifier's store factory hands
+// out copies.
 #pragma once
 
 #include <algorithm>
@@ -19,6 +21,10 @@ namespace jitgate::test {
 
 class OutboxDouble : public server::store::Store {
 public:
+    OutboxDouble() = default;
+    OutboxDouble(const OutboxDouble& other) : Store(), m(other.m) {}
+    OutboxDouble& operator=(const OutboxDouble&) = delete;
+
     enum class State { waiting, delivered, dropped };
     struct Row {
         server::store::Notice notice;
@@ -28,19 +34,19 @@ public:
 
     // --- the outbox (modelled) ---
     void enqueue(const std::string& target, const std::string& body, std::int64_t now) override {
-        std::lock_guard lock(m_mutex);
+        std::lock_guard lock(m->mutex);
         Row row;
-        row.notice.id = ++m_last_id;
+        row.notice.id = ++m->last_id;
         row.notice.target = target;
         row.notice.body = body;
         row.notice.next_attempt_at = now;
-        m_rows.push_back(row);
+        m->rows.push_back(row);
     }
     std::vector<server::store::Notice> claim_notices(std::int64_t now, std::size_t limit, int lease_s) override {
-        std::lock_guard lock(m_mutex);
-        ++m_claims;
+        std::lock_guard lock(m->mutex);
+        ++m->claims;
         std::vector<server::store::Notice> out;
-        for (auto& row : m_rows) {
+        for (auto& row : m->rows) {
             if (out.size() >= limit) break;
             if (row.state != State::waiting || row.notice.next_attempt_at > now || row.lease_until > now) continue;
             row.lease_until = now + lease_s;
@@ -49,14 +55,14 @@ public:
         return out;
     }
     void notice_delivered(std::int64_t id) override {
-        std::lock_guard lock(m_mutex);
+        std::lock_guard lock(m->mutex);
         Row& row = row_of(id);
         row.state = State::delivered;
         row.lease_until = 0;
         ++row.notice.attempts;
     }
     void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) override {
-        std::lock_guard lock(m_mutex);
+        std::lock_guard lock(m->mutex);
         Row& row = row_of(id);
         ++row.notice.attempts;
         row.notice.next_attempt_at = next_attempt_at;
@@ -64,7 +70,7 @@ public:
         row.lease_until = 0;
     }
     void notice_dropped(std::int64_t id, const std::string& error) override {
-        std::lock_guard lock(m_mutex);
+        std::lock_guard lock(m->mutex);
         Row& row = row_of(id);
         ++row.notice.attempts;
         row.notice.last_error = error;
@@ -72,33 +78,38 @@ public:
         row.lease_until = 0;
     }
     void record(const server::store::Event& event) override {
-        std::lock_guard lock(m_mutex);
-        m_events.push_back(event);
+        std::lock_guard lock(m->mutex);
+        m->events.push_back(event);
     }
 
     // --- inspection by the tests ---
     std::vector<Row> rows() const {
-        std::lock_guard lock(m_mutex);
-        return m_rows;
+        std::lock_guard lock(m->mutex);
+        return m->rows;
     }
     Row row(std::int64_t id) const {
-        std::lock_guard lock(m_mutex);
-        for (const auto& r : m_rows)
+        std::lock_guard lock(m->mutex);
+        for (const auto& r : m->rows)
             if (r.notice.id == id) return r;
         throw std::runtime_error("OutboxDouble: no notice " + std::to_string(id));
     }
     std::vector<server::store::Event> recorded() const {
-        std::lock_guard lock(m_mutex);
-        return m_events;
+        std::lock_guard lock(m->mutex);
+        return m->events;
     }
     std::size_t claims() const {
-        std::lock_guard lock(m_mutex);
-        return m_claims;
+        std::lock_guard lock(m->mutex);
+        return m->claims;
+    }
+    // Sets a notice's failed attempts so far (a notice retried for a long time).
+    void set_attempts(std::int64_t id, int attempts) {
+        std::lock_guard lock(m->mutex);
+        row_of(id).notice.attempts = attempts;
     }
     // Makes every waiting notice claimable at `now` (as if its time had come).
     void make_all_due(std::int64_t now) {
-        std::lock_guard lock(m_mutex);
-        for (auto& r : m_rows)
+        std::lock_guard lock(m->mutex);
+        for (auto& r : m->rows)
             if (r.state == State::waiting) r.notice.next_attempt_at = std::min(r.notice.next_attempt_at, now);
     }
 
@@ -142,16 +153,19 @@ private:
         throw std::logic_error(std::string("OutboxDouble models the outbox only; ") + method + " was called");
     }
     Row& row_of(std::int64_t id) {
-        for (auto& r : m_rows)
+        for (auto& r : m->rows)
             if (r.notice.id == id) return r;
         throw std::runtime_error("OutboxDouble: no notice " + std::to_string(id));
     }
 
-    mutable std::mutex m_mutex;
-    std::vector<Row> m_rows;
-    std::vector<server::store::Event> m_events;
-    std::int64_t m_last_id = 0;
-    std::size_t m_claims = 0;
+    struct Shared {
+        std::mutex mutex;
+        std::vector<Row> rows;
+        std::vector<server::store::Event> events;
+        std::int64_t last_id = 0;
+        std::size_t claims = 0;
+    };
+    std::shared_ptr<Shared> m = std::make_shared<Shared>();
 };
 
 } // namespace jitgate::test

@@ -148,9 +148,9 @@ TEST(NotifyNotice, SlackBodyShape) {
     EXPECT_EQ(blocks[2]["elements"][0]["url"], "https://approvals.example.com/r/db1.example.com/R-7F3K");
     EXPECT_EQ(blocks[3]["type"], "context");
     const std::string texts = slack_texts(body);
-    for (const char* expected : {"db1.example.com (production)", "alice", "root", "disk full", "CHG0001234",
-                                 "1 of 2: bob", "prod-sudo", "2027-01-15T08:00:00Z",
-                                 "<https://approvals.example.com/r/db1.example.com/R-7F3K|open>"})
+    for (const char* expected :
+         {"db1.example.com (production)", "alice", "root", "disk full", "CHG0001234", "1 of 2: bob", "prod-sudo",
+          "2027-01-15T08:00:00Z", "<https://approvals.example.com/r/db1.example.com/R-7F3K|open>"})
         EXPECT_NE(texts.find(expected), std::string::npos) << expected << " not in\n" << texts;
 }
 
