@@ -143,9 +143,9 @@ TEST_F(NotifyTicket, MissingOrBadFieldsAreNotOk) {
 }
 
 TEST_F(NotifyTicket, HostileTicketIsRefusedBeforeAnyCall) {
-    for (const std::string ticket : {std::string("CHG1^ORnumberISNOTEMPTY"), std::string("CHG1&sysparm_limit=1000"),
-                                     std::string("../../sys_user"), std::string("CHG 1"), std::string(""),
-                                     std::string(101, 'A'), std::string("CHG1\r\nX: y"), std::string("CHG\xC3\xA9")}) {
+    for (const std::string& ticket : {std::string("CHG1^ORnumberISNOTEMPTY"), std::string("CHG1&sysparm_limit=1000"),
+                                      std::string("../../sys_user"), std::string("CHG 1"), std::string(""),
+                                      std::string(101, 'A'), std::string("CHG1\r\nX: y"), std::string("CHG\xC3\xA9")}) {
         const auto result = check(ticket);
         EXPECT_FALSE(result.ok) << ticket;
         EXPECT_NE(result.why.find("refused without asking"), std::string::npos) << result.why;
@@ -280,7 +280,8 @@ TEST(NotifyTicketPure, TokenFile) {
     ScratchDir dir;
     std::ofstream(dir / "good") << "  abc.def \nrest\n";
     std::ofstream(dir / "empty") << "";
-    std::ofstream(dir / "control") << "abc\x01def\n";
+    std::ofstream(dir / "control") << "abc\x01"
+                                      "def\n";
     EXPECT_EQ(notify::read_token_file(dir / "good"), "abc.def");
     EXPECT_THROW(notify::read_token_file(dir / "empty"), jitgate::Error);
     EXPECT_THROW(notify::read_token_file(dir / "control"), jitgate::Error);
