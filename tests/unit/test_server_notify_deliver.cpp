@@ -11,6 +11,7 @@
 #include <openssl/hmac.h>
 
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -276,6 +277,45 @@ TEST(NotifyTarget, LoadsTheSecretFile) {
     EXPECT_EQ(notify::load_target(hook).format, notify::Format::slack);
     hook.format = "teams";
     EXPECT_THROW(notify::load_target(hook), jitgate::Error);
+}
+
+} // namespace
+
+namespace {
+
+// docs/webhooks.md shows one body and its signature; they are what this code produces, so a
+// receiver that follows the documentation verifies real deliveries.
+TEST(NotifyDocs, ExampleBodyAndSignatureMatchTheCode) {
+    std::ifstream in(std::string(JITGATE_SOURCE_DIR) + "/docs/webhooks.md");
+    ASSERT_TRUE(in) << "docs/webhooks.md not found";
+    const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto start = doc.find("```json\n");
+    ASSERT_NE(start, std::string::npos);
+    const auto end = doc.find("\n```", start + 8);
+    const std::string body = doc.substr(start + 8, end - start - 8);
+
+    notify::RequestFacts f;
+    f.host = "fin-db-01";
+    f.environment = "production";
+    f.tags = {"finance"};
+    f.id = "R-Z4H8TFAMCE";
+    f.requester = "alice";
+    f.kind = "sudo";
+    f.scope = "command";
+    f.command = "/usr/bin/systemctl restart postgresql";
+    f.runas = "root";
+    f.reason = "restart after config change";
+    f.ticket = "CHG0012345";
+    f.rule = "finance";
+    f.approvals_needed = 2;
+    f.expires_at = 1'800'001'800;
+    f.link = notify::request_link("https://approvals.example.com", f.host, f.id);
+    EXPECT_EQ(
+        notify::json_body(notify::EventKind::filed, f, "approvals", "5f0c6a1e9b2d4c7f8a3e1d2c4b5a6978", 1'800'000'000),
+        body);
+    const std::string header = "t=1800000003,v1=59e90690afa3cba6c9f479ceb1ebf9fb2140f9dd011fcc642b7cf1886865110c";
+    EXPECT_NE(doc.find("Jitgate-Signature: " + header), std::string::npos);
+    EXPECT_EQ(notify::signature_header("example-secret-do-not-use", 1'800'000'003, body), header);
 }
 
 } // namespace
