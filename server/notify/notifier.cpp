@@ -50,11 +50,13 @@ void log_to_stderr(std::string_view line) {
 }
 
 PassResult run_pass(store::Store& store, const std::vector<Target>& targets, const Clock& clock,
-                    const NotifierOptions& options, const std::function<double()>& jitter, const Log& log) {
+                    const NotifierOptions& options, const std::function<double()>& jitter, const Log& log,
+                    const std::function<bool()>& stopping) {
     PassResult result;
     const auto notices = store.claim_notices(clock(), options.batch, options.lease_s);
     result.claimed = notices.size();
     for (const auto& notice : notices) {
+        if (stopping && stopping()) break;
         const Target* target = find_target(targets, notice.target);
         Delivery delivery;
         if (target == nullptr) {
@@ -147,7 +149,10 @@ void Notifier::run() noexcept {
         std::optional<std::int64_t> next_due;
         try {
             if (!store) store = m_open_store();
-            const PassResult pass = run_pass(*store, m_targets, m_clock, m_options, jitter, m_log);
+            const PassResult pass = run_pass(*store, m_targets, m_clock, m_options, jitter, m_log, [this] {
+                std::lock_guard lock(m_mutex);
+                return m_stopping;
+            });
             more = pass.claimed == m_options.batch;
             next_due = pass.next_due;
         } catch (const std::exception& e) {

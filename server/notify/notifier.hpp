@@ -61,10 +61,13 @@ struct PassResult {
 };
 
 // One pass: claims up to options.batch notices due at clock(), delivers them, records each
-// outcome in `store`. `jitter` draws the backoff's jitter in [-1, 1]. Throws what the store
-// throws (Error(io)); a notice being delivered when the store fails is retried after its lease.
+// outcome in `store`. `jitter` draws the backoff's jitter in [-1, 1]. When `stopping` (if
+// given) turns true, the pass ends after the delivery in progress; the notices it claimed but
+// did not try are tried again when their lease ends. Throws what the store throws (Error(io));
+// a notice being delivered when the store fails is retried after its lease.
 PassResult run_pass(store::Store& store, const std::vector<Target>& targets, const Clock& clock,
-                    const NotifierOptions& options, const std::function<double()>& jitter, const Log& log);
+                    const NotifierOptions& options, const std::function<double()>& jitter, const Log& log,
+                    const std::function<bool()>& stopping = {});
 
 class Notifier {
 public:

@@ -20,6 +20,7 @@
 
 #include "jitgate/error.hpp"
 #include "server/notify/notice.hpp"
+#include "server/notify/transfer.hpp"
 
 namespace {
 
@@ -316,6 +317,29 @@ TEST(NotifyDocs, ExampleBodyAndSignatureMatchTheCode) {
     const std::string header = "t=1800000003,v1=59e90690afa3cba6c9f479ceb1ebf9fb2140f9dd011fcc642b7cf1886865110c";
     EXPECT_NE(doc.find("Jitgate-Signature: " + header), std::string::npos);
     EXPECT_EQ(notify::signature_header("example-secret-do-not-use", 1'800'000'003, body), header);
+}
+
+} // namespace
+
+namespace {
+
+// With no ca_file a webhook is checked against libcurl's built-in trust store, which does not
+// hold the run's test CA: the loopback receiver is not trusted.
+TEST(NotifySystemTrust, EmptyCaFileMeansTheBuiltInStoreNotAnyCertificate) {
+    ASSERT_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+    const std::string store = notify::transfer::system_ca_file();
+    EXPECT_TRUE(std::filesystem::exists(store)) << store;
+    ScratchDir pki;
+    jitgate::test::make_pki(pki.path());
+    HttpsPeer peer(pki / "server.pem", pki / "server.key");
+    notify::Target target;
+    target.name = "slack";
+    target.url = peer.url("/services/T0/B0/x");
+    target.format = notify::Format::slack;
+    const auto result = notify::deliver(target, "{}", k_now);
+    EXPECT_NE(result.outcome, Outcome::delivered);
+    EXPECT_NE(result.error.find("certificate"), std::string::npos) << result.error;
+    EXPECT_TRUE(peer.received().empty());
 }
 
 } // namespace
