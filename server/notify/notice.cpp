@@ -17,8 +17,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr EventKind k_kinds[] = {EventKind::filed, EventKind::approved, EventKind::denied, EventKind::expired,
-                                 EventKind::cancelled};
+constexpr EventKind k_kinds[] = {EventKind::filed,       EventKind::approval_added, EventKind::approved,
+                                 EventKind::denied,      EventKind::expired,        EventKind::cancelled,
+                                 EventKind::grant_signed};
 
 // How much of each piece of user text a Slack message shows. Slack's own limits are 3,000
 // characters for a section's text and 2,000 for a field; these stay well below.
@@ -69,6 +70,13 @@ std::string slack_headline(EventKind kind, const RequestFacts& f) {
     switch (kind) {
     case EventKind::filed:
         return ":hourglass_flowing_sand: *Approval needed*: " + who + " asks for " + what + " on " + host;
+    case EventKind::approval_added:
+        return ":ballot_box_with_check: *Approval added*: " + who + "'s " + what + " on " + host + " (" +
+               std::to_string(f.approvers.size()) + " of " + std::to_string(f.approvals_needed) +
+               (f.approvers.empty() ? std::string() : ", by " + slack_names(f.approvers)) + ")";
+    case EventKind::grant_signed:
+        return ":key: *Grant signed*: " + who + "'s " + what + " on " + host +
+               (f.grant_id.empty() ? std::string() : " (grant " + slack_user_text(f.grant_id, k_slack_name_max) + ")");
     case EventKind::approved:
         return ":white_check_mark: *Approved*: " + who + "'s " + what + " on " + host +
                (f.approvers.empty() ? std::string() : " (by " + slack_names(f.approvers) + ")");
@@ -89,6 +97,12 @@ std::string slack_summary(EventKind kind, const RequestFacts& f, std::string_vie
     switch (kind) {
     case EventKind::filed:
         word = "Approval needed";
+        break;
+    case EventKind::approval_added:
+        word = "Approval added";
+        break;
+    case EventKind::grant_signed:
+        word = "Grant signed";
         break;
     case EventKind::approved:
         word = "Approved";
@@ -121,6 +135,10 @@ std::string_view event_type(EventKind kind) noexcept {
     switch (kind) {
     case EventKind::filed:
         return "request.filed";
+    case EventKind::approval_added:
+        return "request.approval_added";
+    case EventKind::grant_signed:
+        return "grant.signed";
     case EventKind::approved:
         return "request.approved";
     case EventKind::denied:
@@ -206,6 +224,7 @@ std::string json_body(EventKind kind, const RequestFacts& f, std::string_view se
         {"approvers", f.approvers},
         {"decided_by", f.decided_by},
         {"decision_reason", f.decision_reason},
+        {"grant_id", f.grant_id},
         {"expires_at", f.expires_at > 0 ? json(rfc3339(f.expires_at)) : json(nullptr)},
         {"link", f.link},
     };

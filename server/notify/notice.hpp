@@ -27,11 +27,20 @@
 
 namespace jitgate::server::notify {
 
-// What happened to a request. The webhook event names are "request.<name>".
-enum class EventKind { filed, approved, denied, expired, cancelled };
+// What happened to a request: the webhook events that Config::Webhook::events may list
+// (config::k_webhook_events on the lead's branch).
+enum class EventKind {
+    filed,          // request.filed
+    approval_added, // request.approval_added: an approval was recorded, more are needed
+    approved,       // request.approved: the last approval needed arrived
+    denied,         // request.denied
+    expired,        // request.expired
+    cancelled,      // request.cancelled
+    grant_signed,   // grant.signed: the server signed the request's grant (grant_id set)
+};
 
-// "request.filed", "request.approved", ... (the `type` of the JSON body and the names that
-// Config::Webhook::events lists).
+// "request.filed", "request.approved", ..., "grant.signed" (the `type` of the JSON body and the
+// names that Config::Webhook::events lists).
 std::string_view event_type(EventKind kind) noexcept;
 std::optional<EventKind> event_from_type(std::string_view type) noexcept;
 
@@ -56,6 +65,7 @@ struct RequestFacts {
     std::vector<std::string> approvers; // Unix names of those who approved so far, oldest first
     std::string decided_by;             // denied: the approver; cancelled: "host"; expired: "server"
     std::string decision_reason;        // denied: the approver's comment; cancelled: the host's reason
+    std::string grant_id;               // approved, grant.signed: the grant's id (jti)
     std::int64_t expires_at = 0;        // Unix seconds; 0: unknown
     std::string link;                   // request_link(): where an approver reviews it
 };

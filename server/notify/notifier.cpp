@@ -1,6 +1,7 @@
 // server/notify/notifier.cpp — the webhook sender's loop (see notifier.hpp).
 #include "server/notify/notifier.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -32,7 +33,7 @@ store::Event dropped_event(const store::Notice& notice, const std::string& error
     event.detail = nlohmann::json{
         {"notice_id", notice.id},
         {"target", notice.target},
-        {"attempts", notice.attempts + 1},
+        {"attempts", notice.attempts},
         {"error",
          error}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return event;
@@ -67,7 +68,9 @@ PassResult run_pass(store::Store& store, const std::vector<Target>& targets, con
             delivery = deliver(*target, notice.body, clock());
         }
         const std::int64_t now = clock();
-        const int failures = notice.attempts + 1;
+        // The store counts a delivery when it is claimed (this one included): a notice whose
+        // delivery kills the notifier still runs out of attempts.
+        const int failures = std::max(notice.attempts, 1);
         if (delivery.outcome == Outcome::retry && exhausted(failures)) {
             delivery.outcome = Outcome::give_up;
             delivery.error = "retried for 24 h, last: " + delivery.error;

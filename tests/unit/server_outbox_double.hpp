@@ -50,6 +50,7 @@ public:
             if (out.size() >= limit) break;
             if (row.state != State::waiting || row.notice.next_attempt_at > now || row.lease_until > now) continue;
             row.lease_until = now + lease_s;
+            ++row.notice.attempts; // counted at claim time, this delivery included (store.hpp)
             out.push_back(row.notice);
         }
         return out;
@@ -59,12 +60,10 @@ public:
         Row& row = row_of(id);
         row.state = State::delivered;
         row.lease_until = 0;
-        ++row.notice.attempts;
     }
     void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) override {
         std::lock_guard lock(m->mutex);
         Row& row = row_of(id);
-        ++row.notice.attempts;
         row.notice.next_attempt_at = next_attempt_at;
         row.notice.last_error = error;
         row.lease_until = 0;
@@ -72,7 +71,6 @@ public:
     void notice_dropped(std::int64_t id, const std::string& error) override {
         std::lock_guard lock(m->mutex);
         Row& row = row_of(id);
-        ++row.notice.attempts;
         row.notice.last_error = error;
         row.state = State::dropped;
         row.lease_until = 0;
@@ -101,7 +99,7 @@ public:
         std::lock_guard lock(m->mutex);
         return m->claims;
     }
-    // Sets a notice's failed attempts so far (a notice retried for a long time).
+    // Sets a notice's attempts so far (a notice retried for a long time).
     void set_attempts(std::int64_t id, int attempts) {
         std::lock_guard lock(m->mutex);
         row_of(id).notice.attempts = attempts;

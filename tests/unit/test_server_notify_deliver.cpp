@@ -314,7 +314,7 @@ TEST(NotifyDocs, ExampleBodyAndSignatureMatchTheCode) {
     EXPECT_EQ(
         notify::json_body(notify::EventKind::filed, f, "approvals", "5f0c6a1e9b2d4c7f8a3e1d2c4b5a6978", 1'800'000'000),
         body);
-    const std::string header = "t=1800000003,v1=59e90690afa3cba6c9f479ceb1ebf9fb2140f9dd011fcc642b7cf1886865110c";
+    const std::string header = "t=1800000003,v1=fcef7a098325fd4fdb6e7e0f52cc9d236ea0187cd4596d2ce6111ecb02524467";
     EXPECT_NE(doc.find("Jitgate-Signature: " + header), std::string::npos);
     EXPECT_EQ(notify::signature_header("example-secret-do-not-use", 1'800'000'003, body), header);
 }

@@ -56,13 +56,12 @@ std::string slack_texts(const json& body) {
 }
 
 TEST(NotifyNotice, EventTypesRoundTrip) {
-    for (const EventKind kind :
-         {EventKind::filed, EventKind::approved, EventKind::denied, EventKind::expired, EventKind::cancelled}) {
-        const auto type = notify::event_type(kind);
-        EXPECT_EQ(type.substr(0, 8), "request.");
-        EXPECT_EQ(notify::event_from_type(type), kind);
-    }
+    for (const EventKind kind : {EventKind::filed, EventKind::approval_added, EventKind::approved, EventKind::denied,
+                                 EventKind::expired, EventKind::cancelled, EventKind::grant_signed})
+        EXPECT_EQ(notify::event_from_type(notify::event_type(kind)), kind);
     EXPECT_EQ(notify::event_type(EventKind::denied), "request.denied");
+    EXPECT_EQ(notify::event_type(EventKind::approval_added), "request.approval_added");
+    EXPECT_EQ(notify::event_type(EventKind::grant_signed), "grant.signed");
     EXPECT_FALSE(notify::event_from_type("request.unknown").has_value());
 }
 
@@ -112,6 +111,7 @@ TEST(NotifyNotice, JsonBodyHasEveryField) {
     EXPECT_EQ(r["approvers"], json::array({"bob"}));
     EXPECT_EQ(r["decided_by"], "");
     EXPECT_EQ(r["decision_reason"], "");
+    EXPECT_EQ(r["grant_id"], "");
     EXPECT_EQ(r["expires_at"], "2027-01-15T08:00:00Z");
     EXPECT_EQ(r["link"], "https://approvals.example.com/r/db1.example.com/R-7F3K");
 }
@@ -167,6 +167,13 @@ TEST(NotifyNotice, SlackBodyPerEvent) {
               std::string::npos);
     EXPECT_NE(slack_texts(json::parse(notify::slack_body(EventKind::cancelled, f, "s"))).find("*Cancelled*"),
               std::string::npos);
+    const std::string added = slack_texts(json::parse(notify::slack_body(EventKind::approval_added, f, "s")));
+    EXPECT_NE(added.find("*Approval added*"), std::string::npos) << added;
+    EXPECT_NE(added.find("(1 of 2, by bob)"), std::string::npos) << added;
+    f.grant_id = "G-6RQ46DWNRR";
+    const std::string signed_ = slack_texts(json::parse(notify::slack_body(EventKind::grant_signed, f, "s")));
+    EXPECT_NE(signed_.find("*Grant signed*"), std::string::npos) << signed_;
+    EXPECT_NE(signed_.find("G-6RQ46DWNRR"), std::string::npos) << signed_;
 }
 
 // Regression guard for the Slack injection: a requester's reason, command, ticket or name can
@@ -182,8 +189,9 @@ TEST(NotifyNotice, SlackBodyEscapesHostileText) {
     f.approvers = {"<@U999>"};
     f.decided_by = "<!channel>";
     f.decision_reason = "@channel please";
-    for (const EventKind kind :
-         {EventKind::filed, EventKind::approved, EventKind::denied, EventKind::expired, EventKind::cancelled}) {
+    f.grant_id = "<!here>";
+    for (const EventKind kind : {EventKind::filed, EventKind::approval_added, EventKind::approved, EventKind::denied,
+                                 EventKind::expired, EventKind::cancelled, EventKind::grant_signed}) {
         const json body = json::parse(notify::slack_body(kind, f, "<!channel>"));
         const std::string texts = slack_texts(body);
         // The only '<' in any text is our own link to the request.

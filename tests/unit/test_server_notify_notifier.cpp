@@ -150,6 +150,7 @@ TEST_F(NotifyNotifier, ClientErrorIsDroppedAndAudited) {
     EXPECT_EQ(events[0].host, "db1");
     EXPECT_EQ(events[0].request_id, "R-42");
     EXPECT_EQ(events[0].at, m_now.load());
+    EXPECT_EQ(json::parse(events[0].detail)["attempts"], 1);
     const json detail = json::parse(events[0].detail);
     EXPECT_EQ(detail["target"], "siem");
     EXPECT_EQ(detail["notice_id"], 1);
@@ -206,7 +207,9 @@ TEST_F(NotifyNotifier, ThreadDeliversOnWakeAndRetriesWhenDue) {
     m_peer->queue(Answer{502, "bad gateway"});
     m_outbox.enqueue("siem", notice_body("d-thread-2"), m_now);
     notifier.wake();
-    ASSERT_TRUE(eventually([&] { return m_outbox.row(2).notice.attempts == 1; }));
+    // The failure is recorded (attempts alone is counted when the notice is claimed).
+    ASSERT_TRUE(eventually([&] { return !m_outbox.row(2).notice.last_error.empty(); }));
+    EXPECT_EQ(m_outbox.row(2).notice.attempts, 1);
     EXPECT_EQ(m_outbox.row(2).state, State::waiting);
 
     m_now += 10; // past the first backoff (5 s ± 20 %)
