@@ -9,8 +9,13 @@
 #include "server/commands.hpp"
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
+#include "server/notify/deliver.hpp"
+#include "server/notify/notice.hpp"
+#include "server/notify/notifier.hpp"
+#include "server/notify/ticket.hpp"
 #include "server/service/audit_log.hpp"
 #include "server/service/keys.hpp"
+#include "server/service/notices.hpp"
 #include "server/service/service.hpp"
 #include "server/store/store.hpp"
 #include "server/web/oidc_sign_in.hpp"
@@ -148,6 +153,43 @@ int serve(const std::string& path, const std::string& ports_file) {
 
     server::service::Service service(*config, *store, keys.active(), loop);
 
+    // Webhook notices: put in the database's outbox by the loop thread in the decision path,
+    // delivered by the notifier's own thread and database connection (a slow or dead receiver
+    // never holds up a decision; a notice survives a restart).
+    server::notify::Notifier notifier(server::notify::load_targets(config->webhooks),
+                                      [&config]() { return open_store(*config); });
+    service.on_event = [&](const std::string& type, const server::store::Request& request) {
+        const auto kind = server::notify::event_from_type(type);
+        if (!kind || config->webhooks.empty()) return;
+        const auto facts = server::service::facts_of(request, service.request_url(request.host, request.id));
+        const auto outgoing =
+            server::notify::notices_for(config->webhooks, config->server.name, *kind, facts, service.now());
+        for (const auto& notice : outgoing) store->enqueue(notice.target, notice.body, service.now());
+        if (!outgoing.empty()) notifier.wake();
+    };
+    // The ticket check runs on its own thread; its answer is recorded on the loop thread. Until
+    // it has answered "ok", the request cannot be approved (fail closed).
+    std::unique_ptr<server::notify::TicketChecker> tickets;
+    if (!config->ticket_check.url.empty())
+        tickets = std::make_unique<server::notify::TicketChecker>(config->ticket_check);
+    service.on_ticket_check_needed = [&](const std::string& host, const std::string& id, const std::string& ticket) {
+        if (!tickets) return;
+        const bool queued =
+            tickets->post(ticket, [&loop, &service, host, id](const server::notify::TicketAnswer& answer) {
+                loop.post([&service, host, id, answer]() {
+                    try {
+                        service.record_ticket_check(host, id, answer.ok, answer.why, answer.to_json(service.now()));
+                    } catch (const std::exception& e) {
+                        std::fprintf(stderr, "jitgate-server: recording the ticket check failed: %s\n", e.what());
+                    }
+                });
+            });
+        if (!queued)
+            service.record_ticket_check(
+                host, id, false, "the ticket check is overloaded; ask again later",
+                server::notify::TicketAnswer{false, "the ticket check is overloaded"}.to_json(service.now()));
+    };
+
     std::string public_url = config->server.public_url;
     while (!public_url.empty() && public_url.back() == '/') public_url.pop_back();
     server::web::OidcSignIn sign_in(server::web::oidc::settings_from_config(
@@ -165,6 +207,7 @@ int serve(const std::string& path, const std::string& ports_file) {
     if (!ports_file.empty()) write_ports(ports_file, hosts.port(), browsers.port());
 
     service.start();
+    notifier.start();
     server::store::Event started;
     started.at = service.now();
     started.type = "server.started";
@@ -178,6 +221,8 @@ int serve(const std::string& path, const std::string& ports_file) {
     jitgate::notify_systemd("READY=1");
     loop.run();
     jitgate::notify_systemd("STOPPING=1");
+    if (tickets) tickets->stop();
+    notifier.stop();
     std::fprintf(stderr, "jitgate-server: stopped\n");
     return 0;
 }

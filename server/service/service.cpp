@@ -439,13 +439,23 @@ Decidability Service::decidability(const Approver& approver, const store::Reques
         d.why_not = "you have already approved this request";
         return d;
     }
+    // A recorded ticket state means the policy asked for the check: it must say ok (fail closed).
     const Json ticket = ticket_state(request);
-    if (ticket.is_object() && ticket.value("required", false) && !ticket.value("ok", false)) {
+    if (ticket.is_object() && !(ticket.contains("ok") && ticket["ok"] == true)) {
         d.why_not = "the ticket check has not passed: " + ticket.value("why", std::string("no answer"));
         return d;
     }
     d.may_decide = true;
     return d;
+}
+
+void Service::record_ticket_check(const std::string& host, const std::string& id, bool ok, const std::string& why,
+                                  const std::string& answer_json) {
+    m_store.set_ticket_check(host, id, answer_json);
+    const store::Event checked =
+        event(now(), ok ? "ticket.passed" : "ticket.failed", host, id, "server", "", "", {{"why", why}});
+    m_store.record(checked);
+    log_event(checked);
 }
 
 namespace {

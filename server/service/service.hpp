@@ -91,6 +91,9 @@ public:
     ActionResult deny(const Approver& approver, const std::string& host, const std::string& id,
                       const std::string& comment, const std::string& source_address, const std::string& via);
     Decidability decidability(const Approver& approver, const store::Request& request) const;
+    // Records the ticket check's answer (`answer_json` as stored) and audits it.
+    void record_ticket_check(const std::string& host, const std::string& id, bool ok, const std::string& why,
+                             const std::string& answer_json);
 
     // Called after each change of a request ("request.filed", "request.approval_added",
     // "request.approved", "request.denied", "request.expired", "request.cancelled"), on the loop
