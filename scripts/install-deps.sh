@@ -11,6 +11,7 @@ packages=(
   libevent-dev                                   # jitgate-server: HTTP(S) event loop (long polls without threads)
   libsqlite3-dev libpq-dev                       # jitgate-server: SQLite (default) and PostgreSQL databases
   postgresql                                     # jitgate-server tests: a real PostgreSQL 15 in a scratch dir
+  haproxy                                        # jitgate-server tests: the load balancer in front of two replicas
   sudo                                           # sudo binary and sudo_plugin.h
   libpam0g-dev                                   # PAM module
   libgtest-dev googletest                        # unit tests

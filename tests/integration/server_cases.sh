@@ -228,4 +228,81 @@ case_server_restart_keeps_requests() {
     all_settled
 }
 
+# Two replicas on one real PostgreSQL 15 behind a real load balancer (haproxy, TCP: TLS stays
+# end to end). The host's poll sits on replica 1; the approval is made on replica 2, whose
+# commit wakes replica 1 (LISTEN/NOTIFY). Then replica 1 is killed mid-poll: the host's poll
+# fails over to replica 2 and the next approval goes through there. Nothing is lost.
+case_postgres_ha() {
+    ns_setup
+    bash "$(dirname "$0")/../support/pg_scratch.sh" start "$T/pg" >/dev/null || ns_die "PostgreSQL did not start"
+    ns_cleanup_hooks+=("bash '$(dirname "$0")/../support/pg_scratch.sh' stop '$T/pg'")
+    local conninfo; conninfo="$(cat "$T/pg/conninfo.tcp")"
+    server_start srv1 "$conninfo"
+    local hosts1="$SRV_HOSTS_PORT" pid1="$SRV_PID"
+    local web2; web2="$(free_port)"
+    server_start srv2 "$conninfo" "$web2"
+    local hosts2="$SRV_HOSTS_PORT"
+    # replica 2 is the balancer's backup: every host connection goes to replica 1 while it is up
+    local lb; lb="$(free_port)"
+    cat >"$T/haproxy.cfg" <<CFG
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 90s
+  timeout server 90s
+frontend hosts
+  bind 127.0.0.1:$lb
+  default_backend replicas
+backend replicas
+  default-server inter 200ms fall 1 rise 1 check
+  server r1 127.0.0.1:$hosts1
+  server r2 127.0.0.1:$hosts2 backup
+CFG
+    haproxy -f "$T/haproxy.cfg" -db >>"$T/haproxy.log" 2>&1 &
+    ns_pids+=("$!")
+    local i; for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$lb) 2>/dev/null && break; sleep 0.05; done
+    SRV_HOSTS_PORT="$lb"
+    # Polls longer than the case: an answer before the poll's end can only come from a wake-up.
+    SRV_POLL_WAIT=55s server_configure_host
+    printf '%s\n' "$RULES" | ns_config
+    ns_start_daemon
+    NS_SHOW_ON_FAIL="$T/srv1.log $T/srv2.log $T/daemon.log $T/err $T/haproxy.log"
+
+    approver_sign_in bob # through replica 1's web UI; the session is a database row
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    # approve on replica 2 (same public URL, another listener)
+    local csrf; csrf="$(csrf_of bob "/r/fin-db-01/$id")"
+    local approved_at=$SECONDS
+    web bob -o /dev/null --data-urlencode "comment=ok" --data-urlencode "csrf=$csrf" \
+        -H "Origin: https://127.0.0.1:$SRV_WEB_PORT" "https://127.0.0.1:$web2/r/fin-db-01/$id/approve"
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status (approved on the other replica)"
+    # not a speed test: without the wake-up the poll parked on replica 1 would run its 55 s
+    [ $((SECONDS - approved_at)) -lt 30 ] || ns_die "replica 1 did not wake up on replica 2's approval"
+    expect_contains "$(cat "$T/srv1.log" "$T/srv2.log")" "hosts on"
+
+    # replica 1 dies while the next poll is parked on it
+    sudo_bg alice -- /usr/bin/id -u
+    id=""
+    for i in $(seq 1 100); do
+        id="$(web bob "https://127.0.0.1:$web2/" | grep -oE 'R-[0-9A-Z]{4,32}' | sort -u | head -n1 || true)"
+        [ -n "$id" ] && break
+        sleep 0.05
+    done
+    [ -n "$id" ] || ns_die "the second request did not reach the server"
+    kill -KILL "$pid1"
+    csrf="$(web bob "https://127.0.0.1:$web2/r/fin-db-01/$id" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n1)"
+    web bob -o /dev/null --data-urlencode "comment=ok" --data-urlencode "csrf=$csrf" \
+        -H "Origin: https://127.0.0.1:$SRV_WEB_PORT" "https://127.0.0.1:$web2/r/fin-db-01/$id/approve"
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status (replica 1 died mid-poll)"
+    expect_eq "$(cat "$T/out")" 0 "command output"
+    # each request was approved exactly once, by one grant
+    local grants
+    grants="$(psql "$(cat "$T/pg/conninfo")" -Atc "select count(*) from events where type='grant.signed'")" ||
+        ns_die "cannot read the server's events"
+    expect_eq "$grants" 2 "grants signed"
+    expect_eq "$(psql "$(cat "$T/pg/conninfo")" -Atc "select count(*) from requests where status='approved'")" 2 \
+        "requests approved"
+}
+
 "case_$1"

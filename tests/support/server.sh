@@ -3,8 +3,9 @@
 #
 #   server_pki                       the run's PKI (make_pki.sh) plus a host certificate for fin-db-01
 #   idp_start                        glewlwyd (tests/support/idp) on 127.0.0.1 with the test users
-#   server_start [NAME] [DB]         jitgate-server NAME (default "srv") on the SQLite file DB, or on
-#                                    PostgreSQL when DB starts with "postgresql:" / "host=";
+#   server_start [NAME] [DB] [WEB]   jitgate-server NAME (default "srv") on the SQLite file DB, or on
+#                                    PostgreSQL when DB starts with "postgresql:" / "host=", with
+#                                    browsers on port WEB (default $SRV_WEB_PORT, the public URL's);
 #                                    sets SRV_HOSTS_PORT, SRV_WEB_PORT, SRV_PID
 #   approver_sign_in USER            signs USER in through the IdP, as a browser does; cookies in $T/jar.USER
 #   approver_act USER ACTION HOST ID [COMMENT]   approve|deny on the web UI; prints the page shown after
@@ -55,11 +56,24 @@ idp_start() {
 
 idp_password() { jq -r ".users.\"$1\".password" "$IDP_DIR/idp.json"; }
 
-# server_config NAME DB: writes $T/NAME.yaml.
+# server_config NAME DB [WEB_PORT]: writes $T/NAME.yaml. Every replica has the same public URL
+# (https://127.0.0.1:$SRV_WEB_PORT, what a load balancer would be); WEB_PORT is where this one
+# listens for browsers. DB: a SQLite file, or a libpq conninfo ("host=..."), whose password=
+# part goes to a password file.
 server_config() {
-    local name="$1" db="$2" database
+    local name="$1" db="$2" web_port="${3:-$SRV_WEB_PORT}" database
     case "$db" in
-    postgresql:* | host=*) database="  postgres: \"$db\"" ;;
+    postgresql:* | host=*)
+        local password; password="$(printf '%s\n' "$db" | sed -n 's/.*password=\([^ ]*\).*/\1/p')"
+        db="$(printf '%s\n' "$db" | sed 's/ *password=[^ ]*//')"
+        database="  postgres: \"$db\""
+        if [ -n "$password" ]; then
+            printf '%s\n' "$password" >"$T/db.password"
+            chmod 0600 "$T/db.password"
+            database="$database
+  password_file: $T/db.password"
+        fi
+        ;;
     *) database="  sqlite: $db" ;;
     esac
     [ -e "$T/keys/k1.key" ] || { mkdir -p "$T/keys" && "$SERVER_BIN" keygen --dir "$T/keys" --kid k1 >/dev/null; } ||
@@ -74,7 +88,7 @@ hosts:
   key: $T/pki/server.key
   client_ca: $T/pki/ca.pem
 web:
-  listen: 127.0.0.1:$SRV_WEB_PORT
+  listen: 127.0.0.1:$web_port
   cert: $T/pki/server.pem
   key: $T/pki/server.key
 oidc:
@@ -101,10 +115,10 @@ YAML
 }
 
 server_start() {
-    local name="${1:-srv}" db="${2:-$T/srv.db}"
+    local name="${1:-srv}" db="${2:-$T/srv.db}" web_port="${3:-}"
     server_pki
     [ -n "${IDP_ISSUER:-}" ] || idp_start
-    server_config "$name" "$db"
+    server_config "$name" "$db" $web_port
     "$SERVER_BIN" --config "$T/$name.yaml" check-config >>"$T/$name.log" 2>&1 ||
         { cat "$T/$name.log" >&2; ns_die "jitgate-server check-config failed"; }
     "$SERVER_BIN" --config "$T/$name.yaml" migrate >>"$T/$name.log" 2>&1 ||
@@ -136,7 +150,7 @@ server_configure_host() {
     client_key: $T/pki/host-fin-db-01.key
     connect_timeout: 2s
     request_timeout: 2s
-    poll_wait: 20s
+    poll_wait: ${SRV_POLL_WAIT:-20s}
     retries: 2
     issuer: approvals.test
     public_keys:
