@@ -28,7 +28,18 @@ install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR})
 # sudo_jitgate.8, pam_jitgate.8), in their sections.
 foreach(section 5 8)
   file(GLOB jitgate_man_pages CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/man/*.${section})
+  list(FILTER jitgate_man_pages EXCLUDE REGEX "/jitgate-server\\.")
   if(jitgate_man_pages)
     install(FILES ${jitgate_man_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
   endif()
 endforeach()
+
+# jitgate-server, the central approval service (docs/server.md): its program, unit, example
+# config and man page, in the install component "server" (a package of its own).
+if(JITGATE_BUILD_SERVER)
+  install(TARGETS jitgate-server RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT server)
+  install(FILES config/jitgate-server.service DESTINATION ${JITGATE_SYSTEMDUNITDIR} COMPONENT server)
+  install(FILES config/jitgate-server.yaml DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/jitgate-server RENAME server.yaml
+    PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ COMPONENT server)
+  install(FILES man/jitgate-server.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT server)
+endif()
