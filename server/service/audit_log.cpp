@@ -15,7 +15,15 @@ void field(std::string& line, const char* name, const std::string& value) {
     line += ' ';
     line += name;
     line += "=\"";
-    line += text::shown(value, 512);
+    // A '"' inside the value would end the field early and let the rest of the value pose as
+    // fields of its own (actor="root"); escape_for_log leaves it, so it is written \x22 here
+    // (unambiguous: escape_for_log writes a backslash as \\).
+    for (const char c : text::shown(value, 512)) {
+        if (c == '"')
+            line += "\\x22";
+        else
+            line += c;
+    }
     line += '"';
 }
 

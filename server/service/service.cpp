@@ -511,19 +511,25 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
             std::min<std::int64_t>(body.at("ttl_s").get<std::int64_t>(), m_config.hosts.max_ttl.count());
         store::SignedGrant grant;
         grant.id = "G-" + random_hex(12);
-        Json claims = {{"iss", m_config.server.name},
-                       {"jti", grant.id},
-                       {"rid", done.id},
-                       {"nonce", body.at("nonce")},
-                       {"host", done.host},
-                       {"sub", done.requester},
-                       {"kind", body.at("kind")},
-                       {"scope", body.at("scope")},
-                       {"approvers", names},
-                       {"iat", t},
-                       {"nbf", t},
-                       {"exp", t + ttl}};
-        if (body.at("scope") == "command") claims["cmd_sha256"] = body.at("action").at("cmd_sha256");
+        // Through grant_token::Claims, so the shared signer checks what every host will check
+        // (distinct, non-empty approvers, none the requester, nbf < exp) before anything is
+        // signed: a bug upstream fails this transaction instead of issuing a grant.
+        grant_token::Claims claims;
+        claims.iss = m_config.server.name;
+        claims.jti = grant.id;
+        claims.rid = done.id;
+        claims.nonce = body.at("nonce").get<std::string>();
+        claims.host = done.host;
+        claims.sub = done.requester;
+        claims.kind = body.at("kind").get<std::string>();
+        claims.scope = body.at("scope").get<std::string>();
+        if (claims.scope == "command") claims.cmd_sha256 = body.at("action").at("cmd_sha256").get<std::string>();
+        claims.approvers = names;
+        claims.iat = t;
+        claims.nbf = t;
+        claims.exp = t + ttl;
+        if (!done.requester_login.empty() && contains(names, done.requester_login))
+            throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
         grant.token = grant_token::sign(m_signing_key, claims);
         return grant;
     };

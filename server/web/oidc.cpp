@@ -785,6 +785,15 @@ Identity Client::identity_from_claims(const Json& claims) const {
     const std::string idp_name = name_claim->get<std::string>();
     const auto mapped = m_settings.users.find(idp_name);
     id.username = mapped == m_settings.users.end() ? idp_name : mapped->second;
+    // SECURITY NOTE: an unmapped IdP name passes through as the Unix name, so it must not be a
+    // name that oidc.users gives to someone else: IdP user "alice" (another person, or an
+    // account whose preferred_username its owner could edit) would otherwise act as the Unix
+    // user alice that "alice.anders@example.com" is mapped to.
+    if (mapped == m_settings.users.end())
+        for (const auto& [from, to] : m_settings.users)
+            if (to == idp_name)
+                fail(ErrorCode::denied, "the IdP's user name " + q(idp_name) + " is not mapped, but oidc.users maps " +
+                                            q(from) + " to that Unix name; map this IdP user explicitly");
     // SECURITY NOTE: this name is compared with the hosts' Unix names (self-approval, "N
     // different approvers"); anything a Unix name cannot be is refused, never altered.
     if (!is_unix_user_name(id.username))

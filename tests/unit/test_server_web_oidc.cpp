@@ -254,6 +254,21 @@ TEST_F(OidcTest, UsersAreMappedToUnixNames) {
     EXPECT_EQ(id.display_name, "Erin Eze");
 }
 
+TEST_F(OidcTest, UnmappedNameThatOidcUsersGivesToSomeoneElseIsRefused) {
+    // erin is mapped to the Unix name carol; the IdP's own carol (unmapped) may not pass through
+    // as carol too: two IdP people would be one Unix name, and the one-person rule would not hold.
+    oidc::Settings s = settings();
+    s.users = {{"erin", "carol"}};
+    oidc::Client client(s);
+    const oidc::AuthorizationRequest req = client.begin();
+    const oidc::Callback cb = sign_in("carol", req.url);
+    expect_error([&] { client.finish(cb, req.pending); }, ErrorCode::denied, "is not mapped, but oidc.users maps");
+
+    // The mapped one is who the mapping says.
+    const oidc::AuthorizationRequest req2 = client.begin();
+    EXPECT_EQ(client.finish(sign_in("erin", req2.url), req2.pending).username, "carol");
+}
+
 TEST_F(OidcTest, NameThatIsNotAUnixNameIsRefused) {
     oidc::Settings s = settings();
     s.users = {{"carol", "Carol.Chen"}}; // a mapping to something no Unix host has

@@ -425,6 +425,26 @@ TEST_F(WebUiTest, ApproveWithTheCsrfTokenGoesThroughTheService) {
     EXPECT_EQ(r.approvals[0].comment, "fine by me");
     EXPECT_EQ(r.approvals[0].via, "web");
     EXPECT_EQ(r.approvals[0].source_address, "192.0.2.10");
+
+    // The grant passes every check the host makes, with the claims the request asked for.
+    jitgate::grant_token::KeyRing ring;
+    ring.add_pem("k-test", signing_key_for_the_run().public_key_pem(), "the run's key");
+    jitgate::grant_token::Expected want;
+    want.request_id = "R-7F3K9Q";
+    want.nonce = "q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o";
+    want.host = "pay-db-01";
+    want.user = "alice";
+    want.kind = "sudo";
+    want.scope = "command";
+    want.cmd_sha256 = "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b";
+    want.issuer = "Example";
+    want.now_unix = m_now;
+    const jitgate::grant_token::Verdict verdict = jitgate::grant_token::verify(r.grant, ring, want);
+    ASSERT_TRUE(verdict.ok) << verdict.reason;
+    EXPECT_EQ(verdict.claims.approvers, std::vector<std::string>{"bob"});
+    EXPECT_EQ(verdict.claims.jti, r.grant_id);
+    EXPECT_EQ(verdict.claims.nbf, m_now);
+    EXPECT_EQ(verdict.claims.exp, m_now + 900); // ttl_s, under the default hosts.max_ttl
 }
 
 TEST_F(WebUiTest, PostWithoutAValidCsrfTokenIs403AndChangesNothing) {
