@@ -195,6 +195,8 @@ int serve(const std::string& path, const std::string& ports_file) {
     server::web::OidcSignIn sign_in(server::web::oidc::settings_from_config(
         config->oidc, read_secret(config->oidc.client_secret_file), public_url + "/oidc/callback"));
     server::web::WebUi web(*config, service, *store, sign_in);
+    // The IdP calls of sign-ins leave the loop thread (a slow IdP must not stall the hosts).
+    web.offload_sign_in([&loop](std::function<void()> work) { loop.post(std::move(work)); });
 
     server::http::Listener hosts(loop, config->hosts.listen.address, config->hosts.listen.port,
                                  {config->hosts.cert, config->hosts.key, config->hosts.client_ca}, {},

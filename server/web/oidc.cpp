@@ -477,8 +477,11 @@ bool is_unix_user_name(std::string_view name) noexcept {
     if (name.empty() || name.size() > 32) return false;
     const auto lower_or_underscore = [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; };
     if (!lower_or_underscore(name.front())) return false;
-    return std::all_of(name.begin() + 1, name.end(),
-                       [&](char c) { return lower_or_underscore(c) || (c >= '0' && c <= '9') || c == '-'; });
+    // '.' too: directory-backed hosts (SSSD, AD) name people john.doe, and a mapping that had
+    // to pick another spelling would never equal the requester's name (the one-person rule).
+    return std::all_of(name.begin() + 1, name.end(), [&](char c) {
+        return lower_or_underscore(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    });
 }
 
 std::string code_challenge_s256(std::string_view code_verifier) {

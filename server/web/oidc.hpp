@@ -214,9 +214,11 @@ private:
     std::atomic<std::size_t> m_jwks_fetches{0};
 };
 
-// A Unix user name as jitgate accepts one: 1 to 32 characters of [a-z_][a-z0-9_-]*. That is
-// Debian's default NAME_REGEX (adduser) without its optional trailing '$' (machine accounts
-// never approve), cut at useradd's 32. common/ has no such check yet; this is the only one.
+// A Unix user name as jitgate accepts one: 1 to 32 characters of [a-z_][a-z0-9_.-]*: Debian's
+// default NAME_REGEX (adduser) without its optional trailing '$' (machine accounts never
+// approve), plus '.' (directory-backed names such as john.doe), cut at useradd's 32.
+// SECURITY NOTE: the result must be the person's exact name on the hosts (byte for byte):
+// that equality is what refuses self-approval. Map IdP names in oidc.users where they differ.
 bool is_unix_user_name(std::string_view name) noexcept;
 
 // PKCE S256 (RFC 7636 §4.2): base64url(SHA-256(verifier)) without padding. Throws

@@ -9,6 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <variant>
+#include <thread>
+#include <mutex>
+#include <deque>
+#include <condition_variable>
 #include <cstdio>
 #include <vector>
 
@@ -149,8 +154,161 @@ WebUi::WebUi(const config::Config& config, service::Service& service, store::Sto
     : m_config(config), m_service(service), m_store(store), m_sign_in(sign_in),
       m_origin(browser::origin_of(config.server.public_url)) {}
 
+// One thread for the IdP calls of sign-ins, with a bounded queue.
+struct WebUi::Worker {
+    std::function<void(std::function<void()>)> post; // back to the loop
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<std::function<void()>> queue;
+    bool stopping = false;
+    std::thread thread;
+
+    explicit Worker(std::function<void(std::function<void()>)> to_loop) : post(std::move(to_loop)) {
+        thread = std::thread([this] { run(); });
+    }
+    ~Worker() {
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            stopping = true;
+        }
+        wake.notify_all();
+        thread.join();
+    }
+    bool push(std::function<void()> work) {
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            if (stopping || queue.size() >= k_max_waiting_sign_ins) return false;
+            queue.push_back(std::move(work));
+        }
+        wake.notify_one();
+        return true;
+    }
+    void run() noexcept {
+        for (;;) {
+            std::function<void()> work;
+            {
+                std::unique_lock<std::mutex> lock(mutex);
+                wake.wait(lock, [this] { return stopping || !queue.empty(); });
+                if (stopping) return;
+                work = std::move(queue.front());
+                queue.pop_front();
+            }
+            try {
+                work();
+            } catch (const std::exception& e) {
+                log_line(std::string("sign-in worker: ") + e.what());
+            } catch (...) {
+                log_line("sign-in worker: unexpected error");
+            }
+        }
+    }
+};
+
+WebUi::~WebUi() = default;
+
+void WebUi::offload_sign_in(std::function<void(std::function<void()>)> post) {
+    m_worker = std::make_unique<Worker>(std::move(post));
+}
+
 void WebUi::handle(http::Request&& request, http::Reply&& reply) {
+    if (m_worker && request.method == "GET" && (request.path == "/login" || request.path == "/oidc/callback")) {
+        handle_sign_in_elsewhere(std::move(request), std::move(reply));
+        return;
+    }
     reply.send(respond(request));
+}
+
+// The sign-in routes with the IdP call on the worker: the loop does the store's part before
+// and after; the parked Reply carries the answer.
+void WebUi::handle_sign_in_elsewhere(http::Request&& request, http::Reply&& reply) {
+    auto shared_reply = std::make_shared<http::Reply>(std::move(reply));
+    auto shared_request = std::make_shared<http::Request>(std::move(request));
+    const auto answer = [shared_reply](http::Response response) {
+        browser::add_security_headers(response);
+        shared_reply->send(std::move(response));
+    };
+    // Runs `step` on the loop like respond() does: errors become pages, never exceptions.
+    const auto guarded = [this, shared_request](const std::function<http::Response()>& step) {
+        try {
+            return step();
+        } catch (const Error& e) {
+            log_line(shared_request->method + " " + shared_request->path + ": " + e.what());
+            return e.code() == ErrorCode::io
+                       ? error(503, "The database is not available; nothing was changed. Try again shortly.", nullptr)
+                       : error(500, "Something went wrong on the server; nothing was changed.", nullptr);
+        } catch (const std::exception& e) {
+            log_line(shared_request->method + " " + shared_request->path + ": " + e.what());
+            return error(500, "Something went wrong on the server; nothing was changed.", nullptr);
+        }
+    };
+    const auto busy = [this, answer]() {
+        answer(error(503, "Too many sign-ins are waiting for the identity provider; try again shortly.", nullptr));
+    };
+
+    if (shared_request->path == "/login") {
+        std::string return_to = browser::field(shared_request->query, "return_to").value_or("/");
+        if (!browser::is_local_path(return_to)) return_to = "/";
+        const bool queued = m_worker->push([this, shared_request, return_to, answer, guarded]() {
+            std::optional<std::pair<std::string, store::LoginState>> started;
+            std::string failure;
+            try {
+                started = m_sign_in.begin(return_to);
+            } catch (const std::exception& e) {
+                failure = e.what();
+            }
+            m_worker->post([this, shared_request, return_to, answer, guarded, started, failure]() mutable {
+                answer(guarded([&]() {
+                    if (!started) return begin_failed(frame(nullptr), return_to, failure);
+                    return finish_begin(*shared_request, m_service.now(), return_to, std::move(*started));
+                }));
+            });
+        });
+        if (!queued) busy();
+        return;
+    }
+
+    // /oidc/callback: the state and login cookie are checked, and the login state used up, on the loop.
+    std::optional<Callback> callback;
+    {
+        http::Response early;
+        bool done = false;
+        early = guarded([&]() {
+            std::variant<http::Response, Callback> checked = check_callback(*shared_request, m_service.now());
+            if (auto* r = std::get_if<http::Response>(&checked)) {
+                done = true;
+                return std::move(*r);
+            }
+            callback = std::get<Callback>(std::move(checked));
+            return http::Response{};
+        });
+        if (done || !callback) {
+            answer(std::move(early));
+            return;
+        }
+    }
+    const bool queued = m_worker->push([this, shared_request, callback = *callback, answer, guarded]() {
+        std::optional<Identity> identity;
+        std::string failure;
+        try {
+            identity = m_sign_in.complete(callback.code, callback.login);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        m_worker->post([this, shared_request, callback, answer, guarded, identity, failure]() {
+            answer(guarded([&]() {
+                return complete_sign_in(*shared_request, callback.login, identity, failure, m_service.now());
+            }));
+        });
+    });
+    if (!queued) busy();
+}
+
+// The page for a sign-in that could not start (the IdP or its discovery document is
+// unreachable or wrong): says so, not "database".
+http::Response WebUi::begin_failed(const pages::Frame& frame_, const std::string& return_to,
+                                   const std::string& why) const {
+    log_line(std::string("sign-in could not start: ") + why);
+    return page(502, pages::sign_in(frame_, std::string("The sign-in could not start: ") + why, return_to));
 }
 
 http::Response WebUi::respond(const http::Request& request) {
@@ -248,6 +406,19 @@ http::Response WebUi::route(const http::Request& request) {
     return decide(request, *who, host, id, browser::field(*form, "comment").value_or(""), which == Route::approve);
 }
 
+// SECURITY NOTE: a request shows the command, its arguments and environment, the reason and
+// the ticket, which may hold secrets; the IdP is usually the whole company. Only the people
+// who may decide it (one of their approver groups is among the request's) and its requester
+// see it; to everyone else it does not exist.
+bool WebUi::may_view(const SignedIn& who, const store::Request& request) {
+    const std::string& me = who.approver.unix_user;
+    if (!me.empty() && (me == request.requester || me == request.requester_login)) return true;
+    return std::any_of(who.approver.groups.begin(), who.approver.groups.end(), [&](const std::string& g) {
+        return std::find(request.approver_groups.begin(), request.approver_groups.end(), g) !=
+               request.approver_groups.end();
+    });
+}
+
 std::optional<WebUi::SignedIn> WebUi::signed_in(const http::Request& request, std::int64_t now) {
     const std::optional<std::string> token = browser::cookie(request.headers, browser::k_session_cookie);
     if (!token || !browser::is_token(*token)) return std::nullopt;
@@ -269,6 +440,7 @@ http::Response WebUi::pending_page(const SignedIn& who, std::int64_t now) {
     std::vector<pages::PendingRow> rows;
     rows.reserve(requests.size());
     for (auto& request : requests) {
+        if (!may_view(who, request)) continue;
         service::Decidability decidability = m_service.decidability(who.approver, request);
         rows.push_back({std::move(request), std::move(decidability)});
     }
@@ -278,7 +450,8 @@ http::Response WebUi::pending_page(const SignedIn& who, std::int64_t now) {
 http::Response WebUi::request_page(const SignedIn& who, const std::string& host, const std::string& id,
                                    std::int64_t now) {
     const std::optional<store::Request> request = m_store.find(host, id);
-    if (!request) return error(404, "There is no such request.", &who.viewer);
+    // A request someone may not see answers exactly as an unknown one.
+    if (!request || !may_view(who, *request)) return error(404, "There is no such request.", &who.viewer);
     const service::Decidability decidability = m_service.decidability(who.approver, *request);
     return page(200, pages::request_detail(frame(&who.viewer), *request, decidability, now));
 }
@@ -301,12 +474,15 @@ http::Response WebUi::history_page(const http::Request& request, const SignedIn&
         if (!parsed) return error(400, "`before` must be a Unix time in seconds.", &who.viewer);
         before = *parsed;
     }
-    const std::vector<store::Request> requests = m_store.history(before, k_page_size);
+    std::vector<store::Request> requests = m_store.history(before, k_page_size);
     std::optional<std::int64_t> older;
+    if (requests.size() == k_page_size) older = requests.back().decided_at;
+    requests.erase(std::remove_if(requests.begin(), requests.end(),
+                                  [&](const store::Request& r) { return !may_view(who, r); }),
+                   requests.end());
     // A full page may have more behind it. Requests decided in the same second as the last one
     // shown are on the next page only if the store counts `before` as exclusive; the page says
     // so by showing the time.
-    if (requests.size() == k_page_size) older = requests.back().decided_at;
     return page(200, pages::history(frame(&who.viewer), requests, older));
 }
 
@@ -317,11 +493,13 @@ http::Response WebUi::begin_sign_in(const http::Request& request, std::int64_t n
     try {
         started = m_sign_in.begin(return_to);
     } catch (const Error& e) {
-        // The IdP or its discovery document is unreachable or wrong: say so, not "database".
-        log_line(std::string("sign-in could not start: ") + e.what());
-        return page(502,
-                    pages::sign_in(frame(nullptr), std::string("The sign-in could not start: ") + e.what(), return_to));
+        return begin_failed(frame(nullptr), return_to, e.what());
     }
+    return finish_begin(request, now, return_to, std::move(started));
+}
+
+http::Response WebUi::finish_begin(const http::Request& /*request*/, std::int64_t now, const std::string& return_to,
+                                   std::pair<std::string, store::LoginState> started) {
     auto& [url, login] = started;
     login.return_to = return_to;
     if (!header_safe(url) || !browser::is_cookie_value(login.state))
@@ -333,7 +511,7 @@ http::Response WebUi::begin_sign_in(const http::Request& request, std::int64_t n
     return response;
 }
 
-http::Response WebUi::finish_sign_in(const http::Request& request, std::int64_t now) {
+std::variant<http::Response, WebUi::Callback> WebUi::check_callback(const http::Request& request, std::int64_t now) {
     const std::optional<std::string> state = browser::field(request.query, "state");
     if (!state || !browser::is_cookie_value(*state))
         return sign_in_failed(request, 400, "The sign-in answer has no valid state; sign in again.", nullptr, now);
@@ -359,12 +537,25 @@ http::Response WebUi::finish_sign_in(const http::Request& request, std::int64_t 
     if (!code || code->empty())
         return sign_in_failed(request, 400, "The sign-in answer has no code; sign in again.", nullptr, now);
 
-    Identity identity;
+    return Callback{*code, *login};
+}
+
+http::Response WebUi::finish_sign_in(const http::Request& request, std::int64_t now) {
+    std::variant<http::Response, Callback> checked = check_callback(request, now);
+    if (auto* answer = std::get_if<http::Response>(&checked)) return std::move(*answer);
+    const Callback& callback = std::get<Callback>(checked);
     try {
-        identity = m_sign_in.complete(*code, *login);
+        return complete_sign_in(request, callback.login, m_sign_in.complete(callback.code, callback.login), "", now);
     } catch (const Error& e) {
-        return sign_in_failed(request, 401, std::string("Sign-in failed: ") + e.what(), nullptr, now);
+        return complete_sign_in(request, callback.login, std::nullopt, e.what(), now);
     }
+}
+
+http::Response WebUi::complete_sign_in(const http::Request& request, const store::LoginState& login,
+                                       const std::optional<Identity>& signed_in, const std::string& failure,
+                                       std::int64_t now) {
+    if (!signed_in) return sign_in_failed(request, 401, std::string("Sign-in failed: ") + failure, nullptr, now);
+    const Identity& identity = *signed_in;
     if (identity.issuer.empty() || identity.subject.empty() || identity.username.empty())
         return sign_in_failed(request, 401, "Sign-in failed: the identity provider did not name the user.", &identity,
                               now);
@@ -395,7 +586,7 @@ http::Response WebUi::finish_sign_in(const http::Request& request, std::int64_t 
         -1, ' ', false, nlohmann::json::error_handler_t::replace);
     m_store.record(event);
 
-    http::Response response = redirect(browser::is_local_path(login->return_to) ? login->return_to : "/");
+    http::Response response = redirect(browser::is_local_path(login.return_to) ? login.return_to : "/");
     response.headers.emplace_back("Set-Cookie", browser::set_cookie(browser::k_session_cookie, token, ttl));
     response.headers.emplace_back("Set-Cookie", browser::clear_cookie(browser::k_login_cookie));
     return response;

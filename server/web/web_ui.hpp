@@ -39,7 +39,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <utility>
+#include <variant>
 #include <string>
 
 namespace jitgate::server::web {
@@ -51,8 +55,18 @@ public:
     WebUi(const WebUi&) = delete;
     WebUi& operator=(const WebUi&) = delete;
 
-    // The browser listener's handler: answers with respond(request).
+    // The browser listener's handler: answers with respond(request), except for the two
+    // sign-in routes once offload_sign_in() was called.
     void handle(http::Request&& request, http::Reply&& reply);
+
+    // SECURITY NOTE: the sign-in routes call the IdP (discovery, the code exchange), which may
+    // take seconds or hang; on the loop thread that would stall every host's poll and filing.
+    // After this call, handle() runs those IdP calls on a thread of its own (one, with a queue
+    // of at most k_max_waiting_sign_ins; beyond it the browser gets 503) and finishes each
+    // sign-in on the loop through `post` (EventLoop::post). respond() stays synchronous.
+    void offload_sign_in(std::function<void(std::function<void()>)> post);
+    static constexpr std::size_t k_max_waiting_sign_ins = 64;
+    ~WebUi();
 
     // The whole decision for one request, without the network: the response handle() sends.
     // Never throws.
@@ -67,6 +81,7 @@ private:
         pages::Viewer viewer;
         service::Approver approver;
     };
+    static bool may_view(const SignedIn& who, const store::Request& request);
 
     http::Response route(const http::Request& request);
     std::optional<SignedIn> signed_in(const http::Request& request, std::int64_t now);
@@ -77,6 +92,20 @@ private:
     http::Response history_page(const http::Request& request, const SignedIn& who, std::int64_t now);
     http::Response begin_sign_in(const http::Request& request, std::int64_t now);
     http::Response finish_sign_in(const http::Request& request, std::int64_t now);
+    // finish_sign_in in its two halves around the IdP call: check_callback takes the login
+    // state (or answers); complete_sign_in makes the session from what the IdP said.
+    struct Callback {
+        std::string code;
+        store::LoginState login;
+    };
+    std::variant<http::Response, Callback> check_callback(const http::Request& request, std::int64_t now);
+    http::Response complete_sign_in(const http::Request& request, const store::LoginState& login,
+                                    const std::optional<Identity>& identity, const std::string& failure,
+                                    std::int64_t now);
+    http::Response finish_begin(const http::Request& request, std::int64_t now, const std::string& return_to,
+                                std::pair<std::string, store::LoginState> started);
+    void handle_sign_in_elsewhere(http::Request&& request, http::Reply&& reply);
+    http::Response begin_failed(const pages::Frame& frame_, const std::string& return_to, const std::string& why) const;
     http::Response sign_in_failed(const http::Request& request, int status, const std::string& message,
                                   const Identity* identity, std::int64_t now);
     http::Response sign_out(const http::Request& request);
@@ -89,6 +118,8 @@ private:
     store::Store& m_store;
     SignIn& m_sign_in;
     std::string m_origin; // the public URL's origin, what a browser sends as Origin
+    struct Worker;
+    std::unique_ptr<Worker> m_worker; // set by offload_sign_in()
 };
 
 // --- the pieces of routing, exposed for tests ---

@@ -96,6 +96,10 @@ case_non_approver_refused() {
     approver_sign_in bob
     sudo_bg alice -- /usr/bin/whoami
     local id; id="$(server_request_ids 1 bob)"
+    # dave may not even see it: the page answers as for an unknown request
+    expect_eq "$(web dave -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")" 404 \
+        "a non-approver opening the request"
+    expect_not_contains "$(web dave "https://127.0.0.1:$SRV_WEB_PORT/")" "$id"
     expect_contains "$(approver_act dave approve fin-db-01 "$id")" "none of your approver groups"
     approver_act bob deny fin-db-01 "$id" "no" >/dev/null
     sudo_wait; expect_eq "$RC" 1 "sudo exit status"

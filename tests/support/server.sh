@@ -182,16 +182,17 @@ approver_sign_in() {
     grep -q __Host-jitgate_session "$T/jar.$user" || ns_die "no session cookie for $user after sign-in"
 }
 
-# csrf_of USER PATH: the CSRF token in the forms of the page PATH.
+# csrf_of USER [PATH]: the CSRF token of USER's session, from the forms of the page PATH
+# (default "/": every page has the sign-out form, and the token is the session's).
 csrf_of() {
-    web "$1" "https://127.0.0.1:$SRV_WEB_PORT$2" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n1
+    web "$1" "https://127.0.0.1:$SRV_WEB_PORT${2:-/}" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n1
 }
 
 # approver_act USER approve|deny HOST ID [COMMENT]: as the request page's form does; prints
 # the page shown afterwards (the redirect is followed).
 approver_act() {
     local user="$1" action="$2" host="$3" id="$4" comment="${5:-ok}" csrf
-    csrf="$(csrf_of "$user" "/r/$host/$id")"
+    csrf="$(csrf_of "$user")"
     web "$user" -L --data-urlencode "comment=$comment" --data-urlencode "csrf=$csrf" \
         -H "Origin: https://127.0.0.1:$SRV_WEB_PORT" "https://127.0.0.1:$SRV_WEB_PORT/r/$host/$id/$action"
 }

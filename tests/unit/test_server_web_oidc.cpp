@@ -547,10 +547,10 @@ TEST(OidcSettings, FromConfig) {
 }
 
 TEST(OidcNames, UnixUserNames) {
-    for (const char* ok : {"bob", "_svc", "a", "dave-ops", "erin_e2", "abcdefghijklmnopqrstuvwxyz012345"})
+    for (const char* ok : {"bob", "_svc", "a", "dave-ops", "erin_e2", "john.doe", "abcdefghijklmnopqrstuvwxyz012345"})
         EXPECT_TRUE(oidc::is_unix_user_name(ok)) << ok;
     for (const char* bad :
-         {"", "Bob", "1bob", "-bob", "bob.smith", "bob@corp", "bob$", "bob smith", "abcdefghijklmnopqrstuvwxyz0123456",
+         {"", "Bob", "1bob", "-bob", ".bob", "bob@corp", "bob$", "bob smith", "abcdefghijklmnopqrstuvwxyz0123456",
           "b\xc3\xb6"
           "b"})
         EXPECT_FALSE(oidc::is_unix_user_name(bad)) << bad;
