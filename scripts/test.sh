@@ -10,8 +10,8 @@
 #                 included) under -Werror: a warning either compiler raises fails the command.
 #   ./build-fuzz  clang 14, the libFuzzer targets of tests/fuzz only
 # The suite runs under the sanitizers first (the packaging test is not repeated there), then
-# each fuzz target briefly (its seeds, then 5 s), then in ./build last, so that ctest's closing
-# line counts the whole suite. Before any build, scripts/check-format.sh checks the sources
+# each fuzz target briefly (its seeds, then 5 s; two at once), then in ./build last, so that
+# ctest's closing line counts the whole suite. Before any build, scripts/check-format.sh checks the sources
 # against .clang-format. JITGATE_SKIP_FORMAT=1 / JITGATE_SKIP_SANITIZE=1 / JITGATE_SKIP_FUZZ=1
 # skip a part.
 set -euo pipefail
@@ -44,6 +44,7 @@ if [ "${JITGATE_SKIP_SANITIZE:-0}" != 1 ]; then
         ctest --test-dir "$PWD/build-asan" --output-on-failure -j"$(nproc)" -LE packaging "$@"
 fi
 if [ "${JITGATE_SKIP_FUZZ:-0}" != 1 ]; then
-    ctest --test-dir "$PWD/build-fuzz" --output-on-failure -L fuzz
+    # Each target fuzzes for a fixed wall time on one core: two at once, one per core.
+    ctest --test-dir "$PWD/build-fuzz" --output-on-failure -j"$(nproc)" -L fuzz
 fi
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "$@"
