@@ -3,6 +3,7 @@
 # (rpmbuild, packaging/rpm/jitgate.spec) from a clean copy of the source into packaging/out/:
 #   out/deb/  jitgate, sudo-jitgate, libpam-jitgate .deb, the source package and .changes
 #   out/rpm/  jitgate, jitgate-sudo, jitgate-pam .rpm and the .src.rpm
+# The product is compiled once (log: out/compile/build.log) and both recipes package that build.
 #
 # usage: packaging/build-packages.sh [--worktree] [--out DIR] [--deb-only | --rpm-only]
 #   default     a clean `git clone` of HEAD: exactly what is committed
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift ;;
         --deb-only) build_rpm=0 ;;
         --rpm-only) build_deb=0 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "build-packages.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
