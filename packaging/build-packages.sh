@@ -3,6 +3,7 @@
 # (rpmbuild, packaging/rpm/jitgate.spec) from a clean copy of the source into packaging/out/:
 #   out/deb/  jitgate, sudo-jitgate, libpam-jitgate .deb, the source package and .changes
 #   out/rpm/  jitgate, jitgate-sudo, jitgate-pam .rpm and the .src.rpm
+# The product is compiled once (log: out/compile/build.log) and both recipes package that build.
 #
 # usage: packaging/build-packages.sh [--worktree] [--out DIR] [--deb-only | --rpm-only]
 #   default     a clean `git clone` of HEAD: exactly what is committed
@@ -64,12 +65,41 @@ src="$work/jitgate-$version"
 jobs="$(nproc)"
 mkdir -p "$out"
 
-# The two builds run side by side; each logs to its own file.
+# The product is compiled once, here, and both recipes package that one build: each configures
+# its distribution's install layout into it (install paths only, nothing is recompiled) and
+# runs `cmake --install` (debian/rules and jitgate.spec, JITGATE_BUILT_TREE / jitgate_built_tree).
+# Without that hand-over each recipe compiles the source itself, as a buildd or mock would; the
+# two are the same configure options (tests off, warnings not errors) and the same install step.
+# The flags are the distribution's: dpkg-buildflags with hardening=+all on a Debian builder,
+# rpm's %{build_cxxflags} elsewhere. jitgate-server is not packaged yet, so it is not built.
+# TODO(packaging): when the jitgate-server package is added, drop -DJITGATE_BUILD_SERVER=OFF
+# here and in both recipes, and list the server's files in its own binary package.
+built="$work/build"
+compile_product() {
+    (
+        cd "$src"
+        local build_type=RelWithDebInfo
+        if command -v dpkg-buildflags >/dev/null; then
+            eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
+            # CMake does not read CPPFLAGS (_FORTIFY_SOURCE); dh_auto_configure adds them too.
+            export CXXFLAGS="$CXXFLAGS $CPPFLAGS"
+            build_type=None
+        elif command -v rpm >/dev/null && [ "$(rpm --eval '%{?build_cxxflags:1}')" = 1 ]; then
+            CXXFLAGS="$(rpm --eval '%{build_cxxflags}')" LDFLAGS="$(rpm --eval '%{build_ldflags}')"
+            export CXXFLAGS LDFLAGS
+            build_type=None
+        fi
+        cmake -S "$src" -B "$built" -DCMAKE_BUILD_TYPE="$build_type" \
+            -DJITGATE_BUILD_TESTS=OFF -DJITGATE_WERROR=OFF -DJITGATE_BUILD_SERVER=OFF
+        cmake --build "$built" -j"$jobs"
+    )
+}
+
 build_deb_packages() {
     mkdir -p "$work/debroot"
     cp -a "$src" "$work/debroot/jitgate-$version"
     cp -a "$src/packaging/deb/debian" "$work/debroot/jitgate-$version/debian"
-    (cd "$work/debroot/jitgate-$version" && dpkg-buildpackage -us -uc -J"$jobs")
+    (cd "$work/debroot/jitgate-$version" && JITGATE_BUILT_TREE="$built" dpkg-buildpackage -us -uc -J"$jobs")
 }
 
 build_rpm_packages() {
@@ -77,7 +107,7 @@ build_rpm_packages() {
     mkdir -p "$top"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
     tar -C "$work" -czf "$top/SOURCES/jitgate-$version.tar.gz" "jitgate-$version"
     cp "$src/packaging/rpm/jitgate.spec" "$top/SPECS/"
-    local defines=(--define "_topdir $top" --define "_smp_mflags -j$jobs")
+    local defines=(--define "_topdir $top" --define "_smp_mflags -j$jobs" --define "jitgate_built_tree $built")
     # Debian's rpm ships brp-compress as a /bin/sh script that needs bash (read -d); without
     # this, man pages would stay uncompressed when building on Debian.
     if [ -f /etc/debian_version ]; then
@@ -88,35 +118,26 @@ build_rpm_packages() {
     rpmbuild -ba --nodeps "${defines[@]}" "$top/SPECS/jitgate.spec"
 }
 
-pids=()
-if [ "$build_deb" = 1 ]; then
-    echo "== building the .deb packages (dpkg-buildpackage; log: $out/deb/build.log)"
-    build_deb_packages >"$work/deb-build.log" 2>&1 &
-    pids+=("deb:$!")
-fi
-if [ "$build_rpm" = 1 ]; then
-    echo "== building the .rpm packages (rpmbuild; log: $out/rpm/build.log)"
-    build_rpm_packages >"$work/rpm-build.log" 2>&1 &
-    pids+=("rpm:$!")
-fi
-failed=0
-for entry in "${pids[@]}"; do
-    kind="${entry%%:*}"
+# One after the other: both recipes configure their layout into the same build directory.
+run_step() { # KIND FUNCTION: logs to $out/KIND/build.log; on failure shows its tail and exits
+    local kind="$1"
     rm -rf "${out:?}/$kind"
     mkdir -p "$out/$kind"
-    if ! wait "${entry#*:}"; then
-        tail -n 60 "$work/$kind-build.log" >&2
-        echo "build-packages.sh: the $kind build failed (full log: $out/$kind/build.log)" >&2
-        failed=1
+    echo "== $2 (log: $out/$kind/build.log)"
+    if ! "$2" >"$out/$kind/build.log" 2>&1; then
+        tail -n 60 "$out/$kind/build.log" >&2
+        echo "build-packages.sh: $2 failed (full log: $out/$kind/build.log)" >&2
+        exit 1
     fi
-    cp "$work/$kind-build.log" "$out/$kind/build.log"
-done
-[ "$failed" = 0 ] || exit 1
+}
+run_step compile compile_product
 if [ "$build_deb" = 1 ]; then
+    run_step deb build_deb_packages
     cp "$work/debroot"/*.deb "$work/debroot"/*.dsc "$work/debroot"/*.tar.* \
        "$work/debroot"/*.changes "$work/debroot"/*.buildinfo "$out/deb/"
 fi
 if [ "$build_rpm" = 1 ]; then
+    run_step rpm build_rpm_packages
     find "$work/rpmbuild/RPMS" "$work/rpmbuild/SRPMS" -name '*.rpm' -exec cp {} "$out/rpm/" \;
 fi
 

@@ -9,8 +9,9 @@
 #                 uninstrumented). It is also the clang build of the whole tree (bench
 #                 included) under -Werror: a warning either compiler raises fails the command.
 #   ./build-fuzz  clang 14, the libFuzzer targets of tests/fuzz only
-# The suite runs under the sanitizers first (the packaging test is not repeated there), then
-# each fuzz target briefly (its seeds, then 5 s), then in ./build last, so that ctest's closing
+# The suite runs under the sanitizers first (the packaging test is not repeated there), while
+# ./build-fuzz is built at nice 19 in the idle time the suite leaves; then each fuzz target
+# briefly (its seeds, then 5 s; two at once), then in ./build last, so that ctest's closing
 # line counts the whole suite. Before any build, scripts/check-format.sh checks the sources
 # against .clang-format. JITGATE_SKIP_FORMAT=1 / JITGATE_SKIP_SANITIZE=1 / JITGATE_SKIP_FUZZ=1
 # skip a part.
@@ -32,10 +33,28 @@ if [ "${JITGATE_SKIP_SANITIZE:-0}" != 1 ]; then
     JITGATE_BUILD="$PWD/build-asan" CXX=clang++ ./scripts/build.sh -DJITGATE_SANITIZE=ON -DJITGATE_BUILD_BENCH=ON \
         -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$quick_flags"
 fi
-if [ "${JITGATE_SKIP_FUZZ:-0}" != 1 ]; then
+# The fuzz tree is built while the sanitizer suite runs, at the lowest priority: the suite
+# leaves much of the two cores idle (its cases mostly wait on sudo, sshd and the daemons), and
+# the build takes only that idle time, not the suite's. Its log is shown if it fails.
+fuzz_build() {
     cmake -S . -B "$PWD/build-fuzz" -DCMAKE_CXX_COMPILER=clang++ -DJITGATE_FUZZ=ON -DJITGATE_BUILD_TESTS=OFF \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$quick_flags" >/dev/null
     cmake --build "$PWD/build-fuzz" --target fuzzers -j"$(nproc)"
+}
+fuzz_pid=""
+if [ "${JITGATE_SKIP_FUZZ:-0}" != 1 ]; then
+    if [ "${JITGATE_SKIP_SANITIZE:-0}" != 1 ]; then
+        fuzz_log="$(mktemp /tmp/jitgate-fuzz-build.XXXXXX)"
+        echo "== building ./build-fuzz in the background (nice 19) while the sanitizer suite runs"
+        export -f fuzz_build
+        export quick_flags
+        # A session of its own, so that an early exit stops the whole build (its process group).
+        setsid nice -n 19 bash -c fuzz_build >"$fuzz_log" 2>&1 </dev/null &
+        fuzz_pid=$!
+        trap 'kill -- "-$fuzz_pid" 2>/dev/null || true' EXIT
+    else
+        fuzz_build
+    fi
 fi
 
 if [ "${JITGATE_SKIP_SANITIZE:-0}" != 1 ]; then
@@ -44,6 +63,16 @@ if [ "${JITGATE_SKIP_SANITIZE:-0}" != 1 ]; then
         ctest --test-dir "$PWD/build-asan" --output-on-failure -j"$(nproc)" -LE packaging "$@"
 fi
 if [ "${JITGATE_SKIP_FUZZ:-0}" != 1 ]; then
-    ctest --test-dir "$PWD/build-fuzz" --output-on-failure -L fuzz
+    if [ -n "$fuzz_pid" ]; then
+        if ! wait "$fuzz_pid"; then
+            cat "$fuzz_log" >&2
+            echo "test.sh: building ./build-fuzz failed" >&2
+            exit 1
+        fi
+        trap - EXIT
+        rm -f "$fuzz_log"
+    fi
+    # Each target fuzzes for a fixed wall time on one core: two at once, one per core.
+    ctest --test-dir "$PWD/build-fuzz" --output-on-failure -j"$(nproc)" -L fuzz
 fi
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "$@"
