@@ -35,10 +35,12 @@ std::string openssl_errors() {
     throw Error(ErrorCode::bad_input, file, what + " (" + why + ")");
 }
 
-// SECURITY NOTE: the private key must be root's and readable by nobody else — the same
+// SECURITY NOTE: the private key must be root's (or the server user's) and readable by nobody else — the same
 // rule as a config file (not group/world-writable) plus not group/world-readable.
 void check_key_file(const std::string& path) {
-    if (auto problem = config::check_file_security(path)) throw Error(ErrorCode::bad_input, path, problem->message);
+    // Owned by root, or by the user the server runs as (systemd User=jitgate-server).
+    if (auto problem = config::check_file_security(path, ::geteuid()))
+        throw Error(ErrorCode::bad_input, path, problem->message);
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) throw Error(ErrorCode::bad_input, path, "cannot read the private key");
     if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)

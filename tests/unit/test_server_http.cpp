@@ -896,10 +896,12 @@ TEST(ServerHttpReply, ParkedRepliesBecomeGoneWhenTheListenerGoes) {
     server.reset();
 }
 
-// 1,000 requests parked at once (clients in a child process, so that the resident memory read
-// here is the server's), then answered by post() from this thread, not the loop thread.
-TEST(ServerHttpReply, AThousandParkedRequestsAnsweredByPostFromAnotherThread) {
-    constexpr int k_clients = 1000;
+// Many requests parked at once (clients in a child process, so that the resident memory read
+// here is the server's), then answered by post() from this thread, not the loop thread. The
+// scale of 10,000 is bench/server_bench's (docs/PERFORMANCE.md); here the point is that every
+// parked reply is answered, and 300 keeps the handshakes short under the sanitizers.
+TEST(ServerHttpReply, ManyParkedRequestsAnsweredByPostFromAnotherThread) {
+    constexpr int k_clients = 300;
     int port_pipe[2];
     ASSERT_EQ(::pipe(port_pipe), 0);
     const pid_t child = ::fork();
