@@ -237,6 +237,9 @@ def kill_leftover_browser(profile_dir):
     try:
         target = os.readlink(os.path.join(profile_dir, "SingletonLock"))
         pid = int(target.rsplit("-", 1)[1])
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if ("--user-data-dir=" + profile_dir).encode() not in f.read().split(b"\0"):
+                return  # not this profile's browser
         os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError, IndexError):
         pass

@@ -215,6 +215,8 @@ browser_start() {
     port="$(free_port)"
     HOME="$home" chromedriver --port="$port" --log-path="$T/chromedriver.log" >/dev/null 2>&1 &
     ns_pids+=("$!")
+    # A browser left running (browser.py killed mid-way) ends too: its pid is in its profile's lock.
+    ns_cleanup_hooks+=("browser_kill_leftovers")
     BROWSER_DRIVER="http://127.0.0.1:$port"
     for i in $(seq 1 100); do
         curl -sS --max-time 2 "$BROWSER_DRIVER/status" 2>/dev/null | grep -q '"ready": *true' && break
@@ -223,6 +225,18 @@ browser_start() {
     curl -sS --max-time 2 "$BROWSER_DRIVER/status" 2>/dev/null | grep -q '"ready": *true' ||
         { tail -n 20 "$T/chromedriver.log" >&2; ns_die "chromedriver did not start"; }
     NS_SHOW_ON_FAIL="${NS_SHOW_ON_FAIL:-} $T/chromedriver.log"
+}
+
+browser_kill_leftovers() {
+    local lock pid
+    for lock in "$T"/chromium-*/SingletonLock; do
+        [ -L "$lock" ] || continue
+        pid="$(readlink "$lock")"; pid="${pid##*-}"
+        case "$pid" in '' | *[!0-9]*) continue ;; esac
+        # only if that pid is still this profile's browser
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--user-data-dir=${lock%/SingletonLock}" || continue
+        kill "$pid" 2>/dev/null || true
+    done
 }
 
 # browser_act approve|deny|self-approve USER HOST ID EXPECTED-COMMAND [COMMENT]: USER in a fresh
