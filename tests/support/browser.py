@@ -177,9 +177,12 @@ def sign_in(wd, args, request_url):
 
 
 def check_request_page(wd, args):
+    # What is rendered (WebDriver's visible text: empty if hidden) and the bytes in the page.
     shown = wd.text(one(wd, "code.command", "the command"))
-    if shown != args.expect_command:
-        raise Failure("the request page shows the command %r, expected exactly %r" % (shown, args.expect_command))
+    exact = wd.script("return document.querySelector('code.command').textContent;")
+    if shown != args.expect_command or exact != args.expect_command:
+        raise Failure("the request page shows the command %r (text %r), expected exactly %r" %
+                      (shown, exact, args.expect_command))
     body = wd.body_text()
     for needle in (args.id, args.host):
         if needle not in body:
