@@ -152,6 +152,12 @@ def wait_for(what, probe, timeout=STEP_TIMEOUT_S):
         time.sleep(0.1)
 
 
+def short(text, limit=300):
+    """Page text on one line, cut to `limit` characters, for a failure message."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
 def one(wd, css, what):
     return wait_for(what + " (" + css + ")", lambda: (wd.find_all(css) or [None])[0])
 
@@ -173,7 +179,7 @@ def sign_in(wd, args, request_url):
     wd.click(one(wd, "button.btn-success", "the Continue button after signing in"))
     wait_for("the request page " + request_url + " after signing in", lambda: wd.url() == request_url)
     if not wd.find_all("code.command"):
-        raise Failure("the request page shows no command (at %s): %s" % (wd.url(), wd.body_text()[:300]))
+        raise Failure("the request page shows no command (at %s): %s" % (wd.url(), short(wd.body_text())))
 
 
 def check_request_page(wd, args):
@@ -203,16 +209,16 @@ def decide(wd, args, action):
     heading = wd.text(wd.find_all("h1")[0])
     body = wd.body_text()
     if heading != "Done":
-        raise Failure("%s was not done: %s" % (action, body[:300]))
+        raise Failure("%s was not done: %s" % (action, short(body)))
     expected = ("Your approval" if action == "approve" else "The request was denied.")
     if expected not in body:
-        raise Failure("after %s the page does not say %r: %s" % (action, expected, body[:300]))
+        raise Failure("after %s the page does not say %r: %s" % (action, expected, short(body)))
     return body
 
 
 def self_approve(wd, args, body):
     if "cannot decide your own request" not in body:
-        raise Failure("the request page does not refuse the requester: %s" % body[:300])
+        raise Failure("the request page does not refuse the requester: %s" % short(body))
     if wd.find_all("form.approve") or wd.find_all("form.deny"):
         raise Failure("the request page offers its own requester a decision form")
     # Post an approval anyway, as the page's own forms would, with this session's CSRF token
@@ -231,7 +237,7 @@ def self_approve(wd, args, body):
     heading = wd.text(wd.find_all("h1")[0])
     result = wd.body_text()
     if heading != "Not done" or "cannot decide your own request" not in result:
-        raise Failure("a self-approval was not refused: %s" % result[:300])
+        raise Failure("a self-approval was not refused: %s" % short(result))
     return result
 
 
