@@ -251,7 +251,8 @@ case_browser_approve() {
     local id out; id="$(held_request_id)"
     out="$(browser_act approve bob fin-db-01 "$id" "/usr/bin/whoami" "checked in the browser")" ||
         ns_die "bob could not approve $id in Chromium"
-    expect_contains "$out" "Your approval (was recorded|completed the request)"
+    expect_contains "$out" "Done"
+    expect_contains "$out" "approved"
     sudo_wait; expect_eq "$RC" 0 "sudo exit status"
     expect_eq "$(cat "$T/out")" root "command output"
     expect_contains "$(cat "$T/err")" "approved by bob"
@@ -266,7 +267,8 @@ case_browser_deny() {
     local id out; id="$(held_request_id)"
     out="$(browser_act deny bob fin-db-01 "$id" "/usr/bin/ls -ld /root" "not during the close")" ||
         ns_die "bob could not deny $id in Chromium"
-    expect_contains "$out" "The request was denied"
+    expect_contains "$out" "Done"
+    expect_contains "$out" "denied"
     sudo_wait; expect_eq "$RC" 1 "sudo exit status"
     expect_eq "$(cat "$T/out")" "" "the command did not run"
     expect_contains "$(cat "$T/err")" "not during the close"

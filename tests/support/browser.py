@@ -15,8 +15,8 @@ only. Each command is one person in a fresh browser profile (a new --user-data-d
 Each opens https://WEB/r/HOST/ID, is sent to the identity provider's login page, types the user
 name and password as key input (the page is a React app), clicks OK and then Continue, lands
 back on the request page, checks that the Command shown is exactly CMD, and then:
-  approve       types the comment, clicks Approve, expects "Done" and the approval recorded;
-  deny          types the reason, clicks Deny, expects "Done" and "The request was denied.";
+  approve       types the comment, clicks Approve, expects "Done" and a result naming the approval;
+  deny          types the reason, clicks Deny, expects "Done" and a result saying it was denied;
   self-approve  expects "cannot decide your own request" and no decision forms; then posts an
                 approval anyway (a form built in the page with the session's CSRF token, as a
                 user with the developer tools could) and expects it refused ("Not done").
@@ -210,9 +210,10 @@ def decide(wd, args, action):
     body = wd.body_text()
     if heading != "Done":
         raise Failure("%s was not done: %s" % (action, short(body)))
-    expected = ("Your approval" if action == "approve" else "The request was denied.")
-    if expected not in body:
-        raise Failure("after %s the page does not say %r: %s" % (action, expected, short(body)))
+    flash = " ".join(wd.text(one(wd, "p.flash", "the result message")).split())
+    expected = ("approv" if action == "approve" else "denied")
+    if expected not in flash.lower():
+        raise Failure("after %s the result says %r, not %r" % (action, flash, expected))
     return body
 
 
