@@ -19,6 +19,7 @@ packages=(
   pamtester openssh-server openssh-client        # PAM and SSH integration tests
   libcpp-httplib-dev openssl curl                # test HTTPS peers, their keys, their admin API
   glewlwyd sqlite3 jq                            # jitgate-server tests: a real OpenID Connect provider (tests/support/idp/)
+  chromium chromium-driver libnss3-tools python3 # jitgate-server web UI tests (headless Chromium, tests/support/browser.py)
   util-linux procps coreutils bc                 # unshare, setpriv, kill, mktemp; bc for bench
   clang libclang-rt-14-dev                       # fuzz targets (libFuzzer, ASan, UBSan)
   clang-format-14                                # scripts/check-format.sh (test.sh)

@@ -247,7 +247,7 @@ bool same_origin_request(const http::Fields& headers, std::string_view expected_
 void add_security_headers(http::Response& response) {
     set_header(response, "Content-Security-Policy", k_content_security_policy);
     set_header(response, "X-Frame-Options", "DENY");
-    set_header(response, "Referrer-Policy", "no-referrer");
+    set_header(response, "Referrer-Policy", "same-origin");
     set_header(response, "Strict-Transport-Security", "max-age=31536000");
     set_header(response, "Cache-Control", "no-store");
     set_header(response, "X-Content-Type-Options", "nosniff");

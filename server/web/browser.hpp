@@ -80,7 +80,8 @@ bool same_origin_request(const http::Fields& headers, std::string_view expected_
 
 // Adds the headers every answer of the web UI carries: a strict Content-Security-Policy (no
 // script at all, styles only from our own /style.css), X-Frame-Options DENY,
-// Referrer-Policy no-referrer, Strict-Transport-Security, Cache-Control no-store,
+// Referrer-Policy same-origin (not no-referrer: under no-referrer a browser sends "Origin: null"
+// with our own forms, which the Origin check refuses), Strict-Transport-Security, Cache-Control no-store,
 // X-Content-Type-Options nosniff. Replaces any of them already present.
 void add_security_headers(http::Response& response);
 

@@ -307,6 +307,115 @@ CFG
     expect_eq "$grants" 2 "grants signed"
     expect_eq "$(psql "$(cat "$T/pg/conninfo")" -Atc "select count(*) from requests where status='approved'")" 2 \
         "requests approved"
+
+# held_request_id: the id of the request the held sudo was told to have approved ("Approve at
+# https://…/r/fin-db-01/ID" on its stderr), as the user would pass it on to an approver.
+held_request_id() {
+    local i url=""
+    for i in $(seq 1 200); do
+        url="$(grep -oE "Approve at https://127\.0\.0\.1:$SRV_WEB_PORT/r/fin-db-01/R-[0-9A-Z]{4,32}" "$T/err" 2>/dev/null | head -n1 || true)"
+        [ -n "$url" ] && break
+        kill -0 "$SUDO_PID" 2>/dev/null || { cat "$T/err" >&2; ns_die "sudo ended before it was held"; }
+        sleep 0.05
+    done
+    [ -n "$url" ] || { cat "$T/err" >&2; ns_die "sudo did not say where to approve"; }
+    printf '%s\n' "${url##*/}"
+}
+
+# The web UI in a real headless Chromium (tests/support/browser.py): bob signs in through the
+# IdP's login page by typing, sees the exact command and approves; the held sudo proceeds.
+case_browser_approve() {
+    start
+    browser_start
+    sudo_bg alice JITGATE_REASON="month-end close" -- /usr/bin/whoami
+    local id out; id="$(held_request_id)"
+    out="$(browser_act approve bob fin-db-01 "$id" "/usr/bin/whoami" "checked in the browser")" ||
+        ns_die "bob could not approve $id in Chromium"
+    expect_contains "$out" "Done"
+    expect_contains "$out" "approved"
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_eq "$(cat "$T/out")" root "command output"
+    expect_contains "$(cat "$T/err")" "approved by bob"
+    expect_journal access.approved "\"request_id\":\"$id\""
+    all_settled
+}
+
+case_browser_deny() {
+    start
+    browser_start
+    sudo_bg alice -- /usr/bin/ls -ld /root
+    local id out; id="$(held_request_id)"
+    out="$(browser_act deny bob fin-db-01 "$id" "/usr/bin/ls -ld /root" "not during the close")" ||
+        ns_die "bob could not deny $id in Chromium"
+    expect_contains "$out" "Done"
+    expect_contains "$out" "denied"
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    expect_eq "$(cat "$T/out")" "" "the command did not run"
+    expect_contains "$(cat "$T/err")" "not during the close"
+    expect_journal access.denied "\"request_id\":\"$id\""
+    all_settled
+}
+
+case_browser_self_approval_refused() {
+    # dave may approve for fin-* through ops (as in self_approval_refused), but not his own request:
+    # the page in Chromium says so and offers no form, and an approval posted anyway is refused.
+    SERVER_POLICY_EXTRA='  - name: ops-too
+    hosts: ["fin-*"]
+    approver_groups: [ops]'
+    start
+    browser_start
+    sudo_bg dave -- /usr/bin/whoami
+    local id out; id="$(held_request_id)"
+    out="$(browser_act self-approve dave fin-db-01 "$id" "/usr/bin/whoami")" ||
+        ns_die "Chromium did not show dave's self-approval refused"
+    expect_contains "$out" "cannot decide your own request"
+    sleep 0.5
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "sudo finished after a self-approval"
+    expect_no_journal access.approved
+    approver_sign_in bob
+    approver_act bob deny fin-db-01 "$id" "no" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    all_settled
+}
+
+# A session older than web.session_ttl is refused: its approval is sent to sign in and changes
+# nothing. The old cookie is sent by hand (a browser, like curl's jar, drops it at its Max-Age;
+# the server must refuse it anyway).
+case_expired_session() {
+    local ttl=4
+    SERVER_WEB_EXTRA="  session_ttl: ${ttl}s"
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(held_request_id)"
+    approver_sign_in bob
+    local cookie csrf url="https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id" page code
+    cookie="$(awk -F '\t' '$6 == "__Host-jitgate_session" { print $7 }' "$T/jar.bob")"
+    [ -n "$cookie" ] || ns_die "no session cookie in bob's jar"
+    csrf="$(csrf_of bob "/r/fin-db-01/$id")"
+    [ -n "$csrf" ] || ns_die "no CSRF token on the request page while the session is live"
+    # the same cookie, by hand, works while the session lives
+    page="$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" -H "Cookie: __Host-jitgate_session=$cookie" "$url")"
+    expect_contains "$page" "/usr/bin/whoami"
+    sleep $((ttl + 1))
+    code="$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" -o "$T/expired.html" -w '%{http_code}' \
+        -H "Cookie: __Host-jitgate_session=$cookie" -H "Origin: https://127.0.0.1:$SRV_WEB_PORT" \
+        --data-urlencode "comment=late" --data-urlencode "csrf=$csrf" "$url/approve")"
+    expect_eq "$code" 403 "an approval with an expired session"
+    expect_contains "$(cat "$T/expired.html")" "Your session has ended; nothing was changed"
+    expect_contains "$(cat "$T/expired.html")" "/login\?return_to="
+    # the request page itself now sends the old session to sign in
+    code="$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" -o /dev/null -w '%{http_code} %{redirect_url}' \
+        -H "Cookie: __Host-jitgate_session=$cookie" "$url")"
+    expect_contains "$code" "^30[23] https://127\.0\.0\.1:$SRV_WEB_PORT/login\?return_to="
+    sleep 0.3
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "sudo finished after an approval with an expired session"
+    expect_no_journal access.approved
+    expect_contains "$(web bob "https://127.0.0.1:$SRV_WEB_PORT/" -o /dev/null -w '%{http_code}')" "^30[23]$"
+    approver_sign_in bob
+    expect_contains "$(web bob "$url")" "Approvals</th><td>0 of 1"
+    approver_act bob deny fin-db-01 "$id" "too late" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    all_settled
 }
 
 "case_$1"

@@ -10,11 +10,14 @@
 #   approver_sign_in USER            signs USER in through the IdP, as a browser does; cookies in $T/jar.USER
 #   approver_act USER ACTION HOST ID [COMMENT]   approve|deny on the web UI; prints the page shown after
 #   server_configure_host            the host's `approval.service` section pointing at the server
+#   browser_start                    chromedriver + headless Chromium trusting the run's CAs; sets BROWSER_DRIVER
+#   browser_act CMD USER HOST ID CMDLINE [COMMENT]   approve|deny|self-approve in Chromium (browser.py)
 # Everything is on 127.0.0.1 with keys made for the run. Nothing here is a test double.
 
 SERVER_BIN="$JITGATE_BUILD/server/jitgate-server"
 MAKE_PKI="$(dirname "${BASH_SOURCE[0]}")/make_pki.sh"
 GLEWLWYD_SH="$(dirname "${BASH_SOURCE[0]}")/idp/glewlwyd.sh"
+BROWSER_PY="$(dirname "${BASH_SOURCE[0]}")/browser.py"
 
 # free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
 free_port() {
@@ -91,6 +94,7 @@ web:
   listen: 127.0.0.1:$web_port
   cert: $T/pki/server.pem
   key: $T/pki/server.key
+${SERVER_WEB_EXTRA:-}
 oidc:
   issuer: $IDP_ISSUER
   client_id: jitgate-server
@@ -207,4 +211,55 @@ server_request_ids() {
         sleep 0.05
     done
     ns_die "expected $want pending request(s) at the server, have: ${out:-none}"
+}
+
+# browser_start: chromedriver on 127.0.0.1 for Debian's headless Chromium (tests/support/browser.py).
+# The browser's HOME is a directory of the test whose NSS database (~/.pki/nssdb, where Chromium
+# on Linux looks for locally trusted roots) trusts the run's CA (jitgate-server) and the IdP's
+# CA; no certificate error is ignored. Sets BROWSER_DRIVER; chromedriver is killed at cleanup.
+browser_start() {
+    local home="$T/browser-home" port i
+    command -v chromedriver >/dev/null || ns_die "chromedriver is missing (scripts/install-deps.sh: chromium-driver)"
+    command -v certutil >/dev/null || ns_die "certutil is missing (scripts/install-deps.sh: libnss3-tools)"
+    mkdir -p "$home/.pki/nssdb"
+    certutil -N -d "sql:$home/.pki/nssdb" --empty-password || ns_die "certutil cannot make the browser's NSS db"
+    certutil -A -d "sql:$home/.pki/nssdb" -n jitgate-test-ca -t C,, -i "$T/pki/ca.pem" ||
+        ns_die "certutil cannot add the run's CA"
+    certutil -A -d "sql:$home/.pki/nssdb" -n jitgate-test-idp-ca -t C,, -i "$IDP_DIR/ca.pem" ||
+        ns_die "certutil cannot add the IdP's CA"
+    port="$(free_port)"
+    HOME="$home" chromedriver --port="$port" --log-path="$T/chromedriver.log" >/dev/null 2>&1 &
+    ns_pids+=("$!")
+    # A browser left running (browser.py killed mid-way) ends too: its pid is in its profile's lock.
+    ns_cleanup_hooks+=("browser_kill_leftovers")
+    BROWSER_DRIVER="http://127.0.0.1:$port"
+    for i in $(seq 1 100); do
+        curl -sS --max-time 2 "$BROWSER_DRIVER/status" 2>/dev/null | grep -q '"ready": *true' && break
+        sleep 0.1
+    done
+    curl -sS --max-time 2 "$BROWSER_DRIVER/status" 2>/dev/null | grep -q '"ready": *true' ||
+        { tail -n 20 "$T/chromedriver.log" >&2; ns_die "chromedriver did not start"; }
+    NS_SHOW_ON_FAIL="${NS_SHOW_ON_FAIL:-} $T/chromedriver.log"
+}
+
+browser_kill_leftovers() {
+    local lock pid
+    for lock in "$T"/chromium-*/SingletonLock; do
+        [ -L "$lock" ] || continue
+        pid="$(readlink "$lock")"; pid="${pid##*-}"
+        case "$pid" in '' | *[!0-9]*) continue ;; esac
+        # only if that pid is still this profile's browser
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--user-data-dir=${lock%/SingletonLock}" || continue
+        kill "$pid" 2>/dev/null || true
+    done
+}
+
+# browser_act approve|deny|self-approve USER HOST ID EXPECTED-COMMAND [COMMENT]: USER in a fresh
+# Chromium profile opens the request page, signs in at the IdP by typing, checks the command
+# shown is exactly EXPECTED-COMMAND and acts; prints the page shown afterwards.
+browser_act() {
+    local cmd="$1" user="$2" host="$3" id="$4" expect="$5" comment="${6:-}"
+    python3 "$BROWSER_PY" "$cmd" --driver "$BROWSER_DRIVER" --dir "$T" --web "https://127.0.0.1:$SRV_WEB_PORT" \
+        --user "$user" --idp-json "$IDP_DIR/idp.json" --host "$host" --id "$id" \
+        --expect-command "$expect" --comment "$comment"
 }

@@ -184,7 +184,7 @@ TEST(WebBrowser, SecurityHeadersAreExactAndReplaceOthers) {
               "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
               "base-uri 'none'");
     EXPECT_EQ(value("x-frame-options"), "DENY");
-    EXPECT_EQ(value("referrer-policy"), "no-referrer");
+    EXPECT_EQ(value("referrer-policy"), "same-origin");
     EXPECT_EQ(value("strict-transport-security"), "max-age=31536000");
     EXPECT_EQ(value("cache-control"), "no-store");
     EXPECT_EQ(value("x-content-type-options"), "nosniff");

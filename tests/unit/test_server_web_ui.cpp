@@ -211,7 +211,7 @@ protected:
     static void check_security_headers(const http::Response& response) {
         EXPECT_EQ(header_of(response, "Content-Security-Policy"), browser::k_content_security_policy);
         EXPECT_EQ(header_of(response, "X-Frame-Options"), "DENY");
-        EXPECT_EQ(header_of(response, "Referrer-Policy"), "no-referrer");
+        EXPECT_EQ(header_of(response, "Referrer-Policy"), "same-origin");
         EXPECT_EQ(header_of(response, "Cache-Control"), "no-store");
         EXPECT_FALSE(header_of(response, "Strict-Transport-Security").empty());
     }
