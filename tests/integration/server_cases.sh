@@ -307,6 +307,7 @@ CFG
     expect_eq "$grants" 2 "grants signed"
     expect_eq "$(psql "$(cat "$T/pg/conninfo")" -Atc "select count(*) from requests where status='approved'")" 2 \
         "requests approved"
+}
 
 # held_request_id: the id of the request the held sudo was told to have approved ("Approve at
 # https://…/r/fin-db-01/ID" on its stderr), as the user would pass it on to an approver.
