@@ -53,6 +53,14 @@ case_approved() {
     expect_eq "$(cat "$T/out")" root "command output"
     expect_contains "$(cat "$T/err")" "approved by bob"
     expect_journal access.approved "\"kid\":\"k1\".*\"request_id\":\"$id\""
+    expect_journal command.finished '"exit_status":0'
+    # local approvals are refused with the service backend: it is the only authority
+    expect_contains "$(ctl bob approve R-0000000000 2>&1 || true)" "approval service"
+    # the server's own audit: who filed, who approved from where, which key signed
+    local events; events="$(sqlite3 "$T/srv.db" "select type, actor, source_address from events where request_id='$id'")"
+    expect_contains "$events" "request.filed\|host:fin-db-01"
+    expect_contains "$events" "request.approval_added\|bob\|127.0.0.1"
+    expect_contains "$events" "grant.signed"
     all_settled
 }
 
@@ -151,6 +159,8 @@ case_timeout_expires() {
     local id; id="$(server_request_ids 1)"
     sudo_wait; expect_eq "$RC" 1 "sudo exit status"
     expect_journal access.timeout "\"request_id\":\"$id\""
+    # the host gives up at 4 s, and the server expires it at 4 s too: either tells the user
+    expect_contains "$(cat "$T/err")" "timed out after 4s|expired at the approval service"
     # the host cancelled it (timeout) or the server expired it: either way it is final there
     local page; page="$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")"
     expect_contains "$page" "cancelled|expired"
@@ -172,6 +182,9 @@ case_ctrl_c_cancels() {
         sleep 0.05
     done
     expect_contains "$page" "cancelled"
+    # the host said why (docs/protocol.md §6)
+    expect_contains "$(sqlite3 "$T/srv.db" "select detail from events where request_id='$id' and type='request.cancelled'")" \
+        '"reason":"client_gone"'
     all_settled
 }
 
