@@ -9,6 +9,8 @@
 #   approver_sign_in USER            signs USER in through the IdP, as a browser does; cookies in $T/jar.USER
 #   approver_act USER ACTION HOST ID [COMMENT]   approve|deny on the web UI; prints the page shown after
 #   server_configure_host            the host's `approval.service` section pointing at the server
+# SERVER_POLICY_EXTRA (more `policy:` entries) and SERVER_CONFIG_EXTRA (more top-level sections,
+# e.g. webhooks:, ticket_check:) are appended to the server's configuration when set.
 # Everything is on 127.0.0.1 with keys made for the run. Nothing here is a test double.
 
 SERVER_BIN="$JITGATE_BUILD/server/jitgate-server"
@@ -96,6 +98,7 @@ policy:
     hosts: ["fin-*"]
     approver_groups: [sox-approvers]
 ${SERVER_POLICY_EXTRA:-}
+${SERVER_CONFIG_EXTRA:-}
 YAML
     chmod 0644 "$T/$name.yaml"
 }
