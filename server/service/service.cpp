@@ -578,7 +578,10 @@ ActionResult Service::deny(const Approver& approver, const std::string& host, co
     const std::int64_t t = now();
     Decidability d = decidability(approver, *found);
     // Having approved earlier does not stop a person from denying later (they changed their mind).
-    if (!d.may_decide && d.why_not == "you have already approved this request") d = {true, ""};
+    // A ticket check that has not passed blocks approval only: denying is the safe direction.
+    if (!d.may_decide && (d.why_not == "you have already approved this request" ||
+                          d.why_not.rfind("the ticket check has not passed", 0) == 0))
+        d = {true, ""};
     if (!d.may_decide) {
         const store::Event refused = event(t, "denial.refused", host, id, approver.unix_user, approver.identity,
                                            source_address, {{"why", d.why_not}, {"via", via}});

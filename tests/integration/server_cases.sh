@@ -23,6 +23,11 @@ RULES='rules:
 # start [DB]: namespace, IdP, server, host daemon pointing at it.
 start() {
     ns_setup
+    start_in_namespace "$@"
+}
+
+# start_in_namespace [DB]: start's part after ns_setup (for cases that start a peer first).
+start_in_namespace() {
     server_start srv "${1:-$T/srv.db}"
     server_configure_host
     printf '%s\n' "$RULES" | ns_config
@@ -429,6 +434,230 @@ case_expired_session() {
     expect_contains "$(web bob "$url")" "Approvals</th><td>0 of 1"
     approver_act bob deny fin-db-01 "$id" "too late" >/dev/null
     sudo_wait; expect_eq "$RC" 1 "sudo exit status"
+    all_settled
+}
+
+# webhook_peer_start: jitgate-test-webhook-peer on 127.0.0.1 with the run's server certificate;
+# webhook bodies go to $T/hooks.jsonl, ticket answers come from $T/tickets/NUMBER.json. Sets
+# HOOK_PORT.
+webhook_peer_start() {
+    server_pki
+    mkdir -p "$T/tickets"
+    : >"$T/hooks.jsonl"
+    rm -f "$T/hook.port"
+    "$WEBHOOK_PEER_BIN" --cert "$T/pki/server.pem" --key "$T/pki/server.key" --port-file "$T/hook.port" \
+        --hooks "$T/hooks.jsonl" --tickets "$T/tickets" >>"$T/hook.out" 2>&1 &
+    local pid=$! i
+    ns_pids+=("$pid")
+    for i in $(seq 1 100); do
+        [ -s "$T/hook.port" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$T/hook.out" >&2; ns_die "the webhook peer exited at start"; }
+        sleep 0.05
+    done
+    [ -s "$T/hook.port" ] || ns_die "the webhook peer did not start listening"
+    HOOK_PORT="$(cat "$T/hook.port")"
+}
+
+# hook_secret: a webhook secret file as an admin makes it (root-owned, mode 0600).
+hook_secret() {
+    (umask 077 && openssl rand -hex 32 >"$T/hook.secret") || ns_die "cannot make the webhook secret"
+}
+
+# wait_hook TYPE ID: waits until the peer received a notice of TYPE about request ID.
+wait_hook() {
+    local type="$1" id="$2" i
+    for i in $(seq 1 200); do
+        [ "$(jq -r --arg t "$type" --arg id "$id" \
+            '.body | fromjson | select(.type == $t and .request.id == $id) | .type' "$T/hooks.jsonl" | grep -c . || true)" -ge 1 ] &&
+            return 0
+        sleep 0.05
+    done
+    cat "$T/hooks.jsonl" >&2
+    ns_die "the webhook receiver got no $type notice for $id"
+}
+
+# db_query SQL: one query on the server's SQLite database.
+db_query() { sqlite3 -batch -noheader "$T/srv.db" "$1"; }
+
+case_webhooks_signed() {
+    ns_setup
+    webhook_peer_start
+    hook_secret
+    SERVER_CONFIG_EXTRA="webhooks:
+  - name: siem
+    url: https://127.0.0.1:$HOOK_PORT/hook
+    format: json
+    secret_file: $T/hook.secret
+    ca_file: $T/pki/ca.pem
+    events: [request.filed, request.approved]"
+    start_in_namespace
+    approver_sign_in bob
+    sudo_bg alice JITGATE_REASON="rotate the logs" -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    wait_hook request.filed "$id"
+    approver_act bob approve fin-db-01 "$id" "fine" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_eq "$(cat "$T/out")" root "command output"
+    wait_hook request.approved "$id"
+
+    # Every delivery verifies with the shared secret, as docs/webhooks.md §3 tells a receiver to
+    # check it: HMAC-SHA256(secret, "<t>.<raw body>"), t within 5 minutes, the delivery header
+    # naming the body's delivery_id.
+    local secret n i line sig t v1 want delivery now
+    secret="$(head -n1 "$T/hook.secret")"
+    now="$(date +%s)"
+    n="$(grep -c . "$T/hooks.jsonl")"
+    [ "$n" -ge 2 ] || ns_die "expected at least 2 deliveries, got $n"
+    for i in $(seq 1 "$n"); do
+        line="$(sed -n "${i}p" "$T/hooks.jsonl")"
+        jq -j .body <<<"$line" >"$T/hook-body"
+        sig="$(jq -r .signature <<<"$line")"
+        expect_contains "$sig" '^t=[0-9]+,v1=[0-9a-f]{64}$'
+        t="${sig#t=}"; t="${t%%,*}"
+        v1="${sig#*,v1=}"
+        want="$({ printf '%s.' "$t"; cat "$T/hook-body"; } | openssl dgst -sha256 -hmac "$secret" | awk '{print $NF}')"
+        expect_eq "$v1" "$want" "the signature of delivery $i"
+        [ $((now - t)) -le 300 ] && [ $((t - now)) -le 300 ] || ns_die "delivery $i was signed at $t, now is $now"
+        delivery="$(jq -r .delivery <<<"$line")"
+        expect_eq "$(jq -r .delivery_id "$T/hook-body")" "$delivery" "the delivery header of delivery $i"
+        expect_eq "$(jq -r .request.host "$T/hook-body")" fin-db-01 "the host in delivery $i"
+    done
+    # A signature made with another secret does not verify (the check above can fail).
+    line="$(sed -n 1p "$T/hooks.jsonl")"
+    jq -j .body <<<"$line" >"$T/hook-body"
+    sig="$(jq -r .signature <<<"$line")"; t="${sig#t=}"; t="${t%%,*}"
+    want="$({ printf '%s.' "$t"; cat "$T/hook-body"; } | openssl dgst -sha256 -hmac "not-$secret" | awk '{print $NF}')"
+    [ "${sig#*,v1=}" != "$want" ] || ns_die "a wrong secret verified a delivery"
+    # what the receiver learnt about the request
+    local filed
+    filed="$(jq -c --arg id "$id" '.body | fromjson | select(.type == "request.filed" and .request.id == $id)' \
+        "$T/hooks.jsonl" | head -n1)"
+    expect_eq "$(jq -r .request.requester <<<"$filed")" alice "the requester in request.filed"
+    expect_eq "$(jq -r .request.reason <<<"$filed")" "rotate the logs" "the reason in request.filed"
+    expect_eq "$(jq -r .server <<<"$filed")" approvals.test "the server in request.filed"
+    expect_eq "$(jq -r .request.link <<<"$filed")" "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id" "the link"
+    local approved
+    approved="$(jq -c --arg id "$id" '.body | fromjson | select(.type == "request.approved" and .request.id == $id)' \
+        "$T/hooks.jsonl" | head -n1)"
+    expect_eq "$(jq -r '.request.approvers | join(",")' <<<"$approved")" bob "the approvers in request.approved"
+    expect_contains "$(jq -r .request.grant_id <<<"$approved")" '^G-'
+    # both notices left the outbox as delivered
+    expect_eq "$(db_query "SELECT count(*) FROM notices WHERE state <> 'delivered'")" 0 "notices not delivered"
+    all_settled
+}
+
+case_webhook_receiver_down_does_not_block() {
+    ns_setup
+    server_pki
+    hook_secret
+    # siem: nobody listens. stuck: a listener that never accepts, so the TLS handshake hangs
+    # until the notifier's own timeout (the notifier is busy with it while the approval comes).
+    local closed; closed="$(free_port)"
+    rm -f "$T/stuck.port"
+    python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(3600)' "$T/stuck.port" &
+    ns_pids+=("$!")
+    local i
+    for i in $(seq 1 100); do [ -s "$T/stuck.port" ] && break; sleep 0.05; done
+    [ -s "$T/stuck.port" ] || ns_die "the stuck listener did not start"
+    SERVER_CONFIG_EXTRA="webhooks:
+  - name: siem
+    url: https://127.0.0.1:$closed/hook
+    format: json
+    secret_file: $T/hook.secret
+    ca_file: $T/pki/ca.pem
+  - name: stuck
+    url: https://127.0.0.1:$(cat "$T/stuck.port")/hook
+    format: json
+    secret_file: $T/hook.secret
+    ca_file: $T/pki/ca.pem"
+    start_in_namespace
+    approver_sign_in bob
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    # the decision answers at once, whatever the receiver does
+    expect_contains "$(approver_act bob approve fin-db-01 "$id" "fine")" "approved: the grant is on its way"
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_eq "$(cat "$T/out")" root "command output"
+    # the notices wait in the outbox for their receivers: tried, failed, kept for a retry (the
+    # stuck receiver's after the notifier's timeout)
+    local q="SELECT count(*) FROM notices WHERE state = 'pending' AND attempts >= 1 AND last_error <> ''"
+    for i in $(seq 1 1200); do
+        [ "$(db_query "$q AND target = 'siem'")" -ge 2 ] && [ "$(db_query "$q AND target = 'stuck'")" -ge 1 ] && break
+        sleep 0.05
+    done
+    expect_eq "$(db_query "$q AND target = 'siem'")" 2 "siem's notices (filed, approved) waiting for a retry"
+    [ "$(db_query "$q AND target = 'stuck'")" -ge 1 ] || ns_die "no failed delivery to the stuck receiver recorded"
+    expect_eq "$(db_query "SELECT count(*) FROM notices WHERE state <> 'pending'")" 0 "notices given up or delivered"
+    all_settled
+}
+
+case_ticket_check_gates_approval() {
+    ns_setup
+    webhook_peer_start
+    local start end
+    start="$(date -u -d '-1 hour' '+%Y-%m-%d %H:%M:%S')"
+    end="$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S')"
+    printf '{"result":[{"number":"CHG1","approval":"requested","start_date":"%s","end_date":"%s"}]}\n' \
+        "$start" "$end" >"$T/tickets/CHG1.json"
+    printf '{"result":[{"number":"CHG2","approval":"approved","start_date":"%s","end_date":"%s"}]}\n' \
+        "$start" "$end" >"$T/tickets/CHG2.json"
+    SERVER_POLICY_EXTRA='  - name: change-controlled
+    hosts: ["fin-*"]
+    approver_groups: [sox-approvers]
+    ticket_check: true'
+    SERVER_CONFIG_EXTRA="ticket_check:
+  url: \"https://127.0.0.1:$HOOK_PORT/api/now/table/change_request?number={ticket}\"
+  ca_file: $T/pki/ca.pem"
+    start_in_namespace
+    approver_sign_in bob
+
+    # CHG1 is not approved: the page says why, and the approve action is refused
+    sudo_bg alice JITGATE_REASON="patch" JITGATE_TICKET=CHG1 -- /usr/bin/whoami
+    local id1; id1="$(server_request_ids 1)"
+    local i page
+    for i in $(seq 1 200); do
+        page="$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id1")"
+        has -F 'the ticket is not approved' <<<"$page" && break
+        sleep 0.05
+    done
+    expect_contains "$page" "CHG1"
+    expect_contains "$page" "You cannot decide this request: the ticket check has not passed: the ticket is not approved"
+    expect_not_contains "$page" 'action="/r/fin-db-01/'"$id1"'/approve"'
+    local result; result="$(approver_act bob approve fin-db-01 "$id1" "ok")"
+    expect_contains "$result" "Not done"
+    expect_contains "$result" "the ticket check has not passed"
+    sleep 0.3
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "sudo finished although the ticket check failed"
+    expect_eq "$(db_query "SELECT status FROM requests WHERE id = '$id1'")" pending "CHG1's request after the refusal"
+    expect_eq "$(db_query "SELECT count(*) FROM events WHERE request_id = '$id1' AND type = 'approval.refused'")" 1 \
+        "approval.refused events for CHG1"
+    expect_eq "$(db_query "SELECT count(*) FROM events WHERE request_id = '$id1' AND type = 'ticket.failed'")" 1 \
+        "ticket.failed events for CHG1"
+    # a failed ticket check blocks approval only: the approver can still deny it
+    expect_contains "$(approver_act bob deny fin-db-01 "$id1" "no approved change")" "<h1>Done</h1>"
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status after the denial"
+    expect_contains "$(cat "$T/err")" "no approved change"
+    expect_eq "$(db_query "SELECT status FROM requests WHERE id = '$id1'")" denied "CHG1's request after the denial"
+
+    # CHG2 is approved and its window is open: it can be approved and sudo passes
+    sudo_bg alice JITGATE_REASON="patch" JITGATE_TICKET=CHG2 -- /usr/bin/whoami
+    local id2; id2="$(server_request_ids 1)"
+    [ "$id2" != "$id1" ] || ns_die "the pending request is still CHG1's"
+    for i in $(seq 1 200); do
+        [ "$(db_query "SELECT count(*) FROM events WHERE request_id = '$id2' AND type = 'ticket.passed'")" -ge 1 ] && break
+        sleep 0.05
+    done
+    page="$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id2")"
+    expect_contains "$page" "the ticket is approved and its change window"
+    expect_contains "$page" 'action="/r/fin-db-01/'"$id2"'/approve"'
+    expect_contains "$(approver_act bob approve fin-db-01 "$id2" "ok")" "approved: the grant is on its way"
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_eq "$(cat "$T/out")" root "command output"
+    expect_journal access.approved "\"request_id\":\"$id2\""
     all_settled
 }
 

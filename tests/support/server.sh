@@ -12,6 +12,8 @@
 #   server_configure_host            the host's `approval.service` section pointing at the server
 #   browser_start                    chromedriver + headless Chromium trusting the run's CAs; sets BROWSER_DRIVER
 #   browser_act CMD USER HOST ID CMDLINE [COMMENT]   approve|deny|self-approve in Chromium (browser.py)
+# SERVER_POLICY_EXTRA (more `policy:` entries) and SERVER_CONFIG_EXTRA (more top-level sections,
+# e.g. webhooks:, ticket_check:) are appended to the server's configuration when set.
 # Everything is on 127.0.0.1 with keys made for the run. Nothing here is a test double.
 
 SERVER_BIN="$JITGATE_BUILD/server/jitgate-server"
@@ -114,6 +116,7 @@ policy:
     hosts: ["fin-*"]
     approver_groups: [sox-approvers]
 ${SERVER_POLICY_EXTRA:-}
+${SERVER_CONFIG_EXTRA:-}
 YAML
     chmod 0644 "$T/$name.yaml"
 }

@@ -1,13 +1,13 @@
 // tests/unit/test_server_notify_notifier.cpp — server/notify/notifier: the outbox loop against a
-// real HTTPS receiver on 127.0.0.1, with an injected clock. The outbox is OutboxDouble, a test
-// double of the Store's outbox methods only, until the real SQLite store lands (the lead switches
-// these tests to store::open_sqlite at merge).
+// real HTTPS receiver on 127.0.0.1, with an injected clock. The outbox is the real SQLite store
+// (store::open_sqlite on a scratch file, after store::migrate_sqlite); the tests read the notice
+// rows and the audit events back through the sqlite3 C API on the same file.
 #include "server/notify/notifier.hpp"
 
 #include "server_notify_peers.hpp"
-#include "server_outbox_double.hpp"
 
 #include <curl/curl.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <chrono>
@@ -23,17 +23,120 @@
 #include <nlohmann/json.hpp>
 
 #include "server/notify/notice.hpp"
+#include "server/store/store.hpp"
 
 namespace {
 
 namespace notify = jitgate::server::notify;
 using jitgate::test::Answer;
 using jitgate::test::HttpsPeer;
-using jitgate::test::OutboxDouble;
 using jitgate::test::ScratchDir;
 using nlohmann::json;
-using State = OutboxDouble::State;
+namespace store = jitgate::server::store;
 using namespace std::chrono_literals;
+
+// A notice row's delivery state, as the `notices` table stores it (server/store/migrations.cpp).
+enum class State { waiting, delivered, dropped };
+
+// Reads the outbox and the events of a migrated SQLite file directly (its own connection, so
+// it sees what the notifier's connection committed). Throws on any SQLite failure.
+class Inspect {
+public:
+    explicit Inspect(const std::string& path) {
+        if (sqlite3_open_v2(path.c_str(), &m_db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+            const std::string message = m_db != nullptr ? sqlite3_errmsg(m_db) : "out of memory";
+            sqlite3_close(m_db);
+            throw std::runtime_error("cannot open " + path + ": " + message);
+        }
+        sqlite3_busy_timeout(m_db, 10000);
+    }
+    ~Inspect() { sqlite3_close(m_db); }
+    Inspect(const Inspect&) = delete;
+    Inspect& operator=(const Inspect&) = delete;
+
+    struct Row {
+        store::Notice notice;
+        State state = State::waiting;
+    };
+    Row row(std::int64_t id) {
+        Statement q(m_db, "SELECT id, target, body, attempts, next_attempt_at, last_error, state "
+                          "FROM notices WHERE id = ?1");
+        sqlite3_bind_int64(q.get(), 1, id);
+        if (q.step() != SQLITE_ROW) throw std::runtime_error("no notice " + std::to_string(id));
+        Row r;
+        r.notice.id = sqlite3_column_int64(q.get(), 0);
+        r.notice.target = q.text(1);
+        r.notice.body = q.text(2);
+        r.notice.attempts = sqlite3_column_int(q.get(), 3);
+        r.notice.next_attempt_at = sqlite3_column_int64(q.get(), 4);
+        r.notice.last_error = q.text(5);
+        const std::string state = q.text(6);
+        if (state == "pending")
+            r.state = State::waiting;
+        else if (state == "delivered")
+            r.state = State::delivered;
+        else if (state == "dropped")
+            r.state = State::dropped;
+        else
+            throw std::runtime_error("unknown notice state " + state);
+        return r;
+    }
+    // Every audit event in the database, oldest first.
+    std::vector<store::Event> events() {
+        Statement q(m_db, "SELECT at, type, host, request_id, actor, identity, source_address, detail "
+                          "FROM events ORDER BY id");
+        std::vector<store::Event> out;
+        while (q.step() == SQLITE_ROW)
+            out.push_back(store::Event{sqlite3_column_int64(q.get(), 0), q.text(1), q.text(2), q.text(3), q.text(4),
+                                       q.text(5), q.text(6), q.text(7)});
+        return out;
+    }
+    // Sets a notice's attempts so far (a notice retried for a long time).
+    void set_attempts(std::int64_t id, int attempts) {
+        Statement q(m_db, "UPDATE notices SET attempts = ?2 WHERE id = ?1");
+        sqlite3_bind_int64(q.get(), 1, id);
+        sqlite3_bind_int(q.get(), 2, attempts);
+        if (q.step() != SQLITE_DONE || sqlite3_changes(m_db) != 1)
+            throw std::runtime_error("cannot set attempts of notice " + std::to_string(id));
+    }
+    // The id of the newest notice.
+    std::int64_t last_notice() {
+        Statement q(m_db, "SELECT max(id) FROM notices");
+        if (q.step() != SQLITE_ROW || sqlite3_column_type(q.get(), 0) == SQLITE_NULL)
+            throw std::runtime_error("no notice in the outbox");
+        return sqlite3_column_int64(q.get(), 0);
+    }
+
+private:
+    class Statement {
+    public:
+        Statement(sqlite3* db, const char* sql) : m_db(db) {
+            if (sqlite3_prepare_v2(db, sql, -1, &m_stmt, nullptr) != SQLITE_OK)
+                throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(db));
+        }
+        ~Statement() { sqlite3_finalize(m_stmt); }
+        Statement(const Statement&) = delete;
+        Statement& operator=(const Statement&) = delete;
+        sqlite3_stmt* get() const { return m_stmt; }
+        int step() {
+            const int rc = sqlite3_step(m_stmt);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(m_db));
+            return rc;
+        }
+        std::string text(int column) const {
+            const auto* p = sqlite3_column_text(m_stmt, column);
+            return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
+                                              static_cast<std::size_t>(sqlite3_column_bytes(m_stmt, column)))
+                                : std::string();
+        }
+
+    private:
+        sqlite3* m_db;
+        sqlite3_stmt* m_stmt = nullptr;
+    };
+    sqlite3* m_db = nullptr;
+};
 
 constexpr const char* k_secret = "notifier-test-secret";
 
@@ -57,6 +160,11 @@ protected:
     static void TearDownTestSuite() { s_pki.reset(); }
 
     void SetUp() override {
+        m_db_dir = std::make_unique<ScratchDir>();
+        m_db_path = *m_db_dir / "server.db";
+        ASSERT_EQ(store::migrate_sqlite(m_db_path), 0);
+        m_store = store::open_sqlite(m_db_path);
+        m_inspect = std::make_unique<Inspect>(m_db_path);
         m_peer = std::make_unique<HttpsPeer>(*s_pki / "server.pem", *s_pki / "server.key");
         notify::Target t;
         t.name = "siem";
@@ -80,9 +188,19 @@ protected:
         std::lock_guard lock(m_log_mutex);
         return m_log;
     }
+    // Puts a notice in the outbox (through the Store, as the decision path does); returns its id.
+    std::int64_t enqueue(const std::string& target, const std::string& body) {
+        m_store->enqueue(target, body, m_now.load());
+        return m_inspect->last_notice();
+    }
+    Inspect::Row row(std::int64_t id) { return m_inspect->row(id); }
+    // A Store factory for the notifier's thread: its own connection to the same file.
+    notify::StoreFactory open_store() {
+        return [path = m_db_path] { return store::open_sqlite(path); };
+    }
     notify::PassResult pass() {
         return notify::run_pass(
-            m_outbox, m_targets, clock(), notify::NotifierOptions{}, [] { return 0.0; }, log());
+            *m_store, m_targets, clock(), notify::NotifierOptions{}, [] { return 0.0; }, log());
     }
     std::string notice_body(const std::string& delivery_id) {
         notify::RequestFacts f;
@@ -95,7 +213,10 @@ protected:
     static std::unique_ptr<ScratchDir> s_pki;
     std::unique_ptr<HttpsPeer> m_peer;
     std::vector<notify::Target> m_targets;
-    OutboxDouble m_outbox;
+    std::unique_ptr<ScratchDir> m_db_dir;
+    std::string m_db_path;
+    std::unique_ptr<store::Store> m_store;
+    std::unique_ptr<Inspect> m_inspect;
     std::atomic<std::int64_t> m_now{1'800'000'000};
     std::mutex m_log_mutex;
     std::vector<std::string> m_log;
@@ -105,18 +226,18 @@ std::unique_ptr<ScratchDir> NotifyNotifier::s_pki;
 
 TEST_F(NotifyNotifier, ServerErrorIsRetriedThenDelivered) {
     m_peer->queue(Answer{500, "try later"});
-    m_outbox.enqueue("siem", notice_body("d-500"), m_now);
+    const auto id = enqueue("siem", notice_body("d-500"));
 
     const auto first = pass();
     EXPECT_EQ(first.claimed, 1u);
     EXPECT_EQ(first.retried, 1u);
-    auto row = m_outbox.row(1);
-    EXPECT_EQ(row.state, State::waiting);
-    EXPECT_EQ(row.notice.attempts, 1);
-    EXPECT_EQ(row.notice.next_attempt_at, m_now + 5); // first backoff, no jitter
+    auto r = row(id);
+    EXPECT_EQ(r.state, State::waiting);
+    EXPECT_EQ(r.notice.attempts, 1);
+    EXPECT_EQ(r.notice.next_attempt_at, m_now + 5); // first backoff, no jitter
     ASSERT_TRUE(first.next_due.has_value());
     EXPECT_EQ(*first.next_due, m_now + 5);
-    EXPECT_NE(row.notice.last_error.find("500"), std::string::npos) << row.notice.last_error;
+    EXPECT_NE(r.notice.last_error.find("500"), std::string::npos) << r.notice.last_error;
 
     // Not due yet: nothing is claimed, nothing sent.
     EXPECT_EQ(pass().claimed, 0u);
@@ -125,7 +246,7 @@ TEST_F(NotifyNotifier, ServerErrorIsRetriedThenDelivered) {
     m_now += 5;
     const auto second = pass();
     EXPECT_EQ(second.delivered, 1u);
-    EXPECT_EQ(m_outbox.row(1).state, State::delivered);
+    EXPECT_EQ(row(id).state, State::delivered);
     const auto got = m_peer->received();
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0].body, got[1].body);
@@ -137,13 +258,13 @@ TEST_F(NotifyNotifier, ServerErrorIsRetriedThenDelivered) {
 
 TEST_F(NotifyNotifier, ClientErrorIsDroppedAndAudited) {
     m_peer->queue(Answer{400, "invalid_payload"});
-    m_outbox.enqueue("siem", notice_body("d-400"), m_now);
+    const auto id = enqueue("siem", notice_body("d-400"));
     const auto result = pass();
     EXPECT_EQ(result.dropped, 1u);
-    const auto row = m_outbox.row(1);
-    EXPECT_EQ(row.state, State::dropped);
-    EXPECT_NE(row.notice.last_error.find("400"), std::string::npos);
-    const auto events = m_outbox.recorded();
+    const auto r = row(id);
+    EXPECT_EQ(r.state, State::dropped);
+    EXPECT_NE(r.notice.last_error.find("400"), std::string::npos);
+    const auto events = m_inspect->events();
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].type, "notice.dropped");
     EXPECT_EQ(events[0].actor, "server");
@@ -153,7 +274,7 @@ TEST_F(NotifyNotifier, ClientErrorIsDroppedAndAudited) {
     EXPECT_EQ(json::parse(events[0].detail)["attempts"], 1);
     const json detail = json::parse(events[0].detail);
     EXPECT_EQ(detail["target"], "siem");
-    EXPECT_EQ(detail["notice_id"], 1);
+    EXPECT_EQ(detail["notice_id"], id);
     EXPECT_NE(detail["error"].get<std::string>().find("invalid_payload"), std::string::npos);
     // Never tried again.
     m_now += 86400;
@@ -163,29 +284,29 @@ TEST_F(NotifyNotifier, ClientErrorIsDroppedAndAudited) {
 
 TEST_F(NotifyNotifier, ReceiverDownIsRetried) {
     m_targets[0].url = "https://127.0.0.1:" + std::to_string(jitgate::test::closed_port()) + "/hook";
-    m_outbox.enqueue("siem", notice_body("d-down"), m_now);
+    const auto id = enqueue("siem", notice_body("d-down"));
     EXPECT_EQ(pass().retried, 1u);
-    EXPECT_EQ(m_outbox.row(1).state, State::waiting);
-    EXPECT_EQ(m_outbox.row(1).notice.attempts, 1);
+    EXPECT_EQ(row(id).state, State::waiting);
+    EXPECT_EQ(row(id).notice.attempts, 1);
 }
 
 TEST_F(NotifyNotifier, RetriesEndAfterTwentyFourHours) {
     m_peer->set_default(Answer{503, ""});
-    m_outbox.enqueue("siem", notice_body("d-old"), m_now);
-    m_outbox.set_attempts(1, 148);
+    const auto id = enqueue("siem", notice_body("d-old"));
+    m_inspect->set_attempts(id, 148);
     EXPECT_EQ(pass().retried, 1u); // failure 149: still within 24 h
     m_now += 600;
     const auto last = pass(); // failure 150: 24 h reached
     EXPECT_EQ(last.dropped, 1u);
-    EXPECT_EQ(m_outbox.row(1).state, State::dropped);
-    EXPECT_NE(m_outbox.row(1).notice.last_error.find("24 h"), std::string::npos);
-    EXPECT_EQ(m_outbox.recorded().size(), 1u);
+    EXPECT_EQ(row(id).state, State::dropped);
+    EXPECT_NE(row(id).notice.last_error.find("24 h"), std::string::npos);
+    EXPECT_EQ(m_inspect->events().size(), 1u);
 }
 
 TEST_F(NotifyNotifier, NoticeForAnUnconfiguredWebhookIsDropped) {
-    m_outbox.enqueue("removed-hook", notice_body("d-x"), m_now);
+    const auto id = enqueue("removed-hook", notice_body("d-x"));
     EXPECT_EQ(pass().dropped, 1u);
-    EXPECT_NE(m_outbox.row(1).notice.last_error.find("removed-hook"), std::string::npos);
+    EXPECT_NE(row(id).notice.last_error.find("removed-hook"), std::string::npos);
     EXPECT_TRUE(m_peer->received().empty());
 }
 
@@ -194,27 +315,25 @@ TEST_F(NotifyNotifier, NoticeForAnUnconfiguredWebhookIsDropped) {
 TEST_F(NotifyNotifier, ThreadDeliversOnWakeAndRetriesWhenDue) {
     notify::NotifierOptions options;
     options.poll = 600s;
-    OutboxDouble shared = m_outbox;
-    notify::Notifier notifier(
-        m_targets, [shared] { return std::make_unique<OutboxDouble>(shared); }, clock(), options, log());
+    notify::Notifier notifier(m_targets, open_store(), clock(), options, log());
     notifier.start();
     ASSERT_TRUE(eventually([&] { return notifier.passes() >= 1; }));
 
-    m_outbox.enqueue("siem", notice_body("d-thread-1"), m_now);
+    const auto first = enqueue("siem", notice_body("d-thread-1"));
     notifier.wake();
-    ASSERT_TRUE(eventually([&] { return m_outbox.row(1).state == State::delivered; }));
+    ASSERT_TRUE(eventually([&] { return row(first).state == State::delivered; }));
 
     m_peer->queue(Answer{502, "bad gateway"});
-    m_outbox.enqueue("siem", notice_body("d-thread-2"), m_now);
+    const auto second = enqueue("siem", notice_body("d-thread-2"));
     notifier.wake();
     // The failure is recorded (attempts alone is counted when the notice is claimed).
-    ASSERT_TRUE(eventually([&] { return !m_outbox.row(2).notice.last_error.empty(); }));
-    EXPECT_EQ(m_outbox.row(2).notice.attempts, 1);
-    EXPECT_EQ(m_outbox.row(2).state, State::waiting);
+    ASSERT_TRUE(eventually([&] { return !row(second).notice.last_error.empty(); }));
+    EXPECT_EQ(row(second).notice.attempts, 1);
+    EXPECT_EQ(row(second).state, State::waiting);
 
     m_now += 10; // past the first backoff (5 s ± 20 %)
     notifier.wake();
-    ASSERT_TRUE(eventually([&] { return m_outbox.row(2).state == State::delivered; }));
+    ASSERT_TRUE(eventually([&] { return row(second).state == State::delivered; }));
     notifier.stop();
     const auto got = m_peer->received();
     ASSERT_EQ(got.size(), 3u);
@@ -225,18 +344,17 @@ TEST_F(NotifyNotifier, ThreadDeliversOnWakeAndRetriesWhenDue) {
 TEST_F(NotifyNotifier, ThreadSurvivesAnUnavailableDatabase) {
     notify::NotifierOptions options;
     options.poll = 50ms;
-    OutboxDouble shared = m_outbox;
     std::atomic<int> opens{0};
     notify::Notifier notifier(
         m_targets,
-        [shared, &opens]() -> std::unique_ptr<jitgate::server::store::Store> {
+        [path = m_db_path, &opens]() -> std::unique_ptr<store::Store> {
             if (++opens <= 2) throw std::runtime_error("database is locked");
-            return std::make_unique<OutboxDouble>(shared);
+            return store::open_sqlite(path);
         },
         clock(), options, log());
-    m_outbox.enqueue("siem", notice_body("d-db"), m_now);
+    const auto id = enqueue("siem", notice_body("d-db"));
     notifier.start();
-    ASSERT_TRUE(eventually([&] { return m_outbox.row(1).state == State::delivered; }));
+    ASSERT_TRUE(eventually([&] { return row(id).state == State::delivered; }));
     notifier.stop();
     EXPECT_GE(opens.load(), 3);
     const auto lines = logged();
@@ -245,8 +363,7 @@ TEST_F(NotifyNotifier, ThreadSurvivesAnUnavailableDatabase) {
 }
 
 TEST_F(NotifyNotifier, StopWithoutStartAndTwiceIsHarmless) {
-    notify::Notifier notifier(
-        m_targets, [] { return std::make_unique<OutboxDouble>(); }, clock());
+    notify::Notifier notifier(m_targets, open_store(), clock());
     notifier.stop();
     notifier.stop();
     notifier.start(); // after stop(): does nothing
