@@ -9,12 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <variant>
-#include <thread>
-#include <mutex>
-#include <deque>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <variant>
 #include <vector>
 
 namespace jitgate::server::web {
@@ -477,9 +477,9 @@ http::Response WebUi::history_page(const http::Request& request, const SignedIn&
     std::vector<store::Request> requests = m_store.history(before, k_page_size);
     std::optional<std::int64_t> older;
     if (requests.size() == k_page_size) older = requests.back().decided_at;
-    requests.erase(std::remove_if(requests.begin(), requests.end(),
-                                  [&](const store::Request& r) { return !may_view(who, r); }),
-                   requests.end());
+    requests.erase(
+        std::remove_if(requests.begin(), requests.end(), [&](const store::Request& r) { return !may_view(who, r); }),
+        requests.end());
     // A full page may have more behind it. Requests decided in the same second as the last one
     // shown are on the next page only if the store counts `before` as exclusive; the page says
     // so by showing the time.

@@ -42,9 +42,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <variant>
-#include <string>
 
 namespace jitgate::server::web {
 

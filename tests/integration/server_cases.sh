@@ -437,6 +437,8 @@ case_expired_session() {
     all_settled
 }
 
+WEBHOOK_PEER_BIN="$JITGATE_BUILD/tests/support/jitgate-test-webhook-peer"
+
 # webhook_peer_start: jitgate-test-webhook-peer on 127.0.0.1 with the run's server certificate;
 # webhook bodies go to $T/hooks.jsonl, ticket answers come from $T/tickets/NUMBER.json. Sets
 # HOOK_PORT.
