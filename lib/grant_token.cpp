@@ -32,6 +32,7 @@
 #include "jitgate/text.hpp"
 #include "lib/audit_event.hpp"
 #include "lib/config_file.hpp"
+#include "lib/openssl_ptr.hpp"
 
 namespace jitgate::grant_token {
 namespace {
@@ -292,15 +293,10 @@ Verdict verify_or_throw(std::string_view jws, const KeyRing& keys, const Expecte
     return v;
 }
 
-struct MdCtxFree {
-    void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
-};
-struct BioFree {
-    void operator()(BIO* bio) const noexcept { BIO_free(bio); }
-};
-struct EvpPkeyFree {
-    void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-};
+// One deleter for every OpenSSL type (lib/openssl_ptr.hpp).
+using MdCtxFree = ossl::Free;
+using BioFree = ossl::Free;
+using EvpPkeyFree = ossl::Free;
 
 bool valid_kid(std::string_view kid) noexcept {
     if (kid.empty() || kid.size() > 64) return false;

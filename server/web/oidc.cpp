@@ -1,6 +1,8 @@
 // server/web/oidc.cpp — the OpenID Connect relying party (see oidc.hpp).
 #include "server/web/oidc.hpp"
 
+#include "lib/openssl_ptr.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -261,27 +263,14 @@ HttpResult http_call(const Settings& s, const std::string& url, const std::strin
 
 // --- keys -------------------------------------------------------------------------------
 
-struct PkeyFree {
-    void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
-};
-struct PkeyCtxFree {
-    void operator()(EVP_PKEY_CTX* c) const noexcept { EVP_PKEY_CTX_free(c); }
-};
-struct MdCtxFree {
-    void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
-};
-struct BnFree {
-    void operator()(BIGNUM* b) const noexcept { BN_free(b); }
-};
-struct ParamBldFree {
-    void operator()(OSSL_PARAM_BLD* b) const noexcept { OSSL_PARAM_BLD_free(b); }
-};
-struct ParamFree {
-    void operator()(OSSL_PARAM* p) const noexcept { OSSL_PARAM_free(p); }
-};
-struct EcdsaSigFree {
-    void operator()(ECDSA_SIG* s) const noexcept { ECDSA_SIG_free(s); }
-};
+// One deleter for every OpenSSL type (lib/openssl_ptr.hpp).
+using PkeyFree = ossl::Free;
+using PkeyCtxFree = ossl::Free;
+using MdCtxFree = ossl::Free;
+using BnFree = ossl::Free;
+using ParamBldFree = ossl::Free;
+using ParamFree = ossl::Free;
+using EcdsaSigFree = ossl::Free;
 
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
