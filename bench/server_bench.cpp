@@ -37,6 +37,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -369,6 +370,20 @@ struct ProcSample {
     long cpu_ticks = 0; // utime + stime
 };
 
+// This process's CPU time so far (user + system), seconds.
+double own_cpu_seconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const auto secs = [](const timeval& tv) {
+        return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+    };
+    return secs(usage.ru_utime) + secs(usage.ru_stime);
+}
+
+double mib(long kib) {
+    return static_cast<double>(kib) / 1024.0;
+}
+
 ProcSample sample(long pid) {
     ProcSample s;
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -391,6 +406,7 @@ ProcSample sample(long pid) {
 
 int park(const Options& o) {
     if (o.server_pid <= 0) die("park needs --server-pid");
+    const long hz = sysconf(_SC_CLK_TCK);
     const ProcSample before = sample(o.server_pid);
     double rate = 0;
     const std::vector<std::string> ids = file_requests(o, o.count, o.concurrency, &rate);
@@ -422,6 +438,8 @@ int park(const Options& o) {
         for (std::size_t i = 0; i < added; ++i) sent += polls[i]->sent ? 1 : 0;
     }
     const double park_s = seconds_since(begin);
+    const ProcSample parked = sample(o.server_pid);
+    const double own_cpu_s = own_cpu_seconds();
     // Let the last requests reach the handler and park.
     const Clock::time_point settle = Clock::now() + std::chrono::seconds(2);
     while (Clock::now() < settle)
@@ -442,13 +460,15 @@ int park(const Options& o) {
         }
     const double window_s = seconds_since(window_start);
     const ProcSample end = sample(o.server_pid);
-    const long hz = sysconf(_SC_CLK_TCK);
     const double cpu_s = static_cast<double>(end.cpu_ticks - start.cpu_ticks) / static_cast<double>(hz);
-    std::printf("RESULT polls=%zu park_s=%.1f answered_before_window=%ld answered_in_window=%ld\n", polls.size(),
-                park_s, answered_early, answered_in_window);
+    std::printf("RESULT polls=%zu park_s=%.1f server_cpu_parking_s=%.1f bench_cpu_total_s=%.1f "
+                "answered_before_window=%ld answered_in_window=%ld\n",
+                polls.size(), park_s,
+                static_cast<double>(parked.cpu_ticks - after_filing.cpu_ticks) / static_cast<double>(hz), own_cpu_s,
+                answered_early, answered_in_window);
     std::printf("RESULT rss_start_mib=%.1f rss_after_filing_mib=%.1f rss_parked_mib=%.1f rss_parked_end_mib=%.1f "
                 "per_poll_kib=%.1f\n",
-                before.rss_kib / 1024.0, after_filing.rss_kib / 1024.0, start.rss_kib / 1024.0, end.rss_kib / 1024.0,
+                mib(before.rss_kib), mib(after_filing.rss_kib), mib(start.rss_kib), mib(end.rss_kib),
                 static_cast<double>(start.rss_kib - after_filing.rss_kib) / static_cast<double>(polls.size()));
     std::printf("RESULT idle_window_s=%.1f cpu_s=%.3f cpu_percent=%.2f\n", window_s, cpu_s, 100.0 * cpu_s / window_s);
     return 0;

@@ -9,18 +9,30 @@
 # Needs root (config and key files must be root-owned, PostgreSQL runs as `postgres`) and the
 # packages of scripts/install-deps.sh. Not run by the tests. Each figure is printed with the
 # machine's load average at the time.
-# Usage: bench/server_bench.sh [--quick]   (--quick: smaller counts, a 10 s idle window)
+# Usage: bench/server_bench.sh [--quick] [--nodelay] [park] [sqlite] [pg]
+#   --quick    smaller counts and a 10 s idle window
+#   --nodelay  a diagnosis, not the product: runs every server with LD_PRELOAD=tcp_nodelay.so
+#              (TCP_NODELAY on each accepted connection), to tell Nagle's share of a latency
+#   park / sqlite / pg   only these parts (default: all): 1; 2 and 3 on SQLite; 2, 3 and 4 on PostgreSQL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-quick="${1:-}"
 build="${JITGATE_BENCH_BUILD:-$root/build-bench}"
 
-polls=10000 idle=30 latency_n=250 rate_n=2000
-if [ "$quick" = "--quick" ]; then polls=1000 idle=10 latency_n=50 rate_n=300; fi
+polls=10000 idle=30 latency_n=250 rate_n=2000 preload="" parts=()
+for arg in "$@"; do
+    case "$arg" in
+    --quick) polls=1000 idle=10 latency_n=50 rate_n=300 ;;
+    --nodelay) preload="$build/bench/tcp_nodelay.so" ;;
+    park | sqlite | pg) parts+=("$arg") ;;
+    *) echo "usage: server_bench.sh [--quick] [--nodelay] [park] [sqlite] [pg]" >&2; exit 2 ;;
+    esac
+done
+[ ${#parts[@]} -gt 0 ] || parts=(park sqlite pg)
+want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DJITGATE_BUILD_BENCH=ON -DJITGATE_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target jitgate-server server_bench >/dev/null
+cmake --build "$build" -j"$(nproc)" --target jitgate-server server_bench tcp_nodelay >/dev/null
 server_bin="$build/server/jitgate-server"
 bench_bin="$build/bench/server_bench"
 
@@ -100,7 +112,7 @@ audit:
 YAML
     chmod 0644 "$T/$name.yaml"
     "$server_bin" --config "$T/$name.yaml" migrate >>"$T/$name.log" 2>&1 || { cat "$T/$name.log" >&2; exit 1; }
-    "$server_bin" --config "$T/$name.yaml" serve --ports-file "$T/$name.ports" >>"$T/$name.log" 2>&1 &
+    LD_PRELOAD="$preload" "$server_bin" --config "$T/$name.yaml" serve --ports-file "$T/$name.ports" >>"$T/$name.log" 2>&1 &
     PID=$!
     pids+=("$PID")
     local i
@@ -124,14 +136,17 @@ run() { # run LABEL ARGS...: one measurement, with the load next to it
     echo "   after: $(load)"
 }
 
-echo "== machine: $(nproc) cores, $(free -m | awk '/Mem:/ {print $2}') MiB, kernel $(uname -r), $(df -T "$T" | awk 'NR==2 {print $2}') on $T"
+echo "== machine: $(nproc) cores, $(free -m | awk '/Mem:/ {print $2}') MiB, kernel $(uname -r), $(df -T "$T" | awk 'NR==2 {print $2}') on $T; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${preload:+; servers with TCP_NODELAY (diagnosis)}"
 
 # --- SQLite ---
+if want park; then
 start_server park "$T/park.db"
 run "1. $polls parked long polls, one process, SQLite (idle ${idle}s)" park --hosts-url "$HOSTS_URL" \
     --count "$polls" --concurrency 32 --idle "$idle" --server-pid "$PID"
 stop_server "$PID"
+fi
 
+if want sqlite; then
 start_server sqlite "$T/sqlite.db"
 for c in 8 32; do
     run "3. filing rate, SQLite, $c keep-alive connections" rate --hosts-url "$HOSTS_URL" --count "$rate_n" --concurrency "$c"
@@ -139,8 +154,10 @@ done
 run "2. approve -> grant on the parked poll, SQLite" latency --hosts-url "$HOSTS_URL" --web-url "$WEB_URL" \
     --sqlite "$T/sqlite.db" --count "$latency_n"
 stop_server "$PID"
+fi
 
 # --- PostgreSQL 15 (scratch, fsync on) ---
+want pg || exit 0
 pg_dir="$T/pg"
 conninfo="$(bash "$root/tests/support/pg_scratch.sh" start "$pg_dir")"
 start_server pg-a "$conninfo"
