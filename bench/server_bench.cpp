@@ -7,7 +7,8 @@
 // figure is never made of errors).
 //
 // Modes (each prints `RESULT key=value ...` lines):
-//   rate     files --count requests with --concurrency keep-alive connections; requests/s.
+//   rate     files --count requests with --concurrency keep-alive connections; requests/s (and,
+//            with --server-pid, the server's CPU per filing).
 //   park     files --count requests, parks one long poll (GET ?wait=60) per request, each on
 //            its own connection, then samples --server-pid's VmRSS and CPU (utime+stime) over
 //            --idle seconds while nothing moves.
@@ -219,6 +220,10 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
     return size * n;
 }
 
+// Requests whose headers went out, over every transfer (a counter, so that waiting for 10,000
+// polls to be sent is not a scan of 10,000 transfers per loop turn).
+std::size_t g_requests_sent = 0;
+
 // CURLINFO_HEADER_OUT: the request left; for a long poll, the server parks it soon after.
 int on_debug(CURL*, curl_infotype type, char*, size_t, void* user) {
     if (type == CURLINFO_HEADER_OUT) {
@@ -226,6 +231,7 @@ int on_debug(CURL*, curl_infotype type, char*, size_t, void* user) {
         if (!t->sent) {
             t->sent = true;
             t->sent_at = Clock::now();
+            ++g_requests_sent;
         }
     }
     return 0;
@@ -425,17 +431,17 @@ int park(const Options& o) {
         as_host(*polls.back(), o, o.hosts_url + "/v1/requests/" + id + "?wait=60");
     }
     const Clock::time_point begin = Clock::now();
-    std::size_t added = 0, sent = 0;
-    long answered_early = 0;
-    while (sent < polls.size()) {
-        while (added < polls.size() && added - sent < k_ramp) multi.add(*polls[added++]);
+    std::size_t added = 0;
+    long answered_early = 0; // polls answered (pending, after their 60 s) and sent again
+    const std::size_t sent_before = g_requests_sent;
+    const auto first_sends = [&]() { return g_requests_sent - sent_before - static_cast<std::size_t>(answered_early); };
+    while (first_sends() < polls.size()) {
+        while (added < polls.size() && added < first_sends() + k_ramp) multi.add(*polls[added++]);
         for (Transfer* t : multi.step(20)) {
             expect(*t, 200, "GET (parking)");
-            ++answered_early; // a poll should not answer before its 60 s
+            ++answered_early;
             multi.add(*t);
         }
-        sent = 0;
-        for (std::size_t i = 0; i < added; ++i) sent += polls[i]->sent ? 1 : 0;
     }
     const double park_s = seconds_since(begin);
     const ProcSample parked = sample(o.server_pid);
@@ -556,9 +562,17 @@ int latency(const Options& o) {
 }
 
 int rate(const Options& o) {
+    const ProcSample before = o.server_pid > 0 ? sample(o.server_pid) : ProcSample{};
     double per_s = 0;
     file_requests(o, o.count, o.concurrency, &per_s);
-    std::printf("RESULT filed=%d concurrency=%d rate_per_s=%.0f\n", o.count, o.concurrency, per_s);
+    std::printf("RESULT filed=%d concurrency=%d rate_per_s=%.0f", o.count, o.concurrency, per_s);
+    if (o.server_pid > 0) {
+        const ProcSample after = sample(o.server_pid);
+        const double cpu_ms = 1000.0 * static_cast<double>(after.cpu_ticks - before.cpu_ticks) /
+                              static_cast<double>(sysconf(_SC_CLK_TCK));
+        std::printf(" server_cpu_ms_per_request=%.2f", cpu_ms / o.count);
+    }
+    std::printf("\n");
     return 0;
 }
 
@@ -566,6 +580,7 @@ int rate(const Options& o) {
 
 int main(int argc, char** argv) {
     try {
+        std::setvbuf(stdout, nullptr, _IOLBF, 0); // each RESULT line as it is measured
         const Options o = parse(argc, argv);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) die("curl_global_init failed");
         if (o.mode == "rate") return rate(o);

@@ -149,7 +149,8 @@ fi
 if want sqlite; then
 start_server sqlite "$T/sqlite.db"
 for c in 8 32; do
-    run "3. filing rate, SQLite, $c keep-alive connections" rate --hosts-url "$HOSTS_URL" --count "$rate_n" --concurrency "$c"
+    run "3. filing rate, SQLite, $c keep-alive connections" rate --hosts-url "$HOSTS_URL" --count "$rate_n" --concurrency "$c" \
+        --server-pid "$PID"
 done
 run "2. approve -> grant on the parked poll, SQLite" latency --hosts-url "$HOSTS_URL" --web-url "$WEB_URL" \
     --sqlite "$T/sqlite.db" --count "$latency_n"
@@ -163,7 +164,8 @@ conninfo="$(bash "$root/tests/support/pg_scratch.sh" start "$pg_dir")"
 start_server pg-a "$conninfo"
 pid_a=$PID hosts_a=$HOSTS_URL web_a=$WEB_URL
 for c in 8 32; do
-    run "3. filing rate, PostgreSQL, $c keep-alive connections" rate --hosts-url "$hosts_a" --count "$rate_n" --concurrency "$c"
+    run "3. filing rate, PostgreSQL, $c keep-alive connections" rate --hosts-url "$hosts_a" --count "$rate_n" --concurrency "$c" \
+        --server-pid "$pid_a"
 done
 run "2. approve -> grant on the parked poll, PostgreSQL" latency --hosts-url "$hosts_a" --web-url "$web_a" \
     --postgres "$conninfo" --count "$latency_n"
