@@ -116,7 +116,7 @@ YAML
     PID=$!
     pids+=("$PID")
     local i
-    for i in $(seq 1 200); do
+    for _ in $(seq 1 200); do
         [ -s "$T/$name.ports" ] && break
         kill -0 "$PID" 2>/dev/null || { cat "$T/$name.log" >&2; exit 1; }
         sleep 0.05
