@@ -115,7 +115,6 @@ YAML
     LD_PRELOAD="$preload" "$server_bin" --config "$T/$name.yaml" serve --ports-file "$T/$name.ports" >>"$T/$name.log" 2>&1 &
     PID=$!
     pids+=("$PID")
-    local i
     for _ in $(seq 1 200); do
         [ -s "$T/$name.ports" ] && break
         kill -0 "$PID" 2>/dev/null || { cat "$T/$name.log" >&2; exit 1; }
