@@ -52,6 +52,18 @@ void usage(std::FILE* out) {
                  k_default_config);
 }
 
+// The web UI's sign-in when the config has no `oidc` section: every attempt is refused.
+class NoSignIn final : public jitgate::server::web::SignIn {
+public:
+    std::pair<std::string, jitgate::server::store::LoginState> begin(const std::string&) override {
+        throw jitgate::Error(jitgate::ErrorCode::bad_input, "sign-in",
+                             "no identity provider is configured (the `oidc` section of the server's config)");
+    }
+    jitgate::server::web::Identity complete(const std::string&, const jitgate::server::store::LoginState&) override {
+        throw jitgate::Error(jitgate::ErrorCode::bad_input, "sign-in", "no identity provider is configured");
+    }
+};
+
 int g_signal_pipe[2] = {-1, -1};
 
 extern "C" void on_signal(int) {
@@ -192,9 +204,15 @@ int serve(const std::string& path, const std::string& ports_file) {
 
     std::string public_url = config->server.public_url;
     while (!public_url.empty() && public_url.back() == '/') public_url.pop_back();
-    server::web::OidcSignIn sign_in(server::web::oidc::settings_from_config(
-        config->oidc, read_secret(config->oidc.client_secret_file), public_url + "/oidc/callback"));
-    server::web::WebUi web(*config, service, *store, sign_in);
+    // Without an `oidc` section nobody can sign in to the web UI (hosts are still served, and
+    // requests expire): a server being set up, or one whose approvers all use another path.
+    std::unique_ptr<server::web::SignIn> sign_in;
+    if (config->oidc.issuer.empty())
+        sign_in = std::make_unique<NoSignIn>();
+    else
+        sign_in = std::make_unique<server::web::OidcSignIn>(server::web::oidc::settings_from_config(
+            config->oidc, read_secret(config->oidc.client_secret_file), public_url + "/oidc/callback"));
+    server::web::WebUi web(*config, service, *store, *sign_in);
     // The IdP calls of sign-ins leave the loop thread (a slow IdP must not stall the hosts).
     web.offload_sign_in([&loop](std::function<void()> work) { loop.post(std::move(work)); });
 

@@ -21,6 +21,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cctype>
@@ -411,6 +412,12 @@ Listener::Listener(EventLoop& loop, const std::string& address, std::uint16_t po
         evhttp_free(impl.http);
         throw Error(ErrorCode::internal, where, "cannot listen: " + std::system_category().message(error));
     }
+    // No Nagle: an answer is one small write that must leave at once (a parked poll's grant,
+    // a status); with Nagle and the peer's delayed ACK each took ~40 ms more (docs/PERFORMANCE.md).
+    // Linux gives accepted sockets the listener's TCP_NODELAY.
+    const int one = 1;
+    if (setsockopt(evconnlistener_get_fd(listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        detail::log("cannot set TCP_NODELAY on the listening socket; answers may wait for the peer's ACK");
     if (evhttp_bind_listener(impl.http, listener) == nullptr) {
         evconnlistener_free(listener);
         evhttp_free(impl.http);
