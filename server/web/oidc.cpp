@@ -2,6 +2,7 @@
 #include "server/web/oidc.hpp"
 
 #include "lib/openssl_ptr.hpp"
+#include "lib/strict_json.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -129,27 +130,12 @@ bool check_url(const std::string& url, bool allow_http_loopback, const std::stri
     return http;
 }
 
-// Parses a JSON object; a duplicate member is refused (the IdP and we must not read different
-// values). `code` is the error code for a refusal.
+// Parses a JSON object through lib/strict_json: a duplicate member is refused (the IdP and we
+// must not read different values), nesting is bounded. `code` is the error code for a refusal.
 Json parse_object(std::string_view bytes, const std::string& what, ErrorCode code) {
-    std::vector<std::set<std::string>> seen;
-    std::string duplicate;
-    const Json::parser_callback_t note_keys = [&](int, Json::parse_event_t event, Json& parsed) {
-        if (event == Json::parse_event_t::object_start) {
-            seen.emplace_back();
-        } else if (event == Json::parse_event_t::object_end) {
-            if (!seen.empty()) seen.pop_back();
-        } else if (event == Json::parse_event_t::key && !seen.empty() && parsed.is_string()) {
-            if (!seen.back().insert(parsed.get<std::string>()).second && duplicate.empty())
-                duplicate = parsed.get<std::string>();
-        }
-        return true;
-    };
-    Json j = Json::parse(bytes.begin(), bytes.end(), note_keys, /*allow_exceptions=*/false);
-    if (j.is_discarded()) fail(code, what + " is not JSON");
-    if (!j.is_object()) fail(code, what + " is not a JSON object");
-    if (!duplicate.empty()) fail(code, what + " has a duplicate member " + q(duplicate));
-    return j;
+    strict_json::Parsed parsed = strict_json::parse_object(bytes);
+    if (!parsed.error.empty()) fail(code, what + " " + parsed.error);
+    return std::move(parsed.value);
 }
 
 const Json* member(const Json& obj, const char* name) {
