@@ -33,6 +33,7 @@
 #include "lib/audit_event.hpp"
 #include "lib/config_file.hpp"
 #include "lib/openssl_ptr.hpp"
+#include "lib/strict_json.hpp"
 
 namespace jitgate::grant_token {
 namespace {
@@ -91,27 +92,13 @@ std::string decode_part(std::string_view part, const char* what) {
     return bytes;
 }
 
-// Parses a JSON object. SECURITY NOTE: a duplicate member is refused (RFC 7515 §5.2 allows
-// that) rather than letting "the last one wins" differ between signer and verifier.
+// Parses a JSON object through lib/strict_json. SECURITY NOTE: a duplicate member is refused
+// (RFC 7515 §5.2 allows that) rather than letting "the last one wins" differ between signer
+// and verifier; nesting is bounded.
 Json parse_object(const std::string& bytes, const char* what) {
-    std::vector<std::set<std::string>> seen;
-    std::string duplicate;
-    const Json::parser_callback_t note_keys = [&](int, Json::parse_event_t event, Json& parsed) {
-        if (event == Json::parse_event_t::object_start) {
-            seen.emplace_back();
-        } else if (event == Json::parse_event_t::object_end) {
-            if (!seen.empty()) seen.pop_back();
-        } else if (event == Json::parse_event_t::key && !seen.empty() && parsed.is_string()) {
-            if (!seen.back().insert(parsed.get<std::string>()).second && duplicate.empty())
-                duplicate = parsed.get<std::string>();
-        }
-        return true;
-    };
-    Json j = Json::parse(bytes, note_keys, /*allow_exceptions=*/false);
-    if (j.is_discarded()) reject(std::string(what) + " is not JSON");
-    if (!j.is_object()) reject(std::string(what) + " is not a JSON object");
-    if (!duplicate.empty()) reject(std::string(what) + " has a duplicate member " + shown(duplicate));
-    return j;
+    strict_json::Parsed parsed = strict_json::parse_object(bytes);
+    if (!parsed.error.empty()) reject(std::string(what) + " " + parsed.error);
+    return std::move(parsed.value);
 }
 
 const Json* member(const Json& obj, const char* name) {

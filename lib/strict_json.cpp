@@ -8,6 +8,19 @@
 
 namespace jitgate::strict_json {
 
+namespace {
+
+// The duplicate name cut to 64 bytes (at a UTF-8 boundary), escaped, in quotes, with the cut
+// marker after the quote when it was cut.
+std::string duplicate_message(const std::string& name) {
+    const std::string_view kept = text::utf8_prefix(name, 64);
+    std::string out = "has a duplicate member \"" + text::escape_for_log(kept) + "\"";
+    if (kept.size() < name.size()) out += text::k_cut_marker;
+    return out;
+}
+
+} // namespace
+
 Parsed parse(std::string_view text) {
     using Json = nlohmann::json;
     std::vector<std::set<std::string>> seen; // the keys of each open object
@@ -31,8 +44,7 @@ Parsed parse(std::string_view text) {
         case Json::parse_event_t::key:
             if (!seen.empty() && parsed.is_string() && !seen.back().insert(parsed.get<std::string>()).second &&
                 problem.empty())
-                problem = "has a duplicate member \"" +
-                          text::escape_for_log(text::utf8_prefix(parsed.get<std::string>(), 64)) + "\"";
+                problem = duplicate_message(parsed.get<std::string>());
             break;
         case Json::parse_event_t::value:
             break;
