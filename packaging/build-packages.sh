@@ -71,9 +71,9 @@ mkdir -p "$out"
 # Without that hand-over each recipe compiles the source itself, as a buildd or mock would; the
 # two are the same configure options (tests off, warnings not errors) and the same install step.
 # The flags are the distribution's: dpkg-buildflags with hardening=+all on a Debian builder,
-# rpm's %{build_cxxflags} elsewhere. jitgate-server is not packaged yet, so it is not built.
-# TODO(packaging): when the jitgate-server package is added, drop -DJITGATE_BUILD_SERVER=OFF
-# here and in both recipes, and list the server's files in its own binary package.
+# rpm's %{build_cxxflags} elsewhere. jitgate-server has no package of its own yet (issue 13
+# stays open for it), so the packages are built with -DJITGATE_BUILD_SERVER=OFF here and in
+# both recipes; its package will turn that on and take the install component "server".
 built="$work/build"
 compile_product() {
     (
