@@ -150,6 +150,14 @@ int serve(const std::string& path, const std::string& ports_file) {
     }
     const server::service::KeySet keys = server::service::KeySet::load(config->signing);
     std::unique_ptr<server::store::Store> store = open_store(*config);
+    // SQLite: the write-ahead log is copied back on a thread of its own, never inside a commit
+    // on the event loop (store.hpp).
+    std::unique_ptr<server::store::SqliteCheckpointer> checkpointer;
+    if (config->database.postgres.empty())
+        checkpointer =
+            std::make_unique<server::store::SqliteCheckpointer>(config->database.sqlite, [](const std::string& what) {
+                std::fprintf(stderr, "jitgate-server: %s\n", what.c_str());
+            });
 
     if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
         throw jitgate::Error(jitgate::ErrorCode::internal, "signals", std::strerror(errno));

@@ -57,6 +57,9 @@ Db::Db(const std::string& path, bool create) : m_path(path) {
         Query journal(*this, "PRAGMA journal_mode=WAL");
         if (!journal.step() || journal.text(0) != "wal") fail("cannot switch to WAL journal mode");
         exec("PRAGMA synchronous=FULL");
+        // The log is copied back by SqliteCheckpointer's thread; a connection does it on its
+        // own only past this many pages (store.hpp).
+        exec("PRAGMA wal_autocheckpoint=10000");
         exec("PRAGMA foreign_keys=ON");
     } catch (...) {
         for (auto& [sql, stmt] : m_statements) sqlite3_finalize(stmt);

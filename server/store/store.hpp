@@ -19,6 +19,7 @@
 // failure, or one during COMMIT (outcome unknown), is an Error(io).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -228,5 +229,31 @@ std::unique_ptr<Store> open_postgres(const std::string& conninfo);
 // migrate_sqlite creates a missing file with mode 0600. A newer schema: Error(bad_input).
 int migrate_sqlite(const std::string& path);
 int migrate_postgres(const std::string& conninfo);
+
+// SQLite only: copies the write-ahead log back into the database file on a thread of its own,
+// with a connection of its own, every `every` (PRAGMA wal_checkpoint(PASSIVE): it neither waits
+// for nor blocks a reader or the writer). Every connection this program opens leaves that work
+// to it and checkpoints by itself only once the log passes 10,000 pages (~40 MiB), should this
+// thread fall behind or not run (the CLI, the tests). Without it, the commit that pushed the
+// log past SQLite's default 1,000 pages copied the log on the event loop, with an fsync of the
+// database file, and every approval waiting behind it paid for it (docs/PERFORMANCE.md).
+// A failed checkpoint is reported through `report` and tried again next time: the log only grows
+// meanwhile, nothing is lost. The destructor stops and joins the thread.
+class SqliteCheckpointer {
+public:
+    using Report = std::function<void(const std::string&)>;
+    SqliteCheckpointer(std::string path, Report report, std::chrono::milliseconds every = std::chrono::seconds(1));
+    ~SqliteCheckpointer();
+    SqliteCheckpointer(const SqliteCheckpointer&) = delete;
+    SqliteCheckpointer& operator=(const SqliteCheckpointer&) = delete;
+
+    // Checkpoints done so far (for tests): each a PASSIVE checkpoint that copied every frame of
+    // the log present when it started.
+    std::uint64_t completed() const;
+
+private:
+    struct State;
+    std::unique_ptr<State> m_state;
+};
 
 } // namespace jitgate::server::store

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <libpq-fe.h>
+#include <mutex>
 #include <poll.h>
 #include <sqlite3.h>
 #include <thread>
@@ -692,6 +693,82 @@ TEST(StoreSchema, sqlite_file_is_private_and_has_no_wake_fd) {
     auto store = db.open();
     EXPECT_EQ(store->wake_fd(), -1);
     EXPECT_TRUE(store->take_wakeups().empty());
+}
+
+// Frames in the database's write-ahead log and frames copied back, as PRAGMA
+// wal_checkpoint(PASSIVE) reports them from a connection of the test's own (which copies too).
+std::pair<int, int> checkpoint_from_outside(const std::string& path) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &stmt, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    const std::pair<int, int> frames{sqlite3_column_int(stmt, 1), sqlite3_column_int(stmt, 2)};
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return frames;
+}
+
+// Commits enough events to pass SQLite's default auto-checkpoint (1,000 pages of log).
+void write_many_events(Store& store, int count) {
+    Event e;
+    e.type = "test.filler";
+    e.actor = "server";
+    e.detail = "{\"filler\":\"" + std::string(3000, 'x') + "\"}"; // about a page each
+    for (int i = 0; i < count; ++i) {
+        e.at = i;
+        store.record(e);
+    }
+}
+
+TEST(StoreSchema, sqlite_commits_leave_the_log_to_the_checkpointer) {
+    Database db(Backend::sqlite);
+    db.migrate();
+    auto store = db.open();
+    write_many_events(*store, 1200);
+    // No commit copied the log back (SQLite's default would have at 1,000 pages): the whole of
+    // it is still there for the first checkpoint, which is the test's own here.
+    const auto [frames, copied] = checkpoint_from_outside(db.path());
+    EXPECT_GT(frames, 1200);
+    EXPECT_EQ(copied, frames);
+}
+
+TEST(StoreSchema, sqlite_checkpointer_copies_the_log_back_off_the_writers_thread) {
+    Database db(Backend::sqlite);
+    db.migrate();
+    auto store = db.open();
+    const auto size_before = fs::file_size(db.path());
+    std::vector<std::string> reports;
+    SqliteCheckpointer checkpointer(
+        db.path(), [&](const std::string& what) { reports.push_back(what); }, std::chrono::milliseconds(10));
+    write_many_events(*store, 300);
+    for (int i = 0; i < 500 && checkpointer.completed() == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GE(checkpointer.completed(), 1U);
+    EXPECT_GT(fs::file_size(db.path()), size_before + 300 * 3000); // the events are in the main file
+    EXPECT_TRUE(reports.empty());
+}
+
+TEST(StoreSchema, sqlite_checkpointer_reports_a_missing_database_once_and_keeps_trying) {
+    const fs::path dir = fs::temp_directory_path() / ("jitgate-ckpt-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::mutex mutex;
+    std::vector<std::string> reports;
+    {
+        SqliteCheckpointer checkpointer((dir / "missing.db").string(),
+                                        [&](const std::string& what) {
+                                            std::lock_guard lock(mutex);
+                                            reports.push_back(what);
+                                        },
+                                        std::chrono::milliseconds(5));
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        EXPECT_EQ(checkpointer.completed(), 0U);
+    }
+    fs::remove_all(dir);
+    ASSERT_EQ(reports.size(), 1U);
+    EXPECT_NE(reports[0].find("WAL checkpoint failed"), std::string::npos) << reports[0];
+    EXPECT_NE(reports[0].find("missing.db"), std::string::npos) << reports[0];
 }
 
 // --- PostgreSQL only ---
