@@ -232,6 +232,52 @@ JSON
     sudo_wait
 }
 
+# file_as_fin_db_01 ID: POSTs a request for fin-db-01 with its certificate, as jitgated would;
+# the body goes to $T/file.json, the HTTP status to stdout.
+file_as_fin_db_01() {
+    curl -sS -o "$T/file.json" -w '%{http_code}' --cacert "$T/pki/ca.pem" \
+        --cert "$T/pki/host-fin-db-01.pem" --key "$T/pki/host-fin-db-01.key" \
+        -H 'Content-Type: application/json' --data-binary @- \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests" <<JSON
+{"protocol":1,"id":"$1","nonce":"q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o","host":"fin-db-01",
+ "host_environment":"production","host_tags":["finance"],
+ "requester":{"user":"mallory","uid":2005},"account":{"user":"mallory","uid":2005},
+ "kind":"sudo","scope":"session","action":{"command":"","argv":[],"display":"","runas":"root","runas_group":"root",
+ "cwd":"/","chroot":"","program":"","env":[],"env_code_loading":[],"tty":"","service":"","remote_host":"","cmd_sha256":""},
+ "reason":"","ticket":"","rule":"x","approvals_needed":1,"approver_groups":[],"ttl_s":60,"timeout_s":600}
+JSON
+}
+
+# A host holds at most hosts.max_pending_per_host pending requests: one more is 429
+# too_many_pending (audited by the server), a retry of a filed one is still 200, nothing filed
+# is lost, and jitgated denies a request that meets the full queue at once, saying why.
+case_pending_cap_per_host() {
+    SERVER_HOSTS_EXTRA="  max_pending_per_host: 2"
+    start
+    approver_sign_in bob
+    expect_eq "$(file_as_fin_db_01 R-CAP001)" 201 "the first filing"
+    expect_eq "$(file_as_fin_db_01 R-CAP002)" 201 "the second filing"
+    expect_eq "$(file_as_fin_db_01 R-CAP003)" 429 "a third filing beyond max_pending_per_host: 2"
+    expect_contains "$(cat "$T/file.json")" '"code":"too_many_pending"'
+    expect_contains "$(cat "$T/file.json")" 'already has 2 pending requests'
+    expect_eq "$(file_as_fin_db_01 R-CAP002)" 200 "a retry of a filed request is not a new one"
+    local refused
+    refused="$(sqlite3 "$T/srv.db" "select actor from events where type='request.refused' and request_id='R-CAP003'")"
+    expect_eq "$refused" "host:fin-db-01" "the refusal in the server's audit"
+    # jitgated meets the full queue: denied at once (one try, not retried), with the reason
+    sudo_bg alice -- /usr/bin/whoami
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status with the host's queue full"
+    expect_contains "$(cat "$T/err")" "already has 2 pending requests"
+    expect_not_contains "$(cat "$T/err")" "tries"
+    expect_journal access.denied "HTTP 429"
+    # nothing already filed was lost, and a decision frees a place
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from requests where host='fin-db-01' and status='pending'")" 2 \
+        "pending requests after the refusals"
+    approver_act bob deny fin-db-01 R-CAP001 "making room" >/dev/null
+    expect_eq "$(file_as_fin_db_01 R-CAP003)" 201 "a filing once a place is free"
+    all_settled
+}
+
 case_server_restart_keeps_requests() {
     start
     approver_sign_in bob
