@@ -319,8 +319,9 @@ struct Listener::Impl {
         auto* self = static_cast<Impl*>(arg);
         try {
             if (self->count->open >= self->count->max) {
-                detail::log("connection refused: " + std::to_string(self->count->open) +
-                            " connections open, the limit");
+                detail::log_refusal(self->name + " global", "connection to the " + self->name + " listener refused: " +
+                                                                std::to_string(self->count->open) +
+                                                                " connections open, the limit");
                 return refusal(base);
             }
             SSL* ssl = SSL_new(self->ctx.get());

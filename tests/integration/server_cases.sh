@@ -269,7 +269,8 @@ case_pending_cap_per_host() {
     sudo_wait; expect_eq "$RC" 1 "sudo exit status with the host's queue full"
     expect_contains "$(cat "$T/err")" "already has 2 pending requests"
     expect_not_contains "$(cat "$T/err")" "tries"
-    expect_journal access.denied "HTTP 429"
+    expect_journal access.denied '"outcome":"error"'
+    expect_journal access.denied 'already has 2 pending requests'
     # nothing already filed was lost, and a decision frees a place
     expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from requests where host='fin-db-01' and status='pending'")" 2 \
         "pending requests after the refusals"
