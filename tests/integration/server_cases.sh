@@ -279,6 +279,44 @@ case_pending_cap_per_host() {
     all_settled
 }
 
+# hosts.client_crl: the CA's CRL (openssl ca, make_pki.sh) revokes a host certificate; its TLS
+# handshake is refused and logged, fin-db-01's is served, and sudo through jitgated still works.
+# A missing or expired CRL stops check-config and serve (fail closed).
+case_revoked_host_refused() {
+    ns_setup
+    SERVER_HOSTS_EXTRA="  client_crl: $T/pki/ca.crl"
+    start_in_namespace
+    approver_sign_in bob
+    if curl -sS -o /dev/null --cacert "$T/pki/ca.pem" --cert "$T/pki/revoked-client.pem" \
+        --key "$T/pki/revoked-client.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/R-AAAA01?wait=0" 2>/dev/null; then
+        ns_die "a revoked host certificate was served"
+    fi
+    expect_contains "$(cat "$T/srv.log")" "client certificate refused from 127.0.0.1: CN=revokedhost serial [0-9A-F]+ at chain depth 0: certificate revoked"
+    expect_eq "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem" \
+        --key "$T/pki/host-fin-db-01.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/R-AAAA01?wait=0")" 404 \
+        "a good host certificate with the CRL on (an unknown request)"
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo through a server that checks the CRL"
+    # fail closed: a missing CRL, then an expired one
+    sed "s|client_crl: .*|client_crl: $T/pki/missing.crl|" "$T/srv.yaml" >"$T/bad.yaml"
+    local out
+    if out="$("$SERVER_BIN" --config "$T/bad.yaml" check-config 2>&1)"; then ns_die "check-config took a missing CRL"; fi
+    expect_contains "$out" "hosts.client_crl: $T/pki/missing.crl: cannot read it"
+    (cd "$T/pki" && printf '[ca]\ndefault_ca=c\n[c]\ndatabase=ca.db/index.txt\ncrlnumber=ca.db/crlnumber\ncertificate=ca.pem\nprivate_key=ca.key\ndefault_md=sha256\n' >crl.cnf &&
+        openssl ca -config crl.cnf -gencrl -crlsec 1 -out expired.crl 2>/dev/null && chmod 0644 expired.crl) ||
+        ns_die "cannot make an expired CRL"
+    sleep 2
+    sed "s|client_crl: .*|client_crl: $T/pki/expired.crl|" "$T/srv.yaml" >"$T/bad.yaml"
+    if out="$("$SERVER_BIN" --config "$T/bad.yaml" check-config 2>&1)"; then ns_die "check-config took an expired CRL"; fi
+    expect_contains "$out" "expired.crl.*has expired"
+    sed -i "s|^  listen: 127.0.0.1:[0-9]*$|  listen: 127.0.0.1:0|" "$T/bad.yaml"
+    if out="$(timeout 20 "$SERVER_BIN" --config "$T/bad.yaml" serve 2>&1)"; then ns_die "serve started with an expired CRL"; fi
+    expect_contains "$out" "expired.crl.*has expired"
+    all_settled
+}
+
 case_server_restart_keeps_requests() {
     start
     approver_sign_in bob
