@@ -11,6 +11,7 @@
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
 #include "server/config/config.hpp"
+#include "server/http/http.hpp"
 #include "server/service/keys.hpp"
 
 namespace jitgate::server {
@@ -86,6 +87,10 @@ int check_config_command(const std::vector<std::string>& args, std::FILE* out, s
         // The files are safe; now their content: each private key must be an Ed25519 key.
         try {
             service::KeySet::load(result.config.signing, uid);
+            // The hosts' CRL: parsed, from a CA of client_ca, and not stale (serve refuses the same).
+            const auto& hosts = result.config.hosts;
+            if (!hosts.client_crl.empty())
+                http::check_client_crl({hosts.cert, hosts.key, hosts.client_ca, hosts.client_crl});
         } catch (const Error& e) {
             std::fprintf(out, "%s: %s\n", path.c_str(), text::escape_for_log(e.what()).c_str());
             return 1;

@@ -224,13 +224,20 @@ int serve(const std::string& path, const std::string& ports_file) {
     // The IdP calls of sign-ins leave the loop thread (a slow IdP must not stall the hosts).
     web.offload_sign_in([&loop](std::function<void()> work) { loop.post(std::move(work)); });
 
-    server::http::Listener hosts(loop, config->hosts.listen.address, config->hosts.listen.port,
-                                 {config->hosts.cert, config->hosts.key, config->hosts.client_ca}, {},
-                                 [&service](server::http::Request&& r, server::http::Reply&& reply) {
-                                     service.handle_host(std::move(r), std::move(reply));
-                                 });
+    server::http::Limits host_limits;
+    host_limits.max_connections_per_address = static_cast<std::size_t>(config->hosts.max_connections_per_address);
+    server::http::Limits web_limits;
+    web_limits.max_connections_per_address = static_cast<std::size_t>(config->web.max_connections_per_address);
+    // A CRL is read here, once: a new one takes a restart (there is no reload).
+    server::http::Listener hosts(
+        loop, config->hosts.listen.address, config->hosts.listen.port,
+        {config->hosts.cert, config->hosts.key, config->hosts.client_ca, config->hosts.client_crl}, host_limits,
+        [&service](server::http::Request&& r, server::http::Reply&& reply) {
+            service.handle_host(std::move(r), std::move(reply));
+        });
     server::http::Listener browsers(
-        loop, config->web.listen.address, config->web.listen.port, {config->web.cert, config->web.key, ""}, {},
+        loop, config->web.listen.address, config->web.listen.port, {config->web.cert, config->web.key, "", ""},
+        web_limits,
         [&web](server::http::Request&& r, server::http::Reply&& reply) { web.handle(std::move(r), std::move(reply)); });
     if (!ports_file.empty()) write_ports(ports_file, hosts.port(), browsers.port());
 

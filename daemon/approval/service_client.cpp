@@ -433,13 +433,22 @@ void ServiceClient::finish(Transfer* raw, int curl_code) {
     }
     if (http < 200 || http > 299) {
         std::string detail;
+        std::string code;
         const Json j = Json::parse(t->response, nullptr, false);
-        if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("message") &&
-            j["error"]["message"].is_string())
-            detail = ": " + text::shown(j["error"]["message"].get<std::string>(), k_shown_bytes);
+        if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+            const Json& e = j["error"];
+            if (e.contains("message") && e["message"].is_string())
+                detail = ": " + text::shown(e["message"].get<std::string>(), k_shown_bytes);
+            if (e.contains("code") && e["code"].is_string()) code = e["code"].get<std::string>();
+        }
         curl_off_t retry_after = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
-        const bool retryable = http >= 500 || http == 429 || http == 408;
+        // A 429 `too_many_pending` (protocol §4): this host already holds as many pending
+        // requests as the service allows. Retrying within seconds cannot change that, so the
+        // request is denied at once (fail closed) with the service's message; any other 429
+        // (a proxy's rate limit) is retried as §9 says.
+        const bool host_full = http == 429 && code == "too_many_pending";
+        const bool retryable = !host_full && (http >= 500 || http == 429 || http == 408);
         failed_call(r, "approval service answered HTTP " + std::to_string(http) + " to " + t->method_path + detail,
                     static_cast<long>(retry_after), retryable);
         return;

@@ -58,6 +58,9 @@ const SectionSpec k_top_spec{
      {"client_ca", "hosts"},
      {"max_timeout", "hosts"},
      {"max_ttl", "hosts"},
+     {"client_crl", "hosts"},
+     {"max_pending_per_host", "hosts"},
+     {"max_connections_per_address", "hosts or web"},
      {"session_ttl", "web"},
      {"issuer", "oidc"},
      {"client_id", "oidc"},
@@ -69,8 +72,10 @@ const SectionSpec k_top_spec{
      {"active", "signing"},
      {"syslog_facility", "audit"}}};
 const SectionSpec k_server_spec{{"name", "public_url"}, {}};
-const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "max_timeout", "max_ttl"}, {}};
-const SectionSpec k_web_spec{{"listen", "cert", "key", "session_ttl"}, {}};
+const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "client_crl", "max_timeout", "max_ttl",
+                                "max_pending_per_host", "max_connections_per_address"},
+                               {}};
+const SectionSpec k_web_spec{{"listen", "cert", "key", "session_ttl", "max_connections_per_address"}, {}};
 const SectionSpec k_oidc_spec{{"issuer", "client_id", "client_secret_file", "ca_file", "username_claim", "groups_claim",
                                "users", "groups", "scopes"},
                               {}};
@@ -151,6 +156,10 @@ private:
     }
     void set_duration(const Where& where, const Entries& e, std::string_view key, Seconds& field) {
         if (auto v = duration_value(where, find(e, key))) field = *v;
+    }
+    // An integer; its range is checked by validate() (so a Config built in code is checked too).
+    void set_count(const Where& where, const Entries& e, std::string_view key, std::string_view expected, int& field) {
+        if (auto v = integer_value(where, find(e, key), expected)) field = static_cast<int>(*v); // int-sized
     }
     void set_listen(const Where& where, const Entries& e, Listen& field);
 
@@ -237,6 +246,9 @@ void Parser::parse_hosts(const Entries& top, Config::Hosts& hosts) {
     set_string(where, e, "client_ca", hosts.client_ca);
     set_duration(where, e, "max_timeout", hosts.max_timeout);
     set_duration(where, e, "max_ttl", hosts.max_ttl);
+    set_string(where, e, "client_crl", hosts.client_crl);
+    set_count(where, e, "max_pending_per_host", "an integer 1..10000", hosts.max_pending_per_host);
+    set_count(where, e, "max_connections_per_address", "an integer 0..100000", hosts.max_connections_per_address);
 }
 
 void Parser::parse_web(const Entries& top, Config& config) {
@@ -246,6 +258,7 @@ void Parser::parse_web(const Entries& top, Config& config) {
     set_string(where, e, "cert", config.web.cert);
     set_string(where, e, "key", config.web.key);
     set_duration(where, e, "session_ttl", config.web.session_ttl);
+    set_count(where, e, "max_connections_per_address", "an integer 0..100000", config.web.max_connections_per_address);
     // The default sits here, in one place: a server with one certificate for both listeners.
     if (find(e, "cert") == nullptr && find(e, "key") == nullptr) {
         config.web.cert = config.hosts.cert;
@@ -420,6 +433,11 @@ private:
                const std::string& prefix = "") {
         if (!is_https_url(value)) add(path, prefix + name + " must be an https:// URL, got " + shown(value));
     }
+    void range(const std::string& path, int value, int min, int max) {
+        if (value < min || value > max)
+            add(path, path + " must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                          std::to_string(value));
+    }
     void duration(const std::string& path, Seconds value, Seconds max) {
         if (value > max)
             add(path, path + " must be at most " + format_duration(max) + ", got " + format_duration(value));
@@ -465,6 +483,10 @@ void Checker::check_listeners() {
     file("hosts.cert", "hosts.cert", h.cert, true);
     file("hosts.key", "hosts.key", h.key, true);
     file("hosts.client_ca", "hosts.client_ca", h.client_ca, true, "");
+    file("hosts.client_crl", "hosts.client_crl", h.client_crl, false, "");
+    range("hosts.max_pending_per_host", h.max_pending_per_host, 1, 10000);
+    range("hosts.max_connections_per_address", h.max_connections_per_address, 0, 100000);
+    range("web.max_connections_per_address", w.max_connections_per_address, 0, 100000);
     const bool hosts_pair = w.cert == h.cert && w.key == h.key; // the default, checked as hosts.*
     if (!hosts_pair && w.cert.empty() != w.key.empty()) {
         add(w.cert.empty() ? "web.key" : "web.cert",
@@ -651,6 +673,7 @@ std::vector<NamedFile> named_files(const Config& c) {
     add("hosts.cert", "hosts.cert", c.hosts.cert, false);
     add("hosts.key", "hosts.key", c.hosts.key, true);
     add("hosts.client_ca", "hosts.client_ca", c.hosts.client_ca, false);
+    add("hosts.client_crl", "hosts.client_crl", c.hosts.client_crl, false);
     if (c.web.cert != c.hosts.cert) add("web.cert", "web.cert", c.web.cert, false);
     if (c.web.key != c.hosts.key) add("web.key", "web.key", c.web.key, true);
     add("oidc.client_secret_file", "oidc.client_secret_file", c.oidc.client_secret_file, true);

@@ -67,6 +67,14 @@ struct Config {
         std::string client_ca;                      // the CA that issues host certificates (required)
         Seconds max_timeout{std::chrono::hours(1)}; // requests expire after min(timeout_s, this)
         Seconds max_ttl{std::chrono::hours(8)};     // grants last at most min(ttl_s, this)
+        // Optional: PEM CRLs of the hosts' CA(s), checked on every handshake (a revoked host
+        // certificate is refused); read at start-up (a restart loads a new one).
+        std::string client_crl;
+        // Pending requests one host (certificate name) may hold; a filing beyond is 429 (1..10000).
+        int max_pending_per_host = 64;
+        // Open connections from one source address; 0: no limit (the default: a fleet behind one
+        // NAT shares an address; the listener's global limit still holds). 0..100000.
+        int max_connections_per_address = 0;
     } hosts;
 
     struct Web {
@@ -74,6 +82,8 @@ struct Config {
         std::string cert; // both empty in the file: the hosts' cert and key (filled in by parse)
         std::string key;
         Seconds session_ttl{std::chrono::hours(8)};
+        // Open connections from one source address; 0: no limit. 0..100000. A browser opens ~6.
+        int max_connections_per_address = 64;
     } web;
 
     // Optional as a whole (empty issuer: no sign-in); with an issuer, client_id and

@@ -144,7 +144,17 @@ struct TlsSettings {
     std::string cert_file;      // PEM chain, the server's certificate first
     std::string key_file;       // PEM private key (checked like a config file: root-owned, not group/world-readable)
     std::string client_ca_file; // PEM CAs for client certificates; empty: no client certificate asked
+    // PEM CRLs (one or more) of the client CAs; empty: no revocation check. With it, every
+    // certificate of a client's chain is checked (a CA without a CRL here fails the handshake).
+    std::string client_crl_file;
 };
+
+// Reads and checks a CRL file for `tls` (check-config and start-up): one or more PEM CRLs, each
+// issued and signed by a CA of tls.client_ca_file, each within its validity (lastUpdate not in
+// the future, nextUpdate present and not past). Returns how many CRLs it holds. Throws
+// Error(bad_input) naming the file and what is wrong (fail closed: a server with a stale or
+// unreadable CRL does not start). Thread-safe.
+std::size_t check_client_crl(const TlsSettings& tls);
 
 struct Limits {
     std::size_t max_body = 64 * 1024;
@@ -156,6 +166,9 @@ struct Limits {
     std::chrono::seconds write_timeout{30};
     // Open TLS connections of this listener; one more is closed right after accept().
     std::size_t max_connections = 20000;
+    // Open connections from one source address (the exact IPv4 or IPv6 address); one more is
+    // closed right after accept(), before any TLS work. 0: no limit.
+    std::size_t max_connections_per_address = 0;
 };
 
 // A listening HTTPS server. Answers these itself, without calling the handler:
@@ -164,7 +177,10 @@ struct Limits {
 //  - from libevent, without the layer's headers: 413 for a body over the limit, 400 for headers
 //    over the limit or a malformed request (evhttp 2.1 has no 431), 501 for a method other
 //    than GET, POST, HEAD.
-// Refuses a TLS handshake without a valid client certificate when client_ca_file is set.
+// Refuses a TLS handshake without a valid client certificate when client_ca_file is set, or
+// with a revoked one when client_crl_file is set; a refused certificate is logged (stderr and
+// syslog, rate-limited). A connection beyond max_connections_per_address is closed before its
+// handshake and logged likewise.
 // `address` is an IPv4 or IPv6 literal.
 // Throws Error(bad_input) naming the file for an unreadable, unsafe or invalid certificate or
 // key (or for an address that is not an IP literal), and Error(internal) when it cannot bind

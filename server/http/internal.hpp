@@ -21,6 +21,11 @@ namespace jitgate::server::http::detail {
 // One line on stderr ("jitgate-server: http: ..."), escaped; never throws.
 void log(std::string_view message) noexcept;
 
+// A security-relevant line (a refused connection or certificate) on stderr and syslog
+// (LOG_WARNING, the facility of the process's openlog), at most one per `kind` every 10 s: a
+// flood must not flood the logs; the next line says how many were held back. Thread-safe.
+void log_refusal(std::string_view kind, std::string_view message) noexcept;
+
 // Runs `f`; an exception is logged with `where` and swallowed. For every C callback.
 template <class F>
 void guarded(const char* where, F&& f) noexcept {

@@ -12,6 +12,11 @@
 //  3. evhttp 2.1 has no connection limit and treats a NULL from the bufferevent callback as "use
 //     plain TCP". Beyond the limit (or when OpenSSL cannot make a session) the callback returns
 //     a bufferevent that cannot take the socket, and evhttp closes it; never plain HTTP.
+//  4. That callback is not told the peer's address (evhttp 2.1 has no hook that is), so the
+//     per-address limit is checked just after it: the callback queues the new connection and
+//     activates an event that runs in the same pass of the loop, before the socket is first
+//     read; over the limit, the socket is shut down there, so evhttp sees an EOF at once and
+//     frees the connection as for a client that left without a word (no TLS work was done).
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -20,6 +25,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -29,6 +35,8 @@
 #include <cstring>
 #include <mutex>
 #include <system_error>
+#include <unordered_map>
+#include <vector>
 
 #include <jitgate/error.hpp>
 
@@ -39,18 +47,57 @@ namespace jitgate::server::http {
 
 namespace {
 
-// The open TLS connections of one listener. Shared with every connection's SSL object, whose
-// ex_data free callback counts it down: an SSL may be freed after its Listener is gone.
+// The open TLS connections of one listener, in all and per source address. Shared with every
+// connection's SSL object, whose ex_data free callback counts it down: an SSL may be freed
+// after its Listener is gone. Loop thread only.
 struct ConnectionCount {
     std::size_t open = 0;
     std::size_t max = 0;
+    std::size_t max_per_address = 0; // 0: no limit
+    std::unordered_map<std::string, std::size_t> per_address;
+};
+
+// One accepted connection, owned by its SSL's ex_data (so it ends exactly when the SSL does).
+struct Connection {
+    std::shared_ptr<ConnectionCount> count;
+    bufferevent* bev = nullptr; // alive as long as the SSL (which the bufferevent frees)
+    std::string address;        // counted under this address once checked; empty before
+    explicit Connection(std::shared_ptr<ConnectionCount> c) : count(std::move(c)) { ++count->open; }
+    ~Connection() {
+        if (count->open > 0) --count->open;
+        if (address.empty()) return;
+        const auto it = count->per_address.find(address);
+        if (it != count->per_address.end() && --it->second == 0) count->per_address.erase(it);
+    }
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
 };
 
 void count_down(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/, void* /*argp*/) {
-    auto* holder = static_cast<std::shared_ptr<ConnectionCount>*>(ptr);
-    if (holder == nullptr) return;
-    if ((*holder)->open > 0) --(*holder)->open;
-    delete holder;
+    delete static_cast<std::shared_ptr<Connection>*>(ptr);
+}
+
+// The numeric peer address of a connected socket ("192.0.2.7", "2001:db8::1"); an IPv4-mapped
+// IPv6 address is written as the IPv4 one (one client, one key). Empty if unknown.
+std::string peer_address(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (fd < 0 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+    char text[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
+        if (inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text)) == nullptr) return "";
+    } else if (ss.ss_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+            if (inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], text, sizeof(text)) == nullptr) return "";
+        } else if (inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text)) == nullptr) {
+            return "";
+        }
+    } else {
+        return "";
+    }
+    return text;
 }
 
 int connection_index() {
@@ -247,8 +294,18 @@ struct Listener::Impl {
     timeval read_timeout{};
     timeval write_timeout{};
     std::shared_ptr<ConnectionCount> count = std::make_shared<ConnectionCount>();
+    // Trap 4: connections accepted but not yet checked against the per-address limit, and the
+    // event that checks them (activated by on_connection).
+    std::vector<std::weak_ptr<Connection>> unchecked;
+    event* check_event = nullptr;
+    std::string name; // "hosts" or "web", for logs
 
     Impl(EventLoop& l, const Limits& lim, Handler h) : loop(l), limits(lim), handler(std::move(h)) {}
+    ~Impl() {
+        if (check_event != nullptr) event_free(check_event);
+    }
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
 
     // Trap 3: a bufferevent that evhttp cannot give a socket to; it then closes the socket.
     static bufferevent* refusal(event_base* base) noexcept {
@@ -262,25 +319,63 @@ struct Listener::Impl {
         auto* self = static_cast<Impl*>(arg);
         try {
             if (self->count->open >= self->count->max) {
-                detail::log("connection refused: " + std::to_string(self->count->open) +
-                            " connections open, the limit");
+                detail::log_refusal(self->name + " global", "connection to the " + self->name + " listener refused: " +
+                                                                std::to_string(self->count->open) +
+                                                                " connections open, the limit");
                 return refusal(base);
             }
             SSL* ssl = SSL_new(self->ctx.get());
             if (ssl == nullptr) return refusal(base);
-            auto* holder = new std::shared_ptr<ConnectionCount>(self->count);
+            auto* holder = new std::shared_ptr<Connection>(std::make_shared<Connection>(self->count));
+            const std::weak_ptr<Connection> connection = *holder;
             if (SSL_set_ex_data(ssl, connection_index(), holder) != 1) {
                 delete holder;
                 SSL_free(ssl);
                 return refusal(base);
             }
-            ++self->count->open;
             // Frees the SSL (and so counts down) on failure and when the connection ends.
             bufferevent* bev =
                 bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-            return bev != nullptr ? bev : refusal(base);
+            if (bev == nullptr) return refusal(base);
+            if (self->count->max_per_address > 0) {
+                connection.lock()->bev = bev;
+                self->unchecked.push_back(connection);
+                event_active(self->check_event, EV_TIMEOUT, 1); // trap 4: runs in this pass of the loop
+            }
+            return bev;
         } catch (...) {
             return refusal(base);
+        }
+    }
+
+    // Trap 4: the per-address limit, for the connections accepted since the last call. Each is
+    // counted under its peer's address, or shut down (before any read: no TLS work) and logged.
+    static void on_check(evutil_socket_t, short, void* arg) noexcept {
+        auto* self = static_cast<Impl*>(arg);
+        std::vector<std::weak_ptr<Connection>> batch;
+        batch.swap(self->unchecked);
+        for (const auto& weak : batch) {
+            const std::shared_ptr<Connection> c = weak.lock();
+            if (!c || c->bev == nullptr) continue; // already gone
+            detail::guarded("connection check", [&] {
+                const int fd = static_cast<int>(bufferevent_getfd(c->bev));
+                std::string address = peer_address(fd);
+                // SECURITY NOTE: an address we cannot read is refused (fail closed).
+                std::size_t& n = self->count->per_address[address.empty() ? std::string("?") : address];
+                if (address.empty() || n >= self->count->max_per_address) {
+                    if (n == 0) self->count->per_address.erase(address.empty() ? std::string("?") : address);
+                    detail::log_refusal(
+                        self->name + " per-address",
+                        "connection from " + (address.empty() ? std::string("an unknown address") : address) +
+                            " to the " + self->name + " listener refused: " + std::to_string(n) +
+                            " connections open from that address, the limit (" + self->name +
+                            ".max_connections_per_address: " + std::to_string(self->count->max_per_address) + ")");
+                    if (fd >= 0) ::shutdown(fd, SHUT_RDWR); // evhttp sees EOF and frees the connection
+                    return;
+                }
+                ++n;
+                c->address = std::move(address);
+            });
         }
     }
 
@@ -367,7 +462,9 @@ Listener::Listener(EventLoop& loop, const std::string& address, std::uint16_t po
     auto& impl = *m_impl;
     impl.ctx = detail::make_server_context(tls);
     impl.host_listener = !tls.client_ca_file.empty();
+    impl.name = impl.host_listener ? "hosts" : "web";
     impl.count->max = limits.max_connections;
+    impl.count->max_per_address = limits.max_connections_per_address;
     impl.read_timeout = to_timeval(limits.read_timeout);
     impl.write_timeout = to_timeval(limits.write_timeout);
     (void)connection_index(); // registered before the first connection, where throwing is fine
@@ -389,6 +486,8 @@ Listener::Listener(EventLoop& loop, const std::string& address, std::uint16_t po
     }
     const std::string where = "listen " + address + " port " + std::to_string(port);
 
+    impl.check_event = event_new(loop.native(), -1, 0, &Impl::on_check, &impl);
+    if (impl.check_event == nullptr) throw Error(ErrorCode::internal, where, "cannot create the connection check");
     impl.http = evhttp_new(loop.native());
     if (impl.http == nullptr) throw Error(ErrorCode::internal, where, "cannot create the HTTP server");
     evhttp_set_bevcb(impl.http, &Impl::on_connection, &impl);

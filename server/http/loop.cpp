@@ -5,12 +5,16 @@
 // (evthread_use_pthreads() before the base exists). Everything else runs on the loop thread.
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <syslog.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <string>
 #include <unordered_set>
 
 #include <jitgate/error.hpp>
@@ -29,6 +33,42 @@ void log(std::string_view message) noexcept {
         std::fputs(line.c_str(), stderr);
     } catch (...) {
         std::fputs("jitgate-server: http: (a message was lost: out of memory)\n", stderr);
+    }
+}
+
+void log_refusal(std::string_view kind, std::string_view message) noexcept {
+    struct Window {
+        std::chrono::steady_clock::time_point last{};
+        std::uint64_t held_back = 0;
+        bool logged = false;
+    };
+    static std::mutex mutex;
+    static std::map<std::string, Window, std::less<>> windows;
+    try {
+        std::string line;
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            auto it = windows.find(kind);
+            if (it == windows.end()) it = windows.emplace(std::string(kind), Window{}).first;
+            Window& w = it->second;
+            const auto now = std::chrono::steady_clock::now();
+            if (w.logged && now - w.last < std::chrono::seconds(10)) {
+                ++w.held_back;
+                return;
+            }
+            line = text::printable(message);
+            if (w.held_back > 0)
+                line += " (" + std::to_string(w.held_back) + " more like this in the last " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - w.last).count()) +
+                        " s were not logged)";
+            w.last = now;
+            w.held_back = 0;
+            w.logged = true;
+        }
+        log(line);
+        ::syslog(LOG_WARNING, "http: %s", line.c_str());
+    } catch (...) {
+        log("(a refusal was not logged: out of memory)");
     }
 }
 

@@ -1,10 +1,14 @@
 // server/http/tls.cpp — the listeners' TLS context (files checked and loaded) and the client
 // identity read from a verified peer certificate.
+#include <netdb.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -70,6 +74,127 @@ std::string to_hex(const unsigned char* p, std::size_t n) {
     return out;
 }
 
+struct CrlFree {
+    void operator()(X509_CRL* crl) const noexcept { X509_CRL_free(crl); }
+};
+using CrlPtr = std::unique_ptr<X509_CRL, CrlFree>;
+struct X509Free {
+    void operator()(X509* x) const noexcept { X509_free(x); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+
+std::string name_text(const X509_NAME* name) {
+    std::string out;
+    if (BIO* bio = BIO_new(BIO_s_mem())) {
+        if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+            char* data = nullptr;
+            const long len = BIO_get_mem_data(bio, &data);
+            if (len > 0) out = text::escape_for_log(std::string_view(data, static_cast<std::size_t>(len)));
+        }
+        BIO_free(bio);
+    }
+    return out.empty() ? "(no name)" : out;
+}
+
+// Every PEM certificate of `path` (the client CA file).
+std::vector<X509Ptr> read_certificates(const std::string& path) {
+    std::vector<X509Ptr> out;
+    BIO* bio = BIO_new_file(path.c_str(), "r");
+    if (bio == nullptr) fail(path, "cannot read the client CA certificates");
+    while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) out.emplace_back(x);
+    BIO_free(bio);
+    ERR_clear_error(); // the end of the file reads as an error
+    return out;
+}
+
+// The CRLs of tls.client_crl_file, each checked: PEM, issued and signed by a CA of
+// tls.client_ca_file, lastUpdate not in the future, nextUpdate set and not past. Throws
+// Error(bad_input) naming the file otherwise.
+std::vector<CrlPtr> read_crls(const TlsSettings& tls) {
+    const std::string& path = tls.client_crl_file;
+    if (tls.client_ca_file.empty())
+        throw Error(ErrorCode::bad_input, path, "a CRL file needs the client CA file it belongs to");
+    ERR_clear_error();
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        throw Error(ErrorCode::bad_input, path, "cannot read the CRL file (missing, or not a regular file)");
+    BIO* bio = BIO_new_file(path.c_str(), "r");
+    if (bio == nullptr) fail(path, "cannot read the CRL file");
+    std::vector<CrlPtr> crls;
+    while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr)) crls.emplace_back(crl);
+    // Anything but a clean end of file after the last CRL is a damaged file, not a shorter list.
+    const unsigned long last = ERR_peek_last_error();
+    const bool clean_end =
+        last == 0 || (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE);
+    BIO_free(bio);
+    if (!clean_end) fail(path, "cannot parse the CRL file");
+    ERR_clear_error();
+    if (crls.empty()) throw Error(ErrorCode::bad_input, path, "no CRL in the file (expected PEM \"X509 CRL\" blocks)");
+
+    const std::vector<X509Ptr> cas = read_certificates(tls.client_ca_file);
+    for (const CrlPtr& crl : crls) {
+        const X509_NAME* issuer = X509_CRL_get_issuer(crl.get());
+        const std::string who = "the CRL of " + name_text(issuer);
+        const X509* ca = nullptr;
+        for (const X509Ptr& c : cas)
+            if (X509_NAME_cmp(X509_get_subject_name(c.get()), issuer) == 0) ca = c.get();
+        if (ca == nullptr)
+            throw Error(ErrorCode::bad_input, path,
+                        who + " is not from a CA of the client CA file " + tls.client_ca_file);
+        EVP_PKEY* key = X509_get0_pubkey(ca);
+        if (key == nullptr || X509_CRL_verify(crl.get(), key) != 1) {
+            ERR_clear_error();
+            throw Error(ErrorCode::bad_input, path, who + " does not verify with that CA's key");
+        }
+        if (X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl.get())) > 0)
+            throw Error(ErrorCode::bad_input, path, who + " is not valid yet (lastUpdate is in the future)");
+        const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+        if (next == nullptr)
+            throw Error(ErrorCode::bad_input, path, who + " has no nextUpdate (it would never go stale)");
+        if (X509_cmp_current_time(next) <= 0)
+            throw Error(ErrorCode::bad_input, path,
+                        who + " has expired (nextUpdate is past): publish a fresh one from the CA and restart");
+    }
+    return crls;
+}
+
+// Logs why a client certificate was refused (revoked, unknown CA, expired, ...). OpenSSL's
+// verdict stands: this only reports it.
+int log_verify(int ok, X509_STORE_CTX* store) noexcept {
+    if (ok == 1) return ok;
+    try {
+        const int error = X509_STORE_CTX_get_error(store);
+        const int depth = X509_STORE_CTX_get_error_depth(store);
+        X509* cert = X509_STORE_CTX_get_current_cert(store);
+        std::string from;
+        auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+        const int fd = ssl != nullptr ? SSL_get_fd(ssl) : -1;
+        sockaddr_storage ss{};
+        socklen_t len = sizeof(ss);
+        char host[64] = {};
+        if (fd >= 0 && ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+            ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof(host), nullptr, 0, NI_NUMERICHOST) == 0)
+            from = std::string(" from ") + host;
+        std::string serial;
+        if (cert != nullptr) {
+            if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+                if (char* hex = BN_bn2hex(bn)) {
+                    serial = std::string(" serial ") + hex;
+                    OPENSSL_free(hex);
+                }
+                BN_free(bn);
+            }
+        }
+        // One rate-limit window per reason: a flood of one kind does not hide a revoked one.
+        log_refusal("client certificate " + std::to_string(error),
+                    "client certificate refused" + from + ": " +
+                        (cert != nullptr ? name_text(X509_get_subject_name(cert)) : std::string("(none)")) + serial +
+                        " at chain depth " + std::to_string(depth) + ": " + X509_verify_cert_error_string(error));
+    } catch (...) {
+    }
+    return ok;
+}
+
 } // namespace
 
 SslCtxPtr make_server_context(const TlsSettings& tls) {
@@ -106,8 +231,18 @@ SslCtxPtr make_server_context(const TlsSettings& tls) {
         SSL_CTX_set_client_CA_list(ctx.get(), names);
         // SECURITY NOTE: fail closed — no certificate, or one that does not chain to these CAs
         // (with the clientAuth purpose, OpenSSL's default on a server), ends the handshake.
-        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, &log_verify);
         SSL_CTX_set_verify_depth(ctx.get(), 4);
+    }
+    if (!tls.client_crl_file.empty()) {
+        // SECURITY NOTE: with a CRL file every certificate of a client's chain is checked
+        // against it (CRL_CHECK_ALL): revoked fails the handshake, and so does a CA of the chain
+        // without a CRL here or a CRL that expired while the server runs (fail closed).
+        X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
+        for (const CrlPtr& crl : read_crls(tls))
+            if (X509_STORE_add_crl(store, crl.get()) != 1) fail(tls.client_crl_file, "cannot use the CRL");
+        if (X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1)
+            fail(tls.client_crl_file, "cannot turn on the revocation check");
     }
     return ctx;
 }
@@ -159,3 +294,11 @@ ClientIdentity identity_of(SSL* ssl) {
 }
 
 } // namespace jitgate::server::http::detail
+
+namespace jitgate::server::http {
+
+std::size_t check_client_crl(const TlsSettings& tls) {
+    return detail::read_crls(tls).size();
+}
+
+} // namespace jitgate::server::http

@@ -239,7 +239,28 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                {"policy", policy.entries},
                {"approvals_needed", policy.approvals_needed},
                {"approver_groups", policy.approver_groups}});
-    const store::CreateResult created = m_store.create(r, filed);
+    const auto limit = static_cast<std::size_t>(std::max(m_config.hosts.max_pending_per_host, 1));
+    const store::CreateResult created = m_store.create(r, filed, limit);
+    if (created.over_limit) {
+        // SECURITY NOTE: one host (a compromised one, or a runaway script) cannot fill the
+        // approvers' queue or the database: beyond its limit a filing is refused, audited, and
+        // nothing already filed is touched. jitgated denies at once on this answer (§4).
+        const std::string why = "host \"" + text::shown(f.host, 128) + "\" already has " +
+                                std::to_string(created.pending) + " pending requests, the limit of this service (" +
+                                std::to_string(limit) +
+                                ", hosts.max_pending_per_host); wait until some are decided or expire";
+        const store::Event refused =
+            event(t, "request.refused", f.host, f.id, "host:" + f.host, request.client.subject, request.peer_address,
+                  {{"why", "too many pending requests"},
+                   {"pending", created.pending},
+                   {"limit", limit},
+                   {"requester", f.requester},
+                   {"rule", f.rule}});
+        m_store.record(refused);
+        log_event(refused);
+        reply.send(error(429, "too_many_pending", why));
+        return;
+    }
     if (!created.created) {
         // Another replica filed the same (host, id) between our find and create.
         if (created.request.body == f.canonical)
@@ -502,7 +523,11 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     const store::Event added = event(t, "request.approval_added", host, id, approver.unix_user, approver.identity,
                                      source_address, {{"comment", comment}, {"via", via}});
 
-    // Called by the store inside its transaction when this approval completes the request.
+    // Called by the store inside its transaction when this approval completes the request. The
+    // grant's event goes back with it and is recorded in that transaction (a crash after the
+    // commit cannot leave a signed grant without its event); syslog gets it after the commit.
+    // PostgreSQL may call this twice (a reconnect): the last call is the one that committed.
+    store::Event signed_event;
     const store::Signer sign = [&](const store::Request& done) {
         std::vector<std::string> names;
         for (const store::Approval& a : done.approvals) names.push_back(a.approver);
@@ -531,6 +556,9 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
         if (!done.requester_login.empty() && contains(names, done.requester_login))
             throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
         grant.token = grant_token::sign(m_signing_key, claims);
+        grant.event = event(t, "grant.signed", host, id, "server", "", "",
+                            {{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}});
+        signed_event = grant.event;
         return grant;
     };
     const store::ApproveResult result = m_store.approve(host, id, approval, t, sign, added);
@@ -550,16 +578,6 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     }
     case store::ApproveOutcome::approved: {
         log_event(added);
-        const store::Event signed_event = event(
-            t, "grant.signed", host, id, "server", "", "",
-            {{"grant_id", result.request.grant_id}, {"kid", m_signing_key.kid()}, {"approvers", [&] {
-                                                                                       Json names = Json::array();
-                                                                                       for (const store::Approval& a :
-                                                                                            result.request.approvals)
-                                                                                           names.push_back(a.approver);
-                                                                                       return names;
-                                                                                   }()}});
-        m_store.record(signed_event);
         log_event(signed_event);
         wake(host, id);
         notify("request.approved", result.request);

@@ -70,10 +70,32 @@ public:
         require_current_schema(schema_version(m_db), m_db.where());
     }
 
-    CreateResult create(const Request& request, const Event& filed) override {
+    CreateResult create(const Request& request, const Event& filed, std::size_t max_pending) override {
         check_new_request(request);
         return call([&] {
             pg::Transaction tx(m_db);
+            if (max_pending > 0) {
+                // One filing per host at a time, on every replica, until this transaction ends:
+                // two replicas cannot both count max_pending - 1 and both insert.
+                m_db.exec("SELECT pg_advisory_xact_lock(hashtextextended('jitgate-pending ' || $1, 0))",
+                          {request.host});
+                if (auto existing = load(request.host, request.id, false)) {
+                    CreateResult result{false, std::move(*existing)};
+                    tx.commit();
+                    return result;
+                }
+                const Result counted = m_db.exec("SELECT count(*) FROM requests WHERE host = $1 AND status = 'pending' "
+                                                 "AND expires_at > $2::bigint",
+                                                 {request.host, num(request.created_at)});
+                const auto pending = static_cast<std::size_t>(counted.integer(0, 0));
+                if (pending >= max_pending) {
+                    CreateResult result;
+                    result.over_limit = true;
+                    result.pending = pending;
+                    tx.commit();
+                    return result;
+                }
+            }
             const Result inserted =
                 m_db.exec("INSERT INTO requests (" JITGATE_REQUEST_COLUMNS ") VALUES "
                           "($1, $2, $3, $4, $5, $6, $7, $8::integer, $9, $10::bigint, $11::bigint, $12::bigint, $13, "
@@ -146,6 +168,7 @@ public:
                 }
             Approval stored = approval;
             if (stored.at == 0) stored.at = now;
+            Event grant_event;
             m_db.exec("INSERT INTO approvals (host, id, " JITGATE_APPROVAL_COLUMNS ") "
                       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::bigint)",
                       {str(host), str(id), stored.approver, stored.identity, stored.comment, stored.source_address,
@@ -161,6 +184,7 @@ public:
                     throw Error(ErrorCode::internal, "store", "the grant signer returned an empty grant");
                 current->grant = grant.token;
                 current->grant_id = grant.id;
+                grant_event = grant.event;
                 const Result updated = m_db.exec(
                     "UPDATE requests SET status = 'approved', \"grant\" = $3, grant_id = $4, decided_at = $5::bigint "
                     "WHERE host = $1 AND id = $2 AND status = 'pending' RETURNING host",
@@ -173,6 +197,8 @@ public:
             }
             result.request = *current;
             insert_event(event);
+            // In this transaction: the grant and its event commit together or not at all.
+            if (!grant_event.type.empty()) insert_event(grant_event);
             notify(host, id);
             tx.commit();
             return result;

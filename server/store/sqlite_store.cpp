@@ -54,9 +54,31 @@ public:
         require_current_schema(schema_version(m_db), "sqlite " + path);
     }
 
-    CreateResult create(const Request& request, const Event& filed) override {
+    CreateResult create(const Request& request, const Event& filed, std::size_t max_pending) override {
         check_new_request(request);
+        // BEGIN IMMEDIATE: no other writer between the count and the insert.
         Transaction tx(m_db, Transaction::Kind::write);
+        if (max_pending > 0) {
+            if (auto existing = load(request.host, request.id)) {
+                CreateResult result{false, std::move(*existing)};
+                tx.commit();
+                return result;
+            }
+            std::size_t pending = 0;
+            {
+                Query q(m_db,
+                        "SELECT count(*) FROM requests WHERE host = ?1 AND status = 'pending' AND expires_at > ?2");
+                q.text(1, request.host).integer(2, request.created_at);
+                if (q.step()) pending = static_cast<std::size_t>(q.integer(0));
+            }
+            if (pending >= max_pending) {
+                CreateResult result;
+                result.over_limit = true;
+                result.pending = pending;
+                tx.commit();
+                return result;
+            }
+        }
         bool created = false;
         {
             Query q(m_db, "INSERT INTO requests (" JITGATE_REQUEST_COLUMNS ") VALUES "
@@ -139,6 +161,7 @@ public:
             }
         Approval stored = approval;
         if (stored.at == 0) stored.at = now;
+        Event grant_event;
         {
             Query q(m_db, "INSERT INTO approvals (host, id, " JITGATE_APPROVAL_COLUMNS
                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
@@ -163,6 +186,7 @@ public:
                 throw Error(ErrorCode::internal, "store", "the grant signer returned an empty grant");
             current->grant = grant.token;
             current->grant_id = grant.id;
+            grant_event = grant.event;
             Query q(m_db, "UPDATE requests SET status = 'approved', \"grant\" = ?3, grant_id = ?4, decided_at = ?5 "
                           "WHERE host = ?1 AND id = ?2 AND status = 'pending' RETURNING host");
             q.text(1, host).text(2, id).text(3, grant.token).text(4, grant.id).integer(5, now);
@@ -174,6 +198,8 @@ public:
         }
         result.request = *current;
         insert_event(event);
+        // In this transaction: the grant and its event commit together or not at all.
+        if (!grant_event.type.empty()) insert_event(grant_event);
         tx.commit();
         return result;
     }

@@ -72,8 +72,12 @@ struct Request {
 };
 
 struct CreateResult {
-    bool created = false; // false: (host, id) existed; `request` is the stored one
+    bool created = false; // false: (host, id) existed and `request` is the stored one, or over_limit
     Request request;
+    // The host already held `max_pending` pending requests: nothing was stored, `request` is
+    // empty and `pending` says how many it holds.
+    bool over_limit = false;
+    std::size_t pending = 0;
 };
 
 enum class ApproveOutcome {
@@ -88,13 +92,6 @@ struct ApproveResult {
     Request request; // as stored after the call
 };
 
-// The grant a store asks its caller to sign when an approval completes a request.
-struct SignedGrant {
-    std::string token; // the compact JWS
-    std::string id;    // its jti
-};
-using Signer = std::function<SignedGrant(const Request& completed)>;
-
 // One entry of the server's own audit trail (also sent to syslog by the caller).
 struct Event {
     std::int64_t at = 0;
@@ -106,6 +103,17 @@ struct Event {
     std::string source_address;
     std::string detail; // a JSON object as text; stored as "{}" when empty
 };
+
+// The grant a store asks its caller to sign when an approval completes a request.
+struct SignedGrant {
+    std::string token; // the compact JWS
+    std::string id;    // its jti
+    // The grant's audit event ("grant.signed"), recorded in the transaction that stores the
+    // grant, so a signed grant never exists without it (nor the event without the grant).
+    // Not recorded when its type is empty.
+    Event event;
+};
+using Signer = std::function<SignedGrant(const Request& completed)>;
 
 // A signed-in approver's web session. The browser holds a random token; only its SHA-256 is stored.
 struct Session {
@@ -146,9 +154,13 @@ public:
     // --- requests (docs/protocol.md) ---
     // Inserts `request` unless (host, id) exists; returns the stored request either way. The
     // caller compares bodies for the 200/409 answer. Records `filed` in the same transaction.
-    // Error(bad_input) unless `request` is new: pending, decided_at 0, no grant, no approvals,
-    // approvals_needed >= 1, host and id not empty.
-    virtual CreateResult create(const Request& request, const Event& filed) = 0;
+    // With max_pending > 0, a new request is refused (over_limit, nothing stored) when its host
+    // already holds that many requests that are pending and not expired at request.created_at;
+    // an existing (host, id) is returned as above whatever the count (a retry is not new). The
+    // count and the insert are one transaction, serialised per host across replicas, so the
+    // limit holds exactly. Error(bad_input) unless `request` is new: pending, decided_at 0, no
+    // grant, no approvals, approvals_needed >= 1, host and id not empty.
+    virtual CreateResult create(const Request& request, const Event& filed, std::size_t max_pending = 0) = 0;
     virtual std::optional<Request> find(std::string_view host, std::string_view id) = 0;
     virtual std::vector<Request> pending(std::size_t limit) = 0; // oldest first
     virtual std::vector<Request>
@@ -157,8 +169,8 @@ public:
     // Records `approval` if the request is pending and not expired at `now`, and this approver
     // has not approved it. If the approvals then reach approvals_needed, calls `sign` inside the
     // transaction and stores the grant with status approved. `event` is recorded in the same
-    // transaction when something changed. `sign` sees the request as it will be stored:
-    // every approval (this one last), status approved, decided_at = now, grant empty. If `sign`
+    // transaction when something changed, then the grant's own event (SignedGrant::event). `sign` sees the request as
+    // it will be stored: every approval (this one last), status approved, decided_at = now, grant empty. If `sign`
     // throws, nothing is stored (not even the approval) and the exception propagates; an empty
     // token or id is Error(internal). An unknown (host, id) is not_pending with an empty request.
     virtual ApproveResult approve(std::string_view host, std::string_view id, const Approval& approval,

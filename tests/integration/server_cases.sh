@@ -232,6 +232,91 @@ JSON
     sudo_wait
 }
 
+# file_as_fin_db_01 ID: POSTs a request for fin-db-01 with its certificate, as jitgated would;
+# the body goes to $T/file.json, the HTTP status to stdout.
+file_as_fin_db_01() {
+    curl -sS -o "$T/file.json" -w '%{http_code}' --cacert "$T/pki/ca.pem" \
+        --cert "$T/pki/host-fin-db-01.pem" --key "$T/pki/host-fin-db-01.key" \
+        -H 'Content-Type: application/json' --data-binary @- \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests" <<JSON
+{"protocol":1,"id":"$1","nonce":"q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o","host":"fin-db-01",
+ "host_environment":"production","host_tags":["finance"],
+ "requester":{"user":"mallory","uid":2005},"account":{"user":"mallory","uid":2005},
+ "kind":"sudo","scope":"session","action":{"command":"","argv":[],"display":"","runas":"root","runas_group":"root",
+ "cwd":"/","chroot":"","program":"","env":[],"env_code_loading":[],"tty":"","service":"","remote_host":"","cmd_sha256":""},
+ "reason":"","ticket":"","rule":"x","approvals_needed":1,"approver_groups":[],"ttl_s":60,"timeout_s":600}
+JSON
+}
+
+# A host holds at most hosts.max_pending_per_host pending requests: one more is 429
+# too_many_pending (audited by the server), a retry of a filed one is still 200, nothing filed
+# is lost, and jitgated denies a request that meets the full queue at once, saying why.
+case_pending_cap_per_host() {
+    SERVER_HOSTS_EXTRA="  max_pending_per_host: 2"
+    start
+    approver_sign_in bob
+    expect_eq "$(file_as_fin_db_01 R-CAP001)" 201 "the first filing"
+    expect_eq "$(file_as_fin_db_01 R-CAP002)" 201 "the second filing"
+    expect_eq "$(file_as_fin_db_01 R-CAP003)" 429 "a third filing beyond max_pending_per_host: 2"
+    expect_contains "$(cat "$T/file.json")" '"code":"too_many_pending"'
+    expect_contains "$(cat "$T/file.json")" 'already has 2 pending requests'
+    expect_eq "$(file_as_fin_db_01 R-CAP002)" 200 "a retry of a filed request is not a new one"
+    local refused
+    refused="$(sqlite3 "$T/srv.db" "select actor from events where type='request.refused' and request_id='R-CAP003'")"
+    expect_eq "$refused" "host:fin-db-01" "the refusal in the server's audit"
+    # jitgated meets the full queue: denied at once (one try, not retried), with the reason
+    sudo_bg alice -- /usr/bin/whoami
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status with the host's queue full"
+    expect_contains "$(cat "$T/err")" "already has 2 pending requests"
+    expect_not_contains "$(cat "$T/err")" "tries"
+    expect_journal access.denied '"outcome":"error"'
+    expect_journal access.denied 'already has 2 pending requests'
+    # nothing already filed was lost, and a decision frees a place
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from requests where host='fin-db-01' and status='pending'")" 2 \
+        "pending requests after the refusals"
+    approver_act bob deny fin-db-01 R-CAP001 "making room" >/dev/null
+    expect_eq "$(file_as_fin_db_01 R-CAP003)" 201 "a filing once a place is free"
+    all_settled
+}
+
+# hosts.client_crl: the CA's CRL (openssl ca, make_pki.sh) revokes a host certificate; its TLS
+# handshake is refused and logged, fin-db-01's is served, and sudo through jitgated still works.
+# A missing or expired CRL stops check-config and serve (fail closed).
+case_revoked_host_refused() {
+    ns_setup
+    SERVER_HOSTS_EXTRA="  client_crl: $T/pki/ca.crl"
+    start_in_namespace
+    approver_sign_in bob
+    if curl -sS -o /dev/null --cacert "$T/pki/ca.pem" --cert "$T/pki/revoked-client.pem" \
+        --key "$T/pki/revoked-client.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/R-AAAA01?wait=0" 2>/dev/null; then
+        ns_die "a revoked host certificate was served"
+    fi
+    expect_contains "$(cat "$T/srv.log")" "client certificate refused from 127.0.0.1: CN=revokedhost serial [0-9A-F]+ at chain depth 0: certificate revoked"
+    expect_eq "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem" \
+        --key "$T/pki/host-fin-db-01.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/R-AAAA01?wait=0")" 404 \
+        "a good host certificate with the CRL on (an unknown request)"
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo through a server that checks the CRL"
+    # fail closed: a missing CRL, then an expired one
+    sed "s|client_crl: .*|client_crl: $T/pki/missing.crl|" "$T/srv.yaml" >"$T/bad.yaml"
+    local out
+    if out="$("$SERVER_BIN" --config "$T/bad.yaml" check-config 2>&1)"; then ns_die "check-config took a missing CRL"; fi
+    expect_contains "$out" "hosts.client_crl: $T/pki/missing.crl: cannot read it"
+    (cd "$T/pki" && printf '[ca]\ndefault_ca=c\n[c]\ndatabase=ca.db/index.txt\ncrlnumber=ca.db/crlnumber\ncertificate=ca.pem\nprivate_key=ca.key\ndefault_md=sha256\n' >crl.cnf &&
+        openssl ca -config crl.cnf -gencrl -crlsec 1 -out expired.crl 2>/dev/null && chmod 0644 expired.crl) ||
+        ns_die "cannot make an expired CRL"
+    sleep 2
+    sed "s|client_crl: .*|client_crl: $T/pki/expired.crl|" "$T/srv.yaml" >"$T/bad.yaml"
+    if out="$("$SERVER_BIN" --config "$T/bad.yaml" check-config 2>&1)"; then ns_die "check-config took an expired CRL"; fi
+    expect_contains "$out" "expired.crl.*has expired"
+    sed -i "s|^  listen: 127.0.0.1:[0-9]*$|  listen: 127.0.0.1:0|" "$T/bad.yaml"
+    if out="$(timeout 20 "$SERVER_BIN" --config "$T/bad.yaml" serve 2>&1)"; then ns_die "serve started with an expired CRL"; fi
+    expect_contains "$out" "expired.crl.*has expired"
+    all_settled
+}
+
 case_server_restart_keeps_requests() {
     start
     approver_sign_in bob

@@ -10,6 +10,10 @@
 #   other-client.key other-client.pem   a client certificate (CN "testhost") signed by that unrelated CA
 #   signing.key signing.pub       the grant signing key pair (Ed25519; PKCS#8 / SubjectPublicKeyInfo PEM)
 #   signing2.key signing2.pub     a second Ed25519 pair, for key rotation and unknown-kid tests
+#   revoked-client.key revoked-client.pem   a host certificate (CN "revokedhost") of the test CA,
+#                                 revoked with `openssl ca -revoke`
+#   ca.crl                        the test CA's CRL (`openssl ca -gencrl`, 30 days) listing it
+#   ca.db/                        the test CA's `openssl ca` database (index, CRL number)
 # Private keys are mode 0600. Silent on success; on failure prints what openssl said and exits 1.
 # Keys are EC P-256 (TLS) and Ed25519 (grants) so that the whole run takes well under a second.
 set -euo pipefail
@@ -56,6 +60,18 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 authorityKeyIdentifier = keyid
+[ca]
+default_ca = test_ca
+[test_ca]
+database = ca.db/index.txt
+crlnumber = ca.db/crlnumber
+certificate = ca.pem
+private_key = ca.key
+default_md = sha256
+default_crl_days = 30
+crl_extensions = crl_ext
+[crl_ext]
+authorityKeyIdentifier = keyid
 CNF
 
 days=30
@@ -89,6 +105,13 @@ make_leaf other-server 127.0.0.1 other-ca server_ext
 make_leaf other-client testhost other-ca client_ext
 make_signing signing
 make_signing signing2
+# Revocation: a host certificate revoked by the test CA, and the CA's CRL that says so.
+make_leaf revoked-client revokedhost ca client_ext
+mkdir -p ca.db
+: >ca.db/index.txt
+echo 1000 >ca.db/crlnumber
+ossl ca -config "$cnf" -revoke revoked-client.pem -crl_reason keyCompromise
+ossl ca -config "$cnf" -gencrl -out ca.crl
 
 chmod 0600 ./*.key
-chmod 0644 ./*.pem ./*.pub
+chmod 0644 ./*.pem ./*.pub ./*.crl

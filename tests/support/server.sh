@@ -13,7 +13,9 @@
 #   browser_start                    chromedriver + headless Chromium trusting the run's CAs; sets BROWSER_DRIVER
 #   browser_act CMD USER HOST ID CMDLINE [COMMENT]   approve|deny|self-approve in Chromium (browser.py)
 # SERVER_POLICY_EXTRA (more `policy:` entries) and SERVER_CONFIG_EXTRA (more top-level sections,
-# e.g. webhooks:, ticket_check:) are appended to the server's configuration when set.
+# e.g. webhooks:, ticket_check:) are appended to the server's configuration when set;
+# SERVER_HOSTS_EXTRA and SERVER_WEB_EXTRA (more keys, indented two spaces) go into its hosts
+# and web sections.
 # Everything is on 127.0.0.1 with keys made for the run. Nothing here is a test double.
 
 SERVER_BIN="$JITGATE_BUILD/server/jitgate-server"
@@ -92,6 +94,7 @@ hosts:
   cert: $T/pki/server.pem
   key: $T/pki/server.key
   client_ca: $T/pki/ca.pem
+${SERVER_HOSTS_EXTRA:-}
 web:
   listen: 127.0.0.1:$web_port
   cert: $T/pki/server.pem

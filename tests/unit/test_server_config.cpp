@@ -61,6 +61,10 @@ TEST(ServerConfig, ExampleConfigParsesWithEveryKey) {
     EXPECT_EQ(c.hosts.client_ca, "/etc/jitgate-server/tls/hosts-ca.pem");
     EXPECT_EQ(c.hosts.max_timeout, std::chrono::hours(1));
     EXPECT_EQ(c.hosts.max_ttl, std::chrono::hours(8));
+    EXPECT_EQ(c.hosts.client_crl, "/etc/jitgate-server/tls/hosts-ca.crl");
+    EXPECT_EQ(c.hosts.max_pending_per_host, 64);
+    EXPECT_EQ(c.hosts.max_connections_per_address, 0);
+    EXPECT_EQ(c.web.max_connections_per_address, 64);
     EXPECT_EQ(c.web.listen.port, 8444);
     EXPECT_EQ(c.web.cert, "/etc/jitgate-server/tls/web.pem");
     EXPECT_EQ(c.oidc.issuer, "https://idp.example.com/realms/corp");
@@ -101,6 +105,10 @@ TEST(ServerConfig, MinimalConfigGetsTheDefaults) {
     EXPECT_EQ(c.database.sqlite, "/var/lib/jitgate-server/jitgate-server.db");
     EXPECT_TRUE(c.database.postgres.empty());
     EXPECT_TRUE(c.policy.empty());
+    EXPECT_TRUE(c.hosts.client_crl.empty());
+    EXPECT_EQ(c.hosts.max_pending_per_host, 64);
+    EXPECT_EQ(c.hosts.max_connections_per_address, 0);
+    EXPECT_EQ(c.web.max_connections_per_address, 64);
 }
 
 TEST(ServerConfig, ListenTakesIpv4AndBracketedIpv6) {

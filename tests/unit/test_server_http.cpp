@@ -4,6 +4,7 @@
 // their request is parked (run this file under AddressSanitizer too), and 1,000 parked
 // requests answered from another thread (it prints the server process's resident memory).
 // Clients are libcurl, or raw OpenSSL where a test must control the socket itself.
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -107,10 +108,10 @@ public:
 const auto* const g_env = ::testing::AddGlobalTestEnvironment(new HttpEnvironment);
 
 http::TlsSettings host_tls() {
-    return {pki("server.pem"), pki("server.key"), pki("ca.pem")};
+    return {pki("server.pem"), pki("server.key"), pki("ca.pem"), ""};
 }
 http::TlsSettings browser_tls() {
-    return {pki("server.pem"), pki("server.key"), ""};
+    return {pki("server.pem"), pki("server.key"), "", ""};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +254,8 @@ Fetched fetch(const std::string& url, const FetchOptions& o = {}) {
 class TlsClient {
 public:
     // Connects and completes the TLS handshake; ok() says whether it worked.
-    TlsClient(std::uint16_t port, const std::string& cert, const std::string& key) {
+    // `from`: the local address to connect from (any 127.0.0.0/8 address works on Linux).
+    TlsClient(std::uint16_t port, const std::string& cert, const std::string& key, const std::string& from = "") {
         m_ctx = SSL_CTX_new(TLS_client_method());
         SSL_CTX_load_verify_locations(m_ctx, pki("ca.pem").c_str(), nullptr);
         SSL_CTX_set_verify(m_ctx, SSL_VERIFY_PEER, nullptr);
@@ -266,6 +268,13 @@ public:
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         addr.sin_port = htons(port);
+        if (!from.empty()) {
+            sockaddr_in local{};
+            local.sin_family = AF_INET;
+            if (::inet_pton(AF_INET, from.c_str(), &local.sin_addr) != 1 ||
+                ::bind(m_fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0)
+                return;
+        }
         if (::connect(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return;
         m_ssl = SSL_new(m_ctx);
         SSL_set_fd(m_ssl, m_fd);
@@ -512,15 +521,15 @@ TEST(ServerHttpListener, BadFilesAreRefusedNamingTheFile) {
             EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
         }
     };
-    expect_bad({pki("missing.pem"), pki("server.key"), ""}, pki("missing.pem"));
-    expect_bad({pki("server.pem"), pki("other-server.key"), ""}, pki("other-server.key")); // not its key
-    expect_bad({pki("server.pem"), pki("server.key"), pki("missing-ca.pem")}, pki("missing-ca.pem"));
+    expect_bad({pki("missing.pem"), pki("server.key"), "", ""}, pki("missing.pem"));
+    expect_bad({pki("server.pem"), pki("other-server.key"), "", ""}, pki("other-server.key")); // not its key
+    expect_bad({pki("server.pem"), pki("server.key"), pki("missing-ca.pem"), ""}, pki("missing-ca.pem"));
     const std::string readable = pki("readable.key");
     fs::copy_file(pki("server.key"), readable, fs::copy_options::overwrite_existing);
     ASSERT_EQ(::chmod(readable.c_str(), 0640), 0);
-    expect_bad({pki("server.pem"), readable, ""}, readable); // group-readable key
+    expect_bad({pki("server.pem"), readable, "", ""}, readable); // group-readable key
     ASSERT_EQ(::chmod(readable.c_str(), 0602), 0);
-    expect_bad({pki("server.pem"), readable, ""}, readable); // world-writable key
+    expect_bad({pki("server.pem"), readable, "", ""}, readable); // world-writable key
     try {
         http::Listener l(loop, "not-an-address", 0, browser_tls(), {}, echo);
         ADD_FAILURE() << "accepted a host name as listen address";
@@ -763,6 +772,128 @@ TEST(ServerHttpListener, ConnectionsBeyondTheLimitAreClosed) {
         parked.replies.clear(); // the parked /y answers 500
     });
     EXPECT_NE(third->read_until("\r\n\r\n").find("HTTP/1.1 500"), std::string::npos);
+}
+
+// The per-address limit: a second connection from 127.0.0.1 is closed at accept, another
+// address is still served, and the place comes back when the first connection ends.
+TEST(ServerHttpListener, ConnectionsBeyondThePerAddressLimitAreClosed) {
+    Parked parked;
+    http::Limits limits;
+    limits.max_connections_per_address = 1;
+    Server server(host_tls(), limits, parked.handler());
+    auto first = std::make_unique<TlsClient>(server.port(), "client.pem", "client.key", "127.0.0.1");
+    ASSERT_TRUE(first->ok());
+    ASSERT_TRUE(first->write(get_request("/park")));
+    ASSERT_TRUE(eventually([&] { return parked.count == 1; }));
+    for (int i = 0; i < 3; ++i) {
+        TlsClient again(server.port(), "client.pem", "client.key", "127.0.0.1");
+        EXPECT_FALSE(again.ok()) << "a second connection from 127.0.0.1 beyond max_connections_per_address = 1";
+    }
+    // Another address has its own count.
+    TlsClient other(server.port(), "client.pem", "client.key", "127.0.0.2");
+    ASSERT_TRUE(other.ok()) << "127.0.0.2 was refused for 127.0.0.1's connections";
+    ASSERT_TRUE(other.write(get_request("/other")));
+    ASSERT_TRUE(eventually([&] { return parked.count == 2; }));
+    first->close(false);
+    ASSERT_TRUE(eventually([&] { return parked.gone_calls == 1; }));
+    std::unique_ptr<TlsClient> third;
+    ASSERT_TRUE(eventually([&] {
+        third = std::make_unique<TlsClient>(server.port(), "client.pem", "client.key", "127.0.0.1");
+        return third->ok();
+    })) << "127.0.0.1's place did not come back";
+    server.on_loop([&] {
+        std::lock_guard<std::mutex> lock(parked.mutex);
+        parked.replies.clear();
+    });
+}
+
+http::TlsSettings host_tls_with_crl(const std::string& crl) {
+    http::TlsSettings tls = host_tls();
+    tls.client_crl_file = crl;
+    return tls;
+}
+
+// hosts.client_crl: the CRL made by `openssl ca` (make_pki.sh) revokes revoked-client.pem; a
+// real handshake with it is refused, one with client.pem is served. Without the CRL the same
+// revoked certificate is accepted (so the refusal is the CRL's doing).
+TEST(ServerHttpListener, ARevokedClientCertificateFailsTheHandshake) {
+    std::atomic<int> calls{0};
+    const auto counting = [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    };
+    {
+        Server without(host_tls(), {}, counting);
+        FetchOptions o;
+        o.cert = "revoked-client.pem";
+        o.key = "revoked-client.key";
+        const auto r = fetch(without.url("/"), o);
+        ASSERT_EQ(r.code, CURLE_OK) << r.error;
+        EXPECT_EQ(r.status, 200);
+    }
+    calls = 0;
+    Server server(host_tls_with_crl(pki("ca.crl")), {}, counting);
+    const auto good = fetch(server.url("/"));
+    ASSERT_EQ(good.code, CURLE_OK) << good.error;
+    EXPECT_EQ(good.status, 200);
+    EXPECT_NE(good.body.find("name testhost"), std::string::npos) << good.body;
+    EXPECT_EQ(calls, 1);
+
+    FetchOptions o;
+    o.cert = "revoked-client.pem";
+    o.key = "revoked-client.key";
+    const auto r = fetch(server.url("/"), o);
+    EXPECT_NE(r.code, CURLE_OK);
+    EXPECT_EQ(r.status, 0) << r.body;
+    // Raw OpenSSL: under TLS 1.3 the refusal arrives after the client's side of the handshake.
+    TlsClient raw(server.port(), "revoked-client.pem", "revoked-client.key");
+    if (raw.ok()) {
+        raw.write(get_request("/"));
+        EXPECT_EQ(raw.read_until("\r\n\r\n"), "");
+    }
+    EXPECT_EQ(calls, 1) << "a revoked certificate reached the handler";
+}
+
+// A missing, unparsable, foreign or expired CRL file stops the listener from starting (and
+// check-config, which calls check_client_crl), naming the file and what is wrong.
+TEST(ServerHttpListener, BadCrlFilesAreRefusedAtStart) {
+    EXPECT_EQ(http::check_client_crl(host_tls_with_crl(pki("ca.crl"))), 1u);
+    ASSERT_TRUE(shell("cd '" + g_pki.string() +
+                      "' && printf 'not a CRL\\n' > garbage.crl && "
+                      "head -c 120 ca.crl > truncated.crl && "
+                      "printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=ca.db/index.txt\\ncrlnumber=ca.db/crlnumber\\n"
+                      "certificate=ca.pem\\nprivate_key=ca.key\\ndefault_md=sha256\\n' > crl.cnf && "
+                      "openssl ca -config crl.cnf -gencrl -crlsec 1 -out expired.crl"));
+    std::this_thread::sleep_for(2100ms); // expired.crl's nextUpdate passes
+    struct Case {
+        http::TlsSettings tls;
+        std::string says;
+    };
+    http::TlsSettings foreign = host_tls_with_crl(pki("ca.crl"));
+    foreign.client_ca_file = pki("other-ca.pem");
+    const std::vector<Case> cases = {
+        {host_tls_with_crl(pki("missing.crl")), "cannot read the CRL file"},
+        {host_tls_with_crl(pki("garbage.crl")), "no CRL in the file"},
+        {host_tls_with_crl(pki("truncated.crl")), "cannot parse the CRL file"},
+        {host_tls_with_crl(pki("expired.crl")), "has expired"},
+        {foreign, "is not from a CA of the client CA file"},
+    };
+    http::EventLoop loop;
+    for (const Case& c : cases) {
+        for (const bool listener : {false, true}) {
+            try {
+                if (listener)
+                    http::Listener l(loop, "127.0.0.1", 0, c.tls, {}, echo);
+                else
+                    http::check_client_crl(c.tls);
+                ADD_FAILURE() << c.tls.client_crl_file << " was accepted";
+            } catch (const jitgate::Error& e) {
+                const std::string what = e.what();
+                EXPECT_NE(what.find(c.tls.client_crl_file), std::string::npos) << what;
+                EXPECT_NE(what.find(c.says), std::string::npos) << what;
+            }
+        }
+    }
 }
 
 // =============================================================================================

@@ -173,7 +173,9 @@ struct RecordingSigner {
             approvers_seen.clear();
             for (const auto& a : r.approvals) approvers_seen.push_back(a.approver);
             status_seen = r.status;
-            return SignedGrant{"jws." + r.id + "." + std::to_string(calls), "jti-" + r.id};
+            return SignedGrant{"jws." + r.id + "." + std::to_string(calls), "jti-" + r.id,
+                               Event{r.decided_at, "grant.signed", r.host, r.id, "server", "", "",
+                                     R"({"grant_id":"jti-)" + r.id + R"("})"}};
         };
     }
 };
@@ -209,6 +211,38 @@ protected:
     std::unique_ptr<Database> m_database;
     std::unique_ptr<Store> store;
 };
+
+// hosts.max_pending_per_host: a host holding max_pending live pending requests gets no new
+// one (nothing stored, no event), a retry of a filed one is still answered, other hosts and
+// final or expired requests do not count.
+TEST_P(StoreTest, create_refuses_a_new_request_beyond_the_hosts_pending_limit) {
+    const auto file = [&](const std::string& host, const std::string& id, std::int64_t at = 1000) {
+        return store->create(make_request(host, id, at, at + 1000), event("request.filed", host, id), 2);
+    };
+    EXPECT_TRUE(file("web1", "R-LIM1").created);
+    EXPECT_TRUE(file("web1", "R-LIM2").created);
+    const CreateResult over = file("web1", "R-LIM3");
+    EXPECT_FALSE(over.created);
+    EXPECT_TRUE(over.over_limit);
+    EXPECT_EQ(over.pending, 2u);
+    EXPECT_TRUE(over.request.id.empty());
+    EXPECT_FALSE(store->find("web1", "R-LIM3"));
+    EXPECT_TRUE(store->events("web1", "R-LIM3").empty());
+    // A retry of a filed request is not a new one: answered with the stored request.
+    const CreateResult again = file("web1", "R-LIM2");
+    EXPECT_FALSE(again.over_limit);
+    EXPECT_FALSE(again.created);
+    EXPECT_EQ(again.request.id, "R-LIM2");
+    // Another host has its own count.
+    EXPECT_TRUE(file("web2", "R-LIM1").created);
+    // A final request frees its place; so does one past its expiry (not yet expired by the timer).
+    ASSERT_TRUE(store->finish("web1", "R-LIM1", Status::denied, "bob", "no", 1100, event("request.denied")));
+    EXPECT_TRUE(file("web1", "R-LIM3").created);
+    EXPECT_TRUE(file("web1", "R-LIM4", 1500).over_limit);
+    EXPECT_TRUE(file("web1", "R-LIM4", 2000).created) << "at 2000 both others have expired";
+    // Without a limit (0) nothing is counted.
+    EXPECT_TRUE(store->create(make_request("web1", "R-LIM5"), event("request.filed", "web1", "R-LIM5")).created);
+}
 
 TEST_P(StoreTest, create_stores_every_field_and_records_the_event) {
     const Request filed = make_request("web1", "R-AAAA1", 1000, 2000, 2);
@@ -347,6 +381,61 @@ TEST_P(StoreTest, the_second_approver_completes_with_a_grant_the_signer_saw_both
     // Complete: a third approver changes nothing.
     EXPECT_EQ(store->approve("web1", "R-DONE", approval("dave"), 1160, no_signer(), event("a")).outcome,
               ApproveOutcome::not_pending);
+}
+
+// The grant's event is written by the transaction that stores the grant: it exists exactly
+// when the approval that completed the request committed (a crash between the commit and a
+// separate record() once left a signed grant without its event).
+TEST_P(StoreTest, grant_signed_is_recorded_in_the_transaction_of_the_completing_approval) {
+    create("R-GEV", 1000, 2000, 2);
+    RecordingSigner signer;
+    const auto count_signed = [&] {
+        int n = 0;
+        for (const Event& e : store->events("web1", "R-GEV")) n += e.type == "grant.signed" ? 1 : 0;
+        return n;
+    };
+    ASSERT_EQ(
+        store->approve("web1", "R-GEV", approval("bob"), 1100, signer.signer(), event("a", "web1", "R-GEV")).outcome,
+        ApproveOutcome::added);
+    EXPECT_EQ(count_signed(), 0) << "an approval that did not complete the request signed nothing";
+
+    // The completing approval's transaction fails after the signer ran (its own event cannot be
+    // stored: invalid UTF-8): nothing of it stays, neither the grant nor its event.
+    Event unstorable = event("a", "web1", "R-GEV");
+    unstorable.detail = "{\"x\":\"\xff\"}";
+    EXPECT_THROW(store->approve("web1", "R-GEV", approval("carol", 1150), 1150, signer.signer(), unstorable), Error);
+    EXPECT_EQ(signer.calls, 1);
+    EXPECT_EQ(store->find("web1", "R-GEV")->status, Status::pending);
+    EXPECT_EQ(count_signed(), 0) << "a grant event without its grant";
+
+    // A grant event that cannot be stored undoes the grant: the two commit together or not at all.
+    const Signer bad_event = [](const Request& r) {
+        return SignedGrant{"jws.bad", "jti-bad",
+                           Event{r.decided_at, "grant.signed", r.host, r.id, "server", "", "", "{\"x\":\"\xff\"}"}};
+    };
+    EXPECT_THROW(store->approve("web1", "R-GEV", approval("carol", 1150), 1150, bad_event, event("a", "web1", "R-GEV")),
+                 Error);
+    auto found = store->find("web1", "R-GEV");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->status, Status::pending) << "a grant was stored without its event";
+    EXPECT_TRUE(found->grant.empty());
+    EXPECT_EQ(found->approvals.size(), 1u);
+
+    // The completing approval commits: its grant and exactly one grant.signed with it.
+    const auto done =
+        store->approve("web1", "R-GEV", approval("carol", 1160), 1160, signer.signer(), event("a", "web1", "R-GEV"));
+    ASSERT_EQ(done.outcome, ApproveOutcome::approved);
+    const auto events = store->events("web1", "R-GEV");
+    ASSERT_EQ(count_signed(), 1);
+    const Event& last = events.back();
+    EXPECT_EQ(last.type, "grant.signed") << "recorded after the approval's own event";
+    EXPECT_EQ(last.at, 1160);
+    EXPECT_EQ(last.detail, R"({"grant_id":"jti-R-GEV"})");
+    EXPECT_EQ(store->find("web1", "R-GEV")->grant_id, "jti-R-GEV");
+    // A later approval changes nothing and signs nothing.
+    EXPECT_EQ(store->approve("web1", "R-GEV", approval("dave"), 1170, no_signer(), event("a")).outcome,
+              ApproveOutcome::not_pending);
+    EXPECT_EQ(count_signed(), 1);
 }
 
 TEST_P(StoreTest, approve_after_finish_is_not_pending) {
@@ -610,7 +699,7 @@ TEST_P(StoreTest, racing_approvers_complete_a_request_exactly_once) {
     std::atomic<int> grants{0};
     const Signer signer = [&](const Request& r) {
         grants++;
-        return SignedGrant{"jws." + r.id + "." + r.approvals.back().approver, "jti-" + r.id};
+        return SignedGrant{"jws." + r.id + "." + r.approvals.back().approver, "jti-" + r.id, Event{}};
     };
     for (int round = 0; round < k_rounds; ++round) {
         const std::string id = "R-RACE" + std::to_string(round);
