@@ -59,10 +59,15 @@ struct ActionResult {
     std::string message; // one line for the approver
 };
 
-// What an approver may see and do with one request (for the web UI).
+// What an approver may do with one request: exactly what approve() and deny() will accept
+// (the web UI shows a button only when the service would take it). Approving and denying
+// differ: a ticket check that has not passed, or an earlier approval by the same person, blocks
+// approving but not denying (denying is the safe direction, and people change their minds).
 struct Decidability {
-    bool may_decide = false;
-    std::string why_not; // empty when may_decide
+    bool may_approve = false;
+    std::string why_not; // why approving is refused; empty when may_approve
+    bool may_deny = false;
+    std::string why_not_deny; // why denying is refused; empty when may_deny
 };
 
 // Sources of time and randomness, so tests can drive them.

@@ -171,14 +171,14 @@ protected:
     }
 
     // A pending request from `requester` on pay-db-01, as the host API would have stored it.
-    void file_request(const std::string& requester = "alice") {
+    void file_request(const std::string& requester = "alice", int approvals_needed = 1) {
         store::Request r;
         r.host = "pay-db-01";
         r.id = "R-7F3K9Q";
         r.body = request_body(requester).dump();
         r.requester = requester;
         r.rule = "finance";
-        r.approvals_needed = 1;
+        r.approvals_needed = approvals_needed;
         r.approver_groups = {"sox-approvers"};
         r.created_at = m_now;
         r.expires_at = m_now + 1800;
@@ -518,6 +518,48 @@ TEST_F(WebUiTest, NobodyApprovesTheirOwnRequest) {
     const auto refused = send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf_of(b));
     EXPECT_EQ(refused.status, 403);
     EXPECT_EQ(stored().status, store::Status::pending);
+}
+
+// The bug: the page hid Deny whenever Approve was not allowed, so a request whose ticket check
+// had not passed could not be denied through the page, though the service accepts the denial.
+TEST_F(WebUiTest, ATicketCheckThatHasNotPassedBlocksApprovalButNotDenial) {
+    file_request("alice");
+    m_store->set_ticket_check("pay-db-01", "R-7F3K9Q",
+                              R"({"required": true, "ok": false, "why": "CHG0001234 is not in implementation"})");
+    Browser b;
+    sign_in(b); // as bob
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(detail.status, 200);
+    EXPECT_EQ(detail.body.find("/approve\""), std::string::npos);
+    EXPECT_NE(detail.body.find("action=\"/r/pay-db-01/R-7F3K9Q/deny\""), std::string::npos);
+    EXPECT_NE(detail.body.find("You cannot approve this request: the ticket check has not passed: CHG0001234 is not in "
+                               "implementation"),
+              std::string::npos);
+    const auto list = send(b, "GET", "/");
+    EXPECT_NE(list.body.find("<strong>you may deny</strong>"), std::string::npos);
+
+    const std::string csrf = csrf_of(b);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf).status, 403);
+    EXPECT_EQ(stored().status, store::Status::pending);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=no+ticket&csrf=" + csrf).status, 200);
+    EXPECT_EQ(stored().status, store::Status::denied);
+    EXPECT_EQ(stored().decided_by, "bob");
+}
+
+// Someone who approved (one of two needed) may still deny: the page offers exactly that.
+TEST_F(WebUiTest, AnApproverWhoApprovedMayStillDenyThroughThePage) {
+    file_request("alice", 2);
+    Browser b;
+    sign_in(b); // as bob
+    const std::string csrf = csrf_of(b);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf).status, 200);
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(detail.body.find("/approve\""), std::string::npos);
+    EXPECT_NE(detail.body.find("You cannot approve this request: you have already approved this request"),
+              std::string::npos);
+    EXPECT_NE(detail.body.find("action=\"/r/pay-db-01/R-7F3K9Q/deny\""), std::string::npos);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=changed+my+mind&csrf=" + csrf).status, 200);
+    EXPECT_EQ(stored().status, store::Status::denied);
 }
 
 TEST_F(WebUiTest, HistoryTakesOnlyAWholeNumberBefore) {
