@@ -121,6 +121,7 @@ std::string Service::request_url(const std::string& host, const std::string& id)
 
 void Service::start() {
     start_expiry();
+    start_purge();
     const int fd = m_store.wake_fd();
     if (fd >= 0) m_wake_watch = m_loop.watch_readable(fd, [this]() { take_wakeups(); });
 }
@@ -132,6 +133,25 @@ void Service::start_expiry() {
         std::fprintf(stderr, "jitgate-server: expiring requests failed: %s\n", e.what());
     }
     m_expiry_timer = m_loop.after(std::chrono::seconds(1), [this]() { start_expiry(); });
+}
+
+// ---- housekeeping: the purge ----------------------------------------------------------------
+// SECURITY NOTE: every unauthenticated GET /login stores a sign-in row and every sign-in a
+// session row; without this they would only ever grow. Each replica runs it; the store makes
+// concurrent runs safe.
+
+store::Store::Purged Service::purge() {
+    const std::int64_t t = now();
+    return m_store.purge(t, t - k_keep_delivered_notices.count());
+}
+
+void Service::start_purge() {
+    try {
+        purge();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: purging expired sessions and sign-ins failed: %s\n", e.what());
+    }
+    m_purge_timer = m_loop.after(k_purge_interval, [this]() { start_purge(); });
 }
 
 // ---- the host API ----------------------------------------------------------------------------
