@@ -14,6 +14,8 @@
 #include "server/http/http.hpp"
 #include "server/service/keys.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace jitgate::server {
 namespace {
 
@@ -96,6 +98,44 @@ int check_config_command(const std::vector<std::string>& args, std::FILE* out, s
             return 1;
         }
         std::fputs("config OK\n", out);
+        return 0;
+    });
+}
+
+int sessions_command(const std::vector<std::string>& args, store::Store& store, std::int64_t now,
+                     const std::string& actor, void (*log)(const store::Event&), std::FILE* out, std::FILE* err) {
+    return guarded("sessions", err, [&] {
+        const char* usage = "usage: jitgate-server [--config FILE] sessions revoke --user NAME\n";
+        if (args.empty() || args[0] != "revoke") {
+            std::fputs(usage, err);
+            return 2;
+        }
+        const auto opts = options("sessions revoke", {args.begin() + 1, args.end()}, {"--user"}, err);
+        if (!opts) return 2;
+        const auto user = opts->find("--user");
+        if (user == opts->end()) {
+            std::fputs(usage, err);
+            return 2;
+        }
+        const std::string& name = user->second;
+        const bool printable = std::none_of(name.begin(), name.end(),
+                                            [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+        if (name.empty() || name.size() > 256 || !printable || !text::is_valid_utf8(name)) {
+            std::fprintf(err, "jitgate-server sessions revoke: '%s' is not a user name\n",
+                         text::escape_for_log(name).c_str());
+            return 2;
+        }
+        const std::size_t ended = store.delete_sessions_of(name);
+        store::Event event;
+        event.at = now;
+        event.type = "sessions.revoked";
+        event.actor = "admin:" + actor;
+        event.detail = nlohmann::json{{"user", name}, {"sessions", ended}}.dump(
+            -1, ' ', false, nlohmann::json::error_handler_t::replace);
+        store.record(event);
+        if (log != nullptr) log(event);
+        std::fprintf(out, "ended %s of %s\n", text::plural(ended, "session", "sessions").c_str(),
+                     text::escape_for_log(name).c_str());
         return 0;
     });
 }

@@ -1,5 +1,6 @@
 // server/commands.hpp — jitgate-server's administrative sub-commands, callable from main():
-// `keygen` (a new grant signing key pair) and `check-config` (every problem of the config).
+// `keygen` (a new grant signing key pair), `check-config` (every problem of the config) and
+// `sessions revoke` (end one approver's web sessions now).
 //
 // Each takes the arguments after its own name and the streams to write to, prints one line per
 // result or problem, and returns the process exit status: 0 success, 1 failure (a problem was
@@ -7,6 +8,9 @@
 // into a one-line error and status 1). Not thread-safe (they print).
 #pragma once
 
+#include "server/store/store.hpp"
+
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -27,5 +31,15 @@ int keygen_command(const std::vector<std::string>& args, std::FILE* out = stdout
 // "file:line:column: message" to `out` and returns 1 if there is any; else prints "config OK"
 // and returns 0.
 int check_config_command(const std::vector<std::string>& args, std::FILE* out = stdout, std::FILE* err = stderr);
+
+// sessions revoke --user NAME
+// Deletes every web session of the Unix name NAME in `store` (store::Store::delete_sessions_of),
+// records "sessions.revoked" (actor "admin:<actor>", detail: the user and how many ended) in
+// the store and through `log` (syslog in main), and prints how many ended. Zero sessions is
+// success too (the person may not be signed in). NAME must be 1-256 bytes without control
+// characters (2 otherwise). A store failure is 1.
+int sessions_command(const std::vector<std::string>& args, store::Store& store, std::int64_t now,
+                     const std::string& actor, void (*log)(const store::Event&), std::FILE* out = stdout,
+                     std::FILE* err = stderr);
 
 } // namespace jitgate::server

@@ -2,6 +2,7 @@
 //   jitgate-server [--config FILE] serve [--ports-file FILE]
 //   jitgate-server [--config FILE] migrate
 //   jitgate-server [--config FILE] check-config
+//   jitgate-server [--config FILE] sessions revoke --user NAME
 //   jitgate-server keygen --dir DIR --kid KID
 //   jitgate-server --version
 // Every command catches everything: an exception never leaves main (exit 1 with a message).
@@ -24,11 +25,13 @@
 #include <jitgate/error.hpp>
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -46,6 +49,7 @@ void usage(std::FILE* out) {
                  "usage: jitgate-server [--config FILE] serve [--ports-file FILE]\n"
                  "       jitgate-server [--config FILE] migrate\n"
                  "       jitgate-server [--config FILE] check-config\n"
+                 "       jitgate-server [--config FILE] sessions revoke --user NAME\n"
                  "       jitgate-server keygen --dir DIR --kid KID\n"
                  "       jitgate-server --version\n"
                  "The default config is %s.\n",
@@ -126,6 +130,23 @@ int migrate(const std::string& path) {
         std::printf("jitgate-server: the database went from schema version %d to %d\n", before,
                     store::k_schema_version);
     return 0;
+}
+
+// `sessions revoke --user NAME`: on the configured database, audited as the user who ran it.
+int sessions(const std::string& path, const std::vector<std::string>& args) {
+    const auto config = load_config(path);
+    if (!config) return 1;
+    if (!jitgate::server::service::open_audit_log(config->audit.syslog_facility)) {
+        std::fprintf(stderr, "jitgate-server: unknown syslog facility\n");
+        return 1;
+    }
+    const uid_t uid = ::getuid();
+    const passwd* pw = ::getpwuid(uid);
+    const std::string actor = pw != nullptr ? std::string(pw->pw_name) : "uid:" + std::to_string(uid);
+    std::unique_ptr<jitgate::server::store::Store> store = open_store(*config);
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return jitgate::server::sessions_command(args, *store, now, actor, &jitgate::server::service::log_event);
 }
 
 // Writes {"hosts": PORT, "web": PORT} to `path` atomically (tests listen on port 0).
@@ -300,6 +321,7 @@ int main(int argc, char** argv) {
         if (command == "migrate" && rest.empty()) return migrate(config);
         if (command == "check-config" && rest.empty())
             return jitgate::server::check_config_command({"--config", config});
+        if (command == "sessions") return sessions(config, rest);
         if (command == "keygen") return jitgate::server::keygen_command(rest);
         usage(stderr);
         return 2;

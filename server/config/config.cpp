@@ -47,6 +47,11 @@ constexpr int k_max_approvals = 5;
 constexpr Seconds k_max_request_duration{std::chrono::hours(24)};
 constexpr Seconds k_max_session_ttl{std::chrono::hours(24 * 7)};
 constexpr Seconds k_max_ticket_timeout{std::chrono::seconds(60)};
+// web.sign_in_*: the limits' ranges (at most 100 sign-ins a second from one address; a
+// million outstanding sign-ins is about 300 MB of logins rows).
+constexpr int k_max_sign_in_per_minute = 6000;
+constexpr int k_max_sign_in_burst = 1000;
+constexpr int k_max_sign_ins_in_progress = 1'000'000;
 
 const SectionSpec k_top_spec{
     {"server", "hosts", "web", "oidc", "database", "signing", "policy", "webhooks", "ticket_check", "audit"},
@@ -75,7 +80,9 @@ const SectionSpec k_server_spec{{"name", "public_url"}, {}};
 const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "client_crl", "max_timeout", "max_ttl",
                                 "max_pending_per_host", "max_connections_per_address"},
                                {}};
-const SectionSpec k_web_spec{{"listen", "cert", "key", "session_ttl", "max_connections_per_address"}, {}};
+const SectionSpec k_web_spec{{"listen", "cert", "key", "session_ttl", "max_connections_per_address",
+                              "sign_in_per_minute", "sign_in_burst", "max_sign_ins_in_progress"},
+                             {}};
 const SectionSpec k_oidc_spec{{"issuer", "client_id", "client_secret_file", "ca_file", "username_claim", "groups_claim",
                                "users", "groups", "scopes"},
                               {}};
@@ -259,6 +266,12 @@ void Parser::parse_web(const Entries& top, Config& config) {
     set_string(where, e, "key", config.web.key);
     set_duration(where, e, "session_ttl", config.web.session_ttl);
     set_count(where, e, "max_connections_per_address", "an integer 0..100000", config.web.max_connections_per_address);
+    if (auto v = integer_value(where, find(e, "sign_in_per_minute"), "an integer 1..6000"))
+        config.web.sign_in_per_minute = static_cast<int>(*v);
+    if (auto v = integer_value(where, find(e, "sign_in_burst"), "an integer 1..1000"))
+        config.web.sign_in_burst = static_cast<int>(*v);
+    if (auto v = integer_value(where, find(e, "max_sign_ins_in_progress"), "an integer 1..1000000"))
+        config.web.max_sign_ins_in_progress = static_cast<int>(*v);
     // The default sits here, in one place: a server with one certificate for both listeners.
     if (find(e, "cert") == nullptr && find(e, "key") == nullptr) {
         config.web.cert = config.hosts.cert;
@@ -442,6 +455,10 @@ private:
         if (value > max)
             add(path, path + " must be at most " + format_duration(max) + ", got " + format_duration(value));
     }
+    void range(const std::string& path, int value, int max) {
+        if (value < 1 || value > max)
+            add(path, path + " must be 1.." + std::to_string(max) + ", got " + std::to_string(value));
+    }
     void names(const std::string& path, const std::string& prefix, const std::string& key,
                const std::vector<std::string>& list) {
         for (std::size_t i = 0; i < list.size(); ++i)
@@ -504,6 +521,9 @@ void Checker::check_listeners() {
     duration("hosts.max_timeout", h.max_timeout, k_max_request_duration);
     duration("hosts.max_ttl", h.max_ttl, k_max_request_duration);
     duration("web.session_ttl", w.session_ttl, k_max_session_ttl);
+    range("web.sign_in_per_minute", w.sign_in_per_minute, k_max_sign_in_per_minute);
+    range("web.sign_in_burst", w.sign_in_burst, k_max_sign_in_burst);
+    range("web.max_sign_ins_in_progress", w.max_sign_ins_in_progress, k_max_sign_ins_in_progress);
 }
 
 void Checker::check_oidc() {

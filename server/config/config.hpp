@@ -84,6 +84,14 @@ struct Config {
         Seconds session_ttl{std::chrono::hours(8)};
         // Open connections from one source address; 0: no limit. 0..100000. A browser opens ~6.
         int max_connections_per_address = 64;
+        // The unauthenticated sign-in routes (/login, /oidc/callback). A token bucket per
+        // source address (an IPv6 address counts per /64): refilled at sign_in_per_minute,
+        // holding at most sign_in_burst; one sign-in spends two (start and callback). And a cap
+        // on sign-ins started and not yet finished or expired, across replicas (the logins
+        // rows). Over either: 429 with Retry-After, nothing stored.
+        int sign_in_per_minute = 20;
+        int sign_in_burst = 10;
+        int max_sign_ins_in_progress = 10000;
     } web;
 
     // Optional as a whole (empty issuer: no sign-in); with an issuer, client_id and

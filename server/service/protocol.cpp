@@ -132,6 +132,8 @@ Filed check(const Json& body) {
     f.nonce = string_member(body, "nonce", "", 64);
     if (!is_nonce(f.nonce)) invalid("member \"nonce\" is not 32 bytes in base64url without padding");
     f.host = name_member(body, "host", "");
+    if (!is_host_name(f.host))
+        invalid("member \"host\" is not a host name: 1 to 253 of the characters A-Z a-z 0-9 . _ -");
     f.environment = name_member(body, "host_environment", "", /*allow_empty=*/true);
     f.tags = name_list(body, "host_tags", "");
 
@@ -184,6 +186,13 @@ Filed check(const Json& body) {
 }
 
 } // namespace
+
+bool is_host_name(std::string_view host) noexcept {
+    return !host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+               c == '_';
+    });
+}
 
 bool is_request_id(std::string_view id) noexcept {
     if (id.size() < 6 || id.size() > 34 || id.substr(0, 2) != "R-") return false;

@@ -52,6 +52,11 @@ FileCheck check_filed(std::string_view body);
 // §3: "R-" followed by 4 to 32 of [0-9A-Z].
 bool is_request_id(std::string_view id) noexcept;
 
+// §4: a host name as a certificate names it (subject CN or DNS SAN): 1 to 253 of
+// [A-Za-z0-9._-]. A `host` outside this is refused when filed (400), so every filed request
+// has a name that can be put in its page's URL, a log line and a grant without escaping.
+bool is_host_name(std::string_view host) noexcept;
+
 // §5: the `wait` query value. nullopt for a value that is not an integer (400); else clamped
 // to 0..60. A missing value is 0 (the caller passes nullopt → 0).
 std::optional<int> parse_wait(const std::optional<std::string>& value) noexcept;

@@ -121,6 +121,7 @@ std::string Service::request_url(const std::string& host, const std::string& id)
 
 void Service::start() {
     start_expiry();
+    start_purge();
     const int fd = m_store.wake_fd();
     if (fd >= 0) m_wake_watch = m_loop.watch_readable(fd, [this]() { take_wakeups(); });
 }
@@ -132,6 +133,25 @@ void Service::start_expiry() {
         std::fprintf(stderr, "jitgate-server: expiring requests failed: %s\n", e.what());
     }
     m_expiry_timer = m_loop.after(std::chrono::seconds(1), [this]() { start_expiry(); });
+}
+
+// ---- housekeeping: the purge ----------------------------------------------------------------
+// SECURITY NOTE: every unauthenticated GET /login stores a sign-in row and every sign-in a
+// session row; without this they would only ever grow. Each replica runs it; the store makes
+// concurrent runs safe.
+
+store::Store::Purged Service::purge() {
+    const std::int64_t t = now();
+    return m_store.purge(t, t - k_keep_delivered_notices.count());
+}
+
+void Service::start_purge() {
+    try {
+        purge();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: purging expired sessions and sign-ins failed: %s\n", e.what());
+    }
+    m_purge_timer = m_loop.after(k_purge_interval, [this]() { start_purge(); });
 }
 
 // ---- the host API ----------------------------------------------------------------------------
@@ -429,32 +449,29 @@ void Service::notify(const std::string& type, const store::Request& request) {
 
 Decidability Service::decidability(const Approver& approver, const store::Request& request) const {
     Decidability d;
-    if (request.status != store::Status::pending) {
-        d.why_not = "this request is " + std::string(store::to_string(request.status));
+    // Refused both ways, with the same reason.
+    const auto neither = [&d](std::string why) {
+        d.why_not = why;
+        d.why_not_deny = std::move(why);
         return d;
-    }
-    if (request.expires_at <= now()) {
-        d.why_not = "this request has expired";
-        return d;
-    }
-    if (approver.unix_user.empty()) {
-        d.why_not = "your sign-in maps to no user name of the hosts";
-        return d;
-    }
+    };
+    if (request.status != store::Status::pending)
+        return neither("this request is " + std::string(store::to_string(request.status)));
+    if (request.expires_at <= now()) return neither("this request has expired");
+    if (approver.unix_user.empty()) return neither("your sign-in maps to no user name of the hosts");
     // SECURITY NOTE: one person is one Unix name across the IdP and the hosts (the mapping of
     // config oidc.username_claim / oidc.users). The requester, and the person whose login
-    // session the request came from, may not decide it.
+    // session the request came from, may not decide it either way.
     if (approver.unix_user == request.requester ||
-        (!request.requester_login.empty() && approver.unix_user == request.requester_login)) {
-        d.why_not = "you cannot decide your own request";
-        return d;
-    }
+        (!request.requester_login.empty() && approver.unix_user == request.requester_login))
+        return neither("you cannot decide your own request");
     const bool in_group = std::any_of(approver.groups.begin(), approver.groups.end(),
                                       [&](const std::string& g) { return contains(request.approver_groups, g); });
-    if (!in_group) {
-        d.why_not = "none of your approver groups may decide this request";
-        return d;
-    }
+    if (!in_group) return neither("none of your approver groups may decide this request");
+    // From here on the person may deny: having approved earlier does not stop them from
+    // denying later (they changed their mind), and a ticket check that has not passed blocks
+    // approval only.
+    d.may_deny = true;
     if (std::any_of(request.approvals.begin(), request.approvals.end(),
                     [&](const store::Approval& a) { return a.approver == approver.unix_user; })) {
         d.why_not = "you have already approved this request";
@@ -466,7 +483,7 @@ Decidability Service::decidability(const Approver& approver, const store::Reques
         d.why_not = "the ticket check has not passed: " + ticket.value("why", std::string("no answer"));
         return d;
     }
-    d.may_decide = true;
+    d.may_approve = true;
     return d;
 }
 
@@ -481,10 +498,10 @@ void Service::record_ticket_check(const std::string& host, const std::string& id
 
 namespace {
 
-ActionStatus refusal_status(const Decidability& d, const store::Request& request, std::int64_t now) {
+ActionStatus refusal_status(const std::string& why_not, const store::Request& request, std::int64_t now) {
     if (request.status != store::Status::pending || request.expires_at <= now) return ActionStatus::not_pending;
-    if (d.why_not == "you cannot decide your own request") return ActionStatus::own_request;
-    if (d.why_not == "you have already approved this request") return ActionStatus::already_voted;
+    if (why_not == "you cannot decide your own request") return ActionStatus::own_request;
+    if (why_not == "you have already approved this request") return ActionStatus::already_voted;
     return ActionStatus::forbidden;
 }
 
@@ -505,12 +522,12 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     if (!found) return {ActionStatus::not_found, "no such request"};
     const std::int64_t t = now();
     const Decidability d = decidability(approver, *found);
-    if (!d.may_decide) {
+    if (!d.may_approve) {
         const store::Event refused = event(t, "approval.refused", host, id, approver.unix_user, approver.identity,
                                            source_address, {{"why", d.why_not}, {"via", via}});
         m_store.record(refused);
         log_event(refused);
-        return {refusal_status(d, *found, t), d.why_not};
+        return {refusal_status(d.why_not, *found, t), d.why_not};
     }
 
     store::Approval approval;
@@ -594,18 +611,13 @@ ActionResult Service::deny(const Approver& approver, const std::string& host, co
     std::optional<store::Request> found = m_store.find(host, id);
     if (!found) return {ActionStatus::not_found, "no such request"};
     const std::int64_t t = now();
-    Decidability d = decidability(approver, *found);
-    // Having approved earlier does not stop a person from denying later (they changed their mind).
-    // A ticket check that has not passed blocks approval only: denying is the safe direction.
-    if (!d.may_decide && (d.why_not == "you have already approved this request" ||
-                          d.why_not.rfind("the ticket check has not passed", 0) == 0))
-        d = {true, ""};
-    if (!d.may_decide) {
+    const Decidability d = decidability(approver, *found);
+    if (!d.may_deny) {
         const store::Event refused = event(t, "denial.refused", host, id, approver.unix_user, approver.identity,
-                                           source_address, {{"why", d.why_not}, {"via", via}});
+                                           source_address, {{"why", d.why_not_deny}, {"via", via}});
         m_store.record(refused);
         log_event(refused);
-        return {refusal_status(d, *found, t), d.why_not};
+        return {refusal_status(d.why_not_deny, *found, t), d.why_not_deny};
     }
     const store::Event denied = event(t, "request.denied", host, id, approver.unix_user, approver.identity,
                                       source_address, {{"comment", comment}, {"via", via}});

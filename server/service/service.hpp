@@ -20,6 +20,7 @@
 #include "server/http/http.hpp"
 #include "server/store/store.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,10 +60,15 @@ struct ActionResult {
     std::string message; // one line for the approver
 };
 
-// What an approver may see and do with one request (for the web UI).
+// What an approver may do with one request: exactly what approve() and deny() will accept
+// (the web UI shows a button only when the service would take it). Approving and denying
+// differ: a ticket check that has not passed, or an earlier approval by the same person, blocks
+// approving but not denying (denying is the safe direction, and people change their minds).
 struct Decidability {
-    bool may_decide = false;
-    std::string why_not; // empty when may_decide
+    bool may_approve = false;
+    std::string why_not; // why approving is refused; empty when may_approve
+    bool may_deny = false;
+    std::string why_not_deny; // why denying is refused; empty when may_deny
 };
 
 // Sources of time and randomness, so tests can drive them.
@@ -78,9 +84,18 @@ public:
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
 
-    // Starts the periodic work on the loop: expiry of due requests (every second) and, with a
-    // store that has other writers, wake-ups from other replicas.
+    // Starts the periodic work on the loop: expiry of due requests (every second), the purge
+    // (every k_purge_interval) and, with a store that has other writers, wake-ups from other
+    // replicas.
     void start();
+
+    // Deletes what expires by itself from the store (store::Store::purge): sessions and
+    // sign-ins expired by now, and delivered notices older than k_keep_delivered_notices.
+    // Never a request, an approval or an event. Errors: the store's (Error(io)); start()'s
+    // timer logs them and tries again next time. Loop thread only.
+    store::Store::Purged purge();
+    static constexpr std::chrono::seconds k_purge_interval{60};
+    static constexpr std::chrono::seconds k_keep_delivered_notices{24 * 3600};
 
     // The host API: POST /v1/requests, GET /v1/requests/{id}?wait=N, POST /v1/requests/{id}/cancel.
     void handle_host(http::Request&& request, http::Reply&& reply);
@@ -121,6 +136,7 @@ private:
     void forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter);
     void expire(const std::string& host, const std::string& id);
     void start_expiry();
+    void start_purge();
     void expire_due();
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);
@@ -133,6 +149,7 @@ private:
     Clock m_clock;
     std::map<std::pair<std::string, std::string>, std::vector<std::shared_ptr<Waiter>>> m_waiters;
     http::Timer m_expiry_timer;
+    http::Timer m_purge_timer;
     std::shared_ptr<void> m_wake_watch;
 };
 

@@ -30,6 +30,9 @@ namespace {
 using pg::Result;
 using Params = std::vector<std::string>;
 
+// pg_try_advisory_xact_lock key for purge(): one replica purges at a time (migrations use another key).
+constexpr const char* k_purge_lock = "29952296202892390";
+
 constexpr const char* k_read_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 std::string str(std::string_view text) {
@@ -246,17 +249,26 @@ public:
         });
     }
 
-    std::size_t purge(std::int64_t before) override {
+    Purged purge(std::int64_t expired_before, std::int64_t delivered_before) override {
         return call([&] {
             pg::Transaction tx(m_db);
-            const Params at{num(before)};
-            const Result purged =
-                m_db.exec("DELETE FROM requests WHERE status <> 'pending' AND decided_at < $1::bigint", at);
-            m_db.exec("DELETE FROM sessions WHERE expires_at < $1::bigint", at);
-            m_db.exec("DELETE FROM logins WHERE expires_at < $1::bigint", at);
-            m_db.exec("DELETE FROM notices WHERE state = 'delivered' AND next_attempt_at < $1::bigint", at);
+            // Replicas purge on their own timers: one at a time (two DELETEs of the same rows
+            // in different orders could deadlock), and a replica that finds the lock taken
+            // leaves the work to the one holding it.
+            const Result locked = m_db.exec("SELECT pg_try_advisory_xact_lock($1::bigint)", {k_purge_lock});
+            if (locked.text(0, 0) != "t") return Purged{};
+            Purged purged;
+            const Params expired{num(expired_before)};
+            purged.sessions = static_cast<std::size_t>(
+                m_db.exec("DELETE FROM sessions WHERE expires_at < $1::bigint", expired).affected());
+            purged.logins = static_cast<std::size_t>(
+                m_db.exec("DELETE FROM logins WHERE expires_at < $1::bigint", expired).affected());
+            purged.notices = static_cast<std::size_t>(
+                m_db.exec("DELETE FROM notices WHERE state = 'delivered' AND next_attempt_at < $1::bigint",
+                          {num(delivered_before)})
+                    .affected());
             tx.commit();
-            return static_cast<std::size_t>(purged.affected());
+            return purged;
         });
     }
 
@@ -326,6 +338,20 @@ public:
             LoginState login{r.text(0, 0), r.text(0, 1), r.text(0, 2), r.text(0, 3), r.integer(0, 4)};
             if (login.expires_at <= now) return std::nullopt;
             return login;
+        });
+    }
+
+    std::size_t count_logins(std::int64_t now) override {
+        return call([&] {
+            const Result r = m_db.exec("SELECT count(*) FROM logins WHERE expires_at > $1::bigint", {num(now)});
+            return static_cast<std::size_t>(r.integer(0, 0));
+        });
+    }
+
+    std::size_t delete_sessions_of(std::string_view unix_user) override {
+        return call([&] {
+            return static_cast<std::size_t>(
+                m_db.exec("DELETE FROM sessions WHERE unix_user = $1", {str(unix_user)}).affected());
         });
     }
 

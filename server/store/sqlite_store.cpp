@@ -239,24 +239,24 @@ public:
         });
     }
 
-    std::size_t purge(std::int64_t before) override {
+    Purged purge(std::int64_t expired_before, std::int64_t delivered_before) override {
+        // One writer at a time on SQLite (BEGIN IMMEDIATE): concurrent purges just queue.
         Transaction tx(m_db, Transaction::Kind::write);
-        {
-            Query q(m_db, "DELETE FROM requests WHERE status <> 'pending' AND decided_at < ?1");
-            q.integer(1, before).run();
-        }
-        const auto purged = static_cast<std::size_t>(m_db.changes());
+        Purged purged;
         {
             Query q(m_db, "DELETE FROM sessions WHERE expires_at < ?1");
-            q.integer(1, before).run();
+            q.integer(1, expired_before).run();
+            purged.sessions = static_cast<std::size_t>(m_db.changes());
         }
         {
             Query q(m_db, "DELETE FROM logins WHERE expires_at < ?1");
-            q.integer(1, before).run();
+            q.integer(1, expired_before).run();
+            purged.logins = static_cast<std::size_t>(m_db.changes());
         }
         {
             Query q(m_db, "DELETE FROM notices WHERE state = 'delivered' AND next_attempt_at < ?1");
-            q.integer(1, before).run();
+            q.integer(1, delivered_before).run();
+            purged.notices = static_cast<std::size_t>(m_db.changes());
         }
         tx.commit();
         return purged;
@@ -341,6 +341,21 @@ public:
             q.run();
             if (login.expires_at <= now) return std::nullopt;
             return login;
+        });
+    }
+
+    std::size_t count_logins(std::int64_t now) override {
+        Query q(m_db, "SELECT count(*) FROM logins WHERE expires_at > ?1");
+        q.integer(1, now);
+        if (!q.step()) return 0;
+        return static_cast<std::size_t>(q.integer(0));
+    }
+
+    std::size_t delete_sessions_of(std::string_view unix_user) override {
+        return write([&] {
+            Query q(m_db, "DELETE FROM sessions WHERE unix_user = ?1");
+            q.text(1, unix_user).run();
+            return static_cast<std::size_t>(m_db.changes());
         });
     }
 

@@ -185,11 +185,18 @@ public:
     virtual std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) = 0;
     virtual void set_ticket_check(std::string_view host, std::string_view id,
                                   const std::string& answer_json) = 0; // unknown: no-op
-    // Deletes final requests decided before `before` (the protocol asks for at least 24 h), with
-    // their approvals, and returns how many requests went. Also deletes sessions and sign-ins
-    // that expired before `before` and delivered notices due before it (dropped ones stay).
-    // The server's events are never deleted.
-    virtual std::size_t purge(std::int64_t before) = 0;
+    // Deletes web sessions and sign-ins that expired before `expired_before`, and delivered
+    // notices last due before `delivered_before`; returns how many of each went. Requests,
+    // their approvals and the server's events are never deleted here: they are the approval
+    // record auditors need (their retention is a decision of its own), and dropped notices stay
+    // as evidence. Safe to call from several replicas at once: on PostgreSQL a call that finds
+    // another replica purging (a transaction advisory lock) returns zeros at once.
+    struct Purged {
+        std::size_t sessions = 0;
+        std::size_t logins = 0;
+        std::size_t notices = 0;
+    };
+    virtual Purged purge(std::int64_t expired_before, std::int64_t delivered_before) = 0;
 
     // --- the server's own audit ---
     virtual void record(const Event& event) = 0;
@@ -202,6 +209,11 @@ public:
     virtual void put_login(const LoginState& login) = 0;
     // Returns and deletes the login (one use only); nullopt if unknown or expired at `now`.
     virtual std::optional<LoginState> take_login(std::string_view state, std::int64_t now) = 0;
+    // How many sign-ins are outstanding: stored and not expired at `now` (the web UI's cap on
+    // sign-in starts, across replicas).
+    virtual std::size_t count_logins(std::int64_t now) = 0;
+    // Deletes every session of `unix_user` (an admin ending someone's access now); returns how many.
+    virtual std::size_t delete_sessions_of(std::string_view unix_user) = 0;
 
     // --- webhook outbox ---
     virtual void enqueue(const std::string& target, const std::string& body, std::int64_t now) = 0;

@@ -197,18 +197,29 @@ std::string decided_by(const store::Request& request) {
     return out;
 }
 
-std::string decision_forms(const Viewer& viewer, const store::Request& request) {
+// The forms the service will accept: approve and deny are offered separately (a ticket check
+// that has not passed blocks approving only), with the reason when approving is not offered.
+std::string decision_forms(const Viewer& viewer, const store::Request& request,
+                           const service::Decidability& decidability) {
     const std::string base = html_escape(request_path(request.host, request.id));
     std::string out = "<section aria-labelledby=\"decide\">\n<h2 id=\"decide\">Your decision</h2>\n";
-    out += "<form method=\"post\" action=\"" + base + "/approve\" class=\"approve\">\n" + csrf_field(viewer) +
-           "\n<p><label for=\"approve-comment\">Comment (optional)</label><br>\n"
-           "<textarea id=\"approve-comment\" name=\"comment\" rows=\"3\" cols=\"60\"></textarea></p>\n"
-           "<p><button type=\"submit\">Approve</button></p>\n</form>\n";
-    out += "<form method=\"post\" action=\"" + base + "/deny\" class=\"deny\">\n" + csrf_field(viewer) +
-           "\n<p><label for=\"deny-comment\">Reason for the denial (required)</label><br>\n"
-           "<textarea id=\"deny-comment\" name=\"comment\" rows=\"3\" cols=\"60\" required></textarea></p>\n"
-           "<p><button type=\"submit\">Deny</button></p>\n</form>\n</section>\n";
-    return out;
+    if (decidability.may_approve)
+        out += "<form method=\"post\" action=\"" + base + "/approve\" class=\"approve\">\n" + csrf_field(viewer) +
+               "\n<p><label for=\"approve-comment\">Comment (optional)</label><br>\n"
+               "<textarea id=\"approve-comment\" name=\"comment\" rows=\"3\" cols=\"60\"></textarea></p>\n"
+               "<p><button type=\"submit\">Approve</button></p>\n</form>\n";
+    else
+        out +=
+            "<p class=\"why-not\">You cannot approve this request: " + exact_or_none(decidability.why_not) + "</p>\n";
+    if (decidability.may_deny)
+        out += "<form method=\"post\" action=\"" + base + "/deny\" class=\"deny\">\n" + csrf_field(viewer) +
+               "\n<p><label for=\"deny-comment\">Reason for the denial (required)</label><br>\n"
+               "<textarea id=\"deny-comment\" name=\"comment\" rows=\"3\" cols=\"60\" required></textarea></p>\n"
+               "<p><button type=\"submit\">Deny</button></p>\n</form>\n";
+    else
+        out +=
+            "<p class=\"why-not\">You cannot deny this request: " + exact_or_none(decidability.why_not_deny) + "</p>\n";
+    return out + "</section>\n";
 }
 
 std::string argv_section(const json& body) {
@@ -414,8 +425,10 @@ std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std
                    exact_or_none(request.rule) + "</td><td>" + std::to_string(request.approvals.size()) + " of " +
                    std::to_string(request.approvals_needed) + "</td><td>" +
                    html_escape(format_time_left(request.expires_at - now)) + "</td><td>" +
-                   (item.decidability.may_decide
-                        ? std::string("<strong>you may decide</strong>")
+                   (item.decidability.may_approve ? std::string("<strong>you may decide</strong>")
+                    : item.decidability.may_deny
+                        ? "<strong>you may deny</strong>; <span class=\"why-not\">approving is blocked: " +
+                              exact_or_none(item.decidability.why_not) + "</span>"
                         : "<span class=\"why-not\">" + exact_or_none(item.decidability.why_not) + "</span>") +
                    "</td></tr>\n";
     }
@@ -515,8 +528,8 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
     if (request.status != store::Status::pending)
         c += "<p class=\"final\">This request is final (" + html_escape(status_name(request.status)) +
              "); nothing more can be decided.</p>\n";
-    else if (frame.viewer != nullptr && decidability.may_decide)
-        c += decision_forms(*frame.viewer, request);
+    else if (frame.viewer != nullptr && (decidability.may_approve || decidability.may_deny))
+        c += decision_forms(*frame.viewer, request, decidability);
     else
         c += "<p class=\"why-not\">You cannot decide this request: " +
              (decidability.why_not.empty()

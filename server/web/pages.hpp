@@ -66,7 +66,8 @@ std::string request_path(std::string_view host, std::string_view id);
 // --- pages (each a complete HTML document) ---
 // The pending requests, oldest first. `more` says the list was cut at the page's limit.
 std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std::int64_t now, bool more);
-// One request in full, with the approve and deny forms when the viewer may decide it.
+// One request in full, with the approve form when the viewer may approve it and the deny form
+// when they may deny it (each as the service would accept it), and why when one is missing.
 std::string request_detail(const Frame& frame, const store::Request& request, const service::Decidability& decidability,
                            std::int64_t now);
 // What an approve or deny did: the service's one-line message and links back.

@@ -1,6 +1,8 @@
 // server/web/web_ui.cpp — the approvers' web UI: routing, sessions, CSRF, sign-in and actions.
 #include "server/web/web_ui.hpp"
 
+#include "server/service/audit_log.hpp"
+#include "server/service/protocol.hpp"
 #include "server/web/browser.hpp"
 
 #include <jitgate/error.hpp>
@@ -138,10 +140,7 @@ void log_line(std::string_view what) {
 } // namespace
 
 bool is_host_name(std::string_view host) noexcept {
-    return !host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-               c == '_';
-    });
+    return protocol::is_host_name(host);
 }
 
 bool is_request_id(std::string_view id) noexcept {
@@ -152,7 +151,10 @@ bool is_request_id(std::string_view id) noexcept {
 
 WebUi::WebUi(const config::Config& config, service::Service& service, store::Store& store, SignIn& sign_in)
     : m_config(config), m_service(service), m_store(store), m_sign_in(sign_in),
-      m_origin(browser::origin_of(config.server.public_url)) {}
+      m_origin(browser::origin_of(config.server.public_url)),
+      m_sign_in_limit(config.web.sign_in_per_minute, config.web.sign_in_burst) {
+    log_rate_limited = [](const store::Event& event) { service::log_event(event); };
+}
 
 // One thread for the IdP calls of sign-ins, with a bounded queue.
 struct WebUi::Worker {
@@ -244,6 +246,20 @@ void WebUi::handle_sign_in_elsewhere(http::Request&& request, http::Reply&& repl
     const auto busy = [this, answer]() {
         answer(error(503, "Too many sign-ins are waiting for the identity provider; try again shortly.", nullptr));
     };
+
+    // The limits first, on the loop: a refused sign-in stores nothing and reaches no IdP.
+    {
+        bool go_on = false;
+        http::Response refused = guarded([&]() {
+            std::optional<http::Response> limited = sign_in_limited(*shared_request, m_service.now());
+            go_on = !limited;
+            return limited ? std::move(*limited) : http::Response{};
+        });
+        if (!go_on) {
+            answer(std::move(refused));
+            return;
+        }
+    }
 
     if (shared_request->path == "/login") {
         std::string return_to = browser::field(shared_request->query, "return_to").value_or("/");
@@ -340,8 +356,11 @@ http::Response WebUi::route(const http::Request& request) {
                                : method_not_allowed("GET");
 
     const std::int64_t now = m_service.now();
-    if (path == "/login") return method == "GET" ? begin_sign_in(request, now) : method_not_allowed("GET");
-    if (path == "/oidc/callback") return method == "GET" ? finish_sign_in(request, now) : method_not_allowed("GET");
+    if (path == "/login" || path == "/oidc/callback") {
+        if (method != "GET") return method_not_allowed("GET");
+        if (std::optional<http::Response> refused = sign_in_limited(request, now)) return std::move(*refused);
+        return path == "/login" ? begin_sign_in(request, now) : finish_sign_in(request, now);
+    }
 
     // Everything else needs a session; first find which route it is (an unknown path is 404
     // whoever asks, and no redirect is made to a path we do not serve).
@@ -484,6 +503,47 @@ http::Response WebUi::history_page(const http::Request& request, const SignedIn&
     // shown are on the next page only if the store counts `before` as exclusive; the page says
     // so by showing the time.
     return page(200, pages::history(frame(&who.viewer), requests, older));
+}
+
+std::optional<http::Response> WebUi::sign_in_limited(const http::Request& request, std::int64_t now) {
+    if (const std::int64_t wait = m_sign_in_limit.take(request.peer_address, now); wait > 0)
+        return too_many(request, wait,
+                        "Too many sign-in attempts came from your network address. Wait " +
+                            text::plural(static_cast<std::uint64_t>(wait), "second", "seconds") + " and sign in again.",
+                        "too many sign-in requests from this address", now);
+    // SECURITY NOTE: each start stores a row until it is used or expires; the cap holds the
+    // table (and the IdP's load) whatever number of addresses an attacker has. Starts waiting
+    // for the IdP have no row yet, so the table may exceed the cap by the worker's queue
+    // (k_max_waiting_sign_ins) per replica: still bounded.
+    if (request.path == "/login" &&
+        m_store.count_logins(now) >= static_cast<std::size_t>(m_config.web.max_sign_ins_in_progress))
+        return too_many(request, k_busy_retry_after_s,
+                        "Too many sign-ins are in progress on this server. Wait a minute and sign in again.",
+                        "too many sign-ins in progress (web.max_sign_ins_in_progress)", now);
+    return std::nullopt;
+}
+
+http::Response WebUi::too_many(const http::Request& request, std::int64_t retry_after_s, const std::string& message,
+                               const std::string& why, std::int64_t now) {
+    if (m_rate_limited_logged_at < 0 || now - m_rate_limited_logged_at >= k_rate_limited_log_interval_s ||
+        now < m_rate_limited_logged_at) {
+        store::Event event;
+        event.at = now;
+        event.type = "signin.rate_limited";
+        event.actor = "server";
+        event.source_address = request.peer_address;
+        event.detail =
+            nlohmann::json{{"why", why}, {"path", request.path}, {"refused_since_last_line", m_rate_limited_unlogged}}
+                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (log_rate_limited) log_rate_limited(event);
+        m_rate_limited_logged_at = now;
+        m_rate_limited_unlogged = 0;
+    } else {
+        ++m_rate_limited_unlogged;
+    }
+    http::Response response = error(429, message, nullptr);
+    response.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+    return response;
 }
 
 http::Response WebUi::begin_sign_in(const http::Request& request, std::int64_t now) {

@@ -23,6 +23,13 @@
 // cookie of the browser that started it, so a callback link made for someone else's account
 // fails (login CSRF). Every answer carries the security headers (browser::add_security_headers).
 //
+// SECURITY NOTE: the two sign-in routes answer anyone, so they are limited before they store
+// or ask anything: per source address (SignInLimit: web.sign_in_per_minute and
+// web.sign_in_burst; both routes spend from the same bucket) and, for /login, by the number of
+// sign-ins in progress in the store (web.max_sign_ins_in_progress, across replicas). Over a
+// limit the answer is 429 with Retry-After and a page saying why; nothing is stored, and a
+// syslog line says so at most once a minute (with how many were refused since the last one).
+//
 // Threading: the loop thread only, like the Service and the Store it uses. Errors: respond()
 // and handle() never throw; a database failure (Error(io)) is a 503 page, anything else a 500
 // page, each logged as one escaped line on stderr.
@@ -36,6 +43,7 @@
 #include "server/store/store.hpp"
 #include "server/web/pages.hpp"
 #include "server/web/sign_in.hpp"
+#include "server/web/sign_in_limit.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -75,6 +83,13 @@ public:
     // How many requests one page lists.
     static constexpr std::size_t k_page_size = 200;
 
+    // Where the "signin.rate_limited" lines go (syslog by default; tests look at them). Never
+    // stored in the database: that would be the growth the limits are there to stop.
+    std::function<void(const store::Event&)> log_rate_limited;
+    // At most one such line per this many seconds; the Retry-After of the global cap.
+    static constexpr std::int64_t k_rate_limited_log_interval_s = 60;
+    static constexpr std::int64_t k_busy_retry_after_s = 60;
+
 private:
     struct SignedIn {
         store::Session session;
@@ -90,6 +105,9 @@ private:
     http::Response decide(const http::Request& request, const SignedIn& who, const std::string& host,
                           const std::string& id, const std::string& comment, bool approve);
     http::Response history_page(const http::Request& request, const SignedIn& who, std::int64_t now);
+    std::optional<http::Response> sign_in_limited(const http::Request& request, std::int64_t now);
+    http::Response too_many(const http::Request& request, std::int64_t retry_after_s, const std::string& message,
+                            const std::string& why, std::int64_t now);
     http::Response begin_sign_in(const http::Request& request, std::int64_t now);
     http::Response finish_sign_in(const http::Request& request, std::int64_t now);
     // finish_sign_in in its two halves around the IdP call: check_callback takes the login
@@ -120,6 +138,9 @@ private:
     std::string m_origin; // the public URL's origin, what a browser sends as Origin
     struct Worker;
     std::unique_ptr<Worker> m_worker; // set by offload_sign_in()
+    SignInLimit m_sign_in_limit;
+    std::int64_t m_rate_limited_logged_at = -1; // when the last signin.rate_limited line went out
+    std::size_t m_rate_limited_unlogged = 0;    // refusals since then
 };
 
 // --- the pieces of routing, exposed for tests ---

@@ -712,8 +712,10 @@ case_ticket_check_gates_approval() {
         sleep 0.05
     done
     expect_contains "$page" "CHG1"
-    expect_contains "$page" "You cannot decide this request: the ticket check has not passed: the ticket is not approved"
+    expect_contains "$page" "You cannot approve this request: the ticket check has not passed: the ticket is not approved"
     expect_not_contains "$page" 'action="/r/fin-db-01/'"$id1"'/approve"'
+    # ...but the page offers Deny, which the service accepts (it used to hide both forms)
+    expect_contains "$page" 'action="/r/fin-db-01/'"$id1"'/deny"'
     local result; result="$(approver_act bob approve fin-db-01 "$id1" "ok")"
     expect_contains "$result" "Not done"
     expect_contains "$result" "the ticket check has not passed"

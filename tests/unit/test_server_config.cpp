@@ -111,6 +111,23 @@ TEST(ServerConfig, MinimalConfigGetsTheDefaults) {
     EXPECT_EQ(c.web.max_connections_per_address, 64);
 }
 
+TEST(ServerConfig, SignInLimitsHaveDefaultsAndAreRead) {
+    const LoadResult defaults = parse(k_minimal, "min.yaml");
+    ASSERT_TRUE(defaults.problems.empty()) << all_problems(defaults);
+    EXPECT_EQ(defaults.config.web.sign_in_per_minute, 20);
+    EXPECT_EQ(defaults.config.web.sign_in_burst, 10);
+    EXPECT_EQ(defaults.config.web.max_sign_ins_in_progress, 10000);
+    const LoadResult set = parse(
+        k_minimal + "web:\n  sign_in_per_minute: 6\n  sign_in_burst: 3\n  max_sign_ins_in_progress: 50\n", "t.yaml");
+    ASSERT_TRUE(set.problems.empty()) << all_problems(set);
+    EXPECT_EQ(set.config.web.sign_in_per_minute, 6);
+    EXPECT_EQ(set.config.web.sign_in_burst, 3);
+    EXPECT_EQ(set.config.web.max_sign_ins_in_progress, 50);
+    const LoadResult bad =
+        parse(k_minimal + "web:\n  sign_in_per_minute: 6001\n  max_sign_ins_in_progress: x\n", "t.yaml");
+    ASSERT_EQ(bad.problems.size(), 2u) << all_problems(bad);
+}
+
 TEST(ServerConfig, ListenTakesIpv4AndBracketedIpv6) {
     const LoadResult result =
         parse(k_minimal + "web:\n  listen: \"[::1]:0\"\nhosts_x: 1\n", "t.yaml"); // hosts_x: one known problem

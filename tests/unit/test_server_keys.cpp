@@ -1,5 +1,5 @@
-// Unit tests of server/service/keys.cpp (KeySet, keygen) and server/commands.cpp (keygen and
-// check-config as the program runs them): real files in a private directory, real keys, and
+// Unit tests of server/service/keys.cpp (KeySet, keygen) and server/commands.cpp (keygen,
+// check-config and sessions revoke as the program runs them): real files in a private directory, real keys, and
 // every grant checked with the hosts' verifier.
 #include "server/service/keys.hpp"
 
@@ -18,6 +18,7 @@
 #include "jitgate/error.hpp"
 #include "lib/grant_token.hpp"
 #include "server/commands.hpp"
+#include "server/store/store.hpp"
 
 namespace jitgate::server {
 namespace {
@@ -300,6 +301,50 @@ TEST(ServerCommands, CheckConfigPrintsEachProblemOrConfigOk) {
     Capture usage;
     EXPECT_EQ(check_config_command({"--config"}, out.file(), usage.file()), 2);
     EXPECT_EQ(usage.text(), "jitgate-server check-config: --config needs a value\n");
+}
+
+std::vector<store::Event> g_logged; // what sessions_command sent to "syslog"
+
+TEST(ServerCommands, SessionsRevokeEndsEverySessionOfOneUserAndIsAudited) {
+    TempDir dir;
+    const std::string db = dir.path("server.db");
+    store::migrate_sqlite(db);
+    const auto s = store::open_sqlite(db);
+    s->put_session(store::Session{"t1", "i", "alice", "Alice", {"g"}, "c", 0, 5000});
+    s->put_session(store::Session{"t2", "i", "alice", "Alice", {"g"}, "c", 0, 5000});
+    s->put_session(store::Session{"t3", "i", "bob", "Bob", {"g"}, "c", 0, 5000});
+    g_logged.clear();
+    const auto log = [](const store::Event& e) { g_logged.push_back(e); };
+    Capture out;
+    Capture err;
+    EXPECT_EQ(sessions_command({"revoke", "--user", "alice"}, *s, 100, "root", log, out.file(), err.file()), 0)
+        << err.text();
+    EXPECT_EQ(out.text(), "ended 2 sessions of alice\n");
+    EXPECT_FALSE(s->find_session("t1", 0));
+    EXPECT_FALSE(s->find_session("t2", 0));
+    EXPECT_TRUE(s->find_session("t3", 0));
+    const auto events = s->events("", "");
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].type, "sessions.revoked");
+    EXPECT_EQ(events[0].actor, "admin:root");
+    EXPECT_EQ(events[0].at, 100);
+    EXPECT_EQ(events[0].detail, R"({"sessions":2,"user":"alice"})");
+    ASSERT_EQ(g_logged.size(), 1u);
+    EXPECT_EQ(g_logged[0].type, "sessions.revoked");
+
+    Capture again;
+    EXPECT_EQ(sessions_command({"revoke", "--user", "alice"}, *s, 101, "root", log, again.file(), err.file()), 0);
+    EXPECT_EQ(again.text(), "ended 0 sessions of alice\n");
+
+    Capture usage;
+    EXPECT_EQ(sessions_command({}, *s, 102, "root", log, out.file(), usage.file()), 2);
+    EXPECT_EQ(sessions_command({"revoke"}, *s, 102, "root", log, out.file(), usage.file()), 2);
+    EXPECT_EQ(sessions_command({"list", "--user", "bob"}, *s, 102, "root", log, out.file(), usage.file()), 2);
+    EXPECT_EQ(sessions_command({"revoke", "--user", ""}, *s, 102, "root", log, out.file(), usage.file()), 2);
+    EXPECT_EQ(sessions_command({"revoke", "--user", "bo\nb"}, *s, 102, "root", log, out.file(), usage.file()), 2);
+    EXPECT_EQ(sessions_command({"revoke", "--name", "bob"}, *s, 102, "root", log, out.file(), usage.file()), 2);
+    EXPECT_TRUE(s->find_session("t3", 0));
+    EXPECT_EQ(s->events("", "").size(), 2u);
 }
 
 } // namespace

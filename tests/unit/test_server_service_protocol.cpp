@@ -12,6 +12,7 @@ namespace {
 
 using jitgate::server::protocol::check_cancel;
 using jitgate::server::protocol::check_filed;
+using jitgate::server::protocol::is_host_name;
 using jitgate::server::protocol::parse_wait;
 using Json = nlohmann::json;
 
@@ -108,6 +109,25 @@ TEST(ServerProtocol, TypesAndFormsAreStrict) {
         Json body = example();
         body[Json::json_pointer(pointer)] = value;
         EXPECT_FALSE(error_of(body).empty()) << pointer << " = " << value.dump();
+    }
+}
+
+// A certificate can name a host "pay db" or "pay/db" (a CN is free text), but such a request's
+// page could not be opened (/r/{host}/{id} takes [A-Za-z0-9._-] only): it is refused at filing.
+TEST(ServerProtocol, HostNamesOutsideTheUrlAlphabetAreRefusedWhenFiled) {
+    for (const std::string& host :
+         std::vector<std::string>{"pay db", "pay/db", "pay%2Fdb", "pay-db-01\u00e9", "caf\xc3\xa9", "a:b",
+                                  "*.example.com", std::string(254, 'a')}) {
+        Json body = example();
+        body["host"] = host;
+        EXPECT_NE(error_of(body).find("member \"host\" is not a host name"), std::string::npos) << host;
+    }
+    for (const std::string& host :
+         std::vector<std::string>{"pay-db-01", "pay_db.example.com", "A1", std::string(253, 'a')}) {
+        Json body = example();
+        body["host"] = host;
+        EXPECT_TRUE(check_filed(body.dump()).filed.has_value()) << host;
+        EXPECT_TRUE(is_host_name(host));
     }
 }
 

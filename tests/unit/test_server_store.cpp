@@ -549,7 +549,9 @@ TEST_P(StoreTest, history_is_newest_decision_first_and_strictly_before) {
     EXPECT_EQ(page[0].id, "R-H20");
 }
 
-TEST_P(StoreTest, purge_deletes_old_final_requests_with_their_approvals) {
+// The bug: purge also deleted decided requests (the approval record auditors need). It now
+// deletes only what expires by itself: sessions, sign-ins and delivered notices.
+TEST_P(StoreTest, purge_keeps_every_request_and_event_and_deletes_expired_sessions_logins_and_old_notices) {
     create("R-OLD", 10, 2000, 2);
     create("R-NEW");
     create("R-PEND");
@@ -560,17 +562,78 @@ TEST_P(StoreTest, purge_deletes_old_final_requests_with_their_approvals) {
     store->put_session(Session{"tok-old", "i", "bob", "Bob", {}, "csrf", 0, 50});
     store->put_session(Session{"tok-new", "i", "bob", "Bob", {}, "csrf", 0, 5000});
     store->put_login(LoginState{"state-old", "n", "v", "/", 50});
-    EXPECT_EQ(store->purge(100), 1u);
-    EXPECT_FALSE(store->find("web1", "R-OLD"));
+    store->put_login(LoginState{"state-new", "n", "v", "/", 5000});
+    store->enqueue("hook", "delivered-old", 10);
+    store->enqueue("hook", "delivered-new", 90);
+    store->enqueue("hook", "pending-old", 10);
+    store->enqueue("hook", "dropped-old", 10);
+    const auto claimed = store->claim_notices(95, 10, 30);
+    ASSERT_EQ(claimed.size(), 4u);
+    for (const Notice& n : claimed) {
+        if (n.body == "delivered-old" || n.body == "delivered-new") store->notice_delivered(n.id);
+        if (n.body == "pending-old") store->notice_failed(n.id, 10, "try again");
+        if (n.body == "dropped-old") store->notice_dropped(n.id, "gave up");
+    }
+    const std::size_t events_before = store->events("web1", "R-OLD").size();
+
+    const Store::Purged purged = store->purge(100, 50);
+    EXPECT_EQ(purged.sessions, 1u);
+    EXPECT_EQ(purged.logins, 1u);
+    EXPECT_EQ(purged.notices, 1u);
+    const auto old = store->find("web1", "R-OLD");
+    ASSERT_TRUE(old); // decided long ago, kept with its approval and events
+    EXPECT_EQ(old->approvals.size(), 1u);
+    EXPECT_EQ(store->events("web1", "R-OLD").size(), events_before);
     EXPECT_TRUE(store->find("web1", "R-NEW"));
     EXPECT_TRUE(store->find("web1", "R-PEND"));
-    EXPECT_FALSE(store->find_session("tok-old", 0)); // expired sessions and sign-ins go too
+    EXPECT_EQ(store->history(1000, 10).size(), 2u);
+    EXPECT_FALSE(store->find_session("tok-old", 0));
     EXPECT_TRUE(store->find_session("tok-new", 0));
-    EXPECT_FALSE(store->take_login("state-old", 0));
-    // Its approvals went with it: the id is free again and starts with none.
-    const Request again = create("R-OLD", 600, 2000, 2);
-    EXPECT_TRUE(again.approvals.empty());
-    EXPECT_EQ(store->purge(100), 0u);
+    EXPECT_EQ(store->count_logins(0), 1u);
+    EXPECT_TRUE(store->take_login("state-new", 0));
+    // The pending notice is still delivered later; the dropped one stays as evidence (it is
+    // not claimed again either way); the newer delivered one is kept until its time.
+    const auto left = store->claim_notices(2000, 10, 30);
+    ASSERT_EQ(left.size(), 1u);
+    EXPECT_EQ(left[0].body, "pending-old");
+    EXPECT_EQ(store->purge(100, 50).notices, 0u);
+    EXPECT_EQ(store->purge(100, 100).notices, 1u);
+}
+
+TEST_P(StoreTest, purge_from_two_connections_at_once_both_return) {
+    for (int i = 0; i < 200; ++i)
+        store->put_session(Session{"tok-" + std::to_string(i), "i", "bob", "Bob", {}, "csrf", 0, 50});
+    auto second = database().open();
+    std::atomic<std::size_t> total{0};
+    std::thread other([&] {
+        for (int i = 0; i < 20; ++i) total += second->purge(100, 100).sessions;
+    });
+    for (int i = 0; i < 20; ++i) total += store->purge(100, 100).sessions;
+    other.join();
+    EXPECT_EQ(total.load(), 200u);
+    EXPECT_EQ(store->purge(100, 100).sessions, 0u);
+}
+
+TEST_P(StoreTest, count_logins_counts_only_unexpired_ones) {
+    EXPECT_EQ(store->count_logins(100), 0u);
+    store->put_login(LoginState{"a", "n", "v", "/", 50});
+    store->put_login(LoginState{"b", "n", "v", "/", 150});
+    store->put_login(LoginState{"c", "n", "v", "/", 250});
+    EXPECT_EQ(store->count_logins(100), 2u);
+    EXPECT_EQ(store->count_logins(150), 1u);
+    ASSERT_TRUE(store->take_login("c", 100));
+    EXPECT_EQ(store->count_logins(100), 1u);
+}
+
+TEST_P(StoreTest, delete_sessions_of_ends_every_session_of_one_user) {
+    store->put_session(Session{"t1", "i", "bob", "Bob", {}, "csrf", 0, 500});
+    store->put_session(Session{"t2", "i", "bob", "Bob", {}, "csrf", 0, 500});
+    store->put_session(Session{"t3", "i", "carol", "Carol", {}, "csrf", 0, 500});
+    EXPECT_EQ(store->delete_sessions_of("bob"), 2u);
+    EXPECT_FALSE(store->find_session("t1", 0));
+    EXPECT_FALSE(store->find_session("t2", 0));
+    EXPECT_TRUE(store->find_session("t3", 0));
+    EXPECT_EQ(store->delete_sessions_of("bob"), 0u);
 }
 
 TEST_P(StoreTest, sessions_put_find_expire_delete) {

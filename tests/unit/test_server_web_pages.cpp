@@ -116,7 +116,7 @@ pages::Viewer viewer(const std::string& csrf = "csrf-token-value") {
 
 std::string detail(const store::Request& r, bool may_decide = true, const std::string& why_not = "") {
     const pages::Viewer v = viewer();
-    return pages::request_detail({"Example", &v}, r, Decidability{may_decide, why_not}, k_now);
+    return pages::request_detail({"Example", &v}, r, Decidability{may_decide, why_not, may_decide, why_not}, k_now);
 }
 
 TEST(WebPages, HtmlEscapeCoversTheFiveCharacters) {
@@ -288,7 +288,7 @@ TEST(WebPages, FormsCarryTheCsrfTokenAndDenyNeedsAComment) {
 TEST(WebPages, CsrfTokenIsEscapedInItsAttribute) {
     const pages::Viewer v = viewer("\"><script>alert(1)</script>");
     const std::string page =
-        pages::request_detail({"Example", &v}, request_with(normal_body()), Decidability{true, ""}, k_now);
+        pages::request_detail({"Example", &v}, request_with(normal_body()), Decidability{true, "", true, ""}, k_now);
     only_our_markup(page);
     EXPECT_NE(page.find("value=\"&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\""), std::string::npos);
 }
@@ -311,6 +311,34 @@ TEST(WebPages, NoFormsWhenTheViewerMayNotDecide) {
     EXPECT_NE(final_page.find("carol: not in the window"), std::string::npos);
 }
 
+// The bug: the page offered Deny only together with Approve, so while a ticket check had not
+// passed nobody could deny through the page, though the service accepts that denial.
+TEST(WebPages, DenyIsOfferedWhileApprovalIsBlocked) {
+    const pages::Viewer v = viewer();
+    const Decidability blocked{false, "the ticket check has not passed: <no> ticket", true, ""};
+    const std::string page = pages::request_detail({"Example", &v}, request_with(normal_body()), blocked, k_now);
+    only_our_markup(page);
+    EXPECT_EQ(page.find("/approve\""), std::string::npos);
+    EXPECT_NE(page.find("<form method=\"post\" action=\"/r/pay-db-01/R-7F3K9Q/deny\""), std::string::npos);
+    EXPECT_NE(page.find("You cannot approve this request: the ticket check has not passed: &lt;no&gt; ticket"),
+              std::string::npos);
+    EXPECT_EQ(page.find("You cannot decide this request"), std::string::npos);
+
+    // And the other way round (not something the service answers today, but the page follows
+    // the two answers separately).
+    const Decidability deny_blocked{true, "", false, "no"};
+    const std::string other = pages::request_detail({"Example", &v}, request_with(normal_body()), deny_blocked, k_now);
+    EXPECT_NE(other.find("/approve\""), std::string::npos);
+    EXPECT_EQ(other.find("/deny\""), std::string::npos);
+    EXPECT_NE(other.find("You cannot deny this request: no"), std::string::npos);
+
+    const std::vector<pages::PendingRow> rows = {{request_with(normal_body()), blocked}};
+    const std::string list = pages::pending({"Example", &v}, rows, k_now, false);
+    EXPECT_NE(list.find("<strong>you may deny</strong>; <span class=\"why-not\">approving is blocked: the ticket "
+                        "check has not passed: &lt;no&gt; ticket</span>"),
+              std::string::npos);
+}
+
 TEST(WebPages, PendingListShowsEachRequestAndWhoMayDecide) {
     json login = normal_body();
     login["kind"] = "login";
@@ -321,8 +349,10 @@ TEST(WebPages, PendingListShowsEachRequestAndWhoMayDecide) {
     store::Request second = request_with(login);
     second.host = "web<01>";
     second.id = "R-AAAA";
-    const std::vector<pages::PendingRow> rows = {{request_with(normal_body()), {true, ""}},
-                                                 {second, {false, "not in an approver group of this request"}}};
+    const std::vector<pages::PendingRow> rows = {
+        {request_with(normal_body()), {true, "", true, ""}},
+        {second,
+         {false, "not in an approver group of this request", false, "not in an approver group of this request"}}};
     const pages::Viewer v = viewer();
     const std::string page = pages::pending({"Example", &v}, rows, k_now, true);
     only_our_markup(page);

@@ -27,6 +27,7 @@
 #include "server/store/store.hpp"
 #include "server/web/browser.hpp"
 #include "server/web/sign_in.hpp"
+#include "server/web/sign_in_limit.hpp"
 #include "server/web/web_ui.hpp"
 
 #include <jitgate/error.hpp>
@@ -160,7 +161,7 @@ protected:
         m_idp.now = &m_now;
         m_service = std::make_unique<service::Service>(m_config, *m_store, signing_key_for_the_run(), m_loop,
                                                        service::Clock{[this] { return m_now; }});
-        m_ui = std::make_unique<web::WebUi>(m_config, *m_service, *m_store, m_idp);
+        rebuild_ui();
     }
 
     void TearDown() override {
@@ -171,14 +172,14 @@ protected:
     }
 
     // A pending request from `requester` on pay-db-01, as the host API would have stored it.
-    void file_request(const std::string& requester = "alice") {
+    void file_request(const std::string& requester = "alice", int approvals_needed = 1) {
         store::Request r;
         r.host = "pay-db-01";
         r.id = "R-7F3K9Q";
         r.body = request_body(requester).dump();
         r.requester = requester;
         r.rule = "finance";
-        r.approvals_needed = 1;
+        r.approvals_needed = approvals_needed;
         r.approver_groups = {"sox-approvers"};
         r.created_at = m_now;
         r.expires_at = m_now + 1800;
@@ -197,7 +198,7 @@ protected:
         request.method = method;
         request.path = path;
         request.query = query;
-        request.peer_address = "192.0.2.10";
+        request.peer_address = m_peer;
         if (!b.cookies.empty()) request.headers.emplace_back("cookie", b.cookie_header());
         if (method == "POST") request.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
         for (auto& h : extra_headers) request.headers.push_back(std::move(h));
@@ -245,7 +246,15 @@ protected:
         return out;
     }
 
+    // Builds the web UI again after a change of m_config; its log lines go to m_rate_limited_lines.
+    void rebuild_ui() {
+        m_ui = std::make_unique<web::WebUi>(m_config, *m_service, *m_store, m_idp);
+        m_ui->log_rate_limited = [this](const store::Event& e) { m_rate_limited_lines.push_back(e); };
+    }
+
     std::string m_dir;
+    std::string m_peer = "192.0.2.10"; // the address the next request comes from
+    std::vector<store::Event> m_rate_limited_lines;
     std::int64_t m_now = k_start;
     config::Config m_config;
     std::unique_ptr<store::Store> m_store;
@@ -520,6 +529,48 @@ TEST_F(WebUiTest, NobodyApprovesTheirOwnRequest) {
     EXPECT_EQ(stored().status, store::Status::pending);
 }
 
+// The bug: the page hid Deny whenever Approve was not allowed, so a request whose ticket check
+// had not passed could not be denied through the page, though the service accepts the denial.
+TEST_F(WebUiTest, ATicketCheckThatHasNotPassedBlocksApprovalButNotDenial) {
+    file_request("alice");
+    m_store->set_ticket_check("pay-db-01", "R-7F3K9Q",
+                              R"({"required": true, "ok": false, "why": "CHG0001234 is not in implementation"})");
+    Browser b;
+    sign_in(b); // as bob
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(detail.status, 200);
+    EXPECT_EQ(detail.body.find("/approve\""), std::string::npos);
+    EXPECT_NE(detail.body.find("action=\"/r/pay-db-01/R-7F3K9Q/deny\""), std::string::npos);
+    EXPECT_NE(detail.body.find("You cannot approve this request: the ticket check has not passed: CHG0001234 is not in "
+                               "implementation"),
+              std::string::npos);
+    const auto list = send(b, "GET", "/");
+    EXPECT_NE(list.body.find("<strong>you may deny</strong>"), std::string::npos);
+
+    const std::string csrf = csrf_of(b);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf).status, 403);
+    EXPECT_EQ(stored().status, store::Status::pending);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=no+ticket&csrf=" + csrf).status, 200);
+    EXPECT_EQ(stored().status, store::Status::denied);
+    EXPECT_EQ(stored().decided_by, "bob");
+}
+
+// Someone who approved (one of two needed) may still deny: the page offers exactly that.
+TEST_F(WebUiTest, AnApproverWhoApprovedMayStillDenyThroughThePage) {
+    file_request("alice", 2);
+    Browser b;
+    sign_in(b); // as bob
+    const std::string csrf = csrf_of(b);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf).status, 200);
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(detail.body.find("/approve\""), std::string::npos);
+    EXPECT_NE(detail.body.find("You cannot approve this request: you have already approved this request"),
+              std::string::npos);
+    EXPECT_NE(detail.body.find("action=\"/r/pay-db-01/R-7F3K9Q/deny\""), std::string::npos);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=changed+my+mind&csrf=" + csrf).status, 200);
+    EXPECT_EQ(stored().status, store::Status::denied);
+}
+
 TEST_F(WebUiTest, HistoryTakesOnlyAWholeNumberBefore) {
     Browser b;
     sign_in(b);
@@ -557,6 +608,156 @@ TEST_F(WebUiTest, SignOutEndsTheSession) {
     Browser stolen;
     stolen.cookies[std::string(browser::k_session_cookie)] = token;
     EXPECT_EQ(send(stolen, "GET", "/").status, 303);
+}
+
+// --- the limits on the sign-in routes (web.sign_in_per_minute, web.sign_in_burst,
+// web.max_sign_ins_in_progress) and the purge ---
+
+TEST_F(WebUiTest, ABurstOfSignInsFromOneAddressIs429AfterTheBurstAndStoresNothing) {
+    Browser b;
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(send(b, "GET", "/login").status, 303) << i; // the default burst
+    EXPECT_EQ(m_store->count_logins(m_now), 10u);
+    const auto refused = send(b, "GET", "/login");
+    EXPECT_EQ(refused.status, 429);
+    EXPECT_EQ(header_of(refused, "Retry-After"), "3"); // 20 a minute: one every 3 s
+    EXPECT_NE(refused.body.find("Too many sign-in attempts came from your network address. Wait 3 seconds"),
+              std::string::npos);
+    EXPECT_EQ(m_idp.begun, 10) << "a refused sign-in does not reach the IdP";
+    EXPECT_EQ(m_store->count_logins(m_now), 10u) << "a refused sign-in stores no row";
+    EXPECT_EQ(send(b, "GET", "/login").status, 429);
+    EXPECT_EQ(send(b, "GET", "/oidc/callback", {{"state", "x"}, {"code", "y"}}).status, 429)
+        << "the callback spends from the same bucket";
+
+    // Another address is not held up by this one.
+    m_peer = "198.51.100.7";
+    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+
+    // After the window the first address works again: one token every 3 s, the burst after 30 s.
+    m_peer = "192.0.2.10";
+    m_now += 2;
+    EXPECT_EQ(send(b, "GET", "/login").status, 429);
+    m_now += 1;
+    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+    EXPECT_EQ(send(b, "GET", "/login").status, 429);
+    m_now += 30;
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(send(b, "GET", "/login").status, 303) << i;
+    EXPECT_EQ(send(b, "GET", "/login").status, 429);
+}
+
+TEST_F(WebUiTest, RateLimitedSignInsAreLoggedAtMostOnceAMinute) {
+    Browser b;
+    for (int i = 0; i < 10; ++i) send(b, "GET", "/login");
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(send(b, "GET", "/login").status, 429);
+    ASSERT_EQ(m_rate_limited_lines.size(), 1u);
+    EXPECT_EQ(m_rate_limited_lines[0].type, "signin.rate_limited");
+    EXPECT_EQ(m_rate_limited_lines[0].source_address, "192.0.2.10");
+    EXPECT_NE(m_rate_limited_lines[0].detail.find("too many sign-in requests from this address"), std::string::npos);
+    m_now += 60;
+    for (int i = 0; i < 10; ++i) send(b, "GET", "/login");
+    EXPECT_EQ(send(b, "GET", "/login").status, 429);
+    ASSERT_EQ(m_rate_limited_lines.size(), 2u);
+    EXPECT_NE(m_rate_limited_lines[1].detail.find("\"refused_since_last_line\":4"), std::string::npos)
+        << m_rate_limited_lines[1].detail;
+    EXPECT_TRUE(sign_in_events("signin.rate_limited").empty()) << "never stored: that would be the growth";
+}
+
+TEST_F(WebUiTest, TheLimitsAreTakenFromTheConfig) {
+    m_config.web.sign_in_per_minute = 60;
+    m_config.web.sign_in_burst = 2;
+    rebuild_ui();
+    Browser b;
+    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+    const auto refused = send(b, "GET", "/login");
+    EXPECT_EQ(refused.status, 429);
+    EXPECT_EQ(header_of(refused, "Retry-After"), "1");
+    m_now += 1;
+    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+}
+
+TEST_F(WebUiTest, SignInsInProgressAreCappedWhateverTheAddress) {
+    m_config.web.max_sign_ins_in_progress = 3;
+    rebuild_ui();
+    Browser b;
+    for (int i = 0; i < 2; ++i) {
+        m_peer = "203.0.113." + std::to_string(i + 1);
+        EXPECT_EQ(send(b, "GET", "/login").status, 303);
+    }
+    Browser finishing;
+    m_peer = "203.0.113.3";
+    EXPECT_EQ(send(finishing, "GET", "/login").status, 303);
+    m_peer = "203.0.113.99";
+    const auto refused = send(b, "GET", "/login");
+    EXPECT_EQ(refused.status, 429);
+    EXPECT_EQ(header_of(refused, "Retry-After"), "60");
+    EXPECT_NE(refused.body.find("Too many sign-ins are in progress on this server"), std::string::npos);
+    EXPECT_EQ(m_store->count_logins(m_now), 3u);
+    EXPECT_EQ(m_idp.begun, 3);
+    // Finishing a sign-in frees its place (the callback is not capped: it frees a place).
+    m_peer = "203.0.113.3";
+    const std::string state = finishing.cookies[std::string(browser::k_login_cookie)];
+    EXPECT_EQ(send(finishing, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}}).status, 303);
+    m_peer = "203.0.113.99";
+    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+    EXPECT_EQ(send(b, "GET", "/login").status, 429);
+    // So does their expiry (the fake IdP's sign-ins last 600 s), before any purge.
+    m_now += 601;
+    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+}
+
+TEST_F(WebUiTest, ThePurgeRemovesExpiredSignInsAndSessionsAndKeepsDecidedRequests) {
+    file_request("alice");
+    Browser b;
+    sign_in(b);
+    ASSERT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=no&csrf=" + csrf_of(b)).status, 200);
+    for (int i = 0; i < 5; ++i) send(b, "GET", "/login"); // abandoned sign-ins
+    const std::string token = b.cookies[std::string(browser::k_session_cookie)];
+    EXPECT_EQ(m_service->purge().logins, 0u) << "nothing has expired yet";
+    EXPECT_EQ(m_store->count_logins(0), 5u);
+
+    m_now += 8 * 3600 + 1; // past the logins' and the session's expiry
+    const store::Store::Purged purged = m_service->purge();
+    EXPECT_EQ(purged.logins, 5u);
+    EXPECT_EQ(purged.sessions, 1u);
+    EXPECT_EQ(m_store->count_logins(0), 0u);
+    EXPECT_FALSE(m_store->find_session(browser::sha256_hex(token), 0));
+    EXPECT_EQ(stored().status, store::Status::denied) << "the approval record is kept";
+    EXPECT_FALSE(m_store->events("pay-db-01", "R-7F3K9Q").empty());
+}
+
+TEST(SignInLimit, AnIpv6AddressCountsPerSlash64) {
+    EXPECT_EQ(web::SignInLimit::key_of("192.0.2.1"), "192.0.2.1");
+    EXPECT_EQ(web::SignInLimit::key_of("2001:db8:1:2:a:b:c:d"), "2001:db8:1:2::/64");
+    EXPECT_EQ(web::SignInLimit::key_of("2001:0db8:0001:0002::ffff"), "2001:db8:1:2::/64");
+    EXPECT_EQ(web::SignInLimit::key_of("::ffff:192.0.2.1"), "192.0.2.1");
+    EXPECT_EQ(web::SignInLimit::key_of("not an address"), "not an address");
+    web::SignInLimit limit(20, 2);
+    EXPECT_EQ(limit.take("2001:db8:1:2::1", 0), 0);
+    EXPECT_EQ(limit.take("2001:db8:1:2::2", 0), 0);
+    EXPECT_EQ(limit.take("2001:db8:1:2::3", 0), 3) << "the same /64";
+    EXPECT_EQ(limit.take("2001:db8:1:3::1", 0), 0) << "another /64";
+}
+
+TEST(SignInLimit, TheTableIsBoundedAndForgetsTheBucketUsedLongestAgo) {
+    web::SignInLimit limit(1, 1, 3);
+    EXPECT_EQ(limit.take("10.0.0.1", 0), 0);
+    EXPECT_EQ(limit.take("10.0.0.2", 0), 0);
+    EXPECT_EQ(limit.take("10.0.0.3", 0), 0);
+    EXPECT_EQ(limit.take("10.0.0.1", 1), 59) << "one a minute: 59 s more";
+    EXPECT_EQ(limit.take("10.0.0.4", 1), 0); // evicts 10.0.0.2, the one used longest ago
+    EXPECT_EQ(limit.tracked(), 3u);
+    EXPECT_EQ(limit.take("10.0.0.1", 2), 58) << "still tracked: used recently";
+    EXPECT_EQ(limit.take("10.0.0.2", 2), 0) << "forgotten: a full bucket again";
+    EXPECT_EQ(limit.tracked(), 3u);
+    for (int i = 0; i < 1000; ++i) limit.take("10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250), 3);
+    EXPECT_EQ(limit.tracked(), 3u);
+}
+
+TEST(SignInLimit, AClockThatStepsBackRefillsNothing) {
+    web::SignInLimit limit(60, 1);
+    EXPECT_EQ(limit.take("10.0.0.1", 100), 0);
+    EXPECT_EQ(limit.take("10.0.0.1", 50), 1);
+    EXPECT_EQ(limit.take("10.0.0.1", 101), 0);
 }
 
 } // namespace
