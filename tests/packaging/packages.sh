@@ -32,6 +32,29 @@ root="$(cd "$here/../.." && pwd)"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { printf '== %s (%ss)\n' "$*" "$SECONDS"; }
 
+# notify_listen NAME OUT: systemd's side of NOTIFY_SOCKET=@NAME, in the background (pid in
+# NOTIFY_PID): writes "bound" to OUT once it listens, then the first message it receives.
+# Returns once it is bound, so that the service's READY=1 cannot come before (a race a
+# loaded machine loses with a fixed sleep).
+notify_listen() {
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0" + sys.argv[1])
+s.settimeout(60)
+print("bound", flush=True)
+print(s.recv(4096).decode(), flush=True)' "$1" >"$2" 2>&1 &
+    NOTIFY_PID=$!
+    local _
+    for _ in $(seq 1 200); do
+        grep -q '^bound$' "$2" 2>/dev/null && return 0
+        kill -0 "$NOTIFY_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "FAIL: the NOTIFY_SOCKET listener did not start: $(cat "$2")" >&2
+    return 1
+}
+
 # ---------------------------------------------------------------------------------------------
 # Part 4, inside `unshare -m`: users alice (admin) and bob (approver) exist only here.
 if [ "${1:-}" = --inside ]; then
@@ -74,14 +97,8 @@ SU
 
     # The daemon as systemd would run it: the unit's user, command line and NOTIFY_SOCKET.
     notify="@jitgate-packaging-test-$$"
-    python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("\0" + sys.argv[1][1:])
-s.settimeout(30)
-print(s.recv(4096).decode(), flush=True)' "$notify" >"$T/notify.out" 2>&1 &
-    ns_pids+=($!)
-    sleep 0.2
+    notify_listen "${notify#@}" "$T/notify.out" || ns_die "no NOTIFY_SOCKET listener"
+    ns_pids+=("$NOTIFY_PID")
     su_daemon=(setpriv --reuid=jitgate --regid=jitgate --clear-groups --no-new-privs --inh-caps=-all)
     "${su_daemon[@]}" /usr/sbin/jitgated --check-config /etc/jitgate/jitgate.yaml >/dev/null ||
         ns_die "the installed jitgated rejects the installed config"
@@ -89,7 +106,7 @@ print(s.recv(4096).decode(), flush=True)' "$notify" >"$T/notify.out" 2>&1 &
         >>"$T/daemon.log" 2>&1 &
     DAEMON_PID=$!
     ns_pids+=("$DAEMON_PID")
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 400); do
         grep -q READY=1 "$T/notify.out" 2>/dev/null && break
         kill -0 "$DAEMON_PID" 2>/dev/null || ns_die "the installed jitgated exited at start"
         sleep 0.05
@@ -196,24 +213,19 @@ YAML
     [ "$(stat -c '%U' /var/lib/jitgate-server/jitgate-server.db)" = jitgate-server ] ||
         inside_fail "migrate made no database owned by jitgate-server in /var/lib/jitgate-server"
     notify="@jitgate-server-packaging-test-$$"
-    python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("\0" + sys.argv[1][1:])
-s.settimeout(30)
-print(s.recv(4096).decode(), flush=True)' "$notify" >"$T/server-notify.out" 2>&1 &
-    notify_pid=$!
-    sleep 0.2
+    notify_listen "${notify#@}" "$T/server-notify.out" || inside_fail "no NOTIFY_SOCKET listener"
+    notify_pid=$NOTIFY_PID
     read -r -a argv <<<"$(unit_value ExecStart)"
     NOTIFY_SOCKET="$notify" "${as_service[@]}" "${argv[@]}" >>"$T/server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 400); do
         grep -q READY=1 "$T/server-notify.out" 2>/dev/null && break
         kill -0 "$server_pid" 2>/dev/null || inside_fail "the installed jitgate-server exited at start"
         sleep 0.05
     done
     grep -q READY=1 "$T/server-notify.out" || inside_fail "no READY=1 from jitgate-server: $(cat "$T/server-notify.out")"
-    [ "$(ps -o user= -p "$server_pid")" = jitgate-server ] || inside_fail "jitgate-server does not run as its user"
+    [ "$(ps -o uid= -p "$server_pid" | tr -d ' ')" = "$(id -u jitgate-server)" ] ||
+        inside_fail "jitgate-server does not run as its user"
     health="$(curl -sS --max-time 10 --cacert "$T/tls/ca.pem" "https://127.0.0.1:$web_port/healthz" 2>&1)" ||
         inside_fail "GET /healthz on the web port failed: $health"
     [ "$health" = ok ] || inside_fail "GET /healthz answered '$health', expected 'ok'"
@@ -268,10 +280,30 @@ else
     # packaged as it is, nothing compiled again. Run by hand without JITGATE_BUILD, the product
     # is compiled as packaging/build-packages.sh does on its own.
     built_tree=()
-    if [ -n "${JITGATE_BUILD:-}" ]; then built_tree=(--built-tree "$JITGATE_BUILD"); fi
+    if [ -n "${JITGATE_BUILD:-}" ]; then
+        built_tree=(--built-tree "$JITGATE_BUILD")
+        # A tree that cannot be packaged is refused before anything is done, with the reason.
+        mkdir "$T/fake-build"
+        printf 'CMAKE_HOME_DIRECTORY:INTERNAL=%s\nCMAKE_GENERATOR:INTERNAL=Unix Makefiles\nJITGATE_BUILD_SERVER:BOOL=OFF\n' \
+            "$root" >"$T/fake-build/CMakeCache.txt"
+        refusal() { "$root/packaging/build-packages.sh" --worktree --built-tree "$T/fake-build" --out "$T/fake-out" 2>&1 && echo "ACCEPTED"; }
+        has 'JITGATE_BUILD_SERVER is not ON there' <<<"$(refusal)" || fail "a built tree without jitgate-server was not refused: $(refusal)"
+        sed -i 's/^JITGATE_BUILD_SERVER:BOOL=OFF$/JITGATE_BUILD_SERVER:BOOL=ON/' "$T/fake-build/CMakeCache.txt"
+        has "fake-build: make -n failed" <<<"$(refusal)" || fail "a tree that was never built was not refused: $(refusal)"
+        # What the recipes change in the tree's cache (install layout) must be put back.
+        cache_layout() {
+            grep -E '^(CMAKE_INSTALL_[A-Z]+|JITGATE_[A-Z]+DIR):' "$JITGATE_BUILD/CMakeCache.txt" | sort
+            grep '^ *set(CMAKE_INSTALL_PREFIX ' "$JITGATE_BUILD/cmake_install.cmake"
+        }
+        cache_layout >"$T/layout-before.txt"
+    fi
     step "building the .deb and .rpm ${built_tree[*]}"
     "$root/packaging/build-packages.sh" --worktree "${built_tree[@]}" --out "$T/out" >"$T/build.log" 2>&1 ||
         { cat "$T/build.log" >&2; fail "packaging/build-packages.sh failed"; }
+    if [ -n "${JITGATE_BUILD:-}" ]; then
+        cache_layout | diff -u "$T/layout-before.txt" - >&2 ||
+            fail "build-packages.sh left the install layout of $JITGATE_BUILD changed (above)"
+    fi
 fi
 version="$(sed -n 's/^project(jitgate VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
 arch="$(dpkg --print-architecture)"
