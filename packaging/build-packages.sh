@@ -180,7 +180,12 @@ build_deb_packages() {
     mkdir -p "$work/debroot"
     cp -a "$src" "$work/debroot/jitgate-$version"
     cp -a "$src/packaging/deb/debian" "$work/debroot/jitgate-$version/debian"
-    (cd "$work/debroot/jitgate-$version" && JITGATE_BUILT_TREE="$built" dpkg-buildpackage -us -uc -J"$jobs")
+    # The same for dh_strip: from a build without debug information its -dbgsym packages would
+    # hold bare symbol tables (lintian: debug-file-with-no-debug-symbols), so none is made.
+    local options="${DEB_BUILD_OPTIONS:-}"
+    if ! has_debug_info; then options="${options:+$options }noautodbgsym"; fi
+    (cd "$work/debroot/jitgate-$version" &&
+        DEB_BUILD_OPTIONS="$options" JITGATE_BUILT_TREE="$built" dpkg-buildpackage -us -uc -J"$jobs")
 }
 
 build_rpm_packages() {
