@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift ;;
         --deb-only) build_rpm=0 ;;
         --rpm-only) build_deb=0 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "build-packages.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
