@@ -8,9 +8,12 @@ source "$(dirname "$0")/apt-lib.sh"
 packages=(
   build-essential cmake pkg-config                # toolchain
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev   # daemon build deps
+  libcurl4-openssl-dev                            #   (approval service, audit store: HTTPS)
+  libevent-dev libsqlite3-dev libpq-dev           # jitgate-server build deps
   sudo libpam0g-dev                               # sudo_plugin.h, PAM headers
   debhelper dpkg-dev fakeroot lintian adduser     # the .deb
   rpm rpmlint file                                # the .rpm (Debian's rpm ships rpmbuild; brp-strip needs file)
   git util-linux procps                           # clean clone, unshare, setpriv
+  openssl curl python3                            # the test's PKI, /healthz, NOTIFY_SOCKET listener
 )
 apt_install_missing install-packaging-deps.sh "${packages[@]}"

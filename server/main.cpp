@@ -169,7 +169,9 @@ int serve(const std::string& path, const std::string& ports_file) {
         std::fprintf(stderr, "jitgate-server: unknown syslog facility\n");
         return 1;
     }
-    const server::service::KeySet keys = server::service::KeySet::load(config->signing);
+    // The keys are checked as check-config checks them: owned by root or by the user the server
+    // runs as (the packages' jitgate-server, which made them with keygen), mode 0600 or 0400.
+    const server::service::KeySet keys = server::service::KeySet::load(config->signing, ::geteuid());
     std::unique_ptr<server::store::Store> store = open_store(*config);
     // SQLite: the write-ahead log is copied back on a thread of its own, never inside a commit
     // on the event loop (store.hpp).
