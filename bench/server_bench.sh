@@ -90,6 +90,7 @@ hosts:
   cert: $T/pki/server.pem
   key: $T/pki/server.key
   client_ca: $T/pki/ca.pem
+  max_pending_per_host: 10000   # one bench host files every request
 web:
   listen: 127.0.0.1:$web_port
 oidc:
