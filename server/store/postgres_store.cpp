@@ -87,9 +87,11 @@ public:
                     tx.commit();
                     return result;
                 }
-                const Result counted = m_db.exec("SELECT count(*) FROM requests WHERE host = $1 AND status = 'pending' "
-                                                 "AND expires_at > $2::bigint",
-                                                 {request.host, num(request.created_at)});
+                // Counted up to the limit only (see the SQLite store).
+                const Result counted =
+                    m_db.exec("SELECT count(*) FROM (SELECT 1 FROM requests WHERE host = $1 AND status = 'pending' "
+                              "AND expires_at > $2::bigint LIMIT $3::bigint) AS p",
+                              {request.host, num(request.created_at), num(static_cast<std::int64_t>(max_pending))});
                 const auto pending = static_cast<std::size_t>(counted.integer(0, 0));
                 if (pending >= max_pending) {
                     CreateResult result;

@@ -66,9 +66,13 @@ public:
             }
             std::size_t pending = 0;
             {
-                Query q(m_db,
-                        "SELECT count(*) FROM requests WHERE host = ?1 AND status = 'pending' AND expires_at > ?2");
-                q.text(1, request.host).integer(2, request.created_at);
+                // Counted up to the limit only: the work per filing is bounded by the limit, not
+                // by how many requests the host has pending (index requests_host_pending).
+                Query q(m_db, "SELECT count(*) FROM (SELECT 1 FROM requests WHERE host = ?1 AND status = 'pending' "
+                              "AND expires_at > ?2 LIMIT ?3)");
+                q.text(1, request.host)
+                    .integer(2, request.created_at)
+                    .integer(3, static_cast<std::int64_t>(max_pending));
                 if (q.step()) pending = static_cast<std::size_t>(q.integer(0));
             }
             if (pending >= max_pending) {
