@@ -251,6 +251,7 @@ int serve(const std::string& path, const std::string& ports_file) {
     host_limits.max_connections_per_address = static_cast<std::size_t>(config->hosts.max_connections_per_address);
     server::http::Limits web_limits;
     web_limits.max_connections_per_address = static_cast<std::size_t>(config->web.max_connections_per_address);
+    web_limits.per_ipv6_64 = true; // a browser's machine usually holds a whole /64 (like the sign-in limit)
     // A CRL is read here, once: a new one takes a restart (there is no reload).
     server::http::Listener hosts(
         loop, config->hosts.listen.address, config->hosts.listen.port,

@@ -166,9 +166,15 @@ struct Limits {
     std::chrono::seconds write_timeout{30};
     // Open TLS connections of this listener; one more is closed right after accept().
     std::size_t max_connections = 20000;
-    // Open connections from one source address (the exact IPv4 or IPv6 address); one more is
-    // closed right after accept(), before any TLS work. 0: no limit.
+    // Open connections from one source address (an IPv4 address; an IPv6 address exactly, or
+    // by its /64 with per_ipv6_64); one more is closed right after accept(), before any TLS
+    // work. 0: no limit.
     std::size_t max_connections_per_address = 0;
+    // SECURITY NOTE: count an IPv6 address by its /64 for max_connections_per_address. One
+    // client usually holds a whole /64 and may connect from any address of it, so an exact-
+    // address limit does not limit it. On for the browsers' listener; off for the hosts' one,
+    // where many servers may share one /64 subnet.
+    bool per_ipv6_64 = false;
 };
 
 // A listening HTTPS server. Answers these itself, without calling the handler:

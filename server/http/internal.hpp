@@ -8,6 +8,7 @@
 #pragma once
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <memory>
 #include <optional>
@@ -47,6 +48,12 @@ std::optional<std::string> decode_path(std::string_view raw);
 // a name without '=' has an empty value, empty pieces are skipped. Refuses (nullopt) an
 // invalid escape or a decoded NUL.
 std::optional<Fields> decode_query(std::string_view raw);
+
+// The key under which a connection from `peer` counts against the per-address limit: the
+// numeric IPv4 address ("192.0.2.7"; an IPv4-mapped IPv6 address too), the IPv6 address
+// ("2001:db8::1"), or with `per_ipv6_64` its /64 ("2001:db8::/64"). Empty for another family
+// or an unreadable address (the caller refuses it).
+std::string address_key(const sockaddr_storage& peer, bool per_ipv6_64);
 
 struct SslCtxFree {
     void operator()(SSL_CTX* ctx) const noexcept { SSL_CTX_free(ctx); }

@@ -77,27 +77,12 @@ void count_down(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/
     delete static_cast<std::shared_ptr<Connection>*>(ptr);
 }
 
-// The numeric peer address of a connected socket ("192.0.2.7", "2001:db8::1"); an IPv4-mapped
-// IPv6 address is written as the IPv4 one (one client, one key). Empty if unknown.
-std::string peer_address(int fd) {
+// The per-address limit's key of a connected socket's peer (detail::address_key). Empty if unknown.
+std::string peer_address(int fd, bool per_ipv6_64) {
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
     if (fd < 0 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
-    char text[INET6_ADDRSTRLEN] = {};
-    if (ss.ss_family == AF_INET) {
-        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
-        if (inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text)) == nullptr) return "";
-    } else if (ss.ss_family == AF_INET6) {
-        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-            if (inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], text, sizeof(text)) == nullptr) return "";
-        } else if (inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text)) == nullptr) {
-            return "";
-        }
-    } else {
-        return "";
-    }
-    return text;
+    return detail::address_key(ss, per_ipv6_64);
 }
 
 int connection_index() {
@@ -359,7 +344,7 @@ struct Listener::Impl {
             if (!c || c->bev == nullptr) continue; // already gone
             detail::guarded("connection check", [&] {
                 const int fd = static_cast<int>(bufferevent_getfd(c->bev));
-                std::string address = peer_address(fd);
+                std::string address = peer_address(fd, self->limits.per_ipv6_64);
                 // SECURITY NOTE: an address we cannot read is refused (fail closed).
                 std::size_t& n = self->count->per_address[address.empty() ? std::string("?") : address];
                 if (address.empty() || n >= self->count->max_per_address) {
@@ -537,5 +522,28 @@ Listener::~Listener() {
 std::uint16_t Listener::port() const noexcept {
     return m_impl->port;
 }
+
+namespace detail {
+
+std::string address_key(const sockaddr_storage& peer, bool per_ipv6_64) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (peer.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&peer);
+        if (inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text)) == nullptr) return "";
+        return text;
+    }
+    if (peer.ss_family != AF_INET6) return "";
+    in6_addr six = reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr;
+    // An IPv4-mapped IPv6 address is written as the IPv4 one (one client, one key).
+    if (IN6_IS_ADDR_V4MAPPED(&six)) {
+        if (inet_ntop(AF_INET, &six.s6_addr[12], text, sizeof(text)) == nullptr) return "";
+        return text;
+    }
+    if (per_ipv6_64) std::memset(&six.s6_addr[8], 0, 8);
+    if (inet_ntop(AF_INET6, &six, text, sizeof(text)) == nullptr) return "";
+    return per_ipv6_64 ? std::string(text) + "/64" : std::string(text);
+}
+
+} // namespace detail
 
 } // namespace jitgate::server::http

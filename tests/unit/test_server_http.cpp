@@ -807,6 +807,76 @@ TEST(ServerHttpListener, ConnectionsBeyondThePerAddressLimitAreClosed) {
     });
 }
 
+// The per-address limit's key: IPv4 and IPv4-mapped IPv6 as the IPv4 address; IPv6 exactly on
+// the hosts' listener and by its /64 on the browsers' one, where every address of one /64 is
+// one client (it may connect from any of them: an exact key would not limit it at all).
+sockaddr_storage socket_address(const std::string& text) {
+    sockaddr_storage ss{};
+    if (auto* v4 = reinterpret_cast<sockaddr_in*>(&ss); ::inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        return ss;
+    }
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    EXPECT_EQ(::inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr), 1) << text;
+    v6->sin6_family = AF_INET6;
+    return ss;
+}
+
+TEST(ServerHttpListener, PerAddressKeysGroupAnIpv6Slash64WhenAsked) {
+    using http::detail::address_key;
+    EXPECT_EQ(address_key(socket_address("192.0.2.7"), false), "192.0.2.7");
+    EXPECT_EQ(address_key(socket_address("192.0.2.7"), true), "192.0.2.7");
+    EXPECT_EQ(address_key(socket_address("::ffff:192.0.2.7"), true), "192.0.2.7");
+    EXPECT_EQ(address_key(socket_address("::ffff:192.0.2.7"), false), "192.0.2.7");
+    EXPECT_EQ(address_key(socket_address("2001:db8:1:2::1"), false), "2001:db8:1:2::1");
+    EXPECT_NE(address_key(socket_address("2001:db8:1:2::1"), false),
+              address_key(socket_address("2001:db8:1:2:dead:beef:0:2"), false));
+    // One /64, one key, whatever the interface identifier.
+    EXPECT_EQ(address_key(socket_address("2001:db8:1:2::1"), true), "2001:db8:1:2::/64");
+    EXPECT_EQ(address_key(socket_address("2001:db8:1:2:dead:beef:0:2"), true), "2001:db8:1:2::/64");
+    EXPECT_EQ(address_key(socket_address("2001:db8:1:3::1"), true), "2001:db8:1:3::/64");
+    sockaddr_storage unix_socket{};
+    unix_socket.ss_family = AF_UNIX;
+    EXPECT_EQ(address_key(unix_socket, true), "");
+}
+
+// Over IPv6 with per_ipv6_64: a second connection from ::1 (the /64 "::/64") is closed at
+// accept like one from the same IPv4 address.
+TEST(ServerHttpListener, PerAddressLimitHoldsOverIpv6ByTheSlash64) {
+    http::EventLoop loop;
+    Parked parked;
+    http::Limits limits;
+    limits.max_connections_per_address = 1;
+    limits.per_ipv6_64 = true;
+    http::Listener listener(loop, "::1", 0, browser_tls(), limits, parked.handler());
+    std::thread runner([&] { loop.run(); });
+    const auto connect6 = [&]() {
+        const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 addr{};
+        addr.sin6_family = AF_INET6;
+        addr.sin6_addr = in6addr_loopback;
+        addr.sin6_port = htons(listener.port());
+        EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+        return fd;
+    };
+    const int first = connect6();
+    // The first stays open (its handshake is simply not started); the second sees EOF.
+    const int second = connect6();
+    timeval tv{5, 0};
+    ::setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte = 0;
+    EXPECT_EQ(::recv(second, &byte, 1, 0), 0) << "a second connection from ::1's /64 was not closed";
+    timeval short_tv{0, 300000};
+    ::setsockopt(first, SOL_SOCKET, SO_RCVTIMEO, &short_tv, sizeof short_tv);
+    errno = 0;
+    EXPECT_EQ(::recv(first, &byte, 1, 0), -1) << "the first connection was closed too";
+    EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << std::strerror(errno);
+    ::close(first);
+    ::close(second);
+    loop.stop();
+    runner.join();
+}
+
 http::TlsSettings host_tls_with_crl(const std::string& crl) {
     http::TlsSettings tls = host_tls();
     tls.client_crl_file = crl;
