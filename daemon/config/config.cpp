@@ -581,6 +581,19 @@ void Checker::check_file_key(const std::string& path, const std::string& key, co
 void Checker::check_service() {
     const auto& s = m_config.approval.service;
     const int line = s.line;
+    // The service refuses (400) a request whose host is not such a name (protocol §4): said
+    // here, not at the first sudo.
+    const std::string& name = m_config.host.name;
+    const bool name_ok = !name.empty() && name.size() <= 253 && name != "." && name.find("..") == std::string::npos &&
+                         std::all_of(name.begin(), name.end(), [](char c) {
+                             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                    c == '.' || c == '-' || c == '_';
+                         });
+    if (!name_ok)
+        add("host.name", 0,
+            "host.name " + shown(name) +
+                " is not a name the approval service accepts: 1 to 253 of A-Z a-z 0-9 . _ -, "
+                "neither '.' nor holding '..' (protocol §4)");
     if (s.url.empty()) {
         // One problem, not five: without a url the section is missing or unfinished.
         add("approval.service", line,

@@ -133,7 +133,8 @@ Filed check(const Json& body) {
     if (!is_nonce(f.nonce)) invalid("member \"nonce\" is not 32 bytes in base64url without padding");
     f.host = name_member(body, "host", "");
     if (!is_host_name(f.host))
-        invalid("member \"host\" is not a host name: 1 to 253 of the characters A-Z a-z 0-9 . _ -");
+        invalid("member \"host\" is not a host name: 1 to 253 of the characters A-Z a-z 0-9 . _ -, not \".\" and "
+                "without \"..\"");
     f.environment = name_member(body, "host_environment", "", /*allow_empty=*/true);
     f.tags = name_list(body, "host_tags", "");
 
@@ -188,6 +189,10 @@ Filed check(const Json& body) {
 } // namespace
 
 bool is_host_name(std::string_view host) noexcept {
+    // "." and any ".." (an empty DNS label) are refused: the request's page URL would hold a
+    // dot segment, which browsers rewrite and the HTTP layer refuses (400), so such a request
+    // could be filed but never opened or decided.
+    if (host == "." || host.find("..") != std::string_view::npos) return false;
     return !host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
                c == '_';

@@ -53,8 +53,9 @@ FileCheck check_filed(std::string_view body);
 bool is_request_id(std::string_view id) noexcept;
 
 // §4: a host name as a certificate names it (subject CN or DNS SAN): 1 to 253 of
-// [A-Za-z0-9._-]. A `host` outside this is refused when filed (400), so every filed request
-// has a name that can be put in its page's URL, a log line and a grant without escaping.
+// [A-Za-z0-9._-], neither "." nor holding ".." (a dot segment in the page's URL). A `host` outside this is refused when
+// filed (400), so every filed request has a name that can be put in its page's URL, a log line and a grant without
+// escaping.
 bool is_host_name(std::string_view host) noexcept;
 
 // §5: the `wait` query value. nullopt for a value that is not an integer (400); else clamped

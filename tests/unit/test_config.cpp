@@ -528,6 +528,25 @@ TEST(DaemonConfig, KeyIdInProblemIsEscaped) {
     EXPECT_NE(text.find("public_keys.k\\xbe"), std::string::npos) << text;
 }
 
+// With the service backend, host.name must be a name the service accepts (protocol §4): one it
+// refuses (400) is said by check-config, not found at the first sudo. The local backend keeps
+// any name.
+TEST(DaemonConfig, ServiceBackendNeedsAHostNameTheServiceAccepts) {
+    const auto problems_for = [](const std::string& name, const std::string& backend) {
+        return all_problems(parse_config("host:\n  name: \"" + name + "\"\napproval:\n  backend: " + backend +
+                                             "\n  service:\n    url: https://a.example\n",
+                                         "name.yaml"));
+    };
+    for (const char* bad : {"pay db", "pay/db", "..", ".", "pay..db", "caf\u00e9"}) {
+        EXPECT_NE(problems_for(bad, "service").find("is not a name the approval service accepts"), std::string::npos)
+            << bad;
+        EXPECT_EQ(problems_for(bad, "local").find("is not a name the approval service accepts"), std::string::npos)
+            << bad;
+    }
+    for (const char* good : {"pay-db-01", "pay_db.example.com", "A1"})
+        EXPECT_EQ(problems_for(good, "service").find("host.name"), std::string::npos) << good;
+}
+
 TEST(DaemonConfig, SizesTakeBinaryAndDecimalUnits) {
     EXPECT_EQ(parse_size("4096"), 4096U);
     EXPECT_EQ(parse_size("512KiB"), 512U * 1024U);
