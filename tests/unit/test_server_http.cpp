@@ -883,6 +883,28 @@ http::TlsSettings host_tls_with_crl(const std::string& crl) {
     return tls;
 }
 
+// A CRL checked at start-up that goes stale while the server runs (nextUpdate passes) fails
+// every later handshake (fail closed: no revocation data is not "not revoked"), until a new
+// CRL is published and the server restarted.
+TEST(ServerHttpListener, ACrlThatExpiresWhileTheServerRunsFailsEveryHandshake) {
+    const std::string cnf = pki("short-crl.cnf");
+    {
+        std::ofstream out(cnf);
+        out << "[ca]\ndefault_ca = c\n[c]\ndatabase = " << pki("ca.db/index.txt")
+            << "\ncrlnumber = " << pki("ca.db/crlnumber") << "\ncertificate = " << pki("ca.pem")
+            << "\nprivate_key = " << pki("ca.key") << "\ndefault_md = sha256\n";
+    }
+    ASSERT_TRUE(shell("openssl ca -config '" + cnf + "' -gencrl -crlsec 3 -out '" + pki("short.crl") + "'"));
+    Server server(host_tls_with_crl(pki("short.crl")), {}, echo);
+    const auto fresh = fetch(server.url("/"));
+    ASSERT_EQ(fresh.code, CURLE_OK) << fresh.error;
+    EXPECT_EQ(fresh.status, 200);
+    std::this_thread::sleep_for(4s);
+    const auto stale = fetch(server.url("/"));
+    EXPECT_NE(stale.code, CURLE_OK) << "a handshake passed with an expired CRL (status " << stale.status << ")";
+    EXPECT_EQ(stale.status, 0) << stale.body;
+}
+
 // hosts.client_crl: the CRL made by `openssl ca` (make_pki.sh) revokes revoked-client.pem; a
 // real handshake with it is refused, one with client.pem is served. Without the CRL the same
 // revoked certificate is accepted (so the refusal is the CRL's doing).
