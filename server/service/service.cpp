@@ -269,15 +269,18 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                                 std::to_string(created.pending) + " pending requests, the limit of this service (" +
                                 std::to_string(limit) +
                                 ", hosts.max_pending_per_host); wait until some are decided or expire";
-        const store::Event refused =
-            event(t, "request.refused", f.host, f.id, "host:" + f.host, request.client.subject, request.peer_address,
-                  {{"why", "too many pending requests"},
-                   {"pending", created.pending},
-                   {"limit", limit},
-                   {"requester", f.requester},
-                   {"rule", f.rule}});
-        m_store.record(refused);
-        log_event(refused);
+        if (record_refusal(f.host, t)) {
+            const store::Event refused = event(t, "request.refused", f.host, f.id, "host:" + f.host,
+                                               request.client.subject, request.peer_address,
+                                               {{"why", "too many pending requests"},
+                                                {"pending", created.pending},
+                                                {"limit", limit},
+                                                {"requester", f.requester},
+                                                {"rule", f.rule},
+                                                {"suppressed", std::exchange(m_refusals[f.host].suppressed, 0)}});
+            m_store.record(refused);
+            log_event(refused);
+        }
         reply.send(error(429, "too_many_pending", why));
         return;
     }
@@ -293,6 +296,27 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     reply.send(answer(201, protocol::status_json(created.request, request_url(f.host, f.id))));
     notify("request.filed", created.request);
     if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
+}
+
+bool Service::record_refusal(const std::string& host, std::int64_t t) {
+    constexpr std::int64_t k_window_s = 60;
+    constexpr std::size_t k_max_hosts = 100000;
+    auto it = m_refusals.find(host);
+    if (it == m_refusals.end()) {
+        // Bounded: hosts whose minute has passed and who owe no count are forgotten first.
+        if (m_refusals.size() >= k_max_hosts)
+            std::erase_if(m_refusals, [t](const auto& e) {
+                return e.second.suppressed == 0 && t - e.second.window_start >= k_window_s;
+            });
+        it = m_refusals.emplace(host, Refusals{t, 0}).first;
+        return true;
+    }
+    if (t - it->second.window_start >= k_window_s) {
+        it->second.window_start = t;
+        return true; // the caller records it with the count suppressed since the last one
+    }
+    ++it->second.suppressed;
+    return false;
 }
 
 void Service::poll(const std::string& id, http::Request&& request, http::Reply&& reply) {

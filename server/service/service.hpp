@@ -138,6 +138,8 @@ private:
     void start_expiry();
     void start_purge();
     void expire_due();
+    // Whether this pending-cap refusal of `host` at `t` is recorded (the first of its minute).
+    bool record_refusal(const std::string& host, std::int64_t t);
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);
     std::optional<store::Request> find_for(const http::ClientIdentity& client, const std::string& id);
@@ -148,6 +150,14 @@ private:
     http::EventLoop& m_loop;
     Clock m_clock;
     std::map<std::pair<std::string, std::string>, std::vector<std::shared_ptr<Waiter>>> m_waiters;
+    // Filings refused for the pending cap, per host: the first of each minute is recorded,
+    // the others only counted and carried by the next recorded one ("suppressed"), so a host
+    // refiling in a loop cannot grow the events table (jitgated records every one it was refused).
+    struct Refusals {
+        std::int64_t window_start = 0;
+        std::int64_t suppressed = 0;
+    };
+    std::map<std::string, Refusals, std::less<>> m_refusals;
     http::Timer m_expiry_timer;
     http::Timer m_purge_timer;
     std::shared_ptr<void> m_wake_watch;

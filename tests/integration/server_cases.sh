@@ -264,6 +264,11 @@ case_pending_cap_per_host() {
     local refused
     refused="$(sqlite3 "$T/srv.db" "select actor from events where type='request.refused' and request_id='R-CAP003'")"
     expect_eq "$refused" "host:fin-db-01" "the refusal in the server's audit"
+    # a host refiling in a loop: within the minute, refusals are counted, not each recorded
+    expect_eq "$(file_as_fin_db_01 R-CAP004)" 429 "a fourth filing"
+    expect_eq "$(file_as_fin_db_01 R-CAP005)" 429 "a fifth filing"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from events where type='request.refused'")" 1 \
+        "refusal events recorded within one minute"
     # jitgated meets the full queue: denied at once (one try, not retried), with the reason
     sudo_bg alice -- /usr/bin/whoami
     sudo_wait; expect_eq "$RC" 1 "sudo exit status with the host's queue full"
