@@ -705,6 +705,38 @@ TEST_F(WebUiTest, SignInsInProgressAreCappedWhateverTheAddress) {
     EXPECT_EQ(send(b, "GET", "/login").status, 303);
 }
 
+// FAILS ON PURPOSE (security review finding): with the default limits, one attacker holding an
+// ordinary residential IPv6 /56 (here 120 of its 256 /64s), or as many IPv4 addresses, keeps
+// web.max_sign_ins_in_progress (10,000) full by itself, each /64 within its own per-address
+// limit: 10,000 sign-ins lasting 600 s need 1,000 new ones a minute, 50 /64s at 20 a minute.
+// Then no approver anywhere can start a sign-in, so nothing new can be approved. The cap
+// should not let one small network shut everyone else out (e.g. forget the oldest sign-in
+// instead of refusing a new one, and/or also limit per /48 and per IPv4 /24).
+TEST_F(WebUiTest, OneSmallNetworkCannotLockEveryApproverOutOfSignIn) {
+    // The attacker starts sign-ins without cookies, each /64 as fast as its own limit allows,
+    // for 25 minutes (a sign-in lasts 600 s: the last 5 minutes are the steady state); an
+    // approver tries every 30 s in those, from an address of their own, after the attacker's turn.
+    int refused = 0, tries = 0;
+    for (std::int64_t second = 0; second <= 1500; second += 3) {
+        m_now = k_start + second;
+        for (int prefix = 0; prefix < 120; ++prefix) {
+            m_peer = "2001:db8:0:" + std::to_string(prefix) + "::" + std::to_string(second + 1);
+            for (;;) {
+                Browser attacker; // no cookies: every start is a new sign-in
+                if (send(attacker, "GET", "/login").status != 303) break;
+            }
+        }
+        if (second >= 1200 && second % 30 == 0) {
+            Browser approver;
+            m_peer = "198.51.100." + std::to_string(second % 250);
+            ++tries;
+            if (send(approver, "GET", "/login").status == 429) ++refused;
+        }
+    }
+    EXPECT_EQ(refused, 0) << "one /56 locked every approver out of sign-in in " << refused << " of " << tries
+                          << " tries (" << m_store->count_logins(m_now) << " sign-ins in progress)";
+}
+
 TEST_F(WebUiTest, ThePurgeRemovesExpiredSignInsAndSessionsAndKeepsDecidedRequests) {
     file_request("alice");
     Browser b;
