@@ -737,6 +737,43 @@ TEST_F(WebUiTest, OneSmallNetworkCannotLockEveryApproverOutOfSignIn) {
                           << " tries (" << m_store->count_logins(m_now) << " sign-ins in progress)";
 }
 
+// FAILS ON PURPOSE (security review finding): hosts.max_pending_per_host (64) does not keep a
+// few hosts from filling the approvers' queue. The pending page lists the oldest 201 pending
+// requests of the whole service and only then drops those the viewer may not see, with no
+// further page: four hosts at their limit (or one certificate naming four hosts), filing for
+// a group bob is not even in, push every newer request off bob's page, which then says
+// "Nothing is waiting." (the rows bob may see were all filtered out of the first 200).
+TEST_F(WebUiTest, FourHostsAtTheirPendingLimitDoNotHideOtherRequestsFromTheQueue) {
+    for (int host = 0; host < 4; ++host)
+        for (int i = 0; i < 64; ++i) {
+            store::Request r;
+            r.host = "flood-" + std::to_string(host);
+            r.id = "R-F" + std::to_string(host) + "N" + std::to_string(1000 + i);
+            r.body = request_body("mallory").dump();
+            r.requester = "mallory";
+            r.rule = "finance";
+            r.approvals_needed = 1;
+            r.approver_groups = {"other-approvers"};
+            r.created_at = m_now;
+            r.expires_at = m_now + 3600;
+            store::Event filed;
+            filed.at = m_now;
+            filed.type = "request.filed";
+            filed.host = r.host;
+            filed.request_id = r.id;
+            ASSERT_TRUE(m_store->create(r, filed, 64).created) << "within the per-host limit";
+        }
+    m_now += 1;
+    file_request("alice"); // pay-db-01 R-7F3K9Q, for sox-approvers: bob's to decide
+    Browser b;
+    sign_in(b);
+    const auto queue = send(b, "GET", "/");
+    ASSERT_EQ(queue.status, 200);
+    EXPECT_NE(queue.body.find("R-7F3K9Q"), std::string::npos)
+        << "alice's request, which bob may decide, is not on bob's pending page"
+        << (queue.body.find("Nothing is waiting.") != std::string::npos ? ", which says \"Nothing is waiting.\"" : "");
+}
+
 TEST_F(WebUiTest, ThePurgeRemovesExpiredSignInsAndSessionsAndKeepsDecidedRequests) {
     file_request("alice");
     Browser b;
