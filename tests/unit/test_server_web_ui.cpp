@@ -11,12 +11,15 @@
 // expiry, sign-out, and the security headers on every answer.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -63,7 +66,32 @@ public:
 
     bool unreachable = false; // begin() fails as when the IdP's discovery document cannot be fetched
 
+    // While closed, begin() on any thread but the test's waits (an IdP that hangs, seen from
+    // the sign-in worker); at_gate counts the callers waiting.
+    void close_gate() {
+        const std::lock_guard<std::mutex> lock(m_gate_mutex);
+        m_gate_closed = true;
+    }
+    void open_gate() {
+        {
+            const std::lock_guard<std::mutex> lock(m_gate_mutex);
+            m_gate_closed = false;
+        }
+        m_gate.notify_all();
+    }
+    void wait_for_one_at_gate() {
+        std::unique_lock<std::mutex> lock(m_gate_mutex);
+        m_gate.wait(lock, [this] { return m_at_gate > 0; });
+    }
+
     std::pair<std::string, store::LoginState> begin(const std::string& return_to) override {
+        if (std::this_thread::get_id() != m_test_thread) {
+            std::unique_lock<std::mutex> lock(m_gate_mutex);
+            ++m_at_gate;
+            m_gate.notify_all();
+            m_gate.wait(lock, [this] { return !m_gate_closed; });
+            --m_at_gate;
+        }
         ++begun;
         if (unreachable)
             throw jitgate::Error(jitgate::ErrorCode::timeout, "oidc", "cannot fetch the discovery document");
@@ -83,6 +111,13 @@ public:
         if (login.nonce.empty()) throw jitgate::Error(jitgate::ErrorCode::internal, "oidc", "no nonce");
         return next;
     }
+
+private:
+    std::thread::id m_test_thread = std::this_thread::get_id();
+    std::mutex m_gate_mutex;
+    std::condition_variable m_gate;
+    bool m_gate_closed = false;
+    int m_at_gate = 0;
 };
 
 // One browser: its cookies, sent with every request.
@@ -732,6 +767,41 @@ TEST_F(WebUiTest, AtTheCapOfSignInsInProgressTheOldestIsEvictedNotTheNewOneRefus
     EXPECT_NE(m_rate_limited_lines[1].detail.find("\"evicted_since_last_line\":5"), std::string::npos)
         << m_rate_limited_lines[1].detail; // 4 of the 5 (one took newest's freed place) and late's
     EXPECT_EQ(m_store->count_logins(m_now), 3u);
+}
+
+// A sign-in refused because the worker's queue for the IdP is full (503) gives its address's
+// token back: only the sign-in limits spend tokens.
+TEST_F(WebUiTest, ASignInRefusedBecauseTheIdpQueueIsFullSpendsNoToken) {
+    m_config.web.sign_in_burst = 100;
+    rebuild_ui();
+    std::mutex posted_mutex;
+    std::vector<std::function<void()>> posted; // finished IdP calls, never run back on a loop here
+    m_ui->offload_sign_in([&](std::function<void()> f) {
+        const std::lock_guard<std::mutex> lock(posted_mutex);
+        posted.push_back(std::move(f));
+    });
+    const auto start = [&] {
+        http::Request request;
+        request.method = "GET";
+        request.path = "/login";
+        request.peer_address = m_peer;
+        m_ui->handle(std::move(request), http::Reply{});
+    };
+    m_idp.close_gate();
+    start();
+    m_idp.wait_for_one_at_gate(); // the worker hangs at the IdP with the first one
+    for (std::size_t i = 0; i < web::WebUi::k_max_waiting_sign_ins; ++i) start(); // the queue is full
+    for (int i = 0; i < 20; ++i) start();                                         // 503 each: busy, not limited
+    // 100 - 65 tokens are left: the 20 refusals spent none.
+    int started = 0;
+    for (;;) {
+        Browser b;
+        if (send(b, "GET", "/login").status != 303) break;
+        ++started;
+    }
+    EXPECT_EQ(started, 35);
+    m_idp.open_gate();
+    m_ui.reset(); // joins the worker before `posted` goes
 }
 
 // One network (an IPv4 /24, an IPv6 /48) has a bucket of its own, 4 x the per-address one:
