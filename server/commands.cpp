@@ -125,14 +125,24 @@ int sessions_command(const std::vector<std::string>& args, store::Store& store, 
                          text::escape_for_log(name).c_str());
             return 2;
         }
-        const std::size_t ended = store.delete_sessions_of(name);
+        // The deletion and its audit event are one transaction: the event exists exactly when
+        // sessions were ended.
         store::Event event;
-        event.at = now;
-        event.type = "sessions.revoked";
-        event.actor = "admin:" + actor;
-        event.detail = nlohmann::json{{"user", name}, {"sessions", ended}}.dump(
-            -1, ' ', false, nlohmann::json::error_handler_t::replace);
-        store.record(event);
+        const std::size_t ended = store.delete_sessions_of(name, [&](std::size_t count) {
+            event.at = now;
+            event.type = "sessions.revoked";
+            event.actor = "admin:" + actor;
+            event.detail = nlohmann::json{{"user", name}, {"sessions", count}}.dump(
+                -1, ' ', false, nlohmann::json::error_handler_t::replace);
+            return event;
+        });
+        if (ended == 0) {
+            std::fprintf(out,
+                         "no sessions for %s; nothing was ended (user names are matched exactly, "
+                         "case-sensitively)\n",
+                         text::escape_for_log(name).c_str());
+            return 0;
+        }
         if (log != nullptr) log(event);
         std::fprintf(out, "ended %s of %s\n", text::plural(ended, "session", "sessions").c_str(),
                      text::escape_for_log(name).c_str());

@@ -33,11 +33,12 @@ int keygen_command(const std::vector<std::string>& args, std::FILE* out = stdout
 int check_config_command(const std::vector<std::string>& args, std::FILE* out = stdout, std::FILE* err = stderr);
 
 // sessions revoke --user NAME
-// Deletes every web session of the Unix name NAME in `store` (store::Store::delete_sessions_of),
-// records "sessions.revoked" (actor "admin:<actor>", detail: the user and how many ended) in
-// the store and through `log` (syslog in main), and prints how many ended. Zero sessions is
-// success too (the person may not be signed in). NAME must be 1-256 bytes without control
-// characters (2 otherwise). A store failure is 1.
+// Deletes every web session of the Unix name NAME in `store` (store::Store::delete_sessions_of)
+// and records "sessions.revoked" (actor "admin:<actor>", detail: the user and how many ended) in
+// the same transaction, then through `log` (syslog in main), and prints how many ended. Zero
+// sessions is success too (the person may not be signed in), with no event, and says so: "no
+// sessions for NAME" (names are matched exactly, case-sensitively, so a typo shows). NAME must be 1-256 bytes without
+// control characters (2 otherwise). A store failure is 1.
 int sessions_command(const std::vector<std::string>& args, store::Store& store, std::int64_t now,
                      const std::string& actor, void (*log)(const store::Event&), std::FILE* out = stdout,
                      std::FILE* err = stderr);

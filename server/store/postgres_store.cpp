@@ -33,6 +33,10 @@ using Params = std::vector<std::string>;
 // pg_try_advisory_xact_lock key for purge(): one replica purges at a time (migrations use another key).
 constexpr const char* k_purge_lock = "29952296202892390";
 
+// pg_advisory_xact_lock key for put_login() with a cap: one sign-in start at a time across
+// replicas, so the count and the eviction agree (a short transaction of three statements).
+constexpr const char* k_logins_lock = "29952296202892391";
+
 constexpr const char* k_read_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 std::string str(std::string_view text) {
@@ -136,6 +140,32 @@ public:
             const Result rows = m_db.exec("SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status = 'pending' "
                                           "ORDER BY created_at, host, id LIMIT $1::bigint",
                                           {limit_value(limit)});
+            auto out = read_with_approvals(rows);
+            tx.commit();
+            return out;
+        });
+    }
+
+    std::vector<Request> pending_after(const PendingKey& after, std::size_t limit) override {
+        return call([&] {
+            pg::Transaction tx(m_db, k_read_snapshot);
+            const Result rows = m_db.exec(
+                "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status = 'pending' "
+                "AND (created_at, host, id) > ($1::bigint, $2, $3) ORDER BY created_at, host, id LIMIT $4::bigint",
+                {num(after.created_at), after.host, after.id, limit_value(limit)});
+            auto out = read_with_approvals(rows);
+            tx.commit();
+            return out;
+        });
+    }
+
+    std::vector<Request> pending_from(std::int64_t created_at, std::size_t skip, std::size_t limit) override {
+        return call([&] {
+            pg::Transaction tx(m_db, k_read_snapshot);
+            const Result rows = m_db.exec(
+                "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status = 'pending' "
+                "AND created_at >= $1::bigint ORDER BY created_at, host, id LIMIT $2::bigint OFFSET $3::bigint",
+                {num(created_at), limit_value(limit), limit_value(skip)});
             auto out = read_with_approvals(rows);
             tx.commit();
             return out;
@@ -330,6 +360,29 @@ public:
         });
     }
 
+    std::size_t put_login(const LoginState& login, std::int64_t now, std::size_t max_in_progress) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            m_db.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_logins_lock});
+            const auto outstanding = static_cast<std::size_t>(
+                m_db.exec("SELECT count(*) FROM logins WHERE expires_at > $1::bigint", {num(now)}).integer(0, 0));
+            const std::size_t cap = std::max<std::size_t>(max_in_progress, 1);
+            std::size_t evicted = 0;
+            if (outstanding >= cap)
+                evicted = static_cast<std::size_t>(
+                    m_db.exec(
+                            "DELETE FROM logins WHERE state IN (SELECT state FROM logins WHERE expires_at > $1::bigint "
+                            "ORDER BY expires_at, state LIMIT $2::bigint)",
+                            {num(now), num(static_cast<std::int64_t>(outstanding - cap + 1))})
+                        .affected());
+            m_db.exec("INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) "
+                      "VALUES ($1, $2, $3, $4, $5::bigint)",
+                      {login.state, login.nonce, login.code_verifier, login.return_to, num(login.expires_at)});
+            tx.commit();
+            return evicted;
+        });
+    }
+
     std::optional<LoginState> take_login(std::string_view state, std::int64_t now) override {
         return call([&]() -> std::optional<LoginState> {
             // One statement: the row is gone for every other caller the moment it is read.
@@ -354,6 +407,17 @@ public:
         return call([&] {
             return static_cast<std::size_t>(
                 m_db.exec("DELETE FROM sessions WHERE unix_user = $1", {str(unix_user)}).affected());
+        });
+    }
+
+    std::size_t delete_sessions_of(std::string_view unix_user, const SessionsAudit& audit) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            const auto deleted = static_cast<std::size_t>(
+                m_db.exec("DELETE FROM sessions WHERE unix_user = $1", {str(unix_user)}).affected());
+            if (deleted > 0) insert_event(audit(deleted));
+            tx.commit();
+            return deleted;
         });
     }
 

@@ -135,6 +135,34 @@ public:
         return out;
     }
 
+    std::vector<Request> pending_after(const PendingKey& after, std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<Request> out;
+        {
+            Query q(m_db, "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status = 'pending' "
+                          "AND (created_at, host, id) > (?1, ?2, ?3) ORDER BY created_at, host, id LIMIT ?4");
+            q.integer(1, after.created_at).text(2, after.host).text(3, after.id).integer(4, limit_value(limit));
+            while (q.step()) out.push_back(read_request(q));
+        }
+        for (Request& r : out) r.approvals = load_approvals(r.host, r.id);
+        tx.commit();
+        return out;
+    }
+
+    std::vector<Request> pending_from(std::int64_t created_at, std::size_t skip, std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<Request> out;
+        {
+            Query q(m_db, "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE status = 'pending' "
+                          "AND created_at >= ?1 ORDER BY created_at, host, id LIMIT ?2 OFFSET ?3");
+            q.integer(1, created_at).integer(2, limit_value(limit)).integer(3, limit_value(skip));
+            while (q.step()) out.push_back(read_request(q));
+        }
+        for (Request& r : out) r.approvals = load_approvals(r.host, r.id);
+        tx.commit();
+        return out;
+    }
+
     std::vector<Request> history(std::int64_t before, std::size_t limit) override {
         Transaction tx(m_db, Transaction::Kind::read);
         std::vector<Request> out;
@@ -334,6 +362,36 @@ public:
         });
     }
 
+    std::size_t put_login(const LoginState& login, std::int64_t now, std::size_t max_in_progress) override {
+        return write([&] {
+            // BEGIN IMMEDIATE: no other writer between the count and the insert.
+            std::size_t outstanding = 0;
+            {
+                Query q(m_db, "SELECT count(*) FROM logins WHERE expires_at > ?1");
+                q.integer(1, now);
+                if (q.step()) outstanding = static_cast<std::size_t>(q.integer(0));
+            }
+            const std::size_t cap = std::max<std::size_t>(max_in_progress, 1);
+            std::size_t evicted = 0;
+            if (outstanding >= cap) {
+                Query q(m_db, "DELETE FROM logins WHERE state IN (SELECT state FROM logins WHERE expires_at > ?1 "
+                              "ORDER BY expires_at, state LIMIT ?2)");
+                q.integer(1, now).integer(2, static_cast<std::int64_t>(outstanding - cap + 1)).run();
+                evicted = static_cast<std::size_t>(m_db.changes());
+            }
+            Query q(
+                m_db,
+                "INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+            q.text(1, login.state)
+                .text(2, login.nonce)
+                .text(3, login.code_verifier)
+                .text(4, login.return_to)
+                .integer(5, login.expires_at)
+                .run();
+            return evicted;
+        });
+    }
+
     std::optional<LoginState> take_login(std::string_view state, std::int64_t now) override {
         return write([&]() -> std::optional<LoginState> {
             // One statement: the row is gone for every other caller the moment it is read.
@@ -360,6 +418,16 @@ public:
             Query q(m_db, "DELETE FROM sessions WHERE unix_user = ?1");
             q.text(1, unix_user).run();
             return static_cast<std::size_t>(m_db.changes());
+        });
+    }
+
+    std::size_t delete_sessions_of(std::string_view unix_user, const SessionsAudit& audit) override {
+        return write([&] {
+            Query q(m_db, "DELETE FROM sessions WHERE unix_user = ?1");
+            q.text(1, unix_user).run();
+            const auto deleted = static_cast<std::size_t>(m_db.changes());
+            if (deleted > 0) insert_event(audit(deleted));
+            return deleted;
         });
     }
 

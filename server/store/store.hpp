@@ -163,6 +163,18 @@ public:
     virtual CreateResult create(const Request& request, const Event& filed, std::size_t max_pending = 0) = 0;
     virtual std::optional<Request> find(std::string_view host, std::string_view id) = 0;
     virtual std::vector<Request> pending(std::size_t limit) = 0; // oldest first
+    // The pending requests after `after` in the same order (created_at, host, id): keyset
+    // paging, so a page costs the same however many requests come before it.
+    struct PendingKey {
+        std::int64_t created_at = 0;
+        std::string host;
+        std::string id;
+    };
+    virtual std::vector<Request> pending_after(const PendingKey& after, std::size_t limit) = 0;
+    // The pending requests created at `created_at` or later, in the same order, skipping the
+    // first `skip` of them (those of the second `created_at` already seen): a place in the list
+    // that names no request (the web UI's "next page" link). Costs `skip` more rows.
+    virtual std::vector<Request> pending_from(std::int64_t created_at, std::size_t skip, std::size_t limit) = 0;
     virtual std::vector<Request>
     history(std::int64_t before,
             std::size_t limit) = 0; // final ones decided strictly before `before`, newest decision first
@@ -207,6 +219,11 @@ public:
     virtual std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) = 0;
     virtual void delete_session(std::string_view token_sha256) = 0;
     virtual void put_login(const LoginState& login) = 0;
+    // Stores `login` so that at most `max_in_progress` (>= 1) sign-ins are outstanding at `now`
+    // afterwards: when the table is full, the oldest outstanding ones (earliest expires_at) are
+    // deleted first, in the same transaction (serialised across replicas on PostgreSQL by an
+    // advisory lock, BEGIN IMMEDIATE on SQLite). Returns how many were evicted.
+    virtual std::size_t put_login(const LoginState& login, std::int64_t now, std::size_t max_in_progress) = 0;
     // Returns and deletes the login (one use only); nullopt if unknown or expired at `now`.
     virtual std::optional<LoginState> take_login(std::string_view state, std::int64_t now) = 0;
     // How many sign-ins are outstanding: stored and not expired at `now` (the web UI's cap on
@@ -214,6 +231,10 @@ public:
     virtual std::size_t count_logins(std::int64_t now) = 0;
     // Deletes every session of `unix_user` (an admin ending someone's access now); returns how many.
     virtual std::size_t delete_sessions_of(std::string_view unix_user) = 0;
+    // The same, and records audit(count) in the same transaction when count > 0: the event
+    // exists exactly when sessions were deleted. A throw from `audit` stores nothing.
+    using SessionsAudit = std::function<Event(std::size_t)>;
+    virtual std::size_t delete_sessions_of(std::string_view unix_user, const SessionsAudit& audit) = 0;
 
     // --- webhook outbox ---
     virtual void enqueue(const std::string& target, const std::string& body, std::int64_t now) = 0;

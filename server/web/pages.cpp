@@ -406,9 +406,22 @@ std::string request_path(std::string_view host, std::string_view id) {
 
 // --- pages ---
 
-std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std::int64_t now, bool more) {
+std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std::int64_t now,
+                    const std::optional<std::string>& next, bool continued) {
     std::string content = "<h1>Pending requests</h1>\n";
-    if (rows.empty()) return document(frame, "Pending requests", content + "<p>Nothing is waiting.</p>\n");
+    if (continued) content += "<p>Continued from <a href=\"/\">the oldest requests</a>.</p>\n";
+    const std::string next_link =
+        next ? "<p><a href=\"" + html_escape(*next) + "\">Newer pending requests</a></p>\n" : std::string();
+    if (rows.empty()) {
+        if (!next)
+            return document(frame, "Pending requests",
+                            content +
+                                (continued ? "<p>Nothing more is waiting.</p>\n" : "<p>Nothing is waiting.</p>\n"));
+        return document(frame, "Pending requests",
+                        content +
+                            "<p>None of the requests read for this page is yours to see; more are waiting.</p>\n" +
+                            next_link);
+    }
     content += "<table class=\"pending\">\n<caption>" + text::plural(rows.size(), "request", "requests") +
                " waiting, oldest first</caption>\n<thead><tr><th scope=\"col\">Request</th>"
                "<th scope=\"col\">Host</th><th scope=\"col\">Environment</th><th scope=\"col\">Tags</th>"
@@ -433,7 +446,9 @@ std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std
                    "</td></tr>\n";
     }
     content += "</tbody>\n</table>\n";
-    if (more) content += "<p>More requests are waiting than this page shows; the oldest are shown first.</p>\n";
+    if (next)
+        content +=
+            "<p>More requests may be waiting than this page shows; the oldest are shown first.</p>\n" + next_link;
     return document(frame, "Pending requests", content);
 }
 

@@ -64,8 +64,11 @@ std::string format_time_left(std::int64_t seconds);
 std::string request_path(std::string_view host, std::string_view id);
 
 // --- pages (each a complete HTML document) ---
-// The pending requests, oldest first. `more` says the list was cut at the page's limit.
-std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std::int64_t now, bool more);
+// The pending requests, oldest first. `next`: the path of the next page when more may follow
+// (the list was cut at the page's limit, or the page stopped reading); `continued`: this page
+// starts after an earlier one.
+std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std::int64_t now,
+                    const std::optional<std::string>& next, bool continued);
 // One request in full, with the approve form when the viewer may approve it and the deny form
 // when they may deny it (each as the service would accept it), and why when one is missing.
 std::string request_detail(const Frame& frame, const store::Request& request, const service::Decidability& decidability,

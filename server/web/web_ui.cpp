@@ -243,7 +243,9 @@ void WebUi::handle_sign_in_elsewhere(http::Request&& request, http::Reply&& repl
             return error(500, "Something went wrong on the server; nothing was changed.", nullptr);
         }
     };
-    const auto busy = [this, answer]() {
+    const auto busy = [this, answer, shared_request]() {
+        // Refused for the worker's queue, not for the address: its token is given back.
+        m_sign_in_limit.give_back(shared_request->peer_address);
         answer(error(503, "Too many sign-ins are waiting for the identity provider; try again shortly.", nullptr));
     };
 
@@ -396,7 +398,7 @@ http::Response WebUi::route(const http::Request& request) {
     const std::optional<SignedIn> who = signed_in(request, now);
     if (!is_post) {
         if (!who) return redirect(login_path(path));
-        if (which == Route::pending) return pending_page(*who, now);
+        if (which == Route::pending) return pending_page(request, *who, now);
         if (which == Route::history) return history_page(request, *who, now);
         return request_page(*who, host, id, now);
     }
@@ -452,18 +454,66 @@ std::optional<WebUi::SignedIn> WebUi::signed_in(const http::Request& request, st
     return who;
 }
 
-http::Response WebUi::pending_page(const SignedIn& who, std::int64_t now) {
-    std::vector<store::Request> requests = m_store.pending(k_page_size + 1);
-    const bool more = requests.size() > k_page_size;
-    if (more) requests.resize(k_page_size);
-    std::vector<pages::PendingRow> rows;
-    rows.reserve(requests.size());
-    for (auto& request : requests) {
-        if (!may_view(who, request)) continue;
-        service::Decidability decidability = m_service.decidability(who.approver, request);
-        rows.push_back({std::move(request), std::move(decidability)});
+// SECURITY NOTE: the pending requests of the whole service are read in order (created_at, host,
+// id) and those the viewer may not see are skipped, batch after batch, until the page holds
+// k_page_size rows or k_max_scanned_per_page rows were read: requests of other groups, however
+// many, cannot push the viewer's own off the page, and one page view reads at most
+// k_max_scanned_per_page rows (5 batches; the first of a later page also skips the rows of its
+// starting second already shown). When more may follow, the page links to the next one, which
+// starts after the last row read. The link names that place by time and a count only
+// (`after`, `skip`: the rows of that second already read), never the host or id of a request
+// the viewer may not see. A request decided between two page views moves that count by one:
+// the next page may then repeat or miss one request of that second (the first page is exact).
+http::Response WebUi::pending_page(const http::Request& request, const SignedIn& who, std::int64_t now) {
+    const auto after = browser::field(request.query, "after");
+    const auto skip_text = browser::field(request.query, "skip");
+    std::int64_t from = 0;
+    std::size_t skip = 0;
+    if (after || skip_text) {
+        const auto at = after ? parse_unix_time(*after) : std::nullopt;
+        const auto skipped = skip_text ? parse_unix_time(*skip_text) : std::nullopt;
+        if (!at || !skipped || *skipped > 1'000'000'000)
+            return error(400, "`after` must be a Unix time in seconds and `skip` a count.", &who.viewer);
+        from = *at;
+        skip = static_cast<std::size_t>(*skipped);
     }
-    return page(200, pages::pending(frame(&who.viewer), rows, now, more));
+    std::vector<pages::PendingRow> rows;
+    std::optional<store::Store::PendingKey> last; // the last row read
+    std::int64_t last_second = from;              // the place the next page starts from...
+    std::size_t read_in_last_second = skip;       // ...and how many of that second were read
+    std::size_t scanned = 0;
+    bool exhausted = false;
+    bool full = false;
+    while (!full && !exhausted && scanned < k_max_scanned_per_page) {
+        std::vector<store::Request> batch = last                  ? m_store.pending_after(*last, k_page_size)
+                                            : (after.has_value()) ? m_store.pending_from(from, skip, k_page_size)
+                                                                  : m_store.pending(k_page_size);
+        exhausted = batch.size() < k_page_size;
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            store::Request& r = batch[i];
+            ++scanned;
+            if (r.created_at == last_second) {
+                ++read_in_last_second;
+            } else {
+                last_second = r.created_at;
+                read_in_last_second = 1;
+            }
+            last = store::Store::PendingKey{r.created_at, r.host, r.id};
+            if (may_view(who, r)) {
+                service::Decidability decidability = m_service.decidability(who.approver, r);
+                rows.push_back({std::move(r), std::move(decidability)});
+            }
+            if (rows.size() == k_page_size) {
+                full = true;
+                if (i + 1 < batch.size()) exhausted = false; // rows left in this batch
+                break;
+            }
+        }
+    }
+    std::optional<std::string> next;
+    if (!exhausted && last)
+        next = "/?after=" + std::to_string(last_second) + "&skip=" + std::to_string(read_in_last_second);
+    return page(200, pages::pending(frame(&who.viewer), rows, now, next, after.has_value()));
 }
 
 http::Response WebUi::request_page(const SignedIn& who, const std::string& host, const std::string& id,
@@ -511,16 +561,31 @@ std::optional<http::Response> WebUi::sign_in_limited(const http::Request& reques
                         "Too many sign-in attempts came from your network address. Wait " +
                             text::plural(static_cast<std::uint64_t>(wait), "second", "seconds") + " and sign in again.",
                         "too many sign-in requests from this address", now);
-    // SECURITY NOTE: each start stores a row until it is used or expires; the cap holds the
-    // table (and the IdP's load) whatever number of addresses an attacker has. Starts waiting
-    // for the IdP have no row yet, so the table may exceed the cap by the worker's queue
-    // (k_max_waiting_sign_ins) per replica: still bounded.
-    if (request.path == "/login" &&
-        m_store.count_logins(now) >= static_cast<std::size_t>(m_config.web.max_sign_ins_in_progress))
-        return too_many(request, k_busy_retry_after_s,
-                        "Too many sign-ins are in progress on this server. Wait a minute and sign in again.",
-                        "too many sign-ins in progress (web.max_sign_ins_in_progress)", now);
+    // SECURITY NOTE: each start stores a row until it is used or expires. The global cap
+    // (web.max_sign_ins_in_progress) is enforced where the row is stored (finish_begin): at the
+    // cap the oldest sign-ins in progress are evicted, never the new one refused, so the cap
+    // bounds the table (and the IdP's load) but no number of addresses can lock approvers out.
     return std::nullopt;
+}
+
+void WebUi::note_evicted(std::size_t evicted, std::int64_t now) {
+    m_evicted_unlogged += evicted;
+    if (m_evicted_unlogged == 0) return;
+    if (m_evicted_logged_at >= 0 && now - m_evicted_logged_at < k_rate_limited_log_interval_s &&
+        now >= m_evicted_logged_at)
+        return;
+    store::Event event;
+    event.at = now;
+    event.type = "signin.evicted";
+    event.actor = "server";
+    event.detail = nlohmann::json{{"why", "web.max_sign_ins_in_progress reached: the oldest sign-ins in progress "
+                                          "were ended to make room"},
+                                  {"evicted_since_last_line", m_evicted_unlogged},
+                                  {"max_sign_ins_in_progress", m_config.web.max_sign_ins_in_progress}}
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (log_rate_limited) log_rate_limited(event);
+    m_evicted_logged_at = now;
+    m_evicted_unlogged = 0;
 }
 
 http::Response WebUi::too_many(const http::Request& request, std::int64_t retry_after_s, const std::string& message,
@@ -564,7 +629,9 @@ http::Response WebUi::finish_begin(const http::Request& /*request*/, std::int64_
     login.return_to = return_to;
     if (!header_safe(url) || !browser::is_cookie_value(login.state))
         throw Error(ErrorCode::internal, "sign-in", "the sign-in client returned an unusable URL or state");
-    m_store.put_login(login);
+    const std::size_t evicted =
+        m_store.put_login(login, now, static_cast<std::size_t>(std::max(m_config.web.max_sign_ins_in_progress, 1)));
+    note_evicted(evicted, now);
     http::Response response = redirect(url);
     const std::int64_t max_age = std::clamp(login.expires_at - now, k_login_cookie_min_s, k_login_cookie_max_s);
     response.headers.emplace_back("Set-Cookie", browser::set_cookie(browser::k_login_cookie, login.state, max_age));
@@ -584,8 +651,11 @@ std::variant<http::Response, WebUi::Callback> WebUi::check_callback(const http::
                               nullptr, now);
     const std::optional<store::LoginState> login = m_store.take_login(*state, now);
     if (!login)
-        return sign_in_failed(request, 400, "This sign-in has expired or was used already; sign in again.", nullptr,
-                              now);
+        // Unknown state: expired, used already, or evicted at web.max_sign_ins_in_progress.
+        return sign_in_failed(request, 400,
+                              "This sign-in has expired (or was used already); nothing was signed in. Start again: "
+                              "sign in below.",
+                              nullptr, now);
     if (const auto idp_error = browser::field(request.query, "error")) {
         const std::string description = browser::field(request.query, "error_description").value_or("");
         return sign_in_failed(request, 401,

@@ -82,13 +82,16 @@ public:
 
     // How many requests one page lists.
     static constexpr std::size_t k_page_size = 200;
+    // The most pending requests one view of the pending page reads (visible to the viewer or
+    // not) before it stops and links to the next page.
+    static constexpr std::size_t k_max_scanned_per_page = 5 * k_page_size;
 
-    // Where the "signin.rate_limited" lines go (syslog by default; tests look at them). Never
-    // stored in the database: that would be the growth the limits are there to stop.
+    // Where the "signin.rate_limited" and "signin.evicted" lines go (syslog by default; tests
+    // look at them). Never stored in the database: that would be the growth the limits are
+    // there to stop.
     std::function<void(const store::Event&)> log_rate_limited;
-    // At most one such line per this many seconds; the Retry-After of the global cap.
+    // At most one such line (and one "signin.evicted" line) per this many seconds.
     static constexpr std::int64_t k_rate_limited_log_interval_s = 60;
-    static constexpr std::int64_t k_busy_retry_after_s = 60;
 
 private:
     struct SignedIn {
@@ -100,12 +103,14 @@ private:
 
     http::Response route(const http::Request& request);
     std::optional<SignedIn> signed_in(const http::Request& request, std::int64_t now);
-    http::Response pending_page(const SignedIn& who, std::int64_t now);
+    http::Response pending_page(const http::Request& request, const SignedIn& who, std::int64_t now);
     http::Response request_page(const SignedIn& who, const std::string& host, const std::string& id, std::int64_t now);
     http::Response decide(const http::Request& request, const SignedIn& who, const std::string& host,
                           const std::string& id, const std::string& comment, bool approve);
     http::Response history_page(const http::Request& request, const SignedIn& who, std::int64_t now);
     std::optional<http::Response> sign_in_limited(const http::Request& request, std::int64_t now);
+    // Counts sign-ins evicted at the cap; one "signin.evicted" line (log_rate_limited) a minute at most.
+    void note_evicted(std::size_t evicted, std::int64_t now);
     http::Response too_many(const http::Request& request, std::int64_t retry_after_s, const std::string& message,
                             const std::string& why, std::int64_t now);
     http::Response begin_sign_in(const http::Request& request, std::int64_t now);
@@ -141,6 +146,8 @@ private:
     SignInLimit m_sign_in_limit;
     std::int64_t m_rate_limited_logged_at = -1; // when the last signin.rate_limited line went out
     std::size_t m_rate_limited_unlogged = 0;    // refusals since then
+    std::int64_t m_evicted_logged_at = -1;      // when the last signin.evicted line went out
+    std::size_t m_evicted_unlogged = 0;         // sign-ins evicted since then
 };
 
 // --- the pieces of routing, exposed for tests ---

@@ -636,6 +636,94 @@ TEST_P(StoreTest, delete_sessions_of_ends_every_session_of_one_user) {
     EXPECT_EQ(store->delete_sessions_of("bob"), 0u);
 }
 
+// web.max_sign_ins_in_progress: at the cap a new sign-in evicts the oldest outstanding ones
+// (earliest expiry) instead of being refused, in the same transaction.
+TEST_P(StoreTest, put_login_at_the_cap_evicts_the_oldest_sign_ins) {
+    EXPECT_EQ(store->put_login(LoginState{"expired", "n", "v", "/", 90}, 100, 3), 0u);
+    EXPECT_EQ(store->put_login(LoginState{"a", "n", "v", "/", 700}, 100, 3), 0u);
+    EXPECT_EQ(store->put_login(LoginState{"b", "n", "v", "/", 701}, 101, 3), 0u);
+    EXPECT_EQ(store->put_login(LoginState{"c", "n", "v", "/", 702}, 102, 3), 0u) << "an expired row does not count";
+    EXPECT_EQ(store->count_logins(102), 3u);
+    EXPECT_EQ(store->put_login(LoginState{"d", "n", "v", "/", 703}, 103, 3), 1u);
+    EXPECT_EQ(store->count_logins(103), 3u);
+    EXPECT_FALSE(store->take_login("a", 103)) << "the oldest sign-in is the one evicted";
+    EXPECT_TRUE(store->take_login("b", 103));
+    // A smaller cap (a configuration change) evicts down to it at once.
+    EXPECT_EQ(store->put_login(LoginState{"e", "n", "v", "/", 704}, 104, 1), 2u);
+    EXPECT_EQ(store->count_logins(104), 1u);
+    EXPECT_TRUE(store->take_login("e", 104));
+}
+
+// Two replicas starting sign-ins at once never leave more than the cap outstanding: the count,
+// the eviction and the insert are one serialised transaction.
+TEST_P(StoreTest, put_login_cap_holds_across_replicas_starting_at_once) {
+    constexpr std::size_t cap = 5;
+    std::vector<std::thread> replicas;
+    std::atomic<int> failures{0};
+    for (int r = 0; r < 2; ++r)
+        replicas.emplace_back([&, r] {
+            try {
+                const auto replica = database().open();
+                for (int i = 0; i < 60; ++i)
+                    replica->put_login(
+                        LoginState{"r" + std::to_string(r) + "-" + std::to_string(i), "n", "v", "/", 1000 + i}, 100,
+                        cap);
+            } catch (...) {
+                ++failures;
+            }
+        });
+    for (auto& t : replicas) t.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(store->count_logins(100), cap);
+}
+
+TEST_P(StoreTest, delete_sessions_of_with_its_audit_event_is_one_transaction) {
+    store->put_session(Session{"t1", "i", "bob", "Bob", {}, "csrf", 0, 500});
+    store->put_session(Session{"t2", "i", "bob", "Bob", {}, "csrf", 0, 500});
+    const auto audit = [](std::size_t n) {
+        return Event{7, "sessions.revoked", "", "", "admin:root", "", "", R"({"sessions":)" + std::to_string(n) + "}"};
+    };
+    // A failure while recording the event leaves the sessions in place.
+    EXPECT_THROW(store->delete_sessions_of("bob", [](std::size_t) -> Event { throw std::runtime_error("audit"); }),
+                 std::runtime_error);
+    EXPECT_TRUE(store->find_session("t1", 0));
+    EXPECT_TRUE(store->find_session("t2", 0));
+    EXPECT_TRUE(store->events("", "").empty());
+    EXPECT_EQ(store->delete_sessions_of("bob", audit), 2u);
+    EXPECT_FALSE(store->find_session("t1", 0));
+    auto events = store->events("", "");
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].detail, R"({"sessions":2})");
+    // Nothing deleted, nothing recorded.
+    EXPECT_EQ(store->delete_sessions_of("bob", audit), 0u);
+    EXPECT_EQ(store->delete_sessions_of("Bob", audit), 0u);
+    EXPECT_EQ(store->events("", "").size(), 1u);
+}
+
+TEST_P(StoreTest, pending_after_pages_in_keyset_order) {
+    create("R-1", 1000);
+    create("R-2", 1000);
+    create("R-3", 900);
+    create("R-4", 1100);
+    const auto first = store->pending(2);
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_EQ(first[0].id, "R-3");
+    EXPECT_EQ(first[1].id, "R-1");
+    const auto next = store->pending_after({first[1].created_at, first[1].host, first[1].id}, 10);
+    ASSERT_EQ(next.size(), 2u);
+    EXPECT_EQ(next[0].id, "R-2");
+    EXPECT_EQ(next[1].id, "R-4");
+    EXPECT_TRUE(store->pending_after({1100, "web1", "R-4"}, 10).empty());
+    // A place by time and how many of that second were seen, naming no request.
+    const auto from = store->pending_from(1000, 1, 10);
+    ASSERT_EQ(from.size(), 2u);
+    EXPECT_EQ(from[0].id, "R-2");
+    EXPECT_EQ(from[1].id, "R-4");
+    ASSERT_EQ(store->pending_from(0, 0, 10).size(), 4u);
+    EXPECT_EQ(store->pending_from(1000, 0, 1)[0].id, "R-1");
+    EXPECT_TRUE(store->pending_from(1101, 0, 10).empty());
+}
+
 TEST_P(StoreTest, sessions_put_find_expire_delete) {
     const Session s{"ab12", "https://idp/ sub-1", "bob", "Bob B.", {"sox-approvers", "ops"}, "csrf-1", 100, 200};
     store->put_session(s);

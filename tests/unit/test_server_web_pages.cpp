@@ -333,7 +333,7 @@ TEST(WebPages, DenyIsOfferedWhileApprovalIsBlocked) {
     EXPECT_NE(other.find("You cannot deny this request: no"), std::string::npos);
 
     const std::vector<pages::PendingRow> rows = {{request_with(normal_body()), blocked}};
-    const std::string list = pages::pending({"Example", &v}, rows, k_now, false);
+    const std::string list = pages::pending({"Example", &v}, rows, k_now, std::nullopt, false);
     EXPECT_NE(list.find("<strong>you may deny</strong>; <span class=\"why-not\">approving is blocked: the ticket "
                         "check has not passed: &lt;no&gt; ticket</span>"),
               std::string::npos);
@@ -354,7 +354,7 @@ TEST(WebPages, PendingListShowsEachRequestAndWhoMayDecide) {
         {second,
          {false, "not in an approver group of this request", false, "not in an approver group of this request"}}};
     const pages::Viewer v = viewer();
-    const std::string page = pages::pending({"Example", &v}, rows, k_now, true);
+    const std::string page = pages::pending({"Example", &v}, rows, k_now, std::string("/?after=1000&skip=2"), false);
     only_our_markup(page);
     nothing_invisible(page);
     EXPECT_NE(page.find("<a href=\"/r/pay-db-01/R-7F3K9Q\">R-7F3K9Q</a>"), std::string::npos);
@@ -367,12 +367,19 @@ TEST(WebPages, PendingListShowsEachRequestAndWhoMayDecide) {
     EXPECT_NE(page.find("you may decide"), std::string::npos);
     EXPECT_NE(page.find("not in an approver group of this request"), std::string::npos);
     EXPECT_NE(page.find("2 requests waiting"), std::string::npos);
-    EXPECT_NE(page.find("More requests are waiting"), std::string::npos);
+    EXPECT_NE(page.find("More requests may be waiting"), std::string::npos);
+    EXPECT_NE(page.find("<a href=\"/?after=1000&amp;skip=2\">Newer pending requests</a>"), std::string::npos);
     EXPECT_NE(page.find("<th scope=\"col\">Host</th>"), std::string::npos);
 
-    const std::string empty = pages::pending({"Example", &v}, {}, k_now, false);
+    const std::string empty = pages::pending({"Example", &v}, {}, k_now, std::nullopt, false);
     only_our_markup(empty);
     EXPECT_NE(empty.find("Nothing is waiting"), std::string::npos);
+    // A page that read only requests the viewer may not see still leads on.
+    const std::string skipped = pages::pending({"Example", &v}, {}, k_now, std::string("/?after=1000&skip=2"), true);
+    only_our_markup(skipped);
+    EXPECT_EQ(skipped.find("Nothing is waiting"), std::string::npos);
+    EXPECT_NE(skipped.find("more are waiting"), std::string::npos);
+    EXPECT_NE(skipped.find("Newer pending requests</a>"), std::string::npos);
 }
 
 TEST(WebPages, HistoryKeepsTheOrderAndNamesWhoDecided) {

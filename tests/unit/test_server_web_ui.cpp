@@ -11,12 +11,15 @@
 // expiry, sign-out, and the security headers on every answer.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -63,7 +66,32 @@ public:
 
     bool unreachable = false; // begin() fails as when the IdP's discovery document cannot be fetched
 
+    // While closed, begin() on any thread but the test's waits (an IdP that hangs, seen from
+    // the sign-in worker); at_gate counts the callers waiting.
+    void close_gate() {
+        const std::lock_guard<std::mutex> lock(m_gate_mutex);
+        m_gate_closed = true;
+    }
+    void open_gate() {
+        {
+            const std::lock_guard<std::mutex> lock(m_gate_mutex);
+            m_gate_closed = false;
+        }
+        m_gate.notify_all();
+    }
+    void wait_for_one_at_gate() {
+        std::unique_lock<std::mutex> lock(m_gate_mutex);
+        m_gate.wait(lock, [this] { return m_at_gate > 0; });
+    }
+
     std::pair<std::string, store::LoginState> begin(const std::string& return_to) override {
+        if (std::this_thread::get_id() != m_test_thread) {
+            std::unique_lock<std::mutex> lock(m_gate_mutex);
+            ++m_at_gate;
+            m_gate.notify_all();
+            m_gate.wait(lock, [this] { return !m_gate_closed; });
+            --m_at_gate;
+        }
         ++begun;
         if (unreachable)
             throw jitgate::Error(jitgate::ErrorCode::timeout, "oidc", "cannot fetch the discovery document");
@@ -83,6 +111,13 @@ public:
         if (login.nonce.empty()) throw jitgate::Error(jitgate::ErrorCode::internal, "oidc", "no nonce");
         return next;
     }
+
+private:
+    std::thread::id m_test_thread = std::this_thread::get_id();
+    std::mutex m_gate_mutex;
+    std::condition_variable m_gate;
+    bool m_gate_closed = false;
+    int m_at_gate = 0;
 };
 
 // One browser: its cookies, sent with every request.
@@ -675,34 +710,284 @@ TEST_F(WebUiTest, TheLimitsAreTakenFromTheConfig) {
     EXPECT_EQ(send(b, "GET", "/login").status, 303);
 }
 
-TEST_F(WebUiTest, SignInsInProgressAreCappedWhateverTheAddress) {
+// At web.max_sign_ins_in_progress a new sign-in is never refused: the oldest one in progress is
+// evicted, so the cap bounds the table but no number of addresses can lock approvers out. The
+// evicted browser's callback says the sign-in expired; the pressure is logged once a minute.
+TEST_F(WebUiTest, AtTheCapOfSignInsInProgressTheOldestIsEvictedNotTheNewOneRefused) {
     m_config.web.max_sign_ins_in_progress = 3;
     rebuild_ui();
-    Browser b;
+    Browser oldest;
+    m_peer = "203.0.113.1";
+    EXPECT_EQ(send(oldest, "GET", "/login").status, 303);
+    m_now += 1;
+    std::vector<Browser> others(2);
     for (int i = 0; i < 2; ++i) {
-        m_peer = "203.0.113." + std::to_string(i + 1);
+        m_peer = "198.51.10" + std::to_string(i) + ".1";
+        EXPECT_EQ(send(others[i], "GET", "/login").status, 303);
+    }
+    EXPECT_EQ(m_store->count_logins(m_now), 3u);
+    EXPECT_TRUE(m_rate_limited_lines.empty());
+    m_now += 1;
+    Browser newest;
+    m_peer = "192.0.2.99";
+    EXPECT_EQ(send(newest, "GET", "/login").status, 303) << "a full table does not refuse a new sign-in";
+    EXPECT_EQ(m_store->count_logins(m_now), 3u) << "the table stays at the cap";
+    EXPECT_EQ(m_idp.begun, 4);
+    ASSERT_EQ(m_rate_limited_lines.size(), 1u);
+    EXPECT_EQ(m_rate_limited_lines[0].type, "signin.evicted");
+    EXPECT_NE(m_rate_limited_lines[0].detail.find("\"evicted_since_last_line\":1"), std::string::npos)
+        << m_rate_limited_lines[0].detail;
+
+    // The evicted sign-in comes back from the IdP: a clear page to start again.
+    m_peer = "203.0.113.1";
+    const std::string evicted_state = oldest.cookies[std::string(browser::k_login_cookie)];
+    const auto expired = send(oldest, "GET", "/oidc/callback", {{"code", "good"}, {"state", evicted_state}});
+    EXPECT_EQ(expired.status, 400);
+    EXPECT_NE(expired.body.find("This sign-in has expired"), std::string::npos) << expired.body;
+    EXPECT_NE(expired.body.find("Start again"), std::string::npos);
+    EXPECT_EQ(send(oldest, "GET", "/").status, 303) << "not signed in";
+
+    // The others still finish.
+    m_peer = "192.0.2.99";
+    const std::string state = newest.cookies[std::string(browser::k_login_cookie)];
+    EXPECT_EQ(send(newest, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}}).status, 303);
+
+    // More evictions within the minute are counted, not logged; the next line carries the count.
+    for (int i = 0; i < 5; ++i) {
+        Browser b;
+        m_peer = "192.0.3" + std::to_string(i) + ".1";
         EXPECT_EQ(send(b, "GET", "/login").status, 303);
     }
-    Browser finishing;
-    m_peer = "203.0.113.3";
-    EXPECT_EQ(send(finishing, "GET", "/login").status, 303);
-    m_peer = "203.0.113.99";
-    const auto refused = send(b, "GET", "/login");
-    EXPECT_EQ(refused.status, 429);
-    EXPECT_EQ(header_of(refused, "Retry-After"), "60");
-    EXPECT_NE(refused.body.find("Too many sign-ins are in progress on this server"), std::string::npos);
+    EXPECT_EQ(m_rate_limited_lines.size(), 1u);
+    m_now += 60;
+    Browser late;
+    m_peer = "192.0.40.1";
+    EXPECT_EQ(send(late, "GET", "/login").status, 303);
+    ASSERT_EQ(m_rate_limited_lines.size(), 2u);
+    EXPECT_NE(m_rate_limited_lines[1].detail.find("\"evicted_since_last_line\":5"), std::string::npos)
+        << m_rate_limited_lines[1].detail; // 4 of the 5 (one took newest's freed place) and late's
     EXPECT_EQ(m_store->count_logins(m_now), 3u);
-    EXPECT_EQ(m_idp.begun, 3);
-    // Finishing a sign-in frees its place (the callback is not capped: it frees a place).
-    m_peer = "203.0.113.3";
-    const std::string state = finishing.cookies[std::string(browser::k_login_cookie)];
-    EXPECT_EQ(send(finishing, "GET", "/oidc/callback", {{"code", "good"}, {"state", state}}).status, 303);
-    m_peer = "203.0.113.99";
-    EXPECT_EQ(send(b, "GET", "/login").status, 303);
-    EXPECT_EQ(send(b, "GET", "/login").status, 429);
-    // So does their expiry (the fake IdP's sign-ins last 600 s), before any purge.
-    m_now += 601;
-    EXPECT_EQ(send(b, "GET", "/login").status, 303);
+}
+
+// A sign-in refused because the worker's queue for the IdP is full (503) gives its address's
+// token back: only the sign-in limits spend tokens.
+TEST_F(WebUiTest, ASignInRefusedBecauseTheIdpQueueIsFullSpendsNoToken) {
+    m_config.web.sign_in_burst = 100;
+    rebuild_ui();
+    std::mutex posted_mutex;
+    std::vector<std::function<void()>> posted; // finished IdP calls, never run back on a loop here
+    m_ui->offload_sign_in([&](std::function<void()> f) {
+        const std::lock_guard<std::mutex> lock(posted_mutex);
+        posted.push_back(std::move(f));
+    });
+    const auto start = [&] {
+        http::Request request;
+        request.method = "GET";
+        request.path = "/login";
+        request.peer_address = m_peer;
+        m_ui->handle(std::move(request), http::Reply{});
+    };
+    m_idp.close_gate();
+    start();
+    m_idp.wait_for_one_at_gate(); // the worker hangs at the IdP with the first one
+    for (std::size_t i = 0; i < web::WebUi::k_max_waiting_sign_ins; ++i) start(); // the queue is full
+    for (int i = 0; i < 20; ++i) start();                                         // 503 each: busy, not limited
+    // 100 - 65 tokens are left: the 20 refusals spent none.
+    int started = 0;
+    for (;;) {
+        Browser b;
+        if (send(b, "GET", "/login").status != 303) break;
+        ++started;
+    }
+    EXPECT_EQ(started, 35);
+    m_idp.open_gate();
+    m_ui.reset(); // joins the worker before `posted` goes
+}
+
+// One network (an IPv4 /24, an IPv6 /48) has a bucket of its own, 4 x the per-address one:
+// its addresses or /64s cannot each take the per-address allowance.
+TEST_F(WebUiTest, OneNetworkSharesABucketOfFourTimesThePerAddressAllowance) {
+    int started = 0;
+    for (int host = 1; host <= 10; ++host) {
+        m_peer = "192.0.2." + std::to_string(host);
+        for (;;) {
+            Browser b;
+            if (send(b, "GET", "/login").status != 303) break;
+            ++started;
+        }
+    }
+    EXPECT_EQ(started, 40) << "4 x the burst of 10 for the whole /24";
+    m_peer = "192.0.3.1";
+    Browser other;
+    EXPECT_EQ(send(other, "GET", "/login").status, 303) << "another /24";
+    started = 0;
+    for (int net = 0; net < 10; ++net) {
+        m_peer = "2001:db8:7:" + std::to_string(net) + "::1";
+        for (;;) {
+            Browser b;
+            if (send(b, "GET", "/login").status != 303) break;
+            ++started;
+        }
+    }
+    EXPECT_EQ(started, 40) << "4 x the burst of 10 for the whole /48";
+    m_peer = "2001:db8:8::1";
+    EXPECT_EQ(send(other, "GET", "/login").status, 303) << "another /48";
+}
+
+// A request refused by the network's bucket spends nothing of its address's.
+TEST_F(WebUiTest, ARequestRefusedByItsNetworkSpendsNoTokenOfItsAddress) {
+    for (int host = 1; host <= 4; ++host) {
+        m_peer = "192.0.2." + std::to_string(host);
+        for (int i = 0; i < 10; ++i) {
+            Browser b;
+            ASSERT_EQ(send(b, "GET", "/login").status, 303);
+        }
+    }
+    m_peer = "192.0.2.5";
+    for (int i = 0; i < 30; ++i) {
+        Browser b;
+        EXPECT_EQ(send(b, "GET", "/login").status, 429) << "the /24 is spent";
+    }
+    // 3 s later the /24 has refilled 4 tokens (80 a minute). Had the 30 refusals spent
+    // 192.0.2.5's own tokens, it would have refilled only 1 (20 a minute) by now.
+    m_now += 3;
+    int started = 0;
+    for (;;) {
+        Browser again;
+        if (send(again, "GET", "/login").status != 303) break;
+        ++started;
+    }
+    EXPECT_EQ(started, 4) << "the network's 4 tokens, the address's own untouched by the 30 refusals";
+}
+
+// Security review finding: with the default limits, one attacker holding an ordinary
+// residential IPv6 /56 (here 120 of its 256 /64s), or as many IPv4 addresses, kept
+// web.max_sign_ins_in_progress (10,000) full by itself, each /64 within its own per-address
+// limit: 10,000 sign-ins lasting 600 s need 1,000 new ones a minute, 50 /64s at 20 a minute.
+// Then no approver anywhere could start a sign-in. Now the cap evicts the oldest sign-in
+// instead of refusing a new one, and the /48 (IPv4: /24) has a bucket of its own.
+TEST_F(WebUiTest, OneSmallNetworkCannotLockEveryApproverOutOfSignIn) {
+    // The attacker starts sign-ins without cookies, each /64 as fast as its own limit allows,
+    // for 25 minutes (a sign-in lasts 600 s: the last 5 minutes are the steady state); an
+    // approver tries every 30 s in those, from an address of their own, after the attacker's turn.
+    int refused = 0, tries = 0;
+    for (std::int64_t second = 0; second <= 1500; second += 3) {
+        m_now = k_start + second;
+        for (int prefix = 0; prefix < 120; ++prefix) {
+            m_peer = "2001:db8:0:" + std::to_string(prefix) + "::" + std::to_string(second + 1);
+            for (;;) {
+                Browser attacker; // no cookies: every start is a new sign-in
+                if (send(attacker, "GET", "/login").status != 303) break;
+            }
+        }
+        if (second >= 1200 && second % 30 == 0) {
+            Browser approver;
+            m_peer = "198.51.100." + std::to_string(second % 250);
+            ++tries;
+            if (send(approver, "GET", "/login").status == 429) ++refused;
+        }
+    }
+    EXPECT_EQ(refused, 0) << "one /56 locked every approver out of sign-in in " << refused << " of " << tries
+                          << " tries (" << m_store->count_logins(m_now) << " sign-ins in progress)";
+}
+
+// Security review finding: hosts.max_pending_per_host (64) does not keep a few hosts from
+// filling the approvers' queue. The pending page listed the oldest 201 pending requests of the
+// whole service and only then dropped those the viewer may not see, with no further page: four
+// hosts at their limit (or one certificate naming four hosts), filing for a group bob is not
+// even in, pushed every newer request off bob's page, which then said "Nothing is waiting.".
+// Now the page reads on past the requests bob may not see (bounded, with a link onward).
+TEST_F(WebUiTest, FourHostsAtTheirPendingLimitDoNotHideOtherRequestsFromTheQueue) {
+    for (int host = 0; host < 4; ++host)
+        for (int i = 0; i < 64; ++i) {
+            store::Request r;
+            r.host = "flood-" + std::to_string(host);
+            r.id = "R-F" + std::to_string(host) + "N" + std::to_string(1000 + i);
+            r.body = request_body("mallory").dump();
+            r.requester = "mallory";
+            r.rule = "finance";
+            r.approvals_needed = 1;
+            r.approver_groups = {"other-approvers"};
+            r.created_at = m_now;
+            r.expires_at = m_now + 3600;
+            store::Event filed;
+            filed.at = m_now;
+            filed.type = "request.filed";
+            filed.host = r.host;
+            filed.request_id = r.id;
+            ASSERT_TRUE(m_store->create(r, filed, 64).created) << "within the per-host limit";
+        }
+    m_now += 1;
+    file_request("alice"); // pay-db-01 R-7F3K9Q, for sox-approvers: bob's to decide
+    Browser b;
+    sign_in(b);
+    const auto queue = send(b, "GET", "/");
+    ASSERT_EQ(queue.status, 200);
+    EXPECT_NE(queue.body.find("R-7F3K9Q"), std::string::npos)
+        << "alice's request, which bob may decide, is not on bob's pending page"
+        << (queue.body.find("Nothing is waiting.") != std::string::npos ? ", which says \"Nothing is waiting.\"" : "");
+}
+
+// The pending page reads at most k_max_scanned_per_page requests a view and links on: with
+// more invisible requests ahead than that, the viewer follows "Newer pending requests" to their
+// own, and a full page links to the rest.
+TEST_F(WebUiTest, ThePendingPageLinksOnPastRequestsTheViewerMayNotSee) {
+    const auto add = [&](const std::string& host, const std::string& id, const std::string& group) {
+        store::Request r;
+        r.host = host;
+        r.id = id;
+        r.body = request_body("mallory").dump();
+        r.requester = "mallory";
+        r.rule = "finance";
+        r.approvals_needed = 1;
+        r.approver_groups = {group};
+        r.created_at = m_now;
+        r.expires_at = m_now + 3600;
+        store::Event filed;
+        filed.at = m_now;
+        filed.type = "request.filed";
+        filed.host = r.host;
+        filed.request_id = r.id;
+        ASSERT_TRUE(m_store->create(r, filed).created);
+    };
+    const std::size_t invisible = web::WebUi::k_max_scanned_per_page + 50;
+    for (std::size_t i = 0; i < invisible; ++i) add("flood", "R-F" + std::to_string(10000 + i), "other-approvers");
+    m_now += 1;
+    for (std::size_t i = 0; i <= web::WebUi::k_page_size; ++i)
+        add("visible", "R-V" + std::to_string(10000 + i), "sox-approvers");
+    Browser b;
+    sign_in(b);
+    const std::regex next_link(R"re(<a href="/\?after=(\d+)&amp;skip=(\d+)">Newer pending requests</a>)re");
+    const auto count_visible = [](const std::string& body) {
+        std::size_t n = 0;
+        for (std::size_t at = body.find(">R-V"); at != std::string::npos; at = body.find(">R-V", at + 1)) ++n;
+        return n;
+    };
+
+    const auto first = send(b, "GET", "/");
+    ASSERT_EQ(first.status, 200);
+    EXPECT_EQ(count_visible(first.body), 0u) << "the first view reads only the flood";
+    EXPECT_EQ(first.body.find("Nothing is waiting"), std::string::npos);
+    EXPECT_EQ(first.body.find("R-F"), std::string::npos) << "no request bob may not see, not even in the link";
+    EXPECT_EQ(first.body.find("flood"), std::string::npos);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(first.body, m, next_link)) << first.body;
+
+    const auto second = send(b, "GET", "/", {{"after", m[1].str()}, {"skip", m[2].str()}});
+    ASSERT_EQ(second.status, 200);
+    EXPECT_EQ(count_visible(second.body), web::WebUi::k_page_size);
+    EXPECT_NE(second.body.find(">R-V10000<"), std::string::npos);
+    ASSERT_TRUE(std::regex_search(second.body, m, next_link)) << "a full page links to the rest";
+
+    const auto third = send(b, "GET", "/", {{"after", m[1].str()}, {"skip", m[2].str()}});
+    ASSERT_EQ(third.status, 200);
+    EXPECT_EQ(count_visible(third.body), 1u);
+    EXPECT_NE(third.body.find(">R-V10200<"), std::string::npos);
+    EXPECT_FALSE(std::regex_search(third.body, m, next_link)) << "nothing after the last";
+
+    EXPECT_EQ(send(b, "GET", "/", {{"after", "x"}, {"skip", "0"}}).status, 400);
+    EXPECT_EQ(send(b, "GET", "/", {{"after", "1"}, {"skip", "-1"}}).status, 400);
+    EXPECT_EQ(send(b, "GET", "/", {{"after", "1"}}).status, 400);
 }
 
 TEST_F(WebUiTest, ThePurgeRemovesExpiredSignInsAndSessionsAndKeepsDecidedRequests) {
@@ -739,18 +1024,37 @@ TEST(SignInLimit, AnIpv6AddressCountsPerSlash64) {
 }
 
 TEST(SignInLimit, TheTableIsBoundedAndForgetsTheBucketUsedLongestAgo) {
+    // Addresses in /24s of their own, so only the per-address buckets hold them.
     web::SignInLimit limit(1, 1, 3);
-    EXPECT_EQ(limit.take("10.0.0.1", 0), 0);
-    EXPECT_EQ(limit.take("10.0.0.2", 0), 0);
-    EXPECT_EQ(limit.take("10.0.0.3", 0), 0);
-    EXPECT_EQ(limit.take("10.0.0.1", 1), 59) << "one a minute: 59 s more";
-    EXPECT_EQ(limit.take("10.0.0.4", 1), 0); // evicts 10.0.0.2, the one used longest ago
+    EXPECT_EQ(limit.take("10.0.1.1", 0), 0);
+    EXPECT_EQ(limit.take("10.0.2.1", 0), 0);
+    EXPECT_EQ(limit.take("10.0.3.1", 0), 0);
+    EXPECT_EQ(limit.take("10.0.1.1", 1), 59) << "one a minute: 59 s more";
+    EXPECT_EQ(limit.take("10.0.4.1", 1), 0); // evicts 10.0.2.1, the one used longest ago
     EXPECT_EQ(limit.tracked(), 3u);
-    EXPECT_EQ(limit.take("10.0.0.1", 2), 58) << "still tracked: used recently";
-    EXPECT_EQ(limit.take("10.0.0.2", 2), 0) << "forgotten: a full bucket again";
+    EXPECT_EQ(limit.take("10.0.1.1", 2), 58) << "still tracked: used recently";
+    EXPECT_EQ(limit.take("10.0.2.1", 2), 0) << "forgotten: a full bucket again";
     EXPECT_EQ(limit.tracked(), 3u);
-    for (int i = 0; i < 1000; ++i) limit.take("10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250), 3);
+    for (int i = 0; i < 1000; ++i)
+        limit.take("10." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ".1", 3);
     EXPECT_EQ(limit.tracked(), 3u);
+}
+
+TEST(SignInLimit, ANetworkIsAnIpv4Slash24OrAnIpv6Slash48) {
+    EXPECT_EQ(web::SignInLimit::network_of("192.0.2.77"), "192.0.2.0/24");
+    EXPECT_EQ(web::SignInLimit::network_of("::ffff:192.0.2.77"), "192.0.2.0/24");
+    EXPECT_EQ(web::SignInLimit::network_of("2001:db8:1:2:a:b:c:d"), "2001:db8:1::/48");
+    EXPECT_EQ(web::SignInLimit::network_of("2001:db8:1:ffff::1"), "2001:db8:1::/48");
+    EXPECT_EQ(web::SignInLimit::network_of("not an address"), "not an address");
+    // Burst 1 a address, 4 for the network; a refusal by either spends nothing.
+    web::SignInLimit limit(1, 1);
+    for (int i = 1; i <= 4; ++i) EXPECT_EQ(limit.take("10.9.9." + std::to_string(i), 0), 0) << i;
+    EXPECT_GT(limit.take("10.9.9.5", 0), 0) << "the /24 is spent";
+    EXPECT_GT(limit.take("10.9.9.1", 0), 0);
+    EXPECT_EQ(limit.take("10.9.10.1", 0), 0) << "another /24";
+    limit.give_back("10.9.9.1");
+    EXPECT_EQ(limit.take("10.9.9.1", 0), 0) << "a given-back token is the address's and the network's again";
+    EXPECT_GT(limit.take("10.9.9.1", 0), 0);
 }
 
 TEST(SignInLimit, AClockThatStepsBackRefillsNothing) {
