@@ -14,6 +14,7 @@
 #include "server/notify/notice.hpp"
 #include "server/notify/notifier.hpp"
 #include "server/notify/ticket.hpp"
+#include "server/service/audit_ingest.hpp"
 #include "server/service/audit_log.hpp"
 #include "server/service/keys.hpp"
 #include "server/service/notices.hpp"
@@ -247,6 +248,9 @@ int serve(const std::string& path, const std::string& ports_file) {
 
     server::http::Limits host_limits;
     host_limits.max_connections_per_address = static_cast<std::size_t>(config->hosts.max_connections_per_address);
+    // Audit batches (docs/audit.md §5) are large; every other host route keeps 64 KiB.
+    host_limits.large_body_paths = {server::service::Service::k_audit_events_path};
+    host_limits.max_large_body = server::audit_ingest::k_max_body;
     server::http::Limits web_limits;
     web_limits.max_connections_per_address = static_cast<std::size_t>(config->web.max_connections_per_address);
     // A CRL is read here, once: a new one takes a restart (there is no reload).
