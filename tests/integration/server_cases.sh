@@ -282,6 +282,84 @@ case_pending_cap_per_host() {
 # hosts.client_crl: the CA's CRL (openssl ca, make_pki.sh) revokes a host certificate; its TLS
 # handshake is refused and logged, fin-db-01's is served, and sudo through jitgated still works.
 # A missing or expired CRL stops check-config and serve (fail closed).
+# The server as the fleet's audit store (docs/audit.md §5): the real jitgated ships its spool
+# to POST /v1/audit/events on the hosts listener with its own certificate; the server stores
+# each line as sent, with the host's chain unbroken, and the host sees every event acknowledged.
+case_audit_ingest() {
+    ns_setup
+    server_start srv "$T/srv.db"
+    server_configure_host
+    NS_AUDIT_EXTRA="  store:
+    url: https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events
+    format: jsonl
+    ca_file: $T/pki/ca.pem
+    client_cert: $T/pki/host-fin-db-01.pem
+    client_key: $T/pki/host-fin-db-01.key
+    connect_timeout: 2s
+    timeout: 5s
+    retry_min: 1s
+    retry_max: 2s"
+    printf '%s\n' "$RULES" | ns_config
+    ns_start_daemon
+    approver_sign_in bob
+    sudo_bg alice JITGATE_REASON="ledger check" -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$id" "ok" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    local status i
+    for i in $(seq 1 100); do
+        status="$("$JITGATECTL" --socket "$SOCK" audit status)"
+        grep -qE "unsent: +none" <<<"$status" && break; sleep 0.1
+    done
+    expect_contains "$status" "store: +https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events \(jsonl\)"
+    expect_contains "$status" "unsent: +none"
+    expect_contains "$status" "shipped: +up to seq [0-9]+"
+    local shipped; shipped="$(sed -nE 's/.*shipped: +up to seq ([0-9]+).*/\1/p' <<<"$status" | head -n 1)"
+    [ "${shipped:-0}" -ge 4 ] || ns_die "too few events shipped: '$shipped'"
+    # the server holds every event of the host, each line as sent, in one unbroken chain
+    expect_eq "$(sqlite3 "$T/srv.db" "select status, last_seq, problem from audit_chains where host='fin-db-01'")" \
+        "ok|$shipped|" "the host's chain at the server"
+    sqlite3 "$T/srv.db" "select line from audit_events where host='fin-db-01' order by seq" >"$T/exported.jsonl"
+    expect_eq "$(wc -l <"$T/exported.jsonl")" "$shipped" "events at the server"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(distinct seq), min(seq), max(seq) from audit_events where host='fin-db-01'")" \
+        "$shipped|1|$shipped" "seq 1..$shipped, once each"
+    "$JITGATECTL" audit verify "$T/exported.jsonl" >"$T/verify.out" 2>&1 ||
+        { cat "$T/verify.out" >&2; ns_die "the server's copy of the events does not verify"; }
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from audit_events where host='fin-db-01' and request_id='$id' and type='access.approved'")" \
+        1 "the approval, with its request id"
+    grep -q '"type":"command.finished"' "$T/exported.jsonl" || ns_die "the command's outcome is not at the server"
+    expect_eq "$(sqlite3 "$T/srv.db" "select group_concat(type) from events where type like 'audit.%'")" \
+        "audit.chain_started" "the server's own audit of the chain"
+    # the last acknowledged (seq, hash), for the host's own certificate
+    local hosts=(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem"
+        --key "$T/pki/host-fin-db-01.key")
+    local state last_hash
+    state="$("${hosts[@]}" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state")"
+    last_hash="$(sqlite3 "$T/srv.db" "select hash from audit_events where host='fin-db-01' and seq=$shipped")"
+    expect_eq "$(jq -r '"\(.host) \(.last_seq) \(.last_hash) \(.chain)"' <<<"$state")" \
+        "fin-db-01 $shipped $last_hash ok" "GET /v1/audit/state"
+    expect_eq "$("${hosts[@]}" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state?host=web-02")" \
+        403 "another host's state"
+    # a batch with another host's event, correctly hashed, is refused whole (nothing stored)
+    local canon forged
+    canon="$(head -n 1 "$T/exported.jsonl" | jq -cS 'del(.hash) | .host = "web-02" | .event_id = "forged-1"')"
+    forged="$(jq -cS --arg h "$(printf '%s' "$canon" | sha256sum | cut -d' ' -f1)" '. + {hash: $h}' <<<"$canon")"
+    expect_eq "$("${hosts[@]}" -o "$T/forged.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+        --data-binary "$forged"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 403 "another host's event"
+    expect_contains "$(cat "$T/forged.out")" "web-02"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from audit_events where host='web-02' or event_id='forged-1'")" 0 \
+        "nothing of a refused batch"
+    # an edited line (its hash no longer matches) is refused, naming it
+    local edited; edited="$(head -n 2 "$T/exported.jsonl" | tail -n 1 | sed 's/"time":"20/"time":"19/')"
+    expect_eq "$("${hosts[@]}" -o "$T/edited.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+        --data-binary "$edited"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 422 "an edited event"
+    expect_contains "$(cat "$T/edited.out")" "seq 2"
+    expect_eq "$(sqlite3 "$T/srv.db" "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
+        2 "refused batches in the server's audit"
+    all_settled
+}
+
 case_revoked_host_refused() {
     ns_setup
     SERVER_HOSTS_EXTRA="  client_crl: $T/pki/ca.crl"
