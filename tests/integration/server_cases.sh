@@ -354,9 +354,20 @@ case_audit_ingest() {
     expect_eq "$("${hosts[@]}" -o "$T/edited.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
         --data-binary "$edited"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 422 "an edited event"
     expect_contains "$(cat "$T/edited.out")" "seq 2"
+    # a stored event_id with other content (correctly hashed): a conflict, nothing stored
+    canon="$(head -n 1 "$T/exported.jsonl" | jq -cS 'del(.hash) | .time = "2026-01-01T00:00:00.000Z"')"
+    forged="$(jq -cS --arg h "$(printf '%s' "$canon" | sha256sum | cut -d' ' -f1)" '. + {hash: $h}' <<<"$canon")"
+    expect_eq "$("${hosts[@]}" -o "$T/conflict.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+        --data-binary "$forged"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 409 "a conflicting duplicate"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from audit_events where host='fin-db-01'")" "$shipped" \
+        "nothing of a conflicting batch"
+    # the same line again, byte for byte, is a harmless duplicate
+    expect_eq "$("${hosts[@]}" -H 'Content-Type: application/x-ndjson' --data-binary "$(head -n 1 "$T/exported.jsonl")"$'\n' \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events" | jq -c '[.stored, .last_event_id, .duplicates]')" \
+        "$(head -n 1 "$T/exported.jsonl" | jq -c '[1, .event_id, 1]')" "a resent event is acknowledged"
     expect_eq "$(sqlite3 "$T/srv.db" "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
     expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
-        2 "refused batches in the server's audit"
+        3 "refused batches in the server's audit"
     all_settled
 }
 
