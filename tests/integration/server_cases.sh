@@ -287,7 +287,24 @@ case_pending_cap_per_host() {
 # each line as sent, with the host's chain unbroken, and the host sees every event acknowledged.
 case_audit_ingest() {
     ns_setup
-    server_start srv "$T/srv.db"
+    srv_sql() { sqlite3 "$T/srv.db" "$1"; }
+    audit_ingest_with "$T/srv.db"
+}
+
+# The same on PostgreSQL.
+case_audit_ingest_postgres() {
+    ns_setup
+    bash "$(dirname "$0")/../support/pg_scratch.sh" start "$T/pg" >/dev/null || ns_die "PostgreSQL did not start"
+    ns_cleanup_hooks+=("bash '$(dirname "$0")/../support/pg_scratch.sh' stop '$T/pg'")
+    SRV_PG="$(cat "$T/pg/conninfo")"
+    srv_sql() { psql -X -At -q "$SRV_PG" -c "$1"; }
+    audit_ingest_with "$(cat "$T/pg/conninfo.tcp")"
+}
+
+# audit_ingest_with DB: the audit_ingest cases on DB (a SQLite file or a conninfo); srv_sql
+# SQL runs a query on it, rows as "a|b".
+audit_ingest_with() {
+    server_start srv "$1"
     server_configure_host
     NS_AUDIT_EXTRA="  store:
     url: https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events
@@ -317,25 +334,25 @@ case_audit_ingest() {
     local shipped; shipped="$(sed -nE 's/.*shipped: +up to seq ([0-9]+).*/\1/p' <<<"$status" | head -n 1)"
     [ "${shipped:-0}" -ge 4 ] || ns_die "too few events shipped: '$shipped'"
     # the server holds every event of the host, each line as sent, in one unbroken chain
-    expect_eq "$(sqlite3 "$T/srv.db" "select status, last_seq, problem from audit_chains where host='fin-db-01'")" \
+    expect_eq "$(srv_sql "select status, last_seq, problem from audit_chains where host='fin-db-01'")" \
         "ok|$shipped|" "the host's chain at the server"
-    sqlite3 "$T/srv.db" "select line from audit_events where host='fin-db-01' order by seq" >"$T/exported.jsonl"
+    srv_sql "select line from audit_events where host='fin-db-01' order by seq" >"$T/exported.jsonl"
     expect_eq "$(wc -l <"$T/exported.jsonl")" "$shipped" "events at the server"
-    expect_eq "$(sqlite3 "$T/srv.db" "select count(distinct seq), min(seq), max(seq) from audit_events where host='fin-db-01'")" \
+    expect_eq "$(srv_sql "select count(distinct seq), min(seq), max(seq) from audit_events where host='fin-db-01'")" \
         "$shipped|1|$shipped" "seq 1..$shipped, once each"
     "$JITGATECTL" audit verify "$T/exported.jsonl" >"$T/verify.out" 2>&1 ||
         { cat "$T/verify.out" >&2; ns_die "the server's copy of the events does not verify"; }
-    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from audit_events where host='fin-db-01' and request_id='$id' and type='access.approved'")" \
+    expect_eq "$(srv_sql "select count(*) from audit_events where host='fin-db-01' and request_id='$id' and type='access.approved'")" \
         1 "the approval, with its request id"
     grep -q '"type":"command.finished"' "$T/exported.jsonl" || ns_die "the command's outcome is not at the server"
-    expect_eq "$(sqlite3 "$T/srv.db" "select group_concat(type) from events where type like 'audit.%'")" \
+    expect_eq "$(srv_sql "select type from events where type like 'audit.%'")" \
         "audit.chain_started" "the server's own audit of the chain"
     # the last acknowledged (seq, hash), for the host's own certificate
     local hosts=(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem"
         --key "$T/pki/host-fin-db-01.key")
     local state last_hash
     state="$("${hosts[@]}" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state")"
-    last_hash="$(sqlite3 "$T/srv.db" "select hash from audit_events where host='fin-db-01' and seq=$shipped")"
+    last_hash="$(srv_sql "select hash from audit_events where host='fin-db-01' and seq=$shipped")"
     expect_eq "$(jq -r '"\(.host) \(.last_seq) \(.last_hash) \(.chain)"' <<<"$state")" \
         "fin-db-01 $shipped $last_hash ok" "GET /v1/audit/state"
     expect_eq "$("${hosts[@]}" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state?host=web-02")" \
@@ -347,7 +364,7 @@ case_audit_ingest() {
     expect_eq "$("${hosts[@]}" -o "$T/forged.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
         --data-binary "$forged"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 403 "another host's event"
     expect_contains "$(cat "$T/forged.out")" "web-02"
-    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from audit_events where host='web-02' or event_id='forged-1'")" 0 \
+    expect_eq "$(srv_sql "select count(*) from audit_events where host='web-02' or event_id='forged-1'")" 0 \
         "nothing of a refused batch"
     # an edited line (its hash no longer matches) is refused, naming it
     local edited; edited="$(head -n 2 "$T/exported.jsonl" | tail -n 1 | sed 's/"time":"20/"time":"19/')"
@@ -359,14 +376,14 @@ case_audit_ingest() {
     forged="$(jq -cS --arg h "$(printf '%s' "$canon" | sha256sum | cut -d' ' -f1)" '. + {hash: $h}' <<<"$canon")"
     expect_eq "$("${hosts[@]}" -o "$T/conflict.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
         --data-binary "$forged"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 409 "a conflicting duplicate"
-    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from audit_events where host='fin-db-01'")" "$shipped" \
+    expect_eq "$(srv_sql "select count(*) from audit_events where host='fin-db-01'")" "$shipped" \
         "nothing of a conflicting batch"
     # the same line again, byte for byte, is a harmless duplicate
     expect_eq "$("${hosts[@]}" -H 'Content-Type: application/x-ndjson' --data-binary "$(head -n 1 "$T/exported.jsonl")"$'\n' \
         "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events" | jq -c '[.stored, .last_event_id, .duplicates]')" \
         "$(head -n 1 "$T/exported.jsonl" | jq -c '[1, .event_id, 1]')" "a resent event is acknowledged"
-    expect_eq "$(sqlite3 "$T/srv.db" "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
-    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
+    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
+    expect_eq "$(srv_sql "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
         3 "refused batches in the server's audit"
     all_settled
 }
