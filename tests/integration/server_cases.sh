@@ -388,6 +388,64 @@ audit_ingest_with() {
     all_settled
 }
 
+# audit_host_start: the server on SQLite and the host daemon shipping its spool to it.
+audit_host_start() {
+    srv_sql() { sqlite3 "$T/srv.db" "$1"; }
+    server_start srv "$T/srv.db"
+    server_configure_host
+    NS_AUDIT_EXTRA="  store:
+    url: https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events
+    ca_file: $T/pki/ca.pem
+    client_cert: $T/pki/host-fin-db-01.pem
+    client_key: $T/pki/host-fin-db-01.key
+    connect_timeout: 2s
+    timeout: 5s
+    retry_min: 1s
+    retry_max: 2s"
+    printf '%s\n' "$RULES" | ns_config
+    ns_start_daemon
+}
+
+# audit_wait_unsent_none: until the host's audit status shows every event acknowledged.
+audit_wait_unsent_none() {
+    local i
+    for i in $(seq 1 100); do
+        "$JITGATECTL" --socket "$SOCK" audit status | has -E "unsent: +none" && return 0; sleep 0.1
+    done
+    "$JITGATECTL" --socket "$SOCK" audit status >&2
+    ns_die "the host's events were not all acknowledged"
+}
+
+# A host whose spool is rolled back whole (segments, shipped.json and sent.json, as a VM
+# snapshot would) cannot see it; the server does: a seq it acknowledged arrives again under a
+# new event_id. Both events are kept, the host's chain is marked broken, and an alert goes out.
+case_audit_rollback_flagged() {
+    ns_setup
+    audit_host_start
+    audit_wait_unsent_none
+    ns_stop_daemon
+    mkdir "$T/snapshot"; cp -a "$SPOOL"/. "$T/snapshot/"
+    ns_start_daemon
+    audit_wait_unsent_none
+    ns_stop_daemon
+    local before; before="$(srv_sql "select last_seq from audit_chains where host='fin-db-01'")"
+    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" ok "the chain before the rollback"
+    rm -rf "${SPOOL:?}"/*; cp -a "$T/snapshot"/. "$SPOOL/"
+    ns_start_daemon
+    audit_wait_unsent_none
+    local state; state="$(srv_sql "select status, problem from audit_chains where host='fin-db-01'")"
+    expect_contains "$state" "^broken\|fork: seq [0-9]+ arrives again with a new event_id after seq $before"
+    expect_eq "$(srv_sql "select count(*) > count(distinct seq) from audit_events where host='fin-db-01'")" 1 \
+        "both versions of the reused seqs are kept"
+    expect_eq "$(srv_sql "select count(*) from events where type='audit.chain_fork' and host='fin-db-01'")" 1 \
+        "the fork in the server's audit"
+    grep -q '^<81>.*audit.chain_fork host="fin-db-01"' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no alert on syslog"; }
+    # the host's own view: its spool verifies (it cannot see the rollback) and every event is acknowledged
+    "$JITGATECTL" audit verify "$SPOOL" >/dev/null || ns_die "the rolled-back spool should verify on the host"
+    expect_contains "$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem" \
+        --key "$T/pki/host-fin-db-01.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state")" '"chain":"broken"'
+}
+
 case_revoked_host_refused() {
     ns_setup
     SERVER_HOSTS_EXTRA="  client_crl: $T/pki/ca.crl"
