@@ -400,9 +400,10 @@ audit_host_start() {
     client_key: $T/pki/host-fin-db-01.key
     connect_timeout: 2s
     timeout: 5s
+    batch_events: ${AUDIT_BATCH_EVENTS:-500}
     retry_min: 1s
     retry_max: 2s"
-    printf '%s\n' "$RULES" | ns_config
+    printf '%s\n' "${AUDIT_RULES:-$RULES}" | ns_config
     ns_start_daemon
 }
 
@@ -444,6 +445,43 @@ case_audit_rollback_flagged() {
     "$JITGATECTL" audit verify "$SPOOL" >/dev/null || ns_die "the rolled-back spool should verify on the host"
     expect_contains "$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem" \
         --key "$T/pki/host-fin-db-01.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state")" '"chain":"broken"'
+}
+
+# kill -9 of the server while a host ships: nothing is lost and nothing is stored twice; the
+# chain at the server is whole and the host ends with every event acknowledged.
+case_audit_kill9_during_ingest() {
+    ns_setup
+    AUDIT_BATCH_EVENTS=4
+    AUDIT_RULES='rules:
+  - name: read-only
+    match: {kind: sudo, commands: ["/usr/bin/echo *"]}
+    action: allow'
+    audit_host_start
+    local i
+    (for i in $(seq 1 30); do as_user alice sudo /usr/bin/echo "run $i" >/dev/null || exit 1; done) &
+    local runs=$!
+    for i in $(seq 1 200); do
+        [ "$(srv_sql "select count(*) from audit_events" 2>/dev/null || echo 0)" -ge 12 ] && break; sleep 0.05
+    done
+    kill -KILL "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true
+    local killed_at; killed_at="$(srv_sql "select count(*) from audit_events")"
+    sleep 1
+    sed -i "s/^  listen: 127.0.0.1:0$/  listen: 127.0.0.1:$SRV_HOSTS_PORT/" "$T/srv.yaml"
+    "$SERVER_BIN" --config "$T/srv.yaml" serve --ports-file "$T/srv.ports2" >>"$T/srv.log" 2>&1 &
+    SRV_PID=$!; ns_pids+=("$SRV_PID")
+    for i in $(seq 1 100); do [ -s "$T/srv.ports2" ] && break; sleep 0.05; done
+    [ -s "$T/srv.ports2" ] || ns_die "jitgate-server did not come back"
+    wait "$runs" || ns_die "a sudo run failed"
+    audit_wait_unsent_none
+    local shipped
+    shipped="$("$JITGATECTL" --socket "$SOCK" audit status | sed -nE 's/.*shipped: +up to seq ([0-9]+).*/\1/p' | head -n 1)"
+    [ "$killed_at" -lt "$shipped" ] || ns_die "the server was killed too late ($killed_at of $shipped events stored)"
+    expect_eq "$(srv_sql "select count(*), count(distinct event_id), count(distinct seq), min(seq), max(seq) from audit_events where host='fin-db-01'")" \
+        "$shipped|$shipped|$shipped|1|$shipped" "every event once"
+    expect_eq "$(srv_sql "select status, last_seq from audit_chains where host='fin-db-01'")" "ok|$shipped" "the chain"
+    srv_sql "select line from audit_events where host='fin-db-01' order by seq" >"$T/exported.jsonl"
+    "$JITGATECTL" audit verify "$T/exported.jsonl" >/dev/null || ns_die "the server's copy does not verify"
+    expect_eq "$(grep -c '"type":"command.finished"' "$T/exported.jsonl")" 30 "every run's outcome"
 }
 
 case_revoked_host_refused() {
