@@ -41,6 +41,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace {
 
 using jitgate::server::k_default_config;
@@ -206,6 +208,24 @@ int serve(const std::string& path, const std::string& ports_file) {
         const auto facts = server::service::facts_of(request, service.request_url(request.host, request.id));
         const auto outgoing =
             server::notify::notices_for(config->webhooks, config->server.name, *kind, facts, service.now());
+        for (const auto& notice : outgoing) store->enqueue(notice.target, notice.body, service.now());
+        if (!outgoing.empty()) notifier.wake();
+    };
+    // A host's audit chain broke (server.md §10): already on syslog at alert and in the
+    // database; webhooks that list the type get a notice too.
+    service.on_audit_chain_event = [&](const server::store::Event& event) {
+        if (config->webhooks.empty() || (event.type != "audit.chain_gap" && event.type != "audit.chain_fork")) return;
+        const auto detail = nlohmann::json::parse(event.detail, nullptr, false);
+        server::notify::ChainFacts facts;
+        facts.type = event.type;
+        facts.host = event.host;
+        if (detail.is_object()) {
+            facts.seq = detail.value("seq", std::int64_t{0});
+            facts.event_id = detail.value("event_id", std::string());
+            facts.problem = detail.value("problem", std::string());
+        }
+        const auto outgoing =
+            server::notify::chain_notices_for(config->webhooks, config->server.name, facts, service.now());
         for (const auto& notice : outgoing) store->enqueue(notice.target, notice.body, service.now());
         if (!outgoing.empty()) notifier.wake();
     };

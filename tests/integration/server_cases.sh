@@ -422,6 +422,15 @@ audit_wait_unsent_none() {
 # new event_id. Both events are kept, the host's chain is marked broken, and an alert goes out.
 case_audit_rollback_flagged() {
     ns_setup
+    webhook_peer_start
+    hook_secret
+    SERVER_CONFIG_EXTRA="webhooks:
+  - name: siem
+    url: https://127.0.0.1:$HOOK_PORT/hook
+    format: json
+    secret_file: $T/hook.secret
+    ca_file: $T/pki/ca.pem
+    events: [audit.chain_gap, audit.chain_fork]"
     audit_host_start
     audit_wait_unsent_none
     ns_stop_daemon
@@ -445,6 +454,14 @@ case_audit_rollback_flagged() {
     "$JITGATECTL" audit verify "$SPOOL" >/dev/null || ns_die "the rolled-back spool should verify on the host"
     expect_contains "$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem" \
         --key "$T/pki/host-fin-db-01.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state")" '"chain":"broken"'
+    # and a webhook notice to the receiver that asked for chain problems
+    local i got=""
+    for i in $(seq 1 200); do
+        got="$(jq -r '.body | fromjson | select(.type == "audit.chain_fork") | "\(.chain.host) \(.chain.problem)"' \
+            "$T/hooks.jsonl" 2>/dev/null || true)"
+        [ -n "$got" ] && break; sleep 0.05
+    done
+    expect_contains "$got" "^fin-db-01 fork: seq [0-9]+ arrives again with a new event_id"
 }
 
 # kill -9 of the server while a host ships: nothing is lost and nothing is stored twice; the
