@@ -1,6 +1,7 @@
 // server/service/service.hpp — the approval service's core: protocol v1 for hosts
-// (docs/protocol.md), the request state machine, the server's approver policy, and the grants
-// it signs. The host API's HTTP handler, the web UI and the approver CLI all act through it.
+// (docs/protocol.md), the request state machine, the server's approver policy, the grants it
+// signs, and the hosts' audit shipping (docs/audit.md §5; batch checks in audit_ingest.hpp).
+// The host API's HTTP handler, the web UI and the approver CLI all act through it.
 //
 // Who may do what (SECURITY NOTE):
 //  - a host is who its client certificate names; it files, polls and cancels only its own
