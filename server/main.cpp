@@ -14,6 +14,7 @@
 #include "server/notify/notice.hpp"
 #include "server/notify/notifier.hpp"
 #include "server/notify/ticket.hpp"
+#include "server/service/audit_ingest.hpp"
 #include "server/service/audit_log.hpp"
 #include "server/service/keys.hpp"
 #include "server/service/notices.hpp"
@@ -39,6 +40,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -210,6 +213,24 @@ int serve(const std::string& path, const std::string& ports_file) {
         for (const auto& notice : outgoing) store->enqueue(notice.target, notice.body, service.now());
         if (!outgoing.empty()) notifier.wake();
     };
+    // A host's audit chain broke (server.md §10): already on syslog at alert and in the
+    // database; webhooks that list the type get a notice too.
+    service.on_audit_chain_event = [&](const server::store::Event& event) {
+        if (config->webhooks.empty() || (event.type != "audit.chain_gap" && event.type != "audit.chain_fork")) return;
+        const auto detail = nlohmann::json::parse(event.detail, nullptr, false);
+        server::notify::ChainFacts facts;
+        facts.type = event.type;
+        facts.host = event.host;
+        if (detail.is_object()) {
+            facts.seq = detail.value("seq", std::int64_t{0});
+            facts.event_id = detail.value("event_id", std::string());
+            facts.problem = detail.value("problem", std::string());
+        }
+        const auto outgoing =
+            server::notify::chain_notices_for(config->webhooks, config->server.name, facts, service.now());
+        for (const auto& notice : outgoing) store->enqueue(notice.target, notice.body, service.now());
+        if (!outgoing.empty()) notifier.wake();
+    };
     // The ticket check runs on its own thread; its answer is recorded on the loop thread. Until
     // it has answered "ok", the request cannot be approved (fail closed).
     std::unique_ptr<server::notify::TicketChecker> tickets;
@@ -249,6 +270,9 @@ int serve(const std::string& path, const std::string& ports_file) {
 
     server::http::Limits host_limits;
     host_limits.max_connections_per_address = static_cast<std::size_t>(config->hosts.max_connections_per_address);
+    // Audit batches (docs/audit.md §5) are large; every other host route keeps 64 KiB.
+    host_limits.large_body_paths = {server::service::Service::k_audit_events_path};
+    host_limits.max_large_body = server::audit_ingest::k_max_body;
     server::http::Limits web_limits;
     web_limits.max_connections_per_address = static_cast<std::size_t>(config->web.max_connections_per_address);
     web_limits.per_ipv6_64 = true; // a browser's machine usually holds a whole /64 (like the sign-in limit)

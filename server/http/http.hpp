@@ -158,6 +158,13 @@ std::size_t check_client_crl(const TlsSettings& tls);
 
 struct Limits {
     std::size_t max_body = 64 * 1024;
+    // Exact paths that take bodies up to max_large_body instead (a host's audit batch, several
+    // MiB); every other path keeps max_body. SECURITY NOTE: evhttp reads a body before the
+    // handler knows its path, so a body up to the larger limit is buffered on any path of this
+    // listener before the 413 (only clients past the TLS handshake get that far: on the hosts
+    // listener, hosts with a valid certificate).
+    std::vector<std::string> large_body_paths;
+    std::size_t max_large_body = 0;
     std::size_t max_headers = 16 * 1024;
     // A client that sends nothing for this long is cut: TLS handshake, request, idle keep-alive
     // (until its first request is read, it applies to writes too: evhttp 2.1 has one value).

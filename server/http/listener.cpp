@@ -30,6 +30,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -406,7 +407,10 @@ struct Listener::Impl {
             }
             evbuffer* in = evhttp_request_get_input_buffer(req);
             const std::size_t n = evbuffer_get_length(in);
-            if (n > self->limits.max_body) return answer_now(req, 413, "request body too large");
+            std::size_t limit = self->limits.max_body;
+            for (const std::string& large : self->limits.large_body_paths)
+                if (request.path == large) limit = std::max(limit, self->limits.max_large_body);
+            if (n > limit) return answer_now(req, 413, "request body too large");
             request.body.resize(n);
             if (n > 0 && evbuffer_copyout(in, request.body.data(), n) != static_cast<ev_ssize_t>(n))
                 return answer_now(req, 500, "internal error");
@@ -478,7 +482,7 @@ Listener::Listener(EventLoop& loop, const std::string& address, std::uint16_t po
     evhttp_set_bevcb(impl.http, &Impl::on_connection, &impl);
     evhttp_set_gencb(impl.http, &Impl::on_request, &impl);
     evhttp_set_allowed_methods(impl.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-    evhttp_set_max_body_size(impl.http, static_cast<ev_ssize_t>(limits.max_body));
+    evhttp_set_max_body_size(impl.http, static_cast<ev_ssize_t>(std::max(limits.max_body, limits.max_large_body)));
     evhttp_set_max_headers_size(impl.http, static_cast<ev_ssize_t>(limits.max_headers));
     // Handshake and first request: the read timeout for both directions (evhttp 2.1 has one
     // value); each request then sets read and write apart on its connection.

@@ -337,4 +337,33 @@ std::vector<Outgoing> notices_for(const std::vector<config::Webhook>& webhooks, 
     return out;
 }
 
+std::vector<Outgoing> chain_notices_for(const std::vector<config::Webhook>& webhooks, std::string_view server_name,
+                                        const ChainFacts& f, std::int64_t now) {
+    std::vector<Outgoing> out;
+    for (const auto& hook : webhooks) {
+        if (std::find(hook.events.begin(), hook.events.end(), f.type) == hook.events.end()) continue;
+        if (hook.format == "json") {
+            const json body = {
+                {"type", f.type},
+                {"delivery_id", new_delivery_id()},
+                {"occurred_at", rfc3339(now)},
+                {"server", server_name},
+                {"chain", {{"host", f.host}, {"seq", f.seq}, {"event_id", f.event_id}, {"problem", f.problem}}},
+            };
+            out.push_back({hook.name, dump(body)});
+        } else if (hook.format == "slack") {
+            const std::string what = f.type == "audit.chain_gap" ? "events are missing" : "the chain forked";
+            const json body = {
+                {"text", ":rotating_light: Audit chain of host " + slack_user_text(f.host, k_slack_name_max) +
+                             " is broken (" + what + "): " + slack_user_text(f.problem, k_slack_text_max) +
+                             " — reported by " + slack_user_text(server_name, k_slack_name_max)},
+                {"unfurl_links", false},
+                {"unfurl_media", false},
+            };
+            out.push_back({hook.name, dump(body)});
+        }
+    }
+    return out;
+}
+
 } // namespace jitgate::server::notify

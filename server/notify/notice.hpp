@@ -117,4 +117,22 @@ struct Outgoing {
 std::vector<Outgoing> notices_for(const std::vector<config::Webhook>& webhooks, std::string_view server_name,
                                   EventKind kind, const RequestFacts& facts, std::int64_t now);
 
+// A host's audit chain broke at the server's ingest (server.md §10): "audit.chain_gap" or
+// "audit.chain_fork". Everything but `type` comes from the host and is hostile.
+struct ChainFacts {
+    std::string type;
+    std::string host;
+    std::int64_t seq = 0;
+    std::string event_id;
+    std::string problem; // one line, as the store wrote it
+};
+
+// The notices a chain problem gives: one per webhook whose `events` lists facts.type.
+//   json:  {"type":"audit.chain_gap","delivery_id":"...","occurred_at":"...","server":"<name>",
+//           "chain":{"host":...,"seq":N,"event_id":...,"problem":...}}
+//   slack: {"text": one line naming the host and the problem, "unfurl_links":false,
+//           "unfurl_media":false}
+std::vector<Outgoing> chain_notices_for(const std::vector<config::Webhook>& webhooks, std::string_view server_name,
+                                        const ChainFacts& facts, std::int64_t now);
+
 } // namespace jitgate::server::notify

@@ -55,4 +55,8 @@ void log_event(const store::Event& event) {
     ::syslog(LOG_INFO, "%s", audit_line(event).c_str());
 }
 
+void log_alert(const store::Event& event) {
+    ::syslog(LOG_ALERT, "%s", audit_line(event).c_str());
+}
+
 } // namespace jitgate::server::service

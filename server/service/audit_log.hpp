@@ -18,5 +18,8 @@ bool open_audit_log(const std::string& facility);
 // One line: "jitgate-server: <type> host=<h> request=<id> actor=<a> identity=<i> from=<addr> <detail>".
 std::string audit_line(const store::Event& event);
 void log_event(const store::Event& event);
+// The same line at priority alert: a host's chain broke, or a batch was refused as forged or
+// conflicting (what someone must look at).
+void log_alert(const store::Event& event);
 
 } // namespace jitgate::server::service

@@ -2,6 +2,7 @@
 #include "server/service/service.hpp"
 
 #include "lib/grant_token.hpp"
+#include "server/service/audit_ingest.hpp"
 #include "server/service/audit_log.hpp"
 #include "server/service/policy.hpp"
 #include "server/service/protocol.hpp"
@@ -162,6 +163,27 @@ void Service::handle_host(http::Request&& request, http::Reply&& reply) {
             reply.send(error(401, "unauthorized", "a client certificate is required"));
             return;
         }
+        if (request.path == k_audit_events_path) {
+            if (request.method != "POST") {
+                reply.send(error(404, "not_found", "no such path"));
+                return;
+            }
+            ingest_audit(std::move(request), std::move(reply));
+            return;
+        }
+        // Every other route keeps the listener's small body limit (only the audit batch is large).
+        if (request.body.size() > k_max_host_body) {
+            reply.send(error(413, "too_large", "request body too large"));
+            return;
+        }
+        if (request.path == "/v1/audit/state") {
+            if (request.method != "GET") {
+                reply.send(error(404, "not_found", "no such path"));
+                return;
+            }
+            audit_state(std::move(request), std::move(reply));
+            return;
+        }
         const std::string prefix = "/v1/requests";
         if (request.path == prefix) {
             if (request.method != "POST") {
@@ -194,6 +216,86 @@ void Service::handle_host(http::Request&& request, http::Reply&& reply) {
         std::fprintf(stderr, "jitgate-server: host request failed: %s\n", e.what());
         if (!reply.answered()) reply.send(error(503, "unavailable", "the approval service cannot reach its database"));
     }
+}
+
+// ---- the audit store (docs/audit.md §5) -----------------------------------------------------
+// SECURITY NOTE: the host is the client certificate's; a batch holding any event of another
+// host is refused whole (403). A batch is acknowledged only after its transaction committed.
+
+void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
+    const std::string subject = request.client.subject;
+    const auto refused = [&](int status, const std::string& code, const std::string& message, bool alert) {
+        if (alert) {
+            // Recorded apart from the batch (whose transaction stored nothing), as an alert.
+            store::Event e = event(now(), "audit.batch_refused", request.client.names.front(), "",
+                                   "host:" + request.client.names.front(), subject, request.peer_address,
+                                   {{"status", status}, {"reason", message}});
+            log_alert(e);
+            try {
+                m_store.record(e);
+            } catch (const std::exception& x) {
+                std::fprintf(stderr, "jitgate-server: recording a refused audit batch failed: %s\n", x.what());
+            }
+        }
+        reply.send(error(status, code, message));
+    };
+    if (!audit_ingest::is_ndjson(request.header("content-type"))) {
+        refused(415, "unsupported_media_type",
+                "an audit batch is Content-Type application/x-ndjson (audit.store.format jsonl); splunk_hec is not "
+                "served here",
+                false);
+        return;
+    }
+    audit_ingest::BatchCheck check =
+        audit_ingest::check_batch(request.body, [&](const std::string& h) { return request.client.may_act_for(h); });
+    if (check.refused) {
+        // A foreign host's event or an event that is not what it claims is worth an alert; a
+        // malformed or oversized body is the sender's bug.
+        const int status = check.refused->status;
+        refused(status, check.refused->code, check.refused->message, status == 403 || status == 422);
+        return;
+    }
+    const std::string& host = check.host;
+    const std::int64_t t = now();
+    const store::IngestResult result = m_store.ingest(host, check.events, t);
+    if (!result.stored) {
+        refused(409, "conflict",
+                "event " + text::shown(result.conflict_event_id, 80) +
+                    " is stored already with different content (an event_id is never reused: the host's spool "
+                    "was rewritten?); nothing of the batch was stored",
+                true);
+        return;
+    }
+    for (const store::Event& e : result.chain_events) {
+        if (e.type == "audit.chain_gap" || e.type == "audit.chain_fork")
+            log_alert(e);
+        else
+            log_event(e);
+        if (on_audit_chain_event) {
+            try {
+                on_audit_chain_event(e);
+            } catch (const std::exception& x) {
+                std::fprintf(stderr, "jitgate-server: a chain event's notice failed: %s\n", x.what());
+            }
+        }
+    }
+    reply.send(answer(200, audit_ingest::ack_json(check.events.size(), check.events.back().event_id, result.added,
+                                                  result.duplicates)));
+}
+
+void Service::audit_state(http::Request&& request, http::Reply&& reply) {
+    // ?host=NAME picks one of the certificate's names; without it, the certificate's first name.
+    std::string host = request.client.names.front();
+    if (auto asked = request.query_value("host")) {
+        if (!request.client.may_act_for(*asked)) {
+            reply.send(error(403, "forbidden",
+                             "the client certificate (" + request.client.subject + ") may not act for host \"" +
+                                 text::shown(*asked, 128) + "\""));
+            return;
+        }
+        host = *asked;
+    }
+    reply.send(answer(200, audit_ingest::state_json(host, m_store.audit_chain(host))));
 }
 
 std::optional<store::Request> Service::find_for(const http::ClientIdentity& client, const std::string& id) {

@@ -1,6 +1,7 @@
 // server/service/service.hpp — the approval service's core: protocol v1 for hosts
-// (docs/protocol.md), the request state machine, the server's approver policy, and the grants
-// it signs. The host API's HTTP handler, the web UI and the approver CLI all act through it.
+// (docs/protocol.md), the request state machine, the server's approver policy, the grants it
+// signs, and the hosts' audit shipping (docs/audit.md §5; batch checks in audit_ingest.hpp).
+// The host API's HTTP handler, the web UI and the approver CLI all act through it.
 //
 // Who may do what (SECURITY NOTE):
 //  - a host is who its client certificate names; it files, polls and cancels only its own
@@ -97,7 +98,12 @@ public:
     static constexpr std::chrono::seconds k_purge_interval{60};
     static constexpr std::chrono::seconds k_keep_delivered_notices{24 * 3600};
 
-    // The host API: POST /v1/requests, GET /v1/requests/{id}?wait=N, POST /v1/requests/{id}/cancel.
+    // The host API: POST /v1/requests, GET /v1/requests/{id}?wait=N, POST /v1/requests/{id}/cancel,
+    // and the audit store's POST /v1/audit/events (docs/audit.md §5) and GET /v1/audit/state.
+    // Only POST /v1/audit/events takes a body over k_max_host_body (the listener must allow
+    // audit_ingest::k_max_body on k_audit_events_path).
+    static constexpr const char* k_audit_events_path = "/v1/audit/events";
+    static constexpr std::size_t k_max_host_body = 64 * 1024;
     void handle_host(http::Request&& request, http::Reply&& reply);
 
     // Approver actions. `source_address` and `via` ("web", "cli") go to the audit trail.
@@ -115,6 +121,11 @@ public:
     // thread, after the change is durable: main enqueues the webhook notices here. Its
     // failures are logged and never undo or block a decision. May be empty.
     std::function<void(const std::string& type, const store::Request& request)> on_event;
+    // Called on the loop thread for each event about a host's audit chain, after its batch was
+    // committed ("audit.chain_started", "audit.chain_restarted", "audit.chain_gap",
+    // "audit.chain_fork"; already in the database and on syslog). May be empty. Its failures
+    // are logged and never refuse the batch.
+    std::function<void(const store::Event& event)> on_audit_chain_event;
     // Called after a request that needs the ticket check was filed: main starts the check and
     // records its answer (store::Store::set_ticket_check). May be empty.
     std::function<void(const std::string& host, const std::string& id, const std::string& ticket)>
@@ -132,6 +143,8 @@ private:
     void file(http::Request&& request, http::Reply&& reply);
     void poll(const std::string& id, http::Request&& request, http::Reply&& reply);
     void cancel(const std::string& id, http::Request&& request, http::Reply&& reply);
+    void ingest_audit(http::Request&& request, http::Reply&& reply);
+    void audit_state(http::Request&& request, http::Reply&& reply);
     void wake(const std::string& host, const std::string& id);
     void forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter);
     void expire(const std::string& host, const std::string& id);

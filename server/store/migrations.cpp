@@ -1,8 +1,9 @@
 // server/store/migrations.cpp — the versioned schema of jitgate-server's database, for SQLite
 // and PostgreSQL, and `jitgate-server migrate` (migrate_sqlite, migrate_postgres).
 //
-// Each step takes the database from version N-1 to N in one transaction that also records N
-// in schema_version, so a crash leaves the database at N-1 or N, never in between. Several
+// Each step takes the database from version N-1 to N and records N in schema_version; the
+// steps a database still needs run in one transaction (both databases have transactional DDL),
+// so a crash leaves it at the version it had or at the newest, never in between. Several
 // migrators (replicas starting together) are serialised: BEGIN EXCLUSIVE on SQLite,
 // pg_advisory_xact_lock on PostgreSQL; the second one finds the step done and skips it.
 // To change the schema, append a step (never edit a released one) and raise k_schema_version.
@@ -190,6 +191,72 @@ const Step k_steps[] = {
             ))",
          "CREATE INDEX notices_due ON notices (state, next_attempt_at)",
      }},
+    // 2: the fleet's audit store (docs/audit.md §5): every host's events as sent, unique per
+    // (host, event_id), and each host's chain state. `line` is the event exactly as the host
+    // sent it (its hash can be checked again at any time); the other columns are copies of its
+    // members for queries. PostgreSQL: not partitioned yet (one table; monthly partitions are a
+    // later step, see docs/server.md "Audit store").
+    {2,
+     {
+         R"(CREATE TABLE audit_events (
+              id INTEGER PRIMARY KEY,
+              host TEXT NOT NULL,
+              event_id TEXT NOT NULL,
+              seq INTEGER NOT NULL CHECK (seq >= 1),
+              hash TEXT NOT NULL,
+              prev_hash TEXT NOT NULL,
+              time TEXT NOT NULL,
+              type TEXT NOT NULL,
+              request_id TEXT NOT NULL DEFAULT '',
+              line TEXT NOT NULL,
+              received_at INTEGER NOT NULL,
+              UNIQUE (host, event_id)
+            ) STRICT)",
+         "CREATE INDEX audit_events_seq ON audit_events (host, seq)",
+         "CREATE INDEX audit_events_request ON audit_events (host, request_id) WHERE request_id <> ''",
+         R"(CREATE TABLE audit_chains (
+              host TEXT PRIMARY KEY,
+              last_seq INTEGER NOT NULL DEFAULT 0,
+              last_hash TEXT NOT NULL DEFAULT '',
+              last_event_id TEXT NOT NULL DEFAULT '',
+              status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'broken')),
+              problem TEXT NOT NULL DEFAULT '',
+              problem_seq INTEGER NOT NULL DEFAULT 0,
+              problem_at INTEGER NOT NULL DEFAULT 0,
+              last_seen INTEGER NOT NULL DEFAULT 0,
+              events INTEGER NOT NULL DEFAULT 0
+            ) STRICT)",
+     },
+     {
+         R"(CREATE TABLE audit_events (
+              id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              host TEXT NOT NULL,
+              event_id TEXT NOT NULL,
+              seq BIGINT NOT NULL CHECK (seq >= 1),
+              hash TEXT NOT NULL,
+              prev_hash TEXT NOT NULL,
+              time TEXT NOT NULL,
+              type TEXT NOT NULL,
+              request_id TEXT NOT NULL DEFAULT '',
+              line TEXT NOT NULL,
+              received_at BIGINT NOT NULL,
+              UNIQUE (host, event_id)
+            ))",
+         "CREATE INDEX audit_events_seq ON audit_events (host, seq)",
+         "CREATE INDEX audit_events_request ON audit_events (host, request_id) WHERE request_id <> ''",
+         R"(CREATE TABLE audit_chains (
+              host TEXT PRIMARY KEY,
+              last_seq BIGINT NOT NULL DEFAULT 0,
+              last_hash TEXT NOT NULL DEFAULT '',
+              last_event_id TEXT NOT NULL DEFAULT '',
+              status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'broken')),
+              problem TEXT NOT NULL DEFAULT '',
+              problem_seq BIGINT NOT NULL DEFAULT 0,
+              problem_at BIGINT NOT NULL DEFAULT 0,
+              last_seen BIGINT NOT NULL DEFAULT 0,
+              events BIGINT NOT NULL DEFAULT 0
+            ))",
+     }},
 };
 
 static_assert(std::size(k_steps) == static_cast<std::size_t>(k_schema_version), "one step per schema version");
@@ -236,41 +303,41 @@ int schema_version(pg::Connection& connection) {
     return static_cast<int>(version.integer(0, 0));
 }
 
-int migrate_sqlite(const std::string& path) {
+int migrate_sqlite(const std::string& path, int up_to) {
+    if (up_to <= 0) up_to = k_schema_version;
     sqlite::Db db(path, true);
     const std::string where = "sqlite " + path;
-    int before = -1;
+    sqlite::Transaction tx(db, sqlite::Transaction::Kind::exclusive);
+    db.exec(k_sqlite_version_table);
+    const int before = schema_version(db);
+    if (before > k_schema_version) throw Error(ErrorCode::bad_input, where, newer_message(before));
     for (const Step& step : k_steps) {
-        sqlite::Transaction tx(db, sqlite::Transaction::Kind::exclusive);
-        db.exec(k_sqlite_version_table);
-        const int found = schema_version(db);
-        if (before < 0) before = found;
-        if (found > k_schema_version) throw Error(ErrorCode::bad_input, where, newer_message(found));
-        if (found >= step.version) continue; // done earlier, or by a migrator that ran meanwhile
+        if (step.version > up_to) break;
+        if (before >= step.version) continue; // done earlier, or by a migrator that ran meanwhile
         for (const char* sql : step.sqlite) db.exec(sql);
         sqlite::Query record(db, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)");
         record.integer(1, step.version).integer(2, static_cast<std::int64_t>(std::time(nullptr))).run();
-        tx.commit();
     }
+    tx.commit();
     return before;
 }
 
-int migrate_postgres(const std::string& conninfo) {
+int migrate_postgres(const std::string& conninfo, int up_to) {
+    if (up_to <= 0) up_to = k_schema_version;
     pg::Connection connection(conninfo);
-    int before = -1;
+    pg::Transaction tx(connection);
+    connection.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_migrate_lock});
+    connection.exec(k_postgres_version_table);
+    const int before = schema_version(connection);
+    if (before > k_schema_version) throw Error(ErrorCode::bad_input, connection.where(), newer_message(before));
     for (const Step& step : k_steps) {
-        pg::Transaction tx(connection);
-        connection.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_migrate_lock});
-        connection.exec(k_postgres_version_table);
-        const int found = schema_version(connection);
-        if (before < 0) before = found;
-        if (found > k_schema_version) throw Error(ErrorCode::bad_input, connection.where(), newer_message(found));
-        if (found >= step.version) continue;
+        if (step.version > up_to) break;
+        if (before >= step.version) continue;
         for (const char* sql : step.postgres) connection.exec(sql);
         connection.exec("INSERT INTO schema_version (version, applied_at) VALUES ($1::integer, $2::bigint)",
                         {std::to_string(step.version), std::to_string(std::time(nullptr))});
-        tx.commit();
     }
+    tx.commit();
     return before;
 }
 

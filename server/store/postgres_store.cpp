@@ -71,6 +71,21 @@ Request read_request(const Result& r, int row) {
     return q;
 }
 
+AuditChain read_chain(const Result& r, int row) {
+    AuditChain c;
+    c.host = r.text(row, 0);
+    c.last_seq = r.integer(row, 1);
+    c.last_hash = r.text(row, 2);
+    c.last_event_id = r.text(row, 3);
+    c.broken = chain_broken_from_column(r.text(row, 4));
+    c.problem = r.text(row, 5);
+    c.problem_seq = r.integer(row, 6);
+    c.problem_at = r.integer(row, 7);
+    c.last_seen = r.integer(row, 8);
+    c.events = r.integer(row, 9);
+    return c;
+}
+
 class PostgresStore final : public Store {
 public:
     explicit PostgresStore(const std::string& conninfo) : m_conninfo(conninfo), m_db(conninfo) {
@@ -469,6 +484,87 @@ public:
             m_db.exec("UPDATE notices SET state = 'dropped', last_error = $2, claimed_until = 0 "
                       "WHERE id = $1::bigint AND state = 'pending'",
                       {num(id), error});
+        });
+    }
+
+    IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now) override {
+        check_ingest(host, events);
+        return call([&] {
+            pg::Transaction tx(m_db);
+            // The host's chain row, locked until COMMIT: batches of one host arriving at two
+            // replicas at once are serialised, and the second sees the first one's events.
+            m_db.exec("INSERT INTO audit_chains (host) VALUES ($1) ON CONFLICT (host) DO NOTHING", {host});
+            const Result row =
+                m_db.exec("SELECT " JITGATE_CHAIN_COLUMNS " FROM audit_chains WHERE host = $1 FOR UPDATE", {host});
+            if (row.rows() != 1)
+                throw Error(ErrorCode::internal, "store", "a chain row vanished inside its transaction");
+            const AuditChain before = read_chain(row, 0);
+            AuditChain chain = before;
+            bool known = before.last_seq > 0;
+            IngestResult result;
+            for (const AuditEvent& e : events) {
+                const Result inserted = m_db.exec(
+                    "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
+                    "received_at) VALUES ($1, $2, $3::bigint, $4, $5, $6, $7, $8, $9, $10::bigint) "
+                    "ON CONFLICT (host, event_id) DO NOTHING RETURNING id",
+                    {host, e.event_id, num(e.seq), e.hash, e.prev_hash, e.time, e.type, e.request_id, e.line,
+                     num(now)});
+                if (inserted.rows() != 1) {
+                    const Result stored = m_db.exec("SELECT line FROM audit_events WHERE host = $1 AND event_id = $2",
+                                                    {host, e.event_id});
+                    if (stored.rows() != 1 || stored.text(0, 0) != e.line) {
+                        // The transaction rolls back: nothing of the batch is stored.
+                        IngestResult refused;
+                        refused.conflict_event_id = e.event_id;
+                        refused.chain = before;
+                        return refused;
+                    }
+                    ++result.duplicates;
+                    continue;
+                }
+                ++result.added;
+                Event event = advance_chain(chain, known, e, now);
+                known = true;
+                if (!event.type.empty()) {
+                    insert_event(event);
+                    result.chain_events.push_back(std::move(event));
+                }
+            }
+            chain.last_seen = now;
+            m_db.exec("UPDATE audit_chains SET last_seq = $2::bigint, last_hash = $3, last_event_id = $4, status = $5, "
+                      "problem = $6, problem_seq = $7::bigint, problem_at = $8::bigint, last_seen = $9::bigint, "
+                      "events = $10::bigint WHERE host = $1",
+                      {host, num(chain.last_seq), chain.last_hash, chain.last_event_id, chain.broken ? "broken" : "ok",
+                       chain.problem, num(chain.problem_seq), num(chain.problem_at), num(chain.last_seen),
+                       num(chain.events)});
+            tx.commit();
+            result.stored = true;
+            result.chain = std::move(chain);
+            return result;
+        });
+    }
+
+    std::optional<AuditChain> audit_chain(std::string_view host) override {
+        return call([&]() -> std::optional<AuditChain> {
+            const Result row = m_db.exec(
+                "SELECT " JITGATE_CHAIN_COLUMNS " FROM audit_chains WHERE host = $1 AND last_seq > 0", {str(host)});
+            if (row.rows() != 1) return std::nullopt;
+            return read_chain(row, 0);
+        });
+    }
+
+    std::vector<AuditEvent> audit_events(std::string_view host, std::int64_t from_seq, std::int64_t to_seq,
+                                         std::size_t limit) override {
+        return call([&] {
+            const Result r = m_db.exec("SELECT event_id, seq, hash, prev_hash, time, type, request_id, line "
+                                       "FROM audit_events WHERE host = $1 AND seq BETWEEN $2::bigint AND $3::bigint "
+                                       "ORDER BY id LIMIT $4::bigint",
+                                       {str(host), num(from_seq), num(to_seq), limit_value(limit)});
+            std::vector<AuditEvent> out;
+            for (int i = 0; i < r.rows(); ++i)
+                out.push_back(AuditEvent{r.text(i, 0), r.integer(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
+                                         r.text(i, 5), r.text(i, 6), r.text(i, 7)});
+            return out;
         });
     }
 

@@ -49,3 +49,98 @@ void check_final_status(Status to) {
 }
 
 } // namespace jitgate::server::store
+
+namespace jitgate::server::store {
+
+namespace {
+
+constexpr const char* k_genesis = "0000000000000000000000000000000000000000000000000000000000000000";
+
+bool is_hash(const std::string& text) {
+    if (text.size() != 64) return false;
+    for (const char c : text)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+Event chain_event(const std::string& type, const AuditChain& chain, const AuditEvent& e, std::int64_t now,
+                  nlohmann::json detail) {
+    Event out;
+    out.at = now;
+    out.type = type;
+    out.host = chain.host;
+    out.request_id = e.request_id;
+    out.actor = "host:" + chain.host;
+    detail["seq"] = e.seq;
+    detail["event_id"] = e.event_id;
+    out.detail = detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return out;
+}
+
+} // namespace
+
+bool chain_broken_from_column(const std::string& text) {
+    if (text == "ok") return false;
+    if (text == "broken") return true;
+    throw Error(ErrorCode::io, "store", "a stored chain status is neither ok nor broken");
+}
+
+void check_ingest(const std::string& host, const std::vector<AuditEvent>& events) {
+    if (host.empty()) throw Error(ErrorCode::bad_input, "store", "ingest: no host");
+    if (events.empty()) throw Error(ErrorCode::bad_input, "store", "ingest: an empty batch");
+    for (const AuditEvent& e : events)
+        if (e.event_id.empty() || e.seq < 1 || !is_hash(e.hash) || !is_hash(e.prev_hash))
+            throw Error(ErrorCode::bad_input, "store", "ingest: an unchecked event (seq, event_id, hash or prev_hash)");
+}
+
+Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int64_t now) {
+    Event out;
+    const bool genesis = e.seq == 1 && e.prev_hash == k_genesis;
+    std::string problem;
+    if (!known || chain.last_seq == 0) {
+        // The first event this store gets from the host: a chain's start (seq 1), or a host
+        // that shipped elsewhere before (the record starts here; nothing to compare with).
+        out = chain_event("audit.chain_started", chain, e, now, {{"genesis", genesis}});
+    } else if (genesis) {
+        // docs/audit.md "Starting a new chain": a reset spool or a reinstalled host. Recorded,
+        // not an attack in itself; the old chain stays stored.
+        out = chain_event("audit.chain_restarted", chain, e, now,
+                          {{"previous_last_seq", chain.last_seq}, {"previous_last_hash", chain.last_hash}});
+    } else if (e.seq == chain.last_seq + 1) {
+        if (e.prev_hash != chain.last_hash) {
+            problem = "fork at seq " + std::to_string(e.seq) + ": its prev_hash is not the hash of seq " +
+                      std::to_string(chain.last_seq) + " as stored (event " + chain.last_event_id + ")";
+            out = chain_event(
+                "audit.chain_fork", chain, e, now,
+                {{"problem", problem}, {"prev_hash", e.prev_hash}, {"expected_prev_hash", chain.last_hash}});
+        }
+    } else if (e.seq > chain.last_seq + 1) {
+        const std::int64_t missing = e.seq - chain.last_seq - 1;
+        problem = "gap: seq " + std::to_string(e.seq) + " follows " + std::to_string(chain.last_seq) + " (" +
+                  std::to_string(missing) + (missing == 1 ? " event" : " events") + " missing)";
+        out = chain_event("audit.chain_gap", chain, e, now,
+                          {{"problem", problem}, {"expected_seq", chain.last_seq + 1}, {"missing", missing}});
+    } else {
+        // A (host, seq) the store holds already, under another event_id: the host's spool was
+        // rolled back or rewritten (docs/audit.md §4, "A spool cut below what the store
+        // acknowledged").
+        problem = "fork: seq " + std::to_string(e.seq) + " arrives again with a new event_id after seq " +
+                  std::to_string(chain.last_seq) + " (the host's spool was rolled back or rewritten)";
+        out = chain_event("audit.chain_fork", chain, e, now,
+                          {{"problem", problem}, {"expected_seq", chain.last_seq + 1}});
+    }
+    if (!problem.empty() && !chain.broken) {
+        chain.broken = true;
+        chain.problem = problem;
+        chain.problem_seq = e.seq;
+        chain.problem_at = now;
+    }
+    chain.last_seq = e.seq;
+    chain.last_hash = e.hash;
+    chain.last_event_id = e.event_id;
+    chain.last_seen = now;
+    chain.events += 1;
+    return out;
+}
+
+} // namespace jitgate::server::store

@@ -49,3 +49,24 @@ void check_new_request(const Request& request);
 void check_final_status(Status to);
 
 } // namespace jitgate::server::store
+
+namespace jitgate::server::store {
+
+// The columns of `audit_chains`, in the order the stores read them.
+#define JITGATE_CHAIN_COLUMNS                                                                                          \
+    "host, last_seq, last_hash, last_event_id, status, problem, problem_seq, problem_at, last_seen, events"
+
+// "ok" → false, "broken" → true; Error(io) for anything else.
+bool chain_broken_from_column(const std::string& text);
+
+// ingest(): Error(bad_input) for an empty host or batch, or an event the caller did not check
+// (empty event_id, seq < 1, a hash or prev_hash that is not 64 hex digits).
+void check_ingest(const std::string& host, const std::vector<AuditEvent>& events);
+
+// ingest(): where the new event `e` leaves the host's chain (`chain`, `known` false before the
+// host's first event). Moves the chain to `e` (last seq, hash, event_id; broken and the first
+// problem when there is one; last_seen, events) and returns the server event to record, with
+// an empty type when there is nothing to record. Pure: both stores run exactly this.
+Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int64_t now);
+
+} // namespace jitgate::server::store

@@ -484,6 +484,90 @@ public:
         });
     }
 
+    IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now) override {
+        check_ingest(host, events);
+        // BEGIN IMMEDIATE: batches of one host (and of all hosts) are serialised, so the chain
+        // state read here is the one this batch continues.
+        Transaction tx(m_db, Transaction::Kind::write);
+        std::optional<AuditChain> before = load_chain(host);
+        bool known = before.has_value();
+        AuditChain chain = before.value_or(AuditChain{});
+        chain.host = host;
+        IngestResult result;
+        for (const AuditEvent& e : events) {
+            bool inserted = false;
+            {
+                Query q(m_db, "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, "
+                              "line, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                              "ON CONFLICT (host, event_id) DO NOTHING RETURNING id");
+                q.text(1, host)
+                    .text(2, e.event_id)
+                    .integer(3, e.seq)
+                    .text(4, e.hash)
+                    .text(5, e.prev_hash)
+                    .text(6, e.time)
+                    .text(7, e.type)
+                    .text(8, e.request_id)
+                    .text(9, e.line)
+                    .integer(10, now);
+                inserted = q.step();
+                q.run();
+            }
+            if (!inserted) {
+                Query q(m_db, "SELECT line FROM audit_events WHERE host = ?1 AND event_id = ?2");
+                q.text(1, host).text(2, e.event_id);
+                if (!q.step() || q.text(0) != e.line) {
+                    // The transaction rolls back: nothing of the batch is stored.
+                    IngestResult refused;
+                    refused.conflict_event_id = e.event_id;
+                    if (before) refused.chain = *before;
+                    refused.chain.host = host;
+                    return refused;
+                }
+                ++result.duplicates;
+                continue;
+            }
+            ++result.added;
+            Event event = advance_chain(chain, known, e, now);
+            known = true;
+            if (!event.type.empty()) {
+                insert_event(event);
+                result.chain_events.push_back(std::move(event));
+            }
+        }
+        if (known) {
+            chain.last_seen = now;
+            save_chain(chain);
+        }
+        tx.commit();
+        result.stored = true;
+        result.chain = std::move(chain);
+        return result;
+    }
+
+    std::optional<AuditChain> audit_chain(std::string_view host) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        auto chain = load_chain(host);
+        tx.commit();
+        return chain;
+    }
+
+    std::vector<AuditEvent> audit_events(std::string_view host, std::int64_t from_seq, std::int64_t to_seq,
+                                         std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<AuditEvent> out;
+        {
+            Query q(m_db, "SELECT event_id, seq, hash, prev_hash, time, type, request_id, line FROM audit_events "
+                          "WHERE host = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY id LIMIT ?4");
+            q.text(1, host).integer(2, from_seq).integer(3, to_seq).integer(4, limit_value(limit));
+            while (q.step())
+                out.push_back(AuditEvent{q.text(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6),
+                                         q.text(7)});
+        }
+        tx.commit();
+        return out;
+    }
+
     int wake_fd() override { return -1; }
     std::vector<std::pair<std::string, std::string>> take_wakeups() override { return {}; }
 
@@ -527,6 +611,44 @@ private:
         std::vector<Approval> out;
         while (q.step()) out.push_back(Approval{q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.integer(5)});
         return out;
+    }
+
+    std::optional<AuditChain> load_chain(std::string_view host) {
+        Query q(m_db, "SELECT " JITGATE_CHAIN_COLUMNS " FROM audit_chains WHERE host = ?1");
+        q.text(1, host);
+        if (!q.step()) return std::nullopt;
+        AuditChain c;
+        c.host = q.text(0);
+        c.last_seq = q.integer(1);
+        c.last_hash = q.text(2);
+        c.last_event_id = q.text(3);
+        c.broken = chain_broken_from_column(q.text(4));
+        c.problem = q.text(5);
+        c.problem_seq = q.integer(6);
+        c.problem_at = q.integer(7);
+        c.last_seen = q.integer(8);
+        c.events = q.integer(9);
+        return c;
+    }
+
+    void save_chain(const AuditChain& c) {
+        Query q(m_db, "INSERT INTO audit_chains (" JITGATE_CHAIN_COLUMNS ") VALUES "
+                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (host) DO UPDATE SET "
+                      "last_seq = excluded.last_seq, last_hash = excluded.last_hash, "
+                      "last_event_id = excluded.last_event_id, status = excluded.status, problem = excluded.problem, "
+                      "problem_seq = excluded.problem_seq, problem_at = excluded.problem_at, "
+                      "last_seen = excluded.last_seen, events = excluded.events");
+        q.text(1, c.host)
+            .integer(2, c.last_seq)
+            .text(3, c.last_hash)
+            .text(4, c.last_event_id)
+            .text(5, c.broken ? "broken" : "ok")
+            .text(6, c.problem)
+            .integer(7, c.problem_seq)
+            .integer(8, c.problem_at)
+            .integer(9, c.last_seen)
+            .integer(10, c.events)
+            .run();
     }
 
     void insert_event(const Event& e) {

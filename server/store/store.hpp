@@ -1,7 +1,8 @@
 // server/store/store.hpp — jitgate-server's database: SQLite (one node, the default) or
 // PostgreSQL (replicas behind a load balancer). Everything the server remembers is here, so a
 // replica holds no state another replica needs: requests and their approvals, the server's own
-// audit events, web sign-in sessions, pending OpenID Connect logins and the webhook outbox.
+// audit events, the hosts' audit events (the fleet's audit store, docs/audit.md §5) with each
+// host's chain state, web sign-in sessions, pending OpenID Connect logins and the webhook outbox.
 //
 // Every call is synchronous and durable on return (SQLite: WAL, synchronous=FULL; PostgreSQL:
 // a committed transaction). Every state change that must not happen twice (approve, finish) is
@@ -33,7 +34,7 @@ namespace jitgate::server::store {
 
 // The schema version this program reads and writes. `jitgate-server migrate` brings a
 // database to it; open_* refuses any other version with a message that says what to run.
-inline constexpr int k_schema_version = 1;
+inline constexpr int k_schema_version = 2;
 
 enum class Status { pending, approved, denied, expired, cancelled };
 std::string_view to_string(Status status) noexcept;
@@ -147,6 +148,48 @@ struct Notice {
     std::string last_error;
 };
 
+// One event of a host's batch (docs/audit.md §5), already checked by the caller: the line is
+// exactly the canonical form of the event and its hash matches (lib/audit_chain check_line).
+struct AuditEvent {
+    std::string event_id;
+    std::int64_t seq = 0; // 1 .. INT64_MAX (both databases hold a signed 64-bit integer)
+    std::string hash;
+    std::string prev_hash;
+    std::string time;       // the event's RFC 3339 time, as sent
+    std::string type;       // e.g. "access.requested"
+    std::string request_id; // the event's request_id, or empty
+    std::string line;       // the line exactly as sent, without its '\n'
+};
+
+// What the store knows of one host's chain: the last event it acknowledged in chain order (the
+// newest event that was new when it arrived) and the first problem ever seen.
+struct AuditChain {
+    std::string host;
+    std::int64_t last_seq = 0; // 0: no event yet
+    std::string last_hash;     // of the event with last_seq
+    std::string last_event_id; // of the event with last_seq
+    bool broken = false;       // a gap or a fork was seen (never cleared by the store)
+    std::string problem;       // the first problem, one line; empty while not broken
+    std::int64_t problem_seq = 0;
+    std::int64_t problem_at = 0; // Unix seconds
+    std::int64_t last_seen = 0;  // Unix seconds of the last batch stored
+    std::int64_t events = 0;     // events stored for the host (duplicates not counted)
+};
+
+struct IngestResult {
+    // false: an event_id of the batch is stored with other bytes (`conflict_event_id`): nothing
+    // of the batch was stored, and the state is unchanged.
+    bool stored = false;
+    std::string conflict_event_id;
+    std::size_t added = 0;      // events new to the store
+    std::size_t duplicates = 0; // events it held already, byte for byte
+    // The server's own events recorded in the batch's transaction ("audit.chain_started",
+    // "audit.chain_restarted", "audit.chain_gap", "audit.chain_fork"), for the caller's syslog
+    // and webhooks.
+    std::vector<Event> chain_events;
+    AuditChain chain; // after the batch
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -214,6 +257,28 @@ public:
     virtual void record(const Event& event) = 0;
     virtual std::vector<Event> events(std::string_view host, std::string_view request_id) = 0;
 
+    // --- the hosts' audit events (docs/audit.md §5) ---
+    // Stores one batch of `host`'s events in one transaction, deduplicated by (host, event_id):
+    // an event_id stored already must come with the same line (a duplicate, counted and
+    // skipped), else nothing is stored (stored = false). Each new event is checked against the
+    // host's chain in batch order: it must follow the last acknowledged (seq, hash); seq 1 with
+    // the genesis prev_hash starts a new chain ("audit.chain_restarted", or "audit.chain_started"
+    // for a host's first event); a host's first event at another seq starts the record there
+    // ("audit.chain_started"); a jump in seq is a gap ("audit.chain_gap") and a seq that does not
+    // follow by its prev_hash, or comes again with a new event_id, is a fork
+    // ("audit.chain_fork"). SECURITY NOTE: a broken chain never refuses events (they are the
+    // evidence): they are stored, the chain is marked broken with its first problem, the
+    // server's event is recorded in the same transaction, and the chain then follows the new
+    // event (each later problem is reported again, each once). Concurrent batches of one host
+    // (replicas) are serialised. `events` must be non-empty; host not empty.
+    virtual IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now) = 0;
+    // The host's chain state; nullopt before its first event.
+    virtual std::optional<AuditChain> audit_chain(std::string_view host) = 0;
+    // The host's stored events with seq in [from_seq, to_seq], in arrival order (for tests,
+    // exports and verification).
+    virtual std::vector<AuditEvent> audit_events(std::string_view host, std::int64_t from_seq, std::int64_t to_seq,
+                                                 std::size_t limit) = 0;
+
     // --- web sessions and sign-ins ---
     virtual void put_session(const Session& session) = 0;
     virtual std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) = 0;
@@ -268,12 +333,13 @@ public:
 std::unique_ptr<Store> open_sqlite(const std::string& path);
 std::unique_ptr<Store> open_postgres(const std::string& conninfo);
 
-// Creates or upgrades the schema to k_schema_version, each step in its own transaction, and
+// Creates or upgrades the schema to k_schema_version, every missing step in one transaction, and
 // returns the version found before (0: a new database). Safe to run on a live database and from
 // several replicas at once (an advisory lock on PostgreSQL, BEGIN EXCLUSIVE on SQLite).
 // migrate_sqlite creates a missing file with mode 0600. A newer schema: Error(bad_input).
-int migrate_sqlite(const std::string& path);
-int migrate_postgres(const std::string& conninfo);
+// `up_to` stops at an older version (tests of upgrades); 0 means k_schema_version.
+int migrate_sqlite(const std::string& path, int up_to = 0);
+int migrate_postgres(const std::string& conninfo, int up_to = 0);
 
 // SQLite only: copies the write-ahead log back into the database file on a thread of its own,
 // with a connection of its own, every `every` (PRAGMA wal_checkpoint(PASSIVE): it neither waits

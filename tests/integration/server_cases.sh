@@ -287,6 +287,225 @@ case_pending_cap_per_host() {
 # hosts.client_crl: the CA's CRL (openssl ca, make_pki.sh) revokes a host certificate; its TLS
 # handshake is refused and logged, fin-db-01's is served, and sudo through jitgated still works.
 # A missing or expired CRL stops check-config and serve (fail closed).
+# The server as the fleet's audit store (docs/audit.md §5): the real jitgated ships its spool
+# to POST /v1/audit/events on the hosts listener with its own certificate; the server stores
+# each line as sent, with the host's chain unbroken, and the host sees every event acknowledged.
+case_audit_ingest() {
+    ns_setup
+    srv_sql() { sqlite3 "$T/srv.db" "$1"; }
+    audit_ingest_with "$T/srv.db"
+}
+
+# The same on PostgreSQL.
+case_audit_ingest_postgres() {
+    ns_setup
+    bash "$(dirname "$0")/../support/pg_scratch.sh" start "$T/pg" >/dev/null || ns_die "PostgreSQL did not start"
+    ns_cleanup_hooks+=("bash '$(dirname "$0")/../support/pg_scratch.sh' stop '$T/pg'")
+    SRV_PG="$(cat "$T/pg/conninfo")"
+    srv_sql() { psql -X -At -q "$SRV_PG" -c "$1"; }
+    audit_ingest_with "$(cat "$T/pg/conninfo.tcp")"
+}
+
+# audit_ingest_with DB: the audit_ingest cases on DB (a SQLite file or a conninfo); srv_sql
+# SQL runs a query on it, rows as "a|b".
+audit_ingest_with() {
+    server_start srv "$1"
+    server_configure_host
+    NS_AUDIT_EXTRA="  store:
+    url: https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events
+    format: jsonl
+    ca_file: $T/pki/ca.pem
+    client_cert: $T/pki/host-fin-db-01.pem
+    client_key: $T/pki/host-fin-db-01.key
+    connect_timeout: 2s
+    timeout: 5s
+    retry_min: 1s
+    retry_max: 2s"
+    printf '%s\n' "$RULES" | ns_config
+    ns_start_daemon
+    approver_sign_in bob
+    sudo_bg alice JITGATE_REASON="ledger check" -- /usr/bin/whoami
+    local id; id="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$id" "ok" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    local status i
+    for i in $(seq 1 100); do
+        status="$("$JITGATECTL" --socket "$SOCK" audit status)"
+        grep -qE "unsent: +none" <<<"$status" && break; sleep 0.1
+    done
+    expect_contains "$status" "store: +https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events \(jsonl\)"
+    expect_contains "$status" "unsent: +none"
+    expect_contains "$status" "shipped: +up to seq [0-9]+"
+    local shipped; shipped="$(sed -nE 's/.*shipped: +up to seq ([0-9]+).*/\1/p' <<<"$status" | head -n 1)"
+    [ "${shipped:-0}" -ge 4 ] || ns_die "too few events shipped: '$shipped'"
+    # the server holds every event of the host, each line as sent, in one unbroken chain
+    expect_eq "$(srv_sql "select status, last_seq, problem from audit_chains where host='fin-db-01'")" \
+        "ok|$shipped|" "the host's chain at the server"
+    srv_sql "select line from audit_events where host='fin-db-01' order by seq" >"$T/exported.jsonl"
+    expect_eq "$(wc -l <"$T/exported.jsonl")" "$shipped" "events at the server"
+    expect_eq "$(srv_sql "select count(distinct seq), min(seq), max(seq) from audit_events where host='fin-db-01'")" \
+        "$shipped|1|$shipped" "seq 1..$shipped, once each"
+    "$JITGATECTL" audit verify "$T/exported.jsonl" >"$T/verify.out" 2>&1 ||
+        { cat "$T/verify.out" >&2; ns_die "the server's copy of the events does not verify"; }
+    expect_eq "$(srv_sql "select count(*) from audit_events where host='fin-db-01' and request_id='$id' and type='access.approved'")" \
+        1 "the approval, with its request id"
+    grep -q '"type":"command.finished"' "$T/exported.jsonl" || ns_die "the command's outcome is not at the server"
+    expect_eq "$(srv_sql "select type from events where type like 'audit.%'")" \
+        "audit.chain_started" "the server's own audit of the chain"
+    # the last acknowledged (seq, hash), for the host's own certificate
+    local hosts=(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem"
+        --key "$T/pki/host-fin-db-01.key")
+    local state last_hash
+    state="$("${hosts[@]}" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state")"
+    last_hash="$(srv_sql "select hash from audit_events where host='fin-db-01' and seq=$shipped")"
+    expect_eq "$(jq -r '"\(.host) \(.last_seq) \(.last_hash) \(.chain)"' <<<"$state")" \
+        "fin-db-01 $shipped $last_hash ok" "GET /v1/audit/state"
+    expect_eq "$("${hosts[@]}" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state?host=web-02")" \
+        403 "another host's state"
+    # a batch with another host's event, correctly hashed, is refused whole (nothing stored)
+    local canon forged
+    canon="$(head -n 1 "$T/exported.jsonl" | jq -cS 'del(.hash) | .host = "web-02" | .event_id = "forged-1"')"
+    forged="$(jq -cS --arg h "$(printf '%s' "$canon" | sha256sum | cut -d' ' -f1)" '. + {hash: $h}' <<<"$canon")"
+    expect_eq "$("${hosts[@]}" -o "$T/forged.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+        --data-binary "$forged"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 403 "another host's event"
+    expect_contains "$(cat "$T/forged.out")" "web-02"
+    expect_eq "$(srv_sql "select count(*) from audit_events where host='web-02' or event_id='forged-1'")" 0 \
+        "nothing of a refused batch"
+    # an edited line (its hash no longer matches) is refused, naming it
+    local edited; edited="$(head -n 2 "$T/exported.jsonl" | tail -n 1 | sed 's/"time":"20/"time":"19/')"
+    expect_eq "$("${hosts[@]}" -o "$T/edited.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+        --data-binary "$edited"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 422 "an edited event"
+    expect_contains "$(cat "$T/edited.out")" "seq 2"
+    # a stored event_id with other content (correctly hashed): a conflict, nothing stored
+    canon="$(head -n 1 "$T/exported.jsonl" | jq -cS 'del(.hash) | .time = "2026-01-01T00:00:00.000Z"')"
+    forged="$(jq -cS --arg h "$(printf '%s' "$canon" | sha256sum | cut -d' ' -f1)" '. + {hash: $h}' <<<"$canon")"
+    expect_eq "$("${hosts[@]}" -o "$T/conflict.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+        --data-binary "$forged"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 409 "a conflicting duplicate"
+    expect_eq "$(srv_sql "select count(*) from audit_events where host='fin-db-01'")" "$shipped" \
+        "nothing of a conflicting batch"
+    # the same line again, byte for byte, is a harmless duplicate
+    expect_eq "$("${hosts[@]}" -H 'Content-Type: application/x-ndjson' --data-binary "$(head -n 1 "$T/exported.jsonl")"$'\n' \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events" | jq -c '[.stored, .last_event_id, .duplicates]')" \
+        "$(head -n 1 "$T/exported.jsonl" | jq -c '[1, .event_id, 1]')" "a resent event is acknowledged"
+    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
+    expect_eq "$(srv_sql "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
+        3 "refused batches in the server's audit"
+    all_settled
+}
+
+# audit_host_start: the server on SQLite and the host daemon shipping its spool to it.
+audit_host_start() {
+    srv_sql() { sqlite3 "$T/srv.db" "$1"; }
+    server_start srv "$T/srv.db"
+    server_configure_host
+    NS_AUDIT_EXTRA="  store:
+    url: https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events
+    ca_file: $T/pki/ca.pem
+    client_cert: $T/pki/host-fin-db-01.pem
+    client_key: $T/pki/host-fin-db-01.key
+    connect_timeout: 2s
+    timeout: 5s
+    batch_events: ${AUDIT_BATCH_EVENTS:-500}
+    retry_min: 1s
+    retry_max: 2s"
+    printf '%s\n' "${AUDIT_RULES:-$RULES}" | ns_config
+    ns_start_daemon
+}
+
+# audit_wait_unsent_none: until the host's audit status shows every event acknowledged.
+audit_wait_unsent_none() {
+    local i
+    for i in $(seq 1 100); do
+        "$JITGATECTL" --socket "$SOCK" audit status | has -E "unsent: +none" && return 0; sleep 0.1
+    done
+    "$JITGATECTL" --socket "$SOCK" audit status >&2
+    ns_die "the host's events were not all acknowledged"
+}
+
+# A host whose spool is rolled back whole (segments, shipped.json and sent.json, as a VM
+# snapshot would) cannot see it; the server does: a seq it acknowledged arrives again under a
+# new event_id. Both events are kept, the host's chain is marked broken, and an alert goes out.
+case_audit_rollback_flagged() {
+    ns_setup
+    webhook_peer_start
+    hook_secret
+    SERVER_CONFIG_EXTRA="webhooks:
+  - name: siem
+    url: https://127.0.0.1:$HOOK_PORT/hook
+    format: json
+    secret_file: $T/hook.secret
+    ca_file: $T/pki/ca.pem
+    events: [audit.chain_gap, audit.chain_fork]"
+    audit_host_start
+    audit_wait_unsent_none
+    ns_stop_daemon
+    mkdir "$T/snapshot"; cp -a "$SPOOL"/. "$T/snapshot/"
+    ns_start_daemon
+    audit_wait_unsent_none
+    ns_stop_daemon
+    local before; before="$(srv_sql "select last_seq from audit_chains where host='fin-db-01'")"
+    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" ok "the chain before the rollback"
+    rm -rf "${SPOOL:?}"/*; cp -a "$T/snapshot"/. "$SPOOL/"
+    ns_start_daemon
+    audit_wait_unsent_none
+    local state; state="$(srv_sql "select status, problem from audit_chains where host='fin-db-01'")"
+    expect_contains "$state" "^broken\|fork: seq [0-9]+ arrives again with a new event_id after seq $before"
+    expect_eq "$(srv_sql "select count(*) > count(distinct seq) from audit_events where host='fin-db-01'")" 1 \
+        "both versions of the reused seqs are kept"
+    expect_eq "$(srv_sql "select count(*) from events where type='audit.chain_fork' and host='fin-db-01'")" 1 \
+        "the fork in the server's audit"
+    grep -q '^<81>.*audit.chain_fork host="fin-db-01"' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no alert on syslog"; }
+    # the host's own view: its spool verifies (it cannot see the rollback) and every event is acknowledged
+    "$JITGATECTL" audit verify "$SPOOL" >/dev/null || ns_die "the rolled-back spool should verify on the host"
+    expect_contains "$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem" \
+        --key "$T/pki/host-fin-db-01.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state")" '"chain":"broken"'
+    # and a webhook notice to the receiver that asked for chain problems
+    local i got=""
+    for i in $(seq 1 200); do
+        got="$(jq -r '.body | fromjson | select(.type == "audit.chain_fork") | "\(.chain.host) \(.chain.problem)"' \
+            "$T/hooks.jsonl" 2>/dev/null || true)"
+        [ -n "$got" ] && break; sleep 0.05
+    done
+    expect_contains "$got" "^fin-db-01 fork: seq [0-9]+ arrives again with a new event_id"
+}
+
+# kill -9 of the server while a host ships: nothing is lost and nothing is stored twice; the
+# chain at the server is whole and the host ends with every event acknowledged.
+case_audit_kill9_during_ingest() {
+    ns_setup
+    AUDIT_BATCH_EVENTS=4
+    AUDIT_RULES='rules:
+  - name: read-only
+    match: {kind: sudo, commands: ["/usr/bin/echo *"]}
+    action: allow'
+    audit_host_start
+    local i
+    (for i in $(seq 1 30); do as_user alice sudo /usr/bin/echo "run $i" >/dev/null || exit 1; done) &
+    local runs=$!
+    for i in $(seq 1 200); do
+        [ "$(srv_sql "select count(*) from audit_events" 2>/dev/null || echo 0)" -ge 12 ] && break; sleep 0.05
+    done
+    kill -KILL "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true
+    local killed_at; killed_at="$(srv_sql "select count(*) from audit_events")"
+    sleep 1
+    sed -i "s/^  listen: 127.0.0.1:0$/  listen: 127.0.0.1:$SRV_HOSTS_PORT/" "$T/srv.yaml"
+    "$SERVER_BIN" --config "$T/srv.yaml" serve --ports-file "$T/srv.ports2" >>"$T/srv.log" 2>&1 &
+    SRV_PID=$!; ns_pids+=("$SRV_PID")
+    for i in $(seq 1 100); do [ -s "$T/srv.ports2" ] && break; sleep 0.05; done
+    [ -s "$T/srv.ports2" ] || ns_die "jitgate-server did not come back"
+    wait "$runs" || ns_die "a sudo run failed"
+    audit_wait_unsent_none
+    local shipped
+    shipped="$("$JITGATECTL" --socket "$SOCK" audit status | sed -nE 's/.*shipped: +up to seq ([0-9]+).*/\1/p' | head -n 1)"
+    [ "$killed_at" -lt "$shipped" ] || ns_die "the server was killed too late ($killed_at of $shipped events stored)"
+    expect_eq "$(srv_sql "select count(*), count(distinct event_id), count(distinct seq), min(seq), max(seq) from audit_events where host='fin-db-01'")" \
+        "$shipped|$shipped|$shipped|1|$shipped" "every event once"
+    expect_eq "$(srv_sql "select status, last_seq from audit_chains where host='fin-db-01'")" "ok|$shipped" "the chain"
+    srv_sql "select line from audit_events where host='fin-db-01' order by seq" >"$T/exported.jsonl"
+    "$JITGATECTL" audit verify "$T/exported.jsonl" >/dev/null || ns_die "the server's copy does not verify"
+    expect_eq "$(grep -c '"type":"command.finished"' "$T/exported.jsonl")" 30 "every run's outcome"
+}
+
 case_revoked_host_refused() {
     ns_setup
     SERVER_HOSTS_EXTRA="  client_crl: $T/pki/ca.crl"

@@ -703,6 +703,35 @@ TEST(ServerHttpListener, ABodyOverTheLimitGets413) {
     EXPECT_EQ(calls, 1);
 }
 
+// An audit batch is large; only its path takes more than max_body (every other path of the
+// listener keeps the small limit).
+TEST(ServerHttpListener, OnlyALargeBodyPathTakesBodiesOverMaxBody) {
+    std::atomic<int> calls{0};
+    http::Limits limits;
+    limits.max_body = 1024;
+    limits.large_body_paths = {"/v1/audit/events"};
+    limits.max_large_body = 64 * 1024;
+    Server server(host_tls(), limits, [&](http::Request&& r, http::Reply&& rep) {
+        ++calls;
+        echo(std::move(r), std::move(rep));
+    });
+    FetchOptions o;
+    o.method = "POST";
+    o.headers = {"Expect:"};
+    o.body = std::string(60 * 1024, 'a');
+    const auto large = fetch(server.url("/v1/audit/events"), o);
+    ASSERT_EQ(large.code, CURLE_OK) << large.error;
+    EXPECT_EQ(large.status, 200);
+    const auto other = fetch(server.url("/v1/requests"), o);
+    ASSERT_EQ(other.code, CURLE_OK) << other.error;
+    EXPECT_EQ(other.status, 413);
+    o.body = std::string(65 * 1024, 'a');
+    const auto too_large = fetch(server.url("/v1/audit/events"), o);
+    ASSERT_EQ(too_large.code, CURLE_OK) << too_large.error;
+    EXPECT_EQ(too_large.status, 413);
+    EXPECT_EQ(calls, 1);
+}
+
 TEST(ServerHttpListener, HeadersOverTheLimitAreRefused) {
     std::atomic<int> calls{0};
     http::Limits limits;

@@ -250,4 +250,41 @@ TEST(NotifyNotice, NoticesForFollowTheWebhooksEvents) {
     EXPECT_NE(json::parse(again[0].body)["delivery_id"], json::parse(filed[0].body)["delivery_id"]);
 }
 
+// A broken audit chain at ingest: a notice to each webhook that lists the type; the host's
+// text stays inert in Slack.
+TEST(NotifyNotice, ChainNoticesFollowTheWebhooksEvents) {
+    jitgate::server::config::Webhook json_hook;
+    json_hook.name = "siem";
+    json_hook.format = "json";
+    json_hook.events = {"audit.chain_gap", "audit.chain_fork"};
+    jitgate::server::config::Webhook slack_hook;
+    slack_hook.name = "chat";
+    slack_hook.format = "slack";
+    slack_hook.events = {"audit.chain_fork"};
+    const std::vector hooks{json_hook, slack_hook};
+    notify::ChainFacts gap{"audit.chain_gap", "fin-db-01", 5, "ev-5", "gap: seq 5 follows 2 (2 events missing)"};
+    const auto gaps = notify::chain_notices_for(hooks, "approvals.test", gap, 100);
+    ASSERT_EQ(gaps.size(), 1u);
+    EXPECT_EQ(gaps[0].target, "siem");
+    const json body = json::parse(gaps[0].body);
+    EXPECT_EQ(body["type"], "audit.chain_gap");
+    EXPECT_EQ(body["server"], "approvals.test");
+    EXPECT_EQ(body["delivery_id"].get<std::string>().size(), 32u);
+    EXPECT_EQ(body["chain"]["host"], "fin-db-01");
+    EXPECT_EQ(body["chain"]["seq"], 5);
+    EXPECT_EQ(body["chain"]["event_id"], "ev-5");
+    EXPECT_EQ(body["chain"]["problem"], gap.problem);
+    notify::ChainFacts fork{"audit.chain_fork", "fin-db-01", 3, "ev-3", "fork at seq 3 <!channel> @here"};
+    const auto forks = notify::chain_notices_for(hooks, "approvals.test", fork, 100);
+    ASSERT_EQ(forks.size(), 2u);
+    EXPECT_EQ(forks[1].target, "chat");
+    const std::string text = json::parse(forks[1].body)["text"];
+    EXPECT_NE(text.find("fin-db-01"), std::string::npos) << text;
+    EXPECT_EQ(text.find("<!channel>"), std::string::npos) << text;
+    EXPECT_NE(text.find("&lt;!channel&gt;"), std::string::npos) << text;
+    jitgate::server::config::Webhook quiet = json_hook;
+    quiet.events = {"request.filed"};
+    EXPECT_TRUE(notify::chain_notices_for({quiet}, "s", gap, 100).empty());
+}
+
 } // namespace

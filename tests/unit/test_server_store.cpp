@@ -3,6 +3,7 @@
 // the run; its conninfo comes through the file named by JITGATE_TEST_PG_CONNINFO_FILE). Each
 // PostgreSQL case gets its own schema, so the cases run in parallel. A missing PostgreSQL
 // fails the PostgreSQL cases; it never skips them.
+#include "lib/audit_event.hpp"
 #include "server/store/store.hpp"
 
 #include <jitgate/error.hpp>
@@ -109,13 +110,34 @@ public:
         if (m_backend == Backend::sqlite) {
             sqlite3* db = nullptr;
             ASSERT_EQ(sqlite3_open(m_path.c_str(), &db), SQLITE_OK);
-            EXPECT_EQ(sqlite3_exec(db, "INSERT INTO schema_version (version, applied_at) VALUES (2, 0)", nullptr,
-                                   nullptr, nullptr),
-                      SQLITE_OK);
+            const std::string sql = "INSERT INTO schema_version (version, applied_at) VALUES (" +
+                                    std::to_string(k_schema_version + 1) + ", 0)";
+            EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
             sqlite3_close(db);
         } else {
             PgAdmin admin(m_base);
-            admin.run("INSERT INTO " + m_schema + ".schema_version (version, applied_at) VALUES (2, 0)");
+            admin.run("INSERT INTO " + m_schema + ".schema_version (version, applied_at) VALUES (" +
+                      std::to_string(k_schema_version + 1) + ", 0)");
+        }
+    }
+
+    int migrate_up_to(int version) {
+        return m_backend == Backend::sqlite ? migrate_sqlite(m_path, version) : migrate_postgres(m_path, version);
+    }
+
+    // Runs test-made SQL on the database directly (as an older release would have written it).
+    void exec(const std::string& sql) {
+        if (m_backend == Backend::sqlite) {
+            sqlite3* db = nullptr;
+            ASSERT_EQ(sqlite3_open(m_path.c_str(), &db), SQLITE_OK);
+            char* message = nullptr;
+            const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+            EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (message != nullptr ? message : "");
+            sqlite3_free(message);
+            sqlite3_close(db);
+        } else {
+            PgAdmin admin(m_base);
+            admin.run("SET search_path = " + m_schema + "; " + sql);
         }
     }
 
@@ -894,6 +916,272 @@ TEST_P(StoreTest, concurrent_migrations_on_a_fresh_database_both_succeed) {
     for (auto& t : threads) t.join();
     EXPECT_EQ(ok.load(), 3);
     EXPECT_TRUE(fresh.open());
+}
+
+// --- the hosts' audit events (docs/audit.md §5) ---
+
+// A host's chain of real events: each line is the canonical form with its SHA-256 hash, as
+// jitgated writes them (lib/audit_event).
+class HostChain {
+public:
+    explicit HostChain(std::string host) : m_host(std::move(host)) {}
+    // The next event of the chain (seq last + 1, prev_hash the last hash).
+    AuditEvent next(const std::string& type = "access.allowed_by_rule", const std::string& request_id = "") {
+        return make(m_seq + 1, m_hash, type, request_id);
+    }
+    // An event at any seq and prev_hash; the chain continues from it.
+    AuditEvent make(std::int64_t seq, std::string prev_hash, const std::string& type = "command.finished",
+                    const std::string& request_id = "", const std::string& user = "alice") {
+        nlohmann::json e{{"event_id", m_host + "-ev-" + std::to_string(++m_counter)},
+                         {"host", m_host},
+                         {"seq", seq},
+                         {"prev_hash", prev_hash},
+                         {"time", "2026-11-24T03:05:56.548Z"},
+                         {"type", type},
+                         {"user", user}};
+        if (!request_id.empty()) e["request_id"] = request_id;
+        e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
+        m_seq = seq;
+        m_hash = e["hash"].get<std::string>();
+        return AuditEvent{e["event_id"].get<std::string>(), seq,  m_hash,     prev_hash,
+                          "2026-11-24T03:05:56.548Z",       type, request_id, e.dump()};
+    }
+    // Starts over: the next event is seq 1 with the genesis prev_hash.
+    void reset() {
+        m_seq = 0;
+        m_hash = jitgate::audit::k_genesis_hash;
+    }
+    std::int64_t seq() const { return m_seq; }
+    const std::string& hash() const { return m_hash; }
+
+private:
+    std::string m_host;
+    std::int64_t m_seq = 0;
+    std::string m_hash = jitgate::audit::k_genesis_hash;
+    int m_counter = 0;
+};
+
+std::vector<std::string> types_of(const std::vector<Event>& events) {
+    std::vector<std::string> out;
+    for (const auto& e : events) out.push_back(e.type);
+    return out;
+}
+
+TEST_P(StoreTest, ingest_stores_each_line_as_sent_and_keeps_the_chain_state) {
+    HostChain chain("fin-db-01");
+    const std::vector<AuditEvent> batch{chain.next("access.requested", "R-Z4H8TFAMCE"), chain.next(), chain.next()};
+    EXPECT_FALSE(store->audit_chain("fin-db-01"));
+    const IngestResult r = store->ingest("fin-db-01", batch, 5000);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.added, 3u);
+    EXPECT_EQ(r.duplicates, 0u);
+    EXPECT_EQ(types_of(r.chain_events), std::vector<std::string>{"audit.chain_started"});
+    const auto state = store->audit_chain("fin-db-01");
+    ASSERT_TRUE(state);
+    EXPECT_EQ(state->last_seq, 3);
+    EXPECT_EQ(state->last_hash, chain.hash());
+    EXPECT_EQ(state->last_event_id, batch[2].event_id);
+    EXPECT_FALSE(state->broken);
+    EXPECT_EQ(state->problem, "");
+    EXPECT_EQ(state->last_seen, 5000);
+    EXPECT_EQ(state->events, 3);
+    const auto stored = store->audit_events("fin-db-01", 1, 100, 100);
+    ASSERT_EQ(stored.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(stored[i].line, batch[i].line);
+        EXPECT_EQ(stored[i].event_id, batch[i].event_id);
+        EXPECT_EQ(stored[i].seq, batch[i].seq);
+        EXPECT_EQ(stored[i].hash, batch[i].hash);
+        EXPECT_EQ(stored[i].prev_hash, batch[i].prev_hash);
+        EXPECT_EQ(stored[i].type, batch[i].type);
+    }
+    EXPECT_EQ(stored[0].request_id, "R-Z4H8TFAMCE");
+    EXPECT_FALSE(store->audit_chain("other-host"));
+    EXPECT_TRUE(store->audit_events("other-host", 1, 100, 100).empty());
+    const auto started = store->events("fin-db-01", "R-Z4H8TFAMCE");
+    ASSERT_EQ(started.size(), 1u);
+    EXPECT_EQ(started[0].type, "audit.chain_started");
+}
+
+TEST_P(StoreTest, ingest_deduplicates_by_host_and_event_id) {
+    HostChain chain("fin-db-01");
+    const std::vector<AuditEvent> first{chain.next(), chain.next(), chain.next()};
+    ASSERT_TRUE(store->ingest("fin-db-01", first, 5000).stored);
+    // The same batch again (its acknowledgement was lost): stored, nothing new.
+    const IngestResult again = store->ingest("fin-db-01", first, 5001);
+    ASSERT_TRUE(again.stored);
+    EXPECT_EQ(again.added, 0u);
+    EXPECT_EQ(again.duplicates, 3u);
+    EXPECT_TRUE(again.chain_events.empty());
+    // An overlapping batch: two old, one new, which continues the chain.
+    const std::vector<AuditEvent> overlap{first[1], first[2], chain.next()};
+    const IngestResult r = store->ingest("fin-db-01", overlap, 5002);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.added, 1u);
+    EXPECT_EQ(r.duplicates, 2u);
+    EXPECT_TRUE(r.chain_events.empty());
+    EXPECT_EQ(store->audit_events("fin-db-01", 1, 100, 100).size(), 4u);
+    const auto state = store->audit_chain("fin-db-01");
+    EXPECT_EQ(state->last_seq, 4);
+    EXPECT_EQ(state->events, 4);
+    EXPECT_FALSE(state->broken);
+    // The same event_id from another host is another event.
+    AuditEvent same_id = HostChain("web-02").next();
+    same_id.event_id = first[0].event_id;
+    EXPECT_EQ(store->ingest("web-02", {same_id}, 5003).added, 1u);
+}
+
+TEST_P(StoreTest, a_duplicate_with_other_bytes_refuses_the_whole_batch) {
+    HostChain chain("fin-db-01");
+    const std::vector<AuditEvent> first{chain.next(), chain.next()};
+    ASSERT_TRUE(store->ingest("fin-db-01", first, 5000).stored);
+    const AuditEvent third = chain.next();
+    AuditEvent changed = first[1];
+    changed.line.insert(changed.line.size() - 1, R"(,"x":1)");
+    const IngestResult r = store->ingest("fin-db-01", {third, changed}, 5001);
+    EXPECT_FALSE(r.stored);
+    EXPECT_EQ(r.conflict_event_id, first[1].event_id);
+    EXPECT_EQ(r.added, 0u);
+    // Nothing of the batch: not the new third event, and the chain state is as it was.
+    EXPECT_EQ(store->audit_events("fin-db-01", 1, 100, 100).size(), 2u);
+    const auto state = store->audit_chain("fin-db-01");
+    EXPECT_EQ(state->last_seq, 2);
+    EXPECT_EQ(state->last_hash, first[1].hash);
+    EXPECT_EQ(state->last_seen, 5000);
+    EXPECT_FALSE(state->broken);
+}
+
+TEST_P(StoreTest, a_seq_gap_is_stored_and_breaks_the_chain_with_its_first_problem) {
+    HostChain chain("fin-db-01");
+    ASSERT_TRUE(store->ingest("fin-db-01", {chain.next(), chain.next()}, 5000).stored);
+    // Events 3 and 4 never arrive (cut from the spool); 5 and 6 do.
+    const AuditEvent e5 = chain.make(5, std::string(64, 'a'));
+    const AuditEvent e6 = chain.next();
+    const IngestResult r = store->ingest("fin-db-01", {e5, e6}, 5001);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.added, 2u);
+    EXPECT_EQ(types_of(r.chain_events), std::vector<std::string>{"audit.chain_gap"});
+    EXPECT_NE(r.chain_events[0].detail.find(R"("missing":2)"), std::string::npos) << r.chain_events[0].detail;
+    const auto state = store->audit_chain("fin-db-01");
+    EXPECT_TRUE(state->broken);
+    EXPECT_EQ(state->problem, "gap: seq 5 follows 2 (2 events missing)");
+    EXPECT_EQ(state->problem_seq, 5);
+    EXPECT_EQ(state->problem_at, 5001);
+    EXPECT_EQ(state->last_seq, 6);
+    EXPECT_EQ(state->last_hash, e6.hash);
+    EXPECT_EQ(store->audit_events("fin-db-01", 1, 100, 100).size(), 4u);
+    // The server's own record of it, in the events table.
+    const auto recorded = store->events("fin-db-01", "");
+    ASSERT_EQ(types_of(recorded), (std::vector<std::string>{"audit.chain_started", "audit.chain_gap"}));
+    EXPECT_EQ(recorded[1].actor, "host:fin-db-01");
+    // A later event that follows is fine; the first problem stays.
+    const IngestResult later = store->ingest("fin-db-01", {chain.next()}, 5002);
+    EXPECT_TRUE(later.chain_events.empty());
+    EXPECT_EQ(store->audit_chain("fin-db-01")->problem, "gap: seq 5 follows 2 (2 events missing)");
+}
+
+TEST_P(StoreTest, a_fork_is_stored_and_breaks_the_chain) {
+    HostChain chain("fin-db-01");
+    const std::vector<AuditEvent> first{chain.next(), chain.next()};
+    ASSERT_TRUE(store->ingest("fin-db-01", first, 5000).stored);
+    // seq 3 whose prev_hash is not the stored hash of seq 2 (seq 2 was rewritten on the host).
+    const AuditEvent forked = chain.make(3, std::string(64, 'b'));
+    const IngestResult r = store->ingest("fin-db-01", {forked}, 5001);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(types_of(r.chain_events), std::vector<std::string>{"audit.chain_fork"});
+    auto state = store->audit_chain("fin-db-01");
+    EXPECT_TRUE(state->broken);
+    EXPECT_EQ(state->problem.rfind("fork at seq 3: its prev_hash is not the hash of seq 2", 0), 0u) << state->problem;
+    EXPECT_EQ(state->last_seq, 3);
+    // seq 2 again under a new event_id (a rolled-back spool): stored, a fork again, first problem kept.
+    const AuditEvent again = chain.make(2, first[0].hash, "command.finished", "", "mallory");
+    const IngestResult r2 = store->ingest("fin-db-01", {again}, 5002);
+    ASSERT_TRUE(r2.stored);
+    EXPECT_EQ(r2.added, 1u);
+    EXPECT_EQ(types_of(r2.chain_events), std::vector<std::string>{"audit.chain_fork"});
+    EXPECT_NE(r2.chain_events[0].detail.find("arrives again with a new event_id"), std::string::npos);
+    state = store->audit_chain("fin-db-01");
+    EXPECT_EQ(state->problem_seq, 3);
+    EXPECT_EQ(state->last_seq, 2);
+    EXPECT_EQ(state->last_hash, again.hash);
+    EXPECT_EQ(store->audit_events("fin-db-01", 2, 2, 100).size(), 2u); // both seq 2 events are kept
+}
+
+TEST_P(StoreTest, a_new_chain_at_seq_1_is_recorded_not_a_break) {
+    HostChain chain("fin-db-01");
+    ASSERT_TRUE(store->ingest("fin-db-01", {chain.next(), chain.next(), chain.next()}, 5000).stored);
+    chain.reset(); // the spool was archived and started again (docs/audit.md "Starting a new chain")
+    const IngestResult r = store->ingest("fin-db-01", {chain.next(), chain.next()}, 5001);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.added, 2u);
+    EXPECT_EQ(types_of(r.chain_events), std::vector<std::string>{"audit.chain_restarted"});
+    EXPECT_NE(r.chain_events[0].detail.find(R"("previous_last_seq":3)"), std::string::npos);
+    const auto state = store->audit_chain("fin-db-01");
+    EXPECT_FALSE(state->broken);
+    EXPECT_EQ(state->last_seq, 2);
+    EXPECT_EQ(state->last_hash, chain.hash());
+    EXPECT_EQ(state->events, 5);
+    EXPECT_EQ(store->audit_events("fin-db-01", 1, 1, 100).size(), 2u); // both chains' seq 1
+}
+
+TEST_P(StoreTest, a_hosts_first_event_past_seq_1_starts_its_record_there) {
+    HostChain chain("fin-db-01");
+    const AuditEvent e = chain.make(41, std::string(64, 'c'));
+    const IngestResult r = store->ingest("fin-db-01", {e, chain.next()}, 5000);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(types_of(r.chain_events), std::vector<std::string>{"audit.chain_started"});
+    EXPECT_FALSE(store->audit_chain("fin-db-01")->broken);
+    EXPECT_EQ(store->audit_chain("fin-db-01")->last_seq, 42);
+}
+
+TEST_P(StoreTest, ingest_refuses_an_unchecked_batch) {
+    EXPECT_THROW(store->ingest("fin-db-01", {}, 5000), Error);
+    AuditEvent bad = HostChain("fin-db-01").next();
+    bad.hash = "nothex";
+    EXPECT_THROW(store->ingest("fin-db-01", {bad}, 5000), Error);
+    EXPECT_THROW(store->ingest("", {HostChain("x").next()}, 5000), Error);
+    EXPECT_FALSE(store->audit_chain("fin-db-01"));
+}
+
+// Two replicas (two connections) take batches of one host at once: each event is stored
+// once, and the chain state is the end of the chain.
+TEST_P(StoreTest, concurrent_batches_of_one_host_store_each_event_once) {
+    auto other = database().open();
+    HostChain chain("fin-db-01");
+    std::vector<AuditEvent> all;
+    for (int i = 0; i < 200; ++i) all.push_back(chain.next());
+    std::thread a([&] {
+        for (std::size_t i = 0; i < all.size(); i += 10)
+            store->ingest("fin-db-01", std::vector<AuditEvent>(all.begin() + i, all.begin() + i + 10), 5000);
+    });
+    std::thread b([&] {
+        for (std::size_t i = 0; i < all.size(); i += 10)
+            other->ingest("fin-db-01", std::vector<AuditEvent>(all.begin() + i, all.begin() + i + 10), 5000);
+    });
+    a.join();
+    b.join();
+    EXPECT_EQ(store->audit_events("fin-db-01", 1, 1000, 1000).size(), 200u);
+    const auto state = store->audit_chain("fin-db-01");
+    EXPECT_EQ(state->last_seq, 200);
+    EXPECT_EQ(state->events, 200);
+    EXPECT_FALSE(state->broken) << state->problem;
+}
+
+// A database of schema version 1 (the approval service alone) is upgraded in place: what it
+// held stays, and the audit store works.
+TEST_P(StoreTest, migrate_upgrades_a_version_1_database_in_place) {
+    Database old(GetParam());
+    EXPECT_EQ(old.migrate_up_to(1), 0);
+    EXPECT_THROW(old.open(), Error); // older than this program: migrate first
+    old.exec("INSERT INTO events (at, type, host, request_id) VALUES (1234, 'server.started', 'h1', 'R-OLD1')");
+    EXPECT_EQ(old.migrate(), 1);
+    auto upgraded = old.open();
+    const auto kept = upgraded->events("h1", "R-OLD1");
+    ASSERT_EQ(kept.size(), 1u);
+    EXPECT_EQ(kept[0].at, 1234);
+    HostChain chain("fin-db-01");
+    EXPECT_TRUE(upgraded->ingest("fin-db-01", {chain.next()}, 5000).stored);
+    EXPECT_EQ(old.migrate(), k_schema_version);
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, StoreTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);

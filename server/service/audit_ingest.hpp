@@ -1,0 +1,61 @@
+// server/service/audit_ingest.hpp — the audit store's wire forms at the server (docs/audit.md
+// §5, format `jsonl`): the checks of a batch of a host's events before anything is stored, and
+// the acknowledgement. Pure functions: no I/O, no clock, no database. Every function here takes
+// hostile input and never throws except std::bad_alloc.
+#pragma once
+
+#include "server/store/store.hpp"
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jitgate::server::audit_ingest {
+
+// At most this many lines in one batch (jitgated's audit.store.batch_events is at most 10000).
+inline constexpr std::size_t k_max_lines = 10000;
+// The hosts listener takes bodies up to this size on POST /v1/audit/events only (the approval
+// routes keep the listener's 64 KiB): jitgated's batches are audit.store.batch_size (1 MiB by
+// default), and a single event can be several hundred KiB (docs/audit.md §5).
+inline constexpr std::size_t k_max_body = 32 * 1024 * 1024;
+
+// A batch refused before the database sees it: the HTTP status, the error code of the body
+// (docs/protocol.md §8 form) and one line saying which line and why.
+struct Refusal {
+    int status = 400;
+    std::string code;
+    std::string message;
+};
+
+struct BatchCheck {
+    std::vector<store::AuditEvent> events; // in line order, when the batch passed
+    std::string host;                      // the host of every event, when the batch passed
+    std::optional<Refusal> refused;
+};
+
+// True for `application/x-ndjson`, with optional parameters ("; charset=utf-8").
+bool is_ndjson(const std::string* content_type) noexcept;
+
+// Checks a whole `jsonl` body for `host` (the host the client certificate acts for, already
+// matched by the caller against may_act_for): the body is lines each ending in '\n' (1 to
+// k_max_lines of them: 413 beyond); each line parses strictly (lib/strict_json: no duplicate
+// member; 400 otherwise) and is exactly the canonical form of a stamped event whose hash matches
+// its content (lib/audit_chain check_line; 422 naming the line, seq and event_id otherwise),
+// with seq 1..INT64_MAX; every event's `host` is one the certificate may act for (403), and the
+// same for every event (a certificate naming several hosts sends each its own batches: 400). One
+// bad line refuses the whole batch. `may_act_for` says whether the certificate names a host.
+BatchCheck check_batch(std::string_view body, const std::function<bool(const std::string&)>& may_act_for);
+
+// The acknowledgement of §5: {"stored":N,"last_event_id":"..."} plus `new` and `duplicates`
+// (ignored by jitgated, for people reading it).
+std::string ack_json(std::size_t stored, const std::string& last_event_id, std::size_t added, std::size_t duplicates);
+
+// GET /v1/audit/state: {"host":...,"last_seq":N,"last_hash":...,"last_event_id":...,
+// "chain":"ok"|"broken","problem":...,"last_seen":"RFC 3339","events":N}; a host without
+// events: last_seq 0 and empty strings.
+std::string state_json(const std::string& host, const std::optional<store::AuditChain>& chain);
+
+} // namespace jitgate::server::audit_ingest
