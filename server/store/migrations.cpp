@@ -194,8 +194,8 @@ const Step k_steps[] = {
     // 2: the fleet's audit store (docs/audit.md §5): every host's events as sent, unique per
     // (host, event_id), and each host's chain state. `line` is the event exactly as the host
     // sent it (its hash can be checked again at any time); the other columns are copies of its
-    // members for queries. PostgreSQL: not partitioned yet (one table; monthly partitions are a
-    // later step, see docs/server.md "Audit store").
+    // members for queries; and an index for the per-host pending count. PostgreSQL: not partitioned yet (one table;
+    // monthly partitions are a later step, see docs/server.md "Audit store").
     {2,
      {
          R"(CREATE TABLE audit_events (
@@ -226,6 +226,9 @@ const Step k_steps[] = {
               last_seen INTEGER NOT NULL DEFAULT 0,
               events INTEGER NOT NULL DEFAULT 0
             ) STRICT)",
+         // A filing counts its host's pending requests up to hosts.max_pending_per_host: with
+         // this index that reads at most that many entries, whatever the host's history.
+         "CREATE INDEX requests_host_pending ON requests (host, status, expires_at)",
      },
      {
          R"(CREATE TABLE audit_events (
@@ -256,6 +259,7 @@ const Step k_steps[] = {
               last_seen BIGINT NOT NULL DEFAULT 0,
               events BIGINT NOT NULL DEFAULT 0
             ))",
+         "CREATE INDEX requests_host_pending ON requests (host, status, expires_at)",
      }},
 };
 
