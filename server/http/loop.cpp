@@ -211,6 +211,13 @@ EventLoop::~EventLoop() {
     for (auto* a : m_impl->attached) a->detach();
     m_impl->attached.clear();
     event_free(m_impl->wake);
+    // libevent finishes freeing a bufferevent (with its SSL) from this loop: a deferred
+    // callback holding a reference, then a finalizer. A Listener torn down just before (its
+    // evhttp_free) leaves those queued, and event_base_free drops the queues without running
+    // them, so such a connection was never freed. The freed bufferevents have no callbacks of
+    // ours left, and every event of ours is gone by now, so these passes run libevent's own
+    // work only.
+    for (int pass = 0; pass < 4; ++pass) event_base_loop(m_impl->base, EVLOOP_NONBLOCK);
     event_base_free(m_impl->base);
 }
 
