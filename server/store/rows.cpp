@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
+
 namespace jitgate::server::store {
 
 std::string list_to_json(const std::vector<std::string>& list) {
@@ -106,7 +108,9 @@ Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int
         // not an attack in itself; the old chain stays stored.
         out = chain_event("audit.chain_restarted", chain, e, now,
                           {{"previous_last_seq", chain.last_seq}, {"previous_last_hash", chain.last_hash}});
-    } else if (e.seq == chain.last_seq + 1) {
+    } else if (e.seq - 1 == chain.last_seq) {
+        // Written as e.seq - 1 (e.seq >= 1): chain.last_seq + 1 overflows when a host sent
+        // seq INT64_MAX.
         if (e.prev_hash != chain.last_hash) {
             problem = "fork at seq " + std::to_string(e.seq) + ": its prev_hash is not the hash of seq " +
                       std::to_string(chain.last_seq) + " as stored (event " + chain.last_event_id + ")";
@@ -114,8 +118,8 @@ Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int
                 "audit.chain_fork", chain, e, now,
                 {{"problem", problem}, {"prev_hash", e.prev_hash}, {"expected_prev_hash", chain.last_hash}});
         }
-    } else if (e.seq > chain.last_seq + 1) {
-        const std::int64_t missing = e.seq - chain.last_seq - 1;
+    } else if (e.seq - 1 > chain.last_seq) {
+        const std::int64_t missing = e.seq - 1 - chain.last_seq; // both >= 0: no overflow
         problem = "gap: seq " + std::to_string(e.seq) + " follows " + std::to_string(chain.last_seq) + " (" +
                   std::to_string(missing) + (missing == 1 ? " event" : " events") + " missing)";
         out = chain_event("audit.chain_gap", chain, e, now,
@@ -126,8 +130,10 @@ Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int
         // acknowledged").
         problem = "fork: seq " + std::to_string(e.seq) + " arrives again with a new event_id after seq " +
                   std::to_string(chain.last_seq) + " (the host's spool was rolled back or rewritten)";
-        out = chain_event("audit.chain_fork", chain, e, now,
-                          {{"problem", problem}, {"expected_seq", chain.last_seq + 1}});
+        nlohmann::json detail{{"problem", problem}};
+        // No seq follows INT64_MAX (the largest the store takes): then none is expected.
+        if (chain.last_seq < std::numeric_limits<std::int64_t>::max()) detail["expected_seq"] = chain.last_seq + 1;
+        out = chain_event("audit.chain_fork", chain, e, now, std::move(detail));
     }
     if (!problem.empty() && !chain.broken) {
         chain.broken = true;

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <libpq-fe.h>
+#include <limits>
 #include <mutex>
 #include <poll.h>
 #include <sqlite3.h>
@@ -1122,6 +1123,25 @@ TEST_P(StoreTest, a_new_chain_at_seq_1_is_recorded_not_a_break) {
     EXPECT_EQ(state->last_hash, chain.hash());
     EXPECT_EQ(state->events, 5);
     EXPECT_EQ(store->audit_events("fin-db-01", 1, 1, 100).size(), 2u); // both chains' seq 1
+}
+
+TEST_P(StoreTest, an_event_after_seq_int64_max_is_a_fork_not_an_overflowed_gap) {
+    // A hostile host starts its record at the largest seq the store takes; whatever it sends
+    // next is a (host, seq) at or below the last one: a fork, counted without overflow.
+    HostChain chain("fin-db-01");
+    const AuditEvent top = chain.make(std::numeric_limits<std::int64_t>::max(), std::string(64, 'c'));
+    ASSERT_TRUE(store->ingest("fin-db-01", {top}, 5000).stored);
+    const AuditEvent low = chain.make(5, std::string(64, 'd'));
+    const IngestResult r = store->ingest("fin-db-01", {low}, 5001);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(types_of(r.chain_events), std::vector<std::string>{"audit.chain_fork"});
+    ASSERT_EQ(r.chain_events.size(), 1u);
+    EXPECT_EQ(r.chain_events[0].detail.find("expected_seq"), std::string::npos) << r.chain_events[0].detail;
+    const auto state = store->audit_chain("fin-db-01");
+    EXPECT_TRUE(state->broken);
+    EXPECT_EQ(state->problem.rfind("fork: seq 5 arrives again with a new event_id after seq 9223372036854775807", 0),
+              0u)
+        << state->problem;
 }
 
 TEST_P(StoreTest, a_hosts_first_event_past_seq_1_starts_its_record_there) {
