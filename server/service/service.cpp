@@ -225,11 +225,17 @@ void Service::handle_host(http::Request&& request, http::Reply&& reply) {
 void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
     const std::string subject = request.client.subject;
     const auto refused = [&](int status, const std::string& code, const std::string& message, bool alert) {
-        if (alert) {
+        // At most one of each status per host and minute, with the count suppressed since the
+        // last: a host (or its stolen key) sending bad batches in a loop neither grows the events
+        // table nor floods syslog at alert.
+        const std::string key = request.client.names.front() + '\n' + std::to_string(status);
+        if (alert && record_refusal(m_batch_refusals, key, now())) {
             // Recorded apart from the batch (whose transaction stored nothing), as an alert.
             store::Event e = event(now(), "audit.batch_refused", request.client.names.front(), "",
                                    "host:" + request.client.names.front(), subject, request.peer_address,
-                                   {{"status", status}, {"reason", message}});
+                                   {{"status", status},
+                                    {"reason", message},
+                                    {"suppressed", std::exchange(m_batch_refusals[key].suppressed, 0)}});
             log_alert(e);
             try {
                 m_store.record(e);
@@ -400,17 +406,18 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
 }
 
-bool Service::record_refusal(const std::string& host, std::int64_t t) {
+bool Service::record_refusal(std::map<std::string, Refusals, std::less<>>& table, const std::string& host,
+                             std::int64_t t) {
     constexpr std::int64_t k_window_s = 60;
     constexpr std::size_t k_max_hosts = 100000;
-    auto it = m_refusals.find(host);
-    if (it == m_refusals.end()) {
+    auto it = table.find(host);
+    if (it == table.end()) {
         // Bounded: hosts whose minute has passed and who owe no count are forgotten first.
-        if (m_refusals.size() >= k_max_hosts)
-            std::erase_if(m_refusals, [t](const auto& e) {
+        if (table.size() >= k_max_hosts)
+            std::erase_if(table, [t](const auto& e) {
                 return e.second.suppressed == 0 && t - e.second.window_start >= k_window_s;
             });
-        it = m_refusals.emplace(host, Refusals{t, 0}).first;
+        it = table.emplace(host, Refusals{t, 0}).first;
         return true;
     }
     if (t - it->second.window_start >= k_window_s) {

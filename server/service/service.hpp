@@ -152,7 +152,11 @@ private:
     void start_purge();
     void expire_due();
     // Whether this pending-cap refusal of `host` at `t` is recorded (the first of its minute).
-    bool record_refusal(const std::string& host, std::int64_t t);
+    bool record_refusal(const std::string& host, std::int64_t t) { return record_refusal(m_refusals, host, t); }
+    struct Refusals;
+    // The same over `table`, for any key (the first refusal of each key's minute is recorded).
+    static bool record_refusal(std::map<std::string, Refusals, std::less<>>& table, const std::string& key,
+                               std::int64_t t);
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);
     std::optional<store::Request> find_for(const http::ClientIdentity& client, const std::string& id);
@@ -171,6 +175,9 @@ private:
         std::int64_t suppressed = 0;
     };
     std::map<std::string, Refusals, std::less<>> m_refusals;
+    // Refused audit batches (403, 409, 422), per host and status, recorded the same way: a
+    // host sending bad batches in a loop cannot grow the events table or flood syslog at alert.
+    std::map<std::string, Refusals, std::less<>> m_batch_refusals;
     http::Timer m_expiry_timer;
     http::Timer m_purge_timer;
     std::shared_ptr<void> m_wake_watch;

@@ -390,6 +390,14 @@ audit_ingest_with() {
     expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
     expect_eq "$(srv_sql "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
         3 "refused batches in the server's audit"
+    # the same refusal in a loop: within the minute, counted, not each recorded (nor each an alert)
+    local n
+    for n in 1 2 3; do
+        expect_eq "$("${hosts[@]}" -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+            --data-binary "$edited"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 422 "an edited event again"
+    done
+    expect_eq "$(srv_sql "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
+        3 "refused batches recorded within one minute"
     all_settled
 }
 
