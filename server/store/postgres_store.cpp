@@ -367,14 +367,6 @@ public:
         call([&] { m_db.exec("DELETE FROM sessions WHERE token_sha256 = $1", {str(token_sha256)}); });
     }
 
-    void put_login(const LoginState& login) override {
-        call([&] {
-            m_db.exec("INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) "
-                      "VALUES ($1, $2, $3, $4, $5::bigint)",
-                      {login.state, login.nonce, login.code_verifier, login.return_to, num(login.expires_at)});
-        });
-    }
-
     std::size_t put_login(const LoginState& login, std::int64_t now, std::size_t max_in_progress) override {
         return call([&] {
             pg::Transaction tx(m_db);

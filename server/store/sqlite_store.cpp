@@ -348,20 +348,6 @@ public:
         });
     }
 
-    void put_login(const LoginState& login) override {
-        write([&] {
-            Query q(
-                m_db,
-                "INSERT INTO logins (state, nonce, code_verifier, return_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)");
-            q.text(1, login.state)
-                .text(2, login.nonce)
-                .text(3, login.code_verifier)
-                .text(4, login.return_to)
-                .integer(5, login.expires_at)
-                .run();
-        });
-    }
-
     std::size_t put_login(const LoginState& login, std::int64_t now, std::size_t max_in_progress) override {
         return write([&] {
             // BEGIN IMMEDIATE: no other writer between the count and the insert.

@@ -283,7 +283,6 @@ public:
     virtual void put_session(const Session& session) = 0;
     virtual std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) = 0;
     virtual void delete_session(std::string_view token_sha256) = 0;
-    virtual void put_login(const LoginState& login) = 0;
     // Stores `login` so that at most `max_in_progress` (>= 1) sign-ins are outstanding at `now`
     // afterwards: when the table is full, the oldest outstanding ones (earliest expires_at) are
     // deleted first, in the same transaction (serialised across replicas on PostgreSQL by an

@@ -31,6 +31,9 @@ namespace {
 
 enum class Backend { sqlite, postgres };
 
+// put_login's cap on sign-ins in progress, for tests about something else.
+constexpr std::size_t k_no_sign_in_cap = 1000000;
+
 std::string pg_base_conninfo() {
     const char* file = std::getenv("JITGATE_TEST_PG_CONNINFO_FILE");
     if (file == nullptr || *file == '\0')
@@ -584,8 +587,8 @@ TEST_P(StoreTest, purge_keeps_every_request_and_event_and_deletes_expired_sessio
     ASSERT_TRUE(store->finish("web1", "R-NEW", Status::denied, "carol", "", 500, event("x")));
     store->put_session(Session{"tok-old", "i", "bob", "Bob", {}, "csrf", 0, 50});
     store->put_session(Session{"tok-new", "i", "bob", "Bob", {}, "csrf", 0, 5000});
-    store->put_login(LoginState{"state-old", "n", "v", "/", 50});
-    store->put_login(LoginState{"state-new", "n", "v", "/", 5000});
+    store->put_login(LoginState{"state-old", "n", "v", "/", 50}, 0, k_no_sign_in_cap);
+    store->put_login(LoginState{"state-new", "n", "v", "/", 5000}, 0, k_no_sign_in_cap);
     store->enqueue("hook", "delivered-old", 10);
     store->enqueue("hook", "delivered-new", 90);
     store->enqueue("hook", "pending-old", 10);
@@ -639,9 +642,9 @@ TEST_P(StoreTest, purge_from_two_connections_at_once_both_return) {
 
 TEST_P(StoreTest, count_logins_counts_only_unexpired_ones) {
     EXPECT_EQ(store->count_logins(100), 0u);
-    store->put_login(LoginState{"a", "n", "v", "/", 50});
-    store->put_login(LoginState{"b", "n", "v", "/", 150});
-    store->put_login(LoginState{"c", "n", "v", "/", 250});
+    store->put_login(LoginState{"a", "n", "v", "/", 50}, 0, k_no_sign_in_cap);
+    store->put_login(LoginState{"b", "n", "v", "/", 150}, 0, k_no_sign_in_cap);
+    store->put_login(LoginState{"c", "n", "v", "/", 250}, 0, k_no_sign_in_cap);
     EXPECT_EQ(store->count_logins(100), 2u);
     EXPECT_EQ(store->count_logins(150), 1u);
     ASSERT_TRUE(store->take_login("c", 100));
@@ -771,7 +774,7 @@ TEST_P(StoreTest, sessions_put_find_expire_delete) {
 }
 
 TEST_P(StoreTest, take_login_is_one_use_and_expired_is_nullopt) {
-    store->put_login(LoginState{"st-1", "nonce-1", "verifier-1", "/requests/web1/R-1", 500});
+    store->put_login(LoginState{"st-1", "nonce-1", "verifier-1", "/requests/web1/R-1", 500}, 0, k_no_sign_in_cap);
     const auto taken = store->take_login("st-1", 400);
     ASSERT_TRUE(taken);
     EXPECT_EQ(taken->nonce, "nonce-1");
@@ -779,7 +782,7 @@ TEST_P(StoreTest, take_login_is_one_use_and_expired_is_nullopt) {
     EXPECT_EQ(taken->return_to, "/requests/web1/R-1");
     EXPECT_EQ(taken->expires_at, 500);
     EXPECT_FALSE(store->take_login("st-1", 400));
-    store->put_login(LoginState{"st-2", "n", "v", "/", 500});
+    store->put_login(LoginState{"st-2", "n", "v", "/", 500}, 0, k_no_sign_in_cap);
     EXPECT_FALSE(store->take_login("st-2", 500));
     EXPECT_FALSE(store->take_login("st-2", 100)); // an expired one is gone, not kept for later
     EXPECT_FALSE(store->take_login("unknown", 100));
