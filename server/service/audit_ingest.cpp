@@ -133,6 +133,7 @@ BatchCheck check_batch(std::string_view body, const std::function<bool(const std
         event.type = string_member(e, "type");
         event.request_id = string_member(e, "request_id");
         event.line = line;
+        event.user = string_member(e, "user");
         if (event.event_id.empty()) {
             out.refused = refuse(422, "invalid_event", line_name(number, e) + ": an empty event_id");
             out.events.clear();

@@ -261,6 +261,62 @@ const Step k_steps[] = {
             ))",
          "CREATE INDEX requests_host_pending ON requests (host, status, expires_at)",
      }},
+    // Version 3: what auditors read (issue 14). The user of each host event as a column (search by
+    // user), indexes for reading by time, type and user (the evidence report and the auditor's
+    // search over millions of events), the server's events and requests by time, and the
+    // break-glass reviews: one per stored `access.break_glass` event, opened in the ingest
+    // transaction, closed by a reviewer other than the user with a note.
+    {3,
+     {
+         "ALTER TABLE audit_events ADD COLUMN user_name TEXT NOT NULL DEFAULT ''",
+         "CREATE INDEX audit_events_time ON audit_events (time)",
+         "CREATE INDEX audit_events_user ON audit_events (user_name, time) WHERE user_name <> ''",
+         "CREATE INDEX audit_events_type ON audit_events (type, time)",
+         "CREATE INDEX events_at ON events (at)",
+         "CREATE INDEX requests_created ON requests (created_at)",
+         R"(CREATE TABLE break_glass_reviews (
+              host TEXT NOT NULL,
+              event_id TEXT NOT NULL,
+              user_name TEXT NOT NULL DEFAULT '',
+              time TEXT NOT NULL,
+              opened_at INTEGER NOT NULL,
+              due_at INTEGER NOT NULL,
+              status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+              reviewer TEXT NOT NULL DEFAULT '',
+              reviewer_identity TEXT NOT NULL DEFAULT '',
+              note TEXT NOT NULL DEFAULT '',
+              closed_at INTEGER NOT NULL DEFAULT 0,
+              overdue_alerted_at INTEGER NOT NULL DEFAULT 0,
+              PRIMARY KEY (host, event_id)
+            ) STRICT)",
+         "CREATE INDEX break_glass_due ON break_glass_reviews (status, due_at)",
+         "CREATE INDEX break_glass_time ON break_glass_reviews (time)",
+     },
+     {
+         "ALTER TABLE audit_events ADD COLUMN user_name TEXT NOT NULL DEFAULT ''",
+         "CREATE INDEX audit_events_time ON audit_events (time)",
+         "CREATE INDEX audit_events_user ON audit_events (user_name, time) WHERE user_name <> ''",
+         "CREATE INDEX audit_events_type ON audit_events (type, time)",
+         "CREATE INDEX events_at ON events (at)",
+         "CREATE INDEX requests_created ON requests (created_at)",
+         R"(CREATE TABLE break_glass_reviews (
+              host TEXT NOT NULL,
+              event_id TEXT NOT NULL,
+              user_name TEXT NOT NULL DEFAULT '',
+              time TEXT NOT NULL,
+              opened_at BIGINT NOT NULL,
+              due_at BIGINT NOT NULL,
+              status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+              reviewer TEXT NOT NULL DEFAULT '',
+              reviewer_identity TEXT NOT NULL DEFAULT '',
+              note TEXT NOT NULL DEFAULT '',
+              closed_at BIGINT NOT NULL DEFAULT 0,
+              overdue_alerted_at BIGINT NOT NULL DEFAULT 0,
+              PRIMARY KEY (host, event_id)
+            ))",
+         "CREATE INDEX break_glass_due ON break_glass_reviews (status, due_at)",
+         "CREATE INDEX break_glass_time ON break_glass_reviews (time)",
+     }},
 };
 
 static_assert(std::size(k_steps) == static_cast<std::size_t>(k_schema_version), "one step per schema version");

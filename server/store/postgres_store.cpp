@@ -497,10 +497,10 @@ public:
             for (const AuditEvent& e : events) {
                 const Result inserted = m_db.exec(
                     "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
-                    "received_at) VALUES ($1, $2, $3::bigint, $4, $5, $6, $7, $8, $9, $10::bigint) "
+                    "received_at, user_name) VALUES ($1, $2, $3::bigint, $4, $5, $6, $7, $8, $9, $10::bigint, $11) "
                     "ON CONFLICT (host, event_id) DO NOTHING RETURNING id",
-                    {host, e.event_id, num(e.seq), e.hash, e.prev_hash, e.time, e.type, e.request_id, e.line,
-                     num(now)});
+                    {host, e.event_id, num(e.seq), e.hash, e.prev_hash, e.time, e.type, e.request_id, e.line, num(now),
+                     e.user});
                 if (inserted.rows() != 1) {
                     const Result stored = m_db.exec("SELECT line FROM audit_events WHERE host = $1 AND event_id = $2",
                                                     {host, e.event_id});
@@ -548,14 +548,15 @@ public:
     std::vector<AuditEvent> audit_events(std::string_view host, std::int64_t from_seq, std::int64_t to_seq,
                                          std::size_t limit) override {
         return call([&] {
-            const Result r = m_db.exec("SELECT event_id, seq, hash, prev_hash, time, type, request_id, line "
-                                       "FROM audit_events WHERE host = $1 AND seq BETWEEN $2::bigint AND $3::bigint "
-                                       "ORDER BY id LIMIT $4::bigint",
-                                       {str(host), num(from_seq), num(to_seq), limit_value(limit)});
+            const Result r =
+                m_db.exec("SELECT event_id, seq, hash, prev_hash, time, type, request_id, line, "
+                          "user_name FROM audit_events WHERE host = $1 AND seq BETWEEN $2::bigint AND $3::bigint "
+                          "ORDER BY id LIMIT $4::bigint",
+                          {str(host), num(from_seq), num(to_seq), limit_value(limit)});
             std::vector<AuditEvent> out;
             for (int i = 0; i < r.rows(); ++i)
                 out.push_back(AuditEvent{r.text(i, 0), r.integer(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
-                                         r.text(i, 5), r.text(i, 6), r.text(i, 7)});
+                                         r.text(i, 5), r.text(i, 6), r.text(i, 7), r.text(i, 8)});
             return out;
         });
     }

@@ -484,7 +484,7 @@ public:
             bool inserted = false;
             {
                 Query q(m_db, "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, "
-                              "line, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                              "line, received_at, user_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
                               "ON CONFLICT (host, event_id) DO NOTHING RETURNING id");
                 q.text(1, host)
                     .text(2, e.event_id)
@@ -495,7 +495,8 @@ public:
                     .text(7, e.type)
                     .text(8, e.request_id)
                     .text(9, e.line)
-                    .integer(10, now);
+                    .integer(10, now)
+                    .text(11, e.user);
                 inserted = q.step();
                 q.run();
             }
@@ -543,12 +544,13 @@ public:
         Transaction tx(m_db, Transaction::Kind::read);
         std::vector<AuditEvent> out;
         {
-            Query q(m_db, "SELECT event_id, seq, hash, prev_hash, time, type, request_id, line FROM audit_events "
-                          "WHERE host = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY id LIMIT ?4");
+            Query q(m_db,
+                    "SELECT event_id, seq, hash, prev_hash, time, type, request_id, line, user_name FROM audit_events "
+                    "WHERE host = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY id LIMIT ?4");
             q.text(1, host).integer(2, from_seq).integer(3, to_seq).integer(4, limit_value(limit));
             while (q.step())
                 out.push_back(AuditEvent{q.text(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6),
-                                         q.text(7)});
+                                         q.text(7), q.text(8)});
         }
         tx.commit();
         return out;

@@ -34,7 +34,7 @@ namespace jitgate::server::store {
 
 // The schema version this program reads and writes. `jitgate-server migrate` brings a
 // database to it; open_* refuses any other version with a message that says what to run.
-inline constexpr int k_schema_version = 2;
+inline constexpr int k_schema_version = 3;
 
 enum class Status { pending, approved, denied, expired, cancelled };
 std::string_view to_string(Status status) noexcept;
@@ -159,6 +159,7 @@ struct AuditEvent {
     std::string type;       // e.g. "access.requested"
     std::string request_id; // the event's request_id, or empty
     std::string line;       // the line exactly as sent, without its '\n'
+    std::string user;       // the event's `user`, or empty (column user_name, for search)
 };
 
 // What the store knows of one host's chain: the last event it acknowledged in chain order (the

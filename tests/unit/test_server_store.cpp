@@ -947,8 +947,15 @@ public:
         e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
         m_seq = seq;
         m_hash = e["hash"].get<std::string>();
-        return AuditEvent{e["event_id"].get<std::string>(), seq,  m_hash,     prev_hash,
-                          "2026-11-24T03:05:56.548Z",       type, request_id, e.dump()};
+        return AuditEvent{e["event_id"].get<std::string>(),
+                          seq,
+                          m_hash,
+                          prev_hash,
+                          "2026-11-24T03:05:56.548Z",
+                          type,
+                          request_id,
+                          e.dump(),
+                          user};
     }
     // Starts over: the next event is seq 1 with the genesis prev_hash.
     void reset() {
@@ -997,6 +1004,7 @@ TEST_P(StoreTest, ingest_stores_each_line_as_sent_and_keeps_the_chain_state) {
         EXPECT_EQ(stored[i].seq, batch[i].seq);
         EXPECT_EQ(stored[i].hash, batch[i].hash);
         EXPECT_EQ(stored[i].prev_hash, batch[i].prev_hash);
+        EXPECT_EQ(stored[i].user, "alice");
         EXPECT_EQ(stored[i].type, batch[i].type);
     }
     EXPECT_EQ(stored[0].request_id, "R-Z4H8TFAMCE");
