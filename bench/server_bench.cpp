@@ -15,14 +15,22 @@
 //   latency  per request: park a poll (on --hosts-url), approve through the web UI (on
 //            --web-url, maybe another replica), time from the approve POST to the poll's answer
 //            carrying the grant; p50/p99.
+//   ingest   --hosts N hosts (bench-01..bench-NN, one certificate naming them all) each ship
+//            --count hash-chained audit events in batches of --batch to POST /v1/audit/events
+//            (docs/audit.md §5), every host on its own keep-alive connection and one batch at a
+//            time, as jitgated ships; events/s acknowledged (each acknowledgement comes after
+//            the commit). The events are made and hashed before the clock starts.
 // The approver's session is written straight into the server's database (--sqlite PATH or
 // --postgres CONNINFO) through server/store, as the OIDC callback would after a sign-in: the
 // bench measures the service, not the identity provider.
 //
 // Threading: one thread. Errors: a failed call or a wrong answer ends the run with a one-line
 // message and exit 1.
+#include "lib/audit_event.hpp"
 #include "server/store/store.hpp"
 #include "server/web/browser.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <curl/curl.h>
 #include <openssl/rand.h>
@@ -63,11 +71,13 @@ struct Options {
     int concurrency = 16;
     int idle_s = 30;
     long server_pid = 0;
+    int hosts = 16; // ingest
+    int batch = 500;
 };
 
 Options parse(int argc, char** argv) {
     Options o;
-    if (argc < 2) die("usage: server_bench rate|park|latency --hosts-url U --ca F --cert F --key F [...]");
+    if (argc < 2) die("usage: server_bench rate|park|latency|ingest --hosts-url U --ca F --cert F --key F [...]");
     o.mode = argv[1];
     for (int i = 2; i < argc; ++i) {
         const std::string a = argv[i];
@@ -97,12 +107,18 @@ Options parse(int argc, char** argv) {
             o.idle_s = std::stoi(v);
         else if (a == "--server-pid")
             o.server_pid = std::stol(v);
+        else if (a == "--hosts")
+            o.hosts = std::stoi(v);
+        else if (a == "--batch")
+            o.batch = std::stoi(v);
         else
             die("unknown option " + a);
     }
     if (o.hosts_url.empty() || o.ca.empty() || o.cert.empty() || o.key.empty())
         die("--hosts-url, --ca, --cert and --key are required");
-    if (o.count < 1 || o.concurrency < 1 || o.idle_s < 1) die("--count, --concurrency and --idle must be positive");
+    if (o.count < 1 || o.concurrency < 1 || o.idle_s < 1 || o.hosts < 1 || o.hosts > 99 || o.batch < 1 ||
+        o.batch > 10000)
+        die("--count, --concurrency and --idle must be positive, --hosts 1..99, --batch 1..10000");
     return o;
 }
 
@@ -576,6 +592,118 @@ int rate(const Options& o) {
     return 0;
 }
 
+// One host's events as jitgated writes them: a sudo allowed by a live grant, then its
+// command.finished, alternately; canonical form with the hash chain (lib/audit_event).
+std::vector<std::string> host_batches(const std::string& host, int count, int batch) {
+    std::vector<std::string> batches;
+    std::string prev = jitgate::audit::k_genesis_hash;
+    std::string body;
+    const std::string run = base64url(random_bytes(6));
+    for (int seq = 1; seq <= count; ++seq) {
+        const bool finished = seq % 2 == 0;
+        nlohmann::json e{{"event_id", host + "-" + run + "-" + std::to_string(seq)},
+                         {"seq", seq},
+                         {"time", "2026-11-29T03:05:47.818Z"},
+                         {"host", host},
+                         {"type", finished ? "command.finished" : "access.allowed_by_grant"},
+                         {"prev_hash", prev},
+                         {"user", "alice"},
+                         {"uid", 2001},
+                         {"kind", "sudo"},
+                         {"peer_pid", 40000 + seq % 20000},
+                         {"command", "/usr/bin/systemctl"},
+                         {"argv", {"/usr/bin/systemctl", "restart", "nginx"}},
+                         {"runas", "root"},
+                         {"tty", "/dev/pts/3"},
+                         {"grant_id", "G-6RQ46DWNRR"},
+                         {"rule", "finance"}};
+        if (finished) {
+            e["status_type"] = "exit";
+            e["exit_status"] = 0;
+            e["duration_ms"] = 412;
+        } else {
+            e["cwd"] = "/home/alice";
+            e["outcome"] = "grant";
+            e["expires"] = 1795000000;
+            e["message"] = "allowed by grant G-6RQ46DWNRR";
+        }
+        const std::string canonical = jitgate::audit::canonical_bytes(e);
+        prev = jitgate::audit::sha256_hex(canonical);
+        e["hash"] = prev;
+        body += e.dump();
+        body += '\n';
+        if (seq % batch == 0 || seq == count) {
+            batches.push_back(std::move(body));
+            body.clear();
+        }
+    }
+    return batches;
+}
+
+int ingest(const Options& o) {
+    std::vector<std::vector<std::string>> batches;
+    std::size_t bytes = 0;
+    for (int h = 1; h <= o.hosts; ++h) {
+        char name[16];
+        std::snprintf(name, sizeof name, "bench-%02d", h);
+        batches.push_back(host_batches(name, o.count, o.batch));
+        for (const std::string& b : batches.back()) bytes += b.size();
+    }
+    Multi multi(0);
+    std::vector<std::unique_ptr<Transfer>> slots;
+    std::vector<std::size_t> next(batches.size(), 0);
+    auto start_next = [&](std::size_t h) {
+        Transfer& t = *slots[h];
+        t.post = batches[h][next[h]];
+        t.id = "host " + std::to_string(h + 1) + " batch " + std::to_string(next[h] + 1);
+        as_host(t, o, o.hosts_url + "/v1/audit/events");
+        t.headers = curl_slist_append(t.headers, "Content-Type: application/x-ndjson");
+        curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, t.headers);
+        multi.add(t);
+    };
+    const ProcSample before = o.server_pid > 0 ? sample(o.server_pid) : ProcSample{};
+    const Clock::time_point begin = Clock::now();
+    std::size_t running = 0;
+    for (std::size_t h = 0; h < batches.size(); ++h) {
+        slots.push_back(std::make_unique<Transfer>());
+        start_next(h);
+        ++running;
+    }
+    std::vector<double> batch_ms;
+    while (running > 0) {
+        for (Transfer* t : multi.step(100)) {
+            std::size_t h = 0;
+            while (slots[h].get() != t) ++h;
+            expect(*t, 200, "POST /v1/audit/events");
+            const std::size_t lines =
+                static_cast<std::size_t>(std::count(batches[h][next[h]].begin(), batches[h][next[h]].end(), '\n'));
+            if (t->response.find("\"stored\":" + std::to_string(lines) + ",") == std::string::npos)
+                die("the acknowledgement of " + t->id + " is not for its " + std::to_string(lines) +
+                    " events: " + t->response);
+            batch_ms.push_back(std::chrono::duration<double, std::milli>(t->done_at - t->sent_at).count());
+            if (++next[h] < batches[h].size())
+                start_next(h);
+            else
+                --running;
+        }
+    }
+    const double elapsed = seconds_since(begin);
+    const double events = static_cast<double>(o.hosts) * o.count;
+    std::sort(batch_ms.begin(), batch_ms.end());
+    std::printf("RESULT hosts=%d events=%.0f batch=%d seconds=%.2f events_per_s=%.0f mib_per_s=%.1f "
+                "batch_ms_p50=%.1f batch_ms_p99=%.1f",
+                o.hosts, events, o.batch, elapsed, events / elapsed, static_cast<double>(bytes) / elapsed / 1048576.0,
+                batch_ms[batch_ms.size() / 2], batch_ms[std::min(batch_ms.size() - 1, batch_ms.size() * 99 / 100)]);
+    if (o.server_pid > 0) {
+        const ProcSample after = sample(o.server_pid);
+        const double cpu_s =
+            static_cast<double>(after.cpu_ticks - before.cpu_ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+        std::printf(" server_cpu_us_per_event=%.1f server_cores=%.2f", 1e6 * cpu_s / events, cpu_s / elapsed);
+    }
+    std::printf(" bytes_per_event=%.0f\n", static_cast<double>(bytes) / events);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -586,6 +714,7 @@ int main(int argc, char** argv) {
         if (o.mode == "rate") return rate(o);
         if (o.mode == "park") return park(o);
         if (o.mode == "latency") return latency(o);
+        if (o.mode == "ingest") return ingest(o);
         die("unknown mode " + o.mode);
     } catch (const std::exception& e) {
         die(e.what());

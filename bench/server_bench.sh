@@ -5,30 +5,33 @@
 #   1. 10,000 parked long polls on one server process (SQLite): RSS and CPU while idle;
 #   2. approve -> grant on the parked poll, p50/p99 (SQLite, then PostgreSQL);
 #   3. requests filed per second over keep-alive connections (each database);
-#   4. two replicas on one PostgreSQL: poll parked on A, approval on B, p50/p99.
+#   4. two replicas on one PostgreSQL: poll parked on A, approval on B, p50/p99;
+#   5. audit ingest: 16 hosts shipping hash-chained events at once, events/s acknowledged
+#      (after commit), and the database's size per million events (SQLite, then PostgreSQL).
 # Needs root (config and key files must be root-owned, PostgreSQL runs as `postgres`) and the
 # packages of scripts/install-deps.sh. Not run by the tests. Each figure is printed with the
 # machine's load average at the time.
-# Usage: bench/server_bench.sh [--quick] [--nodelay] [park] [sqlite] [pg]
+# Usage: bench/server_bench.sh [--quick] [--nodelay] [park] [sqlite] [pg] [ingest]
 #   --quick    smaller counts and a 10 s idle window
 #   --nodelay  a diagnosis, not the product: runs every server with LD_PRELOAD=tcp_nodelay.so
 #              (TCP_NODELAY on each accepted connection), to tell Nagle's share of a latency
-#   park / sqlite / pg   only these parts (default: all): 1; 2 and 3 on SQLite; 2, 3 and 4 on PostgreSQL
+#   park / sqlite / pg / ingest   only these parts (default: all): 1; 2 and 3 on SQLite; 2, 3
+#              and 4 on PostgreSQL; 5 on both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 build="${JITGATE_BENCH_BUILD:-$root/build-bench}"
 
-polls=10000 idle=30 latency_n=250 rate_n=2000 preload="" parts=()
+polls=10000 idle=30 latency_n=250 rate_n=2000 ingest_n=20000 preload="" parts=()
 for arg in "$@"; do
     case "$arg" in
-    --quick) polls=1000 idle=10 latency_n=50 rate_n=300 ;;
+    --quick) polls=1000 idle=10 latency_n=50 rate_n=300 ingest_n=2000 ;;
     --nodelay) preload="$build/bench/tcp_nodelay.so" ;;
-    park | sqlite | pg) parts+=("$arg") ;;
-    *) echo "usage: server_bench.sh [--quick] [--nodelay] [park] [sqlite] [pg]" >&2; exit 2 ;;
+    park | sqlite | pg | ingest) parts+=("$arg") ;;
+    *) echo "usage: server_bench.sh [--quick] [--nodelay] [park] [sqlite] [pg] [ingest]" >&2; exit 2 ;;
     esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(park sqlite pg)
+[ ${#parts[@]} -gt 0 ] || parts=(park sqlite pg ingest)
 want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DJITGATE_BUILD_BENCH=ON -DJITGATE_BUILD_TESTS=OFF >/dev/null
@@ -65,6 +68,17 @@ bash "$root/tests/support/make_pki.sh" "$T/pki"
     printf 'subjectAltName=DNS:bench-01\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' >host.ext
     openssl x509 -req -in host.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile host.ext \
         -out host.pem 2>/dev/null
+)
+# One certificate for the 16 hosts of the ingest part (a certificate may name several hosts;
+# each ships its own batches).
+(
+    cd "$T/pki" && umask 077
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet.key -subj /CN=bench-01 \
+        -out fleet.csr 2>/dev/null
+    sans="$(for i in $(seq -w 1 16); do printf 'DNS:bench-%s,' "$i"; done)"
+    printf 'subjectAltName=%s\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' "${sans%,}" >fleet.ext
+    openssl x509 -req -in fleet.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile fleet.ext \
+        -out fleet.pem 2>/dev/null
 )
 mkdir -p "$T/keys"
 "$server_bin" keygen --dir "$T/keys" --kid k1 >/dev/null
@@ -157,10 +171,38 @@ run "2. approve -> grant on the parked poll, SQLite" latency --hosts-url "$HOSTS
 stop_server "$PID"
 fi
 
+fleet_args=(--ca "$T/pki/ca.pem" --cert "$T/pki/fleet.pem" --key "$T/pki/fleet.key")
+# ingest_run LABEL: part 5 against the server started last ($PID, $HOSTS_URL).
+ingest_run() {
+    echo "== 5. audit ingest, $1, 16 hosts x $ingest_n events, batches of 500 ($(load))"
+    "$bench_bin" ingest --hosts-url "$HOSTS_URL" --hosts 16 --count "$ingest_n" --batch 500 --server-pid "$PID" \
+        "${fleet_args[@]}"
+    echo "   after: $(load)"
+}
+mib_per_million() { # BYTES EVENTS
+    echo "$1 $2" | awk '{printf "%.0f", $1 / 1048576 / ($2 / 1000000)}'
+}
+
+if want ingest; then
+start_server ingest "$T/ingest.db"
+ingest_run SQLite
+stop_server "$PID"
+size=$(( $(stat -c %s "$T/ingest.db") + $(stat -c %s "$T/ingest.db-wal" 2>/dev/null || echo 0) ))
+echo "RESULT sqlite_bytes=$size mib_per_million_events=$(mib_per_million "$size" $((16 * ingest_n)))"
+fi
+
 # --- PostgreSQL 15 (scratch, fsync on) ---
-want pg || exit 0
+want pg || want ingest || exit 0
 pg_dir="$T/pg"
 conninfo="$(bash "$root/tests/support/pg_scratch.sh" start "$pg_dir")"
+if want ingest; then
+    start_server pg-ingest "$conninfo"
+    ingest_run PostgreSQL
+    stop_server "$PID"
+    size="$(psql "$conninfo" -Atc "SELECT pg_total_relation_size('audit_events')")"
+    echo "RESULT postgres_audit_events_bytes=$size mib_per_million_events=$(mib_per_million "$size" $((16 * ingest_n)))"
+fi
+want pg || exit 0
 start_server pg-a "$conninfo"
 pid_a=$PID hosts_a=$HOSTS_URL web_a=$WEB_URL
 for c in 8 32; do
