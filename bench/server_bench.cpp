@@ -271,7 +271,7 @@ void setopt_common(Transfer& t, const std::string& url, const std::string& ca) {
 }
 
 // A host: mutual TLS with the host's certificate.
-void as_host(Transfer& t, const Options& o, const std::string& url) {
+void as_host(Transfer& t, const Options& o, const std::string& url, const char* content_type = "application/json") {
     setopt_common(t, url, o.ca);
     curl_easy_setopt(t.easy, CURLOPT_SSLCERT, o.cert.c_str());
     curl_easy_setopt(t.easy, CURLOPT_SSLKEY, o.key.c_str());
@@ -280,7 +280,8 @@ void as_host(Transfer& t, const Options& o, const std::string& url) {
     t.headers = curl_slist_append(t.headers, "Accept: application/json");
     t.headers = curl_slist_append(t.headers, "Jitgate-Protocol: 1");
     t.headers = curl_slist_append(t.headers, "User-Agent: server_bench");
-    if (!t.post.empty()) t.headers = curl_slist_append(t.headers, "Content-Type: application/json");
+    if (!t.post.empty())
+        t.headers = curl_slist_append(t.headers, (std::string("Content-Type: ") + content_type).c_str());
     curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, t.headers);
     if (!t.post.empty()) {
         curl_easy_setopt(t.easy, CURLOPT_POSTFIELDS, t.post.c_str());
@@ -644,8 +645,7 @@ int ingest(const Options& o) {
     std::vector<std::vector<std::string>> batches;
     std::size_t bytes = 0;
     for (int h = 1; h <= o.hosts; ++h) {
-        char name[16];
-        std::snprintf(name, sizeof name, "bench-%02d", h);
+        const std::string name = (h < 10 ? "bench-0" : "bench-") + std::to_string(h);
         batches.push_back(host_batches(name, o.count, o.batch));
         for (const std::string& b : batches.back()) bytes += b.size();
     }
@@ -656,9 +656,7 @@ int ingest(const Options& o) {
         Transfer& t = *slots[h];
         t.post = batches[h][next[h]];
         t.id = "host " + std::to_string(h + 1) + " batch " + std::to_string(next[h] + 1);
-        as_host(t, o, o.hosts_url + "/v1/audit/events");
-        t.headers = curl_slist_append(t.headers, "Content-Type: application/x-ndjson");
-        curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, t.headers);
+        as_host(t, o, o.hosts_url + "/v1/audit/events", "application/x-ndjson");
         multi.add(t);
     };
     const ProcSample before = o.server_pid > 0 ? sample(o.server_pid) : ProcSample{};
@@ -677,7 +675,10 @@ int ingest(const Options& o) {
             expect(*t, 200, "POST /v1/audit/events");
             const std::size_t lines =
                 static_cast<std::size_t>(std::count(batches[h][next[h]].begin(), batches[h][next[h]].end(), '\n'));
-            if (t->response.find("\"stored\":" + std::to_string(lines) + ",") == std::string::npos)
+            const std::string want = "\"stored\":" + std::to_string(lines);
+            const std::size_t at = t->response.find(want);
+            if (at == std::string::npos ||
+                (t->response[at + want.size()] != ',' && t->response[at + want.size()] != '}'))
                 die("the acknowledgement of " + t->id + " is not for its " + std::to_string(lines) +
                     " events: " + t->response);
             batch_ms.push_back(std::chrono::duration<double, std::milli>(t->done_at - t->sent_at).count());
