@@ -105,16 +105,20 @@ int Connection::backend_pid() const noexcept {
     return m_conn != nullptr ? PQbackendPID(m_conn) : 0;
 }
 
+void require_storable(const std::string& value) {
+    // libpq takes C strings: a NUL would cut the value silently; PostgreSQL would refuse
+    // invalid UTF-8 with a server error. Both are bad input, refused here the same way the
+    // SQLite store refuses them.
+    if (value.find('\0') != std::string::npos || !text::is_valid_utf8(value))
+        throw Error(ErrorCode::bad_input, "store", "a text value holds NUL or invalid UTF-8");
+}
+
 Result Connection::exec(const char* sql, const std::vector<std::string>& params) {
     if (m_conn == nullptr) throw ConnectionLost(m_where, "not connected");
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const std::string& p : params) {
-        // libpq takes C strings: a NUL would cut the value silently; PostgreSQL would refuse
-        // invalid UTF-8 with a server error. Both are bad input, refused here the same way the
-        // SQLite store refuses them.
-        if (p.find('\0') != std::string::npos || !text::is_valid_utf8(p))
-            throw Error(ErrorCode::bad_input, "store", "a text value holds NUL or invalid UTF-8");
+        require_storable(p);
         values.push_back(p.c_str());
     }
     PGresult* raw =

@@ -27,6 +27,11 @@ namespace jitgate::server::store::pg {
 // "host=db1 port=5432 dbname=jitgate user=jitgate": the parts of a conninfo safe to log.
 std::string describe(const std::string& conninfo);
 
+// Throws Error(bad_input) for text PostgreSQL cannot take as a parameter: NUL (libpq would cut
+// the value there) or invalid UTF-8 (the server would refuse it). exec() checks every parameter;
+// values sent inside a JSON parameter are checked with this first.
+void require_storable(const std::string& value);
+
 class ConnectionLost : public Error {
 public:
     explicit ConnectionLost(std::string context, const std::string& detail)

@@ -21,7 +21,10 @@
 #include <algorithm>
 #include <libpq-fe.h>
 #include <limits>
+#include <map>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 namespace jitgate::server::store {
 
@@ -494,17 +497,26 @@ public:
             AuditChain chain = before;
             bool known = before.last_seq > 0;
             IngestResult result;
+            // A batch is three statements whatever its size (a round trip per event was the
+            // whole cost of ingest: docs/PERFORMANCE.md): the batch's event_ids already stored,
+            // then the chain checks here, then one INSERT of every new event from a JSON array.
+            nlohmann::json ids = nlohmann::json::array();
             for (const AuditEvent& e : events) {
-                const Result inserted = m_db.exec(
-                    "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
-                    "received_at, user_name) VALUES ($1, $2, $3::bigint, $4, $5, $6, $7, $8, $9, $10::bigint, $11) "
-                    "ON CONFLICT (host, event_id) DO NOTHING RETURNING id",
-                    {host, e.event_id, num(e.seq), e.hash, e.prev_hash, e.time, e.type, e.request_id, e.line, num(now),
-                     e.user});
-                if (inserted.rows() != 1) {
-                    const Result stored = m_db.exec("SELECT line FROM audit_events WHERE host = $1 AND event_id = $2",
-                                                    {host, e.event_id});
-                    if (stored.rows() != 1 || stored.text(0, 0) != e.line) {
+                for (const std::string* text :
+                     {&e.event_id, &e.hash, &e.prev_hash, &e.time, &e.type, &e.request_id, &e.line, &e.user})
+                    pg::require_storable(*text);
+                ids.push_back(e.event_id);
+            }
+            const Result stored = m_db.exec("SELECT event_id, line FROM audit_events WHERE host = $1 AND event_id IN "
+                                            "(SELECT json_array_elements_text($2::json))",
+                                            {host, ids.dump()});
+            std::map<std::string, std::string> lines; // event_id -> line, stored or new in this batch
+            for (int i = 0; i < stored.rows(); ++i) lines.emplace(stored.text(i, 0), stored.text(i, 1));
+            nlohmann::json fresh = nlohmann::json::array();
+            for (const AuditEvent& e : events) {
+                const auto [it, added] = lines.emplace(e.event_id, e.line);
+                if (!added) {
+                    if (it->second != e.line) {
                         // The transaction rolls back: nothing of the batch is stored.
                         IngestResult refused;
                         refused.conflict_event_id = e.event_id;
@@ -514,14 +526,35 @@ public:
                     ++result.duplicates;
                     continue;
                 }
+                fresh.push_back({{"event_id", e.event_id},
+                                 {"seq", e.seq},
+                                 {"hash", e.hash},
+                                 {"prev_hash", e.prev_hash},
+                                 {"time", e.time},
+                                 {"type", e.type},
+                                 {"request_id", e.request_id},
+                                 {"line", e.line},
+                                 {"user_name", e.user}});
                 ++result.added;
                 Event event = advance_chain(chain, known, e, now);
                 known = true;
-                if (!event.type.empty()) {
-                    insert_event(event);
-                    result.chain_events.push_back(std::move(event));
-                }
+                if (!event.type.empty()) result.chain_events.push_back(std::move(event));
             }
+            if (!fresh.empty()) {
+                // WITH ORDINALITY ... ORDER BY: ids are given in batch order (arrival order).
+                const Result inserted = m_db.exec(
+                    "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
+                    "received_at, user_name) SELECT $1, x.event_id, x.seq, x.hash, x.prev_hash, x.time, x.type, "
+                    "x.request_id, x.line, $2::bigint, x.user_name FROM ROWS FROM (json_to_recordset($3::json) AS "
+                    "(event_id text, seq bigint, hash text, prev_hash text, time text, type text, request_id text, "
+                    "line text, user_name text)) WITH ORDINALITY AS x(event_id, seq, hash, prev_hash, time, type, "
+                    "request_id, line, user_name, ord) ORDER BY x.ord ON CONFLICT (host, event_id) DO NOTHING",
+                    {host, num(now), fresh.dump()});
+                if (inserted.affected() != static_cast<std::int64_t>(fresh.size()))
+                    throw Error(ErrorCode::internal, "store",
+                                "ingest: another writer stored events of the host inside its locked transaction");
+            }
+            for (const Event& event : result.chain_events) insert_event(event);
             chain.last_seen = now;
             m_db.exec("UPDATE audit_chains SET last_seq = $2::bigint, last_hash = $3, last_event_id = $4, status = $5, "
                       "problem = $6, problem_seq = $7::bigint, problem_at = $8::bigint, last_seen = $9::bigint, "

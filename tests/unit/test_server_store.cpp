@@ -1174,6 +1174,50 @@ TEST_P(StoreTest, ingest_refuses_an_unchecked_batch) {
     EXPECT_FALSE(store->audit_chain("fin-db-01"));
 }
 
+// Text neither database can hold is bad input, and nothing of its batch is stored (on
+// PostgreSQL the batch travels as one JSON parameter, checked field by field first).
+TEST_P(StoreTest, ingest_refuses_nul_or_invalid_utf8_and_stores_nothing_of_the_batch) {
+    HostChain chain("fin-db-01");
+    const AuditEvent good = chain.next();
+    AuditEvent nul = chain.next();
+    nul.line.insert(nul.line.size() - 1, std::string(",\"x\":\"a\0b\"", 11));
+    AuditEvent bad_utf8 = chain.next();
+    bad_utf8.user = "\xC3\x28";
+    for (const AuditEvent& bad : {nul, bad_utf8}) {
+        try {
+            store->ingest("fin-db-01", {good, bad}, 5000);
+            ADD_FAILURE() << "ingest took " << bad.event_id;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::bad_input) << e.what();
+        }
+    }
+    EXPECT_TRUE(store->audit_events("fin-db-01", 1, 100, 100).empty());
+    EXPECT_FALSE(store->audit_chain("fin-db-01"));
+}
+
+// One event twice in one batch: the second is a duplicate; the same event_id with other bytes
+// refuses the batch, as against a stored event.
+TEST_P(StoreTest, ingest_deduplicates_inside_one_batch) {
+    HostChain chain("fin-db-01");
+    const AuditEvent a = chain.next();
+    const AuditEvent b = chain.next();
+    AuditEvent b_changed = b;
+    b_changed.line.insert(b_changed.line.size() - 1, R"(,"x":1)");
+    const IngestResult refused = store->ingest("fin-db-01", {a, b, b_changed}, 5000);
+    EXPECT_FALSE(refused.stored);
+    EXPECT_EQ(refused.conflict_event_id, b.event_id);
+    EXPECT_TRUE(store->audit_events("fin-db-01", 1, 100, 100).empty());
+    const IngestResult r = store->ingest("fin-db-01", {a, b, b, a}, 5001);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.added, 2u);
+    EXPECT_EQ(r.duplicates, 2u);
+    const auto stored = store->audit_events("fin-db-01", 1, 100, 100);
+    ASSERT_EQ(stored.size(), 2u);
+    EXPECT_EQ(stored[0].event_id, a.event_id); // arrival order
+    EXPECT_EQ(stored[1].event_id, b.event_id);
+    EXPECT_EQ(store->audit_chain("fin-db-01")->last_seq, 2);
+}
+
 // Two replicas (two connections) take batches of one host at once: each event is stored
 // once, and the chain state is the end of the chain.
 TEST_P(StoreTest, concurrent_batches_of_one_host_store_each_event_once) {
