@@ -387,7 +387,12 @@ audit_ingest_with() {
     expect_eq "$("${hosts[@]}" -H 'Content-Type: application/x-ndjson' --data-binary "$(head -n 1 "$T/exported.jsonl")"$'\n' \
         "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events" | jq -c '[.stored, .last_event_id, .duplicates]')" \
         "$(head -n 1 "$T/exported.jsonl" | jq -c '[1, .event_id, 1]')" "a resent event is acknowledged"
-    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
+    # ... and the edited event marks the chain broken (in its own transaction), recorded as such
+    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" broken "an edit breaks the chain"
+    expect_contains "$(srv_sql "select problem from audit_chains where host='fin-db-01'")" \
+        "\\(seq 1\\) came again with other content \\(edited\\)"
+    expect_eq "$(srv_sql "select count(*) from events where type='audit.chain_edited' and host='fin-db-01'")" 1 \
+        "the edit in the server's audit"
     expect_eq "$(srv_sql "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
         3 "refused batches in the server's audit"
     # the same refusal in a loop: within the minute, counted, not each recorded (nor each an alert)

@@ -37,8 +37,15 @@
 #include <gtest/gtest.h>
 
 #include "jitgate/error.hpp"
+#include "lib/audit_event.hpp"
+#include "lib/grant_token.hpp"
+#include "server/config/config.hpp"
 #include "server/http/http.hpp"
 #include "server/http/internal.hpp"
+#include "server/http/worker.hpp"
+#include "server/service/audit_ingest.hpp"
+#include "server/service/service.hpp"
+#include "server/store/store.hpp"
 
 namespace {
 
@@ -1248,5 +1255,151 @@ TEST(ServerHttpReply, ManyParkedRequestsAnsweredByPostFromAnotherThread) {
     EXPECT_EQ(gone, 0);
     server.on_loop([&] { slots.clear(); });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The worker beside the loop (http/worker.hpp), and the audit store's batch checks on it
+
+TEST(ServerHttpWorker, RunsWorkOnItsThreadAndRefusesBeyondItsQueue) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    std::mutex posted_mutex;
+    int posted = 0;
+    http::Worker worker("test", 2, [&](std::function<void()> f) {
+        f();
+        const std::lock_guard<std::mutex> lock(posted_mutex);
+        ++posted;
+    });
+    std::promise<std::thread::id> ran_on;
+    ASSERT_TRUE(worker.push([&] {
+        ran_on.set_value(std::this_thread::get_id());
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return open; });
+        worker.post([] {});
+    }));
+    EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
+    EXPECT_TRUE(worker.push([] { throw std::runtime_error("logged; the worker goes on"); }));
+    EXPECT_TRUE(worker.push([&] { worker.post([] {}); }));
+    EXPECT_FALSE(worker.push([] {})) << "two are waiting already: the third is refused";
+    {
+        const std::lock_guard<std::mutex> lock(m);
+        open = true;
+    }
+    cv.notify_all();
+    ASSERT_TRUE(eventually([&] {
+        const std::lock_guard<std::mutex> lock(posted_mutex);
+        return posted == 2;
+    }));
+    EXPECT_TRUE(worker.push([] {})) << "room again once the queue drained";
+}
+
+namespace audit_store {
+
+namespace store = jitgate::server::store;
+namespace service = jitgate::server::service;
+using jitgate::audit::Json;
+
+// One canonical, hashed event line of host `host` (seq 1, genesis): a batch of its own.
+std::string event_line(const std::string& host, const std::string& event_id) {
+    Json e{{"event_id", event_id},
+           {"host", host},
+           {"seq", 1},
+           {"prev_hash", jitgate::audit::k_genesis_hash},
+           {"time", "2026-11-24T03:05:56.548Z"},
+           {"type", "command.finished"},
+           {"user", "alice"}};
+    e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
+    return e.dump();
+}
+
+// Regression: a batch was checked on the loop thread, so a large hostile one held every host's
+// poll and filing. The checks run on the worker; while it is busy the loop still answers, and
+// beyond the worker's queue a batch gets 503 with Retry-After and nothing of it is stored.
+TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQueueIs503) {
+    char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    store::migrate_sqlite(dir + "/server.db");
+    auto db = store::open_sqlite(dir + "/server.db");
+    jitgate::server::config::Config config;
+    config.server.name = "approvals.test";
+    config.server.public_url = "https://approvals.test";
+    const auto key = jitgate::grant_token::SigningKey::generate("k-test");
+    std::unique_ptr<service::Service> svc;
+    http::Limits limits;
+    limits.large_body_paths = {service::Service::k_audit_events_path};
+    limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
+    auto server = std::make_unique<Server>(host_tls(), limits, [&](http::Request&& r, http::Reply&& reply) {
+        svc->handle_host(std::move(r), std::move(reply));
+    });
+    svc = std::make_unique<service::Service>(config, *db, key, server->loop);
+    // The worker's way back to the loop, held shut: the first batch's check ends there, so the
+    // worker stays busy and the next ones wait in its queue.
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    std::atomic<int> waiting_to_post{0};
+    svc->offload_audit_checks([&](std::function<void()> work) {
+        ++waiting_to_post;
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return open; });
+        server->loop.post(std::move(work));
+    });
+    const auto post_batch = [&](int i) {
+        FetchOptions o;
+        o.method = "POST";
+        o.body = event_line("testhost", "ev-" + std::to_string(i)) + "\n";
+        o.headers = {"Content-Type: application/x-ndjson"};
+        return fetch(server->url("/v1/audit/events"), o);
+    };
+    constexpr int k_queued = static_cast<int>(service::Service::k_max_waiting_batches);
+    constexpr int k_refused = 2;
+    std::vector<Fetched> results(1 + k_queued + k_refused);
+    std::vector<std::thread> clients;
+    clients.emplace_back([&] { results[0] = post_batch(0); });
+    ASSERT_TRUE(eventually([&] { return waiting_to_post == 1; })) << "the first batch's check never finished";
+    // The loop is free while the worker is busy.
+    const Fetched state = fetch(server->url("/v1/audit/state"));
+    EXPECT_EQ(state.status, 200) << state.body;
+    std::atomic<int> answered{0};
+    for (int i = 1; i < static_cast<int>(results.size()); ++i)
+        clients.emplace_back([&, i] {
+            results[static_cast<std::size_t>(i)] = post_batch(i);
+            ++answered;
+        });
+    // Whatever order they arrive in, k_queued wait for the worker and the rest are refused now.
+    ASSERT_TRUE(eventually([&] { return answered == k_refused; }));
+    {
+        const std::lock_guard<std::mutex> lock(m);
+        open = true;
+    }
+    cv.notify_all();
+    for (auto& c : clients) c.join();
+    int ok = 0;
+    int busy = 0;
+    for (const Fetched& f : results) {
+        if (f.status == 200) {
+            ++ok;
+        } else {
+            EXPECT_EQ(f.status, 503) << f.body;
+            EXPECT_TRUE(f.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s)))
+                << f.body;
+            EXPECT_NE(f.body.find("nothing of this batch was stored"), std::string::npos) << f.body;
+            ++busy;
+        }
+    }
+    EXPECT_EQ(ok, 1 + k_queued);
+    EXPECT_EQ(busy, k_refused);
+    server->stop();
+    EXPECT_EQ(db->audit_events("testhost", 1, 1, 100).size(), static_cast<std::size_t>(1 + k_queued))
+        << "only the acknowledged batches are stored";
+    svc.reset();
+    server.reset();
+    db.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+} // namespace audit_store
 
 } // namespace
