@@ -1400,6 +1400,106 @@ TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQu
     fs::remove_all(dir, ec);
 }
 
+// A Service on SQLite behind a real hosts listener, checks inline (no worker).
+struct AuditServer {
+    AuditServer() {
+        char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
+        if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+        dir = tmpl;
+        store::migrate_sqlite(dir + "/server.db");
+        db = store::open_sqlite(dir + "/server.db");
+        config.server.name = "approvals.test";
+        config.server.public_url = "https://approvals.test";
+        http::Limits limits;
+        limits.large_body_paths = {service::Service::k_audit_events_path};
+        limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
+        server = std::make_unique<Server>(host_tls(), limits, [this](http::Request&& r, http::Reply&& reply) {
+            svc->handle_host(std::move(r), std::move(reply));
+        });
+        svc = std::make_unique<service::Service>(config, *db, key, server->loop);
+        svc->on_audit_chain_event = [this](const store::Event& e) { notified.push_back(e.type); };
+    }
+    ~AuditServer() {
+        server->stop();
+        svc.reset();
+        server.reset();
+        db.reset();
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    Fetched post(const std::string& body) {
+        FetchOptions o;
+        o.method = "POST";
+        o.body = body;
+        o.headers = {"Content-Type: application/x-ndjson"};
+        return fetch(server->url("/v1/audit/events"), o);
+    }
+    // Runs `f` on the loop thread (the store is the loop's).
+    template <class F>
+    auto on_loop(F f) {
+        decltype(f()) out;
+        server->on_loop([&] { out = f(); });
+        return out;
+    }
+
+    std::string dir;
+    std::unique_ptr<store::Store> db;
+    jitgate::server::config::Config config;
+    jitgate::grant_token::SigningKey key = jitgate::grant_token::SigningKey::generate("k-test");
+    std::unique_ptr<Server> server;
+    std::unique_ptr<service::Service> svc;
+    std::vector<std::string> notified; // loop thread
+};
+
+// Regression: a 409 (an event_id again with other content: an edited event) refused the batch
+// but left the chain "ok". It marks the chain broken, records audit.chain_edited for syslog and
+// webhooks, and still answers 409.
+TEST(ServerAuditIngestService, AnEditedEventResentIs409AndMarksTheChainBroken) {
+    AuditServer s;
+    const std::string original = event_line("testhost", "ev-1");
+    ASSERT_EQ(s.post(original + "\n").status, 200);
+    Json edited = Json::parse(original);
+    edited.erase("hash");
+    edited["user"] = "mallory";
+    edited["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(edited));
+    const Fetched refused = s.post(edited.dump() + "\n");
+    EXPECT_EQ(refused.status, 409) << refused.body;
+    const auto chain = s.on_loop([&] { return s.db->audit_chain("testhost"); });
+    ASSERT_TRUE(chain);
+    EXPECT_TRUE(chain->broken);
+    EXPECT_EQ(chain->problem, "event ev-1 (seq 1) came again with other content (edited)");
+    EXPECT_EQ(s.on_loop([&] { return s.notified; }),
+              std::vector<std::string>({"audit.chain_started", "audit.chain_edited"}));
+    const Fetched state = fetch(s.server->url("/v1/audit/state"));
+    EXPECT_EQ(Json::parse(state.body)["chain"], "broken") << state.body;
+    // Again within the minute: still 409, counted, not recorded again.
+    EXPECT_EQ(s.post(edited.dump() + "\n").status, 409);
+    EXPECT_EQ(s.on_loop([&] { return s.notified.size(); }), 2u);
+}
+
+// Regression: an event_id with a \u0000 escape passed the checks and the store's refusal was
+// a 503, resent for ever. It is a 422 naming the line; nothing is stored.
+TEST(ServerAuditIngestService, ANulInAnEventIdIs422NotA503) {
+    AuditServer s;
+    const Fetched f = s.post(event_line("testhost", std::string("ev-\0-1", 6)) + "\n");
+    EXPECT_EQ(f.status, 422) << f.body;
+    EXPECT_NE(f.body.find("event_id holds a NUL"), std::string::npos) << f.body;
+    EXPECT_FALSE(s.on_loop([&] { return s.db->audit_chain("testhost"); }));
+}
+
+// A new chain at seq 1 after events (a wiped spool) is an alert and in the host's state.
+TEST(ServerAuditIngestService, ARestartedChainIsNotifiedAndCountedInTheState) {
+    AuditServer s;
+    ASSERT_EQ(s.post(event_line("testhost", "ev-1") + "\n").status, 200);
+    ASSERT_EQ(s.post(event_line("testhost", "ev-1-again") + "\n").status, 200);
+    EXPECT_EQ(s.on_loop([&] { return s.notified; }),
+              std::vector<std::string>({"audit.chain_started", "audit.chain_restarted"}));
+    const Json state = Json::parse(fetch(s.server->url("/v1/audit/state")).body);
+    EXPECT_EQ(state["restarts"], 1) << state.dump();
+    EXPECT_EQ(state["restart_previous_seq"], 1) << state.dump();
+    EXPECT_EQ(state["chain"], "ok") << state.dump();
+}
+
 } // namespace audit_store
 
 } // namespace
