@@ -54,9 +54,9 @@ bool is_ndjson(const std::string* content_type) noexcept;
 // Checks a whole `jsonl` body for `host` (the host the client certificate acts for, already
 // matched by the caller against may_act_for): the body is lines each ending in '\n' (1 to
 // k_max_lines of them, each at most k_max_line bytes: 413 beyond); each line parses strictly
-// (once: the value parsed is the one checked) (lib/strict_json: no duplicate
-// member; 400 otherwise) and is exactly the canonical form of a stamped event whose hash matches
-// its content (lib/audit_chain check_line; 422 naming the line, seq and event_id otherwise),
+// (lib/strict_json: no duplicate member; 400 otherwise), once, and that value is exactly the
+// canonical form of a stamped event whose hash matches its content (lib/audit_chain
+// check_parsed_line; 422 naming the line, seq and event_id otherwise),
 // with seq 1..INT64_MAX; every event's `host` is one the certificate may act for (403), and the
 // same for every event (a certificate naming several hosts sends each its own batches: 400). One
 // bad line refuses the whole batch. Every text the store keeps (event_id, host, time, type,
