@@ -2,9 +2,8 @@
 #include "daemon/audit/store_check.hpp"
 
 #include <array>
-#include <fstream>
-#include <limits>
 
+#include "daemon/audit/shipper.hpp"
 #include "daemon/audit/spool.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
@@ -35,21 +34,6 @@ struct Easy {
         if (h != nullptr) curl_easy_cleanup(h);
     }
 };
-
-std::string read_first_line(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(ErrorCode::bad_input, path, "cannot read the audit store token file");
-    std::string token;
-    std::getline(in, token);
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
-    token.erase(0, std::min(token.find_first_not_of(" \t"), token.size()));
-    // SECURITY NOTE: the token goes into a header; a control character could inject another.
-    for (const char c : token)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-            throw Error(ErrorCode::bad_input, path, "the audit store token holds a control character");
-    if (token.empty()) throw Error(ErrorCode::bad_input, path, "the audit store token file is empty");
-    return token;
-}
 
 } // namespace
 
@@ -88,7 +72,7 @@ StoreState fetch_store_state(const config::Config::Audit::Store& store) {
     JITGATE_SETOPT(easy.h, CURLOPT_USERAGENT, "jitgatectl");
     if (!store.token_file.empty()) {
         easy.headers =
-            curl_slist_append(easy.headers, ("Authorization: Bearer " + read_first_line(store.token_file)).c_str());
+            curl_slist_append(easy.headers, ("Authorization: Bearer " + read_store_token(store.token_file)).c_str());
         if (easy.headers == nullptr) throw Error(ErrorCode::internal, "libcurl", "cannot build the request headers");
         JITGATE_SETOPT(easy.h, CURLOPT_HTTPHEADER, easy.headers);
     }

@@ -124,6 +124,14 @@ TEST_F(StoreCheckTest, TheStateIsFetchedOverMutualTlsFromTheSiblingUrl) {
     ASSERT_EQ(peer.received().size(), 1u);
     EXPECT_EQ(peer.received()[0].method, "GET");
     EXPECT_EQ(peer.received()[0].path, "/v1/audit/state");
+    EXPECT_EQ(peer.received()[0].header("Authorization"), "");
+    // With audit.store.token_file, the token goes along as the shipper sends it.
+    auto with_token = store_for(peer);
+    with_token.token_file = m_dir / "token";
+    std::ofstream(with_token.token_file) << "  s3cret-token \n";
+    EXPECT_EQ(audit::fetch_store_state(with_token).last_seq, 3u);
+    ASSERT_EQ(peer.received().size(), 2u);
+    EXPECT_EQ(peer.received()[1].header("Authorization"), "Bearer s3cret-token");
     // Without the host's certificate the store never answers (its handshake fails).
     auto anonymous = store_for(peer);
     anonymous.client_cert.clear();
