@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <string>
 
+#include "daemon/config/config.hpp"
 #include "jitgate/client.hpp"
 
 namespace jitgate::cli {
@@ -30,6 +31,9 @@ int cmd_audit_status(const client::Options& opts, bool json);
 
 // The audit trail on disk: `path` is a spool directory or one journal file.
 int cmd_verify(const std::string& path);
+// The spool `dir` against the central store's GET /v1/audit/state (daemon/audit/store_check.hpp):
+// 0 only when the spool holds (or shipped) the store's last event and continues it.
+int cmd_verify_against_store(const std::string& dir, const config::Config::Audit::Store& store);
 int cmd_tail(const std::string& path, std::size_t count);
 
 } // namespace jitgate::cli

@@ -32,6 +32,8 @@ void usage(std::FILE* out) {
         "  revoke GRANT_ID [--reason T]   end a grant now\n"
         "  status [--json]                daemon status\n"
         "  audit verify [DIR|FILE]        check the spool's hash chain and seq gaps (default: the config's spool)\n"
+        "  audit verify --against-store [DIR]\n"
+        "                                 also check that the spool holds what the central store holds\n"
         "  audit tail [-n N] [DIR|FILE]   show the last N events (default 20)\n"
         "  audit status [--json]          the audit pipeline: spooled, shipped, oldest unsent, last error\n"
         "  check-config [FILE]            validate a config file\n"
@@ -108,6 +110,7 @@ int run(int argc, char** argv) {
         std::vector<std::string> positional;
         std::size_t count = 20;
         bool json = false;
+        bool against_store = false;
         bool bad = false;
         for (std::size_t i = 2; i < args.size(); ++i) {
             if (args[i] == "-n" && i + 1 < args.size() && sub == "tail") {
@@ -118,11 +121,20 @@ int run(int argc, char** argv) {
                     count = std::stoul(v);
             } else if (args[i] == "--json" && sub == "status") {
                 json = true;
+            } else if (args[i] == "--against-store" && sub == "verify") {
+                against_store = true;
             } else if (args[i].starts_with("-")) {
                 bad = true;
             } else {
                 positional.push_back(args[i]);
             }
+        }
+        if (!bad && sub == "verify" && against_store && positional.size() <= 1) {
+            // The store's URL and this host's TLS settings come from the config: it must load.
+            const auto loaded = jitgate::config::load_and_report(config, stderr);
+            if (!loaded) return k_exit_refused;
+            return cmd_verify_against_store(positional.empty() ? loaded->audit.spool_dir : positional[0],
+                                            loaded->audit.store);
         }
         if (!bad && sub == "verify" && positional.size() <= 1)
             return cmd_verify(positional.empty() ? spool_dir_from(config) : positional[0]);

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <system_error>
+#include <utility>
 
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
@@ -33,18 +34,25 @@ bool is_hash_hex(const Json& j) {
 }
 
 LineCheck check_line(const std::string& line) {
-    LineCheck r;
+    Json event;
     try {
-        r.event = Json::parse(line);
+        event = Json::parse(line);
     } catch (const Json::parse_error& e) {
+        LineCheck r;
         r.problem = std::string("not valid JSON (") + e.what() + ")";
         return r;
     }
+    return check_parsed_line(line, std::move(event));
+}
+
+LineCheck check_parsed_line(const std::string& line, Json event) {
+    LineCheck r;
+    r.event = std::move(event);
     if (!r.event.is_object()) {
         r.problem = "not a JSON object";
         return r;
     }
-    const Json& e = r.event;
+    Json& e = r.event;
     const auto has_string = [&](const char* key) { return e.contains(key) && e[key].is_string(); };
     r.stamped = e.contains("seq") && e["seq"].is_number_unsigned() && e.contains("hash") && is_hash_hex(e["hash"]) &&
                 e.contains("prev_hash") && is_hash_hex(e["prev_hash"]);
@@ -61,10 +69,12 @@ LineCheck check_line(const std::string& line) {
         r.problem = "not in canonical form (the line was edited)";
         return r;
     }
-    Json without_hash = e;
-    without_hash.erase("hash");
-    if (sha256_hex(canonical_bytes(without_hash)) != e["hash"].get_ref<const std::string&>())
-        r.problem = "hash does not match the event (the line was edited)";
+    // The hash covers the event without its hash member: taken out and put back rather than
+    // copying the whole event (a large one costs as much to copy as to parse).
+    std::string hash = std::move(e["hash"].get_ref<std::string&>());
+    e.erase("hash");
+    if (sha256_hex(canonical_bytes(e)) != hash) r.problem = "hash does not match the event (the line was edited)";
+    e["hash"] = std::move(hash);
     return r;
 }
 

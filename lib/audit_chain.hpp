@@ -28,6 +28,10 @@ struct LineCheck {
 // Never throws for bad content (it is reported in `problem`). Thread-safe.
 LineCheck check_line(const std::string& line);
 
+// The same for a line the caller parsed already (`event`, the value parsed from `line`, e.g. by
+// lib/strict_json): the line is parsed once, not twice. Never throws for bad content.
+LineCheck check_parsed_line(const std::string& line, Json event);
+
 // Why `c` does not continue the chain after (prev_seq, prev_hash); empty if it does.
 std::string link_problem(const LineCheck& c, std::uint64_t prev_seq, const std::string& prev_hash);
 

@@ -216,7 +216,7 @@ int serve(const std::string& path, const std::string& ports_file) {
     // A host's audit chain broke (server.md §10): already on syslog at alert and in the
     // database; webhooks that list the type get a notice too.
     service.on_audit_chain_event = [&](const server::store::Event& event) {
-        if (config->webhooks.empty() || (event.type != "audit.chain_gap" && event.type != "audit.chain_fork")) return;
+        if (config->webhooks.empty() || !server::audit_ingest::is_chain_alert(event.type)) return;
         const auto detail = nlohmann::json::parse(event.detail, nullptr, false);
         server::notify::ChainFacts facts;
         facts.type = event.type;
@@ -267,6 +267,8 @@ int serve(const std::string& path, const std::string& ports_file) {
     server::web::WebUi web(*config, service, *store, *sign_in);
     // The IdP calls of sign-ins leave the loop thread (a slow IdP must not stall the hosts).
     web.offload_sign_in([&loop](std::function<void()> work) { loop.post(std::move(work)); });
+    // So do the checks of audit batches (a hostile 32 MiB batch must not stall the others).
+    service.offload_audit_checks([&loop](std::function<void()> work) { loop.post(std::move(work)); });
 
     server::http::Limits host_limits;
     host_limits.max_connections_per_address = static_cast<std::size_t>(config->hosts.max_connections_per_address);

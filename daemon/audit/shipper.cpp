@@ -70,25 +70,6 @@ struct CurlHeaders {
     }
 };
 
-std::string read_token(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(ErrorCode::bad_input, path, "cannot read the audit store token file");
-    std::string token;
-    std::getline(in, token);
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
-    const auto start = token.find_first_not_of(" \t");
-    token.erase(0, start == std::string::npos ? token.size() : start);
-    if (token.empty()) throw Error(ErrorCode::bad_input, path, "the audit store token file is empty");
-    // SECURITY NOTE: the token goes into an HTTP header; a control character could inject
-    // another one. The token itself is never part of a message.
-    for (char c : token) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F)
-            throw Error(ErrorCode::bad_input, path, "the audit store token holds a control character");
-    }
-    return token;
-}
-
 } // namespace
 
 std::optional<Format> parse_format(std::string_view name) {
@@ -252,6 +233,25 @@ std::string check_acknowledgement(Format format, const Batch& batch, const std::
     }
 }
 
+std::string read_store_token(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(ErrorCode::bad_input, path, "cannot read the audit store token file");
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
+    const auto start = token.find_first_not_of(" \t");
+    token.erase(0, start == std::string::npos ? token.size() : start);
+    if (token.empty()) throw Error(ErrorCode::bad_input, path, "the audit store token file is empty");
+    // SECURITY NOTE: the token goes into an HTTP header; a control character could inject
+    // another one. The token itself is never part of a message.
+    for (char c : token) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7F)
+            throw Error(ErrorCode::bad_input, path, "the audit store token holds a control character");
+    }
+    return token;
+}
+
 StoreAnswer judge_store_answer(Format format, const Batch& batch, long http_status, const std::string& body,
                                const std::string& url) {
     if (http_status >= 200 && http_status < 300) {
@@ -296,7 +296,7 @@ Shipper::Shipper(ShipperOptions options, Auditor& auditor) : m_options(std::move
         throw Error(ErrorCode::bad_input, "audit.store", "batch_events and batch_bytes must be positive");
     if (m_options.retry_min.count() <= 0) m_options.retry_min = std::chrono::milliseconds(1);
     if (m_options.retry_max < m_options.retry_min) m_options.retry_max = m_options.retry_min;
-    if (!m_options.token_file.empty()) m_token = read_token(m_options.token_file);
+    if (!m_options.token_file.empty()) m_token = read_store_token(m_options.token_file);
 }
 
 Shipper::~Shipper() {

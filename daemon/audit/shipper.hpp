@@ -125,6 +125,11 @@ struct StoreAnswer {
 StoreAnswer judge_store_answer(Format format, const Batch& batch, long http_status, const std::string& body,
                                const std::string& url);
 
+// The audit store's token: the first line of `path`, without surrounding blanks. Error(bad_input)
+// if it cannot be read, is empty, or holds a control character (it goes into an HTTP header).
+// Used by the shipper and by `jitgatectl audit verify --against-store`.
+std::string read_store_token(const std::string& path);
+
 // --- The shipper ---
 
 struct ShipperOptions {

@@ -654,7 +654,8 @@ void Checker::check_webhooks() {
                 add(path + ".events[" + std::to_string(j) + "]",
                     prefix + "unknown event " + shown(w.events[j]) +
                         " (known: request.filed, request.approved, request.approval_added, request.denied, "
-                        "request.cancelled, request.expired, grant.signed, audit.chain_gap, audit.chain_fork)");
+                        "request.cancelled, request.expired, grant.signed, audit.chain_gap, audit.chain_fork, "
+                        "audit.chain_edited, audit.chain_restarted)");
         }
     }
 }

@@ -48,7 +48,8 @@ struct Webhook {
     std::string secret_file;     // json: the HMAC key file (checked like a key file)
     std::string ca_file;         // empty: the system's trust store
     // Known: request.filed, request.approved, request.approval_added, request.denied,
-    // request.cancelled, request.expired, grant.signed, audit.chain_gap, audit.chain_fork
+    // request.cancelled, request.expired, grant.signed, audit.chain_gap, audit.chain_fork,
+    // audit.chain_edited, audit.chain_restarted
     // (k_webhook_events).
     std::vector<std::string> events = {"request.filed", "request.approved", "request.denied", "request.expired"};
 };
@@ -147,9 +148,10 @@ struct Config {
     } audit;
 };
 
-inline constexpr std::string_view k_webhook_events[] = {"request.filed",  "request.approved",  "request.approval_added",
-                                                        "request.denied", "request.cancelled", "request.expired",
-                                                        "grant.signed",   "audit.chain_gap",   "audit.chain_fork"};
+inline constexpr std::string_view k_webhook_events[] = {
+    "request.filed",     "request.approved",   "request.approval_added", "request.denied",
+    "request.cancelled", "request.expired",    "grant.signed",           "audit.chain_gap",
+    "audit.chain_fork",  "audit.chain_edited", "audit.chain_restarted"};
 
 struct LoadResult {
     Config config;                                  // what could be read; use it only if problems is empty

@@ -352,11 +352,15 @@ std::vector<Outgoing> chain_notices_for(const std::vector<config::Webhook>& webh
             };
             out.push_back({hook.name, dump(body)});
         } else if (hook.format == "slack") {
-            const std::string what = f.type == "audit.chain_gap" ? "events are missing" : "the chain forked";
+            const std::string what = f.type == "audit.chain_gap"         ? " is broken (events are missing): "
+                                     : f.type == "audit.chain_edited"    ? " is broken (an event was edited): "
+                                     : f.type == "audit.chain_restarted" ? " started over at seq 1 (a wiped spool or "
+                                                                           "a reinstalled host?): "
+                                                                         : " is broken (the chain forked): ";
             const json body = {
-                {"text", ":rotating_light: Audit chain of host " + slack_user_text(f.host, k_slack_name_max) +
-                             " is broken (" + what + "): " + slack_user_text(f.problem, k_slack_text_max) +
-                             " — reported by " + slack_user_text(server_name, k_slack_name_max)},
+                {"text", ":rotating_light: Audit chain of host " + slack_user_text(f.host, k_slack_name_max) + what +
+                             slack_user_text(f.problem, k_slack_text_max) + " — reported by " +
+                             slack_user_text(server_name, k_slack_name_max)},
                 {"unfurl_links", false},
                 {"unfurl_media", false},
             };

@@ -117,8 +117,10 @@ struct Outgoing {
 std::vector<Outgoing> notices_for(const std::vector<config::Webhook>& webhooks, std::string_view server_name,
                                   EventKind kind, const RequestFacts& facts, std::int64_t now);
 
-// A host's audit chain broke at the server's ingest (server.md §10): "audit.chain_gap" or
-// "audit.chain_fork". Everything but `type` comes from the host and is hostile.
+// A host's audit chain broke at the server's ingest (server.md §10): "audit.chain_gap",
+// "audit.chain_fork" or "audit.chain_edited" (an event came again with other content), or it
+// started over at seq 1: "audit.chain_restarted" (a wiped spool or a reinstalled host).
+// Everything but `type` comes from the host and is hostile.
 struct ChainFacts {
     std::string type;
     std::string host;

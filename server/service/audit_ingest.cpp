@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -35,12 +36,23 @@ std::string line_name(std::size_t number, const Json& event) {
     return inner.empty() ? out : out + " (" + inner + ")";
 }
 
+// Whether the database takes `s` as text: both stores refuse NUL and invalid UTF-8 (Error
+// bad_input), which the host would get as 503 and retry for ever; it is refused here instead.
+bool storable(std::string_view s) noexcept {
+    return s.find('\0') == std::string_view::npos && text::is_valid_utf8(s);
+}
+
 std::string string_member(const Json& event, const char* name) {
     const auto it = event.find(name);
     return it != event.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 } // namespace
+
+bool is_chain_alert(std::string_view type) noexcept {
+    return type == "audit.chain_gap" || type == "audit.chain_fork" || type == "audit.chain_edited" ||
+           type == "audit.chain_restarted";
+}
 
 bool is_ndjson(const std::string* content_type) noexcept {
     if (content_type == nullptr) return false;
@@ -80,20 +92,29 @@ BatchCheck check_batch(std::string_view body, const std::function<bool(const std
     std::size_t start = 0;
     while (start < body.size()) {
         const std::size_t end = body.find('\n', start);
+        ++number;
+        if (end - start > k_max_line) {
+            out.refused = refuse(413, "too_large",
+                                 "line " + std::to_string(number) + " is " + std::to_string(end - start) +
+                                     " bytes; an event is at most " + std::to_string(k_max_line) +
+                                     " bytes (more than jitgated writes); nothing of the batch was stored");
+            out.events.clear();
+            return out;
+        }
         const std::string line(body.substr(start, end - start));
         start = end + 1;
-        ++number;
-        const strict_json::Parsed parsed = strict_json::parse_object(line);
+        strict_json::Parsed parsed = strict_json::parse_object(line);
         if (!parsed.error.empty()) {
             out.refused = refuse(400, "invalid_request", "line " + std::to_string(number) + " " + parsed.error);
             out.events.clear();
             return out;
         }
-        const audit::LineCheck check = audit::check_line(line);
+        // Parsed once: the strict parse's value is what the chain check looks at.
+        const audit::LineCheck check = audit::check_parsed_line(line, std::move(parsed.value));
         if (!check.problem.empty()) {
             out.refused =
                 refuse(422, "invalid_event",
-                       line_name(number, parsed.value) + ": " + check.problem + "; nothing of the batch was stored");
+                       line_name(number, check.event) + ": " + check.problem + "; nothing of the batch was stored");
             out.events.clear();
             return out;
         }
@@ -139,6 +160,27 @@ BatchCheck check_batch(std::string_view body, const std::function<bool(const std
             out.events.clear();
             return out;
         }
+        // SECURITY NOTE: every value the store keeps as text must be text it takes, checked
+        // here: a NUL (a \u0000 escape) or invalid UTF-8 the store refuses would otherwise fail
+        // the transaction (503) and the host would resend the batch for ever.
+        const std::pair<const char*, const std::string*> texts[] = {{"event_id", &event.event_id},
+                                                                    {"host", &host},
+                                                                    {"time", &event.time},
+                                                                    {"type", &event.type},
+                                                                    {"request_id", &event.request_id},
+                                                                    {"user", &event.user},
+                                                                    {"hash", &event.hash},
+                                                                    {"prev_hash", &event.prev_hash},
+                                                                    {"the line", &event.line}};
+        for (const auto& [name, value] : texts) {
+            if (storable(*value)) continue;
+            out.refused = refuse(422, "invalid_event",
+                                 line_name(number, e) + ": " + name +
+                                     " holds a NUL (\\u0000) or invalid UTF-8, which the store does not keep; "
+                                     "nothing of the batch was stored");
+            out.events.clear();
+            return out;
+        }
         out.events.push_back(std::move(event));
     }
     if (out.refused) out.host.clear();
@@ -151,8 +193,19 @@ std::string ack_json(std::size_t stored, const std::string& last_event_id, std::
 }
 
 std::string state_json(const std::string& host, const std::optional<store::AuditChain>& chain) {
-    Json out{{"host", host},  {"last_seq", 0},    {"last_hash", ""}, {"last_event_id", ""}, {"chain", "ok"},
-             {"problem", ""}, {"problem_seq", 0}, {"last_seen", ""}, {"events", 0}};
+    Json out{{"host", host},
+             {"last_seq", 0},
+             {"last_hash", ""},
+             {"last_event_id", ""},
+             {"chain", "ok"},
+             {"problem", ""},
+             {"problem_seq", 0},
+             {"last_seen", ""},
+             {"events", 0},
+             {"restarts", 0},
+             {"restart_at", ""},
+             {"restart_previous_seq", 0},
+             {"restart_previous_hash", ""}};
     if (chain) {
         out["last_seq"] = chain->last_seq;
         out["last_hash"] = chain->last_hash;
@@ -162,6 +215,10 @@ std::string state_json(const std::string& host, const std::optional<store::Audit
         out["problem_seq"] = chain->problem_seq;
         out["last_seen"] = chain->last_seen > 0 ? protocol::rfc3339(chain->last_seen) : "";
         out["events"] = chain->events;
+        out["restarts"] = chain->restarts;
+        out["restart_at"] = chain->restart_at > 0 ? protocol::rfc3339(chain->restart_at) : "";
+        out["restart_previous_seq"] = chain->restart_previous_seq;
+        out["restart_previous_hash"] = chain->restart_previous_hash;
     }
     return out.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

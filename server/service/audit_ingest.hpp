@@ -22,6 +22,12 @@ inline constexpr std::size_t k_max_lines = 10000;
 // default), and a single event can be several hundred KiB (docs/audit.md §5).
 inline constexpr std::size_t k_max_body = 32 * 1024 * 1024;
 
+// At most this many bytes in one line (one event). jitgated takes requests of at most 64 KiB
+// (common/wire k_max_frame) and writes each one's text into one event, escaped: at worst 6
+// bytes per byte (\u00NN), under 400 KiB with its own members. A longer line is not one of its
+// events: 413 naming the line, before it is parsed.
+inline constexpr std::size_t k_max_line = 512 * 1024;
+
 // A batch refused before the database sees it: the HTTP status, the error code of the body
 // (docs/protocol.md §8 form) and one line saying which line and why.
 struct Refusal {
@@ -36,17 +42,28 @@ struct BatchCheck {
     std::optional<Refusal> refused;
 };
 
+// The server's chain events raised at syslog alert, which webhooks may list: the chain broke
+// ("audit.chain_gap", "audit.chain_fork"), an event came again edited ("audit.chain_edited"),
+// or it started over at seq 1 ("audit.chain_restarted": a wiped spool loses what was not
+// shipped yet). Not "audit.chain_started" (a host's first event).
+bool is_chain_alert(std::string_view type) noexcept;
+
 // True for `application/x-ndjson`, with optional parameters ("; charset=utf-8").
 bool is_ndjson(const std::string* content_type) noexcept;
 
 // Checks a whole `jsonl` body for `host` (the host the client certificate acts for, already
 // matched by the caller against may_act_for): the body is lines each ending in '\n' (1 to
-// k_max_lines of them: 413 beyond); each line parses strictly (lib/strict_json: no duplicate
-// member; 400 otherwise) and is exactly the canonical form of a stamped event whose hash matches
-// its content (lib/audit_chain check_line; 422 naming the line, seq and event_id otherwise),
+// k_max_lines of them, each at most k_max_line bytes: 413 beyond); each line parses strictly
+// (lib/strict_json: no duplicate member; 400 otherwise), once, and that value is exactly the
+// canonical form of a stamped event whose hash matches its content (lib/audit_chain
+// check_parsed_line; 422 naming the line, seq and event_id otherwise),
 // with seq 1..INT64_MAX; every event's `host` is one the certificate may act for (403), and the
 // same for every event (a certificate naming several hosts sends each its own batches: 400). One
-// bad line refuses the whole batch. `may_act_for` says whether the certificate names a host.
+// bad line refuses the whole batch. Every text the store keeps (event_id, host, time, type,
+// request_id, user, the line) must be text it takes, no NUL and valid UTF-8 (422 naming the line):
+// never a batch the store would refuse later (the host would get 503 and resend it for ever).
+// `may_act_for` says whether the certificate names a host. Thread-safe when may_act_for is:
+// the server runs it off the event loop (a 32 MiB body takes a while).
 BatchCheck check_batch(std::string_view body, const std::function<bool(const std::string&)>& may_act_for);
 
 // The acknowledgement of §5: {"stored":N,"last_event_id":"..."} plus `new` and `duplicates`
@@ -54,8 +71,9 @@ BatchCheck check_batch(std::string_view body, const std::function<bool(const std
 std::string ack_json(std::size_t stored, const std::string& last_event_id, std::size_t added, std::size_t duplicates);
 
 // GET /v1/audit/state: {"host":...,"last_seq":N,"last_hash":...,"last_event_id":...,
-// "chain":"ok"|"broken","problem":...,"last_seen":"RFC 3339","events":N}; a host without
-// events: last_seq 0 and empty strings.
+// "chain":"ok"|"broken","problem":...,"problem_seq":N,"last_seen":"RFC 3339","events":N,
+// "restarts":N,"restart_at":"RFC 3339","restart_previous_seq":N,"restart_previous_hash":...};
+// a host without events: last_seq 0, zeros and empty strings.
 std::string state_json(const std::string& host, const std::optional<store::AuditChain>& chain);
 
 } // namespace jitgate::server::audit_ingest

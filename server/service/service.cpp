@@ -222,71 +222,160 @@ void Service::handle_host(http::Request&& request, http::Reply&& reply) {
 // SECURITY NOTE: the host is the client certificate's; a batch holding any event of another
 // host is refused whole (403). A batch is acknowledged only after its transaction committed.
 
-void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
-    const std::string subject = request.client.subject;
-    const auto refused = [&](int status, const std::string& code, const std::string& message, bool alert) {
-        // At most one of each status per host and minute, with the count suppressed since the
-        // last: a host (or its stolen key) sending bad batches in a loop neither grows the events
-        // table nor floods syslog at alert.
-        const std::string key = request.client.names.front() + '\n' + std::to_string(status);
-        if (alert && record_refusal(m_batch_refusals, key, now())) {
-            // Recorded apart from the batch (whose transaction stored nothing), as an alert.
-            store::Event e = event(now(), "audit.batch_refused", request.client.names.front(), "",
-                                   "host:" + request.client.names.front(), subject, request.peer_address,
-                                   {{"status", status},
-                                    {"reason", message},
-                                    {"suppressed", std::exchange(m_batch_refusals[key].suppressed, 0)}});
-            log_alert(e);
-            try {
-                m_store.record(e);
-            } catch (const std::exception& x) {
-                std::fprintf(stderr, "jitgate-server: recording a refused audit batch failed: %s\n", x.what());
-            }
+void Service::offload_audit_checks(http::Worker::Post post) {
+    m_audit_worker = std::make_unique<http::Worker>("audit batch", k_max_waiting_batches, std::move(post));
+}
+
+void Service::refuse_batch(const http::Request& request, http::Reply& reply, int status, const std::string& code,
+                           const std::string& message, bool alert) {
+    // At most one of each status per host and minute, with the count suppressed since the
+    // last: a host (or its stolen key) sending bad batches in a loop neither grows the events
+    // table nor floods syslog at alert.
+    const std::string key = request.client.names.front() + '\n' + std::to_string(status);
+    if (alert && record_refusal(m_batch_refusals, key, now())) {
+        // Recorded apart from the batch (whose transaction stored nothing), as an alert.
+        store::Event e = event(now(), "audit.batch_refused", request.client.names.front(), "",
+                               "host:" + request.client.names.front(), request.client.subject, request.peer_address,
+                               {{"status", status},
+                                {"reason", message},
+                                {"suppressed", std::exchange(m_batch_refusals[key].suppressed, 0)}});
+        log_alert(e);
+        try {
+            m_store.record(e);
+        } catch (const std::exception& x) {
+            std::fprintf(stderr, "jitgate-server: recording a refused audit batch failed: %s\n", x.what());
         }
-        reply.send(error(status, code, message));
-    };
+    }
+    reply.send(error(status, code, message));
+}
+
+void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
     if (!audit_ingest::is_ndjson(request.header("content-type"))) {
-        refused(415, "unsupported_media_type",
-                "an audit batch is Content-Type application/x-ndjson (audit.store.format jsonl); splunk_hec is not "
-                "served here",
-                false);
+        refuse_batch(request, reply, 415, "unsupported_media_type",
+                     "an audit batch is Content-Type application/x-ndjson (audit.store.format jsonl); splunk_hec is "
+                     "not served here",
+                     false);
         return;
     }
-    audit_ingest::BatchCheck check =
-        audit_ingest::check_batch(request.body, [&](const std::string& h) { return request.client.may_act_for(h); });
+    if (!m_audit_worker) {
+        store_batch(request, reply, audit_ingest::check_batch(request.body, [&](const std::string& h) {
+                        return request.client.may_act_for(h);
+                    }));
+        return;
+    }
+    // The worker reads the request (nothing else touches it meanwhile); the Reply stays on the
+    // loop thread: only the loop answers it.
+    struct Pending {
+        http::Request request;
+        http::Reply reply;
+    };
+    auto pending = std::make_shared<Pending>(Pending{std::move(request), std::move(reply)});
+    const bool queued = m_audit_worker->push([this, pending]() mutable {
+        const http::Request& r = pending->request;
+        auto check = std::make_shared<audit_ingest::BatchCheck>(
+            audit_ingest::check_batch(r.body, [&r](const std::string& h) { return r.client.may_act_for(h); }));
+        // Handed over, not copied: the loop's closure holds the last reference, so the Reply
+        // is answered and ends on the loop thread.
+        m_audit_worker->post([this, pending = std::move(pending), check]() {
+            try {
+                store_batch(pending->request, pending->reply, std::move(*check));
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "jitgate-server: host request failed: %s\n", e.what());
+                if (!pending->reply.answered())
+                    pending->reply.send(error(503, "unavailable", "the audit store cannot reach its database"));
+            }
+        });
+    });
+    if (!queued) {
+        // SECURITY NOTE: bounded: a fleet (or one host) sending batches faster than they are
+        // checked waits at the hosts, not in this server's memory. Nothing was stored.
+        http::Response busy = error(503, "unavailable",
+                                    "the audit store is busy checking other batches; nothing of this batch was "
+                                    "stored, send it again later");
+        busy.headers.emplace_back("Retry-After", std::to_string(k_busy_retry_after_s));
+        pending->reply.send(std::move(busy));
+    }
+}
+
+void Service::store_batch(const http::Request& request, http::Reply& reply, audit_ingest::BatchCheck&& check) {
     if (check.refused) {
         // A foreign host's event or an event that is not what it claims is worth an alert; a
         // malformed or oversized body is the sender's bug.
         const int status = check.refused->status;
-        refused(status, check.refused->code, check.refused->message, status == 403 || status == 422);
+        refuse_batch(request, reply, status, check.refused->code, check.refused->message,
+                     status == 403 || status == 422);
         return;
     }
     const std::string& host = check.host;
     const std::int64_t t = now();
-    const store::IngestResult result = m_store.ingest(host, check.events, t);
-    if (!result.stored) {
-        refused(409, "conflict",
-                "event " + text::shown(result.conflict_event_id, 80) +
-                    " is stored already with different content (an event_id is never reused: the host's spool "
-                    "was rewritten?); nothing of the batch was stored",
-                true);
+    store::IngestResult result;
+    try {
+        result = m_store.ingest(host, check.events, t);
+    } catch (const Error& e) {
+        // The checks refuse whatever the store would (audit_ingest.hpp); should one slip
+        // through, the batch is still refused for good (422), never 503: the host would resend
+        // the same batch for ever.
+        if (e.code() != ErrorCode::bad_input) throw;
+        refuse_batch(request, reply, 422, "invalid_event",
+                     std::string("the store does not take a value of the batch (") + e.what() +
+                         "); nothing of the batch was stored",
+                     true);
         return;
     }
-    for (const store::Event& e : result.chain_events) {
-        if (e.type == "audit.chain_gap" || e.type == "audit.chain_fork")
-            log_alert(e);
-        else
-            log_event(e);
-        if (on_audit_chain_event) {
-            try {
-                on_audit_chain_event(e);
-            } catch (const std::exception& x) {
-                std::fprintf(stderr, "jitgate-server: a chain event's notice failed: %s\n", x.what());
-            }
-        }
+    if (!result.stored) {
+        chain_edited(request, host, check.events, result.conflict_event_id, t);
+        refuse_batch(request, reply, 409, "conflict",
+                     "event " + text::shown(result.conflict_event_id, 80) +
+                         " is stored already with different content (an event_id is never reused: the host's spool "
+                         "was rewritten?); nothing of the batch was stored",
+                     true);
+        return;
     }
+    for (const store::Event& e : result.chain_events) chain_event_recorded(e);
     reply.send(answer(200, audit_ingest::ack_json(check.events.size(), check.events.back().event_id, result.added,
                                                   result.duplicates)));
+}
+
+void Service::chain_event_recorded(const store::Event& e) {
+    if (audit_ingest::is_chain_alert(e.type))
+        log_alert(e);
+    else
+        log_event(e);
+    if (on_audit_chain_event) {
+        try {
+            on_audit_chain_event(e);
+        } catch (const std::exception& x) {
+            std::fprintf(stderr, "jitgate-server: a chain event's notice failed: %s\n", x.what());
+        }
+    }
+}
+
+// SECURITY NOTE: an event_id is never reused, so one that comes again with other bytes is an
+// edited event: the host's spool was rewritten. The batch is refused (nothing stored), and the
+// chain is marked broken in a transaction of its own, so the store's state says so. Recorded
+// at most once a minute per host (the count suppressed since carried by the next), like the
+// refusals: a host resending it in a loop grows neither the events table nor syslog.
+void Service::chain_edited(const http::Request& request, const std::string& host,
+                           const std::vector<store::AuditEvent>& events, const std::string& event_id, std::int64_t t) {
+    const std::string key = host + "\nedited";
+    if (!record_refusal(m_batch_refusals, key, t)) return;
+    const auto it =
+        std::find_if(events.begin(), events.end(), [&](const store::AuditEvent& e) { return e.event_id == event_id; });
+    const std::int64_t seq = it != events.end() ? it->seq : 0;
+    const std::string problem = "event " + text::shown(event_id, 80) + " (seq " + std::to_string(seq) +
+                                ") came again with other content (edited)";
+    const store::Event e = event(t, "audit.chain_edited", host, it != events.end() ? it->request_id : "",
+                                 "host:" + host, request.client.subject, request.peer_address,
+                                 {{"seq", seq},
+                                  {"event_id", event_id},
+                                  {"problem", problem},
+                                  {"suppressed", std::exchange(m_batch_refusals[key].suppressed, 0)}});
+    try {
+        m_store.mark_chain_broken(host, problem, seq, t, e);
+    } catch (const std::exception& x) {
+        std::fprintf(stderr, "jitgate-server: marking an edited chain broken failed: %s\n", x.what());
+    }
+    chain_event_recorded(e);
 }
 
 void Service::audit_state(http::Request&& request, http::Reply&& reply) {

@@ -19,6 +19,8 @@
 
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
+#include "server/http/worker.hpp"
+#include "server/service/audit_ingest.hpp"
 #include "server/store/store.hpp"
 
 #include <chrono>
@@ -103,6 +105,16 @@ public:
     // Only POST /v1/audit/events takes a body over k_max_host_body (the listener must allow
     // audit_ingest::k_max_body on k_audit_events_path).
     static constexpr const char* k_audit_events_path = "/v1/audit/events";
+
+    // Moves the checks of audit batches (audit_ingest::check_batch: seconds for a hostile 32 MiB
+    // body, which would hold every host's poll and filing) off the loop thread onto one worker
+    // thread, with at most k_max_waiting_batches waiting: beyond that a batch is answered 503
+    // with Retry-After (k_busy_retry_after_s), nothing stored, and jitgated sends it again
+    // later. `post` runs a function on the loop thread (EventLoop::post); the store's part runs
+    // there. Without this call (tests) the checks run on the loop. Call once, before serving.
+    void offload_audit_checks(http::Worker::Post post);
+    static constexpr std::size_t k_max_waiting_batches = 4; // each up to audit_ingest::k_max_body
+    static constexpr int k_busy_retry_after_s = 5;
     static constexpr std::size_t k_max_host_body = 64 * 1024;
     void handle_host(http::Request&& request, http::Reply&& reply);
 
@@ -123,7 +135,8 @@ public:
     std::function<void(const std::string& type, const store::Request& request)> on_event;
     // Called on the loop thread for each event about a host's audit chain, after its batch was
     // committed ("audit.chain_started", "audit.chain_restarted", "audit.chain_gap",
-    // "audit.chain_fork"; already in the database and on syslog). May be empty. Its failures
+    // "audit.chain_fork"), or after a 409 marked the chain broken ("audit.chain_edited"); already
+    // in the database and on syslog. May be empty. Its failures
     // are logged and never refuse the batch.
     std::function<void(const store::Event& event)> on_audit_chain_event;
     // Called after a request that needs the ticket check was filed: main starts the check and
@@ -144,7 +157,18 @@ private:
     void poll(const std::string& id, http::Request&& request, http::Reply&& reply);
     void cancel(const std::string& id, http::Request&& request, http::Reply&& reply);
     void ingest_audit(http::Request&& request, http::Reply&& reply);
+    // The store's part of an ingest, on the loop thread, after check_batch.
+    void store_batch(const http::Request& request, http::Reply& reply, audit_ingest::BatchCheck&& check);
+    // Answers a refused batch; records it (throttled) as "audit.batch_refused" when `alert`.
+    void refuse_batch(const http::Request& request, http::Reply& reply, int status, const std::string& code,
+                      const std::string& message, bool alert);
     void audit_state(http::Request&& request, http::Reply&& reply);
+    // After a 409: marks the host's chain broken, records and raises "audit.chain_edited"
+    // (throttled per host like the refusals). Never throws.
+    void chain_edited(const http::Request& request, const std::string& host,
+                      const std::vector<store::AuditEvent>& events, const std::string& event_id, std::int64_t t);
+    // Syslog (alert for a break) and on_audit_chain_event for a recorded chain event.
+    void chain_event_recorded(const store::Event& e);
     void wake(const std::string& host, const std::string& id);
     void forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter);
     void expire(const std::string& host, const std::string& id);
@@ -181,6 +205,8 @@ private:
     http::Timer m_expiry_timer;
     http::Timer m_purge_timer;
     std::shared_ptr<void> m_wake_watch;
+    // Last: destroyed first, so its thread is joined before anything its work touches goes.
+    std::unique_ptr<http::Worker> m_audit_worker; // set by offload_audit_checks()
 };
 
 } // namespace jitgate::server::service

@@ -317,6 +317,22 @@ const Step k_steps[] = {
          "CREATE INDEX break_glass_due ON break_glass_reviews (status, due_at)",
          "CREATE INDEX break_glass_time ON break_glass_reviews (time)",
      }},
+    // Version 4: a host's chain started over at seq 1 (a wiped spool, a reinstalled host) is
+    // shown in GET /v1/audit/state: how many times, and the last one's time and the seq and
+    // hash of the chain it ended (issue 14).
+    {4,
+     {
+         "ALTER TABLE audit_chains ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN restart_at INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN restart_previous_seq INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN restart_previous_hash TEXT NOT NULL DEFAULT ''",
+     },
+     {
+         "ALTER TABLE audit_chains ADD COLUMN restarts BIGINT NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN restart_at BIGINT NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN restart_previous_seq BIGINT NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN restart_previous_hash TEXT NOT NULL DEFAULT ''",
+     }},
 };
 
 static_assert(std::size(k_steps) == static_cast<std::size_t>(k_schema_version), "one step per schema version");

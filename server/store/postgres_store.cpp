@@ -86,6 +86,10 @@ AuditChain read_chain(const Result& r, int row) {
     c.problem_at = r.integer(row, 7);
     c.last_seen = r.integer(row, 8);
     c.events = r.integer(row, 9);
+    c.restarts = r.integer(row, 10);
+    c.restart_at = r.integer(row, 11);
+    c.restart_previous_seq = r.integer(row, 12);
+    c.restart_previous_hash = r.text(row, 13);
     return c;
 }
 
@@ -558,14 +562,37 @@ public:
             chain.last_seen = now;
             m_db.exec("UPDATE audit_chains SET last_seq = $2::bigint, last_hash = $3, last_event_id = $4, status = $5, "
                       "problem = $6, problem_seq = $7::bigint, problem_at = $8::bigint, last_seen = $9::bigint, "
-                      "events = $10::bigint WHERE host = $1",
+                      "events = $10::bigint, restarts = $11::bigint, restart_at = $12::bigint, "
+                      "restart_previous_seq = $13::bigint, restart_previous_hash = $14 WHERE host = $1",
                       {host, num(chain.last_seq), chain.last_hash, chain.last_event_id, chain.broken ? "broken" : "ok",
                        chain.problem, num(chain.problem_seq), num(chain.problem_at), num(chain.last_seen),
-                       num(chain.events)});
+                       num(chain.events), num(chain.restarts), num(chain.restart_at), num(chain.restart_previous_seq),
+                       chain.restart_previous_hash});
             tx.commit();
             result.stored = true;
             result.chain = std::move(chain);
             return result;
+        });
+    }
+
+    std::optional<AuditChain> mark_chain_broken(const std::string& host, const std::string& problem, std::int64_t seq,
+                                                std::int64_t now, const Event& event) override {
+        check_mark_broken(host, problem);
+        return call([&]() -> std::optional<AuditChain> {
+            pg::Transaction tx(m_db);
+            // FOR UPDATE: serialised with ingest() of the same host on any replica.
+            const Result row = m_db.exec("SELECT " JITGATE_CHAIN_COLUMNS
+                                         " FROM audit_chains WHERE host = $1 AND last_seq > 0 FOR UPDATE",
+                                         {host});
+            std::optional<AuditChain> chain;
+            if (row.rows() == 1) chain = read_chain(row, 0);
+            if (chain && mark_broken(*chain, problem, seq, now))
+                m_db.exec("UPDATE audit_chains SET status = 'broken', problem = $2, problem_seq = $3::bigint, "
+                          "problem_at = $4::bigint WHERE host = $1",
+                          {host, chain->problem, num(chain->problem_seq), num(chain->problem_at)});
+            insert_event(event);
+            tx.commit();
+            return chain;
         });
     }
 

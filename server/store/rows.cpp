@@ -95,6 +95,20 @@ void check_ingest(const std::string& host, const std::vector<AuditEvent>& events
             throw Error(ErrorCode::bad_input, "store", "ingest: an unchecked event (seq, event_id, hash or prev_hash)");
 }
 
+void check_mark_broken(const std::string& host, const std::string& problem) {
+    if (host.empty()) throw Error(ErrorCode::bad_input, "store", "mark_chain_broken: no host");
+    if (problem.empty()) throw Error(ErrorCode::bad_input, "store", "mark_chain_broken: no problem");
+}
+
+bool mark_broken(AuditChain& chain, const std::string& problem, std::int64_t seq, std::int64_t now) {
+    if (chain.broken) return false;
+    chain.broken = true;
+    chain.problem = problem;
+    chain.problem_seq = seq;
+    chain.problem_at = now;
+    return true;
+}
+
 Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int64_t now) {
     Event out;
     const bool genesis = e.seq == 1 && e.prev_hash == k_genesis;
@@ -106,8 +120,16 @@ Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int
     } else if (genesis) {
         // docs/audit.md "Starting a new chain": a reset spool or a reinstalled host. Recorded,
         // not an attack in itself; the old chain stays stored.
+        // Raised as an alert by the caller: a wiped spool loses what was not shipped yet.
         out = chain_event("audit.chain_restarted", chain, e, now,
-                          {{"previous_last_seq", chain.last_seq}, {"previous_last_hash", chain.last_hash}});
+                          {{"previous_last_seq", chain.last_seq},
+                           {"previous_last_hash", chain.last_hash},
+                           {"problem", "a new chain at seq 1 after seq " + std::to_string(chain.last_seq) +
+                                           " (the spool was wiped or the host reinstalled)"}});
+        chain.restarts += 1;
+        chain.restart_at = now;
+        chain.restart_previous_seq = chain.last_seq;
+        chain.restart_previous_hash = chain.last_hash;
     } else if (e.seq - 1 == chain.last_seq) {
         // Written as e.seq - 1 (e.seq >= 1): chain.last_seq + 1 overflows when a host sent
         // seq INT64_MAX.
@@ -135,12 +157,7 @@ Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int
         if (chain.last_seq < std::numeric_limits<std::int64_t>::max()) detail["expected_seq"] = chain.last_seq + 1;
         out = chain_event("audit.chain_fork", chain, e, now, std::move(detail));
     }
-    if (!problem.empty() && !chain.broken) {
-        chain.broken = true;
-        chain.problem = problem;
-        chain.problem_seq = e.seq;
-        chain.problem_at = now;
-    }
+    if (!problem.empty()) mark_broken(chain, problem, e.seq, now);
     chain.last_seq = e.seq;
     chain.last_hash = e.hash;
     chain.last_event_id = e.event_id;

@@ -54,7 +54,8 @@ namespace jitgate::server::store {
 
 // The columns of `audit_chains`, in the order the stores read them.
 #define JITGATE_CHAIN_COLUMNS                                                                                          \
-    "host, last_seq, last_hash, last_event_id, status, problem, problem_seq, problem_at, last_seen, events"
+    "host, last_seq, last_hash, last_event_id, status, problem, problem_seq, problem_at, last_seen, events, "          \
+    "restarts, restart_at, restart_previous_seq, restart_previous_hash"
 
 // "ok" → false, "broken" → true; Error(io) for anything else.
 bool chain_broken_from_column(const std::string& text);
@@ -62,6 +63,13 @@ bool chain_broken_from_column(const std::string& text);
 // ingest(): Error(bad_input) for an empty host or batch, or an event the caller did not check
 // (empty event_id, seq < 1, a hash or prev_hash that is not 64 hex digits).
 void check_ingest(const std::string& host, const std::vector<AuditEvent>& events);
+
+// mark_chain_broken(): Error(bad_input) for an empty host or problem.
+void check_mark_broken(const std::string& host, const std::string& problem);
+
+// mark_chain_broken(): marks `chain` broken with `problem` at `seq` and `now` unless it is
+// broken already (the first problem is kept). Returns whether it changed. Pure.
+bool mark_broken(AuditChain& chain, const std::string& problem, std::int64_t seq, std::int64_t now);
 
 // ingest(): where the new event `e` leaves the host's chain (`chain`, `known` false before the
 // host's first event). Moves the chain to `e` (last seq, hash, event_id; broken and the first

@@ -532,6 +532,17 @@ public:
         return result;
     }
 
+    std::optional<AuditChain> mark_chain_broken(const std::string& host, const std::string& problem, std::int64_t seq,
+                                                std::int64_t now, const Event& event) override {
+        check_mark_broken(host, problem);
+        return write([&] {
+            std::optional<AuditChain> chain = load_chain(host);
+            if (chain && mark_broken(*chain, problem, seq, now)) save_chain(*chain);
+            insert_event(event);
+            return chain;
+        });
+    }
+
     std::optional<AuditChain> audit_chain(std::string_view host) override {
         Transaction tx(m_db, Transaction::Kind::read);
         auto chain = load_chain(host);
@@ -616,16 +627,22 @@ private:
         c.problem_at = q.integer(7);
         c.last_seen = q.integer(8);
         c.events = q.integer(9);
+        c.restarts = q.integer(10);
+        c.restart_at = q.integer(11);
+        c.restart_previous_seq = q.integer(12);
+        c.restart_previous_hash = q.text(13);
         return c;
     }
 
     void save_chain(const AuditChain& c) {
         Query q(m_db, "INSERT INTO audit_chains (" JITGATE_CHAIN_COLUMNS ") VALUES "
-                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (host) DO UPDATE SET "
+                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (host) DO UPDATE SET "
                       "last_seq = excluded.last_seq, last_hash = excluded.last_hash, "
                       "last_event_id = excluded.last_event_id, status = excluded.status, problem = excluded.problem, "
                       "problem_seq = excluded.problem_seq, problem_at = excluded.problem_at, "
-                      "last_seen = excluded.last_seen, events = excluded.events");
+                      "last_seen = excluded.last_seen, events = excluded.events, restarts = excluded.restarts, "
+                      "restart_at = excluded.restart_at, restart_previous_seq = excluded.restart_previous_seq, "
+                      "restart_previous_hash = excluded.restart_previous_hash");
         q.text(1, c.host)
             .integer(2, c.last_seq)
             .text(3, c.last_hash)
@@ -636,6 +653,10 @@ private:
             .integer(8, c.problem_at)
             .integer(9, c.last_seen)
             .integer(10, c.events)
+            .integer(11, c.restarts)
+            .integer(12, c.restart_at)
+            .integer(13, c.restart_previous_seq)
+            .text(14, c.restart_previous_hash)
             .run();
     }
 

@@ -34,7 +34,7 @@ namespace jitgate::server::store {
 
 // The schema version this program reads and writes. `jitgate-server migrate` brings a
 // database to it; open_* refuses any other version with a message that says what to run.
-inline constexpr int k_schema_version = 3;
+inline constexpr int k_schema_version = 4;
 
 enum class Status { pending, approved, denied, expired, cancelled };
 std::string_view to_string(Status status) noexcept;
@@ -175,6 +175,12 @@ struct AuditChain {
     std::int64_t problem_at = 0; // Unix seconds
     std::int64_t last_seen = 0;  // Unix seconds of the last batch stored
     std::int64_t events = 0;     // events stored for the host (duplicates not counted)
+    // New chains at seq 1 after events ("audit.chain_restarted": a wiped spool or a reinstalled
+    // host), and the last one: when, and the last seq and hash of the chain it ended.
+    std::int64_t restarts = 0;
+    std::int64_t restart_at = 0; // Unix seconds; 0: never
+    std::int64_t restart_previous_seq = 0;
+    std::string restart_previous_hash;
 };
 
 struct IngestResult {
@@ -273,6 +279,14 @@ public:
     // event (each later problem is reported again, each once). Concurrent batches of one host
     // (replicas) are serialised. `events` must be non-empty; host not empty.
     virtual IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now) = 0;
+    // Marks `host`'s chain broken with `problem` at `seq` unless it is broken already (only the
+    // first problem is kept), and records `event` in the same transaction either way. For a
+    // problem seen outside a stored batch: an event_id sent again with other content (the 409 of
+    // docs/audit.md §5), whose batch's transaction stored nothing. Serialised with ingest() per
+    // host. Returns the chain after it; nullopt for a host without a stored event (nothing
+    // marked; `event` still recorded). host and problem not empty (Error bad_input).
+    virtual std::optional<AuditChain> mark_chain_broken(const std::string& host, const std::string& problem,
+                                                        std::int64_t seq, std::int64_t now, const Event& event) = 0;
     // The host's chain state; nullopt before its first event.
     virtual std::optional<AuditChain> audit_chain(std::string_view host) = 0;
     // The host's stored events with seq in [from_seq, to_seq], in arrival order (for tests,

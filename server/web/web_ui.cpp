@@ -11,11 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
-#include <mutex>
-#include <thread>
 #include <variant>
 #include <vector>
 
@@ -156,60 +152,10 @@ WebUi::WebUi(const config::Config& config, service::Service& service, store::Sto
     log_rate_limited = [](const store::Event& event) { service::log_event(event); };
 }
 
-// One thread for the IdP calls of sign-ins, with a bounded queue.
-struct WebUi::Worker {
-    std::function<void(std::function<void()>)> post; // back to the loop
-    std::mutex mutex;
-    std::condition_variable wake;
-    std::deque<std::function<void()>> queue;
-    bool stopping = false;
-    std::thread thread;
-
-    explicit Worker(std::function<void(std::function<void()>)> to_loop) : post(std::move(to_loop)) {
-        thread = std::thread([this] { run(); });
-    }
-    ~Worker() {
-        {
-            const std::lock_guard<std::mutex> lock(mutex);
-            stopping = true;
-        }
-        wake.notify_all();
-        thread.join();
-    }
-    bool push(std::function<void()> work) {
-        {
-            const std::lock_guard<std::mutex> lock(mutex);
-            if (stopping || queue.size() >= k_max_waiting_sign_ins) return false;
-            queue.push_back(std::move(work));
-        }
-        wake.notify_one();
-        return true;
-    }
-    void run() noexcept {
-        for (;;) {
-            std::function<void()> work;
-            {
-                std::unique_lock<std::mutex> lock(mutex);
-                wake.wait(lock, [this] { return stopping || !queue.empty(); });
-                if (stopping) return;
-                work = std::move(queue.front());
-                queue.pop_front();
-            }
-            try {
-                work();
-            } catch (const std::exception& e) {
-                log_line(std::string("sign-in worker: ") + e.what());
-            } catch (...) {
-                log_line("sign-in worker: unexpected error");
-            }
-        }
-    }
-};
-
 WebUi::~WebUi() = default;
 
 void WebUi::offload_sign_in(std::function<void(std::function<void()>)> post) {
-    m_worker = std::make_unique<Worker>(std::move(post));
+    m_worker = std::make_unique<http::Worker>("sign-in", k_max_waiting_sign_ins, std::move(post));
 }
 
 void WebUi::handle(http::Request&& request, http::Reply&& reply) {

@@ -39,6 +39,7 @@
 
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
+#include "server/http/worker.hpp"
 #include "server/service/service.hpp"
 #include "server/store/store.hpp"
 #include "server/web/pages.hpp"
@@ -140,9 +141,8 @@ private:
     service::Service& m_service;
     store::Store& m_store;
     SignIn& m_sign_in;
-    std::string m_origin; // the public URL's origin, what a browser sends as Origin
-    struct Worker;
-    std::unique_ptr<Worker> m_worker; // set by offload_sign_in()
+    std::string m_origin;                   // the public URL's origin, what a browser sends as Origin
+    std::unique_ptr<http::Worker> m_worker; // set by offload_sign_in()
     SignInLimit m_sign_in_limit;
     std::int64_t m_rate_limited_logged_at = -1; // when the last signin.rate_limited line went out
     std::size_t m_rate_limited_unlogged = 0;    // refusals since then

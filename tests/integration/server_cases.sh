@@ -362,6 +362,17 @@ audit_ingest_with() {
         "fin-db-01 $shipped $last_hash ok" "GET /v1/audit/state"
     expect_eq "$("${hosts[@]}" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state?host=web-02")" \
         403 "another host's state"
+    expect_eq "$(jq -c '[.restarts, .restart_at]' <<<"$state")" '[0,""]' "no restart in the state"
+    # the host's spool against the server's state, with the host's config and certificate
+    "$JITGATECTL" --config "$CONFIG" audit verify --against-store >"$T/against.out" 2>&1 ||
+        { cat "$T/against.out" >&2; ns_die "the spool does not match the server's state"; }
+    expect_contains "$(cat "$T/against.out")" "OK: store holds up to seq $shipped hash $last_hash; spool matches"
+    # an event_id with a NUL escape (correctly hashed) is refused for good (422), never 503
+    canon="$(head -n 1 "$T/exported.jsonl" | jq -cS 'del(.hash) | .event_id = "nul\u0000id"')"
+    forged="$(jq -cS --arg h "$(printf '%s' "$canon" | sha256sum | cut -d' ' -f1)" '. + {hash: $h}' <<<"$canon")"
+    expect_eq "$("${hosts[@]}" -o "$T/nul.out" -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+        --data-binary "$forged"$'\n' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events")" 422 "a NUL in event_id"
+    expect_contains "$(cat "$T/nul.out")" "event_id holds a NUL"
     # a batch with another host's event, correctly hashed, is refused whole (nothing stored)
     local canon forged
     canon="$(head -n 1 "$T/exported.jsonl" | jq -cS 'del(.hash) | .host = "web-02" | .event_id = "forged-1"')"
@@ -387,9 +398,14 @@ audit_ingest_with() {
     expect_eq "$("${hosts[@]}" -H 'Content-Type: application/x-ndjson' --data-binary "$(head -n 1 "$T/exported.jsonl")"$'\n' \
         "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/events" | jq -c '[.stored, .last_event_id, .duplicates]')" \
         "$(head -n 1 "$T/exported.jsonl" | jq -c '[1, .event_id, 1]')" "a resent event is acknowledged"
-    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" ok "still unbroken"
+    # ... and the edited event marks the chain broken (in its own transaction), recorded as such
+    expect_eq "$(srv_sql "select status from audit_chains where host='fin-db-01'")" broken "an edit breaks the chain"
+    expect_contains "$(srv_sql "select problem from audit_chains where host='fin-db-01'")" \
+        "\\(seq 1\\) came again with other content \\(edited\\)"
+    expect_eq "$(srv_sql "select count(*) from events where type='audit.chain_edited' and host='fin-db-01'")" 1 \
+        "the edit in the server's audit"
     expect_eq "$(srv_sql "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
-        3 "refused batches in the server's audit"
+        3 "refused batches in the server's audit (403, the first 422 of the minute, 409)"
     # the same refusal in a loop: within the minute, counted, not each recorded (nor each an alert)
     local n
     for n in 1 2 3; do
@@ -398,6 +414,13 @@ audit_ingest_with() {
     done
     expect_eq "$(srv_sql "select count(*) from events where type='audit.batch_refused' and host='fin-db-01'")" \
         3 "refused batches recorded within one minute"
+    # the spool's last segment edited on the host: the comparison with the server fails
+    local last_seg; last_seg="$(ls "$SPOOL"/seg-*.jsonl | tail -n 1)"
+    sed -i '$ s/"user":"/"user":"x/' "$last_seg"
+    if "$JITGATECTL" --config "$CONFIG" audit verify --against-store >"$T/against.out" 2>&1; then
+        cat "$T/against.out" >&2; ns_die "an edited spool matched the server's state"
+    fi
+    expect_contains "$(cat "$T/against.out")" "FAILED"
     all_settled
 }
 

@@ -1,8 +1,8 @@
 // tests/unit/server_notify_peers.hpp — real HTTPS peers on 127.0.0.1 for the tests of
 // server/notify (webhook receivers, a fake ServiceNow): cpp-httplib with OpenSSL, serving a
 // certificate from the throw-away PKI that tests/support/make_pki.sh makes for the run.
-// Include only from test_server_notify_*.cpp (tests/unit/CMakeLists.txt links cpp-httplib
-// into those).
+// Also the central audit store's state for test_audit_store_check.cpp (mutual TLS). Include only
+// from those tests (tests/unit/CMakeLists.txt links cpp-httplib into them).
 #pragma once
 
 // The macros Debian's libcpp-httplib was built with (its pkg-config Cflags): the classes must
@@ -94,10 +94,12 @@ struct Answer {
 };
 
 // An HTTPS server on 127.0.0.1 (ephemeral port) that records every request and answers with
-// the queued answers in order, then with the default answer.
+// the queued answers in order, then with the default answer. With `client_ca`, a client must
+// present a certificate that CA signed (mutual TLS), or its handshake fails.
 class HttpsPeer {
 public:
-    HttpsPeer(const std::string& cert, const std::string& key) : m_server(cert.c_str(), key.c_str()) {
+    HttpsPeer(const std::string& cert, const std::string& key, const std::string& client_ca = "")
+        : m_server(cert.c_str(), key.c_str(), client_ca.empty() ? nullptr : client_ca.c_str()) {
         if (!m_server.is_valid()) throw std::runtime_error("cannot load the peer's certificate " + cert);
         const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
             Answer answer;

@@ -37,8 +37,15 @@
 #include <gtest/gtest.h>
 
 #include "jitgate/error.hpp"
+#include "lib/audit_event.hpp"
+#include "lib/grant_token.hpp"
+#include "server/config/config.hpp"
 #include "server/http/http.hpp"
 #include "server/http/internal.hpp"
+#include "server/http/worker.hpp"
+#include "server/service/audit_ingest.hpp"
+#include "server/service/service.hpp"
+#include "server/store/store.hpp"
 
 namespace {
 
@@ -1248,5 +1255,251 @@ TEST(ServerHttpReply, ManyParkedRequestsAnsweredByPostFromAnotherThread) {
     EXPECT_EQ(gone, 0);
     server.on_loop([&] { slots.clear(); });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The worker beside the loop (http/worker.hpp), and the audit store's batch checks on it
+
+TEST(ServerHttpWorker, RunsWorkOnItsThreadAndRefusesBeyondItsQueue) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    std::mutex posted_mutex;
+    int posted = 0;
+    http::Worker worker("test", 2, [&](std::function<void()> f) {
+        f();
+        const std::lock_guard<std::mutex> lock(posted_mutex);
+        ++posted;
+    });
+    std::promise<std::thread::id> ran_on;
+    ASSERT_TRUE(worker.push([&] {
+        ran_on.set_value(std::this_thread::get_id());
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return open; });
+        worker.post([] {});
+    }));
+    EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
+    EXPECT_TRUE(worker.push([] { throw std::runtime_error("logged; the worker goes on"); }));
+    EXPECT_TRUE(worker.push([&] { worker.post([] {}); }));
+    EXPECT_FALSE(worker.push([] {})) << "two are waiting already: the third is refused";
+    {
+        const std::lock_guard<std::mutex> lock(m);
+        open = true;
+    }
+    cv.notify_all();
+    ASSERT_TRUE(eventually([&] {
+        const std::lock_guard<std::mutex> lock(posted_mutex);
+        return posted == 2;
+    }));
+    EXPECT_TRUE(worker.push([] {})) << "room again once the queue drained";
+}
+
+namespace audit_store {
+
+namespace store = jitgate::server::store;
+namespace service = jitgate::server::service;
+using jitgate::audit::Json;
+
+// One canonical, hashed event line of host `host` (seq 1, genesis): a batch of its own.
+std::string event_line(const std::string& host, const std::string& event_id) {
+    Json e{{"event_id", event_id},
+           {"host", host},
+           {"seq", 1},
+           {"prev_hash", jitgate::audit::k_genesis_hash},
+           {"time", "2026-11-24T03:05:56.548Z"},
+           {"type", "command.finished"},
+           {"user", "alice"}};
+    e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
+    return e.dump();
+}
+
+// Regression: a batch was checked on the loop thread, so a large hostile one held every host's
+// poll and filing. The checks run on the worker; while it is busy the loop still answers, and
+// beyond the worker's queue a batch gets 503 with Retry-After and nothing of it is stored.
+TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQueueIs503) {
+    char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    store::migrate_sqlite(dir + "/server.db");
+    auto db = store::open_sqlite(dir + "/server.db");
+    jitgate::server::config::Config config;
+    config.server.name = "approvals.test";
+    config.server.public_url = "https://approvals.test";
+    const auto key = jitgate::grant_token::SigningKey::generate("k-test");
+    std::unique_ptr<service::Service> svc;
+    http::Limits limits;
+    limits.large_body_paths = {service::Service::k_audit_events_path};
+    limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
+    auto server = std::make_unique<Server>(host_tls(), limits, [&](http::Request&& r, http::Reply&& reply) {
+        svc->handle_host(std::move(r), std::move(reply));
+    });
+    svc = std::make_unique<service::Service>(config, *db, key, server->loop);
+    // The worker's way back to the loop, held shut: the first batch's check ends there, so the
+    // worker stays busy and the next ones wait in its queue.
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    std::atomic<int> waiting_to_post{0};
+    svc->offload_audit_checks([&](std::function<void()> work) {
+        ++waiting_to_post;
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return open; });
+        server->loop.post(std::move(work));
+    });
+    const auto post_batch = [&](int i) {
+        FetchOptions o;
+        o.method = "POST";
+        o.body = event_line("testhost", "ev-" + std::to_string(i)) + "\n";
+        o.headers = {"Content-Type: application/x-ndjson"};
+        return fetch(server->url("/v1/audit/events"), o);
+    };
+    constexpr int k_queued = static_cast<int>(service::Service::k_max_waiting_batches);
+    constexpr int k_refused = 2;
+    std::vector<Fetched> results(1 + k_queued + k_refused);
+    std::vector<std::thread> clients;
+    clients.emplace_back([&] { results[0] = post_batch(0); });
+    ASSERT_TRUE(eventually([&] { return waiting_to_post == 1; })) << "the first batch's check never finished";
+    // The loop is free while the worker is busy.
+    const Fetched state = fetch(server->url("/v1/audit/state"));
+    EXPECT_EQ(state.status, 200) << state.body;
+    std::atomic<int> answered{0};
+    for (int i = 1; i < static_cast<int>(results.size()); ++i)
+        clients.emplace_back([&, i] {
+            results[static_cast<std::size_t>(i)] = post_batch(i);
+            ++answered;
+        });
+    // Whatever order they arrive in, k_queued wait for the worker and the rest are refused now.
+    ASSERT_TRUE(eventually([&] { return answered == k_refused; }));
+    {
+        const std::lock_guard<std::mutex> lock(m);
+        open = true;
+    }
+    cv.notify_all();
+    for (auto& c : clients) c.join();
+    int ok = 0;
+    int busy = 0;
+    for (const Fetched& f : results) {
+        if (f.status == 200) {
+            ++ok;
+        } else {
+            EXPECT_EQ(f.status, 503) << f.body;
+            EXPECT_TRUE(f.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s)))
+                << f.body;
+            EXPECT_NE(f.body.find("nothing of this batch was stored"), std::string::npos) << f.body;
+            ++busy;
+        }
+    }
+    EXPECT_EQ(ok, 1 + k_queued);
+    EXPECT_EQ(busy, k_refused);
+    server->stop();
+    EXPECT_EQ(db->audit_events("testhost", 1, 1, 100).size(), static_cast<std::size_t>(1 + k_queued))
+        << "only the acknowledged batches are stored";
+    svc.reset();
+    server.reset();
+    db.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+// A Service on SQLite behind a real hosts listener, checks inline (no worker).
+struct AuditServer {
+    AuditServer() {
+        char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
+        if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+        dir = tmpl;
+        store::migrate_sqlite(dir + "/server.db");
+        db = store::open_sqlite(dir + "/server.db");
+        config.server.name = "approvals.test";
+        config.server.public_url = "https://approvals.test";
+        http::Limits limits;
+        limits.large_body_paths = {service::Service::k_audit_events_path};
+        limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
+        server = std::make_unique<Server>(host_tls(), limits, [this](http::Request&& r, http::Reply&& reply) {
+            svc->handle_host(std::move(r), std::move(reply));
+        });
+        svc = std::make_unique<service::Service>(config, *db, key, server->loop);
+        svc->on_audit_chain_event = [this](const store::Event& e) { notified.push_back(e.type); };
+    }
+    ~AuditServer() {
+        server->stop();
+        svc.reset();
+        server.reset();
+        db.reset();
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    Fetched post(const std::string& body) {
+        FetchOptions o;
+        o.method = "POST";
+        o.body = body;
+        o.headers = {"Content-Type: application/x-ndjson"};
+        return fetch(server->url("/v1/audit/events"), o);
+    }
+    // Runs `f` on the loop thread (the store is the loop's).
+    template <class F>
+    auto on_loop(F f) {
+        decltype(f()) out;
+        server->on_loop([&] { out = f(); });
+        return out;
+    }
+
+    std::string dir;
+    std::unique_ptr<store::Store> db;
+    jitgate::server::config::Config config;
+    jitgate::grant_token::SigningKey key = jitgate::grant_token::SigningKey::generate("k-test");
+    std::unique_ptr<Server> server;
+    std::unique_ptr<service::Service> svc;
+    std::vector<std::string> notified; // loop thread
+};
+
+// Regression: a 409 (an event_id again with other content: an edited event) refused the batch
+// but left the chain "ok". It marks the chain broken, records audit.chain_edited for syslog and
+// webhooks, and still answers 409.
+TEST(ServerAuditIngestService, AnEditedEventResentIs409AndMarksTheChainBroken) {
+    AuditServer s;
+    const std::string original = event_line("testhost", "ev-1");
+    ASSERT_EQ(s.post(original + "\n").status, 200);
+    Json edited = Json::parse(original);
+    edited.erase("hash");
+    edited["user"] = "mallory";
+    edited["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(edited));
+    const Fetched refused = s.post(edited.dump() + "\n");
+    EXPECT_EQ(refused.status, 409) << refused.body;
+    const auto chain = s.on_loop([&] { return s.db->audit_chain("testhost"); });
+    ASSERT_TRUE(chain);
+    EXPECT_TRUE(chain->broken);
+    EXPECT_EQ(chain->problem, "event ev-1 (seq 1) came again with other content (edited)");
+    EXPECT_EQ(s.on_loop([&] { return s.notified; }),
+              std::vector<std::string>({"audit.chain_started", "audit.chain_edited"}));
+    const Fetched state = fetch(s.server->url("/v1/audit/state"));
+    EXPECT_EQ(Json::parse(state.body)["chain"], "broken") << state.body;
+    // Again within the minute: still 409, counted, not recorded again.
+    EXPECT_EQ(s.post(edited.dump() + "\n").status, 409);
+    EXPECT_EQ(s.on_loop([&] { return s.notified.size(); }), 2u);
+}
+
+// Regression: an event_id with a \u0000 escape passed the checks and the store's refusal was
+// a 503, resent for ever. It is a 422 naming the line; nothing is stored.
+TEST(ServerAuditIngestService, ANulInAnEventIdIs422NotA503) {
+    AuditServer s;
+    const Fetched f = s.post(event_line("testhost", std::string("ev-\0-1", 6)) + "\n");
+    EXPECT_EQ(f.status, 422) << f.body;
+    EXPECT_NE(f.body.find("event_id holds a NUL"), std::string::npos) << f.body;
+    EXPECT_FALSE(s.on_loop([&] { return s.db->audit_chain("testhost"); }));
+}
+
+// A new chain at seq 1 after events (a wiped spool) is an alert and in the host's state.
+TEST(ServerAuditIngestService, ARestartedChainIsNotifiedAndCountedInTheState) {
+    AuditServer s;
+    ASSERT_EQ(s.post(event_line("testhost", "ev-1") + "\n").status, 200);
+    ASSERT_EQ(s.post(event_line("testhost", "ev-1-again") + "\n").status, 200);
+    EXPECT_EQ(s.on_loop([&] { return s.notified; }),
+              std::vector<std::string>({"audit.chain_started", "audit.chain_restarted"}));
+    const Json state = Json::parse(fetch(s.server->url("/v1/audit/state")).body);
+    EXPECT_EQ(state["restarts"], 1) << state.dump();
+    EXPECT_EQ(state["restart_previous_seq"], 1) << state.dump();
+    EXPECT_EQ(state["chain"], "ok") << state.dump();
+}
+
+} // namespace audit_store
 
 } // namespace

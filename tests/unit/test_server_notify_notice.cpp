@@ -1,10 +1,12 @@
 // tests/unit/test_server_notify_notice.cpp — the notice bodies of server/notify/notice: the
 // generic JSON body's fields, the Slack body's shape, and that hostile text can neither break
 // the JSON nor form a Slack mention or link.
+#include "server/config/config.hpp"
 #include "server/notify/notice.hpp"
 
 #include "jitgate/text.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -285,6 +287,33 @@ TEST(NotifyNotice, ChainNoticesFollowTheWebhooksEvents) {
     jitgate::server::config::Webhook quiet = json_hook;
     quiet.events = {"request.filed"};
     EXPECT_TRUE(notify::chain_notices_for({quiet}, "s", gap, 100).empty());
+}
+
+// An edited event resent (a 409) and a chain started over at seq 1 are webhook-able too (they
+// were syslog-only, or not alerts at all); each says what happened in Slack.
+TEST(NotifyNotice, EditedAndRestartedChainsAreNoticesToo) {
+    jitgate::server::config::Webhook slack_hook;
+    slack_hook.name = "chat";
+    slack_hook.format = "slack";
+    slack_hook.events = {"audit.chain_edited", "audit.chain_restarted"};
+    const notify::ChainFacts edited{"audit.chain_edited", "fin-db-01", 2, "ev-2",
+                                    "event ev-2 (seq 2) came again with other content (edited)"};
+    const auto e = notify::chain_notices_for({slack_hook}, "approvals.test", edited, 100);
+    ASSERT_EQ(e.size(), 1u);
+    const std::string edited_text = json::parse(e[0].body)["text"];
+    EXPECT_NE(edited_text.find("is broken (an event was edited)"), std::string::npos) << edited_text;
+    const notify::ChainFacts restarted{"audit.chain_restarted", "fin-db-01", 1, "ev-9",
+                                       "a new chain at seq 1 after seq 41"};
+    const auto r = notify::chain_notices_for({slack_hook}, "approvals.test", restarted, 100);
+    ASSERT_EQ(r.size(), 1u);
+    const std::string restarted_text = json::parse(r[0].body)["text"];
+    EXPECT_NE(restarted_text.find("started over at seq 1"), std::string::npos) << restarted_text;
+    EXPECT_NE(restarted_text.find("after seq 41"), std::string::npos) << restarted_text;
+    for (const std::string type : {"audit.chain_edited", "audit.chain_restarted"})
+        EXPECT_NE(std::find(std::begin(jitgate::server::config::k_webhook_events),
+                            std::end(jitgate::server::config::k_webhook_events), type),
+                  std::end(jitgate::server::config::k_webhook_events))
+            << type;
 }
 
 } // namespace

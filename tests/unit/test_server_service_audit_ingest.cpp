@@ -1,12 +1,18 @@
 // Tests for server/service/audit_ingest: the checks of a host's audit batch (docs/audit.md §5,
 // `jsonl`) before anything is stored, on real event lines (lib/audit_event's canonical form
 // and hash, as jitgated writes them).
+#include "lib/audit_chain.hpp"
 #include "lib/audit_event.hpp"
+#include "lib/strict_json.hpp"
 #include "server/service/audit_ingest.hpp"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
+#include <iostream>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -88,6 +94,33 @@ TEST(ServerAuditIngest, ADuplicateMemberOrNotJsonIs400) {
     EXPECT_EQ(ingest::check_batch(a + "\n\n", only_fin).refused->status, 400); // an empty line
 }
 
+// Regression: an event_id holding a \u0000 escape passed the checks, then the store refused the
+// text (NUL) and the host got 503 for ever, resending the same batch. Any text the store would
+// refuse is a 422 naming the line, at check time.
+TEST(ServerAuditIngest, ANulInAnyStoredTextIs422NamingTheLineNot503Later) {
+    const std::string a = line("fin-db-01", 1, jitgate::audit::k_genesis_hash, "ev-1");
+    const std::string nul_id = line("fin-db-01", 2, hash_of(a), std::string("ev-\0-2", 6));
+    ASSERT_NE(nul_id.find("\\u0000"), std::string::npos) << "the line holds the escape, not a raw NUL";
+    const auto check = ingest::check_batch(a + "\n" + nul_id + "\n", only_fin);
+    ASSERT_TRUE(check.refused);
+    EXPECT_EQ(check.refused->status, 422);
+    EXPECT_TRUE(check.events.empty());
+    EXPECT_NE(check.refused->message.find("line 2 (seq 2"), std::string::npos) << check.refused->message;
+    EXPECT_NE(check.refused->message.find("event_id holds a NUL"), std::string::npos) << check.refused->message;
+    for (const std::string key : {"user", "request_id", "future_field_is_not_a_column"}) {
+        const std::string l = line("fin-db-01", 1, jitgate::audit::k_genesis_hash, "ev-1", key, std::string("x\0y", 3));
+        const auto c = ingest::check_batch(l + "\n", only_fin);
+        if (key == "future_field_is_not_a_column") {
+            // Stored inside the line only, as its escape: the store takes it.
+            EXPECT_FALSE(c.refused) << c.refused->message;
+            continue;
+        }
+        ASSERT_TRUE(c.refused) << key;
+        EXPECT_EQ(c.refused->status, 422) << key;
+        EXPECT_NE(c.refused->message.find(key + " holds a NUL"), std::string::npos) << c.refused->message;
+    }
+}
+
 TEST(ServerAuditIngest, AnotherHostsEventRefusesTheWholeBatchWith403) {
     const std::string a = line("fin-db-01", 1, jitgate::audit::k_genesis_hash, "ev-1");
     const std::string other = line("web-02", 1, jitgate::audit::k_genesis_hash, "ev-9");
@@ -108,6 +141,87 @@ TEST(ServerAuditIngest, BodyShapeAndLineCount) {
     std::string many;
     for (std::size_t i = 0; i <= ingest::k_max_lines; ++i) many += "{}\n";
     EXPECT_EQ(ingest::check_batch(many, only_fin).refused->status, 413);
+}
+
+// No line is longer than an event jitgated can write: 413 naming the line, before it is parsed.
+TEST(ServerAuditIngest, ALineOverTheEventSizeLimitIs413NamingIt) {
+    const std::string a = line("fin-db-01", 1, jitgate::audit::k_genesis_hash, "ev-1");
+    std::string big = line("fin-db-01", 2, hash_of(a), "ev-2", "message", std::string(ingest::k_max_line, 'x'));
+    ASSERT_GT(big.size(), ingest::k_max_line);
+    const auto check = ingest::check_batch(a + "\n" + big + "\n", only_fin);
+    ASSERT_TRUE(check.refused);
+    EXPECT_EQ(check.refused->status, 413);
+    EXPECT_NE(check.refused->message.find("line 2 is " + std::to_string(big.size()) + " bytes"), std::string::npos)
+        << check.refused->message;
+    // Just under the limit is an event like any other.
+    const std::string fits =
+        line("fin-db-01", 2, hash_of(a), "ev-2", "message", std::string(ingest::k_max_line - 400, 'x'));
+    ASSERT_LE(fits.size(), ingest::k_max_line);
+    EXPECT_FALSE(ingest::check_batch(a + "\n" + fits + "\n", only_fin).refused);
+}
+
+// Timing, printed and never asserted (the machine decides): a full batch of ordinary events and
+// a body of the largest events, each escape-heavy (the costliest to parse), through the checks
+// as they are (one strict parse per line) and as they were (a strict parse, then check_line
+// parsing the line again).
+TEST(ServerAuditIngest, BenchLargeBatchesParsedOnce) {
+    std::string ordinary;
+    std::string prev = jitgate::audit::k_genesis_hash;
+    for (int i = 1; i <= 10000; ++i) {
+        const std::string l =
+            line("fin-db-01", i, prev, "ev-" + std::to_string(i), "argv", std::string(2000, 'a') + std::to_string(i));
+        prev = hash_of(l);
+        ordinary += l + "\n";
+    }
+    std::string escaped;
+    prev = jitgate::audit::k_genesis_hash;
+    for (int i = 1; escaped.size() + ingest::k_max_line < ingest::k_max_body; ++i) {
+        const std::string l =
+            line("fin-db-01", i, prev, "ev-" + std::to_string(i), "argv", std::string(80 * 1024, '\x01'));
+        prev = hash_of(l);
+        escaped += l + "\n";
+    }
+    const auto time_ms = [](const std::function<void()>& f) {
+        const auto start = std::chrono::steady_clock::now();
+        f();
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    };
+    for (const auto& [name, body] : {std::pair<const char*, const std::string*>{"10000 ordinary events", &ordinary},
+                                     {"escape-heavy events", &escaped}}) {
+        bool passed = false;
+        const double now_ms = time_ms([&] { passed = !ingest::check_batch(*body, only_fin).refused; });
+        EXPECT_TRUE(passed) << name;
+        // The per-line work alone, both ways: as now (one parse) and as before (two).
+        const auto per_line = [&](bool twice) {
+            return time_ms([&] {
+                std::size_t start = 0;
+                while (start < body->size()) {
+                    const std::size_t end = body->find('\n', start);
+                    const std::string l = body->substr(start, end - start);
+                    start = end + 1;
+                    auto parsed = jitgate::strict_json::parse_object(l);
+                    if (twice)
+                        (void)jitgate::audit::check_line(l);
+                    else
+                        (void)jitgate::audit::check_parsed_line(l, std::move(parsed.value));
+                }
+            });
+        };
+        const double once_ms = per_line(false);
+        const double twice_ms = per_line(true);
+        std::cout << "[ TIMING   ] " << name << " (" << body->size() / 1024 << " KiB): check_batch " << now_ms
+                  << " ms; the line checks alone: parsed once " << once_ms << " ms, parsed twice (before) " << twice_ms
+                  << " ms\n";
+    }
+}
+
+// A new chain at seq 1 (a wiped spool) was recorded but not raised; an edited event resent
+// (409) was not a chain event at all. Both are alerts now, with the breaks.
+TEST(ServerAuditIngest, RestartedAndEditedChainsAreAlerts) {
+    for (const char* type : {"audit.chain_gap", "audit.chain_fork", "audit.chain_edited", "audit.chain_restarted"})
+        EXPECT_TRUE(ingest::is_chain_alert(type)) << type;
+    EXPECT_FALSE(ingest::is_chain_alert("audit.chain_started"));
+    EXPECT_FALSE(ingest::is_chain_alert("audit.batch_refused"));
 }
 
 TEST(ServerAuditIngest, ContentTypeAndAcknowledgement) {
@@ -131,7 +245,17 @@ TEST(ServerAuditIngest, ContentTypeAndAcknowledgement) {
     c.broken = true;
     c.problem = "gap: seq 5 follows 2 (2 events missing)";
     c.last_seen = 1795489562;
+    c.restarts = 2;
+    c.restart_at = 1795489000;
+    c.restart_previous_seq = 41;
+    c.restart_previous_hash = std::string(64, 'b');
     const Json state = Json::parse(ingest::state_json("fin-db-01", c));
+    EXPECT_EQ(state["restarts"], 2);
+    EXPECT_EQ(state["restart_at"], "2026-11-24T02:56:40Z");
+    EXPECT_EQ(state["restart_previous_seq"], 41);
+    EXPECT_EQ(state["restart_previous_hash"], std::string(64, 'b'));
+    EXPECT_EQ(empty["restarts"], 0);
+    EXPECT_EQ(empty["restart_at"], "");
     EXPECT_EQ(state["last_seq"], 7);
     EXPECT_EQ(state["last_hash"], std::string(64, 'a'));
     EXPECT_EQ(state["chain"], "broken");

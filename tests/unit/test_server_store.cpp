@@ -1063,6 +1063,50 @@ TEST_P(StoreTest, a_duplicate_with_other_bytes_refuses_the_whole_batch) {
     EXPECT_FALSE(state->broken);
 }
 
+// Regression: a 409 (an event sent again edited) refused the batch but left the chain "ok". The
+// caller marks it broken in a transaction of its own, after the refused batch.
+TEST_P(StoreTest, mark_chain_broken_after_an_edited_event_keeps_the_first_problem_and_records_the_event) {
+    HostChain chain("fin-db-01");
+    const std::vector<AuditEvent> first{chain.next(), chain.next()};
+    ASSERT_TRUE(store->ingest("fin-db-01", first, 5000).stored);
+    AuditEvent changed = first[1];
+    changed.line.insert(changed.line.size() - 1, R"(,"x":1)");
+    ASSERT_FALSE(store->ingest("fin-db-01", {changed}, 5001).stored);
+    Event edited;
+    edited.at = 5001;
+    edited.type = "audit.chain_edited";
+    edited.host = "fin-db-01";
+    edited.request_id = "R-EDITED0001";
+    edited.actor = "host:fin-db-01";
+    const std::string problem = "event " + first[1].event_id + " (seq 2) came again with other content (edited)";
+    const auto after = store->mark_chain_broken("fin-db-01", problem, 2, 5001, edited);
+    ASSERT_TRUE(after);
+    EXPECT_TRUE(after->broken);
+    auto state = store->audit_chain("fin-db-01");
+    ASSERT_TRUE(state);
+    EXPECT_TRUE(state->broken);
+    EXPECT_EQ(state->problem, problem);
+    EXPECT_EQ(state->problem_seq, 2);
+    EXPECT_EQ(state->problem_at, 5001);
+    EXPECT_EQ(state->last_seq, 2); // the chain itself did not move
+    EXPECT_EQ(state->last_hash, first[1].hash);
+    EXPECT_EQ(types_of(store->events("fin-db-01", "R-EDITED0001")), std::vector<std::string>{"audit.chain_edited"});
+    // A later problem is recorded, but the first one stays the chain's problem.
+    edited.at = 5002;
+    ASSERT_TRUE(store->mark_chain_broken("fin-db-01", "another", 1, 5002, edited));
+    state = store->audit_chain("fin-db-01");
+    EXPECT_EQ(state->problem, problem);
+    EXPECT_EQ(state->problem_at, 5001);
+    EXPECT_EQ(store->events("fin-db-01", "R-EDITED0001").size(), 2u);
+    // A host without events: nothing to mark, the event is still recorded.
+    edited.host = "web-02";
+    EXPECT_FALSE(store->mark_chain_broken("web-02", problem, 2, 5003, edited));
+    EXPECT_FALSE(store->audit_chain("web-02"));
+    EXPECT_EQ(store->events("web-02", "R-EDITED0001").size(), 1u);
+    EXPECT_THROW(store->mark_chain_broken("", problem, 2, 5003, edited), Error);
+    EXPECT_THROW(store->mark_chain_broken("fin-db-01", "", 2, 5003, edited), Error);
+}
+
 TEST_P(StoreTest, a_seq_gap_is_stored_and_breaks_the_chain_with_its_first_problem) {
     HostChain chain("fin-db-01");
     ASSERT_TRUE(store->ingest("fin-db-01", {chain.next(), chain.next()}, 5000).stored);
@@ -1122,6 +1166,8 @@ TEST_P(StoreTest, a_fork_is_stored_and_breaks_the_chain) {
 TEST_P(StoreTest, a_new_chain_at_seq_1_is_recorded_not_a_break) {
     HostChain chain("fin-db-01");
     ASSERT_TRUE(store->ingest("fin-db-01", {chain.next(), chain.next(), chain.next()}, 5000).stored);
+    EXPECT_EQ(store->audit_chain("fin-db-01")->restarts, 0);
+    const std::string hash_3 = chain.hash();
     chain.reset(); // the spool was archived and started again (docs/audit.md "Starting a new chain")
     const IngestResult r = store->ingest("fin-db-01", {chain.next(), chain.next()}, 5001);
     ASSERT_TRUE(r.stored);
@@ -1134,6 +1180,21 @@ TEST_P(StoreTest, a_new_chain_at_seq_1_is_recorded_not_a_break) {
     EXPECT_EQ(state->last_hash, chain.hash());
     EXPECT_EQ(state->events, 5);
     EXPECT_EQ(store->audit_events("fin-db-01", 1, 1, 100).size(), 2u); // both chains' seq 1
+    // Regression: a restart was recorded as an event only; the chain's state shows it now
+    // (GET /v1/audit/state): how many, and the last one's time and the chain it ended.
+    EXPECT_EQ(state->restarts, 1);
+    EXPECT_EQ(state->restart_at, 5001);
+    EXPECT_EQ(state->restart_previous_seq, 3);
+    EXPECT_EQ(state->restart_previous_hash, hash_3);
+    EXPECT_NE(r.chain_events[0].detail.find("a new chain at seq 1 after seq 3"), std::string::npos);
+    const std::string hash_2 = chain.hash();
+    chain.reset();
+    ASSERT_TRUE(store->ingest("fin-db-01", {chain.next()}, 5002).stored);
+    const auto again = store->audit_chain("fin-db-01");
+    EXPECT_EQ(again->restarts, 2);
+    EXPECT_EQ(again->restart_at, 5002);
+    EXPECT_EQ(again->restart_previous_seq, 2);
+    EXPECT_EQ(again->restart_previous_hash, hash_2);
 }
 
 TEST_P(StoreTest, an_event_after_seq_int64_max_is_a_fork_not_an_overflowed_gap) {
