@@ -1,5 +1,6 @@
-// server/web/pages.hpp — the approvers' HTML pages: pure functions from what the store and the
-// service know to one complete HTML document (or the one stylesheet). No I/O, no HTTP.
+// server/web/pages.hpp — the approvers' and the auditors' HTML pages: pure functions from what
+// the store and the service know to one complete HTML document (or the one stylesheet). No I/O,
+// no HTTP.
 //
 // SECURITY NOTE: everything a page shows comes from someone who may be hostile (a host's
 // request body, an approver's comment, the IdP's names, the database). Every piece of text

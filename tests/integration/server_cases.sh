@@ -731,6 +731,8 @@ case_browser_break_glass_review() {
     [ -n "$id" ] || ns_die "no review item for dave's break-glass use"
     expect_eq "$(srv_sql "select count(*) from break_glass_reviews")" 1 "one review item"
     expect_eq "$(srv_sql "select status from break_glass_reviews where event_id='$id'")" open "the item before review"
+    expect_eq "$(srv_sql "select due_at - opened_at from break_glass_reviews where event_id='$id'")" 3600 \
+        "due after audit.break_glass_review_within"
     local out
     out="$(browser_act self-review dave fin-db-01 "$id" "/usr/bin/whoami")" ||
         ns_die "Chromium did not show dave's self-review refused"

@@ -1178,6 +1178,31 @@ TEST_F(AuditPagesTest, AnAuditorReadsTheAuditPagesAndOthersGet403) {
     EXPECT_FALSE(m_store->find_break_glass_review("fin-db-01", id)->closed);
 }
 
+TEST_F(AuditPagesTest, TheEventSearchPagesOnAfterTheLastRowShown) {
+    std::vector<store::AuditEvent> batch;
+    for (std::size_t i = 0; i < web::WebUi::k_events_page_size + 5; ++i)
+        batch.push_back(m_chain.next("command.finished", "alice"));
+    ASSERT_TRUE(m_store->ingest("fin-db-01", batch, m_now).stored);
+    const auto row = [](std::int64_t seq) { return "<td>fin-db-01</td><td>" + std::to_string(seq) + "</td>"; };
+    const std::int64_t last = batch.back().seq;
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    const auto first = send(auditor, "GET", "/audit/events", {{"host", "fin-db-01"}, {"order", "oldest"}});
+    EXPECT_EQ(first.status, 200);
+    EXPECT_NE(first.body.find(row(1)), std::string::npos);
+    EXPECT_EQ(first.body.find(row(last)), std::string::npos);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        first.body, m,
+        std::regex(R"re(href="(/audit/events\?order=oldest&amp;host=fin-db-01&amp;after=([0-9]+))">More events)re")));
+    const auto second =
+        send(auditor, "GET", "/audit/events", {{"order", "oldest"}, {"host", "fin-db-01"}, {"after", m[2].str()}});
+    EXPECT_EQ(second.status, 200);
+    EXPECT_EQ(second.body.find(row(1)), std::string::npos);
+    EXPECT_NE(second.body.find(row(last)), std::string::npos);
+    EXPECT_EQ(second.body.find("More events"), std::string::npos);
+}
+
 TEST_F(AuditPagesTest, AnAuditorApprovesNothing) {
     file_request("alice");
     Browser auditor;
