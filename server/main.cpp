@@ -231,6 +231,18 @@ int serve(const std::string& path, const std::string& ports_file) {
         for (const auto& notice : outgoing) store->enqueue(notice.target, notice.body, service.now());
         if (!outgoing.empty()) notifier.wake();
     };
+    // A break-glass review item went overdue: already on syslog at alert and in the database;
+    // webhooks that list break_glass.review_overdue get a notice too.
+    service.on_break_glass_overdue = [&](const server::store::BreakGlassReview& review) {
+        if (config->webhooks.empty()) return;
+        const server::notify::BreakGlassFacts facts{review.host,      review.event_id,
+                                                    review.user_name, review.time,
+                                                    review.due_at,    service.review_url(review.host, review.event_id)};
+        const auto outgoing =
+            server::notify::break_glass_notices_for(config->webhooks, config->server.name, facts, service.now());
+        for (const auto& notice : outgoing) store->enqueue(notice.target, notice.body, service.now());
+        if (!outgoing.empty()) notifier.wake();
+    };
     // The ticket check runs on its own thread; its answer is recorded on the loop thread. Until
     // it has answered "ok", the request cannot be approved (fail closed).
     std::unique_ptr<server::notify::TicketChecker> tickets;

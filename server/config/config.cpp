@@ -75,7 +75,10 @@ const SectionSpec k_top_spec{
      {"password_file", "database"},
      {"keys", "signing"},
      {"active", "signing"},
-     {"syslog_facility", "audit"}}};
+     {"syslog_facility", "audit"},
+     {"auditor_groups", "audit"},
+     {"break_glass_reviewer_groups", "audit"},
+     {"break_glass_review_within", "audit"}}};
 const SectionSpec k_server_spec{{"name", "public_url"}, {}};
 const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "client_crl", "max_timeout", "max_ttl",
                                 "max_pending_per_host", "max_connections_per_address"},
@@ -95,7 +98,10 @@ const SectionSpec k_webhook_spec{{"name", "url", "format", "secret_file", "ca_fi
 const SectionSpec k_ticket_check_spec{{"url", "token_file", "ca_file", "approved_field", "approved_value",
                                        "window_start_field", "window_end_field", "timeout"},
                                       {}};
-const SectionSpec k_audit_spec{{"syslog_facility"}, {}};
+const SectionSpec k_audit_spec{
+    {"syslog_facility", "auditor_groups", "break_glass_reviewer_groups", "break_glass_review_within"}, {}};
+constexpr Seconds k_min_review_within{std::chrono::minutes(1)};
+constexpr Seconds k_max_review_within{std::chrono::hours(24 * 90)};
 
 const Where k_top_where{"", "", "at top level", ""};
 
@@ -240,6 +246,13 @@ Config Parser::parse(const YAML::Node& root) {
             facilities.emplace_back(f, f);
         if (auto v = enum_value<std::string>(where, find(e, "syslog_facility"), facilities))
             config.audit.syslog_facility = *v;
+        set_list(where, e, "auditor_groups", config.audit.auditor_groups);
+        // The default sits here, in one place: the auditors review break-glass use.
+        if (find(e, "break_glass_reviewer_groups") == nullptr)
+            config.audit.break_glass_reviewer_groups = config.audit.auditor_groups;
+        else
+            set_list(where, e, "break_glass_reviewer_groups", config.audit.break_glass_reviewer_groups);
+        set_duration(where, e, "break_glass_review_within", config.audit.break_glass_review_within);
     }
     return config;
 }
@@ -425,6 +438,7 @@ public:
         check_policy();
         check_webhooks();
         check_ticket_check();
+        check_audit();
         return std::move(m_problems);
     }
 
@@ -473,6 +487,7 @@ private:
     void check_policy();
     void check_webhooks();
     void check_ticket_check();
+    void check_audit();
 
     const Config& m_config;
     const Positions* m_positions;
@@ -655,9 +670,19 @@ void Checker::check_webhooks() {
                     prefix + "unknown event " + shown(w.events[j]) +
                         " (known: request.filed, request.approved, request.approval_added, request.denied, "
                         "request.cancelled, request.expired, grant.signed, audit.chain_gap, audit.chain_fork, "
-                        "audit.chain_edited, audit.chain_restarted)");
+                        "audit.chain_edited, audit.chain_restarted, break_glass.review_overdue)");
         }
     }
+}
+
+void Checker::check_audit() {
+    const auto& a = m_config.audit;
+    names("audit.auditor_groups", "", "auditor_groups", a.auditor_groups);
+    names("audit.break_glass_reviewer_groups", "", "break_glass_reviewer_groups", a.break_glass_reviewer_groups);
+    if (a.break_glass_review_within < k_min_review_within || a.break_glass_review_within > k_max_review_within)
+        add("audit.break_glass_review_within",
+            "audit.break_glass_review_within must be " + format_duration(k_min_review_within) + ".." +
+                format_duration(k_max_review_within) + ", got " + format_duration(a.break_glass_review_within));
 }
 
 void Checker::check_ticket_check() {

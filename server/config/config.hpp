@@ -49,7 +49,7 @@ struct Webhook {
     std::string ca_file;         // empty: the system's trust store
     // Known: request.filed, request.approved, request.approval_added, request.denied,
     // request.cancelled, request.expired, grant.signed, audit.chain_gap, audit.chain_fork,
-    // audit.chain_edited, audit.chain_restarted
+    // audit.chain_edited, audit.chain_restarted, break_glass.review_overdue
     // (k_webhook_events).
     std::vector<std::string> events = {"request.filed", "request.approved", "request.denied", "request.expired"};
 };
@@ -145,13 +145,25 @@ struct Config {
 
     struct Audit {
         std::string syslog_facility = "authpriv"; // auth, authpriv, daemon, user, local0..local7
+        // The server's groups (oidc.groups maps IdP groups to them, as for approver groups) whose
+        // members may read the auditors' pages (/audit...). Read-only: an auditor approves
+        // nothing unless also in an approver group. Empty: nobody (the default).
+        std::vector<std::string> auditor_groups;
+        // The server's groups whose members may close break-glass review items (and read the
+        // auditors' pages to do so). Absent from the file: the same as auditor_groups (set by
+        // parse); an empty list: nobody closes reviews.
+        std::vector<std::string> break_glass_reviewer_groups;
+        // Each `access.break_glass` event opens a review item due this long after it arrived;
+        // items still open then raise "break_glass.review_overdue" (syslog alert, webhooks).
+        // 1 minute .. 90 days.
+        Seconds break_glass_review_within{std::chrono::hours(24)};
     } audit;
 };
 
 inline constexpr std::string_view k_webhook_events[] = {
     "request.filed",     "request.approved",   "request.approval_added", "request.denied",
     "request.cancelled", "request.expired",    "grant.signed",           "audit.chain_gap",
-    "audit.chain_fork",  "audit.chain_edited", "audit.chain_restarted"};
+    "audit.chain_fork",  "audit.chain_edited", "audit.chain_restarted",  "break_glass.review_overdue"};
 
 struct LoadResult {
     Config config;                                  // what could be read; use it only if problems is empty

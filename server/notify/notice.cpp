@@ -370,4 +370,42 @@ std::vector<Outgoing> chain_notices_for(const std::vector<config::Webhook>& webh
     return out;
 }
 
+std::vector<Outgoing> break_glass_notices_for(const std::vector<config::Webhook>& webhooks,
+                                              std::string_view server_name, const BreakGlassFacts& f,
+                                              std::int64_t now) {
+    constexpr std::string_view k_type = "break_glass.review_overdue";
+    std::vector<Outgoing> out;
+    for (const auto& hook : webhooks) {
+        if (std::find(hook.events.begin(), hook.events.end(), k_type) == hook.events.end()) continue;
+        if (hook.format == "json") {
+            const json body = {
+                {"type", k_type},
+                {"delivery_id", new_delivery_id()},
+                {"occurred_at", rfc3339(now)},
+                {"server", server_name},
+                {"review",
+                 {{"host", f.host},
+                  {"event_id", f.event_id},
+                  {"user", f.user},
+                  {"time", f.time},
+                  {"due_at", rfc3339(f.due_at)},
+                  {"link", f.link}}},
+            };
+            out.push_back({hook.name, dump(body)});
+        } else if (hook.format == "slack") {
+            const json body = {
+                {"text", ":rotating_light: Break-glass use by " + slack_user_text(f.user, k_slack_name_max) +
+                             " on host " + slack_user_text(f.host, k_slack_name_max) + " at " +
+                             slack_user_text(f.time, k_slack_name_max) + " is not reviewed (due " + rfc3339(f.due_at) +
+                             "): " + slack_user_text(f.link, k_slack_text_max) + " — reported by " +
+                             slack_user_text(server_name, k_slack_name_max)},
+                {"unfurl_links", false},
+                {"unfurl_media", false},
+            };
+            out.push_back({hook.name, dump(body)});
+        }
+    }
+    return out;
+}
+
 } // namespace jitgate::server::notify

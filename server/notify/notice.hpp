@@ -137,4 +137,27 @@ struct ChainFacts {
 std::vector<Outgoing> chain_notices_for(const std::vector<config::Webhook>& webhooks, std::string_view server_name,
                                         const ChainFacts& facts, std::int64_t now);
 
+// A break-glass review item is still open past its due time (server.md "Break-glass review"):
+// "break_glass.review_overdue". host, event_id, user and time come from the host (hostile);
+// link is the server's own (public_url + the review's path).
+struct BreakGlassFacts {
+    std::string host;
+    std::string event_id;
+    std::string user;        // who broke the glass
+    std::string time;        // the event's time, as the host sent it
+    std::int64_t due_at = 0; // Unix seconds
+    std::string link;        // where a reviewer closes it
+};
+
+// The notices an overdue review gives: one per webhook whose `events` lists
+// "break_glass.review_overdue".
+//   json:  {"type":"break_glass.review_overdue","delivery_id":"...","occurred_at":"...",
+//           "server":"<name>","review":{"host":...,"event_id":...,"user":...,"time":...,
+//           "due_at":"RFC 3339","link":...}}
+//   slack: {"text": one line naming the user, the host, the due time and the link,
+//           "unfurl_links":false,"unfurl_media":false}
+std::vector<Outgoing> break_glass_notices_for(const std::vector<config::Webhook>& webhooks,
+                                              std::string_view server_name, const BreakGlassFacts& facts,
+                                              std::int64_t now);
+
 } // namespace jitgate::server::notify

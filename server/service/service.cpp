@@ -123,6 +123,7 @@ std::string Service::request_url(const std::string& host, const std::string& id)
 void Service::start() {
     start_expiry();
     start_purge();
+    start_review_alerts();
     const int fd = m_store.wake_fd();
     if (fd >= 0) m_wake_watch = m_loop.watch_readable(fd, [this]() { take_wakeups(); });
 }
@@ -153,6 +154,56 @@ void Service::start_purge() {
         std::fprintf(stderr, "jitgate-server: purging expired sessions and sign-ins failed: %s\n", e.what());
     }
     m_purge_timer = m_loop.after(k_purge_interval, [this]() { start_purge(); });
+}
+
+// ---- housekeeping: overdue break-glass reviews ---------------------------------------------
+// Every replica runs it; the store hands each overdue item to exactly one of them, and records
+// the alert's event in the same transaction as the claim, so each item alerts once.
+
+std::size_t Service::alert_overdue_reviews() {
+    const std::int64_t t = now();
+    const auto overdue_event = [&](const store::BreakGlassReview& r) {
+        return event(t, "break_glass.review_overdue", r.host, "", "server", "", "",
+                     {{"event_id", r.event_id},
+                      {"user", r.user_name},
+                      {"time", r.time},
+                      {"due_at", protocol::rfc3339(r.due_at)},
+                      {"link", review_url(r.host, r.event_id)}});
+    };
+    const std::vector<store::BreakGlassReview> claimed =
+        m_store.claim_overdue_break_glass_reviews(t, k_review_alert_batch, overdue_event);
+    for (const store::BreakGlassReview& r : claimed) {
+        log_alert(overdue_event(r));
+        if (!on_break_glass_overdue) continue;
+        try {
+            on_break_glass_overdue(r);
+        } catch (const std::exception& x) {
+            std::fprintf(stderr, "jitgate-server: an overdue review's notice failed: %s\n", x.what());
+        }
+    }
+    return claimed.size();
+}
+
+void Service::start_review_alerts() {
+    try {
+        alert_overdue_reviews();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: checking for overdue break-glass reviews failed: %s\n", e.what());
+    }
+    m_review_timer = m_loop.after(k_review_check_interval, [this]() { start_review_alerts(); });
+}
+
+store::Event Service::review_closed_event(const store::BreakGlassReview& review, const std::string& reviewer,
+                                          const std::string& identity, const std::string& source_address,
+                                          const std::string& note) const {
+    return event(now(), "break_glass.reviewed", review.host, "", reviewer, identity, source_address,
+                 {{"event_id", review.event_id}, {"user", review.user_name}, {"time", review.time}, {"note", note}});
+}
+
+std::string Service::review_url(const std::string& host, const std::string& event_id) const {
+    std::string base = m_config.server.public_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    return base + "/audit/reviews/" + url_encode(host) + "/" + url_encode(event_id);
 }
 
 // ---- the host API ----------------------------------------------------------------------------
@@ -310,7 +361,9 @@ void Service::store_batch(const http::Request& request, http::Reply& reply, audi
     const std::int64_t t = now();
     store::IngestResult result;
     try {
-        result = m_store.ingest(host, check.events, t);
+        store::IngestOptions options;
+        options.break_glass_review_within_s = m_config.audit.break_glass_review_within.count();
+        result = m_store.ingest(host, check.events, t, options);
     } catch (const Error& e) {
         // The checks refuse whatever the store would (audit_ingest.hpp); should one slip
         // through, the batch is still refused for good (422), never 503: the host would resend

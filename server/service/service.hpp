@@ -139,6 +139,25 @@ public:
     // in the database and on syslog. May be empty. Its failures
     // are logged and never refuse the batch.
     std::function<void(const store::Event& event)> on_audit_chain_event;
+    // Called on the loop thread for each break-glass review item that just became overdue
+    // (claimed by alert_overdue_reviews(): once per item across replicas), after its
+    // "break_glass.review_overdue" event is in the database and on syslog at alert: main
+    // enqueues the webhook notices. May be empty; its failures are logged.
+    std::function<void(const store::BreakGlassReview& review)> on_break_glass_overdue;
+
+    // Claims the open break-glass review items due by now whose alert was not raised yet
+    // (store::Store::claim_overdue_break_glass_reviews), records and logs
+    // "break_glass.review_overdue" for each at alert, and calls on_break_glass_overdue. Returns
+    // how many. start() runs it every k_review_check_interval. Errors: the store's (Error(io)).
+    std::size_t alert_overdue_reviews();
+    static constexpr std::chrono::seconds k_review_check_interval{30};
+    static constexpr std::size_t k_review_alert_batch = 100;
+    // The server event of a closed review ("break_glass.reviewed"), for the store's close call.
+    store::Event review_closed_event(const store::BreakGlassReview& review, const std::string& reviewer,
+                                     const std::string& identity, const std::string& source_address,
+                                     const std::string& note) const;
+    // public_url + "/audit/reviews/" + host + "/" + event_id (both percent-encoded).
+    std::string review_url(const std::string& host, const std::string& event_id) const;
     // Called after a request that needs the ticket check was filed: main starts the check and
     // records its answer (store::Store::set_ticket_check). May be empty.
     std::function<void(const std::string& host, const std::string& id, const std::string& ticket)>
@@ -174,6 +193,7 @@ private:
     void expire(const std::string& host, const std::string& id);
     void start_expiry();
     void start_purge();
+    void start_review_alerts();
     void expire_due();
     // Whether this pending-cap refusal of `host` at `t` is recorded (the first of its minute).
     bool record_refusal(const std::string& host, std::int64_t t) { return record_refusal(m_refusals, host, t); }
@@ -204,6 +224,7 @@ private:
     std::map<std::string, Refusals, std::less<>> m_batch_refusals;
     http::Timer m_expiry_timer;
     http::Timer m_purge_timer;
+    http::Timer m_review_timer;
     std::shared_ptr<void> m_wake_watch;
     // Last: destroyed first, so its thread is joined before anything its work touches goes.
     std::unique_ptr<http::Worker> m_audit_worker; // set by offload_audit_checks()

@@ -23,6 +23,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -486,8 +487,10 @@ public:
         });
     }
 
-    IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now) override {
+    IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now,
+                        const IngestOptions& options) override {
         check_ingest(host, events);
+        check_ingest_options(options);
         return call([&] {
             pg::Transaction tx(m_db);
             // The host's chain row, locked until COMMIT: batches of one host arriving at two
@@ -540,6 +543,10 @@ public:
                                  {"line", e.line},
                                  {"user_name", e.user}});
                 ++result.added;
+                if (e.type == k_break_glass_type) {
+                    open_review(host, e, now, options);
+                    ++result.reviews_opened;
+                }
                 Event event = advance_chain(chain, known, e, now);
                 known = true;
                 if (!event.type.empty()) result.chain_events.push_back(std::move(event));
@@ -620,6 +627,148 @@ public:
             return out;
         });
     }
+
+    // --- break-glass reviews ---
+
+    std::vector<BreakGlassReview> break_glass_reviews(ReviewList which, const std::optional<ReviewKey>& after,
+                                                      std::size_t limit) override {
+        return call([&] {
+            // Keyset as in the SQLite store.
+            const Result r = m_db.exec(
+                which == ReviewList::open
+                    ? "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE status = 'open' "
+                      "AND ($1::integer = 0 OR (due_at, host, event_id) > ($2::bigint, $3, $4)) "
+                      "ORDER BY due_at, host, event_id LIMIT $5::bigint"
+                    : "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE status = 'closed' "
+                      "AND ($1::integer = 0 OR closed_at < $2::bigint OR (closed_at = $2::bigint AND "
+                      "(host, event_id) > ($3, $4))) ORDER BY closed_at DESC, host, event_id LIMIT $5::bigint",
+                {after ? "1" : "0", num(after ? after->at : 0), after ? after->host : std::string(),
+                 after ? after->event_id : std::string(), limit_value(limit)});
+            std::vector<BreakGlassReview> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_review(r, i));
+            return out;
+        });
+    }
+
+    std::optional<BreakGlassReview> find_break_glass_review(std::string_view host, std::string_view event_id) override {
+        return call([&] { return load_review(host, event_id, false); });
+    }
+
+    CloseResult close_break_glass_review(std::string_view host, std::string_view event_id, const std::string& reviewer,
+                                         const std::string& reviewer_identity, const std::string& note,
+                                         std::int64_t now, const Event& event) override {
+        check_close(reviewer, note);
+        return call([&] {
+            pg::Transaction tx(m_db);
+            CloseResult result;
+            // Locked until COMMIT: a second reviewer waits, then sees it closed.
+            auto current = load_review(host, event_id, true);
+            if (!current) return result;
+            result.review = *current;
+            if (current->closed) {
+                result.outcome = CloseOutcome::already_closed;
+                return result;
+            }
+            const Result line = m_db.exec("SELECT line FROM audit_events WHERE host = $1 AND event_id = $2",
+                                          {str(host), str(event_id)});
+            const std::string login_user = line.rows() == 1 ? login_user_of(line.text(0, 0)) : std::string();
+            if (reviewer == current->user_name || reviewer == login_user) {
+                result.outcome = CloseOutcome::own_use;
+                return result;
+            }
+            const Result updated = m_db.exec(
+                "UPDATE break_glass_reviews SET status = 'closed', reviewer = $3, reviewer_identity = $4, note = $5, "
+                "closed_at = $6::bigint WHERE host = $1 AND event_id = $2 AND status = 'open' "
+                "RETURNING " JITGATE_REVIEW_COLUMNS,
+                {str(host), str(event_id), reviewer, reviewer_identity, note, num(now)});
+            if (updated.rows() != 1)
+                throw Error(ErrorCode::internal, "store", "a review changed inside its transaction");
+            insert_event(event);
+            result.outcome = CloseOutcome::closed;
+            result.review = read_review(updated, 0);
+            tx.commit();
+            return result;
+        });
+    }
+
+    std::vector<BreakGlassReview> claim_overdue_break_glass_reviews(std::int64_t now, std::size_t limit,
+                                                                    const OverdueAudit& audit) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            // Rows another replica is claiming are skipped (SKIP LOCKED); the condition on
+            // overdue_alerted_at is checked again on the locked row, so each is claimed once.
+            const Result r = m_db.exec(
+                "UPDATE break_glass_reviews SET overdue_alerted_at = $1::bigint WHERE (host, event_id) IN "
+                "(SELECT host, event_id FROM break_glass_reviews WHERE status = 'open' AND due_at <= $1::bigint "
+                "AND overdue_alerted_at = 0 ORDER BY due_at, host, event_id LIMIT $2::bigint FOR UPDATE SKIP LOCKED) "
+                "AND status = 'open' AND overdue_alerted_at = 0 RETURNING " JITGATE_REVIEW_COLUMNS,
+                {num(now), limit_value(limit)});
+            std::vector<BreakGlassReview> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_review(r, i));
+            std::sort(out.begin(), out.end(), [](const BreakGlassReview& a, const BreakGlassReview& b) {
+                return std::tie(a.due_at, a.host, a.event_id) < std::tie(b.due_at, b.host, b.event_id);
+            });
+            for (const BreakGlassReview& review : out) insert_event(audit(review));
+            tx.commit();
+            return out;
+        });
+    }
+
+    std::vector<AuditHostStatus> audit_hosts(std::string_view after_host, std::size_t limit) override {
+        return call([&] {
+            const Result r = m_db.exec(
+                "SELECT " JITGATE_CHAIN_COLUMNS ", (SELECT count(*) FROM break_glass_reviews r "
+                "WHERE r.host = audit_chains.host AND r.status = 'open'), coalesce((SELECT e.time FROM audit_events e "
+                "WHERE e.host = audit_chains.host AND e.event_id = audit_chains.last_event_id), '') FROM audit_chains "
+                "WHERE host > $1 AND last_seq > 0 ORDER BY host LIMIT $2::bigint",
+                {str(after_host), limit_value(limit)});
+            std::vector<AuditHostStatus> out;
+            for (int i = 0; i < r.rows(); ++i)
+                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, 11), r.integer(i, 10)});
+            return out;
+        });
+    }
+
+    std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id) override {
+        return call([&]() -> std::optional<StoredAuditEvent> {
+            const Result r = m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                                       " FROM audit_events WHERE host = $1 AND event_id = $2",
+                                       {str(host), str(event_id)});
+            if (r.rows() != 1) return std::nullopt;
+            return read_stored_event(r, 0);
+        });
+    }
+
+    std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& s) override {
+        return call([&] {
+            const Params params{s.host,
+                                s.user,
+                                s.type,
+                                s.from,
+                                s.to,
+                                num(s.after.value_or(s.oldest_first ? 0 : std::numeric_limits<std::int64_t>::max())),
+                                limit_value(s.limit)};
+            // One literal statement per order; an empty filter matches everything.
+            const Result r = m_db.exec(
+                s.oldest_first
+                    ? "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text = '' OR "
+                      "type = $3) "
+                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id > $6::bigint "
+                      "ORDER BY id LIMIT $7::bigint"
+                    : "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text = '' OR "
+                      "type = $3) "
+                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id < $6::bigint "
+                      "ORDER BY id DESC LIMIT $7::bigint",
+                params);
+            std::vector<StoredAuditEvent> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_stored_event(r, i));
+            return out;
+        });
+    }
+
+    // --- end of break-glass reviews ---
 
     int wake_fd() override {
         if (!m_listen) m_listen = listen();
@@ -719,6 +868,48 @@ private:
                 Approval{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.integer(i, 5)});
         return out;
     }
+
+    // --- break-glass reviews ---
+    void open_review(const std::string& host, const AuditEvent& e, std::int64_t now, const IngestOptions& options) {
+        m_db.exec("INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at) "
+                  "VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint) ON CONFLICT (host, event_id) DO NOTHING",
+                  {host, e.event_id, e.user, e.time, num(now), num(now + options.break_glass_review_within_s)});
+    }
+
+    static BreakGlassReview read_review(const Result& q, int row) {
+        BreakGlassReview r;
+        r.host = q.text(row, 0);
+        r.event_id = q.text(row, 1);
+        r.user_name = q.text(row, 2);
+        r.time = q.text(row, 3);
+        r.opened_at = q.integer(row, 4);
+        r.due_at = q.integer(row, 5);
+        r.closed = review_closed_from_column(q.text(row, 6));
+        r.reviewer = q.text(row, 7);
+        r.reviewer_identity = q.text(row, 8);
+        r.note = q.text(row, 9);
+        r.closed_at = q.integer(row, 10);
+        r.overdue_alerted_at = q.integer(row, 11);
+        return r;
+    }
+
+    // id, host, received_at, then JITGATE_AUDIT_EVENT_COLUMNS.
+    static StoredAuditEvent read_stored_event(const Result& r, int i) {
+        return StoredAuditEvent{r.integer(i, 0), r.text(i, 1), r.integer(i, 2),
+                                AuditEvent{r.text(i, 3), r.integer(i, 4), r.text(i, 5), r.text(i, 6), r.text(i, 7),
+                                           r.text(i, 8), r.text(i, 9), r.text(i, 10), r.text(i, 11)}};
+    }
+
+    std::optional<BreakGlassReview> load_review(std::string_view host, std::string_view event_id, bool lock) {
+        const Result r = m_db.exec(
+            lock ? "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE host = $1 AND event_id = $2 "
+                   "FOR UPDATE"
+                 : "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE host = $1 AND event_id = $2",
+            {str(host), str(event_id)});
+        if (r.rows() != 1) return std::nullopt;
+        return read_review(r, 0);
+    }
+    // --- end of break-glass reviews ---
 
     void insert_event(const Event& e) {
         m_db.exec("INSERT INTO events (at, type, host, request_id, actor, identity, source_address, detail) "

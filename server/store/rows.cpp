@@ -167,3 +167,31 @@ Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int
 }
 
 } // namespace jitgate::server::store
+
+// --- break-glass reviews ---
+namespace jitgate::server::store {
+
+bool review_closed_from_column(const std::string& text) {
+    if (text == "open") return false;
+    if (text == "closed") return true;
+    throw Error(ErrorCode::io, "store", "a stored break-glass review is neither open nor closed");
+}
+
+void check_ingest_options(const IngestOptions& options) {
+    if (options.break_glass_review_within_s <= 0)
+        throw Error(ErrorCode::bad_input, "store", "ingest: the break-glass review time must be positive");
+}
+
+void check_close(const std::string& reviewer, const std::string& note) {
+    if (reviewer.empty()) throw Error(ErrorCode::bad_input, "store", "a break-glass review needs a reviewer");
+    if (note.empty()) throw Error(ErrorCode::bad_input, "store", "a break-glass review needs a note");
+}
+
+std::string login_user_of(const std::string& line) {
+    const nlohmann::json value = nlohmann::json::parse(line, nullptr, false);
+    if (!value.is_object()) return {};
+    const auto it = value.find("login_user");
+    return it != value.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+} // namespace jitgate::server::store

@@ -78,3 +78,33 @@ bool mark_broken(AuditChain& chain, const std::string& problem, std::int64_t seq
 Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int64_t now);
 
 } // namespace jitgate::server::store
+
+// --- break-glass reviews ---
+namespace jitgate::server::store {
+
+// The columns of `break_glass_reviews`, in the order the stores read them.
+#define JITGATE_REVIEW_COLUMNS                                                                                         \
+    "host, event_id, user_name, time, opened_at, due_at, status, reviewer, reviewer_identity, note, closed_at, "       \
+    "overdue_alerted_at"
+
+// The columns of an `audit_events` row as AuditEvent holds them, in its member order.
+#define JITGATE_AUDIT_EVENT_COLUMNS "event_id, seq, hash, prev_hash, time, type, request_id, line, user_name"
+
+// The event type that opens a review item.
+inline constexpr const char* k_break_glass_type = "access.break_glass";
+
+// "open" → false, "closed" → true; Error(io) for anything else (fail closed: an unknown status
+// is never read as closed).
+bool review_closed_from_column(const std::string& text);
+
+// ingest(): Error(bad_input) for a review time that is not positive.
+void check_ingest_options(const IngestOptions& options);
+
+// close_break_glass_review(): Error(bad_input) for an empty reviewer or note.
+void check_close(const std::string& reviewer, const std::string& note);
+
+// The `login_user` of a stored event line, or empty when it has none (or the line is not a
+// JSON object: it was checked at ingest, so that is a corrupt row, and nobody is exempted).
+std::string login_user_of(const std::string& line);
+
+} // namespace jitgate::server::store

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 #include <type_traits>
 
 namespace jitgate::server::store {
@@ -470,8 +471,10 @@ public:
         });
     }
 
-    IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now) override {
+    IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now,
+                        const IngestOptions& options) override {
         check_ingest(host, events);
+        check_ingest_options(options);
         // BEGIN IMMEDIATE: batches of one host (and of all hosts) are serialised, so the chain
         // state read here is the one this batch continues.
         Transaction tx(m_db, Transaction::Kind::write);
@@ -515,6 +518,10 @@ public:
                 continue;
             }
             ++result.added;
+            if (e.type == k_break_glass_type) {
+                open_review(host, e, now, options);
+                ++result.reviews_opened;
+            }
             Event event = advance_chain(chain, known, e, now);
             known = true;
             if (!event.type.empty()) {
@@ -567,6 +574,151 @@ public:
         return out;
     }
 
+    // --- break-glass reviews ---
+
+    std::vector<BreakGlassReview> break_glass_reviews(ReviewList which, const std::optional<ReviewKey>& after,
+                                                      std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<BreakGlassReview> out;
+        {
+            // Keyset: open ascending by (due_at, host, event_id); closed descending by closed_at,
+            // then ascending by (host, event_id). Without `after`, from the list's start.
+            Query q(m_db, which == ReviewList::open
+                              ? "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE status = 'open' "
+                                "AND (?1 = 0 OR (due_at, host, event_id) > (?2, ?3, ?4)) "
+                                "ORDER BY due_at, host, event_id LIMIT ?5"
+                              : "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE status = 'closed' "
+                                "AND (?1 = 0 OR closed_at < ?2 OR (closed_at = ?2 AND (host, event_id) > (?3, ?4))) "
+                                "ORDER BY closed_at DESC, host, event_id LIMIT ?5");
+            q.integer(1, after ? 1 : 0)
+                .integer(2, after ? after->at : 0)
+                .text(3, after ? after->host : std::string())
+                .text(4, after ? after->event_id : std::string())
+                .integer(5, limit_value(limit));
+            while (q.step()) out.push_back(read_review(q));
+        }
+        tx.commit();
+        return out;
+    }
+
+    std::optional<BreakGlassReview> find_break_glass_review(std::string_view host, std::string_view event_id) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        auto review = load_review(host, event_id);
+        tx.commit();
+        return review;
+    }
+
+    CloseResult close_break_glass_review(std::string_view host, std::string_view event_id, const std::string& reviewer,
+                                         const std::string& reviewer_identity, const std::string& note,
+                                         std::int64_t now, const Event& event) override {
+        check_close(reviewer, note);
+        // BEGIN IMMEDIATE: no other writer between the checks and the update.
+        Transaction tx(m_db, Transaction::Kind::write);
+        CloseResult result;
+        auto current = load_review(host, event_id);
+        if (!current) return result;
+        result.review = *current;
+        if (current->closed) {
+            result.outcome = CloseOutcome::already_closed;
+            return result;
+        }
+        if (reviewer == current->user_name || reviewer == stored_login_user(host, event_id)) {
+            result.outcome = CloseOutcome::own_use;
+            return result;
+        }
+        {
+            Query q(m_db, "UPDATE break_glass_reviews SET status = 'closed', reviewer = ?3, reviewer_identity = ?4, "
+                          "note = ?5, closed_at = ?6 WHERE host = ?1 AND event_id = ?2 AND status = 'open'");
+            q.text(1, host)
+                .text(2, event_id)
+                .text(3, reviewer)
+                .text(4, reviewer_identity)
+                .text(5, note)
+                .integer(6, now);
+            q.run();
+        }
+        if (m_db.changes() != 1) throw Error(ErrorCode::internal, "store", "a review changed inside its transaction");
+        insert_event(event);
+        result.outcome = CloseOutcome::closed;
+        result.review = *load_review(host, event_id);
+        tx.commit();
+        return result;
+    }
+
+    std::vector<BreakGlassReview> claim_overdue_break_glass_reviews(std::int64_t now, std::size_t limit,
+                                                                    const OverdueAudit& audit) override {
+        // BEGIN IMMEDIATE serialises claimers (every replica's file is the same file).
+        Transaction tx(m_db, Transaction::Kind::write);
+        std::vector<BreakGlassReview> out;
+        {
+            Query q(m_db, "UPDATE break_glass_reviews SET overdue_alerted_at = ?1 WHERE (host, event_id) IN "
+                          "(SELECT host, event_id FROM break_glass_reviews WHERE status = 'open' AND due_at <= ?1 "
+                          "AND overdue_alerted_at = 0 ORDER BY due_at, host, event_id LIMIT ?2) "
+                          "RETURNING " JITGATE_REVIEW_COLUMNS);
+            q.integer(1, now).integer(2, limit_value(limit));
+            while (q.step()) out.push_back(read_review(q));
+        }
+        std::sort(out.begin(), out.end(), [](const BreakGlassReview& a, const BreakGlassReview& b) {
+            return std::tie(a.due_at, a.host, a.event_id) < std::tie(b.due_at, b.host, b.event_id);
+        });
+        for (const BreakGlassReview& r : out) insert_event(audit(r));
+        tx.commit();
+        return out;
+    }
+
+    std::vector<AuditHostStatus> audit_hosts(std::string_view after_host, std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<AuditHostStatus> out;
+        {
+            Query q(m_db,
+                    "SELECT " JITGATE_CHAIN_COLUMNS ", (SELECT count(*) FROM break_glass_reviews r "
+                    "WHERE r.host = audit_chains.host AND r.status = 'open'), coalesce((SELECT e.time FROM "
+                    "audit_events e WHERE e.host = audit_chains.host AND e.event_id = audit_chains.last_event_id), "
+                    "'') FROM audit_chains WHERE host > ?1 AND last_seq > 0 ORDER BY host LIMIT ?2");
+            q.text(1, after_host).integer(2, limit_value(limit));
+            while (q.step()) out.push_back(AuditHostStatus{read_chain(q), q.text(11), q.integer(10)});
+        }
+        tx.commit();
+        return out;
+    }
+
+    std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id) override {
+        Query q(m_db, "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                      "WHERE host = ?1 AND event_id = ?2");
+        q.text(1, host).text(2, event_id);
+        if (!q.step()) return std::nullopt;
+        return read_stored_event(q);
+    }
+
+    std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& s) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<StoredAuditEvent> out;
+        {
+            // One literal statement per order; an empty filter matches everything.
+            Query q(m_db,
+                    s.oldest_first
+                        ? "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                          "WHERE (?1 = '' OR host = ?1) AND (?2 = '' OR user_name = ?2) AND (?3 = '' OR type = ?3) "
+                          "AND (?4 = '' OR time >= ?4) AND (?5 = '' OR time < ?5) AND id > ?6 ORDER BY id LIMIT ?7"
+                        : "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                          "WHERE (?1 = '' OR host = ?1) AND (?2 = '' OR user_name = ?2) AND (?3 = '' OR type = ?3) "
+                          "AND (?4 = '' OR time >= ?4) AND (?5 = '' OR time < ?5) AND id < ?6 "
+                          "ORDER BY id DESC LIMIT ?7");
+            q.text(1, s.host)
+                .text(2, s.user)
+                .text(3, s.type)
+                .text(4, s.from)
+                .text(5, s.to)
+                .integer(6, s.after.value_or(s.oldest_first ? 0 : std::numeric_limits<std::int64_t>::max()))
+                .integer(7, limit_value(s.limit));
+            while (q.step()) out.push_back(read_stored_event(q));
+        }
+        tx.commit();
+        return out;
+    }
+
+    // --- end of break-glass reviews ---
+
     int wake_fd() override { return -1; }
     std::vector<std::pair<std::string, std::string>> take_wakeups() override { return {}; }
 
@@ -612,10 +764,65 @@ private:
         return out;
     }
 
+    // --- break-glass reviews ---
+    void open_review(const std::string& host, const AuditEvent& e, std::int64_t now, const IngestOptions& options) {
+        Query q(m_db, "INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (host, event_id) DO NOTHING");
+        q.text(1, host)
+            .text(2, e.event_id)
+            .text(3, e.user)
+            .text(4, e.time)
+            .integer(5, now)
+            .integer(6, now + options.break_glass_review_within_s)
+            .run();
+    }
+
+    static BreakGlassReview read_review(const Query& q) {
+        BreakGlassReview r;
+        r.host = q.text(0);
+        r.event_id = q.text(1);
+        r.user_name = q.text(2);
+        r.time = q.text(3);
+        r.opened_at = q.integer(4);
+        r.due_at = q.integer(5);
+        r.closed = review_closed_from_column(q.text(6));
+        r.reviewer = q.text(7);
+        r.reviewer_identity = q.text(8);
+        r.note = q.text(9);
+        r.closed_at = q.integer(10);
+        r.overdue_alerted_at = q.integer(11);
+        return r;
+    }
+
+    // id, host, received_at, then JITGATE_AUDIT_EVENT_COLUMNS.
+    static StoredAuditEvent read_stored_event(const Query& q) {
+        return StoredAuditEvent{q.integer(0), q.text(1), q.integer(2),
+                                AuditEvent{q.text(3), q.integer(4), q.text(5), q.text(6), q.text(7), q.text(8),
+                                           q.text(9), q.text(10), q.text(11)}};
+    }
+
+    std::optional<BreakGlassReview> load_review(std::string_view host, std::string_view event_id) {
+        Query q(m_db, "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE host = ?1 AND event_id = ?2");
+        q.text(1, host).text(2, event_id);
+        if (!q.step()) return std::nullopt;
+        return read_review(q);
+    }
+
+    std::string stored_login_user(std::string_view host, std::string_view event_id) {
+        Query q(m_db, "SELECT line FROM audit_events WHERE host = ?1 AND event_id = ?2");
+        q.text(1, host).text(2, event_id);
+        return q.step() ? login_user_of(q.text(0)) : std::string();
+    }
+    // --- end of break-glass reviews ---
+
     std::optional<AuditChain> load_chain(std::string_view host) {
         Query q(m_db, "SELECT " JITGATE_CHAIN_COLUMNS " FROM audit_chains WHERE host = ?1");
         q.text(1, host);
         if (!q.step()) return std::nullopt;
+        return read_chain(q);
+    }
+
+    static AuditChain read_chain(const Query& q) {
         AuditChain c;
         c.host = q.text(0);
         c.last_seq = q.integer(1);

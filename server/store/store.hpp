@@ -195,6 +195,87 @@ struct IngestResult {
     // and webhooks.
     std::vector<Event> chain_events;
     AuditChain chain; // after the batch
+    // New `access.break_glass` events of the batch, each of which opened a review item in the
+    // batch's transaction (a duplicate opens none).
+    std::size_t reviews_opened = 0;
+};
+
+// How ingest() treats what it stores. Defaults are the server's config defaults.
+struct IngestOptions {
+    // A new `access.break_glass` event opens a review item due at received time + this
+    // (audit.break_glass_review_within). Must be > 0 (Error(bad_input) otherwise).
+    std::int64_t break_glass_review_within_s = 24 * 3600;
+};
+
+// --- break-glass reviews (docs/server.md "Break-glass review") ---
+// One per stored `access.break_glass` event: opened by ingest(), closed once by a reviewer with
+// a note. Every text member but `status` comes from a host or a reviewer: hostile.
+struct BreakGlassReview {
+    std::string host;
+    std::string event_id;
+    std::string user_name; // the event's `user` (who broke the glass)
+    std::string time;      // the event's RFC 3339 time, as the host sent it
+    std::int64_t opened_at = 0;
+    std::int64_t due_at = 0;
+    bool closed = false;
+    std::string reviewer;          // closed: the reviewer's Unix name
+    std::string reviewer_identity; // closed: the reviewer's IdP identity
+    std::string note;              // closed: the reviewer's note
+    std::int64_t closed_at = 0;
+    std::int64_t overdue_alerted_at = 0; // 0: no overdue alert raised yet
+};
+
+enum class ReviewList {
+    open,   // open items, the first due first: (due_at, host, event_id) ascending
+    closed, // closed items, the last closed first: closed_at descending, then (host, event_id)
+};
+
+// Where a page of reviews starts: after this item in the list's order. `at` is due_at for
+// ReviewList::open and closed_at for ReviewList::closed.
+struct ReviewKey {
+    std::int64_t at = 0;
+    std::string host;
+    std::string event_id;
+};
+
+enum class CloseOutcome {
+    closed,         // the item was open and is now closed; the event was recorded
+    not_found,      // no such item: nothing changed
+    already_closed, // closed before (by this or another reviewer): nothing changed
+    own_use,        // the reviewer is the event's user or login_user: refused, nothing changed
+};
+
+struct CloseResult {
+    CloseOutcome outcome = CloseOutcome::not_found;
+    BreakGlassReview review; // as stored after the call (empty when not_found)
+};
+
+// A search of the hosts' stored events (the auditor's page). Empty members do not filter.
+// `from` and `to` compare with the event's RFC 3339 UTC time as text (from inclusive, to
+// exclusive): "2026-11-24" and "2026-11-24T03:05:47.818Z" are both fine bounds.
+struct AuditSearch {
+    std::string host;
+    std::string user;
+    std::string type;
+    std::string from;
+    std::string to;
+    bool oldest_first = false;         // false: newest stored first
+    std::optional<std::int64_t> after; // keyset: continue after this row (StoredAuditEvent::row)
+    std::size_t limit = 100;
+};
+
+struct StoredAuditEvent {
+    std::int64_t row = 0; // the store's row id: arrival order, the search's paging key
+    std::string host;
+    std::int64_t received_at = 0;
+    AuditEvent event;
+};
+
+// One host of the audit store as the auditors' overview shows it.
+struct AuditHostStatus {
+    AuditChain chain;
+    std::string last_event_time;   // the `time` of the chain's last event, as the host sent it
+    std::int64_t open_reviews = 0; // open break-glass review items of the host
 };
 
 class Store {
@@ -278,7 +359,10 @@ public:
     // server's event is recorded in the same transaction, and the chain then follows the new
     // event (each later problem is reported again, each once). Concurrent batches of one host
     // (replicas) are serialised. `events` must be non-empty; host not empty.
-    virtual IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now) = 0;
+    // Every new `access.break_glass` event opens a review item (BreakGlassReview) in the same
+    // transaction, due at now + options.break_glass_review_within_s; a duplicate opens none.
+    virtual IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now,
+                                const IngestOptions& options = {}) = 0;
     // Marks `host`'s chain broken with `problem` at `seq` unless it is broken already (only the
     // first problem is kept), and records `event` in the same transaction either way. For a
     // problem seen outside a stored batch: an event_id sent again with other content (the 409 of
@@ -293,6 +377,39 @@ public:
     // exports and verification).
     virtual std::vector<AuditEvent> audit_events(std::string_view host, std::int64_t from_seq, std::int64_t to_seq,
                                                  std::size_t limit) = 0;
+
+    // --- break-glass reviews ---
+    // A page of review items in `which` order, after `after` (keyset paging; nullopt: from the
+    // start), at most `limit`.
+    virtual std::vector<BreakGlassReview> break_glass_reviews(ReviewList which, const std::optional<ReviewKey>& after,
+                                                              std::size_t limit) = 0;
+    virtual std::optional<BreakGlassReview> find_break_glass_review(std::string_view host,
+                                                                    std::string_view event_id) = 0;
+    // Closes the item if it is open, in one transaction with `event` (the caller's
+    // "break_glass.reviewed"), with reviewer, identity, note and closed_at = now.
+    // SECURITY NOTE: refused (own_use) when `reviewer` is the event's user or the `login_user`
+    // of its stored line: nobody closes the review of their own break-glass use, whatever the
+    // caller checked. Two reviewers racing: one closes, the other gets already_closed.
+    // Error(bad_input) for an empty reviewer or note.
+    virtual CloseResult close_break_glass_review(std::string_view host, std::string_view event_id,
+                                                 const std::string& reviewer, const std::string& reviewer_identity,
+                                                 const std::string& note, std::int64_t now, const Event& event) = 0;
+    // Claims up to `limit` open items due at or before `now` whose overdue alert was not
+    // raised yet: sets overdue_alerted_at = now and records audit(item) for each in the same
+    // transaction, so each item is claimed once across replicas (a second caller does not see
+    // it). Returns the claimed items (overdue_alerted_at = now), the first due first. A throw
+    // from `audit` claims nothing.
+    using OverdueAudit = std::function<Event(const BreakGlassReview&)>;
+    virtual std::vector<BreakGlassReview> claim_overdue_break_glass_reviews(std::int64_t now, std::size_t limit,
+                                                                            const OverdueAudit& audit) = 0;
+    // The hosts of the audit store with their chain state and open review count, by host name,
+    // after `after_host` (keyset; empty: from the first), at most `limit`.
+    virtual std::vector<AuditHostStatus> audit_hosts(std::string_view after_host, std::size_t limit) = 0;
+    // One stored event of a host by its event_id; nullopt when unknown.
+    virtual std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id) = 0;
+    // The hosts' stored events matching `search`, in arrival order (newest first unless
+    // oldest_first), after search.after, at most search.limit.
+    virtual std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& search) = 0;
 
     // --- web sessions and sign-ins ---
     virtual void put_session(const Session& session) = 0;

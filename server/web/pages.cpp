@@ -169,7 +169,9 @@ std::string document(const Frame& frame, std::string_view title, const std::stri
     out += " approvals</p>\n";
     if (frame.viewer != nullptr) {
         out += "<nav aria-label=\"Main\"><ul><li><a href=\"/\">Pending</a></li>"
-               "<li><a href=\"/history\">History</a></li></ul></nav>\n<p class=\"viewer\">Signed in as ";
+               "<li><a href=\"/history\">History</a></li>";
+        if (frame.viewer->auditor) out += "<li><a href=\"/audit\">Audit</a></li>";
+        out += "</ul></nav>\n<p class=\"viewer\">Signed in as ";
         out += exact_text(frame.viewer->display_name.empty() ? frame.viewer->unix_user : frame.viewer->display_name);
         out += " (<span class=\"unix-user\">" + exact_text(frame.viewer->unix_user) + "</span>)</p>\n";
         out += "<form method=\"post\" action=\"/logout\" class=\"sign-out\">" + csrf_field(*frame.viewer) +
@@ -603,6 +605,232 @@ std::string error_page(const Frame& frame, int status, std::string_view message)
     std::string c = "<h1>Error " + std::to_string(status) + "</h1>\n<p>" + exact_or_none(message) + "</p>\n";
     c += "<p><a href=\"/\">Pending requests</a></p>\n";
     return document(frame, "Error " + std::to_string(status), c);
+}
+
+// --- the auditors' pages ---
+
+namespace {
+
+// A host's event line: the event's members one per line, each made visible (the line itself
+// is canonical JSON: one long line), in a <details> so a table of events stays readable.
+std::string line_details(const std::string& line) {
+    return "<details><summary>line</summary><pre>" + json_block(line) + "</pre></details>";
+}
+
+std::string events_table(const std::vector<store::StoredAuditEvent>& events, std::string_view caption) {
+    std::string out = "<table class=\"events\">\n<caption>" + html_escape(caption) +
+                      "</caption>\n<thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Host</th>"
+                      "<th scope=\"col\">Seq</th><th scope=\"col\">Type</th><th scope=\"col\">User</th>"
+                      "<th scope=\"col\">Request</th><th scope=\"col\">Event</th></tr></thead>\n<tbody>\n";
+    for (const auto& stored : events) {
+        const store::AuditEvent& e = stored.event;
+        out += "<tr><td>" + exact_or_none(e.time) + "</td><td>" + exact_text(stored.host) + "</td><td>" +
+               std::to_string(e.seq) + "</td><td>" + exact_or_none(e.type) + "</td><td>" + exact_or_none(e.user) +
+               "</td><td>" + exact_or_none(e.request_id) + "</td><td>" + line_details(e.line) + "</td></tr>\n";
+    }
+    return out + "</tbody>\n</table>\n";
+}
+
+std::string review_link(const store::BreakGlassReview& r) {
+    return "<a href=\"" + html_escape(review_path(r.host, r.event_id)) + "\">" + exact_text(r.event_id) + "</a>";
+}
+
+std::string text_input(std::string_view id, std::string_view label, const std::string& value,
+                       std::string_view placeholder = "") {
+    std::string out = "<p><label for=\"" + std::string(id) + "\">" + std::string(label) + "</label><br>\n<input id=\"" +
+                      std::string(id) + "\" name=\"" + std::string(id) + "\" value=\"" + html_escape(value) + "\"";
+    if (!placeholder.empty()) out += " placeholder=\"" + std::string(placeholder) + "\"";
+    return out + "></p>\n";
+}
+
+std::string duration_text(std::int64_t seconds) {
+    if (seconds < 0) return "-";
+    if (seconds < 60) return std::to_string(seconds) + " s";
+    const std::int64_t days = seconds / 86400;
+    if (days > 0) return std::to_string(days) + " d " + std::to_string((seconds % 86400) / 3600) + " h";
+    return format_time_left(seconds);
+}
+
+} // namespace
+
+std::string review_path(std::string_view host, std::string_view event_id) {
+    return "/audit/reviews/" + browser::url_encode(host) + "/" + browser::url_encode(event_id);
+}
+
+std::string audit_hosts(const Frame& frame, const std::vector<store::AuditHostStatus>& hosts, std::int64_t now,
+                        const std::optional<std::string>& next) {
+    std::string c = "<h1>Audit store</h1>\n<p><a href=\"/audit/events\">Search events</a> | "
+                    "<a href=\"/audit/reviews\">Break-glass reviews</a></p>\n";
+    if (hosts.empty()) {
+        c += "<p>No host has shipped events yet.</p>\n";
+    } else {
+        c += "<table class=\"hosts\">\n<caption>Each host's events, by host name</caption>\n<thead><tr>"
+             "<th scope=\"col\">Host</th><th scope=\"col\">Last event</th><th scope=\"col\">Last seq</th>"
+             "<th scope=\"col\">Events</th><th scope=\"col\">Chain</th><th scope=\"col\">Last batch received</th>"
+             "<th scope=\"col\">Silent for</th><th scope=\"col\">Open break-glass reviews</th></tr></thead>\n<tbody>\n";
+        for (const auto& h : hosts) {
+            const store::AuditChain& chain = h.chain;
+            const std::string state =
+                chain.broken ? "<strong class=\"broken\">broken</strong>: " + exact_or_none(chain.problem) + " (seq " +
+                                   std::to_string(chain.problem_seq) + ", seen " + time_element(chain.problem_at) + ")"
+                             : std::string("ok");
+            const std::string host_search = "/audit/events?host=" + browser::url_encode(chain.host);
+            c += std::string("<tr") + (chain.broken ? " class=\"marked\"" : "") + "><td><a href=\"" +
+                 html_escape(host_search) + "\">" + exact_text(chain.host) + "</a></td><td>" +
+                 exact_or_none(h.last_event_time) + "</td><td>" + std::to_string(chain.last_seq) + "</td><td>" +
+                 std::to_string(chain.events) + "</td><td>" + state + "</td><td>" + time_element(chain.last_seen) +
+                 "</td><td>" + html_escape(duration_text(now - chain.last_seen)) + "</td><td>" +
+                 std::to_string(h.open_reviews) + "</td></tr>\n";
+        }
+        c += "</tbody>\n</table>\n";
+    }
+    if (next) c += "<p><a href=\"" + html_escape(*next) + "\">More hosts</a></p>\n";
+    return document(frame, "Audit store", c);
+}
+
+std::string audit_events(const Frame& frame, const EventSearchForm& form,
+                         const std::vector<store::StoredAuditEvent>& events, const std::optional<std::string>& next) {
+    std::string c = "<h1>Search host events</h1>\n<form method=\"get\" action=\"/audit/events\" class=\"search\">\n";
+    c += text_input("host", "Host", form.host);
+    c += text_input("user", "User", form.user);
+    c += text_input("type", "Type", form.type, "access.break_glass");
+    c += text_input("from", "From (UTC, inclusive)", form.from, "2026-11-24 or 2026-11-24T03:05:00Z");
+    c += text_input("to", "To (UTC, exclusive)", form.to, "2026-11-25");
+    c += std::string("<p><label for=\"order\">Order</label><br>\n<select id=\"order\" name=\"order\">"
+                     "<option value=\"newest\"") +
+         (form.oldest_first ? "" : " selected") + ">newest first</option><option value=\"oldest\"" +
+         (form.oldest_first ? " selected" : "") + ">oldest first</option></select></p>\n" +
+         "<p><button type=\"submit\">Search</button></p>\n</form>\n";
+    if (events.empty())
+        c += "<p>No event matches.</p>\n";
+    else
+        c += events_table(events, text::plural(events.size(), "event", "events") + ", in arrival order, " +
+                                      (form.oldest_first ? "oldest first" : "newest first"));
+    if (next) c += "<p><a href=\"" + html_escape(*next) + "\">More events</a></p>\n";
+    return document(frame, "Search host events", c);
+}
+
+std::string audit_reviews(const Frame& frame, const std::optional<std::vector<store::BreakGlassReview>>& open,
+                          const std::optional<std::vector<store::BreakGlassReview>>& closed, std::int64_t now,
+                          const std::optional<std::string>& next_open, const std::optional<std::string>& next_closed) {
+    std::string c = "<h1>Break-glass reviews</h1>\n";
+    if (open) {
+        c += "<section aria-labelledby=\"open\">\n<h2 id=\"open\">Open, the first due first</h2>\n";
+        if (open->empty()) {
+            c += "<p>No break-glass use waits for review.</p>\n";
+        } else {
+            c += "<table class=\"reviews\">\n<thead><tr><th scope=\"col\">Event</th><th scope=\"col\">Host</th>"
+                 "<th scope=\"col\">User</th><th scope=\"col\">When</th><th scope=\"col\">Due</th>"
+                 "<th scope=\"col\">State</th></tr></thead>\n<tbody>\n";
+            for (const auto& r : *open) {
+                const bool overdue = r.due_at <= now;
+                c += std::string("<tr") + (overdue ? " class=\"marked\"" : "") + "><td>" + review_link(r) +
+                     "</td><td>" + exact_text(r.host) + "</td><td>" + exact_or_none(r.user_name) + "</td><td>" +
+                     exact_or_none(r.time) + "</td><td>" + time_element(r.due_at) + "</td><td>" +
+                     (overdue ? std::string("<strong>overdue</strong>")
+                              : "due in " + html_escape(format_time_left(r.due_at - now))) +
+                     "</td></tr>\n";
+            }
+            c += "</tbody>\n</table>\n";
+        }
+        if (next_open) c += "<p><a href=\"" + html_escape(*next_open) + "\">More open items</a></p>\n";
+        c += "</section>\n";
+    }
+    if (closed) {
+        c += "<section aria-labelledby=\"closed\">\n<h2 id=\"closed\">Closed, the last closed first</h2>\n";
+        if (closed->empty()) {
+            c += "<p>None closed yet.</p>\n";
+        } else {
+            c += "<table class=\"reviews\">\n<thead><tr><th scope=\"col\">Event</th><th scope=\"col\">Host</th>"
+                 "<th scope=\"col\">User</th><th scope=\"col\">When</th><th scope=\"col\">Reviewer</th>"
+                 "<th scope=\"col\">Closed</th><th scope=\"col\">Note</th></tr></thead>\n<tbody>\n";
+            for (const auto& r : *closed)
+                c += "<tr><td>" + review_link(r) + "</td><td>" + exact_text(r.host) + "</td><td>" +
+                     exact_or_none(r.user_name) + "</td><td>" + exact_or_none(r.time) + "</td><td>" +
+                     exact_or_none(r.reviewer) + "</td><td>" + time_element(r.closed_at) + "</td><td>" +
+                     exact_or_none(r.note) + "</td></tr>\n";
+            c += "</tbody>\n</table>\n";
+        }
+        if (next_closed) c += "<p><a href=\"" + html_escape(*next_closed) + "\">Older closed items</a></p>\n";
+        c += "</section>\n";
+    }
+    return document(frame, "Break-glass reviews", c);
+}
+
+std::string audit_review(const Frame& frame, const ReviewDetail& d, std::int64_t now) {
+    const store::BreakGlassReview& r = d.review;
+    std::string c = "<h1>Break-glass use by " + exact_or_none(r.user_name) + " on " + exact_text(r.host) + "</h1>\n";
+    c += "<table class=\"facts\">\n<caption>Review</caption>\n<tbody>\n";
+    c += row("Event", exact_text(r.event_id));
+    c += row("When", exact_or_none(r.time));
+    c += row("User", exact_or_none(r.user_name));
+    c += row("Opened", time_element(r.opened_at));
+    c += row("Due", time_element(r.due_at) + (!r.closed && r.due_at <= now ? " <strong>overdue</strong>" : ""));
+    c += row("Status", r.closed ? std::string("<strong>closed</strong>") : std::string("<strong>open</strong>"));
+    if (r.closed) {
+        c += row("Reviewer", exact_or_none(r.reviewer));
+        c += row("Signed in as", exact_or_none(r.reviewer_identity));
+        c += row("Closed", time_element(r.closed_at));
+        c += row("Note", exact_or_none(r.note));
+    }
+    c += "</tbody>\n</table>\n";
+
+    c += "<section aria-labelledby=\"event\">\n<h2 id=\"event\">The break-glass event</h2>\n";
+    if (d.event) {
+        const json parsed = json::parse(d.event->event.line, nullptr, false);
+        const json& e = parsed.is_object() ? parsed : json::object();
+        c += "<table class=\"facts\">\n<tbody>\n";
+        c += row("Reason", host_member(e, {"break_glass_reason"}));
+        c += row("Command", "<code>" + host_member(e, {"command"}) + "</code>");
+        c += row("Run as", host_member(e, {"runas"}));
+        c += row("Login user", e.contains("login_user") ? host_member(e, {"login_user"}) : k_none);
+        c += row("Kind", exact_member(e, {"kind"}));
+        c += row("Seq", std::to_string(d.event->event.seq));
+        c += row("Received", time_element(d.event->received_at));
+        c += "</tbody>\n</table>\n<pre>" + json_block(d.event->event.line) + "</pre>\n";
+    } else {
+        c += "<p>" + k_missing + " The event is not in the store.</p>\n";
+    }
+    c += "</section>\n";
+
+    c += "<section aria-labelledby=\"during\">\n<h2 id=\"during\">What the user did on the host afterwards</h2>\n<p>" +
+         exact_text(d.window) + "</p>\n";
+    if (d.during.empty())
+        c += "<p>No event of the user in that window.</p>\n";
+    else
+        c += events_table(d.during, text::plural(d.during.size(), "event", "events") + ", oldest first");
+    if (d.during_cut)
+        c += "<p>More events follow than this page shows: <a href=\"" +
+             html_escape("/audit/events?order=oldest&host=" + browser::url_encode(r.host) +
+                         "&user=" + browser::url_encode(r.user_name) + "&from=" + browser::url_encode(r.time)) +
+             "\">search them</a>.</p>\n";
+    c += "</section>\n";
+
+    if (!r.closed) {
+        c += "<section aria-labelledby=\"close\">\n<h2 id=\"close\">Close the review</h2>\n";
+        if (d.may_close && frame.viewer != nullptr)
+            c += "<form method=\"post\" action=\"" + html_escape(review_path(r.host, r.event_id)) +
+                 "/close\" class=\"close-review\">\n" + csrf_field(*frame.viewer) +
+                 "\n<p><label for=\"note\">What you checked and found (required)</label><br>\n"
+                 "<textarea id=\"note\" name=\"note\" rows=\"4\" cols=\"60\" maxlength=\"4000\" required>"
+                 "</textarea></p>\n<p><button type=\"submit\">Close the review</button></p>\n</form>\n";
+        else
+            c += "<p class=\"why-not\">You cannot close this review: " + exact_or_none(d.why_not) + "</p>\n";
+        c += "</section>\n";
+    }
+    c += "<p><a href=\"/audit/reviews\">All reviews</a></p>\n";
+    return document(frame, "Break-glass review", c);
+}
+
+std::string review_result(const Frame& frame, std::string_view host, std::string_view event_id, bool succeeded,
+                          std::string_view message) {
+    std::string c = succeeded ? "<h1>Done</h1>\n" : "<h1>Not done</h1>\n";
+    c += "<p class=\"" + std::string(succeeded ? "flash" : "flash failed") + "\" role=\"status\">" +
+         exact_or_none(message) + "</p>\n";
+    c += "<p><a href=\"" + html_escape(review_path(host, event_id)) +
+         "\">Back to the review</a> | "
+         "<a href=\"/audit/reviews\">All reviews</a></p>\n";
+    return document(frame, succeeded ? "Done" : "Not done", c);
 }
 
 std::string_view stylesheet() noexcept {

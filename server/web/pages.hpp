@@ -1,5 +1,6 @@
-// server/web/pages.hpp — the approvers' HTML pages: pure functions from what the store and the
-// service know to one complete HTML document (or the one stylesheet). No I/O, no HTTP.
+// server/web/pages.hpp — the approvers' and the auditors' HTML pages: pure functions from what
+// the store and the service know to one complete HTML document (or the one stylesheet). No I/O,
+// no HTTP.
 //
 // SECURITY NOTE: everything a page shows comes from someone who may be hostile (a host's
 // request body, an approver's comment, the IdP's names, the database). Every piece of text
@@ -30,6 +31,7 @@ struct Viewer {
     std::string unix_user;
     std::string display_name;
     std::string csrf_token; // a hidden field of every form on the page
+    bool auditor = false;   // may read the auditors' pages: the frame links to /audit
 };
 
 // What every page's frame shows.
@@ -85,6 +87,50 @@ std::string history(const Frame& frame, const std::vector<store::Request>& reque
 std::string sign_in(const Frame& frame, std::string_view message, std::string_view return_to);
 // An error page: the status and a one-line message.
 std::string error_page(const Frame& frame, int status, std::string_view message);
+
+// --- the auditors' pages (read-only, but for closing a break-glass review) ---
+
+// "/audit/reviews/{host}/{event_id}" with both segments percent-encoded (not HTML-escaped).
+std::string review_path(std::string_view host, std::string_view event_id);
+
+// Each host's audit state, by host name. `next`: the path of the next page, when more may follow.
+std::string audit_hosts(const Frame& frame, const std::vector<store::AuditHostStatus>& hosts, std::int64_t now,
+                        const std::optional<std::string>& next);
+
+// The event search: the form (filled with what was asked) and the events found.
+struct EventSearchForm {
+    std::string host;
+    std::string user;
+    std::string type;
+    std::string from;
+    std::string to;
+    bool oldest_first = false;
+};
+std::string audit_events(const Frame& frame, const EventSearchForm& form,
+                         const std::vector<store::StoredAuditEvent>& events, const std::optional<std::string>& next);
+
+// The break-glass review items: open ones (overdue flagged) and recently closed ones; either
+// list may be absent (a page of one list only). `next_open`, `next_closed`: paths of the lists'
+// next pages.
+std::string audit_reviews(const Frame& frame, const std::optional<std::vector<store::BreakGlassReview>>& open,
+                          const std::optional<std::vector<store::BreakGlassReview>>& closed, std::int64_t now,
+                          const std::optional<std::string>& next_open, const std::optional<std::string>& next_closed);
+
+// One review item: the break-glass event, what its user did on the host in the window after it,
+// and the close form when the viewer may close it (else why not).
+struct ReviewDetail {
+    store::BreakGlassReview review;
+    std::optional<store::StoredAuditEvent> event; // the access.break_glass event (nullopt: not stored)
+    std::vector<store::StoredAuditEvent> during;  // the user's events on the host in the window
+    std::string window;                           // one line saying which window `during` covers
+    bool during_cut = false;                      // more events than shown
+    bool may_close = false;
+    std::string why_not; // why the viewer may not close it (when open and !may_close)
+};
+std::string audit_review(const Frame& frame, const ReviewDetail& detail, std::int64_t now);
+// What a close did: the message and links back.
+std::string review_result(const Frame& frame, std::string_view host, std::string_view event_id, bool succeeded,
+                          std::string_view message);
 
 // The one stylesheet (/style.css).
 std::string_view stylesheet() noexcept;

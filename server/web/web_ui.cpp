@@ -1,6 +1,8 @@
 // server/web/web_ui.cpp — the approvers' web UI: routing, sessions, CSRF, sign-in and actions.
 #include "server/web/web_ui.hpp"
 
+#include "server/notify/notice.hpp"
+#include "server/notify/ticket.hpp"
 #include "server/service/audit_log.hpp"
 #include "server/service/protocol.hpp"
 #include "server/web/browser.hpp"
@@ -83,6 +85,35 @@ std::optional<std::int64_t> parse_unix_time(std::string_view text) noexcept {
     return value;
 }
 
+// Search text (a user or type): at most 256 bytes of UTF-8 without control characters.
+bool is_search_text(std::string_view text) noexcept {
+    return text.size() <= 256 && text::is_valid_utf8(text) &&
+           std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+}
+
+// A time bound of the event search: a prefix of "2026-11-24T03:05:47.818Z" (at least the
+// year), or the whole seconds with a "Z" ("2026-11-24T03:05:47Z"). Events' times compare as
+// text (docs/audit.md: RFC 3339 UTC with milliseconds), so a prefix means its start.
+bool is_time_bound(std::string_view text) noexcept {
+    constexpr std::string_view k_template = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (text.size() == 20 && text.back() == 'Z') text.remove_suffix(1);
+    if (text.size() < 4 || text.size() > k_template.size()) return false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char want = k_template[i];
+        if (want == 'd' ? (text[i] < '0' || text[i] > '9') : text[i] != want) return false;
+    }
+    return true;
+}
+
+// The event's time plus `seconds`, as "YYYY-MM-DDTHH:MM:SSZ"; nullopt when the time is not
+// RFC 3339 UTC as hosts write it.
+std::optional<std::string> time_after(std::string_view event_time, std::int64_t seconds) {
+    if (event_time.size() < 19) return std::nullopt;
+    const auto start = notify::parse_ticket_time(event_time.substr(0, 19));
+    if (!start) return std::nullopt;
+    return notify::rfc3339(*start + seconds);
+}
+
 int status_of(service::ActionStatus status) {
     switch (status) {
     case service::ActionStatus::done:
@@ -137,6 +168,14 @@ void log_line(std::string_view what) {
 
 bool is_host_name(std::string_view host) noexcept {
     return protocol::is_host_name(host);
+}
+
+bool is_event_id(std::string_view id) noexcept {
+    if (id.empty() || id.size() > 128) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' ||
+               c == ':' || c == '-';
+    });
 }
 
 bool is_request_id(std::string_view id) noexcept {
@@ -312,7 +351,19 @@ http::Response WebUi::route(const http::Request& request) {
 
     // Everything else needs a session; first find which route it is (an unknown path is 404
     // whoever asks, and no redirect is made to a path we do not serve).
-    enum class Route { pending, history, logout, view, approve, deny } which{};
+    enum class Route {
+        pending,
+        history,
+        logout,
+        view,
+        approve,
+        deny,
+        audit_hosts,
+        audit_events,
+        audit_reviews,
+        audit_review,
+        audit_close
+    } which{};
     std::string host;
     std::string id;
     const std::vector<std::string> parts = split_path(path);
@@ -322,6 +373,22 @@ http::Response WebUi::route(const http::Request& request) {
         which = Route::history;
     } else if (path == "/logout") {
         which = Route::logout;
+    } else if (path == "/audit") {
+        which = Route::audit_hosts;
+    } else if (path == "/audit/events") {
+        which = Route::audit_events;
+    } else if (path == "/audit/reviews") {
+        which = Route::audit_reviews;
+    } else if ((parts.size() == 4 || parts.size() == 5) && parts[0] == "audit" && parts[1] == "reviews" &&
+               is_host_name(parts[2]) && is_event_id(parts[3])) {
+        host = parts[2];
+        id = parts[3];
+        if (parts.size() == 4)
+            which = Route::audit_review;
+        else if (parts[4] == "close")
+            which = Route::audit_close;
+        else
+            return error(404, "There is no such page.", nullptr);
     } else if ((parts.size() == 3 || parts.size() == 4) && parts[0] == "r" && is_host_name(parts[1]) &&
                is_request_id(parts[2])) {
         host = parts[1];
@@ -338,12 +405,23 @@ http::Response WebUi::route(const http::Request& request) {
         return error(404, "There is no such page.", nullptr);
     }
 
-    const bool is_post = which == Route::logout || which == Route::approve || which == Route::deny;
+    const bool is_post =
+        which == Route::logout || which == Route::approve || which == Route::deny || which == Route::audit_close;
+    const bool is_audit = which == Route::audit_hosts || which == Route::audit_events ||
+                          which == Route::audit_reviews || which == Route::audit_review || which == Route::audit_close;
     if (method != (is_post ? "POST" : "GET")) return method_not_allowed(is_post ? "POST" : "GET");
 
     const std::optional<SignedIn> who = signed_in(request, now);
     if (!is_post) {
         if (!who) return redirect(login_path(path));
+        // SECURITY NOTE: the hosts' events hold commands, arguments and reasons of the whole
+        // fleet: only auditors and break-glass reviewers read them.
+        if (is_audit && !who->auditor && !who->reviewer)
+            return error(403, "The audit pages are for auditors (audit.auditor_groups) only.", &who->viewer);
+        if (which == Route::audit_hosts) return audit_hosts_page(request, *who, now);
+        if (which == Route::audit_events) return audit_events_page(request, *who);
+        if (which == Route::audit_reviews) return audit_reviews_page(request, *who, now);
+        if (which == Route::audit_review) return audit_review_page(*who, host, id, now);
         if (which == Route::pending) return pending_page(request, *who, now);
         if (which == Route::history) return history_page(request, *who, now);
         return request_page(*who, host, id, now);
@@ -356,7 +434,9 @@ http::Response WebUi::route(const http::Request& request) {
         if (which == Route::logout) return sign_out(request);
         return page(403, pages::sign_in(frame(nullptr),
                                         "Your session has ended; nothing was changed. Sign in and try again.",
-                                        host.empty() ? std::string("/") : pages::request_path(host, id)));
+                                        host.empty()                  ? std::string("/")
+                                        : which == Route::audit_close ? pages::review_path(host, id)
+                                                                      : pages::request_path(host, id)));
     }
     if (!browser::is_form_content_type(request.headers))
         return error(415, "Expected a form (application/x-www-form-urlencoded); nothing was changed.", &who->viewer);
@@ -370,6 +450,8 @@ http::Response WebUi::route(const http::Request& request) {
                      &who->viewer);
 
     if (which == Route::logout) return sign_out(request);
+    if (which == Route::audit_close)
+        return close_review(request, *who, host, id, browser::field(*form, "note").value_or(""));
     return decide(request, *who, host, id, browser::field(*form, "comment").value_or(""), which == Route::approve);
 }
 
@@ -394,7 +476,14 @@ std::optional<WebUi::SignedIn> WebUi::signed_in(const http::Request& request, st
     if (!session || session->expires_at <= now || session->unix_user.empty() || session->csrf_token.empty())
         return std::nullopt;
     SignedIn who;
-    who.viewer = {session->unix_user, session->display_name, session->csrf_token};
+    const auto member_of = [&](const std::vector<std::string>& groups) {
+        return std::any_of(session->groups.begin(), session->groups.end(), [&](const std::string& g) {
+            return std::find(groups.begin(), groups.end(), g) != groups.end();
+        });
+    };
+    who.auditor = member_of(m_config.audit.auditor_groups);
+    who.reviewer = member_of(m_config.audit.break_glass_reviewer_groups);
+    who.viewer = {session->unix_user, session->display_name, session->csrf_token, who.auditor || who.reviewer};
     who.approver = {session->identity, session->unix_user, session->display_name, session->groups};
     who.session = std::move(*session);
     return who;
@@ -499,6 +588,158 @@ http::Response WebUi::history_page(const http::Request& request, const SignedIn&
     // shown are on the next page only if the store counts `before` as exclusive; the page says
     // so by showing the time.
     return page(200, pages::history(frame(&who.viewer), requests, older));
+}
+
+// ---- the auditors' pages ------------------------------------------------------------------
+
+http::Response WebUi::audit_hosts_page(const http::Request& request, const SignedIn& who, std::int64_t now) {
+    const std::string after = browser::field(request.query, "after").value_or("");
+    if (!after.empty() && !is_host_name(after)) return error(400, "`after` must be a host name.", &who.viewer);
+    const std::vector<store::AuditHostStatus> hosts = m_store.audit_hosts(after, k_page_size);
+    std::optional<std::string> next;
+    if (hosts.size() == k_page_size) next = "/audit?after=" + browser::url_encode(hosts.back().chain.host);
+    return page(200, pages::audit_hosts(frame(&who.viewer), hosts, now, next));
+}
+
+http::Response WebUi::audit_events_page(const http::Request& request, const SignedIn& who) {
+    pages::EventSearchForm form;
+    form.host = browser::field(request.query, "host").value_or("");
+    form.user = browser::field(request.query, "user").value_or("");
+    form.type = browser::field(request.query, "type").value_or("");
+    form.from = browser::field(request.query, "from").value_or("");
+    form.to = browser::field(request.query, "to").value_or("");
+    const std::string order = browser::field(request.query, "order").value_or("newest");
+    if (!form.host.empty() && !is_host_name(form.host))
+        return error(400, "The host must be a host name (letters, digits, dots, dashes).", &who.viewer);
+    if (!is_search_text(form.user) || !is_search_text(form.type))
+        return error(400, "The user and the type are at most 256 characters of text.", &who.viewer);
+    if ((!form.from.empty() && !is_time_bound(form.from)) || (!form.to.empty() && !is_time_bound(form.to)))
+        return error(400, "From and to are UTC times like 2026-11-24 or 2026-11-24T03:05:00Z.", &who.viewer);
+    if (order != "newest" && order != "oldest") return error(400, "The order is newest or oldest.", &who.viewer);
+    form.oldest_first = order == "oldest";
+    store::AuditSearch search{form.host, form.user,         form.type,    form.from,
+                              form.to,   form.oldest_first, std::nullopt, k_events_page_size};
+    if (const auto after = browser::field(request.query, "after")) {
+        const auto row = parse_unix_time(*after); // a non-negative decimal, as row ids are
+        if (!row) return error(400, "`after` must be a row number.", &who.viewer);
+        search.after = *row;
+    }
+    const std::vector<store::StoredAuditEvent> events = m_store.search_audit_events(search);
+    std::optional<std::string> next;
+    if (events.size() == k_events_page_size) {
+        std::string link = "/audit/events?order=" + order;
+        for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"host", form.host},
+                                          {"user", form.user},
+                                          {"type", form.type},
+                                          {"from", form.from},
+                                          {"to", form.to}})
+            if (!value.empty()) link += std::string("&") + name + "=" + browser::url_encode(value);
+        next = link + "&after=" + std::to_string(events.back().row);
+    }
+    return page(200, pages::audit_events(frame(&who.viewer), form, events, next));
+}
+
+http::Response WebUi::audit_reviews_page(const http::Request& request, const SignedIn& who, std::int64_t now) {
+    const auto list = browser::field(request.query, "list");
+    const auto next_link = [](const char* which, std::int64_t at, const store::BreakGlassReview& last) {
+        return std::string("/audit/reviews?list=") + which + "&at=" + std::to_string(at) +
+               "&host=" + browser::url_encode(last.host) + "&event=" + browser::url_encode(last.event_id);
+    };
+    if (!list) {
+        auto open = m_store.break_glass_reviews(store::ReviewList::open, std::nullopt, k_page_size);
+        auto closed = m_store.break_glass_reviews(store::ReviewList::closed, std::nullopt, k_closed_reviews_shown);
+        std::optional<std::string> next_open;
+        std::optional<std::string> next_closed;
+        if (open.size() == k_page_size) next_open = next_link("open", open.back().due_at, open.back());
+        if (closed.size() == k_closed_reviews_shown)
+            next_closed = next_link("closed", closed.back().closed_at, closed.back());
+        return page(200, pages::audit_reviews(frame(&who.viewer), open, closed, now, next_open, next_closed));
+    }
+    if (*list != "open" && *list != "closed") return error(400, "`list` is open or closed.", &who.viewer);
+    const auto at = parse_unix_time(browser::field(request.query, "at").value_or(""));
+    const std::string host = browser::field(request.query, "host").value_or("");
+    const std::string event = browser::field(request.query, "event").value_or("");
+    if (!at || !is_host_name(host) || !is_event_id(event))
+        return error(400, "A page of reviews starts after an item: `at`, `host` and `event`.", &who.viewer);
+    const bool open = *list == "open";
+    const auto rows = m_store.break_glass_reviews(open ? store::ReviewList::open : store::ReviewList::closed,
+                                                  store::ReviewKey{*at, host, event}, k_page_size);
+    std::optional<std::string> next;
+    if (rows.size() == k_page_size)
+        next = next_link(list->c_str(), open ? rows.back().due_at : rows.back().closed_at, rows.back());
+    return page(200, open ? pages::audit_reviews(frame(&who.viewer), rows, std::nullopt, now, next, std::nullopt)
+                          : pages::audit_reviews(frame(&who.viewer), std::nullopt, rows, now, std::nullopt, next));
+}
+
+http::Response WebUi::audit_review_page(const SignedIn& who, const std::string& host, const std::string& event_id,
+                                        std::int64_t now) {
+    std::optional<store::BreakGlassReview> review = m_store.find_break_glass_review(host, event_id);
+    if (!review) return error(404, "There is no such break-glass review.", &who.viewer);
+    pages::ReviewDetail detail;
+    detail.review = std::move(*review);
+    const store::BreakGlassReview& r = detail.review;
+    detail.event = m_store.find_audit_event(host, event_id);
+    // What was run during it: every event of the same user on the same host from the
+    // break-glass event's time to k_break_glass_window_s later (commands finished, sessions
+    // opened and closed, further break-glass uses), oldest first.
+    if (const auto until = time_after(r.time, k_break_glass_window_s); until && !r.user_name.empty()) {
+        store::AuditSearch during{host, r.user_name, "", r.time, *until, true, std::nullopt, k_events_page_size};
+        detail.during = m_store.search_audit_events(during);
+        detail.during_cut = detail.during.size() == k_events_page_size;
+        detail.window = "Every event of " + text::shown(r.user_name, 256) + " on " + host + " from " + r.time + " to " +
+                        *until + " (" + std::to_string(k_break_glass_window_s / 3600) + " hours).";
+    } else {
+        detail.window = "The event's time or user cannot be read; search the host's events instead.";
+    }
+    std::string login_user;
+    if (detail.event) {
+        const nlohmann::json line = nlohmann::json::parse(detail.event->event.line, nullptr, false);
+        if (line.is_object() && line.contains("login_user") && line["login_user"].is_string())
+            login_user = line["login_user"].get<std::string>();
+    }
+    const std::string& me = who.viewer.unix_user;
+    if (!who.reviewer)
+        detail.why_not = "closing reviews is for the break-glass reviewers (audit.break_glass_reviewer_groups)";
+    else if (me == r.user_name || (!login_user.empty() && me == login_user))
+        detail.why_not = "this is your own break-glass use; someone else must review it";
+    else
+        detail.may_close = true;
+    return page(200, pages::audit_review(frame(&who.viewer), detail, now));
+}
+
+http::Response WebUi::close_review(const http::Request& request, const SignedIn& who, const std::string& host,
+                                   const std::string& event_id, const std::string& note) {
+    const auto refused = [&](int status, const std::string& message) {
+        return page(status, pages::review_result(frame(&who.viewer), host, event_id, false, message));
+    };
+    if (!who.reviewer)
+        return refused(403, "Only the break-glass reviewers (audit.break_glass_reviewer_groups) close reviews; "
+                            "nothing was changed.");
+    const bool blank =
+        std::all_of(note.begin(), note.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+    if (blank || note.size() > k_max_note_bytes || !text::is_valid_utf8(note) || note.find('\0') != std::string::npos)
+        return refused(400, "A review needs a note of 1 to " + std::to_string(k_max_note_bytes) +
+                                " characters saying what you checked; nothing was changed.");
+    const std::optional<store::BreakGlassReview> review = m_store.find_break_glass_review(host, event_id);
+    if (!review) return refused(404, "There is no such break-glass review.");
+    const store::Event event =
+        m_service.review_closed_event(*review, who.viewer.unix_user, who.session.identity, request.peer_address, note);
+    // SECURITY NOTE: the store refuses the reviewer's own use (the event's user or login_user)
+    // inside the transaction that would close it; the page's missing form is only a courtesy.
+    const store::CloseResult result = m_store.close_break_glass_review(host, event_id, who.viewer.unix_user,
+                                                                       who.session.identity, note, event.at, event);
+    switch (result.outcome) {
+    case store::CloseOutcome::closed:
+        service::log_event(event);
+        return page(200, pages::review_result(frame(&who.viewer), host, event_id, true, "The review is closed."));
+    case store::CloseOutcome::own_use:
+        return refused(403, "You may not review your own break-glass use; someone else must. Nothing was changed.");
+    case store::CloseOutcome::already_closed:
+        return refused(409, "This review was closed already (by " + result.review.reviewer + "); nothing was changed.");
+    case store::CloseOutcome::not_found:
+        break;
+    }
+    return refused(404, "There is no such break-glass review.");
 }
 
 std::optional<http::Response> WebUi::sign_in_limited(const http::Request& request, std::int64_t now) {

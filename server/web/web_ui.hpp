@@ -12,7 +12,19 @@
 //   GET  /oidc/callback?code&state  finishes it (or ?error=...)
 //   POST /logout                    form: csrf                  (signed in)
 //   GET  /style.css, GET /healthz   no session
+// The auditors' pages (signed in, and a member of audit.auditor_groups or
+// audit.break_glass_reviewer_groups; anyone else gets 403):
+//   GET  /audit[?after=HOST]                          each host's chain state and open reviews
+//   GET  /audit/events?host&user&type&from&to&order&after   search the hosts' events
+//   GET  /audit/reviews[?list=open|closed&at&host&event]     break-glass review items
+//   GET  /audit/reviews/{host}/{event_id}             one item: the event, what followed, the form
+//   POST /audit/reviews/{host}/{event_id}/close       form: note, csrf (reviewer groups only)
 // A signed-in page without a valid session redirects (303) to /login?return_to=<that page>.
+//
+// SECURITY NOTE: auditors are read-only: being an auditor adds no approver group, so an
+// auditor approves nothing unless also an approver. A reviewer never closes the review of
+// their own break-glass use (the event's user or login_user): the page offers no form and the
+// store refuses it inside the closing transaction (403).
 //
 // SECURITY NOTE: sessions are a random 32-byte token in the cookie __Host-jitgate_session
 // (Secure; HttpOnly; SameSite=Lax — browser.cpp says why Lax); the store keeps only its
@@ -83,6 +95,15 @@ public:
 
     // How many requests one page lists.
     static constexpr std::size_t k_page_size = 200;
+    // How many host events one search page lists (each with its line).
+    static constexpr std::size_t k_events_page_size = 100;
+    // The recently closed review items on /audit/reviews.
+    static constexpr std::size_t k_closed_reviews_shown = 50;
+    // A review item's page shows the user's events on the host from the break-glass event's
+    // time to this much later (a break-glass grant's longest life: hosts.max_ttl's default).
+    static constexpr std::int64_t k_break_glass_window_s = 8 * 3600;
+    // A review note is 1..k_max_note_bytes bytes of UTF-8.
+    static constexpr std::size_t k_max_note_bytes = 4000;
     // The most pending requests one view of the pending page reads (visible to the viewer or
     // not) before it stops and links to the next page.
     static constexpr std::size_t k_max_scanned_per_page = 5 * k_page_size;
@@ -99,6 +120,8 @@ private:
         store::Session session;
         pages::Viewer viewer;
         service::Approver approver;
+        bool auditor = false;  // in audit.auditor_groups
+        bool reviewer = false; // in audit.break_glass_reviewer_groups
     };
     static bool may_view(const SignedIn& who, const store::Request& request);
 
@@ -109,6 +132,14 @@ private:
     http::Response decide(const http::Request& request, const SignedIn& who, const std::string& host,
                           const std::string& id, const std::string& comment, bool approve);
     http::Response history_page(const http::Request& request, const SignedIn& who, std::int64_t now);
+    // The auditors' pages.
+    http::Response audit_hosts_page(const http::Request& request, const SignedIn& who, std::int64_t now);
+    http::Response audit_events_page(const http::Request& request, const SignedIn& who);
+    http::Response audit_reviews_page(const http::Request& request, const SignedIn& who, std::int64_t now);
+    http::Response audit_review_page(const SignedIn& who, const std::string& host, const std::string& event_id,
+                                     std::int64_t now);
+    http::Response close_review(const http::Request& request, const SignedIn& who, const std::string& host,
+                                const std::string& event_id, const std::string& note);
     std::optional<http::Response> sign_in_limited(const http::Request& request, std::int64_t now);
     // Counts sign-ins evicted at the cap; one "signin.evicted" line (log_rate_limited) a minute at most.
     void note_evicted(std::size_t evicted, std::int64_t now);
@@ -156,5 +187,8 @@ private:
 bool is_host_name(std::string_view host) noexcept;
 // True for a request id (docs/protocol.md §3): "R-" then 4 to 32 of [0-9A-Z].
 bool is_request_id(std::string_view id) noexcept;
+// True for an audit event id as the review pages take it in their path: 1-128 of
+// [A-Za-z0-9._:-] (jitgated's are UUIDs; another id's review is listed but has no page).
+bool is_event_id(std::string_view id) noexcept;
 
 } // namespace jitgate::server::web

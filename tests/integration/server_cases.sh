@@ -737,6 +737,78 @@ case_browser_self_approval_refused() {
     all_settled
 }
 
+# Break-glass review in Chromium: dave breaks the glass on fin-db-01; the host ships the event
+# and the server opens a review item. dave, a reviewer too (ops), sees no close form on his own
+# use and a close posted anyway is refused; erin (sox-auditors) reads what was run and closes it.
+case_browser_break_glass_review() {
+    SERVER_CONFIG_EXTRA="audit:
+  auditor_groups: [sox-auditors]
+  break_glass_reviewer_groups: [sox-auditors, ops]
+  break_glass_review_within: 1h"
+    ns_setup
+    audit_host_start
+    browser_start
+    sudo_fg dave JITGATE_BREAK_GLASS="payments down, INC-4711" -- -n /usr/bin/whoami; expect_eq "$RC" 0 "break-glass"
+    audit_wait_unsent_none
+    local id; id="$(srv_sql "select event_id from break_glass_reviews where host='fin-db-01' and user_name='dave'")"
+    [ -n "$id" ] || ns_die "no review item for dave's break-glass use"
+    expect_eq "$(srv_sql "select count(*) from break_glass_reviews")" 1 "one review item"
+    expect_eq "$(srv_sql "select status from break_glass_reviews where event_id='$id'")" open "the item before review"
+    expect_eq "$(srv_sql "select due_at - opened_at from break_glass_reviews where event_id='$id'")" 3600 \
+        "due after audit.break_glass_review_within"
+    local out
+    out="$(browser_act self-review dave fin-db-01 "$id" "/usr/bin/whoami")" ||
+        ns_die "Chromium did not show dave's self-review refused"
+    expect_contains "$out" "your own break-glass use"
+    expect_eq "$(srv_sql "select status from break_glass_reviews where event_id='$id'")" open "after the self-review"
+    out="$(browser_act review erin fin-db-01 "$id" "/usr/bin/whoami" "checked INC-4711: whoami only")" ||
+        ns_die "erin could not close the review in Chromium"
+    expect_contains "$out" "The review is closed"
+    expect_eq "$(srv_sql "select status, reviewer, note from break_glass_reviews where event_id='$id'")" \
+        "closed|erin|checked INC-4711: whoami only" "the closed item"
+    expect_eq "$(srv_sql "select count(*) from events where type='break_glass.reviewed' and actor='erin'")" 1 \
+        "the review in the server's audit"
+    all_settled
+}
+
+# A break-glass use nobody reviews within audit.break_glass_review_within: the server raises
+# break_glass.review_overdue once, on syslog at alert, in its own audit and as a signed webhook
+# notice to the receiver that lists it. (Due after 1 minute, the least allowed; the server looks
+# every 30 s, so this case takes up to 1.5 minutes.)
+case_break_glass_review_overdue_alerts() {
+    ns_setup
+    webhook_peer_start
+    hook_secret
+    SERVER_CONFIG_EXTRA="audit:
+  auditor_groups: [sox-auditors]
+  break_glass_review_within: 1m
+webhooks:
+  - name: siem
+    url: https://127.0.0.1:$HOOK_PORT/hook
+    format: json
+    secret_file: $T/hook.secret
+    ca_file: $T/pki/ca.pem
+    events: [break_glass.review_overdue]"
+    audit_host_start
+    sudo_fg dave JITGATE_BREAK_GLASS="payments down, INC-4711" -- -n /usr/bin/whoami; expect_eq "$RC" 0 "break-glass"
+    audit_wait_unsent_none
+    local id; id="$(srv_sql "select event_id from break_glass_reviews where host='fin-db-01' and user_name='dave'")"
+    [ -n "$id" ] || ns_die "no review item for dave's break-glass use"
+    expect_eq "$(srv_sql "select count(*) from events where type='break_glass.review_overdue'")" 0 "not overdue yet"
+    local i got=""
+    for i in $(seq 1 1000); do
+        got="$(jq -r '.body | fromjson | select(.type == "break_glass.review_overdue") |
+            "\(.review.host) \(.review.user) \(.review.event_id) \(.review.link)"' "$T/hooks.jsonl" 2>/dev/null || true)"
+        [ -n "$got" ] && break; sleep 0.1
+    done
+    expect_eq "$got" "fin-db-01 dave $id https://127.0.0.1:$SRV_WEB_PORT/audit/reviews/fin-db-01/$id" "the overdue notice"
+    grep -q '^<81>.*break_glass.review_overdue host="fin-db-01"' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no alert on syslog"; }
+    expect_eq "$(srv_sql "select count(*) from events where type='break_glass.review_overdue'")" 1 "recorded once"
+    expect_eq "$(srv_sql "select status, overdue_alerted_at > 0 from break_glass_reviews where event_id='$id'")" \
+        "open|1" "still open, marked alerted"
+    all_settled
+}
+
 # A session older than web.session_ttl is refused: its approval is sent to sign in and changes
 # nothing. The old cookie is sent by hand (a browser, like curl's jar, drops it at its Max-Age;
 # the server must refuse it anyway).

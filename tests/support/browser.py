@@ -162,8 +162,8 @@ def one(wd, css, what):
     return wait_for(what + " (" + css + ")", lambda: (wd.find_all(css) or [None])[0])
 
 
-def sign_in(wd, args, request_url):
-    """Opens the request page, signs in at the IdP, and comes back to the request page."""
+def sign_in(wd, args, request_url, ready_css="code.command"):
+    """Opens the request (or review) page, signs in at the IdP, and comes back to that page."""
     wd.get(request_url)
     web = urllib.parse.urlsplit(args.web)
     here = wait_for("a redirect to the identity provider's login page",
@@ -177,9 +177,9 @@ def sign_in(wd, args, request_url):
     wd.type(password, args.password)
     wd.click(one(wd, "button#loginbut", "the login button"))
     wd.click(one(wd, "button.btn-success", "the Continue button after signing in"))
-    wait_for("the request page " + request_url + " after signing in", lambda: wd.url() == request_url)
-    if not wd.find_all("code.command"):
-        raise Failure("the request page shows no command (at %s): %s" % (wd.url(), short(wd.body_text())))
+    wait_for("the page " + request_url + " after signing in", lambda: wd.url() == request_url)
+    if not wd.find_all(ready_css):
+        raise Failure("the page shows no %s (at %s): %s" % (ready_css, wd.url(), short(wd.body_text())))
 
 
 def check_request_page(wd, args):
@@ -222,23 +222,68 @@ def self_approve(wd, args, body):
         raise Failure("the request page does not refuse the requester: %s" % short(body))
     if wd.find_all("form.approve") or wd.find_all("form.deny"):
         raise Failure("the request page offers its own requester a decision form")
-    # Post an approval anyway, as the page's own forms would, with this session's CSRF token
-    # (the sign-out form carries it). The server must refuse it.
-    token = wd.script("var e = document.querySelector('form.sign-out input[name=csrf]');"
-                      "return e ? e.value : null;")
-    if not token:
-        raise Failure("no CSRF token on the page (sign-out form) to post with")
-    action = urllib.parse.urlsplit(wd.url()).path + "/approve"
-    wd.script("var f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
-              "for (const [k, v] of [['csrf', arguments[1]], ['comment', 'mine']]) {"
-              "  var i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;"
-              "  f.appendChild(i); }"
-              "document.body.appendChild(f); f.submit();", action, token)
+    # Post an approval anyway, as the page's own forms would. The server must refuse it.
+    post_with_csrf(wd, urllib.parse.urlsplit(wd.url()).path + "/approve", [["comment", "mine"]])
     wait_for("the page after the self-approval", lambda: wd.url().endswith("/approve") and wd.find_all("h1"))
     heading = wd.text(wd.find_all("h1")[0])
     result = wd.body_text()
     if heading != "Not done" or "cannot decide your own request" not in result:
         raise Failure("a self-approval was not refused: %s" % short(result))
+    return result
+
+
+def post_with_csrf(wd, action, fields):
+    """Posts a form as the page's own forms would, with this session's CSRF token (the sign-out
+    form carries it), whether or not the page offers that form."""
+    token = wd.script("var e = document.querySelector('form.sign-out input[name=csrf]');"
+                      "return e ? e.value : null;")
+    if not token:
+        raise Failure("no CSRF token on the page (sign-out form) to post with")
+    wd.script("var f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
+              "for (const [k, v] of arguments[1]) {"
+              "  var i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;"
+              "  f.appendChild(i); }"
+              "document.body.appendChild(f); f.submit();", action, [["csrf", token]] + fields)
+
+
+def check_review_page(wd, args):
+    """The break-glass review page names the event, its user's command, and what followed."""
+    body = wd.body_text()
+    for needle in (args.id, args.host, args.expect_command, "What the user did on the host afterwards"):
+        if needle not in body:
+            raise Failure("the review page does not show %r: %s" % (needle, short(body)))
+    return body
+
+
+def review(wd, args):
+    note = one(wd, "form.close-review textarea[name=note]", "the review note field")
+    wd.type(note, args.comment)
+    before = wd.url()
+    wd.click(one(wd, "form.close-review button[type=submit]", "the Close button"))
+    wait_for("the page after closing", lambda: wd.url() != before and wd.find_all("h1"))
+    heading = wd.text(wd.find_all("h1")[0])
+    body = wd.body_text()
+    if heading != "Done" or "The review is closed" not in body:
+        raise Failure("the review was not closed: %s" % short(body))
+    # The review page now shows it closed, with the note.
+    wd.get(before)
+    wait_for("the closed review", lambda: args.comment in wd.body_text() or None)
+    if wd.find_all("form.close-review"):
+        raise Failure("a closed review still offers the close form")
+    return body
+
+
+def self_review(wd, args, body):
+    if "your own break-glass use" not in body:
+        raise Failure("the review page does not refuse the user who broke the glass: %s" % short(body))
+    if wd.find_all("form.close-review"):
+        raise Failure("the review page offers its own user the close form")
+    post_with_csrf(wd, urllib.parse.urlsplit(wd.url()).path + "/close", [["note", "all fine, trust me"]])
+    wait_for("the page after the self-review", lambda: wd.url().endswith("/close") and wd.find_all("h1"))
+    heading = wd.text(wd.find_all("h1")[0])
+    result = wd.body_text()
+    if heading != "Not done" or "your own break-glass use" not in result:
+        raise Failure("a self-review was not refused: %s" % short(result))
     return result
 
 
@@ -257,7 +302,7 @@ def kill_leftover_browser(profile_dir):
 
 def main():
     parser = argparse.ArgumentParser(description="An approver in headless Chromium (WebDriver).")
-    parser.add_argument("command", choices=["approve", "deny", "self-approve"])
+    parser.add_argument("command", choices=["approve", "deny", "self-approve", "review", "self-review"])
     parser.add_argument("--driver", required=True, help="chromedriver's URL, http://127.0.0.1:PORT")
     parser.add_argument("--dir", required=True, help="the test's scratch directory")
     parser.add_argument("--web", required=True, help="the web UI's origin, https://127.0.0.1:PORT")
@@ -266,7 +311,7 @@ def main():
     secret.add_argument("--password", help="the user's password (shows in ps; prefer --idp-json)")
     secret.add_argument("--idp-json", help="the IdP's idp.json (tests/support/idp): the password is read there")
     parser.add_argument("--host", required=True)
-    parser.add_argument("--id", required=True)
+    parser.add_argument("--id", required=True, help="the request id (or, to review, the event id)")
     parser.add_argument("--expect-command", required=True)
     parser.add_argument("--comment", default="")
     args = parser.parse_args()
@@ -280,19 +325,24 @@ def main():
         except (OSError, ValueError, KeyError, TypeError) as e:
             print("browser: no password for %s in %s: %s" % (args.user, args.idp_json, e), file=sys.stderr)
             return 1
-    if args.command == "deny" and not args.comment:
-        print("browser: deny needs --comment (the reason)", file=sys.stderr)
+    if args.command in ("deny", "review") and not args.comment:
+        print("browser: %s needs --comment (the reason, the note)" % args.command, file=sys.stderr)
         return 1
 
-    request_url = "%s/r/%s/%s" % (args.web.rstrip("/"), args.host, args.id)
+    reviewing = args.command in ("review", "self-review")
+    request_url = "%s/%s/%s/%s" % (args.web.rstrip("/"), "audit/reviews" if reviewing else "r", args.host, args.id)
     profile = tempfile.mkdtemp(prefix="chromium-%s-" % args.user, dir=args.dir)
     wd = WebDriver(args.driver)
     stem = os.path.join(args.dir, "browser-%s-%s" % (args.command, args.user))
     try:
         wd.start(profile)
-        sign_in(wd, args, request_url)
-        body = check_request_page(wd, args)
-        if args.command == "self-approve":
+        sign_in(wd, args, request_url, "h1" if reviewing else "code.command")
+        body = check_review_page(wd, args) if reviewing else check_request_page(wd, args)
+        if args.command == "review":
+            result = review(wd, args)
+        elif args.command == "self-review":
+            result = self_review(wd, args, body)
+        elif args.command == "self-approve":
             result = self_approve(wd, args, body)
         else:
             result = decide(wd, args, args.command)

@@ -11,7 +11,8 @@
 #   approver_act USER ACTION HOST ID [COMMENT]   approve|deny on the web UI; prints the page shown after
 #   server_configure_host            the host's `approval.service` section pointing at the server
 #   browser_start                    chromedriver + headless Chromium trusting the run's CAs; sets BROWSER_DRIVER
-#   browser_act CMD USER HOST ID CMDLINE [COMMENT]   approve|deny|self-approve in Chromium (browser.py)
+#   browser_act CMD USER HOST ID CMDLINE [COMMENT]   approve|deny|self-approve|review|self-review in
+#                                    Chromium (browser.py); to review, ID is the break-glass event's id
 # SERVER_POLICY_EXTRA (more `policy:` entries) and SERVER_CONFIG_EXTRA (more top-level sections,
 # e.g. webhooks:, ticket_check:) are appended to the server's configuration when set;
 # SERVER_HOSTS_EXTRA and SERVER_WEB_EXTRA (more keys, indented two spaces) go into its hosts
@@ -108,6 +109,7 @@ oidc:
   groups:
     sox-approvers: sox-approvers
     ops: ops
+    sox-auditors: sox-auditors
 database:
 $database
 signing:

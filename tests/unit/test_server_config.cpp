@@ -88,6 +88,26 @@ TEST(ServerConfig, ExampleConfigParsesWithEveryKey) {
     EXPECT_EQ(c.webhooks[1].format, "slack");
     EXPECT_EQ(c.ticket_check.timeout, std::chrono::seconds(10));
     EXPECT_EQ(c.audit.syslog_facility, "authpriv");
+    EXPECT_EQ(c.audit.auditor_groups, (std::vector<std::string>{"sox-auditors"}));
+    EXPECT_EQ(c.audit.break_glass_reviewer_groups, (std::vector<std::string>{"security-reviewers"}));
+    EXPECT_EQ(c.audit.break_glass_review_within, std::chrono::hours(24));
+}
+
+TEST(ServerConfig, BreakGlassReviewersDefaultToTheAuditors) {
+    const LoadResult none = parse(k_minimal, "min.yaml");
+    ASSERT_TRUE(none.problems.empty()) << all_problems(none);
+    EXPECT_TRUE(none.config.audit.auditor_groups.empty());
+    EXPECT_TRUE(none.config.audit.break_glass_reviewer_groups.empty());
+    EXPECT_EQ(none.config.audit.break_glass_review_within, std::chrono::hours(24));
+    const LoadResult auditors =
+        parse(k_minimal + "audit:\n  auditor_groups: [sox-auditors]\n  break_glass_review_within: 2h\n", "a.yaml");
+    ASSERT_TRUE(auditors.problems.empty()) << all_problems(auditors);
+    EXPECT_EQ(auditors.config.audit.break_glass_reviewer_groups, (std::vector<std::string>{"sox-auditors"}));
+    EXPECT_EQ(auditors.config.audit.break_glass_review_within, std::chrono::hours(2));
+    const LoadResult nobody =
+        parse(k_minimal + "audit:\n  auditor_groups: [sox-auditors]\n  break_glass_reviewer_groups: []\n", "n.yaml");
+    ASSERT_TRUE(nobody.problems.empty()) << all_problems(nobody);
+    EXPECT_TRUE(nobody.config.audit.break_glass_reviewer_groups.empty());
 }
 
 TEST(ServerConfig, MinimalConfigGetsTheDefaults) {

@@ -316,4 +316,37 @@ TEST(NotifyNotice, EditedAndRestartedChainsAreNoticesToo) {
             << type;
 }
 
+TEST(NotifyNotice, AnOverdueBreakGlassReviewGoesToTheHooksListingIt) {
+    jitgate::server::config::Webhook json_hook;
+    json_hook.name = "siem";
+    json_hook.format = "json";
+    json_hook.events = {"break_glass.review_overdue"};
+    jitgate::server::config::Webhook slack_hook;
+    slack_hook.name = "chat";
+    slack_hook.format = "slack";
+    slack_hook.events = {"break_glass.review_overdue"};
+    jitgate::server::config::Webhook quiet = json_hook;
+    quiet.name = "quiet";
+    quiet.events = {"request.filed"};
+    const notify::BreakGlassFacts facts{"fin-db-01",       "ev-9",
+                                        "dave <!channel>", "2026-11-24T03:05:42.870Z",
+                                        1795490440,        "https://approvals.test/audit/reviews/fin-db-01/ev-9"};
+    const auto out = notify::break_glass_notices_for({json_hook, slack_hook, quiet}, "approvals.test", facts, 100);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].target, "siem");
+    const json body = json::parse(out[0].body);
+    EXPECT_EQ(body["type"], "break_glass.review_overdue");
+    EXPECT_EQ(body["server"], "approvals.test");
+    EXPECT_EQ(body["review"]["host"], "fin-db-01");
+    EXPECT_EQ(body["review"]["event_id"], "ev-9");
+    EXPECT_EQ(body["review"]["user"], "dave <!channel>");
+    EXPECT_EQ(body["review"]["time"], "2026-11-24T03:05:42.870Z");
+    EXPECT_EQ(body["review"]["due_at"], "2026-11-24T03:20:40Z");
+    EXPECT_EQ(body["review"]["link"], facts.link);
+    const std::string text = json::parse(out[1].body)["text"];
+    EXPECT_NE(text.find("fin-db-01"), std::string::npos) << text;
+    EXPECT_EQ(text.find("<!channel>"), std::string::npos) << text;
+    EXPECT_NE(text.find(facts.link), std::string::npos) << text;
+}
+
 } // namespace

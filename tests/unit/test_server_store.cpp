@@ -935,7 +935,8 @@ public:
     }
     // An event at any seq and prev_hash; the chain continues from it.
     AuditEvent make(std::int64_t seq, std::string prev_hash, const std::string& type = "command.finished",
-                    const std::string& request_id = "", const std::string& user = "alice") {
+                    const std::string& request_id = "", const std::string& user = "alice",
+                    const nlohmann::json& extra = nlohmann::json::object()) {
         nlohmann::json e{{"event_id", m_host + "-ev-" + std::to_string(++m_counter)},
                          {"host", m_host},
                          {"seq", seq},
@@ -943,6 +944,7 @@ public:
                          {"time", "2026-11-24T03:05:56.548Z"},
                          {"type", type},
                          {"user", user}};
+        for (const auto& [key, value] : extra.items()) e[key] = value;
         if (!request_id.empty()) e["request_id"] = request_id;
         e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
         m_seq = seq;
@@ -951,11 +953,15 @@ public:
                           seq,
                           m_hash,
                           prev_hash,
-                          "2026-11-24T03:05:56.548Z",
+                          e["time"].get<std::string>(),
                           type,
                           request_id,
                           e.dump(),
                           user};
+    }
+    // The next event of the chain by `user`, with more members (login_user, time, ...).
+    AuditEvent next_by(const std::string& type, const std::string& user, const nlohmann::json& extra = {}) {
+        return make(m_seq + 1, m_hash, type, "", user, extra.is_null() ? nlohmann::json::object() : extra);
     }
     // Starts over: the next event is seq 1 with the genesis prev_hash.
     void reset() {
@@ -1318,6 +1324,290 @@ TEST_P(StoreTest, migrate_upgrades_a_version_1_database_in_place) {
     HostChain chain("fin-db-01");
     EXPECT_TRUE(upgraded->ingest("fin-db-01", {chain.next()}, 5000).stored);
     EXPECT_EQ(old.migrate(), k_schema_version);
+}
+
+// --- break-glass reviews ---
+
+Event reviewed_event(const std::string& host, const std::string& event_id, const std::string& reviewer) {
+    return Event{7000,     "break_glass.reviewed",     host,       "",
+                 reviewer, "https://idp/ " + reviewer, "10.0.0.9", R"({"event_id":")" + event_id + R"("})"};
+}
+
+std::vector<Event> events_of_type(Store& store, const std::string& host, const std::string& type) {
+    std::vector<Event> out;
+    for (auto& e : store.events(host, ""))
+        if (e.type == type) out.push_back(e);
+    return out;
+}
+
+TEST_P(StoreTest, a_break_glass_event_opens_one_review_even_when_its_batch_is_resent) {
+    HostChain chain("fin-db-01");
+    const std::vector<AuditEvent> batch{chain.next_by("access.requested", "alice"),
+                                        chain.next_by("access.break_glass", "dave"),
+                                        chain.next_by("command.finished", "dave")};
+    const IngestResult first = store->ingest("fin-db-01", batch, 5000, IngestOptions{3600});
+    ASSERT_TRUE(first.stored);
+    EXPECT_EQ(first.reviews_opened, 1u);
+    // The acknowledgement was lost: the same batch again, later, opens nothing and moves nothing.
+    const IngestResult again = store->ingest("fin-db-01", batch, 6000, IngestOptions{60});
+    ASSERT_TRUE(again.stored);
+    EXPECT_EQ(again.reviews_opened, 0u);
+    const auto open = store->break_glass_reviews(ReviewList::open, std::nullopt, 100);
+    ASSERT_EQ(open.size(), 1u);
+    EXPECT_EQ(open[0].host, "fin-db-01");
+    EXPECT_EQ(open[0].event_id, batch[1].event_id);
+    EXPECT_EQ(open[0].user_name, "dave");
+    EXPECT_EQ(open[0].time, "2026-11-24T03:05:56.548Z");
+    EXPECT_EQ(open[0].opened_at, 5000);
+    EXPECT_EQ(open[0].due_at, 8600);
+    EXPECT_FALSE(open[0].closed);
+    EXPECT_EQ(open[0].overdue_alerted_at, 0);
+    EXPECT_TRUE(store->break_glass_reviews(ReviewList::closed, std::nullopt, 100).empty());
+    const auto found = store->find_break_glass_review("fin-db-01", batch[1].event_id);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->due_at, 8600);
+    EXPECT_FALSE(store->find_break_glass_review("fin-db-01", batch[2].event_id));
+    EXPECT_FALSE(store->find_break_glass_review("other", batch[1].event_id));
+}
+
+TEST_P(StoreTest, a_refused_batch_opens_no_review) {
+    HostChain chain("fin-db-01");
+    const AuditEvent first = chain.next();
+    ASSERT_TRUE(store->ingest("fin-db-01", {first}, 5000).stored);
+    AuditEvent changed = first;
+    changed.line += " ";
+    const IngestResult refused =
+        store->ingest("fin-db-01", {chain.next_by("access.break_glass", "dave"), changed}, 5001);
+    EXPECT_FALSE(refused.stored);
+    EXPECT_TRUE(store->break_glass_reviews(ReviewList::open, std::nullopt, 100).empty());
+    EXPECT_THROW(store->ingest("fin-db-01", {chain.next()}, 5002, IngestOptions{0}), Error);
+}
+
+TEST_P(StoreTest, a_review_closes_once_with_its_event_in_the_same_transaction) {
+    HostChain chain("fin-db-01");
+    const AuditEvent glass = chain.next_by("access.break_glass", "dave");
+    ASSERT_TRUE(store->ingest("fin-db-01", {glass}, 5000).stored);
+    EXPECT_THROW(store->close_break_glass_review("fin-db-01", glass.event_id, "bob", "idp bob", "", 7000,
+                                                 reviewed_event("fin-db-01", glass.event_id, "bob")),
+                 Error);
+    const CloseResult closed = store->close_break_glass_review("fin-db-01", glass.event_id, "bob", "https://idp/ bob",
+                                                               "checked: restarted payments only", 7000,
+                                                               reviewed_event("fin-db-01", glass.event_id, "bob"));
+    EXPECT_EQ(closed.outcome, CloseOutcome::closed);
+    EXPECT_TRUE(closed.review.closed);
+    EXPECT_EQ(closed.review.reviewer, "bob");
+    EXPECT_EQ(closed.review.reviewer_identity, "https://idp/ bob");
+    EXPECT_EQ(closed.review.note, "checked: restarted payments only");
+    EXPECT_EQ(closed.review.closed_at, 7000);
+    ASSERT_EQ(events_of_type(*store, "fin-db-01", "break_glass.reviewed").size(), 1u);
+
+    const CloseResult again =
+        store->close_break_glass_review("fin-db-01", glass.event_id, "carol", "idp carol", "me too", 7100,
+                                        reviewed_event("fin-db-01", glass.event_id, "carol"));
+    EXPECT_EQ(again.outcome, CloseOutcome::already_closed);
+    EXPECT_EQ(again.review.reviewer, "bob");
+    EXPECT_EQ(events_of_type(*store, "fin-db-01", "break_glass.reviewed").size(), 1u) << "no event for a refusal";
+    EXPECT_EQ(store->find_break_glass_review("fin-db-01", glass.event_id)->note, "checked: restarted payments only");
+
+    const CloseResult unknown = store->close_break_glass_review("fin-db-01", "no-such-event", "bob", "idp bob", "x",
+                                                                7000, reviewed_event("fin-db-01", "x", "bob"));
+    EXPECT_EQ(unknown.outcome, CloseOutcome::not_found);
+    EXPECT_TRUE(store->break_glass_reviews(ReviewList::open, std::nullopt, 10).empty());
+    EXPECT_EQ(store->break_glass_reviews(ReviewList::closed, std::nullopt, 10).size(), 1u);
+}
+
+TEST_P(StoreTest, nobody_closes_the_review_of_their_own_break_glass_use) {
+    HostChain chain("fin-db-01");
+    const AuditEvent glass = chain.next_by("access.break_glass", "root", {{"login_user", "dave"}});
+    ASSERT_TRUE(store->ingest("fin-db-01", {glass}, 5000).stored);
+    for (const std::string self : {"root", "dave"}) {
+        const CloseResult refused =
+            store->close_break_glass_review("fin-db-01", glass.event_id, self, "idp " + self, "all fine", 7000,
+                                            reviewed_event("fin-db-01", glass.event_id, self));
+        EXPECT_EQ(refused.outcome, CloseOutcome::own_use) << self;
+        EXPECT_FALSE(refused.review.closed);
+    }
+    EXPECT_TRUE(events_of_type(*store, "fin-db-01", "break_glass.reviewed").empty());
+    EXPECT_FALSE(store->find_break_glass_review("fin-db-01", glass.event_id)->closed);
+    EXPECT_EQ(store
+                  ->close_break_glass_review("fin-db-01", glass.event_id, "bob", "idp bob", "ok", 7000,
+                                             reviewed_event("fin-db-01", glass.event_id, "bob"))
+                  .outcome,
+              CloseOutcome::closed);
+}
+
+TEST_P(StoreTest, an_overdue_review_is_claimed_once_and_a_closed_one_never) {
+    HostChain chain("fin-db-01");
+    const std::vector<AuditEvent> batch{chain.next_by("access.break_glass", "dave"),
+                                        chain.next_by("access.break_glass", "erin"),
+                                        chain.next_by("access.break_glass", "frank")};
+    ASSERT_TRUE(store->ingest("fin-db-01", batch, 5000, IngestOptions{3600}).stored);
+    ASSERT_EQ(store
+                  ->close_break_glass_review("fin-db-01", batch[2].event_id, "bob", "idp bob", "ok", 6000,
+                                             reviewed_event("fin-db-01", batch[2].event_id, "bob"))
+                  .outcome,
+              CloseOutcome::closed);
+    int audited = 0;
+    const auto audit = [&](const BreakGlassReview& r) {
+        ++audited;
+        return Event{r.overdue_alerted_at,
+                     "break_glass.review_overdue",
+                     r.host,
+                     "",
+                     "server",
+                     "",
+                     "",
+                     R"({"event_id":")" + r.event_id + R"("})"};
+    };
+    EXPECT_TRUE(store->claim_overdue_break_glass_reviews(8599, 100, audit).empty()) << "not due yet";
+    const auto claimed = store->claim_overdue_break_glass_reviews(8600, 100, audit);
+    ASSERT_EQ(claimed.size(), 2u);
+    EXPECT_EQ(claimed[0].user_name, "dave");
+    EXPECT_EQ(claimed[1].user_name, "erin");
+    EXPECT_EQ(claimed[0].overdue_alerted_at, 8600);
+    EXPECT_EQ(audited, 2);
+    EXPECT_EQ(events_of_type(*store, "fin-db-01", "break_glass.review_overdue").size(), 2u);
+    EXPECT_TRUE(store->claim_overdue_break_glass_reviews(9000, 100, audit).empty()) << "each alerts once";
+    EXPECT_EQ(store->find_break_glass_review("fin-db-01", batch[0].event_id)->overdue_alerted_at, 8600);
+    // An overdue item is still open, and can still be closed.
+    EXPECT_EQ(store->break_glass_reviews(ReviewList::open, std::nullopt, 10).size(), 2u);
+    // A throwing audit claims nothing.
+    ASSERT_TRUE(
+        store->ingest("fin-db-01", {chain.next_by("access.break_glass", "gus")}, 9000, IngestOptions{10}).stored);
+    EXPECT_THROW(store->claim_overdue_break_glass_reviews(
+                     9100, 100, [](const BreakGlassReview&) -> Event { throw std::runtime_error("syslog down"); }),
+                 std::runtime_error);
+    EXPECT_EQ(store->claim_overdue_break_glass_reviews(9100, 100, audit).size(), 1u);
+}
+
+TEST_P(StoreTest, overdue_reviews_are_claimed_once_across_replicas) {
+    HostChain chain("fin-db-01");
+    std::vector<AuditEvent> batch;
+    for (int i = 0; i < 60; ++i) batch.push_back(chain.next_by("access.break_glass", "u" + std::to_string(i)));
+    ASSERT_TRUE(store->ingest("fin-db-01", batch, 5000, IngestOptions{100}).stored);
+    auto other = database().open();
+    std::atomic<int> total{0};
+    const auto audit = [](const BreakGlassReview& r) {
+        return Event{r.overdue_alerted_at, "break_glass.review_overdue", r.host, "", "server", "", "", "{}"};
+    };
+    const auto run = [&](Store& s) {
+        for (int round = 0; round < 20; ++round)
+            total += static_cast<int>(s.claim_overdue_break_glass_reviews(6000, 7, audit).size());
+    };
+    std::thread a([&] { run(*store); });
+    std::thread b([&] { run(*other); });
+    a.join();
+    b.join();
+    EXPECT_EQ(total.load(), 60);
+    EXPECT_EQ(events_of_type(*store, "fin-db-01", "break_glass.review_overdue").size(), 60u);
+}
+
+TEST_P(StoreTest, review_lists_page_by_key) {
+    HostChain a("a-host");
+    HostChain b("b-host");
+    ASSERT_TRUE(store->ingest("b-host", {b.next_by("access.break_glass", "x")}, 5000, IngestOptions{100}).stored);
+    ASSERT_TRUE(store->ingest("a-host", {a.next_by("access.break_glass", "y")}, 5000, IngestOptions{100}).stored);
+    ASSERT_TRUE(store->ingest("a-host", {a.next_by("access.break_glass", "z")}, 4000, IngestOptions{100}).stored);
+    const auto first = store->break_glass_reviews(ReviewList::open, std::nullopt, 2);
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_EQ(first[0].user_name, "z"); // due 4100
+    EXPECT_EQ(first[1].host, "a-host"); // due 5100, a- before b-
+    const auto rest =
+        store->break_glass_reviews(ReviewList::open, ReviewKey{first[1].due_at, first[1].host, first[1].event_id}, 2);
+    ASSERT_EQ(rest.size(), 1u);
+    EXPECT_EQ(rest[0].host, "b-host");
+    for (const auto& r : {first[0], first[1], rest[0]})
+        ASSERT_EQ(store
+                      ->close_break_glass_review(r.host, r.event_id, "bob", "idp", "ok",
+                                                 r.user_name == "x" ? 9000 : 8000,
+                                                 reviewed_event(r.host, r.event_id, "bob"))
+                      .outcome,
+                  CloseOutcome::closed);
+    const auto closed = store->break_glass_reviews(ReviewList::closed, std::nullopt, 2);
+    ASSERT_EQ(closed.size(), 2u);
+    EXPECT_EQ(closed[0].user_name, "x"); // closed last
+    EXPECT_EQ(closed[1].host, "a-host");
+    const auto older = store->break_glass_reviews(
+        ReviewList::closed, ReviewKey{closed[1].closed_at, closed[1].host, closed[1].event_id}, 2);
+    ASSERT_EQ(older.size(), 1u);
+    EXPECT_EQ(older[0].closed_at, 8000);
+    EXPECT_NE(older[0].event_id, closed[1].event_id);
+}
+
+TEST_P(StoreTest, search_audit_events_filters_and_pages_both_ways) {
+    HostChain chain("fin-db-01");
+    HostChain web("web-01");
+    const std::vector<AuditEvent> fin{
+        chain.next_by("access.break_glass", "dave", {{"time", "2026-11-24T01:00:00.000Z"}}),
+        chain.next_by("command.finished", "dave", {{"time", "2026-11-24T02:00:00.000Z"}}),
+        chain.next_by("command.finished", "alice", {{"time", "2026-11-24T03:00:00.000Z"}}),
+        chain.next_by("command.finished", "dave", {{"time", "2026-11-25T01:00:00.000Z"}})};
+    ASSERT_TRUE(store->ingest("fin-db-01", fin, 5000).stored);
+    ASSERT_TRUE(store->ingest("web-01", {web.next_by("command.finished", "dave")}, 5001).stored);
+
+    AuditSearch s;
+    s.limit = 100;
+    EXPECT_EQ(store->search_audit_events(s).size(), 5u);
+    s.host = "fin-db-01";
+    s.user = "dave";
+    const auto dave = store->search_audit_events(s);
+    ASSERT_EQ(dave.size(), 3u);
+    EXPECT_EQ(dave[0].event.event_id, fin[3].event_id) << "newest first";
+    EXPECT_EQ(dave[0].host, "fin-db-01");
+    EXPECT_EQ(dave[0].received_at, 5000);
+    EXPECT_EQ(dave[0].event.line, fin[3].line);
+    const auto found = store->find_audit_event("fin-db-01", fin[1].event_id);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->event.line, fin[1].line);
+    EXPECT_EQ(found->event.user, "dave");
+    EXPECT_EQ(found->row, dave[1].row);
+    EXPECT_FALSE(store->find_audit_event("web-01", fin[1].event_id));
+    s.type = "command.finished";
+    s.from = "2026-11-24";
+    s.to = "2026-11-25";
+    const auto day = store->search_audit_events(s);
+    ASSERT_EQ(day.size(), 1u);
+    EXPECT_EQ(day[0].event.event_id, fin[1].event_id);
+
+    AuditSearch paged;
+    paged.host = "fin-db-01";
+    paged.oldest_first = true;
+    paged.limit = 3;
+    const auto page1 = store->search_audit_events(paged);
+    ASSERT_EQ(page1.size(), 3u);
+    EXPECT_EQ(page1[0].event.event_id, fin[0].event_id);
+    paged.after = page1.back().row;
+    const auto page2 = store->search_audit_events(paged);
+    ASSERT_EQ(page2.size(), 1u);
+    EXPECT_EQ(page2[0].event.event_id, fin[3].event_id);
+    AuditSearch back;
+    back.host = "fin-db-01";
+    back.limit = 2;
+    back.after = page2[0].row;
+    const auto older = store->search_audit_events(back);
+    ASSERT_EQ(older.size(), 2u);
+    EXPECT_EQ(older[0].event.event_id, fin[2].event_id);
+    EXPECT_EQ(older[1].event.event_id, fin[1].event_id);
+}
+
+TEST_P(StoreTest, audit_hosts_lists_each_hosts_chain_and_open_reviews) {
+    HostChain a("a-host");
+    HostChain b("b-host");
+    ASSERT_TRUE(store->ingest("b-host", {b.next(), b.next_by("access.break_glass", "x")}, 5000).stored);
+    ASSERT_TRUE(store->ingest("a-host", {a.next()}, 5001).stored);
+    const auto hosts = store->audit_hosts("", 10);
+    ASSERT_EQ(hosts.size(), 2u);
+    EXPECT_EQ(hosts[0].chain.host, "a-host");
+    EXPECT_EQ(hosts[0].open_reviews, 0);
+    EXPECT_EQ(hosts[0].chain.last_seen, 5001);
+    EXPECT_EQ(hosts[1].chain.host, "b-host");
+    EXPECT_EQ(hosts[1].chain.events, 2);
+    EXPECT_EQ(hosts[1].chain.last_seq, 2);
+    EXPECT_EQ(hosts[1].open_reviews, 1);
+    EXPECT_EQ(hosts[1].last_event_time, "2026-11-24T03:05:56.548Z");
+    const auto after = store->audit_hosts("a-host", 10);
+    ASSERT_EQ(after.size(), 1u);
+    EXPECT_EQ(after[0].chain.host, "b-host");
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, StoreTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);

@@ -28,8 +28,10 @@ using nlohmann::json;
 const std::string k_rlo = "\xe2\x80\xae";  // U+202E RIGHT-TO-LEFT OVERRIDE
 const std::string k_zwsp = "\xe2\x80\x8b"; // U+200B ZERO WIDTH SPACE
 
-// Fails the test for any tag or attribute the pages do not write themselves.
-void only_our_markup(const std::string& page) {
+// Fails the test for any tag or attribute the pages do not write themselves (`extra_tags` and
+// `extra_attributes`: what the auditors' pages write besides).
+void only_our_markup(const std::string& page, const std::set<std::string>& extra_tags = {},
+                     const std::set<std::string>& extra_attributes = {}) {
     static const std::set<std::string> k_tags = {
         "!DOCTYPE", "html", "head",    "meta",    "title", "link",  "body",     "header", "nav",
         "ul",       "li",   "a",       "p",       "span",  "form",  "input",    "button", "main",
@@ -50,11 +52,12 @@ void only_our_markup(const std::string& page) {
         if (!tag.empty() && tag.front() == '/') tag.erase(0, 1);
         const auto name_end = tag.find_first_of(" \t\n");
         const std::string name = tag.substr(0, name_end);
-        EXPECT_TRUE(k_tags.count(name) == 1) << "unexpected tag <" << name << "> in: <" << tag << ">";
+        EXPECT_TRUE(k_tags.count(name) == 1 || extra_tags.count(name) == 1)
+            << "unexpected tag <" << name << "> in: <" << tag << ">";
         std::string rest = name_end == std::string::npos ? std::string() : tag.substr(name_end);
         std::smatch m;
         while (std::regex_search(rest, m, k_attribute)) {
-            EXPECT_TRUE(k_attributes.count(m[1].str()) == 1)
+            EXPECT_TRUE(k_attributes.count(m[1].str()) == 1 || extra_attributes.count(m[1].str()) == 1)
                 << "unexpected attribute " << m[1] << " in <" << tag << ">";
             rest = m.suffix();
         }
@@ -453,6 +456,108 @@ TEST(WebPages, StylesheetIsPlainCss) {
     EXPECT_EQ(css.find("url("), std::string::npos); // nothing fetched from elsewhere (CSP: default-src 'none')
     EXPECT_EQ(css.find("@import"), std::string::npos);
     EXPECT_EQ(css.find('<'), std::string::npos);
+}
+
+// --- the auditors' pages ---
+
+const std::set<std::string> k_audit_tags = {"details", "summary", "select", "option"};
+const std::set<std::string> k_audit_attributes = {"placeholder", "maxlength", "selected"};
+
+store::StoredAuditEvent hostile_event(const std::string& type) {
+    const std::string evil = "<script>alert(1)</script>" + k_rlo + "\x1b[2J";
+    json line{{"event_id", "ev-1"},
+              {"host", "fin-db-01"},
+              {"seq", 7},
+              {"type", type},
+              {"user", evil},
+              {"time", "2026-11-24T03:05:42.870Z"},
+              {"command", "/bin/" + evil},
+              {"break_glass_reason", "reason " + evil},
+              {"login_user", evil}};
+    return store::StoredAuditEvent{12, "fin-db-01", 1000,
+                                   store::AuditEvent{"ev-1", 7, std::string(64, 'a'), std::string(64, 'b'),
+                                                     "2026-11-24T03:05:42.870Z", type + evil, "R-" + evil,
+                                                     line.dump(-1, ' ', false, json::error_handler_t::replace), evil}};
+}
+
+store::BreakGlassReview hostile_review(bool closed) {
+    const std::string evil = "<img src=x onerror=alert(1)>" + k_zwsp;
+    store::BreakGlassReview r;
+    r.host = "fin-db-01";
+    r.event_id = "ev-1";
+    r.user_name = evil;
+    r.time = "2026-11-24T03:05:42.870Z" + evil;
+    r.opened_at = 1000;
+    r.due_at = 2000;
+    r.closed = closed;
+    if (closed) {
+        r.reviewer = evil;
+        r.reviewer_identity = "https://idp/ " + evil;
+        r.note = "note " + evil;
+        r.closed_at = 1500;
+    }
+    return r;
+}
+
+TEST(WebPages, AuditPagesEscapeHostileTextEverywhere) {
+    pages::Viewer viewer{"erin", "Erin <b>", "tok\"en", true};
+    const pages::Frame frame{"Example", &viewer};
+    pages::ReviewDetail detail;
+    detail.review = hostile_review(false);
+    detail.event = hostile_event("access.break_glass");
+    detail.during = {hostile_event("command.finished")};
+    detail.window = "window <b>";
+    detail.during_cut = true;
+    detail.may_close = true;
+    store::AuditHostStatus host;
+    host.chain.host = "fin-db-01";
+    host.chain.broken = true;
+    host.chain.problem = "gap <script>";
+    host.chain.last_seen = 900;
+    host.last_event_time = "2026-11-24T03:05:42.870Z<i>";
+    host.open_reviews = 2;
+    pages::EventSearchForm form{"fin-db-01", "\"><script>", "<t>", "2026", "", true};
+    const std::vector<std::string> all{
+        pages::audit_review(frame, detail, 3000),
+        pages::audit_reviews(frame, std::vector{hostile_review(false)}, std::vector{hostile_review(true)}, 3000,
+                             std::string("/audit/reviews?list=open&at=1&host=h&event=e"), std::nullopt),
+        pages::audit_events(frame, form, {hostile_event("command.finished")}, std::string("/audit/events?after=1")),
+        pages::audit_hosts(frame, {host}, 1000, std::nullopt),
+        pages::review_result(frame, "fin-db-01", "ev-1", false, "by <b>x</b>")};
+    for (const std::string& page : all) {
+        only_our_markup(page, k_audit_tags, k_audit_attributes);
+        nothing_invisible(page);
+        EXPECT_EQ(page.find("<img"), std::string::npos);
+        EXPECT_EQ(page.find("<b>"), std::string::npos);
+        EXPECT_NE(page.find("href=\"/audit\""), std::string::npos) << "the frame links auditors to /audit";
+    }
+    EXPECT_NE(all[0].find("&lt;img src=x onerror=alert(1)&gt;\\u{200b}"), std::string::npos);
+    EXPECT_NE(all[0].find("action=\"/audit/reviews/fin-db-01/ev-1/close\""), std::string::npos);
+    EXPECT_NE(all[0].find("value=\"tok&quot;en\""), std::string::npos) << "the CSRF token, escaped";
+    EXPECT_NE(all[0].find("maxlength=\"4000\" required"), std::string::npos);
+    EXPECT_NE(all[1].find("<strong>overdue</strong>"), std::string::npos);
+    EXPECT_NE(all[3].find("<strong class=\"broken\">broken</strong>: gap &lt;script&gt;"), std::string::npos);
+}
+
+TEST(WebPages, AReviewOnlyOffersTheCloseFormWhenTheViewerMayClose) {
+    pages::Viewer viewer{"dave", "Dave", "token", true};
+    const pages::Frame frame{"Example", &viewer};
+    pages::ReviewDetail detail;
+    detail.review = hostile_review(false);
+    detail.why_not = "this is your own break-glass use; someone else must review it";
+    const std::string own = pages::audit_review(frame, detail, 1500);
+    EXPECT_EQ(own.find("<form method=\"post\" action=\"/audit/reviews"), std::string::npos);
+    EXPECT_NE(own.find("You cannot close this review: this is your own break-glass use"), std::string::npos);
+    EXPECT_EQ(own.find("overdue"), std::string::npos) << "not due until 2000";
+    EXPECT_NE(own.find("The event is not in the store"), std::string::npos);
+    detail.review = hostile_review(true);
+    detail.may_close = true;
+    const std::string closed = pages::audit_review(frame, detail, 3000);
+    EXPECT_EQ(closed.find("close-review"), std::string::npos) << "a closed review has no form";
+    EXPECT_NE(closed.find("note &lt;img"), std::string::npos);
+    pages::Viewer approver{"bob", "Bob", "token", false};
+    const std::string plain = pages::pending(pages::Frame{"Example", &approver}, {}, 0, std::nullopt, false);
+    EXPECT_EQ(plain.find("href=\"/audit\""), std::string::npos) << "no Audit link for others";
 }
 
 } // namespace

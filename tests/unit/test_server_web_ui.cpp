@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/audit_event.hpp"
 #include "lib/grant_token.hpp"
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
@@ -1062,6 +1063,254 @@ TEST(SignInLimit, AClockThatStepsBackRefillsNothing) {
     EXPECT_EQ(limit.take("10.0.0.1", 100), 0);
     EXPECT_EQ(limit.take("10.0.0.1", 50), 1);
     EXPECT_EQ(limit.take("10.0.0.1", 101), 0);
+}
+
+// --- the auditors' pages and break-glass reviews ---
+
+// A host's events with a real chain, stored as the ingest would store them.
+class AuditFixture {
+public:
+    explicit AuditFixture(std::string host) : m_host(std::move(host)) {}
+    store::AuditEvent next(const std::string& type, const std::string& user, json extra = json::object()) {
+        json e{{"event_id", m_host + "-ev-" + std::to_string(++m_seq)},
+               {"host", m_host},
+               {"seq", m_seq},
+               {"prev_hash", m_hash},
+               {"time", "2026-11-24T03:05:" + std::to_string(10 + m_seq) + ".000Z"},
+               {"type", type},
+               {"user", user}};
+        for (const auto& [k, v] : extra.items()) e[k] = v;
+        e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
+        m_hash = e["hash"].get<std::string>();
+        return store::AuditEvent{e["event_id"].get<std::string>(),
+                                 m_seq,
+                                 m_hash,
+                                 e["prev_hash"].get<std::string>(),
+                                 e["time"].get<std::string>(),
+                                 type,
+                                 "",
+                                 e.dump(),
+                                 user};
+    }
+
+private:
+    std::string m_host;
+    std::int64_t m_seq = 0;
+    std::string m_hash = jitgate::audit::k_genesis_hash;
+};
+
+class AuditPagesTest : public WebUiTest {
+protected:
+    void SetUp() override {
+        WebUiTest::SetUp();
+        m_config.audit.auditor_groups = {"sox-auditors"};
+        m_config.audit.break_glass_reviewer_groups = {"security-reviewers"};
+        m_config.audit.break_glass_review_within = std::chrono::hours(1);
+    }
+
+    // Stores a break-glass use by `user` on fin-db-01 and the command it ran; returns its event id.
+    std::string break_glass(const std::string& user, json extra = json::object()) {
+        extra["break_glass_reason"] = "payments down <script>alert(1)</script>";
+        extra["command"] = "/usr/bin/systemctl";
+        const store::AuditEvent glass = m_chain.next("access.break_glass", user, extra);
+        const store::AuditEvent ran =
+            m_chain.next("command.finished", user, {{"command", "/usr/bin/rm"}, {"argv", {"/usr/bin/rm", "<b>x"}}});
+        store::IngestOptions options;
+        options.break_glass_review_within_s = m_config.audit.break_glass_review_within.count();
+        EXPECT_EQ(m_store->ingest("fin-db-01", {glass, ran}, m_now, options).reviews_opened, 1u);
+        return glass.event_id;
+    }
+
+    void sign_in_as(Browser& b, const std::string& user, std::vector<std::string> groups) {
+        m_idp.next = web::Identity{"https://idp.example.test/", "sub-" + user, user, user, std::move(groups)};
+        EXPECT_EQ(sign_in(b).status, 303);
+    }
+
+    http::Response close(Browser& b, const std::string& event_id, const std::string& body) {
+        return send(b, "POST", "/audit/reviews/fin-db-01/" + event_id + "/close", {}, body, {{"origin", k_origin}});
+    }
+
+    AuditFixture m_chain{"fin-db-01"};
+};
+
+TEST_F(AuditPagesTest, AnAuditorReadsTheAuditPagesAndOthersGet403) {
+    const std::string id = break_glass("dave");
+    Browser approver;
+    sign_in_as(approver, "bob", {"sox-approvers"});
+    EXPECT_EQ(send(approver, "GET", "/").body.find("href=\"/audit\""), std::string::npos) << "no Audit link";
+    for (const std::string& path :
+         std::vector<std::string>{"/audit", "/audit/events", "/audit/reviews", "/audit/reviews/fin-db-01/" + id}) {
+        const auto refused = send(approver, "GET", path);
+        EXPECT_EQ(refused.status, 403) << path;
+        EXPECT_NE(refused.body.find("auditors"), std::string::npos) << path;
+        EXPECT_EQ(refused.body.find("fin-db-01"), std::string::npos) << path;
+    }
+
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    const auto home = send(auditor, "GET", "/audit");
+    EXPECT_EQ(home.status, 200);
+    EXPECT_NE(home.body.find("href=\"/audit\""), std::string::npos) << "the frame links to Audit";
+    EXPECT_NE(home.body.find("fin-db-01"), std::string::npos);
+    EXPECT_NE(home.body.find("2026-11-24T03:05:12.000Z"), std::string::npos) << "the last event's time";
+    const auto events = send(auditor, "GET", "/audit/events", {{"host", "fin-db-01"}, {"user", "dave"}});
+    EXPECT_EQ(events.status, 200);
+    EXPECT_NE(events.body.find("access.break_glass"), std::string::npos);
+    EXPECT_NE(events.body.find("command.finished"), std::string::npos);
+    const auto none = send(auditor, "GET", "/audit/events", {{"user", "nobody"}});
+    EXPECT_NE(none.body.find("No event matches"), std::string::npos);
+    EXPECT_EQ(send(auditor, "GET", "/audit/events", {{"from", "yesterday"}}).status, 400);
+    EXPECT_EQ(send(auditor, "GET", "/audit/events", {{"host", "a b"}}).status, 400);
+    EXPECT_EQ(send(auditor, "GET", "/audit/events", {{"after", "-1"}}).status, 400);
+    const auto reviews = send(auditor, "GET", "/audit/reviews");
+    EXPECT_EQ(reviews.status, 200);
+    EXPECT_NE(reviews.body.find("/audit/reviews/fin-db-01/" + id), std::string::npos);
+    const auto detail = send(auditor, "GET", "/audit/reviews/fin-db-01/" + id);
+    EXPECT_EQ(detail.status, 200);
+    EXPECT_EQ(detail.body.find("/close\""), std::string::npos) << "an auditor who is no reviewer gets no form";
+    EXPECT_NE(detail.body.find("break-glass reviewers"), std::string::npos);
+    EXPECT_EQ(send(auditor, "GET", "/audit/reviews/fin-db-01/unknown-id").status, 404);
+    EXPECT_EQ(send(auditor, "GET", "/audit/reviews/fin-db-01/" + id + "/other").status, 404);
+    EXPECT_EQ(send(auditor, "GET", "/audit/reviews/fin-db-01/" + id + "/close").status, 405);
+    // Read-only: the auditor closes nothing.
+    const auto closed = close(auditor, id, "note=fine&csrf=" + csrf_of(auditor));
+    EXPECT_EQ(closed.status, 403);
+    EXPECT_FALSE(m_store->find_break_glass_review("fin-db-01", id)->closed);
+}
+
+TEST_F(AuditPagesTest, TheEventSearchPagesOnAfterTheLastRowShown) {
+    std::vector<store::AuditEvent> batch;
+    for (std::size_t i = 0; i < web::WebUi::k_events_page_size + 5; ++i)
+        batch.push_back(m_chain.next("command.finished", "alice"));
+    ASSERT_TRUE(m_store->ingest("fin-db-01", batch, m_now).stored);
+    const auto row = [](std::int64_t seq) { return "<td>fin-db-01</td><td>" + std::to_string(seq) + "</td>"; };
+    const std::int64_t last = batch.back().seq;
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    const auto first = send(auditor, "GET", "/audit/events", {{"host", "fin-db-01"}, {"order", "oldest"}});
+    EXPECT_EQ(first.status, 200);
+    EXPECT_NE(first.body.find(row(1)), std::string::npos);
+    EXPECT_EQ(first.body.find(row(last)), std::string::npos);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        first.body, m,
+        std::regex(R"re(href="(/audit/events\?order=oldest&amp;host=fin-db-01&amp;after=([0-9]+))">More events)re")));
+    const auto second =
+        send(auditor, "GET", "/audit/events", {{"order", "oldest"}, {"host", "fin-db-01"}, {"after", m[2].str()}});
+    EXPECT_EQ(second.status, 200);
+    EXPECT_EQ(second.body.find(row(1)), std::string::npos);
+    EXPECT_NE(second.body.find(row(last)), std::string::npos);
+    EXPECT_EQ(second.body.find("More events"), std::string::npos);
+}
+
+TEST_F(AuditPagesTest, AnAuditorApprovesNothing) {
+    file_request("alice");
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    EXPECT_EQ(send(auditor, "GET", "/r/pay-db-01/R-7F3K9Q").status, 404);
+    const auto approve = send(auditor, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {},
+                              "comment=x&csrf=" + csrf_of(auditor), {{"origin", k_origin}});
+    EXPECT_NE(approve.status, 200);
+    EXPECT_EQ(stored().status, store::Status::pending);
+    EXPECT_TRUE(stored().approvals.empty());
+}
+
+TEST_F(AuditPagesTest, AReviewerClosesAReviewOnceWithTheCsrfToken) {
+    const std::string id = break_glass("dave");
+    Browser reviewer;
+    sign_in_as(reviewer, "erin", {"security-reviewers"});
+    const std::string csrf = csrf_of(reviewer);
+    const auto detail = send(reviewer, "GET", "/audit/reviews/fin-db-01/" + id);
+    EXPECT_EQ(detail.status, 200);
+    EXPECT_NE(detail.body.find("action=\"/audit/reviews/fin-db-01/" + id + "/close\""), std::string::npos);
+    EXPECT_NE(detail.body.find("/usr/bin/rm"), std::string::npos) << "what was run during it";
+
+    EXPECT_EQ(close(reviewer, id, "note=checked").status, 403) << "no CSRF token";
+    EXPECT_EQ(close(reviewer, id, "note=checked&csrf=" + browser::random_token()).status, 403);
+    EXPECT_EQ(send(reviewer, "POST", "/audit/reviews/fin-db-01/" + id + "/close", {}, "note=checked&csrf=" + csrf,
+                   {{"origin", "https://evil.example.com"}})
+                  .status,
+              403);
+    EXPECT_EQ(close(reviewer, id, "note=+++&csrf=" + csrf).status, 400) << "a blank note";
+    EXPECT_EQ(close(reviewer, id, "note=" + std::string(4001, 'x') + "&csrf=" + csrf).status, 400);
+    EXPECT_FALSE(m_store->find_break_glass_review("fin-db-01", id)->closed);
+
+    const auto closed = close(reviewer, id, "note=only+the+restart%2C+as+INC-4711+says&csrf=" + csrf);
+    EXPECT_EQ(closed.status, 200);
+    const auto review = m_store->find_break_glass_review("fin-db-01", id);
+    ASSERT_TRUE(review->closed);
+    EXPECT_EQ(review->reviewer, "erin");
+    EXPECT_EQ(review->reviewer_identity, "https://idp.example.test/ sub-erin");
+    EXPECT_EQ(review->note, "only the restart, as INC-4711 says");
+    EXPECT_EQ(review->closed_at, m_now);
+    std::size_t recorded = 0;
+    for (const auto& e : m_store->events("fin-db-01", ""))
+        if (e.type == "break_glass.reviewed") {
+            ++recorded;
+            EXPECT_EQ(e.actor, "erin");
+            EXPECT_EQ(e.source_address, m_peer);
+            EXPECT_NE(e.detail.find(id), std::string::npos);
+        }
+    EXPECT_EQ(recorded, 1u);
+    EXPECT_EQ(close(reviewer, id, "note=again&csrf=" + csrf).status, 409);
+    const auto list = send(reviewer, "GET", "/audit/reviews");
+    EXPECT_NE(list.body.find("only the restart, as INC-4711 says"), std::string::npos);
+}
+
+TEST_F(AuditPagesTest, NobodyClosesTheReviewOfTheirOwnBreakGlassUse) {
+    const std::string by_user = break_glass("dave");
+    const std::string by_login = break_glass("root", {{"login_user", "dave"}});
+    Browser dave;
+    sign_in_as(dave, "dave", {"security-reviewers"});
+    const std::string csrf = csrf_of(dave);
+    for (const std::string& id : {by_user, by_login}) {
+        const auto detail = send(dave, "GET", "/audit/reviews/fin-db-01/" + id);
+        EXPECT_EQ(detail.status, 200);
+        EXPECT_EQ(detail.body.find("/close\""), std::string::npos) << id;
+        EXPECT_NE(detail.body.find("your own break-glass use"), std::string::npos) << id;
+        const auto refused = close(dave, id, "note=all+fine&csrf=" + csrf);
+        EXPECT_EQ(refused.status, 403) << id;
+        EXPECT_NE(refused.body.find("your own break-glass use"), std::string::npos) << id;
+        EXPECT_FALSE(m_store->find_break_glass_review("fin-db-01", id)->closed) << id;
+    }
+}
+
+TEST_F(AuditPagesTest, HostileTextOnTheAuditPagesIsEscaped) {
+    const std::string id = break_glass("<img src=x onerror=alert(1)>");
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors", "security-reviewers"});
+    for (const std::string& path :
+         std::vector<std::string>{"/audit/reviews", "/audit/reviews/fin-db-01/" + id, "/audit/events"}) {
+        const auto page = send(auditor, "GET", path);
+        EXPECT_EQ(page.status, 200) << path;
+        EXPECT_EQ(page.body.find("<img"), std::string::npos) << path;
+        EXPECT_EQ(page.body.find("<script>"), std::string::npos) << path;
+        EXPECT_EQ(page.body.find("<b>x"), std::string::npos) << path;
+        EXPECT_NE(page.body.find("&lt;img src=x onerror=alert(1)&gt;"), std::string::npos) << path;
+    }
+    const auto detail = send(auditor, "GET", "/audit/reviews/fin-db-01/" + id);
+    EXPECT_NE(detail.body.find("payments down &lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+}
+
+TEST_F(AuditPagesTest, AnOverdueReviewAlertsOnceThroughTheService) {
+    const std::string id = break_glass("dave");
+    std::vector<std::string> alerted;
+    m_service->on_break_glass_overdue = [&](const store::BreakGlassReview& r) { alerted.push_back(r.event_id); };
+    EXPECT_EQ(m_service->alert_overdue_reviews(), 0u);
+    m_now += 3600;
+    EXPECT_EQ(m_service->alert_overdue_reviews(), 1u);
+    EXPECT_EQ(m_service->alert_overdue_reviews(), 0u);
+    EXPECT_EQ(alerted, std::vector<std::string>{id});
+    std::size_t recorded = 0;
+    for (const auto& e : m_store->events("fin-db-01", ""))
+        if (e.type == "break_glass.review_overdue") {
+            ++recorded;
+            EXPECT_NE(e.detail.find("/audit/reviews/fin-db-01/" + id), std::string::npos) << e.detail;
+        }
+    EXPECT_EQ(recorded, 1u);
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    EXPECT_NE(send(auditor, "GET", "/audit/reviews").body.find("overdue"), std::string::npos);
 }
 
 } // namespace
