@@ -70,3 +70,13 @@ void check_ingest(const std::string& host, const std::vector<AuditEvent>& events
 Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int64_t now);
 
 } // namespace jitgate::server::store
+
+namespace jitgate::server::store {
+
+// Reading for auditors: the columns of a StoredAuditEvent and of a BreakGlassReviewRecord, in
+// the order the stores read them.
+#define JITGATE_STORED_EVENT_COLUMNS "id, host, event_id, seq, hash, prev_hash, time, type, request_id, line, user_name"
+#define JITGATE_REVIEW_COLUMNS                                                                                         \
+    "host, event_id, user_name, time, opened_at, due_at, status, reviewer, reviewer_identity, note, closed_at"
+
+} // namespace jitgate::server::store
