@@ -353,10 +353,17 @@ th { background: #e4e4e4; }
 tr { page-break-inside: avoid; }
 .num { text-align: right; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; }
+.id { white-space: nowrap; }
+.actions { font-size: 8pt; }
 .bad { color: #a00; font-weight: bold; }
 .ok { color: #060; font-weight: bold; }
 .meta td { border: none; padding: 0 8pt 0 0; }
 )";
+
+// Names, ids and times are never broken across lines (a broken "R-APPROVED01" reads as two).
+std::string nb(const std::string& escaped) {
+    return "<span class=\"id\">" + escaped + "</span>";
+}
 
 std::string row(std::initializer_list<std::string> cells) {
     std::string out = "<tr>";
@@ -392,7 +399,8 @@ std::string to_html(const Report& r) {
               num(s.timeouts), num(s.cancellations), num(s.pending), num(s.break_glass), num(s.exceptions),
               opt(s.delay_median_s, " s"), opt(s.delay_p95_s, " s")});
     o += "</table>\n<table><tr><th>Host</th><th>Rule</th><th>Actions</th></tr>\n";
-    for (const Count& c : s.by_host_rule) o += row({h(c.host), c.rule.empty() ? "(none)" : h(c.rule), num(c.actions)});
+    for (const Count& c : s.by_host_rule)
+        o += row({nb(h(c.host)), c.rule.empty() ? "(none)" : h(c.rule), num(c.actions)});
     o += "</table>\n";
 
     o += "<h2>Exceptions</h2>\n";
@@ -401,8 +409,8 @@ std::string to_html(const Report& r) {
     else {
         o += "<table><tr><th>Kind</th><th>Host</th><th>Time</th><th>Request</th><th>User</th><th>Detail</th></tr>\n";
         for (const Exception& e : r.exceptions)
-            o += row({"<span class=\"bad\">" + h(e.kind) + "</span>", h(e.host), h(e.time), h(e.request_id), h(e.user),
-                      h(e.detail)});
+            o += row({"<span class=\"bad id\">" + h(e.kind) + "</span>", nb(h(e.host)), nb(h(e.time)),
+                      nb(h(e.request_id)), h(e.user), h(e.detail)});
         o += "</table>\n";
     }
 
@@ -420,13 +428,14 @@ std::string to_html(const Report& r) {
                                             ? "closed by <b>" + x(b.reviewer) + "</b> at " +
                                                   time_or_empty(b.review_closed_at) + ": “" + x(b.note) + "”"
                                             : "<span class=\"bad\">open</span>, due " + time_or_empty(b.review_due_at));
-            o += row({h(b.host), h(b.time), h(b.user), "<span class=\"mono\">" + h(argv_text(a)) + "</span>",
+            o += row({nb(h(b.host)), nb(h(b.time)), h(b.user), "<span class=\"mono\">" + h(argv_text(a)) + "</span>",
                       h(b.reason), h(result_text(a)), review});
         }
         o += "</table>\n";
     }
 
-    o += "<h2>Privileged actions</h2>\n<table><tr><th>Host</th><th>Decided</th><th>Decision</th><th>Requester</th>"
+    o += "<h2>Privileged actions</h2>\n<table "
+         "class=\"actions\"><tr><th>Host</th><th>Decided</th><th>Decision</th><th>Requester</th>"
          "<th>Command</th><th>Rule</th><th>Reason / ticket</th><th>Request</th><th>Approvers</th><th>Delay</th>"
          "<th>Result</th></tr>\n";
     for (const Action& a : r.actions) {
@@ -434,15 +443,15 @@ std::string to_html(const Report& r) {
         if (a.user != a.requester && !a.user.empty()) requester += " as " + h(a.user);
         if (!a.login_user.empty() && a.login_user != a.requester) requester += " (login " + h(a.login_user) + ")";
         std::string reason = h(a.reason.empty() ? a.break_glass_reason : a.reason);
-        if (!a.ticket.empty()) reason += "<br>ticket " + h(a.ticket);
-        std::string request = h(a.request_id);
+        if (!a.ticket.empty()) reason += "<br>ticket " + nb(h(a.ticket));
+        std::string request = nb(h(a.request_id));
         if (!a.request_id.empty())
             request += a.request_found ? "<br>filed " + time_or_empty(a.filed_at) + "<br>" + h(a.server_status) +
                                              (a.server_decided_at > 0 ? " " + time_or_empty(a.server_decided_at) : "")
                                        : "<br><i>not at the service</i>";
         if (!a.decided_by.empty()) request += "<br>by " + x(a.decided_by) + ": " + x(a.decision_reason);
-        o += row({h(a.host), h(a.decided_time), h(a.decision) + (a.outcome.empty() ? "" : " (" + h(a.outcome) + ")"),
-                  requester,
+        o += row({nb(h(a.host)), nb(h(a.decided_time)),
+                  h(a.decision) + (a.outcome.empty() ? "" : " (" + h(a.outcome) + ")"), requester,
                   "<span class=\"mono\">" + h(argv_text(a)) + (a.runas.empty() ? "" : " → " + h(a.runas)) + "</span>",
                   h(a.rule), reason, request, approvals_html(a), opt(a.delay_s, " s"), h(result_text(a))});
     }
