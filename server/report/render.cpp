@@ -348,13 +348,14 @@ body { font-family: "DejaVu Sans", sans-serif; font-size: 9pt; color: #000; }
 h1 { font-size: 16pt; margin: 0 0 4pt 0; }
 h2 { font-size: 12pt; margin: 14pt 0 4pt 0; border-bottom: 1px solid #444; page-break-after: avoid; }
 table { border-collapse: collapse; width: 100%; margin-bottom: 8pt; }
-th, td { border: 1px solid #888; padding: 2pt 3pt; vertical-align: top; text-align: left; overflow-wrap: anywhere; }
+th, td { border: 1px solid #888; padding: 2pt 3pt; vertical-align: top; text-align: left; overflow-wrap: break-word; }
 th { background: #e4e4e4; }
 tr { page-break-inside: avoid; }
 .num { text-align: right; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; }
+.hash { font-family: "DejaVu Sans Mono", monospace; font-size: 7pt; word-break: break-all; }
 .id { white-space: nowrap; }
-.actions { font-size: 8pt; }
+.actions { font-size: 7pt; }
 .bad { color: #a00; font-weight: bold; }
 .ok { color: #060; font-weight: bold; }
 .meta td { border: none; padding: 0 8pt 0 0; }
@@ -446,12 +447,14 @@ std::string to_html(const Report& r) {
         if (!a.ticket.empty()) reason += "<br>ticket " + nb(h(a.ticket));
         std::string request = nb(h(a.request_id));
         if (!a.request_id.empty())
-            request += a.request_found ? "<br>filed " + time_or_empty(a.filed_at) + "<br>" + h(a.server_status) +
-                                             (a.server_decided_at > 0 ? " " + time_or_empty(a.server_decided_at) : "")
-                                       : "<br><i>not at the service</i>";
+            request += a.request_found
+                           ? "<br>filed " + nb(time_or_empty(a.filed_at)) + "<br>" + h(a.server_status) +
+                                 (a.server_decided_at > 0 ? " " + nb(time_or_empty(a.server_decided_at)) : "")
+                           : "<br><i>not at the service</i>";
         if (!a.decided_by.empty()) request += "<br>by " + x(a.decided_by) + ": " + x(a.decision_reason);
-        o += row({nb(h(a.host)), nb(h(a.decided_time)),
-                  h(a.decision) + (a.outcome.empty() ? "" : " (" + h(a.outcome) + ")"), requester,
+        o += row({nb(h(a.host)), h(a.decided_time),
+                  h(a.decision) + (a.outcome.empty() || a.outcome == a.decision ? "" : " (" + h(a.outcome) + ")"),
+                  requester,
                   "<span class=\"mono\">" + h(argv_text(a)) + (a.runas.empty() ? "" : " → " + h(a.runas)) + "</span>",
                   h(a.rule), reason, request, approvals_html(a), opt(a.delay_s, " s"), h(result_text(a))});
     }
@@ -474,18 +477,18 @@ std::string to_html(const Report& r) {
             for (const std::string& p : c.problems) verified += "<br>" + h(p);
         }
         const std::string overall =
-            num(c.stored_events) + " events, last seq " + num(c.overall_last_seq) + "<br><span class=\"mono\">" +
+            num(c.stored_events) + " events, last seq " + num(c.overall_last_seq) + "<br><span class=\"hash\">" +
             h(c.overall_last_hash) + "</span><br>" +
             (c.broken ? "<span class=\"bad\">broken at seq " + num(c.problem_seq) + ": " + h(c.problem) + "</span>"
                       : "<span class=\"ok\">intact</span>");
         o += row(
             {h(c.host), num(c.events_in_period),
-             c.before_seq > 0 ? num(c.before_seq) + "<br><span class=\"mono\">" + h(c.before_hash) + "</span>" : "–",
+             c.before_seq > 0 ? num(c.before_seq) + "<br><span class=\"hash\">" + h(c.before_hash) + "</span>" : "–",
              c.first_seq > 0
-                 ? num(c.first_seq) + " " + h(c.first_time) + "<br><span class=\"mono\">" + h(c.first_hash) + "</span>"
+                 ? num(c.first_seq) + " " + h(c.first_time) + "<br><span class=\"hash\">" + h(c.first_hash) + "</span>"
                  : "–",
              c.last_seq > 0
-                 ? num(c.last_seq) + " " + h(c.last_time) + "<br><span class=\"mono\">" + h(c.last_hash) + "</span>"
+                 ? num(c.last_seq) + " " + h(c.last_time) + "<br><span class=\"hash\">" + h(c.last_hash) + "</span>"
                  : "–",
              verified, overall, time_or_empty(c.last_seen) + (c.silent ? " <span class=\"bad\">SILENT</span>" : "")});
     }
