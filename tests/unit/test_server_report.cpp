@@ -749,6 +749,24 @@ TEST_P(ReportTest, the_pdf_made_by_weasyprint_holds_the_key_figures_and_renders_
     fs::remove_all(dir);
 }
 
+// Without WeasyPrint the PDF fails with a message that names the package to install.
+TEST_P(ReportTest, a_pdf_without_weasyprint_fails_and_says_what_to_install) {
+    script_day();
+    const report::Report r = report::build(*store, day_options());
+    const std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
+    ::setenv("PATH", "/nonexistent", 1);
+    try {
+        report::render(r, report::Format::pdf);
+        ADD_FAILURE() << "a PDF without WeasyPrint";
+    } catch (const jitgate::Error& e) {
+        EXPECT_EQ(e.code(), jitgate::ErrorCode::io);
+        EXPECT_NE(std::string(e.what()).find("install the Debian package `weasyprint`"), std::string::npos) << e.what();
+    }
+    ::setenv("PATH", path.c_str(), 1);
+    // The other formats do not need it.
+    EXPECT_FALSE(report::render(r, report::Format::html).empty());
+}
+
 // The reading methods page by keyset: every row once, in order, whatever the page size.
 TEST_P(ReportTest, the_stores_reading_methods_page_through_every_row_once) {
     script_day();
