@@ -210,10 +210,13 @@ private:
             h.last_hash = e.hash;
             h.last_time = e.time;
         }
+        const std::string& type = e.type;
+        if (type.rfind("access.", 0) != 0 && type != audit::type::command_finished &&
+            type != audit::type::session_opened && type != audit::type::session_closed && type != audit::type::error)
+            return; // nothing for the joined view or the exceptions
         // An unreadable line is the chain check's finding; here it has nothing to say.
         const Json j = Json::parse(e.line, nullptr, false);
         if (!j.is_object()) return;
-        const std::string& type = e.type;
         if (type == audit::type::requested) {
             Action a;
             a.host = stored.host;
@@ -454,14 +457,11 @@ private:
                 }
                 first = false;
                 ++h.verified_events;
-                verifier.line("seq " + std::to_string(s.event.seq), s.event.line);
+                const std::string where = "seq " + std::to_string(s.event.seq);
+                verifier.line(where, s.event.line);
                 // The columns are copies of the line's members; a copy that differs is an edit
                 // of the database that the line alone would not show.
-                const audit::LineCheck c = audit::check_line(s.event.line);
-                if (c.problem.empty() &&
-                    (text_of(c.event, "hash") != s.event.hash || text_of(c.event, "host") != s.host ||
-                     integer_of(c.event, "seq") != s.event.seq || text_of(c.event, "event_id") != s.event.event_id))
-                    verifier.problem("seq " + std::to_string(s.event.seq), "the stored columns differ from the line");
+                if (!columns_match(s)) verifier.problem(where, "the stored columns differ from the line");
             }
             if (page.size() < k_page) break;
             after_seq = page.back().event.seq;
@@ -470,6 +470,18 @@ private:
         verifier.finish();
         h.verified = result.ok;
         h.problems = result.problems;
+    }
+
+    // Whether the line holds the row's host, event_id, seq and hash as members. In a canonical
+    // event line (one flat object, ChainVerifier checked it) `"name":value` outside a string
+    // can only be a member: inside a string every quote is escaped. Cheaper than parsing the
+    // line a second time.
+    static bool columns_match(const store::StoredAuditEvent& s) {
+        const std::string& line = s.event.line;
+        const auto has = [&](const std::string& member) { return line.find(member) != std::string::npos; };
+        const std::string seq = "\"seq\":" + std::to_string(s.event.seq);
+        return has("\"hash\":" + Json(s.event.hash).dump()) && has("\"host\":" + Json(s.host).dump()) &&
+               has("\"event_id\":" + Json(s.event.event_id).dump()) && (has(seq + ",") || has(seq + "}"));
     }
 
     void break_glass_reviews() {

@@ -598,6 +598,18 @@ TEST_P(ReportTest, a_line_edited_in_the_database_fails_the_reports_own_check) {
     EXPECT_EQ(exception_kinds(r).count("chain_verification_failed"), 2u);
 }
 
+// A column edited without its line (what a query by hash would find): the line still checks
+// out, the copy does not.
+TEST_P(ReportTest, a_stored_column_that_differs_from_its_line_fails_the_reports_own_check) {
+    script_day();
+    m_database->exec("UPDATE audit_events SET hash = '" + std::string(64, 'a') +
+                     "' WHERE host = 'fin-db-01' AND seq = 3");
+    const Json r = day_json();
+    const Json& fin = host_of(r, "fin-db-01");
+    EXPECT_EQ(fin.at("verified"), false);
+    EXPECT_EQ(fin.at("problems"), Json({"seq 3: the stored columns differ from the line"}));
+}
+
 TEST_P(ReportTest, the_host_pattern_selects_hosts) {
     script_day();
     const Json r = day_json("fin-*");
