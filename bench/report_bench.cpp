@@ -2,6 +2,7 @@
 // N host events on SQLite (docs/PERFORMANCE.md). Not a test: it prints, it asserts nothing.
 //
 //   report_bench DIR [EVENTS]    (EVENTS default 1000000)
+//   report_bench DIR reuse       (times the report over DIR/report.db made by an earlier run)
 //
 // Makes DIR/report.db: 16 hosts, each a valid hash chain of real events (lib/audit_event), in
 // cycles of ten: a request approved by bob and its command.finished, two allow-rule commands
@@ -16,6 +17,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -56,18 +58,9 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: report_bench DIR [EVENTS]\n");
-        return 2;
-    }
-    const std::string path = std::string(argv[1]) + "/report.db";
-    const std::int64_t total = argc > 2 ? std::stoll(argv[2]) : 1000000;
+void generate(const std::string& path, std::int64_t total, std::int64_t day) {
     std::filesystem::remove(path);
     jitgate::server::store::migrate_sqlite(path);
-    const std::int64_t day = jitgate::server::report::parse_time("2026-11-24", false).value();
 
     sqlite3* db = nullptr;
     check(sqlite3_open(path.c_str(), &db), db, "open");
@@ -193,17 +186,26 @@ int main(int argc, char** argv) {
     check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit");
     sqlite3_close(db);
     std::printf("generated %lld events in %.1f s\n", static_cast<long long>(total), seconds_since(generating));
+}
 
+double cpu_seconds() {
+    return static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+}
+
+void time_report(const std::string& path, std::int64_t day) {
     auto store = jitgate::server::store::open_sqlite(path);
     jitgate::server::report::Options options;
     options.from = day;
     options.to = day + 86400;
     options.now = day + 86400;
     const auto building = Clock::now();
+    const double cpu = cpu_seconds();
     const auto report = jitgate::server::report::build(*store, options);
     const double build_s = seconds_since(building);
-    std::printf("report::build: %.1f s (%lld events, %zu actions, %zu exceptions, hosts verified:", build_s,
-                static_cast<long long>(report.summary.host_events), report.actions.size(), report.exceptions.size());
+    const double build_cpu = cpu_seconds() - cpu;
+    std::printf(
+        "report::build: %.1f s wall, %.1f s CPU (%lld events, %zu actions, %zu exceptions, hosts verified:", build_s,
+        build_cpu, static_cast<long long>(report.summary.host_events), report.actions.size(), report.exceptions.size());
     for (const auto& h : report.hosts) std::printf(" %s", h.verified ? "ok" : "FAILED");
     std::printf(")\n");
     for (const auto format : {jitgate::server::report::Format::json, jitgate::server::report::Format::csv,
@@ -216,5 +218,20 @@ int main(int argc, char** argv) {
                                                                      : "html",
                     seconds_since(rendering), static_cast<double>(out.size()) / (1024.0 * 1024.0));
     }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: report_bench DIR [EVENTS]\n");
+        return 2;
+    }
+    const std::string path = std::string(argv[1]) + "/report.db";
+    const bool reuse = argc > 2 && std::string(argv[2]) == "reuse";
+    const std::int64_t total = argc > 2 && !reuse ? std::stoll(argv[2]) : 1000000;
+    const std::int64_t day = jitgate::server::report::parse_time("2026-11-24", false).value();
+    if (!reuse) generate(path, total, day);
+    time_report(path, day);
     return 0;
 }
