@@ -162,6 +162,7 @@ private:
                 h.broken = c.broken;
                 h.problem = c.problem;
                 h.problem_seq = c.problem_seq;
+                h.problem_at = c.problem_at;
                 h.last_seen = c.last_seen;
                 h.silent = m_report.options.now - c.last_seen > m_report.options.silent_after;
                 m_hosts[c.host].index = m_report.hosts.size();
@@ -423,10 +424,11 @@ private:
             if (h.silent)
                 exception("host_silent", h.host, h.last_seen > 0 ? rfc3339(h.last_seen) : "", "", "",
                           "no batch stored since " + (h.last_seen > 0 ? rfc3339(h.last_seen) : "ever"), "");
-            if (h.broken && h.problem_seq > 0 && h.first_seq > 0 && h.problem_seq >= h.first_seq &&
-                h.problem_seq <= h.last_seq)
+            // A broken chain stays broken (the store never clears it): listed in every period,
+            // with when it broke.
+            if (h.broken)
                 exception(
-                    "chain_broken", h.host, "", "", "",
+                    "chain_broken", h.host, h.problem_at > 0 ? rfc3339(h.problem_at) : "", "", "",
                     "the store marked the chain broken at seq " + std::to_string(h.problem_seq) + ": " + h.problem, "");
             if (h.first_seq == 0) continue;
             verify(h);

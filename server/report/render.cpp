@@ -131,6 +131,7 @@ std::string to_json(const Report& r) {
                          {"broken", h.broken},
                          {"problem", h.problem},
                          {"problem_seq", h.problem_seq},
+                         {"problem_at", time_or_empty(h.problem_at)},
                          {"last_seen", time_or_empty(h.last_seen)},
                          {"silent", h.silent}});
     const Json out{{"report", "jitgate evidence report"},

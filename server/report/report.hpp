@@ -149,6 +149,7 @@ struct HostChainCheck {
     bool broken = false;
     std::string problem;
     std::int64_t problem_seq = 0;
+    std::int64_t problem_at = 0; // Unix seconds
     std::int64_t last_seen = 0;
     bool silent = false;
 };

@@ -610,6 +610,25 @@ TEST_P(ReportTest, a_stored_column_that_differs_from_its_line_fails_the_reports_
     EXPECT_EQ(fin.at("problems"), Json({"seq 3: the stored columns differ from the line"}));
 }
 
+// A chain marked broken stays an exception in later periods, though none of its events is in them.
+TEST_P(ReportTest, a_broken_chain_is_an_exception_in_every_later_period) {
+    script_day();
+    report::Options next = day_options();
+    next.from += 86400;
+    next.to += 86400;
+    const Json r = Json::parse(report::render(report::build(*store, next), report::Format::json));
+    EXPECT_EQ(host_of(r, "web-02").at("events_in_period"), 0);
+    EXPECT_EQ(host_of(r, "web-02").at("problem_at"), "2026-11-24T23:00:00Z");
+    int broken = 0;
+    for (const Json& e : r.at("exceptions"))
+        if (e.at("kind") == "chain_broken") {
+            ++broken;
+            EXPECT_EQ(e.at("host"), "web-02");
+            EXPECT_EQ(e.at("time"), "2026-11-24T23:00:00Z");
+        }
+    EXPECT_EQ(broken, 1);
+}
+
 TEST_P(ReportTest, the_host_pattern_selects_hosts) {
     script_day();
     const Json r = day_json("fin-*");
