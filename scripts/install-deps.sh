@@ -29,6 +29,8 @@ test_packages=(
   openssl curl                                   # test keys, the test peers' admin API
   glewlwyd sqlite3 jq                            # jitgate-server tests: a real OpenID Connect provider (tests/support/idp/)
   chromium chromium-driver libnss3-tools python3 # jitgate-server web UI tests (headless Chromium, tests/support/browser.py)
+  weasyprint                                     # jitgate-server report --format pdf: the evidence report's PDF, made from its HTML
+  poppler-utils                                  # jitgate-server report tests: pdftotext and pdftoppm read the PDF back
   util-linux procps coreutils bc                 # unshare, setpriv, kill, mktemp; bc for bench
 )
 case "${1:-}" in

@@ -1,9 +1,12 @@
 // server/commands.cpp — see commands.hpp.
 #include "server/commands.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <optional>
@@ -12,6 +15,7 @@
 #include "jitgate/text.hpp"
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
+#include "server/report/report.hpp"
 #include "server/service/keys.hpp"
 
 #include <nlohmann/json.hpp>
@@ -146,6 +150,113 @@ int sessions_command(const std::vector<std::string>& args, store::Store& store, 
         if (log != nullptr) log(event);
         std::fprintf(out, "ended %s of %s\n", text::plural(ended, "session", "sessions").c_str(),
                      text::escape_for_log(name).c_str());
+        return 0;
+    });
+}
+
+namespace {
+
+// Writes `data` to `path` (mode 0600: the report names people and what they ran) through
+// `path`.tmp renamed into place.
+void write_file(const std::string& path, const std::string& data) {
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw Error(ErrorCode::io, tmp, std::strerror(errno));
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int saved = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw Error(ErrorCode::io, tmp, std::strerror(saved));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        throw Error(ErrorCode::io, tmp, std::strerror(errno));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int saved = errno;
+        ::unlink(tmp.c_str());
+        throw Error(ErrorCode::io, path, std::strerror(saved));
+    }
+}
+
+} // namespace
+
+int report_command(const std::vector<std::string>& args, const std::function<std::unique_ptr<store::Store>()>& open,
+                   std::int64_t now, std::FILE* out, std::FILE* err) {
+    return guarded("report", err, [&] {
+        const char* usage = "usage: jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN] "
+                            "[--format html|pdf|csv|json] [--output FILE] [--silent-after SECONDS]\n"
+                            "DATE: YYYY-MM-DD (UTC; --to includes that day) or an RFC 3339 time\n";
+        const auto opts =
+            options("report", args, {"--from", "--to", "--hosts", "--format", "--output", "--silent-after"}, err);
+        if (!opts) return 2;
+        const auto value = [&](const char* name, const char* fallback) {
+            const auto it = opts->find(name);
+            return it == opts->end() ? std::string(fallback) : it->second;
+        };
+        if (!opts->count("--from") || !opts->count("--to")) {
+            std::fputs(usage, err);
+            return 2;
+        }
+        report::Options o;
+        o.now = now;
+        const auto from = report::parse_time(value("--from", ""), false);
+        const auto to = report::parse_time(value("--to", ""), true);
+        for (const auto& [name, parsed] : {std::pair{"--from", from}, std::pair{"--to", to}}) {
+            if (parsed) continue;
+            std::fprintf(err,
+                         "jitgate-server report: %s '%s' is neither a date (YYYY-MM-DD) nor an RFC 3339 time "
+                         "(2026-11-29T08:00:00Z)\n",
+                         name, text::escape_for_log(value(name, "")).c_str());
+            return 2;
+        }
+        if (*from >= *to) {
+            std::fprintf(err, "jitgate-server report: the period is empty: --from %s is not before --to %s\n",
+                         report::rfc3339(*from).c_str(), report::rfc3339(*to).c_str());
+            return 2;
+        }
+        o.from = *from;
+        o.to = *to;
+        o.hosts = value("--hosts", "*");
+        if (o.hosts.empty()) {
+            std::fputs("jitgate-server report: --hosts is empty (use '*' for every host)\n", err);
+            return 2;
+        }
+        const std::string silent = value("--silent-after", "86400");
+        const bool digits = !silent.empty() && silent.size() <= 12 &&
+                            std::all_of(silent.begin(), silent.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) {
+            std::fputs("jitgate-server report: --silent-after takes a number of seconds\n", err);
+            return 2;
+        }
+        o.silent_after = std::stoll(silent);
+        const auto format = report::format_from_string(value("--format", "html"));
+        if (!format) {
+            std::fprintf(err, "jitgate-server report: unknown --format '%s' (html, pdf, csv or json)\n",
+                         text::escape_for_log(value("--format", "")).c_str());
+            return 2;
+        }
+        const std::string output = value("--output", "");
+        if (*format == report::Format::pdf && output.empty() && ::isatty(::fileno(out)) == 1) {
+            std::fputs("jitgate-server report: a PDF is binary; give --output FILE or redirect stdout\n", err);
+            return 2;
+        }
+        const std::unique_ptr<store::Store> store = open();
+        const std::string document = report::render(report::build(*store, o), *format);
+        if (!output.empty()) {
+            write_file(output, document);
+            return 0;
+        }
+        if (std::fwrite(document.data(), 1, document.size(), out) != document.size() || std::fflush(out) != 0) {
+            std::fputs("jitgate-server report: writing the report failed\n", err);
+            return 1;
+        }
         return 0;
     });
 }

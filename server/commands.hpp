@@ -1,6 +1,7 @@
 // server/commands.hpp — jitgate-server's administrative sub-commands, callable from main():
 // `keygen` (a new grant signing key pair), `check-config` (every problem of the config) and
-// `sessions revoke` (end one approver's web sessions now).
+// `sessions revoke` (end one approver's web sessions now) and `report` (the auditor's evidence
+// report).
 //
 // Each takes the arguments after its own name and the streams to write to, prints one line per
 // result or problem, and returns the process exit status: 0 success, 1 failure (a problem was
@@ -12,6 +13,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,5 +45,18 @@ int check_config_command(const std::vector<std::string>& args, std::FILE* out = 
 int sessions_command(const std::vector<std::string>& args, store::Store& store, std::int64_t now,
                      const std::string& actor, void (*log)(const store::Event&), std::FILE* out = stdout,
                      std::FILE* err = stderr);
+
+// report --from DATE --to DATE [--hosts PATTERN] [--format html|pdf|csv|json] [--output FILE]
+//        [--silent-after SECONDS]
+// The evidence report (server/report/report.hpp) for the period: DATE is YYYY-MM-DD (UTC; --to
+// includes that whole day) or an RFC 3339 time (--to excluded); PATTERN a glob over host names
+// (default *); the format html by default; SECONDS (default 86400) how long a host may go
+// without a batch before it is an exception. The arguments are checked (2 on a bad one: a bad
+// date, --from not before --to, an unknown format) before `open` is called for the database,
+// which is only read. Writes to FILE (created mode 0600, through a temporary file renamed into
+// place, so a failure leaves no half report) or to `out`; a PDF is never written to a terminal
+// (2: give --output or redirect). 1 when the database or WeasyPrint fails.
+int report_command(const std::vector<std::string>& args, const std::function<std::unique_ptr<store::Store>()>& open,
+                   std::int64_t now, std::FILE* out = stdout, std::FILE* err = stderr);
 
 } // namespace jitgate::server

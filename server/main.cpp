@@ -3,6 +3,7 @@
 //   jitgate-server [--config FILE] migrate
 //   jitgate-server [--config FILE] check-config
 //   jitgate-server [--config FILE] sessions revoke --user NAME
+//   jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN] [--format F] [--output FILE]
 //   jitgate-server keygen --dir DIR --kid KID
 //   jitgate-server --version
 // Every command catches everything: an exception never leaves main (exit 1 with a message).
@@ -53,6 +54,8 @@ void usage(std::FILE* out) {
                  "       jitgate-server [--config FILE] migrate\n"
                  "       jitgate-server [--config FILE] check-config\n"
                  "       jitgate-server [--config FILE] sessions revoke --user NAME\n"
+                 "       jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN]\n"
+                 "                      [--format html|pdf|csv|json] [--output FILE] [--silent-after SECONDS]\n"
                  "       jitgate-server keygen --dir DIR --kid KID\n"
                  "       jitgate-server --version\n"
                  "The default config is %s.\n",
@@ -150,6 +153,23 @@ int sessions(const std::string& path, const std::vector<std::string>& args) {
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     return jitgate::server::sessions_command(args, *store, now, actor, &jitgate::server::service::log_event);
+}
+
+// `report ...`: the evidence report, read from the configured database (read only). The
+// arguments are checked before the config is read, so a bad date says so even without one.
+int report(const std::string& path, const std::vector<std::string>& args) {
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    std::optional<jitgate::server::config::Config> config;
+    return jitgate::server::report_command(
+        args,
+        [&]() -> std::unique_ptr<jitgate::server::store::Store> {
+            config = load_config(path);
+            if (!config)
+                throw jitgate::Error(jitgate::ErrorCode::bad_input, path, "the config has problems (see above)");
+            return open_store(*config);
+        },
+        now);
 }
 
 // Writes {"hosts": PORT, "web": PORT} to `path` atomically (tests listen on port 0).
@@ -363,6 +383,7 @@ int main(int argc, char** argv) {
         if (command == "check-config" && rest.empty())
             return jitgate::server::check_config_command({"--config", config});
         if (command == "sessions") return sessions(config, rest);
+        if (command == "report") return report(config, rest);
         if (command == "keygen") return jitgate::server::keygen_command(rest);
         usage(stderr);
         return 2;

@@ -719,6 +719,50 @@ public:
 
     // --- end of break-glass reviews ---
 
+    // --- reading for auditors ---
+    std::vector<StoredAuditEvent> audit_events_in_period(const std::string& from_time, const std::string& to_time,
+                                                         const std::string& after_time, std::int64_t after_id,
+                                                         std::size_t limit) override {
+        // Index audit_events_time (time, and the rowid every SQLite index ends with).
+        Query q(m_db, "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                      " FROM audit_events WHERE time >= ?1 AND time < ?2 "
+                      "AND (time, id) > (?3, ?4) ORDER BY time, id LIMIT ?5");
+        q.text(1, from_time).text(2, to_time).text(3, after_time).integer(4, after_id).integer(5, limit_value(limit));
+        return read_stored_events(q);
+    }
+
+    std::vector<StoredAuditEvent> audit_events_by_seq(std::string_view host, std::int64_t after_seq,
+                                                      std::int64_t after_id, std::int64_t to_seq,
+                                                      std::size_t limit) override {
+        // Index audit_events_seq (host, seq, rowid).
+        Query q(m_db, "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                      " FROM audit_events WHERE host = ?1 AND seq <= ?4 "
+                      "AND (seq, id) > (?2, ?3) ORDER BY seq, id LIMIT ?5");
+        q.text(1, host).integer(2, after_seq).integer(3, after_id).integer(4, to_seq).integer(5, limit_value(limit));
+        return read_stored_events(q);
+    }
+
+    std::vector<StoredEvent> events_in_period(std::int64_t from, std::int64_t to, std::int64_t after_at,
+                                              std::int64_t after_id, std::size_t limit) override {
+        Query q(m_db, "SELECT id, at, type, host, request_id, actor, identity, source_address, detail FROM events "
+                      "WHERE at >= ?1 AND at < ?2 AND (at, id) > (?3, ?4) ORDER BY at, id LIMIT ?5");
+        q.integer(1, from).integer(2, to).integer(3, after_at).integer(4, after_id).integer(5, limit_value(limit));
+        std::vector<StoredEvent> out;
+        while (q.step())
+            out.push_back(StoredEvent{q.integer(0), Event{q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5),
+                                                          q.text(6), q.text(7), q.text(8)}});
+        return out;
+    }
+
+    std::vector<AuditChain> audit_chains_after(std::string_view after_host, std::size_t limit) override {
+        std::vector<AuditChain> out;
+        Query q(m_db, "SELECT " JITGATE_CHAIN_COLUMNS
+                      " FROM audit_chains WHERE host > ?1 AND last_seq > 0 ORDER BY host LIMIT ?2");
+        q.text(1, after_host).integer(2, limit_value(limit));
+        while (q.step()) out.push_back(read_chain(q));
+        return out;
+    }
+
     int wake_fd() override { return -1; }
     std::vector<std::pair<std::string, std::string>> take_wakeups() override { return {}; }
 
@@ -839,6 +883,12 @@ private:
         c.restart_previous_seq = q.integer(12);
         c.restart_previous_hash = q.text(13);
         return c;
+    }
+
+    static std::vector<StoredAuditEvent> read_stored_events(Query& q) {
+        std::vector<StoredAuditEvent> out;
+        while (q.step()) out.push_back(read_stored_event(q));
+        return out;
     }
 
     void save_chain(const AuditChain& c) {

@@ -278,6 +278,13 @@ struct AuditHostStatus {
     std::int64_t open_reviews = 0; // open break-glass review items of the host
 };
 
+// --- reading for auditors (the evidence report, server/report/) ---
+// A server event with its row id.
+struct StoredEvent {
+    std::int64_t id = 0;
+    Event event;
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -410,6 +417,28 @@ public:
     // The hosts' stored events matching `search`, in arrival order (newest first unless
     // oldest_first), after search.after, at most search.limit.
     virtual std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& search) = 0;
+    // --- reading for auditors ---
+    // Read-only, one statement per call: a report over millions of rows pages through them
+    // (keyset paging: pass the key of the last row of the previous page; a page costs the same
+    // wherever it starts) and holds no transaction open between pages.
+    //
+    // Host events with from_time <= time < to_time, in (time, id) order, after the row
+    // (after_time, after_id) (start with "" and 0). Times compare as text: hosts write RFC 3339
+    // in UTC with milliseconds (docs/audit.md §2), so text order is time order.
+    virtual std::vector<StoredAuditEvent> audit_events_in_period(const std::string& from_time,
+                                                                 const std::string& to_time,
+                                                                 const std::string& after_time, std::int64_t after_id,
+                                                                 std::size_t limit) = 0;
+    // One host's events with seq <= to_seq, in (seq, id) order, after (after_seq, after_id): the
+    // chain as the host numbered it, duplicates of a seq (a fork) one after the other.
+    virtual std::vector<StoredAuditEvent> audit_events_by_seq(std::string_view host, std::int64_t after_seq,
+                                                              std::int64_t after_id, std::int64_t to_seq,
+                                                              std::size_t limit) = 0;
+    // The server's own events with from <= at < to, in (at, id) order, after (after_at, after_id).
+    virtual std::vector<StoredEvent> events_in_period(std::int64_t from, std::int64_t to, std::int64_t after_at,
+                                                      std::int64_t after_id, std::size_t limit) = 0;
+    // Every host's chain state with at least one event, by host name, after `after_host`.
+    virtual std::vector<AuditChain> audit_chains_after(std::string_view after_host, std::size_t limit) = 0;
 
     // --- web sessions and sign-ins ---
     virtual void put_session(const Session& session) = 0;

@@ -5,6 +5,7 @@
 // fails the PostgreSQL cases; it never skips them.
 #include "lib/audit_event.hpp"
 #include "server/store/store.hpp"
+#include "server_store_fixture.hpp"
 
 #include <jitgate/error.hpp>
 
@@ -26,143 +27,12 @@ namespace fs = std::filesystem;
 using namespace jitgate::server::store;
 using jitgate::Error;
 using jitgate::ErrorCode;
+using namespace jitgate::test_store;
 
 namespace {
 
-enum class Backend { sqlite, postgres };
-
 // put_login's cap on sign-ins in progress, for tests about something else.
 constexpr std::size_t k_no_sign_in_cap = 1000000;
-
-std::string pg_base_conninfo() {
-    const char* file = std::getenv("JITGATE_TEST_PG_CONNINFO_FILE");
-    if (file == nullptr || *file == '\0')
-        throw std::runtime_error("JITGATE_TEST_PG_CONNINFO_FILE is not set: run this test through ctest, which starts "
-                                 "PostgreSQL (the pg_scratch fixture)");
-    std::ifstream in(file);
-    std::string conninfo;
-    if (!std::getline(in, conninfo) || conninfo.empty())
-        throw std::runtime_error(std::string("no PostgreSQL conninfo in ") + file + " (did pg_scratch.start fail?)");
-    return conninfo;
-}
-
-// A libpq connection for the test's own administration (schemas, tampering).
-class PgAdmin {
-public:
-    explicit PgAdmin(const std::string& conninfo) : m_conn(PQconnectdb(conninfo.c_str())) {
-        if (PQstatus(m_conn) != CONNECTION_OK)
-            throw std::runtime_error(std::string("cannot connect to the test PostgreSQL: ") + PQerrorMessage(m_conn));
-    }
-    ~PgAdmin() { PQfinish(m_conn); }
-    PgAdmin(const PgAdmin&) = delete;
-    PgAdmin& operator=(const PgAdmin&) = delete;
-    // Test-made SQL only (schema names from the pid and a counter, no outside data).
-    std::string run(const std::string& sql) {
-        PGresult* r = PQexec(m_conn, sql.c_str());
-        const auto status = PQresultStatus(r);
-        std::string value = (status == PGRES_TUPLES_OK && PQntuples(r) > 0) ? PQgetvalue(r, 0, 0) : "";
-        const std::string error = PQresultErrorMessage(r);
-        PQclear(r);
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw std::runtime_error(sql + ": " + error);
-        return value;
-    }
-
-private:
-    PGconn* m_conn;
-};
-
-// One fresh database per test: a SQLite file in its own directory, or a PostgreSQL schema.
-class Database {
-public:
-    explicit Database(Backend backend) : m_backend(backend) {
-        static std::atomic<int> counter{0};
-        const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(counter++);
-        if (backend == Backend::sqlite) {
-            m_dir = fs::temp_directory_path() / ("jitgate-store-" + tag);
-            fs::remove_all(m_dir);
-            fs::create_directories(m_dir);
-            m_path = (m_dir / "store.db").string();
-        } else {
-            m_base = pg_base_conninfo();
-            m_schema = "t_" + tag;
-            m_application = "jitgate_test_" + tag;
-            PgAdmin admin(m_base);
-            admin.run("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE");
-            admin.run("CREATE SCHEMA " + m_schema);
-            m_path = m_base + " options='-c search_path=" + m_schema + "' application_name=" + m_application;
-        }
-    }
-    ~Database() {
-        try {
-            if (m_backend == Backend::sqlite) {
-                fs::remove_all(m_dir);
-            } else {
-                PgAdmin admin(m_base);
-                admin.run("DROP SCHEMA IF EXISTS " + m_schema + " CASCADE");
-            }
-        } catch (...) {
-        }
-    }
-    Database(const Database&) = delete;
-    Database& operator=(const Database&) = delete;
-
-    int migrate() { return m_backend == Backend::sqlite ? migrate_sqlite(m_path) : migrate_postgres(m_path); }
-    std::unique_ptr<Store> open() { return m_backend == Backend::sqlite ? open_sqlite(m_path) : open_postgres(m_path); }
-
-    // Records a schema version this program does not know, as a newer release would.
-    void pretend_newer_schema() {
-        if (m_backend == Backend::sqlite) {
-            sqlite3* db = nullptr;
-            ASSERT_EQ(sqlite3_open(m_path.c_str(), &db), SQLITE_OK);
-            const std::string sql = "INSERT INTO schema_version (version, applied_at) VALUES (" +
-                                    std::to_string(k_schema_version + 1) + ", 0)";
-            EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-            sqlite3_close(db);
-        } else {
-            PgAdmin admin(m_base);
-            admin.run("INSERT INTO " + m_schema + ".schema_version (version, applied_at) VALUES (" +
-                      std::to_string(k_schema_version + 1) + ", 0)");
-        }
-    }
-
-    int migrate_up_to(int version) {
-        return m_backend == Backend::sqlite ? migrate_sqlite(m_path, version) : migrate_postgres(m_path, version);
-    }
-
-    // Runs test-made SQL on the database directly (as an older release would have written it).
-    void exec(const std::string& sql) {
-        if (m_backend == Backend::sqlite) {
-            sqlite3* db = nullptr;
-            ASSERT_EQ(sqlite3_open(m_path.c_str(), &db), SQLITE_OK);
-            char* message = nullptr;
-            const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
-            EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (message != nullptr ? message : "");
-            sqlite3_free(message);
-            sqlite3_close(db);
-        } else {
-            PgAdmin admin(m_base);
-            admin.run("SET search_path = " + m_schema + "; " + sql);
-        }
-    }
-
-    // Ends the store's PostgreSQL sessions from outside (a server restart, a failover).
-    int terminate_connections() {
-        PgAdmin admin(m_base);
-        return std::stoi(
-            admin.run("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
-                      m_application + "'"));
-    }
-
-    const std::string& path() const { return m_path; }
-
-private:
-    Backend m_backend;
-    fs::path m_dir;
-    std::string m_path; // SQLite file, or the store's conninfo
-    std::string m_base;
-    std::string m_schema;
-    std::string m_application;
-};
 
 Request make_request(const std::string& host, const std::string& id, std::int64_t created_at = 1000,
                      std::int64_t expires_at = 2000, int approvals_needed = 1) {
@@ -208,10 +78,6 @@ struct RecordingSigner {
 
 Signer no_signer() {
     return [](const Request&) -> SignedGrant { throw std::logic_error("the signer must not be called here"); };
-}
-
-std::string backend_name(const testing::TestParamInfo<Backend>& info) {
-    return info.param == Backend::sqlite ? "sqlite" : "postgres";
 }
 
 class StoreTest : public testing::TestWithParam<Backend> {
@@ -923,60 +789,6 @@ TEST_P(StoreTest, concurrent_migrations_on_a_fresh_database_both_succeed) {
 }
 
 // --- the hosts' audit events (docs/audit.md §5) ---
-
-// A host's chain of real events: each line is the canonical form with its SHA-256 hash, as
-// jitgated writes them (lib/audit_event).
-class HostChain {
-public:
-    explicit HostChain(std::string host) : m_host(std::move(host)) {}
-    // The next event of the chain (seq last + 1, prev_hash the last hash).
-    AuditEvent next(const std::string& type = "access.allowed_by_rule", const std::string& request_id = "") {
-        return make(m_seq + 1, m_hash, type, request_id);
-    }
-    // An event at any seq and prev_hash; the chain continues from it.
-    AuditEvent make(std::int64_t seq, std::string prev_hash, const std::string& type = "command.finished",
-                    const std::string& request_id = "", const std::string& user = "alice",
-                    const nlohmann::json& extra = nlohmann::json::object()) {
-        nlohmann::json e{{"event_id", m_host + "-ev-" + std::to_string(++m_counter)},
-                         {"host", m_host},
-                         {"seq", seq},
-                         {"prev_hash", prev_hash},
-                         {"time", "2026-11-24T03:05:56.548Z"},
-                         {"type", type},
-                         {"user", user}};
-        for (const auto& [key, value] : extra.items()) e[key] = value;
-        if (!request_id.empty()) e["request_id"] = request_id;
-        e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
-        m_seq = seq;
-        m_hash = e["hash"].get<std::string>();
-        return AuditEvent{e["event_id"].get<std::string>(),
-                          seq,
-                          m_hash,
-                          prev_hash,
-                          e["time"].get<std::string>(),
-                          type,
-                          request_id,
-                          e.dump(),
-                          user};
-    }
-    // The next event of the chain by `user`, with more members (login_user, time, ...).
-    AuditEvent next_by(const std::string& type, const std::string& user, const nlohmann::json& extra = {}) {
-        return make(m_seq + 1, m_hash, type, "", user, extra.is_null() ? nlohmann::json::object() : extra);
-    }
-    // Starts over: the next event is seq 1 with the genesis prev_hash.
-    void reset() {
-        m_seq = 0;
-        m_hash = jitgate::audit::k_genesis_hash;
-    }
-    std::int64_t seq() const { return m_seq; }
-    const std::string& hash() const { return m_hash; }
-
-private:
-    std::string m_host;
-    std::int64_t m_seq = 0;
-    std::string m_hash = jitgate::audit::k_genesis_hash;
-    int m_counter = 0;
-};
 
 std::vector<std::string> types_of(const std::vector<Event>& events) {
     std::vector<std::string> out;

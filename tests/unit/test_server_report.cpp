@@ -1,0 +1,924 @@
+// Tests for server/report (the auditor's evidence report) and the Store's reading for auditors:
+// a scripted day of activity on three hosts, as real hash-chained host events ingested through
+// the Store and the approval service's requests and approvals through its API, on SQLite and on
+// the real PostgreSQL 15 of the pg_scratch fixture. The JSON and the CSV are checked field by
+// field; the PDF is made by the real WeasyPrint and read back with pdftotext and pdftoppm.
+#include "server/commands.hpp"
+#include "server/report/report.hpp"
+#include "server_store_fixture.hpp"
+
+#include <jitgate/error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <set>
+
+using namespace jitgate::test_store;
+namespace report = jitgate::server::report;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr const char* k_day = "2026-11-24";
+
+// Unix seconds of a time of the scripted day.
+std::int64_t at(const std::string& hms) {
+    return report::parse_time(std::string(k_day) + "T" + hms + "Z", false).value();
+}
+std::string host_time(const std::string& hms, const std::string& ms = "000") {
+    return std::string(k_day) + "T" + hms + "." + ms + "Z";
+}
+
+Json sudo_event(const std::string& type, const std::string& time, const std::string& user,
+                const std::vector<std::string>& argv) {
+    return Json{{"type", type}, {"time", time},          {"user", user},    {"requester", user}, {"kind", "sudo"},
+                {"argv", argv}, {"command", argv.at(0)}, {"runas", "root"}, {"uid", 2001}};
+}
+
+Event event(std::int64_t at, const std::string& type, const std::string& host, const std::string& id,
+            const std::string& actor = "server") {
+    return Event{at, type, host, id, actor, "", "", ""};
+}
+
+Signer grant_signer() {
+    return [](const Request& r) {
+        return SignedGrant{"jws." + r.id, "jti-" + r.id, event(r.decided_at, "grant.signed", r.host, r.id)};
+    };
+}
+
+// Runs a program; returns its exit status and stdout.
+std::pair<int, std::string> run(const std::string& command) {
+    std::FILE* p = ::popen(command.c_str(), "r");
+    if (p == nullptr) return {-1, ""};
+    std::string out;
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// RFC 4180 lines of quoted cells (the report's CSV quotes every cell).
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+    std::vector<std::vector<std::string>> rows(1);
+    std::string cell;
+    bool quoted = false;
+    bool in_cell = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (quoted) {
+            if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+                cell += '"';
+                ++i;
+            } else if (c == '"') {
+                quoted = false;
+            } else {
+                cell += c;
+            }
+        } else if (c == '"') {
+            quoted = true;
+            in_cell = true;
+        } else if (c == ',') {
+            rows.back().push_back(cell);
+            cell.clear();
+        } else if (c == '\r') {
+        } else if (c == '\n') {
+            rows.back().push_back(cell);
+            cell.clear();
+            in_cell = false;
+            rows.emplace_back();
+        } else {
+            cell += c;
+            in_cell = true;
+        }
+    }
+    if (in_cell) rows.back().push_back(cell);
+    if (rows.back().empty()) rows.pop_back();
+    return rows;
+}
+
+class ReportTest : public testing::TestWithParam<Backend> {
+protected:
+    void SetUp() override {
+        m_database = std::make_unique<Database>(GetParam());
+        m_database->migrate();
+        store = m_database->open();
+    }
+    void TearDown() override {
+        store.reset();
+        m_database.reset();
+    }
+
+    void file(const std::string& host, const std::string& id, const std::string& requester,
+              const std::string& created) {
+        Request r;
+        r.host = host;
+        r.id = id;
+        r.body = R"({"id":")" + id + R"("})";
+        r.requester = requester;
+        r.requester_login = requester;
+        r.rule = "default-approval";
+        r.approver_groups = {"sox-approvers"};
+        r.created_at = at(created);
+        r.expires_at = at(created) + 3600;
+        ASSERT_TRUE(store->create(r, event(r.created_at, "request.filed", host, id, "host:" + host)).created);
+    }
+    void approve(const std::string& host, const std::string& id, const std::string& approver, const std::string& when) {
+        const Approval a{approver, "https://idp/ " + approver, "ok <b>by</b> " + approver, "10.0.0.9", "web", at(when)};
+        ASSERT_EQ(
+            store->approve(host, id, a, at(when), grant_signer(), event(at(when), "request.approval_added", host, id))
+                .outcome,
+            ApproveOutcome::approved);
+    }
+
+    // The scripted day (2026-11-24): fin-db-01 with every kind of action, web-02 with a gap in
+    // its chain, old-03 silent since the 20th.
+    void script_day() {
+        HostChain fin("fin-db-01");
+        std::vector<AuditEvent> a;
+        a.push_back(fin.next_with({{"type", "daemon.started"}, {"time", "2026-11-23T23:59:59.999Z"}}));
+        // R-APPROVED01: requested, approved by bob at the service 150 s later, ran, exit 0.
+        const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+        Json e = sudo_event("access.requested", host_time("09:00:00"), "alice", restart);
+        e["request_id"] = "R-APPROVED01";
+        e["rule"] = "default-approval";
+        e["reason"] = "restart after config change";
+        e["ticket"] = "CHG0012345";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("access.approved", host_time("09:02:30"), "alice", restart);
+        e["request_id"] = "R-APPROVED01";
+        e["rule"] = "default-approval";
+        e["grant_id"] = "G-A1";
+        e["approvers"] = {"bob"};
+        e["reason"] = "restart after config change";
+        e["outcome"] = "grant";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("command.finished", host_time("09:02:31", "500"), "alice", restart);
+        e["request_id"] = "R-APPROVED01";
+        e["grant_id"] = "G-A1";
+        e["status_type"] = "exit";
+        e["exit_status"] = 0;
+        e["duration_ms"] = 1200;
+        a.push_back(fin.next_with(e));
+        // R-DENIED0001: denied by carol; the reason would be a formula in a spreadsheet.
+        const std::vector<std::string> drop{"/usr/bin/psql", "-c", "drop table ledger"};
+        e = sudo_event("access.requested", host_time("10:00:00"), "alice", drop);
+        e["request_id"] = "R-DENIED0001";
+        e["rule"] = "default-approval";
+        e["reason"] = "=1+1 cleanup";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("access.denied", host_time("10:01:00"), "alice", drop);
+        e["request_id"] = "R-DENIED0001";
+        e["rule"] = "default-approval";
+        e["denied_by"] = "carol";
+        e["deny_reason"] = "not during the close";
+        e["outcome"] = "denied";
+        a.push_back(fin.next_with(e));
+        // R-TIMEOUT001: nobody decided.
+        const std::vector<std::string> id{"/usr/bin/id", "-un"};
+        e = sudo_event("access.requested", host_time("11:00:00"), "alice", id);
+        e["request_id"] = "R-TIMEOUT001";
+        e["rule"] = "quick";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("access.timeout", host_time("11:00:30"), "alice", id);
+        e["request_id"] = "R-TIMEOUT001";
+        e["rule"] = "quick";
+        e["outcome"] = "timeout";
+        a.push_back(fin.next_with(e));
+        // Break-glass by dave, reviewed; then again, not reviewed (a hostile reason).
+        const std::vector<std::string> whoami{"/usr/bin/whoami"};
+        e = sudo_event("access.break_glass", host_time("12:00:00"), "dave", whoami);
+        e["break_glass_reason"] = "payments down, INC-4711";
+        e["outcome"] = "break_glass";
+        a.push_back(fin.next_with(e));
+        m_reviewed_glass = a.back().event_id;
+        e = sudo_event("command.finished", host_time("12:00:00", "050"), "dave", whoami);
+        e["status_type"] = "exit";
+        e["exit_status"] = 0;
+        e["duration_ms"] = 3;
+        a.push_back(fin.next_with(e));
+        const std::vector<std::string> cat{"/usr/bin/cat", "/etc/shadow"};
+        e = sudo_event("access.break_glass", host_time("13:00:00"), "dave", cat);
+        e["break_glass_reason"] = "db locked <script>alert(1)</script>";
+        e["outcome"] = "break_glass";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("command.finished", host_time("13:00:01"), "dave", cat);
+        e["status_type"] = "signal";
+        e["signal"] = 9;
+        e["duration_ms"] = 20;
+        a.push_back(fin.next_with(e));
+        // An allow rule: mallory's true.
+        const std::vector<std::string> yes{"/usr/bin/true"};
+        e = sudo_event("access.allowed_by_rule", host_time("14:00:00"), "mallory", yes);
+        e["rule"] = "read-only";
+        e["outcome"] = "allowed_by_rule";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("command.finished", host_time("14:00:00", "010"), "mallory", yes);
+        e["status_type"] = "exit";
+        e["exit_status"] = 0;
+        e["duration_ms"] = 1;
+        a.push_back(fin.next_with(e));
+        // Denied: the spool was full; a grant that did not verify.
+        e = sudo_event("access.denied", host_time("15:00:00"), "alice", yes);
+        e["spool_full"] = true;
+        e["outcome"] = "error";
+        e["message"] = "jitgate: denied: the audit spool is full";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("access.requested", host_time("15:29:00"), "alice", whoami);
+        e["request_id"] = "R-FORGED0001";
+        e["rule"] = "default-approval";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("access.denied", host_time("15:30:00"), "alice", whoami);
+        e["request_id"] = "R-FORGED0001";
+        e["rule"] = "default-approval";
+        e["grant_rejected"] = "grant: nonce does not match this request";
+        e["outcome"] = "invalid_grant";
+        a.push_back(fin.next_with(e));
+        // alice tried to approve her own request on the host.
+        e = sudo_event("error", host_time("16:00:00"), "alice", whoami);
+        e["request_id"] = "R-SELF000001";
+        e["approver"] = "alice";
+        e["refused"] = "self_approval";
+        e["message"] = "approval refused: the requester cannot approve their own request";
+        a.push_back(fin.next_with(e));
+        // A login approved by erin 60 s after it was filed: a session of 30 minutes.
+        e = Json{{"type", "access.requested"},
+                 {"time", host_time("17:00:00")},
+                 {"user", "alice"},
+                 {"kind", "login"},
+                 {"service", "sshd"},
+                 {"remote_host", "192.0.2.10"},
+                 {"request_id", "R-LOGIN00001"},
+                 {"rule", "prod-login"}};
+        a.push_back(fin.next_with(e));
+        e["type"] = "access.approved";
+        e["time"] = host_time("17:01:00");
+        e["grant_id"] = "G-L1";
+        e["approvers"] = {"erin"};
+        a.push_back(fin.next_with(e));
+        e["type"] = "session.opened";
+        e["time"] = host_time("17:01:05");
+        e["peer_pid"] = 777;
+        a.push_back(fin.next_with(e));
+        e["type"] = "session.closed";
+        e["time"] = host_time("17:31:05");
+        e["duration_ms"] = 1800000;
+        a.push_back(fin.next_with(e));
+        // frank approved frank's request (the service never lets this happen; the report must
+        // show it if the record says so).
+        const std::vector<std::string> ls{"/usr/bin/ls", "/root"};
+        e = sudo_event("access.requested", host_time("18:00:00"), "frank", ls);
+        e["request_id"] = "R-SELFOOPS01";
+        e["rule"] = "default-approval";
+        a.push_back(fin.next_with(e));
+        e = sudo_event("access.approved", host_time("18:00:20"), "frank", ls);
+        e["request_id"] = "R-SELFOOPS01";
+        e["rule"] = "default-approval";
+        e["grant_id"] = "G-F1";
+        e["approvers"] = {"frank"};
+        a.push_back(fin.next_with(e));
+        m_fin_last_seq = fin.seq();
+        m_fin_last_hash = fin.hash();
+        // The next day: outside the period.
+        a.push_back(fin.next_with({{"type", "daemon.stopped"}, {"time", "2026-11-25T00:00:00.000Z"}}));
+        m_fin_events = a;
+        ASSERT_TRUE(store->ingest("fin-db-01", a, at("23:00:00")).stored);
+
+        // web-02: seq 1, 2, then 5: a gap.
+        HostChain web("web-02");
+        std::vector<AuditEvent> b;
+        b.push_back(web.next_with({{"type", "daemon.started"}, {"time", host_time("09:00:00")}}));
+        e = sudo_event("access.allowed_by_rule", host_time("09:10:00"), "bob", ls);
+        e["rule"] = "read-only";
+        e["outcome"] = "allowed_by_rule";
+        b.push_back(web.next_with(e));
+        b.push_back(web.make_with(5, web.hash(), {{"type", "daemon.stopped"}, {"time", host_time("09:20:00")}}));
+        ASSERT_TRUE(store->ingest("web-02", b, at("23:00:00")).stored);
+
+        // old-03: silent since the 20th.
+        HostChain old("old-03");
+        ASSERT_TRUE(store
+                        ->ingest("old-03",
+                                 {old.next_with({{"type", "daemon.started"}, {"time", "2026-11-20T08:00:00.000Z"}})},
+                                 at("00:00:00") - 4 * 86400)
+                        .stored);
+
+        // The approval service's record.
+        file("fin-db-01", "R-APPROVED01", "alice", "09:00:00");
+        approve("fin-db-01", "R-APPROVED01", "bob", "09:02:30");
+        file("fin-db-01", "R-DENIED0001", "alice", "10:00:00");
+        ASSERT_TRUE(store->finish("fin-db-01", "R-DENIED0001", Status::denied, "carol", "not during the close",
+                                  at("10:01:00"),
+                                  event(at("10:01:00"), "request.denied", "fin-db-01", "R-DENIED0001")));
+        file("fin-db-01", "R-TIMEOUT001", "alice", "11:00:00");
+        ASSERT_TRUE(store->finish("fin-db-01", "R-TIMEOUT001", Status::expired, "server", "", at("11:00:30"),
+                                  event(at("11:00:30"), "request.expired", "fin-db-01", "R-TIMEOUT001")));
+        file("fin-db-01", "R-SELF000001", "alice", "16:00:00");
+        store->record(Event{at("16:00:10"), "approval.refused", "fin-db-01", "R-SELF000001", "alice",
+                            "https://idp/ alice", "10.0.0.7",
+                            R"({"why":"you cannot decide your own request","via":"web"})"});
+        file("fin-db-01", "R-LOGIN00001", "alice", "17:00:00");
+        approve("fin-db-01", "R-LOGIN00001", "erin", "17:01:00");
+        file("fin-db-01", "R-SELFOOPS01", "frank", "18:00:00");
+        approve("fin-db-01", "R-SELFOOPS01", "frank", "18:00:20");
+
+        // The reviewed break-glass use; the second has no review item.
+        m_database->exec("INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at, status, "
+                         "reviewer, reviewer_identity, note, closed_at) VALUES ('fin-db-01', '" +
+                         m_reviewed_glass + "', 'dave', '" + host_time("12:00:00") + "', " +
+                         std::to_string(at("12:00:01")) + ", " + std::to_string(at("12:00:01") + 86400) +
+                         ", 'closed', 'erin', 'https://idp/ erin', 'checked: whoami only <ok>', " +
+                         std::to_string(at("15:00:00")) + ")");
+    }
+
+    report::Options day_options(const std::string& hosts = "*") const {
+        report::Options o;
+        o.from = at("00:00:00");
+        o.to = o.from + 86400;
+        o.hosts = hosts;
+        o.silent_after = 86400;
+        o.now = at("23:30:00");
+        return o;
+    }
+
+    Json day_json(const std::string& hosts = "*") {
+        return Json::parse(report::render(report::build(*store, day_options(hosts)), report::Format::json));
+    }
+
+    std::unique_ptr<Database> m_database;
+    std::unique_ptr<Store> store;
+    std::string m_reviewed_glass;
+    std::vector<AuditEvent> m_fin_events;
+    std::int64_t m_fin_last_seq = 0;
+    std::string m_fin_last_hash;
+};
+
+const Json& action_of(const Json& report, const std::string& request_id) {
+    for (const Json& a : report.at("actions"))
+        if (a.at("request_id") == request_id) return a;
+    throw std::runtime_error("no action for " + request_id);
+}
+
+const Json& host_of(const Json& report, const std::string& host) {
+    for (const Json& h : report.at("hosts"))
+        if (h.at("host") == host) return h;
+    throw std::runtime_error("no host " + host);
+}
+
+std::multiset<std::string> exception_kinds(const Json& report) {
+    std::multiset<std::string> out;
+    for (const Json& e : report.at("exceptions")) out.insert(e.at("kind").get<std::string>());
+    return out;
+}
+
+TEST_P(ReportTest, the_summary_of_a_scripted_day_counts_every_kind_of_action) {
+    script_day();
+    const Json r = day_json();
+    EXPECT_EQ(r.at("from"), "2026-11-24T00:00:00Z");
+    EXPECT_EQ(r.at("to"), "2026-11-25T00:00:00Z");
+    const Json& s = r.at("summary");
+    // fin-db-01: approved x3 (R-APPROVED01, login, frank's), denied x3 (carol, spool full,
+    // forged grant), timeout, break-glass x2, allowed by rule; web-02: allowed by rule.
+    EXPECT_EQ(s.at("actions"), 11);
+    EXPECT_EQ(s.at("approved"), 3);
+    EXPECT_EQ(s.at("denials"), 3);
+    EXPECT_EQ(s.at("timeouts"), 1);
+    EXPECT_EQ(s.at("break_glass"), 2);
+    EXPECT_EQ(s.at("allowed_by_rule"), 2);
+    EXPECT_EQ(s.at("pending"), 0);
+    EXPECT_EQ(s.at("hosts"), 3);
+    // Delays 150 (R-APPROVED01), 60 (login), 20 (frank's): nearest rank.
+    EXPECT_EQ(s.at("delay_median_s"), 60);
+    EXPECT_EQ(s.at("delay_p95_s"), 150);
+    // fin-db-01's events of the day (seq 2..24) and web-02's three.
+    EXPECT_EQ(s.at("host_events"), 23 + 3);
+    std::map<std::pair<std::string, std::string>, int> by;
+    for (const Json& c : s.at("by_host_rule")) by[{c.at("host"), c.at("rule")}] = c.at("actions");
+    const std::map<std::pair<std::string, std::string>, int> expected{
+        {{"fin-db-01", ""}, 3},      {{"fin-db-01", "default-approval"}, 4}, {{"fin-db-01", "prod-login"}, 1},
+        {{"fin-db-01", "quick"}, 1}, {{"fin-db-01", "read-only"}, 1},        {{"web-02", "read-only"}, 1}};
+    EXPECT_EQ(by, expected);
+}
+
+TEST_P(ReportTest, each_action_joins_its_host_events_to_the_services_record) {
+    script_day();
+    const Json r = day_json();
+    const Json& ok = action_of(r, "R-APPROVED01");
+    EXPECT_EQ(ok.at("host"), "fin-db-01");
+    EXPECT_EQ(ok.at("decision"), "approved");
+    EXPECT_EQ(ok.at("requester"), "alice");
+    EXPECT_EQ(ok.at("command"), "/usr/bin/systemctl");
+    EXPECT_EQ(ok.at("argv"), Json({"/usr/bin/systemctl", "restart", "ledger"}));
+    EXPECT_EQ(ok.at("reason"), "restart after config change");
+    EXPECT_EQ(ok.at("ticket"), "CHG0012345");
+    EXPECT_EQ(ok.at("requested_time"), "2026-11-24T09:00:00.000Z");
+    EXPECT_EQ(ok.at("decided_time"), "2026-11-24T09:02:30.000Z");
+    EXPECT_EQ(ok.at("request_found"), true);
+    EXPECT_EQ(ok.at("server_status"), "approved");
+    EXPECT_EQ(ok.at("filed_at"), "2026-11-24T09:00:00Z");
+    EXPECT_EQ(ok.at("server_decided_at"), "2026-11-24T09:02:30Z");
+    ASSERT_EQ(ok.at("approvals").size(), 1u);
+    EXPECT_EQ(ok.at("approvals")[0].at("approver"), "bob");
+    EXPECT_EQ(ok.at("approvals")[0].at("identity"), "https://idp/ bob");
+    EXPECT_EQ(ok.at("approvals")[0].at("source_address"), "10.0.0.9");
+    EXPECT_EQ(ok.at("approvals")[0].at("via"), "web");
+    EXPECT_EQ(ok.at("delay_s"), 150);
+    EXPECT_EQ(ok.at("result_type"), "command");
+    EXPECT_EQ(ok.at("action_time"), "2026-11-24T09:02:31.500Z");
+    EXPECT_EQ(ok.at("status_type"), "exit");
+    EXPECT_EQ(ok.at("exit_status"), 0);
+    EXPECT_EQ(ok.at("duration_ms"), 1200);
+    EXPECT_EQ(ok.at("self_approved"), false);
+
+    const Json& denied = action_of(r, "R-DENIED0001");
+    EXPECT_EQ(denied.at("decision"), "denied");
+    EXPECT_EQ(denied.at("server_status"), "denied");
+    EXPECT_EQ(denied.at("decided_by"), "carol");
+    EXPECT_EQ(denied.at("decision_reason"), "not during the close");
+    EXPECT_TRUE(denied.at("delay_s").is_null());
+    EXPECT_EQ(denied.at("result_type"), "");
+
+    const Json& timeout = action_of(r, "R-TIMEOUT001");
+    EXPECT_EQ(timeout.at("decision"), "timeout");
+    EXPECT_EQ(timeout.at("server_status"), "expired");
+    EXPECT_EQ(timeout.at("rule"), "quick");
+
+    const Json& login = action_of(r, "R-LOGIN00001");
+    EXPECT_EQ(login.at("kind"), "login");
+    EXPECT_EQ(login.at("command"), "sshd");
+    EXPECT_EQ(login.at("remote_host"), "192.0.2.10");
+    EXPECT_EQ(login.at("result_type"), "session");
+    EXPECT_EQ(login.at("action_time"), "2026-11-24T17:01:05.000Z");
+    EXPECT_EQ(login.at("end_time"), "2026-11-24T17:31:05.000Z");
+    EXPECT_EQ(login.at("duration_ms"), 1800000);
+    EXPECT_EQ(login.at("delay_s"), 60);
+    EXPECT_EQ(login.at("approvals")[0].at("approver"), "erin");
+
+    // The allow rule and break-glass (no request id) pair with their command.finished by user,
+    // command and argv.
+    bool saw_rule = false;
+    for (const Json& a : r.at("actions")) {
+        if (a.at("decision") != "allowed_by_rule" || a.at("host") != "fin-db-01") continue;
+        saw_rule = true;
+        EXPECT_EQ(a.at("user"), "mallory");
+        EXPECT_EQ(a.at("rule"), "read-only");
+        EXPECT_EQ(a.at("exit_status"), 0);
+        EXPECT_EQ(a.at("action_time"), "2026-11-24T14:00:00.010Z");
+        EXPECT_EQ(a.at("request_found"), false);
+    }
+    EXPECT_TRUE(saw_rule);
+}
+
+TEST_P(ReportTest, an_approver_who_is_the_requester_is_flagged_as_an_exception) {
+    script_day();
+    const Json r = day_json();
+    const Json& oops = action_of(r, "R-SELFOOPS01");
+    EXPECT_EQ(oops.at("self_approved"), true);
+    EXPECT_EQ(action_of(r, "R-APPROVED01").at("self_approved"), false);
+    int flagged = 0;
+    for (const Json& e : r.at("exceptions"))
+        if (e.at("kind") == "approver_is_requester") {
+            ++flagged;
+            EXPECT_EQ(e.at("request_id"), "R-SELFOOPS01");
+            EXPECT_EQ(e.at("user"), "frank");
+        }
+    EXPECT_EQ(flagged, 1);
+}
+
+TEST_P(ReportTest, break_glass_uses_are_listed_with_their_review_or_its_absence) {
+    script_day();
+    const Json r = day_json();
+    ASSERT_EQ(r.at("break_glass").size(), 2u);
+    const Json& reviewed = r.at("break_glass")[0];
+    EXPECT_EQ(reviewed.at("event_id"), m_reviewed_glass);
+    EXPECT_EQ(reviewed.at("user"), "dave");
+    EXPECT_EQ(reviewed.at("reason"), "payments down, INC-4711");
+    EXPECT_EQ(reviewed.at("command"), "/usr/bin/whoami");
+    EXPECT_EQ(reviewed.at("exit_status"), 0);
+    EXPECT_EQ(reviewed.at("review_status"), "closed");
+    EXPECT_EQ(reviewed.at("reviewer"), "erin");
+    EXPECT_EQ(reviewed.at("note"), "checked: whoami only <ok>");
+    EXPECT_EQ(reviewed.at("review_closed_at"), "2026-11-24T15:00:00Z");
+    const Json& unreviewed = r.at("break_glass")[1];
+    EXPECT_EQ(unreviewed.at("time"), "2026-11-24T13:00:00.000Z");
+    EXPECT_EQ(unreviewed.at("status_type"), "signal");
+    EXPECT_EQ(unreviewed.at("review_status"), "none");
+    EXPECT_EQ(unreviewed.at("reviewer"), "");
+}
+
+TEST_P(ReportTest, exceptions_list_refusals_rejected_grants_full_spools_gaps_and_silent_hosts) {
+    script_day();
+    const Json r = day_json();
+    const std::multiset<std::string> expected{
+        "refused_self_approval",     // the host's error event
+        "refused_self_approval",     // the service's approval.refused
+        "grant_rejected",            // R-FORGED0001
+        "spool_full",                // the 15:00 denial
+        "approver_is_requester",     // frank
+        "chain_broken",              // the service's audit.chain_gap for web-02
+        "chain_broken",              // web-02's chain state
+        "chain_verification_failed", // the report's own check of web-02
+        "host_silent",               // old-03
+    };
+    EXPECT_EQ(exception_kinds(r), expected);
+    EXPECT_EQ(r.at("summary").at("exceptions"), expected.size());
+    for (const Json& e : r.at("exceptions")) {
+        if (e.at("kind") == "grant_rejected") {
+            EXPECT_EQ(e.at("request_id"), "R-FORGED0001");
+            EXPECT_EQ(e.at("detail"), "grant: nonce does not match this request");
+        }
+        if (e.at("kind") == "host_silent") {
+            EXPECT_EQ(e.at("host"), "old-03");
+        }
+        if (e.at("kind") == "refused_self_approval") {
+            EXPECT_EQ(e.at("request_id"), "R-SELF000001");
+        }
+        if (e.at("kind") == "chain_verification_failed") {
+            EXPECT_EQ(e.at("host"), "web-02");
+        }
+    }
+}
+
+TEST_P(ReportTest, each_hosts_chain_is_reverified_with_its_first_and_last_seq_and_hash) {
+    script_day();
+    const Json r = day_json();
+    const Json& fin = host_of(r, "fin-db-01");
+    EXPECT_EQ(fin.at("events_in_period"), 23);
+    EXPECT_EQ(fin.at("first_seq"), 2);
+    EXPECT_EQ(fin.at("first_hash"), m_fin_events[1].hash);
+    EXPECT_EQ(fin.at("first_time"), "2026-11-24T09:00:00.000Z");
+    EXPECT_EQ(fin.at("last_seq"), m_fin_last_seq);
+    EXPECT_EQ(fin.at("last_hash"), m_fin_last_hash);
+    EXPECT_EQ(fin.at("before_seq"), 1);
+    EXPECT_EQ(fin.at("before_hash"), m_fin_events[0].hash);
+    EXPECT_EQ(fin.at("verified_events"), 24);
+    EXPECT_EQ(fin.at("verified"), true);
+    EXPECT_EQ(fin.at("problems"), Json::array());
+    EXPECT_EQ(fin.at("stored_events"), 25);
+    EXPECT_EQ(fin.at("overall_last_seq"), 25);
+    EXPECT_EQ(fin.at("overall_last_hash"), m_fin_events.back().hash);
+    EXPECT_EQ(fin.at("broken"), false);
+    EXPECT_EQ(fin.at("silent"), false);
+
+    const Json& web = host_of(r, "web-02");
+    EXPECT_EQ(web.at("first_seq"), 1);
+    EXPECT_EQ(web.at("last_seq"), 5);
+    EXPECT_EQ(web.at("before_seq"), 0);
+    EXPECT_EQ(web.at("verified"), false);
+    ASSERT_FALSE(web.at("problems").empty());
+    EXPECT_NE(web.at("problems")[0].get<std::string>().find("seq 5"), std::string::npos) << web.at("problems");
+    EXPECT_EQ(web.at("broken"), true);
+    EXPECT_EQ(web.at("problem_seq"), 5);
+
+    const Json& old = host_of(r, "old-03");
+    EXPECT_EQ(old.at("events_in_period"), 0);
+    EXPECT_EQ(old.at("first_seq"), 0);
+    EXPECT_EQ(old.at("silent"), true);
+}
+
+// An edited line in the database: the stored hash no longer matches its line.
+TEST_P(ReportTest, a_line_edited_in_the_database_fails_the_reports_own_check) {
+    script_day();
+    m_database->exec("UPDATE audit_events SET line = replace(line, 'restart after config change', "
+                     "'restart after config chanGe') WHERE host = 'fin-db-01' AND seq = 2");
+    const Json r = day_json();
+    const Json& fin = host_of(r, "fin-db-01");
+    EXPECT_EQ(fin.at("verified"), false);
+    EXPECT_EQ(fin.at("broken"), false); // the store's check on arrival saw nothing: it happened later
+    ASSERT_FALSE(fin.at("problems").empty());
+    EXPECT_NE(fin.at("problems")[0].get<std::string>().find("seq 2"), std::string::npos) << fin.at("problems");
+    EXPECT_EQ(exception_kinds(r).count("chain_verification_failed"), 2u);
+}
+
+// A column edited without its line (what a query by hash would find): the line still checks
+// out, the copy does not.
+TEST_P(ReportTest, a_stored_column_that_differs_from_its_line_fails_the_reports_own_check) {
+    script_day();
+    m_database->exec("UPDATE audit_events SET hash = '" + std::string(64, 'a') +
+                     "' WHERE host = 'fin-db-01' AND seq = 3");
+    const Json r = day_json();
+    const Json& fin = host_of(r, "fin-db-01");
+    EXPECT_EQ(fin.at("verified"), false);
+    EXPECT_EQ(fin.at("problems"), Json({"seq 3: the stored columns differ from the line"}));
+}
+
+// A chain marked broken stays an exception in later periods, though none of its events is in them.
+TEST_P(ReportTest, a_broken_chain_is_an_exception_in_every_later_period) {
+    script_day();
+    report::Options next = day_options();
+    next.from += 86400;
+    next.to += 86400;
+    const Json r = Json::parse(report::render(report::build(*store, next), report::Format::json));
+    EXPECT_EQ(host_of(r, "web-02").at("events_in_period"), 0);
+    EXPECT_EQ(host_of(r, "web-02").at("problem_at"), "2026-11-24T23:00:00Z");
+    int broken = 0;
+    for (const Json& e : r.at("exceptions"))
+        if (e.at("kind") == "chain_broken") {
+            ++broken;
+            EXPECT_EQ(e.at("host"), "web-02");
+            EXPECT_EQ(e.at("time"), "2026-11-24T23:00:00Z");
+        }
+    EXPECT_EQ(broken, 1);
+}
+
+TEST_P(ReportTest, the_host_pattern_selects_hosts) {
+    script_day();
+    const Json r = day_json("fin-*");
+    ASSERT_EQ(r.at("hosts").size(), 1u);
+    EXPECT_EQ(r.at("hosts")[0].at("host"), "fin-db-01");
+    for (const Json& a : r.at("actions")) EXPECT_EQ(a.at("host"), "fin-db-01");
+    EXPECT_EQ(exception_kinds(r).count("host_silent"), 0u);
+    EXPECT_EQ(exception_kinds(r).count("chain_broken"), 0u);
+}
+
+TEST_P(ReportTest, a_request_without_a_decision_in_the_period_is_listed_as_pending) {
+    HostChain fin("fin-db-01");
+    Json e = sudo_event("access.requested", host_time("23:59:00"), "alice", {"/usr/bin/id"});
+    e["request_id"] = "R-LATE000001";
+    ASSERT_TRUE(store->ingest("fin-db-01", {fin.next_with(e)}, at("23:59:01")).stored);
+    const Json r = day_json();
+    EXPECT_EQ(action_of(r, "R-LATE000001").at("decision"), "pending");
+    EXPECT_EQ(action_of(r, "R-LATE000001").at("request_found"), false);
+    EXPECT_EQ(r.at("summary").at("pending"), 1);
+}
+
+TEST_P(ReportTest, the_csv_has_one_row_per_action_under_its_documented_header) {
+    script_day();
+    const std::string csv = report::render(report::build(*store, day_options()), report::Format::csv);
+    const auto rows = parse_csv(csv);
+    ASSERT_EQ(rows.size(), 1u + 11u);
+    const std::vector<std::string> header{"host",
+                                          "decided_time",
+                                          "decision",
+                                          "outcome",
+                                          "request_id",
+                                          "grant_id",
+                                          "kind",
+                                          "requester",
+                                          "user",
+                                          "login_user",
+                                          "command",
+                                          "argv",
+                                          "runas",
+                                          "rule",
+                                          "reason",
+                                          "ticket",
+                                          "break_glass_reason",
+                                          "requested_time",
+                                          "filed_at",
+                                          "approved_at",
+                                          "approvers",
+                                          "approver_identities",
+                                          "approver_sources",
+                                          "delay_s",
+                                          "result_type",
+                                          "action_time",
+                                          "end_time",
+                                          "status_type",
+                                          "exit_status",
+                                          "signal",
+                                          "duration_ms",
+                                          "server_status",
+                                          "decided_by",
+                                          "decision_reason",
+                                          "self_approved"};
+    EXPECT_EQ(rows[0], header);
+    std::map<std::string, std::vector<std::string>> by_request;
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+        ASSERT_EQ(rows[i].size(), header.size()) << i;
+        by_request[rows[i][4]] = rows[i];
+    }
+    const auto cell = [&](const std::string& request, const std::string& column) {
+        const auto at = std::find(header.begin(), header.end(), column) - header.begin();
+        return by_request.at(request).at(static_cast<std::size_t>(at));
+    };
+    EXPECT_EQ(cell("R-APPROVED01", "host"), "fin-db-01");
+    EXPECT_EQ(cell("R-APPROVED01", "decided_time"), "2026-11-24T09:02:30.000Z");
+    EXPECT_EQ(cell("R-APPROVED01", "decision"), "approved");
+    EXPECT_EQ(cell("R-APPROVED01", "argv"), R"(["/usr/bin/systemctl","restart","ledger"])");
+    EXPECT_EQ(cell("R-APPROVED01", "ticket"), "CHG0012345");
+    EXPECT_EQ(cell("R-APPROVED01", "filed_at"), "2026-11-24T09:00:00Z");
+    EXPECT_EQ(cell("R-APPROVED01", "approved_at"), "2026-11-24T09:02:30Z");
+    EXPECT_EQ(cell("R-APPROVED01", "approvers"), "bob");
+    EXPECT_EQ(cell("R-APPROVED01", "approver_identities"), "https://idp/ bob");
+    EXPECT_EQ(cell("R-APPROVED01", "approver_sources"), "10.0.0.9 via web");
+    EXPECT_EQ(cell("R-APPROVED01", "delay_s"), "150");
+    EXPECT_EQ(cell("R-APPROVED01", "exit_status"), "0");
+    EXPECT_EQ(cell("R-APPROVED01", "duration_ms"), "1200");
+    EXPECT_EQ(cell("R-APPROVED01", "self_approved"), "false");
+    EXPECT_EQ(cell("R-DENIED0001", "decided_by"), "carol");
+    EXPECT_EQ(cell("R-DENIED0001", "delay_s"), "");
+    EXPECT_EQ(cell("R-DENIED0001", "approved_at"), "");
+    // A cell a spreadsheet would take for a formula starts with an apostrophe.
+    EXPECT_EQ(cell("R-DENIED0001", "reason"), "'=1+1 cleanup");
+    EXPECT_EQ(cell("R-SELFOOPS01", "self_approved"), "true");
+    EXPECT_EQ(cell("R-LOGIN00001", "end_time"), "2026-11-24T17:31:05.000Z");
+}
+
+TEST_P(ReportTest, the_html_is_self_contained_and_escapes_every_stored_string) {
+    script_day();
+    const std::string html = report::render(report::build(*store, day_options()), report::Format::html);
+    EXPECT_EQ(html.find("<script"), std::string::npos);
+    EXPECT_NE(html.find("db locked &lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+    EXPECT_NE(html.find("checked: whoami only &lt;ok&gt;"), std::string::npos);
+    EXPECT_NE(html.find("ok &lt;b&gt;by&lt;/b&gt; bob"), std::string::npos);
+    EXPECT_EQ(html.find("src="), std::string::npos);
+    EXPECT_EQ(html.find("href="), std::string::npos);
+    EXPECT_EQ(html.find("url("), std::string::npos);
+    EXPECT_NE(html.find("no review item"), std::string::npos);
+}
+
+TEST_P(ReportTest, the_pdf_made_by_weasyprint_holds_the_key_figures_and_renders_a_page) {
+    script_day();
+    const std::string pdf = report::render(report::build(*store, day_options()), report::Format::pdf);
+    ASSERT_EQ(pdf.rfind("%PDF-", 0), 0u);
+    const fs::path dir = fs::temp_directory_path() / ("jitgate-report-pdf-" + std::to_string(::getpid()) + "-" +
+                                                      (GetParam() == Backend::sqlite ? "sqlite" : "pg"));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const fs::path file = dir / "report.pdf";
+    std::ofstream(file, std::ios::binary) << pdf;
+    const auto [text_status, text] = run("pdftotext '" + file.string() + "' -");
+    ASSERT_EQ(text_status, 0);
+    // Cells wrap their text: compare with each run of white space as one space.
+    std::string words;
+    for (const char c : text) {
+        const bool space = c == ' ' || c == '\n' || c == '\f';
+        if (!space)
+            words += c;
+        else if (!words.empty() && words.back() != ' ')
+            words += ' ';
+    }
+    for (const char* needle : {"jitgate evidence report", "R-APPROVED01", "CHG0012345", "payments down, INC-4711",
+                               "no review item", "approver_is_requester", "host_silent", "web-02", "150 s"})
+        EXPECT_NE(words.find(needle), std::string::npos) << needle << "\n" << words;
+    // A chain's last hash, as printed, for an auditor to re-verify (a hash may wrap anywhere).
+    std::string flat;
+    for (const char c : words)
+        if (c != ' ') flat += c;
+    EXPECT_NE(flat.find(m_fin_last_hash), std::string::npos);
+    const auto [png_status, ignored] =
+        run("pdftoppm -png -r 40 -f 1 -l 1 '" + file.string() + "' '" + (dir / "page").string() + "'");
+    ASSERT_EQ(png_status, 0);
+    fs::path page;
+    for (const auto& entry : fs::directory_iterator(dir))
+        if (entry.path().extension() == ".png") page = entry.path();
+    ASSERT_FALSE(page.empty());
+    std::ifstream png(page, std::ios::binary);
+    char magic[8] = {};
+    png.read(magic, 8);
+    EXPECT_EQ(std::string(magic, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+    EXPECT_GT(fs::file_size(page), 1000u);
+    fs::remove_all(dir);
+}
+
+// Without WeasyPrint the PDF fails with a message that names the package to install.
+TEST_P(ReportTest, a_pdf_without_weasyprint_fails_and_says_what_to_install) {
+    script_day();
+    const report::Report r = report::build(*store, day_options());
+    const std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
+    ::setenv("PATH", "/nonexistent", 1);
+    try {
+        report::render(r, report::Format::pdf);
+        ADD_FAILURE() << "a PDF without WeasyPrint";
+    } catch (const jitgate::Error& e) {
+        EXPECT_EQ(e.code(), jitgate::ErrorCode::io);
+        EXPECT_NE(std::string(e.what()).find("install the Debian package `weasyprint`"), std::string::npos) << e.what();
+    }
+    ::setenv("PATH", path.c_str(), 1);
+    // The other formats do not need it.
+    EXPECT_FALSE(report::render(r, report::Format::html).empty());
+}
+
+// The reading methods page by keyset: every row once, in order, whatever the page size.
+TEST_P(ReportTest, the_stores_reading_methods_page_through_every_row_once) {
+    script_day();
+    std::vector<std::string> seen;
+    std::string after_time;
+    std::int64_t after_id = 0;
+    for (;;) {
+        const auto page =
+            store->audit_events_in_period(host_time("00:00:00"), "2026-11-25T00:00:00.000Z", after_time, after_id, 2);
+        for (const auto& e : page) seen.push_back(e.event.time + " " + e.host + " " + std::to_string(e.event.seq));
+        if (page.size() < 2) break;
+        after_time = page.back().event.time;
+        after_id = page.back().row;
+    }
+    EXPECT_EQ(seen.size(), 26u);
+    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), seen.size());
+
+    std::vector<std::int64_t> seqs;
+    std::int64_t after_seq = 0;
+    after_id = 0;
+    for (;;) {
+        const auto page = store->audit_events_by_seq("fin-db-01", after_seq, after_id, 24, 5);
+        for (const auto& e : page) seqs.push_back(e.event.seq);
+        if (page.size() < 5) break;
+        after_seq = page.back().event.seq;
+        after_id = page.back().row;
+    }
+    std::vector<std::int64_t> expected(24);
+    std::iota(expected.begin(), expected.end(), 1);
+    EXPECT_EQ(seqs, expected);
+
+    std::vector<std::string> types;
+    std::int64_t after_at = 0;
+    after_id = 0;
+    for (;;) {
+        const auto page = store->events_in_period(at("16:00:00"), at("16:00:11"), after_at, after_id, 1);
+        for (const auto& e : page) types.push_back(e.event.type);
+        if (page.empty()) break;
+        after_at = page.back().event.at;
+        after_id = page.back().id;
+    }
+    EXPECT_EQ(types, (std::vector<std::string>{"request.filed", "approval.refused"}));
+
+    const auto chains = store->audit_chains_after("", 2);
+    ASSERT_EQ(chains.size(), 2u);
+    EXPECT_EQ(chains[0].host, "fin-db-01");
+    EXPECT_EQ(chains[1].host, "old-03");
+    const auto rest = store->audit_chains_after("old-03", 2);
+    ASSERT_EQ(rest.size(), 1u);
+    EXPECT_EQ(rest[0].host, "web-02");
+
+    const auto review = store->find_break_glass_review("fin-db-01", m_reviewed_glass);
+    ASSERT_TRUE(review);
+    EXPECT_TRUE(review->closed);
+    EXPECT_EQ(review->reviewer_identity, "https://idp/ erin");
+    EXPECT_EQ(review->due_at, at("12:00:01") + 86400);
+    EXPECT_FALSE(store->find_break_glass_review("fin-db-01", "nope"));
+}
+
+TEST_P(ReportTest, the_report_command_writes_the_file_and_refuses_bad_dates_before_opening_anything) {
+    script_day();
+    int opened = 0;
+    const auto open = [&]() -> std::unique_ptr<Store> {
+        ++opened;
+        return m_database->open();
+    };
+    std::FILE* out = std::tmpfile();
+    std::FILE* err = std::tmpfile();
+    const auto run_command = [&](std::vector<std::string> args) {
+        return jitgate::server::report_command(args, open, at("23:30:00"), out, err);
+    };
+    EXPECT_EQ(run_command({"--from", "2026-11-31", "--to", "2026-12-01"}), 2);
+    EXPECT_EQ(run_command({"--from", "2026-11-25", "--to", "2026-11-24"}), 2);
+    EXPECT_EQ(run_command({"--from", "2026-11-24T00:00:00", "--to", "2026-11-25"}), 2); // no offset
+    EXPECT_EQ(run_command({"--from", "2026-11-24", "--to", "2026-11-24", "--format", "xls"}), 2);
+    EXPECT_EQ(run_command({"--from", "2026-11-24"}), 2);
+    EXPECT_EQ(opened, 0);
+    const fs::path file = fs::temp_directory_path() / ("jitgate-report-" + std::to_string(::getpid()) +
+                                                       (GetParam() == Backend::sqlite ? "-sqlite" : "-pg") + ".json");
+    ASSERT_EQ(run_command({"--from", "2026-11-24", "--to", "2026-11-24", "--format", "json", "--hosts", "web-*",
+                           "--output", file.string()}),
+              0);
+    EXPECT_EQ(opened, 1);
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    std::ifstream in(file);
+    const Json r = Json::parse(in);
+    EXPECT_EQ(r.at("from"), "2026-11-24T00:00:00Z");
+    EXPECT_EQ(r.at("to"), "2026-11-25T00:00:00Z"); // --to's whole day
+    ASSERT_EQ(r.at("hosts").size(), 1u);
+    EXPECT_EQ(r.at("hosts")[0].at("host"), "web-02");
+    fs::remove(file);
+    std::fclose(out);
+    std::fclose(err);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReportTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
+TEST(ReportTime, dates_and_rfc3339_times_parse_and_bad_ones_do_not) {
+    EXPECT_EQ(report::parse_time("1970-01-01", false), 0);
+    EXPECT_EQ(report::parse_time("1970-01-01", true), 86400);
+    EXPECT_EQ(report::parse_time("2026-11-24T09:00:00Z", false), 1795510800);
+    EXPECT_EQ(report::parse_time("2026-11-24T11:00:00+02:00", false), 1795510800);
+    EXPECT_EQ(report::parse_time("2026-11-24T09:00:00.818Z", true), 1795510800);
+    EXPECT_EQ(report::parse_time("2024-02-29", false), 1709164800);
+    for (const char* bad : {"", "2026-11-24T09:00:00", "2026-02-29", "2026-13-01", "2026-11-24 09:00:00Z",
+                            "2026-11-24T25:00:00Z", "26-11-24", "2026-11-24Tx", "2026-11-24T09:00:00Zjunk"})
+        EXPECT_FALSE(report::parse_time(bad, false)) << bad;
+    EXPECT_EQ(report::rfc3339(1795510800), "2026-11-24T09:00:00Z");
+}
+
+TEST(ReportBuild, an_empty_period_is_refused) {
+    Database db(Backend::sqlite);
+    db.migrate();
+    auto store = db.open();
+    report::Options o;
+    o.from = 100;
+    o.to = 100;
+    EXPECT_THROW(report::build(*store, o), jitgate::Error);
+}
+
+} // namespace
