@@ -724,274 +724,273 @@ public:
                 {str(after_host), limit_value(limit)});
             std::vector<AuditHostStatus> out;
             for (int i = 0; i < r.rows(); ++i)
-                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, 11), r.integer(i, 10)});
-            // --- reading for auditors ---
-            // SECURITY NOTE: the period compares `time` in the column's collation, the one its index
-            // and the ORDER BY use, so paging never skips a row whatever the collation; for the
-            // fixed-width RFC 3339 times hosts write, every collation orders them as text does.
-            std::vector<StoredAuditEvent> audit_events_in_period(
-                const std::string& from_time, const std::string& to_time, const std::string& after_time,
-                std::int64_t after_id, std::size_t limit) override {
-                return call([&] {
-                    return read_stored_events_of(
-                        m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
-                                  " FROM audit_events WHERE time >= $1 AND time < $2 "
-                                  "AND time >= $3 AND (time, id) > ($3, $4::bigint) ORDER BY time, id LIMIT $5::bigint",
-                                  {from_time, to_time, after_time, num(after_id), limit_value(limit)}));
-                });
-            }
+                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, 15), r.integer(i, 14)});
+            return out;
+        });
+    }
 
-            std::vector<StoredAuditEvent> audit_events_by_seq(std::string_view host, std::int64_t after_seq,
-                                                              std::int64_t after_id, std::int64_t to_seq,
-                                                              std::size_t limit) override {
-                return call([&] {
-                    return read_stored_events_of(
-                        m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
-                                  " FROM audit_events WHERE host = $1 AND seq <= $4::bigint "
-                                  "AND seq >= $2::bigint AND (seq, id) > ($2::bigint, $3::bigint) ORDER BY seq, id "
-                                  "LIMIT $5::bigint",
-                                  {str(host), num(after_seq), num(after_id), num(to_seq), limit_value(limit)}));
-                });
-            }
+    // --- reading for auditors ---
+    // SECURITY NOTE: the period compares `time` in the column's collation, the one its index
+    // and the ORDER BY use, so paging never skips a row whatever the collation; for the
+    // fixed-width RFC 3339 times hosts write, every collation orders them as text does.
+    std::vector<StoredAuditEvent> audit_events_in_period(const std::string& from_time, const std::string& to_time,
+                                                         const std::string& after_time, std::int64_t after_id,
+                                                         std::size_t limit) override {
+        return call([&] {
+            return read_stored_events_of(
+                m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                          " FROM audit_events WHERE time >= $1 AND time < $2 "
+                          "AND time >= $3 AND (time, id) > ($3, $4::bigint) ORDER BY time, id LIMIT $5::bigint",
+                          {from_time, to_time, after_time, num(after_id), limit_value(limit)}));
+        });
+    }
 
-            std::vector<StoredEvent> events_in_period(std::int64_t from, std::int64_t to, std::int64_t after_at,
-                                                      std::int64_t after_id, std::size_t limit) override {
-                return call([&] {
-                    const Result r = m_db.exec(
-                        "SELECT id, at, type, host, request_id, actor, identity, source_address, detail FROM events "
-                        "WHERE at >= $1::bigint AND at < $2::bigint AND at >= $3::bigint AND (at, id) > ($3::bigint, "
-                        "$4::bigint) ORDER BY at, id LIMIT $5::bigint",
-                        {num(from), num(to), num(after_at), num(after_id), limit_value(limit)});
-                    std::vector<StoredEvent> out;
-                    for (int i = 0; i < r.rows(); ++i)
-                        out.push_back(StoredEvent{r.integer(i, 0),
-                                                  Event{r.integer(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
-                                                        r.text(i, 5), r.text(i, 6), r.text(i, 7), r.text(i, 8)}});
-                    return out;
-                });
-            }
+    std::vector<StoredAuditEvent> audit_events_by_seq(std::string_view host, std::int64_t after_seq,
+                                                      std::int64_t after_id, std::int64_t to_seq,
+                                                      std::size_t limit) override {
+        return call([&] {
+            return read_stored_events_of(
+                m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                          " FROM audit_events WHERE host = $1 AND seq <= $4::bigint "
+                          "AND seq >= $2::bigint AND (seq, id) > ($2::bigint, $3::bigint) ORDER BY seq, id "
+                          "LIMIT $5::bigint",
+                          {str(host), num(after_seq), num(after_id), num(to_seq), limit_value(limit)}));
+        });
+    }
 
-            std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id)
-                override {
-                return call([&]() -> std::optional<StoredAuditEvent> {
-                    const Result r = m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
-                                               " FROM audit_events WHERE host = $1 AND event_id = $2",
-                                               {str(host), str(event_id)});
-                    if (r.rows() != 1) return std::nullopt;
-                    return read_stored_event(r, 0);
-                });
-            }
+    std::vector<StoredEvent> events_in_period(std::int64_t from, std::int64_t to, std::int64_t after_at,
+                                              std::int64_t after_id, std::size_t limit) override {
+        return call([&] {
+            const Result r =
+                m_db.exec("SELECT id, at, type, host, request_id, actor, identity, source_address, detail FROM events "
+                          "WHERE at >= $1::bigint AND at < $2::bigint AND at >= $3::bigint AND (at, id) > ($3::bigint, "
+                          "$4::bigint) ORDER BY at, id LIMIT $5::bigint",
+                          {num(from), num(to), num(after_at), num(after_id), limit_value(limit)});
+            std::vector<StoredEvent> out;
+            for (int i = 0; i < r.rows(); ++i)
+                out.push_back(
+                    StoredEvent{r.integer(i, 0), Event{r.integer(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
+                                                       r.text(i, 5), r.text(i, 6), r.text(i, 7), r.text(i, 8)}});
+            return out;
+        });
+    }
 
-            std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& s) override {
-                return call([&] {
-                    const Params params{
-                        s.host,
-                        s.user,
-                        s.type,
-                        s.from,
-                        s.to,
-                        num(s.after.value_or(s.oldest_first ? 0 : std::numeric_limits<std::int64_t>::max())),
-                        limit_value(s.limit)};
-                    // One literal statement per order; an empty filter matches everything.
-                    const Result r = m_db.exec(
-                        s.oldest_first
-                            ? "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
-                              "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text "
-                              "= '' OR "
-                              "type = $3) "
-                              "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id > $6::bigint "
-                              "ORDER BY id LIMIT $7::bigint"
-                            : "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
-                              "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text "
-                              "= '' OR "
-                              "type = $3) "
-                              "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id < $6::bigint "
-                              "ORDER BY id DESC LIMIT $7::bigint",
-                        params);
-                    std::vector<StoredAuditEvent> out;
-                    for (int i = 0; i < r.rows(); ++i) out.push_back(read_stored_event(r, i));
-                    return out;
-                });
-            }
+    std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id) override {
+        return call([&]() -> std::optional<StoredAuditEvent> {
+            const Result r = m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                                       " FROM audit_events WHERE host = $1 AND event_id = $2",
+                                       {str(host), str(event_id)});
+            if (r.rows() != 1) return std::nullopt;
+            return read_stored_event(r, 0);
+        });
+    }
 
-            // --- end of break-glass reviews ---
+    std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& s) override {
+        return call([&] {
+            const Params params{s.host,
+                                s.user,
+                                s.type,
+                                s.from,
+                                s.to,
+                                num(s.after.value_or(s.oldest_first ? 0 : std::numeric_limits<std::int64_t>::max())),
+                                limit_value(s.limit)};
+            // One literal statement per order; an empty filter matches everything.
+            const Result r = m_db.exec(
+                s.oldest_first
+                    ? "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text "
+                      "= '' OR "
+                      "type = $3) "
+                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id > $6::bigint "
+                      "ORDER BY id LIMIT $7::bigint"
+                    : "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text "
+                      "= '' OR "
+                      "type = $3) "
+                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id < $6::bigint "
+                      "ORDER BY id DESC LIMIT $7::bigint",
+                params);
+            std::vector<StoredAuditEvent> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_stored_event(r, i));
+            return out;
+        });
+    }
 
-            std::vector<AuditChain> audit_chains_after(std::string_view after_host, std::size_t limit) override {
-                return call([&] {
-                    const Result r = m_db.exec("SELECT " JITGATE_CHAIN_COLUMNS " FROM audit_chains WHERE host > $1 AND "
-                                               "last_seq > 0 ORDER BY host LIMIT $2::bigint",
-                                               {str(after_host), limit_value(limit)});
-                    std::vector<AuditChain> out;
-                    for (int i = 0; i < r.rows(); ++i) out.push_back(read_chain(r, i));
-                    return out;
-                });
-            }
+    // --- end of break-glass reviews ---
 
-            int wake_fd() override {
-                if (!m_listen) m_listen = listen();
-                return PQsocket(m_listen->handle());
-            }
+    std::vector<AuditChain> audit_chains_after(std::string_view after_host, std::size_t limit) override {
+        return call([&] {
+            const Result r = m_db.exec("SELECT " JITGATE_CHAIN_COLUMNS " FROM audit_chains WHERE host > $1 AND "
+                                       "last_seq > 0 ORDER BY host LIMIT $2::bigint",
+                                       {str(after_host), limit_value(limit)});
+            std::vector<AuditChain> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_chain(r, i));
+            return out;
+        });
+    }
 
-            std::vector<std::pair<std::string, std::string>> take_wakeups() override {
-                std::vector<std::pair<std::string, std::string>> out;
-                if (!m_listen) return out;
-                if (PQconsumeInput(m_listen->handle()) == 0 || m_listen->broken()) {
-                    // Notifications sent while the connection was down are lost: report the loss as
-                    // ("", "") so the caller re-checks everything it waits for, and listen again on a
-                    // new connection (wake_fd() changes).
-                    m_listen = listen();
-                    out.emplace_back();
-                    return out;
-                }
-                // Our own changes come back to us too; the caller already knows them.
-                const int own_pid = m_db.backend_pid();
-                std::set<std::pair<std::string, std::string>> seen;
-                while (PGnotify* n = PQnotifies(m_listen->handle())) {
-                    const std::string payload = n->extra != nullptr ? n->extra : "";
-                    const int from = n->be_pid;
-                    PQfreemem(n);
-                    if (from == own_pid) continue;
-                    // '<host> <id>': a request id never holds a space (protocol §3), so the last
-                    // space separates them even if a host name held one.
-                    const auto space = payload.rfind(' ');
-                    if (space == std::string::npos) continue;
-                    std::pair<std::string, std::string> key{payload.substr(0, space), payload.substr(space + 1)};
-                    if (seen.insert(key).second) out.push_back(std::move(key));
-                }
-                return out;
-            }
+    int wake_fd() override {
+        if (!m_listen) m_listen = listen();
+        return PQsocket(m_listen->handle());
+    }
 
-        private:
-            // Runs `body`, reconnecting once if the connection is found broken or breaks before COMMIT.
-            template <class F>
-            auto call(F && body)->decltype(body()) {
-                bool reconnected = false;
-                if (m_db.broken()) {
-                    m_db.reconnect();
-                    reconnected = true;
-                }
-                for (;;) {
-                    try {
-                        return body();
-                    } catch (const pg::ConnectionLost&) {
-                        if (reconnected) throw;
-                    }
-                    m_db.reconnect();
-                    reconnected = true;
-                }
-            }
+    std::vector<std::pair<std::string, std::string>> take_wakeups() override {
+        std::vector<std::pair<std::string, std::string>> out;
+        if (!m_listen) return out;
+        if (PQconsumeInput(m_listen->handle()) == 0 || m_listen->broken()) {
+            // Notifications sent while the connection was down are lost: report the loss as
+            // ("", "") so the caller re-checks everything it waits for, and listen again on a
+            // new connection (wake_fd() changes).
+            m_listen = listen();
+            out.emplace_back();
+            return out;
+        }
+        // Our own changes come back to us too; the caller already knows them.
+        const int own_pid = m_db.backend_pid();
+        std::set<std::pair<std::string, std::string>> seen;
+        while (PGnotify* n = PQnotifies(m_listen->handle())) {
+            const std::string payload = n->extra != nullptr ? n->extra : "";
+            const int from = n->be_pid;
+            PQfreemem(n);
+            if (from == own_pid) continue;
+            // '<host> <id>': a request id never holds a space (protocol §3), so the last
+            // space separates them even if a host name held one.
+            const auto space = payload.rfind(' ');
+            if (space == std::string::npos) continue;
+            std::pair<std::string, std::string> key{payload.substr(0, space), payload.substr(space + 1)};
+            if (seen.insert(key).second) out.push_back(std::move(key));
+        }
+        return out;
+    }
 
-            std::unique_ptr<pg::Connection> listen() {
-                auto connection = std::make_unique<pg::Connection>(m_conninfo);
-                connection->exec("LISTEN jitgate_requests");
-                return connection;
+private:
+    // Runs `body`, reconnecting once if the connection is found broken or breaks before COMMIT.
+    template <class F>
+    auto call(F&& body) -> decltype(body()) {
+        bool reconnected = false;
+        if (m_db.broken()) {
+            m_db.reconnect();
+            reconnected = true;
+        }
+        for (;;) {
+            try {
+                return body();
+            } catch (const pg::ConnectionLost&) {
+                if (reconnected) throw;
             }
+            m_db.reconnect();
+            reconnected = true;
+        }
+    }
 
-            void notify(std::string_view host, std::string_view id) {
-                m_db.exec("SELECT pg_notify('jitgate_requests', $1)", {str(host) + ' ' + str(id)});
-            }
+    std::unique_ptr<pg::Connection> listen() {
+        auto connection = std::make_unique<pg::Connection>(m_conninfo);
+        connection->exec("LISTEN jitgate_requests");
+        return connection;
+    }
 
-            std::optional<Request> load(std::string_view host, std::string_view id, bool lock) {
-                const Result r = m_db.exec(
-                    lock ? "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2 FOR UPDATE"
-                         : "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2",
-                    {str(host), str(id)});
-                if (r.rows() != 1) return std::nullopt;
-                Request request = read_request(r, 0);
-                request.approvals = load_approvals(host, id);
-                return request;
-            }
+    void notify(std::string_view host, std::string_view id) {
+        m_db.exec("SELECT pg_notify('jitgate_requests', $1)", {str(host) + ' ' + str(id)});
+    }
 
-            Request load_or_fail(std::string_view host, std::string_view id) {
-                auto request = load(host, id, false);
-                if (!request) throw Error(ErrorCode::internal, "store", "a request vanished inside its transaction");
-                return std::move(*request);
-            }
+    std::optional<Request> load(std::string_view host, std::string_view id, bool lock) {
+        const Result r =
+            m_db.exec(lock ? "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2 FOR UPDATE"
+                           : "SELECT " JITGATE_REQUEST_COLUMNS " FROM requests WHERE host = $1 AND id = $2",
+                      {str(host), str(id)});
+        if (r.rows() != 1) return std::nullopt;
+        Request request = read_request(r, 0);
+        request.approvals = load_approvals(host, id);
+        return request;
+    }
 
-            std::vector<Request> read_with_approvals(const Result& rows) {
-                std::vector<Request> out;
-                for (int i = 0; i < rows.rows(); ++i) out.push_back(read_request(rows, i));
-                for (Request& r : out) r.approvals = load_approvals(r.host, r.id);
-                return out;
-            }
+    Request load_or_fail(std::string_view host, std::string_view id) {
+        auto request = load(host, id, false);
+        if (!request) throw Error(ErrorCode::internal, "store", "a request vanished inside its transaction");
+        return std::move(*request);
+    }
 
-            std::vector<Approval> load_approvals(std::string_view host, std::string_view id) {
-                const Result r = m_db.exec("SELECT " JITGATE_APPROVAL_COLUMNS
-                                           " FROM approvals WHERE host = $1 AND id = $2 ORDER BY seq",
-                                           {str(host), str(id)});
-                std::vector<Approval> out;
-                for (int i = 0; i < r.rows(); ++i)
-                    out.push_back(Approval{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
-                                           r.integer(i, 5)});
-                return out;
-            }
+    std::vector<Request> read_with_approvals(const Result& rows) {
+        std::vector<Request> out;
+        for (int i = 0; i < rows.rows(); ++i) out.push_back(read_request(rows, i));
+        for (Request& r : out) r.approvals = load_approvals(r.host, r.id);
+        return out;
+    }
 
-            // --- break-glass reviews ---
-            void open_review(const std::string& host, const AuditEvent& e, std::int64_t now,
-                             const IngestOptions& options) {
-                m_db.exec("INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at) "
-                          "VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint) ON CONFLICT (host, event_id) DO NOTHING",
-                          {host, e.event_id, e.user, e.time, num(now), num(now + options.break_glass_review_within_s)});
-            }
+    std::vector<Approval> load_approvals(std::string_view host, std::string_view id) {
+        const Result r =
+            m_db.exec("SELECT " JITGATE_APPROVAL_COLUMNS " FROM approvals WHERE host = $1 AND id = $2 ORDER BY seq",
+                      {str(host), str(id)});
+        std::vector<Approval> out;
+        for (int i = 0; i < r.rows(); ++i)
+            out.push_back(
+                Approval{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.integer(i, 5)});
+        return out;
+    }
 
-            static BreakGlassReview read_review(const Result& q, int row) {
-                BreakGlassReview r;
-                r.host = q.text(row, 0);
-                r.event_id = q.text(row, 1);
-                r.user_name = q.text(row, 2);
-                r.time = q.text(row, 3);
-                r.opened_at = q.integer(row, 4);
-                r.due_at = q.integer(row, 5);
-                r.closed = review_closed_from_column(q.text(row, 6));
-                r.reviewer = q.text(row, 7);
-                r.reviewer_identity = q.text(row, 8);
-                r.note = q.text(row, 9);
-                r.closed_at = q.integer(row, 10);
-                r.overdue_alerted_at = q.integer(row, 11);
-                return r;
-            }
+    // --- break-glass reviews ---
+    void open_review(const std::string& host, const AuditEvent& e, std::int64_t now, const IngestOptions& options) {
+        m_db.exec("INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at) "
+                  "VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint) ON CONFLICT (host, event_id) DO NOTHING",
+                  {host, e.event_id, e.user, e.time, num(now), num(now + options.break_glass_review_within_s)});
+    }
 
-            // id, host, received_at, then JITGATE_AUDIT_EVENT_COLUMNS.
-            static StoredAuditEvent read_stored_event(const Result& r, int i) {
-                return StoredAuditEvent{r.integer(i, 0), r.text(i, 1), r.integer(i, 2),
-                                        AuditEvent{r.text(i, 3), r.integer(i, 4), r.text(i, 5), r.text(i, 6),
-                                                   r.text(i, 7), r.text(i, 8), r.text(i, 9), r.text(i, 10),
-                                                   r.text(i, 11)}};
-            }
-            static std::vector<StoredAuditEvent> read_stored_events_of(const Result& r) {
-                std::vector<StoredAuditEvent> out;
-                for (int i = 0; i < r.rows(); ++i) out.push_back(read_stored_event(r, i));
-                return out;
-            }
+    static BreakGlassReview read_review(const Result& q, int row) {
+        BreakGlassReview r;
+        r.host = q.text(row, 0);
+        r.event_id = q.text(row, 1);
+        r.user_name = q.text(row, 2);
+        r.time = q.text(row, 3);
+        r.opened_at = q.integer(row, 4);
+        r.due_at = q.integer(row, 5);
+        r.closed = review_closed_from_column(q.text(row, 6));
+        r.reviewer = q.text(row, 7);
+        r.reviewer_identity = q.text(row, 8);
+        r.note = q.text(row, 9);
+        r.closed_at = q.integer(row, 10);
+        r.overdue_alerted_at = q.integer(row, 11);
+        return r;
+    }
 
-            std::optional<BreakGlassReview> load_review(std::string_view host, std::string_view event_id, bool lock) {
-                const Result r = m_db.exec(lock ? "SELECT " JITGATE_REVIEW_COLUMNS
-                                                  " FROM break_glass_reviews WHERE host = $1 AND event_id = $2 "
-                                                  "FOR UPDATE"
-                                                : "SELECT " JITGATE_REVIEW_COLUMNS
-                                                  " FROM break_glass_reviews WHERE host = $1 AND event_id = $2",
-                                           {str(host), str(event_id)});
-                if (r.rows() != 1) return std::nullopt;
-                return read_review(r, 0);
-            }
-            // --- end of break-glass reviews ---
+    // id, host, received_at, then JITGATE_AUDIT_EVENT_COLUMNS.
+    static StoredAuditEvent read_stored_event(const Result& r, int i) {
+        return StoredAuditEvent{r.integer(i, 0), r.text(i, 1), r.integer(i, 2),
+                                AuditEvent{r.text(i, 3), r.integer(i, 4), r.text(i, 5), r.text(i, 6), r.text(i, 7),
+                                           r.text(i, 8), r.text(i, 9), r.text(i, 10), r.text(i, 11)}};
+    }
+    static std::vector<StoredAuditEvent> read_stored_events_of(const Result& r) {
+        std::vector<StoredAuditEvent> out;
+        for (int i = 0; i < r.rows(); ++i) out.push_back(read_stored_event(r, i));
+        return out;
+    }
 
-            void insert_event(const Event& e) {
-                m_db.exec("INSERT INTO events (at, type, host, request_id, actor, identity, source_address, detail) "
-                          "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8)",
-                          {num(e.at), e.type, e.host, e.request_id, e.actor, e.identity, e.source_address,
-                           e.detail.empty() ? std::string("{}") : e.detail});
-            }
+    std::optional<BreakGlassReview> load_review(std::string_view host, std::string_view event_id, bool lock) {
+        const Result r = m_db.exec(
+            lock ? "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE host = $1 AND event_id = $2 "
+                   "FOR UPDATE"
+                 : "SELECT " JITGATE_REVIEW_COLUMNS " FROM break_glass_reviews WHERE host = $1 AND event_id = $2",
+            {str(host), str(event_id)});
+        if (r.rows() != 1) return std::nullopt;
+        return read_review(r, 0);
+    }
+    // --- end of break-glass reviews ---
 
-            std::string m_conninfo;
-            pg::Connection m_db;
-            std::unique_ptr<pg::Connection> m_listen; // LISTEN jitgate_requests; opened by the first wake_fd()
+    void insert_event(const Event& e) {
+        m_db.exec("INSERT INTO events (at, type, host, request_id, actor, identity, source_address, detail) "
+                  "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8)",
+                  {num(e.at), e.type, e.host, e.request_id, e.actor, e.identity, e.source_address,
+                   e.detail.empty() ? std::string("{}") : e.detail});
+    }
+
+    std::string m_conninfo;
+    pg::Connection m_db;
+    std::unique_ptr<pg::Connection> m_listen; // LISTEN jitgate_requests; opened by the first wake_fd()
 };
 
-    } // namespace
+} // namespace
 
-    std::unique_ptr<Store> open_postgres(const std::string& conninfo) {
-        return std::make_unique<PostgresStore>(conninfo);
-    }
+std::unique_ptr<Store> open_postgres(const std::string& conninfo) {
+    return std::make_unique<PostgresStore>(conninfo);
+}
 
 } // namespace jitgate::server::store
