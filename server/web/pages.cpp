@@ -723,8 +723,7 @@ std::string audit_report_form(const Frame& frame, const ReportForm& form, std::s
     c += text_input("hosts", "Hosts (a pattern: * any, ? one character)", form.hosts, "*");
     c += "<p><label for=\"format\">Format</label><br>\n<select id=\"format\" name=\"format\">";
     for (const char* f : {"html", "pdf", "csv", "json"})
-        c += std::string("<option value=\"") + f + "\"" + (form.format == f ? " selected" : "") + ">" + f +
-             "</option>";
+        c += std::string("<option value=\"") + f + "\"" + (form.format == f ? " selected" : "") + ">" + f + "</option>";
     c += "</select></p>\n<p><button type=\"submit\">Make the report</button></p>\n</form>\n";
     return document(frame, "Evidence report", c);
 }

@@ -416,8 +416,8 @@ http::Response WebUi::route(const http::Request& request) {
     const bool is_post =
         which == Route::logout || which == Route::approve || which == Route::deny || which == Route::audit_close;
     const bool is_audit = which == Route::audit_hosts || which == Route::audit_events ||
-                          which == Route::audit_reviews || which == Route::audit_review || which == Route::audit_close ||
-                          which == Route::audit_report;
+                          which == Route::audit_reviews || which == Route::audit_review ||
+                          which == Route::audit_close || which == Route::audit_report;
     if (method != (is_post ? "POST" : "GET")) return method_not_allowed(is_post ? "POST" : "GET");
 
     const std::optional<SignedIn> who = signed_in(request, now);
@@ -1105,8 +1105,7 @@ std::variant<http::Response, WebUi::ReportJob> WebUi::check_report(const http::R
     // The report module's own parser, as the CLI's --from and --to: a date or an RFC 3339 time.
     const std::optional<std::int64_t> start = report::parse_time(form.from, false);
     const std::optional<std::int64_t> end = report::parse_time(form.to, true);
-    if (!start || !end)
-        return refused("From and to are dates (2026-11-01) or RFC 3339 times (2026-11-01T08:00:00Z).");
+    if (!start || !end) return refused("From and to are dates (2026-11-01) or RFC 3339 times (2026-11-01T08:00:00Z).");
     if (*start >= *end) return refused("The period is empty: from must be before to.");
     // SECURITY NOTE: a bounded period bounds what one request makes the server read.
     if (*end - *start > k_max_report_days * 86400)
@@ -1165,10 +1164,9 @@ http::Response WebUi::finish_report(const ReportJob& job, Made made) {
         }
         response = plain(200, content_type_of(job.format), std::move(made.document));
         if (job.format != report::Format::html)
-            response.headers.emplace_back("Content-Disposition", "attachment; filename=\"jitgate-report-" +
-                                                                     file_stamp(job.options.from) + "-" +
-                                                                     file_stamp(job.options.to) + "." +
-                                                                     job.format_name + "\"");
+            response.headers.emplace_back("Content-Disposition",
+                                          "attachment; filename=\"jitgate-report-" + file_stamp(job.options.from) +
+                                              "-" + file_stamp(job.options.to) + "." + job.format_name + "\"");
         if (policy.empty())
             browser::add_security_headers(response);
         else
@@ -1176,10 +1174,10 @@ http::Response WebUi::finish_report(const ReportJob& job, Made made) {
     } catch (const std::exception& e) {
         log_line(std::string("report: ") + e.what());
         const auto* as_error = dynamic_cast<const Error*>(&e);
-        response = as_error != nullptr && as_error->code() == ErrorCode::io
-                       ? error(503, "The database is not available; the report was not sent. Try again shortly.",
-                               nullptr)
-                       : error(500, "Something went wrong on the server; the report was not sent.", nullptr);
+        response =
+            as_error != nullptr && as_error->code() == ErrorCode::io
+                ? error(503, "The database is not available; the report was not sent. Try again shortly.", nullptr)
+                : error(500, "Something went wrong on the server; the report was not sent.", nullptr);
         browser::add_security_headers(response);
     }
     return response;
