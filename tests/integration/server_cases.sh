@@ -796,11 +796,14 @@ case_report_approved_and_denied() {
     from="$(date -u -d yesterday +%F)"; to="$(date -u -d tomorrow +%F)"
     "$SERVER_BIN" --config "$T/srv.yaml" report --from "$from" --to "$to" --format json >"$T/report.json" 2>"$T/report.err" ||
         { cat "$T/report.err" >&2; ns_die "jitgate-server report failed"; }
-    local fields='[.host, .decision, .requester, .user, .command, .reason, ([.approvals[].approver] | join(",")), .decided_by, .decision_reason, .server_status, .status_type, (.exit_status | tostring)] | join("|")'
+    # host, decision, the host's outcome, requester, user, command, reason, approvals (approver/via/comment),
+    # decided by, why, the server's status, what ran and its exit status
+    local fields='[.host, .decision, .outcome, .requester, .user, .command, .reason, ([.approvals[] | "\(.approver)/\(.via)/\(.comment)"] | join(",")), .decided_by, .decision_reason, .server_status, .result_type, .status_type, (.exit_status | tostring)] | join("|")'
     expect_eq "$(jq -r --arg id "$approved" ".actions[] | select(.request_id == \$id) | $fields" "$T/report.json")" \
-        "fin-db-01|approved|alice|alice|/usr/bin/whoami|ledger check|bob|bob||approved|exit|0" "the approved action"
+        "fin-db-01|approved||alice|alice|/usr/bin/whoami|ledger check|bob/web/fine|||approved|command|exit|0" \
+        "the approved action"
     expect_eq "$(jq -r --arg id "$denied" ".actions[] | select(.request_id == \$id) | $fields" "$T/report.json")" \
-        "fin-db-01|denied|alice|alice|/usr/bin/ls|peek at root||bob|not during the close|denied||null" \
+        "fin-db-01|denied|denied|alice|alice|/usr/bin/ls|peek at root||bob|not during the close|denied|||null" \
         "the denied action"
     expect_eq "$(jq -r '[.summary.actions, .summary.approved, .summary.denials] | join(" ")' "$T/report.json")" "2 1 1" \
         "the summary"
