@@ -297,8 +297,11 @@ int serve(const std::string& path, const std::string& ports_file) {
         sign_in = std::make_unique<server::web::OidcSignIn>(server::web::oidc::settings_from_config(
             config->oidc, read_secret(config->oidc.client_secret_file), public_url + "/oidc/callback"));
     server::web::WebUi web(*config, service, *store, *sign_in);
-    // The IdP calls of sign-ins leave the loop thread (a slow IdP must not stall the hosts).
+    // The IdP calls of sign-ins and the evidence reports leave the loop thread (a slow IdP or a
+    // report of a year must not stall the hosts); a report reads through a Store of its own.
     web.offload_sign_in([&loop](std::function<void()> work) { loop.post(std::move(work)); });
+    web.offload_reports([&loop](std::function<void()> work) { loop.post(std::move(work)); },
+                        [&config]() { return open_store(*config); });
     // So do the checks of audit batches (a hostile 32 MiB batch must not stall the others).
     service.offload_audit_checks([&loop](std::function<void()> work) { loop.post(std::move(work)); });
 

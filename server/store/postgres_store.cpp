@@ -724,46 +724,7 @@ public:
                 {str(after_host), limit_value(limit)});
             std::vector<AuditHostStatus> out;
             for (int i = 0; i < r.rows(); ++i)
-                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, 11), r.integer(i, 10)});
-            return out;
-        });
-    }
-
-    std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id) override {
-        return call([&]() -> std::optional<StoredAuditEvent> {
-            const Result r = m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
-                                       " FROM audit_events WHERE host = $1 AND event_id = $2",
-                                       {str(host), str(event_id)});
-            if (r.rows() != 1) return std::nullopt;
-            return read_stored_event(r, 0);
-        });
-    }
-
-    std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& s) override {
-        return call([&] {
-            const Params params{s.host,
-                                s.user,
-                                s.type,
-                                s.from,
-                                s.to,
-                                num(s.after.value_or(s.oldest_first ? 0 : std::numeric_limits<std::int64_t>::max())),
-                                limit_value(s.limit)};
-            // One literal statement per order; an empty filter matches everything.
-            const Result r = m_db.exec(
-                s.oldest_first
-                    ? "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
-                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text = '' OR "
-                      "type = $3) "
-                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id > $6::bigint "
-                      "ORDER BY id LIMIT $7::bigint"
-                    : "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
-                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text = '' OR "
-                      "type = $3) "
-                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id < $6::bigint "
-                      "ORDER BY id DESC LIMIT $7::bigint",
-                params);
-            std::vector<StoredAuditEvent> out;
-            for (int i = 0; i < r.rows(); ++i) out.push_back(read_stored_event(r, i));
+                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, 15), r.integer(i, 14)});
             return out;
         });
     }
@@ -810,6 +771,47 @@ public:
                 out.push_back(
                     StoredEvent{r.integer(i, 0), Event{r.integer(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
                                                        r.text(i, 5), r.text(i, 6), r.text(i, 7), r.text(i, 8)}});
+            return out;
+        });
+    }
+
+    std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id) override {
+        return call([&]() -> std::optional<StoredAuditEvent> {
+            const Result r = m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                                       " FROM audit_events WHERE host = $1 AND event_id = $2",
+                                       {str(host), str(event_id)});
+            if (r.rows() != 1) return std::nullopt;
+            return read_stored_event(r, 0);
+        });
+    }
+
+    std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& s) override {
+        return call([&] {
+            const Params params{s.host,
+                                s.user,
+                                s.type,
+                                s.from,
+                                s.to,
+                                num(s.after.value_or(s.oldest_first ? 0 : std::numeric_limits<std::int64_t>::max())),
+                                limit_value(s.limit)};
+            // One literal statement per order; an empty filter matches everything.
+            const Result r = m_db.exec(
+                s.oldest_first
+                    ? "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text "
+                      "= '' OR "
+                      "type = $3) "
+                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id > $6::bigint "
+                      "ORDER BY id LIMIT $7::bigint"
+                    : "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
+                      "WHERE ($1::text = '' OR host = $1) AND ($2::text = '' OR user_name = $2) AND ($3::text "
+                      "= '' OR "
+                      "type = $3) "
+                      "AND ($4::text = '' OR time >= $4) AND ($5::text = '' OR time < $5) AND id < $6::bigint "
+                      "ORDER BY id DESC LIMIT $7::bigint",
+                params);
+            std::vector<StoredAuditEvent> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_stored_event(r, i));
             return out;
         });
     }

@@ -676,7 +676,7 @@ public:
                     "audit_events e WHERE e.host = audit_chains.host AND e.event_id = audit_chains.last_event_id), "
                     "'') FROM audit_chains WHERE host > ?1 AND last_seq > 0 ORDER BY host LIMIT ?2");
             q.text(1, after_host).integer(2, limit_value(limit));
-            while (q.step()) out.push_back(AuditHostStatus{read_chain(q), q.text(11), q.integer(10)});
+            while (q.step()) out.push_back(AuditHostStatus{read_chain(q), q.text(15), q.integer(14)});
         }
         tx.commit();
         return out;

@@ -84,17 +84,28 @@ bool is_token(std::string_view text) noexcept {
            });
 }
 
-std::string sha256_hex(std::string_view bytes) {
+namespace {
+
+// The 32 bytes of SHA-256 of `bytes`. Throws Error(internal).
+std::string sha256_raw(std::string_view bytes) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int md_len = 0;
     if (EVP_Digest(bytes.data(), bytes.size(), md.data(), &md_len, EVP_sha256(), nullptr) != 1)
         throw Error(ErrorCode::internal, "web", "SHA-256 failed (OpenSSL EVP_Digest)");
+    return std::string(reinterpret_cast<const char*>(md.data()), md_len);
+}
+
+} // namespace
+
+std::string sha256_hex(std::string_view bytes) {
     static constexpr char k_hex[] = "0123456789abcdef";
+    const std::string md = sha256_raw(bytes);
     std::string out;
-    out.reserve(md_len * 2);
-    for (unsigned int i = 0; i < md_len; ++i) {
-        out += k_hex[md[i] >> 4];
-        out += k_hex[md[i] & 0x0F];
+    out.reserve(md.size() * 2);
+    for (const char c : md) {
+        const auto u = static_cast<unsigned char>(c);
+        out += k_hex[u >> 4];
+        out += k_hex[u & 0x0F];
     }
     return out;
 }
@@ -244,8 +255,17 @@ bool same_origin_request(const http::Fields& headers, std::string_view expected_
     return true;
 }
 
+std::string style_hash_policy(std::string_view style) {
+    return "default-src 'none'; style-src 'sha256-" + text::base64_encode(sha256_raw(style)) +
+           "'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+}
+
 void add_security_headers(http::Response& response) {
-    set_header(response, "Content-Security-Policy", k_content_security_policy);
+    add_security_headers(response, k_content_security_policy);
+}
+
+void add_security_headers(http::Response& response, std::string_view content_security_policy) {
+    set_header(response, "Content-Security-Policy", content_security_policy);
     set_header(response, "X-Frame-Options", "DENY");
     set_header(response, "Referrer-Policy", "same-origin");
     set_header(response, "Strict-Transport-Security", "max-age=31536000");

@@ -84,6 +84,15 @@ bool same_origin_request(const http::Fields& headers, std::string_view expected_
 // with our own forms, which the Origin check refuses), Strict-Transport-Security, Cache-Control no-store,
 // X-Content-Type-Options nosniff. Replaces any of them already present.
 void add_security_headers(http::Response& response);
+// The same with another Content-Security-Policy (the evidence report's page: style_hash_policy).
+void add_security_headers(http::Response& response, std::string_view content_security_policy);
+
+// SECURITY NOTE: the policy for a document whose only styling is one inline <style> element
+// whose content is `style` (the evidence report, a self-contained document that must also
+// render as a file and a PDF): default-src 'none', and style-src only that element, by its
+// SHA-256 ('sha256-<base64>', CSP level 2). Nothing else loads or runs: no script, image, font,
+// frame or form target. Throws Error(internal) when SHA-256 fails.
+std::string style_hash_policy(std::string_view style);
 
 // The exact Content-Security-Policy value.
 inline constexpr std::string_view k_content_security_policy =

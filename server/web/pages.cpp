@@ -660,7 +660,8 @@ std::string review_path(std::string_view host, std::string_view event_id) {
 std::string audit_hosts(const Frame& frame, const std::vector<store::AuditHostStatus>& hosts, std::int64_t now,
                         const std::optional<std::string>& next) {
     std::string c = "<h1>Audit store</h1>\n<p><a href=\"/audit/events\">Search events</a> | "
-                    "<a href=\"/audit/reviews\">Break-glass reviews</a></p>\n";
+                    "<a href=\"/audit/reviews\">Break-glass reviews</a> | "
+                    "<a href=\"/audit/report\">Evidence report</a></p>\n";
     if (hosts.empty()) {
         c += "<p>No host has shipped events yet.</p>\n";
     } else {
@@ -708,6 +709,23 @@ std::string audit_events(const Frame& frame, const EventSearchForm& form,
                                       (form.oldest_first ? "oldest first" : "newest first"));
     if (next) c += "<p><a href=\"" + html_escape(*next) + "\">More events</a></p>\n";
     return document(frame, "Search host events", c);
+}
+
+std::string audit_report_form(const Frame& frame, const ReportForm& form, std::string_view message) {
+    std::string c = "<h1>Evidence report</h1>\n";
+    if (!message.empty()) c += "<p class=\"flash\" role=\"alert\">" + exact_text(message) + "</p>\n";
+    c += "<p>For a period of at most a year: every privileged action with its requester, approvers and "
+         "outcome, every break-glass use and its review, the exceptions and each host's chain. A large "
+         "period takes a while; one report is made at a time.</p>\n"
+         "<form method=\"get\" action=\"/audit/report\" class=\"search\">\n";
+    c += text_input("from", "From (a date is its start, UTC)", form.from, "2026-11-01");
+    c += text_input("to", "To (a date is its end, UTC)", form.to, "2026-11-30");
+    c += text_input("hosts", "Hosts (a pattern: * any, ? one character)", form.hosts, "*");
+    c += "<p><label for=\"format\">Format</label><br>\n<select id=\"format\" name=\"format\">";
+    for (const char* f : {"html", "pdf", "csv", "json"})
+        c += std::string("<option value=\"") + f + "\"" + (form.format == f ? " selected" : "") + ">" + f + "</option>";
+    c += "</select></p>\n<p><button type=\"submit\">Make the report</button></p>\n</form>\n";
+    return document(frame, "Evidence report", c);
 }
 
 std::string audit_reviews(const Frame& frame, const std::optional<std::vector<store::BreakGlassReview>>& open,

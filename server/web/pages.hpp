@@ -109,6 +109,16 @@ struct EventSearchForm {
 std::string audit_events(const Frame& frame, const EventSearchForm& form,
                          const std::vector<store::StoredAuditEvent>& events, const std::optional<std::string>& next);
 
+// The evidence report's form (GET /audit/report): the period, the hosts and the format, filled
+// with what was asked; `message`, when not empty, says what was wrong with it.
+struct ReportForm {
+    std::string from;
+    std::string to;
+    std::string hosts = "*";
+    std::string format = "html";
+};
+std::string audit_report_form(const Frame& frame, const ReportForm& form, std::string_view message);
+
 // The break-glass review items: open ones (overdue flagged) and recently closed ones; either
 // list may be absent (a page of one list only). `next_open`, `next_closed`: paths of the lists'
 // next pages.

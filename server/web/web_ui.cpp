@@ -202,6 +202,11 @@ void WebUi::handle(http::Request&& request, http::Reply&& reply) {
         handle_sign_in_elsewhere(std::move(request), std::move(reply));
         return;
     }
+    if (request.path == "/audit/report") {
+        auto shared_reply = std::make_shared<http::Reply>(std::move(reply));
+        report(request, [shared_reply](http::Response response) { shared_reply->send(std::move(response)); });
+        return;
+    }
     reply.send(respond(request));
 }
 
@@ -362,7 +367,8 @@ http::Response WebUi::route(const http::Request& request) {
         audit_events,
         audit_reviews,
         audit_review,
-        audit_close
+        audit_close,
+        audit_report
     } which{};
     std::string host;
     std::string id;
@@ -379,6 +385,8 @@ http::Response WebUi::route(const http::Request& request) {
         which = Route::audit_events;
     } else if (path == "/audit/reviews") {
         which = Route::audit_reviews;
+    } else if (path == "/audit/report") {
+        which = Route::audit_report;
     } else if ((parts.size() == 4 || parts.size() == 5) && parts[0] == "audit" && parts[1] == "reviews" &&
                is_host_name(parts[2]) && is_event_id(parts[3])) {
         host = parts[2];
@@ -408,7 +416,8 @@ http::Response WebUi::route(const http::Request& request) {
     const bool is_post =
         which == Route::logout || which == Route::approve || which == Route::deny || which == Route::audit_close;
     const bool is_audit = which == Route::audit_hosts || which == Route::audit_events ||
-                          which == Route::audit_reviews || which == Route::audit_review || which == Route::audit_close;
+                          which == Route::audit_reviews || which == Route::audit_review ||
+                          which == Route::audit_close || which == Route::audit_report;
     if (method != (is_post ? "POST" : "GET")) return method_not_allowed(is_post ? "POST" : "GET");
 
     const std::optional<SignedIn> who = signed_in(request, now);
@@ -418,6 +427,16 @@ http::Response WebUi::route(const http::Request& request) {
         // fleet: only auditors and break-glass reviewers read them.
         if (is_audit && !who->auditor && !who->reviewer)
             return error(403, "The audit pages are for auditors (audit.auditor_groups) only.", &who->viewer);
+        if (which == Route::audit_report) {
+            // SECURITY NOTE: the report is the auditors' evidence; break-glass reviewers read the
+            // pages they need for their reviews, not the report.
+            if (!who->auditor)
+                return error(403, "The evidence report is for auditors (audit.auditor_groups) only.", &who->viewer);
+            std::variant<http::Response, ReportJob> checked = check_report(request, *who, now);
+            if (auto* answer = std::get_if<http::Response>(&checked)) return std::move(*answer);
+            // Never made here: respond() runs on the loop (see offload_reports()).
+            return error(503, "The evidence report cannot be made here; nothing was made.", &who->viewer);
+        }
         if (which == Route::audit_hosts) return audit_hosts_page(request, *who, now);
         if (which == Route::audit_events) return audit_events_page(request, *who);
         if (which == Route::audit_reviews) return audit_reviews_page(request, *who, now);
@@ -945,6 +964,223 @@ http::Response WebUi::error(int status, const std::string& message, const pages:
 
 pages::Frame WebUi::frame(const pages::Viewer* viewer) const {
     return {m_config.server.name, viewer};
+}
+
+// ---- the evidence report ------------------------------------------------------------------
+
+namespace {
+
+// A --hosts pattern as the form takes it: 1-253 characters of host names and fnmatch(3)'s * ? [ ] !.
+bool is_host_pattern(std::string_view pattern) noexcept {
+    return !pattern.empty() && pattern.size() <= 253 && std::all_of(pattern.begin(), pattern.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' ||
+               c == '-' || c == '*' || c == '?' || c == '[' || c == ']' || c == '!';
+    });
+}
+
+std::string_view content_type_of(report::Format format) noexcept {
+    switch (format) {
+    case report::Format::html:
+        return k_html;
+    case report::Format::pdf:
+        return "application/pdf";
+    case report::Format::csv:
+        return "text/csv; charset=utf-8";
+    case report::Format::json:
+        return "application/json";
+    }
+    return "application/octet-stream";
+}
+
+// "20261129T080000Z": a time as it may stand in a file name.
+std::string file_stamp(std::int64_t unix_s) {
+    std::string stamp = report::rfc3339(unix_s);
+    stamp.erase(std::remove_if(stamp.begin(), stamp.end(), [](char c) { return c == '-' || c == ':'; }), stamp.end());
+    return stamp;
+}
+
+// The content of the first <style> element of the report's HTML (render() writes exactly one,
+// in the head); nullopt when there is none.
+std::optional<std::string_view> inline_style(std::string_view html) {
+    constexpr std::string_view k_open = "<style>";
+    const auto start = html.find(k_open);
+    if (start == std::string_view::npos) return std::nullopt;
+    const auto end = html.find("</style>", start + k_open.size());
+    if (end == std::string_view::npos) return std::nullopt;
+    return html.substr(start + k_open.size(), end - start - k_open.size());
+}
+
+} // namespace
+
+void WebUi::offload_reports(std::function<void(std::function<void()>)> post,
+                            std::function<std::unique_ptr<store::Store>()> open_store) {
+    m_open_report_store = std::move(open_store);
+    m_report_worker = std::make_unique<http::Worker>("report", 1, std::move(post));
+}
+
+void WebUi::report(const http::Request& request, std::function<void(http::Response)> done) {
+    // Only a valid report request of a signed-in auditor goes to the report thread; respond()
+    // answers everything else (the form, 400, 403, the sign-in redirect, 405) as for any page.
+    std::optional<ReportJob> job;
+    if (m_report_worker && request.method == "GET") {
+        try {
+            const std::int64_t now = m_service.now();
+            if (const std::optional<SignedIn> who = signed_in(request, now); who && who->auditor) {
+                std::variant<http::Response, ReportJob> checked = check_report(request, *who, now);
+                if (auto* j = std::get_if<ReportJob>(&checked)) job = std::move(*j);
+            }
+        } catch (const std::exception&) {
+            job.reset(); // respond() meets the same failure, answers and logs it
+        }
+    }
+    if (!job) {
+        done(respond(request));
+        return;
+    }
+    // SECURITY NOTE: one report at a time: each reads a whole period, and a second one would
+    // only share the database's and the machine's time with the first.
+    const auto busy = [this](const std::string& message) {
+        http::Response response = error(503, message, nullptr);
+        response.headers.emplace_back("Retry-After", std::to_string(k_report_retry_after_s));
+        browser::add_security_headers(response);
+        return response;
+    };
+    if (m_report_done) {
+        done(busy("A report is being made; try again in a minute."));
+        return;
+    }
+    // The Reply stays on the loop (in m_report_done): the report thread's work holds only the job.
+    const bool queued = m_report_worker->push([this, job = *job]() {
+        Made made;
+        const auto failed = [&made](const std::exception& e, const std::string& io_message) {
+            made.failure = e.what();
+            const auto* as_error = dynamic_cast<const Error*>(&e);
+            const bool io = as_error != nullptr && as_error->code() == ErrorCode::io;
+            made.status = io ? 503 : 500;
+            made.message = io ? io_message : "Something went wrong on the server; no report was made.";
+        };
+        std::optional<report::Report> built;
+        try {
+            const std::unique_ptr<store::Store> store = m_open_report_store();
+            built = report::build(*store, job.options);
+        } catch (const std::exception& e) {
+            failed(e, "The database is not available; no report was made. Try again shortly.");
+        }
+        if (built) {
+            try {
+                made.document = report::render(*built, job.format);
+            } catch (const std::exception& e) {
+                // Error(io) here is the PDF maker (WeasyPrint missing or failing): its message says which.
+                failed(e, std::string("The report could not be made: ") + e.what());
+            }
+        }
+        m_report_worker->post([this, job, made = std::move(made)]() mutable {
+            std::function<void(http::Response)> finish = std::move(m_report_done);
+            m_report_done = nullptr;
+            if (finish) finish(finish_report(job, std::move(made)));
+        });
+    });
+    if (!queued) {
+        done(busy("A report is being made; try again in a minute."));
+        return;
+    }
+    m_report_done = std::move(done);
+}
+
+std::variant<http::Response, WebUi::ReportJob> WebUi::check_report(const http::Request& request, const SignedIn& who,
+                                                                   std::int64_t now) const {
+    pages::ReportForm form;
+    const auto from = browser::field(request.query, "from");
+    const auto to = browser::field(request.query, "to");
+    const auto hosts = browser::field(request.query, "hosts");
+    const auto format = browser::field(request.query, "format");
+    form.from = from.value_or("");
+    form.to = to.value_or("");
+    if (hosts && !hosts->empty()) form.hosts = *hosts;
+    if (format) form.format = *format;
+    if (!from && !to && !hosts && !format) return page(200, pages::audit_report_form(frame(&who.viewer), form, ""));
+    const auto refused = [&](const std::string& message) {
+        return page(400, pages::audit_report_form(frame(&who.viewer), form, message + " Nothing was made."));
+    };
+    // The report module's own parser, as the CLI's --from and --to: a date or an RFC 3339 time.
+    const std::optional<std::int64_t> start = report::parse_time(form.from, false);
+    const std::optional<std::int64_t> end = report::parse_time(form.to, true);
+    if (!start || !end) return refused("From and to are dates (2026-11-01) or RFC 3339 times (2026-11-01T08:00:00Z).");
+    if (*start >= *end) return refused("The period is empty: from must be before to.");
+    // SECURITY NOTE: a bounded period bounds what one request makes the server read.
+    if (*end - *start > k_max_report_days * 86400)
+        return refused("A report covers at most " + std::to_string(k_max_report_days) + " days.");
+    if (!is_host_pattern(form.hosts))
+        return refused("Hosts is a pattern of host-name characters and * ? [ ] ! (at most 253).");
+    const std::optional<report::Format> parsed_format = report::format_from_string(form.format);
+    if (!parsed_format) return refused("The format is html, pdf, csv or json.");
+    ReportJob job;
+    job.options.from = *start;
+    job.options.to = *end;
+    job.options.hosts = form.hosts;
+    job.options.now = now;
+    job.format = *parsed_format;
+    job.format_name = form.format;
+    job.actor = who.viewer.unix_user;
+    job.identity = who.session.identity;
+    job.source_address = request.peer_address;
+    return job;
+}
+
+http::Response WebUi::finish_report(const ReportJob& job, Made made) {
+    http::Response response;
+    try {
+        if (!made.failure.empty()) {
+            log_line("report " + report::rfc3339(job.options.from) + " to " + report::rfc3339(job.options.to) + ": " +
+                     made.failure);
+            response = error(made.status, made.message, nullptr);
+            browser::add_security_headers(response);
+            return response;
+        }
+        // SECURITY NOTE: an auditor's reading of the evidence is itself evidence: recorded (store
+        // and syslog) before anything is sent; when it cannot be recorded, nothing is sent.
+        store::Event event;
+        event.at = m_service.now();
+        event.type = "report.viewed";
+        event.actor = job.actor;
+        event.identity = job.identity;
+        event.source_address = job.source_address;
+        event.detail = nlohmann::json{{"from", report::rfc3339(job.options.from)},
+                                      {"to", report::rfc3339(job.options.to)},
+                                      {"hosts", job.options.hosts},
+                                      {"format", job.format_name},
+                                      {"bytes", made.document.size()}}
+                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        m_store.record(event);
+        service::log_event(event);
+
+        std::string policy;
+        if (job.format == report::Format::html) {
+            const std::optional<std::string_view> style = inline_style(made.document);
+            // No style element: the policy allows no style at all (the page is plain, not unsafe).
+            policy = style ? browser::style_hash_policy(*style)
+                           : std::string("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+                                         "form-action 'none'");
+        }
+        response = plain(200, content_type_of(job.format), std::move(made.document));
+        if (job.format != report::Format::html)
+            response.headers.emplace_back("Content-Disposition",
+                                          "attachment; filename=\"jitgate-report-" + file_stamp(job.options.from) +
+                                              "-" + file_stamp(job.options.to) + "." + job.format_name + "\"");
+        if (policy.empty())
+            browser::add_security_headers(response);
+        else
+            browser::add_security_headers(response, policy);
+    } catch (const std::exception& e) {
+        log_line(std::string("report: ") + e.what());
+        const auto* as_error = dynamic_cast<const Error*>(&e);
+        response =
+            as_error != nullptr && as_error->code() == ErrorCode::io
+                ? error(503, "The database is not available; the report was not sent. Try again shortly.", nullptr)
+                : error(500, "Something went wrong on the server; the report was not sent.", nullptr);
+        browser::add_security_headers(response);
+    }
+    return response;
 }
 
 } // namespace jitgate::server::web

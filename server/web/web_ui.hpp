@@ -19,6 +19,8 @@
 //   GET  /audit/reviews[?list=open|closed&at&host&event]     break-glass review items
 //   GET  /audit/reviews/{host}/{event_id}             one item: the event, what followed, the form
 //   POST /audit/reviews/{host}/{event_id}/close       form: note, csrf (reviewer groups only)
+//   GET  /audit/report[?from&to&hosts&format]         the evidence report (auditor groups only):
+//        without parameters its form; with them the report (html shown, pdf/csv/json downloaded)
 // A signed-in page without a valid session redirects (303) to /login?return_to=<that page>.
 //
 // SECURITY NOTE: auditors are read-only: being an auditor adds no approver group, so an
@@ -52,6 +54,7 @@
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
 #include "server/http/worker.hpp"
+#include "server/report/report.hpp"
 #include "server/service/service.hpp"
 #include "server/store/store.hpp"
 #include "server/web/pages.hpp"
@@ -88,6 +91,25 @@ public:
     void offload_sign_in(std::function<void(std::function<void()>)> post);
     static constexpr std::size_t k_max_waiting_sign_ins = 64;
     ~WebUi();
+
+    // SECURITY NOTE: an evidence report over a long period reads every event of it and may take
+    // minutes; on the loop thread that would stop every host's polls and shipping. After this
+    // call, GET /audit/report with parameters is made (report::build and render) on a thread of
+    // its own with a Store of its own from `open_store` (a Store is one connection, one thread),
+    // one report at a time: while one is being made another gets 503 with Retry-After. The
+    // answer goes back to the loop through `post` (EventLoop::post), where "report.viewed" is
+    // recorded before the report is sent. Without this call the route answers 503 and never
+    // builds a report on the calling thread. `open_store` is called on the report thread.
+    void offload_reports(std::function<void(std::function<void()>)> post,
+                         std::function<std::unique_ptr<store::Store>()> open_store);
+    // GET /audit/report as handle() answers it: `done` gets the answer on the loop thread, at
+    // once (the form, a refusal, a bad period, busy) or once the report thread has made it.
+    // Loop thread only; never throws.
+    void report(const http::Request& request, std::function<void(http::Response)> done);
+    // The longest period one report covers.
+    static constexpr std::int64_t k_max_report_days = 366;
+    // Retry-After of the 503 while another report is being made.
+    static constexpr std::int64_t k_report_retry_after_s = 60;
 
     // The whole decision for one request, without the network: the response handle() sends.
     // Never throws.
@@ -140,6 +162,28 @@ private:
                                      std::int64_t now);
     http::Response close_review(const http::Request& request, const SignedIn& who, const std::string& host,
                                 const std::string& event_id, const std::string& note);
+    // The evidence report.
+    struct ReportJob {
+        report::Options options;
+        report::Format format = report::Format::html;
+        std::string format_name;
+        std::string actor;    // the auditor's Unix name
+        std::string identity; // and IdP identity
+        std::string source_address;
+    };
+    // The form (no parameters), a 400 form (bad parameters) or the report to make.
+    std::variant<http::Response, ReportJob> check_report(const http::Request& request, const SignedIn& who,
+                                                         std::int64_t now) const;
+    // What the report thread made: the document, or a failure (logged) and the page's status and message.
+    struct Made {
+        std::string document;
+        std::string failure;
+        int status = 200;
+        std::string message;
+    };
+    // The report's answer on the loop: records "report.viewed", then the document with its
+    // headers; or the error page of a failure.
+    http::Response finish_report(const ReportJob& job, Made made);
     std::optional<http::Response> sign_in_limited(const http::Request& request, std::int64_t now);
     // Counts sign-ins evicted at the cap; one "signin.evicted" line (log_rate_limited) a minute at most.
     void note_evicted(std::size_t evicted, std::int64_t now);
@@ -179,6 +223,10 @@ private:
     std::size_t m_rate_limited_unlogged = 0;    // refusals since then
     std::int64_t m_evicted_logged_at = -1;      // when the last signin.evicted line went out
     std::size_t m_evicted_unlogged = 0;         // sign-ins evicted since then
+    // Set while a report is being made (the reply waiting for it); loop thread only.
+    std::function<void(http::Response)> m_report_done;
+    std::function<std::unique_ptr<store::Store>()> m_open_report_store;
+    std::unique_ptr<http::Worker> m_report_worker; // last: stopped first, before what its work uses
 };
 
 // --- the pieces of routing, exposed for tests ---

@@ -771,6 +771,58 @@ case_browser_break_glass_review() {
     all_settled
 }
 
+# The evidence report of real activity: alice's sudo approved by bob and another denied by bob,
+# shipped by the real jitgated to the real server. `jitgate-server report --format json` shows
+# both, field by field; erin (sox-auditors) opens the same period's report in Chromium from the
+# web UI (/audit/report), and her reading is in the server's audit.
+case_report_approved_and_denied() {
+    SERVER_CONFIG_EXTRA="audit:
+  auditor_groups: [sox-auditors]"
+    ns_setup
+    audit_host_start
+    browser_start
+    approver_sign_in bob
+    sudo_bg alice JITGATE_REASON="ledger check" -- /usr/bin/whoami
+    local approved; approved="$(held_request_id)"
+    approver_act bob approve fin-db-01 "$approved" "fine" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "the approved sudo"
+    sudo_bg alice JITGATE_REASON="peek at root" -- /usr/bin/ls -ld /root
+    local denied; denied="$(held_request_id)"
+    [ "$denied" != "$approved" ] || ns_die "the second sudo was not held"
+    approver_act bob deny fin-db-01 "$denied" "not during the close" >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "the denied sudo"
+    audit_wait_unsent_none
+    local from to
+    from="$(date -u -d yesterday +%F)"; to="$(date -u -d tomorrow +%F)"
+    "$SERVER_BIN" --config "$T/srv.yaml" report --from "$from" --to "$to" --format json >"$T/report.json" 2>"$T/report.err" ||
+        { cat "$T/report.err" >&2; ns_die "jitgate-server report failed"; }
+    # host, decision, the host's outcome, requester, user, command, reason, approvals (approver/via/comment),
+    # decided by, why, the server's status, what ran and its exit status
+    local fields='[.host, .decision, .outcome, .requester, .user, .command, .reason, ([.approvals[] | "\(.approver)/\(.via)/\(.comment)"] | join(",")), .decided_by, .decision_reason, .server_status, .result_type, .status_type, (.exit_status | tostring)] | join("|")'
+    expect_eq "$(jq -r --arg id "$approved" ".actions[] | select(.request_id == \$id) | $fields" "$T/report.json")" \
+        "fin-db-01|approved||alice|alice|/usr/bin/whoami|ledger check|bob/web/fine|||approved|command|exit|0" \
+        "the approved action"
+    expect_eq "$(jq -r --arg id "$denied" ".actions[] | select(.request_id == \$id) | $fields" "$T/report.json")" \
+        "fin-db-01|denied|denied|alice|alice|/usr/bin/ls|peek at root||bob|not during the close|denied|||null" \
+        "the denied action"
+    expect_eq "$(jq -r '[.summary.actions, .summary.approved, .summary.denials] | join(" ")' "$T/report.json")" "2 1 1" \
+        "the summary"
+    # The same period in the web UI, in Chromium, by an auditor.
+    local out
+    out="$(python3 "$BROWSER_PY" report --driver "$BROWSER_DRIVER" --dir "$T" --web "https://127.0.0.1:$SRV_WEB_PORT" \
+        --user erin --idp-json "$IDP_DIR/idp.json" --host fin-db-01 --id "from=$from&to=$to&hosts=fin-*&format=html" \
+        --expect-command /usr/bin/whoami --expect-text "$approved" --expect-text "$denied" \
+        --expect-text "/usr/bin/ls" --expect-text "ledger check" --expect-text "not during the close")" ||
+        ns_die "erin could not read the report in Chromium"
+    expect_contains "$out" "alice"
+    expect_eq "$(srv_sql "select actor, json_extract(detail, '\$.format'), json_extract(detail, '\$.hosts') from events where type='report.viewed'")" \
+        "erin|html|fin-*" "the auditor's reading in the server's audit"
+    # Not for an approver: bob gets 403.
+    expect_eq "$(web bob -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_WEB_PORT/audit/report?from=$from&to=$to")" \
+        403 "the report for an approver"
+    all_settled
+}
+
 # A break-glass use nobody reviews within audit.break_glass_review_within: the server raises
 # break_glass.review_overdue once, on syslog at alert, in its own audit and as a signed webhook
 # notice to the receiver that lists it. (Due after 1 minute, the least allowed; the server looks

@@ -11,6 +11,8 @@ only. Each command is one person in a fresh browser profile (a new --user-data-d
                           --expect-command CMD [--comment TEXT]
   browser.py deny         (same arguments; --comment is the required reason)
   browser.py self-approve (same arguments, no --comment)
+  browser.py report       (same arguments; --id is the report's query string, from=..&to=..;
+                          --expect-text, repeatable, what the report must show besides HOST and CMD)
 
 Each opens https://WEB/r/HOST/ID, is sent to the identity provider's login page, types the user
 name and password as key input (the page is a React app), clicks OK and then Continue, lands
@@ -20,6 +22,9 @@ back on the request page, checks that the Command shown is exactly CMD, and then
   self-approve  expects "cannot decide your own request" and no decision forms; then posts an
                 approval anyway (a form built in the page with the session's CSRF token, as a
                 user with the developer tools could) and expects it refused ("Not done").
+  report        signs in on /audit/report (the form), opens /audit/report?ID, expects the
+                "jitgate evidence report" with its own inline style applied (the page's
+                Content-Security-Policy allows it by hash) and every expected text in it.
 The page text after the action is printed on stdout.
 
 TLS: the browser trusts the run's CAs through the NSS database of its HOME (made by
@@ -287,6 +292,23 @@ def self_review(wd, args, body):
     return result
 
 
+def read_report(wd, args):
+    """The evidence report of the period in --id, as the signed-in auditor's browser shows it."""
+    wd.get("%s/audit/report?%s" % (args.web.rstrip("/"), args.id))
+    wait_for("the evidence report",
+             lambda: any(wd.text(h) == "jitgate evidence report" for h in wd.find_all("h1")))
+    # border-collapse is "separate" unless the report's <style> was applied: a hash in the
+    # Content-Security-Policy that does not match would leave the page unstyled.
+    collapse = wd.script("return getComputedStyle(document.querySelector('table')).borderCollapse;")
+    if collapse != "collapse":
+        raise Failure("the report's own style was not applied (border-collapse %r)" % collapse)
+    body = wd.body_text()
+    for needle in [args.host, args.expect_command] + args.expect_text:
+        if needle not in body:
+            raise Failure("the report does not show %r: %s" % (needle, short(body, 2000)))
+    return body
+
+
 def kill_leftover_browser(profile_dir):
     """If the session could not be closed, ends this profile's browser (its pid, from Chromium's lock)."""
     try:
@@ -302,7 +324,7 @@ def kill_leftover_browser(profile_dir):
 
 def main():
     parser = argparse.ArgumentParser(description="An approver in headless Chromium (WebDriver).")
-    parser.add_argument("command", choices=["approve", "deny", "self-approve", "review", "self-review"])
+    parser.add_argument("command", choices=["approve", "deny", "self-approve", "review", "self-review", "report"])
     parser.add_argument("--driver", required=True, help="chromedriver's URL, http://127.0.0.1:PORT")
     parser.add_argument("--dir", required=True, help="the test's scratch directory")
     parser.add_argument("--web", required=True, help="the web UI's origin, https://127.0.0.1:PORT")
@@ -314,6 +336,7 @@ def main():
     parser.add_argument("--id", required=True, help="the request id (or, to review, the event id)")
     parser.add_argument("--expect-command", required=True)
     parser.add_argument("--comment", default="")
+    parser.add_argument("--expect-text", action="append", default=[], help="report: text it must show")
     args = parser.parse_args()
     if urllib.parse.urlsplit(args.driver).hostname != "127.0.0.1":
         print("browser: --driver must be on 127.0.0.1", file=sys.stderr)
@@ -331,11 +354,17 @@ def main():
 
     reviewing = args.command in ("review", "self-review")
     request_url = "%s/%s/%s/%s" % (args.web.rstrip("/"), "audit/reviews" if reviewing else "r", args.host, args.id)
+    if args.command == "report":
+        request_url = args.web.rstrip("/") + "/audit/report"
     profile = tempfile.mkdtemp(prefix="chromium-%s-" % args.user, dir=args.dir)
     wd = WebDriver(args.driver)
     stem = os.path.join(args.dir, "browser-%s-%s" % (args.command, args.user))
     try:
         wd.start(profile)
+        if args.command == "report":
+            sign_in(wd, args, request_url, "form[action='/audit/report']")
+            print(read_report(wd, args))
+            return 0
         sign_in(wd, args, request_url, "h1" if reviewing else "code.command")
         body = check_review_page(wd, args) if reviewing else check_request_page(wd, args)
         if args.command == "review":

@@ -162,6 +162,29 @@ TEST(WebBrowser, SameOriginRequest) {
     EXPECT_FALSE(browser::same_origin_request({}, "")); // no configured origin: fail closed
 }
 
+// The evidence report's policy: only the style whose SHA-256 (base64, CSP level 2) it names.
+TEST(WebBrowser, TheStyleHashPolicyNamesTheStylesSha256AndNothingElse) {
+    EXPECT_EQ(browser::style_hash_policy("abc"),
+              "default-src 'none'; style-src 'sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0='; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    EXPECT_NE(browser::style_hash_policy("").find("'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"),
+              std::string::npos);
+    Response response;
+    response.headers = {{"Content-Security-Policy", "default-src *"}};
+    browser::add_security_headers(response, browser::style_hash_policy("abc"));
+    int policies = 0;
+    for (const auto& [n, v] : response.headers)
+        if (n == "Content-Security-Policy") {
+            ++policies;
+            EXPECT_EQ(v, browser::style_hash_policy("abc"));
+        }
+    EXPECT_EQ(policies, 1);
+    bool frame_options = false;
+    for (const auto& [n, v] : response.headers)
+        frame_options = frame_options || (n == "X-Frame-Options" && v == "DENY");
+    EXPECT_TRUE(frame_options);
+}
+
 TEST(WebBrowser, SecurityHeadersAreExactAndReplaceOthers) {
     Response response;
     response.headers = {{"Content-Type", "text/html"}, {"cache-control", "public"}};

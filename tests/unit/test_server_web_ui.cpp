@@ -35,7 +35,9 @@
 #include "server/web/web_ui.hpp"
 
 #include <jitgate/error.hpp>
+#include <jitgate/text.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 // The grant signing key for this test run: a fresh Ed25519 key from lib/grant_token's signer.
 const jitgate::grant_token::SigningKey& signing_key_for_the_run() {
@@ -1311,6 +1313,262 @@ TEST_F(AuditPagesTest, AnOverdueReviewAlertsOnceThroughTheService) {
     Browser auditor;
     sign_in_as(auditor, "carol", {"sox-auditors"});
     EXPECT_NE(send(auditor, "GET", "/audit/reviews").body.find("overdue"), std::string::npos);
+}
+
+// --- the evidence report page ---
+
+class ReportPageTest : public AuditPagesTest {
+protected:
+    void TearDown() override {
+        open_gate();
+        m_ui.reset(); // joins the report thread before what it uses goes
+        AuditPagesTest::TearDown();
+    }
+
+    // Reports are made on the report thread with a Store of their own (this fixture's database,
+    // a second connection); their answers come back through `posted` (the loop's queue here).
+    void offload() {
+        m_ui->offload_reports(
+            [this](std::function<void()> f) {
+                const std::lock_guard<std::mutex> lock(m_mutex);
+                m_posted.push_back(std::move(f));
+                m_changed.notify_all();
+            },
+            [this]() {
+                std::unique_lock<std::mutex> lock(m_mutex);
+                m_store_threads.push_back(std::this_thread::get_id());
+                m_changed.wait(lock, [this] { return !m_gate_closed; });
+                lock.unlock();
+                return store::open_sqlite(m_dir + "/server.db");
+            });
+    }
+    void open_gate() {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        m_gate_closed = false;
+        m_changed.notify_all();
+    }
+
+    http::Request report_request(Browser& b, const http::Fields& query) const {
+        http::Request request;
+        request.method = "GET";
+        request.path = "/audit/report";
+        request.query = query;
+        request.peer_address = m_peer;
+        if (!b.cookies.empty()) request.headers.emplace_back("cookie", b.cookie_header());
+        return request;
+    }
+
+    // Asks for a report as handle() does; `answers` gets each answer (on this thread, the "loop").
+    void ask(Browser& b, const http::Fields& query) {
+        m_ui->report(report_request(b, query), [this](http::Response r) { m_answers.push_back(std::move(r)); });
+    }
+    // Runs what the report thread posted back, once it did (at most 60 s).
+    void run_posted() {
+        std::vector<std::function<void()>> posted;
+        {
+            std::unique_lock<std::mutex> lock(m_mutex);
+            ASSERT_TRUE(m_changed.wait_for(lock, std::chrono::seconds(60), [this] { return !m_posted.empty(); }));
+            posted.swap(m_posted);
+        }
+        for (auto& f : posted) f();
+    }
+    http::Response report(Browser& b, const http::Fields& query) {
+        const std::size_t before = m_answers.size();
+        ask(b, query);
+        EXPECT_EQ(m_answers.size(), before) << "the report is made on the report thread, not here";
+        run_posted();
+        EXPECT_EQ(m_answers.size(), before + 1);
+        return m_answers.empty() ? http::Response{} : m_answers.back();
+    }
+
+    std::vector<store::Event> viewed() {
+        std::vector<store::Event> out;
+        for (auto& e : m_store->events("", ""))
+            if (e.type == "report.viewed") out.push_back(e);
+        return out;
+    }
+
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::vector<std::function<void()>> m_posted;
+    std::vector<std::thread::id> m_store_threads;
+    bool m_gate_closed = false;
+    std::vector<http::Response> m_answers;
+    const http::Fields m_day{{"from", "2026-11-24"}, {"to", "2026-11-24"}, {"hosts", "fin-*"}};
+};
+
+TEST_F(ReportPageTest, TheReportIsForAuditorsOnly) {
+    break_glass("dave");
+    offload();
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    EXPECT_NE(send(auditor, "GET", "/audit").body.find("href=\"/audit/report\""), std::string::npos);
+    const auto form = send(auditor, "GET", "/audit/report");
+    EXPECT_EQ(form.status, 200);
+    EXPECT_NE(form.body.find("name=\"from\""), std::string::npos);
+    EXPECT_EQ(send(auditor, "POST", "/audit/report", {}, "", {{"origin", k_origin}}).status, 405);
+    for (const auto& [user, groups] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+             {"bob", {"sox-approvers"}}, {"erin", {"security-reviewers"}}}) {
+        Browser other;
+        sign_in_as(other, user, groups);
+        const auto refused = send(other, "GET", "/audit/report", m_day);
+        EXPECT_EQ(refused.status, 403) << user;
+        // Through the offloading route too: refused at once, nothing made or posted.
+        ask(other, m_day);
+        ASSERT_FALSE(m_answers.empty());
+        EXPECT_EQ(m_answers.back().status, 403) << user;
+        EXPECT_EQ(m_answers.back().body.find("dave"), std::string::npos);
+    }
+    Browser nobody;
+    ask(nobody, m_day);
+    EXPECT_EQ(m_answers.back().status, 303) << "signed out: to the sign-in";
+    EXPECT_TRUE(m_store_threads.empty());
+    EXPECT_TRUE(viewed().empty());
+}
+
+TEST_F(ReportPageTest, ABadPeriodHostsOrFormatIsA400Page) {
+    offload();
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    for (const http::Fields& query :
+         std::vector<http::Fields>{{{"from", "yesterday"}, {"to", "2026-11-24"}},
+                                   {{"from", "2026-11-24"}},
+                                   {{"from", "2026-11-25"}, {"to", "2026-11-24"}},
+                                   {{"from", "2026-02-30"}, {"to", "2026-03-01"}},
+                                   {{"from", "2025-11-23"}, {"to", "2026-11-24"}}, // 367 days
+                                   {{"from", "2026-11-24"}, {"to", "2026-11-24"}, {"hosts", "a b"}},
+                                   {{"from", "2026-11-24"}, {"to", "2026-11-24"}, {"hosts", "<script>"}},
+                                   {{"from", "2026-11-24"}, {"to", "2026-11-24"}, {"format", "xml"}}}) {
+        const auto refused = send(auditor, "GET", "/audit/report", query);
+        EXPECT_EQ(refused.status, 400) << query.front().second;
+        EXPECT_NE(refused.body.find("Nothing was made"), std::string::npos);
+        EXPECT_EQ(refused.body.find("<script>"), std::string::npos);
+        ask(auditor, query);
+        EXPECT_EQ(m_answers.back().status, 400);
+    }
+    EXPECT_EQ(send(auditor, "GET", "/audit/report", {{"from", "2025-11-24"}, {"to", "2026-11-24"}, {"format", "json"}})
+                  .status,
+              503)
+        << "366 days is allowed (but respond() never makes a report)";
+    EXPECT_TRUE(m_store_threads.empty());
+}
+
+// SECURITY NOTE pinned: respond() runs on the loop and never builds a report.
+TEST_F(ReportPageTest, WithoutTheReportThreadNoReportIsMade) {
+    break_glass("dave");
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    const auto refused = send(auditor, "GET", "/audit/report", m_day);
+    EXPECT_EQ(refused.status, 503);
+    EXPECT_EQ(refused.body.find("dave"), std::string::npos);
+    ask(auditor, m_day);
+    EXPECT_EQ(m_answers.back().status, 503);
+    EXPECT_TRUE(viewed().empty());
+}
+
+TEST_F(ReportPageTest, TheHtmlReportAllowsExactlyItsOwnStyleByHash) {
+    break_glass("dave");
+    offload();
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    const auto shown = report(auditor, m_day);
+    ASSERT_EQ(shown.status, 200) << shown.body;
+    EXPECT_EQ(header_of(shown, "Content-Type"), "text/html; charset=utf-8");
+    EXPECT_EQ(header_of(shown, "Content-Disposition"), "");
+    EXPECT_NE(shown.body.find("fin-db-01"), std::string::npos);
+    EXPECT_NE(shown.body.find("dave"), std::string::npos);
+    EXPECT_EQ(shown.body.find("<script>alert"), std::string::npos) << "the reason is escaped";
+    // The policy names the SHA-256 of the body's one <style> element, and nothing else.
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(shown.body, m, std::regex("<style>([^<]*)</style>")));
+    const std::string style = m[1].str();
+    ASSERT_FALSE(style.empty());
+    EXPECT_EQ(shown.body.find("<style", m.position(0) + 1), std::string::npos) << "one style element";
+    EXPECT_EQ(shown.body.find(" style="), std::string::npos) << "no style attribute (a hash does not allow it)";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    ASSERT_EQ(EVP_Digest(style.data(), style.size(), md, &md_len, EVP_sha256(), nullptr), 1);
+    const std::string hash = jitgate::text::base64_encode(std::string(reinterpret_cast<char*>(md), md_len));
+    EXPECT_EQ(header_of(shown, "Content-Security-Policy"),
+              "default-src 'none'; style-src 'sha256-" + hash +
+                  "'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    EXPECT_EQ(header_of(shown, "X-Frame-Options"), "DENY");
+    EXPECT_EQ(header_of(shown, "Cache-Control"), "no-store");
+    EXPECT_EQ(header_of(shown, "X-Content-Type-Options"), "nosniff");
+    EXPECT_FALSE(header_of(shown, "Strict-Transport-Security").empty());
+    // Made through a Store of its own, on the report thread.
+    ASSERT_EQ(m_store_threads.size(), 1u);
+    EXPECT_NE(m_store_threads[0], std::this_thread::get_id());
+}
+
+TEST_F(ReportPageTest, CsvJsonAndPdfAreDownloadsAndEachViewIsRecorded) {
+    break_glass("dave");
+    offload();
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    http::Fields query = m_day;
+    query.emplace_back("format", "csv");
+    const auto csv = report(auditor, query);
+    ASSERT_EQ(csv.status, 200) << csv.body;
+    EXPECT_EQ(header_of(csv, "Content-Type"), "text/csv; charset=utf-8");
+    EXPECT_EQ(header_of(csv, "Content-Disposition"),
+              "attachment; filename=\"jitgate-report-20261124T000000Z-20261125T000000Z.csv\"");
+    EXPECT_EQ(header_of(csv, "Content-Security-Policy"), browser::k_content_security_policy);
+    EXPECT_NE(csv.body.find("dave"), std::string::npos);
+    query.back().second = "json";
+    const auto json_report = report(auditor, query);
+    ASSERT_EQ(json_report.status, 200);
+    EXPECT_EQ(header_of(json_report, "Content-Type"), "application/json");
+    EXPECT_EQ(header_of(json_report, "Content-Disposition"),
+              "attachment; filename=\"jitgate-report-20261124T000000Z-20261125T000000Z.json\"");
+    const json parsed = json::parse(json_report.body);
+    EXPECT_EQ(parsed["hosts_pattern"], "fin-*");
+    EXPECT_EQ(parsed["break_glass"].size(), 1u);
+    query.back().second = "pdf"; // WeasyPrint, a test package, on the report thread
+    const auto pdf = report(auditor, query);
+    ASSERT_EQ(pdf.status, 200) << pdf.body;
+    EXPECT_EQ(header_of(pdf, "Content-Type"), "application/pdf");
+    EXPECT_EQ(header_of(pdf, "Content-Disposition"),
+              "attachment; filename=\"jitgate-report-20261124T000000Z-20261125T000000Z.pdf\"");
+    EXPECT_EQ(pdf.body.substr(0, 5), "%PDF-");
+
+    const std::vector<store::Event> events = viewed();
+    ASSERT_EQ(events.size(), 3u);
+    for (const auto& e : events) {
+        EXPECT_EQ(e.actor, "carol");
+        EXPECT_EQ(e.identity, "https://idp.example.test/ sub-carol");
+        EXPECT_EQ(e.source_address, m_peer);
+        const json detail = json::parse(e.detail);
+        EXPECT_EQ(detail["from"], "2026-11-24T00:00:00Z");
+        EXPECT_EQ(detail["to"], "2026-11-25T00:00:00Z");
+        EXPECT_EQ(detail["hosts"], "fin-*");
+    }
+    EXPECT_EQ(json::parse(events[0].detail)["format"], "csv");
+    EXPECT_EQ(json::parse(events[1].detail)["format"], "json");
+    EXPECT_EQ(json::parse(events[2].detail)["format"], "pdf");
+}
+
+TEST_F(ReportPageTest, OneReportAtATimeASecondGets503WithRetryAfter) {
+    break_glass("dave");
+    m_gate_closed = true; // the first report waits for its Store
+    offload();
+    Browser auditor;
+    sign_in_as(auditor, "carol", {"sox-auditors"});
+    ask(auditor, m_day);
+    EXPECT_TRUE(m_answers.empty());
+    ask(auditor, m_day);
+    ASSERT_EQ(m_answers.size(), 1u);
+    EXPECT_EQ(m_answers[0].status, 503);
+    EXPECT_EQ(header_of(m_answers[0], "Retry-After"), "60");
+    EXPECT_NE(m_answers[0].body.find("being made"), std::string::npos);
+    // The rest of the web UI answers meanwhile.
+    EXPECT_EQ(send(auditor, "GET", "/audit").status, 200);
+    open_gate();
+    run_posted();
+    ASSERT_EQ(m_answers.size(), 2u);
+    EXPECT_EQ(m_answers[1].status, 200);
+    EXPECT_EQ(report(auditor, m_day).status, 200) << "free again";
+    EXPECT_EQ(viewed().size(), 2u);
 }
 
 } // namespace
