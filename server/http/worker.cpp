@@ -3,6 +3,7 @@
 
 #include <jitgate/text.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <exception>
 
@@ -21,11 +22,12 @@ Worker::~Worker() {
     m_thread.join();
 }
 
-bool Worker::push(std::function<void()> work) {
+bool Worker::push(std::function<void()> work, std::function<void(bool ok)> then) {
+    auto job = std::make_unique<Job>(Job{std::move(work), std::move(then), false});
     {
         const std::lock_guard<std::mutex> lock(m_mutex);
         if (m_stopping || m_queue.size() >= m_max_waiting) return false;
-        m_queue.push_back(std::move(work));
+        m_queue.push_back(std::move(job));
     }
     m_wake.notify_one();
     return true;
@@ -33,22 +35,50 @@ bool Worker::push(std::function<void()> work) {
 
 void Worker::run() noexcept {
     for (;;) {
-        std::function<void()> work;
+        std::unique_ptr<Job> job;
         {
             std::unique_lock<std::mutex> lock(m_mutex);
             m_wake.wait(lock, [this] { return m_stopping || !m_queue.empty(); });
             if (m_stopping) return;
-            work = std::move(m_queue.front());
+            job = std::move(m_queue.front());
             m_queue.pop_front();
         }
         try {
-            work();
+            job->work();
+            job->ok = true;
         } catch (const std::exception& e) {
             std::fprintf(stderr, "jitgate-server: %s worker: %s\n", m_name.c_str(),
                          text::shown(e.what(), 1000).c_str());
         } catch (...) {
             std::fprintf(stderr, "jitgate-server: %s worker: unexpected error\n", m_name.c_str());
         }
+        job->work = nullptr; // its captures end here, on this thread; `then` goes back whole
+        hand_back(job.release());
+    }
+}
+
+void Worker::hand_back(Job* job) noexcept {
+    bool logged = false;
+    for (;;) {
+        try {
+            // One pointer: kept inside std::function, nothing allocated here. The loop owns the
+            // job from the moment the post succeeded.
+            std::function<void()> back = [job] {
+                const std::unique_ptr<Job> owned(job);
+                owned->then(owned->ok);
+            };
+            m_post(std::move(back));
+            return;
+        } catch (...) {
+            if (!logged)
+                std::fprintf(stderr,
+                             "jitgate-server: %s worker: cannot hand a result back to the loop (out of "
+                             "memory?); trying again\n",
+                             m_name.c_str());
+            logged = true;
+        }
+        std::unique_lock<std::mutex> lock(m_mutex);
+        if (m_wake.wait_for(lock, std::chrono::milliseconds(50), [this] { return m_stopping; })) return; // leaked
     }
 }
 
