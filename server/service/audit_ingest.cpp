@@ -7,6 +7,7 @@
 
 #include <jitgate/text.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <limits>
@@ -52,6 +53,32 @@ std::string string_member(const Json& event, const char* name) {
 bool is_chain_alert(std::string_view type) noexcept {
     return type == "audit.chain_gap" || type == "audit.chain_fork" || type == "audit.chain_edited" ||
            type == "audit.chain_restarted";
+}
+
+CheckTurns::CheckTurns(std::size_t slots, std::int64_t owed_for_s)
+    : m_slots(slots < 1 ? 1 : slots), m_owed_for_s(owed_for_s) {}
+
+CheckTurns::Verdict CheckTurns::admit(const std::string& host, std::int64_t now) {
+    if (m_in_flight.contains(host)) return Verdict::host_busy;
+    std::erase_if(m_owed, [&](const auto& e) { return now - e.second > m_owed_for_s; });
+    const auto owed = m_owed.find(host);
+    const std::size_t owed_to_others = m_owed.size() - (owed != m_owed.end() ? 1 : 0);
+    const std::size_t free = m_slots - std::min(m_slots, m_in_flight.size());
+    const bool admitted = free > 0 && (owed != m_owed.end() || free > owed_to_others);
+    if (!admitted) {
+        if (owed != m_owed.end())
+            owed->second = now;
+        else if (m_owed.size() < k_max_owed)
+            m_owed.emplace(host, now);
+        return Verdict::full;
+    }
+    if (owed != m_owed.end()) m_owed.erase(owed);
+    m_in_flight.insert(host);
+    return Verdict::admitted;
+}
+
+void CheckTurns::done(const std::string& host) {
+    m_in_flight.erase(host);
 }
 
 bool is_ndjson(const std::string* content_type) noexcept {
