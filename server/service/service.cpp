@@ -292,28 +292,39 @@ void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
         http::Request request;
         std::optional<audit_ingest::BatchCheck> check;
     };
-    auto checked = std::make_shared<Checked>(Checked{std::move(request), std::nullopt});
-    auto shared_reply = std::make_shared<http::Reply>(std::move(reply));
-    const bool queued = m_audit_worker->push(
-        [checked]() {
-            const http::Request& r = checked->request;
-            checked->check =
-                audit_ingest::check_batch(r.body, [&r](const std::string& h) { return r.client.may_act_for(h); });
-        },
-        [this, checked, shared_reply, turn_host](bool ok) {
-            m_check_turns.done(turn_host);
-            try {
-                if (!ok || !checked->check) {
-                    shared_reply->send(busy_answer("the audit store could not check this batch"));
-                    return;
+    // The slot is given back by the loop's part, or here when nothing was queued (whatever
+    // throws before the push): a slot kept for ever would refuse the host's every batch.
+    bool queued = false;
+    std::shared_ptr<http::Reply> shared_reply;
+    try {
+        auto checked = std::make_shared<Checked>(Checked{std::move(request), std::nullopt});
+        shared_reply = std::make_shared<http::Reply>(std::move(reply));
+        queued = m_audit_worker->push(
+            [checked]() {
+                const http::Request& r = checked->request;
+                checked->check =
+                    audit_ingest::check_batch(r.body, [&r](const std::string& h) { return r.client.may_act_for(h); });
+            },
+            [this, checked, shared_reply, turn_host](bool ok) {
+                m_check_turns.done(turn_host);
+                try {
+                    if (!ok || !checked->check) {
+                        shared_reply->send(busy_answer("the audit store could not check this batch"));
+                        return;
+                    }
+                    store_batch(checked->request, *shared_reply, std::move(*checked->check));
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "jitgate-server: host request failed: %s\n", e.what());
+                    if (!shared_reply->answered())
+                        shared_reply->send(error(503, "unavailable", "the audit store cannot reach its database"));
                 }
-                store_batch(checked->request, *shared_reply, std::move(*checked->check));
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "jitgate-server: host request failed: %s\n", e.what());
-                if (!shared_reply->answered())
-                    shared_reply->send(error(503, "unavailable", "the audit store cannot reach its database"));
-            }
-        });
+            });
+    } catch (...) {
+        m_check_turns.done(turn_host);
+        if (!shared_reply) throw; // the Reply is still `reply`: handle_host answers 503
+        if (!shared_reply->answered()) shared_reply->send(busy_answer("the audit store could not queue this batch"));
+        return;
+    }
     if (!queued) {
         // Only while the worker stops (CheckTurns keeps within its queue). Nothing was stored.
         m_check_turns.done(turn_host);

@@ -1765,6 +1765,36 @@ TEST(ServerAuditIngestService, ANulInAnEventIdIs422NotA503) {
     EXPECT_FALSE(s.on_loop([&] { return s.db->audit_chain("testhost"); }));
 }
 
+// GET /v1/audit/state answers for the host named by ?host= when the certificate may act for
+// it (jitgatectl audit verify --against-store names its host.name), 403 otherwise; without it,
+// for the certificate's first name.
+TEST(ServerAuditIngestService, TheStateIsForTheHostAskedWhenTheCertificateNamesIt) {
+    AuditServer s;
+    FetchOptions o;
+    o.cert = "san.pem"; // CN sanhost, DNS sanhost.example and alias.example
+    o.key = "san.key";
+    o.method = "POST";
+    o.headers = {"Content-Type: application/x-ndjson"};
+    o.body = event_line("alias.example", "ev-alias") + "\n";
+    ASSERT_EQ(fetch(s.server->url("/v1/audit/events"), o).status, 200);
+    o.method = "GET";
+    o.body.clear();
+    o.headers.clear();
+    const Fetched alias = fetch(s.server->url("/v1/audit/state?host=alias.example"), o);
+    ASSERT_EQ(alias.status, 200) << alias.body;
+    EXPECT_EQ(Json::parse(alias.body)["host"], "alias.example");
+    EXPECT_EQ(Json::parse(alias.body)["last_seq"], 1);
+    const Fetched first = fetch(s.server->url("/v1/audit/state"), o);
+    ASSERT_EQ(first.status, 200) << first.body;
+    EXPECT_EQ(Json::parse(first.body)["host"], "sanhost");
+    EXPECT_EQ(Json::parse(first.body)["last_seq"], 0);
+    const Fetched other = fetch(s.server->url("/v1/audit/state?host=testhost"), o);
+    EXPECT_EQ(other.status, 403) << other.body;
+    EXPECT_EQ(Json::parse(other.body)["error"]["message"],
+              "the client certificate (CN=sanhost) may not act for host \"testhost\"")
+        << other.body;
+}
+
 // A new chain at seq 1 after events (a wiped spool) is an alert and in the host's state.
 TEST(ServerAuditIngestService, ARestartedChainIsNotifiedAndCountedInTheState) {
     AuditServer s;
