@@ -41,7 +41,8 @@ public:
     // libevent at the same time as the loop (a 500 sent from the wrong thread). `work` runs and
     // is destroyed on the worker's thread and must hold no Reply. Should the hand-back fail (out
     // of memory), it is tried again; once the worker stops, `then` is leaked rather than ended
-    // on the worker's thread, and so is a hand-back the loop drops unrun at its destruction.
+    // on the worker's thread. A hand-back dropped unrun (by the loop at its destruction) ends
+    // `then` on the thread that drops it.
     bool push(std::function<void()> work, std::function<void(bool ok)> then);
 
 private:
@@ -49,7 +50,9 @@ private:
         std::function<void()> work;
         std::function<void(bool)> then;
         bool ok = false;
+        std::thread::id worker; // the worker's thread, set before the hand-back
     };
+    class HandBack; // what goes to the loop: owns the job
     void run() noexcept;
     // Posts `job`'s `then` to the loop; never destroys it on this thread.
     void hand_back(Job* job) noexcept;

@@ -1374,6 +1374,47 @@ TEST(ServerHttpWorker, WhatFollowsWorkThatThrewRunsAndEndsOnTheLoopThread) {
     loop_thread.join();
 }
 
+// The hand-back to the loop failing (out of memory) is tried again, and never ends what follows
+// the work on the worker's thread; a hand-back the loop drops unrun (at its destruction) ends
+// it on the dropping thread, not leaked.
+TEST(ServerHttpWorker, AFailedHandBackIsTriedAgainAndADroppedOneEndsWhereItIsDropped) {
+    struct Witness {
+        std::atomic<int>* ended = nullptr;
+        std::thread::id* ended_on = nullptr;
+        ~Witness() {
+            if (ended == nullptr) return;
+            *ended_on = std::this_thread::get_id();
+            ++*ended;
+        }
+    };
+    std::atomic<int> ended{0};
+    std::thread::id ended_on;
+    std::mutex m;
+    std::vector<std::function<void()>> posted; // the "loop": kept, never run
+    std::atomic<int> attempts{0};
+    {
+        http::Worker worker("test", 1, [&](std::function<void()> f) {
+            if (++attempts == 1) throw std::bad_alloc(); // the first hand-back fails
+            const std::lock_guard<std::mutex> lock(m);
+            posted.push_back(std::move(f));
+        });
+        auto witness = std::make_shared<Witness>();
+        witness->ended = &ended;
+        witness->ended_on = &ended_on;
+        ASSERT_TRUE(worker.push([] {}, [witness](bool) { ADD_FAILURE() << "never run here"; }));
+        witness.reset();
+        ASSERT_TRUE(eventually([&] {
+            const std::lock_guard<std::mutex> lock(m);
+            return posted.size() == 1;
+        }));
+        EXPECT_EQ(attempts.load(), 2);
+        EXPECT_EQ(ended.load(), 0) << "ended on the worker's thread when its hand-back failed";
+    }
+    posted.clear(); // the loop dropping it unrun
+    EXPECT_EQ(ended.load(), 1);
+    EXPECT_EQ(ended_on, std::this_thread::get_id());
+}
+
 namespace audit_store {
 
 namespace store = jitgate::server::store;
