@@ -11,7 +11,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,7 +75,8 @@ std::string ack_json(std::size_t stored, const std::string& last_event_id, std::
 // Which hosts' batches may be checked now (the server's one checking worker, service.cpp):
 // SECURITY NOTE: the checking slots are shared by the whole fleet, so no host may hold more than
 // one (a second batch of a host whose batch is still queued or checked is refused at once,
-// taking no slot), and a host refused because all slots were taken is owed a turn: while hosts
+// taking no slot; a certificate naming several hosts holds one per host it names), and a host
+// refused because all slots were taken is owed a turn: while hosts
 // are owed, a freed slot goes to one of them before a host that was just served (which would
 // otherwise come straight back and take it every time, while the refused wait Retry-After):
 // a host not owed is admitted only while more slots are free than hosts are owed, else it is
@@ -94,17 +94,19 @@ public:
 
     // `slots` (>= 1) batches in flight at most, across all hosts.
     CheckTurns(std::size_t slots, std::int64_t owed_for_s);
-    // `now`: Unix seconds.
-    Verdict admit(const std::string& host, std::int64_t now);
-    // Gives back the slot of `host` (admitted before). Unknown hosts are ignored.
+    // `host`: the client certificate's (first) name; `per_host` (>= 1): how many batches it may
+    // have in flight, the number of hosts the certificate names. `now`: Unix seconds.
+    Verdict admit(const std::string& host, std::size_t per_host, std::int64_t now);
+    // Gives back one slot of `host` (admitted before). Unknown hosts are ignored.
     void done(const std::string& host);
-    std::size_t in_flight() const noexcept { return m_in_flight.size(); }
+    std::size_t in_flight() const noexcept { return m_total; }
     std::size_t owed() const noexcept { return m_owed.size(); }
 
 private:
     std::size_t m_slots;
     std::int64_t m_owed_for_s;
-    std::set<std::string, std::less<>> m_in_flight;
+    std::map<std::string, std::size_t, std::less<>> m_in_flight; // host -> its batches in flight
+    std::size_t m_total = 0;
     std::map<std::string, std::int64_t, std::less<>> m_owed; // host -> when last refused "full"
 };
 

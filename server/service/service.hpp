@@ -115,7 +115,8 @@ public:
     // part runs there. Without this call (tests) the checks run on the loop. Call once, before serving.
     void offload_audit_checks(http::Worker::Post post);
     // SECURITY NOTE: the slots are the fleet's: each host has at most one batch queued or
-    // checked (a second one at the same time is 503 at once, taking no slot), and a host refused
+    // checked (a second one at the same time is 503 at once, taking no slot; a certificate
+    // naming several hosts has one per name), and a host refused
     // for a full queue is owed a turn for k_owed_turn_s: a freed slot goes to an owed host before
     // one just served (audit_ingest::CheckTurns). Busy refusals go to syslog ("audit.batch_busy"),
     // at most once a minute for the fleet and once a minute per host.

@@ -269,34 +269,49 @@ using Verdict = ingest::CheckTurns::Verdict;
 
 TEST(AuditIngestCheckTurns, AHostHoldsOneSlotAndItsSecondBatchTakesNone) {
     ingest::CheckTurns turns(3, 600);
-    EXPECT_EQ(turns.admit("a", 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("a", 0), Verdict::host_busy);
-    EXPECT_EQ(turns.admit("a", 0), Verdict::host_busy);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::host_busy);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::host_busy);
     EXPECT_EQ(turns.in_flight(), 1u);
     EXPECT_EQ(turns.owed(), 0u) << "a host's own second batch is not owed a turn";
-    EXPECT_EQ(turns.admit("b", 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("c", 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("d", 0), Verdict::full);
+    EXPECT_EQ(turns.admit("b", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("c", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("d", 1, 0), Verdict::full);
     turns.done("a");
-    EXPECT_EQ(turns.admit("a", 1), Verdict::full) << "the freed slot is owed to d";
-    EXPECT_EQ(turns.admit("d", 2), Verdict::admitted);
+    EXPECT_EQ(turns.admit("a", 1, 1), Verdict::full) << "the freed slot is owed to d";
+    EXPECT_EQ(turns.admit("d", 1, 2), Verdict::admitted);
     EXPECT_EQ(turns.owed(), 1u) << "a is owed now";
     turns.done("b");
-    EXPECT_EQ(turns.admit("a", 3), Verdict::admitted);
+    EXPECT_EQ(turns.admit("a", 1, 3), Verdict::admitted);
     turns.done("x"); // unknown: ignored
     EXPECT_EQ(turns.in_flight(), 3u);
 }
 
+// A certificate naming several hosts (CN and DNS names) ships for each: one slot per name.
+TEST(AuditIngestCheckTurns, ACertificateNamingSeveralHostsHoldsOneSlotPerName) {
+    ingest::CheckTurns turns(5, 600);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::host_busy);
+    EXPECT_EQ(turns.in_flight(), 3u);
+    turns.done("multi");
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("single", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.in_flight(), 4u);
+    EXPECT_EQ(turns.admit("single", 1, 0), Verdict::host_busy) << "one name: one slot, though one is free";
+}
+
 TEST(AuditIngestCheckTurns, OwedTurnsLapse) {
     ingest::CheckTurns turns(1, 10);
-    EXPECT_EQ(turns.admit("a", 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("b", 0), Verdict::full);
-    EXPECT_EQ(turns.admit("c", 0), Verdict::full);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("b", 1, 0), Verdict::full);
+    EXPECT_EQ(turns.admit("c", 1, 0), Verdict::full);
     turns.done("a");
-    EXPECT_EQ(turns.admit("a", 1), Verdict::full) << "b and c are owed the slot";
+    EXPECT_EQ(turns.admit("a", 1, 1), Verdict::full) << "b and c are owed the slot";
     EXPECT_EQ(turns.owed(), 3u);
     // None came back: after 10 s their turns lapse and the slot is anyone's.
-    EXPECT_EQ(turns.admit("d", 20), Verdict::admitted);
+    EXPECT_EQ(turns.admit("d", 1, 20), Verdict::admitted);
     EXPECT_EQ(turns.owed(), 0u);
 }
 
@@ -323,7 +338,7 @@ TEST(AuditIngestCheckTurns, EveryHostOfABusyFleetGetsItsTurns) {
         // The greedy ones first: the order that starved the others.
         for (int h = 0; h < k_hosts; ++h) {
             if (done_at[static_cast<std::size_t>(h)] >= 0 || retry_at[static_cast<std::size_t>(h)] != t) continue;
-            if (turns.admit("host-" + std::to_string(h), t) == Verdict::admitted)
+            if (turns.admit("host-" + std::to_string(h), 1, t) == Verdict::admitted)
                 done_at[static_cast<std::size_t>(h)] = t + 1;
             else
                 retry_at[static_cast<std::size_t>(h)] = t + 5;
