@@ -234,19 +234,17 @@ int cmd_verify(const std::string& path) {
     return k_exit_ok;
 }
 
-int cmd_verify_against_store(const std::string& dir, const config::Config::Audit::Store& store) {
+int cmd_verify_against_store(const std::string& dir, const config::Config::Audit::Store& store,
+                             const std::string& host) {
     const std::string shown = text::escape_for_log(dir);
     audit::StoreState state;
     try {
         curl_global_init(CURL_GLOBAL_DEFAULT); // once: jitgatectl makes one transfer
-        state = audit::fetch_store_state(store);
+        state = audit::fetch_store_state(store, host);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "jitgatectl: cannot read the store's state: %s\n", text::printable(e.what()).c_str());
         return k_exit_refused;
     }
-    if (state.chain == "broken")
-        std::printf("%s: note: the store marked this host's chain broken: %s\n", shown.c_str(),
-                    text::printable(state.problem).c_str());
     const audit::StoreCheck check = audit::check_against_store(dir, state);
     std::printf("%s: %s: %s\n", shown.c_str(), check.ok ? "OK" : "FAILED", text::printable(check.summary).c_str());
     return check.ok ? k_exit_ok : k_exit_refused;

@@ -31,9 +31,12 @@ int cmd_audit_status(const client::Options& opts, bool json);
 
 // The audit trail on disk: `path` is a spool directory or one journal file.
 int cmd_verify(const std::string& path);
-// The spool `dir` against the central store's GET /v1/audit/state (daemon/audit/store_check.hpp):
-// 0 only when the spool holds (or shipped) the store's last event and continues it.
-int cmd_verify_against_store(const std::string& dir, const config::Config::Audit::Store& store);
+// The spool `dir` against the central store's GET /v1/audit/state of `host` (host.name;
+// daemon/audit/store_check.hpp): 0 only when the spool holds (or shipped) the store's last event
+// and continues it, the store holds all this host had acknowledged, and the store's chain is
+// neither broken nor restarted.
+int cmd_verify_against_store(const std::string& dir, const config::Config::Audit::Store& store,
+                             const std::string& host);
 int cmd_tail(const std::string& path, std::size_t count);
 
 } // namespace jitgate::cli

@@ -134,7 +134,7 @@ int run(int argc, char** argv) {
             const auto loaded = jitgate::config::load_and_report(config, stderr);
             if (!loaded) return k_exit_refused;
             return cmd_verify_against_store(positional.empty() ? loaded->audit.spool_dir : positional[0],
-                                            loaded->audit.store);
+                                            loaded->audit.store, loaded->host.name);
         }
         if (!bad && sub == "verify" && positional.size() <= 1)
             return cmd_verify(positional.empty() ? spool_dir_from(config) : positional[0]);

@@ -1,7 +1,9 @@
 // daemon/audit/store_check.cpp — see store_check.hpp.
 #include "daemon/audit/store_check.hpp"
 
+#include <algorithm>
 #include <array>
+#include <optional>
 
 #include "daemon/audit/shipper.hpp"
 #include "daemon/audit/spool.hpp"
@@ -48,12 +50,19 @@ std::string state_url(const std::string& events_url) {
     return url;
 }
 
-StoreState fetch_store_state(const config::Config::Audit::Store& store) {
+StoreState fetch_store_state(const config::Config::Audit::Store& store, const std::string& host) {
     if (store.url.empty())
         throw Error(ErrorCode::bad_input, "audit.store.url", "no central store is configured: nothing to compare with");
-    const std::string url = state_url(store.url);
+    if (host.empty()) throw Error(ErrorCode::bad_input, "host.name", "no host name: nothing to ask the store about");
     Easy easy;
     if (easy.h == nullptr) throw Error(ErrorCode::internal, "libcurl", "curl_easy_init failed");
+    // SECURITY NOTE: the host is named, not left to the certificate's first name: a certificate
+    // naming several hosts would otherwise be answered about another one, and that state
+    // compared with this spool.
+    char* escaped = curl_easy_escape(easy.h, host.data(), static_cast<int>(host.size()));
+    if (escaped == nullptr) throw Error(ErrorCode::internal, "libcurl", "cannot escape the host name");
+    const std::string url = state_url(store.url) + "?host=" + escaped;
+    curl_free(escaped);
     https::Policy policy;
     policy.ca_file = store.ca_file;
     policy.client_cert = store.client_cert;
@@ -87,54 +96,81 @@ StoreState fetch_store_state(const config::Config::Audit::Store& store) {
         throw Error(ErrorCode::io, url, "HTTP " + std::to_string(status) + ": " + text::shown(body, k_shown));
     const strict_json::Parsed parsed = strict_json::parse_object(body);
     const auto& j = parsed.value;
-    if (!parsed.error.empty() || !j.contains("last_seq") || !j["last_seq"].is_number_unsigned() ||
-        !j.contains("last_hash") || !j["last_hash"].is_string() || !j.contains("host") || !j["host"].is_string())
+    const auto has = [&](const char* name, bool (Json::*is)() const noexcept) {
+        return j.contains(name) && (j[name].*is)();
+    };
+    if (!parsed.error.empty() || !has("last_seq", &Json::is_number_unsigned) || !has("last_hash", &Json::is_string) ||
+        !has("host", &Json::is_string) || !has("chain", &Json::is_string) ||
+        !has("restarts", &Json::is_number_unsigned))
         throw Error(ErrorCode::io, url,
-                    "the answer is not an audit state (host, last_seq, last_hash): " + text::shown(body, k_shown));
+                    "the answer is not an audit state (host, last_seq, last_hash, chain, restarts): " +
+                        text::shown(body, k_shown));
     StoreState s;
     s.host = j["host"].get<std::string>();
     s.last_seq = j["last_seq"].get<std::uint64_t>();
     s.last_hash = j["last_hash"].get<std::string>();
-    if (j.contains("chain") && j["chain"].is_string()) s.chain = j["chain"].get<std::string>();
+    s.chain = j["chain"].get<std::string>();
+    s.restarts = j["restarts"].get<std::uint64_t>();
     if (j.contains("problem") && j["problem"].is_string()) s.problem = j["problem"].get<std::string>();
+    if (j.contains("restart_at") && j["restart_at"].is_string()) s.restart_at = j["restart_at"].get<std::string>();
+    if (j.contains("restart_previous_seq") && j["restart_previous_seq"].is_number_unsigned())
+        s.restart_previous_seq = j["restart_previous_seq"].get<std::uint64_t>();
+    if (s.chain != "ok" && s.chain != "broken")
+        throw Error(ErrorCode::io, url,
+                    "the answer's chain is neither \"ok\" nor \"broken\": " + text::shown(body, k_shown));
+    if (s.host != host)
+        throw Error(ErrorCode::io, url,
+                    "the store answered about host \"" + text::shown(s.host, k_shown) + "\", not \"" +
+                        text::shown(host, k_shown) + "\" (host.name)");
     if (s.last_seq > 0 && !is_hash_hex(j["last_hash"]))
         throw Error(ErrorCode::io, url, "the answer's last_hash is not a hash: " + text::shown(body, k_shown));
     return s;
 }
 
-StoreCheck check_against_store(const std::string& dir, const StoreState& state) {
+namespace {
+
+// The spool against the store's last (seq, hash), as check_against_store says, without what
+// the store itself said of the chain (broken, restarts).
+StoreCheck compare(const std::string& dir, const StoreState& state, const std::string& held,
+                   std::uint64_t spool_last_seq) {
     StoreCheck out;
-    const std::string held = "store holds up to seq " + std::to_string(state.last_seq) + " hash " + state.last_hash;
-    const VerifyResult spool = verify_spool(dir);
-    if (!spool.ok) {
-        out.summary = held + "; the spool itself does not verify (" +
-                      (spool.problems.empty() ? std::string("see jitgatectl audit verify")
-                                              : text::printable(spool.problems.front())) +
-                      ")";
-        return out;
-    }
-    if (state.last_seq == 0) {
-        out.ok = true;
-        out.summary = "store holds no event of this host yet; nothing to compare";
-        return out;
-    }
     std::optional<spool::Anchor> anchor;
+    std::optional<spool::Shipped> shipped;
     try {
         anchor = spool::read_anchor(dir);
+        shipped = spool::read_shipped(dir);
     } catch (const std::exception& e) {
         out.summary = held + "; " + text::printable(e.what());
         return out;
     }
-    if (anchor && state.last_seq <= anchor->seq) {
+    // What the host knows the store acknowledged: the anchor is written only for events the
+    // store acknowledged, shipped.json only after a 2xx.
+    const std::uint64_t acknowledged = std::max(anchor ? anchor->seq : 0, shipped ? shipped->seq : 0);
+    if (state.last_seq < acknowledged) {
+        out.summary =
+            held + "; the store lost events it acknowledged: this host had seq " + std::to_string(acknowledged) +
+            " acknowledged (" + (anchor && anchor->seq == acknowledged ? "anchor.json" : "shipped.json") +
+            "), the store holds " +
+            (state.last_seq == 0 ? std::string("no event of it") : "only up to seq " + std::to_string(state.last_seq)) +
+            " (restored from an old backup, or rows deleted?)";
+        return out;
+    }
+    if (state.last_seq == 0) {
+        out.ok = true;
+        out.summary =
+            "store holds no event of this host yet, and this host has had none acknowledged; nothing to compare";
+        return out;
+    }
+    if (anchor && state.last_seq == anchor->seq) {
         // Shipped and deleted: the spool continues its anchor (verify_spool checked that).
-        if (state.last_seq == anchor->seq && anchor->hash != state.last_hash) {
+        if (anchor->hash != state.last_hash) {
             out.summary = held + "; spool rewritten: the hash at seq " + std::to_string(state.last_seq) +
                           " differs (anchor.json: " + text::printable(anchor->hash) + ")";
             return out;
         }
         out.ok = true;
         out.summary = held + "; shipped and deleted from the spool (its anchor is seq " + std::to_string(anchor->seq) +
-                      "), and the spool continues from " + (state.last_seq == anchor->seq ? "it" : "its anchor");
+                      "), and the spool continues from it";
         return out;
     }
     // Find the store's last event among the segments.
@@ -159,7 +195,7 @@ StoreCheck check_against_store(const std::string& dir, const StoreState& state) 
                 out.ok = true;
                 out.summary =
                     held + "; spool matches" +
-                    (spool.last_seq > seq ? " and continues to seq " + std::to_string(spool.last_seq) : std::string());
+                    (spool_last_seq > seq ? " and continues to seq " + std::to_string(spool_last_seq) : std::string());
                 return out;
             }
         }
@@ -169,6 +205,37 @@ StoreCheck check_against_store(const std::string& dir, const StoreState& state) 
     }
     out.summary = held + "; spool cut below what the store holds: the spool ends at seq " + std::to_string(spool_last) +
                   " (events were deleted, or the spool was wiped and started over)";
+    return out;
+}
+
+} // namespace
+
+StoreCheck check_against_store(const std::string& dir, const StoreState& state) {
+    const std::string held = "store holds up to seq " + std::to_string(state.last_seq) + " hash " + state.last_hash;
+    const VerifyResult spool = verify_spool(dir);
+    if (!spool.ok) {
+        StoreCheck out;
+        out.summary = held + "; the spool itself does not verify (" +
+                      (spool.problems.empty() ? std::string("see jitgatectl audit verify")
+                                              : text::printable(spool.problems.front())) +
+                      ")";
+        return out;
+    }
+    StoreCheck out = compare(dir, state, held, spool.last_seq);
+    if (state.restarts > 0) {
+        out.ok = false;
+        out.summary = "the store saw this host's chain start over at seq 1 " + std::to_string(state.restarts) +
+                      (state.restarts == 1 ? " time" : " times") +
+                      (state.restart_at.empty() ? std::string() : ", last at " + text::printable(state.restart_at)) +
+                      " (it stood at seq " + std::to_string(state.restart_previous_seq) +
+                      "): the spool was wiped, and what it held that was not shipped is lost; " + out.summary;
+    }
+    if (state.chain == "broken") {
+        out.ok = false;
+        out.summary = "the store marked this host's chain broken: " +
+                      (state.problem.empty() ? std::string("(no problem given)") : text::printable(state.problem)) +
+                      "; " + out.summary;
+    }
     return out;
 }
 

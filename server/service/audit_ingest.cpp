@@ -7,6 +7,7 @@
 
 #include <jitgate/text.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <limits>
@@ -52,6 +53,37 @@ std::string string_member(const Json& event, const char* name) {
 bool is_chain_alert(std::string_view type) noexcept {
     return type == "audit.chain_gap" || type == "audit.chain_fork" || type == "audit.chain_edited" ||
            type == "audit.chain_restarted";
+}
+
+CheckTurns::CheckTurns(std::size_t slots, std::int64_t owed_for_s)
+    : m_slots(slots < 1 ? 1 : slots), m_owed_for_s(owed_for_s) {}
+
+CheckTurns::Verdict CheckTurns::admit(const std::string& host, std::size_t per_host, std::int64_t now) {
+    const auto flying = m_in_flight.find(host);
+    if (flying != m_in_flight.end() && flying->second >= std::max<std::size_t>(per_host, 1)) return Verdict::host_busy;
+    std::erase_if(m_owed, [&](const auto& e) { return now - e.second > m_owed_for_s; });
+    const auto owed = m_owed.find(host);
+    const std::size_t owed_to_others = m_owed.size() - (owed != m_owed.end() ? 1 : 0);
+    const std::size_t free = m_slots - std::min(m_slots, m_total);
+    const bool admitted = free > 0 && (owed != m_owed.end() || free > owed_to_others);
+    if (!admitted) {
+        if (owed != m_owed.end())
+            owed->second = now;
+        else if (m_owed.size() < k_max_owed)
+            m_owed.emplace(host, now);
+        return Verdict::full;
+    }
+    if (owed != m_owed.end()) m_owed.erase(owed);
+    ++m_in_flight[host];
+    ++m_total;
+    return Verdict::admitted;
+}
+
+void CheckTurns::done(const std::string& host) {
+    const auto it = m_in_flight.find(host);
+    if (it == m_in_flight.end()) return;
+    --m_total;
+    if (--it->second == 0) m_in_flight.erase(it);
 }
 
 bool is_ndjson(const std::string* content_type) noexcept {

@@ -7,7 +7,9 @@
 #include "server/store/store.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +71,44 @@ BatchCheck check_batch(std::string_view body, const std::function<bool(const std
 // The acknowledgement of §5: {"stored":N,"last_event_id":"..."} plus `new` and `duplicates`
 // (ignored by jitgated, for people reading it).
 std::string ack_json(std::size_t stored, const std::string& last_event_id, std::size_t added, std::size_t duplicates);
+
+// Which hosts' batches may be checked now (the server's one checking worker, service.cpp):
+// SECURITY NOTE: the checking slots are shared by the whole fleet, so no host may hold more than
+// one (a second batch of a host whose batch is still queued or checked is refused at once,
+// taking no slot; a certificate naming several hosts holds one per host it names), and a host
+// refused because all slots were taken is owed a turn: while hosts
+// are owed, a freed slot goes to one of them before a host that was just served (which would
+// otherwise come straight back and take it every time, while the refused wait Retry-After):
+// a host not owed is admitted only while more slots are free than hosts are owed, else it is
+// refused and owed in turn (so a slot waits at most until an owed host comes back). Owed turns
+// lapse after `owed_for_s` (a host that stopped sending), and at most k_max_owed hosts are owed
+// at once. Not thread-safe: the loop thread's.
+class CheckTurns {
+public:
+    enum class Verdict {
+        admitted,  // a slot is taken: call done() once its batch is answered
+        host_busy, // this host's previous batch is still queued or checked
+        full,      // every slot is taken (or owed to other hosts): the host is owed a turn
+    };
+    static constexpr std::size_t k_max_owed = 100000;
+
+    // `slots` (>= 1) batches in flight at most, across all hosts.
+    CheckTurns(std::size_t slots, std::int64_t owed_for_s);
+    // `host`: the client certificate's (first) name; `per_host` (>= 1): how many batches it may
+    // have in flight, the number of hosts the certificate names. `now`: Unix seconds.
+    Verdict admit(const std::string& host, std::size_t per_host, std::int64_t now);
+    // Gives back one slot of `host` (admitted before). Unknown hosts are ignored.
+    void done(const std::string& host);
+    std::size_t in_flight() const noexcept { return m_total; }
+    std::size_t owed() const noexcept { return m_owed.size(); }
+
+private:
+    std::size_t m_slots;
+    std::int64_t m_owed_for_s;
+    std::map<std::string, std::size_t, std::less<>> m_in_flight; // host -> its batches in flight
+    std::size_t m_total = 0;
+    std::map<std::string, std::int64_t, std::less<>> m_owed; // host -> when last refused "full"
+};
 
 // GET /v1/audit/state: {"host":...,"last_seq":N,"last_hash":...,"last_event_id":...,
 // "chain":"ok"|"broken","problem":...,"problem_seq":N,"last_seen":"RFC 3339","events":N,

@@ -108,13 +108,22 @@ public:
 
     // Moves the checks of audit batches (audit_ingest::check_batch: seconds for a hostile 32 MiB
     // body, which would hold every host's poll and filing) off the loop thread onto one worker
-    // thread, with at most k_max_waiting_batches waiting: beyond that a batch is answered 503
-    // with Retry-After (k_busy_retry_after_s), nothing stored, and jitgated sends it again
-    // later. `post` runs a function on the loop thread (EventLoop::post); the store's part runs
-    // there. Without this call (tests) the checks run on the loop. Call once, before serving.
+    // thread, with at most k_max_waiting_batches waiting and one per host (below): beyond that
+    // a batch is answered 503 with Retry-After (k_busy_retry_after_s), nothing stored, and
+    // jitgated sends it again later; so is a batch whose check threw (out of memory), answered
+    // from the loop thread like every batch. `post` runs a function on the loop thread (EventLoop::post); the store's
+    // part runs there. Without this call (tests) the checks run on the loop. Call once, before serving.
     void offload_audit_checks(http::Worker::Post post);
+    // SECURITY NOTE: the slots are the fleet's: each host has at most one batch queued or
+    // checked (a second one at the same time is 503 at once, taking no slot; a certificate
+    // naming several hosts has one per name), and a host refused
+    // for a full queue is owed a turn for k_owed_turn_s: a freed slot goes to an owed host before
+    // one just served (audit_ingest::CheckTurns). Busy refusals go to syslog ("audit.batch_busy"),
+    // at most once a minute for the fleet and once a minute per host.
     static constexpr std::size_t k_max_waiting_batches = 4; // each up to audit_ingest::k_max_body
     static constexpr int k_busy_retry_after_s = 5;
+    // Longer than jitgated's longest back-off (audit.store.retry_max, 5 minutes by default).
+    static constexpr std::int64_t k_owed_turn_s = 600;
     static constexpr std::size_t k_max_host_body = 64 * 1024;
     void handle_host(http::Request&& request, http::Reply&& reply);
 
@@ -178,6 +187,8 @@ private:
     void ingest_audit(http::Request&& request, http::Reply&& reply);
     // The store's part of an ingest, on the loop thread, after check_batch.
     void store_batch(const http::Request& request, http::Reply& reply, audit_ingest::BatchCheck&& check);
+    // Logs a batch refused "busy" (CheckTurns: host_busy or full) to syslog, throttled.
+    void refuse_busy(const http::Request& request, bool host_busy);
     // Answers a refused batch; records it (throttled) as "audit.batch_refused" when `alert`.
     void refuse_batch(const http::Request& request, http::Reply& reply, int status, const std::string& code,
                       const std::string& message, bool alert);
@@ -218,6 +229,7 @@ private:
         std::int64_t window_start = 0;
         std::int64_t suppressed = 0;
     };
+    static constexpr std::int64_t k_refusal_window_s = 60; // one recorded per key and window
     std::map<std::string, Refusals, std::less<>> m_refusals;
     // Refused audit batches (403, 409, 422), per host and status, recorded the same way: a
     // host sending bad batches in a loop cannot grow the events table or flood syslog at alert.
@@ -226,6 +238,8 @@ private:
     http::Timer m_purge_timer;
     http::Timer m_review_timer;
     std::shared_ptr<void> m_wake_watch;
+    // Which hosts' batches are queued or checked on the worker (loop thread).
+    audit_ingest::CheckTurns m_check_turns{k_max_waiting_batches + 1, k_owed_turn_s};
     // Last: destroyed first, so its thread is joined before anything its work touches goes.
     std::unique_ptr<http::Worker> m_audit_worker; // set by offload_audit_checks()
 };

@@ -256,21 +256,27 @@ void WebUi::handle_sign_in_elsewhere(http::Request&& request, http::Reply&& repl
     if (shared_request->path == "/login") {
         std::string return_to = browser::field(shared_request->query, "return_to").value_or("/");
         if (!browser::is_local_path(return_to)) return_to = "/";
-        const bool queued = m_worker->push([this, shared_request, return_to, answer, guarded]() {
+        // The IdP call on the worker fills `begun`; the Reply (in `answer`) is held only by the
+        // loop's part, so it is answered and ends on the loop thread (Worker::push).
+        struct Begun {
             std::optional<std::pair<std::string, store::LoginState>> started;
-            std::string failure;
-            try {
-                started = m_sign_in.begin(return_to);
-            } catch (const std::exception& e) {
-                failure = e.what();
-            }
-            m_worker->post([this, shared_request, return_to, answer, guarded, started, failure]() mutable {
+            std::string failure = "the sign-in could not be started (internal error)";
+        };
+        auto begun = std::make_shared<Begun>();
+        const bool queued = m_worker->push(
+            [this, begun, return_to]() {
+                try {
+                    begun->started = m_sign_in.begin(return_to);
+                } catch (const std::exception& e) {
+                    begun->failure = e.what();
+                }
+            },
+            [this, shared_request, return_to, answer, guarded, begun](bool) {
                 answer(guarded([&]() {
-                    if (!started) return begin_failed(frame(nullptr), return_to, failure);
-                    return finish_begin(*shared_request, m_service.now(), return_to, std::move(*started));
+                    if (!begun->started) return begin_failed(frame(nullptr), return_to, begun->failure);
+                    return finish_begin(*shared_request, m_service.now(), return_to, std::move(*begun->started));
                 }));
             });
-        });
         if (!queued) busy();
         return;
     }
@@ -294,20 +300,26 @@ void WebUi::handle_sign_in_elsewhere(http::Request&& request, http::Reply&& repl
             return;
         }
     }
-    const bool queued = m_worker->push([this, shared_request, callback = *callback, answer, guarded]() {
+    // As for /login: the worker fills `completed`, the loop's part alone holds the Reply.
+    struct Completed {
         std::optional<Identity> identity;
-        std::string failure;
-        try {
-            identity = m_sign_in.complete(callback.code, callback.login);
-        } catch (const std::exception& e) {
-            failure = e.what();
-        }
-        m_worker->post([this, shared_request, callback, answer, guarded, identity, failure]() {
+        std::string failure = "the sign-in could not be completed (internal error)";
+    };
+    auto completed = std::make_shared<Completed>();
+    const bool queued = m_worker->push(
+        [this, completed, code = callback->code, login = callback->login]() {
+            try {
+                completed->identity = m_sign_in.complete(code, login);
+            } catch (const std::exception& e) {
+                completed->failure = e.what();
+            }
+        },
+        [this, shared_request, login = callback->login, answer, guarded, completed](bool) {
             answer(guarded([&]() {
-                return complete_sign_in(*shared_request, callback.login, identity, failure, m_service.now());
+                return complete_sign_in(*shared_request, login, completed->identity,
+                                        completed->identity ? std::string() : completed->failure, m_service.now());
             }));
         });
-    });
     if (!queued) busy();
 }
 

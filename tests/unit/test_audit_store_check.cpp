@@ -74,6 +74,23 @@ audit::StoreState state_of(std::uint64_t seq, const std::string& hash) {
     return s;
 }
 
+// GET /v1/audit/state's answer for testhost, as jitgate-server writes it.
+Json state_answer(std::uint64_t seq, const std::string& hash) {
+    return Json{{"host", "testhost"},
+                {"last_seq", seq},
+                {"last_hash", hash},
+                {"last_event_id", "ev-" + std::to_string(seq)},
+                {"chain", "ok"},
+                {"problem", ""},
+                {"problem_seq", 0},
+                {"last_seen", "2026-11-24T03:05:57Z"},
+                {"events", seq},
+                {"restarts", 0},
+                {"restart_at", ""},
+                {"restart_previous_seq", 0},
+                {"restart_previous_hash", ""}};
+}
+
 class StoreCheckTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
@@ -112,15 +129,13 @@ TEST_F(StoreCheckTest, TheStateUrlIsTheEventsUrlsSibling) {
 TEST_F(StoreCheckTest, TheStateIsFetchedOverMutualTlsFromTheSiblingUrl) {
     const std::vector<std::string> events = chain(3);
     HttpsPeer peer(pki("server.pem"), pki("server.key"), pki("ca.pem"));
-    peer.set_default(Answer(
-        200,
-        Json{{"host", "testhost"}, {"last_seq", 3}, {"last_hash", hash_of(events[2])}, {"chain", "ok"}, {"problem", ""}}
-            .dump(),
-        "application/json"));
-    const audit::StoreState s = audit::fetch_store_state(store_for(peer));
+    peer.set_default(Answer(200, state_answer(3, hash_of(events[2])).dump(), "application/json"));
+    const audit::StoreState s = audit::fetch_store_state(store_for(peer), "testhost");
     EXPECT_EQ(s.host, "testhost");
     EXPECT_EQ(s.last_seq, 3u);
     EXPECT_EQ(s.last_hash, hash_of(events[2]));
+    EXPECT_EQ(s.chain, "ok");
+    EXPECT_EQ(s.restarts, 0u);
     ASSERT_EQ(peer.received().size(), 1u);
     EXPECT_EQ(peer.received()[0].method, "GET");
     EXPECT_EQ(peer.received()[0].path, "/v1/audit/state");
@@ -129,20 +144,20 @@ TEST_F(StoreCheckTest, TheStateIsFetchedOverMutualTlsFromTheSiblingUrl) {
     auto with_token = store_for(peer);
     with_token.token_file = m_dir / "token";
     std::ofstream(with_token.token_file) << "  s3cret-token \n";
-    EXPECT_EQ(audit::fetch_store_state(with_token).last_seq, 3u);
+    EXPECT_EQ(audit::fetch_store_state(with_token, "testhost").last_seq, 3u);
     ASSERT_EQ(peer.received().size(), 2u);
     EXPECT_EQ(peer.received()[1].header("Authorization"), "Bearer s3cret-token");
     // Without the host's certificate the store never answers (its handshake fails).
     auto anonymous = store_for(peer);
     anonymous.client_cert.clear();
     anonymous.client_key.clear();
-    EXPECT_THROW(audit::fetch_store_state(anonymous), Error);
+    EXPECT_THROW(audit::fetch_store_state(anonymous, "testhost"), Error);
     // An answer that is not a state is an error, never "nothing to compare".
     peer.set_default(Answer(200, "<html>ok</html>", "text/html"));
-    EXPECT_THROW(audit::fetch_store_state(store_for(peer)), Error);
+    EXPECT_THROW(audit::fetch_store_state(store_for(peer), "testhost"), Error);
     peer.set_default(Answer(403, R"({"error":"forbidden"})", "application/json"));
     try {
-        audit::fetch_store_state(store_for(peer));
+        audit::fetch_store_state(store_for(peer), "testhost");
         ADD_FAILURE() << "a 403 must be an error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("HTTP 403"), std::string::npos) << e.what();
@@ -182,12 +197,10 @@ TEST_F(StoreCheckTest, ARewrittenSpoolFailsNamingTheSeq) {
 TEST_F(StoreCheckTest, TheStoresLastEventShippedAndDeletedIsSaid) {
     const std::vector<std::string> events = chain(6);
     make_spool(m_dir.path(), events, 5, 6); // anchor at 4
-    const auto below = audit::check_against_store(m_dir.path(), state_of(3, hash_of(events[2])));
-    EXPECT_TRUE(below.ok) << below.summary;
-    EXPECT_NE(below.summary.find("shipped and deleted from the spool (its anchor is seq 4)"), std::string::npos)
-        << below.summary;
     const auto at_anchor = audit::check_against_store(m_dir.path(), state_of(4, hash_of(events[3])));
     EXPECT_TRUE(at_anchor.ok) << at_anchor.summary;
+    EXPECT_NE(at_anchor.summary.find("shipped and deleted from the spool (its anchor is seq 4)"), std::string::npos)
+        << at_anchor.summary;
     const auto wrong_anchor = audit::check_against_store(m_dir.path(), state_of(4, std::string(64, 'e')));
     EXPECT_FALSE(wrong_anchor.ok);
     EXPECT_NE(wrong_anchor.summary.find("spool rewritten"), std::string::npos) << wrong_anchor.summary;
@@ -201,6 +214,101 @@ TEST_F(StoreCheckTest, ASpoolThatDoesNotVerifyFailsWhateverTheStoreSays) {
     const auto r = audit::check_against_store(m_dir.path(), state_of(3, hash_of(events[2])));
     EXPECT_FALSE(r.ok);
     EXPECT_NE(r.summary.find("the spool itself does not verify"), std::string::npos) << r.summary;
+}
+
+// Regression: a store holding less than the host had acknowledged (last_seq 0, or below the
+// spool's anchor) was "OK": the anchor is written only after the store acknowledged those
+// events, so the store lost them. FAILED, saying so.
+TEST_F(StoreCheckTest, AStoreThatLostAcknowledgedEventsFails) {
+    const std::vector<std::string> events = chain(6);
+    make_spool(m_dir.path(), events, 5, 6); // anchor at 4: the store acknowledged 1..4
+    const auto below = audit::check_against_store(m_dir.path(), state_of(3, hash_of(events[2])));
+    EXPECT_FALSE(below.ok) << below.summary;
+    EXPECT_NE(below.summary.find("the store lost events it acknowledged: this host had seq 4 acknowledged "
+                                 "(anchor.json), the store holds only up to seq 3"),
+              std::string::npos)
+        << below.summary;
+    const auto none = audit::check_against_store(m_dir.path(), state_of(0, ""));
+    EXPECT_FALSE(none.ok) << none.summary;
+    EXPECT_NE(none.summary.find("the store holds no event of it"), std::string::npos) << none.summary;
+    // shipped.json counts as well: acknowledged up to 5, the store holds 4.
+    jitgate::audit::spool::write_shipped(m_dir.path(), {5, "2026-11-24T03:05:58Z"});
+    const auto shipped = audit::check_against_store(m_dir.path(), state_of(4, hash_of(events[3])));
+    EXPECT_FALSE(shipped.ok) << shipped.summary;
+    EXPECT_NE(shipped.summary.find("this host had seq 5 acknowledged (shipped.json)"), std::string::npos)
+        << shipped.summary;
+    // A host that never had anything acknowledged and a store without its events: nothing lost.
+    ScratchDir fresh;
+    make_spool(fresh.path(), events, 1, 2);
+    const auto nothing_yet = audit::check_against_store(fresh.path(), state_of(0, ""));
+    EXPECT_TRUE(nothing_yet.ok) << nothing_yet.summary;
+}
+
+// Regression: a chain the store marked broken was only a note before "OK". It fails, with the
+// store's problem.
+TEST_F(StoreCheckTest, AChainTheStoreMarkedBrokenFails) {
+    const std::vector<std::string> events = chain(3);
+    make_spool(m_dir.path(), events, 1, 3);
+    audit::StoreState state = state_of(3, hash_of(events[2]));
+    state.chain = "broken";
+    state.problem = "event ev-2 (seq 2) came again with other content (edited)";
+    const auto r = audit::check_against_store(m_dir.path(), state);
+    EXPECT_FALSE(r.ok) << r.summary;
+    EXPECT_EQ(r.summary.rfind("the store marked this host's chain broken: event ev-2 (seq 2) came again with other "
+                              "content (edited); ",
+                              0),
+              0u)
+        << r.summary;
+}
+
+// Regression: a spool wiped and started over, which caught up with the store's seq, "matched".
+// The store counts the restarts of the chain: any is reported and fails.
+TEST_F(StoreCheckTest, AChainThatStartedOverAtTheStoreFails) {
+    const std::vector<std::string> events = chain(3);
+    make_spool(m_dir.path(), events, 1, 3);
+    audit::StoreState state = state_of(3, hash_of(events[2]));
+    state.restarts = 1;
+    state.restart_at = "2026-11-24T03:05:56Z";
+    state.restart_previous_seq = 9;
+    const auto r = audit::check_against_store(m_dir.path(), state);
+    EXPECT_FALSE(r.ok) << r.summary;
+    EXPECT_NE(r.summary.find("the store saw this host's chain start over at seq 1 1 time, last at "
+                             "2026-11-24T03:05:56Z (it stood at seq 9)"),
+              std::string::npos)
+        << r.summary;
+    EXPECT_NE(r.summary.find("spool matches"), std::string::npos) << "the comparison is still said: " << r.summary;
+}
+
+// Regression: the state was asked without naming the host, so a certificate naming several
+// hosts got its first name's state, compared with this spool. The host goes as ?host= and the
+// answer must be about it; a state without `chain` or `restarts` is not a state.
+TEST_F(StoreCheckTest, TheStateIsAskedForTheConfiguredHostAndMustBeAboutIt) {
+    HttpsPeer peer(pki("server.pem"), pki("server.key"), pki("ca.pem"));
+    peer.set_default(Answer(200, state_answer(3, std::string(64, 'a')).dump(), "application/json"));
+    EXPECT_EQ(audit::fetch_store_state(store_for(peer), "testhost").host, "testhost");
+    ASSERT_EQ(peer.received().size(), 1u);
+    const auto& params = peer.received()[0].params;
+    ASSERT_EQ(params.count("host"), 1u);
+    EXPECT_EQ(params.find("host")->second, "testhost");
+    try {
+        audit::fetch_store_state(store_for(peer), "web 02&x=1");
+        ADD_FAILURE() << "another host's state must be an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("the store answered about host \"testhost\", not \"web 02&x=1\""),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(peer.received().back().params.find("host")->second, "web 02&x=1") << "escaped in the query";
+    for (const char* member : {"chain", "restarts"}) {
+        Json answer = state_answer(3, std::string(64, 'a'));
+        answer.erase(member);
+        peer.set_default(Answer(200, answer.dump(), "application/json"));
+        EXPECT_THROW(audit::fetch_store_state(store_for(peer), "testhost"), Error) << "without " << member;
+    }
+    Json odd = state_answer(3, std::string(64, 'a'));
+    odd["chain"] = "fine";
+    peer.set_default(Answer(200, odd.dump(), "application/json"));
+    EXPECT_THROW(audit::fetch_store_state(store_for(peer), "testhost"), Error);
 }
 
 } // namespace

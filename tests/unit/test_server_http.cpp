@@ -10,10 +10,12 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <array>
@@ -46,6 +48,28 @@
 #include "server/service/audit_ingest.hpp"
 #include "server/service/service.hpp"
 #include "server/store/store.hpp"
+
+// One allocation of an armed size fails (std::bad_alloc), on whichever thread makes it: how a
+// test makes the audit batch check run out of memory on the worker. Every other allocation is
+// malloc's.
+std::atomic<std::size_t> g_fail_allocation_of{0};
+
+void* operator new(std::size_t size) {
+    std::size_t armed = size;
+    if (size != 0 && g_fail_allocation_of.compare_exchange_strong(armed, 0)) throw std::bad_alloc();
+    if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+    throw std::bad_alloc();
+}
+// g++ takes these replacements' free() for a mismatch with the new-expressions it sees inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace {
 
@@ -97,6 +121,15 @@ public:
                           "extendedKeyUsage=clientAuth\\nsubjectAltName=DNS:good.example\\n' > utf8.ext && "
                           "openssl x509 -req -in utf8.csr -CA ca.pem -CAkey ca.key -set_serial 0x5a2 -days 30 "
                           "-extfile utf8.ext -out utf8.pem"));
+        // Host certificates fleet-1 .. fleet-8 (CN only): a fleet shipping audit batches at once.
+        ASSERT_TRUE(shell("cd " + d +
+                          " && umask 077 && printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,"
+                          "digitalSignature\\nextendedKeyUsage=clientAuth\\n' > fleet.ext && "
+                          "for i in 1 2 3 4 5 6 7 8; do "
+                          "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out fleet-$i.key && "
+                          "openssl req -new -key fleet-$i.key -subj /CN=fleet-$i -out fleet-$i.csr && "
+                          "openssl x509 -req -in fleet-$i.csr -CA ca.pem -CAkey ca.key -set_serial 0x6b$i -days 30 "
+                          "-extfile fleet.ext -out fleet-$i.pem || exit 1; done"));
         ASSERT_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
         // 1,000 connections on each side of the loopback need more than the usual 1,024 fds.
         rlimit rl{};
@@ -1271,16 +1304,19 @@ TEST(ServerHttpWorker, RunsWorkOnItsThreadAndRefusesBeyondItsQueue) {
         ++posted;
     });
     std::promise<std::thread::id> ran_on;
-    ASSERT_TRUE(worker.push([&] {
-        ran_on.set_value(std::this_thread::get_id());
-        std::unique_lock<std::mutex> lock(m);
-        cv.wait(lock, [&] { return open; });
-        worker.post([] {});
-    }));
+    ASSERT_TRUE(worker.push(
+        [&] {
+            ran_on.set_value(std::this_thread::get_id());
+            std::unique_lock<std::mutex> lock(m);
+            cv.wait(lock, [&] { return open; });
+        },
+        [](bool ok) { EXPECT_TRUE(ok); }));
     EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
-    EXPECT_TRUE(worker.push([] { throw std::runtime_error("logged; the worker goes on"); }));
-    EXPECT_TRUE(worker.push([&] { worker.post([] {}); }));
-    EXPECT_FALSE(worker.push([] {})) << "two are waiting already: the third is refused";
+    EXPECT_TRUE(
+        worker.push([] { throw std::runtime_error("logged; the worker goes on"); }, [](bool ok) { EXPECT_FALSE(ok); }));
+    EXPECT_TRUE(worker.push([] {}, [](bool ok) { EXPECT_TRUE(ok); }));
+    EXPECT_FALSE(worker.push([] {}, [](bool) { ADD_FAILURE() << "refused work has no `then`"; }))
+        << "two are waiting already: the third is refused";
     {
         const std::lock_guard<std::mutex> lock(m);
         open = true;
@@ -1288,9 +1324,95 @@ TEST(ServerHttpWorker, RunsWorkOnItsThreadAndRefusesBeyondItsQueue) {
     cv.notify_all();
     ASSERT_TRUE(eventually([&] {
         const std::lock_guard<std::mutex> lock(posted_mutex);
-        return posted == 2;
-    }));
-    EXPECT_TRUE(worker.push([] {})) << "room again once the queue drained";
+        return posted == 3;
+    })) << "every piece of work that ran, threw or not, is handed back";
+    EXPECT_TRUE(worker.push([] {}, [](bool) {})) << "room again once the queue drained";
+}
+
+// Regression: work that threw (out of memory) ended on the worker's thread holding the last
+// reference to its request's Reply, whose end sent a 500 through libevent beside the loop. The
+// part that follows the work (and all it holds) is run and destroyed on the loop thread only,
+// told that the work failed.
+TEST(ServerHttpWorker, WhatFollowsWorkThatThrewRunsAndEndsOnTheLoopThread) {
+    http::EventLoop loop;
+    std::thread loop_thread([&] { loop.run(); });
+    std::promise<std::thread::id> loop_id;
+    loop.post([&] { loop_id.set_value(std::this_thread::get_id()); });
+    const std::thread::id on_loop = loop_id.get_future().get();
+
+    // Records the thread its last copy ends on, as a Reply's State would be.
+    struct Witness {
+        std::promise<std::thread::id>* ended = nullptr;
+        ~Witness() {
+            if (ended != nullptr) ended->set_value(std::this_thread::get_id());
+        }
+    };
+    std::promise<std::thread::id> ended;
+    std::promise<std::pair<bool, std::thread::id>> followed;
+    {
+        http::Worker worker("test", 1, [&](std::function<void()> f) { loop.post(std::move(f)); });
+        auto witness = std::make_shared<Witness>();
+        witness->ended = &ended;
+        ASSERT_TRUE(worker.push([] { throw std::bad_alloc(); },
+                                [&followed, witness](bool ok) {
+                                    followed.set_value({ok, std::this_thread::get_id()});
+                                }));
+        witness.reset();
+        auto followed_future = followed.get_future();
+        auto ended_future = ended.get_future();
+        const bool came_back = followed_future.wait_for(60s) == std::future_status::ready;
+        EXPECT_TRUE(came_back) << "what follows the work never ran";
+        if (came_back) {
+            const auto [ok, ran_on] = followed_future.get();
+            EXPECT_FALSE(ok);
+            EXPECT_EQ(ran_on, on_loop);
+            ASSERT_EQ(ended_future.wait_for(60s), std::future_status::ready);
+            EXPECT_EQ(ended_future.get(), on_loop);
+        }
+    }
+    loop.stop();
+    loop_thread.join();
+}
+
+// The hand-back to the loop failing (out of memory) is tried again, and never ends what follows
+// the work on the worker's thread; a hand-back the loop drops unrun (at its destruction) ends
+// it on the dropping thread, not leaked.
+TEST(ServerHttpWorker, AFailedHandBackIsTriedAgainAndADroppedOneEndsWhereItIsDropped) {
+    struct Witness {
+        std::atomic<int>* ended = nullptr;
+        std::thread::id* ended_on = nullptr;
+        ~Witness() {
+            if (ended == nullptr) return;
+            *ended_on = std::this_thread::get_id();
+            ++*ended;
+        }
+    };
+    std::atomic<int> ended{0};
+    std::thread::id ended_on;
+    std::mutex m;
+    std::vector<std::function<void()>> posted; // the "loop": kept, never run
+    std::atomic<int> attempts{0};
+    {
+        http::Worker worker("test", 1, [&](std::function<void()> f) {
+            if (++attempts == 1) throw std::bad_alloc(); // the first hand-back fails
+            const std::lock_guard<std::mutex> lock(m);
+            posted.push_back(std::move(f));
+        });
+        auto witness = std::make_shared<Witness>();
+        witness->ended = &ended;
+        witness->ended_on = &ended_on;
+        ASSERT_TRUE(worker.push([] {}, [witness](bool) { ADD_FAILURE() << "never run here"; }));
+        witness.reset();
+        ASSERT_TRUE(eventually([&] {
+            const std::lock_guard<std::mutex> lock(m);
+            return posted.size() == 1;
+        }));
+        EXPECT_EQ(attempts.load(), 2);
+        EXPECT_EQ(ended.load(), 0) << "ended on the worker's thread when its hand-back failed";
+    }
+    posted.clear(); // the loop dropping it unrun
+    EXPECT_EQ(ended.load(), 1);
+    EXPECT_EQ(ended_on, std::this_thread::get_id());
 }
 
 namespace audit_store {
@@ -1345,11 +1467,15 @@ TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQu
         cv.wait(lock, [&] { return open; });
         server->loop.post(std::move(work));
     });
+    // Batch i comes from host fleet-(i+1): one batch per host, as jitgated sends them.
     const auto post_batch = [&](int i) {
+        const std::string host = "fleet-" + std::to_string(i + 1);
         FetchOptions o;
         o.method = "POST";
-        o.body = event_line("testhost", "ev-" + std::to_string(i)) + "\n";
+        o.body = event_line(host, "ev-" + std::to_string(i)) + "\n";
         o.headers = {"Content-Type: application/x-ndjson"};
+        o.cert = host + ".pem";
+        o.key = host + ".key";
         return fetch(server->url("/v1/audit/events"), o);
     };
     constexpr int k_queued = static_cast<int>(service::Service::k_max_waiting_batches);
@@ -1391,8 +1517,161 @@ TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQu
     EXPECT_EQ(ok, 1 + k_queued);
     EXPECT_EQ(busy, k_refused);
     server->stop();
-    EXPECT_EQ(db->audit_events("testhost", 1, 1, 100).size(), static_cast<std::size_t>(1 + k_queued))
-        << "only the acknowledged batches are stored";
+    std::size_t stored = 0;
+    for (int i = 0; i < static_cast<int>(results.size()); ++i) {
+        const std::size_t n = db->audit_events("fleet-" + std::to_string(i + 1), 1, 1, 100).size();
+        EXPECT_EQ(n, results[static_cast<std::size_t>(i)].status == 200 ? 1u : 0u) << "batch " << i;
+        stored += n;
+    }
+    EXPECT_EQ(stored, static_cast<std::size_t>(1 + k_queued)) << "only the acknowledged batches are stored";
+    svc.reset();
+    server.reset();
+    db.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+// Regression: the checking queue was the fleet's, first come first served: one host with a
+// valid certificate sending batches in parallel kept it full, and every other host got 503. A
+// host has one batch queued or checked at most: its second at the same time is 503 at once
+// (taking no slot), and another host's batch still gets in. The refusals go to syslog, at most
+// once a minute per host with the count suppressed since.
+TEST(ServerAuditIngestOffTheLoop, OneHostHoldsOneSlotAndOtherHostsStillGetIn) {
+    char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    store::migrate_sqlite(dir + "/server.db");
+    auto db = store::open_sqlite(dir + "/server.db");
+    jitgate::server::config::Config config;
+    config.server.name = "approvals.test";
+    config.server.public_url = "https://approvals.test";
+    const auto key = jitgate::grant_token::SigningKey::generate("k-test");
+    std::unique_ptr<service::Service> svc;
+    http::Limits limits;
+    limits.large_body_paths = {service::Service::k_audit_events_path};
+    limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
+    auto server = std::make_unique<Server>(host_tls(), limits, [&](http::Request&& r, http::Reply&& reply) {
+        svc->handle_host(std::move(r), std::move(reply));
+    });
+    std::atomic<std::int64_t> clock{1'800'000'000};
+    service::Clock test_clock;
+    test_clock.now = [&] { return clock.load(); };
+    svc = std::make_unique<service::Service>(config, *db, key, server->loop, test_clock);
+    // The way back to the loop held shut, as above: batches stay queued or checked.
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    std::atomic<int> waiting_to_post{0};
+    svc->offload_audit_checks([&](std::function<void()> work) {
+        ++waiting_to_post;
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return open; });
+        server->loop.post(std::move(work));
+    });
+    const auto post_batch = [&](const std::string& host, const std::string& cert, int i) {
+        FetchOptions o;
+        o.method = "POST";
+        o.body = event_line(host, "ev-" + std::to_string(i)) + "\n";
+        o.headers = {"Content-Type: application/x-ndjson"};
+        o.cert = cert + ".pem";
+        o.key = cert + ".key";
+        return fetch(server->url("/v1/audit/events"), o);
+    };
+    ::openlog("jitgate-server-test", LOG_PERROR, LOG_USER); // syslog's lines on stderr too
+    ::testing::internal::CaptureStderr();
+    std::vector<std::thread> clients;
+    Fetched first;
+    clients.emplace_back([&] { first = post_batch("testhost", "client", 0); });
+    ASSERT_TRUE(eventually([&] { return waiting_to_post == 1; })) << "the first batch's check never finished";
+    // The same host again, more than the queue holds, at once: each refused now.
+    constexpr int k_more = static_cast<int>(service::Service::k_max_waiting_batches) + 1;
+    for (int i = 1; i <= k_more; ++i) {
+        const Fetched again = post_batch("testhost", "client", i);
+        EXPECT_EQ(again.status, 503) << again.body;
+        EXPECT_TRUE(again.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s)));
+        EXPECT_NE(again.body.find("this host's previous batch is still being checked"), std::string::npos)
+            << again.body;
+    }
+    // Another host's batch takes a free slot: it waits for the worker, not refused.
+    Fetched other;
+    std::atomic<bool> other_answered{false};
+    clients.emplace_back([&] {
+        other = post_batch("fleet-1", "fleet-1", 100);
+        other_answered = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(other_answered) << "another host was refused: " << other.status << " " << other.body;
+    // A minute later the host's refusals are logged again, with the count suppressed meanwhile.
+    clock += 61;
+    EXPECT_EQ(post_batch("testhost", "client", 99).status, 503);
+    {
+        const std::lock_guard<std::mutex> lock(m);
+        open = true;
+    }
+    cv.notify_all();
+    for (auto& c : clients) c.join();
+    const std::string logged = ::testing::internal::GetCapturedStderr();
+    ::closelog();
+    ::openlog(nullptr, 0, LOG_USER); // LOG_PERROR off again for the tests that follow
+    EXPECT_EQ(first.status, 200) << first.body;
+    EXPECT_EQ(other.status, 200) << other.body;
+    std::size_t lines = 0;
+    for (std::size_t p = logged.find("audit.batch_busy host=\"testhost\""); p != std::string::npos;
+         p = logged.find("audit.batch_busy host=\"testhost\"", p + 1))
+        ++lines;
+    EXPECT_EQ(lines, 2u) << logged;
+    EXPECT_NE(logged.find("\"suppressed\":" + std::to_string(k_more - 1)), std::string::npos) << logged;
+    server->stop();
+    EXPECT_EQ(db->audit_events("testhost", 1, 1, 100).size(), 1u) << "only the acknowledged batch is stored";
+    svc.reset();
+    server.reset();
+    db.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+// Regression: a batch check that threw (out of memory) on the worker ended the request's Reply
+// there: a 500 written through libevent beside the loop. The check's failure goes back to the
+// loop, which answers 503 with Retry-After (nothing stored; jitgated sends it again).
+TEST(ServerAuditIngestOffTheLoop, ACheckThatRunsOutOfMemoryIs503FromTheLoop) {
+    char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    store::migrate_sqlite(dir + "/server.db");
+    auto db = store::open_sqlite(dir + "/server.db");
+    jitgate::server::config::Config config;
+    config.server.name = "approvals.test";
+    config.server.public_url = "https://approvals.test";
+    const auto key = jitgate::grant_token::SigningKey::generate("k-test");
+    std::unique_ptr<service::Service> svc;
+    http::Limits limits;
+    limits.large_body_paths = {service::Service::k_audit_events_path};
+    limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
+    auto server = std::make_unique<Server>(host_tls(), limits, [&](http::Request&& r, http::Reply&& reply) {
+        svc->handle_host(std::move(r), std::move(reply));
+    });
+    svc = std::make_unique<service::Service>(config, *db, key, server->loop);
+    svc->offload_audit_checks([&](std::function<void()> work) { server->loop.post(std::move(work)); });
+    // check_batch reserves one store::AuditEvent per line before it parses any: a size nothing
+    // else here allocates.
+    constexpr std::size_t k_lines = 7919;
+    g_fail_allocation_of = k_lines * sizeof(store::AuditEvent);
+    std::string body;
+    for (std::size_t i = 0; i < k_lines; ++i) body += "{}\n";
+    FetchOptions o;
+    o.method = "POST";
+    o.body = body;
+    o.headers = {"Content-Type: application/x-ndjson"};
+    const Fetched f = fetch(server->url("/v1/audit/events"), o);
+    EXPECT_EQ(g_fail_allocation_of.load(), 0u) << "the check never ran out of memory";
+    g_fail_allocation_of = 0;
+    EXPECT_EQ(f.status, 503) << f.body;
+    EXPECT_TRUE(f.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s))) << f.body;
+    EXPECT_NE(f.body.find("nothing of this batch was stored"), std::string::npos) << f.body;
+    // The service goes on: the next batch is checked and stored.
+    o.body = event_line("testhost", "ev-after") + "\n";
+    EXPECT_EQ(fetch(server->url("/v1/audit/events"), o).status, 200);
+    server->stop();
     svc.reset();
     server.reset();
     db.reset();
@@ -1477,6 +1756,46 @@ TEST(ServerAuditIngestService, AnEditedEventResentIs409AndMarksTheChainBroken) {
     EXPECT_EQ(s.on_loop([&] { return s.notified.size(); }), 2u);
 }
 
+// Runs `sql` on the test's database through a connection of its own (the store's is the loop's).
+void run_sql(const std::string& db_path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    char* message = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message), SQLITE_OK)
+        << (message != nullptr ? message : "");
+    sqlite3_free(message);
+    sqlite3_close(db);
+}
+
+// Regression: the once-a-minute turn of audit.chain_edited was used before the chain was
+// marked broken; when that write failed, the chain stayed "ok" and the next 409s of the minute
+// were suppressed. A failed mark gives the turn back: the next 409 marks the chain.
+TEST(ServerAuditIngestService, AFailedBrokenMarkIsTriedAgainByTheNext409) {
+    AuditServer s;
+    const std::string original = event_line("testhost", "ev-1");
+    ASSERT_EQ(s.post(original + "\n").status, 200);
+    Json edited = Json::parse(original);
+    edited.erase("hash");
+    edited["user"] = "mallory";
+    edited["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(edited));
+    // The database refuses the mark's transaction (its audit.chain_edited row).
+    run_sql(s.dir + "/server.db",
+            "CREATE TRIGGER fail_mark BEFORE INSERT ON events WHEN NEW.type = 'audit.chain_edited' "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+    EXPECT_EQ(s.post(edited.dump() + "\n").status, 409);
+    auto chain = s.on_loop([&] { return s.db->audit_chain("testhost"); });
+    ASSERT_TRUE(chain);
+    ASSERT_FALSE(chain->broken) << "the injected failure did not stop the mark";
+    run_sql(s.dir + "/server.db", "DROP TRIGGER fail_mark;");
+    EXPECT_EQ(s.post(edited.dump() + "\n").status, 409);
+    chain = s.on_loop([&] { return s.db->audit_chain("testhost"); });
+    ASSERT_TRUE(chain);
+    EXPECT_TRUE(chain->broken) << "the 409 within the minute was suppressed: the chain stayed ok";
+    EXPECT_EQ(s.on_loop([&] { return s.notified; }),
+              std::vector<std::string>({"audit.chain_started", "audit.chain_edited"}));
+}
+
 // Regression: an event_id with a \u0000 escape passed the checks and the store's refusal was
 // a 503, resent for ever. It is a 422 naming the line; nothing is stored.
 TEST(ServerAuditIngestService, ANulInAnEventIdIs422NotA503) {
@@ -1485,6 +1804,36 @@ TEST(ServerAuditIngestService, ANulInAnEventIdIs422NotA503) {
     EXPECT_EQ(f.status, 422) << f.body;
     EXPECT_NE(f.body.find("event_id holds a NUL"), std::string::npos) << f.body;
     EXPECT_FALSE(s.on_loop([&] { return s.db->audit_chain("testhost"); }));
+}
+
+// GET /v1/audit/state answers for the host named by ?host= when the certificate may act for
+// it (jitgatectl audit verify --against-store names its host.name), 403 otherwise; without it,
+// for the certificate's first name.
+TEST(ServerAuditIngestService, TheStateIsForTheHostAskedWhenTheCertificateNamesIt) {
+    AuditServer s;
+    FetchOptions o;
+    o.cert = "san.pem"; // CN sanhost, DNS sanhost.example and alias.example
+    o.key = "san.key";
+    o.method = "POST";
+    o.headers = {"Content-Type: application/x-ndjson"};
+    o.body = event_line("alias.example", "ev-alias") + "\n";
+    ASSERT_EQ(fetch(s.server->url("/v1/audit/events"), o).status, 200);
+    o.method = "GET";
+    o.body.clear();
+    o.headers.clear();
+    const Fetched alias = fetch(s.server->url("/v1/audit/state?host=alias.example"), o);
+    ASSERT_EQ(alias.status, 200) << alias.body;
+    EXPECT_EQ(Json::parse(alias.body)["host"], "alias.example");
+    EXPECT_EQ(Json::parse(alias.body)["last_seq"], 1);
+    const Fetched first = fetch(s.server->url("/v1/audit/state"), o);
+    ASSERT_EQ(first.status, 200) << first.body;
+    EXPECT_EQ(Json::parse(first.body)["host"], "sanhost");
+    EXPECT_EQ(Json::parse(first.body)["last_seq"], 0);
+    const Fetched other = fetch(s.server->url("/v1/audit/state?host=testhost"), o);
+    EXPECT_EQ(other.status, 403) << other.body;
+    EXPECT_EQ(Json::parse(other.body)["error"]["message"],
+              "the client certificate (CN=sanhost) may not act for host \"testhost\"")
+        << other.body;
 }
 
 // A new chain at seq 1 after events (a wiped spool) is an alert and in the host's state.

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -260,6 +261,99 @@ TEST(ServerAuditIngest, ContentTypeAndAcknowledgement) {
     EXPECT_EQ(state["last_hash"], std::string(64, 'a'));
     EXPECT_EQ(state["chain"], "broken");
     EXPECT_EQ(state["problem"], c.problem);
+}
+
+// ---- CheckTurns: the checking slots among the fleet's hosts ----------------------------------
+
+using Verdict = ingest::CheckTurns::Verdict;
+
+TEST(AuditIngestCheckTurns, AHostHoldsOneSlotAndItsSecondBatchTakesNone) {
+    ingest::CheckTurns turns(3, 600);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::host_busy);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::host_busy);
+    EXPECT_EQ(turns.in_flight(), 1u);
+    EXPECT_EQ(turns.owed(), 0u) << "a host's own second batch is not owed a turn";
+    EXPECT_EQ(turns.admit("b", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("c", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("d", 1, 0), Verdict::full);
+    turns.done("a");
+    EXPECT_EQ(turns.admit("a", 1, 1), Verdict::full) << "the freed slot is owed to d";
+    EXPECT_EQ(turns.admit("d", 1, 2), Verdict::admitted);
+    EXPECT_EQ(turns.owed(), 1u) << "a is owed now";
+    turns.done("b");
+    EXPECT_EQ(turns.admit("a", 1, 3), Verdict::admitted);
+    turns.done("x"); // unknown: ignored
+    EXPECT_EQ(turns.in_flight(), 3u);
+}
+
+// A certificate naming several hosts (CN and DNS names) ships for each: one slot per name.
+TEST(AuditIngestCheckTurns, ACertificateNamingSeveralHostsHoldsOneSlotPerName) {
+    ingest::CheckTurns turns(5, 600);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::host_busy);
+    EXPECT_EQ(turns.in_flight(), 3u);
+    turns.done("multi");
+    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("single", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.in_flight(), 4u);
+    EXPECT_EQ(turns.admit("single", 1, 0), Verdict::host_busy) << "one name: one slot, though one is free";
+}
+
+TEST(AuditIngestCheckTurns, OwedTurnsLapse) {
+    ingest::CheckTurns turns(1, 10);
+    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("b", 1, 0), Verdict::full);
+    EXPECT_EQ(turns.admit("c", 1, 0), Verdict::full);
+    turns.done("a");
+    EXPECT_EQ(turns.admit("a", 1, 1), Verdict::full) << "b and c are owed the slot";
+    EXPECT_EQ(turns.owed(), 3u);
+    // None came back: after 10 s their turns lapse and the slot is anyone's.
+    EXPECT_EQ(turns.admit("d", 1, 20), Verdict::admitted);
+    EXPECT_EQ(turns.owed(), 0u);
+}
+
+// Regression: first come first served, a host that sends its next batch the moment one is
+// answered (jitgated does) took the freed slot every time, while the hosts refused waited for
+// their retry and found the queue full again. Simulated: 8 hosts, 2 slots, each batch checked
+// in 1 s; the hosts that got in come straight back, a refused one retries after 5 s. Every
+// host gets batches through, and none gets more than its share twice over.
+TEST(AuditIngestCheckTurns, EveryHostOfABusyFleetGetsItsTurns) {
+    constexpr int k_hosts = 8;
+    constexpr int k_seconds = 600;
+    ingest::CheckTurns turns(2, 600);
+    std::vector<int> retry_at(k_hosts, 0); // when each host sends next
+    std::vector<int> done_at(k_hosts, -1); // when its admitted batch is answered; -1: none
+    std::vector<int> served(k_hosts, 0);
+    for (int t = 0; t < k_seconds; ++t) {
+        for (int h = 0; h < k_hosts; ++h)
+            if (done_at[static_cast<std::size_t>(h)] == t) {
+                turns.done("host-" + std::to_string(h));
+                done_at[static_cast<std::size_t>(h)] = -1;
+                ++served[static_cast<std::size_t>(h)];
+                retry_at[static_cast<std::size_t>(h)] = t; // straight back
+            }
+        // The greedy ones first: the order that starved the others.
+        for (int h = 0; h < k_hosts; ++h) {
+            if (done_at[static_cast<std::size_t>(h)] >= 0 || retry_at[static_cast<std::size_t>(h)] != t) continue;
+            if (turns.admit("host-" + std::to_string(h), 1, t) == Verdict::admitted)
+                done_at[static_cast<std::size_t>(h)] = t + 1;
+            else
+                retry_at[static_cast<std::size_t>(h)] = t + 5;
+        }
+    }
+    int total = 0;
+    for (const int n : served) total += n;
+    for (int h = 0; h < k_hosts; ++h) {
+        EXPECT_GT(served[static_cast<std::size_t>(h)], total / k_hosts / 2) << "host-" << h << " starved";
+        EXPECT_LT(served[static_cast<std::size_t>(h)], total / k_hosts * 2) << "host-" << h << " took more";
+    }
+    EXPECT_GT(total, k_seconds / 2) << "the slots were mostly idle";
+    std::cout << "[ TURNS    ] " << total << " batches in " << k_seconds << " s over 2 slots; per host:";
+    for (const int n : served) std::cout << " " << n;
+    std::cout << "\n";
 }
 
 } // namespace
