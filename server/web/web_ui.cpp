@@ -1062,36 +1062,46 @@ void WebUi::report(const http::Request& request, std::function<void(http::Respon
         return;
     }
     // The Reply stays on the loop (in m_report_done): the report thread's work holds only the job.
-    const bool queued = m_report_worker->push([this, job = *job]() {
-        Made made;
-        const auto failed = [&made](const std::exception& e, const std::string& io_message) {
-            made.failure = e.what();
-            const auto* as_error = dynamic_cast<const Error*>(&e);
-            const bool io = as_error != nullptr && as_error->code() == ErrorCode::io;
-            made.status = io ? 503 : 500;
-            made.message = io ? io_message : "Something went wrong on the server; no report was made.";
-        };
-        std::optional<report::Report> built;
-        try {
-            const std::unique_ptr<store::Store> store = m_open_report_store();
-            built = report::build(*store, job.options);
-        } catch (const std::exception& e) {
-            failed(e, "The database is not available; no report was made. Try again shortly.");
-        }
-        if (built) {
+    // `made` is filled on the report thread and read on the loop after it (Worker::push orders
+    // the two): the work holds no Reply.
+    auto made = std::make_shared<Made>();
+    const bool queued = m_report_worker->push(
+        [this, job = *job, made]() {
+            const auto failed = [&made](const std::exception& e, const std::string& io_message) {
+                made->failure = e.what();
+                const auto* as_error = dynamic_cast<const Error*>(&e);
+                const bool io = as_error != nullptr && as_error->code() == ErrorCode::io;
+                made->status = io ? 503 : 500;
+                made->message = io ? io_message : "Something went wrong on the server; no report was made.";
+            };
+            std::optional<report::Report> built;
             try {
-                made.document = report::render(*built, job.format);
+                const std::unique_ptr<store::Store> store = m_open_report_store();
+                built = report::build(*store, job.options);
             } catch (const std::exception& e) {
-                // Error(io) here is the PDF maker (WeasyPrint missing or failing): its message says which.
-                failed(e, std::string("The report could not be made: ") + e.what());
+                failed(e, "The database is not available; no report was made. Try again shortly.");
             }
-        }
-        m_report_worker->post([this, job, made = std::move(made)]() mutable {
+            if (built) {
+                try {
+                    made->document = report::render(*built, job.format);
+                } catch (const std::exception& e) {
+                    // Error(io) here is the PDF maker (WeasyPrint missing or failing): its message says which.
+                    failed(e, std::string("The report could not be made: ") + e.what());
+                }
+            }
+        },
+        [this, job = *job, made](bool ok) {
+            if (!ok) {
+                // The work threw past its own handlers (out of memory): no report.
+                made->document.clear();
+                made->failure = "the report's work failed";
+                made->status = 500;
+                made->message = "Something went wrong on the server; no report was made.";
+            }
             std::function<void(http::Response)> finish = std::move(m_report_done);
             m_report_done = nullptr;
-            if (finish) finish(finish_report(job, std::move(made)));
+            if (finish) finish(finish_report(job, std::move(*made)));
         });
-    });
     if (!queued) {
         done(busy("A report is being made; try again in a minute."));
         return;
