@@ -474,16 +474,25 @@ private:
         h.problems = result.problems;
     }
 
-    // Whether the line holds the row's host, event_id, seq and hash as members. In a canonical
-    // event line (one flat object, ChainVerifier checked it) `"name":value` outside a string
-    // can only be a member: inside a string every quote is escaped. Cheaper than parsing the
-    // line a second time.
+    // Whether the line holds the row's host, event_id, seq and hash as members, and the columns
+    // the report selects and classifies events by (time, type, user, request_id): a column
+    // edited in the database without its line (a break-glass use retyped, a time moved) is a
+    // problem of the chain check, not a silent change of the report. In a canonical event line
+    // (one flat object, ChainVerifier checked it) `"name":value` outside a string can only be a
+    // member: inside a string every quote is escaped. Cheaper than parsing the line again.
     static bool columns_match(const store::StoredAuditEvent& s) {
         const std::string& line = s.event.line;
         const auto has = [&](const std::string& member) { return line.find(member) != std::string::npos; };
+        // A text member: present with this value, or absent when the column is empty.
+        const auto text = [&](const char* name, const std::string& value) {
+            const std::string key = std::string("\"") + name + "\":";
+            return value.empty() ? !has(key) || has(key + "\"\"") : has(key + Json(value).dump());
+        };
         const std::string seq = "\"seq\":" + std::to_string(s.event.seq);
         return has("\"hash\":" + Json(s.event.hash).dump()) && has("\"host\":" + Json(s.host).dump()) &&
-               has("\"event_id\":" + Json(s.event.event_id).dump()) && (has(seq + ",") || has(seq + "}"));
+               has("\"event_id\":" + Json(s.event.event_id).dump()) && (has(seq + ",") || has(seq + "}")) &&
+               has("\"time\":" + Json(s.event.time).dump()) && has("\"type\":" + Json(s.event.type).dump()) &&
+               text("user", s.event.user) && text("request_id", s.event.request_id);
     }
 
     void break_glass_reviews() {

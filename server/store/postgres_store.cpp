@@ -671,8 +671,7 @@ public:
             }
             const Result line = m_db.exec("SELECT line FROM audit_events WHERE host = $1 AND event_id = $2",
                                           {str(host), str(event_id)});
-            const std::string login_user = line.rows() == 1 ? login_user_of(line.text(0, 0)) : std::string();
-            if (reviewer == current->user_name || reviewer == login_user) {
+            if (own_break_glass_use(reviewer, current->user_name, line.rows() == 1 ? line.text(0, 0) : std::string())) {
                 result.outcome = CloseOutcome::own_use;
                 return result;
             }

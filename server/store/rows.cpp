@@ -187,11 +187,18 @@ void check_close(const std::string& reviewer, const std::string& note) {
     if (note.empty()) throw Error(ErrorCode::bad_input, "store", "a break-glass review needs a note");
 }
 
-std::string login_user_of(const std::string& line) {
+bool own_break_glass_use(const std::string& reviewer, const std::string& user_name, const std::string& line) {
+    if (reviewer.empty()) return true; // nobody unnamed closes a review (fail closed)
+    if (reviewer == user_name) return true;
     const nlohmann::json value = nlohmann::json::parse(line, nullptr, false);
-    if (!value.is_object()) return {};
-    const auto it = value.find("login_user");
-    return it != value.end() && it->is_string() ? it->get<std::string>() : std::string();
+    // A line that is not a JSON object is a corrupt row (it was checked at ingest): only the
+    // user column is known, and nobody else is exempted.
+    if (!value.is_object()) return false;
+    for (const char* who : {"login_user", "requester"}) {
+        const auto it = value.find(who);
+        if (it != value.end() && it->is_string() && it->get_ref<const std::string&>() == reviewer) return true;
+    }
+    return false;
 }
 
 } // namespace jitgate::server::store

@@ -103,8 +103,4 @@ void check_ingest_options(const IngestOptions& options);
 // close_break_glass_review(): Error(bad_input) for an empty reviewer or note.
 void check_close(const std::string& reviewer, const std::string& note);
 
-// The `login_user` of a stored event line, or empty when it has none (or the line is not a
-// JSON object: it was checked at ingest, so that is a corrupt row, and nobody is exempted).
-std::string login_user_of(const std::string& line);
-
 } // namespace jitgate::server::store

@@ -622,7 +622,7 @@ public:
             result.outcome = CloseOutcome::already_closed;
             return result;
         }
-        if (reviewer == current->user_name || reviewer == stored_login_user(host, event_id)) {
+        if (own_break_glass_use(reviewer, current->user_name, stored_line(host, event_id))) {
             result.outcome = CloseOutcome::own_use;
             return result;
         }
@@ -852,10 +852,10 @@ private:
         return read_review(q);
     }
 
-    std::string stored_login_user(std::string_view host, std::string_view event_id) {
+    std::string stored_line(std::string_view host, std::string_view event_id) {
         Query q(m_db, "SELECT line FROM audit_events WHERE host = ?1 AND event_id = ?2");
         q.text(1, host).text(2, event_id);
-        return q.step() ? login_user_of(q.text(0)) : std::string();
+        return q.step() ? q.text(0) : std::string();
     }
     // --- end of break-glass reviews ---
 

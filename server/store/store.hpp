@@ -285,6 +285,13 @@ struct StoredEvent {
     Event event;
 };
 
+// SECURITY NOTE: whether `reviewer` (a Unix name) is the person who broke the glass in the
+// stored event `line` of a review item whose user is `user_name`: the event's `user`, its
+// `login_user` (the session's login, e.g. bob under `sudo -u`) or its `requester` (who asked,
+// e.g. bob running `su root`, whose user is root). Nobody reviews their own use through any of
+// these names. Used by both stores' close_break_glass_review() and the review page.
+bool own_break_glass_use(const std::string& reviewer, const std::string& user_name, const std::string& line);
+
 class Store {
 public:
     virtual ~Store() = default;

@@ -255,6 +255,11 @@ bool same_origin_request(const http::Fields& headers, std::string_view expected_
     return true;
 }
 
+bool cross_site_request(const http::Fields& headers) {
+    const std::string* site = header(headers, "sec-fetch-site");
+    return site != nullptr && *site != "same-origin" && *site != "none";
+}
+
 std::string style_hash_policy(std::string_view style) {
     return "default-src 'none'; style-src 'sha256-" + text::base64_encode(sha256_raw(style)) +
            "'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";

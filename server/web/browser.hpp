@@ -77,6 +77,11 @@ std::string origin_of(std::string_view url);
 // `expected_origin` exactly, and Sec-Fetch-Site, if present, is "same-origin". SECURITY NOTE:
 // on its own this is a second line behind the CSRF token, never the only one.
 bool same_origin_request(const http::Fields& headers, std::string_view expected_origin);
+// True when the browser says the request comes from another site (Sec-Fetch-Site present and
+// neither "same-origin" nor "none", the latter being an address typed or bookmarked): for GET
+// routes that start costly work (the evidence report), which a link on another site must not
+// start in a signed-in auditor's name.
+bool cross_site_request(const http::Fields& headers);
 
 // Adds the headers every answer of the web UI carries: a strict Content-Security-Policy (no
 // script at all, styles only from our own /style.css), X-Frame-Options DENY,

@@ -722,16 +722,10 @@ http::Response WebUi::audit_review_page(const SignedIn& who, const std::string& 
     } else {
         detail.window = "The event's time or user cannot be read; search the host's events instead.";
     }
-    std::string login_user;
-    if (detail.event) {
-        const nlohmann::json line = nlohmann::json::parse(detail.event->event.line, nullptr, false);
-        if (line.is_object() && line.contains("login_user") && line["login_user"].is_string())
-            login_user = line["login_user"].get<std::string>();
-    }
     const std::string& me = who.viewer.unix_user;
     if (!who.reviewer)
         detail.why_not = "closing reviews is for the break-glass reviewers (audit.break_glass_reviewer_groups)";
-    else if (me == r.user_name || (!login_user.empty() && me == login_user))
+    else if (store::own_break_glass_use(me, r.user_name, detail.event ? detail.event->event.line : std::string()))
         detail.why_not = "this is your own break-glass use; someone else must review it";
     else
         detail.may_close = true;
@@ -1121,6 +1115,12 @@ std::variant<http::Response, WebUi::ReportJob> WebUi::check_report(const http::R
     if (hosts && !hosts->empty()) form.hosts = *hosts;
     if (format) form.format = *format;
     if (!from && !to && !hosts && !format) return page(200, pages::audit_report_form(frame(&who.viewer), form, ""));
+    // SECURITY NOTE: a report reads a whole period and records "report.viewed" in the auditor's
+    // name: a link on another site (SameSite=Lax sends the cookie on a top-level GET) must not
+    // start one. The form itself may be linked to.
+    if (browser::cross_site_request(request.headers))
+        return error(403, "A report is made from this server's own report form, not from a link on another site.",
+                     &who.viewer);
     const auto refused = [&](const std::string& message) {
         return page(400, pages::audit_report_form(frame(&who.viewer), form, message + " Nothing was made."));
     };

@@ -610,6 +610,24 @@ TEST_P(ReportTest, a_stored_column_that_differs_from_its_line_fails_the_reports_
     EXPECT_EQ(fin.at("problems"), Json({"seq 3: the stored columns differ from the line"}));
 }
 
+// The columns the report reads an event by (its type, time, user and request) are checked
+// against the line too: a row whose type was changed in the database (a break-glass use made
+// to look like something else) is a problem, not a quiet omission.
+TEST_P(ReportTest, every_column_the_report_reads_by_is_checked_against_the_line) {
+    script_day();
+    const std::string where = " WHERE host = 'fin-db-01' AND seq = 3";
+    for (const std::string column : {"type", "time", "user_name", "request_id"}) {
+        m_database->exec("UPDATE audit_events SET " + column + " = " + column + " || 'x'" + where);
+        const Json r = day_json();
+        const Json& fin = host_of(r, "fin-db-01");
+        EXPECT_EQ(fin.at("verified"), false) << column;
+        EXPECT_EQ(fin.at("problems"), Json({"seq 3: the stored columns differ from the line"})) << column;
+        m_database->exec("UPDATE audit_events SET " + column + " = substr(" + column + ", 1, length(" + column +
+                         ") - 1)" + where);
+        EXPECT_EQ(host_of(day_json(), "fin-db-01").at("verified"), true) << column;
+    }
+}
+
 // A chain marked broken stays an exception in later periods, though none of its events is in them.
 TEST_P(ReportTest, a_broken_chain_is_an_exception_in_every_later_period) {
     script_day();

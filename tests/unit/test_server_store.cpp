@@ -1230,9 +1230,11 @@ TEST_P(StoreTest, a_review_closes_once_with_its_event_in_the_same_transaction) {
 
 TEST_P(StoreTest, nobody_closes_the_review_of_their_own_break_glass_use) {
     HostChain chain("fin-db-01");
-    const AuditEvent glass = chain.next_by("access.break_glass", "root", {{"login_user", "dave"}});
+    // `su root` by erin from dave's session: the user is root, the requester erin, the login dave.
+    const AuditEvent glass =
+        chain.next_by("access.break_glass", "root", {{"login_user", "dave"}, {"requester", "erin"}});
     ASSERT_TRUE(store->ingest("fin-db-01", {glass}, 5000).stored);
-    for (const std::string self : {"root", "dave"}) {
+    for (const std::string self : {"root", "dave", "erin"}) {
         const CloseResult refused =
             store->close_break_glass_review("fin-db-01", glass.event_id, self, "idp " + self, "all fine", 7000,
                                             reviewed_event("fin-db-01", glass.event_id, self));

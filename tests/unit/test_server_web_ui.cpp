@@ -1262,10 +1262,11 @@ TEST_F(AuditPagesTest, AReviewerClosesAReviewOnceWithTheCsrfToken) {
 TEST_F(AuditPagesTest, NobodyClosesTheReviewOfTheirOwnBreakGlassUse) {
     const std::string by_user = break_glass("dave");
     const std::string by_login = break_glass("root", {{"login_user", "dave"}});
+    const std::string by_requester = break_glass("root", {{"requester", "dave"}}); // `su root` by dave
     Browser dave;
     sign_in_as(dave, "dave", {"security-reviewers"});
     const std::string csrf = csrf_of(dave);
-    for (const std::string& id : {by_user, by_login}) {
+    for (const std::string& id : {by_user, by_login, by_requester}) {
         const auto detail = send(dave, "GET", "/audit/reviews/fin-db-01/" + id);
         EXPECT_EQ(detail.status, 200);
         EXPECT_EQ(detail.body.find("/close\""), std::string::npos) << id;
@@ -1419,6 +1420,12 @@ TEST_F(ReportPageTest, TheReportIsForAuditorsOnly) {
         EXPECT_EQ(m_answers.back().status, 403) << user;
         EXPECT_EQ(m_answers.back().body.find("dave"), std::string::npos);
     }
+    // A link on another site (the browser says so) starts no report in the auditor's name.
+    http::Request from_elsewhere = report_request(auditor, m_day);
+    from_elsewhere.headers.emplace_back("sec-fetch-site", "cross-site");
+    m_ui->report(std::move(from_elsewhere), [this](http::Response r) { m_answers.push_back(std::move(r)); });
+    ASSERT_FALSE(m_answers.empty());
+    EXPECT_EQ(m_answers.back().status, 403);
     Browser nobody;
     ask(nobody, m_day);
     EXPECT_EQ(m_answers.back().status, 303) << "signed out: to the sign-in";
