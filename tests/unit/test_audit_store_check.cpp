@@ -286,8 +286,9 @@ TEST_F(StoreCheckTest, TheStateIsAskedForTheConfiguredHostAndMustBeAboutIt) {
     HttpsPeer peer(pki("server.pem"), pki("server.key"), pki("ca.pem"));
     peer.set_default(Answer(200, state_answer(3, std::string(64, 'a')).dump(), "application/json"));
     EXPECT_EQ(audit::fetch_store_state(store_for(peer), "testhost").host, "testhost");
-    ASSERT_EQ(peer.received().size(), 1u);
-    const auto& params = peer.received()[0].params;
+    const auto received = peer.received(); // a copy: params must outlive this statement
+    ASSERT_EQ(received.size(), 1u);
+    const auto& params = received[0].params;
     ASSERT_EQ(params.count("host"), 1u);
     EXPECT_EQ(params.find("host")->second, "testhost");
     try {
