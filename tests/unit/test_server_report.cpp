@@ -5,12 +5,14 @@
 // field; the PDF is made by the real WeasyPrint and read back with pdftotext and pdftoppm.
 #include "server/commands.hpp"
 #include "server/report/report.hpp"
+#include "server/report/weasyprint.hpp"
 #include "server_store_fixture.hpp"
 
 #include <jitgate/error.hpp>
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -897,6 +899,48 @@ TEST_P(ReportTest, the_report_command_writes_the_file_and_refuses_bad_dates_befo
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReportTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
+// A WeasyPrint that stalls cannot hold the report: one that reads a little of the HTML and then
+// sleeps (the write to it used to block), and one that closes its output and keeps running (the
+// wait for it used to block). Each call fails by its deadline, and the program is killed and
+// reaped.
+TEST(ReportPdf, a_stalled_weasyprint_is_stopped_by_the_deadline_and_leaves_no_process) {
+    const fs::path dir = fs::temp_directory_path() / ("jitgate-fake-weasyprint-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string pid_file = (dir / "pid").string();
+    const std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
+    const std::string html(1 << 20, 'x'); // far more than a pipe holds
+    for (const char* stall : {"dd bs=4096 count=1 of=/dev/null 2>/dev/null", "exec >&- 2>&-"}) {
+        {
+            std::ofstream script(dir / "weasyprint");
+            script << "#!/bin/sh\necho $$ > '" << pid_file << "'\n" << stall << "\nexec sleep 60\n";
+        }
+        fs::permissions(dir / "weasyprint", fs::perms::owner_all);
+        fs::remove(pid_file);
+        ::setenv("PATH", dir.c_str(), 1);
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            jitgate::server::report::html_to_pdf(html, std::chrono::milliseconds(1500));
+            ADD_FAILURE() << "a PDF from a stalled WeasyPrint";
+        } catch (const jitgate::Error& e) {
+            EXPECT_EQ(e.code(), jitgate::ErrorCode::io);
+            EXPECT_NE(std::string(e.what()).find("ran longer than 1500 ms and was stopped"), std::string::npos)
+                << e.what();
+        }
+        ::setenv("PATH", path.c_str(), 1);
+        const auto took = std::chrono::steady_clock::now() - start;
+        EXPECT_GE(took, std::chrono::milliseconds(1500)) << stall;
+        EXPECT_LT(took, std::chrono::seconds(10)) << stall; // the fake sleeps 60 s
+        pid_t pid = 0;
+        std::ifstream(pid_file) >> pid;
+        ASSERT_GT(pid, 0) << stall;
+        // Killed and reaped: not even a zombie is left.
+        EXPECT_EQ(::kill(pid, 0), -1) << stall;
+        EXPECT_EQ(errno, ESRCH) << stall;
+    }
+    fs::remove_all(dir);
+}
 
 TEST(ReportTime, dates_and_rfc3339_times_parse_and_bad_ones_do_not) {
     EXPECT_EQ(report::parse_time("1970-01-01", false), 0);
