@@ -516,6 +516,48 @@ TEST_P(ReportTest, break_glass_uses_are_listed_with_their_review_or_its_absence)
     EXPECT_EQ(unreviewed.at("reviewer"), "");
 }
 
+// A break-glass use nobody reviewed is an exception in every format: without a review item, and
+// with one still open past its due time; an open review not yet due is not.
+TEST_P(ReportTest, an_unreviewed_break_glass_use_is_an_exception) {
+    script_day();
+    const auto unreviewed = [](const Json& report) {
+        std::vector<Json> out;
+        for (const Json& e : report.at("exceptions"))
+            if (e.at("kind") == "break_glass_unreviewed") out.push_back(e);
+        return out;
+    };
+    Json r = day_json();
+    const std::string glass = r.at("break_glass")[1].at("event_id");
+    auto found = unreviewed(r);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].at("host"), "fin-db-01");
+    EXPECT_EQ(found[0].at("event_id"), glass);
+    EXPECT_EQ(found[0].at("user"), "dave");
+    EXPECT_EQ(found[0].at("time"), "2026-11-24T13:00:00.000Z");
+    EXPECT_EQ(found[0].at("due"), "");
+    EXPECT_EQ(found[0].at("detail"), "no review item");
+    const report::Report built = report::build(*store, day_options());
+    const std::string html = report::render(built, report::Format::html);
+    EXPECT_NE(html.find("break_glass_unreviewed"), std::string::npos);
+    EXPECT_EQ(html.find("<p class=\"ok\">None.</p>"), std::string::npos);
+
+    // An open review item, due after the report's `now` (23:30): not an exception yet.
+    m_database->exec("INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at, status) "
+                     "VALUES ('fin-db-01', '" +
+                     glass + "', 'dave', '" + host_time("13:00:00") + "', " + std::to_string(at("13:00:01")) + ", " +
+                     std::to_string(at("23:30:01")) + ", 'open')");
+    EXPECT_TRUE(unreviewed(day_json()).empty());
+    // The same item past its due time: an exception naming when it was due.
+    m_database->exec("UPDATE break_glass_reviews SET due_at = " + std::to_string(at("23:00:00")) +
+                     " WHERE event_id = '" + glass + "'");
+    r = day_json();
+    found = unreviewed(r);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].at("event_id"), glass);
+    EXPECT_EQ(found[0].at("due"), "2026-11-24T23:00:00Z");
+    EXPECT_EQ(found[0].at("detail"), "review open past its due time 2026-11-24T23:00:00Z");
+}
+
 TEST_P(ReportTest, exceptions_list_refusals_rejected_grants_full_spools_gaps_and_silent_hosts) {
     script_day();
     const Json r = day_json();
@@ -529,6 +571,7 @@ TEST_P(ReportTest, exceptions_list_refusals_rejected_grants_full_spools_gaps_and
         "chain_broken",              // web-02's chain state
         "chain_verification_failed", // the report's own check of web-02
         "host_silent",               // old-03
+        "break_glass_unreviewed",    // dave's 13:00 break-glass use, no review item
     };
     EXPECT_EQ(exception_kinds(r), expected);
     EXPECT_EQ(r.at("summary").at("exceptions"), expected.size());
