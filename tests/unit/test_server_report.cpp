@@ -979,8 +979,10 @@ TEST(ReportPdf, a_stalled_weasyprint_is_stopped_by_the_deadline_and_leaves_no_pr
         std::ifstream(pid_file) >> pid;
         ASSERT_GT(pid, 0) << stall;
         // Killed and reaped: not even a zombie is left.
-        EXPECT_EQ(::kill(pid, 0), -1) << stall;
-        EXPECT_EQ(errno, ESRCH) << stall;
+        const int alive = ::kill(pid, 0);
+        const int error = errno;
+        EXPECT_EQ(alive, -1) << stall;
+        EXPECT_EQ(error, ESRCH) << stall;
     }
     fs::remove_all(dir);
 }
