@@ -335,7 +335,7 @@ private:
                    std::string detail, std::string event_id) {
         m_report.exceptions.push_back(Exception{std::move(kind), std::move(host), std::move(time),
                                                 std::move(request_id), std::move(user), std::move(detail),
-                                                std::move(event_id)});
+                                                std::move(event_id), std::string()});
     }
 
     // Each action with a request id gets the approval service's record of it (one read per
@@ -495,17 +495,29 @@ private:
                text("user", s.event.user) && text("request_id", s.event.request_id);
     }
 
+    // SECURITY NOTE: a break-glass use nobody reviewed (no review item, or one still open past
+    // its due time at `now`) is an exception: the report must not say "none" over it.
     void break_glass_reviews() {
         for (BreakGlassUse& use : m_report.break_glass) {
             const auto review = m_store.find_break_glass_review(use.host, use.event_id);
-            if (!review) continue;
+            if (!review) {
+                unreviewed(use, "", "no review item");
+                continue;
+            }
             use.review_status = review->closed ? "closed" : "open";
             use.reviewer = review->reviewer;
             use.reviewer_identity = review->reviewer_identity;
             use.note = review->note;
             use.review_due_at = review->due_at;
             use.review_closed_at = review->closed_at;
+            if (!review->closed && review->due_at <= m_report.options.now)
+                unreviewed(use, rfc3339(review->due_at), "review open past its due time " + rfc3339(review->due_at));
         }
+    }
+
+    void unreviewed(const BreakGlassUse& use, std::string due, std::string detail) {
+        exception("break_glass_unreviewed", use.host, use.time, "", use.user, std::move(detail), use.event_id);
+        m_report.exceptions.back().due = std::move(due);
     }
 
     void summarise() {

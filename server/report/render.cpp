@@ -109,7 +109,8 @@ std::string to_json(const Report& r) {
                               {"request_id", e.request_id},
                               {"user", e.user},
                               {"detail", e.detail},
-                              {"event_id", e.event_id}});
+                              {"event_id", e.event_id},
+                              {"due", e.due}});
     Json hosts = Json::array();
     for (const HostChainCheck& h : r.hosts)
         hosts.push_back({{"host", h.host},

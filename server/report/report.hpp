@@ -114,7 +114,8 @@ struct Exception {
     // service's approval.refused / denial.refused), grant_rejected (access.denied with
     // grant_rejected or outcome invalid_grant), chain_broken (the store's check on arrival),
     // chain_verification_failed (the report's own check), host_silent, spool_full,
-    // approver_is_requester.
+    // approver_is_requester, break_glass_unreviewed (a break-glass use without a review item, or
+    // with one still open past its due time at Options::now).
     std::string kind;
     std::string host;
     std::string time; // RFC 3339 (host events as written; server times in UTC)
@@ -122,6 +123,7 @@ struct Exception {
     std::string user;
     std::string detail;
     std::string event_id; // the host event, when there is one
+    std::string due;      // break_glass_unreviewed: the review's due time (RFC 3339), "" without one
 };
 
 // One host's chain as the report re-verified it from the stored lines: each line's hash

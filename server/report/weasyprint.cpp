@@ -23,7 +23,6 @@ namespace jitgate::server::report {
 namespace {
 
 constexpr const char* k_program = "weasyprint";
-constexpr auto k_deadline = std::chrono::minutes(10); // a year of a large fleet is many pages
 constexpr std::size_t k_max_stderr = 64 * 1024;
 
 std::string find_in_path(std::string_view name) {
@@ -57,9 +56,32 @@ struct Fd {
     throw Error(ErrorCode::io, "pdf", what);
 }
 
+// The running WeasyPrint: killed (SIGKILL) and reaped on every way out that did not reap it,
+// so neither an error nor an exception leaves a process behind or a wait without end.
+struct Child {
+    pid_t pid = -1;
+    ~Child() {
+        if (pid <= 0) return;
+        ::kill(pid, SIGKILL);
+        wait();
+    }
+    void wait() {
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        pid = -1;
+    }
+};
+
+std::string describe(std::chrono::milliseconds d) {
+    if (d.count() % 60000 == 0) return std::to_string(d.count() / 60000) + " minutes";
+    if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " seconds";
+    return std::to_string(d.count()) + " ms";
+}
+
 } // namespace
 
-std::string html_to_pdf(const std::string& html) {
+std::string html_to_pdf(const std::string& html, std::chrono::milliseconds deadline_after) {
     const std::string program = find_in_path(k_program);
     if (program.empty())
         fail("the PDF is made by WeasyPrint, which is not installed: install the Debian package `weasyprint` "
@@ -67,6 +89,8 @@ std::string html_to_pdf(const std::string& html) {
     int in[2], out[2], err[2];
     if (::pipe2(in, O_CLOEXEC) != 0) fail(std::strerror(errno));
     Fd in_r{in[0]}, in_w{in[1]};
+    // Our end never blocks: a WeasyPrint that stops reading leaves the write to the deadline.
+    if (::fcntl(in_w.fd, F_SETFL, ::fcntl(in_w.fd, F_GETFL) | O_NONBLOCK) != 0) fail(std::strerror(errno));
     if (::pipe2(out, O_CLOEXEC) != 0) fail(std::strerror(errno));
     Fd out_r{out[0]}, out_w{out[1]};
     if (::pipe2(err, O_CLOEXEC) != 0) fail(std::strerror(errno));
@@ -95,10 +119,13 @@ std::string html_to_pdf(const std::string& html) {
     envp.push_back(nullptr);
     std::string arg0 = program, base_opt = "--base-url", base = "file:///nonexistent/", input = "-", output = "-";
     char* argv[] = {arg0.data(), base_opt.data(), base.data(), input.data(), output.data(), nullptr};
-    pid_t pid = -1;
-    const int spawned = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv, envp.data());
+    Child child;
+    const int spawned = ::posix_spawn(&child.pid, program.c_str(), &actions, nullptr, argv, envp.data());
     posix_spawn_file_actions_destroy(&actions);
-    if (spawned != 0) fail("cannot run " + program + ": " + std::strerror(spawned));
+    if (spawned != 0) {
+        child.pid = -1;
+        fail("cannot run " + program + ": " + std::strerror(spawned));
+    }
     in_r.close();
     out_w.close();
     err_w.close();
@@ -106,7 +133,7 @@ std::string html_to_pdf(const std::string& html) {
     std::string pdf;
     std::string messages;
     std::size_t written = 0;
-    const auto deadline = std::chrono::steady_clock::now() + k_deadline;
+    const auto deadline = std::chrono::steady_clock::now() + deadline_after;
     bool timed_out = false;
     ::signal(SIGPIPE, SIG_IGN); // a WeasyPrint that dies early must not kill us on write
     while (out_r.fd >= 0 || err_r.fd >= 0) {
@@ -121,7 +148,10 @@ std::string html_to_pdf(const std::string& html) {
             break;
         }
         const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(left.count(), 1000)));
-        if (n < 0 && errno != EINTR) break;
+        if (n < 0 && errno != EINTR) {
+            const int error = errno;
+            fail(std::string("waiting for WeasyPrint: ") + std::strerror(error)); // Child kills it
+        }
         for (const pollfd& p : fds) {
             if (p.revents == 0) continue;
             if (p.fd == in_w.fd) {
@@ -148,12 +178,23 @@ std::string html_to_pdf(const std::string& html) {
         }
     }
     in_w.close();
-    if (timed_out) ::kill(pid, SIGKILL);
+    // A program that closed its output may still run: its exit is awaited within the deadline too.
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    while (!timed_out) {
+        const pid_t done = ::waitpid(child.pid, &status, WNOHANG);
+        if (done == child.pid) {
+            child.pid = -1;
+            break;
+        }
+        if (done < 0 && errno != EINTR) fail(std::string("waiting for WeasyPrint: ") + std::strerror(errno));
+        if (std::chrono::steady_clock::now() >= deadline)
+            timed_out = true;
+        else
+            ::usleep(10000);
     }
+    if (timed_out)
+        fail("WeasyPrint ran longer than " + describe(deadline_after) + " and was stopped"); // Child kills it
     while (!messages.empty() && (messages.back() == '\n' || messages.back() == '\r')) messages.pop_back();
-    if (timed_out) fail("WeasyPrint ran longer than 10 minutes and was stopped");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail("WeasyPrint failed (" +
              (WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))

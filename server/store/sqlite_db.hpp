@@ -3,7 +3,7 @@
 // migrations.cpp; nothing outside server/store includes it.
 //
 // Every value reaches SQLite through sqlite3_bind_*: SQL text here is always a literal of the
-// program, never built from data.
+// program (or put together from such literals, sqlite_search.hpp), never built from data.
 // Threading: one Db per thread (the connection is opened SQLITE_OPEN_NOMUTEX).
 // Errors: every failure throws Error(io) naming the database file and SQLite's message.
 #pragma once

@@ -7,6 +7,7 @@
 #include "server/store/rows.hpp"
 #include "server/store/schema.hpp"
 #include "server/store/sqlite_db.hpp"
+#include "server/store/sqlite_search.hpp"
 #include "server/store/store.hpp"
 
 #include <jitgate/error.hpp>
@@ -694,16 +695,10 @@ public:
         Transaction tx(m_db, Transaction::Kind::read);
         std::vector<StoredAuditEvent> out;
         {
-            // One literal statement per order; an empty filter matches everything.
-            Query q(m_db,
-                    s.oldest_first
-                        ? "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
-                          "WHERE (?1 = '' OR host = ?1) AND (?2 = '' OR user_name = ?2) AND (?3 = '' OR type = ?3) "
-                          "AND (?4 = '' OR time >= ?4) AND (?5 = '' OR time < ?5) AND id > ?6 ORDER BY id LIMIT ?7"
-                        : "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events "
-                          "WHERE (?1 = '' OR host = ?1) AND (?2 = '' OR user_name = ?2) AND (?3 = '' OR type = ?3) "
-                          "AND (?4 = '' OR time >= ?4) AND (?5 = '' OR time < ?5) AND id < ?6 "
-                          "ORDER BY id DESC LIMIT ?7");
+            // SECURITY NOTE: the statement is put together from literal fragments of the program
+            // (sqlite_audit_search_sql); every value stays a bound parameter.
+            const std::string sql = sqlite_audit_search_sql(s);
+            Query q(m_db, sql.c_str());
             q.text(1, s.host)
                 .text(2, s.user)
                 .text(3, s.type)
@@ -935,6 +930,22 @@ private:
 };
 
 } // namespace
+
+std::string sqlite_audit_search_sql(const AuditSearch& search) {
+    // A filter left out, rather than `(?1 = '' OR host = ?1)`: SQLite cannot use an index for
+    // such an OR, and scanned the whole table (on the event loop) for every search. At most 64
+    // texts, so the statement cache stays small. ?7 always appears, so ?1..?7 can all be bound.
+    std::string sql = "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS " FROM audit_events WHERE ";
+    sql += search.oldest_first ? "id > ?6" : "id < ?6";
+    if (!search.host.empty()) sql += " AND host = ?1";
+    // `user_name <> ''` lets SQLite use the partial index audit_events_user.
+    if (!search.user.empty()) sql += " AND user_name = ?2 AND user_name <> ''";
+    if (!search.type.empty()) sql += " AND type = ?3";
+    if (!search.from.empty()) sql += " AND time >= ?4";
+    if (!search.to.empty()) sql += " AND time < ?5";
+    sql += search.oldest_first ? " ORDER BY id LIMIT ?7" : " ORDER BY id DESC LIMIT ?7";
+    return sql;
+}
 
 std::unique_ptr<Store> open_sqlite(const std::string& path) {
     return std::make_unique<SqliteStore>(path);

@@ -5,12 +5,14 @@
 // field; the PDF is made by the real WeasyPrint and read back with pdftotext and pdftoppm.
 #include "server/commands.hpp"
 #include "server/report/report.hpp"
+#include "server/report/weasyprint.hpp"
 #include "server_store_fixture.hpp"
 
 #include <jitgate/error.hpp>
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -514,6 +516,48 @@ TEST_P(ReportTest, break_glass_uses_are_listed_with_their_review_or_its_absence)
     EXPECT_EQ(unreviewed.at("reviewer"), "");
 }
 
+// A break-glass use nobody reviewed is an exception in every format: without a review item, and
+// with one still open past its due time; an open review not yet due is not.
+TEST_P(ReportTest, an_unreviewed_break_glass_use_is_an_exception) {
+    script_day();
+    const auto unreviewed = [](const Json& report) {
+        std::vector<Json> out;
+        for (const Json& e : report.at("exceptions"))
+            if (e.at("kind") == "break_glass_unreviewed") out.push_back(e);
+        return out;
+    };
+    Json r = day_json();
+    const std::string glass = r.at("break_glass")[1].at("event_id");
+    auto found = unreviewed(r);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].at("host"), "fin-db-01");
+    EXPECT_EQ(found[0].at("event_id"), glass);
+    EXPECT_EQ(found[0].at("user"), "dave");
+    EXPECT_EQ(found[0].at("time"), "2026-11-24T13:00:00.000Z");
+    EXPECT_EQ(found[0].at("due"), "");
+    EXPECT_EQ(found[0].at("detail"), "no review item");
+    const report::Report built = report::build(*store, day_options());
+    const std::string html = report::render(built, report::Format::html);
+    EXPECT_NE(html.find("break_glass_unreviewed"), std::string::npos);
+    EXPECT_EQ(html.find("<p class=\"ok\">None.</p>"), std::string::npos);
+
+    // An open review item, due after the report's `now` (23:30): not an exception yet.
+    m_database->exec("INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at, status) "
+                     "VALUES ('fin-db-01', '" +
+                     glass + "', 'dave', '" + host_time("13:00:00") + "', " + std::to_string(at("13:00:01")) + ", " +
+                     std::to_string(at("23:30:01")) + ", 'open')");
+    EXPECT_TRUE(unreviewed(day_json()).empty());
+    // The same item past its due time: an exception naming when it was due.
+    m_database->exec("UPDATE break_glass_reviews SET due_at = " + std::to_string(at("23:00:00")) +
+                     " WHERE event_id = '" + glass + "'");
+    r = day_json();
+    found = unreviewed(r);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].at("event_id"), glass);
+    EXPECT_EQ(found[0].at("due"), "2026-11-24T23:00:00Z");
+    EXPECT_EQ(found[0].at("detail"), "review open past its due time 2026-11-24T23:00:00Z");
+}
+
 TEST_P(ReportTest, exceptions_list_refusals_rejected_grants_full_spools_gaps_and_silent_hosts) {
     script_day();
     const Json r = day_json();
@@ -527,6 +571,7 @@ TEST_P(ReportTest, exceptions_list_refusals_rejected_grants_full_spools_gaps_and
         "chain_broken",              // web-02's chain state
         "chain_verification_failed", // the report's own check of web-02
         "host_silent",               // old-03
+        "break_glass_unreviewed",    // dave's 13:00 break-glass use, no review item
     };
     EXPECT_EQ(exception_kinds(r), expected);
     EXPECT_EQ(r.at("summary").at("exceptions"), expected.size());
@@ -915,6 +960,50 @@ TEST_P(ReportTest, the_report_command_writes_the_file_and_refuses_bad_dates_befo
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReportTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
+// A WeasyPrint that stalls cannot hold the report: one that reads a little of the HTML and then
+// sleeps (the write to it used to block), and one that closes its output and keeps running (the
+// wait for it used to block). Each call fails by its deadline, and the program is killed and
+// reaped.
+TEST(ReportPdf, a_stalled_weasyprint_is_stopped_by_the_deadline_and_leaves_no_process) {
+    const fs::path dir = fs::temp_directory_path() / ("jitgate-fake-weasyprint-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string pid_file = (dir / "pid").string();
+    const std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
+    const std::string html(1 << 20, 'x'); // far more than a pipe holds
+    for (const char* stall : {"dd bs=4096 count=1 of=/dev/null 2>/dev/null", "exec >&- 2>&-"}) {
+        {
+            std::ofstream script(dir / "weasyprint");
+            script << "#!/bin/sh\necho $$ > '" << pid_file << "'\n" << stall << "\nexec sleep 60\n";
+        }
+        fs::permissions(dir / "weasyprint", fs::perms::owner_all);
+        fs::remove(pid_file);
+        ::setenv("PATH", dir.c_str(), 1);
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            jitgate::server::report::html_to_pdf(html, std::chrono::milliseconds(1500));
+            ADD_FAILURE() << "a PDF from a stalled WeasyPrint";
+        } catch (const jitgate::Error& e) {
+            EXPECT_EQ(e.code(), jitgate::ErrorCode::io);
+            EXPECT_NE(std::string(e.what()).find("ran longer than 1500 ms and was stopped"), std::string::npos)
+                << e.what();
+        }
+        ::setenv("PATH", path.c_str(), 1);
+        const auto took = std::chrono::steady_clock::now() - start;
+        EXPECT_GE(took, std::chrono::milliseconds(1500)) << stall;
+        EXPECT_LT(took, std::chrono::seconds(10)) << stall; // the fake sleeps 60 s
+        pid_t pid = 0;
+        std::ifstream(pid_file) >> pid;
+        ASSERT_GT(pid, 0) << stall;
+        // Killed and reaped: not even a zombie is left.
+        const int alive = ::kill(pid, 0);
+        const int error = errno;
+        EXPECT_EQ(alive, -1) << stall;
+        EXPECT_EQ(error, ESRCH) << stall;
+    }
+    fs::remove_all(dir);
+}
 
 TEST(ReportTime, dates_and_rfc3339_times_parse_and_bad_ones_do_not) {
     EXPECT_EQ(report::parse_time("1970-01-01", false), 0);
