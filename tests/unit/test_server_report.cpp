@@ -332,13 +332,17 @@ protected:
         file("fin-db-01", "R-SELFOOPS01", "frank", "18:00:00");
         approve("fin-db-01", "R-SELFOOPS01", "frank", "18:00:20");
 
-        // The reviewed break-glass use; the second has no review item.
-        m_database->exec("INSERT INTO break_glass_reviews (host, event_id, user_name, time, opened_at, due_at, status, "
-                         "reviewer, reviewer_identity, note, closed_at) VALUES ('fin-db-01', '" +
-                         m_reviewed_glass + "', 'dave', '" + host_time("12:00:00") + "', " +
-                         std::to_string(at("12:00:01")) + ", " + std::to_string(at("12:00:01") + 86400) +
-                         ", 'closed', 'erin', 'https://idp/ erin', 'checked: whoami only <ok>', " +
-                         std::to_string(at("15:00:00")) + ")");
+        // Ingest opened a review item for each break-glass use. The first one is reviewed; the
+        // second has no item, as an event stored before schema 3 (which opened none for events
+        // already stored).
+        m_database->exec("UPDATE break_glass_reviews SET opened_at = " + std::to_string(at("12:00:01")) +
+                         ", due_at = " + std::to_string(at("12:00:01") + 86400) +
+                         ", status = 'closed', reviewer = 'erin', reviewer_identity = 'https://idp/ erin', note = "
+                         "'checked: whoami only <ok>', closed_at = " +
+                         std::to_string(at("15:00:00")) + " WHERE host = 'fin-db-01' AND event_id = '" +
+                         m_reviewed_glass + "'");
+        m_database->exec("DELETE FROM break_glass_reviews WHERE host = 'fin-db-01' AND event_id <> '" +
+                         m_reviewed_glass + "'");
     }
 
     report::Options day_options(const std::string& hosts = "*") const {
