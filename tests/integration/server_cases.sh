@@ -485,7 +485,7 @@ case_audit_rollback_flagged() {
         "both versions of the reused seqs are kept"
     expect_eq "$(srv_sql "select count(*) from events where type='audit.chain_fork' and host='fin-db-01'")" 1 \
         "the fork in the server's audit"
-    grep -q '^<81>.*audit.chain_fork host="fin-db-01"' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no alert on syslog"; }
+    expect_syslog '^<81>.*audit.chain_fork host="fin-db-01"' "no alert on syslog"
     # the host's own view: its spool verifies (it cannot see the rollback) and every event is acknowledged
     "$JITGATECTL" audit verify "$SPOOL" >/dev/null || ns_die "the rolled-back spool should verify on the host"
     expect_contains "$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-01.pem" \
@@ -854,7 +854,7 @@ webhooks:
         [ -n "$got" ] && break; sleep 0.1
     done
     expect_eq "$got" "fin-db-01 dave $id https://127.0.0.1:$SRV_WEB_PORT/audit/reviews/fin-db-01/$id" "the overdue notice"
-    grep -q '^<81>.*break_glass.review_overdue host="fin-db-01"' "$SYSLOG" || { cat "$SYSLOG" >&2; ns_die "no alert on syslog"; }
+    expect_syslog '^<81>.*break_glass.review_overdue host="fin-db-01"' "no alert on syslog"
     expect_eq "$(srv_sql "select count(*) from events where type='break_glass.review_overdue'")" 1 "recorded once"
     expect_eq "$(srv_sql "select status, overdue_alerted_at > 0 from break_glass_reviews where event_id='$id'")" \
         "open|1" "still open, marked alerted"

@@ -295,6 +295,19 @@ expect_no_journal() {
     [ "$n" -eq 0 ] || ns_die "unexpected '$1' event matching '${2:-.}' in the journal"
 }
 
+# expect_syslog PATTERN(grep -E) MESSAGE: the test syslog receiver is another process reading
+# datagrams, so a line a client sent just before it exited may land a moment later. Waits up to
+# 10 s for the line; never passes on its absence.
+expect_syslog() {
+    local pattern="$1" message="${2:-no matching syslog line}" i
+    for i in $(seq 1 100); do
+        grep -qE -- "$pattern" "$SYSLOG" && return 0
+        sleep 0.1
+    done
+    cat "$SYSLOG" >&2
+    ns_die "$message: no /$pattern/ in syslog"
+}
+
 expect_eq() { [ "$1" = "$2" ] || ns_die "${3:-values differ}: expected '$2', got '$1'"; }
 
 # has GREP-ARGS...: grep for pipelines under `set -o pipefail`. `cmd | grep -q` can fail on a
