@@ -333,6 +333,44 @@ const Step k_steps[] = {
          "ALTER TABLE audit_chains ADD COLUMN restart_previous_seq BIGINT NOT NULL DEFAULT 0",
          "ALTER TABLE audit_chains ADD COLUMN restart_previous_hash TEXT NOT NULL DEFAULT ''",
      }},
+    // Version 5 (issue 14): each host's shipping backlog as its shipper reports it; the retention
+    // anchor of a chain whose oldest months were pruned; and the record of archive exports, which
+    // a prune requires.
+    {5,
+     {
+         "ALTER TABLE audit_chains ADD COLUMN reported_seq INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN reported_at INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN pruned_through_seq INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN pruned_through_hash TEXT NOT NULL DEFAULT ''",
+         R"(CREATE TABLE audit_archives (
+              month TEXT PRIMARY KEY CHECK (length(month) = 7),
+              received_from INTEGER NOT NULL,
+              received_to INTEGER NOT NULL,
+              events INTEGER NOT NULL,
+              hosts INTEGER NOT NULL,
+              manifest_sha256 TEXT NOT NULL,
+              exported_at INTEGER NOT NULL,
+              exported_by TEXT NOT NULL DEFAULT '',
+              pruned_at INTEGER NOT NULL DEFAULT 0
+            ) STRICT)",
+     },
+     {
+         "ALTER TABLE audit_chains ADD COLUMN reported_seq BIGINT NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN reported_at BIGINT NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN pruned_through_seq BIGINT NOT NULL DEFAULT 0",
+         "ALTER TABLE audit_chains ADD COLUMN pruned_through_hash TEXT NOT NULL DEFAULT ''",
+         R"(CREATE TABLE audit_archives (
+              month TEXT PRIMARY KEY CHECK (length(month) = 7),
+              received_from BIGINT NOT NULL,
+              received_to BIGINT NOT NULL,
+              events BIGINT NOT NULL,
+              hosts BIGINT NOT NULL,
+              manifest_sha256 TEXT NOT NULL,
+              exported_at BIGINT NOT NULL,
+              exported_by TEXT NOT NULL DEFAULT '',
+              pruned_at BIGINT NOT NULL DEFAULT 0
+            ))",
+     }},
 };
 
 static_assert(std::size(k_steps) == static_cast<std::size_t>(k_schema_version), "one step per schema version");

@@ -91,6 +91,10 @@ AuditChain read_chain(const Result& r, int row) {
     c.restart_at = r.integer(row, 11);
     c.restart_previous_seq = r.integer(row, 12);
     c.restart_previous_hash = r.text(row, 13);
+    c.reported_seq = r.integer(row, 14);
+    c.reported_at = r.integer(row, 15);
+    c.pruned_through_seq = r.integer(row, 16);
+    c.pruned_through_hash = r.text(row, 17);
     return c;
 }
 
@@ -723,7 +727,8 @@ public:
                 {str(after_host), limit_value(limit)});
             std::vector<AuditHostStatus> out;
             for (int i = 0; i < r.rows(); ++i)
-                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, 15), r.integer(i, 14)});
+                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, k_chain_columns + 1),
+                                              r.integer(i, k_chain_columns)});
             return out;
         });
     }

@@ -55,7 +55,11 @@ namespace jitgate::server::store {
 // The columns of `audit_chains`, in the order the stores read them.
 #define JITGATE_CHAIN_COLUMNS                                                                                          \
     "host, last_seq, last_hash, last_event_id, status, problem, problem_seq, problem_at, last_seen, events, "          \
-    "restarts, restart_at, restart_previous_seq, restart_previous_hash"
+    "restarts, restart_at, restart_previous_seq, restart_previous_hash, reported_seq, reported_at, "                 \
+    "pruned_through_seq, pruned_through_hash"
+
+// The number of columns in JITGATE_CHAIN_COLUMNS: a query's own columns after it start here.
+constexpr int k_chain_columns = 18;
 
 // "ok" → false, "broken" → true; Error(io) for anything else.
 bool chain_broken_from_column(const std::string& text);

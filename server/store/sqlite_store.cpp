@@ -677,7 +677,8 @@ public:
                     "audit_events e WHERE e.host = audit_chains.host AND e.event_id = audit_chains.last_event_id), "
                     "'') FROM audit_chains WHERE host > ?1 AND last_seq > 0 ORDER BY host LIMIT ?2");
             q.text(1, after_host).integer(2, limit_value(limit));
-            while (q.step()) out.push_back(AuditHostStatus{read_chain(q), q.text(15), q.integer(14)});
+            while (q.step())
+                out.push_back(AuditHostStatus{read_chain(q), q.text(k_chain_columns + 1), q.integer(k_chain_columns)});
         }
         tx.commit();
         return out;
@@ -877,6 +878,10 @@ private:
         c.restart_at = q.integer(11);
         c.restart_previous_seq = q.integer(12);
         c.restart_previous_hash = q.text(13);
+        c.reported_seq = q.integer(14);
+        c.reported_at = q.integer(15);
+        c.pruned_through_seq = q.integer(16);
+        c.pruned_through_hash = q.text(17);
         return c;
     }
 
@@ -888,13 +893,16 @@ private:
 
     void save_chain(const AuditChain& c) {
         Query q(m_db, "INSERT INTO audit_chains (" JITGATE_CHAIN_COLUMNS ") VALUES "
-                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (host) DO UPDATE SET "
+                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+                      "ON CONFLICT (host) DO UPDATE SET "
                       "last_seq = excluded.last_seq, last_hash = excluded.last_hash, "
                       "last_event_id = excluded.last_event_id, status = excluded.status, problem = excluded.problem, "
                       "problem_seq = excluded.problem_seq, problem_at = excluded.problem_at, "
                       "last_seen = excluded.last_seen, events = excluded.events, restarts = excluded.restarts, "
                       "restart_at = excluded.restart_at, restart_previous_seq = excluded.restart_previous_seq, "
-                      "restart_previous_hash = excluded.restart_previous_hash");
+                      "restart_previous_hash = excluded.restart_previous_hash, reported_seq = excluded.reported_seq, "
+                      "reported_at = excluded.reported_at, pruned_through_seq = excluded.pruned_through_seq, "
+                      "pruned_through_hash = excluded.pruned_through_hash");
         q.text(1, c.host)
             .integer(2, c.last_seq)
             .text(3, c.last_hash)
@@ -909,6 +917,10 @@ private:
             .integer(12, c.restart_at)
             .integer(13, c.restart_previous_seq)
             .text(14, c.restart_previous_hash)
+            .integer(15, c.reported_seq)
+            .integer(16, c.reported_at)
+            .integer(17, c.pruned_through_seq)
+            .text(18, c.pruned_through_hash)
             .run();
     }
 

@@ -34,7 +34,7 @@ namespace jitgate::server::store {
 
 // The schema version this program reads and writes. `jitgate-server migrate` brings a
 // database to it; open_* refuses any other version with a message that says what to run.
-inline constexpr int k_schema_version = 4;
+inline constexpr int k_schema_version = 5;
 
 enum class Status { pending, approved, denied, expired, cancelled };
 std::string_view to_string(Status status) noexcept;
@@ -181,6 +181,15 @@ struct AuditChain {
     std::int64_t restart_at = 0; // Unix seconds; 0: never
     std::int64_t restart_previous_seq = 0;
     std::string restart_previous_hash;
+    // Shipping backlog: the host's own newest seq as its shipper last reported it with a batch
+    // (0: never reported), and when. The backlog is reported_seq - last_seq while positive.
+    std::int64_t reported_seq = 0;
+    std::int64_t reported_at = 0; // Unix seconds
+    // Retention: the chain's events up to this seq were pruned after their months were exported
+    // to a verified archive; the first stored event's prev_hash must equal pruned_through_hash.
+    // 0 / '': nothing pruned.
+    std::int64_t pruned_through_seq = 0;
+    std::string pruned_through_hash;
 };
 
 struct IngestResult {
