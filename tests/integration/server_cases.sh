@@ -122,7 +122,7 @@ case_two_approvers() {
     start
     approver_sign_in bob
     approver_sign_in carol
-    sudo_bg alice -- /usr/bin/touch /tmp/ledger-7
+    sudo_bg alice -- /usr/bin/touch "$T/ledger-7"
     local id; id="$(server_request_ids 1)"
     approver_act bob approve fin-db-01 "$id" >/dev/null
     # bob a second time counts once

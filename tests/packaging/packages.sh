@@ -314,7 +314,9 @@ for p in "${debs[@]}"; do [ -f "$(deb_file "$p")" ] || fail "no $(deb_file "$p")
 for p in jitgate jitgate-sudo jitgate-pam jitgate-server; do [ -n "$(rpm_file "$p")" ] || fail "no $p RPM"; done
 
 step "lintian"
-lintian --fail-on error "$T/out/deb/"*.changes | tee "$T/lintian.txt" ||
+# TMPDIR: lintian leaves its MLDBM caches (mldbm-elf-*) in the temporary directory.
+mkdir -p "$T/lintian-tmp"
+TMPDIR="$T/lintian-tmp" lintian --fail-on error "$T/out/deb/"*.changes | tee "$T/lintian.txt" ||
     fail "lintian reported errors"
 if command -v rpmlint >/dev/null; then
     step "rpmlint"
