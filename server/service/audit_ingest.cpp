@@ -55,17 +55,23 @@ bool is_chain_alert(std::string_view type) noexcept {
            type == "audit.chain_restarted";
 }
 
-CheckTurns::CheckTurns(std::size_t slots, std::int64_t owed_for_s)
-    : m_slots(slots < 1 ? 1 : slots), m_owed_for_s(owed_for_s) {}
+CheckTurns::CheckTurns(std::size_t slots, std::size_t bytes, std::int64_t owed_for_s)
+    : m_slots(slots < 1 ? 1 : slots), m_byte_budget(bytes), m_owed_for_s(owed_for_s) {}
 
-CheckTurns::Verdict CheckTurns::admit(const std::string& host, std::size_t per_host, std::int64_t now) {
+CheckTurns::Verdict CheckTurns::admit(const std::string& host, std::size_t per_host, std::size_t bytes,
+                                      std::int64_t now) {
     const auto flying = m_in_flight.find(host);
     if (flying != m_in_flight.end() && flying->second >= std::max<std::size_t>(per_host, 1)) return Verdict::host_busy;
     std::erase_if(m_owed, [&](const auto& e) { return now - e.second > m_owed_for_s; });
     const auto owed = m_owed.find(host);
     const std::size_t owed_to_others = m_owed.size() - (owed != m_owed.end() ? 1 : 0);
     const std::size_t free = m_slots - std::min(m_slots, m_total);
-    const bool admitted = free > 0 && (owed != m_owed.end() || free > owed_to_others);
+    const bool is_owed = owed != m_owed.end();
+    // Bytes: what the waiting bodies hold in memory and the worker has to check (each up to
+    // k_max_body); the count only bounds the bookkeeping.
+    const std::size_t budget = is_owed || owed_to_others == 0 ? m_byte_budget : m_byte_budget / 2;
+    const bool fits = m_total == 0 || (bytes <= budget && m_bytes <= budget - bytes);
+    const bool admitted = fits && free > 0 && (is_owed || free > owed_to_others);
     if (!admitted) {
         if (owed != m_owed.end())
             owed->second = now;
@@ -76,13 +82,15 @@ CheckTurns::Verdict CheckTurns::admit(const std::string& host, std::size_t per_h
     if (owed != m_owed.end()) m_owed.erase(owed);
     ++m_in_flight[host];
     ++m_total;
+    m_bytes += bytes;
     return Verdict::admitted;
 }
 
-void CheckTurns::done(const std::string& host) {
+void CheckTurns::done(const std::string& host, std::size_t bytes) {
     const auto it = m_in_flight.find(host);
     if (it == m_in_flight.end()) return;
     --m_total;
+    m_bytes -= std::min(m_bytes, bytes);
     if (--it->second == 0) m_in_flight.erase(it);
 }
 

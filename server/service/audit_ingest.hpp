@@ -92,19 +92,25 @@ public:
     };
     static constexpr std::size_t k_max_owed = 100000;
 
-    // `slots` (>= 1) batches in flight at most, across all hosts.
-    CheckTurns(std::size_t slots, std::int64_t owed_for_s);
+    // At most `slots` (>= 1) batches and `bytes` of their bodies in flight, across all hosts;
+    // one batch is always admitted when none is in flight, whatever its size.
+    CheckTurns(std::size_t slots, std::size_t bytes, std::int64_t owed_for_s);
     // `host`: the client certificate's (first) name; `per_host` (>= 1): how many batches it may
-    // have in flight, the number of hosts the certificate names. `now`: Unix seconds.
-    Verdict admit(const std::string& host, std::size_t per_host, std::int64_t now);
-    // Gives back one slot of `host` (admitted before). Unknown hosts are ignored.
-    void done(const std::string& host);
+    // have in flight, the number of hosts the certificate names; `bytes`: the batch's body size.
+    // `now`: Unix seconds. While other hosts are owed a turn, a host that is not owed one is
+    // admitted only within half the byte budget: the other half waits for them.
+    Verdict admit(const std::string& host, std::size_t per_host, std::size_t bytes, std::int64_t now);
+    // Gives back one slot of `host` and the `bytes` it was admitted with. Unknown hosts are ignored.
+    void done(const std::string& host, std::size_t bytes);
     std::size_t in_flight() const noexcept { return m_total; }
+    std::size_t bytes_in_flight() const noexcept { return m_bytes; }
     std::size_t owed() const noexcept { return m_owed.size(); }
 
 private:
     std::size_t m_slots;
+    std::size_t m_byte_budget;
     std::int64_t m_owed_for_s;
+    std::size_t m_bytes = 0;
     std::map<std::string, std::size_t, std::less<>> m_in_flight; // host -> its batches in flight
     std::size_t m_total = 0;
     std::map<std::string, std::int64_t, std::less<>> m_owed; // host -> when last refused "full"

@@ -281,10 +281,12 @@ void Service::handle_host(http::Request&& request, http::Reply&& reply) {
 // SECURITY NOTE: the host is the client certificate's; a batch holding any event of another
 // host is refused whole (403). A batch is acknowledged only after its transaction committed.
 
-void Service::offload_audit_checks(http::Worker::Post post) {
-    // CheckTurns admits at most k_max_waiting_batches + 1 in flight, so the worker's queue
-    // (which counts only the waiting ones) never refuses one of them.
-    m_audit_worker = std::make_unique<http::Worker>("audit batch", k_max_waiting_batches + 1, std::move(post));
+void Service::offload_audit_checks(http::Worker::Post post, AuditQueueLimits limits) {
+    // CheckTurns admits at most limits.batches in flight, so the worker's queue (which counts
+    // only the waiting ones) never refuses one of them.
+    limits.batches = std::max<std::size_t>(limits.batches, 1);
+    m_check_turns = audit_ingest::CheckTurns(limits.batches, limits.bytes, k_owed_turn_s);
+    m_audit_worker = std::make_unique<http::Worker>("audit batch", limits.batches, std::move(post));
 }
 
 void Service::refuse_batch(const http::Request& request, http::Reply& reply, int status, const std::string& code,
@@ -329,8 +331,9 @@ void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
     // the next free one (audit_ingest::CheckTurns): one host with a valid certificate cannot
     // keep every other host's batches out. A refusal here takes no slot and stores nothing.
     const std::string turn_host = request.client.names.front();
+    const std::size_t turn_bytes = request.body.size();
     const audit_ingest::CheckTurns::Verdict verdict =
-        m_check_turns.admit(turn_host, request.client.names.size(), now());
+        m_check_turns.admit(turn_host, request.client.names.size(), request.body.size(), now());
     if (verdict != audit_ingest::CheckTurns::Verdict::admitted) {
         const bool host_busy = verdict == audit_ingest::CheckTurns::Verdict::host_busy;
         refuse_busy(request, host_busy);
@@ -358,8 +361,8 @@ void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
                 checked->check =
                     audit_ingest::check_batch(r.body, [&r](const std::string& h) { return r.client.may_act_for(h); });
             },
-            [this, checked, shared_reply, turn_host](bool ok) {
-                m_check_turns.done(turn_host);
+            [this, checked, shared_reply, turn_host, turn_bytes](bool ok) {
+                m_check_turns.done(turn_host, turn_bytes);
                 try {
                     if (!ok || !checked->check) {
                         shared_reply->send(busy_answer("the audit store could not check this batch"));
@@ -373,14 +376,14 @@ void Service::ingest_audit(http::Request&& request, http::Reply&& reply) {
                 }
             });
     } catch (...) {
-        m_check_turns.done(turn_host);
+        m_check_turns.done(turn_host, turn_bytes);
         if (!shared_reply) throw; // the Reply is still `reply`: handle_host answers 503
         if (!shared_reply->answered()) shared_reply->send(busy_answer("the audit store could not queue this batch"));
         return;
     }
     if (!queued) {
         // Only while the worker stops (CheckTurns keeps within its queue). Nothing was stored.
-        m_check_turns.done(turn_host);
+        m_check_turns.done(turn_host, turn_bytes);
         shared_reply->send(busy_answer("the audit store is busy checking other batches"));
     }
 }
@@ -397,6 +400,7 @@ void Service::refuse_busy(const http::Request& request, bool host_busy) {
                     {{"reason", host_busy ? "this host's previous batch is still queued or being checked"
                                           : "every checking slot is taken"},
                      {"in_flight", m_check_turns.in_flight()},
+                     {"bytes_in_flight", m_check_turns.bytes_in_flight()},
                      {"owed", m_check_turns.owed()},
                      {"suppressed", std::exchange(m_batch_refusals[key].suppressed, 0)}}));
 }

@@ -108,19 +108,28 @@ public:
 
     // Moves the checks of audit batches (audit_ingest::check_batch: seconds for a hostile 32 MiB
     // body, which would hold every host's poll and filing) off the loop thread onto one worker
-    // thread, with at most k_max_waiting_batches waiting and one per host (below): beyond that
-    // a batch is answered 503 with Retry-After (k_busy_retry_after_s), nothing stored, and
-    // jitgated sends it again later; so is a batch whose check threw (out of memory), answered
-    // from the loop thread like every batch. `post` runs a function on the loop thread (EventLoop::post); the store's
-    // part runs there. Without this call (tests) the checks run on the loop. Call once, before serving.
-    void offload_audit_checks(http::Worker::Post post);
+    // thread, with at most `limits` in flight (queued or being checked) and one per host (below):
+    // beyond that a batch is answered 503 with Retry-After (k_busy_retry_after_s), nothing
+    // stored, and jitgated sends it again after its back-off; so is a batch whose check threw
+    // (out of memory), answered from the loop thread like every batch. `post` runs a function on
+    // the loop thread (EventLoop::post); the store's part runs there. Without this call (tests)
+    // the checks run on the loop. Call once, before serving.
+    struct AuditQueueLimits {
+        // Bodies in flight: what they hold in memory and what the worker has to check first
+        // (about 100,000 events of jitgated's, a few seconds of checking). The count only bounds
+        // the bookkeeping: a fleet's hosts ship at once, and each refusal costs the host a
+        // back-off of seconds to minutes, so the queue must hold a fleet's ordinary batches.
+        std::size_t batches = 1024;
+        std::size_t bytes = 64 * 1024 * 1024;
+    };
+    void offload_audit_checks(http::Worker::Post post, AuditQueueLimits limits);
+    void offload_audit_checks(http::Worker::Post post) { offload_audit_checks(std::move(post), AuditQueueLimits{}); }
     // SECURITY NOTE: the slots are the fleet's: each host has at most one batch queued or
     // checked (a second one at the same time is 503 at once, taking no slot; a certificate
     // naming several hosts has one per name), and a host refused
     // for a full queue is owed a turn for k_owed_turn_s: a freed slot goes to an owed host before
     // one just served (audit_ingest::CheckTurns). Busy refusals go to syslog ("audit.batch_busy"),
     // at most once a minute for the fleet and once a minute per host.
-    static constexpr std::size_t k_max_waiting_batches = 4; // each up to audit_ingest::k_max_body
     static constexpr int k_busy_retry_after_s = 5;
     // Longer than jitgated's longest back-off (audit.store.retry_max, 5 minutes by default).
     static constexpr std::int64_t k_owed_turn_s = 600;
@@ -239,7 +248,7 @@ private:
     http::Timer m_review_timer;
     std::shared_ptr<void> m_wake_watch;
     // Which hosts' batches are queued or checked on the worker (loop thread).
-    audit_ingest::CheckTurns m_check_turns{k_max_waiting_batches + 1, k_owed_turn_s};
+    audit_ingest::CheckTurns m_check_turns{1, audit_ingest::k_max_body, k_owed_turn_s}; // offload_audit_checks sets it
     // Last: destroyed first, so its thread is joined before anything its work touches goes.
     std::unique_ptr<http::Worker> m_audit_worker; // set by offload_audit_checks()
 };

@@ -1461,12 +1461,18 @@ TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQu
     std::condition_variable cv;
     bool open = false;
     std::atomic<int> waiting_to_post{0};
-    svc->offload_audit_checks([&](std::function<void()> work) {
-        ++waiting_to_post;
-        std::unique_lock<std::mutex> lock(m);
-        cv.wait(lock, [&] { return open; });
-        server->loop.post(std::move(work));
-    });
+    // Five batches in flight at most: one checked, four queued.
+    constexpr std::size_t k_in_flight = 5;
+    service::Service::AuditQueueLimits queue;
+    queue.batches = k_in_flight;
+    svc->offload_audit_checks(
+        [&](std::function<void()> work) {
+            ++waiting_to_post;
+            std::unique_lock<std::mutex> lock(m);
+            cv.wait(lock, [&] { return open; });
+            server->loop.post(std::move(work));
+        },
+        queue);
     // Batch i comes from host fleet-(i+1): one batch per host, as jitgated sends them.
     const auto post_batch = [&](int i) {
         const std::string host = "fleet-" + std::to_string(i + 1);
@@ -1478,7 +1484,7 @@ TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQu
         o.key = host + ".key";
         return fetch(server->url("/v1/audit/events"), o);
     };
-    constexpr int k_queued = static_cast<int>(service::Service::k_max_waiting_batches);
+    constexpr int k_queued = static_cast<int>(k_in_flight) - 1;
     constexpr int k_refused = 2;
     std::vector<Fetched> results(1 + k_queued + k_refused);
     std::vector<std::thread> clients;
@@ -1562,12 +1568,18 @@ TEST(ServerAuditIngestOffTheLoop, OneHostHoldsOneSlotAndOtherHostsStillGetIn) {
     std::condition_variable cv;
     bool open = false;
     std::atomic<int> waiting_to_post{0};
-    svc->offload_audit_checks([&](std::function<void()> work) {
-        ++waiting_to_post;
-        std::unique_lock<std::mutex> lock(m);
-        cv.wait(lock, [&] { return open; });
-        server->loop.post(std::move(work));
-    });
+    // Five batches in flight at most: one checked, four queued.
+    constexpr std::size_t k_in_flight = 5;
+    service::Service::AuditQueueLimits queue;
+    queue.batches = k_in_flight;
+    svc->offload_audit_checks(
+        [&](std::function<void()> work) {
+            ++waiting_to_post;
+            std::unique_lock<std::mutex> lock(m);
+            cv.wait(lock, [&] { return open; });
+            server->loop.post(std::move(work));
+        },
+        queue);
     const auto post_batch = [&](const std::string& host, const std::string& cert, int i) {
         FetchOptions o;
         o.method = "POST";
@@ -1584,7 +1596,7 @@ TEST(ServerAuditIngestOffTheLoop, OneHostHoldsOneSlotAndOtherHostsStillGetIn) {
     clients.emplace_back([&] { first = post_batch("testhost", "client", 0); });
     ASSERT_TRUE(eventually([&] { return waiting_to_post == 1; })) << "the first batch's check never finished";
     // The same host again, more than the queue holds, at once: each refused now.
-    constexpr int k_more = static_cast<int>(service::Service::k_max_waiting_batches) + 1;
+    constexpr int k_more = static_cast<int>(k_in_flight);
     for (int i = 1; i <= k_more; ++i) {
         const Fetched again = post_batch("testhost", "client", i);
         EXPECT_EQ(again.status, 503) << again.body;

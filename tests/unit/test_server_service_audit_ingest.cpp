@@ -252,51 +252,53 @@ TEST(ServerAuditIngest, ContentTypeAndAcknowledgement) {
 
 using Verdict = ingest::CheckTurns::Verdict;
 
+constexpr std::size_t k_lots = std::size_t{1} << 40; // bytes: only the count binds
+
 TEST(AuditIngestCheckTurns, AHostHoldsOneSlotAndItsSecondBatchTakesNone) {
-    ingest::CheckTurns turns(3, 600);
-    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::host_busy);
-    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::host_busy);
+    ingest::CheckTurns turns(3, k_lots, 600);
+    EXPECT_EQ(turns.admit("a", 1, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("a", 1, 1, 0), Verdict::host_busy);
+    EXPECT_EQ(turns.admit("a", 1, 1, 0), Verdict::host_busy);
     EXPECT_EQ(turns.in_flight(), 1u);
     EXPECT_EQ(turns.owed(), 0u) << "a host's own second batch is not owed a turn";
-    EXPECT_EQ(turns.admit("b", 1, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("c", 1, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("d", 1, 0), Verdict::full);
-    turns.done("a");
-    EXPECT_EQ(turns.admit("a", 1, 1), Verdict::full) << "the freed slot is owed to d";
-    EXPECT_EQ(turns.admit("d", 1, 2), Verdict::admitted);
+    EXPECT_EQ(turns.admit("b", 1, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("c", 1, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("d", 1, 1, 0), Verdict::full);
+    turns.done("a", 1);
+    EXPECT_EQ(turns.admit("a", 1, 1, 1), Verdict::full) << "the freed slot is owed to d";
+    EXPECT_EQ(turns.admit("d", 1, 1, 2), Verdict::admitted);
     EXPECT_EQ(turns.owed(), 1u) << "a is owed now";
-    turns.done("b");
-    EXPECT_EQ(turns.admit("a", 1, 3), Verdict::admitted);
-    turns.done("x"); // unknown: ignored
+    turns.done("b", 1);
+    EXPECT_EQ(turns.admit("a", 1, 1, 3), Verdict::admitted);
+    turns.done("x", 1); // unknown: ignored
     EXPECT_EQ(turns.in_flight(), 3u);
 }
 
 // A certificate naming several hosts (CN and DNS names) ships for each: one slot per name.
 TEST(AuditIngestCheckTurns, ACertificateNamingSeveralHostsHoldsOneSlotPerName) {
-    ingest::CheckTurns turns(5, 600);
-    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::host_busy);
+    ingest::CheckTurns turns(5, k_lots, 600);
+    EXPECT_EQ(turns.admit("multi", 3, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("multi", 3, 1, 0), Verdict::host_busy);
     EXPECT_EQ(turns.in_flight(), 3u);
-    turns.done("multi");
-    EXPECT_EQ(turns.admit("multi", 3, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("single", 1, 0), Verdict::admitted);
+    turns.done("multi", 1);
+    EXPECT_EQ(turns.admit("multi", 3, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("single", 1, 1, 0), Verdict::admitted);
     EXPECT_EQ(turns.in_flight(), 4u);
-    EXPECT_EQ(turns.admit("single", 1, 0), Verdict::host_busy) << "one name: one slot, though one is free";
+    EXPECT_EQ(turns.admit("single", 1, 1, 0), Verdict::host_busy) << "one name: one slot, though one is free";
 }
 
 TEST(AuditIngestCheckTurns, OwedTurnsLapse) {
-    ingest::CheckTurns turns(1, 10);
-    EXPECT_EQ(turns.admit("a", 1, 0), Verdict::admitted);
-    EXPECT_EQ(turns.admit("b", 1, 0), Verdict::full);
-    EXPECT_EQ(turns.admit("c", 1, 0), Verdict::full);
-    turns.done("a");
-    EXPECT_EQ(turns.admit("a", 1, 1), Verdict::full) << "b and c are owed the slot";
+    ingest::CheckTurns turns(1, k_lots, 10);
+    EXPECT_EQ(turns.admit("a", 1, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("b", 1, 1, 0), Verdict::full);
+    EXPECT_EQ(turns.admit("c", 1, 1, 0), Verdict::full);
+    turns.done("a", 1);
+    EXPECT_EQ(turns.admit("a", 1, 1, 1), Verdict::full) << "b and c are owed the slot";
     EXPECT_EQ(turns.owed(), 3u);
     // None came back: after 10 s their turns lapse and the slot is anyone's.
-    EXPECT_EQ(turns.admit("d", 1, 20), Verdict::admitted);
+    EXPECT_EQ(turns.admit("d", 1, 1, 20), Verdict::admitted);
     EXPECT_EQ(turns.owed(), 0u);
 }
 
@@ -308,14 +310,14 @@ TEST(AuditIngestCheckTurns, OwedTurnsLapse) {
 TEST(AuditIngestCheckTurns, EveryHostOfABusyFleetGetsItsTurns) {
     constexpr int k_hosts = 8;
     constexpr int k_seconds = 600;
-    ingest::CheckTurns turns(2, 600);
+    ingest::CheckTurns turns(2, k_lots, 600);
     std::vector<int> retry_at(k_hosts, 0); // when each host sends next
     std::vector<int> done_at(k_hosts, -1); // when its admitted batch is answered; -1: none
     std::vector<int> served(k_hosts, 0);
     for (int t = 0; t < k_seconds; ++t) {
         for (int h = 0; h < k_hosts; ++h)
             if (done_at[static_cast<std::size_t>(h)] == t) {
-                turns.done("host-" + std::to_string(h));
+                turns.done("host-" + std::to_string(h), 1);
                 done_at[static_cast<std::size_t>(h)] = -1;
                 ++served[static_cast<std::size_t>(h)];
                 retry_at[static_cast<std::size_t>(h)] = t; // straight back
@@ -323,7 +325,7 @@ TEST(AuditIngestCheckTurns, EveryHostOfABusyFleetGetsItsTurns) {
         // The greedy ones first: the order that starved the others.
         for (int h = 0; h < k_hosts; ++h) {
             if (done_at[static_cast<std::size_t>(h)] >= 0 || retry_at[static_cast<std::size_t>(h)] != t) continue;
-            if (turns.admit("host-" + std::to_string(h), 1, t) == Verdict::admitted)
+            if (turns.admit("host-" + std::to_string(h), 1, 1, t) == Verdict::admitted)
                 done_at[static_cast<std::size_t>(h)] = t + 1;
             else
                 retry_at[static_cast<std::size_t>(h)] = t + 5;
@@ -339,6 +341,47 @@ TEST(AuditIngestCheckTurns, EveryHostOfABusyFleetGetsItsTurns) {
     std::cout << "[ TURNS    ] " << total << " batches in " << k_seconds << " s over 2 slots; per host:";
     for (const int n : served) std::cout << " " << n;
     std::cout << "\n";
+}
+
+// Only the count bounded what was in flight, at 5 batches: 16 hosts shipping at once got 503
+// for 11 of them, and jitgated backs off seconds to minutes after each. Bodies are bounded by
+// their bytes instead, so a fleet's ordinary batches all wait their turn.
+TEST(AuditIngestCheckTurns, BatchesAreBoundedByTheirBytes) {
+    ingest::CheckTurns turns(1000, 1000, 600);
+    for (int h = 0; h < 16; ++h) EXPECT_EQ(turns.admit("host-" + std::to_string(h), 1, 60, 0), Verdict::admitted) << h;
+    EXPECT_EQ(turns.bytes_in_flight(), 960u);
+    EXPECT_EQ(turns.admit("host-16", 1, 41, 0), Verdict::full) << "1001 bytes would be in flight";
+    EXPECT_EQ(turns.admit("host-17", 1, 40, 0), Verdict::full) << "host-16 is owed the room";
+    EXPECT_EQ(turns.admit("host-16", 1, 40, 0), Verdict::admitted);
+    EXPECT_EQ(turns.bytes_in_flight(), 1000u);
+    turns.done("host-0", 60);
+    turns.done("host-16", 40);
+    turns.done("nobody", 500); // unknown: ignored
+    EXPECT_EQ(turns.bytes_in_flight(), 900u);
+    EXPECT_EQ(turns.in_flight(), 15u);
+}
+
+TEST(AuditIngestCheckTurns, OneBatchIsAdmittedWhateverItsSizeWhenNoneIsInFlight) {
+    ingest::CheckTurns turns(10, 1000, 600);
+    EXPECT_EQ(turns.admit("big", 1, 5000, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("small", 1, 1, 0), Verdict::full) << "the budget is spent";
+    turns.done("big", 5000);
+    EXPECT_EQ(turns.bytes_in_flight(), 0u);
+    EXPECT_EQ(turns.admit("small", 1, 1, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("big", 1, 5000, 0), Verdict::full) << "not beside another batch";
+}
+
+// While hosts are owed a turn, one that is not gets only half the byte budget: a stream of
+// newcomers cannot keep the owed hosts' batches out.
+TEST(AuditIngestCheckTurns, WhileHostsAreOwedANewcomerGetsHalfTheBytes) {
+    ingest::CheckTurns turns(100, 1000, 600);
+    EXPECT_EQ(turns.admit("a", 1, 700, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("owed", 1, 400, 0), Verdict::full);
+    turns.done("a", 700);
+    EXPECT_EQ(turns.admit("b", 1, 300, 1), Verdict::admitted) << "within half the budget";
+    EXPECT_EQ(turns.admit("c", 1, 300, 1), Verdict::full) << "past half while owed is waiting";
+    EXPECT_EQ(turns.admit("owed", 1, 400, 1), Verdict::admitted) << "the owed host uses the rest";
+    EXPECT_EQ(turns.owed(), 1u) << "c is owed now";
 }
 
 } // namespace
