@@ -412,7 +412,9 @@ struct Listener::Impl {
                 if (request.path == large) limit = std::max(limit, self->limits.max_large_body);
             if (n > limit) return answer_now(req, 413, "request body too large");
             request.body.resize(n);
-            if (n > 0 && evbuffer_copyout(in, request.body.data(), n) != static_cast<ev_ssize_t>(n))
+            // Removed, not copied: a body waiting for its answer (an audit batch queued for its
+            // check) is held once, not twice.
+            if (n > 0 && evbuffer_remove(in, request.body.data(), n) != static_cast<int>(n))
                 return answer_now(req, 500, "internal error");
             char* address = nullptr;
             ev_uint16_t peer_port = 0;

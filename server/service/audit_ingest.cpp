@@ -61,25 +61,52 @@ CheckTurns::CheckTurns(std::size_t slots, std::size_t bytes, std::int64_t owed_f
 CheckTurns::Verdict CheckTurns::admit(const std::string& host, std::size_t per_host, std::size_t bytes,
                                       std::int64_t now) {
     const auto flying = m_in_flight.find(host);
-    if (flying != m_in_flight.end() && flying->second >= std::max<std::size_t>(per_host, 1)) return Verdict::host_busy;
-    std::erase_if(m_owed, [&](const auto& e) { return now - e.second > m_owed_for_s; });
+    const std::size_t mine = flying != m_in_flight.end() ? flying->second : 0;
+    if (mine >= std::max<std::size_t>(per_host, 1)) return Verdict::host_busy;
+    std::erase_if(m_owed, [&](const auto& e) {
+        if (now - e.second.last <= m_owed_for_s) return false;
+        m_owed_order.erase(e.second.ticket);
+        return true;
+    });
     const auto owed = m_owed.find(host);
-    const std::size_t owed_to_others = m_owed.size() - (owed != m_owed.end() ? 1 : 0);
-    const std::size_t free = m_slots - std::min(m_slots, m_total);
     const bool is_owed = owed != m_owed.end();
+    // The host owed a turn longest, other than this one (at most two steps: order is by ticket).
+    const Owed* first = nullptr;
+    for (const auto& entry : m_owed_order)
+        if (entry.second != host) {
+            first = &m_owed.at(entry.second);
+            break;
+        }
+    const bool is_first = is_owed && (first == nullptr || owed->second.ticket < first->ticket);
+    const std::size_t free = m_slots - std::min(m_slots, m_total);
+    // A free slot is kept for each owed host: a host not owed gets one only while more are free
+    // than hosts are owed (any owed host may take one: they come back at their own pace).
+    const std::size_t owed_to_others = m_owed.size() - (is_owed ? 1 : 0);
     // Bytes: what the waiting bodies hold in memory and the worker has to check (each up to
-    // k_max_body); the count only bounds the bookkeeping.
-    const std::size_t budget = is_owed || owed_to_others == 0 ? m_byte_budget : m_byte_budget / 2;
-    const bool fits = m_total == 0 || (bytes <= budget && m_bytes <= budget - bytes);
+    // k_max_body); the count only bounds the bookkeeping. Room for the first owed host's batch
+    // is held back from everyone else, so it gets in when it comes back.
+    const std::size_t reserve = first != nullptr && !is_first ? std::min(first->bytes, m_byte_budget) : 0;
+    const bool fits_beside =
+        bytes <= m_byte_budget && reserve <= m_byte_budget - bytes && m_bytes <= m_byte_budget - bytes - reserve;
+    const bool fits = m_total == 0 ? first == nullptr || is_first || fits_beside : fits_beside;
     const bool admitted = fits && free > 0 && (is_owed || free > owed_to_others);
     if (!admitted) {
-        if (owed != m_owed.end())
-            owed->second = now;
-        else if (m_owed.size() < k_max_owed)
-            m_owed.emplace(host, now);
+        // A host with a batch in flight is never owed: its turn is going on (else it could
+        // refresh its claim at each refusal and come back first).
+        if (is_owed) {
+            owed->second.last = now;
+            owed->second.bytes = bytes;
+        } else if (mine == 0 && m_owed.size() < k_max_owed) {
+            const std::uint64_t ticket = m_next_ticket++;
+            m_owed.emplace(host, Owed{ticket, now, bytes});
+            m_owed_order.emplace(ticket, host);
+        }
         return Verdict::full;
     }
-    if (owed != m_owed.end()) m_owed.erase(owed);
+    if (is_owed) {
+        m_owed_order.erase(owed->second.ticket);
+        m_owed.erase(owed);
+    }
     ++m_in_flight[host];
     ++m_total;
     m_bytes += bytes;

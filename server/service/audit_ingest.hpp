@@ -97,8 +97,10 @@ public:
     CheckTurns(std::size_t slots, std::size_t bytes, std::int64_t owed_for_s);
     // `host`: the client certificate's (first) name; `per_host` (>= 1): how many batches it may
     // have in flight, the number of hosts the certificate names; `bytes`: the batch's body size.
-    // `now`: Unix seconds. While other hosts are owed a turn, a host that is not owed one is
-    // admitted only within half the byte budget: the other half waits for them.
+    // `now`: Unix seconds. A host refused "full" while it has nothing in flight is owed a turn;
+    // room for the batch of the host owed longest (as large as it last sent) is held back from
+    // every other host, and a host not owed gets a slot only while more are free than hosts are
+    // owed.
     Verdict admit(const std::string& host, std::size_t per_host, std::size_t bytes, std::int64_t now);
     // Gives back one slot of `host` and the `bytes` it was admitted with. Unknown hosts are ignored.
     void done(const std::string& host, std::size_t bytes);
@@ -113,7 +115,14 @@ private:
     std::size_t m_bytes = 0;
     std::map<std::string, std::size_t, std::less<>> m_in_flight; // host -> its batches in flight
     std::size_t m_total = 0;
-    std::map<std::string, std::int64_t, std::less<>> m_owed; // host -> when last refused "full"
+    struct Owed {
+        std::uint64_t ticket; // order of the first refusal
+        std::int64_t last;    // when last refused "full": the claim lapses owed_for_s after
+        std::size_t bytes;    // the size of the batch last refused
+    };
+    std::map<std::string, Owed, std::less<>> m_owed;
+    std::map<std::uint64_t, std::string> m_owed_order; // ticket -> host, the longest owed first
+    std::uint64_t m_next_ticket = 0;
 };
 
 // GET /v1/audit/state: {"host":...,"last_seq":N,"last_hash":...,"last_event_id":...,

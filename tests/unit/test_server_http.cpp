@@ -1434,264 +1434,9 @@ std::string event_line(const std::string& host, const std::string& event_id) {
     return e.dump();
 }
 
-// Regression: a batch was checked on the loop thread, so a large hostile one held every host's
-// poll and filing. The checks run on the worker; while it is busy the loop still answers, and
-// beyond the worker's queue a batch gets 503 with Retry-After and nothing of it is stored.
-TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQueueIs503) {
-    char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    const std::string dir = tmpl;
-    store::migrate_sqlite(dir + "/server.db");
-    auto db = store::open_sqlite(dir + "/server.db");
-    jitgate::server::config::Config config;
-    config.server.name = "approvals.test";
-    config.server.public_url = "https://approvals.test";
-    const auto key = jitgate::grant_token::SigningKey::generate("k-test");
-    std::unique_ptr<service::Service> svc;
-    http::Limits limits;
-    limits.large_body_paths = {service::Service::k_audit_events_path};
-    limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
-    auto server = std::make_unique<Server>(host_tls(), limits, [&](http::Request&& r, http::Reply&& reply) {
-        svc->handle_host(std::move(r), std::move(reply));
-    });
-    svc = std::make_unique<service::Service>(config, *db, key, server->loop);
-    // The worker's way back to the loop, held shut: the first batch's check ends there, so the
-    // worker stays busy and the next ones wait in its queue.
-    std::mutex m;
-    std::condition_variable cv;
-    bool open = false;
-    std::atomic<int> waiting_to_post{0};
-    // Five batches in flight at most: one checked, four queued.
-    constexpr std::size_t k_in_flight = 5;
-    service::Service::AuditQueueLimits queue;
-    queue.batches = k_in_flight;
-    svc->offload_audit_checks(
-        [&](std::function<void()> work) {
-            ++waiting_to_post;
-            std::unique_lock<std::mutex> lock(m);
-            cv.wait(lock, [&] { return open; });
-            server->loop.post(std::move(work));
-        },
-        queue);
-    // Batch i comes from host fleet-(i+1): one batch per host, as jitgated sends them.
-    const auto post_batch = [&](int i) {
-        const std::string host = "fleet-" + std::to_string(i + 1);
-        FetchOptions o;
-        o.method = "POST";
-        o.body = event_line(host, "ev-" + std::to_string(i)) + "\n";
-        o.headers = {"Content-Type: application/x-ndjson"};
-        o.cert = host + ".pem";
-        o.key = host + ".key";
-        return fetch(server->url("/v1/audit/events"), o);
-    };
-    constexpr int k_queued = static_cast<int>(k_in_flight) - 1;
-    constexpr int k_refused = 2;
-    std::vector<Fetched> results(1 + k_queued + k_refused);
-    std::vector<std::thread> clients;
-    clients.emplace_back([&] { results[0] = post_batch(0); });
-    ASSERT_TRUE(eventually([&] { return waiting_to_post == 1; })) << "the first batch's check never finished";
-    // The loop is free while the worker is busy.
-    const Fetched state = fetch(server->url("/v1/audit/state"));
-    EXPECT_EQ(state.status, 200) << state.body;
-    std::atomic<int> answered{0};
-    for (int i = 1; i < static_cast<int>(results.size()); ++i)
-        clients.emplace_back([&, i] {
-            results[static_cast<std::size_t>(i)] = post_batch(i);
-            ++answered;
-        });
-    // Whatever order they arrive in, k_queued wait for the worker and the rest are refused now.
-    ASSERT_TRUE(eventually([&] { return answered == k_refused; }));
-    {
-        const std::lock_guard<std::mutex> lock(m);
-        open = true;
-    }
-    cv.notify_all();
-    for (auto& c : clients) c.join();
-    int ok = 0;
-    int busy = 0;
-    for (const Fetched& f : results) {
-        if (f.status == 200) {
-            ++ok;
-        } else {
-            EXPECT_EQ(f.status, 503) << f.body;
-            EXPECT_TRUE(f.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s)))
-                << f.body;
-            EXPECT_NE(f.body.find("nothing of this batch was stored"), std::string::npos) << f.body;
-            ++busy;
-        }
-    }
-    EXPECT_EQ(ok, 1 + k_queued);
-    EXPECT_EQ(busy, k_refused);
-    server->stop();
-    std::size_t stored = 0;
-    for (int i = 0; i < static_cast<int>(results.size()); ++i) {
-        const std::size_t n = db->audit_events("fleet-" + std::to_string(i + 1), 1, 1, 100).size();
-        EXPECT_EQ(n, results[static_cast<std::size_t>(i)].status == 200 ? 1u : 0u) << "batch " << i;
-        stored += n;
-    }
-    EXPECT_EQ(stored, static_cast<std::size_t>(1 + k_queued)) << "only the acknowledged batches are stored";
-    svc.reset();
-    server.reset();
-    db.reset();
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-}
-
-// Regression: the checking queue was the fleet's, first come first served: one host with a
-// valid certificate sending batches in parallel kept it full, and every other host got 503. A
-// host has one batch queued or checked at most: its second at the same time is 503 at once
-// (taking no slot), and another host's batch still gets in. The refusals go to syslog, at most
-// once a minute per host with the count suppressed since.
-TEST(ServerAuditIngestOffTheLoop, OneHostHoldsOneSlotAndOtherHostsStillGetIn) {
-    char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    const std::string dir = tmpl;
-    store::migrate_sqlite(dir + "/server.db");
-    auto db = store::open_sqlite(dir + "/server.db");
-    jitgate::server::config::Config config;
-    config.server.name = "approvals.test";
-    config.server.public_url = "https://approvals.test";
-    const auto key = jitgate::grant_token::SigningKey::generate("k-test");
-    std::unique_ptr<service::Service> svc;
-    http::Limits limits;
-    limits.large_body_paths = {service::Service::k_audit_events_path};
-    limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
-    auto server = std::make_unique<Server>(host_tls(), limits, [&](http::Request&& r, http::Reply&& reply) {
-        svc->handle_host(std::move(r), std::move(reply));
-    });
-    std::atomic<std::int64_t> clock{1'800'000'000};
-    service::Clock test_clock;
-    test_clock.now = [&] { return clock.load(); };
-    svc = std::make_unique<service::Service>(config, *db, key, server->loop, test_clock);
-    // The way back to the loop held shut, as above: batches stay queued or checked.
-    std::mutex m;
-    std::condition_variable cv;
-    bool open = false;
-    std::atomic<int> waiting_to_post{0};
-    // Five batches in flight at most: one checked, four queued.
-    constexpr std::size_t k_in_flight = 5;
-    service::Service::AuditQueueLimits queue;
-    queue.batches = k_in_flight;
-    svc->offload_audit_checks(
-        [&](std::function<void()> work) {
-            ++waiting_to_post;
-            std::unique_lock<std::mutex> lock(m);
-            cv.wait(lock, [&] { return open; });
-            server->loop.post(std::move(work));
-        },
-        queue);
-    const auto post_batch = [&](const std::string& host, const std::string& cert, int i) {
-        FetchOptions o;
-        o.method = "POST";
-        o.body = event_line(host, "ev-" + std::to_string(i)) + "\n";
-        o.headers = {"Content-Type: application/x-ndjson"};
-        o.cert = cert + ".pem";
-        o.key = cert + ".key";
-        return fetch(server->url("/v1/audit/events"), o);
-    };
-    ::openlog("jitgate-server-test", LOG_PERROR, LOG_USER); // syslog's lines on stderr too
-    ::testing::internal::CaptureStderr();
-    std::vector<std::thread> clients;
-    Fetched first;
-    clients.emplace_back([&] { first = post_batch("testhost", "client", 0); });
-    ASSERT_TRUE(eventually([&] { return waiting_to_post == 1; })) << "the first batch's check never finished";
-    // The same host again, more than the queue holds, at once: each refused now.
-    constexpr int k_more = static_cast<int>(k_in_flight);
-    for (int i = 1; i <= k_more; ++i) {
-        const Fetched again = post_batch("testhost", "client", i);
-        EXPECT_EQ(again.status, 503) << again.body;
-        EXPECT_TRUE(again.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s)));
-        EXPECT_NE(again.body.find("this host's previous batch is still being checked"), std::string::npos)
-            << again.body;
-    }
-    // Another host's batch takes a free slot: it waits for the worker, not refused.
-    Fetched other;
-    std::atomic<bool> other_answered{false};
-    clients.emplace_back([&] {
-        other = post_batch("fleet-1", "fleet-1", 100);
-        other_answered = true;
-    });
-    std::this_thread::sleep_for(300ms);
-    EXPECT_FALSE(other_answered) << "another host was refused: " << other.status << " " << other.body;
-    // A minute later the host's refusals are logged again, with the count suppressed meanwhile.
-    clock += 61;
-    EXPECT_EQ(post_batch("testhost", "client", 99).status, 503);
-    {
-        const std::lock_guard<std::mutex> lock(m);
-        open = true;
-    }
-    cv.notify_all();
-    for (auto& c : clients) c.join();
-    const std::string logged = ::testing::internal::GetCapturedStderr();
-    ::closelog();
-    ::openlog(nullptr, 0, LOG_USER); // LOG_PERROR off again for the tests that follow
-    EXPECT_EQ(first.status, 200) << first.body;
-    EXPECT_EQ(other.status, 200) << other.body;
-    std::size_t lines = 0;
-    for (std::size_t p = logged.find("audit.batch_busy host=\"testhost\""); p != std::string::npos;
-         p = logged.find("audit.batch_busy host=\"testhost\"", p + 1))
-        ++lines;
-    EXPECT_EQ(lines, 2u) << logged;
-    EXPECT_NE(logged.find("\"suppressed\":" + std::to_string(k_more - 1)), std::string::npos) << logged;
-    server->stop();
-    EXPECT_EQ(db->audit_events("testhost", 1, 1, 100).size(), 1u) << "only the acknowledged batch is stored";
-    svc.reset();
-    server.reset();
-    db.reset();
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-}
-
-// Regression: a batch check that threw (out of memory) on the worker ended the request's Reply
-// there: a 500 written through libevent beside the loop. The check's failure goes back to the
-// loop, which answers 503 with Retry-After (nothing stored; jitgated sends it again).
-TEST(ServerAuditIngestOffTheLoop, ACheckThatRunsOutOfMemoryIs503FromTheLoop) {
-    char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    const std::string dir = tmpl;
-    store::migrate_sqlite(dir + "/server.db");
-    auto db = store::open_sqlite(dir + "/server.db");
-    jitgate::server::config::Config config;
-    config.server.name = "approvals.test";
-    config.server.public_url = "https://approvals.test";
-    const auto key = jitgate::grant_token::SigningKey::generate("k-test");
-    std::unique_ptr<service::Service> svc;
-    http::Limits limits;
-    limits.large_body_paths = {service::Service::k_audit_events_path};
-    limits.max_large_body = jitgate::server::audit_ingest::k_max_body;
-    auto server = std::make_unique<Server>(host_tls(), limits, [&](http::Request&& r, http::Reply&& reply) {
-        svc->handle_host(std::move(r), std::move(reply));
-    });
-    svc = std::make_unique<service::Service>(config, *db, key, server->loop);
-    svc->offload_audit_checks([&](std::function<void()> work) { server->loop.post(std::move(work)); });
-    // check_batch reserves one store::AuditEvent per line before it parses any: a size nothing
-    // else here allocates.
-    constexpr std::size_t k_lines = 7919;
-    g_fail_allocation_of = k_lines * sizeof(store::AuditEvent);
-    std::string body;
-    for (std::size_t i = 0; i < k_lines; ++i) body += "{}\n";
-    FetchOptions o;
-    o.method = "POST";
-    o.body = body;
-    o.headers = {"Content-Type: application/x-ndjson"};
-    const Fetched f = fetch(server->url("/v1/audit/events"), o);
-    EXPECT_EQ(g_fail_allocation_of.load(), 0u) << "the check never ran out of memory";
-    g_fail_allocation_of = 0;
-    EXPECT_EQ(f.status, 503) << f.body;
-    EXPECT_TRUE(f.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s))) << f.body;
-    EXPECT_NE(f.body.find("nothing of this batch was stored"), std::string::npos) << f.body;
-    // The service goes on: the next batch is checked and stored.
-    o.body = event_line("testhost", "ev-after") + "\n";
-    EXPECT_EQ(fetch(server->url("/v1/audit/events"), o).status, 200);
-    server->stop();
-    svc.reset();
-    server.reset();
-    db.reset();
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-}
-
-// A Service on SQLite behind a real hosts listener, checks inline (no worker).
+// A Service on SQLite behind a real hosts listener. Its batch checks run inline on the loop
+// unless offload() or offload_gated() moves them to the worker; `clock` is the service's time
+// (0: the system clock).
 struct AuditServer {
     AuditServer() {
         char tmpl[] = "/tmp/jitgate-ingest-test.XXXXXX";
@@ -1707,10 +1452,16 @@ struct AuditServer {
         server = std::make_unique<Server>(host_tls(), limits, [this](http::Request&& r, http::Reply&& reply) {
             svc->handle_host(std::move(r), std::move(reply));
         });
-        svc = std::make_unique<service::Service>(config, *db, key, server->loop);
+        service::Clock service_clock;
+        service_clock.now = [this] {
+            const std::int64_t t = clock.load();
+            return t != 0 ? t : static_cast<std::int64_t>(std::time(nullptr));
+        };
+        svc = std::make_unique<service::Service>(config, *db, key, server->loop, service_clock);
         svc->on_audit_chain_event = [this](const store::Event& e) { notified.push_back(e.type); };
     }
     ~AuditServer() {
+        open_gate(); // a test that stopped early must not leave the worker waiting
         server->stop();
         svc.reset();
         server.reset();
@@ -1718,11 +1469,47 @@ struct AuditServer {
         std::error_code ec;
         fs::remove_all(dir, ec);
     }
+    // Checks on the worker, straight back to the loop.
+    void offload() {
+        svc->offload_audit_checks([this](std::function<void()> work) { server->loop.post(std::move(work)); });
+    }
+    // Checks on the worker, at most `in_flight` batches, and the worker's way back to the loop
+    // held shut until open_gate(): the first batch's check ends there, so the worker stays busy
+    // and the next batches wait in its queue. waiting_to_post counts the checks that ended.
+    void offload_gated(std::size_t in_flight) {
+        service::Service::AuditQueueLimits queue;
+        queue.batches = in_flight;
+        svc->offload_audit_checks(
+            [this](std::function<void()> work) {
+                ++waiting_to_post;
+                std::unique_lock<std::mutex> lock(gate);
+                gate_cv.wait(lock, [this] { return gate_open; });
+                server->loop.post(std::move(work));
+            },
+            queue);
+    }
+    void open_gate() {
+        {
+            const std::lock_guard<std::mutex> lock(gate);
+            gate_open = true;
+        }
+        gate_cv.notify_all();
+    }
     Fetched post(const std::string& body) {
         FetchOptions o;
         o.method = "POST";
         o.body = body;
         o.headers = {"Content-Type: application/x-ndjson"};
+        return fetch(server->url("/v1/audit/events"), o);
+    }
+    // One event of `host` (event_id ev-I) sent with the certificate `cert` (.pem and .key).
+    Fetched post_as(const std::string& host, const std::string& cert, int i) {
+        FetchOptions o;
+        o.method = "POST";
+        o.body = event_line(host, "ev-" + std::to_string(i)) + "\n";
+        o.headers = {"Content-Type: application/x-ndjson"};
+        o.cert = cert + ".pem";
+        o.key = cert + ".key";
         return fetch(server->url("/v1/audit/events"), o);
     }
     // Runs `f` on the loop thread (the store is the loop's).
@@ -1740,7 +1527,151 @@ struct AuditServer {
     std::unique_ptr<Server> server;
     std::unique_ptr<service::Service> svc;
     std::vector<std::string> notified; // loop thread
+    std::atomic<std::int64_t> clock{0};
+    std::atomic<int> waiting_to_post{0};
+    std::mutex gate;
+    std::condition_variable gate_cv;
+    bool gate_open = false;
 };
+
+// Regression: a batch was checked on the loop thread, so a large hostile one held every host's
+// poll and filing. The checks run on the worker; while it is busy the loop still answers, and
+// beyond the worker's queue a batch gets 503 with Retry-After and nothing of it is stored.
+TEST(ServerAuditIngestOffTheLoop, TheLoopAnswersWhileBatchesAreCheckedAndAFullQueueIs503) {
+    AuditServer s;
+    // Five batches in flight at most: one checked (its way back held shut), four queued.
+    constexpr std::size_t k_in_flight = 5;
+    s.offload_gated(k_in_flight);
+    // Batch i comes from host fleet-(i+1): one batch per host, as jitgated sends them.
+    const auto post_batch = [&s](int i) {
+        const std::string host = "fleet-" + std::to_string(i + 1);
+        return s.post_as(host, host, i);
+    };
+    constexpr int k_queued = static_cast<int>(k_in_flight) - 1;
+    constexpr int k_refused = 2;
+    std::vector<Fetched> results(1 + k_queued + k_refused);
+    std::vector<std::thread> clients;
+    clients.emplace_back([&] { results[0] = post_batch(0); });
+    ASSERT_TRUE(eventually([&] { return s.waiting_to_post == 1; })) << "the first batch's check never finished";
+    // The loop is free while the worker is busy.
+    const Fetched state = fetch(s.server->url("/v1/audit/state"));
+    EXPECT_EQ(state.status, 200) << state.body;
+    std::atomic<int> answered{0};
+    for (int i = 1; i < static_cast<int>(results.size()); ++i)
+        clients.emplace_back([&, i] {
+            results[static_cast<std::size_t>(i)] = post_batch(i);
+            ++answered;
+        });
+    // Whatever order they arrive in, k_queued wait for the worker and the rest are refused now.
+    ASSERT_TRUE(eventually([&] { return answered == k_refused; }));
+    s.open_gate();
+    for (auto& c : clients) c.join();
+    int ok = 0;
+    int busy = 0;
+    for (const Fetched& f : results) {
+        if (f.status == 200) {
+            ++ok;
+        } else {
+            EXPECT_EQ(f.status, 503) << f.body;
+            EXPECT_TRUE(f.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s)))
+                << f.body;
+            EXPECT_NE(f.body.find("nothing of this batch was stored"), std::string::npos) << f.body;
+            ++busy;
+        }
+    }
+    EXPECT_EQ(ok, 1 + k_queued);
+    EXPECT_EQ(busy, k_refused);
+    s.server->stop();
+    std::size_t stored = 0;
+    for (int i = 0; i < static_cast<int>(results.size()); ++i) {
+        const std::size_t n = s.db->audit_events("fleet-" + std::to_string(i + 1), 1, 1, 100).size();
+        EXPECT_EQ(n, results[static_cast<std::size_t>(i)].status == 200 ? 1u : 0u) << "batch " << i;
+        stored += n;
+    }
+    EXPECT_EQ(stored, static_cast<std::size_t>(1 + k_queued)) << "only the acknowledged batches are stored";
+}
+
+// Regression: the checking queue was the fleet's, first come first served: one host with a
+// valid certificate sending batches in parallel kept it full, and every other host got 503. A
+// host has one batch queued or checked at most: its second at the same time is 503 at once
+// (taking no slot), and another host's batch still gets in. The refusals go to syslog, at most
+// once a minute per host with the count suppressed since.
+TEST(ServerAuditIngestOffTheLoop, OneHostHoldsOneSlotAndOtherHostsStillGetIn) {
+    AuditServer s;
+    s.clock = 1'800'000'000;
+    // The way back to the loop held shut, as above: batches stay queued or checked.
+    constexpr std::size_t k_in_flight = 5;
+    s.offload_gated(k_in_flight);
+    ::openlog("jitgate-server-test", LOG_PERROR, LOG_USER); // syslog's lines on stderr too
+    ::testing::internal::CaptureStderr();
+    std::vector<std::thread> clients;
+    Fetched first;
+    clients.emplace_back([&] { first = s.post_as("testhost", "client", 0); });
+    ASSERT_TRUE(eventually([&] { return s.waiting_to_post == 1; })) << "the first batch's check never finished";
+    // The same host again, more than the queue holds, at once: each refused now.
+    constexpr int k_more = static_cast<int>(k_in_flight);
+    for (int i = 1; i <= k_more; ++i) {
+        const Fetched again = s.post_as("testhost", "client", i);
+        EXPECT_EQ(again.status, 503) << again.body;
+        EXPECT_TRUE(again.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s)));
+        EXPECT_NE(again.body.find("this host's previous batch is still being checked"), std::string::npos)
+            << again.body;
+    }
+    // Another host's batch takes a free slot: it waits for the worker, not refused.
+    Fetched other;
+    std::atomic<bool> other_answered{false};
+    clients.emplace_back([&] {
+        other = s.post_as("fleet-1", "fleet-1", 100);
+        other_answered = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(other_answered) << "another host was refused: " << other.status << " " << other.body;
+    // A minute later the host's refusals are logged again, with the count suppressed meanwhile.
+    s.clock += 61;
+    EXPECT_EQ(s.post_as("testhost", "client", 99).status, 503);
+    s.open_gate();
+    for (auto& c : clients) c.join();
+    const std::string logged = ::testing::internal::GetCapturedStderr();
+    ::closelog();
+    ::openlog(nullptr, 0, LOG_USER); // LOG_PERROR off again for the tests that follow
+    EXPECT_EQ(first.status, 200) << first.body;
+    EXPECT_EQ(other.status, 200) << other.body;
+    std::size_t lines = 0;
+    for (std::size_t p = logged.find("audit.batch_busy host=\"testhost\""); p != std::string::npos;
+         p = logged.find("audit.batch_busy host=\"testhost\"", p + 1))
+        ++lines;
+    EXPECT_EQ(lines, 2u) << logged;
+    EXPECT_NE(logged.find("\"suppressed\":" + std::to_string(k_more - 1)), std::string::npos) << logged;
+    s.server->stop();
+    EXPECT_EQ(s.db->audit_events("testhost", 1, 1, 100).size(), 1u) << "only the acknowledged batch is stored";
+}
+
+// Regression: a batch check that threw (out of memory) on the worker ended the request's Reply
+// there: a 500 written through libevent beside the loop. The check's failure goes back to the
+// loop, which answers 503 with Retry-After (nothing stored; jitgated sends it again).
+TEST(ServerAuditIngestOffTheLoop, ACheckThatRunsOutOfMemoryIs503FromTheLoop) {
+    AuditServer s;
+    s.offload();
+    // check_batch reserves one store::AuditEvent per line before it parses any: a size nothing
+    // else here allocates.
+    constexpr std::size_t k_lines = 7919;
+    g_fail_allocation_of = k_lines * sizeof(store::AuditEvent);
+    std::string body;
+    for (std::size_t i = 0; i < k_lines; ++i) body += "{}\n";
+    FetchOptions o;
+    o.method = "POST";
+    o.body = body;
+    o.headers = {"Content-Type: application/x-ndjson"};
+    const Fetched f = fetch(s.server->url("/v1/audit/events"), o);
+    EXPECT_EQ(g_fail_allocation_of.load(), 0u) << "the check never ran out of memory";
+    g_fail_allocation_of = 0;
+    EXPECT_EQ(f.status, 503) << f.body;
+    EXPECT_TRUE(f.has_header("Retry-After: " + std::to_string(service::Service::k_busy_retry_after_s))) << f.body;
+    EXPECT_NE(f.body.find("nothing of this batch was stored"), std::string::npos) << f.body;
+    // The service goes on: the next batch is checked and stored.
+    o.body = event_line("testhost", "ev-after") + "\n";
+    EXPECT_EQ(fetch(s.server->url("/v1/audit/events"), o).status, 200);
+}
 
 // Regression: a 409 (an event_id again with other content: an edited event) refused the batch
 // but left the chain "ok". It marks the chain broken, records audit.chain_edited for syslog and

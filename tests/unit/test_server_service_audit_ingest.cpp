@@ -371,17 +371,42 @@ TEST(AuditIngestCheckTurns, OneBatchIsAdmittedWhateverItsSizeWhenNoneIsInFlight)
     EXPECT_EQ(turns.admit("big", 1, 5000, 0), Verdict::full) << "not beside another batch";
 }
 
-// While hosts are owed a turn, one that is not gets only half the byte budget: a stream of
-// newcomers cannot keep the owed hosts' batches out.
-TEST(AuditIngestCheckTurns, WhileHostsAreOwedANewcomerGetsHalfTheBytes) {
+// While hosts are owed a turn, room for the batch of the one owed longest is held back from
+// everyone else, and owed hosts come in the order of their first refusal.
+TEST(AuditIngestCheckTurns, RoomIsHeldForTheHostOwedLongest) {
     ingest::CheckTurns turns(100, 1000, 600);
     EXPECT_EQ(turns.admit("a", 1, 700, 0), Verdict::admitted);
     EXPECT_EQ(turns.admit("owed", 1, 400, 0), Verdict::full);
     turns.done("a", 700);
-    EXPECT_EQ(turns.admit("b", 1, 300, 1), Verdict::admitted) << "within half the budget";
-    EXPECT_EQ(turns.admit("c", 1, 300, 1), Verdict::full) << "past half while owed is waiting";
-    EXPECT_EQ(turns.admit("owed", 1, 400, 1), Verdict::admitted) << "the owed host uses the rest";
+    EXPECT_EQ(turns.admit("b", 1, 300, 1), Verdict::admitted) << "300 beside the 400 held back";
+    EXPECT_EQ(turns.admit("c", 1, 301, 1), Verdict::full) << "it would take the room held back";
+    EXPECT_EQ(turns.admit("owed", 1, 400, 1), Verdict::admitted) << "the host owed longest gets in";
     EXPECT_EQ(turns.owed(), 1u) << "c is owed now";
+    EXPECT_EQ(turns.admit("c", 1, 301, 2), Verdict::full) << "700 in flight: c waits, still owed";
+    EXPECT_EQ(turns.owed(), 1u);
+    turns.done("b", 300);
+    EXPECT_EQ(turns.admit("c", 1, 301, 3), Verdict::admitted);
+}
+
+// Regression (review): a host refused while it had a batch in flight became owed, and came back
+// first at every refusal. One certificate naming two hosts, sending two batches of 32 MiB (the
+// whole budget) and resending each the moment it was answered, kept every other host out.
+TEST(AuditIngestCheckTurns, AHostWithABatchInFlightIsNeverOwedAndCannotKeepOthersOut) {
+    constexpr std::size_t k_mib = 1024 * 1024;
+    constexpr std::size_t k_big = 32 * k_mib;
+    ingest::CheckTurns turns(1024, 64 * k_mib, 600);
+    ASSERT_EQ(turns.admit("x", 2, k_big, 0), Verdict::admitted);
+    ASSERT_EQ(turns.admit("x", 2, k_big, 0), Verdict::admitted);
+    EXPECT_EQ(turns.admit("h", 1, k_mib, 0), Verdict::full);
+    for (int round = 1; round <= 5; ++round) {
+        turns.done("x", k_big);
+        EXPECT_EQ(turns.admit("x", 2, k_big, round), Verdict::full) << "round " << round << ": room is held for h";
+        EXPECT_EQ(turns.owed(), 1u) << "round " << round << ": x has a batch in flight, it is not owed";
+        EXPECT_EQ(turns.admit("h", 1, k_mib, round), Verdict::admitted) << "round " << round;
+        turns.done("h", k_mib);
+        EXPECT_EQ(turns.admit("x", 2, k_big, round), Verdict::admitted) << "round " << round << ": x's turn";
+        EXPECT_EQ(turns.admit("h", 1, k_mib, round), Verdict::full) << "round " << round;
+    }
 }
 
 } // namespace
