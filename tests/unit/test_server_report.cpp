@@ -433,8 +433,27 @@ protected:
         // The approval event says nothing of the service; its request did.
         ship_service_approval(svc, a, "R-SVCHIDE001", "alice", restart, "13:00:00",
                               Json{{"service_grant_id", nullptr}, {"kid", nullptr}, {"approval_service", nullptr}});
+        // A login approved at the service: its command is the PAM service, it has no argv.
+        Json e = Json{{"type", "access.requested"},
+                      {"time", host_time("13:30:00")},
+                      {"user", "alice"},
+                      {"requester", "alice"},
+                      {"kind", "login"},
+                      {"service", "sshd"},
+                      {"remote_host", "192.0.2.10"},
+                      {"request_id", "R-SVCLOGIN01"},
+                      {"rule", "prod-login"},
+                      {"scope", "login"},
+                      {"approval_service", "https://approvals.example:8443"}};
+        a.push_back(svc.next_with(e));
+        e["type"] = "access.approved";
+        e["time"] = host_time("13:30:00", "500");
+        e["grant_id"] = "G-HOST-LOGIN";
+        e["service_grant_id"] = "jti-R-SVCLOGIN01";
+        e["approvers"] = {"bob"};
+        a.push_back(svc.next_with(e));
         // jitgatectl approve on the host: no service record, no service field.
-        Json e = sudo_event("access.requested", host_time("14:00:00"), "alice", restart);
+        e = sudo_event("access.requested", host_time("14:00:00"), "alice", restart);
         e["request_id"] = "R-LOCAL00001";
         e["rule"] = "default-approval";
         a.push_back(svc.next_with(e));
@@ -452,6 +471,30 @@ protected:
                      {"/usr/bin/printf", "a\tb", Json{{"b64", jitgate::text::base64_encode("\xff")}}},
                      "default-approval", "09:30:00");
         approve("svc-01", "R-SVCESC0001", "bob", "09:30:00");
+        Request login;
+        login.host = "svc-01";
+        login.id = "R-SVCLOGIN01";
+        login.body = Json{{"protocol", 1},
+                          {"id", login.id},
+                          {"host", "svc-01"},
+                          {"requester", {{"user", "alice"}, {"uid", 2001}}},
+                          {"account", {{"user", "alice"}, {"uid", 2001}}},
+                          {"kind", "login"},
+                          {"scope", "login"},
+                          {"action",
+                           {{"command", ""},
+                            {"argv", Json::array()},
+                            {"runas", ""},
+                            {"service", "sshd"},
+                            {"remote_host", "192.0.2.10"}}},
+                          {"rule", "prod-login"}}
+                         .dump();
+        login.requester = "alice";
+        login.rule = "prod-login";
+        login.created_at = at("13:30:00");
+        login.expires_at = login.created_at + 3600;
+        ASSERT_TRUE(store->create(login, event(login.created_at, "request.filed", "svc-01", login.id)).created);
+        approve("svc-01", "R-SVCLOGIN01", "bob", "13:30:00");
         file_service("svc-01", "R-SVCDENY001", "alice", restart_json, "default-approval", "11:00:00");
         ASSERT_TRUE(store->finish("svc-01", "R-SVCDENY001", Status::denied, "carol", "not now", at("11:00:00"),
                                   event(at("11:00:00"), "request.denied", "svc-01", "R-SVCDENY001")));
@@ -1144,6 +1187,10 @@ TEST_P(ReportTest, a_service_approval_the_service_recorded_as_the_host_did_passe
     EXPECT_EQ(escaped.at("requester"), "CORP\\\\carl");
     EXPECT_EQ(escaped.at("argv"), Json({"/usr/bin/printf", "a\\tb", "\\xff"}));
     EXPECT_EQ(escaped.at("service_check"), "ok") << escaped.at("service_mismatch");
+    const Json& login = action_of(r, "R-SVCLOGIN01");
+    EXPECT_EQ(login.at("command"), "sshd");
+    EXPECT_EQ(login.at("approval_source"), "service");
+    EXPECT_EQ(login.at("service_check"), "ok") << login.at("service_mismatch");
     // jitgatectl approve on the host: the service knows nothing of it, and that is fine.
     const Json& local = action_of(r, "R-LOCAL00001");
     EXPECT_EQ(local.at("approval_source"), "local");
@@ -1156,7 +1203,7 @@ TEST_P(ReportTest, a_service_approval_the_service_recorded_as_the_host_did_passe
         }
     }
     for (const Json& e : r.at("exceptions"))
-        for (const char* id : {"R-SVCOK00001", "R-SVCESC0001", "R-LOCAL00001"})
+        for (const char* id : {"R-SVCOK00001", "R-SVCESC0001", "R-SVCLOGIN01", "R-LOCAL00001"})
             EXPECT_NE(e.at("request_id"), id) << e.dump();
 }
 
