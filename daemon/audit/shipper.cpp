@@ -567,7 +567,17 @@ Shipper::PostResult Shipper::post(const std::string& body, const Batch& batch) {
     std::array<char, CURL_ERROR_SIZE> errbuf{};
     CURLcode rc = CURLE_OK;
     long status = 0;
+    // jsonl: the fixed headers plus the spool's newest durable seq as of now (a retry says how
+    // far the spool has grown meanwhile). Never below the batch's own last seq.
+    CurlHeaders with_seq;
     try {
+        if (m_options.format == Format::jsonl) {
+            for (const curl_slist* h = static_cast<const curl_slist*>(m_headers); h != nullptr; h = h->next)
+                with_seq.add(h->data);
+            with_seq.add(std::string(k_spool_seq_header) + ": " +
+                         std::to_string(std::max(m_auditor.durable_seq(), batch.last_seq)));
+            JITGATE_SETOPT(c, CURLOPT_HTTPHEADER, with_seq.list);
+        }
         JITGATE_SETOPT(c, CURLOPT_POSTFIELDS, body.data());
         JITGATE_SETOPT(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
         JITGATE_SETOPT(c, CURLOPT_WRITEDATA, static_cast<void*>(&response));
@@ -582,7 +592,8 @@ Shipper::PostResult Shipper::post(const std::string& body, const Batch& batch) {
     // cannot be refused; if it were, the handle must not be used again.
     if (curl_easy_setopt(c, CURLOPT_WRITEDATA, nullptr) != CURLE_OK ||
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr) != CURLE_OK ||
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, nullptr) != CURLE_OK) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, nullptr) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(m_headers)) != CURLE_OK) {
         release_transfer();
         throw Error(ErrorCode::internal, "libcurl", "refuses to unset the options of the last transfer");
     }

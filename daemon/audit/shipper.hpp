@@ -11,7 +11,8 @@
 // page must not drain the spool. Anything else (transport error, timeout, any non-2xx, a 2xx
 // without the acknowledgement) is retried with exponential backoff and jitter, with the SAME
 // batch: the store deduplicates by event_id, so an event may arrive twice but is never lost or
-// reordered.
+// reordered. A `jsonl` batch also says how far the spool goes (k_spool_seq_header), so the store
+// can show what the host has not shipped yet.
 //
 // Why a blocking libcurl easy handle in its own thread: there is exactly one sender, and
 // ordering per host by seq needs exactly one batch in flight, so a multi handle or an event
@@ -98,6 +99,11 @@ std::string hec_event(const std::string& line, const HecFields& fields);
 
 // The request body for a batch: JSON lines (each line + '\n'), or one HEC event per line.
 std::string format_body(Format format, const Batch& batch, const HecFields& fields);
+
+// The header by which each `jsonl` batch reports the newest durable seq of the spool when it was
+// sent (docs/audit.md §5): jitgate-server keeps it for the host's shipping backlog, another
+// store may ignore it. Never sent with splunk_hec (Splunk's protocol is Splunk's).
+inline constexpr const char* k_spool_seq_header = "Jitgate-Spool-Seq";
 
 // Whether `response`, the body of a 2xx answer to `batch`, acknowledges that batch. Empty if
 // it does, else why not (escaped, for a log line). JSON lines: a JSON object whose "stored" is

@@ -11,14 +11,17 @@
 #include "lib/audit_event.hpp"
 
 #include <jitgate/error.hpp>
+#include <jitgate/text.hpp>
 
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <deque>
 #include <limits>
 #include <map>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -82,6 +85,9 @@ void take_fields(Action& a, const Json& j) {
     set(a.break_glass_reason, "break_glass_reason");
     set(a.message, "message");
     set(a.outcome, "outcome");
+    set(a.approval_service, "approval_service");
+    set(a.service_grant_id, "service_grant_id");
+    set(a.scope, "scope");
     if (j.contains("argv")) a.argv = list_of(j, "argv");
     if (a.requester.empty()) a.requester = a.user;
 }
@@ -119,6 +125,120 @@ std::optional<std::int64_t> nearest_rank(std::vector<std::int64_t> values, doubl
     return values[std::max<std::size_t>(rank, 1) - 1];
 }
 
+// --- the cross-check of a service approval (Builder::cross_check) ---
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+// Whether `text` is exactly text::escape_for_log's output for bytes that are not valid UTF-8:
+// jitgated files a requester's or account's name that is not UTF-8 with the service in that
+// escaped form (daemon/approval/service.cpp body_of), and any other name as it is.
+bool escapes_invalid_utf8(std::string_view text) {
+    if (text.find('\\') == std::string_view::npos) return false;
+    std::string raw;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '\\') {
+            raw += text[i];
+            continue;
+        }
+        if (++i >= text.size()) return false;
+        const char c = text[i];
+        if (c == '\\' || c == 'n' || c == 'r' || c == 't') {
+            raw += c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : '\\';
+        } else if (c == 'x' || c == 'u') {
+            const bool braced = c == 'u';
+            if (braced && (++i >= text.size() || text[i] != '{')) return false;
+            std::uint32_t value = 0;
+            std::size_t digits = 0;
+            while (i + 1 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) != 0 &&
+                   digits < (braced ? 6u : 2u)) {
+                const char d = text[++i];
+                value = value * 16 + static_cast<std::uint32_t>(d <= '9' ? d - '0' : (d | 0x20) - 'a' + 10);
+                ++digits;
+            }
+            if (digits == 0 || (!braced && digits != 2)) return false;
+            if (braced) {
+                if (++i >= text.size() || text[i] != '}' || value > 0x10FFFF) return false;
+                append_utf8(raw, value);
+            } else {
+                raw += static_cast<char>(value);
+            }
+        } else {
+            return false;
+        }
+    }
+    return !text::is_valid_utf8(raw) && text::escape_for_log(raw) == text;
+}
+
+// Whether the host's `recorded` name (escaped, as every host event holds it) is the service's
+// `filed` one (as the host filed it: see escapes_invalid_utf8).
+bool same_name(const std::string& recorded, const std::string& filed) {
+    return recorded == text::escape_for_log(filed) || (recorded == filed && escapes_invalid_utf8(filed));
+}
+
+// A value of a request_mismatch's detail: quoted, cut at 200 bytes.
+std::string shown_value(const std::string& value) {
+    constexpr std::size_t k_max = 200;
+    const std::string cut = value.size() > k_max ? std::string(text::utf8_prefix(value, k_max)) + "..." : value;
+    return Json(cut).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// What the approval service filed that an approval must bind, out of a request's body (the
+// body itself is not kept: a period can join many requests). Members the body does not hold
+// are absent (a body is checked at filing: docs/protocol.md §4).
+struct Filed {
+    std::optional<std::string> host, kind, scope, user, command, service, runas, remote_host;
+    std::optional<std::vector<std::string>> argv; // each argument as the host escapes it; nullopt: none or unreadable
+    bool argv_unreadable = false;
+};
+
+Filed filed_of(const std::string& body) {
+    Filed f;
+    const Json j = Json::parse(body, nullptr, false);
+    if (!j.is_object()) return f;
+    const auto text_member = [](const Json& o, const char* key) -> std::optional<std::string> {
+        const auto it = o.find(key);
+        if (it == o.end() || !it->is_string()) return std::nullopt;
+        return it->get<std::string>();
+    };
+    f.host = text_member(j, "host");
+    f.kind = text_member(j, "kind");
+    f.scope = text_member(j, "scope");
+    if (const auto account = j.find("account"); account != j.end() && account->is_object())
+        f.user = text_member(*account, "user");
+    if (const auto action = j.find("action"); action != j.end() && action->is_object()) {
+        f.command = text_member(*action, "command");
+        f.service = text_member(*action, "service");
+        f.runas = text_member(*action, "runas");
+        f.remote_host = text_member(*action, "remote_host");
+        if (const auto argv = action->find("argv"); argv != action->end()) {
+            try {
+                std::vector<std::string> out;
+                for (const std::string& arg : text::argv_from_json(*argv)) out.push_back(text::escape_for_log(arg));
+                f.argv = std::move(out);
+            } catch (const std::exception&) {
+                f.argv_unreadable = true;
+            }
+        }
+    }
+    return f;
+}
+
 class Builder {
 public:
     Builder(store::Store& store, const Options& options) : m_store(store) {
@@ -131,6 +251,7 @@ public:
         read_host_events();
         join_requests();
         read_server_events();
+        never_shipped();
         verify_chains();
         break_glass_reviews();
         summarise();
@@ -259,6 +380,8 @@ private:
         a.decision = e.type.substr(std::string_view("access.").size());
         a.decided_time = e.time;
         a.decision_event_id = e.event_id;
+        if (e.type == audit::type::approved)
+            a.approval_source = !a.service_grant_id.empty() || !a.approval_service.empty() ? "service" : "local";
         if (a.approvals.empty())
             for (const std::string& name : list_of(j, "approvers"))
                 a.approvals.push_back(ApprovalRecord{name, "", "", "host", "", 0});
@@ -341,18 +464,28 @@ private:
     // Each action with a request id gets the approval service's record of it (one read per
     // request, shared by the actions of the same request).
     void join_requests() {
-        std::map<std::pair<std::string, std::string>, std::optional<store::Request>> seen;
+        struct Known {
+            std::optional<store::Request> request;
+            Filed filed;
+        };
+        std::map<std::pair<std::string, std::string>, Known> seen;
         for (Action& a : m_report.actions) {
             if (a.request_id.empty()) {
                 check_self_approval(a);
+                if (a.approval_source == "service") cross_check(a, nullptr, Filed{});
                 continue;
             }
             auto [it, inserted] = seen.try_emplace({a.host, a.request_id});
             if (inserted) {
-                it->second = m_store.find(a.host, a.request_id);
-                if (it->second) it->second->body.clear(); // not shown; frees the memory
+                it->second.request = m_store.find(a.host, a.request_id);
+                if (it->second.request) {
+                    it->second.filed = filed_of(it->second.request->body);
+                    it->second.request->body.clear(); // not shown; frees the memory
+                }
             }
-            if (const auto& r = it->second) {
+            if (a.approval_source == "service")
+                cross_check(a, it->second.request ? &*it->second.request : nullptr, it->second.filed);
+            if (const auto& r = it->second.request) {
                 a.request_found = true;
                 a.server_status = std::string(store::to_string(r->status));
                 a.filed_at = r->created_at;
@@ -372,6 +505,75 @@ private:
             if (a.decision == "approved" && !a.delay_s && !a.requested_time.empty())
                 a.delay_s = seconds_of(a.decided_time) - seconds_of(a.requested_time);
         }
+    }
+
+    // SECURITY NOTE: an action the host says the approval service approved must be an approval
+    // the service recorded, of the same request: not_approved_at_service when the service has
+    // no such request of the host or did not approve it (a host, or someone writing its events,
+    // claiming an approval nobody gave), request_mismatch when the service approved something
+    // else than what the host recorded. Compared, exactly, is what both sides keep of what an
+    // approval binds: the host, the requester (and their login user), the account, the kind,
+    // the command (a login: the PAM service), its argv, the run-as user, the remote host, the
+    // rule, the grant's scope and the service's grant id. Text filed with the service is
+    // compared in the escaped form in which the host records it.
+    void cross_check(Action& a, const store::Request* r, const Filed& f) {
+        if (r == nullptr || r->status != store::Status::approved) {
+            a.service_check = "not_approved_at_service";
+            std::string detail = "the host recorded an approval by the approval service";
+            if (a.request_id.empty())
+                detail += " without a request id";
+            else if (r == nullptr)
+                detail += ", and the service has no request " + a.request_id + " of this host";
+            else
+                detail += ", and the service's request is " + std::string(store::to_string(r->status)) +
+                          (r->decided_at > 0 ? " (" + rfc3339(r->decided_at) + ")" : "");
+            exception("not_approved_at_service", a.host, a.decided_time, a.request_id, a.requester, std::move(detail),
+                      a.decision_event_id);
+            return;
+        }
+        std::vector<std::string> fields;
+        std::string detail;
+        const auto differs = [&](const char* field, const std::string& recorded, const std::string& filed) {
+            fields.emplace_back(field);
+            detail += std::string(detail.empty() ? "" : "; ") + field + ": host " + shown_value(recorded) +
+                      ", service " + shown_value(filed);
+        };
+        const auto compare = [&](const char* field, const std::string& recorded,
+                                 const std::optional<std::string>& filed) {
+            if (filed && recorded != *filed) differs(field, recorded, *filed);
+        };
+        compare("host", a.host, r->host);
+        compare("host", a.host, f.host);
+        if (!same_name(a.requester, r->requester))
+            differs("requester", a.requester, text::escape_for_log(r->requester));
+        compare("login_user", a.login_user, r->requester_login);
+        if (f.user && !same_name(a.user, *f.user)) differs("user", a.user, text::escape_for_log(*f.user));
+        compare("kind", a.kind, f.kind);
+        compare("command", a.command, a.kind == "login" ? f.service : f.command);
+        if (a.kind != "login") {
+            if (f.argv_unreadable) {
+                differs("argv", Json(a.argv).dump(-1, ' ', false, Json::error_handler_t::replace), "(unreadable)");
+            } else if (f.argv && *f.argv != a.argv) {
+                differs("argv", Json(a.argv).dump(-1, ' ', false, Json::error_handler_t::replace),
+                        Json(*f.argv).dump(-1, ' ', false, Json::error_handler_t::replace));
+            }
+            compare("runas", a.runas, f.runas);
+        }
+        compare("remote_host", a.remote_host, f.remote_host);
+        compare("rule", a.rule, r->rule);
+        compare("scope", a.scope, f.scope);
+        compare("service_grant_id", a.service_grant_id, r->grant_id);
+        if (fields.empty()) {
+            a.service_check = "ok";
+            return;
+        }
+        // One name per field, in the order compared (the host is compared twice).
+        fields.erase(std::unique(fields.begin(), fields.end()), fields.end());
+        a.service_check = "request_mismatch";
+        a.service_mismatch = fields;
+        exception("request_mismatch", a.host, a.decided_time, a.request_id, a.requester,
+                  "the approval service approved request " + a.request_id + " with other values: " + detail,
+                  a.decision_event_id);
     }
 
     void check_self_approval(Action& a, const store::Request* r = nullptr) {
@@ -402,6 +604,10 @@ private:
     }
 
     void server_event(const store::Event& e) {
+        if (e.type == "grant.signed") {
+            signed_grant(e);
+            return;
+        }
         const bool refused = e.type == "approval.refused" || e.type == "denial.refused";
         const bool chain = e.type == "audit.chain_gap" || e.type == "audit.chain_fork";
         if ((!refused && !chain) || !wanted(e.host)) return;
@@ -415,6 +621,60 @@ private:
             exception("chain_broken", e.host, rfc3339(e.at), "", "",
                       e.type + ": " + (detail.is_object() ? text_of(detail, "problem") : e.detail),
                       detail.is_object() ? text_of(detail, "event_id") : "");
+        }
+    }
+
+    // A grant the service signed in the period (recorded in the transaction that approved its
+    // request): its host is a candidate of never_shipped() unless the store holds an event of
+    // the host dated in the period.
+    void signed_grant(const store::Event& e) {
+        if (e.host.empty() || e.request_id.empty() || !wanted(e.host)) return;
+        const auto host = m_hosts.find(e.host);
+        if (host != m_hosts.end() && m_report.hosts[host->second.index].events_in_period > 0) return;
+        m_unshipped[e.host].push_back({e.at, e.request_id});
+    }
+
+    // SECURITY NOTE: a host the approval service approved requests of in the period, whose events
+    // of the period the store does not hold at all (it never shipped one, or none dated in the
+    // period), is an exception: everything it did with those approvals is missing from this
+    // report. One exception per host, naming its first approved request. Single approved
+    // requests without a host event are not exceptions: a user who gave up just before the
+    // approval, or a daemon stopped meanwhile, leaves an approved request the host never used.
+    void never_shipped() {
+        for (const auto& [host, grants] : m_unshipped) {
+            std::size_t approved = 0;
+            const std::pair<std::int64_t, std::string>* first = nullptr;
+            std::string requester;
+            std::set<std::string> counted;
+            for (const auto& grant : grants) {
+                if (!counted.insert(grant.second).second) continue;
+                const auto r = m_store.find(host, grant.second);
+                if (!r || r->status != store::Status::approved) continue;
+                ++approved;
+                if (first == nullptr) {
+                    first = &grant;
+                    requester = r->requester;
+                }
+            }
+            if (first == nullptr) continue;
+            std::string detail = "the approval service approved " + text::plural(approved, "request", "requests") +
+                                 " of this host in the period (the first: " + first->second + " at " +
+                                 rfc3339(first->first) + "), and ";
+            const std::optional<store::AuditChain> chain = m_store.audit_chain(host);
+            if (!chain) {
+                detail += "the store holds no event of this host at all: it never shipped one";
+            } else {
+                detail += "the store holds none of its events dated in the period (" +
+                          text::plural(static_cast<std::uint64_t>(chain->events), "event", "events") +
+                          " stored, the last batch received " +
+                          (chain->last_seen > 0 ? rfc3339(chain->last_seen) : std::string("never")) + ")";
+                if (const auto backlog = store::shipping_backlog(*chain))
+                    detail += "; its shipper reported " +
+                              text::plural(static_cast<std::uint64_t>(*backlog), "event", "events") +
+                              " not yet shipped at " + rfc3339(chain->reported_at);
+            }
+            exception("host_never_shipped", host, rfc3339(first->first), first->second, text::escape_for_log(requester),
+                      std::move(detail), "");
         }
     }
 
@@ -550,6 +810,9 @@ private:
     Report m_report;
     std::map<std::string, HostState, std::less<>> m_hosts;
     std::map<std::pair<std::string, std::string>, Action> m_requested; // (host, request id) → filed, undecided
+    // Hosts without an event in the period → the grants the service signed for them in it
+    // (time, request id), in time order.
+    std::map<std::string, std::vector<std::pair<std::int64_t, std::string>>> m_unshipped;
 };
 
 } // namespace

@@ -75,7 +75,11 @@ Json action_json(const Action& a) {
                 {"exit_status", optional_int(a.exit_status)},
                 {"signal", optional_int(a.signal)},
                 {"duration_ms", optional_int(a.duration_ms)},
-                {"self_approved", a.self_approved}};
+                {"self_approved", a.self_approved},
+                {"approval_source", a.approval_source},
+                {"service_grant_id", a.service_grant_id},
+                {"service_check", a.service_check},
+                {"service_mismatch", a.service_mismatch}};
 }
 
 std::string to_json(const Report& r) {
@@ -232,6 +236,10 @@ constexpr const char* k_csv_columns[] = {
     "decided_by",
     "decision_reason",
     "self_approved",
+    "approval_source",
+    "service_grant_id",
+    "service_check",
+    "service_mismatch",
 };
 
 std::string to_csv(const Report& r) {
@@ -284,6 +292,10 @@ std::string to_csv(const Report& r) {
             a.decided_by,
             a.decision_reason,
             a.self_approved ? "true" : "false",
+            a.approval_source,
+            a.service_grant_id,
+            a.service_check,
+            join(a.service_mismatch, ";"),
         };
         for (std::size_t i = 0; i < cells.size(); ++i) {
             if (i > 0) out += ',';
@@ -454,6 +466,14 @@ std::string to_html(const Report& r) {
                                  (a.server_decided_at > 0 ? " " + nb(time_or_empty(a.server_decided_at)) : "")
                            : "<br><i>not at the service</i>";
         if (!a.decided_by.empty()) request += "<br>by " + x(a.decided_by) + ": " + x(a.decision_reason);
+        if (a.approval_source == "local") request += "<br>approved on the host";
+        if (a.service_check == "ok")
+            request += "<br><span class=\"ok\">matches the service</span>";
+        else if (a.service_check == "not_approved_at_service")
+            request += "<br><span class=\"bad\">NOT APPROVED AT THE SERVICE</span>";
+        else if (a.service_check == "request_mismatch")
+            request +=
+                "<br><span class=\"bad\">DIFFERS FROM THE SERVICE: " + h(join(a.service_mismatch, ", ")) + "</span>";
         o += row({nb(h(a.host)), h(a.decided_time),
                   h(a.decision) + (a.outcome.empty() || a.outcome == a.decision ? "" : " (" + h(a.outcome) + ")"),
                   requester,

@@ -90,6 +90,21 @@ struct Action {
     // happen (the service and every host refuse it); when the record shows one, it is flagged
     // here and listed among the exceptions.
     bool self_approved = false;
+    // Who approved an `approved` action, as the host's events say: "service" when the host took
+    // a grant of the approval service (its access.approved carries `service_grant_id` or
+    // `approval_service`, or the request's access.requested carried `approval_service`),
+    // "local" otherwise (jitgatectl approve on the host: the service has no record of it); ""
+    // for every other decision.
+    std::string approval_source;
+    std::string approval_service; // the service's URL as the host recorded it, or ""
+    std::string service_grant_id; // the service's grant id (jti) as the host recorded it, or ""
+    std::string scope;            // the grant's scope as the host recorded it (command, session, login)
+    // SECURITY NOTE: approval_source "service" only: the host's record checked against the
+    // service's. "ok"; "not_approved_at_service" (no such request there, or not approved) or
+    // "request_mismatch" (the service approved something else), both also listed among the
+    // exceptions; "" when not checked.
+    std::string service_check;
+    std::vector<std::string> service_mismatch; // request_mismatch: the fields that differ, in a fixed order
 };
 
 struct BreakGlassUse {
@@ -115,7 +130,9 @@ struct Exception {
     // grant_rejected or outcome invalid_grant), chain_broken (the store's check on arrival),
     // chain_verification_failed (the report's own check), host_silent, spool_full,
     // approver_is_requester, break_glass_unreviewed (a break-glass use without a review item, or
-    // with one still open past its due time at Options::now).
+    // with one still open past its due time at Options::now), not_approved_at_service and
+    // request_mismatch (Action::service_check), host_never_shipped (the service approved
+    // requests of the host in the period, and the store holds no event of the host dated in it).
     std::string kind;
     std::string host;
     std::string time; // RFC 3339 (host events as written; server times in UTC)

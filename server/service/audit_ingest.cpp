@@ -254,6 +254,33 @@ BatchCheck check_batch(std::string_view body, const std::function<bool(const std
     return out;
 }
 
+SpoolSeq spool_seq(const std::string* header, const std::vector<store::AuditEvent>& events) {
+    SpoolSeq out;
+    if (header == nullptr) return out;
+    const std::string& v = *header;
+    const auto shown = [&] { return "\"" + text::shown(v, 40) + "\""; };
+    const bool digits =
+        !v.empty() && v.size() <= 19 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || v[0] == '0') {
+        out.problem = "Jitgate-Spool-Seq " + shown() + " is not a seq (1 to 9223372036854775807, digits only)";
+        return out;
+    }
+    std::uint64_t value = 0;
+    for (const char c : v) value = value * 10 + static_cast<std::uint64_t>(c - '0'); // 19 digits fit
+    if (value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        out.problem = "Jitgate-Spool-Seq " + shown() + " is larger than a seq can be";
+        return out;
+    }
+    std::int64_t largest = 0;
+    for (const store::AuditEvent& e : events) largest = std::max(largest, e.seq);
+    if (static_cast<std::int64_t>(value) < largest) {
+        out.problem = "Jitgate-Spool-Seq " + shown() + " is below the batch's own seq " + std::to_string(largest);
+        return out;
+    }
+    out.seq = static_cast<std::int64_t>(value);
+    return out;
+}
+
 std::string ack_json(std::size_t stored, const std::string& last_event_id, std::size_t added, std::size_t duplicates) {
     return Json{{"stored", stored}, {"last_event_id", last_event_id}, {"new", added}, {"duplicates", duplicates}}.dump(
         -1, ' ', false, Json::error_handler_t::replace);
@@ -272,7 +299,10 @@ std::string state_json(const std::string& host, const std::optional<store::Audit
              {"restarts", 0},
              {"restart_at", ""},
              {"restart_previous_seq", 0},
-             {"restart_previous_hash", ""}};
+             {"restart_previous_hash", ""},
+             {"reported_seq", 0},
+             {"reported_at", ""},
+             {"backlog", nullptr}};
     if (chain) {
         out["last_seq"] = chain->last_seq;
         out["last_hash"] = chain->last_hash;
@@ -286,6 +316,9 @@ std::string state_json(const std::string& host, const std::optional<store::Audit
         out["restart_at"] = chain->restart_at > 0 ? protocol::rfc3339(chain->restart_at) : "";
         out["restart_previous_seq"] = chain->restart_previous_seq;
         out["restart_previous_hash"] = chain->restart_previous_hash;
+        out["reported_seq"] = chain->reported_seq;
+        out["reported_at"] = chain->reported_at > 0 ? protocol::rfc3339(chain->reported_at) : "";
+        if (const auto backlog = store::shipping_backlog(*chain)) out["backlog"] = *backlog;
     }
     return out.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

@@ -68,6 +68,22 @@ bool is_ndjson(const std::string* content_type) noexcept;
 // the server runs it off the event loop (a 32 MiB body takes a while).
 BatchCheck check_batch(std::string_view body, const std::function<bool(const std::string&)>& may_act_for);
 
+// The request header by which jitgated reports, with each `jsonl` batch, the newest seq in its
+// spool (docs/audit.md §5): the store keeps it as the chain's reported_seq, for the backlog.
+inline constexpr const char* k_spool_seq_header = "jitgate-spool-seq"; // lower case, as http::Request looks it up
+
+// What a batch's Jitgate-Spool-Seq header says. `seq` > 0: a valid report; 0 with an empty
+// `problem`: no header (an older jitgated, another shipper); 0 with a `problem`: a header that
+// is not a valid report, to be ignored (and logged), never a reason to refuse the batch: the
+// events are the evidence, the backlog only a figure.
+struct SpoolSeq {
+    std::int64_t seq = 0;
+    std::string problem; // one line, hostile text shown escaped
+};
+// Valid: 1 to 19 ASCII digits (no sign, blank or leading zero), at most INT64_MAX, and at least
+// the largest seq of `events` (the batch, already checked): the spool holds what it sends.
+SpoolSeq spool_seq(const std::string* header, const std::vector<store::AuditEvent>& events);
+
 // The acknowledgement of §5: {"stored":N,"last_event_id":"..."} plus `new` and `duplicates`
 // (ignored by jitgated, for people reading it).
 std::string ack_json(std::size_t stored, const std::string& last_event_id, std::size_t added, std::size_t duplicates);
@@ -127,8 +143,9 @@ private:
 
 // GET /v1/audit/state: {"host":...,"last_seq":N,"last_hash":...,"last_event_id":...,
 // "chain":"ok"|"broken","problem":...,"problem_seq":N,"last_seen":"RFC 3339","events":N,
-// "restarts":N,"restart_at":"RFC 3339","restart_previous_seq":N,"restart_previous_hash":...};
-// a host without events: last_seq 0, zeros and empty strings.
+// "restarts":N,"restart_at":"RFC 3339","restart_previous_seq":N,"restart_previous_hash":...,
+// "reported_seq":N,"reported_at":"RFC 3339","backlog":N|null}; a host without events: last_seq
+// 0, zeros and empty strings. `backlog` is store::shipping_backlog: null when unknown.
 std::string state_json(const std::string& host, const std::optional<store::AuditChain>& chain);
 
 } // namespace jitgate::server::audit_ingest

@@ -416,10 +416,17 @@ void Service::store_batch(const http::Request& request, http::Reply& reply, audi
     }
     const std::string& host = check.host;
     const std::int64_t t = now();
+    // SECURITY NOTE: the host's report of its newest spool seq is hostile input like the rest;
+    // one that is not valid is ignored with a log line, never a reason to refuse the events
+    // (a host would resend that batch for ever): the backlog then shows as unknown.
+    const audit_ingest::SpoolSeq reported =
+        audit_ingest::spool_seq(request.header(audit_ingest::k_spool_seq_header), check.events);
+    if (!reported.problem.empty()) spool_seq_ignored(request, host, reported.problem, t);
     store::IngestResult result;
     try {
         store::IngestOptions options;
         options.break_glass_review_within_s = m_config.audit.break_glass_review_within.count();
+        options.reported_seq = reported.seq;
         result = m_store.ingest(host, check.events, t, options);
     } catch (const Error& e) {
         // The checks refuse whatever the store would (audit_ingest.hpp); should one slip
@@ -444,6 +451,17 @@ void Service::store_batch(const http::Request& request, http::Reply& reply, audi
     for (const store::Event& e : result.chain_events) chain_event_recorded(e);
     reply.send(answer(200, audit_ingest::ack_json(check.events.size(), check.events.back().event_id, result.added,
                                                   result.duplicates)));
+}
+
+void Service::spool_seq_ignored(const http::Request& request, const std::string& host, const std::string& problem,
+                                std::int64_t t) {
+    // Syslog only, at most once a minute per host with the count suppressed since: the batch
+    // is stored, only the backlog figure is lost.
+    const std::string key = host + "\nspool_seq";
+    if (!record_refusal(m_batch_refusals, key, t)) return;
+    log_event(event(t, "audit.spool_seq_ignored", host, "", "host:" + host, request.client.subject,
+                    request.peer_address,
+                    {{"problem", problem}, {"suppressed", std::exchange(m_batch_refusals[key].suppressed, 0)}}));
 }
 
 void Service::chain_event_recorded(const store::Event& e) {

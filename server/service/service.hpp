@@ -196,6 +196,9 @@ private:
     void ingest_audit(http::Request&& request, http::Reply&& reply);
     // The store's part of an ingest, on the loop thread, after check_batch.
     void store_batch(const http::Request& request, http::Reply& reply, audit_ingest::BatchCheck&& check);
+    // A batch's Jitgate-Spool-Seq that was not valid: "audit.spool_seq_ignored" to syslog.
+    void spool_seq_ignored(const http::Request& request, const std::string& host, const std::string& problem,
+                           std::int64_t t);
     // Logs a batch refused "busy" (CheckTurns: host_busy or full) to syslog, throttled.
     void refuse_busy(const http::Request& request, bool host_busy);
     // Answers a refused batch; records it (throttled) as "audit.batch_refused" when `alert`.

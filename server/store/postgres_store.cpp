@@ -571,14 +571,17 @@ public:
             }
             for (const Event& event : result.chain_events) insert_event(event);
             chain.last_seen = now;
+            chain.reported_seq = options.reported_seq;
+            if (options.reported_seq > 0) chain.reported_at = now;
             m_db.exec("UPDATE audit_chains SET last_seq = $2::bigint, last_hash = $3, last_event_id = $4, status = $5, "
                       "problem = $6, problem_seq = $7::bigint, problem_at = $8::bigint, last_seen = $9::bigint, "
                       "events = $10::bigint, restarts = $11::bigint, restart_at = $12::bigint, "
-                      "restart_previous_seq = $13::bigint, restart_previous_hash = $14 WHERE host = $1",
+                      "restart_previous_seq = $13::bigint, restart_previous_hash = $14, reported_seq = $15::bigint, "
+                      "reported_at = $16::bigint WHERE host = $1",
                       {host, num(chain.last_seq), chain.last_hash, chain.last_event_id, chain.broken ? "broken" : "ok",
                        chain.problem, num(chain.problem_seq), num(chain.problem_at), num(chain.last_seen),
                        num(chain.events), num(chain.restarts), num(chain.restart_at), num(chain.restart_previous_seq),
-                       chain.restart_previous_hash});
+                       chain.restart_previous_hash, num(chain.reported_seq), num(chain.reported_at)});
             tx.commit();
             result.stored = true;
             result.chain = std::move(chain);
@@ -727,8 +730,8 @@ public:
                 {str(after_host), limit_value(limit)});
             std::vector<AuditHostStatus> out;
             for (int i = 0; i < r.rows(); ++i)
-                out.push_back(AuditHostStatus{read_chain(r, i), r.text(i, k_chain_columns + 1),
-                                              r.integer(i, k_chain_columns)});
+                out.push_back(
+                    AuditHostStatus{read_chain(r, i), r.text(i, k_chain_columns + 1), r.integer(i, k_chain_columns)});
             return out;
         });
     }

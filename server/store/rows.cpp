@@ -180,6 +180,8 @@ bool review_closed_from_column(const std::string& text) {
 void check_ingest_options(const IngestOptions& options) {
     if (options.break_glass_review_within_s <= 0)
         throw Error(ErrorCode::bad_input, "store", "ingest: the break-glass review time must be positive");
+    if (options.reported_seq < 0)
+        throw Error(ErrorCode::bad_input, "store", "ingest: a reported spool seq cannot be negative");
 }
 
 void check_close(const std::string& reviewer, const std::string& note) {

@@ -532,6 +532,8 @@ public:
         }
         if (known) {
             chain.last_seen = now;
+            chain.reported_seq = options.reported_seq;
+            if (options.reported_seq > 0) chain.reported_at = now;
             save_chain(chain);
         }
         tx.commit();

@@ -182,7 +182,8 @@ struct AuditChain {
     std::int64_t restart_previous_seq = 0;
     std::string restart_previous_hash;
     // Shipping backlog: the host's own newest seq as its shipper last reported it with a batch
-    // (0: never reported), and when. The backlog is reported_seq - last_seq while positive.
+    // (0: never reported, or not by the last batch: IngestOptions::reported_seq), and when it
+    // last did. The backlog is reported_seq - last_seq while positive (shipping_backlog below).
     std::int64_t reported_seq = 0;
     std::int64_t reported_at = 0; // Unix seconds
     // Retention: the chain's events up to this seq were pruned after their months were exported
@@ -191,6 +192,15 @@ struct AuditChain {
     std::int64_t pruned_through_seq = 0;
     std::string pruned_through_hash;
 };
+
+// The host's shipping backlog (docs/audit.md §5 "Jitgate-Spool-Seq"): how many of its events
+// its shipper had not yet had stored when it sent the last batch, reported_seq - last_seq (0
+// when negative). nullopt when unknown (reported_seq 0: the last batch did not report it, a
+// jitgated that does not send it or a value ignored as invalid): never shown as 0.
+inline std::optional<std::int64_t> shipping_backlog(const AuditChain& chain) noexcept {
+    if (chain.reported_seq <= 0) return std::nullopt;
+    return chain.reported_seq > chain.last_seq ? chain.reported_seq - chain.last_seq : 0;
+}
 
 struct IngestResult {
     // false: an event_id of the batch is stored with other bytes (`conflict_event_id`): nothing
@@ -214,6 +224,12 @@ struct IngestOptions {
     // A new `access.break_glass` event opens a review item due at received time + this
     // (audit.break_glass_review_within). Must be > 0 (Error(bad_input) otherwise).
     std::int64_t break_glass_review_within_s = 24 * 3600;
+    // The host's newest seq as its shipper reported it with this batch (the Jitgate-Spool-Seq
+    // header, checked by the caller): stored in the batch's transaction as the chain's
+    // reported_seq, with reported_at = now. 0: not reported: reported_seq becomes 0 (the backlog
+    // is unknown: an earlier batch's figure would be stale), reported_at stays (when a batch last
+    // reported). Negative: Error(bad_input).
+    std::int64_t reported_seq = 0;
 };
 
 // --- break-glass reviews (docs/server.md "Break-glass review") ---

@@ -651,6 +651,19 @@ std::string duration_text(std::int64_t seconds) {
     return format_time_left(seconds);
 }
 
+// The shipping backlog as the host's shipper reported it with its last batch
+// (store::shipping_backlog): "unknown" when that batch did not report it (with when a batch
+// last did), never 0 for a host that does not say.
+std::string backlog_cell(const store::AuditChain& chain) {
+    const std::optional<std::int64_t> backlog = store::shipping_backlog(chain);
+    if (!backlog)
+        return chain.reported_at > 0 ? "unknown (last reported " + time_element(chain.reported_at) + ")"
+                                     : std::string("unknown");
+    const std::string events = text::plural(static_cast<std::uint64_t>(*backlog), "event", "events");
+    return (*backlog > 0 ? "<strong>" + events + "</strong>" : events) + " (reported " +
+           time_element(chain.reported_at) + ")";
+}
+
 } // namespace
 
 std::string review_path(std::string_view host, std::string_view event_id) {
@@ -668,7 +681,8 @@ std::string audit_hosts(const Frame& frame, const std::vector<store::AuditHostSt
         c += "<table class=\"hosts\">\n<caption>Each host's events, by host name</caption>\n<thead><tr>"
              "<th scope=\"col\">Host</th><th scope=\"col\">Last event</th><th scope=\"col\">Last seq</th>"
              "<th scope=\"col\">Events</th><th scope=\"col\">Chain</th><th scope=\"col\">Last batch received</th>"
-             "<th scope=\"col\">Silent for</th><th scope=\"col\">Open break-glass reviews</th></tr></thead>\n<tbody>\n";
+             "<th scope=\"col\">Silent for</th><th scope=\"col\">Not yet shipped</th>"
+             "<th scope=\"col\">Open break-glass reviews</th></tr></thead>\n<tbody>\n";
         for (const auto& h : hosts) {
             const store::AuditChain& chain = h.chain;
             const std::string state =
@@ -680,8 +694,8 @@ std::string audit_hosts(const Frame& frame, const std::vector<store::AuditHostSt
                  html_escape(host_search) + "\">" + exact_text(chain.host) + "</a></td><td>" +
                  exact_or_none(h.last_event_time) + "</td><td>" + std::to_string(chain.last_seq) + "</td><td>" +
                  std::to_string(chain.events) + "</td><td>" + state + "</td><td>" + time_element(chain.last_seen) +
-                 "</td><td>" + html_escape(duration_text(now - chain.last_seen)) + "</td><td>" +
-                 std::to_string(h.open_reviews) + "</td></tr>\n";
+                 "</td><td>" + html_escape(duration_text(now - chain.last_seen)) + "</td><td>" + backlog_cell(chain) +
+                 "</td><td>" + std::to_string(h.open_reviews) + "</td></tr>\n";
         }
         c += "</tbody>\n</table>\n";
     }

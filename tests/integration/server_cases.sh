@@ -363,6 +363,10 @@ audit_ingest_with() {
     expect_eq "$("${hosts[@]}" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$SRV_HOSTS_PORT/v1/audit/state?host=web-02")" \
         403 "another host's state"
     expect_eq "$(jq -c '[.restarts, .restart_at]' <<<"$state")" '[0,""]' "no restart in the state"
+    # each batch said how far the spool went (Jitgate-Spool-Seq): everything is shipped, so the
+    # host's last report is the last seq stored and nothing is owed
+    expect_eq "$(jq -c '[.reported_seq, .backlog, (.reported_at | length > 0)]' <<<"$state")" "[$shipped,0,true]" \
+        "the shipping backlog in the state"
     # the host's spool against the server's state, with the host's config and certificate
     "$JITGATECTL" --config "$CONFIG" audit verify --against-store >"$T/against.out" 2>&1 ||
         { cat "$T/against.out" >&2; ns_die "the spool does not match the server's state"; }
@@ -807,6 +811,11 @@ case_report_approved_and_denied() {
         "the denied action"
     expect_eq "$(jq -r '[.summary.actions, .summary.approved, .summary.denials] | join(" ")' "$T/report.json")" "2 1 1" \
         "the summary"
+    # the approval came from the approval service, and the service's record of it matches the
+    # host's, field by field (the real request body against the real events)
+    expect_eq "$(jq -r --arg id "$approved" '.actions[] | select(.request_id == $id) | [.approval_source, .service_check, (.service_mismatch | join(","))] | join("|")' "$T/report.json")" \
+        "service|ok|" "the approval's cross-check with the service"
+    expect_eq "$(jq -r '[.exceptions[].kind] | join(",")' "$T/report.json")" "" "no exception"
     # The same period in the web UI, in Chromium, by an auditor.
     local out
     out="$(python3 "$BROWSER_PY" report --driver "$BROWSER_DRIVER" --dir "$T" --web "https://127.0.0.1:$SRV_WEB_PORT" \

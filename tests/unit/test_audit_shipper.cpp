@@ -505,6 +505,45 @@ TEST_F(ShipperTest, ShipsEverythingOnceInOrderAndDeletesShippedSegments) {
     EXPECT_EQ(s.status()["running"], false);
 }
 
+// Each jsonl batch says how far the spool goes (Jitgate-Spool-Seq: the newest durable seq when
+// it is sent), so the store can show what the host has not shipped yet; a later batch says how
+// far it has grown since.
+TEST_F(ShipperTest, EachJsonLinesBatchReportsTheSpoolsNewestSeq) {
+    FakeStore store({200});
+    Auditor a(auditor_options());
+    record(a, 5);
+    ShipperOptions o = shipper_options(store.url());
+    o.batch_events = 2;
+    Shipper s(o, a);
+    s.start();
+    ASSERT_TRUE(wait_until([&] { return s.shipped_seq() == 5; })) << s.status().dump();
+    a.set_group_commit(true); // both durable at once: one batch
+    record(a, 2);
+    a.sync();
+    ASSERT_TRUE(wait_until([&] { return s.shipped_seq() == 7; })) << s.status().dump();
+    s.stop();
+    const auto reqs = store.requests();
+    ASSERT_EQ(reqs.size(), 4u);
+    const std::vector<std::string> expected{"jitgate-spool-seq: 5", "jitgate-spool-seq: 5", "jitgate-spool-seq: 5",
+                                            "jitgate-spool-seq: 7"};
+    const auto header_lines = [](const std::string& head) {
+        std::vector<std::string> out;
+        std::size_t start = 0;
+        for (std::size_t end; (end = head.find("\r\n", start)) != std::string::npos; start = end + 2)
+            out.push_back(head.substr(start, end - start));
+        out.push_back(head.substr(start));
+        return out;
+    };
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+        std::vector<std::string> seq_lines;
+        for (const std::string& l : header_lines(reqs[i].head))
+            if (l.rfind("jitgate-spool-seq:", 0) == 0) seq_lines.push_back(l);
+        EXPECT_EQ(seq_lines, std::vector<std::string>{expected[i]}) << reqs[i].head;
+        EXPECT_NE(reqs[i].head.find("authorization: bearer s3cret-token"), std::string::npos) << reqs[i].head;
+        EXPECT_NE(reqs[i].head.find("content-type: application/x-ndjson"), std::string::npos) << reqs[i].head;
+    }
+}
+
 TEST_F(ShipperTest, RetriesTheSameBatchAfterA500AndReportsTheErrorEscaped) {
     FakeStore store({500, 500, 200}, "db down\x1b[31m\nretry");
     Auditor a(auditor_options());
@@ -605,6 +644,7 @@ TEST_F(ShipperTest, ShipsSplunkHecEvents) {
     ASSERT_EQ(reqs.size(), 1u);
     EXPECT_NE(reqs[0].head.find("authorization: splunk s3cret-token"), std::string::npos) << reqs[0].head;
     EXPECT_NE(reqs[0].head.find("content-type: application/json"), std::string::npos) << reqs[0].head;
+    EXPECT_EQ(reqs[0].head.find("jitgate-spool-seq"), std::string::npos) << "Splunk's protocol is Splunk's";
     const auto lines = split_lines(reqs[0].body);
     ASSERT_EQ(lines.size(), 2u);
     for (std::size_t i = 0; i < lines.size(); ++i) {

@@ -38,6 +38,8 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/audit/auditor.hpp"
+#include "daemon/audit/shipper.hpp"
 #include "jitgate/error.hpp"
 #include "lib/audit_event.hpp"
 #include "lib/grant_token.hpp"
@@ -1790,6 +1792,106 @@ TEST(ServerAuditIngestService, ARestartedChainIsNotifiedAndCountedInTheState) {
     EXPECT_EQ(state["restarts"], 1) << state.dump();
     EXPECT_EQ(state["restart_previous_seq"], 1) << state.dump();
     EXPECT_EQ(state["chain"], "ok") << state.dump();
+}
+
+// One event line of "testhost" at `seq`, following `prev_hash`.
+std::string chained_line(std::int64_t seq, const std::string& prev_hash) {
+    Json e{{"event_id", "ev-" + std::to_string(seq)},
+           {"host", "testhost"},
+           {"seq", seq},
+           {"prev_hash", prev_hash},
+           {"time", "2026-11-24T03:05:56.548Z"},
+           {"type", "command.finished"},
+           {"user", "alice"}};
+    e["hash"] = jitgate::audit::sha256_hex(jitgate::audit::canonical_bytes(e));
+    return e.dump();
+}
+
+// Jitgate-Spool-Seq: a valid one is stored with the batch and shown as the backlog in the state;
+// a missing one leaves the backlog unknown; a hostile one is ignored (the state says unknown)
+// and never costs the batch: every batch is answered 200 and stored.
+TEST(ServerAuditIngestService, TheSpoolSeqHeaderIsStoredWhenValidAndIgnoredWhenNot) {
+    AuditServer s;
+    std::string prev = jitgate::audit::k_genesis_hash;
+    std::int64_t seq = 0;
+    const auto post = [&](std::optional<std::string> header) {
+        const std::string l = chained_line(++seq, prev);
+        prev = Json::parse(l)["hash"].get<std::string>();
+        FetchOptions o;
+        o.method = "POST";
+        o.body = l + "\n";
+        o.headers = {"Content-Type: application/x-ndjson"};
+        if (header) o.headers.push_back("Jitgate-Spool-Seq: " + *header);
+        return fetch(s.server->url("/v1/audit/events"), o);
+    };
+    const auto state = [&] { return Json::parse(fetch(s.server->url("/v1/audit/state")).body); };
+
+    ASSERT_EQ(post(std::nullopt).status, 200); // an older jitgated
+    Json st = state();
+    EXPECT_EQ(st["reported_seq"], 0) << st.dump();
+    EXPECT_EQ(st["reported_at"], "") << st.dump();
+    EXPECT_TRUE(st["backlog"].is_null()) << "unknown, never 0: " << st.dump();
+
+    ASSERT_EQ(post("40").status, 200); // seq 2 stored, 40 in the spool
+    st = state();
+    EXPECT_EQ(st["last_seq"], 2) << st.dump();
+    EXPECT_EQ(st["reported_seq"], 40) << st.dump();
+    EXPECT_NE(st["reported_at"], "") << st.dump();
+    EXPECT_EQ(st["backlog"], 38) << st.dump();
+    const Json reported_at = st["reported_at"];
+
+    for (const std::string hostile :
+         {"abc", "-5", "+41", "041", "2", "99999999999999999999", "9223372036854775808", "41 42", "1e9"}) {
+        const Fetched f = post(hostile);
+        EXPECT_EQ(f.status, 200) << hostile << ": " << f.body;
+        st = state();
+        EXPECT_EQ(st["last_seq"], seq) << hostile;
+        EXPECT_EQ(st["reported_seq"], 0) << hostile << ": not the earlier batch's figure";
+        EXPECT_EQ(st["reported_at"], reported_at) << hostile << ": when a batch last reported";
+        EXPECT_TRUE(st["backlog"].is_null()) << hostile << ": " << st.dump();
+    }
+    ASSERT_EQ(post("9223372036854775807").status, 200);
+    st = state();
+    EXPECT_EQ(st["reported_seq"], 9223372036854775807) << st.dump();
+    EXPECT_EQ(st["backlog"], 9223372036854775807 - seq) << st.dump();
+    ASSERT_EQ(post(std::to_string(seq + 1)).status, 200); // the batch's own seq: nothing left
+    EXPECT_EQ(state()["backlog"], 0);
+    ASSERT_EQ(post(std::nullopt).status, 200); // the header gone again (an older jitgated took over)
+    EXPECT_TRUE(state()["backlog"].is_null()) << state().dump();
+    EXPECT_EQ(s.on_loop([&] { return s.db->audit_chain("testhost")->events; }), seq) << "every batch stored";
+}
+
+// The real shipper against the real server over mutual TLS: each batch reports the spool's
+// newest seq, and the server keeps it.
+TEST(ServerAuditIngestService, TheShipperReportsItsSpoolToTheServer) {
+    AuditServer s;
+    const std::string spool = s.dir + "/spool";
+    fs::create_directory(spool);
+    jitgate::audit::Options ao;
+    ao.spool_dir = spool;
+    ao.host = "testhost";
+    ao.syslog = false;
+    jitgate::audit::Auditor auditor(ao);
+    for (int i = 0; i < 5; ++i)
+        auditor.record({{"type", jitgate::audit::type::command_finished}, {"user", "alice"}, {"exit_status", i}});
+    jitgate::audit::ShipperOptions so;
+    so.url = s.server->url("/v1/audit/events");
+    so.ca_file = pki("ca.pem");
+    so.client_cert = pki("client.pem");
+    so.client_key = pki("client.key");
+    so.batch_events = 2;
+    so.retry_min = 20ms;
+    so.retry_max = 200ms;
+    jitgate::audit::Shipper shipper(so, auditor);
+    shipper.start();
+    EXPECT_TRUE(eventually([&] { return shipper.shipped_seq() == 5; }, 30s)) << shipper.status().dump();
+    shipper.stop();
+    const auto chain = s.on_loop([&] { return s.db->audit_chain("testhost"); });
+    ASSERT_TRUE(chain);
+    EXPECT_EQ(chain->last_seq, 5);
+    EXPECT_EQ(chain->reported_seq, 5);
+    EXPECT_EQ(chain->reported_at, chain->last_seen);
+    EXPECT_EQ(store::shipping_backlog(*chain), 0);
 }
 
 } // namespace audit_store

@@ -9,6 +9,7 @@
 #include "server_store_fixture.hpp"
 
 #include <jitgate/error.hpp>
+#include <jitgate/text.hpp>
 
 #include <gtest/gtest.h>
 
@@ -343,6 +344,186 @@ protected:
                          m_reviewed_glass + "'");
         m_database->exec("DELETE FROM break_glass_reviews WHERE host = 'fin-db-01' AND event_id <> '" +
                          m_reviewed_glass + "'");
+    }
+
+    // A request filed with the approval service as jitgated's service backend files it (the body
+    // of daemon/approval/service.cpp body_of: names and argv as they are, the others escaped).
+    void file_service(const std::string& host, const std::string& id, const std::string& requester,
+                      const std::vector<Json>& argv, const std::string& rule, const std::string& created) {
+        Request r;
+        r.host = host;
+        r.id = id;
+        const Json body{{"protocol", 1},
+                        {"id", id},
+                        {"nonce", "nonce-" + id},
+                        {"host", host},
+                        {"requester", {{"user", requester}, {"uid", 2001}}},
+                        {"account", {{"user", requester}, {"uid", 2001}}},
+                        {"kind", "sudo"},
+                        {"scope", "command"},
+                        {"action",
+                         {{"command", argv.at(0)},
+                          {"argv", argv},
+                          {"runas", "root"},
+                          {"service", ""},
+                          {"remote_host", ""},
+                          {"cmd_sha256", std::string(64, 'c')}}},
+                        {"reason", "restart after config change"},
+                        {"ticket", ""},
+                        {"rule", rule},
+                        {"approvals_needed", 1},
+                        {"ttl_s", 900},
+                        {"timeout_s", 300}};
+        r.body = body.dump();
+        r.requester = requester;
+        r.rule = rule;
+        r.approver_groups = {"sox-approvers"};
+        r.created_at = at(created);
+        r.expires_at = at(created) + 3600;
+        ASSERT_TRUE(store->create(r, event(r.created_at, "request.filed", host, id, "host:" + host)).created);
+    }
+
+    // A host's access.requested and access.approved through the service backend: the approval
+    // service's URL in both, its grant id (the test signer's "jti-<id>") and key id in the
+    // approval. `recorded` changes members of the approval as the host wrote them.
+    void ship_service_approval(HostChain& chain, std::vector<AuditEvent>& out, const std::string& id,
+                               const std::string& requester, const std::vector<std::string>& argv,
+                               const std::string& hms, const Json& recorded = Json::object()) {
+        Json e = sudo_event("access.requested", host_time(hms), requester, argv);
+        e["request_id"] = id;
+        e["rule"] = "default-approval";
+        e["scope"] = "command";
+        e["approval_service"] = "https://approvals.example:8443";
+        out.push_back(chain.next_with(e));
+        e["type"] = "access.approved";
+        e["time"] = host_time(hms, "500");
+        e["grant_id"] = "G-HOST-" + id;
+        e["service_grant_id"] = "jti-" + id;
+        e["kid"] = "k1";
+        e["approvers"] = {"bob"};
+        e["outcome"] = "grant";
+        for (const auto& [key, value] : recorded.items()) {
+            if (value.is_null())
+                e.erase(key);
+            else
+                e[key] = value;
+        }
+        out.push_back(chain.next_with(e));
+    }
+
+    // svc-01, a host of the service backend: approvals the service gave as recorded (one with
+    // names and arguments that need escaping), one it has no record of, one it denied, one
+    // whose approval differs, one whose approval event hides the service, and a local approval
+    // of its own; ghost-01 never shipped an event, quiet-02 none dated in the day, and the
+    // service approved requests of both; idle-03 has only a denied request.
+    void service_day() {
+        HostChain svc("svc-01");
+        std::vector<AuditEvent> a;
+        a.push_back(svc.next_with({{"type", "daemon.started"}, {"time", host_time("08:00:00")}}));
+        const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+        ship_service_approval(svc, a, "R-SVCOK00001", "alice", restart, "09:00:00");
+        // A name with a backslash (a domain user) and arguments with a tab and bytes that are not
+        // UTF-8: the host records them escaped, the service holds them as filed.
+        ship_service_approval(svc, a, "R-SVCESC0001", "CORP\\\\carl", {"/usr/bin/printf", "a\\tb", "\\xff"},
+                              "09:30:00");
+        ship_service_approval(svc, a, "R-SVCNONE001", "alice", restart, "10:00:00");
+        ship_service_approval(svc, a, "R-SVCDENY001", "alice", restart, "11:00:00");
+        ship_service_approval(svc, a, "R-SVCDIFF001", "alice", restart, "12:00:00",
+                              Json{{"rule", "quick"}, {"service_grant_id", "jti-other"}});
+        // The approval event says nothing of the service; its request did.
+        ship_service_approval(svc, a, "R-SVCHIDE001", "alice", restart, "13:00:00",
+                              Json{{"service_grant_id", nullptr}, {"kid", nullptr}, {"approval_service", nullptr}});
+        // A login approved at the service: its command is the PAM service, it has no argv.
+        Json e = Json{{"type", "access.requested"},
+                      {"time", host_time("13:30:00")},
+                      {"user", "alice"},
+                      {"requester", "alice"},
+                      {"kind", "login"},
+                      {"service", "sshd"},
+                      {"remote_host", "192.0.2.10"},
+                      {"request_id", "R-SVCLOGIN01"},
+                      {"rule", "prod-login"},
+                      {"scope", "login"},
+                      {"approval_service", "https://approvals.example:8443"}};
+        a.push_back(svc.next_with(e));
+        e["type"] = "access.approved";
+        e["time"] = host_time("13:30:00", "500");
+        e["grant_id"] = "G-HOST-LOGIN";
+        e["service_grant_id"] = "jti-R-SVCLOGIN01";
+        e["approvers"] = {"bob"};
+        a.push_back(svc.next_with(e));
+        // jitgatectl approve on the host: no service record, no service field.
+        e = sudo_event("access.requested", host_time("14:00:00"), "alice", restart);
+        e["request_id"] = "R-LOCAL00001";
+        e["rule"] = "default-approval";
+        a.push_back(svc.next_with(e));
+        e["type"] = "access.approved";
+        e["time"] = host_time("14:00:30");
+        e["grant_id"] = "G-LOCAL1";
+        e["approvers"] = {"bob"};
+        a.push_back(svc.next_with(e));
+        ASSERT_TRUE(store->ingest("svc-01", a, at("23:00:00")).stored);
+
+        const std::vector<Json> restart_json{"/usr/bin/systemctl", "restart", "ledger"};
+        file_service("svc-01", "R-SVCOK00001", "alice", restart_json, "default-approval", "09:00:00");
+        approve("svc-01", "R-SVCOK00001", "bob", "09:00:00");
+        file_service("svc-01", "R-SVCESC0001", "CORP\\carl",
+                     {"/usr/bin/printf", "a\tb", Json{{"b64", jitgate::text::base64_encode("\xff")}}},
+                     "default-approval", "09:30:00");
+        approve("svc-01", "R-SVCESC0001", "bob", "09:30:00");
+        Request login;
+        login.host = "svc-01";
+        login.id = "R-SVCLOGIN01";
+        login.body = Json{{"protocol", 1},
+                          {"id", login.id},
+                          {"host", "svc-01"},
+                          {"requester", {{"user", "alice"}, {"uid", 2001}}},
+                          {"account", {{"user", "alice"}, {"uid", 2001}}},
+                          {"kind", "login"},
+                          {"scope", "login"},
+                          {"action",
+                           {{"command", ""},
+                            {"argv", Json::array()},
+                            {"runas", ""},
+                            {"service", "sshd"},
+                            {"remote_host", "192.0.2.10"}}},
+                          {"rule", "prod-login"}}
+                         .dump();
+        login.requester = "alice";
+        login.rule = "prod-login";
+        login.created_at = at("13:30:00");
+        login.expires_at = login.created_at + 3600;
+        ASSERT_TRUE(store->create(login, event(login.created_at, "request.filed", "svc-01", login.id)).created);
+        approve("svc-01", "R-SVCLOGIN01", "bob", "13:30:00");
+        file_service("svc-01", "R-SVCDENY001", "alice", restart_json, "default-approval", "11:00:00");
+        ASSERT_TRUE(store->finish("svc-01", "R-SVCDENY001", Status::denied, "carol", "not now", at("11:00:00"),
+                                  event(at("11:00:00"), "request.denied", "svc-01", "R-SVCDENY001")));
+        file_service("svc-01", "R-SVCDIFF001", "alice", {"/usr/bin/systemctl", "stop", "ledger"}, "default-approval",
+                     "12:00:00");
+        approve("svc-01", "R-SVCDIFF001", "bob", "12:00:00");
+
+        // ghost-01: approved twice at the service, never shipped anything.
+        file_service("ghost-01", "R-GHOST00001", "alice", restart_json, "default-approval", "15:00:00");
+        approve("ghost-01", "R-GHOST00001", "bob", "15:01:00");
+        file_service("ghost-01", "R-GHOST00002", "alice", restart_json, "default-approval", "16:00:00");
+        approve("ghost-01", "R-GHOST00002", "bob", "16:01:00");
+        // quiet-02: its stored events are of the day before (shipped late in the day), and its
+        // shipper reported 40 more in its spool.
+        HostChain quiet("quiet-02");
+        IngestOptions reported;
+        reported.reported_seq = 42;
+        ASSERT_TRUE(store
+                        ->ingest("quiet-02",
+                                 {quiet.next_with({{"type", "daemon.started"}, {"time", "2026-11-23T08:00:00.000Z"}}),
+                                  quiet.next_with({{"type", "config.loaded"}, {"time", "2026-11-23T08:00:01.000Z"}})},
+                                 at("22:00:00"), reported)
+                        .stored);
+        file_service("quiet-02", "R-QUIET00001", "dave", restart_json, "default-approval", "17:00:00");
+        approve("quiet-02", "R-QUIET00001", "bob", "17:02:00");
+        // idle-03: nothing approved, nothing shipped.
+        file_service("idle-03", "R-IDLE000001", "alice", restart_json, "default-approval", "18:00:00");
+        ASSERT_TRUE(store->finish("idle-03", "R-IDLE000001", Status::denied, "carol", "no", at("18:01:00"),
+                                  event(at("18:01:00"), "request.denied", "idle-03", "R-IDLE000001")));
     }
 
     report::Options day_options(const std::string& hosts = "*") const {
@@ -756,7 +937,11 @@ TEST_P(ReportTest, the_csv_has_one_row_per_action_under_its_documented_header) {
                                           "server_status",
                                           "decided_by",
                                           "decision_reason",
-                                          "self_approved"};
+                                          "self_approved",
+                                          "approval_source",
+                                          "service_grant_id",
+                                          "service_check",
+                                          "service_mismatch"};
     EXPECT_EQ(rows[0], header);
     std::map<std::string, std::vector<std::string>> by_request;
     for (std::size_t i = 1; i < rows.size(); ++i) {
@@ -961,6 +1146,226 @@ TEST_P(ReportTest, the_report_command_writes_the_file_and_refuses_bad_dates_befo
     fs::remove(file);
     std::fclose(out);
     std::fclose(err);
+}
+
+std::vector<Json> exceptions_of(const Json& report, const std::string& kind) {
+    std::vector<Json> out;
+    for (const Json& e : report.at("exceptions"))
+        if (e.at("kind") == kind) out.push_back(e);
+    return out;
+}
+
+// Every exception of a day of service approvals: what the host recorded of an approval by the
+// approval service is checked against the service's record; a local approval is not.
+TEST_P(ReportTest, a_service_day_has_exactly_its_cross_check_exceptions) {
+    service_day();
+    const Json r = day_json();
+    const std::multiset<std::string> expected{
+        "not_approved_at_service", // R-SVCNONE001: no record
+        "not_approved_at_service", // R-SVCDENY001: denied
+        "not_approved_at_service", // R-SVCHIDE001: filed with the service, approved without a word of it
+        "request_mismatch",        // R-SVCDIFF001
+        "host_never_shipped",      // ghost-01
+        "host_never_shipped",      // quiet-02
+    };
+    EXPECT_EQ(exception_kinds(r), expected) << r.at("exceptions").dump(1);
+    EXPECT_EQ(r.at("summary").at("exceptions"), expected.size());
+}
+
+TEST_P(ReportTest, a_service_approval_the_service_recorded_as_the_host_did_passes_the_cross_check) {
+    service_day();
+    const Json r = day_json();
+    const Json& ok = action_of(r, "R-SVCOK00001");
+    EXPECT_EQ(ok.at("approval_source"), "service");
+    EXPECT_EQ(ok.at("service_grant_id"), "jti-R-SVCOK00001");
+    EXPECT_EQ(ok.at("service_check"), "ok");
+    EXPECT_EQ(ok.at("service_mismatch"), Json::array());
+    EXPECT_EQ(ok.at("server_status"), "approved");
+    // Escaped on the host, as filed at the service: a backslash in the name, a tab and a byte
+    // that is not UTF-8 in the arguments.
+    const Json& escaped = action_of(r, "R-SVCESC0001");
+    EXPECT_EQ(escaped.at("requester"), "CORP\\\\carl");
+    EXPECT_EQ(escaped.at("argv"), Json({"/usr/bin/printf", "a\\tb", "\\xff"}));
+    EXPECT_EQ(escaped.at("service_check"), "ok") << escaped.at("service_mismatch");
+    const Json& login = action_of(r, "R-SVCLOGIN01");
+    EXPECT_EQ(login.at("command"), "sshd");
+    EXPECT_EQ(login.at("approval_source"), "service");
+    EXPECT_EQ(login.at("service_check"), "ok") << login.at("service_mismatch");
+    // jitgatectl approve on the host: the service knows nothing of it, and that is fine.
+    const Json& local = action_of(r, "R-LOCAL00001");
+    EXPECT_EQ(local.at("approval_source"), "local");
+    EXPECT_EQ(local.at("request_found"), false);
+    EXPECT_EQ(local.at("service_check"), "");
+    // Decisions other than an approval are not checked.
+    for (const Json& a : r.at("actions")) {
+        if (a.at("decision") != "approved") {
+            EXPECT_EQ(a.at("approval_source"), "") << a.dump();
+        }
+    }
+    for (const Json& e : r.at("exceptions"))
+        for (const char* id : {"R-SVCOK00001", "R-SVCESC0001", "R-SVCLOGIN01", "R-LOCAL00001"})
+            EXPECT_NE(e.at("request_id"), id) << e.dump();
+}
+
+TEST_P(ReportTest, a_service_approval_the_service_did_not_give_is_not_approved_at_service) {
+    service_day();
+    const Json r = day_json();
+    const std::vector<Json> found = exceptions_of(r, "not_approved_at_service");
+    ASSERT_EQ(found.size(), 3u);
+    std::map<std::string, Json> by_request;
+    for (const Json& e : found) by_request[e.at("request_id")] = e;
+    const Json& none = by_request.at("R-SVCNONE001");
+    EXPECT_EQ(none.at("host"), "svc-01");
+    EXPECT_EQ(none.at("time"), "2026-11-24T10:00:00.500Z");
+    EXPECT_EQ(none.at("user"), "alice");
+    EXPECT_EQ(none.at("event_id"), action_of(r, "R-SVCNONE001").at("decision_event_id"));
+    EXPECT_EQ(none.at("detail"), "the host recorded an approval by the approval service, and the service has no "
+                                 "request R-SVCNONE001 of this host");
+    EXPECT_EQ(by_request.at("R-SVCDENY001").at("detail"),
+              "the host recorded an approval by the approval service, and the service's request is denied "
+              "(2026-11-24T11:00:00Z)");
+    EXPECT_EQ(by_request.at("R-SVCHIDE001").at("time"), "2026-11-24T13:00:00.500Z");
+    for (const char* id : {"R-SVCNONE001", "R-SVCDENY001", "R-SVCHIDE001"}) {
+        EXPECT_EQ(action_of(r, id).at("approval_source"), "service") << id;
+        EXPECT_EQ(action_of(r, id).at("service_check"), "not_approved_at_service") << id;
+    }
+}
+
+TEST_P(ReportTest, a_service_approval_that_differs_from_the_services_record_is_a_request_mismatch) {
+    service_day();
+    const Json r = day_json();
+    const std::vector<Json> found = exceptions_of(r, "request_mismatch");
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].at("host"), "svc-01");
+    EXPECT_EQ(found[0].at("request_id"), "R-SVCDIFF001");
+    EXPECT_EQ(found[0].at("time"), "2026-11-24T12:00:00.500Z");
+    EXPECT_EQ(found[0].at("user"), "alice");
+    EXPECT_EQ(found[0].at("event_id"), action_of(r, "R-SVCDIFF001").at("decision_event_id"));
+    EXPECT_EQ(found[0].at("detail"),
+              "the approval service approved request R-SVCDIFF001 with other values: argv: host "
+              "\"[\\\"/usr/bin/systemctl\\\",\\\"restart\\\",\\\"ledger\\\"]\", service "
+              "\"[\\\"/usr/bin/systemctl\\\",\\\"stop\\\",\\\"ledger\\\"]\"; rule: host \"quick\", service "
+              "\"default-approval\"; service_grant_id: host \"jti-other\", service \"jti-R-SVCDIFF001\"");
+    const Json& diff = action_of(r, "R-SVCDIFF001");
+    EXPECT_EQ(diff.at("service_check"), "request_mismatch");
+    EXPECT_EQ(diff.at("service_mismatch"), Json({"argv", "rule", "service_grant_id"}));
+}
+
+// Each field an approval binds, changed alone in the host's record, is named alone; unchanged,
+// the approval passes.
+TEST_P(ReportTest, each_bound_field_that_differs_is_a_request_mismatch_of_that_field) {
+    const std::vector<std::pair<Json, std::vector<std::string>>> cases{
+        {Json::object(), {}},
+        {{{"requester", "mallory"}}, {"requester"}},
+        {{{"login_user", "mallory"}}, {"login_user"}},
+        {{{"user", "root"}}, {"user"}},
+        {{{"kind", "login"}}, {"kind", "command"}},
+        {{{"command", "/usr/bin/bash"}}, {"command"}},
+        {{{"argv", {"/usr/bin/systemctl", "restart", "ledger", "--force"}}}, {"argv"}},
+        {{{"runas", "postgres"}}, {"runas"}},
+        {{{"remote_host", "203.0.113.9"}}, {"remote_host"}},
+        {{{"rule", "quick"}}, {"rule"}},
+        {{{"scope", "session"}}, {"scope"}},
+        {{{"service_grant_id", "jti-forged"}}, {"service_grant_id"}},
+    };
+    HostChain svc("svc-02");
+    std::vector<AuditEvent> events;
+    const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        const std::string id = "R-FIELD" + std::to_string(10000 + i);
+        const std::string hms = "10:" + std::string(i < 10 ? "0" : "") + std::to_string(i) + ":00";
+        ship_service_approval(svc, events, id, "alice", restart, hms, cases[i].first);
+        file_service("svc-02", id, "alice", {"/usr/bin/systemctl", "restart", "ledger"}, "default-approval", hms);
+        approve("svc-02", id, "bob", hms);
+    }
+    ASSERT_TRUE(store->ingest("svc-02", events, at("23:00:00")).stored);
+    const Json r = day_json();
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        const Json& a = action_of(r, "R-FIELD" + std::to_string(10000 + i));
+        EXPECT_EQ(a.at("service_mismatch"), Json(cases[i].second)) << cases[i].first;
+        EXPECT_EQ(a.at("service_check"), cases[i].second.empty() ? "ok" : "request_mismatch") << cases[i].first;
+    }
+    EXPECT_EQ(exceptions_of(r, "request_mismatch").size(), cases.size() - 1);
+}
+
+TEST_P(ReportTest, a_host_with_approvals_at_the_service_and_no_event_of_the_period_never_shipped) {
+    service_day();
+    const Json r = day_json();
+    const std::vector<Json> found = exceptions_of(r, "host_never_shipped");
+    ASSERT_EQ(found.size(), 2u);
+    std::map<std::string, Json> by_host;
+    for (const Json& e : found) by_host[e.at("host")] = e;
+    const Json& ghost = by_host.at("ghost-01");
+    EXPECT_EQ(ghost.at("time"), "2026-11-24T15:01:00Z");
+    EXPECT_EQ(ghost.at("request_id"), "R-GHOST00001");
+    EXPECT_EQ(ghost.at("user"), "alice");
+    EXPECT_EQ(ghost.at("event_id"), "");
+    EXPECT_EQ(ghost.at("detail"), "the approval service approved 2 requests of this host in the period (the first: "
+                                  "R-GHOST00001 at 2026-11-24T15:01:00Z), and the store holds no event of this "
+                                  "host at all: it never shipped one");
+    const Json& quiet = by_host.at("quiet-02");
+    EXPECT_EQ(quiet.at("request_id"), "R-QUIET00001");
+    EXPECT_EQ(quiet.at("user"), "dave");
+    EXPECT_EQ(quiet.at("detail"), "the approval service approved 1 request of this host in the period (the first: "
+                                  "R-QUIET00001 at 2026-11-24T17:02:00Z), and the store holds none of its events "
+                                  "dated in the period (2 events stored, the last batch received "
+                                  "2026-11-24T22:00:00Z); its shipper reported 40 events not yet shipped at "
+                                  "2026-11-24T22:00:00Z");
+    // svc-01 shipped the day's events; idle-03 had nothing approved; ghost-01 is not of the
+    // pattern "svc-*"; the next day nothing was approved.
+    EXPECT_TRUE(exceptions_of(day_json("svc-*"), "host_never_shipped").empty());
+    EXPECT_EQ(exceptions_of(day_json("ghost-*"), "host_never_shipped").size(), 1u);
+    report::Options next = day_options();
+    next.from += 86400;
+    next.to += 86400;
+    const Json later = Json::parse(report::render(report::build(*store, next), report::Format::json));
+    EXPECT_TRUE(exceptions_of(later, "host_never_shipped").empty());
+    // Once quiet-02's events of the day are stored, it shipped.
+    HostChain quiet_again("quiet-02");
+    quiet_again.next_with({{"type", "daemon.started"}, {"time", "2026-11-23T08:00:00.000Z"}});
+    quiet_again.next_with({{"type", "config.loaded"}, {"time", "2026-11-23T08:00:01.000Z"}});
+    ASSERT_TRUE(store
+                    ->ingest("quiet-02",
+                             {quiet_again.next_with({{"type", "daemon.stopped"}, {"time", host_time("20:00:00")}})},
+                             at("23:00:00"))
+                    .stored);
+    const std::vector<Json> after = exceptions_of(day_json(), "host_never_shipped");
+    ASSERT_EQ(after.size(), 1u);
+    EXPECT_EQ(after[0].at("host"), "ghost-01");
+}
+
+TEST_P(ReportTest, the_cross_check_is_in_the_csv_and_the_html) {
+    service_day();
+    const report::Report built = report::build(*store, day_options());
+    const auto rows = parse_csv(report::render(built, report::Format::csv));
+    ASSERT_FALSE(rows.empty());
+    const std::vector<std::string>& header = rows[0];
+    const auto column = [&](const std::string& name) {
+        const auto it = std::find(header.begin(), header.end(), name);
+        EXPECT_NE(it, header.end()) << name;
+        return static_cast<std::size_t>(it - header.begin());
+    };
+    std::map<std::string, std::vector<std::string>> by_request;
+    for (std::size_t i = 1; i < rows.size(); ++i) by_request[rows[i].at(column("request_id"))] = rows[i];
+    const auto cell = [&](const std::string& request, const std::string& name) {
+        return by_request.at(request).at(column(name));
+    };
+    EXPECT_EQ(cell("R-SVCDIFF001", "approval_source"), "service");
+    EXPECT_EQ(cell("R-SVCDIFF001", "service_grant_id"), "jti-other");
+    EXPECT_EQ(cell("R-SVCDIFF001", "service_check"), "request_mismatch");
+    EXPECT_EQ(cell("R-SVCDIFF001", "service_mismatch"), "argv;rule;service_grant_id");
+    EXPECT_EQ(cell("R-SVCNONE001", "service_check"), "not_approved_at_service");
+    EXPECT_EQ(cell("R-SVCOK00001", "service_check"), "ok");
+    EXPECT_EQ(cell("R-LOCAL00001", "approval_source"), "local");
+    EXPECT_EQ(cell("R-LOCAL00001", "service_check"), "");
+
+    const std::string html = report::render(built, report::Format::html);
+    for (const char* needle :
+         {"<span class=\"bad id\">not_approved_at_service</span>", "<span class=\"bad id\">request_mismatch</span>",
+          "<span class=\"bad id\">host_never_shipped</span>", "NOT APPROVED AT THE SERVICE",
+          "DIFFERS FROM THE SERVICE: argv, rule, service_grant_id", "matches the service", "approved on the host",
+          "it never shipped one"})
+        EXPECT_NE(html.find(needle), std::string::npos) << needle;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReportTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);

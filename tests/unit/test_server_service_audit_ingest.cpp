@@ -248,6 +248,61 @@ TEST(ServerAuditIngest, ContentTypeAndAcknowledgement) {
     EXPECT_EQ(state["problem"], c.problem);
 }
 
+// Jitgate-Spool-Seq: a seq at least the batch's largest, as plain digits; anything else is a
+// problem to log (the batch is stored all the same), and no header is no report.
+TEST(ServerAuditIngest, TheSpoolSeqHeaderIsASeqAtLeastTheBatchsOrAProblem) {
+    const std::string a = line("fin-db-01", 7, jitgate::audit::k_genesis_hash, "ev-7");
+    const std::string b = line("fin-db-01", 9, hash_of(a), "ev-9");
+    const auto check = ingest::check_batch(a + "\n" + b + "\n", only_fin);
+    ASSERT_FALSE(check.refused);
+    const auto seq_of = [&](const std::string& header) { return ingest::spool_seq(&header, check.events); };
+    EXPECT_EQ(ingest::spool_seq(nullptr, check.events).seq, 0);
+    EXPECT_EQ(ingest::spool_seq(nullptr, check.events).problem, "");
+    EXPECT_EQ(seq_of("9").seq, 9);
+    EXPECT_EQ(seq_of("9").problem, "");
+    EXPECT_EQ(seq_of("120").seq, 120);
+    EXPECT_EQ(seq_of("9223372036854775807").seq, 9223372036854775807);
+    for (const std::string& bad : std::vector<std::string>{
+             "", "abc", "-1", "+12", "012", "0", "1.5e3", "12 ", " 12", "0x10", "12,13", "99999999999999999999",
+             "9223372036854775808", "9999999999999999999", std::string("12\0", 3), "12\r\nX-Evil: 1"}) {
+        const ingest::SpoolSeq got = seq_of(bad);
+        EXPECT_EQ(got.seq, 0) << bad;
+        EXPECT_NE(got.problem.find("Jitgate-Spool-Seq"), std::string::npos) << bad;
+        EXPECT_EQ(got.problem.find('\n'), std::string::npos) << "one line: " << got.problem;
+        EXPECT_EQ(got.problem.find('\r'), std::string::npos) << got.problem;
+    }
+    EXPECT_EQ(seq_of("8").seq, 0);
+    EXPECT_EQ(seq_of("8").problem, "Jitgate-Spool-Seq \"8\" is below the batch's own seq 9");
+    EXPECT_EQ(seq_of("9223372036854775808").problem,
+              "Jitgate-Spool-Seq \"9223372036854775808\" is larger than a seq can be");
+}
+
+// The state shows the host's reported backlog; null (unknown) unless the last batch reported it.
+TEST(ServerAuditIngest, TheStateShowsTheReportedBacklogOrNullWhenUnknown) {
+    const Json empty = Json::parse(ingest::state_json("fin-db-01", std::nullopt));
+    EXPECT_EQ(empty["reported_seq"], 0);
+    EXPECT_EQ(empty["reported_at"], "");
+    EXPECT_TRUE(empty["backlog"].is_null());
+    jitgate::server::store::AuditChain c;
+    c.last_seq = 7;
+    c.last_seen = 1795489562;
+    EXPECT_TRUE(Json::parse(ingest::state_json("fin-db-01", c))["backlog"].is_null()) << "never reported";
+    c.reported_seq = 19;
+    c.reported_at = 1795489562;
+    Json state = Json::parse(ingest::state_json("fin-db-01", c));
+    EXPECT_EQ(state["reported_seq"], 19);
+    EXPECT_EQ(state["reported_at"], "2026-11-24T03:06:02Z");
+    EXPECT_EQ(state["backlog"], 12);
+    c.reported_seq = 7;
+    EXPECT_EQ(Json::parse(ingest::state_json("fin-db-01", c))["backlog"], 0);
+    c.reported_seq = 5; // a chain restarted after the report: nothing is owed
+    EXPECT_EQ(Json::parse(ingest::state_json("fin-db-01", c))["backlog"], 0);
+    c.reported_seq = 0; // a later batch without a report
+    state = Json::parse(ingest::state_json("fin-db-01", c));
+    EXPECT_TRUE(state["backlog"].is_null());
+    EXPECT_EQ(state["reported_at"], "2026-11-24T03:06:02Z") << "when a batch last reported";
+}
+
 // ---- CheckTurns: the checking slots among the fleet's hosts ----------------------------------
 
 using Verdict = ingest::CheckTurns::Verdict;

@@ -1484,6 +1484,65 @@ TEST_P(StoreTest, audit_hosts_lists_each_hosts_chain_and_open_reviews) {
     EXPECT_EQ(after[0].chain.host, "b-host");
 }
 
+// The shipper's report of its newest spool seq is kept with the batch that carried it: the
+// backlog is known while the last batch reported it, unknown before any report and after a
+// batch without one (never 0 for a host that did not say, never an earlier batch's figure).
+TEST_P(StoreTest, ingest_keeps_the_reported_spool_seq_and_the_backlog_follows_the_last_batch) {
+    HostChain h("fin-db-01");
+    // A host that never reports (an older jitgated): unknown.
+    IngestResult r = store->ingest("fin-db-01", {h.next(), h.next()}, 5000);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.chain.reported_seq, 0);
+    EXPECT_EQ(r.chain.reported_at, 0);
+    EXPECT_FALSE(shipping_backlog(r.chain));
+    // Seq 3 stored, seq 10 in the spool: 7 not yet shipped.
+    IngestOptions reported;
+    reported.reported_seq = 10;
+    r = store->ingest("fin-db-01", {h.next()}, 5010, reported);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.chain.reported_seq, 10);
+    EXPECT_EQ(r.chain.reported_at, 5010);
+    EXPECT_EQ(shipping_backlog(r.chain), 7);
+    auto chain = store->audit_chain("fin-db-01");
+    ASSERT_TRUE(chain);
+    EXPECT_EQ(chain->reported_seq, 10);
+    EXPECT_EQ(chain->reported_at, 5010);
+    EXPECT_EQ(shipping_backlog(*chain), 7);
+    const auto hosts = store->audit_hosts("", 10);
+    ASSERT_EQ(hosts.size(), 1u);
+    EXPECT_EQ(hosts[0].chain.reported_seq, 10);
+    EXPECT_EQ(hosts[0].chain.reported_at, 5010);
+    const auto chains = store->audit_chains_after("", 10);
+    ASSERT_EQ(chains.size(), 1u);
+    EXPECT_EQ(chains[0].reported_seq, 10);
+    // A duplicate batch carries a report too.
+    reported.reported_seq = 12;
+    r = store->ingest("fin-db-01", {store->audit_events("fin-db-01", 3, 3, 1).at(0)}, 5020, reported);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.duplicates, 1u);
+    EXPECT_EQ(store->audit_chain("fin-db-01")->reported_seq, 12);
+    EXPECT_EQ(shipping_backlog(*store->audit_chain("fin-db-01")), 9);
+    // Everything shipped: 0, known.
+    std::vector<AuditEvent> rest;
+    for (int i = 4; i <= 12; ++i) rest.push_back(h.next());
+    r = store->ingest("fin-db-01", rest, 5030, reported);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(shipping_backlog(r.chain), 0);
+    // A batch without a report: unknown again; when a batch last reported stays.
+    r = store->ingest("fin-db-01", {h.next()}, 5040);
+    ASSERT_TRUE(r.stored);
+    EXPECT_EQ(r.chain.reported_seq, 0);
+    chain = store->audit_chain("fin-db-01");
+    EXPECT_EQ(chain->reported_seq, 0);
+    EXPECT_EQ(chain->reported_at, 5030);
+    EXPECT_EQ(chain->last_seen, 5040);
+    EXPECT_FALSE(shipping_backlog(*chain));
+    // A negative report is the caller's bug: nothing stored.
+    reported.reported_seq = -1;
+    EXPECT_THROW(store->ingest("fin-db-01", {h.next()}, 5050, reported), Error);
+    EXPECT_EQ(store->audit_chain("fin-db-01")->last_seq, 13);
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, StoreTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
 
 // --- schema refusal before migrate ---

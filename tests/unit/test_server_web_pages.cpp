@@ -539,6 +539,45 @@ TEST(WebPages, AuditPagesEscapeHostileTextEverywhere) {
     EXPECT_NE(all[3].find("<strong class=\"broken\">broken</strong>: gap &lt;script&gt;"), std::string::npos);
 }
 
+// Each host's shipping backlog as its shipper last reported it: "unknown" when the last batch
+// did not report it (never 0 events for a host that does not say), the count with when it was
+// reported otherwise, marked when events wait.
+TEST(WebPages, TheAuditHostsShowTheReportedBacklogOrUnknown) {
+    pages::Viewer viewer{"erin", "Erin", "token", true};
+    const pages::Frame frame{"Example", &viewer};
+    const auto host = [](const std::string& name, std::int64_t last_seq, std::int64_t reported_seq,
+                         std::int64_t reported_at) {
+        store::AuditHostStatus h;
+        h.chain.host = name;
+        h.chain.last_seq = last_seq;
+        h.chain.last_seen = 1795489562;
+        h.chain.reported_seq = reported_seq;
+        h.chain.reported_at = reported_at;
+        return h;
+    };
+    const std::string page =
+        pages::audit_hosts(frame,
+                           {host("a-never", 7, 0, 0), host("b-behind", 7, 10, 1795489562),
+                            host("c-current", 7, 7, 1795489562), host("d-stale", 7, 0, 1795489000)},
+                           1795489600, std::nullopt);
+    EXPECT_NE(page.find("<th scope=\"col\">Not yet shipped</th>"), std::string::npos);
+    const auto row_of = [&](const std::string& name) {
+        const auto start = page.find(">" + name + "</a>");
+        EXPECT_NE(start, std::string::npos) << name;
+        return page.substr(start, page.find("</tr>", start) - start);
+    };
+    EXPECT_NE(row_of("a-never").find("<td>unknown</td>"), std::string::npos) << row_of("a-never");
+    EXPECT_NE(
+        row_of("b-behind").find("<td><strong>3 events</strong> (reported <time datetime=\"2026-11-24T03:06:02Z\">"),
+        std::string::npos)
+        << row_of("b-behind");
+    EXPECT_NE(row_of("c-current").find("<td>0 events (reported <time"), std::string::npos) << row_of("c-current");
+    EXPECT_NE(row_of("d-stale").find("<td>unknown (last reported <time datetime=\"2026-11-24T02:56:40Z\">"),
+              std::string::npos)
+        << "reported by an earlier batch, not by the last: " << row_of("d-stale");
+    only_our_markup(page, k_audit_tags, k_audit_attributes);
+}
+
 TEST(WebPages, AReviewOnlyOffersTheCloseFormWhenTheViewerMayClose) {
     pages::Viewer viewer{"dave", "Dave", "token", true};
     const pages::Frame frame{"Example", &viewer};
