@@ -501,6 +501,14 @@ public:
                         const IngestOptions& options) override {
         check_ingest(host, events);
         check_ingest_options(options);
+        // The partition of `now`'s month (the server's clock, never the host's word) is made
+        // sure of once per month by each Store, in a short transaction of its own: the
+        // housekeeping makes it two months ahead, this covers a server that skipped it (a clock
+        // step, a housekeeping that failed). Should it still be missing, the INSERT fails below.
+        if (const Month month = month_of(now); m_partition_month != month.name) {
+            ensure_audit_partitions(now);
+            m_partition_month = month.name;
+        }
         return call([&] {
             pg::Transaction tx(m_db);
             // The host's chain row, locked until COMMIT: batches of one host arriving at two
@@ -1120,6 +1128,7 @@ private:
     std::string m_conninfo;
     pg::Connection m_db;
     std::unique_ptr<pg::Connection> m_listen; // LISTEN jitgate_requests; opened by the first wake_fd()
+    std::string m_partition_month;            // the month ingest() last made sure has its partition
 };
 
 } // namespace
