@@ -485,6 +485,9 @@ private:
                                     audit::ChainVerifier& verifier) {
         const std::int64_t pruned = h.pruned_through_seq;
         if (pruned <= 0) return;
+        // The event before the period is stored (a chain that started over after the pruned
+        // part reuses its seqs): the chain check links to it as usual.
+        if (first.event.seq == h.first_seq - 1) return;
         const std::string where = "seq " + std::to_string(first.event.seq);
         if (h.first_seq - 1 == pruned) {
             // The period starts right after the pruned part; `first` is its first event.
@@ -495,7 +498,7 @@ private:
                 verifier.problem(where, "prev_hash is not the hash of seq " + std::to_string(pruned) +
                                             ", the last event pruned after its month was archived (an event was "
                                             "removed or altered outside `jitgate-server audit prune`)");
-        } else if (h.first_seq - 1 > pruned && first.event.seq != h.first_seq - 1) {
+        } else if (h.first_seq - 1 > pruned) {
             verifier.problem(where, "seq " + std::to_string(h.first_seq - 1) +
                                         " is not stored, but the chain was pruned only through seq " +
                                         std::to_string(pruned) +
