@@ -765,13 +765,15 @@ public:
 
     std::vector<StoredAuditEvent> audit_events_received(std::int64_t from, std::int64_t to, std::int64_t after_id,
                                                         std::size_t limit) override {
-        // By rowid, from after_id or the month's first row (found once through the index
-        // audit_events_received); received_at filters every row (it grows with the rowid but
-        // for clock steps, so the rowid range is not assumed to hold only the month).
+        // By rowid between the month's first and last rows (found once each through the index
+        // audit_events_received; none: an empty range), from after_id; received_at filters every
+        // row (it grows with the rowid but for clock steps, so the range is not assumed to hold
+        // only the month).
         Query q(m_db, "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
                       " FROM audit_events NOT INDEXED WHERE id > max(?3, coalesce((SELECT min(id) FROM audit_events "
-                      "WHERE received_at >= ?1 AND received_at < ?2), 1) - 1) AND received_at >= ?1 "
-                      "AND received_at < ?2 ORDER BY id LIMIT ?4");
+                      "WHERE received_at >= ?1 AND received_at < ?2), 9223372036854775807) - 1) "
+                      "AND id <= coalesce((SELECT max(id) FROM audit_events WHERE received_at >= ?1 "
+                      "AND received_at < ?2), 0) AND received_at >= ?1 AND received_at < ?2 ORDER BY id LIMIT ?4");
         q.integer(1, from).integer(2, to).integer(3, after_id).integer(4, limit_value(limit));
         return read_stored_events(q);
     }

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -147,6 +148,40 @@ TEST_P(ArchiveTest, partitions_exist_for_this_month_and_the_next_two_and_a_new_m
     const auto stored = store->audit_events_received(parse_month("2031-05")->from, parse_month("2031-05")->to, 0, 10);
     ASSERT_EQ(stored.size(), 1u);
     EXPECT_EQ(stored[0].received_at, far);
+}
+
+// A month is read page by page in arrival order, each row once, even when the server's clock
+// stepped back across the month's end (received_at out of row order); an empty month is empty.
+TEST_P(ArchiveTest, a_months_events_page_in_arrival_order_across_a_clock_step) {
+    HostChain a("web-01");
+    HostChain b("db-01");
+    const auto a1 = next_n(a, 2);
+    ingest("web-01", a1, day_of("2026-10", 5));
+    ingest("db-01", {b.next()}, day_of("2026-11", 2));
+    ingest("web-01", {a.next()}, day_of("2026-10", 31)); // the clock stepped back
+    ingest("db-01", {b.next()}, day_of("2026-11", 3));
+    const auto oct = *parse_month("2026-10");
+    std::vector<std::int64_t> rows;
+    std::vector<std::string> lines;
+    std::int64_t after = 0;
+    for (int pages = 0; pages < 10; ++pages) {
+        const auto page = store->audit_events_received(oct.from, oct.to, after, 2);
+        for (const auto& e : page) {
+            rows.push_back(e.row);
+            lines.push_back(e.event.line);
+        }
+        if (page.size() < 2) break;
+        after = page.back().row;
+    }
+    ASSERT_EQ(lines.size(), 3u);
+    EXPECT_EQ(lines[0], a1[0].line);
+    EXPECT_EQ(lines[1], a1[1].line);
+    EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
+    EXPECT_EQ(store->audit_events_received(parse_month("2026-11")->from, parse_month("2026-11")->to, 0, 10).size(), 2u);
+    EXPECT_TRUE(store->audit_events_received(parse_month("2026-09")->from, parse_month("2026-09")->to, 0, 10).empty());
+    EXPECT_EQ(store->oldest_audit_received(), day_of("2026-10", 5));
+    EXPECT_EQ(report::month_manifest(*store, oct).events, 3);
+    EXPECT_EQ(report::month_manifest(*store, *parse_month("2026-09")).hosts.size(), 0u);
 }
 
 // A month whose partition is gone (here: dropped by hand) fails its batch with a clear error and
