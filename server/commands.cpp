@@ -262,9 +262,8 @@ int report_command(const std::vector<std::string>& args, const std::function<std
     });
 }
 
-int audit_command(const std::vector<std::string>& args, const std::function<std::unique_ptr<store::Store>()>& open,
-                  std::int64_t now, const std::string& actor, int retention_months, void (*log)(const store::Event&),
-                  std::FILE* out, std::FILE* err) {
+int audit_command(const std::vector<std::string>& args, const std::function<AuditTarget()>& open, std::int64_t now,
+                  const std::string& actor, void (*log)(const store::Event&), std::FILE* out, std::FILE* err) {
     return guarded("audit", err, [&] {
         const char* usage = "usage: jitgate-server [--config FILE] audit export --month YYYY-MM --output DIR\n"
                             "       jitgate-server audit verify-archive DIR...\n"
@@ -315,17 +314,18 @@ int audit_command(const std::vector<std::string>& args, const std::function<std:
                          month_option, text::escape_for_log(month_text->second).c_str());
             return 2;
         }
-        const std::unique_ptr<store::Store> store = open();
+        const AuditTarget target = open();
+        store::Store& store = *target.store;
         if (sub == "export") {
             const std::string& dir = opts->at("--output");
-            const report::ExportResult r = report::export_month(*store, *month, dir, now, actor);
+            const report::ExportResult r = report::export_month(store, *month, dir, now, actor);
             std::fprintf(out, "wrote %s: month %s, %zu hosts, %lld events, manifest SHA-256 %s%s\n", dir.c_str(),
                          month->name.c_str(), r.manifest.hosts.size(), static_cast<long long>(r.manifest.events),
                          r.manifest_sha256.c_str(), r.recorded_before ? " (the same as the recorded export)" : "");
             return 0;
         }
         const std::vector<report::PruneMonth> months =
-            report::prune_before(*store, *month, retention_months, now, actor, dry_run, log);
+            report::prune_before(store, *month, target.retention_months, now, actor, dry_run, log);
         if (months.empty()) std::fprintf(out, "nothing to prune before %s\n", month->name.c_str());
         for (const report::PruneMonth& m : months)
             std::fprintf(out, "%s %s: %lld events of %lld hosts (archive manifest SHA-256 %s)\n",

@@ -65,12 +65,17 @@ int report_command(const std::vector<std::string>& args, const std::function<std
 // The audit store's retention (server/report/archive.hpp, docs/server.md "Retention and
 // archives"). `export` writes the month's archive to DIR (a new directory) and records it;
 // `verify-archive` re-verifies archive directories without the database (`open` is not
-// called); `prune` deletes the months before YYYY-MM that are older than `retention_months`
-// and were exported with the manifest the store gives now (--dry-run: checks and lists them
-// only). Events are recorded as "admin:<actor>" and passed to `log`. Arguments are checked
-// before `open` is called (2 on a bad one); a refusal or a problem found is 1.
-int audit_command(const std::vector<std::string>& args, const std::function<std::unique_ptr<store::Store>()>& open,
-                  std::int64_t now, const std::string& actor, int retention_months, void (*log)(const store::Event&),
-                  std::FILE* out = stdout, std::FILE* err = stderr);
+// called); `prune` deletes the months before YYYY-MM that are older than the retention `open`
+// gives and were exported with the manifest the store gives now (--dry-run: checks and lists
+// them only). Events are recorded as "admin:<actor>" and passed to `log` (may be null). The
+// arguments are checked before `open` is called (2 on a bad one); a refusal or a problem found
+// is 1.
+struct AuditTarget {
+    std::unique_ptr<store::Store> store;
+    int retention_months = 84; // audit.retention_months of the config
+};
+int audit_command(const std::vector<std::string>& args, const std::function<AuditTarget()>& open, std::int64_t now,
+                  const std::string& actor, void (*log)(const store::Event&), std::FILE* out = stdout,
+                  std::FILE* err = stderr);
 
 } // namespace jitgate::server

@@ -178,32 +178,25 @@ int report(const std::string& path, const std::vector<std::string>& args) {
 
 // `audit export|verify-archive|prune ...`: the audit store's retention. verify-archive needs
 // neither the config nor the database (an auditor runs it on a copy of the archive); export
-// and prune use the configured database and are audited as the user who ran them.
+// and prune read the config once their arguments are checked, use the configured database and
+// are audited as the user who ran them.
 int audit(const std::string& path, const std::vector<std::string>& args) {
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     const uid_t uid = ::getuid();
     const passwd* pw = ::getpwuid(uid);
     const std::string actor = pw != nullptr ? std::string(pw->pw_name) : "uid:" + std::to_string(uid);
-    std::optional<jitgate::server::config::Config> config;
-    int retention_months = jitgate::server::config::Config{}.audit.retention_months;
-    const bool needs_config = !args.empty() && args[0] != "verify-archive";
-    if (needs_config) {
-        config = load_config(path);
-        if (!config) return 1;
-        retention_months = config->audit.retention_months;
-        if (!jitgate::server::service::open_audit_log(config->audit.syslog_facility)) {
-            std::fprintf(stderr, "jitgate-server: unknown syslog facility\n");
-            return 1;
-        }
-    }
     return jitgate::server::audit_command(
         args,
-        [&]() -> std::unique_ptr<jitgate::server::store::Store> {
-            if (!config) throw jitgate::Error(jitgate::ErrorCode::bad_input, path, "no config loaded");
-            return open_store(*config);
+        [&]() {
+            const auto config = load_config(path);
+            if (!config)
+                throw jitgate::Error(jitgate::ErrorCode::bad_input, path, "the config has problems (see above)");
+            if (!jitgate::server::service::open_audit_log(config->audit.syslog_facility))
+                throw jitgate::Error(jitgate::ErrorCode::bad_input, path, "unknown syslog facility");
+            return jitgate::server::AuditTarget{open_store(*config), config->audit.retention_months};
         },
-        now, actor, retention_months, &jitgate::server::service::log_event);
+        now, actor, &jitgate::server::service::log_event);
 }
 
 // Writes {"hosts": PORT, "web": PORT} to `path` atomically (tests listen on port 0).

@@ -570,14 +570,14 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
 TEST_P(ArchiveTest, the_audit_command_checks_its_arguments_and_runs_export_verify_and_prune) {
     old_fleet();
     int opened = 0;
-    const auto open = [&]() -> std::unique_ptr<Store> {
+    const auto open = [&]() {
         ++opened;
-        return m_database->open();
+        return jitgate::server::AuditTarget{m_database->open(), 84};
     };
     std::FILE* out = std::tmpfile();
     std::FILE* err = std::tmpfile();
     const auto run = [&](std::vector<std::string> args) {
-        return jitgate::server::audit_command(args, open, k_now, "admin1", 84, nullptr, out, err);
+        return jitgate::server::audit_command(args, open, k_now, "admin1", nullptr, out, err);
     };
     EXPECT_EQ(run({}), 2);
     EXPECT_EQ(run({"export", "--month", "2019-13", "--output", dir("x")}), 2);
@@ -593,6 +593,14 @@ TEST_P(ArchiveTest, the_audit_command_checks_its_arguments_and_runs_export_verif
     EXPECT_EQ(run({"verify-archive", dir("2019-09"), dir("2019-10")}), 0);
     EXPECT_EQ(opened, 3);
     EXPECT_EQ(run({"prune", "--before", "2019-12"}), 1); // 2019-11: never exported, within retention
+    // The configured retention decides: 200 months keeps 2019 until 2036.
+    EXPECT_EQ(jitgate::server::audit_command(
+                  {"prune", "--before", "2019-11"},
+                  [&]() {
+                      return jitgate::server::AuditTarget{m_database->open(), 200};
+                  },
+                  k_now, "admin1", nullptr, out, err),
+              1);
     EXPECT_EQ(run({"prune", "--before", "2019-11", "--dry-run"}), 0);
     EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 15u);
     EXPECT_EQ(run({"prune", "--before", "2019-11"}), 0);
