@@ -201,6 +201,12 @@ FileEnd check_file(ArchiveCheck& c, const std::string& path, const ArchiveHost& 
     FileEnd end;
     const std::string label = want.file + ":";
     const auto problem = [&](const std::string& what) { c.problems.push_back(what); };
+    // Only a regular file is read: a copied archive could hold a link to anything.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        problem(label + " missing or not a regular file");
+        return end;
+    }
     Sha256 sha;
     std::int64_t count = 0;
     bool have_prev = false;

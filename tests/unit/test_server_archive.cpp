@@ -421,6 +421,16 @@ TEST_P(ArchiveTest, verify_archive_catches_edits_drops_wrong_hashes_and_broken_m
         write_file(fs::path(d) / "MANIFEST.sha256", std::string(64, 'b') + "  MANIFEST.json\n");
         EXPECT_NE(problems_of({d}).find("MANIFEST.sha256 does not hold"), std::string::npos);
     }
+    // A named file replaced by a link, and one missing.
+    {
+        const std::string d = copy("2019-10", "linked");
+        fs::remove(fs::path(d) / "web-01.jsonl");
+        fs::create_symlink(fs::path(dir("2019-10")) / "web-01.jsonl", fs::path(d) / "web-01.jsonl");
+        fs::remove(fs::path(d) / "db-01.jsonl");
+        const std::string p = problems_of({d});
+        EXPECT_NE(p.find("web-01.jsonl: missing or not a regular file"), std::string::npos) << p;
+        EXPECT_NE(p.find("db-01.jsonl: missing or not a regular file"), std::string::npos) << p;
+    }
     // A file the manifest does not name.
     {
         const std::string d = copy("2019-10", "extra");
