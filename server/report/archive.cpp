@@ -510,7 +510,11 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
         return later.to <= now;
     };
     std::vector<PruneMonth> plan;
-    const std::optional<std::int64_t> oldest = store.oldest_audit_received();
+    // From the oldest stored event, or the oldest archive not pruned if older (its events may
+    // be gone without a prune, which must not pass for an empty month).
+    std::optional<std::int64_t> oldest = store.oldest_audit_received();
+    for (const store::AuditArchive& a : store.audit_archives())
+        if (a.pruned_at == 0 && a.events > 0 && (!oldest || a.received_from < *oldest)) oldest = a.received_from;
     if (!oldest || *oldest >= before.from) return plan;
     for (store::Month m = store::month_of(*oldest); m.from < before.from; m = store::next_month(m)) {
         if (!expired(m))
@@ -518,8 +522,16 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
                         m.name + " is within the retention of " + std::to_string(retention_months) +
                             " months (audit.retention_months): nothing was deleted");
         const Manifest fresh = month_manifest(store, m);
-        if (fresh.events == 0) continue;
         const std::optional<store::AuditArchive> archive = store.audit_archive(m.name);
+        if (fresh.events == 0) {
+            // Empty and never pruned, though its archive holds events: rows were deleted by hand.
+            if (archive && archive->pruned_at == 0 && archive->events > 0)
+                throw Error(ErrorCode::bad_input, where,
+                            m.name + ": its archive holds " + std::to_string(archive->events) +
+                                " events but the store none, and it was never pruned: events were deleted outside "
+                                "`jitgate-server audit prune`; nothing was deleted");
+            continue;
+        }
         if (!archive)
             throw Error(ErrorCode::bad_input, where,
                         m.name + " holds " + std::to_string(fresh.events) +

@@ -894,6 +894,15 @@ public:
         });
     }
 
+    std::vector<AuditArchive> audit_archives() override {
+        return call([&] {
+            const Result r = m_db.exec("SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives ORDER BY month");
+            std::vector<AuditArchive> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_archive(r, i));
+            return out;
+        });
+    }
+
     AuditArchive record_audit_archive(const AuditArchive& a, const Event& event) override {
         return call([&] {
             pg::Transaction tx(m_db);

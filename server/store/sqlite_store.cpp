@@ -792,6 +792,13 @@ public:
         return read_archive(q);
     }
 
+    std::vector<AuditArchive> audit_archives() override {
+        Query q(m_db, "SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives ORDER BY month");
+        std::vector<AuditArchive> out;
+        while (q.step()) out.push_back(read_archive(q));
+        return out;
+    }
+
     AuditArchive record_audit_archive(const AuditArchive& a, const Event& event) override {
         Transaction tx(m_db, Transaction::Kind::write);
         {

@@ -505,6 +505,8 @@ public:
     // The smallest received_at of a stored host event; nullopt when none is stored.
     virtual std::optional<std::int64_t> oldest_audit_received() = 0;
     virtual std::optional<AuditArchive> audit_archive(std::string_view month) = 0;
+    // Every archive record, by month (one row per exported month: a small table).
+    virtual std::vector<AuditArchive> audit_archives() = 0;
     // Stores `archive` unless its month is recorded already, and records `event` (the caller's
     // "audit.exported") in the same transaction when it was stored. Returns the stored record
     // either way: the caller compares manifest_sha256 (evidence must not change between exports).

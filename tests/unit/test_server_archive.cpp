@@ -575,6 +575,23 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
     }
 }
 
+// A month whose archive holds events but whose rows are gone without a prune is refused, not
+// skipped as an empty month.
+TEST_P(ArchiveTest, prune_refuses_a_month_emptied_outside_the_prune) {
+    old_fleet();
+    report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
+    m_database->exec("DELETE FROM audit_events WHERE received_at < " + std::to_string(parse_month("2019-10")->from));
+    try {
+        report::prune_before(*store, *parse_month("2019-10"), 84, k_now, "admin1", false, nullptr);
+        ADD_FAILURE() << "a month emptied by hand went unnoticed";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("2019-09: its archive holds 5 events but the store none"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(store->audit_archive("2019-09")->pruned_at, 0);
+}
+
 // The command line: bad arguments are refused before the database is opened; export, verify
 // and prune print what they did; a refusal is status 1.
 TEST_P(ArchiveTest, the_audit_command_checks_its_arguments_and_runs_export_verify_and_prune) {
