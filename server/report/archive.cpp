@@ -1,5 +1,6 @@
 // server/report/archive.cpp — see archive.hpp.
 #include "server/report/archive.hpp"
+#include "server/report/report.hpp"
 
 #include "lib/audit_chain.hpp"
 #include "lib/audit_event.hpp"
@@ -371,12 +372,13 @@ Manifest month_manifest(store::Store& store, const store::Month& month) {
     return scan_month(store, month, [](const ArchiveHost&, const std::string&) {});
 }
 
-ExportResult export_month(store::Store& store, const store::Month& month, const std::string& dir, std::int64_t now,
+ExportResult export_month(store::Store& store, const store::Month& month, const std::string& output, std::int64_t now,
                           const std::string& actor) {
     const std::string where = "export " + month.name;
     if (month.to > now)
-        throw Error(ErrorCode::bad_input, where,
-                    "the month is not over yet (it ends " + std::to_string(month.to) + " Unix seconds, UTC)");
+        throw Error(ErrorCode::bad_input, where, "the month is not over yet (it ends " + rfc3339(month.to) + ")");
+    std::string dir = output;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back(); // "DIR/": the temporary one goes beside it
     if (dir.empty()) throw Error(ErrorCode::bad_input, where, "no output directory");
     struct stat st {};
     if (::lstat(dir.c_str(), &st) == 0)

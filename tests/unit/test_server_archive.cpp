@@ -344,14 +344,21 @@ TEST_P(ArchiveTest, the_export_refuses_a_month_not_over_an_existing_directory_an
     HostChain web("web-01");
     ingest("web-01", next_n(web, 2), day_of("2026-10", 2));
     // November is not over on the 29th.
-    EXPECT_THROW(report::export_month(*store, *parse_month("2026-11"), dir("nov"), k_now, "a"), Error);
+    try {
+        report::export_month(*store, *parse_month("2026-11"), dir("nov"), k_now, "a");
+        ADD_FAILURE() << "a month exported before its end";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("not over yet (it ends 2026-12-01T00:00:00Z)"), std::string::npos)
+            << e.what();
+    }
     EXPECT_FALSE(fs::exists(dir("nov")));
     // An existing directory, even empty, is never written into.
     fs::create_directories(dir("exists"));
     EXPECT_THROW(report::export_month(*store, *parse_month("2026-10"), dir("exists"), k_now, "a"), Error);
     EXPECT_TRUE(fs::is_empty(dir("exists")));
     EXPECT_FALSE(store->audit_archive("2026-10"));
-    report::export_month(*store, *parse_month("2026-10"), dir("oct"), k_now, "a");
+    report::export_month(*store, *parse_month("2026-10"), dir("oct") + "/", k_now, "a"); // "DIR/" is DIR
+    EXPECT_TRUE(fs::exists(m_dir / "oct" / "MANIFEST.json"));
     // The stored events change (a row edited in the database): a new export is refused and
     // leaves nothing behind, not even its temporary directory.
     m_database->exec("UPDATE audit_events SET line = line || ' ' WHERE seq = 2");
