@@ -15,6 +15,7 @@
 #include "jitgate/text.hpp"
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
+#include "server/report/archive.hpp"
 #include "server/report/report.hpp"
 #include "server/service/keys.hpp"
 
@@ -257,6 +258,79 @@ int report_command(const std::vector<std::string>& args, const std::function<std
             std::fputs("jitgate-server report: writing the report failed\n", err);
             return 1;
         }
+        return 0;
+    });
+}
+
+int audit_command(const std::vector<std::string>& args, const std::function<AuditTarget()>& open, std::int64_t now,
+                  const std::string& actor, void (*log)(const store::Event&), std::FILE* out, std::FILE* err) {
+    return guarded("audit", err, [&] {
+        const char* usage = "usage: jitgate-server [--config FILE] audit export --month YYYY-MM --output DIR\n"
+                            "       jitgate-server audit verify-archive DIR...\n"
+                            "       jitgate-server [--config FILE] audit prune --before YYYY-MM [--dry-run]\n";
+        if (args.empty()) {
+            std::fputs(usage, err);
+            return 2;
+        }
+        const std::string& sub = args[0];
+        std::vector<std::string> rest(args.begin() + 1, args.end());
+        if (sub == "verify-archive") {
+            if (rest.empty()) {
+                std::fputs(usage, err);
+                return 2;
+            }
+            int status = 0;
+            for (const report::ArchiveCheck& c : report::verify_archives(rest)) {
+                for (const std::string& note : c.notes)
+                    std::fprintf(out, "%s: note: %s\n", c.dir.c_str(), text::escape_for_log(note).c_str());
+                for (const std::string& problem : c.problems)
+                    std::fprintf(out, "%s: PROBLEM: %s\n", c.dir.c_str(), text::escape_for_log(problem).c_str());
+                std::fprintf(out, "%s: %s: month %s, %lld hosts, %lld events, manifest SHA-256 %s\n", c.dir.c_str(),
+                             c.ok() ? "OK" : "FAILED", c.month.empty() ? "?" : c.month.c_str(),
+                             static_cast<long long>(c.hosts), static_cast<long long>(c.events),
+                             c.manifest_sha256.c_str());
+                if (!c.ok()) status = 1;
+            }
+            return status;
+        }
+        const bool dry_run = std::find(rest.begin(), rest.end(), "--dry-run") != rest.end();
+        if (sub == "prune" && dry_run) rest.erase(std::find(rest.begin(), rest.end(), "--dry-run"));
+        const char* month_option = sub == "export" ? "--month" : "--before";
+        if (sub != "export" && sub != "prune") {
+            std::fputs(usage, err);
+            return 2;
+        }
+        const auto opts = sub == "export" ? options("audit export", rest, {"--month", "--output"}, err)
+                                          : options("audit prune", rest, {"--before"}, err);
+        if (!opts) return 2;
+        const auto month_text = opts->find(month_option);
+        if (month_text == opts->end() || (sub == "export" && !opts->count("--output"))) {
+            std::fputs(usage, err);
+            return 2;
+        }
+        const std::optional<store::Month> month = store::parse_month(month_text->second);
+        if (!month) {
+            std::fprintf(err, "jitgate-server audit %s: %s '%s' is not a month (YYYY-MM, UTC)\n", sub.c_str(),
+                         month_option, text::escape_for_log(month_text->second).c_str());
+            return 2;
+        }
+        const AuditTarget target = open();
+        store::Store& store = *target.store;
+        if (sub == "export") {
+            const std::string& dir = opts->at("--output");
+            const report::ExportResult r = report::export_month(store, *month, dir, now, actor);
+            std::fprintf(out, "wrote %s: month %s, %zu hosts, %lld events, manifest SHA-256 %s%s\n", dir.c_str(),
+                         month->name.c_str(), r.manifest.hosts.size(), static_cast<long long>(r.manifest.events),
+                         r.manifest_sha256.c_str(), r.recorded_before ? " (the same as the recorded export)" : "");
+            return 0;
+        }
+        const std::vector<report::PruneMonth> months =
+            report::prune_before(store, *month, target.retention_months, now, actor, dry_run, log);
+        if (months.empty()) std::fprintf(out, "nothing to prune before %s\n", month->name.c_str());
+        for (const report::PruneMonth& m : months)
+            std::fprintf(out, "%s %s: %lld events of %lld hosts (archive manifest SHA-256 %s)\n",
+                         dry_run ? "would prune" : "pruned", m.month.name.c_str(), static_cast<long long>(m.events),
+                         static_cast<long long>(m.hosts), m.manifest_sha256.c_str());
         return 0;
     });
 }

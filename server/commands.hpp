@@ -1,7 +1,7 @@
 // server/commands.hpp — jitgate-server's administrative sub-commands, callable from main():
 // `keygen` (a new grant signing key pair), `check-config` (every problem of the config) and
-// `sessions revoke` (end one approver's web sessions now) and `report` (the auditor's evidence
-// report).
+// `sessions revoke` (end one approver's web sessions now), `report` (the auditor's evidence
+// report) and `audit` (archive export, archive verification, prune).
 //
 // Each takes the arguments after its own name and the streams to write to, prints one line per
 // result or problem, and returns the process exit status: 0 success, 1 failure (a problem was
@@ -58,5 +58,24 @@ int sessions_command(const std::vector<std::string>& args, store::Store& store, 
 // (2: give --output or redirect). 1 when the database or WeasyPrint fails.
 int report_command(const std::vector<std::string>& args, const std::function<std::unique_ptr<store::Store>()>& open,
                    std::int64_t now, std::FILE* out = stdout, std::FILE* err = stderr);
+
+// audit export --month YYYY-MM --output DIR
+// audit verify-archive DIR...
+// audit prune --before YYYY-MM [--dry-run]
+// The audit store's retention (server/report/archive.hpp, docs/server.md "Retention and
+// archives"). `export` writes the month's archive to DIR (a new directory) and records it;
+// `verify-archive` re-verifies archive directories without the database (`open` is not
+// called); `prune` deletes the months before YYYY-MM that are older than the retention `open`
+// gives and were exported with the manifest the store gives now (--dry-run: checks and lists
+// them only). Events are recorded as "admin:<actor>" and passed to `log` (may be null). The
+// arguments are checked before `open` is called (2 on a bad one); a refusal or a problem found
+// is 1.
+struct AuditTarget {
+    std::unique_ptr<store::Store> store;
+    int retention_months = 84; // audit.retention_months of the config
+};
+int audit_command(const std::vector<std::string>& args, const std::function<AuditTarget()>& open, std::int64_t now,
+                  const std::string& actor, void (*log)(const store::Event&), std::FILE* out = stdout,
+                  std::FILE* err = stderr);
 
 } // namespace jitgate::server

@@ -4,6 +4,7 @@
 //   jitgate-server [--config FILE] check-config
 //   jitgate-server [--config FILE] sessions revoke --user NAME
 //   jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN] [--format F] [--output FILE]
+//   jitgate-server [--config FILE] audit export|verify-archive|prune ...
 //   jitgate-server keygen --dir DIR --kid KID
 //   jitgate-server --version
 // Every command catches everything: an exception never leaves main (exit 1 with a message).
@@ -56,6 +57,9 @@ void usage(std::FILE* out) {
                  "       jitgate-server [--config FILE] sessions revoke --user NAME\n"
                  "       jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN]\n"
                  "                      [--format html|pdf|csv|json] [--output FILE] [--silent-after SECONDS]\n"
+                 "       jitgate-server [--config FILE] audit export --month YYYY-MM --output DIR\n"
+                 "       jitgate-server audit verify-archive DIR...\n"
+                 "       jitgate-server [--config FILE] audit prune --before YYYY-MM [--dry-run]\n"
                  "       jitgate-server keygen --dir DIR --kid KID\n"
                  "       jitgate-server --version\n"
                  "The default config is %s.\n",
@@ -170,6 +174,29 @@ int report(const std::string& path, const std::vector<std::string>& args) {
             return open_store(*config);
         },
         now);
+}
+
+// `audit export|verify-archive|prune ...`: the audit store's retention. verify-archive needs
+// neither the config nor the database (an auditor runs it on a copy of the archive); export
+// and prune read the config once their arguments are checked, use the configured database and
+// are audited as the user who ran them.
+int audit(const std::string& path, const std::vector<std::string>& args) {
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const uid_t uid = ::getuid();
+    const passwd* pw = ::getpwuid(uid);
+    const std::string actor = pw != nullptr ? std::string(pw->pw_name) : "uid:" + std::to_string(uid);
+    return jitgate::server::audit_command(
+        args,
+        [&]() {
+            const auto config = load_config(path);
+            if (!config)
+                throw jitgate::Error(jitgate::ErrorCode::bad_input, path, "the config has problems (see above)");
+            if (!jitgate::server::service::open_audit_log(config->audit.syslog_facility))
+                throw jitgate::Error(jitgate::ErrorCode::bad_input, path, "unknown syslog facility");
+            return jitgate::server::AuditTarget{open_store(*config), config->audit.retention_months};
+        },
+        now, actor, &jitgate::server::service::log_event);
 }
 
 // Writes {"hosts": PORT, "web": PORT} to `path` atomically (tests listen on port 0).
@@ -387,6 +414,7 @@ int main(int argc, char** argv) {
             return jitgate::server::check_config_command({"--config", config});
         if (command == "sessions") return sessions(config, rest);
         if (command == "report") return report(config, rest);
+        if (command == "audit") return audit(config, rest);
         if (command == "keygen") return jitgate::server::keygen_command(rest);
         usage(stderr);
         return 2;

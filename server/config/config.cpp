@@ -78,7 +78,8 @@ const SectionSpec k_top_spec{
      {"syslog_facility", "audit"},
      {"auditor_groups", "audit"},
      {"break_glass_reviewer_groups", "audit"},
-     {"break_glass_review_within", "audit"}}};
+     {"break_glass_review_within", "audit"},
+     {"retention_months", "audit"}}};
 const SectionSpec k_server_spec{{"name", "public_url"}, {}};
 const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "client_crl", "max_timeout", "max_ttl",
                                 "max_pending_per_host", "max_connections_per_address"},
@@ -98,8 +99,9 @@ const SectionSpec k_webhook_spec{{"name", "url", "format", "secret_file", "ca_fi
 const SectionSpec k_ticket_check_spec{{"url", "token_file", "ca_file", "approved_field", "approved_value",
                                        "window_start_field", "window_end_field", "timeout"},
                                       {}};
-const SectionSpec k_audit_spec{
-    {"syslog_facility", "auditor_groups", "break_glass_reviewer_groups", "break_glass_review_within"}, {}};
+const SectionSpec k_audit_spec{{"syslog_facility", "auditor_groups", "break_glass_reviewer_groups",
+                                "break_glass_review_within", "retention_months"},
+                               {}};
 constexpr Seconds k_min_review_within{std::chrono::minutes(1)};
 constexpr Seconds k_max_review_within{std::chrono::hours(24 * 90)};
 
@@ -253,6 +255,7 @@ Config Parser::parse(const YAML::Node& root) {
         else
             set_list(where, e, "break_glass_reviewer_groups", config.audit.break_glass_reviewer_groups);
         set_duration(where, e, "break_glass_review_within", config.audit.break_glass_review_within);
+        set_count(where, e, "retention_months", "a number of months", config.audit.retention_months);
     }
     return config;
 }
@@ -683,6 +686,10 @@ void Checker::check_audit() {
         add("audit.break_glass_review_within",
             "audit.break_glass_review_within must be " + format_duration(k_min_review_within) + ".." +
                 format_duration(k_max_review_within) + ", got " + format_duration(a.break_glass_review_within));
+    // SECURITY NOTE: less than a year of evidence is refused outright (SOX asks for seven).
+    if (a.retention_months < 12 || a.retention_months > 1200)
+        add("audit.retention_months", "audit.retention_months must be 12..1200 (months; 84 is seven years), got " +
+                                          std::to_string(a.retention_months));
 }
 
 void Checker::check_ticket_check() {

@@ -157,6 +157,10 @@ struct Config {
         // items still open then raise "break_glass.review_overdue" (syslog alert, webhooks).
         // 1 minute .. 90 days.
         Seconds break_glass_review_within{std::chrono::hours(24)};
+        // How long the hosts' events are kept, in months: `jitgate-server audit prune` deletes
+        // an exported month only once the month this many months after it has ended. 84 (seven
+        // years: SOX asks for seven years of evidence); at least 12, at most 1200.
+        int retention_months = 84;
     } audit;
 };
 

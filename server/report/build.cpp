@@ -285,6 +285,8 @@ private:
                 h.problem_seq = c.problem_seq;
                 h.problem_at = c.problem_at;
                 h.last_seen = c.last_seen;
+                h.pruned_through_seq = c.pruned_through_seq;
+                h.pruned_through_hash = c.pruned_through_hash;
                 h.silent = m_report.options.now - c.last_seen > m_report.options.silent_after;
                 m_hosts[c.host].index = m_report.hosts.size();
                 m_report.hosts.push_back(std::move(h));
@@ -717,6 +719,7 @@ private:
                     h.before_seq = s.event.seq;
                     h.before_hash = s.event.hash;
                 }
+                if (first) check_pruned_anchor(h, s, verifier);
                 first = false;
                 ++h.verified_events;
                 const std::string where = "seq " + std::to_string(s.event.seq);
@@ -732,6 +735,35 @@ private:
         verifier.finish();
         h.verified = result.ok;
         h.problems = result.problems;
+    }
+
+    // SECURITY NOTE: after a prune the chain starts at the anchor (pruned_through_seq/hash, set
+    // in the prune's transaction); the verifier alone would accept any first line. The event
+    // right after the anchor must continue its hash, and an event after the anchor that the
+    // period needs before its first must still be stored: a row deleted outside the prune fails.
+    static void check_pruned_anchor(HostChainCheck& h, const store::StoredAuditEvent& first,
+                                    audit::ChainVerifier& verifier) {
+        const std::int64_t pruned = h.pruned_through_seq;
+        if (pruned <= 0) return;
+        // The event before the period is stored (a chain that started over after the pruned
+        // part reuses its seqs): the chain check links to it as usual.
+        if (first.event.seq == h.first_seq - 1) return;
+        const std::string where = "seq " + std::to_string(first.event.seq);
+        if (h.first_seq - 1 == pruned) {
+            // The period starts right after the pruned part; `first` is its first event.
+            const Json line = Json::parse(first.event.line, nullptr, false);
+            const bool continues = line.is_object() && line.contains("prev_hash") && line["prev_hash"].is_string() &&
+                                   line["prev_hash"].get_ref<const std::string&>() == h.pruned_through_hash;
+            if (!continues)
+                verifier.problem(where, "prev_hash is not the hash of seq " + std::to_string(pruned) +
+                                            ", the last event pruned after its month was archived (an event was "
+                                            "removed or altered outside `jitgate-server audit prune`)");
+        } else if (h.first_seq - 1 > pruned) {
+            verifier.problem(where, "seq " + std::to_string(h.first_seq - 1) +
+                                        " is not stored, but the chain was pruned only through seq " +
+                                        std::to_string(pruned) +
+                                        " (events were deleted outside `jitgate-server audit prune`)");
+        }
     }
 
     // Whether the line holds the row's host, event_id, seq and hash as members, and the columns

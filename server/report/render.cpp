@@ -138,7 +138,9 @@ std::string to_json(const Report& r) {
                          {"problem_seq", h.problem_seq},
                          {"problem_at", time_or_empty(h.problem_at)},
                          {"last_seen", time_or_empty(h.last_seen)},
-                         {"silent", h.silent}});
+                         {"silent", h.silent},
+                         {"pruned_through_seq", h.pruned_through_seq},
+                         {"pruned_through_hash", h.pruned_through_hash}});
     const Json out{{"report", "jitgate evidence report"},
                    {"format_version", 1},
                    {"from", rfc3339(r.options.from)},
@@ -502,7 +504,11 @@ std::string to_html(const Report& r) {
             num(c.stored_events) + " events, last seq " + num(c.overall_last_seq) + "<br><span class=\"hash\">" +
             h(c.overall_last_hash) + "</span><br>" +
             (c.broken ? "<span class=\"bad\">broken at seq " + num(c.problem_seq) + ": " + h(c.problem) + "</span>"
-                      : "<span class=\"ok\">intact</span>");
+                      : "<span class=\"ok\">intact</span>") +
+            (c.pruned_through_seq > 0
+                 ? "<br>starts after the archived part: pruned through seq " + num(c.pruned_through_seq) +
+                       ", its hash <span class=\"hash\">" + h(c.pruned_through_hash) + "</span>"
+                 : "");
         o += row(
             {h(c.host), num(c.events_in_period),
              c.before_seq > 0 ? num(c.before_seq) + "<br><span class=\"hash\">" + h(c.before_hash) + "</span>" : "–",

@@ -171,6 +171,11 @@ struct HostChainCheck {
     std::int64_t problem_at = 0; // Unix seconds
     std::int64_t last_seen = 0;
     bool silent = false;
+    // Retention: the chain's events up to this seq were pruned after their months were archived
+    // (`jitgate-server audit prune`); the first stored event after them must continue this hash.
+    // 0 / "": nothing pruned.
+    std::int64_t pruned_through_seq = 0;
+    std::string pruned_through_hash;
 };
 
 struct Count {

@@ -161,6 +161,19 @@ void Service::start_purge() {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "jitgate-server: purging expired sessions and sign-ins failed: %s\n", e.what());
     }
+    // The audit store's partitions run two months ahead, so a failure here has two months to be
+    // noticed (it is logged each hour) before a batch finds no partition.
+    const std::int64_t t = now();
+    if (t - m_partitions_checked_at >= k_partitions_interval.count()) {
+        try {
+            m_store.ensure_audit_partitions(t);
+            m_partitions_checked_at = t;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgate-server: creating the audit store's monthly partitions failed: %s\n",
+                         e.what());
+            m_partitions_checked_at = t; // again in an hour, not every minute
+        }
+    }
     m_purge_timer = m_loop.after(k_purge_interval, [this]() { start_purge(); });
 }
 

@@ -99,6 +99,9 @@ public:
     store::Store::Purged purge();
     static constexpr std::chrono::seconds k_purge_interval{60};
     static constexpr std::chrono::seconds k_keep_delivered_notices{24 * 3600};
+    // How often the purge timer also makes sure the audit store's monthly partitions exist
+    // (store::Store::ensure_audit_partitions: this month and the next two).
+    static constexpr std::chrono::seconds k_partitions_interval{3600};
 
     // The host API: POST /v1/requests, GET /v1/requests/{id}?wait=N, POST /v1/requests/{id}/cancel,
     // and the audit store's POST /v1/audit/events (docs/audit.md §5) and GET /v1/audit/state.
@@ -248,6 +251,7 @@ private:
     std::map<std::string, Refusals, std::less<>> m_batch_refusals;
     http::Timer m_expiry_timer;
     http::Timer m_purge_timer;
+    std::int64_t m_partitions_checked_at = 0; // Unix seconds; 0: not yet
     http::Timer m_review_timer;
     std::shared_ptr<void> m_wake_watch;
     // Which hosts' batches are queued or checked on the worker (loop thread).

@@ -371,6 +371,99 @@ const Step k_steps[] = {
               pruned_at BIGINT NOT NULL DEFAULT 0
             ))",
      }},
+    // Version 6 (issue 14, retention): the month of each event by the server's clock
+    // (received_at, never the host's `time`: a host's word would let it pick its partitions)
+    // for the export, the prune and the oldest month. PostgreSQL: audit_events becomes
+    // PARTITION BY RANGE (received_at), one partition per UTC calendar month
+    // (audit_events_y2026m11), so a prune drops a month as one partition. The old table is
+    // converted in this step: every row moves with its id; partitions are made for every month
+    // present and the current one (the store adds the next ones: ensure_audit_partitions).
+    // PostgreSQL 15 has no identity column on a partitioned table: ids come from a sequence.
+    // A primary key or unique index of a partitioned table must hold the partition key, so
+    // (host, event_id) is no longer a unique index: ingest() keeps it unique by holding the
+    // host's audit_chains row FOR UPDATE and reading the batch's stored event_ids before its
+    // INSERT (every writer of a host's events does both), and the index below serves that read.
+    // No DEFAULT partition: an event for a month without one fails its batch (the host retries).
+    {6,
+     {
+         "CREATE INDEX audit_events_received ON audit_events (received_at)",
+     },
+     {
+         // The partition of the month holding Unix time t, created if missing; returns its name.
+         // Names and bounds come from the month, never from data.
+         R"(CREATE FUNCTION jitgate_audit_partition(t bigint) RETURNS text LANGUAGE plpgsql AS $f$
+            DECLARE
+              m timestamp := date_trunc('month', to_timestamp(t) AT TIME ZONE 'UTC');
+              name text := 'audit_events_y' || to_char(m, 'YYYY') || 'm' || to_char(m, 'MM');
+              lo bigint := extract(epoch FROM m AT TIME ZONE 'UTC')::bigint;
+              hi bigint := extract(epoch FROM (m + interval '1 month') AT TIME ZONE 'UTC')::bigint;
+            BEGIN
+              IF to_regclass(quote_ident(name)) IS NULL THEN
+                EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%s) TO (%s)', name, lo, hi);
+              END IF;
+              RETURN name;
+            END $f$)",
+         // Detaches and drops the partition of the month starting at Unix time t (a prune);
+         // false when there is none. Refuses a partition whose bounds are not that month.
+         R"(CREATE FUNCTION jitgate_drop_audit_partition(t bigint) RETURNS boolean LANGUAGE plpgsql AS $f$
+            DECLARE
+              m timestamp := date_trunc('month', to_timestamp(t) AT TIME ZONE 'UTC');
+              name text := 'audit_events_y' || to_char(m, 'YYYY') || 'm' || to_char(m, 'MM');
+              lo bigint := extract(epoch FROM m AT TIME ZONE 'UTC')::bigint;
+              hi bigint := extract(epoch FROM (m + interval '1 month') AT TIME ZONE 'UTC')::bigint;
+              bound text;
+            BEGIN
+              IF lo <> t THEN
+                RAISE EXCEPTION 'jitgate_drop_audit_partition: % is not the start of a month', t;
+              END IF;
+              SELECT pg_get_expr(c.relpartbound, c.oid) INTO bound FROM pg_class c
+                JOIN pg_inherits i ON i.inhrelid = c.oid
+                WHERE c.oid = to_regclass(quote_ident(name)) AND i.inhparent = to_regclass('audit_events');
+              IF bound IS NULL THEN
+                RETURN false;
+              END IF;
+              IF replace(bound, '''', '') <> format('FOR VALUES FROM (%s) TO (%s)', lo, hi) THEN
+                RAISE EXCEPTION 'partition % has bounds %, not the month % .. %', name, bound, lo, hi;
+              END IF;
+              EXECUTE format('ALTER TABLE audit_events DETACH PARTITION %I', name);
+              EXECUTE format('DROP TABLE %I', name);
+              RETURN true;
+            END $f$)",
+         "ALTER TABLE audit_events RENAME TO audit_events_v5",
+         "CREATE SEQUENCE audit_events_ids AS bigint",
+         R"(CREATE TABLE audit_events (
+              id BIGINT NOT NULL DEFAULT nextval('audit_events_ids'),
+              host TEXT NOT NULL,
+              event_id TEXT NOT NULL,
+              seq BIGINT NOT NULL CHECK (seq >= 1),
+              hash TEXT NOT NULL,
+              prev_hash TEXT NOT NULL,
+              time TEXT NOT NULL,
+              type TEXT NOT NULL,
+              request_id TEXT NOT NULL DEFAULT '',
+              line TEXT NOT NULL,
+              received_at BIGINT NOT NULL,
+              user_name TEXT NOT NULL DEFAULT ''
+            ) PARTITION BY RANGE (received_at))",
+         "SELECT count(jitgate_audit_partition(t)) FROM (SELECT min(received_at) AS t FROM audit_events_v5 "
+         "GROUP BY date_trunc('month', to_timestamp(received_at) AT TIME ZONE 'UTC')) AS months",
+         "SELECT jitgate_audit_partition(extract(epoch FROM now())::bigint)",
+         "INSERT INTO audit_events (id, host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
+         "received_at, user_name) SELECT id, host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
+         "received_at, user_name FROM audit_events_v5 ORDER BY id",
+         "SELECT setval('audit_events_ids', coalesce((SELECT max(id) FROM audit_events_v5), 1), "
+         "(SELECT count(*) > 0 FROM audit_events_v5))",
+         "DROP TABLE audit_events_v5",
+         "ALTER SEQUENCE audit_events_ids OWNED BY audit_events.id",
+         "ALTER TABLE audit_events ADD PRIMARY KEY (id, received_at)",
+         "CREATE INDEX audit_events_event_id ON audit_events (host, event_id)",
+         "CREATE INDEX audit_events_seq ON audit_events (host, seq)",
+         "CREATE INDEX audit_events_request ON audit_events (host, request_id) WHERE request_id <> ''",
+         "CREATE INDEX audit_events_time ON audit_events (time)",
+         "CREATE INDEX audit_events_user ON audit_events (user_name, time) WHERE user_name <> ''",
+         "CREATE INDEX audit_events_type ON audit_events (type, time)",
+         "CREATE INDEX audit_events_received ON audit_events (received_at)",
+     }},
 };
 
 static_assert(std::size(k_steps) == static_cast<std::size_t>(k_schema_version), "one step per schema version");

@@ -19,6 +19,7 @@
 #include <jitgate/error.hpp>
 
 #include <algorithm>
+#include <ctime>
 #include <libpq-fe.h>
 #include <limits>
 #include <map>
@@ -40,6 +41,10 @@ constexpr const char* k_purge_lock = "29952296202892390";
 // pg_advisory_xact_lock key for put_login() with a cap: one sign-in start at a time across
 // replicas, so the count and the eviction agree (a short transaction of three statements).
 constexpr const char* k_logins_lock = "29952296202892391";
+
+// pg_advisory_xact_lock key for ensure_audit_partitions() and prune_audit_month(): one
+// replica changes audit_events' partitions at a time.
+constexpr const char* k_partitions_lock = "29952296202892392";
 
 constexpr const char* k_read_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
@@ -102,6 +107,7 @@ class PostgresStore final : public Store {
 public:
     explicit PostgresStore(const std::string& conninfo) : m_conninfo(conninfo), m_db(conninfo) {
         require_current_schema(schema_version(m_db), m_db.where());
+        ensure_audit_partitions(static_cast<std::int64_t>(std::time(nullptr)));
     }
 
     CreateResult create(const Request& request, const Event& filed, std::size_t max_pending) override {
@@ -495,6 +501,14 @@ public:
                         const IngestOptions& options) override {
         check_ingest(host, events);
         check_ingest_options(options);
+        // The partition of `now`'s month (the server's clock, never the host's word) is made
+        // sure of once per month by each Store, in a short transaction of its own: the
+        // housekeeping makes it two months ahead, this covers a server that skipped it (a clock
+        // step, a housekeeping that failed). Should it still be missing, the INSERT fails below.
+        if (const Month month = month_of(now); m_partition_month != month.name) {
+            ensure_audit_partitions(now);
+            m_partition_month = month.name;
+        }
         return call([&] {
             pg::Transaction tx(m_db);
             // The host's chain row, locked until COMMIT: batches of one host arriving at two
@@ -557,14 +571,19 @@ public:
             }
             if (!fresh.empty()) {
                 // WITH ORDINALITY ... ORDER BY: ids are given in batch order (arrival order).
-                const Result inserted = m_db.exec(
-                    "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
-                    "received_at, user_name) SELECT $1, x.event_id, x.seq, x.hash, x.prev_hash, x.time, x.type, "
-                    "x.request_id, x.line, $2::bigint, x.user_name FROM ROWS FROM (json_to_recordset($3::json) AS "
-                    "(event_id text, seq bigint, hash text, prev_hash text, time text, type text, request_id text, "
-                    "line text, user_name text)) WITH ORDINALITY AS x(event_id, seq, hash, prev_hash, time, type, "
-                    "request_id, line, user_name, ord) ORDER BY x.ord ON CONFLICT (host, event_id) DO NOTHING",
-                    {host, num(now), fresh.dump()});
+                // No ON CONFLICT: (host, event_id) has no unique index on the partitioned table
+                // (migrations.cpp, version 6); the chain row's lock and the read above keep it
+                // unique. A month without a partition fails here (insert_into_partition).
+                const Result inserted = insert_into_partition(now, [&] {
+                    return m_db.exec(
+                        "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
+                        "received_at, user_name) SELECT $1, x.event_id, x.seq, x.hash, x.prev_hash, x.time, x.type, "
+                        "x.request_id, x.line, $2::bigint, x.user_name FROM ROWS FROM (json_to_recordset($3::json) AS "
+                        "(event_id text, seq bigint, hash text, prev_hash text, time text, type text, request_id text, "
+                        "line text, user_name text)) WITH ORDINALITY AS x(event_id, seq, hash, prev_hash, time, type, "
+                        "request_id, line, user_name, ord) ORDER BY x.ord",
+                        {host, num(now), fresh.dump()});
+                });
                 if (inserted.affected() != static_cast<std::int64_t>(fresh.size()))
                     throw Error(ErrorCode::internal, "store",
                                 "ingest: another writer stored events of the host inside its locked transaction");
@@ -836,6 +855,112 @@ public:
         });
     }
 
+    // --- retention ---
+
+    void ensure_audit_partitions(std::int64_t now) override {
+        call([&] {
+            pg::Transaction tx(m_db);
+            m_db.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_partitions_lock});
+            Month m = month_of(now);
+            for (int i = 0; i < 3; ++i, m = next_month(m))
+                m_db.exec("SELECT jitgate_audit_partition($1::bigint)", {num(m.from)});
+            tx.commit();
+        });
+    }
+
+    std::vector<StoredAuditEvent> audit_events_received(std::int64_t from, std::int64_t to, std::int64_t after_id,
+                                                        std::size_t limit) override {
+        return call([&] {
+            // The month's partition only (pruned by received_at), in its primary key's order.
+            return read_stored_events_of(
+                m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                          " FROM audit_events WHERE received_at >= $1::bigint AND received_at < $2::bigint "
+                          "AND id > $3::bigint ORDER BY id LIMIT $4::bigint",
+                          {num(from), num(to), num(after_id), limit_value(limit)}));
+        });
+    }
+
+    std::optional<std::int64_t> oldest_audit_received() override {
+        return call([&]() -> std::optional<std::int64_t> {
+            const Result r = m_db.exec("SELECT min(received_at) FROM audit_events");
+            if (r.rows() != 1 || r.text(0, 0).empty()) return std::nullopt;
+            return r.integer(0, 0);
+        });
+    }
+
+    std::optional<AuditArchive> audit_archive(std::string_view month) override {
+        return call([&]() -> std::optional<AuditArchive> {
+            const Result r =
+                m_db.exec("SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives WHERE month = $1", {str(month)});
+            if (r.rows() != 1) return std::nullopt;
+            return read_archive(r, 0);
+        });
+    }
+
+    std::vector<AuditArchive> audit_archives() override {
+        return call([&] {
+            const Result r = m_db.exec("SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives ORDER BY month");
+            std::vector<AuditArchive> out;
+            for (int i = 0; i < r.rows(); ++i) out.push_back(read_archive(r, i));
+            return out;
+        });
+    }
+
+    AuditArchive record_audit_archive(const AuditArchive& a, const Event& event) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            const Result inserted =
+                m_db.exec("INSERT INTO audit_archives (" JITGATE_ARCHIVE_COLUMNS ") VALUES ($1, $2::bigint, "
+                          "$3::bigint, $4::bigint, $5::bigint, $6, $7::bigint, $8, 0) ON CONFLICT (month) DO NOTHING",
+                          {a.month, num(a.received_from), num(a.received_to), num(a.events), num(a.hosts),
+                           a.manifest_sha256, num(a.exported_at), a.exported_by});
+            if (inserted.affected() == 1) insert_event(event);
+            const Result r =
+                m_db.exec("SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives WHERE month = $1", {a.month});
+            if (r.rows() != 1) throw Error(ErrorCode::internal, "store", "an archive record vanished");
+            AuditArchive stored = read_archive(r, 0);
+            tx.commit();
+            return stored;
+        });
+    }
+
+    PruneResult prune_audit_month(const AuditArchive& a, std::int64_t now, const Event& event) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            m_db.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_partitions_lock});
+            const Result r = m_db.exec(
+                "SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives WHERE month = $1 FOR UPDATE", {a.month});
+            check_prunable(r.rows() == 1 ? std::optional<AuditArchive>(read_archive(r, 0)) : std::nullopt, a);
+            const std::int64_t count =
+                m_db.exec("SELECT count(*) FROM audit_events WHERE received_at >= $1::bigint AND received_at < "
+                          "$2::bigint",
+                          {num(a.received_from), num(a.received_to)})
+                    .integer(0, 0);
+            check_prune_count(a, count);
+            // Each host's last event of the month in arrival order becomes its anchor.
+            const Result anchors = m_db.exec(
+                "UPDATE audit_chains c SET pruned_through_seq = l.seq, pruned_through_hash = l.hash FROM "
+                "(SELECT DISTINCT ON (host) host, seq, hash FROM audit_events WHERE received_at >= $1::bigint "
+                "AND received_at < $2::bigint ORDER BY host, id DESC) AS l WHERE c.host = l.host",
+                {num(a.received_from), num(a.received_to)});
+            m_db.exec("SELECT jitgate_drop_audit_partition($1::bigint)", {num(a.received_from)});
+            // A partition with other bounds (made by hand) would leave rows: refuse rather than
+            // pretend.
+            const std::int64_t left =
+                m_db.exec("SELECT count(*) FROM audit_events WHERE received_at >= $1::bigint AND received_at < "
+                          "$2::bigint",
+                          {num(a.received_from), num(a.received_to)})
+                    .integer(0, 0);
+            if (left != 0)
+                throw Error(ErrorCode::internal, "store",
+                            "prune " + a.month + ": the month's events are not in one partition of their own");
+            m_db.exec("UPDATE audit_archives SET pruned_at = $2::bigint WHERE month = $1", {a.month, num(now)});
+            insert_event(event);
+            tx.commit();
+            return PruneResult{count, anchors.affected()};
+        });
+    }
+
     int wake_fd() override {
         if (!m_listen) m_listen = listen();
         return PQsocket(m_listen->handle());
@@ -982,6 +1107,29 @@ private:
     }
     // --- end of break-glass reviews ---
 
+    static AuditArchive read_archive(const Result& r, int row) {
+        return AuditArchive{r.text(row, 0), r.integer(row, 1), r.integer(row, 2), r.integer(row, 3), r.integer(row, 4),
+                            r.text(row, 5), r.integer(row, 6), r.text(row, 7),    r.integer(row, 8)};
+    }
+
+    // Runs `insert` (an INSERT into audit_events at received_at `now`); a month without a
+    // partition is an Error(io) that says so (the batch stored nothing; the host retries).
+    template <class F>
+    Result insert_into_partition(std::int64_t now, F&& insert) {
+        try {
+            return insert();
+        } catch (const pg::ConnectionLost&) {
+            throw;
+        } catch (const Error& e) {
+            if (std::string_view(e.what()).find("no partition") == std::string_view::npos) throw;
+            throw Error(ErrorCode::io, m_db.where(),
+                        "audit_events has no partition for " + month_of(now).name +
+                            " (the server creates the current and next two months at start and hourly; "
+                            "the batch was not stored and the host will send it again): " +
+                            e.what());
+        }
+    }
+
     void insert_event(const Event& e) {
         m_db.exec("INSERT INTO events (at, type, host, request_id, actor, identity, source_address, detail) "
                   "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8)",
@@ -992,6 +1140,7 @@ private:
     std::string m_conninfo;
     pg::Connection m_db;
     std::unique_ptr<pg::Connection> m_listen; // LISTEN jitgate_requests; opened by the first wake_fd()
+    std::string m_partition_month;            // the month ingest() last made sure has its partition
 };
 
 } // namespace

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <limits>
 
 namespace jitgate::server::store {
@@ -201,6 +202,74 @@ bool own_break_glass_use(const std::string& reviewer, const std::string& user_na
         if (it != value.end() && it->is_string() && it->get_ref<const std::string&>() == reviewer) return true;
     }
     return false;
+}
+
+// --- months (retention) ---
+namespace {
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2 ? 1 : 0;
+    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const auto yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+Month make_month(int year, int month) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%04d-%02d", year, month);
+    const int next_year = month == 12 ? year + 1 : year;
+    const int next = month == 12 ? 1 : month + 1;
+    return Month{name, days_from_civil(year, static_cast<unsigned>(month), 1) * 86400,
+                 days_from_civil(next_year, static_cast<unsigned>(next), 1) * 86400};
+}
+
+} // namespace
+
+std::optional<Month> parse_month(std::string_view text) {
+    if (text.size() != 7 || text[4] != '-') return std::nullopt;
+    for (const std::size_t i : {0, 1, 2, 3, 5, 6})
+        if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    const int year = (text[0] - '0') * 1000 + (text[1] - '0') * 100 + (text[2] - '0') * 10 + (text[3] - '0');
+    const int month = (text[5] - '0') * 10 + (text[6] - '0');
+    if (year < 1970 || month < 1 || month > 12) return std::nullopt;
+    return make_month(year, month);
+}
+
+Month month_of(std::int64_t t) {
+    if (t < 0) t = 0;
+    // civil_from_days, for the year and month only.
+    const std::int64_t z = t / 86400 + 719468;
+    const std::int64_t era = z / 146097;
+    const auto doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
+    return make_month(static_cast<int>(y), static_cast<int>(m));
+}
+
+Month next_month(const Month& m) {
+    return month_of(m.to);
+}
+
+void check_prunable(const std::optional<AuditArchive>& stored, const AuditArchive& wanted) {
+    const std::string where = "prune " + wanted.month;
+    if (!stored) throw Error(ErrorCode::bad_input, where, "the month has no archive record (export it first)");
+    if (stored->pruned_at != 0) throw Error(ErrorCode::bad_input, where, "the month was pruned already");
+    if (stored->manifest_sha256 != wanted.manifest_sha256 || stored->received_from != wanted.received_from ||
+        stored->received_to != wanted.received_to)
+        throw Error(ErrorCode::bad_input, where, "the archive record changed since it was checked");
+}
+
+void check_prune_count(const AuditArchive& wanted, std::int64_t count) {
+    if (count != wanted.events)
+        throw Error(ErrorCode::bad_input, "prune " + wanted.month,
+                    "the month holds " + std::to_string(count) + " events, the archive " +
+                        std::to_string(wanted.events) + ": nothing was deleted");
 }
 
 } // namespace jitgate::server::store

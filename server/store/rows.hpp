@@ -55,7 +55,7 @@ namespace jitgate::server::store {
 // The columns of `audit_chains`, in the order the stores read them.
 #define JITGATE_CHAIN_COLUMNS                                                                                          \
     "host, last_seq, last_hash, last_event_id, status, problem, problem_seq, problem_at, last_seen, events, "          \
-    "restarts, restart_at, restart_previous_seq, restart_previous_hash, reported_seq, reported_at, "                 \
+    "restarts, restart_at, restart_previous_seq, restart_previous_hash, reported_seq, reported_at, "                   \
     "pruned_through_seq, pruned_through_hash"
 
 // The number of columns in JITGATE_CHAIN_COLUMNS: a query's own columns after it start here.
@@ -106,5 +106,20 @@ void check_ingest_options(const IngestOptions& options);
 
 // close_break_glass_review(): Error(bad_input) for an empty reviewer or note.
 void check_close(const std::string& reviewer, const std::string& note);
+
+} // namespace jitgate::server::store
+
+// --- retention ---
+namespace jitgate::server::store {
+
+// The columns of `audit_archives`, in AuditArchive's member order.
+#define JITGATE_ARCHIVE_COLUMNS                                                                                        \
+    "month, received_from, received_to, events, hosts, manifest_sha256, exported_at, exported_by, pruned_at"
+
+// prune_audit_month(): Error(bad_input) unless `stored` (the month's record, read in the prune's
+// transaction) exists, is not pruned, and has the manifest and bounds of `wanted`.
+void check_prunable(const std::optional<AuditArchive>& stored, const AuditArchive& wanted);
+// prune_audit_month(): Error(bad_input) unless the month holds `count` == wanted.events events.
+void check_prune_count(const AuditArchive& wanted, std::int64_t count);
 
 } // namespace jitgate::server::store

@@ -761,6 +761,107 @@ public:
         return out;
     }
 
+    // --- retention ---
+
+    void ensure_audit_partitions(std::int64_t) override {} // one table: nothing to prepare
+
+    std::vector<StoredAuditEvent> audit_events_received(std::int64_t from, std::int64_t to, std::int64_t after_id,
+                                                        std::size_t limit) override {
+        // By rowid between the month's first and last rows (found once each through the index
+        // audit_events_received; none: an empty range), from after_id; received_at filters every
+        // row (it grows with the rowid but for clock steps, so the range is not assumed to hold
+        // only the month).
+        Query q(m_db, "SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                      " FROM audit_events NOT INDEXED WHERE id > max(?3, coalesce((SELECT min(id) FROM audit_events "
+                      "WHERE received_at >= ?1 AND received_at < ?2), 9223372036854775807) - 1) "
+                      "AND id <= coalesce((SELECT max(id) FROM audit_events WHERE received_at >= ?1 "
+                      "AND received_at < ?2), 0) AND received_at >= ?1 AND received_at < ?2 ORDER BY id LIMIT ?4");
+        q.integer(1, from).integer(2, to).integer(3, after_id).integer(4, limit_value(limit));
+        return read_stored_events(q);
+    }
+
+    std::optional<std::int64_t> oldest_audit_received() override {
+        // Index audit_events_received.
+        Query q(m_db, "SELECT min(received_at) FROM audit_events");
+        if (!q.step() || q.text(0).empty()) return std::nullopt;
+        return q.integer(0);
+    }
+
+    std::optional<AuditArchive> audit_archive(std::string_view month) override {
+        Query q(m_db, "SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives WHERE month = ?1");
+        q.text(1, month);
+        if (!q.step()) return std::nullopt;
+        return read_archive(q);
+    }
+
+    std::vector<AuditArchive> audit_archives() override {
+        Query q(m_db, "SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives ORDER BY month");
+        std::vector<AuditArchive> out;
+        while (q.step()) out.push_back(read_archive(q));
+        return out;
+    }
+
+    AuditArchive record_audit_archive(const AuditArchive& a, const Event& event) override {
+        Transaction tx(m_db, Transaction::Kind::write);
+        {
+            Query q(m_db, "INSERT INTO audit_archives (" JITGATE_ARCHIVE_COLUMNS
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0) ON CONFLICT (month) DO NOTHING");
+            q.text(1, a.month)
+                .integer(2, a.received_from)
+                .integer(3, a.received_to)
+                .integer(4, a.events)
+                .integer(5, a.hosts)
+                .text(6, a.manifest_sha256)
+                .integer(7, a.exported_at)
+                .text(8, a.exported_by)
+                .run();
+        }
+        if (m_db.changes() == 1) insert_event(event);
+        std::optional<AuditArchive> stored = audit_archive(a.month);
+        if (!stored) throw Error(ErrorCode::internal, "store", "an archive record vanished");
+        tx.commit();
+        return std::move(*stored);
+    }
+
+    PruneResult prune_audit_month(const AuditArchive& a, std::int64_t now, const Event& event) override {
+        // One transaction: the anchors, the deletion and the record go together or not at all.
+        // (Deleting in several transactions would leave a half-pruned month that no archive
+        // check could tell from rows deleted by hand.)
+        Transaction tx(m_db, Transaction::Kind::write);
+        check_prunable(audit_archive(a.month), a);
+        std::int64_t count = 0;
+        {
+            Query q(m_db, "SELECT count(*) FROM audit_events WHERE received_at >= ?1 AND received_at < ?2");
+            q.integer(1, a.received_from).integer(2, a.received_to);
+            count = q.step() ? q.integer(0) : 0;
+        }
+        check_prune_count(a, count);
+        PruneResult result;
+        result.events = count;
+        {
+            // Each host's last event of the month in arrival order becomes its anchor.
+            Query q(m_db, "UPDATE audit_chains SET pruned_through_seq = l.seq, pruned_through_hash = l.hash FROM "
+                          "(SELECT e.host, e.seq, e.hash FROM audit_events e WHERE e.id IN (SELECT max(id) FROM "
+                          "audit_events WHERE received_at >= ?1 AND received_at < ?2 GROUP BY host)) AS l "
+                          "WHERE audit_chains.host = l.host");
+            q.integer(1, a.received_from).integer(2, a.received_to).run();
+            result.hosts = m_db.changes();
+        }
+        {
+            Query q(m_db, "DELETE FROM audit_events WHERE received_at >= ?1 AND received_at < ?2");
+            q.integer(1, a.received_from).integer(2, a.received_to).run();
+            if (m_db.changes() != count)
+                throw Error(ErrorCode::internal, "store", "prune " + a.month + ": the deletion changed its count");
+        }
+        {
+            Query q(m_db, "UPDATE audit_archives SET pruned_at = ?2 WHERE month = ?1");
+            q.text(1, a.month).integer(2, now).run();
+        }
+        insert_event(event);
+        tx.commit();
+        return result;
+    }
+
     int wake_fd() override { return -1; }
     std::vector<std::pair<std::string, std::string>> take_wakeups() override { return {}; }
 
@@ -885,6 +986,11 @@ private:
         c.pruned_through_seq = q.integer(16);
         c.pruned_through_hash = q.text(17);
         return c;
+    }
+
+    static AuditArchive read_archive(const Query& q) {
+        return AuditArchive{q.text(0), q.integer(1), q.integer(2), q.integer(3), q.integer(4),
+                            q.text(5), q.integer(6), q.text(7),    q.integer(8)};
     }
 
     static std::vector<StoredAuditEvent> read_stored_events(Query& q) {

@@ -34,7 +34,7 @@ namespace jitgate::server::store {
 
 // The schema version this program reads and writes. `jitgate-server migrate` brings a
 // database to it; open_* refuses any other version with a message that says what to run.
-inline constexpr int k_schema_version = 5;
+inline constexpr int k_schema_version = 6;
 
 enum class Status { pending, approved, denied, expired, cancelled };
 std::string_view to_string(Status status) noexcept;
@@ -310,6 +310,41 @@ struct StoredEvent {
     Event event;
 };
 
+// --- retention (docs/server.md "Retention and archives") ---
+// The record of one month's archive export (`jitgate-server audit export`): the hosts' events
+// with received_from <= received_at < received_to (server clock, UTC calendar month), how many,
+// of how many hosts, and the SHA-256 of the archive's MANIFEST.json, which names every file's
+// SHA-256. A prune requires it and re-computes the manifest from the store before deleting.
+struct AuditArchive {
+    std::string month; // "YYYY-MM"
+    std::int64_t received_from = 0;
+    std::int64_t received_to = 0;
+    std::int64_t events = 0;
+    std::int64_t hosts = 0;
+    std::string manifest_sha256;
+    std::int64_t exported_at = 0;
+    std::string exported_by;    // who ran the export (a Unix name)
+    std::int64_t pruned_at = 0; // 0: the month's events are still stored
+};
+
+// A calendar month in UTC: its name "YYYY-MM" and its Unix-seconds bounds [from, to).
+struct Month {
+    std::string name;
+    std::int64_t from = 0;
+    std::int64_t to = 0;
+};
+// "YYYY-MM" with a year 1970..9999 and a month 01..12, exactly; nullopt otherwise. Pure.
+std::optional<Month> parse_month(std::string_view text);
+// The month holding Unix time `t` (t >= 0; earlier times give January 1970). Pure.
+Month month_of(std::int64_t t);
+// The month after `m`. Pure.
+Month next_month(const Month& m);
+
+struct PruneResult {
+    std::int64_t events = 0; // events deleted
+    std::int64_t hosts = 0;  // chains whose anchor (pruned_through_seq/hash) moved
+};
+
 // SECURITY NOTE: whether `reviewer` (a Unix name) is the person who broke the glass in the
 // stored event `line` of a review item whose user is `user_name`: the event's `user`, its
 // `login_user` (the session's login, e.g. bob under `sudo -u`) or its `requester` (who asked,
@@ -471,6 +506,36 @@ public:
                                                       std::int64_t after_id, std::size_t limit) = 0;
     // Every host's chain state with at least one event, by host name, after `after_host`.
     virtual std::vector<AuditChain> audit_chains_after(std::string_view after_host, std::size_t limit) = 0;
+
+    // --- retention (docs/server.md "Retention and archives") ---
+    // PostgreSQL: creates the monthly partitions of audit_events (by received_at, UTC) for the
+    // month of `now` and the next two, those missing; replicas are serialised by an advisory
+    // lock. Called when the store opens and by the server's housekeeping, so ingest never finds
+    // its month without a partition (if it does, the batch fails with Error(io) naming the
+    // missing partition: nothing is stored, the host retries). SQLite: nothing to do.
+    virtual void ensure_audit_partitions(std::int64_t now) = 0;
+    // The hosts' events with from <= received_at < to, after row `after_id` (start with 0), in
+    // row (arrival) order, at most `limit`: the export's and the prune check's read of a month.
+    virtual std::vector<StoredAuditEvent> audit_events_received(std::int64_t from, std::int64_t to,
+                                                                std::int64_t after_id, std::size_t limit) = 0;
+    // The smallest received_at of a stored host event; nullopt when none is stored.
+    virtual std::optional<std::int64_t> oldest_audit_received() = 0;
+    virtual std::optional<AuditArchive> audit_archive(std::string_view month) = 0;
+    // Every archive record, by month (one row per exported month: a small table).
+    virtual std::vector<AuditArchive> audit_archives() = 0;
+    // Stores `archive` unless its month is recorded already, and records `event` (the caller's
+    // "audit.exported") in the same transaction when it was stored. Returns the stored record
+    // either way: the caller compares manifest_sha256 (evidence must not change between exports).
+    virtual AuditArchive record_audit_archive(const AuditArchive& archive, const Event& event) = 0;
+    // Deletes the hosts' events of `archive`'s month (received_from <= received_at <
+    // received_to) in one transaction with: each such host's anchor set to the last deleted
+    // event in arrival order (AuditChain::pruned_through_seq/hash), the archive marked pruned at
+    // `now`, and `event` (the caller's "audit.pruned") recorded. The caller has checked the
+    // retention and that a fresh manifest equals the archive's; here the stored record must
+    // still have that manifest_sha256, not be pruned, and the month must still hold exactly
+    // archive.events events (else Error(bad_input), nothing deleted). PostgreSQL drops the
+    // month's partition (DETACH, DROP); SQLite deletes the rows.
+    virtual PruneResult prune_audit_month(const AuditArchive& archive, std::int64_t now, const Event& event) = 0;
 
     // --- web sessions and sign-ins ---
     virtual void put_session(const Session& session) = 0;

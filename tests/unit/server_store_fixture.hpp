@@ -138,6 +138,12 @@ public:
         }
     }
 
+    // PostgreSQL only: the first value of test-made SQL run in the test's schema ("" for none).
+    std::string pg_value(const std::string& sql) {
+        PgAdmin admin(m_base);
+        return admin.run("SET search_path = " + m_schema + "; " + sql);
+    }
+
     // Ends the store's PostgreSQL sessions from outside (a server restart, a failover).
     int terminate_connections() {
         PgAdmin admin(m_base);

@@ -93,6 +93,18 @@ TEST(ServerConfig, ExampleConfigParsesWithEveryKey) {
     EXPECT_EQ(c.audit.break_glass_review_within, std::chrono::hours(24));
 }
 
+// audit.retention_months: seven years unless set; a year at least (bad-retention-months.yaml).
+TEST(ServerConfig, AuditRetentionIsSevenYearsUnlessSet) {
+    const LoadResult none = parse(k_minimal, "min.yaml");
+    ASSERT_TRUE(none.problems.empty()) << all_problems(none);
+    EXPECT_EQ(none.config.audit.retention_months, 84);
+    const LoadResult ten = parse(k_minimal + "audit:\n  retention_months: 120\n", "r.yaml");
+    ASSERT_TRUE(ten.problems.empty()) << all_problems(ten);
+    EXPECT_EQ(ten.config.audit.retention_months, 120);
+    const LoadResult text = parse(k_minimal + "audit:\n  retention_months: 7y\n", "t.yaml");
+    EXPECT_FALSE(text.problems.empty());
+}
+
 TEST(ServerConfig, BreakGlassReviewersDefaultToTheAuditors) {
     const LoadResult none = parse(k_minimal, "min.yaml");
     ASSERT_TRUE(none.problems.empty()) << all_problems(none);
