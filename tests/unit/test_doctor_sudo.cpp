@@ -1,0 +1,191 @@
+// tests/unit/test_doctor_sudo.cpp — doctor's checks of jitgate.yaml, sudo.conf and sudoers on
+// crafted /etc trees: each finding appears when its door is open and not when it is closed.
+#include "tests/unit/doctor_fixture.hpp"
+
+using namespace jitgate;
+using Doctor = jitgate::test::DoctorTree;
+using Strings = std::vector<std::string>;
+
+namespace {
+
+const char* k_good_sudo_conf = "Plugin sudoers_policy sudoers.so\n"
+                               "Plugin jitgate_approval /usr/libexec/jitgate/sudo_jitgate.so break_glass_group=bg\n"
+                               "Plugin jitgate_audit /usr/libexec/jitgate/sudo_jitgate.so break_glass_group=bg\n";
+
+const char* k_config = "host:\n  name: fin-db-01\ndaemon:\n  socket: /run/j/j.sock\nbreak_glass:\n  group: oncall\n"
+                       "audit:\n  spool_dir: /var/spool/j\n";
+
+} // namespace
+
+TEST_F(Doctor, SudoConfWithBothLinesAndARootOwnedPluginIsClean) {
+    write("/etc/sudo.conf", k_good_sudo_conf);
+    write("/usr/libexec/jitgate/sudo_jitgate.so", "ELF", 0644);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{});
+    EXPECT_EQ(gate.plugin_paths, Strings{"/usr/libexec/jitgate/sudo_jitgate.so"});
+    EXPECT_EQ(gate.break_glass_group, "bg"); // no jitgate.yaml loaded: the plugin's option
+}
+
+TEST_F(Doctor, SudoConfMissingIsCritical) {
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{"sudo_conf.missing /etc/sudo.conf"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+}
+
+TEST_F(Doctor, SudoConfWithoutTheApprovalLineIsCriticalWithoutTheAuditLineAWarning) {
+    write("/usr/libexec/jitgate/sudo_jitgate.so", "ELF");
+    write("/etc/sudo.conf", "Plugin sudoers_policy sudoers.so\n"
+                            "#Plugin jitgate_approval /usr/libexec/jitgate/sudo_jitgate.so\n"
+                            "Plugin jitgate_audit /usr/libexec/jitgate/sudo_jitgate.so\n");
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    ASSERT_EQ(ids(f), Strings{"sudo_conf.approval_missing /etc/sudo.conf"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+
+    write("/etc/sudo.conf", "Plugin sudoers_policy sudoers.so\n"
+                            "Plugin jitgate_approval /usr/libexec/jitgate/sudo_jitgate.so\n");
+    f.clear();
+    doctor::check_sudo_conf(root(), gate, f);
+    ASSERT_EQ(ids(f), Strings{"sudo_conf.audit_missing /etc/sudo.conf"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::warning);
+}
+
+TEST_F(Doctor, PluginWritableByOthersItselfOrThroughItsDirectory) {
+    write("/etc/sudo.conf", k_good_sudo_conf);
+    write("/usr/libexec/jitgate/sudo_jitgate.so", "ELF", 0664);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    ASSERT_EQ(ids(f), Strings{"sudo_conf.plugin_writable /usr/libexec/jitgate/sudo_jitgate.so"});
+    EXPECT_NE(f[0].what.find("group-writable (mode 0664)"), std::string::npos) << f[0].what;
+
+    chmod("/usr/libexec/jitgate/sudo_jitgate.so", 0644);
+    chmod("/usr/libexec/jitgate", 0777);
+    f.clear();
+    doctor::check_sudo_conf(root(), gate, f);
+    ASSERT_EQ(ids(f), Strings{"sudo_conf.plugin_writable /usr/libexec/jitgate/sudo_jitgate.so"});
+    EXPECT_NE(f[0].what.find("its directory /usr/libexec/jitgate is world-writable"), std::string::npos) << f[0].what;
+}
+
+TEST_F(Doctor, SudoConfItselfWritable) {
+    write("/etc/sudo.conf", k_good_sudo_conf, 0666);
+    write("/usr/libexec/jitgate/sudo_jitgate.so", "ELF");
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{"sudo_conf.writable /etc/sudo.conf"});
+}
+
+TEST_F(Doctor, RelativePluginPathIsFoundInPluginDirAndAMissingPluginReported) {
+    write("/etc/sudo.conf", "Path plugin_dir /usr/lib/sudo\n"
+                            "Plugin jitgate_approval sudo_jitgate.so\nPlugin jitgate_audit sudo_jitgate.so\n");
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{"sudo_conf.plugin_missing /usr/lib/sudo/sudo_jitgate.so"});
+    write("/usr/lib/sudo/sudo_jitgate.so", "ELF", 0646);
+    f.clear();
+    gate = {};
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{"sudo_conf.plugin_writable /usr/lib/sudo/sudo_jitgate.so"});
+}
+
+TEST_F(Doctor, JitgateConfigLoadsAndTellsTheSocketSpoolAndBreakGlassGroup) {
+    write("/etc/jitgate/jitgate.yaml", k_config, 0640);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_jitgate_config(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{});
+    EXPECT_TRUE(gate.loaded);
+    EXPECT_EQ(gate.socket, "/run/j/j.sock");
+    EXPECT_EQ(gate.spool_dir, "/var/spool/j");
+    EXPECT_EQ(gate.break_glass_group, "oncall");
+}
+
+TEST_F(Doctor, JitgateConfigMissingInvalidOrWritable) {
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_jitgate_config(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{"config.missing /etc/jitgate/jitgate.yaml"});
+
+    write("/etc/jitgate/jitgate.yaml", "host:\n  name: x\nbogus_key: 1\n", 0664);
+    f.clear();
+    doctor::check_jitgate_config(root(), gate, f);
+    EXPECT_EQ(ids(f),
+              (Strings{"config.invalid /etc/jitgate/jitgate.yaml", "config.writable /etc/jitgate/jitgate.yaml"}));
+    EXPECT_FALSE(gate.loaded);
+    EXPECT_NE(doctor::Findings(f)[0].what.find("bogus_key"), std::string::npos) << f[0].what;
+}
+
+TEST_F(Doctor, SudoersRulesThatHandOverTheGateAreListedAndNarrowOnesAreNot) {
+    write("/etc/sudoers",
+          "Defaults env_reset\n"
+          "# a comment with ALL = ALL\n"
+          "root ALL=(ALL:ALL) ALL\n"
+          "%sudo ALL=(ALL:ALL) ALL\n"
+          "alice ALL=(root) NOPASSWD: /usr/bin/vim /etc/motd\n"
+          "bob ALL = NOPASSWD: /usr/bin/systemctl restart nginx, /usr/bin/systemctl status\n"
+          "User_Alias OPS = carol, dave\n"
+          "Cmnd_Alias GATE = /usr/bin/tee /etc/sudo.conf, /bin/cp * /usr/libexec/jitgate/ : "
+          "EDIT = /usr/bin/sudoedit /etc/jitgate/jitgate.yaml\n"
+          "OPS ALL = (ALL) GATE\n"
+          "erin ALL=(postgres) /bin/bash\n"
+          "frank ALL=(:adm) /bin/bash\n"
+          "gina ALL=(root, operator) /usr/bin/nano, \\\n"
+          "     /usr/bin/sudoedit /etc/motd\n"
+          "henry ALL = /bin/ls : db01 = NOPASSWD:SETENV: /bin/sh\n"
+          "ivan ALL = EDIT\n"
+          "@includedir /etc/sudoers.d\n",
+          0440);
+    write("/etc/sudoers.d/ops", "judy ALL=(ALL) /usr/sbin/visudo\n", 0440);
+    write("/etc/sudoers.d/skip.conf", "kim ALL=(ALL) ALL\n", 0440);
+    write("/etc/sudoers.d/old~", "lee ALL=(ALL) ALL\n", 0440);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    // A continued line is reported at its first line (gina's, 12).
+    EXPECT_EQ(ids(f), (Strings{"sudoers.all /etc/sudoers:4", "sudoers.editor /etc/sudoers.d/ops:1",
+                               "sudoers.editor /etc/sudoers:12", "sudoers.editor /etc/sudoers:5",
+                               "sudoers.gate_file /etc/sudoers:15", "sudoers.gate_file /etc/sudoers:9",
+                               "sudoers.gate_file /etc/sudoers:9", "sudoers.shell /etc/sudoers:14"}));
+    for (const auto& x : f) {
+        EXPECT_EQ(x.severity, doctor::Severity::warning) << x.check;
+        EXPECT_NE(x.why.find("Approvable, but a key to the gate"), std::string::npos);
+    }
+    const auto* all = find(f, "sudoers.all");
+    ASSERT_NE(all, nullptr);
+    EXPECT_EQ(all->what, "%sudo may run ALL commands as root, editors, shells and visudo included");
+}
+
+TEST_F(Doctor, SudoersNarrowRulesAndNopasswdAreNotFindings) {
+    write("/etc/sudoers", "root ALL=(ALL) ALL\nbob ALL=(ALL) NOPASSWD: /usr/bin/systemctl restart nginx\n", 0440);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{});
+}
+
+TEST_F(Doctor, SudoersCommandThatOthersCanReplace) {
+    write("/etc/sudoers", "bob ALL=(ALL) /usr/local/bin/backup --all\n", 0440);
+    write("/usr/local/bin/backup", "#!/bin/sh\n", 0777);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    ASSERT_EQ(ids(f), Strings{"sudoers.command_writable /etc/sudoers:1"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+}
+
+TEST_F(Doctor, SudoersWritableOrUnreadableFilesAreReported) {
+    write("/etc/sudoers", "#include sudoers.local\n@include /etc/sudoers.d/adir\n", 0440);
+    write("/etc/sudoers.local", "bob ALL=(ALL) /usr/bin/id\n", 0666);
+    mkdir("/etc/sudoers.d/adir");
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    EXPECT_EQ(ids(f), (Strings{"sudoers.unreadable /etc/sudoers.d/adir", "sudoers.writable /etc/sudoers.local"}));
+}
