@@ -37,8 +37,12 @@ void check_groups(const Root& root, const Accounts& accounts, const GateConfig& 
                         "user's own password, without jitgate.",
                     "Keep admin groups empty and give sudo rules to named people, or remove pkexec/polkit's admin "
                     "rule (doors.pkexec).");
+    const auto is_uid0 = [&](const std::string& name) {
+        const auto* u = accounts.user(name);
+        return u != nullptr && u->uid == 0; // reported as groups.uid0 (or root itself)
+    };
     for (const auto& m : members("root"))
-        if (m != "root")
+        if (!is_uid0(m))
             add(out, "groups.root_group", Severity::warning, m, m + " is in the group root",
                 "Files of the group root that are group-writable are then writable by this user.",
                 "Remove the user from the group root.");

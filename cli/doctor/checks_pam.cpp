@@ -231,6 +231,7 @@ std::optional<std::size_t> find_and_check(const Stack& stack, const std::string&
 } // namespace
 
 void check_pam(const Root& root, const GateConfig& gate, Findings& out) {
+    const std::size_t first = out.size();
     struct Service {
         const char* name;
         std::vector<const char*> programs;
@@ -279,6 +280,14 @@ void check_pam(const Root& root, const GateConfig& gate, Findings& out) {
                 "Without it the audit trail has no session.opened / session.closed events and no session length.",
                 "Add `session required pam_jitgate.so` as docs/pam.md shows.");
     }
+    // Each stack (auth, account, session) reads the same files: one finding per file is enough.
+    Findings unique;
+    for (std::size_t i = first; i < out.size(); ++i)
+        if (std::none_of(unique.begin(), unique.end(),
+                         [&](const Finding& u) { return u.check == out[i].check && u.subject == out[i].subject; }))
+            unique.push_back(std::move(out[i]));
+    out.resize(first);
+    for (auto& f : unique) out.push_back(std::move(f));
 }
 
 } // namespace jitgate::doctor

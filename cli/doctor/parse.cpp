@@ -22,6 +22,12 @@ std::vector<std::string> split(std::string_view s, char sep) {
     return out;
 }
 
+std::vector<std::string> fields(std::string_view line, char sep) {
+    auto out = split(line, sep);
+    if (!line.empty() && line.back() == sep) out.emplace_back();
+    return out;
+}
+
 std::vector<std::string> words(std::string_view s) {
     std::vector<std::string> out;
     std::size_t i = 0;

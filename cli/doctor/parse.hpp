@@ -13,6 +13,8 @@ namespace jitgate::doctor {
 // The pieces of `s` between `sep` (empty pieces kept; a last empty piece after a final `sep`
 // dropped, so "a\nb\n" is two lines).
 std::vector<std::string> split(std::string_view s, char sep);
+// The fields of a line of /etc/passwd or /etc/group: every piece, an empty last one too.
+std::vector<std::string> fields(std::string_view line, char sep);
 // Whitespace-separated words.
 std::vector<std::string> words(std::string_view s);
 std::string trim(std::string_view s);

@@ -172,7 +172,7 @@ Accounts read_accounts(const Root& root) {
     };
     const auto passwd = root.read("/etc/passwd");
     for (const auto& line : split(passwd.text, '\n')) {
-        const auto f = split(line, ':');
+        const auto f = fields(line, ':');
         if (f.size() < 7 || f[0].empty() || f[0][0] == '#') continue;
         const auto uid = number(f[2]);
         const auto gid = number(f[3]);
@@ -182,7 +182,7 @@ Accounts read_accounts(const Root& root) {
     const auto group = root.read("/etc/group");
     std::map<unsigned, std::string> by_gid;
     for (const auto& line : split(group.text, '\n')) {
-        const auto f = split(line, ':');
+        const auto f = fields(line, ':');
         if (f.size() < 4 || f[0].empty() || f[0][0] == '#') continue;
         const auto gid = number(f[2]);
         if (!gid) continue;
