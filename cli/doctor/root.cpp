@@ -145,9 +145,13 @@ std::optional<std::string> Root::writable_by_others(std::string_view host_path,
         const std::string what = first ? hp : "its directory " + hp;
         if (!S_ISLNK(st.st_mode)) {
             if (!owner_ok) return what + " is owned by uid " + std::to_string(st.st_uid);
-            // A world-writable sticky directory (/tmp) still lets anyone create names in it.
-            if ((st.st_mode & S_IWOTH) != 0) return what + " is world-writable (mode " + mode_text(st.st_mode) + ")";
-            if ((st.st_mode & S_IWGRP) != 0) return what + " is group-writable (mode " + mode_text(st.st_mode) + ")";
+            // A sticky directory above (/tmp) lets others add names but not replace the trusted
+            // entry below it, which the step before checked; the path itself gets no such pass.
+            const bool sticky_above = !first && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
+            if ((st.st_mode & S_IWOTH) != 0 && !sticky_above)
+                return what + " is world-writable (mode " + mode_text(st.st_mode) + ")";
+            if ((st.st_mode & S_IWGRP) != 0 && !sticky_above)
+                return what + " is group-writable (mode " + mode_text(st.st_mode) + ")";
         } else if (!owner_ok) {
             return what + " is a symbolic link owned by uid " + std::to_string(st.st_uid);
         }

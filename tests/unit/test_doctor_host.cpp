@@ -82,7 +82,7 @@ TEST_F(Doctor, CronFilesAndRootJobsThatOthersCanChange) {
     write("/etc/cron.daily/logrotate", "#!/bin/sh\n", 0755);
     write("/var/spool/cron/crontabs/root", "* * * * * /tmp/x/job\n", 0600);
     write("/tmp/x/job", "#!/bin/sh\n", 0755);
-    chmod("/tmp/x", 01777);
+    chmod("/tmp/x", 0777);
     doctor::Findings f;
     doctor::check_cron(root(), f);
     EXPECT_EQ(ids(f),

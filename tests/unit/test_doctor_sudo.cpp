@@ -70,6 +70,12 @@ TEST_F(Doctor, PluginWritableByOthersItselfOrThroughItsDirectory) {
     doctor::check_sudo_conf(root(), gate, f);
     ASSERT_EQ(ids(f), Strings{"sudo_conf.plugin_writable /usr/libexec/jitgate/sudo_jitgate.so"});
     EXPECT_NE(f[0].what.find("its directory /usr/libexec/jitgate is world-writable"), std::string::npos) << f[0].what;
+
+    // A sticky directory (like /tmp) above a trusted file cannot have that file replaced.
+    chmod("/usr/libexec/jitgate", 01777);
+    f.clear();
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{});
 }
 
 TEST_F(Doctor, SudoConfItselfWritable) {
