@@ -10,6 +10,10 @@
 
 namespace jitgate::doctor {
 
+namespace {
+constexpr std::size_t k_max_walk = 2'000'000;
+} // namespace
+
 void check_groups(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out) {
     (void)root;
     for (const auto& u : accounts.users)
@@ -127,31 +131,40 @@ void check_other_doors(const Root& root, Findings& out) {
         }
     }
     std::vector<std::string> found;
+    std::size_t seen = 0;
     std::function<void(const std::string&, int)> walk = [&](const std::string& dir, int depth) {
         const auto names = root.list(dir);
-        if (!names || depth > 6) return;
+        if (!names || depth > 8) return;
         for (const auto& n : *names) {
+            if (++seen > k_max_walk) return;
             const std::string p = (dir == "/" ? "" : dir) + "/" + n;
             struct stat st {};
             if (::lstat(root.real(p).c_str(), &st) != 0) continue;
             if (S_ISDIR(st.st_mode)) {
                 walk(p, depth + 1);
             } else if (S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0 &&
-                       ((st.st_mode & S_ISUID) != 0 ? st.st_uid == 0 : st.st_gid == 0)) {
+                       ((st.st_mode & S_ISUID) == 0 || st.st_uid == root.trusted_uid())) {
                 found.push_back(p);
             }
         }
     };
-    for (const char* d : {"/usr/bin", "/usr/sbin", "/usr/local", "/opt", "/usr/libexec", "/usr/lib/openssh"}) {
+    // The programs' directories, and where people and strays put files (not the whole file
+    // system: /proc, /sys and network mounts would make it slow and say nothing).
+    for (const char* d : {"/usr/bin", "/usr/sbin", "/usr/local", "/opt", "/usr/libexec", "/usr/lib/openssh", "/home",
+                          "/root", "/srv", "/tmp", "/var/tmp"}) {
         struct stat st {};
         if (::lstat(root.real(d).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) walk(d, 0);
     }
+    if (seen > k_max_walk)
+        add(out, "doors.setuid_incomplete", Severity::warning, "/",
+            "the search for setuid programs stopped after " + std::to_string(k_max_walk) + " entries",
+            "Programs after that point were not looked at.", "Look for them with `find / -xdev -perm /6000`.");
     for (const auto& p : found) {
         if (have_dpkg && is_packaged(p)) continue;
         add(out, have_dpkg ? "doors.setuid_unpackaged" : "doors.setuid_unverified",
             have_dpkg ? Severity::warning : Severity::info, p,
-            have_dpkg ? p + " is setuid/setgid root and no package installed it"
-                      : p + " is setuid/setgid root (no dpkg database: its package could not be checked)",
+            have_dpkg ? p + " is setuid root or setgid, and no package installed it"
+                      : p + " is setuid root or setgid (no dpkg database: its package could not be checked)",
             "A setuid-root program runs as root for anyone who runs it; one nobody vetted may be a shell in "
             "disguise, and jitgate never sees it.",
             "Find out who put it there; remove it or chmod u-s,g-s it.");

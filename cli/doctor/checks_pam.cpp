@@ -280,6 +280,24 @@ void check_pam(const Root& root, const GateConfig& gate, Findings& out) {
                 "Without it the audit trail has no session.opened / session.closed events and no session length.",
                 "Add `session required pam_jitgate.so` as docs/pam.md shows.");
     }
+    // Shared files that cron, sudo, systemd's user manager and others include must not hold
+    // pam_jitgate (docs/pam.md), nor sudo's own stack: the sudo plugin gates sudo.
+    for (const char* shared : {"/etc/pam.d/common-auth", "/etc/pam.d/common-account", "/etc/pam.d/common-session",
+                               "/etc/pam.d/common-session-noninteractive", "/etc/pam.d/system-auth",
+                               "/etc/pam.d/password-auth", "/etc/pam.d/sudo", "/etc/pam.d/sudo-i"}) {
+        const auto r = root.read(shared);
+        int n = 0;
+        for (const auto& l : split(r.text, '\n')) {
+            ++n;
+            if (l.substr(0, l.find('#')).find("pam_jitgate.so") == std::string::npos) continue;
+            add(out, "pam.shared_file", Severity::warning, std::string(shared) + ":" + std::to_string(n),
+                "pam_jitgate is in " + std::string(shared),
+                "Other services include this file: cron jobs, sudo (which the sudo plugin already gates: it "
+                "would ask twice) and systemd's user manager would be held for approval, and a failure there "
+                "tempts people to remove the gate altogether.",
+                "Put the jitgate lines only into /etc/pam.d/sshd, login and su (docs/pam.md).");
+        }
+    }
     // Each stack (auth, account, session) reads the same files: one finding per file is enough.
     Findings unique;
     for (std::size_t i = first; i < out.size(); ++i)

@@ -69,6 +69,7 @@ std::string strip_comment(const std::string& s) {
 }
 
 constexpr int k_max_include_depth = 32;
+constexpr std::size_t k_max_line = 16384;
 
 void read_sudoers_file(const Root& root, const std::string& path, int depth, std::vector<LogicalLine>& lines,
                        std::set<std::string>& seen, Findings& out, bool must_exist) {
@@ -124,7 +125,15 @@ void read_sudoers_file(const Root& root, const std::string& path, int depth, std
             }
             goto next;
         }
-        {
+        if (l.size() > k_max_line) {
+            // SECURITY NOTE: std::regex recurses over its input; a line this long (sudo itself
+            // would take it) is reported as not checked rather than parsed.
+            add(out, "sudoers.line_too_long", Severity::critical, path + ":" + std::to_string(start),
+                "could not check: a rule of " + std::to_string(l.size()) + " characters (doctor reads up to " +
+                    std::to_string(k_max_line) + ")",
+                "doctor fails closed: a rule it cannot read may hold a way around jitgate.",
+                "Split the rule (aliases help), or review it by hand.");
+        } else {
             const std::string body = trim(strip_comment(l));
             if (!body.empty()) lines.push_back({path, start, body});
         }

@@ -50,6 +50,7 @@ TEST_F(Doctor, DoasPkexecPolkitAndUnpackagedSetuidPrograms) {
     write("/usr/bin/passwd", "ELF", 04755);
     write("/usr/local/bin/rootsh", "ELF", 04755);
     write("/usr/bin/plain", "ELF", 0755);
+    write("/home/mallory/.cache/sh", "ELF", 04755);
     write("/var/lib/dpkg/info/passwd.list", "/usr\n/usr/bin\n/usr/bin/passwd\n");
     write("/var/lib/dpkg/info/polkitd.list", "/usr/share/polkit-1/rules.d/vendor.rules\n/bin/pkexec\n");
     write("/usr/share/polkit-1/rules.d/vendor.rules", "return polkit.Result.YES;\n");
@@ -59,6 +60,7 @@ TEST_F(Doctor, DoasPkexecPolkitAndUnpackagedSetuidPrograms) {
     doctor::check_other_doors(root(), f);
     EXPECT_EQ(ids(f), (Strings{"doors.doas /etc/doas.conf:2", "doors.pkexec /usr/bin/pkexec",
                                "doors.polkit_rule /etc/polkit-1/rules.d/50-ops.rules",
+                               "doors.setuid_unpackaged /home/mallory/.cache/sh",
                                "doors.setuid_unpackaged /usr/local/bin/rootsh"}));
 }
 

@@ -155,3 +155,11 @@ TEST_F(DoctorPam, WritableOrUnreadablePamFiles) {
     EXPECT_EQ(ids_of(f, "pam.writable"), Strings{"pam.writable /etc/pam.d/sshd"});
     EXPECT_EQ(ids_of(f, "pam.unreadable"), Strings{"pam.unreadable /etc/pam.d/broken"});
 }
+
+TEST_F(DoctorPam, JitgateInASharedFileOrInSudosStack) {
+    write("/etc/pam.d/common-session", "session required pam_unix.so\n# session required pam_jitgate.so\n"
+                                       "session optional pam_jitgate.so\n");
+    write("/etc/pam.d/sudo", "@include common-auth\nauth requisite pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.shared"),
+              (Strings{"pam.shared_file /etc/pam.d/common-session:3", "pam.shared_file /etc/pam.d/sudo:2"}));
+}

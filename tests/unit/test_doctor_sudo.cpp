@@ -195,3 +195,16 @@ TEST_F(Doctor, SudoersWritableOrUnreadableFilesAreReported) {
     doctor::check_sudoers(root(), gate, f);
     EXPECT_EQ(ids(f), (Strings{"sudoers.unreadable /etc/sudoers.d/adir", "sudoers.writable /etc/sudoers.local"}));
 }
+
+TEST_F(Doctor, AnOverlongSudoersRuleIsNotCheckedAndSaysSo) {
+    // Continued over many lines, one rule of about 40000 characters: reported, not parsed (and
+    // no crash), and the rules after it are still read.
+    std::string rule = "bob ALL=(ALL) /usr/bin/true";
+    for (int i = 0; i < 2000; ++i) rule += ", \\\n /usr/bin/echo " + std::to_string(i);
+    write("/etc/sudoers", rule + "\ncarol ALL=(ALL) /bin/sh\n", 0440);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    EXPECT_EQ(ids(f), (Strings{"sudoers.line_too_long /etc/sudoers:1", "sudoers.shell /etc/sudoers:2002"}));
+    EXPECT_EQ(find(f, "sudoers.line_too_long")->severity, doctor::Severity::critical);
+}
