@@ -189,3 +189,25 @@ TEST_F(Doctor, RunOnAWholeTreeSortsBySeverityAndReadsTheConfigUnderTheRoot) {
     const auto other = doctor::run(root(), healthy(), std::string("/etc/jitgate/other.yaml"));
     EXPECT_EQ(ids_of(other.findings, "config"), Strings{"config.missing /etc/jitgate/other.yaml"});
 }
+
+TEST_F(Doctor, DaemonBinaryWritableAndSpoolMissing) {
+    write("/usr/sbin/jitgated", "ELF", 0775);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_daemon(root(), gate, doctor::read_accounts(root()), healthy(), f);
+    EXPECT_EQ(ids(f), (Strings{"daemon.binary_writable /usr/sbin/jitgated", "spool.missing /var/lib/jitgate/spool"}));
+    chmod("/usr/sbin/jitgated", 0755);
+    mkdir("/var/lib/jitgate/spool", 0750);
+    f.clear();
+    doctor::check_daemon(root(), gate, doctor::read_accounts(root()), healthy(), f);
+    EXPECT_EQ(ids(f), Strings{});
+}
+
+TEST_F(Doctor, MembersOfTheGroupRootButNotUid0Accounts) {
+    write("/etc/passwd", "root:x:0:0::/root:/bin/sh\nops:x:1000:0::/h:/bin/sh\n");
+    write("/etc/group", "root:x:0:root,backup\n");
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_groups(root(), doctor::read_accounts(root()), gate, f);
+    EXPECT_EQ(ids(f), (Strings{"groups.root_group backup", "groups.root_group ops"}));
+}

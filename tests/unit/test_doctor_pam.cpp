@@ -163,3 +163,8 @@ TEST_F(DoctorPam, JitgateInASharedFileOrInSudosStack) {
     EXPECT_EQ(ids_of(run(), "pam.shared"),
               (Strings{"pam.shared_file /etc/pam.d/common-session:3", "pam.shared_file /etc/pam.d/sudo:2"}));
 }
+
+TEST_F(DoctorPam, AnIncludedFileThatDoesNotExist) {
+    write("/etc/pam.d/su", "@include common-nothere\nauth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.include"), Strings{"pam.include_missing /etc/pam.d/common-nothere"});
+}

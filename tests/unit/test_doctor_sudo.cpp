@@ -208,3 +208,16 @@ TEST_F(Doctor, AnOverlongSudoersRuleIsNotCheckedAndSaysSo) {
     EXPECT_EQ(ids(f), (Strings{"sudoers.line_too_long /etc/sudoers:1", "sudoers.shell /etc/sudoers:2002"}));
     EXPECT_EQ(find(f, "sudoers.line_too_long")->severity, doctor::Severity::critical);
 }
+
+TEST_F(Doctor, SudoersRunasAliasesDigestsAndOptionsAreSeenThrough) {
+    write("/etc/sudoers",
+          "Runas_Alias ADMINS = root, #0\nRunas_Alias DB = postgres\n"
+          "bob ALL=(ADMINS) CWD=/tmp sha256:0123abcd /usr/bin/vi\n"
+          "carol ALL=(DB) /usr/bin/vi\n"
+          "dave ALL=(ALL) NOPASSWD: !/usr/bin/vi, /usr/bin/id\n",
+          0440);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{"sudoers.editor /etc/sudoers:3"});
+}
