@@ -68,6 +68,25 @@ std::string strip_comment(const std::string& s) {
     return s;
 }
 
+struct Include {
+    std::string target; // absolute
+    bool is_dir = false;
+};
+
+// `@include FILE`, `#include FILE`, `@includedir DIR`, `#includedir DIR` (a relative name is
+// relative to the including file's directory); nullopt for any other line.
+std::optional<Include> include_of(const std::string& t, const std::string& path) {
+    for (const std::string k : {"@includedir", "#includedir", "@include", "#include"}) {
+        if (!t.starts_with(k + " ") && !t.starts_with(k + "\t")) continue;
+        std::string target = trim(t.substr(k.size()));
+        if (target.size() >= 2 && target.front() == '"' && target.back() == '"')
+            target = target.substr(1, target.size() - 2);
+        if (!target.empty() && target[0] != '/') target = dir_name(path) + "/" + target;
+        return Include{target, k.ends_with("dir")};
+    }
+    return std::nullopt;
+}
+
 constexpr int k_max_include_depth = 32;
 constexpr std::size_t k_max_line = 16384;
 
@@ -100,30 +119,21 @@ void read_sudoers_file(const Root& root, const std::string& path, int depth, std
         }
         l = pending + l;
         pending.clear();
-        const std::string t = trim(l);
-        // Includes: @include / #include FILE, @includedir / #includedir DIR.
-        for (const char* kw : {"@includedir", "#includedir", "@include", "#include"}) {
-            const std::string k = kw;
-            if (!t.starts_with(k + " ") && !t.starts_with(k + "\t")) continue;
-            std::string target = trim(t.substr(k.size()));
-            if (target.size() >= 2 && target.front() == '"' && target.back() == '"')
-                target = target.substr(1, target.size() - 2);
-            if (!target.empty() && target[0] != '/') target = dir_name(path) + "/" + target;
-            if (k.ends_with("dir")) {
-                bool missing = false;
-                const auto names = root.list(target, &missing);
+        if (const auto inc = include_of(trim(l), path)) {
+            if (inc->is_dir) {
+                const auto names = root.list(inc->target);
                 if (!names) {
-                    add_unreadable(out, "sudoers", target, "cannot list the directory");
+                    add_unreadable(out, "sudoers", inc->target, "cannot list the directory");
                 } else {
                     // sudo skips names that end in '~' or contain a '.'.
                     for (const auto& name : *names)
                         if (!name.ends_with('~') && name.find('.') == std::string::npos)
-                            read_sudoers_file(root, target + "/" + name, depth + 1, lines, seen, out, false);
+                            read_sudoers_file(root, inc->target + "/" + name, depth + 1, lines, seen, out, false);
                 }
             } else {
-                read_sudoers_file(root, target, depth + 1, lines, seen, out, false);
+                read_sudoers_file(root, inc->target, depth + 1, lines, seen, out, false);
             }
-            goto next;
+            continue;
         }
         if (l.size() > k_max_line) {
             // SECURITY NOTE: std::regex recurses over its input; a line this long (sudo itself
@@ -137,7 +147,6 @@ void read_sudoers_file(const Root& root, const std::string& path, int depth, std
             const std::string body = trim(strip_comment(l));
             if (!body.empty()) lines.push_back({path, start, body});
         }
-    next:;
     }
 }
 
@@ -259,16 +268,12 @@ void check_sudo_conf(const Root& root, GateConfig& gate, Findings& out) {
     }
     std::string plugin_dir;
     std::optional<std::string> approval, audit;
-    int approval_line = 0;
-    int n = 0;
     for (const auto& raw : split(r.text, '\n')) {
-        ++n;
         const auto w = words(raw.substr(0, raw.find('#')));
         if (w.size() >= 3 && w[0] == "Path" && w[1] == "plugin_dir") plugin_dir = w[2];
         if (w.size() < 3 || w[0] != "Plugin") continue;
         if (w[1] == "jitgate_approval" && !approval) {
             approval = w[2];
-            approval_line = n;
         } else if (w[1] == "jitgate_audit" && !audit) {
             audit = w[2];
         } else {
@@ -278,7 +283,6 @@ void check_sudo_conf(const Root& root, GateConfig& gate, Findings& out) {
             if (w[i].starts_with("break_glass_group=") && gate.break_glass_group.empty() && !gate.loaded)
                 gate.break_glass_group = w[i].substr(18);
     }
-    (void)approval_line;
     const char* why_missing =
         "sudo loads only the plugins sudo.conf names: without the jitgate_approval line every sudo command runs "
         "on the sudoers policy alone, with no approval and no jitgate audit.";
