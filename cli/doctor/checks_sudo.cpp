@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 #include "cli/doctor/doctor.hpp"
 #include "cli/doctor/parse.hpp"
@@ -88,7 +87,7 @@ std::optional<Include> include_of(const std::string& t, const std::string& path)
 }
 
 constexpr int k_max_include_depth = 32;
-constexpr std::size_t k_max_line = 16384;
+constexpr std::size_t k_max_line = 65536;
 
 void read_sudoers_file(const Root& root, const std::string& path, int depth, std::vector<LogicalLine>& lines,
                        std::set<std::string>& seen, Findings& out, bool must_exist) {
@@ -136,8 +135,8 @@ void read_sudoers_file(const Root& root, const std::string& path, int depth, std
             continue;
         }
         if (l.size() > k_max_line) {
-            // SECURITY NOTE: std::regex recurses over its input; a line this long (sudo itself
-            // would take it) is reported as not checked rather than parsed.
+            // SECURITY NOTE: a bound on the work per rule; a rule this long (sudo itself would
+            // take it) is reported as not checked rather than parsed.
             add(out, "sudoers.line_too_long", Severity::critical, path + ":" + std::to_string(start),
                 "could not check: a rule of " + std::to_string(l.size()) + " characters (doctor reads up to " +
                     std::to_string(k_max_line) + ")",
@@ -150,19 +149,94 @@ void read_sudoers_file(const Root& root, const std::string& path, int depth, std
     }
 }
 
+bool blank(char c) {
+    return std::isspace(static_cast<unsigned char>(c)) != 0;
+}
+
+// Whether a "NAME =" or "HOST[, HOST]... =" starts at s[i] (after blanks): the start of a new
+// section after a ':' separator. Hand-written rather than std::regex, which recurses over its
+// input and overflows the stack on a long hostile line.
+bool section_start(const std::string& s, std::size_t i) {
+    const auto is_name = [](char c) { return !blank(c) && c != '=' && c != ':' && c != '(' && c != ')' && c != ','; };
+    while (i < s.size() && blank(s[i])) ++i;
+    for (;;) {
+        const std::size_t from = i;
+        while (i < s.size() && is_name(s[i])) ++i;
+        if (i == from) return false;
+        while (i < s.size() && blank(s[i])) ++i;
+        if (i < s.size() && s[i] == '=') return true;
+        if (i >= s.size() || s[i] != ',') return false;
+        ++i;
+        while (i < s.size() && blank(s[i])) ++i;
+    }
+}
+
 // Splits at ':' separators that start a new "NAME =" (alias definitions) or "HOSTS =" (more
-// command lists of a user spec). A tag's colon (NOPASSWD:) has no blank before it.
+// command lists of a user spec). A tag's colon (NOPASSWD:) has no blank before it. Linear in
+// practice: a ':' is looked at once, and the look-ahead stops at the first character that is
+// not part of a name list.
 std::vector<std::string> split_sections(const std::string& s) {
-    static const std::regex sep(R"(\s:\s*[^\s=:(),]+(\s*,\s*[^\s=:(),]+)*\s*=)");
     std::vector<std::string> out;
     std::size_t from = 0;
-    auto it = std::sregex_iterator(s.begin(), s.end(), sep);
-    for (; it != std::sregex_iterator(); ++it) {
-        const auto pos = static_cast<std::size_t>(it->position(0));
-        out.push_back(s.substr(from, pos - from));
-        from = s.find(':', pos) + 1;
+    for (std::size_t i = 1; i < s.size(); ++i) {
+        if (s[i] != ':' || !blank(s[i - 1]) || !section_start(s, i + 1)) continue;
+        out.push_back(s.substr(from, i - from));
+        from = i + 1;
     }
     out.push_back(s.substr(from));
+    return out;
+}
+
+// A command item without its options (CWD=..., ROLE=...), tags (NOPASSWD: ...) and digest
+// (sha256:...). NOPASSWD does not matter to jitgate, whose approval plugin runs for every
+// command anyway.
+std::string strip_prefixes(std::string item) {
+    static const std::vector<std::string> options{
+        "ROLE=", "TYPE=", "CWD=", "CHROOT=", "TIMEOUT=", "NOTBEFORE=", "NOTAFTER=", "APPARMOR_PROFILE="};
+    for (;;) {
+        item = trim(item);
+        const auto word_end = [&] {
+            std::size_t e = 0;
+            while (e < item.size() && !blank(item[e])) ++e;
+            return e;
+        };
+        bool stripped = false;
+        for (const auto& o : options)
+            if (item.starts_with(o)) {
+                item = item.substr(word_end());
+                stripped = true;
+                break;
+            }
+        if (!stripped && item.starts_with("sha") && item.size() > 7 && item[6] == ':' &&
+            (item.starts_with("sha224") || item.starts_with("sha256") || item.starts_with("sha384") ||
+             item.starts_with("sha512"))) {
+            item = item.substr(word_end());
+            stripped = true;
+        }
+        if (!stripped) {
+            std::size_t e = 0;
+            while (e < item.size() && (std::isupper(static_cast<unsigned char>(item[e])) != 0 || item[e] == '_')) ++e;
+            if (e > 0 && e < item.size() && item[e] == ':') {
+                item = item.substr(e + 1);
+                stripped = true;
+            }
+        }
+        if (!stripped) return item;
+    }
+}
+
+// "alice , bob ALL" -> "alice,bob ALL": the blanks around commas of a list go.
+std::string join_commas(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == ',') {
+            while (!out.empty() && blank(out.back())) out.pop_back();
+            out += ',';
+            while (i + 1 < s.size() && blank(s[i + 1])) ++i;
+        } else {
+            out += s[i];
+        }
+    }
     return out;
 }
 
@@ -351,7 +425,6 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
                 "sudoers policy is part of the gate.",
                 "chown root:root and chmod 0440 the file (and 0755 root-owned directories above it).");
     Sudoers s;
-    static const std::regex alias_def(R"(^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.*)$)");
     const auto gates = gate_paths(gate);
     for (const auto& ll : lines) {
         const auto w = words(ll.text);
@@ -363,8 +436,13 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
             auto& table = first == "User_Alias" ? s.user_alias : first == "Runas_Alias" ? s.runas_alias : s.cmnd_alias;
             if (first == "Host_Alias") continue;
             for (const auto& def : split_sections(ll.text.substr(first.size()))) {
-                std::smatch m;
-                if (std::regex_match(def, m, alias_def)) table[m[1].str()] = split_list(m[2].str());
+                const auto eq = def.find('=');
+                if (eq == std::string::npos) continue;
+                const std::string name = trim(def.substr(0, eq));
+                if (name.empty() || std::isupper(static_cast<unsigned char>(name[0])) == 0 ||
+                    name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != std::string::npos)
+                    continue;
+                table[name] = split_list(def.substr(eq + 1));
             }
             continue;
         }
@@ -373,8 +451,7 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
         if (eq == std::string::npos) continue;
         std::string left = ll.text.substr(0, eq);
         // "alice, bob ALL" -> users "alice,bob", hosts "ALL".
-        static const std::regex comma_space(R"(\s*,\s*)");
-        left = std::regex_replace(left, comma_space, ",");
+        left = join_commas(left);
         const auto lw = words(left);
         if (lw.size() < 2) continue;
         std::vector<std::string> users;
@@ -405,11 +482,7 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
                         if (!r.empty()) expand(s.runas_alias, r, 0, runas);
                     item = trim(item.substr(close + 1));
                 }
-                // Options (CWD=..., ROLE=...) and tags (NOPASSWD: ...): NOPASSWD does not matter to
-                // jitgate, whose approval plugin runs for every command anyway.
-                static const std::regex prefix(
-                    R"(^((ROLE|TYPE|CWD|CHROOT|TIMEOUT|NOTBEFORE|NOTAFTER|APPARMOR_PROFILE)=\S+\s+|[A-Z_]+:\s*|sha(224|256|384|512):\S+\s+)+)");
-                item = std::regex_replace(item, prefix, "");
+                item = strip_prefixes(item);
                 if (item.empty() || item.starts_with("!") || !runas_can_be_root(runas)) continue;
                 std::vector<std::string> cmds;
                 expand(s.cmnd_alias, item, 0, cmds);

@@ -1,5 +1,7 @@
 // tests/unit/test_doctor_sudo.cpp — doctor's checks of jitgate.yaml, sudo.conf and sudoers on
 // crafted /etc trees: each finding appears when its door is open and not when it is closed.
+#include <pthread.h>
+
 #include "tests/unit/doctor_fixture.hpp"
 
 using namespace jitgate;
@@ -197,16 +199,49 @@ TEST_F(Doctor, SudoersWritableOrUnreadableFilesAreReported) {
 }
 
 TEST_F(Doctor, AnOverlongSudoersRuleIsNotCheckedAndSaysSo) {
-    // Continued over many lines, one rule of about 40000 characters: reported, not parsed (and
+    // Continued over many lines, one rule of about 100000 characters: reported, not parsed (and
     // no crash), and the rules after it are still read.
     std::string rule = "bob ALL=(ALL) /usr/bin/true";
-    for (int i = 0; i < 2000; ++i) rule += ", \\\n /usr/bin/echo " + std::to_string(i);
+    for (int i = 0; i < 5000; ++i) rule += ", \\\n /usr/bin/echo " + std::to_string(i);
     write("/etc/sudoers", rule + "\ncarol ALL=(ALL) /bin/sh\n", 0440);
     doctor::GateConfig gate;
     doctor::Findings f;
     doctor::check_sudoers(root(), gate, f);
-    EXPECT_EQ(ids(f), (Strings{"sudoers.line_too_long /etc/sudoers:1", "sudoers.shell /etc/sudoers:2002"}));
+    EXPECT_EQ(ids(f), (Strings{"sudoers.line_too_long /etc/sudoers:1", "sudoers.shell /etc/sudoers:5002"}));
     EXPECT_EQ(find(f, "sudoers.line_too_long")->severity, doctor::Severity::critical);
+}
+
+// Regression: the first parser used std::regex, which recurses over its input; a hostile rule
+// of 16000 characters (a long host list after " : ", or 1600 tags) overflowed a 2 MiB stack.
+// The parser now runs in a thread with a 512 KiB stack over rules just under the limit.
+TEST_F(Doctor, HostileSudoersRulesParseInABoundedStack) {
+    std::string hosts = "bob ALL = /bin/x : h";
+    while (hosts.size() < 64000) hosts += ", h";
+    std::string tags = "alice ALL = (root) ";
+    while (tags.size() < 64000) tags += "NOPASSWD: ";
+    std::string aliases = "Cmnd_Alias A0 = /bin/x";
+    for (int i = 1; aliases.size() < 64000; ++i) aliases += " : A" + std::to_string(i) + " = /bin/x";
+    write("/etc/sudoers", hosts + "\n" + tags + "/bin/sh\n" + aliases + "\ncarol ALL = A7, /usr/bin/vim\n", 0440);
+    struct Job {
+        doctor::Root root;
+        doctor::Findings findings;
+    } job{root(), {}};
+    pthread_attr_t attr;
+    ASSERT_EQ(pthread_attr_init(&attr), 0);
+    ASSERT_EQ(pthread_attr_setstacksize(&attr, 512 * 1024), 0);
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(
+                  &thread, &attr,
+                  [](void* p) -> void* {
+                      auto* j = static_cast<Job*>(p);
+                      doctor::check_sudoers(j->root, doctor::GateConfig{}, j->findings);
+                      return nullptr;
+                  },
+                  &job),
+              0);
+    ASSERT_EQ(pthread_join(thread, nullptr), 0);
+    pthread_attr_destroy(&attr);
+    EXPECT_EQ(ids(job.findings), (Strings{"sudoers.editor /etc/sudoers:4", "sudoers.shell /etc/sudoers:2"}));
 }
 
 TEST_F(Doctor, SudoersRunasAliasesDigestsAndOptionsAreSeenThrough) {
