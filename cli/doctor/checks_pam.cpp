@@ -230,7 +230,7 @@ std::optional<std::size_t> find_and_check(const Stack& stack, const std::string&
 
 } // namespace
 
-void check_pam(const Root& root, const GateConfig& gate, Findings& out) {
+void check_pam(const Root& root, GateConfig& gate, Findings& out) {
     const std::size_t first = out.size();
     struct Service {
         const char* name;
@@ -305,7 +305,11 @@ void check_pam(const Root& root, const GateConfig& gate, Findings& out) {
                          [&](const Finding& u) { return u.check == out[i].check && u.subject == out[i].subject; }))
             unique.push_back(std::move(out[i]));
     out.resize(first);
-    for (auto& f : unique) out.push_back(std::move(f));
+    for (auto& f : unique) {
+        // Only sshd's account stack is checked for it: the sshd check needs to know.
+        if (f.check == "pam.break_glass_skip") gate.sshd_account_skips_break_glass = true;
+        out.push_back(std::move(f));
+    }
 }
 
 } // namespace jitgate::doctor

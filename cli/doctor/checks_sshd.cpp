@@ -75,7 +75,7 @@ std::string where(const Entry& e) {
 
 } // namespace
 
-void check_sshd(const Root& root, const Accounts& accounts, Findings& out) {
+void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out) {
     const std::string main = "/etc/ssh/sshd_config";
     if (!root.exists("/usr/sbin/sshd") && !root.exists(main)) return; // no SSH server here
     std::vector<Entry> entries;
@@ -120,6 +120,40 @@ void check_sshd(const Root& root, const Accounts& accounts, Findings& out) {
             "Keys from a command are not on this host: whoever controls the command's source can add a key for any "
             "account, root included.",
             "Make sure the command's source is as controlled as the host; review it.");
+
+    // Break-glass members skip the PAM account hook (docs/pam.md); the auth hook is then all
+    // that gates them, and sshd runs it only through keyboard-interactive. A login that may
+    // finish with a key alone, globally or in any Match block, passes them without a word.
+    if (gate.sshd_account_skips_break_glass) {
+        const auto key_only = [](const std::string& methods) {
+            if (lower(trim(methods)) == "any") return true;
+            for (const auto& alternative : words(methods)) {
+                bool kbd = false;
+                for (const auto& m : split(alternative, ','))
+                    if (lower(m).starts_with("keyboard-interactive")) kbd = true;
+                if (!kbd) return true;
+            }
+            return false;
+        };
+        const auto am = global(entries, "authenticationmethods");
+        std::vector<Entry> open;
+        if (!am)
+            open.push_back({"authenticationmethods", "any", main, 0, ""});
+        else if (key_only(am->value))
+            open.push_back(*am);
+        for (const auto& e : entries)
+            if (!e.match.empty() && e.keyword == "authenticationmethods" && key_only(e.value)) open.push_back(e);
+        for (const auto& e : open)
+            add(out, "sshd.break_glass_key_only", Severity::critical, e.line > 0 ? where(e) : main,
+                (e.line > 0 ? "AuthenticationMethods " + e.value
+                            : std::string("AuthenticationMethods is not set (any)")) +
+                    (e.match.empty() ? "" : " for `Match " + e.match + "`") + ", and members of " +
+                    gate.break_glass_group + " skip pam_jitgate in sshd's account stack",
+                "A login with a key alone never runs PAM's auth stack, and the account hook lets break-glass "
+                "members through: they log in with no approval and no break-glass reason, unrecorded by jitgate.",
+                "Require `AuthenticationMethods publickey,keyboard-interactive` (docs/pam.md), and give no Match "
+                "block that covers a break-glass member a key-only method.");
+    }
 
     // root's own keys, where AuthorizedKeysFile says they are.
     const auto* root_user = accounts.user("root");

@@ -114,8 +114,9 @@ struct GateConfig {
     std::string spool_dir = "/var/lib/jitgate/spool";
     std::string daemon_binary = "/usr/sbin/jitgated";
     std::string daemon_user = "jitgate";
-    std::string break_glass_group;         // "" when off
-    std::vector<std::string> plugin_paths; // sudo_jitgate.so as sudo.conf names it (host paths)
+    std::string break_glass_group;               // "" when off
+    std::vector<std::string> plugin_paths;       // sudo_jitgate.so as sudo.conf names it (host paths)
+    bool sshd_account_skips_break_glass = false; // set by check_pam: the documented skip is there
     bool loaded = false;
 };
 
@@ -125,8 +126,8 @@ using Findings = std::vector<Finding>;
 void check_jitgate_config(const Root& root, GateConfig& gate, Findings& out);                         // config.*
 void check_sudo_conf(const Root& root, GateConfig& gate, Findings& out);                              // sudo_conf.*
 void check_sudoers(const Root& root, const GateConfig& gate, Findings& out);                          // sudoers.*
-void check_pam(const Root& root, const GateConfig& gate, Findings& out);                              // pam.*
-void check_sshd(const Root& root, const Accounts& accounts, Findings& out);                           // sshd.*
+void check_pam(const Root& root, GateConfig& gate, Findings& out);                                    // pam.*
+void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out);   // sshd.*
 void check_groups(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out); // groups.*
 void check_other_doors(const Root& root, Findings& out);                                              // doors.*
 void check_cron(const Root& root, Findings& out);                                                     // cron.*

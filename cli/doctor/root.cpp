@@ -256,7 +256,7 @@ Report run(const Root& root, const Facts& facts, const std::optional<std::string
     check_sudo_conf(root, gate, r.findings);
     check_sudoers(root, gate, r.findings);
     check_pam(root, gate, r.findings);
-    check_sshd(root, accounts, r.findings);
+    check_sshd(root, accounts, gate, r.findings);
     check_groups(root, accounts, gate, r.findings);
     check_other_doors(root, r.findings);
     check_cron(root, r.findings);

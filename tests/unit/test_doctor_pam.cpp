@@ -64,6 +64,7 @@ TEST_F(DoctorPam, TheDocumentedStacksHaveOnlyTheDocumentedExceptions) {
     const auto f = run();
     EXPECT_EQ(ids(f), (Strings{"pam.break_glass_skip /etc/pam.d/sshd:6", "pam.root_console_skip /etc/pam.d/login:2"}));
     for (const auto& x : f) EXPECT_EQ(x.severity, doctor::Severity::info);
+    EXPECT_TRUE(gate.sshd_account_skips_break_glass); // for the sshd check
 }
 
 TEST_F(DoctorPam, MissingInAuthOrAccountIsCriticalMissingInSessionAWarning) {
@@ -73,6 +74,7 @@ TEST_F(DoctorPam, MissingInAuthOrAccountIsCriticalMissingInSessionAWarning) {
               (Strings{"pam.missing /etc/pam.d/sshd (account)", "pam.missing /etc/pam.d/sshd (auth)",
                        "pam.root_console_skip /etc/pam.d/login:2", "pam.session_missing /etc/pam.d/sshd (session)"}));
     EXPECT_EQ(find(f, "pam.missing")->severity, doctor::Severity::critical);
+    EXPECT_FALSE(gate.sshd_account_skips_break_glass);
     EXPECT_EQ(find(f, "pam.session_missing")->severity, doctor::Severity::warning);
 }
 

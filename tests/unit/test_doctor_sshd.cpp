@@ -8,9 +8,9 @@ using Strings = std::vector<std::string>;
 
 namespace {
 
-doctor::Findings sshd(const doctor::Root& root) {
+doctor::Findings sshd(const doctor::Root& root, const doctor::GateConfig& gate = {}) {
     doctor::Findings f;
-    doctor::check_sshd(root, doctor::read_accounts(root), f);
+    doctor::check_sshd(root, doctor::read_accounts(root), gate, f);
     return f;
 }
 
@@ -73,4 +73,27 @@ TEST_F(Doctor, SshdConfigWritableOrUnreadable) {
     write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nInclude /etc/ssh/extra\n", 0664);
     mkdir("/etc/ssh/extra");
     EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.unreadable /etc/ssh/extra", "sshd.writable /etc/ssh/sshd_config"}));
+}
+
+TEST_F(Doctor, KeyOnlyLoginsWhileBreakGlassMembersSkipTheAccountHook) {
+    doctor::GateConfig gate;
+    gate.break_glass_group = "oncall";
+    gate.sshd_account_skips_break_glass = true;
+    // As docs/pam.md: the key and then keyboard-interactive, for everyone.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n"
+                                  "AuthenticationMethods publickey,keyboard-interactive:pam\n");
+    EXPECT_EQ(ids(sshd(root(), gate)), Strings{});
+    // sshd's default (any), a key-only alternative, and a key-only Match block.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n");
+    EXPECT_EQ(ids(sshd(root(), gate)), Strings{"sshd.break_glass_key_only /etc/ssh/sshd_config"});
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n"
+                                  "AuthenticationMethods publickey,keyboard-interactive publickey,password\n"
+                                  "Match User svc-reports\n  AuthenticationMethods publickey\n");
+    const auto f = sshd(root(), gate);
+    EXPECT_EQ(ids(f), (Strings{"sshd.break_glass_key_only /etc/ssh/sshd_config:3",
+                               "sshd.break_glass_key_only /etc/ssh/sshd_config:5"}));
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+    // Without the skip in the PAM stack, the account hook gates key-only logins: no finding.
+    gate.sshd_account_skips_break_glass = false;
+    EXPECT_EQ(ids(sshd(root(), gate)), Strings{});
 }
