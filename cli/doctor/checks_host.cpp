@@ -117,6 +117,37 @@ void check_other_doors(const Root& root, Findings& out) {
                     "Review the rule; allow only what is needed, for whom it is needed.");
         }
     }
+    // The older polkit's .pkla files: [section] ... ResultActive=yes grants without asking.
+    for (const char* base : {"/etc/polkit-1/localauthority", "/var/lib/polkit-1/localauthority"}) {
+        const auto dirs = root.list(base);
+        if (!dirs) {
+            add_unreadable(out, "doors", base, "cannot list the directory");
+            continue;
+        }
+        for (const auto& d : *dirs) {
+            const std::string dir = std::string(base) + "/" + d;
+            const auto names = root.is_dir(dir) ? root.list(dir) : std::optional<std::vector<std::string>>{};
+            if (!names) continue;
+            for (const auto& n : *names) {
+                if (!n.ends_with(".pkla")) continue;
+                const std::string f = dir + "/" + n;
+                const auto r = root.read(f);
+                if (r.status == Root::Status::error) add_unreadable(out, "doors", f, r.error);
+                int line = 0;
+                for (const auto& l : split(r.text, '\n')) {
+                    ++line;
+                    const std::string t = lower(trim(l));
+                    if ((t.starts_with("resultany") || t.starts_with("resultactive") ||
+                         t.starts_with("resultinactive")) &&
+                        t.ends_with("=yes"))
+                        add(out, "doors.polkit_rule", Severity::warning, f + ":" + std::to_string(line), trim(l),
+                            "A polkit action allowed without authentication can run privileged operations (units, "
+                            "packages, mounts) outside sudo and jitgate.",
+                            "Review the rule; allow only what is needed, for whom it is needed.");
+                }
+            }
+        }
+    }
     for (const char* f : {"/etc/doas.conf", "/usr/local/etc/doas.conf"}) {
         const auto r = root.read(f);
         if (r.status == Root::Status::error) add_unreadable(out, "doors", f, r.error);

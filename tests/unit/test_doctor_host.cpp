@@ -56,9 +56,13 @@ TEST_F(Doctor, DoasPkexecPolkitAndUnpackagedSetuidPrograms) {
     write("/usr/share/polkit-1/rules.d/vendor.rules", "return polkit.Result.YES;\n");
     write("/etc/polkit-1/rules.d/50-ops.rules", "if (subject.isInGroup('ops')) return polkit.Result.YES;\n");
     write("/etc/polkit-1/rules.d/60-ask.rules", "return polkit.Result.AUTH_ADMIN;\n");
+    write("/etc/polkit-1/localauthority/50-local.d/ops.pkla",
+          "[ops]\nIdentity=unix-group:ops\nAction=*\nResultAny=no\nResultActive=yes\n");
+    write("/etc/polkit-1/localauthority/50-local.d/ask.pkla", "[ask]\nResultActive=auth_admin\n");
     doctor::Findings f;
     doctor::check_other_doors(root(), f);
     EXPECT_EQ(ids(f), (Strings{"doors.doas /etc/doas.conf:2", "doors.pkexec /usr/bin/pkexec",
+                               "doors.polkit_rule /etc/polkit-1/localauthority/50-local.d/ops.pkla:5",
                                "doors.polkit_rule /etc/polkit-1/rules.d/50-ops.rules",
                                "doors.setuid_unpackaged /home/mallory/.cache/sh",
                                "doors.setuid_unpackaged /usr/local/bin/rootsh"}));
