@@ -129,8 +129,9 @@ void check_other_doors(const Root& root, Findings& out) {
             const auto names = root.is_dir(dir) ? root.list(dir) : std::optional<std::vector<std::string>>{};
             if (!names) continue;
             for (const auto& n : *names) {
-                if (!n.ends_with(".pkla")) continue;
                 const std::string f = dir + "/" + n;
+                // As for the rules: the packages' own files outside /etc are the distribution's.
+                if (!n.ends_with(".pkla") || (!f.starts_with("/etc/") && is_packaged(f))) continue;
                 const auto r = root.read(f);
                 if (r.status == Root::Status::error) add_unreadable(out, "doors", f, r.error);
                 int line = 0;

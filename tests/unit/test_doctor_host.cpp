@@ -59,6 +59,8 @@ TEST_F(Doctor, DoasPkexecPolkitAndUnpackagedSetuidPrograms) {
     write("/etc/polkit-1/localauthority/50-local.d/ops.pkla",
           "[ops]\nIdentity=unix-group:ops\nAction=*\nResultAny=no\nResultActive=yes\n");
     write("/etc/polkit-1/localauthority/50-local.d/ask.pkla", "[ask]\nResultActive=auth_admin\n");
+    write("/var/lib/polkit-1/localauthority/10-vendor.d/pk.pkla", "[pk]\nResultActive=yes\n");
+    write("/var/lib/dpkg/info/packagekit.list", "/var/lib/polkit-1/localauthority/10-vendor.d/pk.pkla\n");
     doctor::Findings f;
     doctor::check_other_doors(root(), f);
     EXPECT_EQ(ids(f), (Strings{"doors.doas /etc/doas.conf:2", "doors.pkexec /usr/bin/pkexec",
