@@ -61,9 +61,13 @@ public:
     // The names in a directory, sorted; nullopt if it cannot be listed (missing: empty list
     // with *missing set).
     std::optional<std::vector<std::string>> list(std::string_view host_path, bool* missing = nullptr) const;
+    // The host path with every symbolic link followed (an absolute target is read under the
+    // root too); nullopt for a loop. A missing component ends the resolving there.
+    std::optional<std::string> resolve(std::string_view host_path) const;
     // Why someone other than the trusted owner (or `also_trusted_uid`) can change the file or
     // directory at `host_path`: it, or a directory above it (up to the root), is not owned by
-    // them or is group- or world-writable. nullopt if nobody else can; a missing path is nullopt.
+    // them or is group- or world-writable; the same for where a symbolic link on the way leads.
+    // nullopt if nobody else can; a missing path is nullopt.
     std::optional<std::string> writable_by_others(std::string_view host_path,
                                                   std::optional<unsigned> also_trusted_uid = std::nullopt) const;
 

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -121,41 +122,85 @@ std::optional<std::vector<std::string>> Root::list(std::string_view host_path, b
     return names;
 }
 
-std::optional<std::string> Root::writable_by_others(std::string_view host_path,
-                                                    std::optional<unsigned> also_trusted_uid) const {
-    // The path itself, then each directory above it up to the root: whoever can replace a
-    // directory above a file can replace the file.
-    std::string p(host_path);
-    std::vector<std::string> chain;
-    while (!p.empty() && p != "/") {
-        chain.push_back(p);
-        const auto slash = p.rfind('/');
-        p = slash == 0 ? "/" : p.substr(0, slash);
-    }
-    if (is_system_root()) chain.push_back("/");
-    bool first = true;
-    for (const auto& hp : chain) {
-        struct stat st {};
-        if (::lstat(real(hp).c_str(), &st) != 0) {
-            if (first && errno == ENOENT) return std::nullopt;
-            first = false;
+std::optional<std::string> Root::resolve(std::string_view host_path) const {
+    std::deque<std::string> parts;
+    for (const auto& c : split(host_path, '/'))
+        if (!c.empty()) parts.push_back(c);
+    std::string cur; // "" is "/"
+    int links = 0;
+    while (!parts.empty()) {
+        const std::string c = parts.front();
+        parts.pop_front();
+        if (c == ".") continue;
+        if (c == "..") {
+            cur = cur.empty() ? "" : dir_name(cur);
+            if (cur == "/") cur.clear();
             continue;
         }
-        const bool owner_ok = st.st_uid == m_trusted_uid || (also_trusted_uid && st.st_uid == *also_trusted_uid);
-        const std::string what = first ? hp : "its directory " + hp;
-        if (!S_ISLNK(st.st_mode)) {
-            if (!owner_ok) return what + " is owned by uid " + std::to_string(st.st_uid);
-            // A sticky directory above (/tmp) lets others add names but not replace the trusted
-            // entry below it, which the step before checked; the path itself gets no such pass.
-            const bool sticky_above = !first && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
-            if ((st.st_mode & S_IWOTH) != 0 && !sticky_above)
-                return what + " is world-writable (mode " + mode_text(st.st_mode) + ")";
-            if ((st.st_mode & S_IWGRP) != 0 && !sticky_above)
-                return what + " is group-writable (mode " + mode_text(st.st_mode) + ")";
-        } else if (!owner_ok) {
-            return what + " is a symbolic link owned by uid " + std::to_string(st.st_uid);
+        const std::string next = cur + "/" + c;
+        struct stat st {};
+        if (::lstat(real(next).c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
+            cur = next;
+            continue;
         }
-        first = false;
+        if (++links > 40) return std::nullopt;
+        std::string target(4096, '\0');
+        const auto n = ::readlink(real(next).c_str(), target.data(), target.size());
+        if (n <= 0 || static_cast<std::size_t>(n) >= target.size()) return std::nullopt;
+        target.resize(static_cast<std::size_t>(n));
+        // An absolute target is read under this root too; a relative one from the link's directory.
+        if (target[0] == '/') cur.clear();
+        const auto tparts = split(target, '/');
+        for (auto it = tparts.rbegin(); it != tparts.rend(); ++it)
+            if (!it->empty()) parts.push_front(*it);
+    }
+    return cur.empty() ? "/" : cur;
+}
+
+std::optional<std::string> Root::writable_by_others(std::string_view host_path,
+                                                    std::optional<unsigned> also_trusted_uid) const {
+    // The path as named, then (if a symbolic link is on the way) the path it leads to: each with
+    // every directory above it up to the root, since whoever can replace a directory above a
+    // file can replace the file.
+    const auto resolved = resolve(host_path);
+    if (!resolved) return std::string(host_path) + " is a loop of symbolic links";
+    std::vector<std::string> paths{std::string(host_path)};
+    if (*resolved != host_path) paths.push_back(*resolved);
+    for (const auto& path : paths) {
+        std::string p = path;
+        std::vector<std::string> chain;
+        while (!p.empty() && p != "/") {
+            chain.push_back(p);
+            const auto slash = p.rfind('/');
+            p = slash == 0 ? "/" : p.substr(0, slash);
+        }
+        if (is_system_root()) chain.push_back("/");
+        bool first = true;
+        for (const auto& hp : chain) {
+            struct stat st {};
+            if (::lstat(real(hp).c_str(), &st) != 0) {
+                if (first && errno == ENOENT) break;
+                first = false;
+                continue;
+            }
+            const bool owner_ok = st.st_uid == m_trusted_uid || (also_trusted_uid && st.st_uid == *also_trusted_uid);
+            const std::string what = (first ? hp : "its directory " + hp) +
+                                     (path == host_path ? "" : " (where " + std::string(host_path) + " leads)");
+            if (!S_ISLNK(st.st_mode)) {
+                if (!owner_ok) return what + " is owned by uid " + std::to_string(st.st_uid);
+                // A sticky directory above (/tmp) lets others add names but not replace the
+                // trusted entry below it, which the step before checked; the path itself gets
+                // no such pass.
+                const bool sticky_above = !first && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
+                if ((st.st_mode & S_IWOTH) != 0 && !sticky_above)
+                    return what + " is world-writable (mode " + mode_text(st.st_mode) + ")";
+                if ((st.st_mode & S_IWGRP) != 0 && !sticky_above)
+                    return what + " is group-writable (mode " + mode_text(st.st_mode) + ")";
+            } else if (!owner_ok) {
+                return what + " is a symbolic link owned by uid " + std::to_string(st.st_uid);
+            }
+            first = false;
+        }
     }
     return std::nullopt;
 }

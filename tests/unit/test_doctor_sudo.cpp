@@ -80,6 +80,33 @@ TEST_F(Doctor, PluginWritableByOthersItselfOrThroughItsDirectory) {
     EXPECT_EQ(ids(f), Strings{});
 }
 
+TEST_F(Doctor, APluginThatIsASymbolicLinkIsJudgedByWhereItLeads) {
+    write("/etc/sudo.conf", k_good_sudo_conf);
+    write("/home/bob/evil.so", "ELF", 0644);
+    chmod("/home/bob", 0777);
+    mkdir("/usr/libexec/jitgate");
+    ASSERT_EQ(::symlink("/home/bob/evil.so", (m_dir + "/usr/libexec/jitgate/sudo_jitgate.so").c_str()), 0);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    ASSERT_EQ(ids(f), Strings{"sudo_conf.plugin_writable /usr/libexec/jitgate/sudo_jitgate.so"});
+    EXPECT_EQ(
+        f[0].what,
+        "its directory /home/bob (where /usr/libexec/jitgate/sudo_jitgate.so leads) is world-writable (mode 0777)");
+    // A relative link to a good file, and a loop.
+    write("/usr/lib/jitgate/sudo_jitgate.so", "ELF", 0644);
+    std::filesystem::remove(m_dir + "/usr/libexec/jitgate/sudo_jitgate.so");
+    ASSERT_EQ(::symlink("../../lib/jitgate/sudo_jitgate.so", (m_dir + "/usr/libexec/jitgate/sudo_jitgate.so").c_str()),
+              0);
+    f.clear();
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{});
+    EXPECT_EQ(root().resolve("/usr/libexec/jitgate/sudo_jitgate.so"), "/usr/lib/jitgate/sudo_jitgate.so");
+    ASSERT_EQ(::symlink("loop2", (m_dir + "/usr/lib/loop1").c_str()), 0);
+    ASSERT_EQ(::symlink("loop1", (m_dir + "/usr/lib/loop2").c_str()), 0);
+    EXPECT_EQ(root().writable_by_others("/usr/lib/loop1"), "/usr/lib/loop1 is a loop of symbolic links");
+}
+
 TEST_F(Doctor, SudoConfItselfWritable) {
     write("/etc/sudo.conf", k_good_sudo_conf, 0666);
     write("/usr/libexec/jitgate/sudo_jitgate.so", "ELF");
