@@ -59,7 +59,15 @@ std::string Root::real(std::string_view host_path) const {
 
 Root::Read Root::read(std::string_view host_path) const {
     Read r;
-    const std::string path = real(host_path);
+    // Symbolic links are followed under the root (an absolute target is the tree's own file,
+    // not this machine's).
+    const auto resolved = resolve(host_path);
+    if (!resolved) {
+        r.status = Status::error;
+        r.error = "a loop of symbolic links";
+        return r;
+    }
+    const std::string path = real(*resolved);
     std::error_code ec;
     const auto st = fs::status(path, ec);
     if (ec || !fs::exists(st)) {
@@ -109,7 +117,9 @@ bool Root::is_dir(std::string_view host_path) const {
 std::optional<std::vector<std::string>> Root::list(std::string_view host_path, bool* missing) const {
     if (missing) *missing = false;
     std::error_code ec;
-    const std::string path = real(host_path);
+    const auto resolved = resolve(host_path);
+    if (!resolved) return std::nullopt;
+    const std::string path = real(*resolved);
     if (!fs::exists(path, ec)) {
         if (missing) *missing = true;
         return std::vector<std::string>{};

@@ -97,3 +97,12 @@ TEST_F(Doctor, KeyOnlyLoginsWhileBreakGlassMembersSkipTheAccountHook) {
     gate.sshd_account_skips_break_glass = false;
     EXPECT_EQ(ids(sshd(root(), gate)), Strings{});
 }
+
+TEST_F(Doctor, AnAbsoluteSymbolicLinkIsReadInsideTheTree) {
+    // An image's /etc/ssh/sshd_config -> /srv/ssh/sshd_config is the image's file, not this
+    // machine's.
+    write("/srv/ssh/sshd_config", "UsePAM no\nPermitRootLogin no\n");
+    mkdir("/etc/ssh");
+    ASSERT_EQ(::symlink("/srv/ssh/sshd_config", (m_dir + "/etc/ssh/sshd_config").c_str()), 0);
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.use_pam /etc/ssh/sshd_config:1"});
+}
