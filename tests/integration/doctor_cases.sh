@@ -47,6 +47,7 @@ PAM
 
 # sshd_config as docs/pam.md sets it up; root's keys where AuthorizedKeysFile says.
 doctor_sshd() { # TEXT
+    [ -f /etc/ssh/sshd_config ] || ns_die "needs the machine's /etc/ssh/sshd_config (openssh-server) to bind-mount over"
     mkdir -p "$T/ssh" "$T/keys"
     printf '%s\n' "$1" >"$T/ssh/sshd_config"
     chmod 0644 "$T/ssh/sshd_config"
