@@ -217,3 +217,18 @@ TEST_F(Doctor, MembersOfTheGroupRootButNotUid0Accounts) {
     doctor::check_groups(root(), doctor::read_accounts(root()), gate, f);
     EXPECT_EQ(ids(f), (Strings{"groups.root_group backup", "groups.root_group ops"}));
 }
+
+TEST_F(Doctor, TheHostsOwnFactsAnswer) {
+    const auto facts = doctor::host_facts();
+    const auto err = facts.daemon_error(m_dir + "/no.sock");
+    ASSERT_TRUE(err.has_value());
+    EXPECT_NE(err->find(m_dir + "/no.sock"), std::string::npos) << *err;
+    const auto disk = facts.disk(m_dir);
+    ASSERT_TRUE(disk.has_value());
+    EXPECT_GT(disk->total, 0u);
+    EXPECT_LE(disk->available, disk->total);
+    EXPECT_FALSE(facts.disk(m_dir + "/missing").has_value());
+    std::string detail;
+    EXPECT_NE(facts.clock(detail), doctor::Facts::Clock::unknown) << detail; // adjtimex(2) needs no privilege to read
+    EXPECT_NE(detail.find("adjtimex"), std::string::npos);
+}
