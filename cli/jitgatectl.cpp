@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/doctor/doctor.hpp"
 #include "cli/output.hpp"
 #include "daemon/config/load.hpp"
 #include "jitgate/client.hpp"
@@ -37,6 +38,8 @@ void usage(std::FILE* out) {
         "  audit tail [-n N] [DIR|FILE]   show the last N events (default 20)\n"
         "  audit status [--json]          the audit pipeline: spooled, shipped, oldest unsent, last error\n"
         "  check-config [FILE]            validate a config file\n"
+        "  doctor [--root DIR] [--json]   look for ways to root around jitgate (docs/doctor.md);\n"
+        "                                 exit 0 nothing found, 1 a warning or critical finding\n"
         "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 daemon unreachable.\n");
 }
 
@@ -51,6 +54,26 @@ std::string spool_dir_from(const std::string& config_path) {
     return fallback;
 }
 
+// `jitgatectl doctor`: every check of cli/doctor on the host (or the tree under `root`). The
+// config is read under the root too; with --socket, the daemon is asked there instead of at the
+// config's daemon.socket.
+int cmd_doctor(const std::string& root_dir, bool json, const std::optional<std::string>& config,
+               const std::optional<std::string>& socket) {
+    namespace doctor = jitgate::doctor;
+    const doctor::Root root(root_dir);
+    doctor::Facts facts = doctor::host_facts();
+    if (socket) {
+        auto ask = facts.daemon_error;
+        facts.daemon_error = [ask, s = *socket](const std::string&) { return ask(s); };
+    }
+    const auto report = doctor::run(root, facts, config);
+    if (json)
+        std::printf("%s\n", doctor::to_json(report).dump(2).c_str());
+    else
+        std::fputs(doctor::to_text(report).c_str(), stdout);
+    return doctor::exit_status(report);
+}
+
 int cmd_check_config(const std::string& path) {
     const auto config = jitgate::config::load_and_report(path, stderr);
     if (!config) return k_exit_refused;
@@ -63,13 +86,14 @@ int run(int argc, char** argv) {
     client::Options opts;
     if (const char* env = std::getenv("JITGATE_SOCKET"); env != nullptr && *env != '\0') opts.socket_path = env;
     std::string config = k_default_config;
+    std::optional<std::string> socket_given, config_given;
     std::vector<std::string> args;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--socket" && i + 1 < argc)
-            opts.socket_path = argv[++i];
+            opts.socket_path = *(socket_given = argv[++i]);
         else if (a == "--config" && i + 1 < argc)
-            config = argv[++i];
+            config = *(config_given = argv[++i]);
         else if (a == "--help" || a == "-h") {
             usage(stdout);
             return 0;
@@ -104,6 +128,21 @@ int run(int argc, char** argv) {
         return cmd_deny(opts, args[1], *reason);
     }
     if (cmd == "revoke" && args.size() >= 2) return cmd_revoke(opts, args[1], option("--reason").value_or(""));
+    if (cmd == "doctor") {
+        std::string root = "/";
+        bool json = false;
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            if (args[i] == "--json") {
+                json = true;
+            } else if (args[i] == "--root" && i + 1 < args.size() && !args[i + 1].empty()) {
+                root = args[++i];
+            } else {
+                usage(stderr);
+                return k_exit_usage;
+            }
+        }
+        return cmd_doctor(root, json, config_given, socket_given);
+    }
     if (cmd == "check-config") return cmd_check_config(args.size() > 1 ? args[1] : config);
     if (cmd == "audit" && args.size() >= 2) {
         const std::string& sub = args[1];

@@ -1,0 +1,159 @@
+// cli/doctor/doctor.hpp — `jitgatectl doctor`: a check of a host for standing access that
+// bypasses jitgate (docs/doctor.md lists every check, why it matters and how to fix it).
+//
+// Each check is one function taking a Root (the directory the host's files are read under: "/"
+// on a host, a crafted tree in the tests) and, where a fact is not a file, an injected Facts.
+// The checks never write, never run a program, and never throw for what they read: a file
+// that must be read and cannot be is itself a finding ("could not check"), so an unreadable
+// host never looks clean (fail closed). They may throw std::bad_alloc. Not thread-safe only
+// in that the Facts callbacks are called from the calling thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace jitgate::doctor {
+
+enum class Severity { info, warning, critical };
+const char* to_string(Severity s) noexcept;
+
+// One thing found. `check` is a stable id (docs/doctor.md), `subject` what it is about (a file,
+// "file:line", a user), `what` the fact, `why` why it matters, `fix` what to do.
+struct Finding {
+    std::string check;
+    Severity severity = Severity::warning;
+    std::string subject;
+    std::string what;
+    std::string why;
+    std::string fix;
+};
+
+// The host's files, read under a directory prefix. Paths given to it are the host's absolute
+// paths ("/etc/sudo.conf"). `trusted_uid` is the owner a gate file must have (0 on a host; the
+// tests' own uid for their fixtures).
+class Root {
+public:
+    explicit Root(std::string dir, unsigned trusted_uid = 0);
+
+    // The real path of the host path `host_path` ("/etc/x" under "/tmp/t" is "/tmp/t/etc/x").
+    std::string real(std::string_view host_path) const;
+    unsigned trusted_uid() const noexcept { return m_trusted_uid; }
+    bool is_system_root() const noexcept { return m_dir.empty(); }
+
+    enum class Status { ok, missing, error };
+    struct Read {
+        Status status = Status::missing;
+        std::string text;  // the content when ok
+        std::string error; // why not, when error
+    };
+    // The whole file (at most 8 MiB: a larger one is an error, never silently cut).
+    Read read(std::string_view host_path) const;
+    bool exists(std::string_view host_path) const;
+    bool is_dir(std::string_view host_path) const;
+    // The names in a directory, sorted; nullopt if it cannot be listed (missing: empty list
+    // with *missing set).
+    std::optional<std::vector<std::string>> list(std::string_view host_path, bool* missing = nullptr) const;
+    // The host path with every symbolic link followed (an absolute target is read under the
+    // root too); nullopt for a loop. A missing component ends the resolving there.
+    std::optional<std::string> resolve(std::string_view host_path) const;
+    // Why someone other than the trusted owner (or `also_trusted_uid`) can change the file or
+    // directory at `host_path`: it, or a directory above it (up to the root), is not owned by
+    // them or is group- or world-writable; the same for where a symbolic link on the way leads.
+    // nullopt if nobody else can; a missing path is nullopt.
+    std::optional<std::string> writable_by_others(std::string_view host_path,
+                                                  std::optional<unsigned> also_trusted_uid = std::nullopt) const;
+
+private:
+    std::string m_dir; // "" for "/"
+    unsigned m_trusted_uid;
+};
+
+// The host's account database as its files say (/etc/passwd, /etc/group under the root).
+// SECURITY NOTE: accounts from NSS sources other than files (LDAP, SSSD) are not seen; the
+// doctor says so in docs/doctor.md.
+struct Accounts {
+    struct User {
+        std::string name;
+        unsigned uid = 0;
+        unsigned gid = 0;
+        std::string home;
+    };
+    std::vector<User> users;
+    std::map<std::string, unsigned> group_gid;                   // group name -> gid
+    std::map<std::string, std::vector<std::string>> group_users; // group -> members (listed + primary)
+    const User* user(std::string_view name) const;
+};
+Accounts read_accounts(const Root& root);
+
+// What doctor cannot read from files.
+struct Facts {
+    enum class Clock { synchronised, unsynchronised, unknown };
+    // nullopt: the daemon answered at `socket` (a host path); otherwise why not.
+    std::function<std::optional<std::string>(const std::string& socket)> daemon_error;
+    // The kernel's view of the clock (adjtimex(2) on a host); `detail` says how it was learnt.
+    std::function<Clock(std::string& detail)> clock;
+    struct Disk {
+        std::uint64_t total = 0;
+        std::uint64_t available = 0;
+    };
+    // statvfs of the file system holding `real_path`; nullopt if it cannot be asked.
+    std::function<std::optional<Disk>(const std::string& real_path)> disk;
+};
+// The real host's facts: the daemon's status over its socket, adjtimex(2), statvfs(2).
+Facts host_facts();
+
+// The jitgate configuration doctor needs, from jitgate.yaml (or its defaults when it does not
+// load: that is a finding of its own).
+struct GateConfig {
+    std::string config_path = "/etc/jitgate/jitgate.yaml";
+    std::string socket = "/run/jitgate/jitgated.sock";
+    std::string spool_dir = "/var/lib/jitgate/spool";
+    std::string daemon_binary = "/usr/sbin/jitgated";
+    std::string daemon_user = "jitgate";
+    std::string break_glass_group;               // "" when off
+    std::vector<std::string> plugin_paths;       // sudo_jitgate.so as sudo.conf names it (host paths)
+    bool sshd_account_skips_break_glass = false; // set by check_pam: the documented skip is there
+    bool loaded = false;
+};
+
+using Findings = std::vector<Finding>;
+
+// The checks. Each appends what it finds; docs/doctor.md has one section per check id prefix.
+void check_jitgate_config(const Root& root, GateConfig& gate, Findings& out);                         // config.*
+void check_sudo_conf(const Root& root, GateConfig& gate, Findings& out);                              // sudo_conf.*
+void check_sudoers(const Root& root, const GateConfig& gate, Findings& out);                          // sudoers.*
+void check_pam(const Root& root, GateConfig& gate, Findings& out);                                    // pam.*
+void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out);   // sshd.*
+void check_groups(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out); // groups.*
+void check_other_doors(const Root& root, Findings& out);                                              // doors.*
+void check_cron(const Root& root, Findings& out);                                                     // cron.*
+void check_daemon(const Root& root, const GateConfig& gate, const Accounts& accounts, const Facts& facts,
+                  Findings& out); // daemon.*, spool.*, clock.*
+
+// The paths a sudoers rule must not be able to change unnoticed ("keys to the gate"), and the
+// PAM module's place on this host.
+std::vector<std::string> gate_paths(const GateConfig& gate);
+
+struct Report {
+    std::string host;
+    Findings findings;
+};
+// Every check, in order. `config_path` overrides the jitgate.yaml path (a host path).
+Report run(const Root& root, const Facts& facts, const std::optional<std::string>& config_path);
+
+// {"version":1,"host":...,"findings":[...],"summary":{"critical":N,"warning":N,"info":N}}
+nlohmann::json to_json(const Report& report);
+// For people: grouped by severity, each finding with its why and fix; text from files escaped.
+std::string to_text(const Report& report);
+// 0: no warning and no critical finding; 1: at least one (docs/doctor.md, man/jitgatectl.8).
+int exit_status(const Report& report);
+
+} // namespace jitgate::doctor

@@ -1,0 +1,108 @@
+// tests/unit/test_doctor_sshd.cpp — doctor's check of sshd_config (drop-ins first, first value
+// wins, Match blocks reported whatever their condition) and root's authorized_keys.
+#include "tests/unit/doctor_fixture.hpp"
+
+using namespace jitgate;
+using Doctor = jitgate::test::DoctorTree;
+using Strings = std::vector<std::string>;
+
+namespace {
+
+doctor::Findings sshd(const doctor::Root& root, const doctor::GateConfig& gate = {}) {
+    doctor::Findings f;
+    doctor::check_sshd(root, doctor::read_accounts(root), gate, f);
+    return f;
+}
+
+} // namespace
+
+TEST_F(Doctor, SshdAsDocsPamSetsItUpIsClean) {
+    write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n"
+                                  "KbdInteractiveAuthentication no\nUsePAM yes\n");
+    write("/etc/ssh/sshd_config.d/40-jitgate.conf",
+          "UsePAM yes\nPermitRootLogin no\nAuthenticationMethods publickey,keyboard-interactive\n"
+          "Match User svc-reports Address 10.20.0.15\n    AuthenticationMethods publickey\n");
+    write("/root/.ssh/authorized_keys", "ssh-ed25519 AAAA root@old\n", 0600);
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+}
+
+TEST_F(Doctor, SshdNotInstalledIsNotChecked) {
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+}
+
+TEST_F(Doctor, SshdWithoutPamOrWithPamOffIsCritical) {
+    write("/etc/ssh/sshd_config", "PermitRootLogin no\n");
+    auto f = sshd(root());
+    ASSERT_EQ(ids(f), Strings{"sshd.use_pam /etc/ssh/sshd_config"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+    // First value wins: the drop-in's "no" beats the main file's "yes".
+    write("/etc/ssh/sshd_config", "Include sshd_config.d/*.conf\nUsePAM yes\nPermitRootLogin no\n");
+    write("/etc/ssh/sshd_config.d/10-old.conf", "usepam=no\n");
+    f = sshd(root());
+    EXPECT_EQ(ids(f), Strings{"sshd.use_pam /etc/ssh/sshd_config.d/10-old.conf:1"});
+}
+
+TEST_F(Doctor, PermitRootLoginAndRootKeys) {
+    write("/etc/passwd", "root:x:0:0:root:/var/root:/bin/sh\n");
+    write("/etc/ssh/sshd_config", "UsePAM yes\n");
+    write("/var/root/.ssh/authorized_keys", "# old\n\nssh-ed25519 AAAA a\nssh-rsa BBBB b\n", 0600);
+    auto f = sshd(root());
+    EXPECT_EQ(ids(f), (Strings{"sshd.permit_root_login /etc/ssh/sshd_config",
+                               "sshd.root_authorized_keys /var/root/.ssh/authorized_keys"}));
+    EXPECT_EQ(find(f, "sshd.root_authorized_keys")->what,
+              "2 key(s) for root, and PermitRootLogin is prohibit-password");
+    // AuthorizedKeysFile moves them; %h and %u are expanded.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin without-password\nAuthorizedKeysFile /etc/keys/%u\n");
+    write("/etc/keys/root", "ssh-ed25519 CCCC c\n");
+    f = sshd(root());
+    EXPECT_EQ(ids(f),
+              (Strings{"sshd.permit_root_login /etc/ssh/sshd_config:2", "sshd.root_authorized_keys /etc/keys/root"}));
+}
+
+TEST_F(Doctor, MatchBlocksAreReportedWhateverTheirCondition) {
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n"
+                                  "Match Address 10.0.0.0/8\n  PermitRootLogin yes\n"
+                                  "Match all\nAuthorizedKeysCommand /usr/local/bin/keys %u\n");
+    const auto f = sshd(root());
+    EXPECT_EQ(ids(f), (Strings{"sshd.authorized_keys_command /etc/ssh/sshd_config:6",
+                               "sshd.permit_root_login /etc/ssh/sshd_config:4"}));
+    EXPECT_NE(find(f, "sshd.permit_root_login")->what.find("Match Address 10.0.0.0/8"), std::string::npos);
+}
+
+TEST_F(Doctor, SshdConfigWritableOrUnreadable) {
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nInclude /etc/ssh/extra\n", 0664);
+    mkdir("/etc/ssh/extra");
+    EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.unreadable /etc/ssh/extra", "sshd.writable /etc/ssh/sshd_config"}));
+}
+
+TEST_F(Doctor, KeyOnlyLoginsWhileBreakGlassMembersSkipTheAccountHook) {
+    doctor::GateConfig gate;
+    gate.break_glass_group = "oncall";
+    gate.sshd_account_skips_break_glass = true;
+    // As docs/pam.md: the key and then keyboard-interactive, for everyone.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n"
+                                  "AuthenticationMethods publickey,keyboard-interactive:pam\n");
+    EXPECT_EQ(ids(sshd(root(), gate)), Strings{});
+    // sshd's default (any), a key-only alternative, and a key-only Match block.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n");
+    EXPECT_EQ(ids(sshd(root(), gate)), Strings{"sshd.break_glass_key_only /etc/ssh/sshd_config"});
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n"
+                                  "AuthenticationMethods publickey,keyboard-interactive publickey,password\n"
+                                  "Match User svc-reports\n  AuthenticationMethods publickey\n");
+    const auto f = sshd(root(), gate);
+    EXPECT_EQ(ids(f), (Strings{"sshd.break_glass_key_only /etc/ssh/sshd_config:3",
+                               "sshd.break_glass_key_only /etc/ssh/sshd_config:5"}));
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+    // Without the skip in the PAM stack, the account hook gates key-only logins: no finding.
+    gate.sshd_account_skips_break_glass = false;
+    EXPECT_EQ(ids(sshd(root(), gate)), Strings{});
+}
+
+TEST_F(Doctor, AnAbsoluteSymbolicLinkIsReadInsideTheTree) {
+    // An image's /etc/ssh/sshd_config -> /srv/ssh/sshd_config is the image's file, not this
+    // machine's.
+    write("/srv/ssh/sshd_config", "UsePAM no\nPermitRootLogin no\n");
+    mkdir("/etc/ssh");
+    ASSERT_EQ(::symlink("/srv/ssh/sshd_config", (m_dir + "/etc/ssh/sshd_config").c_str()), 0);
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.use_pam /etc/ssh/sshd_config:1"});
+}
