@@ -485,8 +485,14 @@ private:
                     it->second.request->body.clear(); // not shown; frees the memory
                 }
             }
+            // SECURITY NOTE: whether an approval was the service's is not the host's word alone:
+            // one whose request id the service holds for this host is cross-checked whatever the
+            // host's events say of the service (a host that left approval_service and
+            // service_grant_id out of both events would otherwise escape the check).
+            const bool named_service = a.approval_source == "service";
+            if (a.decision == "approved" && it->second.request) a.approval_source = "service";
             if (a.approval_source == "service")
-                cross_check(a, it->second.request ? &*it->second.request : nullptr, it->second.filed);
+                cross_check(a, it->second.request ? &*it->second.request : nullptr, it->second.filed, named_service);
             if (const auto& r = it->second.request) {
                 a.request_found = true;
                 a.server_status = std::string(store::to_string(r->status));
@@ -518,10 +524,14 @@ private:
     // the command (a login: the PAM service), its argv, the run-as user, the remote host, the
     // rule, the grant's scope and the service's grant id. Text filed with the service is
     // compared in the escaped form in which the host records it.
-    void cross_check(Action& a, const store::Request* r, const Filed& f) {
+    // `named_service`: the host's events named the service (else the service's record of the
+    // request id made it the service's).
+    void cross_check(Action& a, const store::Request* r, const Filed& f, bool named_service = true) {
         if (r == nullptr || r->status != store::Status::approved) {
             a.service_check = "not_approved_at_service";
-            std::string detail = "the host recorded an approval by the approval service";
+            std::string detail = named_service ? "the host recorded an approval by the approval service"
+                                               : "the host recorded an approval without naming the approval service, "
+                                                 "of a request the service holds";
             if (a.request_id.empty())
                 detail += " without a request id";
             else if (r == nullptr)

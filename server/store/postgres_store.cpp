@@ -521,6 +521,11 @@ public:
             const AuditChain before = read_chain(row, 0);
             AuditChain chain = before;
             bool known = before.last_seq > 0;
+            // Never before the host's last batch (a replica with a slow clock, a clock stepped
+            // back): the months that retention exports and prunes by received time keep each
+            // host's events in chain order. That month's partition exists: the batch before it
+            // was stored there.
+            const std::int64_t received = std::max(now, before.last_seen);
             IngestResult result;
             // A batch is three statements whatever its size (a round trip per event was the
             // whole cost of ingest: docs/PERFORMANCE.md): the batch's event_ids already stored,
@@ -574,7 +579,7 @@ public:
                 // No ON CONFLICT: (host, event_id) has no unique index on the partitioned table
                 // (migrations.cpp, version 6); the chain row's lock and the read above keep it
                 // unique. A month without a partition fails here (insert_into_partition).
-                const Result inserted = insert_into_partition(now, [&] {
+                const Result inserted = insert_into_partition(received, [&] {
                     return m_db.exec(
                         "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, "
                         "received_at, user_name) SELECT $1, x.event_id, x.seq, x.hash, x.prev_hash, x.time, x.type, "
@@ -582,16 +587,16 @@ public:
                         "(event_id text, seq bigint, hash text, prev_hash text, time text, type text, request_id text, "
                         "line text, user_name text)) WITH ORDINALITY AS x(event_id, seq, hash, prev_hash, time, type, "
                         "request_id, line, user_name, ord) ORDER BY x.ord",
-                        {host, num(now), fresh.dump()});
+                        {host, num(received), fresh.dump()});
                 });
                 if (inserted.affected() != static_cast<std::int64_t>(fresh.size()))
                     throw Error(ErrorCode::internal, "store",
                                 "ingest: another writer stored events of the host inside its locked transaction");
             }
             for (const Event& event : result.chain_events) insert_event(event);
-            chain.last_seen = now;
+            chain.last_seen = received;
             chain.reported_seq = options.reported_seq;
-            if (options.reported_seq > 0) chain.reported_at = now;
+            if (options.reported_seq > 0) chain.reported_at = received;
             m_db.exec("UPDATE audit_chains SET last_seq = $2::bigint, last_hash = $3, last_event_id = $4, status = $5, "
                       "problem = $6, problem_seq = $7::bigint, problem_at = $8::bigint, last_seen = $9::bigint, "
                       "events = $10::bigint, restarts = $11::bigint, restart_at = $12::bigint, "

@@ -483,6 +483,9 @@ public:
         bool known = before.has_value();
         AuditChain chain = before.value_or(AuditChain{});
         chain.host = host;
+        // Never before the host's last batch (a clock stepped back): the months that retention
+        // exports and prunes by received time keep each host's events in chain order.
+        const std::int64_t received = std::max(now, chain.last_seen);
         IngestResult result;
         for (const AuditEvent& e : events) {
             bool inserted = false;
@@ -499,7 +502,7 @@ public:
                     .text(7, e.type)
                     .text(8, e.request_id)
                     .text(9, e.line)
-                    .integer(10, now)
+                    .integer(10, received)
                     .text(11, e.user);
                 inserted = q.step();
                 q.run();
@@ -531,9 +534,9 @@ public:
             }
         }
         if (known) {
-            chain.last_seen = now;
+            chain.last_seen = received;
             chain.reported_seq = options.reported_seq;
-            if (options.reported_seq > 0) chain.reported_at = now;
+            if (options.reported_seq > 0) chain.reported_at = received;
             save_chain(chain);
         }
         tx.commit();

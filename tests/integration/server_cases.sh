@@ -122,7 +122,11 @@ case_two_approvers() {
     start
     approver_sign_in bob
     approver_sign_in carol
-    sudo_bg alice -- /usr/bin/touch "$T/ledger-7"
+    # the rule's path is under the machine's /tmp (the namespace shares it): a name of this
+    # run's own, removed afterwards
+    local ledger="/tmp/ledger-jitgate-test-$$"
+    ns_cleanup_hooks+=("rm -f '$ledger'")
+    sudo_bg alice -- /usr/bin/touch "$ledger"
     local id; id="$(server_request_ids 1)"
     approver_act bob approve fin-db-01 "$id" >/dev/null
     # bob a second time counts once

@@ -120,15 +120,21 @@ protected:
         m_database.reset();
     }
 
-    void file(const std::string& host, const std::string& id, const std::string& requester,
-              const std::string& created) {
+    // What a host of the service backend records of the service's approval in access.approved.
+    static void service_approval(Json& e, const std::string& id, const std::string& login_user) {
+        e["approval_service"] = "https://approvals.example:8443";
+        e["service_grant_id"] = "jti-" + id;
+        e["login_user"] = login_user;
+    }
+    void file(const std::string& host, const std::string& id, const std::string& requester, const std::string& created,
+              const std::string& rule = "default-approval") {
         Request r;
         r.host = host;
         r.id = id;
         r.body = R"({"id":")" + id + R"("})";
         r.requester = requester;
         r.requester_login = requester;
-        r.rule = "default-approval";
+        r.rule = rule;
         r.approver_groups = {"sox-approvers"};
         r.created_at = at(created);
         r.expires_at = at(created) + 3600;
@@ -160,6 +166,7 @@ protected:
         e["request_id"] = "R-APPROVED01";
         e["rule"] = "default-approval";
         e["grant_id"] = "G-A1";
+        service_approval(e, "R-APPROVED01", "alice");
         e["approvers"] = {"bob"};
         e["reason"] = "restart after config change";
         e["outcome"] = "grant";
@@ -266,6 +273,7 @@ protected:
         e["time"] = host_time("17:01:00");
         e["grant_id"] = "G-L1";
         e["approvers"] = {"erin"};
+        service_approval(e, "R-LOGIN00001", "alice");
         a.push_back(fin.next_with(e));
         e["type"] = "session.opened";
         e["time"] = host_time("17:01:05");
@@ -287,6 +295,7 @@ protected:
         e["rule"] = "default-approval";
         e["grant_id"] = "G-F1";
         e["approvers"] = {"frank"};
+        service_approval(e, "R-SELFOOPS01", "frank");
         a.push_back(fin.next_with(e));
         m_fin_last_seq = fin.seq();
         m_fin_last_hash = fin.hash();
@@ -328,7 +337,7 @@ protected:
         store->record(Event{at("16:00:10"), "approval.refused", "fin-db-01", "R-SELF000001", "alice",
                             "https://idp/ alice", "10.0.0.7",
                             R"({"why":"you cannot decide your own request","via":"web"})"});
-        file("fin-db-01", "R-LOGIN00001", "alice", "17:00:00");
+        file("fin-db-01", "R-LOGIN00001", "alice", "17:00:00", "prod-login");
         approve("fin-db-01", "R-LOGIN00001", "erin", "17:01:00");
         file("fin-db-01", "R-SELFOOPS01", "frank", "18:00:00");
         approve("fin-db-01", "R-SELFOOPS01", "frank", "18:00:20");
@@ -462,6 +471,17 @@ protected:
         e["grant_id"] = "G-LOCAL1";
         e["approvers"] = {"bob"};
         a.push_back(svc.next_with(e));
+        // No word of the service in either event, as a local approval looks; but the service
+        // holds this request id of the host, denied: its record decides, not the host's labels.
+        e = sudo_event("access.requested", host_time("14:30:00"), "alice", restart);
+        e["request_id"] = "R-SVCSTLT001";
+        e["rule"] = "default-approval";
+        a.push_back(svc.next_with(e));
+        e["type"] = "access.approved";
+        e["time"] = host_time("14:30:30");
+        e["grant_id"] = "G-STEALTH1";
+        e["approvers"] = {"bob"};
+        a.push_back(svc.next_with(e));
         ASSERT_TRUE(store->ingest("svc-01", a, at("23:00:00")).stored);
 
         const std::vector<Json> restart_json{"/usr/bin/systemctl", "restart", "ledger"};
@@ -501,6 +521,9 @@ protected:
         file_service("svc-01", "R-SVCDIFF001", "alice", {"/usr/bin/systemctl", "stop", "ledger"}, "default-approval",
                      "12:00:00");
         approve("svc-01", "R-SVCDIFF001", "bob", "12:00:00");
+        file_service("svc-01", "R-SVCSTLT001", "alice", restart_json, "default-approval", "14:30:00");
+        ASSERT_TRUE(store->finish("svc-01", "R-SVCSTLT001", Status::denied, "carol", "no", at("14:30:10"),
+                                  event(at("14:30:10"), "request.denied", "svc-01", "R-SVCSTLT001")));
 
         // ghost-01: approved twice at the service, never shipped anything.
         file_service("ghost-01", "R-GHOST00001", "alice", restart_json, "default-approval", "15:00:00");
@@ -758,7 +781,7 @@ TEST_P(ReportTest, exceptions_list_refusals_rejected_grants_full_spools_gaps_and
         "host_silent",               // old-03
         "break_glass_unreviewed",    // dave's 13:00 break-glass use, no review item
     };
-    EXPECT_EQ(exception_kinds(r), expected);
+    EXPECT_EQ(exception_kinds(r), expected) << r.at("exceptions").dump(1);
     EXPECT_EQ(r.at("summary").at("exceptions"), expected.size());
     for (const Json& e : r.at("exceptions")) {
         if (e.at("kind") == "grant_rejected") {
@@ -1164,6 +1187,7 @@ TEST_P(ReportTest, a_service_day_has_exactly_its_cross_check_exceptions) {
         "not_approved_at_service", // R-SVCNONE001: no record
         "not_approved_at_service", // R-SVCDENY001: denied
         "not_approved_at_service", // R-SVCHIDE001: filed with the service, approved without a word of it
+        "not_approved_at_service", // R-SVCSTLT001: no word of the service at all, denied there
         "request_mismatch",        // R-SVCDIFF001
         "host_never_shipped",      // ghost-01
         "host_never_shipped",      // quiet-02
@@ -1211,7 +1235,7 @@ TEST_P(ReportTest, a_service_approval_the_service_did_not_give_is_not_approved_a
     service_day();
     const Json r = day_json();
     const std::vector<Json> found = exceptions_of(r, "not_approved_at_service");
-    ASSERT_EQ(found.size(), 3u);
+    ASSERT_EQ(found.size(), 4u);
     std::map<std::string, Json> by_request;
     for (const Json& e : found) by_request[e.at("request_id")] = e;
     const Json& none = by_request.at("R-SVCNONE001");
@@ -1225,7 +1249,10 @@ TEST_P(ReportTest, a_service_approval_the_service_did_not_give_is_not_approved_a
               "the host recorded an approval by the approval service, and the service's request is denied "
               "(2026-11-24T11:00:00Z)");
     EXPECT_EQ(by_request.at("R-SVCHIDE001").at("time"), "2026-11-24T13:00:00.500Z");
-    for (const char* id : {"R-SVCNONE001", "R-SVCDENY001", "R-SVCHIDE001"}) {
+    EXPECT_EQ(by_request.at("R-SVCSTLT001").at("detail"),
+              "the host recorded an approval without naming the approval service, of a request the service "
+              "holds, and the service's request is denied (2026-11-24T14:30:10Z)");
+    for (const char* id : {"R-SVCNONE001", "R-SVCDENY001", "R-SVCHIDE001", "R-SVCSTLT001"}) {
         EXPECT_EQ(action_of(r, id).at("approval_source"), "service") << id;
         EXPECT_EQ(action_of(r, id).at("service_check"), "not_approved_at_service") << id;
     }

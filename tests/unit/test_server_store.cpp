@@ -836,6 +836,26 @@ TEST_P(StoreTest, ingest_stores_each_line_as_sent_and_keeps_the_chain_state) {
     EXPECT_EQ(started[0].type, "audit.chain_started");
 }
 
+// Regression (review): a batch stored by a replica whose clock is behind (or after the clock
+// stepped back) was dated before the host's previous batch, so a host's chain could be split
+// out of order across two months, which retention exports and prunes by received time. A
+// batch is never received before the host's last one.
+TEST_P(StoreTest, a_batch_is_never_received_before_the_hosts_last_one) {
+    HostChain chain("fin-db-01");
+    ASSERT_TRUE(store->ingest("fin-db-01", {chain.next()}, 5000).stored);
+    ASSERT_TRUE(store->ingest("fin-db-01", {chain.next(), chain.next()}, 4000).stored);
+    ASSERT_TRUE(store->ingest("fin-db-01", {chain.next()}, 6000).stored);
+    HostChain other("web-01");
+    ASSERT_TRUE(store->ingest("web-01", {other.next()}, 4500).stored) << "another host's own clock order";
+    AuditSearch s;
+    s.limit = 100;
+    s.oldest_first = true;
+    std::vector<std::int64_t> received;
+    for (const StoredAuditEvent& e : store->search_audit_events(s)) received.push_back(e.received_at);
+    EXPECT_EQ(received, (std::vector<std::int64_t>{5000, 5000, 5000, 6000, 4500}));
+    EXPECT_EQ(store->audit_chain("fin-db-01")->last_seen, 6000);
+}
+
 TEST_P(StoreTest, ingest_deduplicates_by_host_and_event_id) {
     HostChain chain("fin-db-01");
     const std::vector<AuditEvent> first{chain.next(), chain.next(), chain.next()};
