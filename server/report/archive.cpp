@@ -579,12 +579,15 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
     const std::string where = "prune before " + before.name;
     if (retention_months < 12)
         throw Error(ErrorCode::bad_input, where, "the retention must be at least 12 months (audit.retention_months)");
-    // The last month that may go: the month `retention_months` after it has ended by now.
-    const auto expired = [&](const store::Month& m) {
+    // The last month that may go: the month `retention_months` after it has ended by now, and
+    // the store has received an event since (so a clock years fast alone cannot expire it).
+    const std::optional<std::int64_t> newest = store.newest_audit_received();
+    const auto retention_end = [&](const store::Month& m) {
         store::Month later = m;
         for (int i = 0; i < retention_months; ++i) later = store::next_month(later);
-        return later.to <= now;
+        return later.to;
     };
+    const auto expired = [&](const store::Month& m) { return retention_end(m) <= now; };
     std::vector<PruneMonth> plan;
     std::vector<Manifest> fresh_manifests; // plan[i]'s
     // From the oldest stored event, or the oldest archive not pruned if older (its events may
@@ -598,6 +601,13 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
             throw Error(ErrorCode::bad_input, where,
                         m.name + " is within the retention of " + std::to_string(retention_months) +
                             " months (audit.retention_months): nothing was deleted");
+        if (!newest || *newest < retention_end(m))
+            throw Error(ErrorCode::bad_input, where,
+                        m.name + ": its retention ends " + rfc3339(retention_end(m)) +
+                            ", but the newest event the store received is from " +
+                            (newest ? rfc3339(*newest) : std::string("never")) +
+                            ": the server's clock may be wrong (a clock years fast must not expire evidence); "
+                            "nothing was deleted. Prune once hosts' events have been received after that date");
         const Manifest fresh = month_manifest(store, m);
         const std::optional<store::AuditArchive> archive = store.audit_archive(m.name);
         if (fresh.events == 0) {

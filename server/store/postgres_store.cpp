@@ -902,6 +902,14 @@ public:
         });
     }
 
+    std::optional<std::int64_t> newest_audit_received() override {
+        return call([&]() -> std::optional<std::int64_t> {
+            const Result r = m_db.exec("SELECT max(received_at) FROM audit_events");
+            if (r.rows() != 1 || r.text(0, 0).empty()) return std::nullopt;
+            return r.integer(0, 0);
+        });
+    }
+
     std::optional<AuditArchive> audit_archive(std::string_view month) override {
         return call([&]() -> std::optional<AuditArchive> {
             const Result r =

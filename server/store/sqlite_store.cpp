@@ -803,6 +803,13 @@ public:
         return q.integer(0);
     }
 
+    std::optional<std::int64_t> newest_audit_received() override {
+        // Index audit_events_received.
+        Query q(m_db, "SELECT max(received_at) FROM audit_events");
+        if (!q.step() || q.text(0).empty()) return std::nullopt;
+        return q.integer(0);
+    }
+
     std::optional<AuditArchive> audit_archive(std::string_view month) override {
         Query q(m_db, "SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives WHERE month = ?1");
         q.text(1, month);

@@ -524,6 +524,8 @@ public:
                                                                 std::int64_t after_id, std::size_t limit) = 0;
     // The smallest received_at of a stored host event; nullopt when none is stored.
     virtual std::optional<std::int64_t> oldest_audit_received() = 0;
+    // The largest received_at of a stored host event; nullopt when none is stored.
+    virtual std::optional<std::int64_t> newest_audit_received() = 0;
     virtual std::optional<AuditArchive> audit_archive(std::string_view month) = 0;
     // Every archive record, by month (one row per exported month: a small table).
     virtual std::vector<AuditArchive> audit_archives() = 0;

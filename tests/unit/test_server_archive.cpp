@@ -85,11 +85,13 @@ protected:
     std::string dir(const std::string& name) const { return (m_dir / name).string(); }
     bool postgres() const { return GetParam() == Backend::postgres; }
 
-    // A two-host fleet over 2019-09 .. 2019-11; returns each host's events per month.
+    // A two-host fleet over 2019-09 .. 2019-11; returns each host's events per month. With
+    // `today`, web-01 also sends one event (seq 10) received at k_now: the store has received
+    // events past the retention (a prune requires that).
     struct Fleet {
         std::map<std::string, std::map<std::string, std::vector<AuditEvent>>> events; // host -> month -> events
     };
-    Fleet old_fleet() {
+    Fleet old_fleet(bool today = true) {
         Fleet f;
         HostChain web("web-01");
         HostChain db("db-01");
@@ -102,6 +104,7 @@ protected:
             f.events["web-01"][month] = w;
             f.events["db-01"][month] = d;
         }
+        if (today) ingest("web-01", {web.next()}, k_now);
         return f;
     }
 
@@ -848,7 +851,7 @@ TEST_P(ArchiveTest, re_shipped_pruned_events_are_duplicates_only_when_provably_h
     const auto& oct = f.events.at("web-01").at("2019-10"); // seq 4, 5, 6; the anchor is seq 6
     const std::int64_t now = k_now;
     const auto stored_count = [&] { return store->audit_events_received(0, k_now + 1, 0, 1000).size(); };
-    ASSERT_EQ(stored_count(), 5u);
+    ASSERT_EQ(stored_count(), 6u);
     // The whole month again (a shipper that lost its place): all duplicates.
     {
         const IngestResult r = store->ingest("web-01", {oct[0], oct[1], oct[2]}, now);
@@ -857,7 +860,7 @@ TEST_P(ArchiveTest, re_shipped_pruned_events_are_duplicates_only_when_provably_h
         EXPECT_EQ(r.duplicates, 3u);
         EXPECT_TRUE(r.chain_events.empty());
         EXPECT_FALSE(r.chain.broken) << r.chain.problem;
-        EXPECT_EQ(r.chain.last_seq, 9);
+        EXPECT_EQ(r.chain.last_seq, 10);
     }
     // The anchor event alone, and with the stored ones after it.
     {
@@ -867,7 +870,7 @@ TEST_P(ArchiveTest, re_shipped_pruned_events_are_duplicates_only_when_provably_h
         EXPECT_EQ(r.duplicates, 3u);
         EXPECT_FALSE(r.chain.broken);
     }
-    EXPECT_EQ(stored_count(), 5u);
+    EXPECT_EQ(stored_count(), 6u);
     EXPECT_FALSE(store->audit_chain("web-01")->broken);
     // Events that do not reach the anchor cannot be told from other events at those seqs: stored
     // and reported, not dropped.
@@ -879,7 +882,7 @@ TEST_P(ArchiveTest, re_shipped_pruned_events_are_duplicates_only_when_provably_h
         ASSERT_FALSE(r.chain_events.empty());
         EXPECT_EQ(r.chain_events[0].type, "audit.chain_fork");
     }
-    EXPECT_EQ(stored_count(), 7u);
+    EXPECT_EQ(stored_count(), 8u);
     // db-01: an event at the anchor's seq with another hash is a fork, stored; a genuine restart
     // at seq 1 is a restart, stored.
     const auto& db_oct = f.events.at("db-01").at("2019-10"); // seq 3, 4; the anchor is seq 4
@@ -902,7 +905,31 @@ TEST_P(ArchiveTest, re_shipped_pruned_events_are_duplicates_only_when_provably_h
         ASSERT_EQ(r.chain_events.size(), 1u);
         EXPECT_EQ(r.chain_events[0].type, "audit.chain_restarted");
     }
-    EXPECT_EQ(stored_count(), 9u);
+    EXPECT_EQ(stored_count(), 10u);
+}
+
+// The retention is also measured by the store's own records: with no event received after a
+// month's retention ended, the prune is refused however late the server's clock says it is
+// (a clock years fast must not expire evidence).
+TEST_P(ArchiveTest, prune_requires_events_received_after_the_retention_end) {
+    old_fleet(false); // the newest event was received on 2019-11-20
+    report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
+    const auto oct = *parse_month("2019-10");
+    const std::int64_t fast = day_of("2033-01", 1); // the server's clock, years ahead
+    try {
+        report::prune_before(*store, oct, 84, fast, {dir("2019-09")}, "a", false, nullptr);
+        ADD_FAILURE() << "pruned on the word of the server's clock alone";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("2019-09: its retention ends 2026-10-01T00:00:00Z, but the newest event "
+                                             "the store received is from 2019-11-20"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 15u);
+    // An event received after the retention end (here on 2026-10-01 itself): the prune goes.
+    HostChain other("other-01");
+    ingest("other-01", {other.next()}, parse_month("2026-10")->from);
+    EXPECT_EQ(report::prune_before(*store, oct, 84, k_now, {dir("2019-09")}, "a", false, nullptr).size(), 1u);
 }
 
 // The command line: bad arguments are refused before the database is opened; export, verify
