@@ -387,9 +387,10 @@ int audit_command(const std::vector<std::string>& args, const std::function<Audi
             report::prune_before(store, *month, target.retention_months, now, archives, actor, dry_run, log);
         if (months.empty()) std::fprintf(out, "nothing to prune before %s\n", month->name.c_str());
         for (const report::PruneMonth& m : months)
-            std::fprintf(out, "%s %s: %lld events of %lld hosts (archive manifest SHA-256 %s)\n",
+            std::fprintf(out, "%s %s: %lld events of %lld hosts (archive %s verified, manifest SHA-256 %s)\n",
                          dry_run ? "would prune" : "pruned", m.month.name.c_str(), static_cast<long long>(m.events),
-                         static_cast<long long>(m.hosts), m.manifest_sha256.c_str());
+                         static_cast<long long>(m.hosts), text::escape_for_log(m.archive).c_str(),
+                         m.manifest_sha256.c_str());
         return 0;
     });
 }

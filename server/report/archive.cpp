@@ -347,7 +347,7 @@ std::string month_after(const std::string& name) {
 // prune_before()'s archive check: throws Error(bad_input) unless every archive directory given
 // verifies, each planned month has exactly one whose manifest is the recorded one and the
 // store's fresh one, and the oldest planned month continues each host's stored anchor.
-void check_prune_archives(store::Store& store, const std::vector<PruneMonth>& plan, const std::vector<Manifest>& fresh,
+void check_prune_archives(store::Store& store, std::vector<PruneMonth>& plan, const std::vector<Manifest>& fresh,
                           const std::vector<std::string>& dirs, const std::string& where) {
     const std::string nothing = ": nothing was deleted";
     if (dirs.empty())
@@ -397,6 +397,7 @@ void check_prune_archives(store::Store& store, const std::vector<PruneMonth>& pl
                         plan[i].month.name + ": the archive " + it->second->dir + " has manifest SHA-256 " +
                             it->second->manifest_sha256 + ", the store's events now give " + plan[i].manifest_sha256 +
                             nothing);
+        plan[i].archive = it->second->dir;
     }
     // The oldest month pruned continues what the prune before left: each host's anchor.
     for (const ArchiveHost& h : fresh.front().hosts) {
@@ -632,7 +633,7 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
                             ", now " + sha +
                             "): nothing was deleted; export the month again to a new directory "
                             "and find out what changed");
-        plan.push_back(PruneMonth{m, fresh.events, static_cast<std::int64_t>(fresh.hosts.size()), sha});
+        plan.push_back(PruneMonth{m, fresh.events, static_cast<std::int64_t>(fresh.hosts.size()), sha, ""});
         fresh_manifests.push_back(fresh);
     }
     if (!plan.empty()) check_prune_archives(store, plan, fresh_manifests, archive_dirs, where);
@@ -649,7 +650,8 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
                            Json{{"month", p.month.name},
                                 {"events", p.events},
                                 {"hosts", p.hosts},
-                                {"manifest_sha256", p.manifest_sha256}}
+                                {"manifest_sha256", p.manifest_sha256},
+                                {"archive", p.archive}}
                                .dump()};
         // The store reads the month again inside its transaction, the month closed to writers.
         const store::Month month = p.month;

@@ -97,6 +97,7 @@ struct PruneMonth {
     std::int64_t events = 0;
     std::int64_t hosts = 0;
     std::string manifest_sha256;
+    std::string archive; // the archive directory given for it, verified (named by "audit.pruned")
 };
 
 // Prunes every month before `before` that holds events, oldest first, if every one of them (a)

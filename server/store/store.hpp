@@ -212,7 +212,7 @@ struct IngestResult {
     bool stored = false;
     std::string conflict_event_id;
     std::size_t added = 0;      // events new to the store
-    std::size_t duplicates = 0; // events it held already, byte for byte
+    std::size_t duplicates = 0; // events it held already, byte for byte (or held and pruned: provably_pruned)
     // The server's own events recorded in the batch's transaction ("audit.chain_started",
     // "audit.chain_restarted", "audit.chain_gap", "audit.chain_fork"), for the caller's syslog
     // and webhooks.
@@ -517,6 +517,9 @@ public:
     // lock. Called when the store opens and by the server's housekeeping, so ingest never finds
     // its month without a partition (if it does, the batch fails with Error(io) naming the
     // missing partition: nothing is stored, the host retries). SQLite: nothing to do.
+    // A month that audit_archives marks pruned never gets its partition again: the others are
+    // made, then Error(io) says the server's clock is in a pruned month (ingest() on either
+    // backend refuses a batch received in a pruned month the same way).
     virtual void ensure_audit_partitions(std::int64_t now) = 0;
     // The hosts' events with from <= received_at < to, after row `after_id` (start with 0), in
     // row (arrival) order, at most `limit`: the export's and the prune check's read of a month.

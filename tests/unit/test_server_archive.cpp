@@ -527,6 +527,7 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
     ASSERT_EQ(logged.size(), 2u);
     EXPECT_EQ(logged[1].type, "audit.pruned");
     EXPECT_EQ(Json::parse(logged[1].detail).at("month"), "2019-10");
+    EXPECT_EQ(Json::parse(logged[1].detail).at("archive"), dir("2019-10")); // the copy that was verified
     int recorded = 0;
     for (const Event& e : store->events("", ""))
         if (e.type == "audit.pruned") ++recorded;
@@ -984,6 +985,9 @@ TEST_P(ArchiveTest, the_audit_command_checks_its_arguments_and_runs_export_verif
     EXPECT_NE(printed.find(dir("2019-10") + ": OK: month 2019-10, 2 hosts, 5 events"), std::string::npos) << printed;
     EXPECT_NE(printed.find("would prune 2019-09: 5 events of 2 hosts"), std::string::npos) << printed;
     EXPECT_NE(printed.find("pruned 2019-10: 5 events of 2 hosts"), std::string::npos) << printed;
+    EXPECT_NE(printed.find("pruned 2019-10: 5 events of 2 hosts (archive " + dir("2019-10") + " verified"),
+              std::string::npos)
+        << printed;
     std::fclose(out);
     std::fclose(err);
 }
