@@ -998,7 +998,18 @@ public:
                 "(SELECT DISTINCT ON (host) host, seq, hash FROM audit_events WHERE received_at >= $1::bigint "
                 "AND received_at < $2::bigint ORDER BY host, id DESC) AS l WHERE c.host = l.host",
                 {num(a.received_from), num(a.received_to)});
-            m_db.exec("SELECT jitgate_drop_audit_partition($1::bigint)", {num(a.received_from)});
+            try {
+                // DETACH locks audit_events itself: a long reader of any month holds it up.
+                m_db.exec("SELECT jitgate_drop_audit_partition($1::bigint)", {num(a.received_from)});
+            } catch (const pg::ConnectionLost&) {
+                throw;
+            } catch (const Error& e) {
+                throw Error(ErrorCode::io, "prune " + a.month,
+                            std::string("cannot detach the month's partition (a lock not had within 10 s, "
+                                        "lock_timeout, or the error below): nothing was deleted; run the prune "
+                                        "again later (") +
+                                e.what() + ")");
+            }
             // A partition with other bounds (made by hand) would leave rows: refuse rather than
             // pretend.
             const std::int64_t left =
