@@ -265,9 +265,11 @@ int report_command(const std::vector<std::string>& args, const std::function<std
 int audit_command(const std::vector<std::string>& args, const std::function<AuditTarget()>& open, std::int64_t now,
                   const std::string& actor, void (*log)(const store::Event&), std::FILE* out, std::FILE* err) {
     return guarded("audit", err, [&] {
-        const char* usage = "usage: jitgate-server [--config FILE] audit export --month YYYY-MM --output DIR\n"
-                            "       jitgate-server audit verify-archive DIR...\n"
-                            "       jitgate-server [--config FILE] audit prune --before YYYY-MM [--dry-run]\n";
+        const char* usage =
+            "usage: jitgate-server [--config FILE] audit export --month YYYY-MM --output DIR\n"
+            "       jitgate-server audit verify-archive [--expect-sha256 HEX] DIR [[--expect-sha256 HEX] DIR...]\n"
+            "       jitgate-server [--config FILE] audit prune --before YYYY-MM --archive DIR [--archive DIR...] "
+            "[--dry-run]\n";
         if (args.empty()) {
             std::fputs(usage, err);
             return 2;
@@ -275,12 +277,51 @@ int audit_command(const std::vector<std::string>& args, const std::function<Audi
         const std::string& sub = args[0];
         std::vector<std::string> rest(args.begin() + 1, args.end());
         if (sub == "verify-archive") {
-            if (rest.empty()) {
+            // Each --expect-sha256 binds to the directory after it.
+            std::vector<std::string> dirs;
+            std::map<std::size_t, std::string> expected; // index in dirs -> the SHA-256 its manifest must have
+            for (std::size_t i = 0; i < rest.size(); ++i) {
+                if (rest[i] != "--expect-sha256") {
+                    dirs.push_back(rest[i]);
+                    continue;
+                }
+                if (i + 2 >= rest.size() || rest[i + 2] == "--expect-sha256") {
+                    std::fputs("jitgate-server audit verify-archive: --expect-sha256 needs a value and then the "
+                               "archive directory it is for\n",
+                               err);
+                    return 2;
+                }
+                std::string hex = rest[i + 1];
+                std::transform(hex.begin(), hex.end(), hex.begin(),
+                               [](char ch) { return ch >= 'A' && ch <= 'F' ? static_cast<char>(ch - 'A' + 'a') : ch; });
+                if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+                    std::fprintf(err,
+                                 "jitgate-server audit verify-archive: --expect-sha256 '%s' is not a SHA-256 (64 hex "
+                                 "digits)\n",
+                                 text::escape_for_log(rest[i + 1]).c_str());
+                    return 2;
+                }
+                expected[dirs.size()] = hex;
+                ++i;
+            }
+            if (dirs.empty()) {
                 std::fputs(usage, err);
                 return 2;
             }
             int status = 0;
-            for (const report::ArchiveCheck& c : report::verify_archives(rest)) {
+            std::vector<report::ArchiveCheck> checks = report::verify_archives(dirs);
+            for (std::size_t i = 0; i < checks.size(); ++i) {
+                report::ArchiveCheck& c = checks[i];
+                const auto want = expected.find(i);
+                if (want == expected.end())
+                    c.notes.push_back("the manifest SHA-256 was not compared with a trusted value: compare it with the "
+                                      "store's record (audit_archives) or the export's output, or give "
+                                      "--expect-sha256");
+                else if (want->second != c.manifest_sha256)
+                    c.problems.push_back("the manifest SHA-256 is " + c.manifest_sha256 + ", expected " + want->second +
+                                         " (--expect-sha256): this is not the archive that was exported");
+            }
+            for (const report::ArchiveCheck& c : checks) {
                 for (const std::string& note : c.notes)
                     std::fprintf(out, "%s: note: %s\n", c.dir.c_str(), text::escape_for_log(note).c_str());
                 for (const std::string& problem : c.problems)
@@ -295,6 +336,23 @@ int audit_command(const std::vector<std::string>& args, const std::function<Audi
         }
         const bool dry_run = std::find(rest.begin(), rest.end(), "--dry-run") != rest.end();
         if (sub == "prune" && dry_run) rest.erase(std::find(rest.begin(), rest.end(), "--dry-run"));
+        // --archive may be given once per month: taken out before the single-valued options.
+        std::vector<std::string> archives;
+        if (sub == "prune") {
+            std::vector<std::string> others;
+            for (std::size_t i = 0; i < rest.size(); ++i) {
+                if (rest[i] != "--archive") {
+                    others.push_back(rest[i]);
+                    continue;
+                }
+                if (i + 1 >= rest.size()) {
+                    std::fputs("jitgate-server audit prune: --archive needs a value\n", err);
+                    return 2;
+                }
+                archives.push_back(rest[++i]);
+            }
+            rest = std::move(others);
+        }
         const char* month_option = sub == "export" ? "--month" : "--before";
         if (sub != "export" && sub != "prune") {
             std::fputs(usage, err);
@@ -304,7 +362,8 @@ int audit_command(const std::vector<std::string>& args, const std::function<Audi
                                           : options("audit prune", rest, {"--before"}, err);
         if (!opts) return 2;
         const auto month_text = opts->find(month_option);
-        if (month_text == opts->end() || (sub == "export" && !opts->count("--output"))) {
+        if (month_text == opts->end() || (sub == "export" && !opts->count("--output")) ||
+            (sub == "prune" && archives.empty())) {
             std::fputs(usage, err);
             return 2;
         }
@@ -325,12 +384,13 @@ int audit_command(const std::vector<std::string>& args, const std::function<Audi
             return 0;
         }
         const std::vector<report::PruneMonth> months =
-            report::prune_before(store, *month, target.retention_months, now, actor, dry_run, log);
+            report::prune_before(store, *month, target.retention_months, now, archives, actor, dry_run, log);
         if (months.empty()) std::fprintf(out, "nothing to prune before %s\n", month->name.c_str());
         for (const report::PruneMonth& m : months)
-            std::fprintf(out, "%s %s: %lld events of %lld hosts (archive manifest SHA-256 %s)\n",
+            std::fprintf(out, "%s %s: %lld events of %lld hosts (archive %s verified, manifest SHA-256 %s)\n",
                          dry_run ? "would prune" : "pruned", m.month.name.c_str(), static_cast<long long>(m.events),
-                         static_cast<long long>(m.hosts), m.manifest_sha256.c_str());
+                         static_cast<long long>(m.hosts), text::escape_for_log(m.archive).c_str(),
+                         m.manifest_sha256.c_str());
         return 0;
     });
 }

@@ -58,8 +58,9 @@ void usage(std::FILE* out) {
                  "       jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN]\n"
                  "                      [--format html|pdf|csv|json] [--output FILE] [--silent-after SECONDS]\n"
                  "       jitgate-server [--config FILE] audit export --month YYYY-MM --output DIR\n"
-                 "       jitgate-server audit verify-archive DIR...\n"
-                 "       jitgate-server [--config FILE] audit prune --before YYYY-MM [--dry-run]\n"
+                 "       jitgate-server audit verify-archive [--expect-sha256 HEX] DIR [[--expect-sha256 HEX] DIR...]\n"
+                 "       jitgate-server [--config FILE] audit prune --before YYYY-MM --archive DIR [--archive DIR...]\n"
+                 "                      [--dry-run]\n"
                  "       jitgate-server keygen --dir DIR --kid KID\n"
                  "       jitgate-server --version\n"
                  "The default config is %s.\n",

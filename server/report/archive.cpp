@@ -108,8 +108,15 @@ struct HostState {
     Sha256 sha;
 };
 
+// A month's events read from the store, a page at a time.
+store::Store::AuditPageReader month_reader(store::Store& store, const store::Month& month) {
+    return [&store, month](std::int64_t after, std::size_t limit) {
+        return store.audit_events_received(month.from, month.to, after, limit);
+    };
+}
+
 template <class Sink>
-Manifest scan_month(store::Store& store, const store::Month& month, Sink&& sink) {
+Manifest scan_month(const store::Store::AuditPageReader& read, const store::Month& month, Sink&& sink) {
     std::map<std::string, HostState> hosts;
     Manifest m;
     m.month = month.name;
@@ -117,8 +124,7 @@ Manifest scan_month(store::Store& store, const store::Month& month, Sink&& sink)
     m.received_to = month.to;
     std::int64_t after = 0;
     for (;;) {
-        const std::vector<store::StoredAuditEvent> page =
-            store.audit_events_received(month.from, month.to, after, k_page);
+        const std::vector<store::StoredAuditEvent> page = read(after, k_page);
         std::map<std::string, std::string> lines; // host -> this page's lines, each with its '\n'
         for (const store::StoredAuditEvent& s : page) {
             // SECURITY NOTE: host names were checked at ingest (certificate names); the file
@@ -338,6 +344,75 @@ std::string month_after(const std::string& name) {
     return m ? store::next_month(*m).name : std::string();
 }
 
+// prune_before()'s archive check: throws Error(bad_input) unless every archive directory given
+// verifies, each planned month has exactly one whose manifest is the recorded one and the
+// store's fresh one, and the oldest planned month continues each host's stored anchor.
+void check_prune_archives(store::Store& store, std::vector<PruneMonth>& plan, const std::vector<Manifest>& fresh,
+                          const std::vector<std::string>& dirs, const std::string& where) {
+    const std::string nothing = ": nothing was deleted";
+    if (dirs.empty())
+        throw Error(ErrorCode::bad_input, where,
+                    "no archive given: each month pruned needs its archive directory (--archive DIR, one per "
+                    "month, from `jitgate-server audit export`)" +
+                        nothing);
+    const std::vector<ArchiveCheck> checks = verify_archives(dirs);
+    for (const ArchiveCheck& c : checks)
+        if (!c.ok())
+            throw Error(ErrorCode::bad_input, where,
+                        "the archive " + c.dir + " (month " + (c.month.empty() ? "?" : c.month) +
+                            ") fails verify-archive: " + c.problems.front() +
+                            (c.problems.size() > 1 ? " (and " + std::to_string(c.problems.size() - 1) + " more)"
+                                                   : std::string()) +
+                            nothing);
+    const std::string month_before = store::month_of(plan.front().month.from - 1).name;
+    const std::string month_after_last = store::next_month(plan.back().month).name;
+    std::map<std::string, const ArchiveCheck*> by_month;
+    for (const ArchiveCheck& c : checks) {
+        const bool planned =
+            std::any_of(plan.begin(), plan.end(), [&](const PruneMonth& p) { return p.month.name == c.month; });
+        if (!planned && c.month != month_before && c.month != month_after_last)
+            throw Error(ErrorCode::bad_input, where,
+                        "the archive " + c.dir + " is of " + (c.month.empty() ? "?" : c.month) +
+                            ", which this prune neither deletes nor links to (only " + month_before + " .. " +
+                            month_after_last + " may be given)" + nothing);
+        if (!by_month.emplace(c.month, &c).second)
+            throw Error(ErrorCode::bad_input, where, "two archives of " + c.month + " given" + nothing);
+        // The recorded manifest, also for the month before: a link to an archive the store never
+        // recorded proves nothing.
+        const std::optional<store::AuditArchive> record = store.audit_archive(c.month);
+        if (!record || record->manifest_sha256 != c.manifest_sha256)
+            throw Error(ErrorCode::bad_input, where,
+                        "the archive " + c.dir + " has manifest SHA-256 " + c.manifest_sha256 + ", the store " +
+                            (record ? "recorded " + record->manifest_sha256 + " for " + c.month
+                                    : "has no export of " + c.month + " recorded") +
+                            " (not the archive exported from this store)" + nothing);
+    }
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+        const auto it = by_month.find(plan[i].month.name);
+        if (it == by_month.end())
+            throw Error(ErrorCode::bad_input, where,
+                        plan[i].month.name + ": its archive directory is not given (--archive DIR)" + nothing);
+        if (it->second->manifest_sha256 != plan[i].manifest_sha256)
+            throw Error(ErrorCode::bad_input, where,
+                        plan[i].month.name + ": the archive " + it->second->dir + " has manifest SHA-256 " +
+                            it->second->manifest_sha256 + ", the store's events now give " + plan[i].manifest_sha256 +
+                            nothing);
+        plan[i].archive = it->second->dir;
+    }
+    // The oldest month pruned continues what the prune before left: each host's anchor.
+    for (const ArchiveHost& h : fresh.front().hosts) {
+        const std::optional<store::AuditChain> chain = store.audit_chain(h.host);
+        if (!chain || chain->pruned_through_seq == 0) continue;
+        if (h.first_seq == 1 && h.first_prev_hash == audit::k_genesis_hash) continue; // a chain started over
+        if (h.first_seq != chain->pruned_through_seq + 1 || h.first_prev_hash != chain->pruned_through_hash)
+            throw Error(ErrorCode::bad_input, where,
+                        plan.front().month.name + ": " + h.host + "'s first event (seq " + std::to_string(h.first_seq) +
+                            ") does not continue the last event pruned before (seq " +
+                            std::to_string(chain->pruned_through_seq) +
+                            "): events are missing between the archives, or one was altered" + nothing);
+    }
+}
+
 } // namespace
 
 bool safe_host_file_name(const std::string& host) {
@@ -369,7 +444,7 @@ std::string Manifest::sha256() const {
 }
 
 Manifest month_manifest(store::Store& store, const store::Month& month) {
-    return scan_month(store, month, [](const ArchiveHost&, const std::string&) {});
+    return scan_month(month_reader(store, month), month, [](const ArchiveHost&, const std::string&) {});
 }
 
 ExportResult export_month(store::Store& store, const store::Month& month, const std::string& output, std::int64_t now,
@@ -395,9 +470,9 @@ ExportResult export_month(store::Store& store, const store::Month& month, const 
     ExportResult result;
     std::optional<store::AuditArchive> before;
     try {
-        result.manifest = scan_month(store, month, [&](const ArchiveHost& h, const std::string& text) {
-            append_file(tmp + "/" + h.file, text);
-        });
+        result.manifest =
+            scan_month(month_reader(store, month), month,
+                       [&](const ArchiveHost& h, const std::string& text) { append_file(tmp + "/" + h.file, text); });
         const std::string manifest_text = result.manifest.text();
         result.manifest_sha256 = audit::sha256_hex(manifest_text);
         before = store.audit_archive(month.name);
@@ -500,18 +575,22 @@ std::vector<ArchiveCheck> verify_archives(const std::vector<std::string>& dirs) 
 }
 
 std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& before, int retention_months,
-                                     std::int64_t now, const std::string& actor, bool dry_run,
-                                     void (*log)(const store::Event&)) {
+                                     std::int64_t now, const std::vector<std::string>& archive_dirs,
+                                     const std::string& actor, bool dry_run, void (*log)(const store::Event&)) {
     const std::string where = "prune before " + before.name;
     if (retention_months < 12)
         throw Error(ErrorCode::bad_input, where, "the retention must be at least 12 months (audit.retention_months)");
-    // The last month that may go: the month `retention_months` after it has ended by now.
-    const auto expired = [&](const store::Month& m) {
+    // The last month that may go: the month `retention_months` after it has ended by now, and
+    // the store has received an event since (so a clock years fast alone cannot expire it).
+    const std::optional<std::int64_t> newest = store.newest_audit_received();
+    const auto retention_end = [&](const store::Month& m) {
         store::Month later = m;
         for (int i = 0; i < retention_months; ++i) later = store::next_month(later);
-        return later.to <= now;
+        return later.to;
     };
+    const auto expired = [&](const store::Month& m) { return retention_end(m) <= now; };
     std::vector<PruneMonth> plan;
+    std::vector<Manifest> fresh_manifests; // plan[i]'s
     // From the oldest stored event, or the oldest archive not pruned if older (its events may
     // be gone without a prune, which must not pass for an empty month).
     std::optional<std::int64_t> oldest = store.oldest_audit_received();
@@ -523,6 +602,13 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
             throw Error(ErrorCode::bad_input, where,
                         m.name + " is within the retention of " + std::to_string(retention_months) +
                             " months (audit.retention_months): nothing was deleted");
+        if (!newest || *newest < retention_end(m))
+            throw Error(ErrorCode::bad_input, where,
+                        m.name + ": its retention ends " + rfc3339(retention_end(m)) +
+                            ", but the newest event the store received is from " +
+                            (newest ? rfc3339(*newest) : std::string("never")) +
+                            ": the server's clock may be wrong (a clock years fast must not expire evidence); "
+                            "nothing was deleted. Prune once hosts' events have been received after that date");
         const Manifest fresh = month_manifest(store, m);
         const std::optional<store::AuditArchive> archive = store.audit_archive(m.name);
         if (fresh.events == 0) {
@@ -547,8 +633,10 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
                             ", now " + sha +
                             "): nothing was deleted; export the month again to a new directory "
                             "and find out what changed");
-        plan.push_back(PruneMonth{m, fresh.events, static_cast<std::int64_t>(fresh.hosts.size()), sha});
+        plan.push_back(PruneMonth{m, fresh.events, static_cast<std::int64_t>(fresh.hosts.size()), sha, ""});
+        fresh_manifests.push_back(fresh);
     }
+    if (!plan.empty()) check_prune_archives(store, plan, fresh_manifests, archive_dirs, where);
     if (dry_run) return plan;
     for (const PruneMonth& p : plan) {
         const store::AuditArchive archive = *store.audit_archive(p.month.name);
@@ -562,9 +650,14 @@ std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& be
                            Json{{"month", p.month.name},
                                 {"events", p.events},
                                 {"hosts", p.hosts},
-                                {"manifest_sha256", p.manifest_sha256}}
+                                {"manifest_sha256", p.manifest_sha256},
+                                {"archive", p.archive}}
                                .dump()};
-        store.prune_audit_month(archive, now, event);
+        // The store reads the month again inside its transaction, the month closed to writers.
+        const store::Month month = p.month;
+        store.prune_audit_month(archive, now, event, [&month](const store::Store::AuditPageReader& read) {
+            return scan_month(read, month, [](const ArchiveHost&, const std::string&) {}).sha256();
+        });
         if (log != nullptr) log(event);
     }
     return plan;

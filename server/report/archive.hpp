@@ -97,17 +97,26 @@ struct PruneMonth {
     std::int64_t events = 0;
     std::int64_t hosts = 0;
     std::string manifest_sha256;
+    std::string archive; // the archive directory given for it, verified (named by "audit.pruned")
 };
 
 // Prunes every month before `before` that holds events, oldest first, if every one of them (a)
-// is older than the retention: the month `retention_months` after it ended by `now`, and (b)
-// was exported (audit_archives) with the manifest the store gives now; otherwise refuses the
-// whole prune before deleting anything (Error bad_input saying which month and why).
+// is older than the retention: the month `retention_months` after it ended by `now`, (b) was
+// exported (audit_archives) with the manifest the store gives now, and (c) has its archive
+// directory among `archive_dirs` (one directory per month, each named by its MANIFEST.json)
+// and that archive passes verify_archives() (together with every other directory given, so
+// consecutive months are linked) with a MANIFEST.json whose SHA-256 is the one recorded and the
+// one the store gives now; each host's first event of the oldest month pruned continues the
+// stored anchor (AuditChain::pruned_through_seq/hash) of the prune before, or starts a chain at
+// seq 1. `archive_dirs` may also hold the archives of the month before the oldest one pruned
+// and of the month after the newest (links checked; their recorded manifests are required
+// too); any other month is refused. Otherwise the whole
+// prune is refused before anything is deleted (Error bad_input saying which month and why).
 // retention_months < 12: Error(bad_input). `dry_run`: checks everything, deletes nothing.
 // Returns the months pruned (or that would be). Each month: store::Store::prune_audit_month
 // with an "audit.pruned" event by `actor`, also passed to `log` (may be empty).
 std::vector<PruneMonth> prune_before(store::Store& store, const store::Month& before, int retention_months,
-                                     std::int64_t now, const std::string& actor, bool dry_run,
-                                     void (*log)(const store::Event&));
+                                     std::int64_t now, const std::vector<std::string>& archive_dirs,
+                                     const std::string& actor, bool dry_run, void (*log)(const store::Event&));
 
 } // namespace jitgate::server::report

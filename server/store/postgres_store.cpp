@@ -543,7 +543,13 @@ public:
             std::map<std::string, std::string> lines; // event_id -> line, stored or new in this batch
             for (int i = 0; i < stored.rows(); ++i) lines.emplace(stored.text(i, 0), stored.text(i, 1));
             nlohmann::json fresh = nlohmann::json::array();
+            const std::vector<bool> pruned = provably_pruned(before, events);
+            std::size_t index = 0;
             for (const AuditEvent& e : events) {
+                if (pruned[index++]) {
+                    ++result.duplicates; // held and pruned after its month was archived
+                    continue;
+                }
                 const auto [it, added] = lines.emplace(e.event_id, e.line);
                 if (!added) {
                     if (it->second != e.line) {
@@ -867,9 +873,17 @@ public:
             pg::Transaction tx(m_db);
             m_db.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_partitions_lock});
             Month m = month_of(now);
-            for (int i = 0; i < 3; ++i, m = next_month(m))
+            std::string pruned; // a month of these already pruned: its partition is never made again
+            for (int i = 0; i < 3; ++i, m = next_month(m)) {
+                if (m_db.exec("SELECT 1 FROM audit_archives WHERE month = $1 AND pruned_at <> 0", {m.name}).rows() >
+                    0) {
+                    if (pruned.empty()) pruned = m.name;
+                    continue;
+                }
                 m_db.exec("SELECT jitgate_audit_partition($1::bigint)", {num(m.from)});
+            }
             tx.commit();
+            if (!pruned.empty()) throw_pruned_month(now, pruned);
         });
     }
 
@@ -888,6 +902,14 @@ public:
     std::optional<std::int64_t> oldest_audit_received() override {
         return call([&]() -> std::optional<std::int64_t> {
             const Result r = m_db.exec("SELECT min(received_at) FROM audit_events");
+            if (r.rows() != 1 || r.text(0, 0).empty()) return std::nullopt;
+            return r.integer(0, 0);
+        });
+    }
+
+    std::optional<std::int64_t> newest_audit_received() override {
+        return call([&]() -> std::optional<std::int64_t> {
+            const Result r = m_db.exec("SELECT max(received_at) FROM audit_events");
             if (r.rows() != 1 || r.text(0, 0).empty()) return std::nullopt;
             return r.integer(0, 0);
         });
@@ -929,10 +951,34 @@ public:
         });
     }
 
-    PruneResult prune_audit_month(const AuditArchive& a, std::int64_t now, const Event& event) override {
+    PruneResult prune_audit_month(const AuditArchive& a, std::int64_t now, const Event& event,
+                                  const ManifestOf& manifest_sha256) override {
         return call([&] {
             pg::Transaction tx(m_db);
-            m_db.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_partitions_lock});
+            // A lock the prune cannot get within 10 s (a long report reading the month, say) fails
+            // the prune, rather than queueing every batch of the fleet behind it.
+            m_db.exec("SET LOCAL lock_timeout = '10s'");
+            try {
+                m_db.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_partitions_lock});
+                // The month's partition closed to writers and readers until COMMIT: a batch
+                // committed after the count below would otherwise be dropped with the partition.
+                // The statement is built by format('%I') from the month's start only.
+                const Result lock = m_db.exec(
+                    "SELECT format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', c.relname) FROM pg_class c JOIN "
+                    "pg_inherits i ON i.inhrelid = c.oid WHERE i.inhparent = to_regclass('audit_events') AND c.oid = "
+                    "to_regclass(quote_ident('audit_events_y' || to_char(date_trunc('month', to_timestamp($1::bigint) "
+                    "AT TIME ZONE 'UTC'), 'YYYY') || 'm' || to_char(date_trunc('month', to_timestamp($1::bigint) AT "
+                    "TIME ZONE 'UTC'), 'MM')))",
+                    {num(a.received_from)});
+                if (lock.rows() == 1) m_db.exec(lock.text(0, 0).c_str());
+            } catch (const pg::ConnectionLost&) {
+                throw;
+            } catch (const Error& e) {
+                throw Error(ErrorCode::io, "prune " + a.month,
+                            std::string("cannot lock the month within 10 s (lock_timeout; a long report or another "
+                                        "prune may be reading it): nothing was deleted; run the prune again later (") +
+                                e.what() + ")");
+            }
             const Result r = m_db.exec(
                 "SELECT " JITGATE_ARCHIVE_COLUMNS " FROM audit_archives WHERE month = $1 FOR UPDATE", {a.month});
             check_prunable(r.rows() == 1 ? std::optional<AuditArchive>(read_archive(r, 0)) : std::nullopt, a);
@@ -942,13 +988,33 @@ public:
                           {num(a.received_from), num(a.received_to)})
                     .integer(0, 0);
             check_prune_count(a, count);
+            // The manifest again, under the lock (the same connection and transaction).
+            check_prune_manifest(
+                a, manifest_sha256([&](std::int64_t after_id, std::size_t limit) {
+                    return read_stored_events_of(
+                        m_db.exec("SELECT id, host, received_at, " JITGATE_AUDIT_EVENT_COLUMNS
+                                  " FROM audit_events WHERE received_at >= $1::bigint AND received_at < "
+                                  "$2::bigint AND id > $3::bigint ORDER BY id LIMIT $4::bigint",
+                                  {num(a.received_from), num(a.received_to), num(after_id), limit_value(limit)}));
+                }));
             // Each host's last event of the month in arrival order becomes its anchor.
             const Result anchors = m_db.exec(
                 "UPDATE audit_chains c SET pruned_through_seq = l.seq, pruned_through_hash = l.hash FROM "
                 "(SELECT DISTINCT ON (host) host, seq, hash FROM audit_events WHERE received_at >= $1::bigint "
                 "AND received_at < $2::bigint ORDER BY host, id DESC) AS l WHERE c.host = l.host",
                 {num(a.received_from), num(a.received_to)});
-            m_db.exec("SELECT jitgate_drop_audit_partition($1::bigint)", {num(a.received_from)});
+            try {
+                // DETACH locks audit_events itself: a long reader of any month holds it up.
+                m_db.exec("SELECT jitgate_drop_audit_partition($1::bigint)", {num(a.received_from)});
+            } catch (const pg::ConnectionLost&) {
+                throw;
+            } catch (const Error& e) {
+                throw Error(ErrorCode::io, "prune " + a.month,
+                            std::string("cannot detach the month's partition (a lock not had within 10 s, "
+                                        "lock_timeout, or the error below): nothing was deleted; run the prune "
+                                        "again later (") +
+                                e.what() + ")");
+            }
             // A partition with other bounds (made by hand) would leave rows: refuse rather than
             // pretend.
             const std::int64_t left =

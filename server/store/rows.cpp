@@ -167,6 +167,22 @@ Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int
     return out;
 }
 
+std::vector<bool> provably_pruned(const AuditChain& chain, const std::vector<AuditEvent>& batch) {
+    std::vector<bool> out(batch.size(), false);
+    if (chain.pruned_through_seq <= 0 || !is_hash(chain.pruned_through_hash)) return out;
+    for (std::size_t i = batch.size(); i-- > 0;) {
+        if (batch[i].seq == chain.pruned_through_seq && batch[i].hash == chain.pruned_through_hash) {
+            out[i] = true;
+            continue;
+        }
+        // Continued by the next event, itself provably pruned.
+        if (i + 1 < batch.size() && out[i + 1] && batch[i].seq < chain.pruned_through_seq &&
+            batch[i].seq + 1 == batch[i + 1].seq && batch[i].hash == batch[i + 1].prev_hash)
+            out[i] = true;
+    }
+    return out;
+}
+
 } // namespace jitgate::server::store
 
 // --- break-glass reviews ---
@@ -270,6 +286,20 @@ void check_prune_count(const AuditArchive& wanted, std::int64_t count) {
         throw Error(ErrorCode::bad_input, "prune " + wanted.month,
                     "the month holds " + std::to_string(count) + " events, the archive " +
                         std::to_string(wanted.events) + ": nothing was deleted");
+}
+
+void check_prune_manifest(const AuditArchive& wanted, const std::string& now_sha256) {
+    if (now_sha256 != wanted.manifest_sha256)
+        throw Error(ErrorCode::bad_input, "prune " + wanted.month,
+                    "the month's events changed while the prune checked them (manifest SHA-256 now " + now_sha256 +
+                        ", the archive's " + wanted.manifest_sha256 + "): nothing was deleted");
+}
+
+void throw_pruned_month(std::int64_t now, const std::string& month) {
+    throw Error(ErrorCode::io, "store",
+                "the server's clock (Unix time " + std::to_string(now) + ") is in " + month +
+                    ", a month already pruned (audit_archives): its partition is not made again and no event is "
+                    "stored in it (the hosts keep theirs in their spool); correct the server's clock");
 }
 
 } // namespace jitgate::server::store

@@ -81,6 +81,16 @@ bool mark_broken(AuditChain& chain, const std::string& problem, std::int64_t seq
 // an empty type when there is nothing to record. Pure: both stores run exactly this.
 Event advance_chain(AuditChain& chain, bool known, const AuditEvent& e, std::int64_t now);
 
+// ingest(): which events of `batch` are provably ones the store held and pruned (retention), so
+// they count as duplicates and are not stored again: an event at the chain's
+// pruned_through_seq whose hash is pruned_through_hash (the hash covers the whole event), and
+// each event before it in the batch that it continues without a break (seq one less, hash =
+// the next one's prev_hash). Any other event, even one with seq <= pruned_through_seq, is not
+// provably pruned (a restarted chain at seq 1 looks the same as the old chain's seq 1) and is
+// stored as before: advance_chain() reports it (a restart, or a fork). Never drops an event that
+// is not provably held.
+std::vector<bool> provably_pruned(const AuditChain& chain, const std::vector<AuditEvent>& batch);
+
 } // namespace jitgate::server::store
 
 // --- break-glass reviews ---
@@ -121,5 +131,11 @@ namespace jitgate::server::store {
 void check_prunable(const std::optional<AuditArchive>& stored, const AuditArchive& wanted);
 // prune_audit_month(): Error(bad_input) unless the month holds `count` == wanted.events events.
 void check_prune_count(const AuditArchive& wanted, std::int64_t count);
+// ensure_audit_partitions() / ingest(): Error(io) for a server clock (`now`) in `month`, a month
+// already pruned: its events are never stored again (the hosts keep them in their spool).
+[[noreturn]] void throw_pruned_month(std::int64_t now, const std::string& month);
+// prune_audit_month(): Error(bad_input) unless the manifest the month's events give inside the
+// prune's transaction, `now_sha256`, is still wanted.manifest_sha256.
+void check_prune_manifest(const AuditArchive& wanted, const std::string& now_sha256);
 
 } // namespace jitgate::server::store

@@ -479,6 +479,7 @@ public:
         // BEGIN IMMEDIATE: batches of one host (and of all hosts) are serialised, so the chain
         // state read here is the one this batch continues.
         Transaction tx(m_db, Transaction::Kind::write);
+        refuse_pruned_month(now);
         std::optional<AuditChain> before = load_chain(host);
         bool known = before.has_value();
         AuditChain chain = before.value_or(AuditChain{});
@@ -487,7 +488,13 @@ public:
         // exports and prunes by received time keep each host's events in chain order.
         const std::int64_t received = std::max(now, chain.last_seen);
         IngestResult result;
+        const std::vector<bool> pruned = provably_pruned(chain, events);
+        std::size_t index = 0;
         for (const AuditEvent& e : events) {
+            if (pruned[index++]) {
+                ++result.duplicates; // held and pruned after its month was archived
+                continue;
+            }
             bool inserted = false;
             {
                 Query q(m_db, "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, "
@@ -768,6 +775,15 @@ public:
 
     void ensure_audit_partitions(std::int64_t) override {} // one table: nothing to prepare
 
+    // As PostgreSQL, which never makes a pruned month's partition again: nothing is stored in a
+    // month already pruned (a server clock set back years).
+    void refuse_pruned_month(std::int64_t now) {
+        const Month month = month_of(now);
+        Query q(m_db, "SELECT 1 FROM audit_archives WHERE month = ?1 AND pruned_at <> 0");
+        q.text(1, month.name);
+        if (q.step()) throw_pruned_month(now, month.name);
+    }
+
     std::vector<StoredAuditEvent> audit_events_received(std::int64_t from, std::int64_t to, std::int64_t after_id,
                                                         std::size_t limit) override {
         // By rowid between the month's first and last rows (found once each through the index
@@ -786,6 +802,13 @@ public:
     std::optional<std::int64_t> oldest_audit_received() override {
         // Index audit_events_received.
         Query q(m_db, "SELECT min(received_at) FROM audit_events");
+        if (!q.step() || q.text(0).empty()) return std::nullopt;
+        return q.integer(0);
+    }
+
+    std::optional<std::int64_t> newest_audit_received() override {
+        // Index audit_events_received.
+        Query q(m_db, "SELECT max(received_at) FROM audit_events");
         if (!q.step() || q.text(0).empty()) return std::nullopt;
         return q.integer(0);
     }
@@ -826,7 +849,8 @@ public:
         return std::move(*stored);
     }
 
-    PruneResult prune_audit_month(const AuditArchive& a, std::int64_t now, const Event& event) override {
+    PruneResult prune_audit_month(const AuditArchive& a, std::int64_t now, const Event& event,
+                                  const ManifestOf& manifest_sha256) override {
         // One transaction: the anchors, the deletion and the record go together or not at all.
         // (Deleting in several transactions would leave a half-pruned month that no archive
         // check could tell from rows deleted by hand.)
@@ -839,6 +863,10 @@ public:
             count = q.step() ? q.integer(0) : 0;
         }
         check_prune_count(a, count);
+        // Read again inside the write transaction: no batch can change the month meanwhile.
+        check_prune_manifest(a, manifest_sha256([&](std::int64_t after_id, std::size_t limit) {
+                                 return audit_events_received(a.received_from, a.received_to, after_id, limit);
+                             }));
         PruneResult result;
         result.events = count;
         {

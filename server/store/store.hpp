@@ -186,8 +186,12 @@ struct AuditChain {
     // last did. The backlog is reported_seq - last_seq while positive (shipping_backlog below).
     std::int64_t reported_seq = 0;
     std::int64_t reported_at = 0; // Unix seconds
-    // Retention: the chain's events up to this seq were pruned after their months were exported
-    // to a verified archive; the first stored event's prev_hash must equal pruned_through_hash.
+    // Retention: the chain's events up to this seq were pruned (the last event pruned, in
+    // arrival order, of the host's last pruned month). `jitgate-server audit prune` deletes a
+    // month only after its archive directory passed verify_archives() and its MANIFEST.json's
+    // SHA-256 equalled both the export's record (audit_archives) and the manifest the store's
+    // events gave at the prune (report::prune_before); the archive is not kept or re-checked by
+    // the store afterwards. The first stored event's prev_hash must equal pruned_through_hash.
     // 0 / '': nothing pruned.
     std::int64_t pruned_through_seq = 0;
     std::string pruned_through_hash;
@@ -208,7 +212,7 @@ struct IngestResult {
     bool stored = false;
     std::string conflict_event_id;
     std::size_t added = 0;      // events new to the store
-    std::size_t duplicates = 0; // events it held already, byte for byte
+    std::size_t duplicates = 0; // events it held already, byte for byte (or held and pruned: provably_pruned)
     // The server's own events recorded in the batch's transaction ("audit.chain_started",
     // "audit.chain_restarted", "audit.chain_gap", "audit.chain_fork"), for the caller's syslog
     // and webhooks.
@@ -513,6 +517,9 @@ public:
     // lock. Called when the store opens and by the server's housekeeping, so ingest never finds
     // its month without a partition (if it does, the batch fails with Error(io) naming the
     // missing partition: nothing is stored, the host retries). SQLite: nothing to do.
+    // A month that audit_archives marks pruned never gets its partition again: the others are
+    // made, then Error(io) says the server's clock is in a pruned month (ingest() on either
+    // backend refuses a batch received in a pruned month the same way).
     virtual void ensure_audit_partitions(std::int64_t now) = 0;
     // The hosts' events with from <= received_at < to, after row `after_id` (start with 0), in
     // row (arrival) order, at most `limit`: the export's and the prune check's read of a month.
@@ -520,6 +527,8 @@ public:
                                                                 std::int64_t after_id, std::size_t limit) = 0;
     // The smallest received_at of a stored host event; nullopt when none is stored.
     virtual std::optional<std::int64_t> oldest_audit_received() = 0;
+    // The largest received_at of a stored host event; nullopt when none is stored.
+    virtual std::optional<std::int64_t> newest_audit_received() = 0;
     virtual std::optional<AuditArchive> audit_archive(std::string_view month) = 0;
     // Every archive record, by month (one row per exported month: a small table).
     virtual std::vector<AuditArchive> audit_archives() = 0;
@@ -531,11 +540,18 @@ public:
     // received_to) in one transaction with: each such host's anchor set to the last deleted
     // event in arrival order (AuditChain::pruned_through_seq/hash), the archive marked pruned at
     // `now`, and `event` (the caller's "audit.pruned") recorded. The caller has checked the
-    // retention and that a fresh manifest equals the archive's; here the stored record must
-    // still have that manifest_sha256, not be pruned, and the month must still hold exactly
-    // archive.events events (else Error(bad_input), nothing deleted). PostgreSQL drops the
-    // month's partition (DETACH, DROP); SQLite deletes the rows.
-    virtual PruneResult prune_audit_month(const AuditArchive& archive, std::int64_t now, const Event& event) = 0;
+    // retention, the archive and that a fresh manifest equals the archive's; here, inside the
+    // transaction and with the month closed to writers (PostgreSQL: the month's partition locked
+    // ACCESS EXCLUSIVE, with a lock_timeout of 10 s so a long reader makes the prune fail rather
+    // than stall ingest; SQLite: the write transaction), the stored record must still have that
+    // manifest_sha256, not be pruned, the month must still hold exactly archive.events events,
+    // and `manifest_sha256` (given a reader of the month's events in arrival order, inside the
+    // transaction) must return archive.manifest_sha256 (else Error(bad_input), nothing deleted).
+    // PostgreSQL drops the month's partition (DETACH, DROP); SQLite deletes the rows.
+    using AuditPageReader = std::function<std::vector<StoredAuditEvent>(std::int64_t after_id, std::size_t limit)>;
+    using ManifestOf = std::function<std::string(const AuditPageReader&)>;
+    virtual PruneResult prune_audit_month(const AuditArchive& archive, std::int64_t now, const Event& event,
+                                          const ManifestOf& manifest_sha256) = 0;
 
     // --- web sessions and sign-ins ---
     virtual void put_session(const Session& session) = 0;

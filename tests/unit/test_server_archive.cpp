@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -83,11 +85,13 @@ protected:
     std::string dir(const std::string& name) const { return (m_dir / name).string(); }
     bool postgres() const { return GetParam() == Backend::postgres; }
 
-    // A two-host fleet over 2019-09 .. 2019-11; returns each host's events per month.
+    // A two-host fleet over 2019-09 .. 2019-11; returns each host's events per month. With
+    // `today`, web-01 also sends one event (seq 10) received at k_now: the store has received
+    // events past the retention (a prune requires that).
     struct Fleet {
         std::map<std::string, std::map<std::string, std::vector<AuditEvent>>> events; // host -> month -> events
     };
-    Fleet old_fleet() {
+    Fleet old_fleet(bool today = true) {
         Fleet f;
         HostChain web("web-01");
         HostChain db("db-01");
@@ -100,6 +104,7 @@ protected:
             f.events["web-01"][month] = w;
             f.events["db-01"][month] = d;
         }
+        if (today) ingest("web-01", {web.next()}, k_now);
         return f;
     }
 
@@ -477,7 +482,7 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
     const auto dec = *parse_month("2019-12");
     // No archive of 2019-09 yet.
     try {
-        report::prune_before(*store, nov, 84, k_now, "admin1", false, nullptr);
+        report::prune_before(*store, nov, 84, k_now, {}, "admin1", false, nullptr);
         ADD_FAILURE() << "pruned without an archive";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("2019-09 holds 5 events and was never exported"), std::string::npos)
@@ -486,14 +491,15 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
     report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
     report::export_month(*store, *parse_month("2019-10"), dir("2019-10"), k_now, "a");
     report::export_month(*store, nov, dir("2019-11"), k_now, "a");
+    const std::vector<std::string> archives{dir("2019-09"), dir("2019-10"), dir("2019-11")};
     // November 2019 is within seven years on 2026-11-29 (its seventh year ends 2026-12-01).
-    EXPECT_THROW(report::prune_before(*store, dec, 84, k_now, "admin1", false, nullptr), Error);
+    EXPECT_THROW(report::prune_before(*store, dec, 84, k_now, archives, "admin1", false, nullptr), Error);
     // Less than a year is refused outright.
-    EXPECT_THROW(report::prune_before(*store, nov, 11, k_now, "admin1", false, nullptr), Error);
+    EXPECT_THROW(report::prune_before(*store, nov, 11, k_now, archives, "admin1", false, nullptr), Error);
     // An archive the store no longer matches (a row changed after the export).
     m_database->exec("UPDATE audit_events SET line = line || ' ' WHERE host = 'db-01' AND seq = 3");
     try {
-        report::prune_before(*store, nov, 84, k_now, "admin1", false, nullptr);
+        report::prune_before(*store, nov, 84, k_now, archives, "admin1", false, nullptr);
         ADD_FAILURE() << "pruned a month that changed after its export";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("2019-10: the store's events no longer match"), std::string::npos)
@@ -505,7 +511,7 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
                      "seq = 3");
 
     // A dry run lists and deletes nothing.
-    const auto planned = report::prune_before(*store, nov, 84, k_now, "admin1", true, nullptr);
+    const auto planned = report::prune_before(*store, nov, 84, k_now, archives, "admin1", true, nullptr);
     ASSERT_EQ(planned.size(), 2u);
     EXPECT_EQ(planned[0].month.name, "2019-09");
     EXPECT_EQ(planned[1].month.name, "2019-10");
@@ -513,14 +519,15 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
 
     static std::vector<Event> logged;
     logged.clear();
-    const auto pruned =
-        report::prune_before(*store, nov, 84, k_now, "admin1", false, [](const Event& e) { logged.push_back(e); });
+    const auto pruned = report::prune_before(*store, nov, 84, k_now, archives, "admin1", false,
+                                             [](const Event& e) { logged.push_back(e); });
     ASSERT_EQ(pruned.size(), 2u);
     EXPECT_EQ(pruned[0].events, 5);
     EXPECT_EQ(pruned[1].events, 5);
     ASSERT_EQ(logged.size(), 2u);
     EXPECT_EQ(logged[1].type, "audit.pruned");
     EXPECT_EQ(Json::parse(logged[1].detail).at("month"), "2019-10");
+    EXPECT_EQ(Json::parse(logged[1].detail).at("archive"), dir("2019-10")); // the copy that was verified
     int recorded = 0;
     for (const Event& e : store->events("", ""))
         if (e.type == "audit.pruned") ++recorded;
@@ -537,7 +544,7 @@ TEST_P(ArchiveTest, prune_requires_an_unchanged_archive_and_the_retention_and_ke
     EXPECT_EQ(web->pruned_through_hash, f.events.at("web-01").at("2019-10")[2].hash);
     EXPECT_EQ(store->audit_chain("db-01")->pruned_through_seq, 4);
     // Nothing left to prune; the same prune again is a no-op.
-    EXPECT_TRUE(report::prune_before(*store, nov, 84, k_now, "admin1", false, nullptr).empty());
+    EXPECT_TRUE(report::prune_before(*store, nov, 84, k_now, archives, "admin1", false, nullptr).empty());
 
     // The report over the remaining events verifies each chain from its anchor.
     report::Options o;
@@ -589,7 +596,7 @@ TEST_P(ArchiveTest, prune_refuses_a_month_emptied_outside_the_prune) {
     report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
     m_database->exec("DELETE FROM audit_events WHERE received_at < " + std::to_string(parse_month("2019-10")->from));
     try {
-        report::prune_before(*store, *parse_month("2019-10"), 84, k_now, "admin1", false, nullptr);
+        report::prune_before(*store, *parse_month("2019-10"), 84, k_now, {dir("2019-09")}, "admin1", false, nullptr);
         ADD_FAILURE() << "a month emptied by hand went unnoticed";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("2019-09: its archive holds 5 events but the store none"),
@@ -597,6 +604,333 @@ TEST_P(ArchiveTest, prune_refuses_a_month_emptied_outside_the_prune) {
             << e.what();
     }
     EXPECT_EQ(store->audit_archive("2019-09")->pruned_at, 0);
+}
+
+// The prune reads and verifies each month's archive before deleting anything: a deleted archive
+// directory, one that fails verify-archive, one consistent in itself but not the recorded one
+// (a line dropped at the end, its manifest rewritten), a month without its archive and an
+// unrelated month are refused, and nothing is deleted.
+TEST_P(ArchiveTest, prune_refuses_a_missing_failing_or_substituted_archive_and_deletes_nothing) {
+    const Fleet f = old_fleet();
+    const auto nov = *parse_month("2019-11");
+    for (const char* month : {"2019-09", "2019-10"})
+        report::export_month(*store, *parse_month(month), dir(month), k_now, "a");
+    const auto refused = [&](const std::vector<std::string>& archives, const std::string& why) {
+        try {
+            report::prune_before(*store, nov, 84, k_now, archives, "admin1", false, nullptr);
+            ADD_FAILURE() << "pruned; expected: " << why;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("nothing was deleted"), std::string::npos) << e.what();
+        }
+        EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 15u);
+        EXPECT_EQ(store->audit_archive("2019-09")->pruned_at, 0);
+        EXPECT_EQ(store->audit_chain("web-01")->pruned_through_seq, 0);
+    };
+    refused({}, "no archive given");
+    refused({dir("2019-09")}, "2019-10: its archive directory is not given");
+    // The archive directory deleted (or never copied where it is said to be).
+    refused({dir("2019-09"), dir("gone")}, "fails verify-archive: MANIFEST.json cannot be read");
+    // An archive that fails verify-archive: an edited line.
+    fs::copy(dir("2019-10"), dir("edited"), fs::copy_options::recursive);
+    {
+        std::string text = read_file(fs::path(dir("edited")) / "db-01.jsonl");
+        text[text.find("\"seq\"") + 6] = '9';
+        write_file(fs::path(dir("edited")) / "db-01.jsonl", text);
+    }
+    refused({dir("2019-09"), dir("edited")}, "fails verify-archive");
+    // Consistent in itself, not the recorded archive: web-01's last line of October dropped and
+    // the manifest rewritten to match (verify-archive alone cannot see it).
+    fs::copy(dir("2019-10"), dir("short"), fs::copy_options::recursive);
+    {
+        const auto& w = f.events.at("web-01").at("2019-10");
+        write_file(fs::path(dir("short")) / "web-01.jsonl", joined({w[0], w[1]}));
+        Json m = Json::parse(read_file(fs::path(dir("short")) / "MANIFEST.json"));
+        m["events"] = 4;
+        Json& h = m["hosts"][1];
+        ASSERT_EQ(h.at("host"), "web-01");
+        h["events"] = 2;
+        h["last_seq"] = w[1].seq;
+        h["last_hash"] = w[1].hash;
+        h["sha256"] = jitgate::audit::sha256_hex(joined({w[0], w[1]}));
+        const std::string text = m.dump(2) + "\n";
+        write_file(fs::path(dir("short")) / "MANIFEST.json", text);
+        write_file(fs::path(dir("short")) / "MANIFEST.sha256", jitgate::audit::sha256_hex(text) + "  MANIFEST.json\n");
+        const auto c = report::verify_archives({dir("short")});
+        ASSERT_TRUE(c[0].ok()) << testing::PrintToString(c[0].problems);
+    }
+    refused({dir("2019-09"), dir("short")}, "not the archive exported from this store");
+    // A month the prune does not touch.
+    report::export_month(*store, nov, dir("2019-11"), k_now, "a");
+    fs::copy(dir("2019-09"), dir("again"), fs::copy_options::recursive);
+    refused({dir("2019-09"), dir("2019-10"), dir("again")}, "the month 2019-09 is given twice");
+    // The right ones: pruned.
+    EXPECT_EQ(
+        report::prune_before(*store, nov, 84, k_now, {dir("2019-09"), dir("2019-10")}, "admin1", false, nullptr).size(),
+        2u);
+    EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 5u);
+}
+
+// A later prune checks the oldest month's archive against each host's stored anchor (the last
+// event of the prune before) when the month before is not given.
+TEST_P(ArchiveTest, prune_checks_the_oldest_month_against_the_stored_anchor) {
+    old_fleet();
+    for (const char* month : {"2019-09", "2019-10"})
+        report::export_month(*store, *parse_month(month), dir(month), k_now, "a");
+    ASSERT_EQ(
+        report::prune_before(*store, *parse_month("2019-10"), 84, k_now, {dir("2019-09")}, "a", false, nullptr).size(),
+        1u);
+    const std::string anchor = store->audit_chain("db-01")->pruned_through_hash;
+    m_database->exec("UPDATE audit_chains SET pruned_through_hash = '" + std::string(64, 'c') +
+                     "' WHERE host = 'db-01'");
+    try {
+        report::prune_before(*store, *parse_month("2019-11"), 84, k_now, {dir("2019-10")}, "a", false, nullptr);
+        ADD_FAILURE() << "pruned a month that does not continue the anchor";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("2019-10: db-01's first event (seq 3) does not continue the last event "
+                                             "pruned before (seq 2)"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 10u);
+    m_database->exec("UPDATE audit_chains SET pruned_through_hash = '" + anchor + "' WHERE host = 'db-01'");
+    // The month before given as well: its links are checked, and it must be the recorded one.
+    EXPECT_EQ(report::prune_before(*store, *parse_month("2019-11"), 84, k_now, {dir("2019-09"), dir("2019-10")}, "a",
+                                   false, nullptr)
+                  .size(),
+              1u);
+    EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 5u);
+}
+
+// verify-archive --expect-sha256: the manifest's SHA-256 must be the trusted one.
+TEST_P(ArchiveTest, verify_archive_compares_the_manifest_with_the_expected_sha256) {
+    old_fleet();
+    const report::ExportResult r = report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
+    const auto open = [&]() { return jitgate::server::AuditTarget{m_database->open(), 84}; };
+    std::FILE* out = std::tmpfile();
+    const auto run = [&](std::vector<std::string> args) {
+        std::FILE* o = std::tmpfile();
+        std::FILE* err = std::tmpfile();
+        const int status = jitgate::server::audit_command(args, open, k_now, "admin1", nullptr, o, err);
+        std::rewind(o);
+        std::string printed(1 << 16, '\0');
+        printed.resize(std::fread(printed.data(), 1, printed.size(), o));
+        std::fclose(o);
+        std::fclose(err);
+        return std::make_pair(status, printed);
+    };
+    EXPECT_EQ(run({"verify-archive", "--expect-sha256", r.manifest_sha256, dir("2019-09")}).first, 0);
+    std::string upper = r.manifest_sha256;
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+    EXPECT_EQ(run({"verify-archive", "--expect-sha256", upper, dir("2019-09")}).first, 0);
+    const auto wrong = run({"verify-archive", "--expect-sha256", std::string(64, 'a'), dir("2019-09")});
+    EXPECT_EQ(wrong.first, 1);
+    EXPECT_NE(wrong.second.find("expected " + std::string(64, 'a')), std::string::npos) << wrong.second;
+    EXPECT_NE(wrong.second.find(": FAILED: month 2019-09"), std::string::npos) << wrong.second;
+    const auto none = run({"verify-archive", dir("2019-09")});
+    EXPECT_EQ(none.first, 0);
+    EXPECT_NE(none.second.find("not compared with a trusted value"), std::string::npos) << none.second;
+    EXPECT_EQ(run({"verify-archive", "--expect-sha256", "abc", dir("2019-09")}).first, 2);
+    EXPECT_EQ(run({"verify-archive", "--expect-sha256", r.manifest_sha256}).first, 2);
+    std::fclose(out);
+}
+
+// A batch committed while a month is pruned is never dropped with it: the prune closes the month
+// to writers (PostgreSQL: the partition locked ACCESS EXCLUSIVE) before it counts and reads it
+// again, so a write from another connection at that moment fails (the host keeps the batch and
+// retries); and a manifest that changed inside the transaction stops the prune.
+TEST_P(ArchiveTest, a_write_while_a_month_is_pruned_is_refused_never_lost) {
+    old_fleet();
+    report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
+    const AuditArchive a = *store->audit_archive("2019-09");
+    const std::string insert =
+        "INSERT INTO audit_events (host, event_id, seq, hash, prev_hash, time, type, request_id, line, received_at, "
+        "user_name) VALUES ('late-01', 'late-event', 1, 'h', 'p', 't', 'x', '', 'l', " +
+        std::to_string(day_of("2019-09", 30)) + ", '')";
+    // From another connection, with no waiting: true when the row went in.
+    const auto write_elsewhere = [&]() {
+        if (!postgres()) {
+            sqlite3* db = nullptr;
+            EXPECT_EQ(sqlite3_open(m_database->path().c_str(), &db), SQLITE_OK);
+            const bool ok = sqlite3_exec(db, insert.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+            sqlite3_close(db);
+            return ok;
+        }
+        PgAdmin other(m_database->path());
+        try {
+            other.run("SET lock_timeout = '1s'; " + insert);
+            return true;
+        } catch (const std::runtime_error&) {
+            return false;
+        }
+    };
+    const Event event{k_now, "audit.pruned", "", "", "admin:a", "", "", "{}"};
+    // A manifest that is not the archive's any more: refused, nothing deleted.
+    try {
+        store->prune_audit_month(a, k_now, event, [](const Store::AuditPageReader&) { return std::string(64, 'f'); });
+        ADD_FAILURE() << "pruned though the manifest changed inside the transaction";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("changed while the prune checked them"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 15u);
+    EXPECT_EQ(store->audit_archive("2019-09")->pruned_at, 0);
+
+    bool written = true;
+    std::size_t read_inside = 0;
+    store->prune_audit_month(a, k_now, event, [&](const Store::AuditPageReader& read) {
+        written = write_elsewhere();
+        read_inside = read(0, 100).size();
+        return a.manifest_sha256;
+    });
+    EXPECT_EQ(read_inside, 5u); // the reader reads the month inside the transaction
+    EXPECT_FALSE(written) << "a write into the month being pruned went in";
+    // Whatever happened, nothing that was written is lost: the month is empty only if nothing
+    // was added to it.
+    const auto left = store->audit_events_received(parse_month("2019-09")->from, parse_month("2019-09")->to, 0, 100);
+    EXPECT_EQ(left.size(), written ? 1u : 0u);
+}
+
+// PostgreSQL: a prune that cannot lock its month within the lock_timeout (a long report holding
+// it) fails cleanly, deleting nothing, instead of waiting and stalling the fleet's ingest.
+class ArchivePgTest : public ArchiveTest {};
+TEST_P(ArchivePgTest, a_prune_that_cannot_lock_its_month_fails_after_the_lock_timeout) {
+    old_fleet();
+    report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
+    PgAdmin reader(m_database->path());
+    reader.run("BEGIN; SELECT count(*) FROM audit_events_y2019m09");
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        report::prune_before(*store, *parse_month("2019-10"), 84, k_now, {dir("2019-09")}, "a", false, nullptr);
+        ADD_FAILURE() << "pruned a month another transaction was reading";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot lock the month within 10 s"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+    reader.run("COMMIT");
+    EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 15u);
+    EXPECT_EQ(store->audit_archive("2019-09")->pruned_at, 0);
+    // Once the reader is gone the same prune goes through.
+    EXPECT_EQ(
+        report::prune_before(*store, *parse_month("2019-10"), 84, k_now, {dir("2019-09")}, "a", false, nullptr).size(),
+        1u);
+}
+
+// A month once pruned is never stored into again: a server clock set back into it fails the
+// batch with a clear error (the host keeps it) and, on PostgreSQL, its partition is not made again.
+TEST_P(ArchiveTest, a_pruned_month_is_never_recreated_by_ingest) {
+    old_fleet();
+    report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
+    report::prune_before(*store, *parse_month("2019-10"), 84, k_now, {dir("2019-09")}, "a", false, nullptr);
+    const std::int64_t late = day_of("2019-09", 30);
+    HostChain other("late-01");
+    std::unique_ptr<Store> fresh = m_database->open(); // a replica that has not stored this month yet
+    try {
+        fresh->ingest("late-01", {other.next()}, late);
+        ADD_FAILURE() << "an event was stored in a pruned month";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("is in 2019-09, a month already pruned"), std::string::npos) << e.what();
+    }
+    if (postgres()) {
+        EXPECT_THROW(fresh->ensure_audit_partitions(late), Error);
+        EXPECT_EQ(m_database->pg_value("SELECT to_regclass('audit_events_y2019m09') IS NULL"), "t");
+    }
+    EXPECT_TRUE(store->audit_events_received(parse_month("2019-09")->from, parse_month("2019-09")->to, 0, 10).empty());
+    EXPECT_FALSE(store->audit_chain("late-01").has_value() && store->audit_chain("late-01")->events > 0);
+}
+
+// A host re-shipping events that were pruned: those provably held (the event at the anchor, whose
+// hash is pruned_through_hash, and the events of the batch that lead to it without a break)
+// count as duplicates and leave the chain as it was; anything not provably held is stored as
+// before and reported (never dropped): a seq-1 event is a restart, another a fork.
+TEST_P(ArchiveTest, re_shipped_pruned_events_are_duplicates_only_when_provably_held) {
+    const Fleet f = old_fleet();
+    for (const char* month : {"2019-09", "2019-10"})
+        report::export_month(*store, *parse_month(month), dir(month), k_now, "a");
+    report::prune_before(*store, *parse_month("2019-11"), 84, k_now, {dir("2019-09"), dir("2019-10")}, "a", false,
+                         nullptr);
+    const auto& oct = f.events.at("web-01").at("2019-10"); // seq 4, 5, 6; the anchor is seq 6
+    const std::int64_t now = k_now;
+    const auto stored_count = [&] { return store->audit_events_received(0, k_now + 1, 0, 1000).size(); };
+    ASSERT_EQ(stored_count(), 6u);
+    // The whole month again (a shipper that lost its place): all duplicates.
+    {
+        const IngestResult r = store->ingest("web-01", {oct[0], oct[1], oct[2]}, now);
+        ASSERT_TRUE(r.stored);
+        EXPECT_EQ(r.added, 0u);
+        EXPECT_EQ(r.duplicates, 3u);
+        EXPECT_TRUE(r.chain_events.empty());
+        EXPECT_FALSE(r.chain.broken) << r.chain.problem;
+        EXPECT_EQ(r.chain.last_seq, 10);
+    }
+    // The anchor event alone, and with the stored ones after it.
+    {
+        const auto nov = f.events.at("web-01").at("2019-11");
+        const IngestResult r = store->ingest("web-01", {oct[2], nov[0], nov[1]}, now);
+        EXPECT_EQ(r.added, 0u);
+        EXPECT_EQ(r.duplicates, 3u);
+        EXPECT_FALSE(r.chain.broken);
+    }
+    EXPECT_EQ(stored_count(), 6u);
+    EXPECT_FALSE(store->audit_chain("web-01")->broken);
+    // Events that do not reach the anchor cannot be told from other events at those seqs: stored
+    // and reported, not dropped.
+    {
+        const IngestResult r = store->ingest("web-01", {oct[0], oct[1]}, now);
+        EXPECT_EQ(r.added, 2u);
+        EXPECT_EQ(r.duplicates, 0u);
+        EXPECT_TRUE(r.chain.broken);
+        ASSERT_FALSE(r.chain_events.empty());
+        EXPECT_EQ(r.chain_events[0].type, "audit.chain_fork");
+    }
+    EXPECT_EQ(stored_count(), 8u);
+    // db-01: an event at the anchor's seq with another hash is a fork, stored; a genuine restart
+    // at seq 1 is a restart, stored.
+    const auto& db_oct = f.events.at("db-01").at("2019-10"); // seq 3, 4; the anchor is seq 4
+    ASSERT_EQ(store->audit_chain("db-01")->pruned_through_seq, 4);
+    HostChain forger("db-01");
+    const AuditEvent other = forger.make(4, db_oct[0].hash, "command.finished", "", "mallory");
+    ASSERT_NE(other.hash, db_oct[1].hash);
+    {
+        const IngestResult r = store->ingest("db-01", {other}, now);
+        EXPECT_EQ(r.added, 1u);
+        EXPECT_TRUE(r.chain.broken);
+    }
+    HostChain reinstalled("db-01");
+    reinstalled.make(0, std::string(64, '0')); // event ids of their own
+    const AuditEvent first = reinstalled.make(1, std::string(64, '0'));
+    {
+        const IngestResult r = store->ingest("db-01", {first}, now);
+        EXPECT_EQ(r.added, 1u);
+        EXPECT_EQ(r.duplicates, 0u);
+        ASSERT_EQ(r.chain_events.size(), 1u);
+        EXPECT_EQ(r.chain_events[0].type, "audit.chain_restarted");
+    }
+    EXPECT_EQ(stored_count(), 10u);
+}
+
+// The retention is also measured by the store's own records: with no event received after a
+// month's retention ended, the prune is refused however late the server's clock says it is
+// (a clock years fast must not expire evidence).
+TEST_P(ArchiveTest, prune_requires_events_received_after_the_retention_end) {
+    old_fleet(false); // the newest event was received on 2019-11-20
+    report::export_month(*store, *parse_month("2019-09"), dir("2019-09"), k_now, "a");
+    const auto oct = *parse_month("2019-10");
+    const std::int64_t fast = day_of("2033-01", 1); // the server's clock, years ahead
+    try {
+        report::prune_before(*store, oct, 84, fast, {dir("2019-09")}, "a", false, nullptr);
+        ADD_FAILURE() << "pruned on the word of the server's clock alone";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("2019-09: its retention ends 2026-10-01T00:00:00Z, but the newest event "
+                                             "the store received is from 2019-11-20"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 15u);
+    // An event received after the retention end (here on 2026-10-01 itself): the prune goes.
+    HostChain other("other-01");
+    ingest("other-01", {other.next()}, parse_month("2026-10")->from);
+    EXPECT_EQ(report::prune_before(*store, oct, 84, k_now, {dir("2019-09")}, "a", false, nullptr).size(), 1u);
 }
 
 // The command line: bad arguments are refused before the database is opened; export, verify
@@ -620,24 +954,30 @@ TEST_P(ArchiveTest, the_audit_command_checks_its_arguments_and_runs_export_verif
     EXPECT_EQ(run({"prune"}), 2);
     EXPECT_EQ(run({"shred"}), 2);
     EXPECT_EQ(run({"verify-archive"}), 2);
+    EXPECT_EQ(run({"prune", "--before", "2019-11"}), 2); // no --archive
+    EXPECT_EQ(run({"prune", "--before", "2019-11", "--archive"}), 2);
     EXPECT_EQ(opened, 0);
     EXPECT_EQ(run({"export", "--month", "2019-09", "--output", dir("2019-09")}), 0);
     EXPECT_EQ(run({"export", "--month", "2019-10", "--output", dir("2019-10")}), 0);
     EXPECT_EQ(run({"export", "--month", "2019-10", "--output", dir("2019-10")}), 1); // exists
     EXPECT_EQ(run({"verify-archive", dir("2019-09"), dir("2019-10")}), 0);
     EXPECT_EQ(opened, 3);
-    EXPECT_EQ(run({"prune", "--before", "2019-12"}), 1); // 2019-11: never exported, within retention
+    EXPECT_EQ(run({"prune", "--before", "2019-12", "--archive", dir("2019-09"), "--archive", dir("2019-10")}),
+              1); // 2019-11: never exported, within retention
     // The configured retention decides: 200 months keeps 2019 until 2036.
     EXPECT_EQ(jitgate::server::audit_command(
-                  {"prune", "--before", "2019-11"},
+                  {"prune", "--before", "2019-11", "--archive", dir("2019-09"), "--archive", dir("2019-10")},
                   [&]() {
                       return jitgate::server::AuditTarget{m_database->open(), 200};
                   },
                   k_now, "admin1", nullptr, out, err),
               1);
-    EXPECT_EQ(run({"prune", "--before", "2019-11", "--dry-run"}), 0);
+    EXPECT_EQ(run({"prune", "--before", "2019-11", "--archive", dir("2019-09"), "--dry-run"}), 1); // no 2019-10
+    EXPECT_EQ(
+        run({"prune", "--before", "2019-11", "--archive", dir("2019-09"), "--archive", dir("2019-10"), "--dry-run"}),
+        0);
     EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 15u);
-    EXPECT_EQ(run({"prune", "--before", "2019-11"}), 0);
+    EXPECT_EQ(run({"prune", "--before", "2019-11", "--archive", dir("2019-09"), "--archive", dir("2019-10")}), 0);
     EXPECT_EQ(store->audit_events_received(0, k_now, 0, 100).size(), 5u);
     std::rewind(out);
     std::string printed(1 << 16, '\0');
@@ -645,10 +985,15 @@ TEST_P(ArchiveTest, the_audit_command_checks_its_arguments_and_runs_export_verif
     EXPECT_NE(printed.find(dir("2019-10") + ": OK: month 2019-10, 2 hosts, 5 events"), std::string::npos) << printed;
     EXPECT_NE(printed.find("would prune 2019-09: 5 events of 2 hosts"), std::string::npos) << printed;
     EXPECT_NE(printed.find("pruned 2019-10: 5 events of 2 hosts"), std::string::npos) << printed;
+    EXPECT_NE(printed.find("pruned 2019-10: 5 events of 2 hosts (archive " + dir("2019-10") + " verified"),
+              std::string::npos)
+        << printed;
     std::fclose(out);
     std::fclose(err);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ArchiveTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+// SQLite has no partition to lock: its prune is one write transaction, as every writer's.
+INSTANTIATE_TEST_SUITE_P(Backends, ArchivePgTest, testing::Values(Backend::postgres), backend_name);
 
 } // namespace
