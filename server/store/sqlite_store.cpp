@@ -479,7 +479,6 @@ public:
         // BEGIN IMMEDIATE: batches of one host (and of all hosts) are serialised, so the chain
         // state read here is the one this batch continues.
         Transaction tx(m_db, Transaction::Kind::write);
-        refuse_pruned_month(now);
         std::optional<AuditChain> before = load_chain(host);
         bool known = before.has_value();
         AuditChain chain = before.value_or(AuditChain{});
@@ -487,6 +486,7 @@ public:
         // Never before the host's last batch (a clock stepped back): the months that retention
         // exports and prunes by received time keep each host's events in chain order.
         const std::int64_t received = std::max(now, chain.last_seen);
+        refuse_pruned_month(received);
         IngestResult result;
         const std::vector<bool> pruned = provably_pruned(chain, events);
         std::size_t index = 0;
