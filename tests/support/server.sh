@@ -24,9 +24,28 @@ MAKE_PKI="$(dirname "${BASH_SOURCE[0]}")/make_pki.sh"
 GLEWLWYD_SH="$(dirname "${BASH_SOURCE[0]}")/idp/glewlwyd.sh"
 BROWSER_PY="$(dirname "${BASH_SOURCE[0]}")/browser.py"
 
-# free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
+# free_port: a TCP port on 127.0.0.1 that nobody listens on right now, below the kernel's
+# ephemeral range: a port the kernel handed out (bind to port 0) is its to hand out again, to
+# any outgoing connection of a test running beside this one, before our server binds it (the
+# web port is chosen before the identity provider starts, seconds earlier).
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randrange(10000, max(low, 10001))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free TCP port below the ephemeral range on 127.0.0.1")
+PY
 }
 
 # host_cert NAME: a client certificate for host NAME (CN and DNS SAN), signed by the run's CA.
