@@ -40,6 +40,10 @@ std::string pam_path(const std::string& name) {
 constexpr int k_max_pam_reads = 1024;
 
 struct Walk {
+    // libpam up to 1.5 (_pam_assemble_line) skips a blank or comment-only line inside a
+    // continuation; from 1.6 (_pam_line_assemble) such a line ends it. Each stack is read both
+    // ways and a door found in either is reported: doctor does not know the host's version.
+    bool blank_ends_continuation = false;
     std::vector<std::string> chain; // the files being read, outermost first
     int reads = 0;
     bool over_budget = false;
@@ -79,9 +83,10 @@ void flatten(const Root& root, const std::string& file, const std::string& type,
                 "Restore the file or remove the include.");
         return;
     }
-    // Logical lines as libpam's _pam_assemble_line makes them: a blank or comment-only line is
-    // skipped (also inside a continuation); a '#' ends the logical line there, so a comment is
-    // never continued; otherwise a '\\' at the end (blanks after it allowed) joins the next line.
+    // Logical lines as libpam makes them: a '#' ends the logical line there, so a comment is
+    // never continued; otherwise a '\\' at the end (blanks after it allowed) joins the next
+    // line. A blank or comment-only line is skipped; inside a continuation it is skipped too
+    // (libpam <= 1.5) or ends the line (libpam >= 1.6), as `walk` says.
     std::vector<std::pair<int, std::string>> logical;
     {
         int n = 0;
@@ -90,7 +95,13 @@ void flatten(const Root& root, const std::string& file, const std::string& type,
         for (const auto& raw : split(r.text, '\n')) {
             ++n;
             const std::string t = trim(raw);
-            if (t.empty() || t[0] == '#') continue;
+            if (t.empty() || t[0] == '#') {
+                if (walk.blank_ends_continuation && !pending.empty()) {
+                    logical.emplace_back(start, pending);
+                    pending.clear();
+                }
+                continue;
+            }
             if (pending.empty()) start = n;
             const auto hash = t.find('#');
             if (hash != std::string::npos) {
@@ -408,20 +419,23 @@ void check_pam(const Root& root, GateConfig& gate, Findings& out) {
                 "Whoever can change the PAM file can take pam_jitgate out of the stack.",
                 "chown root:root and chmod 0644 the file and /etc/pam.d.");
         for (const char* type : svc.types) {
-            Stack stack;
-            Walk walk;
-            flatten(root, file, type, walk, stack, out);
-            const auto j = find_and_check(stack, svc.name, type, gate, out);
-            if (j) check_module_paths(root, stack, *j, out);
-            if (!j)
-                add(out, "pam.missing", Severity::critical, file + " (" + type + ")",
-                    std::string("no pam_jitgate.so in the ") + type + " stack of " + svc.name,
-                    std::string(svc.name) + " logins " +
-                        (std::string(type) == "account"
-                             ? "with a key alone skip the auth stack; without jitgate in the account stack they "
-                               "are not gated."
-                             : "go through without an approval."),
-                    "Add the pam_jitgate lines of docs/pam.md for this service.");
+            for (const bool v16 : {false, true}) {
+                Stack stack;
+                Walk walk;
+                walk.blank_ends_continuation = v16;
+                flatten(root, file, type, walk, stack, out);
+                const auto j = find_and_check(stack, svc.name, type, gate, out);
+                if (j) check_module_paths(root, stack, *j, out);
+                if (!j)
+                    add(out, "pam.missing", Severity::critical, file + " (" + type + ")",
+                        std::string("no pam_jitgate.so in the ") + type + " stack of " + svc.name,
+                        std::string(svc.name) + " logins " +
+                            (std::string(type) == "account"
+                                 ? "with a key alone skip the auth stack; without jitgate in the account stack they "
+                                   "are not gated."
+                                 : "go through without an approval."),
+                        "Add the pam_jitgate lines of docs/pam.md for this service.");
+            }
         }
         Stack session;
         Walk walk;

@@ -187,6 +187,13 @@ TEST_F(DoctorPam, ACommentEndsAtTheNewlineEvenWhenItEndsInABackslash) {
                            "    pam_permit.so\n"
                            "auth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
     EXPECT_EQ(ids_of(run(), "pam.bypass"), Strings{"pam.bypass /etc/pam.d/su:1"});
+    // libpam 1.6 and later end a continuation at a blank or comment-only line, where older ones
+    // skip it: the line after it is then a line of its own. Either reading's door is reported.
+    write("/etc/pam.d/su", "auth required pam_env.so \\\n"
+                           "\n"
+                           "auth sufficient pam_permit.so\n"
+                           "auth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.bypass"), Strings{"pam.bypass /etc/pam.d/su:3"});
 }
 
 TEST_F(DoctorPam, PamRootokIsExemptOnlyForSu) {
