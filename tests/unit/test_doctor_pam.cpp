@@ -206,6 +206,7 @@ TEST_F(DoctorPam, PamRootokIsExemptOnlyForSu) {
                              "session required pam_jitgate.so\n");
     const auto f = run();
     EXPECT_EQ(ids_of(f, "pam.bypass"), (Strings{"pam.bypass /etc/pam.d/login:1", "pam.bypass /etc/pam.d/sshd:1"}));
+    ASSERT_NE(find(f, "pam.bypass"), nullptr);
     EXPECT_EQ(find(f, "pam.bypass")->severity, doctor::Severity::critical);
 }
 
@@ -231,6 +232,7 @@ TEST_F(DoctorPam, JitgateFromOutsideTheModuleDirectoriesAndModulesOthersCanRepla
               (Strings{"pam.module_path /etc/pam.d/sshd:2", "pam.module_path /etc/pam.d/sshd:4",
                        "pam.module_writable /lib/x86_64-linux-gnu/security/pam_env.so",
                        "pam.module_writable /opt/tools/pam_jitgate.so"}));
+    ASSERT_NE(find(f, "pam.module_writable"), nullptr);
     EXPECT_EQ(find(f, "pam.module_writable")->severity, doctor::Severity::critical);
     // By name, in a module directory, owned and writable only by root: nothing.
     chmod("/lib/x86_64-linux-gnu/security/pam_env.so", 0644);
@@ -249,6 +251,7 @@ TEST_F(DoctorPam, AResetAfterARequiredJitgateErasesItsRefusal) {
     const auto f = run();
     EXPECT_EQ(ids_of(f, "pam.reset"),
               (Strings{"pam.reset_after /etc/pam.d/sshd:4", "pam.reset_after /etc/pam.d/sshd:5"}));
+    ASSERT_NE(find(f, "pam.reset_after"), nullptr);
     EXPECT_EQ(find(f, "pam.reset_after")->severity, doctor::Severity::critical);
     // requisite, or a bracket that dies on every failure, ends the stack before the reset.
     write("/etc/pam.d/sshd", "auth requisite pam_jitgate.so\nauth [default=reset] pam_permit.so\n"
@@ -279,5 +282,6 @@ TEST_F(DoctorPam, IncludeLoopsAndRepeatedIncludesEndInBoundedTime) {
     write("/etc/pam.d/su", "@include c0\nauth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
     within(std::chrono::seconds(20), [&] { f = run(); });
     EXPECT_EQ(ids_of(f, "pam.not_checked"), Strings{"pam.not_checked /etc/pam.d/su"});
+    ASSERT_NE(find(f, "pam.not_checked"), nullptr);
     EXPECT_EQ(find(f, "pam.not_checked")->severity, doctor::Severity::critical);
 }
