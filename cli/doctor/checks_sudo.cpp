@@ -115,8 +115,11 @@ void read_sudoers_file(const Root& root, const std::string& path, int depth, std
         // sudo's lexer ends a comment at the newline: cut the comment first, and a '\\' that
         // ends a comment continues nothing.
         std::string l = inc ? raw : strip_comment(raw);
-        if (!inc && !l.empty() && l.back() == '\\') {
-            l.pop_back();
+        // sudo's lexer takes '\\' with only blanks after it as a line continuation.
+        std::size_t end = l.size();
+        while (end > 0 && (l[end - 1] == ' ' || l[end - 1] == '\t')) --end;
+        if (!inc && end > 0 && l[end - 1] == '\\') {
+            l.resize(end - 1);
             pending += l + " ";
             continue;
         }

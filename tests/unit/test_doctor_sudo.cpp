@@ -290,12 +290,16 @@ TEST_F(Doctor, ASudoersCommentEndsAtTheNewlineEvenWhenItEndsInABackslash) {
           "# admins below \\\n"
           "%admin ALL=(ALL) ALL\n"
           "bob ALL=(ALL) /usr/bin/id # the id tool \\\n"
-          "carol ALL=(ALL) /bin/bash\n",
+          "carol ALL=(ALL) /bin/bash\n"
+          // Blanks after the '\' still continue the line, as in sudo's lexer: dave may run sh.
+          "dave ALL=(ALL) /usr/bin/id, \\  \n"
+          "    /bin/sh\n",
           0440);
     doctor::GateConfig gate;
     doctor::Findings f;
     doctor::check_sudoers(root(), gate, f);
-    EXPECT_EQ(ids(f), (Strings{"sudoers.all /etc/sudoers:2", "sudoers.shell /etc/sudoers:4"}));
+    EXPECT_EQ(ids(f),
+              (Strings{"sudoers.all /etc/sudoers:2", "sudoers.shell /etc/sudoers:4", "sudoers.shell /etc/sudoers:5"}));
 }
 
 TEST_F(Doctor, SudoConfContinuationLinesAreJoinedAsSudoJoinsThem) {
