@@ -35,42 +35,97 @@ std::string pam_path(const std::string& name) {
     return name[0] == '/' ? name : "/etc/pam.d/" + name;
 }
 
+// SECURITY NOTE: a bound on the work: the files one stack may read in all (a file included
+// several times at each of 16 levels would otherwise take exponential time).
+constexpr int k_max_pam_reads = 1024;
+
+struct Walk {
+    // libpam up to 1.5 (_pam_assemble_line) skips a blank or comment-only line inside a
+    // continuation; from 1.6 (_pam_line_assemble) such a line ends it. Each stack is read both
+    // ways and a door found in either is reported: doctor does not know the host's version.
+    bool blank_ends_continuation = false;
+    std::vector<std::string> chain; // the files being read, outermost first
+    int reads = 0;
+    bool over_budget = false;
+};
+
 // The lines of `type` in `file`, with @include and include expanded in place and substacks
 // kept as one line each (their jumps and `done` stay inside them).
-void flatten(const Root& root, const std::string& file, const std::string& type, int depth, Stack& out,
+void flatten(const Root& root, const std::string& file, const std::string& type, Walk& walk, Stack& out,
              Findings& findings) {
-    if (depth > 16) return;
+    if (walk.over_budget) return;
+    if (std::find(walk.chain.begin(), walk.chain.end(), file) != walk.chain.end() || walk.chain.size() > 16) {
+        // libpam gives up on a stack nested deeper than 16 levels (PAM_SUBSTACK_MAX_LEVEL): the
+        // whole stack fails, so logins through it fail (closed).
+        add(findings, "pam.include_loop", Severity::warning, file,
+            file + " is included from itself (through " + walk.chain.back() + ") or includes nest too deep",
+            "libpam stops at 16 nested includes and fails the stack: logins through it fail (closed).",
+            "Remove the include that leads back.");
+        return;
+    }
+    if (++walk.reads > k_max_pam_reads) {
+        walk.over_budget = true;
+        add(findings, "pam.not_checked", Severity::critical, walk.chain.empty() ? file : walk.chain.front(),
+            "could not check: the includes read more than " + std::to_string(k_max_pam_reads) + " files",
+            "doctor fails closed: a stack it has not read to the end may hold a way around jitgate.",
+            "Include each file once; review the stack by hand.");
+        return;
+    }
     const auto r = root.read(file);
     if (r.status == Root::Status::error) {
         add_unreadable(findings, "pam", file, r.error);
         return;
     }
     if (r.status == Root::Status::missing) {
-        if (depth > 0)
+        if (!walk.chain.empty())
             add(findings, "pam.include_missing", Severity::warning, file, file + " is included but does not exist",
                 "libpam fails a stack whose included file is missing: logins through it fail (closed).",
                 "Restore the file or remove the include.");
         return;
     }
-    int n = 0;
-    std::string pending;
-    int start = 0;
-    for (const auto& raw : split(r.text, '\n')) {
-        ++n;
-        if (pending.empty()) start = n;
-        std::string l = raw;
-        if (!l.empty() && l.back() == '\\') {
-            l.pop_back();
-            pending += l + " ";
-            continue;
+    // Logical lines as libpam makes them: a '#' ends the logical line there, so a comment is
+    // never continued; otherwise a '\\' at the end (blanks after it allowed) joins the next
+    // line. A blank or comment-only line is skipped; inside a continuation it is skipped too
+    // (libpam <= 1.5) or ends the line (libpam >= 1.6), as `walk` says.
+    std::vector<std::pair<int, std::string>> logical;
+    {
+        int n = 0;
+        std::string pending;
+        int start = 0;
+        for (const auto& raw : split(r.text, '\n')) {
+            ++n;
+            const std::string t = trim(raw);
+            if (t.empty() || t[0] == '#') {
+                if (walk.blank_ends_continuation && !pending.empty()) {
+                    logical.emplace_back(start, pending);
+                    pending.clear();
+                }
+                continue;
+            }
+            if (pending.empty()) start = n;
+            const auto hash = t.find('#');
+            if (hash != std::string::npos) {
+                logical.emplace_back(start, pending + t.substr(0, hash));
+                pending.clear();
+                continue;
+            }
+            if (t.back() == '\\') {
+                pending += t.substr(0, t.size() - 1) + " ";
+                continue;
+            }
+            logical.emplace_back(start, pending + t);
+            pending.clear();
         }
-        l = pending + l;
-        pending.clear();
-        l = trim(l.substr(0, l.find('#')));
+        // A continuation at the end of the file: libpam stops reading there and uses no part of
+        // it, so neither does doctor.
+    }
+    walk.chain.push_back(file);
+    for (const auto& [start, text] : logical) {
+        const std::string l = trim(text);
         if (l.empty()) continue;
         auto w = words(l);
         if (w[0] == "@include") {
-            if (w.size() >= 2) flatten(root, pam_path(w[1]), type, depth + 1, out, findings);
+            if (w.size() >= 2) flatten(root, pam_path(w[1]), type, walk, out, findings);
             continue;
         }
         PamLine pl;
@@ -98,15 +153,16 @@ void flatten(const Root& root, const std::string& file, const std::string& type,
         pl.module = mw[0];
         pl.args = trim(rest.substr(mw[0].size()));
         if (pl.control == "include") {
-            flatten(root, pam_path(pl.module), type, depth + 1, out, findings);
+            flatten(root, pam_path(pl.module), type, walk, out, findings);
             continue;
         }
         if (pl.control == "substack") {
             pl.substack = true;
-            flatten(root, pam_path(pl.module), type, depth + 1, pl.sub, findings);
+            flatten(root, pam_path(pl.module), type, walk, pl.sub, findings);
         }
         out.push_back(std::move(pl));
     }
+    walk.chain.pop_back();
 }
 
 // "[success=1 default=ignore]" -> {success: "1", default: "ignore"}.
@@ -163,9 +219,12 @@ void check_before(const Stack& stack, std::size_t j, const std::string& service,
         const std::string mod = base_name(l.module);
         std::string how;
         if (l.control == "sufficient") {
-            // pam_rootok succeeds only for a caller who is root already (su run by root).
-            if (mod == "pam_rootok.so") continue;
+            // pam_rootok succeeds for a caller who is root already: for su that is root itself
+            // (su run by root). sshd and login run as root, so there it lets everyone through.
+            if (mod == "pam_rootok.so" && (service == "su" || service == "su-l")) continue;
             how = "`sufficient`: its success ends the " + type + " stack before pam_jitgate runs";
+            if (mod == "pam_rootok.so")
+                how += " (" + service + " runs as root, so pam_rootok succeeds for every login)";
         } else if (l.control.starts_with("[")) {
             for (const auto& [value, action] : bracket(l.control)) {
                 if (action == "done" && value != "abort")
@@ -211,6 +270,42 @@ void check_before(const Stack& stack, std::size_t j, const std::string& service,
     }
 }
 
+// Whether a failure of the jitgate line ends the stack at once (`requisite`, or a bracket whose
+// every failure is `die`) rather than only marking it failed (`required`, `bad`), which a later
+// `reset` can erase.
+bool fails_at_once(const PamLine& l) {
+    if (l.control == "requisite") return true;
+    if (!l.control.starts_with("[")) return false;
+    const auto m = bracket(l.control);
+    const auto d = m.find("default");
+    if (d == m.end() || d->second != "die") return false;
+    for (const auto& [value, action] : m)
+        if (value != "success" && action != "die") return false;
+    return true;
+}
+
+// A `reset` after a jitgate line that only marks the stack failed forgets that failure: a later
+// module's success then passes the login.
+void check_reset_after(const Stack& stack, std::size_t j, const std::string& type, Findings& out) {
+    if (fails_at_once(stack[j])) return;
+    for (std::size_t i = j + 1; i < stack.size(); ++i) {
+        const auto& l = stack[i];
+        if (l.substack) continue; // its reset resets only the substack
+        for (const auto& [value, action] : bracket(l.control)) {
+            if (action != "reset") continue;
+            add(out, "pam.reset_after", Severity::critical, where(l),
+                base_name(l.module) + " has `" + value + "=reset` after pam_jitgate (" + where(stack[j]) + ") in the " +
+                    type + " stack",
+                "pam_jitgate's `" + stack[j].control +
+                    "` control only marks the stack failed and goes on; `reset` clears that mark, so a refusal of "
+                    "jitgate is forgotten when this module gives that result and a later module succeeds.",
+                "Use `requisite` (or `[success=ok default=die]`) for pam_jitgate, so its refusal ends the stack "
+                "at once (docs/pam.md).");
+            break;
+        }
+    }
+}
+
 // The index of the first line holding pam_jitgate; checks it (and inside a substack, the
 // lines before it there).
 std::optional<std::size_t> find_and_check(const Stack& stack, const std::string& service, const std::string& type,
@@ -222,10 +317,72 @@ std::optional<std::size_t> find_and_check(const Stack& stack, const std::string&
             find_and_check(stack[j].sub, service, type, gate, out);
         } else {
             check_control(stack[j], out);
+            check_reset_after(stack, j, type, out);
         }
         return j;
     }
     return std::nullopt;
+}
+
+// Where libpam looks for a module given by name: its compiled-in directory, which is one of
+// these (the multiarch ones, /lib/<triplet>/security, are found by listing /lib and /usr/lib).
+std::vector<std::string> module_dirs(const Root& root) {
+    std::vector<std::string> dirs{"/lib/security",       "/usr/lib/security", "/lib64/security",
+                                  "/usr/lib64/security", "/lib32/security",   "/usr/lib32/security"};
+    for (const char* lib : {"/lib", "/usr/lib"})
+        if (const auto names = root.list(lib))
+            for (const auto& n : *names)
+                if (n.find("-linux-") != std::string::npos) dirs.push_back(std::string(lib) + "/" + n + "/security");
+    return dirs;
+}
+
+// Whether an absolute module path is a file directly in one of the system's module
+// directories (no "." or ".." on the way: "/lib/security/../../tmp/x.so" is not).
+bool in_module_dir(const std::string& path, const std::vector<std::string>& dirs) {
+    if (path.find("/./") != std::string::npos || path.find("/../") != std::string::npos) return false;
+    return std::any_of(dirs.begin(), dirs.end(), [&](const std::string& d) { return dir_name(path) == d; });
+}
+
+// The lines up to and including `j`, substacks opened: the modules that run before pam_jitgate
+// decides, and pam_jitgate itself.
+void modules_up_to(const Stack& stack, std::size_t j, std::vector<const PamLine*>& out) {
+    for (std::size_t i = 0; i <= j && i < stack.size(); ++i) {
+        if (stack[i].substack) {
+            modules_up_to(stack[i].sub, stack[i].sub.size(), out);
+        } else {
+            out.push_back(&stack[i]);
+        }
+    }
+}
+
+// The module files of the checked stack: pam_jitgate given by a path outside the module
+// directories, and any of them that someone other than root can change.
+void check_module_paths(const Root& root, const Stack& stack, std::size_t j, Findings& out) {
+    const auto dirs = module_dirs(root);
+    std::vector<const PamLine*> lines;
+    modules_up_to(stack, j, lines);
+    for (const PamLine* l : lines) {
+        std::vector<std::string> files;
+        if (l->module.starts_with("/")) {
+            files.push_back(l->module);
+            if (is_jitgate(*l) && !in_module_dir(l->module, dirs))
+                add(out, "pam.module_path", Severity::warning, where(*l),
+                    "pam_jitgate is loaded from " + l->module + ", outside the system's PAM module directories",
+                    "A module by that name elsewhere may not be jitgate's: anything that returns success there "
+                    "passes every login, and package updates do not replace it.",
+                    "Name the module as `pam_jitgate.so` (no directory), as docs/pam.md shows.");
+        } else {
+            for (const auto& d : dirs)
+                if (root.exists(d + "/" + l->module)) files.push_back(d + "/" + l->module);
+        }
+        for (const auto& file : files)
+            if (const auto w = root.writable_by_others(file))
+                add(out, "pam.module_writable", Severity::critical, file, *w,
+                    "This module runs in the " + base_name(l->module) + " line at " + where(*l) +
+                        " before pam_jitgate decides (or is pam_jitgate): whoever can replace it can make it "
+                        "return success and let every login through.",
+                    "chown root:root and chmod 0644 the module and every directory above it.");
+    }
 }
 
 } // namespace
@@ -241,6 +398,8 @@ void check_pam(const Root& root, GateConfig& gate, Findings& out) {
         {"sshd", {"/usr/sbin/sshd"}, {"auth", "account"}},
         {"login", {"/bin/login", "/usr/bin/login"}, {"auth"}},
         {"su", {"/bin/su", "/usr/bin/su"}, {"auth"}},
+        // `su -l` on Debian and Ubuntu; checked when the file exists.
+        {"su-l", {}, {"auth"}},
     };
     for (const auto& svc : services) {
         const std::string file = std::string("/etc/pam.d/") + svc.name;
@@ -260,20 +419,27 @@ void check_pam(const Root& root, GateConfig& gate, Findings& out) {
                 "Whoever can change the PAM file can take pam_jitgate out of the stack.",
                 "chown root:root and chmod 0644 the file and /etc/pam.d.");
         for (const char* type : svc.types) {
-            Stack stack;
-            flatten(root, file, type, 0, stack, out);
-            if (!find_and_check(stack, svc.name, type, gate, out))
-                add(out, "pam.missing", Severity::critical, file + " (" + type + ")",
-                    std::string("no pam_jitgate.so in the ") + type + " stack of " + svc.name,
-                    std::string(svc.name) + " logins " +
-                        (std::string(type) == "account"
-                             ? "with a key alone skip the auth stack; without jitgate in the account stack they "
-                               "are not gated."
-                             : "go through without an approval."),
-                    "Add the pam_jitgate lines of docs/pam.md for this service.");
+            for (const bool v16 : {false, true}) {
+                Stack stack;
+                Walk walk;
+                walk.blank_ends_continuation = v16;
+                flatten(root, file, type, walk, stack, out);
+                const auto j = find_and_check(stack, svc.name, type, gate, out);
+                if (j) check_module_paths(root, stack, *j, out);
+                if (!j)
+                    add(out, "pam.missing", Severity::critical, file + " (" + type + ")",
+                        std::string("no pam_jitgate.so in the ") + type + " stack of " + svc.name,
+                        std::string(svc.name) + " logins " +
+                            (std::string(type) == "account"
+                                 ? "with a key alone skip the auth stack; without jitgate in the account stack they "
+                                   "are not gated."
+                                 : "go through without an approval."),
+                        "Add the pam_jitgate lines of docs/pam.md for this service.");
+            }
         }
         Stack session;
-        flatten(root, file, "session", 0, session, out);
+        Walk walk;
+        flatten(root, file, "session", walk, session, out);
         if (std::none_of(session.begin(), session.end(), contains_jitgate))
             add(out, "pam.session_missing", Severity::warning, file + " (session)",
                 std::string("no pam_jitgate.so in the session stack of ") + svc.name,

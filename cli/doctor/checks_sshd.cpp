@@ -1,5 +1,7 @@
 // cli/doctor/checks_sshd.cpp — sshd_config (with its Include drop-ins, first value wins):
 // does sshd use PAM at all, can root log in, and where do keys come from?
+#include <glob.h>
+
 #include <algorithm>
 
 #include "cli/doctor/doctor.hpp"
@@ -17,29 +19,76 @@ struct Entry {
     std::string match; // the Match condition it is under; "" for global
 };
 
-// The files an Include pattern names, in the order sshd reads them (sorted per pattern).
-std::vector<std::string> include_files(const Root& root, const std::string& pattern) {
+// The files an Include pattern names, in the order sshd reads them: glob(3) over the whole
+// pattern (any component may hold a wildcard), sorted, as sshd does; read under the root.
+std::vector<std::string> include_files(const Root& root, const std::string& pattern, Findings& findings) {
     const std::string p = pattern[0] == '/' ? pattern : "/etc/ssh/" + pattern;
-    const std::string dir = dir_name(p);
-    const std::string name = base_name(p);
-    if (name.find_first_of("*?[") == std::string::npos) return {p};
+    if (p.find_first_of("*?[") == std::string::npos) return {p};
+    // The root's own directory is taken literally: its wildcard characters are escaped.
+    std::string prefix = root.real("/");
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    std::string escaped;
+    for (const char c : prefix) {
+        if (c == '*' || c == '?' || c == '[' || c == '\\') escaped += '\\';
+        escaped += c;
+    }
+    ::glob_t g{};
+    const int rc = ::glob((escaped + p).c_str(), 0, nullptr, &g);
     std::vector<std::string> out;
-    const auto names = root.list(dir);
-    if (!names) return out;
-    for (const auto& n : *names)
-        if (glob_match(name, n)) out.push_back(dir + "/" + n);
+    if (rc == 0) {
+        for (std::size_t i = 0; i < g.gl_pathc; ++i) {
+            const std::string real = g.gl_pathv[i];
+            if (real.size() > prefix.size() && real.starts_with(prefix)) out.push_back(real.substr(prefix.size()));
+        }
+    } else if (rc != GLOB_NOMATCH) {
+        add_unreadable(findings, "sshd", p,
+                       "cannot expand the Include pattern (glob error " + std::to_string(rc) + ")");
+    }
+    ::globfree(&g);
     return out;
 }
 
-void read_sshd(const Root& root, const std::string& file, int depth, std::string match, std::vector<Entry>& out,
-               Findings& findings) {
-    if (depth > 16) return;
+// SECURITY NOTE: a bound on the work: sshd_config and its drop-ins are read at most this many
+// times in all (a file that includes itself, or one included many times over at each level,
+// would otherwise take exponential time).
+constexpr int k_max_sshd_reads = 1024;
+
+struct Walk {
+    std::vector<std::string> chain; // the files being read, outermost first
+    int reads = 0;
+    bool over_budget = false;
+};
+
+void read_sshd(const Root& root, const std::string& file, std::string match, std::vector<Entry>& out,
+               Findings& findings, Walk& walk) {
+    if (walk.over_budget) return;
+    if (std::find(walk.chain.begin(), walk.chain.end(), file) != walk.chain.end() || walk.chain.size() > 16) {
+        // sshd refuses to start on a configuration that includes itself (too many nested
+        // includes): nothing logs in through it, so this is no way around jitgate.
+        if (std::any_of(findings.begin(), findings.end(),
+                        [&file](const Finding& f) { return f.check == "sshd.include_loop" && f.subject == file; }))
+            return;
+        add(findings, "sshd.include_loop", Severity::warning, file,
+            file + " is included from itself (through " + walk.chain.back() + ") or includes nest too deep",
+            "sshd refuses such a configuration: it does not start (or restart), so SSH logins fail.",
+            "Remove the Include that leads back.");
+        return;
+    }
+    if (++walk.reads > k_max_sshd_reads) {
+        walk.over_budget = true;
+        add(findings, "sshd.not_checked", Severity::critical, "/etc/ssh/sshd_config",
+            "could not check: the Include directives read more than " + std::to_string(k_max_sshd_reads) + " files",
+            "doctor fails closed: a configuration it has not read to the end may hold a way around jitgate.",
+            "Simplify the Include directives, or review sshd's effective configuration (sshd -T) by hand.");
+        return;
+    }
     const auto r = root.read(file);
     if (r.status == Root::Status::error) {
         add_unreadable(findings, "sshd", file, r.error);
         return;
     }
     if (r.status == Root::Status::missing) return;
+    walk.chain.push_back(file);
     int n = 0;
     for (const auto& raw : split(r.text, '\n')) {
         ++n;
@@ -56,11 +105,43 @@ void read_sshd(const Root& root, const std::string& file, int depth, std::string
         }
         if (keyword == "include") {
             for (const auto& pattern : words(value))
-                for (const auto& f : include_files(root, pattern)) read_sshd(root, f, depth + 1, match, out, findings);
+                for (const auto& f : include_files(root, pattern, findings))
+                    read_sshd(root, f, match, out, findings, walk);
             continue;
         }
         out.push_back({keyword, value, file, n, match});
     }
+    walk.chain.pop_back();
+}
+
+// AuthorizedKeysFile's % tokens for root, in one pass (a home holding "%h" stays as it is):
+// %% %h %u %U; nullopt for any other token (sshd refuses those).
+std::optional<std::string> expand_tokens(const std::string& s, const std::string& home) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out += s[i];
+            continue;
+        }
+        if (++i >= s.size()) return std::nullopt;
+        switch (s[i]) {
+        case '%':
+            out += '%';
+            break;
+        case 'h':
+            out += home;
+            break;
+        case 'u':
+            out += "root";
+            break;
+        case 'U':
+            out += "0";
+            break;
+        default:
+            return std::nullopt;
+        }
+    }
+    return out;
 }
 
 std::optional<Entry> global(const std::vector<Entry>& entries, const std::string& keyword) {
@@ -79,7 +160,8 @@ void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& ga
     const std::string main = "/etc/ssh/sshd_config";
     if (!root.exists("/usr/sbin/sshd") && !root.exists(main)) return; // no SSH server here
     std::vector<Entry> entries;
-    read_sshd(root, main, 0, "", entries, out);
+    Walk walk;
+    read_sshd(root, main, "", entries, out, walk);
     if (const auto w = root.writable_by_others(main))
         add(out, "sshd.writable", Severity::critical, main, *w,
             "Whoever can change sshd_config can turn PAM off or let root in.",
@@ -163,9 +245,9 @@ void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& ga
         akf ? words(akf->value) : std::vector<std::string>{".ssh/authorized_keys", ".ssh/authorized_keys2"};
     for (auto f : files) {
         if (lower(f) == "none") continue;
-        for (std::size_t p; (p = f.find("%h")) != std::string::npos;) f.replace(p, 2, home);
-        for (std::size_t p; (p = f.find("%u")) != std::string::npos;) f.replace(p, 2, "root");
-        if (f.find('%') != std::string::npos) continue;
+        const auto expanded = expand_tokens(f, home);
+        if (!expanded || expanded->empty()) continue;
+        f = *expanded;
         if (f[0] != '/') f = home + "/" + f;
         const auto r = root.read(f);
         if (r.status == Root::Status::error) {

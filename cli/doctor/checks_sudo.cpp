@@ -110,15 +110,22 @@ void read_sudoers_file(const Root& root, const std::string& path, int depth, std
     for (const auto& raw : split(r.text, '\n')) {
         ++n;
         if (pending.empty()) start = n;
-        std::string l = raw;
-        if (!l.empty() && l.back() == '\\') {
-            l.pop_back();
+        // `#include` and `#includedir` look like comments: see them before a comment is cut.
+        const auto inc = pending.empty() ? include_of(trim(raw), path) : std::nullopt;
+        // sudo's lexer ends a comment at the newline: cut the comment first, and a '\\' that
+        // ends a comment continues nothing.
+        std::string l = inc ? raw : strip_comment(raw);
+        // sudo's lexer takes '\\' with only blanks after it as a line continuation.
+        std::size_t end = l.size();
+        while (end > 0 && (l[end - 1] == ' ' || l[end - 1] == '\t')) --end;
+        if (!inc && end > 0 && l[end - 1] == '\\') {
+            l.resize(end - 1);
             pending += l + " ";
             continue;
         }
         l = pending + l;
         pending.clear();
-        if (const auto inc = include_of(trim(l), path)) {
+        if (inc) {
             if (inc->is_dir) {
                 const auto names = root.list(inc->target);
                 if (!names) {
@@ -262,18 +269,40 @@ std::vector<std::string> split_list(const std::string& s) {
     return out;
 }
 
+// SECURITY NOTE: a bound on the work: the members that alias expansion may yield over all rules
+// of all sudoers files; past it the rest is reported as not checked.
+constexpr std::size_t k_max_expanded = std::size_t{1} << 20;
+
 struct Sudoers {
     std::map<std::string, std::vector<std::string>> user_alias, runas_alias, cmnd_alias;
+    std::size_t expanded = 0; // members yielded so far, against k_max_expanded
 };
 
-void expand(const std::map<std::string, std::vector<std::string>>& aliases, const std::string& item, int depth,
-            std::vector<std::string>& out) {
+using Aliases = std::map<std::string, std::vector<std::string>>;
+
+// Expands each alias once per item: an alias named again (`A = B, B, B` with B nested the same
+// way) adds nothing new, so the work is linear in the aliases' size, not exponential.
+void expand_once(const Aliases& aliases, const std::string& item, int depth, std::set<std::string>& done,
+                 std::vector<std::string>& out, std::size_t& budget) {
+    if (budget == 0) return;
     const auto it = aliases.find(item);
     if (it == aliases.end() || depth > 16) {
+        --budget;
         out.push_back(item);
         return;
     }
-    for (const auto& x : it->second) expand(aliases, x, depth + 1, out);
+    if (!done.insert(item).second) return;
+    for (const auto& x : it->second) expand_once(aliases, x, depth + 1, done, out, budget);
+}
+
+// False when the work budget ran out (the caller reports what it could not check).
+bool expand(Sudoers& s, const Aliases& aliases, const std::string& item, std::vector<std::string>& out) {
+    std::set<std::string> done;
+    std::size_t budget = k_max_expanded - s.expanded;
+    const std::size_t before = budget;
+    expand_once(aliases, item, 0, done, out, budget);
+    s.expanded += before - budget;
+    return s.expanded < k_max_expanded;
 }
 
 bool runas_can_be_root(const std::vector<std::string>& runas_users) {
@@ -333,6 +362,40 @@ void check_jitgate_config(const Root& root, GateConfig& gate, Findings& out) {
             "chown root:root and chmod 0644 (or 0640) the file and every directory above it.");
 }
 
+namespace {
+
+// The lines of sudo.conf as sudo's sudo_parseln() makes them: a '#' starts a comment that ends
+// the line (a comment never continues); otherwise a line ending in a single '\\' is joined with
+// the next, whose leading blanks are dropped. So `Path noexec /x \\` followed by `Plugin ...`
+// is one Path line, not a Plugin line.
+std::vector<std::string> sudo_conf_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::string pending;
+    bool continued = false;
+    for (const auto& raw : split(text, '\n')) {
+        std::string l = raw;
+        if (!l.empty() && l.back() == '\r') l.pop_back();
+        bool cont = false;
+        if (const auto hash = l.find('#'); hash != std::string::npos) {
+            l.resize(hash);
+        } else if (!l.empty() && l.back() == '\\' && (l.size() == 1 || l[l.size() - 2] != '\\')) {
+            l.pop_back();
+            cont = true;
+        }
+        std::size_t b = 0;
+        while (b < l.size() && (l[b] == ' ' || l[b] == '\t')) ++b;
+        pending += l.substr(b);
+        continued = cont;
+        if (continued) continue;
+        lines.push_back(std::move(pending));
+        pending.clear();
+    }
+    if (continued) lines.push_back(std::move(pending));
+    return lines;
+}
+
+} // namespace
+
 void check_sudo_conf(const Root& root, GateConfig& gate, Findings& out) {
     const std::string path = "/etc/sudo.conf";
     const auto r = root.read(path);
@@ -342,8 +405,8 @@ void check_sudo_conf(const Root& root, GateConfig& gate, Findings& out) {
     }
     std::string plugin_dir;
     std::optional<std::string> approval, audit;
-    for (const auto& raw : split(r.text, '\n')) {
-        const auto w = words(raw.substr(0, raw.find('#')));
+    for (const auto& line : sudo_conf_lines(r.text)) {
+        const auto w = words(line);
         if (w.size() >= 3 && w[0] == "Path" && w[1] == "plugin_dir") plugin_dir = w[2];
         if (w.size() < 3 || w[0] != "Plugin") continue;
         if (w[1] == "jitgate_approval" && !approval) {
@@ -426,6 +489,13 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
                 "chown root:root and chmod 0440 the file (and 0755 root-owned directories above it).");
     Sudoers s;
     const auto gates = gate_paths(gate);
+    const auto not_checked = [&out](const std::string& subject) {
+        add(out, "sudoers.not_checked", Severity::critical, subject,
+            "could not check: the aliases of the rules up to here expand to more than " +
+                std::to_string(k_max_expanded) + " members; this rule and the ones after it were not checked",
+            "doctor fails closed: a rule it has not read may hold a way around jitgate.",
+            "Simplify the aliases, or review the rules by hand (sudo -l -U USER lists what a user may run).");
+    };
     for (const auto& ll : lines) {
         const auto w = words(ll.text);
         if (w.empty()) continue;
@@ -454,15 +524,17 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
         left = join_commas(left);
         const auto lw = words(left);
         if (lw.size() < 2) continue;
+        const std::string subject = ll.file + ":" + std::to_string(ll.line);
         std::vector<std::string> users;
-        for (const auto& u : split_list(lw[0])) expand(s.user_alias, u, 0, users);
+        bool within_budget = true;
+        for (const auto& u : split_list(lw[0])) within_budget = expand(s, s.user_alias, u, users) && within_budget;
+        if (!within_budget) return not_checked(subject);
         std::vector<std::string> people;
         for (const auto& u : users)
             if (u != "root" && u != "#0" && !u.starts_with("!")) people.push_back(u);
         if (people.empty()) continue;
         std::string who;
         for (const auto& p : people) who += (who.empty() ? "" : ",") + p;
-        const std::string subject = ll.file + ":" + std::to_string(ll.line);
         // The first section is "HOSTS = SPECS" with HOSTS already consumed: rebuild it.
         const auto sections = split_sections(lw[1] + " =" + ll.text.substr(eq + 1));
         for (const auto& section : sections) {
@@ -479,13 +551,13 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
                     runas.clear();
                     // "(:group)" runs as the invoking user; "()" likewise.
                     for (const auto& r : split_list(users_part))
-                        if (!r.empty()) expand(s.runas_alias, r, 0, runas);
+                        if (!r.empty()) within_budget = expand(s, s.runas_alias, r, runas) && within_budget;
                     item = trim(item.substr(close + 1));
                 }
                 item = strip_prefixes(item);
                 if (item.empty() || item.starts_with("!") || !runas_can_be_root(runas)) continue;
                 std::vector<std::string> cmds;
-                expand(s.cmnd_alias, item, 0, cmds);
+                within_budget = expand(s, s.cmnd_alias, item, cmds) && within_budget;
                 for (const auto& cmd : cmds) {
                     if (cmd.starts_with("!")) continue;
                     const auto cw = words(cmd);
@@ -527,6 +599,7 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
                 }
             }
         }
+        if (!within_budget) return not_checked(subject);
     }
 }
 

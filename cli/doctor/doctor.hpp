@@ -67,7 +67,8 @@ public:
     // Why someone other than the trusted owner (or `also_trusted_uid`) can change the file or
     // directory at `host_path`: it, or a directory above it (up to the root), is not owned by
     // them or is group- or world-writable; the same for where a symbolic link on the way leads.
-    // nullopt if nobody else can; a missing path is nullopt.
+    // nullopt if nobody else can. A missing path is judged by the directories above it (whoever
+    // can write to the nearest existing one can create it).
     std::optional<std::string> writable_by_others(std::string_view host_path,
                                                   std::optional<unsigned> also_trusted_uid = std::nullopt) const;
 

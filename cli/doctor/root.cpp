@@ -186,22 +186,31 @@ std::optional<std::string> Root::writable_by_others(std::string_view host_path,
         }
         if (is_system_root()) chain.push_back("/");
         bool first = true;
+        // A missing file (or directory) is no safer than its directory: whoever can write there
+        // can create it (a root cron job running a script that is not there yet), so the
+        // directories above it are still checked.
+        std::string missing;
+        bool below_missing = false; // the entry below this one does not exist
         for (const auto& hp : chain) {
             struct stat st {};
             if (::lstat(real(hp).c_str(), &st) != 0) {
-                if (first && errno == ENOENT) break;
+                if (errno == ENOENT && missing.empty()) missing = hp;
+                below_missing = errno == ENOENT;
                 first = false;
                 continue;
             }
             const bool owner_ok = st.st_uid == m_trusted_uid || (also_trusted_uid && st.st_uid == *also_trusted_uid);
             const std::string what = (first ? hp : "its directory " + hp) +
-                                     (path == host_path ? "" : " (where " + std::string(host_path) + " leads)");
+                                     (path == host_path ? "" : " (where " + std::string(host_path) + " leads)") +
+                                     (missing.empty() ? "" : " (" + missing + " does not exist: it can be created)");
             if (!S_ISLNK(st.st_mode)) {
                 if (!owner_ok) return what + " is owned by uid " + std::to_string(st.st_uid);
                 // A sticky directory above (/tmp) lets others add names but not replace the
                 // trusted entry below it, which the step before checked; the path itself gets
                 // no such pass.
-                const bool sticky_above = !first && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
+                // Nor does it help where the entry below is missing: anyone may create it there.
+                const bool sticky_above =
+                    !first && !below_missing && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
                 if ((st.st_mode & S_IWOTH) != 0 && !sticky_above)
                     return what + " is world-writable (mode " + mode_text(st.st_mode) + ")";
                 if ((st.st_mode & S_IWGRP) != 0 && !sticky_above)

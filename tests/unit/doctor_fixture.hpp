@@ -7,9 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -68,6 +74,31 @@ protected:
         for (const auto& x : f)
             if (x.check == check) return &x;
         return nullptr;
+    }
+
+    // Runs `work`; a hang (past `limit`) fails the test by ending the test program, since a
+    // hung check cannot be interrupted.
+    template <class Work>
+    static void within(std::chrono::seconds limit, Work work) {
+        std::mutex m;
+        std::condition_variable cv;
+        bool done = false;
+        std::thread watchdog([&] {
+            std::unique_lock lock(m);
+            if (!cv.wait_for(lock, limit, [&] { return done; })) {
+                std::fprintf(stderr, "FAILED: the check did not finish within %llds (a hang)\n",
+                             static_cast<long long>(limit.count()));
+                std::fflush(stderr);
+                std::_Exit(1);
+            }
+        });
+        work();
+        {
+            std::lock_guard lock(m);
+            done = true;
+        }
+        cv.notify_one();
+        watchdog.join();
     }
 
     std::string m_dir;

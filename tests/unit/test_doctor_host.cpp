@@ -98,6 +98,23 @@ TEST_F(Doctor, CronFilesAndRootJobsThatOthersCanChange) {
                        "cron.writable /etc/cron.d/backup"}));
 }
 
+TEST_F(Doctor, ARootCronJobWhoseScriptIsMissingInAWritableDirectory) {
+    // The script is not there (yet): whoever can write to its directory creates it, and cron
+    // runs it as root. Also where the directory is sticky (/tmp): creating a name is allowed.
+    write("/etc/crontab", "0 3 * * * root /srv/drop/nightly.sh\n"
+                          "0 4 * * * root /tmp/later/run.sh\n"
+                          "0 5 * * * root /usr/local/sbin/missing-but-safe\n");
+    mkdir("/srv/drop", 0777);
+    mkdir("/tmp", 01777);
+    mkdir("/usr/local/sbin");
+    doctor::Findings f;
+    doctor::check_cron(root(), f);
+    EXPECT_EQ(ids(f), (Strings{"cron.script_writable /etc/crontab:1", "cron.script_writable /etc/crontab:2"}));
+    const auto* w = find(f, "cron.script_writable");
+    ASSERT_NE(w, nullptr);
+    EXPECT_NE(w->what.find("does not exist"), std::string::npos) << w->what;
+}
+
 TEST_F(Doctor, DaemonDownSpoolAndClockFromInjectedFacts) {
     write("/etc/passwd",
           "root:x:0:0::/root:/bin/sh\njitgate:x:" + std::to_string(::getuid() + 1) + ":999::/:/bin/false\n");

@@ -170,3 +170,118 @@ TEST_F(DoctorPam, AnIncludedFileThatDoesNotExist) {
     write("/etc/pam.d/su", "@include common-nothere\nauth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
     EXPECT_EQ(ids_of(run(), "pam.include"), Strings{"pam.include_missing /etc/pam.d/common-nothere"});
 }
+
+TEST_F(DoctorPam, ACommentEndsAtTheNewlineEvenWhenItEndsInABackslash) {
+    // libpam (_pam_assemble_line) skips a comment line whole and ends a logical line at '#': the
+    // line after `# ... \` is a line of its own, here a bypass.
+    write("/etc/pam.d/su", "# old: pam_rootok for everyone \\\n"
+                           "auth sufficient pam_permit.so\n"
+                           "auth requisite pam_unix.so # trailing note \\\n"
+                           "auth sufficient pam_wheel.so trust\n"
+                           "auth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.bypass"), (Strings{"pam.bypass /etc/pam.d/su:2", "pam.bypass /etc/pam.d/su:4"}));
+    // A real continuation (blanks after the '\' allowed) is still one line, reported at its start;
+    // a comment line inside it is skipped.
+    write("/etc/pam.d/su", "auth sufficient \\  \n"
+                           "# between\n"
+                           "    pam_permit.so\n"
+                           "auth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.bypass"), Strings{"pam.bypass /etc/pam.d/su:1"});
+    // libpam 1.6 and later end a continuation at a blank or comment-only line, where older ones
+    // skip it: the line after it is then a line of its own. Either reading's door is reported.
+    write("/etc/pam.d/su", "auth required pam_env.so \\\n"
+                           "\n"
+                           "auth sufficient pam_permit.so\n"
+                           "auth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.bypass"), Strings{"pam.bypass /etc/pam.d/su:3"});
+}
+
+TEST_F(DoctorPam, PamRootokIsExemptOnlyForSu) {
+    // sshd and login run as root: pam_rootok succeeds for every login there.
+    write("/etc/pam.d/sshd", "auth sufficient pam_rootok.so\nauth requisite pam_jitgate.so\n"
+                             "account required pam_jitgate.so\nsession required pam_jitgate.so\n");
+    write("/etc/pam.d/login", "auth sufficient pam_rootok.so\nauth requisite pam_jitgate.so\n"
+                              "session required pam_jitgate.so\n");
+    write("/etc/pam.d/su-l", "auth sufficient pam_rootok.so\nauth requisite pam_jitgate.so\n"
+                             "session required pam_jitgate.so\n");
+    const auto f = run();
+    EXPECT_EQ(ids_of(f, "pam.bypass"), (Strings{"pam.bypass /etc/pam.d/login:1", "pam.bypass /etc/pam.d/sshd:1"}));
+    ASSERT_NE(find(f, "pam.bypass"), nullptr);
+    EXPECT_EQ(find(f, "pam.bypass")->severity, doctor::Severity::critical);
+}
+
+TEST_F(DoctorPam, SuLIsCheckedWhenItExists) {
+    write("/etc/pam.d/su-l", "auth sufficient pam_unix.so\n@include su\n");
+    EXPECT_EQ(ids_of(run(), "pam.bypass"), Strings{"pam.bypass /etc/pam.d/su-l:1"});
+}
+
+TEST_F(DoctorPam, JitgateFromOutsideTheModuleDirectoriesAndModulesOthersCanReplace) {
+    write("/etc/pam.d/sshd", "auth required pam_env.so\n"
+                             "auth requisite /opt/tools/pam_jitgate.so\n"
+                             "auth required pam_faildelay.so\n"
+                             "account required /lib/security/../../tmp/pam_jitgate.so\n"
+                             "session required pam_jitgate.so\n");
+    write("/lib/x86_64-linux-gnu/security/pam_env.so", "ELF", 0664);       // before pam_jitgate
+    write("/lib/x86_64-linux-gnu/security/pam_faildelay.so", "ELF", 0666); // after it: it decides nothing
+    write("/opt/tools/pam_jitgate.so", "ELF", 0644);
+    chmod("/opt/tools", 0777); // anyone can put another file in its place
+    mkdir("/lib/security");
+    write("/tmp/pam_jitgate.so", "ELF", 0644);
+    const auto f = run();
+    EXPECT_EQ(ids_of(f, "pam.module"),
+              (Strings{"pam.module_path /etc/pam.d/sshd:2", "pam.module_path /etc/pam.d/sshd:4",
+                       "pam.module_writable /lib/x86_64-linux-gnu/security/pam_env.so",
+                       "pam.module_writable /opt/tools/pam_jitgate.so"}));
+    ASSERT_NE(find(f, "pam.module_writable"), nullptr);
+    EXPECT_EQ(find(f, "pam.module_writable")->severity, doctor::Severity::critical);
+    // By name, in a module directory, owned and writable only by root: nothing.
+    chmod("/lib/x86_64-linux-gnu/security/pam_env.so", 0644);
+    write("/etc/pam.d/sshd", "auth required pam_env.so\nauth requisite /lib/x86_64-linux-gnu/security/pam_jitgate.so\n"
+                             "account required pam_jitgate.so\nsession required pam_jitgate.so\n");
+    write("/usr/lib/x86_64-linux-gnu/security/pam_jitgate.so", "ELF", 0644);
+    EXPECT_EQ(ids_of(run(), "pam.module"), Strings{});
+}
+
+TEST_F(DoctorPam, AResetAfterARequiredJitgateErasesItsRefusal) {
+    write("/etc/pam.d/sshd", "auth requisite pam_jitgate.so\nauth required pam_permit.so\n"
+                             "account required pam_jitgate.so\n"
+                             "account [success=ok default=reset] pam_localuser.so\n"
+                             "account [new_authtok_reqd=reset default=ignore] pam_unix.so\n"
+                             "session required pam_jitgate.so\n");
+    const auto f = run();
+    EXPECT_EQ(ids_of(f, "pam.reset"),
+              (Strings{"pam.reset_after /etc/pam.d/sshd:4", "pam.reset_after /etc/pam.d/sshd:5"}));
+    ASSERT_NE(find(f, "pam.reset_after"), nullptr);
+    EXPECT_EQ(find(f, "pam.reset_after")->severity, doctor::Severity::critical);
+    // requisite, or a bracket that dies on every failure, ends the stack before the reset.
+    write("/etc/pam.d/sshd", "auth requisite pam_jitgate.so\nauth [default=reset] pam_permit.so\n"
+                             "account [success=ok default=die] pam_jitgate.so\n"
+                             "account [success=ok default=reset] pam_localuser.so\n"
+                             "session required pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.reset"), Strings{});
+    write("/etc/pam.d/sshd", "auth requisite pam_jitgate.so\n"
+                             "account [success=ok auth_err=bad default=die] pam_jitgate.so\n"
+                             "account [default=reset] pam_localuser.so\nsession required pam_jitgate.so\n");
+    EXPECT_EQ(ids_of(run(), "pam.reset"), Strings{"pam.reset_after /etc/pam.d/sshd:3"});
+}
+
+TEST_F(DoctorPam, IncludeLoopsAndRepeatedIncludesEndInBoundedTime) {
+    // A file that includes itself: libpam gives up on the stack (logins fail); doctor says so.
+    write("/etc/pam.d/common-loop", "@include common-loop\n");
+    write("/etc/pam.d/su", "@include common-loop\nauth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
+    doctor::Findings f;
+    within(std::chrono::seconds(20), [&] { f = run(); });
+    EXPECT_EQ(ids_of(f, "pam.include_loop"), Strings{"pam.include_loop /etc/pam.d/common-loop"});
+    EXPECT_EQ(ids_of(f, "pam.not_checked"), Strings{});
+    // Each file includes the next four times, 12 deep: 4^12 reads without a budget.
+    for (int i = 0; i < 12; ++i) {
+        const std::string next = "@include c" + std::to_string(i + 1) + "\n";
+        write("/etc/pam.d/c" + std::to_string(i), next + next + next + next);
+    }
+    write("/etc/pam.d/c12", "auth required pam_permit.so\n");
+    write("/etc/pam.d/su", "@include c0\nauth requisite pam_jitgate.so\nsession required pam_jitgate.so\n");
+    within(std::chrono::seconds(20), [&] { f = run(); });
+    EXPECT_EQ(ids_of(f, "pam.not_checked"), Strings{"pam.not_checked /etc/pam.d/su"});
+    ASSERT_NE(find(f, "pam.not_checked"), nullptr);
+    EXPECT_EQ(find(f, "pam.not_checked")->severity, doctor::Severity::critical);
+}

@@ -106,3 +106,47 @@ TEST_F(Doctor, AnAbsoluteSymbolicLinkIsReadInsideTheTree) {
     ASSERT_EQ(::symlink("/srv/ssh/sshd_config", (m_dir + "/etc/ssh/sshd_config").c_str()), 0);
     EXPECT_EQ(ids(sshd(root())), Strings{"sshd.use_pam /etc/ssh/sshd_config:1"});
 }
+
+TEST_F(Doctor, IncludeGlobsInAnyComponentInLexicalOrder) {
+    // sshd expands the whole pattern with glob(3): here the directory is the wildcard, and the
+    // first value in glob's sorted order wins.
+    write("/etc/ssh/sshd_config", "Include /etc/ssh/conf.*/*.conf\nUsePAM yes\nPermitRootLogin no\n");
+    write("/etc/ssh/conf.b/10-pam.conf", "UsePAM yes\n");
+    write("/etc/ssh/conf.a/90-old.conf", "UsePAM no\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.use_pam /etc/ssh/conf.a/90-old.conf:1"});
+    // Relative to /etc/ssh, and a pattern that matches nothing is no finding.
+    write("/etc/ssh/sshd_config", "Include conf.[ab]/9*.conf nothere.d/*\nUsePAM yes\nPermitRootLogin no\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.use_pam /etc/ssh/conf.a/90-old.conf:1"});
+}
+
+TEST_F(Doctor, IncludeLoopsAndFanOutEndInBoundedTime) {
+    // A file that includes itself: sshd refuses to start; doctor says so and finishes.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nInclude /etc/ssh/sshd_config.d/*.conf\n");
+    write("/etc/ssh/sshd_config.d/a.conf", "Include /etc/ssh/sshd_config.d/b.conf\n");
+    write("/etc/ssh/sshd_config.d/b.conf", "Include /etc/ssh/sshd_config.d/a.conf\n");
+    doctor::Findings f;
+    within(std::chrono::seconds(20), [&] { f = sshd(root()); });
+    EXPECT_EQ(ids(f), (Strings{"sshd.include_loop /etc/ssh/sshd_config.d/a.conf",
+                               "sshd.include_loop /etc/ssh/sshd_config.d/b.conf"}));
+    // Each file includes the next one four times, 12 deep: 4^12 reads without a budget.
+    std::string main = "UsePAM yes\nPermitRootLogin no\nInclude /etc/ssh/f0\n";
+    write("/etc/ssh/sshd_config", main);
+    for (int i = 0; i < 12; ++i) {
+        const std::string next = "Include /etc/ssh/f" + std::to_string(i + 1) + "\n";
+        write("/etc/ssh/f" + std::to_string(i), next + next + next + next);
+    }
+    write("/etc/ssh/f12", "UsePAM yes\n");
+    within(std::chrono::seconds(20), [&] { f = sshd(root()); });
+    EXPECT_EQ(ids(f), Strings{"sshd.not_checked /etc/ssh/sshd_config"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+}
+
+TEST_F(Doctor, AHomeHoldingPercentTokensIsExpandedOnce) {
+    write("/etc/passwd", "root:x:0:0:root:/var/%h%u:/bin/sh\n");
+    write("/etc/ssh/sshd_config", "UsePAM yes\nAuthorizedKeysFile %h/keys.%u.%U.%% /etc/ssh/keys/%x\n");
+    write("/var/%h%u/keys.root.0.%", "ssh-ed25519 AAAA a\n", 0600);
+    doctor::Findings f;
+    within(std::chrono::seconds(20), [&] { f = sshd(root()); });
+    EXPECT_EQ(ids(f), (Strings{"sshd.permit_root_login /etc/ssh/sshd_config",
+                               "sshd.root_authorized_keys /var/%h%u/keys.root.0.%"}));
+}

@@ -283,3 +283,82 @@ TEST_F(Doctor, SudoersRunasAliasesDigestsAndOptionsAreSeenThrough) {
     doctor::check_sudoers(root(), gate, f);
     EXPECT_EQ(ids(f), Strings{"sudoers.editor /etc/sudoers:3"});
 }
+
+TEST_F(Doctor, ASudoersCommentEndsAtTheNewlineEvenWhenItEndsInABackslash) {
+    // sudo's lexer ends a comment at the newline: the rule after `# ... \` is a rule.
+    write("/etc/sudoers",
+          "# admins below \\\n"
+          "%admin ALL=(ALL) ALL\n"
+          "bob ALL=(ALL) /usr/bin/id # the id tool \\\n"
+          "carol ALL=(ALL) /bin/bash\n"
+          // Blanks after the '\' still continue the line, as in sudo's lexer: dave may run sh.
+          "dave ALL=(ALL) /usr/bin/id, \\  \n"
+          "    /bin/sh\n",
+          0440);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    EXPECT_EQ(ids(f),
+              (Strings{"sudoers.all /etc/sudoers:2", "sudoers.shell /etc/sudoers:4", "sudoers.shell /etc/sudoers:5"}));
+}
+
+TEST_F(Doctor, SudoConfContinuationLinesAreJoinedAsSudoJoinsThem) {
+    write("/usr/libexec/jitgate/sudo_jitgate.so", "ELF");
+    // sudo joins a line ending in '\' with the next: the "Plugin jitgate_approval" words are
+    // arguments of the Path line, and sudo loads no approval plugin.
+    write("/etc/sudo.conf", "Plugin sudoers_policy sudoers.so\n"
+                            "Path noexec /usr/libexec/sudo/sudo_noexec.so \\\n"
+                            "Plugin jitgate_approval /usr/libexec/jitgate/sudo_jitgate.so\n"
+                            "Plugin jitgate_audit /usr/libexec/jitgate/sudo_jitgate.so\n");
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{"sudo_conf.approval_missing /etc/sudo.conf"});
+    // A continued Plugin line is one Plugin line; a comment ending in '\' continues nothing.
+    write("/etc/sudo.conf", "Plugin sudoers_policy sudoers.so\n"
+                            "# the jitgate plugins \\\n"
+                            "Plugin jitgate_approval \\\n"
+                            "    /usr/libexec/jitgate/sudo_jitgate.so break_glass_group=bg\n"
+                            "Plugin jitgate_audit /usr/libexec/jitgate/sudo_jitgate.so\n");
+    f.clear();
+    gate = {};
+    doctor::check_sudo_conf(root(), gate, f);
+    EXPECT_EQ(ids(f), Strings{});
+    EXPECT_EQ(gate.break_glass_group, "bg");
+}
+
+TEST_F(Doctor, SudoersAliasFanOutIsExpandedOnceAndBounded) {
+    // A0 = A1, A1, A1, A1 ... A20 = /bin/sh: 4^20 members if each name were expanded each time.
+    std::string text;
+    for (int i = 0; i < 20; ++i) {
+        const std::string next = "A" + std::to_string(i + 1);
+        text += "Cmnd_Alias A" + std::to_string(i) + " = " + next + ", " + next + ", " + next + ", " + next + "\n";
+    }
+    text += "Cmnd_Alias A20 = /usr/bin/id, /bin/bash\n";
+    // The aliases nest deeper than doctor follows (16): what is left is still a member.
+    text += "bob ALL = (root) A4\n";
+    write("/etc/sudoers", text, 0440);
+    doctor::Findings f;
+    within(std::chrono::seconds(20), [&] { doctor::check_sudoers(root(), doctor::GateConfig{}, f); });
+    EXPECT_EQ(ids(f), Strings{"sudoers.shell /etc/sudoers:22"});
+    // Many distinct members over many rules (10000 a rule, 120 rules): past the budget of about
+    // a million, the rest is reported as not checked, carol's rule included.
+    std::string big;
+    std::string all = "Cmnd_Alias BIG = B0";
+    for (int i = 0; i < 100; ++i) {
+        big += "Cmnd_Alias B" + std::to_string(i) + " = x" + std::to_string(i) + "_0";
+        for (int k = 1; k < 100; ++k) big += ", x" + std::to_string(i) + "_" + std::to_string(k);
+        big += "\n";
+        if (i > 0) all += ", B" + std::to_string(i);
+    }
+    big += all + "\n";
+    for (int i = 0; i < 120; ++i) big += "u" + std::to_string(i) + " ALL = (root) BIG\n";
+    big += "carol ALL = (root) /bin/bash\n";
+    write("/etc/sudoers", big, 0440);
+    f.clear();
+    within(std::chrono::seconds(60), [&] { doctor::check_sudoers(root(), doctor::GateConfig{}, f); });
+    ASSERT_EQ(f.size(), 1u) << ::testing::PrintToString(ids(f));
+    EXPECT_EQ(f[0].check, "sudoers.not_checked");
+    EXPECT_TRUE(f[0].subject.starts_with("/etc/sudoers:2")) << f[0].subject; // a rule near the 105th (line 206)
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+}
