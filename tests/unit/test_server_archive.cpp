@@ -59,9 +59,10 @@ protected:
         m_database = std::make_unique<Database>(GetParam());
         m_database->migrate();
         store = m_database->open();
-        m_dir = fs::temp_directory_path() / ("jitgate-archive-" + std::to_string(::getpid()) + "-" +
-                                             (GetParam() == Backend::sqlite ? "sqlite" : "pg") + "-" +
-                                             testing::UnitTest::GetInstance()->current_test_info()->name());
+        // The test's name ends in "/sqlite" or "/postgres": one directory, not two.
+        std::string name = testing::UnitTest::GetInstance()->current_test_info()->name();
+        std::replace(name.begin(), name.end(), '/', '-');
+        m_dir = fs::temp_directory_path() / ("jitgate-archive-" + std::to_string(::getpid()) + "-" + name);
         fs::remove_all(m_dir);
         fs::create_directories(m_dir);
     }
