@@ -23,6 +23,9 @@
 # the sanitizer tree, ./build builds and runs the unit tests itself (last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where the time goes, for CI's budget: each stage's start, in seconds since this began.
+stage() { echo "== [${SECONDS}s] $*"; }
+stage "installing the build packages"
 ./scripts/install-deps.sh --build
 deps_log="$(mktemp /tmp/jitgate-test-deps.XXXXXX)"
 # A session of its own, so that an early exit stops it (its process group); apt-get and dpkg
@@ -53,9 +56,11 @@ quick_flags="-O1 -gline-tables-only -DNDEBUG"
 asan_flags="-O0 -gline-tables-only -DNDEBUG"
 # The g++ tree is optimised as shipped (-O2) but without debug info, which the tests do not need
 # and which is a fifth of its compile time; ./build-asan keeps file:line for stack traces.
+stage "building ./build (g++)"
 ./scripts/build.sh -DJITGATE_BUILD_BENCH=ON -DJITGATE_BUILD_UNIT_TESTS="$unit_in_build" \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG"
 if [ "$sanitize" = 1 ]; then
+    stage "building ./build-asan (clang, sanitizers)"
     JITGATE_BUILD="$PWD/build-asan" CXX=clang++ ./scripts/build.sh -DJITGATE_SANITIZE=ON -DJITGATE_BUILD_BENCH=OFF \
         -DJITGATE_BUILD_UNIT_TESTS=ON -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$asan_flags"
 fi
@@ -90,6 +95,7 @@ asan_suite() {
         ctest --test-dir "$PWD/build-asan" --output-on-failure -j"$(nproc)" -LE packaging "$@"
 }
 if [ "$sanitize" = 1 ]; then
+    stage "the g++ suite"
     ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "$@"
 fi
 if [ -n "$fuzz_pid" ]; then
@@ -101,8 +107,10 @@ if [ -n "$fuzz_pid" ]; then
     fuzz_pid=""
     rm -f "$fuzz_log"
     # Each target fuzzes for a fixed wall time on one core: two at once, one per core.
+    stage "fuzzing"
     ctest --test-dir "$PWD/build-fuzz" --output-on-failure -j"$(nproc)" -L fuzz
 fi
+stage "the last suite"
 if [ "$sanitize" = 1 ]; then
     asan_suite "$@"
 else
