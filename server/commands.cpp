@@ -13,6 +13,7 @@
 
 #include "jitgate/error.hpp"
 #include "jitgate/text.hpp"
+#include "lib/file_io.hpp"
 #include "server/config/config.hpp"
 #include "server/http/http.hpp"
 #include "server/report/archive.hpp"
@@ -163,17 +164,10 @@ void write_file(const std::string& path, const std::string& data) {
     const std::string tmp = path + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw Error(ErrorCode::io, tmp, std::strerror(errno));
-    std::size_t done = 0;
-    while (done < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            const int saved = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw Error(ErrorCode::io, tmp, std::strerror(saved));
-        }
-        done += static_cast<std::size_t>(n);
+    if (const int error = file_io::write_all(fd, data); error != 0) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw Error(ErrorCode::io, tmp, std::strerror(error));
     }
     if (::fsync(fd) != 0 || ::close(fd) != 0) {
         ::unlink(tmp.c_str());

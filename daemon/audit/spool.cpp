@@ -82,22 +82,6 @@ std::uint64_t file_size(int fd, const std::string& path) {
     return static_cast<std::uint64_t>(st.st_size);
 }
 
-// Writes all of `data` with as many write() calls as it takes. Returns 0 or the errno of the
-// failure; `written` says how much reached the file either way.
-int write_all(int fd, std::string_view data, std::size_t& written) {
-    written = 0;
-    while (written < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (n == 0) return EIO;
-        written += static_cast<std::size_t>(n);
-    }
-    return 0;
-}
-
 void read_exact_at(int fd, char* buf, std::size_t len, off_t offset, const std::string& path) {
     std::size_t done = 0;
     while (done < len) {

@@ -20,6 +20,7 @@
 
 #include "lib/audit_chain.hpp"
 #include "lib/audit_event.hpp"
+#include "lib/file_io.hpp"
 
 namespace jitgate::audit {
 
@@ -117,9 +118,8 @@ struct FdCloser {
 std::string join_path(const std::string& dir, const std::string& name);
 // Size of the open file `fd`; throws Error naming `path` if fstat fails.
 std::uint64_t file_size(int fd, const std::string& path);
-// Writes all of `data` with as many write() calls as it takes. Returns 0 or the errno of the
-// failure; `written` says how much reached the file either way. Never throws.
-int write_all(int fd, std::string_view data, std::size_t& written);
+// Writes all of `data` (lib/file_io.hpp).
+using file_io::write_all;
 // Reads exactly `len` bytes at `offset`; throws Error naming `path` on a read error or if the
 // file is shorter.
 void read_exact_at(int fd, char* buf, std::size_t len, off_t offset, const std::string& path);

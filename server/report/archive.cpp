@@ -4,6 +4,7 @@
 
 #include "lib/audit_chain.hpp"
 #include "lib/audit_event.hpp"
+#include "lib/file_io.hpp"
 #include "lib/openssl_ptr.hpp"
 
 #include <jitgate/error.hpp>
@@ -77,16 +78,9 @@ std::string errno_text(int error) {
 void append_file(const std::string& path, const std::string& data) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw Error(ErrorCode::io, path, errno_text(errno));
-    std::size_t done = 0;
-    while (done < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            const int saved = errno;
-            ::close(fd);
-            throw Error(ErrorCode::io, path, errno_text(saved));
-        }
-        done += static_cast<std::size_t>(n);
+    if (const int error = file_io::write_all(fd, data); error != 0) {
+        ::close(fd);
+        throw Error(ErrorCode::io, path, errno_text(error));
     }
     if (::close(fd) != 0) throw Error(ErrorCode::io, path, errno_text(errno));
 }

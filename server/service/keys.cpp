@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "jitgate/error.hpp"
+#include "lib/file_io.hpp"
 
 namespace jitgate::server::service {
 namespace {
@@ -23,13 +24,8 @@ std::string errno_text(int error) {
 }
 
 // Writes all of `data` to `fd`, then fsync. Returns 0 or the errno.
-int write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno;
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
+int write_synced(int fd, std::string_view data) {
+    if (const int error = file_io::write_all(fd, data); error != 0) return error;
     return fsync(fd) == 0 ? 0 : errno;
 }
 
@@ -56,7 +52,7 @@ public:
         if (!m_kept) unlink(m_path.c_str());
     }
     void write(std::string_view data) {
-        if (const int error = write_all(m_fd, data); error != 0) {
+        if (const int error = write_synced(m_fd, data); error != 0) {
             errno = error;
             fail("cannot write");
         }
