@@ -220,8 +220,13 @@ std::string summary_of(const Json& event) {
                      : "finished with exit status " + (f("exit_status").empty() ? "?" : f("exit_status"));
         if (!f("duration_ms").empty()) phrase += " after " + f("duration_ms") + " ms";
     } else if (type == type::command_intercepted) {
-        phrase = "sub-command " + f("command") + " " + (f("decision").empty() ? "checked" : f("decision"));
-        if (!f("grant_id").empty()) phrase += " under grant " + f("grant_id");
+        if (f("decision") == "allowed") {
+            phrase = "sub-command " + f("command") + " allowed " +
+                     (f("why") == "grant" ? "under grant " + f("grant_id") : "(" + f("why") + ")");
+        } else {
+            phrase = "sub-command " + (message.empty() ? f("command") + " denied" : message);
+            message_used = true;
+        }
     } else if (type == type::session_opened) {
         phrase = "session opened" + (f("remote_host").empty() ? "" : " from " + f("remote_host"));
     } else if (type == type::session_closed) {
