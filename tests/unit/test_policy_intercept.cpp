@@ -40,9 +40,10 @@ protected:
     void TearDown() override { std::filesystem::remove_all(m_dir); }
 
     // Rules: /usr/bin/true allowed, bash denied, then `last` (require_approval).
-    std::unique_ptr<broker::Broker> make(config::Rule last) {
+    std::unique_ptr<broker::Broker> make(config::Rule last, std::string break_glass_group = {}) {
         auto cfg = std::make_shared<config::Config>();
         cfg->host.name = "test-host";
+        cfg->break_glass.group = std::move(break_glass_group);
         cfg->approval.approver_groups = {"approvers"};
         config::Rule ok;
         ok.name = "ok";
@@ -260,6 +261,21 @@ TEST_F(InterceptTest, RuleRequiringInterceptDeniesASudoWithoutIt) {
         auto s = session({"/usr/bin/sh"}); // intercept on
         EXPECT_EQ(b->begin_check(s, r), broker::Step::waiting);
     }
+}
+
+TEST_F(InterceptTest, BreakGlassSubCommandsPassOnlyUnderBreakGlassConditions) {
+    auto b = make(approval_rule(config::Scope::session), "nogroup"); // nobody's primary group
+    auto s = sub({"/usr/bin/id"}, "", "");
+    s.request.break_glass_reason = "payments down, INC-4411";
+    const auto d = check(*b, s);
+    EXPECT_TRUE(d.allow);
+    EXPECT_EQ(d.outcome, msg::Outcome::break_glass);
+    EXPECT_EQ(intercepted_lines_with("\"why\":\"break_glass\""), 1u);
+    s.request.break_glass_reason = "short"; // below min_reason_length
+    EXPECT_FALSE(check(*b, s).allow);
+    auto other = make(approval_rule(config::Scope::session), "wheel-breakglass"); // nobody is not in it
+    s.request.break_glass_reason = "payments down, INC-4411";
+    EXPECT_FALSE(check(*other, s).allow);
 }
 
 TEST(InterceptWire, SubCommandFieldsRoundTripAndAbsentInterceptIsUnknown) {
