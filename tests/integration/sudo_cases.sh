@@ -604,6 +604,22 @@ case_intercept_revoked_grant_refuses() {
     expect_eq "$(journal_count access.requested)" 1 "a refused sub-command files no request"
 }
 
+case_intercept_daemon_down_refuses() {
+    start "$RULES_INTERCEPT"
+    sudoers_intercept
+    mkfifo -m 0666 "$T/go"
+    sudo_bg erin -- /bin/sh -c "/usr/bin/echo before; read x <$T/go; /usr/bin/echo after; echo \"after-rc=\$?\""
+    local id; id="$(wait_pending 1)"
+    ctl carol approve "$id" >/dev/null
+    local i; for i in $(seq 1 100); do grep -q before "$T/out" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/out")" "before"
+    ns_stop_daemon
+    echo go >"$T/go"
+    sudo_wait; expect_eq "$RC" 0 "the shell itself ends normally"
+    expect_contains "$(cat "$T/out")" "after-rc=126"
+    expect_contains "$(cat "$T/err")" "jitgate: denied: .*\(fail closed\)"
+}
+
 case_intercept_required_without_intercept() {
     start "$RULES_INTERCEPT"
     # without Defaults intercept: denied at once, before anyone is asked to approve
