@@ -230,6 +230,17 @@ jitgate::msg::CheckRequest command_request(const jitgate::msg::CheckRequest& bas
     return r;
 }
 
+// Marks `r` as a sub-command of the command that the first check of this sudo admitted (see
+// State::checks). The daemon judges it on the fast path only: nobody can answer a prompt
+// inside the shell.
+void mark_sub_command(jitgate::msg::CheckRequest& r, const State& s) {
+    r.intercepted = true;
+    r.parent_request_id = s.request_id;
+    r.parent_grant_id = s.grant_id;
+    r.interactive = false;
+    r.noninteractive = true;
+}
+
 // The user's side of a check: notices and prompts through sudo's conversation function.
 jitgate::client::UserIo sudo_io(const State& s) {
     jitgate::client::UserIo io;
@@ -335,14 +346,7 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
         res.status = Status::failure(ErrorCode::bad_input, "bad option in sudo.conf: " + bad);
     } else {
         jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp);
-        if (sub_command) {
-            // Judged on the daemon's fast path only: nobody can answer a prompt inside the shell.
-            r.intercepted = true;
-            r.parent_request_id = s.request_id;
-            r.parent_grant_id = s.grant_id;
-            r.interactive = false;
-            r.noninteractive = true;
-        }
+        if (sub_command) mark_sub_command(r, s);
         argv = r.run_argv;
         InterruptScope scope; // a Ctrl-C ends the wait and withdraws the request
         jitgate::CheckSettings settings;
