@@ -24,6 +24,8 @@ inline constexpr const char* allowed_by_grant = "access.allowed_by_grant";
 inline constexpr const char* break_glass = "access.break_glass";
 inline constexpr const char* grant_revoked = "grant.revoked";
 inline constexpr const char* command_finished = "command.finished";
+// A program that a command run under sudo's intercept mode executed, and what jitgate said.
+inline constexpr const char* command_intercepted = "command.intercepted";
 inline constexpr const char* session_opened = "session.opened";
 inline constexpr const char* session_closed = "session.closed";
 inline constexpr const char* daemon_started = "daemon.started";

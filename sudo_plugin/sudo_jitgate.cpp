@@ -32,6 +32,7 @@ namespace {
 using jitgate::ErrorCode;
 using jitgate::Status;
 using jitgate::Verdict;
+using Intercept = jitgate::msg::CheckRequest::Intercept;
 
 struct State {
     sudo_conv_t conv = nullptr;
@@ -39,6 +40,11 @@ struct State {
     jitgate::PluginOptions options;
     jitgate::msg::CheckRequest base; // user facts from open()
     std::string errstr;              // *errstr points here; valid until close()
+    // check() calls so far in this sudo process. sudo calls check() once for the command, and
+    // under intercept (sudoers `Defaults intercept`) once more, in this same front-end
+    // process, for every program that command and its children execute (docs/intercept.md):
+    // every call after the first is a sub-command's.
+    unsigned long checks = 0;
     // Shared with the audit plugin:
     std::string request_id;
     std::string grant_id;
@@ -210,13 +216,29 @@ jitgate::msg::CheckRequest command_request(const jitgate::msg::CheckRequest& bas
                          number(jitgate::find_value(command_info, "runas_gid"), -1));
     if (r.runas_gid >= 0) r.runas_group = group_of(static_cast<gid_t>(r.runas_gid));
     const char* run_cwd = jitgate::find_value(command_info, "cwd");
+    if (run_cwd == nullptr) run_cwd = jitgate::find_value(command_info, "runcwd"); // a sub-command's own cwd
     r.run_cwd = run_cwd != nullptr ? run_cwd : r.cwd; // sudo stays in the user's cwd unless told otherwise
+    // sudo's front end runs the command in intercept mode exactly when the policy's
+    // command_info says "intercept=true" (log_subcmds alone logs, it never calls check()).
+    const char* intercept = jitgate::find_value(command_info, "intercept");
+    r.intercept = intercept != nullptr && std::strcmp(intercept, "true") == 0 ? Intercept::on : Intercept::off;
     const char* chroot_dir = jitgate::find_value(command_info, "chroot");
     r.chroot = chroot_dir != nullptr ? chroot_dir : "";
     fill_argv(r, run_argv);
     fill_env(r, run_envp);
     fill_program(r);
     return r;
+}
+
+// Marks `r` as a sub-command of the command that the first check of this sudo admitted (see
+// State::checks). The daemon judges it on the fast path only: nobody can answer a prompt
+// inside the shell.
+void mark_sub_command(jitgate::msg::CheckRequest& r, const State& s) {
+    r.intercepted = true;
+    r.parent_request_id = s.request_id;
+    r.parent_grant_id = s.grant_id;
+    r.interactive = false;
+    r.noninteractive = true;
 }
 
 // The user's side of a check: notices and prompts through sudo's conversation function.
@@ -239,7 +261,7 @@ jitgate::client::UserIo sudo_io(const State& s) {
 // Tells the user how the check ended. On a deny, *errstr is the reason (sudo does not print
 // an approval plugin's errstr itself; it hands it to audit plugins), valid until close().
 // An offline break-glass pass is alerted: nothing else records it.
-void tell_user(State& s, const jitgate::CheckResult& res, const char** errstr) {
+void tell_user(State& s, const jitgate::CheckResult& res, const std::vector<std::string>& argv, const char** errstr) {
     const Status& st = res.status;
     switch (res.verdict) {
     case Verdict::allowed:
@@ -249,7 +271,7 @@ void tell_user(State& s, const jitgate::CheckResult& res, const char** errstr) {
     case Verdict::offline_break_glass: {
         const std::string line = "jitgate: BREAK-GLASS by " + jitgate::text::escape_for_log(s.base.user) +
                                  " while jitgated is unreachable (" + jitgate::text::escape_for_log(st.detail) +
-                                 "): command " + jitgate::text::display_argv(s.run_argv) +
+                                 "): command " + jitgate::text::display_argv(argv) +
                                  " reason: " + jitgate::text::escape_for_log(s.base.break_glass_reason);
         syslog(LOG_AUTHPRIV | LOG_ALERT, "%s", line.c_str());
         s.print(SUDO_CONV_ERROR_MSG, "%s\njitgate: this break-glass use has been logged and alerted.\n", line.c_str());
@@ -316,28 +338,36 @@ int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_print
 
 int approval_check(char* const command_info[], char* const run_argv[], char* const run_envp[], const char** errstr) {
     State& s = state();
+    const bool sub_command = s.checks++ > 0;
     jitgate::CheckResult res;
+    std::vector<std::string> argv;
     if (const std::string bad = bad_option(s.options); !bad.empty()) {
         res.verdict = Verdict::bad_input;
         res.status = Status::failure(ErrorCode::bad_input, "bad option in sudo.conf: " + bad);
     } else {
         jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp);
-        s.run_argv = r.run_argv;
+        if (sub_command) mark_sub_command(r, s);
+        argv = r.run_argv;
         InterruptScope scope; // a Ctrl-C ends the wait and withdraws the request
         jitgate::CheckSettings settings;
         settings.interrupted = &g_interrupted;
         settings.wake_signals = scope.signals();
         res = jitgate::check(s.options, r, sudo_io(s), settings);
     }
-    s.request_id = res.decision.request_id;
-    s.grant_id = res.decision.grant_id;
     const int rc = to_sudo_status(res.verdict);
-    if (rc == 1) {
-        s.approved = true;
-        s.started =
-            std::chrono::steady_clock::now(); // sudo calls accept() before check(): time the command, not the wait
+    // A sub-command's verdict is its own: the audit plugin reports the command's outcome under
+    // the request and grant that admitted the command itself.
+    if (!sub_command) {
+        s.run_argv = argv;
+        s.request_id = res.decision.request_id;
+        s.grant_id = res.decision.grant_id;
+        if (rc == 1) {
+            s.approved = true;
+            s.started =
+                std::chrono::steady_clock::now(); // sudo calls accept() before check(): time the command, not the wait
+        }
     }
-    tell_user(s, res, errstr);
+    tell_user(s, res, argv, errstr);
     return rc;
 }
 

@@ -9,39 +9,47 @@ namespace jitgate::msg {
 using namespace jitgate::wire;
 
 Json to_json(const CheckRequest& r) {
-    return Json{{"type", k_check},
-                {"v", k_protocol_version},
-                {"kind", r.kind},
-                {"user", r.user},
-                {"uid", r.uid},
-                {"pid", r.pid},
-                {"runas_user", r.runas_user},
-                {"runas_uid", r.runas_uid},
-                {"command", text::arg_to_json(r.command)},
-                {"run_argv", text::argv_to_json(r.run_argv)},
-                {"submit_argv", text::argv_to_json(r.submit_argv)},
-                {"argv_truncated", r.argv_truncated},
-                {"argv_bytes", r.argv_bytes},
-                {"cwd", text::arg_to_json(r.cwd)},
-                {"tty", r.tty},
-                {"service", r.service},
-                {"remote_host", r.remote_host},
-                {"reason", text::arg_to_json(r.reason)},
-                {"ticket", text::arg_to_json(r.ticket)},
-                {"break_glass_reason", text::arg_to_json(r.break_glass_reason)},
-                {"interactive", r.interactive},
-                {"noninteractive", r.noninteractive},
-                {"requester", text::arg_to_json(r.requester)},
-                {"runas_group", text::arg_to_json(r.runas_group)},
-                {"runas_gid", r.runas_gid},
-                {"run_cwd", text::arg_to_json(r.run_cwd)},
-                {"chroot", text::arg_to_json(r.chroot)},
-                {"run_env", text::argv_to_json(r.run_env)},
-                {"env_truncated", r.env_truncated},
-                {"sudo_args", text::argv_to_json(r.sudo_args)},
-                {"command_realpath", text::arg_to_json(r.command_realpath)},
-                {"command_dev", r.command_dev},
-                {"command_ino", r.command_ino}};
+    Json j{{"type", k_check},
+           {"v", k_protocol_version},
+           {"kind", r.kind},
+           {"user", r.user},
+           {"uid", r.uid},
+           {"pid", r.pid},
+           {"runas_user", r.runas_user},
+           {"runas_uid", r.runas_uid},
+           {"command", text::arg_to_json(r.command)},
+           {"run_argv", text::argv_to_json(r.run_argv)},
+           {"submit_argv", text::argv_to_json(r.submit_argv)},
+           {"argv_truncated", r.argv_truncated},
+           {"argv_bytes", r.argv_bytes},
+           {"cwd", text::arg_to_json(r.cwd)},
+           {"tty", r.tty},
+           {"service", r.service},
+           {"remote_host", r.remote_host},
+           {"reason", text::arg_to_json(r.reason)},
+           {"ticket", text::arg_to_json(r.ticket)},
+           {"break_glass_reason", text::arg_to_json(r.break_glass_reason)},
+           {"interactive", r.interactive},
+           {"noninteractive", r.noninteractive},
+           {"requester", text::arg_to_json(r.requester)},
+           {"runas_group", text::arg_to_json(r.runas_group)},
+           {"runas_gid", r.runas_gid},
+           {"run_cwd", text::arg_to_json(r.run_cwd)},
+           {"chroot", text::arg_to_json(r.chroot)},
+           {"run_env", text::argv_to_json(r.run_env)},
+           {"env_truncated", r.env_truncated},
+           {"sudo_args", text::argv_to_json(r.sudo_args)},
+           {"command_realpath", text::arg_to_json(r.command_realpath)},
+           {"command_dev", r.command_dev},
+           {"command_ino", r.command_ino}};
+    // Absent when unknown, so a daemon can tell an older client from one that says "off".
+    if (r.intercept != CheckRequest::Intercept::unknown) j["intercept"] = r.intercept == CheckRequest::Intercept::on;
+    if (r.intercepted) {
+        j["intercepted"] = true;
+        j["parent_request_id"] = r.parent_request_id;
+        j["parent_grant_id"] = r.parent_grant_id;
+    }
+    return j;
 }
 
 namespace {
@@ -99,6 +107,15 @@ CheckRequest check_from_json(const Json& j) {
     r.command_realpath = optional_arg(j, "command_realpath");
     r.command_dev = optional_int(j, "command_dev", -1);
     r.command_ino = optional_int(j, "command_ino", -1);
+    if (const auto it = j.find("intercept"); it != j.end() && !it->is_null()) {
+        if (!it->is_boolean()) throw Error(ErrorCode::protocol, "intercept", "must be a boolean");
+        r.intercept = it->get<bool>() ? CheckRequest::Intercept::on : CheckRequest::Intercept::off;
+    }
+    r.intercepted = optional_bool(j, "intercepted", false);
+    r.parent_request_id = optional_string(j, "parent_request_id");
+    r.parent_grant_id = optional_string(j, "parent_grant_id");
+    if (r.intercepted && r.kind != "sudo")
+        throw Error(ErrorCode::protocol, "intercepted", "only a sudo check can be for a sub-command");
     return r;
 }
 

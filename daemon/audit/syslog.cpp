@@ -219,6 +219,14 @@ std::string summary_of(const Json& event) {
                      ? "killed by signal " + f("signal")
                      : "finished with exit status " + (f("exit_status").empty() ? "?" : f("exit_status"));
         if (!f("duration_ms").empty()) phrase += " after " + f("duration_ms") + " ms";
+    } else if (type == type::command_intercepted) {
+        if (f("decision") == "allowed") {
+            phrase = "sub-command " + f("command") + " allowed " +
+                     (f("why") == "grant" ? "under grant " + f("grant_id") : "(" + f("why") + ")");
+        } else {
+            phrase = "sub-command " + (message.empty() ? f("command") + " denied" : message);
+            message_used = true;
+        }
     } else if (type == type::session_opened) {
         phrase = "session opened" + (f("remote_host").empty() ? "" : " from " + f("remote_host"));
     } else if (type == type::session_closed) {
@@ -277,7 +285,8 @@ int severity_for(const std::string& event_type) noexcept {
     if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error || t == type::grant_revoked)
         return k_severity_warning;
     if (t == type::approved || t == type::approval_recorded || t == type::allowed_by_rule ||
-        t == type::allowed_by_grant || t == type::command_finished || t.starts_with("session."))
+        t == type::allowed_by_grant || t == type::command_finished || t == type::command_intercepted ||
+        t.starts_with("session."))
         return k_severity_notice;
     return k_info;
 }

@@ -104,7 +104,7 @@ const SectionSpec k_audit_spec{
     {"spool_dir", "spool_max_size", "segment_size", "when_spool_full", "syslog", "syslog_socket", "store"},
     {{"url", "store"}, {"format", "store"}, {"token_file", "store"}}};
 const SectionSpec k_rule_spec{{"name", "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout",
-                               "approver_groups", "noninteractive", "message", "match", "action"},
+                               "approver_groups", "noninteractive", "message", "match", "action", "intercept"},
                               {{"kind", "match"},
                                {"users", "match"},
                                {"commands", "match"},
@@ -431,6 +431,9 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
     if (auto v = string_value(where, find(e, "message"))) {
         rule.message = *v;
     }
+    if (auto v = bool_value(where, find(e, "intercept"))) {
+        rule.intercept = *v;
+    }
     rules.push_back(std::move(rule));
 }
 
@@ -745,6 +748,13 @@ void Checker::check_rule(std::size_t index) {
             add(at("match.remote_hosts[" + std::to_string(i) + "]"), line,
                 prefix + "bad CIDR " + shown(pattern) + " in match.remote_hosts: " + *error);
         }
+    }
+
+    if (rule.intercept && rule.action == Action::deny) {
+        add(at("intercept"), line,
+            prefix + "intercept: true on a deny rule means nothing: the command it matches never runs");
+    } else if (rule.intercept && kinds_valid && !has_kind(k_kind_sudo)) {
+        add(at("intercept"), line, prefix + "intercept: true applies to kind sudo only (sudo's intercept mode)");
     }
 
     if (rule.action != Action::require_approval) {

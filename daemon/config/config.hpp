@@ -53,6 +53,9 @@ struct Rule {
     std::vector<std::string> approver_groups;  // empty: approval.approver_groups
     NonInteractive noninteractive = NonInteractive::file;
     std::string message; // shown to the user on deny/approval prompt
+    // The command must run under sudo's intercept mode (sudoers `Defaults intercept`), so that
+    // every program it executes is checked too (docs/intercept.md); a sudo without it is denied.
+    bool intercept = false;
 };
 
 struct Config {

@@ -187,6 +187,11 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
         e["argv_truncated"] = true;
         e["argv_bytes"] = r.argv_bytes;
     }
+    if (r.intercepted) { // a sub-command: what admitted the command that ran it
+        e["intercepted"] = true;
+        if (!r.parent_request_id.empty()) e["parent_request_id"] = esc(r.parent_request_id);
+        if (!r.parent_grant_id.empty()) e["parent_grant_id"] = esc(r.parent_grant_id);
+    }
     if (!r.tty.empty()) e["tty"] = esc(r.tty);
     if (!r.service.empty()) e["service"] = esc(r.service);
     if (!r.remote_host.empty()) e["remote_host"] = esc(r.remote_host);
@@ -301,6 +306,8 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         return decide(s, responder, deny_with(msg::Outcome::error, full, s), std::move(e));
     }
 
+    if (r.intercepted) return check_intercepted(s, responder);
+
     if (!r.break_glass_reason.empty()) {
         const auto& bg = cfg.break_glass;
         std::string why;
@@ -333,6 +340,12 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     s.rule = rule != nullptr
                  ? std::shared_ptr<const config::Rule>(m_config, rule)
                  : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{}, &rules::default_rule());
+
+    if (const std::string why = intercept_refusal(s); !why.empty()) {
+        Json e = event_for(audit::type::denied, s);
+        e["intercept_required"] = true;
+        return decide(s, responder, deny_with(msg::Outcome::denied, why, s), std::move(e));
+    }
 
     switch (s.rule->action) {
     case config::Action::allow: {

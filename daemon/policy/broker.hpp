@@ -141,6 +141,9 @@ private:
     // Forgets the open prompt of `session` (none: nothing).
     void close_prompt(CheckSession& session);
     Step evaluate(CheckSession& session, Responder& responder);
+    // A sub-command under sudo's intercept mode (request.intercepted): judged on the fast path
+    // only, never filed, never prompted (intercept.cpp, docs/intercept.md).
+    Step check_intercepted(CheckSession& session, Responder& responder);
     Step file_request(CheckSession& session, Responder& responder);
     void conclude(Request& request, const msg::Decision& decision);
     // Turns an approved request into a grant (cached, audited) and allows its waiting client.

@@ -27,5 +27,8 @@ bool contains(const std::vector<std::string>& v, const std::string& s);
 void add_binding(Json& j, const CheckSession& s);
 // A denial of `s` with `outcome` and the user's `message`.
 msg::Decision deny_with(msg::Outcome outcome, std::string message, const CheckSession& s);
+// Non-empty (the user's message) when the rule of `s` says `intercept: true` and this sudo
+// does not run the command under intercept mode (intercept.cpp).
+std::string intercept_refusal(const CheckSession& s);
 
 } // namespace jitgate::broker::detail

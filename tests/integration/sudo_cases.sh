@@ -514,5 +514,128 @@ case_status() {
     expect_contains "$s" '"host":"fin-db-01"'
 }
 
+# --- sudo's intercept mode (docs/intercept.md): every program a command runs inside sudo is
+# checked by jitgate too, as a sub-command of the approved command.
+
+RULES_INTERCEPT='rules:
+  - name: read-only
+    match: {kind: sudo, commands: ["/usr/bin/true"]}
+    action: allow
+  - name: no-shells
+    match: {kind: sudo, commands: ["/usr/bin/bash*", "/bin/bash*"]}
+    action: deny
+    message: interactive root shells are not allowed on finance hosts
+  - name: needs-intercept
+    match: {kind: sudo, users: [alice], commands: ["/usr/bin/env *", "/usr/bin/id *"]}
+    intercept: true
+    scope: session
+    ttl: 15m
+  - name: session-scope
+    match: {kind: sudo, users: [erin]}
+    scope: session
+    ttl: 15m
+  - name: default-approval
+    match: {kind: sudo}
+    timeout: 30s
+    ttl: 15m'
+
+# sudoers_intercept: turns on sudo's intercept mode for every command (rewritten in place:
+# /etc/sudoers is a bind mount of $T/sudoers).
+sudoers_intercept() { echo 'Defaults intercept' >>"$T/sudoers"; }
+
+# approve_and_get_grant ID: approves request ID as carol; sets GRANT to the grant's id.
+approve_and_get_grant() {
+    local out; out="$(ctl carol approve "$1")"
+    GRANT="$(sed -n 's/.*grant \(G-[0-9A-Z]*\).*/\1/p' <<<"$out")"
+    [ -n "$GRANT" ] || ns_die "no grant id in: $out"
+}
+
+case_intercept_subcommand_audited() {
+    start "$RULES_INTERCEPT"
+    sudoers_intercept
+    sudo_bg erin -- /bin/sh -c '/usr/bin/id -un; /usr/bin/whoami'
+    local id; id="$(wait_pending 1)"
+    approve_and_get_grant "$id"
+    sudo_wait; expect_eq "$RC" 0 "sudo sh under intercept"
+    expect_eq "$(cat "$T/out")" "$(printf 'root\nroot')" "both sub-commands ran"
+    # each program the shell ran was checked and recorded, linked to the shell's request
+    expect_journal command.intercepted "\"argv\":\\[\"/usr/bin/id\",\"-un\"\\].*\"decision\":\"allowed\".*\"grant_id\":\"$GRANT\".*\"outcome\":\"grant\".*\"parent_grant_id\":\"$GRANT\".*\"parent_request_id\":\"$id\".*\"request_id\":\"$id\""
+    expect_journal command.intercepted "\"command\":\"/usr/bin/whoami\".*\"request_id\":\"$id\""
+    expect_eq "$(journal_count command.intercepted)" 2 "sub-commands recorded"
+    expect_eq "$(journal_count access.requested)" 1 "a sub-command files no request"
+    # the shell's own outcome is still reported under its request
+    expect_journal command.finished "\"exit_status\":0.*\"request_id\":\"$id\""
+    expect_syslog "sub-command .*/usr/bin/id.* allowed" "syslog line for the sub-command"
+}
+
+case_intercept_deny_rule_shell_goes_on() {
+    start "$RULES_INTERCEPT"
+    sudoers_intercept
+    sudo_bg erin -- /bin/sh -c '/usr/bin/bash -c "echo inner-ran"; echo "bash-rc=$?"; /usr/bin/echo next-ran'
+    local id; id="$(wait_pending 1)"
+    approve_and_get_grant "$id"
+    sudo_wait; expect_eq "$RC" 0 "the shell went on to the end"
+    local out; out="$(cat "$T/out")"
+    expect_not_contains "$out" "inner-ran"
+    expect_contains "$out" "bash-rc=126"
+    expect_contains "$out" "next-ran"
+    expect_contains "$(cat "$T/err")" "jitgate: denied: /usr/bin/bash \\(run inside sudo\\): denied by rule 'no-shells': interactive root shells"
+    expect_journal command.intercepted "\"command\":\"/usr/bin/bash\".*\"decision\":\"denied\".*\"outcome\":\"denied\".*\"request_id\":\"$id\".*\"rule\":\"no-shells\""
+    expect_journal command.intercepted "\"command\":\"/usr/bin/echo\".*\"decision\":\"allowed\""
+}
+
+case_intercept_revoked_grant_refuses() {
+    start "$RULES_INTERCEPT"
+    sudoers_intercept
+    mkfifo -m 0666 "$T/go"
+    # `read` is a shell built-in: the shell waits for the test without running anything
+    sudo_bg erin -- /bin/sh -c "/usr/bin/echo before; read x <$T/go; /usr/bin/echo after; echo \"after-rc=\$?\""
+    local id; id="$(wait_pending 1)"
+    approve_and_get_grant "$id"
+    local i; for i in $(seq 1 100); do grep -q before "$T/out" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/out")" "before"
+    expect_contains "$(ctl carol revoke "$GRANT" --reason "change window closed")" "$GRANT"
+    echo go >"$T/go"
+    sudo_wait; expect_eq "$RC" 0 "the shell itself ends normally"
+    expect_not_contains "$(cat "$T/out")" "^after$"
+    expect_contains "$(cat "$T/out")" "after-rc=126"
+    expect_contains "$(cat "$T/err")" "jitgate: denied: /usr/bin/echo \\(run inside sudo\\): grant $GRANT that admitted this sudo has expired or was revoked"
+    expect_journal command.intercepted "\"decision\":\"denied\".*\"why\":\"grant_gone\""
+    expect_eq "$(journal_count access.requested)" 1 "a refused sub-command files no request"
+}
+
+case_intercept_daemon_down_refuses() {
+    start "$RULES_INTERCEPT"
+    sudoers_intercept
+    mkfifo -m 0666 "$T/go"
+    sudo_bg erin -- /bin/sh -c "/usr/bin/echo before; read x <$T/go; /usr/bin/echo after; echo \"after-rc=\$?\""
+    local id; id="$(wait_pending 1)"
+    ctl carol approve "$id" >/dev/null
+    local i; for i in $(seq 1 100); do grep -q before "$T/out" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/out")" "before"
+    ns_stop_daemon
+    echo go >"$T/go"
+    sudo_wait; expect_eq "$RC" 0 "the shell itself ends normally"
+    expect_contains "$(cat "$T/out")" "after-rc=126"
+    expect_contains "$(cat "$T/err")" "jitgate: denied: .*\(fail closed\)"
+}
+
+case_intercept_required_without_intercept() {
+    start "$RULES_INTERCEPT"
+    # without Defaults intercept: denied at once, before anyone is asked to approve
+    sudo_fg alice -- /usr/bin/env true; expect_eq "$RC" 1 "rule requires intercept"
+    expect_contains "$(cat "$T/err")" "jitgate: denied: rule 'needs-intercept' requires sudo's intercept mode.*enable 'Defaults intercept'"
+    expect_journal access.denied '"intercept_required":true'
+    expect_eq "$(journal_count access.requested)" 0 "nothing filed"
+    # with it, the same command goes for approval as usual, and its sub-command is checked
+    sudoers_intercept
+    sudo_bg alice -- /usr/bin/env /usr/bin/id -un
+    local id; id="$(wait_pending 1)"
+    ctl carol approve "$id" >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "with Defaults intercept"
+    expect_eq "$(cat "$T/out")" root
+    expect_journal command.intercepted "\"command\":\"/usr/bin/id\".*\"decision\":\"allowed\".*\"request_id\":\"$id\""
+}
+
 "case_$1"
 echo "PASS: $1"

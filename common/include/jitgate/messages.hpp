@@ -69,6 +69,16 @@ struct CheckRequest {
     std::string command_realpath;       // the program's canonical path as root resolved it, or empty
     std::int64_t command_dev = -1;      // stat() of the program as root saw it, or -1
     std::int64_t command_ino = -1;
+    // sudo's intercept mode (docs/intercept.md). `intercept`: whether sudo runs this command
+    // with intercept on (command_info "intercept=true"); absent on the wire (older clients)
+    // reads as unknown, which the daemon treats as off. `intercepted`: this check is for a
+    // sub-command that the command of an earlier check in the same sudo process executed; the
+    // parent_* fields name what admitted that command (empty when a rule or break-glass did).
+    enum class Intercept { unknown, off, on };
+    Intercept intercept = Intercept::unknown;
+    bool intercepted = false;
+    std::string parent_request_id;
+    std::string parent_grant_id;
 };
 
 Json to_json(const CheckRequest& r);
