@@ -152,6 +152,7 @@ std::string to_json(const Report& r) {
                     {{"actions", s.actions},
                      {"approved", s.approved},
                      {"allowed_by_rule", s.allowed_by_rule},
+                     {"auto_approved", s.auto_approved},
                      {"allowed_by_grant", s.allowed_by_grant},
                      {"denials", s.denials},
                      {"timeouts", s.timeouts},
