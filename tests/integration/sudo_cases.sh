@@ -576,6 +576,41 @@ YAML
     expect_no_journal access.allowed_by_rule
 }
 
+# The change calendar's file is read again at a reload: a freeze it adds takes effect, and a
+# file it breaks is refused naming file and line, the running config (and its freeze) staying.
+case_freeze_file_reloaded() {
+    ns_setup
+    printf 'periods: []\n' >"$T/freeze.yaml"
+    chmod 0644 "$T/freeze.yaml"
+    ns_config <<YAML
+windows:
+  freeze:
+    timezone: UTC
+    file: $T/freeze.yaml
+rules:
+  - name: change-freeze
+    match: {kind: sudo, when: {window: freeze}}
+    action: deny
+  - name: read-only
+    match: {kind: sudo, commands: ["/usr/bin/true"]}
+    action: allow
+YAML
+    ns_start_daemon
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 0 "no freeze yet"
+    printf 'periods:\n  - {from: "%s", to: "%s"}\n' "$(date -u -d @$(( $(date +%s) - 60 )) +%Y-%m-%dT%H:%M)" \
+        "$(date -u -d @$(( $(date +%s) + 3600 )) +%Y-%m-%dT%H:%M)" >"$T/freeze.yaml"
+    kill -HUP "$DAEMON_PID"
+    for i in $(seq 1 50); do [ "$(journal_count config.loaded '"reload":true')" -ge 1 ] && break; sleep 0.05; done
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 1 "the freeze added by the calendar applies"
+    expect_journal access.denied '"rule":"change-freeze"'
+    printf 'periods:\n  - {from: "%s", to: "tomorrow"}\n' "$(date -u +%Y-%m-%dT%H:%M)" >"$T/freeze.yaml"
+    kill -HUP "$DAEMON_PID"
+    for i in $(seq 1 50); do grep -q "reload of" "$T/daemon.log" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/daemon.log")" "$T/freeze.yaml:2:.*bad time 'tomorrow'"
+    expect_journal error "config reload failed"
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 1 "the freeze in force stays"
+}
+
 case_status() {
     start
     local s; s="$("$JITGATECTL" --socket "$SOCK" status --json)"
