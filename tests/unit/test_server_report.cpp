@@ -941,6 +941,9 @@ TEST_P(ReportTest, an_automatic_approval_is_counted_apart_from_approvals_by_peop
     EXPECT_EQ(r.at("summary").at("approved"), 0) << "nobody approved it";
     EXPECT_EQ(action_of(r, "R-AUTO000001").at("decision"), "auto_approved");
     EXPECT_EQ(action_of(r, "R-AUTO000001").at("exit_status"), 0) << "paired with what ran";
+    const std::string html = report::render(report::build(*store, day_options()), report::Format::html);
+    EXPECT_NE(html.find("<th>Approved</th><th>Auto-approved</th>"), std::string::npos);
+    EXPECT_NE(html.find("<tr><td>1</td><td>0</td><td>1</td>"), std::string::npos) << "actions, approved, auto";
 }
 
 TEST_P(ReportTest, the_csv_has_one_row_per_action_under_its_documented_header) {
