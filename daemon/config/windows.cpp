@@ -84,6 +84,9 @@ std::int64_t unix_of(WallClock now) {
     return std::chrono::duration_cast<seconds>(now.time_since_epoch()).count();
 }
 
+// A calendar or a rota of this size is a broken writer, not a schedule.
+constexpr std::size_t k_max_file_bytes = 1U << 20;
+
 const config::SectionSpec k_periods_top{{"periods"}, {}};
 const config::SectionSpec k_period_spec{{"from", "to", "label"}, {}};
 const config::SectionSpec k_on_call_top{{"on_call"}, {}};
@@ -91,10 +94,18 @@ const config::SectionSpec k_on_call_spec{{"user", "from", "to"}, {}};
 
 // Reads `path` into `text` with its security check; a problem otherwise.
 std::optional<config::Problem> read_trusted(const std::string& path, std::string_view what, std::string& text) {
-    if (auto p = config::read_text_file(path, what, text)) return p;
     // SECURITY NOTE: whoever can write this file decides when access is frozen or who is
-    // approved automatically: only root (or the daemon's own user) may.
-    if (auto p = config::check_file_security(path, static_cast<unsigned>(geteuid()))) return p;
+    // approved automatically: only root (or the daemon's own user) may. Checked before reading,
+    // so a FIFO or a device at the path never blocks the daemon's event loop.
+    if (auto p = config::check_file_security(path, static_cast<unsigned>(geteuid()))) {
+        text.clear();
+        return p;
+    }
+    if (auto p = config::read_text_file(path, what, text)) return p;
+    if (text.size() > k_max_file_bytes) {
+        text.clear();
+        return config::Problem{path, 0, 0, std::string(what) + " is larger than 1 MiB"};
+    }
     return std::nullopt;
 }
 

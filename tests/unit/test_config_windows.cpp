@@ -355,6 +355,10 @@ TEST_F(WindowFile, OnCallFileIsReadStrictly) {
     EXPECT_NE(error->find(bad + ":3:"), std::string::npos) << *error;
     EXPECT_TRUE(list.empty());
     EXPECT_TRUE(windows::read_on_call_file(m_dir + "/missing.yaml", list).has_value());
+    // A FIFO (or a device) at the path is refused before it is opened: reading it would block.
+    ASSERT_EQ(mkfifo((m_dir + "/fifo.yaml").c_str(), 0644), 0);
+    EXPECT_TRUE(windows::read_on_call_file(m_dir + "/fifo.yaml", list).has_value());
+    EXPECT_FALSE(config::parse_config(config_with(m_dir + "/fifo.yaml"), "t.yaml").config.has_value());
 }
 
 } // namespace
