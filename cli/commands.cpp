@@ -87,6 +87,7 @@ void print_pending(const Json& q) {
     std::printf("    rule:    %s   reason: %s   ticket: %s\n", str(q, "rule").c_str(),
                 str(q, "reason").empty() ? "-" : str(q, "reason").c_str(),
                 str(q, "ticket").empty() ? "-" : str(q, "ticket").c_str());
+    if (q.contains("window")) std::printf("    window:  %s\n", str(q, "window").c_str());
     if (!q.value("approvers", Json::array()).empty())
         std::printf("    approved so far by: %s\n", joined(q["approvers"]).c_str());
 }
@@ -95,9 +96,12 @@ void print_grant(const Json& g) {
     const std::string whose = g.contains("requester") && str(g, "requester") != str(g, "user")
                                   ? str(g, "user") + " (for " + str(g, "requester") + " only)"
                                   : str(g, "user");
+    const std::string by = g.contains("auto_approved") ? "jitgate automatically (" + str(g, "auto_approved") + ")"
+                                                       : joined(g.value("approvers", Json::array()));
     std::printf("%s  %s  %s scope, rule %s, expires in %s, approved by %s (request %s)\n", str(g, "id").c_str(),
                 whose.c_str(), str(g, "scope").c_str(), str(g, "rule").c_str(), age(g.value("expires_in_s", 0)).c_str(),
-                joined(g.value("approvers", Json::array())).c_str(), str(g, "request_id").c_str());
+                by.c_str(), str(g, "request_id").c_str());
+    if (g.contains("window")) std::printf("    window:  %s\n", str(g, "window").c_str());
     if (g.contains("display"))
         std::printf("    command: %s   run as: %s\n", str(g, "display").c_str(), str(g, "runas").c_str());
 }

@@ -61,7 +61,7 @@ void print_event(const std::string& line) {
     if (e.contains("login_user") && str(e, "login_user") != str(e, "requester"))
         detail += "  login_user=" + str(e, "login_user");
     for (const char* k : {"rule", "request_id", "grant_id", "reason", "ticket", "approvers", "denied_by", "exit_status",
-                          "signal", "duration_ms", "message"}) {
+                          "window", "condition", "signal", "duration_ms", "message"}) {
         if (!e.contains(k)) continue;
         const auto v = e[k].is_array() ? joined(e[k]) : str(e, k);
         if (!v.empty()) detail += std::string("  ") + k + "=" + v;

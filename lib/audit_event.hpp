@@ -16,6 +16,7 @@ namespace type {
 inline constexpr const char* requested = "access.requested";
 inline constexpr const char* approval_recorded = "access.approval_recorded"; // one approver of several
 inline constexpr const char* approved = "access.approved";
+inline constexpr const char* auto_approved = "access.auto_approved"; // by the rule's auto_approve, no person
 inline constexpr const char* denied = "access.denied";
 inline constexpr const char* timeout = "access.timeout";
 inline constexpr const char* cancelled = "access.cancelled";

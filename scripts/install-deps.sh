@@ -12,6 +12,7 @@ build_packages=(
   clang                                          # clang 14: the second, warning-free build (test.sh)
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev  # daemon: config, JSON, SHA-256, Ed25519
   libcurl4-openssl-dev                           # daemon: approval service, audit store (HTTPS)
+  libhowardhinnant-date-dev                      # daemon: time windows' zones and DST from the OS tzdb (g++ 12 has no std::chrono tzdb)
   libevent-dev                                   # jitgate-server: HTTP(S) event loop (long polls without threads)
   libsqlite3-dev libpq-dev                       # jitgate-server: SQLite (default) and PostgreSQL databases
   sudo                                           # sudo binary and sudo_plugin.h

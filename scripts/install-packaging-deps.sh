@@ -9,6 +9,7 @@ packages=(
   build-essential cmake pkg-config                # toolchain
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev   # daemon build deps
   libcurl4-openssl-dev                            #   (approval service, audit store: HTTPS)
+  libhowardhinnant-date-dev                       #   (time windows: libdate-tz over the system tzdb)
   libevent-dev libsqlite3-dev libpq-dev           # jitgate-server build deps
   sudo libpam0g-dev                               # sudo_plugin.h, PAM headers
   debhelper dpkg-dev fakeroot lintian adduser     # the .deb

@@ -189,6 +189,8 @@ std::string summary_of(const Json& event) {
         phrase = "approval recorded" + (approvers.empty() ? "" : " from " + approvers);
     } else if (type == type::approved) {
         phrase = "approved" + (approvers.empty() ? "" : " by " + approvers);
+    } else if (type == type::auto_approved) {
+        phrase = "approved automatically (" + f("condition") + ")";
     } else if (type == type::denied) {
         phrase = "denied" + (f("denied_by").empty() ? "" : " by " + f("denied_by"));
         if (!f("deny_reason").empty()) {
@@ -284,7 +286,7 @@ int severity_for(const std::string& event_type) noexcept {
     if (t == type::break_glass) return k_severity_alert;
     if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error || t == type::grant_revoked)
         return k_severity_warning;
-    if (t == type::approved || t == type::approval_recorded || t == type::allowed_by_rule ||
+    if (t == type::approved || t == type::auto_approved || t == type::approval_recorded || t == type::allowed_by_rule ||
         t == type::allowed_by_grant || t == type::command_finished || t == type::command_intercepted ||
         t.starts_with("session."))
         return k_severity_notice;

@@ -24,6 +24,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "daemon/config/windows.hpp"
 #include "lib/yaml_reader.hpp"
 
 namespace jitgate::config {
@@ -71,13 +72,14 @@ std::string local_host_name() {
 // ---------------------------------------------------------------------------------------------
 // The parser.
 
-const SectionSpec k_top_spec{{"host", "daemon", "approval", "break_glass", "audit", "rules"},
+const SectionSpec k_top_spec{{"host", "daemon", "approval", "break_glass", "audit", "windows", "rules"},
                              {{"socket", "daemon"},
                               {"max_clients", "daemon"},
                               {"max_pending", "daemon"},
                               {"backend", "approval"},
                               {"approver_groups", "approval"},
                               {"allow_root", "approval"},
+                              {"on_call_file", "approval"},
                               {"service", "approval"},
                               {"spool_dir", "audit"},
                               {"store", "audit"},
@@ -90,7 +92,7 @@ const SectionSpec k_top_spec{{"host", "daemon", "approval", "break_glass", "audi
                               {"min_reason_length", "break_glass"}}};
 const SectionSpec k_host_spec{{"name", "environment", "tags"}, {}};
 const SectionSpec k_daemon_spec{{"socket", "max_clients", "max_pending"}, {}};
-const SectionSpec k_approval_spec{{"backend", "approver_groups", "allow_root", "service"},
+const SectionSpec k_approval_spec{{"backend", "approver_groups", "allow_root", "on_call_file", "service"},
                                   {{"url", "service"}, {"ca_file", "service"}, {"public_keys", "service"}}};
 const SectionSpec k_service_spec{{"url", "ca_file", "client_cert", "client_key", "proxy", "connect_timeout",
                                   "request_timeout", "poll_wait", "retries", "issuer", "clock_skew", "public_keys"},
@@ -104,21 +106,31 @@ const SectionSpec k_audit_spec{
     {"spool_dir", "spool_max_size", "segment_size", "when_spool_full", "syslog", "syslog_socket", "store"},
     {{"url", "store"}, {"format", "store"}, {"token_file", "store"}}};
 const SectionSpec k_rule_spec{{"name", "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout",
-                               "approver_groups", "noninteractive", "message", "match", "action", "intercept"},
+                               "approver_groups", "noninteractive", "message", "match", "action", "intercept",
+                               "auto_approve", "auto_approve_sod"},
                               {{"kind", "match"},
+                               {"when", "match"},
+                               {"unless", "match"},
                                {"users", "match"},
                                {"commands", "match"},
                                {"runas", "match"},
                                {"services", "match"},
                                {"remote_hosts", "match"},
                                {"host", "match"}}};
-const SectionSpec k_match_spec{{"kind", "users", "commands", "runas", "services", "remote_hosts", "host"},
-                               {{"environment", "host"}, {"tags", "host"}}};
+const SectionSpec k_match_spec{
+    {"kind", "users", "commands", "runas", "services", "remote_hosts", "host", "when", "unless"},
+    {{"environment", "host"}, {"tags", "host"}}};
 const SectionSpec k_match_host_spec{{"environment", "tags"}, {}};
 
 // Keys that only a require_approval rule may set.
-constexpr std::array<std::string_view, 8> k_approval_only_keys{
-    "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout", "approver_groups", "noninteractive"};
+constexpr std::array<std::string_view, 10> k_approval_only_keys{
+    "approvals",      "ttl",          "scope",           "reason", "ticket_pattern", "timeout", "approver_groups",
+    "noninteractive", "auto_approve", "auto_approve_sod"};
+const SectionSpec k_window_spec{{"timezone", "weekly", "dates", "file"}, {}};
+const SectionSpec k_weekly_spec{{"days", "from", "to"}, {}};
+const SectionSpec k_dates_spec{{"from", "to", "label"}, {}};
+const SectionSpec k_when_spec{{"window"}, {}};
+const SectionSpec k_auto_approve_spec{{"on_call", "commands", "window"}, {}};
 
 // The schema of jitgated's config, read with the shared typed readers of lib/yaml_reader.hpp.
 class Parser : public Reader {
@@ -139,6 +151,10 @@ private:
     void parse_rules(const Entries& top, std::vector<Rule>& rules);
     void parse_rule(const YAML::Node& node, std::size_t number, std::vector<Rule>& rules);
     void parse_match(const Entries& rule_entries, const Where& rule_where, Match& match);
+    // Time windows and automatic approval (docs/config.md, "Time windows").
+    void parse_windows(const Entries& top, std::vector<Window>& windows);
+    void parse_window(const Entry& entry, Window& window);
+    void parse_auto_approve(const Entries& rule_entries, const Where& rule_where, Rule& rule);
 };
 
 const Where k_top_where{"", "", "at top level", ""};
@@ -158,6 +174,7 @@ Config Parser::parse(const YAML::Node& root) {
             parse_approval(top, config.approval);
             parse_break_glass(top, config.break_glass);
             parse_audit(top, config.audit);
+            parse_windows(top, config.windows);
             parse_rules(top, config.rules);
         }
     }
@@ -206,6 +223,9 @@ void Parser::parse_approval(const Entries& top, Config::Approval& approval) {
     }
     if (auto v = bool_value(where, find(e, "allow_root"))) {
         approval.allow_root = *v;
+    }
+    if (auto v = string_value(where, find(e, "on_call_file"))) {
+        approval.on_call_file = *v;
     }
     parse_service(e, where, approval.service);
 }
@@ -434,6 +454,7 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
     if (auto v = bool_value(where, find(e, "intercept"))) {
         rule.intercept = *v;
     }
+    parse_auto_approve(e, where, rule);
     rules.push_back(std::move(rule));
 }
 
@@ -458,6 +479,193 @@ void Parser::parse_match(const Entries& rule_entries, const Where& rule_where, M
     if (auto v = list_value(host_where, find(h, "tags"))) {
         match.host.tags = std::move(*v);
     }
+    for (const auto& [key, target] : {std::pair{"when", &match.when_windows}, {"unless", &match.unless_windows}}) {
+        const Where w{where.path + "." + key, "match." + std::string(key) + ".",
+                      "in 'match." + std::string(key) + "'" + of_rule, rule_where.prefix};
+        const Entries we = section(e, key, where, w, k_when_spec);
+        if (auto v = list_value(w, find(we, "window"))) {
+            *target = std::move(*v);
+        }
+    }
+}
+
+void Parser::parse_windows(const Entries& top, std::vector<Window>& windows) {
+    const Entry* entry = find(top, "windows");
+    if (entry == nullptr || entry->value.IsNull()) {
+        return;
+    }
+    if (!entry->value.IsMap()) {
+        wrong_type(k_top_where, *entry, "a mapping of window name to {timezone, weekly, dates, file}");
+        return;
+    }
+    for (auto it = entry->value.begin(); it != entry->value.end(); ++it) {
+        if (!it->first.IsScalar()) {
+            add(it->first.Mark(), "windows: a window's name must be a string");
+            continue;
+        }
+        Window w;
+        w.name = it->first.Scalar();
+        w.line = position_of(it->first.Mark()).line;
+        record("windows." + w.name, it->first.Mark());
+        parse_window(Entry{w.name, it->first, it->second}, w);
+        windows.push_back(std::move(w));
+    }
+}
+
+void Parser::parse_window(const Entry& entry, Window& w) {
+    const std::string path = "windows." + w.name;
+    const Where where{path, path + ".", "in window " + shown(w.name), "window " + shown(w.name) + ": "};
+    if (!entry.value.IsMap()) {
+        add(entry.key_node.Mark(),
+            where.prefix + "expected a mapping {timezone, weekly, dates, file}, got " + describe(entry.value));
+        return;
+    }
+    const Entries e = entries(entry.value, where, k_window_spec);
+    if (auto v = string_value(where, find(e, "timezone"))) {
+        w.timezone = *v;
+    }
+    const Entry* tz = find(e, "timezone");
+    // An unknown zone is reported once, here; the times below need one to mean anything.
+    const auto zone_problem =
+        tz == nullptr ? std::optional<std::string>("'timezone' is required (an IANA name such as Europe/Berlin)")
+                      : windows::zone_error(w.timezone);
+    if (zone_problem) {
+        add(tz != nullptr ? tz->value.Mark() : entry.key_node.Mark(), where.prefix + *zone_problem);
+    }
+    const auto list_of = [&](const char* key) -> const Entry* {
+        const Entry* list = find(e, key);
+        if (list != nullptr && !list->value.IsNull() && !list->value.IsSequence()) {
+            wrong_type(where, *list, "a list");
+            return nullptr;
+        }
+        return list != nullptr && list->value.IsSequence() ? list : nullptr;
+    };
+    if (const Entry* weekly = list_of("weekly")) {
+        for (std::size_t i = 0; i < weekly->value.size(); ++i) {
+            const YAML::Node node = weekly->value[i];
+            const Where ww{path + ".weekly[" + std::to_string(i) + "]", "weekly.", where.in, where.prefix};
+            if (!node.IsMap()) {
+                add(node.Mark(), where.prefix + "each 'weekly' entry is {days, from, to}, got " + describe(node));
+                continue;
+            }
+            const Entries we = entries(node, ww, k_weekly_spec);
+            WeeklySpan span;
+            static constexpr std::array<std::string_view, 7> k_days{"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+            if (auto days = list_value(ww, find(we, "days"))) {
+                for (const auto& day : *days) {
+                    const auto d = std::find(k_days.begin(), k_days.end(), day);
+                    if (d == k_days.end()) {
+                        add(find(we, "days")->value.Mark(), where.prefix + "unknown day " + shown(day) +
+                                                                " (expected mon, tue, wed, thu, fri, sat, sun)");
+                    } else {
+                        span.days |= 1U << static_cast<unsigned>(d - k_days.begin());
+                    }
+                }
+            }
+            const auto clock = [&](const char* key, bool allow_24) -> std::optional<int> {
+                const Entry* c = find(we, key);
+                const auto text = string_value(ww, c);
+                if (!text) {
+                    if (c == nullptr) add(node.Mark(), where.prefix + "weekly: '" + key + "' is required");
+                    return std::nullopt;
+                }
+                const auto minute = windows::parse_clock(*text, allow_24);
+                if (!minute)
+                    add(c->value.Mark(), where.prefix + "weekly: bad time " + shown(*text) + ", expected HH:MM");
+                return minute;
+            };
+            const auto from = clock("from", false);
+            const auto to = clock("to", true);
+            if (span.days == 0) {
+                add(node.Mark(), where.prefix + "weekly: 'days' must name at least one day");
+            }
+            if (from && to && *from == *to) {
+                add(node.Mark(), where.prefix + "weekly: 'from' and 'to' are the same time (an empty window)");
+            }
+            if (from && to) {
+                span.from_minute = *from;
+                span.to_minute = *to;
+                w.weekly.push_back(span);
+            }
+        }
+    }
+    if (const Entry* dates = list_of("dates")) {
+        for (std::size_t i = 0; i < dates->value.size(); ++i) {
+            const YAML::Node node = dates->value[i];
+            const Where dw{path + ".dates[" + std::to_string(i) + "]", "dates.", where.in, where.prefix};
+            if (!node.IsMap()) {
+                add(node.Mark(), where.prefix + "each 'dates' entry is {from, to, label}, got " + describe(node));
+                continue;
+            }
+            const Entries de = entries(node, dw, k_dates_spec);
+            const auto from = string_value(dw, find(de, "from"));
+            const auto to = string_value(dw, find(de, "to"));
+            DatedPeriod p;
+            p.source = source();
+            p.line = position_of(node.Mark()).line;
+            if (auto label = string_value(dw, find(de, "label"))) p.label = *label;
+            if (!from || !to) {
+                add(node.Mark(), where.prefix + "dates: 'from' and 'to' are required");
+                continue;
+            }
+            if (zone_problem) continue;
+            const auto f = windows::local_to_unix(w.timezone, *from), t = windows::local_to_unix(w.timezone, *to);
+            if (!f || !t) {
+                add(node.Mark(), where.prefix + "dates: bad time " + shown(!f ? *from : *to) +
+                                     ", expected local YYYY-MM-DDTHH:MM[:SS] (no offset: the window's timezone)");
+                continue;
+            }
+            if (*f >= *t) {
+                add(node.Mark(), where.prefix + "dates: 'from' must be before 'to'");
+                continue;
+            }
+            p.from = *from;
+            p.to = *to;
+            p.from_unix = *f;
+            p.to_unix = *t;
+            w.dates.push_back(std::move(p));
+        }
+    }
+    if (const Entry* file = find(e, "file")) {
+        if (auto v = string_value(where, file)) {
+            w.file = *v;
+            // SECURITY NOTE: read now, and again at every reload, strictly: a missing or broken
+            // calendar file makes the whole config invalid (a daemon does not start, a reload
+            // is refused), never a silently empty freeze.
+            if (!is_absolute_path(w.file)) {
+                add(file->value.Mark(), where.prefix + "'file' must be an absolute path, got " + shown(w.file));
+            } else if (!zone_problem) {
+                for (auto& p : windows::read_periods_file(w.file, w.timezone, w.dates)) {
+                    problems().push_back(std::move(p));
+                }
+            }
+        }
+    }
+    if (w.weekly.empty() && w.dates.empty() && w.file.empty() && !zone_problem) {
+        add(entry.key_node.Mark(), where.prefix + "needs 'weekly', 'dates' or 'file'");
+    }
+}
+
+void Parser::parse_auto_approve(const Entries& rule_entries, const Where& rule_where, Rule& rule) {
+    if (auto v = bool_value(rule_where, find(rule_entries, "auto_approve_sod"))) {
+        rule.auto_approve_sod = *v;
+    }
+    const Entry* entry = find(rule_entries, "auto_approve");
+    if (entry == nullptr) {
+        return;
+    }
+    const Where where{rule_where.path + ".auto_approve", "auto_approve.", "in 'auto_approve'", rule_where.prefix};
+    const Entries e = section(rule_entries, "auto_approve", rule_where, where, k_auto_approve_spec);
+    rule.auto_approve.set = true;
+    if (auto v = bool_value(where, find(e, "on_call"))) {
+        rule.auto_approve.on_call = *v;
+    }
+    if (auto v = list_value(where, find(e, "commands"))) {
+        rule.auto_approve.commands = std::move(*v);
+    }
+    if (auto v = string_value(where, find(e, "window"))) {
+        rule.auto_approve.window = *v;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,6 +687,8 @@ private:
     // Absolute path of a file the daemon reads (a key, a CA); empty allowed only if !required.
     void check_file_key(const std::string& path, const std::string& key, const std::string& value, bool required);
     void check_rule(std::size_t index);
+    void check_windows();
+    void check_auto_approve(const Rule& rule, const std::string& path, const std::string& prefix, int line);
     void check_names(const std::string& path, int line, const std::string& prefix, std::string_view key,
                      const std::vector<std::string>& names);
 
@@ -569,6 +779,66 @@ void Checker::check_top() {
             "audit.syslog_socket must be an absolute path, got " + shown(c.audit.syslog_socket));
     }
     check_names("host.tags", 0, "", "host.tags", c.host.tags);
+    check_windows();
+}
+
+void Checker::check_windows() {
+    const Config& c = m_config;
+    std::set<std::string> seen;
+    for (const Window& w : c.windows) {
+        const std::string path = "windows." + w.name;
+        if (w.name.empty()) {
+            add(path, w.line, "windows: a window's name is empty");
+        }
+        if (!seen.insert(w.name).second) {
+            add(path, w.line, "windows: window " + shown(w.name) + " is defined twice");
+        }
+        if (const auto error = windows::zone_error(w.timezone); error && m_positions == nullptr) {
+            add(path, w.line, "window " + shown(w.name) + ": " + *error); // the parser said it for a file
+        }
+    }
+    if (!c.approval.on_call_file.empty() && !is_absolute_path(c.approval.on_call_file)) {
+        add("approval.on_call_file", 0,
+            "approval.on_call_file must be an absolute path, got " + shown(c.approval.on_call_file));
+    }
+}
+
+void Checker::check_auto_approve(const Rule& rule, const std::string& path, const std::string& prefix, int line) {
+    const AutoApprove& a = rule.auto_approve;
+    const auto at = [&path](std::string_view key) { return path + "." + std::string(key); };
+    if (!a.set) {
+        if (rule.auto_approve_sod) {
+            add(at("auto_approve_sod"), line, prefix + "auto_approve_sod without auto_approve means nothing");
+        }
+        return;
+    }
+    if (!a.on_call && a.commands.empty() && a.window.empty()) {
+        add(at("auto_approve"), line,
+            prefix + "auto_approve names no condition (on_call: true, commands or window); "
+                     "it would approve everything");
+    }
+    // SECURITY NOTE: two approvals exist to keep one person from acting alone; a machine's
+    // approval would undo that unless the rule says so in as many words.
+    if (rule.approvals >= 2 && !rule.auto_approve_sod) {
+        add(at("auto_approve"), line,
+            prefix + "auto_approve with approvals: " + std::to_string(rule.approvals) +
+                " would bypass segregation of duties; remove it, or set auto_approve_sod: true to mean it");
+    }
+    if (a.on_call && m_config.approval.on_call_file.empty()) {
+        add(at("auto_approve.on_call"), line, prefix + "auto_approve.on_call needs approval.on_call_file");
+    }
+    if (!a.window.empty() && windows::find(m_config, a.window) == nullptr) {
+        add(at("auto_approve.window"), line, prefix + "auto_approve.window: unknown window " + shown(a.window));
+    }
+    check_names(at("auto_approve.commands"), line, prefix, "auto_approve.commands", a.commands);
+    // SECURITY NOTE: with backend service the central service is the approver of record and
+    // signs every grant; a host approving by itself would bypass it (and its schedule hook
+    // decides on-call approval there). Refused, not silently ignored.
+    if (m_config.approval.backend == "service") {
+        add(at("auto_approve"), line,
+            prefix + "auto_approve works with approval.backend 'local' only; with 'service' the approval "
+                     "service decides (docs/config.md, \"Automatic approval\")");
+    }
 }
 
 void Checker::check_file_key(const std::string& path, const std::string& key, const std::string& value, bool required) {
@@ -756,10 +1026,20 @@ void Checker::check_rule(std::size_t index) {
     } else if (rule.intercept && kinds_valid && !has_kind(k_kind_sudo)) {
         add(at("intercept"), line, prefix + "intercept: true applies to kind sudo only (sudo's intercept mode)");
     }
+    for (const auto& [key, list] : {std::pair{"when", &m.when_windows}, {"unless", &m.unless_windows}}) {
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            if (windows::find(m_config, (*list)[i]) == nullptr) {
+                add(at("match." + std::string(key) + ".window[" + std::to_string(i) + "]"), line,
+                    prefix + "match." + key + ".window: unknown window " + shown((*list)[i]) +
+                        " (define it under 'windows')");
+            }
+        }
+    }
 
     if (rule.action != Action::require_approval) {
         return; // the approval settings below are never used
     }
+    check_auto_approve(rule, path, prefix, line);
     if (rule.approvals < k_min_approvals || rule.approvals > k_max_approvals) {
         add(at("approvals"), line, prefix + "approvals must be 1..5, got " + std::to_string(rule.approvals));
     }

@@ -27,6 +27,30 @@ struct HostMatch {
     std::vector<std::string> tags;         // every tag listed must be one of the host's tags
 };
 
+// A named time window (docs/config.md, "Time windows"): weekly local hours, dated periods
+// (inline or from a file a change calendar writes), in one IANA time zone of the system tzdb.
+struct WeeklySpan {
+    unsigned days = 0;   // bit d set: weekday d (0 Sunday .. 6 Saturday), in the window's zone
+    int from_minute = 0; // local time of day, minutes after midnight, inclusive
+    int to_minute = 0;   // exclusive; 1440 is "24:00"; below from_minute: runs past midnight
+};
+struct DatedPeriod {
+    std::string from, to;       // as written, local "YYYY-MM-DDTHH:MM[:SS]"
+    std::int64_t from_unix = 0; // the instants they name (DST rule: docs/config.md)
+    std::int64_t to_unix = 0;   // exclusive
+    std::string label;          // optional, shown with the window
+    std::string source;         // the file it came from
+    int line = 0;
+};
+struct Window {
+    std::string name;
+    int line = 0;
+    std::string timezone; // IANA name, checked against the system tzdb
+    std::vector<WeeklySpan> weekly;
+    std::vector<DatedPeriod> dates; // inline ones, then the file's
+    std::string file;               // optional: more dated periods, read strictly at (re)load
+};
+
 struct Match {
     std::vector<std::string> kinds;        // "sudo", "login"; empty: any
     std::vector<std::string> users;        // names and "%group"; empty: any
@@ -35,6 +59,16 @@ struct Match {
     std::vector<std::string> services;     // PAM services (login kind); empty: any
     std::vector<std::string> remote_hosts; // hosts, globs or CIDRs (login kind); empty: any
     HostMatch host;
+    std::vector<std::string> when_windows;   // match.when.window: one of them must hold now
+    std::vector<std::string> unless_windows; // match.unless.window: none of them may hold now
+};
+
+// require_approval only: conditions under which the daemon approves by itself (all must hold).
+struct AutoApprove {
+    bool set = false;                  // the rule has auto_approve
+    bool on_call = false;              // the requester is on call now (approval.on_call_file)
+    std::vector<std::string> commands; // low-risk command globs, matched like match.commands
+    std::string window;                // a window that must hold now
 };
 
 struct Rule {
@@ -56,6 +90,9 @@ struct Rule {
     // The command must run under sudo's intercept mode (sudoers `Defaults intercept`), so that
     // every program it executes is checked too (docs/intercept.md); a sudo without it is denied.
     bool intercept = false;
+    AutoApprove auto_approve;
+    // Explicit consent to auto-approve a rule with approvals >= 2 (segregation of duties).
+    bool auto_approve_sod = false;
 };
 
 struct Config {
@@ -76,6 +113,8 @@ struct Config {
         // May a peer with uid 0 approve (local backend)? No by default: root is an account,
         // not a person (docs/config.md, "approval.allow_root").
         bool allow_root = false;
+        // Who is on call when (auto_approve: {on_call: true}); read at each use, strictly.
+        std::string on_call_file;
         // backend "service": the central approval service (docs/protocol.md).
         struct Service {
             std::string url;         // base URL, https:// only
@@ -123,6 +162,7 @@ struct Config {
             std::string splunk_sourcetype = "jitgate:audit";
         } store;
     } audit;
+    std::vector<Window> windows; // named time windows, in file order
     std::vector<Rule> rules;
 };
 

@@ -88,6 +88,7 @@ std::vector<Json> Broker::pending(const Caller& /*caller*/) const {
         }
         if (!r.tty.empty()) j["tty"] = esc(r.tty);
         if (!r.service.empty()) j["service"] = esc(r.service);
+        if (!q->session.window.empty()) j["window"] = q->session.window;
         if (!r.remote_host.empty()) j["remote_host"] = esc(r.remote_host);
         if (q->session.requester.login_uid >= 0) {
             j["login_uid"] = q->session.requester.login_uid;
@@ -229,6 +230,8 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
                {"granted", g.granted_unix},
                {"expires", g.expires_unix},
                {"expires_in_s", g.expires_unix - now}};
+        if (!g.window.empty()) j["window"] = g.window;
+        if (!g.auto_condition.empty()) j["auto_approved"] = g.auto_condition;
         if (g.scope == config::Scope::command) {
             j["display"] = cut(display_command(g.command, g.argv));
             j["runas"] = esc(g.runas_user);

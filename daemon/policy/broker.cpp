@@ -199,6 +199,7 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
     if (!r.ticket.empty()) e["ticket"] = esc(r.ticket);
     if (!s.rule->name.empty()) e["rule"] = s.rule->name;
     if (!s.request_id.empty()) e["request_id"] = s.request_id;
+    if (!s.window.empty()) e["window"] = s.window;
     return e;
 }
 
@@ -334,12 +335,14 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         if (!id) return std::nullopt;
         return std::pair{id->dev, id->ino};
     };
-    const config::Rule* rule = rules::first_match(cfg, s.facts, id_of);
+    const auto wall_now = m_wall_clock();
+    const config::Rule* rule = rules::first_match(cfg, s.facts, wall_now, id_of);
     // Shares the config the rule came from (a reload does not change a request under way);
     // the default rule is a static.
     s.rule = rule != nullptr
                  ? std::shared_ptr<const config::Rule>(m_config, rule)
                  : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{}, &rules::default_rule());
+    s.window = rules::window_in_effect(cfg, *s.rule, wall_now);
 
     if (const std::string why = intercept_refusal(s); !why.empty()) {
         Json e = event_for(audit::type::denied, s);
@@ -357,6 +360,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
     }
     case config::Action::deny: {
         std::string m = "jitgate: denied by rule '" + s.rule->name + "'";
+        if (!s.window.empty()) m += " (window " + s.window + ")";
         if (!s.rule->message.empty()) m += ": " + s.rule->message;
         return decide(s, responder, deny_with(msg::Outcome::denied, m, s), event_for(audit::type::denied, s));
     }
@@ -427,6 +431,8 @@ Step Broker::evaluate(CheckSession& s, Responder& responder) {
                           event_for(audit::type::denied, s));
         }
     }
+    if (const std::string condition = auto_approval(s); !condition.empty())
+        return approve_automatically(s, responder, condition);
     return file_request(s, responder);
 }
 
@@ -527,8 +533,9 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
         return decide(s, responder, deny_with(msg::Outcome::error, k_spool_unwritable, s),
                       event_for(audit::type::error, s));
     }
-    responder.notice("jitgate: approval required by rule '" + s.rule->name +
-                         "': " + text::plural(static_cast<std::uint64_t>(q.approvals_needed), "approval", "approvals") +
+    responder.notice("jitgate: approval required by rule '" + s.rule->name + "'" +
+                         (s.window.empty() ? std::string() : " (window " + s.window + ")") + ": " +
+                         text::plural(static_cast<std::uint64_t>(q.approvals_needed), "approval", "approvals") +
                          " from " + join_names(q.approver_groups) +
                          (q.approvals_needed > 1 ? " (different people)" : "") + "." +
                          (s.rule->message.empty() ? "" : " " + esc(s.rule->message)),
@@ -685,6 +692,8 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.approvers = q.approvers;
     g.reason = r.reason;
     g.ticket = r.ticket;
+    g.window = q.session.window;
+    if (const auto c = extra.find("condition"); c != extra.end() && c->is_string()) g.auto_condition = *c;
     // The TTL counts from the approval, not from the request; a service grant's exp caps it.
     g.granted_unix = now_unix();
     auto ttl_s = static_cast<std::int64_t>(q.session.rule->ttl.count());
@@ -701,7 +710,8 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     e["expires"] = g.expires_unix;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     if (!audit(std::move(e))) {
-        if (!m_backend->allows_local_decisions()) {
+        if (!m_backend->allows_local_decisions() || q.approvers.empty()) {
+            // (No approvers: an automatic approval, whose requester waits for this answer.)
             // No local approver can retry: the request ends here, denied (fail closed).
             msg::Decision d = deny_with(msg::Outcome::error, k_spool_unwritable, q.session);
             d.request_id = id;

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -127,6 +128,10 @@ public:
     // ended (`final`: every count, at shutdown). Call about once a second.
     void report_suppressed(Clock::time_point now, bool final = false);
     std::size_t pending_count() const noexcept { return m_requests.size(); }
+    // The wall clock that rules' time windows and the on-call list are judged by (default
+    // std::chrono::system_clock::now); tests set a fixed instant.
+    using WallClock = std::function<std::chrono::system_clock::time_point()>;
+    void set_wall_clock(WallClock clock) { m_wall_clock = std::move(clock); }
 
 private:
     // A prompt waiting for the user's answer: the session is the connection's, valid until
@@ -145,6 +150,11 @@ private:
     // only, never filed, never prompted (intercept.cpp, docs/intercept.md).
     Step check_intercepted(CheckSession& session, Responder& responder);
     Step file_request(CheckSession& session, Responder& responder);
+    // Automatic approval (auto_approve.cpp): the condition that held ("on_call",
+    // "commands", "window", joined by '+'), or empty if the rule has none or one failed.
+    std::string auto_approval(const CheckSession& session) const;
+    // Grants `session` at once, recorded as access.auto_approved with `condition`.
+    Step approve_automatically(CheckSession& session, Responder& responder, const std::string& condition);
     void conclude(Request& request, const msg::Decision& decision);
     // Turns an approved request into a grant (cached, audited) and allows its waiting client.
     // `expires_unix` caps the rule's TTL (a service grant's exp); `extra` joins the audit event.
@@ -184,6 +194,7 @@ private:
     std::uint64_t m_decisions = 0;
     std::uint64_t m_audit_failures = 0;
     std::int64_t m_started_unix = 0;
+    WallClock m_wall_clock = [] { return std::chrono::system_clock::now(); };
 };
 
 } // namespace jitgate::broker

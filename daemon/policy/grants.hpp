@@ -47,6 +47,8 @@ struct Grant {
     std::string chroot;
     std::string program;          // canonical path of `command`
     std::vector<std::string> env; // binding::bound_env()
+    std::string window;           // the time window its rule applied under (docs/config.md)
+    std::string auto_condition;   // non-empty: approved automatically, by this condition
 };
 
 // What a check asks the cache about.

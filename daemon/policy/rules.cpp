@@ -14,6 +14,8 @@
 #include <optional>
 #include <string_view>
 
+#include "daemon/config/windows.hpp"
+
 namespace jitgate::rules {
 
 namespace {
@@ -126,6 +128,21 @@ bool remote_hosts_match(const std::vector<std::string>& patterns, const std::str
            });
 }
 
+// SECURITY NOTE: a window name validate() did not find cannot occur in a loaded config; if it
+// did, `when` fails (the rule does not apply) and `unless` holds (the rule does not apply).
+bool windows_match(const config::Config& config, const config::Match& m, std::chrono::system_clock::time_point now) {
+    const auto window_holds = [&](const std::string& name) {
+        const config::Window* w = windows::find(config, name);
+        return w != nullptr && windows::holds(*w, now);
+    };
+    for (const auto& name : m.unless_windows) {
+        if (windows::find(config, name) == nullptr || window_holds(name)) {
+            return false;
+        }
+    }
+    return m.when_windows.empty() || std::any_of(m.when_windows.begin(), m.when_windows.end(), window_holds);
+}
+
 bool rule_matches(const config::Rule& rule, const config::Config::Host& host, const Facts& facts,
                   const FileIdOf& id_of) {
     const config::Match& m = rule.match;
@@ -199,13 +216,33 @@ std::string command_line_for_match(const Facts& facts) {
     return line;
 }
 
-const config::Rule* first_match(const config::Config& config, const Facts& facts, const FileIdOf& id_of) {
+const config::Rule* first_match(const config::Config& config, const Facts& facts,
+                                std::chrono::system_clock::time_point now, const FileIdOf& id_of) {
     for (const config::Rule& rule : config.rules) {
-        if (rule_matches(rule, config.host, facts, id_of)) {
+        if (rule_matches(rule, config.host, facts, id_of) && windows_match(config, rule.match, now)) {
             return &rule;
         }
     }
     return nullptr;
+}
+
+const config::Rule* first_match(const config::Config& config, const Facts& facts, const FileIdOf& id_of) {
+    return first_match(config, facts, std::chrono::system_clock::now(), id_of);
+}
+
+std::string window_in_effect(const config::Config& config, const config::Rule& rule,
+                             std::chrono::system_clock::time_point now) {
+    for (const auto& name : rule.match.when_windows) {
+        const config::Window* w = windows::find(config, name);
+        if (w != nullptr && windows::holds(*w, now)) {
+            return windows::describe(*w, now);
+        }
+    }
+    return {};
+}
+
+bool commands_listed(const std::vector<std::string>& globs, const Facts& facts, const FileIdOf& id_of) {
+    return !globs.empty() && commands_match(globs, facts, false, id_of);
 }
 
 const config::Rule& default_rule() {

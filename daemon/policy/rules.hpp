@@ -1,6 +1,7 @@
 // daemon/policy/rules.hpp — first-match rule evaluation.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -44,7 +45,20 @@ std::string command_line_for_match(const Facts& facts);
 // A command glob matches if it matches the command line of any spelling in
 // facts.program_paths, or (deny rules only) of facts.typed_paths, or if its program is a
 // literal absolute path whose file identity is the program's.
+// A rule's time windows (match.when / match.unless) are judged at `now`, the wall clock the
+// caller passes (tests pass fixed instants); the overload without it reads the system clock.
+const config::Rule* first_match(const config::Config& config, const Facts& facts,
+                                std::chrono::system_clock::time_point now, const FileIdOf& id_of = {});
 const config::Rule* first_match(const config::Config& config, const Facts& facts, const FileIdOf& id_of = {});
+
+// The window under which `rule` applies at `now`, as shown to approvers and recorded
+// (windows::describe): the first of its match.when windows that holds; empty if it has none.
+std::string window_in_effect(const config::Config& config, const config::Rule& rule,
+                             std::chrono::system_clock::time_point now);
+
+// True if any of `globs` matches the command of `facts` the way an allow or require_approval
+// rule's match.commands does (auto_approve.commands uses it). Empty `globs`: false.
+bool commands_listed(const std::vector<std::string>& globs, const Facts& facts, const FileIdOf& id_of = {});
 
 // The implicit rule used when nothing matches: require_approval, defaults, name "default".
 const config::Rule& default_rule();

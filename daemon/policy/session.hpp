@@ -59,6 +59,9 @@ struct CheckSession {
     // Derived by begin_check for sudo (binding.hpp); a command grant binds them.
     std::vector<std::string> bound_env; // the security-relevant part of run_envp, sorted
     std::string program;                // canonical path of the command
+    // The time window under which the rule applied (rules::window_in_effect), or empty: shown
+    // to approvers, recorded in every event of the request and carried into the grant.
+    std::string window;
 };
 
 enum class Step { done, awaiting_input, waiting };

@@ -349,7 +349,8 @@ private:
             if (!a.request_id.empty()) m_requested[{stored.host, a.request_id}] = std::move(a);
         } else if (type == audit::type::approved || type == audit::type::denied || type == audit::type::timeout ||
                    type == audit::type::cancelled || type == audit::type::allowed_by_rule ||
-                   type == audit::type::allowed_by_grant || type == audit::type::break_glass) {
+                   type == audit::type::allowed_by_grant || type == audit::type::break_glass ||
+                   type == audit::type::auto_approved) {
             decision(state->second, stored, j);
         } else if (type == audit::type::command_finished) {
             finished(state->second, e, j);
@@ -397,7 +398,8 @@ private:
                 exception("spool_full", stored.host, e.time, a.request_id, a.requester, a.message, e.event_id);
         }
         const bool allowed = e.type == audit::type::approved || e.type == audit::type::allowed_by_rule ||
-                             e.type == audit::type::allowed_by_grant || e.type == audit::type::break_glass;
+                             e.type == audit::type::allowed_by_grant || e.type == audit::type::break_glass ||
+                             e.type == audit::type::auto_approved;
         const std::size_t index = m_report.actions.size();
         if (allowed)
             state.awaiting[pairing_key(a.kind, a.user, a.command, a.argv, a.request_id, a.grant_id)].push_back(index);
@@ -837,6 +839,7 @@ private:
             if (a.decision == "cancelled") ++s.cancellations;
             if (a.decision == "pending") ++s.pending;
             if (a.decision == "break_glass") ++s.break_glass;
+            if (a.decision == "auto_approved") ++s.auto_approved; // no person approved: counted apart
             if (a.delay_s) delays.push_back(*a.delay_s);
         }
         for (const auto& [key, n] : counts) s.by_host_rule.push_back(Count{key.first, key.second, n});

@@ -152,6 +152,7 @@ std::string to_json(const Report& r) {
                     {{"actions", s.actions},
                      {"approved", s.approved},
                      {"allowed_by_rule", s.allowed_by_rule},
+                     {"auto_approved", s.auto_approved},
                      {"allowed_by_grant", s.allowed_by_grant},
                      {"denials", s.denials},
                      {"timeouts", s.timeouts},
@@ -409,12 +410,12 @@ std::string to_html(const Report& r) {
     o += row({"Generated", r.generated_at});
     o += "</table>\n";
 
-    o += "<h2>Summary</h2>\n<table><tr><th>Actions</th><th>Approved</th><th>Allowed by rule</th><th>Allowed by "
-         "grant</th><th>Denials</th><th>Timeouts</th><th>Cancelled</th><th>No decision</th><th>Break-glass</th>"
-         "<th>Exceptions</th><th>Delay median</th><th>Delay p95</th></tr>\n";
-    o += row({num(s.actions), num(s.approved), num(s.allowed_by_rule), num(s.allowed_by_grant), num(s.denials),
-              num(s.timeouts), num(s.cancellations), num(s.pending), num(s.break_glass), num(s.exceptions),
-              opt(s.delay_median_s, " s"), opt(s.delay_p95_s, " s")});
+    o += "<h2>Summary</h2>\n<table><tr><th>Actions</th><th>Approved</th><th>Auto-approved</th><th>Allowed by "
+         "rule</th><th>Allowed by grant</th><th>Denials</th><th>Timeouts</th><th>Cancelled</th><th>No decision</th>"
+         "<th>Break-glass</th><th>Exceptions</th><th>Delay median</th><th>Delay p95</th></tr>\n";
+    o += row({num(s.actions), num(s.approved), num(s.auto_approved), num(s.allowed_by_rule), num(s.allowed_by_grant),
+              num(s.denials), num(s.timeouts), num(s.cancellations), num(s.pending), num(s.break_glass),
+              num(s.exceptions), opt(s.delay_median_s, " s"), opt(s.delay_p95_s, " s")});
     o += "</table>\n<table><tr><th>Host</th><th>Rule</th><th>Actions</th></tr>\n";
     for (const Count& c : s.by_host_rule)
         o += row({nb(h(c.host)), c.rule.empty() ? "(none)" : h(c.rule), num(c.actions)});

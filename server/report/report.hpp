@@ -188,6 +188,7 @@ struct Summary {
     std::int64_t actions = 0;
     std::int64_t approved = 0;
     std::int64_t allowed_by_rule = 0;
+    std::int64_t auto_approved = 0; // access.auto_approved: granted by a rule's auto_approve, no person
     std::int64_t allowed_by_grant = 0;
     std::int64_t denials = 0;
     std::int64_t timeouts = 0;

@@ -507,6 +507,110 @@ case_interactive_prompts() {
     expect_journal access.approved '"ticket":"CHG7654321"'
 }
 
+# An RFC 3339 UTC time OFFSET seconds from now.
+utc_in() { date -u -d "@$(( $(date -u +%s) + $1 ))" +%Y-%m-%dT%H:%M:%SZ; }
+
+# auto_approve: {on_call: true}: alice is on call now (the on-call file an on-call sync would
+# write), so her sudo is approved at once, still asked for its reason, and recorded as
+# access.auto_approved; dave's shift ended a minute ago, so his waits for a person.
+case_on_call_auto_approved() {
+    ns_setup
+    printf 'on_call:\n  - {user: alice, from: "%s", to: "%s"}\n  - {user: dave, from: "%s", to: "%s"}\n' \
+        "$(utc_in -3600)" "$(utc_in 3600)" "$(utc_in -7200)" "$(utc_in -60)" >"$T/oncall.yaml"
+    chmod 0644 "$T/oncall.yaml"
+    NS_APPROVAL="approval:
+  backend: local
+  approver_groups: [jitgate-approvers]
+  on_call_file: $T/oncall.yaml" ns_config <<'YAML'
+rules:
+  - name: on-call-ops
+    match: {kind: sudo}
+    reason: required
+    ttl: 10m
+    auto_approve: {on_call: true}
+YAML
+    ns_start_daemon
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "a reason is still required"
+    expect_contains "$(cat "$T/err")" "requires a reason"
+    sudo_fg alice JITGATE_REASON="paged: disk full" -- -n /usr/bin/whoami; expect_eq "$RC" 0 "auto-approved"
+    expect_eq "$(cat "$T/out")" root "command output"
+    expect_contains "$(cat "$T/err")" "approved by jitgate automatically \\(on_call\\)"
+    expect_journal access.auto_approved '"condition":"on_call"'
+    expect_journal access.auto_approved '"reason":"paged: disk full"'
+    expect_no_journal access.approved
+    expect_contains "$(ctl bob grants)" "approved by jitgate automatically \\(on_call\\)"
+    sudo_fg dave JITGATE_REASON="paged too" -- -n /usr/bin/whoami; expect_eq "$RC" 1 "dave is off call"
+    expect_contains "$(cat "$T/err")" "filed"
+    expect_journal access.requested '"requester":"dave"'
+    expect_eq "$(journal_count access.auto_approved)" 1 "auto-approvals"
+}
+
+# A freeze window from the change calendar's file, around now: the deny rule for the freeze
+# comes first and wins over the allow rule after it; the window is named to the user and in
+# the record.
+case_freeze_window_denies() {
+    ns_setup
+    local from to
+    from="$(TZ=Europe/Berlin date -d "@$(( $(date +%s) - 3600 ))" +%Y-%m-%dT%H:%M)"
+    to="$(TZ=Europe/Berlin date -d "@$(( $(date +%s) + 3600 ))" +%Y-%m-%dT%H:%M)"
+    printf 'periods:\n  - {from: "%s", to: "%s", label: CHG0000042}\n' "$from" "$to" >"$T/freeze.yaml"
+    chmod 0644 "$T/freeze.yaml"
+    ns_config <<YAML
+windows:
+  freeze:
+    timezone: Europe/Berlin
+    file: $T/freeze.yaml
+rules:
+  - name: change-freeze
+    match: {kind: sudo, when: {window: freeze}}
+    action: deny
+    message: change freeze in effect
+  - name: read-only
+    match: {kind: sudo, commands: ["/usr/bin/true"]}
+    action: allow
+YAML
+    ns_start_daemon
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 1 "denied during the freeze"
+    expect_contains "$(cat "$T/err")" "denied by rule 'change-freeze' \\(window freeze \\($from to $to Europe/Berlin, CHG0000042\\)\\)"
+    expect_journal access.denied '"window":"freeze \('"$from"
+    expect_no_journal access.allowed_by_rule
+}
+
+# The change calendar's file is read again at a reload: a freeze it adds takes effect, and a
+# file it breaks is refused naming file and line, the running config (and its freeze) staying.
+case_freeze_file_reloaded() {
+    ns_setup
+    printf 'periods: []\n' >"$T/freeze.yaml"
+    chmod 0644 "$T/freeze.yaml"
+    ns_config <<YAML
+windows:
+  freeze:
+    timezone: UTC
+    file: $T/freeze.yaml
+rules:
+  - name: change-freeze
+    match: {kind: sudo, when: {window: freeze}}
+    action: deny
+  - name: read-only
+    match: {kind: sudo, commands: ["/usr/bin/true"]}
+    action: allow
+YAML
+    ns_start_daemon
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 0 "no freeze yet"
+    printf 'periods:\n  - {from: "%s", to: "%s"}\n' "$(date -u -d @$(( $(date +%s) - 60 )) +%Y-%m-%dT%H:%M)" \
+        "$(date -u -d @$(( $(date +%s) + 3600 )) +%Y-%m-%dT%H:%M)" >"$T/freeze.yaml"
+    kill -HUP "$DAEMON_PID"
+    for i in $(seq 1 50); do [ "$(journal_count config.loaded '"reload":true')" -ge 1 ] && break; sleep 0.05; done
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 1 "the freeze added by the calendar applies"
+    expect_journal access.denied '"rule":"change-freeze"'
+    printf 'periods:\n  - {from: "%s", to: "tomorrow"}\n' "$(date -u +%Y-%m-%dT%H:%M)" >"$T/freeze.yaml"
+    kill -HUP "$DAEMON_PID"
+    for i in $(seq 1 50); do grep -q "reload of" "$T/daemon.log" && break; sleep 0.05; done
+    expect_contains "$(cat "$T/daemon.log")" "$T/freeze.yaml:2:.*bad time 'tomorrow'"
+    expect_journal error "config reload failed"
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 1 "the freeze in force stays"
+}
+
 case_status() {
     start
     local s; s="$("$JITGATECTL" --socket "$SOCK" status --json)"

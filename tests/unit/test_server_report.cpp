@@ -921,6 +921,31 @@ TEST_P(ReportTest, a_request_without_a_decision_in_the_period_is_listed_as_pendi
     EXPECT_EQ(r.at("summary").at("pending"), 1);
 }
 
+TEST_P(ReportTest, an_automatic_approval_is_counted_apart_from_approvals_by_people) {
+    HostChain fin("fin-db-01");
+    const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+    Json e = sudo_event("access.auto_approved", host_time("03:10:00"), "dave", restart);
+    e["request_id"] = "R-AUTO000001";
+    e["grant_id"] = "G-AUTO000001";
+    e["condition"] = "on_call";
+    e["approvers"] = Json::array();
+    e["window"] = "nights";
+    Json done = sudo_event("command.finished", host_time("03:10:02"), "dave", restart);
+    done["request_id"] = "R-AUTO000001";
+    done["grant_id"] = "G-AUTO000001";
+    done["status_type"] = "exit";
+    done["exit_status"] = 0;
+    ASSERT_TRUE(store->ingest("fin-db-01", {fin.next_with(e), fin.next_with(done)}, at("03:10:03")).stored);
+    const Json r = day_json();
+    EXPECT_EQ(r.at("summary").at("auto_approved"), 1);
+    EXPECT_EQ(r.at("summary").at("approved"), 0) << "nobody approved it";
+    EXPECT_EQ(action_of(r, "R-AUTO000001").at("decision"), "auto_approved");
+    EXPECT_EQ(action_of(r, "R-AUTO000001").at("exit_status"), 0) << "paired with what ran";
+    const std::string html = report::render(report::build(*store, day_options()), report::Format::html);
+    EXPECT_NE(html.find("<th>Approved</th><th>Auto-approved</th>"), std::string::npos);
+    EXPECT_NE(html.find("<tr><td>1</td><td>0</td><td>1</td>"), std::string::npos) << "actions, approved, auto";
+}
+
 TEST_P(ReportTest, the_csv_has_one_row_per_action_under_its_documented_header) {
     script_day();
     const std::string csv = report::render(report::build(*store, day_options()), report::Format::csv);

@@ -1,0 +1,314 @@
+// daemon/config/windows.cpp — time windows over the system tzdb, and the strict readers of the
+// freeze and on-call files (docs/config.md).
+#include "daemon/config/windows.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
+#include <date/tz.h>
+
+#include "lib/yaml_reader.hpp"
+
+namespace jitgate::windows {
+
+namespace {
+
+using std::chrono::seconds;
+
+const date::time_zone* zone_of(const std::string& name) noexcept {
+    try {
+        return date::locate_zone(name);
+    } catch (...) {
+        return nullptr; // unknown zone, or no tzdb on the system
+    }
+}
+
+// Digits at text[pos, pos + n) as a number, or -1.
+int digits(std::string_view text, std::size_t pos, std::size_t n) {
+    if (pos + n > text.size()) return -1;
+    int v = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+        if (text[i] < '0' || text[i] > '9') return -1;
+        v = v * 10 + (text[i] - '0');
+    }
+    return v;
+}
+
+struct Civil {
+    date::year_month_day day;
+    int hour = 0, minute = 0, second = 0;
+};
+
+// "YYYY-MM-DDTHH:MM" then optionally ":SS"; `end` is where parsing stopped.
+std::optional<Civil> parse_civil(std::string_view t, std::size_t& end, bool seconds_required) {
+    const int y = digits(t, 0, 4), mo = digits(t, 5, 2), d = digits(t, 8, 2), h = digits(t, 11, 2),
+              mi = digits(t, 14, 2);
+    if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't') ||
+        t[13] != ':')
+        return std::nullopt;
+    Civil c{date::year{y} / mo / d, h, mi, 0};
+    end = 16;
+    if (t.size() > 16 && t[16] == ':') {
+        c.second = digits(t, 17, 2);
+        if (c.second < 0) return std::nullopt;
+        end = 19;
+    } else if (seconds_required) {
+        return std::nullopt;
+    }
+    // 23:59:60 (a leap second) is not accepted: the system clock never shows it.
+    if (!c.day.ok() || c.hour > 23 || c.minute > 59 || c.second > 59) return std::nullopt;
+    return c;
+}
+
+date::local_seconds local_of(const Civil& c) {
+    return date::local_days{c.day} + std::chrono::hours{c.hour} + std::chrono::minutes{c.minute} + seconds{c.second};
+}
+
+bool span_holds(const config::WeeklySpan& s, unsigned weekday, int minute) {
+    const auto day_set = [&s](unsigned d) { return (s.days & (1U << d)) != 0; };
+    if (s.from_minute < s.to_minute) return day_set(weekday) && minute >= s.from_minute && minute < s.to_minute;
+    // Past midnight: the evening belongs to the day it starts on, the early hours to the day before.
+    return (day_set(weekday) && minute >= s.from_minute) || (day_set((weekday + 6) % 7) && minute < s.to_minute);
+}
+
+const config::DatedPeriod* period_at(const config::Window& w, std::int64_t t) {
+    for (const auto& p : w.dates)
+        if (t >= p.from_unix && t < p.to_unix) return &p;
+    return nullptr;
+}
+
+std::int64_t unix_of(WallClock now) {
+    return std::chrono::duration_cast<seconds>(now.time_since_epoch()).count();
+}
+
+// A calendar or a rota of this size is a broken writer, not a schedule.
+constexpr std::size_t k_max_file_bytes = 1U << 20;
+
+const config::SectionSpec k_periods_top{{"periods"}, {}};
+const config::SectionSpec k_period_spec{{"from", "to", "label"}, {}};
+const config::SectionSpec k_on_call_top{{"on_call"}, {}};
+const config::SectionSpec k_on_call_spec{{"user", "from", "to"}, {}};
+
+// Reads `path` into `text` with its security check; a problem otherwise.
+std::optional<config::Problem> read_trusted(const std::string& path, std::string_view what, std::string& text) {
+    // SECURITY NOTE: whoever can write this file decides when access is frozen or who is
+    // approved automatically: only root (or the daemon's own user) may. Checked before reading,
+    // so a FIFO or a device at the path never blocks the daemon's event loop.
+    if (auto p = config::check_file_security(path, static_cast<unsigned>(geteuid()))) {
+        text.clear();
+        return p;
+    }
+    if (auto p = config::read_text_file(path, what, text)) return p;
+    if (text.size() > k_max_file_bytes) {
+        text.clear();
+        return config::Problem{path, 0, 0, std::string(what) + " is larger than 1 MiB"};
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> zone_error(const std::string& zone) {
+    if (zone.empty()) return "the time zone is empty";
+    if (zone_of(zone) == nullptr)
+        return "unknown time zone '" + config::escaped(zone) + "' (not in the system tzdb, /usr/share/zoneinfo)";
+    return std::nullopt;
+}
+
+std::optional<int> parse_clock(const std::string& text, bool allow_24) {
+    const int h = digits(text, 0, 2), m = digits(text, 3, 2);
+    if (text.size() != 5 || text[2] != ':' || h < 0 || m < 0 || m > 59) return std::nullopt;
+    if (h == 24 && m == 0 && allow_24) return 24 * 60;
+    if (h > 23) return std::nullopt;
+    return h * 60 + m;
+}
+
+std::optional<std::int64_t> local_to_unix(const std::string& zone, const std::string& text) {
+    const date::time_zone* z = zone_of(zone);
+    std::size_t end = 0;
+    const auto civil = parse_civil(text, end, false);
+    if (z == nullptr || !civil || end != text.size()) return std::nullopt;
+    // choose::earliest: a repeated time is its first occurrence; a missing one is the
+    // transition instant (date::time_zone::to_sys returns it for both choices).
+    const auto sys = z->to_sys(local_of(*civil), date::choose::earliest);
+    return std::chrono::duration_cast<seconds>(sys.time_since_epoch()).count();
+}
+
+std::optional<std::int64_t> parse_rfc3339(const std::string& text) {
+    std::size_t pos = 0;
+    const auto civil = parse_civil(text, pos, true);
+    if (!civil) return std::nullopt;
+    if (pos < text.size() && text[pos] == '.') {
+        const std::size_t start = ++pos;
+        while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])) != 0) ++pos;
+        if (pos == start) return std::nullopt;
+    }
+    int offset_s = 0;
+    if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+        ++pos;
+    } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+        const int oh = digits(text, pos + 1, 2), om = digits(text, pos + 4, 2);
+        if (oh < 0 || om < 0 || oh > 23 || om > 59 || pos + 3 >= text.size() || text[pos + 3] != ':')
+            return std::nullopt;
+        offset_s = (oh * 3600 + om * 60) * (text[pos] == '-' ? -1 : 1);
+        pos += 6;
+    } else {
+        return std::nullopt; // RFC 3339 requires the offset: a bare local time is ambiguous
+    }
+    if (pos != text.size()) return std::nullopt;
+    const auto local = local_of(*civil);
+    return std::chrono::duration_cast<seconds>(local.time_since_epoch()).count() - offset_s;
+}
+
+bool holds(const config::Window& w, WallClock now) {
+    const std::int64_t t = unix_of(now);
+    if (period_at(w, t) != nullptr) return true;
+    if (w.weekly.empty()) return false;
+    const date::time_zone* z = zone_of(w.timezone);
+    if (z == nullptr) return false;
+    const auto local = z->to_local(date::sys_seconds{seconds{t}});
+    const auto day = date::floor<date::days>(local);
+    const unsigned weekday = date::weekday{day}.c_encoding();
+    const int minute = static_cast<int>(std::chrono::duration_cast<std::chrono::minutes>(local - day).count());
+    return std::any_of(w.weekly.begin(), w.weekly.end(),
+                       [&](const config::WeeklySpan& s) { return span_holds(s, weekday, minute); });
+}
+
+const config::Window* find(const config::Config& config, const std::string& name) {
+    for (const auto& w : config.windows)
+        if (w.name == name) return &w;
+    return nullptr;
+}
+
+std::string describe(const config::Window& w, WallClock now) {
+    const auto* p = period_at(w, unix_of(now));
+    if (p == nullptr) return w.name;
+    std::string text = w.name + " (" + p->from + " to " + p->to + " " + w.timezone;
+    if (!p->label.empty()) text += ", " + config::escaped(p->label);
+    return text + ")";
+}
+
+std::vector<config::Problem> read_periods_file(const std::string& path, const std::string& zone,
+                                               std::vector<config::DatedPeriod>& out) {
+    std::string text;
+    if (auto p = read_trusted(path, "the window file", text)) return {*p};
+    config::Reader reader(path);
+    std::vector<config::DatedPeriod> periods;
+    read_document(text, reader, [&](const YAML::Node& root) {
+        const config::Where top{"", "", "at top level", ""};
+        if (!root.IsMap()) {
+            reader.add(root.Mark(), "a window file is a mapping with 'periods:', a list of {from, to, label}");
+            return;
+        }
+        const config::Entries e = reader.entries(root, top, k_periods_top);
+        const config::Entry* list = config::find(e, "periods");
+        if (list == nullptr || !list->value.IsSequence()) {
+            // An empty calendar is written as "periods: []"; a missing key is a broken writer.
+            reader.add(list != nullptr ? list->value.Mark() : root.Mark(),
+                       "'periods' must be a list of {from, to, label} (write 'periods: []' for none)");
+            return;
+        }
+        for (std::size_t i = 0; i < list->value.size(); ++i) {
+            const YAML::Node node = list->value[i];
+            const config::Where where{"periods[" + std::to_string(i) + "]", "", "in period " + std::to_string(i + 1),
+                                      "period " + std::to_string(i + 1) + ": "};
+            if (!node.IsMap()) {
+                reader.add(node.Mark(), where.prefix + "expected a mapping {from, to, label}");
+                continue;
+            }
+            const config::Entries pe = reader.entries(node, where, k_period_spec);
+            config::DatedPeriod p;
+            p.source = path;
+            p.line = config::position_of(node.Mark()).line;
+            const auto from = reader.string_value(where, config::find(pe, "from"));
+            const auto to = reader.string_value(where, config::find(pe, "to"));
+            if (auto label = reader.string_value(where, config::find(pe, "label"))) p.label = *label;
+            if (!from || !to) {
+                reader.add(node.Mark(), where.prefix + "'from' and 'to' are required");
+                continue;
+            }
+            const auto f = local_to_unix(zone, *from), t = local_to_unix(zone, *to);
+            if (!f || !t) {
+                reader.add(node.Mark(), where.prefix + "bad time " + config::shown(!f ? *from : *to) +
+                                            ": expected local YYYY-MM-DDTHH:MM[:SS] (no offset: the window's zone)");
+                continue;
+            }
+            if (*f >= *t) {
+                reader.add(node.Mark(), where.prefix + "'from' must be before 'to'");
+                continue;
+            }
+            p.from = *from;
+            p.to = *to;
+            p.from_unix = *f;
+            p.to_unix = *t;
+            periods.push_back(std::move(p));
+        }
+    });
+    if (!reader.problems().empty()) return std::move(reader.problems());
+    out.insert(out.end(), periods.begin(), periods.end());
+    return {};
+}
+
+std::optional<std::string> read_on_call_file(const std::string& path, std::vector<OnCall>& out) {
+    out.clear();
+    std::string text;
+    if (auto p = read_trusted(path, "the on-call file", text)) return p->to_string();
+    config::Reader reader(path);
+    std::vector<OnCall> list;
+    read_document(text, reader, [&](const YAML::Node& root) {
+        const config::Where top{"", "", "at top level", ""};
+        if (!root.IsMap()) {
+            reader.add(root.Mark(), "an on-call file is a mapping with 'on_call:', a list of {user, from, to}");
+            return;
+        }
+        const config::Entries e = reader.entries(root, top, k_on_call_top);
+        const config::Entry* entries = config::find(e, "on_call");
+        if (entries == nullptr || !entries->value.IsSequence()) {
+            reader.add(entries != nullptr ? entries->value.Mark() : root.Mark(),
+                       "'on_call' must be a list of {user, from, to} (write 'on_call: []' for nobody)");
+            return;
+        }
+        for (std::size_t i = 0; i < entries->value.size(); ++i) {
+            const YAML::Node node = entries->value[i];
+            const config::Where where{"on_call[" + std::to_string(i) + "]", "", "in entry " + std::to_string(i + 1),
+                                      "entry " + std::to_string(i + 1) + ": "};
+            if (!node.IsMap()) {
+                reader.add(node.Mark(), where.prefix + "expected a mapping {user, from, to}");
+                continue;
+            }
+            const config::Entries oe = reader.entries(node, where, k_on_call_spec);
+            const auto user = reader.string_value(where, config::find(oe, "user"));
+            const auto from = reader.string_value(where, config::find(oe, "from"));
+            const auto to = reader.string_value(where, config::find(oe, "to"));
+            if (!user || user->empty() || !from || !to) {
+                reader.add(node.Mark(), where.prefix + "'user', 'from' and 'to' are required");
+                continue;
+            }
+            const auto f = parse_rfc3339(*from), t = parse_rfc3339(*to);
+            if (!f || !t) {
+                reader.add(node.Mark(), where.prefix + "bad time " + config::shown(!f ? *from : *to) +
+                                            ": expected RFC 3339, e.g. 2026-11-29T08:00:00Z");
+                continue;
+            }
+            if (*f >= *t) {
+                reader.add(node.Mark(), where.prefix + "'from' must be before 'to'");
+                continue;
+            }
+            list.push_back({*user, *f, *t});
+        }
+    });
+    if (!reader.problems().empty()) return reader.problems().front().to_string();
+    out = std::move(list);
+    return std::nullopt;
+}
+
+bool on_call(const std::vector<OnCall>& list, const std::string& user, WallClock now) {
+    const std::int64_t t = unix_of(now);
+    return std::any_of(list.begin(), list.end(),
+                       [&](const OnCall& o) { return o.user == user && t >= o.from_unix && t < o.to_unix; });
+}
+
+} // namespace jitgate::windows

@@ -1,0 +1,68 @@
+// daemon/config/windows.hpp — time windows and the on-call list: local times in an IANA zone
+// (the system tzdb, through Howard Hinnant's date/tz.h: g++ 12 has no std::chrono tzdb),
+// whether a window holds at an instant, and the strict readers of the files a change calendar
+// and an on-call sync write (docs/config.md, "Time windows", "Automatic approval").
+//
+// Every function takes "now" from its caller (no clock read here), so tests use fixed instants.
+// Thread-safe: the tzdb is loaded once and never reloaded. Nothing throws for bad input except
+// std::bad_alloc: errors are returned.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/config/config.hpp"
+
+namespace jitgate::windows {
+
+using WallClock = std::chrono::system_clock::time_point;
+
+// nullopt if `zone` names a zone of the system tzdb; else why not.
+std::optional<std::string> zone_error(const std::string& zone);
+
+// "HH:MM" (00:00..23:59, and "24:00" if `allow_24`) as minutes after midnight; nullopt if not.
+std::optional<int> parse_clock(const std::string& text, bool allow_24);
+
+// A local "YYYY-MM-DDTHH:MM" or "YYYY-MM-DDTHH:MM:SS" in `zone` as seconds since the epoch.
+// DST (docs/config.md, "Daylight saving time"): a local time that repeats means its first
+// occurrence (the earlier instant); one that does not exist (in the gap when the clocks go
+// forward) means the instant the clocks jump. nullopt if malformed or the zone is unknown.
+std::optional<std::int64_t> local_to_unix(const std::string& zone, const std::string& text);
+
+// An RFC 3339 time, "2026-11-29T20:00:00Z" or with "+01:00", optional fraction (ignored);
+// nullopt if anything else (a lowercase 't'/'z' is accepted, as RFC 3339 allows).
+std::optional<std::int64_t> parse_rfc3339(const std::string& text);
+
+// Whether `window` holds at `now`: a weekly span by the local weekday and time of day in its
+// zone (the wall clock, so 08:00 stays 08:00 across a DST change), or a dated period
+// [from, to). False if the zone is unknown (validate() has refused such a config).
+bool holds(const config::Window& window, WallClock now);
+// The window named `name` in `config`, or null.
+const config::Window* find(const config::Config& config, const std::string& name);
+// What a window is shown as: its name, with the label of the dated period in effect if any.
+std::string describe(const config::Window& window, WallClock now);
+
+// Reads the dated periods of a freeze file (format in docs/config.md) as local times of
+// `zone`. Every problem names the file and line. Refuses a file someone other than root or
+// this process's user could change. Never throws except std::bad_alloc.
+std::vector<config::Problem> read_periods_file(const std::string& path, const std::string& zone,
+                                               std::vector<config::DatedPeriod>& out);
+
+// One line of the on-call file.
+struct OnCall {
+    std::string user;
+    std::int64_t from_unix = 0;
+    std::int64_t to_unix = 0; // exclusive
+};
+
+// Reads the on-call file strictly (format in docs/config.md). On any problem returns a
+// message naming the file (and line) and leaves `out` empty: a bad file means nobody is on call.
+std::optional<std::string> read_on_call_file(const std::string& path, std::vector<OnCall>& out);
+
+// True if `user` has an entry covering `now`.
+bool on_call(const std::vector<OnCall>& list, const std::string& user, WallClock now);
+
+} // namespace jitgate::windows
