@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -77,6 +78,15 @@ std::string user_of(uid_t uid) {
 
 std::string group_of(gid_t gid) {
     return jitgate::group_name_of(gid).value_or("#" + std::to_string(gid));
+}
+
+// The decimal number after leading blanks in `s`, or -1.
+long number_after(const char* s) {
+    while (*s == ' ' || *s == '\t') ++s;
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(s, &end, 10);
+    return errno == 0 && end != s ? v : -1;
 }
 
 long number(const char* s, long fallback) {
@@ -203,9 +213,31 @@ std::string bad_option(const jitgate::PluginOptions& o) {
     return o.unknown.empty() ? std::string() : "unknown '" + o.unknown.front() + "'";
 }
 
+// Whether this sudo process is being traced (/proc/self/status TracerPid not 0), or that
+// cannot be read: sudo then cannot trace the command (PTRACE_SEIZE fails) and, after the
+// check passed, runs it without intercept.
+bool traced() {
+    const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    char buf[4096];
+    std::size_t used = 0;
+    for (;;) {
+        const ssize_t n = ::read(fd, buf + used, sizeof(buf) - 1 - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        used += static_cast<std::size_t>(n);
+        if (used == sizeof(buf) - 1) break;
+    }
+    ::close(fd);
+    buf[used] = '\0';
+    const char* line = std::strstr(buf, "\nTracerPid:");
+    if (line == nullptr) return true;
+    return number_after(line + std::strlen("\nTracerPid:")) != 0;
+}
+
 // The request for one command: the user facts from open() and the command from sudo.
 jitgate::msg::CheckRequest command_request(const jitgate::msg::CheckRequest& base, char* const command_info[],
-                                           char* const run_argv[], char* const run_envp[]) {
+                                           char* const run_argv[], char* const run_envp[], bool sub_command) {
     jitgate::msg::CheckRequest r = base;
     const char* command = jitgate::find_value(command_info, "command");
     r.command = command != nullptr ? command : "";
@@ -215,13 +247,27 @@ jitgate::msg::CheckRequest command_request(const jitgate::msg::CheckRequest& bas
     r.runas_gid = number(jitgate::find_value(command_info, "runas_egid"),
                          number(jitgate::find_value(command_info, "runas_gid"), -1));
     if (r.runas_gid >= 0) r.runas_group = group_of(static_cast<gid_t>(r.runas_gid));
-    const char* run_cwd = jitgate::find_value(command_info, "cwd");
-    if (run_cwd == nullptr) run_cwd = jitgate::find_value(command_info, "runcwd"); // a sub-command's own cwd
+    // A sub-command's own directory is "runcwd" (sudo keeps the policy's "cwd" of the command,
+    // e.g. the home directory of sudo -i, in a sub-command's command_info); "unknown" if sudo
+    // could not tell, recorded as such.
+    const char* run_cwd = sub_command ? jitgate::find_value(command_info, "runcwd") : nullptr;
+    if (run_cwd == nullptr) run_cwd = jitgate::find_value(command_info, "cwd");
     r.run_cwd = run_cwd != nullptr ? run_cwd : r.cwd; // sudo stays in the user's cwd unless told otherwise
-    // sudo's front end runs the command in intercept mode exactly when the policy's
-    // command_info says "intercept=true" (log_subcmds alone logs, it never calls check()).
+    // sudo's front end runs the command in intercept mode when the policy's command_info says
+    // "intercept=true" (log_subcmds alone logs, it never calls check()); what can still slip
+    // past it is reported as intercept_limit for the daemon to judge.
     const char* intercept = jitgate::find_value(command_info, "intercept");
     r.intercept = intercept != nullptr && std::strcmp(intercept, "true") == 0 ? Intercept::on : Intercept::off;
+    if (r.intercept == Intercept::on) {
+        const char* ptrace = jitgate::find_value(command_info, "use_ptrace");
+        const char* verify = jitgate::find_value(command_info, "intercept_verify");
+        if (ptrace == nullptr || std::strcmp(ptrace, "true") != 0)
+            r.intercept_limit = "dso";
+        else if (verify == nullptr || std::strcmp(verify, "true") != 0)
+            r.intercept_limit = "no_verify";
+        else if (traced())
+            r.intercept_limit = "traced";
+    }
     const char* chroot_dir = jitgate::find_value(command_info, "chroot");
     r.chroot = chroot_dir != nullptr ? chroot_dir : "";
     fill_argv(r, run_argv);
@@ -345,14 +391,20 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
         res.verdict = Verdict::bad_input;
         res.status = Status::failure(ErrorCode::bad_input, "bad option in sudo.conf: " + bad);
     } else {
-        jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp);
-        if (sub_command) mark_sub_command(r, s);
+        jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp, sub_command);
         argv = r.run_argv;
-        InterruptScope scope; // a Ctrl-C ends the wait and withdraws the request
-        jitgate::CheckSettings settings;
-        settings.interrupted = &g_interrupted;
-        settings.wake_signals = scope.signals();
-        res = jitgate::check(s.options, r, sudo_io(s), settings);
+        if (sub_command) {
+            // A sub-command never waits on a person: no handlers of ours, so a signal that
+            // reaches sudo meanwhile is sudo's to relay to the command, not ours to swallow.
+            mark_sub_command(r, s);
+            res = jitgate::check(s.options, r, sudo_io(s), jitgate::CheckSettings{});
+        } else {
+            InterruptScope scope; // a Ctrl-C ends the wait and withdraws the request
+            jitgate::CheckSettings settings;
+            settings.interrupted = &g_interrupted;
+            settings.wake_signals = scope.signals();
+            res = jitgate::check(s.options, r, sudo_io(s), settings);
+        }
     }
     const int rc = to_sudo_status(res.verdict);
     // A sub-command's verdict is its own: the audit plugin reports the command's outcome under

@@ -44,6 +44,7 @@ Json to_json(const CheckRequest& r) {
            {"command_ino", r.command_ino}};
     // Absent when unknown, so a daemon can tell an older client from one that says "off".
     if (r.intercept != CheckRequest::Intercept::unknown) j["intercept"] = r.intercept == CheckRequest::Intercept::on;
+    if (!r.intercept_limit.empty()) j["intercept_limit"] = r.intercept_limit;
     if (r.intercepted) {
         j["intercepted"] = true;
         j["parent_request_id"] = r.parent_request_id;
@@ -111,6 +112,10 @@ CheckRequest check_from_json(const Json& j) {
         if (!it->is_boolean()) throw Error(ErrorCode::protocol, "intercept", "must be a boolean");
         r.intercept = it->get<bool>() ? CheckRequest::Intercept::on : CheckRequest::Intercept::off;
     }
+    r.intercept_limit = optional_string(j, "intercept_limit");
+    if (!r.intercept_limit.empty() && r.intercept_limit != "dso" && r.intercept_limit != "no_verify" &&
+        r.intercept_limit != "traced")
+        throw Error(ErrorCode::protocol, "intercept_limit", "must be dso, no_verify or traced");
     r.intercepted = optional_bool(j, "intercepted", false);
     r.parent_request_id = optional_string(j, "parent_request_id");
     r.parent_grant_id = optional_string(j, "parent_grant_id");

@@ -296,8 +296,11 @@ int severity_for(const std::string& event_type) noexcept {
 std::string format_syslog_line(const Json& event, const std::string& hostname, int pid) {
     const std::string type =
         event.contains("type") && event["type"].is_string() ? event["type"].get<std::string>() : std::string();
-    std::string header =
-        "<" + std::to_string(k_facility_authpriv + severity_for(type)) + ">" + rfc3164_timestamp(event) + " ";
+    int severity = severity_for(type);
+    // A command run under break-glass inside a break-glass shell is as loud as the shell's own.
+    if (type == type::command_intercepted && event.contains("why") && event["why"] == "break_glass")
+        severity = k_severity_alert;
+    std::string header = "<" + std::to_string(k_facility_authpriv + severity) + ">" + rfc3164_timestamp(event) + " ";
     if (!hostname.empty()) {
         std::string host = text::escape_for_log(hostname);
         for (char& c : host)

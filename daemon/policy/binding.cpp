@@ -136,6 +136,44 @@ std::vector<std::string> code_loading_names(const std::vector<std::string>& env)
     return out;
 }
 
+std::vector<std::string> hidden_code_loading(const std::vector<std::string>& env) {
+    static constexpr std::array<std::string_view, 11> k_prefixes = {
+        "LD_", "PYTHON", "PERL5", "PERLLIB", "PERLIO", "RUBY", "GEM_", "NODE_", "BASH_FUNC_", "LUA_", "TCL"};
+    static constexpr std::array<std::string_view, 15> k_names = {
+        "BASH_ENV",          "ENV",           "SHELLOPTS",
+        "BASHOPTS",          "PS4",           "GCONV_PATH",
+        "LOCPATH",           "NLSPATH",       "GLIBC_TUNABLES",
+        "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+        "CLASSPATH",         "ZDOTDIR",       "IFS"};
+    const auto sudo_preload_only = [](std::string_view value) {
+        // LD_PRELOAD lists libraries separated by ':' or blanks; sudo's dso intercept sets its own.
+        std::size_t i = 0;
+        bool any = false;
+        while (i < value.size()) {
+            const std::size_t end = value.find_first_of(": \t", i);
+            const std::string_view item = value.substr(i, end == std::string_view::npos ? end : end - i);
+            if (!item.empty()) {
+                if (item != "/usr/libexec/sudo/sudo_intercept.so") return false;
+                any = true;
+            }
+            if (end == std::string_view::npos) break;
+            i = end + 1;
+        }
+        return any;
+    };
+    std::vector<std::string> out;
+    for (const auto& entry : env) {
+        const std::string name(name_of(entry));
+        const bool listed = std::any_of(k_prefixes.begin(), k_prefixes.end(),
+                                        [&](std::string_view p) { return name.starts_with(p); }) ||
+                            std::find(k_names.begin(), k_names.end(), name) != k_names.end();
+        if (!listed) continue;
+        if (name == "LD_PRELOAD" && sudo_preload_only(std::string_view(entry).substr(name.size() + 1))) continue;
+        out.push_back(name);
+    }
+    return out;
+}
+
 std::string run_cwd(const msg::CheckRequest& r) {
     return r.run_cwd.empty() ? r.cwd : r.run_cwd;
 }

@@ -47,6 +47,14 @@ std::vector<std::string> bound_env(const std::vector<std::string>& run_env, cons
 // Names of the code-loading variables in `env` ("NAME=value" entries), in order.
 std::vector<std::string> code_loading_names(const std::vector<std::string>& env);
 
+// Names of the variables in `env` that make a program load or run code without executing
+// another program (the dynamic loader's LD_*, GCONV_PATH, GLIBC_TUNABLES, interpreter paths
+// and start-up files, exported shell functions), in order: what sudo's intercept cannot see.
+// Variables that make a program execute another (PAGER, EDITOR, GIT_SSH, ...) are not listed:
+// under intercept that program is checked itself. sudo's own LD_PRELOAD of its intercept
+// library (intercept_type=dso) is not listed when it names nothing else.
+std::vector<std::string> hidden_code_loading(const std::vector<std::string>& env);
+
 // The directory the command starts in: run_cwd, else (an older client) the user's cwd.
 std::string run_cwd(const msg::CheckRequest& r);
 

@@ -20,10 +20,22 @@ std::string intercept_refusal(const CheckSession& s) {
     const auto& r = s.request;
     if (r.kind != "sudo" || r.intercepted || !s.rule->intercept || s.rule->action == config::Action::deny) return {};
     using Intercept = msg::CheckRequest::Intercept;
-    if (r.intercept == Intercept::on) return {};
     const std::string head = "jitgate: denied: rule '" + s.rule->name +
                              "' requires sudo's intercept mode, so that every program this command runs is checked "
                              "too; ";
+    if (r.intercept == Intercept::on) {
+        // SECURITY NOTE: intercept that can be slipped past is no intercept (docs/intercept.md).
+        if (r.intercept_limit == "dso")
+            return head + "sudo would intercept through a preloaded library, which static programs and direct "
+                          "system calls escape: ask the admin for 'Defaults intercept_type=trace' in sudoers";
+        if (r.intercept_limit == "no_verify")
+            return head + "sudo would not verify that what runs is what was checked: ask the admin to remove "
+                          "'!intercept_verify' from sudoers";
+        if (r.intercept_limit == "traced")
+            return head + "this sudo is itself being traced (a debugger or strace), so sudo could not trace the "
+                          "command: run sudo without it";
+        return {};
+    }
     // SECURITY NOTE: a client that does not say is treated as one without intercept (fail closed).
     if (r.intercept == Intercept::unknown)
         return head + "this sudo plugin does not report it (update jitgate's sudo plugin)";
@@ -55,7 +67,7 @@ Step Broker::check_intercepted(CheckSession& s, Responder& responder) {
         if (!id) return std::nullopt;
         return std::pair{id->dev, id->ino};
     };
-    const config::Rule* rule = rules::first_match(cfg, s.facts, id_of);
+    const config::Rule* rule = rules::first_match(cfg, s.facts, m_wall_clock(), id_of);
     s.rule = rule != nullptr
                  ? std::shared_ptr<const config::Rule>(m_config, rule)
                  : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{}, &rules::default_rule());
@@ -83,6 +95,18 @@ Step Broker::check_intercepted(CheckSession& s, Responder& responder) {
 
     switch (s.rule->action) {
     case config::Action::allow:
+        // SECURITY NOTE: sudo resets a fresh sudo's environment but hands a sub-command the
+        // shell's as it is. An allow rule admits a program, not code the environment makes it
+        // load without executing anything (LD_PRELOAD, PYTHONPATH, BASH_ENV, ...), which sudo
+        // would not see; a program the environment makes it execute is a sub-command itself.
+        if (const auto loaders = binding::hidden_code_loading(r.run_env); !loaders.empty() || r.env_truncated) {
+            e["env_code_loading"] = escaped_argv(loaders);
+            return deny(what + "its environment sets " +
+                            (loaders.empty() ? std::string("more than can be checked") : join_names(loaders)) +
+                            ", which a sudo of its own would remove; rule '" + s.rule->name +
+                            "' allows the program, not code loaded into it",
+                        "code_loading_env");
+        }
         return allow(msg::Outcome::allowed_by_rule, {}, "rule");
     case config::Action::deny:
         return deny(what + "denied by rule '" + s.rule->name + "'" +
@@ -137,6 +161,7 @@ Step Broker::check_intercepted(CheckSession& s, Responder& responder) {
     }
     e["scope"] = config::to_string(g->scope);
     e["expires"] = g->expires_unix;
+    e["request_id"] = esc(g->request_id); // the grant's, not the plugin's word for it
     return allow(msg::Outcome::grant, g->id, "grant");
 }
 

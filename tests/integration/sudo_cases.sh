@@ -741,5 +741,34 @@ case_intercept_required_without_intercept() {
     expect_journal command.intercepted "\"command\":\"/usr/bin/id\".*\"decision\":\"allowed\".*\"request_id\":\"$id\""
 }
 
+case_intercept_weak_modes_refused() {
+    start "$RULES_INTERCEPT"
+    # intercept through a preloaded library misses static programs: not the intercept a rule asks for
+    printf 'Defaults intercept\nDefaults intercept_type=dso\n' >>"$T/sudoers"
+    sudo_fg alice -- /usr/bin/env true; expect_eq "$RC" 1 "intercept_type=dso"
+    expect_contains "$(cat "$T/err")" "requires sudo's intercept mode.*Defaults intercept_type=trace"
+    # nor one that does not verify that what runs is what was checked
+    # rewritten in place: /etc/sudoers is a bind mount of this very file (sed -i would replace it)
+    grep -v 'intercept_type=dso' "$T/sudoers" >"$T/sudoers.new"; cat "$T/sudoers.new" >"$T/sudoers"
+    echo 'Defaults !intercept_verify' >>"$T/sudoers"
+    sudo_fg alice -- /usr/bin/env true; expect_eq "$RC" 1 "!intercept_verify"
+    expect_contains "$(cat "$T/err")" "remove '!intercept_verify'"
+    expect_eq "$(journal_count access.requested)" 0 "nothing filed"
+}
+
+case_intercept_loader_env_refused() {
+    start "$RULES_INTERCEPT"
+    sudoers_intercept
+    # /usr/bin/true is allowed by a rule; with LD_PRELOAD set by the shell it is not the same thing
+    sudo_bg erin -- /bin/sh -c 'LD_PRELOAD=/nonexistent/x.so /usr/bin/true; echo "preload-rc=$?"; /usr/bin/true; echo "plain-rc=$?"'
+    local id; id="$(wait_pending 1)"
+    approve_and_get_grant "$id"
+    sudo_wait; expect_eq "$RC" 0 "the shell went on"
+    expect_contains "$(cat "$T/out")" "preload-rc=126"
+    expect_contains "$(cat "$T/out")" "plain-rc=0"
+    expect_contains "$(cat "$T/err")" "jitgate: denied: /usr/bin/true \\(run inside sudo\\): its environment sets LD_PRELOAD"
+    expect_journal command.intercepted '"decision":"denied".*"env_code_loading":\["LD_PRELOAD"\].*"why":"code_loading_env"'
+}
+
 "case_$1"
 echo "PASS: $1"

@@ -50,6 +50,13 @@ TEST(AuditSeverity, MapsEventTypes) {
         EXPECT_EQ(severity_for(t), 6) << t;
 }
 
+TEST(AuditSeverity, ABreakGlassSubCommandIsAnAlertLikeItsShell) {
+    Json e{{"type", type::command_intercepted}, {"why", "break_glass"}, {"user", "alice"}};
+    EXPECT_EQ(format_syslog_line(e, "h", 1).rfind("<81>", 0), 0u) << "authpriv (80) + alert (1)";
+    e["why"] = "grant";
+    EXPECT_EQ(format_syslog_line(e, "h", 1).rfind("<85>", 0), 0u) << "authpriv (80) + notice (5)";
+}
+
 TEST(AuditSyslog, LineFormat) {
     Json e = k_approved_event;
     e["seq"] = 12;

@@ -278,6 +278,55 @@ TEST_F(InterceptTest, BreakGlassSubCommandsPassOnlyUnderBreakGlassConditions) {
     EXPECT_FALSE(check(*other, s).allow);
 }
 
+TEST_F(InterceptTest, AnAllowRuleAdmitsTheProgramNotCodeItsEnvironmentLoads) {
+    auto b = make(approval_rule(config::Scope::session));
+    approve_parent(*b);
+    auto s = sub({"/usr/bin/true"}, m_request, m_grant);
+    s.request.run_env = {"PATH=/usr/bin", "LD_PRELOAD=/tmp/x.so", "PAGER=less"};
+    const auto d = check(*b, s);
+    EXPECT_FALSE(d.allow);
+    EXPECT_NE(d.message.find("its environment sets LD_PRELOAD, which a sudo of its own would remove"),
+              std::string::npos)
+        << d.message;
+    EXPECT_EQ(intercepted_lines_with("\"why\":\"code_loading_env\""), 1u);
+    // sudo's own preload of its intercept library (intercept_type=dso) is not the user's
+    s.request.run_env = {"LD_PRELOAD=/usr/libexec/sudo/sudo_intercept.so", "PAGER=less", "EDITOR=vi"};
+    EXPECT_TRUE(check(*b, s).allow);
+    s.request.run_env = {"LD_PRELOAD=/usr/libexec/sudo/sudo_intercept.so:/tmp/x.so"};
+    EXPECT_FALSE(check(*b, s).allow);
+    s.request.run_env = {"PYTHONPATH=/tmp"};
+    EXPECT_FALSE(check(*b, s).allow);
+    s.request.run_env.clear();
+    s.request.env_truncated = true; // what cannot be seen is not allowed
+    EXPECT_FALSE(check(*b, s).allow);
+}
+
+TEST_F(InterceptTest, AGrantedSubCommandIsRecordedUnderTheGrantsRequestNotTheClaimedOne) {
+    auto b = make(approval_rule(config::Scope::session));
+    approve_parent(*b);
+    EXPECT_TRUE(check(*b, sub({"/usr/bin/id"}, "R-CLAIMED000", m_grant)).allow);
+    EXPECT_EQ(intercepted_lines_with("\"request_id\":\"" + m_request + "\""), 1u);
+    EXPECT_EQ(intercepted_lines_with("\"request_id\":\"R-CLAIMED000\""), 0u);
+}
+
+TEST_F(InterceptTest, InterceptThatCanBeSlippedPastDoesNotSatisfyARuleRequiringIt) {
+    auto rule = approval_rule(config::Scope::session);
+    rule.intercept = true;
+    auto b = make(rule);
+    const std::pair<const char*, const char*> limits[] = {
+        {"dso", "intercept_type=trace"}, {"no_verify", "'!intercept_verify'"}, {"traced", "being traced"}};
+    for (const auto& [limit, says] : limits) {
+        Recorder r;
+        auto s = session({"/usr/bin/sh"});
+        s.request.intercept_limit = limit;
+        ASSERT_EQ(b->begin_check(s, r), broker::Step::done) << limit;
+        ASSERT_TRUE(r.decision);
+        EXPECT_FALSE(r.decision->allow) << limit;
+        EXPECT_NE(r.decision->message.find(says), std::string::npos) << r.decision->message;
+    }
+    EXPECT_EQ(b->pending_count(), 0u);
+}
+
 TEST(InterceptWire, SubCommandFieldsRoundTripAndAbsentInterceptIsUnknown) {
     msg::CheckRequest r;
     r.user = "alice";
@@ -299,6 +348,11 @@ TEST(InterceptWire, SubCommandFieldsRoundTripAndAbsentInterceptIsUnknown) {
     j["intercept"] = "yes";
     EXPECT_THROW(msg::check_from_json(j), Error);
     j["intercept"] = true;
+    j["intercept_limit"] = "dso";
+    EXPECT_EQ(msg::check_from_json(j).intercept_limit, "dso");
+    j["intercept_limit"] = "none-of-these";
+    EXPECT_THROW(msg::check_from_json(j), Error);
+    j.erase("intercept_limit");
     j["kind"] = "login";
     EXPECT_THROW(msg::check_from_json(j), Error) << "a login is never a sub-command";
 }

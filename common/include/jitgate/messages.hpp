@@ -76,6 +76,12 @@ struct CheckRequest {
     // parent_* fields name what admitted that command (empty when a rule or break-glass did).
     enum class Intercept { unknown, off, on };
     Intercept intercept = Intercept::unknown;
+    // With intercept on, why sudo may still miss some of what the command executes (empty: it
+    // misses nothing it can see): "dso" (intercept_type=dso: static binaries and direct system
+    // calls go unchecked), "no_verify" (!intercept_verify: the command line can change between
+    // the check and the exec), "traced" (sudo itself is being traced, so sudo cannot trace the
+    // command and runs it without intercept, after the check).
+    std::string intercept_limit;
     bool intercepted = false;
     std::string parent_request_id;
     std::string parent_grant_id;
