@@ -84,7 +84,9 @@ grants::Action action_of(const CheckSession& s) {
 
 Broker::Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor)
     : m_config(std::move(config)), m_auditor(auditor), m_backend(std::make_unique<approval::LocalBackend>()),
-      m_started_unix(now_unix()) {}
+      m_started_unix(now_unix()) {
+    m_live.set_options({m_config->sessions.warn_before, m_config->sessions.grace});
+}
 
 Broker::~Broker() = default;
 
@@ -96,6 +98,11 @@ void Broker::set_backend(std::unique_ptr<approval::ApprovalBackend> backend) {
 void Broker::set_config(std::shared_ptr<const config::Config> config) {
     m_backend->reload(config); // throws before anything changes
     m_config = std::move(config);
+    // Sessions already recorded keep their deadlines; the warning and grace apply from now.
+    auto options = m_live.options();
+    options.warn_before = m_config->sessions.warn_before;
+    options.grace = m_config->sessions.grace;
+    m_live.set_options(options);
 }
 
 bool Broker::audit(Json event) {
@@ -197,7 +204,7 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
     return e;
 }
 
-Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decision decision, Json event) {
+Step Broker::decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event) {
     event["outcome"] = msg::to_string(decision.outcome);
     event["message"] = decision.message;
     if (!decision.grant_id.empty()) event["grant_id"] = decision.grant_id;
@@ -208,6 +215,7 @@ Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decisi
         decision.outcome = msg::Outcome::error;
         decision.message = k_spool_unwritable;
     }
+    if (decision.allow) track(session, decision);
     ++m_decisions;
     responder.decide(decision);
     return Step::done;
@@ -546,6 +554,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
 }
 
 void Broker::conclude(Request& q, const msg::Decision& decision) {
+    remember_decision(q, decision);
+    if (decision.allow && q.live != nullptr) track(*q.live, decision);
     if (q.responder != nullptr) {
         if (q.live != nullptr) q.live->request_id.clear();
         ++m_decisions;
@@ -582,6 +592,10 @@ void Broker::client_gone(CheckSession& s) {
     e["message"] = "the requester gave up while waiting (Ctrl-C, killed or disconnected)";
     e["approvers"] = it->second.approvers;
     audit(std::move(e));
+    msg::Decision gone;
+    gone.outcome = msg::Outcome::cancelled;
+    gone.message = "cancelled: the requester gave up while waiting";
+    remember_decision(it->second, gone);
     m_backend->cancel(s.request_id, "client_gone");
     m_requests.remove(s.request_id);
     s.request_id.clear();
@@ -604,6 +618,10 @@ void Broker::finished(const msg::FinishedReport& f, const identity::Peer& peer) 
     if (f.status_type == "signal") e["signal"] = f.signal;
     if (f.status_type == "exec_error") e["exec_errno"] = f.exec_errno;
     if (f.duration_ms >= 0) e["duration_ms"] = f.duration_ms;
+    // The front end that reports is the process that was recorded (the kernel's pid).
+    if (const auto ended = m_live.remove(peer.pid, {}); ended && ended->stage != live::Session::Stage::live &&
+                                                         ended->stage != live::Session::Stage::warned)
+        e["ended_by"] = ended->end_reason.empty() ? "kept" : ended->end_reason;
     audit(std::move(e));
 }
 
@@ -619,6 +637,11 @@ void Broker::session(const msg::SessionReport& r, const identity::Peer& peer) {
     if (!r.request_id.empty()) e["request_id"] = esc(r.request_id);
     if (!r.grant_id.empty()) e["grant_id"] = esc(r.grant_id);
     if (r.event == "closed" && r.duration_ms >= 0) e["duration_ms"] = r.duration_ms;
+    if (r.event == "opened") {
+        track_login(r, peer);
+    } else if (const auto ended = m_live.remove(peer.pid, {}); ended && !ended->end_reason.empty()) {
+        e["ended_by"] = ended->end_reason;
+    }
     audit(std::move(e));
 }
 
@@ -672,6 +695,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.approvers = q.approvers;
     g.reason = r.reason;
     g.ticket = r.ticket;
+    g.keep_sessions = q.session.rule->on_expiry == config::OnExpiry::keep;
     // The TTL counts from the approval, not from the request; a service grant's exp caps it.
     g.granted_unix = now_unix();
     auto ttl_s = static_cast<std::int64_t>(q.session.rule->ttl.count());
@@ -746,6 +770,7 @@ Json Broker::status() const {
            {"backend", m_config->approval.backend},
            {"pending", m_requests.size()},
            {"grants", m_grants.size()},
+           {"sessions", m_live.size()},
            {"decisions", m_decisions},
            {"audit_seq", m_auditor.last_seq()},
            {"audit_failures", m_audit_failures},
@@ -776,6 +801,7 @@ void Broker::close_prompt(CheckSession& s) {
 
 std::optional<Clock::time_point> Broker::next_deadline() const {
     auto next = m_requests.next_deadline();
+    if (const auto live = m_live.next_deadline(); live && (!next || *live < *next)) next = live;
     if (!m_prompt_deadlines.empty() && (!next || m_prompt_deadlines.begin()->first < *next))
         next = m_prompt_deadlines.begin()->first;
     return next;
@@ -807,6 +833,7 @@ void Broker::expire(Clock::time_point now) {
         m_backend->cancel(id, "timeout");
         conclude(q, d);
     }
+    record_endings(m_live.tick(now), Json::object());
 }
 
 } // namespace jitgate::broker

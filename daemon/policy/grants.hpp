@@ -47,6 +47,8 @@ struct Grant {
     std::string chroot;
     std::string program;          // canonical path of `command`
     std::vector<std::string> env; // binding::bound_env()
+    // The rule's on_expiry: keep (live sessions outlive the grant); else they end with it.
+    bool keep_sessions = false;
 };
 
 // What a check asks the cache about.
@@ -77,6 +79,8 @@ public:
     void add(Grant grant);
     // Removes the grant with `id`; returns it, or nullopt if unknown.
     std::optional<Grant> revoke(const std::string& id);
+    // The live grant with `id`, or nullptr; valid until the next non-const call.
+    const Grant* by_id(const std::string& id, Clock::time_point now) const;
     // Live grants, oldest first.
     std::vector<Grant> list(Clock::time_point now);
     std::size_t size() const noexcept { return m_by_key.size(); }
