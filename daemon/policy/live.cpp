@@ -232,7 +232,8 @@ std::vector<Ended> Registry::tick(Clock::time_point now) {
                 break;
             }
             if (now < s.expires) {
-                const auto left = std::chrono::duration_cast<std::chrono::seconds>(s.expires - now).count();
+                // Rounded up: "ends in 2m" two minutes ahead, not "1m59s".
+                const auto left = std::chrono::ceil<std::chrono::seconds>(s.expires - now).count();
                 m_effects.write_tty(s.tty, "jitgate: grant " + s.grant_id + " ends in " + format_left(left) + " (at " +
                                                utc_clock(s.expires_unix) +
                                                "); this session will then be ended. Save your work; ask for a new "
