@@ -80,6 +80,50 @@ bool write_to_tty(const std::string& tty, const std::string& line) {
     return ok;
 }
 
+namespace {
+
+// Field `n` (3 or more) of /proc/<pid>/stat, counted after the command name; "" if unreadable.
+std::string stat_field(pid_t pid, int n) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!in || !std::getline(in, line)) return {};
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return {};
+    std::istringstream rest(line.substr(close + 1));
+    std::string field;
+    for (int i = 3; i <= n; ++i)
+        if (!(rest >> field)) return {};
+    return field;
+}
+
+// "/dev/pts/N" or "/dev/ttyN" for a tty_nr (the kernel's dev_t encoding of field 7).
+std::string tty_of_device(unsigned long long nr) {
+    const unsigned long long major = (nr >> 8) & 0xfff;
+    const unsigned long long minor = (nr & 0xff) | ((nr >> 12) & 0xfff00);
+    if (major >= 136 && major <= 143) return "/dev/pts/" + std::to_string((major - 136) * 256 + minor);
+    if (major == 4 && minor >= 1 && minor < 64) return "/dev/tty" + std::to_string(minor);
+    return {};
+}
+
+} // namespace
+
+std::string terminal_below(pid_t pid) {
+    std::vector<pid_t> queue{pid};
+    for (std::size_t i = 0; i < queue.size() && i < k_max_walk; ++i) {
+        const std::string nr = stat_field(queue[i], 7);
+        if (!nr.empty() && nr != "0" && nr.find_first_not_of("0123456789") == std::string::npos) {
+            const std::string path = tty_of_device(std::stoull(nr));
+            if (!path.empty()) return path;
+        }
+        const std::string p = std::to_string(queue[i]);
+        std::ifstream children("/proc/" + p + "/task/" + p + "/children");
+        long child = 0;
+        while (children >> child)
+            if (child > 1) queue.push_back(static_cast<pid_t>(child));
+    }
+    return {};
+}
+
 SignalResult signal_if_same(pid_t pid, std::uint64_t start_time, int sig) {
     // SECURITY NOTE: never 0, 1 or a negative pid (the daemon's own group, init, a process
     // group), and never a pid whose process is not the one recorded. The window between this
@@ -158,20 +202,29 @@ std::optional<Session> Registry::remove(pid_t pid, const std::string& grant_id) 
     return std::nullopt;
 }
 
+bool Registry::tell(const Session& s, const std::string& line) {
+    if (!tty_path(s.tty).empty()) return m_effects.write_tty(s.tty, line);
+    const std::string below = m_effects.find_tty(s.pid);
+    return !below.empty() && m_effects.write_tty(below, line);
+}
+
 Ended Registry::end(Session& s, const std::string& reason, const std::string& line, Clock::time_point now) {
     Ended e;
     e.reason = reason;
     s.end_reason = reason;
-    const auto first = m_effects.signal(s.pid, s.start_time, SIGHUP);
-    if (first == SignalResult::gone) {
+    const auto st = m_effects.start_time(s.pid);
+    if (!st || *st != s.start_time) {
         e.gone = true;
     } else {
-        // The line goes out once the process is known to be the recorded one, so a stranger's
-        // terminal that now has the name is not told about somebody else's grant.
-        e.tty_told = m_effects.write_tty(s.tty, line);
+        // The line goes first (once the process is known to be the recorded one, so a stranger
+        // who now has the terminal is not told about somebody else's grant): the signals may
+        // take the terminal away at once (sshd closes the pty as it ends).
+        e.tty_told = tell(s, line);
+        const auto first = m_effects.signal(s.pid, s.start_time, SIGHUP);
         const auto second = m_effects.signal(s.pid, s.start_time, SIGTERM);
         e.signalled = first == SignalResult::sent || second == SignalResult::sent;
-        if (!e.signalled) e.signal_error = std::strerror(errno);
+        e.gone = !e.signalled && first == SignalResult::gone && second == SignalResult::gone;
+        if (!e.signalled && !e.gone) e.signal_error = std::strerror(errno);
     }
     s.stage = Session::Stage::ending;
     e.session = s;
@@ -234,7 +287,7 @@ std::vector<Ended> Registry::tick(Clock::time_point now) {
             if (now < s.expires) {
                 // Rounded up: "ends in 2m" two minutes ahead, not "1m59s".
                 const auto left = std::chrono::ceil<std::chrono::seconds>(s.expires - now).count();
-                m_effects.write_tty(s.tty, "jitgate: grant " + s.grant_id + " ends in " + format_left(left) + " (at " +
+                tell(s, "jitgate: grant " + s.grant_id + " ends in " + format_left(left) + " (at " +
                                                utc_clock(s.expires_unix) +
                                                "); this session will then be ended. Save your work; ask for a new "
                                                "approval to continue.");

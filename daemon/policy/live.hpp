@@ -44,6 +44,14 @@ std::optional<std::uint64_t> start_time_of(pid_t pid);
 // nothing was written. The line must already be escaped. Never throws except std::bad_alloc.
 bool write_to_tty(const std::string& tty, const std::string& line);
 
+// The controlling terminal of `pid` or of the first of its descendants that has one
+// (/proc/<pid>/stat field 7, children from /proc/<pid>/task/<pid>/children), as a /dev path;
+// "" if none (or the kernel has no children lists). At most k_max_walk processes are looked at.
+// Why: sshd opens the PAM session before it allocates the pty, so its report names no
+// terminal ("ssh"); the session's shell below it has one. Never throws except std::bad_alloc.
+std::string terminal_below(pid_t pid);
+inline constexpr std::size_t k_max_walk = 64;
+
 enum class SignalResult { sent, gone, failed };
 // Sends `sig` to `pid` only if pid > 1 and the process's start time is still `start_time`:
 // gone if it is not (exited, or the pid names another process now), failed if kill() failed
@@ -54,6 +62,7 @@ SignalResult signal_if_same(pid_t pid, std::uint64_t start_time, int sig);
 struct Effects {
     std::function<std::optional<std::uint64_t>(pid_t)> start_time = start_time_of;
     std::function<bool(const std::string&, const std::string&)> write_tty = write_to_tty;
+    std::function<std::string(pid_t)> find_tty = terminal_below;
     std::function<SignalResult(pid_t, std::uint64_t, int)> signal = signal_if_same;
     std::function<std::int64_t()> now_unix;
 };
@@ -130,6 +139,8 @@ public:
 private:
     void schedule(Session& s, Clock::time_point next);
     Ended end(Session& s, const std::string& reason, const std::string& line, Clock::time_point now);
+    // Writes `line` to the session's terminal: the one reported, else the one below its process.
+    bool tell(const Session& s, const std::string& line);
     void forget_gone();
     void erase(std::map<std::uint64_t, Session>::iterator it);
 

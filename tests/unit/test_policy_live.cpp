@@ -24,6 +24,7 @@ struct FakeWorld {
     std::map<pid_t, std::uint64_t> procs;
     std::vector<std::pair<std::string, std::string>> lines; // tty, line
     std::vector<std::pair<pid_t, int>> signals;
+    std::map<pid_t, std::string> below; // terminal_below()
 
     live::Effects effects() {
         live::Effects e;
@@ -42,6 +43,7 @@ struct FakeWorld {
             signals.emplace_back(pid, sig);
             return live::SignalResult::sent;
         };
+        e.find_tty = [this](pid_t pid) { return below.count(pid) != 0 ? below[pid] : std::string(); };
         e.now_unix = [] { return std::int64_t{1'700'000'000}; };
         return e;
     }
@@ -176,6 +178,20 @@ TEST(LiveRegistry, EndGrantEndsOnlyThatGrantsSessionsAtOnce) {
     EXPECT_EQ(reg.size(), 1u);
 }
 
+TEST(LiveRegistry, ASessionReportedWithoutTerminalIsToldOnTheOneBelowIt) {
+    FakeWorld w;
+    w.procs[300] = 1;
+    w.below[300] = "/dev/pts/9";
+    live::Registry reg(w.effects());
+    const auto t0 = Clock::now();
+    auto s = session_of(300, t0 + 600s);
+    s.tty = "ssh"; // sshd's PAM_TTY before the pty exists
+    ASSERT_TRUE(reg.add(s, t0));
+    reg.end_grant("G-1", "revoke", "revoked", t0);
+    ASSERT_EQ(w.lines.size(), 1u);
+    EXPECT_EQ(w.lines[0].first, "/dev/pts/9");
+}
+
 TEST(LiveRegistry, BoundedAndGoneSessionsMakeRoom) {
     FakeWorld w;
     live::Registry reg(w.effects());
@@ -209,6 +225,21 @@ TEST(LiveProcess, StartTimeGuardsRealSignals) {
     EXPECT_TRUE(WIFSIGNALED(status));
     EXPECT_EQ(WTERMSIG(status), SIGTERM);
     EXPECT_FALSE(live::start_time_of(child).has_value()) << "reaped";
+}
+
+TEST(LiveProcess, TerminalBelowFindsNoneWithoutOne) {
+    // The test runs without a controlling terminal under ctest; a child has none either.
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        setsid(); // no controlling terminal
+        pause();
+        _exit(0);
+    }
+    usleep(20'000);
+    EXPECT_EQ(live::terminal_below(child), "");
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
 }
 
 TEST(LiveProcess, OnlyTerminalsAreWritten) {
