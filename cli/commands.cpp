@@ -105,9 +105,8 @@ void print_grant(const Json& g) {
 
 void print_session(const Json& s) {
     const std::int64_t started = s.value("started", std::int64_t{0});
-    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::string state;
     if (s.contains("ending")) state = "  [ending: " + str(s, "ending") + "]";
     if (s.value("kept", false)) state = "  [kept past its grant: on_expiry keep]";

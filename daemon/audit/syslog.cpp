@@ -281,8 +281,8 @@ int severity_for(const std::string& event_type) noexcept {
     constexpr int k_info = 6;
     const std::string_view t = event_type;
     if (t == type::break_glass) return k_severity_alert;
-    if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error || t == type::grant_revoked ||
-        t == type::session_ended_by_expiry || t == type::session_ended_by_revoke ||
+    if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error ||
+        t == type::grant_revoked || t == type::session_ended_by_expiry || t == type::session_ended_by_revoke ||
         t == type::session_kept_after_expiry)
         return k_severity_warning;
     if (t == type::approved || t == type::approval_recorded || t == type::allowed_by_rule ||

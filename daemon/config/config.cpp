@@ -119,7 +119,8 @@ const SectionSpec k_match_host_spec{{"environment", "tags"}, {}};
 
 // Keys that only a require_approval rule may set.
 constexpr std::array<std::string_view, 9> k_approval_only_keys{
-    "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout", "approver_groups", "noninteractive", "on_expiry"};
+    "approvals",      "ttl",      "scope", "reason", "ticket_pattern", "timeout", "approver_groups",
+    "noninteractive", "on_expiry"};
 
 // The schema of jitgated's config, read with the shared typed readers of lib/yaml_reader.hpp.
 class Parser : public Reader {
@@ -445,7 +446,8 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
     if (auto v = string_value(where, find(e, "message"))) {
         rule.message = *v;
     }
-    if (auto v = enum_value<OnExpiry>(where, find(e, "on_expiry"), {{"end", OnExpiry::end}, {"keep", OnExpiry::keep}})) {
+    if (auto v =
+            enum_value<OnExpiry>(where, find(e, "on_expiry"), {{"end", OnExpiry::end}, {"keep", OnExpiry::keep}})) {
         rule.on_expiry = *v;
     }
     rules.push_back(std::move(rule));

@@ -54,7 +54,7 @@ struct Rule {
     Seconds timeout{std::chrono::minutes(10)}; // how long a request may wait
     std::vector<std::string> approver_groups;  // empty: approval.approver_groups
     NonInteractive noninteractive = NonInteractive::file;
-    std::string message; // shown to the user on deny/approval prompt
+    std::string message;                // shown to the user on deny/approval prompt
     OnExpiry on_expiry = OnExpiry::end; // live sessions end with the grant (docs/sessions.md)
 };
 

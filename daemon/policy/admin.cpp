@@ -256,12 +256,14 @@ OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std:
     audit(std::move(e));
     // Access ends when the grant ends: its live sessions end now, with a line saying why.
     const std::string why = trim(reason).empty() ? std::string() : " (" + esc(trim(reason)) + ")";
-    const auto endings = m_live.end_grant(
-        g->id, "revoke", "jitgate: grant " + g->id + " was revoked by " + esc(c.name) + why + "; ending this session now.",
-        Clock::now());
+    const auto endings = m_live.end_grant(g->id, "revoke",
+                                          "jitgate: grant " + g->id + " was revoked by " + esc(c.name) + why +
+                                              "; ending this session now.",
+                                          Clock::now());
     record_endings(endings, Json{{"revoked_by", esc(c.name)}});
-    return {true, "revoked " + g->id +
-                      (endings.empty() ? std::string() : "; ended " + text::plural(endings.size(), "session", "sessions"))};
+    return {true,
+            "revoked " + g->id +
+                (endings.empty() ? std::string() : "; ended " + text::plural(endings.size(), "session", "sessions"))};
 }
 
 } // namespace jitgate::broker

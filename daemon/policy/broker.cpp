@@ -619,8 +619,8 @@ void Broker::finished(const msg::FinishedReport& f, const identity::Peer& peer) 
     if (f.status_type == "exec_error") e["exec_errno"] = f.exec_errno;
     if (f.duration_ms >= 0) e["duration_ms"] = f.duration_ms;
     // The front end that reports is the process that was recorded (the kernel's pid).
-    if (const auto ended = m_live.remove(peer.pid, {}); ended && ended->stage != live::Session::Stage::live &&
-                                                         ended->stage != live::Session::Stage::warned)
+    if (const auto ended = m_live.remove(peer.pid, {});
+        ended && ended->stage != live::Session::Stage::live && ended->stage != live::Session::Stage::warned)
         e["ended_by"] = ended->end_reason.empty() ? "kept" : ended->end_reason;
     audit(std::move(e));
 }

@@ -70,7 +70,7 @@ bool write_to_tty(const std::string& tty, const std::string& line) {
     // take the line (scroll lock, flow control) cannot stall the event loop.
     const int fd = ::open(path.c_str(), O_WRONLY | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return false;
-    struct stat st{};
+    struct stat st {};
     bool ok = ::fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && ::isatty(fd) == 1;
     if (ok) {
         const std::string text = "\r\n" + line + "\r\n";
@@ -232,13 +232,12 @@ Ended Registry::end(Session& s, const std::string& reason, const std::string& li
     return e;
 }
 
-std::vector<Ended> Registry::end_grant(const std::string& grant_id, const std::string& reason,
-                                       const std::string& line, Clock::time_point now) {
+std::vector<Ended> Registry::end_grant(const std::string& grant_id, const std::string& reason, const std::string& line,
+                                       Clock::time_point now) {
     std::vector<Ended> out;
     std::vector<std::uint64_t> gone;
     for (auto& [id, s] : m_sessions) {
-        if (s.grant_id != grant_id || s.stage == Session::Stage::ending)
-            continue;
+        if (s.grant_id != grant_id || s.stage == Session::Stage::ending) continue;
         out.push_back(end(s, reason, line, now));
         if (out.back().gone) gone.push_back(id);
     }
@@ -288,17 +287,16 @@ std::vector<Ended> Registry::tick(Clock::time_point now) {
                 // Rounded up: "ends in 2m" two minutes ahead, not "1m59s".
                 const auto left = std::chrono::ceil<std::chrono::seconds>(s.expires - now).count();
                 tell(s, "jitgate: grant " + s.grant_id + " ends in " + format_left(left) + " (at " +
-                                               utc_clock(s.expires_unix) +
-                                               "); this session will then be ended. Save your work; ask for a new "
-                                               "approval to continue.");
+                            utc_clock(s.expires_unix) +
+                            "); this session will then be ended. Save your work; ask for a new "
+                            "approval to continue.");
                 s.stage = Session::Stage::warned;
                 schedule(s, s.expires);
                 break;
             }
             [[fallthrough]];
         case Session::Stage::warned: {
-            auto e = end(s, "expiry",
-                         "jitgate: grant " + s.grant_id + " has expired; ending this session now.", now);
+            auto e = end(s, "expiry", "jitgate: grant " + s.grant_id + " has expired; ending this session now.", now);
             const bool gone = e.gone;
             out.push_back(std::move(e));
             if (gone) erase(it);

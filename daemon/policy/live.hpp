@@ -94,10 +94,10 @@ struct Session {
 // An ending that the broker records (session.ended_by_expiry, session.ended_by_revoke, ...).
 struct Ended {
     Session session;
-    std::string reason;      // "expiry", "revoke", "released", "kept" (on_expiry: keep, nothing ended)
-    bool signalled = false;  // SIGHUP/SIGTERM reached the recorded process
-    bool gone = false;       // the process had already ended (or its pid is another's now)
-    bool tty_told = false;   // the line reached the terminal
+    std::string reason;       // "expiry", "revoke", "released", "kept" (on_expiry: keep, nothing ended)
+    bool signalled = false;   // SIGHUP/SIGTERM reached the recorded process
+    bool gone = false;        // the process had already ended (or its pid is another's now)
+    bool tty_told = false;    // the line reached the terminal
     std::string signal_error; // kill()'s error when signalled is false and gone is false
 };
 

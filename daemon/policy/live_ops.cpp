@@ -221,8 +221,8 @@ OpResult Broker::release(const Caller& c, const std::string& raw_id) {
                    {"rule", g->rule},
                    {"released_by", esc(c.name)}});
         const auto endings = m_live.end_grant(
-            g->id, "released", "jitgate: grant " + g->id + " was released by " + esc(c.name) + "; ending this session now.",
-            Clock::now());
+            g->id, "released",
+            "jitgate: grant " + g->id + " was released by " + esc(c.name) + "; ending this session now.", Clock::now());
         ended += endings.size();
         record_endings(endings, Json{{"released_by", esc(c.name)}});
     }
