@@ -90,6 +90,8 @@ void print_pending(const Json& q) {
                 str(q, "ticket").empty() ? "-" : str(q, "ticket").c_str());
     if (!q.value("approvers", Json::array()).empty())
         std::printf("    approved so far by: %s\n", joined(q["approvers"]).c_str());
+    if (q.contains("extends"))
+        std::printf("    extends: grant %s (its live sessions go on under the new grant)\n", str(q, "extends").c_str());
 }
 
 void print_grant(const Json& g) {
@@ -125,6 +127,7 @@ void print_my_request(const Json& q) {
                     str(q, "kind").c_str(), q.value("approvers", Json::array()).size(),
                     str(q, "approvals_needed").c_str(), joined(q.value("approver_groups", Json::array())).c_str(),
                     age(q.value("expires_in_s", 0)).c_str(), q.value("waiting", false) ? "" : "  [filed]");
+        if (q.contains("extends")) std::printf("    extends grant %s\n", str(q, "extends").c_str());
     } else {
         std::printf("%s  %s  %s%s\n", str(q, "id").c_str(), str(q, "outcome").c_str(), str(q, "kind").c_str(),
                     q.contains("grant_id") ? ("  grant " + str(q, "grant_id")).c_str() : "");
@@ -194,6 +197,10 @@ int cmd_requests(const client::Options& opts, bool json) {
 
 int cmd_done(const client::Options& opts, const std::string& id) {
     return cmd_simple(opts, msg::to_json(msg::DoneRequest{id}));
+}
+
+int cmd_extend(const client::Options& opts, const std::string& id, const std::string& reason) {
+    return cmd_simple(opts, msg::to_json(msg::ExtendRequest{id, reason}));
 }
 
 int cmd_approve(const client::Options& opts, const std::string& id) {

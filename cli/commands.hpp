@@ -31,6 +31,8 @@ int cmd_revoke(const client::Options& opts, const std::string& id, const std::st
 int cmd_sessions(const client::Options& opts, bool json);
 int cmd_requests(const client::Options& opts, bool json);
 int cmd_done(const client::Options& opts, const std::string& id);
+// Asks for a new approval to extend the caller's grant `id` (docs/sessions.md).
+int cmd_extend(const client::Options& opts, const std::string& id, const std::string& reason);
 int cmd_status(const client::Options& opts, bool json);
 int cmd_audit_status(const client::Options& opts, bool json);
 

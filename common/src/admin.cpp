@@ -95,6 +95,17 @@ RequestsRequest requests_from_json(const Json& j) {
     return {};
 }
 
+Json to_json(const ExtendRequest& r) {
+    return Json{{"type", k_extend}, {"id", r.id}, {"reason", r.reason}};
+}
+ExtendRequest extend_from_json(const Json& j) {
+    require_type(j, k_extend);
+    ExtendRequest r;
+    r.id = wire::require_string(j, "id");
+    r.reason = wire::optional_string(j, "reason");
+    return r;
+}
+
 Json to_json(const StatusRequest&) {
     return Json{{"type", k_status}};
 }

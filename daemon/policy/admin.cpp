@@ -93,6 +93,7 @@ std::vector<Json> Broker::pending(const Caller& /*caller*/) const {
             j["login_uid"] = q->session.requester.login_uid;
             j["login_user"] = esc(q->session.requester.login_name);
         }
+        if (!q->extends.empty()) j["extends"] = q->extends; // jitgatectl extend: a new approval of the same action
         out.push_back(std::move(j));
     }
     return out;

@@ -710,6 +710,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     e["scope"] = config::to_string(g.scope);
     e["ttl_s"] = ttl_s;
     e["expires"] = g.expires_unix;
+    if (!q.extends.empty()) e["extends"] = q.extends;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     if (!audit(std::move(e))) {
         if (!m_backend->allows_local_decisions()) {
@@ -725,7 +726,11 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     }
     const std::string ttl = config::format_duration(seconds(ttl_s));
     const std::string grant_id = g.id;
+    const std::int64_t expires_unix_granted = g.expires_unix;
+    const Clock::time_point expires_at = g.expires;
     m_grants.add(std::move(g));
+    remember_origin(grant_id, q);
+    if (!q.extends.empty()) m_live.rebind(q.extends, grant_id, expires_unix_granted, expires_at, Clock::now());
 
     msg::Decision d;
     d.allow = true;

@@ -113,6 +113,12 @@ public:
     std::vector<Json> sessions(const Caller& caller);
     OpResult release(const Caller& caller, const std::string& grant_id);
     std::vector<Json> my_requests(const Caller& caller) const;
+    // `jitgatectl extend`: files a new request for the same action as live grant `grant_id`,
+    // which needs a new approval like any other (never a silent renewal); once approved, the
+    // new grant takes over the old one's live sessions and their deadlines. Only the grant's
+    // requester (by the kernel's uid). The request does not wait on this connection: the
+    // requester follows it with `jitgatectl requests`.
+    OpResult extend(const Caller& caller, const std::string& grant_id, const std::string& reason);
     // The live-session registry (tests; the broker feeds it from checks and reports).
     live::Registry& live_sessions() noexcept { return m_live; }
     // Whether `caller` is in the global approver groups or any rule's (by the kernel's uid's
@@ -178,6 +184,8 @@ private:
     void record_endings(const std::vector<live::Ended>& endings, const Json& extra);
     // Remembers how request `q` was decided, for my_requests() (bounded, k_decided_*).
     void remember_decision(const Request& q, const msg::Decision& decision);
+    // Keeps what `grant_id` was granted for (extend()) and forgets what ended grants were.
+    void remember_origin(const std::string& grant_id, const Request& q);
     // Non-empty (the user's message) when the spool is full and this action may not pass.
     std::string spool_full_refusal(bool break_glass) const;
     Json event_for(const char* type, const CheckSession& session) const;
@@ -200,6 +208,8 @@ private:
     audit::RefusalLimiter m_share_denials{0, audit::k_refusal_window}; // counted only, summarised
     audit::SpoolShare m_share{audit::k_share_percent, audit::k_share_events_per_uid};
     live::Registry m_live;
+    // What each live grant was granted for (the approved check), for extend(); pruned as grants end.
+    std::unordered_map<std::string, CheckSession> m_grant_origin;
     // Recently decided requests, oldest first: bounded by count and age (live_ops.cpp).
     struct Decided {
         std::int64_t requester_uid = -1;

@@ -184,11 +184,29 @@ bool Registry::add(Session s, Clock::time_point now) {
     s.stage = Session::Stage::live;
     s.next = Clock::time_point::max();
     if (s.started_unix == 0) s.started_unix = m_effects.now_unix();
-    Clock::time_point first = s.expires;
-    if (!s.keep && m_options.warn_before.count() > 0) first = std::max(now, s.expires - m_options.warn_before);
     auto& stored = m_sessions.emplace(s.id, std::move(s)).first->second;
-    schedule(stored, first);
+    schedule(stored, first_step(stored, now));
     return true;
+}
+
+Clock::time_point Registry::first_step(const Session& s, Clock::time_point now) const {
+    if (s.keep || m_options.warn_before.count() <= 0) return s.expires;
+    return std::max(now, s.expires - m_options.warn_before);
+}
+
+std::size_t Registry::rebind(const std::string& from, const std::string& to, std::int64_t expires_unix,
+                             Clock::time_point expires, Clock::time_point now) {
+    std::size_t moved = 0;
+    for (auto& [id, s] : m_sessions) {
+        if (s.grant_id != from || s.stage == Session::Stage::ending || s.stage == Session::Stage::kept) continue;
+        s.grant_id = to;
+        s.expires_unix = expires_unix;
+        s.expires = expires;
+        s.stage = Session::Stage::live;
+        schedule(s, first_step(s, now));
+        ++moved;
+    }
+    return moved;
 }
 
 std::optional<Session> Registry::remove(pid_t pid, const std::string& grant_id) {

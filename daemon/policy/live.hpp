@@ -128,6 +128,10 @@ public:
     // sends SIGHUP and SIGTERM, and schedules SIGKILL after the grace period.
     std::vector<Ended> end_grant(const std::string& grant_id, const std::string& reason, const std::string& line,
                                  Clock::time_point now);
+    // Moves the sessions of grant `from` that are not ending to grant `to` (an approved
+    // extension), with its end: warned and ended by the new deadline. Returns how many moved.
+    std::size_t rebind(const std::string& from, const std::string& to, std::int64_t expires_unix,
+                       Clock::time_point expires, Clock::time_point now);
     // Sessions whose process is still the recorded one, oldest first.
     std::vector<Session> list();
     // The earliest step due (a warning, an end, a SIGKILL); nullopt if none.
@@ -138,6 +142,8 @@ public:
 
 private:
     void schedule(Session& s, Clock::time_point next);
+    // The first step of a session that is live: its warning, or its end (or, kept, its expiry).
+    Clock::time_point first_step(const Session& s, Clock::time_point now) const;
     Ended end(Session& s, const std::string& reason, const std::string& line, Clock::time_point now);
     // Writes `line` to the session's terminal: the one reported, else the one below its process.
     bool tell(const Session& s, const std::string& line);

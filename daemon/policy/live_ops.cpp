@@ -21,6 +21,8 @@ namespace {
 // list, is the record.
 constexpr std::size_t k_decided_max = 1000;
 constexpr std::int64_t k_decided_max_age_s = 24 * 3600;
+// The cap of waiting requests per person, as broker.cpp's k_max_pending_per_user.
+constexpr std::size_t k_max_pending_extensions = 100;
 
 std::string upper_id(std::string s) {
     for (auto& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
@@ -159,6 +161,7 @@ std::vector<Json> Broker::my_requests(const Caller& c) const {
                {"expires_in_s", std::chrono::duration_cast<std::chrono::seconds>(q->deadline - mono).count()},
                {"waiting", q->responder != nullptr}};
         if (r.kind == "sudo") j["display"] = cut(display_command(r.command, r.run_argv));
+        if (!q->extends.empty()) j["extends"] = q->extends;
         out.push_back(std::move(j));
     }
     for (const auto& d : m_decided)
@@ -228,6 +231,67 @@ OpResult Broker::release(const Caller& c, const std::string& raw_id) {
     }
     return {true, "released " + join_names(ids) +
                       (ended == 0 ? std::string() : "; ended " + text::plural(ended, "session", "sessions"))};
+}
+
+void Broker::remember_origin(const std::string& grant_id, const Request& q) {
+    const auto now = Clock::now();
+    std::erase_if(m_grant_origin, [&](const auto& kv) { return m_grants.by_id(kv.first, now) == nullptr; });
+    CheckSession origin = q.session;
+    origin.request_id.clear();
+    origin.awaiting.clear();
+    m_grant_origin.insert_or_assign(grant_id, std::move(origin));
+}
+
+OpResult Broker::extend(const Caller& c, const std::string& raw_id, const std::string& reason) {
+    const std::string id = upper_id(raw_id);
+    const grants::Grant* g = m_grants.by_id(id, Clock::now());
+    const auto origin = m_grant_origin.find(id);
+    if (g == nullptr || origin == m_grant_origin.end()) return {false, "no live grant " + esc(raw_id)};
+    // SECURITY NOTE: by the kernel's uid: only the person the grant was given to asks for more
+    // of it; the approvers then judge it like any request (and the requester cannot approve it).
+    if (g->requester_uid != static_cast<std::int64_t>(c.peer.uid))
+        return {false, "grant " + id + " is not yours; only its requester may ask to extend it"};
+    for (const auto& [rid, q] : m_requests)
+        if (q.extends == id) return {false, "request " + rid + " to extend " + id + " is already waiting"};
+    if (m_requests.count_for(requester_uid(origin->second)) >= k_max_pending_extensions ||
+        m_requests.size() >= static_cast<std::size_t>(m_config->daemon.max_pending))
+        return {false, "too many requests are waiting; try again later"};
+    if (const auto full = spool_full_refusal(false); !full.empty()) return {false, full};
+
+    Request q;
+    q.session = origin->second;
+    CheckSession& s = q.session;
+    const std::string why = trim(reason).empty() ? "extension of " + id : trim(reason);
+    s.request.reason = why.substr(0, 1024);
+    q.id = new_id("R-");
+    s.request_id = q.id;
+    q.extends = id;
+    q.approvals_needed = s.rule->approvals;
+    q.approver_groups = s.rule->approver_groups.empty() ? m_config->approval.approver_groups : s.rule->approver_groups;
+    q.created_unix = now_unix();
+    q.deadline = Clock::now() + s.rule->timeout;
+    try {
+        m_backend->prepare(q);
+    } catch (const std::exception& e) {
+        return {false, std::string("this extension cannot be sent for approval: ") + esc(e.what())};
+    }
+    Json e = event_for(audit::type::requested, s);
+    e["approvals_needed"] = q.approvals_needed;
+    e["approver_groups"] = q.approver_groups;
+    e["scope"] = config::to_string(s.rule->scope);
+    e["ttl_s"] = static_cast<std::int64_t>(s.rule->ttl.count());
+    e["timeout_s"] = static_cast<std::int64_t>(s.rule->timeout.count());
+    e["waiting"] = false;
+    e["extends"] = id;
+    m_backend->describe(e);
+    if (!audit(std::move(e))) return {false, "the audit spool cannot be written; nothing was filed"};
+    const std::string rid = q.id;
+    const std::string ttl = config::format_duration(s.rule->ttl);
+    m_backend->submit(q);
+    const std::string how = m_backend->how_to_approve(rid);
+    m_requests.add(std::move(q)); // `s` is gone with it
+    return {true, "request " + rid + " filed to extend " + id + " by " + ttl + " from its approval (" + how +
+                      "); until then " + id + " ends as before"};
 }
 
 } // namespace jitgate::broker

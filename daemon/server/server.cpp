@@ -718,6 +718,11 @@ void Server::handle_requests(Connection& c, const Json& m, const broker::Caller&
     send_items(c, m_broker.my_requests(caller));
 }
 
+void Server::handle_extend(Connection& c, const Json& m, const broker::Caller& caller) {
+    const auto q = msg::extend_from_json(m);
+    send_result(c, m_broker.extend(caller, q.id, q.reason));
+}
+
 void Server::sweep() {
     const auto now = Clock::now();
     if (now >= m_next_sweep) {

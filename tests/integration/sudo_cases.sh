@@ -627,6 +627,34 @@ case_done_ends_own_session() {
     expect_eq "$(ctl erin grants)" "no live grants" "the grant is gone"
 }
 
+case_extend_needs_a_new_approval() {
+    start "$RULES_SESSIONS"
+    sudo_bg alice -- /usr/bin/sleep 300
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    local grant; grant="$(wait_session alice)"
+    local rc=0 out; out="$(ctl mallory extend "$grant" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "mallory cannot extend alice's grant"
+    expect_contains "$(ctl alice extend "$grant" --reason "reindex runs long")" "request R-[0-9A-Z]{10} filed to extend $grant"
+    local ext; ext="$(wait_pending 1)"
+    expect_contains "$(ctl bob pending)" "extends: grant $grant"
+    expect_contains "$(ctl alice requests)" "^$ext  pending"
+    rc=0; out="$(ctl alice approve "$ext" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "no self-approval of an extension"
+    # approved ~2s after the first: the new 4s grant ends ~2s after the old one
+    sleep 1.5
+    ctl bob approve "$ext" >/dev/null
+    local i; for i in $(seq 1 100); do ctl alice grants | has "^$grant " || break; sleep 0.05; done
+    ctl alice grants | has "^$grant " && ns_die "the old grant $grant never expired"
+    sleep 0.5
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "the extended session ended at the old grant's expiry"
+    local now; now="$(wait_session alice)"
+    [ "$now" != "$grant" ] || ns_die "the session still runs under the old grant $grant"
+    expect_journal access.approved "\"extends\":\"$grant\""
+    ctl bob revoke "$now" >/dev/null
+    ended_within 3
+}
+
 case_requests_show_own_decisions() {
     start "$RULES_SESSIONS"
     sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "filed"

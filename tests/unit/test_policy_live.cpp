@@ -192,6 +192,24 @@ TEST(LiveRegistry, ASessionReportedWithoutTerminalIsToldOnTheOneBelowIt) {
     EXPECT_EQ(w.lines[0].first, "/dev/pts/9");
 }
 
+TEST(LiveRegistry, AnApprovedExtensionMovesSessionsToTheNewDeadline) {
+    FakeWorld w;
+    w.procs[400] = 1;
+    live::Registry reg(w.effects());
+    reg.set_options({2s, 1s, 16});
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(reg.add(session_of(400, t0 + 10s, "G-OLD"), t0));
+    reg.tick(t0 + 8s); // warned
+    EXPECT_EQ(w.lines.size(), 1u);
+    EXPECT_EQ(reg.rebind("G-OLD", "G-NEW", 1'700'000'900, t0 + 100s, t0 + 9s), 1u);
+    EXPECT_TRUE(reg.tick(t0 + 10s).empty()) << "the old deadline no longer ends it";
+    EXPECT_TRUE(w.signals.empty());
+    EXPECT_EQ(*reg.next_deadline(), t0 + 98s) << "warned again before the new end";
+    const auto ended = reg.tick(t0 + 100s);
+    ASSERT_EQ(ended.size(), 1u);
+    EXPECT_EQ(ended[0].session.grant_id, "G-NEW");
+}
+
 TEST(LiveRegistry, BoundedAndGoneSessionsMakeRoom) {
     FakeWorld w;
     live::Registry reg(w.effects());
@@ -419,6 +437,35 @@ TEST_F(BrokerLiveTest, RequestsShowTheCallersOwnDecisions) {
     EXPECT_EQ(mine[0]["outcome"], "approved");
     EXPECT_EQ(mine[0]["grant_id"], grant);
     EXPECT_TRUE(b->my_requests(user("mallory", 2005)).empty());
+}
+
+TEST_F(BrokerLiveTest, ExtendFilesANewRequestThatNeedsApproval) {
+    auto b = make();
+    const std::string grant = approved(*b);
+    EXPECT_FALSE(b->extend(user("mallory", 2005), grant, "").ok) << "not the requester";
+    EXPECT_FALSE(b->extend(user("bob", 2002), grant, "").ok) << "nor an approver";
+    const auto r = b->extend(user("nobody", 65534), grant, "migration runs long");
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(b->pending_count(), 1u) << "a request, not a renewal";
+    EXPECT_FALSE(b->extend(user("nobody", 65534), grant, "").ok) << "one waiting extension per grant";
+    broker::Caller bob;
+    bob.name = "bob";
+    bob.peer.uid = 2002;
+    bob.groups = {"approvers"};
+    const auto pending = b->pending(bob);
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_EQ(pending[0]["extends"], grant);
+    EXPECT_EQ(pending[0]["reason"], "migration runs long");
+    broker::Caller self;
+    self.name = "nobody";
+    self.peer.uid = 65534;
+    self.groups = {"approvers"};
+    EXPECT_FALSE(b->approve(self, pending[0]["id"].get<std::string>()).ok) << "no self-approval";
+    ASSERT_TRUE(b->approve(bob, pending[0]["id"].get<std::string>()).ok);
+    const auto sessions = b->sessions(user("root", 0));
+    ASSERT_EQ(sessions.size(), 1u);
+    EXPECT_NE(sessions[0]["grant_id"], grant) << "the session moved to the new grant";
+    EXPECT_NE(journal().find("\"extends\":\"" + grant + "\""), std::string::npos);
 }
 
 TEST_F(BrokerLiveTest, TheFinishedReportForgetsTheSession) {

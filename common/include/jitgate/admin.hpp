@@ -28,6 +28,7 @@ inline constexpr const char* k_ping = "ping";
 inline constexpr const char* k_sessions = "sessions";
 inline constexpr const char* k_done = "done";
 inline constexpr const char* k_requests = "requests";
+inline constexpr const char* k_extend = "extend";
 inline constexpr const char* k_item = "item";
 inline constexpr const char* k_end = "end";
 inline constexpr const char* k_ok = "ok";
@@ -82,6 +83,15 @@ DoneRequest done_from_json(const Json& j);
 struct RequestsRequest {};
 Json to_json(const RequestsRequest& r);
 RequestsRequest requests_from_json(const Json& j);
+
+// {"type":"extend","id":ID,"reason":TEXT}: the requester asks for a new grant for the same
+// action as grant ID, to be approved like any request.
+struct ExtendRequest {
+    std::string id;
+    std::string reason; // absent or null reads as ""
+};
+Json to_json(const ExtendRequest& r);
+ExtendRequest extend_from_json(const Json& j);
 
 // {"type":"status"}: the daemon's counters.
 struct StatusRequest {};
