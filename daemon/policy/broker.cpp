@@ -619,9 +619,10 @@ void Broker::finished(const msg::FinishedReport& f, const identity::Peer& peer) 
     if (f.status_type == "exec_error") e["exec_errno"] = f.exec_errno;
     if (f.duration_ms >= 0) e["duration_ms"] = f.duration_ms;
     // The front end that reports is the process that was recorded (the kernel's pid).
-    if (const auto ended = m_live.remove(peer.pid, {});
-        ended && ended->stage != live::Session::Stage::live && ended->stage != live::Session::Stage::warned)
-        e["ended_by"] = ended->end_reason.empty() ? "kept" : ended->end_reason;
+    if (const auto ended = m_live.remove(peer.pid, {}); ended && ended->stage == live::Session::Stage::ending)
+        e["ended_by"] = ended->end_reason;
+    else if (ended && ended->stage == live::Session::Stage::kept)
+        e["kept_after_expiry"] = true;
     audit(std::move(e));
 }
 
@@ -639,8 +640,10 @@ void Broker::session(const msg::SessionReport& r, const identity::Peer& peer) {
     if (r.event == "closed" && r.duration_ms >= 0) e["duration_ms"] = r.duration_ms;
     if (r.event == "opened") {
         track_login(r, peer);
-    } else if (const auto ended = m_live.remove(peer.pid, {}); ended && !ended->end_reason.empty()) {
+    } else if (const auto ended = m_live.remove(peer.pid, {}); ended && ended->stage == live::Session::Stage::ending) {
         e["ended_by"] = ended->end_reason;
+    } else if (ended && ended->stage == live::Session::Stage::kept) {
+        e["kept_after_expiry"] = true;
     }
     audit(std::move(e));
 }

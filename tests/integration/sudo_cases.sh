@@ -606,6 +606,7 @@ case_session_kept_on_expiry_keep() {
     expect_journal session.kept_after_expiry "\"request_id\":\"$id\""
     sudo_wait; expect_eq "$RC" 0 "the command ran to its end"
     expect_no_journal session.ended_by_expiry
+    expect_journal command.finished '"exit_status":0.*"kept_after_expiry":true'
 }
 
 case_done_ends_own_session() {
