@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -90,6 +91,8 @@ void print_pending(const Json& q) {
     if (q.contains("window")) std::printf("    window:  %s\n", str(q, "window").c_str());
     if (!q.value("approvers", Json::array()).empty())
         std::printf("    approved so far by: %s\n", joined(q["approvers"]).c_str());
+    if (q.contains("extends"))
+        std::printf("    extends: grant %s (its live sessions go on under the new grant)\n", str(q, "extends").c_str());
 }
 
 void print_grant(const Json& g) {
@@ -104,6 +107,53 @@ void print_grant(const Json& g) {
     if (g.contains("window")) std::printf("    window:  %s\n", str(g, "window").c_str());
     if (g.contains("display"))
         std::printf("    command: %s   run as: %s\n", str(g, "display").c_str(), str(g, "runas").c_str());
+}
+
+void print_session(const Json& s) {
+    const std::int64_t started = s.value("started", std::int64_t{0});
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    std::string state;
+    if (s.contains("ending")) state = "  [ending: " + str(s, "ending") + "]";
+    if (s.value("kept", false)) state = "  [kept past its grant: on_expiry keep]";
+    const std::int64_t left = s.value("expires_in_s", std::int64_t{0});
+    std::printf("%s  %s  %s  pid %s  tty %s  started %s ago  time left %s%s%s\n", str(s, "grant_id").c_str(),
+                str(s, "user").c_str(), str(s, "kind").c_str(), str(s, "pid").c_str(),
+                str(s, "tty").empty() ? "-" : str(s, "tty").c_str(), age(now - started).c_str(),
+                left > 0 ? age(left).c_str() : "0s", str(s, "on_expiry") == "keep" ? " (then kept)" : "",
+                state.c_str());
+    std::printf("    %s   request %s\n", str(s, "what").c_str(), str(s, "request_id").c_str());
+}
+
+void print_my_request(const Json& q) {
+    if (str(q, "state") == "pending") {
+        std::printf("%s  pending  %s  approvals %zu/%s (%s), expires in %s%s\n", str(q, "id").c_str(),
+                    str(q, "kind").c_str(), q.value("approvers", Json::array()).size(),
+                    str(q, "approvals_needed").c_str(), joined(q.value("approver_groups", Json::array())).c_str(),
+                    age(q.value("expires_in_s", 0)).c_str(), q.value("waiting", false) ? "" : "  [filed]");
+        if (q.contains("extends")) std::printf("    extends grant %s\n", str(q, "extends").c_str());
+    } else {
+        std::printf("%s  %s  %s%s\n", str(q, "id").c_str(), str(q, "outcome").c_str(), str(q, "kind").c_str(),
+                    q.contains("grant_id") ? ("  grant " + str(q, "grant_id")).c_str() : "");
+        if (!str(q, "message").empty()) std::printf("    %s\n", str(q, "message").c_str());
+    }
+    if (q.contains("display")) std::printf("    command: %s\n", str(q, "display").c_str());
+}
+
+// A listing: one JSON object a line, or each item printed, or `none` when there is nothing.
+int cmd_list(const client::Options& opts, const Json& request, bool json, void (*print)(const Json&),
+             const char* none) {
+    std::vector<Json> replies;
+    if (int rc = talk(opts, request, replies)) return rc;
+    const auto items = items_of(replies);
+    for (const auto& item : items) {
+        if (json)
+            std::printf("%s\n", item.dump().c_str());
+        else
+            print(item);
+    }
+    if (!json && items.empty()) std::printf("%s\n", none);
+    return k_exit_ok;
 }
 
 bool is_directory(const std::string& path) {
@@ -139,6 +189,22 @@ int cmd_grants(const client::Options& opts, bool json) {
     }
     if (!json && items.empty()) std::printf("no live grants\n");
     return k_exit_ok;
+}
+
+int cmd_sessions(const client::Options& opts, bool json) {
+    return cmd_list(opts, msg::to_json(msg::SessionsRequest{}), json, print_session, "no live sessions under grants");
+}
+
+int cmd_requests(const client::Options& opts, bool json) {
+    return cmd_list(opts, msg::to_json(msg::RequestsRequest{}), json, print_my_request, "no requests of yours");
+}
+
+int cmd_done(const client::Options& opts, const std::string& id) {
+    return cmd_simple(opts, msg::to_json(msg::DoneRequest{id}));
+}
+
+int cmd_extend(const client::Options& opts, const std::string& id, const std::string& reason) {
+    return cmd_simple(opts, msg::to_json(msg::ExtendRequest{id, reason}));
 }
 
 int cmd_approve(const client::Options& opts, const std::string& id) {

@@ -26,6 +26,13 @@ int cmd_grants(const client::Options& opts, bool json);
 int cmd_approve(const client::Options& opts, const std::string& id);
 int cmd_deny(const client::Options& opts, const std::string& id, const std::string& reason);
 int cmd_revoke(const client::Options& opts, const std::string& id, const std::string& reason);
+// The live sessions under grants; the caller's own requests; ending the caller's grant(s) early
+// (`id` empty: all of them). docs/sessions.md.
+int cmd_sessions(const client::Options& opts, bool json);
+int cmd_requests(const client::Options& opts, bool json);
+int cmd_done(const client::Options& opts, const std::string& id);
+// Asks for a new approval to extend the caller's grant `id` (docs/sessions.md).
+int cmd_extend(const client::Options& opts, const std::string& id, const std::string& reason);
 int cmd_status(const client::Options& opts, bool json);
 int cmd_audit_status(const client::Options& opts, bool json);
 

@@ -30,7 +30,11 @@ void usage(std::FILE* out) {
         "  approve ID                     approve a request (you must be an approver, not the requester)\n"
         "  deny ID --reason TEXT          deny a request; the requester sees the reason\n"
         "  grants [--json]                live grants\n"
-        "  revoke GRANT_ID [--reason T]   end a grant now\n"
+        "  revoke GRANT_ID [--reason T]   end a grant now, and the sessions it admitted\n"
+        "  sessions [--json]              live privileged sessions under grants\n"
+        "  done [GRANT_ID]                end your own grant early (all of yours if none named)\n"
+        "  requests [--json]              your own requests: waiting and recently decided\n"
+        "  extend GRANT_ID [--reason T]   ask for a new approval to extend your grant\n"
         "  status [--json]                daemon status\n"
         "  audit verify [DIR|FILE]        check the spool's hash chain and seq gaps (default: the config's spool)\n"
         "  audit verify --against-store [DIR]\n"
@@ -118,6 +122,10 @@ int run(int argc, char** argv) {
     if (cmd == "pending") return cmd_pending(opts, flag("--json"));
     if (cmd == "grants") return cmd_grants(opts, flag("--json"));
     if (cmd == "status") return cmd_status(opts, flag("--json"));
+    if (cmd == "sessions") return cmd_sessions(opts, flag("--json"));
+    if (cmd == "requests") return cmd_requests(opts, flag("--json"));
+    if (cmd == "extend" && args.size() >= 2) return cmd_extend(opts, args[1], option("--reason").value_or(""));
+    if (cmd == "done" && args.size() <= 2) return cmd_done(opts, args.size() == 2 ? args[1] : std::string());
     if (cmd == "approve" && args.size() == 2) return cmd_approve(opts, args[1]);
     if (cmd == "deny" && args.size() >= 2) {
         const auto reason = option("--reason");

@@ -24,6 +24,12 @@ inline constexpr const char* allowed_by_rule = "access.allowed_by_rule";
 inline constexpr const char* allowed_by_grant = "access.allowed_by_grant";
 inline constexpr const char* break_glass = "access.break_glass";
 inline constexpr const char* grant_revoked = "grant.revoked";
+inline constexpr const char* grant_released = "grant.released"; // the requester ended it early (jitgatectl done)
+// A live session under a grant ended because the grant expired, or was revoked or released
+// (docs/sessions.md); kept: on_expiry: keep let it outlive its grant.
+inline constexpr const char* session_ended_by_expiry = "session.ended_by_expiry";
+inline constexpr const char* session_ended_by_revoke = "session.ended_by_revoke";
+inline constexpr const char* session_kept_after_expiry = "session.kept_after_expiry";
 inline constexpr const char* command_finished = "command.finished";
 // A program that a command run under sudo's intercept mode executed, and what jitgate said.
 inline constexpr const char* command_intercepted = "command.intercepted";

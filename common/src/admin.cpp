@@ -71,6 +71,41 @@ RevokeRequest revoke_from_json(const Json& j) {
     return r;
 }
 
+Json to_json(const SessionsRequest&) {
+    return Json{{"type", k_sessions}};
+}
+SessionsRequest sessions_from_json(const Json& j) {
+    require_type(j, k_sessions);
+    return {};
+}
+
+Json to_json(const DoneRequest& r) {
+    return Json{{"type", k_done}, {"id", r.id}};
+}
+DoneRequest done_from_json(const Json& j) {
+    require_type(j, k_done);
+    return DoneRequest{wire::optional_string(j, "id")};
+}
+
+Json to_json(const RequestsRequest&) {
+    return Json{{"type", k_requests}};
+}
+RequestsRequest requests_from_json(const Json& j) {
+    require_type(j, k_requests);
+    return {};
+}
+
+Json to_json(const ExtendRequest& r) {
+    return Json{{"type", k_extend}, {"id", r.id}, {"reason", r.reason}};
+}
+ExtendRequest extend_from_json(const Json& j) {
+    require_type(j, k_extend);
+    ExtendRequest r;
+    r.id = wire::require_string(j, "id");
+    r.reason = wire::optional_string(j, "reason");
+    return r;
+}
+
 Json to_json(const StatusRequest&) {
     return Json{{"type", k_status}};
 }

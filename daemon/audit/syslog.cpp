@@ -216,6 +216,13 @@ std::string summary_of(const Json& event) {
         phrase = "grant" + (f("grant_id").empty() ? "" : " " + f("grant_id")) + " revoked";
         if (!f("revoked_by").empty()) phrase += " by " + f("revoked_by");
         if (!f("reason").empty()) phrase += ": " + f("reason");
+    } else if (type == type::grant_released) {
+        phrase = "grant" + (f("grant_id").empty() ? "" : " " + f("grant_id")) + " released early by its requester";
+    } else if (type == type::session_ended_by_expiry || type == type::session_ended_by_revoke) {
+        phrase = "session (pid " + f("pid") + (f("tty").empty() ? "" : ", tty " + f("tty")) + ") under grant " +
+                 f("grant_id") + " ended: " + f("reason");
+    } else if (type == type::session_kept_after_expiry) {
+        phrase = "session (pid " + f("pid") + ") kept after grant " + f("grant_id") + " expired (on_expiry: keep)";
     } else if (type == type::command_finished) {
         phrase = !f("signal").empty()
                      ? "killed by signal " + f("signal")
@@ -284,7 +291,9 @@ int severity_for(const std::string& event_type) noexcept {
     constexpr int k_info = 6;
     const std::string_view t = event_type;
     if (t == type::break_glass) return k_severity_alert;
-    if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error || t == type::grant_revoked)
+    if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error ||
+        t == type::grant_revoked || t == type::session_ended_by_expiry || t == type::session_ended_by_revoke ||
+        t == type::session_kept_after_expiry)
         return k_severity_warning;
     if (t == type::approved || t == type::auto_approved || t == type::approval_recorded || t == type::allowed_by_rule ||
         t == type::allowed_by_grant || t == type::command_finished || t == type::command_intercepted ||

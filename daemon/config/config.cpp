@@ -72,7 +72,7 @@ std::string local_host_name() {
 // ---------------------------------------------------------------------------------------------
 // The parser.
 
-const SectionSpec k_top_spec{{"host", "daemon", "approval", "break_glass", "audit", "windows", "rules"},
+const SectionSpec k_top_spec{{"host", "daemon", "approval", "break_glass", "audit", "windows", "rules", "sessions"},
                              {{"socket", "daemon"},
                               {"max_clients", "daemon"},
                               {"max_pending", "daemon"},
@@ -102,12 +102,13 @@ const SectionSpec k_store_spec{{"url", "format", "ca_file", "client_cert", "clie
                                 "splunk_index", "splunk_sourcetype"},
                                {}};
 const SectionSpec k_break_glass_spec{{"group", "min_reason_length"}, {}};
+const SectionSpec k_sessions_spec{{"warn_before", "grace"}, {}};
 const SectionSpec k_audit_spec{
     {"spool_dir", "spool_max_size", "segment_size", "when_spool_full", "syslog", "syslog_socket", "store"},
     {{"url", "store"}, {"format", "store"}, {"token_file", "store"}}};
 const SectionSpec k_rule_spec{{"name", "approvals", "ttl", "scope", "reason", "ticket_pattern", "timeout",
                                "approver_groups", "noninteractive", "message", "match", "action", "intercept",
-                               "auto_approve", "auto_approve_sod"},
+                               "auto_approve", "auto_approve_sod", "on_expiry"},
                               {{"kind", "match"},
                                {"when", "match"},
                                {"unless", "match"},
@@ -123,9 +124,9 @@ const SectionSpec k_match_spec{
 const SectionSpec k_match_host_spec{{"environment", "tags"}, {}};
 
 // Keys that only a require_approval rule may set.
-constexpr std::array<std::string_view, 10> k_approval_only_keys{
-    "approvals",      "ttl",          "scope",           "reason", "ticket_pattern", "timeout", "approver_groups",
-    "noninteractive", "auto_approve", "auto_approve_sod"};
+constexpr std::array<std::string_view, 11> k_approval_only_keys{
+    "approvals",      "ttl",          "scope",            "reason",   "ticket_pattern", "timeout", "approver_groups",
+    "noninteractive", "auto_approve", "auto_approve_sod", "on_expiry"};
 const SectionSpec k_window_spec{{"timezone", "weekly", "dates", "file"}, {}};
 const SectionSpec k_weekly_spec{{"days", "from", "to"}, {}};
 const SectionSpec k_dates_spec{{"from", "to", "label"}, {}};
@@ -147,6 +148,7 @@ private:
     void parse_daemon(const Entries& top, Config::Daemon& daemon);
     void parse_approval(const Entries& top, Config::Approval& approval);
     void parse_break_glass(const Entries& top, Config::BreakGlass& break_glass);
+    void parse_sessions(const Entries& top, Config::Sessions& sessions);
     void parse_audit(const Entries& top, Config::Audit& audit);
     void parse_rules(const Entries& top, std::vector<Rule>& rules);
     void parse_rule(const YAML::Node& node, std::size_t number, std::vector<Rule>& rules);
@@ -173,6 +175,7 @@ Config Parser::parse(const YAML::Node& root) {
             parse_daemon(top, config.daemon);
             parse_approval(top, config.approval);
             parse_break_glass(top, config.break_glass);
+            parse_sessions(top, config.sessions);
             parse_audit(top, config.audit);
             parse_windows(top, config.windows);
             parse_rules(top, config.rules);
@@ -291,6 +294,17 @@ void Parser::parse_break_glass(const Entries& top, Config::BreakGlass& break_gla
         } else {
             break_glass.min_reason_length = static_cast<std::size_t>(*v);
         }
+    }
+}
+
+void Parser::parse_sessions(const Entries& top, Config::Sessions& sessions) {
+    const Where where{"sessions", "sessions.", "in 'sessions'", ""};
+    const Entries e = section(top, "sessions", k_top_where, where, k_sessions_spec);
+    if (auto v = duration_value(where, find(e, "warn_before"))) {
+        sessions.warn_before = *v;
+    }
+    if (auto v = duration_value(where, find(e, "grace"))) {
+        sessions.grace = *v;
     }
 }
 
@@ -455,6 +469,10 @@ void Parser::parse_rule(const YAML::Node& node, std::size_t number, std::vector<
         rule.intercept = *v;
     }
     parse_auto_approve(e, where, rule);
+    if (auto v =
+            enum_value<OnExpiry>(where, find(e, "on_expiry"), {{"end", OnExpiry::end}, {"keep", OnExpiry::keep}})) {
+        rule.on_expiry = *v;
+    }
     rules.push_back(std::move(rule));
 }
 
@@ -760,6 +778,13 @@ void Checker::check_top() {
     if (!c.break_glass.group.empty() && c.break_glass.group.front() == '%') {
         add("break_glass.group", 0,
             "break_glass.group is a group name without '%': write " + shown(c.break_glass.group.substr(1)));
+    }
+    if (c.sessions.warn_before < Seconds::zero() || c.sessions.warn_before > std::chrono::hours(1)) {
+        add("sessions.warn_before", 0,
+            "sessions.warn_before must be 0s..1h, got " + format_duration(c.sessions.warn_before));
+    }
+    if (c.sessions.grace < Seconds(1) || c.sessions.grace > std::chrono::minutes(5)) {
+        add("sessions.grace", 0, "sessions.grace must be 1s..5m, got " + format_duration(c.sessions.grace));
     }
     if (c.break_glass.min_reason_length < 1) {
         add("break_glass.min_reason_length", 0,
@@ -1132,6 +1157,10 @@ const char* to_string(Action a) noexcept {
         return "require_approval";
     }
     return "require_approval";
+}
+
+const char* to_string(OnExpiry o) noexcept {
+    return o == OnExpiry::keep ? "keep" : "end";
 }
 
 const char* to_string(Scope s) noexcept {

@@ -21,6 +21,8 @@ namespace jitgate::config {
 enum class Action { allow, deny, require_approval };
 enum class Scope { command, session, login };
 enum class NonInteractive { file, wait }; // sudo -n without a grant: file the request and deny, or wait
+// What happens to the live sessions a grant admitted when it expires (docs/sessions.md).
+enum class OnExpiry { end, keep };
 
 struct HostMatch {
     std::vector<std::string> environments; // empty: any; else the host's environment must be one
@@ -86,7 +88,8 @@ struct Rule {
     Seconds timeout{std::chrono::minutes(10)}; // how long a request may wait
     std::vector<std::string> approver_groups;  // empty: approval.approver_groups
     NonInteractive noninteractive = NonInteractive::file;
-    std::string message; // shown to the user on deny/approval prompt
+    std::string message;                // shown to the user on deny/approval prompt
+    OnExpiry on_expiry = OnExpiry::end; // live sessions end with the grant (docs/sessions.md)
     // The command must run under sudo's intercept mode (sudoers `Defaults intercept`), so that
     // every program it executes is checked too (docs/intercept.md); a sudo without it is denied.
     bool intercept = false;
@@ -132,6 +135,11 @@ struct Config {
             int line = 0;                                                 // where 'service' starts (for messages)
         } service;
     } approval;
+    // Live sessions under grants (docs/sessions.md).
+    struct Sessions {
+        Seconds warn_before{std::chrono::minutes(2)}; // warning on the terminal before the end; 0: none
+        Seconds grace{5};                             // SIGTERM → SIGKILL
+    } sessions;
     struct BreakGlass {
         std::string group; // empty: break-glass disabled
         std::size_t min_reason_length = 10;
@@ -185,5 +193,6 @@ std::vector<Problem> validate(const Config& config);
 
 const char* to_string(Action a) noexcept;
 const char* to_string(Scope s) noexcept;
+const char* to_string(OnExpiry o) noexcept;
 
 } // namespace jitgate::config

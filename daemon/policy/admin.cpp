@@ -94,6 +94,7 @@ std::vector<Json> Broker::pending(const Caller& /*caller*/) const {
             j["login_uid"] = q->session.requester.login_uid;
             j["login_user"] = esc(q->session.requester.login_name);
         }
+        if (!q->extends.empty()) j["extends"] = q->extends; // jitgatectl extend: a new approval of the same action
         out.push_back(std::move(j));
     }
     return out;
@@ -257,7 +258,16 @@ OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std:
            {"revoked_by", esc(c.name)},
            {"reason", esc(trim(reason))}};
     audit(std::move(e));
-    return {true, "revoked " + g->id};
+    // Access ends when the grant ends: its live sessions end now, with a line saying why.
+    const std::string why = trim(reason).empty() ? std::string() : " (" + esc(trim(reason)) + ")";
+    const auto endings = m_live.end_grant(g->id, "revoke",
+                                          "jitgate: grant " + g->id + " was revoked by " + esc(c.name) + why +
+                                              "; ending this session now.",
+                                          Clock::now());
+    record_endings(endings, Json{{"revoked_by", esc(c.name)}});
+    return {true,
+            "revoked " + g->id +
+                (endings.empty() ? std::string() : "; ended " + text::plural(endings.size(), "session", "sessions"))};
 }
 
 } // namespace jitgate::broker

@@ -84,7 +84,9 @@ grants::Action action_of(const CheckSession& s) {
 
 Broker::Broker(std::shared_ptr<const config::Config> config, audit::Auditor& auditor)
     : m_config(std::move(config)), m_auditor(auditor), m_backend(std::make_unique<approval::LocalBackend>()),
-      m_started_unix(now_unix()) {}
+      m_started_unix(now_unix()) {
+    m_live.set_options({m_config->sessions.warn_before, m_config->sessions.grace});
+}
 
 Broker::~Broker() = default;
 
@@ -96,6 +98,11 @@ void Broker::set_backend(std::unique_ptr<approval::ApprovalBackend> backend) {
 void Broker::set_config(std::shared_ptr<const config::Config> config) {
     m_backend->reload(config); // throws before anything changes
     m_config = std::move(config);
+    // Sessions already recorded keep their deadlines; the warning and grace apply from now.
+    auto options = m_live.options();
+    options.warn_before = m_config->sessions.warn_before;
+    options.grace = m_config->sessions.grace;
+    m_live.set_options(options);
 }
 
 bool Broker::audit(Json event) {
@@ -203,7 +210,7 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
     return e;
 }
 
-Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decision decision, Json event) {
+Step Broker::decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event) {
     event["outcome"] = msg::to_string(decision.outcome);
     event["message"] = decision.message;
     if (!decision.grant_id.empty()) event["grant_id"] = decision.grant_id;
@@ -214,6 +221,7 @@ Step Broker::decide(CheckSession& /*session*/, Responder& responder, msg::Decisi
         decision.outcome = msg::Outcome::error;
         decision.message = k_spool_unwritable;
     }
+    if (decision.allow) track(session, decision);
     ++m_decisions;
     responder.decide(decision);
     return Step::done;
@@ -566,6 +574,8 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
 }
 
 void Broker::conclude(Request& q, const msg::Decision& decision) {
+    remember_decision(q, decision);
+    if (decision.allow && q.live != nullptr) track(*q.live, decision);
     if (q.responder != nullptr) {
         if (q.live != nullptr) q.live->request_id.clear();
         ++m_decisions;
@@ -602,6 +612,10 @@ void Broker::client_gone(CheckSession& s) {
     e["message"] = "the requester gave up while waiting (Ctrl-C, killed or disconnected)";
     e["approvers"] = it->second.approvers;
     audit(std::move(e));
+    msg::Decision gone;
+    gone.outcome = msg::Outcome::cancelled;
+    gone.message = "cancelled: the requester gave up while waiting";
+    remember_decision(it->second, gone);
     m_backend->cancel(s.request_id, "client_gone");
     m_requests.remove(s.request_id);
     s.request_id.clear();
@@ -624,6 +638,11 @@ void Broker::finished(const msg::FinishedReport& f, const identity::Peer& peer) 
     if (f.status_type == "signal") e["signal"] = f.signal;
     if (f.status_type == "exec_error") e["exec_errno"] = f.exec_errno;
     if (f.duration_ms >= 0) e["duration_ms"] = f.duration_ms;
+    // The front end that reports is the process that was recorded (the kernel's pid).
+    if (const auto ended = m_live.remove(peer.pid, {}); ended && ended->stage == live::Session::Stage::ending)
+        e["ended_by"] = ended->end_reason;
+    else if (ended && ended->stage == live::Session::Stage::kept)
+        e["kept_after_expiry"] = true;
     audit(std::move(e));
 }
 
@@ -639,6 +658,13 @@ void Broker::session(const msg::SessionReport& r, const identity::Peer& peer) {
     if (!r.request_id.empty()) e["request_id"] = esc(r.request_id);
     if (!r.grant_id.empty()) e["grant_id"] = esc(r.grant_id);
     if (r.event == "closed" && r.duration_ms >= 0) e["duration_ms"] = r.duration_ms;
+    if (r.event == "opened") {
+        track_login(r, peer);
+    } else if (const auto ended = m_live.remove(peer.pid, {}); ended && ended->stage == live::Session::Stage::ending) {
+        e["ended_by"] = ended->end_reason;
+    } else if (ended && ended->stage == live::Session::Stage::kept) {
+        e["kept_after_expiry"] = true;
+    }
     audit(std::move(e));
 }
 
@@ -694,6 +720,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.ticket = r.ticket;
     g.window = q.session.window;
     if (const auto c = extra.find("condition"); c != extra.end() && c->is_string()) g.auto_condition = *c;
+    g.keep_sessions = q.session.rule->on_expiry == config::OnExpiry::keep;
     // The TTL counts from the approval, not from the request; a service grant's exp caps it.
     g.granted_unix = now_unix();
     auto ttl_s = static_cast<std::int64_t>(q.session.rule->ttl.count());
@@ -708,6 +735,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     e["scope"] = config::to_string(g.scope);
     e["ttl_s"] = ttl_s;
     e["expires"] = g.expires_unix;
+    if (!q.extends.empty()) e["extends"] = q.extends;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     if (!audit(std::move(e))) {
         if (!m_backend->allows_local_decisions() || q.approvers.empty()) {
@@ -724,7 +752,11 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     }
     const std::string ttl = config::format_duration(seconds(ttl_s));
     const std::string grant_id = g.id;
+    const std::int64_t expires_unix_granted = g.expires_unix;
+    const Clock::time_point expires_at = g.expires;
     m_grants.add(std::move(g));
+    remember_origin(grant_id, q);
+    if (!q.extends.empty()) m_live.rebind(q.extends, grant_id, expires_unix_granted, expires_at, Clock::now());
 
     msg::Decision d;
     d.allow = true;
@@ -769,6 +801,7 @@ Json Broker::status() const {
            {"backend", m_config->approval.backend},
            {"pending", m_requests.size()},
            {"grants", m_grants.size()},
+           {"sessions", m_live.size()},
            {"decisions", m_decisions},
            {"audit_seq", m_auditor.last_seq()},
            {"audit_failures", m_audit_failures},
@@ -799,6 +832,7 @@ void Broker::close_prompt(CheckSession& s) {
 
 std::optional<Clock::time_point> Broker::next_deadline() const {
     auto next = m_requests.next_deadline();
+    if (const auto live = m_live.next_deadline(); live && (!next || *live < *next)) next = live;
     if (!m_prompt_deadlines.empty() && (!next || m_prompt_deadlines.begin()->first < *next))
         next = m_prompt_deadlines.begin()->first;
     return next;
@@ -830,6 +864,7 @@ void Broker::expire(Clock::time_point now) {
         m_backend->cancel(id, "timeout");
         conclude(q, d);
     }
+    record_endings(m_live.tick(now), Json::object());
 }
 
 } // namespace jitgate::broker

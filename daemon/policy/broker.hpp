@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "daemon/config/config.hpp"
 #include "daemon/policy/grants.hpp"
 #include "daemon/policy/identity.hpp"
+#include "daemon/policy/live.hpp"
 #include "daemon/policy/requests.hpp"
 #include "daemon/policy/rules.hpp"
 #include "daemon/policy/session.hpp"
@@ -103,6 +105,23 @@ public:
     OpResult approve(const Caller& caller, const std::string& request_id);
     OpResult deny(const Caller& caller, const std::string& request_id, const std::string& reason);
     OpResult revoke(const Caller& caller, const std::string& grant_id, const std::string& reason);
+    // Live sessions and the requester's own view (live_ops.cpp, docs/sessions.md). Who may call
+    // them at all is the handler table's (any local user); what each shows or does depends on
+    // the caller: sessions() shows root and approvers every live session, others their own;
+    // release() ends `grant_id` (empty: every live grant the caller asked for) only for its
+    // requester (by the kernel's uid) or root, records grant.released and ends its sessions;
+    // my_requests() shows the caller's own waiting requests and recent decisions.
+    std::vector<Json> sessions(const Caller& caller);
+    OpResult release(const Caller& caller, const std::string& grant_id);
+    std::vector<Json> my_requests(const Caller& caller) const;
+    // `jitgatectl extend`: files a new request for the same action as live grant `grant_id`,
+    // which needs a new approval like any other (never a silent renewal); once approved, the
+    // new grant takes over the old one's live sessions and their deadlines. Only the grant's
+    // requester (by the kernel's uid). The request does not wait on this connection: the
+    // requester follows it with `jitgatectl requests`.
+    OpResult extend(const Caller& caller, const std::string& grant_id, const std::string& reason);
+    // The live-session registry (tests; the broker feeds it from checks and reports).
+    live::Registry& live_sessions() noexcept { return m_live; }
     // Whether `caller` is in the global approver groups or any rule's (by the kernel's uid's
     // groups, never a claim).
     bool is_approver_anywhere(const Caller& caller) const;
@@ -170,6 +189,16 @@ private:
                   const Json& extra) override;
     void denied(Request& request, const char* event_type, msg::Outcome outcome, const std::string& message,
                 Json extra) override;
+    // Records a live session for an allowed sudo check under a grant (live_ops.cpp).
+    void track(const CheckSession& session, const msg::Decision& decision);
+    // Records a live login session opened under a login grant (the PAM module's report).
+    void track_login(const msg::SessionReport& report, const identity::Peer& peer);
+    // Records each ending (session.ended_by_*, session.kept_after_expiry).
+    void record_endings(const std::vector<live::Ended>& endings, const Json& extra);
+    // Remembers how request `q` was decided, for my_requests() (bounded, k_decided_*).
+    void remember_decision(const Request& q, const msg::Decision& decision);
+    // Keeps what `grant_id` was granted for (extend()) and forgets what ended grants were.
+    void remember_origin(const std::string& grant_id, const Request& q);
     // Non-empty (the user's message) when the spool is full and this action may not pass.
     std::string spool_full_refusal(bool break_glass) const;
     Json event_for(const char* type, const CheckSession& session) const;
@@ -191,6 +220,16 @@ private:
     audit::RefusalLimiter m_refusals{audit::k_refusals_per_window, audit::k_refusal_window};
     audit::RefusalLimiter m_share_denials{0, audit::k_refusal_window}; // counted only, summarised
     audit::SpoolShare m_share{audit::k_share_percent, audit::k_share_events_per_uid};
+    live::Registry m_live;
+    // What each live grant was granted for (the approved check), for extend(); pruned as grants end.
+    std::unordered_map<std::string, CheckSession> m_grant_origin;
+    // Recently decided requests, oldest first: bounded by count and age (live_ops.cpp).
+    struct Decided {
+        std::int64_t requester_uid = -1;
+        std::int64_t decided_unix = 0;
+        Json view;
+    };
+    std::deque<Decided> m_decided;
     std::uint64_t m_decisions = 0;
     std::uint64_t m_audit_failures = 0;
     std::int64_t m_started_unix = 0;

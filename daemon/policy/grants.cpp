@@ -63,6 +63,12 @@ void GrantCache::add(Grant grant) {
     m_by_key.insert_or_assign(std::move(key), std::move(grant));
 }
 
+const Grant* GrantCache::by_id(const std::string& id, Clock::time_point now) const {
+    for (const auto& [key, g] : m_by_key)
+        if (g.id == id && g.expires > now) return &g;
+    return nullptr;
+}
+
 std::optional<Grant> GrantCache::revoke(const std::string& id) {
     for (auto it = m_by_key.begin(); it != m_by_key.end(); ++it) {
         if (it->second.id == id) {

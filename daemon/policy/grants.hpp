@@ -49,6 +49,8 @@ struct Grant {
     std::vector<std::string> env; // binding::bound_env()
     std::string window;           // the time window its rule applied under (docs/config.md)
     std::string auto_condition;   // non-empty: approved automatically, by this condition
+    // The rule's on_expiry: keep (live sessions outlive the grant); else they end with it.
+    bool keep_sessions = false;
 };
 
 // What a check asks the cache about.
@@ -79,6 +81,8 @@ public:
     void add(Grant grant);
     // Removes the grant with `id`; returns it, or nullopt if unknown.
     std::optional<Grant> revoke(const std::string& id);
+    // The live grant with `id`, or nullptr; valid until the next non-const call.
+    const Grant* by_id(const std::string& id, Clock::time_point now) const;
     // Live grants, oldest first.
     std::vector<Grant> list(Clock::time_point now);
     std::size_t size() const noexcept { return m_by_key.size(); }

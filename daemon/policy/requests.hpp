@@ -35,6 +35,7 @@ struct Request {
     Clock::time_point deadline;
     std::string nonce;      // service backend: the grant must carry it back
     std::string cmd_sha256; // service backend, scope command: the grant must match it
+    std::string extends;    // `jitgatectl extend`: the grant whose live sessions the new grant takes over
 };
 
 // The waiting requests by id. Iteration and find() are those of the underlying map (no

@@ -13,10 +13,10 @@ namespace jitgate::server {
 // One entry per message type. The handlers are Server's private members (server.cpp): they
 // read the message, make the per-request checks, and answer.
 struct HandlerTable {
-    static const std::array<Handler, 11> k_entries;
+    static const std::array<Handler, 15> k_entries;
 };
 
-const std::array<Handler, 11> HandlerTable::k_entries = {{
+const std::array<Handler, 15> HandlerTable::k_entries = {{
     {msg::k_check, Privilege::root, "", &Server::handle_check},
     {msg::k_input, Privilege::anyone, "", &Server::handle_input},
     {msg::k_finished, Privilege::root, "", &Server::handle_finished},
@@ -28,6 +28,11 @@ const std::array<Handler, 11> HandlerTable::k_entries = {{
     {msg::k_revoke, Privilege::approver, "", &Server::handle_revoke},
     {msg::k_status, Privilege::anyone, "", &Server::handle_status},
     {msg::k_ping, Privilege::anyone, "", &Server::handle_ping},
+    // Any local user: each shows or ends only what is the caller's (broker, live_ops.cpp).
+    {msg::k_sessions, Privilege::local_user, "", &Server::handle_sessions},
+    {msg::k_done, Privilege::local_user, "", &Server::handle_done},
+    {msg::k_requests, Privilege::local_user, "", &Server::handle_requests},
+    {msg::k_extend, Privilege::local_user, "", &Server::handle_extend},
 }};
 
 const char* to_string(Privilege p) noexcept {

@@ -704,6 +704,25 @@ void Server::handle_ping(Connection& c, const Json& m, const broker::Caller&) {
     c.send(msg::to_json(msg::OkReply{}));
 }
 
+void Server::handle_sessions(Connection& c, const Json& m, const broker::Caller& caller) {
+    msg::sessions_from_json(m);
+    send_items(c, m_broker.sessions(caller));
+}
+
+void Server::handle_done(Connection& c, const Json& m, const broker::Caller& caller) {
+    send_result(c, m_broker.release(caller, msg::done_from_json(m).id));
+}
+
+void Server::handle_requests(Connection& c, const Json& m, const broker::Caller& caller) {
+    msg::requests_from_json(m);
+    send_items(c, m_broker.my_requests(caller));
+}
+
+void Server::handle_extend(Connection& c, const Json& m, const broker::Caller& caller) {
+    const auto q = msg::extend_from_json(m);
+    send_result(c, m_broker.extend(caller, q.id, q.reason));
+}
+
 void Server::sweep() {
     const auto now = Clock::now();
     if (now >= m_next_sweep) {

@@ -76,6 +76,10 @@ private:
     void handle_revoke(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
     void handle_status(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
     void handle_ping(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_sessions(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_done(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_requests(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
+    void handle_extend(Connection& c, const nlohmann::json& m, const broker::Caller& caller);
     // A listing: one item frame each, then end.
     void send_items(Connection& c, const std::vector<nlohmann::json>& items);
     // An operation's result: ok with its message, or an error with code denied.

@@ -17,7 +17,7 @@ RULES='rules:
 
 start() {
     ns_setup
-    printf '%s\n' "$RULES" | ns_config
+    printf '%s\n' "${1:-$RULES}" | ns_config
     ns_pam sshd <<'PAM'
 auth     required  @PAM@ socket=@SOCK@ break_glass_group=jitgate-breakglass
 account  required  @PAM@ socket=@SOCK@ break_glass_group=jitgate-breakglass
@@ -157,6 +157,47 @@ case_scp_without_grant() {
     expect_eq "$RC" 0 "scp on a live login grant"
     expect_eq "$(cat /tmp/erin-copy)" "ledger"
     rm -f /tmp/erin-copy
+}
+
+# Sessions end when the grant ends (docs/sessions.md): erin's login grant lasts 5s, with a 2s
+# warning; an ssh session opened on it (with a terminal, -tt) is warned, then ended.
+RULES_SHORT='sessions:
+  warn_before: 2s
+  grace: 1s
+rules:
+  - name: automation
+    match: {kind: login, users: [erin], services: [sshd]}
+    ttl: 5s
+    timeout: 1m'
+
+case_login_session_ended_at_expiry() {
+    start "$RULES_SHORT"
+    as_user_argv erin
+    local ssh_erin=("${AS_USER[@]}" ssh -F /dev/null -p "$PORT" -i "$T/ssh/erin" -o BatchMode=yes
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR erin@127.0.0.1)
+    RC=0; "${ssh_erin[@]}" true </dev/null >"$T/out" 2>&1 || RC=$?
+    [ "$RC" -ne 0 ] || ns_die "ssh without a grant succeeded"
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    ("${ssh_erin[@]}" -tt 'echo "on $(tty)"; exec sleep 300') </dev/null >"$T/out" 2>&1 &
+    SSH_PID=$!
+    local i grant=""
+    for i in $(seq 1 100); do
+        grant="$(ctl erin sessions --json | sed -n 's/.*"grant_id":"\(G-[0-9A-Z]*\)".*"kind":"login".*/\1/p; s/.*"kind":"login".*"grant_id":"\(G-[0-9A-Z]*\)".*/\1/p' | head -n 1)"
+        [ -n "$grant" ] && break
+        sleep 0.05
+    done
+    [ -n "$grant" ] || ns_die "no live login session under a grant: $(ctl root sessions --json)"
+    expect_contains "$(ctl bob sessions)" "^$grant  erin  login  pid [0-9]+"
+    for i in $(seq 1 160); do kill -0 "$SSH_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -0 "$SSH_PID" 2>/dev/null && ns_die "the ssh session outlived its 5s grant by 3s"
+    ssh_wait
+    expect_contains "$(cat "$T/out")" "on /dev/pts/"
+    expect_contains "$(cat "$T/out")" "jitgate: grant $grant ends in [0-9]s"
+    # The last line is written to the session's pty before the signals, but sshd may tear the
+    # connection down before it forwards it (docs/sessions.md): the journal says it was written.
+    expect_journal session.ended_by_expiry "\"grant_id\":\"$grant\".*\"kind\":\"login\".*\"reason\":\"expiry\".*\"signalled\":true.*\"tty_told\":true"
+    expect_journal session.ended_by_expiry "\"request_id\":\"$id\""
 }
 
 "case_$1"

@@ -688,8 +688,16 @@ case_intercept_deny_rule_shell_goes_on() {
     expect_journal command.intercepted "\"command\":\"/usr/bin/echo\".*\"decision\":\"allowed\""
 }
 
-case_intercept_revoked_grant_refuses() {
-    start "$RULES_INTERCEPT"
+case_intercept_expired_grant_refuses() {
+    # on_expiry keep: the shell outlives its grant (docs/sessions.md), and then nothing it runs passes
+    start "rules:
+  - name: keep-short
+    match: {kind: sudo, users: [erin]}
+    scope: session
+    ttl: 3s
+    on_expiry: keep
+${RULES_INTERCEPT#rules:
+}"
     sudoers_intercept
     mkfifo -m 0666 "$T/go"
     # `read` is a shell built-in: the shell waits for the test without running anything
@@ -698,13 +706,15 @@ case_intercept_revoked_grant_refuses() {
     approve_and_get_grant "$id"
     local i; for i in $(seq 1 100); do grep -q before "$T/out" && break; sleep 0.05; done
     expect_contains "$(cat "$T/out")" "before"
-    expect_contains "$(ctl carol revoke "$GRANT" --reason "change window closed")" "$GRANT"
+    for i in $(seq 1 100); do ctl erin grants | grep -q "$GRANT" || break; sleep 0.1; done
+    expect_not_contains "$(ctl erin grants)" "$GRANT"
     echo go >"$T/go"
     sudo_wait; expect_eq "$RC" 0 "the shell itself ends normally"
     expect_not_contains "$(cat "$T/out")" "^after$"
     expect_contains "$(cat "$T/out")" "after-rc=126"
     expect_contains "$(cat "$T/err")" "jitgate: denied: /usr/bin/echo \\(run inside sudo\\): grant $GRANT that admitted this sudo has expired or was revoked"
     expect_journal command.intercepted "\"decision\":\"denied\".*\"why\":\"grant_gone\""
+    expect_journal session.kept_after_expiry "\"grant_id\":\"$GRANT\""
     expect_eq "$(journal_count access.requested)" 1 "a refused sub-command files no request"
 }
 
@@ -768,6 +778,164 @@ case_intercept_loader_env_refused() {
     expect_contains "$(cat "$T/out")" "plain-rc=0"
     expect_contains "$(cat "$T/err")" "jitgate: denied: /usr/bin/true \\(run inside sudo\\): its environment sets LD_PRELOAD"
     expect_journal command.intercepted '"decision":"denied".*"env_code_loading":\["LD_PRELOAD"\].*"why":"code_loading_env"'
+}
+
+# --- Sessions end when the grant ends (docs/sessions.md) ---------------------------------------
+# The smallest times the config allows keep each case to a few seconds: a 2s warning, a 1s grace.
+RULES_SESSIONS='sessions:
+  warn_before: 2s
+  grace: 1s
+rules:
+  - name: kept
+    match: {kind: sudo, commands: ["/usr/bin/sleep 3"]}
+    scope: command
+    ttl: 1s
+    on_expiry: keep
+  - name: short
+    match: {kind: sudo, commands: ["/usr/bin/sleep *"]}
+    scope: session
+    ttl: 4s
+  - name: long
+    match: {kind: sudo}
+    scope: session
+    ttl: 15m'
+
+# sudo_on_tty USER ARGS...: sudo at a fresh terminal in the background (all the terminal shows,
+# the daemon's lines included, goes to $T/tty.out); sets SUDO_PID (script's).
+sudo_on_tty() {
+    local user="$1"; shift
+    as_user_argv "$user"
+    on_tty "" "${AS_USER[@]}" sudo "$@" >"$T/tty.out" 2>&1 &
+    SUDO_PID=$!
+}
+
+# wait_session USER: waits until USER has a live session under a grant; prints its grant id.
+wait_session() {
+    local i out
+    for i in $(seq 1 100); do
+        out="$(ctl "$1" sessions --json | sed -n 's/.*"grant_id":"\(G-[0-9A-Z]*\)".*/\1/p' | head -n 1)"
+        [ -n "$out" ] && { printf '%s\n' "$out"; return 0; }
+        sleep 0.05
+    done
+    ns_die "no live session of $1 under a grant: $(ctl root sessions 2>&1)"
+}
+
+# ended_within SECONDS: sudo (SUDO_PID) ends within SECONDS; sets RC.
+ended_within() {
+    local i
+    for i in $(seq 1 $(($1 * 20))); do kill -0 "$SUDO_PID" 2>/dev/null || { sudo_wait; return 0; }; sleep 0.05; done
+    ns_die "sudo still runs $1 s later: $(cat "$T/tty.out" 2>/dev/null)"
+}
+
+case_session_warned_then_ended_at_expiry() {
+    start "$RULES_SESSIONS"
+    sudo_on_tty alice /usr/bin/sleep 300
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    local grant; grant="$(wait_session alice)"
+    local listing; listing="$(ctl alice sessions)"
+    expect_contains "$listing" "^$grant  alice  sudo  pid [0-9]+  tty /dev/pts/[0-9]+  started .* time left [0-9]s"
+    expect_contains "$listing" "/usr/bin/sleep 300"
+    expect_eq "$(ctl mallory sessions)" "no live sessions under grants" "mallory sees nobody else's session"
+    ended_within 8
+    local tty; tty="$(cat "$T/tty.out")"
+    expect_contains "$tty" "jitgate: grant $grant ends in [0-9]s \\(at [0-9:]+ UTC\\); this session will then be ended"
+    expect_contains "$tty" "jitgate: grant $grant has expired; ending this session now"
+    expect_journal session.ended_by_expiry "\"grant_id\":\"$grant\".*\"reason\":\"expiry\".*\"signalled\":true.*\"tty\":\"/dev/pts/[0-9]+\""
+    expect_journal session.ended_by_expiry "\"request_id\":\"$id\""
+    expect_journal command.finished "\"ended_by\":\"expiry\""
+    # the warning came before the end: at least ~2 s between approval and the end
+    expect_eq "$(ctl alice sessions)" "no live sessions under grants" "nothing left"
+}
+
+case_session_ended_by_revoke() {
+    start "$RULES_SESSIONS"
+    sudo_on_tty erin /usr/bin/sh -c 'trap "" HUP; exec /usr/bin/tail -f /dev/null'
+    local id; id="$(wait_pending 1)"
+    ctl carol approve "$id" >/dev/null
+    local grant; grant="$(wait_session erin)"
+    expect_contains "$(ctl bob revoke "$grant" --reason "incident closed")" "revoked $grant; ended 1 session"
+    ended_within 3
+    expect_contains "$(cat "$T/tty.out")" "jitgate: grant $grant was revoked by bob \\(incident closed\\); ending this session now"
+    expect_journal grant.revoked "\"grant_id\":\"$grant\""
+    expect_journal session.ended_by_revoke "\"grant_id\":\"$grant\".*\"reason\":\"revoke\".*\"revoked_by\":\"bob\""
+}
+
+case_session_kept_on_expiry_keep() {
+    start "$RULES_SESSIONS"
+    sudo_bg alice -- /usr/bin/sleep 3
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    wait_session alice >/dev/null
+    sleep 2 # the 1s grant is over; the command goes on
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "the session under on_expiry: keep was ended"
+    expect_journal session.kept_after_expiry "\"request_id\":\"$id\""
+    sudo_wait; expect_eq "$RC" 0 "the command ran to its end"
+    expect_no_journal session.ended_by_expiry
+    expect_journal command.finished '"exit_status":0.*"kept_after_expiry":true'
+}
+
+case_done_ends_own_session() {
+    start "$RULES_SESSIONS"
+    sudo_bg erin -- /usr/bin/sleep 300
+    local id; id="$(wait_pending 1)"
+    ctl carol approve "$id" >/dev/null
+    local grant; grant="$(wait_session erin)"
+    local rc=0 out; out="$(ctl mallory done "$grant" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "mallory cannot end erin's grant"
+    expect_contains "$out" "grant $grant is not yours"
+    rc=0; out="$(ctl bob done "$grant" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "nor can an approver, with done"
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "the session ended on a refused done"
+    expect_contains "$(ctl erin done)" "released $grant; ended 1 session"
+    ended_within 3
+    expect_journal grant.released "\"grant_id\":\"$grant\".*\"released_by\":\"erin\""
+    expect_journal session.ended_by_revoke "\"reason\":\"released\""
+    expect_eq "$(ctl erin grants)" "no live grants" "the grant is gone"
+}
+
+case_extend_needs_a_new_approval() {
+    start "$RULES_SESSIONS"
+    sudo_bg alice -- /usr/bin/sleep 300
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    local grant; grant="$(wait_session alice)"
+    local old_end; old_end="$(ctl alice grants --json | sed -n 's/.*"expires":\([0-9]*\).*/\1/p')"
+    [ -n "$old_end" ] || ns_die "no expiry for $grant"
+    local rc=0 out; out="$(ctl mallory extend "$grant" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "mallory cannot extend alice's grant"
+    expect_contains "$(ctl alice extend "$grant" --reason "reindex runs long")" "request R-[0-9A-Z]{10} filed to extend $grant"
+    local ext; ext="$(wait_pending 1)"
+    expect_contains "$(ctl bob pending)" "extends: grant $grant"
+    expect_contains "$(ctl alice requests)" "^$ext  pending"
+    rc=0; out="$(ctl alice approve "$ext" 2>&1)" || rc=$?
+    expect_eq "$rc" 1 "no self-approval of an extension"
+    # approved ~2s after the first: the new 4s grant ends ~2s after the old one
+    sleep 1.5
+    ctl bob approve "$ext" >/dev/null
+    # past the old grant's end (whole seconds): the session goes on under the new grant
+    local i; for i in $(seq 1 200); do [ "$(date +%s)" -gt "$old_end" ] && break; sleep 0.05; done
+    sleep 0.2
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "the extended session ended at the old grant's expiry"
+    expect_no_journal session.ended_by_expiry
+    local now; now="$(wait_session alice)"
+    [ "$now" != "$grant" ] || ns_die "the session still runs under the old grant $grant"
+    expect_journal access.approved "\"extends\":\"$grant\""
+    ctl bob revoke "$now" >/dev/null
+    ended_within 3
+}
+
+case_requests_show_own_decisions() {
+    start "$RULES_SESSIONS"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "filed"
+    local id; id="$(wait_pending 1)"
+    expect_contains "$(ctl alice requests)" "^$id  pending  sudo  approvals 0/1"
+    expect_eq "$(ctl mallory requests)" "no requests of yours" "only the caller's own"
+    ctl bob deny "$id" --reason "use the runbook" >/dev/null
+    local mine; mine="$(ctl alice requests)"
+    expect_contains "$mine" "^$id  denied  sudo"
+    expect_contains "$mine" "denied by bob: use the runbook"
+    expect_contains "$(ctl alice requests --json)" "\"outcome\":\"denied\""
 }
 
 "case_$1"

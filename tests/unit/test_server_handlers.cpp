@@ -50,12 +50,16 @@ TEST(DaemonHandlers, EveryDocumentedMessageHasOneEntryWithItsPrivilege) {
     EXPECT_EQ(entry(msg::k_deny).privilege, Privilege::local_user);
     EXPECT_EQ(entry(msg::k_status).privilege, Privilege::anyone);
     EXPECT_EQ(entry(msg::k_ping).privilege, Privilege::anyone);
+    EXPECT_EQ(entry(msg::k_sessions).privilege, Privilege::local_user);
+    EXPECT_EQ(entry(msg::k_done).privilege, Privilege::local_user);
+    EXPECT_EQ(entry(msg::k_requests).privilege, Privilege::local_user);
+    EXPECT_EQ(entry(msg::k_extend).privilege, Privilege::local_user);
     std::set<std::string> types;
     for (const auto& h : server::handlers()) {
         EXPECT_TRUE(types.insert(h.type).second) << "two entries for " << h.type;
         EXPECT_NE(h.handle, nullptr) << h.type;
     }
-    EXPECT_EQ(types.size(), 11u);
+    EXPECT_EQ(types.size(), 15u);
 }
 
 TEST(DaemonHandlers, UnknownTypesHaveNoEntry) {

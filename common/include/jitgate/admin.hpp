@@ -25,6 +25,10 @@ inline constexpr const char* k_deny = "deny";
 inline constexpr const char* k_revoke = "revoke";
 inline constexpr const char* k_status = "status";
 inline constexpr const char* k_ping = "ping";
+inline constexpr const char* k_sessions = "sessions";
+inline constexpr const char* k_done = "done";
+inline constexpr const char* k_requests = "requests";
+inline constexpr const char* k_extend = "extend";
 inline constexpr const char* k_item = "item";
 inline constexpr const char* k_end = "end";
 inline constexpr const char* k_ok = "ok";
@@ -61,6 +65,33 @@ struct RevokeRequest {
 };
 Json to_json(const RevokeRequest& r);
 RevokeRequest revoke_from_json(const Json& j);
+
+// {"type":"sessions"}: the live privileged sessions under grants (docs/sessions.md).
+struct SessionsRequest {};
+Json to_json(const SessionsRequest& r);
+SessionsRequest sessions_from_json(const Json& j);
+
+// {"type":"done","id":ID}: the requester ends grant ID early; "" (absent on the wire reads as
+// "") ends every live grant of theirs.
+struct DoneRequest {
+    std::string id;
+};
+Json to_json(const DoneRequest& r);
+DoneRequest done_from_json(const Json& j);
+
+// {"type":"requests"}: the caller's own requests, waiting and recently decided.
+struct RequestsRequest {};
+Json to_json(const RequestsRequest& r);
+RequestsRequest requests_from_json(const Json& j);
+
+// {"type":"extend","id":ID,"reason":TEXT}: the requester asks for a new grant for the same
+// action as grant ID, to be approved like any request.
+struct ExtendRequest {
+    std::string id;
+    std::string reason; // absent or null reads as ""
+};
+Json to_json(const ExtendRequest& r);
+ExtendRequest extend_from_json(const Json& j);
 
 // {"type":"status"}: the daemon's counters.
 struct StatusRequest {};
