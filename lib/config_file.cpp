@@ -2,7 +2,9 @@
 // the text forms of durations and sizes.
 #include "lib/config_file.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -74,6 +76,75 @@ std::optional<Problem> check_file_security(const std::string& path, unsigned all
         message += (message.empty() ? "" : "; and ") + w;
     }
     return Problem{path, 0, 0, message};
+}
+
+std::optional<std::string> check_directory_chain(const std::string& path, unsigned allowed_uid) {
+    if (path.empty() || path[0] != '/') return "is not an absolute path";
+    std::string dir = path.substr(0, path.find_last_of('/'));
+    for (;;) {
+        const std::string shown = dir.empty() ? "/" : dir;
+        struct stat st {};
+        if (stat(shown.c_str(), &st) != 0) return "cannot check directory " + shown + ": " + error_text(errno);
+        if (!S_ISDIR(st.st_mode)) return shown + " is not a directory";
+        if (st.st_uid != 0 && st.st_uid != allowed_uid)
+            return "directory " + shown + " is owned by uid " + std::to_string(st.st_uid) + ", not root";
+        const bool sticky_root = (st.st_mode & S_ISVTX) != 0 && st.st_uid == 0;
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !sticky_root) {
+            std::array<char, 8> mode{};
+            std::snprintf(mode.data(), mode.size(), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+            return "directory " + shown + " is group- or world-writable (mode " + mode.data() +
+                   "); fix with: chmod go-w " + shown;
+        }
+        if (dir.empty()) return std::nullopt;
+        dir.resize(dir.find_last_of('/'));
+    }
+}
+
+std::optional<Problem> read_trusted_file(const std::string& path, std::string_view what, std::size_t max_bytes,
+                                         std::string& text, unsigned allowed_uid) {
+    text.clear();
+    const auto problem = [&](const std::string& message) { return Problem{path, 0, 0, message}; };
+    if (auto why = check_directory_chain(path, allowed_uid)) return problem(std::string(what) + ": " + *why);
+    const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        const int error = errno;
+        if (error == ELOOP) return problem(std::string(what) + " is a symbolic link; name the real file");
+        return problem("cannot open " + std::string(what) + ": " + error_text(error));
+    }
+    struct stat st {};
+    std::optional<Problem> bad;
+    if (fstat(fd, &st) != 0) {
+        bad = problem("cannot check " + std::string(what) + ": " + error_text(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        bad = problem(std::string(what) + " is not a regular file");
+    } else if (st.st_uid != 0 && st.st_uid != allowed_uid) {
+        bad = problem(std::string(what) + " is owned by uid " + std::to_string(st.st_uid) +
+                      " but must be owned by root; fix with: chown root " + path);
+    } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        bad = problem(std::string(what) + " is group- or world-writable; fix with: chmod go-w " + path);
+    } else if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+        bad = problem(std::string(what) + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    if (!bad) {
+        std::array<char, 65536> buffer{};
+        // At most max_bytes + 1: a file that grows after fstat is still caught, never slurped.
+        while (text.size() <= max_bytes) {
+            const std::size_t want = std::min(buffer.size(), max_bytes + 1 - text.size());
+            const ssize_t n = read(fd, buffer.data(), want);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                bad = problem("cannot read " + std::string(what) + ": " + error_text(errno));
+                break;
+            }
+            if (n == 0) break;
+            text.append(buffer.data(), static_cast<std::size_t>(n));
+        }
+        if (!bad && text.size() > max_bytes)
+            bad = problem(std::string(what) + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    close(fd);
+    if (bad) text.clear();
+    return bad;
 }
 
 std::optional<Seconds> parse_duration(const std::string& text) {

@@ -814,6 +814,12 @@ void Checker::check_windows() {
         const std::string path = "windows." + w.name;
         if (w.name.empty()) {
             add(path, w.line, "windows: a window's name is empty");
+        } else if (!std::all_of(w.name.begin(), w.name.end(), [](char ch) {
+                       return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                              ch == '.' || ch == '_' || ch == '-';
+                   })) {
+            // Shown on terminals and written to audit records and messages as it is.
+            add(path, w.line, "windows: window name " + shown(w.name) + " may use only A-Z a-z 0-9 . _ -");
         }
         if (!seen.insert(w.name).second) {
             add(path, w.line, "windows: window " + shown(w.name) + " is defined twice");
@@ -849,6 +855,12 @@ void Checker::check_auto_approve(const Rule& rule, const std::string& path, cons
             prefix + "auto_approve with approvals: " + std::to_string(rule.approvals) +
                 " would bypass segregation of duties; remove it, or set auto_approve_sod: true to mean it");
     }
+    if (a.on_call && !rule.match.kinds.empty() &&
+        std::all_of(rule.match.kinds.begin(), rule.match.kinds.end(), [](const auto& k) { return k == "login"; })) {
+        add(at("auto_approve.on_call"), line,
+            prefix + "auto_approve.on_call cannot approve logins: a login's requester is the account itself, "
+                     "not a person (docs/config.md, \"Automatic approval\")");
+    }
     if (a.on_call && m_config.approval.on_call_file.empty()) {
         add(at("auto_approve.on_call"), line, prefix + "auto_approve.on_call needs approval.on_call_file");
     }
@@ -856,6 +868,22 @@ void Checker::check_auto_approve(const Rule& rule, const std::string& path, cons
         add(at("auto_approve.window"), line, prefix + "auto_approve.window: unknown window " + shown(a.window));
     }
     check_names(at("auto_approve.commands"), line, prefix, "auto_approve.commands", a.commands);
+    // SECURITY NOTE: a session grant is keyed without the command, so one automatically approved
+    // low-risk command would open every command of the rule to the session with nobody asked.
+    if (!a.commands.empty() && rule.scope != Scope::command) {
+        add(at("auto_approve.commands"), line,
+            prefix + "auto_approve.commands needs scope: command (a " + to_string(rule.scope) +
+                " grant would cover every command of the rule, not only the listed ones)");
+    }
+    // SECURITY NOTE: a bare program name matches any path's basename (~/journalctl, a user's
+    // own script): an automatic approval must name the program by its absolute path.
+    for (const auto& glob : a.commands) {
+        if (glob.empty() || glob[0] != '/') {
+            add(at("auto_approve.commands"), line,
+                prefix + "auto_approve.commands: " + shown(glob) +
+                    " must start with the program's absolute path (e.g. /usr/bin/journalctl)");
+        }
+    }
     // SECURITY NOTE: with backend service the central service is the approver of record and
     // signs every grant; a host approving by itself would bypass it (and its schedule hook
     // decides on-call approval there). Refused, not silently ignored.

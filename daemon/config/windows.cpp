@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <string_view>
 
 #include <date/tz.h>
@@ -24,6 +25,22 @@ const date::time_zone* zone_of(const std::string& name) noexcept {
     } catch (...) {
         return nullptr; // unknown zone, or no tzdb on the system
     }
+}
+
+// True if /usr/share/zoneinfo/`name` is a symbolic link that leads, link by link, to
+// /etc/localtime (Debian ships "localtime" so; an administrator may add others).
+bool links_to_etc_localtime(const std::string& name) {
+    if (name.find("..") != std::string::npos) return true; // not a zone name: refuse
+    std::filesystem::path path = std::filesystem::path("/usr/share/zoneinfo") / name;
+    for (int i = 0; i < 16; ++i) {
+        std::error_code ec;
+        if (!std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)) || ec) return false;
+        const auto target = std::filesystem::read_symlink(path, ec);
+        if (ec) return false;
+        path = (target.is_absolute() ? target : path.parent_path() / target).lexically_normal();
+        if (path == "/etc/localtime") return true;
+    }
+    return true; // a loop of links: not a zone
 }
 
 // Digits at text[pos, pos + n) as a number, or -1.
@@ -94,27 +111,33 @@ const config::SectionSpec k_on_call_spec{{"user", "from", "to"}, {}};
 
 // Reads `path` into `text` with its security check; a problem otherwise.
 std::optional<config::Problem> read_trusted(const std::string& path, std::string_view what, std::string& text) {
-    // SECURITY NOTE: whoever can write this file decides when access is frozen or who is
-    // approved automatically: only root (or the daemon's own user) may. Checked before reading,
-    // so a FIFO or a device at the path never blocks the daemon's event loop.
-    if (auto p = config::check_file_security(path, static_cast<unsigned>(geteuid()))) {
-        text.clear();
-        return p;
-    }
-    if (auto p = config::read_text_file(path, what, text)) return p;
-    if (text.size() > k_max_file_bytes) {
-        text.clear();
-        return config::Problem{path, 0, 0, std::string(what) + " is larger than 1 MiB"};
-    }
-    return std::nullopt;
+    // SECURITY NOTE: whoever can write this file (or a directory above it) decides when access
+    // is frozen or who is approved automatically: only root (or the daemon's own user) may.
+    // The open file itself is checked (O_NOFOLLOW|O_NONBLOCK, then fstat), so nothing can be
+    // swapped in between a check and the read, and a FIFO or a device at the path never blocks
+    // the daemon's event loop.
+    return config::read_trusted_file(path, what, k_max_file_bytes, text, static_cast<unsigned>(geteuid()));
 }
 
 } // namespace
 
 std::optional<std::string> zone_error(const std::string& zone) {
     if (zone.empty()) return "the time zone is empty";
-    if (zone_of(zone) == nullptr)
-        return "unknown time zone '" + config::escaped(zone) + "' (not in the system tzdb, /usr/share/zoneinfo)";
+    const std::string shown = "'" + config::escaped(zone) + "'";
+    // SECURITY NOTE: a window in "localtime" (or a name linked to /etc/localtime) would move
+    // whenever someone changes the host's local zone; a window names its zone.
+    if (zone == "localtime" || links_to_etc_localtime(zone))
+        return "time zone " + shown + " is the host's local zone (/etc/localtime); name the zone, e.g. Europe/Berlin";
+    const date::time_zone* z = zone_of(zone);
+    if (z == nullptr) return "unknown time zone " + shown + " (not in the system tzdb, /usr/share/zoneinfo)";
+    // locate_zone only finds the name; the zone's data is read at its first use, and a bad or
+    // unreadable file throws there. Read it now, so that is a config error, not a crash.
+    try {
+        (void)z->get_info(date::sys_seconds{});
+        (void)z->get_info(date::floor<seconds>(std::chrono::system_clock::now()));
+    } catch (const std::exception& e) {
+        return "time zone " + shown + " cannot be read from the system tzdb: " + config::escaped(e.what());
+    }
     return std::nullopt;
 }
 
@@ -133,8 +156,12 @@ std::optional<std::int64_t> local_to_unix(const std::string& zone, const std::st
     if (z == nullptr || !civil || end != text.size()) return std::nullopt;
     // choose::earliest: a repeated time is its first occurrence; a missing one is the
     // transition instant (date::time_zone::to_sys returns it for both choices).
-    const auto sys = z->to_sys(local_of(*civil), date::choose::earliest);
-    return std::chrono::duration_cast<seconds>(sys.time_since_epoch()).count();
+    try {
+        const auto sys = z->to_sys(local_of(*civil), date::choose::earliest);
+        return std::chrono::duration_cast<seconds>(sys.time_since_epoch()).count();
+    } catch (const std::exception&) {
+        return std::nullopt; // the zone's data cannot be read (zone_error says so at load)
+    }
 }
 
 std::optional<std::int64_t> parse_rfc3339(const std::string& text) {
@@ -164,12 +191,31 @@ std::optional<std::int64_t> parse_rfc3339(const std::string& text) {
 }
 
 bool holds(const config::Window& w, WallClock now) {
+    std::string error;
+    const auto held = evaluate(w, now, error);
+    return held.value_or(false);
+}
+
+std::optional<bool> evaluate(const config::Window& w, WallClock now, std::string& error) {
     const std::int64_t t = unix_of(now);
     if (period_at(w, t) != nullptr) return true;
     if (w.weekly.empty()) return false;
     const date::time_zone* z = zone_of(w.timezone);
-    if (z == nullptr) return false;
-    const auto local = z->to_local(date::sys_seconds{seconds{t}});
+    if (z == nullptr) {
+        error = "unknown time zone '" + config::escaped(w.timezone) + "'";
+        return std::nullopt;
+    }
+    date::local_seconds local;
+    try {
+        local = z->to_local(date::sys_seconds{seconds{t}});
+    } catch (const std::exception& e) {
+        // The tz file changed or broke since the config was loaded: this window cannot say.
+        error = "time zone '" + config::escaped(w.timezone) + "' cannot be read: " + config::escaped(e.what());
+        return std::nullopt;
+    } catch (...) {
+        error = "time zone '" + config::escaped(w.timezone) + "' cannot be read";
+        return std::nullopt;
+    }
     const auto day = date::floor<date::days>(local);
     const unsigned weekday = date::weekday{day}.c_encoding();
     const int minute = static_cast<int>(std::chrono::duration_cast<std::chrono::minutes>(local - day).count());

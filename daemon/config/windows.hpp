@@ -38,8 +38,12 @@ std::optional<std::int64_t> parse_rfc3339(const std::string& text);
 
 // Whether `window` holds at `now`: a weekly span by the local weekday and time of day in its
 // zone (the wall clock, so 08:00 stays 08:00 across a DST change), or a dated period
-// [from, to). False if the zone is unknown (validate() has refused such a config).
+// [from, to). False if the zone is unknown or its data cannot be read (validate() has refused
+// such a config; tzdata replaced since is caught by evaluate()). Never throws.
 bool holds(const config::Window& window, WallClock now);
+// The same, but says when the window cannot be evaluated (its zone's data cannot be read):
+// nullopt and `error` set. Callers that decide access refuse then (fail closed).
+std::optional<bool> evaluate(const config::Window& window, WallClock now, std::string& error);
 // The window named `name` in `config`, or null.
 const config::Window* find(const config::Config& config, const std::string& name);
 // What a window is shown as: its name, with the label of the dated period in effect if any.

@@ -2,14 +2,50 @@
 // require_approval rule's auto_approve conditions, judged after the reason and ticket were
 // given, and the grant that follows, recorded as access.auto_approved (never as a person's
 // access.approved).
+#include <sys/stat.h>
+
+#include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include "daemon/config/windows.hpp"
 #include "daemon/policy/binding.hpp"
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/broker_detail.hpp"
+#include "lib/config_file.hpp"
 
 namespace jitgate::broker {
+
+namespace {
+
+// Why the program at the canonical `path` is not one only root can change; nullopt if it is.
+std::optional<std::string> untrusted_program(const std::string& path) {
+    struct stat st {};
+    if (path.empty() || path[0] != '/' || lstat(path.c_str(), &st) != 0) return "cannot be checked";
+    if (!S_ISREG(st.st_mode)) return "is not a regular file";
+    if (st.st_uid != 0) return "is not owned by root";
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) return "is group- or world-writable";
+    return config::check_directory_chain(path, 0);
+}
+
+// Writes a warning to stderr, but the same one at most once a minute: the on-call file is read
+// at every check, and a broken file must not flood the journal with a line per request. A
+// different message (the file changed, another rule) is written at once.
+void warn_throttled(const std::string& message) {
+    static std::mutex mutex;
+    static std::string last;
+    static std::chrono::steady_clock::time_point last_at;
+    const auto now = std::chrono::steady_clock::now();
+    {
+        const std::lock_guard lock(mutex);
+        if (message == last && now - last_at < std::chrono::minutes(1)) return;
+        last = message;
+        last_at = now;
+    }
+    std::fprintf(stderr, "%s\n", message.c_str());
+}
+
+} // namespace
 
 std::string Broker::auto_approval(const CheckSession& s) const {
     const config::AutoApprove& a = s.rule->auto_approve;
@@ -24,15 +60,26 @@ std::string Broker::auto_approval(const CheckSession& s) const {
     std::string held;
     const auto add = [&held](const std::string& condition) { held += (held.empty() ? "" : "+") + condition; };
     if (a.on_call) {
+        // SECURITY NOTE: a login's requester is the account itself (sshd runs as root), so
+        // "on call" would approve whoever holds the account's credentials: validate() refuses
+        // on_call on a login-only rule, and a login is never approved by on_call here.
+        if (s.request.kind == "login") return {};
         // Read at each use: the on-call sync rewrites the file whenever the rota changes.
         std::vector<windows::OnCall> list;
         if (const auto error = windows::read_on_call_file(m_config->approval.on_call_file, list)) {
             // Fail closed: a broken rota approves nobody; the request goes to people.
-            std::fprintf(stderr, "jitgated: warning: no automatic approval by rule '%s' (on_call): %s\n",
-                         s.rule->name.c_str(), esc(*error).c_str());
+            warn_throttled("jitgated: warning: no automatic approval by rule '" + s.rule->name +
+                           "' (on_call): " + esc(*error));
             return {};
         }
         if (!windows::on_call(list, requester_name(s), now)) return {};
+        // SECURITY NOTE: the real uid says whose process asks, not who sits at the keyboard:
+        // anyone who can run processes as an on-call user (sudo -u, su, a shared account) would
+        // be approved as them. Where the session's login uid is known, that person must be on
+        // call too; a login uid whose name is unknown approves nobody.
+        if (s.requester.login_uid >= 0 &&
+            (s.requester.login_name.empty() || !windows::on_call(list, s.requester.login_name, now)))
+            return {};
         add("on_call");
     }
     if (!a.commands.empty()) {
@@ -42,6 +89,16 @@ std::string Broker::auto_approval(const CheckSession& s) const {
             return std::pair{id->dev, id->ino};
         };
         if (!rules::commands_listed(a.commands, s.facts, id_of)) return {};
+        // SECURITY NOTE: validate() requires an absolute path in every entry; checked here too
+        // that the program is one only root can change (file and every directory above it), so
+        // a name that matched a user's own script (~/bin/journalctl) approves nothing. In a
+        // chroot the daemon cannot see the program: no automatic approval by command.
+        if (!s.request.chroot.empty()) return {};
+        if (const auto why = untrusted_program(s.program)) {
+            warn_throttled("jitgated: warning: no automatic approval by rule '" + s.rule->name +
+                           "' (commands): program " + esc(s.program) + ": " + esc(*why));
+            return {};
+        }
         add("commands");
     }
     if (!a.window.empty()) {

@@ -351,6 +351,9 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
                  ? std::shared_ptr<const config::Rule>(m_config, rule)
                  : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{}, &rules::default_rule());
     s.window = rules::window_in_effect(cfg, *s.rule, wall_now);
+    if (const std::string why = rules::windows_error(cfg, rule, wall_now); !why.empty())
+        return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: denied: " + why, s),
+                      event_for(audit::type::denied, s));
 
     if (const std::string why = intercept_refusal(s); !why.empty()) {
         Json e = event_for(audit::type::denied, s);
@@ -388,6 +391,11 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         e["approvers"] = g->approvers;
         e["scope"] = config::to_string(g->scope);
         e["expires"] = g->expires_unix;
+        if (!g->auto_condition.empty()) {
+            // No person approved this grant: its uses say so, as its access.auto_approved did.
+            e["auto_approved"] = true;
+            e["condition"] = g->auto_condition;
+        }
         return decide(s, responder, d, e);
     }
     return evaluate(s, responder);
@@ -683,6 +691,23 @@ std::string Broker::spool_full_refusal(bool break_glass) const {
            (m_config->audit.break_glass_when_full ? " (break-glass still works)" : "");
 }
 
+std::string Broker::window_change(const CheckSession& s) const {
+    const auto& cfg = *m_config;
+    const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
+        const auto id = binding::file_id(path);
+        if (!id) return std::nullopt;
+        return std::pair{id->dev, id->ino};
+    };
+    const auto now = m_wall_clock();
+    const config::Rule* rule = rules::first_match(cfg, s.facts, now, id_of);
+    if (const std::string why = rules::windows_error(cfg, rule, now); !why.empty()) return why;
+    const config::Rule& current = rule != nullptr ? *rule : rules::default_rule();
+    const std::string window = rules::window_in_effect(cfg, current, now);
+    if (current.name == s.rule->name && window == s.window) return {};
+    return "the time window changed while it waited: now rule '" + current.name + "' applies" +
+           (window.empty() ? std::string() : " (window " + window + ")") + "; ask again";
+}
+
 OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t expires_unix, const Json& extra) {
     const auto& r = q.session.request;
     const std::string id = q.id;
@@ -696,6 +721,21 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
         d.request_id = id;
         conclude(q, d);
         return {false, "request " + id + " denied: the audit spool is full"};
+    }
+    // SECURITY NOTE: the rule and its window were judged when the request came in; the
+    // approval may come up to the rule's timeout later, after a freeze began or the hours
+    // ended. Judged again now, with this instant and the request's facts: a different rule or
+    // window means the approval was given for a situation that no longer holds.
+    if (const std::string changed = window_change(q.session); !changed.empty()) {
+        Json e = event_for(audit::type::denied, q.session);
+        e["outcome"] = msg::to_string(msg::Outcome::denied);
+        e["message"] = changed;
+        e["window_changed"] = true;
+        audit(std::move(e)); // a deny stands even if it could not be recorded
+        msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied: " + changed, q.session);
+        d.request_id = id;
+        conclude(q, d);
+        return {false, "request " + id + " denied: " + changed};
     }
     grants::Grant g;
     g.id = new_id("G-");
@@ -721,6 +761,12 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.window = q.session.window;
     if (const auto c = extra.find("condition"); c != extra.end() && c->is_string()) g.auto_condition = *c;
     g.keep_sessions = q.session.rule->on_expiry == config::OnExpiry::keep;
+    // SECURITY NOTE: validate() refuses auto_approve.commands on a rule whose scope is not
+    // command; checked again because a session grant holds no command: one automatically
+    // approved low-risk command must never open the rule's other commands to the session.
+    if (!g.auto_condition.empty() && !q.session.rule->auto_approve.commands.empty() &&
+        g.scope == config::Scope::session)
+        g.scope = config::Scope::command;
     // The TTL counts from the approval, not from the request; a service grant's exp caps it.
     g.granted_unix = now_unix();
     auto ttl_s = static_cast<std::int64_t>(q.session.rule->ttl.count());

@@ -182,6 +182,9 @@ private:
     // if the approval could not be recorded: then it returns false and the request keeps
     // waiting for a retry.
     OpResult grant(Request& request, const std::string& approved_by, std::int64_t expires_unix, const Json& extra);
+    // Empty if the rule and window `session` was judged under still apply now (the rules matched
+    // again at the wall clock); else why not, as told to the requester.
+    std::string window_change(const CheckSession& session) const;
     // approval::Outcomes: what an asynchronous backend says about a waiting request.
     Request* waiting(const std::string& id) override;
     void tell(Request& request, const std::string& line) override;

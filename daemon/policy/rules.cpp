@@ -241,6 +241,25 @@ std::string window_in_effect(const config::Config& config, const config::Rule& r
     return {};
 }
 
+std::string windows_error(const config::Config& config, const config::Rule* matched,
+                          std::chrono::system_clock::time_point now) {
+    const auto error_of = [&](const std::string& name) -> std::string {
+        const config::Window* w = windows::find(config, name);
+        std::string error;
+        if (w == nullptr || windows::evaluate(*w, now, error)) return {};
+        return "time window " + name + " cannot be evaluated: " + error;
+    };
+    for (const auto& rule : config.rules) {
+        for (const auto* names : {&rule.match.when_windows, &rule.match.unless_windows})
+            for (const auto& name : *names)
+                if (std::string e = error_of(name); !e.empty()) return e;
+        if (!rule.auto_approve.window.empty())
+            if (std::string e = error_of(rule.auto_approve.window); !e.empty()) return e;
+        if (&rule == matched) break;
+    }
+    return {};
+}
+
 bool commands_listed(const std::vector<std::string>& globs, const Facts& facts, const FileIdOf& id_of) {
     return !globs.empty() && commands_match(globs, facts, false, id_of);
 }

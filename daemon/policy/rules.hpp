@@ -56,6 +56,13 @@ const config::Rule* first_match(const config::Config& config, const Facts& facts
 std::string window_in_effect(const config::Config& config, const config::Rule& rule,
                              std::chrono::system_clock::time_point now);
 
+// Empty if every window of the rules up to and including `matched` (all rules if it is null:
+// the default rule) can be evaluated at `now`; else "time window NAME cannot be evaluated:
+// why". A window that cannot say whether it holds could have changed which rule matched, so
+// the caller denies (fail closed, whatever the rule's action).
+std::string windows_error(const config::Config& config, const config::Rule* matched,
+                          std::chrono::system_clock::time_point now);
+
 // True if any of `globs` matches the command of `facts` the way an allow or require_approval
 // rule's match.commands does (auto_approve.commands uses it). Empty `globs`: false.
 bool commands_listed(const std::vector<std::string>& globs, const Facts& facts, const FileIdOf& id_of = {});

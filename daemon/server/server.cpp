@@ -400,7 +400,15 @@ void Server::on_signal() {
 
 void Server::reload() {
     // A bad new config keeps the old one: a typo must never open or lock every door.
-    auto result = config::load_checked(m_config_path);
+    config::LoadResult result;
+    try {
+        result = config::load_checked(m_config_path);
+    } catch (const std::exception& e) {
+        // Nothing in loading should throw (a bad tz file, say, is a problem); if something
+        // does, the reload is refused like any bad config rather than ending the daemon.
+        result.config.reset();
+        result.problems.push_back(config::Problem{m_config_path, 0, 0, std::string("cannot load: ") + e.what()});
+    }
     if (!result.problems.empty() || !result.config) {
         std::string all;
         for (const auto& p : result.problems) all += (all.empty() ? "" : "; ") + p.to_string();

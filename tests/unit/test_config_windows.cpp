@@ -2,7 +2,10 @@
 // instant is fixed and passed in, zones and DST come from the system tzdb.
 #include "daemon/config/windows.hpp"
 
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -228,6 +231,51 @@ TEST(ConfigWindows, UnknownZoneIsAConfigError) {
     EXPECT_EQ(r.problems.front().line, 3);
 }
 
+TEST(ConfigWindows, TheHostsLocalZoneIsAConfigError) {
+    // It moves whenever someone changes /etc/localtime; a window names its zone.
+    const auto r = config::parse_config(
+        "windows:\n  w:\n    timezone: localtime\n    weekly: [{days: [mon], from: \"08:00\", to: \"18:00\"}]\n",
+        "t.yaml");
+    EXPECT_FALSE(r.config.has_value());
+    EXPECT_TRUE(has_problem(r, "is the host's local zone")) << all_problems(r);
+}
+
+TEST(ConfigWindows, AZoneWhoseDataCannotBeReadIsAnErrorNotACrash) {
+    // In a child with its own mount namespace (the host is not touched), an empty file stands in
+    // for one zone's data: the tz library throws when it reads it.
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        char tmpl[] = "/tmp/jitgate-tz-XXXXXX";
+        const int fd = mkstemp(tmpl);
+        int code = 10;
+        if (fd >= 0 && unshare(CLONE_NEWNS) == 0 && mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+            mount(tmpl, "/usr/share/zoneinfo/Pacific/Chatham", nullptr, MS_BIND, nullptr) == 0) {
+            code = 0;
+            const auto error = windows::zone_error("Pacific/Chatham");
+            if (!error || error->find("cannot be read") == std::string::npos) code |= 1;
+            config::Window w;
+            w.name = "w";
+            w.timezone = "Pacific/Chatham";
+            w.weekly.push_back({0x7f, 0, 24 * 60});
+            std::string why;
+            try {
+                if (windows::evaluate(w, system_clock::now(), why).has_value() || why.empty()) code |= 2;
+                if (windows::holds(w, system_clock::now())) code |= 4;
+                if (windows::local_to_unix("Pacific/Chatham", "2026-11-29T08:00")) code |= 8;
+            } catch (...) {
+                code |= 16;
+            }
+        }
+        unlink(tmpl);
+        _exit(code);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "the child died: something threw or aborted";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "bits: 1 zone_error, 2 evaluate, 4 holds, 8 local_to_unix, 16 threw, 10 setup";
+}
+
 TEST(ConfigWindows, BadWindowsAndReferencesAreConfigErrors) {
     const std::pair<const char*, const char*> cases[] = {
         {"windows:\n  w: {timezone: UTC, weekly: [{days: [mon], from: \"8:00\", to: \"18:00\"}]}\n", "bad time '8:00'"},
@@ -245,6 +293,16 @@ TEST(ConfigWindows, BadWindowsAndReferencesAreConfigErrors) {
         {"rules:\n  - {name: r, auto_approve: {}}\n", "names no condition"},
         {"rules:\n  - {name: r, action: allow, auto_approve: {on_call: true}}\n", "does not take 'auto_approve'"},
         {"rules:\n  - {name: r, auto_approve_sod: true}\n", "auto_approve_sod without auto_approve"},
+        {"rules:\n  - {name: r, scope: session, auto_approve: {commands: [\"/usr/bin/journalctl -u x\"]}}\n",
+         "auto_approve.commands needs scope: command"},
+        {"rules:\n  - {name: r, auto_approve: {commands: [\"journalctl -u x\"]}}\n",
+         "must start with the program's absolute path"},
+        {"approval: {on_call_file: /x}\nrules:\n  - {name: r, match: {kind: login}, auto_approve: {on_call: true}}\n",
+         "auto_approve.on_call cannot approve logins"},
+        {"windows:\n  \"a\\e[31mb\": {timezone: UTC, weekly: [{days: [mon], from: \"08:00\", to: \"18:00\"}]}\n",
+         "may use only A-Z a-z 0-9 . _ -"},
+        {"windows:\n  \"night freeze\": {timezone: UTC, weekly: [{days: [mon], from: \"08:00\", to: \"18:00\"}]}\n",
+         "may use only A-Z a-z 0-9 . _ -"},
     };
     for (const auto& [yaml, expected] : cases) {
         const auto r = config::parse_config(yaml, "t.yaml");
@@ -334,6 +392,29 @@ TEST_F(WindowFile, GroupWritableFileIsRefused) {
     chmod(file.c_str(), 0664);
     const auto r = config::parse_config(config_with(file), "t.yaml");
     EXPECT_FALSE(r.config.has_value()) << "a file others can change must not decide freezes";
+}
+
+TEST_F(WindowFile, FileInADirectoryOthersCanWriteIsRefused) {
+    // Whoever can write a directory above the file can replace the file: like sshd's StrictModes.
+    const auto good = write("oncall.yaml", "on_call: []\n");
+    const auto calendar = write("q4.yaml", "periods: []\n");
+    std::vector<windows::OnCall> list;
+    ASSERT_FALSE(windows::read_on_call_file(good, list).has_value());
+    ASSERT_TRUE(config::parse_config(config_with(calendar), "t.yaml").config.has_value());
+    for (const mode_t mode : {0775, 0757}) {
+        chmod(m_dir.c_str(), mode);
+        const auto error = windows::read_on_call_file(good, list);
+        ASSERT_TRUE(error.has_value()) << std::oct << mode;
+        EXPECT_NE(error->find("directory " + m_dir + " is group- or world-writable"), std::string::npos) << *error;
+        EXPECT_FALSE(config::parse_config(config_with(calendar), "t.yaml").config.has_value());
+    }
+    chmod(m_dir.c_str(), 0700);
+    ASSERT_EQ(chown(m_dir.c_str(), 65534, 65534), 0);
+    EXPECT_TRUE(windows::read_on_call_file(good, list).has_value()) << "a directory another user owns";
+    ASSERT_EQ(chown(m_dir.c_str(), 0, 0), 0);
+    // A symbolic link is refused, even to a good file.
+    ASSERT_EQ(symlink(good.c_str(), (m_dir + "/link.yaml").c_str()), 0);
+    EXPECT_TRUE(windows::read_on_call_file(m_dir + "/link.yaml", list).has_value());
 }
 
 TEST_F(WindowFile, OnCallFileIsReadStrictly) {
