@@ -124,9 +124,12 @@ const SectionSpec k_match_spec{
 const SectionSpec k_match_host_spec{{"environment", "tags"}, {}};
 
 // Keys that only a require_approval rule may set.
-constexpr std::array<std::string_view, 11> k_approval_only_keys{
-    "approvals",      "ttl",          "scope",            "reason",   "ticket_pattern", "timeout", "approver_groups",
-    "noninteractive", "auto_approve", "auto_approve_sod", "on_expiry"};
+constexpr std::array<std::string_view, 11> k_approval_only_keys{"approvals",       "ttl",
+                                                                "scope",           "reason",
+                                                                "ticket_pattern",  "timeout",
+                                                                "approver_groups", "noninteractive",
+                                                                "auto_approve",    "auto_approve_sod",
+                                                                "on_expiry"};
 const SectionSpec k_window_spec{{"timezone", "weekly", "dates", "file"}, {}};
 const SectionSpec k_weekly_spec{{"days", "from", "to"}, {}};
 const SectionSpec k_dates_spec{{"from", "to", "label"}, {}};
