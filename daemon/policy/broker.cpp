@@ -211,6 +211,18 @@ Json Broker::event_for(const char* type, const CheckSession& s) const {
 }
 
 Step Broker::decide(CheckSession& session, Responder& responder, msg::Decision decision, Json event) {
+    // SECURITY NOTE: a session the grant must end (on_expiry: end) but that cannot be followed
+    // (its requester already has k_max_sessions_per_requester, or the registry is full) would
+    // outlive its grant: refused, and recorded as refused.
+    const bool followed = !decision.allow || track(session, decision);
+    if (!followed) {
+        decision.allow = false;
+        decision.outcome = msg::Outcome::denied;
+        decision.message = "jitgate: denied: this command could not be followed to the end of grant " +
+                           decision.grant_id + " (too many live sessions; end some first, see jitgatectl sessions)";
+        event["type"] = audit::type::denied;
+        event["not_followed"] = true;
+    }
     event["outcome"] = msg::to_string(decision.outcome);
     event["message"] = decision.message;
     if (!decision.grant_id.empty()) event["grant_id"] = decision.grant_id;
@@ -220,8 +232,8 @@ Step Broker::decide(CheckSession& session, Responder& responder, msg::Decision d
         decision.allow = false;
         decision.outcome = msg::Outcome::error;
         decision.message = k_spool_unwritable;
+        m_live.remove(session.peer.pid, decision.grant_id);
     }
-    if (decision.allow) track(session, decision);
     ++m_decisions;
     responder.decide(decision);
     return Step::done;
@@ -581,9 +593,22 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     return Step::waiting;
 }
 
-void Broker::conclude(Request& q, const msg::Decision& decision) {
+void Broker::conclude(Request& q, const msg::Decision& approved) {
+    msg::Decision decision = approved;
+    // As in decide(): a session its grant must end but that cannot be followed is refused.
+    if (decision.allow && q.live != nullptr && !track(*q.live, decision)) {
+        decision.allow = false;
+        decision.outcome = msg::Outcome::denied;
+        decision.message = "jitgate: denied: this command could not be followed to the end of grant " +
+                           decision.grant_id + " (too many live sessions; end some first, see jitgatectl sessions)";
+        Json e = event_for(audit::type::denied, *q.live);
+        e["outcome"] = msg::to_string(decision.outcome);
+        e["message"] = decision.message;
+        e["grant_id"] = decision.grant_id;
+        e["not_followed"] = true;
+        audit(std::move(e)); // a deny stands even if it could not be recorded
+    }
     remember_decision(q, decision);
-    if (decision.allow && q.live != nullptr) track(*q.live, decision);
     if (q.responder != nullptr) {
         if (q.live != nullptr) q.live->request_id.clear();
         ++m_decisions;
@@ -667,7 +692,8 @@ void Broker::session(const msg::SessionReport& r, const identity::Peer& peer) {
     if (!r.grant_id.empty()) e["grant_id"] = esc(r.grant_id);
     if (r.event == "closed" && r.duration_ms >= 0) e["duration_ms"] = r.duration_ms;
     if (r.event == "opened") {
-        track_login(r, peer);
+        // A login the grant cannot end is recorded as such (the PAM session is already open).
+        if (!track_login(r, peer)) e["not_followed"] = true;
     } else if (const auto ended = m_live.remove(peer.pid, {}); ended && ended->stage == live::Session::Stage::ending) {
         e["ended_by"] = ended->end_reason;
     } else if (ended && ended->stage == live::Session::Stage::kept) {
@@ -736,6 +762,20 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
         d.request_id = id;
         conclude(q, d);
         return {false, "request " + id + " denied: " + changed};
+    }
+    // SECURITY NOTE: an extension continues a live grant. Once that grant was revoked, released
+    // or expired, approving the extension would bring back access someone ended: denied.
+    if (!q.extends.empty() && m_grants.by_id(q.extends, Clock::now()) == nullptr) {
+        const std::string ended = "grant " + q.extends + " that it extends has ended (revoked, released or expired)";
+        Json e = event_for(audit::type::denied, q.session);
+        e["outcome"] = msg::to_string(msg::Outcome::denied);
+        e["message"] = ended;
+        e["extends"] = q.extends;
+        audit(std::move(e)); // a deny stands even if it could not be recorded
+        msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied: " + ended, q.session);
+        d.request_id = id;
+        conclude(q, d);
+        return {false, "request " + id + " denied: " + ended + "; ask anew"};
     }
     grants::Grant g;
     g.id = new_id("G-");

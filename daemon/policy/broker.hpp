@@ -193,9 +193,11 @@ private:
     void denied(Request& request, const char* event_type, msg::Outcome outcome, const std::string& message,
                 Json extra) override;
     // Records a live session for an allowed sudo check under a grant (live_ops.cpp).
-    void track(const CheckSession& session, const msg::Decision& decision);
+    // Returns false only when the session must end with its grant (on_expiry: end) and cannot
+    // be followed (the requester's k_max_sessions_per_requester, or the registry full).
+    bool track(const CheckSession& session, const msg::Decision& decision);
     // Records a live login session opened under a login grant (the PAM module's report).
-    void track_login(const msg::SessionReport& report, const identity::Peer& peer);
+    bool track_login(const msg::SessionReport& report, const identity::Peer& peer);
     // Records each ending (session.ended_by_*, session.kept_after_expiry).
     void record_endings(const std::vector<live::Ended>& endings, const Json& extra);
     // Remembers how request `q` was decided, for my_requests() (bounded, k_decided_*).

@@ -34,12 +34,25 @@ std::string utc_clock(std::int64_t unix_s) {
 std::string tty_path(const std::string& tty) {
     if (tty.empty() || tty.find("..") != std::string::npos) return {};
     std::string p = tty.rfind("/dev/", 0) == 0 ? tty : "/dev/" + tty;
-    // Only terminals: pseudo-terminals and the console's virtual terminals.
-    if (p.rfind("/dev/pts/", 0) != 0 && p.rfind("/dev/tty", 0) != 0) return {};
+    // Only the terminals people log in on: pseudo-terminals (/dev/pts/N) and the console's
+    // virtual terminals (/dev/ttyN); never /dev/tty0 (the active console), serial lines or
+    // /dev/tty itself.
+    const auto digits_after = [&](std::string_view prefix) {
+        if (p.rfind(prefix, 0) != 0 || p.size() == prefix.size()) return false;
+        return p.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
+    };
+    if (!digits_after("/dev/pts/") && !(digits_after("/dev/tty") && p != "/dev/tty0")) return {};
     return p;
 }
 
 } // namespace
+
+std::size_t Registry::count_for(std::int64_t requester_uid) const {
+    std::size_t n = 0;
+    for (const auto& [id, s] : m_sessions)
+        if (s.requester_uid == requester_uid && s.stage != Session::Stage::kept) ++n;
+    return n;
+}
 
 std::optional<std::uint64_t> start_time_of(pid_t pid) {
     if (pid <= 0) return std::nullopt;

@@ -139,6 +139,8 @@ public:
     // Takes every step due at `now`; returns the endings to record (expiry, kept).
     std::vector<Ended> tick(Clock::time_point now);
     std::size_t size() const noexcept { return m_sessions.size(); }
+    // How many sessions of `requester_uid` are followed (kept ones past their grant not counted).
+    std::size_t count_for(std::int64_t requester_uid) const;
 
 private:
     void schedule(Session& s, Clock::time_point next);
@@ -156,6 +158,11 @@ private:
     std::map<std::uint64_t, Session> m_sessions;
     std::set<std::pair<Clock::time_point, std::uint64_t>> m_due;
 };
+
+// SECURITY NOTE: one person cannot fill the registry for everyone: beyond this many followed
+// sessions of theirs, a new one under an `on_expiry: end` grant is refused (it could not be
+// ended with its grant).
+inline constexpr std::size_t k_max_sessions_per_requester = 64;
 
 // "2m", "45s": how long until `left` is over, for terminal lines.
 std::string format_left(std::int64_t seconds);

@@ -6,6 +6,7 @@
 // live-session registry under the broker's single-threaded invariants.
 #include <algorithm>
 
+#include "daemon/policy/binding.hpp"
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/broker_detail.hpp"
 #include "jitgate/text.hpp"
@@ -37,11 +38,11 @@ const char* event_type_for(const std::string& reason) {
 
 } // namespace
 
-void Broker::track(const CheckSession& s, const msg::Decision& d) {
+bool Broker::track(const CheckSession& s, const msg::Decision& d) {
     // A sub-command under intercept runs inside the sudo already followed (the same front end).
-    if (d.grant_id.empty() || s.request.kind != "sudo" || s.request.intercepted) return;
+    if (d.grant_id.empty() || s.request.kind != "sudo" || s.request.intercepted) return true;
     const grants::Grant* g = m_grants.by_id(d.grant_id, Clock::now());
-    if (g == nullptr || (g->scope != config::Scope::command && g->scope != config::Scope::session)) return;
+    if (g == nullptr || (g->scope != config::Scope::command && g->scope != config::Scope::session)) return true;
     live::Session ls;
     ls.kind = "sudo";
     ls.user = s.request.user;
@@ -58,16 +59,22 @@ void Broker::track(const CheckSession& s, const msg::Decision& d) {
     ls.expires_unix = g->expires_unix;
     ls.expires = g->expires;
     ls.keep = g->keep_sessions;
-    if (!m_live.add(std::move(ls), Clock::now()))
-        std::fprintf(stderr, "jitgated: cannot follow sudo pid %d under grant %s (gone or too many sessions)\n",
-                     static_cast<int>(s.peer.pid), g->id.c_str());
+    const bool keep = g->keep_sessions;
+    const std::string grant_id = g->id;
+    if (m_live.count_for(ls.requester_uid) < live::k_max_sessions_per_requester &&
+        m_live.add(std::move(ls), Clock::now()))
+        return true;
+    std::fprintf(stderr, "jitgated: cannot follow sudo pid %d under grant %s (gone or too many sessions)\n",
+                 static_cast<int>(s.peer.pid), grant_id.c_str());
+    // A session kept past its grant anyway loses nothing by not being followed.
+    return keep;
 }
 
-void Broker::track_login(const msg::SessionReport& r, const identity::Peer& peer) {
-    if (r.grant_id.empty()) return;
+bool Broker::track_login(const msg::SessionReport& r, const identity::Peer& peer) {
+    if (r.grant_id.empty()) return true;
     const grants::Grant* g = m_grants.by_id(upper_id(r.grant_id), Clock::now());
     // Only a login grant of this very user admits a login session.
-    if (g == nullptr || g->kind != "login" || g->user != r.user) return;
+    if (g == nullptr || g->kind != "login" || g->user != r.user) return true;
     live::Session ls;
     ls.kind = "login";
     ls.user = r.user;
@@ -84,9 +91,14 @@ void Broker::track_login(const msg::SessionReport& r, const identity::Peer& peer
     ls.expires_unix = g->expires_unix;
     ls.expires = g->expires;
     ls.keep = g->keep_sessions;
-    if (!m_live.add(std::move(ls), Clock::now()))
-        std::fprintf(stderr, "jitgated: cannot follow login pid %d under grant %s (gone or too many sessions)\n",
-                     static_cast<int>(peer.pid), g->id.c_str());
+    const bool keep = g->keep_sessions;
+    const std::string grant_id = g->id;
+    if (m_live.count_for(ls.requester_uid) < live::k_max_sessions_per_requester &&
+        m_live.add(std::move(ls), Clock::now()))
+        return true;
+    std::fprintf(stderr, "jitgated: cannot follow login pid %d under grant %s (gone or too many sessions)\n",
+                 static_cast<int>(peer.pid), grant_id.c_str());
+    return keep;
 }
 
 void Broker::record_endings(const std::vector<live::Ended>& endings, const Json& extra) {
@@ -262,6 +274,25 @@ OpResult Broker::extend(const Caller& c, const std::string& raw_id, const std::s
     Request q;
     q.session = origin->second;
     CheckSession& s = q.session;
+    // SECURITY NOTE: an extension is judged by the rules as they are now, not as they were when
+    // the grant was approved: the same require_approval rule must still match at this instant,
+    // and its current approvals, approver groups, TTL and on_expiry apply.
+    if (const std::string changed = window_change(s); !changed.empty())
+        return {false, "grant " + id + " cannot be extended: " + changed + " (ask for it anew)"};
+    {
+        const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
+            const auto fid = binding::file_id(path);
+            if (!fid) return std::nullopt;
+            return std::pair{fid->dev, fid->ino};
+        };
+        const config::Rule* now_rule = rules::first_match(*m_config, s.facts, m_wall_clock(), id_of);
+        s.rule = now_rule != nullptr ? std::shared_ptr<const config::Rule>(m_config, now_rule)
+                                     : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{},
+                                                                           &rules::default_rule());
+        if (s.rule->action != config::Action::require_approval)
+            return {false,
+                    "grant " + id + " cannot be extended: its rule '" + s.rule->name + "' no longer asks for approval"};
+    }
     const std::string why = trim(reason).empty() ? "extension of " + id : trim(reason);
     s.request.reason = why.substr(0, 1024);
     q.id = new_id("R-");

@@ -11,6 +11,7 @@
 
 #include "daemon/config/windows.hpp"
 #include "daemon/policy/broker.hpp"
+#include "tests/unit/live_fake.hpp"
 
 namespace {
 
@@ -69,6 +70,7 @@ protected:
         cfg->windows = std::move(windows);
         cfg->rules = std::move(rules);
         auto b = std::make_unique<broker::Broker>(cfg, *m_auditor);
+        test::fake_processes(*b);
         b->set_wall_clock([this] { return m_now; });
         return b;
     }
@@ -81,7 +83,7 @@ protected:
         s.request.runas_user = "root";
         s.request.command = argv[0];
         s.request.run_argv = std::move(argv);
-        s.peer.pid = 1;
+        s.peer.pid = test::k_fake_sudo_pid;
         s.peer.uid = 0;
         return s;
     }
@@ -220,7 +222,7 @@ TEST_F(AutoApproveTest, ALoginIsNeverApprovedByOnCall) {
     s.request.kind = "login";
     s.request.user = "nobody";
     s.request.uid = 65534;
-    s.peer.pid = 1;
+    s.peer.pid = test::k_fake_sudo_pid;
     s.peer.uid = 0;
     Recorder r;
     b->begin_check(s, r);

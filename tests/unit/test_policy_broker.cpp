@@ -14,6 +14,7 @@
 #include "daemon/policy/identity.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/passwd.hpp"
+#include "tests/unit/live_fake.hpp"
 
 namespace {
 
@@ -48,7 +49,9 @@ protected:
         cfg->approval.approver_groups = {"approvers"};
         cfg->break_glass.group = std::move(break_glass);
         cfg->rules = std::move(rules);
-        return std::make_unique<broker::Broker>(cfg, *m_auditor);
+        auto b = std::make_unique<broker::Broker>(cfg, *m_auditor);
+        test::fake_processes(*b);
+        return b;
     }
 
     static config::Rule rule(const std::string& name, config::Action action, std::vector<std::string> commands = {}) {
@@ -70,7 +73,7 @@ protected:
         s.request.runas_user = "root";
         s.request.command = argv.empty() ? "" : argv[0];
         s.request.run_argv = std::move(argv);
-        s.peer.pid = 1;
+        s.peer.pid = test::k_fake_sudo_pid;
         s.peer.uid = 0;
         return s;
     }
@@ -93,7 +96,7 @@ protected:
         s.request.service = "su";
         s.request.reason = "rotate the payments keys";
         s.request.interactive = true;
-        s.peer.pid = 1;
+        s.peer.pid = test::k_fake_sudo_pid;
         s.peer.uid = 0;
         s.requester.uid = asker_uid;
         s.requester.name = std::move(asker);
@@ -155,6 +158,32 @@ TEST_F(BrokerTest, AllowAndDenyRulesDecideAtOnce) {
     EXPECT_FALSE(r2.decision->allow);
     EXPECT_NE(r2.decision->message.find("denied by rule 'no'"), std::string::npos);
     EXPECT_NE(journal().find("access.allowed_by_rule"), std::string::npos);
+}
+
+TEST_F(BrokerTest, ASessionTheGrantCouldNotEndIsRefusedAndRecorded) {
+    auto b = make({});
+    Recorder r;
+    auto s = session({"/usr/bin/systemctl", "restart", "payments"});
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    ASSERT_TRUE(b->approve(approver("bob", 2002), s.request_id).ok);
+    ASSERT_TRUE(r.decision && r.decision->allow);
+    // one person's sessions under on_expiry: end are followed up to the per-person bound
+    for (pid_t pid = 5000; b->live_sessions().count_for(65534) < live::k_max_sessions_per_requester; ++pid) {
+        Recorder again;
+        auto run = session({"/usr/bin/systemctl", "restart", "payments"});
+        run.peer.pid = pid;
+        ASSERT_EQ(b->begin_check(run, again), broker::Step::done);
+        ASSERT_TRUE(again.decision && again.decision->allow) << pid;
+    }
+    Recorder over;
+    auto run = session({"/usr/bin/systemctl", "restart", "payments"});
+    run.peer.pid = 9999;
+    ASSERT_EQ(b->begin_check(run, over), broker::Step::done);
+    ASSERT_TRUE(over.decision);
+    EXPECT_FALSE(over.decision->allow) << "it would outlive its grant";
+    EXPECT_NE(over.decision->message.find("could not be followed to the end of grant"), std::string::npos)
+        << over.decision->message;
+    EXPECT_NE(journal().find("\"not_followed\":true"), std::string::npos);
 }
 
 TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
@@ -545,6 +574,7 @@ TEST_F(BrokerTest, RootMayApproveOnlyWhenAllowed) {
     cfg->host.name = "test-host";
     cfg->approval.approver_groups = {"approvers"};
     auto b = std::make_unique<broker::Broker>(cfg, *m_auditor);
+    test::fake_processes(*b);
     Recorder r;
     auto s = su_root("alice", 2001);
     ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);

@@ -11,6 +11,7 @@
 #include "daemon/policy/broker.hpp"
 #include "jitgate/error.hpp"
 #include "jitgate/messages.hpp"
+#include "tests/unit/live_fake.hpp"
 
 namespace {
 
@@ -55,7 +56,9 @@ protected:
         no.match.commands = {"/usr/bin/bash*"};
         no.message = "no root shells";
         cfg->rules = {ok, no, std::move(last)};
-        return std::make_unique<broker::Broker>(cfg, *m_auditor);
+        auto b = std::make_unique<broker::Broker>(cfg, *m_auditor);
+        test::fake_processes(*b);
+        return b;
     }
 
     static config::Rule approval_rule(config::Scope scope) {
@@ -76,7 +79,7 @@ protected:
         s.request.command = argv.front();
         s.request.run_argv = std::move(argv);
         s.request.intercept = Intercept::on;
-        s.peer.pid = 1;
+        s.peer.pid = test::k_fake_sudo_pid;
         s.peer.uid = 0;
         return s;
     }

@@ -225,6 +225,21 @@ TEST(LiveRegistry, BoundedAndGoneSessionsMakeRoom) {
     EXPECT_TRUE(reg.add(session_of(12, t0 + 60s), t0)) << "a gone session made room";
 }
 
+TEST(LiveRegistry, CountsEachPersonsFollowedSessions) {
+    FakeWorld w;
+    live::Registry reg(w.effects());
+    const auto t0 = Clock::now();
+    for (pid_t pid = 100; pid < 103; ++pid) {
+        w.procs[pid] = 1;
+        auto s = session_of(pid, t0 + 60s);
+        s.requester_uid = pid == 102 ? 2002 : 2001;
+        ASSERT_TRUE(reg.add(s, t0));
+    }
+    EXPECT_EQ(reg.count_for(2001), 2u);
+    EXPECT_EQ(reg.count_for(2002), 1u);
+    EXPECT_EQ(reg.count_for(2003), 0u);
+}
+
 TEST(LiveProcess, StartTimeGuardsRealSignals) {
     const pid_t child = fork();
     ASSERT_GE(child, 0);
@@ -268,6 +283,11 @@ TEST(LiveProcess, OnlyTerminalsAreWritten) {
     EXPECT_FALSE(live::write_to_tty("/dev/null", "x")) << "a character device, but no terminal";
     // A path named like a terminal that is a regular file or a link is refused too.
     EXPECT_FALSE(live::write_to_tty("/dev/pts/999999", "x"));
+    // Only /dev/pts/N and /dev/ttyN: not the active console, serial lines or /dev/tty itself.
+    EXPECT_FALSE(live::write_to_tty("/dev/tty0", "x"));
+    EXPECT_FALSE(live::write_to_tty("/dev/ttyS0", "x"));
+    EXPECT_FALSE(live::write_to_tty("/dev/tty", "x"));
+    EXPECT_FALSE(live::write_to_tty("/dev/pts/ptmx", "x"));
 }
 
 // The broker's part, with a real Auditor and a real child process as the "sudo front end".
@@ -466,6 +486,45 @@ TEST_F(BrokerLiveTest, ExtendFilesANewRequestThatNeedsApproval) {
     ASSERT_EQ(sessions.size(), 1u);
     EXPECT_NE(sessions[0]["grant_id"], grant) << "the session moved to the new grant";
     EXPECT_NE(journal().find("\"extends\":\"" + grant + "\""), std::string::npos);
+}
+
+TEST_F(BrokerLiveTest, AnExtensionOfARevokedGrantIsNeverGranted) {
+    auto b = make();
+    const std::string grant = approved(*b);
+    ASSERT_TRUE(b->extend(user("nobody", 65534), grant, "migration runs long").ok);
+    broker::Caller bob;
+    bob.name = "bob";
+    bob.peer.uid = 2002;
+    bob.groups = {"approvers"};
+    const std::string extension = b->pending(bob).at(0)["id"].get<std::string>();
+    ASSERT_TRUE(b->revoke(bob, grant, "incident").ok);
+    const auto r = b->approve(bob, extension);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(r.message.find("that it extends has ended"), std::string::npos) << r.message;
+    EXPECT_TRUE(b->list_grants(user("root", 0)).empty()) << "no grant came back";
+}
+
+TEST_F(BrokerLiveTest, AnExtensionIsJudgedByTheRulesAsTheyAreNow) {
+    auto b = make();
+    const std::string grant = approved(*b);
+    auto cfg = std::make_shared<config::Config>(b->config());
+    cfg->rules.front().approvals = 2; // the rule was tightened since the grant
+    b->set_config(cfg);
+    ASSERT_TRUE(b->extend(user("nobody", 65534), grant, "").ok);
+    broker::Caller bob;
+    bob.name = "bob";
+    bob.peer.uid = 2002;
+    bob.groups = {"approvers"};
+    const auto pending = b->pending(bob);
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_EQ(pending[0]["approvals_needed"], 2);
+    ASSERT_TRUE(b->deny(bob, pending[0]["id"].get<std::string>(), "not now").ok);
+    auto allowing = std::make_shared<config::Config>(b->config());
+    allowing->rules.front().action = config::Action::allow;
+    b->set_config(allowing);
+    const auto refused = b->extend(user("nobody", 65534), grant, "");
+    EXPECT_FALSE(refused.ok);
+    EXPECT_NE(refused.message.find("no longer asks for approval"), std::string::npos) << refused.message;
 }
 
 TEST_F(BrokerLiveTest, TheFinishedReportForgetsTheSession) {
