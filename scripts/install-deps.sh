@@ -33,6 +33,7 @@ test_packages=(
   weasyprint                                     # jitgate-server report --format pdf: the evidence report's PDF, made from its HTML
   poppler-utils                                  # jitgate-server report tests: pdftotext and pdftoppm read the PDF back
   util-linux procps coreutils bc                 # unshare, setpriv, kill, mktemp; bc for bench
+  tzdata                                         # time windows' zones (the daemon's tests and the demo)
 )
 case "${1:-}" in
   --build) apt_install_missing install-deps.sh "${build_packages[@]}" ;;
