@@ -223,8 +223,12 @@ std::size_t Registry::rebind(const std::string& from, const std::string& to, std
 }
 
 std::optional<Session> Registry::remove(pid_t pid, const std::string& grant_id) {
+    // The reporting process is connected, so its start time can be read: an older session
+    // recorded under the same (since reused) pid is not the one that ended.
+    const auto started = m_effects.start_time(pid);
     for (auto it = m_sessions.begin(); it != m_sessions.end(); ++it) {
         if (it->second.pid != pid) continue;
+        if (started && it->second.start_time != *started) continue;
         if (!grant_id.empty() && it->second.grant_id != grant_id) continue;
         Session s = it->second;
         erase(it);
@@ -234,9 +238,15 @@ std::optional<Session> Registry::remove(pid_t pid, const std::string& grant_id) 
 }
 
 bool Registry::tell(const Session& s, const std::string& line) {
-    if (!tty_path(s.tty).empty()) return m_effects.write_tty(s.tty, line);
-    const std::string below = m_effects.find_tty(s.pid);
-    return !below.empty() && m_effects.write_tty(below, line);
+    // SECURITY NOTE: only the terminal the kernel says the session has now (the controlling
+    // terminal of its process, or of the first process below it that has one). A terminal the
+    // session gave up (`sudo cmd & disown; exit`) may be another user's login by now: the
+    // terminal reported at admission is written only while it is still the session's.
+    const std::string now = m_effects.find_tty(s.pid);
+    if (now.empty()) return false;
+    const std::string reported = tty_path(s.tty);
+    if (!reported.empty() && reported != now) return false;
+    return m_effects.write_tty(now, line);
 }
 
 Ended Registry::end(Session& s, const std::string& reason, const std::string& line, Clock::time_point now) {

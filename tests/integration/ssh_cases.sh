@@ -200,5 +200,31 @@ case_login_session_ended_at_expiry() {
     expect_journal session.ended_by_expiry "\"request_id\":\"$id\""
 }
 
+case_login_session_ended_by_revoke() {
+    start "${RULES_SHORT/ttl: 5s/ttl: 10m}" # only the revoke ends it
+    as_user_argv erin
+    local ssh_erin=("${AS_USER[@]}" ssh -F /dev/null -p "$PORT" -i "$T/ssh/erin" -o BatchMode=yes
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR erin@127.0.0.1)
+    RC=0; "${ssh_erin[@]}" true </dev/null >"$T/out" 2>&1 || RC=$?
+    [ "$RC" -ne 0 ] || ns_die "ssh without a grant succeeded"
+    local id; id="$(wait_pending 1)"
+    ctl bob approve "$id" >/dev/null
+    ("${ssh_erin[@]}" -tt 'echo "on $(tty)"; exec sleep 300') </dev/null >"$T/out" 2>&1 &
+    SSH_PID=$!
+    local i grant=""
+    for i in $(seq 1 100); do
+        grant="$(ctl erin sessions --json | sed -n 's/.*"grant_id":"\(G-[0-9A-Z]*\)".*"kind":"login".*/\1/p; s/.*"kind":"login".*"grant_id":"\(G-[0-9A-Z]*\)".*/\1/p' | head -n 1)"
+        [ -n "$grant" ] && break
+        sleep 0.05
+    done
+    [ -n "$grant" ] || ns_die "no live login session under a grant: $(ctl root sessions --json)"
+    expect_contains "$(ctl bob revoke "$grant" --reason "incident over")" "ended 1 session"
+    # at once: well before the grant's own 5 s
+    for i in $(seq 1 40); do kill -0 "$SSH_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -0 "$SSH_PID" 2>/dev/null && ns_die "the ssh session outlived the revoke of its grant by 2s"
+    ssh_wait
+    expect_journal session.ended_by_revoke "\"grant_id\":\"$grant\".*\"kind\":\"login\".*\"reason\":\"revoke\".*\"revoked_by\":\"bob\".*\"signalled\":true"
+}
+
 "case_$1"
 echo "PASS: $1"

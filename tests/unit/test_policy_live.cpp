@@ -43,7 +43,11 @@ struct FakeWorld {
             signals.emplace_back(pid, sig);
             return live::SignalResult::sent;
         };
-        e.find_tty = [this](pid_t pid) { return below.count(pid) != 0 ? below[pid] : std::string(); };
+        // The terminal each process has now: by default the one session_of() reports.
+        e.find_tty = [this](pid_t pid) {
+            const auto it = below.find(pid);
+            return it != below.end() ? it->second : std::string("/dev/pts/7");
+        };
         e.now_unix = [] { return std::int64_t{1'700'000'000}; };
         return e;
     }
@@ -223,6 +227,36 @@ TEST(LiveRegistry, BoundedAndGoneSessionsMakeRoom) {
     EXPECT_FALSE(reg.add(session_of(12, t0 + 60s), t0)) << "full";
     w.procs.erase(10);
     EXPECT_TRUE(reg.add(session_of(12, t0 + 60s), t0)) << "a gone session made room";
+}
+
+TEST(LiveRegistry, ATerminalTheSessionGaveUpIsNeverWritten) {
+    FakeWorld w;
+    live::Registry reg(w.effects());
+    reg.set_options({120s, 5s, 16});
+    const auto t0 = Clock::now();
+    w.procs[40] = 1;
+    w.procs[41] = 1;
+    ASSERT_TRUE(reg.add(session_of(40, t0 + 600s), t0));
+    ASSERT_TRUE(reg.add(session_of(41, t0 + 600s, "G-2"), t0));
+    w.below[40] = "";           // it has no terminal any more
+    w.below[41] = "/dev/pts/8"; // pts/7 is someone else's now
+    reg.tick(t0 + 481s);        // both warned
+    EXPECT_TRUE(w.lines.empty());
+    reg.end_grant("G-2", "revoke", "revoked by bob", t0 + 482s);
+    EXPECT_TRUE(w.lines.empty()) << "nor told of the end";
+    EXPECT_EQ(w.signals.size(), 2u) << "the session still ends: HUP and TERM";
+}
+
+TEST(LiveRegistry, AnEndReportFromAReusedPidForgetsOnlyItsOwnSession) {
+    FakeWorld w;
+    live::Registry reg(w.effects());
+    const auto t0 = Clock::now();
+    w.procs[50] = 7;
+    ASSERT_TRUE(reg.add(session_of(50, t0 + 600s), t0));
+    w.procs[50] = 8; // the recorded process ended unreported; pid 50 is another sudo now
+    EXPECT_FALSE(reg.remove(50, {})) << "not the recorded process";
+    w.procs[50] = 7;
+    EXPECT_TRUE(reg.remove(50, {}));
 }
 
 TEST(LiveRegistry, CountsEachPersonsFollowedSessions) {
