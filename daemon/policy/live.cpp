@@ -56,9 +56,18 @@ std::size_t Registry::count_for(std::int64_t requester_uid) const {
 
 std::optional<std::uint64_t> start_time_of(pid_t pid) {
     if (pid <= 0) return std::nullopt;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!in || !std::getline(in, line)) return std::nullopt;
+    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT || errno == ESRCH ? std::nullopt : std::optional(k_unreadable);
+    char buf[1024];
+    ssize_t n = -1;
+    do {
+        n = ::read(fd, buf, sizeof(buf) - 1);
+    } while (n < 0 && errno == EINTR);
+    const int error = errno;
+    ::close(fd);
+    if (n < 0) return error == ESRCH ? std::nullopt : std::optional(k_unreadable);
+    const std::string line(buf, static_cast<std::size_t>(n));
     const auto close = line.rfind(')');
     if (close == std::string::npos) return std::nullopt;
     // After ") ": field 3 (state) onwards; the start time is field 22, the 20th from here.
@@ -143,6 +152,10 @@ SignalResult signal_if_same(pid_t pid, std::uint64_t start_time, int sig) {
     // read and kill() is a few microseconds; a pid would have to be freed and reused in it.
     if (pid <= 1) return SignalResult::gone;
     const auto now = start_time_of(pid);
+    if (now == k_unreadable) {
+        errno = EAGAIN; // not known to be gone: said as a failure, tried again later
+        return SignalResult::failed;
+    }
     if (!now || *now != start_time) return SignalResult::gone;
     if (::kill(pid, sig) == 0) return SignalResult::sent;
     return errno == ESRCH ? SignalResult::gone : SignalResult::failed;
@@ -175,7 +188,7 @@ void Registry::forget_gone() {
     for (auto it = m_sessions.begin(); it != m_sessions.end();) {
         const auto st = m_effects.start_time(it->second.pid);
         auto next = std::next(it);
-        if (!st || *st != it->second.start_time) erase(it);
+        if (st != k_unreadable && (!st || *st != it->second.start_time)) erase(it);
         it = next;
     }
 }
@@ -183,7 +196,7 @@ void Registry::forget_gone() {
 bool Registry::add(Session s, Clock::time_point now) {
     if (s.pid <= 1) return false;
     const auto st = m_effects.start_time(s.pid);
-    if (!st) return false;
+    if (!st || *st == k_unreadable) return false;
     s.start_time = *st;
     // The same process again (a sudo front end asks once; a PAM stack may report twice).
     for (auto it = m_sessions.begin(); it != m_sessions.end(); ++it)
@@ -228,7 +241,7 @@ std::optional<Session> Registry::remove(pid_t pid, const std::string& grant_id) 
     const auto started = m_effects.start_time(pid);
     for (auto it = m_sessions.begin(); it != m_sessions.end(); ++it) {
         if (it->second.pid != pid) continue;
-        if (started && it->second.start_time != *started) continue;
+        if (started && *started != k_unreadable && it->second.start_time != *started) continue;
         if (!grant_id.empty() && it->second.grant_id != grant_id) continue;
         Session s = it->second;
         erase(it);
@@ -254,7 +267,10 @@ Ended Registry::end(Session& s, const std::string& reason, const std::string& li
     e.reason = reason;
     s.end_reason = reason;
     const auto st = m_effects.start_time(s.pid);
-    if (!st || *st != s.start_time) {
+    if (st == k_unreadable) {
+        // Not known to be gone: nothing is signalled blind; the SIGKILL step looks again.
+        e.signal_error = "cannot read /proc/" + std::to_string(s.pid) + "/stat now";
+    } else if (!st || *st != s.start_time) {
         e.gone = true;
     } else {
         // The line goes first (once the process is known to be the recorded one, so a stranger
@@ -309,6 +325,10 @@ std::vector<Ended> Registry::tick(Clock::time_point now) {
         Session& s = it->second;
         s.next = Clock::time_point::max();
         const auto st = m_effects.start_time(s.pid);
+        if (st == k_unreadable) { // EMFILE, ENOMEM...: not known to be gone; look again soon
+            schedule(s, now + std::chrono::seconds(1));
+            continue;
+        }
         if (!st || *st != s.start_time) { // ended without a report (killed, crashed): forget it
             erase(it);
             continue;

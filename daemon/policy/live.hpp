@@ -33,8 +33,14 @@ namespace jitgate::live {
 
 using Clock = std::chrono::steady_clock;
 
-// The start time of process `pid` in clock ticks since boot (/proc/<pid>/stat field 22), or
-// nullopt if it is gone or unreadable. Parses after the last ')' (the command name may hold
+// What start_time_of() says when /proc/<pid>/stat exists but cannot be read now (EMFILE,
+// ENOMEM, ...): the process is not known to be gone, so it is neither forgotten nor signalled
+// blind; the registry looks again.
+inline constexpr std::uint64_t k_unreadable = ~std::uint64_t{0};
+
+// The start time of process `pid` in clock ticks since boot (/proc/<pid>/stat field 22),
+// nullopt if it is gone (ENOENT, ESRCH) or its line cannot be parsed, k_unreadable if it
+// cannot be read now. Parses after the last ')' (the command name may hold
 // spaces and parentheses). Never throws except std::bad_alloc.
 std::optional<std::uint64_t> start_time_of(pid_t pid);
 

@@ -259,6 +259,25 @@ TEST(LiveRegistry, AnEndReportFromAReusedPidForgetsOnlyItsOwnSession) {
     EXPECT_TRUE(reg.remove(50, {}));
 }
 
+TEST(LiveRegistry, AProcessThatCannotBeReadNowIsNeitherForgottenNorSignalledBlind) {
+    FakeWorld w;
+    live::Registry reg(w.effects());
+    reg.set_options({0s, 5s, 16});
+    const auto t0 = Clock::now();
+    w.procs[60] = 3;
+    ASSERT_TRUE(reg.add(session_of(60, t0 + 60s), t0));
+    w.procs[60] = live::k_unreadable; // EMFILE at the deadline
+    EXPECT_TRUE(reg.tick(t0 + 61s).empty());
+    EXPECT_TRUE(w.signals.empty()) << "nothing signalled blind";
+    EXPECT_EQ(reg.size(), 1u) << "and not forgotten";
+    ASSERT_TRUE(reg.next_deadline());
+    w.procs[60] = 3; // readable again: it is ended
+    const auto ended = reg.tick(*reg.next_deadline());
+    ASSERT_EQ(ended.size(), 1u);
+    EXPECT_TRUE(ended[0].signalled);
+    EXPECT_FALSE(w.signals.empty());
+}
+
 TEST(LiveRegistry, CountsEachPersonsFollowedSessions) {
     FakeWorld w;
     live::Registry reg(w.effects());
