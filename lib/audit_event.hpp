@@ -30,6 +30,8 @@ inline constexpr const char* grant_released = "grant.released"; // the requester
 inline constexpr const char* session_ended_by_expiry = "session.ended_by_expiry";
 inline constexpr const char* session_ended_by_revoke = "session.ended_by_revoke";
 inline constexpr const char* session_kept_after_expiry = "session.kept_after_expiry";
+// An ended session's process was still there after the grace period: SIGKILL was sent (or failed).
+inline constexpr const char* session_killed = "session.killed";
 inline constexpr const char* command_finished = "command.finished";
 // A program that a command run under sudo's intercept mode executed, and what jitgate said.
 inline constexpr const char* command_intercepted = "command.intercepted";

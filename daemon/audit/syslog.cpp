@@ -221,6 +221,11 @@ std::string summary_of(const Json& event) {
     } else if (type == type::session_ended_by_expiry || type == type::session_ended_by_revoke) {
         phrase = "session (pid " + f("pid") + (f("tty").empty() ? "" : ", tty " + f("tty")) + ") under grant " +
                  f("grant_id") + " ended: " + f("reason");
+    } else if (type == type::session_killed) {
+        phrase =
+            "session (pid " + f("pid") + ") under grant " + f("grant_id") +
+            (f("signalled") == "true" ? " still running after the grace period: killed (SIGKILL)"
+                                      : " still running after the grace period: SIGKILL failed: " + f("signal_error"));
     } else if (type == type::session_kept_after_expiry) {
         phrase = "session (pid " + f("pid") + ") kept after grant " + f("grant_id") + " expired (on_expiry: keep)";
     } else if (type == type::command_finished) {
@@ -293,7 +298,7 @@ int severity_for(const std::string& event_type) noexcept {
     if (t == type::break_glass) return k_severity_alert;
     if (t == type::denied || t == type::timeout || t == type::cancelled || t == type::error ||
         t == type::grant_revoked || t == type::session_ended_by_expiry || t == type::session_ended_by_revoke ||
-        t == type::session_kept_after_expiry)
+        t == type::session_kept_after_expiry || t == type::session_killed)
         return k_severity_warning;
     if (t == type::approved || t == type::auto_approved || t == type::approval_recorded || t == type::allowed_by_rule ||
         t == type::allowed_by_grant || t == type::command_finished || t == type::command_intercepted ||

@@ -363,11 +363,21 @@ std::vector<Ended> Registry::tick(Clock::time_point now) {
             if (gone) erase(it);
             break;
         }
-        case Session::Stage::ending:
+        case Session::Stage::ending: {
             // SECURITY NOTE: the grace period is over and the process is still the recorded one.
-            m_effects.signal(s.pid, s.start_time, SIGKILL);
+            // Recorded either way (session.killed): the process never reports its own end.
+            const auto result = m_effects.signal(s.pid, s.start_time, SIGKILL);
+            if (result != SignalResult::gone) {
+                Ended e;
+                e.reason = "killed";
+                e.signalled = result == SignalResult::sent;
+                if (!e.signalled) e.signal_error = std::strerror(errno);
+                e.session = s;
+                out.push_back(std::move(e));
+            }
             erase(it);
             break;
+        }
         case Session::Stage::kept:
             break;
         }

@@ -33,6 +33,7 @@ std::string upper_id(std::string s) {
 const char* event_type_for(const std::string& reason) {
     if (reason == "expiry") return audit::type::session_ended_by_expiry;
     if (reason == "kept") return audit::type::session_kept_after_expiry;
+    if (reason == "killed") return audit::type::session_killed;
     return audit::type::session_ended_by_revoke; // revoke, released
 }
 

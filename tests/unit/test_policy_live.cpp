@@ -94,9 +94,12 @@ TEST(LiveRegistry, WarnsBeforeTheEndThenEndsThenKillsAfterTheGrace) {
     EXPECT_EQ(w.signals[1], std::make_pair(pid_t{4242}, SIGTERM));
     EXPECT_NE(w.lines.back().second.find("has expired"), std::string::npos);
     EXPECT_EQ(*reg.next_deadline(), t0 + 605s) << "SIGKILL after the grace period";
-    reg.tick(t0 + 605s);
+    const auto killed = reg.tick(t0 + 605s);
     ASSERT_EQ(w.signals.size(), 3u);
     EXPECT_EQ(w.signals[2], std::make_pair(pid_t{4242}, SIGKILL));
+    ASSERT_EQ(killed.size(), 1u) << "the SIGKILL is recorded";
+    EXPECT_EQ(killed[0].reason, "killed");
+    EXPECT_TRUE(killed[0].signalled);
     EXPECT_EQ(reg.size(), 0u);
     EXPECT_FALSE(reg.next_deadline());
 }
