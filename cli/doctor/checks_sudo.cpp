@@ -8,6 +8,7 @@
 #include "cli/doctor/doctor.hpp"
 #include "cli/doctor/parse.hpp"
 #include "daemon/config/config.hpp"
+#include "daemon/policy/binding.hpp"
 
 namespace jitgate::doctor {
 
@@ -477,6 +478,79 @@ void check_sudo_conf(const Root& root, GateConfig& gate, Findings& out) {
     }
 }
 
+namespace {
+
+// The settings of a `Defaults` line (Defaults, Defaults:USERS, Defaults>RUNAS, Defaults@HOSTS,
+// Defaults!CMNDS): split at commas outside double quotes.
+std::vector<std::string> defaults_settings(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < text.size() && !blank(text[i])) ++i; // the Defaults word and its binding
+    std::string cur;
+    bool quoted = false;
+    for (; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '\\' && i + 1 < text.size()) {
+            cur += text[++i];
+            continue;
+        }
+        if (c == '"') quoted = !quoted;
+        if (c == ',' && !quoted) {
+            out.push_back(trim(cur));
+            cur.clear();
+            continue;
+        }
+        cur += c;
+    }
+    if (!trim(cur).empty()) out.push_back(trim(cur));
+    return out;
+}
+
+// Defaults that let the caller's environment reach what runs as root. jitgate binds the
+// environment of a command it approves, but an `allow` rule admits a program, and under
+// intercept a sub-command gets the shell's environment: a kept LD_PRELOAD is code of the
+// user's choosing inside an allowed root program.
+void check_defaults(const LogicalLine& ll, Findings& out) {
+    const std::string subject = ll.file + ":" + std::to_string(ll.line);
+    const std::string fix = "Keep `Defaults env_reset` (sudo's default), keep only variables that load no code, and "
+                            "drop `setenv`; give a command the variables it needs with a wrapper script instead.";
+    for (const auto& setting : defaults_settings(ll.text)) {
+        if (setting == "!env_reset") {
+            add(out, "sudoers.env_not_reset", Severity::warning, subject,
+                "`Defaults !env_reset`: commands run as root with the caller's environment (sudo removes only its "
+                "env_delete list)",
+                "Variables the caller chooses reach root programs; any sudo's delete list misses is theirs to set.",
+                fix);
+        } else if (setting == "setenv") {
+            add(out, "sudoers.setenv", Severity::warning, subject,
+                "`Defaults setenv`: callers may set any variable for every command they run as root",
+                "A variable such as LD_PRELOAD or PYTHONPATH set on sudo's command line makes an allowed program run "
+                "code of the caller's choosing.",
+                fix);
+        } else if (setting.starts_with("env_keep")) {
+            const auto eq = setting.find('=');
+            if (eq == std::string::npos) continue;
+            std::vector<std::string> entries;
+            for (const auto& name : words(setting.substr(eq + 1))) {
+                std::string n = name;
+                std::erase(n, '"');
+                if (!n.empty()) entries.push_back(n + "=");
+            }
+            const auto loaders = binding::hidden_code_loading(entries);
+            if (loaders.empty()) continue;
+            std::string names;
+            for (const auto& n : loaders) names += (names.empty() ? "" : ", ") + n;
+            add(out, "sudoers.env_keep_code", Severity::critical, subject,
+                "`" + setting + "` keeps " + names + " for commands run as root",
+                "These variables make a program load code without running another program: a caller who sets them "
+                "runs their own code as root inside any program sudo allows, which no approval saw.",
+                fix);
+        }
+    }
+}
+
+} // namespace
+
 void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
     std::vector<LogicalLine> lines;
     std::set<std::string> seen;
@@ -500,7 +574,10 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
         const auto w = words(ll.text);
         if (w.empty()) continue;
         const std::string& first = w[0];
-        if (first.starts_with("Defaults")) continue;
+        if (first.starts_with("Defaults")) {
+            check_defaults(ll, out);
+            continue;
+        }
         if (first == "User_Alias" || first == "Runas_Alias" || first == "Cmnd_Alias" || first == "Cmd_Alias" ||
             first == "Host_Alias") {
             auto& table = first == "User_Alias" ? s.user_alias : first == "Runas_Alias" ? s.runas_alias : s.cmnd_alias;

@@ -205,6 +205,26 @@ TEST_F(Doctor, SudoersNarrowRulesAndNopasswdAreNotFindings) {
     EXPECT_EQ(ids(f), Strings{});
 }
 
+TEST_F(Doctor, SudoersDefaultsThatLetTheEnvironmentLoadCodeAsRoot) {
+    write("/etc/sudoers",
+          "Defaults env_reset\n"
+          "Defaults env_keep += \"LANG LC_* EDITOR\"\n"
+          "Defaults:bob env_keep += \"LD_PRELOAD PYTHONPATH\", !env_reset\n"
+          "Defaults>root setenv\n"
+          "root ALL=(ALL) ALL\n",
+          0440);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    EXPECT_EQ(ids(f), (Strings{"sudoers.env_keep_code /etc/sudoers:3", "sudoers.env_not_reset /etc/sudoers:3",
+                               "sudoers.setenv /etc/sudoers:4"}));
+    for (const auto& x : f)
+        if (x.check == "sudoers.env_keep_code") {
+            EXPECT_EQ(x.severity, doctor::Severity::critical);
+            EXPECT_NE(x.what.find("LD_PRELOAD, PYTHONPATH"), std::string::npos) << x.what;
+        }
+}
+
 TEST_F(Doctor, SudoersCommandThatOthersCanReplace) {
     write("/etc/sudoers", "bob ALL=(ALL) /usr/local/bin/backup --all\n", 0440);
     write("/usr/local/bin/backup", "#!/bin/sh\n", 0777);
