@@ -170,24 +170,33 @@ rules:
     ttl: 5s
     timeout: 1m'
 
-case_login_session_ended_at_expiry() {
-    start "$RULES_SHORT"
+# login_under_grant RULES: erin's first ssh files a request that bob approves; then an ssh -tt
+# session (`sleep 300` on a pty) runs in the background under the grant. Sets SSH_PID and
+# GRANT (the live login session's grant) and REQUEST.
+login_under_grant() {
+    start "$1"
     as_user_argv erin
     local ssh_erin=("${AS_USER[@]}" ssh -F /dev/null -p "$PORT" -i "$T/ssh/erin" -o BatchMode=yes
         -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR erin@127.0.0.1)
     RC=0; "${ssh_erin[@]}" true </dev/null >"$T/out" 2>&1 || RC=$?
     [ "$RC" -ne 0 ] || ns_die "ssh without a grant succeeded"
-    local id; id="$(wait_pending 1)"
-    ctl bob approve "$id" >/dev/null
+    REQUEST="$(wait_pending 1)"
+    ctl bob approve "$REQUEST" >/dev/null
     ("${ssh_erin[@]}" -tt 'echo "on $(tty)"; exec sleep 300') </dev/null >"$T/out" 2>&1 &
     SSH_PID=$!
-    local i grant=""
+    local i
+    GRANT=""
     for i in $(seq 1 100); do
-        grant="$(ctl erin sessions --json | sed -n 's/.*"grant_id":"\(G-[0-9A-Z]*\)".*"kind":"login".*/\1/p; s/.*"kind":"login".*"grant_id":"\(G-[0-9A-Z]*\)".*/\1/p' | head -n 1)"
-        [ -n "$grant" ] && break
+        GRANT="$(ctl erin sessions --json | sed -n 's/.*"grant_id":"\(G-[0-9A-Z]*\)".*"kind":"login".*/\1/p; s/.*"kind":"login".*"grant_id":"\(G-[0-9A-Z]*\)".*/\1/p' | head -n 1)"
+        [ -n "$GRANT" ] && break
         sleep 0.05
     done
-    [ -n "$grant" ] || ns_die "no live login session under a grant: $(ctl root sessions --json)"
+    [ -n "$GRANT" ] || ns_die "no live login session under a grant: $(ctl root sessions --json)"
+}
+
+case_login_session_ended_at_expiry() {
+    login_under_grant "$RULES_SHORT"
+    local i grant="$GRANT" id="$REQUEST"
     expect_contains "$(ctl bob sessions)" "^$grant  erin  login  pid [0-9]+"
     for i in $(seq 1 160); do kill -0 "$SSH_PID" 2>/dev/null || break; sleep 0.05; done
     kill -0 "$SSH_PID" 2>/dev/null && ns_die "the ssh session outlived its 5s grant by 3s"
@@ -201,25 +210,10 @@ case_login_session_ended_at_expiry() {
 }
 
 case_login_session_ended_by_revoke() {
-    start "${RULES_SHORT/ttl: 5s/ttl: 10m}" # only the revoke ends it
-    as_user_argv erin
-    local ssh_erin=("${AS_USER[@]}" ssh -F /dev/null -p "$PORT" -i "$T/ssh/erin" -o BatchMode=yes
-        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR erin@127.0.0.1)
-    RC=0; "${ssh_erin[@]}" true </dev/null >"$T/out" 2>&1 || RC=$?
-    [ "$RC" -ne 0 ] || ns_die "ssh without a grant succeeded"
-    local id; id="$(wait_pending 1)"
-    ctl bob approve "$id" >/dev/null
-    ("${ssh_erin[@]}" -tt 'echo "on $(tty)"; exec sleep 300') </dev/null >"$T/out" 2>&1 &
-    SSH_PID=$!
-    local i grant=""
-    for i in $(seq 1 100); do
-        grant="$(ctl erin sessions --json | sed -n 's/.*"grant_id":"\(G-[0-9A-Z]*\)".*"kind":"login".*/\1/p; s/.*"kind":"login".*"grant_id":"\(G-[0-9A-Z]*\)".*/\1/p' | head -n 1)"
-        [ -n "$grant" ] && break
-        sleep 0.05
-    done
-    [ -n "$grant" ] || ns_die "no live login session under a grant: $(ctl root sessions --json)"
+    login_under_grant "${RULES_SHORT/ttl: 5s/ttl: 10m}" # only the revoke ends it
+    local i grant="$GRANT"
     expect_contains "$(ctl bob revoke "$grant" --reason "incident over")" "ended 1 session"
-    # at once: well before the grant's own 5 s
+    # at once: the grant itself has ten minutes left
     for i in $(seq 1 40); do kill -0 "$SSH_PID" 2>/dev/null || break; sleep 0.05; done
     kill -0 "$SSH_PID" 2>/dev/null && ns_die "the ssh session outlived the revoke of its grant by 2s"
     ssh_wait
