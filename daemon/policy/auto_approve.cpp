@@ -83,11 +83,7 @@ std::string Broker::auto_approval(const CheckSession& s) const {
         add("on_call");
     }
     if (!a.commands.empty()) {
-        const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-            const auto id = binding::file_id(path);
-            if (!id) return std::nullopt;
-            return std::pair{id->dev, id->ino};
-        };
+        const rules::FileIdOf id_of = binding::file_id_pair;
         if (!rules::commands_listed(a.commands, s.facts, id_of)) return {};
         // SECURITY NOTE: validate() requires an absolute path in every entry; checked here too
         // that the program is one only root can change (file and every directory above it), so

@@ -174,6 +174,12 @@ std::vector<std::string> hidden_code_loading(const std::vector<std::string>& env
     return out;
 }
 
+std::optional<std::pair<std::int64_t, std::int64_t>> file_id_pair(const std::string& path) {
+    const auto id = file_id(path);
+    if (!id) return std::nullopt;
+    return std::pair{id->dev, id->ino};
+}
+
 std::string run_cwd(const msg::CheckRequest& r) {
     return r.run_cwd.empty() ? r.cwd : r.run_cwd;
 }

@@ -71,6 +71,9 @@ struct FileId {
 
 // stat() of `path` (symlinks followed); nullopt if it cannot be read.
 std::optional<FileId> file_id(const std::string& path);
+// file_id() as the (st_dev, st_ino) pair a rule's literal path is compared by
+// (rules::FileIdOf); nullopt if the path cannot be stat'ed.
+std::optional<std::pair<std::int64_t, std::int64_t>> file_id_pair(const std::string& path);
 
 // Every spelling of the program a rule is matched against: its canonical path, then the same
 // path through the host's merged-/usr links (/bin -> usr/bin makes /usr/bin/x also /bin/x).

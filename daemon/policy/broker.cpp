@@ -350,11 +350,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         return decide(s, responder, d, e);
     }
 
-    const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-        const auto id = binding::file_id(path);
-        if (!id) return std::nullopt;
-        return std::pair{id->dev, id->ino};
-    };
+    const rules::FileIdOf id_of = binding::file_id_pair;
     const auto wall_now = m_wall_clock();
     const config::Rule* rule = rules::first_match(cfg, s.facts, wall_now, id_of);
     // Shares the config the rule came from (a reload does not change a request under way);
@@ -719,11 +715,7 @@ std::string Broker::spool_full_refusal(bool break_glass) const {
 
 std::string Broker::window_change(const CheckSession& s) const {
     const auto& cfg = *m_config;
-    const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-        const auto id = binding::file_id(path);
-        if (!id) return std::nullopt;
-        return std::pair{id->dev, id->ino};
-    };
+    const rules::FileIdOf id_of = binding::file_id_pair;
     const auto now = m_wall_clock();
     const config::Rule* rule = rules::first_match(cfg, s.facts, now, id_of);
     if (const std::string why = rules::windows_error(cfg, rule, now); !why.empty()) return why;

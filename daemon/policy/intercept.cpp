@@ -62,11 +62,7 @@ grants::Action action_of_grant(const grants::Grant& g) {
 Step Broker::check_intercepted(CheckSession& s, Responder& responder) {
     const auto& cfg = *m_config;
     const auto& r = s.request;
-    const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-        const auto id = binding::file_id(path);
-        if (!id) return std::nullopt;
-        return std::pair{id->dev, id->ino};
-    };
+    const rules::FileIdOf id_of = binding::file_id_pair;
     const config::Rule* rule = rules::first_match(cfg, s.facts, m_wall_clock(), id_of);
     s.rule = rule != nullptr
                  ? std::shared_ptr<const config::Rule>(m_config, rule)

@@ -281,11 +281,7 @@ OpResult Broker::extend(const Caller& c, const std::string& raw_id, const std::s
     if (const std::string changed = window_change(s); !changed.empty())
         return {false, "grant " + id + " cannot be extended: " + changed + " (ask for it anew)"};
     {
-        const auto id_of = [](const std::string& path) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-            const auto fid = binding::file_id(path);
-            if (!fid) return std::nullopt;
-            return std::pair{fid->dev, fid->ino};
-        };
+        const rules::FileIdOf id_of = binding::file_id_pair;
         const config::Rule* now_rule = rules::first_match(*m_config, s.facts, m_wall_clock(), id_of);
         s.rule = now_rule != nullptr ? std::shared_ptr<const config::Rule>(m_config, now_rule)
                                      : std::shared_ptr<const config::Rule>(std::shared_ptr<const config::Rule>{},
