@@ -16,8 +16,8 @@
 #                 and it runs last: ctest's closing line counts the unit and integration tests.
 #   ./build-fuzz  clang 14, the libFuzzer targets of tests/fuzz only
 # Order: the packages the builds need, then the others in the background while building;
-# the format check; both builds; the g++ suite while ./build-fuzz is built at nice 19 in the
-# idle time it leaves (its cases mostly wait on sudo, sshd and the daemons); each fuzz target
+# the format check; both builds; the g++ suite while ./build's bench programs and ./build-fuzz
+# are built at nice 19 in the idle time it leaves (its cases mostly wait on sudo, sshd and the daemons); each fuzz target
 # briefly (its seeds, then 5 s; two at once); the sanitizer suite last.
 # JITGATE_SKIP_FORMAT=1 / JITGATE_SKIP_SANITIZE=1 / JITGATE_SKIP_FUZZ=1 skip a part; without
 # the sanitizer tree, ./build builds and runs the unit tests itself (last).
@@ -59,6 +59,9 @@ asan_flags="-O0 -gline-tables-only -DNDEBUG"
 stage "building ./build (g++)"
 ./scripts/build.sh -DJITGATE_BUILD_BENCH=ON -DJITGATE_BUILD_UNIT_TESTS="$unit_in_build" \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG"
+if [ "${JITGATE_SKIP_FUZZ:-0}" = 1 ]; then
+    cmake --build "$build" --target bench -j"$(nproc)" # else built beside the fuzz tree, below
+fi
 if [ "$sanitize" = 1 ]; then
     stage "building ./build-asan (clang, sanitizers)"
     JITGATE_BUILD="$PWD/build-asan" CXX=clang++ ./scripts/build.sh -DJITGATE_SANITIZE=ON -DJITGATE_BUILD_BENCH=OFF \
@@ -76,6 +79,8 @@ rm -f "$deps_log"
 # of the two cores idle, and the build takes only that idle time, not the suite's. Its log is
 # shown if it fails.
 fuzz_build() {
+    # The bench programs of ./build first (they must keep compiling warning-free; nothing runs them).
+    cmake --build "$build" --target bench -j"$(nproc)"
     cmake -S . -B "$PWD/build-fuzz" -DCMAKE_CXX_COMPILER=clang++ -DJITGATE_FUZZ=ON -DJITGATE_BUILD_TESTS=OFF \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$quick_flags" >/dev/null
     cmake --build "$PWD/build-fuzz" --target fuzzers -j"$(nproc)"
@@ -84,7 +89,7 @@ if [ "${JITGATE_SKIP_FUZZ:-0}" != 1 ]; then
     fuzz_log="$(mktemp /tmp/jitgate-fuzz-build.XXXXXX)"
     echo "== building ./build-fuzz in the background (nice 19) while the g++ suite runs"
     export -f fuzz_build
-    export quick_flags
+    export quick_flags build
     setsid nice -n 19 bash -c fuzz_build >"$fuzz_log" 2>&1 </dev/null &
     fuzz_pid=$!
 fi
