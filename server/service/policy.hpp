@@ -2,11 +2,15 @@
 // groups may decide a request, how many approvals it needs, and whether the ticket check
 // applies. The server may raise a host's approvals, never lower them (SECURITY NOTE: a host's
 // rule asks for the minimum; a compromised or misconfigured server must not weaken it, and
-// the host checks the grant's approver count itself anyway). Pure; thread-safe.
+// the host checks the grant's approver count itself anyway). Entries may apply only in named
+// time windows (`when`/`unless`, the `windows:` syntax of jitgated's config) and may refuse
+// (`deny`: a change freeze). Pure (the caller passes the time); thread-safe.
 #pragma once
 
 #include "server/config/config.hpp"
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,16 +25,30 @@ struct PolicyInput {
 };
 
 struct PolicyDecision {
-    bool covered = false;                     // at least one entry matched: the request may be filed
+    bool covered = false;                     // at least one allowing entry applies: it may be filed
     std::vector<std::string> entries;         // the names of the matching entries
     std::vector<std::string> approver_groups; // union of the matching entries' groups, sorted, unique
     int approvals_needed = 1;                 // max(host's, every matching entry's min_approvals)
     bool ticket_check = false;                // any matching entry asks for it
+    std::vector<std::string> windows;         // the `when` windows that made entries apply, as shown
+    std::string denied_by;                    // a `deny` entry applies: its name and window; refuse
+    std::string error;                        // a window cannot be evaluated now: refuse (fail closed)
 };
 
-// Every entry whose selectors all match contributes (an empty selector matches anything).
-// Host and rule selectors are glob patterns (fnmatch without flags); environments compare
-// exactly; every tag an entry lists must be on the host.
-PolicyDecision apply_policy(const std::vector<config::PolicyEntry>& policy, const PolicyInput& input);
+// Every entry whose selectors all match and whose windows let it apply at `now` contributes (an
+// empty selector matches anything). Host and rule selectors are glob patterns (fnmatch without
+// flags); environments compare exactly; every tag an entry lists must be on the host. An entry
+// with `when` applies while one of those windows holds, one with `unless` while none of those
+// does. A window that cannot be evaluated (its zone's data became unreadable) sets `error`.
+PolicyDecision apply_policy(const config::Config& config, const PolicyInput& input,
+                            std::chrono::system_clock::time_point now);
+
+// Why an approval given now would not be one the policy in force now allows, or nullopt.
+// `filed` is the decision made when the request was filed, `now_decision` the one made now:
+// a freeze that began (deny), more approvals needed, or none of `approver_groups` among the
+// groups that may approve now. SECURITY NOTE: a request that waited into a freeze, or into
+// hours that need the change board, is not approved under the rules of the hour it was filed.
+std::optional<std::string> policy_changed(int approvals_needed_filed, const PolicyDecision& now_decision,
+                                          const std::vector<std::string>& approver_groups);
 
 } // namespace jitgate::server::service

@@ -559,8 +559,19 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                              text::shown(f.host, 128) + "\""));
         return;
     }
-    const PolicyDecision policy =
-        apply_policy(m_config.policy, {f.host, f.environment, f.tags, f.rule, f.approvals_needed});
+    const PolicyDecision policy = apply_policy(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
+                                               std::chrono::system_clock::time_point(std::chrono::seconds(now())));
+    if (!policy.error.empty()) {
+        // Fail closed: a window that cannot say whether a freeze holds files nothing.
+        reply.send(error(503, "unavailable", "the approver policy cannot be evaluated: " + policy.error));
+        return;
+    }
+    if (!policy.denied_by.empty()) {
+        reply.send(error(403, "forbidden",
+                         "requests of host \"" + text::shown(f.host, 128) + "\" for rule \"" +
+                             text::shown(f.rule, 128) + "\" are refused now by " + policy.denied_by));
+        return;
+    }
     if (!policy.covered) {
         reply.send(error(403, "forbidden",
                          "no approver policy of this service covers host \"" + text::shown(f.host, 128) +
@@ -600,7 +611,8 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                {"rule", f.rule},
                {"policy", policy.entries},
                {"approvals_needed", policy.approvals_needed},
-               {"approver_groups", policy.approver_groups}});
+               {"approver_groups", policy.approver_groups},
+               {"windows", policy.windows}});
     const auto limit = static_cast<std::size_t>(std::max(m_config.hosts.max_pending_per_host, 1));
     const store::CreateResult created = m_store.create(r, filed, limit);
     if (created.over_limit) {
@@ -842,6 +854,21 @@ Decidability Service::decidability(const Approver& approver, const store::Reques
     if (std::any_of(request.approvals.begin(), request.approvals.end(),
                     [&](const store::Approval& a) { return a.approver == approver.unix_user; })) {
         d.why_not = "you have already approved this request";
+        return d;
+    }
+    // The policy in force now, not only when the request was filed: a freeze or the change
+    // board's hours may have begun while it waited (approver policy `when`/`unless`/`deny`).
+    if (const auto filed = protocol::check_filed(request.body); filed.filed) {
+        const protocol::Filed& f = *filed.filed;
+        const PolicyDecision current =
+            apply_policy(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
+                         std::chrono::system_clock::time_point(std::chrono::seconds(now())));
+        if (const auto changed = policy_changed(request.approvals_needed, current, approver.groups)) {
+            d.why_not = *changed;
+            return d;
+        }
+    } else {
+        d.why_not = "the stored request cannot be read again: " + filed.error;
         return d;
     }
     // A recorded ticket state means the policy asked for the check: it must say ok (fail closed).

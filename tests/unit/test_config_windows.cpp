@@ -1,6 +1,6 @@
-// Unit tests of time windows (daemon/config/windows.cpp, match.when/unless in rules.cpp): every
+// Unit tests of time windows (lib/time_windows.cpp, match.when/unless in rules.cpp): every
 // instant is fixed and passed in, zones and DST come from the system tzdb.
-#include "daemon/config/windows.hpp"
+#include "lib/time_windows.hpp"
 
 #include <sched.h>
 #include <sys/mount.h>

@@ -1,7 +1,9 @@
-// daemon/config/windows.hpp — time windows and the on-call list: local times in an IANA zone
-// (the system tzdb, through Howard Hinnant's date/tz.h: g++ 12 has no std::chrono tzdb),
-// whether a window holds at an instant, and the strict readers of the files a change calendar
-// and an on-call sync write (docs/config.md, "Time windows", "Automatic approval").
+// lib/time_windows.hpp — time windows and the on-call list, shared by jitgated's rules and
+// jitgate-server's approver policy (the same `windows:` syntax in both configs): local times in
+// an IANA zone (the system tzdb, through Howard Hinnant's date/tz.h: g++ 12 has no std::chrono
+// tzdb), whether a window holds at an instant, the `windows:` section's reader and checks, and
+// the strict readers of the files a change calendar and an on-call sync write (docs/config.md,
+// "Time windows", "Automatic approval"; docs/server.md, "Approver policy").
 //
 // Every function takes "now" from its caller (no clock read here), so tests use fixed instants.
 // Thread-safe: the tzdb is loaded once and never reloaded. Nothing throws for bad input except
@@ -14,7 +16,37 @@
 #include <string>
 #include <vector>
 
-#include "daemon/config/config.hpp"
+#include <functional>
+
+#include "lib/yaml_reader.hpp"
+
+namespace jitgate::config {
+
+// A named time window (docs/config.md, "Time windows"): weekly local hours, dated periods
+// (inline or from a file a change calendar writes), in one IANA time zone of the system tzdb.
+struct WeeklySpan {
+    unsigned days = 0;   // bit d set: weekday d (0 Sunday .. 6 Saturday), in the window's zone
+    int from_minute = 0; // local time of day, minutes after midnight, inclusive
+    int to_minute = 0;   // exclusive; 1440 is "24:00"; below from_minute: runs past midnight
+};
+struct DatedPeriod {
+    std::string from, to;       // as written, local "YYYY-MM-DDTHH:MM[:SS]"
+    std::int64_t from_unix = 0; // the instants they name (DST rule: docs/config.md)
+    std::int64_t to_unix = 0;   // exclusive
+    std::string label;          // optional, shown with the window
+    std::string source;         // the file it came from
+    int line = 0;
+};
+struct Window {
+    std::string name;
+    int line = 0;
+    std::string timezone; // IANA name, checked against the system tzdb
+    std::vector<WeeklySpan> weekly;
+    std::vector<DatedPeriod> dates; // inline ones, then the file's
+    std::string file;               // optional: more dated periods, read strictly at (re)load
+};
+
+} // namespace jitgate::config
 
 namespace jitgate::windows {
 
@@ -44,10 +76,22 @@ bool holds(const config::Window& window, WallClock now);
 // The same, but says when the window cannot be evaluated (its zone's data cannot be read):
 // nullopt and `error` set. Callers that decide access refuse then (fail closed).
 std::optional<bool> evaluate(const config::Window& window, WallClock now, std::string& error);
-// The window named `name` in `config`, or null.
-const config::Window* find(const config::Config& config, const std::string& name);
+// The window named `name` in `windows`, or null.
+const config::Window* find(const std::vector<config::Window>& windows, const std::string& name);
 // What a window is shown as: its name, with the label of the dated period in effect if any.
 std::string describe(const config::Window& window, WallClock now);
+
+// Reads a config's `windows:` section (`section`: its entry at top level, or null) into
+// `windows`: a mapping of window name to {timezone, weekly, dates, file}. Problems go to
+// `reader` with their positions; a `file` is read now (read_periods_file), so a missing or
+// broken calendar makes the config invalid.
+void parse_windows(config::Reader& reader, const config::Entry* section, std::vector<config::Window>& windows);
+
+// The checks of a parsed (or built in code) `windows` list: names (A-Z a-z 0-9 . _ -, unique),
+// and, for a config built in code (`parsed` false: the parser has not said it), the zones.
+// Each problem goes to `add` with its path ("windows.<name>") and line.
+void check_windows(const std::vector<config::Window>& windows, bool parsed,
+                   const std::function<void(const std::string& path, int line, std::string message)>& add);
 
 // Reads the dated periods of a freeze file (format in docs/config.md) as local times of
 // `zone`. Every problem names the file and line. Refuses a file someone other than root or
