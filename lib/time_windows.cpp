@@ -2,6 +2,7 @@
 // readers of the freeze and on-call files (docs/config.md).
 #include "lib/time_windows.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -241,6 +242,18 @@ std::string describe(const config::Window& w, WallClock now) {
 
 namespace {
 
+std::optional<config::Window::Stamp> stamp_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    config::Window::Stamp s;
+    s.dev = st.st_dev;
+    s.ino = st.st_ino;
+    s.size = st.st_size;
+    s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
+    return s;
+}
+
 const config::SectionSpec k_window_spec{{"timezone", "weekly", "dates", "file"}, {}};
 const config::SectionSpec k_weekly_spec{{"days", "from", "to"}, {}};
 const config::SectionSpec k_dates_spec{{"from", "to", "label"}, {}};
@@ -372,6 +385,8 @@ void parse_window(config::Reader& r, const config::Entry& entry, config::Window&
             if (!is_absolute_path(w.file)) {
                 r.add(file->value.Mark(), where.prefix + "'file' must be an absolute path, got " + shown(w.file));
             } else if (!zone_problem) {
+                // Stamped before it is read: a change during the read shows as a change later.
+                w.file_stamp = stamp_of(w.file).value_or(config::Window::Stamp{});
                 for (auto& p : read_periods_file(w.file, w.timezone, w.dates)) {
                     r.problems().push_back(std::move(p));
                 }
@@ -430,6 +445,14 @@ void check_windows(const std::vector<config::Window>& windows, bool parsed,
             add(path, w.line, "window " + config::shown(w.name) + ": " + *error); // the parser said it for a file
         }
     }
+}
+
+std::optional<std::string> file_changed(const config::Window& w) {
+    if (w.file.empty()) return std::nullopt;
+    const auto now = stamp_of(w.file);
+    if (now && *now == w.file_stamp) return std::nullopt;
+    return "the calendar file " + config::shown(w.file) + " of window " + config::shown(w.name) +
+           (now ? " changed" : " is gone") + " since it was read; restart to read it again";
 }
 
 std::vector<config::Problem> read_periods_file(const std::string& path, const std::string& zone,

@@ -44,6 +44,12 @@ struct Window {
     std::vector<WeeklySpan> weekly;
     std::vector<DatedPeriod> dates; // inline ones, then the file's
     std::string file;               // optional: more dated periods, read strictly at (re)load
+    // The file as it was read (file_changed() compares): device, inode, size, mtime and ctime.
+    struct Stamp {
+        std::uint64_t dev = 0, ino = 0;
+        std::int64_t size = -1, mtime_ns = 0, ctime_ns = 0;
+        bool operator==(const Stamp&) const = default;
+    } file_stamp;
 };
 
 } // namespace jitgate::config
@@ -92,6 +98,11 @@ void parse_windows(config::Reader& reader, const config::Entry* section, std::ve
 // Each problem goes to `add` with its path ("windows.<name>") and line.
 void check_windows(const std::vector<config::Window>& windows, bool parsed,
                    const std::function<void(const std::string& path, int line, std::string message)>& add);
+
+// Why the window's `file` is no longer the one its periods were read from (changed, replaced,
+// gone), or nullopt (also for a window without a file). A program that cannot reload its
+// config (jitgate-server) refuses to decide on such a window: its periods may be stale.
+std::optional<std::string> file_changed(const config::Window& window);
 
 // Reads the dated periods of a freeze file (format in docs/config.md) as local times of
 // `zone`. Every problem names the file and line. Refuses a file someone other than root or

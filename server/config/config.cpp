@@ -394,6 +394,10 @@ void Parser::parse_policy(const Entries& top, std::vector<PolicyEntry>& policy) 
                           "in '" + std::string(key) + "' of policy " + shown(entry.name), where.prefix};
             const Entries we = section(e, key, where, w, k_when_spec);
             if (auto v = list_value(w, find(we, "window"))) *target = std::move(*v);
+            // SECURITY NOTE: a `when` that names no window would read as "always" (an unless as
+            // "never"): a templating slip must not widen an entry, so it is an error.
+            if (const Entry* given = find(e, key); given != nullptr && target->empty())
+                add(given->value.Mark(), where.prefix + key + " names no window (expected {window: [name, ...]})");
         }
         policy.push_back(std::move(entry));
     });

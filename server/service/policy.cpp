@@ -44,12 +44,18 @@ PolicyDecision apply_policy(const config::Config& config, const PolicyInput& inp
     const auto holds = [&](const std::string& name) -> std::optional<bool> {
         const jitgate::config::Window* w = windows::find(config.windows, name);
         if (w == nullptr) {
-            d.error = "unknown window '" + name + "'";
+            d.error = "unknown window " + jitgate::config::shown(name);
+            return std::nullopt;
+        }
+        // The server reads a window's calendar file only at start: a file rewritten since may
+        // hold a freeze the periods in memory lack, so nothing is decided on it (fail closed).
+        if (auto changed = windows::file_changed(*w)) {
+            d.error = std::move(*changed);
             return std::nullopt;
         }
         std::string why;
         const auto held = windows::evaluate(*w, now, why);
-        if (!held) d.error = "window '" + name + "' cannot be evaluated: " + why;
+        if (!held) d.error = "window " + jitgate::config::shown(name) + " cannot be evaluated: " + why;
         return held;
     };
     for (const config::PolicyEntry& entry : config.policy) {
@@ -77,8 +83,8 @@ PolicyDecision apply_policy(const config::Config& config, const PolicyInput& inp
             d.windows.push_back(held_window);
         if (entry.deny) {
             if (d.denied_by.empty())
-                d.denied_by =
-                    "policy '" + entry.name + "'" + (held_window.empty() ? "" : " (window " + held_window + ")");
+                d.denied_by = "policy " + jitgate::config::shown(entry.name) +
+                              (held_window.empty() ? "" : " (window " + held_window + ")");
             continue;
         }
         d.covered = true;
@@ -92,21 +98,48 @@ PolicyDecision apply_policy(const config::Config& config, const PolicyInput& inp
     return d;
 }
 
-std::optional<std::string> policy_changed(int approvals_needed_filed, const PolicyDecision& now_decision,
+std::optional<std::string> policy_changed(const FiledPolicy& filed, const PolicyDecision& now_decision,
                                           const std::vector<std::string>& approver_groups) {
+    const auto has = [](const std::vector<std::string>& list, const std::string& g) {
+        return std::find(list.begin(), list.end(), g) != list.end();
+    };
     if (!now_decision.error.empty()) return "the approver policy cannot be evaluated now: " + now_decision.error;
     if (!now_decision.denied_by.empty()) return "refused now by " + now_decision.denied_by;
     if (!now_decision.covered) return "no approver policy covers this request now";
-    if (now_decision.approvals_needed > approvals_needed_filed)
+    if (now_decision.approvals_needed > filed.approvals_needed)
         return "the approver policy now needs " + std::to_string(now_decision.approvals_needed) +
-               " approvals, not the " + std::to_string(approvals_needed_filed) +
+               " approvals, not the " + std::to_string(filed.approvals_needed) +
                " this request was filed with; it must be filed again";
-    const bool in_group = std::any_of(approver_groups.begin(), approver_groups.end(), [&](const std::string& g) {
-        return std::find(now_decision.approver_groups.begin(), now_decision.approver_groups.end(), g) !=
-               now_decision.approver_groups.end();
-    });
-    if (!in_group) return "none of your approver groups may decide this request under the policy in force now";
+    // Approvals already given came from the groups of the filing: every one of those groups must
+    // still be allowed, or an earlier approval would count under a policy that no longer lets
+    // its group decide.
+    for (const std::string& g : filed.approver_groups)
+        if (!has(now_decision.approver_groups, g))
+            return "the approver groups that may decide this request are not the ones it was filed with (" +
+                   jitgate::config::shown(g) + " may not decide it now); it must be filed again";
+    if (now_decision.ticket_check && !filed.ticket_check)
+        return "the approver policy now asks for the ticket check, which this request was filed without; it must be "
+               "filed again";
+    if (!std::any_of(approver_groups.begin(), approver_groups.end(),
+                     [&](const std::string& g) { return has(now_decision.approver_groups, g); }))
+        return "none of your approver groups may decide this request under the policy in force now";
     return std::nullopt;
+}
+
+std::optional<NextDeny> next_deny_start(const config::Config& config, const PolicyInput& input, std::int64_t now) {
+    std::optional<NextDeny> next;
+    for (const config::PolicyEntry& entry : config.policy) {
+        if (!entry.deny || entry.when_windows.empty() || !matches(entry, input)) continue;
+        for (const std::string& name : entry.when_windows) {
+            const jitgate::config::Window* w = windows::find(config.windows, name);
+            if (w == nullptr) continue;
+            for (const jitgate::config::DatedPeriod& p : w->dates)
+                if (p.from_unix > now && (!next || p.from_unix < next->at))
+                    next = NextDeny{p.from_unix, "policy " + jitgate::config::shown(entry.name) + " (window " +
+                                                     w->name + " from " + p.from + " " + w->timezone + ")"};
+        }
+    }
+    return next;
 }
 
 } // namespace jitgate::server::service

@@ -43,12 +43,32 @@ struct PolicyDecision {
 PolicyDecision apply_policy(const config::Config& config, const PolicyInput& input,
                             std::chrono::system_clock::time_point now);
 
-// Why an approval given now would not be one the policy in force now allows, or nullopt.
-// `filed` is the decision made when the request was filed, `now_decision` the one made now:
-// a freeze that began (deny), more approvals needed, or none of `approver_groups` among the
-// groups that may approve now. SECURITY NOTE: a request that waited into a freeze, or into
-// hours that need the change board, is not approved under the rules of the hour it was filed.
-std::optional<std::string> policy_changed(int approvals_needed_filed, const PolicyDecision& now_decision,
+// What a request was filed with (store::Request): the approvals and groups its policy asked
+// for then, and whether it asked for the ticket check.
+struct FiledPolicy {
+    int approvals_needed = 1;
+    std::vector<std::string> approver_groups;
+    bool ticket_check = false;
+};
+
+// Why an approval given now by someone in `approver_groups` would not be one the policy in
+// force now (`now_decision`) allows, or nullopt: it cannot be evaluated, a freeze began (deny),
+// more approvals are needed, a group of the filing may no longer decide (its earlier approvals
+// would count under a policy that no longer allows them), the ticket check applies now but was
+// not asked at filing, or none of the approver's groups may decide it now.
+// SECURITY NOTE: a request that waited into a freeze, or into hours that need the change board,
+// is not approved under the rules of the hour it was filed; it must be filed again.
+std::optional<std::string> policy_changed(const FiledPolicy& filed, const PolicyDecision& now_decision,
                                           const std::vector<std::string>& approver_groups);
+
+// The next start after `now` of a dated period of a `when` window of a `deny` entry that covers
+// `input`, with what it is, or nullopt. A grant signed now ends there at the latest: a freeze
+// known in advance is not outlived by a grant approved just before it. (Weekly spans and
+// `unless` windows of deny entries are not looked ahead: docs/server.md.)
+struct NextDeny {
+    std::int64_t at = 0;
+    std::string what;
+};
+std::optional<NextDeny> next_deny_start(const config::Config& config, const PolicyInput& input, std::int64_t now);
 
 } // namespace jitgate::server::service

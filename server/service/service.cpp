@@ -559,6 +559,15 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                              text::shown(f.host, 128) + "\""));
         return;
     }
+    if (auto existing = m_store.find(f.host, f.id)) {
+        // §4 idempotency: the same value is a retry (200, whatever the status is by now), even
+        // if the policy (a window) would refuse a new filing now.
+        if (existing->body == f.canonical)
+            reply.send(answer(200, protocol::status_json(*existing, request_url(f.host, f.id))));
+        else
+            reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
+        return;
+    }
     const PolicyDecision policy = apply_policy(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
                                                std::chrono::system_clock::time_point(std::chrono::seconds(now())));
     if (!policy.error.empty()) {
@@ -576,14 +585,6 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
         reply.send(error(403, "forbidden",
                          "no approver policy of this service covers host \"" + text::shown(f.host, 128) +
                              "\" and rule \"" + text::shown(f.rule, 128) + "\""));
-        return;
-    }
-    if (auto existing = m_store.find(f.host, f.id)) {
-        // §4 idempotency: the same value is a retry (200, whatever the status is by now).
-        if (existing->body == f.canonical)
-            reply.send(answer(200, protocol::status_json(*existing, request_url(f.host, f.id))));
-        else
-            reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
         return;
     }
 
@@ -863,7 +864,8 @@ Decidability Service::decidability(const Approver& approver, const store::Reques
         const PolicyDecision current =
             apply_policy(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
                          std::chrono::system_clock::time_point(std::chrono::seconds(now())));
-        if (const auto changed = policy_changed(request.approvals_needed, current, approver.groups)) {
+        const FiledPolicy as_filed{request.approvals_needed, request.approver_groups, !request.ticket_check.empty()};
+        if (const auto changed = policy_changed(as_filed, current, approver.groups)) {
             d.why_not = *changed;
             return d;
         }
@@ -964,11 +966,26 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
         claims.iat = t;
         claims.nbf = t;
         claims.exp = t + ttl;
+        // A freeze known in advance (a dated period of a deny entry's window) is not outlived by
+        // a grant approved just before it: the grant ends when the freeze begins.
+        std::string capped_by;
+        if (const auto filed = protocol::check_filed(done.body); filed.filed) {
+            const protocol::Filed& f = *filed.filed;
+            if (const auto next =
+                    next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t);
+                next && next->at < claims.exp) {
+                claims.exp = next->at;
+                capped_by = next->what;
+            }
+        } else {
+            throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
+        }
         if (!done.requester_login.empty() && contains(names, done.requester_login))
             throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
         grant.token = grant_token::sign(m_signing_key, claims);
-        grant.event = event(t, "grant.signed", host, id, "server", "", "",
-                            {{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}});
+        Json detail{{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}};
+        if (!capped_by.empty()) detail["ends_at_freeze"] = capped_by;
+        grant.event = event(t, "grant.signed", host, id, "server", "", "", std::move(detail));
         signed_event = grant.event;
         return grant;
     };

@@ -302,22 +302,59 @@ TEST_F(ServerPolicyWindows, AFreezeRefusesAndSaysWhichWindow) {
 }
 
 TEST_F(ServerPolicyWindows, AnApprovalIsJudgedByThePolicyInForceNow) {
+    using jitgate::server::service::FiledPolicy;
     using jitgate::server::service::policy_changed;
     const std::vector<std::string> sox{"sox-approvers"}, board{"change-board"};
+    const FiledPolicy morning{1, sox, false};
+    const FiledPolicy evening{2, {"change-board", "sox-approvers"}, false};
     // Filed on Wednesday morning with one approval needed.
-    EXPECT_EQ(policy_changed(1, at("2026-11-25T09:30:00Z"), sox), std::nullopt);
+    EXPECT_EQ(policy_changed(morning, at("2026-11-25T09:30:00Z"), sox), std::nullopt);
     // The evening began while it waited: two are needed now.
-    const auto evening = policy_changed(1, at("2026-11-25T19:00:00Z"), sox);
-    ASSERT_TRUE(evening.has_value());
-    EXPECT_NE(evening->find("now needs 2 approvals"), std::string::npos) << *evening;
+    const auto more = policy_changed(morning, at("2026-11-25T19:00:00Z"), sox);
+    ASSERT_TRUE(more.has_value());
+    EXPECT_NE(more->find("now needs 2 approvals"), std::string::npos) << *more;
     // Filed in the evening (two needed) and approved in the evening by the change board: fine.
-    EXPECT_EQ(policy_changed(2, at("2026-11-25T19:00:00Z"), board), std::nullopt);
-    // ...but by the change board the next morning, when only sox-approvers may: refused.
-    ASSERT_TRUE(policy_changed(2, at("2026-11-26T09:30:00Z"), board).has_value());
+    EXPECT_EQ(policy_changed(evening, at("2026-11-25T19:00:00Z"), board), std::nullopt);
+    // The next morning the change board may no longer decide it: a board approval given in the
+    // evening would count under a policy that no longer allows it, whoever approves now.
+    const auto groups = policy_changed(evening, at("2026-11-26T09:30:00Z"), sox);
+    ASSERT_TRUE(groups.has_value());
+    EXPECT_NE(groups->find("'change-board' may not decide it now"), std::string::npos) << *groups;
     // The freeze began: refused, whoever approves.
-    const auto frozen = policy_changed(2, at("2026-12-21T12:00:00Z"), board);
+    const auto frozen = policy_changed(evening, at("2026-12-21T12:00:00Z"), board);
     ASSERT_TRUE(frozen.has_value());
     EXPECT_NE(frozen->find("refused now by policy 'freeze'"), std::string::npos) << *frozen;
+}
+
+TEST_F(ServerPolicyWindows, ATicketCheckThatAppliesOnlyNowRefusesTheApproval) {
+    using jitgate::server::service::FiledPolicy;
+    m_config.policy[1].ticket_check = true; // after-hours asks for the ticket check
+    const std::vector<std::string> sox{"sox-approvers"};
+    auto evening = at("2026-11-25T19:00:00Z");
+    EXPECT_TRUE(evening.ticket_check);
+    // Filed in the morning (no ticket check, two approvals anyway for the test): refused now.
+    const auto why = jitgate::server::service::policy_changed(FiledPolicy{2, {"change-board", "sox-approvers"}, false},
+                                                              evening, sox);
+    ASSERT_TRUE(why.has_value());
+    EXPECT_NE(why->find("ticket check"), std::string::npos) << *why;
+    EXPECT_EQ(
+        jitgate::server::service::policy_changed(FiledPolicy{2, {"change-board", "sox-approvers"}, true}, evening, sox),
+        std::nullopt);
+}
+
+TEST_F(ServerPolicyWindows, AGrantSignedBeforeAKnownFreezeEndsWhenItBegins) {
+    using jitgate::server::service::next_deny_start;
+    const jitgate::server::service::PolicyInput finance{"pay-db-01", "production", {"finance"}, "r", 1};
+    const auto before = *jitgate::windows::parse_rfc3339("2026-12-19T22:00:00Z");
+    const auto next = next_deny_start(m_config, finance, before);
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, *jitgate::windows::parse_rfc3339("2026-12-19T23:00:00Z"));
+    EXPECT_NE(next->what.find("policy 'freeze'"), std::string::npos) << next->what;
+    // Inside the freeze nothing is signed; after it, no later period is known.
+    EXPECT_FALSE(next_deny_start(m_config, finance, *jitgate::windows::parse_rfc3339("2026-12-20T12:00:00Z")));
+    // A host the freeze does not cover is not cut short.
+    const jitgate::server::service::PolicyInput web{"web-01", "production", {}, "r", 1};
+    EXPECT_FALSE(next_deny_start(m_config, web, before));
 }
 
 TEST_F(ServerPolicyWindows, AWindowThatCannotBeEvaluatedFailsClosed) {
@@ -326,7 +363,7 @@ TEST_F(ServerPolicyWindows, AWindowThatCannotBeEvaluatedFailsClosed) {
     const auto d = at("2026-11-25T09:00:00Z");
     EXPECT_NE(d.error.find("no-such-window"), std::string::npos);
     EXPECT_FALSE(d.covered);
-    const auto why = jitgate::server::service::policy_changed(1, d, {"sox-approvers"});
+    const auto why = jitgate::server::service::policy_changed({1, {"sox-approvers"}, false}, d, {"sox-approvers"});
     ASSERT_TRUE(why.has_value());
     EXPECT_NE(why->find("cannot be evaluated"), std::string::npos);
 }
