@@ -24,7 +24,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "daemon/config/windows.hpp"
+#include "lib/time_windows.hpp"
 #include "lib/yaml_reader.hpp"
 
 namespace jitgate::config {
@@ -130,9 +130,6 @@ constexpr std::array<std::string_view, 11> k_approval_only_keys{"approvals",    
                                                                 "approver_groups", "noninteractive",
                                                                 "auto_approve",    "auto_approve_sod",
                                                                 "on_expiry"};
-const SectionSpec k_window_spec{{"timezone", "weekly", "dates", "file"}, {}};
-const SectionSpec k_weekly_spec{{"days", "from", "to"}, {}};
-const SectionSpec k_dates_spec{{"from", "to", "label"}, {}};
 const SectionSpec k_when_spec{{"window"}, {}};
 const SectionSpec k_auto_approve_spec{{"on_call", "commands", "window"}, {}};
 
@@ -158,7 +155,6 @@ private:
     void parse_match(const Entries& rule_entries, const Where& rule_where, Match& match);
     // Time windows and automatic approval (docs/config.md, "Time windows").
     void parse_windows(const Entries& top, std::vector<Window>& windows);
-    void parse_window(const Entry& entry, Window& window);
     void parse_auto_approve(const Entries& rule_entries, const Where& rule_where, Rule& rule);
 };
 
@@ -511,160 +507,7 @@ void Parser::parse_match(const Entries& rule_entries, const Where& rule_where, M
 }
 
 void Parser::parse_windows(const Entries& top, std::vector<Window>& windows) {
-    const Entry* entry = find(top, "windows");
-    if (entry == nullptr || entry->value.IsNull()) {
-        return;
-    }
-    if (!entry->value.IsMap()) {
-        wrong_type(k_top_where, *entry, "a mapping of window name to {timezone, weekly, dates, file}");
-        return;
-    }
-    for (auto it = entry->value.begin(); it != entry->value.end(); ++it) {
-        if (!it->first.IsScalar()) {
-            add(it->first.Mark(), "windows: a window's name must be a string");
-            continue;
-        }
-        Window w;
-        w.name = it->first.Scalar();
-        w.line = position_of(it->first.Mark()).line;
-        record("windows." + w.name, it->first.Mark());
-        parse_window(Entry{w.name, it->first, it->second}, w);
-        windows.push_back(std::move(w));
-    }
-}
-
-void Parser::parse_window(const Entry& entry, Window& w) {
-    const std::string path = "windows." + w.name;
-    const Where where{path, path + ".", "in window " + shown(w.name), "window " + shown(w.name) + ": "};
-    if (!entry.value.IsMap()) {
-        add(entry.key_node.Mark(),
-            where.prefix + "expected a mapping {timezone, weekly, dates, file}, got " + describe(entry.value));
-        return;
-    }
-    const Entries e = entries(entry.value, where, k_window_spec);
-    if (auto v = string_value(where, find(e, "timezone"))) {
-        w.timezone = *v;
-    }
-    const Entry* tz = find(e, "timezone");
-    // An unknown zone is reported once, here; the times below need one to mean anything.
-    const auto zone_problem =
-        tz == nullptr ? std::optional<std::string>("'timezone' is required (an IANA name such as Europe/Berlin)")
-                      : windows::zone_error(w.timezone);
-    if (zone_problem) {
-        add(tz != nullptr ? tz->value.Mark() : entry.key_node.Mark(), where.prefix + *zone_problem);
-    }
-    const auto list_of = [&](const char* key) -> const Entry* {
-        const Entry* list = find(e, key);
-        if (list != nullptr && !list->value.IsNull() && !list->value.IsSequence()) {
-            wrong_type(where, *list, "a list");
-            return nullptr;
-        }
-        return list != nullptr && list->value.IsSequence() ? list : nullptr;
-    };
-    if (const Entry* weekly = list_of("weekly")) {
-        for (std::size_t i = 0; i < weekly->value.size(); ++i) {
-            const YAML::Node node = weekly->value[i];
-            const Where ww{path + ".weekly[" + std::to_string(i) + "]", "weekly.", where.in, where.prefix};
-            if (!node.IsMap()) {
-                add(node.Mark(), where.prefix + "each 'weekly' entry is {days, from, to}, got " + describe(node));
-                continue;
-            }
-            const Entries we = entries(node, ww, k_weekly_spec);
-            WeeklySpan span;
-            static constexpr std::array<std::string_view, 7> k_days{"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
-            if (auto days = list_value(ww, find(we, "days"))) {
-                for (const auto& day : *days) {
-                    const auto d = std::find(k_days.begin(), k_days.end(), day);
-                    if (d == k_days.end()) {
-                        add(find(we, "days")->value.Mark(), where.prefix + "unknown day " + shown(day) +
-                                                                " (expected mon, tue, wed, thu, fri, sat, sun)");
-                    } else {
-                        span.days |= 1U << static_cast<unsigned>(d - k_days.begin());
-                    }
-                }
-            }
-            const auto clock = [&](const char* key, bool allow_24) -> std::optional<int> {
-                const Entry* c = find(we, key);
-                const auto text = string_value(ww, c);
-                if (!text) {
-                    if (c == nullptr) add(node.Mark(), where.prefix + "weekly: '" + key + "' is required");
-                    return std::nullopt;
-                }
-                const auto minute = windows::parse_clock(*text, allow_24);
-                if (!minute)
-                    add(c->value.Mark(), where.prefix + "weekly: bad time " + shown(*text) + ", expected HH:MM");
-                return minute;
-            };
-            const auto from = clock("from", false);
-            const auto to = clock("to", true);
-            if (span.days == 0) {
-                add(node.Mark(), where.prefix + "weekly: 'days' must name at least one day");
-            }
-            if (from && to && *from == *to) {
-                add(node.Mark(), where.prefix + "weekly: 'from' and 'to' are the same time (an empty window)");
-            }
-            if (from && to) {
-                span.from_minute = *from;
-                span.to_minute = *to;
-                w.weekly.push_back(span);
-            }
-        }
-    }
-    if (const Entry* dates = list_of("dates")) {
-        for (std::size_t i = 0; i < dates->value.size(); ++i) {
-            const YAML::Node node = dates->value[i];
-            const Where dw{path + ".dates[" + std::to_string(i) + "]", "dates.", where.in, where.prefix};
-            if (!node.IsMap()) {
-                add(node.Mark(), where.prefix + "each 'dates' entry is {from, to, label}, got " + describe(node));
-                continue;
-            }
-            const Entries de = entries(node, dw, k_dates_spec);
-            const auto from = string_value(dw, find(de, "from"));
-            const auto to = string_value(dw, find(de, "to"));
-            DatedPeriod p;
-            p.source = source();
-            p.line = position_of(node.Mark()).line;
-            if (auto label = string_value(dw, find(de, "label"))) p.label = *label;
-            if (!from || !to) {
-                add(node.Mark(), where.prefix + "dates: 'from' and 'to' are required");
-                continue;
-            }
-            if (zone_problem) continue;
-            const auto f = windows::local_to_unix(w.timezone, *from), t = windows::local_to_unix(w.timezone, *to);
-            if (!f || !t) {
-                add(node.Mark(), where.prefix + "dates: bad time " + shown(!f ? *from : *to) +
-                                     ", expected local YYYY-MM-DDTHH:MM[:SS] (no offset: the window's timezone)");
-                continue;
-            }
-            if (*f >= *t) {
-                add(node.Mark(), where.prefix + "dates: 'from' must be before 'to'");
-                continue;
-            }
-            p.from = *from;
-            p.to = *to;
-            p.from_unix = *f;
-            p.to_unix = *t;
-            w.dates.push_back(std::move(p));
-        }
-    }
-    if (const Entry* file = find(e, "file")) {
-        if (auto v = string_value(where, file)) {
-            w.file = *v;
-            // SECURITY NOTE: read now, and again at every reload, strictly: a missing or broken
-            // calendar file makes the whole config invalid (a daemon does not start, a reload
-            // is refused), never a silently empty freeze.
-            if (!is_absolute_path(w.file)) {
-                add(file->value.Mark(), where.prefix + "'file' must be an absolute path, got " + shown(w.file));
-            } else if (!zone_problem) {
-                for (auto& p : windows::read_periods_file(w.file, w.timezone, w.dates)) {
-                    problems().push_back(std::move(p));
-                }
-            }
-        }
-    }
-    if (w.weekly.empty() && w.dates.empty() && w.file.empty() && !zone_problem) {
-        add(entry.key_node.Mark(), where.prefix + "needs 'weekly', 'dates' or 'file'");
-    }
+    windows::parse_windows(*this, find(top, "windows"), windows);
 }
 
 void Parser::parse_auto_approve(const Entries& rule_entries, const Where& rule_where, Rule& rule) {
@@ -812,25 +655,9 @@ void Checker::check_top() {
 
 void Checker::check_windows() {
     const Config& c = m_config;
-    std::set<std::string> seen;
-    for (const Window& w : c.windows) {
-        const std::string path = "windows." + w.name;
-        if (w.name.empty()) {
-            add(path, w.line, "windows: a window's name is empty");
-        } else if (!std::all_of(w.name.begin(), w.name.end(), [](char ch) {
-                       return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                              ch == '.' || ch == '_' || ch == '-';
-                   })) {
-            // Shown on terminals and written to audit records and messages as it is.
-            add(path, w.line, "windows: window name " + shown(w.name) + " may use only A-Z a-z 0-9 . _ -");
-        }
-        if (!seen.insert(w.name).second) {
-            add(path, w.line, "windows: window " + shown(w.name) + " is defined twice");
-        }
-        if (const auto error = windows::zone_error(w.timezone); error && m_positions == nullptr) {
-            add(path, w.line, "window " + shown(w.name) + ": " + *error); // the parser said it for a file
-        }
-    }
+    windows::check_windows(
+        c.windows, m_positions != nullptr,
+        [this](const std::string& path, int line, std::string message) { add(path, line, std::move(message)); });
     if (!c.approval.on_call_file.empty() && !is_absolute_path(c.approval.on_call_file)) {
         add("approval.on_call_file", 0,
             "approval.on_call_file must be an absolute path, got " + shown(c.approval.on_call_file));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lib/config_file.hpp"
+#include "lib/time_windows.hpp"
 
 namespace jitgate::config {
 
@@ -27,30 +28,6 @@ enum class OnExpiry { end, keep };
 struct HostMatch {
     std::vector<std::string> environments; // empty: any; else the host's environment must be one
     std::vector<std::string> tags;         // every tag listed must be one of the host's tags
-};
-
-// A named time window (docs/config.md, "Time windows"): weekly local hours, dated periods
-// (inline or from a file a change calendar writes), in one IANA time zone of the system tzdb.
-struct WeeklySpan {
-    unsigned days = 0;   // bit d set: weekday d (0 Sunday .. 6 Saturday), in the window's zone
-    int from_minute = 0; // local time of day, minutes after midnight, inclusive
-    int to_minute = 0;   // exclusive; 1440 is "24:00"; below from_minute: runs past midnight
-};
-struct DatedPeriod {
-    std::string from, to;       // as written, local "YYYY-MM-DDTHH:MM[:SS]"
-    std::int64_t from_unix = 0; // the instants they name (DST rule: docs/config.md)
-    std::int64_t to_unix = 0;   // exclusive
-    std::string label;          // optional, shown with the window
-    std::string source;         // the file it came from
-    int line = 0;
-};
-struct Window {
-    std::string name;
-    int line = 0;
-    std::string timezone; // IANA name, checked against the system tzdb
-    std::vector<WeeklySpan> weekly;
-    std::vector<DatedPeriod> dates; // inline ones, then the file's
-    std::string file;               // optional: more dated periods, read strictly at (re)load
 };
 
 struct Match {
@@ -196,3 +173,10 @@ const char* to_string(Scope s) noexcept;
 const char* to_string(OnExpiry o) noexcept;
 
 } // namespace jitgate::config
+
+namespace jitgate::windows {
+// The window named `name` in `config`, or null.
+inline const config::Window* find(const config::Config& config, const std::string& name) {
+    return find(config.windows, name);
+}
+} // namespace jitgate::windows

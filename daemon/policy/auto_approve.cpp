@@ -8,11 +8,11 @@
 #include <cstdio>
 #include <mutex>
 
-#include "daemon/config/windows.hpp"
 #include "daemon/policy/binding.hpp"
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/broker_detail.hpp"
 #include "lib/config_file.hpp"
+#include "lib/time_windows.hpp"
 
 namespace jitgate::broker {
 

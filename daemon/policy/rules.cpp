@@ -14,7 +14,7 @@
 #include <optional>
 #include <string_view>
 
-#include "daemon/config/windows.hpp"
+#include "lib/time_windows.hpp"
 
 namespace jitgate::rules {
 

@@ -22,6 +22,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "lib/grant_token.hpp"
+#include "lib/time_windows.hpp"
 #include "lib/yaml_reader.hpp"
 
 namespace jitgate::server::config {
@@ -54,7 +55,7 @@ constexpr int k_max_sign_in_burst = 1000;
 constexpr int k_max_sign_ins_in_progress = 1'000'000;
 
 const SectionSpec k_top_spec{
-    {"server", "hosts", "web", "oidc", "database", "signing", "policy", "webhooks", "ticket_check", "audit"},
+    {"server", "hosts", "web", "oidc", "database", "signing", "windows", "policy", "webhooks", "ticket_check", "audit"},
     {{"name", "server"},
      {"public_url", "server"},
      {"listen", "hosts"},
@@ -93,8 +94,10 @@ const SectionSpec k_oidc_spec{{"issuer", "client_id", "client_secret_file", "ca_
 const SectionSpec k_database_spec{{"sqlite", "postgres", "password_file"}, {}};
 const SectionSpec k_signing_spec{{"keys", "active"}, {{"kid", "keys"}, {"private_key", "keys"}}};
 const SectionSpec k_signing_key_spec{{"kid", "private_key"}, {}};
-const SectionSpec k_policy_spec{
-    {"name", "hosts", "environments", "tags", "rules", "approver_groups", "min_approvals", "ticket_check"}, {}};
+const SectionSpec k_policy_spec{{"name", "hosts", "environments", "tags", "rules", "approver_groups", "min_approvals",
+                                 "ticket_check", "when", "unless", "deny"},
+                                {{"window", "when"}}};
+const SectionSpec k_when_spec{{"window"}, {}};
 const SectionSpec k_webhook_spec{{"name", "url", "format", "secret_file", "ca_file", "events"}, {}};
 const SectionSpec k_ticket_check_spec{{"url", "token_file", "ca_file", "approved_field", "approved_value",
                                        "window_start_field", "window_end_field", "timeout"},
@@ -236,6 +239,7 @@ Config Parser::parse(const YAML::Node& root) {
     parse_oidc(top, config.oidc);
     parse_database(top, config.database);
     parse_signing(top, config.signing);
+    windows::parse_windows(*this, find(top, "windows"), config.windows);
     parse_policy(top, config.policy);
     parse_webhooks(top, config.webhooks);
     parse_ticket_check(top, config.ticket_check);
@@ -383,6 +387,18 @@ void Parser::parse_policy(const Entries& top, std::vector<PolicyEntry>& policy) 
         if (auto v = integer_value(where, find(e, "min_approvals"), "an integer 1..5"))
             entry.min_approvals = static_cast<int>(*v);
         if (auto v = bool_value(where, find(e, "ticket_check"))) entry.ticket_check = *v;
+        if (auto v = bool_value(where, find(e, "deny"))) entry.deny = *v;
+        for (const auto& [key, target] :
+             {std::pair{"when", &entry.when_windows}, std::pair{"unless", &entry.unless_windows}}) {
+            const Where w{path + "." + key, std::string(key) + ".",
+                          "in '" + std::string(key) + "' of policy " + shown(entry.name), where.prefix};
+            const Entries we = section(e, key, where, w, k_when_spec);
+            if (auto v = list_value(w, find(we, "window"))) *target = std::move(*v);
+            // SECURITY NOTE: a `when` that names no window would read as "always" (an unless as
+            // "never"): a templating slip must not widen an entry, so it is an error.
+            if (const Entry* given = find(e, key); given != nullptr && target->empty())
+                add(given->value.Mark(), where.prefix + key + " names no window (expected {window: [name, ...]})");
+        }
         policy.push_back(std::move(entry));
     });
 }
@@ -438,6 +454,7 @@ public:
         check_oidc();
         check_database();
         check_signing();
+        check_windows();
         check_policy();
         check_webhooks();
         check_ticket_check();
@@ -487,6 +504,7 @@ private:
     void check_oidc();
     void check_database();
     void check_signing();
+    void check_windows();
     void check_policy();
     void check_webhooks();
     void check_ticket_check();
@@ -613,6 +631,12 @@ void Checker::check_signing() {
         add("signing.active", "signing.active " + shown(s.active) + " is not a kid of signing.keys (" + kids + ")");
 }
 
+void Checker::check_windows() {
+    windows::check_windows(
+        m_config.windows, m_positions != nullptr,
+        [this](const std::string& path, int, std::string message) { add(path, std::move(message)); });
+}
+
 void Checker::check_policy() {
     const auto& policy = m_config.policy;
     for (std::size_t i = 0; i < policy.size(); ++i) {
@@ -626,8 +650,15 @@ void Checker::check_policy() {
                 break;
             }
         }
-        if (p.approver_groups.empty())
+        if (p.approver_groups.empty() && !p.deny)
             add(path, prefix + "approver_groups is required (who may approve the requests this entry covers)");
+        for (const auto& [key, list] : {std::pair{"when", &p.when_windows}, std::pair{"unless", &p.unless_windows}}) {
+            for (std::size_t k = 0; k < list->size(); ++k) {
+                if (windows::find(m_config.windows, (*list)[k]) == nullptr)
+                    add(path + "." + key + ".window[" + std::to_string(k) + "]",
+                        prefix + key + ".window: unknown window " + shown((*list)[k]) + " (define it under 'windows')");
+            }
+        }
         if (p.min_approvals < k_min_approvals || p.min_approvals > k_max_approvals)
             add(path + ".min_approvals", prefix + "min_approvals must be 1..5, got " + std::to_string(p.min_approvals));
         if (p.ticket_check && m_config.ticket_check.url.empty())

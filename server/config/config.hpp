@@ -8,6 +8,7 @@
 #pragma once
 
 #include "lib/config_file.hpp"
+#include "lib/time_windows.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -39,6 +40,13 @@ struct PolicyEntry {
     std::vector<std::string> approver_groups; // the server's groups that may approve; required
     int min_approvals = 1;                    // raises the host's approvals_needed, never lowers it (1-5)
     bool ticket_check = false;                // the ticket check must pass before approval
+    // Time (docs/server.md, "Time windows"): the entry applies only while one of `when_windows`
+    // holds (empty: always) and none of `unless_windows` does. Names of `windows:`.
+    std::vector<std::string> when_windows;
+    std::vector<std::string> unless_windows;
+    // While the entry applies, the requests it covers are refused: filed ones get 403, waiting
+    // ones can no longer be approved (a change freeze).
+    bool deny = false;
 };
 
 struct Webhook {
@@ -129,6 +137,7 @@ struct Config {
         std::string active;    // the kid that signs new grants (default: the first key; set by parse)
     } signing;
 
+    std::vector<jitgate::config::Window> windows; // named time windows, the syntax of jitgated's
     std::vector<PolicyEntry> policy;
     std::vector<Webhook> webhooks;
 

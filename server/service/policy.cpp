@@ -5,8 +5,18 @@
 
 #include <algorithm>
 
+#include "lib/time_windows.hpp"
+
 namespace jitgate::server::service {
 namespace {
+
+// A decision that files and approves nothing (d.error says why).
+PolicyDecision refused(PolicyDecision d) {
+    d.covered = false;
+    d.entries.clear();
+    d.approver_groups.clear();
+    return d;
+}
 
 bool any_glob(const std::vector<std::string>& patterns, const std::string& value) {
     if (patterns.empty()) return true;
@@ -26,11 +36,57 @@ bool matches(const config::PolicyEntry& entry, const PolicyInput& input) {
 
 } // namespace
 
-PolicyDecision apply_policy(const std::vector<config::PolicyEntry>& policy, const PolicyInput& input) {
+PolicyDecision apply_policy(const config::Config& config, const PolicyInput& input,
+                            std::chrono::system_clock::time_point now) {
     PolicyDecision d;
     d.approvals_needed = std::clamp(input.approvals_needed, 1, 5);
-    for (const config::PolicyEntry& entry : policy) {
+    // nullopt: cannot be evaluated (d.error says why); an unknown name was refused at load.
+    const auto holds = [&](const std::string& name) -> std::optional<bool> {
+        const jitgate::config::Window* w = windows::find(config.windows, name);
+        if (w == nullptr) {
+            d.error = "unknown window " + jitgate::config::shown(name);
+            return std::nullopt;
+        }
+        // The server reads a window's calendar file only at start: a file rewritten since may
+        // hold a freeze the periods in memory lack, so nothing is decided on it (fail closed).
+        if (auto changed = windows::file_changed(*w)) {
+            d.error = std::move(*changed);
+            return std::nullopt;
+        }
+        std::string why;
+        const auto held = windows::evaluate(*w, now, why);
+        if (!held) d.error = "window " + jitgate::config::shown(name) + " cannot be evaluated: " + why;
+        return held;
+    };
+    for (const config::PolicyEntry& entry : config.policy) {
         if (!matches(entry, input)) continue;
+        std::string held_window;
+        if (!entry.when_windows.empty()) {
+            for (const std::string& name : entry.when_windows) {
+                const auto held = holds(name);
+                if (!held) return refused(std::move(d));
+                if (*held) {
+                    held_window = windows::describe(*windows::find(config.windows, name), now);
+                    break;
+                }
+            }
+            if (held_window.empty()) continue;
+        }
+        bool excluded = false;
+        for (const std::string& name : entry.unless_windows) {
+            const auto held = holds(name);
+            if (!held) return refused(std::move(d));
+            excluded = excluded || *held;
+        }
+        if (excluded) continue;
+        if (!held_window.empty() && std::find(d.windows.begin(), d.windows.end(), held_window) == d.windows.end())
+            d.windows.push_back(held_window);
+        if (entry.deny) {
+            if (d.denied_by.empty())
+                d.denied_by = "policy " + jitgate::config::shown(entry.name) +
+                              (held_window.empty() ? "" : " (window " + held_window + ")");
+            continue;
+        }
         d.covered = true;
         d.entries.push_back(entry.name);
         d.approver_groups.insert(d.approver_groups.end(), entry.approver_groups.begin(), entry.approver_groups.end());
@@ -40,6 +96,50 @@ PolicyDecision apply_policy(const std::vector<config::PolicyEntry>& policy, cons
     std::sort(d.approver_groups.begin(), d.approver_groups.end());
     d.approver_groups.erase(std::unique(d.approver_groups.begin(), d.approver_groups.end()), d.approver_groups.end());
     return d;
+}
+
+std::optional<std::string> policy_changed(const FiledPolicy& filed, const PolicyDecision& now_decision,
+                                          const std::vector<std::string>& approver_groups) {
+    const auto has = [](const std::vector<std::string>& list, const std::string& g) {
+        return std::find(list.begin(), list.end(), g) != list.end();
+    };
+    if (!now_decision.error.empty()) return "the approver policy cannot be evaluated now: " + now_decision.error;
+    if (!now_decision.denied_by.empty()) return "refused now by " + now_decision.denied_by;
+    if (!now_decision.covered) return "no approver policy covers this request now";
+    if (now_decision.approvals_needed > filed.approvals_needed)
+        return "the approver policy now needs " + std::to_string(now_decision.approvals_needed) +
+               " approvals, not the " + std::to_string(filed.approvals_needed) +
+               " this request was filed with; it must be filed again";
+    // Approvals already given came from the groups of the filing: every one of those groups must
+    // still be allowed, or an earlier approval would count under a policy that no longer lets
+    // its group decide.
+    for (const std::string& g : filed.approver_groups)
+        if (!has(now_decision.approver_groups, g))
+            return "the approver groups that may decide this request are not the ones it was filed with (" +
+                   jitgate::config::shown(g) + " may not decide it now); it must be filed again";
+    if (now_decision.ticket_check && !filed.ticket_check)
+        return "the approver policy now asks for the ticket check, which this request was filed without; it must be "
+               "filed again";
+    if (!std::any_of(approver_groups.begin(), approver_groups.end(),
+                     [&](const std::string& g) { return has(now_decision.approver_groups, g); }))
+        return "none of your approver groups may decide this request under the policy in force now";
+    return std::nullopt;
+}
+
+std::optional<NextDeny> next_deny_start(const config::Config& config, const PolicyInput& input, std::int64_t now) {
+    std::optional<NextDeny> next;
+    for (const config::PolicyEntry& entry : config.policy) {
+        if (!entry.deny || entry.when_windows.empty() || !matches(entry, input)) continue;
+        for (const std::string& name : entry.when_windows) {
+            const jitgate::config::Window* w = windows::find(config.windows, name);
+            if (w == nullptr) continue;
+            for (const jitgate::config::DatedPeriod& p : w->dates)
+                if (p.from_unix > now && (!next || p.from_unix < next->at))
+                    next = NextDeny{p.from_unix, "policy " + jitgate::config::shown(entry.name) + " (window " +
+                                                     w->name + " from " + p.from + " " + w->timezone + ")"};
+        }
+    }
+    return next;
 }
 
 } // namespace jitgate::server::service

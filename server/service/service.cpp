@@ -559,20 +559,32 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                              text::shown(f.host, 128) + "\""));
         return;
     }
-    const PolicyDecision policy =
-        apply_policy(m_config.policy, {f.host, f.environment, f.tags, f.rule, f.approvals_needed});
-    if (!policy.covered) {
-        reply.send(error(403, "forbidden",
-                         "no approver policy of this service covers host \"" + text::shown(f.host, 128) +
-                             "\" and rule \"" + text::shown(f.rule, 128) + "\""));
-        return;
-    }
     if (auto existing = m_store.find(f.host, f.id)) {
-        // §4 idempotency: the same value is a retry (200, whatever the status is by now).
+        // §4 idempotency: the same value is a retry (200, whatever the status is by now), even
+        // if the policy (a window) would refuse a new filing now.
         if (existing->body == f.canonical)
             reply.send(answer(200, protocol::status_json(*existing, request_url(f.host, f.id))));
         else
             reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
+        return;
+    }
+    const PolicyDecision policy = apply_policy(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
+                                               std::chrono::system_clock::time_point(std::chrono::seconds(now())));
+    if (!policy.error.empty()) {
+        // Fail closed: a window that cannot say whether a freeze holds files nothing.
+        reply.send(error(503, "unavailable", "the approver policy cannot be evaluated: " + policy.error));
+        return;
+    }
+    if (!policy.denied_by.empty()) {
+        reply.send(error(403, "forbidden",
+                         "requests of host \"" + text::shown(f.host, 128) + "\" for rule \"" +
+                             text::shown(f.rule, 128) + "\" are refused now by " + policy.denied_by));
+        return;
+    }
+    if (!policy.covered) {
+        reply.send(error(403, "forbidden",
+                         "no approver policy of this service covers host \"" + text::shown(f.host, 128) +
+                             "\" and rule \"" + text::shown(f.rule, 128) + "\""));
         return;
     }
 
@@ -600,7 +612,8 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                {"rule", f.rule},
                {"policy", policy.entries},
                {"approvals_needed", policy.approvals_needed},
-               {"approver_groups", policy.approver_groups}});
+               {"approver_groups", policy.approver_groups},
+               {"windows", policy.windows}});
     const auto limit = static_cast<std::size_t>(std::max(m_config.hosts.max_pending_per_host, 1));
     const store::CreateResult created = m_store.create(r, filed, limit);
     if (created.over_limit) {
@@ -844,6 +857,22 @@ Decidability Service::decidability(const Approver& approver, const store::Reques
         d.why_not = "you have already approved this request";
         return d;
     }
+    // The policy in force now, not only when the request was filed: a freeze or the change
+    // board's hours may have begun while it waited (approver policy `when`/`unless`/`deny`).
+    if (const auto filed = protocol::check_filed(request.body); filed.filed) {
+        const protocol::Filed& f = *filed.filed;
+        const PolicyDecision current =
+            apply_policy(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
+                         std::chrono::system_clock::time_point(std::chrono::seconds(now())));
+        const FiledPolicy as_filed{request.approvals_needed, request.approver_groups, !request.ticket_check.empty()};
+        if (const auto changed = policy_changed(as_filed, current, approver.groups)) {
+            d.why_not = *changed;
+            return d;
+        }
+    } else {
+        d.why_not = "the stored request cannot be read again: " + filed.error;
+        return d;
+    }
     // A recorded ticket state means the policy asked for the check: it must say ok (fail closed).
     const Json ticket = ticket_state(request);
     if (ticket.is_object() && !(ticket.contains("ok") && ticket["ok"] == true)) {
@@ -937,11 +966,26 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
         claims.iat = t;
         claims.nbf = t;
         claims.exp = t + ttl;
+        // A freeze known in advance (a dated period of a deny entry's window) is not outlived by
+        // a grant approved just before it: the grant ends when the freeze begins.
+        std::string capped_by;
+        if (const auto filed = protocol::check_filed(done.body); filed.filed) {
+            const protocol::Filed& f = *filed.filed;
+            if (const auto next =
+                    next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t);
+                next && next->at < claims.exp) {
+                claims.exp = next->at;
+                capped_by = next->what;
+            }
+        } else {
+            throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
+        }
         if (!done.requester_login.empty() && contains(names, done.requester_login))
             throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
         grant.token = grant_token::sign(m_signing_key, claims);
-        grant.event = event(t, "grant.signed", host, id, "server", "", "",
-                            {{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}});
+        Json detail{{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}};
+        if (!capped_by.empty()) detail["ends_at_freeze"] = capped_by;
+        grant.event = event(t, "grant.signed", host, id, "server", "", "", std::move(detail));
         signed_event = grant.event;
         return grant;
     };

@@ -288,6 +288,30 @@ case_pending_cap_per_host() {
     all_settled
 }
 
+# The server's approver policy in time (docs/server.md, "Time windows"): during a freeze window
+# a `deny` entry refuses the host's filing at once, with the entry and the window in the reason
+# the user and the host's audit see; nothing is filed for approvers.
+case_policy_freeze_refuses() {
+    local from to
+    from="$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M)"; to="$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M)"
+    SERVER_CONFIG_EXTRA="windows:
+  q4-freeze:
+    timezone: Etc/UTC
+    dates: [{from: \"$from\", to: \"$to\", label: quarter-end close}]"
+    SERVER_POLICY_EXTRA="  - name: freeze
+    hosts: [\"fin-*\"]
+    when: {window: [q4-freeze]}
+    deny: true"
+    start
+    sudo_bg alice -- /usr/bin/whoami
+    sudo_wait; expect_eq "$RC" 1 "sudo exit status during the freeze"
+    expect_contains "$(cat "$T/err")" \
+        "HTTP 403 .* refused now by policy 'freeze' \\(window q4-freeze \\($from to $to Etc/UTC, quarter-end close\\)\\)"
+    expect_journal access.denied "refused now by policy 'freeze'"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from requests")" 0 "requests filed during the freeze"
+    all_settled
+}
+
 # hosts.client_crl: the CA's CRL (openssl ca, make_pki.sh) revokes a host certificate; its TLS
 # handshake is refused and logged, fin-db-01's is served, and sudo through jitgated still works.
 # A missing or expired CRL stops check-config and serve (fail closed).

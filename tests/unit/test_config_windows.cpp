@@ -1,6 +1,6 @@
-// Unit tests of time windows (daemon/config/windows.cpp, match.when/unless in rules.cpp): every
+// Unit tests of time windows (lib/time_windows.cpp, match.when/unless in rules.cpp): every
 // instant is fixed and passed in, zones and DST come from the system tzdb.
-#include "daemon/config/windows.hpp"
+#include "lib/time_windows.hpp"
 
 #include <sched.h>
 #include <sys/mount.h>
@@ -361,6 +361,26 @@ TEST_F(WindowFile, PeriodsFromTheCalendarFileCount) {
     EXPECT_TRUE(holds(c, "q4-freeze", "2026-12-20T05:00:00Z"));
     const auto empty = write("none.yaml", "periods: []\n");
     EXPECT_FALSE(holds(load(config_with(empty)), "q4-freeze", "2026-12-20T05:00:00Z"));
+}
+
+// A program without a reload (jitgate-server) must notice that the calendar changed since it read
+// it: file_changed() says so for a rewritten, replaced or removed file.
+TEST_F(WindowFile, AChangedCalendarFileIsNoticed) {
+    const auto file = write("q4.yaml", "periods: []\n");
+    const auto c = load(config_with(file));
+    const config::Window* w = windows::find(c, "q4-freeze");
+    ASSERT_NE(w, nullptr);
+    EXPECT_EQ(windows::file_changed(*w), std::nullopt);
+    write("q4.yaml", "periods:\n  - {from: \"2026-12-20T00:00\", to: \"2027-01-05T00:00\"}\n");
+    const auto changed = windows::file_changed(*w);
+    ASSERT_TRUE(changed.has_value());
+    EXPECT_NE(changed->find("changed since it was read"), std::string::npos) << *changed;
+    std::filesystem::remove(file);
+    const auto gone = windows::file_changed(*w);
+    ASSERT_TRUE(gone.has_value());
+    EXPECT_NE(gone->find("is gone"), std::string::npos) << *gone;
+    config::Window inline_only;
+    EXPECT_EQ(windows::file_changed(inline_only), std::nullopt) << "no file, nothing to change";
 }
 
 TEST_F(WindowFile, MissingFileFailsTheConfigNamingTheFile) {

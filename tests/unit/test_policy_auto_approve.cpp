@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "daemon/config/windows.hpp"
 #include "daemon/policy/broker.hpp"
+#include "lib/time_windows.hpp"
 #include "tests/unit/live_fake.hpp"
 
 namespace {

@@ -4,6 +4,12 @@
 #include "server/service/policy.hpp"
 #include "server/service/protocol.hpp"
 
+#include <chrono>
+#include <optional>
+
+#include "lib/time_windows.hpp"
+#include "server/config/config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -214,18 +220,152 @@ TEST(ServerPolicy, RaisesNeverLowersAndUnionsGroups) {
     prod.environments = {"production"};
     prod.approver_groups = {"sre"};
     prod.min_approvals = 1;
-    const std::vector<jitgate::server::config::PolicyEntry> policy = {finance, prod};
+    jitgate::server::config::Config config;
+    config.policy = {finance, prod};
+    const auto apply = [&config](const jitgate::server::service::PolicyInput& input) {
+        return apply_policy(config, input, std::chrono::system_clock::now());
+    };
 
-    auto d = apply_policy(policy, {"pay-db-01", "production", {"finance", "pci"}, "r", 1});
+    auto d = apply({"pay-db-01", "production", {"finance", "pci"}, "r", 1});
     EXPECT_TRUE(d.covered);
     EXPECT_EQ(d.approvals_needed, 2);
     EXPECT_EQ(d.approver_groups, (std::vector<std::string>{"sox-approvers", "sre"}));
-    d = apply_policy(policy, {"pay-db-01", "production", {"finance"}, "r", 3});
+    d = apply({"pay-db-01", "production", {"finance"}, "r", 3});
     EXPECT_EQ(d.approvals_needed, 3) << "the host's 3 is never lowered";
-    d = apply_policy(policy, {"pay-db-01", "staging", {"pci"}, "r", 1});
+    d = apply({"pay-db-01", "staging", {"pci"}, "r", 1});
     EXPECT_FALSE(d.covered) << "finance needs the tag, prod the environment";
-    d = apply_policy(policy, {"web-01", "production", {}, "r", 1});
+    d = apply({"web-01", "production", {}, "r", 1});
     EXPECT_EQ(d.approver_groups, std::vector<std::string>{"sre"});
+}
+
+// The server's policy in time: business hours (Berlin), a dated freeze, DST not in the way.
+class ServerPolicyWindows : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const std::string yaml = R"(server: {name: approvals.example.com, public_url: "https://approvals.example.com"}
+hosts: {cert: /etc/jitgate-server/tls/server.pem, key: /etc/jitgate-server/tls/server.key,
+        client_ca: /etc/jitgate-server/tls/hosts-ca.pem}
+signing: {keys: [{kid: k1, private_key: /etc/jitgate-server/keys/k1.key}]}
+windows:
+  business-hours:
+    timezone: Europe/Berlin
+    weekly: [{days: [mon, tue, wed, thu, fri], from: "08:00", to: "18:00"}]
+  q4-freeze:
+    timezone: Europe/Berlin
+    dates: [{from: "2026-12-20T00:00", to: "2027-01-04T00:00", label: quarter-end close}]
+policy:
+  - {name: finance, tags: [finance], approver_groups: [sox-approvers]}
+  - {name: after-hours, tags: [finance], unless: {window: business-hours}, approver_groups: [change-board],
+     min_approvals: 2}
+  - {name: freeze, tags: [finance], when: {window: [q4-freeze]}, deny: true}
+)";
+        const auto result = jitgate::server::config::parse(yaml, "test.yaml");
+        for (const auto& p : result.problems) ADD_FAILURE() << p.to_string();
+        m_config = result.config;
+    }
+    jitgate::server::service::PolicyDecision at(const std::string& utc) const {
+        const auto t = jitgate::windows::parse_rfc3339(utc);
+        EXPECT_TRUE(t.has_value()) << utc;
+        return jitgate::server::service::apply_policy(
+            m_config, {"pay-db-01", "production", {"finance"}, "r", 1},
+            std::chrono::system_clock::time_point(std::chrono::seconds(t.value_or(0))));
+    }
+    jitgate::server::config::Config m_config;
+};
+
+TEST_F(ServerPolicyWindows, BusinessHoursNeedOneApprovalAndEveningsTheChangeBoard) {
+    // Wednesday 2026-11-25, 10:00 in Berlin (UTC+1).
+    auto d = at("2026-11-25T09:00:00Z");
+    EXPECT_TRUE(d.covered);
+    EXPECT_EQ(d.approvals_needed, 1);
+    EXPECT_EQ(d.approver_groups, std::vector<std::string>{"sox-approvers"});
+    EXPECT_TRUE(d.denied_by.empty());
+    // 18:00 Berlin is outside (the end is exclusive): two approvals, the change board may too.
+    d = at("2026-11-25T17:00:00Z");
+    EXPECT_EQ(d.approvals_needed, 2);
+    EXPECT_EQ(d.approver_groups, (std::vector<std::string>{"change-board", "sox-approvers"}));
+    EXPECT_EQ(d.entries, (std::vector<std::string>{"finance", "after-hours"}));
+    // In summer time (UTC+2) 08:00 Berlin is 06:00Z: inside, by the wall clock.
+    EXPECT_EQ(at("2026-07-01T06:00:00Z").approvals_needed, 1);
+    EXPECT_EQ(at("2026-07-01T05:59:59Z").approvals_needed, 2);
+}
+
+TEST_F(ServerPolicyWindows, AFreezeRefusesAndSaysWhichWindow) {
+    // 2026-12-20T00:00 Berlin is 2026-12-19T23:00Z: the second before is not frozen.
+    EXPECT_TRUE(at("2026-12-19T22:59:59Z").denied_by.empty());
+    const auto d = at("2026-12-19T23:00:00Z");
+    EXPECT_EQ(d.denied_by, "policy 'freeze' (window q4-freeze (2026-12-20T00:00 to 2027-01-04T00:00 Europe/Berlin, "
+                           "quarter-end close))");
+    EXPECT_EQ(d.windows, std::vector<std::string>{"q4-freeze (2026-12-20T00:00 to 2027-01-04T00:00 Europe/Berlin, "
+                                                  "quarter-end close)"});
+    EXPECT_TRUE(at("2027-01-03T23:00:00Z").denied_by.empty()) << "the end is exclusive";
+}
+
+TEST_F(ServerPolicyWindows, AnApprovalIsJudgedByThePolicyInForceNow) {
+    using jitgate::server::service::FiledPolicy;
+    using jitgate::server::service::policy_changed;
+    const std::vector<std::string> sox{"sox-approvers"}, board{"change-board"};
+    const FiledPolicy morning{1, sox, false};
+    const FiledPolicy evening{2, {"change-board", "sox-approvers"}, false};
+    // Filed on Wednesday morning with one approval needed.
+    EXPECT_EQ(policy_changed(morning, at("2026-11-25T09:30:00Z"), sox), std::nullopt);
+    // The evening began while it waited: two are needed now.
+    const auto more = policy_changed(morning, at("2026-11-25T19:00:00Z"), sox);
+    ASSERT_TRUE(more.has_value());
+    EXPECT_NE(more->find("now needs 2 approvals"), std::string::npos) << *more;
+    // Filed in the evening (two needed) and approved in the evening by the change board: fine.
+    EXPECT_EQ(policy_changed(evening, at("2026-11-25T19:00:00Z"), board), std::nullopt);
+    // The next morning the change board may no longer decide it: a board approval given in the
+    // evening would count under a policy that no longer allows it, whoever approves now.
+    const auto groups = policy_changed(evening, at("2026-11-26T09:30:00Z"), sox);
+    ASSERT_TRUE(groups.has_value());
+    EXPECT_NE(groups->find("'change-board' may not decide it now"), std::string::npos) << *groups;
+    // The freeze began: refused, whoever approves.
+    const auto frozen = policy_changed(evening, at("2026-12-21T12:00:00Z"), board);
+    ASSERT_TRUE(frozen.has_value());
+    EXPECT_NE(frozen->find("refused now by policy 'freeze'"), std::string::npos) << *frozen;
+}
+
+TEST_F(ServerPolicyWindows, ATicketCheckThatAppliesOnlyNowRefusesTheApproval) {
+    using jitgate::server::service::FiledPolicy;
+    m_config.policy[1].ticket_check = true; // after-hours asks for the ticket check
+    const std::vector<std::string> sox{"sox-approvers"};
+    auto evening = at("2026-11-25T19:00:00Z");
+    EXPECT_TRUE(evening.ticket_check);
+    // Filed in the morning (no ticket check, two approvals anyway for the test): refused now.
+    const auto why = jitgate::server::service::policy_changed(FiledPolicy{2, {"change-board", "sox-approvers"}, false},
+                                                              evening, sox);
+    ASSERT_TRUE(why.has_value());
+    EXPECT_NE(why->find("ticket check"), std::string::npos) << *why;
+    EXPECT_EQ(
+        jitgate::server::service::policy_changed(FiledPolicy{2, {"change-board", "sox-approvers"}, true}, evening, sox),
+        std::nullopt);
+}
+
+TEST_F(ServerPolicyWindows, AGrantSignedBeforeAKnownFreezeEndsWhenItBegins) {
+    using jitgate::server::service::next_deny_start;
+    const jitgate::server::service::PolicyInput finance{"pay-db-01", "production", {"finance"}, "r", 1};
+    const auto before = *jitgate::windows::parse_rfc3339("2026-12-19T22:00:00Z");
+    const auto next = next_deny_start(m_config, finance, before);
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, *jitgate::windows::parse_rfc3339("2026-12-19T23:00:00Z"));
+    EXPECT_NE(next->what.find("policy 'freeze'"), std::string::npos) << next->what;
+    // Inside the freeze nothing is signed; after it, no later period is known.
+    EXPECT_FALSE(next_deny_start(m_config, finance, *jitgate::windows::parse_rfc3339("2026-12-20T12:00:00Z")));
+    // A host the freeze does not cover is not cut short.
+    const jitgate::server::service::PolicyInput web{"web-01", "production", {}, "r", 1};
+    EXPECT_FALSE(next_deny_start(m_config, web, before));
+}
+
+TEST_F(ServerPolicyWindows, AWindowThatCannotBeEvaluatedFailsClosed) {
+    // A config built in code naming a window that does not exist (validate() would refuse it).
+    m_config.policy[2].when_windows = {"no-such-window"};
+    const auto d = at("2026-11-25T09:00:00Z");
+    EXPECT_NE(d.error.find("no-such-window"), std::string::npos);
+    EXPECT_FALSE(d.covered);
+    const auto why = jitgate::server::service::policy_changed({1, {"sox-approvers"}, false}, d, {"sox-approvers"});
+    ASSERT_TRUE(why.has_value());
+    EXPECT_NE(why->find("cannot be evaluated"), std::string::npos);
 }
 
 } // namespace

@@ -593,6 +593,66 @@ TEST_F(WebUiTest, ATicketCheckThatHasNotPassedBlocksApprovalButNotDenial) {
     EXPECT_EQ(stored().decided_by, "bob");
 }
 
+// A change freeze that begins while a request waits: it can no longer be approved (the policy in
+// force at approval counts, not the one at filing), but it can be denied; once the freeze is
+// over it can be approved again.
+TEST_F(WebUiTest, AFreezeThatBeganWhileARequestWaitedBlocksApprovalButNotDenial) {
+    jitgate::config::Window freeze;
+    freeze.name = "q4-freeze";
+    freeze.timezone = "Etc/UTC";
+    jitgate::config::DatedPeriod period;
+    period.from = "2023-11-14T22:23";
+    period.to = "2023-11-14T22:33";
+    period.from_unix = k_start + 600;
+    period.to_unix = k_start + 1200;
+    freeze.dates = {period};
+    m_config.windows = {freeze};
+    config::PolicyEntry deny;
+    deny.name = "freeze";
+    deny.when_windows = {"q4-freeze"};
+    deny.deny = true;
+    m_config.policy.push_back(deny);
+
+    file_request("alice");
+    m_now = k_start + 900;
+    Browser b;
+    sign_in(b); // as bob
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_NE(detail.body.find("You cannot approve this request: refused now by policy &#39;freeze&#39; (window "
+                               "q4-freeze (2023-11-14T22:23 to 2023-11-14T22:33 Etc/UTC))"),
+              std::string::npos)
+        << detail.body;
+    const std::string csrf = csrf_of(b);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf).status, 403);
+    EXPECT_EQ(stored().status, store::Status::pending);
+
+    m_now = k_start + 1200; // the end is exclusive: over
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=&csrf=" + csrf_of(b)).status, 200);
+    EXPECT_EQ(stored().status, store::Status::approved);
+}
+
+TEST_F(WebUiTest, AFreezeDoesNotStopADenial) {
+    jitgate::config::Window freeze;
+    freeze.name = "q4-freeze";
+    freeze.timezone = "Etc/UTC";
+    jitgate::config::DatedPeriod period;
+    period.from_unix = k_start - 60;
+    period.to_unix = k_start + 3600;
+    freeze.dates = {period};
+    m_config.windows = {freeze};
+    config::PolicyEntry deny;
+    deny.name = "freeze";
+    deny.when_windows = {"q4-freeze"};
+    deny.deny = true;
+    m_config.policy.push_back(deny);
+
+    file_request("alice");
+    Browser b;
+    sign_in(b);
+    EXPECT_EQ(send(b, "POST", "/r/pay-db-01/R-7F3K9Q/deny", {}, "comment=frozen&csrf=" + csrf_of(b)).status, 200);
+    EXPECT_EQ(stored().status, store::Status::denied);
+}
+
 // Someone who approved (one of two needed) may still deny: the page offers exactly that.
 TEST_F(WebUiTest, AnApproverWhoApprovedMayStillDenyThroughThePage) {
     file_request("alice", 2);

@@ -1,12 +1,15 @@
-// daemon/config/windows.cpp — time windows over the system tzdb, and the strict readers of the
-// freeze and on-call files (docs/config.md).
-#include "daemon/config/windows.hpp"
+// lib/time_windows.cpp — time windows over the system tzdb, the `windows:` section, and the strict
+// readers of the freeze and on-call files (docs/config.md).
+#include "lib/time_windows.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <filesystem>
+#include <set>
 #include <string_view>
 
 #include <date/tz.h>
@@ -223,8 +226,8 @@ std::optional<bool> evaluate(const config::Window& w, WallClock now, std::string
                        [&](const config::WeeklySpan& s) { return span_holds(s, weekday, minute); });
 }
 
-const config::Window* find(const config::Config& config, const std::string& name) {
-    for (const auto& w : config.windows)
+const config::Window* find(const std::vector<config::Window>& windows, const std::string& name) {
+    for (const auto& w : windows)
         if (w.name == name) return &w;
     return nullptr;
 }
@@ -235,6 +238,221 @@ std::string describe(const config::Window& w, WallClock now) {
     std::string text = w.name + " (" + p->from + " to " + p->to + " " + w.timezone;
     if (!p->label.empty()) text += ", " + config::escaped(p->label);
     return text + ")";
+}
+
+namespace {
+
+std::optional<config::Window::Stamp> stamp_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    config::Window::Stamp s;
+    s.dev = st.st_dev;
+    s.ino = st.st_ino;
+    s.size = st.st_size;
+    s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
+    return s;
+}
+
+const config::SectionSpec k_window_spec{{"timezone", "weekly", "dates", "file"}, {}};
+const config::SectionSpec k_weekly_spec{{"days", "from", "to"}, {}};
+const config::SectionSpec k_dates_spec{{"from", "to", "label"}, {}};
+
+void parse_window(config::Reader& r, const config::Entry& entry, config::Window& w) {
+    using namespace config;
+    const std::string path = "windows." + w.name;
+    const Where where{path, path + ".", "in window " + shown(w.name), "window " + shown(w.name) + ": "};
+    if (!entry.value.IsMap()) {
+        r.add(entry.key_node.Mark(), where.prefix + "expected a mapping {timezone, weekly, dates, file}, got " +
+                                         config::describe(entry.value));
+        return;
+    }
+    const Entries e = r.entries(entry.value, where, k_window_spec);
+    if (auto v = r.string_value(where, config::find(e, "timezone"))) {
+        w.timezone = *v;
+    }
+    const Entry* tz = config::find(e, "timezone");
+    // An unknown zone is reported once, here; the times below need one to mean anything.
+    const auto zone_problem =
+        tz == nullptr ? std::optional<std::string>("'timezone' is required (an IANA name such as Europe/Berlin)")
+                      : zone_error(w.timezone);
+    if (zone_problem) {
+        r.add(tz != nullptr ? tz->value.Mark() : entry.key_node.Mark(), where.prefix + *zone_problem);
+    }
+    const auto list_of = [&](const char* key) -> const Entry* {
+        const Entry* list = config::find(e, key);
+        if (list != nullptr && !list->value.IsNull() && !list->value.IsSequence()) {
+            r.wrong_type(where, *list, "a list");
+            return nullptr;
+        }
+        return list != nullptr && list->value.IsSequence() ? list : nullptr;
+    };
+    if (const Entry* weekly = list_of("weekly")) {
+        for (std::size_t i = 0; i < weekly->value.size(); ++i) {
+            const YAML::Node node = weekly->value[i];
+            const Where ww{path + ".weekly[" + std::to_string(i) + "]", "weekly.", where.in, where.prefix};
+            if (!node.IsMap()) {
+                r.add(node.Mark(),
+                      where.prefix + "each 'weekly' entry is {days, from, to}, got " + config::describe(node));
+                continue;
+            }
+            const Entries we = r.entries(node, ww, k_weekly_spec);
+            WeeklySpan span;
+            static constexpr std::array<std::string_view, 7> k_days{"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+            if (auto days = r.list_value(ww, config::find(we, "days"))) {
+                for (const auto& day : *days) {
+                    const auto d = std::find(k_days.begin(), k_days.end(), day);
+                    if (d == k_days.end()) {
+                        r.add(config::find(we, "days")->value.Mark(),
+                              where.prefix + "unknown day " + shown(day) +
+                                  " (expected mon, tue, wed, thu, fri, sat, sun)");
+                    } else {
+                        span.days |= 1U << static_cast<unsigned>(d - k_days.begin());
+                    }
+                }
+            }
+            const auto clock = [&](const char* key, bool allow_24) -> std::optional<int> {
+                const Entry* c = config::find(we, key);
+                const auto text = r.string_value(ww, c);
+                if (!text) {
+                    if (c == nullptr) r.add(node.Mark(), where.prefix + "weekly: '" + key + "' is required");
+                    return std::nullopt;
+                }
+                const auto minute = parse_clock(*text, allow_24);
+                if (!minute)
+                    r.add(c->value.Mark(), where.prefix + "weekly: bad time " + shown(*text) + ", expected HH:MM");
+                return minute;
+            };
+            const auto from = clock("from", false);
+            const auto to = clock("to", true);
+            if (span.days == 0) {
+                r.add(node.Mark(), where.prefix + "weekly: 'days' must name at least one day");
+            }
+            if (from && to && *from == *to) {
+                r.add(node.Mark(), where.prefix + "weekly: 'from' and 'to' are the same time (an empty window)");
+            }
+            if (from && to) {
+                span.from_minute = *from;
+                span.to_minute = *to;
+                w.weekly.push_back(span);
+            }
+        }
+    }
+    if (const Entry* dates = list_of("dates")) {
+        for (std::size_t i = 0; i < dates->value.size(); ++i) {
+            const YAML::Node node = dates->value[i];
+            const Where dw{path + ".dates[" + std::to_string(i) + "]", "dates.", where.in, where.prefix};
+            if (!node.IsMap()) {
+                r.add(node.Mark(),
+                      where.prefix + "each 'dates' entry is {from, to, label}, got " + config::describe(node));
+                continue;
+            }
+            const Entries de = r.entries(node, dw, k_dates_spec);
+            const auto from = r.string_value(dw, config::find(de, "from"));
+            const auto to = r.string_value(dw, config::find(de, "to"));
+            DatedPeriod p;
+            p.source = r.source();
+            p.line = position_of(node.Mark()).line;
+            if (auto label = r.string_value(dw, config::find(de, "label"))) p.label = *label;
+            if (!from || !to) {
+                r.add(node.Mark(), where.prefix + "dates: 'from' and 'to' are required");
+                continue;
+            }
+            if (zone_problem) continue;
+            const auto f = local_to_unix(w.timezone, *from), t = local_to_unix(w.timezone, *to);
+            if (!f || !t) {
+                r.add(node.Mark(), where.prefix + "dates: bad time " + shown(!f ? *from : *to) +
+                                       ", expected local YYYY-MM-DDTHH:MM[:SS] (no offset: the window's timezone)");
+                continue;
+            }
+            if (*f >= *t) {
+                r.add(node.Mark(), where.prefix + "dates: 'from' must be before 'to'");
+                continue;
+            }
+            p.from = *from;
+            p.to = *to;
+            p.from_unix = *f;
+            p.to_unix = *t;
+            w.dates.push_back(std::move(p));
+        }
+    }
+    if (const Entry* file = config::find(e, "file")) {
+        if (auto v = r.string_value(where, file)) {
+            w.file = *v;
+            // SECURITY NOTE: read now, and again at every reload, strictly: a missing or broken
+            // calendar file makes the whole config invalid (a daemon does not start, a reload
+            // is refused), never a silently empty freeze.
+            if (!is_absolute_path(w.file)) {
+                r.add(file->value.Mark(), where.prefix + "'file' must be an absolute path, got " + shown(w.file));
+            } else if (!zone_problem) {
+                // Stamped before it is read: a change during the read shows as a change later.
+                w.file_stamp = stamp_of(w.file).value_or(config::Window::Stamp{});
+                for (auto& p : read_periods_file(w.file, w.timezone, w.dates)) {
+                    r.problems().push_back(std::move(p));
+                }
+            }
+        }
+    }
+    if (w.weekly.empty() && w.dates.empty() && w.file.empty() && !zone_problem) {
+        r.add(entry.key_node.Mark(), where.prefix + "needs 'weekly', 'dates' or 'file'");
+    }
+}
+
+} // namespace
+
+void parse_windows(config::Reader& r, const config::Entry* entry, std::vector<config::Window>& windows) {
+    using namespace config;
+    if (entry == nullptr || entry->value.IsNull()) {
+        return;
+    }
+    if (!entry->value.IsMap()) {
+        r.wrong_type(Where{"", "", "at top level", ""}, *entry,
+                     "a mapping of window name to {timezone, weekly, dates, file}");
+        return;
+    }
+    for (auto it = entry->value.begin(); it != entry->value.end(); ++it) {
+        if (!it->first.IsScalar()) {
+            r.add(it->first.Mark(), "windows: a window's name must be a string");
+            continue;
+        }
+        Window w;
+        w.name = it->first.Scalar();
+        w.line = position_of(it->first.Mark()).line;
+        r.record("windows." + w.name, it->first.Mark());
+        parse_window(r, Entry{w.name, it->first, it->second}, w);
+        windows.push_back(std::move(w));
+    }
+}
+
+void check_windows(const std::vector<config::Window>& windows, bool parsed,
+                   const std::function<void(const std::string& path, int line, std::string message)>& add) {
+    std::set<std::string> seen;
+    for (const config::Window& w : windows) {
+        const std::string path = "windows." + w.name;
+        if (w.name.empty()) {
+            add(path, w.line, "windows: a window's name is empty");
+        } else if (!std::all_of(w.name.begin(), w.name.end(), [](char ch) {
+                       return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                              ch == '.' || ch == '_' || ch == '-';
+                   })) {
+            // Shown on terminals and written to audit records and messages as it is.
+            add(path, w.line, "windows: window name " + config::shown(w.name) + " may use only A-Z a-z 0-9 . _ -");
+        }
+        if (!seen.insert(w.name).second) {
+            add(path, w.line, "windows: window " + config::shown(w.name) + " is defined twice");
+        }
+        if (const auto error = zone_error(w.timezone); error && !parsed) {
+            add(path, w.line, "window " + config::shown(w.name) + ": " + *error); // the parser said it for a file
+        }
+    }
+}
+
+std::optional<std::string> file_changed(const config::Window& w) {
+    if (w.file.empty()) return std::nullopt;
+    const auto now = stamp_of(w.file);
+    if (now && *now == w.file_stamp) return std::nullopt;
+    return "the calendar file " + config::shown(w.file) + " of window " + config::shown(w.name) +
+           (now ? " changed" : " is gone") + " since it was read; restart to read it again";
 }
 
 std::vector<config::Problem> read_periods_file(const std::string& path, const std::string& zone,
