@@ -50,6 +50,7 @@ struct State {
     std::string request_id;
     std::string grant_id;
     bool approved = false; // our check allowed: only then is there an outcome to report
+    unsigned long offline_break_glass = 0; // passes of this sudo while jitgated was unreachable
     bool accepted = false;
     std::string command;
     std::vector<std::string> run_argv;
@@ -306,7 +307,9 @@ jitgate::client::UserIo sudo_io(const State& s) {
 
 // Tells the user how the check ended. On a deny, *errstr is the reason (sudo does not print
 // an approval plugin's errstr itself; it hands it to audit plugins), valid until close().
-// An offline break-glass pass is alerted: nothing else records it.
+// An offline break-glass pass is logged to syslog: nothing else records it. The first of a sudo
+// run is an alert; the sub-commands of that run's shell (intercept) that follow are logged one
+// line each at warning, so one outage does not page the on-call person once per program.
 void tell_user(State& s, const jitgate::CheckResult& res, const std::vector<std::string>& argv, const char** errstr) {
     const Status& st = res.status;
     switch (res.verdict) {
@@ -319,8 +322,14 @@ void tell_user(State& s, const jitgate::CheckResult& res, const std::vector<std:
                                  " while jitgated is unreachable (" + jitgate::text::escape_for_log(st.detail) +
                                  "): command " + jitgate::text::display_argv(argv) +
                                  " reason: " + jitgate::text::escape_for_log(s.base.break_glass_reason);
-        syslog(LOG_AUTHPRIV | LOG_ALERT, "%s", line.c_str());
-        s.print(SUDO_CONV_ERROR_MSG, "%s\njitgate: this break-glass use has been logged and alerted.\n", line.c_str());
+        if (s.offline_break_glass++ == 0) {
+            syslog(LOG_AUTHPRIV | LOG_ALERT, "%s", line.c_str());
+            s.print(SUDO_CONV_ERROR_MSG, "%s\njitgate: this break-glass use has been logged and alerted.\n",
+                    line.c_str());
+        } else {
+            syslog(LOG_AUTHPRIV | LOG_WARNING, "%s (sub-command %lu of the break-glass run alerted above)",
+                   line.c_str(), s.offline_break_glass - 1);
+        }
         return;
     }
     case Verdict::denied:

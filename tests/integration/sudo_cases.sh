@@ -343,6 +343,16 @@ case_break_glass_daemon_down() {
     expect_eq "$(cat "$T/out")" root
     expect_syslog '^<81>.*BREAK-GLASS by dave while jitgated is unreachable' "no alert"
     sudo_fg alice JITGATE_BREAK_GLASS="jitgated down, INC-4712" -- -n /usr/bin/whoami; expect_eq "$RC" 1 "alice is not break-glass"
+    # A break-glass shell under intercept: one alert for the run, then one warning line per
+    # sub-command (each is recorded; the on-call person is paged once).
+    sudoers_intercept
+    local alerts; alerts="$(grep -cE '^<81>.*BREAK-GLASS by dave' "$SYSLOG")"
+    sudo_fg dave JITGATE_BREAK_GLASS="jitgated down, INC-4713" -- -n /bin/sh -c '/usr/bin/id -un; /usr/bin/true'
+    expect_eq "$RC" 0 "offline break-glass shell"
+    expect_syslog '^<84>.*BREAK-GLASS by dave .*command /usr/bin/true .*\(sub-command 2 of the break-glass run alerted above\)' \
+        "no warning line for the second sub-command"
+    expect_eq "$(($(grep -cE '^<81>.*BREAK-GLASS by dave' "$SYSLOG") - alerts))" 1 "alerts for one break-glass run"
+    expect_eq "$(grep -cE '^<84>.*BREAK-GLASS by dave' "$SYSLOG")" 2 "warning lines, one per sub-command"
 }
 
 case_forged_check_refused() {
