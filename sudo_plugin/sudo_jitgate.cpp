@@ -49,7 +49,7 @@ struct State {
     // Shared with the audit plugin:
     std::string request_id;
     std::string grant_id;
-    bool approved = false; // our check allowed: only then is there an outcome to report
+    bool approved = false;                 // our check allowed: only then is there an outcome to report
     unsigned long offline_break_glass = 0; // passes of this sudo while jitgated was unreachable
     bool accepted = false;
     std::string command;
