@@ -233,6 +233,24 @@ std::string strip_prefixes(std::string item) {
     }
 }
 
+// The SETENV/NOSETENV tag among the prefixes that strip_prefixes() removed (`prefix`: the item
+// before its command): true for SETENV, false for NOSETENV, nullopt if neither is there. A tag
+// holds for the commands after it in the same list until another overrides it (sudoers(5)).
+std::optional<bool> setenv_tag(const std::string& prefix) {
+    std::optional<bool> tag;
+    std::string word;
+    for (char c : prefix + " ") {
+        if (c == ':' || blank(c)) {
+            if (word == "SETENV") tag = true;
+            if (word == "NOSETENV") tag = false;
+            word.clear();
+        } else {
+            word += c;
+        }
+    }
+    return tag;
+}
+
 // "alice , bob ALL" -> "alice,bob ALL": the blanks around commas of a list go.
 std::string join_commas(const std::string& s) {
     std::string out;
@@ -618,6 +636,7 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
             const auto seq = section.find('=');
             if (seq == std::string::npos) continue;
             std::vector<std::string> runas{"root"};
+            bool setenv = false; // the SETENV tag in force (it carries to the following commands)
             for (auto item : split_list(section.substr(seq + 1))) {
                 item = trim(item);
                 if (item.starts_with("(")) {
@@ -631,7 +650,11 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
                         if (!r.empty()) within_budget = expand(s, s.runas_alias, r, runas) && within_budget;
                     item = trim(item.substr(close + 1));
                 }
-                item = strip_prefixes(item);
+                {
+                    const std::string full = trim(item);
+                    item = strip_prefixes(full);
+                    if (const auto tag = setenv_tag(full.substr(0, full.size() - item.size()))) setenv = *tag;
+                }
                 if (item.empty() || item.starts_with("!") || !runas_can_be_root(runas)) continue;
                 std::vector<std::string> cmds;
                 within_budget = expand(s, s.cmnd_alias, item, cmds) && within_budget;
@@ -659,6 +682,15 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out) {
                         kind = Kind::shell;
                         what = who + " may run the shell or interpreter `" + cmd + "` as root";
                     }
+                    // ALL implies SETENV (sudoers(5)) and is reported as ALL above.
+                    if (setenv && cw[0] != "ALL")
+                        add(out, "sudoers.setenv_tag", Severity::warning, subject,
+                            who + " may set any environment variable for `" + cmd + "` run as root (SETENV)",
+                            "A variable such as LD_PRELOAD or PYTHONPATH set on sudo's command line makes the program "
+                            "run code of the caller's choosing as root; approvers and allow rules name the program, "
+                            "not that code.",
+                            "Drop the SETENV tag; give the command the variables it needs with a root-owned wrapper "
+                            "script instead.");
                     if (kind != Kind::none) {
                         const char* id = kind == Kind::all         ? "sudoers.all"
                                          : kind == Kind::gate_file ? "sudoers.gate_file"

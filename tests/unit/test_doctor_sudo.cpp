@@ -183,14 +183,18 @@ TEST_F(Doctor, SudoersRulesThatHandOverTheGateAreListedAndNarrowOnesAreNot) {
     doctor::GateConfig gate;
     doctor::Findings f;
     doctor::check_sudoers(root(), gate, f);
-    // A continued line is reported at its first line (gina's, 12).
+    // A continued line is reported at its first line (gina's, 12). henry's SETENV shell is also
+    // a setenv_tag finding (its own test below).
     EXPECT_EQ(ids(f), (Strings{"sudoers.all /etc/sudoers:4", "sudoers.editor /etc/sudoers.d/ops:1",
                                "sudoers.editor /etc/sudoers:12", "sudoers.editor /etc/sudoers:5",
                                "sudoers.gate_file /etc/sudoers:15", "sudoers.gate_file /etc/sudoers:9",
-                               "sudoers.gate_file /etc/sudoers:9", "sudoers.shell /etc/sudoers:14"}));
+                               "sudoers.gate_file /etc/sudoers:9", "sudoers.setenv_tag /etc/sudoers:14",
+                               "sudoers.shell /etc/sudoers:14"}));
     for (const auto& x : f) {
         EXPECT_EQ(x.severity, doctor::Severity::warning) << x.check;
-        EXPECT_NE(x.why.find("Approvable, but a key to the gate"), std::string::npos);
+        if (x.check != "sudoers.setenv_tag") {
+            EXPECT_NE(x.why.find("Approvable, but a key to the gate"), std::string::npos);
+        }
     }
     const auto* all = find(f, "sudoers.all");
     ASSERT_NE(all, nullptr);
@@ -223,6 +227,25 @@ TEST_F(Doctor, SudoersDefaultsThatLetTheEnvironmentLoadCodeAsRoot) {
             EXPECT_EQ(x.severity, doctor::Severity::critical);
             EXPECT_NE(x.what.find("LD_PRELOAD, PYTHONPATH"), std::string::npos) << x.what;
         }
+}
+
+// SETENV lets the caller set LD_PRELOAD and the like for one command; the tag carries to the
+// commands after it in the list until NOSETENV; ALL implies it and is reported as ALL.
+TEST_F(Doctor, SudoersSetenvTagIsAFindingPerCommand) {
+    write("/etc/sudoers",
+          "bob ALL=(ALL) NOPASSWD:SETENV: /usr/bin/systemctl restart nginx, /usr/bin/id, NOSETENV: /usr/bin/uptime\n"
+          "carol ALL=(root) SETENV: /usr/local/sbin/report\n"
+          "dave ALL=(ALL) /usr/bin/uptime\n",
+          0440);
+    doctor::GateConfig gate;
+    doctor::Findings f;
+    doctor::check_sudoers(root(), gate, f);
+    EXPECT_EQ(ids(f), (Strings{"sudoers.setenv_tag /etc/sudoers:1", "sudoers.setenv_tag /etc/sudoers:1",
+                               "sudoers.setenv_tag /etc/sudoers:2"}));
+    ASSERT_FALSE(f.empty());
+    EXPECT_EQ(f[0].what, "bob may set any environment variable for `/usr/bin/systemctl restart nginx` run as root "
+                         "(SETENV)");
+    EXPECT_NE(f[1].what.find("`/usr/bin/id`"), std::string::npos) << f[1].what;
 }
 
 TEST_F(Doctor, SudoersCommandThatOthersCanReplace) {
