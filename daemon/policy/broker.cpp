@@ -371,6 +371,23 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
 
     switch (s.rule->action) {
     case config::Action::allow: {
+        // SECURITY NOTE: an allow rule admits a program, not code its environment makes it load
+        // without executing anything (LD_PRELOAD, PYTHONPATH, BASH_ENV, ...). sudo removes those
+        // unless sudoers keeps them (env_keep, !env_reset, setenv, a SETENV tag: `jitgatectl
+        // doctor` lists such rules); nobody approved that code, so it is refused as for a
+        // sub-command under intercept. An approved command binds its environment instead.
+        if (const auto loaders = binding::hidden_code_loading(r.run_env); !loaders.empty()) {
+            Json e = event_for(audit::type::denied, s);
+            e["env_code_loading"] = escaped_argv(loaders);
+            e["why"] = "code_loading_env";
+            return decide(s, responder,
+                          deny_with(msg::Outcome::denied,
+                                    "jitgate: denied: the command's environment sets " + join_names(loaders) +
+                                        "; rule '" + s.rule->name +
+                                        "' allows the program, not code loaded into it (ask sudo without them)",
+                                    s),
+                          std::move(e));
+        }
         msg::Decision d;
         d.allow = true;
         d.outcome = msg::Outcome::allowed_by_rule;

@@ -205,6 +205,20 @@ case_allow_rule() {
     expect_eq "$(journal_count access.requested)" 0 "no approval asked"
 }
 
+# An allow rule admits a program, not code its environment loads into it: with sudoers passing
+# the caller's variables (a SETENV tag here), PYTHONPATH or LD_PRELOAD make the allowed program
+# refused, with the variables named; without them the same program is allowed.
+case_allow_rule_refuses_code_loading_env() {
+    start
+    binding_sudoers
+    sudo_fg mallory PYTHONPATH=/tmp/evil -- -n /usr/bin/true; expect_eq "$RC" 0 "sudo without the variable on its command line"
+    sudo_fg mallory -- -n PYTHONPATH=/tmp/evil LD_PRELOAD=/tmp/evil.so /usr/bin/true
+    expect_eq "$RC" 1 "allow rule with code-loading variables set through SETENV"
+    expect_contains "$(cat "$T/err")" "environment sets PYTHONPATH and LD_PRELOAD; rule 'read-only' allows the program, not code loaded into it"
+    expect_journal access.denied '"env_code_loading":\["PYTHONPATH","LD_PRELOAD"\].*"rule":"read-only".*"why":"code_loading_env"'
+    sudo_fg mallory -- -n LANG=C /usr/bin/true; expect_eq "$RC" 0 "a variable that loads no code"
+}
+
 case_deny_rule() {
     start
     sudo_fg alice -- -n /usr/bin/bash -c id; expect_eq "$RC" 1 "deny rule"
