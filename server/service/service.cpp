@@ -106,6 +106,13 @@ struct Service::Waiter {
     http::Timer timer;
 };
 
+struct Service::RevocationWaiter {
+    http::Reply reply;
+    http::Timer timer;
+    std::vector<std::string> hosts;
+    std::int64_t after = 0;
+};
+
 Service::Service(const config::Config& config, store::Store& store, const grant_token::SigningKey& signing_key,
                  http::EventLoop& loop, Clock clock)
     : m_config(config), m_store(store), m_signing_key(signing_key), m_loop(loop), m_clock(std::move(clock)) {}
@@ -114,6 +121,7 @@ Service::~Service() {
     // Parked polls are answered 500 by their Reply's destructor only if the loop still runs;
     // on shutdown the listeners are gone first and the replies are dropped quietly.
     m_waiters.clear();
+    m_revocation_waiters.clear();
 }
 
 std::int64_t Service::now() const {
@@ -141,6 +149,11 @@ void Service::start_expiry() {
         expire_due();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "jitgate-server: expiring requests failed: %s\n", e.what());
+    }
+    try {
+        check_revocations();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: checking for new revocations failed: %s\n", e.what());
     }
     m_expiry_timer = m_loop.after(std::chrono::seconds(1), [this]() { start_expiry(); });
 }
@@ -254,6 +267,14 @@ void Service::handle_host(http::Request&& request, http::Reply&& reply) {
                 return;
             }
             audit_state(std::move(request), std::move(reply));
+            return;
+        }
+        if (request.path == "/v1/revocations") {
+            if (request.method != "GET") {
+                reply.send(error(404, "not_found", "no such path"));
+                return;
+            }
+            revocations(std::move(request), std::move(reply));
             return;
         }
         const std::string prefix = "/v1/requests";
@@ -788,6 +809,7 @@ void Service::take_wakeups() {
         for (const auto& [host, id] : m_store.take_wakeups()) {
             if (!host.empty() || !id.empty()) {
                 wake(host, id);
+                wake_revocations(host);
                 continue;
             }
             // The store's listening connection broke and was replaced: wake-ups may have been
@@ -795,6 +817,7 @@ void Service::take_wakeups() {
             std::vector<std::pair<std::string, std::string>> keys;
             for (const auto& entry : m_waiters) keys.push_back(entry.first);
             for (const auto& key : keys) wake(key.first, key.second);
+            wake_revocations("");
             const int fd = m_store.wake_fd();
             m_wake_watch = fd >= 0 ? m_loop.watch_readable(fd, [this]() { take_wakeups(); }) : nullptr;
         }
@@ -810,6 +833,192 @@ void Service::notify(const std::string& type, const store::Request& request) {
         // A notice must never block or undo a decision.
         std::fprintf(stderr, "jitgate-server: queueing the %s notice failed: %s\n", type.c_str(), e.what());
     }
+}
+
+// ---- revocations (§11) -----------------------------------------------------------------------
+// SECURITY NOTE: the hosts are the client certificate's names, never a parameter: a host
+// learns of the revocations of its own grants only. The cursor is the store's seq, drawn in
+// commit order, so a host that saw N has seen everything below it.
+
+namespace {
+
+// The cursor of `after=`: digits only, at most 18 (fits an int64); nullopt otherwise.
+std::optional<std::int64_t> parse_cursor(const std::optional<std::string>& value) {
+    if (!value) return 0;
+    const std::string& t = *value;
+    if (t.empty() || t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoll(t);
+}
+
+std::string revocations_json(const std::vector<store::Revocation>& rows, std::int64_t cursor) {
+    Json list = Json::array();
+    for (const store::Revocation& r : rows)
+        list.push_back({{"seq", r.seq},
+                        {"host", r.host},
+                        {"request_id", r.request_id},
+                        {"grant_id", r.grant_id},
+                        {"revoked_by", r.revoked_by},
+                        {"reason", r.reason},
+                        {"revoked_at", protocol::rfc3339(r.revoked_at)}});
+    return Json{{"protocol", 1}, {"cursor", cursor}, {"revocations", std::move(list)}}.dump(
+        -1, ' ', false, Json::error_handler_t::replace);
+}
+
+} // namespace
+
+std::optional<std::string> Service::revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
+                                                       bool final) {
+    // Only grants that may still be live: none outlives hosts.max_ttl from its signing, and
+    // the signing came before the revocation. A host that starts over (after=0: a restarted
+    // jitgated holds no grant) reads a bounded list.
+    const std::int64_t since = now() - static_cast<std::int64_t>(m_config.hosts.max_ttl.count());
+    const std::vector<store::Revocation> rows = m_store.revocations_after(hosts, after, since, k_revocations_page);
+    if (rows.empty() && !final) return std::nullopt;
+    // Nothing new: the newest seq of these hosts (the server's word; a cursor from before a
+    // restore of the database is corrected, never trusted).
+    const std::int64_t cursor = rows.empty() ? m_store.last_revocation_seq(hosts) : rows.back().seq;
+    return revocations_json(rows, cursor);
+}
+
+void Service::revocations(http::Request&& request, http::Reply&& reply) {
+    const std::optional<int> wait = protocol::parse_wait(request.query_value("wait"));
+    if (!wait) {
+        reply.send(error(400, "invalid_request", "wait must be a whole number of seconds"));
+        return;
+    }
+    const std::optional<std::int64_t> after = parse_cursor(request.query_value("after"));
+    if (!after) {
+        reply.send(error(400, "invalid_request", "after must be a cursor from an earlier answer (digits)"));
+        return;
+    }
+    const std::vector<std::string>& hosts = request.client.names;
+    if (std::optional<std::string> body = revocations_answer(hosts, *after, *wait == 0)) {
+        reply.send(answer(200, std::move(*body)));
+        return;
+    }
+    // Park it like a request poll (§5): no thread, a reply handle and a timer.
+    auto waiter = std::make_shared<RevocationWaiter>();
+    waiter->reply = std::move(reply);
+    waiter->hosts = hosts;
+    waiter->after = *after;
+    const std::weak_ptr<RevocationWaiter> weak = waiter;
+    const auto forget_it = [this, weak]() {
+        const std::shared_ptr<RevocationWaiter> w = weak.lock();
+        if (!w) return;
+        for (const std::string& host : w->hosts) {
+            const auto it = m_revocation_waiters.find(host);
+            if (it == m_revocation_waiters.end()) continue;
+            std::erase(it->second, w);
+            if (it->second.empty()) m_revocation_waiters.erase(it);
+        }
+    };
+    waiter->reply.on_gone(forget_it);
+    waiter->timer = m_loop.after(std::chrono::seconds(*wait), [this, weak, forget_it]() {
+        const std::shared_ptr<RevocationWaiter> w = weak.lock();
+        if (!w) return;
+        forget_it();
+        try {
+            if (!w->reply.answered()) w->reply.send(answer(200, *revocations_answer(w->hosts, w->after, true)));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgate-server: answering a revocation poll failed: %s\n", e.what());
+            if (!w->reply.answered()) w->reply.send(error(503, "unavailable", "the database is unavailable"));
+        }
+    });
+    for (const std::string& host : hosts) m_revocation_waiters[host].push_back(waiter);
+}
+
+void Service::wake_revocations(const std::string& host) {
+    std::vector<std::shared_ptr<RevocationWaiter>> candidates;
+    if (host.empty()) {
+        for (const auto& [name, list] : m_revocation_waiters) candidates.insert(candidates.end(), list.begin(), list.end());
+    } else if (const auto it = m_revocation_waiters.find(host); it != m_revocation_waiters.end()) {
+        candidates = it->second;
+    }
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    for (const std::shared_ptr<RevocationWaiter>& w : candidates) {
+        if (w->reply.answered()) continue;
+        std::optional<std::string> body;
+        try {
+            body = revocations_answer(w->hosts, w->after, false);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgate-server: answering a revocation poll failed: %s\n", e.what());
+            continue; // its timer answers it
+        }
+        if (!body) continue;
+        w->timer.cancel();
+        for (const std::string& name : w->hosts) {
+            const auto it = m_revocation_waiters.find(name);
+            if (it == m_revocation_waiters.end()) continue;
+            std::erase(it->second, w);
+            if (it->second.empty()) m_revocation_waiters.erase(it);
+        }
+        w->reply.send(answer(200, std::move(*body)));
+    }
+}
+
+void Service::check_revocations() {
+    if (m_revocation_waiters.empty() && m_newest_revocation >= 0) return;
+    const std::int64_t newest = m_store.last_revocation_seq({});
+    if (newest == m_newest_revocation) return;
+    const bool first = m_newest_revocation < 0;
+    m_newest_revocation = newest;
+    if (!first) wake_revocations("");
+}
+
+bool Service::may_revoke(const Approver& approver, const store::Request& request) const {
+    if (request.status != store::Status::approved || request.grant_id.empty()) return false;
+    if (approver.unix_user.empty()) return false;
+    return std::any_of(approver.groups.begin(), approver.groups.end(),
+                       [&](const std::string& g) { return contains(request.approver_groups, g); });
+}
+
+ActionResult Service::revoke(const Approver& who, bool admin, const std::string& host, const std::string& id,
+                             const std::string& reason, const std::string& source_address, const std::string& via) {
+    if (reason.size() > k_max_comment_bytes)
+        return {ActionStatus::invalid, "a reason may hold at most " + std::to_string(k_max_comment_bytes) + " bytes"};
+    if (reason.find('\0') != std::string::npos || !text::is_valid_utf8(reason))
+        return {ActionStatus::invalid, "a reason must be text (UTF-8, no NUL)"};
+    const std::string actor = admin ? "admin:" + who.unix_user : who.unix_user;
+    std::optional<store::Request> found = m_store.find(host, id);
+    if (!found) return {ActionStatus::not_found, "no such request"};
+    const std::int64_t t = now();
+    if (!admin && !may_revoke(who, *found) && found->status == store::Status::approved) {
+        const std::string why = "none of your approver groups may decide this request";
+        const store::Event refused = event(t, "revocation.refused", host, id, actor, who.identity, source_address,
+                                           {{"why", why}, {"via", via}});
+        m_store.record(refused);
+        log_event(refused);
+        return {ActionStatus::forbidden, why};
+    }
+    store::Revocation r;
+    r.revoked_by = actor;
+    r.identity = who.identity;
+    r.source_address = source_address;
+    r.via = via;
+    r.reason = reason;
+    r.revoked_at = t;
+    const store::Event revoked = event(t, "grant.revoked", host, id, actor, who.identity, source_address,
+                                       {{"grant_id", found->grant_id}, {"reason", reason}, {"via", via}});
+    const store::RevokeResult result = m_store.revoke_grant(host, id, r, revoked);
+    switch (result.outcome) {
+    case store::RevokeOutcome::not_found:
+        return {ActionStatus::not_found, "no such request"};
+    case store::RevokeOutcome::not_approved:
+        return {ActionStatus::not_approved, "request " + id + " has no grant to revoke: it is " +
+                                                std::string(store::to_string(result.request.status))};
+    case store::RevokeOutcome::already_revoked:
+        return {ActionStatus::already_revoked,
+                "grant " + result.revocation.grant_id + " of request " + id + " was revoked already, by " +
+                    result.revocation.revoked_by + " at " + protocol::rfc3339(result.revocation.revoked_at)};
+    case store::RevokeOutcome::revoked:
+        break;
+    }
+    log_event(revoked);
+    wake_revocations(host);
+    notify("grant.revoked", result.request);
+    return {ActionStatus::done, "revoked grant " + result.revocation.grant_id + " of request " + id + "; " + host +
+                                    " ends it at its next poll"};
 }
 
 // ---- approvers --------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ enum class ActionStatus {
     own_request,   // the approver is the requester (or the requester's login user)
     already_voted, // this person already approved
     invalid,       // e.g. a comment too long or a denial without a comment
+    not_approved,  // a revocation of a request that has no grant (pending, denied, expired, cancelled)
+    already_revoked, // the grant was revoked before: nothing changed (idempotent)
 };
 
 struct ActionResult {
@@ -145,6 +147,23 @@ public:
     ActionResult deny(const Approver& approver, const std::string& host, const std::string& id,
                       const std::string& comment, const std::string& source_address, const std::string& via);
     Decidability decidability(const Approver& approver, const store::Request& request) const;
+    // Revokes the grant of approved request (host, id) (docs/protocol.md §11): stored with who,
+    // when and why, with a "grant.revoked" event in the same transaction, then the host's
+    // revocation polls are answered (on every replica: the store's wake-ups, and each second
+    // a look at the newest revocation). `admin` (the CLI, run by someone with the server's
+    // config and database) may revoke any grant; otherwise the approver must be in one of the
+    // request's approver groups (may_revoke). Idempotent: a second revocation is
+    // already_revoked and records nothing. not_found, not_approved (no grant), forbidden,
+    // invalid (a reason over 2 KiB or not UTF-8) change nothing. Refusals by approvers are
+    // recorded ("revocation.refused") like refused approvals.
+    ActionResult revoke(const Approver& who, bool admin, const std::string& host, const std::string& id,
+                        const std::string& reason, const std::string& source_address, const std::string& via);
+    // Whether `approver` may revoke `request`'s grant: it is approved and one of their approver
+    // groups is among the request's (the people who could have approved it). The requester may
+    // too when they are such an approver (revoking is the safe direction).
+    bool may_revoke(const Approver& approver, const store::Request& request) const;
+    // A revocation poll returns at most this many; the host polls again at once for the rest.
+    static constexpr std::size_t k_revocations_page = 100;
     // Records the ticket check's answer (`answer_json` as stored) and audits it.
     void record_ticket_check(const std::string& host, const std::string& id, bool ok, const std::string& why,
                              const std::string& answer_json);
@@ -216,6 +235,19 @@ private:
     void chain_event_recorded(const store::Event& e);
     void wake(const std::string& host, const std::string& id);
     void forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter);
+    // GET /v1/revocations?after=CURSOR&wait=N (§11): the revocations of grants issued to the
+    // client certificate's hosts, parked like a request poll until there is one or `wait` ends.
+    struct RevocationWaiter;
+    void revocations(http::Request&& request, http::Reply&& reply);
+    // The answer for `hosts` after `after`: nullopt when there is nothing new and `final` is
+    // false (keep waiting).
+    std::optional<std::string> revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
+                                                  bool final);
+    // Answers every parked revocation poll of `host` (every host: empty) that now has something.
+    void wake_revocations(const std::string& host);
+    // Each second: a revocation made elsewhere (the CLI on SQLite, a lost notification) wakes
+    // the parked polls too.
+    void check_revocations();
     void expire(const std::string& host, const std::string& id);
     void start_expiry();
     void start_purge();
@@ -249,6 +281,9 @@ private:
     // Refused audit batches (403, 409, 422), per host and status, recorded the same way: a
     // host sending bad batches in a loop cannot grow the events table or flood syslog at alert.
     std::map<std::string, Refusals, std::less<>> m_batch_refusals;
+    // Parked revocation polls by host name (a certificate naming several hosts: under each).
+    std::map<std::string, std::vector<std::shared_ptr<RevocationWaiter>>, std::less<>> m_revocation_waiters;
+    std::int64_t m_newest_revocation = -1; // the newest seq check_revocations() saw; -1: not yet
     http::Timer m_expiry_timer;
     http::Timer m_purge_timer;
     std::int64_t m_partitions_checked_at = 0; // Unix seconds; 0: not yet

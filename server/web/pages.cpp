@@ -455,7 +455,7 @@ std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std
 }
 
 std::string request_detail(const Frame& frame, const store::Request& request, const service::Decidability& decidability,
-                           std::int64_t now) {
+                           std::int64_t now, const store::Revocation* revocation, bool may_revoke) {
     const json parsed = json::parse(request.body, nullptr, false);
     const bool body_ok = parsed.is_object();
     const json& body = body_ok ? parsed : json::object();
@@ -490,6 +490,11 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
         c += row("Decided", time_element(request.decided_at));
         c += row("Decided by", decided_by(request));
         if (!request.grant_id.empty()) c += row("Grant id", exact_text(request.grant_id));
+        if (revocation != nullptr) {
+            c += row("Grant", "<strong>revoked</strong> " + time_element(revocation->revoked_at) + " by " +
+                                  exact_text(revocation->revoked_by));
+            c += row("Revocation reason", exact_or_none(revocation->reason));
+        }
     }
     c += "</tbody>\n</table>\n";
 
@@ -542,6 +547,15 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
     c += "<section aria-labelledby=\"approvals\">\n<h2 id=\"approvals\">Approvals so far</h2>\n" +
          approvals_table(request) + "</section>\n";
 
+    if (request.status == store::Status::approved && revocation == nullptr && may_revoke && frame.viewer != nullptr)
+        c += "<section aria-labelledby=\"revoke\">\n<h2 id=\"revoke\">Revoke the grant</h2>\n"
+             "<p>The host ends the grant and the sessions it opened within seconds.</p>\n"
+             "<form method=\"post\" action=\"" +
+             html_escape(request_path(request.host, request.id)) + "/revoke\" class=\"revoke\">\n" +
+             csrf_field(*frame.viewer) +
+             "\n<p><label for=\"revoke-comment\">Reason (optional)</label><br>\n"
+             "<textarea id=\"revoke-comment\" name=\"comment\" rows=\"3\" cols=\"60\"></textarea></p>\n"
+             "<p><button type=\"submit\">Revoke</button></p>\n</form>\n</section>\n";
     if (request.status != store::Status::pending)
         c += "<p class=\"final\">This request is final (" + html_escape(status_name(request.status)) +
              "); nothing more can be decided.</p>\n";
