@@ -50,7 +50,7 @@ int sessions_command(const std::vector<std::string>& args, store::Store& store, 
 // Revokes the grant of approved request ID (of HOST; without --host, the one host that holds
 // an ID) in `store` (store::Store::revoke_grant): stored with revoked_by "admin:<actor>", via
 // "cli", and "grant.revoked" recorded in the same transaction, then through `log`. The host
-// learns of it at its next revocation poll (docs/protocol.md §11). Idempotent: a grant revoked
+// learns of it at its next revocation poll (docs/protocol.md §12). Idempotent: a grant revoked
 // before is 0 with "already revoked" and nothing recorded. 1 for an unknown request, one
 // without a grant (pending, denied, expired, cancelled), an ID held by several hosts without
 // --host, or a store failure; 2 for bad arguments (a reason over 2048 bytes or not UTF-8).

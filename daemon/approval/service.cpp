@@ -3,6 +3,7 @@
 #include "daemon/approval/service.hpp"
 
 #include <chrono>
+#include <cstdio>
 
 #include "daemon/audit/auditor.hpp"
 #include "daemon/policy/binding.hpp"
@@ -93,6 +94,7 @@ Json ServiceBackend::shutdown(std::chrono::milliseconds limit) {
 void ServiceBackend::add_status(Json& status) const {
     status["service"] = m_client->status();
     status["grants_rejected"] = m_grants_rejected;
+    status["service_revocations"] = {{"applied", m_revocations_applied}, {"ignored", m_revocations_ignored}};
 }
 
 Json ServiceBackend::body_of(const Request& q) const {
@@ -187,6 +189,9 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
         // Names from the service reach logs and terminals: escaped like any other input.
         std::vector<std::string> approvers;
         for (const auto& a : v.claims.approvers) approvers.push_back(esc(a));
+        // From the first grant on, the service's revocations are watched (§12): a host that
+        // holds no grant of the service has nothing to revoke.
+        m_client->watch_revocations();
         m_outcomes.approved(q, std::move(approvers), v.claims.exp,
                             Json{{"service_grant_id", esc(v.claims.jti)},
                                  {"kid", v.claims.kid},
@@ -213,6 +218,39 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
     case Kind::failed:
         m_outcomes.denied(q, audit::type::denied, msg::Outcome::error, "denied: " + cut(esc(o.reason)), Json::object());
         return;
+    }
+}
+
+void ServiceBackend::on_service_revocations(const std::vector<service::Revocation>& revocations) {
+    // SECURITY NOTE: hostile input. Only a revocation for this host, of a grant it holds for
+    // that request with that service grant id, ends anything (the broker matches both).
+    for (const service::Revocation& r : revocations) {
+        bool applied = false;
+        if (r.host == m_config->host.name)
+            applied = m_outcomes.revoked_at_service(r.request_id, r.grant_id, r.revoked_by, r.reason,
+                                                    Json{{"via", "approval_service"},
+                                                         {"approval_service", m_client->base_url()},
+                                                         {"service_revoked_at", esc(r.revoked_at)},
+                                                         {"service_revocation_seq", r.seq}});
+        if (applied) {
+            ++m_revocations_applied;
+            continue;
+        }
+        // Not ours, or no longer live (expired, released, revoked here, a restart): nothing to
+        // end. Said at most once a minute, with the count since.
+        ++m_revocations_ignored;
+        ++m_ignored_unlogged;
+        const auto now = std::chrono::steady_clock::now();
+        if (m_ignored_logged == std::chrono::steady_clock::time_point{} ||
+            now - m_ignored_logged >= std::chrono::minutes(1)) {
+            std::fprintf(stderr,
+                         "jitgated: ignored %llu revocation(s) from the approval service that name no live grant of "
+                         "this host (last: request %s, grant %s, host %s)\n",
+                         static_cast<unsigned long long>(m_ignored_unlogged), cut(esc(r.request_id)).c_str(),
+                         cut(esc(r.grant_id)).c_str(), cut(esc(r.host)).c_str());
+            m_ignored_unlogged = 0;
+            m_ignored_logged = now;
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +45,32 @@ struct Outcome {
     std::string message;                         // any
 };
 
+// One revocation the service reported (docs/protocol.md §12), checked for form only: every
+// text is as received (hostile: escape before showing), bounded in length.
+struct Revocation {
+    std::int64_t seq = 0;
+    std::string host;
+    std::string request_id;
+    std::string grant_id;
+    std::string revoked_by;
+    std::string reason;
+    std::string revoked_at;
+};
+
+// A page of revocations (§12), or why it is not one.
+struct RevocationPage {
+    bool ok = false;
+    std::string problem; // !ok: what is wrong with the answer
+    std::int64_t cursor = 0;
+    std::vector<Revocation> revocations;
+};
+
+// Parses GET /v1/revocations's answer: a JSON object with protocol 1, a cursor (integer >= 0)
+// and at most 1,000 revocations, each with an integer seq <= cursor and string request_id,
+// grant_id, host, revoked_by, reason and revoked_at of bounded length. Anything else is
+// !ok with the reason, and nothing of it is used. Never throws except std::bad_alloc.
+RevocationPage parse_revocations(const std::string& body);
+
 class Listener {
 public:
     virtual ~Listener() = default;
@@ -51,6 +78,9 @@ public:
     // delivered once; the request is then forgotten by the client. The listener may call
     // submit()/cancel() from inside.
     virtual void on_service_outcome(const std::string& request_id, const Outcome& outcome) = 0;
+    // Revocations the service reported (watch_revocations()), in seq order; called from
+    // on_ready() only. Each is hostile input: the listener matches it against what it holds.
+    virtual void on_service_revocations(const std::vector<Revocation>& revocations) { (void)revocations; }
 };
 
 // Parses a request status body (§5.1). Returns Kind::failed with the reason on anything that
@@ -79,6 +109,16 @@ public:
     // service (POST …/cancel, retried a few times, never waited for). `reason`: client_gone,
     // timeout or shutdown. Unknown ids are ignored.
     void cancel(const std::string& request_id, const std::string& reason);
+
+    // Starts the revocation watch (§12), once; later calls do nothing: a long poll of GET
+    // /v1/revocations?after=CURSOR&wait=N, one at a time, whose revocations go to the listener.
+    // A failure is retried after the usual back-off (capped at k_watch_backoff_cap); a service
+    // that answers 404 (one older than §12) is logged once and asked again every
+    // k_watch_unsupported_retry.
+    void watch_revocations();
+    bool watching_revocations() const noexcept { return m_watch.on; }
+    static constexpr std::chrono::seconds k_watch_backoff_cap{30};
+    static constexpr std::chrono::seconds k_watch_unsupported_retry{600};
 
     // Shutdown: cancel(id, reason) for every waiting request. Returns how many.
     std::size_t cancel_all(const std::string& reason);
@@ -118,6 +158,9 @@ private:
     void finish(Transfer* t, int curl_code);
     void failed_call(Request& r, const std::string& what, long retry_after_s, bool retryable);
     void deliver(const std::string& id, const Outcome& outcome);
+    void start_watch();
+    void finish_watch(std::unique_ptr<Transfer> t, int curl_code);
+    void watch_failed(const std::string& what, long retry_after_s);
     void drop(const std::string& id);
     void arm_timer();
     void fire_backoffs();
@@ -138,6 +181,17 @@ private:
     std::unordered_map<std::string, Request> m_cancels;                       // cancels being sent
     std::multimap<Clock::time_point, std::pair<std::string, bool>> m_backoff; // (id, is_cancel)
     std::vector<std::pair<std::string, Outcome>> m_outbox;                    // delivered after a pass
+    // The revocation watch: one transfer at a time, or a time to start the next.
+    struct Watch {
+        bool on = false;
+        Transfer* transfer = nullptr;
+        std::optional<Clock::time_point> next; // when to start the next poll (no transfer meanwhile)
+        std::int64_t cursor = 0;
+        int failures = 0;
+        bool unsupported = false; // the service answered 404: logged once
+        std::uint64_t polls = 0, revocations = 0, problems = 0;
+    } m_watch;
+    std::vector<Revocation> m_revocations_out; // delivered after a pass
     std::uint64_t m_calls = 0, m_failures = 0, m_retries = 0;
     std::string m_last_error;
 };

@@ -249,25 +249,54 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
 OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std::string& reason) {
     auto g = m_grants.revoke(upper(grant_id));
     if (!g) return {false, "no live grant " + esc(grant_id)};
+    const std::size_t ended = end_revoked_grant(*g, esc(c.name), "", reason, Json::object());
+    return {true, "revoked " + g->id + (ended == 0 ? std::string() : "; ended " + text::plural(ended, "session", "sessions"))};
+}
+
+// SECURITY NOTE: the service's word ends only a grant this host holds for that very request and
+// that very service grant (jti): a revocation naming another request's grant, a local grant or
+// an id this host never saw changes nothing.
+bool Broker::revoked_at_service(const std::string& request_id, const std::string& service_grant_id,
+                                const std::string& revoked_by, const std::string& reason, const Json& extra) {
+    if (request_id.empty() || service_grant_id.empty()) return false;
+    std::string id;
+    for (const grants::Grant& g : m_grants.list(Clock::now()))
+        if (g.request_id == request_id && !g.service_grant_id.empty() && g.service_grant_id == esc(service_grant_id)) {
+            id = g.id;
+            break;
+        }
+    if (id.empty()) return false;
+    auto g = m_grants.revoke(id);
+    if (!g) return false;
+    Json e = extra;
+    e["service_grant_id"] = g->service_grant_id;
+    e["revoked_at_service"] = true;
+    end_revoked_grant(*g, esc(revoked_by), " at the approval service", reason, e);
+    return true;
+}
+
+std::size_t Broker::end_revoked_grant(const grants::Grant& g, const std::string& revoked_by, const std::string& where,
+                                      const std::string& reason, const Json& extra) {
     Json e{{"type", audit::type::grant_revoked},
-           {"grant_id", g->id},
-           {"request_id", g->request_id},
-           {"user", esc(g->user)},
-           {"kind", g->kind},
-           {"rule", g->rule},
-           {"revoked_by", esc(c.name)},
+           {"grant_id", g.id},
+           {"request_id", g.request_id},
+           {"user", esc(g.user)},
+           {"kind", g.kind},
+           {"rule", g.rule},
+           {"revoked_by", revoked_by},
            {"reason", esc(trim(reason))}};
+    for (const auto& [key, value] : extra.items()) e[key] = value;
     audit(std::move(e));
     // Access ends when the grant ends: its live sessions end now, with a line saying why.
-    const std::string why = trim(reason).empty() ? std::string() : " (" + esc(trim(reason)) + ")";
-    const auto endings = m_live.end_grant(g->id, "revoke",
-                                          "jitgate: grant " + g->id + " was revoked by " + esc(c.name) + why +
+    const std::string why = trim(reason).empty() ? std::string() : " (" + cut(esc(trim(reason))) + ")";
+    const auto endings = m_live.end_grant(g.id, "revoke",
+                                          "jitgate: grant " + g.id + " was revoked by " + revoked_by + where + why +
                                               "; ending this session now.",
                                           Clock::now());
-    record_endings(endings, Json{{"revoked_by", esc(c.name)}});
-    return {true,
-            "revoked " + g->id +
-                (endings.empty() ? std::string() : "; ended " + text::plural(endings.size(), "session", "sessions"))};
+    Json ended_extra{{"revoked_by", revoked_by}};
+    if (!where.empty()) ended_extra["revoked_at_service"] = true;
+    record_endings(endings, ended_extra);
+    return endings.size();
 }
 
 } // namespace jitgate::broker

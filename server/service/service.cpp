@@ -835,7 +835,7 @@ void Service::notify(const std::string& type, const store::Request& request) {
     }
 }
 
-// ---- revocations (§11) -----------------------------------------------------------------------
+// ---- revocations (§12) -----------------------------------------------------------------------
 // SECURITY NOTE: the hosts are the client certificate's names, never a parameter: a host
 // learns of the revocations of its own grants only. The cursor is the store's seq, drawn in
 // commit order, so a host that saw N has seen everything below it.

@@ -147,7 +147,7 @@ public:
     ActionResult deny(const Approver& approver, const std::string& host, const std::string& id,
                       const std::string& comment, const std::string& source_address, const std::string& via);
     Decidability decidability(const Approver& approver, const store::Request& request) const;
-    // Revokes the grant of approved request (host, id) (docs/protocol.md §11): stored with who,
+    // Revokes the grant of approved request (host, id) (docs/protocol.md §12): stored with who,
     // when and why, with a "grant.revoked" event in the same transaction, then the host's
     // revocation polls are answered (on every replica: the store's wake-ups, and each second
     // a look at the newest revocation). `admin` (the CLI, run by someone with the server's
@@ -235,7 +235,7 @@ private:
     void chain_event_recorded(const store::Event& e);
     void wake(const std::string& host, const std::string& id);
     void forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter);
-    // GET /v1/revocations?after=CURSOR&wait=N (§11): the revocations of grants issued to the
+    // GET /v1/revocations?after=CURSOR&wait=N (§12): the revocations of grants issued to the
     // client certificate's hosts, parked like a request poll until there is one or `wait` ends.
     struct RevocationWaiter;
     void revocations(http::Request&& request, http::Reply&& reply);

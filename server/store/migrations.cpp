@@ -464,7 +464,7 @@ const Step k_steps[] = {
          "CREATE INDEX audit_events_type ON audit_events (type, time)",
          "CREATE INDEX audit_events_received ON audit_events (received_at)",
      }},
-    // Revocations of signed grants (docs/protocol.md §11). `seq` is the hosts' cursor: it only
+    // Revocations of signed grants (docs/protocol.md §12). `seq` is the hosts' cursor: it only
     // grows, and rows are never deleted. Both stores give seq in commit order (SQLite: one
     // writer; PostgreSQL: revoke_grant() takes an advisory lock before it draws the next seq),
     // so a host that saw seq N has seen every row below N. One row per request: a second

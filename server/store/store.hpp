@@ -116,7 +116,7 @@ struct SignedGrant {
 };
 using Signer = std::function<SignedGrant(const Request& completed)>;
 
-// The revocation of an approved request's grant (docs/protocol.md §11): who ended it, when
+// The revocation of an approved request's grant (docs/protocol.md §12): who ended it, when
 // and why. `seq` is the store's cursor for the hosts' long poll: it grows with each revocation
 // in commit order, across replicas.
 struct Revocation {
@@ -448,7 +448,7 @@ public:
     };
     virtual Purged purge(std::int64_t expired_before, std::int64_t delivered_before) = 0;
 
-    // --- grant revocations (docs/protocol.md §11) ---
+    // --- grant revocations (docs/protocol.md §12) ---
     // Revokes the grant of approved request (host, id): stores `revocation` (its seq, host,
     // request_id and grant_id are the store's) and records `event` in the same transaction,
     // and wakes other replicas' polls of the host (as for a change of the request). Idempotent:
