@@ -188,7 +188,8 @@ int grants_command(const std::vector<std::string>& args, store::Store& store, st
             if (hosts.size() > 1) {
                 std::string names;
                 for (const std::string& name : hosts) names += (names.empty() ? "" : ", ") + text::escape_for_log(name);
-                std::fprintf(err, "jitgate-server grants revoke: request %s is held by several hosts (%s); give --host\n",
+                std::fprintf(err,
+                             "jitgate-server grants revoke: request %s is held by several hosts (%s); give --host\n",
                              text::escape_for_log(id).c_str(), names.c_str());
                 return 1;
             }
@@ -210,10 +211,10 @@ int grants_command(const std::vector<std::string>& args, store::Store& store, st
         event.host = host;
         event.request_id = id;
         event.actor = r.revoked_by;
-        event.detail = nlohmann::json{{"grant_id", found ? found->grant_id : std::string()},
-                                      {"reason", reason},
-                                      {"via", "cli"}}
-                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        event.detail = nlohmann::json{
+            {"grant_id", found ? found->grant_id : std::string()},
+            {"reason", reason},
+            {"via", "cli"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         const store::RevokeResult result = store.revoke_grant(host, id, r, event);
         switch (result.outcome) {
         case store::RevokeOutcome::not_found:
@@ -222,7 +223,8 @@ int grants_command(const std::vector<std::string>& args, store::Store& store, st
             return 1;
         case store::RevokeOutcome::not_approved:
             std::fprintf(err, "jitgate-server grants revoke: request %s has no grant to revoke: it is %s\n",
-                         text::escape_for_log(id).c_str(), std::string(store::to_string(result.request.status)).c_str());
+                         text::escape_for_log(id).c_str(),
+                         std::string(store::to_string(result.request.status)).c_str());
             return 1;
         case store::RevokeOutcome::already_revoked:
             std::fprintf(out, "grant %s of request %s was revoked already, by %s; nothing changed\n",

@@ -643,7 +643,8 @@ RevocationPage parse_revocations(const std::string& body) {
                                        {"reason", &r.reason},
                                        {"revoked_at", &r.revoked_at}}) {
             const auto it = item.find(key);
-            if (it == item.end() || !it->is_string() || it->get_ref<const std::string&>().size() > k_max_revocation_text) {
+            if (it == item.end() || !it->is_string() ||
+                it->get_ref<const std::string&>().size() > k_max_revocation_text) {
                 page.problem = std::string("a revocation's '") + key + "' is not a string of at most 2048 bytes";
                 return page;
             }
@@ -711,13 +712,13 @@ void ServiceClient::finish_watch(std::unique_ptr<Transfer> t, int curl_code) {
     long http = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
     if (curl_code != CURLE_OK) {
-        watch_failed(t->too_large ? "the answer to GET /v1/revocations is larger than 64 KiB"
-                                  : "approval service " + m_base + " unreachable: " +
-                                        text::shown(t->error[0] != '\0'
-                                                        ? t->error
-                                                        : curl_easy_strerror(static_cast<CURLcode>(curl_code)),
-                                                    k_shown_bytes),
-                     0);
+        watch_failed(
+            t->too_large
+                ? "the answer to GET /v1/revocations is larger than 64 KiB"
+                : "approval service " + m_base + " unreachable: " +
+                      text::shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)),
+                                  k_shown_bytes),
+            0);
         return;
     }
     if (http == 404) {

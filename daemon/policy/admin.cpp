@@ -250,7 +250,8 @@ OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std:
     auto g = m_grants.revoke(upper(grant_id));
     if (!g) return {false, "no live grant " + esc(grant_id)};
     const std::size_t ended = end_revoked_grant(*g, esc(c.name), "", reason, Json::object());
-    return {true, "revoked " + g->id + (ended == 0 ? std::string() : "; ended " + text::plural(ended, "session", "sessions"))};
+    return {true, "revoked " + g->id +
+                      (ended == 0 ? std::string() : "; ended " + text::plural(ended, "session", "sessions"))};
 }
 
 // SECURITY NOTE: the service's word ends only a grant this host holds for that very request and

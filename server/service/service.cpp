@@ -930,7 +930,8 @@ void Service::revocations(http::Request&& request, http::Reply&& reply) {
 void Service::wake_revocations(const std::string& host) {
     std::vector<std::shared_ptr<RevocationWaiter>> candidates;
     if (host.empty()) {
-        for (const auto& [name, list] : m_revocation_waiters) candidates.insert(candidates.end(), list.begin(), list.end());
+        for (const auto& [name, list] : m_revocation_waiters)
+            candidates.insert(candidates.end(), list.begin(), list.end());
     } else if (const auto it = m_revocation_waiters.find(host); it != m_revocation_waiters.end()) {
         candidates = it->second;
     }
@@ -985,8 +986,8 @@ ActionResult Service::revoke(const Approver& who, bool admin, const std::string&
     const std::int64_t t = now();
     if (!admin && !may_revoke(who, *found) && found->status == store::Status::approved) {
         const std::string why = "none of your approver groups may decide this request";
-        const store::Event refused = event(t, "revocation.refused", host, id, actor, who.identity, source_address,
-                                           {{"why", why}, {"via", via}});
+        const store::Event refused =
+            event(t, "revocation.refused", host, id, actor, who.identity, source_address, {{"why", why}, {"via", via}});
         m_store.record(refused);
         log_event(refused);
         return {ActionStatus::forbidden, why};
@@ -1008,9 +1009,9 @@ ActionResult Service::revoke(const Approver& who, bool admin, const std::string&
         return {ActionStatus::not_approved, "request " + id + " has no grant to revoke: it is " +
                                                 std::string(store::to_string(result.request.status))};
     case store::RevokeOutcome::already_revoked:
-        return {ActionStatus::already_revoked,
-                "grant " + result.revocation.grant_id + " of request " + id + " was revoked already, by " +
-                    result.revocation.revoked_by + " at " + protocol::rfc3339(result.revocation.revoked_at)};
+        return {ActionStatus::already_revoked, "grant " + result.revocation.grant_id + " of request " + id +
+                                                   " was revoked already, by " + result.revocation.revoked_by + " at " +
+                                                   protocol::rfc3339(result.revocation.revoked_at)};
     case store::RevokeOutcome::revoked:
         break;
     }

@@ -48,15 +48,15 @@ struct Approver {
 };
 
 enum class ActionStatus {
-    done,          // the approval or denial was recorded
-    approved,      // the approval completed the request: the grant was signed
-    not_found,     // no such request
-    not_pending,   // already final or expired
-    forbidden,     // not in an approver group of this request, or not allowed by the ticket check
-    own_request,   // the approver is the requester (or the requester's login user)
-    already_voted, // this person already approved
-    invalid,       // e.g. a comment too long or a denial without a comment
-    not_approved,  // a revocation of a request that has no grant (pending, denied, expired, cancelled)
+    done,            // the approval or denial was recorded
+    approved,        // the approval completed the request: the grant was signed
+    not_found,       // no such request
+    not_pending,     // already final or expired
+    forbidden,       // not in an approver group of this request, or not allowed by the ticket check
+    own_request,     // the approver is the requester (or the requester's login user)
+    already_voted,   // this person already approved
+    invalid,         // e.g. a comment too long or a denial without a comment
+    not_approved,    // a revocation of a request that has no grant (pending, denied, expired, cancelled)
     already_revoked, // the grant was revoked before: nothing changed (idempotent)
 };
 

@@ -365,8 +365,7 @@ public:
             std::int64_t last = 0;
             if (hosts.empty()) last = m_db.exec("SELECT coalesce(max(seq), 0) FROM revocations").integer(0, 0);
             for (const std::string& host : hosts) {
-                const Result r =
-                    m_db.exec("SELECT coalesce(max(seq), 0) FROM revocations WHERE host = $1", {host});
+                const Result r = m_db.exec("SELECT coalesce(max(seq), 0) FROM revocations WHERE host = $1", {host});
                 last = std::max(last, r.integer(0, 0));
             }
             return last;
@@ -1195,9 +1194,9 @@ private:
     }
 
     std::optional<Revocation> load_revocation(std::string_view host, std::string_view id) {
-        const Result r = m_db.exec("SELECT " JITGATE_REVOCATION_COLUMNS
-                                   " FROM revocations WHERE host = $1 AND request_id = $2",
-                                   {str(host), str(id)});
+        const Result r =
+            m_db.exec("SELECT " JITGATE_REVOCATION_COLUMNS " FROM revocations WHERE host = $1 AND request_id = $2",
+                      {str(host), str(id)});
         if (r.rows() != 1) return std::nullopt;
         return read_revocation(r, 0);
     }

@@ -435,9 +435,8 @@ http::Response WebUi::route(const http::Request& request) {
         return error(404, "There is no such page.", nullptr);
     }
 
-    const bool is_post =
-        which == Route::logout || which == Route::approve || which == Route::deny || which == Route::revoke ||
-        which == Route::audit_close;
+    const bool is_post = which == Route::logout || which == Route::approve || which == Route::deny ||
+                         which == Route::revoke || which == Route::audit_close;
     const bool is_audit = which == Route::audit_hosts || which == Route::audit_events ||
                           which == Route::audit_reviews || which == Route::audit_review ||
                           which == Route::audit_close || which == Route::audit_report;

@@ -135,6 +135,12 @@ case_cached_grant() {
     sudo_fg alice -- -n /usr/bin/hostname; expect_eq "$RC" 1 "other command"
     expect_contains "$(cat "$T/err")" "filed"
     svc_request_ids 2 >/dev/null
+    # this service predates GET /v1/revocations (protocol.md §12): the host, watching since its
+    # first grant, says so once and goes on
+    local i
+    for i in $(seq 1 100); do grep -q "does not serve GET /v1/revocations" "$T/daemon.log" && break; sleep 0.05; done
+    expect_eq "$(grep -c 'does not serve GET /v1/revocations' "$T/daemon.log")" 1 "the old service's 404, said once"
+    expect_contains "$("$JITGATECTL" --socket "$SOCK" status --json)" '"unsupported":true'
     daemon_alive || ns_die "jitgated died"
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -63,6 +64,53 @@ TEST_F(ServiceClientTest, RefusedCurlOptionIsAStartUpError) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("refuses the option CURLOPT_PROXY"), std::string::npos) << e.what();
     }
+}
+
+// GET /v1/revocations's answer is hostile input (docs/protocol.md §12): exactly the form, or
+// nothing of it is used.
+TEST(ParseRevocations, TakesTheFormAndRefusesAnythingElse) {
+    const auto page = jitgate::service::parse_revocations(
+        R"({"protocol":1,"cursor":42,"extra":"ignored","revocations":[{"seq":41,"host":"web-01","request_id":"R-1",)"
+        R"("grant_id":"G-1","revoked_by":"carol","reason":"","revoked_at":"2026-11-24T03:12:09Z","more":1}]})");
+    ASSERT_TRUE(page.ok) << page.problem;
+    EXPECT_EQ(page.cursor, 42);
+    ASSERT_EQ(page.revocations.size(), 1u);
+    EXPECT_EQ(page.revocations[0].seq, 41);
+    EXPECT_EQ(page.revocations[0].host, "web-01");
+    EXPECT_EQ(page.revocations[0].request_id, "R-1");
+    EXPECT_EQ(page.revocations[0].grant_id, "G-1");
+    EXPECT_EQ(page.revocations[0].revoked_by, "carol");
+    EXPECT_TRUE(jitgate::service::parse_revocations(R"({"protocol":1,"cursor":0,"revocations":[]})").ok);
+
+    const std::string entry = R"("host":"h","request_id":"R-1","grant_id":"G-1","revoked_by":"c","reason":"",)"
+                              R"("revoked_at":"t")";
+    for (const std::string& bad : std::vector<std::string>{
+             std::string("not json"),
+             std::string("[]"),
+             std::string(R"({"cursor":1,"revocations":[]})"),                          // no protocol
+             std::string(R"({"protocol":2,"cursor":1,"revocations":[]})"),             // another protocol
+             std::string(R"({"protocol":1,"revocations":[]})"),                        // no cursor
+             std::string(R"({"protocol":1,"cursor":-1,"revocations":[]})"),            // negative cursor
+             std::string(R"({"protocol":1,"cursor":"5","revocations":[]})"),           // a string cursor
+             std::string(R"({"protocol":1,"cursor":1.5,"revocations":[]})"),           // not an integer
+             std::string(R"({"protocol":1,"cursor":1})"),                              // no list
+             std::string(R"({"protocol":1,"cursor":1,"revocations":{}})"),             // not a list
+             std::string(R"({"protocol":1,"cursor":1,"revocations":[1]})"),            // not an object
+             R"({"protocol":1,"cursor":5,"revocations":[{"seq":6,)" + entry + "}]}",   // seq above the cursor
+             R"({"protocol":1,"cursor":5,"revocations":[{"seq":0,)" + entry + "}]}",   // seq below 1
+             R"({"protocol":1,"cursor":5,"revocations":[{"seq":"1",)" + entry + "}]}", // seq a string
+             std::string(R"({"protocol":1,"cursor":5,"revocations":[{"seq":1,"host":"h","request_id":"R-1"}]})"),
+             std::string(R"({"protocol":1,"cursor":5,"revocations":[{"seq":1,"host":7,"request_id":"R-1",)"
+                         R"("grant_id":"G-1","revoked_by":"c","reason":"","revoked_at":"t"}]})"),
+             R"({"protocol":1,"cursor":5,"revocations":[{"seq":1,"host":"h","request_id":"R-1","grant_id":"G-1",)"
+             R"("revoked_by":"c","reason":")" +
+                 std::string(3000, 'x') + R"(","revoked_at":"t"}]})",
+         })
+        EXPECT_FALSE(jitgate::service::parse_revocations(bad).ok) << bad.substr(0, 200);
+    std::string many = R"({"protocol":1,"cursor":2000,"revocations":[)";
+    for (int i = 1; i <= 1001; ++i) many += std::string(i > 1 ? "," : "") + R"({"seq":1,)" + entry + "}";
+    many += "]}";
+    EXPECT_FALSE(jitgate::service::parse_revocations(many).ok) << "more than 1,000";
 }
 
 } // namespace

@@ -1618,7 +1618,8 @@ TEST_P(StoreTest, revoke_grant_refuses_unknown_and_not_approved_requests) {
     create("R-DENIED");
     store->finish("web1", "R-DENIED", Status::denied, "bob", "no", 1200, event("request.denied"));
     for (const char* id : {"R-PEND", "R-DENIED"}) {
-        const RevokeResult r = store->revoke_grant("web1", id, revocation_by("carol"), event("grant.revoked", "web1", id));
+        const RevokeResult r =
+            store->revoke_grant("web1", id, revocation_by("carol"), event("grant.revoked", "web1", id));
         EXPECT_EQ(r.outcome, RevokeOutcome::not_approved) << id;
         EXPECT_FALSE(store->find_revocation("web1", id)) << id;
         for (const Event& e : store->events("web1", id)) EXPECT_NE(e.type, "grant.revoked") << id;
