@@ -646,6 +646,23 @@ JSON
         "admin:root"
     expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from events where request_id='$id' and type='grant.revoked'")" 1 \
         "one grant.revoked at the server"
+
+    # The request that sudo -n filed is approved, and the host caches its grant; the CLI (another
+    # process, no wake-up through the database on SQLite) revokes it, and the host learns of it
+    # within seconds all the same (each replica looks at the newest revocation every second).
+    local again; again="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$again" "ok" >/dev/null
+    for i in $(seq 1 200); do
+        rc=0; as_user alice sudo -n /usr/bin/whoami >"$T/out2" 2>"$T/err2" || rc=$?
+        [ "$rc" = 0 ] && break
+        sleep 0.05
+    done
+    expect_eq "$rc" 0 "sudo -n under the grant of the request it filed"
+    expect_contains "$("${cli[@]}" --request "$again" --reason "second thoughts" 2>&1)" "revoked grant G-[0-9a-f]+ of request $again"
+    for i in $(seq 1 300); do [ "$(journal_count grant.revoked "\"request_id\":\"$again\"")" -ge 1 ] && break; sleep 0.05; done
+    expect_journal grant.revoked "\"request_id\":\"$again\".*\"revoked_by\":\"admin:root\""
+    rc=0; as_user alice sudo -n /usr/bin/whoami >"$T/out2" 2>"$T/err2" || rc=$?
+    expect_eq "$rc" 1 "sudo -n after the CLI's revocation"
     daemon_alive || { cat "$T/daemon.log" >&2; ns_die "jitgated died"; }
     kill -0 "$SRV_PID" 2>/dev/null || ns_die "jitgate-server died"
 }
@@ -755,6 +772,15 @@ CFG
     # not a speed test: without the wake-up the poll parked on replica 1 would run its 55 s
     [ $((SECONDS - approved_at)) -lt 30 ] || ns_die "replica 1 did not wake up on replica 2's approval"
     expect_contains "$(cat "$T/srv1.log" "$T/srv2.log")" "hosts on"
+
+    # a revocation made on replica 2 reaches the host, whose revocation poll is parked on replica 1
+    csrf="$(csrf_of bob "/r/fin-db-01/$id")"
+    web bob -o /dev/null --data-urlencode "comment=ha" --data-urlencode "csrf=$csrf" \
+        -H "Origin: https://127.0.0.1:$SRV_WEB_PORT" "https://127.0.0.1:$web2/r/fin-db-01/$id/revoke"
+    for i in $(seq 1 300); do [ "$(journal_count grant.revoked "\"request_id\":\"$id\"")" -ge 1 ] && break; sleep 0.05; done
+    expect_journal grant.revoked "\"reason\":\"ha\".*\"request_id\":\"$id\".*\"revoked_at_service\":true"
+    expect_eq "$(psql "$(cat "$T/pg/conninfo")" -Atc "select revoked_by from revocations where request_id='$id'")" bob \
+        "the revocation, stored once"
 
     # replica 1 dies while the next poll is parked on it
     sudo_bg alice -- /usr/bin/id -u
