@@ -974,17 +974,17 @@ bool Service::may_revoke(const Approver& approver, const store::Request& request
                        [&](const std::string& g) { return contains(request.approver_groups, g); });
 }
 
-ActionResult Service::revoke(const Approver& who, bool admin, const std::string& host, const std::string& id,
+ActionResult Service::revoke(const Approver& who, const std::string& host, const std::string& id,
                              const std::string& reason, const std::string& source_address, const std::string& via) {
     if (reason.size() > k_max_comment_bytes)
         return {ActionStatus::invalid, "a reason may hold at most " + std::to_string(k_max_comment_bytes) + " bytes"};
     if (reason.find('\0') != std::string::npos || !text::is_valid_utf8(reason))
         return {ActionStatus::invalid, "a reason must be text (UTF-8, no NUL)"};
-    const std::string actor = admin ? "admin:" + who.unix_user : who.unix_user;
+    const std::string& actor = who.unix_user;
     std::optional<store::Request> found = m_store.find(host, id);
     if (!found) return {ActionStatus::not_found, "no such request"};
     const std::int64_t t = now();
-    if (!admin && !may_revoke(who, *found) && found->status == store::Status::approved) {
+    if (!may_revoke(who, *found) && found->status == store::Status::approved) {
         const std::string why = "none of your approver groups may decide this request";
         const store::Event refused =
             event(t, "revocation.refused", host, id, actor, who.identity, source_address, {{"why", why}, {"via", via}});

@@ -106,9 +106,9 @@ public:
     static constexpr std::chrono::seconds k_partitions_interval{3600};
 
     // The host API: POST /v1/requests, GET /v1/requests/{id}?wait=N, POST /v1/requests/{id}/cancel,
-    // and the audit store's POST /v1/audit/events (docs/audit.md §5) and GET /v1/audit/state.
-    // Only POST /v1/audit/events takes a body over k_max_host_body (the listener must allow
-    // audit_ingest::k_max_body on k_audit_events_path).
+    // GET /v1/revocations?after=CURSOR&wait=N (protocol §12), and the audit store's POST /v1/audit/events
+    // (docs/audit.md §5) and GET /v1/audit/state. Only POST /v1/audit/events takes a body over k_max_host_body (the
+    // listener must allow audit_ingest::k_max_body on k_audit_events_path).
     static constexpr const char* k_audit_events_path = "/v1/audit/events";
 
     // Moves the checks of audit batches (audit_ingest::check_batch: seconds for a hostile 32 MiB
@@ -150,14 +150,14 @@ public:
     // Revokes the grant of approved request (host, id) (docs/protocol.md §12): stored with who,
     // when and why, with a "grant.revoked" event in the same transaction, then the host's
     // revocation polls are answered (on every replica: the store's wake-ups, and each second
-    // a look at the newest revocation). `admin` (the CLI, run by someone with the server's
-    // config and database) may revoke any grant; otherwise the approver must be in one of the
-    // request's approver groups (may_revoke). Idempotent: a second revocation is
-    // already_revoked and records nothing. not_found, not_approved (no grant), forbidden,
-    // invalid (a reason over 2 KiB or not UTF-8) change nothing. Refusals by approvers are
-    // recorded ("revocation.refused") like refused approvals.
-    ActionResult revoke(const Approver& who, bool admin, const std::string& host, const std::string& id,
-                        const std::string& reason, const std::string& source_address, const std::string& via);
+    // a look at the newest revocation). The approver must be in one of the request's approver
+    // groups (may_revoke); an admin revokes through `jitgate-server grants revoke`, which goes to
+    // the store directly (commands.hpp). Idempotent: a second revocation is already_revoked and
+    // records nothing. not_found, not_approved (no grant), forbidden (recorded as
+    // "revocation.refused", like refused approvals) and invalid (a reason over 2 KiB or not
+    // UTF-8) change nothing.
+    ActionResult revoke(const Approver& who, const std::string& host, const std::string& id, const std::string& reason,
+                        const std::string& source_address, const std::string& via);
     // Whether `approver` may revoke `request`'s grant: it is approved and one of their approver
     // groups is among the request's (the people who could have approved it). The requester may
     // too when they are such an approver (revoking is the safe direction).

@@ -504,8 +504,7 @@ http::Response WebUi::revoke(const http::Request& request, const SignedIn& who, 
     const std::optional<store::Request> found = m_store.find(host, id);
     if (!found || !may_view(who, *found))
         return page(404, pages::action_result(frame(&who.viewer), host, id, false, "There is no such request."));
-    const service::ActionResult result =
-        m_service.revoke(who.approver, false, host, id, reason, request.peer_address, "web");
+    const service::ActionResult result = m_service.revoke(who.approver, host, id, reason, request.peer_address, "web");
     const bool succeeded =
         result.status == service::ActionStatus::done || result.status == service::ActionStatus::already_revoked;
     const std::string message = result.message.empty() ? default_message(result.status, false) : result.message;
