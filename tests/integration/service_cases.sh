@@ -144,6 +144,51 @@ case_cached_grant() {
     daemon_alive || ns_die "jitgated died"
 }
 
+# The revocation feed (protocol.md §12) is hostile input: answers that are malformed, or name
+# another host, another request or another grant id, end nothing; only the revocation of this
+# host's request with its grant's jti ends the grant.
+case_revocations_hostile() {
+    start
+    # the feed is served from now on; its first answer is an empty page
+    admin POST /admin/revocations '{"protocol":1,"cursor":0,"revocations":[]}' >/dev/null
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$id/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "first run"
+    local jti
+    jti="$(journal | grep -F '"type":"access.approved"' | sed -n 's/.*"service_grant_id":"\(G-[0-9a-f]*\)".*/\1/p' | head -n1)"
+    [ -n "$jti" ] || ns_die "no service grant id in access.approved"
+    local at='"revoked_at":"2026-11-24T03:12:09Z"' by='"revoked_by":"mallory","reason":"hostile"'
+    local bodies=(
+        "{\"protocol\":1,\"cursor\":1,\"revocations\":[{\"seq\":1,\"host\":\"fin-db-02\",\"request_id\":\"$id\",\"grant_id\":\"$jti\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":2,\"revocations\":[{\"seq\":2,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":\"G-0000000000000000\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":3,\"revocations\":[{\"seq\":3,\"host\":\"fin-db-01\",\"request_id\":\"R-OTHER1\",\"grant_id\":\"$jti\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":4,\"revocations\":[{\"seq\":9,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":\"$jti\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":5,\"revocations\":[{\"seq\":5,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":7,$by,$at}]}"
+    )
+    local body; for body in "${bodies[@]}"; do admin POST /admin/revocations "$body" >/dev/null; done
+    local i
+    for i in $(seq 1 400); do
+        [ "$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)" = $((${#bodies[@]} + 1)) ] &&
+            break
+        sleep 0.05
+    done
+    expect_eq "$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)" $((${#bodies[@]} + 1)) \
+        "hostile answers served"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 0 "the grant still answers"
+    expect_no_journal grant.revoked
+    expect_contains "$(cat "$T/daemon.log")" "invalid answer to GET /v1/revocations"
+    expect_contains "$(cat "$T/daemon.log")" "ignored [0-9]+ revocation\(s\) from the approval service"
+    # the right one
+    admin POST /admin/revocations \
+        "{\"protocol\":1,\"cursor\":6,\"revocations\":[{\"seq\":6,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":\"$jti\",\"revoked_by\":\"carol\",\"reason\":\"done\",$at}]}" >/dev/null
+    for i in $(seq 1 200); do [ "$(journal_count grant.revoked)" -ge 1 ] && break; sleep 0.05; done
+    expect_journal grant.revoked "\"request_id\":\"$id\".*\"revoked_at_service\":true.*\"revoked_by\":\"carol\".*\"service_grant_id\":\"$jti\""
+    expect_eq "$(journal_count grant.revoked)" 1 "one grant revoked"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "no grant after the revocation"
+    daemon_alive || ns_die "jitgated died"
+}
+
 # refused TAMPER PATTERN [APPROVERS-JSON] [USER] [CMD...]: the service approves with a grant
 # the host must refuse; sudo is denied with PATTERN and the journal says why.
 refused() {
