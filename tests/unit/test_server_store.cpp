@@ -1688,6 +1688,24 @@ TEST_P(StoreTest, revocations_are_listed_per_host_in_seq_order_after_a_cursor) {
     EXPECT_TRUE(store->hosts_of_request("R-NONE", 10).empty());
 }
 
+// A database of schema version 6 keeps its approved requests through the upgrade to 7, and their
+// grants can then be revoked.
+TEST_P(StoreTest, migrate_to_7_keeps_approved_requests_revocable) {
+    Database old(GetParam());
+    EXPECT_EQ(old.migrate_up_to(6), 0);
+    old.exec("INSERT INTO requests (host, id, body, requester, status, approvals_needed, created_at, expires_at, "
+             "decided_at, \"grant\", grant_id) VALUES ('web1', 'R-V6', '{}', 'alice', 'approved', 1, 1000, 2000, "
+             "1100, 'jws.v6', 'G-v6')");
+    EXPECT_THROW(old.open(), Error); // older than this program: migrate first
+    EXPECT_EQ(old.migrate(), 6);
+    auto upgraded = old.open();
+    EXPECT_EQ(upgraded->last_revocation_seq({}), 0);
+    const RevokeResult r = upgraded->revoke_grant("web1", "R-V6", revocation_by("carol"), event("grant.revoked"));
+    ASSERT_EQ(r.outcome, RevokeOutcome::revoked);
+    EXPECT_EQ(r.revocation.grant_id, "G-v6");
+    EXPECT_EQ(upgraded->last_revocation_seq({"web1"}), r.revocation.seq);
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, StoreTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
 
 // --- schema refusal before migrate ---
