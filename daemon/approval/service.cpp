@@ -94,7 +94,9 @@ Json ServiceBackend::shutdown(std::chrono::milliseconds limit) {
 void ServiceBackend::add_status(Json& status) const {
     status["service"] = m_client->status();
     status["grants_rejected"] = m_grants_rejected;
-    status["service_revocations"] = {{"applied", m_revocations_applied}, {"ignored", m_revocations_ignored}};
+    status["service_revocations"] = {{"applied", m_revocations_applied},
+                                     {"ignored", m_revocations_ignored},
+                                     {"before_grant", m_revocations_pending}};
 }
 
 Json ServiceBackend::body_of(const Request& q) const {
@@ -186,6 +188,24 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
                               "denied: the approval service's " + v.reason, Json{{"grant_rejected", v.reason}});
             return;
         }
+        // SECURITY NOTE: the service's feed named this grant (or more of this request's than
+        // are kept) as revoked while the request still waited here: it is refused, never used.
+        if (const service::Revocation* rv = nullptr; service::revoked_while_waiting(o, v.claims.jti, &rv)) {
+            ++m_revocations_applied;
+            Json extra{{"service_grant_id", esc(v.claims.jti)},
+                       {"revoked_at_service", true},
+                       {"approval_service", m_client->base_url()}};
+            std::string message = "denied: its grant was revoked at the approval service before it arrived";
+            if (rv != nullptr) {
+                extra["revoked_by"] = esc(rv->revoked_by.substr(0, 128));
+                extra["reason"] = cut(esc(rv->reason));
+                extra["service_revocation_seq"] = rv->seq;
+                message = "denied: its grant was revoked at the approval service by " +
+                          esc(rv->revoked_by.substr(0, 128)) + " before it arrived";
+            }
+            m_outcomes.denied(q, audit::type::denied, msg::Outcome::denied, message, std::move(extra));
+            return;
+        }
         // Names from the service reach logs and terminals: escaped like any other input.
         std::vector<std::string> approvers;
         for (const auto& a : v.claims.approvers) approvers.push_back(esc(a));
@@ -205,6 +225,15 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
         const std::string by = o.denied_by.empty() ? "the approval service" : esc(o.denied_by.substr(0, 128));
         m_outcomes.denied(q, audit::type::denied, msg::Outcome::denied, "denied by " + by + ": " + why,
                           Json{{"denied_by", by}, {"deny_reason", why}});
+        return;
+    }
+    case Kind::revoked: {
+        // §12: approved at the service, then its grant revoked before this host fetched it.
+        const std::string why = broker::trim(o.reason).empty() ? "no reason given" : cut(esc(broker::trim(o.reason)));
+        const std::string by = o.revoked_by.empty() ? "the approval service" : esc(o.revoked_by.substr(0, 128));
+        m_outcomes.denied(q, audit::type::denied, msg::Outcome::denied,
+                          "denied: approved, then its grant was revoked at the approval service by " + by + ": " + why,
+                          Json{{"revoked_at_service", true}, {"revoked_by", by}, {"reason", why}});
         return;
     }
     case Kind::expired:
@@ -234,6 +263,12 @@ void ServiceBackend::on_service_revocations(const std::vector<service::Revocatio
                                                          {"service_revocation_seq", r.seq}});
         if (applied) {
             ++m_revocations_applied;
+            continue;
+        }
+        // A grant of a request still waiting here (its answer not fetched yet, or in flight):
+        // remembered with the request, and the grant refused when it arrives.
+        if (r.host == m_config->host.name && m_client->note_revocation(r)) {
+            ++m_revocations_pending;
             continue;
         }
         // Not ours, or no longer live (expired, released, revoked here, a restart): nothing to

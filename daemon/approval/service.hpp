@@ -68,6 +68,7 @@ private:
     std::uint64_t m_grants_rejected = 0;
     std::uint64_t m_revocations_applied = 0;
     std::uint64_t m_revocations_ignored = 0;
+    std::uint64_t m_revocations_pending = 0;                  // named a request still waiting: its grant is refused
     std::uint64_t m_ignored_unlogged = 0;                     // ignored since the last log line
     std::chrono::steady_clock::time_point m_ignored_logged{}; // when the last line went out
 };

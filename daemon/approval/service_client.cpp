@@ -175,6 +175,13 @@ Outcome parse_status(const std::string& body, const std::string& request_id) {
         o.kind = Outcome::Kind::expired;
     } else if (status == "cancelled") {
         o.kind = Outcome::Kind::cancelled;
+    } else if (status == "revoked") {
+        // §12: approved, then revoked before this host fetched the grant: final, no grant.
+        if (!str("reason", o.reason, false) || !str("revoked_by", o.revoked_by, false)) {
+            o.reason = "'reason' or 'revoked_by' is not a string";
+            return o;
+        }
+        o.kind = Outcome::Kind::revoked;
     } else {
         o.reason = "unknown status '" + text::shown(status, 32) + "'";
     }
@@ -527,9 +534,35 @@ void ServiceClient::failed_call(Request& r, const std::string& what, long retry_
     deliver(r.id, o);
 }
 
+bool revoked_while_waiting(const Outcome& outcome, const std::string& jti, const Revocation** which) {
+    for (const Revocation& r : outcome.revoked_while_waiting)
+        if (r.grant_id == jti) {
+            if (which != nullptr) *which = &r;
+            return true;
+        }
+    return outcome.revoked_overflow;
+}
+
 void ServiceClient::deliver(const std::string& id, const Outcome& outcome) {
     m_outbox.emplace_back(id, outcome);
+    if (const auto it = m_requests.find(id); it != m_requests.end()) {
+        m_outbox.back().second.revoked_while_waiting = it->second.revoked;
+        m_outbox.back().second.revoked_overflow = it->second.revoked_overflow;
+    }
     drop(id);
+}
+
+bool ServiceClient::note_revocation(const Revocation& r) {
+    const auto it = m_requests.find(r.request_id);
+    if (it == m_requests.end() || it->second.cancelled) return false;
+    Request& q = it->second;
+    for (const Revocation& known : q.revoked)
+        if (known.grant_id == r.grant_id) return true;
+    if (q.revoked.size() < k_max_revoked_while_waiting)
+        q.revoked.push_back(r);
+    else
+        q.revoked_overflow = true; // fail closed: no grant of this request is taken
+    return true;
 }
 
 void ServiceClient::drop(const std::string& id) {

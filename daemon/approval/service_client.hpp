@@ -32,19 +32,6 @@ namespace jitgate::service {
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// What the service said about a request (docs/protocol.md §5.1). Text fields are as received:
-// the listener must escape them before showing or logging them.
-struct Outcome {
-    enum class Kind { pending, approved, denied, expired, cancelled, failed };
-    Kind kind = Kind::failed;
-    std::string grant;                           // approved
-    std::string reason;                          // denied: the approver's reason; failed: what failed
-    std::string denied_by;                       // denied
-    std::string approve_url;                     // pending
-    std::vector<std::string> approvers_notified; // pending
-    std::string message;                         // any
-};
-
 // One revocation the service reported (docs/protocol.md §12), checked for form only: every
 // text is as received (hostile: escape before showing), bounded in length.
 struct Revocation {
@@ -56,6 +43,32 @@ struct Revocation {
     std::string reason;
     std::string revoked_at;
 };
+
+// What the service said about a request (docs/protocol.md §5.1). Text fields are as received:
+// the listener must escape them before showing or logging them.
+struct Outcome {
+    enum class Kind { pending, approved, denied, expired, cancelled, revoked, failed };
+    Kind kind = Kind::failed;
+    std::string grant;                           // approved
+    std::string reason;                          // denied, revoked: the approver's reason; failed: what failed
+    std::string denied_by;                       // denied
+    std::string revoked_by;                      // revoked (§12: approved, then its grant revoked)
+    std::string approve_url;                     // pending
+    std::vector<std::string> approvers_notified; // pending
+    std::string message;                         // any
+    // Revocations (§12) naming this request that the feed reported while it was still waiting
+    // (ServiceClient::note_revocation): the listener refuses a grant whose jti is one of them.
+    // `revoked_overflow`: more than k_max_revoked_while_waiting came; every grant is refused.
+    std::vector<Revocation> revoked_while_waiting;
+    bool revoked_overflow = false;
+};
+
+// The most revocations remembered for one waiting request (a hostile service may send more).
+inline constexpr std::size_t k_max_revoked_while_waiting = 8;
+
+// Whether an approved outcome's grant (its jti) was revoked while the request waited; the
+// revocation that names it, if any, in `which`.
+bool revoked_while_waiting(const Outcome& outcome, const std::string& jti, const Revocation** which = nullptr);
 
 // A page of revocations (§12), or why it is not one.
 struct RevocationPage {
@@ -116,6 +129,11 @@ public:
     // that answers 404 (one older than §12) is logged once and asked again every
     // k_watch_unsupported_retry.
     void watch_revocations();
+    // A revocation (§12) naming request `r.request_id` that is still waiting here: remembered
+    // with the request (at most k_max_revoked_while_waiting; more makes every grant of it
+    // refused) and handed to the listener with its outcome (Outcome::revoked_while_waiting).
+    // Returns false, remembering nothing, when no such request waits.
+    bool note_revocation(const Revocation& r);
     bool watching_revocations() const noexcept { return m_watch.on; }
     static constexpr std::chrono::seconds k_watch_backoff_cap{30};
     static constexpr std::chrono::seconds k_watch_unsupported_retry{600};
@@ -145,7 +163,9 @@ private:
         Transfer* transfer = nullptr;
         bool cancelled = false; // a cancel-only entry: no listener callbacks
         std::string cancel_reason;
-        std::string last_pending; // the last pending update shown, to show only changes
+        std::string last_pending;        // the last pending update shown, to show only changes
+        std::vector<Revocation> revoked; // note_revocation(): bounded
+        bool revoked_overflow = false;
     };
 
     // Frees the transfers, the multi handle and the descriptors (the destructor, and a

@@ -248,8 +248,25 @@ std::optional<std::string> check_cancel(std::string_view body) {
     return "client_gone (sent: " + text::shown(r, 64) + ")";
 }
 
-std::string status_json(const store::Request& request, const std::string& approve_url) {
+std::string cut_reason(const std::string& reason) {
+    if (reason.size() <= k_max_revoked_reason) return reason;
+    std::size_t n = k_max_revoked_reason;
+    // Back to the start of a UTF-8 sequence: never half a character.
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    return reason.substr(0, n);
+}
+
+std::string status_json(const store::Request& request, const std::string& approve_url,
+                        const store::Revocation* revoked) {
     Json j = {{"protocol", 1}, {"id", request.id}, {"status", std::string(store::to_string(request.status))}};
+    if (revoked != nullptr && request.status == store::Status::approved) {
+        // SECURITY NOTE: a revoked grant is never handed out again, even to a host that has not
+        // fetched it yet (it was offline, or its poll was in flight when the grant was revoked).
+        j["status"] = "revoked";
+        j["revoked_by"] = revoked->revoked_by;
+        j["reason"] = cut_reason(revoked->reason);
+        return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
     switch (request.status) {
     case store::Status::pending: {
         j["approve_url"] = approve_url;

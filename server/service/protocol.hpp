@@ -66,8 +66,16 @@ std::optional<int> parse_wait(const std::optional<std::string>& value) noexcept;
 // `protocol` 1 and a string `reason`. An unknown reason is kept (treated like client_gone).
 std::optional<std::string> check_cancel(std::string_view body);
 
-// §5.1: the request status of `request`. `approve_url` is shown while pending.
-std::string status_json(const store::Request& request, const std::string& approve_url);
+// §5.1: the request status of `request`. `approve_url` is shown while pending. An approved
+// request whose grant was revoked (`revoked` non-null, §12) is final without its grant:
+// status "revoked" with `revoked_by` and `reason` (cut to k_max_revoked_reason bytes), which a
+// host older than §12 treats as an unknown status: a failure, so it denies (fail closed).
+std::string status_json(const store::Request& request, const std::string& approve_url,
+                        const store::Revocation* revoked = nullptr);
+
+// The longest revocation reason sent to hosts (status and feed, §12), cut at a UTF-8 boundary.
+inline constexpr std::size_t k_max_revoked_reason = 256;
+std::string cut_reason(const std::string& reason);
 
 // §8: {"error":{"code":...,"message":...}}.
 std::string error_json(std::string_view code, std::string_view message);

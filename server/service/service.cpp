@@ -591,7 +591,7 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     if (auto existing = m_store.find(f.host, f.id)) {
         // §4 idempotency: the same value is a retry (200, whatever the status is by now).
         if (existing->body == f.canonical)
-            reply.send(answer(200, protocol::status_json(*existing, request_url(f.host, f.id))));
+            reply.send(answer(200, status_body(*existing)));
         else
             reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
         return;
@@ -650,13 +650,13 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     if (!created.created) {
         // Another replica filed the same (host, id) between our find and create.
         if (created.request.body == f.canonical)
-            reply.send(answer(200, protocol::status_json(created.request, request_url(f.host, f.id))));
+            reply.send(answer(200, status_body(created.request)));
         else
             reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
         return;
     }
     log_event(filed);
-    reply.send(answer(201, protocol::status_json(created.request, request_url(f.host, f.id))));
+    reply.send(answer(201, status_body(created.request)));
     notify("request.filed", created.request);
     if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
 }
@@ -703,7 +703,7 @@ void Service::poll(const std::string& id, http::Request&& request, http::Reply&&
         }
     }
     if (found->status != store::Status::pending || *wait == 0) {
-        reply.send(answer(200, protocol::status_json(*found, request_url(found->host, id))));
+        reply.send(answer(200, status_body(*found)));
         return;
     }
     // Park the poll: no thread, a reply handle and a timer (§5).
@@ -719,7 +719,7 @@ void Service::poll(const std::string& id, http::Request&& request, http::Reply&&
         try {
             const std::optional<store::Request> current = m_store.find(key.first, key.second);
             if (current)
-                w->reply.send(answer(200, protocol::status_json(*current, request_url(key.first, key.second))));
+                w->reply.send(answer(200, status_body(*current)));
             else
                 w->reply.send(error(404, "not_found", "no such request"));
         } catch (const std::exception& e) {
@@ -769,7 +769,13 @@ void Service::cancel(const std::string& id, http::Request&& request, http::Reply
             }
         }
     }
-    reply.send(answer(200, protocol::status_json(*found, request_url(found->host, id))));
+    reply.send(answer(200, status_body(*found)));
+}
+
+std::string Service::status_body(const store::Request& request) {
+    std::optional<store::Revocation> revoked;
+    if (request.status == store::Status::approved) revoked = m_store.find_revocation(request.host, request.id);
+    return protocol::status_json(request, request_url(request.host, request.id), revoked ? &*revoked : nullptr);
 }
 
 void Service::wake(const std::string& host, const std::string& id) {
@@ -782,7 +788,7 @@ void Service::wake(const std::string& host, const std::string& id) {
     for (const std::shared_ptr<Waiter>& w : waiters) {
         w->timer.cancel();
         if (current)
-            w->reply.send(answer(200, protocol::status_json(*current, request_url(host, id))));
+            w->reply.send(answer(200, status_body(*current)));
         else
             w->reply.send(error(404, "not_found", "no such request"));
     }

@@ -209,6 +209,9 @@ public:
 
     // The page where approvers act on a request: public_url + "/r/" + host + "/" + id.
     std::string request_url(const std::string& host, const std::string& id) const;
+    // §5.1's request status of `request` for its host: a revoked grant is answered "revoked",
+    // without the grant (protocol::status_json).
+    std::string status_body(const store::Request& request);
 
 private:
     struct Waiter;

@@ -66,6 +66,50 @@ TEST_F(ServiceClientTest, RefusedCurlOptionIsAStartUpError) {
     }
 }
 
+// §12: a request approved and then revoked before this host fetched its grant is final
+// without a grant.
+TEST(ParseStatus, RevokedIsFinalWithoutAGrant) {
+    using Kind = jitgate::service::Outcome::Kind;
+    auto o = jitgate::service::parse_status(
+        R"({"protocol":1,"id":"R-1","status":"revoked","revoked_by":"carol","reason":"wrong ticket"})", "R-1");
+    EXPECT_EQ(o.kind, Kind::revoked);
+    EXPECT_EQ(o.revoked_by, "carol");
+    EXPECT_EQ(o.reason, "wrong ticket");
+    EXPECT_TRUE(o.grant.empty());
+    o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"revoked"})", "R-1");
+    EXPECT_EQ(o.kind, Kind::revoked);
+    o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"revoked","revoked_by":5})", "R-1");
+    EXPECT_EQ(o.kind, Kind::failed);
+}
+
+// A revocation that names a request still waiting here is remembered with it (bounded), and the
+// grant it names is refused when it arrives; one naming no waiting request is not kept.
+TEST_F(ServiceClientTest, RemembersRevocationsOfWaitingRequests) {
+    jitgate::service::ServiceClient client(m_settings, m_listener);
+    jitgate::service::Revocation r;
+    r.seq = 7;
+    r.host = "web-01";
+    r.request_id = "R-WAIT";
+    r.grant_id = "G-1";
+    EXPECT_FALSE(client.note_revocation(r)) << "no such request waits";
+    client.submit("R-WAIT", nlohmann::json::object());
+    EXPECT_TRUE(client.note_revocation(r));
+    EXPECT_TRUE(client.note_revocation(r)) << "the same one again";
+    client.cancel("R-WAIT", "client_gone");
+    EXPECT_FALSE(client.note_revocation(r)) << "no longer waiting";
+
+    jitgate::service::Outcome o;
+    o.kind = jitgate::service::Outcome::Kind::approved;
+    o.revoked_while_waiting = {r};
+    const jitgate::service::Revocation* which = nullptr;
+    EXPECT_TRUE(jitgate::service::revoked_while_waiting(o, "G-1", &which));
+    ASSERT_NE(which, nullptr);
+    EXPECT_EQ(which->seq, 7);
+    EXPECT_FALSE(jitgate::service::revoked_while_waiting(o, "G-2"));
+    o.revoked_overflow = true; // more than were kept: every grant of it is refused
+    EXPECT_TRUE(jitgate::service::revoked_while_waiting(o, "G-2"));
+}
+
 // GET /v1/revocations's answer is hostile input (docs/protocol.md §12): exactly the form, or
 // nothing of it is used.
 TEST(ParseRevocations, TakesTheFormAndRefusesAnythingElse) {

@@ -201,6 +201,30 @@ TEST(ServerProtocol, StatusBodies) {
     EXPECT_FALSE(j.contains("grant"));
 }
 
+// A revoked grant is never handed out again: the status is final ("revoked"), without the
+// grant, with who and why (cut at a UTF-8 boundary); an old host fails closed on it (§5.1).
+TEST(ServerProtocol, RevokedRequestHasNoGrant) {
+    jitgate::server::store::Request r;
+    r.id = "R-7F3K9Q";
+    r.status = jitgate::server::store::Status::approved;
+    r.grant = "a.b.c";
+    jitgate::server::store::Revocation v;
+    v.revoked_by = "carol";
+    v.reason = std::string(255, 'x') + "\xc3\xa9" + std::string(100, 'y'); // an é across byte 256
+    Json j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
+    EXPECT_EQ(j["status"], "revoked");
+    EXPECT_EQ(j["id"], "R-7F3K9Q");
+    EXPECT_FALSE(j.contains("grant"));
+    EXPECT_FALSE(j.contains("approvers"));
+    EXPECT_EQ(j["revoked_by"], "carol");
+    EXPECT_EQ(j["reason"], std::string(255, 'x'));
+    EXPECT_EQ(jitgate::server::protocol::cut_reason("short"), "short");
+    // Only an approved request is ever answered "revoked".
+    r.status = jitgate::server::store::Status::denied;
+    j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
+    EXPECT_EQ(j["status"], "denied");
+}
+
 TEST(ServerPolicy, RaisesNeverLowersAndUnionsGroups) {
     using jitgate::server::service::apply_policy;
     jitgate::server::config::PolicyEntry finance;
