@@ -19,6 +19,7 @@
 #include "server/report/archive.hpp"
 #include "server/report/report.hpp"
 #include "server/service/keys.hpp"
+#include "server/service/protocol.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -176,8 +177,8 @@ int grants_command(const std::vector<std::string>& args, store::Store& store, st
         const std::string& id = request->second;
         const auto reason_it = opts->find("--reason");
         const std::string reason = reason_it == opts->end() ? std::string() : reason_it->second;
-        if (reason.size() > 2048 || reason.find('\0') != std::string::npos || !text::is_valid_utf8(reason)) {
-            std::fputs("jitgate-server grants revoke: --reason must be text (UTF-8) of at most 2048 bytes\n", err);
+        if (const std::optional<std::string> problem = jitgate::server::protocol::revoke_reason_problem(reason, 2048)) {
+            std::fprintf(err, "jitgate-server grants revoke: --reason: %s\n", problem->c_str());
             return 2;
         }
         std::string host;

@@ -29,6 +29,9 @@ namespace jitgate::service {
 namespace {
 
 constexpr std::size_t k_max_body = 64 * 1024; // a status is small; more is a lying service
+// A page of revocations (§12): jitgate-server sends about 32 KiB at most; another service may
+// send up to 1,000 entries: room for them, still bounded.
+constexpr std::size_t k_max_watch_body = 256 * 1024;
 constexpr auto k_backoff_first = std::chrono::milliseconds(500);
 constexpr auto k_backoff_cap = std::chrono::seconds(8);
 constexpr int k_cancel_tries = 3;
@@ -96,7 +99,7 @@ void add_header(ServiceClient::Transfer& t, const char* header) {
 // libcurl's write callback: C ABI, so nothing may escape it.
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
     auto* tr = static_cast<ServiceClient::Transfer*>(user);
-    if (tr->response.size() + size * n > k_max_body) {
+    if (tr->response.size() + size * n > (tr->is_watch ? k_max_watch_body : k_max_body)) {
         tr->too_large = true;
         return 0; // aborts the transfer
     }
@@ -747,7 +750,7 @@ void ServiceClient::finish_watch(std::unique_ptr<Transfer> t, int curl_code) {
     if (curl_code != CURLE_OK) {
         watch_failed(
             t->too_large
-                ? "the answer to GET /v1/revocations is larger than 64 KiB"
+                ? "the answer to GET /v1/revocations is larger than 256 KiB"
                 : "approval service " + m_base + " unreachable: " +
                       text::shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)),
                                   k_shown_bytes),

@@ -856,34 +856,26 @@ std::optional<std::int64_t> parse_cursor(const std::optional<std::string>& value
     return std::stoll(t);
 }
 
-std::string revocations_json(const std::vector<store::Revocation>& rows, std::int64_t cursor) {
-    Json list = Json::array();
-    for (const store::Revocation& r : rows)
-        list.push_back({{"seq", r.seq},
-                        {"host", r.host},
-                        {"request_id", r.request_id},
-                        {"grant_id", r.grant_id},
-                        {"revoked_by", r.revoked_by},
-                        {"reason", r.reason},
-                        {"revoked_at", protocol::rfc3339(r.revoked_at)}});
-    return Json{{"protocol", 1}, {"cursor", cursor}, {"revocations", std::move(list)}}.dump(
-        -1, ' ', false, Json::error_handler_t::replace);
-}
-
 } // namespace
 
 std::optional<std::string> Service::revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
                                                        bool final) {
+    // The newest seq of these hosts first, then the rows up to it: every seq up to `last` is
+    // committed by now (seq is drawn in commit order), so the cursor never passes a revocation
+    // that a later read would find below it.
+    const std::int64_t last = m_store.last_revocation_seq(hosts);
+    // A cursor ahead of the database (a restore, a fail-over to a replica that lags): read as
+    // if from the start (bounded by max_ttl below), and answer at once with the server's cursor.
+    const bool ahead = after > last;
+    if (ahead) after = 0;
     // Only grants that may still be live: none outlives hosts.max_ttl from its signing, and
     // the signing came before the revocation. A host that starts over (after=0: a restarted
     // jitgated holds no grant) reads a bounded list.
     const std::int64_t since = now() - static_cast<std::int64_t>(m_config.hosts.max_ttl.count());
-    const std::vector<store::Revocation> rows = m_store.revocations_after(hosts, after, since, k_revocations_page);
-    if (rows.empty() && !final) return std::nullopt;
-    // Nothing new: the newest seq of these hosts (the server's word; a cursor from before a
-    // restore of the database is corrected, never trusted).
-    const std::int64_t cursor = rows.empty() ? m_store.last_revocation_seq(hosts) : rows.back().seq;
-    return revocations_json(rows, cursor);
+    const std::vector<store::Revocation> rows =
+        m_store.revocations_after(hosts, after, last, since, k_revocations_page);
+    if (rows.empty() && !final && !ahead) return std::nullopt;
+    return protocol::revocations_json(rows, last, k_revocations_page);
 }
 
 void Service::revocations(http::Request&& request, http::Reply&& reply) {
@@ -982,10 +974,8 @@ bool Service::may_revoke(const Approver& approver, const store::Request& request
 
 ActionResult Service::revoke(const Approver& who, const std::string& host, const std::string& id,
                              const std::string& reason, const std::string& source_address, const std::string& via) {
-    if (reason.size() > k_max_comment_bytes)
-        return {ActionStatus::invalid, "a reason may hold at most " + std::to_string(k_max_comment_bytes) + " bytes"};
-    if (reason.find('\0') != std::string::npos || !text::is_valid_utf8(reason))
-        return {ActionStatus::invalid, "a reason must be text (UTF-8, no NUL)"};
+    if (const std::optional<std::string> problem = protocol::revoke_reason_problem(reason, k_max_comment_bytes))
+        return {ActionStatus::invalid, *problem};
     const std::string& actor = who.unix_user;
     std::optional<store::Request> found = m_store.find(host, id);
     if (!found) return {ActionStatus::not_found, "no such request"};

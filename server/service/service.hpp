@@ -209,6 +209,12 @@ public:
 
     // The page where approvers act on a request: public_url + "/r/" + host + "/" + id.
     std::string request_url(const std::string& host, const std::string& id) const;
+
+    // §12: the answer to GET /v1/revocations for `hosts` after `after`: nullopt when there is
+    // nothing new and `final` is false (keep waiting). A cursor ahead of the database (a
+    // restore) is answered at once, read as if from 0.
+    std::optional<std::string> revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
+                                                  bool final);
     // §5.1's request status of `request` for its host: a revoked grant is answered "revoked",
     // without the grant (protocol::status_json).
     std::string status_body(const store::Request& request);
@@ -242,10 +248,6 @@ private:
     // client certificate's hosts, parked like a request poll until there is one or `wait` ends.
     struct RevocationWaiter;
     void revocations(http::Request&& request, http::Reply&& reply);
-    // The answer for `hosts` after `after`: nullopt when there is nothing new and `final` is
-    // false (keep waiting).
-    std::optional<std::string> revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
-                                                  bool final);
     // Answers every parked revocation poll of `host` (every host: empty) that now has something.
     void wake_revocations(const std::string& host);
     // Each second: a revocation made elsewhere (the CLI on SQLite, a lost notification) wakes

@@ -346,14 +346,14 @@ public:
     }
 
     std::vector<Revocation> revocations_after(const std::vector<std::string>& hosts, std::int64_t after,
-                                              std::int64_t since, std::size_t limit) override {
+                                              std::int64_t upto, std::int64_t since, std::size_t limit) override {
         return call([&] {
             std::vector<Revocation> out;
             for (const std::string& host : hosts) {
                 const Result rows = m_db.exec("SELECT " JITGATE_REVOCATION_COLUMNS " FROM revocations WHERE host = $1 "
-                                              "AND seq > $2::bigint AND revoked_at >= $3::bigint ORDER BY seq "
-                                              "LIMIT $4::bigint",
-                                              {host, num(after), num(since), limit_value(limit)});
+                                              "AND seq > $2::bigint AND seq <= $5::bigint AND revoked_at >= "
+                                              "$3::bigint ORDER BY seq LIMIT $4::bigint",
+                                              {host, num(after), num(since), limit_value(limit), num(upto)});
                 for (int i = 0; i < rows.rows(); ++i) out.push_back(read_revocation(rows, i));
             }
             return merge_revocations(std::move(out), limit);

@@ -352,13 +352,13 @@ public:
     }
 
     std::vector<Revocation> revocations_after(const std::vector<std::string>& hosts, std::int64_t after,
-                                              std::int64_t since, std::size_t limit) override {
+                                              std::int64_t upto, std::int64_t since, std::size_t limit) override {
         Transaction tx(m_db, Transaction::Kind::read);
         std::vector<Revocation> out;
         for (const std::string& host : hosts) {
             Query q(m_db, "SELECT " JITGATE_REVOCATION_COLUMNS " FROM revocations WHERE host = ?1 AND seq > ?2 "
-                          "AND revoked_at >= ?3 ORDER BY seq LIMIT ?4");
-            q.text(1, host).integer(2, after).integer(3, since).integer(4, limit_value(limit));
+                          "AND seq <= ?5 AND revoked_at >= ?3 ORDER BY seq LIMIT ?4");
+            q.text(1, host).integer(2, after).integer(3, since).integer(4, limit_value(limit)).integer(5, upto);
             while (q.step()) out.push_back(read_revocation(q));
         }
         tx.commit();

@@ -460,10 +460,11 @@ public:
     // The hosts holding a request with this id (ids are the hosts' own: unique in practice,
     // not by rule), at most `limit`, by name.
     virtual std::vector<std::string> hosts_of_request(std::string_view id, std::size_t limit) = 0;
-    // The revocations of grants issued to any of `hosts` with seq > after and revoked_at >=
-    // since, in seq order, at most `limit`.
+    // The revocations of grants issued to any of `hosts` with after < seq <= upto and
+    // revoked_at >= since, in seq order, at most `limit`. The caller reads `upto` first with
+    // last_revocation_seq(): every seq up to it is committed, so nothing is skipped.
     virtual std::vector<Revocation> revocations_after(const std::vector<std::string>& hosts, std::int64_t after,
-                                                      std::int64_t since, std::size_t limit) = 0;
+                                                      std::int64_t upto, std::int64_t since, std::size_t limit) = 0;
     // The largest seq of a revocation of any of `hosts` (empty: of any host); 0 when none.
     // Every revocation with a smaller seq is committed (seq is drawn in commit order).
     virtual std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) = 0;

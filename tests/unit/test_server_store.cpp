@@ -34,6 +34,9 @@ using namespace jitgate::test_store;
 
 namespace {
 
+// revocations_after()'s `upto` when a case does not bound the read.
+constexpr std::int64_t k_no_upto = std::numeric_limits<std::int64_t>::max();
+
 // put_login's cap on sign-ins in progress, for tests about something else.
 constexpr std::size_t k_no_sign_in_cap = 1000000;
 
@@ -1659,33 +1662,39 @@ TEST_P(StoreTest, revocations_are_listed_per_host_in_seq_order_after_a_cursor) {
 
     const std::vector<std::string> web1{"web1"};
     // Only web1's, only those revoked since 1000 (R-OLD's grant cannot be live any more).
-    std::vector<Revocation> rows = store->revocations_after(web1, 0, 1000, 100);
+    std::vector<Revocation> rows = store->revocations_after(web1, 0, k_no_upto, 1000, 100);
     ASSERT_EQ(rows.size(), 2u);
     EXPECT_EQ(rows[0].request_id, "R-A");
     EXPECT_EQ(rows[1].request_id, "R-C");
     EXPECT_LT(rows[0].seq, rows[1].seq);
     // After the first one's seq: the second only; a limit of one: the first only.
-    rows = store->revocations_after(web1, rows[0].seq, 1000, 100);
+    rows = store->revocations_after(web1, rows[0].seq, k_no_upto, 1000, 100);
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_EQ(rows[0].request_id, "R-C");
-    EXPECT_TRUE(store->revocations_after(web1, rows[0].seq, 1000, 100).empty());
-    rows = store->revocations_after(web1, 0, 1000, 1);
+    EXPECT_TRUE(store->revocations_after(web1, rows[0].seq, k_no_upto, 1000, 100).empty());
+    rows = store->revocations_after(web1, 0, k_no_upto, 1000, 1);
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_EQ(rows[0].request_id, "R-A");
     // Several names (one certificate naming two hosts): merged in seq order.
-    rows = store->revocations_after({"web2", "web1"}, 0, 0, 100);
+    rows = store->revocations_after({"web2", "web1"}, 0, k_no_upto, 0, 100);
     ASSERT_EQ(rows.size(), 4u);
     for (std::size_t i = 1; i < rows.size(); ++i) EXPECT_LT(rows[i - 1].seq, rows[i].seq);
-    EXPECT_TRUE(store->revocations_after({"web3"}, 0, 0, 100).empty());
+    EXPECT_TRUE(store->revocations_after({"web3"}, 0, k_no_upto, 0, 100).empty());
     // The newest seq: per host, and of every host.
     const std::int64_t newest_web1 = store->last_revocation_seq(web1);
     const std::int64_t newest_web2 = store->last_revocation_seq({"web2"});
-    EXPECT_EQ(newest_web1, store->revocations_after(web1, 0, 0, 100).back().seq);
+    EXPECT_EQ(newest_web1, store->revocations_after(web1, 0, k_no_upto, 0, 100).back().seq);
     EXPECT_GT(newest_web1, newest_web2);
     EXPECT_EQ(store->last_revocation_seq({}), newest_web1);
     EXPECT_EQ(store->last_revocation_seq({"web3"}), 0);
     EXPECT_EQ(store->hosts_of_request("R-A", 10), web1);
     EXPECT_TRUE(store->hosts_of_request("R-NONE", 10).empty());
+    // `upto` bounds the read (the newest seq read first): nothing above it, even if committed.
+    rows = store->revocations_after({"web2", "web1"}, 0, newest_web2, 0, 100);
+    ASSERT_FALSE(rows.empty());
+    for (const Revocation& r : rows) EXPECT_LE(r.seq, newest_web2);
+    EXPECT_EQ(rows.back().seq, newest_web2);
+    EXPECT_TRUE(store->revocations_after(web1, newest_web1, newest_web1, 0, 100).empty());
 }
 
 // A database of schema version 6 keeps its approved requests through the upgrade to 7, and their
@@ -1974,7 +1983,7 @@ TEST(StorePostgres, a_revocation_on_one_connection_wakes_the_other) {
     ASSERT_EQ(a->revoke_grant(host, "R-RWAKE", revocation_by("carol"), event("grant.revoked")).outcome,
               RevokeOutcome::revoked);
     expect_wakeup(*b, host, "R-RWAKE", nullptr);
-    const auto rows = b->revocations_after({host}, 0, 0, 10);
+    const auto rows = b->revocations_after({host}, 0, k_no_upto, 0, 10);
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_EQ(rows[0].revoked_by, "carol");
 }

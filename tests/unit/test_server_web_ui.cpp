@@ -554,6 +554,40 @@ TEST_F(WebUiTest, AnApproverRevokesTheGrantThroughThePageAndNobodyElseCan) {
     const auto page = send(bob, "GET", "/r/pay-db-01/R-7F3K9Q").body;
     EXPECT_NE(page.find("<strong>revoked</strong>"), std::string::npos);
     EXPECT_EQ(page.find(revoke_path), std::string::npos) << "no form once revoked";
+
+    // The host that has not fetched the grant yet is told "revoked", without the grant (§5.1).
+    const auto status = nlohmann::json::parse(m_service->status_body(stored()));
+    EXPECT_EQ(status["status"], "revoked");
+    EXPECT_FALSE(status.contains("grant"));
+    EXPECT_EQ(status["revoked_by"], "bob");
+    // The host's feed (§12): the revocation, with the newest seq as the cursor.
+    const std::vector<std::string> hosts{"pay-db-01"};
+    auto feed = nlohmann::json::parse(m_service->revocations_answer(hosts, 0, false).value());
+    ASSERT_EQ(feed["revocations"].size(), 1u);
+    EXPECT_EQ(feed["cursor"], r->seq);
+    EXPECT_FALSE(m_service->revocations_answer(hosts, r->seq, false)) << "nothing new: the poll waits";
+    // A cursor ahead of the database (restored from a backup): answered at once, read from 0.
+    const auto ahead = m_service->revocations_answer(hosts, r->seq + 1000, false);
+    ASSERT_TRUE(ahead);
+    feed = nlohmann::json::parse(*ahead);
+    EXPECT_EQ(feed["cursor"], r->seq);
+    ASSERT_EQ(feed["revocations"].size(), 1u);
+    EXPECT_EQ(feed["revocations"][0]["request_id"], "R-7F3K9Q");
+}
+
+// A revocation's reason is one line of text: control characters are refused with a clear error.
+TEST_F(WebUiTest, ARevocationReasonWithControlCharactersIsRefused) {
+    file_request("alice");
+    const http::Fields headers{{"origin", k_origin}, {"sec-fetch-site", "same-origin"}};
+    Browser bob;
+    sign_in(bob);
+    const std::string csrf = csrf_of(bob);
+    ASSERT_EQ(send(bob, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=ok&csrf=" + csrf, headers).status, 200);
+    const auto refused =
+        send(bob, "POST", "/r/pay-db-01/R-7F3K9Q/revoke", {}, "comment=a%1B%5B2Jb&csrf=" + csrf, headers);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_NE(refused.body.find("control characters"), std::string::npos) << refused.body;
+    EXPECT_FALSE(m_store->find_revocation("pay-db-01", "R-7F3K9Q"));
 }
 
 TEST_F(WebUiTest, PostWithoutAValidCsrfTokenIs403AndChangesNothing) {
