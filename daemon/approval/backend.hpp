@@ -53,6 +53,20 @@ public:
     // grant matches (unknown, expired, ended, or another request's).
     virtual bool revoked_at_service(const std::string& request_id, const std::string& service_grant_id,
                                     const std::string& revoked_by, const std::string& reason, const Json& extra) = 0;
+    // One of a batch for revoked_at_service_batch().
+    struct ServiceRevocation {
+        std::string request_id, service_grant_id, revoked_by, reason;
+        Json extra;
+    };
+    // revoked_at_service() for each of a page of the feed, in order; element i of the result
+    // says whether batch[i] ended a grant. The broker looks its grants up once per batch.
+    virtual std::vector<bool> revoked_at_service_batch(const std::vector<ServiceRevocation>& batch) {
+        std::vector<bool> out;
+        out.reserve(batch.size());
+        for (const ServiceRevocation& r : batch)
+            out.push_back(revoked_at_service(r.request_id, r.service_grant_id, r.revoked_by, r.reason, r.extra));
+        return out;
+    }
 };
 
 class ApprovalBackend {

@@ -253,15 +253,25 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
 void ServiceBackend::on_service_revocations(const std::vector<service::Revocation>& revocations) {
     // SECURITY NOTE: hostile input. Only a revocation for this host, of a grant it holds for
     // that request with that service grant id, ends anything (the broker matches both).
-    for (const service::Revocation& r : revocations) {
-        bool applied = false;
-        if (r.host == m_config->host.name)
-            applied = m_outcomes.revoked_at_service(r.request_id, r.grant_id, r.revoked_by, r.reason,
-                                                    Json{{"via", "approval_service"},
-                                                         {"approval_service", m_client->base_url()},
-                                                         {"service_revoked_at", esc(r.revoked_at)},
-                                                         {"service_revocation_seq", r.seq}});
-        if (applied) {
+    // This host's, handed to the broker as one batch (its grants looked up once).
+    std::vector<Outcomes::ServiceRevocation> batch;
+    std::vector<std::size_t> index_of; // batch entry -> revocations index
+    for (std::size_t i = 0; i < revocations.size(); ++i) {
+        const service::Revocation& r = revocations[i];
+        if (r.host != m_config->host.name) continue;
+        batch.push_back({r.request_id, r.grant_id, r.revoked_by, r.reason,
+                         Json{{"via", "approval_service"},
+                              {"approval_service", m_client->base_url()},
+                              {"service_revoked_at", esc(r.revoked_at)},
+                              {"service_revocation_seq", r.seq}}});
+        index_of.push_back(i);
+    }
+    std::vector<bool> applied_at(revocations.size(), false);
+    const std::vector<bool> results = m_outcomes.revoked_at_service_batch(batch);
+    for (std::size_t k = 0; k < results.size() && k < index_of.size(); ++k) applied_at[index_of[k]] = results[k];
+    for (std::size_t i = 0; i < revocations.size(); ++i) {
+        const service::Revocation& r = revocations[i];
+        if (applied_at[i]) {
             ++m_revocations_applied;
             continue;
         }

@@ -636,7 +636,7 @@ constexpr std::size_t k_max_revocation_text = 2048;
 
 } // namespace
 
-RevocationPage parse_revocations(const std::string& body) {
+RevocationPage parse_revocations(const std::string& body, std::int64_t after) {
     RevocationPage page;
     const Json j = Json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
@@ -672,6 +672,14 @@ RevocationPage parse_revocations(const std::string& body) {
             return page;
         }
         r.seq = seq->get<std::int64_t>();
+        // SECURITY NOTE: a service that repeats what it sent before would have this host
+        // handle the same entries again and again; unless it went back (its cursor below
+        // `after`: a restore), every entry must be new, and in order.
+        if ((page.cursor >= after && r.seq <= after) ||
+            (!page.revocations.empty() && r.seq <= page.revocations.back().seq)) {
+            page.problem = "a revocation's 'seq' is not above the cursor sent and the one before it";
+            return page;
+        }
         for (const auto& [key, out] : {std::pair<const char*, std::string*>{"host", &r.host},
                                        {"request_id", &r.request_id},
                                        {"grant_id", &r.grant_id},
@@ -757,7 +765,7 @@ void ServiceClient::finish_watch(std::unique_ptr<Transfer> t, int curl_code) {
             0);
         return;
     }
-    if (http == 404) {
+    if (http == 404 && !m_watch.served) {
         // A service older than §12: it cannot tell this host of revocations. Said once; asked
         // again rarely, so an upgraded service is found without a restart.
         if (!m_watch.unsupported)
@@ -777,7 +785,7 @@ void ServiceClient::finish_watch(std::unique_ptr<Transfer> t, int curl_code) {
                      static_cast<long>(retry_after));
         return;
     }
-    RevocationPage page = parse_revocations(t->response);
+    RevocationPage page = parse_revocations(t->response, m_watch.cursor);
     if (!page.ok) {
         ++m_watch.problems;
         watch_failed("approval service " + m_base + " sent an invalid answer to GET /v1/revocations: " + page.problem,
@@ -789,11 +797,16 @@ void ServiceClient::finish_watch(std::unique_ptr<Transfer> t, int curl_code) {
         m_watch.unsupported = false;
     }
     m_watch.failures = 0;
+    m_watch.served = true;
+    const bool advanced = page.cursor > m_watch.cursor;
     m_watch.cursor = page.cursor;
     m_watch.revocations += page.revocations.size();
     for (Revocation& r : page.revocations) m_revocations_out.push_back(std::move(r));
     // A service that answers at once with nothing new must not drive a busy loop.
-    if (page.revocations.empty() && Clock::now() - t->started < k_min_poll_interval)
+    // Nor one whose cursor does not move on while it sends entries (a hostile one repeating
+    // them, or one that went back).
+    const bool early = Clock::now() - t->started < k_min_poll_interval;
+    if ((page.revocations.empty() && early) || (!page.revocations.empty() && !advanced))
         m_watch.next = Clock::now() + k_min_poll_interval;
     else
         start_watch();

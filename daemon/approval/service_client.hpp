@@ -82,7 +82,10 @@ struct RevocationPage {
 // and at most 1,000 revocations, each with an integer seq <= cursor and string request_id,
 // grant_id, host, revoked_by, reason and revoked_at of bounded length. Anything else is
 // !ok with the reason, and nothing of it is used. Never throws except std::bad_alloc.
-RevocationPage parse_revocations(const std::string& body);
+// `after` is the cursor the call sent: each entry's seq must be above it (a service repeating
+// old entries is refused), unless the cursor went back (a restored service answers from 0),
+// and the seqs must grow strictly.
+RevocationPage parse_revocations(const std::string& body, std::int64_t after = 0);
 
 class Listener {
 public:
@@ -126,8 +129,9 @@ public:
     // Starts the revocation watch (§12), once; later calls do nothing: a long poll of GET
     // /v1/revocations?after=CURSOR&wait=N, one at a time, whose revocations go to the listener.
     // A failure is retried after the usual back-off (capped at k_watch_backoff_cap); a service
-    // that answers 404 (one older than §12) is logged once and asked again every
-    // k_watch_unsupported_retry.
+    // that answers 404 before any 200 (one older than §12) is logged once and asked again every
+    // k_watch_unsupported_retry; a 404 after a 200 (a proxy, a replica being replaced) is a
+    // failure like any other.
     void watch_revocations();
     // A revocation (§12) naming request `r.request_id` that is still waiting here: remembered
     // with the request (at most k_max_revoked_while_waiting; more makes every grant of it
@@ -136,7 +140,7 @@ public:
     bool note_revocation(const Revocation& r);
     bool watching_revocations() const noexcept { return m_watch.on; }
     static constexpr std::chrono::seconds k_watch_backoff_cap{30};
-    static constexpr std::chrono::seconds k_watch_unsupported_retry{600};
+    static constexpr std::chrono::seconds k_watch_unsupported_retry{60};
 
     // Shutdown: cancel(id, reason) for every waiting request. Returns how many.
     std::size_t cancel_all(const std::string& reason);
@@ -209,6 +213,7 @@ private:
         std::int64_t cursor = 0;
         int failures = 0;
         bool unsupported = false; // the service answered 404: logged once
+        bool served = false;      // a 200 came: a later 404 is a failure like any other
         std::uint64_t polls = 0, revocations = 0, problems = 0;
     } m_watch;
     std::vector<Revocation> m_revocations_out; // delivered after a pass

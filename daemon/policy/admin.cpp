@@ -13,6 +13,7 @@
 // class would need the broker's private state (friendship) or a wider public interface, and
 // would be a second owner of that state.
 #include <algorithm>
+#include <unordered_map>
 
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/broker_detail.hpp"
@@ -259,21 +260,37 @@ OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std:
 // an id this host never saw changes nothing.
 bool Broker::revoked_at_service(const std::string& request_id, const std::string& service_grant_id,
                                 const std::string& revoked_by, const std::string& reason, const Json& extra) {
-    if (request_id.empty() || service_grant_id.empty()) return false;
-    std::string id;
+    return revoked_at_service_batch({{request_id, service_grant_id, revoked_by, reason, extra}}).front();
+}
+
+std::vector<bool> Broker::revoked_at_service_batch(const std::vector<ServiceRevocation>& batch) {
+    std::vector<bool> out(batch.size(), false);
+    if (batch.empty()) return out;
+    // The live grants that came from the service, by request id: looked up once per page, not
+    // once per entry (a page may hold 1,000 entries, the cache many grants).
+    std::unordered_multimap<std::string, std::pair<std::string, std::string>> by_request; // rid -> (jti, id)
     for (const grants::Grant& g : m_grants.list(Clock::now()))
-        if (g.request_id == request_id && !g.service_grant_id.empty() && g.service_grant_id == esc(service_grant_id)) {
-            id = g.id;
-            break;
-        }
-    if (id.empty()) return false;
-    auto g = m_grants.revoke(id);
-    if (!g) return false;
-    Json e = extra;
-    e["service_grant_id"] = g->service_grant_id;
-    e["revoked_at_service"] = true;
-    end_revoked_grant(*g, esc(revoked_by), " at the approval service", reason, e);
-    return true;
+        if (!g.service_grant_id.empty()) by_request.emplace(g.request_id, std::pair{g.service_grant_id, g.id});
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const ServiceRevocation& r = batch[i];
+        if (r.request_id.empty() || r.service_grant_id.empty()) continue;
+        std::string id;
+        const auto [first, last] = by_request.equal_range(r.request_id);
+        for (auto it = first; it != last; ++it)
+            if (it->second.first == esc(r.service_grant_id)) {
+                id = it->second.second;
+                break;
+            }
+        if (id.empty()) continue;
+        auto g = m_grants.revoke(id); // nullopt: ended meanwhile, or by an earlier entry
+        if (!g) continue;
+        Json e = r.extra;
+        e["service_grant_id"] = g->service_grant_id;
+        e["revoked_at_service"] = true;
+        end_revoked_grant(*g, esc(r.revoked_by), " at the approval service", r.reason, e);
+        out[i] = true;
+    }
+    return out;
 }
 
 std::size_t Broker::end_revoked_grant(const grants::Grant& g, const std::string& revoked_by, const std::string& where,

@@ -194,6 +194,7 @@ private:
                 Json extra) override;
     bool revoked_at_service(const std::string& request_id, const std::string& service_grant_id,
                             const std::string& revoked_by, const std::string& reason, const Json& extra) override;
+    std::vector<bool> revoked_at_service_batch(const std::vector<ServiceRevocation>& batch) override;
     // What revoke() and revoked_at_service() share once the grant left the cache: grant.revoked
     // (revoked_by as given, escaped; reason escaped here; `extra` joined), then its live sessions
     // ended with a line saying who revoked it (`where`: "" or " at the approval service") and

@@ -157,4 +157,25 @@ TEST(ParseRevocations, TakesTheFormAndRefusesAnythingElse) {
     EXPECT_FALSE(jitgate::service::parse_revocations(many).ok) << "more than 1,000";
 }
 
+// A hostile service repeating entries the host had (seq <= the cursor it sent) is refused, so
+// the host cannot be made to handle them again and again; one that went back (a restore: its
+// cursor below the one sent) is believed; seqs must grow within a page.
+TEST(ParseRevocations, RefusesEntriesAtOrBelowTheCursorSent) {
+    const auto page_of = [](std::int64_t cursor, std::vector<int> seqs) {
+        std::string body = R"({"protocol":1,"cursor":)" + std::to_string(cursor) + R"(,"revocations":[)";
+        for (std::size_t i = 0; i < seqs.size(); ++i)
+            body += std::string(i > 0 ? "," : "") + R"({"seq":)" + std::to_string(seqs[i]) +
+                    R"(,"host":"h","request_id":"R-1","grant_id":"G-1","revoked_by":"c","reason":"","revoked_at":"t"})";
+        return body + "]}";
+    };
+    EXPECT_TRUE(jitgate::service::parse_revocations(page_of(12, {11, 12}), 10).ok);
+    EXPECT_FALSE(jitgate::service::parse_revocations(page_of(12, {10, 12}), 10).ok) << "10 was had";
+    EXPECT_FALSE(jitgate::service::parse_revocations(page_of(10, {9}), 10).ok) << "a repeat";
+    EXPECT_FALSE(jitgate::service::parse_revocations(page_of(12, {12, 11}), 10).ok) << "out of order";
+    EXPECT_FALSE(jitgate::service::parse_revocations(page_of(12, {11, 11}), 10).ok) << "twice";
+    EXPECT_TRUE(jitgate::service::parse_revocations(page_of(10, {}), 10).ok) << "nothing new";
+    // The service went back (cursor 5 < 10 sent): its entries are believed.
+    EXPECT_TRUE(jitgate::service::parse_revocations(page_of(5, {3, 5}), 10).ok);
+}
+
 } // namespace

@@ -276,6 +276,40 @@ TEST_F(BrokerTest, AServiceRevocationEndsOnlyTheGrantItNames) {
     EXPECT_TRUE(answers({"/usr/bin/systemctl", "restart", "billing"}));
 }
 
+// A page of the feed goes to the broker as one batch: each entry is matched as alone would be,
+// a repeat in the same page ends nothing more, and the result says which ended a grant.
+TEST_F(BrokerTest, AServiceRevocationBatchEndsEachNamedGrantOnce) {
+    auto b = make({});
+    approval::Outcomes& outcomes = *b;
+    const auto exp = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(10))
+                         .count();
+    const auto granted = [&](std::vector<std::string> argv, const std::string& jti) {
+        Recorder r;
+        auto s = session(std::move(argv));
+        EXPECT_EQ(b->begin_check(s, r), broker::Step::waiting);
+        const std::string id = s.request_id;
+        broker::Request* q = outcomes.waiting(id);
+        EXPECT_NE(q, nullptr);
+        if (q != nullptr) outcomes.approved(*q, {"bob"}, exp, approval::Json{{"service_grant_id", jti}});
+        return id;
+    };
+    const std::string first = granted({"/usr/bin/systemctl", "restart", "payments"}, "G-aaa");
+    const std::string second = granted({"/usr/bin/systemctl", "restart", "ledger"}, "G-bbb");
+    const std::string third = granted({"/usr/bin/systemctl", "restart", "billing"}, "G-ccc");
+    const auto entry = [](const std::string& rid, const std::string& jti) {
+        return approval::Outcomes::ServiceRevocation{rid, jti, "carol", "", approval::Json::object()};
+    };
+    const std::vector<bool> ended =
+        outcomes.revoked_at_service_batch({entry(first, "G-aaa"), entry(first, "G-aaa"), entry(second, "G-aaa"),
+                                           entry("R-NOSUCH", "G-bbb"), entry(third, "G-ccc")});
+    EXPECT_EQ(ended, (std::vector<bool>{true, false, false, false, true}));
+    EXPECT_EQ(count_lines_with(journal(), {"\"type\":\"grant.revoked\"", "\"revoked_at_service\":true"}), 2u);
+    EXPECT_TRUE(outcomes.revoked_at_service_batch({}).empty());
+    // The one not named is still live.
+    EXPECT_TRUE(outcomes.revoked_at_service(second, "G-bbb", "carol", "", approval::Json::object()));
+}
+
 TEST_F(BrokerTest, SelfApprovalIsRefusedByUidEvenUnderAnotherName) {
     auto b = make({});
     Recorder r;
