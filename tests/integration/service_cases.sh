@@ -186,6 +186,35 @@ case_revocations_hostile() {
     expect_journal grant.revoked "\"request_id\":\"$id\".*\"revoked_at_service\":true.*\"revoked_by\":\"carol\".*\"service_grant_id\":\"$jti\""
     expect_eq "$(journal_count grant.revoked)" 1 "one grant revoked"
     sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "no grant after the revocation"
+    # Revocations naming a request still waiting here: remembered with it, and its grant is
+    # refused when it arrives (more than 8 for one request: any grant of it).
+    sudo_bg alice -- /usr/bin/hostname
+    # (the sudo -n above filed one too, still waiting: the new one is hostname's)
+    local second='' r
+    for r in $(svc_request_ids 3 | grep -v "$id"); do
+        admin GET "/admin/requests/$r" | grep -q '/usr/bin/hostname' && second="$r"
+    done
+    [ -n "$second" ] || ns_die "no request for /usr/bin/hostname at the service"
+    local served page='' n
+    served="$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)"
+    for n in $(seq 7 15); do
+        page+="${page:+,}{\"seq\":$n,\"host\":\"fin-db-01\",\"request_id\":\"$second\",\"grant_id\":\"G-$n\",\"revoked_by\":\"carol\",\"reason\":\"early\",$at}"
+    done
+    admin POST /admin/revocations "{\"protocol\":1,\"cursor\":15,\"revocations\":[$page]}" >/dev/null
+    for i in $(seq 1 200); do
+        [ "$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)" -gt "$served" ] && break
+        sleep 0.05
+    done
+    for i in $(seq 1 200); do
+        "$JITGATECTL" --socket "$SOCK" status --json | grep -q '"before_grant":9' && break
+        sleep 0.05
+    done
+    expect_contains "$("$JITGATECTL" --socket "$SOCK" status --json)" '"before_grant":9'
+    admin POST "/admin/requests/$second/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "a grant revoked before it arrived is refused"
+    expect_contains "$(cat "$T/err")" "revoked at the approval service"
+    expect_journal access.denied "\"request_id\":\"$second\".*\"revoked_at_service\":true"
+    expect_eq "$(journal_count grant.revoked)" 1 "still one grant revoked"
     daemon_alive || ns_die "jitgated died"
 }
 
