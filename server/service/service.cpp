@@ -960,9 +960,19 @@ void Service::check_revocations() {
     if (m_revocation_waiters.empty() && m_newest_revocation >= 0) return;
     const std::int64_t newest = m_store.last_revocation_seq({});
     if (newest == m_newest_revocation) return;
-    const bool first = m_newest_revocation < 0;
+    const std::int64_t previous = m_newest_revocation;
     m_newest_revocation = newest;
-    if (!first) wake_revocations("");
+    if (previous < 0) return; // the first look: nothing to compare with
+    // Only the hosts that have a new revocation (one query), not every parked poll's names.
+    // A database that went back (a restore) or more hosts than the bound: every poll looks.
+    constexpr std::size_t k_hosts_bound = 1000;
+    const std::vector<std::string> hosts =
+        newest < previous ? std::vector<std::string>{} : m_store.hosts_revoked_after(previous, k_hosts_bound);
+    if (newest < previous || hosts.size() >= k_hosts_bound) {
+        wake_revocations("");
+        return;
+    }
+    for (const std::string& host : hosts) wake_revocations(host);
 }
 
 bool Service::may_revoke(const Approver& approver, const store::Request& request) const {

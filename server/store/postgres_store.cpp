@@ -360,6 +360,17 @@ public:
         });
     }
 
+    std::vector<std::string> hosts_revoked_after(std::int64_t after, std::size_t limit) override {
+        return call([&] {
+            const Result rows =
+                m_db.exec("SELECT DISTINCT host FROM revocations WHERE seq > $1::bigint ORDER BY host LIMIT $2::bigint",
+                          {num(after), limit_value(limit)});
+            std::vector<std::string> out;
+            for (int i = 0; i < rows.rows(); ++i) out.push_back(rows.text(i, 0));
+            return out;
+        });
+    }
+
     std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) override {
         return call([&] {
             std::int64_t last = 0;

@@ -365,6 +365,16 @@ public:
         return merge_revocations(std::move(out), limit);
     }
 
+    std::vector<std::string> hosts_revoked_after(std::int64_t after, std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        Query q(m_db, "SELECT DISTINCT host FROM revocations WHERE seq > ?1 ORDER BY host LIMIT ?2");
+        q.integer(1, after).integer(2, limit_value(limit));
+        std::vector<std::string> out;
+        while (q.step()) out.push_back(q.text(0));
+        tx.commit();
+        return out;
+    }
+
     std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) override {
         Transaction tx(m_db, Transaction::Kind::read);
         std::int64_t last = 0;

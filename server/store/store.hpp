@@ -468,6 +468,9 @@ public:
     // The largest seq of a revocation of any of `hosts` (empty: of any host); 0 when none.
     // Every revocation with a smaller seq is committed (seq is drawn in commit order).
     virtual std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) = 0;
+    // The hosts with a revocation whose seq > after, at most `limit`, by name: whose parked
+    // polls a new revocation may answer.
+    virtual std::vector<std::string> hosts_revoked_after(std::int64_t after, std::size_t limit) = 0;
 
     // --- the server's own audit ---
     virtual void record(const Event& event) = 0;

@@ -1695,6 +1695,11 @@ TEST_P(StoreTest, revocations_are_listed_per_host_in_seq_order_after_a_cursor) {
     for (const Revocation& r : rows) EXPECT_LE(r.seq, newest_web2);
     EXPECT_EQ(rows.back().seq, newest_web2);
     EXPECT_TRUE(store->revocations_after(web1, newest_web1, newest_web1, 0, 100).empty());
+    // The hosts with a revocation after a seq: whose parked polls to wake.
+    EXPECT_EQ(store->hosts_revoked_after(0, 10), (std::vector<std::string>{"web1", "web2"}));
+    EXPECT_EQ(store->hosts_revoked_after(newest_web2, 10), web1);
+    EXPECT_TRUE(store->hosts_revoked_after(newest_web1, 10).empty());
+    EXPECT_EQ(store->hosts_revoked_after(0, 1).size(), 1u);
 }
 
 // A database of schema version 6 keeps its approved requests through the upgrade to 7, and their
