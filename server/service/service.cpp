@@ -992,10 +992,16 @@ ActionResult Service::revoke(const Approver& who, const std::string& host, const
     const std::int64_t t = now();
     if (!may_revoke(who, *found) && found->status == store::Status::approved) {
         const std::string why = "none of your approver groups may decide this request";
-        const store::Event refused =
-            event(t, "revocation.refused", host, id, actor, who.identity, source_address, {{"why", why}, {"via", via}});
-        m_store.record(refused);
-        log_event(refused);
+        // Throttled: one a minute per actor and request, the next carrying the count since, so
+        // a script retrying a refused revocation cannot grow the events table.
+        const std::string key = actor + '\n' + host + '\n' + id;
+        if (record_refusal(m_revoke_refusals, key, t)) {
+            const store::Event refused = event(
+                t, "revocation.refused", host, id, actor, who.identity, source_address,
+                {{"why", why}, {"via", via}, {"suppressed", std::exchange(m_revoke_refusals[key].suppressed, 0)}});
+            m_store.record(refused);
+            log_event(refused);
+        }
         return {ActionStatus::forbidden, why};
     }
     store::Revocation r;

@@ -286,6 +286,9 @@ private:
     // Refused audit batches (403, 409, 422), per host and status, recorded the same way: a
     // host sending bad batches in a loop cannot grow the events table or flood syslog at alert.
     std::map<std::string, Refusals, std::less<>> m_batch_refusals;
+    // Revocations refused (not in an approver group), per actor and request, the same way: one
+    // "revocation.refused" a minute, the next carrying the count suppressed since.
+    std::map<std::string, Refusals, std::less<>> m_revoke_refusals;
     // Parked revocation polls by host name (a certificate naming several hosts: under each).
     std::map<std::string, std::vector<std::shared_ptr<RevocationWaiter>>, std::less<>> m_revocation_waiters;
     std::int64_t m_newest_revocation = -1; // the newest seq check_revocations() saw; -1: not yet

@@ -531,6 +531,13 @@ TEST_F(WebUiTest, AnApproverRevokesTheGrantThroughThePageAndNobodyElseCan) {
     for (const store::Event& e : m_store->events("pay-db-01", "R-7F3K9Q"))
         refused_recorded = refused_recorded || (e.type == "revocation.refused" && e.actor == "alice");
     EXPECT_TRUE(refused_recorded);
+    // Refused again within the minute: refused, but recorded once (the count carried by the next).
+    EXPECT_EQ(send(alice, "POST", revoke_path, {}, "comment=x&csrf=" + csrf_of(alice), headers).status, 403);
+    EXPECT_EQ(send(alice, "POST", revoke_path, {}, "comment=x&csrf=" + csrf_of(alice), headers).status, 403);
+    int refused_events = 0;
+    for (const store::Event& e : m_store->events("pay-db-01", "R-7F3K9Q"))
+        refused_events += e.type == "revocation.refused" ? 1 : 0;
+    EXPECT_EQ(refused_events, 1);
 
     // bob revokes: stored with who, from where, via the web, and why; once.
     const auto revoked = send(bob, "POST", revoke_path, {}, "comment=incident+closed&csrf=" + csrf, headers);
