@@ -79,6 +79,20 @@ std::string row(std::string_view label, const std::string& value_html) {
     return out;
 }
 
+// The `exp` claim of a grant (a compact JWS the service signed), or 0 when it cannot be read.
+std::int64_t grant_expiry(const std::string& jws) {
+    const std::size_t a = jws.find('.');
+    const std::size_t b = a == std::string::npos ? a : jws.find('.', a + 1);
+    if (b == std::string::npos) return 0;
+    try {
+        const json claims = json::parse(text::base64url_decode(std::string_view(jws).substr(a + 1, b - a - 1)));
+        const auto exp = claims.find("exp");
+        return exp != claims.end() && exp->is_number_integer() ? exp->get<std::int64_t>() : 0;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 std::string time_element(std::int64_t unix_s) {
     if (unix_s == 0) return "-";
     const std::string shown = format_time(unix_s);
@@ -547,15 +561,24 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
     c += "<section aria-labelledby=\"approvals\">\n<h2 id=\"approvals\">Approvals so far</h2>\n" +
          approvals_table(request) + "</section>\n";
 
-    if (request.status == store::Status::approved && revocation == nullptr && may_revoke && frame.viewer != nullptr)
-        c += "<section aria-labelledby=\"revoke\">\n<h2 id=\"revoke\">Revoke the grant</h2>\n"
-             "<p>The host ends the grant and the sessions it opened within seconds.</p>\n"
-             "<form method=\"post\" action=\"" +
-             html_escape(request_path(request.host, request.id)) + "/revoke\" class=\"revoke\">\n" +
-             csrf_field(*frame.viewer) +
-             "\n<p><label for=\"revoke-comment\">Reason (optional)</label><br>\n"
-             "<textarea id=\"revoke-comment\" name=\"comment\" rows=\"3\" cols=\"60\"></textarea></p>\n"
+    if (request.status == store::Status::approved && revocation == nullptr && may_revoke && frame.viewer != nullptr) {
+        const std::int64_t exp = grant_expiry(request.grant);
+        std::string what = "<p>The host ends the grant and the sessions it opened within seconds.</p>\n";
+        if (exp > 0 && exp <= now)
+            what = "<p>This grant expired " + time_element(exp) +
+                   ": it has nothing left to end on the host. Sessions a rule keeps past the grant's end "
+                   "(<code>on_expiry: keep</code>) are not ended by revoking it. Revoking it still records who "
+                   "ended it and why.</p>\n";
+        else if (exp > 0)
+            what = "<p>The grant expires " + time_element(exp) +
+                   ". Revoking it ends it on the host within seconds, with the sessions it opened.</p>\n";
+        c += "<section aria-labelledby=\"revoke\">\n<h2 id=\"revoke\">Revoke the grant</h2>\n" + what +
+             "<form method=\"post\" action=\"" + html_escape(request_path(request.host, request.id)) +
+             "/revoke\" class=\"revoke\">\n" + csrf_field(*frame.viewer) +
+             "\n<p><label for=\"revoke-comment\">Reason (optional, one line)</label><br>\n"
+             "<input type=\"text\" id=\"revoke-comment\" name=\"comment\" size=\"60\" maxlength=\"2048\"></p>\n"
              "<p><button type=\"submit\">Revoke</button></p>\n</form>\n</section>\n";
+    }
     if (request.status != store::Status::pending)
         c += "<p class=\"final\">This request is final (" + html_escape(status_name(request.status)) +
              "); nothing more can be decided.</p>\n";
