@@ -229,10 +229,12 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
     }
     case Kind::revoked: {
         // §12: approved at the service, then its grant revoked before this host fetched it.
-        const std::string why = broker::trim(o.reason).empty() ? "no reason given" : cut(esc(broker::trim(o.reason)));
+        // (§12: "cancelled" with revoked: true.)
+        const std::string why =
+            broker::trim(o.reason).empty() ? "revoked at the service" : cut(esc(broker::trim(o.reason)));
         const std::string by = o.revoked_by.empty() ? "the approval service" : esc(o.revoked_by.substr(0, 128));
-        m_outcomes.denied(q, audit::type::denied, msg::Outcome::denied,
-                          "denied: approved, then its grant was revoked at the approval service by " + by + ": " + why,
+        m_outcomes.denied(q, audit::type::cancelled, msg::Outcome::cancelled,
+                          "was approved, then its grant was revoked at the approval service (" + why + ")",
                           Json{{"revoked_at_service", true}, {"revoked_by", by}, {"reason", why}});
         return;
     }

@@ -177,14 +177,22 @@ Outcome parse_status(const std::string& body, const std::string& request_id) {
     } else if (status == "expired") {
         o.kind = Outcome::Kind::expired;
     } else if (status == "cancelled") {
-        o.kind = Outcome::Kind::cancelled;
-    } else if (status == "revoked") {
-        // §12: approved, then revoked before this host fetched the grant: final, no grant.
-        if (!str("reason", o.reason, false) || !str("revoked_by", o.revoked_by, false)) {
-            o.reason = "'reason' or 'revoked_by' is not a string";
+        // §12: a request approved, then its grant revoked before this host fetched it, is
+        // "cancelled" with `revoked: true` (and who and why): final, no grant.
+        const auto revoked = j.find("revoked");
+        if (revoked != j.end() && !revoked->is_null() && !revoked->is_boolean()) {
+            o.reason = "'revoked' is not true or false";
             return o;
         }
-        o.kind = Outcome::Kind::revoked;
+        if (revoked != j.end() && revoked->is_boolean() && revoked->get<bool>()) {
+            if (!str("reason", o.reason, false) || !str("revoked_by", o.revoked_by, false)) {
+                o.reason = "'reason' or 'revoked_by' is not a string";
+                return o;
+            }
+            o.kind = Outcome::Kind::revoked;
+        } else {
+            o.kind = Outcome::Kind::cancelled;
+        }
     } else {
         o.reason = "unknown status '" + text::shown(status, 32) + "'";
     }

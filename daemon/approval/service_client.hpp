@@ -49,11 +49,11 @@ struct Revocation {
 struct Outcome {
     enum class Kind { pending, approved, denied, expired, cancelled, revoked, failed };
     Kind kind = Kind::failed;
-    std::string grant;                           // approved
-    std::string reason;                          // denied, revoked: the approver's reason; failed: what failed
-    std::string denied_by;                       // denied
-    std::string revoked_by;                      // revoked (§12: approved, then its grant revoked)
-    std::string approve_url;                     // pending
+    std::string grant;       // approved
+    std::string reason;      // denied, revoked: the approver's reason; failed: what failed
+    std::string denied_by;   // denied
+    std::string revoked_by;  // revoked (§12: "cancelled" with revoked: true, approved then revoked)
+    std::string approve_url; // pending
     std::vector<std::string> approvers_notified; // pending
     std::string message;                         // any
     // Revocations (§12) naming this request that the feed reported while it was still waiting

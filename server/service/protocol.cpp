@@ -302,9 +302,13 @@ std::string status_json(const store::Request& request, const std::string& approv
     if (revoked != nullptr && request.status == store::Status::approved) {
         // SECURITY NOTE: a revoked grant is never handed out again, even to a host that has not
         // fetched it yet (it was offline, or its poll was in flight when the grant was revoked).
-        j["status"] = "revoked";
+        // Within v1 (§10): no new status value, "cancelled" (every host denies on it) with
+        // optional members that a newer host reads and an older one ignores.
+        j["status"] = "cancelled";
+        j["revoked"] = true;
         j["revoked_by"] = revoked->revoked_by;
-        j["reason"] = cut_reason(revoked->reason);
+        const std::string why = cut_reason(revoked->reason);
+        j["reason"] = "revoked at the service by " + revoked->revoked_by + (why.empty() ? "" : ": " + why);
         return j.dump(-1, ' ', false, Json::error_handler_t::replace);
     }
     switch (request.status) {

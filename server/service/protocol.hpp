@@ -68,8 +68,9 @@ std::optional<std::string> check_cancel(std::string_view body);
 
 // §5.1: the request status of `request`. `approve_url` is shown while pending. An approved
 // request whose grant was revoked (`revoked` non-null, §12) is final without its grant:
-// status "revoked" with `revoked_by` and `reason` (cut to k_max_revoked_reason bytes), which a
-// host older than §12 treats as an unknown status: a failure, so it denies (fail closed).
+// status "cancelled" (no new status within v1, §10: every host denies on it) with the
+// optional members `revoked` (true), `revoked_by` and `reason` ("revoked at the service by
+// WHO[: WHY]", WHY cut to k_max_revoked_reason bytes).
 std::string status_json(const store::Request& request, const std::string& approve_url,
                         const store::Revocation* revoked = nullptr);
 

@@ -215,8 +215,8 @@ public:
     // restore) is answered at once, read as if from 0.
     std::optional<std::string> revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
                                                   bool final);
-    // §5.1's request status of `request` for its host: a revoked grant is answered "revoked",
-    // without the grant (protocol::status_json).
+    // §5.1's request status of `request` for its host: an approved request whose grant was
+    // revoked is answered "cancelled" (revoked: true), without the grant (protocol::status_json).
     std::string status_body(const store::Request& request);
 
 private:

@@ -70,15 +70,25 @@ TEST_F(ServiceClientTest, RefusedCurlOptionIsAStartUpError) {
 // without a grant.
 TEST(ParseStatus, RevokedIsFinalWithoutAGrant) {
     using Kind = jitgate::service::Outcome::Kind;
-    auto o = jitgate::service::parse_status(
-        R"({"protocol":1,"id":"R-1","status":"revoked","revoked_by":"carol","reason":"wrong ticket"})", "R-1");
+    auto o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"cancelled","revoked":true,)"
+                                            R"("revoked_by":"carol","reason":"revoked at the service by carol"})",
+                                            "R-1");
     EXPECT_EQ(o.kind, Kind::revoked);
     EXPECT_EQ(o.revoked_by, "carol");
-    EXPECT_EQ(o.reason, "wrong ticket");
+    EXPECT_EQ(o.reason, "revoked at the service by carol");
     EXPECT_TRUE(o.grant.empty());
+    o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"cancelled","revoked":false})", "R-1");
+    EXPECT_EQ(o.kind, Kind::cancelled);
+    o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"cancelled"})", "R-1");
+    EXPECT_EQ(o.kind, Kind::cancelled);
+    // Wrong types: a failure (the host denies either way).
+    o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"cancelled","revoked":"yes"})", "R-1");
+    EXPECT_EQ(o.kind, Kind::failed);
+    o = jitgate::service::parse_status(
+        R"({"protocol":1,"id":"R-1","status":"cancelled","revoked":true,"revoked_by":5})", "R-1");
+    EXPECT_EQ(o.kind, Kind::failed);
+    // No new status within v1 (§10): "revoked" is unknown, a failure.
     o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"revoked"})", "R-1");
-    EXPECT_EQ(o.kind, Kind::revoked);
-    o = jitgate::service::parse_status(R"({"protocol":1,"id":"R-1","status":"revoked","revoked_by":5})", "R-1");
     EXPECT_EQ(o.kind, Kind::failed);
 }
 

@@ -201,8 +201,8 @@ TEST(ServerProtocol, StatusBodies) {
     EXPECT_FALSE(j.contains("grant"));
 }
 
-// A revoked grant is never handed out again: the status is final ("revoked"), without the
-// grant, with who and why (cut at a UTF-8 boundary); an old host fails closed on it (§5.1).
+// A revoked grant is never handed out again: the status is final ("cancelled", revoked: true),
+// without the grant, with who and why (cut at a UTF-8 boundary); every host denies on it.
 TEST(ServerProtocol, RevokedRequestHasNoGrant) {
     jitgate::server::store::Request r;
     r.id = "R-7F3K9Q";
@@ -212,14 +212,18 @@ TEST(ServerProtocol, RevokedRequestHasNoGrant) {
     v.revoked_by = "carol";
     v.reason = std::string(255, 'x') + "\xc3\xa9" + std::string(100, 'y'); // an é across byte 256
     Json j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
-    EXPECT_EQ(j["status"], "revoked");
+    EXPECT_EQ(j["status"], "cancelled") << "no new status within v1 (§10)";
+    EXPECT_EQ(j["revoked"], true);
     EXPECT_EQ(j["id"], "R-7F3K9Q");
     EXPECT_FALSE(j.contains("grant"));
     EXPECT_FALSE(j.contains("approvers"));
     EXPECT_EQ(j["revoked_by"], "carol");
-    EXPECT_EQ(j["reason"], std::string(255, 'x'));
+    EXPECT_EQ(j["reason"], "revoked at the service by carol: " + std::string(255, 'x'));
+    v.reason.clear();
+    j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
+    EXPECT_EQ(j["reason"], "revoked at the service by carol");
     EXPECT_EQ(jitgate::server::protocol::cut_reason("short"), "short");
-    // Only an approved request is ever answered "revoked".
+    // Only an approved request is ever answered as revoked.
     r.status = jitgate::server::store::Status::denied;
     j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
     EXPECT_EQ(j["status"], "denied");

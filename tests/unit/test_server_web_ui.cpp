@@ -562,9 +562,10 @@ TEST_F(WebUiTest, AnApproverRevokesTheGrantThroughThePageAndNobodyElseCan) {
     EXPECT_NE(page.find("<strong>revoked</strong>"), std::string::npos);
     EXPECT_EQ(page.find(revoke_path), std::string::npos) << "no form once revoked";
 
-    // The host that has not fetched the grant yet is told "revoked", without the grant (§5.1).
+    // The host that has not fetched the grant yet is told "cancelled" (revoked), without the grant.
     const auto status = nlohmann::json::parse(m_service->status_body(stored()));
-    EXPECT_EQ(status["status"], "revoked");
+    EXPECT_EQ(status["status"], "cancelled");
+    EXPECT_EQ(status["revoked"], true);
     EXPECT_FALSE(status.contains("grant"));
     EXPECT_EQ(status["revoked_by"], "bob");
     // The host's feed (§12): the revocation, with the newest seq as the cursor.
