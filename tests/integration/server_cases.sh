@@ -607,8 +607,19 @@ JSON
     expect_eq "$rc" 1 "revoking an unknown request"
     expect_contains "$(cat "$T/cli.out")" "no request R-NOSUCH1"
     approver_act bob approve fin-db-02 "$other" "ok" >/dev/null
+    # a reason with control characters: refused, nothing stored
+    rc=0; "${cli[@]}" --request "$other" --reason $'host\e[2J retired' >"$T/cli.out" 2>&1 || rc=$?
+    expect_eq "$rc" 2 "a reason with control characters"
+    expect_contains "$(cat "$T/cli.out")" "no control characters"
+    expect_not_contains "$(host_revocations fin-db-02)" "$other"
     expect_contains "$("${cli[@]}" --request "$other" --reason "host retired" 2>&1)" \
         "revoked grant G-[0-9a-f]+ of request $other"
+    # fin-db-02 had not fetched the grant: its status is now final without it
+    local st; st="$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-02.pem" \
+        --key "$T/pki/host-fin-db-02.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/$other?wait=0")"
+    expect_contains "$st" '"status":"cancelled"'
+    expect_contains "$st" '"revoked":true'
+    expect_not_contains "$st" '"grant"'
     expect_contains "$("${cli[@]}" --request "$other" 2>&1)" "was revoked already, by admin:root; nothing changed"
     # served to fin-db-02 only
     expect_contains "$(host_revocations fin-db-02)" "\"request_id\":\"$other\""
