@@ -215,6 +215,15 @@ case_revocations_hostile() {
     expect_contains "$(cat "$T/err")" "revoked at the approval service"
     expect_journal access.denied "\"request_id\":\"$second\".*\"revoked_at_service\":true"
     expect_eq "$(journal_count grant.revoked)" 1 "still one grant revoked"
+    # A 404 once the feed has answered 200 is a failure with back-off, not "unsupported".
+    curl -sS --max-time 5 -X POST -d '' "$ADMIN/admin/revocations?off=1" >/dev/null
+    for i in $(seq 1 200); do
+        grep -q "revocation feed failed .*HTTP 404 to GET /v1/revocations" "$T/daemon.log" && break
+        sleep 0.05
+    done
+    expect_contains "$(cat "$T/daemon.log")" "revocation feed failed .*HTTP 404 to GET /v1/revocations"
+    expect_not_contains "$(cat "$T/daemon.log")" "does not serve GET /v1/revocations"
+    expect_contains "$("$JITGATECTL" --socket "$SOCK" status --json)" '"unsupported":false'
     daemon_alive || ns_die "jitgated died"
 }
 

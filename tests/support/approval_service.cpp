@@ -436,7 +436,8 @@ public:
     // first POST /admin/revocations; then each poll serves the next queued body exactly as it
     // was posted (hostile ones included), or after `wait` an empty page.
     void revocations(const Request& req, Response& res);
-    // POST /admin/revocations: turns the feed on and queues the body (raw; none: only turns on).
+    // POST /admin/revocations: turns the feed on and queues the body (raw; none: only turns on);
+    // POST /admin/revocations?off=1 turns it off again (404, parked polls included).
     void admin_revocations(const Request& req, Response& res);
 
 private:
@@ -834,7 +835,9 @@ void Service::revocations(const Request& req, Response& res) {
         wait = std::clamp(wait, 0, k_max_wait_s);
     }
     if (m_revocation_bodies.empty() && wait > 0)
-        m_cv.wait_for(lock, std::chrono::seconds(wait), [&] { return m_stopping || !m_revocation_bodies.empty(); });
+        m_cv.wait_for(lock, std::chrono::seconds(wait),
+                      [&] { return m_stopping || !m_revocation_bodies.empty() || !m_revocations_on; });
+    if (!m_revocations_on) throw HttpError(404, "no such path");
     if (m_revocation_bodies.empty()) {
         const std::string after = req.has_param("after") ? req.get_param_value("after") : "0";
         std::int64_t cursor = 0;
@@ -852,7 +855,8 @@ void Service::admin_revocations(const Request& req, Response& res) {
     std::int64_t queued = 0;
     {
         Lock lock(m_mutex);
-        m_revocations_on = true;
+        // ?off=1: the feed answers 404 again (a proxy or replica that lost the route).
+        m_revocations_on = !(req.has_param("off") && req.get_param_value("off") == "1");
         if (!req.body.empty()) m_revocation_bodies.push_back(req.body);
         queued = static_cast<std::int64_t>(m_revocation_bodies.size());
     }
