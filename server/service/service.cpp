@@ -977,6 +977,14 @@ void Service::check_revocations() {
 
 bool Service::may_revoke(const Approver& approver, const store::Request& request) const {
     if (request.status != store::Status::approved || request.grant_id.empty()) return false;
+    return in_revoking_groups(approver, request);
+}
+
+// SECURITY NOTE: whether `approver` is one of the people who may revoke `request`'s grant, whatever
+// its status now. A request's approver groups are fixed when it is filed, so this answer read
+// before the store's transaction is the one inside it: a revocation sent while the request is
+// pending and committed after another replica approved it is still refused to an outsider.
+bool Service::in_revoking_groups(const Approver& approver, const store::Request& request) const {
     if (approver.unix_user.empty()) return false;
     return std::any_of(approver.groups.begin(), approver.groups.end(),
                        [&](const std::string& g) { return contains(request.approver_groups, g); });
@@ -990,7 +998,7 @@ ActionResult Service::revoke(const Approver& who, const std::string& host, const
     std::optional<store::Request> found = m_store.find(host, id);
     if (!found) return {ActionStatus::not_found, "no such request"};
     const std::int64_t t = now();
-    if (!may_revoke(who, *found) && found->status == store::Status::approved) {
+    if (!in_revoking_groups(who, *found)) {
         const std::string why = "none of your approver groups may decide this request";
         // Throttled: one a minute per actor and request, the next carrying the count since, so
         // a script retrying a refused revocation cannot grow the events table.

@@ -162,6 +162,8 @@ public:
     // groups is among the request's (the people who could have approved it). The requester may
     // too when they are such an approver (revoking is the safe direction).
     bool may_revoke(const Approver& approver, const store::Request& request) const;
+    // `approver` is in one of the request's approver groups (fixed at filing), whatever its status.
+    bool in_revoking_groups(const Approver& approver, const store::Request& request) const;
     // A revocation poll returns at most this many; the host polls again at once for the rest.
     static constexpr std::size_t k_revocations_page = 100;
     // Records the ticket check's answer (`answer_json` as stored) and audits it.

@@ -496,6 +496,24 @@ TEST_F(WebUiTest, ApproveWithTheCsrfTokenGoesThroughTheService) {
 
 // Revoking a grant (docs/server.md "Revoking a grant"): a POST with the session's CSRF token,
 // only by someone who could have approved the request, stored once with who, where and why.
+// Who may revoke is judged whatever the request's status: a revocation sent by someone outside
+// its approver groups while it is pending is refused as such (403), not passed on to the store,
+// where it would succeed if another replica approved the request in between.
+TEST_F(WebUiTest, AnOutsidersRevocationOfAPendingRequestIsRefusedNotDeferred) {
+    file_request("alice");
+    const http::Fields headers{{"origin", k_origin}, {"sec-fetch-site", "same-origin"}};
+    Browser alice;
+    m_idp.next = {"https://idp.example.test/", "sub-alice", "alice", "Alice", {}};
+    sign_in(alice);
+    EXPECT_EQ(
+        send(alice, "POST", "/r/pay-db-01/R-7F3K9Q/revoke", {}, "comment=x&csrf=" + csrf_of(alice), headers).status,
+        403);
+    service::Approver outsider{"https://idp.example.test/ sub-eve", "eve", "Eve", {"ops"}};
+    EXPECT_EQ(m_service->revoke(outsider, "pay-db-01", "R-7F3K9Q", "x", "192.0.2.10", "web").status,
+              service::ActionStatus::forbidden);
+    EXPECT_FALSE(m_store->find_revocation("pay-db-01", "R-7F3K9Q"));
+}
+
 TEST_F(WebUiTest, AnApproverRevokesTheGrantThroughThePageAndNobodyElseCan) {
     file_request("alice");
     const http::Fields headers{{"origin", k_origin}, {"sec-fetch-site", "same-origin"}};
