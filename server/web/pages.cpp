@@ -563,7 +563,12 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
 
     if (request.status == store::Status::approved && revocation == nullptr && may_revoke && frame.viewer != nullptr) {
         const std::int64_t exp = grant_expiry(request.grant);
-        std::string what = "<p>The host ends the grant and the sessions it opened within seconds.</p>\n";
+        // A host whose jitgated predates the revocation feed (or whose service path answers 404
+        // for it) keeps a grant it already holds until it expires: the page says so.
+        const std::string older =
+            " A host running a jitgated without the revocation feed keeps a grant it already holds until it "
+            "expires; a grant it has not fetched yet is refused to it either way.";
+        std::string what = "<p>The host ends the grant and the sessions it opened within seconds." + older + "</p>\n";
         if (exp > 0 && exp <= now)
             what = "<p>This grant expired " + time_element(exp) +
                    ": it has nothing left to end on the host. Sessions a rule keeps past the grant's end "
@@ -571,7 +576,7 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
                    "ended it and why.</p>\n";
         else if (exp > 0)
             what = "<p>The grant expires " + time_element(exp) +
-                   ". Revoking it ends it on the host within seconds, with the sessions it opened.</p>\n";
+                   ". Revoking it ends it on the host within seconds, with the sessions it opened." + older + "</p>\n";
         c += "<section aria-labelledby=\"revoke\">\n<h2 id=\"revoke\">Revoke the grant</h2>\n" + what +
              "<form method=\"post\" action=\"" + html_escape(request_path(request.host, request.id)) +
              "/revoke\" class=\"revoke\">\n" + csrf_field(*frame.viewer) +
