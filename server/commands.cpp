@@ -19,6 +19,7 @@
 #include "server/report/archive.hpp"
 #include "server/report/report.hpp"
 #include "server/service/keys.hpp"
+#include "server/service/protocol.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -152,6 +153,92 @@ int sessions_command(const std::vector<std::string>& args, store::Store& store, 
         if (log != nullptr) log(event);
         std::fprintf(out, "ended %s of %s\n", text::plural(ended, "session", "sessions").c_str(),
                      text::escape_for_log(name).c_str());
+        return 0;
+    });
+}
+
+int grants_command(const std::vector<std::string>& args, store::Store& store, std::int64_t now,
+                   const std::string& actor, void (*log)(const store::Event&), std::FILE* out, std::FILE* err) {
+    return guarded("grants", err, [&] {
+        const char* usage =
+            "usage: jitgate-server [--config FILE] grants revoke --request ID [--host HOST] [--reason TEXT]\n";
+        if (args.empty() || args[0] != "revoke") {
+            std::fputs(usage, err);
+            return 2;
+        }
+        const auto opts =
+            options("grants revoke", {args.begin() + 1, args.end()}, {"--request", "--host", "--reason"}, err);
+        if (!opts) return 2;
+        const auto request = opts->find("--request");
+        if (request == opts->end()) {
+            std::fputs(usage, err);
+            return 2;
+        }
+        const std::string& id = request->second;
+        const auto reason_it = opts->find("--reason");
+        const std::string reason = reason_it == opts->end() ? std::string() : reason_it->second;
+        if (const std::optional<std::string> problem = jitgate::server::protocol::revoke_reason_problem(reason, 2048)) {
+            std::fprintf(err, "jitgate-server grants revoke: --reason: %s\n", problem->c_str());
+            return 2;
+        }
+        std::string host;
+        if (const auto h = opts->find("--host"); h != opts->end()) {
+            host = h->second;
+        } else {
+            const std::vector<std::string> hosts = store.hosts_of_request(id, 10);
+            if (hosts.size() > 1) {
+                std::string names;
+                for (const std::string& name : hosts) names += (names.empty() ? "" : ", ") + text::escape_for_log(name);
+                std::fprintf(err,
+                             "jitgate-server grants revoke: request %s is held by several hosts (%s); give --host\n",
+                             text::escape_for_log(id).c_str(), names.c_str());
+                return 1;
+            }
+            if (!hosts.empty()) host = hosts.front();
+        }
+        if (host.empty()) {
+            std::fprintf(err, "jitgate-server grants revoke: no request %s\n", text::escape_for_log(id).c_str());
+            return 1;
+        }
+        const std::optional<store::Request> found = store.find(host, id);
+        store::Revocation r;
+        r.revoked_by = "admin:" + actor;
+        r.via = "cli";
+        r.reason = reason;
+        r.revoked_at = now;
+        store::Event event;
+        event.at = now;
+        event.type = "grant.revoked";
+        event.host = host;
+        event.request_id = id;
+        event.actor = r.revoked_by;
+        event.detail = nlohmann::json{
+            {"grant_id", found ? found->grant_id : std::string()},
+            {"reason", reason},
+            {"via", "cli"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        const store::RevokeResult result = store.revoke_grant(host, id, r, event);
+        switch (result.outcome) {
+        case store::RevokeOutcome::not_found:
+            std::fprintf(err, "jitgate-server grants revoke: no request %s of host %s\n",
+                         text::escape_for_log(id).c_str(), text::escape_for_log(host).c_str());
+            return 1;
+        case store::RevokeOutcome::not_approved:
+            std::fprintf(err, "jitgate-server grants revoke: request %s has no grant to revoke: it is %s\n",
+                         text::escape_for_log(id).c_str(),
+                         std::string(store::to_string(result.request.status)).c_str());
+            return 1;
+        case store::RevokeOutcome::already_revoked:
+            std::fprintf(out, "grant %s of request %s was revoked already, by %s; nothing changed\n",
+                         text::escape_for_log(result.revocation.grant_id).c_str(), text::escape_for_log(id).c_str(),
+                         text::escape_for_log(result.revocation.revoked_by).c_str());
+            return 0;
+        case store::RevokeOutcome::revoked:
+            break;
+        }
+        if (log != nullptr) log(event);
+        std::fprintf(out, "revoked grant %s of request %s; %s ends it at its next revocation poll\n",
+                     text::escape_for_log(result.revocation.grant_id).c_str(), text::escape_for_log(id).c_str(),
+                     text::escape_for_log(host).c_str());
         return 0;
     });
 }

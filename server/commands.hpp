@@ -46,6 +46,18 @@ int sessions_command(const std::vector<std::string>& args, store::Store& store, 
                      const std::string& actor, void (*log)(const store::Event&), std::FILE* out = stdout,
                      std::FILE* err = stderr);
 
+// grants revoke --request ID [--host HOST] [--reason TEXT]
+// Revokes the grant of approved request ID (of HOST; without --host, the one host that holds
+// an ID) in `store` (store::Store::revoke_grant): stored with revoked_by "admin:<actor>", via
+// "cli", and "grant.revoked" recorded in the same transaction, then through `log`. The host
+// learns of it at its next revocation poll (docs/protocol.md §12). Idempotent: a grant revoked
+// before is 0 with "already revoked" and nothing recorded. 1 for an unknown request, one
+// without a grant (pending, denied, expired, cancelled), an ID held by several hosts without
+// --host, or a store failure; 2 for bad arguments (a reason over 2048 bytes or not UTF-8).
+int grants_command(const std::vector<std::string>& args, store::Store& store, std::int64_t now,
+                   const std::string& actor, void (*log)(const store::Event&), std::FILE* out = stdout,
+                   std::FILE* err = stderr);
+
 // report --from DATE --to DATE [--hosts PATTERN] [--format html|pdf|csv|json] [--output FILE]
 //        [--silent-after SECONDS]
 // The evidence report (server/report/report.hpp) for the period: DATE is YYYY-MM-DD (UTC; --to

@@ -3,6 +3,7 @@
 //   jitgate-server [--config FILE] migrate
 //   jitgate-server [--config FILE] check-config
 //   jitgate-server [--config FILE] sessions revoke --user NAME
+//   jitgate-server [--config FILE] grants revoke --request ID [--host HOST] [--reason TEXT]
 //   jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN] [--format F] [--output FILE]
 //   jitgate-server [--config FILE] audit export|verify-archive|prune ...
 //   jitgate-server keygen --dir DIR --kid KID
@@ -55,6 +56,7 @@ void usage(std::FILE* out) {
                  "       jitgate-server [--config FILE] migrate\n"
                  "       jitgate-server [--config FILE] check-config\n"
                  "       jitgate-server [--config FILE] sessions revoke --user NAME\n"
+                 "       jitgate-server [--config FILE] grants revoke --request ID [--host HOST] [--reason TEXT]\n"
                  "       jitgate-server [--config FILE] report --from DATE --to DATE [--hosts PATTERN]\n"
                  "                      [--format html|pdf|csv|json] [--output FILE] [--silent-after SECONDS]\n"
                  "       jitgate-server [--config FILE] audit export --month YYYY-MM --output DIR\n"
@@ -158,6 +160,23 @@ int sessions(const std::string& path, const std::vector<std::string>& args) {
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     return jitgate::server::sessions_command(args, *store, now, actor, &jitgate::server::service::log_event);
+}
+
+// `grants revoke --request ID ...`: on the configured database, audited as the user who ran it.
+int grants(const std::string& path, const std::vector<std::string>& args) {
+    const auto config = load_config(path);
+    if (!config) return 1;
+    if (!jitgate::server::service::open_audit_log(config->audit.syslog_facility)) {
+        std::fprintf(stderr, "jitgate-server: unknown syslog facility\n");
+        return 1;
+    }
+    const uid_t uid = ::getuid();
+    const passwd* pw = ::getpwuid(uid);
+    const std::string actor = pw != nullptr ? std::string(pw->pw_name) : "uid:" + std::to_string(uid);
+    std::unique_ptr<jitgate::server::store::Store> store = open_store(*config);
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return jitgate::server::grants_command(args, *store, now, actor, &jitgate::server::service::log_event);
 }
 
 // `report ...`: the evidence report, read from the configured database (read only). The
@@ -414,6 +433,7 @@ int main(int argc, char** argv) {
         if (command == "check-config" && rest.empty())
             return jitgate::server::check_config_command({"--config", config});
         if (command == "sessions") return sessions(config, rest);
+        if (command == "grants") return grants(config, rest);
         if (command == "report") return report(config, rest);
         if (command == "audit") return audit(config, rest);
         if (command == "keygen") return jitgate::server::keygen_command(rest);

@@ -44,6 +44,29 @@ public:
     // client "jitgate: request <id> <message>". The deny stands even if the record fails.
     virtual void denied(Request& request, const char* event_type, msg::Outcome outcome, const std::string& message,
                         Json extra) = 0;
+    // The approval service revoked the grant it signed for request `request_id` with jti
+    // `service_grant_id` (docs/protocol.md §12). Ends the live grant of that request whose
+    // service grant id is `service_grant_id` exactly as `jitgatectl revoke` does (grant.revoked,
+    // its live sessions ended and recorded as session.ended_by_revoke), recorded as revoked at
+    // the service by `revoked_by` for `reason` (as received: escaped by the broker), with
+    // `extra` joined to the grant.revoked event. Returns false and changes nothing when no live
+    // grant matches (unknown, expired, ended, or another request's).
+    virtual bool revoked_at_service(const std::string& request_id, const std::string& service_grant_id,
+                                    const std::string& revoked_by, const std::string& reason, const Json& extra) = 0;
+    // One of a batch for revoked_at_service_batch().
+    struct ServiceRevocation {
+        std::string request_id, service_grant_id, revoked_by, reason;
+        Json extra;
+    };
+    // revoked_at_service() for each of a page of the feed, in order; element i of the result
+    // says whether batch[i] ended a grant. The broker looks its grants up once per batch.
+    virtual std::vector<bool> revoked_at_service_batch(const std::vector<ServiceRevocation>& batch) {
+        std::vector<bool> out;
+        out.reserve(batch.size());
+        for (const ServiceRevocation& r : batch)
+            out.push_back(revoked_at_service(r.request_id, r.service_grant_id, r.revoked_by, r.reason, r.extra));
+        return out;
+    }
 };
 
 class ApprovalBackend {

@@ -3,6 +3,7 @@
 #include "daemon/approval/service.hpp"
 
 #include <chrono>
+#include <cstdio>
 
 #include "daemon/audit/auditor.hpp"
 #include "daemon/policy/binding.hpp"
@@ -93,6 +94,9 @@ Json ServiceBackend::shutdown(std::chrono::milliseconds limit) {
 void ServiceBackend::add_status(Json& status) const {
     status["service"] = m_client->status();
     status["grants_rejected"] = m_grants_rejected;
+    status["service_revocations"] = {{"applied", m_revocations_applied},
+                                     {"ignored", m_revocations_ignored},
+                                     {"before_grant", m_revocations_pending}};
 }
 
 Json ServiceBackend::body_of(const Request& q) const {
@@ -184,9 +188,30 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
                               "denied: the approval service's " + v.reason, Json{{"grant_rejected", v.reason}});
             return;
         }
+        // SECURITY NOTE: the service's feed named this grant (or more of this request's than
+        // are kept) as revoked while the request still waited here: it is refused, never used.
+        if (const service::Revocation* rv = nullptr; service::revoked_while_waiting(o, v.claims.jti, &rv)) {
+            ++m_revocations_applied;
+            Json extra{{"service_grant_id", esc(v.claims.jti)},
+                       {"revoked_at_service", true},
+                       {"approval_service", m_client->base_url()}};
+            std::string message = "denied: its grant was revoked at the approval service before it arrived";
+            if (rv != nullptr) {
+                extra["revoked_by"] = esc(rv->revoked_by.substr(0, 128));
+                extra["reason"] = cut(esc(rv->reason));
+                extra["service_revocation_seq"] = rv->seq;
+                message = "denied: its grant was revoked at the approval service by " +
+                          esc(rv->revoked_by.substr(0, 128)) + " before it arrived";
+            }
+            m_outcomes.denied(q, audit::type::denied, msg::Outcome::denied, message, std::move(extra));
+            return;
+        }
         // Names from the service reach logs and terminals: escaped like any other input.
         std::vector<std::string> approvers;
         for (const auto& a : v.claims.approvers) approvers.push_back(esc(a));
+        // From the first grant on, the service's revocations are watched (§12): a host that
+        // holds no grant of the service has nothing to revoke.
+        m_client->watch_revocations();
         m_outcomes.approved(q, std::move(approvers), v.claims.exp,
                             Json{{"service_grant_id", esc(v.claims.jti)},
                                  {"kid", v.claims.kid},
@@ -202,6 +227,17 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
                           Json{{"denied_by", by}, {"deny_reason", why}});
         return;
     }
+    case Kind::revoked: {
+        // §12: approved at the service, then its grant revoked before this host fetched it.
+        // (§12: "cancelled" with revoked: true.)
+        const std::string why =
+            broker::trim(o.reason).empty() ? "revoked at the service" : cut(esc(broker::trim(o.reason)));
+        const std::string by = o.revoked_by.empty() ? "the approval service" : esc(o.revoked_by.substr(0, 128));
+        m_outcomes.denied(q, audit::type::cancelled, msg::Outcome::cancelled,
+                          "was approved, then its grant was revoked at the approval service (" + why + ")",
+                          Json{{"revoked_at_service", true}, {"revoked_by", by}, {"reason", why}});
+        return;
+    }
     case Kind::expired:
         m_outcomes.denied(q, audit::type::timeout, msg::Outcome::timeout,
                           "expired at the approval service without a decision", Json::object());
@@ -213,6 +249,55 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
     case Kind::failed:
         m_outcomes.denied(q, audit::type::denied, msg::Outcome::error, "denied: " + cut(esc(o.reason)), Json::object());
         return;
+    }
+}
+
+void ServiceBackend::on_service_revocations(const std::vector<service::Revocation>& revocations) {
+    // SECURITY NOTE: hostile input. Only a revocation for this host, of a grant it holds for
+    // that request with that service grant id, ends anything (the broker matches both).
+    // This host's, handed to the broker as one batch (its grants looked up once).
+    std::vector<Outcomes::ServiceRevocation> batch;
+    std::vector<std::size_t> index_of; // batch entry -> revocations index
+    for (std::size_t i = 0; i < revocations.size(); ++i) {
+        const service::Revocation& r = revocations[i];
+        if (r.host != m_config->host.name) continue;
+        batch.push_back({r.request_id, r.grant_id, r.revoked_by, r.reason,
+                         Json{{"via", "approval_service"},
+                              {"approval_service", m_client->base_url()},
+                              {"service_revoked_at", esc(r.revoked_at)},
+                              {"service_revocation_seq", r.seq}}});
+        index_of.push_back(i);
+    }
+    std::vector<bool> applied_at(revocations.size(), false);
+    const std::vector<bool> results = m_outcomes.revoked_at_service_batch(batch);
+    for (std::size_t k = 0; k < results.size() && k < index_of.size(); ++k) applied_at[index_of[k]] = results[k];
+    for (std::size_t i = 0; i < revocations.size(); ++i) {
+        const service::Revocation& r = revocations[i];
+        if (applied_at[i]) {
+            ++m_revocations_applied;
+            continue;
+        }
+        // A grant of a request still waiting here (its answer not fetched yet, or in flight):
+        // remembered with the request, and the grant refused when it arrives.
+        if (r.host == m_config->host.name && m_client->note_revocation(r)) {
+            ++m_revocations_pending;
+            continue;
+        }
+        // Not ours, or no longer live (expired, released, revoked here, a restart): nothing to
+        // end. Said at most once a minute, with the count since.
+        ++m_revocations_ignored;
+        ++m_ignored_unlogged;
+        const auto now = std::chrono::steady_clock::now();
+        if (m_ignored_logged == std::chrono::steady_clock::time_point{} ||
+            now - m_ignored_logged >= std::chrono::minutes(1)) {
+            std::fprintf(stderr,
+                         "jitgated: ignored %llu revocation(s) from the approval service that name no live grant of "
+                         "this host (last: request %s, grant %s, host %s)\n",
+                         static_cast<unsigned long long>(m_ignored_unlogged), cut(esc(r.request_id)).c_str(),
+                         cut(esc(r.grant_id)).c_str(), cut(esc(r.host)).c_str());
+            m_ignored_unlogged = 0;
+            m_ignored_logged = now;
+        }
     }
 }
 

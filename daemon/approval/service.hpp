@@ -55,12 +55,22 @@ private:
     // The approval service's word about a request (pending notices, approved with a grant to
     // verify, denied, expired, cancelled, failed).
     void on_service_outcome(const std::string& request_id, const service::Outcome& outcome) override;
+    // Revocations made at the service (docs/protocol.md §12): each one of this host's that
+    // names a live grant (by request id and the service's grant id) ends it through the broker
+    // (Outcomes::revoked_at_service); the others are ignored, with a log line at most once a
+    // minute (how many since the last).
+    void on_service_revocations(const std::vector<service::Revocation>& revocations) override;
 
     std::shared_ptr<const config::Config> m_config;
     Outcomes& m_outcomes;
     std::shared_ptr<const grant_token::KeyRing> m_keys;
     std::unique_ptr<service::ServiceClient> m_client;
     std::uint64_t m_grants_rejected = 0;
+    std::uint64_t m_revocations_applied = 0;
+    std::uint64_t m_revocations_ignored = 0;
+    std::uint64_t m_revocations_pending = 0;                  // named a request still waiting: its grant is refused
+    std::uint64_t m_ignored_unlogged = 0;                     // ignored since the last log line
+    std::chrono::steady_clock::time_point m_ignored_logged{}; // when the last line went out
 };
 
 } // namespace jitgate::approval

@@ -29,6 +29,9 @@ namespace jitgate::service {
 namespace {
 
 constexpr std::size_t k_max_body = 64 * 1024; // a status is small; more is a lying service
+// A page of revocations (§12): jitgate-server sends about 32 KiB at most; another service may
+// send up to 1,000 entries: room for them, still bounded.
+constexpr std::size_t k_max_watch_body = 256 * 1024;
 constexpr auto k_backoff_first = std::chrono::milliseconds(500);
 constexpr auto k_backoff_cap = std::chrono::seconds(8);
 constexpr int k_cancel_tries = 3;
@@ -70,6 +73,7 @@ struct ServiceClient::Transfer {
     curl_slist* headers = nullptr;
     std::string id;
     bool is_cancel = false;
+    bool is_watch = false; // the revocation watch (§12)
     Call call = Call::create;
     std::string method_path; // "POST /v1/requests", for messages
     std::string payload;     // kept alive for CURLOPT_POSTFIELDS
@@ -95,7 +99,7 @@ void add_header(ServiceClient::Transfer& t, const char* header) {
 // libcurl's write callback: C ABI, so nothing may escape it.
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
     auto* tr = static_cast<ServiceClient::Transfer*>(user);
-    if (tr->response.size() + size * n > k_max_body) {
+    if (tr->response.size() + size * n > (tr->is_watch ? k_max_watch_body : k_max_body)) {
         tr->too_large = true;
         return 0; // aborts the transfer
     }
@@ -173,7 +177,22 @@ Outcome parse_status(const std::string& body, const std::string& request_id) {
     } else if (status == "expired") {
         o.kind = Outcome::Kind::expired;
     } else if (status == "cancelled") {
-        o.kind = Outcome::Kind::cancelled;
+        // §12: a request approved, then its grant revoked before this host fetched it, is
+        // "cancelled" with `revoked: true` (and who and why): final, no grant.
+        const auto revoked = j.find("revoked");
+        if (revoked != j.end() && !revoked->is_null() && !revoked->is_boolean()) {
+            o.reason = "'revoked' is not true or false";
+            return o;
+        }
+        if (revoked != j.end() && revoked->is_boolean() && revoked->get<bool>()) {
+            if (!str("reason", o.reason, false) || !str("revoked_by", o.revoked_by, false)) {
+                o.reason = "'reason' or 'revoked_by' is not a string";
+                return o;
+            }
+            o.kind = Outcome::Kind::revoked;
+        } else {
+            o.kind = Outcome::Kind::cancelled;
+        }
     } else {
         o.reason = "unknown status '" + text::shown(status, 32) + "'";
     }
@@ -228,6 +247,11 @@ void ServiceClient::release() noexcept {
                 curl_multi_remove_handle(multi_of(m_multi), r.transfer->easy);
                 delete r.transfer;
             }
+    if (m_watch.transfer != nullptr) {
+        curl_multi_remove_handle(multi_of(m_multi), m_watch.transfer->easy);
+        delete m_watch.transfer;
+        m_watch.transfer = nullptr;
+    }
     if (m_multi != nullptr) curl_multi_cleanup(multi_of(m_multi));
     if (m_timer >= 0) ::close(m_timer);
     if (m_epoll >= 0) ::close(m_epoll);
@@ -261,6 +285,7 @@ void ServiceClient::arm_timer() {
     std::optional<Clock::time_point> next;
     if (m_curl_timeout_ms >= 0) next = m_curl_deadline;
     if (!m_backoff.empty() && (!next || m_backoff.begin()->first < *next)) next = m_backoff.begin()->first;
+    if (m_watch.next && (!next || *m_watch.next < *next)) next = m_watch.next;
     if (!m_outbox.empty()) next = Clock::now(); // outcomes queued outside on_ready() go out at once
     itimerspec spec{};
     if (next) {
@@ -377,7 +402,10 @@ void ServiceClient::on_ready() {
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &t);
         const int code = m->data.result;
         curl_multi_remove_handle(multi_of(m_multi), m->easy_handle);
-        finish(t, code);
+        if (t != nullptr && t->is_watch)
+            finish_watch(std::unique_ptr<Transfer>(t), code);
+        else
+            finish(t, code);
     }
     fire_backoffs();
     arm_timer();
@@ -393,11 +421,21 @@ void ServiceClient::on_ready() {
                          e.what());
         }
     }
+    if (!m_revocations_out.empty()) {
+        const std::vector<Revocation> revocations = std::move(m_revocations_out);
+        m_revocations_out.clear();
+        try {
+            m_listener.on_service_revocations(revocations);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgated: handling the approval service's revocations failed: %s\n", e.what());
+        }
+    }
     arm_timer();
 }
 
 void ServiceClient::fire_backoffs() {
     const auto now = Clock::now();
+    if (m_watch.on && m_watch.transfer == nullptr && m_watch.next && *m_watch.next <= now) start_watch();
     while (!m_backoff.empty() && m_backoff.begin()->first <= now) {
         const auto [id, is_cancel] = m_backoff.begin()->second;
         m_backoff.erase(m_backoff.begin());
@@ -507,9 +545,35 @@ void ServiceClient::failed_call(Request& r, const std::string& what, long retry_
     deliver(r.id, o);
 }
 
+bool revoked_while_waiting(const Outcome& outcome, const std::string& jti, const Revocation** which) {
+    for (const Revocation& r : outcome.revoked_while_waiting)
+        if (r.grant_id == jti) {
+            if (which != nullptr) *which = &r;
+            return true;
+        }
+    return outcome.revoked_overflow;
+}
+
 void ServiceClient::deliver(const std::string& id, const Outcome& outcome) {
     m_outbox.emplace_back(id, outcome);
+    if (const auto it = m_requests.find(id); it != m_requests.end()) {
+        m_outbox.back().second.revoked_while_waiting = it->second.revoked;
+        m_outbox.back().second.revoked_overflow = it->second.revoked_overflow;
+    }
     drop(id);
+}
+
+bool ServiceClient::note_revocation(const Revocation& r) {
+    const auto it = m_requests.find(r.request_id);
+    if (it == m_requests.end() || it->second.cancelled) return false;
+    Request& q = it->second;
+    for (const Revocation& known : q.revoked)
+        if (known.grant_id == r.grant_id) return true;
+    if (q.revoked.size() < k_max_revoked_while_waiting)
+        q.revoked.push_back(r);
+    else
+        q.revoked_overflow = true; // fail closed: no grant of this request is taken
+    return true;
 }
 
 void ServiceClient::drop(const std::string& id) {
@@ -568,6 +632,194 @@ std::size_t ServiceClient::drain(std::chrono::milliseconds limit) {
     return m_cancels.size();
 }
 
+// ---- the revocation watch (§12) -------------------------------------------------------------
+// SECURITY NOTE: what it hears is hostile input like any answer: parse_revocations() checks the
+// form, the listener checks each revocation against the grants it holds. A bad answer ends
+// nothing; it is logged and the poll retried after a back-off.
+
+namespace {
+
+constexpr std::size_t k_max_revocations = 1000;
+constexpr std::size_t k_max_revocation_text = 2048;
+
+} // namespace
+
+RevocationPage parse_revocations(const std::string& body, std::int64_t after) {
+    RevocationPage page;
+    const Json j = Json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        page.problem = "the answer is not a JSON object";
+        return page;
+    }
+    const auto protocol = j.find("protocol");
+    if (protocol == j.end() || !protocol->is_number_integer() || protocol->get<std::int64_t>() != 1) {
+        page.problem = "the answer is not protocol 1";
+        return page;
+    }
+    const auto cursor = j.find("cursor");
+    if (cursor == j.end() || !cursor->is_number_integer() || cursor->get<std::int64_t>() < 0) {
+        page.problem = "'cursor' is not an integer >= 0";
+        return page;
+    }
+    page.cursor = cursor->get<std::int64_t>();
+    const auto list = j.find("revocations");
+    if (list == j.end() || !list->is_array() || list->size() > k_max_revocations) {
+        page.problem = "'revocations' is not a list of at most 1000";
+        return page;
+    }
+    for (const Json& item : *list) {
+        if (!item.is_object()) {
+            page.problem = "a revocation is not an object";
+            return page;
+        }
+        Revocation r;
+        const auto seq = item.find("seq");
+        if (seq == item.end() || !seq->is_number_integer() || seq->get<std::int64_t>() < 1 ||
+            seq->get<std::int64_t>() > page.cursor) {
+            page.problem = "a revocation's 'seq' is not an integer in 1..cursor";
+            return page;
+        }
+        r.seq = seq->get<std::int64_t>();
+        // SECURITY NOTE: a service that repeats what it sent before would have this host
+        // handle the same entries again and again; unless it went back (its cursor below
+        // `after`: a restore), every entry must be new, and in order.
+        if ((page.cursor >= after && r.seq <= after) ||
+            (!page.revocations.empty() && r.seq <= page.revocations.back().seq)) {
+            page.problem = "a revocation's 'seq' is not above the cursor sent and the one before it";
+            return page;
+        }
+        for (const auto& [key, out] : {std::pair<const char*, std::string*>{"host", &r.host},
+                                       {"request_id", &r.request_id},
+                                       {"grant_id", &r.grant_id},
+                                       {"revoked_by", &r.revoked_by},
+                                       {"reason", &r.reason},
+                                       {"revoked_at", &r.revoked_at}}) {
+            const auto it = item.find(key);
+            if (it == item.end() || !it->is_string() ||
+                it->get_ref<const std::string&>().size() > k_max_revocation_text) {
+                page.problem = std::string("a revocation's '") + key + "' is not a string of at most 2048 bytes";
+                return page;
+            }
+            *out = it->get<std::string>();
+        }
+        page.revocations.push_back(std::move(r));
+    }
+    page.ok = true;
+    return page;
+}
+
+void ServiceClient::watch_revocations() {
+    if (m_watch.on) return;
+    m_watch.on = true;
+    m_watch.next = Clock::now();
+    arm_timer();
+}
+
+void ServiceClient::start_watch() {
+    m_watch.next.reset();
+    auto t = std::make_unique<Transfer>();
+    t->easy = curl_easy_init();
+    if (t->easy == nullptr) {
+        watch_failed("cannot start a transfer (curl_easy_init)", 0);
+        return;
+    }
+    t->is_watch = true;
+    t->method_path = "GET /v1/revocations";
+    const std::string url = m_base + "/v1/revocations?after=" + std::to_string(m_watch.cursor) +
+                            "&wait=" + std::to_string(m_settings.poll_wait.count());
+    const long timeout_ms = static_cast<long>(std::chrono::milliseconds(m_settings.request_timeout).count() +
+                                              std::chrono::milliseconds(m_settings.poll_wait).count());
+    try {
+        set_options(*t, url, timeout_ms);
+    } catch (const std::exception& err) {
+        watch_failed(std::string("cannot start a transfer: ") + err.what(), 0);
+        return;
+    }
+    if (curl_multi_add_handle(multi_of(m_multi), t->easy) != CURLM_OK) {
+        watch_failed("cannot start a transfer (curl_multi_add_handle)", 0);
+        return;
+    }
+    ++m_calls;
+    ++m_watch.polls;
+    m_watch.transfer = t.release();
+}
+
+void ServiceClient::watch_failed(const std::string& what, long retry_after_s) {
+    ++m_failures;
+    m_last_error = what;
+    ++m_watch.failures;
+    // Logged on the first failure of a run of them, then every 10th: a service that is down
+    // is said once, not every few seconds.
+    if (m_watch.failures == 1 || m_watch.failures % 10 == 0)
+        std::fprintf(stderr, "jitgated: the approval service's revocation feed failed (%d in a row): %s\n",
+                     m_watch.failures, what.c_str());
+    auto wait = backoff(m_watch.failures, retry_after_s);
+    wait = std::min<std::chrono::milliseconds>(std::max<std::chrono::milliseconds>(wait, k_min_poll_interval),
+                                               k_watch_backoff_cap);
+    m_watch.next = Clock::now() + wait;
+}
+
+void ServiceClient::finish_watch(std::unique_ptr<Transfer> t, int curl_code) {
+    m_watch.transfer = nullptr;
+    long http = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
+    if (curl_code != CURLE_OK) {
+        watch_failed(
+            t->too_large
+                ? "the answer to GET /v1/revocations is larger than 256 KiB"
+                : "approval service " + m_base + " unreachable: " +
+                      text::shown(t->error[0] != '\0' ? t->error : curl_easy_strerror(static_cast<CURLcode>(curl_code)),
+                                  k_shown_bytes),
+            0);
+        return;
+    }
+    if (http == 404 && !m_watch.served) {
+        // A service older than §12: it cannot tell this host of revocations. Said once; asked
+        // again rarely, so an upgraded service is found without a restart.
+        if (!m_watch.unsupported)
+            std::fprintf(stderr,
+                         "jitgated: approval service %s does not serve GET /v1/revocations (404: older than protocol "
+                         "v1 §12): revocations made there do not reach this host; asking again every %lld s\n",
+                         m_base.c_str(), static_cast<long long>(k_watch_unsupported_retry.count()));
+        m_watch.unsupported = true;
+        m_watch.failures = 0;
+        m_watch.next = Clock::now() + k_watch_unsupported_retry;
+        return;
+    }
+    if (http < 200 || http > 299) {
+        curl_off_t retry_after = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after);
+        watch_failed("approval service answered HTTP " + std::to_string(http) + " to GET /v1/revocations",
+                     static_cast<long>(retry_after));
+        return;
+    }
+    RevocationPage page = parse_revocations(t->response, m_watch.cursor);
+    if (!page.ok) {
+        ++m_watch.problems;
+        watch_failed("approval service " + m_base + " sent an invalid answer to GET /v1/revocations: " + page.problem,
+                     0);
+        return;
+    }
+    if (m_watch.unsupported) {
+        std::fprintf(stderr, "jitgated: approval service %s now serves GET /v1/revocations\n", m_base.c_str());
+        m_watch.unsupported = false;
+    }
+    m_watch.failures = 0;
+    m_watch.served = true;
+    const bool advanced = page.cursor > m_watch.cursor;
+    m_watch.cursor = page.cursor;
+    m_watch.revocations += page.revocations.size();
+    for (Revocation& r : page.revocations) m_revocations_out.push_back(std::move(r));
+    // A service that answers at once with nothing new must not drive a busy loop.
+    // Nor one whose cursor does not move on while it sends entries (a hostile one repeating
+    // them, or one that went back).
+    const bool early = Clock::now() - t->started < k_min_poll_interval;
+    if ((page.revocations.empty() && early) || (!page.revocations.empty() && !advanced))
+        m_watch.next = Clock::now() + k_min_poll_interval;
+    else
+        start_watch();
+}
+
 Json ServiceClient::status() const {
     return Json{{"url", m_base},
                 {"waiting", m_requests.size()},
@@ -575,7 +827,14 @@ Json ServiceClient::status() const {
                 {"calls", m_calls},
                 {"failures", m_failures},
                 {"retries", m_retries},
-                {"last_error", m_last_error}};
+                {"last_error", m_last_error},
+                {"revocation_feed",
+                 {{"watching", m_watch.on},
+                  {"unsupported", m_watch.unsupported},
+                  {"cursor", m_watch.cursor},
+                  {"polls", m_watch.polls},
+                  {"revocations", m_watch.revocations},
+                  {"invalid_answers", m_watch.problems}}}};
 }
 
 } // namespace jitgate::service

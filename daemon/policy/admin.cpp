@@ -13,6 +13,7 @@
 // class would need the broker's private state (friendship) or a wider public interface, and
 // would be a second owner of that state.
 #include <algorithm>
+#include <unordered_map>
 
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/broker_detail.hpp"
@@ -249,25 +250,71 @@ std::vector<Json> Broker::list_grants(const Caller& c) {
 OpResult Broker::revoke(const Caller& c, const std::string& grant_id, const std::string& reason) {
     auto g = m_grants.revoke(upper(grant_id));
     if (!g) return {false, "no live grant " + esc(grant_id)};
+    const std::size_t ended = end_revoked_grant(*g, esc(c.name), "", reason, Json::object());
+    return {true, "revoked " + g->id +
+                      (ended == 0 ? std::string() : "; ended " + text::plural(ended, "session", "sessions"))};
+}
+
+// SECURITY NOTE: the service's word ends only a grant this host holds for that very request and
+// that very service grant (jti): a revocation naming another request's grant, a local grant or
+// an id this host never saw changes nothing.
+bool Broker::revoked_at_service(const std::string& request_id, const std::string& service_grant_id,
+                                const std::string& revoked_by, const std::string& reason, const Json& extra) {
+    return revoked_at_service_batch({{request_id, service_grant_id, revoked_by, reason, extra}}).front();
+}
+
+std::vector<bool> Broker::revoked_at_service_batch(const std::vector<ServiceRevocation>& batch) {
+    std::vector<bool> out(batch.size(), false);
+    if (batch.empty()) return out;
+    // The live grants that came from the service, by request id: looked up once per page, not
+    // once per entry (a page may hold 1,000 entries, the cache many grants).
+    std::unordered_multimap<std::string, std::pair<std::string, std::string>> by_request; // rid -> (jti, id)
+    for (const grants::Grant& g : m_grants.list(Clock::now()))
+        if (!g.service_grant_id.empty()) by_request.emplace(g.request_id, std::pair{g.service_grant_id, g.id});
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const ServiceRevocation& r = batch[i];
+        if (r.request_id.empty() || r.service_grant_id.empty()) continue;
+        std::string id;
+        const auto [first, last] = by_request.equal_range(r.request_id);
+        for (auto it = first; it != last; ++it)
+            if (it->second.first == esc(r.service_grant_id)) {
+                id = it->second.second;
+                break;
+            }
+        if (id.empty()) continue;
+        auto g = m_grants.revoke(id); // nullopt: ended meanwhile, or by an earlier entry
+        if (!g) continue;
+        Json e = r.extra;
+        e["service_grant_id"] = g->service_grant_id;
+        e["revoked_at_service"] = true;
+        end_revoked_grant(*g, esc(r.revoked_by), " at the approval service", r.reason, e);
+        out[i] = true;
+    }
+    return out;
+}
+
+std::size_t Broker::end_revoked_grant(const grants::Grant& g, const std::string& revoked_by, const std::string& where,
+                                      const std::string& reason, const Json& extra) {
     Json e{{"type", audit::type::grant_revoked},
-           {"grant_id", g->id},
-           {"request_id", g->request_id},
-           {"user", esc(g->user)},
-           {"kind", g->kind},
-           {"rule", g->rule},
-           {"revoked_by", esc(c.name)},
+           {"grant_id", g.id},
+           {"request_id", g.request_id},
+           {"user", esc(g.user)},
+           {"kind", g.kind},
+           {"rule", g.rule},
+           {"revoked_by", revoked_by},
            {"reason", esc(trim(reason))}};
+    for (const auto& [key, value] : extra.items()) e[key] = value;
     audit(std::move(e));
     // Access ends when the grant ends: its live sessions end now, with a line saying why.
-    const std::string why = trim(reason).empty() ? std::string() : " (" + esc(trim(reason)) + ")";
-    const auto endings = m_live.end_grant(g->id, "revoke",
-                                          "jitgate: grant " + g->id + " was revoked by " + esc(c.name) + why +
+    const std::string why = trim(reason).empty() ? std::string() : " (" + cut(esc(trim(reason))) + ")";
+    const auto endings = m_live.end_grant(g.id, "revoke",
+                                          "jitgate: grant " + g.id + " was revoked by " + revoked_by + where + why +
                                               "; ending this session now.",
                                           Clock::now());
-    record_endings(endings, Json{{"revoked_by", esc(c.name)}});
-    return {true,
-            "revoked " + g->id +
-                (endings.empty() ? std::string() : "; ended " + text::plural(endings.size(), "session", "sessions"))};
+    Json ended_extra{{"revoked_by", revoked_by}};
+    if (!where.empty()) ended_extra["revoked_at_service"] = true;
+    record_endings(endings, ended_extra);
+    return endings.size();
 }
 
 } // namespace jitgate::broker

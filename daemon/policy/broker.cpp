@@ -809,6 +809,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.ticket = r.ticket;
     g.window = q.session.window;
     if (const auto c = extra.find("condition"); c != extra.end() && c->is_string()) g.auto_condition = *c;
+    if (const auto j = extra.find("service_grant_id"); j != extra.end() && j->is_string()) g.service_grant_id = *j;
     g.keep_sessions = q.session.rule->on_expiry == config::OnExpiry::keep;
     // SECURITY NOTE: validate() refuses auto_approve.commands on a rule whose scope is not
     // command; checked again because a session grant holds no command: one automatically

@@ -192,6 +192,15 @@ private:
                   const Json& extra) override;
     void denied(Request& request, const char* event_type, msg::Outcome outcome, const std::string& message,
                 Json extra) override;
+    bool revoked_at_service(const std::string& request_id, const std::string& service_grant_id,
+                            const std::string& revoked_by, const std::string& reason, const Json& extra) override;
+    std::vector<bool> revoked_at_service_batch(const std::vector<ServiceRevocation>& batch) override;
+    // What revoke() and revoked_at_service() share once the grant left the cache: grant.revoked
+    // (revoked_by as given, escaped; reason escaped here; `extra` joined), then its live sessions
+    // ended with a line saying who revoked it (`where`: "" or " at the approval service") and
+    // recorded. Returns how many sessions ended.
+    std::size_t end_revoked_grant(const grants::Grant& grant, const std::string& revoked_by, const std::string& where,
+                                  const std::string& reason, const Json& extra);
     // Records a live session for an allowed sudo check under a grant (live_ops.cpp).
     // Returns false only when the session must end with its grant (on_expiry: end) and cannot
     // be followed (the requester's k_max_sessions_per_requester, or the registry full).

@@ -51,6 +51,9 @@ struct Grant {
     std::string auto_condition;   // non-empty: approved automatically, by this condition
     // The rule's on_expiry: keep (live sessions outlive the grant); else they end with it.
     bool keep_sessions = false;
+    // The approval service's id of the grant (its jti, escaped), for a revocation made there
+    // (docs/protocol.md §12); empty for a local or automatic approval.
+    std::string service_grant_id;
 };
 
 // What a check asks the cache about.

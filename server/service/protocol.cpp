@@ -248,8 +248,69 @@ std::optional<std::string> check_cancel(std::string_view body) {
     return "client_gone (sent: " + text::shown(r, 64) + ")";
 }
 
-std::string status_json(const store::Request& request, const std::string& approve_url) {
+std::string cut_reason(const std::string& reason) {
+    if (reason.size() <= k_max_revoked_reason) return reason;
+    std::size_t n = k_max_revoked_reason;
+    // Back to the start of a UTF-8 sequence: never half a character.
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    return reason.substr(0, n);
+}
+
+std::optional<std::string> revoke_reason_problem(const std::string& reason, std::size_t max_bytes) {
+    if (reason.size() > max_bytes) return "a reason may hold at most " + std::to_string(max_bytes) + " bytes";
+    if (!text::is_valid_utf8(reason)) return std::string("a reason must be text (UTF-8)");
+    for (std::size_t i = 0; i < reason.size(); ++i) {
+        const auto c = static_cast<unsigned char>(reason[i]);
+        const bool c1 = c == 0xC2 && i + 1 < reason.size() && static_cast<unsigned char>(reason[i + 1]) >= 0x80 &&
+                        static_cast<unsigned char>(reason[i + 1]) <= 0x9F;
+        if (c < 0x20 || c == 0x7F || c1)
+            return std::string("a reason must be one line of plain text: no control characters (newline, tab, "
+                               "escape, ...)");
+    }
+    return std::nullopt;
+}
+
+std::string revocations_json(const std::vector<store::Revocation>& rows, std::int64_t last, std::size_t page_limit,
+                             std::size_t max_bytes) {
+    // Each entry is measured as it will be sent; the envelope's own bytes are allowed for.
+    constexpr std::size_t k_envelope = 96;
+    std::string entries;
+    std::size_t taken = 0;
+    for (const store::Revocation& r : rows) {
+        const std::string one = Json{
+            {"seq", r.seq},
+            {"host", r.host},
+            {"request_id", r.request_id},
+            {"grant_id", r.grant_id},
+            {"revoked_by", r.revoked_by},
+            {"reason", cut_reason(r.reason)},
+            {"revoked_at",
+             rfc3339(r.revoked_at)}}.dump(-1, ' ', false, Json::error_handler_t::replace);
+        if (taken > 0 && entries.size() + 1 + one.size() + k_envelope > max_bytes) break;
+        if (taken > 0) entries += ',';
+        entries += one;
+        ++taken;
+    }
+    const bool cut = taken < rows.size() || (page_limit > 0 && rows.size() >= page_limit);
+    const std::int64_t cursor = cut && taken > 0 ? rows[taken - 1].seq : last;
+    return R"({"protocol":1,"cursor":)" + std::to_string(cursor) + R"(,"revocations":[)" + entries + "]}";
+}
+
+std::string status_json(const store::Request& request, const std::string& approve_url,
+                        const store::Revocation* revoked) {
     Json j = {{"protocol", 1}, {"id", request.id}, {"status", std::string(store::to_string(request.status))}};
+    if (revoked != nullptr && request.status == store::Status::approved) {
+        // SECURITY NOTE: a revoked grant is never handed out again, even to a host that has not
+        // fetched it yet (it was offline, or its poll was in flight when the grant was revoked).
+        // Within v1 (§10): no new status value, "cancelled" (every host denies on it) with
+        // optional members that a newer host reads and an older one ignores.
+        j["status"] = "cancelled";
+        j["revoked"] = true;
+        j["revoked_by"] = revoked->revoked_by;
+        const std::string why = cut_reason(revoked->reason);
+        j["reason"] = "revoked at the service by " + revoked->revoked_by + (why.empty() ? "" : ": " + why);
+        return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
     switch (request.status) {
     case store::Status::pending: {
         j["approve_url"] = approve_url;

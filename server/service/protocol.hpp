@@ -66,8 +66,31 @@ std::optional<int> parse_wait(const std::optional<std::string>& value) noexcept;
 // `protocol` 1 and a string `reason`. An unknown reason is kept (treated like client_gone).
 std::optional<std::string> check_cancel(std::string_view body);
 
-// §5.1: the request status of `request`. `approve_url` is shown while pending.
-std::string status_json(const store::Request& request, const std::string& approve_url);
+// §5.1: the request status of `request`. `approve_url` is shown while pending. An approved
+// request whose grant was revoked (`revoked` non-null, §12) is final without its grant:
+// status "cancelled" (no new status within v1, §10: every host denies on it) with the
+// optional members `revoked` (true), `revoked_by` and `reason` ("revoked at the service by
+// WHO[: WHY]", WHY cut to k_max_revoked_reason bytes).
+std::string status_json(const store::Request& request, const std::string& approve_url,
+                        const store::Revocation* revoked = nullptr);
+
+// The longest revocation reason sent to hosts (status and feed, §12), cut at a UTF-8 boundary.
+inline constexpr std::size_t k_max_revoked_reason = 256;
+std::string cut_reason(const std::string& reason);
+
+// Why a revocation's reason (web form or `grants revoke --reason`) is refused, or nullopt: it
+// must be UTF-8 of at most `max_bytes`, one line without control characters (C0, DEL, C1):
+// it reaches hosts' logs and terminals, and escaping them would blow up the feed (§12).
+std::optional<std::string> revoke_reason_problem(const std::string& reason, std::size_t max_bytes);
+
+// §12: the answer to GET /v1/revocations from `rows` (seq order, every seq in (after, last]),
+// read with a limit of `page_limit`. Entries are added while the body stays under `max_bytes`
+// (always at least one), each reason cut by cut_reason(). The cursor is `last` when every row
+// went in and the read was not cut by its limit; else the seq of the last entry sent, so the
+// next call goes on from there and no revocation is skipped.
+inline constexpr std::size_t k_max_revocations_body = 32 * 1024;
+std::string revocations_json(const std::vector<store::Revocation>& rows, std::int64_t last, std::size_t page_limit,
+                             std::size_t max_bytes = k_max_revocations_body);
 
 // §8: {"error":{"code":...,"message":...}}.
 std::string error_json(std::string_view code, std::string_view message);

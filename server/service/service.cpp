@@ -106,6 +106,13 @@ struct Service::Waiter {
     http::Timer timer;
 };
 
+struct Service::RevocationWaiter {
+    http::Reply reply;
+    http::Timer timer;
+    std::vector<std::string> hosts;
+    std::int64_t after = 0;
+};
+
 Service::Service(const config::Config& config, store::Store& store, const grant_token::SigningKey& signing_key,
                  http::EventLoop& loop, Clock clock)
     : m_config(config), m_store(store), m_signing_key(signing_key), m_loop(loop), m_clock(std::move(clock)) {}
@@ -114,6 +121,7 @@ Service::~Service() {
     // Parked polls are answered 500 by their Reply's destructor only if the loop still runs;
     // on shutdown the listeners are gone first and the replies are dropped quietly.
     m_waiters.clear();
+    m_revocation_waiters.clear();
 }
 
 std::int64_t Service::now() const {
@@ -141,6 +149,11 @@ void Service::start_expiry() {
         expire_due();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "jitgate-server: expiring requests failed: %s\n", e.what());
+    }
+    try {
+        check_revocations();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgate-server: checking for new revocations failed: %s\n", e.what());
     }
     m_expiry_timer = m_loop.after(std::chrono::seconds(1), [this]() { start_expiry(); });
 }
@@ -254,6 +267,14 @@ void Service::handle_host(http::Request&& request, http::Reply&& reply) {
                 return;
             }
             audit_state(std::move(request), std::move(reply));
+            return;
+        }
+        if (request.path == "/v1/revocations") {
+            if (request.method != "GET") {
+                reply.send(error(404, "not_found", "no such path"));
+                return;
+            }
+            revocations(std::move(request), std::move(reply));
             return;
         }
         const std::string prefix = "/v1/requests";
@@ -563,7 +584,7 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
         // §4 idempotency: the same value is a retry (200, whatever the status is by now), even
         // if the policy (a window) would refuse a new filing now.
         if (existing->body == f.canonical)
-            reply.send(answer(200, protocol::status_json(*existing, request_url(f.host, f.id))));
+            reply.send(answer(200, status_body(*existing)));
         else
             reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
         return;
@@ -642,13 +663,13 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     if (!created.created) {
         // Another replica filed the same (host, id) between our find and create.
         if (created.request.body == f.canonical)
-            reply.send(answer(200, protocol::status_json(created.request, request_url(f.host, f.id))));
+            reply.send(answer(200, status_body(created.request)));
         else
             reply.send(error(409, "conflict", "request " + f.id + " exists with a different body"));
         return;
     }
     log_event(filed);
-    reply.send(answer(201, protocol::status_json(created.request, request_url(f.host, f.id))));
+    reply.send(answer(201, status_body(created.request)));
     notify("request.filed", created.request);
     if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
 }
@@ -695,7 +716,7 @@ void Service::poll(const std::string& id, http::Request&& request, http::Reply&&
         }
     }
     if (found->status != store::Status::pending || *wait == 0) {
-        reply.send(answer(200, protocol::status_json(*found, request_url(found->host, id))));
+        reply.send(answer(200, status_body(*found)));
         return;
     }
     // Park the poll: no thread, a reply handle and a timer (§5).
@@ -711,7 +732,7 @@ void Service::poll(const std::string& id, http::Request&& request, http::Reply&&
         try {
             const std::optional<store::Request> current = m_store.find(key.first, key.second);
             if (current)
-                w->reply.send(answer(200, protocol::status_json(*current, request_url(key.first, key.second))));
+                w->reply.send(answer(200, status_body(*current)));
             else
                 w->reply.send(error(404, "not_found", "no such request"));
         } catch (const std::exception& e) {
@@ -761,7 +782,13 @@ void Service::cancel(const std::string& id, http::Request&& request, http::Reply
             }
         }
     }
-    reply.send(answer(200, protocol::status_json(*found, request_url(found->host, id))));
+    reply.send(answer(200, status_body(*found)));
+}
+
+std::string Service::status_body(const store::Request& request) {
+    std::optional<store::Revocation> revoked;
+    if (request.status == store::Status::approved) revoked = m_store.find_revocation(request.host, request.id);
+    return protocol::status_json(request, request_url(request.host, request.id), revoked ? &*revoked : nullptr);
 }
 
 void Service::wake(const std::string& host, const std::string& id) {
@@ -774,7 +801,7 @@ void Service::wake(const std::string& host, const std::string& id) {
     for (const std::shared_ptr<Waiter>& w : waiters) {
         w->timer.cancel();
         if (current)
-            w->reply.send(answer(200, protocol::status_json(*current, request_url(host, id))));
+            w->reply.send(answer(200, status_body(*current)));
         else
             w->reply.send(error(404, "not_found", "no such request"));
     }
@@ -801,6 +828,7 @@ void Service::take_wakeups() {
         for (const auto& [host, id] : m_store.take_wakeups()) {
             if (!host.empty() || !id.empty()) {
                 wake(host, id);
+                wake_revocations(host);
                 continue;
             }
             // The store's listening connection broke and was replaced: wake-ups may have been
@@ -808,6 +836,7 @@ void Service::take_wakeups() {
             std::vector<std::pair<std::string, std::string>> keys;
             for (const auto& entry : m_waiters) keys.push_back(entry.first);
             for (const auto& key : keys) wake(key.first, key.second);
+            wake_revocations("");
             const int fd = m_store.wake_fd();
             m_wake_watch = fd >= 0 ? m_loop.watch_readable(fd, [this]() { take_wakeups(); }) : nullptr;
         }
@@ -823,6 +852,207 @@ void Service::notify(const std::string& type, const store::Request& request) {
         // A notice must never block or undo a decision.
         std::fprintf(stderr, "jitgate-server: queueing the %s notice failed: %s\n", type.c_str(), e.what());
     }
+}
+
+// ---- revocations (§12) -----------------------------------------------------------------------
+// SECURITY NOTE: the hosts are the client certificate's names, never a parameter: a host
+// learns of the revocations of its own grants only. The cursor is the store's seq, drawn in
+// commit order, so a host that saw N has seen everything below it.
+
+namespace {
+
+// The cursor of `after=`: digits only, at most 18 (fits an int64); nullopt otherwise.
+std::optional<std::int64_t> parse_cursor(const std::optional<std::string>& value) {
+    if (!value) return 0;
+    const std::string& t = *value;
+    if (t.empty() || t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoll(t);
+}
+
+} // namespace
+
+std::optional<std::string> Service::revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
+                                                       bool final) {
+    // The newest seq of these hosts first, then the rows up to it: every seq up to `last` is
+    // committed by now (seq is drawn in commit order), so the cursor never passes a revocation
+    // that a later read would find below it.
+    const std::int64_t last = m_store.last_revocation_seq(hosts);
+    // A cursor ahead of the database (a restore, a fail-over to a replica that lags): read as
+    // if from the start (bounded by max_ttl below), and answer at once with the server's cursor.
+    const bool ahead = after > last;
+    if (ahead) after = 0;
+    // Only grants that may still be live: none outlives hosts.max_ttl from its signing, and
+    // the signing came before the revocation. A host that starts over (after=0: a restarted
+    // jitgated holds no grant) reads a bounded list.
+    const std::int64_t since = now() - static_cast<std::int64_t>(m_config.hosts.max_ttl.count());
+    const std::vector<store::Revocation> rows =
+        m_store.revocations_after(hosts, after, last, since, k_revocations_page);
+    if (rows.empty() && !final && !ahead) return std::nullopt;
+    return protocol::revocations_json(rows, last, k_revocations_page);
+}
+
+void Service::revocations(http::Request&& request, http::Reply&& reply) {
+    const std::optional<int> wait = protocol::parse_wait(request.query_value("wait"));
+    if (!wait) {
+        reply.send(error(400, "invalid_request", "wait must be a whole number of seconds"));
+        return;
+    }
+    const std::optional<std::int64_t> after = parse_cursor(request.query_value("after"));
+    if (!after) {
+        reply.send(error(400, "invalid_request", "after must be a cursor from an earlier answer (digits)"));
+        return;
+    }
+    const std::vector<std::string>& hosts = request.client.names;
+    if (std::optional<std::string> body = revocations_answer(hosts, *after, *wait == 0)) {
+        reply.send(answer(200, std::move(*body)));
+        return;
+    }
+    // Park it like a request poll (§5): no thread, a reply handle and a timer.
+    auto waiter = std::make_shared<RevocationWaiter>();
+    waiter->reply = std::move(reply);
+    waiter->hosts = hosts;
+    waiter->after = *after;
+    const std::weak_ptr<RevocationWaiter> weak = waiter;
+    const auto forget_it = [this, weak]() {
+        const std::shared_ptr<RevocationWaiter> w = weak.lock();
+        if (!w) return;
+        for (const std::string& host : w->hosts) {
+            const auto it = m_revocation_waiters.find(host);
+            if (it == m_revocation_waiters.end()) continue;
+            std::erase(it->second, w);
+            if (it->second.empty()) m_revocation_waiters.erase(it);
+        }
+    };
+    waiter->reply.on_gone(forget_it);
+    waiter->timer = m_loop.after(std::chrono::seconds(*wait), [this, weak, forget_it]() {
+        const std::shared_ptr<RevocationWaiter> w = weak.lock();
+        if (!w) return;
+        forget_it();
+        try {
+            if (!w->reply.answered()) w->reply.send(answer(200, *revocations_answer(w->hosts, w->after, true)));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgate-server: answering a revocation poll failed: %s\n", e.what());
+            if (!w->reply.answered()) w->reply.send(error(503, "unavailable", "the database is unavailable"));
+        }
+    });
+    for (const std::string& host : hosts) m_revocation_waiters[host].push_back(waiter);
+}
+
+void Service::wake_revocations(const std::string& host) {
+    std::vector<std::shared_ptr<RevocationWaiter>> candidates;
+    if (host.empty()) {
+        for (const auto& [name, list] : m_revocation_waiters)
+            candidates.insert(candidates.end(), list.begin(), list.end());
+    } else if (const auto it = m_revocation_waiters.find(host); it != m_revocation_waiters.end()) {
+        candidates = it->second;
+    }
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    for (const std::shared_ptr<RevocationWaiter>& w : candidates) {
+        if (w->reply.answered()) continue;
+        std::optional<std::string> body;
+        try {
+            body = revocations_answer(w->hosts, w->after, false);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "jitgate-server: answering a revocation poll failed: %s\n", e.what());
+            continue; // its timer answers it
+        }
+        if (!body) continue;
+        w->timer.cancel();
+        for (const std::string& name : w->hosts) {
+            const auto it = m_revocation_waiters.find(name);
+            if (it == m_revocation_waiters.end()) continue;
+            std::erase(it->second, w);
+            if (it->second.empty()) m_revocation_waiters.erase(it);
+        }
+        w->reply.send(answer(200, std::move(*body)));
+    }
+}
+
+void Service::check_revocations() {
+    if (m_revocation_waiters.empty() && m_newest_revocation >= 0) return;
+    const std::int64_t newest = m_store.last_revocation_seq({});
+    if (newest == m_newest_revocation) return;
+    const std::int64_t previous = m_newest_revocation;
+    m_newest_revocation = newest;
+    if (previous < 0) return; // the first look: nothing to compare with
+    // Only the hosts that have a new revocation (one query), not every parked poll's names.
+    // A database that went back (a restore) or more hosts than the bound: every poll looks.
+    constexpr std::size_t k_hosts_bound = 1000;
+    const std::vector<std::string> hosts =
+        newest < previous ? std::vector<std::string>{} : m_store.hosts_revoked_after(previous, k_hosts_bound);
+    if (newest < previous || hosts.size() >= k_hosts_bound) {
+        wake_revocations("");
+        return;
+    }
+    for (const std::string& host : hosts) wake_revocations(host);
+}
+
+bool Service::may_revoke(const Approver& approver, const store::Request& request) const {
+    if (request.status != store::Status::approved || request.grant_id.empty()) return false;
+    return in_revoking_groups(approver, request);
+}
+
+// SECURITY NOTE: whether `approver` is one of the people who may revoke `request`'s grant, whatever
+// its status now. A request's approver groups are fixed when it is filed, so this answer read
+// before the store's transaction is the one inside it: a revocation sent while the request is
+// pending and committed after another replica approved it is still refused to an outsider.
+bool Service::in_revoking_groups(const Approver& approver, const store::Request& request) const {
+    if (approver.unix_user.empty()) return false;
+    return std::any_of(approver.groups.begin(), approver.groups.end(),
+                       [&](const std::string& g) { return contains(request.approver_groups, g); });
+}
+
+ActionResult Service::revoke(const Approver& who, const std::string& host, const std::string& id,
+                             const std::string& reason, const std::string& source_address, const std::string& via) {
+    if (const std::optional<std::string> problem = protocol::revoke_reason_problem(reason, k_max_comment_bytes))
+        return {ActionStatus::invalid, *problem};
+    const std::string& actor = who.unix_user;
+    std::optional<store::Request> found = m_store.find(host, id);
+    if (!found) return {ActionStatus::not_found, "no such request"};
+    const std::int64_t t = now();
+    if (!in_revoking_groups(who, *found)) {
+        const std::string why = "none of your approver groups may decide this request";
+        // Throttled: one a minute per actor and request, the next carrying the count since, so
+        // a script retrying a refused revocation cannot grow the events table.
+        const std::string key = actor + '\n' + host + '\n' + id;
+        if (record_refusal(m_revoke_refusals, key, t)) {
+            const store::Event refused = event(
+                t, "revocation.refused", host, id, actor, who.identity, source_address,
+                {{"why", why}, {"via", via}, {"suppressed", std::exchange(m_revoke_refusals[key].suppressed, 0)}});
+            m_store.record(refused);
+            log_event(refused);
+        }
+        return {ActionStatus::forbidden, why};
+    }
+    store::Revocation r;
+    r.revoked_by = actor;
+    r.identity = who.identity;
+    r.source_address = source_address;
+    r.via = via;
+    r.reason = reason;
+    r.revoked_at = t;
+    const store::Event revoked = event(t, "grant.revoked", host, id, actor, who.identity, source_address,
+                                       {{"grant_id", found->grant_id}, {"reason", reason}, {"via", via}});
+    const store::RevokeResult result = m_store.revoke_grant(host, id, r, revoked);
+    switch (result.outcome) {
+    case store::RevokeOutcome::not_found:
+        return {ActionStatus::not_found, "no such request"};
+    case store::RevokeOutcome::not_approved:
+        return {ActionStatus::not_approved, "request " + id + " has no grant to revoke: it is " +
+                                                std::string(store::to_string(result.request.status))};
+    case store::RevokeOutcome::already_revoked:
+        return {ActionStatus::already_revoked, "grant " + result.revocation.grant_id + " of request " + id +
+                                                   " was revoked already, by " + result.revocation.revoked_by + " at " +
+                                                   protocol::rfc3339(result.revocation.revoked_at)};
+    case store::RevokeOutcome::revoked:
+        break;
+    }
+    log_event(revoked);
+    wake_revocations(host);
+    notify("grant.revoked", result.request);
+    return {ActionStatus::done, "revoked grant " + result.revocation.grant_id + " of request " + id + "; " + host +
+                                    " ends it at its next poll"};
 }
 
 // ---- approvers --------------------------------------------------------------------------------

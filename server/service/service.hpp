@@ -48,14 +48,16 @@ struct Approver {
 };
 
 enum class ActionStatus {
-    done,          // the approval or denial was recorded
-    approved,      // the approval completed the request: the grant was signed
-    not_found,     // no such request
-    not_pending,   // already final or expired
-    forbidden,     // not in an approver group of this request, or not allowed by the ticket check
-    own_request,   // the approver is the requester (or the requester's login user)
-    already_voted, // this person already approved
-    invalid,       // e.g. a comment too long or a denial without a comment
+    done,            // the approval or denial was recorded
+    approved,        // the approval completed the request: the grant was signed
+    not_found,       // no such request
+    not_pending,     // already final or expired
+    forbidden,       // not in an approver group of this request, or not allowed by the ticket check
+    own_request,     // the approver is the requester (or the requester's login user)
+    already_voted,   // this person already approved
+    invalid,         // e.g. a comment too long or a denial without a comment
+    not_approved,    // a revocation of a request that has no grant (pending, denied, expired, cancelled)
+    already_revoked, // the grant was revoked before: nothing changed (idempotent)
 };
 
 struct ActionResult {
@@ -104,9 +106,9 @@ public:
     static constexpr std::chrono::seconds k_partitions_interval{3600};
 
     // The host API: POST /v1/requests, GET /v1/requests/{id}?wait=N, POST /v1/requests/{id}/cancel,
-    // and the audit store's POST /v1/audit/events (docs/audit.md §5) and GET /v1/audit/state.
-    // Only POST /v1/audit/events takes a body over k_max_host_body (the listener must allow
-    // audit_ingest::k_max_body on k_audit_events_path).
+    // GET /v1/revocations?after=CURSOR&wait=N (protocol §12), and the audit store's POST /v1/audit/events
+    // (docs/audit.md §5) and GET /v1/audit/state. Only POST /v1/audit/events takes a body over k_max_host_body (the
+    // listener must allow audit_ingest::k_max_body on k_audit_events_path).
     static constexpr const char* k_audit_events_path = "/v1/audit/events";
 
     // Moves the checks of audit batches (audit_ingest::check_batch: seconds for a hostile 32 MiB
@@ -145,6 +147,25 @@ public:
     ActionResult deny(const Approver& approver, const std::string& host, const std::string& id,
                       const std::string& comment, const std::string& source_address, const std::string& via);
     Decidability decidability(const Approver& approver, const store::Request& request) const;
+    // Revokes the grant of approved request (host, id) (docs/protocol.md §12): stored with who,
+    // when and why, with a "grant.revoked" event in the same transaction, then the host's
+    // revocation polls are answered (on every replica: the store's wake-ups, and each second
+    // a look at the newest revocation). The approver must be in one of the request's approver
+    // groups (may_revoke); an admin revokes through `jitgate-server grants revoke`, which goes to
+    // the store directly (commands.hpp). Idempotent: a second revocation is already_revoked and
+    // records nothing. not_found, not_approved (no grant), forbidden (recorded as
+    // "revocation.refused", like refused approvals) and invalid (a reason over 2 KiB or not
+    // UTF-8) change nothing.
+    ActionResult revoke(const Approver& who, const std::string& host, const std::string& id, const std::string& reason,
+                        const std::string& source_address, const std::string& via);
+    // Whether `approver` may revoke `request`'s grant: it is approved and one of their approver
+    // groups is among the request's (the people who could have approved it). The requester may
+    // too when they are such an approver (revoking is the safe direction).
+    bool may_revoke(const Approver& approver, const store::Request& request) const;
+    // `approver` is in one of the request's approver groups (fixed at filing), whatever its status.
+    bool in_revoking_groups(const Approver& approver, const store::Request& request) const;
+    // A revocation poll returns at most this many; the host polls again at once for the rest.
+    static constexpr std::size_t k_revocations_page = 100;
     // Records the ticket check's answer (`answer_json` as stored) and audits it.
     void record_ticket_check(const std::string& host, const std::string& id, bool ok, const std::string& why,
                              const std::string& answer_json);
@@ -191,6 +212,15 @@ public:
     // The page where approvers act on a request: public_url + "/r/" + host + "/" + id.
     std::string request_url(const std::string& host, const std::string& id) const;
 
+    // §12: the answer to GET /v1/revocations for `hosts` after `after`: nullopt when there is
+    // nothing new and `final` is false (keep waiting). A cursor ahead of the database (a
+    // restore) is answered at once, read as if from 0.
+    std::optional<std::string> revocations_answer(const std::vector<std::string>& hosts, std::int64_t after,
+                                                  bool final);
+    // §5.1's request status of `request` for its host: an approved request whose grant was
+    // revoked is answered "cancelled" (revoked: true), without the grant (protocol::status_json).
+    std::string status_body(const store::Request& request);
+
 private:
     struct Waiter;
     void file(http::Request&& request, http::Reply&& reply);
@@ -216,6 +246,15 @@ private:
     void chain_event_recorded(const store::Event& e);
     void wake(const std::string& host, const std::string& id);
     void forget(const std::pair<std::string, std::string>& key, const std::weak_ptr<Waiter>& waiter);
+    // GET /v1/revocations?after=CURSOR&wait=N (§12): the revocations of grants issued to the
+    // client certificate's hosts, parked like a request poll until there is one or `wait` ends.
+    struct RevocationWaiter;
+    void revocations(http::Request&& request, http::Reply&& reply);
+    // Answers every parked revocation poll of `host` (every host: empty) that now has something.
+    void wake_revocations(const std::string& host);
+    // Each second: a revocation made elsewhere (the CLI on SQLite, a lost notification) wakes
+    // the parked polls too.
+    void check_revocations();
     void expire(const std::string& host, const std::string& id);
     void start_expiry();
     void start_purge();
@@ -249,6 +288,12 @@ private:
     // Refused audit batches (403, 409, 422), per host and status, recorded the same way: a
     // host sending bad batches in a loop cannot grow the events table or flood syslog at alert.
     std::map<std::string, Refusals, std::less<>> m_batch_refusals;
+    // Revocations refused (not in an approver group), per actor and request, the same way: one
+    // "revocation.refused" a minute, the next carrying the count suppressed since.
+    std::map<std::string, Refusals, std::less<>> m_revoke_refusals;
+    // Parked revocation polls by host name (a certificate naming several hosts: under each).
+    std::map<std::string, std::vector<std::shared_ptr<RevocationWaiter>>, std::less<>> m_revocation_waiters;
+    std::int64_t m_newest_revocation = -1; // the newest seq check_revocations() saw; -1: not yet
     http::Timer m_expiry_timer;
     http::Timer m_purge_timer;
     std::int64_t m_partitions_checked_at = 0; // Unix seconds; 0: not yet

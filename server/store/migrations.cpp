@@ -464,6 +464,46 @@ const Step k_steps[] = {
          "CREATE INDEX audit_events_type ON audit_events (type, time)",
          "CREATE INDEX audit_events_received ON audit_events (received_at)",
      }},
+    // Revocations of signed grants (docs/protocol.md §12). `seq` is the hosts' cursor: it only
+    // grows, and rows are never deleted. Both stores give seq in commit order (SQLite: one
+    // writer; PostgreSQL: revoke_grant() takes an advisory lock before it draws the next seq),
+    // so a host that saw seq N has seen every row below N. One row per request: a second
+    // revocation of the same grant changes nothing.
+    {7,
+     {
+         R"(CREATE TABLE revocations (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT,
+              host TEXT NOT NULL,
+              request_id TEXT NOT NULL,
+              grant_id TEXT NOT NULL,
+              revoked_by TEXT NOT NULL,
+              identity TEXT NOT NULL DEFAULT '',
+              source_address TEXT NOT NULL DEFAULT '',
+              via TEXT NOT NULL DEFAULT '',
+              reason TEXT NOT NULL DEFAULT '',
+              revoked_at INTEGER NOT NULL,
+              UNIQUE (host, request_id),
+              FOREIGN KEY (host, request_id) REFERENCES requests (host, id)
+            ) STRICT)",
+         "CREATE INDEX revocations_host ON revocations (host, seq)",
+     },
+     {
+         R"(CREATE TABLE revocations (
+              seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              host TEXT NOT NULL,
+              request_id TEXT NOT NULL,
+              grant_id TEXT NOT NULL,
+              revoked_by TEXT NOT NULL,
+              identity TEXT NOT NULL DEFAULT '',
+              source_address TEXT NOT NULL DEFAULT '',
+              via TEXT NOT NULL DEFAULT '',
+              reason TEXT NOT NULL DEFAULT '',
+              revoked_at BIGINT NOT NULL,
+              UNIQUE (host, request_id),
+              FOREIGN KEY (host, request_id) REFERENCES requests (host, id)
+            ))",
+         "CREATE INDEX revocations_host ON revocations (host, seq)",
+     }},
 };
 
 static_assert(std::size(k_steps) == static_cast<std::size_t>(k_schema_version), "one step per schema version");

@@ -37,6 +37,8 @@ using Params = std::vector<std::string>;
 
 // pg_try_advisory_xact_lock key for purge(): one replica purges at a time (migrations use another key).
 constexpr const char* k_purge_lock = "29952296202892390";
+// pg_advisory_xact_lock key for revoke_grant(): revocations draw their seq one at a time.
+constexpr const char* k_revocation_lock = "29952296202892393";
 
 // pg_advisory_xact_lock key for put_login() with a cap: one sign-in start at a time across
 // replicas, so the count and the eviction agree (a short transaction of three statements).
@@ -288,6 +290,96 @@ public:
             auto request = load_or_fail(host, id);
             tx.commit();
             return request;
+        });
+    }
+
+    RevokeResult revoke_grant(std::string_view host, std::string_view id, const Revocation& revocation,
+                              const Event& event) override {
+        check_revocation(revocation);
+        return call([&] {
+            pg::Transaction tx(m_db);
+            RevokeResult result;
+            // FOR UPDATE: a second revocation of this request, on any replica, waits here.
+            std::optional<Request> request = load(host, id, true);
+            if (!request) return result; // not_found
+            result.request = std::move(*request);
+            if (result.request.status != Status::approved || result.request.grant_id.empty()) {
+                result.outcome = RevokeOutcome::not_approved;
+                return result;
+            }
+            if (std::optional<Revocation> earlier = load_revocation(host, id)) {
+                result.outcome = RevokeOutcome::already_revoked;
+                result.revocation = std::move(*earlier);
+                return result;
+            }
+            // One revocation at a time across replicas, taken before the next seq is drawn: seq
+            // order is commit order, so a host's cursor never passes a row not yet committed.
+            m_db.exec("SELECT pg_advisory_xact_lock($1::bigint)", {k_revocation_lock});
+            const Result inserted = m_db.exec(
+                "INSERT INTO revocations (host, request_id, grant_id, revoked_by, identity, source_address, via, "
+                "reason, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bigint) "
+                "RETURNING " JITGATE_REVOCATION_COLUMNS,
+                {str(host), str(id), result.request.grant_id, revocation.revoked_by, revocation.identity,
+                 revocation.source_address, revocation.via, revocation.reason, num(revocation.revoked_at)});
+            if (inserted.rows() != 1) throw Error(ErrorCode::internal, "store", "a revocation was not stored");
+            insert_event(event);
+            notify(host, id);
+            tx.commit();
+            result.outcome = RevokeOutcome::revoked;
+            result.revocation = read_revocation(inserted, 0);
+            return result;
+        });
+    }
+
+    std::optional<Revocation> find_revocation(std::string_view host, std::string_view id) override {
+        return call([&] { return load_revocation(host, id); });
+    }
+
+    std::vector<std::string> hosts_of_request(std::string_view id, std::size_t limit) override {
+        return call([&] {
+            const Result rows = m_db.exec("SELECT host FROM requests WHERE id = $1 ORDER BY host LIMIT $2::bigint",
+                                          {str(id), limit_value(limit)});
+            std::vector<std::string> out;
+            for (int i = 0; i < rows.rows(); ++i) out.push_back(rows.text(i, 0));
+            return out;
+        });
+    }
+
+    std::vector<Revocation> revocations_after(const std::vector<std::string>& hosts, std::int64_t after,
+                                              std::int64_t upto, std::int64_t since, std::size_t limit) override {
+        return call([&] {
+            std::vector<Revocation> out;
+            for (const std::string& host : hosts) {
+                const Result rows = m_db.exec("SELECT " JITGATE_REVOCATION_COLUMNS " FROM revocations WHERE host = $1 "
+                                              "AND seq > $2::bigint AND seq <= $5::bigint AND revoked_at >= "
+                                              "$3::bigint ORDER BY seq LIMIT $4::bigint",
+                                              {host, num(after), num(since), limit_value(limit), num(upto)});
+                for (int i = 0; i < rows.rows(); ++i) out.push_back(read_revocation(rows, i));
+            }
+            return merge_revocations(std::move(out), limit);
+        });
+    }
+
+    std::vector<std::string> hosts_revoked_after(std::int64_t after, std::size_t limit) override {
+        return call([&] {
+            const Result rows =
+                m_db.exec("SELECT DISTINCT host FROM revocations WHERE seq > $1::bigint ORDER BY host LIMIT $2::bigint",
+                          {num(after), limit_value(limit)});
+            std::vector<std::string> out;
+            for (int i = 0; i < rows.rows(); ++i) out.push_back(rows.text(i, 0));
+            return out;
+        });
+    }
+
+    std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) override {
+        return call([&] {
+            std::int64_t last = 0;
+            if (hosts.empty()) last = m_db.exec("SELECT coalesce(max(seq), 0) FROM revocations").integer(0, 0);
+            for (const std::string& host : hosts) {
+                const Result r = m_db.exec("SELECT coalesce(max(seq), 0) FROM revocations WHERE host = $1", {host});
+                last = std::max(last, r.integer(0, 0));
+            }
+            return last;
         });
     }
 
@@ -1105,6 +1197,19 @@ private:
         Request request = read_request(r, 0);
         request.approvals = load_approvals(host, id);
         return request;
+    }
+
+    static Revocation read_revocation(const Result& r, int i) {
+        return Revocation{r.integer(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
+                          r.text(i, 5),    r.text(i, 6), r.text(i, 7), r.text(i, 8), r.integer(i, 9)};
+    }
+
+    std::optional<Revocation> load_revocation(std::string_view host, std::string_view id) {
+        const Result r =
+            m_db.exec("SELECT " JITGATE_REVOCATION_COLUMNS " FROM revocations WHERE host = $1 AND request_id = $2",
+                      {str(host), str(id)});
+        if (r.rows() != 1) return std::nullopt;
+        return read_revocation(r, 0);
     }
 
     Request load_or_fail(std::string_view host, std::string_view id) {

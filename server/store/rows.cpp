@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
@@ -49,6 +50,16 @@ void check_new_request(const Request& request) {
 void check_final_status(Status to) {
     if (to != Status::denied && to != Status::expired && to != Status::cancelled)
         throw Error(ErrorCode::bad_input, "store", "finish() moves a request to denied, expired or cancelled only");
+}
+
+void check_revocation(const Revocation& revocation) {
+    if (revocation.revoked_by.empty()) throw Error(ErrorCode::bad_input, "store", "a revocation names who revoked");
+}
+
+std::vector<Revocation> merge_revocations(std::vector<Revocation> rows, std::size_t limit) {
+    std::sort(rows.begin(), rows.end(), [](const Revocation& a, const Revocation& b) { return a.seq < b.seq; });
+    if (rows.size() > limit) rows.resize(limit);
+    return rows;
 }
 
 } // namespace jitgate::server::store

@@ -43,6 +43,15 @@ std::string list_to_json(const std::vector<std::string>& list);
 std::vector<std::string> list_from_json(const std::string& text);
 Status status_from_column(const std::string& text);
 
+// The columns of `revocations`, in the order read_revocation expects them.
+#define JITGATE_REVOCATION_COLUMNS                                                                                     \
+    "seq, host, request_id, grant_id, revoked_by, identity, source_address, via, reason, revoked_at"
+
+// revoke_grant(): Error(bad_input) for an empty revoked_by.
+void check_revocation(const Revocation& revocation);
+// revocations_after(): the rows of several hosts' queries in seq order, at most `limit`. Pure.
+std::vector<Revocation> merge_revocations(std::vector<Revocation> rows, std::size_t limit);
+
 // create(): a new request must be pending, undecided, without approvals, and need at least one.
 void check_new_request(const Request& request);
 // finish(): only denied, expired or cancelled.

@@ -296,6 +296,101 @@ public:
         return purged;
     }
 
+    RevokeResult revoke_grant(std::string_view host, std::string_view id, const Revocation& revocation,
+                              const Event& event) override {
+        check_revocation(revocation);
+        Transaction tx(m_db, Transaction::Kind::write);
+        RevokeResult result;
+        std::optional<Request> request = load(host, id);
+        if (!request) return result; // not_found
+        result.request = std::move(*request);
+        if (result.request.status != Status::approved || result.request.grant_id.empty()) {
+            result.outcome = RevokeOutcome::not_approved;
+            return result;
+        }
+        if (std::optional<Revocation> earlier = load_revocation(host, id)) {
+            result.outcome = RevokeOutcome::already_revoked;
+            result.revocation = std::move(*earlier);
+            return result;
+        }
+        {
+            Query q(m_db, "INSERT INTO revocations (host, request_id, grant_id, revoked_by, identity, source_address, "
+                          "via, reason, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+            q.text(1, host)
+                .text(2, id)
+                .text(3, result.request.grant_id)
+                .text(4, revocation.revoked_by)
+                .text(5, revocation.identity)
+                .text(6, revocation.source_address)
+                .text(7, revocation.via)
+                .text(8, revocation.reason)
+                .integer(9, revocation.revoked_at)
+                .run();
+        }
+        insert_event(event);
+        std::optional<Revocation> stored = load_revocation(host, id);
+        if (!stored) throw Error(ErrorCode::internal, "store", "a revocation vanished inside its transaction");
+        tx.commit();
+        result.outcome = RevokeOutcome::revoked;
+        result.revocation = std::move(*stored);
+        return result;
+    }
+
+    std::optional<Revocation> find_revocation(std::string_view host, std::string_view id) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        auto revocation = load_revocation(host, id);
+        tx.commit();
+        return revocation;
+    }
+
+    std::vector<std::string> hosts_of_request(std::string_view id, std::size_t limit) override {
+        Query q(m_db, "SELECT host FROM requests WHERE id = ?1 ORDER BY host LIMIT ?2");
+        q.text(1, id).integer(2, limit_value(limit));
+        std::vector<std::string> out;
+        while (q.step()) out.push_back(q.text(0));
+        return out;
+    }
+
+    std::vector<Revocation> revocations_after(const std::vector<std::string>& hosts, std::int64_t after,
+                                              std::int64_t upto, std::int64_t since, std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::vector<Revocation> out;
+        for (const std::string& host : hosts) {
+            Query q(m_db, "SELECT " JITGATE_REVOCATION_COLUMNS " FROM revocations WHERE host = ?1 AND seq > ?2 "
+                          "AND seq <= ?5 AND revoked_at >= ?3 ORDER BY seq LIMIT ?4");
+            q.text(1, host).integer(2, after).integer(3, since).integer(4, limit_value(limit)).integer(5, upto);
+            while (q.step()) out.push_back(read_revocation(q));
+        }
+        tx.commit();
+        return merge_revocations(std::move(out), limit);
+    }
+
+    std::vector<std::string> hosts_revoked_after(std::int64_t after, std::size_t limit) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        Query q(m_db, "SELECT DISTINCT host FROM revocations WHERE seq > ?1 ORDER BY host LIMIT ?2");
+        q.integer(1, after).integer(2, limit_value(limit));
+        std::vector<std::string> out;
+        while (q.step()) out.push_back(q.text(0));
+        tx.commit();
+        return out;
+    }
+
+    std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) override {
+        Transaction tx(m_db, Transaction::Kind::read);
+        std::int64_t last = 0;
+        if (hosts.empty()) {
+            Query q(m_db, "SELECT coalesce(max(seq), 0) FROM revocations");
+            if (q.step()) last = q.integer(0);
+        }
+        for (const std::string& host : hosts) {
+            Query q(m_db, "SELECT coalesce(max(seq), 0) FROM revocations WHERE host = ?1");
+            q.text(1, host);
+            if (q.step()) last = std::max(last, q.integer(0));
+        }
+        tx.commit();
+        return last;
+    }
+
     void record(const Event& event) override {
         write([&] { insert_event(event); });
     }
@@ -922,6 +1017,18 @@ private:
         }
         request->approvals = load_approvals(host, id);
         return request;
+    }
+
+    static Revocation read_revocation(const Query& q) {
+        return Revocation{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4),
+                          q.text(5),    q.text(6), q.text(7), q.text(8), q.integer(9)};
+    }
+
+    std::optional<Revocation> load_revocation(std::string_view host, std::string_view id) {
+        Query q(m_db, "SELECT " JITGATE_REVOCATION_COLUMNS " FROM revocations WHERE host = ?1 AND request_id = ?2");
+        q.text(1, host).text(2, id);
+        if (!q.step()) return std::nullopt;
+        return read_revocation(q);
     }
 
     Request load_or_fail(std::string_view host, std::string_view id) {

@@ -34,7 +34,7 @@ namespace jitgate::server::store {
 
 // The schema version this program reads and writes. `jitgate-server migrate` brings a
 // database to it; open_* refuses any other version with a message that says what to run.
-inline constexpr int k_schema_version = 6;
+inline constexpr int k_schema_version = 7;
 
 enum class Status { pending, approved, denied, expired, cancelled };
 std::string_view to_string(Status status) noexcept;
@@ -115,6 +115,35 @@ struct SignedGrant {
     Event event;
 };
 using Signer = std::function<SignedGrant(const Request& completed)>;
+
+// The revocation of an approved request's grant (docs/protocol.md §12): who ended it, when
+// and why. `seq` is the store's cursor for the hosts' long poll: it grows with each revocation
+// in commit order, across replicas.
+struct Revocation {
+    std::int64_t seq = 0;
+    std::string host;
+    std::string request_id;
+    std::string grant_id;       // the grant's jti
+    std::string revoked_by;     // a Unix name (web), or "admin:<name>" (CLI)
+    std::string identity;       // the IdP identity, if any
+    std::string source_address; // where it was done from
+    std::string via;            // "web", "cli"
+    std::string reason;         // free text (hostile: escape when shown)
+    std::int64_t revoked_at = 0;
+};
+
+enum class RevokeOutcome {
+    revoked,         // stored now, with its event
+    already_revoked, // revoked before (by anyone): nothing changed, `revocation` is the stored one
+    not_found,       // no such request: nothing changed
+    not_approved,    // the request has no grant (pending, denied, expired, cancelled): nothing changed
+};
+
+struct RevokeResult {
+    RevokeOutcome outcome = RevokeOutcome::not_found;
+    Request request;       // as stored (empty when not_found)
+    Revocation revocation; // revoked, already_revoked: as stored
+};
 
 // A signed-in approver's web session. The browser holds a random token; only its SHA-256 is stored.
 struct Session {
@@ -418,6 +447,30 @@ public:
         std::size_t notices = 0;
     };
     virtual Purged purge(std::int64_t expired_before, std::int64_t delivered_before) = 0;
+
+    // --- grant revocations (docs/protocol.md §12) ---
+    // Revokes the grant of approved request (host, id): stores `revocation` (its seq, host,
+    // request_id and grant_id are the store's) and records `event` in the same transaction,
+    // and wakes other replicas' polls of the host (as for a change of the request). Idempotent:
+    // a request revoked before is already_revoked with the first revocation, nothing recorded.
+    // Error(bad_input) for an empty revoked_by.
+    virtual RevokeResult revoke_grant(std::string_view host, std::string_view id, const Revocation& revocation,
+                                      const Event& event) = 0;
+    virtual std::optional<Revocation> find_revocation(std::string_view host, std::string_view id) = 0;
+    // The hosts holding a request with this id (ids are the hosts' own: unique in practice,
+    // not by rule), at most `limit`, by name.
+    virtual std::vector<std::string> hosts_of_request(std::string_view id, std::size_t limit) = 0;
+    // The revocations of grants issued to any of `hosts` with after < seq <= upto and
+    // revoked_at >= since, in seq order, at most `limit`. The caller reads `upto` first with
+    // last_revocation_seq(): every seq up to it is committed, so nothing is skipped.
+    virtual std::vector<Revocation> revocations_after(const std::vector<std::string>& hosts, std::int64_t after,
+                                                      std::int64_t upto, std::int64_t since, std::size_t limit) = 0;
+    // The largest seq of a revocation of any of `hosts` (empty: of any host); 0 when none.
+    // Every revocation with a smaller seq is committed (seq is drawn in commit order).
+    virtual std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) = 0;
+    // The hosts with a revocation whose seq > after, at most `limit`, by name: whose parked
+    // polls a new revocation may answer.
+    virtual std::vector<std::string> hosts_revoked_after(std::int64_t after, std::size_t limit) = 0;
 
     // --- the server's own audit ---
     virtual void record(const Event& event) = 0;

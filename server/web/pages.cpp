@@ -79,6 +79,20 @@ std::string row(std::string_view label, const std::string& value_html) {
     return out;
 }
 
+// The `exp` claim of a grant (a compact JWS the service signed), or 0 when it cannot be read.
+std::int64_t grant_expiry(const std::string& jws) {
+    const std::size_t a = jws.find('.');
+    const std::size_t b = a == std::string::npos ? a : jws.find('.', a + 1);
+    if (b == std::string::npos) return 0;
+    try {
+        const json claims = json::parse(text::base64url_decode(std::string_view(jws).substr(a + 1, b - a - 1)));
+        const auto exp = claims.find("exp");
+        return exp != claims.end() && exp->is_number_integer() ? exp->get<std::int64_t>() : 0;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 std::string time_element(std::int64_t unix_s) {
     if (unix_s == 0) return "-";
     const std::string shown = format_time(unix_s);
@@ -455,7 +469,7 @@ std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std
 }
 
 std::string request_detail(const Frame& frame, const store::Request& request, const service::Decidability& decidability,
-                           std::int64_t now) {
+                           std::int64_t now, const store::Revocation* revocation, bool may_revoke) {
     const json parsed = json::parse(request.body, nullptr, false);
     const bool body_ok = parsed.is_object();
     const json& body = body_ok ? parsed : json::object();
@@ -490,6 +504,11 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
         c += row("Decided", time_element(request.decided_at));
         c += row("Decided by", decided_by(request));
         if (!request.grant_id.empty()) c += row("Grant id", exact_text(request.grant_id));
+        if (revocation != nullptr) {
+            c += row("Grant", "<strong>revoked</strong> " + time_element(revocation->revoked_at) + " by " +
+                                  exact_text(revocation->revoked_by));
+            c += row("Revocation reason", exact_or_none(revocation->reason));
+        }
     }
     c += "</tbody>\n</table>\n";
 
@@ -542,6 +561,29 @@ std::string request_detail(const Frame& frame, const store::Request& request, co
     c += "<section aria-labelledby=\"approvals\">\n<h2 id=\"approvals\">Approvals so far</h2>\n" +
          approvals_table(request) + "</section>\n";
 
+    if (request.status == store::Status::approved && revocation == nullptr && may_revoke && frame.viewer != nullptr) {
+        const std::int64_t exp = grant_expiry(request.grant);
+        // A host whose jitgated predates the revocation feed (or whose service path answers 404
+        // for it) keeps a grant it already holds until it expires: the page says so.
+        const std::string older =
+            " A host running a jitgated without the revocation feed keeps a grant it already holds until it "
+            "expires; a grant it has not fetched yet is refused to it either way.";
+        std::string what = "<p>The host ends the grant and the sessions it opened within seconds." + older + "</p>\n";
+        if (exp > 0 && exp <= now)
+            what = "<p>This grant expired " + time_element(exp) +
+                   ": it has nothing left to end on the host. Sessions a rule keeps past the grant's end "
+                   "(<code>on_expiry: keep</code>) are not ended by revoking it. Revoking it still records who "
+                   "ended it and why.</p>\n";
+        else if (exp > 0)
+            what = "<p>The grant expires " + time_element(exp) +
+                   ". Revoking it ends it on the host within seconds, with the sessions it opened." + older + "</p>\n";
+        c += "<section aria-labelledby=\"revoke\">\n<h2 id=\"revoke\">Revoke the grant</h2>\n" + what +
+             "<form method=\"post\" action=\"" + html_escape(request_path(request.host, request.id)) +
+             "/revoke\" class=\"revoke\">\n" + csrf_field(*frame.viewer) +
+             "\n<p><label for=\"revoke-comment\">Reason (optional, one line)</label><br>\n"
+             "<input type=\"text\" id=\"revoke-comment\" name=\"comment\" size=\"60\" maxlength=\"2048\"></p>\n"
+             "<p><button type=\"submit\">Revoke</button></p>\n</form>\n</section>\n";
+    }
     if (request.status != store::Status::pending)
         c += "<p class=\"final\">This request is final (" + html_escape(status_name(request.status)) +
              "); nothing more can be decided.</p>\n";

@@ -73,8 +73,10 @@ std::string pending(const Frame& frame, const std::vector<PendingRow>& rows, std
                     const std::optional<std::string>& next, bool continued);
 // One request in full, with the approve form when the viewer may approve it and the deny form
 // when they may deny it (each as the service would accept it), and why when one is missing.
+// `revocation`: the grant's revocation, shown when set; `may_revoke`: the viewer may revoke
+// the grant (service::Service::may_revoke), shown as a form (CSRF) when not revoked yet.
 std::string request_detail(const Frame& frame, const store::Request& request, const service::Decidability& decidability,
-                           std::int64_t now);
+                           std::int64_t now, const store::Revocation* revocation = nullptr, bool may_revoke = false);
 // What an approve or deny did: the service's one-line message and links back.
 std::string action_result(const Frame& frame, std::string_view host, std::string_view id, bool succeeded,
                           std::string_view message);

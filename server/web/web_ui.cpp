@@ -123,7 +123,10 @@ int status_of(service::ActionStatus status) {
         return 404;
     case service::ActionStatus::not_pending:
     case service::ActionStatus::already_voted:
+    case service::ActionStatus::not_approved:
         return 409;
+    case service::ActionStatus::already_revoked:
+        return 200;
     case service::ActionStatus::forbidden:
     case service::ActionStatus::own_request:
         return 403;
@@ -152,6 +155,10 @@ std::string default_message(service::ActionStatus status, bool approve) {
         return "You have already approved this request.";
     case service::ActionStatus::invalid:
         return approve ? "The approval was refused." : "A denial needs a comment.";
+    case service::ActionStatus::not_approved:
+        return "This request has no grant to revoke.";
+    case service::ActionStatus::already_revoked:
+        return "This grant was revoked already.";
     }
     return "Unknown result.";
 }
@@ -375,6 +382,7 @@ http::Response WebUi::route(const http::Request& request) {
         view,
         approve,
         deny,
+        revoke,
         audit_hosts,
         audit_events,
         audit_reviews,
@@ -419,14 +427,16 @@ http::Response WebUi::route(const http::Request& request) {
             which = Route::approve;
         else if (parts[3] == "deny")
             which = Route::deny;
+        else if (parts[3] == "revoke")
+            which = Route::revoke;
         else
             return error(404, "There is no such page.", nullptr);
     } else {
         return error(404, "There is no such page.", nullptr);
     }
 
-    const bool is_post =
-        which == Route::logout || which == Route::approve || which == Route::deny || which == Route::audit_close;
+    const bool is_post = which == Route::logout || which == Route::approve || which == Route::deny ||
+                         which == Route::revoke || which == Route::audit_close;
     const bool is_audit = which == Route::audit_hosts || which == Route::audit_events ||
                           which == Route::audit_reviews || which == Route::audit_review ||
                           which == Route::audit_close || which == Route::audit_report;
@@ -483,7 +493,22 @@ http::Response WebUi::route(const http::Request& request) {
     if (which == Route::logout) return sign_out(request);
     if (which == Route::audit_close)
         return close_review(request, *who, host, id, browser::field(*form, "note").value_or(""));
+    if (which == Route::revoke) return revoke(request, *who, host, id, browser::field(*form, "comment").value_or(""));
     return decide(request, *who, host, id, browser::field(*form, "comment").value_or(""), which == Route::approve);
+}
+
+// SECURITY NOTE: a request the viewer may not see answers exactly as an unknown one, and only
+// those who may revoke (service::Service::may_revoke) get past the service's own check.
+http::Response WebUi::revoke(const http::Request& request, const SignedIn& who, const std::string& host,
+                             const std::string& id, const std::string& reason) {
+    const std::optional<store::Request> found = m_store.find(host, id);
+    if (!found || !may_view(who, *found))
+        return page(404, pages::action_result(frame(&who.viewer), host, id, false, "There is no such request."));
+    const service::ActionResult result = m_service.revoke(who.approver, host, id, reason, request.peer_address, "web");
+    const bool succeeded =
+        result.status == service::ActionStatus::done || result.status == service::ActionStatus::already_revoked;
+    const std::string message = result.message.empty() ? default_message(result.status, false) : result.message;
+    return page(status_of(result.status), pages::action_result(frame(&who.viewer), host, id, succeeded, message));
 }
 
 // SECURITY NOTE: a request shows the command, its arguments and environment, the reason and
@@ -588,7 +613,11 @@ http::Response WebUi::request_page(const SignedIn& who, const std::string& host,
     // A request someone may not see answers exactly as an unknown one.
     if (!request || !may_view(who, *request)) return error(404, "There is no such request.", &who.viewer);
     const service::Decidability decidability = m_service.decidability(who.approver, *request);
-    return page(200, pages::request_detail(frame(&who.viewer), *request, decidability, now));
+    std::optional<store::Revocation> revocation;
+    if (request->status == store::Status::approved) revocation = m_store.find_revocation(host, id);
+    return page(200, pages::request_detail(frame(&who.viewer), *request, decidability, now,
+                                           revocation ? &*revocation : nullptr,
+                                           m_service.may_revoke(who.approver, *request)));
 }
 
 http::Response WebUi::decide(const http::Request& request, const SignedIn& who, const std::string& host,

@@ -7,6 +7,7 @@
 //   GET  /r/{host}/{id}             one request, with the forms (signed in)
 //   POST /r/{host}/{id}/approve     form: comment, csrf         (signed in)
 //   POST /r/{host}/{id}/deny        form: comment, csrf         (signed in)
+//   POST /r/{host}/{id}/revoke      form: comment, csrf         (signed in; revokes the grant)
 //   GET  /history[?before=N]        decided requests            (signed in)
 //   GET  /login?return_to=/path     starts an OpenID Connect sign-in
 //   GET  /oidc/callback?code&state  finishes it (or ?error=...)
@@ -153,6 +154,9 @@ private:
     http::Response request_page(const SignedIn& who, const std::string& host, const std::string& id, std::int64_t now);
     http::Response decide(const http::Request& request, const SignedIn& who, const std::string& host,
                           const std::string& id, const std::string& comment, bool approve);
+    // POST /r/{host}/{id}/revoke: revokes the request's grant (service::Service::revoke).
+    http::Response revoke(const http::Request& request, const SignedIn& who, const std::string& host,
+                          const std::string& id, const std::string& reason);
     http::Response history_page(const http::Request& request, const SignedIn& who, std::int64_t now);
     // The auditors' pages.
     http::Response audit_hosts_page(const http::Request& request, const SignedIn& who, std::int64_t now);

@@ -569,6 +569,147 @@ case_audit_kill9_during_ingest() {
     expect_eq "$(grep -c '"type":"command.finished"' "$T/exported.jsonl")" 30 "every run's outcome"
 }
 
+# host_revocations HOST [AFTER]: GET /v1/revocations with HOST's certificate, at once (wait=0).
+host_revocations() {
+    curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-$1.pem" --key "$T/pki/host-$1.key" \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/revocations?after=${2:-0}&wait=0"
+}
+
+# A grant revoked at the server (web UI, and the CLI for another host's grant) ends on the host
+# within seconds: its live session is ended and recorded as session.ended_by_revoke, the next
+# sudo finds no grant, and the host's audit spool says who revoked it at the service. Another
+# host's revocation is never served to this host, and does not touch its grant.
+case_grant_revoked_at_server() {
+    local RULES='sessions:
+  warn_before: 2s
+  grace: 1s
+rules:
+  - name: revocable
+    match: {kind: sudo}
+    scope: session
+    ttl: 15m'
+    # Polls longer than the case: a revocation that reaches the host within the deadlines below
+    # can only have come through a wake-up, never through a poll running out.
+    local SRV_POLL_WAIT=55s
+    start
+    approver_sign_in bob
+    host_cert fin-db-02
+    sudo_bg alice -- /usr/bin/sleep 300
+    local id; id="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$id" "ok" >/dev/null
+    local i
+    for i in $(seq 1 200); do [ "$(journal_count access.approved "\"request_id\":\"$id\"")" -ge 1 ] && break; sleep 0.05; done
+    expect_journal access.approved "\"request_id\":\"$id\""
+    # the live grant answers the next sudo without a new request
+    local rc=0; as_user alice sudo -n /usr/bin/whoami >"$T/out2" 2>"$T/err2" || rc=$?
+    expect_eq "$rc" 0 "sudo -n under the live session grant"
+    expect_eq "$(cat "$T/out2")" root "command output"
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "the approved session did not run"
+
+    # Another host's grant, revoked with the CLI: fin-db-02 files and bob approves.
+    local other="R-OTHER02"
+    local code
+    code="$(curl -sS -o "$T/file.json" -w '%{http_code}' --cacert "$T/pki/ca.pem" \
+        --cert "$T/pki/host-fin-db-02.pem" --key "$T/pki/host-fin-db-02.key" \
+        -H 'Content-Type: application/json' --data-binary @- \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests" <<JSON
+{"protocol":1,"id":"$other","nonce":"q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o","host":"fin-db-02",
+ "host_environment":"production","host_tags":["finance"],
+ "requester":{"user":"mallory","uid":2005},"account":{"user":"mallory","uid":2005},
+ "kind":"sudo","scope":"session","action":{"command":"","argv":[],"display":"","runas":"root","runas_group":"root",
+ "cwd":"/","chroot":"","program":"","env":[],"env_code_loading":[],"tty":"","service":"","remote_host":"","cmd_sha256":""},
+ "reason":"","ticket":"","rule":"x","approvals_needed":1,"approver_groups":[],"ttl_s":600,"timeout_s":600}
+JSON
+)"
+    expect_eq "$code" 201 "fin-db-02 files a request"
+    local cli=("$SERVER_BIN" --config "$T/srv.yaml" grants revoke)
+    # not approved yet: refused, nothing stored
+    rc=0; "${cli[@]}" --request "$other" >"$T/cli.out" 2>&1 || rc=$?
+    expect_eq "$rc" 1 "revoking a pending request"
+    expect_contains "$(cat "$T/cli.out")" "has no grant to revoke: it is pending"
+    rc=0; "${cli[@]}" --request R-NOSUCH1 >"$T/cli.out" 2>&1 || rc=$?
+    expect_eq "$rc" 1 "revoking an unknown request"
+    expect_contains "$(cat "$T/cli.out")" "no request R-NOSUCH1"
+    approver_act bob approve fin-db-02 "$other" "ok" >/dev/null
+    # a reason with control characters: refused, nothing stored
+    rc=0; "${cli[@]}" --request "$other" --reason $'host\e[2J retired' >"$T/cli.out" 2>&1 || rc=$?
+    expect_eq "$rc" 2 "a reason with control characters"
+    expect_contains "$(cat "$T/cli.out")" "no control characters"
+    expect_not_contains "$(host_revocations fin-db-02)" "$other"
+    expect_contains "$("${cli[@]}" --request "$other" --reason "host retired" 2>&1)" \
+        "revoked grant G-[0-9a-f]+ of request $other"
+    # fin-db-02 had not fetched the grant: its status is now final without it
+    local st; st="$(curl -sS --max-time 10 --cacert "$T/pki/ca.pem" --cert "$T/pki/host-fin-db-02.pem" \
+        --key "$T/pki/host-fin-db-02.key" "https://127.0.0.1:$SRV_HOSTS_PORT/v1/requests/$other?wait=0")"
+    expect_contains "$st" '"status":"cancelled"'
+    expect_contains "$st" '"revoked":true'
+    expect_not_contains "$st" '"grant"'
+    expect_contains "$("${cli[@]}" --request "$other" 2>&1)" "was revoked already, by admin:root; nothing changed"
+    # served to fin-db-02 only
+    expect_contains "$(host_revocations fin-db-02)" "\"request_id\":\"$other\""
+    expect_contains "$(host_revocations fin-db-02)" '"revoked_by":"admin:root"'
+    expect_not_contains "$(host_revocations fin-db-01)" "$other"
+    expect_eq "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/pki/ca.pem" \
+        --cert "$T/pki/host-fin-db-01.pem" --key "$T/pki/host-fin-db-01.key" \
+        "https://127.0.0.1:$SRV_HOSTS_PORT/v1/revocations?after=x&wait=0")" 400 "a cursor that is not digits"
+    # this host's grant still answers
+    rc=0; as_user alice sudo -n /usr/bin/whoami >"$T/out2" 2>"$T/err2" || rc=$?
+    expect_eq "$rc" 0 "sudo -n after another host's revocation"
+    kill -0 "$SUDO_PID" 2>/dev/null || ns_die "another host's revocation ended this host's session"
+
+    # The request page offers the revoke form; bob revokes there (CSRF-protected like approve).
+    expect_contains "$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")" "/r/fin-db-01/$id/revoke"
+    expect_eq "$(web bob -o /dev/null -w '%{http_code}' --data-urlencode "comment=x" \
+        -H "Origin: https://127.0.0.1:$SRV_WEB_PORT" "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id/revoke")" 403 \
+        "a revocation without a CSRF token"
+    expect_contains "$(approver_act bob revoke fin-db-01 "$id" "incident closed")" "revoked grant G-[0-9a-f]+ of request $id"
+    # within seconds: the session ends, and the host says who revoked it at the service
+    local deadline=$((SECONDS + 15))
+    while [ $SECONDS -lt $deadline ]; do kill -0 "$SUDO_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -0 "$SUDO_PID" 2>/dev/null && ns_die "the session under the revoked grant still runs: $(cat "$T/daemon.log")"
+    sudo_wait
+    expect_journal grant.revoked "\"reason\":\"incident closed\".*\"request_id\":\"$id\".*\"revoked_at_service\":true.*\"revoked_by\":\"bob\""
+    expect_journal grant.revoked '"via":"approval_service"'
+    expect_journal session.ended_by_revoke "\"request_id\":\"$id\".*\"revoked_by\":\"bob\""
+    # the grant no longer answers: sudo -n files a new request and is denied
+    rc=0; as_user alice sudo -n /usr/bin/whoami >"$T/out2" 2>"$T/err2" || rc=$?
+    expect_eq "$rc" 1 "sudo -n after the revocation"
+    expect_eq "$(cat "$T/out2")" "" "the command did not run"
+    # revoking again changes nothing; the page shows the revocation
+    expect_contains "$(approver_act bob revoke fin-db-01 "$id")" "was revoked already, by bob"
+    expect_contains "$(web bob "https://127.0.0.1:$SRV_WEB_PORT/r/fin-db-01/$id")" "revoked"
+    # the server's audit: who, when, why
+    expect_contains "$(sqlite3 "$T/srv.db" "select revoked_by, via, reason from revocations where request_id='$id'")" \
+        "bob\|web\|incident closed"
+    expect_contains "$(sqlite3 "$T/srv.db" "select actor from events where request_id='$other' and type='grant.revoked'")" \
+        "admin:root"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from events where request_id='$id' and type='grant.revoked'")" 1 \
+        "one grant.revoked at the server"
+
+    # The request that sudo -n filed is approved, and the host caches its grant; the CLI (another
+    # process, no wake-up through the database on SQLite) revokes it, and the host learns of it
+    # within seconds all the same (each replica looks at the newest revocation every second).
+    local again; again="$(server_request_ids 1)"
+    approver_act bob approve fin-db-01 "$again" "ok" >/dev/null
+    for i in $(seq 1 200); do
+        rc=0; as_user alice sudo -n /usr/bin/whoami >"$T/out2" 2>"$T/err2" || rc=$?
+        [ "$rc" = 0 ] && break
+        sleep 0.05
+    done
+    expect_eq "$rc" 0 "sudo -n under the grant of the request it filed"
+    expect_contains "$("${cli[@]}" --request "$again" --reason "second thoughts" 2>&1)" "revoked grant G-[0-9a-f]+ of request $again"
+    deadline=$((SECONDS + 15))
+    while [ $SECONDS -lt $deadline ]; do
+        [ "$(journal_count grant.revoked "\"request_id\":\"$again\"")" -ge 1 ] && break
+        sleep 0.05
+    done
+    expect_journal grant.revoked "\"request_id\":\"$again\".*\"revoked_by\":\"admin:root\""
+    rc=0; as_user alice sudo -n /usr/bin/whoami >"$T/out2" 2>"$T/err2" || rc=$?
+    expect_eq "$rc" 1 "sudo -n after the CLI's revocation"
+    daemon_alive || { cat "$T/daemon.log" >&2; ns_die "jitgated died"; }
+    kill -0 "$SRV_PID" 2>/dev/null || ns_die "jitgate-server died"
+}
+
 case_revoked_host_refused() {
     ns_setup
     SERVER_HOSTS_EXTRA="  client_crl: $T/pki/ca.crl"
@@ -674,6 +815,15 @@ CFG
     # not a speed test: without the wake-up the poll parked on replica 1 would run its 55 s
     [ $((SECONDS - approved_at)) -lt 30 ] || ns_die "replica 1 did not wake up on replica 2's approval"
     expect_contains "$(cat "$T/srv1.log" "$T/srv2.log")" "hosts on"
+
+    # a revocation made on replica 2 reaches the host, whose revocation poll is parked on replica 1
+    csrf="$(csrf_of bob "/r/fin-db-01/$id")"
+    web bob -o /dev/null --data-urlencode "comment=ha" --data-urlencode "csrf=$csrf" \
+        -H "Origin: https://127.0.0.1:$SRV_WEB_PORT" "https://127.0.0.1:$web2/r/fin-db-01/$id/revoke"
+    for i in $(seq 1 300); do [ "$(journal_count grant.revoked "\"request_id\":\"$id\"")" -ge 1 ] && break; sleep 0.05; done
+    expect_journal grant.revoked "\"reason\":\"ha\".*\"request_id\":\"$id\".*\"revoked_at_service\":true"
+    expect_eq "$(psql "$(cat "$T/pg/conninfo")" -Atc "select revoked_by from revocations where request_id='$id'")" bob \
+        "the revocation, stored once"
 
     # replica 1 dies while the next poll is parked on it
     sudo_bg alice -- /usr/bin/id -u

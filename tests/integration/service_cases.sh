@@ -135,6 +135,95 @@ case_cached_grant() {
     sudo_fg alice -- -n /usr/bin/hostname; expect_eq "$RC" 1 "other command"
     expect_contains "$(cat "$T/err")" "filed"
     svc_request_ids 2 >/dev/null
+    # this service predates GET /v1/revocations (protocol.md §12): the host, watching since its
+    # first grant, says so once and goes on
+    local i
+    for i in $(seq 1 100); do grep -q "does not serve GET /v1/revocations" "$T/daemon.log" && break; sleep 0.05; done
+    expect_eq "$(grep -c 'does not serve GET /v1/revocations' "$T/daemon.log")" 1 "the old service's 404, said once"
+    expect_contains "$("$JITGATECTL" --socket "$SOCK" status --json)" '"unsupported":true'
+    daemon_alive || ns_die "jitgated died"
+}
+
+# The revocation feed (protocol.md §12) is hostile input: answers that are malformed, or name
+# another host, another request or another grant id, end nothing; only the revocation of this
+# host's request with its grant's jti ends the grant.
+case_revocations_hostile() {
+    start
+    # the feed is served from now on; its first answer is an empty page
+    admin POST /admin/revocations '{"protocol":1,"cursor":0,"revocations":[]}' >/dev/null
+    sudo_bg alice -- /usr/bin/whoami
+    local id; id="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$id/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "first run"
+    local jti
+    jti="$(journal | grep -F '"type":"access.approved"' | sed -n 's/.*"service_grant_id":"\(G-[0-9a-f]*\)".*/\1/p' | head -n1)"
+    [ -n "$jti" ] || ns_die "no service grant id in access.approved"
+    local at='"revoked_at":"2026-11-24T03:12:09Z"' by='"revoked_by":"mallory","reason":"hostile"'
+    local bodies=(
+        "{\"protocol\":1,\"cursor\":1,\"revocations\":[{\"seq\":1,\"host\":\"fin-db-02\",\"request_id\":\"$id\",\"grant_id\":\"$jti\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":2,\"revocations\":[{\"seq\":2,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":\"G-0000000000000000\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":3,\"revocations\":[{\"seq\":3,\"host\":\"fin-db-01\",\"request_id\":\"R-OTHER1\",\"grant_id\":\"$jti\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":4,\"revocations\":[{\"seq\":9,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":\"$jti\",$by,$at}]}"
+        "{\"protocol\":1,\"cursor\":5,\"revocations\":[{\"seq\":5,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":7,$by,$at}]}"
+    )
+    local body; for body in "${bodies[@]}"; do admin POST /admin/revocations "$body" >/dev/null; done
+    local i
+    for i in $(seq 1 400); do
+        [ "$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)" = $((${#bodies[@]} + 1)) ] &&
+            break
+        sleep 0.05
+    done
+    expect_eq "$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)" $((${#bodies[@]} + 1)) \
+        "hostile answers served"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 0 "the grant still answers"
+    expect_no_journal grant.revoked
+    expect_contains "$(cat "$T/daemon.log")" "invalid answer to GET /v1/revocations"
+    expect_contains "$(cat "$T/daemon.log")" "ignored [0-9]+ revocation\(s\) from the approval service"
+    # the right one
+    admin POST /admin/revocations \
+        "{\"protocol\":1,\"cursor\":6,\"revocations\":[{\"seq\":6,\"host\":\"fin-db-01\",\"request_id\":\"$id\",\"grant_id\":\"$jti\",\"revoked_by\":\"carol\",\"reason\":\"done\",$at}]}" >/dev/null
+    for i in $(seq 1 200); do [ "$(journal_count grant.revoked)" -ge 1 ] && break; sleep 0.05; done
+    expect_journal grant.revoked "\"request_id\":\"$id\".*\"revoked_at_service\":true.*\"revoked_by\":\"carol\".*\"service_grant_id\":\"$jti\""
+    expect_eq "$(journal_count grant.revoked)" 1 "one grant revoked"
+    sudo_fg alice -- -n /usr/bin/whoami; expect_eq "$RC" 1 "no grant after the revocation"
+    # Revocations naming a request still waiting here: remembered with it, and its grant is
+    # refused when it arrives (more than 8 for one request: any grant of it).
+    sudo_bg alice -- /usr/bin/hostname
+    # (the sudo -n above filed one too, still waiting: the new one is hostname's)
+    local second='' r
+    for r in $(svc_request_ids 3 | grep -v "$id"); do
+        admin GET "/admin/requests/$r" | grep -q '/usr/bin/hostname' && second="$r"
+    done
+    [ -n "$second" ] || ns_die "no request for /usr/bin/hostname at the service"
+    local served page='' n
+    served="$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)"
+    for n in $(seq 7 15); do
+        page+="${page:+,}{\"seq\":$n,\"host\":\"fin-db-01\",\"request_id\":\"$second\",\"grant_id\":\"G-$n\",\"revoked_by\":\"carol\",\"reason\":\"early\",$at}"
+    done
+    admin POST /admin/revocations "{\"protocol\":1,\"cursor\":15,\"revocations\":[$page]}" >/dev/null
+    for i in $(seq 1 200); do
+        [ "$(admin GET /admin/stats | grep -oE '"revocations_served":[0-9]+' | cut -d: -f2)" -gt "$served" ] && break
+        sleep 0.05
+    done
+    for i in $(seq 1 200); do
+        "$JITGATECTL" --socket "$SOCK" status --json | grep -q '"before_grant":9' && break
+        sleep 0.05
+    done
+    expect_contains "$("$JITGATECTL" --socket "$SOCK" status --json)" '"before_grant":9'
+    admin POST "/admin/requests/$second/approve" '{"approvers":["bob"]}' >/dev/null
+    sudo_wait; expect_eq "$RC" 1 "a grant revoked before it arrived is refused"
+    expect_contains "$(cat "$T/err")" "revoked at the approval service"
+    expect_journal access.denied "\"request_id\":\"$second\".*\"revoked_at_service\":true"
+    expect_eq "$(journal_count grant.revoked)" 1 "still one grant revoked"
+    # A 404 once the feed has answered 200 is a failure with back-off, not "unsupported".
+    curl -sS --max-time 5 -X POST -d '' "$ADMIN/admin/revocations?off=1" >/dev/null
+    for i in $(seq 1 200); do
+        grep -q "revocation feed failed .*HTTP 404 to GET /v1/revocations" "$T/daemon.log" && break
+        sleep 0.05
+    done
+    expect_contains "$(cat "$T/daemon.log")" "revocation feed failed .*HTTP 404 to GET /v1/revocations"
+    expect_not_contains "$(cat "$T/daemon.log")" "does not serve GET /v1/revocations"
+    expect_contains "$("$JITGATECTL" --socket "$SOCK" status --json)" '"unsupported":false'
     daemon_alive || ns_die "jitgated died"
 }
 

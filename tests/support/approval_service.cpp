@@ -9,11 +9,12 @@
 //
 // Two listeners:
 //  - HTTPS with mutual TLS (the protocol): POST /v1/requests, GET /v1/requests/{id}?wait=N,
-//    POST /v1/requests/{id}/cancel. A client without a certificate signed by --client-ca fails
-//    the handshake. Once listening, the bound port is written to --port-file (atomically).
+//    POST /v1/requests/{id}/cancel, and GET /v1/revocations?after=N&wait=N (404 until the first
+//    POST /admin/revocations; then the queued bodies, as posted). A client without a certificate signed by --client-ca
+//    fails the handshake. Once listening, the bound port is written to --port-file (atomically).
 //  - plain HTTP on 127.0.0.1, ephemeral port written to --admin-port-file: the tests' control
 //    API under /admin (list requests, approve with an optional tampered grant, deny, expire,
-//    inject faults, read call counters). See tests/support/README.md.
+//    inject faults, queue revocation answers, read call counters). See tests/support/README.md.
 // Every state change happens under one mutex; long polls and injected hangs wait on one
 // condition variable, so an admin decision (or SIGTERM) wakes them at once.
 //
@@ -45,6 +46,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -430,6 +432,13 @@ public:
     void admin_expire(const Request& req, Response& res);
     void admin_fault(const Request& req, Response& res);
     void admin_stats(const Request& req, Response& res);
+    // GET /v1/revocations (protocol.md §12): 404, like a service that predates it, until the
+    // first POST /admin/revocations; then each poll serves the next queued body exactly as it
+    // was posted (hostile ones included), or after `wait` an empty page.
+    void revocations(const Request& req, Response& res);
+    // POST /admin/revocations: turns the feed on and queues the body (raw; none: only turns on);
+    // POST /admin/revocations?off=1 turns it off again (404, parked polls included).
+    void admin_revocations(const Request& req, Response& res);
 
 private:
     using Lock = std::unique_lock<std::mutex>;
@@ -461,6 +470,10 @@ private:
     std::uint64_t m_fault_generation = 0; // bumped by every POST /admin/fault: releases hangs
     std::int64_t m_faults_served = 0;
     std::int64_t m_calls[3] = {0, 0, 0}; // by Endpoint
+    bool m_revocations_on = false;
+    std::deque<std::string> m_revocation_bodies; // served one per poll, as posted
+    std::int64_t m_revocations_served = 0;       // bodies served
+    std::int64_t m_revocation_polls = 0;
 };
 
 // Looks a request up by (host, id), then, so that a test whose configured host name differs
@@ -804,7 +817,51 @@ void Service::admin_stats(const Request&, Response& res) {
                 {{"create", m_calls[static_cast<int>(Endpoint::create)]},
                  {"poll", m_calls[static_cast<int>(Endpoint::poll)]},
                  {"cancel", m_calls[static_cast<int>(Endpoint::cancel)]}}},
-               {"faults_served", m_faults_served}});
+               {"faults_served", m_faults_served},
+               {"revocation_polls", m_revocation_polls},
+               {"revocations_served", m_revocations_served}});
+}
+
+void Service::revocations(const Request& req, Response& res) {
+    Lock lock(m_mutex);
+    ++m_revocation_polls;
+    if (!m_revocations_on) throw HttpError(404, "no such path");
+    int wait = 0;
+    if (req.has_param("wait")) {
+        const std::string text = req.get_param_value("wait");
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), wait);
+        if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+            throw HttpError(400, "wait is not an integer");
+        wait = std::clamp(wait, 0, k_max_wait_s);
+    }
+    if (m_revocation_bodies.empty() && wait > 0)
+        m_cv.wait_for(lock, std::chrono::seconds(wait),
+                      [&] { return m_stopping || !m_revocation_bodies.empty() || !m_revocations_on; });
+    if (!m_revocations_on) throw HttpError(404, "no such path");
+    if (m_revocation_bodies.empty()) {
+        const std::string after = req.has_param("after") ? req.get_param_value("after") : "0";
+        std::int64_t cursor = 0;
+        std::from_chars(after.data(), after.data() + after.size(), cursor);
+        send_json(res, 200, {{"protocol", 1}, {"cursor", cursor}, {"revocations", json::array()}});
+        return;
+    }
+    res.status = 200;
+    res.set_content(m_revocation_bodies.front(), "application/json");
+    m_revocation_bodies.pop_front();
+    ++m_revocations_served;
+}
+
+void Service::admin_revocations(const Request& req, Response& res) {
+    std::int64_t queued = 0;
+    {
+        Lock lock(m_mutex);
+        // ?off=1: the feed answers 404 again (a proxy or replica that lost the route).
+        m_revocations_on = !(req.has_param("off") && req.get_param_value("off") == "1");
+        if (!req.body.empty()) m_revocation_bodies.push_back(req.body);
+        queued = static_cast<std::int64_t>(m_revocation_bodies.size());
+    }
+    m_cv.notify_all();
+    send_json(res, 200, {{"queued", queued}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1013,6 +1070,7 @@ int run(int argc, char** argv) {
     https.Post("/v1/requests", guarded(service, &Service::create));
     https.Get(R"(/v1/requests/([^/]+))", guarded(service, &Service::poll));
     https.Post(R"(/v1/requests/([^/]+)/cancel)", guarded(service, &Service::cancel));
+    https.Get("/v1/revocations", guarded(service, &Service::revocations));
 
     httplib::Server admin;
     configure(admin, log, k_admin_threads);
@@ -1023,6 +1081,7 @@ int run(int argc, char** argv) {
     admin.Post(R"(/admin/requests/([^/]+)/expire)", guarded(service, &Service::admin_expire));
     admin.Post("/admin/fault", guarded(service, &Service::admin_fault));
     admin.Get("/admin/stats", guarded(service, &Service::admin_stats));
+    admin.Post("/admin/revocations", guarded(service, &Service::admin_revocations));
 
     const int port = bind_server(https, opt.listen, opt.port);
     const int admin_port = bind_server(admin, "127.0.0.1", 0);

@@ -21,6 +21,10 @@ struct NoOutcomes : approval::Outcomes {
     void tell(broker::Request&, const std::string&) override {}
     void approved(broker::Request&, std::vector<std::string>, std::int64_t, const approval::Json&) override {}
     void denied(broker::Request&, const char*, msg::Outcome, const std::string&, approval::Json) override {}
+    bool revoked_at_service(const std::string&, const std::string&, const std::string&, const std::string&,
+                            const approval::Json&) override {
+        return false;
+    }
 };
 
 TEST(Setup, ReloadAppliesRulesButRefusesStartUpSettings) {

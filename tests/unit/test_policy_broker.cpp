@@ -211,6 +211,105 @@ TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
     EXPECT_EQ(again.decision->grant_id, r.decision->grant_id);
 }
 
+// A revocation from the approval service (docs/protocol.md §12) is hostile input: it ends only
+// the live grant of that request with that service grant id, exactly as jitgatectl revoke would.
+TEST_F(BrokerTest, AServiceRevocationEndsOnlyTheGrantItNames) {
+    auto b = make({});
+    approval::Outcomes& outcomes = *b;
+    const auto exp = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(10))
+                         .count();
+    // Two grants "from the service" (the broker as the service backend's Outcomes).
+    const auto granted = [&](std::vector<std::string> argv, const std::string& jti) {
+        Recorder r;
+        auto s = session(std::move(argv));
+        EXPECT_EQ(b->begin_check(s, r), broker::Step::waiting);
+        const std::string id = s.request_id; // the session forgets it once decided
+        broker::Request* q = outcomes.waiting(id);
+        EXPECT_NE(q, nullptr);
+        if (q != nullptr) outcomes.approved(*q, {"bob"}, exp, approval::Json{{"service_grant_id", jti}});
+        EXPECT_TRUE(r.decision && r.decision->allow);
+        return id;
+    };
+    const std::string first = granted({"/usr/bin/systemctl", "restart", "payments"}, "G-aaa");
+    const std::string second = granted({"/usr/bin/systemctl", "restart", "ledger"}, "G-bbb");
+    const auto answers = [&](std::vector<std::string> argv) {
+        Recorder r;
+        auto s = session(std::move(argv));
+        const bool by_grant = b->begin_check(s, r) == broker::Step::done && r.decision &&
+                              r.decision->outcome == jitgate::msg::Outcome::grant;
+        if (!by_grant && b->pending_count() > 0) b->client_gone(s);
+        return by_grant;
+    };
+    // Wrong jti for the request, another request's jti, an unknown request, empty ids: nothing.
+    EXPECT_FALSE(outcomes.revoked_at_service(first, "G-bbb", "carol", "", approval::Json::object()));
+    EXPECT_FALSE(outcomes.revoked_at_service(second, "G-aaa", "carol", "", approval::Json::object()));
+    EXPECT_FALSE(outcomes.revoked_at_service("R-NOSUCH", "G-aaa", "carol", "", approval::Json::object()));
+    EXPECT_FALSE(outcomes.revoked_at_service(first, "", "carol", "", approval::Json::object()));
+    EXPECT_FALSE(outcomes.revoked_at_service("", "", "carol", "", approval::Json::object()));
+    EXPECT_TRUE(answers({"/usr/bin/systemctl", "restart", "payments"}));
+    EXPECT_TRUE(answers({"/usr/bin/systemctl", "restart", "ledger"}));
+    EXPECT_EQ(journal().find("\"type\":\"grant.revoked\""), std::string::npos);
+
+    // The right one: that grant ends (grant.revoked, who and where), the other stays.
+    EXPECT_TRUE(outcomes.revoked_at_service(first, "G-aaa", "carol\x1b[2J", "incident closed",
+                                            approval::Json{{"via", "approval_service"}}));
+    EXPECT_FALSE(answers({"/usr/bin/systemctl", "restart", "payments"}));
+    EXPECT_TRUE(answers({"/usr/bin/systemctl", "restart", "ledger"}));
+    const std::string j = journal();
+    EXPECT_EQ(count_lines_with(j, {"\"type\":\"grant.revoked\"", "\"request_id\":\"" + first + "\"",
+                                   "\"revoked_at_service\":true", "\"service_grant_id\":\"G-aaa\"",
+                                   "\"reason\":\"incident closed\"", "\"via\":\"approval_service\""}),
+              1u);
+    EXPECT_EQ(j.find("\x1b"), std::string::npos) << "the service's text is escaped";
+    // Once ended, the same revocation again changes nothing.
+    EXPECT_FALSE(outcomes.revoked_at_service(first, "G-aaa", "carol", "", approval::Json::object()));
+
+    // A grant approved here (no service grant id) is never ended by the service's word.
+    Recorder r;
+    auto s = session({"/usr/bin/systemctl", "restart", "billing"});
+    ASSERT_EQ(b->begin_check(s, r), broker::Step::waiting);
+    const std::string local = s.request_id;
+    ASSERT_TRUE(b->approve(approver("bob", 2002), local).ok);
+    EXPECT_FALSE(outcomes.revoked_at_service(local, "", "carol", "", approval::Json::object()));
+    EXPECT_FALSE(outcomes.revoked_at_service(local, r.decision->grant_id, "carol", "", approval::Json::object()));
+    EXPECT_TRUE(answers({"/usr/bin/systemctl", "restart", "billing"}));
+}
+
+// A page of the feed goes to the broker as one batch: each entry is matched as alone would be,
+// a repeat in the same page ends nothing more, and the result says which ended a grant.
+TEST_F(BrokerTest, AServiceRevocationBatchEndsEachNamedGrantOnce) {
+    auto b = make({});
+    approval::Outcomes& outcomes = *b;
+    const auto exp = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(10))
+                         .count();
+    const auto granted = [&](std::vector<std::string> argv, const std::string& jti) {
+        Recorder r;
+        auto s = session(std::move(argv));
+        EXPECT_EQ(b->begin_check(s, r), broker::Step::waiting);
+        const std::string id = s.request_id;
+        broker::Request* q = outcomes.waiting(id);
+        EXPECT_NE(q, nullptr);
+        if (q != nullptr) outcomes.approved(*q, {"bob"}, exp, approval::Json{{"service_grant_id", jti}});
+        return id;
+    };
+    const std::string first = granted({"/usr/bin/systemctl", "restart", "payments"}, "G-aaa");
+    const std::string second = granted({"/usr/bin/systemctl", "restart", "ledger"}, "G-bbb");
+    const std::string third = granted({"/usr/bin/systemctl", "restart", "billing"}, "G-ccc");
+    const auto entry = [](const std::string& rid, const std::string& jti) {
+        return approval::Outcomes::ServiceRevocation{rid, jti, "carol", "", approval::Json::object()};
+    };
+    const std::vector<bool> ended =
+        outcomes.revoked_at_service_batch({entry(first, "G-aaa"), entry(first, "G-aaa"), entry(second, "G-aaa"),
+                                           entry("R-NOSUCH", "G-bbb"), entry(third, "G-ccc")});
+    EXPECT_EQ(ended, (std::vector<bool>{true, false, false, false, true}));
+    EXPECT_EQ(count_lines_with(journal(), {"\"type\":\"grant.revoked\"", "\"revoked_at_service\":true"}), 2u);
+    EXPECT_TRUE(outcomes.revoked_at_service_batch({}).empty());
+    // The one not named is still live.
+    EXPECT_TRUE(outcomes.revoked_at_service(second, "G-bbb", "carol", "", approval::Json::object()));
+}
+
 TEST_F(BrokerTest, SelfApprovalIsRefusedByUidEvenUnderAnotherName) {
     auto b = make({});
     Recorder r;

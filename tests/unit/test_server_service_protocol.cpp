@@ -207,6 +207,89 @@ TEST(ServerProtocol, StatusBodies) {
     EXPECT_FALSE(j.contains("grant"));
 }
 
+// A revoked grant is never handed out again: the status is final ("cancelled", revoked: true),
+// without the grant, with who and why (cut at a UTF-8 boundary); every host denies on it.
+TEST(ServerProtocol, RevokedRequestHasNoGrant) {
+    jitgate::server::store::Request r;
+    r.id = "R-7F3K9Q";
+    r.status = jitgate::server::store::Status::approved;
+    r.grant = "a.b.c";
+    jitgate::server::store::Revocation v;
+    v.revoked_by = "carol";
+    v.reason = std::string(255, 'x') + "\xc3\xa9" + std::string(100, 'y'); // an é across byte 256
+    Json j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
+    EXPECT_EQ(j["status"], "cancelled") << "no new status within v1 (§10)";
+    EXPECT_EQ(j["revoked"], true);
+    EXPECT_EQ(j["id"], "R-7F3K9Q");
+    EXPECT_FALSE(j.contains("grant"));
+    EXPECT_FALSE(j.contains("approvers"));
+    EXPECT_EQ(j["revoked_by"], "carol");
+    EXPECT_EQ(j["reason"], "revoked at the service by carol: " + std::string(255, 'x'));
+    v.reason.clear();
+    j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
+    EXPECT_EQ(j["reason"], "revoked at the service by carol");
+    EXPECT_EQ(jitgate::server::protocol::cut_reason("short"), "short");
+    // Only an approved request is ever answered as revoked.
+    r.status = jitgate::server::store::Status::denied;
+    j = Json::parse(jitgate::server::protocol::status_json(r, "x", &v));
+    EXPECT_EQ(j["status"], "denied");
+}
+
+// §12: a page never outgrows what a host accepts (64 KiB), however the reasons look: it is cut
+// by size (at least one entry), each reason cut to 256 bytes; the cursor then names the last
+// entry sent, so nothing is skipped; a whole read ends at `last`.
+TEST(ServerProtocol, RevocationPagesAreCutBySizeWithoutSkipping) {
+    using jitgate::server::protocol::revocations_json;
+    std::vector<jitgate::server::store::Revocation> rows;
+    for (int i = 1; i <= 100; ++i) {
+        jitgate::server::store::Revocation r;
+        r.seq = i * 2;
+        r.host = "web-01";
+        r.request_id = "R-" + std::to_string(i);
+        r.grant_id = "G-" + std::to_string(i);
+        r.revoked_by = "carol";
+        r.reason = std::string(2048, '"'); // escaping doubles it before the cut
+        r.revoked_at = 1795514650;
+        rows.push_back(r);
+    }
+    std::string body = revocations_json(rows, 500, 100);
+    EXPECT_LE(body.size(), jitgate::server::protocol::k_max_revocations_body);
+    Json j = Json::parse(body);
+    const auto& list = j["revocations"];
+    ASSERT_GT(list.size(), 1u);
+    ASSERT_LT(list.size(), 100u);
+    EXPECT_EQ(j["cursor"], list.back()["seq"]) << "cut by size: the cursor is the last entry sent";
+    EXPECT_EQ(list[0]["reason"].get<std::string>().size(), 256u);
+    // One entry alone is always sent, even over the limit.
+    j = Json::parse(revocations_json(rows, 500, 100, 10));
+    EXPECT_EQ(j["revocations"].size(), 1u);
+    EXPECT_EQ(j["cursor"], 2);
+    // A short read, all of it sent: the cursor is `last` (the newest seq of the hosts).
+    rows.resize(3);
+    j = Json::parse(revocations_json(rows, 500, 100));
+    EXPECT_EQ(j["revocations"].size(), 3u);
+    EXPECT_EQ(j["cursor"], 500);
+    // A read cut by its limit: the cursor is the last row's seq (more may follow).
+    j = Json::parse(revocations_json(rows, 500, 3));
+    EXPECT_EQ(j["cursor"], 6);
+    // Nothing: the cursor is `last`.
+    j = Json::parse(revocations_json({}, 500, 100));
+    EXPECT_EQ(j["cursor"], 500);
+    EXPECT_TRUE(j["revocations"].empty());
+}
+
+TEST(ServerProtocol, RevokeReasonsAreOneLineOfText) {
+    using jitgate::server::protocol::revoke_reason_problem;
+    EXPECT_FALSE(revoke_reason_problem("", 2048));
+    EXPECT_FALSE(revoke_reason_problem("wrong ticket \xc3\xa9", 2048));
+    for (const std::string& bad :
+         {std::string("a\nb"), std::string("a\tb"), std::string("\x1b[2J"), std::string("a\x7f"),
+          std::string("a\xc2\x9b"), std::string("a\0b", 3), std::string("\xff")})
+        EXPECT_TRUE(revoke_reason_problem(bad, 2048)) << bad;
+    EXPECT_TRUE(revoke_reason_problem(std::string(2049, 'x'), 2048));
+    EXPECT_NE(revoke_reason_problem("a\nb", 2048)->find("control characters"), std::string::npos);
+}
+
 TEST(ServerPolicy, RaisesNeverLowersAndUnionsGroups) {
     using jitgate::server::service::apply_policy;
     jitgate::server::config::PolicyEntry finance;

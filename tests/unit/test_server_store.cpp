@@ -34,6 +34,9 @@ using namespace jitgate::test_store;
 
 namespace {
 
+// revocations_after()'s `upto` when a case does not bound the read.
+constexpr std::int64_t k_no_upto = std::numeric_limits<std::int64_t>::max();
+
 // put_login's cap on sign-ins in progress, for tests about something else.
 constexpr std::size_t k_no_sign_in_cap = 1000000;
 
@@ -1563,6 +1566,160 @@ TEST_P(StoreTest, ingest_keeps_the_reported_spool_seq_and_the_backlog_follows_th
     EXPECT_EQ(store->audit_chain("fin-db-01")->last_seq, 13);
 }
 
+// --- grant revocations (docs/protocol.md §12) ---
+
+Revocation revocation_by(const std::string& who, std::int64_t at = 1500, const std::string& reason = "left the team") {
+    Revocation r;
+    r.revoked_by = who;
+    r.identity = "https://idp/ " + who;
+    r.source_address = "10.0.0.9";
+    r.via = "web";
+    r.reason = reason;
+    r.revoked_at = at;
+    return r;
+}
+
+TEST_P(StoreTest, revoke_grant_stores_who_when_why_with_its_event_once) {
+    create("R-REV1");
+    RecordingSigner signer;
+    ASSERT_EQ(store->approve("web1", "R-REV1", approval("bob"), 1100, signer.signer(), event("a")).outcome,
+              ApproveOutcome::approved);
+    const RevokeResult first =
+        store->revoke_grant("web1", "R-REV1", revocation_by("carol"), event("grant.revoked", "web1", "R-REV1", 1500));
+    ASSERT_EQ(first.outcome, RevokeOutcome::revoked);
+    EXPECT_GE(first.revocation.seq, 1);
+    EXPECT_EQ(first.revocation.host, "web1");
+    EXPECT_EQ(first.revocation.request_id, "R-REV1");
+    EXPECT_EQ(first.revocation.grant_id, "jti-R-REV1");
+    EXPECT_EQ(first.revocation.revoked_by, "carol");
+    EXPECT_EQ(first.revocation.identity, "https://idp/ carol");
+    EXPECT_EQ(first.revocation.source_address, "10.0.0.9");
+    EXPECT_EQ(first.revocation.via, "web");
+    EXPECT_EQ(first.revocation.reason, "left the team");
+    EXPECT_EQ(first.revocation.revoked_at, 1500);
+    EXPECT_EQ(first.request.status, Status::approved);
+    const auto found = store->find_revocation("web1", "R-REV1");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->seq, first.revocation.seq);
+    EXPECT_EQ(found->revoked_by, "carol");
+
+    // Idempotent: a second revocation (by anyone) changes nothing and records nothing.
+    const RevokeResult second =
+        store->revoke_grant("web1", "R-REV1", revocation_by("dave", 1600), event("grant.revoked", "web1", "R-REV1"));
+    EXPECT_EQ(second.outcome, RevokeOutcome::already_revoked);
+    EXPECT_EQ(second.revocation.revoked_by, "carol");
+    EXPECT_EQ(second.revocation.seq, first.revocation.seq);
+    int revoked_events = 0;
+    for (const Event& e : store->events("web1", "R-REV1")) revoked_events += e.type == "grant.revoked" ? 1 : 0;
+    EXPECT_EQ(revoked_events, 1);
+}
+
+TEST_P(StoreTest, revoke_grant_refuses_unknown_and_not_approved_requests) {
+    EXPECT_EQ(store->revoke_grant("web1", "R-NONE", revocation_by("carol"), event("grant.revoked")).outcome,
+              RevokeOutcome::not_found);
+    create("R-PEND");
+    create("R-DENIED");
+    store->finish("web1", "R-DENIED", Status::denied, "bob", "no", 1200, event("request.denied"));
+    for (const char* id : {"R-PEND", "R-DENIED"}) {
+        const RevokeResult r =
+            store->revoke_grant("web1", id, revocation_by("carol"), event("grant.revoked", "web1", id));
+        EXPECT_EQ(r.outcome, RevokeOutcome::not_approved) << id;
+        EXPECT_FALSE(store->find_revocation("web1", id)) << id;
+        for (const Event& e : store->events("web1", id)) EXPECT_NE(e.type, "grant.revoked") << id;
+    }
+    // Another host's request of the same id is another request.
+    create("R-OTHER");
+    EXPECT_EQ(store->revoke_grant("web2", "R-OTHER", revocation_by("carol"), event("grant.revoked")).outcome,
+              RevokeOutcome::not_found);
+    EXPECT_EQ(store->last_revocation_seq({}), 0);
+    try {
+        store->revoke_grant("web1", "R-PEND", revocation_by(""), event("grant.revoked"));
+        FAIL() << "a revocation without who was stored";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::bad_input);
+    }
+}
+
+TEST_P(StoreTest, revocations_are_listed_per_host_in_seq_order_after_a_cursor) {
+    RecordingSigner signer;
+    const auto approved = [&](const std::string& host, const std::string& id) {
+        ASSERT_TRUE(store->create(make_request(host, id), event("request.filed", host, id)).created);
+        ASSERT_EQ(store->approve(host, id, approval("bob"), 1100, signer.signer(), event("a")).outcome,
+                  ApproveOutcome::approved);
+    };
+    approved("web1", "R-A");
+    approved("web2", "R-B");
+    approved("web1", "R-C");
+    approved("web1", "R-OLD");
+    EXPECT_EQ(store->revoke_grant("web1", "R-OLD", revocation_by("carol", 100), event("x")).outcome,
+              RevokeOutcome::revoked);
+    EXPECT_EQ(store->revoke_grant("web1", "R-A", revocation_by("carol", 1500), event("x")).outcome,
+              RevokeOutcome::revoked);
+    EXPECT_EQ(store->revoke_grant("web2", "R-B", revocation_by("carol", 1501), event("x")).outcome,
+              RevokeOutcome::revoked);
+    EXPECT_EQ(store->revoke_grant("web1", "R-C", revocation_by("carol", 1502), event("x")).outcome,
+              RevokeOutcome::revoked);
+
+    const std::vector<std::string> web1{"web1"};
+    // Only web1's, only those revoked since 1000 (R-OLD's grant cannot be live any more).
+    std::vector<Revocation> rows = store->revocations_after(web1, 0, k_no_upto, 1000, 100);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].request_id, "R-A");
+    EXPECT_EQ(rows[1].request_id, "R-C");
+    EXPECT_LT(rows[0].seq, rows[1].seq);
+    // After the first one's seq: the second only; a limit of one: the first only.
+    rows = store->revocations_after(web1, rows[0].seq, k_no_upto, 1000, 100);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].request_id, "R-C");
+    EXPECT_TRUE(store->revocations_after(web1, rows[0].seq, k_no_upto, 1000, 100).empty());
+    rows = store->revocations_after(web1, 0, k_no_upto, 1000, 1);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].request_id, "R-A");
+    // Several names (one certificate naming two hosts): merged in seq order.
+    rows = store->revocations_after({"web2", "web1"}, 0, k_no_upto, 0, 100);
+    ASSERT_EQ(rows.size(), 4u);
+    for (std::size_t i = 1; i < rows.size(); ++i) EXPECT_LT(rows[i - 1].seq, rows[i].seq);
+    EXPECT_TRUE(store->revocations_after({"web3"}, 0, k_no_upto, 0, 100).empty());
+    // The newest seq: per host, and of every host.
+    const std::int64_t newest_web1 = store->last_revocation_seq(web1);
+    const std::int64_t newest_web2 = store->last_revocation_seq({"web2"});
+    EXPECT_EQ(newest_web1, store->revocations_after(web1, 0, k_no_upto, 0, 100).back().seq);
+    EXPECT_GT(newest_web1, newest_web2);
+    EXPECT_EQ(store->last_revocation_seq({}), newest_web1);
+    EXPECT_EQ(store->last_revocation_seq({"web3"}), 0);
+    EXPECT_EQ(store->hosts_of_request("R-A", 10), web1);
+    EXPECT_TRUE(store->hosts_of_request("R-NONE", 10).empty());
+    // `upto` bounds the read (the newest seq read first): nothing above it, even if committed.
+    rows = store->revocations_after({"web2", "web1"}, 0, newest_web2, 0, 100);
+    ASSERT_FALSE(rows.empty());
+    for (const Revocation& r : rows) EXPECT_LE(r.seq, newest_web2);
+    EXPECT_EQ(rows.back().seq, newest_web2);
+    EXPECT_TRUE(store->revocations_after(web1, newest_web1, newest_web1, 0, 100).empty());
+    // The hosts with a revocation after a seq: whose parked polls to wake.
+    EXPECT_EQ(store->hosts_revoked_after(0, 10), (std::vector<std::string>{"web1", "web2"}));
+    EXPECT_EQ(store->hosts_revoked_after(newest_web2, 10), web1);
+    EXPECT_TRUE(store->hosts_revoked_after(newest_web1, 10).empty());
+    EXPECT_EQ(store->hosts_revoked_after(0, 1).size(), 1u);
+}
+
+// A database of schema version 6 keeps its approved requests through the upgrade to 7, and their
+// grants can then be revoked.
+TEST_P(StoreTest, migrate_to_7_keeps_approved_requests_revocable) {
+    Database old(GetParam());
+    EXPECT_EQ(old.migrate_up_to(6), 0);
+    old.exec("INSERT INTO requests (host, id, body, requester, status, approvals_needed, created_at, expires_at, "
+             "decided_at, \"grant\", grant_id) VALUES ('web1', 'R-V6', '{}', 'alice', 'approved', 1, 1000, 2000, "
+             "1100, 'jws.v6', 'G-v6')");
+    EXPECT_THROW(old.open(), Error); // older than this program: migrate first
+    EXPECT_EQ(old.migrate(), 6);
+    auto upgraded = old.open();
+    EXPECT_EQ(upgraded->last_revocation_seq({}), 0);
+    const RevokeResult r = upgraded->revoke_grant("web1", "R-V6", revocation_by("carol"), event("grant.revoked"));
+    ASSERT_EQ(r.outcome, RevokeOutcome::revoked);
+    EXPECT_EQ(r.revocation.grant_id, "G-v6");
+    EXPECT_EQ(upgraded->last_revocation_seq({"web1"}), r.revocation.seq);
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, StoreTest, testing::Values(Backend::sqlite, Backend::postgres), backend_name);
 
 // --- schema refusal before migrate ---
@@ -1813,6 +1970,27 @@ TEST(StorePostgres, a_change_on_one_connection_wakes_the_other) {
     a->create(make_request(host, "R-WAKE3"), event("request.filed")); // a marker after b's own change
     expect_wakeup(*b, host, "R-WAKE3", &seen_by_b);
     for (const auto& w : seen_by_b) EXPECT_NE(w.second, "R-WAKE2") << "b was woken by its own change";
+}
+
+// A revocation on one replica wakes the others' revocation polls (docs/protocol.md §12).
+TEST(StorePostgres, a_revocation_on_one_connection_wakes_the_other) {
+    Database db(Backend::postgres);
+    db.migrate();
+    auto a = db.open();
+    auto b = db.open();
+    ASSERT_GE(b->wake_fd(), 0);
+    const std::string host = "revoke-" + std::to_string(::getpid());
+    a->create(make_request(host, "R-RWAKE"), event("request.filed"));
+    RecordingSigner signer;
+    ASSERT_EQ(a->approve(host, "R-RWAKE", approval("bob"), 1100, signer.signer(), event("a")).outcome,
+              ApproveOutcome::approved);
+    expect_wakeup(*b, host, "R-RWAKE", nullptr); // the approval's
+    ASSERT_EQ(a->revoke_grant(host, "R-RWAKE", revocation_by("carol"), event("grant.revoked")).outcome,
+              RevokeOutcome::revoked);
+    expect_wakeup(*b, host, "R-RWAKE", nullptr);
+    const auto rows = b->revocations_after({host}, 0, k_no_upto, 0, 10);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].revoked_by, "carol");
 }
 
 TEST(StorePostgres, a_dropped_connection_is_reconnected_once) {

@@ -296,6 +296,34 @@ TEST(WebPages, CsrfTokenIsEscapedInItsAttribute) {
     EXPECT_NE(page.find("value=\"&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\""), std::string::npos);
 }
 
+// The revoke form says when the grant expires; for one that expired already, that it has
+// nothing left to end on the host (sessions kept past it under on_expiry: keep stay).
+TEST(WebPages, TheRevokeFormSaysWhenTheGrantExpires) {
+    const pages::Viewer v = viewer();
+    store::Request r = request_with(normal_body());
+    r.status = store::Status::approved;
+    r.grant_id = "G-1";
+    const auto with_exp = [](std::int64_t exp) {
+        return "eyJhbGciOiJFZERTQSJ9." + jitgate::text::base64url_encode(R"({"exp":)" + std::to_string(exp) + "}") +
+               ".c2ln";
+    };
+    r.grant = with_exp(k_now - 60);
+    std::string page =
+        pages::request_detail({"Example", &v}, r, Decidability{false, "x", false, "x"}, k_now, nullptr, true);
+    EXPECT_NE(page.find("/revoke\""), std::string::npos);
+    EXPECT_NE(page.find("This grant expired"), std::string::npos);
+    EXPECT_NE(page.find("nothing left to end on the host"), std::string::npos);
+    EXPECT_NE(page.find("on_expiry: keep"), std::string::npos);
+    EXPECT_EQ(page.find("<textarea id=\"revoke-comment\""), std::string::npos) << "one line";
+    r.grant = with_exp(k_now + 600);
+    page = pages::request_detail({"Example", &v}, r, Decidability{false, "x", false, "x"}, k_now, nullptr, true);
+    EXPECT_NE(page.find("The grant expires"), std::string::npos);
+    EXPECT_EQ(page.find("nothing left to end"), std::string::npos);
+    r.grant = "not a jws";
+    page = pages::request_detail({"Example", &v}, r, Decidability{false, "x", false, "x"}, k_now, nullptr, true);
+    EXPECT_NE(page.find("/revoke\""), std::string::npos) << "an unreadable grant is still revocable";
+}
+
 TEST(WebPages, NoFormsWhenTheViewerMayNotDecide) {
     const std::string page = detail(request_with(normal_body()), false, "this is your own request <b>");
     only_our_markup(page);

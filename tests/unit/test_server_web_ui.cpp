@@ -494,6 +494,128 @@ TEST_F(WebUiTest, ApproveWithTheCsrfTokenGoesThroughTheService) {
     EXPECT_EQ(verdict.claims.exp, m_now + 900); // ttl_s, under the default hosts.max_ttl
 }
 
+// Revoking a grant (docs/server.md "Revoking a grant"): a POST with the session's CSRF token,
+// only by someone who could have approved the request, stored once with who, where and why.
+// Who may revoke is judged whatever the request's status: a revocation sent by someone outside
+// its approver groups while it is pending is refused as such (403), not passed on to the store,
+// where it would succeed if another replica approved the request in between.
+TEST_F(WebUiTest, AnOutsidersRevocationOfAPendingRequestIsRefusedNotDeferred) {
+    file_request("alice");
+    const http::Fields headers{{"origin", k_origin}, {"sec-fetch-site", "same-origin"}};
+    Browser alice;
+    m_idp.next = {"https://idp.example.test/", "sub-alice", "alice", "Alice", {}};
+    sign_in(alice);
+    EXPECT_EQ(
+        send(alice, "POST", "/r/pay-db-01/R-7F3K9Q/revoke", {}, "comment=x&csrf=" + csrf_of(alice), headers).status,
+        403);
+    service::Approver outsider{"https://idp.example.test/ sub-eve", "eve", "Eve", {"ops"}};
+    EXPECT_EQ(m_service->revoke(outsider, "pay-db-01", "R-7F3K9Q", "x", "192.0.2.10", "web").status,
+              service::ActionStatus::forbidden);
+    EXPECT_FALSE(m_store->find_revocation("pay-db-01", "R-7F3K9Q"));
+}
+
+TEST_F(WebUiTest, AnApproverRevokesTheGrantThroughThePageAndNobodyElseCan) {
+    file_request("alice");
+    const http::Fields headers{{"origin", k_origin}, {"sec-fetch-site", "same-origin"}};
+    const std::string revoke_path = "/r/pay-db-01/R-7F3K9Q/revoke";
+    Browser bob;
+    sign_in(bob);
+    const std::string csrf = csrf_of(bob);
+    // Pending: no form, and a revocation is refused (nothing to revoke).
+    EXPECT_EQ(send(bob, "GET", "/r/pay-db-01/R-7F3K9Q").body.find(revoke_path), std::string::npos);
+    EXPECT_EQ(send(bob, "POST", revoke_path, {}, "comment=x&csrf=" + csrf, headers).status, 409);
+    ASSERT_EQ(send(bob, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=ok&csrf=" + csrf, headers).status, 200);
+    ASSERT_EQ(stored().status, store::Status::approved);
+    EXPECT_NE(send(bob, "GET", "/r/pay-db-01/R-7F3K9Q").body.find(revoke_path), std::string::npos);
+
+    // Without the token, or from another origin: 403, nothing stored.
+    EXPECT_EQ(send(bob, "POST", revoke_path, {}, "comment=x", headers).status, 403);
+    EXPECT_EQ(
+        send(bob, "POST", revoke_path, {}, "comment=x&csrf=" + csrf, {{"origin", "https://evil.example.com"}}).status,
+        403);
+    // Someone of another group does not even see the request; the requester (no approver
+    // group) sees it but may not revoke it: refused and recorded.
+    Browser eve;
+    m_idp.next = {"https://idp.example.test/", "sub-eve", "eve", "Eve", {"ops"}};
+    sign_in(eve);
+    EXPECT_EQ(send(eve, "POST", revoke_path, {}, "comment=x&csrf=" + csrf_of(eve), headers).status, 404);
+    Browser alice;
+    m_idp.next = {"https://idp.example.test/", "sub-alice", "alice", "Alice", {}};
+    sign_in(alice);
+    EXPECT_EQ(send(alice, "GET", "/r/pay-db-01/R-7F3K9Q").body.find(revoke_path), std::string::npos);
+    EXPECT_EQ(send(alice, "POST", revoke_path, {}, "comment=x&csrf=" + csrf_of(alice), headers).status, 403);
+    EXPECT_FALSE(m_store->find_revocation("pay-db-01", "R-7F3K9Q"));
+    bool refused_recorded = false;
+    for (const store::Event& e : m_store->events("pay-db-01", "R-7F3K9Q"))
+        refused_recorded = refused_recorded || (e.type == "revocation.refused" && e.actor == "alice");
+    EXPECT_TRUE(refused_recorded);
+    // Refused again within the minute: refused, but recorded once (the count carried by the next).
+    EXPECT_EQ(send(alice, "POST", revoke_path, {}, "comment=x&csrf=" + csrf_of(alice), headers).status, 403);
+    EXPECT_EQ(send(alice, "POST", revoke_path, {}, "comment=x&csrf=" + csrf_of(alice), headers).status, 403);
+    int refused_events = 0;
+    for (const store::Event& e : m_store->events("pay-db-01", "R-7F3K9Q"))
+        refused_events += e.type == "revocation.refused" ? 1 : 0;
+    EXPECT_EQ(refused_events, 1);
+
+    // bob revokes: stored with who, from where, via the web, and why; once.
+    const auto revoked = send(bob, "POST", revoke_path, {}, "comment=incident+closed&csrf=" + csrf, headers);
+    EXPECT_EQ(revoked.status, 200);
+    EXPECT_NE(revoked.body.find("revoked grant " + stored().grant_id), std::string::npos) << revoked.body;
+    const auto r = m_store->find_revocation("pay-db-01", "R-7F3K9Q");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->revoked_by, "bob");
+    EXPECT_EQ(r->identity, "https://idp.example.test/ sub-bob");
+    EXPECT_EQ(r->via, "web");
+    EXPECT_EQ(r->reason, "incident closed");
+    EXPECT_EQ(r->source_address, "192.0.2.10");
+    EXPECT_EQ(r->grant_id, stored().grant_id);
+    const auto again = send(bob, "POST", revoke_path, {}, "comment=again&csrf=" + csrf, headers);
+    EXPECT_EQ(again.status, 200);
+    EXPECT_NE(again.body.find("revoked already"), std::string::npos);
+    int revoked_events = 0;
+    for (const store::Event& e : m_store->events("pay-db-01", "R-7F3K9Q"))
+        revoked_events += e.type == "grant.revoked" ? 1 : 0;
+    EXPECT_EQ(revoked_events, 1);
+    const auto page = send(bob, "GET", "/r/pay-db-01/R-7F3K9Q").body;
+    EXPECT_NE(page.find("<strong>revoked</strong>"), std::string::npos);
+    EXPECT_EQ(page.find(revoke_path), std::string::npos) << "no form once revoked";
+
+    // The host that has not fetched the grant yet is told "cancelled" (revoked), without the grant.
+    const auto status = nlohmann::json::parse(m_service->status_body(stored()));
+    EXPECT_EQ(status["status"], "cancelled");
+    EXPECT_EQ(status["revoked"], true);
+    EXPECT_FALSE(status.contains("grant"));
+    EXPECT_EQ(status["revoked_by"], "bob");
+    // The host's feed (§12): the revocation, with the newest seq as the cursor.
+    const std::vector<std::string> hosts{"pay-db-01"};
+    auto feed = nlohmann::json::parse(m_service->revocations_answer(hosts, 0, false).value());
+    ASSERT_EQ(feed["revocations"].size(), 1u);
+    EXPECT_EQ(feed["cursor"], r->seq);
+    EXPECT_FALSE(m_service->revocations_answer(hosts, r->seq, false)) << "nothing new: the poll waits";
+    // A cursor ahead of the database (restored from a backup): answered at once, read from 0.
+    const auto ahead = m_service->revocations_answer(hosts, r->seq + 1000, false);
+    ASSERT_TRUE(ahead);
+    feed = nlohmann::json::parse(*ahead);
+    EXPECT_EQ(feed["cursor"], r->seq);
+    ASSERT_EQ(feed["revocations"].size(), 1u);
+    EXPECT_EQ(feed["revocations"][0]["request_id"], "R-7F3K9Q");
+}
+
+// A revocation's reason is one line of text: control characters are refused with a clear error.
+TEST_F(WebUiTest, ARevocationReasonWithControlCharactersIsRefused) {
+    file_request("alice");
+    const http::Fields headers{{"origin", k_origin}, {"sec-fetch-site", "same-origin"}};
+    Browser bob;
+    sign_in(bob);
+    const std::string csrf = csrf_of(bob);
+    ASSERT_EQ(send(bob, "POST", "/r/pay-db-01/R-7F3K9Q/approve", {}, "comment=ok&csrf=" + csrf, headers).status, 200);
+    const auto refused =
+        send(bob, "POST", "/r/pay-db-01/R-7F3K9Q/revoke", {}, "comment=a%1B%5B2Jb&csrf=" + csrf, headers);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_NE(refused.body.find("control characters"), std::string::npos) << refused.body;
+    EXPECT_FALSE(m_store->find_revocation("pay-db-01", "R-7F3K9Q"));
+}
+
 TEST_F(WebUiTest, PostWithoutAValidCsrfTokenIs403AndChangesNothing) {
     file_request("alice");
     Browser b;
