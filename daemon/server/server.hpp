@@ -87,10 +87,14 @@ private:
     // Records a refusal or protocol error; a non-root peer's within its bound (Broker::audit_refusal).
     void record_refusal(const Connection& c, nlohmann::json event);
     void sweep(); // closes connections marked dead, reaps idle ones
-    // Group commit: makes the batch's audit events durable, then releases the replies held
-    // back meanwhile. If the journal cannot be synced, held replies are dropped and their
-    // connections closed: every client then denies (fail closed).
-    void commit();
+    // Pipelined group commit (Auditor::start_commit, the SECURITY NOTE there): the loop hands
+    // every line written so far to the committer thread at the end of each turn and goes on
+    // reading; when the fdatasync returned (commit_event_fd readable) on_commit_done() takes
+    // its result and release_durable() sends exactly the replies whose events are durable.
+    // If an fdatasync failed, every held reply is dropped and its connection closed (the
+    // client denies), then and ever after: nothing is released after a failed sync.
+    void on_commit_done();
+    void release_durable();
     void close_connection(int fd);
 
     std::string m_config_path;
@@ -100,11 +104,12 @@ private:
     int m_epoll = -1;
     int m_listen = -1;
     int m_signal = -1;
+    int m_commit_fd = -1; // the Auditor's; not closed here
     bool m_stop = false;
     std::unordered_map<int, std::unique_ptr<Connection>> m_clients;
     std::vector<int> m_dead;
-    // Connections with replies waiting for the batch's fdatasync: every reply is held until
-    // commit() (the broker's Responder contract, daemon/policy/session.hpp).
+    // Connections with replies waiting for their audit events to be durable: every reply is
+    // held until release_durable() (the broker's Responder contract, daemon/policy/session.hpp).
     std::vector<int> m_held;
     std::unordered_map<uid_t, std::size_t> m_per_uid; // open connections of non-root peers
     std::chrono::steady_clock::time_point m_next_sweep;
