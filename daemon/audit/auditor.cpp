@@ -8,6 +8,7 @@
 #include "daemon/audit/auditor.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -20,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <optional>
@@ -619,12 +621,19 @@ int Auditor::commit_event_fd() {
     if (m_commit_event_fd >= 0) return m_commit_event_fd;
     const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) throw Error(ErrorCode::internal, "audit", "eventfd failed: " + errno_text(errno));
+    // The committer takes no signals: a process-directed SIGTERM must reach the event loop's
+    // signalfd, never a thread that would die of it (the mask is inherited, then restored).
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
     try {
         m_committer = std::thread([this] { committer_main(); });
     } catch (const std::exception& e) {
+        ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
         ::close(fd);
         throw Error(ErrorCode::internal, "audit", std::string("cannot start the audit committer thread: ") + e.what());
     }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     m_commit_event_fd = fd;
     return fd;
 }

@@ -75,9 +75,10 @@ public:
     Json record(Json event);
 
     // Group commit: with it on, record() writes the line and returns at once; the caller must
-    // call sync() before it acts on, or answers anyone about, any event recorded since. One
+    // wait until the event is durable (sync(), or durable_seq() >= its seq after a pipelined
+    // commit, below) before it acts on, or answers anyone about, any event recorded since. One
     // fdatasync then covers every event of the batch (concurrent clients share it). Syslog
-    // lines of a batch are sent once it is durable.
+    // lines of a batch are sent once it is durable. Set before the first start_commit().
     void set_group_commit(bool on) noexcept { m_group_commit = on; }
     // Makes every line written since the last sync durable, publishes durable_seq(), calls the
     // durable hook, and starts a new segment if the current one reached segment_bytes. Throws

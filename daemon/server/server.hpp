@@ -3,7 +3,9 @@
 // Every client is a non-blocking connection in one event loop, so thousands of requests can
 // wait for approvers while the fast path (a live grant, an allow rule) is answered at once.
 // Peers are identified by SO_PEERCRED, never by what they claim. Not thread-safe: run() owns
-// everything until SIGTERM/SIGINT; SIGHUP reloads the config.
+// everything until SIGTERM/SIGINT; SIGHUP reloads the config. The only other thread is the
+// Auditor's committer (fdatasync of the spool), which touches nothing of the server: the loop
+// learns of each finished sync through the Auditor's eventfd (release_durable).
 #pragma once
 
 #include <memory>

@@ -246,6 +246,29 @@ TEST_F(PipelineTest, SyncWaitsForTheSyncInFlightThenSyncsTheRest) {
     EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
 }
 
+TEST_F(PipelineTest, TheLineIsTheCanonicalFormWhereverTheHashMemberFallsAndWhateverTheValuesHold) {
+    // record() serialises once and splices the hash member in: the line must still be exactly
+    // canonical_bytes() of the stamped event, for keys before and after "hash", nested "hash"
+    // keys, and strings full of the structure characters.
+    Auditor a(options());
+    const std::vector<Json> events = {
+        {{"type", type::error}, {"a", "x,y}{\\\"],"}, {"details", {{"hash", ",{"}, {"z", {1, {{"q", "}"}}}}}}},
+        {{"type", type::error}},
+        {{"type", type::error}, {"aaa", {{"b", "\\"}}}, {"hash0", 1}, {"has", 2}, {"zz", "]"}},
+        {{"type", type::error}, {"hash", "a caller's hash is replaced"}, {"\x01key", "\"quoted\""}},
+    };
+    std::string expected;
+    for (const auto& in : events) {
+        const Json e = a.record(in);
+        Json without = e;
+        without.erase("hash");
+        EXPECT_EQ(e["hash"], sha256_hex(canonical_bytes(without)));
+        expected += canonical_bytes(e) + "\n";
+    }
+    EXPECT_EQ(read_all(m_journal), expected);
+    EXPECT_TRUE(verify_spool(m_dir).ok) << problems_text(verify_spool(m_dir));
+}
+
 // --- The server: replies wait for their events --------------------------------------------
 
 class ServerCommitTest : public AuditTest {
