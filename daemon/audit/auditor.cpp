@@ -682,6 +682,11 @@ void Auditor::wait_in_flight() {
         m_job_done = false;
         err = m_job_errno;
     }
+    // Taken here (the committer signalled it before it let go of the mutex): the loop is not
+    // to be woken for it again.
+    std::uint64_t count = 0;
+    while (::read(m_commit_event_fd, &count, sizeof count) < 0 && errno == EINTR) {
+    }
     m_in_flight = false;
     completed(m_in_flight_seq, err);
 }

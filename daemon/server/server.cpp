@@ -306,8 +306,8 @@ int Server::run() {
         }
         m_broker.expire(Clock::now());
         release_durable();
-        sweep(); // what closing connections records (a cancelled wait) goes into the next commit
-        m_auditor.start_commit();
+        sweep(); // what closing connections records (a cancelled wait) goes into the commit
+        commit();
     }
     m_broker.report_suppressed(Clock::now(), true);
     Json stopped{{"type", audit::type::daemon_stopped}, {"pending_dropped", m_broker.pending_count()}};
@@ -327,6 +327,30 @@ int Server::run() {
     }
     release_durable();
     return 0;
+}
+
+void Server::commit() {
+    if (!m_auditor.has_unsynced() || m_auditor.commit_in_flight() || m_auditor.commit_failed()) return;
+    if (m_commit_inline_when_idle && !m_stop) {
+        // With nothing to read, the loop would only wait for the committer: it syncs itself,
+        // which spares a lone client two thread wake-ups. Level-triggered, so peeking drops
+        // nothing: what is ready now is reported again by the next epoll_wait.
+        epoll_event ev{};
+        if (::epoll_wait(m_epoll, &ev, 1, 0) == 0) {
+            try {
+                m_auditor.sync();
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "jitgated: %s; dropping %zu held replies (their clients deny)\n", e.what(),
+                             m_held.size());
+            }
+            release_durable();
+            sweep();
+            // What closing recorded: no turn may end with unsynced events and nothing to wake it.
+            m_auditor.start_commit();
+            return;
+        }
+    }
+    m_auditor.start_commit();
 }
 
 void Server::on_commit_done() {

@@ -37,6 +37,10 @@ public:
 
     // Serves until SIGTERM or SIGINT. Returns the process exit code.
     int run();
+    // Whether the loop makes a batch durable itself when nothing else is ready to be read
+    // (on by default: a lone client is not passed between two threads), rather than always
+    // handing it to the committer thread. The durability guarantee is the same either way.
+    void set_commit_inline_when_idle(bool on) noexcept { m_commit_inline_when_idle = on; }
 
 private:
     void accept_clients();
@@ -95,6 +99,9 @@ private:
     // its result and release_durable() sends exactly the replies whose events are durable.
     // If an fdatasync failed, every held reply is dropped and its connection closed (the
     // client denies), then and ever after: nothing is released after a failed sync.
+    // At the end of a turn: the batch goes to the committer, or, if nothing else is ready,
+    // the loop syncs it itself (set_commit_inline_when_idle) and releases what it covers.
+    void commit();
     void on_commit_done();
     void release_durable();
     void close_connection(int fd);
@@ -107,6 +114,7 @@ private:
     int m_listen = -1;
     int m_signal = -1;
     int m_commit_fd = -1; // the Auditor's; not closed here
+    bool m_commit_inline_when_idle = true;
     bool m_stop = false;
     std::unordered_map<int, std::unique_ptr<Connection>> m_clients;
     std::vector<int> m_dead;

@@ -271,7 +271,9 @@ TEST_F(PipelineTest, TheLineIsTheCanonicalFormWhereverTheHashMemberFallsAndWhate
 
 // --- The server: replies wait for their events --------------------------------------------
 
-class ServerCommitTest : public AuditTest {
+// Run twice: the loop syncing an idle batch itself (the default), and always through the
+// committer thread (set_commit_inline_when_idle(false)); the guarantee is the same.
+class ServerCommitTest : public AuditTest, public ::testing::WithParamInterface<bool> {
 protected:
     void start(SyncGate& gate) {
         Options o = options();
@@ -287,6 +289,7 @@ protected:
         m_thread = std::thread([this, cfg, &ready] {
             // The server blocks SIGTERM in this thread and reads it from its signalfd.
             jitgate::server::Server server("", cfg, *m_auditor);
+            server.set_commit_inline_when_idle(GetParam());
             ready.set_value();
             m_rc = server.run();
         });
@@ -338,7 +341,7 @@ protected:
     int m_rc = -1;
 };
 
-TEST_F(ServerCommitTest, AReplyIsHeldWhileItsEventIsNotDurableAndSentOnceItIs) {
+TEST_P(ServerCommitTest, AReplyIsHeldWhileItsEventIsNotDurableAndSentOnceItIs) {
     SyncGate gate;
     start(gate);
     const std::uint64_t before = m_auditor->durable_seq();
@@ -370,7 +373,7 @@ TEST_F(ServerCommitTest, AReplyIsHeldWhileItsEventIsNotDurableAndSentOnceItIs) {
     EXPECT_EQ(m_auditor->durable_seq(), m_auditor->last_seq()) << "the stop's event is durable too";
 }
 
-TEST_F(ServerCommitTest, AFailedSyncDropsHeldRepliesAndNothingIsReleasedAfterIt) {
+TEST_P(ServerCommitTest, AFailedSyncDropsHeldRepliesAndNothingIsReleasedAfterIt) {
     SyncGate gate;
     start(gate);
     const int a = connect_client();
@@ -390,7 +393,7 @@ TEST_F(ServerCommitTest, AFailedSyncDropsHeldRepliesAndNothingIsReleasedAfterIt)
     EXPECT_EQ(m_rc, 1) << "the final sync cannot succeed on a broken spool";
 }
 
-TEST_F(ServerCommitTest, AStopWithASyncInFlightWaitsForItAndStillSendsTheReply) {
+TEST_P(ServerCommitTest, AStopWithASyncInFlightWaitsForItAndStillSendsTheReply) {
     SyncGate gate;
     start(gate);
     const int a = connect_client();
@@ -407,5 +410,9 @@ TEST_F(ServerCommitTest, AStopWithASyncInFlightWaitsForItAndStillSendsTheReply) 
     EXPECT_EQ(m_auditor->durable_seq(), m_auditor->last_seq());
     ::close(a);
 }
+
+INSTANTIATE_TEST_SUITE_P(CommitModes, ServerCommitTest, ::testing::Bool(), [](const ::testing::TestParamInfo<bool>& i) {
+    return std::string(i.param ? "InlineWhenIdle" : "AlwaysOnTheCommitter");
+});
 
 } // namespace
