@@ -504,8 +504,18 @@ Json Auditor::record(Json event) {
     if (!m_group_commit && (m_in_flight || m_seq > m_synced_seq)) sync();
     std::size_t written = 0;
     int err = write_all(m_segment_fd, line, written);
-    if (err == 0 && !m_group_commit && sync_segment(m_segment_fd) != 0) err = errno;
+    bool sync_failed = false;
+    if (err == 0 && !m_group_commit && sync_segment(m_segment_fd) != 0) {
+        err = errno;
+        sync_failed = true;
+    }
     if (err != 0) {
+        // After a failed fdatasync nothing in the file is known to be durable (the kernel may
+        // have dropped the dirty pages): the spool is broken for good, as with group commit.
+        if (sync_failed) {
+            m_broken = true;
+            m_sync_failed = true;
+        }
         // Take back whatever reached the file, so the next line does not glue onto a partial
         // one and the chain does not hold an event that was never confirmed. The Auditor is
         // the only writer (flock), so the segment ends at m_current_bytes.
@@ -534,7 +544,9 @@ Json Auditor::record(Json event) {
 
 std::string Auditor::new_event_id() {
     // SECURITY NOTE: event ids must be unique, not secret; drawing the random bytes from the
-    // kernel in blocks instead of one getrandom per event gives the same ids' quality.
+    // kernel in blocks instead of one getrandom per event gives the same ids' quality. A forked
+    // child would share the unspent block and repeat ids (which the store deduplicates away):
+    // jitgated never forks; whatever forks one day must not record through this Auditor.
     if (m_random_used + 16 > m_random.size()) {
         fill_random(m_random.data(), m_random.size());
         m_random_used = 0;

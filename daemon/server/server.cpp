@@ -840,7 +840,15 @@ void Server::sweep() {
         const int fd = m_dead.back();
         m_dead.pop_back();
         if (const auto it = m_clients.find(fd); it != m_clients.end() && it->second->has_held()) {
-            it->second->stop_watching();
+            Connection& c = *it->second;
+            // The client is gone now, whatever is still to be sent: a request it was waiting on
+            // is cancelled in this turn, as it would be if the socket closed at once, so no grant
+            // is made for someone who has left.
+            if (c.m_session) {
+                m_broker.client_gone(*c.m_session);
+                c.m_session.reset();
+            }
+            c.stop_watching();
             later.push_back(fd);
             continue;
         }
@@ -858,7 +866,10 @@ void Server::close_connection(int fd) {
         const auto u = m_per_uid.find(c.m_peer.uid);
         if (u != m_per_uid.end() && --u->second == 0) m_per_uid.erase(u);
     }
-    ::close(fd); // leaves the epoll set with it (never duplicated): no EPOLL_CTL_DEL needed
+    // Explicitly, though closing would do it while the descriptor is not duplicated: a copy that
+    // outlived it (a future fork) must not keep delivering its events under a reused number.
+    if (!c.m_quiet) ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
     m_clients.erase(it);
 }
 
