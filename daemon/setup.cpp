@@ -29,7 +29,8 @@ auto fixed_service_settings(const config::Config::Approval::Service& a) {
 
 audit::Options auditor_options(const config::Config& config) {
     const auto& a = config.audit;
-    return audit::Options{a.spool_dir, config.host.name, a.syslog, a.syslog_socket, a.segment_bytes, a.spool_max_bytes};
+    return audit::Options{a.spool_dir,     config.host.name,  a.syslog, a.syslog_socket,
+                          a.segment_bytes, a.spool_max_bytes, {}};
 }
 
 std::optional<audit::ShipperOptions> shipper_options(const config::Config& config) {

@@ -8,6 +8,8 @@
 #include "daemon/audit/auditor.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -19,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <optional>
@@ -83,17 +86,23 @@ void sanitize(Json& j) {
     }
 }
 
-std::string new_uuid_v4() {
-    std::array<unsigned char, 16> b{};
+// Fills `buf` from getrandom. Throws Error if the kernel cannot give random bytes.
+void fill_random(unsigned char* buf, std::size_t len) {
     std::size_t got = 0;
-    while (got < b.size()) {
-        const ssize_t n = ::getrandom(b.data() + got, b.size() - got, 0);
+    while (got < len) {
+        const ssize_t n = ::getrandom(buf + got, len - got, 0);
         if (n < 0) {
             if (errno == EINTR) continue;
             throw Error(ErrorCode::internal, "audit", "getrandom failed: " + errno_text(errno));
         }
         got += static_cast<std::size_t>(n);
     }
+}
+
+// A version 4 UUID from 16 random bytes.
+std::string uuid_v4_of(const unsigned char* random) {
+    std::array<unsigned char, 16> b{};
+    std::copy(random, random + b.size(), b.begin());
     b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40); // version 4
     b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80); // RFC 4122 variant
     static constexpr char k_hex[] = "0123456789abcdef";
@@ -105,6 +114,78 @@ std::string new_uuid_v4() {
         out += k_hex[b[i] & 0x0F];
     }
     return out;
+}
+
+// The canonical bytes of `event` (which has no "hash"), and where its "hash" member goes:
+// the canonical form of the event with "hash" is the same text with that member spliced in
+// (keys are sorted, nothing else moves), so one serialisation serves the hash and the line.
+// The text is canonical_bytes(event) itself; the unit tests compare the line with
+// canonical_bytes() of the stamped event.
+struct Canonical {
+    std::string text;
+    std::size_t hash_at = 0; // where `"hash":"…"` goes
+    bool hash_first = false; // no member before it (no comma before)
+    bool hash_last = false;  // no member after it (no comma after)
+};
+
+Canonical canonical_of(const Json& event) {
+    Canonical c;
+    c.text = event.dump(-1, ' ', false, Json::error_handler_t::strict);
+    // The member index "hash" takes: the number of keys that sort before it (std::map order,
+    // the order dump() writes them in).
+    std::size_t index = 0;
+    for (auto it = event.begin(); it != event.end() && it.key() < "hash"; ++it) ++index;
+    const std::size_t members = event.size();
+    if (index == members) {
+        c.hash_at = c.text.size() - 1; // before the closing '}'
+        c.hash_first = members == 0;
+        c.hash_last = true;
+        return c;
+    }
+    if (index == 0) {
+        c.hash_at = 1;
+        c.hash_first = true;
+        return c;
+    }
+    // Find the start of member `index`: after the index-th ',' at the top level, outside strings.
+    std::size_t commas = 0;
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (std::size_t i = 1; i < c.text.size(); ++i) {
+        const char ch = c.text[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (ch == '\\')
+                escaped = true;
+            else if (ch == '"')
+                in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == '{' || ch == '[') {
+            ++depth;
+        } else if (ch == '}' || ch == ']') {
+            --depth;
+        } else if (ch == ',' && depth == 0 && ++commas == index) {
+            c.hash_at = i + 1;
+            return c;
+        }
+    }
+    throw Error(ErrorCode::internal, "audit", "cannot place the hash in the canonical event"); // unreachable
+}
+
+// The line of the event with its hash: the canonical text with the member spliced in, '\n'.
+std::string line_with_hash(const Canonical& c, const std::string& hash) {
+    std::string member = "\"hash\":\"" + hash + "\"";
+    std::string line;
+    line.reserve(c.text.size() + member.size() + 3);
+    line.append(c.text, 0, c.hash_at);
+    if (c.hash_last && !c.hash_first) line += ',';
+    line += member;
+    if (!c.hash_last) line += ',';
+    line.append(c.text, c.hash_at, std::string::npos);
+    line += '\n';
+    return line;
 }
 
 std::int64_t steady_ms() {
@@ -188,6 +269,9 @@ Auditor::Auditor(Options options) : m_options(std::move(options)) {
 }
 
 Auditor::~Auditor() {
+    stop_committer();
+    if (m_commit_event_fd >= 0) ::close(m_commit_event_fd);
+    for (const auto& r : m_retired) ::close(r.fd);
     if (m_segment_fd >= 0) ::close(m_segment_fd);
     if (m_syslog_fd >= 0) ::close(m_syslog_fd);
     if (m_dir_fd >= 0) ::close(m_dir_fd); // releases the lock
@@ -358,6 +442,7 @@ void Auditor::open_spool() {
     for (const auto& seg : m_segments) total += seg.bytes;
     m_spool_bytes.store(total);
     m_published_seq.store(m_seq);
+    m_synced_seq = m_seq;
     m_durable_seq.store(m_seq, std::memory_order_release);
 
     if (cut) {
@@ -393,6 +478,9 @@ Json Auditor::record(Json event) {
         event["type"].get_ref<const std::string&>().empty())
         throw Error(ErrorCode::bad_input, "audit", "an event needs a non-empty \"type\" string");
     const std::string& dir = m_options.spool_dir;
+    if (m_sync_failed)
+        throw Error(ErrorCode::internal, dir,
+                    "an fdatasync of the audit spool failed; restart jitgated to repair the audit spool");
     if (m_broken)
         throw Error(ErrorCode::internal, dir,
                     "an earlier failed write could not be rolled back; restart jitgated to repair the audit spool");
@@ -401,26 +489,37 @@ Json Auditor::record(Json event) {
     // every line valid UTF-8.
     sanitize(event);
     event.erase("hash");
-    event["event_id"] = new_uuid_v4();
+    event["event_id"] = new_event_id();
     event["seq"] = m_seq + 1;
     event["time"] = rfc3339_now();
     event["host"] = m_options.host;
     event["prev_hash"] = m_prev_hash;
-    std::string hash = sha256_hex(canonical_bytes(event));
+    const Canonical canonical = canonical_of(event);
+    std::string hash = sha256_hex(canonical.text);
+    const std::string line = line_with_hash(canonical, hash);
     event["hash"] = hash;
-    std::string line = canonical_bytes(event);
-    line += '\n';
 
-    struct stat st {};
-    if (::fstat(m_segment_fd, &st) != 0)
-        throw Error(ErrorCode::internal, dir, "cannot stat the audit segment: " + errno_text(errno));
+    // Without group commit every line is durable on return: whatever an earlier batch left
+    // unsynced (not the case in the daemon, which switches group commit on for good) first.
+    if (!m_group_commit && (m_in_flight || m_seq > m_synced_seq)) sync();
     std::size_t written = 0;
     int err = write_all(m_segment_fd, line, written);
-    if (err == 0 && !m_group_commit && ::fdatasync(m_segment_fd) != 0) err = errno;
+    bool sync_failed = false;
+    if (err == 0 && !m_group_commit && sync_segment(m_segment_fd) != 0) {
+        err = errno;
+        sync_failed = true;
+    }
     if (err != 0) {
+        // After a failed fdatasync nothing in the file is known to be durable (the kernel may
+        // have dropped the dirty pages): the spool is broken for good, as with group commit.
+        if (sync_failed) {
+            m_broken = true;
+            m_sync_failed = true;
+        }
         // Take back whatever reached the file, so the next line does not glue onto a partial
-        // one and the chain does not hold an event that was never confirmed.
-        if (written > 0 && ::ftruncate(m_segment_fd, st.st_size) != 0) m_broken = true;
+        // one and the chain does not hold an event that was never confirmed. The Auditor is
+        // the only writer (flock), so the segment ends at m_current_bytes.
+        if (written > 0 && ::ftruncate(m_segment_fd, static_cast<off_t>(m_current_bytes)) != 0) m_broken = true;
         throw Error(ErrorCode::internal, dir, "cannot append to the audit spool: " + errno_text(err));
     }
     m_seq += 1;
@@ -433,42 +532,210 @@ Json Auditor::record(Json event) {
     }
     m_spool_bytes.fetch_add(line.size(), std::memory_order_relaxed);
     if (m_group_commit) {
-        m_unsynced = true;
         if (m_options.syslog) m_syslog_queue.push_back(event);
     } else {
         if (m_options.syslog) send_syslog(event);
+        m_synced_seq = m_seq;
         after_durable();
     }
     check_spool_full();
     return event;
 }
 
+std::string Auditor::new_event_id() {
+    // SECURITY NOTE: event ids must be unique, not secret; drawing the random bytes from the
+    // kernel in blocks instead of one getrandom per event gives the same ids' quality. A forked
+    // child would share the unspent block and repeat ids (which the store deduplicates away):
+    // jitgated never forks; whatever forks one day must not record through this Auditor.
+    if (m_random_used + 16 > m_random.size()) {
+        fill_random(m_random.data(), m_random.size());
+        m_random_used = 0;
+    }
+    std::string id = uuid_v4_of(m_random.data() + m_random_used);
+    std::fill_n(m_random.data() + m_random_used, 16, 0); // spent bytes are not kept
+    m_random_used += 16;
+    return id;
+}
+
+int Auditor::sync_segment(int fd) const {
+    return m_options.sync_fn ? m_options.sync_fn(fd) : ::fdatasync(fd);
+}
+
+Auditor::SyncJob Auditor::make_job() const {
+    SyncJob job;
+    job.fds.reserve(m_retired.size() + 1);
+    for (const auto& r : m_retired) job.fds.push_back(r.fd);
+    job.fds.push_back(m_segment_fd);
+    job.seq = m_seq;
+    return job;
+}
+
 void Auditor::sync() {
-    if (!m_unsynced) return;
-    if (::fdatasync(m_segment_fd) != 0) {
-        const int err = errno;
-        // The batch's lines may or may not be on disk; nothing more may be built on them.
+    wait_in_flight(); // throws if it failed
+    if (m_sync_failed)
+        throw Error(ErrorCode::internal, m_options.spool_dir,
+                    "an fdatasync of the audit spool failed; restart jitgated to repair the audit spool");
+    if (m_seq <= m_synced_seq) return;
+    sync_now();
+}
+
+void Auditor::sync_now() {
+    const SyncJob job = make_job();
+    int err = 0;
+    for (const int fd : job.fds)
+        if (sync_segment(fd) != 0) {
+            err = errno != 0 ? errno : EIO;
+            break;
+        }
+    completed(job.seq, err);
+}
+
+void Auditor::completed(std::uint64_t seq, int err) {
+    if (err != 0) {
+        // The lines after the last durable seq may or may not be on disk; nothing more may be
+        // built on them, and nothing after them may ever be reported durable.
+        m_sync_failed = true;
         m_broken = true;
         m_syslog_queue.clear();
         throw Error(ErrorCode::internal, m_options.spool_dir,
                     "cannot make the audit spool durable: " + errno_text(err));
     }
-    m_unsynced = false;
-    for (const auto& e : m_syslog_queue) send_syslog(e);
-    m_syslog_queue.clear();
+    m_synced_seq = seq;
+    while (!m_syslog_queue.empty()) {
+        const auto& e = m_syslog_queue.front();
+        const auto s = e.find("seq");
+        if (s != e.end() && s->get<std::uint64_t>() > seq) break;
+        send_syslog(e);
+        m_syslog_queue.pop_front();
+    }
+    // Segments rolled over whose lines are now all durable: no commit is in flight, so no
+    // thread holds their descriptors.
+    while (!m_retired.empty() && m_retired.front().last_seq <= seq) {
+        ::close(m_retired.front().fd);
+        m_retired.erase(m_retired.begin());
+    }
     after_durable();
 }
 
 void Auditor::after_durable() {
-    m_durable_seq.store(m_seq, std::memory_order_release);
+    m_durable_seq.store(m_synced_seq, std::memory_order_release);
     if (m_durable_hook) {
         try {
-            m_durable_hook(m_seq);
+            m_durable_hook(m_synced_seq);
         } catch (...) {
             // A wake-up that failed only delays shipping until the shipper's own timer.
         }
     }
     maybe_roll_over();
+}
+
+int Auditor::commit_event_fd() {
+    if (m_commit_event_fd >= 0) return m_commit_event_fd;
+    const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) throw Error(ErrorCode::internal, "audit", "eventfd failed: " + errno_text(errno));
+    // The committer takes no signals: a process-directed SIGTERM must reach the event loop's
+    // signalfd, never a thread that would die of it (the mask is inherited, then restored).
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+        m_committer = std::thread([this] { committer_main(); });
+    } catch (const std::exception& e) {
+        ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        ::close(fd);
+        throw Error(ErrorCode::internal, "audit", std::string("cannot start the audit committer thread: ") + e.what());
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    m_commit_event_fd = fd;
+    return fd;
+}
+
+bool Auditor::start_commit() {
+    if (m_in_flight || m_sync_failed || m_seq <= m_synced_seq) return false;
+    commit_event_fd();
+    SyncJob job = make_job();
+    m_in_flight_seq = job.seq;
+    {
+        std::lock_guard<std::mutex> lock(m_commit_mutex);
+        m_job = std::move(job);
+        m_job_ready = true;
+        m_job_done = false;
+    }
+    m_commit_cv.notify_all();
+    m_in_flight = true;
+    return true;
+}
+
+std::uint64_t Auditor::finish_commit() {
+    if (m_commit_event_fd >= 0) {
+        std::uint64_t count = 0;
+        while (::read(m_commit_event_fd, &count, sizeof count) < 0 && errno == EINTR) {
+        }
+    }
+    if (!m_in_flight) return m_synced_seq;
+    int err = 0;
+    {
+        std::lock_guard<std::mutex> lock(m_commit_mutex);
+        if (!m_job_done) return m_synced_seq; // still syncing
+        m_job_done = false;
+        err = m_job_errno;
+    }
+    m_in_flight = false;
+    completed(m_in_flight_seq, err);
+    return m_synced_seq;
+}
+
+void Auditor::wait_in_flight() {
+    if (!m_in_flight) return;
+    int err = 0;
+    {
+        std::unique_lock<std::mutex> lock(m_commit_mutex);
+        m_commit_cv.wait(lock, [this] { return m_job_done; });
+        m_job_done = false;
+        err = m_job_errno;
+    }
+    // Taken here (the committer signalled it before it let go of the mutex): the loop is not
+    // to be woken for it again.
+    std::uint64_t count = 0;
+    while (::read(m_commit_event_fd, &count, sizeof count) < 0 && errno == EINTR) {
+    }
+    m_in_flight = false;
+    completed(m_in_flight_seq, err);
+}
+
+void Auditor::committer_main() {
+    std::unique_lock<std::mutex> lock(m_commit_mutex);
+    for (;;) {
+        m_commit_cv.wait(lock, [this] { return m_job_ready || m_committer_stop; });
+        if (!m_job_ready) return; // stopping, nothing handed over
+        const SyncJob job = std::move(m_job);
+        m_job_ready = false;
+        lock.unlock();
+        int err = 0;
+        for (const int fd : job.fds)
+            if (sync_segment(fd) != 0) {
+                err = errno != 0 ? errno : EIO;
+                break;
+            }
+        lock.lock();
+        m_job_errno = err;
+        m_job_done = true;
+        m_commit_cv.notify_all();
+        const std::uint64_t one = 1;
+        // The loop also finds the result under the mutex; a lost wake-up only delays it.
+        while (::write(m_commit_event_fd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+void Auditor::stop_committer() noexcept {
+    if (!m_committer.joinable()) return;
+    {
+        std::lock_guard<std::mutex> lock(m_commit_mutex);
+        m_committer_stop = true;
+    }
+    m_commit_cv.notify_all();
+    m_committer.join(); // a job in flight finishes first: its descriptors are closed after
 }
 
 void Auditor::maybe_roll_over() {
@@ -495,7 +762,12 @@ void Auditor::maybe_roll_over() {
         }
         return;
     }
-    ::close(m_segment_fd);
+    // A segment with lines not yet durable (written while the commit that ended here was in
+    // flight) stays open until a commit covering them returned: see completed().
+    if (m_seq > m_synced_seq)
+        m_retired.push_back(Retired{m_segment_fd, m_seq});
+    else
+        ::close(m_segment_fd);
     m_segment_fd = fd;
     m_current_bytes = 0;
     std::lock_guard<std::mutex> lock(m_segments_mutex);

@@ -6,11 +6,15 @@
 // daemon/audit/; no curl.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/audit/spool.hpp"
@@ -29,6 +33,11 @@ struct Options {
     // Soft bound on the total size of the segments: see spool_full(). Without a central store
     // nothing is ever deleted, so the bound is reached eventually; size it, or ship.
     std::uint64_t max_bytes = 1ULL << 30;
+    // Test seam: stands in for ::fdatasync on the spool's segments when the commit path makes
+    // lines durable (record() without group commit, sync(), the committer thread). Returns 0,
+    // or -1 with errno set. Empty: ::fdatasync. Tests use it to hold a sync in flight or to fail
+    // one; it may be called on the committer thread.
+    std::function<int(int fd)> sync_fn;
 };
 
 class Auditor {
@@ -66,17 +75,52 @@ public:
     Json record(Json event);
 
     // Group commit: with it on, record() writes the line and returns at once; the caller must
-    // call sync() before it acts on, or answers anyone about, any event recorded since. One
+    // wait until the event is durable (sync(), or durable_seq() >= its seq after a pipelined
+    // commit, below) before it acts on, or answers anyone about, any event recorded since. One
     // fdatasync then covers every event of the batch (concurrent clients share it). Syslog
-    // lines of a batch are sent once it is durable.
+    // lines of a batch are sent once it is durable. Set before the first start_commit().
     void set_group_commit(bool on) noexcept { m_group_commit = on; }
     // Makes every line written since the last sync durable, publishes durable_seq(), calls the
     // durable hook, and starts a new segment if the current one reached segment_bytes. Throws
     // Error if fdatasync fails; the spool is then marked broken and every later record()
     // throws (fail closed).
+    // With a commit in flight (start_commit), waits for it first. After a failed fdatasync
+    // (here or on the committer thread) it throws at once: nothing is durable after it.
     void sync();
-    bool has_unsynced() const noexcept { return m_unsynced; }
+    bool has_unsynced() const noexcept { return m_seq > m_synced_seq; }
     std::uint64_t last_seq() const noexcept { return m_seq; }
+
+    // --- Pipelined group commit (the event loop's side) ---
+    //
+    // SECURITY NOTE (durability ordering): the loop keeps reading, deciding and writing lines
+    // while one committer thread runs fdatasync for every line written up to a seq S. Only
+    // when that fdatasync returned does finish_commit() (on the owning thread) publish S as
+    // durable, send the syslog copies and run the durable hook for events <= S; the server
+    // releases exactly the replies that wait for events <= S (Server::release_durable). At most
+    // one fdatasync is in flight; the next covers every line written meanwhile. A segment that
+    // was rolled over while lines in it were not yet durable is synced before the newer one in
+    // the same commit, and its descriptor stays open until a commit covering its last line
+    // returned, so the committer never syncs a closed (or reused) descriptor. A failed
+    // fdatasync breaks the spool for good: finish_commit() throws, commit_failed() is true,
+    // durable_seq() never moves again, every later record() and sync() throws.
+    //
+    // The descriptor to watch (epoll, readable) for a finished commit; starts the committer
+    // thread on first use. Owned by the Auditor.
+    int commit_event_fd();
+    // Hands every line written so far (up to last_seq()) to the committer, unless a commit is
+    // in flight already (the next one, started once it finished, covers them), nothing is
+    // unsynced, or the spool is broken. Returns true if a commit was started. Never blocks on
+    // the disk.
+    bool start_commit();
+    bool commit_in_flight() const noexcept { return m_in_flight; }
+    // Called when commit_event_fd() is readable (harmless when it is not): takes the result
+    // of a finished commit. On success publishes the new durable seq, sends the syslog copies,
+    // calls the durable hook and rolls the segment over if it is full; returns durable_seq().
+    // Throws Error if the fdatasync failed (the spool is then broken, as sync() would).
+    std::uint64_t finish_commit();
+    // True once an fdatasync of the spool failed: nothing recorded after the last durable seq
+    // may ever be reported as durable.
+    bool commit_failed() const noexcept { return m_sync_failed; }
 
     // Called on the owning thread after each fdatasync that made new events durable, with the
     // new durable seq. Must be cheap and must not throw (exceptions are swallowed). The
@@ -110,7 +154,25 @@ public:
     std::size_t discard_shipped(std::uint64_t shipped_seq);
 
 private:
+    struct Retired { // a rolled-over segment whose last lines may not be durable yet
+        int fd = -1;
+        std::uint64_t last_seq = 0;
+    };
+    struct SyncJob {
+        std::vector<int> fds; // synced in order: older segments first
+        std::uint64_t seq = 0;
+    };
     void open_spool();
+    int sync_segment(int fd) const;
+    // Makes the lines up to m_seq durable on this thread (no commit in flight). Throws.
+    void sync_now();
+    SyncJob make_job() const;
+    // What a successful sync up to `seq` releases; a failed one breaks the spool (throws).
+    void completed(std::uint64_t seq, int err);
+    void wait_in_flight();
+    void committer_main();
+    void stop_committer() noexcept;
+    std::string new_event_id();
     void after_durable();
     void maybe_roll_over();
     void check_spool_full();
@@ -130,9 +192,30 @@ private:
     // line, so every later record() throws until a restart quarantines that tail.
     bool m_broken = false;
     bool m_group_commit = false;
-    bool m_unsynced = false;
-    std::vector<Json> m_syslog_queue; // events of the batch not yet durable
+    bool m_sync_failed = false;
+    std::uint64_t m_synced_seq = 0;  // durable (owning thread's view of m_durable_seq)
+    std::deque<Json> m_syslog_queue; // events not yet durable, in seq order
     DurableHook m_durable_hook;
+    std::vector<Retired> m_retired; // oldest first
+    // Random bytes for event ids, drawn from getrandom in blocks (k_random_block) rather than
+    // one system call per event; m_random_used of them are spent.
+    std::array<unsigned char, 4096> m_random{};
+    std::size_t m_random_used = sizeof m_random;
+
+    // The committer thread (started by commit_event_fd / start_commit). m_commit_mutex guards
+    // m_job, m_job_ready, m_job_done, m_job_errno and m_committer_stop; the loop side's
+    // m_in_flight / m_in_flight_seq are the owning thread's alone.
+    std::thread m_committer;
+    std::mutex m_commit_mutex;
+    std::condition_variable m_commit_cv;
+    SyncJob m_job;
+    bool m_job_ready = false;
+    bool m_job_done = false;
+    int m_job_errno = 0;
+    bool m_committer_stop = false;
+    int m_commit_event_fd = -1;
+    bool m_in_flight = false;
+    std::uint64_t m_in_flight_seq = 0;
 
     std::atomic<std::uint64_t> m_durable_seq{0};
     std::atomic<std::uint64_t> m_published_seq{0}; // m_seq, for other threads

@@ -24,9 +24,10 @@ using Json = nlohmann::json;
 // The durability contract ("the audit record is durable before the reply"): the broker
 // records every audit event before it hands the Responder the message that event justifies,
 // and a Responder may hold every message back until the events recorded so far are durable
-// (Auditor::sync). The server's connection does exactly that (Server::commit releases held
-// replies after the batch's fdatasync and drops them, closing the connection, if it fails),
-// so no client hears of a decision whose record could still be lost. A Responder must not
+// (Auditor::sync). The server's connection does exactly that (each reply waits for the last
+// seq recorded before it; Server::release_durable sends it once the committer's fdatasync
+// covered that seq, and drops it, closing the connection, if a sync failed), so no client
+// hears of a decision whose record could still be lost. A Responder must not
 // call back into the broker; the broker never assumes a message has left.
 class Responder {
 public:

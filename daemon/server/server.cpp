@@ -92,22 +92,55 @@ public:
             return;
         }
         // SECURITY NOTE: the broker's Responder contract (session.hpp): nothing leaves before
-        // the audit events recorded so far are durable. Every frame waits for the batch's
-        // commit (Server::commit), so no one hears of a decision that could still be lost.
+        // the audit events recorded so far are durable. Every frame is tagged with the last
+        // seq recorded when it was queued and waits until that seq is durable
+        // (Server::release_durable), so no one hears of a decision that could still be lost.
+        const std::uint64_t wait_for = m_server.m_auditor.last_seq();
         if (m_held.empty()) m_server.m_held.push_back(m_fd);
         m_held += frame;
+        // Seqs only grow, so the marks are in order; frames waiting for the same seq share one.
+        if (!m_marks.empty() && m_marks.back().first == wait_for)
+            m_marks.back().second = m_held.size();
+        else
+            m_marks.emplace_back(wait_for, m_held.size());
     }
 
-    // Moves the held frames out (the batch is durable) or drops them (it is not).
-    void release(bool durable) {
-        if (durable) {
-            m_out += m_held;
+    // Moves out the held frames that wait for events <= durable, and sends them. Returns
+    // true if frames stay held (they wait for a later seq).
+    bool release(std::uint64_t durable) {
+        std::size_t end = 0, k = 0;
+        while (k < m_marks.size() && m_marks[k].first <= durable) end = m_marks[k++].second;
+        if (k == 0) return !m_held.empty();
+        if (end == m_held.size() && m_out.empty()) {
+            m_out.swap(m_held);
             m_held.clear();
-            flush();
         } else {
-            m_held.clear();
-            mark_dead();
+            m_out.append(m_held, 0, end);
+            m_held.erase(0, end);
         }
+        m_marks.erase(m_marks.begin(), m_marks.begin() + static_cast<std::ptrdiff_t>(k));
+        for (auto& mark : m_marks) mark.second -= end;
+        flush();
+        return !m_held.empty();
+    }
+
+    // The events these frames wait for can never be durable (the spool is broken): they are
+    // dropped and the connection closes, so the client denies.
+    void drop_held() {
+        m_held.clear();
+        m_marks.clear();
+        mark_dead();
+    }
+
+    bool has_held() const noexcept { return !m_held.empty(); }
+
+    // A dead connection kept open until its held frames went out: the loop stops watching it
+    // (a peer that hung up would wake it at once, every turn, meanwhile); what is released
+    // then is sent best effort, as closing would.
+    void stop_watching() {
+        if (m_quiet) return;
+        m_quiet = true;
+        ::epoll_ctl(m_server.m_epoll, EPOLL_CTL_DEL, m_fd, nullptr);
     }
 
     void flush() {
@@ -131,6 +164,7 @@ public:
 
     void want_write(bool on) {
         if (on == m_writing) return;
+        if (m_quiet) return;
         m_writing = on;
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
@@ -156,8 +190,11 @@ public:
     Clock::time_point m_last;
     wire::FrameDecoder m_decoder;
     std::string m_out;  // released: may be sent
-    std::string m_held; // waiting for the batch's fdatasync
+    std::string m_held; // waiting for their audit events to be durable
+    // (seq waited for, end offset in m_held) for each run of frames, in order.
+    std::vector<std::pair<std::uint64_t, std::size_t>> m_marks;
     bool m_writing = false;
+    bool m_quiet = false; // stop_watching()
     bool m_dead = false;
     bool m_decided = false;
     std::unique_ptr<broker::CheckSession> m_session; // a check under way
@@ -213,7 +250,9 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
 
     m_epoll = epoll_create1(EPOLL_CLOEXEC);
     if (m_epoll < 0) throw Error(ErrorCode::internal, "epoll_create1", errno_text());
-    std::vector<int> watched{m_listen, m_signal};
+    // The committer thread (Auditor) signals a finished fdatasync here.
+    m_commit_fd = m_auditor.commit_event_fd();
+    std::vector<int> watched{m_listen, m_signal, m_commit_fd};
     m_broker.set_backend(setup::make_backend(config, m_broker));
     if (m_broker.backend().fd() >= 0) watched.push_back(m_broker.backend().fd());
     for (int fd : watched) {
@@ -256,6 +295,8 @@ int Server::run() {
             const int fd = events[i].data.fd;
             if (fd == m_listen)
                 accept_clients();
+            else if (fd == m_commit_fd)
+                on_commit_done();
             else if (fd == m_signal)
                 on_signal();
             else if (fd == m_broker.backend().fd())
@@ -264,9 +305,9 @@ int Server::run() {
                 handle_io(*it->second, events[i].events);
         }
         m_broker.expire(Clock::now());
+        release_durable();
+        sweep(); // what closing connections records (a cancelled wait) goes into the commit
         commit();
-        sweep();
-        commit(); // what closing connections recorded (a cancelled wait) is made durable too
     }
     m_broker.report_suppressed(Clock::now(), true);
     Json stopped{{"type", audit::type::daemon_stopped}, {"pending_dropped", m_broker.pending_count()}};
@@ -275,21 +316,66 @@ int Server::run() {
     const Json withdrawn = m_broker.backend().shutdown(k_shutdown_cancel_limit);
     for (const auto& [key, value] : withdrawn.items()) stopped[key] = value;
     m_broker.audit(std::move(stopped));
-    m_auditor.sync();
+    // The final commit: waits for one in flight, then syncs the rest; the replies it covers
+    // still go out (best effort) before the connections close.
+    try {
+        m_auditor.sync();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jitgated: %s; dropping %zu held replies (their clients deny)\n", e.what(), m_held.size());
+        release_durable();
+        return 1;
+    }
+    release_durable();
     return 0;
 }
 
 void Server::commit() {
-    bool durable = true;
+    if (!m_auditor.has_unsynced() || m_auditor.commit_in_flight() || m_auditor.commit_failed()) return;
+    if (m_commit_inline_when_idle && !m_stop) {
+        // With nothing to read, the loop would only wait for the committer: it syncs itself,
+        // which spares a lone client two thread wake-ups. Level-triggered, so peeking drops
+        // nothing: what is ready now is reported again by the next epoll_wait.
+        epoll_event ev{};
+        if (::epoll_wait(m_epoll, &ev, 1, 0) == 0) {
+            try {
+                m_auditor.sync();
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "jitgated: %s; dropping %zu held replies (their clients deny)\n", e.what(),
+                             m_held.size());
+            }
+            release_durable();
+            sweep();
+            // What closing recorded: no turn may end with unsynced events and nothing to wake it.
+            m_auditor.start_commit();
+            return;
+        }
+    }
+    m_auditor.start_commit();
+}
+
+void Server::on_commit_done() {
     try {
-        m_auditor.sync();
+        m_auditor.finish_commit();
     } catch (const std::exception& e) {
-        durable = false;
         std::fprintf(stderr, "jitgated: %s; dropping %zu held replies (their clients deny)\n", e.what(), m_held.size());
     }
-    for (int fd : m_held)
-        if (const auto it = m_clients.find(fd); it != m_clients.end()) it->second->release(durable);
-    m_held.clear();
+}
+
+void Server::release_durable() {
+    if (m_held.empty()) return;
+    const bool failed = m_auditor.commit_failed();
+    const std::uint64_t durable = m_auditor.durable_seq();
+    std::size_t kept = 0;
+    for (const int fd : m_held) {
+        const auto it = m_clients.find(fd);
+        if (it == m_clients.end()) continue;
+        Connection& c = *it->second;
+        if (failed)
+            c.drop_held();
+        else if (c.release(durable))
+            m_held[kept++] = fd;
+    }
+    m_held.resize(kept);
 }
 
 void Server::accept_clients() {
@@ -461,6 +547,9 @@ void Server::handle_io(Connection& c, unsigned events) {
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         bool eof = false;
         char buf[16384];
+        // Level-triggered: a short read took all there was, so no recv is spent on EAGAIN
+        // unless the peer also hung up (then read on to the EOF).
+        const bool hung_up = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
         for (;;) {
             const ssize_t n = ::recv(c.m_fd, buf, sizeof buf, 0);
             if (n > 0) {
@@ -470,6 +559,7 @@ void Server::handle_io(Connection& c, unsigned events) {
                     protocol_error(c, e.what());
                     return;
                 }
+                if (static_cast<std::size_t>(n) < sizeof buf && !hung_up) break;
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
@@ -743,11 +833,28 @@ void Server::sweep() {
             if (!c->m_session && now - c->m_last > k_idle_limit) c->mark_dead();
         }
     }
+    // A connection that ends with replies still waiting for their events to be durable (a
+    // protocol error, a timed-out prompt) closes once they went out (release_durable).
+    std::vector<int> later;
     while (!m_dead.empty()) {
         const int fd = m_dead.back();
         m_dead.pop_back();
+        if (const auto it = m_clients.find(fd); it != m_clients.end() && it->second->has_held()) {
+            Connection& c = *it->second;
+            // The client is gone now, whatever is still to be sent: a request it was waiting on
+            // is cancelled in this turn, as it would be if the socket closed at once, so no grant
+            // is made for someone who has left.
+            if (c.m_session) {
+                m_broker.client_gone(*c.m_session);
+                c.m_session.reset();
+            }
+            c.stop_watching();
+            later.push_back(fd);
+            continue;
+        }
         close_connection(fd);
     }
+    m_dead = std::move(later);
 }
 
 void Server::close_connection(int fd) {
@@ -759,7 +866,9 @@ void Server::close_connection(int fd) {
         const auto u = m_per_uid.find(c.m_peer.uid);
         if (u != m_per_uid.end() && --u->second == 0) m_per_uid.erase(u);
     }
-    ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, fd, nullptr);
+    // Explicitly, though closing would do it while the descriptor is not duplicated: a copy that
+    // outlived it (a future fork) must not keep delivering its events under a reused number.
+    if (!c.m_quiet) ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, fd, nullptr);
     ::close(fd);
     m_clients.erase(it);
 }

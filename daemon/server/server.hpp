@@ -3,7 +3,9 @@
 // Every client is a non-blocking connection in one event loop, so thousands of requests can
 // wait for approvers while the fast path (a live grant, an allow rule) is answered at once.
 // Peers are identified by SO_PEERCRED, never by what they claim. Not thread-safe: run() owns
-// everything until SIGTERM/SIGINT; SIGHUP reloads the config.
+// everything until SIGTERM/SIGINT; SIGHUP reloads the config. The only other thread is the
+// Auditor's committer (fdatasync of the spool), which touches nothing of the server: the loop
+// learns of each finished sync through the Auditor's eventfd (release_durable).
 #pragma once
 
 #include <memory>
@@ -35,6 +37,10 @@ public:
 
     // Serves until SIGTERM or SIGINT. Returns the process exit code.
     int run();
+    // Whether the loop makes a batch durable itself when nothing else is ready to be read
+    // (on by default: a lone client is not passed between two threads), rather than always
+    // handing it to the committer thread. The durability guarantee is the same either way.
+    void set_commit_inline_when_idle(bool on) noexcept { m_commit_inline_when_idle = on; }
 
 private:
     void accept_clients();
@@ -87,10 +93,17 @@ private:
     // Records a refusal or protocol error; a non-root peer's within its bound (Broker::audit_refusal).
     void record_refusal(const Connection& c, nlohmann::json event);
     void sweep(); // closes connections marked dead, reaps idle ones
-    // Group commit: makes the batch's audit events durable, then releases the replies held
-    // back meanwhile. If the journal cannot be synced, held replies are dropped and their
-    // connections closed: every client then denies (fail closed).
+    // Pipelined group commit (Auditor::start_commit, the SECURITY NOTE there): the loop hands
+    // every line written so far to the committer thread at the end of each turn and goes on
+    // reading; when the fdatasync returned (commit_event_fd readable) on_commit_done() takes
+    // its result and release_durable() sends exactly the replies whose events are durable.
+    // If an fdatasync failed, every held reply is dropped and its connection closed (the
+    // client denies), then and ever after: nothing is released after a failed sync.
+    // At the end of a turn: the batch goes to the committer, or, if nothing else is ready,
+    // the loop syncs it itself (set_commit_inline_when_idle) and releases what it covers.
     void commit();
+    void on_commit_done();
+    void release_durable();
     void close_connection(int fd);
 
     std::string m_config_path;
@@ -100,11 +113,13 @@ private:
     int m_epoll = -1;
     int m_listen = -1;
     int m_signal = -1;
+    int m_commit_fd = -1; // the Auditor's; not closed here
+    bool m_commit_inline_when_idle = true;
     bool m_stop = false;
     std::unordered_map<int, std::unique_ptr<Connection>> m_clients;
     std::vector<int> m_dead;
-    // Connections with replies waiting for the batch's fdatasync: every reply is held until
-    // commit() (the broker's Responder contract, daemon/policy/session.hpp).
+    // Connections with replies waiting for their audit events to be durable: every reply is
+    // held until release_durable() (the broker's Responder contract, daemon/policy/session.hpp).
     std::vector<int> m_held;
     std::unordered_map<uid_t, std::size_t> m_per_uid; // open connections of non-root peers
     std::chrono::steady_clock::time_point m_next_sweep;
