@@ -101,6 +101,14 @@ void install_lookups(Lookups* lookups) noexcept {
     g_lookups.store(lookups, std::memory_order_release);
 }
 
+Batch::Batch() : m_lookups(g_lookups.load(std::memory_order_acquire)) {
+    if (m_lookups != nullptr) m_lookups->begin_batch();
+}
+
+Batch::~Batch() {
+    if (m_lookups != nullptr) m_lookups->end_batch();
+}
+
 } // namespace nss
 
 namespace {

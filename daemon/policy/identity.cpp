@@ -99,6 +99,7 @@ std::int64_t login_uid_of(pid_t pid) {
 std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid) {
     const auto real = real_uid_of(peer.pid);
     if (!real) return std::nullopt;
+    const nss::Batch lookups; // the two names, each file checked once (nss_cache.hpp)
     Requester r;
     r.uid = *real != 0 ? static_cast<std::int64_t>(*real) : account_uid;
     r.name = r.uid >= 0 ? user_name_of(static_cast<unsigned>(r.uid)).value_or("uid " + std::to_string(r.uid))

@@ -100,37 +100,59 @@ void Cache::clear() {
 
 bool Cache::validate(unsigned mask) {
     const std::string* paths[file_count] = {&m_options.passwd_path, &m_options.group_path, &m_options.nsswitch_path};
-    const std::int64_t now_real = m_options.realtime_ns();
     const std::int64_t racy_ns = m_options.racy_window.count();
+    std::optional<std::int64_t> now_real;
     bool usable = true;
     for (int i = 0; i < file_count; ++i) {
-        if ((mask & (1u << i)) == 0) continue;
+        const unsigned bit = 1u << i;
+        if ((mask & bit) == 0) continue;
+        if (m_batch_depth > 0 && (m_batch_checked & bit) != 0) { // stated once in this batch
+            if ((m_batch_unusable & bit) != 0) usable = false;
+            continue;
+        }
+        bool file_usable = true;
         struct stat st {};
         if (::stat(paths[i]->c_str(), &st) != 0) {
             // Cannot tell whether it changed: forget everything, use and store nothing.
             clear();
             m_stamps[i].reset();
-            usable = false;
-            continue;
-        }
-        const Stamp now{static_cast<std::uint64_t>(st.st_dev),         static_cast<std::uint64_t>(st.st_ino),
-                        static_cast<std::int64_t>(st.st_size),         static_cast<std::int64_t>(st.st_mtim.tv_sec),
-                        static_cast<std::int64_t>(st.st_mtim.tv_nsec), static_cast<std::int64_t>(st.st_ctim.tv_sec),
-                        static_cast<std::int64_t>(st.st_ctim.tv_nsec)};
-        if (m_stamps[i] != now) {
-            // First sight of the file (or again after it could not be stated, which cleared
-            // everything): nothing stored so far depends on it, so nothing is dropped.
-            if (m_stamps[i]) clear();
-            m_stamps[i] = now;
-            if (i == nsswitch_file) {
-                const auto text = read_small_file(*paths[i]);
-                m_only_files = text && only_files(*text);
+            file_usable = false;
+        } else {
+            const Stamp now{static_cast<std::uint64_t>(st.st_dev),         static_cast<std::uint64_t>(st.st_ino),
+                            static_cast<std::int64_t>(st.st_size),         static_cast<std::int64_t>(st.st_mtim.tv_sec),
+                            static_cast<std::int64_t>(st.st_mtim.tv_nsec), static_cast<std::int64_t>(st.st_ctim.tv_sec),
+                            static_cast<std::int64_t>(st.st_ctim.tv_nsec)};
+            if (m_stamps[i] != now) {
+                // First sight of the file (or again after it could not be stated, which cleared
+                // everything): nothing stored so far depends on it, so nothing is dropped.
+                if (m_stamps[i]) clear();
+                m_stamps[i] = now;
+                if (i == nsswitch_file) {
+                    const auto text = read_small_file(*paths[i]);
+                    m_only_files = text && only_files(*text);
+                }
             }
+            if (!now_real) now_real = m_options.realtime_ns();
+            const std::int64_t ctime_ns = now.ctime_s * 1'000'000'000 + now.ctime_ns;
+            if (*now_real - ctime_ns < racy_ns) file_usable = false; // racy (or the clock went back)
         }
-        const std::int64_t ctime_ns = now.ctime_s * 1'000'000'000 + now.ctime_ns;
-        if (now_real - ctime_ns < racy_ns) usable = false; // racy (or the clock went back)
+        if (!file_usable) usable = false;
+        if (m_batch_depth > 0) {
+            m_batch_checked |= bit;
+            if (!file_usable) m_batch_unusable |= bit;
+        }
     }
     return usable;
+}
+
+void Cache::begin_batch() {
+    std::lock_guard lock(m_mutex);
+    ++m_batch_depth;
+}
+
+void Cache::end_batch() {
+    std::lock_guard lock(m_mutex);
+    if (m_batch_depth > 0 && --m_batch_depth == 0) m_batch_checked = m_batch_unusable = 0;
 }
 
 std::int64_t Cache::expiry_for(nss::Found found, std::int64_t now) const {

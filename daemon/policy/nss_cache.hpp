@@ -21,6 +21,8 @@
 //   (Debian's default is `files systemd`; sss, ldap, winbind, compat, db), that source can
 //   change with no file changing: every entry then expires k_source_ttl after it was looked
 //   up. A removal from a group in such a source takes effect within k_source_ttl.
+// - Within one decision (jitgate::nss::Batch) each file is stated once, by the first lookup:
+//   a change in the microseconds between two lookups of the same decision shows from the next.
 // - "No such user" is never kept longer than k_source_ttl, whatever the sources; a lookup that
 //   failed (an error, not "no such entry") is never stored.
 // - We do not trust the group list that sudo passes to its plugins instead: it is the groups
@@ -80,6 +82,11 @@ public:
     nss::Found user_by_name(const std::string& name, UserRecord& out) override;
     nss::Found user_by_uid(unsigned uid, UserRecord& out) override;
     nss::Found groups_of(const std::string& user, std::vector<std::string>& out) override;
+    // Between begin_batch and end_batch (jitgate::nss::Batch, around one decision) each file is
+    // stated once, by the first lookup that depends on it: the decision sees one version of
+    // the databases, and pays at most one stat per file. Batches nest. Event loop only.
+    void begin_batch() override;
+    void end_batch() override;
 
     struct Stats {
         std::uint64_t hits = 0, misses = 0, flushes = 0;
@@ -116,6 +123,9 @@ private:
     std::unordered_map<unsigned, Entry<UserRecord>> m_by_uid;
     std::unordered_map<std::string, Entry<std::vector<std::string>>> m_groups;
     Stats m_stats;
+    int m_batch_depth = 0;
+    unsigned m_batch_checked = 0;  // files stated in the open batch
+    unsigned m_batch_unusable = 0; // of those, the ones that could not be stated or were racy
 };
 
 } // namespace jitgate::nss_cache

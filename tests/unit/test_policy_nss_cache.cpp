@@ -261,6 +261,44 @@ TEST_F(NssCache, SizeIsBounded) {
     EXPECT_EQ(uid_lookups(c, "alice", 2), 1); // still caches after it was emptied
 }
 
+// Within one decision (a batch) each file is checked once: the decision sees one version of
+// the databases; the next decision sees the change.
+TEST_F(NssCache, ABatchChecksEachFileOnce) {
+    auto c = make();
+    EXPECT_EQ(group_lookups(c, "alice", 1), 1);
+    c.begin_batch();
+    c.begin_batch(); // nested
+    EXPECT_EQ(group_lookups(c, "alice", 1), 0);
+    write_file(group(), "alice:x:1000:\n");
+    EXPECT_EQ(group_lookups(c, "alice", 1), 0); // stated once in this batch
+    c.end_batch();
+    EXPECT_EQ(group_lookups(c, "alice", 1), 0); // the outer batch is still open
+    c.end_batch();
+    EXPECT_EQ(group_lookups(c, "alice", 2), 1); // the next decision sees the change
+    // A file that cannot be used in a batch stays unused for the whole batch.
+    c.begin_batch();
+    ASSERT_EQ(::unlink(group().c_str()), 0);
+    EXPECT_EQ(group_lookups(c, "alice", 2), 2);
+    write_file(group(), "alice:x:1000:\n");
+    EXPECT_EQ(group_lookups(c, "alice", 2), 2);
+    c.end_batch();
+    EXPECT_EQ(group_lookups(c, "alice", 2), 1);
+    // jitgate::nss::Batch brackets the installed cache's lookups.
+    jitgate::nss::install_lookups(&c);
+    {
+        const jitgate::nss::Batch batch;
+        EXPECT_TRUE(jitgate::group_names_of("alice").has_value());
+        write_file(group(), "alice:x:1000:\nwheel:x:10:\n");
+        const int before = source.asked;
+        EXPECT_TRUE(jitgate::group_names_of("alice").has_value());
+        EXPECT_EQ(source.asked, before);
+    }
+    const int before = source.asked;
+    EXPECT_TRUE(jitgate::group_names_of("alice").has_value());
+    EXPECT_EQ(source.asked, before + 1);
+    jitgate::nss::install_lookups(nullptr);
+}
+
 TEST(NssCacheNsswitch, OnlyFilesIsRecognised) {
     EXPECT_TRUE(nss_cache::only_files("passwd: files\ngroup: files\n"));
     EXPECT_TRUE(nss_cache::only_files("# comment\npasswd:\tfiles # local\ngroup: files [NOTFOUND=return]\n"));

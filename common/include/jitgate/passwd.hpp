@@ -58,9 +58,25 @@ public:
     virtual Found user_by_name(const std::string& name, UserRecord& out) = 0;
     virtual Found user_by_uid(unsigned uid, UserRecord& out) = 0;
     virtual Found groups_of(const std::string& user, std::vector<std::string>& out) = 0;
+    // Brackets the lookups of one decision (Batch); nothing by default.
+    virtual void begin_batch() {}
+    virtual void end_batch() {}
 };
 // Installs `lookups` (nullptr: back to NSS itself). It must outlive every lookup.
 void install_lookups(Lookups* lookups) noexcept;
+
+// The lookups of one decision, while it lives: the installed Lookups may treat them as one
+// (the daemon's cache checks each file once; nss_cache.hpp). Nothing when none is installed.
+class Batch {
+public:
+    Batch();
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+private:
+    Lookups* m_lookups;
+};
 
 } // namespace nss
 
