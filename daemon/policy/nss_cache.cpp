@@ -52,24 +52,31 @@ Direct g_direct;
 } // namespace
 
 bool only_files(std::string_view conf) {
+    // Read as glibc reads it (nss_database.c): the database name ends at a blank or ':', the colon
+    // may be missing, and for a database named twice the last line counts. Stricter where it can
+    // be: any passwd/group/initgroups line naming anything but `files` (or nothing) is "not only
+    // files", wherever it stands.
     bool saw_passwd = false, saw_group = false;
+    const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
     while (!conf.empty()) {
         const auto eol = conf.find('\n');
         std::string_view line = conf.substr(0, eol);
         conf.remove_prefix(eol == std::string_view::npos ? conf.size() : eol + 1);
         line = line.substr(0, line.find('#'));
-        const auto colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        std::string_view db = line.substr(0, colon);
-        while (!db.empty() && (db.front() == ' ' || db.front() == '\t')) db.remove_prefix(1);
-        while (!db.empty() && (db.back() == ' ' || db.back() == '\t')) db.remove_suffix(1);
+        while (!line.empty() && blank(line.front())) line.remove_prefix(1);
+        std::size_t name_end = 0;
+        while (name_end < line.size() && !blank(line[name_end]) && line[name_end] != ':') ++name_end;
+        const std::string_view db = line.substr(0, name_end);
         if (db != "passwd" && db != "group" && db != "initgroups") continue;
         if (db == "passwd") saw_passwd = true;
         if (db == "group") saw_group = true;
-        std::string_view rest = line.substr(colon + 1);
+        std::string_view rest = line.substr(name_end);
+        while (!rest.empty() && blank(rest.front())) rest.remove_prefix(1);
+        if (!rest.empty() && rest.front() == ':') rest.remove_prefix(1);
+        bool any_source = false;
         while (!rest.empty()) {
             const char c = rest.front();
-            if (c == ' ' || c == '\t' || c == '\r') {
+            if (blank(c)) {
                 rest.remove_prefix(1);
             } else if (c == '[') { // an action, [NOTFOUND=return]: not a source
                 const auto close = rest.find(']');
@@ -78,12 +85,23 @@ bool only_files(std::string_view conf) {
             } else {
                 const auto end = rest.find_first_of(" \t\r[");
                 if (rest.substr(0, end) != "files") return false;
+                any_source = true;
                 rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
             }
         }
+        if (!any_source) return false; // no source: glibc's default for it, which is not ours to guess
     }
     return saw_passwd && saw_group;
 }
+
+namespace {
+std::size_t key_size(const std::string& key) {
+    return key.size();
+}
+std::size_t key_size(unsigned) {
+    return 0;
+}
+} // namespace
 
 Cache::Cache(Options options) : m_options(std::move(options)) {
     if (!m_options.monotonic_ns) m_options.monotonic_ns = [] { return clock_ns(CLOCK_MONOTONIC); };
@@ -134,7 +152,15 @@ bool Cache::validate(unsigned mask) {
             }
             if (!now_real) now_real = m_options.realtime_ns();
             const std::int64_t ctime_ns = now.ctime_s * 1'000'000'000 + now.ctime_ns;
-            if (*now_real - ctime_ns < racy_ns) file_usable = false; // racy (or the clock went back)
+            if (*now_real - ctime_ns < racy_ns) {
+                file_usable = false; // racy (or the clock went back)
+                // What was read of a racy nsswitch.conf may be half a rewrite that a same-size
+                // rewrite in the same tick leaves unnoticed: read it again once it has settled.
+                if (i == nsswitch_file) {
+                    m_stamps[i].reset();
+                    m_only_files = false;
+                }
+            }
         }
         if (!file_usable) usable = false;
         if (m_batch_depth > 0) {
@@ -156,7 +182,7 @@ void Cache::end_batch() {
 }
 
 std::int64_t Cache::expiry_for(nss::Found found, std::int64_t now) const {
-    if (found == nss::Found::yes && m_only_files) return std::numeric_limits<std::int64_t>::max();
+    if (found == nss::Found::yes && m_only_files) return now + m_options.files_ttl.count();
     return now + m_options.source_ttl.count();
 }
 
@@ -179,7 +205,7 @@ nss::Found Cache::lookup(Map& map, const Key& key, T& out, unsigned mask, Fetch&
     T value{};
     const nss::Found found = fetch(value);
     if (found == nss::Found::error) return found; // never stored
-    if (usable) {
+    if (usable && key_size(key) <= k_max_key_bytes) {
         if (map.size() >= m_options.max_entries) {
             map.clear();
             ++m_stats.flushes;

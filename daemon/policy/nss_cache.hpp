@@ -21,6 +21,12 @@
 //   (Debian's default is `files systemd`; sss, ldap, winbind, compat, db), that source can
 //   change with no file changing: every entry then expires k_source_ttl after it was looked
 //   up. A removal from a group in such a source takes effect within k_source_ttl.
+// - Entries from `files` alone also expire k_files_ttl after they were looked up: a backstop
+//   for what a stat cannot see (timestamps coarser than 1 s, NFS attribute caching, an NSS call
+//   such as getgrouplist that returns what it found when a source failed part-way).
+// - nsswitch.conf is read as glibc reads it (a name without its colon counts too); a copy read
+//   while the file is racy is read again once it has settled.
+// - Names longer than k_max_key_bytes are never stored.
 // - Within one decision (jitgate::nss::Batch) each file is stated once, by the first lookup:
 //   a change in the microseconds between two lookups of the same decision shows from the next.
 // - "No such user" is never kept longer than k_source_ttl, whatever the sources; a lookup that
@@ -52,14 +58,21 @@ namespace jitgate::nss_cache {
 inline constexpr std::chrono::seconds k_source_ttl{1};
 // A file changed less than this long ago is "racy": nothing is stored from it (see above).
 inline constexpr std::chrono::seconds k_racy_window{1};
+// How long an entry from `files` alone stays usable while the files keep their stamps: a
+// backstop for what a stat cannot see (a file system with coarse or cached times, an NSS
+// module that answered partly), not the way changes are noticed.
+inline constexpr std::chrono::seconds k_files_ttl{60};
 // Entries per table (users by name, users by uid, group lists); a full table is emptied.
 inline constexpr std::size_t k_max_entries = 4096;
+// Names longer than this are never cached (no real user name is this long): bounds memory.
+inline constexpr std::size_t k_max_key_bytes = 256;
 
 struct Options {
     std::string passwd_path = "/etc/passwd";
     std::string group_path = "/etc/group";
     std::string nsswitch_path = "/etc/nsswitch.conf";
     std::chrono::nanoseconds source_ttl = k_source_ttl;
+    std::chrono::nanoseconds files_ttl = k_files_ttl;
     std::chrono::nanoseconds racy_window = k_racy_window;
     std::size_t max_entries = k_max_entries;
     // Clocks in nanoseconds: CLOCK_MONOTONIC (expiry) and CLOCK_REALTIME (compared with the

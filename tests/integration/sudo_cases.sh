@@ -257,7 +257,9 @@ case_group_removal_takes_effect_at_once() {
     sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 0 "alice in ops, again (cached)"
     cat "$T/group.carol" >/etc/group
     sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 1 "alice replaced by carol"
+    expect_contains "$(cat "$T/err")" "not in ops"
     sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 1 "mallory no longer in ops"
+    expect_contains "$(cat "$T/err")" "not in ops"
 }
 
 # The test's own sudoers: lets alice choose the run cwd (-D) and chroot (-R), and set or

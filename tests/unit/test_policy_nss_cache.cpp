@@ -210,11 +210,19 @@ TEST_F(NssCache, NonFilesSourcesExpireAfterTheTtl) {
     EXPECT_EQ(g, (std::vector<std::string>{"alice"}));
 }
 
-TEST_F(NssCache, FilesOnlyEntriesLastWhileTheFilesDo) {
+TEST_F(NssCache, FilesOnlyEntriesLastWhileTheFilesDoUpToTheBackstop) {
     auto c = make();
     EXPECT_EQ(uid_lookups(c, "alice", 1), 1);
-    monotonic += 3600 * k_s;
-    EXPECT_EQ(uid_lookups(c, "alice", 1), 0);
+    monotonic += nss_cache::k_files_ttl.count() * k_s - 1;
+    EXPECT_EQ(uid_lookups(c, "alice", 1), 0) << "the files did not change: cached";
+    monotonic += 1;
+    EXPECT_EQ(uid_lookups(c, "alice", 1), 1) << "k_files_ttl later it is asked again, files or not";
+}
+
+TEST_F(NssCache, OverlongNamesAreNeverStored) {
+    auto c = make();
+    const std::string name(nss_cache::k_max_key_bytes + 1, 'a');
+    EXPECT_EQ(uid_lookups(c, name, 3), 3);
 }
 
 TEST_F(NssCache, UnknownUsersAreKeptNoLongerThanTheTtl) {
@@ -310,6 +318,11 @@ TEST(NssCacheNsswitch, OnlyFilesIsRecognised) {
     EXPECT_FALSE(nss_cache::only_files("passwd: files\n"));                         // group: missing
     EXPECT_FALSE(nss_cache::only_files("passwd: files\ngroup: files [SUCCESS=\n")); // malformed
     EXPECT_FALSE(nss_cache::only_files(""));
+    // glibc reads a database name without its colon, and "files:" is not "files".
+    EXPECT_FALSE(nss_cache::only_files("passwd: files\ngroup: files\ngroup ldap\n"));
+    EXPECT_FALSE(nss_cache::only_files("passwd files: ldap\ngroup: files\n"));
+    EXPECT_TRUE(nss_cache::only_files("passwd files\n  group\tfiles\n"));
+    EXPECT_FALSE(nss_cache::only_files("passwd: files\ngroup:\n")); // no source: glibc's default
 }
 
 // The daemon installs a cache in front of jitgate::uid_of & co; uninstalled, they ask NSS.
