@@ -15,9 +15,11 @@
 #include "daemon/audit/auditor.hpp"
 #include "daemon/audit/shipper.hpp"
 #include "daemon/config/load.hpp"
+#include "daemon/policy/nss_cache.hpp"
 #include "daemon/server/server.hpp"
 #include "daemon/setup.hpp"
 #include "jitgate/error.hpp"
+#include "jitgate/passwd.hpp"
 #include "lib/sd_notify.hpp"
 
 namespace {
@@ -39,6 +41,13 @@ int serve(const std::string& path) {
         return 1;
     }
     auto config = std::make_shared<const jitgate::config::Config>(std::move(*cfg));
+    // User and group lookups through the daemon's cache (nss_cache.hpp: what it may keep and
+    // for how long). Installed before any thread starts; uninstalled before it is destroyed.
+    jitgate::nss_cache::Cache nss_cache;
+    jitgate::nss::install_lookups(&nss_cache);
+    struct Uninstall {
+        ~Uninstall() { jitgate::nss::install_lookups(nullptr); }
+    } uninstall;
     jitgate::audit::Auditor auditor(jitgate::setup::auditor_options(*config));
     // The sender to the central audit store, if one is configured. Declared after the
     // auditor: it is stopped and destroyed first.

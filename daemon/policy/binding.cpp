@@ -1,14 +1,18 @@
 // daemon/policy/binding.cpp — the environment, cwd and program a grant binds (binding.hpp).
 #include "daemon/policy/binding.hpp"
 
-#include <pwd.h>
+#include "jitgate/passwd.hpp"
+
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <mutex>
 #include <set>
+#include <string_view>
 
 namespace jitgate::binding {
 namespace {
@@ -53,13 +57,11 @@ bool equals_default(std::string_view name, std::string_view value, const RunasDe
 RunasDefaults runas_defaults(const std::string& user) {
     RunasDefaults d;
     if (user.empty()) return d;
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    std::vector<char> buf(16384);
-    if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) return d;
-    d.name = found->pw_name != nullptr ? found->pw_name : "";
-    d.home = found->pw_dir != nullptr ? found->pw_dir : "";
-    d.shell = found->pw_shell != nullptr && *found->pw_shell != '\0' ? found->pw_shell : "/bin/sh";
+    const auto found = user_record_of(user); // the daemon's cache (nss_cache.hpp) when installed
+    if (!found) return d;
+    d.name = found->name;
+    d.home = found->home;
+    d.shell = !found->shell.empty() ? found->shell : "/bin/sh";
     return d;
 }
 
@@ -213,14 +215,42 @@ std::optional<FileId> file_id(const std::string& path) {
     return FileId{static_cast<std::int64_t>(st.st_dev), static_cast<std::int64_t>(st.st_ino)};
 }
 
+namespace {
+
+// The host's merged-/usr links: (/bin, /usr/bin) for each of /bin, /sbin, /lib* that is a link.
+// SECURITY NOTE: resolved at most once a second (k_merged_ttl), not per decision (realpath of
+// the six directories was 19 readlink calls per decision). Only root can turn /bin into a link
+// or back; in the second after it did, a rule naming /bin/x may still match /usr/bin/x (or no
+// longer), as it would have a moment before the change.
+constexpr std::chrono::seconds k_merged_ttl{1};
+
+std::vector<std::pair<std::string, std::string>> merged_links() {
+    static std::mutex mutex;
+    static std::vector<std::pair<std::string, std::string>> links;
+    static std::chrono::steady_clock::time_point resolved_at;
+    static bool resolved = false;
+    std::lock_guard lock(mutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (!resolved || now - resolved_at >= k_merged_ttl) {
+        static constexpr std::array<const char*, 6> k_merged = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
+        links.clear();
+        for (const char* dir : k_merged) {
+            char target[PATH_MAX];
+            if (realpath(dir, target) == nullptr) continue;
+            if (std::string_view(target) == dir) continue; // not a link: this host has not merged it
+            links.emplace_back(dir, target);
+        }
+        resolved = true;
+        resolved_at = now;
+    }
+    return links;
+}
+
+} // namespace
+
 std::vector<std::string> program_spellings(const std::string& command, const std::string& canonical) {
     std::vector<std::string> out{canonical.empty() ? lexically_normal(command) : canonical};
-    static constexpr std::array<const char*, 6> k_merged = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
-    for (const char* dir : k_merged) {
-        char target[PATH_MAX];
-        if (realpath(dir, target) == nullptr) continue;
-        const std::string real = target;
-        if (real == dir) continue; // not a link: this host has not merged it
+    for (const auto& [dir, real] : merged_links()) {
         const std::string& primary = out.front();
         if (primary.size() > real.size() && primary.compare(0, real.size(), real) == 0 && primary[real.size()] == '/')
             out.push_back(dir + primary.substr(real.size()));

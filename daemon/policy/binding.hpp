@@ -78,7 +78,7 @@ std::optional<std::pair<std::int64_t, std::int64_t>> file_id_pair(const std::str
 // Every spelling of the program a rule is matched against: its canonical path, then the same
 // path through the host's merged-/usr links (/bin -> usr/bin makes /usr/bin/x also /bin/x).
 // `canonical` empty means it could not be resolved: then the lexically normal path stands in.
-// Reads the links of /bin, /sbin, /lib* (cheap; cached by the kernel).
+// Resolves the links of /bin, /sbin, /lib* at most once a second (binding.cpp). Thread-safe.
 std::vector<std::string> program_spellings(const std::string& command, const std::string& canonical);
 
 } // namespace jitgate::binding

@@ -258,6 +258,9 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
                       s));
         return Step::done;
     }
+    // The user's groups and the run-as user's entry as one version of the databases, each
+    // file checked once (nss_cache.hpp).
+    const nss::Batch lookups;
     auto groups = group_names_of(r.user);
     s.facts = rules::Facts{r.kind,
                            r.user,

@@ -226,6 +226,56 @@ case_deny_rule() {
     expect_journal access.denied '"rule":"no-shells"'
 }
 
+# The daemon caches user and group lookups (daemon/policy/nss_cache.hpp): a removal from a
+# group in /etc/group must still take effect on the very next decision.
+case_group_removal_takes_effect_at_once() {
+    ns_setup
+    # nsswitch.conf naming `files` only: entries do not expire on their own (no TTL), so only
+    # the check of /etc/group's stat can make the removal take effect.
+    printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n' >"$T/nsswitch.conf"
+    mount --bind "$T/nsswitch.conf" /etc/nsswitch.conf
+    printf '%s\n' 'rules:
+  - name: ops-may-true
+    match: {kind: sudo, users: ["%ops"], commands: ["/usr/bin/true"]}
+    action: allow
+  - name: nobody-else
+    match: {kind: sudo}
+    action: deny
+    message: not in ops' | ns_config
+    ns_start_daemon
+    # (rewrite in place: /etc/group is a bind mount, which sed -i cannot rename over)
+    cp /etc/group "$T/group.without"
+    { cat "$T/group.without"; echo 'ops:x:2200:mallory,alice'; } >"$T/group.with"
+    cat "$T/group.with" >/etc/group
+    # The cache keeps nothing from a file changed within the last second (a same-size rewrite
+    # in the same timestamp tick would not show): wait that out so the next decisions are
+    # served from the cache, as on a host whose /etc/group is old.
+    sleep 1.2
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 0 "alice in ops"
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 0 "alice in ops, again (cached)"
+    expect_eq "$(journal_count access.allowed_by_rule '"rule":"ops-may-true"')" 2 "two allowed"
+    # alice leaves ops: the next decision sees it, with no wait.
+    sed 's/^ops:x:2200:mallory,alice$/ops:x:2200:mallory/' "$T/group.with" >"$T/group.new"
+    cat "$T/group.new" >/etc/group
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 1 "alice no longer in ops"
+    expect_contains "$(cat "$T/err")" "not in ops"
+    expect_journal access.denied '"rule":"nobody-else"'
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 0 "mallory still in ops"
+    # A rewrite of the same size (alice replaced by carol) is seen as well.
+    { cat "$T/group.without"; echo 'ops:x:2200:alice'; } >"$T/group.alice"
+    sed 's/^ops:x:2200:alice$/ops:x:2200:carol/' "$T/group.alice" >"$T/group.carol"
+    expect_eq "$(stat -c %s "$T/group.alice")" "$(stat -c %s "$T/group.carol")" "same size"
+    cat "$T/group.alice" >/etc/group
+    sleep 1.2
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 0 "alice in ops"
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 0 "alice in ops, again (cached)"
+    cat "$T/group.carol" >/etc/group
+    sudo_fg alice -- -n /usr/bin/true; expect_eq "$RC" 1 "alice replaced by carol"
+    expect_contains "$(cat "$T/err")" "not in ops"
+    sudo_fg mallory -- -n /usr/bin/true; expect_eq "$RC" 1 "mallory no longer in ops"
+    expect_contains "$(cat "$T/err")" "not in ops"
+}
+
 # The test's own sudoers: lets alice choose the run cwd (-D) and chroot (-R), and set or
 # preserve variables (SETENV), so that sudo accepts the forms a grant must not cover.
 binding_sudoers() {

@@ -33,6 +33,13 @@ TEST(DaemonIdentity, LoginUidOfThisProcessMatchesTheKernel) {
         EXPECT_EQ(got, *raw);
 }
 
+TEST(DaemonIdentity, RealUidOfThisProcessMatchesTheKernel) {
+    EXPECT_EQ(identity::real_uid_of(::getpid()), std::optional<uid_t>(::getuid()));
+    EXPECT_FALSE(identity::real_uid_of(INT_MAX).has_value());
+    EXPECT_FALSE(identity::real_uid_of(-1).has_value());
+    EXPECT_FALSE(identity::real_uid_of(0).has_value());
+}
+
 TEST(DaemonIdentity, LoginUidOfAGoneProcessIsUnknown) {
     EXPECT_EQ(identity::login_uid_of(INT_MAX), -1);
     EXPECT_EQ(identity::login_uid_of(-1), -1);
