@@ -96,8 +96,8 @@ std::int64_t login_uid_of(pid_t pid) {
     return static_cast<std::int64_t>(*value) >= k_login_uid_unset ? -1 : static_cast<std::int64_t>(*value);
 }
 
-std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid) {
-    const auto real = real_uid_of(peer.pid);
+std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid, std::optional<uid_t> real_uid) {
+    const auto real = real_uid ? real_uid : real_uid_of(peer.pid);
     if (!real) return std::nullopt;
     const nss::Batch lookups; // the two names, each file checked once (nss_cache.hpp)
     Requester r;

@@ -51,6 +51,9 @@ struct Requester {
 // as the user: the real uid of the peer process when it is not root (su, sudo: the person who
 // ran the setuid program), else the account itself (sshd and login run as root for the person
 // logging in). nullopt if the peer's /proc entry cannot be read (callers refuse: fail closed).
-std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid);
+// `real_uid`: the peer's real uid if the caller has just read it (real_uid_of), so that one
+// decision reads /proc/<pid>/status once; nullopt reads it here.
+std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid,
+                                      std::optional<uid_t> real_uid = std::nullopt);
 
 } // namespace jitgate::identity

@@ -68,7 +68,9 @@ private:
     // refuse_reason): the handlers of check, finished and session call this once they have
     // parsed the claimed user. Returns true, after an audit event, an error frame and closing,
     // if the claim is refused.
-    bool refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid);
+    // `real_uid`: the peer's real uid if already read this turn (nullopt: read it).
+    bool refused(Connection& c, const char* what, const std::string& kind, const std::string& user, std::int64_t uid,
+                 std::optional<uid_t> real_uid = std::nullopt);
     // The handlers of the table, one per message type; each runs only once authorise() let the
     // peer send it. `caller` is the peer as a user for local_user and approver entries.
     void handle_check(Connection& c, const nlohmann::json& m, const broker::Caller& caller);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -180,9 +181,14 @@ TEST_F(NssCache, ASameSizeRewriteOrAReplacedFileIsSeen) {
 }
 
 TEST_F(NssCache, NothingIsKeptFromARecentlyChangedFile) {
-    struct stat st {};
-    ASSERT_EQ(::stat(passwd().c_str(), &st), 0);
-    const std::int64_t ctime = static_cast<std::int64_t>(st.st_ctim.tv_sec) * k_s + st.st_ctim.tv_nsec;
+    // The newest of the fixture's files: they were written one after another, possibly in
+    // different timestamp ticks, and a lookup depends on passwd and nsswitch.conf.
+    std::int64_t ctime = 0;
+    for (const std::string& path : {passwd(), group(), nsswitch()}) {
+        struct stat st {};
+        ASSERT_EQ(::stat(path.c_str(), &st), 0);
+        ctime = std::max(ctime, static_cast<std::int64_t>(st.st_ctim.tv_sec) * k_s + st.st_ctim.tv_nsec);
+    }
     realtime = ctime + k_s / 2; // within the racy window: a same-tick rewrite could hide
     auto c = make();
     EXPECT_EQ(uid_lookups(c, "alice", 3), 3);
