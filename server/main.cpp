@@ -145,8 +145,11 @@ int migrate(const std::string& path) {
     return 0;
 }
 
-// `sessions revoke --user NAME`: on the configured database, audited as the user who ran it.
-int sessions(const std::string& path, const std::vector<std::string>& args) {
+// An admin command on the configured database, audited as the Unix user who ran it:
+// `sessions revoke --user NAME` (sessions_command), `grants revoke --request ID ...`
+// (grants_command).
+template <typename Command>
+int admin_command(const std::string& path, const std::vector<std::string>& args, Command&& command) {
     const auto config = load_config(path);
     if (!config) return 1;
     if (!jitgate::server::service::open_audit_log(config->audit.syslog_facility)) {
@@ -159,24 +162,15 @@ int sessions(const std::string& path, const std::vector<std::string>& args) {
     std::unique_ptr<jitgate::server::store::Store> store = open_store(*config);
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    return jitgate::server::sessions_command(args, *store, now, actor, &jitgate::server::service::log_event);
+    return command(args, *store, now, actor, &jitgate::server::service::log_event);
 }
 
-// `grants revoke --request ID ...`: on the configured database, audited as the user who ran it.
+int sessions(const std::string& path, const std::vector<std::string>& args) {
+    return admin_command(path, args, [](auto&&... a) { return jitgate::server::sessions_command(a...); });
+}
+
 int grants(const std::string& path, const std::vector<std::string>& args) {
-    const auto config = load_config(path);
-    if (!config) return 1;
-    if (!jitgate::server::service::open_audit_log(config->audit.syslog_facility)) {
-        std::fprintf(stderr, "jitgate-server: unknown syslog facility\n");
-        return 1;
-    }
-    const uid_t uid = ::getuid();
-    const passwd* pw = ::getpwuid(uid);
-    const std::string actor = pw != nullptr ? std::string(pw->pw_name) : "uid:" + std::to_string(uid);
-    std::unique_ptr<jitgate::server::store::Store> store = open_store(*config);
-    const std::int64_t now =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    return jitgate::server::grants_command(args, *store, now, actor, &jitgate::server::service::log_event);
+    return admin_command(path, args, [](auto&&... a) { return jitgate::server::grants_command(a...); });
 }
 
 // `report ...`: the evidence report, read from the configured database (read only). The

@@ -230,6 +230,27 @@ protected:
         ASSERT_TRUE(m_store->create(r, filed).created);
     }
 
+    // A window "q4-freeze" of one dated period [from, to) and a policy entry "freeze" that
+    // refuses while it holds (the server's change freeze, docs/server.md).
+    void add_freeze(std::int64_t from, std::int64_t to, const std::string& from_text = "",
+                    const std::string& to_text = "") {
+        jitgate::config::Window freeze;
+        freeze.name = "q4-freeze";
+        freeze.timezone = "Etc/UTC";
+        jitgate::config::DatedPeriod period;
+        period.from = from_text;
+        period.to = to_text;
+        period.from_unix = from;
+        period.to_unix = to;
+        freeze.dates = {period};
+        m_config.windows = {freeze};
+        config::PolicyEntry deny;
+        deny.name = "freeze";
+        deny.when_windows = {"q4-freeze"};
+        deny.deny = true;
+        m_config.policy.push_back(deny);
+    }
+
     http::Response send(Browser& b, const std::string& method, const std::string& path, const http::Fields& query = {},
                         const std::string& body = "", http::Fields extra_headers = {}) {
         http::Request request;
@@ -719,22 +740,7 @@ TEST_F(WebUiTest, ATicketCheckThatHasNotPassedBlocksApprovalButNotDenial) {
 // force at approval counts, not the one at filing), but it can be denied; once the freeze is
 // over it can be approved again.
 TEST_F(WebUiTest, AFreezeThatBeganWhileARequestWaitedBlocksApprovalButNotDenial) {
-    jitgate::config::Window freeze;
-    freeze.name = "q4-freeze";
-    freeze.timezone = "Etc/UTC";
-    jitgate::config::DatedPeriod period;
-    period.from = "2023-11-14T22:23";
-    period.to = "2023-11-14T22:33";
-    period.from_unix = k_start + 600;
-    period.to_unix = k_start + 1200;
-    freeze.dates = {period};
-    m_config.windows = {freeze};
-    config::PolicyEntry deny;
-    deny.name = "freeze";
-    deny.when_windows = {"q4-freeze"};
-    deny.deny = true;
-    m_config.policy.push_back(deny);
-
+    add_freeze(k_start + 600, k_start + 1200, "2023-11-14T22:23", "2023-11-14T22:33");
     file_request("alice");
     m_now = k_start + 900;
     Browser b;
@@ -754,20 +760,7 @@ TEST_F(WebUiTest, AFreezeThatBeganWhileARequestWaitedBlocksApprovalButNotDenial)
 }
 
 TEST_F(WebUiTest, AFreezeDoesNotStopADenial) {
-    jitgate::config::Window freeze;
-    freeze.name = "q4-freeze";
-    freeze.timezone = "Etc/UTC";
-    jitgate::config::DatedPeriod period;
-    period.from_unix = k_start - 60;
-    period.to_unix = k_start + 3600;
-    freeze.dates = {period};
-    m_config.windows = {freeze};
-    config::PolicyEntry deny;
-    deny.name = "freeze";
-    deny.when_windows = {"q4-freeze"};
-    deny.deny = true;
-    m_config.policy.push_back(deny);
-
+    add_freeze(k_start - 60, k_start + 3600);
     file_request("alice");
     Browser b;
     sign_in(b);
