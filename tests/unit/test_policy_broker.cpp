@@ -43,6 +43,23 @@ protected:
     }
     void TearDown() override { std::system(("rm -rf " + m_dir).c_str()); }
 
+    // A request of `argv` approved "by the service" (the broker as the service backend's
+    // Outcomes) with service grant id `jti`, for 10 minutes; returns its request id.
+    std::string grant_from_service(broker::Broker& b, std::vector<std::string> argv, const std::string& jti) {
+        approval::Outcomes& outcomes = b;
+        const auto exp = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(10))
+                             .count();
+        Recorder r;
+        auto s = session(std::move(argv));
+        EXPECT_EQ(b.begin_check(s, r), broker::Step::waiting);
+        const std::string id = s.request_id; // the session forgets it once decided
+        broker::Request* q = outcomes.waiting(id);
+        EXPECT_NE(q, nullptr);
+        if (q != nullptr) outcomes.approved(*q, {"bob"}, exp, approval::Json{{"service_grant_id", jti}});
+        EXPECT_TRUE(r.decision && r.decision->allow);
+        return id;
+    }
     std::unique_ptr<broker::Broker> make(std::vector<config::Rule> rules, std::string break_glass = {}) {
         auto cfg = std::make_shared<config::Config>();
         cfg->host.name = "test-host";
@@ -216,20 +233,9 @@ TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
 TEST_F(BrokerTest, AServiceRevocationEndsOnlyTheGrantItNames) {
     auto b = make({});
     approval::Outcomes& outcomes = *b;
-    const auto exp = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(10))
-                         .count();
     // Two grants "from the service" (the broker as the service backend's Outcomes).
     const auto granted = [&](std::vector<std::string> argv, const std::string& jti) {
-        Recorder r;
-        auto s = session(std::move(argv));
-        EXPECT_EQ(b->begin_check(s, r), broker::Step::waiting);
-        const std::string id = s.request_id; // the session forgets it once decided
-        broker::Request* q = outcomes.waiting(id);
-        EXPECT_NE(q, nullptr);
-        if (q != nullptr) outcomes.approved(*q, {"bob"}, exp, approval::Json{{"service_grant_id", jti}});
-        EXPECT_TRUE(r.decision && r.decision->allow);
-        return id;
+        return grant_from_service(*b, std::move(argv), jti);
     };
     const std::string first = granted({"/usr/bin/systemctl", "restart", "payments"}, "G-aaa");
     const std::string second = granted({"/usr/bin/systemctl", "restart", "ledger"}, "G-bbb");
@@ -281,18 +287,8 @@ TEST_F(BrokerTest, AServiceRevocationEndsOnlyTheGrantItNames) {
 TEST_F(BrokerTest, AServiceRevocationBatchEndsEachNamedGrantOnce) {
     auto b = make({});
     approval::Outcomes& outcomes = *b;
-    const auto exp = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(10))
-                         .count();
     const auto granted = [&](std::vector<std::string> argv, const std::string& jti) {
-        Recorder r;
-        auto s = session(std::move(argv));
-        EXPECT_EQ(b->begin_check(s, r), broker::Step::waiting);
-        const std::string id = s.request_id;
-        broker::Request* q = outcomes.waiting(id);
-        EXPECT_NE(q, nullptr);
-        if (q != nullptr) outcomes.approved(*q, {"bob"}, exp, approval::Json{{"service_grant_id", jti}});
-        return id;
+        return grant_from_service(*b, std::move(argv), jti);
     };
     const std::string first = granted({"/usr/bin/systemctl", "restart", "payments"}, "G-aaa");
     const std::string second = granted({"/usr/bin/systemctl", "restart", "ledger"}, "G-bbb");
