@@ -475,7 +475,8 @@ TEST_F(ShipperTest, ShipsEverythingOnceInOrderAndDeletesShippedSegments) {
     ASSERT_TRUE(wait_until([&] { return spool::list_segments(m_spool).size() == 1; }));
     EXPECT_EQ(spool::list_segments(m_spool)[0].first_seq, 7u);
     EXPECT_EQ(spool::read_anchor(m_spool)->seq, 6u);
-    EXPECT_TRUE(verify_spool(m_spool).ok);
+    const VerifyResult verified = verify_spool(m_spool);
+    EXPECT_TRUE(verified.ok) << testing::PrintToString(verified.problems);
 
     Json st = s.status();
     EXPECT_EQ(st["shipped_seq"], 7u);
@@ -693,7 +694,8 @@ TEST_F(ShipperTest, Bogus200WithoutAcknowledgementKeepsTheBatch) {
     const std::string err = s.status()["last_error"];
     EXPECT_NE(err.find("HTTP 200 from " + store.url() + " without an acknowledgement of the batch"), std::string::npos)
         << err;
-    EXPECT_TRUE(verify_spool(m_spool).ok);
+    const VerifyResult verified = verify_spool(m_spool);
+    EXPECT_TRUE(verified.ok) << testing::PrintToString(verified.problems);
 }
 
 TEST_F(ShipperTest, Bogus200NeverRecordsProgressOrDeletesSegments) {
