@@ -4,6 +4,8 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 
 #include "lib/time_windows.hpp"
 
@@ -126,17 +128,91 @@ std::optional<std::string> policy_changed(const FiledPolicy& filed, const Policy
     return std::nullopt;
 }
 
-std::optional<NextDeny> next_deny_start(const config::Config& config, const PolicyInput& input, std::int64_t now) {
+namespace {
+
+// Whether deny entry `entry` applies at `t`: one of its `when` windows holds (or it has none)
+// and none of its `unless` windows does; `held` describes the `when` window that held. nullopt:
+// a window cannot be evaluated at `t`.
+std::optional<bool> deny_applies(const config::Config& config, const config::PolicyEntry& entry, std::int64_t t,
+                                 std::string& held) {
+    const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t));
+    const auto holds = [&](const std::string& name) -> std::optional<bool> {
+        const jitgate::config::Window* w = windows::find(config.windows, name);
+        if (w == nullptr) return std::nullopt;
+        std::string why;
+        return windows::evaluate(*w, at, why);
+    };
+    if (!entry.when_windows.empty()) {
+        bool any = false;
+        for (const std::string& name : entry.when_windows) {
+            const auto h = holds(name);
+            if (!h) return std::nullopt;
+            if (*h) {
+                held = windows::describe(*windows::find(config.windows, name), at);
+                any = true;
+                break;
+            }
+        }
+        if (!any) return false;
+    }
+    for (const std::string& name : entry.unless_windows) {
+        const auto h = holds(name);
+        if (!h) return std::nullopt;
+        if (*h) return false;
+    }
+    return true;
+}
+
+std::string utc_text(std::int64_t t) {
+    const std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// The instants in (now, until] at which a deny entry can begin to apply: every minute (weekly
+// spans begin and end on the minute of their zone, and zone offsets are whole minutes) and every
+// start and end of a dated period of its windows (which may name seconds).
+std::vector<std::int64_t> candidate_instants(const config::Config& config, const config::PolicyEntry& entry,
+                                             std::int64_t now, std::int64_t until) {
+    std::vector<std::int64_t> out;
+    for (std::int64_t t = (now / 60 + 1) * 60; t <= until; t += 60) out.push_back(t);
+    const auto add_dates = [&](const std::vector<std::string>& names) {
+        for (const std::string& name : names)
+            if (const jitgate::config::Window* w = windows::find(config.windows, name))
+                for (const jitgate::config::DatedPeriod& p : w->dates)
+                    for (const std::int64_t t : {p.from_unix, p.to_unix})
+                        if (t > now && t <= until) out.push_back(t);
+    };
+    add_dates(entry.when_windows);
+    add_dates(entry.unless_windows);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+} // namespace
+
+std::optional<NextDeny> next_deny_start(const config::Config& config, const PolicyInput& input, std::int64_t now,
+                                        std::int64_t until) {
     std::optional<NextDeny> next;
     for (const config::PolicyEntry& entry : config.policy) {
-        if (!entry.deny || entry.when_windows.empty() || !matches(entry, input)) continue;
-        for (const std::string& name : entry.when_windows) {
-            const jitgate::config::Window* w = windows::find(config.windows, name);
-            if (w == nullptr) continue;
-            for (const jitgate::config::DatedPeriod& p : w->dates)
-                if (p.from_unix > now && (!next || p.from_unix < next->at))
-                    next = NextDeny{p.from_unix, "policy " + jitgate::config::shown(entry.name) + " (window " +
-                                                     w->name + " from " + p.from + " " + w->timezone + ")"};
+        if (!entry.deny || (entry.when_windows.empty() && entry.unless_windows.empty()) || !matches(entry, input))
+            continue;
+        const std::int64_t horizon = next ? std::min(until, next->at - 1) : until;
+        for (const std::int64_t t : candidate_instants(config, entry, now, horizon)) {
+            std::string held;
+            const auto applies = deny_applies(config, entry, t, held);
+            if (applies && !*applies) continue;
+            // SECURITY NOTE: a window that cannot be evaluated then (its zone's data unreadable)
+            // ends the grant there too: fail closed, as apply_policy refuses to decide on it.
+            next = NextDeny{t, "policy " + jitgate::config::shown(entry.name) + " from " + utc_text(t) +
+                                   (!applies        ? " (a window that cannot be evaluated then)"
+                                    : !held.empty() ? " (window " + held + ")"
+                                                    : "")};
+            break;
         }
     }
     return next;

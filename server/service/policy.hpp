@@ -61,14 +61,17 @@ struct FiledPolicy {
 std::optional<std::string> policy_changed(const FiledPolicy& filed, const PolicyDecision& now_decision,
                                           const std::vector<std::string>& approver_groups);
 
-// The next start after `now` of a dated period of a `when` window of a `deny` entry that covers
-// `input`, with what it is, or nullopt. A grant signed now ends there at the latest: a freeze
-// known in advance is not outlived by a grant approved just before it. (Weekly spans and
-// `unless` windows of deny entries are not looked ahead: docs/server.md.)
+// The first instant in (now, until] at which a `deny` entry that covers `input` applies (one of
+// its `when` windows holds, or it has none, and none of its `unless` windows does), with what it
+// is, or nullopt. A grant signed now ends there at the latest: a freeze known in advance, or
+// hours a deny entry keeps, are not outlived by a grant approved just before them. Looked at
+// on every minute (weekly spans start on the minute of their zone) and at every start and end
+// of a dated period of the entry's windows; `until` - `now` is at most hosts.max_ttl (24 h).
 struct NextDeny {
     std::int64_t at = 0;
     std::string what;
 };
-std::optional<NextDeny> next_deny_start(const config::Config& config, const PolicyInput& input, std::int64_t now);
+std::optional<NextDeny> next_deny_start(const config::Config& config, const PolicyInput& input, std::int64_t now,
+                                        std::int64_t until);
 
 } // namespace jitgate::server::service

@@ -1196,13 +1196,13 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
         claims.iat = t;
         claims.nbf = t;
         claims.exp = t + ttl;
-        // A freeze known in advance (a dated period of a deny entry's window) is not outlived by
-        // a grant approved just before it: the grant ends when the freeze begins.
+        // A freeze known in advance (a deny entry's dated period or weekly hours) is not
+        // outlived by a grant approved just before it: the grant ends when the freeze begins.
         std::string capped_by;
         if (const auto filed = protocol::check_filed(done.body); filed.filed) {
             const protocol::Filed& f = *filed.filed;
-            if (const auto next =
-                    next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t);
+            if (const auto next = next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
+                                                  t, claims.exp);
                 next && next->at < claims.exp) {
                 claims.exp = next->at;
                 capped_by = next->what;

@@ -427,17 +427,71 @@ TEST_F(ServerPolicyWindows, ATicketCheckThatAppliesOnlyNowRefusesTheApproval) {
 
 TEST_F(ServerPolicyWindows, AGrantSignedBeforeAKnownFreezeEndsWhenItBegins) {
     using jitgate::server::service::next_deny_start;
+    const auto t = [](const char* utc) { return *jitgate::windows::parse_rfc3339(utc); };
     const jitgate::server::service::PolicyInput finance{"pay-db-01", "production", {"finance"}, "r", 1};
-    const auto before = *jitgate::windows::parse_rfc3339("2026-12-19T22:00:00Z");
-    const auto next = next_deny_start(m_config, finance, before);
+    const auto before = t("2026-12-19T22:00:00Z");
+    const auto next = next_deny_start(m_config, finance, before, before + 8 * 3600);
     ASSERT_TRUE(next.has_value());
-    EXPECT_EQ(next->at, *jitgate::windows::parse_rfc3339("2026-12-19T23:00:00Z"));
-    EXPECT_NE(next->what.find("policy 'freeze'"), std::string::npos) << next->what;
-    // Inside the freeze nothing is signed; after it, no later period is known.
-    EXPECT_FALSE(next_deny_start(m_config, finance, *jitgate::windows::parse_rfc3339("2026-12-20T12:00:00Z")));
+    EXPECT_EQ(next->at, t("2026-12-19T23:00:00Z"));
+    EXPECT_EQ(next->what, "policy 'freeze' from 2026-12-19T23:00:00Z (window q4-freeze (2026-12-20T00:00 to "
+                          "2027-01-04T00:00 Europe/Berlin, quarter-end close))");
+    // A grant that ends before the freeze is not cut short; one ending at its first second is.
+    EXPECT_FALSE(next_deny_start(m_config, finance, before, t("2026-12-19T22:59:59Z")));
+    EXPECT_TRUE(next_deny_start(m_config, finance, before, t("2026-12-19T23:00:00Z")));
+    // Inside the freeze nothing is signed (apply_policy refuses); looked ahead from there, the
+    // freeze applies at once. After it, no later period is known.
+    const auto inside = t("2026-12-20T12:00:00Z");
+    EXPECT_EQ(next_deny_start(m_config, finance, inside, inside + 3600)->at, t("2026-12-20T12:01:00Z"));
+    EXPECT_FALSE(next_deny_start(m_config, finance, t("2027-01-04T00:00:00Z"), t("2027-01-05T00:00:00Z")));
     // A host the freeze does not cover is not cut short.
     const jitgate::server::service::PolicyInput web{"web-01", "production", {}, "r", 1};
-    EXPECT_FALSE(next_deny_start(m_config, web, before));
+    EXPECT_FALSE(next_deny_start(m_config, web, before, before + 8 * 3600));
+}
+
+// A deny entry on weekly hours, or with `unless`, caps a grant as a dated freeze does: the
+// first minute it applies, found by looking ahead over the grant's lifetime, across DST.
+TEST_F(ServerPolicyWindows, WeeklyAndUnlessDenyEntriesEndAGrantWhenTheyBegin) {
+    using jitgate::server::service::next_deny_start;
+    const auto t = [](const char* utc) { return *jitgate::windows::parse_rfc3339(utc); };
+    const jitgate::server::service::PolicyInput finance{"pay-db-01", "production", {"finance"}, "r", 1};
+    // Weekly: no root on finance hosts in the nightly batch, 22:00-06:00 Berlin.
+    const std::string yaml = R"(server: {name: approvals.example.com, public_url: "https://approvals.example.com"}
+hosts: {cert: /etc/jitgate-server/tls/server.pem, key: /etc/jitgate-server/tls/server.key,
+        client_ca: /etc/jitgate-server/tls/hosts-ca.pem}
+signing: {keys: [{kid: k1, private_key: /etc/jitgate-server/keys/k1.key}]}
+windows:
+  batch:
+    timezone: Europe/Berlin
+    weekly: [{days: [mon, tue, wed, thu, fri, sat, sun], from: "22:00", to: "06:00"}]
+  business-hours:
+    timezone: Europe/Berlin
+    weekly: [{days: [mon, tue, wed, thu, fri], from: "08:00", to: "18:00"}]
+policy:
+  - {name: finance, tags: [finance], approver_groups: [sox-approvers]}
+  - {name: nightly-batch, tags: [finance], when: {window: batch}, deny: true}
+  - {name: office-only, hosts: ["pay-*"], unless: {window: business-hours}, deny: true}
+)";
+    const auto result = jitgate::server::config::parse(yaml, "test.yaml");
+    for (const auto& p : result.problems) ADD_FAILURE() << p.to_string();
+    const auto& c = result.config;
+    // Wednesday 2026-11-25 16:30 Berlin (15:30Z), a 4 h grant: office-only applies at 18:00
+    // Berlin (17:00Z), before the batch at 22:00.
+    auto next = next_deny_start(c, finance, t("2026-11-25T15:30:00Z"), t("2026-11-25T19:30:00Z"));
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, t("2026-11-25T17:00:00Z"));
+    EXPECT_EQ(next->what, "policy 'office-only' from 2026-11-25T17:00:00Z");
+    // A host office-only does not cover: the batch window, 22:00 Berlin = 21:00Z in winter...
+    const jitgate::server::service::PolicyInput other{"fin-01", "production", {"finance"}, "r", 1};
+    next = next_deny_start(c, other, t("2026-11-25T15:30:00Z"), t("2026-11-25T23:30:00Z"));
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, t("2026-11-25T21:00:00Z"));
+    EXPECT_NE(next->what.find("(window batch"), std::string::npos) << next->what;
+    // ... and 20:00Z in summer (UTC+2).
+    next = next_deny_start(c, other, t("2026-07-01T15:30:00Z"), t("2026-07-01T23:30:00Z"));
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, t("2026-07-01T20:00:00Z"));
+    // Nothing applies within a grant that ends before 22:00 Berlin.
+    EXPECT_FALSE(next_deny_start(c, other, t("2026-11-25T15:30:00Z"), t("2026-11-25T20:59:59Z")));
 }
 
 TEST_F(ServerPolicyWindows, AWindowThatCannotBeEvaluatedFailsClosed) {
