@@ -865,6 +865,10 @@ rules:
     scope: command
     ttl: 1s
     on_expiry: keep
+  - name: extendable
+    match: {kind: sudo, commands: ["/usr/bin/sleep 299"]}
+    scope: session
+    ttl: 12s
   - name: short
     match: {kind: sudo, commands: ["/usr/bin/sleep *"]}
     scope: session
@@ -970,7 +974,9 @@ case_done_ends_own_session() {
 
 case_extend_needs_a_new_approval() {
     start "$RULES_SESSIONS"
-    sudo_bg alice -- /usr/bin/sleep 300
+    # The 12 s rule: the steps up to the extension's approval (a dozen jitgatectl calls) must
+    # fit in the first grant's life even on a loaded machine.
+    sudo_bg alice -- /usr/bin/sleep 299
     local id; id="$(wait_pending 1)"
     ctl bob approve "$id" >/dev/null
     local grant; grant="$(wait_session alice)"
@@ -984,11 +990,11 @@ case_extend_needs_a_new_approval() {
     expect_contains "$(ctl alice requests)" "^$ext  pending"
     rc=0; out="$(ctl alice approve "$ext" 2>&1)" || rc=$?
     expect_eq "$rc" 1 "no self-approval of an extension"
-    # approved ~2s after the first: the new 4s grant ends ~2s after the old one
+    # approved at least 1.5 s after the first: the new 12 s grant ends that much after the old one
     sleep 1.5
     ctl bob approve "$ext" >/dev/null
     # past the old grant's end (whole seconds): the session goes on under the new grant
-    local i; for i in $(seq 1 200); do [ "$(date +%s)" -gt "$old_end" ] && break; sleep 0.05; done
+    local i; for i in $(seq 1 400); do [ "$(date +%s)" -gt "$old_end" ] && break; sleep 0.05; done
     sleep 0.2
     kill -0 "$SUDO_PID" 2>/dev/null || ns_die "the extended session ended at the old grant's expiry"
     expect_no_journal session.ended_by_expiry
