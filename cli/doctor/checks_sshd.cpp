@@ -1,7 +1,5 @@
 // cli/doctor/checks_sshd.cpp — sshd_config (with its Include drop-ins, first value wins):
 // does sshd use PAM at all, can root log in, and where do keys come from?
-#include <glob.h>
-
 #include <algorithm>
 
 #include "cli/doctor/doctor.hpp"
@@ -20,32 +18,37 @@ struct Entry {
 };
 
 // The files an Include pattern names, in the order sshd reads them: glob(3) over the whole
-// pattern (any component may hold a wildcard), sorted, as sshd does; read under the root.
+// pattern (any component may hold a wildcard), sorted, as sshd does. Expanded here one
+// component at a time over Root::list, so that a symbolic link in the tree is followed under
+// the root and never out of it.
 std::vector<std::string> include_files(const Root& root, const std::string& pattern, Findings& findings) {
     const std::string p = pattern[0] == '/' ? pattern : "/etc/ssh/" + pattern;
     if (p.find_first_of("*?[") == std::string::npos) return {p};
-    // The root's own directory is taken literally: its wildcard characters are escaped.
-    std::string prefix = root.real("/");
-    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    std::string escaped;
-    for (const char c : prefix) {
-        if (c == '*' || c == '?' || c == '[' || c == '\\') escaped += '\\';
-        escaped += c;
-    }
-    ::glob_t g{};
-    const int rc = ::glob((escaped + p).c_str(), 0, nullptr, &g);
-    std::vector<std::string> out;
-    if (rc == 0) {
-        for (std::size_t i = 0; i < g.gl_pathc; ++i) {
-            const std::string real = g.gl_pathv[i];
-            if (real.size() > prefix.size() && real.starts_with(prefix)) out.push_back(real.substr(prefix.size()));
+    std::vector<std::string> paths{""}; // host paths matched so far; "" is "/"
+    for (const auto& component : split(p, '/')) {
+        if (component.empty()) continue;
+        std::vector<std::string> next;
+        for (const auto& base : paths) {
+            if (component.find_first_of("*?[") == std::string::npos) {
+                const std::string candidate = base + "/" + component;
+                if (root.exists(candidate)) next.push_back(candidate);
+                continue;
+            }
+            if (!root.is_dir(base.empty() ? "/" : base)) continue; // glob(3) matches nothing below a file
+            const auto names = root.list(base.empty() ? "/" : base);
+            if (!names) {
+                add_unreadable(findings, "sshd", base.empty() ? "/" : base,
+                               "cannot list the directory (Include " + pattern + ")");
+                continue;
+            }
+            for (const auto& n : *names)
+                if (glob_match(component, n)) next.push_back(base + "/" + n);
         }
-    } else if (rc != GLOB_NOMATCH) {
-        add_unreadable(findings, "sshd", p,
-                       "cannot expand the Include pattern (glob error " + std::to_string(rc) + ")");
+        paths = std::move(next);
     }
-    ::globfree(&g);
-    return out;
+    // glob(3) sorts the whole paths (strcmp order in the C locale sshd runs in).
+    std::sort(paths.begin(), paths.end());
+    return paths;
 }
 
 // SECURITY NOTE: a bound on the work: sshd_config and its drop-ins are read at most this many
@@ -100,7 +103,9 @@ void read_sshd(const Root& root, const std::string& file, std::string match, std
         std::string value = sep == std::string::npos ? "" : trim(l.substr(sep));
         if (value.starts_with("=")) value = trim(value.substr(1));
         if (keyword == "match") {
-            match = lower(value) == "all" ? "" : value;
+            // `Match all` is still a Match block: its values override the global ones (which
+            // are first-value-wins among themselves) for every connection, so it is not global.
+            match = value.empty() ? "all" : value;
             continue;
         }
         if (keyword == "include") {
@@ -154,12 +159,192 @@ std::string where(const Entry& e) {
     return e.file + ":" + std::to_string(e.line);
 }
 
+// One line of sshd_config syntax ("Keyword value", "Keyword=value", "Keyword = value"):
+// {lower-case keyword, value}.
+std::pair<std::string, std::string> keyword_value(const std::string& line) {
+    const std::string l = trim(line);
+    const auto sep = l.find_first_of(" \t=");
+    std::string value = sep == std::string::npos ? "" : trim(l.substr(sep));
+    if (value.starts_with("=")) value = trim(value.substr(1));
+    return {lower(l.substr(0, sep)), value};
+}
+
+// The words of a command line as systemd and sh split it: blanks separate, '...' and "..."
+// quote (a backslash escapes the next character outside single quotes).
+std::vector<std::string> shell_words(const std::string& s) {
+    std::vector<std::string> out;
+    std::string cur;
+    bool in_word = false;
+    char quote = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (quote != 0) {
+            if (c == quote)
+                quote = 0;
+            else if (c == '\\' && quote == '"' && i + 1 < s.size())
+                cur += s[++i];
+            else
+                cur += c;
+        } else if (c == '\'' || c == '"') {
+            quote = c;
+            in_word = true;
+        } else if (c == '\\' && i + 1 < s.size()) {
+            cur += s[++i];
+            in_word = true;
+        } else if (c == ' ' || c == '\t') {
+            if (in_word) out.push_back(cur);
+            cur.clear();
+            in_word = false;
+        } else {
+            cur += c;
+            in_word = true;
+        }
+    }
+    if (in_word) out.push_back(cur);
+    return out;
+}
+
+// What sshd is started with, from its systemd units and the files they take variables from:
+// each `-o` as an Entry (command-line options win over every file), and each `-f` file.
+struct CommandLine {
+    std::vector<Entry> options;
+    std::vector<Entry> config_files; // keyword "-f", value the file
+};
+
+// sshd's getopt(3) string (OpenSSH 9): the options that take an argument.
+constexpr std::string_view k_sshd_args = "CEbcfghkopu";
+
+void parse_sshd_args(const std::vector<std::string>& args, const std::string& file, int line, CommandLine& cl) {
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--") break;
+        if (a.size() < 2 || a[0] != '-') continue; // an operand, or an unexpanded $VARIABLE
+        for (std::size_t k = 1; k < a.size(); ++k) {
+            const char opt = a[k];
+            if (k_sshd_args.find(opt) == std::string_view::npos) continue;
+            std::string arg = a.substr(k + 1);
+            if (arg.empty() && i + 1 < args.size()) arg = args[++i];
+            if (opt == 'o') {
+                auto [keyword, value] = keyword_value(arg);
+                if (!keyword.empty()) cl.options.push_back({keyword, value, file, line, ""});
+            } else if (opt == 'f' && !arg.empty()) {
+                cl.config_files.push_back({"-f", arg, file, line, ""});
+            }
+            break; // the rest of the word was the argument
+        }
+    }
+}
+
+// The logical lines of a unit or environment file (a '\' at the end joins the next line).
+std::vector<std::pair<int, std::string>> unit_lines(const std::string& text) {
+    std::vector<std::pair<int, std::string>> out;
+    std::string pending;
+    int n = 0;
+    int start = 0;
+    for (const auto& raw : split(text, '\n')) {
+        ++n;
+        const std::string t = trim(raw);
+        if (pending.empty()) {
+            if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+            start = n;
+        }
+        if (!t.empty() && t.back() == '\\') {
+            pending += t.substr(0, t.size() - 1) + " ";
+            continue;
+        }
+        out.emplace_back(start, pending + t);
+        pending.clear();
+    }
+    if (!pending.empty()) out.emplace_back(start, pending);
+    return out;
+}
+
+CommandLine sshd_command_line(const Root& root, Findings& findings) {
+    CommandLine cl;
+    std::vector<std::string> files;
+    for (const char* dir :
+         {"/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
+        for (const char* unit : {"ssh.service", "sshd.service", "ssh@.service", "sshd@.service"}) {
+            const std::string u = std::string(dir) + "/" + unit;
+            if (root.exists(u)) files.push_back(u);
+            const std::string d = u + ".d";
+            if (!root.is_dir(d)) continue;
+            const auto names = root.list(d);
+            if (!names) {
+                add_unreadable(findings, "sshd", d, "cannot list the directory");
+                continue;
+            }
+            for (const auto& n : *names)
+                if (n.ends_with(".conf")) files.push_back(d + "/" + n);
+        }
+    }
+    // merged /usr: /lib/systemd/system may be /usr/lib/systemd/system.
+    std::vector<std::string> seen;
+    for (const auto& f : files) {
+        const auto real = root.resolve(f).value_or(f);
+        if (std::find(seen.begin(), seen.end(), real) != seen.end()) continue;
+        seen.push_back(real);
+        const auto r = root.read(f);
+        if (r.status == Root::Status::error) add_unreadable(findings, "sshd", f, r.error);
+        for (const auto& [n, l] : unit_lines(r.text)) {
+            const auto [key, value] = keyword_value(l);
+            if (key != "execstart" && key != "execstartpre") continue;
+            auto args = shell_words(value);
+            // ExecStart=-/usr/sbin/sshd, @, +, ! and : prefixes; the program is the first word.
+            if (args.empty()) continue;
+            std::string prog = args[0];
+            while (!prog.empty() && std::string_view("-@+!:").find(prog[0]) != std::string_view::npos) prog.erase(0, 1);
+            if (base_name(prog) != "sshd") continue;
+            args.erase(args.begin());
+            parse_sshd_args(args, f, n, cl);
+        }
+    }
+    // The variables the Debian (SSHD_OPTS) and Red Hat (OPTIONS) units pass to sshd.
+    for (const char* f : {"/etc/default/ssh", "/etc/sysconfig/sshd"}) {
+        const auto r = root.read(f);
+        if (r.status == Root::Status::error) add_unreadable(findings, "sshd", f, r.error);
+        for (const auto& [n, l] : unit_lines(r.text)) {
+            std::string t = l;
+            if (t.starts_with("export ")) t = trim(t.substr(7));
+            const auto eq = t.find('=');
+            if (eq == std::string::npos) continue;
+            const std::string name = trim(t.substr(0, eq));
+            if (name != "SSHD_OPTS" && name != "OPTIONS") continue;
+            // The value is one shell word (quoted); its own words are sshd's arguments.
+            const auto value = shell_words(t.substr(eq + 1));
+            std::vector<std::string> args;
+            for (const auto& v : value)
+                for (const auto& w : shell_words(v)) args.push_back(w);
+            parse_sshd_args(args, f, n, cl);
+        }
+    }
+    return cl;
+}
+
 } // namespace
 
 void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out) {
-    const std::string main = "/etc/ssh/sshd_config";
+    std::string main = "/etc/ssh/sshd_config";
     if (!root.exists("/usr/sbin/sshd") && !root.exists(main)) return; // no SSH server here
-    std::vector<Entry> entries;
+    // Options on sshd's command line come first: sshd takes the first value it obtains, and
+    // it reads `-o` before any file. `-f` replaces sshd_config.
+    const CommandLine cl = sshd_command_line(root, out);
+    std::vector<Entry> entries = cl.options;
+    for (const auto& o : cl.options)
+        add(out, "sshd.command_line", Severity::warning, where(o),
+            "sshd is started with -o " + o.keyword + "=" + o.value,
+            "An option on sshd's command line wins over sshd_config and its drop-ins, and nobody reviewing those "
+            "files sees it: it can let root in or turn PAM off behind a clean-looking sshd_config.",
+            "Remove the -o from the unit (or SSHD_OPTS/OPTIONS) and set what is needed in sshd_config.d.");
+    for (const auto& f : cl.config_files) {
+        add(out, "sshd.command_line", Severity::warning, where(f), "sshd is started with -f " + f.value,
+            "sshd reads that file instead of /etc/ssh/sshd_config: the reviewed file (and jitgate's drop-in) is not "
+            "the one in force. doctor checks the file named instead.",
+            "Remove the -f from the unit (or SSHD_OPTS/OPTIONS) and keep the configuration in /etc/ssh.");
+    }
+    // sshd takes the last -f it is given; a relative one is from sshd's working directory (/).
+    if (!cl.config_files.empty()) main = cl.config_files.back().value;
+    if (main[0] != '/') main = "/" + main;
     Walk walk;
     read_sshd(root, main, "", entries, out, walk);
     if (const auto w = root.writable_by_others(main))
@@ -237,34 +422,58 @@ void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& ga
                 "block that covers a break-glass member a key-only method.");
     }
 
-    // root's own keys, where AuthorizedKeysFile says they are.
+    // root's own keys, where AuthorizedKeysFile says they are: globally (or sshd's default),
+    // and in each Match block, which may point root's connections elsewhere. Root may log in
+    // if the global PermitRootLogin or that of any Match block lets it.
     const auto* root_user = accounts.user("root");
     const std::string home = root_user && !root_user->home.empty() ? root_user->home : "/root";
+    std::string root_may = root_login;
+    if (root_login == "no")
+        for (const auto& e : entries)
+            if (!e.match.empty() && e.keyword == "permitrootlogin" && lower(e.value) != "no") {
+                root_may = "no, but " + e.value + " for `Match " + e.match + "` (" + where(e) + ")";
+                break;
+            }
+    struct KeyFiles {
+        std::vector<std::string> files;
+        std::string from; // "" for the global setting or the default
+    };
+    std::vector<KeyFiles> sources;
     const auto akf = global(entries, "authorizedkeysfile");
-    const auto files =
-        akf ? words(akf->value) : std::vector<std::string>{".ssh/authorized_keys", ".ssh/authorized_keys2"};
-    for (auto f : files) {
-        if (lower(f) == "none") continue;
-        const auto expanded = expand_tokens(f, home);
-        if (!expanded || expanded->empty()) continue;
-        f = *expanded;
-        if (f[0] != '/') f = home + "/" + f;
-        const auto r = root.read(f);
-        if (r.status == Root::Status::error) {
-            add_unreadable(out, "sshd", f, r.error);
-            continue;
+    sources.push_back(
+        {akf ? words(akf->value) : std::vector<std::string>{".ssh/authorized_keys", ".ssh/authorized_keys2"}, ""});
+    for (const auto& e : entries)
+        if (!e.match.empty() && e.keyword == "authorizedkeysfile")
+            sources.push_back({words(e.value), "AuthorizedKeysFile of `Match " + e.match + "` at " + where(e)});
+    std::vector<std::string> checked;
+    for (const auto& src : sources) {
+        for (auto f : src.files) {
+            if (lower(f) == "none") continue;
+            const auto expanded = expand_tokens(f, home);
+            if (!expanded || expanded->empty()) continue;
+            f = *expanded;
+            if (f[0] != '/') f = home + "/" + f;
+            if (std::find(checked.begin(), checked.end(), f) != checked.end()) continue;
+            checked.push_back(f);
+            const auto r = root.read(f);
+            if (r.status == Root::Status::error) {
+                add_unreadable(out, "sshd", f, r.error);
+                continue;
+            }
+            int keys = 0;
+            for (const auto& l : split(r.text, '\n')) {
+                const auto t = trim(l);
+                if (!t.empty() && t[0] != '#') ++keys;
+            }
+            if (keys > 0 && root_may != "no")
+                add(out, "sshd.root_authorized_keys", Severity::warning, f,
+                    std::to_string(keys) + " key(s) for root, and PermitRootLogin is " + root_may +
+                        (src.from.empty() ? "" : " (the file is named by the " + src.from + ")"),
+                    "Each key is standing access as root held by whoever has the private key; the login names "
+                    "root, not the person.",
+                    "Remove the keys (admins log in as themselves) and set `PermitRootLogin no`, globally and in "
+                    "every Match block.");
         }
-        int keys = 0;
-        for (const auto& l : split(r.text, '\n')) {
-            const auto t = trim(l);
-            if (!t.empty() && t[0] != '#') ++keys;
-        }
-        if (keys > 0 && root_login != "no")
-            add(out, "sshd.root_authorized_keys", Severity::warning, f,
-                std::to_string(keys) + " key(s) for root, and PermitRootLogin is " + root_login,
-                "Each key is standing access as root held by whoever has the private key; the login names root, "
-                "not the person.",
-                "Remove the keys (admins log in as themselves) and set `PermitRootLogin no`.");
     }
 }
 

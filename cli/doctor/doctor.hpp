@@ -44,7 +44,14 @@ public:
     explicit Root(std::string dir, unsigned trusted_uid = 0);
 
     // The real path of the host path `host_path` ("/etc/x" under "/tmp/t" is "/tmp/t/etc/x").
+    // SECURITY NOTE: the kernel follows symbolic links in it on this machine: an absolute link
+    // inside the tree would lead out of it. Use it only for a path from resolve(), or through
+    // real_entry().
     std::string real(std::string_view host_path) const;
+    // The real path of the entry `host_path` names, with every symbolic link above it followed
+    // under the root (resolve()) and the entry itself not followed: what lstat(2), lgetxattr(2)
+    // and readlink(2) may be given. A loop above it gives the path as named under the root.
+    std::string real_entry(std::string_view host_path) const;
     unsigned trusted_uid() const noexcept { return m_trusted_uid; }
     bool is_system_root() const noexcept { return m_dir.empty(); }
 

@@ -57,6 +57,17 @@ std::string Root::real(std::string_view host_path) const {
     return m_dir + p;
 }
 
+std::string Root::real_entry(std::string_view host_path) const {
+    std::string p(host_path);
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    if (p.empty() || p == "/") return real("/");
+    const std::string base = base_name(p);
+    if (base == "." || base == "..") return real(resolve(p).value_or(p));
+    const auto parent = resolve(dir_name(p[0] == '/' ? p : "/" + p));
+    if (!parent) return real(p);
+    return real((*parent == "/" ? "" : *parent) + "/" + base);
+}
+
 Root::Read Root::read(std::string_view host_path) const {
     Read r;
     // Symbolic links are followed under the root (an absolute target is the tree's own file,
@@ -106,12 +117,14 @@ Root::Read Root::read(std::string_view host_path) const {
 
 bool Root::exists(std::string_view host_path) const {
     struct stat st {};
-    return ::lstat(real(host_path).c_str(), &st) == 0;
+    return ::lstat(real_entry(host_path).c_str(), &st) == 0;
 }
 
 bool Root::is_dir(std::string_view host_path) const {
-    std::error_code ec;
-    return fs::is_directory(real(host_path), ec);
+    const auto resolved = resolve(host_path);
+    if (!resolved) return false;
+    struct stat st {};
+    return ::lstat(real(*resolved).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 std::optional<std::vector<std::string>> Root::list(std::string_view host_path, bool* missing) const {
@@ -193,7 +206,7 @@ std::optional<std::string> Root::writable_by_others(std::string_view host_path,
         bool below_missing = false; // the entry below this one does not exist
         for (const auto& hp : chain) {
             struct stat st {};
-            if (::lstat(real(hp).c_str(), &st) != 0) {
+            if (::lstat(real_entry(hp).c_str(), &st) != 0) {
                 if (errno == ENOENT && missing.empty()) missing = hp;
                 below_missing = errno == ENOENT;
                 first = false;

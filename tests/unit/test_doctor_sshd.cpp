@@ -150,3 +150,78 @@ TEST_F(Doctor, AHomeHoldingPercentTokensIsExpandedOnce) {
     EXPECT_EQ(ids(f), (Strings{"sshd.permit_root_login /etc/ssh/sshd_config",
                                "sshd.root_authorized_keys /var/%h%u/keys.root.0.%"}));
 }
+
+TEST_F(Doctor, MatchAllOverridesTheGlobalFirstValue) {
+    // The global values are first-value-wins among themselves, but `Match all` is a Match block:
+    // its PermitRootLogin applies to every connection over the global `no`.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nMatch all\n  PermitRootLogin yes\n");
+    const auto f = sshd(root());
+    EXPECT_EQ(ids(f), Strings{"sshd.permit_root_login /etc/ssh/sshd_config:4"});
+    EXPECT_EQ(f[0].what, "PermitRootLogin yes for `Match all`");
+    // `Match` with other criteria after it ends the `all` block: back to Match-only values.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nMatch all\nX11Forwarding no\n"
+                                  "Match User alice\nPermitRootLogin no\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+}
+
+TEST_F(Doctor, AMatchBlocksAuthorizedKeysFileForRootIsRead) {
+    // Globally root may not log in and has no keys; `Match User root` lets it in with keys kept
+    // elsewhere.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n"
+                                  "Match User root Address 10.1.0.0/16\n"
+                                  "  PermitRootLogin prohibit-password\n"
+                                  "  AuthorizedKeysFile /etc/ssh/keys/%u .ssh/authorized_keys\n");
+    write("/etc/ssh/keys/root", "ssh-ed25519 AAAA backdoor\n");
+    auto f = sshd(root());
+    EXPECT_EQ(ids(f), (Strings{"sshd.permit_root_login /etc/ssh/sshd_config:4",
+                               "sshd.root_authorized_keys /etc/ssh/keys/root"}));
+    const auto* keys = find(f, "sshd.root_authorized_keys");
+    ASSERT_NE(keys, nullptr);
+    EXPECT_NE(keys->what.find("no, but prohibit-password for `Match User root Address 10.1.0.0/16`"), std::string::npos)
+        << keys->what;
+    EXPECT_NE(keys->what.find("AuthorizedKeysFile of `Match User root Address 10.1.0.0/16` at /etc/ssh/sshd_config:5"),
+              std::string::npos)
+        << keys->what;
+    // With root kept out everywhere, keys anywhere are no door.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nMatch User root\n"
+                                  "  AuthorizedKeysFile /etc/ssh/keys/%u\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+}
+
+TEST_F(Doctor, OptionsOnSshdsCommandLineWinOverSshdConfig) {
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n");
+    // Debian's unit passes $SSHD_OPTS from /etc/default/ssh.
+    write("/lib/systemd/system/ssh.service", "[Service]\nEnvironmentFile=-/etc/default/ssh\n"
+                                             "ExecStartPre=/usr/sbin/sshd -t\n"
+                                             "ExecStart=/usr/sbin/sshd -D $SSHD_OPTS\n");
+    write("/etc/default/ssh", "# Options to pass to sshd\nSSHD_OPTS=\"-o PermitRootLogin=yes -oUsePAM=no\"\n");
+    auto f = sshd(root());
+    EXPECT_EQ(ids(f), (Strings{"sshd.command_line /etc/default/ssh:2", "sshd.command_line /etc/default/ssh:2",
+                               "sshd.permit_root_login /etc/default/ssh:2", "sshd.use_pam /etc/default/ssh:2"}));
+    EXPECT_EQ(find(f, "sshd.use_pam")->severity, doctor::Severity::critical);
+    // An empty SSHD_OPTS (the packaged file) is clean.
+    write("/etc/default/ssh", "SSHD_OPTS=\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+    // A drop-in that starts sshd on another configuration file: that file is the one checked.
+    write("/etc/systemd/system/ssh.service.d/override.conf",
+          "[Service]\nExecStart=\nExecStart=-/usr/sbin/sshd -D \\\n    -De -f /srv/sshd_config\n");
+    write("/srv/sshd_config", "UsePAM no\nPermitRootLogin no\n");
+    f = sshd(root());
+    EXPECT_EQ(ids(f), (Strings{"sshd.command_line /etc/systemd/system/ssh.service.d/override.conf:3",
+                               "sshd.use_pam /srv/sshd_config:1"}));
+    EXPECT_EQ(find(f, "sshd.command_line")->what, "sshd is started with -f /srv/sshd_config");
+}
+
+TEST_F(Doctor, AnIncludeThroughAnAbsoluteDirectoryLinkIsExpandedInsideTheTree) {
+    // /etc/ssh/sshd_config.d -> /srv/sshd.d: glob(3) on this machine would follow the link out
+    // of the tree; doctor expands the pattern under the root.
+    write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\nPermitRootLogin no\n");
+    write("/srv/sshd.d/10-old.conf", "UsePAM no\n");
+    ASSERT_EQ(::symlink("/srv/sshd.d", (m_dir + "/etc/ssh/sshd_config.d").c_str()), 0);
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.use_pam /etc/ssh/sshd_config.d/10-old.conf:1"});
+    // The main file itself through `..` past the top: the tree's /srv/main.
+    write("/srv/main", "UsePAM yes\nPermitRootLogin yes\n");
+    std::filesystem::remove(m_dir + "/etc/ssh/sshd_config");
+    ASSERT_EQ(::symlink("../../../../../../../srv/main", (m_dir + "/etc/ssh/sshd_config").c_str()), 0);
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.permit_root_login /etc/ssh/sshd_config:2"});
+}
