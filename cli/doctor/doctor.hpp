@@ -150,6 +150,19 @@ void check_daemon(const Root& root, const GateConfig& gate, const Accounts& acco
 // PAM module's place on this host.
 std::vector<std::string> gate_paths(const GateConfig& gate);
 
+// A file's capabilities (its security.capability attribute, struct vfs_cap_data).
+struct FileCaps {
+    int revision = 0;
+    bool effective = false;
+    std::uint64_t permitted = 0;
+    std::uint64_t inheritable = 0;
+    std::uint32_t rootid = 0; // revision 3: the user namespace's root the capabilities are for
+};
+// nullopt when the attribute is not a vfs_cap_data of revision 1, 2 or 3 of the right size.
+std::optional<FileCaps> decode_file_caps(std::string_view xattr);
+// The names of the capabilities (permitted or inheritable) that make root ("cap_setuid", ...).
+std::vector<std::string> root_capabilities(const FileCaps& caps);
+
 struct Report {
     std::string host;
     Findings findings;

@@ -1,6 +1,11 @@
 // tests/unit/test_doctor_host.cpp — doctor's checks of groups, the other doors to root (pkexec,
 // polkit, doas, setuid programs, cron), the daemon, its spool and the clock (with injected
 // facts), and the report: JSON, text and exit status.
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "tests/unit/doctor_fixture.hpp"
 
 using namespace jitgate;
@@ -8,6 +13,21 @@ using Doctor = jitgate::test::DoctorTree;
 using Strings = std::vector<std::string>;
 
 namespace {
+
+// A security.capability attribute (struct vfs_cap_data revision 2, little-endian) with the
+// capabilities `permitted` (bit numbers) permitted and effective.
+std::string caps_v2(std::uint64_t permitted, std::uint64_t inheritable = 0) {
+    std::string v;
+    const auto le = [&v](std::uint32_t x) {
+        for (int i = 0; i < 4; ++i) v += static_cast<char>((x >> (8 * i)) & 0xff);
+    };
+    le(0x02000001u);
+    le(static_cast<std::uint32_t>(permitted));
+    le(static_cast<std::uint32_t>(inheritable));
+    le(static_cast<std::uint32_t>(permitted >> 32));
+    le(static_cast<std::uint32_t>(inheritable >> 32));
+    return v;
+}
 
 doctor::Facts healthy() {
     doctor::Facts f;
@@ -248,4 +268,163 @@ TEST_F(Doctor, TheHostsOwnFactsAnswer) {
     std::string detail;
     EXPECT_NE(facts.clock(detail), doctor::Facts::Clock::unknown) << detail; // adjtimex(2) needs no privilege to read
     EXPECT_NE(detail.find("adjtimex"), std::string::npos);
+}
+
+TEST_F(Doctor, FileCapabilitiesAreDecoded) {
+    const auto c = doctor::decode_file_caps(caps_v2((1ull << 7) | (1ull << 13) | (1ull << 39)));
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->revision, 2);
+    EXPECT_TRUE(c->effective);
+    // cap_net_raw (13), as ping has, is not one that makes root.
+    EXPECT_EQ(doctor::root_capabilities(*c), (Strings{"cap_setuid", "cap_bpf"}));
+    EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(caps_v2(0, 1ull << 21))), Strings{"cap_sys_admin"});
+    EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(caps_v2(1ull << 13))), Strings{});
+    // Revision 3 carries the namespace's root uid; a wrong size or revision is not decoded.
+    std::string v3 = caps_v2(1ull << 1);
+    v3[3] = 3;
+    v3 += std::string("\xe8\x03\x00\x00", 4);
+    ASSERT_TRUE(doctor::decode_file_caps(v3));
+    EXPECT_EQ(doctor::decode_file_caps(v3)->rootid, 1000u);
+    EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(v3)), Strings{"cap_dac_override"});
+    EXPECT_FALSE(doctor::decode_file_caps(v3.substr(0, 20)));
+    EXPECT_FALSE(doctor::decode_file_caps(std::string("\x01\x00\x00\x05", 4) + std::string(16, '\0')));
+}
+
+TEST_F(Doctor, ProgramsWithFileCapabilitiesThatMakeRoot) {
+    write("/var/lib/dpkg/info/iputils-ping.list", "/usr/bin/ping\n/usr/bin/gst-helper\n");
+    write("/usr/bin/ping", "ELF", 0755);
+    write("/usr/bin/gst-helper", "ELF", 0755);
+    write("/usr/local/bin/backup", "ELF", 0755);
+    write("/usr/bin/python3.11", "ELF", 0755);
+    const auto set = [this](const std::string& path, const std::string& value) {
+        return ::setxattr((m_dir + path).c_str(), "security.capability", value.data(), value.size(), 0);
+    };
+    if (set("/usr/bin/ping", caps_v2(1ull << 13)) != 0) {
+        if (errno == ENOTSUP || errno == EPERM)
+            GTEST_SKIP() << "cannot set security.capability under " << m_dir << ": " << std::strerror(errno)
+                         << " (needs root, or CAP_SETFCAP, on a file system with extended attributes)";
+        FAIL() << "setxattr: " << std::strerror(errno);
+    }
+    // A packaged program with a capability that makes root is the distribution's business;
+    // an unpackaged one is not; an interpreter with one is a root shell, packaged or not.
+    ASSERT_EQ(set("/usr/bin/gst-helper", caps_v2(1ull << 7)), 0);
+    ASSERT_EQ(set("/usr/local/bin/backup", caps_v2((1ull << 2) | (1ull << 1))), 0);
+    ASSERT_EQ(set("/usr/bin/python3.11", caps_v2(1ull << 7)), 0);
+    doctor::Findings f;
+    doctor::check_other_doors(root(), f);
+    EXPECT_EQ(ids(f), (Strings{"doors.capability_interpreter /usr/bin/python3.11",
+                               "doors.capability_unpackaged /usr/local/bin/backup"}));
+    EXPECT_EQ(find(f, "doors.capability_interpreter")->severity, doctor::Severity::critical);
+    EXPECT_NE(find(f, "doors.capability_unpackaged")->what.find("cap_dac_override,cap_dac_read_search"),
+              std::string::npos);
+    // Without a dpkg database the unpackaged and packaged alike are listed for review.
+    std::filesystem::remove_all(m_dir + "/var/lib/dpkg");
+    f.clear();
+    doctor::check_other_doors(root(), f);
+    EXPECT_EQ(ids(f), (Strings{"doors.capability_interpreter /usr/bin/python3.11",
+                               "doors.capability_unverified /usr/bin/gst-helper",
+                               "doors.capability_unverified /usr/local/bin/backup"}));
+}
+
+TEST_F(Doctor, RootCronJobsPathAndShellThatOthersCanChange) {
+    // PATH names a directory others can write; the job after it runs a program by name: whoever
+    // drops a file there first in PATH runs as root. SHELL is a program others can change.
+    write("/etc/crontab", "SHELL=/usr/local/bin/mysh\n"
+                          "PATH=/opt/tools/bin:/usr/sbin:/usr/bin\n"
+                          "17 * * * * root cd / && run-parts --report /etc/cron.hourly\n"
+                          "20 * * * * root /usr/bin/env true\n"
+                          "25 * * * * nobody mytool\n");
+    write("/usr/local/bin/mysh", "ELF", 0775);
+    write("/usr/bin/run-parts", "ELF", 0755);
+    mkdir("/opt/tools/bin", 0777);
+    // A root crontab with a quoted PATH: a program found in a safe directory first is safe,
+    // one not found anywhere is created in the writable one.
+    write("/var/spool/cron/crontabs/root",
+          "PATH = \"/usr/bin:/srv/bin\"\n"
+          "0 1 * * * backup --all > /dev/null 2>&1\n"
+          "0 2 * * * VERBOSE=1 exec nightly %input\n",
+          0600);
+    write("/usr/bin/backup", "ELF", 0755);
+    mkdir("/srv/bin", 0775);
+    doctor::Findings f;
+    doctor::check_cron(root(), f);
+    EXPECT_EQ(ids(f),
+              (Strings{"cron.path_writable /etc/crontab:2", "cron.path_writable /var/spool/cron/crontabs/root:1",
+                       "cron.relative_command /etc/crontab:3", "cron.relative_command /var/spool/cron/crontabs/root:3",
+                       "cron.shell_writable /etc/crontab:1"}));
+    for (const auto& x : f) EXPECT_EQ(x.severity, doctor::Severity::critical) << x.check;
+    const auto* rel = find(f, "cron.relative_command");
+    EXPECT_NE(rel->what.find("runs run-parts by name"), std::string::npos) << rel->what;
+    // With root-owned directories only, the same jobs are no door.
+    write("/etc/crontab", "SHELL=/bin/sh\nPATH=/usr/sbin:/usr/bin\n"
+                          "17 * * * * root cd / && run-parts --report /etc/cron.hourly\n");
+    write("/var/spool/cron/crontabs/root", "0 1 * * * backup --all\n", 0600);
+    f.clear();
+    doctor::check_cron(root(), f);
+    EXPECT_EQ(ids(f), Strings{});
+}
+
+TEST_F(Doctor, SudoRsIsADoorAroundThePlugins) {
+    // Debian trixie's layout: /usr/lib/cargo/bin/sudo, /usr/bin/sudo-rs linked to it.
+    write("/usr/lib/cargo/bin/sudo", "ELF sudo-rs", 04755);
+    mkdir("/usr/bin");
+    ASSERT_EQ(::symlink("/usr/lib/cargo/bin/sudo", (m_dir + "/usr/bin/sudo-rs").c_str()), 0);
+    // The original sudo beside it is not reported.
+    write("/usr/bin/sudo", "ELF sudo 1.9", 04755);
+    doctor::Findings f;
+    doctor::check_other_doors(root(), f);
+    ASSERT_EQ(ids_of(f, "doors.sudo_rs"), Strings{"doors.sudo_rs /usr/bin/sudo-rs"});
+    EXPECT_EQ(find(f, "doors.sudo_rs")->severity, doctor::Severity::critical);
+    // /usr/bin/sudo itself led to sudo-rs (Ubuntu's alternatives), not setuid: a warning.
+    std::filesystem::remove(m_dir + "/usr/bin/sudo-rs");
+    std::filesystem::remove(m_dir + "/usr/bin/sudo");
+    write("/etc/alternatives/.keep", "");
+    ASSERT_EQ(::symlink("/etc/alternatives/sudo", (m_dir + "/usr/bin/sudo").c_str()), 0);
+    ASSERT_EQ(::symlink("/usr/lib/cargo/bin/sudo", (m_dir + "/etc/alternatives/sudo").c_str()), 0);
+    chmod("/usr/lib/cargo/bin/sudo", 0755);
+    f.clear();
+    doctor::check_other_doors(root(), f);
+    ASSERT_EQ(ids_of(f, "doors.sudo_rs"), Strings{"doors.sudo_rs /usr/lib/cargo/bin/sudo"});
+    EXPECT_EQ(find(f, "doors.sudo_rs")->severity, doctor::Severity::warning);
+    // A copied sudo-rs is known by its own text.
+    std::filesystem::remove_all(m_dir + "/usr/lib/cargo");
+    std::filesystem::remove(m_dir + "/usr/bin/sudo");
+    write("/usr/bin/sudo", std::string("ELF\0sudo-rs 0.2.5\0", 18), 04755);
+    f.clear();
+    doctor::check_other_doors(root(), f);
+    EXPECT_EQ(ids_of(f, "doors.sudo_rs"), Strings{"doors.sudo_rs /usr/bin/sudo"});
+}
+
+TEST_F(Doctor, LinksInTheTreeAreFollowedInsideItAndDotDotStopsAtItsTop) {
+    write("/etc/passwd", "root:x:0:0:tree's root:/root:/bin/sh\n");
+    write("/etc/pam.d/common", "auth required pam_unix.so\n");
+    // An absolute link is the tree's file, not this machine's.
+    ASSERT_EQ(::symlink("/etc/pam.d/common", (m_dir + "/etc/pam.d/sshd").c_str()), 0);
+    // `..` past the top stays at the top (as at "/"): this is the tree's /etc/passwd.
+    ASSERT_EQ(::symlink("../../../../../../../../../../etc/passwd", (m_dir + "/etc/pam.d/escape").c_str()), 0);
+    // A directory link with an absolute target, and an entry below it.
+    write("/srv/vendor/pam.d/login", "auth requisite pam_jitgate.so\n");
+    mkdir("/usr/lib");
+    ASSERT_EQ(::symlink("/srv/vendor/pam.d", (m_dir + "/usr/lib/pam.d").c_str()), 0);
+    mkdir("/data", 0777);
+    ASSERT_EQ(::symlink("/data", (m_dir + "/link").c_str()), 0);
+    const auto r = root();
+    EXPECT_EQ(r.read("/etc/pam.d/sshd").text, "auth required pam_unix.so\n");
+    EXPECT_EQ(r.read("/etc/pam.d/escape").text, "root:x:0:0:tree's root:/root:/bin/sh\n");
+    EXPECT_EQ(r.resolve("/etc/pam.d/escape"), std::optional<std::string>("/etc/passwd"));
+    EXPECT_TRUE(r.exists("/usr/lib/pam.d/login"));
+    EXPECT_TRUE(r.is_dir("/usr/lib/pam.d"));
+    EXPECT_FALSE(r.exists("/usr/lib/pam.d/sshd"));
+    EXPECT_EQ(r.real_entry("/usr/lib/pam.d/login"), m_dir + "/srv/vendor/pam.d/login");
+    EXPECT_EQ(r.real_entry("/etc/../../etc/pam.d/sshd"), m_dir + "/etc/pam.d/sshd");
+    EXPECT_EQ(r.list("/usr/lib/pam.d"), std::optional<std::vector<std::string>>(Strings{"login"}));
+    // Who can change a file below a linked directory: judged by the tree's /data (world-
+    // writable), not by whatever /data is on this machine.
+    const auto w = r.writable_by_others("/link/job.sh");
+    ASSERT_TRUE(w);
+    EXPECT_NE(w->find("world-writable"), std::string::npos) << *w;
+    // A link to a directory outside the tree's own names is no directory on this machine.
+    ASSERT_EQ(::symlink("/proc/self", (m_dir + "/self").c_str()), 0);
+    EXPECT_FALSE(r.is_dir("/self"));
+    EXPECT_FALSE(r.exists("/self/status"));
 }
