@@ -262,6 +262,9 @@ std::vector<std::pair<int, std::string>> unit_lines(const std::string& text) {
 CommandLine sshd_command_line(const Root& root, Findings& findings) {
     CommandLine cl;
     std::vector<std::string> files;
+    // The files the units take variables from: the packaged units' own, and any
+    // EnvironmentFile= of the units found.
+    std::vector<std::string> env_files{"/etc/default/ssh", "/etc/sysconfig/sshd"};
     for (const char* dir :
          {"/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
         for (const char* unit : {"ssh.service", "sshd.service", "ssh@.service", "sshd@.service"}) {
@@ -288,6 +291,21 @@ CommandLine sshd_command_line(const Root& root, Findings& findings) {
         if (r.status == Root::Status::error) add_unreadable(findings, "sshd", f, r.error);
         for (const auto& [n, l] : unit_lines(r.text)) {
             const auto [key, value] = keyword_value(l);
+            if (key == "environmentfile") {
+                // EnvironmentFile=-/etc/default/ssh: read below with the packaged ones.
+                std::string ef = value;
+                if (ef.starts_with("-")) ef.erase(0, 1);
+                if (ef.starts_with("/") && std::find(env_files.begin(), env_files.end(), ef) == env_files.end())
+                    env_files.push_back(ef);
+                continue;
+            }
+            if (key == "environment") {
+                // Environment="SSHD_OPTS=-o ..." OPTIONS=...: the variables the ExecStart= passes.
+                for (const auto& assignment : shell_words(value))
+                    if (assignment.starts_with("SSHD_OPTS=") || assignment.starts_with("OPTIONS="))
+                        parse_sshd_args(shell_words(assignment.substr(assignment.find('=') + 1)), f, n, cl);
+                continue;
+            }
             if (key != "execstart" && key != "execstartpre") continue;
             auto args = shell_words(value);
             // ExecStart=-/usr/sbin/sshd, @, +, ! and : prefixes; the program is the first word.
@@ -300,7 +318,7 @@ CommandLine sshd_command_line(const Root& root, Findings& findings) {
         }
     }
     // The variables the Debian (SSHD_OPTS) and Red Hat (OPTIONS) units pass to sshd.
-    for (const char* f : {"/etc/default/ssh", "/etc/sysconfig/sshd"}) {
+    for (const auto& f : env_files) {
         const auto r = root.read(f);
         if (r.status == Root::Status::error) add_unreadable(findings, "sshd", f, r.error);
         for (const auto& [n, l] : unit_lines(r.text)) {

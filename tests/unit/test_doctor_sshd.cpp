@@ -202,6 +202,17 @@ TEST_F(Doctor, OptionsOnSshdsCommandLineWinOverSshdConfig) {
     // An empty SSHD_OPTS (the packaged file) is clean.
     write("/etc/default/ssh", "SSHD_OPTS=\n");
     EXPECT_EQ(ids(sshd(root())), Strings{});
+    // The variable set in the unit itself.
+    write("/etc/systemd/system/ssh.service.d/env.conf",
+          "[Service]\nEnvironment=LANG=C \"SSHD_OPTS=-o AuthorizedKeysCommand=/usr/local/bin/keys\"\n");
+    EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.authorized_keys_command /etc/systemd/system/ssh.service.d/env.conf:2",
+                                          "sshd.command_line /etc/systemd/system/ssh.service.d/env.conf:2"}));
+    // A file of variables the unit names.
+    write("/etc/systemd/system/ssh.service.d/env.conf", "[Service]\nEnvironmentFile=-/etc/ssh/opts\n");
+    write("/etc/ssh/opts", "OPTIONS='-De -oPermitRootLogin=yes'\n");
+    EXPECT_EQ(ids(sshd(root())),
+              (Strings{"sshd.command_line /etc/ssh/opts:1", "sshd.permit_root_login /etc/ssh/opts:1"}));
+    std::filesystem::remove(m_dir + "/etc/systemd/system/ssh.service.d/env.conf");
     // A drop-in that starts sshd on another configuration file: that file is the one checked.
     write("/etc/systemd/system/ssh.service.d/override.conf",
           "[Service]\nExecStart=\nExecStart=-/usr/sbin/sshd -D \\\n    -De -f /srv/sshd_config\n");
