@@ -405,6 +405,24 @@ void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& ga
             "Keys from a command are not on this host: whoever controls the command's source can add a key for any "
             "account, root included.",
             "Make sure the command's source is as controlled as the host; review it.");
+    // Certificates: whoever holds a trusted CA's private key signs a certificate for any
+    // principal, root included, on any host that trusts the CA, without touching this one.
+    const auto ca = global(entries, "trustedusercakeys");
+    for (const auto& e : entries) {
+        if (e.keyword != "trustedusercakeys" || lower(e.value) == "none") continue;
+        // The first global value (the one in force), and every Match block's.
+        if (!e.match.empty() || (ca && ca->file == e.file && ca->line == e.line))
+            add(out, "sshd.trusted_user_ca_keys", Severity::warning, where(e),
+                "TrustedUserCAKeys " + e.value + (e.match.empty() ? "" : " for `Match " + e.match + "`") +
+                    ", and PermitRootLogin is " + root_login,
+                "A certificate signed by a trusted CA logs in as any account its principals name (and a principals "
+                "file or command allows): whoever holds the CA's private key, or the signing service, has standing "
+                "access to every host that trusts it, root included where root may log in, with no key on this "
+                "host to find.",
+                "Keep the CA key as controlled as the hosts (an HSM, short-lived certificates from a reviewed "
+                "service), give root no principals (AuthorizedPrincipalsFile with none for root, or "
+                "`PermitRootLogin no`), and review who can sign.");
+    }
 
     // Break-glass members skip the PAM account hook (docs/pam.md); the auth hook is then all
     // that gates them, and sshd runs it only through keyboard-interactive. A login that may

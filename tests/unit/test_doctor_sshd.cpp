@@ -236,3 +236,16 @@ TEST_F(Doctor, AnIncludeThroughAnAbsoluteDirectoryLinkIsExpandedInsideTheTree) {
     ASSERT_EQ(::symlink("../../../../../../../srv/main", (m_dir + "/etc/ssh/sshd_config").c_str()), 0);
     EXPECT_EQ(ids(sshd(root())), Strings{"sshd.permit_root_login /etc/ssh/sshd_config:2"});
 }
+
+TEST_F(Doctor, TrustedUserCaKeysGloballyAndInMatchBlocks) {
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nTrustedUserCAKeys /etc/ssh/ca.pub\n"
+                                  "TrustedUserCAKeys /etc/ssh/later.pub\n"
+                                  "Match Address 10.0.0.0/8\n  TrustedUserCAKeys /etc/ssh/lab-ca.pub\n");
+    const auto f = sshd(root());
+    // The first global value is the one in force; the Match block's is reported too.
+    EXPECT_EQ(ids(f), (Strings{"sshd.trusted_user_ca_keys /etc/ssh/sshd_config:3",
+                               "sshd.trusted_user_ca_keys /etc/ssh/sshd_config:6"}));
+    EXPECT_EQ(f[0].severity, doctor::Severity::warning);
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nTrustedUserCAKeys none\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+}
