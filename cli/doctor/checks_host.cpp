@@ -141,12 +141,37 @@ void check_groups(const Root& root, const Accounts& accounts, const GateConfig& 
     }
 }
 
-// Shells and interpreters: with a capability that makes root, they hand it to any script.
-constexpr const char* k_interpreters[] = {
-    "sh",   "bash", "dash", "zsh",    "ksh", "ksh93", "mksh",  "csh",  "tcsh", "fish", "ash",  "busybox", "python",
-    "perl", "ruby", "node", "nodejs", "php", "lua",   "tclsh", "wish", "gdb",  "awk",  "gawk", "env",     "vim"};
+namespace {
 
-void check_other_doors(const Root& root, Findings& out) {
+// Shells, interpreters and editors that run commands: with a capability that makes root, they
+// hand it to any script. Matched on the file name before its first `.` or `-`, without the
+// version digits at its end (python3.11, perl5.36, vim.basic, vim.tiny, emacs-gtk, lua5.4).
+constexpr const char* k_interpreters[] = {
+    "sh",   "bash", "dash", "zsh",  "ksh",    "mksh", "csh", "tcsh",   "fish",  "ash",  "busybox", "python",
+    "pypy", "perl", "ruby", "node", "nodejs", "php",  "lua", "luajit", "tclsh", "wish", "expect",  "gdb",
+    "awk",  "gawk", "mawk", "nawk", "env",    "vi",   "vim", "nvim",   "emacs", "guile"};
+
+// The (program, capabilities) pairs a distribution itself sets and that are the program's
+// documented design, not a door: shadow's newuidmap/newgidmap map only the ranges of
+// /etc/subuid and /etc/subgid (Fedora, RHEL and openSUSE install them with exactly these
+// capabilities; Debian 12 installs them setuid root instead). Debian 12's own packages set no
+// other file capability that doctor counts as making root (ping, arping, mtr-packet, fping,
+// dumpcap, gst-ptp-helper, gnome-keyring-daemon carry only cap_net_*, cap_ipc_lock or
+// cap_sys_nice). SECURITY NOTE: a pair is left out only with exactly this capability set and
+// only when dpkg installed the file; anything more, or an unpackaged copy, is reported.
+constexpr std::array<std::pair<const char*, const char*>, 2> k_capability_allowlist{
+    {{"/usr/bin/newuidmap", "cap_setuid"}, {"/usr/bin/newgidmap", "cap_setgid"}}};
+
+} // namespace
+
+bool is_interpreter_name(std::string_view name) {
+    std::string_view stem = name.substr(0, std::min(name.find_first_of(".-"), name.size()));
+    while (!stem.empty() && std::isdigit(static_cast<unsigned char>(stem.back()))) stem.remove_suffix(1);
+    return std::any_of(std::begin(k_interpreters), std::end(k_interpreters),
+                       [&](const char* i) { return stem == std::string_view(i); });
+}
+
+void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& read_caps) {
     // What the distribution's packages installed (dpkg's file lists), for setuid programs and polkit rules.
     std::set<std::string> packaged;
     bool have_dpkg = false;
@@ -293,7 +318,9 @@ void check_other_doors(const Root& root, Findings& out) {
                     found.push_back(p);
                 // File capabilities: security.capability, read without following anything.
                 std::array<char, 64> buf{};
-                const auto len = ::lgetxattr(root.real(p).c_str(), "security.capability", buf.data(), buf.size());
+                const std::string real = root.real(p);
+                const long len = read_caps ? read_caps(real, buf.data(), buf.size())
+                                           : ::lgetxattr(real.c_str(), "security.capability", buf.data(), buf.size());
                 if (len > 0) {
                     const auto caps = decode_file_caps(std::string_view(buf.data(), static_cast<std::size_t>(len)));
                     if (!caps)
@@ -335,35 +362,45 @@ void check_other_doors(const Root& root, Findings& out) {
             "disguise, and jitgate never sees it.",
             "Find out who put it there; remove it or chmod u-s,g-s it.");
     }
-    for (const auto& [p, names] : with_caps) {
+    for (const auto& entry : with_caps) {
+        const std::string& p = entry.first;
+        const std::vector<std::string>& names = entry.second;
         std::string list;
         for (const auto& n : names) list += (list.empty() ? "" : ",") + n;
-        const std::string name = base_name(p);
-        const bool interpreter = std::any_of(std::begin(k_interpreters), std::end(k_interpreters), [&](const char* i) {
-            const std::string_view iv(i);
-            // python3, python3.11, perl5.36, lua5.4: the name and a version after it.
-            return name == iv ||
-                   (name.starts_with(iv) && name.find_first_not_of("0123456789.", iv.size()) == std::string::npos);
-        });
-        if (interpreter) {
+        // dpkg records no file capabilities: "a package installed it" says nothing of who set
+        // them, so a packaged program is reported too unless its exact pair is the
+        // distribution's own (k_capability_allowlist).
+        const bool is_pkg = have_dpkg && is_packaged(p);
+        const bool allowed =
+            is_pkg && std::any_of(k_capability_allowlist.begin(), k_capability_allowlist.end(), [&](const auto& a) {
+                return list == a.second && (p == a.first || (std::string_view(a.first).starts_with("/usr/") &&
+                                                             p == std::string_view(a.first).substr(4)));
+            });
+        if (allowed) continue;
+        if (is_interpreter_name(base_name(p))) {
             add(out, "doors.capability_interpreter", Severity::critical, p,
                 p + " is a shell or interpreter with the file capabilities " + list,
                 "Anyone who runs it runs their own code with those capabilities: cap_setuid is setuid(0) away from a "
                 "root shell, the others rewrite root's files or take over root's processes, and jitgate never sees "
                 "it.",
                 "Remove them: setcap -r " + p + ".");
-        } else if (!(have_dpkg && is_packaged(p))) {
-            add(out, have_dpkg ? "doors.capability_unpackaged" : "doors.capability_unverified",
-                have_dpkg ? Severity::warning : Severity::info, p,
-                p + " has the file capabilities " + list +
-                    (have_dpkg ? ", and no package installed it"
-                               : " (no dpkg database: its package could not be checked)"),
-                "These capabilities are as good as root (cap_setuid: become uid 0; cap_dac_override or cap_fowner: "
-                "rewrite /etc/sudoers or /etc/shadow; cap_sys_admin, cap_sys_module, cap_sys_ptrace: take the "
-                "kernel or a root process). A program nobody vetted may hand them to its caller, outside sudo and "
-                "jitgate.",
-                "Find out who set them (getcap " + p + "); remove them with setcap -r, or the program.");
+            continue;
         }
+        const char* id = !have_dpkg ? "doors.capability_unverified"
+                         : is_pkg   ? "doors.capability_packaged"
+                                    : "doors.capability_unpackaged";
+        add(out, id, have_dpkg ? Severity::warning : Severity::info, p,
+            p + " has the file capabilities " + list +
+                (!have_dpkg ? " (no dpkg database: its package could not be checked)"
+                 : is_pkg   ? " (a package installed the program; dpkg does not record capabilities, so not who "
+                              "set them)"
+                            : ", and no package installed it"),
+            "These capabilities are as good as root (cap_setuid: become uid 0; cap_dac_override or cap_fowner: "
+            "rewrite /etc/sudoers or /etc/shadow; cap_sys_admin, cap_sys_module, cap_sys_ptrace: take the "
+            "kernel or a root process). A program that hands them to its caller, or lets the caller choose "
+            "what it does with them (tee writing any file with cap_dac_override), is a way to root outside "
+            "sudo and jitgate.",
+            "Find out who set them (getcap " + p + "); remove them with setcap -r, or the program.");
     }
 }
 

@@ -141,8 +141,11 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out);    
 void check_pam(const Root& root, GateConfig& gate, Findings& out);                                    // pam.*
 void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out);   // sshd.*
 void check_groups(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out); // groups.*
-void check_other_doors(const Root& root, Findings& out);                                              // doors.*
-void check_cron(const Root& root, Findings& out);                                                     // cron.*
+// Reads a file's security.capability attribute as lgetxattr(2) does (its real path; the length,
+// or -1 with errno set). Empty: lgetxattr(2) itself. The tests inject one.
+using CapsAttrReader = std::function<long(const std::string& real_path, char* buf, std::size_t size)>;
+void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& read_caps = {}); // doors.*
+void check_cron(const Root& root, Findings& out);                                              // cron.*
 void check_daemon(const Root& root, const GateConfig& gate, const Accounts& accounts, const Facts& facts,
                   Findings& out); // daemon.*, spool.*, clock.*
 
@@ -162,6 +165,9 @@ struct FileCaps {
 std::optional<FileCaps> decode_file_caps(std::string_view xattr);
 // The names of the capabilities (permitted or inheritable) that make root ("cap_setuid", ...).
 std::vector<std::string> root_capabilities(const FileCaps& caps);
+// A shell, interpreter or editor that runs commands, by file name ("python3.11", "vim.basic",
+// "mawk", "emacs-gtk"): the name before its first `.` or `-`, version digits at its end dropped.
+bool is_interpreter_name(std::string_view name);
 
 struct Report {
     std::string host;

@@ -288,6 +288,17 @@ TEST_F(Doctor, FileCapabilitiesAreDecoded) {
     EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(v3)), Strings{"cap_dac_override"});
     EXPECT_FALSE(doctor::decode_file_caps(v3.substr(0, 20)));
     EXPECT_FALSE(doctor::decode_file_caps(std::string("\x01\x00\x00\x05", 4) + std::string(16, '\0')));
+    // Revision 1 (12 bytes, 32 capabilities); every buffer too short for its header is refused.
+    const std::string v1 =
+        std::string("\x01\x00\x00\x01", 4) + std::string("\x80\x00\x00\x00", 4) + std::string("\x00\x00\x20\x00", 4);
+    ASSERT_TRUE(doctor::decode_file_caps(v1));
+    EXPECT_EQ(doctor::decode_file_caps(v1)->revision, 1);
+    EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(v1)), (Strings{"cap_setuid", "cap_sys_admin"}));
+    EXPECT_FALSE(doctor::decode_file_caps(v1 + std::string(8, '\0')));
+    for (std::size_t n = 0; n < 12; ++n) {
+        EXPECT_FALSE(doctor::decode_file_caps(v1.substr(0, n))) << n;
+        EXPECT_FALSE(doctor::decode_file_caps(caps_v2(1ull << 7).substr(0, n))) << n;
+    }
 }
 
 TEST_F(Doctor, ProgramsWithFileCapabilitiesThatMakeRoot) {
@@ -305,14 +316,15 @@ TEST_F(Doctor, ProgramsWithFileCapabilitiesThatMakeRoot) {
                          << " (needs root, or CAP_SETFCAP, on a file system with extended attributes)";
         FAIL() << "setxattr: " << std::strerror(errno);
     }
-    // A packaged program with a capability that makes root is the distribution's business;
-    // an unpackaged one is not; an interpreter with one is a root shell, packaged or not.
+    // dpkg records no capabilities, so a packaged program with one that makes root is
+    // reported too; an interpreter with one is a root shell, packaged or not.
     ASSERT_EQ(set("/usr/bin/gst-helper", caps_v2(1ull << 7)), 0);
     ASSERT_EQ(set("/usr/local/bin/backup", caps_v2((1ull << 2) | (1ull << 1))), 0);
     ASSERT_EQ(set("/usr/bin/python3.11", caps_v2(1ull << 7)), 0);
     doctor::Findings f;
     doctor::check_other_doors(root(), f);
     EXPECT_EQ(ids(f), (Strings{"doors.capability_interpreter /usr/bin/python3.11",
+                               "doors.capability_packaged /usr/bin/gst-helper",
                                "doors.capability_unpackaged /usr/local/bin/backup"}));
     EXPECT_EQ(find(f, "doors.capability_interpreter")->severity, doctor::Severity::critical);
     EXPECT_NE(find(f, "doors.capability_unpackaged")->what.find("cap_dac_override,cap_dac_read_search"),
@@ -324,6 +336,62 @@ TEST_F(Doctor, ProgramsWithFileCapabilitiesThatMakeRoot) {
     EXPECT_EQ(ids(f), (Strings{"doors.capability_interpreter /usr/bin/python3.11",
                                "doors.capability_unverified /usr/bin/gst-helper",
                                "doors.capability_unverified /usr/local/bin/backup"}));
+}
+
+TEST_F(Doctor, InterpretersAreKnownByTheNameBeforeTheirFirstDotOrDash) {
+    for (const char* n : {"vim.basic", "vim.tiny", "vim.nox",   "vim",       "nvim",    "mawk",       "nawk",
+                          "gawk",      "awk",      "emacs-gtk", "emacs-nox", "emacs29", "python3.11", "python3",
+                          "perl5.36",  "lua5.4",   "ksh93",     "busybox",   "bash",    "env"})
+        EXPECT_TRUE(doctor::is_interpreter_name(n)) << n;
+    for (const char* n : {"tee", "ping", "newuidmap", "gst-ptp-helper", "ssh-agent", "envsubst", "shred", "vimdiff2x"})
+        EXPECT_FALSE(doctor::is_interpreter_name(n)) << n;
+}
+
+TEST_F(Doctor, FileCapabilitiesOnPackagedProgramsAreReportedUnlessTheDistributionsOwn) {
+    // The attribute is read through the injected reader: no CAP_SETFCAP needed.
+    std::map<std::string, std::string> attrs;
+    const auto reader = [&attrs](const std::string& real, char* buf, std::size_t size) -> long {
+        const auto it = attrs.find(real);
+        if (it == attrs.end()) {
+            errno = ENODATA;
+            return -1;
+        }
+        if (it->second.size() > size) {
+            errno = ERANGE;
+            return -1;
+        }
+        std::memcpy(buf, it->second.data(), it->second.size());
+        return static_cast<long>(it->second.size());
+    };
+    write("/var/lib/dpkg/info/vim.list", "/usr/bin/vim.basic\n");
+    write("/var/lib/dpkg/info/mawk.list", "/usr/bin/mawk\n");
+    write("/var/lib/dpkg/info/coreutils.list", "/usr/bin/tee\n");
+    write("/var/lib/dpkg/info/uidmap.list", "/usr/bin/newuidmap\n/usr/bin/newgidmap\n");
+    write("/var/lib/dpkg/info/iputils-ping.list", "/bin/ping\n");
+    for (const char* p : {"/usr/bin/vim.basic", "/usr/bin/mawk", "/usr/bin/tee", "/usr/bin/newuidmap",
+                          "/usr/bin/newgidmap", "/usr/bin/ping", "/usr/local/bin/odd"})
+        write(p, "ELF", 0755);
+    attrs[m_dir + "/usr/bin/vim.basic"] = caps_v2(1ull << 7);                  // cap_setuid
+    attrs[m_dir + "/usr/bin/mawk"] = caps_v2(1ull << 1);                       // cap_dac_override
+    attrs[m_dir + "/usr/bin/tee"] = caps_v2(1ull << 1);                        // cap_dac_override
+    attrs[m_dir + "/usr/bin/newuidmap"] = caps_v2(1ull << 7);                  // shadow's own: cap_setuid only
+    attrs[m_dir + "/usr/bin/newgidmap"] = caps_v2((1ull << 6) | (1ull << 21)); // more than cap_setgid
+    attrs[m_dir + "/usr/bin/ping"] = caps_v2(1ull << 13);                      // cap_net_raw: not root-making
+    attrs[m_dir + "/usr/local/bin/odd"] = std::string(100, 'x');               // larger than any vfs_cap_data
+    doctor::Findings f;
+    doctor::check_other_doors(root(), f, reader);
+    EXPECT_EQ(ids(f),
+              (Strings{"doors.capability_interpreter /usr/bin/mawk", "doors.capability_interpreter /usr/bin/vim.basic",
+                       "doors.capability_packaged /usr/bin/newgidmap", "doors.capability_packaged /usr/bin/tee",
+                       "doors.capability_unpackaged /usr/local/bin/odd"}));
+    EXPECT_EQ(find(f, "doors.capability_interpreter")->severity, doctor::Severity::critical);
+    EXPECT_EQ(find(f, "doors.capability_packaged")->severity, doctor::Severity::warning);
+    // The allowlisted pair is the distribution's only when dpkg installed it.
+    write("/var/lib/dpkg/info/uidmap.list", "/usr/bin/newgidmap\n");
+    f.clear();
+    doctor::check_other_doors(root(), f, reader);
+    EXPECT_EQ(ids_of(f, "doors.capability_unpackaged"), (Strings{"doors.capability_unpackaged /usr/bin/newuidmap",
+                                                                 "doors.capability_unpackaged /usr/local/bin/odd"}));
 }
 
 TEST_F(Doctor, RootCronJobsPathAndShellThatOthersCanChange) {
