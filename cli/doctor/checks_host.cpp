@@ -1,6 +1,7 @@
 // cli/doctor/checks_host.cpp — the other ways to root (groups, pkexec/polkit, doas, setuid
 // programs, cron) and the gate's own health (jitgated, its spool, the clock).
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -18,6 +19,58 @@ namespace jitgate::doctor {
 
 namespace {
 constexpr std::size_t k_max_walk = 2'000'000;
+// Directories deeper than this below a walked one are not entered (doors.setuid_incomplete).
+constexpr int k_max_depth = 32;
+// At most this many doors.setuid_incomplete findings for directories not entered.
+constexpr std::size_t k_max_cut_reported = 20;
+
+// The directories walked for setuid programs and file capabilities, parents first.
+constexpr const char* k_walk_dirs[] = {"/usr/bin",   "/usr/sbin",  "/bin", "/sbin", "/usr/lib", "/usr/libexec",
+                                       "/usr/local", "/usr/games", "/opt", "/etc",  "/home",    "/root",
+                                       "/srv",       "/tmp",       "/var", "/run",  "/dev/shm"};
+// Container and image storage: setuid programs in an image are the container's, behind
+// root-only directories. SECURITY NOTE: not walked; docs/doctor.md says so.
+constexpr const char* k_walk_skip[] = {"/var/lib/docker",     "/var/lib/containers", "/var/lib/lxc",    "/var/lib/lxd",
+                                       "/var/lib/incus",      "/var/lib/machines",   "/run/containerd", "/run/docker",
+                                       "/var/lib/containerd", "/run/containers"};
+
+// Whether the file system holding `real_path` is a local one worth walking: not a pseudo file
+// system (proc, sysfs, cgroup, debugfs, ...) and not a network or FUSE one. Fails closed to
+// "walk it" when statfs(2) cannot tell.
+bool local_file_system(const std::string& real_path) {
+    struct statfs fs {};
+    if (::statfs(real_path.c_str(), &fs) != 0) return true;
+    static constexpr unsigned long skip[] = {
+        0x9fa0,     // proc
+        0x62656572, // sysfs
+        0x27e0eb,   // cgroup
+        0x63677270, // cgroup2
+        0x64626720, // debugfs
+        0x74726163, // tracefs
+        0x73636673, // securityfs
+        0xcafe4a11, // bpf
+        0x6e736673, // nsfs
+        0x1cd1,     // devpts
+        0x0187,     // autofs
+        0x42494e4d, // binfmt_misc
+        0x62656570, // configfs
+        0xde5e81e4, // efivarfs
+        0x6165676c, // pstore
+        0x19800202, // mqueue
+        0x6969,     // nfs
+        0x517b,     // smb
+        0xff534d42, // cifs
+        0xfe534d42, // smb2
+        0x65735546, // fuse
+        0x00c36400, // ceph
+        0x5346414f, // afs
+        0x01021997, // 9p
+        0x564c,     // ncp
+        0x73757245, // coda
+    };
+    const auto type = static_cast<unsigned long>(fs.f_type) & 0xffffffffUL;
+    return std::find(std::begin(skip), std::end(skip), type) == std::end(skip);
+}
 
 // The capabilities that make root, by number (linux/capability.h): each lets a program take
 // uid 0, rewrite root's files, load kernel code or take over a root process.
@@ -301,17 +354,29 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
     std::vector<std::string> found;
     std::vector<std::pair<std::string, std::vector<std::string>>> with_caps;
     std::vector<std::string> walked;
+    std::vector<std::string> cut; // directories not entered: too deep, or not listable
     std::size_t seen = 0;
-    std::function<void(const std::string&, int)> walk = [&](const std::string& dir, int depth) {
+    std::function<void(const std::string&, int, dev_t)> walk = [&](const std::string& dir, int depth, dev_t dev) {
+        if (depth > k_max_depth) {
+            cut.push_back(dir + " (deeper than " + std::to_string(k_max_depth) + " directories)");
+            return;
+        }
         const auto names = root.list(dir);
-        if (!names || depth > 8) return;
+        if (!names) {
+            cut.push_back(dir + " (cannot list it)");
+            return;
+        }
         for (const auto& n : *names) {
             if (++seen > k_max_walk) return;
             const std::string p = (dir == "/" ? "" : dir) + "/" + n;
             struct stat st {};
             if (::lstat(root.real(p).c_str(), &st) != 0) continue;
             if (S_ISDIR(st.st_mode)) {
-                walk(p, depth + 1);
+                if (std::find(std::begin(k_walk_skip), std::end(k_walk_skip), p) != std::end(k_walk_skip)) continue;
+                // Another mount: entered only if it is a local file system (not /proc, /sys,
+                // NFS, CIFS, FUSE, ...).
+                if (st.st_dev != dev && !local_file_system(root.real(p))) continue;
+                walk(p, depth + 1, st.st_dev);
             } else if (S_ISREG(st.st_mode)) {
                 if ((st.st_mode & (S_ISUID | S_ISGID)) != 0 &&
                     ((st.st_mode & S_ISUID) == 0 || st.st_uid == root.trusted_uid()))
@@ -334,24 +399,37 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
             }
         }
     };
-    // The programs' directories, and where people and strays put files (not the whole file
-    // system: /proc, /sys and network mounts would make it slow and say nothing).
-    for (const char* d : {"/usr/bin", "/usr/sbin", "/usr/local", "/opt", "/usr/libexec", "/usr/lib/openssh", "/home",
-                          "/root", "/srv", "/tmp", "/var/tmp"}) {
+    // Where programs live, and where people and strays put files: not the whole file system
+    // (/proc, /sys and network mounts would make it slow and say nothing). A parent comes
+    // before the directories under it, so each tree is walked once.
+    for (const char* d : k_walk_dirs) {
         // Entered where it leads under the root (merged /usr, an image's absolute links), each
         // directory once; below it, nothing is followed.
         const auto dir = root.resolve(d);
-        if (!dir || std::find(walked.begin(), walked.end(), *dir) != walked.end()) continue;
+        if (!dir || std::any_of(walked.begin(), walked.end(), [&](const std::string& w) { return under(*dir, w); }))
+            continue;
         struct stat st {};
-        if (::lstat(root.real(*dir).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (::lstat(root.real(*dir).c_str(), &st) == 0 && S_ISDIR(st.st_mode) && local_file_system(root.real(*dir))) {
             walked.push_back(*dir);
-            walk(*dir, 0);
+            walk(*dir, 0, st.st_dev);
         }
     }
     if (seen > k_max_walk)
         add(out, "doors.setuid_incomplete", Severity::warning, "/",
-            "the search for setuid programs stopped after " + std::to_string(k_max_walk) + " entries",
+            "the search for setuid programs and file capabilities stopped after " + std::to_string(k_max_walk) +
+                " entries",
             "Programs after that point were not looked at.", "Look for them with `find / -xdev -perm /6000`.");
+    for (std::size_t i = 0; i < cut.size() && i < k_max_cut_reported; ++i) {
+        const std::string dir = cut[i].substr(0, cut[i].find(" ("));
+        add(out, "doors.setuid_incomplete", Severity::warning, dir,
+            "the search for setuid programs and file capabilities did not enter " + cut[i] +
+                (i + 1 == k_max_cut_reported && cut.size() > k_max_cut_reported
+                     ? "; " + std::to_string(cut.size() - k_max_cut_reported) + " more directories were left out too"
+                     : std::string()),
+            "Programs below it were not looked at: a setuid-root program or one with a capability that makes root "
+            "may be hidden there.",
+            "Look for them with `find " + dir + " -xdev -perm /6000` and `getcap -r " + dir + "`.");
+    }
     for (const auto& p : found) {
         if (have_dpkg && is_packaged(p)) continue;
         add(out, have_dpkg ? "doors.setuid_unpackaged" : "doors.setuid_unverified",

@@ -90,6 +90,37 @@ TEST_F(Doctor, DoasPkexecPolkitAndUnpackagedSetuidPrograms) {
                                "doors.setuid_unpackaged /usr/local/bin/rootsh"}));
 }
 
+TEST_F(Doctor, SetuidProgramsAreLookedForInLibEtcVarRunAndTheOldBinDirectories) {
+    write("/var/lib/dpkg/info/passwd.list", "/usr/bin/passwd\n");
+    write("/usr/bin/passwd", "ELF", 04755);
+    // Not merged /usr: /bin and /sbin are directories of their own.
+    for (const char* p :
+         {"/bin/rootsh", "/sbin/rootsh", "/usr/lib/x/helper", "/usr/libexec/helper", "/usr/games/helper",
+          "/etc/cron.daily/helper", "/var/backups/helper", "/run/helper", "/dev/shm/helper", "/var/tmp/helper"})
+        write(p, "ELF", 04755);
+    // Container storage is the containers' business.
+    write("/var/lib/docker/overlay2/abc/diff/usr/bin/su", "ELF", 04755);
+    doctor::Findings f;
+    doctor::check_other_doors(root(), f);
+    EXPECT_EQ(ids(f),
+              (Strings{"doors.setuid_unpackaged /bin/rootsh", "doors.setuid_unpackaged /dev/shm/helper",
+                       "doors.setuid_unpackaged /etc/cron.daily/helper", "doors.setuid_unpackaged /run/helper",
+                       "doors.setuid_unpackaged /sbin/rootsh", "doors.setuid_unpackaged /usr/games/helper",
+                       "doors.setuid_unpackaged /usr/lib/x/helper", "doors.setuid_unpackaged /usr/libexec/helper",
+                       "doors.setuid_unpackaged /var/backups/helper", "doors.setuid_unpackaged /var/tmp/helper"}));
+}
+
+TEST_F(Doctor, ADirectoryTooDeepToWalkIsNamedNotSkippedSilently) {
+    std::string deep = "/tmp";
+    for (int i = 0; i < 33; ++i) deep += "/d";
+    write(deep + "/hidden", "ELF", 04755);
+    write("/tmp/d/shallow", "ELF", 04755);
+    doctor::Findings f;
+    doctor::check_other_doors(root(), f);
+    EXPECT_EQ(ids(f), (Strings{"doors.setuid_incomplete " + deep, "doors.setuid_unverified /tmp/d/shallow"}));
+    EXPECT_EQ(find(f, "doors.setuid_incomplete")->severity, doctor::Severity::warning);
+}
+
 TEST_F(Doctor, WithoutADpkgDatabaseSetuidProgramsAreListedAsUnverified) {
     write("/usr/bin/passwd", "ELF", 04755);
     doctor::Findings f;
