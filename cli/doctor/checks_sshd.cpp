@@ -1,6 +1,8 @@
 // cli/doctor/checks_sshd.cpp — sshd_config (with its Include drop-ins, first value wins):
 // does sshd use PAM at all, can root log in, and where do keys come from?
 #include <algorithm>
+#include <cctype>
+#include <map>
 
 #include "cli/doctor/doctor.hpp"
 #include "cli/doctor/parse.hpp"
@@ -14,7 +16,8 @@ struct Entry {
     std::string value;
     std::string file;
     int line = 0;
-    std::string match; // the Match condition it is under; "" for global
+    std::string match;          // the Match condition it is under; "" for global
+    bool from_variable = false; // a -f from SSHD_OPTS or OPTIONS
 };
 
 // The files an Include pattern names, in the order sshd reads them: glob(3) over the whole
@@ -208,13 +211,15 @@ std::vector<std::string> shell_words(const std::string& s) {
 // each `-o` as an Entry (command-line options win over every file), and each `-f` file.
 struct CommandLine {
     std::vector<Entry> options;
-    std::vector<Entry> config_files; // keyword "-f", value the file
+    std::vector<Entry> config_files; // keyword "-f", value the file; every one named
+    std::vector<std::string> mains;  // the configuration files sshd is started on (host paths)
 };
 
 // sshd's getopt(3) string (OpenSSH 9): the options that take an argument.
 constexpr std::string_view k_sshd_args = "CEbcfghkopu";
 
-void parse_sshd_args(const std::vector<std::string>& args, const std::string& file, int line, CommandLine& cl) {
+void parse_sshd_args(const std::vector<std::string>& args, const std::string& file, int line, CommandLine& cl,
+                     bool from_variable) {
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         if (a == "--") break;
@@ -228,7 +233,7 @@ void parse_sshd_args(const std::vector<std::string>& args, const std::string& fi
                 auto [keyword, value] = keyword_value(arg);
                 if (!keyword.empty()) cl.options.push_back({keyword, value, file, line, ""});
             } else if (opt == 'f' && !arg.empty()) {
-                cl.config_files.push_back({"-f", arg, file, line, ""});
+                cl.config_files.push_back({"-f", arg, file, line, "", from_variable});
             }
             break; // the rest of the word was the argument
         }
@@ -259,28 +264,81 @@ std::vector<std::pair<int, std::string>> unit_lines(const std::string& text) {
     return out;
 }
 
+// The unit directories, in systemd's order of precedence (systemd.unit(5)), highest first.
+constexpr const char* k_unit_dirs[] = {
+    "/etc/systemd/system.control",   "/run/systemd/system.control",  "/run/systemd/transient",
+    "/run/systemd/generator.early",  "/etc/systemd/system",          "/etc/systemd/system.attached",
+    "/run/systemd/system",           "/run/systemd/system.attached", "/run/systemd/generator",
+    "/usr/local/lib/systemd/system", "/usr/lib/systemd/system",      "/lib/systemd/system",
+    "/run/systemd/generator.late"};
+constexpr const char* k_sshd_units[] = {"ssh.service", "sshd.service", "ssh@.service", "sshd@.service"};
+
+// Whether a unit's command line passes the variables SSHD_OPTS or OPTIONS ($X or ${X}).
+bool passes_variables(const std::string& line) {
+    for (const char* v : {"$SSHD_OPTS", "${SSHD_OPTS}", "$OPTIONS", "${OPTIONS}"}) {
+        const auto at = line.find(v);
+        if (at == std::string::npos) continue;
+        const auto after = at + std::string_view(v).size();
+        if (after >= line.size() || !(std::isalnum(static_cast<unsigned char>(line[after])) || line[after] == '_'))
+            return true;
+    }
+    return false;
+}
+
 CommandLine sshd_command_line(const Root& root, Findings& findings) {
     CommandLine cl;
+    // Each unit's files in the order systemd reads them: the unit file it uses (the first in
+    // precedence order) and then its drop-ins (`NAME.d/*.conf` and the `service.d/*.conf` of
+    // every service, a name in a higher directory masking the same name lower down), sorted
+    // by name. Every unit file found is read for -o and variables (whichever one systemd
+    // would pick); the one in force decides which -f files sshd reads.
+    std::vector<std::vector<std::string>> units;
     std::vector<std::string> files;
+    for (const char* unit : k_sshd_units) {
+        std::vector<std::string> in_force;
+        std::map<std::string, std::string> dropins;
+        for (const char* dir : k_unit_dirs) {
+            const std::string u = std::string(dir) + "/" + unit;
+            if (root.exists(u)) {
+                files.push_back(u);
+                if (in_force.empty()) in_force.push_back(u);
+            }
+            for (const std::string& d : {u + ".d", std::string(dir) + "/service.d"}) {
+                if (!root.is_dir(d)) continue;
+                const auto names = root.list(d);
+                if (!names) {
+                    add_unreadable(findings, "sshd", d, "cannot list the directory");
+                    continue;
+                }
+                for (const auto& n : *names)
+                    if (n.ends_with(".conf")) {
+                        if (std::find(files.begin(), files.end(), d + "/" + n) == files.end())
+                            files.push_back(d + "/" + n);
+                        dropins.emplace(n, d + "/" + n);
+                    }
+            }
+        }
+        if (in_force.empty()) continue; // no such unit: its drop-ins alone start nothing
+        for (const auto& [name, path] : dropins) in_force.push_back(path);
+        units.push_back(std::move(in_force));
+    }
     // The files the units take variables from: the packaged units' own, and any
     // EnvironmentFile= of the units found.
     std::vector<std::string> env_files{"/etc/default/ssh", "/etc/sysconfig/sshd"};
-    for (const char* dir :
-         {"/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}) {
-        for (const char* unit : {"ssh.service", "sshd.service", "ssh@.service", "sshd@.service"}) {
-            const std::string u = std::string(dir) + "/" + unit;
-            if (root.exists(u)) files.push_back(u);
-            const std::string d = u + ".d";
-            if (!root.is_dir(d)) continue;
-            const auto names = root.list(d);
-            if (!names) {
-                add_unreadable(findings, "sshd", d, "cannot list the directory");
-                continue;
-            }
-            for (const auto& n : *names)
-                if (n.ends_with(".conf")) files.push_back(d + "/" + n);
-        }
-    }
+    // Each unit file's lines that start sshd: ExecStart= only (ExecStartPre= and ExecReload=
+    // run `sshd -t` and the like, whose -f and -o start no server).
+    const auto sshd_args = [](const std::string& key,
+                              const std::string& value) -> std::optional<std::vector<std::string>> {
+        if (key != "execstart") return std::nullopt;
+        auto args = shell_words(value);
+        if (args.empty()) return std::nullopt;
+        // ExecStart=-/usr/sbin/sshd, @, +, ! and : prefixes; the program is the first word.
+        std::string prog = args[0];
+        while (!prog.empty() && std::string_view("-@+!:").find(prog[0]) != std::string_view::npos) prog.erase(0, 1);
+        if (base_name(prog) != "sshd") return std::nullopt;
+        args.erase(args.begin());
+        return args;
+    };
     // merged /usr: /lib/systemd/system may be /usr/lib/systemd/system.
     std::vector<std::string> seen;
     for (const auto& f : files) {
@@ -303,18 +361,10 @@ CommandLine sshd_command_line(const Root& root, Findings& findings) {
                 // Environment="SSHD_OPTS=-o ..." OPTIONS=...: the variables the ExecStart= passes.
                 for (const auto& assignment : shell_words(value))
                     if (assignment.starts_with("SSHD_OPTS=") || assignment.starts_with("OPTIONS="))
-                        parse_sshd_args(shell_words(assignment.substr(assignment.find('=') + 1)), f, n, cl);
+                        parse_sshd_args(shell_words(assignment.substr(assignment.find('=') + 1)), f, n, cl, true);
                 continue;
             }
-            if (key != "execstart" && key != "execstartpre") continue;
-            auto args = shell_words(value);
-            // ExecStart=-/usr/sbin/sshd, @, +, ! and : prefixes; the program is the first word.
-            if (args.empty()) continue;
-            std::string prog = args[0];
-            while (!prog.empty() && std::string_view("-@+!:").find(prog[0]) != std::string_view::npos) prog.erase(0, 1);
-            if (base_name(prog) != "sshd") continue;
-            args.erase(args.begin());
-            parse_sshd_args(args, f, n, cl);
+            if (const auto args = sshd_args(key, value)) parse_sshd_args(*args, f, n, cl, false);
         }
     }
     // The variables the Debian (SSHD_OPTS) and Red Hat (OPTIONS) units pass to sshd.
@@ -333,21 +383,56 @@ CommandLine sshd_command_line(const Root& root, Findings& findings) {
             std::vector<std::string> args;
             for (const auto& v : value)
                 for (const auto& w : shell_words(v)) args.push_back(w);
-            parse_sshd_args(args, f, n, cl);
+            parse_sshd_args(args, f, n, cl, true);
         }
     }
+    // The configuration each ExecStart= in force starts sshd on: the last -f of its line (or of
+    // SSHD_OPTS/OPTIONS when the line passes them, as they come after), else sshd_config. An
+    // empty ExecStart= drops the lines before it. Every one is checked.
+    std::vector<Entry> from_variables;
+    for (const auto& e : cl.config_files)
+        if (e.from_variable) from_variables.push_back(e);
+    for (const auto& unit : units) {
+        std::vector<std::pair<std::string, std::optional<Entry>>> lines; // the line, its last -f
+        for (const auto& f : unit) {
+            const auto r = root.read(f);
+            for (const auto& [n, l] : unit_lines(r.text)) {
+                const auto [key, value] = keyword_value(l);
+                if (key == "execstart" && trim(value).empty()) {
+                    lines.clear();
+                    continue;
+                }
+                const auto args = sshd_args(key, value);
+                if (!args) continue;
+                CommandLine one;
+                parse_sshd_args(*args, f, n, one, false);
+                std::optional<Entry> last;
+                if (!one.config_files.empty()) last = one.config_files.back();
+                if (passes_variables(value) && !from_variables.empty()) last = from_variables.back();
+                lines.emplace_back(value, last);
+            }
+        }
+        for (const auto& [line, last] : lines) {
+            std::string file = last ? last->value : "/etc/ssh/sshd_config";
+            // A relative -f is from sshd's working directory (/).
+            if (file[0] != '/') file = "/" + file;
+            if (std::find(cl.mains.begin(), cl.mains.end(), file) == cl.mains.end()) cl.mains.push_back(file);
+        }
+    }
+    if (cl.mains.empty()) cl.mains.push_back("/etc/ssh/sshd_config");
     return cl;
 }
+
+void check_sshd_config(const Root& root, const Accounts& accounts, const GateConfig& gate, std::vector<Entry> entries,
+                       const std::string& main, Findings& out);
 
 } // namespace
 
 void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out) {
-    std::string main = "/etc/ssh/sshd_config";
-    if (!root.exists("/usr/sbin/sshd") && !root.exists(main)) return; // no SSH server here
+    if (!root.exists("/usr/sbin/sshd") && !root.exists("/etc/ssh/sshd_config")) return; // no SSH server here
     // Options on sshd's command line come first: sshd takes the first value it obtains, and
     // it reads `-o` before any file. `-f` replaces sshd_config.
     const CommandLine cl = sshd_command_line(root, out);
-    std::vector<Entry> entries = cl.options;
     for (const auto& o : cl.options)
         add(out, "sshd.command_line", Severity::warning, where(o),
             "sshd is started with -o " + o.keyword + "=" + o.value,
@@ -360,9 +445,14 @@ void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& ga
             "the one in force. doctor checks the file named instead.",
             "Remove the -f from the unit (or SSHD_OPTS/OPTIONS) and keep the configuration in /etc/ssh.");
     }
-    // sshd takes the last -f it is given; a relative one is from sshd's working directory (/).
-    if (!cl.config_files.empty()) main = cl.config_files.back().value;
-    if (main[0] != '/') main = "/" + main;
+    for (const auto& m : cl.mains) check_sshd_config(root, accounts, gate, cl.options, m, out);
+}
+
+namespace {
+
+// One configuration sshd is started on, with the command line's options before it.
+void check_sshd_config(const Root& root, const Accounts& accounts, const GateConfig& gate, std::vector<Entry> entries,
+                       const std::string& main, Findings& out) {
     Walk walk;
     read_sshd(root, main, "", entries, out, walk);
     if (const auto w = root.writable_by_others(main))
@@ -512,5 +602,7 @@ void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& ga
         }
     }
 }
+
+} // namespace
 
 } // namespace jitgate::doctor

@@ -223,6 +223,47 @@ TEST_F(Doctor, OptionsOnSshdsCommandLineWinOverSshdConfig) {
     EXPECT_EQ(find(f, "sshd.command_line")->what, "sshd is started with -f /srv/sshd_config");
 }
 
+TEST_F(Doctor, EveryConfigurationAnExecStartInForceNamesIsCheckedAndOnlyThose) {
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n");
+    // ExecStartPre= tests a configuration; it starts no server on it.
+    write("/lib/systemd/system/ssh.service", "[Service]\nExecStartPre=/usr/sbin/sshd -t -f /srv/test_config\n"
+                                             "ExecStart=/usr/sbin/sshd -D $SSHD_OPTS\n"
+                                             "ExecReload=/usr/sbin/sshd -t -f /srv/test_config\n");
+    write("/srv/test_config", "UsePAM no\nPermitRootLogin no\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+    // Two units, each on its own file: both are checked, not only the last one found.
+    write("/lib/systemd/system/ssh@.service", "[Service]\nExecStart=-/usr/sbin/sshd -i -f /srv/inetd_config\n");
+    write("/srv/inetd_config", "UsePAM yes\nPermitRootLogin yes\n");
+    EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.command_line /lib/systemd/system/ssh@.service:2",
+                                          "sshd.permit_root_login /srv/inetd_config:2"}));
+    // An ExecStart= reset drops the lines before it: the old -f is named (reported) but its
+    // file is not the one in force; the drop-in's is.
+    write("/etc/systemd/system/ssh@.service.d/10-new.conf",
+          "[Service]\nExecStart=\nExecStart=-/usr/sbin/sshd -i -f /srv/new_config\n");
+    write("/srv/new_config", "UsePAM no\nPermitRootLogin no\n");
+    EXPECT_EQ(ids(sshd(root())),
+              (Strings{"sshd.command_line /etc/systemd/system/ssh@.service.d/10-new.conf:3",
+                       "sshd.command_line /lib/systemd/system/ssh@.service:2", "sshd.use_pam /srv/new_config:1"}));
+    // A -f in SSHD_OPTS applies to the ExecStart= that passes it.
+    write("/etc/default/ssh", "SSHD_OPTS='-f /srv/opts_config'\n");
+    write("/srv/opts_config", "UsePAM yes\nPermitRootLogin no\nAuthenticationMethods any\nPermitEmptyPasswords no\n"
+                              "Match all\n  PermitRootLogin yes\n");
+    EXPECT_EQ(ids_of(sshd(root()), "sshd.permit_root_login"), (Strings{"sshd.permit_root_login /srv/opts_config:6"}));
+}
+
+TEST_F(Doctor, SshdUnitsAreFoundInEveryDirectorySystemdReads) {
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n");
+    write("/usr/local/lib/systemd/system/sshd.service", "[Service]\nExecStart=/usr/sbin/sshd -D -oUsePAM=no\n");
+    EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.command_line /usr/local/lib/systemd/system/sshd.service:2",
+                                          "sshd.use_pam /usr/local/lib/systemd/system/sshd.service:2"}));
+    std::filesystem::remove(m_dir + "/usr/local/lib/systemd/system/sshd.service");
+    // A generator's unit, and a drop-in for every service.
+    write("/run/systemd/generator/ssh.service", "[Service]\nExecStart=/usr/sbin/sshd -D\n");
+    write("/etc/systemd/system/service.d/50-all.conf", "[Service]\nEnvironment=SSHD_OPTS=-oPermitRootLogin=yes\n");
+    EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.command_line /etc/systemd/system/service.d/50-all.conf:2",
+                                          "sshd.permit_root_login /etc/systemd/system/service.d/50-all.conf:2"}));
+}
+
 TEST_F(Doctor, AnIncludeThroughAnAbsoluteDirectoryLinkIsExpandedInsideTheTree) {
     // /etc/ssh/sshd_config.d -> /srv/sshd.d: glob(3) on this machine would follow the link out
     // of the tree; doctor expands the pattern under the root.
