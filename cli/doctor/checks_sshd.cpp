@@ -16,9 +16,72 @@ struct Entry {
     std::string value;
     std::string file;
     int line = 0;
-    std::string match;          // the Match condition it is under; "" for global
-    bool from_variable = false; // a -f from SSHD_OPTS or OPTIONS
+    std::string match;             // the Match condition it is under; "" for global
+    bool from_variable = false;    // a -f from SSHD_OPTS or OPTIONS
+    std::vector<std::string> args; // the value's arguments as sshd splits them (value: joined by spaces)
 };
+
+// One line of sshd_config as sshd (OpenSSH >= 8.7) reads it: the keyword (which may be in
+// double quotes) up to a blank or one `=`, then the arguments: blanks separate them, '...' and
+// "..." group them, a backslash takes a following quote, backslash (or, outside quotes, a
+// blank) literally and is kept before anything else, and a `#` at the start of an argument
+// ends the line. {"", {}} for a blank or comment line; nullopt for a line sshd refuses (an
+// unclosed quote), which stops sshd from starting.
+struct SshdLine {
+    std::string keyword; // lower case
+    std::vector<std::string> args;
+};
+std::optional<SshdLine> sshd_line(std::string_view l) {
+    // sshd strips trailing whitespace (and a form feed) first.
+    while (!l.empty() && std::string_view(" \t\r\n\f").find(l.back()) != std::string_view::npos) l.remove_suffix(1);
+    std::size_t i = 0;
+    const auto blank = [&l](std::size_t k) { return k < l.size() && (l[k] == ' ' || l[k] == '\t'); };
+    while (blank(i)) ++i;
+    SshdLine out;
+    if (i >= l.size() || l[i] == '#') return out;
+    std::string keyword;
+    if (l[i] == '"') {
+        const auto close = l.find('"', i + 1);
+        if (close == std::string_view::npos) return std::nullopt;
+        keyword = std::string(l.substr(i + 1, close - i - 1));
+        i = close + 1;
+    } else {
+        while (i < l.size() && !blank(i) && l[i] != '=') keyword += l[i++];
+    }
+    while (blank(i)) ++i;
+    if (i < l.size() && l[i] == '=') ++i;
+    out.keyword = lower(keyword);
+    while (true) {
+        while (blank(i)) ++i;
+        if (i >= l.size() || l[i] == '#') break;
+        std::string arg;
+        char quote = 0;
+        for (; i < l.size(); ++i) {
+            const char c = l[i];
+            if (c == '\\' && i + 1 < l.size() &&
+                (l[i + 1] == '\'' || l[i + 1] == '"' || l[i + 1] == '\\' || (quote == 0 && l[i + 1] == ' '))) {
+                arg += l[++i];
+            } else if (quote == 0 && (c == ' ' || c == '\t')) {
+                break;
+            } else if (quote == 0 && (c == '"' || c == '\'')) {
+                quote = c;
+            } else if (quote != 0 && c == quote) {
+                quote = 0;
+            } else {
+                arg += c;
+            }
+        }
+        if (quote != 0) return std::nullopt;
+        out.args.push_back(std::move(arg));
+    }
+    return out;
+}
+
+std::string joined(const std::vector<std::string>& args) {
+    std::string v;
+    for (const auto& a : args) v += (v.empty() ? "" : " ") + a;
+    return v;
+}
 
 // The files an Include pattern names, in the order sshd reads them: glob(3) over the whole
 // pattern (any component may hold a wildcard), sorted, as sshd does. Expanded here one
@@ -98,13 +161,17 @@ void read_sshd(const Root& root, const std::string& file, std::string match, std
     int n = 0;
     for (const auto& raw : split(r.text, '\n')) {
         ++n;
-        std::string l = trim(raw);
-        if (l.empty() || l[0] == '#') continue;
-        // "Keyword value", "Keyword=value" and "Keyword = value" are all sshd syntax.
-        const auto sep = l.find_first_of(" \t=");
-        const std::string keyword = lower(l.substr(0, sep));
-        std::string value = sep == std::string::npos ? "" : trim(l.substr(sep));
-        if (value.starts_with("=")) value = trim(value.substr(1));
+        const auto line = sshd_line(raw);
+        if (!line) {
+            add(findings, "sshd.syntax", Severity::warning, file + ":" + std::to_string(n), trim(raw),
+                "sshd refuses a line with an unclosed quote: it does not start (or restart) on this configuration, "
+                "so SSH logins fail.",
+                "Close the quote.");
+            continue;
+        }
+        if (line->keyword.empty()) continue;
+        const std::string& keyword = line->keyword;
+        const std::string value = joined(line->args);
         if (keyword == "match") {
             // `Match all` is still a Match block: its values override the global ones (which
             // are first-value-wins among themselves) for every connection, so it is not global.
@@ -112,12 +179,19 @@ void read_sshd(const Root& root, const std::string& file, std::string match, std
             continue;
         }
         if (keyword == "include") {
-            for (const auto& pattern : words(value))
-                for (const auto& f : include_files(root, pattern, findings))
-                    read_sshd(root, f, match, out, findings, walk);
+            for (const auto& pattern : line->args) {
+                const auto files = include_files(root, pattern, findings);
+                if (pattern.find_first_of("*?[") == std::string::npos && !files.empty() && !root.exists(files[0]))
+                    add(findings, "sshd.include_missing", Severity::info, file + ":" + std::to_string(n),
+                        "Include " + pattern + " names a file that does not exist",
+                        "sshd skips it: whatever it was meant to set is not set (and whoever can create it later "
+                        "sets sshd's options).",
+                        "Create the file, or remove the Include.");
+                for (const auto& f : files) read_sshd(root, f, match, out, findings, walk);
+            }
             continue;
         }
-        out.push_back({keyword, value, file, n, match});
+        out.push_back({keyword, value, file, n, match, false, line->args});
     }
     walk.chain.pop_back();
 }
@@ -230,10 +304,12 @@ void parse_sshd_args(const std::vector<std::string>& args, const std::string& fi
             std::string arg = a.substr(k + 1);
             if (arg.empty() && i + 1 < args.size()) arg = args[++i];
             if (opt == 'o') {
-                auto [keyword, value] = keyword_value(arg);
-                if (!keyword.empty()) cl.options.push_back({keyword, value, file, line, ""});
+                // -o is read as a line of sshd_config.
+                const auto o = sshd_line(arg);
+                if (o && !o->keyword.empty())
+                    cl.options.push_back({o->keyword, joined(o->args), file, line, "", false, o->args});
             } else if (opt == 'f' && !arg.empty()) {
-                cl.config_files.push_back({"-f", arg, file, line, "", from_variable});
+                cl.config_files.push_back({"-f", arg, file, line, "", from_variable, {arg}});
             }
             break; // the rest of the word was the argument
         }
@@ -531,7 +607,7 @@ void check_sshd_config(const Root& root, const Accounts& accounts, const GateCon
         const auto am = global(entries, "authenticationmethods");
         std::vector<Entry> open;
         if (!am)
-            open.push_back({"authenticationmethods", "any", main, 0, ""});
+            open.push_back({"authenticationmethods", "any", main, 0, "", false, {"any"}});
         else if (key_only(am->value))
             open.push_back(*am);
         for (const auto& e : entries)
@@ -567,10 +643,10 @@ void check_sshd_config(const Root& root, const Accounts& accounts, const GateCon
     std::vector<KeyFiles> sources;
     const auto akf = global(entries, "authorizedkeysfile");
     sources.push_back(
-        {akf ? words(akf->value) : std::vector<std::string>{".ssh/authorized_keys", ".ssh/authorized_keys2"}, ""});
+        {akf ? akf->args : std::vector<std::string>{".ssh/authorized_keys", ".ssh/authorized_keys2"}, ""});
     for (const auto& e : entries)
         if (!e.match.empty() && e.keyword == "authorizedkeysfile")
-            sources.push_back({words(e.value), "AuthorizedKeysFile of `Match " + e.match + "` at " + where(e)});
+            sources.push_back({e.args, "AuthorizedKeysFile of `Match " + e.match + "` at " + where(e)});
     std::vector<std::string> checked;
     for (const auto& src : sources) {
         for (auto f : src.files) {

@@ -264,6 +264,34 @@ TEST_F(Doctor, SshdUnitsAreFoundInEveryDirectorySystemdReads) {
                                           "sshd.permit_root_login /etc/systemd/system/service.d/50-all.conf:2"}));
 }
 
+TEST_F(Doctor, SshdConfigQuotesAreReadAsSshdReadsThem) {
+    // Quoted keyword, quoted Include path, quoted AuthorizedKeysFile with a blank in it.
+    write("/etc/ssh/sshd_config", "Include \"/etc/ssh/early.conf\"\nUsePAM yes\n"
+                                  "\"PermitRootLogin\" prohibit-password # keys only\n"
+                                  "AuthorizedKeysFile \"/etc/ssh/root keys/%u\" .ssh/other\\ keys\n");
+    write("/etc/ssh/early.conf", "UsePAM \"no\"\n");
+    write("/etc/ssh/root keys/root", "ssh-ed25519 AAAA backdoor\n");
+    write("/root/.ssh/other keys", "ssh-ed25519 AAAA second\n");
+    auto f = sshd(root());
+    EXPECT_EQ(
+        ids(f),
+        (Strings{"sshd.permit_root_login /etc/ssh/sshd_config:3", "sshd.root_authorized_keys /etc/ssh/root keys/root",
+                 "sshd.root_authorized_keys /root/.ssh/other keys", "sshd.use_pam /etc/ssh/early.conf:1"}));
+    EXPECT_EQ(find(f, "sshd.permit_root_login")->what, "PermitRootLogin prohibit-password");
+    // A comment after the value is no part of it; an escaped quote inside quotes is a quote.
+    write("/etc/ssh/sshd_config", "UsePAM yes # PAM on\nPermitRootLogin no #\nBanner \"/etc/a\\\"b\"\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+    // An unclosed quote: sshd refuses the file and does not start.
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\nBanner \"/etc/issue\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.syntax /etc/ssh/sshd_config:3"});
+    // An Include of a file that does not exist is said, not skipped silently.
+    write("/etc/ssh/sshd_config",
+          "Include /etc/ssh/gone.conf \"sshd_config.d/*.conf\"\nUsePAM yes\nPermitRootLogin no\n");
+    f = sshd(root());
+    EXPECT_EQ(ids(f), Strings{"sshd.include_missing /etc/ssh/sshd_config:1"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::info);
+}
+
 TEST_F(Doctor, AnIncludeThroughAnAbsoluteDirectoryLinkIsExpandedInsideTheTree) {
     // /etc/ssh/sshd_config.d -> /srv/sshd.d: glob(3) on this machine would follow the link out
     // of the tree; doctor expands the pattern under the root.
