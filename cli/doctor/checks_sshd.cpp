@@ -433,6 +433,21 @@ CommandLine sshd_command_line(const Root& root, Findings& findings) {
                     env_files.push_back(ef);
                 continue;
             }
+            if (key == "importcredential" || key == "loadcredential" || key == "loadcredentialencrypted" ||
+                key == "setcredential" || key == "setcredentialencrypted") {
+                // systemd's credentials (systemd-ssh-generator, systemd >= 256): keys for root
+                // from the hypervisor, the container manager or the boot loader.
+                const std::string name = value.substr(0, value.find(':'));
+                if (name.starts_with("ssh.") || name.starts_with("ssh*") || name == "*")
+                    add(findings, "sshd.credential_keys", Severity::warning, f + ":" + std::to_string(n), l,
+                        "The sshd unit takes systemd credentials named " + name +
+                            " (ssh.authorized_keys.root and the like): keys that log in, root's included, come from "
+                            "outside this host's files (a hypervisor's SMBIOS, a container manager, the boot "
+                            "loader) where nobody reviewing the host sees them.",
+                        "Remove the credential from the unit unless the machine's provisioning is as controlled as "
+                        "the host; review who can set it.");
+                continue;
+            }
             if (key == "environment") {
                 // Environment="SSHD_OPTS=-o ..." OPTIONS=...: the variables the ExecStart= passes.
                 for (const auto& assignment : shell_words(value))
@@ -509,6 +524,16 @@ void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& ga
     // Options on sshd's command line come first: sshd takes the first value it obtains, and
     // it reads `-o` before any file. `-f` replaces sshd_config.
     const CommandLine cl = sshd_command_line(root, out);
+    for (const auto& o : cl.options)
+        if ((o.keyword == "authorizedkeysfile" || o.keyword == "authorizedprincipalsfile") &&
+            o.value.find("${") != std::string::npos)
+            add(out, "sshd.credential_keys", Severity::warning, where(o),
+                "sshd is started with -o " + o.keyword + "=" + o.value + ", a path systemd fills in",
+                "Keys (or principals) in a systemd credential directory come from outside this host's files (a "
+                "hypervisor's SMBIOS, a container manager, the boot loader): whoever provisions the machine holds "
+                "standing access, root's included, that nobody reviewing the host sees.",
+                "Remove the -o (and the ImportCredential=) from the unit unless the provisioning is as controlled as "
+                "the host.");
     for (const auto& o : cl.options)
         add(out, "sshd.command_line", Severity::warning, where(o),
             "sshd is started with -o " + o.keyword + "=" + o.value,

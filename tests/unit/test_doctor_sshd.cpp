@@ -292,6 +292,22 @@ TEST_F(Doctor, SshdConfigQuotesAreReadAsSshdReadsThem) {
     EXPECT_EQ(f[0].severity, doctor::Severity::info);
 }
 
+TEST_F(Doctor, KeysFromSystemdCredentialsAreReported) {
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin no\n");
+    // As systemd-ssh-generator's units: root's keys from a credential the hypervisor passes.
+    write("/run/systemd/generator/sshd.service",
+          "[Service]\nImportCredential=ssh.authorized_keys.root\n"
+          "ExecStart=/usr/sbin/sshd -D -o \"AuthorizedKeysFile ${CREDENTIALS_DIRECTORY}/ssh.authorized_keys.root "
+          ".ssh/authorized_keys\"\n");
+    EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.command_line /run/systemd/generator/sshd.service:3",
+                                          "sshd.credential_keys /run/systemd/generator/sshd.service:2",
+                                          "sshd.credential_keys /run/systemd/generator/sshd.service:3"}));
+    // Another credential is none of sshd's business.
+    write("/run/systemd/generator/sshd.service", "[Service]\nImportCredential=tmpfiles.extra\n"
+                                                 "ExecStart=/usr/sbin/sshd -D\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{});
+}
+
 TEST_F(Doctor, AnIncludeThroughAnAbsoluteDirectoryLinkIsExpandedInsideTheTree) {
     // /etc/ssh/sshd_config.d -> /srv/sshd.d: glob(3) on this machine would follow the link out
     // of the tree; doctor expands the pattern under the root.
