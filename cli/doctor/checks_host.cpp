@@ -499,6 +499,20 @@ std::optional<std::pair<std::string, std::string>> cron_env(const std::string& l
     return std::make_pair(name, rest);
 }
 
+// Programs that start the command after their options: its name, the options that take the
+// next word as their value, and how many words (a lock file, a duration) come before it.
+struct Wrapper {
+    const char* name;
+    const char* with_value;
+    std::size_t positional;
+};
+constexpr Wrapper k_wrappers[] = {
+    {"flock", "wEc", 1},  {"timeout", "sk", 1}, {"nice", "n", 0},          {"ionice", "cnp", 0},
+    {"nohup", "", 0},     {"setsid", "", 0},    {"env", "uCS", 0},         {"chronic", "", 0},
+    {"stdbuf", "ioe", 0}, {"time", "fo", 0},    {"run-one", "", 0},        {"sudo", "ugCDhprTU", 0},
+    {"chrt", "", 1},      {"taskset", "", 1},   {"xargs", "adEIlLnPs", 0}, {"systemd-cat", "tp", 0},
+    {"cronic", "", 0},    {"unbuffer", "", 0},  {"caffeinate", "", 0}};
+
 // The programs a cron command starts: the first word of each part between ;, &&, || and |
 // (up to the first %, after which cron feeds the rest as input), past variable assignments
 // and the shell's own commands (cd, test, [ ...), which are not looked up in PATH.
@@ -535,6 +549,29 @@ std::vector<std::string> cron_programs(const std::string& command) {
                 break;
             }
             out.push_back(word);
+            // A program that runs the command given after its options (flock FILE backup.sh,
+            // nice -n 10 job): that command is started too, looked up in PATH like the first.
+            const auto wrapper = std::find_if(std::begin(k_wrappers), std::end(k_wrappers),
+                                              [&](const Wrapper& x) { return base_name(word) == x.name; });
+            if (wrapper == std::end(k_wrappers)) break;
+            std::size_t positional = wrapper->positional;
+            for (++k; k < w.size(); ++k) {
+                const std::string& a = w[k];
+                if (a == "--") continue;
+                if (a.size() > 1 && a[0] == '-') {
+                    // An option that takes the next word as its value (-n 10, -w 5, -s KILL).
+                    if (a.size() == 2 && std::string_view(wrapper->with_value).find(a[1]) != std::string_view::npos)
+                        ++k;
+                    continue;
+                }
+                if (std::string_view(wrapper->name) == "env" && a.find('=') != std::string::npos) continue;
+                if (positional > 0) {
+                    --positional;
+                    continue;
+                }
+                out.push_back(a);
+                break;
+            }
             break;
         }
     }
@@ -618,36 +655,36 @@ void check_cron(const Root& root, Findings& out) {
             const std::size_t cmd_at = time_fields + (has_user ? 1 : 0);
             if (w.size() <= cmd_at) continue;
             if (has_user && w[user_at] != "root") continue;
-            const std::string& prog = w[cmd_at];
-            if (!prog.starts_with("/")) {
-                // The programs it names without a directory, looked up in PATH: the first
-                // directory that holds the name wins, so a writable one before it (or anywhere,
-                // when none holds it) lets someone else decide what runs.
-                std::string command = trim(l);
-                for (std::size_t k = 0; k < cmd_at; ++k)
-                    command = trim(command.substr(command.find(w[k]) + w[k].size()));
-                for (const auto& name : cron_programs(command)) {
-                    if (name.find('/') != std::string::npos) continue;
-                    for (const auto& dir : split(path_env, ':')) {
-                        const std::string d = dir.empty() || dir[0] != '/' ? "/root/" + dir : dir;
-                        if (const auto wr = root.writable_by_others(d + "/" + name)) {
-                            add(out, "cron.relative_command", Severity::critical, at,
-                                "root's cron job runs " + name + " by name, looked up in the PATH of " + path_where +
-                                    ", and " + *wr,
-                                "Whoever can put a file by that name into that directory of PATH runs it as root "
-                                "at the job's next run, outside sudo and jitgate.",
-                                "Start the program by its absolute path, and set PATH to root-owned directories "
-                                "only.");
-                            break;
-                        }
-                        if (root.exists(d + "/" + name)) break; // found, and nobody else can change it
-                    }
+            // Every program the command starts, not only the first: those named with a `/`
+            // (a relative one from root's home, cron's working directory) must not be
+            // changeable by others; those named without one are looked up in PATH, where the
+            // first directory that holds the name wins, so a writable one before it (or
+            // anywhere, when none holds it) lets someone else decide what runs.
+            std::string command = trim(l);
+            for (std::size_t k = 0; k < cmd_at; ++k) command = trim(command.substr(command.find(w[k]) + w[k].size()));
+            for (const auto& name : cron_programs(command)) {
+                if (name.find('/') != std::string::npos) {
+                    const std::string prog = name[0] == '/' ? name : "/root/" + name;
+                    if (const auto wr = root.writable_by_others(prog))
+                        add(out, "cron.script_writable", Severity::critical, at,
+                            "root's cron job runs " + prog + ", and " + *wr, why, fix);
+                    continue;
                 }
-                continue;
+                for (const auto& dir : split(path_env, ':')) {
+                    const std::string d = dir.empty() || dir[0] != '/' ? "/root/" + dir : dir;
+                    if (const auto wr = root.writable_by_others(d + "/" + name)) {
+                        add(out, "cron.relative_command", Severity::critical, at,
+                            "root's cron job runs " + name + " by name, looked up in the PATH of " + path_where +
+                                ", and " + *wr,
+                            "Whoever can put a file by that name into that directory of PATH runs it as root "
+                            "at the job's next run, outside sudo and jitgate.",
+                            "Start the program by its absolute path, and set PATH to root-owned directories "
+                            "only.");
+                        break;
+                    }
+                    if (root.exists(d + "/" + name)) break; // found, and nobody else can change it
+                }
             }
-            if (const auto wr = root.writable_by_others(prog))
-                add(out, "cron.script_writable", Severity::critical, at,
-                    "root's cron job runs " + prog + ", and " + *wr, why, fix);
         }
     }
 }

@@ -449,8 +449,10 @@ TEST_F(Doctor, RootCronJobsPathAndShellThatOthersCanChange) {
     doctor::check_cron(root(), f);
     EXPECT_EQ(ids(f),
               (Strings{"cron.path_writable /etc/crontab:2", "cron.path_writable /var/spool/cron/crontabs/root:1",
-                       "cron.relative_command /etc/crontab:3", "cron.relative_command /var/spool/cron/crontabs/root:3",
-                       "cron.shell_writable /etc/crontab:1"}));
+                       "cron.relative_command /etc/crontab:3", "cron.relative_command /etc/crontab:4",
+                       "cron.relative_command /var/spool/cron/crontabs/root:3", "cron.shell_writable /etc/crontab:1"}));
+    // env runs `true` through PATH, whose first directory others can write.
+    EXPECT_EQ(ids(f)[3], "cron.relative_command /etc/crontab:4");
     for (const auto& x : f) EXPECT_EQ(x.severity, doctor::Severity::critical) << x.check;
     const auto* rel = find(f, "cron.relative_command");
     EXPECT_NE(rel->what.find("runs run-parts by name"), std::string::npos) << rel->what;
@@ -461,6 +463,31 @@ TEST_F(Doctor, RootCronJobsPathAndShellThatOthersCanChange) {
     f.clear();
     doctor::check_cron(root(), f);
     EXPECT_EQ(ids(f), Strings{});
+}
+
+TEST_F(Doctor, EveryProgramOfARootCronCommandIsCheckedNotOnlyTheFirst) {
+    write("/etc/crontab", "PATH=/usr/sbin:/usr/bin:/srv/bin\n"
+                          "17 * * * * root cd /srv && /home/bob/run.sh\n"
+                          "18 * * * * root /usr/bin/flock /run/x backup.sh; cleanup\n"
+                          "19 * * * * root /usr/bin/nice -n 10 scripts/tidy.sh\n"
+                          "20 * * * * root /usr/bin/true && /usr/bin/flock -w 5 /run/y /usr/bin/true\n");
+    write("/usr/bin/flock", "ELF", 0755);
+    write("/usr/bin/nice", "ELF", 0755);
+    write("/usr/bin/true", "ELF", 0755);
+    write("/usr/bin/cleanup", "ELF", 0755);
+    mkdir("/srv/bin", 0777);
+    mkdir("/home/bob", 0755);
+    write("/home/bob/run.sh", "#!/bin/sh\n", 0755);
+    mkdir("/root/scripts", 0777);
+    // Not the tests' uid, so someone else's.
+    ASSERT_EQ(::chown((m_dir + "/home/bob").c_str(), 4242, 4242), 0);
+    doctor::Findings f;
+    doctor::check_cron(root(), f);
+    // backup.sh (flock's command) is found nowhere before the writable /srv/bin; cleanup is
+    // found in /usr/bin first; bob's script and root's writable scripts/ are others' to change.
+    EXPECT_EQ(ids(f), (Strings{"cron.path_writable /etc/crontab:1", "cron.relative_command /etc/crontab:3",
+                               "cron.script_writable /etc/crontab:2", "cron.script_writable /etc/crontab:4"}));
+    EXPECT_NE(find(f, "cron.relative_command")->what.find("runs backup.sh by name"), std::string::npos);
 }
 
 TEST_F(Doctor, SudoRsIsADoorAroundThePlugins) {
