@@ -1,5 +1,7 @@
 // cli/doctor/checks_pam.cpp — the PAM stacks of sshd, login and su: is pam_jitgate in them,
 // with a control that fails closed, and can a module before it end the stack with success?
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "cli/doctor/doctor.hpp"
@@ -31,15 +33,29 @@ bool contains_jitgate(const PamLine& l) {
     return is_jitgate(l);
 }
 
-// The file libpam reads for a service or an included name: /etc/pam.d first, then (Linux-PAM
-// 1.4 and later built with --enable-vendordir, as openSUSE and Debian trixie's are) the vendor
-// directory /usr/lib/pam.d. A name in neither is reported under /etc/pam.d.
+// The directories libpam opens a service or an included name in, in its order
+// (_pam_open_config_file): /etc/pam.d, then /usr/lib/pam.d (PAM_CONFIG_DIST_D, always, in
+// every Linux-PAM since 1.4), then the vendor directory of a build with --enable-vendordir
+// (openSUSE's /usr/etc/pam.d).
+constexpr const char* k_pam_dirs[] = {"/etc/pam.d/", "/usr/lib/pam.d/", "/usr/etc/pam.d/"};
+
+bool is_vendor_file(const std::string& file) {
+    return file.starts_with("/usr/lib/pam.d/") || file.starts_with("/usr/etc/pam.d/");
+}
+
+// The file libpam reads for a service or an included name: the first of k_pam_dirs where
+// fopen(3) succeeds, so a dangling link (or an entry a loop makes unopenable) in /etc/pam.d
+// falls through to the next directory as it does for libpam. libpam runs as root, so
+// permissions do not make a file unopenable. A name in none is reported under /etc/pam.d.
 std::string pam_path(const Root& root, const std::string& name) {
     if (name[0] == '/') return name;
-    const std::string local = "/etc/pam.d/" + name;
-    if (root.exists(local)) return local;
-    const std::string vendor = "/usr/lib/pam.d/" + name;
-    return root.exists(vendor) ? vendor : local;
+    for (const char* dir : k_pam_dirs) {
+        const std::string p = dir + name;
+        const auto resolved = root.resolve(p);
+        struct stat st {};
+        if (resolved && ::stat(root.real(*resolved).c_str(), &st) == 0) return p;
+    }
+    return "/etc/pam.d/" + name;
 }
 
 // SECURITY NOTE: a bound on the work: the files one stack may read in all (a file included
@@ -416,18 +432,21 @@ void check_pam(const Root& root, GateConfig& gate, Findings& out) {
             if (installed)
                 add(out, "pam.service_missing", Severity::critical, file,
                     std::string(svc.name) + " is installed but " + file + " does not exist",
-                    "libpam then uses the `other` stack (/etc/pam.d/other, or /usr/lib/pam.d/other), which has no "
+                    "libpam then uses the `other` stack (/etc/pam.d/other, or /usr/lib/pam.d/other, "
+                    "/usr/etc/pam.d/other), "
+                    "which has no "
                     "pam_jitgate: logins through this service are not gated.",
                     "Create the file with the jitgate lines of docs/pam.md.");
             continue;
         }
         // SECURITY NOTE: a vendor file is the package's: an update replaces it, and jitgate lines
         // an admin added there go with it, without a word. Reported while they are there.
-        if (file.starts_with("/usr/lib/pam.d/") && root.read(file).text.find("pam_jitgate.so") != std::string::npos)
+        if (is_vendor_file(file) && root.read(file).text.find("pam_jitgate.so") != std::string::npos)
             add(out, "pam.vendor_file", Severity::warning, file,
                 std::string("the ") + svc.name + " stack is " + file + " (there is no /etc/pam.d/" + svc.name +
                     "), and the jitgate lines are in it",
-                "Files in /usr/lib/pam.d belong to the distribution's packages: the next update of the package "
+                "Files in /usr/lib/pam.d and /usr/etc/pam.d belong to the distribution's packages: the next update of "
+                "the package "
                 "replaces the file and takes pam_jitgate out of the stack, and logins then go through ungated.",
                 std::string("Copy the file to /etc/pam.d/") + svc.name +
                     " (which libpam reads instead) and keep the jitgate lines there.");

@@ -314,4 +314,15 @@ TEST_F(DoctorPam, TheVendorDirectoryIsReadWhereEtcPamDHasNoFile) {
     std::filesystem::remove(m_dir + "/usr/lib/pam.d/su");
     f = run();
     EXPECT_EQ(ids_of(f, "pam.service_missing"), Strings{"pam.service_missing /etc/pam.d/su"});
+    // The build's vendor directory (openSUSE's /usr/etc/pam.d) comes after /usr/lib/pam.d.
+    write("/usr/etc/pam.d/su", "auth sufficient pam_rootok.so\n@include common-auth\n");
+    f = run();
+    EXPECT_EQ(ids_of(f, "pam.missing"), Strings{"pam.missing /usr/etc/pam.d/su (auth)"});
+    // libpam opens the file with fopen(3): a dangling link in /etc/pam.d falls through to the
+    // next directory, as it does for libpam.
+    write("/usr/lib/pam.d/su", k_su);
+    ASSERT_EQ(::symlink("/nowhere/su", (m_dir + "/etc/pam.d/su").c_str()), 0);
+    f = run();
+    EXPECT_EQ(ids_of(f, "pam.vendor_file"), Strings{"pam.vendor_file /usr/lib/pam.d/su"});
+    EXPECT_EQ(ids_of(f, "pam.missing"), Strings{});
 }
