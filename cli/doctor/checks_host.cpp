@@ -73,8 +73,13 @@ bool local_file_system(const std::string& real_path) {
 }
 
 // The capabilities that make root, by number (linux/capability.h): each lets a program take
-// uid 0, rewrite root's files, load kernel code or take over a root process.
-constexpr std::array<std::pair<int, const char*>, 15> k_root_caps{{{0, "cap_chown"},
+// uid 0, rewrite root's files, load kernel code or take over a root process; cap_sys_chroot
+// (a chroot with a setuid program and libraries of one's own) and cap_sys_boot (kexec_load a
+// kernel of one's own) too. cap_audit_control is not root but turns the kernel's audit off,
+// which an audit trail must not allow unseen. Not listed: cap_ipc_owner (shared memory of
+// others, no root by itself), cap_linux_immutable (needs ownership or cap_fowner to matter),
+// cap_kill (a denial of service), cap_net_*.
+constexpr std::array<std::pair<int, const char*>, 18> k_root_caps{{{0, "cap_chown"},
                                                                    {1, "cap_dac_override"},
                                                                    {2, "cap_dac_read_search"},
                                                                    {3, "cap_fowner"},
@@ -84,9 +89,12 @@ constexpr std::array<std::pair<int, const char*>, 15> k_root_caps{{{0, "cap_chow
                                                                    {8, "cap_setpcap"},
                                                                    {16, "cap_sys_module"},
                                                                    {17, "cap_sys_rawio"},
+                                                                   {18, "cap_sys_chroot"},
                                                                    {19, "cap_sys_ptrace"},
                                                                    {21, "cap_sys_admin"},
+                                                                   {22, "cap_sys_boot"},
                                                                    {27, "cap_mknod"},
+                                                                   {30, "cap_audit_control"},
                                                                    {31, "cap_setfcap"},
                                                                    {39, "cap_bpf"}}};
 

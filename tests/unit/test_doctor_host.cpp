@@ -310,6 +310,11 @@ TEST_F(Doctor, FileCapabilitiesAreDecoded) {
     EXPECT_EQ(doctor::root_capabilities(*c), (Strings{"cap_setuid", "cap_bpf"}));
     EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(caps_v2(0, 1ull << 21))), Strings{"cap_sys_admin"});
     EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(caps_v2(1ull << 13))), Strings{});
+    // cap_sys_chroot, cap_sys_boot and cap_audit_control count; cap_ipc_owner, cap_kill and
+    // cap_linux_immutable do not.
+    EXPECT_EQ(doctor::root_capabilities(*doctor::decode_file_caps(
+                  caps_v2((1ull << 18) | (1ull << 22) | (1ull << 30) | (1ull << 15) | (1ull << 5) | (1ull << 9)))),
+              (Strings{"cap_sys_chroot", "cap_sys_boot", "cap_audit_control"}));
     // Revision 3 carries the namespace's root uid; a wrong size or revision is not decoded.
     std::string v3 = caps_v2(1ull << 1);
     v3[3] = 3;
