@@ -80,6 +80,9 @@ public:
                                                   std::optional<unsigned> also_trusted_uid = std::nullopt) const;
 
 private:
+    // The resolved host path opened for reading (no link followed at its end, no blocking,
+    // inside the tree under --root); -1 with errno set.
+    int open_file(const std::string& resolved) const;
     std::string m_dir; // "" for "/"
     unsigned m_trusted_uid;
 };

@@ -1,8 +1,10 @@
 // cli/doctor/root.cpp — reading the host's files under a root directory, its account files,
 // the real host's facts, and the report (JSON, text, exit status).
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/timex.h>
 #include <unistd.h>
 
@@ -78,41 +80,71 @@ Root::Read Root::read(std::string_view host_path) const {
         r.error = "a loop of symbolic links";
         return r;
     }
-    const std::string path = real(*resolved);
-    std::error_code ec;
-    const auto st = fs::status(path, ec);
-    if (ec || !fs::exists(st)) {
-        r.status = (ec && ec != std::errc::no_such_file_or_directory) ? Status::error : Status::missing;
-        r.error = ec ? ec.message() : "no such file";
+    // SECURITY NOTE: opened without following a link at the end and without blocking (a FIFO
+    // swapped in after resolve() opens at once and is refused by fstat below); under --root the
+    // kernel resolves the path inside the tree (openat2 RESOLVE_IN_ROOT), so a directory
+    // swapped for an absolute link after resolve() still leads inside the tree, not out of it.
+    // Where openat2 is missing (Linux < 5.6) a plain open is used.
+    const int fd = open_file(*resolved);
+    if (fd < 0) {
+        r.status = errno == ENOENT ? Status::missing : Status::error;
+        r.error = errno == ELOOP ? std::string("a symbolic link where a file was expected") : std::strerror(errno);
         return r;
     }
-    if (!fs::is_regular_file(st)) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         r.status = Status::error;
         r.error = "not a regular file";
+        ::close(fd);
         return r;
     }
-    const auto size = fs::file_size(path, ec);
-    if (ec || size > k_max_file) {
+    if (static_cast<std::uintmax_t>(st.st_size) > k_max_file) {
         r.status = Status::error;
-        r.error = ec ? ec.message() : "larger than 8 MiB";
+        r.error = "larger than 8 MiB";
+        ::close(fd);
         return r;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        r.status = Status::error;
-        r.error = std::strerror(errno);
-        return r;
+    std::string text;
+    char buf[65536];
+    while (true) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            r.status = Status::error;
+            r.error = std::strerror(errno);
+            ::close(fd);
+            return r;
+        }
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > k_max_file) { // grew while being read
+            r.status = Status::error;
+            r.error = "larger than 8 MiB";
+            ::close(fd);
+            return r;
+        }
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) {
-        r.status = Status::error;
-        r.error = "read error";
-        return r;
-    }
+    ::close(fd);
     r.status = Status::ok;
-    r.text = ss.str();
+    r.text = std::move(text);
     return r;
+}
+
+int Root::open_file(const std::string& resolved) const {
+    const int flags = O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
+    if (m_dir.empty()) return ::open(resolved.c_str(), flags);
+    const int dir = ::open(m_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return -1;
+    struct open_how how {};
+    how.flags = static_cast<std::uint64_t>(flags);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    const std::string rel = resolved.empty() || resolved == "/" ? "." : resolved.substr(1);
+    int fd = static_cast<int>(::syscall(SYS_openat2, dir, rel.c_str(), &how, sizeof how));
+    if (fd < 0 && errno == ENOSYS) fd = ::openat(dir, rel.c_str(), flags);
+    const int saved = errno;
+    ::close(dir);
+    errno = saved;
+    return fd;
 }
 
 bool Root::exists(std::string_view host_path) const {

@@ -495,6 +495,23 @@ TEST_F(Doctor, EveryProgramOfARootCronCommandIsCheckedNotOnlyTheFirst) {
     EXPECT_NE(find(f, "cron.relative_command")->what.find("runs backup.sh by name"), std::string::npos);
 }
 
+TEST_F(Doctor, AFifoOrADeviceInPlaceOfAFileIsRefusedWithoutBlocking) {
+    mkdir("/etc/ssh");
+    ASSERT_EQ(::mkfifo((m_dir + "/etc/ssh/sshd_config").c_str(), 0644), 0);
+    write("/etc/ok", "text\n");
+    const auto r = root();
+    within(std::chrono::seconds(20), [&] {
+        const auto fifo = r.read("/etc/ssh/sshd_config");
+        EXPECT_EQ(fifo.status, doctor::Root::Status::error);
+        EXPECT_EQ(fifo.error, "not a regular file");
+    });
+    EXPECT_EQ(r.read("/etc/ok").text, "text\n");
+    EXPECT_EQ(r.read("/etc/none").status, doctor::Root::Status::missing);
+    // A link the tree holds is still followed inside it.
+    ASSERT_EQ(::symlink("/etc/ok", (m_dir + "/etc/link").c_str()), 0);
+    EXPECT_EQ(r.read("/etc/link").text, "text\n");
+}
+
 TEST_F(Doctor, SudoRsIsADoorAroundThePlugins) {
     // Debian trixie's layout: /usr/lib/cargo/bin/sudo, /usr/bin/sudo-rs linked to it.
     write("/usr/lib/cargo/bin/sudo", "ELF sudo-rs", 04755);
