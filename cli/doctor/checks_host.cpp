@@ -371,7 +371,8 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
         }
         const auto names = root.list(dir);
         if (!names) {
-            cut.push_back(dir + " (cannot list it)");
+            cut.push_back(dir + (errno == E2BIG ? " (more than " + std::to_string(root.max_list()) + " entries)"
+                                                : std::string(" (cannot list it)")));
             return;
         }
         for (const auto& n : *names) {

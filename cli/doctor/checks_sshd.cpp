@@ -2,6 +2,7 @@
 // does sshd use PAM at all, can root log in, and where do keys come from?
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <map>
 
 #include "cli/doctor/doctor.hpp"
@@ -87,6 +88,10 @@ std::string joined(const std::vector<std::string>& args) {
 // pattern (any component may hold a wildcard), sorted, as sshd does. Expanded here one
 // component at a time over Root::list, so that a symbolic link in the tree is followed under
 // the root and never out of it.
+// The most paths one Include pattern may match, at any component (sshd reads at most
+// k_max_sshd_reads files in all anyway).
+constexpr std::size_t k_max_glob = 4096;
+
 std::vector<std::string> include_files(const Root& root, const std::string& pattern, Findings& findings) {
     const std::string p = pattern[0] == '/' ? pattern : "/etc/ssh/" + pattern;
     if (p.find_first_of("*?[") == std::string::npos) return {p};
@@ -102,6 +107,14 @@ std::vector<std::string> include_files(const Root& root, const std::string& patt
             }
             if (!root.is_dir(base.empty() ? "/" : base)) continue; // glob(3) matches nothing below a file
             const auto names = root.list(base.empty() ? "/" : base);
+            if (!names && errno == E2BIG) {
+                add(findings, "sshd.not_checked", Severity::critical, base.empty() ? "/" : base,
+                    "could not check: the directory holds more than " + std::to_string(root.max_list()) +
+                        " entries (Include " + pattern + ")",
+                    "doctor fails closed: a configuration it has not read to the end may hold a way around jitgate.",
+                    "Simplify the Include directives, or review sshd's effective configuration (sshd -T) by hand.");
+                return {};
+            }
             if (!names) {
                 add_unreadable(findings, "sshd", base.empty() ? "/" : base,
                                "cannot list the directory (Include " + pattern + ")");
@@ -109,6 +122,16 @@ std::vector<std::string> include_files(const Root& root, const std::string& patt
             }
             for (const auto& n : *names)
                 if (glob_match(component, n)) next.push_back(base + "/" + n);
+            if (next.size() > k_max_glob) {
+                // SECURITY NOTE: bounded (a hostile tree's /*/*/* would take memory without end);
+                // fails closed.
+                add(findings, "sshd.not_checked", Severity::critical, pattern,
+                    "could not check: Include " + pattern + " matches more than " + std::to_string(k_max_glob) +
+                        " paths",
+                    "doctor fails closed: a configuration it has not read to the end may hold a way around jitgate.",
+                    "Simplify the Include directives, or review sshd's effective configuration (sshd -T) by hand.");
+                return {};
+            }
         }
         paths = std::move(next);
     }

@@ -53,6 +53,10 @@ public:
     // and readlink(2) may be given. A loop above it gives the path as named under the root.
     std::string real_entry(std::string_view host_path) const;
     unsigned trusted_uid() const noexcept { return m_trusted_uid; }
+    // The most entries list() takes from one directory (the tests lower it).
+    static constexpr std::size_t k_default_max_list = 200'000;
+    std::size_t max_list() const noexcept { return m_max_list; }
+    void set_max_list(std::size_t n) noexcept { m_max_list = n; }
     bool is_system_root() const noexcept { return m_dir.empty(); }
 
     enum class Status { ok, missing, error };
@@ -65,8 +69,8 @@ public:
     Read read(std::string_view host_path) const;
     bool exists(std::string_view host_path) const;
     bool is_dir(std::string_view host_path) const;
-    // The names in a directory, sorted; nullopt if it cannot be listed (missing: empty list
-    // with *missing set).
+    // The names in a directory, sorted; nullopt if it cannot be listed, or holds more than
+    // max_list() entries (missing: empty list with *missing set).
     std::optional<std::vector<std::string>> list(std::string_view host_path, bool* missing = nullptr) const;
     // The host path with every symbolic link followed (an absolute target is read under the
     // root too); nullopt for a loop. A missing component ends the resolving there.
@@ -84,6 +88,7 @@ private:
     // inside the tree under --root); -1 with errno set.
     int open_file(const std::string& resolved) const;
     std::string m_dir; // "" for "/"
+    std::size_t m_max_list = k_default_max_list;
     unsigned m_trusted_uid;
 };
 

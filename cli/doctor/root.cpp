@@ -160,6 +160,7 @@ bool Root::is_dir(std::string_view host_path) const {
 }
 
 std::optional<std::vector<std::string>> Root::list(std::string_view host_path, bool* missing) const {
+    errno = 0;
     if (missing) *missing = false;
     std::error_code ec;
     const auto resolved = resolve(host_path);
@@ -172,7 +173,17 @@ std::optional<std::vector<std::string>> Root::list(std::string_view host_path, b
     std::vector<std::string> names;
     fs::directory_iterator it(path, ec);
     if (ec) return std::nullopt;
-    for (const auto& e : it) names.push_back(e.path().filename().string());
+    // SECURITY NOTE: bounded: a directory with more entries than m_max_list (a hostile tree
+    // under --root, a spool of millions) cannot be listed, which every caller reports (fail
+    // closed) instead of taking the memory and time.
+    for (auto i = fs::begin(it); i != fs::end(it); i.increment(ec)) {
+        if (names.size() >= m_max_list) {
+            errno = E2BIG;
+            return std::nullopt;
+        }
+        names.push_back(i->path().filename().string());
+    }
+    if (ec) return std::nullopt;
     std::sort(names.begin(), names.end());
     return names;
 }

@@ -121,6 +121,17 @@ TEST_F(Doctor, ADirectoryTooDeepToWalkIsNamedNotSkippedSilently) {
     EXPECT_EQ(find(f, "doors.setuid_incomplete")->severity, doctor::Severity::warning);
 }
 
+TEST_F(Doctor, ADirectoryTooLargeToListIsNamedNotSkippedSilently) {
+    for (int i = 0; i < 11; ++i) write("/tmp/many/" + std::to_string(i), "");
+    write("/tmp/many/0", "ELF", 04755);
+    auto r = root();
+    r.set_max_list(10);
+    doctor::Findings f;
+    doctor::check_other_doors(r, f);
+    EXPECT_EQ(ids(f), Strings{"doors.setuid_incomplete /tmp/many"});
+    EXPECT_NE(f[0].what.find("more than 10 entries"), std::string::npos) << f[0].what;
+}
+
 TEST_F(Doctor, WithoutADpkgDatabaseSetuidProgramsAreListedAsUnverified) {
     write("/usr/bin/passwd", "ELF", 04755);
     doctor::Findings f;

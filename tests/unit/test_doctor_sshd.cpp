@@ -308,6 +308,23 @@ TEST_F(Doctor, KeysFromSystemdCredentialsAreReported) {
     EXPECT_EQ(ids(sshd(root())), Strings{});
 }
 
+TEST_F(Doctor, IncludesOverAHugeTreeAreBoundedAndFailClosed) {
+    write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\nPermitRootLogin no\n");
+    for (int i = 0; i < 11; ++i) write("/etc/ssh/sshd_config.d/" + std::to_string(i) + ".conf", "\n");
+    auto r = root();
+    EXPECT_EQ(ids(sshd(r)), Strings{});
+    // A directory with more entries than Root lists is not checked, and says so.
+    r.set_max_list(10);
+    auto f = sshd(r);
+    EXPECT_EQ(ids(f), Strings{"sshd.not_checked /etc/ssh/sshd_config.d"});
+    EXPECT_EQ(f[0].severity, doctor::Severity::critical);
+    // A pattern matching more than 4096 paths, component by component.
+    for (int d = 0; d < 65; ++d)
+        for (int i = 0; i < 64; ++i) write("/etc/ssh/g/" + std::to_string(d) + "/" + std::to_string(i), "");
+    write("/etc/ssh/sshd_config", "Include /etc/ssh/g/*/*\nUsePAM yes\nPermitRootLogin no\n");
+    EXPECT_EQ(ids(sshd(root())), Strings{"sshd.not_checked /etc/ssh/g/*/*"});
+}
+
 TEST_F(Doctor, AnIncludeThroughAnAbsoluteDirectoryLinkIsExpandedInsideTheTree) {
     // /etc/ssh/sshd_config.d -> /srv/sshd.d: glob(3) on this machine would follow the link out
     // of the tree; doctor expands the pattern under the root.
