@@ -281,6 +281,17 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
             // A copied (not linked) sudo-rs: its program text names itself.
             const auto r = root.read(*target);
             rs = r.status == Root::Status::ok && r.text.find("sudo-rs") != std::string::npos;
+            if (r.status == Root::Status::error &&
+                std::find(sudo_rs_seen.begin(), sudo_rs_seen.end(), *target) == sudo_rs_seen.end()) {
+                sudo_rs_seen.push_back(*target);
+                add(out, "doors.sudo_unverified", Severity::info, p,
+                    std::string(p) + (*target != p ? " (" + *target + ")" : std::string()) +
+                        " could not be read to tell whether it is sudo-rs: " + r.error,
+                    "A sudo-rs copied over sudo loads no sudo.conf plugins: jitgate's approval and audit never run. "
+                    "doctor reads at most 8 MiB of a program.",
+                    "Check by hand: `" + *target + " --version` says sudo-rs or Sudo version; `dpkg -S " + *target +
+                        "`.");
+            }
         }
         if (!rs || std::find(sudo_rs_seen.begin(), sudo_rs_seen.end(), *target) != sudo_rs_seen.end()) continue;
         sudo_rs_seen.push_back(*target);

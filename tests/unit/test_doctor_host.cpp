@@ -554,6 +554,14 @@ TEST_F(Doctor, SudoRsIsADoorAroundThePlugins) {
     EXPECT_EQ(ids_of(f, "doors.sudo_rs"), Strings{"doors.sudo_rs /usr/bin/sudo"});
 }
 
+TEST_F(Doctor, ASudoTooLargeToReadIsSaidNotTakenAsTheOriginal) {
+    write("/usr/bin/sudo", std::string((8u << 20) + 1, 'x') + "sudo-rs", 04755);
+    doctor::Findings f;
+    doctor::check_other_doors(root(), f);
+    EXPECT_EQ(ids_of(f, "doors.sudo"), Strings{"doors.sudo_unverified /usr/bin/sudo"});
+    EXPECT_EQ(find(f, "doors.sudo_unverified")->severity, doctor::Severity::info);
+}
+
 TEST_F(Doctor, LinksInTheTreeAreFollowedInsideItAndDotDotStopsAtItsTop) {
     write("/etc/passwd", "root:x:0:0:tree's root:/root:/bin/sh\n");
     write("/etc/pam.d/common", "auth required pam_unix.so\n");
