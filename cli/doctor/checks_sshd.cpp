@@ -396,10 +396,14 @@ CommandLine sshd_command_line(const Root& root, Findings& findings) {
     for (const char* unit : k_sshd_units) {
         std::vector<std::string> in_force;
         std::map<std::string, std::string> dropins;
+        bool masked = false;
         for (const char* dir : k_unit_dirs) {
             const std::string u = std::string(dir) + "/" + unit;
             if (root.exists(u)) {
-                files.push_back(u);
+                // A unit linked to /dev/null (systemctl mask) in the first directory that has
+                // it is masked: systemd starts nothing from it or its lower copies.
+                if (in_force.empty() && root.resolve(u) == std::optional<std::string>("/dev/null")) masked = true;
+                if (!masked) files.push_back(u);
                 if (in_force.empty()) in_force.push_back(u);
             }
             for (const std::string& d : {u + ".d", std::string(dir) + "/service.d"}) {
@@ -417,7 +421,7 @@ CommandLine sshd_command_line(const Root& root, Findings& findings) {
                     }
             }
         }
-        if (in_force.empty()) continue; // no such unit: its drop-ins alone start nothing
+        if (in_force.empty() || masked) continue; // no such unit: its drop-ins alone start nothing
         for (const auto& [name, path] : dropins) in_force.push_back(path);
         units.push_back(std::move(in_force));
     }

@@ -262,6 +262,13 @@ TEST_F(Doctor, SshdUnitsAreFoundInEveryDirectorySystemdReads) {
     write("/etc/systemd/system/service.d/50-all.conf", "[Service]\nEnvironment=SSHD_OPTS=-oPermitRootLogin=yes\n");
     EXPECT_EQ(ids(sshd(root())), (Strings{"sshd.command_line /etc/systemd/system/service.d/50-all.conf:2",
                                           "sshd.permit_root_login /etc/systemd/system/service.d/50-all.conf:2"}));
+    // A masked unit (linked to /dev/null) starts nothing and is no unreadable file.
+    std::filesystem::remove(m_dir + "/etc/systemd/system/service.d/50-all.conf");
+    write("/lib/systemd/system/sshd.service", "[Service]\nExecStart=/usr/sbin/sshd -D -f /srv/other\n");
+    write("/srv/other", "UsePAM no\n");
+    mkdir("/etc/systemd/system");
+    ASSERT_EQ(::symlink("/dev/null", (m_dir + "/etc/systemd/system/sshd.service").c_str()), 0);
+    EXPECT_EQ(ids(sshd(root())), Strings{});
 }
 
 TEST_F(Doctor, SshdConfigQuotesAreReadAsSshdReadsThem) {
