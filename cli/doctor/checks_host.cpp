@@ -1,6 +1,7 @@
 // cli/doctor/checks_host.cpp — the other ways to root (groups, pkexec/polkit, doas, setuid
 // programs, cron) and the gate's own health (jitgated, its spool, the clock).
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <sys/xattr.h>
 
@@ -34,42 +35,12 @@ constexpr const char* k_walk_skip[] = {"/var/lib/docker",     "/var/lib/containe
                                        "/var/lib/incus",      "/var/lib/machines",   "/run/containerd", "/run/docker",
                                        "/var/lib/containerd", "/run/containers"};
 
-// Whether the file system holding `real_path` is a local one worth walking: not a pseudo file
-// system (proc, sysfs, cgroup, debugfs, ...) and not a network or FUSE one. Fails closed to
-// "walk it" when statfs(2) cannot tell.
-bool local_file_system(const std::string& real_path) {
+// Whether the file system holding `real_path` is walked for setuid programs (walk_mount).
+// Fails closed to "walk it" when statfs(2) cannot tell.
+bool walked_file_system(const std::string& real_path) {
     struct statfs fs {};
     if (::statfs(real_path.c_str(), &fs) != 0) return true;
-    static constexpr unsigned long skip[] = {
-        0x9fa0,     // proc
-        0x62656572, // sysfs
-        0x27e0eb,   // cgroup
-        0x63677270, // cgroup2
-        0x64626720, // debugfs
-        0x74726163, // tracefs
-        0x73636673, // securityfs
-        0xcafe4a11, // bpf
-        0x6e736673, // nsfs
-        0x1cd1,     // devpts
-        0x0187,     // autofs
-        0x42494e4d, // binfmt_misc
-        0x62656570, // configfs
-        0xde5e81e4, // efivarfs
-        0x6165676c, // pstore
-        0x19800202, // mqueue
-        0x6969,     // nfs
-        0x517b,     // smb
-        0xff534d42, // cifs
-        0xfe534d42, // smb2
-        0x65735546, // fuse
-        0x00c36400, // ceph
-        0x5346414f, // afs
-        0x01021997, // 9p
-        0x564c,     // ncp
-        0x73757245, // coda
-    };
-    const auto type = static_cast<unsigned long>(fs.f_type) & 0xffffffffUL;
-    return std::find(std::begin(skip), std::end(skip), type) == std::end(skip);
+    return walk_mount(static_cast<unsigned long>(fs.f_type), static_cast<unsigned long>(fs.f_flags));
 }
 
 // The capabilities that make root, by number (linux/capability.h): each lets a program take
@@ -111,6 +82,49 @@ std::uint32_t le32(const unsigned char* p) {
 }
 
 } // namespace
+
+bool walk_mount(unsigned long f_type, unsigned long f_flags) {
+    // Pseudo file systems hold no programs anyone installed.
+    static constexpr unsigned long pseudo[] = {
+        0x9fa0,     // proc
+        0x62656572, // sysfs
+        0x27e0eb,   // cgroup
+        0x63677270, // cgroup2
+        0x64626720, // debugfs
+        0x74726163, // tracefs
+        0x73636673, // securityfs
+        0xcafe4a11, // bpf
+        0x6e736673, // nsfs
+        0x1cd1,     // devpts
+        0x0187,     // autofs
+        0x42494e4d, // binfmt_misc
+        0x62656570, // configfs
+        0xde5e81e4, // efivarfs
+        0x6165676c, // pstore
+        0x19800202, // mqueue
+    };
+    // Network, FUSE and 9p file systems: slow to walk, and their files are put there from
+    // elsewhere (an NFS server, a FUSE daemon). SECURITY NOTE: skipped only when mounted nosuid,
+    // where the kernel honours neither setuid bits nor file capabilities; otherwise a setuid-root
+    // shell planted from the server (an NFS /home without nosuid) runs as root here, so they are
+    // walked.
+    static constexpr unsigned long remote[] = {
+        0x6969,     // nfs
+        0x517b,     // smb
+        0xff534d42, // cifs
+        0xfe534d42, // smb2
+        0x65735546, // fuse
+        0x00c36400, // ceph
+        0x5346414f, // afs
+        0x01021997, // 9p
+        0x564c,     // ncp
+        0x73757245, // coda
+    };
+    const unsigned long type = f_type & 0xffffffffUL;
+    if (std::find(std::begin(pseudo), std::end(pseudo), type) != std::end(pseudo)) return false;
+    if (std::find(std::begin(remote), std::end(remote), type) != std::end(remote)) return (f_flags & ST_NOSUID) == 0;
+    return true;
+}
 
 std::optional<FileCaps> decode_file_caps(std::string_view xattr) {
     // struct vfs_cap_data (linux/capability.h), little-endian: magic_etc, then {permitted,
@@ -393,9 +407,9 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
             if (::lstat(root.real(p).c_str(), &st) != 0) continue;
             if (S_ISDIR(st.st_mode)) {
                 if (std::find(std::begin(k_walk_skip), std::end(k_walk_skip), p) != std::end(k_walk_skip)) continue;
-                // Another mount: entered only if it is a local file system (not /proc, /sys,
-                // NFS, CIFS, FUSE, ...).
-                if (st.st_dev != dev && !local_file_system(root.real(p))) continue;
+                // Another mount: entered unless it is a pseudo file system (/proc, /sys, ...) or
+                // a network, FUSE or 9p one mounted nosuid (walk_mount).
+                if (st.st_dev != dev && !walked_file_system(root.real(p))) continue;
                 walk(p, depth + 1, st.st_dev);
             } else if (S_ISREG(st.st_mode)) {
                 if ((st.st_mode & (S_ISUID | S_ISGID)) != 0 &&
@@ -429,7 +443,7 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
         if (!dir || std::any_of(walked.begin(), walked.end(), [&](const std::string& w) { return under(*dir, w); }))
             continue;
         struct stat st {};
-        if (::lstat(root.real(*dir).c_str(), &st) == 0 && S_ISDIR(st.st_mode) && local_file_system(root.real(*dir))) {
+        if (::lstat(root.real(*dir).c_str(), &st) == 0 && S_ISDIR(st.st_mode) && walked_file_system(root.real(*dir))) {
             walked.push_back(*dir);
             walk(*dir, 0, st.st_dev);
         }

@@ -157,6 +157,11 @@ void check_cron(const Root& root, Findings& out);                               
 void check_daemon(const Root& root, const GateConfig& gate, const Accounts& accounts, const Facts& facts,
                   Findings& out); // daemon.*, spool.*, clock.*
 
+// Whether check_other_doors walks a mount below a walked directory, from its statfs(2) f_type
+// and f_flags: not a pseudo file system (proc, sysfs, cgroup, ...); a network, FUSE or 9p one
+// only when it is not mounted nosuid (ST_NOSUID), where setuid programs work.
+bool walk_mount(unsigned long f_type, unsigned long f_flags);
+
 // The paths a sudoers rule must not be able to change unnoticed ("keys to the gate"), and the
 // PAM module's place on this host.
 std::vector<std::string> gate_paths(const GateConfig& gate);

@@ -1,6 +1,7 @@
 // tests/unit/test_doctor_host.cpp — doctor's checks of groups, the other doors to root (pkexec,
 // polkit, doas, setuid programs, cron), the daemon, its spool and the clock (with injected
 // facts), and the report: JSON, text and exit status.
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 
 #include <cerrno>
@@ -130,6 +131,25 @@ TEST_F(Doctor, ADirectoryTooLargeToListIsNamedNotSkippedSilently) {
     doctor::check_other_doors(r, f);
     EXPECT_EQ(ids(f), Strings{"doors.setuid_incomplete /tmp/many"});
     EXPECT_NE(f[0].what.find("more than 10 entries"), std::string::npos) << f[0].what;
+}
+
+TEST_F(Doctor, NetworkFuseAnd9pMountsAreWalkedUnlessNosuidPseudoFileSystemsNever) {
+    constexpr unsigned long nfs = 0x6969, cifs = 0xff534d42, fuse = 0x65735546, p9 = 0x01021997;
+    constexpr unsigned long proc = 0x9fa0, sysfs = 0x62656572, cgroup2 = 0x63677270, ext4 = 0xef53;
+    for (unsigned long type : {nfs, cifs, fuse, p9}) {
+        EXPECT_TRUE(doctor::walk_mount(type, 0)) << std::hex << type; // an NFS /home without nosuid
+        EXPECT_TRUE(doctor::walk_mount(type, ST_NODEV | ST_RDONLY)) << std::hex << type;
+        EXPECT_FALSE(doctor::walk_mount(type, ST_NOSUID)) << std::hex << type;
+        EXPECT_FALSE(doctor::walk_mount(type, ST_NOSUID | ST_NODEV)) << std::hex << type;
+    }
+    // f_type is a signed long on some ABIs: a sign-extended magic is the same file system.
+    EXPECT_FALSE(doctor::walk_mount(0xffffffffff534d42UL, ST_NOSUID));
+    EXPECT_TRUE(doctor::walk_mount(0xffffffffff534d42UL, 0));
+    for (unsigned long type : {proc, sysfs, cgroup2}) {
+        EXPECT_FALSE(doctor::walk_mount(type, 0)) << std::hex << type;
+        EXPECT_FALSE(doctor::walk_mount(type, ST_NOSUID)) << std::hex << type;
+    }
+    EXPECT_TRUE(doctor::walk_mount(ext4, 0));
 }
 
 TEST_F(Doctor, WithoutADpkgDatabaseSetuidProgramsAreListedAsUnverified) {
