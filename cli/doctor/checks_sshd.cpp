@@ -22,36 +22,88 @@ struct Entry {
     std::vector<std::string> args; // the value's arguments as sshd splits them (value: joined by spaces)
 };
 
-// One line of sshd_config as sshd (OpenSSH >= 8.7) reads it: the keyword (which may be in
-// double quotes) up to a blank or one `=`, then the arguments: blanks separate them, '...' and
-// "..." group them, a backslash takes a following quote, backslash (or, outside quotes, a
-// blank) literally and is kept before anything else, and a `#` at the start of an argument
-// ends the line. {"", {}} for a blank or comment line; nullopt for a line sshd refuses (an
-// unclosed quote), which stops sshd from starting.
+// The lines of an sshd_config file as sshd (load_server_config) hands them to its line
+// parser, each with the number of the file's line it starts on: blanks, tabs and carriage
+// returns at the start of each line are dropped, and a line is kept only up to a NUL byte,
+// its newline with it, so the text after the next newline joins it (sshd copies each line
+// with strlen).
+std::vector<std::pair<int, std::string>> sshd_lines(std::string_view text) {
+    std::vector<std::pair<int, std::string>> out;
+    std::string pending;
+    int start = 0;
+    int n = 0;
+    while (!text.empty()) {
+        ++n;
+        const auto eol = text.find('\n');
+        std::string_view line = text.substr(0, eol == std::string_view::npos ? text.size() : eol + 1);
+        text.remove_prefix(line.size());
+        line.remove_prefix(std::min(line.find_first_not_of(" \t\r"), line.size()));
+        if (pending.empty()) start = n;
+        const auto nul = line.find('\0');
+        pending += line.substr(0, nul);
+        if (nul != std::string_view::npos) continue; // no newline: the next line joins this one
+        if (!pending.empty() && pending.back() == '\n') pending.pop_back();
+        out.emplace_back(start, std::move(pending));
+        pending.clear();
+    }
+    if (!pending.empty()) out.emplace_back(start, std::move(pending));
+    return out;
+}
+
+// One line of sshd_config as sshd (OpenSSH >= 8.7) reads it. The keyword as sshd's strdelim
+// takes it: up to a blank, tab, carriage return, newline or `=`; a double quote anywhere in it
+// is dropped and the keyword then runs to the next double quote (`Authorized"KeysFile"` is
+// AuthorizedKeysFile); after it blanks, and one `=` (with blanks around) unless the quote
+// ended it. A line whose keyword has no closing quote is ignored, as sshd ignores it. Then
+// the arguments: blanks and tabs separate them, '...' and "..." group them, a backslash takes
+// a following quote, backslash (or, outside quotes, a blank) literally and is kept before
+// anything else, and a `#` at the start of an argument ends the line. {"", {}} for a blank or
+// comment line; nullopt for a line sshd refuses (an unclosed quote in the arguments), which
+// stops sshd from starting.
 struct SshdLine {
     std::string keyword; // lower case
     std::vector<std::string> args;
+    bool quoted_keyword = false; // a double quote was dropped from the keyword
 };
-std::optional<SshdLine> sshd_line(std::string_view l) {
-    // sshd strips trailing whitespace (and a form feed) first.
-    while (!l.empty() && std::string_view(" \t\r\n\f").find(l.back()) != std::string_view::npos) l.remove_suffix(1);
-    std::size_t i = 0;
-    const auto blank = [&l](std::size_t k) { return k < l.size() && (l[k] == ' ' || l[k] == '\t'); };
-    while (blank(i)) ++i;
+std::optional<SshdLine> sshd_line(std::string_view in) {
+    std::string l(in);
+    // sshd strips trailing whitespace (and a form feed) first, all but the first character.
+    while (l.size() > 1 && std::string_view(" \t\r\n\f").find(l.back()) != std::string_view::npos) l.pop_back();
+    constexpr std::string_view space = " \t\r\n";
     SshdLine out;
-    if (i >= l.size() || l[i] == '#') return out;
-    std::string keyword;
-    if (l[i] == '"') {
-        const auto close = l.find('"', i + 1);
-        if (close == std::string_view::npos) return std::nullopt;
-        keyword = std::string(l.substr(i + 1, close - i - 1));
-        i = close + 1;
-    } else {
-        while (i < l.size() && !blank(i) && l[i] != '=') keyword += l[i++];
-    }
-    while (blank(i)) ++i;
-    if (i < l.size() && l[i] == '=') ++i;
-    out.keyword = lower(keyword);
+    std::size_t i = 0;
+    bool at_end = false; // strdelim's string pointer is NULL
+    const auto skip_space = [&](std::size_t k) {
+        while (k < l.size() && space.find(l[k]) != std::string_view::npos) ++k;
+        return k;
+    };
+    const auto strdelim = [&]() -> std::optional<std::string> {
+        if (at_end) return std::nullopt;
+        const std::size_t begin = i;
+        const auto k = l.find_first_of(" \t\r\n\"=", i);
+        if (k == std::string::npos) {
+            at_end = true;
+            i = l.size();
+            return l.substr(begin);
+        }
+        if (l[k] == '"') {
+            out.quoted_keyword = true;
+            l.erase(k, 1);
+            const auto close = l.find('"', k);
+            if (close == std::string::npos) return std::nullopt;
+            i = skip_space(close + 1);
+            return l.substr(begin, close - begin);
+        }
+        const bool equals = l[k] == '=';
+        i = skip_space(k + 1);
+        if (!equals && i < l.size() && l[i] == '=') i = skip_space(i + 1);
+        return l.substr(begin, k - begin);
+    };
+    auto keyword = strdelim();
+    if (keyword && keyword->empty()) keyword = strdelim(); // leading whitespace
+    if (!keyword || keyword->empty() || (*keyword)[0] == '#') return SshdLine{};
+    out.keyword = lower(*keyword);
+    const auto blank = [&l](std::size_t k) { return k < l.size() && (l[k] == ' ' || l[k] == '\t'); };
     while (true) {
         while (blank(i)) ++i;
         if (i >= l.size() || l[i] == '#') break;
@@ -181,9 +233,7 @@ void read_sshd(const Root& root, const std::string& file, std::string match, std
     }
     if (r.status == Root::Status::missing) return;
     walk.chain.push_back(file);
-    int n = 0;
-    for (const auto& raw : split(r.text, '\n')) {
-        ++n;
+    for (const auto& [n, raw] : sshd_lines(r.text)) {
         const auto line = sshd_line(raw);
         if (!line) {
             add(findings, "sshd.syntax", Severity::warning, file + ":" + std::to_string(n), trim(raw),
@@ -193,6 +243,21 @@ void read_sshd(const Root& root, const std::string& file, std::string match, std
             continue;
         }
         if (line->keyword.empty()) continue;
+        // sshd knows only keywords of letters and digits, and refuses any other: one with other
+        // characters, or written with quotes, means doctor and sshd may read the line apart.
+        if (const bool plain = std::all_of(line->keyword.begin(), line->keyword.end(),
+                                           [](unsigned char c) { return std::isalnum(c) != 0; });
+            !plain || line->quoted_keyword)
+            add(findings, "sshd.not_checked", plain ? Severity::info : Severity::warning,
+                file + ":" + std::to_string(n),
+                "the keyword of `" + trim(raw) + "` is " +
+                    (plain ? "written with quotes (read as `" + line->keyword + "`)"
+                           : "not an sshd keyword (read as `" + line->keyword + "`)"),
+                plain ? "sshd drops the quotes; no configuration needs them, and other tools may read the line "
+                        "differently."
+                      : "sshd refuses a keyword it does not know and does not start; doctor may not read this line "
+                        "as sshd does.",
+                "Write the keyword plainly, without quotes; check the file with `sshd -t` and `sshd -T`.");
         const std::string& keyword = line->keyword;
         const std::string value = joined(line->args);
         if (keyword == "match") {

@@ -5,6 +5,7 @@
 using namespace jitgate;
 using Doctor = jitgate::test::DoctorTree;
 using Strings = std::vector<std::string>;
+using namespace std::string_literals;
 
 namespace {
 
@@ -280,10 +281,11 @@ TEST_F(Doctor, SshdConfigQuotesAreReadAsSshdReadsThem) {
     write("/etc/ssh/root keys/root", "ssh-ed25519 AAAA backdoor\n");
     write("/root/.ssh/other keys", "ssh-ed25519 AAAA second\n");
     auto f = sshd(root());
-    EXPECT_EQ(
-        ids(f),
-        (Strings{"sshd.permit_root_login /etc/ssh/sshd_config:3", "sshd.root_authorized_keys /etc/ssh/root keys/root",
-                 "sshd.root_authorized_keys /root/.ssh/other keys", "sshd.use_pam /etc/ssh/early.conf:1"}));
+    EXPECT_EQ(ids(f),
+              (Strings{"sshd.not_checked /etc/ssh/sshd_config:3", "sshd.permit_root_login /etc/ssh/sshd_config:3",
+                       "sshd.root_authorized_keys /etc/ssh/root keys/root",
+                       "sshd.root_authorized_keys /root/.ssh/other keys", "sshd.use_pam /etc/ssh/early.conf:1"}));
+    EXPECT_EQ(find(f, "sshd.not_checked")->severity, doctor::Severity::info);
     EXPECT_EQ(find(f, "sshd.permit_root_login")->what, "PermitRootLogin prohibit-password");
     // A comment after the value is no part of it; an escaped quote inside quotes is a quote.
     write("/etc/ssh/sshd_config", "UsePAM yes # PAM on\nPermitRootLogin no #\nBanner \"/etc/a\\\"b\"\n");
@@ -297,6 +299,35 @@ TEST_F(Doctor, SshdConfigQuotesAreReadAsSshdReadsThem) {
     f = sshd(root());
     EXPECT_EQ(ids(f), Strings{"sshd.include_missing /etc/ssh/sshd_config:1"});
     EXPECT_EQ(f[0].severity, doctor::Severity::info);
+}
+
+TEST_F(Doctor, SshdConfigKeywordsCarriageReturnsAndNulBytesAreReadAsSshdReadsThem) {
+    const std::string P = "sshd.permit_root_login /etc/ssh/sshd_config:2";
+    write("/etc/ssh/sshd_config", "UsePAM yes\nPermitRootLogin prohibit-password\nInclude /etc/ssh/d.conf\n");
+    write("/root/.ssh/authorized_keys", "ssh-ed25519 AAAA root@old\n", 0600);
+    write("/tmp/k", "ssh-ed25519 AAAA planted\n");
+    write("/tmp/rootkey", "ssh-ed25519 AAAA planted\n");
+    // A quote anywhere in the keyword is dropped by sshd: this is AuthorizedKeysFile.
+    write("/etc/ssh/d.conf", "Authorized\"KeysFile\" /tmp/k\n");
+    auto f = sshd(root());
+    EXPECT_EQ(ids(f), (Strings{"sshd.not_checked /etc/ssh/d.conf:1", P, "sshd.root_authorized_keys /tmp/k"}));
+    EXPECT_EQ(find(f, "sshd.not_checked")->severity, doctor::Severity::info);
+    // Leading carriage returns are dropped; one after the keyword separates it from the value.
+    write("/etc/ssh/d.conf", std::string("\r\t AuthorizedKeysFile\r/tmp/k\n"));
+    EXPECT_EQ(ids(sshd(root())), (Strings{P, "sshd.root_authorized_keys /tmp/k"}));
+    // A NUL byte ends the line there and drops its newline: the next line joins it, and both
+    // paths are AuthorizedKeysFile's.
+    write("/etc/ssh/d.conf", "AuthorizedKeysFile /etc/ssh/ak/%u \0junk\n /tmp/rootkey\nBanner none\n"s);
+    EXPECT_EQ(ids(sshd(root())), (Strings{P, "sshd.root_authorized_keys /tmp/rootkey"}));
+    // A keyword sshd cannot know is said: sshd would refuse it, so the parsers disagree.
+    write("/etc/ssh/d.conf", "\"Authorized Keys\" /tmp/k\n");
+    f = sshd(root());
+    EXPECT_EQ(ids(f), (Strings{"sshd.not_checked /etc/ssh/d.conf:1", P,
+                               "sshd.root_authorized_keys /root/.ssh/authorized_keys"}));
+    EXPECT_EQ(find(f, "sshd.not_checked")->severity, doctor::Severity::warning);
+    // A keyword with no closing quote: sshd ignores the line.
+    write("/etc/ssh/d.conf", "\"AuthorizedKeysFile /tmp/k\n");
+    EXPECT_EQ(ids(sshd(root())), (Strings{P, "sshd.root_authorized_keys /root/.ssh/authorized_keys"}));
 }
 
 TEST_F(Doctor, KeysFromSystemdCredentialsAreReported) {
