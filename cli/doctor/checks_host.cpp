@@ -30,7 +30,9 @@ constexpr const char* k_walk_dirs[] = {"/usr/bin",   "/usr/sbin",  "/bin", "/sbi
                                        "/usr/local", "/usr/games", "/opt", "/etc",  "/home",    "/root",
                                        "/srv",       "/tmp",       "/var", "/run",  "/dev/shm"};
 // Container and image storage: setuid programs in an image are the container's, behind
-// root-only directories. SECURITY NOTE: not walked; docs/doctor.md says so.
+// root-only directories. SECURITY NOTE: not walked when the directory is root's and others
+// cannot enter it (no o+x), so nobody but root reaches a program below it; otherwise (another
+// owner, or enterable by all) walked like any other. docs/doctor.md says so.
 constexpr const char* k_walk_skip[] = {"/var/lib/docker",     "/var/lib/containers", "/var/lib/lxc",    "/var/lib/lxd",
                                        "/var/lib/incus",      "/var/lib/machines",   "/run/containerd", "/run/docker",
                                        "/var/lib/containerd", "/run/containers"};
@@ -406,7 +408,9 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
             struct stat st {};
             if (::lstat(root.real(p).c_str(), &st) != 0) continue;
             if (S_ISDIR(st.st_mode)) {
-                if (std::find(std::begin(k_walk_skip), std::end(k_walk_skip), p) != std::end(k_walk_skip)) continue;
+                if (std::find(std::begin(k_walk_skip), std::end(k_walk_skip), p) != std::end(k_walk_skip) &&
+                    st.st_uid == root.trusted_uid() && (st.st_mode & S_IXOTH) == 0)
+                    continue;
                 // Another mount: entered unless it is a pseudo file system (/proc, /sys, ...) or
                 // a network, FUSE or 9p one mounted nosuid (walk_mount).
                 if (st.st_dev != dev && !walked_file_system(root.real(p))) continue;

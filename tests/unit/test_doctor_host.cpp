@@ -99,8 +99,12 @@ TEST_F(Doctor, SetuidProgramsAreLookedForInLibEtcVarRunAndTheOldBinDirectories) 
          {"/bin/rootsh", "/sbin/rootsh", "/usr/lib/x/helper", "/usr/libexec/helper", "/usr/games/helper",
           "/etc/cron.daily/helper", "/var/backups/helper", "/run/helper", "/dev/shm/helper", "/var/tmp/helper"})
         write(p, "ELF", 04755);
-    // Container storage is the containers' business.
+    // Container storage is the containers' business when only root can enter it; storage
+    // that others can enter (o+x) is walked like any other directory.
     write("/var/lib/docker/overlay2/abc/diff/usr/bin/su", "ELF", 04755);
+    ASSERT_EQ(::chmod((m_dir + "/var/lib/docker").c_str(), 0710), 0);
+    write("/var/lib/lxc/box/rootfs/usr/bin/su", "ELF", 04755);
+    ASSERT_EQ(::chmod((m_dir + "/var/lib/lxc").c_str(), 0711), 0);
     doctor::Findings f;
     doctor::check_other_doors(root(), f);
     EXPECT_EQ(ids(f),
@@ -108,7 +112,9 @@ TEST_F(Doctor, SetuidProgramsAreLookedForInLibEtcVarRunAndTheOldBinDirectories) 
                        "doors.setuid_unpackaged /etc/cron.daily/helper", "doors.setuid_unpackaged /run/helper",
                        "doors.setuid_unpackaged /sbin/rootsh", "doors.setuid_unpackaged /usr/games/helper",
                        "doors.setuid_unpackaged /usr/lib/x/helper", "doors.setuid_unpackaged /usr/libexec/helper",
-                       "doors.setuid_unpackaged /var/backups/helper", "doors.setuid_unpackaged /var/tmp/helper"}));
+                       "doors.setuid_unpackaged /var/backups/helper",
+                       "doors.setuid_unpackaged /var/lib/lxc/box/rootfs/usr/bin/su",
+                       "doors.setuid_unpackaged /var/tmp/helper"}));
 }
 
 TEST_F(Doctor, ADirectoryTooDeepToWalkIsNamedNotSkippedSilently) {
