@@ -83,11 +83,21 @@ public:
     std::optional<std::string> writable_by_others(std::string_view host_path,
                                                   std::optional<unsigned> also_trusted_uid = std::nullopt) const;
 
-private:
     // The resolved host path opened for reading (no link followed at its end, no blocking,
-    // inside the tree under --root); -1 with errno set.
+    // inside the tree under --root: openat2 RESOLVE_IN_ROOT, or a plain openat where openat2
+    // fails with ENOSYS (Linux < 5.6) or EPERM (a seccomp filter)); -1 with errno set.
     int open_file(const std::string& resolved) const;
+    // Whether open_file() fell back to a plain openat under --root at least once.
+    bool used_plain_open() const noexcept { return m_used_plain_open; }
+    // The openat2(2) system call open_file() makes (the tests inject a failing one); null: the
+    // kernel's.
+    using Openat2 = long (*)(int dir, const char* path, void* how, std::size_t size);
+    void set_openat2(Openat2 f) noexcept { m_openat2 = f; }
+
+private:
     std::string m_dir; // "" for "/"
+    Openat2 m_openat2 = nullptr;
+    mutable bool m_used_plain_open = false;
     std::size_t m_max_list = k_default_max_list;
     unsigned m_trusted_uid;
 };

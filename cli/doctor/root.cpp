@@ -139,8 +139,16 @@ int Root::open_file(const std::string& resolved) const {
     how.flags = static_cast<std::uint64_t>(flags);
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
     const std::string rel = resolved.empty() || resolved == "/" ? "." : resolved.substr(1);
-    int fd = static_cast<int>(::syscall(SYS_openat2, dir, rel.c_str(), &how, sizeof how));
-    if (fd < 0 && errno == ENOSYS) fd = ::openat(dir, rel.c_str(), flags);
+    int fd = static_cast<int>(m_openat2 ? m_openat2(dir, rel.c_str(), &how, sizeof how)
+                                        : ::syscall(SYS_openat2, dir, rel.c_str(), &how, sizeof how));
+    // SECURITY NOTE: without openat2 (an old kernel, or a seccomp filter refusing it with EPERM,
+    // as container runtimes' default profiles did) the path checked by resolve() is opened as it
+    // is: a directory swapped for an absolute link in between would lead out of the tree. run()
+    // says so once (doctor.plain_open).
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM)) {
+        m_used_plain_open = true;
+        fd = ::openat(dir, rel.c_str(), flags);
+    }
     const int saved = errno;
     ::close(dir);
     errno = saved;
@@ -381,6 +389,13 @@ Report run(const Root& root, const Facts& facts, const std::optional<std::string
     check_other_doors(root, r.findings);
     check_cron(root, r.findings);
     check_daemon(root, gate, accounts, facts, r.findings);
+    if (root.used_plain_open())
+        add(r.findings, "doctor.plain_open", Severity::info, "/",
+            "the kernel refused openat2(2) (too old, or a seccomp filter): files under the root were opened "
+            "with a plain openat(2)",
+            "Links are still followed inside the tree, but a directory swapped for a link while doctor runs could "
+            "lead a read outside it.",
+            "Run doctor where openat2 is allowed (Linux 5.6 or later, without a seccomp filter refusing it).");
     // Several stacks read the same file: one "could not check" per file and check is enough.
     Findings unique;
     for (auto& f : r.findings)

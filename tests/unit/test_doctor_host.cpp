@@ -301,6 +301,22 @@ TEST_F(Doctor, RunOnAWholeTreeSortsBySeverityAndReadsTheConfigUnderTheRoot) {
     EXPECT_EQ(ids_of(other.findings, "config"), Strings{"config.missing /etc/jitgate/other.yaml"});
 }
 
+TEST_F(Doctor, WhereSeccompRefusesOpenat2FilesAreOpenedPlainlyAndTheReportSaysSoOnce) {
+    write("/etc/hostname", "fin-db-01\n");
+    write("/etc/sudoers", "root ALL=(ALL) ALL\n", 0440);
+    auto r = root();
+    r.set_openat2([](int, const char*, void*, std::size_t) -> long {
+        errno = EPERM;
+        return -1;
+    });
+    const auto report = doctor::run(r, healthy(), std::nullopt);
+    EXPECT_EQ(report.host, "fin-db-01"); // read through the fallback
+    EXPECT_EQ(ids_of(report.findings, "doctor"), Strings{"doctor.plain_open /"});
+    EXPECT_EQ(find(report.findings, "doctor.plain_open")->severity, doctor::Severity::info);
+    // With openat2 working, nothing is said.
+    EXPECT_EQ(ids_of(doctor::run(root(), healthy(), std::nullopt).findings, "doctor"), Strings{});
+}
+
 TEST_F(Doctor, DaemonBinaryWritableAndSpoolMissing) {
     write("/usr/sbin/jitgated", "ELF", 0775);
     doctor::GateConfig gate;
