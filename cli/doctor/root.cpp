@@ -87,7 +87,8 @@ Root::Read Root::read(std::string_view host_path) const {
     // Where openat2 is missing (Linux < 5.6) a plain open is used.
     const int fd = open_file(*resolved);
     if (fd < 0) {
-        r.status = errno == ENOENT ? Status::missing : Status::error;
+        // A file where a directory on the way was expected (ENOTDIR): the path does not exist.
+        r.status = errno == ENOENT || errno == ENOTDIR ? Status::missing : Status::error;
         r.error = errno == ELOOP ? std::string("a symbolic link where a file was expected") : std::strerror(errno);
         return r;
     }

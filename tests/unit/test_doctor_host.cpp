@@ -317,6 +317,18 @@ TEST_F(Doctor, WhereSeccompRefusesOpenat2FilesAreOpenedPlainlyAndTheReportSaysSo
     EXPECT_EQ(ids_of(doctor::run(root(), healthy(), std::nullopt).findings, "doctor"), Strings{});
 }
 
+TEST_F(Doctor, AFileWhereADirectoryIsExpectedMakesThePathMissingNotUnreadable) {
+    write("/etc/ssh", "not a directory\n");
+    for (const auto& r : {root(), doctor::Root("")}) {
+        const auto read = r.read(r.is_system_root() ? m_dir + "/etc/ssh/sshd_config" : "/etc/ssh/sshd_config");
+        EXPECT_EQ(read.status, doctor::Root::Status::missing) << read.error;
+    }
+    // sshd_config under it is simply not there: no sshd.unreadable.
+    doctor::Findings f;
+    doctor::check_sshd(root(), doctor::read_accounts(root()), {}, f);
+    EXPECT_EQ(ids_of(f, "sshd.unreadable"), Strings{});
+}
+
 TEST_F(Doctor, DaemonBinaryWritableAndSpoolMissing) {
     write("/usr/sbin/jitgated", "ELF", 0775);
     doctor::GateConfig gate;
