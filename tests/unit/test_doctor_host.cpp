@@ -329,6 +329,36 @@ TEST_F(Doctor, AFileWhereADirectoryIsExpectedMakesThePathMissingNotUnreadable) {
     EXPECT_EQ(ids_of(f, "sshd.unreadable"), Strings{});
 }
 
+TEST_F(Doctor, OpenFileResolvesLinksInTheMiddleInsideTheTreeAndFollowsNoneAtTheEnd) {
+    write("/etc/hostname", "tree-host\n");
+    ASSERT_EQ(::symlink("/etc", (m_dir + "/lnk").c_str()), 0);               // absolute, in the middle
+    ASSERT_EQ(::symlink("../../../../../etc", (m_dir + "/up").c_str()), 0);  // `..` stops at the tree's top
+    ASSERT_EQ(::symlink("/etc/hostname", (m_dir + "/etc/last").c_str()), 0); // at the end
+    const auto r = root();
+    const auto content = [](int fd) {
+        std::string text(64, '\0');
+        const auto n = ::read(fd, text.data(), text.size());
+        ::close(fd);
+        text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        return text;
+    };
+    for (const char* path : {"/lnk/hostname", "/up/hostname"}) {
+        const int fd = r.open_file(path);
+        if (fd >= 0 && r.used_plain_open()) {
+            ::close(fd);
+            GTEST_SKIP() << "openat2 is refused here: the kernel does not resolve inside the tree";
+        }
+        ASSERT_GE(fd, 0) << path << ": " << std::strerror(errno);
+        EXPECT_EQ(content(fd), "tree-host\n") << path; // the tree's file, never this machine's /etc/hostname
+    }
+    // A link at the end is not followed (O_NOFOLLOW): ELOOP, so Root::read reports it.
+    errno = 0;
+    EXPECT_EQ(r.open_file("/etc/last"), -1);
+    EXPECT_EQ(errno, ELOOP);
+    EXPECT_EQ(r.open_file("/lnk/last"), -1);
+    EXPECT_EQ(errno, ELOOP);
+}
+
 TEST_F(Doctor, DaemonBinaryWritableAndSpoolMissing) {
     write("/usr/sbin/jitgated", "ELF", 0775);
     doctor::GateConfig gate;
