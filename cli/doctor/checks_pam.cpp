@@ -1,5 +1,7 @@
 // cli/doctor/checks_pam.cpp — the PAM stacks of sshd, login and su: is pam_jitgate in them,
 // with a control that fails closed, and can a module before it end the stack with success?
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "cli/doctor/doctor.hpp"
@@ -31,8 +33,29 @@ bool contains_jitgate(const PamLine& l) {
     return is_jitgate(l);
 }
 
-std::string pam_path(const std::string& name) {
-    return name[0] == '/' ? name : "/etc/pam.d/" + name;
+// The directories libpam opens a service or an included name in, in its order
+// (_pam_open_config_file): /etc/pam.d, then /usr/lib/pam.d (PAM_CONFIG_DIST_D, always, in
+// every Linux-PAM since 1.4), then the vendor directory of a build with --enable-vendordir
+// (openSUSE's /usr/etc/pam.d).
+constexpr const char* k_pam_dirs[] = {"/etc/pam.d/", "/usr/lib/pam.d/", "/usr/etc/pam.d/"};
+
+bool is_vendor_file(const std::string& file) {
+    return file.starts_with("/usr/lib/pam.d/") || file.starts_with("/usr/etc/pam.d/");
+}
+
+// The file libpam reads for a service or an included name: the first of k_pam_dirs where
+// fopen(3) succeeds, so a dangling link (or an entry a loop makes unopenable) in /etc/pam.d
+// falls through to the next directory as it does for libpam. libpam runs as root, so
+// permissions do not make a file unopenable. A name in none is reported under /etc/pam.d.
+std::string pam_path(const Root& root, const std::string& name) {
+    if (name[0] == '/') return name;
+    for (const char* dir : k_pam_dirs) {
+        const std::string p = dir + name;
+        const auto resolved = root.resolve(p);
+        struct stat st {};
+        if (resolved && ::stat(root.real(*resolved).c_str(), &st) == 0) return p;
+    }
+    return "/etc/pam.d/" + name;
 }
 
 // SECURITY NOTE: a bound on the work: the files one stack may read in all (a file included
@@ -125,7 +148,7 @@ void flatten(const Root& root, const std::string& file, const std::string& type,
         if (l.empty()) continue;
         auto w = words(l);
         if (w[0] == "@include") {
-            if (w.size() >= 2) flatten(root, pam_path(w[1]), type, walk, out, findings);
+            if (w.size() >= 2) flatten(root, pam_path(root, w[1]), type, walk, out, findings);
             continue;
         }
         PamLine pl;
@@ -153,12 +176,12 @@ void flatten(const Root& root, const std::string& file, const std::string& type,
         pl.module = mw[0];
         pl.args = trim(rest.substr(mw[0].size()));
         if (pl.control == "include") {
-            flatten(root, pam_path(pl.module), type, walk, out, findings);
+            flatten(root, pam_path(root, pl.module), type, walk, out, findings);
             continue;
         }
         if (pl.control == "substack") {
             pl.substack = true;
-            flatten(root, pam_path(pl.module), type, walk, pl.sub, findings);
+            flatten(root, pam_path(root, pl.module), type, walk, pl.sub, findings);
         }
         out.push_back(std::move(pl));
     }
@@ -402,18 +425,31 @@ void check_pam(const Root& root, GateConfig& gate, Findings& out) {
         {"su-l", {}, {"auth"}},
     };
     for (const auto& svc : services) {
-        const std::string file = std::string("/etc/pam.d/") + svc.name;
+        const std::string file = pam_path(root, svc.name);
         const bool installed =
             std::any_of(svc.programs.begin(), svc.programs.end(), [&](const char* p) { return root.exists(p); });
         if (!root.exists(file)) {
             if (installed)
                 add(out, "pam.service_missing", Severity::critical, file,
                     std::string(svc.name) + " is installed but " + file + " does not exist",
-                    "libpam then uses /etc/pam.d/other, which has no pam_jitgate: logins through this service are "
-                    "not gated.",
+                    "libpam then uses the `other` stack (/etc/pam.d/other, or /usr/lib/pam.d/other, "
+                    "/usr/etc/pam.d/other), "
+                    "which has no "
+                    "pam_jitgate: logins through this service are not gated.",
                     "Create the file with the jitgate lines of docs/pam.md.");
             continue;
         }
+        // SECURITY NOTE: a vendor file is the package's: an update replaces it, and jitgate lines
+        // an admin added there go with it, without a word. Reported while they are there.
+        if (is_vendor_file(file) && root.read(file).text.find("pam_jitgate.so") != std::string::npos)
+            add(out, "pam.vendor_file", Severity::warning, file,
+                std::string("the ") + svc.name + " stack is " + file + " (there is no /etc/pam.d/" + svc.name +
+                    "), and the jitgate lines are in it",
+                "Files in /usr/lib/pam.d and /usr/etc/pam.d belong to the distribution's packages: the next update of "
+                "the package "
+                "replaces the file and takes pam_jitgate out of the stack, and logins then go through ungated.",
+                std::string("Copy the file to /etc/pam.d/") + svc.name +
+                    " (which libpam reads instead) and keep the jitgate lines there.");
         if (const auto w = root.writable_by_others(file))
             add(out, "pam.writable", Severity::critical, file, *w,
                 "Whoever can change the PAM file can take pam_jitgate out of the stack.",
@@ -448,16 +484,16 @@ void check_pam(const Root& root, GateConfig& gate, Findings& out) {
     }
     // Shared files that cron, sudo, systemd's user manager and others include must not hold
     // pam_jitgate (docs/pam.md), nor sudo's own stack: the sudo plugin gates sudo.
-    for (const char* shared : {"/etc/pam.d/common-auth", "/etc/pam.d/common-account", "/etc/pam.d/common-session",
-                               "/etc/pam.d/common-session-noninteractive", "/etc/pam.d/system-auth",
-                               "/etc/pam.d/password-auth", "/etc/pam.d/sudo", "/etc/pam.d/sudo-i"}) {
+    for (const char* name : {"common-auth", "common-account", "common-session", "common-session-noninteractive",
+                             "system-auth", "password-auth", "sudo", "sudo-i"}) {
+        const std::string shared = pam_path(root, name);
         const auto r = root.read(shared);
         int n = 0;
         for (const auto& l : split(r.text, '\n')) {
             ++n;
             if (l.substr(0, l.find('#')).find("pam_jitgate.so") == std::string::npos) continue;
-            add(out, "pam.shared_file", Severity::warning, std::string(shared) + ":" + std::to_string(n),
-                "pam_jitgate is in " + std::string(shared),
+            add(out, "pam.shared_file", Severity::warning, shared + ":" + std::to_string(n),
+                "pam_jitgate is in " + shared,
                 "Other services include this file: cron jobs, sudo (which the sudo plugin already gates: it "
                 "would ask twice) and systemd's user manager would be held for approval, and a failure there "
                 "tempts people to remove the gate altogether.",

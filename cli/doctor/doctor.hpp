@@ -44,8 +44,19 @@ public:
     explicit Root(std::string dir, unsigned trusted_uid = 0);
 
     // The real path of the host path `host_path` ("/etc/x" under "/tmp/t" is "/tmp/t/etc/x").
+    // SECURITY NOTE: the kernel follows symbolic links in it on this machine: an absolute link
+    // inside the tree would lead out of it. Use it only for a path from resolve(), or through
+    // real_entry().
     std::string real(std::string_view host_path) const;
+    // The real path of the entry `host_path` names, with every symbolic link above it followed
+    // under the root (resolve()) and the entry itself not followed: what lstat(2), lgetxattr(2)
+    // and readlink(2) may be given. A loop above it gives the path as named under the root.
+    std::string real_entry(std::string_view host_path) const;
     unsigned trusted_uid() const noexcept { return m_trusted_uid; }
+    // The most entries list() takes from one directory (the tests lower it).
+    static constexpr std::size_t k_default_max_list = 200'000;
+    std::size_t max_list() const noexcept { return m_max_list; }
+    void set_max_list(std::size_t n) noexcept { m_max_list = n; }
     bool is_system_root() const noexcept { return m_dir.empty(); }
 
     enum class Status { ok, missing, error };
@@ -58,8 +69,8 @@ public:
     Read read(std::string_view host_path) const;
     bool exists(std::string_view host_path) const;
     bool is_dir(std::string_view host_path) const;
-    // The names in a directory, sorted; nullopt if it cannot be listed (missing: empty list
-    // with *missing set).
+    // The names in a directory, sorted; nullopt if it cannot be listed, or holds more than
+    // max_list() entries (missing: empty list with *missing set).
     std::optional<std::vector<std::string>> list(std::string_view host_path, bool* missing = nullptr) const;
     // The host path with every symbolic link followed (an absolute target is read under the
     // root too); nullopt for a loop. A missing component ends the resolving there.
@@ -72,8 +83,22 @@ public:
     std::optional<std::string> writable_by_others(std::string_view host_path,
                                                   std::optional<unsigned> also_trusted_uid = std::nullopt) const;
 
+    // The resolved host path opened for reading (no link followed at its end, no blocking,
+    // inside the tree under --root: openat2 RESOLVE_IN_ROOT, or a plain openat where openat2
+    // fails with ENOSYS (Linux < 5.6) or EPERM (a seccomp filter)); -1 with errno set.
+    int open_file(const std::string& resolved) const;
+    // Whether open_file() fell back to a plain openat under --root at least once.
+    bool used_plain_open() const noexcept { return m_used_plain_open; }
+    // The openat2(2) system call open_file() makes (the tests inject a failing one); null: the
+    // kernel's.
+    using Openat2 = long (*)(int dir, const char* path, void* how, std::size_t size);
+    void set_openat2(Openat2 f) noexcept { m_openat2 = f; }
+
 private:
     std::string m_dir; // "" for "/"
+    Openat2 m_openat2 = nullptr;
+    mutable bool m_used_plain_open = false;
+    std::size_t m_max_list = k_default_max_list;
     unsigned m_trusted_uid;
 };
 
@@ -134,14 +159,38 @@ void check_sudoers(const Root& root, const GateConfig& gate, Findings& out);    
 void check_pam(const Root& root, GateConfig& gate, Findings& out);                                    // pam.*
 void check_sshd(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out);   // sshd.*
 void check_groups(const Root& root, const Accounts& accounts, const GateConfig& gate, Findings& out); // groups.*
-void check_other_doors(const Root& root, Findings& out);                                              // doors.*
-void check_cron(const Root& root, Findings& out);                                                     // cron.*
+// Reads a file's security.capability attribute as lgetxattr(2) does (its real path; the length,
+// or -1 with errno set). Empty: lgetxattr(2) itself. The tests inject one.
+using CapsAttrReader = std::function<long(const std::string& real_path, char* buf, std::size_t size)>;
+void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& read_caps = {}); // doors.*
+void check_cron(const Root& root, Findings& out);                                              // cron.*
 void check_daemon(const Root& root, const GateConfig& gate, const Accounts& accounts, const Facts& facts,
                   Findings& out); // daemon.*, spool.*, clock.*
+
+// Whether check_other_doors walks a mount below a walked directory, from its statfs(2) f_type
+// and f_flags: not a pseudo file system (proc, sysfs, cgroup, ...); a network, FUSE or 9p one
+// only when it is not mounted nosuid (ST_NOSUID), where setuid programs work.
+bool walk_mount(unsigned long f_type, unsigned long f_flags);
 
 // The paths a sudoers rule must not be able to change unnoticed ("keys to the gate"), and the
 // PAM module's place on this host.
 std::vector<std::string> gate_paths(const GateConfig& gate);
+
+// A file's capabilities (its security.capability attribute, struct vfs_cap_data).
+struct FileCaps {
+    int revision = 0;
+    bool effective = false;
+    std::uint64_t permitted = 0;
+    std::uint64_t inheritable = 0;
+    std::uint32_t rootid = 0; // revision 3: the user namespace's root the capabilities are for
+};
+// nullopt when the attribute is not a vfs_cap_data of revision 1, 2 or 3 of the right size.
+std::optional<FileCaps> decode_file_caps(std::string_view xattr);
+// The names of the capabilities (permitted or inheritable) that make root ("cap_setuid", ...).
+std::vector<std::string> root_capabilities(const FileCaps& caps);
+// A shell, interpreter or editor that runs commands, by file name ("python3.11", "vim.basic",
+// "mawk", "emacs-gtk"): the name before its first `.` or `-`, version digits at its end dropped.
+bool is_interpreter_name(std::string_view name);
 
 struct Report {
     std::string host;

@@ -285,3 +285,44 @@ TEST_F(DoctorPam, IncludeLoopsAndRepeatedIncludesEndInBoundedTime) {
     ASSERT_NE(find(f, "pam.not_checked"), nullptr);
     EXPECT_EQ(find(f, "pam.not_checked")->severity, doctor::Severity::critical);
 }
+
+TEST_F(DoctorPam, TheVendorDirectoryIsReadWhereEtcPamDHasNoFile) {
+    // Linux-PAM's vendor directory: a service (or included name) not in /etc/pam.d is read
+    // from /usr/lib/pam.d; one in /etc/pam.d wins.
+    write("/usr/sbin/sshd", "ELF", 0755);
+    write("/usr/bin/su", "ELF", 0755);
+    std::filesystem::remove(m_dir + "/etc/pam.d/su");
+    std::filesystem::remove(m_dir + "/etc/pam.d/common-auth");
+    // su as docs/pam.md has it, but in the vendor file: lost at the package's next update.
+    write("/usr/lib/pam.d/su", k_su);
+    // The vendor common-auth is the one login and su include (/etc/pam.d has none): its
+    // `sufficient` ends their auth stacks before pam_jitgate.
+    write("/usr/lib/pam.d/common-auth", "auth sufficient pam_permit.so\n");
+    // A vendor sshd beside /etc/pam.d/sshd changes nothing: /etc/pam.d wins.
+    write("/usr/lib/pam.d/sshd", "auth sufficient pam_permit.so\n");
+    auto f = run();
+    EXPECT_EQ(ids_of(f, "pam.bypass"), Strings{"pam.bypass /usr/lib/pam.d/common-auth:1"});
+    EXPECT_EQ(ids_of(f, "pam.vendor_file"), Strings{"pam.vendor_file /usr/lib/pam.d/su"});
+    EXPECT_EQ(ids_of(f, "pam.missing"), Strings{});
+    EXPECT_EQ(ids_of(f, "pam.service_missing"), Strings{});
+    // A vendor su without jitgate is su's stack, and is missing it.
+    write("/usr/lib/pam.d/su", "auth sufficient pam_rootok.so\n@include common-auth\n");
+    f = run();
+    EXPECT_EQ(ids_of(f, "pam.missing"), Strings{"pam.missing /usr/lib/pam.d/su (auth)"});
+    EXPECT_EQ(ids_of(f, "pam.vendor_file"), Strings{});
+    // Neither directory has the file: the service is reported missing under /etc/pam.d.
+    std::filesystem::remove(m_dir + "/usr/lib/pam.d/su");
+    f = run();
+    EXPECT_EQ(ids_of(f, "pam.service_missing"), Strings{"pam.service_missing /etc/pam.d/su"});
+    // The build's vendor directory (openSUSE's /usr/etc/pam.d) comes after /usr/lib/pam.d.
+    write("/usr/etc/pam.d/su", "auth sufficient pam_rootok.so\n@include common-auth\n");
+    f = run();
+    EXPECT_EQ(ids_of(f, "pam.missing"), Strings{"pam.missing /usr/etc/pam.d/su (auth)"});
+    // libpam opens the file with fopen(3): a dangling link in /etc/pam.d falls through to the
+    // next directory, as it does for libpam.
+    write("/usr/lib/pam.d/su", k_su);
+    ASSERT_EQ(::symlink("/nowhere/su", (m_dir + "/etc/pam.d/su").c_str()), 0);
+    f = run();
+    EXPECT_EQ(ids_of(f, "pam.vendor_file"), Strings{"pam.vendor_file /usr/lib/pam.d/su"});
+    EXPECT_EQ(ids_of(f, "pam.missing"), Strings{});
+}
