@@ -172,22 +172,32 @@ std::string utc_text(std::int64_t t) {
     return buf;
 }
 
-// The instants in (now, until] at which a deny entry can begin to apply: every minute (weekly
-// spans begin and end on the minute of their zone, and zone offsets are whole minutes) and every
-// start and end of a dated period of its windows (which may name seconds).
+// The instants in [now, until] at which a deny entry can begin to apply: `now` itself (the policy
+// was judged a moment before the grant is signed, and a deny may begin in between), every minute
+// if one of its windows has weekly spans (they begin and end on the minute of their zone, and
+// zone offsets are whole minutes), and every start and end of a dated period of its windows
+// (which may name seconds). Windows of dated periods only are not looked at minute by minute: a
+// change calendar of thousands of periods costs its periods, not 1,440 times them.
 std::vector<std::int64_t> candidate_instants(const config::Config& config, const config::PolicyEntry& entry,
                                              std::int64_t now, std::int64_t until) {
     std::vector<std::int64_t> out;
-    for (std::int64_t t = (now / 60 + 1) * 60; t <= until; t += 60) out.push_back(t);
+    if (now > until) return out;
+    out.push_back(now);
+    bool weekly = false;
     const auto add_dates = [&](const std::vector<std::string>& names) {
-        for (const std::string& name : names)
-            if (const jitgate::config::Window* w = windows::find(config.windows, name))
-                for (const jitgate::config::DatedPeriod& p : w->dates)
-                    for (const std::int64_t t : {p.from_unix, p.to_unix})
-                        if (t > now && t <= until) out.push_back(t);
+        for (const std::string& name : names) {
+            const jitgate::config::Window* w = windows::find(config.windows, name);
+            if (w == nullptr) continue; // deny_applies fails closed on it at `now`
+            weekly = weekly || !w->weekly.empty();
+            for (const jitgate::config::DatedPeriod& p : w->dates)
+                for (const std::int64_t t : {p.from_unix, p.to_unix})
+                    if (t > now && t <= until) out.push_back(t);
+        }
     };
     add_dates(entry.when_windows);
     add_dates(entry.unless_windows);
+    if (weekly)
+        for (std::int64_t t = (now / 60 + 1) * 60; t <= until; t += 60) out.push_back(t);
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;

@@ -61,12 +61,13 @@ struct FiledPolicy {
 std::optional<std::string> policy_changed(const FiledPolicy& filed, const PolicyDecision& now_decision,
                                           const std::vector<std::string>& approver_groups);
 
-// The first instant in (now, until] at which a `deny` entry that covers `input` applies (one of
+// The first instant in [now, until] at which a `deny` entry that covers `input` applies (one of
 // its `when` windows holds, or it has none, and none of its `unless` windows does), with what it
 // is, or nullopt. A grant signed now ends there at the latest: a freeze known in advance, or
 // hours a deny entry keeps, are not outlived by a grant approved just before them. Looked at
-// on every minute (weekly spans start on the minute of their zone) and at every start and end
-// of a dated period of the entry's windows; `until` - `now` is at most hosts.max_ttl (24 h).
+// `now`, at every start and end of a dated period of the entry's windows and, where a window
+// has weekly spans, on every minute (they start on the minute of their zone); `until` - `now`
+// is at most hosts.max_ttl (24 h). A window that cannot be evaluated ends the grant there.
 struct NextDeny {
     std::int64_t at = 0;
     std::string what;

@@ -435,13 +435,13 @@ TEST_F(ServerPolicyWindows, AGrantSignedBeforeAKnownFreezeEndsWhenItBegins) {
     EXPECT_EQ(next->at, t("2026-12-19T23:00:00Z"));
     EXPECT_EQ(next->what, "policy 'freeze' from 2026-12-19T23:00:00Z (window q4-freeze (2026-12-20T00:00 to "
                           "2027-01-04T00:00 Europe/Berlin, quarter-end close))");
-    // A grant that ends before the freeze is not cut short; one ending at its first second is.
+    // A grant that ends before the freeze is not cut short.
     EXPECT_FALSE(next_deny_start(m_config, finance, before, t("2026-12-19T22:59:59Z")));
-    EXPECT_TRUE(next_deny_start(m_config, finance, before, t("2026-12-19T23:00:00Z")));
-    // Inside the freeze nothing is signed (apply_policy refuses); looked ahead from there, the
-    // freeze applies at once. After it, no later period is known.
+    // Inside the freeze nothing is signed (apply_policy refuses); a grant signed there anyway
+    // (the freeze began between judging and signing) ends at once. After it, no later period
+    // is known.
     const auto inside = t("2026-12-20T12:00:00Z");
-    EXPECT_EQ(next_deny_start(m_config, finance, inside, inside + 3600)->at, t("2026-12-20T12:01:00Z"));
+    EXPECT_EQ(next_deny_start(m_config, finance, inside, inside + 3600)->at, inside);
     EXPECT_FALSE(next_deny_start(m_config, finance, t("2027-01-04T00:00:00Z"), t("2027-01-05T00:00:00Z")));
     // A host the freeze does not cover is not cut short.
     const jitgate::server::service::PolicyInput web{"web-01", "production", {}, "r", 1};
@@ -492,6 +492,50 @@ policy:
     EXPECT_EQ(next->at, t("2026-07-01T20:00:00Z"));
     // Nothing applies within a grant that ends before 22:00 Berlin.
     EXPECT_FALSE(next_deny_start(c, other, t("2026-11-25T15:30:00Z"), t("2026-11-25T20:59:59Z")));
+}
+
+// The edges of the look-ahead: a span that starts in the hour the clocks skip, an `unless`
+// period that ends on an odd second, and a window that cannot be evaluated (fail closed).
+TEST_F(ServerPolicyWindows, TheLookAheadFindsSkippedHoursOddSecondsAndFailsClosed) {
+    using jitgate::server::service::next_deny_start;
+    const auto t = [](const char* utc) { return *jitgate::windows::parse_rfc3339(utc); };
+    const jitgate::server::service::PolicyInput finance{"pay-db-01", "production", {"finance"}, "r", 1};
+    const std::string yaml = R"(server: {name: approvals.example.com, public_url: "https://approvals.example.com"}
+hosts: {cert: /etc/jitgate-server/tls/server.pem, key: /etc/jitgate-server/tls/server.key,
+        client_ca: /etc/jitgate-server/tls/hosts-ca.pem}
+signing: {keys: [{kid: k1, private_key: /etc/jitgate-server/keys/k1.key}]}
+windows:
+  early:
+    timezone: Europe/Berlin
+    weekly: [{days: [sun], from: "02:30", to: "04:00"}]
+  migration:
+    timezone: Europe/Berlin
+    dates: [{from: "2026-11-25T10:00", to: "2026-11-25T11:17:23"}]
+policy:
+  - {name: finance, tags: [finance], approver_groups: [sox-approvers]}
+  - {name: early-sunday, tags: [finance], when: {window: early}, deny: true}
+  - {name: only-during-migration, hosts: ["pay-*"], unless: {window: migration}, deny: true}
+)";
+    const auto result = jitgate::server::config::parse(yaml, "test.yaml");
+    for (const auto& p : result.problems) ADD_FAILURE() << p.to_string();
+    auto c = result.config;
+    // Sunday 2026-03-29: Berlin skips 02:00-03:00, so 02:30 never comes; the span holds from
+    // 03:00 CEST, 01:00Z.
+    const jitgate::server::service::PolicyInput fin{"fin-01", "production", {"finance"}, "r", 1};
+    auto next = next_deny_start(c, fin, t("2026-03-29T00:10:00Z"), t("2026-03-29T03:00:00Z"));
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, t("2026-03-29T01:00:00Z"));
+    // The migration period ends at 11:17:23 Berlin (10:17:23Z): from that second on the
+    // `unless` no longer holds and the deny applies.
+    next = next_deny_start(c, finance, t("2026-11-25T09:30:00Z"), t("2026-11-25T12:00:00Z"));
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, t("2026-11-25T10:17:23Z"));
+    // A window that cannot be evaluated ends the grant at once.
+    c.policy[1].when_windows = {"no-such-window"};
+    next = next_deny_start(c, fin, t("2026-11-25T09:30:00Z"), t("2026-11-25T12:00:00Z"));
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->at, t("2026-11-25T09:30:00Z"));
+    EXPECT_NE(next->what.find("cannot be evaluated"), std::string::npos) << next->what;
 }
 
 TEST_F(ServerPolicyWindows, AWindowThatCannotBeEvaluatedFailsClosed) {
