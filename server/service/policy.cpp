@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 
 #include "lib/time_windows.hpp"
+#include "server/service/protocol.hpp"
 
 namespace jitgate::server::service {
 namespace {
@@ -163,15 +163,6 @@ std::optional<bool> deny_applies(const config::Config& config, const config::Pol
     return true;
 }
 
-std::string utc_text(std::int64_t t) {
-    const std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 // The instants in [now, until] at which a deny entry can begin to apply: `now` itself (the policy
 // was judged a moment before the grant is signed, and a deny may begin in between), every minute
 // if one of its windows has weekly spans (they begin and end on the minute of their zone, and
@@ -218,7 +209,7 @@ std::optional<NextDeny> next_deny_start(const config::Config& config, const Poli
             if (applies && !*applies) continue;
             // SECURITY NOTE: a window that cannot be evaluated then (its zone's data unreadable)
             // ends the grant there too: fail closed, as apply_policy refuses to decide on it.
-            next = NextDeny{t, "policy " + jitgate::config::shown(entry.name) + " from " + utc_text(t) +
+            next = NextDeny{t, "policy " + jitgate::config::shown(entry.name) + " from " + protocol::rfc3339(t) +
                                    (!applies        ? " (a window that cannot be evaluated then)"
                                     : !held.empty() ? " (window " + held + ")"
                                                     : "")};

@@ -324,12 +324,19 @@ TEST(ServerPolicy, RaisesNeverLowersAndUnionsGroups) {
 // The server's policy in time: business hours (Berlin), a dated freeze, DST not in the way.
 class ServerPolicyWindows : public ::testing::Test {
 protected:
-    void SetUp() override {
+    // A server config of the fixed server, hosts and signing parts and `windows_and_policy`.
+    static jitgate::server::config::Config config_with(const std::string& windows_and_policy) {
         const std::string yaml = R"(server: {name: approvals.example.com, public_url: "https://approvals.example.com"}
 hosts: {cert: /etc/jitgate-server/tls/server.pem, key: /etc/jitgate-server/tls/server.key,
         client_ca: /etc/jitgate-server/tls/hosts-ca.pem}
 signing: {keys: [{kid: k1, private_key: /etc/jitgate-server/keys/k1.key}]}
-windows:
+)" + windows_and_policy;
+        const auto result = jitgate::server::config::parse(yaml, "test.yaml");
+        for (const auto& p : result.problems) ADD_FAILURE() << p.to_string();
+        return result.config;
+    }
+    void SetUp() override {
+        m_config = config_with(R"(windows:
   business-hours:
     timezone: Europe/Berlin
     weekly: [{days: [mon, tue, wed, thu, fri], from: "08:00", to: "18:00"}]
@@ -341,10 +348,7 @@ policy:
   - {name: after-hours, tags: [finance], unless: {window: business-hours}, approver_groups: [change-board],
      min_approvals: 2}
   - {name: freeze, tags: [finance], when: {window: [q4-freeze]}, deny: true}
-)";
-        const auto result = jitgate::server::config::parse(yaml, "test.yaml");
-        for (const auto& p : result.problems) ADD_FAILURE() << p.to_string();
-        m_config = result.config;
+)");
     }
     jitgate::server::service::PolicyDecision at(const std::string& utc) const {
         const auto t = jitgate::windows::parse_rfc3339(utc);
@@ -455,11 +459,7 @@ TEST_F(ServerPolicyWindows, WeeklyAndUnlessDenyEntriesEndAGrantWhenTheyBegin) {
     const auto t = [](const char* utc) { return *jitgate::windows::parse_rfc3339(utc); };
     const jitgate::server::service::PolicyInput finance{"pay-db-01", "production", {"finance"}, "r", 1};
     // Weekly: no root on finance hosts in the nightly batch, 22:00-06:00 Berlin.
-    const std::string yaml = R"(server: {name: approvals.example.com, public_url: "https://approvals.example.com"}
-hosts: {cert: /etc/jitgate-server/tls/server.pem, key: /etc/jitgate-server/tls/server.key,
-        client_ca: /etc/jitgate-server/tls/hosts-ca.pem}
-signing: {keys: [{kid: k1, private_key: /etc/jitgate-server/keys/k1.key}]}
-windows:
+    const auto c = config_with(R"(windows:
   batch:
     timezone: Europe/Berlin
     weekly: [{days: [mon, tue, wed, thu, fri, sat, sun], from: "22:00", to: "06:00"}]
@@ -470,10 +470,7 @@ policy:
   - {name: finance, tags: [finance], approver_groups: [sox-approvers]}
   - {name: nightly-batch, tags: [finance], when: {window: batch}, deny: true}
   - {name: office-only, hosts: ["pay-*"], unless: {window: business-hours}, deny: true}
-)";
-    const auto result = jitgate::server::config::parse(yaml, "test.yaml");
-    for (const auto& p : result.problems) ADD_FAILURE() << p.to_string();
-    const auto& c = result.config;
+)");
     // Wednesday 2026-11-25 16:30 Berlin (15:30Z), a 4 h grant: office-only applies at 18:00
     // Berlin (17:00Z), before the batch at 22:00.
     auto next = next_deny_start(c, finance, t("2026-11-25T15:30:00Z"), t("2026-11-25T19:30:00Z"));
@@ -500,11 +497,7 @@ TEST_F(ServerPolicyWindows, TheLookAheadFindsSkippedHoursOddSecondsAndFailsClose
     using jitgate::server::service::next_deny_start;
     const auto t = [](const char* utc) { return *jitgate::windows::parse_rfc3339(utc); };
     const jitgate::server::service::PolicyInput finance{"pay-db-01", "production", {"finance"}, "r", 1};
-    const std::string yaml = R"(server: {name: approvals.example.com, public_url: "https://approvals.example.com"}
-hosts: {cert: /etc/jitgate-server/tls/server.pem, key: /etc/jitgate-server/tls/server.key,
-        client_ca: /etc/jitgate-server/tls/hosts-ca.pem}
-signing: {keys: [{kid: k1, private_key: /etc/jitgate-server/keys/k1.key}]}
-windows:
+    auto c = config_with(R"(windows:
   early:
     timezone: Europe/Berlin
     weekly: [{days: [sun], from: "02:30", to: "04:00"}]
@@ -515,10 +508,7 @@ policy:
   - {name: finance, tags: [finance], approver_groups: [sox-approvers]}
   - {name: early-sunday, tags: [finance], when: {window: early}, deny: true}
   - {name: only-during-migration, hosts: ["pay-*"], unless: {window: migration}, deny: true}
-)";
-    const auto result = jitgate::server::config::parse(yaml, "test.yaml");
-    for (const auto& p : result.problems) ADD_FAILURE() << p.to_string();
-    auto c = result.config;
+)");
     // Sunday 2026-03-29: Berlin skips 02:00-03:00, so 02:30 never comes; the span holds from
     // 03:00 CEST, 01:00Z.
     const jitgate::server::service::PolicyInput fin{"fin-01", "production", {"finance"}, "r", 1};
