@@ -120,6 +120,10 @@ public:
         }
         m_marks.erase(m_marks.begin(), m_marks.begin() + static_cast<std::ptrdiff_t>(k));
         for (auto& mark : m_marks) mark.second -= end;
+        if (m_held.empty()) { // nothing held: no capacity kept while the client waits (issue 17)
+            std::string().swap(m_held);
+            decltype(m_marks)().swap(m_marks);
+        }
         flush();
         return !m_held.empty();
     }
@@ -159,6 +163,9 @@ public:
             mark_dead();
             return;
         }
+        // All sent: the buffer goes back to the heap, so a connection that waits for approvers
+        // keeps no frame-sized capacity (issue 17, memory per waiting request).
+        if (m_out.empty()) std::string().swap(m_out);
         want_write(!m_out.empty());
     }
 
