@@ -204,7 +204,8 @@ public:
     bool m_quiet = false; // stop_watching()
     bool m_dead = false;
     bool m_decided = false;
-    std::unique_ptr<broker::CheckSession> m_session; // a check under way
+    // A check under way; shared with its Request while it waits for approvers.
+    std::shared_ptr<broker::CheckSession> m_session;
     broker::Step m_step = broker::Step::done;
 };
 
@@ -732,7 +733,7 @@ void Server::handle_check(Connection& c, const Json& m, const broker::Caller&) {
         c.close_after_flush();
         return;
     }
-    c.m_session = std::make_unique<broker::CheckSession>();
+    c.m_session = std::make_shared<broker::CheckSession>();
     c.m_session->request = std::move(request);
     c.m_session->peer = c.m_peer;
     c.m_session->requester = std::move(*requester);
