@@ -51,6 +51,13 @@ std::optional<Json> FrameDecoder::next() {
     const std::string_view payload(m_buf.data() + m_pos + k_header_size, n);
     m_pos += k_header_size + n;
     Json msg = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+    // Everything buffered is consumed: give the buffer back rather than keep a frame's worth
+    // of capacity for as long as the connection lasts (the daemon holds one connection per
+    // waiting request, which sends nothing more while it waits).
+    if (m_pos == m_buf.size()) {
+        std::string().swap(m_buf);
+        m_pos = 0;
+    }
     if (msg.is_discarded()) throw Error(ErrorCode::protocol, "frame", "payload is not valid JSON");
     if (!msg.is_object()) throw Error(ErrorCode::protocol, "frame", "payload is not a JSON object");
     return msg;

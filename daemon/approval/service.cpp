@@ -58,8 +58,8 @@ void ServiceBackend::reload(std::shared_ptr<const config::Config> config) {
 
 void ServiceBackend::prepare(Request& q) {
     q.nonce = grant_token::new_nonce();
-    if (broker::scope_of(q.session) == config::Scope::command)
-        q.cmd_sha256 = grant_token::cmd_sha256(command_binding_of(q.session));
+    if (broker::scope_of(*q.session) == config::Scope::command)
+        q.cmd_sha256 = grant_token::cmd_sha256(command_binding_of(*q.session));
 }
 
 void ServiceBackend::describe(Json& event) const {
@@ -101,14 +101,14 @@ void ServiceBackend::add_status(Json& status) const {
 
 Json ServiceBackend::body_of(const Request& q) const {
     const auto& cfg = *m_config;
-    const auto& r = q.session.request;
-    const std::string scope = config::to_string(broker::scope_of(q.session));
-    const std::string asker = broker::requester_name(q.session);
+    const auto& r = q.session->request;
+    const std::string scope = config::to_string(broker::scope_of(*q.session));
+    const std::string asker = broker::requester_name(*q.session);
     Json requester{{"user", text::is_valid_utf8(asker) ? asker : esc(asker)},
-                   {"uid", broker::requester_uid(q.session)}};
-    if (q.session.requester.login_uid >= 0) {
-        requester["login_uid"] = q.session.requester.login_uid;
-        requester["login_user"] = esc(q.session.requester.login_name);
+                   {"uid", broker::requester_uid(*q.session)}};
+    if (q.session->requester.login_uid >= 0) {
+        requester["login_uid"] = q.session->requester.login_uid;
+        requester["login_user"] = esc(q.session->requester.login_name);
     }
     return Json{{"protocol", 1},
                 {"id", q.id},
@@ -128,27 +128,27 @@ Json ServiceBackend::body_of(const Request& q) const {
                   {"runas_group", esc(r.runas_group)},
                   {"cwd", esc(binding::run_cwd(r))},
                   {"chroot", esc(r.chroot)},
-                  {"program", esc(q.session.program)},
-                  {"env", text::argv_to_json(q.session.bound_env)},
-                  {"env_code_loading", broker::escaped_argv(binding::code_loading_names(q.session.bound_env))},
+                  {"program", esc(q.session->program)},
+                  {"env", text::argv_to_json(q.session->bound_env)},
+                  {"env_code_loading", broker::escaped_argv(binding::code_loading_names(q.session->bound_env))},
                   {"tty", esc(r.tty)},
                   {"service", esc(r.service)},
                   {"remote_host", esc(r.remote_host)},
                   {"cmd_sha256", q.cmd_sha256}}},
                 {"reason", esc(r.reason)},
                 {"ticket", esc(r.ticket)},
-                {"rule", q.session.rule->name},
+                {"rule", q.session->rule->name},
                 {"approvals_needed", q.approvals_needed},
                 {"approver_groups", q.approver_groups},
-                {"ttl_s", static_cast<std::int64_t>(q.session.rule->ttl.count())},
-                {"timeout_s", static_cast<std::int64_t>(q.session.rule->timeout.count())}};
+                {"ttl_s", static_cast<std::int64_t>(q.session->rule->ttl.count())},
+                {"timeout_s", static_cast<std::int64_t>(q.session->rule->timeout.count())}};
 }
 
 void ServiceBackend::on_service_outcome(const std::string& id, const service::Outcome& o) {
     Request* found = m_outcomes.waiting(id);
     if (found == nullptr) return;
     Request& q = *found;
-    const auto& r = q.session.request;
+    const auto& r = q.session->request;
     using Kind = service::Outcome::Kind;
     switch (o.kind) {
     case Kind::pending: {
@@ -169,10 +169,10 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
         ex.request_id = id;
         ex.nonce = q.nonce;
         ex.host = m_config->host.name;
-        ex.user = broker::requester_name(q.session); // the grant's sub: who asked (§7.2)
-        ex.login_user = q.session.requester.login_name;
+        ex.user = broker::requester_name(*q.session); // the grant's sub: who asked (§7.2)
+        ex.login_user = q.session->requester.login_name;
         ex.kind = r.kind;
-        ex.scope = config::to_string(broker::scope_of(q.session));
+        ex.scope = config::to_string(broker::scope_of(*q.session));
         ex.cmd_sha256 = q.cmd_sha256;
         ex.approvals_needed = q.approvals_needed;
         ex.issuer = m_config->approval.service.issuer;

@@ -62,14 +62,14 @@ std::vector<Json> Broker::pending(const Caller& /*caller*/) const {
     const auto now = now_unix();
     const auto mono = Clock::now();
     for (const Request* q : list) {
-        const auto& r = q->session.request;
+        const auto& r = q->session->request;
         Json j{{"id", q->id},
                {"host", m_config->host.name},
                {"user", esc(r.user)},
-               {"requester", esc(requester_name(q->session))},
-               {"requester_uid", requester_uid(q->session)},
+               {"requester", esc(requester_name(*q->session))},
+               {"requester_uid", requester_uid(*q->session)},
                {"kind", r.kind},
-               {"rule", q->session.rule->name},
+               {"rule", q->session->rule->name},
                {"approvals_needed", q->approvals_needed},
                {"approvers", q->approvers},
                {"approver_groups", q->approver_groups},
@@ -85,15 +85,15 @@ std::vector<Json> Broker::pending(const Caller& /*caller*/) const {
                 j["submit_display"] = cut(text::display_argv(r.submit_argv));
             j["runas"] = esc(r.runas_user);
             j["cwd"] = esc(r.cwd);
-            add_binding(j, q->session);
+            add_binding(j, *q->session);
         }
         if (!r.tty.empty()) j["tty"] = esc(r.tty);
         if (!r.service.empty()) j["service"] = esc(r.service);
-        if (!q->session.window.empty()) j["window"] = q->session.window;
+        if (!q->session->window.empty()) j["window"] = q->session->window;
         if (!r.remote_host.empty()) j["remote_host"] = esc(r.remote_host);
-        if (q->session.requester.login_uid >= 0) {
-            j["login_uid"] = q->session.requester.login_uid;
-            j["login_user"] = esc(q->session.requester.login_name);
+        if (q->session->requester.login_uid >= 0) {
+            j["login_uid"] = q->session->requester.login_uid;
+            j["login_user"] = esc(q->session->requester.login_name);
         }
         if (!q->extends.empty()) j["extends"] = q->extends; // jitgatectl extend: a new approval of the same action
         out.push_back(std::move(j));
@@ -112,7 +112,7 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     if (it == m_requests.end())
         return {false, "no pending request " + esc(raw_id) + " (already decided, timed out or cancelled?)"};
     Request& q = it->second;
-    Json refused = event_for(audit::type::error, q.session);
+    Json refused = event_for(audit::type::error, *q.session);
     refused["approver"] = esc(c.name);
     refused["approver_uid"] = c.peer.uid;
     if (c.login_uid >= 0) {
@@ -140,10 +140,10 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     // requester's login uid, or their name is the requester's: a second account name sharing
     // alice's uid, a shared account (ops) used from alice's session, or root in alice's session
     // cannot approve alice either. For su the requester is the caller, not the target account.
-    const std::int64_t asker = requester_uid(q.session);
-    const std::int64_t asker_login = q.session.requester.login_uid;
+    const std::int64_t asker = requester_uid(*q.session);
+    const std::int64_t asker_login = q.session->requester.login_uid;
     const auto is_asker = [&](std::int64_t uid) { return uid >= 0 && (uid == asker || uid == asker_login); };
-    const bool same_uid = is_asker(static_cast<std::int64_t>(c.peer.uid)) || c.name == requester_name(q.session);
+    const bool same_uid = is_asker(static_cast<std::int64_t>(c.peer.uid)) || c.name == requester_name(*q.session);
     if (same_uid || is_asker(c.login_uid)) {
         refused["refused"] = "self_approval";
         refused["message"] = same_uid ? std::string("approval refused: the requester cannot approve their own request")
@@ -168,7 +168,7 @@ OpResult Broker::approve(const Caller& c, const std::string& raw_id) {
     q.approver_uids.push_back(person);
     const auto have = static_cast<int>(q.approvers.size());
     if (have < q.approvals_needed) {
-        Json e = event_for(audit::type::approval_recorded, q.session);
+        Json e = event_for(audit::type::approval_recorded, *q.session);
         e["approvers"] = q.approvers;
         e["approvals_needed"] = q.approvals_needed;
         if (!audit(std::move(e))) {
@@ -202,14 +202,14 @@ OpResult Broker::deny(const Caller& c, const std::string& raw_id, const std::str
     if (!shares_group(c.groups, q.approver_groups))
         return {false, esc(c.name) + " is not in the approver group(s) " + join_names(q.approver_groups) + " of " + id};
     const std::string why = trim(reason).empty() ? "no reason given" : esc(trim(reason));
-    Json e = event_for(audit::type::denied, q.session);
+    Json e = event_for(audit::type::denied, *q.session);
     e["denied_by"] = esc(c.name);
     e["deny_reason"] = why;
     e["approvers"] = q.approvers;
     e["outcome"] = "denied";
     audit(std::move(e)); // a deny stands even if it could not be recorded
-    msg::Decision d =
-        deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, q.session);
+    msg::Decision d = deny_with(msg::Outcome::denied,
+                                "jitgate: request " + id + " denied by " + esc(c.name) + ": " + why, *q.session);
     d.request_id = id;
     conclude(q, d);
     return {true, "denied " + id};

@@ -114,7 +114,7 @@ Step Broker::approve_automatically(CheckSession& s, Responder& responder, const 
     q.approver_groups = s.rule->approver_groups.empty() ? cfg.approval.approver_groups : s.rule->approver_groups;
     q.created_unix = detail::now_unix();
     q.deadline = Clock::now() + s.rule->timeout;
-    q.session = s;
+    q.session = share_session(s);
     q.responder = &responder;
     q.live = &s;
     // Not filed with the backend and not listed as pending: nobody is asked. The grant is the

@@ -509,9 +509,9 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     // Automation re-running `sudo -n` before anyone approved: point at the request already filed.
     if (detach) {
         for (const auto& [id, q] : m_requests) {
-            const auto& o = q.session.request;
+            const auto& o = q.session->request;
             if (q.responder == nullptr && o.uid == r.uid &&
-                grants::GrantCache::key_for(action_of(q.session), config::Scope::command) ==
+                grants::GrantCache::key_for(action_of(*q.session), config::Scope::command) ==
                     grants::GrantCache::key_for(action_of(s), config::Scope::command)) {
                 s.request_id = id;
                 msg::Decision d = deny_with(msg::Outcome::filed,
@@ -550,7 +550,7 @@ Step Broker::file_request(CheckSession& s, Responder& responder) {
     q.created_unix = now_unix();
     q.deadline = Clock::now() + s.rule->timeout;
     const auto timeout_s = static_cast<std::int64_t>(s.rule->timeout.count());
-    q.session = s;
+    q.session = share_session(s);
     try {
         m_backend->prepare(q);
     } catch (const std::exception& e) {
@@ -657,7 +657,7 @@ void Broker::client_gone(CheckSession& s) {
     if (s.request_id.empty()) return;
     const auto it = m_requests.find(s.request_id);
     if (it == m_requests.end() || it->second.live != &s) return;
-    Json e = event_for(audit::type::cancelled, it->second.session);
+    Json e = event_for(audit::type::cancelled, *it->second.session);
     e["message"] = "the requester gave up while waiting (Ctrl-C, killed or disconnected)";
     e["approvers"] = it->second.approvers;
     audit(std::move(e));
@@ -747,15 +747,15 @@ std::string Broker::window_change(const CheckSession& s) const {
 }
 
 OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t expires_unix, const Json& extra) {
-    const auto& r = q.session.request;
+    const auto& r = q.session->request;
     const std::string id = q.id;
     if (const auto full = spool_full_refusal(false); !full.empty()) {
-        Json e = event_for(audit::type::denied, q.session);
+        Json e = event_for(audit::type::denied, *q.session);
         e["spool_full"] = true;
         e["outcome"] = "error";
         e["message"] = full;
         audit(std::move(e));
-        msg::Decision d = deny_with(msg::Outcome::error, full, q.session);
+        msg::Decision d = deny_with(msg::Outcome::error, full, *q.session);
         d.request_id = id;
         conclude(q, d);
         return {false, "request " + id + " denied: the audit spool is full"};
@@ -764,13 +764,13 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     // approval may come up to the rule's timeout later, after a freeze began or the hours
     // ended. Judged again now, with this instant and the request's facts: a different rule or
     // window means the approval was given for a situation that no longer holds.
-    if (const std::string changed = window_change(q.session); !changed.empty()) {
-        Json e = event_for(audit::type::denied, q.session);
+    if (const std::string changed = window_change(*q.session); !changed.empty()) {
+        Json e = event_for(audit::type::denied, *q.session);
         e["outcome"] = msg::to_string(msg::Outcome::denied);
         e["message"] = changed;
         e["window_changed"] = true;
         audit(std::move(e)); // a deny stands even if it could not be recorded
-        msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied: " + changed, q.session);
+        msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied: " + changed, *q.session);
         d.request_id = id;
         conclude(q, d);
         return {false, "request " + id + " denied: " + changed};
@@ -779,12 +779,12 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     // or expired, approving the extension would bring back access someone ended: denied.
     if (!q.extends.empty() && m_grants.by_id(q.extends, Clock::now()) == nullptr) {
         const std::string ended = "grant " + q.extends + " that it extends has ended (revoked, released or expired)";
-        Json e = event_for(audit::type::denied, q.session);
+        Json e = event_for(audit::type::denied, *q.session);
         e["outcome"] = msg::to_string(msg::Outcome::denied);
         e["message"] = ended;
         e["extends"] = q.extends;
         audit(std::move(e)); // a deny stands even if it could not be recorded
-        msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied: " + ended, q.session);
+        msg::Decision d = deny_with(msg::Outcome::denied, "jitgate: request " + id + " denied: " + ended, *q.session);
         d.request_id = id;
         conclude(q, d);
         return {false, "request " + id + " denied: " + ended + "; ask anew"};
@@ -794,40 +794,40 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
     g.request_id = id;
     g.user = r.user;
     g.kind = r.kind;
-    g.requester = requester_name(q.session);
-    g.requester_uid = requester_uid(q.session);
-    g.login_uid = q.session.requester.login_uid;
-    g.scope = scope_of(q.session);
-    g.rule = q.session.rule->name;
+    g.requester = requester_name(*q.session);
+    g.requester_uid = requester_uid(*q.session);
+    g.login_uid = q.session->requester.login_uid;
+    g.scope = scope_of(*q.session);
+    g.rule = q.session->rule->name;
     g.runas_user = r.runas_user;
     g.command = r.command;
     g.argv = r.run_argv;
     g.cwd = binding::run_cwd(r);
     g.runas_group = r.runas_group;
     g.chroot = r.chroot;
-    g.program = q.session.program;
-    g.env = q.session.bound_env;
+    g.program = q.session->program;
+    g.env = q.session->bound_env;
     g.approvers = q.approvers;
     g.reason = r.reason;
     g.ticket = r.ticket;
-    g.window = q.session.window;
+    g.window = q.session->window;
     if (const auto c = extra.find("condition"); c != extra.end() && c->is_string()) g.auto_condition = *c;
     if (const auto j = extra.find("service_grant_id"); j != extra.end() && j->is_string()) g.service_grant_id = *j;
-    g.keep_sessions = q.session.rule->on_expiry == config::OnExpiry::keep;
+    g.keep_sessions = q.session->rule->on_expiry == config::OnExpiry::keep;
     // SECURITY NOTE: validate() refuses auto_approve.commands on a rule whose scope is not
     // command; checked again because a session grant holds no command: one automatically
     // approved low-risk command must never open the rule's other commands to the session.
-    if (!g.auto_condition.empty() && !q.session.rule->auto_approve.commands.empty() &&
+    if (!g.auto_condition.empty() && !q.session->rule->auto_approve.commands.empty() &&
         g.scope == config::Scope::session)
         g.scope = config::Scope::command;
     // The TTL counts from the approval, not from the request; a service grant's exp caps it.
     g.granted_unix = now_unix();
-    auto ttl_s = static_cast<std::int64_t>(q.session.rule->ttl.count());
+    auto ttl_s = static_cast<std::int64_t>(q.session->rule->ttl.count());
     if (expires_unix > 0) ttl_s = std::clamp<std::int64_t>(expires_unix - g.granted_unix, 0, ttl_s);
     g.expires_unix = g.granted_unix + ttl_s;
     g.expires = Clock::now() + seconds(ttl_s);
 
-    Json e = event_for(audit::type::approved, q.session);
+    Json e = event_for(audit::type::approved, *q.session);
     e["approvers"] = q.approvers;
     e["approvals_needed"] = q.approvals_needed;
     e["grant_id"] = g.id;
@@ -840,7 +840,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
         if (!m_backend->allows_local_decisions() || q.approvers.empty()) {
             // (No approvers: an automatic approval, whose requester waits for this answer.)
             // No local approver can retry: the request ends here, denied (fail closed).
-            msg::Decision d = deny_with(msg::Outcome::error, k_spool_unwritable, q.session);
+            msg::Decision d = deny_with(msg::Outcome::error, k_spool_unwritable, *q.session);
             d.request_id = id;
             conclude(q, d);
             return {false, "the audit spool cannot be written; request " + id + " denied"};
@@ -864,7 +864,7 @@ OpResult Broker::grant(Request& q, const std::string& approved_by, std::int64_t 
         "jitgate: approved by " + approved_by + " (request " + id + "); grant " + grant_id + " valid for " + ttl;
     d.request_id = id;
     d.grant_id = grant_id;
-    d.rule = q.session.rule->name;
+    d.rule = q.session->rule->name;
     conclude(q, d);
     return {true, "approved " + id + "; grant " + grant_id + " valid for " + ttl};
 }
@@ -884,12 +884,12 @@ void Broker::approved(Request& q, std::vector<std::string> approvers, std::int64
 }
 
 void Broker::denied(Request& q, const char* event_type, msg::Outcome outcome, const std::string& message, Json extra) {
-    Json e = event_for(event_type, q.session);
+    Json e = event_for(event_type, *q.session);
     e["outcome"] = msg::to_string(outcome);
     e["message"] = message;
     for (const auto& [key, value] : extra.items()) e[key] = value;
     audit(std::move(e)); // a deny stands even if it could not be recorded
-    msg::Decision d = deny_with(outcome, "jitgate: request " + q.id + " " + message, q.session);
+    msg::Decision d = deny_with(outcome, "jitgate: request " + q.id + " " + message, *q.session);
     d.request_id = q.id;
     conclude(q, d);
 }
@@ -951,14 +951,14 @@ void Broker::expire(Clock::time_point now) {
         const auto it = m_requests.find(id);
         if (it == m_requests.end()) continue;
         Request& q = it->second;
-        const std::string after = config::format_duration(q.session.rule->timeout);
-        Json e = event_for(audit::type::timeout, q.session);
+        const std::string after = config::format_duration(q.session->rule->timeout);
+        Json e = event_for(audit::type::timeout, *q.session);
         e["approvers"] = q.approvers;
         e["message"] = "no decision within " + after;
         audit(std::move(e));
         msg::Decision d =
             deny_with(msg::Outcome::timeout,
-                      "jitgate: request " + id + " timed out after " + after + " without approval", q.session);
+                      "jitgate: request " + id + " timed out after " + after + " without approval", *q.session);
         d.request_id = id;
         m_backend->cancel(id, "timeout");
         conclude(q, d);

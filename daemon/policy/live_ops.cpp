@@ -134,11 +134,11 @@ void Broker::record_endings(const std::vector<live::Ended>& endings, const Json&
 }
 
 void Broker::remember_decision(const Request& q, const msg::Decision& d) {
-    const auto& r = q.session.request;
+    const auto& r = q.session->request;
     Json j{{"id", q.id},
            {"user", esc(r.user)},
            {"kind", r.kind},
-           {"rule", q.session.rule->name},
+           {"rule", q.session->rule->name},
            {"state", "decided"},
            {"outcome", msg::to_string(d.outcome)},
            {"message", d.message},
@@ -147,7 +147,7 @@ void Broker::remember_decision(const Request& q, const msg::Decision& d) {
            {"decided", now_unix()}};
     if (r.kind == "sudo") j["display"] = cut(display_command(r.command, r.run_argv));
     if (!d.grant_id.empty()) j["grant_id"] = d.grant_id;
-    m_decided.push_back(Decided{requester_uid(q.session), now_unix(), std::move(j)});
+    m_decided.push_back(Decided{requester_uid(*q.session), now_unix(), std::move(j)});
     while (m_decided.size() > k_decided_max) m_decided.pop_front();
 }
 
@@ -158,15 +158,15 @@ std::vector<Json> Broker::my_requests(const Caller& c) const {
     std::vector<Json> out;
     std::vector<const Request*> waiting;
     for (const auto& [id, q] : m_requests)
-        if (requester_uid(q.session) == uid) waiting.push_back(&q);
+        if (requester_uid(*q.session) == uid) waiting.push_back(&q);
     std::sort(waiting.begin(), waiting.end(),
               [](const Request* a, const Request* b) { return a->created_unix < b->created_unix; });
     for (const Request* q : waiting) {
-        const auto& r = q->session.request;
+        const auto& r = q->session->request;
         Json j{{"id", q->id},
                {"user", esc(r.user)},
                {"kind", r.kind},
-               {"rule", q->session.rule->name},
+               {"rule", q->session->rule->name},
                {"state", "pending"},
                {"approvals_needed", q->approvals_needed},
                {"approvers", q->approvers},
@@ -250,7 +250,7 @@ OpResult Broker::release(const Caller& c, const std::string& raw_id) {
 void Broker::remember_origin(const std::string& grant_id, const Request& q) {
     const auto now = Clock::now();
     std::erase_if(m_grant_origin, [&](const auto& kv) { return m_grants.by_id(kv.first, now) == nullptr; });
-    CheckSession origin = q.session;
+    CheckSession origin = *q.session;
     origin.request_id.clear();
     origin.awaiting.clear();
     m_grant_origin.insert_or_assign(grant_id, std::move(origin));
@@ -273,8 +273,8 @@ OpResult Broker::extend(const Caller& c, const std::string& raw_id, const std::s
     if (const auto full = spool_full_refusal(false); !full.empty()) return {false, full};
 
     Request q;
-    q.session = origin->second;
-    CheckSession& s = q.session;
+    q.session = std::make_shared<CheckSession>(origin->second);
+    CheckSession& s = *q.session;
     // SECURITY NOTE: an extension is judged by the rules as they are now, not as they were when
     // the grant was approved: the same require_approval rule must still match at this instant,
     // and its current approvals, approver groups, TTL and on_expiry apply.

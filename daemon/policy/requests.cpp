@@ -8,7 +8,7 @@ Request& Requests::add(Request q) {
     if (!fresh) return it->second;
     m_deadlines.emplace(q.deadline, q.id);
     // Counted per person who asks: every `su root` names root, but each caller has their own cap.
-    ++m_per_uid[requester_uid(q.session)];
+    ++m_per_uid[requester_uid(*q.session)];
     it->second = std::move(q);
     return it->second;
 }
@@ -17,7 +17,7 @@ void Requests::remove(const std::string& id) {
     const auto it = m_requests.find(id);
     if (it == m_requests.end()) return;
     m_deadlines.erase({it->second.deadline, id});
-    const auto counted = m_per_uid.find(requester_uid(it->second.session));
+    const auto counted = m_per_uid.find(requester_uid(*it->second.session));
     if (counted != m_per_uid.end() && --counted->second == 0) m_per_uid.erase(counted);
     m_requests.erase(it);
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -22,7 +23,13 @@ using Clock = std::chrono::steady_clock;
 
 struct Request {
     std::string id;
-    CheckSession session;           // copy of the facts for listing and auditing
+    // The check's facts for listing and auditing, never null. While the client waits it is the
+    // connection's own session (share_session), not a copy: one CheckSession per waiting
+    // request, not two (issue 17, docs/PERFORMANCE.md "Memory per waiting request").
+    // SECURITY NOTE: shared, so nothing may change a session once it is filed: the server takes
+    // no input for a waiting check (Step::waiting), and the broker only clears its request_id
+    // once the decision is recorded. What approvers see is what the grant binds.
+    std::shared_ptr<CheckSession> session = std::make_shared<CheckSession>();
     Responder* responder = nullptr; // null once the client has gone or was told "filed"
     CheckSession* live = nullptr;   // the connection's session while it waits
     std::vector<std::string> approvers;

@@ -16,6 +16,11 @@ const std::shared_ptr<const config::Rule>& no_rule() {
     return empty;
 }
 
+std::shared_ptr<CheckSession> share_session(CheckSession& s) {
+    if (auto owned = s.weak_from_this().lock()) return owned;
+    return std::make_shared<CheckSession>(s);
+}
+
 std::int64_t requester_uid(const CheckSession& s) {
     return s.requester.uid >= 0 ? s.requester.uid : s.request.uid;
 }

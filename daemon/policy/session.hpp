@@ -44,8 +44,9 @@ public:
 // The empty rule a session starts with (shared, never changed).
 const std::shared_ptr<const config::Rule>& no_rule();
 
-// A check in progress; owned by the connection for as long as the conversation lasts.
-struct CheckSession {
+// A check in progress; owned by the connection for as long as the conversation lasts, and
+// shared with its Request while it waits for approvers (share_session).
+struct CheckSession : std::enable_shared_from_this<CheckSession> {
     msg::CheckRequest request;
     identity::Peer peer;
     rules::Facts facts;
@@ -66,6 +67,10 @@ struct CheckSession {
 };
 
 enum class Step { done, awaiting_input, waiting };
+
+// `s` itself if a shared_ptr owns it (the server's sessions), else a copy of it (a session on
+// the stack, as in tests). A filed request holds this instead of a copy of the facts.
+std::shared_ptr<CheckSession> share_session(CheckSession& s);
 
 // Who asks: the person the server found from the kernel, or (no server, or nothing found)
 // the request's user, which is who asks for sudo and for a login through sshd.

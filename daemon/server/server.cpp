@@ -120,6 +120,10 @@ public:
         }
         m_marks.erase(m_marks.begin(), m_marks.begin() + static_cast<std::ptrdiff_t>(k));
         for (auto& mark : m_marks) mark.second -= end;
+        if (m_held.empty()) { // nothing held: no capacity kept while the client waits (issue 17)
+            std::string().swap(m_held);
+            decltype(m_marks)().swap(m_marks);
+        }
         flush();
         return !m_held.empty();
     }
@@ -159,6 +163,9 @@ public:
             mark_dead();
             return;
         }
+        // All sent: the buffer goes back to the heap, so a connection that waits for approvers
+        // keeps no frame-sized capacity (issue 17, memory per waiting request).
+        if (m_out.empty()) std::string().swap(m_out);
         want_write(!m_out.empty());
     }
 
@@ -197,7 +204,8 @@ public:
     bool m_quiet = false; // stop_watching()
     bool m_dead = false;
     bool m_decided = false;
-    std::unique_ptr<broker::CheckSession> m_session; // a check under way
+    // A check under way; shared with its Request while it waits for approvers.
+    std::shared_ptr<broker::CheckSession> m_session;
     broker::Step m_step = broker::Step::done;
 };
 
@@ -725,7 +733,7 @@ void Server::handle_check(Connection& c, const Json& m, const broker::Caller&) {
         c.close_after_flush();
         return;
     }
-    c.m_session = std::make_unique<broker::CheckSession>();
+    c.m_session = std::make_shared<broker::CheckSession>();
     c.m_session->request = std::move(request);
     c.m_session->peer = c.m_peer;
     c.m_session->requester = std::move(*requester);

@@ -42,6 +42,26 @@ TEST(Wire, ByteByByteAndTwoFramesInOneRead) {
     EXPECT_EQ(d.next().value()["x"], 2);
 }
 
+// The decoder gives its buffer back once it handed out all it held (the daemon keeps one
+// decoder per waiting request): the next frame, whole or in pieces, still decodes.
+TEST(Wire, NextFrameAfterEverythingWasConsumed) {
+    FrameDecoder d;
+    d.feed(jitgate::wire::encode(Json{{"x", 1}}));
+    ASSERT_EQ(d.next().value()["x"], 1);
+    EXPECT_FALSE(d.has_partial());
+    const std::string second = jitgate::wire::encode(Json{{"x", 2}, {"pad", std::string(300, 'p')}});
+    d.feed(second.substr(0, 3));
+    EXPECT_FALSE(d.next().has_value());
+    EXPECT_TRUE(d.has_partial());
+    d.feed(second.substr(3));
+    const auto m = d.next();
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ((*m)["x"], 2);
+    EXPECT_EQ((*m)["pad"], std::string(300, 'p'));
+    EXPECT_FALSE(d.has_partial());
+    EXPECT_FALSE(d.next().has_value());
+}
+
 TEST(Wire, TruncatedFrameWaitsAndReportsPartial) {
     FrameDecoder d;
     d.feed(header(10) + "{\"a\":");

@@ -228,6 +228,38 @@ TEST_F(BrokerTest, ApprovalFlowCreatesAGrantForTheFastPath) {
     EXPECT_EQ(again.decision->grant_id, r.decision->grant_id);
 }
 
+// The server's sessions are owned by a shared_ptr: a filed request holds that session, not a
+// copy (one CheckSession per waiting request, issue 17); a session on the stack is copied. The
+// shared one is approved, and a client going away is cancelled, as before.
+TEST_F(BrokerTest, AFiledRequestHoldsTheServersSessionNotACopy) {
+    auto b = make({});
+    approval::Outcomes& outcomes = *b;
+    Recorder r;
+    auto s = std::make_shared<broker::CheckSession>(session({"/usr/bin/systemctl", "restart", "payments"}));
+    ASSERT_EQ(b->begin_check(*s, r), broker::Step::waiting);
+    const std::string id = s->request_id;
+    broker::Request* q = outcomes.waiting(id);
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(q->session.get(), s.get());
+    Recorder r2;
+    auto local = session({"/usr/bin/systemctl", "restart", "billing"});
+    ASSERT_EQ(b->begin_check(local, r2), broker::Step::waiting);
+    broker::Request* q2 = outcomes.waiting(local.request_id);
+    ASSERT_NE(q2, nullptr);
+    EXPECT_NE(q2->session.get(), &local);
+    EXPECT_EQ(q2->session->request.run_argv, local.request.run_argv);
+    EXPECT_EQ(q2->session->request_id, local.request_id);
+
+    EXPECT_TRUE(b->approve(approver("bob", 2002), id).ok);
+    ASSERT_TRUE(r.decision);
+    EXPECT_TRUE(r.decision->allow);
+    EXPECT_EQ(r.decision->request_id, id);
+    EXPECT_TRUE(s->request_id.empty()); // decided: the session no longer waits
+    b->client_gone(local);
+    EXPECT_EQ(b->pending_count(), 0u);
+    EXPECT_TRUE(local.request_id.empty());
+}
+
 // A revocation from the approval service (docs/protocol.md §12) is hostile input: it ends only
 // the live grant of that request with that service grant id, exactly as jitgatectl revoke would.
 TEST_F(BrokerTest, AServiceRevocationEndsOnlyTheGrantItNames) {

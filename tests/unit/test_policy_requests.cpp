@@ -12,7 +12,7 @@ using broker::Clock;
 broker::Request request(std::string id, std::int64_t uid, Clock::time_point deadline) {
     broker::Request q;
     q.id = std::move(id);
-    q.session.request.uid = uid;
+    q.session->request.uid = uid;
     q.deadline = deadline;
     return q;
 }
@@ -48,7 +48,7 @@ TEST(Requests, IndexesFollowAddAndRemove) {
 TEST(Requests, CountedByTheRequesterNotTheTargetAccount) {
     broker::Requests r;
     auto q = request("R-1", 0, Clock::now()); // su root: the account is root ...
-    q.session.requester.uid = 1000;           // ... the person asking is uid 1000
+    q.session->requester.uid = 1000;          // ... the person asking is uid 1000
     r.add(std::move(q));
     EXPECT_EQ(r.count_for(0), 0u);
     EXPECT_EQ(r.count_for(1000), 1u);
@@ -59,7 +59,7 @@ TEST(Requests, ADuplicateIdKeepsTheFiledRequest) {
     const auto t0 = Clock::now();
     r.add(request("R-1", 1000, t0));
     auto& kept = r.add(request("R-1", 2000, t0 + std::chrono::seconds(5)));
-    EXPECT_EQ(kept.session.request.uid, 1000);
+    EXPECT_EQ(kept.session->request.uid, 1000);
     EXPECT_EQ(r.size(), 1u);
     EXPECT_EQ(r.count_for(2000), 0u);
     EXPECT_EQ(r.expired(t0 + std::chrono::hours(1)).size(), 1u);
