@@ -54,33 +54,33 @@ constexpr int k_max_sign_in_per_minute = 6000;
 constexpr int k_max_sign_in_burst = 1000;
 constexpr int k_max_sign_ins_in_progress = 1'000'000;
 
-const SectionSpec k_top_spec{
-    {"server", "hosts", "web", "oidc", "database", "signing", "windows", "policy", "webhooks", "ticket_check", "audit"},
-    {{"name", "server"},
-     {"public_url", "server"},
-     {"listen", "hosts"},
-     {"cert", "hosts"},
-     {"key", "hosts"},
-     {"client_ca", "hosts"},
-     {"max_timeout", "hosts"},
-     {"max_ttl", "hosts"},
-     {"client_crl", "hosts"},
-     {"max_pending_per_host", "hosts"},
-     {"max_connections_per_address", "hosts or web"},
-     {"session_ttl", "web"},
-     {"issuer", "oidc"},
-     {"client_id", "oidc"},
-     {"client_secret_file", "oidc"},
-     {"sqlite", "database"},
-     {"postgres", "database"},
-     {"password_file", "database"},
-     {"keys", "signing"},
-     {"active", "signing"},
-     {"syslog_facility", "audit"},
-     {"auditor_groups", "audit"},
-     {"break_glass_reviewer_groups", "audit"},
-     {"break_glass_review_within", "audit"},
-     {"retention_months", "audit"}}};
+const SectionSpec k_top_spec{{"server", "hosts", "web", "oidc", "database", "signing", "windows", "policy",
+                              "on_call_file", "webhooks", "ticket_check", "audit"},
+                             {{"name", "server"},
+                              {"public_url", "server"},
+                              {"listen", "hosts"},
+                              {"cert", "hosts"},
+                              {"key", "hosts"},
+                              {"client_ca", "hosts"},
+                              {"max_timeout", "hosts"},
+                              {"max_ttl", "hosts"},
+                              {"client_crl", "hosts"},
+                              {"max_pending_per_host", "hosts"},
+                              {"max_connections_per_address", "hosts or web"},
+                              {"session_ttl", "web"},
+                              {"issuer", "oidc"},
+                              {"client_id", "oidc"},
+                              {"client_secret_file", "oidc"},
+                              {"sqlite", "database"},
+                              {"postgres", "database"},
+                              {"password_file", "database"},
+                              {"keys", "signing"},
+                              {"active", "signing"},
+                              {"syslog_facility", "audit"},
+                              {"auditor_groups", "audit"},
+                              {"break_glass_reviewer_groups", "audit"},
+                              {"break_glass_review_within", "audit"},
+                              {"retention_months", "audit"}}};
 const SectionSpec k_server_spec{{"name", "public_url"}, {}};
 const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "client_crl", "max_timeout", "max_ttl",
                                 "max_pending_per_host", "max_connections_per_address"},
@@ -95,8 +95,9 @@ const SectionSpec k_database_spec{{"sqlite", "postgres", "password_file"}, {}};
 const SectionSpec k_signing_spec{{"keys", "active"}, {{"kid", "keys"}, {"private_key", "keys"}}};
 const SectionSpec k_signing_key_spec{{"kid", "private_key"}, {}};
 const SectionSpec k_policy_spec{{"name", "hosts", "environments", "tags", "rules", "approver_groups", "min_approvals",
-                                 "ticket_check", "when", "unless", "deny"},
-                                {{"window", "when"}}};
+                                 "ticket_check", "when", "unless", "deny", "auto_approve", "auto_approve_sod"},
+                                {{"window", "when"}, {"on_call", "auto_approve"}}};
+const SectionSpec k_policy_auto_spec{{"on_call"}, {}};
 const SectionSpec k_when_spec{{"window"}, {}};
 const SectionSpec k_webhook_spec{{"name", "url", "format", "secret_file", "ca_file", "events"}, {}};
 const SectionSpec k_ticket_check_spec{{"url", "token_file", "ca_file", "approved_field", "approved_value",
@@ -241,6 +242,7 @@ Config Parser::parse(const YAML::Node& root) {
     parse_signing(top, config.signing);
     windows::parse_windows(*this, find(top, "windows"), config.windows);
     parse_policy(top, config.policy);
+    set_string(k_top_where, top, "on_call_file", config.on_call_file);
     parse_webhooks(top, config.webhooks);
     parse_ticket_check(top, config.ticket_check);
     {
@@ -388,6 +390,17 @@ void Parser::parse_policy(const Entries& top, std::vector<PolicyEntry>& policy) 
             entry.min_approvals = static_cast<int>(*v);
         if (auto v = bool_value(where, find(e, "ticket_check"))) entry.ticket_check = *v;
         if (auto v = bool_value(where, find(e, "deny"))) entry.deny = *v;
+        if (auto v = bool_value(where, find(e, "auto_approve_sod"))) entry.auto_approve_sod = *v;
+        if (const Entry* given = find(e, "auto_approve")) {
+            const Where w{path + ".auto_approve", "auto_approve.", "in 'auto_approve' of policy " + shown(entry.name),
+                          where.prefix};
+            const Entries ae = section(e, "auto_approve", where, w, k_policy_auto_spec);
+            if (auto v = bool_value(w, find(ae, "on_call"))) entry.auto_approve_on_call = *v;
+            // SECURITY NOTE: an auto_approve that names no condition is an error, not "never":
+            // a templating slip should be seen, and a later key must not start approving.
+            if (!entry.auto_approve_on_call)
+                add(given->value.Mark(), where.prefix + "auto_approve names no condition (expected {on_call: true})");
+        }
         for (const auto& [key, target] :
              {std::pair{"when", &entry.when_windows}, std::pair{"unless", &entry.unless_windows}}) {
             const Where w{path + "." + key, std::string(key) + ".",
@@ -506,6 +519,7 @@ private:
     void check_signing();
     void check_windows();
     void check_policy();
+    void check_auto_approve(const PolicyEntry& p, const std::string& path, const std::string& prefix);
     void check_webhooks();
     void check_ticket_check();
     void check_audit();
@@ -639,6 +653,7 @@ void Checker::check_windows() {
 
 void Checker::check_policy() {
     const auto& policy = m_config.policy;
+    file("on_call_file", "on_call_file", m_config.on_call_file, false);
     for (std::size_t i = 0; i < policy.size(); ++i) {
         const PolicyEntry& p = policy[i];
         const std::string path = "policy[" + std::to_string(i) + "]";
@@ -663,6 +678,7 @@ void Checker::check_policy() {
             add(path + ".min_approvals", prefix + "min_approvals must be 1..5, got " + std::to_string(p.min_approvals));
         if (p.ticket_check && m_config.ticket_check.url.empty())
             add(path + ".ticket_check", prefix + "ticket_check is true but ticket_check.url is not set");
+        check_auto_approve(p, path, prefix);
         const std::pair<const char*, const std::vector<std::string>*> lists[] = {
             {"hosts", &p.hosts},
             {"environments", &p.environments},
@@ -671,6 +687,22 @@ void Checker::check_policy() {
             {"approver_groups", &p.approver_groups}};
         for (const auto& [key, list] : lists) names(path + "." + key, prefix, key, *list);
     }
+}
+
+void Checker::check_auto_approve(const PolicyEntry& p, const std::string& path, const std::string& prefix) {
+    if (!p.auto_approve_on_call) {
+        if (p.auto_approve_sod)
+            add(path + ".auto_approve_sod", prefix + "auto_approve_sod without auto_approve means nothing");
+        return;
+    }
+    const std::string at = path + ".auto_approve";
+    if (p.deny) add(at, prefix + "auto_approve on a deny entry makes no sense (a deny entry approves nothing)");
+    // SECURITY NOTE: two approvals exist to keep one person from acting alone; the service's own
+    // approval would undo that unless the entry says so in as many words.
+    if (p.min_approvals >= 2 && !p.auto_approve_sod)
+        add(at, prefix + "auto_approve with min_approvals: " + std::to_string(p.min_approvals) +
+                    " would bypass segregation of duties; remove it, or set auto_approve_sod: true to mean it");
+    if (m_config.on_call_file.empty()) add(at, prefix + "auto_approve.on_call needs on_call_file (who is on call)");
 }
 
 void Checker::check_webhooks() {

@@ -47,6 +47,12 @@ struct PolicyEntry {
     // While the entry applies, the requests it covers are refused: filed ones get 403, waiting
     // ones can no longer be approved (a change freeze).
     bool deny = false;
+    // `auto_approve: {on_call: true}` (docs/server.md, "Automatic approval"): the service itself
+    // approves a request this entry covers, at filing, when the host's rule opted in and the
+    // requester is on call now per `on_call_file`. Not with deny, never for logins, and not
+    // where two approvals are needed unless `auto_approve_sod` says so.
+    bool auto_approve_on_call = false;
+    bool auto_approve_sod = false;
 };
 
 struct Webhook {
@@ -139,6 +145,9 @@ struct Config {
 
     std::vector<jitgate::config::Window> windows; // named time windows, the syntax of jitgated's
     std::vector<PolicyEntry> policy;
+    // Who is on call (the format of jitgated's approval.on_call_file, written by a schedule sync
+    // such as packaging/oncall-sync-pagerduty): read at each use; empty: no on-call approval.
+    std::string on_call_file;
     std::vector<Webhook> webhooks;
 
     struct TicketCheck {

@@ -383,7 +383,9 @@ private:
         a.decision = e.type.substr(std::string_view("access.").size());
         a.decided_time = e.time;
         a.decision_event_id = e.event_id;
-        if (e.type == audit::type::approved)
+        // An automatic approval is the service's too when the service signed it (its `auto`
+        // grant): still counted apart from people's approvals (summarise()), and cross-checked.
+        if (e.type == audit::type::approved || e.type == audit::type::auto_approved)
             a.approval_source = !a.service_grant_id.empty() || !a.approval_service.empty() ? "service" : "local";
         if (a.approvals.empty())
             for (const std::string& name : list_of(j, "approvers"))
@@ -493,6 +495,14 @@ private:
             // service_grant_id out of both events would otherwise escape the check).
             const bool named_service = a.approval_source == "service";
             if (a.decision == "approved" && it->second.request) a.approval_source = "service";
+            // SECURITY NOTE: a host that says the service approved automatically must name a
+            // request the service approved automatically (decided_by "jitgate (auto: ...)").
+            if (a.decision == "auto_approved" && a.approval_source == "service" && it->second.request &&
+                it->second.request->decided_by.rfind("jitgate (auto: ", 0) != 0)
+                exception("request_mismatch", a.host, a.decided_time, a.request_id, a.requester,
+                          "the host recorded an automatic approval of request " + a.request_id +
+                              " by the approval service, which did not approve it automatically",
+                          a.decision_event_id);
             if (a.approval_source == "service")
                 cross_check(a, it->second.request ? &*it->second.request : nullptr, it->second.filed, named_service);
             if (const auto& r = it->second.request) {

@@ -2,6 +2,7 @@
 #include "server/service/service.hpp"
 
 #include "lib/grant_token.hpp"
+#include "lib/time_windows.hpp"
 #include "server/service/audit_ingest.hpp"
 #include "server/service/audit_log.hpp"
 #include "server/service/policy.hpp"
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -81,6 +83,24 @@ store::Event event(std::int64_t at, std::string type, const std::string& host, c
     e.source_address = std::move(source);
     e.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
     return e;
+}
+
+// A warning about the on-call file on stderr (the journal), the same one at most once a minute:
+// the file is read at each filing, and a broken file must not write a line per request. A
+// different message (the file changed) is written at once.
+void warn_on_call(const std::string& problem) {
+    static std::mutex mutex;
+    static std::string last;
+    static std::chrono::steady_clock::time_point last_at;
+    const auto now = std::chrono::steady_clock::now();
+    {
+        const std::lock_guard lock(mutex);
+        if (problem == last && now - last_at < std::chrono::minutes(1)) return;
+        last = problem;
+        last_at = now;
+    }
+    std::fprintf(stderr, "jitgate-server: warning: no automatic approval (on_call): %s\n",
+                 text::shown(problem, 512).c_str());
 }
 
 // The ticket check's recorded state, or null when none applies.
@@ -669,6 +689,14 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
         return;
     }
     log_event(filed);
+    // The automatic approval is decided here and nowhere else (docs/server.md, "Automatic
+    // approval"): a request that is not approved now waits for people like any other.
+    if (const std::string condition = auto_condition(f, policy, t);
+        !condition.empty() && approve_automatically(created.request, condition, t, request)) {
+        const std::optional<store::Request> done = m_store.find(f.host, f.id);
+        reply.send(answer(201, status_body(done ? *done : created.request)));
+        return;
+    }
     reply.send(answer(201, status_body(created.request)));
     notify("request.filed", created.request);
     if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
@@ -1171,54 +1199,7 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     // commit cannot leave a signed grant without its event); syslog gets it after the commit.
     // PostgreSQL may call this twice (a reconnect): the last call is the one that committed.
     store::Event signed_event;
-    const store::Signer sign = [&](const store::Request& done) {
-        std::vector<std::string> names;
-        for (const store::Approval& a : done.approvals) names.push_back(a.approver);
-        const Json body = Json::parse(done.body);
-        const std::int64_t ttl =
-            std::min<std::int64_t>(body.at("ttl_s").get<std::int64_t>(), m_config.hosts.max_ttl.count());
-        store::SignedGrant grant;
-        grant.id = "G-" + random_hex(12);
-        // Through grant_token::Claims, so the shared signer checks what every host will check
-        // (distinct, non-empty approvers, none the requester, nbf < exp) before anything is
-        // signed: a bug upstream fails this transaction instead of issuing a grant.
-        grant_token::Claims claims;
-        claims.iss = m_config.server.name;
-        claims.jti = grant.id;
-        claims.rid = done.id;
-        claims.nonce = body.at("nonce").get<std::string>();
-        claims.host = done.host;
-        claims.sub = done.requester;
-        claims.kind = body.at("kind").get<std::string>();
-        claims.scope = body.at("scope").get<std::string>();
-        if (claims.scope == "command") claims.cmd_sha256 = body.at("action").at("cmd_sha256").get<std::string>();
-        claims.approvers = names;
-        claims.iat = t;
-        claims.nbf = t;
-        claims.exp = t + ttl;
-        // A freeze known in advance (a dated period of a deny entry's window) is not outlived by
-        // a grant approved just before it: the grant ends when the freeze begins.
-        std::string capped_by;
-        if (const auto filed = protocol::check_filed(done.body); filed.filed) {
-            const protocol::Filed& f = *filed.filed;
-            if (const auto next =
-                    next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t);
-                next && next->at < claims.exp) {
-                claims.exp = next->at;
-                capped_by = next->what;
-            }
-        } else {
-            throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
-        }
-        if (!done.requester_login.empty() && contains(names, done.requester_login))
-            throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
-        grant.token = grant_token::sign(m_signing_key, claims);
-        Json detail{{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}};
-        if (!capped_by.empty()) detail["ends_at_freeze"] = capped_by;
-        grant.event = event(t, "grant.signed", host, id, "server", "", "", std::move(detail));
-        signed_event = grant.event;
-        return grant;
-    };
+    const store::Signer sign = [&](const store::Request& done) { return sign_grant(done, t, {}, signed_event); };
     const store::ApproveResult result = m_store.approve(host, id, approval, t, sign, added);
     switch (result.outcome) {
     case store::ApproveOutcome::not_pending:
@@ -1243,6 +1224,112 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     }
     }
     return {ActionStatus::not_pending, "this request is no longer pending"};
+}
+
+store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t t, const std::string& auto_condition,
+                                       store::Event& signed_event) {
+    std::vector<std::string> names;
+    for (const store::Approval& a : done.approvals) names.push_back(a.approver);
+    // SECURITY NOTE: an automatic grant names no approver (nobody approved), and a person's
+    // approval never carries `auto`: the two cannot be mixed into one grant.
+    if (!auto_condition.empty() && !names.empty())
+        throw Error(ErrorCode::internal, "grant", "an automatic approval with approvals recorded");
+    const Json body = Json::parse(done.body);
+    const std::int64_t ttl =
+        std::min<std::int64_t>(body.at("ttl_s").get<std::int64_t>(), m_config.hosts.max_ttl.count());
+    store::SignedGrant grant;
+    grant.id = "G-" + random_hex(12);
+    // Through grant_token::Claims, so the shared signer checks what every host will check
+    // (distinct, non-empty approvers, none the requester, nbf < exp; or no approvers and a known
+    // `auto`) before anything is signed: a bug upstream fails this transaction instead of
+    // issuing a grant.
+    grant_token::Claims claims;
+    claims.iss = m_config.server.name;
+    claims.jti = grant.id;
+    claims.rid = done.id;
+    claims.nonce = body.at("nonce").get<std::string>();
+    claims.host = done.host;
+    claims.sub = done.requester;
+    claims.kind = body.at("kind").get<std::string>();
+    claims.scope = body.at("scope").get<std::string>();
+    if (claims.scope == "command") claims.cmd_sha256 = body.at("action").at("cmd_sha256").get<std::string>();
+    claims.approvers = names;
+    claims.auto_condition = auto_condition;
+    claims.iat = t;
+    claims.nbf = t;
+    claims.exp = t + ttl;
+    // A freeze known in advance (a dated period of a deny entry's window) is not outlived by
+    // a grant approved just before it: the grant ends when the freeze begins.
+    std::string capped_by;
+    if (const auto filed = protocol::check_filed(done.body); filed.filed) {
+        const protocol::Filed& f = *filed.filed;
+        if (const auto next = next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t);
+            next && next->at < claims.exp) {
+            claims.exp = next->at;
+            capped_by = next->what;
+        }
+    } else {
+        throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
+    }
+    if (!done.requester_login.empty() && contains(names, done.requester_login))
+        throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
+    grant.token = grant_token::sign(m_signing_key, claims);
+    Json detail{{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}};
+    if (!auto_condition.empty()) {
+        detail["auto"] = auto_condition;
+        detail["auto_approved"] = true;
+    }
+    if (!capped_by.empty()) detail["ends_at_freeze"] = capped_by;
+    grant.event = event(t, "grant.signed", done.host, done.id, "server", "", "", std::move(detail));
+    signed_event = grant.event;
+    return grant;
+}
+
+std::string Service::auto_condition(const protocol::Filed& f, const PolicyDecision& policy, std::int64_t t) const {
+    // SECURITY NOTE: three parties must agree, and each is checked here, at filing only (no
+    // later event approves automatically): the host's rule opted in (`auto_approve` of §4: a
+    // hostile host may claim it, which is why the policy must allow it too), every policy
+    // entry covering the request allows it (auto_on_call: SoD included), and the requester is
+    // on call now per this server's on-call file. Never a login (its requester is the account
+    // itself), never with a ticket check still to answer.
+    if (!contains(f.auto_approve, "on_call") || !policy.auto_on_call || policy.ticket_check) return {};
+    if (f.kind != "sudo" || m_config.on_call_file.empty()) return {};
+    std::vector<windows::OnCall> list;
+    if (const auto problem = windows::read_on_call_file(m_config.on_call_file, list)) {
+        // Fail closed: a broken or missing rota approves nobody; the request goes to people.
+        warn_on_call(*problem);
+        return {};
+    }
+    const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t));
+    if (!windows::on_call(list, f.requester, at)) return {};
+    // SECURITY NOTE: as jitgated does (daemon/policy/auto_approve.cpp): the real uid says whose
+    // process asks, not who sits at the keyboard; anyone who can run as an on-call user (sudo
+    // -u, su, a shared account) would be approved as them. Where the host knows the session's
+    // login uid, that person must be on call too; a login uid without a name approves nobody.
+    if (f.has_login_uid && (f.requester_login.empty() || !windows::on_call(list, f.requester_login, at))) return {};
+    return "on_call";
+}
+
+bool Service::approve_automatically(const store::Request& request, const std::string& condition, std::int64_t t,
+                                    const http::Request& filing) {
+    const std::string by = "jitgate (auto: " + condition + ")";
+    const store::Event approved = event(t, "request.auto_approved", request.host, request.id, "server",
+                                        filing.client.subject, filing.peer_address,
+                                        {{"condition", condition},
+                                         {"auto_approved", true},
+                                         {"requester", request.requester},
+                                         {"requester_login", request.requester_login},
+                                         {"rule", request.rule},
+                                         {"on_call_file", m_config.on_call_file}});
+    store::Event signed_event;
+    const store::Signer sign = [&](const store::Request& done) { return sign_grant(done, t, condition, signed_event); };
+    const store::ApproveResult result = m_store.approve_automatically(request.host, request.id, by, t, sign, approved);
+    if (result.outcome != store::ApproveOutcome::approved) return false;
+    log_event(approved);
+    log_event(signed_event);
+    wake(request.host, request.id);
+    notify("request.approved", result.request);
+    return true;
 }
 
 ActionResult Service::deny(const Approver& approver, const std::string& host, const std::string& id,

@@ -21,6 +21,8 @@
 #include "server/http/http.hpp"
 #include "server/http/worker.hpp"
 #include "server/service/audit_ingest.hpp"
+#include "server/service/policy.hpp"
+#include "server/service/protocol.hpp"
 #include "server/store/store.hpp"
 
 #include <chrono>
@@ -268,6 +270,17 @@ private:
                                std::int64_t t);
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);
+    // Automatic approval (docs/server.md, "Automatic approval"): the condition under which the
+    // service may approve the just-filed `filed` by itself now ("on_call"), or empty.
+    std::string auto_condition(const protocol::Filed& filed, const PolicyDecision& policy, std::int64_t t) const;
+    // Approves the pending `request` by itself under `condition`; false if it was no longer
+    // pending (another replica decided it). Records request.auto_approved and grant.signed.
+    bool approve_automatically(const store::Request& request, const std::string& condition, std::int64_t t,
+                               const http::Request& filing);
+    // The grant of `done` (approved now, at `t`): its claims checked and signed, and its
+    // grant.signed event in `signed_event`. `auto_condition` empty: the approvers of `done`.
+    store::SignedGrant sign_grant(const store::Request& done, std::int64_t t, const std::string& auto_condition,
+                                  store::Event& signed_event);
     std::optional<store::Request> find_for(const http::ClientIdentity& client, const std::string& id);
 
     const config::Config& m_config;

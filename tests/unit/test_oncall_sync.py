@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""tests/unit/test_oncall_sync.py: packaging/oncall-sync/jitgate-oncall-sync against a fake
+PagerDuty and a fake Opsgenie on loopback (answers in the shape of their APIs), asserting the
+exact file written, the requests sent (path, query, authorization), and that a failure leaves the
+previous file as it was. Run by ctest as unit.oncall_sync: python3 <this file> <script>."""
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+import urllib.parse
+
+SCRIPT = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(__file__), "..", "..", "packaging", "oncall-sync", "jitgate-oncall-sync")
+
+NOW = "2026-11-30T10:00:00Z"
+
+# GET /oncalls (REST API v2), two pages; user.email present because of include[]=users.
+PD_PAGE_1 = {
+    "oncalls": [
+        {"escalation_policy": {"id": "PEP1", "type": "escalation_policy_reference"},
+         "escalation_level": 1,
+         "schedule": {"id": "PSCHED1", "type": "schedule_reference", "summary": "Ops"},
+         "user": {"id": "PUSER1", "type": "user", "summary": "Alice Example", "email": "Alice@example.com"},
+         "start": "2026-11-30T08:00:00Z", "end": "2026-12-01T08:00:00+00:00"},
+        {"escalation_level": 1,
+         "schedule": {"id": "PSCHED1", "type": "schedule_reference"},
+         "user": {"id": "PUSER9", "type": "user", "summary": "Not Mapped", "email": "nobody@example.com"},
+         "start": "2026-11-30T08:00:00Z", "end": "2026-12-01T08:00:00Z"},
+    ],
+    "limit": 2, "offset": 0, "more": True, "total": None,
+}
+PD_PAGE_2 = {
+    "oncalls": [
+        {"escalation_level": 1,
+         "schedule": {"id": "PSCHED1", "type": "schedule_reference"},
+         "user": {"id": "PUSER2", "type": "user", "summary": "Bob Example", "email": "bob@example.com"},
+         "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-05T08:00:00Z"},
+    ],
+    "limit": 2, "offset": 2, "more": False, "total": None,
+}
+# GET /v2/schedules/{id}/timeline: the final timeline's user periods count, a team's does not.
+OG_TIMELINE = {
+    "data": {
+        "_parent": {"id": "sched-1", "name": "ops", "enabled": True},
+        "startDate": "2026-11-30T10:00:00Z", "endDate": "2026-12-02T10:00:00Z",
+        "finalTimeline": {"rotations": [
+            {"id": "rot-1", "name": "primary", "order": 1.0, "periods": [
+                {"startDate": "2026-11-30T06:00:00Z", "endDate": "2026-11-30T18:00:00Z", "type": "default",
+                 "recipient": {"id": "u-1", "type": "user", "name": "alice@example.com"}},
+                {"startDate": "2026-11-30T18:00:00Z", "endDate": "2026-12-01T06:00:00Z", "type": "override",
+                 "recipient": {"id": "u-2", "type": "user", "name": "bob@example.com"}},
+                {"startDate": "2026-12-01T06:00:00Z", "endDate": "2026-12-01T18:00:00Z", "type": "default",
+                 "recipient": {"id": "t-1", "type": "team", "name": "ops_team"}},
+            ]},
+        ]},
+    },
+    "took": 0.1, "requestId": "r-1",
+}
+
+
+class Fake(http.server.BaseHTTPRequestHandler):
+    answers = {}  # path -> list of (status, body) served in order
+    seen = []
+
+    def do_GET(self):
+        parts = urllib.parse.urlsplit(self.path)
+        Fake.seen.append((parts.path, urllib.parse.parse_qs(parts.query), self.headers.get("Authorization")))
+        queue = Fake.answers.get(parts.path, [])
+        status, body = queue.pop(0) if queue else (404, {"error": "not found"})
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class OnCallSync(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+        cls.url = f"http://127.0.0.1:{cls.server.server_address[1]}"
+        cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
+        cls.thread.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+        cls.server.server_close()
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="jitgate-oncall-sync-")
+        self.out = os.path.join(self.dir.name, "oncall.yaml")
+        self.token = os.path.join(self.dir.name, "token")
+        with open(self.token, "w") as f:
+            f.write("s3cret-token\n")
+        self.map = os.path.join(self.dir.name, "map")
+        with open(self.map, "w") as f:
+            f.write("# person  unix name\nalice@example.com alice\nbob@example.com   bob\n")
+        Fake.answers = {}
+        Fake.seen = []
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def run_sync(self, source, *extra):
+        return subprocess.run([sys.executable, SCRIPT, source, "--schedule", "PSCHED1", "--token-file", self.token,
+                               "--map", self.map, "--out", self.out, "--api-url", self.url, "--now", NOW,
+                               *extra], capture_output=True, text=True, timeout=60)
+
+    def read_out(self):
+        with open(self.out) as f:
+            return f.read()
+
+    def test_pagerduty_writes_every_page_mapped_and_clipped(self):
+        Fake.answers = {"/oncalls": [(200, PD_PAGE_1), (200, PD_PAGE_2)]}
+        r = self.run_sync("pagerduty", "--hours", "48")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read_out(),
+                         "# Written by jitgate-oncall-sync pagerduty at 2026-11-30T10:00:00Z; do not edit "
+                         "(the next sync replaces it).\n"
+                         "on_call:\n"
+                         '  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-12-01T08:00:00Z"}\n'
+                         '  - {user: bob, from: "2026-12-01T08:00:00Z", to: "2026-12-02T10:00:00Z"}\n')
+        self.assertIn("'nobody@example.com' is on call but not in the map", r.stderr)
+        self.assertEqual(oct(os.stat(self.out).st_mode & 0o777), "0o644")
+        self.assertEqual(len(Fake.seen), 2)
+        path, query, auth = Fake.seen[0]
+        self.assertEqual(path, "/oncalls")
+        self.assertEqual(auth, "Token token=s3cret-token")
+        self.assertEqual(query["schedule_ids[]"], ["PSCHED1"])
+        self.assertEqual(query["since"], ["2026-11-30T10:00:00Z"])
+        self.assertEqual(query["until"], ["2026-12-02T10:00:00Z"])
+        self.assertEqual(query["include[]"], ["users"])
+        self.assertEqual(query["offset"], ["0"])
+        self.assertEqual(Fake.seen[1][1]["offset"], ["2"])
+
+    def test_opsgenie_writes_the_user_periods_of_the_final_timeline(self):
+        Fake.answers = {"/v2/schedules/PSCHED1/timeline": [(200, OG_TIMELINE)]}
+        r = self.run_sync("opsgenie", "--hours", "24")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read_out(),
+                         "# Written by jitgate-oncall-sync opsgenie at 2026-11-30T10:00:00Z; do not edit "
+                         "(the next sync replaces it).\n"
+                         "on_call:\n"
+                         '  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-11-30T18:00:00Z"}\n'
+                         '  - {user: bob, from: "2026-11-30T18:00:00Z", to: "2026-12-01T06:00:00Z"}\n')
+        path, query, auth = Fake.seen[0]
+        self.assertEqual(auth, "GenieKey s3cret-token")
+        self.assertEqual(query["date"], ["2026-11-30T10:00:00Z"])
+        self.assertEqual(query["interval"], ["1"])
+        self.assertEqual(query["intervalUnit"], ["days"])
+
+    def test_nobody_mapped_on_call_writes_an_empty_list(self):
+        Fake.answers = {"/oncalls": [(200, {"oncalls": [], "more": False})]}
+        r = self.run_sync("pagerduty")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.read_out().endswith("\non_call: []\n"))
+
+    def test_a_failure_leaves_the_previous_file(self):
+        previous = 'on_call:\n  - {user: alice, from: "2026-11-30T08:00:00Z", to: "2026-11-30T20:00:00Z"}\n'
+        with open(self.out, "w") as f:
+            f.write(previous)
+        cases = [
+            ("HTTP 500", {"/oncalls": [(500, {"error": {"message": "down"}})]}, "HTTP 500"),
+            ("wrong shape", {"/oncalls": [(200, {"on_calls": []})]}, "no list 'oncalls'"),
+            ("bad time", {"/oncalls": [(200, {"oncalls": [{"user": {"email": "alice@example.com"},
+                                                           "start": "2026-11-30T08:00:00",
+                                                           "end": "2026-12-01T08:00:00Z"}],
+                                              "more": False})]}, "no time zone offset"),
+            ("second page fails", {"/oncalls": [(200, PD_PAGE_1), (503, {})]}, "HTTP 503"),
+        ]
+        for name, answers, message in cases:
+            with self.subTest(name):
+                Fake.answers = answers
+                r = self.run_sync("pagerduty")
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(message, r.stderr)
+                self.assertIn("left as it was", r.stderr)
+                self.assertEqual(self.read_out(), previous)
+                self.assertEqual(sorted(os.listdir(self.dir.name)), ["map", "oncall.yaml", "token"])
+
+    def test_a_bad_map_or_a_plain_http_url_writes_nothing(self):
+        with open(self.map, "w") as f:
+            f.write("alice@example.com alice extra\n")
+        r = self.run_sync("pagerduty")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("expected '<e-mail or id> <Unix name>'", r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+        r = subprocess.run([sys.executable, SCRIPT, "pagerduty", "--schedule", "P", "--token-file", self.token,
+                            "--map", self.map, "--out", self.out, "--api-url", "http://api.example.com"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("must be https://", r.stderr)
+        self.assertEqual(Fake.seen, [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

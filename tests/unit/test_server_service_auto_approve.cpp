@@ -1,0 +1,312 @@
+// tests/unit/test_server_service_auto_approve.cpp — the approval service approving by itself
+// (docs/server.md, "Automatic approval"): a request filed through the host API (Service's
+// POST /v1/requests, over the real SQLite store) by a host whose rule opted in, covered by a
+// policy entry with auto_approve {on_call: true}, from a requester on call now per the server's
+// on-call file, is approved at filing with a grant that says so (`auto`, no approvers); every
+// other case waits for people. And the config checks of the policy key.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/grant_token.hpp"
+#include "server/config/config.hpp"
+#include "server/http/http.hpp"
+#include "server/service/policy.hpp"
+#include "server/service/service.hpp"
+#include "server/store/store.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace store = jitgate::server::store;
+namespace service = jitgate::server::service;
+namespace http = jitgate::server::http;
+namespace config = jitgate::server::config;
+namespace grant_token = jitgate::grant_token;
+using nlohmann::json;
+
+constexpr std::int64_t k_now = 1'796'032'800; // 2026-11-30T10:00:00Z
+const char* const k_host = "pay-db-01";
+
+const grant_token::SigningKey& signing_key() {
+    static const grant_token::SigningKey key = grant_token::SigningKey::generate("k-test");
+    return key;
+}
+
+json request_body(const std::string& id, const std::string& requester) {
+    json body = json::parse(R"({
+      "protocol": 1, "nonce": "q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o",
+      "host": "pay-db-01", "host_environment": "production", "host_tags": [],
+      "account": {"user": "root", "uid": 0},
+      "kind": "sudo", "scope": "command",
+      "action": {"command": "/usr/bin/systemctl", "argv": ["/usr/bin/systemctl", "restart", "nginx"],
+                 "display": "/usr/bin/systemctl restart nginx", "runas": "root", "runas_group": "root",
+                 "cwd": "/", "chroot": "", "program": "/usr/bin/systemctl", "env": [], "env_code_loading": [],
+                 "tty": "", "service": "", "remote_host": "",
+                 "cmd_sha256": "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b"},
+      "reason": "restart", "ticket": "", "rule": "ops", "approvals_needed": 1,
+      "approver_groups": ["ops"], "ttl_s": 900, "timeout_s": 1800})");
+    body["id"] = id;
+    body["requester"] = {{"user", requester}, {"uid", 2001}};
+    body["auto_approve"] = json::array({"on_call"});
+    return body;
+}
+
+class ServiceAutoApprove : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/jitgate-auto-approve-XXXXXX";
+        ASSERT_NE(mkdtemp(pattern), nullptr);
+        m_dir = pattern;
+        store::migrate_sqlite(m_dir + "/server.db");
+        m_store = store::open_sqlite(m_dir + "/server.db");
+        m_config.server.name = "approvals.test";
+        m_config.server.public_url = "https://approvals.test";
+        m_config.on_call_file = m_dir + "/oncall.yaml";
+        config::PolicyEntry ops;
+        ops.name = "ops";
+        ops.rules = {"ops"};
+        ops.approver_groups = {"ops"};
+        ops.auto_approve_on_call = true;
+        m_config.policy = {ops};
+        // alice is on call 08:00-12:00 UTC today, carol too; bob is not.
+        write_on_call("# written by jitgate-oncall-sync\non_call:\n"
+                      "  - {user: alice, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T12:00:00Z\"}\n"
+                      "  - {user: carol, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T12:00:00Z\"}\n");
+        rebuild();
+    }
+    void TearDown() override {
+        m_service.reset();
+        m_store.reset();
+        std::filesystem::remove_all(m_dir);
+    }
+    void rebuild() {
+        m_service = std::make_unique<service::Service>(m_config, *m_store, signing_key(), m_loop,
+                                                       service::Clock{[this] { return m_now; }});
+    }
+    void write_on_call(const std::string& text) {
+        std::ofstream(m_config.on_call_file, std::ios::trunc) << text;
+        ::chmod(m_config.on_call_file.c_str(), 0644);
+    }
+    // Files `body` as host pay-db-01 would (its client certificate names it); the request as stored.
+    store::Request file(const json& body) {
+        http::Request r;
+        r.method = "POST";
+        r.path = "/v1/requests";
+        r.body = body.dump();
+        r.peer_address = "192.0.2.10";
+        r.client.names = {k_host};
+        r.client.subject = "CN=pay-db-01";
+        m_service->handle_host(std::move(r), http::Reply{});
+        const auto found = m_store->find(k_host, body.at("id").get<std::string>());
+        if (!found) throw std::runtime_error("the request was not filed");
+        return *found;
+    }
+    std::vector<std::string> event_types(const std::string& id) {
+        std::vector<std::string> out;
+        for (const store::StoredEvent& e : m_store->events_in_period(0, k_now + 86400, -1, 0, 1000))
+            if (e.event.request_id == id) out.push_back(e.event.type);
+        return out;
+    }
+    static grant_token::Verdict verify(const store::Request& r, const std::string& requester,
+                                       const std::string& auto_allowed) {
+        grant_token::KeyRing keys;
+        keys.add_pem("k-test", signing_key().public_key_pem(), "test");
+        grant_token::Expected e;
+        e.request_id = r.id;
+        e.nonce = "q1xJr0b3c8Rk6fYgZ0HkK5P4n2mW9sVtLqE1dA7uC3o";
+        e.host = k_host;
+        e.user = requester;
+        e.kind = "sudo";
+        e.scope = "command";
+        e.cmd_sha256 = "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b";
+        e.approvals_needed = 1;
+        e.issuer = "approvals.test";
+        e.now_unix = k_now;
+        e.auto_allowed = auto_allowed;
+        return grant_token::verify(r.grant, keys, e);
+    }
+
+    std::string m_dir;
+    std::unique_ptr<store::Store> m_store;
+    config::Config m_config;
+    std::int64_t m_now = k_now;
+    http::EventLoop m_loop;
+    std::unique_ptr<service::Service> m_service;
+};
+
+TEST_F(ServiceAutoApprove, AnOnCallRequesterIsApprovedAtFilingAndTheGrantSaysSo) {
+    const store::Request r = file(request_body("R-AUTO01", "alice"));
+    EXPECT_EQ(r.status, store::Status::approved);
+    EXPECT_EQ(r.decided_by, "jitgate (auto: on_call)");
+    EXPECT_TRUE(r.approvals.empty()) << "nobody approved it";
+    EXPECT_EQ(r.decided_at, k_now);
+    const auto types = event_types("R-AUTO01");
+    EXPECT_EQ(types, (std::vector<std::string>{"request.filed", "request.auto_approved", "grant.signed"}));
+    const grant_token::Verdict v = verify(r, "alice", "on_call");
+    ASSERT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.claims.auto_condition, "on_call");
+    EXPECT_TRUE(v.claims.approvers.empty());
+    // Time-boxed like any grant: the rule's ttl (900 s) from now, bound to the command.
+    EXPECT_EQ(v.claims.exp, k_now + 900);
+    EXPECT_EQ(v.claims.cmd_sha256, "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b");
+    // A host whose rule did not opt in refuses it.
+    const grant_token::Verdict refused = verify(r, "alice", "");
+    EXPECT_FALSE(refused.ok);
+    EXPECT_NE(refused.reason.find("automatic approval (\"on_call\") is not allowed by this host's rule"),
+              std::string::npos)
+        << refused.reason;
+}
+
+TEST_F(ServiceAutoApprove, OutsideTheirOnCallTimeTheRequestWaitsForPeople) {
+    m_now = k_now + 3 * 3600; // 13:00, after alice's shift
+    const store::Request r = file(request_body("R-AUTO02", "alice"));
+    EXPECT_EQ(r.status, store::Status::pending);
+    EXPECT_TRUE(r.grant.empty());
+    EXPECT_EQ(event_types("R-AUTO02"), std::vector<std::string>{"request.filed"});
+    // Someone never on call waits too.
+    m_now = k_now;
+    EXPECT_EQ(file(request_body("R-AUTO03", "bob")).status, store::Status::pending);
+}
+
+TEST_F(ServiceAutoApprove, WithoutTheHostsOptInTheRequestWaits) {
+    json body = request_body("R-AUTO04", "alice");
+    body.erase("auto_approve");
+    EXPECT_EQ(file(body).status, store::Status::pending);
+    body["id"] = "R-AUTO05";
+    body["auto_approve"] = json::array({"something_else"});
+    EXPECT_EQ(file(body).status, store::Status::pending);
+}
+
+TEST_F(ServiceAutoApprove, APolicyThatDoesNotAllowItIsNotOverriddenByTheHost) {
+    m_config.policy[0].auto_approve_on_call = false;
+    rebuild();
+    EXPECT_EQ(file(request_body("R-AUTO06", "alice")).status, store::Status::pending);
+    // Two entries cover the request: one that asks people to decide is not outvoted.
+    m_config.policy[0].auto_approve_on_call = true;
+    config::PolicyEntry sox;
+    sox.name = "sox";
+    sox.approver_groups = {"sox"};
+    m_config.policy.push_back(sox);
+    rebuild();
+    EXPECT_EQ(file(request_body("R-AUTO07", "alice")).status, store::Status::pending);
+}
+
+TEST_F(ServiceAutoApprove, TwoApprovalsAreNeverAutoApprovedWithoutExplicitConsent) {
+    m_config.policy[0].min_approvals = 2; // a finance entry
+    rebuild();
+    EXPECT_EQ(file(request_body("R-AUTO08", "alice")).status, store::Status::pending);
+    json body = request_body("R-AUTO09", "alice");
+    m_config.policy[0].min_approvals = 1;
+    body["approvals_needed"] = 2; // the host's rule asks for two
+    rebuild();
+    EXPECT_EQ(file(body).status, store::Status::pending);
+    // Said in as many words, by the policy (the host's opt-in says it for its rule).
+    m_config.policy[0].auto_approve_sod = true;
+    rebuild();
+    body["id"] = "R-AUTO10";
+    EXPECT_EQ(file(body).status, store::Status::approved);
+}
+
+TEST_F(ServiceAutoApprove, ABrokenOrMissingOnCallFileApprovesNobody) {
+    write_on_call("on_call:\n  - {user: alice, from: \"2026-11-30T08:00:00\", to: \"2026-11-30T12:00:00Z\"}\n");
+    EXPECT_EQ(file(request_body("R-AUTO11", "alice")).status, store::Status::pending);
+    write_on_call("on_call:\n  - {user: alice, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T12:00:00Z\"}\n");
+    ::chmod(m_config.on_call_file.c_str(), 0666); // anyone could put themselves on call
+    EXPECT_EQ(file(request_body("R-AUTO12", "alice")).status, store::Status::pending);
+    std::filesystem::remove(m_config.on_call_file);
+    EXPECT_EQ(file(request_body("R-AUTO13", "alice")).status, store::Status::pending);
+}
+
+// SECURITY NOTE under test: running as an on-call user (sudo -u alice, su) does not make bob
+// on call: where the host knows the session's login user, that person must be on call too.
+TEST_F(ServiceAutoApprove, TheLoginUserMustBeOnCallToo) {
+    json body = request_body("R-AUTO14", "alice");
+    body["requester"]["login_uid"] = 2002;
+    body["requester"]["login_user"] = "bob";
+    EXPECT_EQ(file(body).status, store::Status::pending);
+    body["id"] = "R-AUTO15";
+    body["requester"]["login_user"] = ""; // a login uid whose name the host does not know
+    EXPECT_EQ(file(body).status, store::Status::pending);
+    body["id"] = "R-AUTO16";
+    body["requester"]["login_user"] = "carol";
+    EXPECT_EQ(file(body).status, store::Status::approved);
+}
+
+TEST_F(ServiceAutoApprove, ALoginOrATicketCheckIsNeverAutoApproved) {
+    json body = request_body("R-AUTO17", "alice");
+    body["kind"] = "login";
+    body["scope"] = "login";
+    body["action"]["cmd_sha256"] = "";
+    EXPECT_EQ(file(body).status, store::Status::pending);
+    m_config.ticket_check.url = "https://tickets.test/api/{ticket}";
+    m_config.policy[0].ticket_check = true;
+    rebuild();
+    EXPECT_EQ(file(request_body("R-AUTO18", "alice")).status, store::Status::pending);
+}
+
+TEST(ServerPolicyAutoApprove, TheDecisionNeedsEveryCoveringEntry) {
+    config::Config c;
+    config::PolicyEntry a;
+    a.name = "a";
+    a.approver_groups = {"ops"};
+    a.auto_approve_on_call = true;
+    c.policy = {a};
+    const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(k_now));
+    EXPECT_TRUE(service::apply_policy(c, {k_host, "", {}, "ops", 1}, now).auto_on_call);
+    EXPECT_FALSE(service::apply_policy(c, {k_host, "", {}, "ops", 2}, now).auto_on_call);
+    c.policy[0].auto_approve_sod = true;
+    EXPECT_TRUE(service::apply_policy(c, {k_host, "", {}, "ops", 2}, now).auto_on_call);
+    config::PolicyEntry b;
+    b.name = "b";
+    b.approver_groups = {"dba"};
+    c.policy.push_back(b);
+    EXPECT_FALSE(service::apply_policy(c, {k_host, "", {}, "ops", 1}, now).auto_on_call);
+    c.policy[1].hosts = {"web-*"}; // no longer covers pay-db-01
+    EXPECT_TRUE(service::apply_policy(c, {k_host, "", {}, "ops", 1}, now).auto_on_call);
+}
+
+TEST(ServerConfigAutoApprove, NonsenseIsAConfigError) {
+    const std::string base = "server: {name: a.test, public_url: \"https://a.test\"}\n"
+                             "hosts: {cert: /c.pem, key: /c.key, client_ca: /ca.pem}\n"
+                             "signing: {keys: [{kid: k1, private_key: /k1.key}]}\n";
+    const auto problems_of = [](const std::string& text) {
+        std::string all;
+        for (const auto& p : config::parse(text, "t.yaml").problems) all += p.to_string() + "\n";
+        return all;
+    };
+    EXPECT_EQ(problems_of(base + "on_call_file: /etc/jitgate-server/oncall.yaml\n"
+                                 "policy:\n  - {name: ops, approver_groups: [ops], auto_approve: {on_call: true}}\n"),
+              "");
+    EXPECT_NE(problems_of(base + "policy:\n  - {name: ops, approver_groups: [ops], auto_approve: {on_call: true}}\n")
+                  .find("auto_approve.on_call needs on_call_file"),
+              std::string::npos);
+    EXPECT_NE(
+        problems_of(base + "on_call_file: /x\npolicy:\n  - {name: f, deny: true, auto_approve: {on_call: true}}\n")
+            .find("auto_approve on a deny entry"),
+        std::string::npos);
+    const std::string two =
+        problems_of(base + "on_call_file: /x\npolicy:\n  - {name: f, approver_groups: [sox], min_approvals: 2, "
+                           "auto_approve: {on_call: true}}\n");
+    EXPECT_NE(two.find("would bypass segregation of duties"), std::string::npos) << two;
+    EXPECT_EQ(problems_of(base + "on_call_file: /x\npolicy:\n  - {name: f, approver_groups: [sox], min_approvals: 2, "
+                                 "auto_approve: {on_call: true}, auto_approve_sod: true}\n"),
+              "");
+    EXPECT_NE(problems_of(base + "on_call_file: /x\npolicy:\n  - {name: f, approver_groups: [sox], auto_approve: {}}\n")
+                  .find("auto_approve names no condition"),
+              std::string::npos);
+    EXPECT_NE(problems_of(base + "on_call_file: oncall.yaml\n").find("on_call_file must be an absolute path"),
+              std::string::npos);
+    EXPECT_NE(problems_of(base + "policy:\n  - {name: f, approver_groups: [ops], auto_approve_sod: true}\n")
+                  .find("auto_approve_sod without auto_approve means nothing"),
+              std::string::npos);
+}
+
+} // namespace
