@@ -946,6 +946,46 @@ TEST_P(ReportTest, an_automatic_approval_is_counted_apart_from_approvals_by_peop
     EXPECT_NE(html.find("<tr><td>1</td><td>0</td><td>1</td>"), std::string::npos) << "actions, approved, auto";
 }
 
+// The approval service's own approval (docs/server.md, "Automatic approval"): the host records
+// access.auto_approved with the service's grant id; counted as automatic, never as a person's
+// approval, and cross-checked: the service must have approved that request automatically.
+TEST_P(ReportTest, an_automatic_approval_by_the_service_is_counted_apart_and_cross_checked) {
+    HostChain svc("svc-01");
+    std::vector<AuditEvent> a;
+    const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+    const Json automatic{{"type", "access.auto_approved"},
+                         {"approvers", Json::array()},
+                         {"condition", "on_call"},
+                         {"auto_approved", true}};
+    ship_service_approval(svc, a, "R-SVCAUTO001", "alice", restart, "09:00:00", automatic);
+    // The host says "automatic", the service's record says bob approved: a mismatch.
+    ship_service_approval(svc, a, "R-SVCAUTO002", "alice", restart, "10:00:00", automatic);
+    ASSERT_TRUE(store->ingest("svc-01", a, at("23:00:00")).stored);
+    const std::vector<Json> restart_json{"/usr/bin/systemctl", "restart", "ledger"};
+    file_service("svc-01", "R-SVCAUTO001", "alice", restart_json, "default-approval", "09:00:00");
+    ASSERT_EQ(store
+                  ->approve_automatically("svc-01", "R-SVCAUTO001", "jitgate (auto: on_call)", at("09:00:00"),
+                                          grant_signer(),
+                                          event(at("09:00:00"), "request.auto_approved", "svc-01", "R-SVCAUTO001"))
+                  .outcome,
+              ApproveOutcome::approved);
+    file_service("svc-01", "R-SVCAUTO002", "alice", restart_json, "default-approval", "10:00:00");
+    approve("svc-01", "R-SVCAUTO002", "bob", "10:00:00");
+    const Json r = day_json();
+    EXPECT_EQ(r.at("summary").at("auto_approved"), 2);
+    EXPECT_EQ(r.at("summary").at("approved"), 0) << "nobody approved them on the hosts' word";
+    const Json& ok = action_of(r, "R-SVCAUTO001");
+    EXPECT_EQ(ok.at("decision"), "auto_approved");
+    EXPECT_EQ(ok.at("approval_source"), "service");
+    EXPECT_EQ(ok.at("service_check"), "ok") << ok.at("service_mismatch");
+    EXPECT_EQ(ok.at("decided_by"), "jitgate (auto: on_call)");
+    EXPECT_EQ(ok.at("approvals"), Json::array());
+    std::vector<std::string> flagged;
+    for (const Json& e : r.at("exceptions"))
+        if (e.at("kind") == "request_mismatch") flagged.push_back(e.at("request_id").get<std::string>());
+    EXPECT_EQ(flagged, std::vector<std::string>{"R-SVCAUTO002"});
+}
+
 TEST_P(ReportTest, the_csv_has_one_row_per_action_under_its_documented_header) {
     script_day();
     const std::string csv = report::render(report::build(*store, day_options()), report::Format::csv);
