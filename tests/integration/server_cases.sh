@@ -336,7 +336,7 @@ case_auto_approved_on_call() {
     sudo_fg alice -- /usr/bin/whoami
     expect_eq "$RC" 0 "sudo exit status (approved automatically)"
     expect_eq "$(cat "$T/out")" root "command output"
-    expect_contains "$(cat "$T/err")" "approved by the approval service automatically (on_call)"
+    expect_contains "$(cat "$T/err")" "approved by the approval service automatically \\(on_call\\)"
     expect_journal access.auto_approved '"condition":"on_call"'
     expect_journal access.auto_approved '"auto_approved":true'
     local id; id="$(sqlite3 "$T/srv.db" "select id from requests where status='approved'")"
