@@ -237,11 +237,10 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
             {"service_grant_id", esc(v.claims.jti)}, {"kid", v.claims.kid}, {"approval_service", m_client->base_url()}};
         if (!v.claims.auto_condition.empty()) {
             // Recorded as the local path records it (access.auto_approved, never a person's
-            // access.approved), with who decided: the approval service.
+            // access.approved); service_grant_id and approval_service say the service decided.
             extra["type"] = audit::type::auto_approved;
             extra["condition"] = v.claims.auto_condition;
             extra["auto_approved"] = true;
-            extra["approved_at"] = "service";
         }
         m_outcomes.approved(q, std::move(approvers), v.claims.exp, extra);
         // The request is concluded either way (allowed, or denied with its reason): `q` is
