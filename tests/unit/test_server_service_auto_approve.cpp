@@ -273,6 +273,33 @@ TEST(ServerPolicyAutoApprove, TheDecisionNeedsEveryCoveringEntry) {
     EXPECT_TRUE(service::apply_policy(c, {k_host, "", {}, "ops", 1}, now).auto_on_call);
 }
 
+// Automatic only at night: two entries split by a window, one covering the request at a time.
+TEST(ServerPolicyAutoApprove, AWindowSplitMakesItAutomaticAtSomeHoursOnly) {
+    config::Config c;
+    jitgate::config::Window nights;
+    nights.name = "nights";
+    nights.timezone = "Etc/UTC";
+    nights.weekly = {jitgate::config::WeeklySpan{0x7f, 0, 6 * 60}}; // every day 00:00-06:00
+    c.windows = {nights};
+    config::PolicyEntry day;
+    day.name = "ops-day";
+    day.approver_groups = {"ops"};
+    day.unless_windows = {"nights"};
+    config::PolicyEntry night = day;
+    night.name = "ops-night";
+    night.unless_windows.clear();
+    night.when_windows = {"nights"};
+    night.auto_approve_on_call = true;
+    c.policy = {day, night};
+    const auto at = [](std::int64_t t) { return std::chrono::system_clock::time_point(std::chrono::seconds(t)); };
+    const service::PolicyDecision ten = service::apply_policy(c, {k_host, "", {}, "ops", 1}, at(k_now));
+    EXPECT_TRUE(ten.covered);
+    EXPECT_FALSE(ten.auto_on_call) << "10:00 UTC: people decide";
+    const service::PolicyDecision three = service::apply_policy(c, {k_host, "", {}, "ops", 1}, at(k_now - 7 * 3600));
+    EXPECT_TRUE(three.covered);
+    EXPECT_TRUE(three.auto_on_call) << "03:00 UTC: automatic for who is on call";
+}
+
 TEST(ServerConfigAutoApprove, NonsenseIsAConfigError) {
     const std::string base = "server: {name: a.test, public_url: \"https://a.test\"}\n"
                              "hosts: {cert: /c.pem, key: /c.key, client_ca: /ca.pem}\n"
