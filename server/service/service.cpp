@@ -630,6 +630,10 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     }
 
     const std::int64_t t = now();
+    // Decided before the filing is stored, so that its event says what was asked and why it was
+    // not given; the approval itself follows the filing (approve_automatically).
+    std::string auto_why_not;
+    const std::string automatic = f.auto_approve.empty() ? std::string() : auto_condition(f, policy, t, auto_why_not);
     store::Request r;
     r.host = f.host;
     r.id = f.id;
@@ -645,7 +649,7 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     if (policy.ticket_check)
         r.ticket_check =
             Json{{"required", true}, {"ok", false}, {"why", "the ticket check has not answered yet"}}.dump();
-    const store::Event filed =
+    store::Event filed =
         event(t, "request.filed", f.host, f.id, "host:" + f.host, request.client.subject, request.peer_address,
               {{"requester", f.requester},
                {"kind", f.kind},
@@ -655,6 +659,14 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                {"approvals_needed", policy.approvals_needed},
                {"approver_groups", policy.approver_groups},
                {"windows", policy.windows}});
+    if (!f.auto_approve.empty()) {
+        // The host's wish and the service's answer, for auditors (docs/server.md, "Automatic approval").
+        Json detail = Json::parse(filed.detail, nullptr, false);
+        detail["auto_approve"] = automatic.empty()
+                                     ? Json{{"asked", f.auto_approve}, {"given", false}, {"why_not", auto_why_not}}
+                                     : Json{{"asked", f.auto_approve}, {"given", true}, {"condition", automatic}};
+        filed.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
     const auto limit = static_cast<std::size_t>(std::max(m_config.hosts.max_pending_per_host, 1));
     const store::CreateResult created = m_store.create(r, filed, limit);
     if (created.over_limit) {
@@ -691,8 +703,7 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     log_event(filed);
     // The automatic approval is decided here and nowhere else (docs/server.md, "Automatic
     // approval"): a request that is not approved now waits for people like any other.
-    if (const std::string condition = auto_condition(f, policy, t);
-        !condition.empty() && approve_automatically(created.request, condition, t, request)) {
+    if (!automatic.empty() && approve_automatically(created.request, automatic, t, request)) {
         const std::optional<store::Request> done = m_store.find(f.host, f.id);
         reply.send(answer(201, status_body(done ? *done : created.request)));
         return;
@@ -1285,28 +1296,40 @@ store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t 
     return grant;
 }
 
-std::string Service::auto_condition(const protocol::Filed& f, const PolicyDecision& policy, std::int64_t t) const {
+std::string Service::auto_condition(const protocol::Filed& f, const PolicyDecision& policy, std::int64_t t,
+                                    std::string& why_not) const {
     // SECURITY NOTE: three parties must agree, and each is checked here, at filing only (no
     // later event approves automatically): the host's rule opted in (`auto_approve` of §4: a
     // hostile host may claim it, which is why the policy must allow it too), every policy
     // entry covering the request allows it (auto_on_call: SoD included), and the requester is
     // on call now per this server's on-call file. Never a login (its requester is the account
     // itself), never with a ticket check still to answer.
-    if (!contains(f.auto_approve, "on_call") || !policy.auto_on_call || policy.ticket_check) return {};
-    if (f.kind != "sudo" || m_config.on_call_file.empty()) return {};
+    const auto no = [&why_not](std::string why) {
+        why_not = std::move(why);
+        return std::string();
+    };
+    if (!contains(f.auto_approve, "on_call")) return no("the host's rule did not ask for it");
+    if (!policy.auto_on_call)
+        return no("not every policy entry covering the request allows it (auto_approve, and auto_approve_sod for " +
+                  std::to_string(policy.approvals_needed) + " approvals)");
+    if (policy.ticket_check) return no("the ticket check applies");
+    if (f.kind != "sudo") return no("a login is never approved automatically");
+    if (m_config.on_call_file.empty()) return no("no on_call_file is configured");
     std::vector<windows::OnCall> list;
     if (const auto problem = windows::read_on_call_file(m_config.on_call_file, list)) {
         // Fail closed: a broken or missing rota approves nobody; the request goes to people.
         warn_on_call(*problem);
-        return {};
+        return no("the on-call file cannot be used: " + *problem);
     }
     const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t));
-    if (!windows::on_call(list, f.requester, at)) return {};
+    if (!windows::on_call(list, f.requester, at)) return no(text::shown(f.requester, 128) + " is not on call now");
     // SECURITY NOTE: as jitgated does (daemon/policy/auto_approve.cpp): the real uid says whose
     // process asks, not who sits at the keyboard; anyone who can run as an on-call user (sudo
     // -u, su, a shared account) would be approved as them. Where the host knows the session's
     // login uid, that person must be on call too; a login uid without a name approves nobody.
-    if (f.has_login_uid && (f.requester_login.empty() || !windows::on_call(list, f.requester_login, at))) return {};
+    if (f.has_login_uid && f.requester_login.empty()) return no("the login user of the session is unknown");
+    if (f.has_login_uid && !windows::on_call(list, f.requester_login, at))
+        return no("the login user " + text::shown(f.requester_login, 128) + " is not on call now");
     return "on_call";
 }
 

@@ -271,8 +271,9 @@ private:
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);
     // Automatic approval (docs/server.md, "Automatic approval"): the condition under which the
-    // service may approve the just-filed `filed` by itself now ("on_call"), or empty.
-    std::string auto_condition(const protocol::Filed& filed, const PolicyDecision& policy, std::int64_t t) const;
+    // service may approve `filed` by itself at `t` ("on_call"), or empty with `why_not` set.
+    std::string auto_condition(const protocol::Filed& filed, const PolicyDecision& policy, std::int64_t t,
+                               std::string& why_not) const;
     // Approves the pending `request` by itself under `condition`; false if it was no longer
     // pending (another replica decided it). Records request.auto_approved and grant.signed.
     bool approve_automatically(const store::Request& request, const std::string& condition, std::int64_t t,

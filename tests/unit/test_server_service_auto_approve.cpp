@@ -115,6 +115,12 @@ protected:
             if (e.event.request_id == id) out.push_back(e.event.type);
         return out;
     }
+    // The detail of the request.filed event of `id`, parsed.
+    json filed_detail(const std::string& id) {
+        for (const store::StoredEvent& e : m_store->events_in_period(0, k_now + 86400, -1, 0, 1000))
+            if (e.event.request_id == id && e.event.type == "request.filed") return json::parse(e.event.detail);
+        return nullptr;
+    }
     static grant_token::Verdict verify(const store::Request& r, const std::string& requester,
                                        const std::string& auto_allowed) {
         grant_token::KeyRing keys;
@@ -150,6 +156,8 @@ TEST_F(ServiceAutoApprove, AnOnCallRequesterIsApprovedAtFilingAndTheGrantSaysSo)
     EXPECT_EQ(r.decided_at, k_now);
     const auto types = event_types("R-AUTO01");
     EXPECT_EQ(types, (std::vector<std::string>{"request.filed", "request.auto_approved", "grant.signed"}));
+    EXPECT_EQ(filed_detail("R-AUTO01").at("auto_approve"),
+              json({{"asked", {"on_call"}}, {"given", true}, {"condition", "on_call"}}));
     const grant_token::Verdict v = verify(r, "alice", "on_call");
     ASSERT_TRUE(v.ok) << v.reason;
     EXPECT_EQ(v.claims.auto_condition, "on_call");
@@ -171,6 +179,11 @@ TEST_F(ServiceAutoApprove, OutsideTheirOnCallTimeTheRequestWaitsForPeople) {
     EXPECT_EQ(r.status, store::Status::pending);
     EXPECT_TRUE(r.grant.empty());
     EXPECT_EQ(event_types("R-AUTO02"), std::vector<std::string>{"request.filed"});
+    // The filing records what the host asked and why it was not given.
+    const json asked = filed_detail("R-AUTO02").at("auto_approve");
+    EXPECT_EQ(asked.at("asked"), json::array({"on_call"}));
+    EXPECT_EQ(asked.at("given"), false);
+    EXPECT_NE(asked.at("why_not").get<std::string>().find("is not on call now"), std::string::npos) << asked;
     // Someone never on call waits too.
     m_now = k_now;
     EXPECT_EQ(file(request_body("R-AUTO03", "bob")).status, store::Status::pending);
@@ -218,6 +231,12 @@ TEST_F(ServiceAutoApprove, TwoApprovalsAreNeverAutoApprovedWithoutExplicitConsen
 TEST_F(ServiceAutoApprove, ABrokenOrMissingOnCallFileApprovesNobody) {
     write_on_call("on_call:\n  - {user: alice, from: \"2026-11-30T08:00:00\", to: \"2026-11-30T12:00:00Z\"}\n");
     EXPECT_EQ(file(request_body("R-AUTO11", "alice")).status, store::Status::pending);
+    EXPECT_NE(filed_detail("R-AUTO11")
+                  .at("auto_approve")
+                  .at("why_not")
+                  .get<std::string>()
+                  .find("the on-call file cannot be used"),
+              std::string::npos);
     write_on_call("on_call:\n  - {user: alice, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T12:00:00Z\"}\n");
     ::chmod(m_config.on_call_file.c_str(), 0666); // anyone could put themselves on call
     EXPECT_EQ(file(request_body("R-AUTO12", "alice")).status, store::Status::pending);
