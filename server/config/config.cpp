@@ -55,7 +55,7 @@ constexpr int k_max_sign_in_burst = 1000;
 constexpr int k_max_sign_ins_in_progress = 1'000'000;
 
 const SectionSpec k_top_spec{{"server", "hosts", "web", "oidc", "database", "signing", "windows", "policy",
-                              "on_call_file", "webhooks", "ticket_check", "audit"},
+                              "on_call_file", "on_call_files", "webhooks", "ticket_check", "audit"},
                              {{"name", "server"},
                               {"public_url", "server"},
                               {"listen", "hosts"},
@@ -146,6 +146,12 @@ std::optional<Listen> parse_listen(const std::string& text) {
 std::string to_text(const Listen& listen) {
     const bool v6 = listen.address.find(':') != std::string::npos;
     return (v6 ? "[" + listen.address + "]" : listen.address) + ":" + std::to_string(listen.port);
+}
+
+bool valid_source_name(const std::string& name) {
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
 }
 
 bool is_https_url(const std::string& url) {
@@ -243,6 +249,8 @@ Config Parser::parse(const YAML::Node& root) {
     windows::parse_windows(*this, find(top, "windows"), config.windows);
     parse_policy(top, config.policy);
     set_string(k_top_where, top, "on_call_file", config.on_call_file);
+    if (auto v = string_map_value(k_top_where, find(top, "on_call_files"), "a mapping of source name to file"))
+        config.on_call_files = std::move(*v);
     parse_webhooks(top, config.webhooks);
     parse_ticket_check(top, config.ticket_check);
     {
@@ -395,11 +403,22 @@ void Parser::parse_policy(const Entries& top, std::vector<PolicyEntry>& policy) 
             const Where w{path + ".auto_approve", "auto_approve.", "in 'auto_approve' of policy " + shown(entry.name),
                           where.prefix};
             const Entries ae = section(e, "auto_approve", where, w, k_policy_auto_spec);
-            if (auto v = bool_value(w, find(ae, "on_call"))) entry.auto_approve_on_call = *v;
+            // `on_call: true` (the default source, on_call_file) or `on_call: <name>` (one of
+            // on_call_files); `false` is no condition.
+            if (const Entry* oc = find(ae, "on_call")) {
+                bool flag = false;
+                if (oc->value.IsScalar() && YAML::convert<bool>::decode(oc->value, flag)) {
+                    entry.auto_approve_on_call = flag;
+                } else if (auto name = string_value(w, oc)) {
+                    entry.auto_approve_on_call = true;
+                    entry.auto_approve_on_call_source = *name;
+                }
+            }
             // SECURITY NOTE: an auto_approve that names no condition is an error, not "never":
             // a templating slip should be seen, and a later key must not start approving.
             if (!entry.auto_approve_on_call)
-                add(given->value.Mark(), where.prefix + "auto_approve names no condition (expected {on_call: true})");
+                add(given->value.Mark(),
+                    where.prefix + "auto_approve names no condition (expected {on_call: true} or {on_call: <source>})");
         }
         for (const auto& [key, target] :
              {std::pair{"when", &entry.when_windows}, std::pair{"unless", &entry.unless_windows}}) {
@@ -654,6 +673,12 @@ void Checker::check_windows() {
 void Checker::check_policy() {
     const auto& policy = m_config.policy;
     file("on_call_file", "on_call_file", m_config.on_call_file, false);
+    for (const auto& [name, path] : m_config.on_call_files) {
+        if (!valid_source_name(name))
+            add("on_call_files." + name,
+                "on_call_files: bad source name " + shown(name) + " (expected letters, digits, '-' or '_', up to 64)");
+        file("on_call_files." + name, "on_call_files." + name, path, true);
+    }
     for (std::size_t i = 0; i < policy.size(); ++i) {
         const PolicyEntry& p = policy[i];
         const std::string path = "policy[" + std::to_string(i) + "]";
@@ -702,7 +727,16 @@ void Checker::check_auto_approve(const PolicyEntry& p, const std::string& path, 
     if (p.min_approvals >= 2 && !p.auto_approve_sod)
         add(at, prefix + "auto_approve with min_approvals: " + std::to_string(p.min_approvals) +
                     " would bypass segregation of duties; remove it, or set auto_approve_sod: true to mean it");
-    if (m_config.on_call_file.empty()) add(at, prefix + "auto_approve.on_call needs on_call_file (who is on call)");
+    const std::string& source = p.auto_approve_on_call_source;
+    if (source.empty()) {
+        if (m_config.on_call_file.empty()) add(at, prefix + "auto_approve.on_call needs on_call_file (who is on call)");
+    } else if (std::none_of(m_config.on_call_files.begin(), m_config.on_call_files.end(),
+                            [&](const auto& s) { return s.first == source; })) {
+        // SECURITY NOTE: an unknown source is an error, not the default file: a typo must not
+        // make the DBA on call "on call" for every entry.
+        add(at, prefix + "auto_approve.on_call names an unknown on-call source " + shown(source) +
+                    " (not in on_call_files)");
+    }
 }
 
 void Checker::check_webhooks() {

@@ -52,6 +52,10 @@ struct PolicyEntry {
     // requester is on call now per `on_call_file`. Not with deny, never for logins, and not
     // where two approvals are needed unless `auto_approve_sod` says so.
     bool auto_approve_on_call = false;
+    // Which on-call source says who is on call for this entry: empty (`on_call: true`) is
+    // `on_call_file`, a name (`on_call: dba`) one of `on_call_files`. Per entry, so that the
+    // DBA on call is not "on call" for the payment hosts too.
+    std::string auto_approve_on_call_source;
     bool auto_approve_sod = false;
 };
 
@@ -148,6 +152,9 @@ struct Config {
     // Who is on call (the format of jitgated's approval.on_call_file, written by a schedule sync
     // such as packaging/oncall-sync-pagerduty): read at each use; empty: no on-call approval.
     std::string on_call_file;
+    // Named on-call sources (`on_call_files: {dba: /etc/jitgate-server/oncall-dba.yaml}`), one
+    // file per schedule set, each chosen by `auto_approve: {on_call: <name>}` of a policy entry.
+    std::vector<std::pair<std::string, std::string>> on_call_files;
     std::vector<Webhook> webhooks;
 
     struct TicketCheck {

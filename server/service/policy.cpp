@@ -98,8 +98,12 @@ PolicyDecision apply_policy(const config::Config& config, const PolicyInput& inp
         d.ticket_check = d.ticket_check || entry.ticket_check;
         all_auto = all_auto && entry.auto_approve_on_call;
         all_sod = all_sod && entry.auto_approve_sod;
+        if (entry.auto_approve_on_call) d.on_call_sources.push_back(entry.auto_approve_on_call_source);
     }
     d.auto_on_call = d.covered && all_auto && (d.approvals_needed < 2 || all_sod);
+    std::sort(d.on_call_sources.begin(), d.on_call_sources.end());
+    d.on_call_sources.erase(std::unique(d.on_call_sources.begin(), d.on_call_sources.end()), d.on_call_sources.end());
+    if (!d.auto_on_call) d.on_call_sources.clear();
     std::sort(d.approver_groups.begin(), d.approver_groups.end());
     d.approver_groups.erase(std::unique(d.approver_groups.begin(), d.approver_groups.end()), d.approver_groups.end());
     return d;

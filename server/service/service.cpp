@@ -632,8 +632,7 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     const std::int64_t t = now();
     // Decided before the filing is stored, so that its event says what was asked and why it was
     // not given; the approval itself follows the filing (approve_automatically).
-    std::string auto_why_not;
-    const std::string automatic = f.auto_approve.empty() ? std::string() : auto_condition(f, policy, t, auto_why_not);
+    const AutoDecision automatic = f.auto_approve.empty() ? AutoDecision{} : auto_condition(f, policy, t);
     store::Request r;
     r.host = f.host;
     r.id = f.id;
@@ -662,9 +661,10 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     if (!f.auto_approve.empty()) {
         // The host's wish and the service's answer, for auditors (docs/server.md, "Automatic approval").
         Json detail = Json::parse(filed.detail, nullptr, false);
-        detail["auto_approve"] = automatic.empty()
-                                     ? Json{{"asked", f.auto_approve}, {"given", false}, {"why_not", auto_why_not}}
-                                     : Json{{"asked", f.auto_approve}, {"given", true}, {"condition", automatic}};
+        detail["auto_approve"] =
+            automatic.condition.empty()
+                ? Json{{"asked", f.auto_approve}, {"given", false}, {"why_not", automatic.why_not}}
+                : Json{{"asked", f.auto_approve}, {"given", true}, {"condition", automatic.condition}};
         filed.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
     }
     const auto limit = static_cast<std::size_t>(std::max(m_config.hosts.max_pending_per_host, 1));
@@ -703,7 +703,7 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     log_event(filed);
     // The automatic approval is decided here and nowhere else (docs/server.md, "Automatic
     // approval"): a request that is not approved now waits for people like any other.
-    if (!automatic.empty() && approve_automatically(created.request, automatic, t, request)) {
+    if (!automatic.condition.empty() && approve_automatically(created.request, automatic, t, request)) {
         const std::optional<store::Request> done = m_store.find(f.host, f.id);
         reply.send(answer(201, status_body(done ? *done : created.request)));
         return;
@@ -1296,17 +1296,20 @@ store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t 
     return grant;
 }
 
-std::string Service::auto_condition(const protocol::Filed& f, const PolicyDecision& policy, std::int64_t t,
-                                    std::string& why_not) const {
+Service::AutoDecision Service::auto_condition(const protocol::Filed& f, const PolicyDecision& policy,
+                                              std::int64_t t) const {
     // SECURITY NOTE: three parties must agree, and each is checked here, at filing only (no
     // later event approves automatically): the host's rule opted in (`auto_approve` of §4: a
     // hostile host may claim it, which is why the policy must allow it too), every policy
     // entry covering the request allows it (auto_on_call: SoD included), and the requester is
-    // on call now per this server's on-call file. Never a login (its requester is the account
-    // itself), never with a ticket check still to answer.
-    const auto no = [&why_not](std::string why) {
-        why_not = std::move(why);
-        return std::string();
+    // on call now per the on-call source of every such entry (one schedule is not another's:
+    // the DBA on call is not on call for the payment hosts). Never a login (its requester is
+    // the account itself), never with a ticket check still to answer.
+    AutoDecision d;
+    const auto no = [&d](std::string why) {
+        d.why_not = std::move(why);
+        d.files.clear();
+        return d;
     };
     if (!contains(f.auto_approve, "on_call")) return no("the host's rule did not ask for it");
     if (!policy.auto_on_call)
@@ -1314,27 +1317,44 @@ std::string Service::auto_condition(const protocol::Filed& f, const PolicyDecisi
                   std::to_string(policy.approvals_needed) + " approvals)");
     if (policy.ticket_check) return no("the ticket check applies");
     if (f.kind != "sudo") return no("a login is never approved automatically");
-    if (m_config.on_call_file.empty()) return no("no on_call_file is configured");
-    std::vector<windows::OnCall> list;
-    if (const auto problem = windows::read_on_call_file(m_config.on_call_file, list)) {
-        // Fail closed: a broken or missing rota approves nobody; the request goes to people.
-        warn_on_call(*problem);
-        return no("the on-call file cannot be used: " + *problem);
-    }
+    if (policy.on_call_sources.empty()) return no("no on-call source applies");
     const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t));
-    if (!windows::on_call(list, f.requester, at)) return no(text::shown(f.requester, 128) + " is not on call now");
-    // SECURITY NOTE: as jitgated does (daemon/policy/auto_approve.cpp): the real uid says whose
-    // process asks, not who sits at the keyboard; anyone who can run as an on-call user (sudo
-    // -u, su, a shared account) would be approved as them. Where the host knows the session's
-    // login uid, that person must be on call too; a login uid without a name approves nobody.
-    if (f.has_login_uid && f.requester_login.empty()) return no("the login user of the session is unknown");
-    if (f.has_login_uid && !windows::on_call(list, f.requester_login, at))
-        return no("the login user " + text::shown(f.requester_login, 128) + " is not on call now");
-    return "on_call";
+    for (const std::string& source : policy.on_call_sources) {
+        std::string path;
+        if (source.empty()) {
+            path = m_config.on_call_file;
+        } else {
+            for (const auto& [name, file] : m_config.on_call_files)
+                if (name == source) path = file;
+        }
+        const std::string named =
+            source.empty() ? std::string("on_call_file") : "on-call source " + text::shown(source, 64);
+        // Fail closed: a source the config does not name (check-config refuses it) approves nobody.
+        if (path.empty()) return no("no file is configured for " + named);
+        std::vector<windows::OnCall> list;
+        if (const auto problem = windows::read_on_call_file(path, list)) {
+            // Fail closed: a broken or missing rota approves nobody; the request goes to people.
+            warn_on_call(*problem);
+            return no("the on-call file cannot be used: " + *problem);
+        }
+        if (!windows::on_call(list, f.requester, at))
+            return no(text::shown(f.requester, 128) + " is not on call now (" + named + ")");
+        // SECURITY NOTE: as jitgated does (daemon/policy/auto_approve.cpp): the real uid says whose
+        // process asks, not who sits at the keyboard; anyone who can run as an on-call user (sudo
+        // -u, su, a shared account) would be approved as them. Where the host knows the session's
+        // login uid, that person must be on call too; a login uid without a name approves nobody.
+        if (f.has_login_uid && f.requester_login.empty()) return no("the login user of the session is unknown");
+        if (f.has_login_uid && !windows::on_call(list, f.requester_login, at))
+            return no("the login user " + text::shown(f.requester_login, 128) + " is not on call now (" + named + ")");
+        d.files.push_back(path);
+    }
+    d.condition = "on_call";
+    return d;
 }
 
-bool Service::approve_automatically(const store::Request& request, const std::string& condition, std::int64_t t,
+bool Service::approve_automatically(const store::Request& request, const AutoDecision& decision, std::int64_t t,
                                     const http::Request& filing) {
+    const std::string& condition = decision.condition;
     const std::string by = "jitgate (auto: " + condition + ")";
     const store::Event approved = event(t, "request.auto_approved", request.host, request.id, "server",
                                         filing.client.subject, filing.peer_address,
@@ -1343,7 +1363,7 @@ bool Service::approve_automatically(const store::Request& request, const std::st
                                          {"requester", request.requester},
                                          {"requester_login", request.requester_login},
                                          {"rule", request.rule},
-                                         {"on_call_file", m_config.on_call_file}});
+                                         {"on_call_files", decision.files}});
     store::Event signed_event;
     const store::Signer sign = [&](const store::Request& done) { return sign_grant(done, t, condition, signed_event); };
     const store::ApproveResult result = m_store.approve_automatically(request.host, request.id, by, t, sign, approved);

@@ -270,13 +270,17 @@ private:
                                std::int64_t t);
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);
-    // Automatic approval (docs/server.md, "Automatic approval"): the condition under which the
-    // service may approve `filed` by itself at `t` ("on_call"), or empty with `why_not` set.
-    std::string auto_condition(const protocol::Filed& filed, const PolicyDecision& policy, std::int64_t t,
-                               std::string& why_not) const;
+    // Automatic approval (docs/server.md, "Automatic approval"): whether the service may
+    // approve `filed` by itself at `t`.
+    struct AutoDecision {
+        std::string condition; // "on_call", or empty with why_not set
+        std::string why_not;
+        std::vector<std::string> files; // the on-call files that said the requester is on call
+    };
+    AutoDecision auto_condition(const protocol::Filed& filed, const PolicyDecision& policy, std::int64_t t) const;
     // Approves the pending `request` by itself under `condition`; false if it was no longer
     // pending (another replica decided it). Records request.auto_approved and grant.signed.
-    bool approve_automatically(const store::Request& request, const std::string& condition, std::int64_t t,
+    bool approve_automatically(const store::Request& request, const AutoDecision& decision, std::int64_t t,
                                const http::Request& filing);
     // The grant of `done` (approved now, at `t`): its claims checked and signed, and its
     // grant.signed event in `signed_event`. `auto_condition` empty: the approvers of `done`.

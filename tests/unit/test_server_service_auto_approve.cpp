@@ -271,6 +271,38 @@ TEST_F(ServiceAutoApprove, ALoginOrATicketCheckIsNeverAutoApproved) {
     EXPECT_EQ(file(request_body("R-AUTO18", "alice")).status, store::Status::pending);
 }
 
+// One schedule is not another's: an entry names its on-call source, and the DBA on call is not
+// on call for an entry whose source is another rota.
+TEST_F(ServiceAutoApprove, EachEntryNamesItsOwnOnCallSource) {
+    const std::string dba_file = m_dir + "/oncall-dba.yaml";
+    std::ofstream(dba_file) << "on_call:\n"
+                               "  - {user: dave, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T12:00:00Z\"}\n"
+                               "  - {user: carol, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T12:00:00Z\"}\n";
+    ::chmod(dba_file.c_str(), 0644);
+    m_config.on_call_files = {{"dba", dba_file}};
+    m_config.policy[0].auto_approve_on_call_source = "dba";
+    rebuild();
+    // alice is on call per on_call_file, not per the DBA rota this entry names.
+    EXPECT_EQ(file(request_body("R-SRC01", "alice")).status, store::Status::pending);
+    EXPECT_NE(filed_detail("R-SRC01").at("auto_approve").at("why_not").get<std::string>().find("on-call source"),
+              std::string::npos);
+    const store::Request dave = file(request_body("R-SRC02", "dave"));
+    EXPECT_EQ(dave.status, store::Status::approved);
+    // Two covering entries, two sources: on call in both (carol), not in one only (dave, alice).
+    config::PolicyEntry ops2 = m_config.policy[0];
+    ops2.name = "ops-default";
+    ops2.auto_approve_on_call_source.clear();
+    m_config.policy.push_back(ops2);
+    rebuild();
+    EXPECT_EQ(file(request_body("R-SRC03", "dave")).status, store::Status::pending);
+    EXPECT_EQ(file(request_body("R-SRC04", "alice")).status, store::Status::pending);
+    EXPECT_EQ(file(request_body("R-SRC05", "carol")).status, store::Status::approved);
+    // A source the config does not name approves nobody (check-config refuses it too).
+    m_config.on_call_files.clear();
+    rebuild();
+    EXPECT_EQ(file(request_body("R-SRC06", "carol")).status, store::Status::pending);
+}
+
 TEST(ServerPolicyAutoApprove, TheDecisionNeedsEveryCoveringEntry) {
     config::Config c;
     config::PolicyEntry a;
@@ -346,6 +378,24 @@ TEST(ServerConfigAutoApprove, NonsenseIsAConfigError) {
                                  "auto_approve: {on_call: true}, auto_approve_sod: true}\n"),
               "");
     EXPECT_NE(problems_of(base + "on_call_file: /x\npolicy:\n  - {name: f, approver_groups: [sox], auto_approve: {}}\n")
+                  .find("auto_approve names no condition"),
+              std::string::npos);
+    EXPECT_EQ(problems_of(base + "on_call_files: {dba: /etc/jitgate-server/oncall-dba.yaml}\n"
+                                 "policy:\n  - {name: db, approver_groups: [dba], auto_approve: {on_call: dba}}\n"),
+              "");
+    const std::string unknown =
+        problems_of(base + "on_call_file: /x\non_call_files: {dba: /y}\n"
+                           "policy:\n  - {name: db, approver_groups: [dba], auto_approve: {on_call: web}}\n");
+    EXPECT_NE(unknown.find("names an unknown on-call source 'web'"), std::string::npos) << unknown;
+    EXPECT_NE(problems_of(base + "on_call_files: {dba: /y}\n"
+                                 "policy:\n  - {name: ops, approver_groups: [ops], auto_approve: {on_call: true}}\n")
+                  .find("auto_approve.on_call needs on_call_file"),
+              std::string::npos);
+    EXPECT_NE(problems_of(base + "on_call_files: {dba: oncall-dba.yaml}\n").find("must be an absolute path"),
+              std::string::npos);
+    EXPECT_NE(problems_of(base + "on_call_files: {\"d b\": /y}\n").find("bad source name"), std::string::npos);
+    EXPECT_NE(problems_of(base + "on_call_file: /x\npolicy:\n  - {name: f, approver_groups: [ops], "
+                                 "auto_approve: {on_call: false}}\n")
                   .find("auto_approve names no condition"),
               std::string::npos);
     EXPECT_NE(problems_of(base + "on_call_file: oncall.yaml\n").find("on_call_file must be an absolute path"),
