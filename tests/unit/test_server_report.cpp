@@ -984,6 +984,57 @@ TEST_P(ReportTest, an_automatic_approval_by_the_service_is_counted_apart_and_cro
     for (const Json& e : r.at("exceptions"))
         if (e.at("kind") == "request_mismatch") flagged.push_back(e.at("request_id").get<std::string>());
     EXPECT_EQ(flagged, std::vector<std::string>{"R-SVCAUTO002"});
+    EXPECT_EQ(action_of(r, "R-SVCAUTO002").at("service_mismatch"), Json::array({"automatic"}));
+}
+
+// The host's automatic approval is an approval for the cross-check: one of a request the service
+// holds pending is flagged even when the host's events hide the service; and who decided must
+// agree both ways (the host says automatic, the service says a person, or the reverse).
+TEST_P(ReportTest, an_automatic_approval_is_cross_checked_both_ways) {
+    HostChain svc("svc-01");
+    std::vector<AuditEvent> a;
+    const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+    const Json automatic{{"type", "access.auto_approved"},
+                         {"approvers", Json::array()},
+                         {"condition", "on_call"},
+                         {"auto_approved", true}};
+    Json hidden = automatic;
+    hidden["approval_service"] = nullptr;
+    hidden["service_grant_id"] = nullptr;
+    hidden["kid"] = nullptr;
+    ship_service_approval(svc, a, "R-SVCAUTO003", "alice", restart, "09:00:00", automatic);
+    ship_service_approval(svc, a, "R-SVCAUTO004", "alice", restart, "09:10:00", hidden);
+    ship_service_approval(svc, a, "R-SVCAUTO005", "alice", restart, "09:20:00"); // "bob approved"
+    ASSERT_TRUE(store->ingest("svc-01", a, at("23:00:00")).stored);
+    const std::vector<Json> restart_json{"/usr/bin/systemctl", "restart", "ledger"};
+    file_service("svc-01", "R-SVCAUTO003", "alice", restart_json, "default-approval", "09:00:00");
+    file_service("svc-01", "R-SVCAUTO004", "alice", restart_json, "default-approval", "09:10:00");
+    file_service("svc-01", "R-SVCAUTO005", "alice", restart_json, "default-approval", "09:20:00");
+    ASSERT_EQ(store
+                  ->approve_automatically("svc-01", "R-SVCAUTO005", "jitgate (auto: on_call)", at("09:20:00"),
+                                          grant_signer(),
+                                          event(at("09:20:00"), "request.auto_approved", "svc-01", "R-SVCAUTO005"))
+                  .outcome,
+              ApproveOutcome::approved);
+    const Json r = day_json();
+    EXPECT_EQ(action_of(r, "R-SVCAUTO003").at("service_check"), "not_approved_at_service");
+    EXPECT_EQ(action_of(r, "R-SVCAUTO004").at("service_check"), "not_approved_at_service")
+        << "the service holds it pending, whatever the host's events say of the service";
+    const Json& person = action_of(r, "R-SVCAUTO005");
+    EXPECT_EQ(person.at("service_check"), "request_mismatch");
+    EXPECT_EQ(person.at("service_mismatch"), Json::array({"automatic"}));
+    std::vector<std::string> not_approved;
+    std::vector<std::string> mismatch;
+    for (const Json& e : r.at("exceptions")) {
+        if (e.at("kind") == "not_approved_at_service") not_approved.push_back(e.at("request_id").get<std::string>());
+        if (e.at("kind") == "request_mismatch") {
+            mismatch.push_back(e.at("request_id").get<std::string>());
+            EXPECT_NE(e.at("detail").get<std::string>().find("automatic: host \"by a person\""), std::string::npos)
+                << e.at("detail");
+        }
+    }
+    EXPECT_EQ(not_approved, (std::vector<std::string>{"R-SVCAUTO003", "R-SVCAUTO004"}));
+    EXPECT_EQ(mismatch, std::vector<std::string>{"R-SVCAUTO005"});
 }
 
 TEST_P(ReportTest, the_csv_has_one_row_per_action_under_its_documented_header) {
