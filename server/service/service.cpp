@@ -103,6 +103,14 @@ void warn_on_call(const std::string& problem) {
                  text::shown(problem, 512).c_str());
 }
 
+// The end of `user`'s on-call entry that holds at `t` (the latest, if several do); 0 if none.
+std::int64_t on_call_end(const std::vector<windows::OnCall>& list, const std::string& user, std::int64_t t) {
+    std::int64_t end = 0;
+    for (const windows::OnCall& o : list)
+        if (o.user == user && t >= o.from_unix && t < o.to_unix) end = std::max(end, o.to_unix);
+    return end;
+}
+
 // The ticket check's recorded state, or null when none applies.
 Json ticket_state(const store::Request& request) {
     if (request.ticket_check.empty()) return nullptr;
@@ -1210,7 +1218,7 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     // commit cannot leave a signed grant without its event); syslog gets it after the commit.
     // PostgreSQL may call this twice (a reconnect): the last call is the one that committed.
     store::Event signed_event;
-    const store::Signer sign = [&](const store::Request& done) { return sign_grant(done, t, {}, signed_event); };
+    const store::Signer sign = [&](const store::Request& done) { return sign_grant(done, t, {}, 0, signed_event); };
     const store::ApproveResult result = m_store.approve(host, id, approval, t, sign, added);
     switch (result.outcome) {
     case store::ApproveOutcome::not_pending:
@@ -1238,7 +1246,7 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
 }
 
 store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t t, const std::string& auto_condition,
-                                       store::Event& signed_event) {
+                                       std::int64_t auto_until, store::Event& signed_event) {
     std::vector<std::string> names;
     for (const store::Approval& a : done.approvals) names.push_back(a.approver);
     // SECURITY NOTE: an automatic grant names no approver (nobody approved), and a person's
@@ -1282,6 +1290,17 @@ store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t 
     } else {
         throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
     }
+    // SECURITY NOTE: an automatic grant is not outlived by the on-call shift that allowed it:
+    // it ends when the earliest of the shifts that held ends (requester, login user, each
+    // source). Without a known end nothing is signed.
+    std::int64_t shift_end = 0;
+    if (!auto_condition.empty()) {
+        if (auto_until <= t) throw Error(ErrorCode::internal, "grant", "an automatic approval without an on-call end");
+        if (auto_until < claims.exp) {
+            claims.exp = auto_until;
+            shift_end = auto_until;
+        }
+    }
     if (!done.requester_login.empty() && contains(names, done.requester_login))
         throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
     grant.token = grant_token::sign(m_signing_key, claims);
@@ -1291,6 +1310,7 @@ store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t 
         detail["auto_approved"] = true;
     }
     if (!capped_by.empty()) detail["ends_at_freeze"] = capped_by;
+    if (shift_end > 0) detail["ends_at_on_call_end"] = protocol::rfc3339(shift_end);
     grant.event = event(t, "grant.signed", done.host, done.id, "server", "", "", std::move(detail));
     signed_event = grant.event;
     return grant;
@@ -1347,6 +1367,11 @@ Service::AutoDecision Service::auto_condition(const protocol::Filed& f, const Po
         if (f.has_login_uid && !windows::on_call(list, f.requester_login, at))
             return no("the login user " + text::shown(f.requester_login, 128) + " is not on call now (" + named + ")");
         d.files.push_back(path);
+        for (const std::string* user : {&f.requester, f.has_login_uid ? &f.requester_login : nullptr}) {
+            if (user == nullptr) continue;
+            const std::int64_t end = on_call_end(list, *user, t);
+            d.until = d.until == 0 ? end : std::min(d.until, end);
+        }
     }
     d.condition = "on_call";
     return d;
@@ -1365,7 +1390,9 @@ bool Service::approve_automatically(const store::Request& request, const AutoDec
                                          {"rule", request.rule},
                                          {"on_call_files", decision.files}});
     store::Event signed_event;
-    const store::Signer sign = [&](const store::Request& done) { return sign_grant(done, t, condition, signed_event); };
+    const store::Signer sign = [&](const store::Request& done) {
+        return sign_grant(done, t, condition, decision.until, signed_event);
+    };
     const store::ApproveResult result = m_store.approve_automatically(request.host, request.id, by, t, sign, approved);
     if (result.outcome != store::ApproveOutcome::approved) return false;
     log_event(approved);

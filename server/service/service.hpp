@@ -276,6 +276,7 @@ private:
         std::string condition; // "on_call", or empty with why_not set
         std::string why_not;
         std::vector<std::string> files; // the on-call files that said the requester is on call
+        std::int64_t until = 0;         // the earliest end of the on-call entries that held
     };
     AutoDecision auto_condition(const protocol::Filed& filed, const PolicyDecision& policy, std::int64_t t) const;
     // Approves the pending `request` by itself under `condition`; false if it was no longer
@@ -284,8 +285,9 @@ private:
                                const http::Request& filing);
     // The grant of `done` (approved now, at `t`): its claims checked and signed, and its
     // grant.signed event in `signed_event`. `auto_condition` empty: the approvers of `done`.
+    // `auto_until` (automatic only): the end of the on-call shift that held; the grant ends then.
     store::SignedGrant sign_grant(const store::Request& done, std::int64_t t, const std::string& auto_condition,
-                                  store::Event& signed_event);
+                                  std::int64_t auto_until, store::Event& signed_event);
     std::optional<store::Request> find_for(const http::ClientIdentity& client, const std::string& id);
 
     const config::Config& m_config;

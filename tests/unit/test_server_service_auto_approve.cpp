@@ -122,7 +122,7 @@ protected:
         return nullptr;
     }
     static grant_token::Verdict verify(const store::Request& r, const std::string& requester,
-                                       const std::string& auto_allowed) {
+                                       const std::string& auto_allowed, std::int64_t now = k_now) {
         grant_token::KeyRing keys;
         keys.add_pem("k-test", signing_key().public_key_pem(), "test");
         grant_token::Expected e;
@@ -135,7 +135,7 @@ protected:
         e.cmd_sha256 = "7b9c9c6941391da209129e4c89d8a4bb2665a33870a965fafa307678db3d732b";
         e.approvals_needed = 1;
         e.issuer = "approvals.test";
-        e.now_unix = k_now;
+        e.now_unix = now;
         e.auto_allowed = auto_allowed;
         return grant_token::verify(r.grant, keys, e);
     }
@@ -171,6 +171,40 @@ TEST_F(ServiceAutoApprove, AnOnCallRequesterIsApprovedAtFilingAndTheGrantSaysSo)
     EXPECT_NE(refused.reason.find("automatic approval (\"on_call\") is not allowed by this host's rule"),
               std::string::npos)
         << refused.reason;
+}
+
+// The grant is not outlived by the shift that allowed it: it ends with the earliest end of the
+// on-call entries that held (the requester's, the login user's), recorded in grant.signed.
+TEST_F(ServiceAutoApprove, TheGrantEndsWhenTheOnCallShiftEnds) {
+    write_on_call("on_call:\n"
+                  "  - {user: alice, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T12:00:00Z\"}\n"
+                  "  - {user: carol, from: \"2026-11-30T08:00:00Z\", to: \"2026-11-30T11:58:00Z\"}\n");
+    m_now = k_now + 2 * 3600 - 5 * 60; // 11:55, five minutes before alice's shift ends
+    const store::Request r = file(request_body("R-SHIFT1", "alice"));
+    ASSERT_EQ(r.status, store::Status::approved);
+    grant_token::Verdict v = verify(r, "alice", "on_call", m_now);
+    ASSERT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.claims.exp, k_now + 2 * 3600) << "12:00, not 12:10 (the rule's 900 s)";
+    json signed_detail;
+    for (const store::StoredEvent& e : m_store->events_in_period(0, k_now + 86400, -1, 0, 1000))
+        if (e.event.request_id == "R-SHIFT1" && e.event.type == "grant.signed")
+            signed_detail = json::parse(e.event.detail);
+    EXPECT_EQ(signed_detail.value("ends_at_on_call_end", ""), "2026-11-30T12:00:00Z") << signed_detail;
+    // The login user's shift ends earlier (11:58): that end.
+    json body = request_body("R-SHIFT2", "alice");
+    body["requester"]["login_uid"] = 2003;
+    body["requester"]["login_user"] = "carol";
+    const store::Request two = file(body);
+    ASSERT_EQ(two.status, store::Status::approved);
+    v = verify(two, "alice", "on_call", m_now);
+    ASSERT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.claims.exp, k_now + 2 * 3600 - 2 * 60);
+    // Early in the shift the rule's TTL is the bound, and nothing says otherwise.
+    m_now = k_now;
+    const store::Request early = file(request_body("R-SHIFT3", "alice"));
+    v = verify(early, "alice", "on_call");
+    ASSERT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.claims.exp, k_now + 900);
 }
 
 TEST_F(ServiceAutoApprove, OutsideTheirOnCallTimeTheRequestWaitsForPeople) {
