@@ -159,6 +159,51 @@ class OnCallSync(unittest.TestCase):
         self.assertEqual(query["interval"], ["1"])
         self.assertEqual(query["intervalUnit"], ["days"])
 
+    def test_opsgenie_no_overrides_leaves_out_override_periods(self):
+        Fake.answers = {"/v2/schedules/PSCHED1/timeline": [(200, OG_TIMELINE)]}
+        r = self.run_sync("opsgenie", "--hours", "24", "--no-overrides")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.read_out().endswith(
+            'on_call:\n  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-11-30T18:00:00Z"}\n'),
+            self.read_out())
+
+    def test_pagerduty_no_overrides_takes_the_overrides_out_of_the_schedule(self):
+        page = {"oncalls": [
+            {"schedule": {"id": "PSCHED1", "type": "schedule_reference"},
+             "user": {"id": "PUSER1", "type": "user", "email": "alice@example.com"},
+             "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T20:00:00Z"},
+            {"schedule": {"id": "PSCHED1", "type": "schedule_reference"},
+             "user": {"id": "PUSER2", "type": "user", "email": "bob@example.com"},
+             "start": "2026-11-30T20:00:00Z", "end": "2026-11-30T22:00:00Z"},
+            {"schedule": None, "user": {"id": "PUSER2", "type": "user", "email": "bob@example.com"},
+             "start": "2026-11-30T10:00:00Z", "end": "2026-11-30T12:00:00Z"},
+        ], "more": False}
+        overrides = {"overrides": [
+            {"id": "PO1", "start": "2026-11-30T12:00:00Z", "end": "2026-11-30T14:00:00Z",
+             "user": {"id": "PUSER1", "type": "user_reference"}},
+            {"id": "PO2", "start": "2026-11-30T20:00:00Z", "end": "2026-11-30T22:00:00Z",
+             "user": {"id": "PUSER2", "type": "user_reference"}},
+        ]}
+        Fake.answers = {"/oncalls": [(200, page)], "/schedules/PSCHED1/overrides": [(200, overrides)]}
+        r = self.run_sync("pagerduty", "--no-overrides")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.read_out().endswith(
+            'on_call:\n'
+            '  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-11-30T12:00:00Z"}\n'
+            '  - {user: alice, from: "2026-11-30T14:00:00Z", to: "2026-11-30T20:00:00Z"}\n'), self.read_out())
+        self.assertIn("names no schedule: left out", r.stderr)
+        path, query, auth = Fake.seen[1]
+        self.assertEqual(path, "/schedules/PSCHED1/overrides")
+        self.assertEqual(query["since"], ["2026-11-30T10:00:00Z"])
+        self.assertEqual(auth, "Token token=s3cret-token")
+        # An override without an end cannot be taken out: nothing is written.
+        os.unlink(self.out)
+        Fake.answers = {"/oncalls": [(200, page)],
+                        "/schedules/PSCHED1/overrides": [(200, {"overrides": [{"start": "2026-11-30T12:00:00Z"}]})]}
+        r = self.run_sync("pagerduty", "--no-overrides")
+        self.assertEqual(r.returncode, 1)
+        self.assertFalse(os.path.exists(self.out))
+
     def test_nobody_mapped_on_call_writes_an_empty_list(self):
         Fake.answers = {"/oncalls": [(200, {"oncalls": [], "more": False})]}
         r = self.run_sync("pagerduty")
