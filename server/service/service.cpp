@@ -711,13 +711,31 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     log_event(filed);
     // The automatic approval is decided here and nowhere else (docs/server.md, "Automatic
     // approval"): a request that is not approved now waits for people like any other.
-    if (!automatic.condition.empty() && approve_automatically(created.request, automatic, t, request)) {
-        const std::optional<store::Request> done = m_store.find(f.host, f.id);
-        reply.send(answer(201, status_body(done ? *done : created.request)));
-        return;
+    store::Request filed_request = created.request;
+    if (!automatic.condition.empty()) {
+        bool approved = false;
+        try {
+            approved = approve_automatically(created.request, automatic, t, request);
+        } catch (const std::exception& e) {
+            // SECURITY NOTE: the request is filed; a failure to sign or store its automatic
+            // approval must not leave it waiting silently: it goes to people (the notice and
+            // the ticket check below), and the journal says why.
+            std::fprintf(stderr,
+                         "jitgate-server: error: the automatic approval of request %s of %s failed (%s); it "
+                         "waits for people\n",
+                         text::shown(f.id, 128).c_str(), text::shown(f.host, 128).c_str(),
+                         text::shown(e.what(), 512).c_str());
+        }
+        const std::optional<store::Request> now_stored = m_store.find(f.host, f.id);
+        if (approved || (now_stored && now_stored->status != store::Status::pending)) {
+            // Approved here, or decided meanwhile by another replica: its state as it is.
+            reply.send(answer(201, status_body(now_stored ? *now_stored : created.request)));
+            return;
+        }
+        if (now_stored) filed_request = *now_stored;
     }
-    reply.send(answer(201, status_body(created.request)));
-    notify("request.filed", created.request);
+    reply.send(answer(201, status_body(filed_request)));
+    notify("request.filed", filed_request);
     if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
 }
 

@@ -207,6 +207,22 @@ TEST_F(ServiceAutoApprove, TheGrantEndsWhenTheOnCallShiftEnds) {
     EXPECT_EQ(v.claims.exp, k_now + 900);
 }
 
+// A failure after the filing (here the grant cannot be signed: an issuer that is not UTF-8) does
+// not leave the request waiting silently: it goes to people with the request.filed notice.
+TEST_F(ServiceAutoApprove, AFailureToApproveSendsTheRequestToPeople) {
+    std::vector<std::string> notices;
+    m_config.server.name = "approvals\xff.test";
+    rebuild();
+    m_service->on_event = [&](const std::string& type, const store::Request& r) {
+        notices.push_back(type + " " + r.id);
+    };
+    const store::Request r = file(request_body("R-FAIL01", "alice"));
+    EXPECT_EQ(r.status, store::Status::pending);
+    EXPECT_TRUE(r.grant.empty());
+    EXPECT_EQ(notices, std::vector<std::string>{"request.filed R-FAIL01"});
+    EXPECT_EQ(event_types("R-FAIL01"), std::vector<std::string>{"request.filed"}) << "nothing half-written";
+}
+
 TEST_F(ServiceAutoApprove, OutsideTheirOnCallTimeTheRequestWaitsForPeople) {
     m_now = k_now + 3 * 3600; // 13:00, after alice's shift
     const store::Request r = file(request_body("R-AUTO02", "alice"));
