@@ -66,6 +66,7 @@ const SectionSpec k_top_spec{{"server", "hosts", "web", "oidc", "database", "sig
                               {"max_ttl", "hosts"},
                               {"client_crl", "hosts"},
                               {"max_pending_per_host", "hosts"},
+                              {"max_auto_approvals_per_minute", "hosts"},
                               {"max_connections_per_address", "hosts or web"},
                               {"session_ttl", "web"},
                               {"issuer", "oidc"},
@@ -83,7 +84,7 @@ const SectionSpec k_top_spec{{"server", "hosts", "web", "oidc", "database", "sig
                               {"retention_months", "audit"}}};
 const SectionSpec k_server_spec{{"name", "public_url"}, {}};
 const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "client_crl", "max_timeout", "max_ttl",
-                                "max_pending_per_host", "max_connections_per_address"},
+                                "max_pending_per_host", "max_auto_approvals_per_minute", "max_connections_per_address"},
                                {}};
 const SectionSpec k_web_spec{{"listen", "cert", "key", "session_ttl", "max_connections_per_address",
                               "sign_in_per_minute", "sign_in_burst", "max_sign_ins_in_progress"},
@@ -285,6 +286,7 @@ void Parser::parse_hosts(const Entries& top, Config::Hosts& hosts) {
     set_duration(where, e, "max_ttl", hosts.max_ttl);
     set_string(where, e, "client_crl", hosts.client_crl);
     set_count(where, e, "max_pending_per_host", "an integer 1..10000", hosts.max_pending_per_host);
+    set_count(where, e, "max_auto_approvals_per_minute", "an integer 1..1000", hosts.max_auto_approvals_per_minute);
     set_count(where, e, "max_connections_per_address", "an integer 0..100000", hosts.max_connections_per_address);
 }
 
@@ -571,6 +573,7 @@ void Checker::check_listeners() {
     file("hosts.client_ca", "hosts.client_ca", h.client_ca, true, "");
     file("hosts.client_crl", "hosts.client_crl", h.client_crl, false, "");
     range("hosts.max_pending_per_host", h.max_pending_per_host, 1, 10000);
+    range("hosts.max_auto_approvals_per_minute", h.max_auto_approvals_per_minute, 1, 1000);
     range("hosts.max_connections_per_address", h.max_connections_per_address, 0, 100000);
     range("web.max_connections_per_address", w.max_connections_per_address, 0, 100000);
     const bool hosts_pair = w.cert == h.cert && w.key == h.key; // the default, checked as hosts.*

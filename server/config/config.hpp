@@ -92,6 +92,9 @@ struct Config {
         std::string client_crl;
         // Pending requests one host (certificate name) may hold; a filing beyond is 429 (1..10000).
         int max_pending_per_host = 64;
+        // Automatic approvals one host may get in a minute (per replica, 1..1000); beyond, its
+        // requests wait for people like any other (request.filed's auto_approve.why_not says so).
+        int max_auto_approvals_per_minute = 10;
         // Open connections from one source address; 0: no limit (the default: a fleet behind one
         // NAT shares an address; the listener's global limit still holds). 0..100000.
         int max_connections_per_address = 0;

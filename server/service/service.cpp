@@ -640,7 +640,21 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     const std::int64_t t = now();
     // Decided before the filing is stored, so that its event says what was asked and why it was
     // not given; the approval itself follows the filing (approve_automatically).
-    const AutoDecision automatic = f.auto_approve.empty() ? AutoDecision{} : auto_condition(f, policy, t);
+    AutoDecision automatic = f.auto_approve.empty() ? AutoDecision{} : auto_condition(f, policy, t);
+    if (!automatic.condition.empty()) {
+        // SECURITY NOTE: a bound per host (and replica) on automatic approvals: a host (or
+        // whoever holds its certificate) filing in a loop for an on-call user gets people, not
+        // an endless stream of grants; max_pending_per_host does not apply to what never waits.
+        std::deque<std::int64_t>& recent = m_auto_recent[f.host];
+        while (!recent.empty() && recent.front() <= t - 60) recent.pop_front();
+        const auto cap = static_cast<std::size_t>(std::max(m_config.hosts.max_auto_approvals_per_minute, 1));
+        if (recent.size() >= cap) {
+            automatic = AutoDecision{};
+            automatic.why_not = "host " + text::shown(f.host, 128) + " had " + std::to_string(cap) +
+                                " automatic approvals in the last minute (hosts.max_auto_approvals_per_minute): "
+                                "people decide";
+        }
+    }
     store::Request r;
     r.host = f.host;
     r.id = f.id;
@@ -1413,6 +1427,7 @@ bool Service::approve_automatically(const store::Request& request, const AutoDec
     };
     const store::ApproveResult result = m_store.approve_automatically(request.host, request.id, by, t, sign, approved);
     if (result.outcome != store::ApproveOutcome::approved) return false;
+    m_auto_recent[request.host].push_back(t);
     log_event(approved);
     log_event(signed_event);
     wake(request.host, request.id);

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -311,6 +312,10 @@ private:
     // Revocations refused (not in an approver group), per actor and request, the same way: one
     // "revocation.refused" a minute, the next carrying the count suppressed since.
     std::map<std::string, Refusals, std::less<>> m_revoke_refusals;
+    // The times of the automatic approvals of the last minute, per host
+    // (hosts.max_auto_approvals_per_minute): an automatic filing bypasses max_pending_per_host
+    // (nothing stays pending), so a host filing in a loop is bounded here.
+    std::map<std::string, std::deque<std::int64_t>, std::less<>> m_auto_recent;
     // Parked revocation polls by host name (a certificate naming several hosts: under each).
     std::map<std::string, std::vector<std::shared_ptr<RevocationWaiter>>, std::less<>> m_revocation_waiters;
     std::int64_t m_newest_revocation = -1; // the newest seq check_revocations() saw; -1: not yet

@@ -223,6 +223,27 @@ TEST_F(ServiceAutoApprove, AFailureToApproveSendsTheRequestToPeople) {
     EXPECT_EQ(event_types("R-FAIL01"), std::vector<std::string>{"request.filed"}) << "nothing half-written";
 }
 
+// Automatic filings never wait, so max_pending_per_host does not bound them: a host gets at
+// most hosts.max_auto_approvals_per_minute of them a minute; beyond, people decide.
+TEST_F(ServiceAutoApprove, AHostGetsABoundedNumberOfAutomaticApprovalsAMinute) {
+    m_config.hosts.max_auto_approvals_per_minute = 2;
+    rebuild();
+    EXPECT_EQ(file(request_body("R-RATE01", "alice")).status, store::Status::approved);
+    m_now += 10;
+    EXPECT_EQ(file(request_body("R-RATE02", "alice")).status, store::Status::approved);
+    m_now += 10;
+    EXPECT_EQ(file(request_body("R-RATE03", "alice")).status, store::Status::pending);
+    EXPECT_NE(filed_detail("R-RATE03")
+                  .at("auto_approve")
+                  .at("why_not")
+                  .get<std::string>()
+                  .find("max_auto_approvals_per_minute"),
+              std::string::npos);
+    m_now = k_now + 61; // the first has left the minute
+    EXPECT_EQ(file(request_body("R-RATE04", "alice")).status, store::Status::approved);
+    EXPECT_EQ(file(request_body("R-RATE05", "alice")).status, store::Status::pending);
+}
+
 TEST_F(ServiceAutoApprove, OutsideTheirOnCallTimeTheRequestWaitsForPeople) {
     m_now = k_now + 3 * 3600; // 13:00, after alice's shift
     const store::Request r = file(request_body("R-AUTO02", "alice"));
@@ -448,6 +469,10 @@ TEST(ServerConfigAutoApprove, NonsenseIsAConfigError) {
                                  "auto_approve: {on_call: false}}\n")
                   .find("auto_approve names no condition"),
               std::string::npos);
+    std::string rate = base;
+    rate.replace(rate.find("client_ca: /ca.pem}"), 19, "client_ca: /ca.pem, max_auto_approvals_per_minute: 0}");
+    EXPECT_NE(problems_of(rate).find("max_auto_approvals_per_minute must be 1..1000"), std::string::npos)
+        << problems_of(rate);
     EXPECT_NE(problems_of(base + "on_call_file: oncall.yaml\n").find("on_call_file must be an absolute path"),
               std::string::npos);
     EXPECT_NE(problems_of(base + "policy:\n  - {name: f, approver_groups: [ops], auto_approve_sod: true}\n")
