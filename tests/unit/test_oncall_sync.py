@@ -204,6 +204,17 @@ class OnCallSync(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertFalse(os.path.exists(self.out))
 
+    def test_pagerduty_maps_the_immutable_user_id_before_the_email(self):
+        with open(self.map, "w") as f:
+            f.write("alice@example.com mallory\nPUSER1 alice\nbob@example.com bob\n")
+        Fake.answers = {"/oncalls": [(200, PD_PAGE_1), (200, PD_PAGE_2)]}
+        r = self.run_sync("pagerduty", "--hours", "48")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = self.read_out()
+        self.assertIn('{user: alice, from: "2026-11-30T10:00:00Z"', out)
+        self.assertNotIn("mallory", out)
+        self.assertIn('{user: bob,', out, "no id in the map: the e-mail")
+
     def test_nobody_mapped_on_call_writes_an_empty_list(self):
         Fake.answers = {"/oncalls": [(200, {"oncalls": [], "more": False})]}
         r = self.run_sync("pagerduty")
