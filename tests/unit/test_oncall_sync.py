@@ -215,6 +215,22 @@ class OnCallSync(unittest.TestCase):
         self.assertNotIn("mallory", out)
         self.assertIn('{user: bob,', out, "no id in the map: the e-mail")
 
+    def test_pagerduty_an_on_call_without_a_start_or_end_is_left_out_loudly(self):
+        page = {"oncalls": [
+            {"escalation_level": 1, "schedule": None,
+             "user": {"id": "PUSER1", "type": "user", "email": "alice@example.com"}, "start": None, "end": None},
+            {"escalation_level": 1, "schedule": {"id": "PSCHED1", "type": "schedule_reference"},
+             "user": {"id": "PUSER2", "type": "user", "email": "bob@example.com"},
+             "start": "2026-11-30T08:00:00Z", "end": None},
+        ], "more": False}
+        Fake.answers = {"/oncalls": [(200, page)]}
+        r = self.run_sync("pagerduty")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.read_out().endswith("\non_call: []\n"), self.read_out())
+        self.assertIn("oncalls[0] of 'alice@example.com' has no start or end", r.stderr)
+        self.assertIn("oncalls[1] of 'bob@example.com' has no start or end", r.stderr)
+        self.assertEqual(Fake.seen[0][1]["until"], ["2026-12-01T10:00:00Z"], "24 hours ahead by default")
+
     def test_nobody_mapped_on_call_writes_an_empty_list(self):
         Fake.answers = {"/oncalls": [(200, {"oncalls": [], "more": False})]}
         r = self.run_sync("pagerduty")
