@@ -74,6 +74,8 @@ class Fake(http.server.BaseHTTPRequestHandler):
         status, body = queue.pop(0) if queue else (404, {"error": "not found"})
         data = json.dumps(body).encode()
         self.send_response(status)
+        if status in (301, 302, 307, 308):
+            self.send_header("Location", body["location"])
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -102,6 +104,7 @@ class OnCallSync(unittest.TestCase):
         self.token = os.path.join(self.dir.name, "token")
         with open(self.token, "w") as f:
             f.write("s3cret-token\n")
+        os.chmod(self.token, 0o600)
         self.map = os.path.join(self.dir.name, "map")
         with open(self.map, "w") as f:
             f.write("# person  unix name\nalice@example.com alice\nbob@example.com   bob\n")
@@ -230,6 +233,44 @@ class OnCallSync(unittest.TestCase):
         self.assertIn("oncalls[0] of 'alice@example.com' has no start or end", r.stderr)
         self.assertIn("oncalls[1] of 'bob@example.com' has no start or end", r.stderr)
         self.assertEqual(Fake.seen[0][1]["until"], ["2026-12-01T10:00:00Z"], "24 hours ahead by default")
+
+    def test_a_map_or_token_anyone_could_write_is_refused(self):
+        cases = [("map", 0o666, "is group- or world-writable"), ("token", 0o644, "is world-readable"),
+                 ("token", 0o620, "is group- or world-writable")]
+        for which, mode, message in cases:
+            with self.subTest(f"{which} {mode:o}"):
+                path = self.map if which == "map" else self.token
+                os.chmod(path, mode)
+                Fake.answers = {"/oncalls": [(200, PD_PAGE_2)]}
+                r = self.run_sync("pagerduty")
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(message, r.stderr)
+                self.assertFalse(os.path.exists(self.out))
+                os.chmod(path, 0o644 if which == "map" else 0o600)
+        # A symlink is not followed.
+        link = os.path.join(self.dir.name, "map-link")
+        os.symlink(self.map, link)
+        r = subprocess.run([sys.executable, SCRIPT, "pagerduty", "--schedule", "P", "--token-file", self.token,
+                            "--map", link, "--out", self.out, "--api-url", self.url, "--now", NOW],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot read the map file", r.stderr)
+        self.assertEqual(Fake.seen, [])
+
+    def test_a_redirect_to_another_origin_is_refused(self):
+        port = self.server.server_address[1]
+        Fake.answers = {"/oncalls": [(302, {"location": f"http://localhost:{port}/elsewhere"})],
+                        "/elsewhere": [(200, PD_PAGE_2)]}
+        r = self.run_sync("pagerduty")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("refused a redirect to another origin", r.stderr)
+        self.assertEqual([p for p, _q, _a in Fake.seen], ["/oncalls"], "the token went nowhere else")
+        # The same origin is followed.
+        Fake.seen = []
+        Fake.answers = {"/oncalls": [(307, {"location": f"{self.url}/moved"})], "/moved": [(200, PD_PAGE_2)]}
+        r = self.run_sync("pagerduty", "--hours", "48")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([p for p, _q, _a in Fake.seen], ["/oncalls", "/moved"])
 
     def test_nobody_mapped_on_call_writes_an_empty_list(self):
         Fake.answers = {"/oncalls": [(200, {"oncalls": [], "more": False})]}
