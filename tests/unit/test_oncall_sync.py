@@ -126,13 +126,15 @@ class OnCallSync(unittest.TestCase):
     def test_pagerduty_writes_every_page_mapped_and_clipped(self):
         Fake.answers = {"/oncalls": [(200, PD_PAGE_1), (200, PD_PAGE_2)]}
         r = self.run_sync("pagerduty", "--hours", "48")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        # Someone on call is not in the map: the others are written, and the status says so.
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("1 on-call person(s) not in the map", r.stderr)
         self.assertEqual(self.read_out(),
                          "# Written by jitgate-oncall-sync pagerduty at 2026-11-30T10:00:00Z; do not edit "
                          "(the next sync replaces it).\n"
                          "on_call:\n"
-                         '  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-12-01T08:00:00Z"}\n'
-                         '  - {user: bob, from: "2026-12-01T08:00:00Z", to: "2026-12-02T10:00:00Z"}\n')
+                         '  - {user: "alice", from: "2026-11-30T10:00:00Z", to: "2026-12-01T08:00:00Z"}\n'
+                         '  - {user: "bob", from: "2026-12-01T08:00:00Z", to: "2026-12-02T10:00:00Z"}\n')
         self.assertIn("'nobody@example.com' is on call but not in the map", r.stderr)
         self.assertEqual(oct(os.stat(self.out).st_mode & 0o777), "0o644")
         self.assertEqual(len(Fake.seen), 2)
@@ -154,8 +156,8 @@ class OnCallSync(unittest.TestCase):
                          "# Written by jitgate-oncall-sync opsgenie at 2026-11-30T10:00:00Z; do not edit "
                          "(the next sync replaces it).\n"
                          "on_call:\n"
-                         '  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-11-30T18:00:00Z"}\n'
-                         '  - {user: bob, from: "2026-11-30T18:00:00Z", to: "2026-12-01T06:00:00Z"}\n')
+                         '  - {user: "alice", from: "2026-11-30T10:00:00Z", to: "2026-11-30T18:00:00Z"}\n'
+                         '  - {user: "bob", from: "2026-11-30T18:00:00Z", to: "2026-12-01T06:00:00Z"}\n')
         path, query, auth = Fake.seen[0]
         self.assertEqual(auth, "GenieKey s3cret-token")
         self.assertEqual(query["date"], ["2026-11-30T10:00:00Z"])
@@ -167,7 +169,7 @@ class OnCallSync(unittest.TestCase):
         r = self.run_sync("opsgenie", "--hours", "24", "--no-overrides")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(self.read_out().endswith(
-            'on_call:\n  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-11-30T18:00:00Z"}\n'),
+            'on_call:\n  - {user: "alice", from: "2026-11-30T10:00:00Z", to: "2026-11-30T18:00:00Z"}\n'),
             self.read_out())
 
     def test_pagerduty_no_overrides_takes_the_overrides_out_of_the_schedule(self):
@@ -192,8 +194,8 @@ class OnCallSync(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(self.read_out().endswith(
             'on_call:\n'
-            '  - {user: alice, from: "2026-11-30T10:00:00Z", to: "2026-11-30T12:00:00Z"}\n'
-            '  - {user: alice, from: "2026-11-30T14:00:00Z", to: "2026-11-30T20:00:00Z"}\n'), self.read_out())
+            '  - {user: "alice", from: "2026-11-30T10:00:00Z", to: "2026-11-30T12:00:00Z"}\n'
+            '  - {user: "alice", from: "2026-11-30T14:00:00Z", to: "2026-11-30T20:00:00Z"}\n'), self.read_out())
         self.assertIn("names no schedule: left out", r.stderr)
         path, query, auth = Fake.seen[1]
         self.assertEqual(path, "/schedules/PSCHED1/overrides")
@@ -212,11 +214,11 @@ class OnCallSync(unittest.TestCase):
             f.write("alice@example.com mallory\nPUSER1 alice\nbob@example.com bob\n")
         Fake.answers = {"/oncalls": [(200, PD_PAGE_1), (200, PD_PAGE_2)]}
         r = self.run_sync("pagerduty", "--hours", "48")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.returncode, 3, r.stderr)  # nobody@example.com
         out = self.read_out()
-        self.assertIn('{user: alice, from: "2026-11-30T10:00:00Z"', out)
+        self.assertIn('{user: "alice", from: "2026-11-30T10:00:00Z"', out)
         self.assertNotIn("mallory", out)
-        self.assertIn('{user: bob,', out, "no id in the map: the e-mail")
+        self.assertIn('{user: "bob",', out, "no id in the map: the e-mail")
 
     def test_pagerduty_an_on_call_without_a_start_or_end_is_left_out_loudly(self):
         page = {"oncalls": [
@@ -272,6 +274,14 @@ class OnCallSync(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([p for p, _q, _a in Fake.seen], ["/oncalls", "/moved"])
 
+    def test_user_names_yaml_would_read_otherwise_are_quoted(self):
+        with open(self.map, "w") as f:
+            f.write("alice@example.com null\nbob@example.com no\n")
+        Fake.answers = {"/oncalls": [(200, PD_PAGE_2)]}
+        r = self.run_sync("pagerduty", "--hours", "48")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('{user: "no", from: ', self.read_out())
+
     def test_nobody_mapped_on_call_writes_an_empty_list(self):
         Fake.answers = {"/oncalls": [(200, {"oncalls": [], "more": False})]}
         r = self.run_sync("pagerduty")
@@ -279,7 +289,7 @@ class OnCallSync(unittest.TestCase):
         self.assertTrue(self.read_out().endswith("\non_call: []\n"))
 
     def test_a_failure_leaves_the_previous_file(self):
-        previous = 'on_call:\n  - {user: alice, from: "2026-11-30T08:00:00Z", to: "2026-11-30T20:00:00Z"}\n'
+        previous = 'on_call:\n  - {user: "alice", from: "2026-11-30T08:00:00Z", to: "2026-11-30T20:00:00Z"}\n'
         with open(self.out, "w") as f:
             f.write(previous)
         cases = [
