@@ -16,6 +16,8 @@ import urllib.parse
 
 SCRIPT = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(__file__), "..", "..", "packaging", "oncall-sync", "jitgate-oncall-sync")
+# oncall_file_check (built beside the unit tests): the real reader, windows::read_on_call_file.
+READER = sys.argv.pop(1) if len(sys.argv) > 1 else None
 
 NOW = "2026-11-30T10:00:00Z"
 
@@ -119,6 +121,14 @@ class OnCallSync(unittest.TestCase):
                                "--map", self.map, "--out", self.out, "--api-url", self.url, "--now", NOW,
                                *extra], capture_output=True, text=True, timeout=60)
 
+    def read_back(self):
+        """The written file as jitgated and jitgate-server read it: [(user, from, to)] in Unix seconds."""
+        if READER is None:
+            self.skipTest("no oncall_file_check given (run through ctest)")
+        r = subprocess.run([READER, self.out], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [tuple(int(f) if i else f for i, f in enumerate(line.split())) for line in r.stdout.splitlines()]
+
     def read_out(self):
         with open(self.out) as f:
             return f.read()
@@ -136,6 +146,7 @@ class OnCallSync(unittest.TestCase):
                          '  - {user: "alice", from: "2026-11-30T10:00:00Z", to: "2026-12-01T08:00:00Z"}\n'
                          '  - {user: "bob", from: "2026-12-01T08:00:00Z", to: "2026-12-02T10:00:00Z"}\n')
         self.assertIn("'nobody@example.com' is on call but not in the map", r.stderr)
+        self.assertEqual(self.read_back(), [("alice", 1796032800, 1796112000), ("bob", 1796112000, 1796205600)])
         self.assertEqual(oct(os.stat(self.out).st_mode & 0o777), "0o644")
         self.assertEqual(len(Fake.seen), 2)
         path, query, auth = Fake.seen[0]
@@ -281,12 +292,24 @@ class OnCallSync(unittest.TestCase):
         r = self.run_sync("pagerduty", "--hours", "48")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('{user: "no", from: ', self.read_out())
+        self.assertEqual([entry[0] for entry in self.read_back()], ["no"], "a string, not false")
+        Fake.answers = {"/oncalls": [(200, PD_PAGE_1)]}
+        with open(self.map, "w") as f:
+            f.write("alice@example.com null\n")
+        PD_PAGE_1["more"] = False
+        try:
+            r = self.run_sync("pagerduty", "--hours", "48")
+        finally:
+            PD_PAGE_1["more"] = True
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual([entry[0] for entry in self.read_back()], ["null"], "a string, not a YAML null")
 
     def test_nobody_mapped_on_call_writes_an_empty_list(self):
         Fake.answers = {"/oncalls": [(200, {"oncalls": [], "more": False})]}
         r = self.run_sync("pagerduty")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(self.read_out().endswith("\non_call: []\n"))
+        self.assertEqual(self.read_back(), [])
 
     def test_a_failure_leaves_the_previous_file(self):
         previous = 'on_call:\n  - {user: "alice", from: "2026-11-30T08:00:00Z", to: "2026-11-30T20:00:00Z"}\n'
