@@ -268,6 +268,12 @@ case_auto_grant_without_opt_in() {
 case_auto_grant_with_approvers() {
     refused auto_on_call "an automatic approval names approvers" '["bob"]' alice /usr/bin/uname
 }
+# A rule that needs two approvals (and, as validate() requires without auto_approve_sod, did
+# not opt in): the service's automatic grant stands for no approver and is refused.
+case_auto_grant_two_approvals() {
+    refused auto_on_call "automatic approval .*on_call.* is not allowed by this host's rule" '[]' alice \
+        /usr/bin/touch /tmp/ledger-auto
+}
 case_auto_grant_accepted_for_opted_in_rule() {
     start
     sudo_bg alice -- /usr/bin/uname

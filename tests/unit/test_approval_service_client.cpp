@@ -251,6 +251,22 @@ TEST(ServiceAutoCondition, OnlyARuleThatOptedInAcceptsAnAutomaticGrant) {
     e.auto_allowed = jitgate::approval::service_auto_condition(rule, "sudo");
     const gt::Verdict accepted = gt::verify(gt::sign(key, c), keys, e);
     EXPECT_TRUE(accepted.ok) << accepted.reason;
+
+    // A rule needing two approvals that opted in without auto_approve_sod (validate() refuses
+    // it; a config built otherwise must not slip through): the automatic grant is refused.
+    config::Rule two = rule;
+    two.approvals = 2;
+    two.auto_approve_sod = false;
+    e.approvals_needed = 2;
+    e.auto_allowed = jitgate::approval::service_auto_condition(two, "sudo");
+    const gt::Verdict two_refused = gt::verify(gt::sign(key, c), keys, e);
+    EXPECT_FALSE(two_refused.ok);
+    EXPECT_NE(two_refused.reason.find("is not allowed by this host's rule"), std::string::npos) << two_refused.reason;
+    // Said in as many words, the rule takes the automatic grant in place of its two approvals.
+    two.auto_approve_sod = true;
+    e.auto_allowed = jitgate::approval::service_auto_condition(two, "sudo");
+    const gt::Verdict two_accepted = gt::verify(gt::sign(key, c), keys, e);
+    EXPECT_TRUE(two_accepted.ok) << two_accepted.reason;
 }
 
 } // namespace
