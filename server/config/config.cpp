@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <iterator>
@@ -153,6 +154,16 @@ bool valid_source_name(const std::string& name) {
     return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
     });
+}
+
+// The words YAML 1.1 (and yaml-cpp's convert<bool>) reads as a boolean, in any case. A source
+// named so would be ambiguous: `on_call: on` must not be read as `on_call: true`.
+bool yaml_boolean_word(const std::string& name) {
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return lower == "y" || lower == "yes" || lower == "on" || lower == "true" || lower == "n" || lower == "no" ||
+           lower == "off" || lower == "false";
 }
 
 bool is_https_url(const std::string& url) {
@@ -408,9 +419,13 @@ void Parser::parse_policy(const Entries& top, std::vector<PolicyEntry>& policy) 
             // `on_call: true` (the default source, on_call_file) or `on_call: <name>` (one of
             // on_call_files); `false` is no condition.
             if (const Entry* oc = find(ae, "on_call")) {
-                bool flag = false;
-                if (oc->value.IsScalar() && YAML::convert<bool>::decode(oc->value, flag)) {
-                    entry.auto_approve_on_call = flag;
+                // SECURITY NOTE: only a plain (unquoted) `true` or `false` is a flag. yaml-cpp's
+                // convert<bool> also takes y/yes/on/... and ignores quotes, which would make
+                // `on_call: on` (a source named "on") silently mean the default on-call file.
+                // Any other text is a source name; one that reads as a boolean is refused later.
+                const bool plain = oc->value.IsScalar() && oc->value.Tag() == "?";
+                if (plain && (oc->value.Scalar() == "true" || oc->value.Scalar() == "false")) {
+                    entry.auto_approve_on_call = oc->value.Scalar() == "true";
                 } else if (auto name = string_value(w, oc)) {
                     entry.auto_approve_on_call = true;
                     entry.auto_approve_on_call_source = *name;
@@ -680,6 +695,10 @@ void Checker::check_policy() {
         if (!valid_source_name(name))
             add("on_call_files." + name,
                 "on_call_files: bad source name " + shown(name) + " (expected letters, digits, '-' or '_', up to 64)");
+        else if (yaml_boolean_word(name))
+            add("on_call_files." + name, "on_call_files: source name " + shown(name) +
+                                             " reads as a boolean in YAML (y, yes, on, n, no, off, true, false); "
+                                             "choose another name");
         file("on_call_files." + name, "on_call_files." + name, path, true);
     }
     for (std::size_t i = 0; i < policy.size(); ++i) {
@@ -731,7 +750,13 @@ void Checker::check_auto_approve(const PolicyEntry& p, const std::string& path, 
         add(at, prefix + "auto_approve with min_approvals: " + std::to_string(p.min_approvals) +
                     " would bypass segregation of duties; remove it, or set auto_approve_sod: true to mean it");
     const std::string& source = p.auto_approve_on_call_source;
-    if (source.empty()) {
+    if (!source.empty() && yaml_boolean_word(source)) {
+        // SECURITY NOTE: `on_call: yes` (or a quoted "on", or `True`) is neither the flag nor a
+        // name anyone should rely on: refuse it rather than guess which was meant.
+        add(at + ".on_call", prefix + "auto_approve.on_call: " + shown(source) +
+                                 " reads as a boolean in YAML; write on_call: true (the on_call_file) or the name "
+                                 "of a source of on_call_files that is not a boolean word");
+    } else if (source.empty()) {
         if (m_config.on_call_file.empty()) add(at, prefix + "auto_approve.on_call needs on_call_file (who is on call)");
     } else if (std::none_of(m_config.on_call_files.begin(), m_config.on_call_files.end(),
                             [&](const auto& s) { return s.first == source; })) {

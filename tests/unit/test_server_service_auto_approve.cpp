@@ -480,4 +480,52 @@ TEST(ServerConfigAutoApprove, NonsenseIsAConfigError) {
               std::string::npos);
 }
 
+// Only a plain `true`/`false` is the flag: a source whose name YAML 1.1 reads as a boolean
+// (`on`, `yes`, ...) would otherwise silently mean the default on-call file.
+TEST(ServerConfigAutoApprove, ABooleanWordIsNeitherAFlagNorASourceName) {
+    const std::string base = "server: {name: a.test, public_url: \"https://a.test\"}\n"
+                             "hosts: {cert: /c.pem, key: /c.key, client_ca: /ca.pem}\n"
+                             "signing: {keys: [{kid: k1, private_key: /k1.key}]}\n"
+                             "on_call_file: /etc/jitgate-server/oncall.yaml\n";
+    const auto parsed = [&](const std::string& files, const std::string& on_call) {
+        return config::parse(base + files +
+                                 "policy:\n  - {name: pay, approver_groups: [pay], auto_approve: {on_call: " + on_call +
+                                 "}}\n",
+                             "t.yaml");
+    };
+    const auto all = [](const config::LoadResult& r) {
+        std::string out;
+        for (const auto& p : r.problems) out += p.to_string() + "\n";
+        return out;
+    };
+    for (const std::string word : {"on", "yes", "y", "Y", "ON", "Off", "no", "n", "True", "FALSE"}) {
+        SCOPED_TRACE(word);
+        const auto r = parsed("on_call_files: {" + word + ": /etc/jitgate-server/oncall-pay.yaml}\n", word);
+        const std::string text = all(r);
+        EXPECT_NE(text.find("on_call_files: source name '" + word + "' reads as a boolean in YAML"), std::string::npos)
+            << text;
+        EXPECT_NE(text.find("auto_approve.on_call: '" + word + "' reads as a boolean in YAML"), std::string::npos)
+            << text;
+        ASSERT_EQ(r.config.policy.size(), 1u);
+        EXPECT_EQ(r.config.policy[0].auto_approve_on_call_source, word) << "never the default file";
+    }
+    // Quoted, a boolean word is still refused (it is no flag, and no name to rely on).
+    for (const std::string quoted : {"\"true\"", "'on'", "\"false\""}) {
+        SCOPED_TRACE(quoted);
+        const std::string text = all(parsed("", quoted));
+        EXPECT_NE(text.find("reads as a boolean in YAML"), std::string::npos) << text;
+    }
+    // The plain flags keep their meaning, and an ordinary name is a source.
+    const auto yes = parsed("", "true");
+    EXPECT_EQ(all(yes), "");
+    ASSERT_EQ(yes.config.policy.size(), 1u);
+    EXPECT_TRUE(yes.config.policy[0].auto_approve_on_call);
+    EXPECT_EQ(yes.config.policy[0].auto_approve_on_call_source, "");
+    EXPECT_NE(all(parsed("", "false")).find("auto_approve names no condition"), std::string::npos);
+    const auto named = parsed("on_call_files: {pay: /etc/jitgate-server/oncall-pay.yaml}\n", "pay");
+    EXPECT_EQ(all(named), "");
+    ASSERT_EQ(named.config.policy.size(), 1u);
+    EXPECT_EQ(named.config.policy[0].auto_approve_on_call_source, "pay");
+}
+
 } // namespace
