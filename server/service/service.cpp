@@ -740,7 +740,19 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                          text::shown(f.id, 128).c_str(), text::shown(f.host, 128).c_str(),
                          text::shown(e.what(), 512).c_str());
         }
-        const std::optional<store::Request> now_stored = m_store.find(f.host, f.id);
+        std::optional<store::Request> now_stored;
+        try {
+            now_stored = m_store.find(f.host, f.id);
+        } catch (const std::exception& e) {
+            // SECURITY NOTE: the store failing here (a dropped connection) must not leave the
+            // request filed with nobody told: it is answered as filed and, unless it was just
+            // approved, the request.filed notice goes out from what was created.
+            std::fprintf(stderr,
+                         "jitgate-server: error: request %s of %s: reading it back after its automatic approval "
+                         "failed (%s); answered as filed\n",
+                         text::shown(f.id, 128).c_str(), text::shown(f.host, 128).c_str(),
+                         text::shown(e.what(), 512).c_str());
+        }
         if (approved || (now_stored && now_stored->status != store::Status::pending)) {
             // Approved here, or decided meanwhile by another replica: its state as it is.
             reply.send(answer(201, status_body(now_stored ? *now_stored : created.request)));
