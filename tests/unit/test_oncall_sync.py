@@ -175,13 +175,79 @@ class OnCallSync(unittest.TestCase):
         self.assertEqual(query["interval"], ["1"])
         self.assertEqual(query["intervalUnit"], ["days"])
 
-    def test_opsgenie_no_overrides_leaves_out_override_periods(self):
-        Fake.answers = {"/v2/schedules/PSCHED1/timeline": [(200, OG_TIMELINE)]}
+    def test_opsgenie_no_overrides_reads_the_base_timeline(self):
+        # The final timeline says bob (a "historical" period an override may have made); the base
+        # timeline (the rotation alone) says carol then alice: only the base counts.
+        answer = json.loads(json.dumps(OG_TIMELINE))
+        answer["data"]["finalTimeline"]["rotations"][0]["periods"][0]["recipient"]["name"] = "bob@example.com"
+        answer["data"]["finalTimeline"]["rotations"][0]["periods"][0]["type"] = "historical"
+        answer["data"]["baseTimeline"] = {"rotations": [
+            {"id": "rot-1", "name": "primary", "order": 1.0, "periods": [
+                {"startDate": "2026-11-30T06:00:00Z", "endDate": "2026-11-30T18:00:00Z", "type": "historical",
+                 "recipient": {"id": "u-1", "type": "user", "name": "alice@example.com"}},
+                {"startDate": "2026-11-30T18:00:00Z", "endDate": "2026-12-01T06:00:00Z", "type": "override",
+                 "recipient": {"id": "u-2", "type": "user", "name": "bob@example.com"}},
+            ]},
+        ]}
+        Fake.answers = {"/v2/schedules/PSCHED1/timeline": [(200, answer)]}
         r = self.run_sync("opsgenie", "--hours", "24", "--no-overrides")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(self.read_out().endswith(
             'on_call:\n  - {user: "alice", from: "2026-11-30T10:00:00Z", to: "2026-11-30T18:00:00Z"}\n'),
             self.read_out())
+        self.assertEqual(Fake.seen[0][1]["expand"], ["base"])
+        # An answer without the base timeline (expand ignored) fails: no fallback to the final one.
+        os.unlink(self.out)
+        Fake.answers = {"/v2/schedules/PSCHED1/timeline": [(200, OG_TIMELINE)]}
+        r = self.run_sync("opsgenie", "--hours", "24", "--no-overrides")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("no list data.baseTimeline.rotations", r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+
+    def test_pagerduty_no_overrides_reads_every_page_of_overrides(self):
+        page = {"oncalls": [
+            {"schedule": {"id": "PSCHED1", "type": "schedule_reference"},
+             "user": {"id": "PUSER1", "type": "user", "email": "alice@example.com"},
+             "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T20:00:00Z"},
+        ], "more": False}
+        first = {"overrides": [{"id": "PO1", "start": "2026-11-30T12:00:00Z", "end": "2026-11-30T14:00:00Z"}],
+                 "limit": 1, "offset": 0, "more": True}
+        second = {"overrides": [{"id": "PO2", "start": "2026-11-30T16:00:00Z", "end": "2026-11-30T20:00:00Z"}],
+                  "limit": 1, "offset": 1, "more": False}
+        Fake.answers = {"/oncalls": [(200, page)], "/schedules/PSCHED1/overrides": [(200, first), (200, second)]}
+        r = self.run_sync("pagerduty", "--no-overrides")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.read_out().endswith(
+            'on_call:\n'
+            '  - {user: "alice", from: "2026-11-30T10:00:00Z", to: "2026-11-30T12:00:00Z"}\n'
+            '  - {user: "alice", from: "2026-11-30T14:00:00Z", to: "2026-11-30T16:00:00Z"}\n'), self.read_out())
+        self.assertEqual(Fake.seen[2][0], "/schedules/PSCHED1/overrides")
+        self.assertEqual(Fake.seen[2][1]["offset"], ["1"])
+        # 'more' with an empty page cannot be read to its end: nothing is written.
+        os.unlink(self.out)
+        Fake.answers = {"/oncalls": [(200, page)],
+                        "/schedules/PSCHED1/overrides": [(200, {"overrides": [], "more": True})]}
+        r = self.run_sync("pagerduty", "--no-overrides")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+
+    def test_pagerduty_no_overrides_leaves_out_an_on_call_of_another_schedule(self):
+        # The overrides read are PSCHED1's; an on-call naming "psched1" (or any other id) would
+        # otherwise be kept whole, its overrides included.
+        page = {"oncalls": [
+            {"schedule": {"id": "psched1", "type": "schedule_reference"},
+             "user": {"id": "PUSER2", "type": "user", "email": "bob@example.com"},
+             "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T20:00:00Z"},
+            {"schedule": {"id": "PSCHED1", "type": "schedule_reference"},
+             "user": {"id": "PUSER1", "type": "user", "email": "alice@example.com"},
+             "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T20:00:00Z"},
+        ], "more": False}
+        overrides = {"overrides": [{"id": "PO1", "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T20:00:00Z"}]}
+        Fake.answers = {"/oncalls": [(200, page)], "/schedules/PSCHED1/overrides": [(200, overrides)]}
+        r = self.run_sync("pagerduty", "--no-overrides")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.read_out().endswith("\non_call: []\n"), self.read_out())
+        self.assertIn("names schedule 'psched1', not one of --schedule: left out", r.stderr)
 
     def test_pagerduty_no_overrides_takes_the_overrides_out_of_the_schedule(self):
         page = {"oncalls": [
