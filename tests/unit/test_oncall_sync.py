@@ -295,7 +295,17 @@ class OnCallSync(unittest.TestCase):
         out = self.read_out()
         self.assertIn('{user: "alice", from: "2026-11-30T10:00:00Z"', out)
         self.assertNotIn("mallory", out)
-        self.assertIn('{user: "bob",', out, "no id in the map: the e-mail")
+        # The map names ids: bob's id (PUSER2) is not in it, so his e-mail is not tried either.
+        self.assertNotIn('{user: "bob",', out)
+        self.assertIn("'PUSER2' is on call but not in the map", r.stderr)
+
+    def test_pagerduty_a_map_of_e_mails_only_still_maps_e_mails(self):
+        Fake.answers = {"/oncalls": [(200, PD_PAGE_1), (200, PD_PAGE_2)]}
+        r = self.run_sync("pagerduty", "--hours", "48")
+        self.assertEqual(r.returncode, 3, r.stderr)  # nobody@example.com
+        out = self.read_out()
+        self.assertIn('{user: "alice",', out)
+        self.assertIn('{user: "bob",', out)
 
     def test_pagerduty_an_on_call_without_a_start_or_end_is_left_out_loudly(self):
         page = {"oncalls": [
