@@ -23,6 +23,194 @@
 
 #include <nlohmann/json.hpp>
 
+namespace jitgate::server::store {
+namespace {
+
+// A store whose connection drops once a request is created: with `fail` set, the automatic
+// approval and every find after the create throw, as a Postgres store does when the server
+// goes away. Everything else is the real SQLite store.
+class DroppingStore final : public Store {
+public:
+    explicit DroppingStore(Store& inner) : m_inner(inner) {}
+    bool fail = false;
+
+    CreateResult create(const Request& request, const Event& filed, std::size_t max_pending) override {
+        m_created = true;
+        return m_inner.create(request, filed, max_pending);
+    }
+    std::optional<Request> find(std::string_view host, std::string_view id) override {
+        if (fail && m_created) throw std::runtime_error("the database connection is gone");
+        return m_inner.find(host, id);
+    }
+    std::vector<Request> pending(std::size_t limit) override { return m_inner.pending(limit); }
+    std::vector<Request> pending_after(const PendingKey& after, std::size_t limit) override {
+        return m_inner.pending_after(after, limit);
+    }
+    std::vector<Request> pending_from(std::int64_t created_at, std::size_t skip, std::size_t limit) override {
+        return m_inner.pending_from(created_at, skip, limit);
+    }
+    std::vector<Request> history(std::int64_t before, std::size_t limit) override {
+        return m_inner.history(before, limit);
+    }
+    ApproveResult approve(std::string_view host, std::string_view id, const Approval& approval, std::int64_t now,
+                          const Signer& sign, const Event& event) override {
+        return m_inner.approve(host, id, approval, now, sign, event);
+    }
+    ApproveResult approve_automatically(std::string_view host, std::string_view id, const std::string& decided_by,
+                                        std::int64_t now, const Signer& sign, const Event& event) override {
+        if (fail) throw std::runtime_error("the database connection is gone");
+        return m_inner.approve_automatically(host, id, decided_by, now, sign, event);
+    }
+    std::optional<Request> finish(std::string_view host, std::string_view id, Status to, const std::string& decided_by,
+                                  const std::string& reason, std::int64_t now, const Event& event) override {
+        return m_inner.finish(host, id, to, decided_by, reason, now, event);
+    }
+    std::vector<std::pair<std::string, std::string>> due(std::int64_t now, std::size_t limit) override {
+        return m_inner.due(now, limit);
+    }
+    void set_ticket_check(std::string_view host, std::string_view id, const std::string& answer_json) override {
+        return m_inner.set_ticket_check(host, id, answer_json);
+    }
+    Purged purge(std::int64_t expired_before, std::int64_t delivered_before) override {
+        return m_inner.purge(expired_before, delivered_before);
+    }
+    RevokeResult revoke_grant(std::string_view host, std::string_view id, const Revocation& revocation,
+                              const Event& event) override {
+        return m_inner.revoke_grant(host, id, revocation, event);
+    }
+    std::optional<Revocation> find_revocation(std::string_view host, std::string_view id) override {
+        return m_inner.find_revocation(host, id);
+    }
+    std::vector<std::string> hosts_of_request(std::string_view id, std::size_t limit) override {
+        return m_inner.hosts_of_request(id, limit);
+    }
+    std::vector<Revocation> revocations_after(const std::vector<std::string>& hosts, std::int64_t after,
+                                              std::int64_t upto, std::int64_t since, std::size_t limit) override {
+        return m_inner.revocations_after(hosts, after, upto, since, limit);
+    }
+    std::int64_t last_revocation_seq(const std::vector<std::string>& hosts) override {
+        return m_inner.last_revocation_seq(hosts);
+    }
+    std::vector<std::string> hosts_revoked_after(std::int64_t after, std::size_t limit) override {
+        return m_inner.hosts_revoked_after(after, limit);
+    }
+    void record(const Event& event) override { return m_inner.record(event); }
+    std::vector<Event> events(std::string_view host, std::string_view request_id) override {
+        return m_inner.events(host, request_id);
+    }
+    IngestResult ingest(const std::string& host, const std::vector<AuditEvent>& events, std::int64_t now,
+                        const IngestOptions& options) override {
+        return m_inner.ingest(host, events, now, options);
+    }
+    std::optional<AuditChain> mark_chain_broken(const std::string& host, const std::string& problem, std::int64_t seq,
+                                                std::int64_t now, const Event& event) override {
+        return m_inner.mark_chain_broken(host, problem, seq, now, event);
+    }
+    std::optional<AuditChain> audit_chain(std::string_view host) override { return m_inner.audit_chain(host); }
+    std::vector<AuditEvent> audit_events(std::string_view host, std::int64_t from_seq, std::int64_t to_seq,
+                                         std::size_t limit) override {
+        return m_inner.audit_events(host, from_seq, to_seq, limit);
+    }
+    std::vector<BreakGlassReview> break_glass_reviews(ReviewList which, const std::optional<ReviewKey>& after,
+                                                      std::size_t limit) override {
+        return m_inner.break_glass_reviews(which, after, limit);
+    }
+    std::optional<BreakGlassReview> find_break_glass_review(std::string_view host, std::string_view event_id) override {
+        return m_inner.find_break_glass_review(host, event_id);
+    }
+    CloseResult close_break_glass_review(std::string_view host, std::string_view event_id, const std::string& reviewer,
+                                         const std::string& reviewer_identity, const std::string& note,
+                                         std::int64_t now, const Event& event) override {
+        return m_inner.close_break_glass_review(host, event_id, reviewer, reviewer_identity, note, now, event);
+    }
+    std::vector<BreakGlassReview> claim_overdue_break_glass_reviews(std::int64_t now, std::size_t limit,
+                                                                    const OverdueAudit& audit) override {
+        return m_inner.claim_overdue_break_glass_reviews(now, limit, audit);
+    }
+    std::vector<AuditHostStatus> audit_hosts(std::string_view after_host, std::size_t limit) override {
+        return m_inner.audit_hosts(after_host, limit);
+    }
+    std::optional<StoredAuditEvent> find_audit_event(std::string_view host, std::string_view event_id) override {
+        return m_inner.find_audit_event(host, event_id);
+    }
+    std::vector<StoredAuditEvent> search_audit_events(const AuditSearch& search) override {
+        return m_inner.search_audit_events(search);
+    }
+    std::vector<StoredAuditEvent> audit_events_in_period(const std::string& from_time, const std::string& to_time,
+                                                         const std::string& after_time, std::int64_t after_id,
+                                                         std::size_t limit) override {
+        return m_inner.audit_events_in_period(from_time, to_time, after_time, after_id, limit);
+    }
+    std::vector<StoredAuditEvent> audit_events_by_seq(std::string_view host, std::int64_t after_seq,
+                                                      std::int64_t after_id, std::int64_t to_seq,
+                                                      std::size_t limit) override {
+        return m_inner.audit_events_by_seq(host, after_seq, after_id, to_seq, limit);
+    }
+    std::vector<StoredEvent> events_in_period(std::int64_t from, std::int64_t to, std::int64_t after_at,
+                                              std::int64_t after_id, std::size_t limit) override {
+        return m_inner.events_in_period(from, to, after_at, after_id, limit);
+    }
+    std::vector<AuditChain> audit_chains_after(std::string_view after_host, std::size_t limit) override {
+        return m_inner.audit_chains_after(after_host, limit);
+    }
+    void ensure_audit_partitions(std::int64_t now) override { return m_inner.ensure_audit_partitions(now); }
+    std::vector<StoredAuditEvent> audit_events_received(std::int64_t from, std::int64_t to, std::int64_t after_id,
+                                                        std::size_t limit) override {
+        return m_inner.audit_events_received(from, to, after_id, limit);
+    }
+    std::optional<std::int64_t> oldest_audit_received() override { return m_inner.oldest_audit_received(); }
+    std::optional<std::int64_t> newest_audit_received() override { return m_inner.newest_audit_received(); }
+    std::optional<AuditArchive> audit_archive(std::string_view month) override { return m_inner.audit_archive(month); }
+    std::vector<AuditArchive> audit_archives() override { return m_inner.audit_archives(); }
+    AuditArchive record_audit_archive(const AuditArchive& archive, const Event& event) override {
+        return m_inner.record_audit_archive(archive, event);
+    }
+    PruneResult prune_audit_month(const AuditArchive& archive, std::int64_t now, const Event& event,
+                                  const ManifestOf& manifest_sha256) override {
+        return m_inner.prune_audit_month(archive, now, event, manifest_sha256);
+    }
+    void put_session(const Session& session) override { return m_inner.put_session(session); }
+    std::optional<Session> find_session(std::string_view token_sha256, std::int64_t now) override {
+        return m_inner.find_session(token_sha256, now);
+    }
+    void delete_session(std::string_view token_sha256) override { return m_inner.delete_session(token_sha256); }
+    std::size_t put_login(const LoginState& login, std::int64_t now, std::size_t max_in_progress) override {
+        return m_inner.put_login(login, now, max_in_progress);
+    }
+    std::optional<LoginState> take_login(std::string_view state, std::int64_t now) override {
+        return m_inner.take_login(state, now);
+    }
+    std::size_t count_logins(std::int64_t now) override { return m_inner.count_logins(now); }
+    std::size_t delete_sessions_of(std::string_view unix_user) override {
+        return m_inner.delete_sessions_of(unix_user);
+    }
+    std::size_t delete_sessions_of(std::string_view unix_user, const SessionsAudit& audit) override {
+        return m_inner.delete_sessions_of(unix_user, audit);
+    }
+    void enqueue(const std::string& target, const std::string& body, std::int64_t now) override {
+        return m_inner.enqueue(target, body, now);
+    }
+    std::vector<Notice> claim_notices(std::int64_t now, std::size_t limit, int lease_s) override {
+        return m_inner.claim_notices(now, limit, lease_s);
+    }
+    void notice_delivered(std::int64_t id) override { return m_inner.notice_delivered(id); }
+    void notice_failed(std::int64_t id, std::int64_t next_attempt_at, const std::string& error) override {
+        return m_inner.notice_failed(id, next_attempt_at, error);
+    }
+    void notice_dropped(std::int64_t id, const std::string& error) override {
+        return m_inner.notice_dropped(id, error);
+    }
+    int wake_fd() override { return m_inner.wake_fd(); }
+    std::vector<std::pair<std::string, std::string>> take_wakeups() override { return m_inner.take_wakeups(); }
+
+private:
+    Store& m_inner;
+    bool m_created = false;
+};
+
+} // namespace
+} // namespace jitgate::server::store
+
 namespace {
 
 namespace store = jitgate::server::store;
@@ -221,6 +409,30 @@ TEST_F(ServiceAutoApprove, AFailureToApproveSendsTheRequestToPeople) {
     EXPECT_TRUE(r.grant.empty());
     EXPECT_EQ(notices, std::vector<std::string>{"request.filed R-FAIL01"});
     EXPECT_EQ(event_types("R-FAIL01"), std::vector<std::string>{"request.filed"}) << "nothing half-written";
+}
+
+// The store failing after the filing (the approval cannot be stored, and the request cannot be
+// read back either) does not throw out of the filing: the request is answered as filed and goes
+// to people with the request.filed notice.
+TEST_F(ServiceAutoApprove, ADroppedConnectionAfterTheFilingStillSendsTheRequestToPeople) {
+    store::DroppingStore dropping(*m_store);
+    dropping.fail = true;
+    service::Service s(m_config, dropping, signing_key(), m_loop, service::Clock{[this] { return m_now; }});
+    std::vector<std::string> notices;
+    s.on_event = [&](const std::string& type, const store::Request& r) { notices.push_back(type + " " + r.id); };
+    http::Request r;
+    r.method = "POST";
+    r.path = "/v1/requests";
+    r.body = request_body("R-DROP01", "alice").dump();
+    r.peer_address = "192.0.2.10";
+    r.client.names = {k_host};
+    r.client.subject = "CN=pay-db-01";
+    EXPECT_NO_THROW(s.handle_host(std::move(r), http::Reply{}));
+    EXPECT_EQ(notices, std::vector<std::string>{"request.filed R-DROP01"});
+    const auto stored = m_store->find(k_host, "R-DROP01");
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(stored->status, store::Status::pending);
+    EXPECT_TRUE(stored->grant.empty());
 }
 
 // Automatic filings never wait, so max_pending_per_host does not bound them: a host gets at
