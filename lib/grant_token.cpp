@@ -169,7 +169,23 @@ std::string check_header(const Json& header, const KeyRing& keys) {
     return k;
 }
 
+// The condition names an automatic grant may carry (§7.2 `auto`).
+bool is_auto_condition(std::string_view condition) {
+    return condition == "on_call";
+}
+
 void check_approvers(const Json& payload, const Expected& e, Claims& c) {
+    if (const Json* automatic = member(payload, "auto"); automatic != nullptr) {
+        if (!automatic->is_string()) reject("claim \"auto\" is not a string");
+        c.auto_condition = automatic->get<std::string>();
+        if (!is_auto_condition(c.auto_condition)) reject("unknown automatic approval " + shown(c.auto_condition));
+        // SECURITY NOTE: an automatic grant is accepted only for a rule that opted in to exactly
+        // this condition (and validate() refuses that opt-in where two approvals are needed
+        // unless auto_approve_sod says so): the service's word alone never replaces approvers.
+        if (e.auto_allowed.empty() || c.auto_condition != e.auto_allowed)
+            reject("automatic approval (" + shown(c.auto_condition) +
+                   ") is not allowed by this host's rule (auto_approve)");
+    }
     const Json* list = member(payload, "approvers");
     if (list == nullptr) reject("claim \"approvers\" is missing");
     if (!list->is_array()) reject("claim \"approvers\" is not an array");
@@ -187,6 +203,11 @@ void check_approvers(const Json& payload, const Expected& e, Claims& c) {
         if (!e.login_user.empty() && name == e.login_user)
             reject("approver " + shown(name) + " owns the requester's login session");
         c.approvers.push_back(std::move(name));
+    }
+    if (!c.auto_condition.empty()) {
+        // One or the other: approvers beside `auto` would make the record say two things.
+        if (!c.approvers.empty()) reject("an automatic approval names approvers");
+        return;
     }
     if (c.approvers.size() < static_cast<std::size_t>(e.approvals_needed))
         reject(std::to_string(c.approvers.size()) + " approver(s), " + std::to_string(e.approvals_needed) + " needed");
@@ -368,7 +389,12 @@ void check_grant_claims(const Claims& c) {
     if (c.scope != "command" && c.scope != "session" && c.scope != "login") bad("unknown scope " + shown(c.scope));
     if (c.scope == "command" && c.cmd_sha256.empty()) bad("scope \"command\" needs cmd_sha256");
     if (c.scope != "command" && !c.cmd_sha256.empty()) bad("cmd_sha256 is only for scope \"command\"");
-    if (c.approvers.empty()) bad("no approvers");
+    if (!c.auto_condition.empty()) {
+        if (!is_auto_condition(c.auto_condition)) bad("unknown automatic approval " + shown(c.auto_condition));
+        if (!c.approvers.empty()) bad("an automatic approval names approvers");
+    } else if (c.approvers.empty()) {
+        bad("no approvers");
+    }
     std::set<std::string> distinct;
     for (const auto& a : c.approvers) {
         if (a.empty()) bad("an approver's name is empty");
@@ -620,6 +646,7 @@ Json grant_claims(const Claims& c) {
     if (!c.iss.empty()) j["iss"] = c.iss;
     if (!c.cmd_sha256.empty()) j["cmd_sha256"] = c.cmd_sha256;
     if (c.iat != 0) j["iat"] = c.iat;
+    if (!c.auto_condition.empty()) j["auto"] = c.auto_condition;
     return j;
 }
 

@@ -87,6 +87,10 @@ struct Expected {
     // The name of the requester's login session owner (audit login uid), or empty: also must
     // not be among the approvers (a shared account used from bob's session is bob).
     std::string login_user;
+    // The automatic approval this host's rule accepts (§7.2 `auto`): "on_call", or empty: none.
+    // SECURITY NOTE: a grant with `auto` has no approvers; it is accepted only when it names
+    // exactly this condition. Empty refuses every automatic grant (the default: fail closed).
+    std::string auto_allowed;
 };
 
 // The claims of a verified grant (§7.2). Optional claims that are absent are empty / 0.
@@ -101,7 +105,8 @@ struct Claims {
     std::string kind;
     std::string scope;
     std::string cmd_sha256;
-    std::vector<std::string> approvers;
+    std::vector<std::string> approvers; // empty exactly when `auto_condition` is set
+    std::string auto_condition;         // `auto`: the condition that approved it ("on_call"), or empty
     std::int64_t iat = 0;
     std::int64_t nbf = 0;
     std::int64_t exp = 0;
@@ -195,7 +200,8 @@ std::string sign(const SigningKey& key, const nlohmann::json& claims);
 // regardless of its request, so a signer's bug fails here rather than on the host: jti 1-128
 // printable ASCII; rid, nonce, host, sub, kind, scope non-empty; scope command|session|login;
 // cmd_sha256 set exactly for scope command; approvers non-empty, distinct, no empty name and
-// not the requester (`sub`); nbf < exp. Throws Error(bad_input) naming the first bad claim.
+// not the requester (`sub`), or, for an automatic approval (`auto_condition` "on_call"), no
+// approvers at all; nbf < exp. Throws Error(bad_input) naming the first bad claim.
 nlohmann::json grant_claims(const Claims& c);
 // sign(key, grant_claims(c)).
 std::string sign(const SigningKey& key, const Claims& c);

@@ -30,6 +30,19 @@ grant_token::CommandBinding command_binding_of(const CheckSession& s) {
 
 } // namespace
 
+std::string service_auto_condition(const config::Rule& rule, const std::string& kind) {
+    // SECURITY NOTE: the same conditions as validate() and the local path (Broker::auto_approval),
+    // checked again here because this decides which automatic grants the host accepts: only a
+    // require_approval rule that opted in with on_call; never where two approvals are needed
+    // unless auto_approve_sod says so; never a login (its requester is the account itself).
+    const config::AutoApprove& a = rule.auto_approve;
+    if (!a.set || !a.on_call || rule.action != config::Action::require_approval) return {};
+    if (!a.commands.empty() || !a.window.empty()) return {}; // refused by validate() with this backend
+    if (rule.approvals >= 2 && !rule.auto_approve_sod) return {};
+    if (kind != "sudo") return {};
+    return "on_call";
+}
+
 ServiceBackend::ServiceBackend(std::shared_ptr<const config::Config> config, Outcomes& outcomes)
     : m_config(std::move(config)), m_outcomes(outcomes), m_keys(load_keys(*m_config)),
       m_client(std::make_unique<service::ServiceClient>(m_config->approval.service,
@@ -110,38 +123,43 @@ Json ServiceBackend::body_of(const Request& q) const {
         requester["login_uid"] = q.session->requester.login_uid;
         requester["login_user"] = esc(q.session->requester.login_name);
     }
-    return Json{{"protocol", 1},
-                {"id", q.id},
-                {"nonce", q.nonce},
-                {"host", cfg.host.name},
-                {"host_environment", cfg.host.environment},
-                {"host_tags", cfg.host.tags},
-                {"requester", requester},
-                {"account", {{"user", text::is_valid_utf8(r.user) ? r.user : esc(r.user)}, {"uid", r.uid}}},
-                {"kind", r.kind},
-                {"scope", scope},
-                {"action",
-                 {{"command", esc(r.command)},
-                  {"argv", text::argv_to_json(r.run_argv)},
-                  {"display", r.kind == "login" ? std::string() : cut(broker::display_command(r.command, r.run_argv))},
-                  {"runas", esc(r.runas_user)},
-                  {"runas_group", esc(r.runas_group)},
-                  {"cwd", esc(binding::run_cwd(r))},
-                  {"chroot", esc(r.chroot)},
-                  {"program", esc(q.session->program)},
-                  {"env", text::argv_to_json(q.session->bound_env)},
-                  {"env_code_loading", broker::escaped_argv(binding::code_loading_names(q.session->bound_env))},
-                  {"tty", esc(r.tty)},
-                  {"service", esc(r.service)},
-                  {"remote_host", esc(r.remote_host)},
-                  {"cmd_sha256", q.cmd_sha256}}},
-                {"reason", esc(r.reason)},
-                {"ticket", esc(r.ticket)},
-                {"rule", q.session->rule->name},
-                {"approvals_needed", q.approvals_needed},
-                {"approver_groups", q.approver_groups},
-                {"ttl_s", static_cast<std::int64_t>(q.session->rule->ttl.count())},
-                {"timeout_s", static_cast<std::int64_t>(q.session->rule->timeout.count())}};
+    Json body{{"protocol", 1},
+              {"id", q.id},
+              {"nonce", q.nonce},
+              {"host", cfg.host.name},
+              {"host_environment", cfg.host.environment},
+              {"host_tags", cfg.host.tags},
+              {"requester", requester},
+              {"account", {{"user", text::is_valid_utf8(r.user) ? r.user : esc(r.user)}, {"uid", r.uid}}},
+              {"kind", r.kind},
+              {"scope", scope},
+              {"action",
+               {{"command", esc(r.command)},
+                {"argv", text::argv_to_json(r.run_argv)},
+                {"display", r.kind == "login" ? std::string() : cut(broker::display_command(r.command, r.run_argv))},
+                {"runas", esc(r.runas_user)},
+                {"runas_group", esc(r.runas_group)},
+                {"cwd", esc(binding::run_cwd(r))},
+                {"chroot", esc(r.chroot)},
+                {"program", esc(q.session->program)},
+                {"env", text::argv_to_json(q.session->bound_env)},
+                {"env_code_loading", broker::escaped_argv(binding::code_loading_names(q.session->bound_env))},
+                {"tty", esc(r.tty)},
+                {"service", esc(r.service)},
+                {"remote_host", esc(r.remote_host)},
+                {"cmd_sha256", q.cmd_sha256}}},
+              {"reason", esc(r.reason)},
+              {"ticket", esc(r.ticket)},
+              {"rule", q.session->rule->name},
+              {"approvals_needed", q.approvals_needed},
+              {"approver_groups", q.approver_groups},
+              {"ttl_s", static_cast<std::int64_t>(q.session->rule->ttl.count())},
+              {"timeout_s", static_cast<std::int64_t>(q.session->rule->timeout.count())}};
+    // §4 `auto_approve`: the rule lets the service approve automatically (its policy decides).
+    // Only sent when set, so a body without it is what an older host sends.
+    if (const std::string condition = service_auto_condition(*q.session->rule, r.kind); !condition.empty())
+        body["auto_approve"] = Json::array({condition});
+    return body;
 }
 
 void ServiceBackend::on_service_outcome(const std::string& id, const service::Outcome& o) {
@@ -178,6 +196,9 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
         ex.issuer = m_config->approval.service.issuer;
         ex.now_unix = now_unix();
         ex.skew_s = static_cast<std::int64_t>(m_config->approval.service.clock_skew.count());
+        // Empty unless this request's rule opted in: an automatic grant for any other rule is
+        // refused by verify() (and counted in grants_rejected like every refused grant).
+        ex.auto_allowed = service_auto_condition(*q.session->rule, r.kind);
         const auto v = m_keys ? grant_token::verify(o.grant, *m_keys, ex)
                               : grant_token::Verdict{false, "grant: no public keys configured", {}};
         if (!v.ok) {
@@ -212,10 +233,16 @@ void ServiceBackend::on_service_outcome(const std::string& id, const service::Ou
         // From the first grant on, the service's revocations are watched (§12): a host that
         // holds no grant of the service has nothing to revoke.
         m_client->watch_revocations();
-        m_outcomes.approved(q, std::move(approvers), v.claims.exp,
-                            Json{{"service_grant_id", esc(v.claims.jti)},
-                                 {"kid", v.claims.kid},
-                                 {"approval_service", m_client->base_url()}});
+        Json extra{
+            {"service_grant_id", esc(v.claims.jti)}, {"kid", v.claims.kid}, {"approval_service", m_client->base_url()}};
+        if (!v.claims.auto_condition.empty()) {
+            // Recorded as the local path records it (access.auto_approved, never a person's
+            // access.approved); service_grant_id and approval_service say the service decided.
+            extra["type"] = audit::type::auto_approved;
+            extra["condition"] = v.claims.auto_condition;
+            extra["auto_approved"] = true;
+        }
+        m_outcomes.approved(q, std::move(approvers), v.claims.exp, extra);
         // The request is concluded either way (allowed, or denied with its reason): `q` is
         // gone now.
         return;

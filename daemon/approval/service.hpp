@@ -17,6 +17,12 @@
 
 namespace jitgate::approval {
 
+// The automatic approval a request of `kind` under `rule` lets the service give (the §4
+// `auto_approve` the host sends, and the only `auto` grant it accepts): "on_call" for a
+// require_approval rule with auto_approve {on_call: true} (approvals >= 2 only with
+// auto_approve_sod; kind sudo only), else empty.
+std::string service_auto_condition(const config::Rule& rule, const std::string& kind);
+
 class ServiceBackend final : public ApprovalBackend, private service::Listener {
 public:
     // Reads the public keys and sets up the HTTPS client of `config`'s approval.service.

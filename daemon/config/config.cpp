@@ -691,7 +691,9 @@ void Checker::check_auto_approve(const Rule& rule, const std::string& path, cons
             prefix + "auto_approve.on_call cannot approve logins: a login's requester is the account itself, "
                      "not a person (docs/config.md, \"Automatic approval\")");
     }
-    if (a.on_call && m_config.approval.on_call_file.empty()) {
+    // With backend service the service's on-call file decides (docs/server.md): the host's own
+    // file is not read.
+    if (a.on_call && m_config.approval.on_call_file.empty() && m_config.approval.backend != "service") {
         add(at("auto_approve.on_call"), line, prefix + "auto_approve.on_call needs approval.on_call_file");
     }
     if (!a.window.empty() && windows::find(m_config, a.window) == nullptr) {
@@ -715,12 +717,14 @@ void Checker::check_auto_approve(const Rule& rule, const std::string& path, cons
         }
     }
     // SECURITY NOTE: with backend service the central service is the approver of record and
-    // signs every grant; a host approving by itself would bypass it (and its schedule hook
-    // decides on-call approval there). Refused, not silently ignored.
-    if (m_config.approval.backend == "service") {
+    // signs every grant; the host never approves by itself. There `auto_approve: {on_call:
+    // true}` only lets the service approve automatically (its policy and its on-call file
+    // decide; the host accepts such a grant for this rule only). The service judges on_call
+    // alone: commands and window, which the host would judge, are refused, not ignored.
+    if (m_config.approval.backend == "service" && (!a.commands.empty() || !a.window.empty())) {
         add(at("auto_approve"), line,
-            prefix + "auto_approve works with approval.backend 'local' only; with 'service' the approval "
-                     "service decides (docs/config.md, \"Automatic approval\")");
+            prefix + "with approval.backend 'service' auto_approve takes on_call only (the approval service "
+                     "decides; docs/config.md, \"Automatic approval\")");
     }
 }
 

@@ -880,7 +880,11 @@ void Broker::tell(Request& q, const std::string& line) {
 
 void Broker::approved(Request& q, std::vector<std::string> approvers, std::int64_t expires_unix, const Json& extra) {
     q.approvers = std::move(approvers);
-    grant(q, join_names(q.approvers), expires_unix, extra);
+    std::string by = join_names(q.approvers);
+    // A service's automatic grant names nobody: the service decided (the grant's `auto`).
+    if (const auto c = extra.find("condition"); q.approvers.empty() && c != extra.end() && c->is_string())
+        by = "the approval service automatically (" + c->get<std::string>() + ")";
+    grant(q, by, expires_unix, extra);
 }
 
 void Broker::denied(Request& q, const char* event_type, msg::Outcome outcome, const std::string& message, Json extra) {

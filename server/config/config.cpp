@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <iterator>
@@ -54,36 +55,37 @@ constexpr int k_max_sign_in_per_minute = 6000;
 constexpr int k_max_sign_in_burst = 1000;
 constexpr int k_max_sign_ins_in_progress = 1'000'000;
 
-const SectionSpec k_top_spec{
-    {"server", "hosts", "web", "oidc", "database", "signing", "windows", "policy", "webhooks", "ticket_check", "audit"},
-    {{"name", "server"},
-     {"public_url", "server"},
-     {"listen", "hosts"},
-     {"cert", "hosts"},
-     {"key", "hosts"},
-     {"client_ca", "hosts"},
-     {"max_timeout", "hosts"},
-     {"max_ttl", "hosts"},
-     {"client_crl", "hosts"},
-     {"max_pending_per_host", "hosts"},
-     {"max_connections_per_address", "hosts or web"},
-     {"session_ttl", "web"},
-     {"issuer", "oidc"},
-     {"client_id", "oidc"},
-     {"client_secret_file", "oidc"},
-     {"sqlite", "database"},
-     {"postgres", "database"},
-     {"password_file", "database"},
-     {"keys", "signing"},
-     {"active", "signing"},
-     {"syslog_facility", "audit"},
-     {"auditor_groups", "audit"},
-     {"break_glass_reviewer_groups", "audit"},
-     {"break_glass_review_within", "audit"},
-     {"retention_months", "audit"}}};
+const SectionSpec k_top_spec{{"server", "hosts", "web", "oidc", "database", "signing", "windows", "policy",
+                              "on_call_file", "on_call_files", "webhooks", "ticket_check", "audit"},
+                             {{"name", "server"},
+                              {"public_url", "server"},
+                              {"listen", "hosts"},
+                              {"cert", "hosts"},
+                              {"key", "hosts"},
+                              {"client_ca", "hosts"},
+                              {"max_timeout", "hosts"},
+                              {"max_ttl", "hosts"},
+                              {"client_crl", "hosts"},
+                              {"max_pending_per_host", "hosts"},
+                              {"max_auto_approvals_per_minute", "hosts"},
+                              {"max_connections_per_address", "hosts or web"},
+                              {"session_ttl", "web"},
+                              {"issuer", "oidc"},
+                              {"client_id", "oidc"},
+                              {"client_secret_file", "oidc"},
+                              {"sqlite", "database"},
+                              {"postgres", "database"},
+                              {"password_file", "database"},
+                              {"keys", "signing"},
+                              {"active", "signing"},
+                              {"syslog_facility", "audit"},
+                              {"auditor_groups", "audit"},
+                              {"break_glass_reviewer_groups", "audit"},
+                              {"break_glass_review_within", "audit"},
+                              {"retention_months", "audit"}}};
 const SectionSpec k_server_spec{{"name", "public_url"}, {}};
 const SectionSpec k_hosts_spec{{"listen", "cert", "key", "client_ca", "client_crl", "max_timeout", "max_ttl",
-                                "max_pending_per_host", "max_connections_per_address"},
+                                "max_pending_per_host", "max_auto_approvals_per_minute", "max_connections_per_address"},
                                {}};
 const SectionSpec k_web_spec{{"listen", "cert", "key", "session_ttl", "max_connections_per_address",
                               "sign_in_per_minute", "sign_in_burst", "max_sign_ins_in_progress"},
@@ -95,8 +97,9 @@ const SectionSpec k_database_spec{{"sqlite", "postgres", "password_file"}, {}};
 const SectionSpec k_signing_spec{{"keys", "active"}, {{"kid", "keys"}, {"private_key", "keys"}}};
 const SectionSpec k_signing_key_spec{{"kid", "private_key"}, {}};
 const SectionSpec k_policy_spec{{"name", "hosts", "environments", "tags", "rules", "approver_groups", "min_approvals",
-                                 "ticket_check", "when", "unless", "deny"},
-                                {{"window", "when"}}};
+                                 "ticket_check", "when", "unless", "deny", "auto_approve", "auto_approve_sod"},
+                                {{"window", "when"}, {"on_call", "auto_approve"}}};
+const SectionSpec k_policy_auto_spec{{"on_call"}, {}};
 const SectionSpec k_when_spec{{"window"}, {}};
 const SectionSpec k_webhook_spec{{"name", "url", "format", "secret_file", "ca_file", "events"}, {}};
 const SectionSpec k_ticket_check_spec{{"url", "token_file", "ca_file", "approved_field", "approved_value",
@@ -145,6 +148,22 @@ std::optional<Listen> parse_listen(const std::string& text) {
 std::string to_text(const Listen& listen) {
     const bool v6 = listen.address.find(':') != std::string::npos;
     return (v6 ? "[" + listen.address + "]" : listen.address) + ":" + std::to_string(listen.port);
+}
+
+bool valid_source_name(const std::string& name) {
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+}
+
+// The words YAML 1.1 (and yaml-cpp's convert<bool>) reads as a boolean, in any case. A source
+// named so would be ambiguous: `on_call: on` must not be read as `on_call: true`.
+bool yaml_boolean_word(const std::string& name) {
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return lower == "y" || lower == "yes" || lower == "on" || lower == "true" || lower == "n" || lower == "no" ||
+           lower == "off" || lower == "false";
 }
 
 bool is_https_url(const std::string& url) {
@@ -241,6 +260,9 @@ Config Parser::parse(const YAML::Node& root) {
     parse_signing(top, config.signing);
     windows::parse_windows(*this, find(top, "windows"), config.windows);
     parse_policy(top, config.policy);
+    set_string(k_top_where, top, "on_call_file", config.on_call_file);
+    if (auto v = string_map_value(k_top_where, find(top, "on_call_files"), "a mapping of source name to file"))
+        config.on_call_files = std::move(*v);
     parse_webhooks(top, config.webhooks);
     parse_ticket_check(top, config.ticket_check);
     {
@@ -275,6 +297,7 @@ void Parser::parse_hosts(const Entries& top, Config::Hosts& hosts) {
     set_duration(where, e, "max_ttl", hosts.max_ttl);
     set_string(where, e, "client_crl", hosts.client_crl);
     set_count(where, e, "max_pending_per_host", "an integer 1..10000", hosts.max_pending_per_host);
+    set_count(where, e, "max_auto_approvals_per_minute", "an integer 1..1000", hosts.max_auto_approvals_per_minute);
     set_count(where, e, "max_connections_per_address", "an integer 0..100000", hosts.max_connections_per_address);
 }
 
@@ -388,6 +411,32 @@ void Parser::parse_policy(const Entries& top, std::vector<PolicyEntry>& policy) 
             entry.min_approvals = static_cast<int>(*v);
         if (auto v = bool_value(where, find(e, "ticket_check"))) entry.ticket_check = *v;
         if (auto v = bool_value(where, find(e, "deny"))) entry.deny = *v;
+        if (auto v = bool_value(where, find(e, "auto_approve_sod"))) entry.auto_approve_sod = *v;
+        if (const Entry* given = find(e, "auto_approve")) {
+            const Where w{path + ".auto_approve", "auto_approve.", "in 'auto_approve' of policy " + shown(entry.name),
+                          where.prefix};
+            const Entries ae = section(e, "auto_approve", where, w, k_policy_auto_spec);
+            // `on_call: true` (the default source, on_call_file) or `on_call: <name>` (one of
+            // on_call_files); `false` is no condition.
+            if (const Entry* oc = find(ae, "on_call")) {
+                // SECURITY NOTE: only a plain (unquoted) `true` or `false` is a flag. yaml-cpp's
+                // convert<bool> also takes y/yes/on/... and ignores quotes, which would make
+                // `on_call: on` (a source named "on") silently mean the default on-call file.
+                // Any other text is a source name; one that reads as a boolean is refused later.
+                const bool plain = oc->value.IsScalar() && oc->value.Tag() == "?";
+                if (plain && (oc->value.Scalar() == "true" || oc->value.Scalar() == "false")) {
+                    entry.auto_approve_on_call = oc->value.Scalar() == "true";
+                } else if (auto name = string_value(w, oc)) {
+                    entry.auto_approve_on_call = true;
+                    entry.auto_approve_on_call_source = *name;
+                }
+            }
+            // SECURITY NOTE: an auto_approve that names no condition is an error, not "never":
+            // a templating slip should be seen, and a later key must not start approving.
+            if (!entry.auto_approve_on_call)
+                add(given->value.Mark(),
+                    where.prefix + "auto_approve names no condition (expected {on_call: true} or {on_call: <source>})");
+        }
         for (const auto& [key, target] :
              {std::pair{"when", &entry.when_windows}, std::pair{"unless", &entry.unless_windows}}) {
             const Where w{path + "." + key, std::string(key) + ".",
@@ -506,6 +555,7 @@ private:
     void check_signing();
     void check_windows();
     void check_policy();
+    void check_auto_approve(const PolicyEntry& p, const std::string& path, const std::string& prefix);
     void check_webhooks();
     void check_ticket_check();
     void check_audit();
@@ -538,6 +588,7 @@ void Checker::check_listeners() {
     file("hosts.client_ca", "hosts.client_ca", h.client_ca, true, "");
     file("hosts.client_crl", "hosts.client_crl", h.client_crl, false, "");
     range("hosts.max_pending_per_host", h.max_pending_per_host, 1, 10000);
+    range("hosts.max_auto_approvals_per_minute", h.max_auto_approvals_per_minute, 1, 1000);
     range("hosts.max_connections_per_address", h.max_connections_per_address, 0, 100000);
     range("web.max_connections_per_address", w.max_connections_per_address, 0, 100000);
     const bool hosts_pair = w.cert == h.cert && w.key == h.key; // the default, checked as hosts.*
@@ -639,6 +690,17 @@ void Checker::check_windows() {
 
 void Checker::check_policy() {
     const auto& policy = m_config.policy;
+    file("on_call_file", "on_call_file", m_config.on_call_file, false);
+    for (const auto& [name, path] : m_config.on_call_files) {
+        if (!valid_source_name(name))
+            add("on_call_files." + name,
+                "on_call_files: bad source name " + shown(name) + " (expected letters, digits, '-' or '_', up to 64)");
+        else if (yaml_boolean_word(name))
+            add("on_call_files." + name, "on_call_files: source name " + shown(name) +
+                                             " reads as a boolean in YAML (y, yes, on, n, no, off, true, false); "
+                                             "choose another name");
+        file("on_call_files." + name, "on_call_files." + name, path, true);
+    }
     for (std::size_t i = 0; i < policy.size(); ++i) {
         const PolicyEntry& p = policy[i];
         const std::string path = "policy[" + std::to_string(i) + "]";
@@ -663,6 +725,7 @@ void Checker::check_policy() {
             add(path + ".min_approvals", prefix + "min_approvals must be 1..5, got " + std::to_string(p.min_approvals));
         if (p.ticket_check && m_config.ticket_check.url.empty())
             add(path + ".ticket_check", prefix + "ticket_check is true but ticket_check.url is not set");
+        check_auto_approve(p, path, prefix);
         const std::pair<const char*, const std::vector<std::string>*> lists[] = {
             {"hosts", &p.hosts},
             {"environments", &p.environments},
@@ -670,6 +733,37 @@ void Checker::check_policy() {
             {"rules", &p.rules},
             {"approver_groups", &p.approver_groups}};
         for (const auto& [key, list] : lists) names(path + "." + key, prefix, key, *list);
+    }
+}
+
+void Checker::check_auto_approve(const PolicyEntry& p, const std::string& path, const std::string& prefix) {
+    if (!p.auto_approve_on_call) {
+        if (p.auto_approve_sod)
+            add(path + ".auto_approve_sod", prefix + "auto_approve_sod without auto_approve means nothing");
+        return;
+    }
+    const std::string at = path + ".auto_approve";
+    if (p.deny) add(at, prefix + "auto_approve on a deny entry makes no sense (a deny entry approves nothing)");
+    // SECURITY NOTE: two approvals exist to keep one person from acting alone; the service's own
+    // approval would undo that unless the entry says so in as many words.
+    if (p.min_approvals >= 2 && !p.auto_approve_sod)
+        add(at, prefix + "auto_approve with min_approvals: " + std::to_string(p.min_approvals) +
+                    " would bypass segregation of duties; remove it, or set auto_approve_sod: true to mean it");
+    const std::string& source = p.auto_approve_on_call_source;
+    if (!source.empty() && yaml_boolean_word(source)) {
+        // SECURITY NOTE: `on_call: yes` (or a quoted "on", or `True`) is neither the flag nor a
+        // name anyone should rely on: refuse it rather than guess which was meant.
+        add(at + ".on_call", prefix + "auto_approve.on_call: " + shown(source) +
+                                 " reads as a boolean in YAML; write on_call: true (the on_call_file) or the name "
+                                 "of a source of on_call_files that is not a boolean word");
+    } else if (source.empty()) {
+        if (m_config.on_call_file.empty()) add(at, prefix + "auto_approve.on_call needs on_call_file (who is on call)");
+    } else if (std::none_of(m_config.on_call_files.begin(), m_config.on_call_files.end(),
+                            [&](const auto& s) { return s.first == source; })) {
+        // SECURITY NOTE: an unknown source is an error, not the default file: a typo must not
+        // make the DBA on call "on call" for every entry.
+        add(at, prefix + "auto_approve.on_call names an unknown on-call source " + shown(source) +
+                    " (not in on_call_files)");
     }
 }
 

@@ -47,6 +47,16 @@ struct PolicyEntry {
     // While the entry applies, the requests it covers are refused: filed ones get 403, waiting
     // ones can no longer be approved (a change freeze).
     bool deny = false;
+    // `auto_approve: {on_call: true}` (docs/server.md, "Automatic approval"): the service itself
+    // approves a request this entry covers, at filing, when the host's rule opted in and the
+    // requester is on call now per `on_call_file`. Not with deny, never for logins, and not
+    // where two approvals are needed unless `auto_approve_sod` says so.
+    bool auto_approve_on_call = false;
+    // Which on-call source says who is on call for this entry: empty (`on_call: true`) is
+    // `on_call_file`, a name (`on_call: dba`) one of `on_call_files`. Per entry, so that the
+    // DBA on call is not "on call" for the payment hosts too.
+    std::string auto_approve_on_call_source;
+    bool auto_approve_sod = false;
 };
 
 struct Webhook {
@@ -82,6 +92,9 @@ struct Config {
         std::string client_crl;
         // Pending requests one host (certificate name) may hold; a filing beyond is 429 (1..10000).
         int max_pending_per_host = 64;
+        // Automatic approvals one host may get in a minute (per replica, 1..1000); beyond, its
+        // requests wait for people like any other (request.filed's auto_approve.why_not says so).
+        int max_auto_approvals_per_minute = 10;
         // Open connections from one source address; 0: no limit (the default: a fleet behind one
         // NAT shares an address; the listener's global limit still holds). 0..100000.
         int max_connections_per_address = 0;
@@ -139,6 +152,12 @@ struct Config {
 
     std::vector<jitgate::config::Window> windows; // named time windows, the syntax of jitgated's
     std::vector<PolicyEntry> policy;
+    // Who is on call (the format of jitgated's approval.on_call_file, written by a schedule sync
+    // such as packaging/oncall-sync-pagerduty): read at each use; empty: no on-call approval.
+    std::string on_call_file;
+    // Named on-call sources (`on_call_files: {dba: /etc/jitgate-server/oncall-dba.yaml}`), one
+    // file per schedule set, each chosen by `auto_approve: {on_call: <name>}` of a policy entry.
+    std::vector<std::pair<std::string, std::string>> on_call_files;
     std::vector<Webhook> webhooks;
 
     struct TicketCheck {

@@ -78,6 +78,10 @@ std::string slack_headline(EventKind kind, const RequestFacts& f) {
         return ":key: *Grant signed*: " + who + "'s " + what + " on " + host +
                (f.grant_id.empty() ? std::string() : " (grant " + slack_user_text(f.grant_id, k_slack_name_max) + ")");
     case EventKind::approved:
+        // The service's own approval names no person: its decided_by says so ("jitgate (auto: on_call)").
+        if (f.approvers.empty() && !f.decided_by.empty())
+            return ":white_check_mark: *Approved automatically*: " + who + "'s " + what + " on " + host + " (by " +
+                   slack_user_text(f.decided_by, k_slack_name_max) + ")";
         return ":white_check_mark: *Approved*: " + who + "'s " + what + " on " + host +
                (f.approvers.empty() ? std::string() : " (by " + slack_names(f.approvers) + ")");
     case EventKind::denied:

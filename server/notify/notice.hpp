@@ -63,7 +63,8 @@ struct RequestFacts {
     std::string rule;              // the host's rule name
     int approvals_needed = 1;
     std::vector<std::string> approvers; // Unix names of those who approved so far, oldest first
-    std::string decided_by;             // denied: the approver; cancelled: "host"; expired: "server"
+    std::string decided_by;             // denied: the approver; cancelled: "host"; expired: "server";
+                                        // approved automatically: "jitgate (auto: on_call)"
     std::string decision_reason;        // denied: the approver's comment; cancelled: the host's reason
     std::string grant_id;               // approved, grant.signed: the grant's id (jti)
     std::int64_t expires_at = 0;        // Unix seconds; 0: unknown

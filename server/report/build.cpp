@@ -383,7 +383,9 @@ private:
         a.decision = e.type.substr(std::string_view("access.").size());
         a.decided_time = e.time;
         a.decision_event_id = e.event_id;
-        if (e.type == audit::type::approved)
+        // An automatic approval is the service's too when the service signed it (its `auto`
+        // grant): still counted apart from people's approvals (summarise()), and cross-checked.
+        if (e.type == audit::type::approved || e.type == audit::type::auto_approved)
             a.approval_source = !a.service_grant_id.empty() || !a.approval_service.empty() ? "service" : "local";
         if (a.approvals.empty())
             for (const std::string& name : list_of(j, "approvers"))
@@ -492,7 +494,10 @@ private:
             // host's events say of the service (a host that left approval_service and
             // service_grant_id out of both events would otherwise escape the check).
             const bool named_service = a.approval_source == "service";
-            if (a.decision == "approved" && it->second.request) a.approval_source = "service";
+            // An automatic approval the host records is an approval too: the service's record of
+            // the request makes it the service's, and a pending or denied request is flagged.
+            if ((a.decision == "approved" || a.decision == "auto_approved") && it->second.request)
+                a.approval_source = "service";
             if (a.approval_source == "service")
                 cross_check(a, it->second.request ? &*it->second.request : nullptr, it->second.filed, named_service);
             if (const auto& r = it->second.request) {
@@ -524,10 +529,9 @@ private:
     // else than what the host recorded. Compared, exactly, is what both sides keep of what an
     // approval binds: the host, the requester (and their login user), the account, the kind,
     // the command (a login: the PAM service), its argv, the run-as user, the remote host, the
-    // rule, the grant's scope and the service's grant id. Text filed with the service is
-    // compared in the escaped form in which the host records it.
-    // `named_service`: the host's events named the service (else the service's record of the
-    // request id made it the service's).
+    // rule, the grant's scope, the service's grant id and whether the approval was automatic. Text filed with the
+    // service is compared in the escaped form in which the host records it. `named_service`: the host's events named
+    // the service (else the service's record of the request id made it the service's).
     void cross_check(Action& a, const store::Request* r, const Filed& f, bool named_service = true) {
         if (r == nullptr || r->status != store::Status::approved) {
             a.service_check = "not_approved_at_service";
@@ -577,6 +581,13 @@ private:
         compare("rule", a.rule, r->rule);
         compare("scope", a.scope, f.scope);
         compare("service_grant_id", a.service_grant_id, r->grant_id);
+        // SECURITY NOTE: who decided must agree too: a host recording an automatic approval of
+        // a request people approved (or a person's approval of one the service approved by
+        // itself) hides, or invents, a person's decision.
+        const bool service_auto = r->decided_by.rfind("jitgate (auto: ", 0) == 0;
+        if ((a.decision == "auto_approved") != service_auto)
+            differs("automatic", a.decision == "auto_approved" ? "automatic" : "by a person",
+                    service_auto ? "automatic (" + r->decided_by + ")" : "by a person (" + r->decided_by + ")");
         if (fields.empty()) {
             a.service_check = "ok";
             return;

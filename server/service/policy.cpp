@@ -60,6 +60,10 @@ PolicyDecision apply_policy(const config::Config& config, const PolicyInput& inp
         if (!held) d.error = "window " + jitgate::config::shown(name) + " cannot be evaluated: " + why;
         return held;
     };
+    // SECURITY NOTE: every entry that covers the request must allow the automatic approval (and
+    // say so for segregation of duties): one entry that asks people to decide is not outvoted.
+    bool all_auto = true;
+    bool all_sod = true;
     for (const config::PolicyEntry& entry : config.policy) {
         if (!matches(entry, input)) continue;
         std::string held_window;
@@ -94,7 +98,14 @@ PolicyDecision apply_policy(const config::Config& config, const PolicyInput& inp
         d.approver_groups.insert(d.approver_groups.end(), entry.approver_groups.begin(), entry.approver_groups.end());
         d.approvals_needed = std::max(d.approvals_needed, std::clamp(entry.min_approvals, 1, 5));
         d.ticket_check = d.ticket_check || entry.ticket_check;
+        all_auto = all_auto && entry.auto_approve_on_call;
+        all_sod = all_sod && entry.auto_approve_sod;
+        if (entry.auto_approve_on_call) d.on_call_sources.push_back(entry.auto_approve_on_call_source);
     }
+    d.auto_on_call = d.covered && all_auto && (d.approvals_needed < 2 || all_sod);
+    std::sort(d.on_call_sources.begin(), d.on_call_sources.end());
+    d.on_call_sources.erase(std::unique(d.on_call_sources.begin(), d.on_call_sources.end()), d.on_call_sources.end());
+    if (!d.auto_on_call) d.on_call_sources.clear();
     std::sort(d.approver_groups.begin(), d.approver_groups.end());
     d.approver_groups.erase(std::unique(d.approver_groups.begin(), d.approver_groups.end()), d.approver_groups.end());
     return d;

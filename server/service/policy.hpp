@@ -33,6 +33,13 @@ struct PolicyDecision {
     std::vector<std::string> windows;         // the `when` windows that made entries apply, as shown
     std::string denied_by;                    // a `deny` entry applies: its name and window; refuse
     std::string error;                        // a window cannot be evaluated now: refuse (fail closed)
+    // The policy lets the service approve by itself a requester who is on call: every matching
+    // allowing entry has auto_approve.on_call and, when approvals_needed >= 2, auto_approve_sod.
+    // (Whether the host opted in and who is on call are the caller's part.)
+    bool auto_on_call = false;
+    // The on-call sources of those entries ("" for on_call_file, else a name of on_call_files),
+    // sorted and distinct: the requester must be on call in every one of them.
+    std::vector<std::string> on_call_sources;
 };
 
 // Every entry whose selectors all match and whose windows let it apply at `now` contributes (an

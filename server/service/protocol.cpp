@@ -142,8 +142,10 @@ Filed check(const Json& body) {
     if (!requester.is_object()) invalid("member \"requester\" must be an object");
     f.requester = name_member(requester, "user", "requester.");
     integer_member(requester, "uid", "requester.", 0, 4294967294LL);
-    if (requester.contains("login_uid") && !requester["login_uid"].is_null())
+    if (requester.contains("login_uid") && !requester["login_uid"].is_null()) {
         integer_member(requester, "login_uid", "requester.", 0, 4294967294LL);
+        f.has_login_uid = true;
+    }
     if (requester.contains("login_user") && !requester["login_user"].is_null())
         f.requester_login = name_member(requester, "login_user", "requester.", /*allow_empty=*/true);
 
@@ -183,6 +185,9 @@ Filed check(const Json& body) {
     f.approver_groups = name_list(body, "approver_groups", "");
     f.ttl_s = integer_member(body, "ttl_s", "", 1, 7 * 24 * 3600);
     f.timeout_s = integer_member(body, "timeout_s", "", 1, 7 * 24 * 3600);
+    // Optional (an older host sends none); names the server does not know are kept but mean nothing.
+    if (body.contains("auto_approve") && !body["auto_approve"].is_null())
+        f.auto_approve = name_list(body, "auto_approve", "");
     return f;
 }
 

@@ -27,6 +27,7 @@ struct Filed {
     std::vector<std::string> tags;
     std::string requester;       // requester.user
     std::string requester_login; // requester.login_user, or empty
+    bool has_login_uid = false;  // requester.login_uid was sent: the session's login user is known to the host
     std::string account;         // account.user
     std::string kind;            // sudo | login
     std::string scope;           // command | session | login
@@ -37,6 +38,9 @@ struct Filed {
     std::vector<std::string> approver_groups;
     std::int64_t ttl_s = 0;
     std::int64_t timeout_s = 0;
+    // `auto_approve` (optional): the automatic approvals the host's rule allows, e.g. ["on_call"]
+    // (§4). Only a wish: the server's policy must allow it too. Absent: none.
+    std::vector<std::string> auto_approve;
 };
 
 struct FileCheck {

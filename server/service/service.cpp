@@ -2,6 +2,7 @@
 #include "server/service/service.hpp"
 
 #include "lib/grant_token.hpp"
+#include "lib/time_windows.hpp"
 #include "server/service/audit_ingest.hpp"
 #include "server/service/audit_log.hpp"
 #include "server/service/policy.hpp"
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -81,6 +83,32 @@ store::Event event(std::int64_t at, std::string type, const std::string& host, c
     e.source_address = std::move(source);
     e.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
     return e;
+}
+
+// A warning about the on-call file on stderr (the journal), the same one at most once a minute:
+// the file is read at each filing, and a broken file must not write a line per request. A
+// different message (the file changed) is written at once.
+void warn_on_call(const std::string& problem) {
+    static std::mutex mutex;
+    static std::string last;
+    static std::chrono::steady_clock::time_point last_at;
+    const auto now = std::chrono::steady_clock::now();
+    {
+        const std::lock_guard lock(mutex);
+        if (problem == last && now - last_at < std::chrono::minutes(1)) return;
+        last = problem;
+        last_at = now;
+    }
+    std::fprintf(stderr, "jitgate-server: warning: no automatic approval (on_call): %s\n",
+                 text::shown(problem, 512).c_str());
+}
+
+// The end of `user`'s on-call entry that holds at `t` (the latest, if several do); 0 if none.
+std::int64_t on_call_end(const std::vector<windows::OnCall>& list, const std::string& user, std::int64_t t) {
+    std::int64_t end = 0;
+    for (const windows::OnCall& o : list)
+        if (o.user == user && t >= o.from_unix && t < o.to_unix) end = std::max(end, o.to_unix);
+    return end;
 }
 
 // The ticket check's recorded state, or null when none applies.
@@ -610,6 +638,23 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     }
 
     const std::int64_t t = now();
+    // Decided before the filing is stored, so that its event says what was asked and why it was
+    // not given; the approval itself follows the filing (approve_automatically).
+    AutoDecision automatic = f.auto_approve.empty() ? AutoDecision{} : auto_condition(f, policy, t);
+    if (!automatic.condition.empty()) {
+        // SECURITY NOTE: a bound per host (and replica) on automatic approvals: a host (or
+        // whoever holds its certificate) filing in a loop for an on-call user gets people, not
+        // an endless stream of grants; max_pending_per_host does not apply to what never waits.
+        std::deque<std::int64_t>& recent = m_auto_recent[f.host];
+        while (!recent.empty() && recent.front() <= t - 60) recent.pop_front();
+        const auto cap = static_cast<std::size_t>(std::max(m_config.hosts.max_auto_approvals_per_minute, 1));
+        if (recent.size() >= cap) {
+            automatic = AutoDecision{};
+            automatic.why_not = "host " + text::shown(f.host, 128) + " had " + std::to_string(cap) +
+                                " automatic approvals in the last minute (hosts.max_auto_approvals_per_minute): "
+                                "people decide";
+        }
+    }
     store::Request r;
     r.host = f.host;
     r.id = f.id;
@@ -625,7 +670,7 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
     if (policy.ticket_check)
         r.ticket_check =
             Json{{"required", true}, {"ok", false}, {"why", "the ticket check has not answered yet"}}.dump();
-    const store::Event filed =
+    store::Event filed =
         event(t, "request.filed", f.host, f.id, "host:" + f.host, request.client.subject, request.peer_address,
               {{"requester", f.requester},
                {"kind", f.kind},
@@ -635,6 +680,15 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
                {"approvals_needed", policy.approvals_needed},
                {"approver_groups", policy.approver_groups},
                {"windows", policy.windows}});
+    if (!f.auto_approve.empty()) {
+        // The host's wish and the service's answer, for auditors (docs/server.md, "Automatic approval").
+        Json detail = Json::parse(filed.detail, nullptr, false);
+        detail["auto_approve"] =
+            automatic.condition.empty()
+                ? Json{{"asked", f.auto_approve}, {"given", false}, {"why_not", automatic.why_not}}
+                : Json{{"asked", f.auto_approve}, {"given", true}, {"condition", automatic.condition}};
+        filed.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
     const auto limit = static_cast<std::size_t>(std::max(m_config.hosts.max_pending_per_host, 1));
     const store::CreateResult created = m_store.create(r, filed, limit);
     if (created.over_limit) {
@@ -669,8 +723,45 @@ void Service::file(http::Request&& request, http::Reply&& reply) {
         return;
     }
     log_event(filed);
-    reply.send(answer(201, status_body(created.request)));
-    notify("request.filed", created.request);
+    // The automatic approval is decided here and nowhere else (docs/server.md, "Automatic
+    // approval"): a request that is not approved now waits for people like any other.
+    store::Request filed_request = created.request;
+    if (!automatic.condition.empty()) {
+        bool approved = false;
+        try {
+            approved = approve_automatically(created.request, automatic, t, request);
+        } catch (const std::exception& e) {
+            // SECURITY NOTE: the request is filed; a failure to sign or store its automatic
+            // approval must not leave it waiting silently: it goes to people (the notice and
+            // the ticket check below), and the journal says why.
+            std::fprintf(stderr,
+                         "jitgate-server: error: the automatic approval of request %s of %s failed (%s); it "
+                         "waits for people\n",
+                         text::shown(f.id, 128).c_str(), text::shown(f.host, 128).c_str(),
+                         text::shown(e.what(), 512).c_str());
+        }
+        std::optional<store::Request> now_stored;
+        try {
+            now_stored = m_store.find(f.host, f.id);
+        } catch (const std::exception& e) {
+            // SECURITY NOTE: the store failing here (a dropped connection) must not leave the
+            // request filed with nobody told: it is answered as filed and, unless it was just
+            // approved, the request.filed notice goes out from what was created.
+            std::fprintf(stderr,
+                         "jitgate-server: error: request %s of %s: reading it back after its automatic approval "
+                         "failed (%s); answered as filed\n",
+                         text::shown(f.id, 128).c_str(), text::shown(f.host, 128).c_str(),
+                         text::shown(e.what(), 512).c_str());
+        }
+        if (approved || (now_stored && now_stored->status != store::Status::pending)) {
+            // Approved here, or decided meanwhile by another replica: its state as it is.
+            reply.send(answer(201, status_body(now_stored ? *now_stored : created.request)));
+            return;
+        }
+        if (now_stored) filed_request = *now_stored;
+    }
+    reply.send(answer(201, status_body(filed_request)));
+    notify("request.filed", filed_request);
     if (policy.ticket_check && on_ticket_check_needed) on_ticket_check_needed(f.host, f.id, f.ticket);
 }
 
@@ -1171,54 +1262,7 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     // commit cannot leave a signed grant without its event); syslog gets it after the commit.
     // PostgreSQL may call this twice (a reconnect): the last call is the one that committed.
     store::Event signed_event;
-    const store::Signer sign = [&](const store::Request& done) {
-        std::vector<std::string> names;
-        for (const store::Approval& a : done.approvals) names.push_back(a.approver);
-        const Json body = Json::parse(done.body);
-        const std::int64_t ttl =
-            std::min<std::int64_t>(body.at("ttl_s").get<std::int64_t>(), m_config.hosts.max_ttl.count());
-        store::SignedGrant grant;
-        grant.id = "G-" + random_hex(12);
-        // Through grant_token::Claims, so the shared signer checks what every host will check
-        // (distinct, non-empty approvers, none the requester, nbf < exp) before anything is
-        // signed: a bug upstream fails this transaction instead of issuing a grant.
-        grant_token::Claims claims;
-        claims.iss = m_config.server.name;
-        claims.jti = grant.id;
-        claims.rid = done.id;
-        claims.nonce = body.at("nonce").get<std::string>();
-        claims.host = done.host;
-        claims.sub = done.requester;
-        claims.kind = body.at("kind").get<std::string>();
-        claims.scope = body.at("scope").get<std::string>();
-        if (claims.scope == "command") claims.cmd_sha256 = body.at("action").at("cmd_sha256").get<std::string>();
-        claims.approvers = names;
-        claims.iat = t;
-        claims.nbf = t;
-        claims.exp = t + ttl;
-        // A freeze known in advance (a deny entry's dated period or weekly hours) is not
-        // outlived by a grant approved just before it: the grant ends when the freeze begins.
-        std::string capped_by;
-        if (const auto filed = protocol::check_filed(done.body); filed.filed) {
-            const protocol::Filed& f = *filed.filed;
-            if (const auto next = next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed},
-                                                  t, claims.exp);
-                next && next->at < claims.exp) {
-                claims.exp = next->at;
-                capped_by = next->what;
-            }
-        } else {
-            throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
-        }
-        if (!done.requester_login.empty() && contains(names, done.requester_login))
-            throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
-        grant.token = grant_token::sign(m_signing_key, claims);
-        Json detail{{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}};
-        if (!capped_by.empty()) detail["ends_at_freeze"] = capped_by;
-        grant.event = event(t, "grant.signed", host, id, "server", "", "", std::move(detail));
-        signed_event = grant.event;
-        return grant;
-    };
+    const store::Signer sign = [&](const store::Request& done) { return sign_grant(done, t, {}, 0, signed_event); };
     const store::ApproveResult result = m_store.approve(host, id, approval, t, sign, added);
     switch (result.outcome) {
     case store::ApproveOutcome::not_pending:
@@ -1243,6 +1287,165 @@ ActionResult Service::approve(const Approver& approver, const std::string& host,
     }
     }
     return {ActionStatus::not_pending, "this request is no longer pending"};
+}
+
+store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t t, const std::string& auto_condition,
+                                       std::int64_t auto_until, store::Event& signed_event) {
+    std::vector<std::string> names;
+    for (const store::Approval& a : done.approvals) names.push_back(a.approver);
+    // SECURITY NOTE: an automatic grant names no approver (nobody approved), and a person's
+    // approval never carries `auto`: the two cannot be mixed into one grant.
+    if (!auto_condition.empty() && !names.empty())
+        throw Error(ErrorCode::internal, "grant", "an automatic approval with approvals recorded");
+    const Json body = Json::parse(done.body);
+    const std::int64_t ttl =
+        std::min<std::int64_t>(body.at("ttl_s").get<std::int64_t>(), m_config.hosts.max_ttl.count());
+    store::SignedGrant grant;
+    grant.id = "G-" + random_hex(12);
+    // Through grant_token::Claims, so the shared signer checks what every host will check
+    // (distinct, non-empty approvers, none the requester, nbf < exp; or no approvers and a known
+    // `auto`) before anything is signed: a bug upstream fails this transaction instead of
+    // issuing a grant.
+    grant_token::Claims claims;
+    claims.iss = m_config.server.name;
+    claims.jti = grant.id;
+    claims.rid = done.id;
+    claims.nonce = body.at("nonce").get<std::string>();
+    claims.host = done.host;
+    claims.sub = done.requester;
+    claims.kind = body.at("kind").get<std::string>();
+    claims.scope = body.at("scope").get<std::string>();
+    if (claims.scope == "command") claims.cmd_sha256 = body.at("action").at("cmd_sha256").get<std::string>();
+    claims.approvers = names;
+    claims.auto_condition = auto_condition;
+    claims.iat = t;
+    claims.nbf = t;
+    claims.exp = t + ttl;
+    // A freeze known in advance (a deny entry's dated period or weekly hours) is not
+    // outlived by a grant approved just before it: the grant ends when the freeze begins.
+    std::string capped_by;
+    if (const auto filed = protocol::check_filed(done.body); filed.filed) {
+        const protocol::Filed& f = *filed.filed;
+        if (const auto next =
+                next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t, claims.exp);
+            next && next->at < claims.exp) {
+            claims.exp = next->at;
+            capped_by = next->what;
+        }
+    } else {
+        throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
+    }
+    // SECURITY NOTE: an automatic grant is not outlived by the on-call shift that allowed it:
+    // it ends when the earliest of the shifts that held ends (requester, login user, each
+    // source). Without a known end nothing is signed.
+    std::int64_t shift_end = 0;
+    if (!auto_condition.empty()) {
+        if (auto_until <= t) throw Error(ErrorCode::internal, "grant", "an automatic approval without an on-call end");
+        if (auto_until < claims.exp) {
+            claims.exp = auto_until;
+            shift_end = auto_until;
+        }
+    }
+    if (!done.requester_login.empty() && contains(names, done.requester_login))
+        throw Error(ErrorCode::internal, "grant", "an approver is the requester's login user");
+    grant.token = grant_token::sign(m_signing_key, claims);
+    Json detail{{"grant_id", grant.id}, {"kid", m_signing_key.kid()}, {"approvers", names}};
+    if (!auto_condition.empty()) {
+        detail["auto"] = auto_condition;
+        detail["auto_approved"] = true;
+    }
+    if (!capped_by.empty()) detail["ends_at_freeze"] = capped_by;
+    if (shift_end > 0) detail["ends_at_on_call_end"] = protocol::rfc3339(shift_end);
+    grant.event = event(t, "grant.signed", done.host, done.id, "server", "", "", std::move(detail));
+    signed_event = grant.event;
+    return grant;
+}
+
+Service::AutoDecision Service::auto_condition(const protocol::Filed& f, const PolicyDecision& policy,
+                                              std::int64_t t) const {
+    // SECURITY NOTE: three parties must agree, and each is checked here, at filing only (no
+    // later event approves automatically): the host's rule opted in (`auto_approve` of §4: a
+    // hostile host may claim it, which is why the policy must allow it too), every policy
+    // entry covering the request allows it (auto_on_call: SoD included), and the requester is
+    // on call now per the on-call source of every such entry (one schedule is not another's:
+    // the DBA on call is not on call for the payment hosts). Never a login (its requester is
+    // the account itself), never with a ticket check still to answer.
+    AutoDecision d;
+    const auto no = [&d](std::string why) {
+        d.why_not = std::move(why);
+        d.files.clear();
+        return d;
+    };
+    if (!contains(f.auto_approve, "on_call")) return no("the host's rule did not ask for it");
+    if (!policy.auto_on_call)
+        return no("not every policy entry covering the request allows it (auto_approve, and auto_approve_sod for " +
+                  std::to_string(policy.approvals_needed) + " approvals)");
+    if (policy.ticket_check) return no("the ticket check applies");
+    if (f.kind != "sudo") return no("a login is never approved automatically");
+    if (policy.on_call_sources.empty()) return no("no on-call source applies");
+    const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t));
+    for (const std::string& source : policy.on_call_sources) {
+        std::string path;
+        if (source.empty()) {
+            path = m_config.on_call_file;
+        } else {
+            for (const auto& [name, file] : m_config.on_call_files)
+                if (name == source) path = file;
+        }
+        const std::string named =
+            source.empty() ? std::string("on_call_file") : "on-call source " + text::shown(source, 64);
+        // Fail closed: a source the config does not name (check-config refuses it) approves nobody.
+        if (path.empty()) return no("no file is configured for " + named);
+        std::vector<windows::OnCall> list;
+        if (const auto problem = windows::read_on_call_file(path, list)) {
+            // Fail closed: a broken or missing rota approves nobody; the request goes to people.
+            warn_on_call(*problem);
+            return no("the on-call file cannot be used: " + *problem);
+        }
+        if (!windows::on_call(list, f.requester, at))
+            return no(text::shown(f.requester, 128) + " is not on call now (" + named + ")");
+        // SECURITY NOTE: as jitgated does (daemon/policy/auto_approve.cpp): the real uid says whose
+        // process asks, not who sits at the keyboard; anyone who can run as an on-call user (sudo
+        // -u, su, a shared account) would be approved as them. Where the host knows the session's
+        // login uid, that person must be on call too; a login uid without a name approves nobody.
+        if (f.has_login_uid && f.requester_login.empty()) return no("the login user of the session is unknown");
+        if (f.has_login_uid && !windows::on_call(list, f.requester_login, at))
+            return no("the login user " + text::shown(f.requester_login, 128) + " is not on call now (" + named + ")");
+        d.files.push_back(path);
+        for (const std::string* user : {&f.requester, f.has_login_uid ? &f.requester_login : nullptr}) {
+            if (user == nullptr) continue;
+            const std::int64_t end = on_call_end(list, *user, t);
+            d.until = d.until == 0 ? end : std::min(d.until, end);
+        }
+    }
+    d.condition = "on_call";
+    return d;
+}
+
+bool Service::approve_automatically(const store::Request& request, const AutoDecision& decision, std::int64_t t,
+                                    const http::Request& filing) {
+    const std::string& condition = decision.condition;
+    const std::string by = "jitgate (auto: " + condition + ")";
+    const store::Event approved = event(t, "request.auto_approved", request.host, request.id, "server",
+                                        filing.client.subject, filing.peer_address,
+                                        {{"condition", condition},
+                                         {"auto_approved", true},
+                                         {"requester", request.requester},
+                                         {"requester_login", request.requester_login},
+                                         {"rule", request.rule},
+                                         {"on_call_files", decision.files}});
+    store::Event signed_event;
+    const store::Signer sign = [&](const store::Request& done) {
+        return sign_grant(done, t, condition, decision.until, signed_event);
+    };
+    const store::ApproveResult result = m_store.approve_automatically(request.host, request.id, by, t, sign, approved);
+    if (result.outcome != store::ApproveOutcome::approved) return false;
+    m_auto_recent[request.host].push_back(t);
+    log_event(approved);
+    log_event(signed_event);
+    wake(request.host, request.id);
+    notify("request.approved", result.request);
+    return true;
 }
 
 ActionResult Service::deny(const Approver& approver, const std::string& host, const std::string& id,

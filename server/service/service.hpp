@@ -21,10 +21,13 @@
 #include "server/http/http.hpp"
 #include "server/http/worker.hpp"
 #include "server/service/audit_ingest.hpp"
+#include "server/service/policy.hpp"
+#include "server/service/protocol.hpp"
 #include "server/store/store.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -268,6 +271,24 @@ private:
                                std::int64_t t);
     void take_wakeups();
     void notify(const std::string& type, const store::Request& request);
+    // Automatic approval (docs/server.md, "Automatic approval"): whether the service may
+    // approve `filed` by itself at `t`.
+    struct AutoDecision {
+        std::string condition; // "on_call", or empty with why_not set
+        std::string why_not;
+        std::vector<std::string> files; // the on-call files that said the requester is on call
+        std::int64_t until = 0;         // the earliest end of the on-call entries that held
+    };
+    AutoDecision auto_condition(const protocol::Filed& filed, const PolicyDecision& policy, std::int64_t t) const;
+    // Approves the pending `request` by itself under `condition`; false if it was no longer
+    // pending (another replica decided it). Records request.auto_approved and grant.signed.
+    bool approve_automatically(const store::Request& request, const AutoDecision& decision, std::int64_t t,
+                               const http::Request& filing);
+    // The grant of `done` (approved now, at `t`): its claims checked and signed, and its
+    // grant.signed event in `signed_event`. `auto_condition` empty: the approvers of `done`.
+    // `auto_until` (automatic only): the end of the on-call shift that held; the grant ends then.
+    store::SignedGrant sign_grant(const store::Request& done, std::int64_t t, const std::string& auto_condition,
+                                  std::int64_t auto_until, store::Event& signed_event);
     std::optional<store::Request> find_for(const http::ClientIdentity& client, const std::string& id);
 
     const config::Config& m_config;
@@ -291,6 +312,10 @@ private:
     // Revocations refused (not in an approver group), per actor and request, the same way: one
     // "revocation.refused" a minute, the next carrying the count suppressed since.
     std::map<std::string, Refusals, std::less<>> m_revoke_refusals;
+    // The times of the automatic approvals of the last minute, per host
+    // (hosts.max_auto_approvals_per_minute): an automatic filing bypasses max_pending_per_host
+    // (nothing stays pending), so a host filing in a loop is bounded here.
+    std::map<std::string, std::deque<std::int64_t>, std::less<>> m_auto_recent;
     // Parked revocation polls by host name (a certificate naming several hosts: under each).
     std::map<std::string, std::vector<std::shared_ptr<RevocationWaiter>>, std::less<>> m_revocation_waiters;
     std::int64_t m_newest_revocation = -1; // the newest seq check_revocations() saw; -1: not yet

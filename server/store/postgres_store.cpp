@@ -275,6 +275,39 @@ public:
         });
     }
 
+    ApproveResult approve_automatically(std::string_view host, std::string_view id, const std::string& decided_by,
+                                        std::int64_t now, const Signer& sign, const Event& event) override {
+        return call([&] {
+            pg::Transaction tx(m_db);
+            ApproveResult result;
+            auto current = load(host, id, true); // FOR UPDATE, as in approve()
+            if (!current) return result;
+            result.request = *current;
+            if (current->status != Status::pending || current->expires_at <= now) return result;
+            current->status = Status::approved;
+            current->decided_at = now;
+            current->decided_by = decided_by;
+            const SignedGrant grant = sign(*current);
+            if (grant.token.empty() || grant.id.empty())
+                throw Error(ErrorCode::internal, "store", "the grant signer returned an empty grant");
+            current->grant = grant.token;
+            current->grant_id = grant.id;
+            const Result updated = m_db.exec("UPDATE requests SET status = 'approved', \"grant\" = $3, grant_id = $4, "
+                                             "decided_at = $5::bigint, decided_by = $6 WHERE host = $1 AND id = $2 AND "
+                                             "status = 'pending' RETURNING host",
+                                             {str(host), str(id), grant.token, grant.id, num(now), decided_by});
+            if (updated.rows() != 1)
+                throw Error(ErrorCode::internal, "store", "the request changed during approve_automatically()");
+            result.outcome = ApproveOutcome::approved;
+            result.request = *current;
+            insert_event(event);
+            if (!grant.event.type.empty()) insert_event(grant.event);
+            notify(host, id);
+            tx.commit();
+            return result;
+        });
+    }
+
     std::optional<Request> finish(std::string_view host, std::string_view id, Status to, const std::string& decided_by,
                                   const std::string& reason, std::int64_t now, const Event& event) override {
         check_final_status(to);

@@ -238,6 +238,39 @@ public:
         return result;
     }
 
+    ApproveResult approve_automatically(std::string_view host, std::string_view id, const std::string& decided_by,
+                                        std::int64_t now, const Signer& sign, const Event& event) override {
+        Transaction tx(m_db, Transaction::Kind::write);
+        ApproveResult result;
+        auto current = load(host, id);
+        if (!current) return result;
+        result.request = *current;
+        if (current->status != Status::pending || current->expires_at <= now) return result;
+        current->status = Status::approved;
+        current->decided_at = now;
+        current->decided_by = decided_by;
+        // A throw from the signer leaves before commit(): nothing is stored.
+        const SignedGrant grant = sign(*current);
+        if (grant.token.empty() || grant.id.empty())
+            throw Error(ErrorCode::internal, "store", "the grant signer returned an empty grant");
+        current->grant = grant.token;
+        current->grant_id = grant.id;
+        {
+            Query q(m_db, "UPDATE requests SET status = 'approved', \"grant\" = ?3, grant_id = ?4, decided_at = ?5, "
+                          "decided_by = ?6 WHERE host = ?1 AND id = ?2 AND status = 'pending' RETURNING host");
+            q.text(1, host).text(2, id).text(3, grant.token).text(4, grant.id).integer(5, now).text(6, decided_by);
+            if (!q.step())
+                throw Error(ErrorCode::internal, "store", "the request changed during approve_automatically()");
+            q.run();
+        }
+        result.outcome = ApproveOutcome::approved;
+        result.request = *current;
+        insert_event(event);
+        if (!grant.event.type.empty()) insert_event(grant.event);
+        tx.commit();
+        return result;
+    }
+
     std::optional<Request> finish(std::string_view host, std::string_view id, Status to, const std::string& decided_by,
                                   const std::string& reason, std::int64_t now, const Event& event) override {
         check_final_status(to);

@@ -66,7 +66,8 @@ struct Request {
     std::int64_t decided_at = 0;     // 0 while pending
     std::string grant;               // approved: the JWS
     std::string grant_id;            // approved: its jti
-    std::string decided_by;          // denied: the approver (Unix name); cancelled: "host"; expired: "server"
+    std::string decided_by;          // denied: the approver (Unix name); cancelled: "host"; expired: "server";
+                                     // approved automatically: "jitgate (auto: <condition>)"
     std::string decision_reason;     // denied: the comment; cancelled: the host's reason
     std::string ticket_check;        // the ticket check's recorded answer as JSON text, empty if none
     std::vector<Approval> approvals; // oldest first
@@ -425,6 +426,15 @@ public:
     // token or id is Error(internal). An unknown (host, id) is not_pending with an empty request.
     virtual ApproveResult approve(std::string_view host, std::string_view id, const Approval& approval,
                                   std::int64_t now, const Signer& sign, const Event& event) = 0;
+    // The service's own approval (docs/server.md, "Automatic approval"): if the request is
+    // pending and not expired at `now`, calls `sign` inside the transaction (it sees the request
+    // with status approved, decided_at = now, decided_by = `decided_by`, no approvals), stores
+    // the grant with status approved and `decided_by`, and records `event`, then the grant's
+    // event, in that transaction. No approval row: nobody approved. Outcome approved, or
+    // not_pending (nothing changed). `sign` throwing or returning an empty grant as in approve().
+    virtual ApproveResult approve_automatically(std::string_view host, std::string_view id,
+                                                const std::string& decided_by, std::int64_t now, const Signer& sign,
+                                                const Event& event) = 0;
     // Moves a pending request to `to` (denied, expired or cancelled) with who and why. Returns
     // the request after the change, or nullopt if it was not pending or is unknown (nothing
     // changed). Error(bad_input) if `to` is pending or approved.

@@ -203,6 +203,10 @@ std::string status_name(store::Status status) {
 
 // Who decided a final request, for the history.
 std::string decided_by(const store::Request& request) {
+    // The service's own approval (docs/server.md, "Automatic approval") names no person: shown
+    // as recorded, "jitgate (auto: on_call)".
+    if (request.status == store::Status::approved && request.approvals.empty() && !request.decided_by.empty())
+        return exact_or_none(request.decided_by);
     if (request.status == store::Status::approved) {
         std::vector<std::string> names;
         for (const auto& approval : request.approvals) names.push_back(approval.approver);

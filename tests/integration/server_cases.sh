@@ -312,6 +312,46 @@ case_policy_freeze_refuses() {
     all_settled
 }
 
+# Automatic approval with the service backend (docs/server.md, "Automatic approval"): the host's
+# rule opts in, the server's policy entry allows it and alice is on call per the server's
+# on-call file: the real jitgate-server approves at filing, with no approver, the grant says
+# "auto", and the real jitgated accepts it for that rule and records access.auto_approved. A
+# rule that did not opt in waits for people (and times out here), on call or not.
+case_auto_approved_on_call() {
+    local from to
+    from="$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)"; to="$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)"
+    local RULES='rules:
+  - name: on-call
+    match: {kind: sudo, commands: ["/usr/bin/whoami"]}
+    auto_approve: {on_call: true}
+  - name: quick
+    match: {kind: sudo, commands: ["/usr/bin/id*"]}
+    timeout: 4s'
+    ns_setup
+    printf 'on_call:\n  - {user: alice, from: "%s", to: "%s"}\n' "$from" "$to" >"$T/oncall.yaml"
+    chmod 0644 "$T/oncall.yaml"
+    SERVER_FINANCE_EXTRA="    auto_approve: {on_call: true}"
+    SERVER_CONFIG_EXTRA="on_call_file: $T/oncall.yaml"
+    start_in_namespace
+    sudo_fg alice -- /usr/bin/whoami
+    expect_eq "$RC" 0 "sudo exit status (approved automatically)"
+    expect_eq "$(cat "$T/out")" root "command output"
+    expect_contains "$(cat "$T/err")" "approved by the approval service automatically \\(on_call\\)"
+    expect_journal access.auto_approved '"condition":"on_call"'
+    expect_journal access.auto_approved '"auto_approved":true'
+    local id; id="$(sqlite3 "$T/srv.db" "select id from requests where status='approved'")"
+    expect_eq "$(sqlite3 "$T/srv.db" "select decided_by from requests where id='$id'")" "jitgate (auto: on_call)" \
+        "who decided at the server"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from approvals where id='$id'")" 0 "approvals by people"
+    expect_contains "$(sqlite3 "$T/srv.db" "select type from events where request_id='$id'")" "request.auto_approved"
+    # The rule without auto_approve: the request waits for people even though alice is on call.
+    sudo_fg alice -- /usr/bin/id
+    expect_eq "$RC" 1 "sudo exit status (no opt-in: timed out)"
+    expect_eq "$(sqlite3 "$T/srv.db" "select count(*) from requests where status='approved'")" 1 \
+        "requests approved at the server"
+    all_settled
+}
+
 # hosts.client_crl: the CA's CRL (openssl ca, make_pki.sh) revokes a host certificate; its TLS
 # handshake is refused and logged, fin-db-01's is served, and sudo through jitgated still works.
 # A missing or expired CRL stops check-config and serve (fail closed).

@@ -21,6 +21,9 @@ RULES='rules:
   - name: session-scope
     match: {kind: sudo, users: [erin]}
     scope: session
+  - name: on-call
+    match: {kind: sudo, commands: ["/usr/bin/uname*"]}
+    auto_approve: {on_call: true}
   - name: default-approval
     match: {kind: sudo}
     timeout: 60s
@@ -256,6 +259,33 @@ case_expired() { refused expired "expired"; }
 case_not_yet_valid() { refused not_yet_valid "not valid for another"; }
 case_too_few_approvers() { refused none "1 approver.*2 needed" '["bob"]' alice /usr/bin/touch /tmp/ledger-1; }
 case_approver_is_requester() { refused none "approver .*alice.* is the requester" '["alice"]'; }
+# The service's automatic approval (`auto`, no approvers) is refused for a rule that did not opt
+# in, and for one that did when it names approvers too; accepted for the opted-in rule and
+# recorded as access.auto_approved.
+case_auto_grant_without_opt_in() {
+    refused auto_on_call "automatic approval .*on_call.* is not allowed by this host's rule" '[]'
+}
+case_auto_grant_with_approvers() {
+    refused auto_on_call "an automatic approval names approvers" '["bob"]' alice /usr/bin/uname
+}
+# A rule that needs two approvals (and, as validate() requires without auto_approve_sod, did
+# not opt in): the service's automatic grant stands for no approver and is refused.
+case_auto_grant_two_approvals() {
+    refused auto_on_call "automatic approval .*on_call.* is not allowed by this host's rule" '[]' alice \
+        /usr/bin/touch /tmp/ledger-auto
+}
+case_auto_grant_accepted_for_opted_in_rule() {
+    start
+    sudo_bg alice -- /usr/bin/uname
+    local id; id="$(svc_request_ids 1)"
+    admin POST "/admin/requests/$id/approve" '{"approvers":[],"tamper":"auto_on_call"}' >/dev/null
+    sudo_wait; expect_eq "$RC" 0 "sudo exit status"
+    expect_contains "$(cat "$T/err")" "approved by the approval service automatically \\(on_call\\)"
+    expect_journal access.auto_approved '"condition":"on_call"'
+    expect_journal access.auto_approved "\"request_id\":\"$id\""
+    expect_no_journal access.approved
+    all_settled
+}
 
 case_replayed_grant() {
     start

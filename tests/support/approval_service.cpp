@@ -699,6 +699,10 @@ std::string Service::make_grant(const Entry& e, const json& approvers, const std
     } else if (tamper == "not_yet_valid") {
         claims["nbf"] = now + 3600;
         claims["exp"] = now + 7200;
+    } else if (tamper == "auto_on_call") {
+        // The service's own approval (docs/protocol.md §7.2 `auto`), with the approvers given
+        // (the host accepts it only with none, and only for a rule that opted in).
+        claims["auto"] = "on_call";
     } else if (tamper == "unknown_kid") {
         if (!m_other) throw HttpError(400, "tamper unknown_kid needs --other-key");
         key = &*m_other;
@@ -726,9 +730,9 @@ std::string Service::make_grant(const Entry& e, const json& approvers, const std
 }
 
 void Service::admin_approve(const Request& req, Response& res) {
-    static const std::vector<std::string> k_tampers = {"none",      "forge_signature", "unknown_kid",   "alg_none",
-                                                       "alg_hs256", "wrong_nonce",     "other_host",    "other_user",
-                                                       "other_cmd", "expired",         "not_yet_valid", "no_signature"};
+    static const std::vector<std::string> k_tampers = {
+        "none",       "forge_signature", "unknown_kid", "alg_none",      "alg_hs256",    "wrong_nonce", "other_host",
+        "other_user", "other_cmd",       "expired",     "not_yet_valid", "no_signature", "auto_on_call"};
     const json body = parse_json(req.body);
     if (!body.is_object()) throw HttpError(400, "body is not a JSON object");
     string_array_member(body, "", "approvers");

@@ -13,6 +13,7 @@
 #   browser_start                    chromedriver + headless Chromium trusting the run's CAs; sets BROWSER_DRIVER
 #   browser_act CMD USER HOST ID CMDLINE [COMMENT]   approve|deny|self-approve|review|self-review in
 #                                    Chromium (browser.py); to review, ID is the break-glass event's id
+# SERVER_FINANCE_EXTRA (more keys of the `finance` policy entry, indented four spaces),
 # SERVER_POLICY_EXTRA (more `policy:` entries) and SERVER_CONFIG_EXTRA (more top-level sections,
 # e.g. webhooks:, ticket_check:) are appended to the server's configuration when set;
 # SERVER_HOSTS_EXTRA and SERVER_WEB_EXTRA (more keys, indented two spaces) go into its hosts
@@ -139,6 +140,7 @@ policy:
   - name: finance
     hosts: ["fin-*"]
     approver_groups: [sox-approvers]
+${SERVER_FINANCE_EXTRA:-}
 ${SERVER_POLICY_EXTRA:-}
 ${SERVER_CONFIG_EXTRA:-}
 YAML

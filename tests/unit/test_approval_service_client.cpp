@@ -1,5 +1,6 @@
 // tests/unit/test_approval_service_client.cpp — the approval service client's set-up, without
 // a network: what it refuses before it ever sends a request.
+#include "daemon/approval/service.hpp"
 #include "daemon/approval/service_client.hpp"
 
 #include <curl/curl.h>
@@ -14,6 +15,7 @@
 
 #include "file_helpers.hpp"
 #include "jitgate/error.hpp"
+#include "lib/grant_token.hpp"
 
 namespace {
 
@@ -186,6 +188,85 @@ TEST(ParseRevocations, RefusesEntriesAtOrBelowTheCursorSent) {
     EXPECT_TRUE(jitgate::service::parse_revocations(page_of(10, {}), 10).ok) << "nothing new";
     // The service went back (cursor 5 < 10 sent): its entries are believed.
     EXPECT_TRUE(jitgate::service::parse_revocations(page_of(5, {3, 5}), 10).ok);
+}
+
+} // namespace
+
+namespace {
+
+// The host's side of the service's automatic approval: which `auto` grant a rule accepts (and
+// asks for in §4 `auto_approve`). Only a require_approval rule with auto_approve {on_call: true};
+// approvals >= 2 only with auto_approve_sod; never a login.
+TEST(ServiceAutoCondition, OnlyARuleThatOptedInAcceptsAnAutomaticGrant) {
+    namespace config = jitgate::config;
+    config::Rule rule;
+    rule.name = "ops";
+    rule.action = config::Action::require_approval;
+    EXPECT_EQ(jitgate::approval::service_auto_condition(rule, "sudo"), "");
+    rule.auto_approve.set = true;
+    rule.auto_approve.on_call = true;
+    EXPECT_EQ(jitgate::approval::service_auto_condition(rule, "sudo"), "on_call");
+    EXPECT_EQ(jitgate::approval::service_auto_condition(rule, "login"), "");
+    rule.approvals = 2;
+    EXPECT_EQ(jitgate::approval::service_auto_condition(rule, "sudo"), "");
+    rule.auto_approve_sod = true;
+    EXPECT_EQ(jitgate::approval::service_auto_condition(rule, "sudo"), "on_call");
+    rule.auto_approve.window = "business"; // refused by validate() with the service backend
+    EXPECT_EQ(jitgate::approval::service_auto_condition(rule, "sudo"), "");
+    rule.auto_approve.window.clear();
+    rule.action = config::Action::allow;
+    EXPECT_EQ(jitgate::approval::service_auto_condition(rule, "sudo"), "");
+
+    // What verify() then does with an automatic grant for a rule that did not opt in.
+    namespace gt = jitgate::grant_token;
+    const gt::SigningKey key = gt::SigningKey::generate("k1");
+    gt::KeyRing keys;
+    keys.add_pem("k1", key.public_key_pem(), "test");
+    gt::Claims c;
+    c.jti = "G-1";
+    c.rid = "R-AAAA1";
+    c.nonce = gt::new_nonce();
+    c.host = "h";
+    c.sub = "alice";
+    c.kind = "sudo";
+    c.scope = "session";
+    c.auto_condition = "on_call";
+    c.nbf = 1'800'000'000;
+    c.exp = c.nbf + 600;
+    gt::Expected e;
+    e.request_id = c.rid;
+    e.nonce = c.nonce;
+    e.host = c.host;
+    e.user = c.sub;
+    e.kind = c.kind;
+    e.scope = c.scope;
+    e.now_unix = c.nbf + 1;
+    config::Rule plain;
+    plain.action = config::Action::require_approval;
+    e.auto_allowed = jitgate::approval::service_auto_condition(plain, "sudo");
+    const gt::Verdict refused = gt::verify(gt::sign(key, c), keys, e);
+    EXPECT_FALSE(refused.ok);
+    EXPECT_NE(refused.reason.find("is not allowed by this host's rule"), std::string::npos) << refused.reason;
+    rule.action = config::Action::require_approval;
+    e.auto_allowed = jitgate::approval::service_auto_condition(rule, "sudo");
+    const gt::Verdict accepted = gt::verify(gt::sign(key, c), keys, e);
+    EXPECT_TRUE(accepted.ok) << accepted.reason;
+
+    // A rule needing two approvals that opted in without auto_approve_sod (validate() refuses
+    // it; a config built otherwise must not slip through): the automatic grant is refused.
+    config::Rule two = rule;
+    two.approvals = 2;
+    two.auto_approve_sod = false;
+    e.approvals_needed = 2;
+    e.auto_allowed = jitgate::approval::service_auto_condition(two, "sudo");
+    const gt::Verdict two_refused = gt::verify(gt::sign(key, c), keys, e);
+    EXPECT_FALSE(two_refused.ok);
+    EXPECT_NE(two_refused.reason.find("is not allowed by this host's rule"), std::string::npos) << two_refused.reason;
+    // Said in as many words, the rule takes the automatic grant in place of its two approvals.
+    two.auto_approve_sod = true;
+    e.auto_allowed = jitgate::approval::service_auto_condition(two, "sudo");
+    const gt::Verdict two_accepted = gt::verify(gt::sign(key, c), keys, e);
+    EXPECT_TRUE(two_accepted.ok) << two_accepted.reason;
 }
 
 } // namespace

@@ -317,19 +317,46 @@ TEST(ConfigWindows, BadWindowsAndReferencesAreConfigErrors) {
     EXPECT_TRUE(ok.config.has_value()) << all_problems(ok);
 }
 
-TEST(ConfigWindows, AutoApprovalIsRefusedWithTheServiceBackend) {
+// With the service backend, auto_approve {on_call: true} is the host's opt-in (the service's
+// on-call file decides, so approval.on_call_file is not needed); the conditions the host would
+// judge (commands, window) are refused, and so is on_call for two approvals without consent.
+TEST(ConfigWindows, WithTheServiceBackendAutoApprovalIsOnCallOnly) {
     config::Config c;
     c.approval.backend = "service";
-    c.approval.on_call_file = "/etc/jitgate/oncall.yaml";
     config::Rule r;
     r.name = "r";
     r.auto_approve.set = true;
     r.auto_approve.on_call = true;
     c.rules.push_back(r);
-    const auto problems = config::validate(c);
-    EXPECT_TRUE(std::any_of(problems.begin(), problems.end(), [](const config::Problem& p) {
-        return p.message.find("auto_approve works with approval.backend 'local' only") != std::string::npos;
-    }));
+    const auto message_in = [](const std::vector<config::Problem>& problems, const std::string& text) {
+        return std::any_of(problems.begin(), problems.end(),
+                           [&](const config::Problem& p) { return p.message.find(text) != std::string::npos; });
+    };
+    auto problems = config::validate(c);
+    EXPECT_FALSE(message_in(problems, "auto_approve")) << (problems.empty() ? "" : problems.front().message);
+    c.rules[0].auto_approve.window = "business";
+    problems = config::validate(c);
+    EXPECT_TRUE(message_in(problems, "with approval.backend 'service' auto_approve takes on_call only"));
+    c.rules[0].auto_approve.window.clear();
+    c.rules[0].auto_approve.commands = {"/usr/bin/journalctl"};
+    c.rules[0].scope = config::Scope::command;
+    problems = config::validate(c);
+    EXPECT_TRUE(message_in(problems, "with approval.backend 'service' auto_approve takes on_call only"));
+    c.rules[0].auto_approve.commands.clear();
+    c.rules[0].approvals = 2;
+    problems = config::validate(c);
+    EXPECT_TRUE(message_in(problems, "would bypass segregation of duties"));
+    c.rules[0].auto_approve_sod = true;
+    problems = config::validate(c);
+    EXPECT_FALSE(message_in(problems, "auto_approve"));
+    c.rules[0].match.kinds = {"login"};
+    problems = config::validate(c);
+    EXPECT_TRUE(message_in(problems, "auto_approve.on_call cannot approve logins"));
+    // The local backend still needs its own on-call file.
+    c.approval.backend = "local";
+    c.rules[0].match.kinds.clear();
+    problems = config::validate(c);
+    EXPECT_TRUE(message_in(problems, "auto_approve.on_call needs approval.on_call_file"));
 }
 
 class WindowFile : public ::testing::Test {

@@ -1219,3 +1219,60 @@ TEST(GrantTokenSigner, KeyFileSymlinkAndMissingFileAreRefused) {
 }
 
 } // namespace
+
+// --- automatic approval (§7.2 `auto`) ---------------------------------------------------------
+
+// A grant the service approved by itself names no approver and says which condition held; a
+// host accepts it only for a rule that opted in to exactly that condition.
+TEST_F(GrantToken, AnAutomaticGrantIsAcceptedOnlyWhereTheRuleAllowsIt) {
+    Json p = m_payload;
+    p["approvers"] = Json::array();
+    p["auto"] = "on_call";
+    const std::string automatic = sign(m_header, p, s_k1);
+    // The default (a rule without auto_approve, or an older host): refused.
+    expect_refused(automatic, "automatic approval (\"on_call\") is not allowed by this host's rule");
+    m_expected.auto_allowed = "on_call";
+    const gt::Verdict v = check(automatic);
+    ASSERT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.claims.auto_condition, "on_call");
+    EXPECT_TRUE(v.claims.approvers.empty());
+    // Two approvals needed by the rule do not change that the opt-in decides (the host sets
+    // auto_allowed only where auto_approve_sod allows it).
+    EXPECT_EQ(m_expected.approvals_needed, 2);
+}
+
+TEST_F(GrantToken, AnAutomaticGrantIsNeverMixedWithApproversOrUnknownConditions) {
+    m_expected.auto_allowed = "on_call";
+    Json p = m_payload;
+    p["auto"] = "on_call"; // approvers bob and carol stay
+    expect_refused(sign(m_header, p, s_k1), "an automatic approval names approvers");
+    p["approvers"] = Json::array();
+    p["auto"] = "always";
+    expect_refused(sign(m_header, p, s_k1), "unknown automatic approval \"always\"");
+    p["auto"] = true;
+    expect_refused(sign(m_header, p, s_k1), "claim \"auto\" is not a string");
+    // Without `auto`, zero approvers is zero approvals, whatever the host allows.
+    p.erase("auto");
+    expect_refused(sign(m_header, p, s_k1), "0 approver(s), 2 needed");
+}
+
+TEST_F(GrantToken, TheSharedSignerSignsAnAutomaticGrantOnlyWithoutApprovers) {
+    const gt::SigningKey key = gt::SigningKey::generate("k-auto");
+    m_keys.add_pem("k-auto", key.public_key_pem(), "test:k-auto");
+    gt::Claims c = good_claims(m_expected);
+    c.auto_condition = "on_call";
+    EXPECT_THROW(gt::sign(key, c), jitgate::Error); // approvers beside `auto`
+    c.approvers.clear();
+    const Json claims = gt::grant_claims(c);
+    EXPECT_EQ(claims.at("auto"), "on_call");
+    EXPECT_EQ(claims.at("approvers"), Json::array());
+    c.auto_condition = "always";
+    EXPECT_THROW(gt::sign(key, c), jitgate::Error);
+    c.auto_condition.clear();
+    EXPECT_THROW(gt::sign(key, c), jitgate::Error); // no approvers and no `auto`
+    c.auto_condition = "on_call";
+    m_expected.auto_allowed = "on_call";
+    const gt::Verdict v = check(gt::sign(key, c));
+    ASSERT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.claims.auto_condition, "on_call");
+}

@@ -156,6 +156,20 @@ TEST(NotifyNotice, SlackBodyShape) {
         EXPECT_NE(texts.find(expected), std::string::npos) << expected << " not in\n" << texts;
 }
 
+// The service's own approval (docs/server.md, "Automatic approval"): no approver, and the
+// message says who decided instead.
+TEST(NotifyNotice, AnAutomaticApprovalSaysWhoDecided) {
+    RequestFacts f = sample();
+    f.approvers.clear();
+    f.decided_by = "jitgate (auto: on_call)";
+    const std::string text = slack_texts(json::parse(notify::slack_body(EventKind::approved, f, "s")));
+    EXPECT_NE(text.find("*Approved automatically*"), std::string::npos) << text;
+    EXPECT_NE(text.find("(by jitgate (auto: on_call))"), std::string::npos) << text;
+    const json body = json::parse(notify::json_body(EventKind::approved, f, "s", "d-1", 1'796'032'800));
+    EXPECT_EQ(body.at("request").at("decided_by"), "jitgate (auto: on_call)");
+    EXPECT_EQ(body.at("request").at("approvers"), json::array());
+}
+
 TEST(NotifyNotice, SlackBodyPerEvent) {
     RequestFacts f = sample();
     f.decided_by = "carol";

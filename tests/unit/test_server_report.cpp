@@ -946,6 +946,97 @@ TEST_P(ReportTest, an_automatic_approval_is_counted_apart_from_approvals_by_peop
     EXPECT_NE(html.find("<tr><td>1</td><td>0</td><td>1</td>"), std::string::npos) << "actions, approved, auto";
 }
 
+// The approval service's own approval (docs/server.md, "Automatic approval"): the host records
+// access.auto_approved with the service's grant id; counted as automatic, never as a person's
+// approval, and cross-checked: the service must have approved that request automatically.
+TEST_P(ReportTest, an_automatic_approval_by_the_service_is_counted_apart_and_cross_checked) {
+    HostChain svc("svc-01");
+    std::vector<AuditEvent> a;
+    const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+    const Json automatic{{"type", "access.auto_approved"},
+                         {"approvers", Json::array()},
+                         {"condition", "on_call"},
+                         {"auto_approved", true}};
+    ship_service_approval(svc, a, "R-SVCAUTO001", "alice", restart, "09:00:00", automatic);
+    // The host says "automatic", the service's record says bob approved: a mismatch.
+    ship_service_approval(svc, a, "R-SVCAUTO002", "alice", restart, "10:00:00", automatic);
+    ASSERT_TRUE(store->ingest("svc-01", a, at("23:00:00")).stored);
+    const std::vector<Json> restart_json{"/usr/bin/systemctl", "restart", "ledger"};
+    file_service("svc-01", "R-SVCAUTO001", "alice", restart_json, "default-approval", "09:00:00");
+    ASSERT_EQ(store
+                  ->approve_automatically("svc-01", "R-SVCAUTO001", "jitgate (auto: on_call)", at("09:00:00"),
+                                          grant_signer(),
+                                          event(at("09:00:00"), "request.auto_approved", "svc-01", "R-SVCAUTO001"))
+                  .outcome,
+              ApproveOutcome::approved);
+    file_service("svc-01", "R-SVCAUTO002", "alice", restart_json, "default-approval", "10:00:00");
+    approve("svc-01", "R-SVCAUTO002", "bob", "10:00:00");
+    const Json r = day_json();
+    EXPECT_EQ(r.at("summary").at("auto_approved"), 2);
+    EXPECT_EQ(r.at("summary").at("approved"), 0) << "nobody approved them on the hosts' word";
+    const Json& ok = action_of(r, "R-SVCAUTO001");
+    EXPECT_EQ(ok.at("decision"), "auto_approved");
+    EXPECT_EQ(ok.at("approval_source"), "service");
+    EXPECT_EQ(ok.at("service_check"), "ok") << ok.at("service_mismatch");
+    EXPECT_EQ(ok.at("decided_by"), "jitgate (auto: on_call)");
+    EXPECT_EQ(ok.at("approvals"), Json::array());
+    std::vector<std::string> flagged;
+    for (const Json& e : r.at("exceptions"))
+        if (e.at("kind") == "request_mismatch") flagged.push_back(e.at("request_id").get<std::string>());
+    EXPECT_EQ(flagged, std::vector<std::string>{"R-SVCAUTO002"});
+    EXPECT_EQ(action_of(r, "R-SVCAUTO002").at("service_mismatch"), Json::array({"automatic"}));
+}
+
+// The host's automatic approval is an approval for the cross-check: one of a request the service
+// holds pending is flagged even when the host's events hide the service; and who decided must
+// agree both ways (the host says automatic, the service says a person, or the reverse).
+TEST_P(ReportTest, an_automatic_approval_is_cross_checked_both_ways) {
+    HostChain svc("svc-01");
+    std::vector<AuditEvent> a;
+    const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
+    const Json automatic{{"type", "access.auto_approved"},
+                         {"approvers", Json::array()},
+                         {"condition", "on_call"},
+                         {"auto_approved", true}};
+    Json hidden = automatic;
+    hidden["approval_service"] = nullptr;
+    hidden["service_grant_id"] = nullptr;
+    hidden["kid"] = nullptr;
+    ship_service_approval(svc, a, "R-SVCAUTO003", "alice", restart, "09:00:00", automatic);
+    ship_service_approval(svc, a, "R-SVCAUTO004", "alice", restart, "09:10:00", hidden);
+    ship_service_approval(svc, a, "R-SVCAUTO005", "alice", restart, "09:20:00"); // "bob approved"
+    ASSERT_TRUE(store->ingest("svc-01", a, at("23:00:00")).stored);
+    const std::vector<Json> restart_json{"/usr/bin/systemctl", "restart", "ledger"};
+    file_service("svc-01", "R-SVCAUTO003", "alice", restart_json, "default-approval", "09:00:00");
+    file_service("svc-01", "R-SVCAUTO004", "alice", restart_json, "default-approval", "09:10:00");
+    file_service("svc-01", "R-SVCAUTO005", "alice", restart_json, "default-approval", "09:20:00");
+    ASSERT_EQ(store
+                  ->approve_automatically("svc-01", "R-SVCAUTO005", "jitgate (auto: on_call)", at("09:20:00"),
+                                          grant_signer(),
+                                          event(at("09:20:00"), "request.auto_approved", "svc-01", "R-SVCAUTO005"))
+                  .outcome,
+              ApproveOutcome::approved);
+    const Json r = day_json();
+    EXPECT_EQ(action_of(r, "R-SVCAUTO003").at("service_check"), "not_approved_at_service");
+    EXPECT_EQ(action_of(r, "R-SVCAUTO004").at("service_check"), "not_approved_at_service")
+        << "the service holds it pending, whatever the host's events say of the service";
+    const Json& person = action_of(r, "R-SVCAUTO005");
+    EXPECT_EQ(person.at("service_check"), "request_mismatch");
+    EXPECT_EQ(person.at("service_mismatch"), Json::array({"automatic"}));
+    std::vector<std::string> not_approved;
+    std::vector<std::string> mismatch;
+    for (const Json& e : r.at("exceptions")) {
+        if (e.at("kind") == "not_approved_at_service") not_approved.push_back(e.at("request_id").get<std::string>());
+        if (e.at("kind") == "request_mismatch") {
+            mismatch.push_back(e.at("request_id").get<std::string>());
+            EXPECT_NE(e.at("detail").get<std::string>().find("automatic: host \"by a person\""), std::string::npos)
+                << e.at("detail");
+        }
+    }
+    EXPECT_EQ(not_approved, (std::vector<std::string>{"R-SVCAUTO003", "R-SVCAUTO004"}));
+    EXPECT_EQ(mismatch, std::vector<std::string>{"R-SVCAUTO005"});
+}
+
 TEST_P(ReportTest, the_csv_has_one_row_per_action_under_its_documented_header) {
     script_day();
     const std::string csv = report::render(report::build(*store, day_options()), report::Format::csv);

@@ -1754,3 +1754,33 @@ TEST_F(ReportPageTest, OneReportAtATimeASecondGets503WithRetryAfter) {
 }
 
 } // namespace
+
+namespace {
+
+// The service's own approval (docs/server.md, "Automatic approval") names no person: the
+// request's page says who decided as recorded, never an empty list of approvers.
+TEST_F(WebUiTest, AnAutomaticApprovalShowsWhoDecided) {
+    file_request("alice");
+    const store::Signer sign = [](const store::Request& done) {
+        store::SignedGrant g;
+        g.token = "token-of-" + done.id;
+        g.id = "G-AUTO";
+        return g;
+    };
+    store::Event approved;
+    approved.at = m_now;
+    approved.type = "request.auto_approved";
+    approved.host = "pay-db-01";
+    approved.request_id = "R-7F3K9Q";
+    approved.actor = "server";
+    ASSERT_EQ(m_store->approve_automatically("pay-db-01", "R-7F3K9Q", "jitgate (auto: on_call)", m_now, sign, approved)
+                  .outcome,
+              store::ApproveOutcome::approved);
+    Browser b;
+    sign_in(b);
+    const auto detail = send(b, "GET", "/r/pay-db-01/R-7F3K9Q");
+    EXPECT_EQ(detail.status, 200);
+    EXPECT_NE(detail.body.find("jitgate (auto: on_call)"), std::string::npos) << detail.body;
+}
+
+} // namespace
