@@ -946,6 +946,14 @@ TEST_P(ReportTest, an_automatic_approval_is_counted_apart_from_approvals_by_peop
     EXPECT_NE(html.find("<tr><td>1</td><td>0</td><td>1</td>"), std::string::npos) << "actions, approved, auto";
 }
 
+// What a host adds to a service approval it records as automatic (access.auto_approved).
+Json service_auto_approved_fields() {
+    return Json{{"type", "access.auto_approved"},
+                {"approvers", Json::array()},
+                {"condition", "on_call"},
+                {"auto_approved", true}};
+}
+
 // The approval service's own approval (docs/server.md, "Automatic approval"): the host records
 // access.auto_approved with the service's grant id; counted as automatic, never as a person's
 // approval, and cross-checked: the service must have approved that request automatically.
@@ -953,10 +961,7 @@ TEST_P(ReportTest, an_automatic_approval_by_the_service_is_counted_apart_and_cro
     HostChain svc("svc-01");
     std::vector<AuditEvent> a;
     const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
-    const Json automatic{{"type", "access.auto_approved"},
-                         {"approvers", Json::array()},
-                         {"condition", "on_call"},
-                         {"auto_approved", true}};
+    const Json automatic = service_auto_approved_fields();
     ship_service_approval(svc, a, "R-SVCAUTO001", "alice", restart, "09:00:00", automatic);
     // The host says "automatic", the service's record says bob approved: a mismatch.
     ship_service_approval(svc, a, "R-SVCAUTO002", "alice", restart, "10:00:00", automatic);
@@ -994,10 +999,7 @@ TEST_P(ReportTest, an_automatic_approval_is_cross_checked_both_ways) {
     HostChain svc("svc-01");
     std::vector<AuditEvent> a;
     const std::vector<std::string> restart{"/usr/bin/systemctl", "restart", "ledger"};
-    const Json automatic{{"type", "access.auto_approved"},
-                         {"approvers", Json::array()},
-                         {"condition", "on_call"},
-                         {"auto_approved", true}};
+    const Json automatic = service_auto_approved_fields();
     Json hidden = automatic;
     hidden["approval_service"] = nullptr;
     hidden["service_grant_id"] = nullptr;
