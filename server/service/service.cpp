@@ -1297,9 +1297,13 @@ store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t 
     // approval never carries `auto`: the two cannot be mixed into one grant.
     if (!auto_condition.empty() && !names.empty())
         throw Error(ErrorCode::internal, "grant", "an automatic approval with approvals recorded");
-    const Json body = Json::parse(done.body);
-    const std::int64_t ttl =
-        std::min<std::int64_t>(body.at("ttl_s").get<std::int64_t>(), m_config.hosts.max_ttl.count());
+    // The stored body was checked when it was filed; read once, it gives the claims and the
+    // policy's inputs alike.
+    const auto filed = protocol::check_filed(done.body);
+    if (!filed.filed)
+        throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
+    const protocol::Filed& f = *filed.filed;
+    const std::int64_t ttl = std::min<std::int64_t>(f.ttl_s, m_config.hosts.max_ttl.count());
     store::SignedGrant grant;
     grant.id = "G-" + random_hex(12);
     // Through grant_token::Claims, so the shared signer checks what every host will check
@@ -1310,12 +1314,12 @@ store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t 
     claims.iss = m_config.server.name;
     claims.jti = grant.id;
     claims.rid = done.id;
-    claims.nonce = body.at("nonce").get<std::string>();
+    claims.nonce = f.nonce;
     claims.host = done.host;
     claims.sub = done.requester;
-    claims.kind = body.at("kind").get<std::string>();
-    claims.scope = body.at("scope").get<std::string>();
-    if (claims.scope == "command") claims.cmd_sha256 = body.at("action").at("cmd_sha256").get<std::string>();
+    claims.kind = f.kind;
+    claims.scope = f.scope;
+    if (claims.scope == "command") claims.cmd_sha256 = f.cmd_sha256;
     claims.approvers = names;
     claims.auto_condition = auto_condition;
     claims.iat = t;
@@ -1324,16 +1328,11 @@ store::SignedGrant Service::sign_grant(const store::Request& done, std::int64_t 
     // A freeze known in advance (a deny entry's dated period or weekly hours) is not
     // outlived by a grant approved just before it: the grant ends when the freeze begins.
     std::string capped_by;
-    if (const auto filed = protocol::check_filed(done.body); filed.filed) {
-        const protocol::Filed& f = *filed.filed;
-        if (const auto next =
-                next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t, claims.exp);
-            next && next->at < claims.exp) {
-            claims.exp = next->at;
-            capped_by = next->what;
-        }
-    } else {
-        throw Error(ErrorCode::internal, "grant", "the stored request cannot be read again: " + filed.error);
+    if (const auto next =
+            next_deny_start(m_config, {f.host, f.environment, f.tags, f.rule, f.approvals_needed}, t, claims.exp);
+        next && next->at < claims.exp) {
+        claims.exp = next->at;
+        capped_by = next->what;
     }
     // SECURITY NOTE: an automatic grant is not outlived by the on-call shift that allowed it:
     // it ends when the earliest of the shifts that held ends (requester, login user, each
