@@ -36,6 +36,34 @@ bool matches(const config::PolicyEntry& entry, const PolicyInput& input) {
     return any_glob(entry.rules, input.rule);
 }
 
+// Whether `entry`'s windows let it apply: one of its `when` windows holds (or it has none) and
+// none of its `unless` windows does (each is evaluated: one that cannot be makes the answer
+// unknown). `held` is the `when` window that held, if any. nullopt: `holds` could not evaluate
+// a window. The same for judging a request now (apply_policy) and for looking ahead
+// (next_deny_start).
+template <typename Holds>
+std::optional<bool> windows_apply(const config::PolicyEntry& entry, Holds&& holds, const std::string** held) {
+    *held = nullptr;
+    if (!entry.when_windows.empty()) {
+        for (const std::string& name : entry.when_windows) {
+            const auto h = holds(name);
+            if (!h) return std::nullopt;
+            if (*h) {
+                *held = &name;
+                break;
+            }
+        }
+        if (*held == nullptr) return false;
+    }
+    bool excluded = false;
+    for (const std::string& name : entry.unless_windows) {
+        const auto h = holds(name);
+        if (!h) return std::nullopt;
+        excluded = excluded || *h;
+    }
+    return !excluded;
+}
+
 } // namespace
 
 PolicyDecision apply_policy(const config::Config& config, const PolicyInput& input,
@@ -66,25 +94,12 @@ PolicyDecision apply_policy(const config::Config& config, const PolicyInput& inp
     bool all_sod = true;
     for (const config::PolicyEntry& entry : config.policy) {
         if (!matches(entry, input)) continue;
-        std::string held_window;
-        if (!entry.when_windows.empty()) {
-            for (const std::string& name : entry.when_windows) {
-                const auto held = holds(name);
-                if (!held) return refused(std::move(d));
-                if (*held) {
-                    held_window = windows::describe(*windows::find(config.windows, name), now);
-                    break;
-                }
-            }
-            if (held_window.empty()) continue;
-        }
-        bool excluded = false;
-        for (const std::string& name : entry.unless_windows) {
-            const auto held = holds(name);
-            if (!held) return refused(std::move(d));
-            excluded = excluded || *held;
-        }
-        if (excluded) continue;
+        const std::string* held = nullptr;
+        const auto applies = windows_apply(entry, holds, &held);
+        if (!applies) return refused(std::move(d));
+        if (!*applies) continue;
+        const std::string held_window =
+            held != nullptr ? windows::describe(*windows::find(config.windows, *held), now) : std::string();
         if (!held_window.empty() && std::find(d.windows.begin(), d.windows.end(), held_window) == d.windows.end())
             d.windows.push_back(held_window);
         if (entry.deny) {
@@ -141,9 +156,8 @@ std::optional<std::string> policy_changed(const FiledPolicy& filed, const Policy
 
 namespace {
 
-// Whether deny entry `entry` applies at `t`: one of its `when` windows holds (or it has none)
-// and none of its `unless` windows does; `held` describes the `when` window that held. nullopt:
-// a window cannot be evaluated at `t`.
+// Whether deny entry `entry` applies at `t` (windows_apply); `held` describes the `when` window
+// that held. nullopt: a window cannot be evaluated at `t`.
 std::optional<bool> deny_applies(const config::Config& config, const config::PolicyEntry& entry, std::int64_t t,
                                  std::string& held) {
     const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(t));
@@ -153,25 +167,11 @@ std::optional<bool> deny_applies(const config::Config& config, const config::Pol
         std::string why;
         return windows::evaluate(*w, at, why);
     };
-    if (!entry.when_windows.empty()) {
-        bool any = false;
-        for (const std::string& name : entry.when_windows) {
-            const auto h = holds(name);
-            if (!h) return std::nullopt;
-            if (*h) {
-                held = windows::describe(*windows::find(config.windows, name), at);
-                any = true;
-                break;
-            }
-        }
-        if (!any) return false;
-    }
-    for (const std::string& name : entry.unless_windows) {
-        const auto h = holds(name);
-        if (!h) return std::nullopt;
-        if (*h) return false;
-    }
-    return true;
+    const std::string* held_name = nullptr;
+    const auto applies = windows_apply(entry, holds, &held_name);
+    if (applies && *applies && held_name != nullptr)
+        held = windows::describe(*windows::find(config.windows, *held_name), at);
+    return applies;
 }
 
 // The instants in [now, until] at which a deny entry can begin to apply: `now` itself (the policy
