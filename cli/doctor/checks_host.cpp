@@ -71,13 +71,6 @@ constexpr std::array<std::pair<int, const char*>, 18> k_root_caps{{{0, "cap_chow
                                                                    {31, "cap_setfcap"},
                                                                    {39, "cap_bpf"}}};
 
-// The real path of `host_path` with its links followed under the root; "" (which no system
-// call accepts) for a loop, so nothing is followed out of the tree.
-std::string in_tree(const Root& root, const std::string& host_path) {
-    const auto resolved = root.resolve(host_path);
-    return resolved ? root.real(*resolved) : std::string();
-}
-
 std::uint32_t le32(const unsigned char* p) {
     return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
            static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
@@ -271,8 +264,8 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
     // pkexec: polkit's sudo, which jitgate does not gate.
     for (const char* p : {"/usr/bin/pkexec", "/bin/pkexec"}) {
         struct stat st {};
-        const auto where = root.resolve(p);
-        if (where && ::lstat(root.real(*where).c_str(), &st) == 0 && (st.st_mode & S_ISUID) != 0) {
+        const std::string where = root.real_resolved(p);
+        if (!where.empty() && ::lstat(where.c_str(), &st) == 0 && (st.st_mode & S_ISUID) != 0) {
             add(out, "doors.pkexec", Severity::warning, p, std::string(p) + " is installed setuid root",
                 "pkexec runs any program as root for polkit administrators (members of sudo/wheel, with their own "
                 "password) without going through sudo, so jitgate never sees it.",
@@ -389,17 +382,17 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
     std::vector<std::string> found;
     std::vector<std::pair<std::string, std::vector<std::string>>> with_caps;
     std::vector<std::string> walked;
-    std::vector<std::string> cut; // directories not entered: too deep, or not listable
+    std::vector<std::pair<std::string, std::string>> cut; // directories not entered, and why
     std::size_t seen = 0;
     std::function<void(const std::string&, int, dev_t)> walk = [&](const std::string& dir, int depth, dev_t dev) {
         if (depth > k_max_depth) {
-            cut.push_back(dir + " (deeper than " + std::to_string(k_max_depth) + " directories)");
+            cut.emplace_back(dir, "deeper than " + std::to_string(k_max_depth) + " directories");
             return;
         }
         const auto names = root.list(dir);
         if (!names) {
-            cut.push_back(dir + (errno == E2BIG ? " (more than " + std::to_string(root.max_list()) + " entries)"
-                                                : std::string(" (cannot list it)")));
+            cut.emplace_back(dir, errno == E2BIG ? "more than " + std::to_string(root.max_list()) + " entries"
+                                                 : std::string("cannot list it"));
             return;
         }
         for (const auto& n : *names) {
@@ -458,9 +451,9 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
                 " entries",
             "Programs after that point were not looked at.", "Look for them with `find / -xdev -perm /6000`.");
     for (std::size_t i = 0; i < cut.size() && i < k_max_cut_reported; ++i) {
-        const std::string dir = cut[i].substr(0, cut[i].find(" ("));
+        const auto& [dir, why] = cut[i];
         add(out, "doors.setuid_incomplete", Severity::warning, dir,
-            "the search for setuid programs and file capabilities did not enter " + cut[i] +
+            "the search for setuid programs and file capabilities did not enter " + dir + " (" + why + ")" +
                 (i + 1 == k_max_cut_reported && cut.size() > k_max_cut_reported
                      ? "; " + std::to_string(cut.size() - k_max_cut_reported) + " more directories were left out too"
                      : std::string()),
@@ -521,6 +514,12 @@ void check_other_doors(const Root& root, Findings& out, const CapsAttrReader& re
 }
 
 namespace {
+
+// A path as cron means it: a relative one (or none, the current directory) is from root's home,
+// cron's working directory for root's jobs.
+std::string from_root_home(const std::string& path) {
+    return path.empty() || path[0] != '/' ? "/root/" + path : path;
+}
 
 // A cron environment line, `NAME=value` or `NAME = "value"` (cron's load_env): {name, value}.
 std::optional<std::pair<std::string, std::string>> cron_env(const std::string& line) {
@@ -666,7 +665,7 @@ void check_cron(const Root& root, Findings& out) {
                     path_env = value;
                     path_where = at;
                     for (const auto& dir : split(value, ':')) {
-                        const std::string d = dir.empty() || dir[0] != '/' ? "/root/" + dir : dir;
+                        const std::string d = from_root_home(dir);
                         if (const auto wr = root.writable_by_others(d))
                             add(out, "cron.path_writable", Severity::critical, at,
                                 "PATH names " + (dir.empty() ? std::string("the current directory") : dir) + ", and " +
@@ -702,14 +701,14 @@ void check_cron(const Root& root, Findings& out) {
             for (std::size_t k = 0; k < cmd_at; ++k) command = trim(command.substr(command.find(w[k]) + w[k].size()));
             for (const auto& name : cron_programs(command)) {
                 if (name.find('/') != std::string::npos) {
-                    const std::string prog = name[0] == '/' ? name : "/root/" + name;
+                    const std::string prog = from_root_home(name);
                     if (const auto wr = root.writable_by_others(prog))
                         add(out, "cron.script_writable", Severity::critical, at,
                             "root's cron job runs " + prog + ", and " + *wr, why, fix);
                     continue;
                 }
                 for (const auto& dir : split(path_env, ':')) {
-                    const std::string d = dir.empty() || dir[0] != '/' ? "/root/" + dir : dir;
+                    const std::string d = from_root_home(dir);
                     if (const auto wr = root.writable_by_others(d + "/" + name)) {
                         add(out, "cron.relative_command", Severity::critical, at,
                             "root's cron job runs " + name + " by name, looked up in the PATH of " + path_where +
@@ -730,7 +729,7 @@ void check_cron(const Root& root, Findings& out) {
 void check_daemon(const Root& root, const GateConfig& gate, const Accounts& accounts, const Facts& facts,
                   Findings& out) {
     if (facts.daemon_error) {
-        if (const auto err = facts.daemon_error(in_tree(root, gate.socket)))
+        if (const auto err = facts.daemon_error(root.real_resolved(gate.socket)))
             add(out, "daemon.down", Severity::critical, gate.socket, "jitgated does not answer: " + *err,
                 "While jitgated is down every sudo command and gated login is refused except break-glass, and "
                 "audit events are not spooled; people start looking for ways around the gate.",
@@ -744,7 +743,7 @@ void check_daemon(const Root& root, const GateConfig& gate, const Accounts& acco
     std::optional<unsigned> daemon_uid;
     if (const auto* u = accounts.user(gate.daemon_user)) daemon_uid = u->uid;
     struct stat st {};
-    const std::string spool_real = in_tree(root, gate.spool_dir);
+    const std::string spool_real = root.real_resolved(gate.spool_dir);
     if (::stat(spool_real.c_str(), &st) != 0) {
         add(out, "spool.missing", Severity::warning, gate.spool_dir,
             "the audit spool " + gate.spool_dir + " does not exist",

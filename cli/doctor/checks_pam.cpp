@@ -51,9 +51,9 @@ std::string pam_path(const Root& root, const std::string& name) {
     if (name[0] == '/') return name;
     for (const char* dir : k_pam_dirs) {
         const std::string p = dir + name;
-        const auto resolved = root.resolve(p);
+        const std::string path = root.real_resolved(p);
         struct stat st {};
-        if (resolved && ::stat(root.real(*resolved).c_str(), &st) == 0) return p;
+        if (!path.empty() && ::stat(path.c_str(), &st) == 0) return p;
     }
     return "/etc/pam.d/" + name;
 }

@@ -52,6 +52,10 @@ public:
     // under the root (resolve()) and the entry itself not followed: what lstat(2), lgetxattr(2)
     // and readlink(2) may be given. A loop above it gives the path as named under the root.
     std::string real_entry(std::string_view host_path) const;
+    // The real path of what `host_path` leads to, every symbolic link followed under the root
+    // (resolve(), then real()): what open(2) and stat(2) may be given. Empty for a loop of
+    // symbolic links.
+    std::string real_resolved(std::string_view host_path) const;
     unsigned trusted_uid() const noexcept { return m_trusted_uid; }
     // The most entries list() takes from one directory (the tests lower it).
     static constexpr std::size_t k_default_max_list = 200'000;

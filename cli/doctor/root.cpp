@@ -70,6 +70,11 @@ std::string Root::real_entry(std::string_view host_path) const {
     return real((*parent == "/" ? "" : *parent) + "/" + base);
 }
 
+std::string Root::real_resolved(std::string_view host_path) const {
+    const auto resolved = resolve(host_path);
+    return resolved ? real(*resolved) : std::string();
+}
+
 Root::Read Root::read(std::string_view host_path) const {
     Read r;
     // Symbolic links are followed under the root (an absolute target is the tree's own file,
@@ -162,10 +167,10 @@ bool Root::exists(std::string_view host_path) const {
 }
 
 bool Root::is_dir(std::string_view host_path) const {
-    const auto resolved = resolve(host_path);
-    if (!resolved) return false;
+    const std::string path = real_resolved(host_path);
+    if (path.empty()) return false;
     struct stat st {};
-    return ::lstat(real(*resolved).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 std::optional<std::vector<std::string>> Root::list(std::string_view host_path, bool* missing) const {
