@@ -24,11 +24,9 @@ std::string encode(const Json& msg) {
 }
 
 void FrameDecoder::feed(std::string_view bytes) {
-    // Compact what has been consumed so a long-lived connection does not grow its buffer.
-    if (m_pos > 0 && m_pos == m_buf.size()) {
-        m_buf.clear();
-        m_pos = 0;
-    } else if (m_pos > k_max_frame) {
+    // Compact what has been consumed so a long-lived connection does not grow its buffer (a
+    // buffer consumed to its end was already given back by next()).
+    if (m_pos > k_max_frame) {
         m_buf.erase(0, m_pos);
         m_pos = 0;
     }

@@ -346,9 +346,7 @@ struct DeletionState {
     std::int64_t anchor_mtime_ns = -1;
     std::string first_segment;
 
-    bool operator==(const DeletionState& o) const {
-        return anchor_ino == o.anchor_ino && anchor_mtime_ns == o.anchor_mtime_ns && first_segment == o.first_segment;
-    }
+    bool operator==(const DeletionState&) const = default;
 };
 
 DeletionState deletion_state(const std::string& dir) {
@@ -366,29 +364,6 @@ DeletionState deletion_state(const std::string& dir) {
     }
     return s;
 }
-
-VerifyResult verify_spool_once(const std::string& dir);
-
-} // namespace
-
-VerifyResult verify_spool(const std::string& dir) {
-    // A running daemon deletes shipped segments while this reads: anchor.json first, then the
-    // oldest segments. A verify that overlapped that would report a gap or a missing file that
-    // is not there; it is read again (a few times) until no deletion ran during one pass. What a
-    // pass finds with the spool unchanged under it is reported as it is.
-    constexpr int k_passes = 5;
-    VerifyResult r;
-    for (int pass = 0; pass < k_passes; ++pass) {
-        const DeletionState before = deletion_state(dir);
-        r = verify_spool_once(dir);
-        if (r.ok || deletion_state(dir) == before) return r;
-    }
-    r.notes.push_back("the spool's shipped segments were being deleted during each of " + std::to_string(k_passes) +
-                      " passes; run verify again");
-    return r;
-}
-
-namespace {
 
 VerifyResult verify_spool_once(const std::string& dir) {
     VerifyResult r;
@@ -481,5 +456,25 @@ VerifyResult verify_spool_once(const std::string& dir) {
 }
 
 } // namespace
+
+VerifyResult verify_spool(const std::string& dir) {
+    // A running daemon deletes shipped segments while this reads: anchor.json first, then the
+    // oldest segments. A verify that overlapped that would report a gap or a missing file that
+    // is not there; it is read again (a few times) until no deletion ran during one pass. What a
+    // pass finds with the spool unchanged under it is reported as it is.
+    constexpr int k_passes = 5;
+    VerifyResult r;
+    DeletionState before = deletion_state(dir);
+    for (int pass = 0; pass < k_passes; ++pass) {
+        r = verify_spool_once(dir);
+        if (r.ok) return r;
+        DeletionState after = deletion_state(dir);
+        if (after == before) return r;
+        before = std::move(after); // the next pass starts from what this one ended with
+    }
+    r.notes.push_back("the spool's shipped segments were being deleted during each of " + std::to_string(k_passes) +
+                      " passes; run verify again");
+    return r;
+}
 
 } // namespace jitgate::audit
