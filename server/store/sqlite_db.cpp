@@ -5,9 +5,11 @@
 #include <jitgate/text.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <thread>
 #include <unistd.h>
 
 namespace jitgate::server::store::sqlite {
@@ -54,8 +56,7 @@ Db::Db(const std::string& path, bool create) : m_path(path) {
     try {
         // WAL: readers never block the writer and the file survives a crash at any point;
         // synchronous=FULL: a committed transaction is on disk when the call returns.
-        Query journal(*this, "PRAGMA journal_mode=WAL");
-        if (!journal.step() || journal.text(0) != "wal") fail("cannot switch to WAL journal mode");
+        set_wal_journal();
         exec("PRAGMA synchronous=FULL");
         // The log is copied back by SqliteCheckpointer's thread; a connection does it on its
         // own only past this many pages (store.hpp).
@@ -82,6 +83,28 @@ void Db::exec(const char* sql) {
 
 std::int64_t Db::changes() const noexcept {
     return sqlite3_changes64(m_db);
+}
+
+void Db::set_wal_journal() {
+    // Switching a new database file to WAL needs it to itself for a moment, and SQLite answers
+    // another connection doing the same (several processes starting on a fresh file) with
+    // SQLITE_BUSY at once, without its busy handler: tried again for up to the busy timeout.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(k_busy_timeout_ms);
+    for (;;) {
+        sqlite3_stmt* stmt = nullptr;
+        if (sqlite3_prepare_v2(m_db, "PRAGMA journal_mode=WAL", -1, &stmt, nullptr) != SQLITE_OK) fail("prepare");
+        const int rc = sqlite3_step(stmt);
+        const std::string mode = rc == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr
+                                     ? std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)))
+                                     : std::string();
+        sqlite3_finalize(stmt);
+        if (rc == SQLITE_ROW) {
+            if (mode != "wal") fail("cannot switch to WAL journal mode");
+            return;
+        }
+        if ((rc & 0xFF) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) fail("step");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
 }
 
 void Db::fail(std::string_view what) const {

@@ -37,6 +37,8 @@ public:
 private:
     friend class Query;
     sqlite3_stmt* statement(const char* sql);
+    // PRAGMA journal_mode=WAL, tried again while another connection holds the new file (BUSY).
+    void set_wal_journal();
 
     std::string m_path;
     sqlite3* m_db = nullptr;
