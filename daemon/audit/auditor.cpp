@@ -246,6 +246,12 @@ std::string quarantine_tail(const std::string& path, std::uint64_t from, std::ui
     return qpath;
 }
 
+// The seq record() stamped on an event it queued for syslog.
+std::uint64_t seq_of(const Json& event) {
+    const auto s = event.find("seq");
+    return s == event.end() ? 0 : s->get<std::uint64_t>();
+}
+
 } // namespace
 
 Auditor::Auditor(Options options) : m_options(std::move(options)) {
@@ -596,18 +602,14 @@ void Auditor::completed(std::uint64_t seq, int err) {
         // built on them, and nothing after them may ever be reported durable.
         m_sync_failed = true;
         m_broken = true;
-        m_syslog_queue.clear();
+        // Copies of what never became durable are dropped; those of durable events whose
+        // sending was deferred (set_defer_syslog) still go out.
+        while (!m_syslog_queue.empty() && seq_of(m_syslog_queue.back()) > m_synced_seq) m_syslog_queue.pop_back();
         throw Error(ErrorCode::internal, m_options.spool_dir,
                     "cannot make the audit spool durable: " + errno_text(err));
     }
     m_synced_seq = seq;
-    while (!m_syslog_queue.empty()) {
-        const auto& e = m_syslog_queue.front();
-        const auto s = e.find("seq");
-        if (s != e.end() && s->get<std::uint64_t>() > seq) break;
-        send_syslog(e);
-        m_syslog_queue.pop_front();
-    }
+    if (!m_defer_syslog) send_syslog_up_to(seq);
     // Segments rolled over whose lines are now all durable: no commit is in flight, so no
     // thread holds their descriptors.
     while (!m_retired.empty() && m_retired.front().last_seq <= seq) {
@@ -615,6 +617,17 @@ void Auditor::completed(std::uint64_t seq, int err) {
         m_retired.erase(m_retired.begin());
     }
     after_durable();
+}
+
+void Auditor::send_syslog_copies() {
+    send_syslog_up_to(m_synced_seq);
+}
+
+void Auditor::send_syslog_up_to(std::uint64_t seq) {
+    while (!m_syslog_queue.empty() && seq_of(m_syslog_queue.front()) <= seq) {
+        send_syslog(m_syslog_queue.front());
+        m_syslog_queue.pop_front();
+    }
 }
 
 void Auditor::after_durable() {

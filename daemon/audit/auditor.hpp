@@ -2,7 +2,8 @@
 //
 // An Event is one JSON object (docs/audit.md). The Auditor stamps event_id, seq, time, host,
 // prev_hash and hash, appends the line to the newest segment of the spool (spool.hpp) and
-// fsyncs it, then sends one syslog line (syslog.hpp). Depends on lib/, common/ and the rest of
+// fsyncs it, then sends one syslog line (syslog.hpp; in the daemon, after the replies the event
+// held back: set_defer_syslog). Depends on lib/, common/ and the rest of
 // daemon/audit/; no curl.
 #pragma once
 
@@ -80,6 +81,15 @@ public:
     // fdatasync then covers every event of the batch (concurrent clients share it). Syslog
     // lines of a batch are sent once it is durable. Set before the first start_commit().
     void set_group_commit(bool on) noexcept { m_group_commit = on; }
+    // With group commit and this on, the syslog copies of events made durable are not sent
+    // by the commit itself but by send_syslog_copies(): the server calls it once it has
+    // released the replies those events held back, so no client waits for a syslog send
+    // (issue 17). The spool, not syslog, is the record a decision waits for; the copies go
+    // out in the same loop turn, in seq order. Set before the first record() with group commit.
+    void set_defer_syslog(bool on) noexcept { m_defer_syslog = on; }
+    // Sends the syslog copies of every event durable so far and not yet sent (a no-op unless
+    // set_defer_syslog(true)). Never throws; a failed send is counted (syslog_failures()).
+    void send_syslog_copies();
     // Makes every line written since the last sync durable, publishes durable_seq(), calls the
     // durable hook, and starts a new segment if the current one reached segment_bytes. Throws
     // Error if fdatasync fails; the spool is then marked broken and every later record()
@@ -95,7 +105,7 @@ public:
     // SECURITY NOTE (durability ordering): the loop keeps reading, deciding and writing lines
     // while one committer thread runs fdatasync for every line written up to a seq S. Only
     // when that fdatasync returned does finish_commit() (on the owning thread) publish S as
-    // durable, send the syslog copies and run the durable hook for events <= S; the server
+    // durable, queue the syslog copies and run the durable hook for events <= S; the server
     // releases exactly the replies that wait for events <= S (Server::release_durable). At most
     // one fdatasync is in flight; the next covers every line written meanwhile. A segment that
     // was rolled over while lines in it were not yet durable is synced before the newer one in
@@ -114,7 +124,8 @@ public:
     bool start_commit();
     bool commit_in_flight() const noexcept { return m_in_flight; }
     // Called when commit_event_fd() is readable (harmless when it is not): takes the result
-    // of a finished commit. On success publishes the new durable seq, sends the syslog copies,
+    // of a finished commit. On success publishes the new durable seq, sends the syslog copies
+    // (unless deferred: set_defer_syslog),
     // calls the durable hook and rolls the segment over if it is full; returns durable_seq().
     // Throws Error if the fdatasync failed (the spool is then broken, as sync() would).
     std::uint64_t finish_commit();
@@ -177,6 +188,8 @@ private:
     void maybe_roll_over();
     void check_spool_full();
     void send_syslog(const Json& event);
+    // Sends and drops the queued copies of events up to `seq` (durable ones only).
+    void send_syslog_up_to(std::uint64_t seq);
 
     Options m_options;
     int m_dir_fd = -1;     // held with flock(LOCK_EX): one writer per spool
@@ -194,7 +207,8 @@ private:
     bool m_group_commit = false;
     bool m_sync_failed = false;
     std::uint64_t m_synced_seq = 0;  // durable (owning thread's view of m_durable_seq)
-    std::deque<Json> m_syslog_queue; // events not yet durable, in seq order
+    std::deque<Json> m_syslog_queue; // events whose copy is not sent yet, in seq order
+    bool m_defer_syslog = false;
     DurableHook m_durable_hook;
     std::vector<Retired> m_retired; // oldest first
     // Random bytes for event ids, drawn from getrandom in blocks (k_random_block) rather than

@@ -260,6 +260,8 @@ Server::Server(std::string config_path, std::shared_ptr<const config::Config> co
     if (m_epoll < 0) throw Error(ErrorCode::internal, "epoll_create1", errno_text());
     // The committer thread (Auditor) signals a finished fdatasync here.
     m_commit_fd = m_auditor.commit_event_fd();
+    // The syslog copies go out after the replies they held back (release_durable).
+    m_auditor.set_defer_syslog(true);
     std::vector<int> watched{m_listen, m_signal, m_commit_fd};
     m_broker.set_backend(setup::make_backend(config, m_broker));
     if (m_broker.backend().fd() >= 0) watched.push_back(m_broker.backend().fd());
@@ -370,6 +372,12 @@ void Server::on_commit_done() {
 }
 
 void Server::release_durable() {
+    release_held();
+    // After the replies: a client waits for its event to be durable, never for syslog.
+    m_auditor.send_syslog_copies();
+}
+
+void Server::release_held() {
     if (m_held.empty()) return;
     const bool failed = m_auditor.commit_failed();
     const std::uint64_t durable = m_auditor.durable_seq();

@@ -105,7 +105,9 @@ private:
     // the loop syncs it itself (set_commit_inline_when_idle) and releases what it covers.
     void commit();
     void on_commit_done();
+    // release_held(), then the syslog copies of the events now durable (after the replies).
     void release_durable();
+    void release_held();
     void close_connection(int fd);
 
     std::string m_config_path;

@@ -275,9 +275,14 @@ TEST_F(PipelineTest, TheLineIsTheCanonicalFormWhereverTheHashMemberFallsAndWhate
 // committer thread (set_commit_inline_when_idle(false)); the guarantee is the same.
 class ServerCommitTest : public AuditTest, public ::testing::WithParamInterface<bool> {
 protected:
-    void start(SyncGate& gate) {
+    // `syslog_socket`: where the Auditor sends its syslog copies ("" for none).
+    void start(SyncGate& gate, const std::string& syslog_socket = "") {
         Options o = options();
         o.sync_fn = gate.fn();
+        if (!syslog_socket.empty()) {
+            o.syslog = true;
+            o.syslog_socket = syslog_socket;
+        }
         m_auditor = std::make_unique<Auditor>(o);
         m_auditor->set_group_commit(true);
         auto cfg = std::make_shared<jitgate::config::Config>();
@@ -409,6 +414,33 @@ TEST_P(ServerCommitTest, AStopWithASyncInFlightWaitsForItAndStillSendsTheReply) 
     EXPECT_EQ(m_rc, 0);
     EXPECT_EQ(m_auditor->durable_seq(), m_auditor->last_seq());
     ::close(a);
+}
+
+// The server sends the syslog copies after the replies (issue 17): none is lost or repeated
+// for it, in either commit mode, and none goes out before its event is durable.
+TEST_P(ServerCommitTest, SyslogCopiesFollowTheRepliesOncePerDurableEvent) {
+    SyncGate gate;
+    const std::string sock = m_dir + "/log.sock";
+    DatagramReceiver receiver(sock);
+    start(gate, sock);
+    const int a = connect_client();
+    send_frame(a, {{"type", "no-such-message"}});
+    gate.await_waiting();
+    EXPECT_FALSE(readable_within(a, 100));
+    EXPECT_EQ(receiver.receive(), "") << "no copy before its event is durable";
+    gate.open();
+    const auto reply = read_frame(a);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ((*reply)["code"], "protocol");
+    ::close(a);
+    stop();
+    std::vector<std::string> copies;
+    for (std::string line = receiver.receive(); !line.empty(); line = receiver.receive()) copies.push_back(line);
+    // The error event, then the stop's event; nothing twice.
+    ASSERT_EQ(copies.size(), 2u) << ::testing::PrintToString(copies);
+    EXPECT_NE(copies[0].find("type=\"error\""), std::string::npos) << copies[0];
+    EXPECT_NE(copies[1].find("type=\"daemon.stopped\""), std::string::npos) << copies[1];
+    EXPECT_EQ(m_auditor->syslog_failures(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(CommitModes, ServerCommitTest, ::testing::Bool(), [](const ::testing::TestParamInfo<bool>& i) {

@@ -178,4 +178,53 @@ TEST_F(AuditTest, SyslogFailureIsCountedNeverThrown) {
     EXPECT_TRUE(verify_spool(m_dir).ok);
 }
 
+// The server's order (issue 17): a reply goes out once its event is durable, and the event's
+// syslog copy after it. With set_defer_syslog the commit sends nothing; send_syslog_copies()
+// sends every durable event's copy, in seq order, once; a failed sync still lets the copies of
+// what was durable before it go out, and never those of what it failed to make durable.
+TEST_F(AuditTest, DeferredSyslogCopiesGoOutOnlyWhenAskedInOrderAndOnlyForDurableEvents) {
+    const std::string sock = m_dir + "/log.sock";
+    DatagramReceiver receiver(sock);
+    Options o = options();
+    o.syslog = true;
+    o.syslog_socket = sock;
+    bool fail = false;
+    o.sync_fn = [&fail](int fd) {
+        if (fail) {
+            errno = EIO;
+            return -1;
+        }
+        return ::fdatasync(fd);
+    };
+    Auditor a(o);
+    a.set_group_commit(true);
+    a.set_defer_syslog(true);
+    a.record({{"type", type::daemon_started}});
+    a.record({{"type", type::config_loaded}});
+    a.send_syslog_copies();
+    EXPECT_EQ(receiver.receive(), "") << "nothing is durable yet: no copy";
+    a.sync();
+    EXPECT_EQ(a.durable_seq(), 2u);
+    EXPECT_EQ(receiver.receive(), "") << "the commit itself sends nothing";
+    a.send_syslog_copies();
+    EXPECT_NE(receiver.receive().find("type=\"daemon.started\""), std::string::npos);
+    EXPECT_NE(receiver.receive().find("type=\"config.loaded\""), std::string::npos);
+    EXPECT_EQ(receiver.receive(), "");
+    a.send_syslog_copies();
+    EXPECT_EQ(receiver.receive(), "") << "each copy is sent once";
+
+    // Two more become durable, their copies wait; then a third's sync fails.
+    a.record(k_approved_event);
+    a.record({{"type", type::config_loaded}});
+    a.sync();
+    a.record({{"type", type::daemon_started}});
+    fail = true;
+    EXPECT_THROW(a.sync(), Error);
+    a.send_syslog_copies();
+    EXPECT_NE(receiver.receive().find("type=\"access.approved\""), std::string::npos);
+    EXPECT_NE(receiver.receive().find("type=\"config.loaded\""), std::string::npos);
+    EXPECT_EQ(receiver.receive(), "") << "no copy of an event the failed sync did not make durable";
+    EXPECT_EQ(a.syslog_failures(), 0u);
+}
+
 } // namespace
