@@ -479,7 +479,7 @@ void audit_close(int status_type, int status) {
     std::vector<jitgate::wire::Json> replies;
     auto opts = s.options.client;
     opts.reply_timeout_ms = 5000;
-    const Status st = jitgate::client::request(opts, jitgate::msg::to_json(f), replies);
+    const Status st = jitgate::client::request(opts, f, replies);
     if (!st.ok()) // keep the outcome somewhere an auditor looks, even with the daemon gone
         syslog(LOG_AUTHPRIV | LOG_WARNING,
                "jitgate: could not report command.finished to jitgated (%s): user=%s command=%s status=%s/%lld",
