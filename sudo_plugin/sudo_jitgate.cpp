@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 #include <sudo_plugin.h>
@@ -56,6 +58,8 @@ struct State {
     std::vector<std::string> run_argv;
     std::string runas_user;
     std::chrono::steady_clock::time_point started;
+    // The last user named by user_of(): audit accept() and check() name the same run-as user.
+    std::optional<std::pair<uid_t, std::string>> named_user;
 };
 
 // Constructed on first use, never at load time: no static constructor does work in sudo.
@@ -73,8 +77,14 @@ void report(const char* what) noexcept {
     if (state().print != nullptr) state().print(SUDO_CONV_ERROR_MSG, "jitgate: internal error: %s\n", what);
 }
 
+// The name of `uid`, or "#uid". sudo calls audit accept() and then check() for the same command
+// a moment apart, in the same process, and both name its run-as user: the lookup is made once
+// (an NSS lookup in files is five system calls: nsswitch.conf's stat, open, fstat, read, close).
 std::string user_of(uid_t uid) {
-    return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid));
+    auto& named = state().named_user;
+    if (!named || named->first != uid)
+        named.emplace(uid, jitgate::user_name_of(uid).value_or("#" + std::to_string(uid)));
+    return named->second;
 }
 
 std::string group_of(gid_t gid) {
