@@ -8,6 +8,9 @@
 //   plugin_cost MODE PLUGIN.so          one run; MODE is none (no dlopen), load (dlopen and
 //                                        dlsym), open (+ both open()s) or run (+ check(),
 //                                        accept(), close(): the whole of a sudo's calls)
+//                                        With PLUGIN_COST_CPU=1 it prints the process's CPU
+//                                        time (user + system, in microseconds) of each step:
+//                                        load, open, accept+check, close
 //   plugin_cost time N MODE PLUGIN.so... fork+exec `plugin_cost MODE P` N times for each P in
 //                                        turn (alternating), prints each P's median and
 //                                        min..max wall time per run in microseconds
@@ -84,8 +87,17 @@ bool read_full(int fd, char* buf, size_t n) {
     }
 }
 
+long long cpu_ns() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<long long>(t.tv_sec) * 1000000000LL + t.tv_nsec;
+}
+
 int one_run(const char* mode, const char* so) {
     if (std::strcmp(mode, "none") == 0) return 0;
+    long long cpu[5] = {};
+    int steps = 0;
+    const bool show_cpu = std::getenv("PLUGIN_COST_CPU") != nullptr;
     const bool run = std::strcmp(mode, "run") == 0;
     char dir[] = "/tmp/plugin_cost.XXXXXX";
     char sock_opt[128] = "socket=/nonexistent";
@@ -104,6 +116,7 @@ int one_run(const char* mode, const char* so) {
         if (server == 0) serve(listener);
         close(listener);
     }
+    cpu[steps++] = cpu_ns();
     // sudo_dso_load(path, SUDO_DSO_LAZY|SUDO_DSO_GLOBAL), as sudo's load_plugins does.
     void* h = dlopen(so, RTLD_LAZY | RTLD_GLOBAL);
     if (h == nullptr) {
@@ -114,6 +127,7 @@ int one_run(const char* mode, const char* so) {
     auto* audit = static_cast<audit_plugin*>(dlsym(h, "jitgate_audit"));
     if (approval == nullptr || audit == nullptr) return 1;
     int rc = 0;
+    cpu[steps++] = cpu_ns();
     if (std::strcmp(mode, "load") != 0) {
         char uid[32], pid[32];
         std::snprintf(uid, sizeof uid, "uid=%u", static_cast<unsigned>(getuid()));
@@ -141,6 +155,7 @@ int one_run(const char* mode, const char* so) {
             approval->open(SUDO_API_VERSION, no_conv, quiet_printf, settings, user_info, 2, submit_argv, envp, options,
                            &err) != 1)
             rc = 1;
+        cpu[steps++] = cpu_ns();
         if (run) {
             char* command_info[] = {const_cast<char*>("command=/usr/bin/true"), const_cast<char*>("runas_uid=0"),
                                     const_cast<char*>("runas_gid=0"), const_cast<char*>("cwd=/home/alice"), nullptr};
@@ -156,13 +171,16 @@ int one_run(const char* mode, const char* so) {
                                 const_cast<char*>("SUDO_GID=1000"),
                                 const_cast<char*>("SUDO_COMMAND=/usr/bin/true"),
                                 nullptr};
+            // sudo's order: the policy's accept (passed to audit plugins), then the approval check.
+            audit->accept("sudoers", SUDO_POLICY_PLUGIN, command_info, run_argv, run_envp, &err);
             if (approval->check(command_info, run_argv, run_envp, &err) != 1) {
                 std::fprintf(stderr, "check did not allow: %s\n", err != nullptr ? err : "");
                 rc = 1;
             }
-            audit->accept("sudoers", SUDO_POLICY_PLUGIN, command_info, run_argv, run_envp, &err);
+            cpu[steps++] = cpu_ns();
             audit->close(SUDO_PLUGIN_WAIT_STATUS, 0);
             approval->close();
+            cpu[steps++] = cpu_ns();
             kill(server, SIGTERM);
             waitpid(server, nullptr, 0);
             char path[160];
@@ -170,6 +188,10 @@ int one_run(const char* mode, const char* so) {
             unlink(path);
             rmdir(dir);
         }
+    }
+    if (show_cpu) {
+        for (int i = 1; i < steps; ++i) std::printf("%s%lld", i > 1 ? " " : "", (cpu[i] - cpu[i - 1]) / 1000);
+        std::printf("\n");
     }
     return rc; // exit() runs the plugin's destructors, as sudo's exit does
 }
