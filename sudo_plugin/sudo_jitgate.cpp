@@ -58,7 +58,7 @@ struct State {
     std::vector<std::string> run_argv;
     std::string runas_user;
     std::chrono::steady_clock::time_point started;
-    // The last user named by user_of(): audit accept() and check() name the same run-as user.
+    // The user audit accept() named, for the check() that follows it (see user_of).
     std::optional<std::pair<uid_t, std::string>> named_user;
 };
 
@@ -80,6 +80,8 @@ void report(const char* what) noexcept {
 // The name of `uid`, or "#uid". sudo calls audit accept() and then check() for the same command
 // a moment apart, in the same process, and both name its run-as user: the lookup is made once
 // (an NSS lookup in files is five system calls: nsswitch.conf's stat, open, fstat, read, close).
+// Each check() forgets it afterwards: a sub-command's check (intercept, possibly much later in
+// a long shell) looks the name up afresh, as before.
 std::string user_of(uid_t uid) {
     auto& named = state().named_user;
     if (!named || named->first != uid)
@@ -411,6 +413,7 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
         res.status = Status::failure(ErrorCode::bad_input, "bad option in sudo.conf: " + bad);
     } else {
         jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp, sub_command);
+        s.named_user.reset();
         argv = r.run_argv;
         if (sub_command) {
             // A sub-command never waits on a person: no handlers of ours, so a signal that
