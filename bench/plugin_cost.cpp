@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -112,20 +113,37 @@ int one_run(const char* mode, const char* so) {
         listener = socket(AF_UNIX, SOCK_STREAM, 0);
         if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 8) != 0)
             return 2;
+        const pid_t parent = getpid();
         server = fork();
-        if (server == 0) serve(listener);
+        if (server == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); // whatever happens to this run, the daemon goes with it
+            if (getppid() != parent) _exit(0);
+            serve(listener);
+        }
         close(listener);
     }
+    // Stops the stand-in daemon and removes its directory (every return once it runs).
+    const auto finish = [&](int code) {
+        if (run) {
+            kill(server, SIGTERM);
+            waitpid(server, nullptr, 0);
+            char path[160];
+            std::snprintf(path, sizeof path, "%s/s", dir);
+            unlink(path);
+            rmdir(dir);
+        }
+        return code;
+    };
     cpu[steps++] = cpu_ns();
     // sudo_dso_load(path, SUDO_DSO_LAZY|SUDO_DSO_GLOBAL), as sudo's load_plugins does.
     void* h = dlopen(so, RTLD_LAZY | RTLD_GLOBAL);
     if (h == nullptr) {
         std::fprintf(stderr, "dlopen: %s\n", dlerror());
-        return 1;
+        return finish(1);
     }
     auto* approval = static_cast<approval_plugin*>(dlsym(h, "jitgate_approval"));
     auto* audit = static_cast<audit_plugin*>(dlsym(h, "jitgate_audit"));
-    if (approval == nullptr || audit == nullptr) return 1;
+    if (approval == nullptr || audit == nullptr) return finish(1);
     int rc = 0;
     cpu[steps++] = cpu_ns();
     if (std::strcmp(mode, "load") != 0) {
@@ -181,14 +199,9 @@ int one_run(const char* mode, const char* so) {
             audit->close(SUDO_PLUGIN_WAIT_STATUS, 0);
             approval->close();
             cpu[steps++] = cpu_ns();
-            kill(server, SIGTERM);
-            waitpid(server, nullptr, 0);
-            char path[160];
-            std::snprintf(path, sizeof path, "%s/s", dir);
-            unlink(path);
-            rmdir(dir);
         }
     }
+    finish(0);
     if (show_cpu) {
         for (int i = 1; i < steps; ++i) std::printf("%s%lld", i > 1 ? " " : "", (cpu[i] - cpu[i - 1]) / 1000);
         std::printf("\n");
