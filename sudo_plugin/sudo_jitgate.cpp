@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 #include <sudo_plugin.h>
@@ -56,6 +58,8 @@ struct State {
     std::vector<std::string> run_argv;
     std::string runas_user;
     std::chrono::steady_clock::time_point started;
+    // The user audit accept() named, for the check() that follows it (see user_of).
+    std::optional<std::pair<uid_t, std::string>> named_user;
 };
 
 // Constructed on first use, never at load time: no static constructor does work in sudo.
@@ -73,8 +77,16 @@ void report(const char* what) noexcept {
     if (state().print != nullptr) state().print(SUDO_CONV_ERROR_MSG, "jitgate: internal error: %s\n", what);
 }
 
+// The name of `uid`, or "#uid". sudo calls audit accept() and then check() for the same command
+// a moment apart, in the same process, and both name its run-as user: the lookup is made once
+// (an NSS lookup in files is five system calls: nsswitch.conf's stat, open, fstat, read, close).
+// Each check() forgets it afterwards: a sub-command's check (intercept, possibly much later in
+// a long shell) looks the name up afresh, as before.
 std::string user_of(uid_t uid) {
-    return jitgate::user_name_of(uid).value_or("#" + std::to_string(uid));
+    auto& named = state().named_user;
+    if (!named || named->first != uid)
+        named.emplace(uid, jitgate::user_name_of(uid).value_or("#" + std::to_string(uid)));
+    return named->second;
 }
 
 std::string group_of(gid_t gid) {
@@ -401,6 +413,7 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
         res.status = Status::failure(ErrorCode::bad_input, "bad option in sudo.conf: " + bad);
     } else {
         jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp, sub_command);
+        s.named_user.reset();
         argv = r.run_argv;
         if (sub_command) {
             // A sub-command never waits on a person: no handlers of ours, so a signal that
@@ -479,7 +492,7 @@ void audit_close(int status_type, int status) {
     std::vector<jitgate::wire::Json> replies;
     auto opts = s.options.client;
     opts.reply_timeout_ms = 5000;
-    const Status st = jitgate::client::request(opts, jitgate::msg::to_json(f), replies);
+    const Status st = jitgate::client::request(opts, f, replies);
     if (!st.ok()) // keep the outcome somewhere an auditor looks, even with the daemon gone
         syslog(LOG_AUTHPRIV | LOG_WARNING,
                "jitgate: could not report command.finished to jitgated (%s): user=%s command=%s status=%s/%lld",

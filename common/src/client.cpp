@@ -172,10 +172,23 @@ Status Connection::open(const Options& options) {
 }
 
 Status Connection::send(const wire::Json& message) {
+    return send_encoded([&] { return wire::encode(message); });
+}
+
+Status Connection::send(const msg::CheckRequest& request) {
+    return send_encoded([&] { return msg::encode(request); });
+}
+
+Status Connection::send(const msg::FinishedReport& report) {
+    return send_encoded([&] { return msg::encode(report); });
+}
+
+template <typename Encode>
+Status Connection::send_encoded(Encode&& encode) {
     if (m_fd < 0) return Status::failure(ErrorCode::internal, "send on a closed connection");
     std::string frame;
     try {
-        frame = wire::encode(message);
+        frame = encode();
     } catch (const std::exception& e) {
         return Status::failure(ErrorCode::protocol, e.what());
     }
@@ -267,7 +280,7 @@ Status run_check_unguarded(const Options& options, const msg::CheckRequest& requ
     out.outcome = msg::Outcome::error;
     Connection conn;
     if (Status s = conn.open(options); !s.ok()) return s;
-    if (Status s = conn.send(msg::to_json(request)); !s.ok()) return s;
+    if (Status s = conn.send(request); !s.ok()) return s;
     int timeout_ms = options.reply_timeout_ms;
     for (;;) {
         wire::Json m;
@@ -313,7 +326,9 @@ Status run_check_unguarded(const Options& options, const msg::CheckRequest& requ
 }
 } // namespace
 
-Status request(const Options& options, const wire::Json& message, std::vector<wire::Json>& replies) {
+namespace {
+template <typename Message>
+Status request_replies(const Options& options, const Message& message, std::vector<wire::Json>& replies) {
     replies.clear();
     Connection conn;
     if (Status s = conn.open(options); !s.ok()) return s;
@@ -326,6 +341,15 @@ Status request(const Options& options, const wire::Json& message, std::vector<wi
         if (type == msg::k_end || type == msg::k_ok || type == msg::k_decision || type == msg::k_error)
             return Status::success();
     }
+}
+} // namespace
+
+Status request(const Options& options, const wire::Json& message, std::vector<wire::Json>& replies) {
+    return request_replies(options, message, replies);
+}
+
+Status request(const Options& options, const msg::FinishedReport& report, std::vector<wire::Json>& replies) {
+    return request_replies(options, report, replies);
 }
 
 } // namespace jitgate::client

@@ -53,6 +53,53 @@ Json to_json(const CheckRequest& r) {
     return j;
 }
 
+// The members of to_json(r) in Json's (sorted) key order, so that the bytes are its dump's.
+std::string encode(const CheckRequest& r) {
+    ObjectWriter w;
+    w.integer("argv_bytes", r.argv_bytes);
+    w.boolean("argv_truncated", r.argv_truncated);
+    w.arg("break_glass_reason", r.break_glass_reason);
+    w.arg("chroot", r.chroot);
+    w.arg("command", r.command);
+    w.integer("command_dev", r.command_dev);
+    w.integer("command_ino", r.command_ino);
+    w.arg("command_realpath", r.command_realpath);
+    w.arg("cwd", r.cwd);
+    w.boolean("env_truncated", r.env_truncated);
+    w.boolean("interactive", r.interactive);
+    if (r.intercept != CheckRequest::Intercept::unknown)
+        w.boolean("intercept", r.intercept == CheckRequest::Intercept::on);
+    if (!r.intercept_limit.empty()) w.string("intercept_limit", r.intercept_limit);
+    if (r.intercepted) w.boolean("intercepted", true);
+    w.string("kind", r.kind);
+    w.boolean("noninteractive", r.noninteractive);
+    if (r.intercepted) {
+        w.string("parent_grant_id", r.parent_grant_id);
+        w.string("parent_request_id", r.parent_request_id);
+    }
+    w.integer("pid", r.pid);
+    w.arg("reason", r.reason);
+    w.string("remote_host", r.remote_host);
+    w.arg("requester", r.requester);
+    w.argv("run_argv", r.run_argv);
+    w.arg("run_cwd", r.run_cwd);
+    w.argv("run_env", r.run_env);
+    w.integer("runas_gid", r.runas_gid);
+    w.arg("runas_group", r.runas_group);
+    w.integer("runas_uid", r.runas_uid);
+    w.string("runas_user", r.runas_user);
+    w.string("service", r.service);
+    w.argv("submit_argv", r.submit_argv);
+    w.argv("sudo_args", r.sudo_args);
+    w.arg("ticket", r.ticket);
+    w.string("tty", r.tty);
+    w.string("type", k_check);
+    w.integer("uid", r.uid);
+    w.string("user", r.user);
+    w.integer("v", k_protocol_version);
+    return std::move(w).frame();
+}
+
 namespace {
 std::string optional_arg(const Json& j, const char* field) {
     const auto it = j.find(field);
@@ -142,6 +189,29 @@ Json to_json(const FinishedReport& r) {
                 {"exec_errno", r.exec_errno},
                 {"duration_ms", r.duration_ms},
                 {"tty", r.tty}};
+}
+
+// As encode(const CheckRequest&): to_json(r)'s members in sorted key order.
+std::string encode(const FinishedReport& r) {
+    ObjectWriter w;
+    w.arg("command", r.command);
+    w.integer("duration_ms", r.duration_ms);
+    w.integer("exec_errno", r.exec_errno);
+    w.integer("exit_status", r.exit_status);
+    w.string("grant_id", r.grant_id);
+    w.string("kind", r.kind);
+    w.integer("pid", r.pid);
+    w.string("request_id", r.request_id);
+    w.argv("run_argv", r.run_argv);
+    w.string("runas_user", r.runas_user);
+    w.integer("signal", r.signal);
+    w.string("status_type", r.status_type);
+    w.string("tty", r.tty);
+    w.string("type", k_finished);
+    w.integer("uid", r.uid);
+    w.string("user", r.user);
+    w.integer("v", k_protocol_version);
+    return std::move(w).frame();
 }
 
 FinishedReport finished_from_json(const Json& j) {

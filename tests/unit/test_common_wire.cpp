@@ -1,8 +1,13 @@
 // Unit tests of the frame codec and the typed message accessors (common/).
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <string>
+#include <vector>
+
 #include "jitgate/error.hpp"
 #include "jitgate/messages.hpp"
+#include "jitgate/text.hpp"
 #include "jitgate/wire.hpp"
 
 namespace {
@@ -173,6 +178,117 @@ TEST(Messages, FinishedReportValidatesStatusType) {
     auto j = jitgate::msg::to_json(f);
     j["status_type"] = "exploded";
     EXPECT_THROW(jitgate::msg::finished_from_json(j), Error);
+}
+
+// The plugins send their requests through wire::ObjectWriter (msg::encode), not through a Json:
+// the daemon must get the very bytes the Json would have given, whatever the strings hold.
+TEST(Wire, ObjectWriterEscapesEveryByteAsDumpDoes) {
+    for (int c = 0; c < 256; ++c) {
+        const std::string s{'a', static_cast<char>(c), 'b'};
+        jitgate::wire::ObjectWriter w;
+        w.arg("a", s); // in Json's key order
+        w.string("s", s);
+        EXPECT_EQ(std::move(w).frame(), jitgate::wire::encode(Json{{"s", s}, {"a", jitgate::text::arg_to_json(s)}}))
+            << "byte " << c;
+    }
+    for (const std::string& s :
+         {std::string(), std::string("\xc3\xa9t\xc3\xa9"), std::string("\xf0\x9f\x94\x91"),
+          std::string("\xe2\x80\xa8\xe2\x80\xae"), std::string("\xed\xa0\x80"), std::string("\xc0\xaf"),
+          std::string("\xf4\x90\x80\x80"), std::string("\xe2\x82"), std::string("x\0y", 3), std::string("\"\\/\x7f")}) {
+        jitgate::wire::ObjectWriter w;
+        w.string("s", s);
+        w.argv("v", {s, "plain", s});
+        EXPECT_EQ(std::move(w).frame(),
+                  jitgate::wire::encode(
+                      Json{{"s", s}, {"v", jitgate::text::argv_to_json(std::vector<std::string>{s, "plain", s})}}))
+            << jitgate::text::escape_for_log(s);
+    }
+}
+
+namespace {
+// Every member of a check set, the strings hostile: quotes, control characters, bytes that are
+// not UTF-8, in arguments and in the plain string members alike.
+jitgate::msg::CheckRequest full_check() {
+    const std::string bad("x\xff\"\\\n\x01\xc3\0", 8);
+    jitgate::msg::CheckRequest r;
+    r.user = "al\"ice" + bad;
+    r.uid = 2001;
+    r.pid = std::numeric_limits<std::int64_t>::max();
+    r.runas_user = "root" + bad;
+    r.runas_uid = 0;
+    r.command = "/usr/bin/echo" + bad;
+    r.run_argv = {"echo", "line1\nline2", std::string("\xff\xfe", 2), "\x1b[31m", "caf\xc3\xa9"};
+    r.submit_argv = {"-u", "root", bad};
+    r.argv_truncated = true;
+    r.argv_bytes = 123;
+    r.cwd = "/home/al ice\t" + bad;
+    r.tty = "/dev/pts/1" + bad;
+    r.service = "sudo" + bad;
+    r.remote_host = "10.0.0.1" + bad;
+    r.reason = "INC-1 \xe2\x80\xae" + bad;
+    r.ticket = "T-1";
+    r.break_glass_reason = bad;
+    r.interactive = true;
+    r.requester = "bob" + bad;
+    r.runas_group = "wheel" + bad;
+    r.runas_gid = -1;
+    r.run_cwd = "/";
+    r.chroot = "/srv/jail" + bad;
+    r.run_env = {"PATH=/usr/bin", "PS1=\\u@\\h$ ", "X=" + bad};
+    r.env_truncated = true;
+    r.sudo_args = {"-E", "FOO=" + bad};
+    r.command_realpath = "/usr/bin/echo";
+    r.command_dev = 2049;
+    r.command_ino = std::numeric_limits<std::int64_t>::min();
+    return r;
+}
+} // namespace
+
+TEST(Messages, CheckRequestEncodesAsItsJson) {
+    using Intercept = jitgate::msg::CheckRequest::Intercept;
+    EXPECT_EQ(jitgate::msg::encode(jitgate::msg::CheckRequest{}),
+              jitgate::wire::encode(jitgate::msg::to_json(jitgate::msg::CheckRequest{})));
+    for (const Intercept intercept : {Intercept::unknown, Intercept::off, Intercept::on}) {
+        for (const bool sub_command : {false, true}) {
+            auto r = full_check();
+            r.intercept = intercept;
+            r.intercept_limit = intercept == Intercept::on ? "no_verify" : "";
+            r.intercepted = sub_command;
+            r.parent_request_id = "r-1\"";
+            r.parent_grant_id = "g-\xff";
+            r.noninteractive = sub_command;
+            EXPECT_EQ(jitgate::msg::encode(r), jitgate::wire::encode(jitgate::msg::to_json(r)))
+                << "intercept " << static_cast<int>(intercept) << ", sub-command " << sub_command;
+        }
+    }
+}
+
+TEST(Messages, CheckRequestOverTheFrameLimitIsRefusedAsEncodeRefusesIt) {
+    auto r = full_check();
+    r.run_env.assign(2, std::string(jitgate::wire::k_max_frame / 2, 'e'));
+    EXPECT_THROW(jitgate::wire::encode(jitgate::msg::to_json(r)), Error);
+    EXPECT_THROW(jitgate::msg::encode(r), Error);
+}
+
+TEST(Messages, FinishedReportEncodesAsItsJson) {
+    const std::string bad("x\xff\"\\\n\x01\xc3\0", 8);
+    jitgate::msg::FinishedReport f;
+    EXPECT_EQ(jitgate::msg::encode(f), jitgate::wire::encode(jitgate::msg::to_json(f)));
+    f.user = "alice" + bad;
+    f.uid = 1000;
+    f.pid = 4242;
+    f.runas_user = "root" + bad;
+    f.command = "/usr/bin/true" + bad;
+    f.run_argv = {"true", bad, "caf\xc3\xa9"};
+    f.request_id = "r-1" + bad;
+    f.grant_id = "g-1" + bad;
+    f.status_type = "signal";
+    f.exit_status = -1;
+    f.signal = 9;
+    f.exec_errno = 2;
+    f.duration_ms = 12345;
+    f.tty = "/dev/pts/0" + bad;
+    EXPECT_EQ(jitgate::msg::encode(f), jitgate::wire::encode(jitgate::msg::to_json(f)));
 }
 
 } // namespace

@@ -34,6 +34,9 @@ public:
     Status open(const Options& options);
 
     Status send(const wire::Json& message);
+    // The same for the plugins' requests, written without building a Json (msg::encode).
+    Status send(const msg::CheckRequest& request);
+    Status send(const msg::FinishedReport& report);
     // Waits at most timeout_ms (-1: no limit) for one message. If `interrupted` becomes
     // non-zero while waiting (a signal handler sets it; the wait returns EINTR) the wait ends
     // with ErrorCode::interrupted. EOF is daemon_unreachable ("daemon closed the connection").
@@ -49,6 +52,10 @@ public:
     bool is_open() const noexcept { return m_fd >= 0; }
 
 private:
+    // Sends the frame `encode()` returns; a throw from it is a protocol failure.
+    template <typename Encode>
+    Status send_encoded(Encode&& encode);
+
     int m_fd = -1;
     wire::FrameDecoder m_decoder;
 };
@@ -75,5 +82,7 @@ Status run_check(const Options& options, const msg::CheckRequest& request, const
 // Sends one request and collects every reply until a message of type "end", "ok",
 // "decision" or "error" (inclusive). For jitgatectl and tests.
 Status request(const Options& options, const wire::Json& message, std::vector<wire::Json>& replies);
+// The same for the sudo plugin's report of a command's end, written without building a Json.
+Status request(const Options& options, const msg::FinishedReport& report, std::vector<wire::Json>& replies);
 
 } // namespace jitgate::client

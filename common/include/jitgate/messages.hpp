@@ -88,6 +88,9 @@ struct CheckRequest {
 };
 
 Json to_json(const CheckRequest& r);
+// The frame of to_json(r), byte for byte (wire::encode), written without building the Json:
+// what the plugins send (wire::ObjectWriter). Throws Error(protocol) as wire::encode does.
+std::string encode(const CheckRequest& r);
 // Throws Error(protocol) with the offending field.
 CheckRequest check_from_json(const Json& j);
 
@@ -111,6 +114,8 @@ struct FinishedReport {
 };
 
 Json to_json(const FinishedReport& r);
+// The frame of to_json(r), as encode(const CheckRequest&).
+std::string encode(const FinishedReport& r);
 FinishedReport finished_from_json(const Json& j);
 
 // The PAM module's report of a login session opening or closing.
