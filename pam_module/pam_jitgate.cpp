@@ -242,11 +242,12 @@ int report_session(pam_handle_t* pamh, const Args& args, const char* event) {
     } else if (const std::string started = kept(pamh, k_data_started); !started.empty()) {
         s.duration_ms = now_ms - std::atoll(started.c_str());
     }
-    std::vector<jitgate::wire::Json> replies;
     auto opts = args.options.client;
     opts.reply_timeout_ms = 5000;
-    const Status st = jitgate::client::request(opts, jitgate::msg::to_json(s), replies);
-    if (!st.ok()) // the gate was at auth/account; here we keep the record somewhere an auditor looks
+    // Not recorded (the daemon gone, or it answered with an error): the gate was at
+    // auth/account; here we keep the record somewhere an auditor looks.
+    const Status st = jitgate::client::report(opts, jitgate::msg::to_json(s));
+    if (!st.ok())
         pam_syslog(pamh, LOG_AUTHPRIV | LOG_WARNING,
                    "jitgate: session %s of %s (service %s, from %s, %lld ms) not recorded by jitgated: %s", event,
                    jitgate::text::escape_for_log(s.user).c_str(), jitgate::text::escape_for_log(s.service).c_str(),

@@ -406,6 +406,12 @@ int approval_open(unsigned int /*version*/, sudo_conv_t conversation, sudo_print
 int approval_check(char* const command_info[], char* const run_argv[], char* const run_envp[], const char** errstr) {
     State& s = state();
     const bool sub_command = s.checks++ > 0;
+    // The run-as name audit accept() looked up serves this check's request only, whichever way
+    // the check ends (a bad option, an exception): a later sub-command's check looks it up afresh.
+    struct ForgetNamedUser {
+        State& s;
+        ~ForgetNamedUser() { s.named_user.reset(); }
+    } forget{s};
     jitgate::CheckResult res;
     std::vector<std::string> argv;
     if (const std::string bad = bad_option(s.options); !bad.empty()) {
@@ -489,11 +495,12 @@ void audit_close(int status_type, int status) {
     } else {
         f.status_type = "not_run";
     }
-    std::vector<jitgate::wire::Json> replies;
     auto opts = s.options.client;
     opts.reply_timeout_ms = 5000;
-    const Status st = jitgate::client::request(opts, f, replies);
-    if (!st.ok()) // keep the outcome somewhere an auditor looks, even with the daemon gone
+    // Not recorded (the daemon gone, or it answered with an error: refused, or its spool could
+    // not take the event): keep the outcome somewhere an auditor looks.
+    const Status st = jitgate::client::report(opts, f);
+    if (!st.ok())
         syslog(LOG_AUTHPRIV | LOG_WARNING,
                "jitgate: could not report command.finished to jitgated (%s): user=%s command=%s status=%s/%lld",
                jitgate::text::escape_for_log(st.detail).c_str(), jitgate::text::escape_for_log(f.user).c_str(),

@@ -348,8 +348,29 @@ Status request(const Options& options, const wire::Json& message, std::vector<wi
     return request_replies(options, message, replies);
 }
 
-Status request(const Options& options, const msg::FinishedReport& report, std::vector<wire::Json>& replies) {
-    return request_replies(options, report, replies);
+namespace {
+// A report is recorded only if the daemon answered "ok" (it answers once the event is durable).
+template <typename Message>
+Status report_to_daemon(const Options& options, const Message& message) {
+    std::vector<wire::Json> replies;
+    if (Status s = request_replies(options, message, replies); !s.ok()) return s;
+    const wire::Json& last = replies.back();
+    if (last.value("type", "") == msg::k_ok) return Status::success();
+    const auto text = [&last](const char* key) {
+        const auto it = last.find(key);
+        return it != last.end() && it->is_string() ? it->get<std::string>() : std::string("?");
+    };
+    return Status::failure(ErrorCode::denied,
+                           "jitgated did not record it (" + text("code") + ": " + text("message") + ")");
+}
+} // namespace
+
+Status report(const Options& options, const msg::FinishedReport& finished) {
+    return report_to_daemon(options, finished);
+}
+
+Status report(const Options& options, const wire::Json& message) {
+    return report_to_daemon(options, message);
 }
 
 } // namespace jitgate::client

@@ -1,5 +1,6 @@
 #include "jitgate/wire.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "jitgate/error.hpp"
@@ -90,6 +91,14 @@ ObjectWriter::ObjectWriter() {
 }
 
 void ObjectWriter::key(std::string_view key) {
+    // Keys are written as they are, unescaped: only the protocol's own names ([a-z0-9_]) may be
+    // keys, never a value from a user (it could add or repeat a member). A caller that breaks
+    // this gets an error, which the plugins turn into a denial.
+    if (key.empty() || !std::all_of(key.begin(), key.end(), [](char ch) {
+            return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+        }))
+        throw Error(ErrorCode::internal, "wire",
+                    "not a protocol member name: " + text::escape_for_log(std::string(key)));
     if (m_out.size() > k_header_size + 1) m_out += ',';
     m_out += '"';
     m_out += key;

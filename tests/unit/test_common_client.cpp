@@ -10,9 +10,12 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <thread>
 #include <unistd.h>
 
 #include "jitgate/client.hpp"
+#include "jitgate/messages.hpp"
+#include "jitgate/wire.hpp"
 
 namespace {
 
@@ -125,6 +128,61 @@ TEST_F(ClientWaitTest, SetFlagEndsAtOnceAndNoFlagWaitsForTheDeadline) {
     const auto t0 = Clock::now();
     EXPECT_EQ(conn.receive(out, 200, nullptr).code, ErrorCode::timeout);
     EXPECT_GE(ms_since(t0), 150);
+}
+
+// A report (command.finished, a session) counts as recorded only if the daemon answered "ok":
+// an "error" reply (the report refused, the event not recorded), or no answer, is a failure,
+// so the plugins write the outcome to syslog themselves.
+TEST_F(ClientWaitTest, AReportIsRecordedOnlyWhenTheDaemonAnswersOk) {
+    // The "daemon": takes one connection, reads one frame, answers `reply` (or nothing).
+    const auto answer_once = [this](std::optional<wire::Json> reply) {
+        return std::thread([this, reply] {
+            const int fd = ::accept4(m_listen, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) return;
+            wire::FrameDecoder d;
+            char buf[4096];
+            for (;;) {
+                if (d.next()) break;
+                const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                d.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+            }
+            if (reply) {
+                const std::string f = wire::encode(*reply);
+                (void)::send(fd, f.data(), f.size(), MSG_NOSIGNAL);
+            }
+            ::close(fd);
+        });
+    };
+    msg::FinishedReport f;
+    f.user = "alice";
+    f.uid = 1000;
+    f.command = "/usr/bin/true";
+    f.status_type = "exit";
+    const wire::Json session{{"type", "session"}, {"event", "opened"}, {"user", "alice"}, {"uid", 1000}};
+    m_options.reply_timeout_ms = 5000;
+
+    for (const bool finished : {true, false}) {
+        const auto send = [&] { return finished ? client::report(m_options, f) : client::report(m_options, session); };
+        auto t = answer_once(wire::Json{{"type", "ok"}});
+        EXPECT_TRUE(send().ok());
+        t.join();
+
+        t = answer_once(wire::Json{{"type", "error"}, {"code", "internal"}, {"message", "cannot append to the spool"}});
+        const Status refused = send();
+        t.join();
+        EXPECT_FALSE(refused.ok());
+        EXPECT_NE(refused.detail.find("cannot append to the spool"), std::string::npos) << refused.detail;
+
+        t = answer_once(std::nullopt); // closed without an answer
+        EXPECT_FALSE(send().ok());
+        t.join();
+
+        // An answer that is neither: a decision is no acknowledgement of a report.
+        t = answer_once(wire::Json{{"type", "decision"}, {"allow", true}});
+        EXPECT_FALSE(send().ok());
+        t.join();
+    }
 }
 
 } // namespace

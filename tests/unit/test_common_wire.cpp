@@ -205,6 +205,20 @@ TEST(Wire, ObjectWriterEscapesEveryByteAsDumpDoes) {
     }
 }
 
+// Keys go out unescaped: a key that is not a protocol member name is refused, never written
+// (it could add or repeat a member).
+TEST(Wire, ObjectWriterRefusesAKeyThatIsNotAMemberName) {
+    for (const std::string& key : {std::string("a\",\"type"), std::string(), std::string("Type"), std::string("a b"),
+                                   std::string("a\\"), std::string("x\0y", 3)}) {
+        jitgate::wire::ObjectWriter w;
+        EXPECT_THROW(w.string(key, "v"), Error) << jitgate::text::escape_for_log(key);
+        EXPECT_THROW(w.integer(key, 1), Error);
+        EXPECT_THROW(w.argv(key, {"v"}), Error);
+    }
+    jitgate::wire::ObjectWriter w;
+    EXPECT_NO_THROW(w.string("command_realpath2", "v"));
+}
+
 namespace {
 // Every member of a check set, the strings hostile: quotes, control characters, bytes that are
 // not UTF-8, in arguments and in the plain string members alike.

@@ -82,7 +82,11 @@ Status run_check(const Options& options, const msg::CheckRequest& request, const
 // Sends one request and collects every reply until a message of type "end", "ok",
 // "decision" or "error" (inclusive). For jitgatectl and tests.
 Status request(const Options& options, const wire::Json& message, std::vector<wire::Json>& replies);
-// The same for the sudo plugin's report of a command's end, written without building a Json.
-Status request(const Options& options, const msg::FinishedReport& report, std::vector<wire::Json>& replies);
+// Sends a report (the sudo plugin's command.finished, written without building a Json; the PAM
+// module's session report) and returns success only if the daemon answered "ok", which it does
+// once the event is durable. Anything else (the daemon unreachable, an "error" reply: the report
+// refused, the event not recorded) is a failure, so the caller keeps the record elsewhere.
+Status report(const Options& options, const msg::FinishedReport& finished);
+Status report(const Options& options, const wire::Json& message);
 
 } // namespace jitgate::client

@@ -32,7 +32,8 @@ std::string encode(const Json& msg);
 // (docs/PERFORMANCE.md, "The plugin's own cost"). Strings are escaped as Json::dump escapes
 // them, and a string that is not valid UTF-8 goes through dump itself (replaced, as encode()
 // does), so the members written in Json's sorted key order give exactly encode()'s bytes (the
-// unit tests compare the two). Keys are the caller's literals, written unescaped.
+// unit tests compare the two). Keys are written unescaped, so only protocol member names
+// ([a-z0-9_]+) are taken: any other key throws Error(internal).
 class ObjectWriter {
 public:
     ObjectWriter();
