@@ -1,4 +1,4 @@
-// daemon/policy/identity.cpp — peer credentials and /proc facts about the requesting process.
+// daemon/policy/identity.cpp — peer credentials, and what a pidfd or /proc says of the requesting process.
 #include "daemon/policy/identity.hpp"
 
 #include "jitgate/passwd.hpp"
@@ -87,9 +87,10 @@ std::optional<std::uint64_t> leading_number(std::string_view s, std::uint64_t ma
     return value;
 }
 
-// struct pidfd_info as Linux 6.13 published it (PIDFD_INFO_SIZE_VER0, 64 bytes). The ioctl
-// carries the struct's size: a later kernel fills the first 64 bytes of its longer struct, so
-// this layout, not the installed header's, is the one asked for (the command below).
+// struct pidfd_info as Linux 6.13 published it (include/uapi/linux/pidfd.h,
+// PIDFD_INFO_SIZE_VER0: 64 bytes), defined here whatever the headers have: the ioctl's number
+// carries the struct's size, and every kernel with PIDFD_GET_INFO answers a 64-byte one (a
+// later kernel copies out the part of its longer struct that fits).
 struct PidfdInfoV0 {
     std::uint64_t mask;
     std::uint64_t cgroupid;

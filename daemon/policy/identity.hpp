@@ -60,11 +60,12 @@ struct PeerIds {
 // login_uid_of; only how it is read differs:
 // - pidfd: getsockopt(SO_PEERPIDFD) (Linux 6.5) gives a pidfd of the process that connected;
 //   ioctl(PIDFD_GET_INFO) (Linux 6.13) gives its real uid and its pid, which must be peer.pid.
-//   The login uid is read from /proc/<pid>/loginuid before that ioctl. About 1 us instead of
-//   ~10 us: no /proc/<pid>/status for the kernel to format (docs/PERFORMANCE.md).
+//   The login uid is read from /proc/<pid>/loginuid before that ioctl. No /proc/<pid>/status
+//   for the kernel to format: 6-9 us less per check, 0.57x (docs/PERFORMANCE.md, "The peer
+//   through a pidfd").
 // - /proc: real_uid_of, then login_uid_of, as before pidfds: where the kernel lacks either
-//   call (ENOPROTOOPT from getsockopt; ENOTTY, EINVAL or EOPNOTSUPP from the ioctl: 6.1 to
-//   6.12); remembered for the life of the process, the kernel does not change under it.
+//   call (ENOPROTOOPT from getsockopt: before 6.5; ENOTTY, EINVAL or EOPNOTSUPP from the
+//   ioctl: 6.5 to 6.12); remembered for the life of the process (the kernel stays the same).
 // Returns nullopt (callers refuse: fail closed) if the process cannot be read: it is gone,
 // its pid is no longer peer.pid, the pidfd or /proc says nothing, or any other error
 // (descriptors exhausted: EMFILE). The pidfd is closed before returning; while it is open
@@ -75,10 +76,12 @@ struct PeerIds {
 // process has not been reaped; the kernel frees a pid number for another process only when
 // the process holding it is reaped. So when the ioctl succeeds after the login uid was read
 // and reports pid == peer.pid, the number peer.pid belonged to the process that connected
-// from before the read until the ioctl: the login uid and the real uid were both read from
-// that process, never from one that took over its number after it exited (the /proc path
-// cannot tell: see real_uid_of). A peer already reaped is refused (ESRCH from the ioctl, or
-// SO_PEERPIDFD itself fails: EINVAL, ESRCH or ENOENT by kernel version), never read from /proc.
+// all the time from before the read until the ioctl: the login uid and the real uid were both
+// read from that process, never from one that took over its number after it was reaped (the
+// /proc path cannot tell: see real_uid_of). A peer that exited but is not yet reaped (a
+// zombie) still holds its number and is read like a live one, as on the /proc path. A peer
+// already reaped is refused (ESRCH from the ioctl, or SO_PEERPIDFD itself fails: EINVAL,
+// ESRCH or ENOENT by kernel version), never read from /proc.
 // It does not say that the process still holds the socket (it may have handed it on; the
 // facts are those of the process that connected, as SO_PEERCRED's are), nor that its
 // credentials are those it had at connect (both paths read its current ones, between the
