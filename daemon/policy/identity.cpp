@@ -1,17 +1,43 @@
-// daemon/policy/identity.cpp — peer credentials and /proc facts about the requesting process.
+// daemon/policy/identity.cpp — peer credentials, and what a pidfd or /proc says of the requesting process.
 #include "daemon/policy/identity.hpp"
 
 #include "jitgate/passwd.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <limits>
 #include <string_view>
+
+// The pidfd interface, for headers older than the kernels that have it (Debian 12's
+// linux-libc-dev 6.1 has neither constant). <linux/pidfd.h> is not included: its
+// <linux/fcntl.h> clashes with glibc's <fcntl.h>.
+#ifndef SO_PEERPIDFD
+// Linux 6.5: include/uapi/asm-generic/socket.h, and arch/{sparc,parisc}/include/uapi/asm/socket.h.
+#if defined(__sparc__)
+#define SO_PEERPIDFD 0x0056
+#elif defined(__hppa__)
+#define SO_PEERPIDFD 0x404B
+#else
+#define SO_PEERPIDFD 77
+#endif
+#endif
+// include/uapi/linux/pidfd.h, Linux 6.13 (PIDFD_GET_INFO and struct pidfd_info).
+#ifndef PIDFS_IOCTL_MAGIC
+#define PIDFS_IOCTL_MAGIC 0xFF
+#endif
+#ifndef PIDFD_INFO_PID
+#define PIDFD_INFO_PID (1UL << 0)
+#endif
+#ifndef PIDFD_INFO_CREDS
+#define PIDFD_INFO_CREDS (1UL << 1)
+#endif
 
 namespace jitgate::identity {
 
@@ -61,6 +87,68 @@ std::optional<std::uint64_t> leading_number(std::string_view s, std::uint64_t ma
     return value;
 }
 
+// struct pidfd_info as Linux 6.13 published it (include/uapi/linux/pidfd.h,
+// PIDFD_INFO_SIZE_VER0: 64 bytes), defined here whatever the headers have: the ioctl's number
+// carries the struct's size, and every kernel with PIDFD_GET_INFO answers a 64-byte one (a
+// later kernel copies out the part of its longer struct that fits).
+struct PidfdInfoV0 {
+    std::uint64_t mask;
+    std::uint64_t cgroupid;
+    std::uint32_t pid;
+    std::uint32_t tgid;
+    std::uint32_t ppid;
+    std::uint32_t ruid;
+    std::uint32_t rgid;
+    std::uint32_t euid;
+    std::uint32_t egid;
+    std::uint32_t suid;
+    std::uint32_t sgid;
+    std::uint32_t fsuid;
+    std::uint32_t fsgid;
+    std::int32_t exit_code;
+};
+static_assert(sizeof(PidfdInfoV0) == 64);
+constexpr unsigned long k_pidfd_get_info = _IOWR(PIDFS_IOCTL_MAGIC, 11, PidfdInfoV0); // PIDFD_GET_INFO
+
+// Set once the kernel has said it lacks SO_PEERPIDFD or PIDFD_GET_INFO: later reads go
+// straight to /proc instead of failing the same call again each decision.
+std::atomic<bool> g_pidfd_unsupported{false};
+
+enum class PidfdRead { read, unsupported, refused };
+
+// The pidfd path of ids_of (its contract there).
+PidfdRead read_via_pidfd(int socket_fd, const Peer& peer, LoginUid login, PeerIds& out) {
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    if (::getsockopt(socket_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0)
+        // Only ENOPROTOOPT says the kernel (before 6.5) does not know the option. EINVAL, ESRCH
+        // or ENOENT (which one depends on the kernel's version) say the peer was reaped: no
+        // /proc read then, its pid may already name another process (dbus-broker reads them the
+        // same way). ENODATA (no peer), EMFILE and the rest: fail closed.
+        return errno == ENOPROTOOPT ? PidfdRead::unsupported : PidfdRead::refused;
+    if (len != sizeof pidfd || pidfd < 0) {
+        if (pidfd >= 0) ::close(pidfd);
+        return PidfdRead::refused;
+    }
+    // Read before the ioctl, which then confirms the number was still the peer's (header).
+    const std::int64_t login_uid = login == LoginUid::read ? login_uid_of(peer.pid) : -1;
+    PidfdInfoV0 info{};
+    info.mask = PIDFD_INFO_PID | PIDFD_INFO_CREDS;
+    const int rc = ::ioctl(pidfd, k_pidfd_get_info, &info);
+    const int err = errno;
+    ::close(pidfd);
+    if (rc != 0)
+        // ENOTTY: no pidfd ioctls (before 6.11) or no PIDFD_GET_INFO; EINVAL: 6.11 and 6.12
+        // refuse an argument to their namespace ioctls. ESRCH: the peer was reaped.
+        return err == ENOTTY || err == EINVAL || err == EOPNOTSUPP ? PidfdRead::unsupported : PidfdRead::refused;
+    constexpr std::uint64_t wanted = PIDFD_INFO_PID | PIDFD_INFO_CREDS;
+    if ((info.mask & wanted) != wanted || static_cast<pid_t>(info.pid) != peer.pid) return PidfdRead::refused;
+    out.real_uid = static_cast<uid_t>(info.ruid);
+    out.login_uid = login_uid;
+    out.via_pidfd = true;
+    return PidfdRead::read;
+}
+
 } // namespace
 
 std::optional<uid_t> real_uid_of(pid_t pid) {
@@ -96,15 +184,35 @@ std::int64_t login_uid_of(pid_t pid) {
     return static_cast<std::int64_t>(*value) >= k_login_uid_unset ? -1 : static_cast<std::int64_t>(*value);
 }
 
-std::optional<Requester> requester_of(const Peer& peer, std::int64_t account_uid, std::optional<uid_t> real_uid) {
-    const auto real = real_uid ? real_uid : real_uid_of(peer.pid);
+std::optional<PeerIds> ids_of(int socket_fd, const Peer& peer, LoginUid login, ReadVia via) {
+    if (peer.pid <= 0) return std::nullopt; // not in our pid namespace, or no peer at all
+    if (via == ReadVia::pidfd_where_supported && !g_pidfd_unsupported.load(std::memory_order_relaxed)) {
+        PeerIds ids;
+        switch (read_via_pidfd(socket_fd, peer, login, ids)) {
+        case PidfdRead::read:
+            return ids;
+        case PidfdRead::refused:
+            return std::nullopt;
+        case PidfdRead::unsupported:
+            g_pidfd_unsupported.store(true, std::memory_order_relaxed);
+            break;
+        }
+    }
+    const auto real = real_uid_of(peer.pid);
     if (!real) return std::nullopt;
+    PeerIds ids;
+    ids.real_uid = *real;
+    ids.login_uid = login == LoginUid::read ? login_uid_of(peer.pid) : -1;
+    return ids;
+}
+
+Requester requester_of(const PeerIds& ids, std::int64_t account_uid) {
     const nss::Batch lookups; // the two names, each file checked once (nss_cache.hpp)
     Requester r;
-    r.uid = *real != 0 ? static_cast<std::int64_t>(*real) : account_uid;
+    r.uid = ids.real_uid != 0 ? static_cast<std::int64_t>(ids.real_uid) : account_uid;
     r.name = r.uid >= 0 ? user_name_of(static_cast<unsigned>(r.uid)).value_or("uid " + std::to_string(r.uid))
                         : std::string();
-    r.login_uid = login_uid_of(peer.pid);
+    r.login_uid = ids.login_uid;
     if (r.login_uid >= 0)
         r.login_name = user_name_of(static_cast<unsigned>(r.login_uid)).value_or("uid " + std::to_string(r.login_uid));
     return r;

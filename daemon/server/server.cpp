@@ -643,8 +643,9 @@ broker::Caller caller_of(const identity::Peer& peer) {
 }
 
 // SECURITY NOTE: for sudo the claimed user must be the one the kernel says ran it: the real
-// uid of the connected sudo process. That the peer is root was checked by the handler table.
-std::string refuse_reason(const identity::Peer& peer, const std::string& kind, const std::string& user,
+// uid of the connected sudo process (identity::ids_of, through the socket `socket_fd`). That
+// the peer is root was checked by the handler table.
+std::string refuse_reason(int socket_fd, const identity::Peer& peer, const std::string& kind, const std::string& user,
                           std::int64_t uid, std::optional<uid_t> real_uid) {
     if (user.empty() ||
         std::any_of(user.begin(), user.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
@@ -653,8 +654,9 @@ std::string refuse_reason(const identity::Peer& peer, const std::string& kind, c
     if (!named || static_cast<std::int64_t>(*named) != uid)
         return "claimed user '" + text::escape_for_log(user) + "' does not have uid " + std::to_string(uid);
     if (kind == "sudo") {
-        const auto real = real_uid ? real_uid : identity::real_uid_of(peer.pid);
-        if (!real || static_cast<std::int64_t>(*real) != uid)
+        if (!real_uid)
+            if (const auto ids = identity::ids_of(socket_fd, peer, identity::LoginUid::skip)) real_uid = ids->real_uid;
+        if (!real_uid || static_cast<std::int64_t>(*real_uid) != uid)
             return "claimed uid " + std::to_string(uid) + " is not the real uid of the sudo process (pid " +
                    std::to_string(peer.pid) + ")";
     }
@@ -671,7 +673,7 @@ void Server::refuse(Connection& c, const Refusal& r) {
 
 bool Server::refused(Connection& c, const char* what, const std::string& kind, const std::string& user,
                      std::int64_t uid, std::optional<uid_t> real_uid) {
-    const auto why = refuse_reason(c.m_peer, kind, user, uid, real_uid);
+    const auto why = refuse_reason(c.m_fd, c.m_peer, kind, user, uid, real_uid);
     if (why.empty()) return false;
     record_refusal(c, Json{{"type", audit::type::error},
                            {"message", std::string(what) + " refused: " + why},
@@ -724,17 +726,19 @@ void Server::dispatch(Connection& c, const Json& m) {
 
 void Server::handle_check(Connection& c, const Json& m, const broker::Caller&) {
     auto request = msg::check_from_json(m);
-    // One decision: each NSS file is checked once (nss_cache.hpp), /proc/<pid>/status read once.
+    // One decision: each NSS file is checked once (nss_cache.hpp), the peer process read once
+    // (through a pidfd where the kernel can, else /proc/<pid>/status and loginuid).
     const nss::Batch lookups;
-    const std::optional<uid_t> real = identity::real_uid_of(c.m_peer.pid);
+    const auto ids = identity::ids_of(c.m_fd, c.m_peer, identity::LoginUid::read);
+    const std::optional<uid_t> real = ids ? std::optional<uid_t>(ids->real_uid) : std::nullopt;
     if (refused(c, "check", request.kind, request.user, request.uid, real)) return;
     // SECURITY NOTE: who asks comes from the kernel (the peer's real uid and login uid),
     // never from the request: su's PAM_RUSER is only recorded where it disagrees.
-    auto requester = real ? identity::requester_of(c.m_peer, request.uid, real) : std::nullopt;
+    auto requester = ids ? std::optional(identity::requester_of(*ids, request.uid)) : std::nullopt;
     if (!requester) {
         record_refusal(c, Json{{"type", audit::type::error},
                                {"message", "check refused: cannot read the requesting process (pid " +
-                                               std::to_string(c.m_peer.pid) + ") from /proc"},
+                                               std::to_string(c.m_peer.pid) + ")"},
                                {"user", bounded(request.user)},
                                {"kind", request.kind}});
         c.send(msg::to_json(msg::ErrorReply{"denied", "refused: jitgated cannot tell who is asking (fail closed)"}));

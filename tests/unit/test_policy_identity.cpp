@@ -1,12 +1,20 @@
-// Unit tests of who the kernel says a process is: the audit login uid and the requester of a
-// check. They read this test's own /proc entries, so they hold with or without root.
+// Unit tests of who the kernel says a process is: the real and audit login uids of a socket's
+// peer, through a pidfd and through /proc (ReadVia::proc forces the path that kernels before
+// 6.13 take), and the requester of a check. Peers are this test or a child that connects to it
+// over an abstract Unix socket; they hold with or without root (the setuid-like child needs it).
 #include <gtest/gtest.h>
 
 #include <climits>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <poll.h>
 #include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,67 +53,237 @@ TEST(DaemonIdentity, LoginUidOfAGoneProcessIsUnknown) {
     EXPECT_EQ(identity::login_uid_of(-1), -1);
 }
 
+// Both ways of reading, for each test of a peer.
+constexpr identity::ReadVia k_both[] = {identity::ReadVia::pidfd_where_supported, identity::ReadVia::proc};
+
+const char* via_name(identity::ReadVia via) {
+    return via == identity::ReadVia::proc ? "/proc (forced)" : "pidfd where supported";
+}
+
+// Whether this kernel is 6.13 or later (SO_PEERPIDFD and PIDFD_GET_INFO with creds), where
+// ids_of must read through the pidfd rather than fall back to /proc.
+bool kernel_has_pidfd_info() {
+    utsname u{};
+    if (::uname(&u) != 0) return false;
+    int major = 0;
+    int minor = 0;
+    if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+    return major > 6 || (major == 6 && minor >= 13);
+}
+
+// A child process connected to this one over an abstract Unix socket; `fd` is this side,
+// accepted, and `peer` its SO_PEERCRED. The child runs `before_connect` (true: go on), connects,
+// writes one byte ('1' if before_connect says so, else '0'), then waits until killed, or exits
+// at once if `exit_after_connect`. The destructor kills and reaps it if still there.
+struct ConnectedChild {
+    pid_t pid = -1;
+    int fd = -1;
+    identity::Peer peer;
+    char said = 0;
+
+    template <typename Before>
+    ConnectedChild(Before&& before_connect, bool exit_after_connect) {
+        static int counter = 0;
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        const int n = std::snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "jitgate-test-identity-%d-%d",
+                                    static_cast<int>(::getpid()), ++counter);
+        const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + static_cast<std::size_t>(n));
+        const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (listener < 0 || ::bind(listener, reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
+            ::listen(listener, 1) != 0) {
+            ADD_FAILURE() << "listen: " << std::strerror(errno);
+            if (listener >= 0) ::close(listener);
+            return;
+        }
+        pid = ::fork();
+        if (pid == 0) {
+            const char set = before_connect() ? '1' : '0';
+            const int s = ::socket(AF_UNIX, SOCK_STREAM, 0);
+            if (s < 0 || ::connect(s, reinterpret_cast<const sockaddr*>(&addr), len) != 0) ::_exit(1);
+            if (::write(s, &set, 1) != 1) ::_exit(1);
+            if (exit_after_connect) ::_exit(0);
+            ::pause();
+            ::_exit(0);
+        }
+        pollfd ready{listener, POLLIN, 0};
+        if (pid > 0 && ::poll(&ready, 1, 10'000) == 1) { // a child that failed never connects
+            fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd >= 0 && ::read(fd, &said, 1) != 1) said = 0;
+            if (fd >= 0) {
+                const auto p = identity::peer_of(fd);
+                if (p) peer = *p;
+            }
+        }
+        ::close(listener);
+        if (pid < 0 || fd < 0 || said == 0) ADD_FAILURE() << "the child did not connect";
+    }
+    ConnectedChild(const ConnectedChild&) = delete;
+    ConnectedChild& operator=(const ConnectedChild&) = delete;
+    ~ConnectedChild() {
+        reap(true);
+        if (fd >= 0) ::close(fd);
+    }
+    // Waits for the child to end (killing it first if `kill`), so that its pid is freed.
+    void reap(bool kill) {
+        if (pid <= 0) return;
+        if (kill) ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        pid = -1;
+    }
+};
+
+// A peer that is this process: both ends of a socketpair have this process as their peer.
+struct SelfPeer {
+    int fds[2] = {-1, -1};
+    identity::Peer peer;
+    SelfPeer() {
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+            ADD_FAILURE() << "socketpair: " << std::strerror(errno);
+            return;
+        }
+        const auto p = identity::peer_of(fds[0]);
+        if (p) peer = *p;
+    }
+    SelfPeer(const SelfPeer&) = delete;
+    SelfPeer& operator=(const SelfPeer&) = delete;
+    ~SelfPeer() {
+        for (const int f : fds)
+            if (f >= 0) ::close(f);
+    }
+};
+
+TEST(DaemonIdentity, IdsOfThisProcessMatchTheKernel) {
+    SelfPeer self;
+    ASSERT_EQ(self.peer.pid, ::getpid());
+    for (const auto via : k_both) {
+        SCOPED_TRACE(via_name(via));
+        const auto ids = identity::ids_of(self.fds[0], self.peer, identity::LoginUid::read, via);
+        ASSERT_TRUE(ids.has_value());
+        EXPECT_EQ(ids->real_uid, ::getuid());
+        EXPECT_EQ(ids->login_uid, identity::login_uid_of(::getpid()));
+        if (via == identity::ReadVia::proc) {
+            EXPECT_FALSE(ids->via_pidfd);
+        } else if (kernel_has_pidfd_info()) {
+            EXPECT_TRUE(ids->via_pidfd) << "Linux 6.13 or later: read through the pidfd";
+        }
+        const auto no_login = identity::ids_of(self.fds[0], self.peer, identity::LoginUid::skip, via);
+        ASSERT_TRUE(no_login.has_value());
+        EXPECT_EQ(no_login->real_uid, ::getuid());
+        EXPECT_EQ(no_login->login_uid, -1) << "not asked for";
+    }
+}
+
+// The pidfd path reads what the /proc path reads, for a peer that is not this process.
+TEST(DaemonIdentity, IdsOfAConnectedChildAreTheSameEitherWay) {
+    ConnectedChild child([] { return true; }, false);
+    ASSERT_GT(child.peer.pid, 0);
+    ASSERT_EQ(child.peer.pid, child.pid);
+    const auto via_pidfd = identity::ids_of(child.fd, child.peer, identity::LoginUid::read);
+    const auto via_proc = identity::ids_of(child.fd, child.peer, identity::LoginUid::read, identity::ReadVia::proc);
+    ASSERT_TRUE(via_pidfd.has_value());
+    ASSERT_TRUE(via_proc.has_value());
+    EXPECT_EQ(via_pidfd->real_uid, ::getuid());
+    EXPECT_EQ(via_pidfd->real_uid, via_proc->real_uid);
+    EXPECT_EQ(via_pidfd->login_uid, via_proc->login_uid);
+    EXPECT_EQ(via_pidfd->login_uid, identity::login_uid_of(child.pid));
+    if (kernel_has_pidfd_info()) {
+        EXPECT_TRUE(via_pidfd->via_pidfd);
+    }
+    EXPECT_FALSE(via_proc->via_pidfd);
+}
+
+// su's and sudo's situation: a peer whose real uid (65534) is not its effective uid (0, which
+// SO_PEERCRED gives), in a session whose login uid it set itself. Both paths read the real uid.
+TEST(DaemonIdentity, ARealUidThatIsNotTheEffectiveOneIsRead) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a setuid-like child";
+    ConnectedChild child(
+        [] {
+            bool set = false;
+            {
+                std::ofstream out("/proc/self/loginuid");
+                out << 2002;
+                out.flush();
+                set = static_cast<bool>(out);
+            }
+            if (::setresuid(65534, 0, 0) != 0) ::_exit(1);
+            return set;
+        },
+        false);
+    ASSERT_GT(child.peer.pid, 0);
+    EXPECT_EQ(child.peer.uid, 0u) << "SO_PEERCRED: the effective uid";
+    for (const auto via : k_both) {
+        SCOPED_TRACE(via_name(via));
+        const auto ids = identity::ids_of(child.fd, child.peer, identity::LoginUid::read, via);
+        ASSERT_TRUE(ids.has_value());
+        EXPECT_EQ(ids->real_uid, 65534u);
+        const auto r = identity::requester_of(*ids, 0);
+        EXPECT_EQ(r.uid, 65534) << "the caller, not the account (0) it asks for";
+        if (child.said == '1') {
+            EXPECT_EQ(ids->login_uid, 2002);
+            EXPECT_EQ(r.login_uid, 2002);
+            EXPECT_FALSE(r.login_name.empty());
+        } else {
+            std::fprintf(stderr,
+                         "note: this kernel does not let the test set a login uid; only the real uid was checked\n");
+        }
+    }
+}
+
+// A peer that exited and was reaped is refused either way: nothing is read for its pid.
+TEST(DaemonIdentity, APeerThatExitedIsRefused) {
+    for (const auto via : k_both) {
+        SCOPED_TRACE(via_name(via));
+        ConnectedChild child([] { return true; }, true);
+        ASSERT_GT(child.peer.pid, 0);
+        child.reap(false);
+        EXPECT_FALSE(identity::ids_of(child.fd, child.peer, identity::LoginUid::read, via).has_value());
+        EXPECT_FALSE(identity::ids_of(child.fd, child.peer, identity::LoginUid::skip, via).has_value());
+    }
+}
+
+// What a reused pid looks like from the daemon: the pid it has for the peer now names another
+// live process (here: this test). Through the pidfd that is refused (the pidfd's process does
+// not have that pid); the /proc path cannot tell (SECURITY NOTE in identity.hpp).
+TEST(DaemonIdentity, APidThatNoLongerNamesThePeerIsRefusedThroughThePidfd) {
+    ConnectedChild child([] { return true; }, false);
+    ASSERT_GT(child.peer.pid, 0);
+    const auto ids = identity::ids_of(child.fd, child.peer, identity::LoginUid::skip);
+    ASSERT_TRUE(ids.has_value());
+    if (!ids->via_pidfd) GTEST_SKIP() << "this kernel has no pidfd credentials (before 6.13): /proc only";
+    identity::Peer reused = child.peer;
+    reused.pid = ::getpid();
+    EXPECT_FALSE(identity::ids_of(child.fd, reused, identity::LoginUid::read).has_value());
+    EXPECT_FALSE(identity::ids_of(child.fd, reused, identity::LoginUid::skip).has_value());
+}
+
+// No pid (the peer is outside our pid namespace), or one that names no process.
+TEST(DaemonIdentity, NoPeerPidIsRefused) {
+    SelfPeer self;
+    for (const auto via : k_both) {
+        SCOPED_TRACE(via_name(via));
+        for (const pid_t pid : {0, -1, INT_MAX}) {
+            identity::Peer peer = self.peer;
+            peer.pid = pid;
+            EXPECT_FALSE(identity::ids_of(self.fds[0], peer, identity::LoginUid::read, via).has_value());
+        }
+    }
+}
+
 // A non-root caller (su, sudo: setuid root, real uid the person's) is the requester, whatever
 // account it names; a root caller (sshd, login) asks for the account itself.
 TEST(DaemonIdentity, RequesterIsTheCallersRealUidUnlessRoot) {
-    identity::Peer peer{::getpid(), 0, 0};
-    const auto r = identity::requester_of(peer, 4242);
-    ASSERT_TRUE(r.has_value());
+    SelfPeer self;
+    const auto ids = identity::ids_of(self.fds[0], self.peer, identity::LoginUid::read);
+    ASSERT_TRUE(ids.has_value());
+    const auto r = identity::requester_of(*ids, 4242);
     if (::getuid() == 0)
-        EXPECT_EQ(r->uid, 4242);
+        EXPECT_EQ(r.uid, 4242);
     else
-        EXPECT_EQ(r->uid, static_cast<std::int64_t>(::getuid()));
-    EXPECT_FALSE(r->name.empty());
-    EXPECT_EQ(r->login_uid, identity::login_uid_of(::getpid()));
-    EXPECT_EQ(r->login_uid < 0, r->login_name.empty());
-}
-
-// su's situation, where the test can create it (as root): a process with real uid 65534 and
-// effective uid 0, in a session whose login uid it set itself before.
-TEST(DaemonIdentity, SetuidCallerIsTheRequesterAndItsLoginUidIsRead) {
-    if (::geteuid() != 0)
-        GTEST_SKIP()
-            << "needs root to make a setuid-like child; RequesterIsTheCallersRealUidUnlessRoot covers non-root";
-    int ready[2];
-    ASSERT_EQ(::pipe(ready), 0);
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-        ::close(ready[0]);
-        char set = '0';
-        {
-            std::ofstream out("/proc/self/loginuid");
-            out << 2002;
-            out.flush();
-            if (out) set = '1';
-        }
-        if (::setresuid(65534, 0, 0) != 0) ::_exit(1);
-        if (::write(ready[1], &set, 1) != 1) ::_exit(1);
-        ::pause();
-        ::_exit(0);
-    }
-    ::close(ready[1]);
-    char set = 0;
-    ASSERT_EQ(::read(ready[0], &set, 1), 1);
-    ::close(ready[0]);
-    const auto r = identity::requester_of(identity::Peer{child, 0, 0}, 0);
-    const std::int64_t login = identity::login_uid_of(child);
-    ::kill(child, SIGKILL);
-    ::waitpid(child, nullptr, 0);
-    ASSERT_TRUE(r.has_value());
-    EXPECT_EQ(r->uid, 65534) << "the caller, not the account (0) it asks for";
-    if (set == '1') {
-        EXPECT_EQ(login, 2002);
-        EXPECT_EQ(r->login_uid, 2002);
-    } else {
-        std::fprintf(stderr,
-                     "note: this kernel does not let the test set a login uid; only the real uid was checked\n");
-    }
-}
-
-TEST(DaemonIdentity, RequesterOfAGoneProcessIsRefused) {
-    identity::Peer peer{INT_MAX, 0, 0};
-    EXPECT_FALSE(identity::requester_of(peer, 0).has_value());
+        EXPECT_EQ(r.uid, static_cast<std::int64_t>(::getuid()));
+    EXPECT_FALSE(r.name.empty());
+    EXPECT_EQ(r.login_uid, identity::login_uid_of(::getpid()));
+    EXPECT_EQ(r.login_uid < 0, r.login_name.empty());
 }
 
 } // namespace
