@@ -118,6 +118,14 @@ enum class PidfdRead { read, unsupported, refused };
 
 // The pidfd path of ids_of (its contract there).
 PidfdRead read_via_pidfd(int socket_fd, const Peer& peer, LoginUid login, PeerIds& out) {
+    // Read first, with no other descriptor held; the ioctl below confirms the number was
+    // still the peer's (header).
+    std::int64_t login_uid = -1;
+    if (login == LoginUid::read) {
+        const auto read = login_uid_of(peer.pid);
+        if (!read) return PidfdRead::refused;
+        login_uid = *read;
+    }
     int pidfd = -1;
     socklen_t len = sizeof pidfd;
     if (::getsockopt(socket_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0)
@@ -130,8 +138,6 @@ PidfdRead read_via_pidfd(int socket_fd, const Peer& peer, LoginUid login, PeerId
         if (pidfd >= 0) ::close(pidfd);
         return PidfdRead::refused;
     }
-    // Read before the ioctl, which then confirms the number was still the peer's (header).
-    const std::int64_t login_uid = login == LoginUid::read ? login_uid_of(peer.pid) : -1;
     PidfdInfoV0 info{};
     info.mask = PIDFD_INFO_PID | PIDFD_INFO_CREDS;
     const int rc = ::ioctl(pidfd, k_pidfd_get_info, &info);
@@ -171,16 +177,20 @@ std::optional<uid_t> real_uid_of(pid_t pid) {
     return static_cast<uid_t>(*real);
 }
 
-std::int64_t login_uid_of(pid_t pid) {
+std::optional<std::int64_t> login_uid_of(pid_t pid) {
+    // A kernel without audit keeps no login uids: no loginuid file in any /proc/<pid>.
+    static const bool kernel_has_login_uids = ::access("/proc/self/loginuid", F_OK) == 0;
+    if (!kernel_has_login_uids) return pid > 0 ? std::optional<std::int64_t>(-1) : std::nullopt;
     // The kernel writes the whole value (at most 10 digits) in one read.
     char buf[32];
     const ssize_t n = read_proc(pid, "loginuid", buf, sizeof buf, [](std::string_view) { return true; });
-    if (n <= 0 || n > 11) return -1;
+    if (n <= 0 || n > 11) return std::nullopt;
     std::string_view text(buf, static_cast<std::size_t>(n));
     if (text.back() == '\n') text.remove_suffix(1);
-    if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string_view::npos) return -1;
+    if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string_view::npos)
+        return std::nullopt;
     const auto value = leading_number(text, static_cast<std::uint64_t>(k_login_uid_unset));
-    if (!value) return -1;
+    if (!value) return std::nullopt;
     return static_cast<std::int64_t>(*value) >= k_login_uid_unset ? -1 : static_cast<std::int64_t>(*value);
 }
 
@@ -202,7 +212,11 @@ std::optional<PeerIds> ids_of(int socket_fd, const Peer& peer, LoginUid login, R
     if (!real) return std::nullopt;
     PeerIds ids;
     ids.real_uid = *real;
-    ids.login_uid = login == LoginUid::read ? login_uid_of(peer.pid) : -1;
+    if (login == LoginUid::read) {
+        const auto login_uid = login_uid_of(peer.pid);
+        if (!login_uid) return std::nullopt;
+        ids.login_uid = *login_uid;
+    }
     return ids;
 }
 

@@ -33,14 +33,16 @@ inline constexpr std::int64_t k_login_uid_unset = 4294967295;
 
 // The audit login uid of a live process, from /proc/<pid>/loginuid: the uid pam_loginuid
 // recorded when the session that the process belongs to began, inherited by every child
-// (su, sudo, newgrp keep it). Returns -1 if the kernel does not say (no audit support, the
-// process is gone) and -1 for the unset value too: callers treat both as "no session owner
-// known". Never throws. Thread-safe.
+// (su, sudo, newgrp keep it). Returns -1 where the kernel says there is none: the unset value,
+// or a kernel that keeps no login uids (no /proc/self/loginuid: built without audit). Returns
+// nullopt if it cannot be read (the process is gone, descriptors are exhausted, anything
+// else): callers refuse, since "no session owner" would let a shared account used from the
+// requester's own session pass the self-approval check. Never throws. Thread-safe.
 // SECURITY NOTE: what the login uid proves is limited (docs/pam.md, "Who asks"): it is set
 // once per session by pam_loginuid; an unprivileged process can never change it; root (with
 // CAP_AUDIT_CONTROL) can change it unless the kernel's loginuid_immutable is set. It names
 // the person who logged in only where the host runs pam_loginuid in every login service.
-std::int64_t login_uid_of(pid_t pid);
+std::optional<std::int64_t> login_uid_of(pid_t pid);
 
 // How ids_of reads: `pidfd_where_supported` in the daemon; `proc` forces the /proc path that
 // kernels before 6.13 take, so that tests can run both on one kernel.
@@ -51,7 +53,7 @@ enum class LoginUid { skip, read };
 // What the kernel says of the process at the other end of a connected socket.
 struct PeerIds {
     uid_t real_uid = static_cast<uid_t>(-1);
-    std::int64_t login_uid = -1; // as login_uid_of: -1 unset or unknown; -1 too if LoginUid::skip
+    std::int64_t login_uid = -1; // as login_uid_of: -1 unset (or LoginUid::skip)
     bool via_pidfd = false;      // read through a pidfd (else /proc): for tests and measurements
 };
 
@@ -60,17 +62,18 @@ struct PeerIds {
 // login_uid_of; only how it is read differs:
 // - pidfd: getsockopt(SO_PEERPIDFD) (Linux 6.5) gives a pidfd of the process that connected;
 //   ioctl(PIDFD_GET_INFO) (Linux 6.13) gives its real uid and its pid, which must be peer.pid.
-//   The login uid is read from /proc/<pid>/loginuid before that ioctl. No /proc/<pid>/status
+//   The login uid is read from /proc/<pid>/loginuid first, before getsockopt (so a read never
+//   needs two descriptors at once: with one free, a check must not lose its login uid), and
+//   the ioctl then confirms the number was the peer's all along. No /proc/<pid>/status
 //   for the kernel to format: 6-9 us less per check, 0.57x (docs/PERFORMANCE.md, "The peer
 //   through a pidfd").
 // - /proc: real_uid_of, then login_uid_of, as before pidfds: where the kernel lacks either
 //   call (ENOPROTOOPT from getsockopt: before 6.5; ENOTTY, EINVAL or EOPNOTSUPP from the
 //   ioctl: 6.5 to 6.12); remembered for the life of the process (the kernel stays the same).
 // Returns nullopt (callers refuse: fail closed) if the process cannot be read: it is gone,
-// its pid is no longer peer.pid, the pidfd or /proc says nothing, or any other error
-// (descriptors exhausted: EMFILE). The pidfd is closed before returning; while it is open
-// the read holds two descriptors (the pidfd and /proc/<pid>/loginuid). Never throws.
-// Thread-safe.
+// its pid is no longer peer.pid, the pidfd or /proc says nothing, its login uid (if asked)
+// cannot be read, or any other error (descriptors exhausted: EMFILE). One descriptor at a
+// time; the pidfd is closed before returning. Never throws. Thread-safe.
 // SECURITY NOTE: what the pidfd path guarantees. A pidfd names one process for good (its
 // struct pid is never given another number), and PIDFD_GET_INFO succeeds only while that
 // process has not been reaped; the kernel frees a pid number for another process only when

@@ -629,14 +629,20 @@ void Server::record_refusal(const Connection& c, Json event) {
 
 namespace {
 
-broker::Caller caller_of(const identity::Peer& peer) {
+// nullopt if the calling process cannot be read (the caller is then refused).
+std::optional<broker::Caller> caller_of(int socket_fd, const identity::Peer& peer) {
+    // SECURITY NOTE: the session the approver acts in: a shared account used from the
+    // requester's session is the requester (broker::Broker::approve). Read as a check reads
+    // its requester (identity::ids_of: through a pidfd where the kernel has it, so the login
+    // uid is that of the process that connected, never of one that took its pid after it was
+    // reaped); a login uid that cannot be read refuses the caller, never reads as "none".
+    const auto ids = identity::ids_of(socket_fd, peer, identity::LoginUid::read);
+    if (!ids) return std::nullopt;
     broker::Caller c;
     c.peer = peer;
     c.name = user_name_of(peer.uid).value_or("uid " + std::to_string(peer.uid));
     c.groups = group_names_of(c.name).value_or(std::vector<std::string>{}); // none: not an approver
-    // The session the approver acts in: a shared account used from the requester's session is
-    // the requester (broker::Broker::approve). Read while the peer is connected to us.
-    c.login_uid = identity::login_uid_of(peer.pid);
+    c.login_uid = ids->login_uid;
     if (c.login_uid >= 0)
         c.login_name = user_name_of(static_cast<unsigned>(c.login_uid)).value_or("uid " + std::to_string(c.login_uid));
     return c;
@@ -694,7 +700,16 @@ void Server::dispatch(Connection& c, const Json& m) {
         if (h == nullptr)
             throw Error(ErrorCode::protocol, "type", "unknown message type '" + text::escape_for_log(type) + "'");
         // SECURITY NOTE: the one authorisation point (handlers.hpp), before the message is parsed.
-        const broker::Caller caller = needs_caller(h->privilege) ? caller_of(c.m_peer) : broker::Caller{};
+        std::optional<broker::Caller> read = broker::Caller{};
+        if (needs_caller(h->privilege)) read = caller_of(c.m_fd, c.m_peer);
+        if (!read) {
+            refuse(c, Refusal{"refused: jitgated cannot tell who is asking (fail closed)",
+                              "'" + text::escape_for_log(type) + "' refused: cannot read the calling process (pid " +
+                                  std::to_string(c.m_peer.pid) + ")",
+                              true});
+            return;
+        }
+        const broker::Caller& caller = *read;
         const bool approver = h->privilege == Privilege::approver && m_broker.is_approver_anywhere(caller);
         if (const auto refusal = authorise(*h, c.m_peer, caller, approver)) {
             refuse(c, *refusal);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -441,6 +442,42 @@ TEST_P(ServerCommitTest, SyslogCopiesFollowTheRepliesOncePerDurableEvent) {
     EXPECT_NE(copies[0].find("type=\"error\""), std::string::npos) << copies[0];
     EXPECT_NE(copies[1].find("type=\"daemon.stopped\""), std::string::npos) << copies[1];
     EXPECT_EQ(m_auditor->syslog_failures(), 0u);
+}
+
+// An approver's (or any user's) identity is read as a requester's: from the process that
+// connected, through a pidfd where the kernel has it. A socket whose connecting process was
+// reaped (it forked, handed the socket on, exited) is refused, never read as "no login uid":
+// that would let a shared account used from the requester's own session pass the
+// self-approval check (found in review).
+TEST_P(ServerCommitTest, ACallerWhoseConnectingProcessIsGoneIsRefused) {
+    SyncGate gate;
+    gate.open();
+    start(gate);
+    // Connected by a child that then exits and is reaped; this process holds the socket.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, m_socket.c_str(), sizeof addr.sun_path - 1);
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ? 0 : 1);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    send_frame(fd, {{"type", "pending"}});
+    const auto reply = read_frame(fd);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ((*reply)["type"], "error") << reply->dump();
+    EXPECT_NE(reply->value("message", "").find("cannot tell who is asking"), std::string::npos) << reply->dump();
+    ::close(fd);
+    // The same message from a process that is there is answered.
+    const int live = connect_client();
+    send_frame(live, {{"type", "pending"}});
+    const auto answer = read_frame(live);
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ((*answer)["type"], "end") << answer->dump();
+    ::close(live);
+    stop(); // while `gate` lives: the final sync goes through it
 }
 
 INSTANTIATE_TEST_SUITE_P(CommitModes, ServerCommitTest, ::testing::Bool(), [](const ::testing::TestParamInfo<bool>& i) {

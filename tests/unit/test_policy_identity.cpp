@@ -9,14 +9,18 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <poll.h>
 #include <string>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include "daemon/policy/identity.hpp"
 
@@ -34,11 +38,12 @@ std::optional<long long> raw_loginuid() {
 
 TEST(DaemonIdentity, LoginUidOfThisProcessMatchesTheKernel) {
     const auto raw = raw_loginuid();
-    const std::int64_t got = identity::login_uid_of(::getpid());
+    const std::optional<std::int64_t> got = identity::login_uid_of(::getpid());
+    ASSERT_TRUE(got.has_value()) << "this process is alive: its login uid must be read";
     if (!raw || *raw == identity::k_login_uid_unset)
-        EXPECT_EQ(got, -1) << "unset or unknown reads as -1";
+        EXPECT_EQ(*got, -1) << "unset (or a kernel that keeps none) reads as -1";
     else
-        EXPECT_EQ(got, *raw);
+        EXPECT_EQ(*got, *raw);
 }
 
 TEST(DaemonIdentity, RealUidOfThisProcessMatchesTheKernel) {
@@ -48,9 +53,13 @@ TEST(DaemonIdentity, RealUidOfThisProcessMatchesTheKernel) {
     EXPECT_FALSE(identity::real_uid_of(0).has_value());
 }
 
-TEST(DaemonIdentity, LoginUidOfAGoneProcessIsUnknown) {
-    EXPECT_EQ(identity::login_uid_of(INT_MAX), -1);
-    EXPECT_EQ(identity::login_uid_of(-1), -1);
+// A login uid that cannot be read is no answer, never "unset": an approver whose process is
+// gone must not pass the self-approval check as "no session owner" (found in review).
+TEST(DaemonIdentity, LoginUidOfAGoneProcessCannotBeRead) {
+    if (::access("/proc/self/loginuid", F_OK) != 0) GTEST_SKIP() << "this kernel keeps no login uids";
+    EXPECT_FALSE(identity::login_uid_of(INT_MAX).has_value());
+    EXPECT_FALSE(identity::login_uid_of(-1).has_value());
+    EXPECT_FALSE(identity::login_uid_of(0).has_value());
 }
 
 // Both ways of reading, for each test of a peer.
@@ -161,7 +170,7 @@ TEST(DaemonIdentity, IdsOfThisProcessMatchTheKernel) {
         const auto ids = identity::ids_of(self.fds[0], self.peer, identity::LoginUid::read, via);
         ASSERT_TRUE(ids.has_value());
         EXPECT_EQ(ids->real_uid, ::getuid());
-        EXPECT_EQ(ids->login_uid, identity::login_uid_of(::getpid()));
+        EXPECT_EQ(ids->login_uid, identity::login_uid_of(::getpid()).value());
         if (via == identity::ReadVia::proc) {
             EXPECT_FALSE(ids->via_pidfd);
         } else if (kernel_has_pidfd_info()) {
@@ -186,7 +195,7 @@ TEST(DaemonIdentity, IdsOfAConnectedChildAreTheSameEitherWay) {
     EXPECT_EQ(via_pidfd->real_uid, ::getuid());
     EXPECT_EQ(via_pidfd->real_uid, via_proc->real_uid);
     EXPECT_EQ(via_pidfd->login_uid, via_proc->login_uid);
-    EXPECT_EQ(via_pidfd->login_uid, identity::login_uid_of(child.pid));
+    EXPECT_EQ(via_pidfd->login_uid, identity::login_uid_of(child.pid).value());
     if (kernel_has_pidfd_info()) {
         EXPECT_TRUE(via_pidfd->via_pidfd);
     }
@@ -227,6 +236,53 @@ TEST(DaemonIdentity, ARealUidThatIsNotTheEffectiveOneIsRead) {
             std::fprintf(stderr,
                          "note: this kernel does not let the test set a login uid; only the real uid was checked\n");
         }
+    }
+}
+
+// With a single descriptor free, the login uid is read or the peer refused, never lost: the
+// pidfd path held the pidfd while it opened /proc/<pid>/loginuid, which then failed (EMFILE)
+// and read as "unset", so a shared account used from the requester's session passed the
+// self-approval check (found in review). Each read now needs one descriptor at a time.
+TEST(DaemonIdentity, OneFreeDescriptorNeverLosesTheLoginUid) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to set a child's login uid";
+    ConnectedChild child(
+        [] {
+            std::ofstream out("/proc/self/loginuid");
+            out << 2003;
+            out.flush();
+            return static_cast<bool>(out);
+        },
+        false);
+    ASSERT_GT(child.peer.pid, 0);
+    if (child.said != '1') GTEST_SKIP() << "this kernel does not let the test set a login uid";
+    rlimit old{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+    int highest = 2;
+    for (int fd = 0; fd < 4096; ++fd)
+        if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
+    for (const auto via : k_both) {
+        SCOPED_TRACE(via_name(via));
+        // Every descriptor up to the limit taken but one.
+        rlimit tight = old;
+        tight.rlim_cur = static_cast<rlim_t>(highest + 2);
+        ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+        std::vector<int> fillers;
+        for (int fd = ::dup(0); fd >= 0; fd = ::dup(0)) fillers.push_back(fd);
+        ASSERT_FALSE(fillers.empty());
+        ::close(fillers.back());
+        fillers.pop_back();
+        const auto ids = identity::ids_of(child.fd, child.peer, identity::LoginUid::read, via);
+        for (const int fd : fillers) ::close(fd);
+        ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+        if (ids) {
+            EXPECT_EQ(ids->login_uid, 2003) << "read, or refused: never lost";
+        }
+    }
+    // With descriptors to spare both paths read it.
+    for (const auto via : k_both) {
+        const auto ids = identity::ids_of(child.fd, child.peer, identity::LoginUid::read, via);
+        ASSERT_TRUE(ids.has_value());
+        EXPECT_EQ(ids->login_uid, 2003);
     }
 }
 
@@ -282,7 +338,7 @@ TEST(DaemonIdentity, RequesterIsTheCallersRealUidUnlessRoot) {
     else
         EXPECT_EQ(r.uid, static_cast<std::int64_t>(::getuid()));
     EXPECT_FALSE(r.name.empty());
-    EXPECT_EQ(r.login_uid, identity::login_uid_of(::getpid()));
+    EXPECT_EQ(r.login_uid, identity::login_uid_of(::getpid()).value());
     EXPECT_EQ(r.login_uid < 0, r.login_name.empty());
 }
 
