@@ -73,7 +73,8 @@ void sanitize(Json& j) {
         for (auto& item : j) sanitize(item);
     } else if (j.is_object()) {
         bool bad_key = false;
-        for (auto& [key, value] : j.items()) {
+        // The map itself, not items(): its proxy builds a string per member, on every event.
+        for (auto& [key, value] : j.get_ref<Json::object_t&>()) {
             if (!text::is_valid_utf8(key)) bad_key = true;
             sanitize(value);
         }
