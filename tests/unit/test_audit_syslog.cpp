@@ -102,6 +102,20 @@ TEST(AuditSyslog, StructuredDataEscapesQuoteBracketBackslash) {
     EXPECT_NE(line.find(R"( ticket="\]\]"])"), std::string::npos) << line;
 }
 
+// Which fields the structured data shows: one that is there as a string, even an empty one,
+// and any value that prints as something; not one that is absent, null, or prints as nothing.
+TEST(AuditSyslog, StructuredDataShowsPresentFieldsOnly) {
+    const Json e = {{"type", type::denied}, {"tty", ""},       {"reason", nullptr}, {"argv", Json::array()},
+                    {"uid", 1000},          {"expires", -5},   {"ticket", "T-1"},   {"rule", Json::array()},
+                    {"outcome", false},     {"not_shown", "x"}};
+    const std::string line = format_syslog_line(e, "h", 1);
+    EXPECT_NE(
+        line.find(
+            R"(: [jitgate@32473 type="access.denied" uid="1000" tty="" ticket="T-1" rule="[\]" expires="-5" outcome="false"] )"),
+        std::string::npos)
+        << line;
+}
+
 TEST(AuditSyslog, LongValuesAreTruncatedUnder8KiB) {
     Json e = {{"type", type::requested}};
     // Built with append, not `std::string(5000, 'x') + "..."`: g++ 12 reports a false
