@@ -533,7 +533,7 @@ Json Auditor::record(Json event) {
     }
     m_spool_bytes.fetch_add(line.size(), std::memory_order_relaxed);
     if (m_group_commit) {
-        if (m_options.syslog) m_syslog_queue.push_back(event);
+        if (m_options.syslog) m_syslog_queue.push_back({m_seq, syslog_line_of(event)});
     } else {
         if (m_options.syslog) send_syslog(event);
         m_synced_seq = m_seq;
@@ -602,11 +602,8 @@ void Auditor::completed(std::uint64_t seq, int err) {
                     "cannot make the audit spool durable: " + errno_text(err));
     }
     m_synced_seq = seq;
-    while (!m_syslog_queue.empty()) {
-        const auto& e = m_syslog_queue.front();
-        const auto s = e.find("seq");
-        if (s != e.end() && s->get<std::uint64_t>() > seq) break;
-        send_syslog(e);
+    while (!m_syslog_queue.empty() && m_syslog_queue.front().seq <= seq) {
+        send_syslog_line(m_syslog_queue.front().line);
         m_syslog_queue.pop_front();
     }
     // Segments rolled over whose lines are now all durable: no commit is in flight, so no
@@ -852,14 +849,25 @@ std::size_t Auditor::discard_shipped(std::uint64_t shipped_seq) {
 }
 
 void Auditor::send_syslog(const Json& event) {
-    int err = 0;
+    send_syslog_line(syslog_line_of(event));
+}
+
+std::optional<std::string> Auditor::syslog_line_of(const Json& event) noexcept {
     try {
         // No HOSTNAME on a local socket: journald and rsyslog's imuxsock (by default) take the
         // first word after the timestamp as the tag, so a host there would hide "jitgate"
         // (what glibc's syslog(3) sends has no host either). The receiver adds its own host
         // name; the spool has ours.
-        const std::string line = format_syslog_line(event, std::string(), static_cast<int>(::getpid()));
-        for (int attempt = 0; attempt < 2; ++attempt) { // a restarted syslog daemon: reconnect once
+        return format_syslog_line(event, std::string(), static_cast<int>(::getpid()));
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+void Auditor::send_syslog_line(const std::optional<std::string>& line) {
+    int err = ENOMEM; // no line: it could not be built
+    try {
+        for (int attempt = 0; line && attempt < 2; ++attempt) { // a restarted syslog daemon: reconnect once
             if (m_syslog_fd < 0) {
                 m_syslog_fd = connect_syslog(m_options.syslog_socket);
                 if (m_syslog_fd < 0) {
@@ -867,7 +875,7 @@ void Auditor::send_syslog(const Json& event) {
                     continue;
                 }
             }
-            if (send_syslog_datagram(m_syslog_fd, line)) return;
+            if (send_syslog_datagram(m_syslog_fd, *line)) return;
             err = errno;
             ::close(m_syslog_fd);
             m_syslog_fd = -1;

@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,6 +178,10 @@ private:
     void maybe_roll_over();
     void check_spool_full();
     void send_syslog(const Json& event);
+    // The syslog line of `event`; nullopt if it could not be built (out of memory), which
+    // send_syslog_line() then counts as a failure. Never throws.
+    static std::optional<std::string> syslog_line_of(const Json& event) noexcept;
+    void send_syslog_line(const std::optional<std::string>& line);
 
     Options m_options;
     int m_dir_fd = -1;     // held with flock(LOCK_EX): one writer per spool
@@ -193,8 +198,15 @@ private:
     bool m_broken = false;
     bool m_group_commit = false;
     bool m_sync_failed = false;
-    std::uint64_t m_synced_seq = 0;  // durable (owning thread's view of m_durable_seq)
-    std::deque<Json> m_syslog_queue; // events not yet durable, in seq order
+    std::uint64_t m_synced_seq = 0; // durable (owning thread's view of m_durable_seq)
+    // The syslog lines of events not yet durable, in seq order. The line is built when the
+    // event is recorded (the same text as later: it depends only on the event), so that no
+    // copy of the event waits with it.
+    struct QueuedLine {
+        std::uint64_t seq = 0;
+        std::optional<std::string> line;
+    };
+    std::deque<QueuedLine> m_syslog_queue;
     DurableHook m_durable_hook;
     std::vector<Retired> m_retired; // oldest first
     // Random bytes for event ids, drawn from getrandom in blocks (k_random_block) rather than

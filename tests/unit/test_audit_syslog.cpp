@@ -163,6 +163,29 @@ TEST_F(AuditTest, SyslogIsSentToTheConfiguredSocket) {
     EXPECT_EQ(a.syslog_failures(), 0u);
 }
 
+// With group commit an event goes to syslog only once it is durable: the same line as without,
+// in seq order, after the sync that covers it.
+TEST_F(AuditTest, GroupCommitSendsSyslogLinesOnceDurableInOrder) {
+    const std::string sock = m_dir + "/log.sock";
+    DatagramReceiver receiver(sock);
+    Options o = options();
+    o.syslog = true;
+    o.syslog_socket = sock;
+    Auditor a(o);
+    a.set_group_commit(true);
+    const Json first = a.record(k_approved_event);
+    const Json second = a.record({{"type", type::denied}, {"user", "alice"}, {"reason", "a\"b]"}});
+    EXPECT_EQ(receiver.receive(), "") << "nothing before the events are durable";
+    a.sync();
+    EXPECT_EQ(receiver.receive(), format_syslog_line(first, "", static_cast<int>(::getpid())));
+    EXPECT_EQ(receiver.receive(), format_syslog_line(second, "", static_cast<int>(::getpid())));
+    EXPECT_EQ(receiver.receive(), "");
+    const Json third = a.record({{"type", type::config_loaded}});
+    a.sync();
+    EXPECT_EQ(receiver.receive(), format_syslog_line(third, "", static_cast<int>(::getpid())));
+    EXPECT_EQ(a.syslog_failures(), 0u);
+}
+
 TEST_F(AuditTest, SyslogReconnectsAfterReceiverRestart) {
     const std::string sock = m_dir + "/log.sock";
     Options o = options();
