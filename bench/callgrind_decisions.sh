@@ -6,7 +6,8 @@
 #   -DJITGATE_BUILD_BENCH=ON and the targets jitgated and decision_loop; N decisions, default 1000)
 # The daemon runs under callgrind with the bench's config; its counters are zeroed after a
 # warm-up and dumped after N decisions of each kind. The client is counted inside run_check
-# only (--toggle-collect). Set KEEP=1 to keep the callgrind files (callgrind_annotate them).
+# only (--toggle-collect). Set KEEP=1 to keep the callgrind files (callgrind_annotate them),
+# SYSLOG=1 to count with syslog on (the default outside the bench), sent to a socket read here.
 set -euo pipefail
 build="$(cd "${1:?usage: $0 BUILD_DIR [N]}" && pwd)"
 n="${2:-1000}"
@@ -18,7 +19,7 @@ cat >"$dir/jitgate.yaml" <<YAML
 host: {name: bench-host}
 daemon: {socket: $sock}
 approval: {backend: local, approver_groups: [root], allow_root: true}
-audit: {spool_dir: $dir/spool, syslog: false}
+audit: {spool_dir: $dir/spool, syslog: $([ "${SYSLOG:-0}" = 1 ] && echo true || echo false), syslog_socket: $dir/log}
 rules:
   - name: fast
     match: {kind: sudo, commands: [/usr/bin/true]}
@@ -28,12 +29,26 @@ rules:
     ttl: 1h
     timeout: 1h
 YAML
+receiver=""
+if [ "${SYSLOG:-0}" = 1 ]; then
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True: s.recv(65536)' "$dir/log" &
+  receiver=$!
+  for _ in $(seq 50); do [ -S "$dir/log" ] && break; sleep 0.1; done
+fi
 valgrind --tool=callgrind --callgrind-out-file="$dir/daemon.cg" "$build/daemon/jitgated" --config "$dir/jitgate.yaml" \
   2>"$dir/daemon.log" &
 daemon=$!
 cleanup() {
-  kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-  [ "${KEEP:-0}" = 1 ] && echo "kept: $dir" || rm -rf "$dir"
+  kill "$daemon" 2>/dev/null || true
+  wait "$daemon" 2>/dev/null || true
+  if [ -n "$receiver" ]; then
+    kill "$receiver" 2>/dev/null || true
+    wait "$receiver" 2>/dev/null || true
+  fi
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept: $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 "$loop" "$sock" ping
