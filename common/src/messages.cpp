@@ -8,40 +8,52 @@ namespace jitgate::msg {
 
 using namespace jitgate::wire;
 
+namespace {
+// Adds a member to an object being built. Messages on the fast path are built member by
+// member: a Json made from an initializer list of {key, value} pairs first makes each pair a
+// two-element array and then takes it apart into the object, which was most of the client's
+// work for one check (callgrind: 48,000 of 134,000 instructions).
+void put(Json::object_t& o, const char* key, Json value) {
+    o.emplace(key, std::move(value));
+}
+} // namespace
+
 Json to_json(const CheckRequest& r) {
-    Json j{{"type", k_check},
-           {"v", k_protocol_version},
-           {"kind", r.kind},
-           {"user", r.user},
-           {"uid", r.uid},
-           {"pid", r.pid},
-           {"runas_user", r.runas_user},
-           {"runas_uid", r.runas_uid},
-           {"command", text::arg_to_json(r.command)},
-           {"run_argv", text::argv_to_json(r.run_argv)},
-           {"submit_argv", text::argv_to_json(r.submit_argv)},
-           {"argv_truncated", r.argv_truncated},
-           {"argv_bytes", r.argv_bytes},
-           {"cwd", text::arg_to_json(r.cwd)},
-           {"tty", r.tty},
-           {"service", r.service},
-           {"remote_host", r.remote_host},
-           {"reason", text::arg_to_json(r.reason)},
-           {"ticket", text::arg_to_json(r.ticket)},
-           {"break_glass_reason", text::arg_to_json(r.break_glass_reason)},
-           {"interactive", r.interactive},
-           {"noninteractive", r.noninteractive},
-           {"requester", text::arg_to_json(r.requester)},
-           {"runas_group", text::arg_to_json(r.runas_group)},
-           {"runas_gid", r.runas_gid},
-           {"run_cwd", text::arg_to_json(r.run_cwd)},
-           {"chroot", text::arg_to_json(r.chroot)},
-           {"run_env", text::argv_to_json(r.run_env)},
-           {"env_truncated", r.env_truncated},
-           {"sudo_args", text::argv_to_json(r.sudo_args)},
-           {"command_realpath", text::arg_to_json(r.command_realpath)},
-           {"command_dev", r.command_dev},
-           {"command_ino", r.command_ino}};
+    Json j = Json::object();
+    auto& o = j.get_ref<Json::object_t&>();
+    put(o, "type", k_check);
+    put(o, "v", k_protocol_version);
+    put(o, "kind", r.kind);
+    put(o, "user", r.user);
+    put(o, "uid", r.uid);
+    put(o, "pid", r.pid);
+    put(o, "runas_user", r.runas_user);
+    put(o, "runas_uid", r.runas_uid);
+    put(o, "command", text::arg_to_json(r.command));
+    put(o, "run_argv", text::argv_to_json(r.run_argv));
+    put(o, "submit_argv", text::argv_to_json(r.submit_argv));
+    put(o, "argv_truncated", r.argv_truncated);
+    put(o, "argv_bytes", r.argv_bytes);
+    put(o, "cwd", text::arg_to_json(r.cwd));
+    put(o, "tty", r.tty);
+    put(o, "service", r.service);
+    put(o, "remote_host", r.remote_host);
+    put(o, "reason", text::arg_to_json(r.reason));
+    put(o, "ticket", text::arg_to_json(r.ticket));
+    put(o, "break_glass_reason", text::arg_to_json(r.break_glass_reason));
+    put(o, "interactive", r.interactive);
+    put(o, "noninteractive", r.noninteractive);
+    put(o, "requester", text::arg_to_json(r.requester));
+    put(o, "runas_group", text::arg_to_json(r.runas_group));
+    put(o, "runas_gid", r.runas_gid);
+    put(o, "run_cwd", text::arg_to_json(r.run_cwd));
+    put(o, "chroot", text::arg_to_json(r.chroot));
+    put(o, "run_env", text::argv_to_json(r.run_env));
+    put(o, "env_truncated", r.env_truncated);
+    put(o, "sudo_args", text::argv_to_json(r.sudo_args));
+    put(o, "command_realpath", text::arg_to_json(r.command_realpath));
+    put(o, "command_dev", r.command_dev);
+    put(o, "command_ino", r.command_ino);
     // Absent when unknown, so a daemon can tell an older client from one that says "off".
     if (r.intercept != CheckRequest::Intercept::unknown) j["intercept"] = r.intercept == CheckRequest::Intercept::on;
     if (!r.intercept_limit.empty()) j["intercept_limit"] = r.intercept_limit;
@@ -302,9 +314,16 @@ Outcome outcome_from_string(std::string_view name) {
 }
 
 Json to_json(const Decision& d) {
-    return Json{{"type", k_decision},   {"allow", d.allow},           {"outcome", to_string(d.outcome)},
-                {"message", d.message}, {"request_id", d.request_id}, {"grant_id", d.grant_id},
-                {"rule", d.rule}};
+    Json j = Json::object();
+    auto& o = j.get_ref<Json::object_t&>();
+    put(o, "type", k_decision);
+    put(o, "allow", d.allow);
+    put(o, "outcome", to_string(d.outcome));
+    put(o, "message", d.message);
+    put(o, "request_id", d.request_id);
+    put(o, "grant_id", d.grant_id);
+    put(o, "rule", d.rule);
+    return j;
 }
 
 Decision decision_from_json(const Json& j) {

@@ -73,7 +73,8 @@ void sanitize(Json& j) {
         for (auto& item : j) sanitize(item);
     } else if (j.is_object()) {
         bool bad_key = false;
-        for (auto& [key, value] : j.items()) {
+        // The map itself, not items(): its proxy builds a string per member, on every event.
+        for (auto& [key, value] : j.get_ref<Json::object_t&>()) {
             if (!text::is_valid_utf8(key)) bad_key = true;
             sanitize(value);
         }
@@ -244,12 +245,6 @@ std::string quarantine_tail(const std::string& path, std::uint64_t from, std::ui
     if (const int derr = fsync_dir(parent_dir(qpath)); derr != 0)
         throw Error(ErrorCode::internal, qpath, "cannot sync the quarantine file's directory: " + errno_text(derr));
     return qpath;
-}
-
-// The seq record() stamped on an event it queued for syslog.
-std::uint64_t seq_of(const Json& event) {
-    const auto s = event.find("seq");
-    return s == event.end() ? 0 : s->get<std::uint64_t>();
 }
 
 } // namespace
@@ -538,7 +533,7 @@ Json Auditor::record(Json event) {
     }
     m_spool_bytes.fetch_add(line.size(), std::memory_order_relaxed);
     if (m_group_commit) {
-        if (m_options.syslog) m_syslog_queue.push_back(event);
+        if (m_options.syslog) m_syslog_queue.push_back({m_seq, syslog_line_of(event)});
     } else {
         if (m_options.syslog) send_syslog(event);
         m_synced_seq = m_seq;
@@ -604,7 +599,7 @@ void Auditor::completed(std::uint64_t seq, int err) {
         m_broken = true;
         // Copies of what never became durable are dropped; those of durable events whose
         // sending was deferred (set_defer_syslog) still go out.
-        while (!m_syslog_queue.empty() && seq_of(m_syslog_queue.back()) > m_synced_seq) m_syslog_queue.pop_back();
+        while (!m_syslog_queue.empty() && m_syslog_queue.back().seq > m_synced_seq) m_syslog_queue.pop_back();
         throw Error(ErrorCode::internal, m_options.spool_dir,
                     "cannot make the audit spool durable: " + errno_text(err));
     }
@@ -624,8 +619,8 @@ void Auditor::send_syslog_copies() {
 }
 
 void Auditor::send_syslog_up_to(std::uint64_t seq) {
-    while (!m_syslog_queue.empty() && seq_of(m_syslog_queue.front()) <= seq) {
-        send_syslog(m_syslog_queue.front());
+    while (!m_syslog_queue.empty() && m_syslog_queue.front().seq <= seq) {
+        send_syslog_line(m_syslog_queue.front().line);
         m_syslog_queue.pop_front();
     }
 }
@@ -864,14 +859,25 @@ std::size_t Auditor::discard_shipped(std::uint64_t shipped_seq) {
 }
 
 void Auditor::send_syslog(const Json& event) {
-    int err = 0;
+    send_syslog_line(syslog_line_of(event));
+}
+
+std::optional<std::string> Auditor::syslog_line_of(const Json& event) noexcept {
     try {
         // No HOSTNAME on a local socket: journald and rsyslog's imuxsock (by default) take the
         // first word after the timestamp as the tag, so a host there would hide "jitgate"
         // (what glibc's syslog(3) sends has no host either). The receiver adds its own host
         // name; the spool has ours.
-        const std::string line = format_syslog_line(event, std::string(), static_cast<int>(::getpid()));
-        for (int attempt = 0; attempt < 2; ++attempt) { // a restarted syslog daemon: reconnect once
+        return format_syslog_line(event, std::string(), static_cast<int>(::getpid()));
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+void Auditor::send_syslog_line(const std::optional<std::string>& line) {
+    int err = ENOMEM; // no line: it could not be built
+    try {
+        for (int attempt = 0; line && attempt < 2; ++attempt) { // a restarted syslog daemon: reconnect once
             if (m_syslog_fd < 0) {
                 m_syslog_fd = connect_syslog(m_options.syslog_socket);
                 if (m_syslog_fd < 0) {
@@ -879,7 +885,7 @@ void Auditor::send_syslog(const Json& event) {
                     continue;
                 }
             }
-            if (send_syslog_datagram(m_syslog_fd, line)) return;
+            if (send_syslog_datagram(m_syslog_fd, *line)) return;
             err = errno;
             ::close(m_syslog_fd);
             m_syslog_fd = -1;

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -188,8 +189,12 @@ private:
     void maybe_roll_over();
     void check_spool_full();
     void send_syslog(const Json& event);
-    // Sends and drops the queued copies of events up to `seq` (durable ones only).
+    // Sends and drops the queued lines of events up to `seq` (durable ones only).
     void send_syslog_up_to(std::uint64_t seq);
+    // The syslog line of `event`; nullopt if it could not be built (out of memory), which
+    // send_syslog_line() then counts as a failure. Never throws.
+    static std::optional<std::string> syslog_line_of(const Json& event) noexcept;
+    void send_syslog_line(const std::optional<std::string>& line);
 
     Options m_options;
     int m_dir_fd = -1;     // held with flock(LOCK_EX): one writer per spool
@@ -206,8 +211,15 @@ private:
     bool m_broken = false;
     bool m_group_commit = false;
     bool m_sync_failed = false;
-    std::uint64_t m_synced_seq = 0;  // durable (owning thread's view of m_durable_seq)
-    std::deque<Json> m_syslog_queue; // events whose copy is not sent yet, in seq order
+    std::uint64_t m_synced_seq = 0; // durable (owning thread's view of m_durable_seq)
+    // The syslog lines of events not sent yet (not durable, or durable with sending deferred:
+    // set_defer_syslog), in seq order. The line is built when the event is recorded (the same
+    // text as later: it depends only on the event), so that no copy of the event waits with it.
+    struct QueuedLine {
+        std::uint64_t seq = 0;
+        std::optional<std::string> line;
+    };
+    std::deque<QueuedLine> m_syslog_queue;
     bool m_defer_syslog = false;
     DurableHook m_durable_hook;
     std::vector<Retired> m_retired; // oldest first

@@ -99,21 +99,19 @@ std::string escaped_dump(const Json& j) {
     return text::escape_for_log(j.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
-// Printable text of one field for syslog: escaped, single line; "" if absent or null.
-std::string field_text(const Json& event, const char* key) {
-    const auto it = event.find(key);
-    if (it == event.end() || it->is_null()) return {};
-    const Json& v = *it;
+// Printable text of the value `v` of field `key` for syslog: escaped, single line; "" if null.
+std::string value_text(const Json& v, std::string_view key) {
+    if (v.is_null()) return {};
     if (v.is_string()) return text::escape_for_log(v.get_ref<const std::string&>());
     if (v.is_number() || v.is_boolean()) return v.dump();
-    if (std::string_view(key) == "argv" && v.is_array()) {
+    if (key == "argv" && v.is_array()) {
         try {
             return text::display_argv(text::argv_from_json(v)); // strings or {"b64": ...}
         } catch (const std::exception&) {
             return escaped_dump(v);
         }
     }
-    if (std::string_view(key) == "approvers" && v.is_array()) {
+    if (key == "approvers" && v.is_array()) {
         std::string out;
         for (const auto& a : v) {
             if (!out.empty()) out += ',';
@@ -122,6 +120,12 @@ std::string field_text(const Json& event, const char* key) {
         return out;
     }
     return escaped_dump(v);
+}
+
+// Printable text of one field for syslog: escaped, single line; "" if absent or null.
+std::string field_text(const Json& event, const char* key) {
+    const auto it = event.find(key);
+    return it == event.end() ? std::string() : value_text(*it, key);
 }
 
 // RFC 5424 section 6.3.3: inside PARAM-VALUE, '"', '\' and ']' must be escaped.
@@ -139,8 +143,11 @@ std::string build_sd(const Json& event, std::size_t value_cap) {
     std::string sd = "[";
     sd += k_sd_id;
     for (const char* key : k_sd_fields) {
-        std::string value = field_text(event, key);
-        if (value.empty() && !(event.contains(key) && event[key].is_string())) continue;
+        // One lookup per field (this runs for every event): most fields are absent.
+        const auto it = event.find(key);
+        if (it == event.end()) continue;
+        std::string value = value_text(*it, key);
+        if (value.empty() && !it->is_string()) continue;
         sd += ' ';
         sd += key;
         sd += "=\"";

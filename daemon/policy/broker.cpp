@@ -173,7 +173,14 @@ std::string Broker::new_id(const char* prefix) const {
 
 Json Broker::event_for(const char* type, const CheckSession& s) const {
     const auto& r = s.request;
-    Json e{{"type", type}, {"kind", r.kind}, {"user", esc(r.user)}, {"uid", r.uid}, {"peer_pid", s.peer.pid}};
+    // Member by member: a Json made from an initializer list of pairs builds each pair as a
+    // two-element array first (messages.cpp, put()); this runs for every decision.
+    Json e = Json::object();
+    e["type"] = type;
+    e["kind"] = r.kind;
+    e["user"] = esc(r.user);
+    e["uid"] = r.uid;
+    e["peer_pid"] = s.peer.pid;
     // Who asks and which account they want can differ (su, login): both are recorded.
     e["requester"] = esc(requester_name(s));
     e["requester_uid"] = requester_uid(s);
@@ -344,13 +351,14 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         Json e = event_for(why.empty() ? audit::type::break_glass : audit::type::denied, s);
         e["break_glass_reason"] = esc(r.break_glass_reason);
         if (!why.empty())
-            return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: break-glass refused: " + why, s), e);
+            return decide(s, responder, deny_with(msg::Outcome::denied, "jitgate: break-glass refused: " + why, s),
+                          std::move(e));
         msg::Decision d;
         d.allow = true;
         d.outcome = msg::Outcome::break_glass;
         d.message =
             "jitgate: BREAK-GLASS access recorded and alerted to the security team: " + esc(r.break_glass_reason);
-        return decide(s, responder, d, e);
+        return decide(s, responder, std::move(d), std::move(e));
     }
 
     const rules::FileIdOf id_of = binding::file_id_pair;
@@ -395,7 +403,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
         d.allow = true;
         d.outcome = msg::Outcome::allowed_by_rule;
         d.rule = s.rule->name;
-        return decide(s, responder, d, event_for(audit::type::allowed_by_rule, s));
+        return decide(s, responder, std::move(d), event_for(audit::type::allowed_by_rule, s));
     }
     case config::Action::deny: {
         std::string m = "jitgate: denied by rule '" + s.rule->name + "'";
@@ -424,7 +432,7 @@ Step Broker::begin_check(CheckSession& s, Responder& responder) {
             e["auto_approved"] = true;
             e["condition"] = g->auto_condition;
         }
-        return decide(s, responder, d, e);
+        return decide(s, responder, std::move(d), std::move(e));
     }
     return evaluate(s, responder);
 }

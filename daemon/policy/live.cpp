@@ -2,6 +2,7 @@
 #include "daemon/policy/live.hpp"
 
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -67,20 +68,27 @@ std::optional<std::uint64_t> start_time_of(pid_t pid) {
     const int error = errno;
     ::close(fd);
     if (n < 0) return error == ESRCH ? std::nullopt : std::optional(k_unreadable);
-    const std::string line(buf, static_cast<std::size_t>(n));
+    const std::string_view line(buf, static_cast<std::size_t>(n));
     const auto close = line.rfind(')');
-    if (close == std::string::npos) return std::nullopt;
+    if (close == std::string_view::npos) return std::nullopt;
     // After ") ": field 3 (state) onwards; the start time is field 22, the 20th from here.
-    std::istringstream rest(line.substr(close + 1));
-    std::string field;
-    for (int i = 3; i <= 22; ++i)
-        if (!(rest >> field)) return std::nullopt;
-    if (field.empty() || field.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-    try {
-        return std::stoull(field);
-    } catch (const std::exception&) {
-        return std::nullopt;
+    // Split on whitespace in place, as `>>` would: no stream is built for the lookup that
+    // every decision allowed by a grant makes (a std::istringstream was 70% of its cost).
+    constexpr std::string_view k_space = " \t\n\v\f\r";
+    std::string_view rest = line.substr(close + 1);
+    std::string_view field;
+    for (int i = 3; i <= 22; ++i) {
+        const auto start = rest.find_first_not_of(k_space);
+        if (start == std::string_view::npos) return std::nullopt;
+        rest.remove_prefix(start);
+        field = rest.substr(0, rest.find_first_of(k_space));
+        rest.remove_prefix(field.size());
     }
+    if (field.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+    if (ec != std::errc{} || end != field.data() + field.size()) return std::nullopt; // out of range
+    return value;
 }
 
 bool write_to_tty(const std::string& tty, const std::string& line) {

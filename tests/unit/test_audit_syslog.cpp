@@ -102,6 +102,20 @@ TEST(AuditSyslog, StructuredDataEscapesQuoteBracketBackslash) {
     EXPECT_NE(line.find(R"( ticket="\]\]"])"), std::string::npos) << line;
 }
 
+// Which fields the structured data shows: one that is there as a string, even an empty one,
+// and any value that prints as something; not one that is absent, null, or prints as nothing.
+TEST(AuditSyslog, StructuredDataShowsPresentFieldsOnly) {
+    const Json e = {{"type", type::denied}, {"tty", ""},       {"reason", nullptr}, {"argv", Json::array()},
+                    {"uid", 1000},          {"expires", -5},   {"ticket", "T-1"},   {"rule", Json::array()},
+                    {"outcome", false},     {"not_shown", "x"}};
+    const std::string line = format_syslog_line(e, "h", 1);
+    EXPECT_NE(
+        line.find(
+            R"(: [jitgate@32473 type="access.denied" uid="1000" tty="" ticket="T-1" rule="[\]" expires="-5" outcome="false"] )"),
+        std::string::npos)
+        << line;
+}
+
 TEST(AuditSyslog, LongValuesAreTruncatedUnder8KiB) {
     Json e = {{"type", type::requested}};
     // Built with append, not `std::string(5000, 'x') + "..."`: g++ 12 reports a false
@@ -146,6 +160,29 @@ TEST_F(AuditTest, SyslogIsSentToTheConfiguredSocket) {
               std::string::npos)
         << got;
     EXPECT_EQ(got.find("testhost"), std::string::npos) << got;
+    EXPECT_EQ(a.syslog_failures(), 0u);
+}
+
+// With group commit an event goes to syslog only once it is durable: the same line as without,
+// in seq order, after the sync that covers it.
+TEST_F(AuditTest, GroupCommitSendsSyslogLinesOnceDurableInOrder) {
+    const std::string sock = m_dir + "/log.sock";
+    DatagramReceiver receiver(sock);
+    Options o = options();
+    o.syslog = true;
+    o.syslog_socket = sock;
+    Auditor a(o);
+    a.set_group_commit(true);
+    const Json first = a.record(k_approved_event);
+    const Json second = a.record({{"type", type::denied}, {"user", "alice"}, {"reason", "a\"b]"}});
+    EXPECT_EQ(receiver.receive(), "") << "nothing before the events are durable";
+    a.sync();
+    EXPECT_EQ(receiver.receive(), format_syslog_line(first, "", static_cast<int>(::getpid())));
+    EXPECT_EQ(receiver.receive(), format_syslog_line(second, "", static_cast<int>(::getpid())));
+    EXPECT_EQ(receiver.receive(), "");
+    const Json third = a.record({{"type", type::config_loaded}});
+    a.sync();
+    EXPECT_EQ(receiver.receive(), format_syslog_line(third, "", static_cast<int>(::getpid())));
     EXPECT_EQ(a.syslog_failures(), 0u);
 }
 

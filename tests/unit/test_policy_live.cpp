@@ -7,8 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/live.hpp"
@@ -314,6 +317,40 @@ TEST(LiveProcess, StartTimeGuardsRealSignals) {
     EXPECT_TRUE(WIFSIGNALED(status));
     EXPECT_EQ(WTERMSIG(status), SIGTERM);
     EXPECT_FALSE(live::start_time_of(child).has_value()) << "reaped";
+}
+
+// The command name in /proc/<pid>/stat is the process's to choose: one with ") " and numbers in
+// it must not shift the fields that follow it (the start time is read after the last ')').
+TEST(LiveProcess, StartTimeIgnoresACommandNameThatLooksLikeFields) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(ready[0]);
+        prctl(PR_SET_NAME, "x) 1 2\t3)4 5", 0, 0, 0);
+        (void)!write(ready[1], "r", 1);
+        pause();
+        _exit(0);
+    }
+    ::close(ready[1]);
+    char c = 0;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    ::close(ready[0]);
+    std::ifstream in("/proc/" + std::to_string(child) + "/stat");
+    std::string line;
+    std::getline(in, line);
+    ASSERT_NE(line.find("(x) 1 2\t3)4 5)"), std::string::npos) << line;
+    // The start time is field 22 of proc(5), the 20th after the command name.
+    std::vector<std::string> fields;
+    std::istringstream rest(line.substr(line.rfind(')') + 1));
+    for (std::string f; rest >> f;) fields.push_back(f);
+    ASSERT_GE(fields.size(), 20u);
+    const auto st = live::start_time_of(child);
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    ASSERT_TRUE(st.has_value());
+    EXPECT_EQ(std::to_string(*st), fields[19]);
 }
 
 TEST(LiveProcess, TerminalBelowFindsNoneWithoutOne) {
