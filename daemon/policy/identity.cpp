@@ -179,7 +179,8 @@ std::optional<uid_t> real_uid_of(pid_t pid) {
 
 std::optional<std::int64_t> login_uid_of(pid_t pid) {
     // A kernel without audit keeps no login uids: no loginuid file in any /proc/<pid>.
-    static const bool kernel_has_login_uids = ::access("/proc/self/loginuid", F_OK) == 0;
+    // Only ENOENT says so: any other failure to look keeps the strict reading (fail closed).
+    static const bool kernel_has_login_uids = ::access("/proc/self/loginuid", F_OK) == 0 || errno != ENOENT;
     if (!kernel_has_login_uids) return pid > 0 ? std::optional<std::int64_t>(-1) : std::nullopt;
     // The kernel writes the whole value (at most 10 digits) in one read.
     char buf[32];
