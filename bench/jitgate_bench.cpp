@@ -56,6 +56,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "jitgate/check.hpp"
 #include "jitgate/client.hpp"
 #include "jitgate/messages.hpp"
 
@@ -207,17 +208,7 @@ jitgate::msg::CheckRequest request_for(std::vector<std::string> argv, const std:
     r.runas_uid = 0;
     r.command = argv.front();
     r.run_argv = std::move(argv);
-    // What the sudo plugin sends too (sudo_jitgate.cpp, fill_program): the program's canonical
-    // path and file identity, so the daemon does not resolve them itself as for an older client.
-    if (char* resolved = realpath(r.command.c_str(), nullptr)) {
-        r.command_realpath = resolved;
-        std::free(resolved);
-    }
-    struct stat st {};
-    if (stat(r.command.c_str(), &st) == 0) {
-        r.command_dev = static_cast<std::int64_t>(st.st_dev);
-        r.command_ino = static_cast<std::int64_t>(st.st_ino);
-    }
+    jitgate::fill_program(r); // the canonical path and file identity, as the sudo plugin sends them
     return r;
 }
 

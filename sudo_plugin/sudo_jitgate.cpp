@@ -185,22 +185,6 @@ void fill_env(jitgate::msg::CheckRequest& r, char* const run_envp[]) {
     r.run_env = jitgate::to_vector(run_envp);
 }
 
-// What the program is, as root sees it (the daemon cannot look into users' homes): its
-// canonical path and its file identity. Left empty if it cannot be resolved.
-void fill_program(jitgate::msg::CheckRequest& r) {
-    if (r.command.empty() || !r.chroot.empty()) return; // under sudo -R the path names a file inside the chroot
-    char* resolved = realpath(r.command.c_str(), nullptr);
-    if (resolved != nullptr) {
-        r.command_realpath = resolved;
-        std::free(resolved);
-    }
-    struct stat st {};
-    if (stat(r.command.c_str(), &st) == 0) {
-        r.command_dev = static_cast<std::int64_t>(st.st_dev);
-        r.command_ino = static_cast<std::int64_t>(st.st_ino);
-    }
-}
-
 // The one mapping from a check's verdict to sudo's codes: 1 allow, 0 deny, -1 error.
 int to_sudo_status(Verdict v) noexcept {
     switch (v) {
@@ -285,7 +269,7 @@ jitgate::msg::CheckRequest command_request(const jitgate::msg::CheckRequest& bas
     r.chroot = chroot_dir != nullptr ? chroot_dir : "";
     fill_argv(r, run_argv);
     fill_env(r, run_envp);
-    fill_program(r);
+    jitgate::fill_program(r);
     return r;
 }
 

@@ -1,6 +1,11 @@
 // common/src/check.cpp — one plugin check with the offline fallback (see jitgate/check.hpp).
 #include "jitgate/check.hpp"
 
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <cstdlib>
+
 #include "jitgate/offline.hpp"
 #include "jitgate/passwd.hpp"
 
@@ -34,6 +39,19 @@ CheckResult check(const PluginOptions& options, msg::CheckRequest& request, cons
         res.verdict = Verdict::denied; // protocol, internal: fail closed
     }
     return res;
+}
+
+void fill_program(msg::CheckRequest& r) {
+    if (r.command.empty() || !r.chroot.empty()) return;
+    if (char* resolved = realpath(r.command.c_str(), nullptr)) {
+        r.command_realpath = resolved;
+        std::free(resolved);
+    }
+    struct stat st {};
+    if (stat(r.command.c_str(), &st) == 0) {
+        r.command_dev = static_cast<std::int64_t>(st.st_dev);
+        r.command_ino = static_cast<std::int64_t>(st.st_ino);
+    }
 }
 
 } // namespace jitgate

@@ -125,6 +125,13 @@ protected:
         o.syslog = false;
         return o;
     }
+    // options() with syslog copies sent to the datagram socket `socket`.
+    Options syslog_options(const std::string& socket) const {
+        Options o = options();
+        o.syslog = true;
+        o.syslog_socket = socket;
+        return o;
+    }
 
     // Writes a journal of `n` events with user text, a number and a reason in each.
     void write_good_journal(int n) {

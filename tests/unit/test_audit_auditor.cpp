@@ -489,9 +489,7 @@ TEST_F(AuditTest, VerifyWhileShippedSegmentsAreDeletedNeverReportsAFalseProblem)
 TEST_F(AuditTest, SpoolFullAlertsOnceAndNoticesWhenDrained) {
     const std::string sock = m_dir + "/log.sock";
     DatagramReceiver receiver(sock);
-    Options o = options();
-    o.syslog = true;
-    o.syslog_socket = sock;
+    Options o = syslog_options(sock);
     o.segment_bytes = 600; // two events a segment
     o.max_bytes = 3000;
     Auditor a(o);

@@ -143,9 +143,7 @@ TEST(AuditSyslog, LongValuesAreTruncatedUnder8KiB) {
 TEST_F(AuditTest, SyslogIsSentToTheConfiguredSocket) {
     const std::string sock = m_dir + "/log.sock";
     DatagramReceiver receiver(sock);
-    Options o = options();
-    o.syslog = true;
-    o.syslog_socket = sock;
+    Options o = syslog_options(sock);
     Auditor a(o);
     const Json e = a.record(k_approved_event);
 
@@ -168,9 +166,7 @@ TEST_F(AuditTest, SyslogIsSentToTheConfiguredSocket) {
 TEST_F(AuditTest, GroupCommitSendsSyslogLinesOnceDurableInOrder) {
     const std::string sock = m_dir + "/log.sock";
     DatagramReceiver receiver(sock);
-    Options o = options();
-    o.syslog = true;
-    o.syslog_socket = sock;
+    Options o = syslog_options(sock);
     Auditor a(o);
     a.set_group_commit(true);
     const Json first = a.record(k_approved_event);
@@ -188,9 +184,7 @@ TEST_F(AuditTest, GroupCommitSendsSyslogLinesOnceDurableInOrder) {
 
 TEST_F(AuditTest, SyslogReconnectsAfterReceiverRestart) {
     const std::string sock = m_dir + "/log.sock";
-    Options o = options();
-    o.syslog = true;
-    o.syslog_socket = sock;
+    Options o = syslog_options(sock);
     auto receiver = std::make_unique<DatagramReceiver>(sock);
     Auditor a(o);
     a.record({{"type", type::daemon_started}});
@@ -204,9 +198,7 @@ TEST_F(AuditTest, SyslogReconnectsAfterReceiverRestart) {
 }
 
 TEST_F(AuditTest, SyslogFailureIsCountedNeverThrown) {
-    Options o = options();
-    o.syslog = true;
-    o.syslog_socket = m_dir + "/no-such.sock";
+    Options o = syslog_options(m_dir + "/no-such.sock");
     Auditor a(o);
     EXPECT_NO_THROW(a.record({{"type", type::daemon_started}}));
     EXPECT_NO_THROW(a.record({{"type", type::config_loaded}}));
@@ -222,9 +214,7 @@ TEST_F(AuditTest, SyslogFailureIsCountedNeverThrown) {
 TEST_F(AuditTest, DeferredSyslogCopiesGoOutOnlyWhenAskedInOrderAndOnlyForDurableEvents) {
     const std::string sock = m_dir + "/log.sock";
     DatagramReceiver receiver(sock);
-    Options o = options();
-    o.syslog = true;
-    o.syslog_socket = sock;
+    Options o = syslog_options(sock);
     bool fail = false;
     o.sync_fn = [&fail](int fd) {
         if (fail) {

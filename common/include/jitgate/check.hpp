@@ -47,6 +47,12 @@ struct CheckSettings {
 inline constexpr const char* k_break_glass_prompt =
     "jitgate: break-glass reason (leave empty to request approval instead): ";
 
+// What the program of a sudo request is, as root sees it (the daemon cannot look into users'
+// homes): sets request.command_realpath and command_dev/command_ino from request.command. Left
+// empty where it cannot be resolved, and under sudo -R (request.chroot: the path names a file
+// inside the chroot). Never throws except std::bad_alloc.
+void fill_program(msg::CheckRequest& request);
+
 // Runs one check of `request` against the daemon at options.client, talking to the user
 // through `io`, and decides the offline case with offline_break_glass_allowed() (the group is
 // options.break_glass_group, from the plugin's own arguments). May fill
