@@ -24,6 +24,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <new>
 #include <optional>
 #include <system_error>
 #include <utility>
@@ -499,6 +500,11 @@ Json Auditor::record(Json event) {
     std::string hash = sha256_hex(canonical.text);
     const std::string line = line_with_hash(canonical, hash);
     event["hash"] = hash;
+    // The syslog line is built before the write: once the line is in the spool nothing here
+    // may fail in a way that loses its copy (queueing it can only run out of memory; that is
+    // counted as a failed copy below, as a failed send is).
+    std::optional<std::string> queued_line;
+    if (m_group_commit && m_options.syslog) queued_line = syslog_line_of(event);
 
     // Without group commit every line is durable on return: whatever an earlier batch left
     // unsynced (not the case in the daemon, which switches group commit on for good) first.
@@ -533,7 +539,13 @@ Json Auditor::record(Json event) {
     }
     m_spool_bytes.fetch_add(line.size(), std::memory_order_relaxed);
     if (m_group_commit) {
-        if (m_options.syslog) m_syslog_queue.push_back({m_seq, syslog_line_of(event)});
+        if (m_options.syslog) {
+            try {
+                m_syslog_queue.push_back({m_seq, std::move(queued_line)});
+            } catch (const std::bad_alloc&) {
+                m_syslog_failures.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
     } else {
         if (m_options.syslog) send_syslog(event);
         m_synced_seq = m_seq;
