@@ -403,7 +403,6 @@ int approval_check(char* const command_info[], char* const run_argv[], char* con
         res.status = Status::failure(ErrorCode::bad_input, "bad option in sudo.conf: " + bad);
     } else {
         jitgate::msg::CheckRequest r = command_request(s.base, command_info, run_argv, run_envp, sub_command);
-        s.named_user.reset();
         argv = r.run_argv;
         if (sub_command) {
             // A sub-command never waits on a person: no handlers of ours, so a signal that
