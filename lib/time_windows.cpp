@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <string_view>
 
@@ -573,6 +576,20 @@ bool on_call(const std::vector<OnCall>& list, const std::string& user, WallClock
     const std::int64_t t = unix_of(now);
     return std::any_of(list.begin(), list.end(),
                        [&](const OnCall& o) { return o.user == user && t >= o.from_unix && t < o.to_unix; });
+}
+
+void warn_throttled(const std::string& line) {
+    static std::mutex mutex;
+    static std::string last;
+    static std::chrono::steady_clock::time_point last_at;
+    const auto now = std::chrono::steady_clock::now();
+    {
+        const std::lock_guard lock(mutex);
+        if (line == last && now - last_at < std::chrono::minutes(1)) return;
+        last = line;
+        last_at = now;
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
 }
 
 } // namespace jitgate::windows

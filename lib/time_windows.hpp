@@ -121,6 +121,12 @@ struct OnCall {
 // message naming the file (and line) and leaves `out` empty: a bad file means nobody is on call.
 std::optional<std::string> read_on_call_file(const std::string& path, std::vector<OnCall>& out);
 
+// Writes `line` to stderr (the journal), but the same line at most once a minute: the host and
+// the server read the on-call file (and judge automatic approval) at every check or filing, and
+// a broken file must not write a line per request. A different line (the file changed, another
+// rule) is written at once. Thread-safe.
+void warn_throttled(const std::string& line);
+
 // True if `user` has an entry covering `now`.
 bool on_call(const std::vector<OnCall>& list, const std::string& user, WallClock now);
 

@@ -4,10 +4,6 @@
 // access.approved).
 #include <sys/stat.h>
 
-#include <chrono>
-#include <cstdio>
-#include <mutex>
-
 #include "daemon/policy/binding.hpp"
 #include "daemon/policy/broker.hpp"
 #include "daemon/policy/broker_detail.hpp"
@@ -26,23 +22,6 @@ std::optional<std::string> untrusted_program(const std::string& path) {
     if (st.st_uid != 0) return "is not owned by root";
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) return "is group- or world-writable";
     return config::check_directory_chain(path, 0);
-}
-
-// Writes a warning to stderr, but the same one at most once a minute: the on-call file is read
-// at every check, and a broken file must not flood the journal with a line per request. A
-// different message (the file changed, another rule) is written at once.
-void warn_throttled(const std::string& message) {
-    static std::mutex mutex;
-    static std::string last;
-    static std::chrono::steady_clock::time_point last_at;
-    const auto now = std::chrono::steady_clock::now();
-    {
-        const std::lock_guard lock(mutex);
-        if (message == last && now - last_at < std::chrono::minutes(1)) return;
-        last = message;
-        last_at = now;
-    }
-    std::fprintf(stderr, "%s\n", message.c_str());
 }
 
 } // namespace
@@ -68,8 +47,8 @@ std::string Broker::auto_approval(const CheckSession& s) const {
         std::vector<windows::OnCall> list;
         if (const auto error = windows::read_on_call_file(m_config->approval.on_call_file, list)) {
             // Fail closed: a broken rota approves nobody; the request goes to people.
-            warn_throttled("jitgated: warning: no automatic approval by rule '" + s.rule->name +
-                           "' (on_call): " + esc(*error));
+            windows::warn_throttled("jitgated: warning: no automatic approval by rule '" + s.rule->name +
+                                    "' (on_call): " + esc(*error));
             return {};
         }
         if (!windows::on_call(list, requester_name(s), now)) return {};
@@ -91,8 +70,8 @@ std::string Broker::auto_approval(const CheckSession& s) const {
         // chroot the daemon cannot see the program: no automatic approval by command.
         if (!s.request.chroot.empty()) return {};
         if (const auto why = untrusted_program(s.program)) {
-            warn_throttled("jitgated: warning: no automatic approval by rule '" + s.rule->name +
-                           "' (commands): program " + esc(s.program) + ": " + esc(*why));
+            windows::warn_throttled("jitgated: warning: no automatic approval by rule '" + s.rule->name +
+                                    "' (commands): program " + esc(s.program) + ": " + esc(*why));
             return {};
         }
         add("commands");

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -83,24 +82,6 @@ store::Event event(std::int64_t at, std::string type, const std::string& host, c
     e.source_address = std::move(source);
     e.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
     return e;
-}
-
-// A warning about the on-call file on stderr (the journal), the same one at most once a minute:
-// the file is read at each filing, and a broken file must not write a line per request. A
-// different message (the file changed) is written at once.
-void warn_on_call(const std::string& problem) {
-    static std::mutex mutex;
-    static std::string last;
-    static std::chrono::steady_clock::time_point last_at;
-    const auto now = std::chrono::steady_clock::now();
-    {
-        const std::lock_guard lock(mutex);
-        if (problem == last && now - last_at < std::chrono::minutes(1)) return;
-        last = problem;
-        last_at = now;
-    }
-    std::fprintf(stderr, "jitgate-server: warning: no automatic approval (on_call): %s\n",
-                 text::shown(problem, 512).c_str());
 }
 
 // The end of `user`'s on-call entry that holds at `t` (the latest, if several do); 0 if none.
@@ -1398,7 +1379,8 @@ Service::AutoDecision Service::auto_condition(const protocol::Filed& f, const Po
         std::vector<windows::OnCall> list;
         if (const auto problem = windows::read_on_call_file(path, list)) {
             // Fail closed: a broken or missing rota approves nobody; the request goes to people.
-            warn_on_call(*problem);
+            windows::warn_throttled("jitgate-server: warning: no automatic approval (on_call): " +
+                                    text::shown(*problem, 512));
             return no("the on-call file cannot be used: " + *problem);
         }
         if (!windows::on_call(list, f.requester, at))
